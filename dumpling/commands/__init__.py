@@ -1,0 +1,46 @@
+"""Command families.  Each module registers its handlers in the one command table
+(``dumpling.commands.registry``) when imported; ``install`` imports them all and
+lets modules that keep server-wide state (pub/sub, cluster) attach it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dumpling.dispatch import Server
+
+# Families in the order COMMAND lists them; a missing optional module is skipped
+# only while it is being written (ImportError of the module itself).
+FAMILIES = (
+    "connection",
+    "keys",
+    "strings",
+    "admin",
+    "introspection",
+    "transactions",
+    "lists",
+    "sets",
+    "hashes",
+    "sorting",
+    "zsets",
+    "streams",
+    "pubsub",
+    "dump",
+    "migrate",
+    "cluster",
+)
+
+
+def install(server: Server) -> None:
+    for family in FAMILIES:
+        try:
+            module = importlib.import_module(f"dumpling.commands.{family}")
+        except ModuleNotFoundError as e:
+            if e.name == f"dumpling.commands.{family}":
+                continue
+            raise
+        setup = getattr(module, "setup", None)
+        if setup is not None:
+            setup(server)

@@ -1,0 +1,170 @@
+"""Argument parsing shared by every command family, with Redis's error texts."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from dumpling.errors import NOT_FLOAT, NOT_INTEGER, WRONGTYPE, CommandError
+from dumpling.protocol import parse_strict_int
+
+LLONG_MIN = -(1 << 63)
+LLONG_MAX = (1 << 63) - 1
+
+
+def to_int(arg: bytes, error: str = NOT_INTEGER) -> int:
+    """A strict 64-bit integer argument (``string2ll``)."""
+    value = parse_strict_int(arg)
+    if value is None:
+        raise CommandError(error)
+    return value
+
+
+def to_int_range(arg: bytes, low: int, high: int, error: str = NOT_INTEGER) -> int:
+    value = to_int(arg, error)
+    if not low <= value <= high:
+        raise CommandError(error)
+    return value
+
+
+_FLOAT_RE = re.compile(rb"[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?)")
+_HEX_RE = re.compile(rb"[+-]?0[xX]([0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)([pP][+-]?\d+)?")
+_INF = {b"inf", b"+inf", b"-inf", b"infinity", b"+infinity", b"-infinity"}
+
+
+def parse_double(arg: bytes) -> float | None:
+    """C ``strtod`` on the whole string as Redis's ``string2d`` uses it; None if rejected."""
+    if not arg or arg[0] in b" \t\n\r\x0b\x0c":
+        return None
+    low = arg.lower()
+    if low in _INF:
+        return -math.inf if low[0] == 45 else math.inf
+    if _FLOAT_RE.fullmatch(arg):
+        value = float(arg)
+    elif _HEX_RE.fullmatch(arg):
+        text = arg.decode()
+        sign = -1.0 if text[0] == "-" else 1.0
+        body = text.lstrip("+-")
+        if "p" not in body.lower():
+            body += "p0"
+        try:
+            value = sign * float.fromhex(body)
+        except OverflowError:
+            return None
+    else:
+        return None
+    if math.isinf(value):
+        return None  # overflow (ERANGE)
+    if value == 0.0 and any(c in b"123456789" for c in arg.split(b"e")[0].split(b"E")[0].split(b"p")[0].split(b"P")[0]):
+        return None  # underflow to zero (ERANGE)
+    return value
+
+
+def to_float(arg: bytes, error: str = NOT_FLOAT) -> float:
+    value = parse_double(arg)
+    if value is None:
+        raise CommandError(error)
+    return value
+
+
+def check_type(value: Any, cls: type) -> Any:
+    """Raise WRONGTYPE unless ``value`` is None or an instance of ``cls``."""
+    if value is not None and type(value) is not cls:
+        raise CommandError(WRONGTYPE)
+    return value
+
+
+def is_string(value: Any) -> bool:
+    return type(value) is bytes or type(value) is bytearray
+
+
+def check_string(value: Any) -> Any:
+    if value is not None and type(value) is not bytes and type(value) is not bytearray:
+        raise CommandError(WRONGTYPE)
+    return value
+
+
+def upper(arg: bytes) -> bytes:
+    return arg.upper()
+
+
+def glob_match(pattern: bytes, text: bytes, nocase: bool = False) -> bool:
+    """Redis's ``stringmatchlen`` (KEYS, SCAN MATCH, PSUBSCRIBE, CONFIG GET)."""
+    if nocase:
+        pattern, text = pattern.lower(), text.lower()
+    if pattern == b"*":
+        return True
+    return _match(pattern, 0, text, 0, [0]) == 1
+
+
+def _signed(c: int) -> int:
+    return c - 256 if c > 127 else c
+
+
+def _match(p: bytes, pi: int, s: bytes, si: int, skip: list[int]) -> int:
+    """Returns 1 match, 0 no match, -1 abandon outer stars (Redis's anti-abuse rule)."""
+    plen, slen = len(p), len(s)
+    while pi < plen and si < slen:
+        c = p[pi]
+        if c == 42:  # '*'
+            while pi + 1 < plen and p[pi + 1] == 42:
+                pi += 1
+            if pi + 1 == plen:
+                return 1
+            while si < slen:
+                r = _match(p, pi + 1, s, si, skip)
+                if r == 1:
+                    return 1
+                if r == -1:
+                    return -1
+                si += 1
+            return -1
+        if c == 63:  # '?'
+            si += 1
+        elif c == 91:  # '['
+            pi += 1
+            negate = pi < plen and p[pi] == 94
+            if negate:
+                pi += 1
+            matched = False
+            while True:
+                if pi >= plen:
+                    pi -= 1  # unterminated class: treated as closed at pattern end
+                    break
+                if p[pi] == 92 and pi + 1 < plen:
+                    pi += 1
+                    if p[pi] == s[si]:
+                        matched = True
+                elif p[pi] == 93:
+                    break
+                elif pi + 2 < plen and p[pi + 1] == 45:
+                    start, end = _signed(p[pi]), _signed(p[pi + 2])
+                    if start > end:
+                        start, end = end, start
+                    pi += 2
+                    if start <= _signed(s[si]) <= end:
+                        matched = True
+                elif p[pi] == s[si]:
+                    matched = True
+                pi += 1
+            if negate:
+                matched = not matched
+            if not matched:
+                return 0
+            si += 1
+        elif c == 92 and pi + 1 < plen:  # '\\'
+            pi += 1
+            if p[pi] != s[si]:
+                return 0
+            si += 1
+        else:
+            if c != s[si]:
+                return 0
+            si += 1
+        pi += 1
+        if si == slen:
+            while pi < plen and p[pi] == 42:
+                pi += 1
+            break
+    return 1 if pi == plen and si == slen else 0

@@ -1,0 +1,345 @@
+"""The one command table.
+
+Every command is declared once with ``@command(...)``: name, arity, flags, key
+positions, group, summary, since, complexity and an argument grammar.  Dispatch,
+arity and unknown-command errors, ``COMMAND``/``COMMAND INFO``/``COMMAND DOCS``/
+``COMMAND LIST``/``COMMAND GETKEYS``, cluster slot checks and ACL categories all
+read this table.
+
+Argument grammar (``args=``), a compact form of redis.io's syntax lines:
+``key`` / ``name:type`` (type: string integer double key pattern unix-time),
+``TOKEN`` (a pure token), ``TOKEN name:type`` (an argument introduced by a token),
+``[ ... ]`` optional, ``a | b`` one of, ``( ... )`` a block, ``...`` after an item:
+may repeat, ``label=( ... )`` / ``label=[ ... ]`` names a block or one-of.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+Handler = Callable[[Any, list[bytes]], Any]
+
+# Order in which COMMAND INFO prints flags and ACL categories (fixed by Redis).
+FLAG_ORDER = (
+    "write readonly denyoom module admin pubsub noscript blocking loading stale skip_monitor "
+    "skip_slowlog asking fast no_auth no_mandatory_keys no_async_loading no_multi movablekeys allow_busy"
+).split()
+ACL_ORDER = (
+    "keyspace read write set sortedset list hash string bitmap hyperloglog geo stream pubsub "
+    "admin fast slow blocking dangerous connection transaction scripting"
+).split()
+GROUP_ACL = {
+    "string": "string",
+    "list": "list",
+    "set": "set",
+    "sorted-set": "sortedset",
+    "hash": "hash",
+    "stream": "stream",
+    "pubsub": "pubsub",
+    "generic": "keyspace",
+    "connection": "connection",
+    "transactions": "transaction",
+    "bitmap": "bitmap",
+    "geo": "geo",
+    "hyperloglog": "hyperloglog",
+    "scripting": "scripting",
+}
+HIDDEN_FLAGS = {"may_replicate", "sentinel", "only_sentinel", "protected", "touches_arbitrary_keys"}
+
+
+@dataclass
+class Arg:
+    name: str
+    type: str
+    token: str | None = None
+    optional: bool = False
+    multiple: bool = False
+    children: list[Arg] = field(default_factory=list)
+    key_spec_index: int | None = None
+
+
+@dataclass
+class Command:
+    name: str  # full lower-case name: "get", "config|get"
+    handler: Handler | None
+    arity: int
+    flags: tuple[str, ...]
+    first_key: int = 0
+    last_key: int = 0
+    key_step: int = 0
+    group: str = "generic"
+    since: str = "1.0.0"
+    summary: str = ""
+    complexity: str = ""
+    acl: tuple[str, ...] = ()
+    args: list[Arg] = field(default_factory=list)
+    key_specs: list[dict[str, Any]] = field(default_factory=list)
+    getkeys: Callable[[list[bytes]], list[int]] | None = None
+    subcommands: dict[bytes, Command] = field(default_factory=dict)
+    doc_flags: tuple[str, ...] = ()
+    deprecated_since: str | None = None
+    replaced_by: str | None = None
+    history: tuple[tuple[str, str], ...] = ()
+    tips: tuple[str, ...] = ()
+    events: tuple[str, ...] = ()  # keyspace events this command can fire (documentation)
+    # filled at registration
+    name_bytes: bytes = b""
+    is_write: bool = False
+    is_readonly: bool = False
+    denyoom: bool = False
+    no_auth: bool = False
+    movable: bool = False
+    # statistics (INFO commandstats)
+    calls: int = 0
+    usec: int = 0
+    rejected_calls: int = 0
+    failed_calls: int = 0
+
+    @property
+    def container(self) -> str | None:
+        return self.name.split("|", 1)[0] if "|" in self.name else None
+
+    def key_indices(self, argv: list[bytes]) -> list[int]:
+        """Positions of the key arguments in ``argv`` (raises ValueError if malformed)."""
+        if self.getkeys is not None:
+            return self.getkeys(argv)
+        if not self.first_key:
+            return []
+        last = self.last_key if self.last_key >= 0 else len(argv) + self.last_key
+        return list(range(self.first_key, min(last, len(argv) - 1) + 1, self.key_step))
+
+    def acl_categories(self) -> list[str]:
+        cats = set(self.acl)
+        if not cats and self.group in GROUP_ACL:
+            cats.add(GROUP_ACL[self.group])
+        flags = set(self.flags)
+        if "write" in flags:
+            cats.add("write")
+        if "readonly" in flags and "scripting" not in cats:
+            cats.add("read")
+        if "admin" in flags:
+            cats.update(("admin", "dangerous"))
+        if "pubsub" in flags:
+            cats.add("pubsub")
+        if "fast" in flags:
+            cats.add("fast")
+        if "blocking" in flags:
+            cats.add("blocking")
+        if "fast" not in flags:
+            cats.add("slow")
+        return [c for c in ACL_ORDER if c in cats]
+
+
+TABLE: dict[bytes, Command] = {}
+
+
+def _split_flags(flags: str) -> tuple[str, ...]:
+    return tuple(flags.split())
+
+
+def command(
+    name: str,
+    arity: int,
+    flags: str = "",
+    keys: tuple[int, int, int] = (0, 0, 0),
+    *,
+    group: str = "generic",
+    since: str = "1.0.0",
+    summary: str = "",
+    complexity: str = "O(1)",
+    args: str = "",
+    acl: str = "",
+    getkeys: Callable[[list[bytes]], list[int]] | None = None,
+    key_specs: list[dict[str, Any]] | None = None,
+    key_flags: str | None = None,
+    doc_flags: str = "",
+    deprecated_since: str | None = None,
+    replaced_by: str | None = None,
+    history: tuple[tuple[str, str], ...] = (),
+    tips: str = "",
+    events: str = "",
+) -> Callable[[Handler], Handler]:
+    """Register a command (or ``container|sub`` subcommand) in the table."""
+
+    def register(handler: Handler) -> Handler:
+        flag_tuple = _split_flags(flags)
+        cmd = Command(
+            name=name,
+            handler=handler,
+            arity=arity,
+            flags=flag_tuple,
+            first_key=keys[0],
+            last_key=keys[1],
+            key_step=keys[2],
+            group=group,
+            since=since,
+            summary=summary,
+            complexity=complexity,
+            acl=_split_flags(acl),
+            args=parse_args(args),
+            getkeys=getkeys,
+            doc_flags=_split_flags(doc_flags),
+            deprecated_since=deprecated_since,
+            replaced_by=replaced_by,
+            history=history,
+            tips=_split_flags(tips),
+            events=_split_flags(events),
+        )
+        _finish(cmd, key_specs, key_flags)
+        add(cmd)
+        return handler
+
+    return register
+
+
+def container(name: str, *, group: str, since: str, summary: str, complexity: str = "Depends on subcommand.") -> None:
+    """Declare a container command such as CONFIG or CLIENT (its subcommands register separately)."""
+    cmd = TABLE.get(name.encode())
+    if cmd is None:
+        cmd = Command(name=name, handler=None, arity=-2, flags=())
+        TABLE[name.encode()] = cmd
+    cmd.group, cmd.since, cmd.summary, cmd.complexity = group, since, summary, complexity
+    cmd.name_bytes = name.encode()
+
+
+def add(cmd: Command) -> None:
+    cmd.name_bytes = cmd.name.encode()
+    parent_name = cmd.container
+    if parent_name is None:
+        existing = TABLE.get(cmd.name_bytes)
+        if existing is not None and existing.subcommands:
+            raise ValueError(f"{cmd.name} is a container")
+        TABLE[cmd.name_bytes] = cmd
+        return
+    parent = TABLE.get(parent_name.encode())
+    if parent is None:
+        container(parent_name, group=cmd.group, since=cmd.since, summary="")
+        parent = TABLE[parent_name.encode()]
+    parent.subcommands[cmd.name.split("|", 1)[1].encode()] = cmd
+
+
+def _finish(cmd: Command, key_specs: list[dict[str, Any]] | None, key_flags: str | None) -> None:
+    flags = set(cmd.flags)
+    cmd.is_write = "write" in flags
+    cmd.is_readonly = "readonly" in flags
+    cmd.denyoom = "denyoom" in flags
+    cmd.no_auth = "no_auth" in flags
+    if key_specs is not None:
+        cmd.key_specs = key_specs
+    elif cmd.first_key:
+        kf = key_flags or ("RW update" if cmd.is_write else "RO access")
+        limit = 0
+        lastkey = cmd.last_key - cmd.first_key if cmd.last_key >= 0 else cmd.last_key
+        cmd.key_specs = [
+            {
+                "flags": kf.split(),
+                "begin_search": {"type": "index", "spec": {"index": cmd.first_key}},
+                "find_keys": {"type": "range", "spec": {"lastkey": lastkey, "keystep": cmd.key_step, "limit": limit}},
+            }
+        ]
+    cmd.movable = cmd.getkeys is not None
+    key_args = [a for a in _walk(cmd.args) if a.type == "key"]
+    for i, a in enumerate(key_args):
+        a.key_spec_index = min(i, max(len(cmd.key_specs) - 1, 0))
+
+
+def _walk(args: list[Arg]):
+    for a in args:
+        yield a
+        yield from _walk(a.children)
+
+
+def info_flags(cmd: Command) -> list[str]:
+    flags = set(cmd.flags) - HIDDEN_FLAGS
+    if cmd.movable:
+        flags.add("movablekeys")
+    return [f for f in FLAG_ORDER if f in flags]
+
+
+# ----------------------------------------------------------------------------- argument grammar
+
+_TOKEN_RE = re.compile(r"\s*(\.\.\.|[\[\]()|]|[A-Za-z0-9_\-]+=(?=[\[(])|(?:[^\s\[\]()|.]|\.(?!\.\.))+)")
+_TYPES = {"string", "integer", "double", "key", "pattern", "unix-time", "pure-token", "oneof", "block"}
+
+
+def parse_args(text: str) -> list[Arg]:
+    tokens = [t for t in _TOKEN_RE.findall(text) if t]
+    pos = 0
+
+    def is_token_word(word: str) -> bool:
+        return word.upper() == word and any(c.isalpha() for c in word) and ":" not in word
+
+    def parse_seq(stop: set[str]) -> list[Arg]:
+        nonlocal pos
+        items: list[Arg] = []
+        alternatives: list[list[Arg]] = []
+        while pos < len(tokens) and tokens[pos] not in stop:
+            tok = tokens[pos]
+            if tok == "|":
+                alternatives.append(items)
+                items = []
+                pos += 1
+                continue
+            items.append(parse_item())
+        if alternatives:
+            alternatives.append(items)
+            choices = [alt[0] if len(alt) == 1 else Arg(_block_name(alt), "block", children=alt) for alt in alternatives]
+            return [Arg("-".join(c.name for c in choices)[:40], "oneof", children=choices)]
+        return items
+
+    def parse_item() -> Arg:
+        nonlocal pos
+        tok = tokens[pos]
+        label = None
+        if tok.endswith("="):
+            label = tok[:-1]
+            pos += 1
+            tok = tokens[pos]
+        if tok in ("[", "("):
+            pos += 1
+            inner = parse_seq({"]" if tok == "[" else ")"})
+            pos += 1
+            if len(inner) == 1 and label is None:
+                arg = inner[0]
+            else:
+                arg = Arg(label or _block_name(inner), "block", children=inner)
+            if label is not None and len(inner) == 1 and inner[0].type == "oneof":
+                arg = inner[0]
+                arg.name = label
+            if tok == "[":
+                arg.optional = True
+        elif is_token_word(tok):
+            pos += 1
+            nxt = tokens[pos] if pos < len(tokens) else ""
+            if nxt and not is_token_word(nxt) and nxt not in "[]()|" and nxt != "...":
+                arg = _simple(nxt)
+                arg.token = tok
+                pos += 1
+            else:
+                arg = Arg(tok.lower(), "pure-token", token=tok)
+        else:
+            arg = _simple(tok)
+            pos += 1
+        if pos < len(tokens) and tokens[pos] == "...":
+            arg.multiple = True
+            pos += 1
+        return arg
+
+    return parse_seq(set())
+
+
+def _simple(word: str) -> Arg:
+    if ":" in word:
+        name, typ = word.split(":", 1)
+    else:
+        name, typ = word, "key" if word in ("key", "source", "destination") else "string"
+    if typ not in _TYPES:
+        raise ValueError(f"unknown argument type {typ!r}")
+    return Arg(name, typ)
+
+
+def _block_name(args: list[Arg]) -> str:
+    return "-".join(a.name for a in args)[:40] or "block"

@@ -1,0 +1,371 @@
+"""Server configuration: the table of settings, redis.conf parsing and CONFIG GET/SET.
+
+Each setting is declared once (name, aliases, kind, default, limits, mutability);
+the command line, config files, ``CONFIG GET`` and ``CONFIG SET`` all read the same
+table.  Settings that dumpling accepts for compatibility but that have no effect
+(persistence, replication, TLS, ...) are flagged ``inert`` and listed in the README.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dumpling.protocol import repr_bytes, split_args
+
+INT_MAX = 2**31 - 1
+LLONG_MAX = 2**63 - 1
+
+
+class ConfigError(Exception):
+    """A value or directive was rejected; the text is Redis's reason."""
+
+
+@dataclass
+class Setting:
+    name: str
+    kind: str  # bool | int | memory | enum | string | list | events | save
+    default: Any
+    min: int = 0
+    max: int = LLONG_MAX
+    choices: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    immutable: bool = False
+    protected: bool = False
+    inert: bool = False  # accepted and reported, no effect in dumpling
+    check: Callable[[Any], str | None] | None = field(default=None, repr=False)
+
+
+def _s(name: str, kind: str, default: Any, **kw: Any) -> Setting:
+    return Setting(name, kind, default, **kw)
+
+
+POLICIES = (
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "noeviction",
+)
+EVENT_CLASSES = "g$lshzxetdnKEmA"
+
+SETTINGS: list[Setting] = [
+    # networking and clients
+    _s("port", "int", 6379, max=65535, immutable=True),
+    _s("bind", "list", "127.0.0.1", immutable=True),
+    _s("protected-mode", "bool", True, inert=True),
+    _s("tcp-backlog", "int", 511, immutable=True),
+    _s("tcp-keepalive", "int", 300, max=INT_MAX),
+    _s("timeout", "int", 0, max=INT_MAX),
+    _s("maxclients", "int", 10000, min=1, max=INT_MAX),
+    _s("requirepass", "string", ""),
+    _s("databases", "int", 16, min=1, max=INT_MAX, immutable=True),
+    _s("proto-max-bulk-len", "memory", 512 * 1024 * 1024, min=1024 * 1024),
+    _s("client-query-buffer-limit", "memory", 1024 * 1024 * 1024, min=1024 * 1024),
+    _s(
+        "client-output-buffer-limit",
+        "string",
+        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+    ),
+    _s("unixsocket", "string", "", immutable=True, inert=True),
+    _s("unixsocketperm", "int", 0, max=0o777, immutable=True, inert=True),
+    # logging, process
+    _s("loglevel", "enum", "notice", choices=("debug", "verbose", "notice", "warning", "nothing")),
+    _s("logfile", "string", "", immutable=True),
+    _s("dir", "string", "", protected=True),
+    _s("daemonize", "bool", False, immutable=True, inert=True),
+    _s("pidfile", "string", "", immutable=True),
+    _s("supervised", "enum", "no", choices=("upstart", "systemd", "auto", "no"), immutable=True, inert=True),
+    _s("always-show-logo", "bool", False, immutable=True, inert=True),
+    _s("set-proc-title", "bool", True, immutable=True, inert=True),
+    _s("enable-debug-command", "enum", "no", choices=("no", "yes", "local"), immutable=True),
+    _s("enable-module-command", "enum", "no", choices=("no", "yes", "local"), immutable=True),
+    _s("enable-protected-configs", "enum", "no", choices=("no", "yes", "local"), immutable=True),
+    _s("shutdown-timeout", "int", 10, max=INT_MAX),
+    # expiry, eviction, LRU/LFU
+    _s("hz", "int", 10, max=INT_MAX),
+    _s("dynamic-hz", "bool", True),
+    _s("active-expire-effort", "int", 1, min=1, max=10),
+    _s("maxmemory", "memory", 0),
+    _s("maxmemory-policy", "enum", "noeviction", choices=POLICIES),
+    _s("maxmemory-samples", "int", 5, min=1, max=64),
+    _s("maxmemory-eviction-tenacity", "int", 10, max=100),
+    _s("lfu-log-factor", "int", 10, max=INT_MAX),
+    _s("lfu-decay-time", "int", 1, max=INT_MAX),
+    _s("lazyfree-lazy-eviction", "bool", False),
+    _s("lazyfree-lazy-expire", "bool", False),
+    _s("lazyfree-lazy-server-del", "bool", False),
+    _s("lazyfree-lazy-user-del", "bool", False),
+    _s("lazyfree-lazy-user-flush", "bool", False),
+    # encodings
+    _s("hash-max-listpack-entries", "int", 512, aliases=("hash-max-ziplist-entries",)),
+    _s("hash-max-listpack-value", "int", 64, aliases=("hash-max-ziplist-value",)),
+    _s("zset-max-listpack-entries", "int", 128, aliases=("zset-max-ziplist-entries",)),
+    _s("zset-max-listpack-value", "int", 64, aliases=("zset-max-ziplist-value",)),
+    _s("set-max-intset-entries", "int", 512),
+    _s("set-max-listpack-entries", "int", 128),
+    _s("set-max-listpack-value", "int", 64),
+    _s("list-max-listpack-size", "int", -2, min=-5, max=INT_MAX, aliases=("list-max-ziplist-size",)),
+    _s("list-compress-depth", "int", 0, max=INT_MAX),
+    _s("stream-node-max-bytes", "memory", 4096),
+    _s("stream-node-max-entries", "int", 100),
+    _s("hll-sparse-max-bytes", "memory", 3000, inert=True),
+    _s("activerehashing", "bool", True, inert=True),
+    # slowlog, latency, notifications
+    _s("slowlog-log-slower-than", "int", 10000, min=-1, max=LLONG_MAX),
+    _s("slowlog-max-len", "int", 128, max=LLONG_MAX),
+    _s("latency-monitor-threshold", "int", 0, max=LLONG_MAX),
+    _s("latency-tracking", "bool", True, inert=True),
+    _s("notify-keyspace-events", "events", ""),
+    # DUMP / RESTORE
+    _s("sanitize-dump-payload", "enum", "no", choices=("no", "yes", "clients")),
+    _s("dump-rdb-version", "int", 10, min=6, max=80),
+    _s("rdb-version-check", "enum", "strict", choices=("strict", "relaxed")),
+    _s("rdbcompression", "bool", True),
+    _s("rdbchecksum", "bool", True),
+    # persistence and replication: accepted, reported, no effect
+    _s("save", "save", ""),
+    _s("dbfilename", "string", "dump.rdb", protected=True, inert=True),
+    _s("appendonly", "bool", False, inert=True),
+    _s("appendfsync", "enum", "everysec", choices=("always", "everysec", "no"), inert=True),
+    _s("appendfilename", "string", "appendonly.aof", immutable=True, inert=True),
+    _s("stop-writes-on-bgsave-error", "bool", True, inert=True),
+    _s("replica-read-only", "bool", True, aliases=("slave-read-only",), inert=True),
+    _s("replica-serve-stale-data", "bool", True, aliases=("slave-serve-stale-data",), inert=True),
+    _s("replica-ignore-maxmemory", "bool", True, aliases=("slave-ignore-maxmemory",), inert=True),
+    _s("replica-priority", "int", 100, aliases=("slave-priority",), max=INT_MAX, inert=True),
+    _s("repl-backlog-size", "memory", 1048576, inert=True),
+    _s("repl-timeout", "int", 60, min=1, max=INT_MAX, inert=True),
+    _s("repl-diskless-sync", "bool", True, inert=True),
+    _s("masterauth", "string", "", inert=True),
+    _s("masteruser", "string", "", inert=True),
+    _s("min-replicas-to-write", "int", 0, aliases=("min-slaves-to-write",), max=INT_MAX, inert=True),
+    _s("min-replicas-max-lag", "int", 10, aliases=("min-slaves-max-lag",), max=INT_MAX, inert=True),
+    _s("io-threads", "int", 1, min=1, max=128, immutable=True, inert=True),
+    _s("lua-time-limit", "int", 5000, aliases=("busy-reply-threshold",), max=LLONG_MAX, inert=True),
+    # cluster
+    _s("cluster-enabled", "bool", False, immutable=True),
+    _s("cluster-config-file", "string", "nodes.conf", immutable=True),
+    _s("cluster-node-timeout", "int", 15000, max=LLONG_MAX),
+    _s("cluster-port", "int", 0, max=65535, immutable=True),
+    _s("cluster-announce-ip", "string", ""),
+    _s("cluster-announce-port", "int", 0, max=65535),
+    _s("cluster-announce-bus-port", "int", 0, max=65535),
+    _s("cluster-announce-hostname", "string", ""),
+    _s("cluster-require-full-coverage", "bool", True),
+    _s("cluster-allow-reads-when-down", "bool", False),
+    _s("cluster-preferred-endpoint-type", "enum", "ip", choices=("ip", "hostname", "unknown-endpoint")),
+]
+
+# Directives Redis accepts only in config files and silently ignores (deprecated).
+IGNORED_DIRECTIVES = {"list-max-ziplist-entries", "list-max-ziplist-value", "lua-replicate-commands"}
+
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3}
+
+
+def parse_memory(text: str) -> int | None:
+    """Redis's ``memtoull``: digits with an optional unit, no sign, no decimals."""
+    low = text.lower()
+    digits = low.rstrip("bkmg")
+    unit = low[len(digits) :]
+    if not digits.isdigit() or unit not in _UNITS or not digits.isascii():
+        return None
+    return int(digits) * _UNITS[unit]
+
+
+def render_events(flags: str) -> str:
+    """CONFIG GET's canonical form of notify-keyspace-events (``n`` is hidden by ``A``, as in Redis)."""
+    classes = set(flags)
+    if set("g$lshzxetd") <= classes:
+        out = "A"
+    else:
+        out = "".join(c for c in "g$lshzxetdn" if c in classes)
+    return out + "".join(c for c in "KEm" if c in classes)
+
+
+def parse_events(text: str) -> str | None:
+    flags = set()
+    for ch in text:
+        if ch == "A":
+            flags.update("g$lshzxetd")
+        elif ch in EVENT_CLASSES:
+            flags.add(ch)
+        else:
+            return None
+    return "".join(sorted(flags))
+
+
+class Config:
+    """Current values, keyed by canonical name."""
+
+    def __init__(self) -> None:
+        self.by_name: dict[str, Setting] = {}
+        self.values: dict[str, Any] = {}
+        for s in SETTINGS:
+            self.by_name[s.name] = s
+            for alias in s.aliases:
+                self.by_name[alias] = s
+            self.values[s.name] = s.default
+        self.config_file: str = ""
+        self.listeners: list[Callable[[str], None]] = []
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    def lookup(self, name: str) -> Setting | None:
+        return self.by_name.get(name.lower())
+
+    # -- parsing ------------------------------------------------------------
+
+    def convert(self, s: Setting, args: list[str]) -> Any:
+        """Turn directive arguments into a value; raises ConfigError with Redis's reason."""
+        if s.kind in ("list", "save"):
+            return " ".join(args)
+        if len(args) != 1:
+            raise ConfigError("wrong number of arguments")
+        text = args[0]
+        if s.kind == "bool":
+            low = text.lower()
+            if low not in ("yes", "no"):
+                raise ConfigError("argument must be 'yes' or 'no'")
+            return low == "yes"
+        if s.kind == "int":
+            try:
+                value = int(text)
+            except ValueError:
+                raise ConfigError("argument couldn't be parsed into an integer") from None
+            if not s.min <= value <= s.max:
+                raise ConfigError(f"argument must be between {s.min} and {s.max} inclusive")
+            if s.name == "dump-rdb-version" and not (6 <= value <= 12 or value == 80):
+                raise ConfigError("argument must be one of 6 to 12, or 80 (Valkey 9)")
+            return value
+        if s.kind == "memory":
+            value = parse_memory(text)
+            if value is None:
+                raise ConfigError("argument must be a memory value")
+            if not s.min <= value <= s.max:
+                raise ConfigError(f"argument must be between {s.min} and {s.max} inclusive")
+            return value
+        if s.kind == "enum":
+            low = text.lower()
+            if low not in s.choices:
+                raise ConfigError("argument(s) must be one of the following: " + ", ".join(s.choices))
+            return low
+        if s.kind == "events":
+            flags = parse_events(text)
+            if flags is None:
+                raise ConfigError("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.")
+            return flags
+        return text
+
+    def render(self, name: str) -> str:
+        s = self.by_name[name]
+        value = self.values[s.name]
+        if s.kind == "bool":
+            return "yes" if value else "no"
+        if s.kind == "events":
+            return render_events(value)
+        if s.name == "bind" and value == "*":
+            return "* -::*"
+        return str(value)
+
+    def apply(self, name: str, value: Any) -> None:
+        s = self.by_name[name]
+        self.values[s.name] = value
+        for listener in self.listeners:
+            listener(s.name)
+
+    # -- CONFIG GET ----------------------------------------------------------
+
+    def get_matching(self, patterns: list[str]) -> list[tuple[str, str]]:
+        seen: set[str] = set()
+        out: list[tuple[str, str]] = []
+        for pattern in patterns:
+            if any(c in pattern for c in "*?["):
+                pat = pattern.lower()
+                for name in self.by_name:
+                    if name not in seen and fnmatch.fnmatchcase(name, pat):
+                        seen.add(name)
+                        out.append((name, self.render(name)))
+            else:
+                s = self.lookup(pattern)
+                if s is not None and pattern.lower() not in seen:
+                    seen.add(pattern.lower())
+                    out.append((pattern, self.render(pattern.lower())))
+        return out
+
+    # -- config files and command line ----------------------------------------
+
+    def load_text(self, text: str) -> None:
+        """Apply redis.conf text; raises ConfigFileError naming the line."""
+        for number, raw in enumerate(text.split("\n"), 1):
+            line = raw.strip(" \t\r\n")
+            if not line or line.startswith("#"):
+                continue
+            try:
+                argv = [a.decode("utf-8", "surrogateescape") for a in split_args(line.encode())]
+            except ValueError:
+                raise ConfigFileError(number, line, "Unbalanced quotes in configuration line") from None
+            if not argv:
+                continue
+            name = argv[0].lower()
+            if name in IGNORED_DIRECTIVES:
+                continue
+            if name == "include":
+                if len(argv) != 2:
+                    raise ConfigFileError(number, line, "Bad directive or wrong number of arguments")
+                try:
+                    with open(argv[1]) as f:
+                        self.load_text(f.read())
+                except OSError as e:
+                    raise ConfigFileError(number, line, f"Fatal error, can't open config file '{argv[1]}': {e.strerror}")
+                continue
+            s = self.lookup(name)
+            if s is None:
+                raise ConfigFileError(number, line, "Bad directive or wrong number of arguments")
+            try:
+                self.values[s.name] = self.convert(s, argv[1:])
+            except ConfigError as e:
+                raise ConfigFileError(number, line, str(e)) from None
+
+    def load_argv(self, argv: list[str]) -> None:
+        """``[configfile] [--name value ...]`` as redis-server takes them."""
+        text = ""
+        rest = argv
+        if rest and not rest[0].startswith("-"):
+            path = os.path.abspath(rest[0])
+            try:
+                with open(path) as f:
+                    text = f.read()
+            except OSError as e:
+                raise StartupError(f"Fatal error, can't open config file '{rest[0]}': {e.strerror}") from None
+            self.config_file = path
+            rest = rest[1:]
+        lines: list[str] = []
+        for arg in rest:
+            if arg.startswith("--"):
+                lines.append(arg[2:])
+            elif lines:
+                lines[-1] += " " + repr_bytes(arg.encode())
+            else:
+                raise StartupError(f"Invalid argument '{arg}'")
+        generated = "\n".join(lines)
+        self.load_text(text + "\n" + generated if text else generated)
+
+
+class ConfigFileError(Exception):
+    def __init__(self, line_number: int, line: str, reason: str) -> None:
+        super().__init__(reason)
+        self.line_number = line_number
+        self.line = line
+        self.reason = reason
+
+
+class StartupError(Exception):
+    pass

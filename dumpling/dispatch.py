@@ -1,0 +1,538 @@
+"""The running server: its state, and how one parsed command is executed.
+
+``Server.execute`` applies Redis's dispatch order (unknown command, arity, AUTH,
+MULTI queueing, cluster redirection, OOM, pub/sub context) and then ``call``
+runs the handler with the command time snapshot, records statistics, SLOWLOG
+and MONITOR, and wakes clients blocked on keys the command made ready.
+
+Blocking commands return ``Blocked``; the client stops reading commands until
+the retry succeeds, the timeout fires, or it is unblocked/disconnected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import secrets
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from dumpling import REDIS_VERSION, commands
+from dumpling.commands.registry import TABLE, Command
+from dumpling.config import Config
+from dumpling.errors import NOAUTH, CommandError
+from dumpling.keyspace import Keyspace
+from dumpling.protocol import NULL_ARRAY, QUEUED, ErrorReply, Status, repr_bytes
+from dumpling.server import Client, install_signal_handlers
+
+MULTI_PASSTHROUGH = {b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"}
+SUBSCRIBED_ALLOWED = {
+    b"subscribe",
+    b"unsubscribe",
+    b"psubscribe",
+    b"punsubscribe",
+    b"ssubscribe",
+    b"sunsubscribe",
+    b"ping",
+    b"quit",
+    b"reset",
+}
+LOG_LEVELS = {"debug": 0, "verbose": 1, "notice": 2, "warning": 3, "nothing": 4}
+LOG_MARKS = {"debug": ".", "verbose": "-", "notice": "*", "warning": "#"}
+
+
+class Blocked:
+    """Returned by a blocking handler: retry ``retry()`` when a key becomes ready."""
+
+    __slots__ = ("client", "keys", "retry", "timeout_reply", "deadline", "timer", "cmd")
+
+    def __init__(
+        self,
+        keys: list[bytes],
+        timeout_s: float,
+        retry: Callable[[], Any],
+        timeout_reply: Any = NULL_ARRAY,
+    ) -> None:
+        self.keys = keys
+        self.retry = retry  # returns a reply, or None to keep waiting
+        self.timeout_reply = timeout_reply
+        self.deadline = timeout_s  # 0 = forever
+        self.timer: asyncio.TimerHandle | None = None
+        self.client: Client | None = None
+        self.cmd: Command | None = None
+
+
+class Server:
+    def __init__(self, config: Config, argv0: str = "dumpling-server", had_config: bool = True) -> None:
+        self.config = config
+        self.keyspace = Keyspace(config)
+        config.listeners.append(self._config_changed)
+        self.clients: dict[int, Client] = {}
+        self.monitors: list[Client] = []
+        self._next_id = 0
+        self.start_time = time.time()
+        self.run_id = secrets.token_hex(20)
+        self.replid = secrets.token_hex(20)
+        self.argv0 = argv0
+        self.had_config = had_config
+        self.executable = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+        self.last_save = int(self.start_time)
+        # statistics
+        self.stat_connections = 0
+        self.stat_rejected = 0
+        self.stat_commands = 0
+        self.stat_net_input = 0
+        self.stat_net_output = 0
+        self.stat_error_replies = 0
+        self.stat_unexpected_errors = 0
+        self.errorstats: dict[str, int] = {}
+        self.ops_samples: deque[tuple[float, int]] = deque(maxlen=16)
+        # slowlog
+        self.slowlog: deque[list[Any]] = deque()
+        self.slowlog_next_id = 0
+        # shutdown / lifecycle
+        self.shutdown_event: asyncio.Event | None = None
+        self.exit_code = 0
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.servers: list[asyncio.base_events.Server] = []
+        self.in_exec = False
+        self.current_client: Client | None = None
+        self.cluster: Any = None  # set by the cluster module when cluster-enabled
+        self.pubsub: Any = None  # set by the pub/sub module
+        self.extensions: list[Callable[[Server], None]] = []
+        self.debug_sleeping = False
+        self.cron_hooks: list[Callable[[], None]] = []
+        commands.install(self)
+
+    # -- clients ------------------------------------------------------------------
+
+    def next_client_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    def client_connected(self, client: Client) -> bool:
+        if len(self.clients) >= self.config["maxclients"]:
+            self.stat_rejected += 1
+            return False
+        self.clients[client.id] = client
+        self.stat_connections += 1
+        return True
+
+    def client_disconnected(self, client: Client) -> None:
+        if self.clients.pop(client.id, None) is None:
+            return
+        if client.blocked is not None:
+            self.unblock(client, None)
+        self.unwatch_all(client)
+        if client.monitor and client in self.monitors:
+            self.monitors.remove(client)
+        if self.pubsub is not None:
+            self.pubsub.client_gone(client)
+
+    def output_limit_exceeded(self, client: Client) -> bool:
+        """Pub/sub clients over ``client-output-buffer-limit pubsub`` hard limit are dropped."""
+        if not (client.channels or client.patterns or client.shard_channels):
+            return False
+        hard = self.pubsub_hard_limit()
+        if hard and client.output_buffer_size() > hard:
+            self.log("warning", f"Client id={client.id} scheduled to be closed ASAP for overcoming of output buffer limits.")
+            client.close()
+            return True
+        return False
+
+    def pubsub_hard_limit(self) -> int:
+        parts = self.config["client-output-buffer-limit"].split()
+        for i in range(0, len(parts) - 3, 4):
+            if parts[i] == "pubsub":
+                from dumpling.config import parse_memory
+
+                return parse_memory(parts[i + 1]) or 0
+        return 0
+
+    # -- execution ------------------------------------------------------------------
+
+    def lookup_command(self, argv: list[bytes]) -> Command | CommandError:
+        """Resolve argv to a (sub)command, or the unknown/arity error Redis gives."""
+        name = argv[0].lower()
+        cmd = TABLE.get(name)
+        if cmd is None:
+            return CommandError(unknown_command_message(argv))
+        if cmd.subcommands:
+            if len(argv) < 2:
+                return CommandError(f"wrong number of arguments for '{cmd.name}' command")
+            sub = cmd.subcommands.get(argv[1].lower())
+            if sub is None:
+                text = argv[1][:128].decode("utf-8", "replace")
+                return CommandError(f"unknown subcommand '{text}'. Try {cmd.name.upper()} HELP.")
+            cmd = sub
+        arity = cmd.arity
+        if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
+            return CommandError(f"wrong number of arguments for '{cmd.name}' command")
+        return cmd
+
+    def execute(self, client: Client, argv: list[bytes]) -> None:
+        """Run one request from ``client`` and queue its reply."""
+        client.last_interaction = time.time()
+        first = argv[0]
+        if len(first) in (4, 5) and first.lower() in (b"post", b"host:"):
+            self.log("warning", "Possible SECURITY ATTACK detected. It looks like somebody is sending POST or Host: "
+                     "commands to Redis. This is likely due to an attacker attempting to use Cross Protocol "
+                     "Scripting to compromise your Redis instance. Connection aborted.")
+            client._out.clear()
+            client.close()
+            return
+        # CLIENT REPLY SKIP suppresses exactly the next command's reply.
+        if client.reply_mode == 2:
+            client.skip_this = True
+            client.reply_mode = 0
+        elif client.reply_mode == 1:
+            client.skip_this = True
+        else:
+            client.skip_this = False
+        found = self.lookup_command(argv)
+        if isinstance(found, CommandError):
+            self.reject(client, found.message, argv)
+            return
+        cmd = found
+        if not client.authenticated and not cmd.no_auth:
+            self.reject(client, NOAUTH[1:], argv, cmd)
+            return
+        if client.multi is not None and argv[0].lower() not in MULTI_PASSTHROUGH:
+            if "no_multi" in cmd.flags:
+                self.reject(client, "ERR Command not allowed inside a transaction", argv, cmd)
+                return
+            if self.cluster is not None:
+                err = self.cluster.check(client, cmd, argv)
+                if err is not None:
+                    self.reject(client, err, argv, cmd)
+                    return
+            client.multi.append((cmd, argv))
+            client.reply(QUEUED)
+            return
+        if self.cluster is not None:
+            err = self.cluster.check(client, cmd, argv)
+            if err is not None:
+                self.reject(client, err, argv, cmd)
+                return
+        if cmd.denyoom and self.config["maxmemory"] and not self.evict_if_needed():
+            self.reject(client, "OOM command not allowed when used memory > 'maxmemory'.", argv, cmd)
+            return
+        if (
+            not client.resp3
+            and (client.channels or client.patterns or client.shard_channels)
+            and argv[0].lower() not in SUBSCRIBED_ALLOWED
+        ):
+            self.reject(
+                client,
+                f"ERR Can't execute '{cmd.name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET "
+                "are allowed in this context",
+                argv,
+                cmd,
+            )
+            return
+        reply = self.call(client, cmd, argv)
+        if type(reply) is Blocked:
+            self.block(client, reply, cmd)
+            return
+        client.reply(reply)
+        if self.keyspace.ready_keys:
+            self.serve_ready_keys()
+
+    def reject(self, client: Client, message: str, argv: list[bytes], cmd: Command | None = None) -> None:
+        """A command refused before running: error reply, stats, and EXECABORT marking."""
+        if cmd is not None:
+            cmd.rejected_calls += 1
+        if client.multi is not None:
+            client.multi_error = True
+        self.count_error(message.split(" ", 1)[0])
+        client.reply(ErrorReply(message))
+
+    def count_error(self, code: str) -> None:
+        self.stat_error_replies += 1
+        self.errorstats[code] = self.errorstats.get(code, 0) + 1
+
+    def call(self, client: Client, cmd: Command, argv: list[bytes]) -> Any:
+        """Run a handler with the time snapshot; returns its reply (errors as ErrorReply)."""
+        ks = self.keyspace
+        if not self.in_exec:
+            ks.tick()
+        ks.no_touch = client.no_touch and cmd.name != "touch"
+        self.current_client = client
+        start = time.perf_counter_ns()
+        try:
+            reply = cmd.handler(client, argv)  # type: ignore[misc]
+        except CommandError as e:
+            reply = ErrorReply(e.message)
+            cmd.failed_calls += 1
+            self.count_error(e.code)
+        except Exception as e:  # a bug must cost one reply, never the server
+            self.stat_unexpected_errors += 1
+            self.log("warning", f"Unexpected error in '{cmd.name}': {type(e).__name__}: {e}")
+            reply = ErrorReply(f"ERR internal error in '{cmd.name}': {type(e).__name__}")
+            cmd.failed_calls += 1
+            self.count_error("ERR")
+        elapsed_us = (time.perf_counter_ns() - start) // 1000
+        ks.no_touch = False
+        cmd.calls += 1
+        cmd.usec += elapsed_us
+        self.stat_commands += 1
+        client.last_cmd = cmd.name
+        threshold = self.config["slowlog-log-slower-than"]
+        if threshold >= 0 and elapsed_us >= threshold and "skip_slowlog" not in cmd.flags:
+            self.slowlog_push(client, argv, elapsed_us)
+        if self.monitors and "admin" not in cmd.flags and "skip_monitor" not in cmd.flags:
+            self.feed_monitors(client, argv)
+        return reply
+
+    # -- blocking -------------------------------------------------------------------
+
+    def block(self, client: Client, blocked: Blocked, cmd: Command) -> None:
+        ks = self.keyspace
+        blocked.client = client
+        blocked.cmd = cmd
+        client.blocked = blocked
+        for key in blocked.keys:
+            ks.blocked_keys.setdefault((client.db.index, key), []).append(client)
+        if blocked.deadline > 0:
+            assert self.loop is not None
+            blocked.timer = self.loop.call_later(blocked.deadline, self._block_timeout, client, blocked)
+
+    def _block_timeout(self, client: Client, blocked: Blocked) -> None:
+        if client.blocked is blocked:
+            self.unblock(client, blocked.timeout_reply)
+
+    def unblock(self, client: Client, reply: Any) -> None:
+        """Stop waiting; ``reply`` (if not None) is sent, then pending input resumes."""
+        blocked = client.blocked
+        if blocked is None:
+            return
+        client.blocked = None
+        if blocked.timer is not None:
+            blocked.timer.cancel()
+        ks = self.keyspace
+        for key in blocked.keys:
+            waiters = ks.blocked_keys.get((client.db.index, key))
+            if waiters is not None:
+                if client in waiters:
+                    waiters.remove(client)
+                if not waiters:
+                    del ks.blocked_keys[(client.db.index, key)]
+        if reply is not None and not client.closed:
+            client.reply(reply)
+            client.flush()
+            if self.loop is not None:
+                self.loop.call_soon(client.process_input)
+
+    def serve_ready_keys(self) -> None:
+        """Give data that just arrived to blocked clients, first come first served."""
+        ks = self.keyspace
+        rounds = 0
+        while ks.ready_keys and rounds < 1000:
+            rounds += 1
+            ready = list(ks.ready_keys)
+            ks.ready_keys.clear()
+            for db_index, key in ready:
+                waiters = ks.blocked_keys.get((db_index, key))
+                if not waiters:
+                    continue
+                for client in list(waiters):
+                    blocked = client.blocked
+                    if blocked is None or client.db.index != db_index:
+                        continue
+                    ks.tick()
+                    self.current_client = client
+                    reply = blocked.retry()
+                    if reply is None:
+                        continue
+                    if blocked.cmd is not None:
+                        blocked.cmd.calls += 1
+                    self.unblock(client, reply)
+                    if key not in ks.dbs[db_index].data:
+                        break
+
+    def unwatch_all(self, client: Client) -> None:
+        ks = self.keyspace
+        for item in client.watched:
+            watchers = ks.watched.get(item)
+            if watchers is not None:
+                watchers.discard(client)
+                if not watchers:
+                    del ks.watched[item]
+        client.watched.clear()
+        client.watch_dirty = False
+
+    # -- eviction -------------------------------------------------------------------------
+
+    def used_memory(self) -> int:
+        from dumpling.memory import estimate_used_memory
+
+        return estimate_used_memory(self)
+
+    def evict_if_needed(self) -> bool:
+        from dumpling.memory import perform_evictions
+
+        return perform_evictions(self)
+
+    # -- slowlog / monitor ------------------------------------------------------------------
+
+    def slowlog_push(self, client: Client, argv: list[bytes], elapsed_us: int) -> None:
+        args: list[bytes] = []
+        shown = argv if len(argv) <= 32 else argv[:31]
+        for a in shown:
+            if len(a) > 128:
+                a = a[:128] + b"... (%d more bytes)" % (len(a) - 128)
+            args.append(a)
+        if len(argv) > 32:
+            args.append(b"... (%d more arguments)" % (len(argv) - 31))
+        self.slowlog.appendleft(
+            [self.slowlog_next_id, int(time.time()), elapsed_us, args, client.addr.encode(), client.name]
+        )
+        self.slowlog_next_id += 1
+        while len(self.slowlog) > self.config["slowlog-max-len"]:
+            self.slowlog.pop()
+
+    def feed_monitors(self, client: Client, argv: list[bytes]) -> None:
+        now = time.time()
+        text = "%d.%06d [%d %s] %s" % (
+            int(now),
+            int((now % 1) * 1_000_000),
+            client.db.index,
+            client.addr,
+            " ".join(repr_bytes(a) for a in argv),
+        )
+        status = Status(text.encode("utf-8", "surrogateescape"))
+        for m in list(self.monitors):
+            if m is not client or True:
+                m.push(status)
+
+    # -- logging ---------------------------------------------------------------------------
+
+    def log(self, level: str, message: str) -> None:
+        if LOG_LEVELS[level] < LOG_LEVELS.get(self.config["loglevel"], 2):
+            return
+        now = time.time()
+        stamp = time.strftime("%d %b %Y %H:%M:%S", time.localtime(now)) + ".%03d" % (int(now * 1000) % 1000)
+        line = f"{os.getpid()}:M {stamp} {LOG_MARKS[level]} {message}\n"
+        path = self.config["logfile"]
+        if path:
+            with open(path, "a") as f:
+                f.write(line)
+        else:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def _config_changed(self, name: str) -> None:
+        self.keyspace.refresh_config()
+
+    async def serve_forever(self) -> int:
+        loop = asyncio.get_running_loop()
+        self.loop = loop
+        self.shutdown_event = asyncio.Event()
+        pid = os.getpid()
+        for line in (
+            "oO0OoO0OoO0Oo dumpling is starting oO0OoO0OoO0Oo",
+            f"dumpling version={REDIS_VERSION}, bits=64, commit=00000000, modified=0, pid={pid}, just started",
+        ):
+            self.log("notice", line)
+        if not self.had_config:
+            self.log(
+                "warning",
+                "Warning: no config file specified, using the default config. In order to specify a config file "
+                f"use {self.argv0} /path/to/redis.conf",
+            )
+        else:
+            self.log("notice", "Configuration loaded")
+        for ext in self.extensions:
+            ext(self)
+        port = self.config["port"]
+        binds = self.config["bind"].split() or ["127.0.0.1"]
+        for addr in binds:
+            optional = addr.startswith("-")
+            host = addr.lstrip("-")
+            if host == "*":
+                host = "0.0.0.0"
+            try:
+                srv = await loop.create_server(lambda: Client(self), host, port, backlog=self.config["tcp-backlog"],
+                                               reuse_address=True)
+            except OSError as e:
+                if optional:
+                    continue
+                self.log("warning", f"Warning: Could not create server TCP listening socket {host}:{port}: {e.strerror}")
+                self.log("warning", f"Failed listening on port {port} (tcp), aborting.")
+                return 1
+            self.servers.append(srv)
+        self.log("notice", f"Running mode={'cluster' if self.cluster else 'standalone'}, port={port}.")
+        self.log("notice", "Server initialized")
+        install_signal_handlers(loop, self)
+        cron = loop.create_task(self._cron())
+        self.log("notice", "Ready to accept connections tcp")
+        await self.shutdown_event.wait()
+        cron.cancel()
+        for srv in self.servers:
+            srv.close()
+        for client in list(self.clients.values()):
+            client.flush()
+            client.close()
+        self.log("warning", "dumpling is now ready to exit, bye bye...")
+        return self.exit_code
+
+    def request_shutdown(self, reason: str = "User requested shutdown...") -> None:
+        self.log("warning", reason)
+        if self.shutdown_event is not None:
+            self.shutdown_event.set()
+
+    def signal_shutdown(self, name: str) -> None:
+        self.request_shutdown(f"Received {name} scheduling shutdown...")
+
+    async def _cron(self) -> None:
+        """serverCron: active expiry, stats sampling, idle timeouts, migrate socket cleanup."""
+        ks = self.keyspace
+        while True:
+            hz = min(max(self.config["hz"], 1), 500)
+            await asyncio.sleep(1.0 / hz)
+            try:
+                effort = self.config["active-expire-effort"] - 1
+                ks.active_expire_cycle(
+                    time_limit_s=(25 + 2 * effort) / 100 / hz,
+                    keys_per_loop=20 + 5 * effort,
+                    stale_perc=10 - effort,
+                )
+                self.ops_samples.append((time.monotonic(), self.stat_commands))
+                timeout = self.config["timeout"]
+                if timeout:
+                    now = time.time()
+                    for client in list(self.clients.values()):
+                        if client.blocked is None and now - client.last_interaction > timeout and not (
+                            client.channels or client.patterns or client.monitor
+                        ):
+                            client.close()
+                for hook in self.cron_hooks:
+                    hook()
+            except Exception as e:  # cron must keep running whatever a hook does
+                self.log("warning", f"cron error: {type(e).__name__}: {e}")
+
+    def instantaneous_ops(self) -> int:
+        if len(self.ops_samples) < 2:
+            return 0
+        (t0, c0), (t1, c1) = self.ops_samples[0], self.ops_samples[-1]
+        return int((c1 - c0) / (t1 - t0)) if t1 > t0 else 0
+
+    def random(self) -> random.Random:
+        return random._inst  # type: ignore[attr-defined]
+
+
+def unknown_command_message(argv: list[bytes]) -> str:
+    name = argv[0][:128].decode("utf-8", "replace")
+    args = ""
+    for a in argv[1:]:
+        if len(args) >= 128:
+            break
+        room = 128 - len(args)
+        args += "'" + a[:room].decode("utf-8", "replace") + "' "
+    return f"unknown command '{name}', with args beginning with: {args}"

@@ -1,0 +1,382 @@
+"""The in-memory keyspace: databases, expiry, and LRU/LFU metadata.
+
+A ``Database`` keeps three dicts keyed by key: the values, the absolute expiry
+times in Unix ms (only for keys that have one) and the 24-bit LRU/LFU field Redis
+keeps in every object.  All lookups go through ``lookup_read``/``lookup_write``/
+``peek`` so lazy expiry, access tracking and hit/miss statistics happen in one
+place.  Writers report what they did with ``Keyspace.changed`` (WATCH invalidation,
+keyspace notifications, the dirty counter, waking blocked clients) so nothing is
+forgotten per command.
+
+Must not: parse commands or know about connections.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from dumpling.scan import ScanOrder
+
+if TYPE_CHECKING:
+    from dumpling.config import Config
+
+LRU_CLOCK_MAX = (1 << 24) - 1
+LFU_INIT_VAL = 5
+
+STRING_TYPES = (bytes, bytearray)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def type_name(value: Any) -> bytes:
+    if type(value) is bytes or type(value) is bytearray:
+        return b"string"
+    return value.TYPE
+
+
+# ----------------------------------------------------------------------------- LRU / LFU
+
+
+def lru_clock(ms: int) -> int:
+    """Redis's 24-bit LRU clock: seconds, wrapping every 2^24 s."""
+    return (ms // 1000) & LRU_CLOCK_MAX
+
+
+def lru_idle_ms(field: int, ms: int) -> int:
+    clock = lru_clock(ms)
+    if clock >= field:
+        return (clock - field) * 1000
+    return (clock + (LRU_CLOCK_MAX - field)) * 1000  # Redis's off-by-one wrap formula
+
+
+def lfu_minutes(ms: int) -> int:
+    return (ms // 60000) & 0xFFFF
+
+
+def lfu_decayed(field: int, ms: int, decay_time: int) -> int:
+    """The counter after decay, as ``LFUDecrAndReturn`` computes it (not stored)."""
+    ldt, counter = field >> 8, field & 255
+    if not decay_time:
+        return counter
+    now = lfu_minutes(ms)
+    elapsed = now - ldt if now >= ldt else 65535 - ldt + now
+    periods = elapsed // decay_time
+    return counter - periods if periods < counter else 0
+
+
+def lfu_log_incr(counter: int, log_factor: int, rng: Callable[[], float] = random.random) -> int:
+    if counter == 255:
+        return 255
+    base = counter - LFU_INIT_VAL
+    if base < 0:
+        base = 0
+    if rng() < 1.0 / (base * log_factor + 1):
+        counter += 1
+    return counter
+
+
+# ----------------------------------------------------------------------------- databases
+
+
+class Database:
+    __slots__ = ("keyspace", "index", "data", "expires", "meta", "_order", "_expire_order", "avg_ttl")
+
+    def __init__(self, keyspace: Keyspace, index: int) -> None:
+        self.keyspace = keyspace
+        self.index = index
+        self.data: dict[bytes, Any] = {}
+        self.expires: dict[bytes, int] = {}
+        self.meta: dict[bytes, int] = {}
+        self._order: ScanOrder | None = None
+        self._expire_order: ScanOrder | None = None
+        self.avg_ttl = 0
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    # -- lookups ----------------------------------------------------------------
+
+    def expire_if_needed(self, key: bytes) -> bool:
+        """Delete ``key`` if it is logically expired; True if it was."""
+        when = self.expires.get(key)
+        if when is None or self.keyspace.now <= when or self.keyspace.loading:
+            return False
+        self.keyspace.expire_key(self, key)
+        return True
+
+    def lookup_read(self, key: bytes) -> Any:
+        """GET-style lookup: lazy expiry, access tracking, hit/miss statistics."""
+        ks = self.keyspace
+        if key in self.expires:
+            self.expire_if_needed(key)
+        value = self.data.get(key)
+        if value is None:
+            ks.stat_misses += 1
+            if ks.notify_flags and "m" in ks.notify_flags:
+                ks.notify(self.index, "m", b"keymiss", key)
+            return None
+        ks.stat_hits += 1
+        if not ks.no_touch:
+            self.touch(key)
+        return value
+
+    def lookup_write(self, key: bytes) -> Any:
+        if key in self.expires:
+            self.expire_if_needed(key)
+        value = self.data.get(key)
+        if value is not None and not self.keyspace.no_touch:
+            self.touch(key)
+        return value
+
+    def peek(self, key: bytes) -> Any:
+        """Lookup without touching LRU/LFU (TYPE, EXISTS, TTL, OBJECT)."""
+        if key in self.expires:
+            self.expire_if_needed(key)
+        return self.data.get(key)
+
+    def touch(self, key: bytes) -> None:
+        ks = self.keyspace
+        if ks.lfu:
+            field = self.meta.get(key, LFU_INIT_VAL)
+            counter = lfu_decayed(field, ks.now, ks.lfu_decay_time)
+            counter = lfu_log_incr(counter, ks.lfu_log_factor)
+            self.meta[key] = (lfu_minutes(ks.now) << 8) | counter
+        else:
+            self.meta[key] = lru_clock(ks.now)
+
+    def fresh_meta(self) -> int:
+        ks = self.keyspace
+        return (lfu_minutes(ks.now) << 8) | LFU_INIT_VAL if ks.lfu else lru_clock(ks.now)
+
+    # -- writes -------------------------------------------------------------------
+
+    def add(self, key: bytes, value: Any) -> None:
+        """Store a key that does not exist (dbAdd)."""
+        self.data[key] = value
+        self.meta[key] = self.fresh_meta()
+        if self._order is not None:
+            self._order.added(key)
+        ks = self.keyspace
+        if ks.blocked_keys and type(value) not in STRING_TYPES:
+            ks.signal_ready(self, key)
+
+    def set(self, key: bytes, value: Any, keep_ttl: bool = False) -> None:
+        """setKey: add or overwrite; the TTL is cleared unless ``keep_ttl``.
+
+        An overwrite keeps the old LRU/LFU field (the write lookup just touched it),
+        which is what Redis 7.2+ does and what 7.0 does in LFU mode.
+        """
+        if key in self.data:
+            self.data[key] = value
+            if not keep_ttl and key in self.expires:
+                self._remove_expire(key)
+            ks = self.keyspace
+            if ks.blocked_keys and type(value) not in STRING_TYPES:
+                ks.signal_ready(self, key)
+        else:
+            self.add(key, value)
+
+    def delete(self, key: bytes) -> bool:
+        if self.data.pop(key, None) is None:
+            return False
+        self.meta.pop(key, None)
+        if key in self.expires:
+            self._remove_expire(key)
+        return True
+
+    def set_expire(self, key: bytes, when_ms: int) -> None:
+        if key not in self.expires and self._expire_order is not None:
+            self._expire_order.added(key)
+        self.expires[key] = when_ms
+
+    def persist(self, key: bytes) -> bool:
+        if key in self.expires:
+            self._remove_expire(key)
+            return True
+        return False
+
+    def _remove_expire(self, key: bytes) -> None:
+        del self.expires[key]
+
+    def get_expire(self, key: bytes) -> int:
+        """Absolute expiry in ms, or -1."""
+        return self.expires.get(key, -1)
+
+    def clear(self) -> None:
+        self.data = {}
+        self.expires = {}
+        self.meta = {}
+        self._order = None
+        self._expire_order = None
+        self.avg_ttl = 0
+
+    def swap_contents(self, other: Database) -> None:
+        for name in ("data", "expires", "meta", "_order", "_expire_order", "avg_ttl"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            setattr(self, name, theirs)
+            setattr(other, name, mine)
+        for db in (self, other):
+            for holder in (db._order, db._expire_order):
+                if holder is not None:
+                    holder.source = db.data if holder is db._order else db.expires
+
+    # -- iteration -------------------------------------------------------------------
+
+    def scan_order(self) -> ScanOrder:
+        if self._order is None:
+            self._order = ScanOrder(self.data)
+        return self._order
+
+    def expire_order(self) -> ScanOrder:
+        if self._expire_order is None:
+            self._expire_order = ScanOrder(self.expires)
+        return self._expire_order
+
+    def random_key(self) -> bytes | None:
+        """A random key that is not expired (expired ones met on the way are deleted)."""
+        for _ in range(100):
+            key = self.scan_order().random_key()
+            if key is None:
+                return None
+            if not self.expire_if_needed(key):
+                return key
+        return key  # every try hit an expired key; Redis also gives up and returns one
+
+    def live_keys(self) -> Iterator[bytes]:
+        """Keys that are not logically expired, without deleting (KEYS)."""
+        now, expires = self.keyspace.now, self.expires
+        if not expires:
+            yield from list(self.data)
+            return
+        for key in list(self.data):
+            when = expires.get(key)
+            if when is None or now <= when:
+                yield key
+
+
+class Keyspace:
+    """All databases plus the hooks and counters shared by them."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.dbs = [Database(self, i) for i in range(config["databases"])]
+        self.now = now_ms()  # the command time snapshot
+        self.loading = False
+        self.no_touch = False  # set per command for CLIENT NO-TOUCH clients
+        self.active_expire_enabled = True
+        # statistics (INFO stats)
+        self.stat_hits = 0
+        self.stat_misses = 0
+        self.stat_expired = 0
+        self.stat_evicted = 0
+        self.stat_expired_stale_perc = 0.0
+        self.stat_expired_time_cap_reached = 0
+        self.dirty = 0
+        # WATCH: (db index, key) -> set of clients watching it
+        self.watched: dict[tuple[int, bytes], set[Any]] = {}
+        # blocking: (db index, key) -> list of waiting clients, in arrival order
+        self.blocked_keys: dict[tuple[int, bytes], list[Any]] = {}
+        self.ready_keys: dict[tuple[int, bytes], None] = {}
+        # keyspace notifications: set by the pub/sub module
+        self.notify_flags = ""
+        self.notify_hook: Callable[[int, str, bytes, bytes], None] | None = None
+        self.refresh_config()
+
+    def refresh_config(self) -> None:
+        cfg = self.config
+        self.lfu = cfg["maxmemory-policy"].endswith("lfu")
+        self.lfu_log_factor = cfg["lfu-log-factor"]
+        self.lfu_decay_time = cfg["lfu-decay-time"]
+        self.notify_flags = cfg["notify-keyspace-events"]
+
+    def tick(self) -> None:
+        """Start a new command time snapshot."""
+        self.now = time.time_ns() // 1_000_000
+
+    # -- change reporting ----------------------------------------------------------
+
+    def changed(self, db: Database, key: bytes, event: bytes | None = None, cls: str = "g") -> None:
+        """A write modified ``key``: invalidate WATCHes, count it, notify."""
+        self.dirty += 1
+        if self.watched:
+            self.touch_watched(db.index, key)
+        if event is not None and self.notify_flags:
+            self.notify(db.index, cls, event, key)
+
+    def notify(self, db_index: int, cls: str, event: bytes, key: bytes) -> None:
+        flags = self.notify_flags
+        if self.notify_hook is not None and (cls in flags or (cls == "n" and "n" in flags)):
+            self.notify_hook(db_index, cls, event, key)
+
+    def touch_watched(self, db_index: int, key: bytes) -> None:
+        clients = self.watched.get((db_index, key))
+        if clients:
+            for client in clients:
+                client.watch_dirty = True
+
+    def touch_watched_in_db(self, db_index: int, *holders: Database) -> None:
+        """FLUSHDB/FLUSHALL/SWAPDB: watched keys of ``db_index`` that exist in any of
+        ``holders`` count as modified (Redis's ``touchAllWatchedKeysInDb``)."""
+        for (index, key), clients in self.watched.items():
+            if index == db_index and any(key in db.data for db in holders):
+                for client in clients:
+                    client.watch_dirty = True
+
+    def signal_ready(self, db: Database, key: bytes) -> None:
+        if (db.index, key) in self.blocked_keys:
+            self.ready_keys[(db.index, key)] = None
+
+    def expire_key(self, db: Database, key: bytes) -> None:
+        db.delete(key)
+        self.stat_expired += 1
+        self.changed(db, key, b"expired", "x")
+
+    # -- active expiry ------------------------------------------------------------------
+
+    def active_expire_cycle(self, time_limit_s: float, keys_per_loop: int = 20, stale_perc: int = 10) -> bool:
+        """Sample volatile keys and delete expired ones; True if the time limit was hit."""
+        if not self.active_expire_enabled:
+            return False
+        start = time.perf_counter()
+        iterations = 0
+        for db in self.dbs:
+            if not db.expires:
+                continue
+            order = db.expire_order()
+            cursor = order.cycle_cursor
+            while True:
+                self.tick()
+                now = self.now
+                cursor, sample = order.scan(cursor, min(keys_per_loop, len(db.expires)))
+                expired = 0
+                ttl_sum = ttl_count = 0
+                for key in sample:
+                    when = db.expires.get(key)
+                    if when is None:
+                        continue
+                    if now > when:
+                        self.expire_key(db, key)
+                        expired += 1
+                    else:
+                        ttl_sum += when - now
+                        ttl_count += 1
+                if ttl_count:
+                    avg = ttl_sum // ttl_count
+                    db.avg_ttl = avg if db.avg_ttl == 0 else (db.avg_ttl // 50) * 49 + avg // 50
+                if sample:
+                    ratio = expired / len(sample)
+                    self.stat_expired_stale_perc = ratio * 0.05 + self.stat_expired_stale_perc * 0.95
+                iterations += 1
+                if iterations % 16 == 0 and time.perf_counter() - start > time_limit_s:
+                    order.cycle_cursor = cursor
+                    self.stat_expired_time_cap_reached += 1
+                    return True
+                if not sample or expired * 100 <= len(sample) * stale_perc or not db.expires:
+                    break
+            order.cycle_cursor = cursor
+        return False

@@ -1,0 +1,106 @@
+"""Cursor iteration over a changing dict or set, with SCAN's guarantee.
+
+Redis iterates its hash tables with a reverse-binary cursor so that every element
+present for the whole iteration is returned at least once.  Python dicts cannot be
+seeked, so ``ScanOrder`` keeps its own list of keys in insertion order (built lazily
+on the first scan, then appended to on every insert).  Deleted keys stay in the list
+as stale entries until the list is compacted; a compaction starts a new epoch and
+records where the old positions landed, so an old cursor resumes at or before the
+element it stopped at: nothing present throughout is skipped, some may repeat.
+
+The cursor packs ``position << EPOCH_BITS | epoch``; 0 means start (and, returned,
+done).  Used by the keyspace (SCAN, RANDOMKEY, eviction and active-expiry sampling)
+and by big collections (SSCAN, HSCAN, ZSCAN).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Collection, Hashable
+from typing import Any
+
+EPOCH_BITS = 6
+EPOCHS = 1 << EPOCH_BITS
+CHECKPOINT = 256  # one recorded new-position per this many old positions
+
+
+class ScanOrder:
+    __slots__ = ("source", "order", "epoch", "history", "cycle_cursor")
+
+    def __init__(self, source: Collection[Any]) -> None:
+        self.source = source
+        self.order: list[Hashable] = list(source)
+        self.epoch = 0
+        # epoch -> checkpoints of the compaction that ended it (old pos // CHECKPOINT -> new pos)
+        self.history: dict[int, list[int]] = {}
+        self.cycle_cursor = 0  # where the active expire cycle left off
+
+    def added(self, key: Hashable) -> None:
+        """Record a key that was not in ``source`` before."""
+        self.order.append(key)
+        if len(self.order) > 2 * len(self.source) + 64:
+            self.compact()
+
+    def compact(self) -> None:
+        source = self.source
+        checkpoints: list[int] = []
+        live: list[Hashable] = []
+        seen: set[Hashable] = set()
+        for pos, key in enumerate(self.order):
+            if pos % CHECKPOINT == 0:
+                checkpoints.append(len(live))
+            if key in source and key not in seen:
+                seen.add(key)
+                live.append(key)
+        checkpoints.append(len(live))
+        self.history[self.epoch % EPOCHS] = checkpoints
+        self.epoch += 1
+        self.history.pop(self.epoch % EPOCHS, None)
+        self.order = live
+
+    def _position(self, cursor: int) -> int:
+        pos, epoch = cursor >> EPOCH_BITS, cursor & (EPOCHS - 1)
+        current = self.epoch % EPOCHS
+        # Walk the cursor forward through every compaction since it was issued.
+        while epoch != current:
+            checkpoints = self.history.get(epoch)
+            if checkpoints is None:
+                return 0  # too old to map: restart (repeats, never skips)
+            pos = checkpoints[min(pos // CHECKPOINT, len(checkpoints) - 1)]
+            epoch = (epoch + 1) % EPOCHS
+        return pos
+
+    def scan(
+        self, cursor: int, count: int, accept: Callable[[Any], bool] | None = None
+    ) -> tuple[int, list[Any]]:
+        """Return ``(next_cursor, keys)``; visits at least ``count`` entries unless done."""
+        pos = self._position(cursor) if cursor else 0
+        order, source = self.order, self.source
+        out: list[Any] = []
+        end = len(order)
+        budget = count * 10  # like Redis: bounded work even when most entries are stale
+        visited = 0
+        while pos < end and visited < count and budget > 0:
+            key = order[pos]
+            pos += 1
+            budget -= 1
+            if key in source:
+                visited += 1
+                if accept is None or accept(key):
+                    out.append(key)
+        if pos >= end:
+            return 0, out
+        return (pos << EPOCH_BITS) | (self.epoch % EPOCHS), out
+
+    def random_key(self, rng: random.Random = random._inst) -> Any | None:  # type: ignore[attr-defined]
+        """A uniformly random live key (None if empty); O(1) expected."""
+        source, order = self.source, self.order
+        if not source:
+            return None
+        while True:
+            if len(order) > 2 * len(source) + 64:
+                self.compact()
+                order = self.order
+            key = order[rng.randrange(len(order))]
+            if key in source:
+                return key

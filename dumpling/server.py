@@ -1,0 +1,319 @@
+"""Accept/read/write glue: the asyncio server, one ``Client`` protocol per connection.
+
+Reads are fed chunk by chunk to a ``hiredis.Reader``; whatever hiredis cannot
+represent exactly (inline commands, malformed or oversized requests, clients not
+yet authenticated) goes through ``protocol.parse_request`` so errors carry
+Redis's texts.  All replies produced by one read are written with one ``write()``.
+Command execution lives in ``dumpling.dispatch``; this module only moves bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+import hiredis
+
+from dumpling import REDIS_VERSION
+from dumpling.config import Config, ConfigFileError, StartupError
+from dumpling.errors import ProtocolError
+from dumpling.protocol import NO_REPLY, encode, encode_error, parse_request
+
+if TYPE_CHECKING:
+    from dumpling.dispatch import Server
+
+PENDING_STRICT_THRESHOLD = 64 * 1024
+
+
+class Client(asyncio.Protocol):
+    """One connection: framing state, per-connection settings and its reply buffer."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.keyspace = server.keyspace
+        self.transport: asyncio.Transport | None = None
+        self.id = server.next_client_id()
+        self.db = server.keyspace.dbs[0]
+        self.resp3 = False
+        self.name = b""
+        self.lib_name = b""
+        self.lib_ver = b""
+        self.authenticated = not server.config["requirepass"]
+        self.created = time.time()
+        self.last_interaction = self.created
+        self.addr = "?:0"
+        self.laddr = "?:0"
+        self.fd = -1
+        self.last_cmd = "NULL"
+        self.flags_close_after_reply = False
+        self.closed = False
+        self.reply_mode = 0  # 0 on, 1 off, 2 skip-next
+        self.skip_this = False
+        self.no_evict = False
+        self.no_touch = False
+        self.monitor = False
+        self.readonly_cluster = False
+        self.asking = False
+        # transactions
+        self.multi: list[tuple[Any, list[bytes]]] | None = None
+        self.multi_error = False
+        self.watched: set[tuple[int, bytes]] = set()
+        self.watch_dirty = False
+        # pub/sub
+        self.channels: set[bytes] = set()
+        self.patterns: set[bytes] = set()
+        self.shard_channels: set[bytes] = set()
+        # blocking
+        self.blocked: Any = None  # a dispatch.Blocked while waiting
+        # framing
+        self._reader = hiredis.Reader()
+        self._retained = bytearray()  # bytes fed to hiredis and not yet known consumed
+        self._returned = 0  # requests hiredis returned from _retained
+        self._strict = not self.authenticated
+        self._buf = bytearray()  # strict-mode buffer
+        self._pos = 0
+        self._out: list[bytes] = []
+        self._in_batch = False
+        self.qbuf_peak = 0
+
+    # -- asyncio.Protocol ---------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+            self.fd = sock.fileno()
+        peer = transport.get_extra_info("peername")
+        local = transport.get_extra_info("sockname")
+        self.addr = _fmt_addr(peer)
+        self.laddr = _fmt_addr(local)
+        if not self.server.client_connected(self):
+            transport.write(encode_error("ERR max number of clients reached"))
+            self.closed = True
+            transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.server.client_disconnected(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.server.stat_net_input += len(data)
+        if self._strict:
+            self._buf += data
+        else:
+            self._reader.feed(data)
+            self._retained += data
+        self.process_input()
+
+    # -- input ------------------------------------------------------------------------
+
+    def process_input(self) -> None:
+        """Execute every complete request (until the client blocks or must close)."""
+        self._in_batch = True
+        server = self.server
+        try:
+            while self.blocked is None and not self.flags_close_after_reply and not self.closed:
+                try:
+                    argv = self._next_request()
+                except ProtocolError as e:
+                    self.write_raw(encode_error("ERR " + str(e)))
+                    server.stat_error_replies += 1
+                    server.count_error("ERR")
+                    self.flags_close_after_reply = True
+                    break
+                if argv is None:
+                    break
+                if argv:
+                    server.execute(self, argv)
+            if not self.closed and self._pending_len() > server.config["client-query-buffer-limit"]:
+                server.log("warning", "Closing client that reached max query buffer length")
+                self._out.clear()
+                self.close()
+                return
+        finally:
+            self._in_batch = False
+        self.flush()
+
+    def _pending_len(self) -> int:
+        return len(self._buf) - self._pos if self._strict else len(self._retained)
+
+    def _next_request(self) -> list[bytes] | None:
+        if self._strict:
+            return self._next_strict()
+        try:
+            request = self._reader.gets()
+        except hiredis.ProtocolError:
+            self._to_strict()
+            return self._next_strict()
+        if request is False:
+            if not self._reader.has_data():
+                self._retained.clear()
+                self._returned = 0
+            elif len(self._retained) > PENDING_STRICT_THRESHOLD:
+                # A big request is arriving: let the strict parser check its header
+                # (bulk length limits) and trim what was already executed.
+                self._to_strict()
+                return self._next_strict()
+            return None
+        if type(request) is list:
+            for item in request:
+                if type(item) is not bytes:
+                    break
+            else:
+                self._returned += 1
+                return request
+        self._to_strict()
+        return self._next_strict()
+
+    def _to_strict(self) -> None:
+        """Continue with the reference parser from the first request hiredis did not finish."""
+        buf = self._retained
+        pos = 0
+        max_bulk = self.server.config["proto-max-bulk-len"]
+        for _ in range(self._returned):
+            argv, pos = parse_request(buf, pos, max_bulk)
+        self._buf = bytearray(buf[pos:])
+        self._pos = 0
+        self._retained = bytearray()
+        self._returned = 0
+        self._reader = hiredis.Reader()
+        self._strict = True
+
+    def _next_strict(self) -> list[bytes] | None:
+        server = self.server
+        argv, pos = parse_request(self._buf, self._pos, server.config["proto-max-bulk-len"], self.authenticated)
+        if argv is None:
+            if self._pos > 4096:
+                del self._buf[: self._pos]
+                self._pos = 0
+            return None
+        self._pos = pos
+        if pos >= len(self._buf):
+            self._buf.clear()
+            self._pos = 0
+            if self.authenticated:
+                self._strict = False  # back to the fast path
+        return argv
+
+    # -- output -----------------------------------------------------------------------
+
+    def reply(self, value: Any) -> None:
+        """Queue a command reply (honours CLIENT REPLY OFF/SKIP)."""
+        if self.skip_this:
+            return
+        if value is NO_REPLY:
+            return
+        self._out.append(encode(value, self.resp3))
+
+    def push(self, value: Any) -> None:
+        """Queue an out-of-band message (pub/sub, MONITOR); delivered even under REPLY OFF."""
+        self._out.append(encode(value, self.resp3))
+        if not self._in_batch:
+            self.flush()
+
+    def write_raw(self, data: bytes) -> None:
+        self._out.append(data)
+        if not self._in_batch:
+            self.flush()
+
+    def flush(self) -> None:
+        out = self._out
+        if out and self.transport is not None and not self.closed:
+            data = out[0] if len(out) == 1 else b"".join(out)
+            out.clear()
+            self.server.stat_net_output += len(data)
+            self.transport.write(data)
+            if self.server.output_limit_exceeded(self):
+                return
+        elif out:
+            out.clear()
+        if self.flags_close_after_reply and not self.closed:
+            self.close()
+
+    def close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.closed = True
+            self.transport.close()
+            self.server.client_disconnected(self)
+
+    def output_buffer_size(self) -> int:
+        t = self.transport
+        return t.get_write_buffer_size() if t is not None else 0
+
+    def query_buffer_size(self) -> int:
+        return self._pending_len()
+
+
+def _fmt_addr(addr: Any) -> str:
+    if not addr:
+        return "?:0"
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        host = addr[0]
+        return f"[{host}]:{addr[1]}" if ":" in host else f"{host}:{addr[1]}"
+    return f"{addr}:0"
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def fatal_config(reason: str, line_number: int, line: str) -> None:
+    sys.stderr.write(
+        f"\n*** FATAL CONFIG FILE ERROR (Redis {REDIS_VERSION}) ***\n"
+        f"Reading the configuration file, at line {line_number}\n>>> '{line}'\n{reason}\n"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    from dumpling.dispatch import Server
+
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in ("-v", "--version"):
+        print(f"Redis server v={REDIS_VERSION} sha=00000000:0 malloc=libc bits=64 build=dumpling")
+        return 0
+    if args and args[0] in ("-h", "--help"):
+        sys.stderr.write(
+            "Usage: dumpling-server [/path/to/redis.conf] [options] [-]\n"
+            "       dumpling-server -v or --version\n"
+            "       dumpling-server -h or --help\n\n"
+            "Examples:\n"
+            "       dumpling-server (run the server with default conf)\n"
+            "       dumpling-server /etc/redis/6379.conf\n"
+            "       dumpling-server --port 7777\n"
+        )
+        return 1
+    config = Config()
+    try:
+        config.load_argv(args)
+    except ConfigFileError as e:
+        fatal_config(e.reason, e.line_number, e.line)
+        return 1
+    except StartupError as e:
+        sys.stderr.write(f"{os.getpid()}:C {_log_time()} # {e}\n")
+        return 1
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # uvloop is a hard dependency; this only helps odd platforms
+        pass
+    server = Server(config, argv0=sys.argv[0], had_config=bool(args))
+    return asyncio.run(server.serve_forever())
+
+
+def _log_time() -> str:
+    now = time.time()
+    return time.strftime("%d %b %Y %H:%M:%S", time.localtime(now)) + ".%03d" % (int(now * 1000) % 1000)
+
+
+def install_signal_handlers(loop: asyncio.AbstractEventLoop, server: Server) -> None:
+    for sig, name in ((signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "SIGINT")):
+        loop.add_signal_handler(sig, server.signal_shutdown, name)

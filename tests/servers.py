@@ -1,0 +1,243 @@
+"""Test support: start dumpling and real redis-server processes, and talk raw RESP.
+
+Differential tests send the same bytes to both servers and compare the reply bytes.
+When ``CI=true`` a missing ``redis-server`` is a failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import hiredis
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"server on port {port} did not start")
+
+
+class ServerProcess:
+    """A running server (dumpling or redis-server) on a loopback port."""
+
+    def __init__(self, argv: list[str], port: int, name: str) -> None:
+        self.port = port
+        self.name = name
+        self.dir = tempfile.mkdtemp(prefix=f"{name}-")
+        self.log_path = os.path.join(self.dir, "server.log")
+        self._log = open(self.log_path, "wb")
+        env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, cwd=self.dir, env=env)
+        try:
+            wait_for_port(port, self.proc)
+        except RuntimeError:
+            self.stop()
+            raise RuntimeError(f"{name} failed to start:\n{self.log()}") from None
+
+    def log(self) -> str:
+        return Path(self.log_path).read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def raw(self) -> RawConnection:
+        return RawConnection(self.port)
+
+
+def start_dumpling(*args: str, port: int | None = None) -> ServerProcess:
+    port = port or free_port()
+    argv = [sys.executable, "-m", "dumpling", "--port", str(port), "--enable-debug-command", "yes", *args]
+    return ServerProcess(argv, port, "dumpling")
+
+
+def redis_server_path() -> str | None:
+    return shutil.which("redis-server")
+
+
+def require_redis() -> str:
+    path = redis_server_path()
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("redis-server is required in CI (the oracle for differential tests)")
+        pytest.skip("redis-server not installed")
+    return path
+
+
+def start_redis(*args: str, port: int | None = None) -> ServerProcess:
+    path = require_redis()
+    port = port or free_port()
+    argv = [path, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--enable-debug-command", "yes", *args]
+    return ServerProcess(argv, port, "redis")
+
+
+def encode_command(*args: bytes | str | int) -> bytes:
+    parts = [b"*%d\r\n" % len(args)]
+    for a in args:
+        if isinstance(a, int):
+            a = str(a)
+        if isinstance(a, str):
+            a = a.encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(parts)
+
+
+class RawConnection:
+    """A socket that sends bytes and returns each reply's exact bytes."""
+
+    def __init__(self, port: int, timeout: float = 10.0) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> RawConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def _reply_length(self) -> int | None:
+        """Bytes of the first complete reply in the buffer, or None."""
+        reader = hiredis.Reader()
+        reader.feed(self.buf)
+        try:
+            if reader.gets() is False:
+                return None
+        except hiredis.ProtocolError:
+            return len(self.buf)
+        # Count consumed bytes by feeding growing prefixes (replies in tests are small).
+        lo, hi = 1, len(self.buf)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            r = hiredis.Reader()
+            r.feed(self.buf[:mid])
+            if r.gets() is False:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    def read_reply(self) -> bytes:
+        while True:
+            n = self._reply_length() if self.buf else None
+            if n is not None:
+                reply, self.buf = self.buf[:n], self.buf[n:]
+                return reply
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"connection closed; pending {self.buf!r}")
+            self.buf += chunk
+
+    def call(self, *args: bytes | str | int) -> bytes:
+        self.send(encode_command(*args))
+        return self.read_reply()
+
+    def read_all(self, wait: float = 0.3) -> bytes:
+        """Everything the server sends until it closes or goes quiet for ``wait`` s."""
+        self.sock.settimeout(wait)
+        data = self.buf
+        self.buf = b""
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except TimeoutError:
+            pass
+        return data
+
+    def is_closed(self, wait: float = 1.0) -> bool:
+        self.sock.settimeout(wait)
+        try:
+            return self.sock.recv(1) == b""
+        except TimeoutError:
+            return False
+        except ConnectionResetError:
+            return True
+
+
+class Pair:
+    """The same raw commands against dumpling and real Redis; compare replies."""
+
+    def __init__(self, ours: ServerProcess, theirs: ServerProcess, resp: int = 2) -> None:
+        self.ours = ours.raw()
+        self.theirs = theirs.raw()
+        self.resp = resp
+        if resp == 3:
+            self.ours.call("HELLO", "3")
+            self.theirs.call("HELLO", "3")
+
+    def close(self) -> None:
+        self.ours.close()
+        self.theirs.close()
+
+    def both(self, *args: bytes | str | int) -> tuple[bytes, bytes]:
+        return self.ours.call(*args), self.theirs.call(*args)
+
+    def same(self, *args: bytes | str | int) -> bytes:
+        """Run a command on both; assert identical reply bytes; return them."""
+        ours, theirs = self.both(*args)
+        assert ours == theirs, f"{args!r}\n  dumpling: {ours!r}\n  redis:    {theirs!r}"
+        return ours
+
+    def same_unordered(self, *args: bytes | str | int) -> object:
+        """Compare replies as multisets of elements (Redis's order is unspecified)."""
+        ours, theirs = self.both(*args)
+        a, b = parse_reply(ours), parse_reply(theirs)
+        assert _normalise(a) == _normalise(b), f"{args!r}\n  dumpling: {ours!r}\n  redis:    {theirs!r}"
+        return a
+
+    def run(self, commands: Iterable[tuple[bytes | str | int, ...]]) -> None:
+        for cmd in commands:
+            self.same(*cmd)
+
+
+def parse_reply(data: bytes) -> object:
+    reader = hiredis.Reader()
+    reader.feed(data)
+    return reader.gets()
+
+
+def _normalise(value: object) -> object:
+    if isinstance(value, list):
+        return sorted(repr(_normalise(v)) for v in value)
+    return value
