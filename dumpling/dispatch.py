@@ -162,13 +162,14 @@ class Server:
         if cmd is None:
             return CommandError(unknown_command_message(argv))
         if cmd.subcommands:
-            if len(argv) < 2:
+            if len(argv) >= 2:
+                sub = cmd.subcommands.get(argv[1].lower())
+                if sub is None:
+                    text = argv[1][:128].decode("utf-8", "replace")
+                    return CommandError(f"unknown subcommand '{text}'. Try {cmd.name.upper()} HELP.")
+                cmd = sub
+            elif cmd.handler is None:  # a bare container (CONFIG) has arity -2; COMMAND alone is a command
                 return CommandError(f"wrong number of arguments for '{cmd.name}' command")
-            sub = cmd.subcommands.get(argv[1].lower())
-            if sub is None:
-                text = argv[1][:128].decode("utf-8", "replace")
-                return CommandError(f"unknown subcommand '{text}'. Try {cmd.name.upper()} HELP.")
-            cmd = sub
         arity = cmd.arity
         if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
             return CommandError(f"wrong number of arguments for '{cmd.name}' command")
@@ -262,6 +263,7 @@ class Server:
             ks.tick()
         ks.no_touch = client.no_touch and cmd.name != "touch"
         self.current_client = client
+        client.last_cmd = cmd.name
         start = time.perf_counter_ns()
         try:
             reply = cmd.handler(client, argv)  # type: ignore[misc]
@@ -280,7 +282,6 @@ class Server:
         cmd.calls += 1
         cmd.usec += elapsed_us
         self.stat_commands += 1
-        client.last_cmd = cmd.name
         threshold = self.config["slowlog-log-slower-than"]
         if threshold >= 0 and elapsed_us >= threshold and "skip_slowlog" not in cmd.flags:
             self.slowlog_push(client, argv, elapsed_us)

@@ -1,0 +1,967 @@
+"""Server commands: INFO, CONFIG, TIME, LASTSAVE, MEMORY, SLOWLOG, MONITOR, LATENCY,
+DEBUG, SHUTDOWN, and the accepted-but-inert persistence/replication commands."""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import time
+from typing import Any
+
+from dumpling import REDIS_VERSION
+from dumpling.commands.common import to_int
+from dumpling.commands.registry import TABLE, command, container
+from dumpling.config import ConfigError
+from dumpling.errors import NO_SUCH_KEY, SYNTAX, CommandError
+from dumpling.keyspace import lru_clock
+from dumpling.protocol import NO_REPLY, OK, Double, Map, Status, Verbatim
+
+SRV = {"group": "server"}
+
+
+def human_bytes(n: float) -> str:
+    if n < 1024:
+        return f"{int(n)}B"
+    for unit in "KMGTP":
+        n /= 1024
+        if n < 1024 or unit == "P":
+            return f"{n:.2f}{unit}"
+    return f"{n:.2f}P"
+
+
+# ----------------------------------------------------------------------------- INFO
+
+SECTIONS = ("server", "clients", "memory", "persistence", "stats", "replication", "cpu", "modules",
+            "commandstats", "errorstats", "latencystats", "cluster", "keyspace")
+DEFAULT_SECTIONS = tuple(s for s in SECTIONS if s not in ("commandstats", "latencystats"))
+
+
+def _section_server(server: Any) -> list[str]:
+    uname = platform.uname()
+    uptime = int(time.time() - server.start_time)
+    port = server.config["port"]
+    binds = ",".join("bind=" + b for b in server.config["bind"].split())
+    return [
+        f"redis_version:{REDIS_VERSION}",
+        "redis_git_sha1:00000000",
+        "redis_git_dirty:0",
+        "redis_build_id:d00d1e5d00d1e5",
+        f"redis_mode:{'cluster' if server.cluster is not None else 'standalone'}",
+        f"os:{uname.system} {uname.release} {uname.machine}",
+        "arch_bits:64",
+        "monotonic_clock:POSIX clock_gettime",
+        "multiplexing_api:epoll",
+        "atomicvar_api:c11-builtin",
+        "gcc_version:0.0.0",
+        f"process_id:{os.getpid()}",
+        "process_supervised:no",
+        f"run_id:{server.run_id}",
+        f"tcp_port:{port}",
+        f"server_time_usec:{time.time_ns() // 1000}",
+        f"uptime_in_seconds:{uptime}",
+        f"uptime_in_days:{uptime // 86400}",
+        f"hz:{min(max(server.config['hz'], 1), 500)}",
+        f"configured_hz:{server.config['hz']}",
+        f"lru_clock:{lru_clock(time.time_ns() // 1_000_000)}",
+        f"executable:{server.executable}",
+        f"config_file:{server.config.config_file}",
+        "io_threads_active:0",
+        f"listener0:name=tcp,{binds},port={port}",
+    ]
+
+
+def _section_clients(server: Any) -> list[str]:
+    clients = list(server.clients.values())
+    return [
+        f"connected_clients:{len(clients)}",
+        "cluster_connections:0",
+        f"maxclients:{server.config['maxclients']}",
+        f"client_recent_max_input_buffer:{max((c.query_buffer_size() for c in clients), default=0)}",
+        f"client_recent_max_output_buffer:{max((c.output_buffer_size() for c in clients), default=0)}",
+        f"blocked_clients:{sum(1 for c in clients if c.blocked is not None)}",
+        "tracking_clients:0",
+        f"pubsub_clients:{sum(1 for c in clients if c.channels or c.patterns or c.shard_channels)}",
+        f"watching_clients:{sum(1 for c in clients if c.watched)}",
+        f"clients_in_timeout_table:{sum(1 for c in clients if c.blocked is not None and c.blocked.timer is not None)}",
+        f"total_watched_keys:{len(server.keyspace.watched)}",
+        f"total_blocking_keys:{len(server.keyspace.blocked_keys)}",
+        "total_blocking_keys_on_nokey:0",
+    ]
+
+
+def _section_memory(server: Any) -> list[str]:
+    used = server.used_memory()
+    rss = _rss_bytes()
+    server.peak_memory = max(getattr(server, "peak_memory", 0), used)
+    peak = server.peak_memory
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    maxmemory = server.config["maxmemory"]
+    return [
+        f"used_memory:{used}",
+        f"used_memory_human:{human_bytes(used)}",
+        f"used_memory_rss:{rss}",
+        f"used_memory_rss_human:{human_bytes(rss)}",
+        f"used_memory_peak:{peak}",
+        f"used_memory_peak_human:{human_bytes(peak)}",
+        f"used_memory_peak_perc:{used * 100 / peak if peak else 100:.2f}%",
+        "used_memory_overhead:0",
+        "used_memory_startup:0",
+        f"used_memory_dataset:{used}",
+        "used_memory_dataset_perc:100.00%",
+        f"allocator_allocated:{used}",
+        f"allocator_active:{used}",
+        f"allocator_resident:{rss}",
+        f"total_system_memory:{total}",
+        f"total_system_memory_human:{human_bytes(total)}",
+        "used_memory_lua:31744",
+        "used_memory_vm_eval:31744",
+        "used_memory_lua_human:31.00K",
+        "used_memory_scripts_eval:0",
+        "number_of_cached_scripts:0",
+        "number_of_functions:0",
+        "number_of_libraries:0",
+        "used_memory_vm_functions:32768",
+        "used_memory_vm_total:64512",
+        "used_memory_vm_total_human:63.00K",
+        "used_memory_functions:184",
+        "used_memory_scripts:184",
+        "used_memory_scripts_human:184B",
+        f"maxmemory:{maxmemory}",
+        f"maxmemory_human:{human_bytes(maxmemory)}",
+        f"maxmemory_policy:{server.config['maxmemory-policy']}",
+        "allocator_frag_ratio:1.00",
+        "allocator_frag_bytes:0",
+        "allocator_rss_ratio:1.00",
+        "allocator_rss_bytes:0",
+        "rss_overhead_ratio:1.00",
+        "rss_overhead_bytes:0",
+        f"mem_fragmentation_ratio:{rss / used if used else 1:.2f}",
+        f"mem_fragmentation_bytes:{rss - used}",
+        "mem_not_counted_for_evict:0",
+        "mem_replication_backlog:0",
+        "mem_total_replication_buffers:0",
+        "mem_clients_slaves:0",
+        "mem_clients_normal:0",
+        "mem_cluster_links:0",
+        "mem_aof_buffer:0",
+        "mem_allocator:libc",
+        "active_defrag_running:0",
+        "lazyfree_pending_objects:0",
+        "lazyfreed_objects:0",
+    ]
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _section_persistence(server: Any) -> list[str]:
+    return [
+        "loading:0",
+        "async_loading:0",
+        "current_cow_peak:0",
+        "current_cow_size:0",
+        "current_cow_size_age:0",
+        "current_fork_perc:0.00",
+        "current_save_keys_processed:0",
+        "current_save_keys_total:0",
+        f"rdb_changes_since_last_save:{server.keyspace.dirty}",
+        "rdb_bgsave_in_progress:0",
+        f"rdb_last_save_time:{server.last_save}",
+        "rdb_last_bgsave_status:ok",
+        "rdb_last_bgsave_time_sec:-1",
+        "rdb_current_bgsave_time_sec:-1",
+        "rdb_saves:0",
+        "rdb_last_cow_size:0",
+        "rdb_last_load_keys_expired:0",
+        "rdb_last_load_keys_loaded:0",
+        "aof_enabled:0",
+        "aof_rewrite_in_progress:0",
+        "aof_rewrite_scheduled:0",
+        "aof_last_rewrite_time_sec:-1",
+        "aof_current_rewrite_time_sec:-1",
+        "aof_last_bgrewrite_status:ok",
+        "aof_rewrites:0",
+        "aof_rewrites_consecutive_failures:0",
+        "aof_last_write_status:ok",
+        "aof_last_cow_size:0",
+        "module_fork_in_progress:0",
+        "module_fork_last_cow_size:0",
+    ]
+
+
+def _section_stats(server: Any) -> list[str]:
+    ks = server.keyspace
+    pubsub = server.pubsub
+    channels = pubsub.channel_count() if pubsub is not None and hasattr(pubsub, "channel_count") else 0
+    patterns = pubsub.pattern_count() if pubsub is not None and hasattr(pubsub, "pattern_count") else 0
+    shard = pubsub.shard_channel_count() if pubsub is not None and hasattr(pubsub, "shard_channel_count") else 0
+    migrate_sockets = server.migrate_cache.size() if getattr(server, "migrate_cache", None) is not None else 0
+    return [
+        f"total_connections_received:{server.stat_connections}",
+        f"total_commands_processed:{server.stat_commands}",
+        f"instantaneous_ops_per_sec:{server.instantaneous_ops()}",
+        f"total_net_input_bytes:{server.stat_net_input}",
+        f"total_net_output_bytes:{server.stat_net_output}",
+        "total_net_repl_input_bytes:0",
+        "total_net_repl_output_bytes:0",
+        "instantaneous_input_kbps:0.00",
+        "instantaneous_output_kbps:0.00",
+        "instantaneous_input_repl_kbps:0.00",
+        "instantaneous_output_repl_kbps:0.00",
+        f"rejected_connections:{server.stat_rejected}",
+        "sync_full:0",
+        "sync_partial_ok:0",
+        "sync_partial_err:0",
+        f"expired_subkeys:{getattr(ks, 'stat_expired_subkeys', 0)}",
+        f"expired_keys:{ks.stat_expired}",
+        f"expired_stale_perc:{ks.stat_expired_stale_perc * 100:.2f}",
+        f"expired_time_cap_reached_count:{ks.stat_expired_time_cap_reached}",
+        "expire_cycle_cpu_milliseconds:0",
+        f"evicted_keys:{ks.stat_evicted}",
+        "evicted_clients:0",
+        "evicted_scripts:0",
+        "total_eviction_exceeded_time:0",
+        "current_eviction_exceeded_time:0",
+        f"keyspace_hits:{ks.stat_hits}",
+        f"keyspace_misses:{ks.stat_misses}",
+        f"pubsub_channels:{channels}",
+        f"pubsub_patterns:{patterns}",
+        f"pubsubshard_channels:{shard}",
+        "latest_fork_usec:0",
+        "total_forks:0",
+        f"migrate_cached_sockets:{migrate_sockets}",
+        "slave_expires_tracked_keys:0",
+        "active_defrag_hits:0",
+        "active_defrag_misses:0",
+        "active_defrag_key_hits:0",
+        "active_defrag_key_misses:0",
+        "total_active_defrag_time:0",
+        "current_active_defrag_time:0",
+        "tracking_total_keys:0",
+        "tracking_total_items:0",
+        "tracking_total_prefixes:0",
+        f"unexpected_error_replies:{server.stat_unexpected_errors}",
+        f"total_error_replies:{server.stat_error_replies}",
+        f"dump_payload_sanitizations:{getattr(server, 'stat_sanitizations', 0)}",
+        "total_reads_processed:0",
+        "total_writes_processed:0",
+        "io_threaded_reads_processed:0",
+        "io_threaded_writes_processed:0",
+        "client_query_buffer_limit_disconnections:0",
+        "client_output_buffer_limit_disconnections:0",
+        "reply_buffer_shrinks:0",
+        "reply_buffer_expands:0",
+        f"acl_access_denied_auth:{getattr(server, 'auth_failures', 0)}",
+        "acl_access_denied_cmd:0",
+        "acl_access_denied_key:0",
+        "acl_access_denied_channel:0",
+    ]
+
+
+def _section_replication(server: Any) -> list[str]:
+    return [
+        "role:master",
+        "connected_slaves:0",
+        "master_failover_state:no-failover",
+        f"master_replid:{server.replid}",
+        "master_replid2:0000000000000000000000000000000000000000",
+        "master_repl_offset:0",
+        "second_repl_offset:-1",
+        "repl_backlog_active:0",
+        "repl_backlog_size:1048576",
+        "repl_backlog_first_byte_offset:0",
+        "repl_backlog_histlen:0",
+    ]
+
+
+def _section_cpu(server: Any) -> list[str]:
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return [
+        f"used_cpu_sys:{me.ru_stime:.6f}",
+        f"used_cpu_user:{me.ru_utime:.6f}",
+        f"used_cpu_sys_children:{kids.ru_stime:.6f}",
+        f"used_cpu_user_children:{kids.ru_utime:.6f}",
+        f"used_cpu_sys_main_thread:{me.ru_stime:.6f}",
+        f"used_cpu_user_main_thread:{me.ru_utime:.6f}",
+    ]
+
+
+def _all_commands() -> list[Any]:
+    out = []
+    for cmd in TABLE.values():
+        out.append(cmd)
+        out.extend(cmd.subcommands.values())
+    return out
+
+
+def _section_commandstats(server: Any) -> list[str]:
+    lines = []
+    for cmd in _all_commands():
+        if cmd.calls or cmd.rejected_calls or cmd.failed_calls:
+            per = cmd.usec / cmd.calls if cmd.calls else 0
+            lines.append(
+                f"cmdstat_{cmd.name}:calls={cmd.calls},usec={cmd.usec},usec_per_call={per:.2f},"
+                f"rejected_calls={cmd.rejected_calls},failed_calls={cmd.failed_calls}"
+            )
+    return lines
+
+
+def _section_errorstats(server: Any) -> list[str]:
+    return [f"errorstat_{code}:count={n}" for code, n in sorted(server.errorstats.items())]
+
+
+def _section_latencystats(server: Any) -> list[str]:
+    lines = []
+    for cmd in _all_commands():
+        if cmd.calls:
+            per = cmd.usec / cmd.calls
+            lines.append(f"latency_percentiles_usec_{cmd.name}:p50={per:.3f},p99={per:.3f},p99.9={per:.3f}")
+    return lines
+
+
+def _section_cluster(server: Any) -> list[str]:
+    return [f"cluster_enabled:{1 if server.cluster is not None else 0}"]
+
+
+def _section_keyspace(server: Any) -> list[str]:
+    lines = []
+    subexpiry = getattr(server, "subexpiry_count", None)
+    for db in server.keyspace.dbs:
+        if len(db):
+            sub = subexpiry(db) if subexpiry is not None else 0
+            lines.append(f"db{db.index}:keys={len(db)},expires={len(db.expires)},avg_ttl={db.avg_ttl},subexpiry={sub}")
+    return lines
+
+
+_BUILDERS = {
+    "server": _section_server,
+    "clients": _section_clients,
+    "memory": _section_memory,
+    "persistence": _section_persistence,
+    "stats": _section_stats,
+    "replication": _section_replication,
+    "cpu": _section_cpu,
+    "modules": lambda server: [],
+    "commandstats": _section_commandstats,
+    "errorstats": _section_errorstats,
+    "latencystats": _section_latencystats,
+    "cluster": _section_cluster,
+    "keyspace": _section_keyspace,
+}
+
+
+def info_text(server: Any, wanted: list[str]) -> str:
+    chosen: set[str] = set()
+    if not wanted:
+        chosen.update(DEFAULT_SECTIONS)
+    for name in wanted:
+        if name == "default":
+            chosen.update(DEFAULT_SECTIONS)
+        elif name in ("all", "everything"):
+            chosen.update(SECTIONS)
+        elif name in _BUILDERS:
+            chosen.add(name)
+    parts = []
+    for name in SECTIONS:
+        if name in chosen:
+            title = name.capitalize() if name != "cpu" else "CPU"
+            lines = [f"# {title}", *_BUILDERS[name](server)]
+            parts.append("\r\n".join(lines) + "\r\n")
+    return "\r\n".join(parts)
+
+
+@command("info", -1, "loading stale", **SRV, summary="Returns information and statistics about the server.",
+         args="[section...]", acl="dangerous", complexity="O(1)",
+         tips="nondeterministic_output request_policy:all_shards response_policy:special",
+         history=(("7.0.0", "Added support for taking multiple section arguments."),))
+def info(c: Any, argv: list[bytes]) -> Any:
+    return Verbatim(info_text(c.server, [a.decode("utf-8", "replace").lower() for a in argv[1:]]))
+
+
+# ----------------------------------------------------------------------------- CONFIG
+
+container("config", group="server", since="2.0.0", summary="A container for server configuration commands.")
+
+
+@command("config|get", -3, "admin noscript loading stale", **SRV, since="2.0.0",
+         summary="Returns the effective values of configuration parameters.", args="parameter...",
+         complexity="O(N) when N is the number of configuration parameters provided",
+         history=(("7.0.0", "Added the ability to pass multiple pattern parameters in one call"),))
+def config_get(c: Any, argv: list[bytes]) -> Any:
+    patterns = [a.decode("utf-8", "surrogateescape") for a in argv[2:]]
+    pairs = c.server.config.get_matching(patterns)
+    return Map((k.encode("utf-8", "surrogateescape"), v.encode("utf-8", "surrogateescape")) for k, v in pairs)
+
+
+@command("config|set", -4, "admin noscript loading stale", **SRV, since="2.0.0",
+         summary="Sets configuration parameters in-flight.", args="data=(parameter value)...",
+         complexity="O(N) when N is the number of configuration parameters provided",
+         tips="request_policy:all_nodes response_policy:all_succeeded",
+         history=(("7.0.0", "Added the ability to set multiple parameters in one call."),))
+def config_set(c: Any, argv: list[bytes]) -> Any:
+    if len(argv) % 2:
+        raise CommandError(SYNTAX)
+    cfg = c.server.config
+    items: list[tuple[str, Any, str]] = []
+    seen: set[str] = set()
+    for i in range(2, len(argv), 2):
+        name = argv[i].decode("utf-8", "surrogateescape")
+        setting = cfg.lookup(name)
+        if setting is None:
+            raise CommandError(f"Unknown option or number of arguments for CONFIG SET - '{name}'")
+        if setting.immutable:
+            raise CommandError(f"CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config")
+        if setting.protected and cfg["enable-protected-configs"] == "no":
+            raise CommandError(f"CONFIG SET failed (possibly related to argument '{name}') - can't set protected config")
+        if setting.name in seen:
+            raise CommandError(f"CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter")
+        seen.add(setting.name)
+        items.append((name, setting, argv[i + 1].decode("utf-8", "surrogateescape")))
+    converted = []
+    for name, setting, text in items:
+        try:
+            args = [text] if setting.kind not in ("list", "save") else text.split()
+            if setting.kind in ("list", "save") and not args:
+                args = [""]
+            converted.append((setting, cfg.convert(setting, args)))
+        except ConfigError as e:
+            raise CommandError(f"CONFIG SET failed (possibly related to argument '{name}') - {e}") from None
+        if setting.name == "dir":
+            if not os.path.isdir(text):
+                raise CommandError(f"CONFIG SET failed (possibly related to argument '{name}') - No such file or directory")
+    for setting, value in converted:
+        cfg.apply(setting.name, value)
+        if setting.name == "dir":
+            os.chdir(value)
+    return OK
+
+
+@command("config|resetstat", 2, "admin noscript loading stale", **SRV, since="2.0.0",
+         summary="Resets the server's statistics.", tips="request_policy:all_nodes response_policy:all_succeeded")
+def config_resetstat(c: Any, argv: list[bytes]) -> Any:
+    server = c.server
+    ks = server.keyspace
+    for cmd in _all_commands():
+        cmd.calls = cmd.usec = cmd.rejected_calls = cmd.failed_calls = 0
+    server.errorstats.clear()
+    server.stat_connections = server.stat_rejected = server.stat_commands = 0
+    server.stat_net_input = server.stat_net_output = 0
+    server.stat_error_replies = server.stat_unexpected_errors = 0
+    ks.stat_hits = ks.stat_misses = ks.stat_expired = ks.stat_evicted = 0
+    ks.stat_expired_time_cap_reached = 0
+    ks.stat_expired_stale_perc = 0.0
+    server.auth_failures = 0
+    return OK
+
+
+@command("config|rewrite", 2, "admin noscript loading stale", **SRV, since="2.8.0",
+         summary="Persists the effective configuration to file.", tips="request_policy:all_nodes response_policy:all_succeeded")
+def config_rewrite(c: Any, argv: list[bytes]) -> Any:
+    cfg = c.server.config
+    if not cfg.config_file:
+        raise CommandError("The server is running without a config file")
+    lines = []
+    for name, setting in cfg.by_name.items():
+        if name != setting.name:
+            continue
+        value = cfg.render(name)
+        if value != _default_rendered(cfg, name):
+            lines.append(f"{name} {_quote(value)}")
+    try:
+        with open(cfg.config_file, "w") as f:
+            f.write("# Generated by CONFIG REWRITE\n" + "\n".join(lines) + "\n")
+    except OSError as e:
+        raise CommandError(f"Rewriting config file: {e.strerror}") from None
+    return OK
+
+
+def _default_rendered(cfg: Any, name: str) -> str:
+    setting = cfg.by_name[name]
+    current = cfg.values[setting.name]
+    cfg.values[setting.name] = setting.default
+    try:
+        return cfg.render(name)
+    finally:
+        cfg.values[setting.name] = current
+
+
+def _quote(value: str) -> str:
+    return value if value and " " not in value and '"' not in value else '"' + value.replace('"', '\\"') + '"'
+
+
+@command("config|help", 2, "loading stale", **SRV, since="5.0.0", summary="Returns helpful text about the different subcommands.")
+def config_help(c: Any, argv: list[bytes]) -> Any:
+    return _help("CONFIG", [
+        "GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
+        "SET <directive> <value>", "    Set the configuration <directive> to <value>.",
+        "RESETSTAT", "    Reset statistics reported by the INFO command.",
+        "REWRITE", "    Rewrite the configuration file.",
+    ])
+
+
+def _help(name: str, body: list[str]) -> list[Status]:
+    lines = [f"{name} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", *body, "HELP", "    Prints this help."]
+    return [Status(line) for line in lines]
+
+
+# ----------------------------------------------------------------------------- TIME / LASTSAVE / SAVE
+
+
+@command("time", 1, "loading stale fast", **SRV, since="2.6.0", summary="Returns the server time.",
+         tips="nondeterministic_output")
+def time_(c: Any, argv: list[bytes]) -> Any:
+    now = time.time_ns() // 1000
+    return [str(now // 1_000_000).encode(), str(now % 1_000_000).encode()]
+
+
+@command("lastsave", 1, "loading stale fast", **SRV, summary="Returns the Unix timestamp of the last successful save to disk.",
+         acl="admin dangerous", tips="nondeterministic_output")
+def lastsave(c: Any, argv: list[bytes]) -> Any:
+    return c.server.last_save
+
+
+# ----------------------------------------------------------------------------- MEMORY
+
+container("memory", group="server", since="4.0.0", summary="A container for memory diagnostics commands.")
+
+
+@command("memory|usage", -3, "readonly", (2, 2, 1), **SRV, since="4.0.0", summary="Estimates the memory usage of a key.",
+         args="key [SAMPLES count:integer]", complexity="O(N) where N is the number of samples.")
+def memory_usage(c: Any, argv: list[bytes]) -> Any:
+    if len(argv) == 5 and argv[3].lower() == b"samples":
+        samples = to_int(argv[4])
+        if samples < 0:
+            raise CommandError(SYNTAX)
+    elif len(argv) != 3:
+        raise CommandError(SYNTAX)
+    value = c.db.peek(argv[2])
+    if value is None:
+        return None
+    from dumpling.memory import key_memory
+
+    return key_memory(argv[2], value)
+
+
+@command("memory|stats", 2, "readonly", **SRV, since="4.0.0", summary="Returns details about memory usage.",
+         tips="nondeterministic_output request_policy:all_shards response_policy:special")
+def memory_stats(c: Any, argv: list[bytes]) -> Any:
+    server = c.server
+    used = server.used_memory()
+    pairs: list[tuple[bytes, Any]] = [
+        (b"peak.allocated", max(getattr(server, "peak_memory", 0), used)),
+        (b"total.allocated", used),
+        (b"startup.allocated", 0),
+        (b"replication.backlog", 0),
+        (b"clients.slaves", 0),
+        (b"clients.normal", 0),
+        (b"cluster.links", 0),
+        (b"aof.buffer", 0),
+        (b"lua.caches", 0),
+        (b"functions.caches", 184),
+    ]
+    keys = 0
+    for db in server.keyspace.dbs:
+        if len(db):
+            keys += len(db)
+            pairs.append((f"db.{db.index}".encode(), Map([(b"overhead.hashtable.main", 0),
+                                                         (b"overhead.hashtable.expires", 0)])))
+    pairs += [
+        (b"overhead.total", 0),
+        (b"keys.count", keys),
+        (b"keys.bytes-per-key", used // keys if keys else 0),
+        (b"dataset.bytes", used),
+        (b"dataset.percentage", Double(100.0)),
+        (b"peak.percentage", Double(100.0)),
+        (b"allocator.allocated", used),
+        (b"allocator.active", used),
+        (b"allocator.resident", _rss_bytes()),
+        (b"allocator-fragmentation.ratio", Double(1.0)),
+        (b"allocator-fragmentation.bytes", 0),
+        (b"allocator.rss-ratio", Double(1.0)),
+        (b"allocator.rss-bytes", 0),
+        (b"rss-overhead.ratio", Double(1.0)),
+        (b"rss-overhead.bytes", 0),
+        (b"fragmentation", Double(1.0)),
+        (b"fragmentation.bytes", 0),
+    ]
+    return Map(pairs)
+
+
+@command("memory|doctor", 2, "", **SRV, since="4.0.0", summary="Outputs a memory problems report.",
+         tips="nondeterministic_output request_policy:all_shards response_policy:special")
+def memory_doctor(c: Any, argv: list[bytes]) -> Any:
+    return Verbatim(
+        "Hi Sam, this instance is empty or is using very little memory, my issues detector can't be used in these "
+        "conditions. Please, leave for your mission on Earth and fill it with some data. The new Sam and I will be "
+        "back to our programming as soon as I finished rebooting."
+    )
+
+
+@command("memory|malloc-stats", 2, "", **SRV, since="4.0.0", summary="Returns the allocator statistics.",
+         tips="nondeterministic_output request_policy:all_shards response_policy:special")
+def memory_malloc_stats(c: Any, argv: list[bytes]) -> Any:
+    return Verbatim("Stats not supported for the current allocator")
+
+
+@command("memory|purge", 2, "", **SRV, since="4.0.0", summary="Asks the allocator to release memory.",
+         tips="request_policy:all_shards response_policy:all_succeeded")
+def memory_purge(c: Any, argv: list[bytes]) -> Any:
+    return OK
+
+
+@command("memory|help", 2, "loading stale", **SRV, since="4.0.0", summary="Returns helpful text about the different subcommands.")
+def memory_help(c: Any, argv: list[bytes]) -> Any:
+    return _help("MEMORY", [
+        "DOCTOR", "    Return memory problems reports.",
+        "MALLOC-STATS", "    Return internal statistics report from the memory allocator.",
+        "PURGE", "    Attempt to purge dirty pages for reclamation by the allocator.",
+        "STATS", "    Return information about the memory usage of the server.",
+        "USAGE <key> [SAMPLES <count>]",
+        "    Return memory in bytes used by <key> and its value. Nested values are",
+        "    sampled up to <count> times (default: 5, 0 means sample all).",
+    ])
+
+
+# ----------------------------------------------------------------------------- SLOWLOG
+
+container("slowlog", group="server", since="2.2.12", summary="A container for slow log commands.")
+
+
+@command("slowlog|get", -2, "admin loading stale", **SRV, since="2.2.12", summary="Returns the slow log's entries.",
+         args="[count:integer]", tips="request_policy:all_nodes nondeterministic_output",
+         history=(("4.0.0", "Added client IP address, port and name to the reply."),))
+def slowlog_get(c: Any, argv: list[bytes]) -> Any:
+    count = 10
+    if len(argv) == 3:
+        count = to_int(argv[2])
+        if count < -1:
+            raise CommandError("count should be greater than or equal to -1")
+        if count == -1:
+            count = len(c.server.slowlog)
+    elif len(argv) > 3:
+        raise CommandError("wrong number of arguments for 'slowlog|get' command")
+    return [list(entry) for entry in list(c.server.slowlog)[:count]]
+
+
+@command("slowlog|len", 2, "admin loading stale", **SRV, since="2.2.12", summary="Returns the number of entries in the slow log.",
+         tips="request_policy:all_nodes response_policy:agg_sum nondeterministic_output")
+def slowlog_len(c: Any, argv: list[bytes]) -> Any:
+    return len(c.server.slowlog)
+
+
+@command("slowlog|reset", 2, "admin loading stale", **SRV, since="2.2.12", summary="Clears all entries from the slow log.",
+         tips="request_policy:all_nodes response_policy:all_succeeded")
+def slowlog_reset(c: Any, argv: list[bytes]) -> Any:
+    c.server.slowlog.clear()
+    return OK
+
+
+@command("slowlog|help", 2, "loading stale", **SRV, since="6.2.0", summary="Show helpful text about the different subcommands")
+def slowlog_help(c: Any, argv: list[bytes]) -> Any:
+    return _help("SLOWLOG", [
+        "GET [<count>]", "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+        "    Entries are made of:", "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+        "    client name",
+        "LEN", "    Return the length of the slowlog.",
+        "RESET", "    Reset the slowlog.",
+    ])
+
+
+# ----------------------------------------------------------------------------- MONITOR
+
+
+@command("monitor", 1, "admin noscript loading stale", **SRV, since="1.0.0",
+         summary="Listens for all requests received by the server in real-time.")
+def monitor(c: Any, argv: list[bytes]) -> Any:
+    server = c.server
+    if server.in_exec:
+        raise CommandError("MONITOR isn't allowed for DENY BLOCKING client")
+    if not c.monitor:
+        c.monitor = True
+        server.monitors.append(c)
+    return OK
+
+
+# ----------------------------------------------------------------------------- LATENCY
+
+container("latency", group="server", since="2.8.13", summary="A container for latency diagnostics commands.")
+
+
+@command("latency|latest", 2, "admin noscript loading stale", **SRV, since="2.8.13",
+         summary="Returns the latest latency samples for all events.", tips="nondeterministic_output request_policy:all_nodes response_policy:special")
+def latency_latest(c: Any, argv: list[bytes]) -> Any:
+    return []
+
+
+@command("latency|history", 3, "admin noscript loading stale", **SRV, since="2.8.13", args="event",
+         summary="Returns timestamp-latency samples for an event.", tips="nondeterministic_output request_policy:all_nodes response_policy:special")
+def latency_history(c: Any, argv: list[bytes]) -> Any:
+    return []
+
+
+@command("latency|reset", -2, "admin noscript loading stale", **SRV, since="2.8.13", args="[event...]",
+         summary="Resets the latency data for one or more events.", tips="request_policy:all_nodes response_policy:agg_sum")
+def latency_reset(c: Any, argv: list[bytes]) -> Any:
+    return 0
+
+
+@command("latency|doctor", 2, "admin noscript loading stale", **SRV, since="2.8.13",
+         summary="Returns a human-readable latency analysis report.", tips="nondeterministic_output request_policy:all_nodes response_policy:special")
+def latency_doctor(c: Any, argv: list[bytes]) -> Any:
+    return Verbatim(
+        "I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis instance. You may use "
+        '"CONFIG SET latency-monitor-threshold <milliseconds>." in order to enable it. If we weren\'t in a deep '
+        "space mission I'd suggest to take a look at https://redis.io/topics/latency-monitor.\n"
+    )
+
+
+@command("latency|histogram", -2, "admin noscript loading stale", **SRV, since="7.0.0", args="[command...]",
+         summary="Returns the cumulative distribution of latencies of a subset or all commands.",
+         tips="nondeterministic_output request_policy:all_nodes response_policy:special")
+def latency_histogram(c: Any, argv: list[bytes]) -> Any:
+    wanted = {a.lower().decode("utf-8", "replace") for a in argv[2:]}
+    out = []
+    for cmd in _all_commands():
+        if cmd.calls and (not wanted or cmd.name in wanted):
+            out.append((cmd.name.encode(), Map([(b"calls", cmd.calls), (b"histogram_usec", Map([]))])))
+    return Map(out)
+
+
+@command("latency|help", 2, "loading stale", **SRV, since="2.8.13", summary="Returns helpful text about the different subcommands.")
+def latency_help(c: Any, argv: list[bytes]) -> Any:
+    return _help("LATENCY", [
+        "DOCTOR", "    Return a human readable latency analysis report.",
+        "GRAPH <event>", "    Return an ASCII latency graph for the <event> class.",
+        "HISTORY <event>", "    Return time-latency samples for the <event> class.",
+        "LATEST", "    Return the latest latency samples for all events.",
+        "RESET [<event> ...]", "    Reset latency data of one or more <event> classes.",
+        "    (default: reset all data for all event classes)",
+        "HISTOGRAM [COMMAND ...]", "    Return a cumulative distribution of latencies in the format of a histogram for the specified command names.",
+        "    If no commands are specified then all histograms are replied.",
+    ])
+
+
+# ----------------------------------------------------------------------------- SHUTDOWN
+
+
+@command("shutdown", -1, "admin noscript loading stale no_multi allow_busy", **SRV, since="1.0.0",
+         summary="Synchronously saves the database(s) to disk and shuts down the Redis server.",
+         args="[save-selector=[NOSAVE|SAVE]] [NOW] [FORCE] [ABORT]",
+         history=(("7.0.0", "Added the `NOW`, `FORCE` and `ABORT` modifiers."),))
+def shutdown(c: Any, argv: list[bytes]) -> Any:
+    opts = {a.lower() for a in argv[1:]}
+    if not opts <= {b"nosave", b"save", b"now", b"force", b"abort"}:
+        raise CommandError(SYNTAX)
+    if b"abort" in opts:
+        if len(argv) > 2:
+            raise CommandError(SYNTAX)
+        raise CommandError("No shutdown in progress.")
+    if b"save" in opts and b"nosave" in opts:
+        raise CommandError(SYNTAX)
+    server = c.server
+    server.request_shutdown("User requested shutdown...")
+    c.flags_close_after_reply = True
+    return NO_REPLY
+
+
+# ----------------------------------------------------------------------------- persistence / replication stand-ins
+
+
+@command("save", 1, "admin noscript no_async_loading no_multi", **SRV, summary="Synchronously saves the database(s) to disk.")
+def save(c: Any, argv: list[bytes]) -> Any:
+    c.server.last_save = int(time.time())
+    c.keyspace.dirty = 0
+    return OK
+
+
+@command("bgsave", -1, "admin noscript no_async_loading", **SRV, summary="Asynchronously saves the database(s) to disk.",
+         args="[SCHEDULE]")
+def bgsave(c: Any, argv: list[bytes]) -> Any:
+    c.server.last_save = int(time.time())
+    c.keyspace.dirty = 0
+    return Status("Background saving started")
+
+
+@command("bgrewriteaof", 1, "admin noscript no_async_loading", **SRV, since="1.0.0",
+         summary="Asynchronously rewrites the append-only file to disk.")
+def bgrewriteaof(c: Any, argv: list[bytes]) -> Any:
+    return Status("Background append only file rewriting started")
+
+
+@command("role", 1, "noscript loading stale fast", **SRV, since="2.8.12", acl="admin dangerous",
+         summary="Returns the replication role.")
+def role(c: Any, argv: list[bytes]) -> Any:
+    return [b"master", 0, []]
+
+
+@command("wait", 3, "", **SRV, since="3.0.0", summary="Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.",
+         args="numreplicas:integer timeout:integer", acl="connection", tips="request_policy:all_shards response_policy:agg_min")
+def wait(c: Any, argv: list[bytes]) -> Any:
+    to_int(argv[1])
+    timeout = to_int(argv[2], "timeout is not an integer or out of range")
+    if timeout < 0:
+        raise CommandError("timeout is negative")
+    return 0
+
+
+# ----------------------------------------------------------------------------- DEBUG
+
+_DEBUG_HELP = [
+    "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CHANGE-REPL-ID", "    Change the replication IDs of the instance.",
+    "ERROR <string>", "    Return a Redis protocol error with <string> as message.",
+    "LOG <message>", "    Write <message> to the server log.",
+    "OBJECT <key>", "    Show low level info about `key` and associated value.",
+    "PROTOCOL <type>", "    Reply with a test value of the specified type.",
+    "SET-ACTIVE-EXPIRE <0|1>", "    Setting it to 0 disables expiring keys in background when they are not accessed.",
+    "SET-SKIP-CHECKSUM-VALIDATION <0|1>", "    Enables or disables checksum checks for RDB files and RESTORE's payload.",
+    "SLEEP <seconds>", "    Stop the server for <seconds>. Decimals allowed.",
+    "POPULATE <count> [<prefix>] [<size>]", "    Create <count> string keys named key:<num>.",
+    "QUICKLIST-PACKED-THRESHOLD <size>", "    Sets the threshold for elements to be inserted as plain vs packed nodes",
+    "HELP", "    Prints this help.",
+]
+
+
+def debug_enabled(c: Any) -> bool:
+    mode = c.server.config["enable-debug-command"]
+    return mode == "yes" or (mode == "local" and c.addr.startswith(("127.", "[::1]")))
+
+
+@command("debug", -2, "admin noscript loading stale", **SRV, since="1.0.0", summary="A container for debugging commands.",
+         args="subcommand:string [argument:string...]", complexity="Depends on subcommand.", doc_flags="syscmd")
+def debug(c: Any, argv: list[bytes]) -> Any:
+    if not debug_enabled(c):
+        raise CommandError(
+            "DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from "
+            "a local connection, otherwise you need to set this option in the configuration file, and then restart "
+            "the server."
+        )
+    sub = argv[1].lower()
+    n = len(argv)
+    server, ks = c.server, c.keyspace
+    if sub == b"help" and n == 2:
+        return [Status(line) for line in _DEBUG_HELP]
+    if sub == b"sleep" and n == 3:
+        from dumpling.commands.common import to_float
+
+        time.sleep(max(to_float(argv[2]), 0.0))
+        return OK
+    if sub == b"set-active-expire" and n == 3:
+        ks.active_expire_enabled = to_int(argv[2]) != 0
+        return OK
+    if sub == b"set-skip-checksum-validation" and n == 3:
+        server.skip_checksum = to_int(argv[2]) != 0
+        return OK
+    if sub == b"error" and n == 3:
+        from dumpling.protocol import ErrorReply
+
+        return ErrorReply(argv[2].decode("utf-8", "replace"))
+    if sub == b"log" and n == 3:
+        server.log("warning", "DEBUG LOG: " + argv[2].decode("utf-8", "replace"))
+        return OK
+    if sub == b"change-repl-id" and n == 2:
+        import secrets
+
+        server.replid = secrets.token_hex(20)
+        return OK
+    if sub == b"object" and n == 3:
+        return _debug_object(c, argv[2])
+    if sub == b"protocol" and n == 3:
+        return _debug_protocol(c, argv[2])
+    if sub == b"populate" and 3 <= n <= 5:
+        return _debug_populate(c, argv)
+    if sub == b"quicklist-packed-threshold" and n == 3:
+        from dumpling.config import parse_memory
+
+        size = parse_memory(argv[2].decode("utf-8", "replace"))
+        if size is None or size > 4 * 1024**3:
+            raise CommandError("argument must be a memory value bigger than 1 and smaller than 4gb")
+        server.quicklist_packed_threshold = size or 1 << 30
+        return OK
+    if sub in (b"reload", b"digest", b"digest-value", b"jmap", b"segfault", b"panic", b"assert", b"oom", b"restart",
+               b"crash-and-recover", b"loadaof", b"leak"):
+        raise CommandError(f"DEBUG {argv[1].decode('utf-8', 'replace').upper()} is not supported by dumpling")
+    text = argv[1][:128].decode("utf-8", "replace")
+    raise CommandError(f"unknown subcommand or wrong number of arguments for '{text}'. Try DEBUG HELP.")
+
+
+def _debug_object(c: Any, key: bytes) -> Any:
+    db = c.db
+    value = db.peek(key)
+    if value is None:
+        raise CommandError(NO_SUCH_KEY)
+    from dumpling.commands.keys import encoding_of
+    from dumpling.keyspace import lru_idle_ms
+
+    field = db.meta.get(key, 0)
+    length = len(value) if isinstance(value, (bytes, bytearray)) else len(value)
+    idle = lru_idle_ms(field, c.keyspace.now) // 1000
+    return Status(
+        f"Value at:0x{id(value):x} refcount:1 encoding:{encoding_of(value).decode()} serializedlength:{length} "
+        f"lru:{field} lru_seconds_idle:{idle}"
+    )
+
+
+def _debug_protocol(c: Any, kind: bytes) -> Any:
+    from dumpling.protocol import BigNumber, Bool, Push, SetReply
+
+    k = kind.lower()
+    if k == b"string":
+        return b"Hello World"
+    if k == b"integer":
+        return 12345
+    if k == b"double":
+        return Double(3.141)
+    if k == b"bignum":
+        return BigNumber(b"1234567999999999999999999999999999999")
+    if k == b"null":
+        return None
+    if k == b"array":
+        return [0, 1, 2]
+    if k == b"set":
+        return SetReply([0, 1, 2])
+    if k == b"map":
+        return Map([(0, Bool(False)), (1, Bool(True)), (2, Bool(False))])
+    if k == b"attrib":
+        return b"Some real reply following the attribute"
+    if k == b"push":
+        if not c.resp3:
+            raise CommandError("RESP2 is not supported by this command")
+        c.push(Push([b"server-cpu-usage", 42]))
+        return b"Some real reply following the push reply"
+    if k == b"true":
+        return Bool(True)
+    if k == b"false":
+        return Bool(False)
+    if k == b"verbatim":
+        return Verbatim("This is a verbatim\nstring")
+    raise CommandError(
+        "Wrong protocol type name. Please use one of the following: "
+        "string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false"
+    )
+
+
+def _debug_populate(c: Any, argv: list[bytes]) -> Any:
+    count = to_int(argv[2], "value is out of range")
+    if count < 0:
+        raise CommandError("value is out of range")
+    prefix = argv[3] if len(argv) > 3 else b"key"
+    size = to_int(argv[4]) if len(argv) > 4 else 0
+    db, ks = c.db, c.keyspace
+    for i in range(count):
+        key = b"%s:%d" % (prefix, i)
+        if db.lookup_write(key) is not None:
+            continue
+        value = b"value:%d" % i
+        if size:
+            value = value[:size].ljust(size, b"\x00")
+        db.add(key, value)
+        ks.dirty += 1
+    return OK
