@@ -313,19 +313,52 @@ class Keyspace:
         if self.notify_hook is not None and (cls in flags or (cls == "n" and "n" in flags)):
             self.notify_hook(db_index, cls, event, key)
 
+    def is_expired(self, db: Database, key: bytes) -> bool:
+        """Logically expired but not yet deleted (Redis's ``keyIsExpired``; no side effects)."""
+        when = db.expires.get(key)
+        return when is not None and not self.loading and self.now > when
+
     def touch_watched(self, db_index: int, key: bytes) -> None:
+        """``key`` changed: clients WATCHing it will see EXEC fail.
+
+        ``client.watched`` maps (db, key) to whether the key was already logically
+        expired when WATCHed; deleting such a key is no logical change (Redis's
+        ``touchWatchedKey``)."""
         clients = self.watched.get((db_index, key))
         if clients:
+            item = (db_index, key)
+            absent = key not in self.dbs[db_index].data
             for client in clients:
+                if absent and client.watched.get(item):
+                    client.watched[item] = False
+                    continue
                 client.watch_dirty = True
 
     def touch_watched_in_db(self, db_index: int, *holders: Database) -> None:
-        """FLUSHDB/FLUSHALL/SWAPDB: watched keys of ``db_index`` that exist in any of
-        ``holders`` count as modified (Redis's ``touchAllWatchedKeysInDb``)."""
-        for (index, key), clients in self.watched.items():
-            if index == db_index and any(key in db.data for db in holders):
-                for client in clients:
-                    client.watch_dirty = True
+        """FLUSHDB/FLUSHALL/SWAPDB, called before the change: ``dbs[db_index]`` is
+        emptied, and for SWAPDB replaced by the other holder (Redis's
+        ``touchAllWatchedKeysInDb``, including its rules for already expired keys)."""
+        emptied = self.dbs[db_index]
+        replaced = next((db for db in holders if db is not emptied), None)
+        for item, clients in self.watched.items():
+            index, key = item
+            if index != db_index:
+                continue
+            in_emptied = key in emptied.data
+            in_replaced = replaced is not None and key in replaced.data
+            if not (in_emptied or in_replaced):
+                continue
+            for client in clients:
+                if client.watched.get(item):
+                    if not in_replaced:
+                        client.watched[item] = False  # the expired key is simply gone
+                        continue
+                    if replaced is not None and self.is_expired(replaced, key):
+                        continue  # still an expired key
+                elif not in_emptied and replaced is not None and self.is_expired(replaced, key):
+                    client.watched[item] = True  # a missing key became an expired one
+                    continue
+                client.watch_dirty = True
 
     def signal_ready(self, db: Database, key: bytes) -> None:
         if (db.index, key) in self.blocked_keys:
