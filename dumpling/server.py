@@ -62,12 +62,13 @@ class Client(asyncio.Protocol):
         # transactions
         self.multi: list[tuple[Any, list[bytes]]] | None = None
         self.multi_error = False
-        self.watched: set[tuple[int, bytes]] = set()
+        self.watched: dict[tuple[int, bytes], bool] = {}  # (db, key) -> already expired when WATCHed
         self.watch_dirty = False
-        # pub/sub
-        self.channels: set[bytes] = set()
-        self.patterns: set[bytes] = set()
-        self.shard_channels: set[bytes] = set()
+        # pub/sub: subscriptions in the order they were made (dicts used as ordered sets)
+        self.channels: dict[bytes, None] = {}
+        self.patterns: dict[bytes, None] = {}
+        self.shard_channels: dict[bytes, None] = {}
+        self.obuf_soft_limit_since = 0  # unix seconds when the output buffer went over the soft limit
         # blocking
         self.blocked: Any = None  # a dispatch.Blocked while waiting
         # framing
@@ -158,12 +159,12 @@ class Client(asyncio.Protocol):
             if not self._reader.has_data():
                 self._retained.clear()
                 self._returned = 0
-            elif len(self._retained) > PENDING_STRICT_THRESHOLD:
-                # A big request is arriving: let the strict parser check its header
-                # (bulk length limits) and trim what was already executed.
-                self._to_strict()
-                return self._next_strict()
-            return None
+                return None
+            # A request is pending.  Hand it to the reference parser, which knows what
+            # hiredis cannot: inline commands, headers ending in a bare CR, and bulk
+            # lengths over the limits (checked before the payload arrives).
+            self._to_strict()
+            return self._next_strict()
         if type(request) is list:
             for item in request:
                 if type(item) is not bytes:
@@ -197,11 +198,15 @@ class Client(asyncio.Protocol):
                 self._pos = 0
             return None
         self._pos = pos
-        if pos >= len(self._buf):
-            self._buf.clear()
+        if self.authenticated:
+            # Back to the fast path for whatever follows this request.
+            rest = bytes(self._buf[pos:])
+            self._buf = bytearray()
             self._pos = 0
-            if self.authenticated:
-                self._strict = False  # back to the fast path
+            self._strict = False
+            if rest:
+                self._reader.feed(rest)
+                self._retained = bytearray(rest)
         return argv
 
     # -- output -----------------------------------------------------------------------
