@@ -103,6 +103,9 @@ class Server:
         self.current_client: Client | None = None
         self.cluster: Any = None  # set by the cluster module when cluster-enabled
         self.pubsub: Any = None  # set by the pub/sub module
+        # Pushes for the client whose command is running; sent after its reply (Redis 7.2+ order).
+        self.pending_pushes: list[Any] = []
+        self._obuf_limits: tuple[str, dict[str, tuple[int, int, int]]] = ("", {})
         self.extensions: list[Callable[[Server], None]] = []
         self.debug_sleeping = False
         self.cron_hooks: list[Callable[[], None]] = []
@@ -134,24 +137,48 @@ class Server:
             self.pubsub.client_gone(client)
 
     def output_limit_exceeded(self, client: Client) -> bool:
-        """Pub/sub clients over ``client-output-buffer-limit pubsub`` hard limit are dropped."""
-        if not (client.channels or client.patterns or client.shard_channels):
+        """Apply ``client-output-buffer-limit`` to the client's class (Redis's
+        ``checkClientOutputBufferLimits``): at or over the hard limit, or at or over the
+        soft limit for more than its seconds, the client is dropped with its unsent output."""
+        pubsub = bool(client.channels or client.patterns or client.shard_channels)
+        hard, soft, seconds = self.output_buffer_limits()["pubsub" if pubsub else "normal"]
+        if not (hard or soft):
             return False
-        hard = self.pubsub_hard_limit()
-        if hard and client.output_buffer_size() > hard:
-            self.log("warning", f"Client id={client.id} scheduled to be closed ASAP for overcoming of output buffer limits.")
-            client.close()
-            return True
-        return False
+        used = client.output_buffer_size()
+        over = bool(hard and used >= hard)
+        if soft and used >= soft:
+            now = int(time.time())
+            if not client.obuf_soft_limit_since:
+                client.obuf_soft_limit_since = now
+            elif now - client.obuf_soft_limit_since > seconds:
+                over = True
+        else:
+            client.obuf_soft_limit_since = 0
+        if not over:
+            return False
+        self.log("warning", f"Client id={client.id} addr={client.addr} scheduled to be closed ASAP for overcoming "
+                 "of output buffer limits.")
+        transport = client.transport
+        client.close()
+        if transport is not None:
+            transport.abort()  # Redis frees the client: what it has not read is dropped
+        return True
 
-    def pubsub_hard_limit(self) -> int:
-        parts = self.config["client-output-buffer-limit"].split()
-        for i in range(0, len(parts) - 3, 4):
-            if parts[i] == "pubsub":
-                from dumpling.config import parse_memory
+    def output_buffer_limits(self) -> dict[str, tuple[int, int, int]]:
+        """``client-output-buffer-limit`` as class -> (hard bytes, soft bytes, soft seconds)."""
+        text = self.config["client-output-buffer-limit"]
+        if self._obuf_limits[0] != text or not self._obuf_limits[1]:
+            from dumpling.config import parse_memory
 
-                return parse_memory(parts[i + 1]) or 0
-        return 0
+            limits = {"normal": (0, 0, 0), "replica": (268435456, 67108864, 60), "pubsub": (33554432, 8388608, 60)}
+            parts = text.lower().split()
+            for i in range(0, len(parts) - 3, 4):
+                name = "replica" if parts[i] == "slave" else parts[i]
+                hard, soft = parse_memory(parts[i + 1]), parse_memory(parts[i + 2])
+                if name in limits and hard is not None and soft is not None and parts[i + 3].isdigit():
+                    limits[name] = (hard, soft, int(parts[i + 3]))
+            self._obuf_limits = (text, limits)
+        return self._obuf_limits[1]
 
     # -- execution ------------------------------------------------------------------
 
@@ -211,6 +238,10 @@ class Server:
                 if err is not None:
                     self.reject(client, err, argv, cmd)
                     return
+            # Queuing costs memory: under maxmemory every queued command is refused (not only denyoom).
+            if self.config["maxmemory"] and not self.evict_if_needed():
+                self.reject(client, "OOM command not allowed when used memory > 'maxmemory'.", argv, cmd)
+                return
             client.multi.append((cmd, argv))
             client.reply(QUEUED)
             return
@@ -238,8 +269,12 @@ class Server:
         reply = self.call(client, cmd, argv)
         if type(reply) is Blocked:
             self.block(client, reply, cmd)
+            if self.pending_pushes:
+                self.send_pending_pushes(client)
             return
         client.reply(reply)
+        if self.pending_pushes:
+            self.send_pending_pushes(client)
         if self.keyspace.ready_keys:
             self.serve_ready_keys()
 
@@ -354,6 +389,12 @@ class Server:
                     self.unblock(client, reply)
                     if key not in ks.dbs[db_index].data:
                         break
+
+    def send_pending_pushes(self, client: Client) -> None:
+        """Pushes made for ``client`` while its command ran follow the command's reply (7.2+)."""
+        pushes, self.pending_pushes = self.pending_pushes, []
+        for push in pushes:
+            client.push(push)
 
     def unwatch_all(self, client: Client) -> None:
         ks = self.keyspace
