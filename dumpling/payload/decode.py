@@ -1,0 +1,685 @@
+"""RESTORE's reading side: a verified payload -> an in-memory value with the encoding Redis 7.4 would give it.
+
+Dispatches on the type byte (never on the footer version, except to tell Valkey's
+type 22 from Redis's), parses the body with bounds checks everywhere, applies the
+checks Redis always applies and, when sanitizing, the deep ones (§6.5), then picks
+the post-load encoding from the configured thresholds (§6.4).  Anything wrong ->
+``PayloadError("Bad data format")``; nothing else escapes.
+
+Where Redis (unsanitized) would accept a body it could not actually use - an odd
+number of hash listpack entries, a PEL entry without an owner, duplicate IDs - we
+refuse it: the value model cannot hold it and the client gets a clean error.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dumpling.datatypes import HashValue, ListValue, SetValue, StreamValue, ZSetValue
+from dumpling.payload import intset, listpack, quicklist, stream, ziplist, zipmap
+from dumpling.payload.envelope import VALKEY_VERSION_MIN, check_envelope, footer_version, is_foreign_version
+from dumpling.payload.errors import FOREIGN_TYPE, PayloadError, bad_data
+from dumpling.payload.options import DEFAULT_OPTIONS, CodecOptions
+from dumpling.payload.primitives import (
+    MASK64,
+    c_strtod_prefix,
+    parse_canonical_int,
+    read_binary_double,
+    read_count,
+    read_len,
+    read_millis,
+    read_string,
+    read_string_double,
+)
+
+Value = bytes | ListValue | SetValue | HashValue | ZSetValue | StreamValue
+
+# RDB object type bytes (§4.1).
+TYPE_STRING = 0
+TYPE_LIST = 1
+TYPE_SET = 2
+TYPE_ZSET = 3
+TYPE_HASH = 4
+TYPE_ZSET_2 = 5
+TYPE_MODULE_PRE_GA = 6
+TYPE_MODULE_2 = 7
+TYPE_HASH_ZIPMAP = 9
+TYPE_LIST_ZIPLIST = 10
+TYPE_SET_INTSET = 11
+TYPE_ZSET_ZIPLIST = 12
+TYPE_HASH_ZIPLIST = 13
+TYPE_LIST_QUICKLIST = 14
+TYPE_STREAM_LISTPACKS = 15
+TYPE_HASH_LISTPACK = 16
+TYPE_ZSET_LISTPACK = 17
+TYPE_LIST_QUICKLIST_2 = 18
+TYPE_STREAM_LISTPACKS_2 = 19
+TYPE_SET_LISTPACK = 20
+TYPE_STREAM_LISTPACKS_3 = 21
+TYPE_HASH_22 = 22  # Redis: HASH_METADATA_PRE_GA; Valkey >= 9 (footer >= 80): HASH_2
+TYPE_HASH_LISTPACK_EX_PRE_GA = 23
+TYPE_HASH_METADATA = 24
+TYPE_HASH_LISTPACK_EX = 25
+
+EB_EXPIRE_TIME_MAX = (1 << 48) - 1
+_LP_SAFE = listpack.MAX_SAFE_SIZE
+_MODULE_CHARSET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedPayload:
+    value: Value
+    type_byte: int
+    rdb_version: int
+    # How many blobs were deep-validated (Redis's INFO dump_payload_sanitizations).
+    sanitizations: int = 0
+
+    @property
+    def encoding(self) -> str:
+        """OBJECT ENCODING after RESTORE."""
+        value = self.value
+        if isinstance(value, (bytes, bytearray)):
+            return string_encoding(value)
+        return value.encoding
+
+
+def string_encoding(value: bytes | bytearray) -> str:
+    """OBJECT ENCODING of a restored string: int, embstr (<= 44 bytes) or raw."""
+    if isinstance(value, bytearray):
+        return "raw"
+    if parse_canonical_int(value) is not None:
+        return "int"
+    return "embstr" if len(value) <= 44 else "raw"
+
+
+class DecodeContext:
+    """What every body reader needs: the buffer, its usable end and the validation mode."""
+
+    __slots__ = ("buf", "end", "deep", "options", "rdb_version", "sanitizations")
+
+    def __init__(self, buf: bytes, end: int, options: CodecOptions, rdb_version: int) -> None:
+        self.buf = buf
+        self.end = end
+        self.deep = options.deep_sanitize
+        self.options = options
+        self.rdb_version = rdb_version
+        self.sanitizations = 0
+
+    def blob(self, pos: int) -> tuple[bytes, int]:
+        return read_string(self.buf, pos, self.end)
+
+
+def decode_payload(payload: bytes | bytearray | memoryview, options: CodecOptions = DEFAULT_OPTIONS) -> DecodedPayload:
+    """Verify the envelope (§1.4) and decode the value; raises PayloadError with Redis's reply text."""
+    check_envelope(payload, options)
+    buf = bytes(payload)
+    version = footer_version(buf)
+    end = len(buf) - 10
+    if end < 1:
+        raise bad_data("payload has no type byte")
+    type_byte = buf[0]
+    if options.rdb_version_check != "redis" and is_foreign_version(version) and type_byte >= TYPE_HASH_22:
+        raise PayloadError(FOREIGN_TYPE.format(type_byte=type_byte), "foreign RDB version")
+    reader = _READERS.get(type_byte)
+    if reader is None:
+        raise bad_data(f"unknown object type {type_byte}")
+    ctx = DecodeContext(buf, end, options, version)
+    try:
+        value, _ = reader(ctx, 1, type_byte)
+    except PayloadError:
+        raise
+    except Exception as exc:  # a missed check must still surface as a clean refusal
+        raise bad_data(f"internal: {exc!r}") from exc
+    # Like Redis, bytes left between the body and the footer are ignored.
+    return DecodedPayload(value, type_byte, version, ctx.sanitizations)
+
+
+# ---------------------------------------------------------------------------
+# strings
+
+
+def _read_string_value(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[bytes, int]:
+    return read_string(ctx.buf, pos, ctx.end)
+
+
+def _read_strings(ctx: DecodeContext, pos: int, count: int) -> tuple[list[bytes], int]:
+    """``count`` consecutive rdbStrings, with the common short-raw case inlined."""
+    buf, end = ctx.buf, ctx.end
+    out: list[bytes] = []
+    append = out.append
+    for _ in range(count):
+        b = buf[pos]
+        if b < 64:
+            nxt = pos + 1 + b
+            if nxt > end:
+                raise bad_data("string past end of payload")
+            append(buf[pos + 1 : nxt])
+            pos = nxt
+        else:
+            s, pos = read_string(buf, pos, end)
+            append(s)
+    return out, pos
+
+
+def _read_pairs(ctx: DecodeContext, pos: int, count: int) -> tuple[list[bytes], list[bytes], int]:
+    """``count`` (rdbString, rdbString) pairs as two parallel lists."""
+    buf, end = ctx.buf, ctx.end
+    firsts: list[bytes] = []
+    seconds: list[bytes] = []
+    add_first = firsts.append
+    add_second = seconds.append
+    for _ in range(count):
+        b = buf[pos]
+        if b < 64:
+            nxt = pos + 1 + b
+            if nxt > end:
+                raise bad_data("string past end of payload")
+            add_first(buf[pos + 1 : nxt])
+            pos = nxt
+        else:
+            s, pos = read_string(buf, pos, end)
+            add_first(s)
+        b = buf[pos]
+        if b < 64:
+            nxt = pos + 1 + b
+            if nxt > end:
+                raise bad_data("string past end of payload")
+            add_second(buf[pos + 1 : nxt])
+            pos = nxt
+        else:
+            s, pos = read_string(buf, pos, end)
+            add_second(s)
+    return firsts, seconds, pos
+
+
+# ---------------------------------------------------------------------------
+# lists
+
+
+def _list_encoding_after_load(nodes: list[tuple[int, int, int]], options: CodecOptions) -> str:
+    """listTypeTryConversion(LIST_CONV_AUTO) for loaded nodes given as (container, bytes, count)."""
+    if len(nodes) != 1 or nodes[0][0] != quicklist.CONTAINER_PACKED:
+        return "quicklist"
+    size_limit, count_limit = quicklist.node_limits(options.list_max_listpack_size)
+    _, size, count = nodes[0]
+    if (size_limit is not None and size > size_limit) or (count_limit is not None and count > count_limit):
+        return "quicklist"
+    return "listpack"
+
+
+def _pushed_nodes(items: list[bytes], options: CodecOptions) -> list[tuple[int, int, int]]:
+    """The first nodes quicklistPushTail (7.4 rules) makes of ``items``; stops once there are two."""
+    packer = quicklist.NodePacker("7.4", options.list_max_listpack_size, start_as_listpack=False)
+    for item in items:
+        packer.push(item)
+        if len(packer.nodes) > 1:
+            break
+    return [(n.container, n.size, len(n.items)) for n in packer.nodes]
+
+
+def _read_list(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[ListValue, int]:
+    count, pos = read_count(ctx.buf, pos, ctx.end)
+    if count == 0:
+        raise bad_data("empty list")
+    items, pos = _read_strings(ctx, pos, count)
+    return ListValue(items, _list_encoding_after_load(_pushed_nodes(items, ctx.options), ctx.options)), pos
+
+
+def _read_list_ziplist(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[ListValue, int]:
+    blob, pos = ctx.blob(pos)
+    items = ziplist.decode(blob)
+    if not items:
+        raise bad_data("empty list ziplist")
+    # Redis 7.4 leaves a type-10 list as a quicklist (no conversion call on this path).
+    return ListValue(items, "quicklist"), pos
+
+
+def _read_quicklist(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[ListValue, int]:
+    buf, end, deep = ctx.buf, ctx.end, ctx.deep
+    node_count, pos = read_count(buf, pos, end, 2 if type_byte == TYPE_LIST_QUICKLIST_2 else 1)
+    if node_count == 0:
+        raise bad_data("empty quicklist")
+    items: deque[bytes] = deque()
+    nodes: list[tuple[int, int, int]] = []
+    for _ in range(node_count):
+        container = quicklist.CONTAINER_PACKED
+        if type_byte == TYPE_LIST_QUICKLIST_2:
+            container, pos = read_len(buf, pos, end)
+            if container not in (quicklist.CONTAINER_PACKED, quicklist.CONTAINER_PLAIN):
+                raise bad_data("quicklist integrity check failed: bad container")
+        data, pos = read_string(buf, pos, end)
+        if not data:
+            raise bad_data("quicklist node of zero bytes")
+        if container == quicklist.CONTAINER_PLAIN:
+            items.append(data)
+            nodes.append((container, len(data), 1))
+            continue
+        if type_byte == TYPE_LIST_QUICKLIST_2:
+            if deep:
+                ctx.sanitizations += 1
+            elements = listpack.decode(data, deep)
+            size = len(data)
+        else:
+            elements = ziplist.decode(data)
+            size = listpack.HEADER_SIZE + 1 + sum(map(listpack.entry_size, elements))
+        if not elements:
+            continue  # Redis silently skips empty nodes
+        items.extend(elements)
+        nodes.append((container, size, len(elements)))
+    if not items:
+        raise bad_data("quicklist without elements")
+    value = ListValue((), _list_encoding_after_load(nodes, ctx.options))
+    value.items = items
+    return value, pos
+
+
+# ---------------------------------------------------------------------------
+# sets
+
+
+def _read_set(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[SetValue, int]:
+    count, pos = read_count(ctx.buf, pos, ctx.end)
+    if count == 0:
+        raise bad_data("empty set")
+    members, pos = _read_strings(ctx, pos, count)
+    opts = ctx.options
+    # rdbLoadObject RDB_TYPE_SET: hashtable up front if too many for an intset, else
+    # intset -> listpack -> hashtable as members arrive.
+    if count > min(opts.set_max_intset_entries, 1 << 30):
+        encoding = "hashtable"
+    else:
+        encoding = "intset"
+        max_len = total = 0
+        for i, member in enumerate(members):
+            size = len(member)
+            total += size
+            if size > max_len:
+                max_len = size
+            if encoding == "intset":
+                if parse_canonical_int(member) is not None:
+                    continue
+                if i < opts.set_max_listpack_entries and max_len <= opts.set_max_listpack_value and total <= _LP_SAFE:
+                    encoding = "listpack"
+                else:
+                    encoding = "hashtable"
+                    break
+            if encoding == "listpack" and not (
+                i < opts.set_max_listpack_entries and size <= opts.set_max_listpack_value and total <= _LP_SAFE
+            ):
+                encoding = "hashtable"
+                break
+    value = SetValue(members, encoding)
+    if len(value.members) != count:
+        raise bad_data("duplicate set members")
+    return value, pos
+
+
+def _read_set_intset(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[SetValue, int]:
+    blob, pos = ctx.blob(pos)
+    if ctx.deep:
+        ctx.sanitizations += 1
+    values = intset.decode(blob, ctx.deep)
+    encoding = "hashtable" if len(values) > ctx.options.set_max_intset_entries else "intset"
+    return SetValue([b"%d" % v for v in values], encoding), pos
+
+
+def _read_set_listpack(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[SetValue, int]:
+    blob, pos = ctx.blob(pos)
+    if ctx.deep:
+        ctx.sanitizations += 1
+    members = listpack.decode(blob, ctx.deep)
+    if not members:
+        raise bad_data("empty set listpack")
+    value = SetValue(members, "hashtable" if len(members) > ctx.options.set_max_listpack_entries else "listpack")
+    if ctx.deep and len(value.members) != len(members):
+        raise bad_data("duplicate set listpack members")
+    return value, pos
+
+
+# ---------------------------------------------------------------------------
+# sorted sets
+
+
+def _zset_from_pairs(pairs: list[tuple[bytes, float]], encoding: str, deep_dups: bool) -> ZSetValue:
+    """Build the value; duplicates keep the first occurrence (what a listpack lookup finds)."""
+    zset = ZSetValue.from_pairs(pairs, encoding)
+    if len(zset.scores) != len(pairs):
+        if deep_dups:
+            raise bad_data("duplicate sorted set members")
+        first: dict[bytes, float] = {}
+        for member, score in pairs:
+            first.setdefault(member, score)
+        zset = ZSetValue.from_pairs(first.items(), encoding)
+    return zset
+
+
+def _read_zset(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[ZSetValue, int]:
+    buf, end = ctx.buf, ctx.end
+    count, pos = read_count(buf, pos, end, 2)
+    if count == 0:
+        raise bad_data("empty sorted set")
+    pairs: list[tuple[bytes, float]] = []
+    append = pairs.append
+    max_len = total = 0
+    binary = type_byte == TYPE_ZSET_2
+    for _ in range(count):
+        b = buf[pos]
+        if b < 64:
+            nxt = pos + 1 + b
+            if nxt > end:
+                raise bad_data("string past end of payload")
+            member = buf[pos + 1 : nxt]
+            pos = nxt
+        else:
+            member, pos = read_string(buf, pos, end)
+        if binary:
+            score, pos = read_binary_double(buf, pos, end)
+        else:
+            score, pos = read_string_double(buf, pos, end)
+        if score != score:
+            raise bad_data("zset with NaN score")
+        size = len(member)
+        total += size
+        if size > max_len:
+            max_len = size
+        append((member, score))
+    opts = ctx.options
+    small = count <= opts.zset_max_listpack_entries and max_len <= opts.zset_max_listpack_value and total <= _LP_SAFE
+    zset = ZSetValue.from_pairs(pairs, "listpack" if small else "skiplist")
+    if len(zset.scores) != count:
+        raise bad_data("duplicate sorted set members")
+    return zset, pos
+
+
+def _listpack_score(entry: bytes | int) -> float:
+    """zzlGetScore: integer entries as is, strings through strtod of at most 127 bytes (0 if unparsable)."""
+    if isinstance(entry, int):
+        return float(entry)
+    score = c_strtod_prefix(entry[:127])
+    return 0.0 if score is None else score
+
+
+def _zset_pairs_from_elements(elements: list) -> list[tuple[bytes, float]]:
+    if len(elements) % 2:
+        raise bad_data("sorted set blob with an odd number of entries")
+    pairs = []
+    for i in range(0, len(elements), 2):
+        member = elements[i]
+        score = _listpack_score(elements[i + 1])
+        if math.isnan(score):
+            raise bad_data("zset with NaN score")
+        pairs.append((member if isinstance(member, bytes) else b"%d" % member, score))
+    return pairs
+
+
+def _read_zset_listpack(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[ZSetValue, int]:
+    blob, pos = ctx.blob(pos)
+    if type_byte == TYPE_ZSET_LISTPACK:
+        if ctx.deep:
+            ctx.sanitizations += 1
+        elements = listpack.decode(blob, ctx.deep, ints_as_bytes=False)
+        deep_dups = ctx.deep
+    else:
+        elements = ziplist.decode(blob, ints_as_bytes=False)
+        deep_dups = True  # ziplist pairs are always checked for duplicates
+    pairs = _zset_pairs_from_elements(elements)
+    if not pairs:
+        raise bad_data("empty sorted set")
+    encoding = "skiplist" if len(pairs) > ctx.options.zset_max_listpack_entries else "listpack"
+    return _zset_from_pairs(pairs, encoding, deep_dups), pos
+
+
+# ---------------------------------------------------------------------------
+# hashes
+
+
+def _hash_from_elements(elements: list[bytes], deep_dups: bool) -> dict[bytes, bytes]:
+    if len(elements) % 2:
+        raise bad_data("hash blob with an odd number of entries")
+    fields = dict(zip(elements[0::2], elements[1::2], strict=True))
+    if len(fields) * 2 != len(elements):
+        if deep_dups:
+            raise bad_data("hash with duplicate fields")
+        fields = {}
+        for i in range(0, len(elements), 2):
+            fields.setdefault(elements[i], elements[i + 1])
+    return fields
+
+
+def _read_hash(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[HashValue, int]:
+    count, pos = read_count(ctx.buf, pos, ctx.end, 2)
+    if count == 0:
+        raise bad_data("empty hash")
+    keys, values, pos = _read_pairs(ctx, pos, count)
+    opts = ctx.options
+    limit = opts.hash_max_listpack_value
+    fields: dict[bytes, bytes] = {}
+    encoding = "hashtable" if count > opts.hash_max_listpack_entries else "listpack"
+    start = 0
+    if encoding == "listpack":
+        # Pairs go into a listpack until one is too long; duplicates there are only
+        # caught when sanitizing (Redis keeps both; a lookup finds the first).
+        listpack_dups = False
+        total = 0
+        for start in range(count):
+            field, value = keys[start], values[start]
+            total += len(field) + len(value)
+            if len(field) > limit or len(value) > limit or total > _LP_SAFE:
+                if listpack_dups or field in fields:
+                    raise bad_data("duplicate hash fields")
+                encoding = "hashtable"
+                break
+            if field in fields:
+                if ctx.deep:
+                    raise bad_data("hash with duplicate fields")
+                listpack_dups = True
+                continue
+            fields[field] = value
+        else:
+            start = count
+    if start < count:
+        before = len(fields)
+        fields.update(zip(keys[start:], values[start:], strict=True))
+        if len(fields) != before + count - start:
+            raise bad_data("duplicate hash fields")
+    return HashValue(fields, None, encoding), pos
+
+
+def _read_hash_zipmap(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[HashValue, int]:
+    blob, pos = ctx.blob(pos)
+    pairs = zipmap.decode(blob)
+    opts = ctx.options
+    max_len = max(max(len(k), len(v)) for k, v in pairs)
+    big = len(pairs) > opts.hash_max_listpack_entries or max_len > opts.hash_max_listpack_value
+    return HashValue(pairs, None, "hashtable" if big else "listpack"), pos
+
+
+def _read_hash_listpack(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[HashValue, int]:
+    blob, pos = ctx.blob(pos)
+    if type_byte == TYPE_HASH_LISTPACK:
+        if ctx.deep:
+            ctx.sanitizations += 1
+        fields = _hash_from_elements(listpack.decode(blob, ctx.deep), ctx.deep)
+    else:
+        fields = _hash_from_elements(ziplist.decode(blob), True)
+    if not fields:
+        raise bad_data("empty hash")
+    encoding = "hashtable" if len(fields) > ctx.options.hash_max_listpack_entries else "listpack"
+    return HashValue(fields, None, encoding), pos
+
+
+def _read_hash_listpack_ex(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[HashValue, int]:
+    """Types 25 (minExpire + listpack of field, value, expireAt) and 23 (the 7.4-RC form without minExpire)."""
+    if type_byte == TYPE_HASH_LISTPACK_EX:
+        _, pos = read_millis(ctx.buf, pos, ctx.end)  # minExpire: read, not used (as Redis)
+    blob, pos = ctx.blob(pos)
+    deep = ctx.deep
+    if deep:
+        ctx.sanitizations += 1
+    elements = listpack.decode(blob, deep, ints_as_bytes=False)
+    if len(elements) % 3:
+        raise bad_data("hash listpackex entry count not a multiple of 3")
+    fields: dict[bytes, bytes] = {}
+    expires: dict[bytes, int] = {}
+    last_expire = -1
+    for i in range(0, len(elements), 3):
+        raw_field, raw_value, raw_ttl = elements[i], elements[i + 1], elements[i + 2]
+        field = raw_field if isinstance(raw_field, bytes) else b"%d" % raw_field
+        value = raw_value if isinstance(raw_value, bytes) else b"%d" % raw_value
+        expire_at = listpack.as_int(raw_ttl)
+        if expire_at is None or expire_at < 0 or expire_at > EB_EXPIRE_TIME_MAX:
+            raise bad_data("invalid listpackex TTL")
+        if deep and expire_at and (last_expire == 0 or expire_at < last_expire):
+            raise bad_data("listpackex TTLs out of order")
+        last_expire = expire_at
+        if field in fields:
+            if deep:
+                raise bad_data("hash with duplicate fields")
+            continue
+        fields[field] = value
+        if expire_at:
+            expires[field] = expire_at
+    if not fields:
+        raise bad_data("empty hash")
+    encoding = "hashtable" if len(elements) // 3 > ctx.options.hash_max_listpack_entries else "listpackex"
+    return HashValue(fields, expires, encoding), pos
+
+
+def _read_hash_metadata(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[HashValue, int]:
+    """Type 24 (minExpire + relative TTLs) and Redis's type 22 (7.4-RC, absolute TTLs)."""
+    buf, end = ctx.buf, ctx.end
+    relative = type_byte == TYPE_HASH_METADATA
+    min_expire = 0
+    if relative:
+        min_expire, pos = read_millis(buf, pos, end)
+        min_expire &= MASK64
+    count, pos = read_count(buf, pos, end, 3)
+    if count == 0:
+        raise bad_data("empty hash")
+    opts = ctx.options
+    limit = opts.hash_max_listpack_value
+    listpackex = count <= opts.hash_max_listpack_entries
+    triples: list[tuple[bytes, bytes, int]] = []
+    seen: set[bytes] = set()
+    listpack_dups = False
+    for _ in range(count):
+        ttl, pos = read_len(buf, pos, end)
+        expire_at = ((ttl + min_expire - 1) & MASK64) if relative and ttl else ttl
+        if expire_at > EB_EXPIRE_TIME_MAX:
+            raise bad_data("hash field expireAt above EB_EXPIRE_TIME_MAX")
+        field, pos = read_string(buf, pos, end)
+        value, pos = read_string(buf, pos, end)
+        duplicate = field in seen
+        if listpackex:
+            if duplicate and ctx.deep:
+                raise bad_data("hash with duplicate fields")
+            if len(field) > limit or len(value) > limit:
+                if listpack_dups:
+                    raise bad_data("duplicate hash fields")
+                listpackex = False
+            elif duplicate:
+                listpack_dups = True
+                continue
+        if not listpackex and duplicate:
+            raise bad_data("duplicate hash fields")
+        seen.add(field)
+        triples.append((field, value, expire_at))
+    if listpackex:
+        # listpackExAddNew keeps the listpack ordered by TTL: a TTL'd field goes before the
+        # first field with an equal or later TTL, fields without TTL go at the end.
+        with_ttl = [t for t in triples if t[2]]
+        with_ttl.reverse()
+        with_ttl.sort(key=lambda t: t[2])
+        triples = with_ttl + [t for t in triples if not t[2]]
+    fields = {f: v for f, v, _ in triples}
+    expires = {f: e for f, _, e in triples if e}
+    return HashValue(fields, expires, "listpackex" if listpackex else "hashtable"), pos
+
+
+def _read_valkey_hash2(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[HashValue, int]:
+    """Valkey >= 9 HASH_2: N x (field, value, int64 expire or -1); always a hashtable."""
+    buf, end = ctx.buf, ctx.end
+    count, pos = read_count(buf, pos, end, 10)
+    if count == 0:
+        raise bad_data("empty hash")
+    fields: dict[bytes, bytes] = {}
+    expires: dict[bytes, int] = {}
+    for _ in range(count):
+        field, pos = read_string(buf, pos, end)
+        value, pos = read_string(buf, pos, end)
+        expire, pos = read_millis(buf, pos, end)
+        if expire < -1:
+            raise bad_data("invalid HASH_2 field expire")
+        if field in fields:
+            raise bad_data("duplicate hash fields")
+        fields[field] = value
+        if expire != -1:
+            expires[field] = expire
+    return HashValue(fields, expires, "hashtable"), pos
+
+
+def _read_hash_22(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[HashValue, int]:
+    if ctx.rdb_version >= VALKEY_VERSION_MIN:
+        return _read_valkey_hash2(ctx, pos, type_byte)
+    return _read_hash_metadata(ctx, pos, type_byte)
+
+
+def _read_hash_23(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[HashValue, int]:
+    if ctx.rdb_version >= VALKEY_VERSION_MIN:
+        raise bad_data("Valkey PATH_HASH is not supported")
+    return _read_hash_listpack_ex(ctx, pos, type_byte)
+
+
+# ---------------------------------------------------------------------------
+# streams and modules
+
+
+def _read_stream(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[StreamValue, int]:
+    return stream.decode_stream(ctx, pos, type_byte)
+
+
+def module_type_name(module_id: int) -> str:
+    """moduleTypeNameByID: nine 6-bit characters above the 10-bit encoding version."""
+    name_bits = module_id >> 10
+    return "".join(_MODULE_CHARSET[(name_bits >> (6 * (8 - i))) & 63] for i in range(9))
+
+
+def _read_module(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[Value, int]:
+    if type_byte == TYPE_MODULE_PRE_GA:
+        raise bad_data("pre-release module format not supported")
+    module_id, pos = read_len(ctx.buf, pos, ctx.end)
+    raise bad_data(f"no matching module type '{module_type_name(module_id)}'")
+
+
+_Reader = Callable[[DecodeContext, int, int], tuple[Value, int]]
+
+_READERS: dict[int, _Reader] = {
+    TYPE_STRING: _read_string_value,
+    TYPE_LIST: _read_list,
+    TYPE_SET: _read_set,
+    TYPE_ZSET: _read_zset,
+    TYPE_HASH: _read_hash,
+    TYPE_ZSET_2: _read_zset,
+    TYPE_MODULE_PRE_GA: _read_module,
+    TYPE_MODULE_2: _read_module,
+    TYPE_HASH_ZIPMAP: _read_hash_zipmap,
+    TYPE_LIST_ZIPLIST: _read_list_ziplist,
+    TYPE_SET_INTSET: _read_set_intset,
+    TYPE_ZSET_ZIPLIST: _read_zset_listpack,
+    TYPE_HASH_ZIPLIST: _read_hash_listpack,
+    TYPE_LIST_QUICKLIST: _read_quicklist,
+    TYPE_STREAM_LISTPACKS: _read_stream,
+    TYPE_HASH_LISTPACK: _read_hash_listpack,
+    TYPE_ZSET_LISTPACK: _read_zset_listpack,
+    TYPE_LIST_QUICKLIST_2: _read_quicklist,
+    TYPE_STREAM_LISTPACKS_2: _read_stream,
+    TYPE_SET_LISTPACK: _read_set_listpack,
+    TYPE_STREAM_LISTPACKS_3: _read_stream,
+    TYPE_HASH_22: _read_hash_22,
+    TYPE_HASH_LISTPACK_EX_PRE_GA: _read_hash_23,
+    TYPE_HASH_METADATA: _read_hash_metadata,
+    TYPE_HASH_LISTPACK_EX: _read_hash_listpack_ex,
+}

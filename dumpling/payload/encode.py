@@ -1,0 +1,301 @@
+"""DUMP's writing side: an in-memory value -> the payload a real Redis/Valkey of a given RDB version writes.
+
+The type byte follows the value's ``encoding`` and what the target version writes
+for it (§5.2, §5.4); bodies follow Redis's writer rules (§2-§4), so listpacks,
+intsets, strings and skiplist zsets come out byte-identical to Redis's DUMP.
+Hashtable-backed collections have no canonical order; we write dict/set order.
+A value the requested version cannot hold (field TTLs below 12, streams below 9,
+stream metadata older stream types drop) is written at the lowest version that
+holds it: never lossy.
+"""
+
+from __future__ import annotations
+
+from dumpling.datatypes import HashValue, ListValue, SetValue, StreamValue, ZSetValue
+from dumpling.payload import intset, listpack, quicklist, stream, ziplist
+from dumpling.payload.decode import (
+    TYPE_HASH,
+    TYPE_HASH_22,
+    TYPE_HASH_LISTPACK,
+    TYPE_HASH_LISTPACK_EX,
+    TYPE_HASH_METADATA,
+    TYPE_HASH_ZIPLIST,
+    TYPE_LIST,
+    TYPE_LIST_QUICKLIST,
+    TYPE_LIST_QUICKLIST_2,
+    TYPE_LIST_ZIPLIST,
+    TYPE_SET,
+    TYPE_SET_INTSET,
+    TYPE_SET_LISTPACK,
+    TYPE_STRING,
+    TYPE_ZSET,
+    TYPE_ZSET_2,
+    TYPE_ZSET_LISTPACK,
+    TYPE_ZSET_ZIPLIST,
+    Value,
+)
+from dumpling.payload.envelope import VALKEY_VERSION_MIN, seal
+from dumpling.payload.options import DEFAULT_OPTIONS, CodecOptions
+from dumpling.payload.primitives import (
+    append_len,
+    append_string,
+    append_string_double,
+    binary_double_bytes,
+    legacy_score_integer,
+    millis_bytes,
+    parse_canonical_int,
+    score_fits_long,
+    score_text,
+)
+
+SUPPORTED_VERSIONS = frozenset({6, 7, 8, 9, 10, 11, 12, 80})
+# Redis <= 3.0 list-max-ziplist-entries / -value defaults (type 10 vs type 1).
+LEGACY_LIST_ZIPLIST_ENTRIES = 512
+LEGACY_LIST_ZIPLIST_VALUE = 64
+
+
+def min_rdb_version_for(value: Value) -> int:
+    """The lowest RDB version whose DUMP format holds ``value`` without losing anything."""
+    if isinstance(value, StreamValue):
+        return stream.min_stream_version(value)
+    if isinstance(value, HashValue) and value.field_expires:
+        return 12
+    return 6
+
+
+def payload_version_for(value: Value, rdb_version: int) -> int:
+    """The footer version ``encode_payload`` writes when asked for ``rdb_version``."""
+    if rdb_version not in SUPPORTED_VERSIONS:
+        raise ValueError(f"unsupported target RDB version {rdb_version}")
+    if rdb_version >= VALKEY_VERSION_MIN:
+        return rdb_version
+    return max(rdb_version, min_rdb_version_for(value))
+
+
+def encode_payload(value: Value, rdb_version: int, options: CodecOptions = DEFAULT_OPTIONS) -> bytes:
+    """The DUMP payload (type byte, body, footer) of ``value`` for a target RDB version (6-12 or 80)."""
+    version = payload_version_for(value, rdb_version)
+    return seal(encode_body(value, version, options), version)
+
+
+def encode_body(value: Value, version: int, options: CodecOptions = DEFAULT_OPTIONS) -> bytes:
+    """Type byte + body, without the footer."""
+    compress = options.rdbcompression
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        out = bytearray((TYPE_STRING,))
+        append_string(out, bytes(value) if isinstance(value, memoryview) else value, compress)
+        return bytes(out)
+    if isinstance(value, ListValue):
+        return _encode_list(value, version, options)
+    if isinstance(value, SetValue):
+        return _encode_set(value, version, compress)
+    if isinstance(value, ZSetValue):
+        return _encode_zset(value, version, compress)
+    if isinstance(value, HashValue):
+        return _encode_hash(value, version, compress)
+    if isinstance(value, StreamValue):
+        type_byte = stream.TYPE_STREAM_V3 if version >= 11 else stream.TYPE_STREAM_V2 if version == 10 else 15
+        return bytes((type_byte,)) + stream.encode_stream(value, type_byte, options)
+    raise TypeError(f"cannot DUMP a {type(value).__name__}")
+
+
+def _require_nonempty(value: ListValue | SetValue | ZSetValue | HashValue) -> None:
+    if not len(value):
+        raise ValueError("empty collections are never stored, so never dumped")
+
+
+def _append_strings(out: bytearray, items, compress: bool) -> None:
+    """rdbSaveRawString for each item, the common short non-numeric case inlined."""
+    for s in items:
+        n = len(s)
+        if n <= 20 and not (n and s[0] <= 57 and (s[0] >= 48 or s[0] == 45)):
+            out.append(n)
+            out += s
+        else:
+            append_string(out, s, compress)
+
+
+# ---------------------------------------------------------------------------
+# lists
+
+
+def _encode_list(value: ListValue, version: int, options: CodecOptions) -> bytes:
+    _require_nonempty(value)
+    compress = options.rdbcompression
+    items = value.items
+    if version >= 10:
+        out = bytearray((TYPE_LIST_QUICKLIST_2,))
+        if value.encoding == "listpack":
+            nodes = [quicklist.Node(quicklist.CONTAINER_PACKED, list(items))]
+        else:
+            nodes = quicklist.pack(items, quicklist.profile_for_version(version), options.list_max_listpack_size)
+        append_len(out, len(nodes))
+        for node in nodes:
+            append_len(out, node.container)
+            if node.container == quicklist.CONTAINER_PLAIN:
+                append_string(out, node.items[0], compress)
+            else:
+                append_string(out, listpack.encode(node.items), compress)
+        return bytes(out)
+    if version >= 7:
+        out = bytearray((TYPE_LIST_QUICKLIST,))
+        if value.encoding == "listpack":
+            groups = [list(items)]
+        else:
+            groups = [node.items for node in quicklist.pack(items, "6.2", options.list_max_listpack_size)]
+        append_len(out, len(groups))
+        for group in groups:
+            append_string(out, ziplist.encode(group), compress)
+        return bytes(out)
+    if len(items) <= LEGACY_LIST_ZIPLIST_ENTRIES and all(len(s) <= LEGACY_LIST_ZIPLIST_VALUE for s in items):
+        out = bytearray((TYPE_LIST_ZIPLIST,))
+        append_string(out, ziplist.encode(items), compress)
+        return bytes(out)
+    out = bytearray((TYPE_LIST,))
+    append_len(out, len(items))
+    _append_strings(out, items, compress)
+    return bytes(out)
+
+
+# ---------------------------------------------------------------------------
+# sets
+
+
+def _encode_set(value: SetValue, version: int, compress: bool) -> bytes:
+    _require_nonempty(value)
+    members = value.members
+    if value.encoding == "intset":
+        numbers = [parse_canonical_int(m) for m in members]
+        if None not in numbers:
+            out = bytearray((TYPE_SET_INTSET,))
+            append_string(out, intset.encode(numbers), compress)  # type: ignore[arg-type]
+            return bytes(out)
+    if value.encoding == "listpack" and version >= 11:
+        out = bytearray((TYPE_SET_LISTPACK,))
+        # Redis keeps insertion order, which a Python set does not: sorted, so output is stable.
+        append_string(out, listpack.encode(sorted(members)), compress)
+        return bytes(out)
+    out = bytearray((TYPE_SET,))
+    append_len(out, len(members))
+    _append_strings(out, members, compress)
+    return bytes(out)
+
+
+# ---------------------------------------------------------------------------
+# sorted sets
+
+
+def _listpack_score(score: float, version: int) -> bytes | int:
+    as_long = score_fits_long(score)
+    return as_long if as_long is not None else score_text(score, version)
+
+
+def _ziplist_score(score: float) -> bytes | int:
+    as_long = legacy_score_integer(score)
+    return as_long if as_long is not None else score_text(score, 9)
+
+
+def _encode_zset(value: ZSetValue, version: int, compress: bool) -> bytes:
+    _require_nonempty(value)
+    if value.encoding == "listpack":
+        elements: list[bytes | int] = []
+        if version >= 10:
+            for member, score in value.items_by_score():
+                elements.append(member)
+                elements.append(_listpack_score(score, version))
+            out = bytearray((TYPE_ZSET_LISTPACK,))
+            append_string(out, listpack.encode_mixed(elements), compress)
+        else:
+            for member, score in value.items_by_score():
+                elements.append(member)
+                elements.append(_ziplist_score(score))
+            out = bytearray((TYPE_ZSET_ZIPLIST,))
+            append_string(out, ziplist.encode(elements), compress)
+        return bytes(out)
+    # Skiplists are written from the highest to the lowest element.
+    ordered = reversed(value.index)
+    if version >= 8:
+        out = bytearray((TYPE_ZSET_2,))
+        append_len(out, len(value))
+        for score, member in ordered:
+            n = len(member)
+            if n <= 20 and not (n and member[0] <= 57 and (member[0] >= 48 or member[0] == 45)):
+                out.append(n)
+                out += member
+            else:
+                append_string(out, member, compress)
+            out += binary_double_bytes(score)
+        return bytes(out)
+    out = bytearray((TYPE_ZSET,))
+    append_len(out, len(value))
+    for score, member in ordered:
+        append_string(out, member, compress)
+        append_string_double(out, score)
+    return bytes(out)
+
+
+# ---------------------------------------------------------------------------
+# hashes
+
+
+def _encode_hash(value: HashValue, version: int, compress: bool) -> bytes:
+    _require_nonempty(value)
+    fields = value.fields
+    expires = value.field_expires
+    if expires and version >= VALKEY_VERSION_MIN:
+        out = bytearray((TYPE_HASH_22,))
+        append_len(out, len(fields))
+        for field, val in fields.items():
+            append_string(out, field, compress)
+            append_string(out, val, compress)
+            out += millis_bytes(expires.get(field, -1))
+        return bytes(out)
+    if expires or (value.encoding == "listpackex" and 12 <= version < VALKEY_VERSION_MIN):
+        min_expire = min(expires.values()) if expires else 0
+        if value.encoding == "hashtable" and expires:
+            out = bytearray((TYPE_HASH_METADATA,))
+            out += millis_bytes(min_expire)
+            append_len(out, len(fields))
+            for field, val in fields.items():
+                expire_at = expires.get(field)
+                append_len(out, 0 if expire_at is None else expire_at - min_expire + 1)
+                append_string(out, field, compress)
+                append_string(out, val, compress)
+            return bytes(out)
+        # listpackex: triples ordered by expiry, fields without TTL last.
+        timed = sorted((f for f in fields if f in expires), key=expires.__getitem__)
+        elements: list[bytes | int] = []
+        for field in timed:
+            elements += (field, fields[field], expires[field])
+        for field, val in fields.items():
+            if field not in expires:
+                elements += (field, val, 0)
+        out = bytearray((TYPE_HASH_LISTPACK_EX,))
+        out += millis_bytes(min_expire)
+        append_string(out, listpack.encode_mixed(elements), compress)
+        return bytes(out)
+    if value.encoding in ("listpack", "listpackex"):
+        flat = [x for pair in fields.items() for x in pair]
+        if version >= 10:
+            out = bytearray((TYPE_HASH_LISTPACK,))
+            append_string(out, listpack.encode(flat), compress)
+        else:
+            out = bytearray((TYPE_HASH_ZIPLIST,))
+            append_string(out, ziplist.encode(flat), compress)
+        return bytes(out)
+    out = bytearray((TYPE_HASH,))
+    append_len(out, len(fields))
+    for field, val in fields.items():
+        n = len(field)
+        if n <= 20 and not (n and field[0] <= 57 and (field[0] >= 48 or field[0] == 45)):
+            out.append(n)
+            out += field
+        else:
+            append_string(out, field, compress)
+        n = len(val)
+        if n <= 20 and not (n and val[0] <= 57 and (val[0] >= 48 or val[0] == 45)):
+            out.append(n)
+            out += val
+        else:
+            append_string(out, val, compress)
+    return bytes(out)

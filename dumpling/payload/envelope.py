@@ -1,0 +1,66 @@
+"""The DUMP envelope (§1): ``type+body | RDB version u16 LE | CRC-64 u64 LE`` and RESTORE's version gate (§1.4)."""
+
+from __future__ import annotations
+
+import struct
+
+from dumpling.payload.crc64 import crc64
+from dumpling.payload.errors import BAD_ENVELOPE, PayloadError
+from dumpling.payload.options import DEFAULT_OPTIONS, CodecOptions
+
+FOOTER_SIZE = 10
+# Valkey reserves 12..79 for "foreign" (Redis) RDB versions and uses 80+ itself.
+FOREIGN_VERSION_MIN = 12
+FOREIGN_VERSION_MAX = 79
+VALKEY_VERSION_MIN = 80
+
+_FOOTER = struct.Struct("<HQ")
+
+
+def footer_version(payload: bytes | bytearray | memoryview) -> int:
+    """The RDB version in the footer (caller ensured len >= 10)."""
+    return payload[-10] | (payload[-9] << 8)
+
+
+def is_foreign_version(version: int) -> bool:
+    return FOREIGN_VERSION_MIN <= version <= FOREIGN_VERSION_MAX
+
+
+def version_accepted(version: int, options: CodecOptions = DEFAULT_OPTIONS) -> bool:
+    """The footer-version rule of §1.4 for the configured server."""
+    check = options.rdb_version_check
+    if check == "redis":
+        return version <= options.max_rdb_version
+    if check == "strict":
+        return 1 <= version <= options.max_rdb_version and not is_foreign_version(version)
+    if check == "relaxed":
+        return version >= 1
+    raise ValueError(f"unknown rdb_version_check {check!r}")
+
+
+def check_envelope(payload: bytes | bytearray | memoryview, options: CodecOptions = DEFAULT_OPTIONS) -> None:
+    """verifyDumpPayload: length, footer version, CRC-64 over everything but the CRC itself."""
+    size = len(payload)
+    if size < FOOTER_SIZE:
+        raise PayloadError(BAD_ENVELOPE, "payload shorter than its footer")
+    version = footer_version(payload)
+    if not version_accepted(version, options):
+        raise PayloadError(BAD_ENVELOPE, f"RDB version {version} not accepted")
+    if options.skip_checksum:
+        return
+    view = memoryview(payload)
+    expected = int.from_bytes(view[size - 8 :], "little")
+    if crc64(view[: size - 8]) != expected:
+        raise PayloadError(BAD_ENVELOPE, "CRC-64 mismatch")
+
+
+def seal(body: bytes | bytearray, rdb_version: int) -> bytes:
+    """Append the footer to ``type byte + body``."""
+    head = bytes(body) + struct.pack("<H", rdb_version)
+    return head + struct.pack("<Q", crc64(head))
+
+
+def reseal(payload: bytes | bytearray) -> bytes:
+    """Recompute the CRC of a payload whose body was altered (tests, fuzzing)."""
+    head = bytes(payload[:-8])
+    return head + struct.pack("<Q", crc64(head))

@@ -1,0 +1,160 @@
+"""How a list is cut into quicklist nodes, per Redis version (§4.7, §5.2, §6.4).
+
+Redis writes a list as its in-memory nodes, and those come from the history of
+pushes.  We cannot know the history, so the writer lays a list out as if it had been
+built by RPUSHing one element at a time on the target version; for such lists the
+bytes equal Redis's.  The reader uses the same machinery with Redis 7.4 rules to
+decide whether a restored list ends up ``listpack`` or ``quicklist``.
+
+Profiles: "7.4" (RDB >= 12: PLAIN nodes for elements above the node limit),
+"7.2" (RDB 11 and Valkey: starts as a listpack, PLAIN only >= 1 GiB), "7.0" (RDB 10:
+always a quicklist) and "6.2" (RDB 7-9: ziplist nodes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from dumpling.payload import listpack, ziplist
+
+CONTAINER_PLAIN = 1
+CONTAINER_PACKED = 2
+
+OPTIMIZATION_LEVEL = (4096, 8192, 16384, 32768, 65536)
+SIZE_SAFETY_LIMIT = 8192
+SIZE_ESTIMATE_OVERHEAD = 8
+PACKED_THRESHOLD_LEGACY = 1 << 30  # Redis 7.0 / 7.2: PLAIN only for elements >= 1 GiB
+ZIPLIST_EMPTY_SIZE = 11
+LISTPACK_EMPTY_SIZE = 7
+
+
+def _neg_fill_limit(fill: int) -> int:
+    return OPTIMIZATION_LEVEL[min(-fill - 1, len(OPTIMIZATION_LEVEL) - 1)]
+
+
+def node_limits(fill: int) -> tuple[int | None, int | None]:
+    """quicklistNodeLimit (7.2+): (size limit, count limit); None = unlimited."""
+    if fill >= 0:
+        return None, (1 if fill == 0 else fill)
+    return _neg_fill_limit(fill), None
+
+
+def exceeds_limit(fill: int, new_size: int, new_count: int) -> bool:
+    """quicklistNodeExceedsLimit (7.2+)."""
+    size_limit, count_limit = node_limits(fill)
+    if size_limit is not None:
+        return new_size > size_limit
+    assert count_limit is not None
+    return new_size > SIZE_SAFETY_LIMIT or new_count > count_limit
+
+
+def _meets_optimization(new_size: int, fill: int) -> bool:
+    """_quicklistNodeSizeMeetsOptimizationRequirement (<= 7.0)."""
+    if fill >= 0:
+        return False
+    offset = -fill - 1
+    return offset < len(OPTIMIZATION_LEVEL) and new_size <= OPTIMIZATION_LEVEL[offset]
+
+
+@dataclass(slots=True)
+class Node:
+    container: int
+    items: list[bytes] = field(default_factory=list)
+    size: int = 0  # listpack (or ziplist) bytes, as node->sz
+    last_entry: int = 0  # ziplist only: size of the last entry (the next prevlen)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+class NodePacker:
+    """Feeds elements one by one through a profile's push rules."""
+
+    def __init__(self, profile: str, fill: int, start_as_listpack: bool | None = None) -> None:
+        self.profile = profile
+        self.fill = fill
+        self.nodes: list[Node] = []
+        # 7.2+ lists start with listpack encoding and convert to quicklist when too big.
+        self.listpack_phase = profile in ("7.2", "7.4") if start_as_listpack is None else start_as_listpack
+
+    def _is_large(self, size: int) -> bool:
+        if self.profile == "7.4":
+            if self.fill >= 0:
+                return size > SIZE_SAFETY_LIMIT
+            return size > _neg_fill_limit(self.fill)
+        if self.profile == "6.2":
+            return False
+        return size >= PACKED_THRESHOLD_LEGACY
+
+    def _allow_insert(self, node: Node, size: int) -> bool:
+        if node.container == CONTAINER_PLAIN or self._is_large(size):
+            return False
+        if self.profile == "6.2":
+            new_size = node.size + size + (1 if size < 254 else 5) + (1 if size < 64 else 2 if size < 16384 else 5)
+        else:
+            new_size = node.size + size + SIZE_ESTIMATE_OVERHEAD
+        if self.profile in ("6.2", "7.0"):
+            if _meets_optimization(new_size, self.fill):
+                return True
+            if new_size > SIZE_SAFETY_LIMIT:
+                return False
+            return len(node.items) < self.fill
+        return not exceeds_limit(self.fill, new_size, len(node.items) + 1)
+
+    def _new_packed(self, item: bytes) -> None:
+        if self.profile == "6.2":
+            entry = 1 + ziplist.payload_size(item)
+            self.nodes.append(Node(CONTAINER_PACKED, [item], ZIPLIST_EMPTY_SIZE + entry, entry))
+        else:
+            self.nodes.append(Node(CONTAINER_PACKED, [item], LISTPACK_EMPTY_SIZE + listpack.entry_size(item)))
+
+    def push(self, item: bytes) -> None:
+        nodes = self.nodes
+        size = len(item)
+        if self.listpack_phase:
+            # listTypeTryConvertListpack before the push: lpBytes + added bytes vs the limits.
+            if not nodes:
+                nodes.append(Node(CONTAINER_PACKED, [], LISTPACK_EMPTY_SIZE))
+            head = nodes[0]
+            if not exceeds_limit(self.fill, head.size + size, len(head.items) + 1):
+                head.items.append(item)
+                head.size += listpack.entry_size(item)
+                return
+            self.listpack_phase = False
+            if not head.items:
+                nodes.clear()
+        if self._is_large(size):
+            nodes.append(Node(CONTAINER_PLAIN, [item], size))
+            return
+        if nodes and self._allow_insert(nodes[-1], size):
+            tail = nodes[-1]
+            tail.items.append(item)
+            if self.profile == "6.2":
+                # A ziplist entry's prevlen is 1 or 5 bytes depending on the previous entry.
+                entry = (1 if tail.last_entry < ziplist.BIGLEN else 5) + ziplist.payload_size(item)
+                tail.size += entry
+                tail.last_entry = entry
+            else:
+                tail.size += listpack.entry_size(item)
+            return
+        self._new_packed(item)
+
+
+def pack(items: Iterable[bytes], profile: str, fill: int) -> list[Node]:
+    packer = NodePacker(profile, fill)
+    for item in items:
+        packer.push(item)
+    return packer.nodes
+
+
+def profile_for_version(rdb_version: int) -> str:
+    if rdb_version >= 80:
+        return "7.2"
+    if rdb_version >= 12:
+        return "7.4"
+    if rdb_version == 11:
+        return "7.2"
+    if rdb_version == 10:
+        return "7.0"
+    return "6.2"

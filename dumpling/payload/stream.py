@@ -1,0 +1,381 @@
+"""Stream bodies (§4.10): types 15 (v1, Redis 5.0-6.2), 19 (v2, 7.0) and 21 (v3, 7.2+), both directions.
+
+Reading flattens the radix-tree nodes (listpacks with a master entry and
+delta-encoded IDs) into ``StreamValue.entries`` and rebuilds consumer groups with one
+``PendingEntry`` object shared by the group PEL and its owner's PEL.  Writing lays
+entries out in nodes exactly as consecutive XADDs would (``stream-node-max-bytes`` /
+``-entries``); tombstones are not part of the value model, so a stream that had
+XDELs is written as if the deleted entries had never been added.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING
+
+from sortedcontainers import SortedDict
+
+from dumpling.datatypes.streams import Consumer, ConsumerGroup, PendingEntry, StreamID, StreamValue
+from dumpling.payload import listpack
+from dumpling.payload.errors import bad_data
+from dumpling.payload.primitives import (
+    MASK64,
+    append_len,
+    append_string,
+    millis_bytes,
+    read_count,
+    read_len,
+    read_millis,
+    read_string,
+)
+
+if TYPE_CHECKING:
+    from dumpling.payload.decode import DecodeContext
+    from dumpling.payload.options import CodecOptions
+
+TYPE_STREAM_V1 = 15
+TYPE_STREAM_V2 = 19
+TYPE_STREAM_V3 = 21
+
+FLAG_DELETED = 1
+FLAG_SAMEFIELDS = 2
+LISTPACK_MAX_SIZE = 1 << 30  # STREAM_LISTPACK_MAX_SIZE
+INVALID_ENTRIES_READ = -1
+_ID = struct.Struct(">QQ")
+_PEL_ENTRY_MIN = 16 + 8 + 1
+
+
+def _to_bytes(x: bytes | int) -> bytes:
+    return x if isinstance(x, bytes) else b"%d" % x
+
+
+def _signed64(v: int) -> int:
+    v &= MASK64
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+# ---------------------------------------------------------------------------
+# reading
+
+
+def _decode_node(els: list, master: StreamID, deep: bool, out: list) -> None:
+    """Append the live entries of one node listpack to ``out`` as (id, flat fields/values)."""
+    as_int = listpack.as_int
+    n = len(els)
+    if n < 4:
+        raise bad_data("stream node without a complete master entry")
+    count = as_int(els[0])
+    deleted = as_int(els[1])
+    nfields = as_int(els[2])
+    if count is None or deleted is None or nfields is None or nfields < 0 or 4 + nfields > n:
+        raise bad_data("invalid stream master entry")
+    master_fields = [_to_bytes(x) for x in els[3 : 3 + nfields]]
+    if deep and as_int(els[3 + nfields]) != 0:
+        raise bad_data("stream master entry not zero-terminated")
+    master_ms, master_seq = master
+    i = 4 + nfields
+    walked = 0
+    while i < n:
+        if i + 3 > n:
+            raise bad_data("truncated stream entry")
+        flags = as_int(els[i])
+        ms_delta = as_int(els[i + 1])
+        seq_delta = as_int(els[i + 2])
+        if flags is None or ms_delta is None or seq_delta is None:
+            raise bad_data("stream entry header not integer")
+        i += 3
+        if flags & FLAG_SAMEFIELDS:
+            k = nfields
+            if i + k + 1 > n:
+                raise bad_data("truncated stream entry")
+            flat: list[bytes] = [b""] * (2 * k)
+            flat[0::2] = master_fields
+            flat[1::2] = [_to_bytes(x) for x in els[i : i + k]]
+            i += k
+            expected = k + 3
+        else:
+            k = as_int(els[i]) if i < n else None
+            i += 1
+            if k is None or k < 0 or i + 2 * k + 1 > n:
+                raise bad_data("invalid stream entry field count")
+            flat = [_to_bytes(x) for x in els[i : i + 2 * k]]
+            i += 2 * k
+            expected = 2 * k + 4
+        lp_count = els[i]
+        i += 1
+        if deep and as_int(lp_count) != expected:
+            raise bad_data("stream entry lp-count mismatch")
+        walked += 1
+        if not flags & FLAG_DELETED:
+            out.append((((master_ms + ms_delta) & MASK64, (master_seq + seq_delta) & MASK64), flat))
+    if deep and walked != count + deleted:
+        raise bad_data("stream node entry count mismatch")
+
+
+def estimate_entries_read(stream: StreamValue, stored_length: int, group_last_id: StreamID) -> int:
+    """streamEstimateDistanceFromFirstEverEntry, as Redis runs it when loading a v1 stream."""
+    if not stream.entries_added:
+        return 0
+    if not stored_length and group_last_id <= stream.last_id:
+        return stream.entries_added
+    if group_last_id == stream.last_id:
+        return stream.entries_added
+    if group_last_id > stream.last_id:
+        return INVALID_ENTRIES_READ
+    if stream.max_deleted_id == (0, 0) or stream.max_deleted_id < stream.first_id:
+        if group_last_id < stream.first_id:
+            return stream.entries_added - stored_length
+        if group_last_id == stream.first_id:
+            return stream.entries_added - stored_length + 1
+    return INVALID_ENTRIES_READ
+
+
+def _read_id(buf: bytes, pos: int, end: int) -> tuple[StreamID, int]:
+    if pos + 16 > end:
+        raise bad_data("stream ID past end of payload")
+    return _ID.unpack_from(buf, pos), pos + 16
+
+
+def decode_stream(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[StreamValue, int]:
+    buf, end, deep = ctx.buf, ctx.end, ctx.deep
+    stream = StreamValue()
+    node_count, pos = read_count(buf, pos, end, 2)
+    raw: list[tuple[StreamID, list[bytes]]] = []
+    node_keys: set[bytes] = set()
+    for _ in range(node_count):
+        key, pos = read_string(buf, pos, end)
+        if len(key) != 16:
+            raise bad_data("stream node key is not the size of a stream ID")
+        blob, pos = read_string(buf, pos, end)
+        if deep:
+            ctx.sanitizations += 1
+        els = listpack.decode(blob, deep, ints_as_bytes=False, check_count=False)
+        if not els:
+            raise bad_data("empty listpack inside stream")
+        if key in node_keys:
+            raise bad_data("stream listpack re-added with existing key")
+        node_keys.add(key)
+        _decode_node(els, _ID.unpack(key), deep, raw)
+    entries = SortedDict(raw)
+    if len(entries) != len(raw):
+        raise bad_data("duplicate stream entry IDs")
+    stream.entries = entries
+
+    stored_length, pos = read_len(buf, pos, end)
+    last_ms, pos = read_len(buf, pos, end)
+    last_seq, pos = read_len(buf, pos, end)
+    stream.last_id = (last_ms, last_seq)
+    if type_byte >= TYPE_STREAM_V2:
+        first_ms, pos = read_len(buf, pos, end)
+        first_seq, pos = read_len(buf, pos, end)
+        del_ms, pos = read_len(buf, pos, end)
+        del_seq, pos = read_len(buf, pos, end)
+        stream.entries_added, pos = read_len(buf, pos, end)
+        stream.first_id = (first_ms, first_seq)
+        stream.max_deleted_id = (del_ms, del_seq)
+    else:
+        stream.max_deleted_id = (0, 0)
+        stream.entries_added = stored_length
+        # streamGetEdgeID on an empty stream yields the maximal ID.
+        stream.first_id = entries.keys()[0] if entries else (MASK64, MASK64)
+    if stored_length and not node_count:
+        raise bad_data("stream length inconsistent with rax entries")
+
+    group_count, pos = read_count(buf, pos, end, 4)
+    for _ in range(group_count):
+        group, pos = _decode_group(ctx, pos, type_byte, stream, stored_length)
+        if group.name in stream.groups:
+            raise bad_data("duplicated consumer group name")
+        stream.groups[group.name] = group
+    return stream, pos
+
+
+def _decode_group(
+    ctx: DecodeContext, pos: int, type_byte: int, stream: StreamValue, stored_length: int
+) -> tuple[ConsumerGroup, int]:
+    buf, end = ctx.buf, ctx.end
+    name, pos = read_string(buf, pos, end)
+    last_ms, pos = read_len(buf, pos, end)
+    last_seq, pos = read_len(buf, pos, end)
+    last_id = (last_ms, last_seq)
+    if type_byte >= TYPE_STREAM_V2:
+        raw_read, pos = read_len(buf, pos, end)
+        entries_read = _signed64(raw_read)
+    else:
+        entries_read = estimate_entries_read(stream, stored_length, last_id)
+    group = ConsumerGroup(name=name, last_id=last_id, entries_read=entries_read)
+
+    pel_count, pos = read_count(buf, pos, end, _PEL_ENTRY_MIN)
+    pel_items: list[tuple[StreamID, PendingEntry]] = []
+    for _ in range(pel_count):
+        entry_id, pos = _read_id(buf, pos, end)
+        delivery_time, pos = read_millis(buf, pos, end)
+        delivery_count, pos = read_len(buf, pos, end)
+        pel_items.append((entry_id, PendingEntry(b"", delivery_time, delivery_count)))
+    pel = SortedDict(pel_items)
+    if len(pel) != len(pel_items):
+        raise bad_data("duplicated global PEL entry")
+    group.pending = pel
+
+    owned: set[StreamID] = set()
+    consumer_count, pos = read_count(buf, pos, end, 9)
+    for _ in range(consumer_count):
+        cname, pos = read_string(buf, pos, end)
+        if cname in group.consumers:
+            raise bad_data("duplicate stream consumer")
+        seen, pos = read_millis(buf, pos, end)
+        if type_byte >= TYPE_STREAM_V3:
+            active, pos = read_millis(buf, pos, end)
+        else:
+            active = seen  # Redis's best estimate for older payloads
+        consumer = Consumer(name=cname, seen_time_ms=seen, active_time_ms=active)
+        own_count, pos = read_count(buf, pos, end, 16)
+        for _ in range(own_count):
+            entry_id, pos = _read_id(buf, pos, end)
+            nack = pel.get(entry_id)
+            if nack is None:
+                raise bad_data("consumer entry not found in group global PEL")
+            if entry_id in owned:
+                raise bad_data("PEL entry claimed twice")
+            owned.add(entry_id)
+            nack.consumer = cname
+            consumer.pending[entry_id] = nack
+        group.consumers[cname] = consumer
+    if len(owned) != len(pel):
+        # Redis refuses this only when sanitizing; an owner-less NACK cannot be represented.
+        raise bad_data("stream CG PEL entry without consumer")
+    return group, pos
+
+
+# ---------------------------------------------------------------------------
+# writing
+
+
+class _NodeBuilder:
+    """One stream node listpack being filled by XADDs: master entry, then delta-encoded entries."""
+
+    __slots__ = ("master_id", "fields", "master_tail", "body", "count", "elements")
+
+    def __init__(self, master_id: StreamID, fields: list[bytes]) -> None:
+        self.master_id = master_id
+        self.fields = fields
+        # master entry after count and deleted: num-fields, field names, zero terminator
+        self.master_tail = (
+            listpack.int_entry_bytes(len(fields))
+            + b"".join(listpack.entry_bytes(f) for f in fields)
+            + listpack.int_entry_bytes(0)
+        )
+        self.body = bytearray()
+        self.count = 0
+        self.elements = 3 + len(fields) + 1
+
+    def lp_bytes(self) -> int:
+        return 7 + listpack.int_entry_size(self.count) + 1 + len(self.master_tail) + len(self.body)
+
+    def add(self, entry_id: StreamID, flat: list[bytes]) -> None:
+        int_entry = listpack.int_entry_bytes
+        entry_bytes = listpack.entry_bytes
+        body = self.body
+        numfields = len(flat) // 2
+        same = flat[0::2] == self.fields
+        body += int_entry(FLAG_SAMEFIELDS if same else 0)
+        body += int_entry(_signed64(entry_id[0] - self.master_id[0]))
+        body += int_entry(_signed64(entry_id[1] - self.master_id[1]))
+        if same:
+            for value in flat[1::2]:
+                body += entry_bytes(value)
+            lp_count = numfields + 3
+        else:
+            body += int_entry(numfields)
+            for item in flat:
+                body += entry_bytes(item)
+            lp_count = 2 * numfields + 4
+        body += int_entry(lp_count)
+        self.elements += lp_count + 1
+        self.count += 1
+
+    def listpack(self) -> bytes:
+        head = listpack.int_entry_bytes(self.count) + listpack.int_entry_bytes(0) + self.master_tail
+        return listpack.assemble(head + self.body, self.elements)
+
+
+def _node_listpacks(stream: StreamValue, options: CodecOptions) -> list[tuple[StreamID, bytes]]:
+    """The nodes consecutive XADDs of ``stream.entries`` would build (streamAppendItem)."""
+    max_bytes = options.stream_node_max_bytes
+    if max_bytes <= 0 or max_bytes > LISTPACK_MAX_SIZE:
+        max_bytes = LISTPACK_MAX_SIZE
+    max_entries = options.stream_node_max_entries
+    nodes: list[tuple[StreamID, bytes]] = []
+    node: _NodeBuilder | None = None
+    for entry_id, flat in stream.entries.items():
+        if node is not None and (
+            node.lp_bytes() + sum(map(len, flat)) >= max_bytes or (max_entries and node.count >= max_entries)
+        ):
+            nodes.append((node.master_id, node.listpack()))
+            node = None
+        if node is None:
+            node = _NodeBuilder(entry_id, list(flat[0::2]))
+        node.add(entry_id, flat)
+    if node is not None:
+        nodes.append((node.master_id, node.listpack()))
+    return nodes
+
+
+def encode_stream(stream: StreamValue, type_byte: int, options: CodecOptions) -> bytes:
+    """Body (without the type byte) of a type 15, 19 or 21 stream."""
+    compress = options.rdbcompression
+    out = bytearray()
+    nodes = _node_listpacks(stream, options)
+    append_len(out, len(nodes))
+    for master_id, lp in nodes:
+        append_string(out, _ID.pack(*master_id), compress)
+        append_string(out, lp, compress)
+    append_len(out, len(stream.entries))
+    append_len(out, stream.last_id[0])
+    append_len(out, stream.last_id[1])
+    if type_byte >= TYPE_STREAM_V2:
+        append_len(out, stream.first_id[0])
+        append_len(out, stream.first_id[1])
+        append_len(out, stream.max_deleted_id[0])
+        append_len(out, stream.max_deleted_id[1])
+        append_len(out, stream.entries_added)
+    append_len(out, len(stream.groups))
+    for name in sorted(stream.groups):
+        group = stream.groups[name]
+        append_string(out, name, compress)
+        append_len(out, group.last_id[0])
+        append_len(out, group.last_id[1])
+        if type_byte >= TYPE_STREAM_V2:
+            append_len(out, group.entries_read & MASK64)
+        append_len(out, len(group.pending))
+        for entry_id, nack in group.pending.items():
+            out += _ID.pack(*entry_id)
+            out += millis_bytes(nack.delivery_time_ms)
+            append_len(out, nack.delivery_count)
+        append_len(out, len(group.consumers))
+        for cname in sorted(group.consumers):
+            consumer = group.consumers[cname]
+            append_string(out, cname, compress)
+            out += millis_bytes(consumer.seen_time_ms)
+            if type_byte >= TYPE_STREAM_V3:
+                out += millis_bytes(consumer.active_time_ms)
+            append_len(out, len(consumer.pending))
+            for entry_id in consumer.pending:
+                out += _ID.pack(*entry_id)
+    return bytes(out)
+
+
+def min_stream_version(stream: StreamValue) -> int:
+    """Lowest RDB version whose stream type reloads this stream without losing anything."""
+    for group in stream.groups.values():
+        for consumer in group.consumers.values():
+            if consumer.active_time_ms != consumer.seen_time_ms:
+                return 11  # only v3 stores active time
+    if stream.max_deleted_id != (0, 0) or stream.entries_added != len(stream.entries):
+        return 10
+    if stream.entries and stream.first_id != stream.entries.keys()[0]:
+        return 10
+    for group in stream.groups.values():
+        if group.entries_read != estimate_entries_read(stream, len(stream.entries), group.last_id):
+            return 10
+    return 9
