@@ -284,6 +284,11 @@ class Server:
             cmd.rejected_calls += 1
         if client.multi is not None:
             client.multi_error = True
+        if argv[0].lower() == b"exec":  # Redis's execCommandAbort: a refused EXEC ends the transaction
+            client.multi = None
+            client.multi_error = False
+            self.unwatch_all(client)
+            message = "EXECABORT Transaction discarded because of: " + message.removeprefix("ERR ")
         self.count_error(message.split(" ", 1)[0])
         client.reply(ErrorReply(message))
 
