@@ -1,27 +1,111 @@
-"""Sorted-set values: member -> score plus an ordered index on (score, member)."""
+"""Sorted-set values: member -> score plus an ordered index on (score, member).
+
+``scores`` answers ZSCORE in O(1); ``index`` is a ``SortedList`` of ``(score, member)``
+tuples, the same order Redis's skiplist keeps (score, then member bytes as memcmp),
+giving O(log n) insert, delete, rank and range lookups.  ``encoding`` is the name
+Redis would report (``listpack`` or ``skiplist``); the mutators here apply Redis's
+conversion rules when given the ``zset-max-listpack-*`` limits, and the payload codec
+reads it to pick the RDB type.  A listpack stores an integral score as an integer,
+so a ``-0`` score becomes ``0`` there (as in Redis); the skiplist keeps ``-0``.
+
+Owns the data structure only: no argument parsing, no replies.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from sortedcontainers import SortedList
+
+from dumpling.scan import ScanOrder
+
+HALF_LLONG = float((1 << 63) - 1 >> 1)  # (double)(LLONG_MAX/2): the listpack integer limit
+
+
+class _Top:
+    """Compares greater than any member: ``(score, TOP)`` sorts after every ``(score, m)``."""
+
+    __slots__ = ()
+
+    def __lt__(self, other: object) -> bool:
+        return False
+
+    def __gt__(self, other: object) -> bool:
+        return other is not self
+
+    def __le__(self, other: object) -> bool:
+        return other is self
+
+    def __ge__(self, other: object) -> bool:
+        return True
+
+
+TOP: Any = _Top()
+
+
+def listpack_score_is_integer(score: float) -> bool:
+    """Redis's ``double2ll``: a listpack keeps this score as an integer entry."""
+    return -HALF_LLONG <= score <= HALF_LLONG and score == int(score)
+
+
+def d2string(score: float) -> bytes:
+    """Redis 7.0's ``d2string``: the text a listpack zset holds for ``score`` (ZSCAN)."""
+    if math.isinf(score):
+        return b"inf" if score > 0 else b"-inf"
+    if score == 0:
+        return b"-0" if math.copysign(1.0, score) < 0 else b"0"
+    if listpack_score_is_integer(score):
+        return b"%d" % int(score)
+    return b"%.17g" % score
+
+
+def _int_entry_size(v: int) -> int:
+    if 0 <= v <= 127:
+        return 2
+    if -4096 <= v <= 4095:
+        return 3
+    if -32768 <= v <= 32767:
+        return 4
+    if -8388608 <= v <= 8388607:
+        return 5
+    if -(1 << 31) <= v < (1 << 31):
+        return 6
+    return 10
+
+
+def _str_entry_size(n: int) -> int:
+    head = n + (1 if n < 64 else 2 if n < 4096 else 5)
+    return head + (1 if head <= 127 else 2 if head < 16383 else 3 if head < 2097151 else 4)
 
 
 class ZSetValue:
     TYPE = b"zset"
-    __slots__ = ("scores", "index", "encoding")
+    __slots__ = ("scores", "index", "encoding", "_scan")
 
     def __init__(self, encoding: str = "listpack") -> None:
         self.scores: dict[bytes, float] = {}
         self.index: SortedList = SortedList()  # of (score, member)
         self.encoding = encoding
+        self._scan: ScanOrder | None = None  # ZSCAN cursor order, built on first use
 
     @classmethod
     def from_pairs(cls, pairs: Iterable[tuple[bytes, float]], encoding: str = "listpack") -> ZSetValue:
         z = cls(encoding)
         z.scores = dict(pairs)
+        if encoding == "listpack":
+            for member, score in z.scores.items():
+                if score == 0:
+                    z.scores[member] = 0.0
         z.index = SortedList((s, m) for m, s in z.scores.items())
         return z
+
+    @classmethod
+    def create(cls, size_hint: int, len_hint: int, max_entries: int, max_value: int) -> ZSetValue:
+        """``zsetTypeCreate``: listpack unless the hints already exceed the limits."""
+        small = size_hint <= max_entries and len_hint <= max_value
+        return cls("listpack" if small else "skiplist")
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -33,5 +117,189 @@ class ZSetValue:
     def copy(self) -> ZSetValue:
         z = ZSetValue(self.encoding)
         z.scores = dict(self.scores)
-        z.index = SortedList(self.index)
+        z.index = self.index.copy()
         return z
+
+    def memory_usage(self) -> int:
+        """Bytes Redis would use for the value (object header excluded)."""
+        if self.encoding == "listpack":
+            return self.listpack_bytes()
+        n = len(self.scores)
+        # dict (entry + bucket) + skiplist node (~1.33 levels) + member sds, per element
+        per = sum(len(m) for m in self.scores) + n * (24 + 8 + 48 + 4)
+        return 16 + 32 + 8 * max(4, 1 << max(n - 1, 1).bit_length()) + per
+
+    def listpack_bytes(self) -> int:
+        total = 7
+        for score, member in self.index:
+            total += _str_entry_size(len(member))
+            if listpack_score_is_integer(score):
+                total += _int_entry_size(int(score))
+            else:
+                total += _str_entry_size(len(d2string(score)))
+        return total
+
+    # -- lookups --------------------------------------------------------------------
+
+    def score(self, member: bytes) -> float | None:
+        return self.scores.get(member)
+
+    def rank(self, member: bytes) -> int | None:
+        score = self.scores.get(member)
+        if score is None:
+            return None
+        return self.index.bisect_left((score, member))
+
+    def at(self, rank: int) -> tuple[float, bytes]:
+        return self.index[rank]
+
+    def range_by_rank(self, start: int, stop: int, reverse: bool = False) -> Iterator[tuple[float, bytes]]:
+        """Positions ``start``..``stop`` inclusive (already clamped), ascending or descending."""
+        if reverse:
+            n = len(self.index)
+            return self.index.islice(n - 1 - stop, n - start, reverse=True)
+        return self.index.islice(start, stop + 1)
+
+    def score_span(self, low: float, low_ex: bool, high: float, high_ex: bool) -> tuple[int, int]:
+        """Half-open position range ``[lo, hi)`` of the elements inside the score interval."""
+        index = self.index
+        lo = index.bisect_right((low, TOP)) if low_ex else index.bisect_left((low, b""))
+        hi = index.bisect_left((high, b"")) if high_ex else index.bisect_right((high, TOP))
+        return lo, max(lo, hi)
+
+    # Lex ranges.  Redis walks a listpack linearly (so with mixed scores the first
+    # match in score order wins) and descends the skiplist as a binary search; both
+    # agree whenever all scores are equal, the only case Redis defines.
+
+    def lex_first(self, low: Any, low_ex: bool) -> int:
+        """Position of the first element whose member is >= low (> if exclusive)."""
+        n = len(self.index)
+        if self.encoding == "listpack":
+            for pos, (_, member) in enumerate(self.index):
+                if lex_gte_min(member, low, low_ex):
+                    return pos
+            return n
+        lo, hi = 0, n
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if lex_gte_min(self.index[mid][1], low, low_ex):
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    def lex_last(self, high: Any, high_ex: bool) -> int:
+        """Position of the last element whose member is <= high (< if exclusive), or -1."""
+        n = len(self.index)
+        if self.encoding == "listpack":
+            for pos in range(n - 1, -1, -1):
+                if lex_lte_max(self.index[pos][1], high, high_ex):
+                    return pos
+            return -1
+        lo, hi = 0, n
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if lex_lte_max(self.index[mid][1], high, high_ex):
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo - 1
+
+    # -- mutation ---------------------------------------------------------------------
+
+    def insert(self, member: bytes, score: float) -> None:
+        """Add a member that is not present (encoding already decided by the caller)."""
+        if score == 0 and self.encoding == "listpack":
+            score = 0.0
+        self.scores[member] = score
+        self.index.add((score, member))
+        if self._scan is not None:
+            self._scan.added(member)
+
+    def update(self, member: bytes, old: float, new: float) -> None:
+        if new == 0 and self.encoding == "listpack":
+            new = 0.0
+        self.index.remove((old, member))
+        self.index.add((new, member))
+        self.scores[member] = new
+
+    def remove(self, member: bytes) -> bool:
+        score = self.scores.pop(member, None)
+        if score is None:
+            return False
+        self.index.remove((score, member))
+        return True
+
+    def pop_at(self, pos: int) -> tuple[float, bytes]:
+        score, member = self.index.pop(pos)
+        del self.scores[member]
+        return score, member
+
+    def remove_span(self, lo: int, hi: int) -> int:
+        """Remove positions ``[lo, hi)``; returns how many were removed."""
+        if hi <= lo:
+            return 0
+        doomed = list(self.index.islice(lo, hi))
+        if hi - lo > len(self.index) // 2:
+            keep = [item for i, item in enumerate(self.index) if not lo <= i < hi]
+            self.index = SortedList(keep)
+        else:
+            del self.index[lo:hi]
+        for _, member in doomed:
+            del self.scores[member]
+        return len(doomed)
+
+    def add_checked(self, member: bytes, score: float, max_entries: int, max_value: int) -> None:
+        """Insert a new member, converting to skiplist first when Redis would."""
+        if self.encoding == "listpack" and (len(self.scores) + 1 > max_entries or len(member) > max_value):
+            self.convert("skiplist")
+        self.insert(member, score)
+
+    def maybe_grow(self, size_hint: int, max_entries: int) -> None:
+        """``zsetTypeMaybeConvert``: a listpack about to receive too many elements."""
+        if self.encoding == "listpack" and size_hint > max_entries:
+            self.convert("skiplist")
+
+    def convert(self, encoding: str) -> None:
+        if encoding == self.encoding:
+            return
+        self.encoding = encoding
+        self._scan = None
+        if encoding == "listpack" and any(s == 0 for s in self.scores.values()):
+            for member, score in list(self.scores.items()):
+                if score == 0 and math.copysign(1.0, score) < 0:
+                    self.update(member, score, 0.0)
+
+    def shrink_if_small(self, max_entries: int, max_value: int) -> None:
+        """``zsetConvertToListpackIfNeeded`` for Z*STORE results."""
+        if self.encoding == "skiplist" and len(self.scores) <= max_entries:
+            if all(len(m) <= max_value for m in self.scores):
+                self.convert("listpack")
+
+    # -- iteration for ZSCAN ------------------------------------------------------------
+
+    def scan_order(self) -> ScanOrder:
+        if self._scan is None:
+            self._scan = ScanOrder(self.scores)
+        return self._scan
+
+
+def lex_gte_min(member: bytes, low: Any, exclusive: bool) -> bool:
+    """``zslLexValueGteMin``; ``low`` is bytes or the ``MIN_LEX``/``MAX_LEX`` markers."""
+    if low is MIN_LEX:
+        return True
+    if low is MAX_LEX:
+        return False
+    return member > low if exclusive else member >= low
+
+
+def lex_lte_max(member: bytes, high: Any, exclusive: bool) -> bool:
+    if high is MAX_LEX:
+        return True
+    if high is MIN_LEX:
+        return False
+    return member < high if exclusive else member <= high
+
+
+MIN_LEX: Any = object()  # the "-" lex bound
+MAX_LEX: Any = object()  # the "+" lex bound

@@ -1,0 +1,1238 @@
+"""Sorted-set commands: ZADD … ZSCAN, the Z*STORE algebra and the blocking pops.
+
+Parsing order, error texts, reply shapes (RESP2 flat pairs, RESP3 nested pairs with
+doubles) and encoding conversions follow Redis 7.4 (``t_zset.c``).  Scores are
+printed as Redis 7.0 prints doubles (``%.17g``).  The data structure itself lives
+in ``dumpling.datatypes.zsets``; this module must not reach into its internals
+beyond the documented methods.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from collections.abc import Callable, Iterable
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from dumpling.commands.common import LLONG_MAX, check_type, glob_match, parse_double, to_float, to_int
+from dumpling.commands.keys import parse_cursor, parse_scan_options
+from dumpling.commands.registry import command
+from dumpling.datatypes.sets import SetValue
+from dumpling.datatypes.zsets import MAX_LEX, MIN_LEX, ZSetValue, d2string, lex_gte_min, lex_lte_max
+from dumpling.errors import NOT_INTEGER, SYNTAX, WRONGTYPE, CommandError
+from dumpling.protocol import NULL_ARRAY, Double, ErrorReply, format_double
+
+ZS: dict[str, Any] = {"group": "sorted-set"}
+LONG_MIN = -(1 << 63)
+
+NAN_ERROR = "resulting score is not a number (NaN)"
+NOT_FLOAT_RANGE = "min or max is not a float"
+NOT_LEX_RANGE = "min or max not valid string range item"
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def limits(c: Any) -> tuple[int, int]:
+    cfg = c.server.config
+    return cfg["zset-max-listpack-entries"], cfg["zset-max-listpack-value"]
+
+
+def zset_of(value: Any) -> ZSetValue | None:
+    return check_type(value, ZSetValue)
+
+
+def with_scores(c: Any, items: Iterable[tuple[float, bytes]], scores: bool) -> list[Any]:
+    """ZRANGE-style reply: members, or pairs (RESP2 flat, RESP3 nested)."""
+    out: list[Any] = []
+    if not scores:
+        for _, member in items:
+            out.append(member)
+    elif c.resp3:
+        for score, member in items:
+            out.append([member, Double(score)])
+    else:
+        for score, member in items:
+            out.append(member)
+            out.append(Double(score))
+    return out
+
+
+_STRTOD_DEC = re.compile(rb"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_STRTOD_HEX = re.compile(rb"[+-]?0[xX]([0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)([pP][+-]?\d+)?")
+_STRTOD_INF = re.compile(rb"[+-]?(inf|infinity)", re.IGNORECASE)
+_C_SPACE = b" \t\n\r\x0b\x0c"
+
+
+def strtod_whole(text: bytes) -> float | None:
+    """C ``strtod`` that must consume the whole C string (ZRANGEBYSCORE bounds).
+
+    Unlike ``string2d`` this accepts leading whitespace, overflow to inf, underflow
+    to zero and the empty string (0); NaN is refused by the caller's rule.
+    """
+    nul = text.find(b"\x00")
+    if nul >= 0:
+        text = text[:nul]
+    body = text.lstrip(_C_SPACE)
+    if not text:
+        return 0.0
+    if not body:
+        return None
+    if _STRTOD_DEC.fullmatch(body):
+        try:
+            return float(body)
+        except (OverflowError, ValueError):
+            return None
+    if _STRTOD_INF.fullmatch(body):
+        return -math.inf if body[:1] == b"-" else math.inf
+    if _STRTOD_HEX.fullmatch(body):
+        sign = -1.0 if body[:1] == b"-" else 1.0
+        digits = body.lstrip(b"+-").decode()
+        if "p" not in digits.lower():
+            digits += "p0"
+        try:
+            return sign * float.fromhex(digits)
+        except OverflowError:
+            return sign * math.inf
+    return None
+
+
+def parse_score_bound(arg: bytes) -> tuple[float, bool]:
+    """A ZRANGEBYSCORE bound: ``1.5``, ``(1.5``, ``-inf`` …"""
+    exclusive = arg[:1] == b"("
+    value = strtod_whole(arg[1:] if exclusive else arg)
+    if value is None or value != value:
+        raise CommandError(NOT_FLOAT_RANGE)
+    return value, exclusive
+
+
+def parse_score_range(low: bytes, high: bytes) -> tuple[float, bool, float, bool]:
+    lo, lo_ex = parse_score_bound(low)
+    hi, hi_ex = parse_score_bound(high)
+    return lo, lo_ex, hi, hi_ex
+
+
+def _lex_item(arg: bytes) -> tuple[Any, bool]:
+    first = arg[:1]
+    if first == b"+" and len(arg) == 1:
+        return MAX_LEX, True
+    if first == b"-" and len(arg) == 1:
+        return MIN_LEX, True
+    if first == b"(":
+        return arg[1:], True
+    if first == b"[":
+        return arg[1:], False
+    raise CommandError(NOT_LEX_RANGE)
+
+
+def parse_lex_range(low: bytes, high: bytes) -> tuple[Any, bool, Any, bool]:
+    lo, lo_ex = _lex_item(low)
+    hi, hi_ex = _lex_item(high)
+    return lo, lo_ex, hi, hi_ex
+
+
+def to_long_range(arg: bytes, low: int, high: int, error: str | None) -> int:
+    """``getRangeLongFromObjectOrReply`` with Redis's default message."""
+    value = to_int(arg, error or NOT_INTEGER)
+    if not low <= value <= high:
+        raise CommandError(error or f"value is out of range, value must between {low} and {high}")
+    return value
+
+
+def to_positive(arg: bytes, error: str | None = None) -> int:
+    """``getPositiveLongFromObjectOrReply``."""
+    msg = error or "value is out of range, must be positive"
+    value = to_int(arg, msg)
+    if value < 0:
+        raise CommandError(msg)
+    return value
+
+
+def parse_timeout_seconds(c: Any, arg: bytes) -> float:
+    """BZPOP* timeout (float seconds) → relative seconds for ``Blocked`` (0 = forever)."""
+    msg = "timeout is not a float or out of range"
+    if not arg or len(arg) >= 5120 or arg[:1] in _C_SPACE:
+        raise CommandError(msg)
+    value = parse_double(arg)
+    if value is not None and (math.isinf(value) or _STRTOD_HEX.fullmatch(arg)):
+        exact: Decimal | None = None
+    else:
+        exact = None
+        if _STRTOD_DEC.fullmatch(arg):
+            try:
+                exact = Decimal(arg.decode())
+            except InvalidOperation:
+                exact = None
+        if exact is None and value is None:
+            raise CommandError(msg)
+    if exact is not None:
+        ms_dec = exact * 1000
+        if ms_dec > LLONG_MAX:
+            raise CommandError("timeout is out of range")
+        ms = int(ms_dec.to_integral_value(rounding="ROUND_CEILING"))
+    else:
+        assert value is not None
+        ms_f = value * 1000.0
+        if ms_f > LLONG_MAX:
+            raise CommandError("timeout is out of range")
+        ms = math.ceil(ms_f) if not math.isinf(ms_f) else LONG_MIN
+    if ms < 0:
+        raise CommandError("timeout is negative")
+    if ms > 0 and ms > LLONG_MAX - c.keyspace.now:
+        raise CommandError("timeout is out of range")
+    return ms / 1000.0
+
+
+def dedupe(keys: Iterable[bytes]) -> list[bytes]:
+    return list(dict.fromkeys(keys))
+
+
+def _retry_safely(fn: Callable[[], Any]) -> Callable[[], Any]:
+    """A blocked client's retry: a command error becomes its reply."""
+
+    def retry() -> Any:
+        try:
+            return fn()
+        except CommandError as e:
+            return ErrorReply(e.message)
+
+    return retry
+
+
+def _numkeys_keys(argv: list[bytes], at: int) -> list[int]:
+    """Key positions of a ``numkeys key [key ...]`` command (ValueError if malformed)."""
+    n = to_int(argv[at]) if argv[at:at + 1] else 0
+    if n < 1 or at + 1 + n > len(argv):
+        raise ValueError("bad numkeys")
+    return list(range(at + 1, at + 1 + n))
+
+
+def _keys_zunion(argv: list[bytes]) -> list[int]:
+    try:
+        return _numkeys_keys(argv, 1)
+    except CommandError:
+        raise ValueError("bad numkeys") from None
+
+
+def _keys_zunionstore(argv: list[bytes]) -> list[int]:
+    try:
+        return [1, *_numkeys_keys(argv, 2)]
+    except CommandError:
+        raise ValueError("bad numkeys") from None
+
+
+def _keys_bzmpop(argv: list[bytes]) -> list[int]:
+    try:
+        return _numkeys_keys(argv, 2)
+    except CommandError:
+        raise ValueError("bad numkeys") from None
+
+
+def _spec(flags: list[str], index: int, lastkey: int = 0) -> dict[str, Any]:
+    return {"flags": flags, "begin_search": {"type": "index", "spec": {"index": index}},
+            "find_keys": {"type": "range", "spec": {"lastkey": lastkey, "keystep": 1, "limit": 0}}}
+
+
+def _keynum_spec(flags: list[str], index: int) -> dict[str, Any]:
+    return {"flags": flags, "begin_search": {"type": "index", "spec": {"index": index}},
+            "find_keys": {"type": "keynum", "spec": {"keynumidx": 0, "firstkey": 1, "keystep": 1}}}
+
+
+def _delete_emptied(c: Any, db: Any, key: bytes, z: ZSetValue) -> None:
+    if not z.scores:
+        db.delete(key)
+        c.keyspace.changed(db, key, b"del", "g")
+
+
+# ----------------------------------------------------------------------------- ZADD / ZINCRBY
+
+ADDED, UPDATED, NOP, NONE = 1, 2, 4, 0
+
+
+def zset_add(z: ZSetValue, score: float, member: bytes, nx: bool, xx: bool, gt: bool, lt: bool, incr: bool,
+             lim: tuple[int, int]) -> tuple[int, float]:
+    """Redis's ``zsetAdd``: returns (outcome flag, new score); raises on NaN."""
+    if score != score:
+        raise CommandError(NAN_ERROR)
+    cur = z.scores.get(member)
+    if cur is not None:
+        if nx:
+            return NOP, score
+        if incr:
+            score += cur
+            if score != score:
+                raise CommandError(NAN_ERROR)
+        if (lt and score >= cur) or (gt and score <= cur):
+            return NOP, score
+        if score != cur:
+            z.update(member, cur, score)
+            return UPDATED, score
+        return NONE, score
+    if xx:
+        return NOP, score
+    z.add_checked(member, score, *lim)
+    return ADDED, score
+
+
+def _zadd_generic(c: Any, argv: list[bytes], incr: bool) -> Any:
+    key = argv[1]
+    nx = xx = gt = lt = ch = False
+    i = 2
+    while i < len(argv):
+        opt = argv[i].lower()
+        if opt == b"nx":
+            nx = True
+        elif opt == b"xx":
+            xx = True
+        elif opt == b"ch":
+            ch = True
+        elif opt == b"incr":
+            incr = True
+        elif opt == b"gt":
+            gt = True
+        elif opt == b"lt":
+            lt = True
+        else:
+            break
+        i += 1
+    elements = len(argv) - i
+    if elements % 2 or not elements:
+        raise CommandError(SYNTAX)
+    elements //= 2
+    if nx and xx:
+        raise CommandError("XX and NX options at the same time are not compatible")
+    if (gt and nx) or (lt and nx) or (gt and lt):
+        raise CommandError("GT, LT, and/or NX options at the same time are not compatible")
+    if incr and elements > 1:
+        raise CommandError("INCR option supports a single increment-element pair")
+    scores = [to_float(argv[i + 2 * j]) for j in range(elements)]
+    db = c.db
+    z = zset_of(db.lookup_write(key))
+    lim = limits(c)
+    created = False
+    added = updated = processed = 0
+    score = 0.0
+    if z is None:
+        if xx:
+            return None if incr else 0
+        z = ZSetValue.create(elements, len(argv[i + 1]), *lim)
+        db.add(key, z)
+        created = True
+        c.keyspace.notify(db.index, "n", b"new", key)
+    else:
+        z.maybe_grow(elements, lim[0])
+    try:
+        for j in range(elements):
+            flag, score = zset_add(z, scores[j], argv[i + 1 + 2 * j], nx, xx, gt, lt, incr, lim)
+            if flag == ADDED:
+                added += 1
+            elif flag == UPDATED:
+                updated += 1
+            if flag != NOP:
+                processed += 1
+    finally:
+        if added or updated:
+            c.keyspace.changed(db, key, b"zincr" if incr else b"zadd", "z")
+            if not created and c.keyspace.blocked_keys:
+                c.keyspace.signal_ready(db, key)
+    if incr:
+        return Double(score) if processed else None
+    return added + updated if ch else added
+
+
+@command("zadd", -4, "write denyoom fast", (1, 1, 1), **ZS, since="1.2.0",
+         summary="Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist.",
+         complexity="O(log(N)) for each item added, where N is the number of elements in the sorted set.",
+         args="key [condition=(NX|XX)] [comparison=(GT|LT)] [CH] [INCR] data=(score:double member)...",
+         history=(("2.4.0", "Accepts multiple elements."), ("3.0.2", "Added the `XX`, `NX`, `CH` and `INCR` options."),
+                  ("6.2.0", "Added the `GT` and `LT` options.")),
+         events="zadd zincr")
+def zadd(c: Any, argv: list[bytes]) -> Any:
+    return _zadd_generic(c, argv, False)
+
+
+@command("zincrby", 4, "write denyoom fast", (1, 1, 1), **ZS, since="1.2.0",
+         summary="Increments the score of a member in a sorted set.",
+         complexity="O(log(N)) where N is the number of elements in the sorted set.",
+         args="key increment:integer member", key_flags="RW access update", events="zincr")
+def zincrby(c: Any, argv: list[bytes]) -> Any:
+    return _zadd_generic(c, argv, True)
+
+
+# ----------------------------------------------------------------------------- simple reads / ZREM
+
+
+@command("zrem", -3, "write fast", (1, 1, 1), **ZS, since="1.2.0",
+         summary="Removes one or more members from a sorted set. Deletes the sorted set if all members were removed.",
+         complexity="O(M*log(N)) with N being the number of elements in the sorted set and M the number of elements to be removed.",
+         args="key member...", key_flags="RW delete", history=(("2.4.0", "Accepts multiple elements."),),
+         events="zrem del")
+def zrem(c: Any, argv: list[bytes]) -> Any:
+    db, key = c.db, argv[1]
+    z = zset_of(db.lookup_write(key))
+    if z is None:
+        return 0
+    deleted = 0
+    for member in argv[2:]:
+        if z.remove(member):
+            deleted += 1
+        if not z.scores:
+            break
+    if deleted:
+        c.keyspace.changed(db, key, b"zrem", "z")
+        _delete_emptied(c, db, key, z)
+    return deleted
+
+
+@command("zcard", 2, "readonly fast", (1, 1, 1), **ZS, since="1.2.0", summary="Returns the number of members in a sorted set.",
+         args="key", key_flags="RO")
+def zcard(c: Any, argv: list[bytes]) -> Any:
+    z = zset_of(c.db.lookup_read(argv[1]))
+    return 0 if z is None else len(z)
+
+
+@command("zscore", 3, "readonly fast", (1, 1, 1), **ZS, since="1.2.0", summary="Returns the score of a member in a sorted set.",
+         args="key member")
+def zscore(c: Any, argv: list[bytes]) -> Any:
+    z = zset_of(c.db.lookup_read(argv[1]))
+    if z is None:
+        return None
+    score = z.scores.get(argv[2])
+    return None if score is None else Double(score)
+
+
+@command("zmscore", -3, "readonly fast", (1, 1, 1), **ZS, since="6.2.0",
+         summary="Returns the score of one or more members in a sorted set.",
+         complexity="O(N) where N is the number of members being requested.", args="key member...")
+def zmscore(c: Any, argv: list[bytes]) -> Any:
+    z = zset_of(c.db.lookup_read(argv[1]))
+    out: list[Any] = []
+    for member in argv[2:]:
+        score = None if z is None else z.scores.get(member)
+        out.append(None if score is None else Double(score))
+    return out
+
+
+def _zrank(c: Any, argv: list[bytes], reverse: bool) -> Any:
+    if len(argv) > 4:
+        raise CommandError(f"wrong number of arguments for '{argv[0].lower().decode('utf-8', 'replace')}' command")
+    withscore = False
+    if len(argv) > 3:
+        if argv[3].lower() != b"withscore":
+            raise CommandError(SYNTAX)
+        withscore = True
+    z = zset_of(c.db.lookup_read(argv[1]))
+    if z is None:
+        return NULL_ARRAY if withscore else None
+    rank = z.rank(argv[2])
+    if rank is None:
+        return NULL_ARRAY if withscore else None
+    if reverse:
+        rank = len(z) - 1 - rank
+    if withscore:
+        return [rank, Double(z.scores[argv[2]])]
+    return rank
+
+
+@command("zrank", -3, "readonly fast", (1, 1, 1), **ZS, since="2.0.0",
+         summary="Returns the index of a member in a sorted set ordered by ascending scores.", complexity="O(log(N))",
+         args="key member [WITHSCORE]", history=(("7.2.0", "Added the optional `WITHSCORE` argument."),))
+def zrank(c: Any, argv: list[bytes]) -> Any:
+    return _zrank(c, argv, False)
+
+
+@command("zrevrank", -3, "readonly fast", (1, 1, 1), **ZS, since="2.0.0",
+         summary="Returns the index of a member in a sorted set ordered by descending scores.", complexity="O(log(N))",
+         args="key member [WITHSCORE]", history=(("7.2.0", "Added the optional `WITHSCORE` argument."),))
+def zrevrank(c: Any, argv: list[bytes]) -> Any:
+    return _zrank(c, argv, True)
+
+
+@command("zcount", 4, "readonly fast", (1, 1, 1), **ZS, since="2.0.0",
+         summary="Returns the count of members in a sorted set that have scores within a range.",
+         complexity="O(log(N)) with N being the number of elements in the sorted set.", args="key min:double max:double")
+def zcount(c: Any, argv: list[bytes]) -> Any:
+    lo, lo_ex, hi, hi_ex = parse_score_range(argv[2], argv[3])
+    z = zset_of(c.db.lookup_read(argv[1]))
+    if z is None:
+        return 0
+    start, stop = z.score_span(lo, lo_ex, hi, hi_ex)
+    return stop - start
+
+
+def lex_range_possible(z: ZSetValue, lo: Any, lo_ex: bool, hi: Any, hi_ex: bool) -> bool:
+    """``zslIsInLexRange``: a non-empty interval overlapping the first/last members."""
+    if lo is MAX_LEX or hi is MIN_LEX:
+        return False
+    if lo is not MIN_LEX and hi is not MAX_LEX and (lo > hi or (lo == hi and (lo_ex or hi_ex))):
+        return False
+    if not z.index:
+        return False
+    return lex_gte_min(z.index[-1][1], lo, lo_ex) and lex_lte_max(z.index[0][1], hi, hi_ex)
+
+
+def _lex_span(z: ZSetValue, lo: Any, lo_ex: bool, hi: Any, hi_ex: bool, walk: bool) -> tuple[int, int]:
+    """Positions ``[start, stop)`` of the lex range from its first element: walked
+    forward while <= max, or (ZLEXCOUNT on a skiplist) up to the last element in range."""
+    n = len(z)
+    if not lex_range_possible(z, lo, lo_ex, hi, hi_ex):
+        return 0, 0
+    start = z.lex_first(lo, lo_ex)
+    if start >= n or not lex_lte_max(z.index[start][1], hi, hi_ex):
+        return start, start
+    if z.encoding == "skiplist" and not walk:
+        last = z.lex_last(hi, hi_ex)
+        if last < 0 or not lex_gte_min(z.index[last][1], lo, lo_ex):
+            return start, start
+        return start, max(start, last + 1)
+    stop = start
+    while stop < n and lex_lte_max(z.index[stop][1], hi, hi_ex):
+        stop += 1
+    return start, stop
+
+
+@command("zlexcount", 4, "readonly fast", (1, 1, 1), **ZS, since="2.8.9",
+         summary="Returns the number of members in a sorted set within a lexicographical range.",
+         complexity="O(log(N)) with N being the number of elements in the sorted set.", args="key min:string max:string")
+def zlexcount(c: Any, argv: list[bytes]) -> Any:
+    lo, lo_ex, hi, hi_ex = parse_lex_range(argv[2], argv[3])
+    z = zset_of(c.db.lookup_read(argv[1]))
+    if z is None:
+        return 0
+    start, stop = _lex_span(z, lo, lo_ex, hi, hi_ex, False)
+    return stop - start
+
+
+# ----------------------------------------------------------------------------- ZRANGE family
+
+RANK, SCORE, LEX = 1, 2, 3
+
+
+def _range_items(z: ZSetValue, rangetype: int, reverse: bool, bounds: tuple[Any, ...],
+                 offset: int, limit: int) -> tuple[list[tuple[float, bytes]], int]:
+    """The selected (score, member) items and the length hint ZRANGESTORE starts with."""
+    n = len(z)
+    if rangetype == RANK:
+        start, end = bounds
+        if start < 0:
+            start += n
+        if end < 0:
+            end += n
+        if start < 0:
+            start = 0
+        if start > end or start >= n:
+            return [], 0
+        if end >= n:
+            end = n - 1
+        return list(z.range_by_rank(start, end, reverse)), end - start + 1
+    if offset > 0 and offset >= n:
+        return [], -1
+    if offset < 0:
+        return [], -1
+    if rangetype == SCORE:
+        lo, hi = z.score_span(*bounds)
+        if reverse:
+            first = hi - 1 - offset
+            last = lo if limit < 0 else max(lo, first - limit + 1)
+            items = [z.index[p] for p in range(first, last - 1, -1)] if first >= lo else []
+        else:
+            first = lo + offset
+            last = hi if limit < 0 else min(hi, first + limit)
+            items = list(z.index.islice(first, last)) if first < last else []
+        return items, -1
+    lo_v, lo_ex, hi_v, hi_ex = bounds
+    out: list[tuple[float, bytes]] = []
+    if not lex_range_possible(z, lo_v, lo_ex, hi_v, hi_ex):
+        return [], -1
+    if reverse:
+        pos = z.lex_last(hi_v, hi_ex)
+        if pos < 0 or not lex_gte_min(z.index[pos][1], lo_v, lo_ex):
+            return [], -1
+        pos -= offset
+        while pos >= 0 and limit != 0:
+            item = z.index[pos]
+            if not lex_gte_min(item[1], lo_v, lo_ex):
+                break
+            out.append(item)
+            limit -= 1
+            pos -= 1
+    else:
+        pos = z.lex_first(lo_v, lo_ex)
+        if pos >= n or not lex_lte_max(z.index[pos][1], hi_v, hi_ex):
+            return [], -1
+        pos += offset
+        while pos < n and limit != 0:
+            item = z.index[pos]
+            if not lex_lte_max(item[1], hi_v, hi_ex):
+                break
+            out.append(item)
+            limit -= 1
+            pos += 1
+    return out, -1
+
+
+def zrange_generic(c: Any, argv: list[bytes], start_at: int, store: bool, rangetype: int, direction: int) -> Any:
+    """ZRANGE, ZRANGESTORE and the legacy Z[REV]RANGE[BYSCORE|BYLEX] (``zrangeGenericCommand``)."""
+    key = argv[start_at]
+    minidx, maxidx = start_at + 1, start_at + 2
+    withscores = False
+    offset, limit = 0, -1
+    j = start_at + 3
+    while j < len(argv):
+        left = len(argv) - j - 1
+        opt = argv[j].lower()
+        if not store and opt == b"withscores":
+            withscores = True
+        elif opt == b"limit" and left >= 2:
+            offset = to_int(argv[j + 1])
+            limit = to_int(argv[j + 2])
+            j += 2
+        elif direction == 0 and opt == b"rev":
+            direction = -1
+        elif rangetype == 0 and opt == b"bylex":
+            rangetype = LEX
+        elif rangetype == 0 and opt == b"byscore":
+            rangetype = SCORE
+        else:
+            raise CommandError(SYNTAX)
+        j += 1
+    reverse = direction == -1
+    if rangetype == 0:
+        rangetype = RANK
+    if limit != -1 and rangetype == RANK:
+        raise CommandError("syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX")
+    if withscores and rangetype == LEX:
+        raise CommandError("syntax error, WITHSCORES not supported in combination with BYLEX")
+    if reverse and rangetype in (SCORE, LEX):
+        minidx, maxidx = maxidx, minidx
+    bounds: tuple[Any, ...]
+    if rangetype == RANK:
+        bounds = (to_int(argv[minidx]), to_int(argv[maxidx]))
+    elif rangetype == SCORE:
+        bounds = parse_score_range(argv[minidx], argv[maxidx])
+    else:
+        bounds = parse_lex_range(argv[minidx], argv[maxidx])
+    db = c.db
+    z = zset_of(db.lookup_read(key))
+    if z is None:
+        items: list[tuple[float, bytes]] = []
+        hint = -1
+    else:
+        items, hint = _range_items(z, rangetype, reverse, bounds, offset, limit)
+    if not store:
+        return with_scores(c, items, withscores)
+    return _store_range(c, argv[1], items, hint)
+
+
+def _store_range(c: Any, dst: bytes, items: list[tuple[float, bytes]], hint: int) -> int:
+    db = c.db
+    if not items:
+        if db.lookup_write(dst) is not None:
+            db.delete(dst)
+            c.keyspace.changed(db, dst, b"del", "g")
+        return 0
+    lim = limits(c)
+    out = ZSetValue.create(max(hint, 0), 0, *lim)
+    for score, member in items:
+        out.add_checked(member, score, *lim)
+    existed = db.lookup_write(dst) is not None
+    db.set(dst, out)
+    if not existed:
+        c.keyspace.notify(db.index, "n", b"new", dst)
+    c.keyspace.changed(db, dst, b"zrangestore", "z")
+    return len(items)
+
+
+_RANGE_ARGS = ("key start:string stop:string [sortby=(BYSCORE|BYLEX)] [REV] [LIMIT offset:integer count:integer] "
+               "[WITHSCORES]")
+
+
+@command("zrange", -4, "readonly", (1, 1, 1), **ZS, since="1.2.0",
+         summary="Returns members in a sorted set within a range of indexes.",
+         complexity="O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.",
+         args=_RANGE_ARGS, history=(("6.2.0", "Added the `REV`, `BYSCORE`, `BYLEX` and `LIMIT` options."),))
+def zrange(c: Any, argv: list[bytes]) -> Any:
+    return zrange_generic(c, argv, 1, False, 0, 0)
+
+
+@command("zrangestore", -5, "write denyoom", (1, 2, 1), **ZS, since="6.2.0",
+         summary="Stores a range of members from sorted set in a key.",
+         complexity="O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements stored into the destination key.",
+         args="dst:key src:key min:string max:string [sortby=(BYSCORE|BYLEX)] [REV] [LIMIT offset:integer count:integer]",
+         key_specs=[_spec(["OW", "update"], 1), _spec(["RO", "access"], 2)], events="zrangestore del")
+def zrangestore(c: Any, argv: list[bytes]) -> Any:
+    return zrange_generic(c, argv, 2, True, 0, 0)
+
+
+@command("zrevrange", -4, "readonly", (1, 1, 1), **ZS, since="1.2.0",
+         summary="Returns members in a sorted set within a range of indexes in reverse order.",
+         complexity="O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.",
+         args="key start:integer stop:integer [WITHSCORES]", doc_flags="deprecated", deprecated_since="6.2.0",
+         replaced_by="`ZRANGE` with the `REV` argument")
+def zrevrange(c: Any, argv: list[bytes]) -> Any:
+    return zrange_generic(c, argv, 1, False, RANK, -1)
+
+
+_BYSCORE_COMPLEXITY = ("O(log(N)+M) with N being the number of elements in the sorted set and M the number of "
+                       "elements being returned. If M is constant (e.g. always asking for the first 10 elements with "
+                       "LIMIT), you can consider it O(log(N)).")
+
+
+@command("zrangebyscore", -4, "readonly", (1, 1, 1), **ZS, since="1.0.5",
+         summary="Returns members in a sorted set within a range of scores.", complexity=_BYSCORE_COMPLEXITY,
+         args="key min:double max:double [WITHSCORES] [LIMIT offset:integer count:integer]",
+         history=(("2.0.0", "Added the `WITHSCORES` modifier."),), doc_flags="deprecated", deprecated_since="6.2.0",
+         replaced_by="`ZRANGE` with the `BYSCORE` argument")
+def zrangebyscore(c: Any, argv: list[bytes]) -> Any:
+    return zrange_generic(c, argv, 1, False, SCORE, 1)
+
+
+@command("zrevrangebyscore", -4, "readonly", (1, 1, 1), **ZS, since="2.2.0",
+         summary="Returns members in a sorted set within a range of scores in reverse order.",
+         complexity=_BYSCORE_COMPLEXITY,
+         args="key max:double min:double [WITHSCORES] [LIMIT offset:integer count:integer]",
+         history=(("2.1.6", "`min` and `max` can be exclusive."),), doc_flags="deprecated", deprecated_since="6.2.0",
+         replaced_by="`ZRANGE` with the `REV` and `BYSCORE` arguments")
+def zrevrangebyscore(c: Any, argv: list[bytes]) -> Any:
+    return zrange_generic(c, argv, 1, False, SCORE, -1)
+
+
+@command("zrangebylex", -4, "readonly", (1, 1, 1), **ZS, since="2.8.9",
+         summary="Returns members in a sorted set within a lexicographical range.", complexity=_BYSCORE_COMPLEXITY,
+         args="key min:string max:string [LIMIT offset:integer count:integer]", doc_flags="deprecated",
+         deprecated_since="6.2.0", replaced_by="`ZRANGE` with the `BYLEX` argument")
+def zrangebylex(c: Any, argv: list[bytes]) -> Any:
+    return zrange_generic(c, argv, 1, False, LEX, 1)
+
+
+@command("zrevrangebylex", -4, "readonly", (1, 1, 1), **ZS, since="2.8.9",
+         summary="Returns members in a sorted set within a lexicographical range in reverse order.",
+         complexity=_BYSCORE_COMPLEXITY, args="key max:string min:string [LIMIT offset:integer count:integer]",
+         doc_flags="deprecated", deprecated_since="6.2.0", replaced_by="`ZRANGE` with the `REV` and `BYLEX` arguments")
+def zrevrangebylex(c: Any, argv: list[bytes]) -> Any:
+    return zrange_generic(c, argv, 1, False, LEX, -1)
+
+
+# ----------------------------------------------------------------------------- ZREMRANGEBY*
+
+
+def _zremrange(c: Any, argv: list[bytes], rangetype: int) -> Any:
+    db, key = c.db, argv[1]
+    if rangetype == RANK:
+        start, end = to_int(argv[2]), to_int(argv[3])
+        event = b"zremrangebyrank"
+    elif rangetype == SCORE:
+        bounds = parse_score_range(argv[2], argv[3])
+        event = b"zremrangebyscore"
+    else:
+        lex = parse_lex_range(argv[2], argv[3])
+        event = b"zremrangebylex"
+    z = zset_of(db.lookup_write(key))
+    if z is None:
+        return 0
+    n = len(z)
+    if rangetype == RANK:
+        if start < 0:
+            start += n
+        if end < 0:
+            end += n
+        if start < 0:
+            start = 0
+        if start > end or start >= n:
+            return 0
+        if end >= n:
+            end = n - 1
+        lo, hi = start, end + 1
+    elif rangetype == SCORE:
+        lo, hi = z.score_span(*bounds)
+    else:
+        lo, hi = _lex_span(z, *lex, True)
+    deleted = z.remove_span(lo, hi)
+    if deleted:
+        c.keyspace.changed(db, key, event, "z")
+        _delete_emptied(c, db, key, z)
+    return deleted
+
+
+_REM_COMPLEXITY = ("O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements "
+                   "removed by the operation.")
+
+
+@command("zremrangebyrank", 4, "write", (1, 1, 1), **ZS, since="2.0.0",
+         summary="Removes members in a sorted set within a range of indexes. Deletes the sorted set if all members were removed.",
+         complexity=_REM_COMPLEXITY, args="key start:integer stop:integer", key_flags="RW delete",
+         events="zremrangebyrank del")
+def zremrangebyrank(c: Any, argv: list[bytes]) -> Any:
+    return _zremrange(c, argv, RANK)
+
+
+@command("zremrangebyscore", 4, "write", (1, 1, 1), **ZS, since="1.2.0",
+         summary="Removes members in a sorted set within a range of scores. Deletes the sorted set if all members were removed.",
+         complexity=_REM_COMPLEXITY, args="key min:double max:double", key_flags="RW delete",
+         events="zremrangebyscore del")
+def zremrangebyscore(c: Any, argv: list[bytes]) -> Any:
+    return _zremrange(c, argv, SCORE)
+
+
+@command("zremrangebylex", 4, "write", (1, 1, 1), **ZS, since="2.8.9",
+         summary="Removes members in a sorted set within a lexicographical range. Deletes the sorted set if all members were removed.",
+         complexity=_REM_COMPLEXITY, args="key min:string max:string", key_flags="RW delete",
+         events="zremrangebylex del")
+def zremrangebylex(c: Any, argv: list[bytes]) -> Any:
+    return _zremrange(c, argv, LEX)
+
+
+# ----------------------------------------------------------------------------- pops
+
+
+def pop_generic(c: Any, keys: list[bytes], where_max: bool, emit_key: bool, count: int, nested: bool,
+                nil_when_empty: bool) -> Any:
+    """``genericZpopCommand``: pop from the first existing key; count -1 = single pop."""
+    db = c.db
+    z: ZSetValue | None = None
+    key = b""
+    for key in keys:
+        value = db.lookup_write(key)
+        if value is None:
+            continue
+        z = zset_of(value)
+        break
+    if z is None:
+        return NULL_ARRAY if nil_when_empty else []
+    if count == 0:
+        return []
+    if count == -1:
+        count = 1
+    popped: list[tuple[float, bytes]] = []
+    for _ in range(min(count, len(z))):
+        popped.append(z.pop_at(-1 if where_max else 0))
+    c.keyspace.changed(db, key, b"zpopmax" if where_max else b"zpopmin", "z")
+    _delete_emptied(c, db, key, z)
+    if nested and emit_key:
+        return [key, [[m, Double(s)] for s, m in popped]]
+    if nested:
+        return [[m, Double(s)] for s, m in popped]
+    flat: list[Any] = [key] if emit_key else []
+    for s, m in popped:
+        flat.append(m)
+        flat.append(Double(s))
+    return flat
+
+
+def _zpop(c: Any, argv: list[bytes], where_max: bool) -> Any:
+    if len(argv) > 3:
+        raise CommandError(SYNTAX)
+    count = -1
+    if len(argv) == 3:
+        count = to_positive(argv[2])
+    return pop_generic(c, [argv[1]], where_max, False, count, c.resp3 and count != -1, False)
+
+
+_POP_COMPLEXITY = "O(log(N)*M) with N being the number of elements in the sorted set, and M being the number of elements popped."
+
+
+@command("zpopmin", -2, "write fast", (1, 1, 1), **ZS, since="5.0.0",
+         summary="Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.",
+         complexity=_POP_COMPLEXITY, args="key [count:integer]", key_flags="RW access delete", events="zpopmin del")
+def zpopmin(c: Any, argv: list[bytes]) -> Any:
+    return _zpop(c, argv, False)
+
+
+@command("zpopmax", -2, "write fast", (1, 1, 1), **ZS, since="5.0.0",
+         summary="Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.",
+         complexity=_POP_COMPLEXITY, args="key [count:integer]", key_flags="RW access delete", events="zpopmax del")
+def zpopmax(c: Any, argv: list[bytes]) -> Any:
+    return _zpop(c, argv, True)
+
+
+def _has_zset_data(c: Any, keys: list[bytes]) -> bool:
+    data = c.db.data
+    for key in keys:
+        value = data.get(key)
+        if type(value) is ZSetValue and value.scores:
+            return True
+    return False
+
+
+def blocking_pop(c: Any, keys: list[bytes], where_max: bool, timeout: float, count: int, nested: bool) -> Any:
+    """``blockingGenericZpopCommand``: serve now, or block until a key has members."""
+    db = c.db
+    for key in keys:
+        value = db.lookup_write(key)
+        if value is None:
+            continue
+        z = zset_of(value)
+        if not z.scores:
+            continue
+        return pop_generic(c, [key], where_max, True, count, nested, nested)
+    if c.server.in_exec:
+        return NULL_ARRAY
+    from dumpling.dispatch import Blocked
+
+    def attempt() -> Any:
+        if not _has_zset_data(c, keys):
+            return None
+        for key in keys:
+            value = c.db.lookup_write(key)
+            if value is None:
+                continue
+            z = zset_of(value)
+            if not z.scores:
+                continue
+            return pop_generic(c, [key], where_max, True, count, nested, nested)
+        return None
+
+    return Blocked(dedupe(keys), timeout, _retry_safely(attempt), NULL_ARRAY)
+
+
+def _bzpop(c: Any, argv: list[bytes], where_max: bool) -> Any:
+    timeout = parse_timeout_seconds(c, argv[-1])
+    return blocking_pop(c, argv[1:-1], where_max, timeout, -1, False)
+
+
+@command("bzpopmin", -3, "write fast blocking", (1, -2, 1), **ZS, since="5.0.0",
+         summary="Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.",
+         complexity="O(log(N)) with N being the number of elements in the sorted set.", args="key... timeout:double",
+         key_flags="RW access delete", history=(("6.0.0", "`timeout` is interpreted as a double instead of an integer."),),
+         events="zpopmin del")
+def bzpopmin(c: Any, argv: list[bytes]) -> Any:
+    return _bzpop(c, argv, False)
+
+
+@command("bzpopmax", -3, "write fast blocking", (1, -2, 1), **ZS, since="5.0.0",
+         summary="Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped.",
+         complexity="O(log(N)) with N being the number of elements in the sorted set.", args="key... timeout:double",
+         key_flags="RW access delete", history=(("6.0.0", "`timeout` is interpreted as a double instead of an integer."),),
+         events="zpopmax del")
+def bzpopmax(c: Any, argv: list[bytes]) -> Any:
+    return _bzpop(c, argv, True)
+
+
+def _zmpop(c: Any, argv: list[bytes], numkeys_at: int, blocking: bool) -> Any:
+    numkeys = to_long_range(argv[numkeys_at], 1, LLONG_MAX, "numkeys should be greater than 0")
+    where_at = numkeys_at + numkeys + 1
+    if where_at >= len(argv):
+        raise CommandError(SYNTAX)
+    where = argv[where_at].lower()
+    if where not in (b"min", b"max"):
+        raise CommandError(SYNTAX)
+    count = -1
+    j = where_at + 1
+    while j < len(argv):
+        more = len(argv) - 1 - j
+        if count == -1 and argv[j].lower() == b"count" and more:
+            j += 1
+            count = to_long_range(argv[j], 1, LLONG_MAX, "count should be greater than 0")
+        else:
+            raise CommandError(SYNTAX)
+        j += 1
+    if count == -1:
+        count = 1
+    keys = argv[numkeys_at + 1:numkeys_at + 1 + numkeys]
+    if blocking:
+        timeout = parse_timeout_seconds(c, argv[1])
+        return blocking_pop(c, keys, where == b"max", timeout, count, True)
+    return pop_generic(c, keys, where == b"max", True, count, True, True)
+
+
+_MPOP_COMPLEXITY = ("O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the "
+                    "sorted set, and M being the number of elements popped.")
+
+
+@command("zmpop", -4, "write", (0, 0, 0), **ZS, since="7.0.0",
+         summary="Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.",
+         complexity=_MPOP_COMPLEXITY, args="numkeys:integer key... where=(MIN|MAX) [COUNT count:integer]",
+         key_specs=[_keynum_spec(["RW", "access", "delete"], 1)], getkeys=_keys_zunion, events="zpopmin zpopmax del")
+def zmpop(c: Any, argv: list[bytes]) -> Any:
+    return _zmpop(c, argv, 1, False)
+
+
+@command("bzmpop", -5, "write blocking", (0, 0, 0), **ZS, since="7.0.0",
+         summary="Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.",
+         complexity=_MPOP_COMPLEXITY,
+         args="timeout:double numkeys:integer key... where=(MIN|MAX) [COUNT count:integer]",
+         key_specs=[_keynum_spec(["RW", "access", "delete"], 2)], getkeys=_keys_bzmpop, events="zpopmin zpopmax del")
+def bzmpop(c: Any, argv: list[bytes]) -> Any:
+    return _zmpop(c, argv, 2, True)
+
+
+# ----------------------------------------------------------------------------- ZRANDMEMBER
+
+
+@command("zrandmember", -2, "readonly", (1, 1, 1), **ZS, since="6.2.0",
+         summary="Returns one or more random members from a sorted set.",
+         complexity="O(N) where N is the number of members returned", args="key [options=(count:integer [WITHSCORES])]",
+         tips="nondeterministic_output")
+def zrandmember(c: Any, argv: list[bytes]) -> Any:
+    rng = random.random
+    if len(argv) >= 3:
+        count = to_long_range(argv[2], -LLONG_MAX, LLONG_MAX, None)
+        withscores = False
+        if len(argv) > 4 or (len(argv) == 4 and argv[3].lower() != b"withscores"):
+            raise CommandError(SYNTAX)
+        if len(argv) == 4:
+            withscores = True
+            if count < -LLONG_MAX // 2 or count > LLONG_MAX // 2:
+                raise CommandError("value is out of range")
+        z = zset_of(c.db.lookup_read(argv[1]))
+        if z is None or count == 0:
+            return []
+        n = len(z)
+        index = z.index
+        if count < 0 or count == 1:
+            picks = [index[int(rng() * n)] for _ in range(abs(count))]
+        elif count >= n:
+            picks = list(reversed(index))  # zsets are iterated from the tail (zuiInitIterator)
+        elif z.encoding == "listpack":
+            picks = [index[p] for p in sorted(random.sample(range(n), count))]
+        else:
+            picks = [index[p] for p in random.sample(range(n), count)]
+        return with_scores(c, picks, withscores)
+    z = zset_of(c.db.lookup_read(argv[1]))
+    if z is None:
+        return None
+    return z.index[int(rng() * len(z))][1]
+
+
+# ----------------------------------------------------------------------------- set algebra
+
+UNION, INTER, DIFF = 1, 2, 3
+AGG_SUM, AGG_MIN, AGG_MAX = 1, 2, 3
+
+
+def _aggregate(target: float, value: float, how: int) -> float:
+    if how == AGG_SUM:
+        total = target + value
+        return 0.0 if total != total else total
+    if how == AGG_MIN:
+        return value if value < target else target
+    return value if value > target else target
+
+
+def _source_items(value: Any) -> list[tuple[bytes, float]]:
+    """(member, score) pairs of a zset (score order) or a set (score 1)."""
+    if value is None:
+        return []
+    if type(value) is ZSetValue:
+        return [(m, s) for s, m in value.index]
+    return [(m, 1.0) for m in value.members]
+
+
+def _source_find(value: Any, member: bytes) -> float | None:
+    if value is None:
+        return None
+    if type(value) is ZSetValue:
+        return value.scores.get(member)
+    return 1.0 if member in value.members else None
+
+
+def algebra(c: Any, argv: list[bytes], dst: bytes | None, numkeys_at: int, op: int, card_only: bool) -> Any:
+    """``zunionInterDiffGenericCommand``."""
+    setnum = to_int(argv[numkeys_at])
+    name = argv[0].lower().decode("utf-8", "replace")
+    if setnum < 1:
+        raise CommandError(f"at least 1 input key is needed for '{name}' command")
+    if setnum > len(argv) - (numkeys_at + 1):
+        raise CommandError(SYNTAX)
+    db = c.db
+    sources: list[Any] = []
+    j = numkeys_at + 1
+    for _ in range(setnum):
+        value = db.lookup_read(argv[j])
+        if value is not None and type(value) is not ZSetValue and type(value) is not SetValue:
+            raise CommandError(WRONGTYPE)
+        sources.append(value)
+        j += 1
+    weights = [1.0] * setnum
+    aggregate = AGG_SUM
+    withscores = False
+    limit = 0
+    remaining = len(argv) - j
+    while remaining:
+        opt = argv[j].lower()
+        if op != DIFF and not card_only and remaining >= setnum + 1 and opt == b"weights":
+            j += 1
+            remaining -= 1
+            for i in range(setnum):
+                weights[i] = to_float(argv[j], "weight value is not a float")
+                j += 1
+                remaining -= 1
+        elif op != DIFF and not card_only and remaining >= 2 and opt == b"aggregate":
+            how = argv[j + 1].lower()
+            if how == b"sum":
+                aggregate = AGG_SUM
+            elif how == b"min":
+                aggregate = AGG_MIN
+            elif how == b"max":
+                aggregate = AGG_MAX
+            else:
+                raise CommandError(SYNTAX)
+            j += 2
+            remaining -= 2
+        elif remaining >= 1 and dst is None and not card_only and opt == b"withscores":
+            j += 1
+            remaining -= 1
+            withscores = True
+        elif card_only and remaining >= 2 and opt == b"limit":
+            limit = to_positive(argv[j + 1], "LIMIT can't be negative")
+            j += 2
+            remaining -= 2
+        else:
+            raise CommandError(SYNTAX)
+    src = list(zip(sources, weights, strict=True))
+    if op != DIFF:
+        src.sort(key=lambda sw: 0 if sw[0] is None else len(sw[0]))
+    result: dict[bytes, float] = {}
+    if op == INTER:
+        first, w0 = src[0]
+        if first is not None and len(first):
+            cardinality = 0
+            for member, score0 in _source_items(first):
+                score = w0 * score0
+                if score != score:
+                    score = 0.0
+                for other, w in src[1:]:
+                    if other is first:
+                        score = _aggregate(score, score0 * w, aggregate)
+                        continue
+                    found = _source_find(other, member)
+                    if found is None:
+                        break
+                    score = _aggregate(score, found * w, aggregate)
+                else:
+                    if card_only:
+                        cardinality += 1
+                        if limit and cardinality >= limit:
+                            break
+                    else:
+                        result[member] = score
+            if card_only:
+                return cardinality
+        elif card_only:
+            return 0
+    elif op == UNION:
+        for value, w in src:
+            for member, s in _source_items(value):
+                score = w * s
+                if score != score:
+                    score = 0.0
+                if member in result:
+                    result[member] = _aggregate(result[member], score, aggregate)
+                else:
+                    result[member] = score
+    else:
+        first = src[0][0]
+        others = [v for v, _ in src[1:] if v is not None]
+        for member, s in _source_items(first):
+            if not any(_source_find(o, member) is not None for o in others):
+                result[member] = s
+    out = ZSetValue.from_pairs(result.items(), "skiplist")
+    if dst is None:
+        return with_scores(c, out.index, withscores)
+    if out.scores:
+        out.shrink_if_small(*limits(c))
+        existed = db.lookup_write(dst) is not None
+        db.set(dst, out)
+        if not existed:
+            c.keyspace.notify(db.index, "n", b"new", dst)
+        event = {UNION: b"zunionstore", INTER: b"zinterstore", DIFF: b"zdiffstore"}[op]
+        c.keyspace.changed(db, dst, event, "z")
+        return len(out)
+    if db.lookup_write(dst) is not None:
+        db.delete(dst)
+        c.keyspace.changed(db, dst, b"del", "g")
+    return 0
+
+
+_STORE_SPECS = [_spec(["OW", "update"], 1), _keynum_spec(["RO", "access"], 2)]
+_READ_SPECS = [_keynum_spec(["RO", "access"], 1)]
+_AGG_ARGS = "[WEIGHTS weight:integer...] [AGGREGATE aggregate=(SUM|MIN|MAX)]"
+
+
+@command("zunion", -3, "readonly", (0, 0, 0), **ZS, since="6.2.0", summary="Returns the union of multiple sorted sets.",
+         complexity="O(N)+O(M*log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.",
+         args=f"numkeys:integer key... {_AGG_ARGS} [WITHSCORES]", key_specs=_READ_SPECS, getkeys=_keys_zunion)
+def zunion(c: Any, argv: list[bytes]) -> Any:
+    return algebra(c, argv, None, 1, UNION, False)
+
+
+@command("zinter", -3, "readonly", (0, 0, 0), **ZS, since="6.2.0", summary="Returns the intersect of multiple sorted sets.",
+         complexity="O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.",
+         args=f"numkeys:integer key... {_AGG_ARGS} [WITHSCORES]", key_specs=_READ_SPECS, getkeys=_keys_zunion)
+def zinter(c: Any, argv: list[bytes]) -> Any:
+    return algebra(c, argv, None, 1, INTER, False)
+
+
+@command("zdiff", -3, "readonly", (0, 0, 0), **ZS, since="6.2.0", summary="Returns the difference between multiple sorted sets.",
+         complexity="O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.",
+         args="numkeys:integer key... [WITHSCORES]", key_specs=_READ_SPECS, getkeys=_keys_zunion)
+def zdiff(c: Any, argv: list[bytes]) -> Any:
+    return algebra(c, argv, None, 1, DIFF, False)
+
+
+@command("zintercard", -3, "readonly", (0, 0, 0), **ZS, since="7.0.0",
+         summary="Returns the number of members of the intersect of multiple sorted sets.",
+         complexity="O(N*K) worst case with N being the smallest input sorted set, K being the number of input sorted sets.",
+         args="numkeys:integer key... [LIMIT limit:integer]", key_specs=_READ_SPECS, getkeys=_keys_zunion)
+def zintercard(c: Any, argv: list[bytes]) -> Any:
+    return algebra(c, argv, None, 1, INTER, True)
+
+
+@command("zunionstore", -4, "write denyoom", (1, 1, 1), **ZS, since="2.0.0",
+         summary="Stores the union of multiple sorted sets in a key.",
+         complexity="O(N)+O(M log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.",
+         args=f"destination numkeys:integer key... {_AGG_ARGS}", key_specs=_STORE_SPECS, getkeys=_keys_zunionstore,
+         events="zunionstore del")
+def zunionstore(c: Any, argv: list[bytes]) -> Any:
+    return algebra(c, argv, argv[1], 2, UNION, False)
+
+
+@command("zinterstore", -4, "write denyoom", (1, 1, 1), **ZS, since="2.0.0",
+         summary="Stores the intersect of multiple sorted sets in a key.",
+         complexity="O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.",
+         args=f"destination numkeys:integer key... {_AGG_ARGS}", key_specs=_STORE_SPECS, getkeys=_keys_zunionstore,
+         events="zinterstore del")
+def zinterstore(c: Any, argv: list[bytes]) -> Any:
+    return algebra(c, argv, argv[1], 2, INTER, False)
+
+
+@command("zdiffstore", -4, "write denyoom", (1, 1, 1), **ZS, since="6.2.0",
+         summary="Stores the difference of multiple sorted sets in a key.",
+         complexity="O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.",
+         args="destination numkeys:integer key...", key_specs=_STORE_SPECS, getkeys=_keys_zunionstore,
+         events="zdiffstore del")
+def zdiffstore(c: Any, argv: list[bytes]) -> Any:
+    return algebra(c, argv, argv[1], 2, DIFF, False)
+
+
+# ----------------------------------------------------------------------------- ZSCAN
+
+
+@command("zscan", -3, "readonly", (1, 1, 1), **ZS, since="2.8.0", summary="Iterates over members and scores of a sorted set.",
+         complexity="O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.",
+         args="key cursor:integer [MATCH pattern:pattern] [COUNT count:integer]", tips="nondeterministic_output")
+def zscan(c: Any, argv: list[bytes]) -> Any:
+    cursor = parse_cursor(argv[2])
+    z = zset_of(c.db.lookup_read(argv[1]))
+    if z is None:
+        return [b"0", []]
+    pattern, count, _ = parse_scan_options(argv, 3, False)
+    out: list[Any] = []
+    if z.encoding == "listpack":
+        for score, member in z.index:
+            if pattern is None or glob_match(pattern, member):
+                out.append(member)
+                out.append(d2string(score))
+        return [b"0", out]
+    next_cursor, found = z.scan_order().scan(cursor, count)
+    scores = z.scores
+    for member in found:
+        score = scores.get(member)
+        if score is None:
+            continue
+        if pattern is None or glob_match(pattern, member):
+            out.append(member)
+            out.append(format_double(score))
+    return [str(next_cursor).encode(), out]
