@@ -13,7 +13,9 @@ refuse it: the value model cannot hold it and the client gets a clean error.
 
 from __future__ import annotations
 
+import gc
 import math
+import struct
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +29,6 @@ from dumpling.payload.primitives import (
     MASK64,
     c_strtod_prefix,
     parse_canonical_int,
-    read_binary_double,
     read_count,
     read_len,
     read_millis,
@@ -66,6 +67,8 @@ TYPE_HASH_LISTPACK_EX = 25
 
 EB_EXPIRE_TIME_MAX = (1 << 48) - 1
 _LP_SAFE = listpack.MAX_SAFE_SIZE
+_GC_PAUSE_THRESHOLD = 1 << 16
+_F64 = struct.Struct("<d")
 _MODULE_CHARSET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
@@ -127,12 +130,20 @@ def decode_payload(payload: bytes | bytearray | memoryview, options: CodecOption
     if reader is None:
         raise bad_data(f"unknown object type {type_byte}")
     ctx = DecodeContext(buf, end, options, version)
+    # Big collections allocate millions of tuples; the cyclic GC finds nothing to free
+    # in them, so it is paused while they are built (as pickle users often do).
+    gc_was_enabled = gc.isenabled()
+    if gc_was_enabled and end > _GC_PAUSE_THRESHOLD:
+        gc.disable()
     try:
         value, _ = reader(ctx, 1, type_byte)
     except PayloadError:
         raise
     except Exception as exc:  # a missed check must still surface as a clean refusal
         raise bad_data(f"internal: {exc!r}") from exc
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     # Like Redis, bytes left between the body and the footer are ignored.
     return DecodedPayload(value, type_byte, version, ctx.sanitizations)
 
@@ -146,52 +157,57 @@ def _read_string_value(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[by
 
 
 def _read_strings(ctx: DecodeContext, pos: int, count: int) -> tuple[list[bytes], int]:
-    """``count`` consecutive rdbStrings, with the common short-raw case inlined."""
+    """``count`` consecutive rdbStrings, with the common short-raw case inlined.
+
+    The inlined case skips the per-string bound check: positions only grow, so one
+    check after the loop (plus IndexError when running off the buffer) is enough.
+    """
     buf, end = ctx.buf, ctx.end
     out: list[bytes] = []
     append = out.append
-    for _ in range(count):
-        b = buf[pos]
-        if b < 64:
-            nxt = pos + 1 + b
-            if nxt > end:
-                raise bad_data("string past end of payload")
-            append(buf[pos + 1 : nxt])
-            pos = nxt
-        else:
-            s, pos = read_string(buf, pos, end)
-            append(s)
+    try:
+        for _ in range(count):
+            b = buf[pos]
+            if b < 64:
+                pos += 1 + b
+                append(buf[pos - b : pos])
+            else:
+                s, pos = read_string(buf, pos, end)
+                append(s)
+    except IndexError:
+        raise bad_data("strings past end of payload") from None
+    if pos > end:
+        raise bad_data("strings past end of payload")
     return out, pos
 
 
 def _read_pairs(ctx: DecodeContext, pos: int, count: int) -> tuple[list[bytes], list[bytes], int]:
-    """``count`` (rdbString, rdbString) pairs as two parallel lists."""
+    """``count`` (rdbString, rdbString) pairs as two parallel lists (same bound strategy)."""
     buf, end = ctx.buf, ctx.end
     firsts: list[bytes] = []
     seconds: list[bytes] = []
     add_first = firsts.append
     add_second = seconds.append
-    for _ in range(count):
-        b = buf[pos]
-        if b < 64:
-            nxt = pos + 1 + b
-            if nxt > end:
-                raise bad_data("string past end of payload")
-            add_first(buf[pos + 1 : nxt])
-            pos = nxt
-        else:
-            s, pos = read_string(buf, pos, end)
-            add_first(s)
-        b = buf[pos]
-        if b < 64:
-            nxt = pos + 1 + b
-            if nxt > end:
-                raise bad_data("string past end of payload")
-            add_second(buf[pos + 1 : nxt])
-            pos = nxt
-        else:
-            s, pos = read_string(buf, pos, end)
-            add_second(s)
+    try:
+        for _ in range(count):
+            b = buf[pos]
+            if b < 64:
+                pos += 1 + b
+                add_first(buf[pos - b : pos])
+            else:
+                s, pos = read_string(buf, pos, end)
+                add_first(s)
+            b = buf[pos]
+            if b < 64:
+                pos += 1 + b
+                add_second(buf[pos - b : pos])
+            else:
+                s, pos = read_string(buf, pos, end)
+                add_second(s)
+    except IndexError:
+        raise bad_data("strings past end of payload") from None
+    if pos > end:
+        raise bad_data("strings past end of payload")
     return firsts, seconds, pos
 
 
@@ -365,27 +381,31 @@ def _read_zset(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[ZSetValue,
     append = pairs.append
     max_len = total = 0
     binary = type_byte == TYPE_ZSET_2
-    for _ in range(count):
-        b = buf[pos]
-        if b < 64:
-            nxt = pos + 1 + b
-            if nxt > end:
-                raise bad_data("string past end of payload")
-            member = buf[pos + 1 : nxt]
-            pos = nxt
-        else:
-            member, pos = read_string(buf, pos, end)
-        if binary:
-            score, pos = read_binary_double(buf, pos, end)
-        else:
-            score, pos = read_string_double(buf, pos, end)
-        if score != score:
-            raise bad_data("zset with NaN score")
-        size = len(member)
-        total += size
-        if size > max_len:
-            max_len = size
-        append((member, score))
+    unpack_double = _F64.unpack_from
+    try:
+        for _ in range(count):
+            b = buf[pos]
+            if b < 64:
+                pos += 1 + b
+                member = buf[pos - b : pos]
+            else:
+                member, pos = read_string(buf, pos, end)
+            if binary:
+                score = unpack_double(buf, pos)[0]
+                pos += 8
+            else:
+                score, pos = read_string_double(buf, pos, end)
+            if score != score:
+                raise bad_data("zset with NaN score")
+            size = len(member)
+            total += size
+            if size > max_len:
+                max_len = size
+            append((member, score))
+    except (IndexError, struct.error):
+        raise bad_data("sorted set past end of payload") from None
+    if pos > end:
+        raise bad_data("sorted set past end of payload")
     opts = ctx.options
     small = count <= opts.zset_max_listpack_entries and max_len <= opts.zset_max_listpack_value and total <= _LP_SAFE
     zset = ZSetValue.from_pairs(pairs, "listpack" if small else "skiplist")
@@ -480,12 +500,18 @@ def _read_hash(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[HashValue,
             fields[field] = value
         else:
             start = count
-    if start < count:
+    if start == 0:
+        fields = dict(zip(keys, values, strict=True))
+        if len(fields) != count:
+            raise bad_data("duplicate hash fields")
+    elif start < count:
         before = len(fields)
         fields.update(zip(keys[start:], values[start:], strict=True))
         if len(fields) != before + count - start:
             raise bad_data("duplicate hash fields")
-    return HashValue(fields, None, encoding), pos
+    value = HashValue((), None, encoding)
+    value.fields = fields
+    return value, pos
 
 
 def _read_hash_zipmap(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[HashValue, int]:

@@ -11,6 +11,8 @@ holds it: never lossy.
 
 from __future__ import annotations
 
+from itertools import islice
+
 from dumpling.datatypes import HashValue, ListValue, SetValue, StreamValue, ZSetValue
 from dumpling.payload import intset, listpack, quicklist, stream, ziplist
 from dumpling.payload.decode import (
@@ -43,7 +45,6 @@ from dumpling.payload.primitives import (
     binary_double_bytes,
     legacy_score_integer,
     millis_bytes,
-    parse_canonical_int,
     score_fits_long,
     score_text,
 )
@@ -128,7 +129,7 @@ def _encode_list(value: ListValue, version: int, options: CodecOptions) -> bytes
         if value.encoding == "listpack":
             nodes = [quicklist.Node(quicklist.CONTAINER_PACKED, list(items))]
         else:
-            nodes = quicklist.pack(items, quicklist.profile_for_version(version), options.list_max_listpack_size)
+            nodes = _quicklist_nodes(value, version, options.list_max_listpack_size)
         append_len(out, len(nodes))
         for node in nodes:
             append_len(out, node.container)
@@ -157,18 +158,55 @@ def _encode_list(value: ListValue, version: int, options: CodecOptions) -> bytes
     return bytes(out)
 
 
+def _quicklist_nodes(value: ListValue, version: int, fill: int) -> list[quicklist.Node]:
+    """The nodes to write for a quicklist-encoded list.
+
+    For 7.2+ targets the value's own node layout (kept by ``ListValue`` as Redis 7.4
+    would have it after the same history) decides the cut; 7.2 has the same cut but
+    keeps oversized elements in packed nodes.  Otherwise, or for 7.0, the list is laid
+    out as consecutive RPUSHes on the target would have done.
+    """
+    items = value.items
+    layout = getattr(value, "nodes", None)
+    if version >= 11 and layout is not None:
+        shape = layout(fill)
+        if sum(count for count, _ in shape) == len(items):
+            plain_allowed = 12 <= version < VALKEY_VERSION_MIN
+            nodes = []
+            it = iter(items)
+            for count, plain in shape:
+                container = quicklist.CONTAINER_PLAIN if plain and plain_allowed else quicklist.CONTAINER_PACKED
+                nodes.append(quicklist.Node(container, list(islice(it, count))))
+            return nodes
+    return quicklist.pack(items, quicklist.profile_for_version(version), fill)
+
+
 # ---------------------------------------------------------------------------
 # sets
+
+
+def _intset_numbers(members: set[bytes]) -> list[int] | None:
+    """The members as int64s if every one is a canonical integer (else the set is not an intset)."""
+    ordered = list(members)
+    try:
+        numbers = list(map(int, ordered))
+    except ValueError:
+        return None
+    if list(map(b"%d".__mod__, numbers)) != ordered:
+        return None  # " 1", "+1", "01", "1_0" ... parse but are not canonical
+    if numbers and (min(numbers) < -(1 << 63) or max(numbers) > (1 << 63) - 1):
+        return None
+    return numbers
 
 
 def _encode_set(value: SetValue, version: int, compress: bool) -> bytes:
     _require_nonempty(value)
     members = value.members
     if value.encoding == "intset":
-        numbers = [parse_canonical_int(m) for m in members]
-        if None not in numbers:
+        numbers = _intset_numbers(members)
+        if numbers is not None:
             out = bytearray((TYPE_SET_INTSET,))
-            append_string(out, intset.encode(numbers), compress)  # type: ignore[arg-type]
+            append_string(out, intset.encode(numbers), compress)
             return bytes(out)
     if value.encoding == "listpack" and version >= 11:
         out = bytearray((TYPE_SET_LISTPACK,))

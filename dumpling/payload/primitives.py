@@ -305,7 +305,7 @@ def append_string_double(out: bytearray, v: float) -> None:
     if -4503599627370495.0 < v < 4503599627370496.0 and v == int(v):
         text = b"%d" % int(v)
     else:
-        text = (b"%.17g" % v)
+        text = b"%.17g" % v
     out.append(len(text))
     out += text
 

@@ -160,13 +160,7 @@ def encode(elements: Iterable[bytes | int]) -> bytes:
         prev_size = len(entry)
         count += 1
     total = HEADER_SIZE + len(body) + 1
-    return (
-        _U32.pack(total)
-        + _U32.pack(last_offset)
-        + _U16.pack(min(count, UNKNOWN_COUNT))
-        + bytes(body)
-        + b"\xff"
-    )
+    return _U32.pack(total) + _U32.pack(last_offset) + _U16.pack(min(count, UNKNOWN_COUNT)) + bytes(body) + b"\xff"
 
 
 def entry_overhead(s: bytes) -> int:
