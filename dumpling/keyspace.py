@@ -164,6 +164,9 @@ class Database:
         ks = self.keyspace
         if ks.blocked_keys and type(value) not in STRING_TYPES:
             ks.signal_ready(self, key)
+        if ks.store_hooks and type(value) not in STRING_TYPES:
+            for hook in ks.store_hooks:
+                hook(self, key, value)
 
     def set(self, key: bytes, value: Any, keep_ttl: bool = False) -> None:
         """setKey: add or overwrite; the TTL is cleared unless ``keep_ttl``.
@@ -178,6 +181,9 @@ class Database:
             ks = self.keyspace
             if ks.blocked_keys and type(value) not in STRING_TYPES:
                 ks.signal_ready(self, key)
+            if ks.store_hooks and type(value) not in STRING_TYPES:
+                for hook in ks.store_hooks:
+                    hook(self, key, value)
         else:
             self.add(key, value)
 
@@ -282,6 +288,9 @@ class Keyspace:
         # blocking: (db index, key) -> list of waiting clients, in arrival order
         self.blocked_keys: dict[tuple[int, bytes], list[Any]] = {}
         self.ready_keys: dict[tuple[int, bytes], None] = {}
+        # called as hook(db, key, value) when a non-string value is stored (e.g. the
+        # hash module tracks hashes with field TTLs that arrive by RENAME/MOVE/RESTORE)
+        self.store_hooks: list[Callable[[Database, bytes, Any], None]] = []
         # keyspace notifications: set by the pub/sub module
         self.notify_flags = ""
         self.notify_hook: Callable[[int, str, bytes, bytes], None] | None = None
