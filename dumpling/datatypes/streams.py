@@ -4,15 +4,37 @@ An ID is a tuple ``(ms, seq)`` of unsigned 64-bit integers.  Entries map an ID t
 flat list ``[field1, value1, field2, value2, ...]``.  Consumer groups keep their last
 delivered ID, entries-read counter, pending entries list (PEL) and consumers, each
 consumer with its own PEL subset and seen/active times, exactly the facts DUMP needs.
+
+Besides the live entries the value models Redis's radix tree of listpack nodes
+(``StreamNode``): which entries share a node, the node's master fields, its
+tombstones and its listpack size in bytes.  Redis decides node boundaries with
+``stream-node-max-bytes``/``-entries``, trims whole nodes for ``MAXLEN ~``/``MINID ~``
+and removes a node when its last live entry is deleted, so XLEN after approximate
+trimming and XINFO's ``radix-tree-keys``/``radix-tree-nodes`` depend on that layout.
+The layout is built lazily: a value assembled directly (the payload codec sets
+``entries`` and friends) gets the layout consecutive XADDs would have produced.
+
+Owns the data structure only: no argument parsing, no replies.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from sortedcontainers import SortedDict
 
+from dumpling.protocol import parse_strict_int
+
 StreamID = tuple[int, int]
+
+MASK64 = (1 << 64) - 1
+MIN_ID: StreamID = (0, 0)
+MAX_ID: StreamID = (MASK64, MASK64)
+INVALID_ENTRIES_READ = -1  # SCG_INVALID_ENTRIES_READ
+LISTPACK_MAX_SIZE = 1 << 30  # STREAM_LISTPACK_MAX_SIZE
+FLAG_DELETED = 1
+FLAG_SAMEFIELDS = 2
 
 
 @dataclass(slots=True)
@@ -40,9 +62,103 @@ class ConsumerGroup:
     consumers: dict[bytes, Consumer] = field(default_factory=dict)
 
 
+# ----------------------------------------------------------------------------- listpack sizes
+
+
+def _int_size(v: int) -> int:
+    """Bytes of a listpack integer entry, backlen included."""
+    if 0 <= v <= 127:
+        return 2
+    if -4096 <= v <= 4095:
+        return 3
+    if -32768 <= v <= 32767:
+        return 4
+    if -8388608 <= v <= 8388607:
+        return 5
+    if -(1 << 31) <= v < (1 << 31):
+        return 6
+    return 10
+
+
+def _str_size(s: bytes) -> int:
+    """Bytes of ``s`` appended to a listpack (integer-looking strings become integers)."""
+    if len(s) <= 20:
+        v = parse_strict_int(s)
+        if v is not None:
+            return _int_size(v)
+    n = len(s)
+    head = n + (1 if n < 64 else 2 if n < 4096 else 5)
+    return head + (1 if head <= 127 else 2 if head < 16383 else 3 if head < 2097151 else 4 if head < 268435455 else 5)
+
+
+def _signed64(v: int) -> int:
+    v &= MASK64
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+class StreamNode:
+    """One listpack of the radix tree: master ID/fields, every entry ever appended."""
+
+    __slots__ = ("master_id", "master_fields", "ids", "dead", "live", "deleted", "entries_bytes", "fields_bytes")
+
+    def __init__(self, master_id: StreamID, master_fields: list[bytes]) -> None:
+        self.master_id = master_id
+        self.master_fields = master_fields
+        self.ids: list[StreamID] = []  # append order, tombstones included
+        self.dead: dict[StreamID, list[bytes]] = {}  # tombstoned entries (still in the listpack)
+        self.live = 0
+        self.deleted = 0
+        self.entries_bytes = 0
+        self.fields_bytes = sum(_str_size(f) for f in master_fields)
+
+    @property
+    def last_id(self) -> StreamID:
+        return self.ids[-1]
+
+    def byte_size(self) -> int:
+        """``lpBytes``: header, master entry, entries, terminator."""
+        master = _int_size(self.live) + _int_size(self.deleted) + _int_size(len(self.master_fields))
+        return 6 + master + self.fields_bytes + 2 + self.entries_bytes + 1
+
+    def entry_size(self, entry_id: StreamID, flat: list[bytes]) -> tuple[int, bool]:
+        """Listpack bytes of an entry and whether it shares the master fields."""
+        nfields = len(flat) // 2
+        fields = flat[0::2]
+        same = fields == self.master_fields
+        size = 2  # flags
+        size += _int_size(_signed64(entry_id[0] - self.master_id[0]))
+        size += _int_size(_signed64(entry_id[1] - self.master_id[1]))
+        if same:
+            size += sum(_str_size(v) for v in flat[1::2])
+            lp_count = nfields + 3
+        else:
+            size += _int_size(nfields) + sum(_str_size(x) for x in flat)
+            lp_count = 2 * nfields + 4
+        return size + _int_size(lp_count), same
+
+    def flags_of(self, entry_id: StreamID, flat: list[bytes]) -> int:
+        flags = FLAG_SAMEFIELDS if flat[0::2] == self.master_fields else 0
+        return flags | FLAG_DELETED if entry_id in self.dead else flags
+
+    def copy(self) -> StreamNode:
+        node = StreamNode.__new__(StreamNode)
+        node.master_id = self.master_id
+        node.master_fields = list(self.master_fields)
+        node.ids = list(self.ids)
+        node.dead = {k: list(v) for k, v in self.dead.items()}
+        node.live = self.live
+        node.deleted = self.deleted
+        node.entries_bytes = self.entries_bytes
+        node.fields_bytes = self.fields_bytes
+        return node
+
+
+# ----------------------------------------------------------------------------- the value
+
+
 class StreamValue:
     TYPE = b"stream"
-    __slots__ = ("entries", "last_id", "first_id", "entries_added", "max_deleted_id", "groups", "encoding")
+    __slots__ = ("entries", "last_id", "first_id", "entries_added", "max_deleted_id", "groups", "encoding", "_nodes")
 
     def __init__(self) -> None:
         self.entries: SortedDict = SortedDict()  # StreamID -> list[bytes] (flat field/value)
@@ -52,6 +168,231 @@ class StreamValue:
         self.max_deleted_id: StreamID = (0, 0)
         self.groups: dict[bytes, ConsumerGroup] = {}
         self.encoding = "stream"
+        self._nodes: SortedDict | None = None  # master ID -> StreamNode, built on demand
 
     def __len__(self) -> int:
         return len(self.entries)
+
+    # -- node layout ------------------------------------------------------------------
+
+    def nodes(self, max_bytes: int = 4096, max_entries: int = 100) -> SortedDict:
+        """The radix tree of listpacks (rebuilt from ``entries`` if never built)."""
+        if self._nodes is None:
+            self._nodes = SortedDict()
+            for entry_id, flat in self.entries.items():
+                self._place(entry_id, flat, max_bytes, max_entries)
+        return self._nodes
+
+    def iter_nodes(self) -> Iterator[StreamNode]:
+        """Nodes in key order (for DUMP writers that want Redis's exact layout)."""
+        return iter(self.nodes().values())
+
+    def _place(self, entry_id: StreamID, flat: list[bytes], max_bytes: int, max_entries: int) -> None:
+        nodes = self._nodes
+        assert nodes is not None
+        if max_bytes <= 0 or max_bytes > LISTPACK_MAX_SIZE:
+            max_bytes = LISTPACK_MAX_SIZE
+        node: StreamNode | None = None
+        if nodes:
+            node = nodes.peekitem(-1)[1]
+            total = sum(len(x) for x in flat)
+            if node.byte_size() + total >= max_bytes:
+                node = None
+            elif max_entries and node.live + node.deleted >= max_entries:
+                node = None
+        if node is None:
+            node = StreamNode(entry_id, list(flat[0::2]))
+            nodes[entry_id] = node
+        size, _ = node.entry_size(entry_id, flat)
+        node.entries_bytes += size
+        node.ids.append(entry_id)
+        node.live += 1
+
+    def node_of(self, entry_id: StreamID) -> StreamNode | None:
+        nodes = self.nodes()
+        pos = nodes.bisect_right(entry_id) - 1
+        if pos < 0:
+            return None
+        return nodes.peekitem(pos)[1]
+
+    def radix_tree_nodes(self) -> int:
+        """``rax->numnodes`` of the node keys (16-byte big-endian IDs) in a compressed radix tree."""
+        keys = [ms.to_bytes(8, "big") + seq.to_bytes(8, "big") for ms, seq in self.nodes()]
+        if not keys:
+            return 1
+        return _rax_count(keys, 0, len(keys), 0)
+
+    # -- mutation -----------------------------------------------------------------------
+
+    def append(self, entry_id: StreamID, flat: list[bytes], max_bytes: int, max_entries: int) -> None:
+        """``streamAppendItem`` after the ID was validated."""
+        self.nodes(max_bytes, max_entries)
+        self._place(entry_id, flat, max_bytes, max_entries)
+        self.entries[entry_id] = flat
+        self.entries_added += 1
+        self.last_id = entry_id
+        if len(self.entries) == 1:
+            self.first_id = entry_id
+
+    def delete(self, entry_id: StreamID) -> bool:
+        """``streamDeleteItem``: tombstone the entry; drop its node when nothing live remains."""
+        flat = self.entries.get(entry_id)
+        if flat is None:
+            return False
+        node = self.node_of(entry_id)
+        del self.entries[entry_id]
+        if node is not None:
+            if node.live == 1:
+                del self._nodes[node.master_id]  # type: ignore[index]
+            else:
+                node.live -= 1
+                node.deleted += 1
+                node.dead[entry_id] = flat
+        return True
+
+    def refresh_first_id(self) -> None:
+        """``streamGetEdgeID(first, skip tombstones)`` after deletions."""
+        self.first_id = self.entries.keys()[0] if self.entries else (0, 0)
+
+    def trim(self, maxlen: int | None, minid: StreamID | None, approx: bool, limit: int,
+             max_bytes: int = 4096, max_entries: int = 100) -> int:
+        """``streamTrim``: by MAXLEN (``maxlen``) or MINID (``minid``); returns entries removed."""
+        nodes = self.nodes(max_bytes, max_entries)
+        deleted = 0
+        while nodes:
+            if maxlen is not None and len(self.entries) <= maxlen:
+                break
+            node: StreamNode = nodes.peekitem(0)[1]
+            live = node.live
+            if limit and deleted + live > limit:
+                break
+            if maxlen is not None:
+                remove_node = len(self.entries) - live >= maxlen
+            else:
+                assert minid is not None
+                remove_node = node.last_id < minid
+            if remove_node:
+                for entry_id in node.ids:
+                    self.entries.pop(entry_id, None)
+                del nodes[node.master_id]
+                deleted += live
+                continue
+            if approx:
+                break
+            removed = 0
+            for entry_id in node.ids:
+                if maxlen is not None:
+                    if len(self.entries) <= maxlen:
+                        break
+                elif entry_id >= minid:  # type: ignore[operator]
+                    break
+                flat = self.entries.pop(entry_id, None)
+                if flat is not None:
+                    node.dead[entry_id] = flat
+                    removed += 1
+            node.live -= removed
+            node.deleted += removed
+            deleted += removed
+            break
+        if not self.entries:
+            self.first_id = (0, 0)
+        elif deleted:
+            self.refresh_first_id()
+        return deleted
+
+    # -- consumer-group bookkeeping ---------------------------------------------------
+
+    def last_valid_id(self) -> StreamID:
+        """``streamLastValidID``: the last live entry (0-0 when empty)."""
+        return self.entries.keys()[-1] if self.entries else (0, 0)
+
+    def range_has_tombstones(self, start: StreamID | None) -> bool:
+        """``streamRangeHasTombstones(start, +)``."""
+        if not self.entries or self.max_deleted_id == (0, 0):
+            return False
+        if self.first_id > self.max_deleted_id:
+            return False
+        return (start or (0, 0)) <= self.max_deleted_id
+
+    def estimate_distance(self, entry_id: StreamID) -> int:
+        """``streamEstimateDistanceFromFirstEverEntry``; -1 when not obtainable."""
+        if not self.entries_added:
+            return 0
+        length = len(self.entries)
+        if not length and entry_id <= self.last_id:
+            return self.entries_added
+        if entry_id == self.last_id:
+            return self.entries_added
+        if entry_id > self.last_id:
+            return INVALID_ENTRIES_READ
+        if self.max_deleted_id == (0, 0) or self.max_deleted_id < self.first_id:
+            if entry_id < self.first_id:
+                return self.entries_added - length
+            if entry_id == self.first_id:
+                return self.entries_added - length + 1
+        return INVALID_ENTRIES_READ
+
+    def lag(self, group: ConsumerGroup) -> int | None:
+        """``streamReplyWithCGLag``: entries not yet delivered to the group, or None."""
+        if not self.entries_added:
+            return 0
+        if group.entries_read != INVALID_ENTRIES_READ and not self.range_has_tombstones(group.last_id):
+            return self.entries_added - group.entries_read
+        read = self.estimate_distance(group.last_id)
+        if read != INVALID_ENTRIES_READ:
+            return self.entries_added - read
+        return None
+
+    # -- copies and accounting ------------------------------------------------------------
+
+    def copy(self) -> StreamValue:
+        s = StreamValue()
+        s.entries = SortedDict((k, list(v)) for k, v in self.entries.items())
+        s.last_id = self.last_id
+        s.first_id = self.first_id
+        s.entries_added = self.entries_added
+        s.max_deleted_id = self.max_deleted_id
+        if self._nodes is not None:
+            s._nodes = SortedDict((k, n.copy()) for k, n in self._nodes.items())
+        for name, group in self.groups.items():
+            g = ConsumerGroup(name, group.last_id, group.entries_read)
+            for entry_id, nack in group.pending.items():
+                g.pending[entry_id] = PendingEntry(nack.consumer, nack.delivery_time_ms, nack.delivery_count)
+            for cname, consumer in group.consumers.items():
+                cc = Consumer(cname, consumer.seen_time_ms, consumer.active_time_ms)
+                for entry_id in consumer.pending:
+                    cc.pending[entry_id] = g.pending[entry_id]
+                g.consumers[cname] = cc
+            s.groups[name] = g
+        return s
+
+    def memory_usage(self) -> int:
+        """Bytes Redis would use: listpacks, radix tree and consumer-group structures."""
+        nodes = self.nodes()
+        total = 64 + sum(n.byte_size() for n in nodes.values()) + 24 * self.radix_tree_nodes()
+        for group in self.groups.values():
+            total += 64 + len(group.name) + 64 * len(group.pending)
+            for consumer in group.consumers.values():
+                total += 64 + len(consumer.name) + 24 * len(consumer.pending)
+        return total
+
+
+def _rax_count(keys: list[bytes], lo: int, hi: int, depth: int) -> int:
+    """Nodes of the compressed radix tree holding ``keys[lo:hi]`` below ``depth``."""
+    width = len(keys[lo])
+    if hi - lo == 1:
+        return 2 if depth < width else 1
+    first, last = keys[lo], keys[hi - 1]
+    p = depth
+    while first[p] == last[p]:
+        p += 1
+    count = (1 if p > depth else 0) + 1  # a compressed node for the shared run, then the branch node
+    i = lo
+    while i < hi:
+        byte = keys[i][p]
+        j = i + 1
+        while j < hi and keys[j][p] == byte:
+            j += 1
+        count += _rax_count(keys, i, j, p + 1)
+        i = j
+    return count
