@@ -188,11 +188,16 @@ class Database:
             self.add(key, value)
 
     def delete(self, key: bytes) -> bool:
-        if self.data.pop(key, None) is None:
+        value = self.data.pop(key, None)
+        if value is None:
             return False
         self.meta.pop(key, None)
         if key in self.expires:
             self._remove_expire(key)
+        ks = self.keyspace
+        if ks.blocked_keys and type(value) not in STRING_TYPES:
+            # signalDeletedKeyAsReady: a blocked XREADGROUP must learn its stream is gone
+            ks.signal_ready(self, key)
         return True
 
     def set_expire(self, key: bytes, when_ms: int) -> None:
