@@ -8,8 +8,10 @@ as stale entries until the list is compacted; a compaction starts a new epoch an
 records where the old positions landed, so an old cursor resumes at or before the
 element it stopped at: nothing present throughout is skipped, some may repeat.
 
-The cursor packs ``position << EPOCH_BITS | epoch``; 0 means start (and, returned,
-done).  Used by the keyspace (SCAN, RANDOMKEY, eviction and active-expiry sampling)
+The cursor packs ``end << 35 | position << 6 | epoch``: where to resume, and where the
+list ended when the iteration began (keys appended later need not be returned, and
+bounding the walk there guarantees termination however fast keys are added).  0 means
+start (and, returned, done).  Used by the keyspace (SCAN, RANDOMKEY, eviction and active-expiry sampling)
 and by big collections (SSCAN, HSCAN, ZSCAN).
 """
 
@@ -21,6 +23,8 @@ from typing import Any
 
 EPOCH_BITS = 6
 EPOCHS = 1 << EPOCH_BITS
+POS_BITS = 29
+POS_MASK = (1 << POS_BITS) - 1
 CHECKPOINT = 256  # one recorded new-position per this many old positions
 
 
@@ -58,26 +62,34 @@ class ScanOrder:
         self.history.pop(self.epoch % EPOCHS, None)
         self.order = live
 
-    def _position(self, cursor: int) -> int:
-        pos, epoch = cursor >> EPOCH_BITS, cursor & (EPOCHS - 1)
+    def _positions(self, cursor: int) -> tuple[int, int]:
+        """Map a cursor to (resume position, end bound) in the current order list."""
+        epoch = cursor & (EPOCHS - 1)
+        pos = (cursor >> EPOCH_BITS) & POS_MASK
+        end = cursor >> (EPOCH_BITS + POS_BITS)
         current = self.epoch % EPOCHS
-        # Walk the cursor forward through every compaction since it was issued.
+        # Walk the cursor forward through every compaction since it was issued:
+        # the position rounds down (may repeat), the end rounds up (never skips).
         while epoch != current:
             checkpoints = self.history.get(epoch)
             if checkpoints is None:
-                return 0  # too old to map: restart (repeats, never skips)
-            pos = checkpoints[min(pos // CHECKPOINT, len(checkpoints) - 1)]
+                return 0, len(self.order)  # too old to map: restart (repeats, never skips)
+            last = len(checkpoints) - 1
+            pos = checkpoints[min(pos // CHECKPOINT, last)]
+            end = checkpoints[min(-(-end // CHECKPOINT), last)]
             epoch = (epoch + 1) % EPOCHS
-        return pos
+        return pos, min(end, len(self.order))
 
     def scan(
         self, cursor: int, count: int, accept: Callable[[Any], bool] | None = None
     ) -> tuple[int, list[Any]]:
         """Return ``(next_cursor, keys)``; visits at least ``count`` entries unless done."""
-        pos = self._position(cursor) if cursor else 0
+        if cursor:
+            pos, end = self._positions(cursor)
+        else:
+            pos, end = 0, len(self.order)
         order, source = self.order, self.source
         out: list[Any] = []
-        end = len(order)
         budget = count * 10  # like Redis: bounded work even when most entries are stale
         visited = 0
         while pos < end and visited < count and budget > 0:
@@ -88,9 +100,9 @@ class ScanOrder:
                 visited += 1
                 if accept is None or accept(key):
                     out.append(key)
-        if pos >= end:
+        if pos >= end or end > POS_MASK:
             return 0, out
-        return (pos << EPOCH_BITS) | (self.epoch % EPOCHS), out
+        return (end << (EPOCH_BITS + POS_BITS)) | (pos << EPOCH_BITS) | (self.epoch % EPOCHS), out
 
     def random_key(self, rng: random.Random = random._inst) -> Any | None:  # type: ignore[attr-defined]
         """A uniformly random live key (None if empty); O(1) expected."""

@@ -80,6 +80,7 @@ class Client(asyncio.Protocol):
         self._pos = 0
         self._out: list[bytes] = []
         self._in_batch = False
+        self._flush_scheduled = False
         self.qbuf_peak = 0
 
     # -- asyncio.Protocol ---------------------------------------------------------
@@ -220,8 +221,22 @@ class Client(asyncio.Protocol):
         self._out.append(encode(value, self.resp3))
 
     def push(self, value: Any) -> None:
-        """Queue an out-of-band message (pub/sub, MONITOR); delivered even under REPLY OFF."""
+        """Queue an out-of-band message (pub/sub, MONITOR); delivered even under REPLY OFF.
+
+        Outside the client's own batch the write happens once per event-loop pass (as
+        Redis writes in beforeSleep): a burst of messages costs one write(), and a reply
+        queued later in the same pass still follows the message."""
         self._out.append(encode(value, self.resp3))
+        if not self._in_batch and not self._flush_scheduled:
+            loop = self.server.loop
+            if loop is None:
+                self.flush()
+            else:
+                self._flush_scheduled = True
+                loop.call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
         if not self._in_batch:
             self.flush()
 

@@ -1,0 +1,264 @@
+"""Generic key commands, differentially against real Redis (RESP2 and RESP3)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from dumpling.commands.common import glob_match
+
+
+def test_del_exists_type(pairs):
+    pairs.run([
+        ("SET", "a", "1"), ("SET", "b", "2"),
+        ("EXISTS", "a", "b", "nokey", "a"),
+        ("TYPE", "a"), ("TYPE", "nokey"),
+        ("DEL", "a", "nokey", "b", "a"),
+        ("EXISTS", "a"), ("UNLINK", "a"), ("DEL",),
+        ("EXISTS",), ("TYPE",), ("TYPE", "a", "b"),
+    ])
+
+
+def test_ttl_family(pairs):
+    pairs.run([
+        ("TTL", "nokey"), ("PTTL", "nokey"), ("EXPIRETIME", "nokey"), ("PEXPIRETIME", "nokey"),
+        ("SET", "k", "v"), ("TTL", "k"), ("PTTL", "k"), ("EXPIRETIME", "k"),
+        ("PEXPIREAT", "k", "4000000000499"), ("EXPIRETIME", "k"), ("PEXPIRETIME", "k"),
+        ("PEXPIREAT", "k", "4000000000500"), ("EXPIRETIME", "k"),
+        ("EXPIREAT", "k", "9223372036854775"), ("PERSIST", "k"), ("PERSIST", "k"), ("PERSIST", "nokey"),
+        ("TTL", "k"),
+    ])
+
+
+def test_expire_options_and_errors(pairs):
+    pairs.run([
+        ("SET", "k", "v"),
+        ("EXPIRE", "k", "100", "XX"), ("EXPIRE", "k", "100", "GT"), ("EXPIRE", "k", "100", "LT"),
+        ("TTL", "k"), ("EXPIRE", "k", "200", "NX"), ("EXPIRE", "k", "50", "GT"), ("EXPIRE", "k", "300", "GT"),
+        ("TTL", "k"), ("EXPIRE", "k", "10", "XX", "LT"), ("TTL", "k"),
+        ("EXPIRE", "k", "10", "NX", "XX"), ("EXPIRE", "k", "10", "GT", "LT"), ("EXPIRE", "k", "10", "FOO"),
+        ("EXPIRE", "k", "abc"), ("EXPIRE", "k", "9223372036854775"), ("PEXPIRE", "k", "9223372036854775807"),
+        ("EXPIRE", "nokey", "10"), ("EXPIRE", "k", "-5", "GT"),
+        ("SET", "p", "v"), ("EXPIRE", "p", "-5", "GT"), ("EXISTS", "p"),
+        ("EXPIRE", "p", "0", "LT"), ("EXISTS", "p"),
+        ("SET", "q", "v"), ("EXPIRE", "q", "-1"), ("EXISTS", "q"),
+        ("SET", "r", "v"), ("PEXPIREAT", "r", "1"), ("EXISTS", "r"),
+    ])
+
+
+def test_lazy_expiry(pairs):
+    pairs.same("DEBUG", "SET-ACTIVE-EXPIRE", "0")
+    try:
+        pairs.run([("SET", "k", "v", "PX", "50"), ("SET", "k2", "v", "PX", "50"), ("SET", "k3", "v")])
+        time.sleep(0.12)
+        pairs.same("DBSIZE")  # logically expired keys are still counted
+        pairs.same_unordered("KEYS", "*")  # filtered without being deleted
+        pairs.same("DBSIZE")
+        pairs.run([("GET", "k"), ("DBSIZE"[:6],), ("EXISTS", "k2"), ("DBSIZE",), ("TTL", "k3")])
+    finally:
+        pairs.same("DEBUG", "SET-ACTIVE-EXPIRE", "1")
+
+
+def test_active_expiry_removes_keys(r):
+    for i in range(200):
+        r.set(f"vol:{i}", "x", px=30)
+    r.set("keep", "y")
+    deadline = time.time() + 5
+    while time.time() < deadline and r.dbsize() > 1:
+        time.sleep(0.1)
+    assert r.dbsize() == 1
+    info = r.info("stats")
+    assert info["expired_keys"] >= 200
+
+
+def test_keys_patterns(pairs):
+    names = ["a", "b", "c", "d", "-", "ab", "abc", "a*", "a\\", "hello", "hallo", "hxllo", "hllo", "h-llo",
+             "[", "a[", "z", "]", "^", "\\", "aXb", "a]"]
+    for n in names:
+        pairs.same("SET", n, "1")
+    for pattern in ["*", "h?llo", "h*llo", "h[ae]llo", "h[^e]llo", "h[a-b]llo", "h[e-]llo", "h[-e]llo", "[]]", "[^]",
+                    "[a-]", "a\\*", "[\\]]", "a**", "[z-a]", "a[", "*[", "[abc", "a[b", "\\", "a\\"]:
+        pairs.same_unordered("KEYS", pattern)
+
+
+@pytest.mark.parametrize(
+    "pattern,text,expected",
+    [(b"h?llo", b"hello", True), (b"h[^e]llo", b"hello", False), (b"[z-a]", b"q", True), (b"a*", b"a", True),
+     (b"*a*b", b"xaxxb", True), (b"[abc", b"b", True), (b"a[", b"a", False), (b"\\*", b"*", True)],
+)
+def test_glob_unit(pattern, text, expected):
+    assert glob_match(pattern, text) is expected
+
+
+def test_glob_is_linear_on_hostile_patterns():
+    start = time.perf_counter()
+    assert not glob_match(b"*a*a*a*a*a*a*a*a*a*a*a*a*b", b"a" * 60)
+    assert time.perf_counter() - start < 1
+
+
+def test_scan_arguments(pairs):
+    pairs.run([
+        ("SCAN", "0", "COUNT", "0"), ("SCAN", "0", "COUNT", "x"), ("SCAN", "x"), ("SCAN", " 0"),
+        ("SCAN", "0", "COUNT"), ("SCAN", "0", "FOO", "bar"), ("SCAN", "0", "MATCH"),
+    ])
+
+
+def test_scan_returns_everything(pairs):
+    for i in range(300):
+        pairs.ours.call("SET", f"key:{i}", "v")
+    pairs.ours.call("RPUSH", "alist", "x")
+    seen: set[bytes] = set()
+    cursor = b"0"
+    from tests.servers import parse_reply
+
+    while True:
+        cursor, keys = parse_reply(pairs.ours.call("SCAN", cursor, "COUNT", "17"))
+        seen.update(keys)
+        if cursor == b"0":
+            break
+    assert {f"key:{i}".encode() for i in range(300)} <= seen
+
+
+def test_scan_guarantee_while_keys_are_added_and_removed(r):
+    present = {f"stay:{i}".encode() for i in range(500)}
+    for key in present:
+        r.set(key, "1")
+    for i in range(500):
+        r.set(f"gone:{i}", "1")
+    seen: set[bytes] = set()
+    cursor = 0
+    step = 0
+    while True:
+        cursor, keys = r.scan(cursor, count=20)
+        seen.update(keys)
+        # churn: delete and add keys between calls, enough to force compactions
+        for j in range(40):
+            r.delete(f"gone:{step * 40 + j}")
+            r.set(f"new:{step}:{j}", "1")
+        step += 1
+        if cursor == 0:
+            break
+    assert present <= seen
+
+
+def test_scan_match_and_type(pairs):
+    pairs.ours.call("SET", "s1", "v")
+    pairs.ours.call("SET", "s2", "v")
+    from tests.servers import parse_reply
+
+    cursor, keys = parse_reply(pairs.ours.call("SCAN", "0", "MATCH", "s*", "COUNT", "100", "TYPE", "string"))
+    assert cursor == b"0" and sorted(keys) == [b"s1", b"s2"]
+    cursor, keys = parse_reply(pairs.ours.call("SCAN", "0", "COUNT", "100", "TYPE", "nosuchtype"))
+    assert keys == []
+
+
+def test_randomkey(pairs):
+    pairs.same("RANDOMKEY")
+    pairs.same("SET", "only", "1")
+    pairs.same("RANDOMKEY")
+
+
+def test_rename_family(pairs):
+    pairs.run([
+        ("RENAME", "nokey", "x"), ("RENAMENX", "nokey", "x"),
+        ("SET", "a", "1"), ("EXPIRE", "a", "100"), ("RENAME", "a", "a"), ("RENAMENX", "a", "a"),
+        ("RENAME", "a", "b"), ("EXISTS", "a"), ("TTL", "b"), ("GET", "b"),
+        ("SET", "c", "2"), ("RENAMENX", "b", "c"), ("RENAME", "b", "c"), ("GET", "c"), ("TTL", "c"),
+    ])
+
+
+def test_copy(pairs):
+    pairs.run([
+        ("COPY", "nokey", "x"), ("SET", "a", "1"), ("PEXPIRE", "a", "100000"),
+        ("COPY", "a", "a"), ("COPY", "a", "b"), ("GET", "b"), ("COPY", "a", "b"), ("SET", "a", "2"),
+        ("COPY", "a", "b", "REPLACE"), ("GET", "b"), ("COPY", "a", "b", "DB", "99"), ("COPY", "a", "b", "DB", "x"),
+        ("COPY", "a", "b", "FOO"), ("COPY", "a", "a", "DB", "1"), ("SELECT", "1"), ("GET", "a"), ("SELECT", "0"),
+    ])
+
+
+def test_move_and_select(pairs):
+    pairs.run([
+        ("SET", "a", "1"), ("EXPIRE", "a", "100"), ("MOVE", "a", "0"), ("MOVE", "a", "99"), ("MOVE", "a", "x"),
+        ("MOVE", "nokey", "1"), ("MOVE", "a", "1"), ("EXISTS", "a"), ("SELECT", "1"), ("GET", "a"), ("TTL", "a"),
+        ("SET", "b", "x"), ("SELECT", "0"), ("SET", "b", "y"), ("MOVE", "b", "1"), ("GET", "b"),
+        ("SELECT", "16"), ("SELECT", "-1"), ("SELECT", "x"),
+    ])
+
+
+def test_swapdb_and_flush(pairs):
+    pairs.run([
+        ("SET", "a", "1"), ("SELECT", "1"), ("SET", "b", "2"), ("SWAPDB", "0", "1"), ("GET", "a"), ("GET", "b"),
+        ("SELECT", "0"), ("GET", "a"), ("SWAPDB", "0", "0"), ("SWAPDB", "x", "1"), ("SWAPDB", "0", "x"),
+        ("SWAPDB", "0", "99"), ("DBSIZE",), ("FLUSHDB", "FOO"), ("FLUSHDB", "ASYNC"), ("DBSIZE",),
+        ("SELECT", "1"), ("DBSIZE",), ("FLUSHALL", "SYNC"), ("DBSIZE",), ("FLUSHALL", "a", "b"),
+    ])
+
+
+def test_touch(pairs):
+    pairs.run([("SET", "a", "1"), ("TOUCH", "a", "b", "a"), ("TOUCH",)])
+
+
+def test_object_subcommands(pairs):
+    pairs.run([
+        ("OBJECT",), ("OBJECT", "FOO"), ("OBJECT", "HELP", "x"), ("OBJECT", "ENCODING"),
+        ("OBJECT", "ENCODING", "nokey"), ("OBJECT", "REFCOUNT", "nokey"), ("OBJECT", "IDLETIME", "nokey"),
+        ("OBJECT", "FREQ", "nokey"), ("SET", "n", "123"), ("OBJECT", "REFCOUNT", "n"), ("SET", "s", "abc"),
+        ("OBJECT", "REFCOUNT", "s"), ("OBJECT", "FREQ", "s"), ("OBJECT", "IDLETIME", "s"),
+    ])
+
+
+def test_object_help(pair):
+    pair.same("OBJECT", "HELP")
+
+
+@pytest.mark.parametrize("value", ["123", "-9223372036854775808", "9223372036854775807", "12345678901234567890",
+                                   "a" * 44, "a" * 45, "", "01", "1.5", " 1"])
+def test_object_encoding_strings(pairs, value):
+    pairs.same("SET", "k", value)
+    pairs.same("OBJECT", "ENCODING", "k")
+
+
+def test_object_idletime_and_freq_follow_policy():
+    from tests.servers import start_dumpling
+
+    server = start_dumpling()
+    try:
+        conn = server.raw()
+        conn.call("SET", "k", "v")
+        conn.call("DEBUG", "SLEEP", "0")
+        assert conn.call("OBJECT", "IDLETIME", "k") == b":0\r\n"
+        assert conn.call("OBJECT", "FREQ", "k").startswith(b"-ERR An LFU maxmemory policy is not selected")
+        conn.call("CONFIG", "SET", "maxmemory-policy", "allkeys-lfu")
+        conn.call("SET", "f", "v")
+        assert conn.call("OBJECT", "FREQ", "f") == b":5\r\n"  # new keys start at LFU_INIT_VAL
+        for _ in range(300):
+            conn.call("GET", "f")
+        freq = int(conn.call("OBJECT", "FREQ", "f")[1:-2])
+        assert 10 <= freq <= 30  # logarithmic counter: ~2000 hits give 25-29 in Redis
+        assert conn.call("OBJECT", "IDLETIME", "f").startswith(b"-ERR An LFU maxmemory policy is selected")
+        conn.close()
+    finally:
+        server.stop()
+
+
+def test_idletime_grows_and_resets():
+    from tests.servers import start_dumpling
+
+    server = start_dumpling()
+    try:
+        conn = server.raw()
+        conn.call("SET", "k", "v")
+        time.sleep(2.1)
+        # TYPE, EXISTS, TTL and OBJECT do not touch the key
+        for cmd in (("TYPE", "k"), ("EXISTS", "k"), ("TTL", "k"), ("OBJECT", "ENCODING", "k")):
+            conn.call(*cmd)
+        assert conn.call("OBJECT", "IDLETIME", "k") in (b":2\r\n", b":3\r\n")
+        conn.call("CLIENT", "NO-TOUCH", "ON")
+        conn.call("GET", "k")
+        assert conn.call("OBJECT", "IDLETIME", "k") in (b":2\r\n", b":3\r\n")
+        conn.call("TOUCH", "k")  # TOUCH updates even under NO-TOUCH
+        assert conn.call("OBJECT", "IDLETIME", "k") == b":0\r\n"
+        conn.close()
+    finally:
+        server.stop()
