@@ -183,6 +183,13 @@ def test_publish_to_channel_and_patterns(pairs, publisher):
         (b"h[a-b]llo", [b"hallo", b"hbllo", b"hcllo"]),
         (b"h\\*llo", [b"h*llo", b"hello"]),
         (b"*", [b"", b"anything"]),
+        (b"", [b"", b"x"]),
+        (b"**", [b"", b"x"]),
+        (b"a*b*c", [b"abc", b"aXbYc", b"acb", b"ab", b"abcbc", b"aaa"]),
+        (b"*.*", [b".", b"a.b", b"ab", b"a..b"]),
+        (b"ab", [b"ab", b"abc", b"a"]),
+        (b"x*x", [b"x", b"xx", b"xax"]),
+        (b"__keyspace@0__:*", [b"__keyspace@0__:k", b"__keyspace@0__:", b"__keyspace@1__:k"]),
     ],
 )
 def test_pattern_matching(pair, publisher, pattern, channels):
