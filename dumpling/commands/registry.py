@@ -113,7 +113,7 @@ class Command:
 
     def acl_categories(self) -> list[str]:
         cats = set(self.acl)
-        if not cats and self.group in GROUP_ACL:
+        if not cats and self.group in GROUP_ACL and self.handler is not None:  # containers: only @slow
             cats.add(GROUP_ACL[self.group])
         flags = set(self.flags)
         if "write" in flags:
