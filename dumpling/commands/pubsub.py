@@ -289,7 +289,7 @@ def psubscribe(c: Any, argv: list[bytes]) -> Any:
     return _confirm(c, pushes)
 
 
-@command("ssubscribe", -2, "pubsub noscript loading stale", (1, -1, 1), **PS, since="7.0.0", key_flags="NOT_KEY",
+@command("ssubscribe", -2, "pubsub noscript loading stale", (1, -1, 1), **PS, since="7.0.0", key_flags="not_key",
          summary="Listens for messages published to shard channels.",
          complexity="O(N) where N is the number of shard channels to subscribe to.", args="shardchannel:string...")
 def ssubscribe(c: Any, argv: list[bytes]) -> Any:
@@ -328,7 +328,7 @@ def punsubscribe(c: Any, argv: list[bytes]) -> Any:
     return _unsubscribe(c, argv, b"punsubscribe", c.patterns, c.server.pubsub.punsubscribe, _count)
 
 
-@command("sunsubscribe", -1, "pubsub noscript loading stale", (1, -1, 1), **PS, since="7.0.0", key_flags="NOT_KEY",
+@command("sunsubscribe", -1, "pubsub noscript loading stale", (1, -1, 1), **PS, since="7.0.0", key_flags="not_key",
          summary="Stops listening to messages posted to shard channels.",
          complexity="O(N) where N is the number of shard channels to unsubscribe.", args="[shardchannel:string...]")
 def sunsubscribe(c: Any, argv: list[bytes]) -> Any:
@@ -345,7 +345,7 @@ def publish(c: Any, argv: list[bytes]) -> Any:
     return c.server.pubsub.publish(argv[1], argv[2])
 
 
-@command("spublish", 3, "pubsub loading stale fast may_replicate", (1, 1, 1), **PS, since="7.0.0", key_flags="NOT_KEY",
+@command("spublish", 3, "pubsub loading stale fast may_replicate", (1, 1, 1), **PS, since="7.0.0", key_flags="not_key",
          summary="Post a message to a shard channel",
          complexity="O(N) where N is the number of clients subscribed to the receiving shard channel.",
          args="shardchannel:string message:string")
