@@ -175,12 +175,13 @@ class Database:
         which is what Redis 7.2+ does and what 7.0 does in LFU mode.
         """
         if key in self.data:
+            old = self.data[key]
             self.data[key] = value
             if not keep_ttl and key in self.expires:
                 self._remove_expire(key)
             ks = self.keyspace
-            if ks.blocked_keys and type(value) not in STRING_TYPES:
-                ks.signal_ready(self, key)
+            if ks.blocked_keys and (type(value) not in STRING_TYPES or type(old) not in STRING_TYPES):
+                ks.signal_ready(self, key)  # new data, or (signalDeletedKeyAsReady) a collection replaced
             if ks.store_hooks and type(value) not in STRING_TYPES:
                 for hook in ks.store_hooks:
                     hook(self, key, value)
