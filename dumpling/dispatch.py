@@ -556,7 +556,7 @@ class Server:
                     now = time.time()
                     for client in list(self.clients.values()):
                         if client.blocked is None and now - client.last_interaction > timeout and not (
-                            client.channels or client.patterns or client.monitor
+                            client.channels or client.patterns or client.shard_channels or client.monitor
                         ):
                             client.close()
                 for hook in self.cron_hooks:
