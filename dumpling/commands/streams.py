@@ -167,16 +167,6 @@ def _event(c: Any, key: bytes, event: bytes) -> None:
         ks.notify(c.db.index, "t", event, key)
 
 
-def _retry_safely(fn: Any) -> Any:
-    def retry() -> Any:
-        try:
-            return fn()
-        except CommandError as e:
-            return ErrorReply(e.message)
-
-    return retry
-
-
 # ----------------------------------------------------------------------------- trimming options
 
 
@@ -699,7 +689,17 @@ def _xread(c: Any, argv: list[bytes], readgroup: bool) -> Any:
             return None
         return serve_read(c, req, again)
 
-    return Blocked(keys, req.timeout_ms / 1000.0, _retry_safely(attempt), NULL_ARRAY)
+    def retry() -> Any:
+        try:
+            return attempt()
+        except CommandError as e:
+            # Every client blocked on a vanished stream or group must hear about it:
+            # keep the keys ready so the next waiters are retried too.
+            for key in keys:
+                c.keyspace.signal_ready(c.db, key)
+            return ErrorReply(e.message)
+
+    return Blocked(keys, req.timeout_ms / 1000.0, retry, NULL_ARRAY)
 
 
 @command("xread", -4, "readonly blocking", (0, 0, 0), **ST, since="5.0.0",
