@@ -647,3 +647,21 @@ def test_exec_refused_in_resp2_subscribed_context(pair):
     pair.same("SUBSCRIBE", "ch")
     pair.same("EXEC")
     pair.same("MULTI")
+
+
+def test_watch_eviction(pairs, other, dumpling_server, redis_server):
+    pairs.same("SET", "k", "v")
+    pairs.same("WATCH", "k")
+    try:
+        other.same("CONFIG", "SET", "maxmemory-policy", "allkeys-random")
+        other.both("CONFIG", "SET", "maxmemory", "1")
+        other.both("SET", "trigger", "v")  # eviction empties the keyspace before refusing it
+    finally:
+        for server in (dumpling_server, redis_server):
+            with server.raw() as conn:
+                conn.call("CONFIG", "SET", "maxmemory", "0")
+                conn.call("CONFIG", "SET", "maxmemory-policy", "noeviction")
+    other.same("EXISTS", "k")
+    pairs.same("MULTI")
+    pairs.same("PING")
+    assert pairs.same("EXEC") == null_array(pairs)
