@@ -276,7 +276,9 @@ def _trim(c: Any, s: StreamValue, args: TrimArgs) -> int:
               "id-selector=(auto-id=*|id:string) data=(field:string value:string)...",
          history=(("6.2.0", "Added the `NOMKSTREAM` option, `MINID` trimming strategy and the `LIMIT` option."),
                   ("7.0.0", "Added support for the `<ms>-*` explicit ID form.")),
-         tips="nondeterministic_output", events="xadd xtrim")
+         tips="nondeterministic_output", events="xadd xtrim",
+         key_specs=[{"notes": "UPDATE instead of INSERT because of the optional trimming feature",
+                     **_spec(["RW", "update"], 1)}])
 def xadd(c: Any, argv: list[bytes]) -> Any:
     args = parse_trim_args(c, argv, True)
     field_pos = args.id_pos + 1
@@ -723,7 +725,7 @@ def xread(c: Any, argv: list[bytes]) -> Any:
                     "on the stream getting new data.",
          args="GROUP group:string consumer:string [COUNT count:integer] [BLOCK milliseconds:integer] [NOACK] "
               "STREAMS key... id:string...",
-         key_specs=[{"flags": ["RW", "update"], "begin_search": {"type": "keyword", "spec": {"keyword": "STREAMS",
+         key_specs=[{"flags": ["RO", "access"], "begin_search": {"type": "keyword", "spec": {"keyword": "STREAMS",
                      "startfrom": 4}}, "find_keys": {"type": "range", "spec": {"lastkey": -1, "keystep": 1,
                                                                                 "limit": 2}}}],
          getkeys=_streams_keyword_keys, events="xgroup-createconsumer")
