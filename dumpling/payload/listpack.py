@@ -107,6 +107,13 @@ def decode(blob: bytes, deep: bool, ints_as_bytes: bool = True, check_count: boo
     pos = HEADER_SIZE
     while True:
         b = blob[pos]
+        if 0x80 <= b < 0xC0 and not deep:  # 6-bit string, the common case, without backlen checks
+            nxt = pos + (b & 0x3F) + 2
+            if nxt > limit:
+                raise bad_data("listpack entry past end")
+            append(blob[pos + 1 : nxt - 1])
+            pos = nxt
+            continue
         if b < 0x80:  # 7-bit uint
             size = 1
             value: bytes | int = small[b] if ints_as_bytes else b

@@ -142,10 +142,50 @@ class NodePacker:
 
 
 def pack(items: Iterable[bytes], profile: str, fill: int) -> list[Node]:
+    """Nodes of a list RPUSHed element by element on ``profile``."""
+    if fill < 0 and profile != "6.2" and (profile != "7.0" or -fill - 1 < len(OPTIMIZATION_LEVEL)):
+        return _pack_by_size(list(items), profile, _neg_fill_limit(fill))
     packer = NodePacker(profile, fill)
     for item in items:
         packer.push(item)
     return packer.nodes
+
+
+def _pack_by_size(items: list[bytes], profile: str, limit: int) -> list[Node]:
+    """``pack`` for a size-limited fill (the default -2), inlined: same decisions as NodePacker."""
+    entry_size = listpack.entry_size
+    large = limit if profile == "7.4" else PACKED_THRESHOLD_LEGACY - 1
+    listpack_phase = profile != "7.0"
+    nodes: list[Node] = []
+    start = 0
+    node_size = 0  # lpBytes of the open packed node; 0 = no open packed node
+    for index, item in enumerate(items):
+        size = len(item)
+        if size < 64 and not (size and item[0] <= 57 and (item[0] >= 48 or item[0] == 45)):
+            grow = size + 2
+        else:
+            grow = entry_size(item)
+        if listpack_phase:
+            if (node_size or LISTPACK_EMPTY_SIZE) + size <= limit:
+                node_size = (node_size or LISTPACK_EMPTY_SIZE) + grow
+                continue
+            listpack_phase = False
+        if size > large:
+            if node_size:
+                nodes.append(Node(CONTAINER_PACKED, items[start:index], node_size))
+            nodes.append(Node(CONTAINER_PLAIN, [item], size))
+            start = index + 1
+            node_size = 0
+        elif node_size and node_size + size + SIZE_ESTIMATE_OVERHEAD <= limit:
+            node_size += grow
+        else:
+            if node_size:
+                nodes.append(Node(CONTAINER_PACKED, items[start:index], node_size))
+            start = index
+            node_size = LISTPACK_EMPTY_SIZE + grow
+    if node_size:
+        nodes.append(Node(CONTAINER_PACKED, items[start:], node_size))
+    return nodes
 
 
 def profile_for_version(rdb_version: int) -> str:
