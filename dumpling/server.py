@@ -75,6 +75,7 @@ class Client(asyncio.Protocol):
         self._reader = hiredis.Reader()
         self._retained = bytearray()  # bytes fed to hiredis and not yet known consumed
         self._returned = 0  # requests hiredis returned from _retained
+        self._consumed = 0  # wire bytes of those requests (hiredis may hold a partial one)
         self._strict = not self.authenticated
         self._buf = bytearray()  # strict-mode buffer
         self._pos = 0
@@ -157,9 +158,12 @@ class Client(asyncio.Protocol):
             self._to_strict()
             return self._next_strict()
         if request is False:
-            if not self._reader.has_data():
+            # has_data() is False also when hiredis has consumed the leading elements of
+            # a request it has not finished; only the byte count tells them apart.
+            if not self._reader.has_data() and self._consumed == len(self._retained):
                 self._retained.clear()
                 self._returned = 0
+                self._consumed = 0
                 return None
             # A request is pending.  Hand it to the reference parser, which knows what
             # hiredis cannot: inline commands, headers ending in a bare CR, and bulk
@@ -172,6 +176,7 @@ class Client(asyncio.Protocol):
                     break
             else:
                 self._returned += 1
+                self._consumed += _wire_size(request)
                 return request
         self._to_strict()
         return self._next_strict()
@@ -187,6 +192,7 @@ class Client(asyncio.Protocol):
         self._pos = 0
         self._retained = bytearray()
         self._returned = 0
+        self._consumed = 0
         self._reader = hiredis.Reader()
         self._strict = True
 
@@ -271,6 +277,15 @@ class Client(asyncio.Protocol):
 
     def query_buffer_size(self) -> int:
         return self._pending_len()
+
+
+def _wire_size(argv: list[bytes]) -> int:
+    """Bytes of ``argv`` as a RESP multibulk request (``*N`` header and ``$len`` bulks)."""
+    size = 3 + len(str(len(argv)))
+    for arg in argv:
+        n = len(arg)
+        size += n + (6 if n < 10 else 7 if n < 100 else 5 + len(str(n)))
+    return size
 
 
 def _fmt_addr(addr: Any) -> str:
