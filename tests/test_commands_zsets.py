@@ -862,3 +862,17 @@ def test_float_helpers() -> None:
     assert d2string(4611686018427387904.0) == b"4611686018427387904"
     assert d2string(9223372036854775808.0) == b"9.2233720368547758e+18"
     assert d2string(0.1) == b"0.10000000000000001"
+
+
+def test_pipelined_big_zadds(pairs: Pair) -> None:
+    """Many 24 KB ZADDs in one pipeline (requests straddle socket reads at element boundaries)."""
+    from tests.servers import encode_command
+
+    requests = [encode_command("ZADD", "big", *[x for j in range(1000) for x in (str(j), f"m{i}_{j:06d}")])
+                for i in range(40)]
+    for conn in (pairs.ours, pairs.theirs):
+        conn.send(b"".join(requests))
+        replies = [conn.read_reply() for _ in requests]
+        assert replies == [b":1000\r\n"] * len(requests)
+    pairs.same("ZCARD", "big")
+    pairs.same("ZRANGE", "big", "19990", "20010", "WITHSCORES")
