@@ -392,23 +392,31 @@ def test_watch_arity(pairs):
 # -- expiry -----------------------------------------------------------------------------
 
 
-def _watch_expiring(pairs, ttl_ms: int = 100) -> None:
-    pairs.same("SET", "k", "v", "PX", ttl_ms)
-    pairs.same("WATCH", "k")
+def _watch_expiring(pairs, other, ttl_ms: int = 200) -> None:
+    """WATCH a key that is still alive and will expire ``ttl_ms`` later (retried if a slow
+    machine let it expire before WATCH, which would make it an already-expired watch)."""
+    for _ in range(5):
+        pairs.same("SET", "k", "v", "PX", ttl_ms)
+        pairs.same("WATCH", "k")
+        ttls = other.both("PTTL", "k")
+        if all(int(t[1:-2]) > 0 for t in ttls):
+            return
+        pairs.same("UNWATCH")
+    pytest.fail("could not WATCH the key before it expired")
 
 
-def test_watched_key_expired_at_exec(pairs, no_active_expire):
+def test_watched_key_expired_at_exec(pairs, other, no_active_expire):
     """Nobody touches the key: EXEC itself notices it expired after WATCH."""
-    _watch_expiring(pairs)
-    time.sleep(0.15)
+    _watch_expiring(pairs, other)
+    time.sleep(0.3)
     pairs.same("MULTI")
     pairs.same("PING")
     assert pairs.same("EXEC") == null_array(pairs)
 
 
 def test_watched_key_expired_lazily_by_other_client(pairs, other, no_active_expire):
-    _watch_expiring(pairs)
-    time.sleep(0.15)
+    _watch_expiring(pairs, other)
+    time.sleep(0.3)
     other.same("GET", "k")  # lazy expiry deletes it
     pairs.same("MULTI")
     pairs.same("PING")
@@ -416,7 +424,7 @@ def test_watched_key_expired_lazily_by_other_client(pairs, other, no_active_expi
 
 
 def test_watched_key_expired_by_active_cycle(pairs, other):
-    _watch_expiring(pairs, 50)
+    _watch_expiring(pairs, other)
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline:  # DBSIZE counts the key until the active cycle deletes it
         if other.ours.call("DBSIZE") == b":0\r\n" and other.theirs.call("DBSIZE") == b":0\r\n":

@@ -435,7 +435,7 @@ _HELP = (
 )
 
 
-@command("pubsub|help", 2, "loading stale", **PS, since="6.2.0",
+@command("pubsub|help", 2, "loading stale", **PS, since="6.2.0", acl="slow",  # no PUBSUB flag: only @slow
          summary="Returns helpful text about the different subcommands.")
 def pubsub_help(c: Any, argv: list[bytes]) -> Any:
     header = argv[0].decode("utf-8", "replace").upper() + " <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
