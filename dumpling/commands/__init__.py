@@ -17,6 +17,7 @@ FAMILIES = (
     "connection",
     "keys",
     "strings",
+    "bitmaps",
     "admin",
     "introspection",
     "transactions",
