@@ -329,3 +329,11 @@ def test_score_text_per_version() -> None:
         v = rng.uniform(-1e6, 1e6) * 10 ** rng.randrange(-20, 20)
         assert float(score_text(v, 11)) == v
         assert float(score_text(v, 10)) == v
+
+
+def test_pure_python_fallbacks_when_extensions_are_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compression, "_lzf", None)
+    assert _written(b"a" * 30).hex() == "c3091e016161e01100016161"
+    assert _string(bytes.fromhex("c3091e016161e01100016161")) == b"a" * 30
+    with pytest.raises(PayloadError):
+        _string(bytes.fromhex("c3091f016161e01100016161"))

@@ -491,3 +491,26 @@ def test_random_values_round_trip() -> None:
         for value in (h, z, s, lst):
             for version in (7, 9, 10, 11, 12):
                 assert logical(decode_payload(encode_payload(value, version)).value) == logical(value)
+
+
+@pytest.mark.slow
+def test_million_element_payloads_scale_linearly() -> None:
+    """Decode time per element stays flat from 250k to 1M elements (listpack and hashtable hashes, lists)."""
+    import time
+
+    options = CodecOptions(hash_max_listpack_entries=2_000_000, sanitize_payload="yes")
+    for encoding in ("listpack", "hashtable"):
+        per_element = []
+        for size in (250_000, 1_000_000):
+            value = HashValue({b"field:%d" % i: b"%d" % i for i in range(size)}, None, encoding)
+            payload = encode_payload(value, 12, options)
+            started = time.process_time()
+            decoded = decode_payload(payload, options).value
+            per_element.append((time.process_time() - started) / size)
+            assert len(decoded.fields) == size  # type: ignore[attr-defined]
+        assert per_element[1] < per_element[0] * 2.5, (encoding, per_element)
+    items = [b"item:%d" % i for i in range(1_000_000)]
+    started = time.process_time()
+    payload = encode_payload(ListValue(items, "quicklist"), 10)
+    assert list(decode_payload(payload).value.items) == items  # type: ignore[attr-defined]
+    assert time.process_time() - started < 10

@@ -239,7 +239,19 @@ def python_values() -> dict[str, object]:
         consumer.pending[entry_id] = nack
     group.consumers[b"c"] = consumer
     s.groups[b"g"] = group
+    v1 = StreamValue()  # nothing type 15 (Redis 5-6.2) would lose: written as v1 at target 9
+    for i in range(5):
+        v1.entries[(50, i)] = [b"k", b"%d" % i]
+    v1.last_id, v1.first_id, v1.entries_added = (50, 4), (50, 0), 5
+    v1_group = ConsumerGroup(b"g", (50, 4), 5)
+    v1_consumer = Consumer(b"c", 1700000000000, 1700000000000)
+    nack = PendingEntry(b"c", 1700000000222, 1)
+    v1_group.pending[(50, 4)] = nack
+    v1_consumer.pending[(50, 4)] = nack
+    v1_group.consumers[b"c"] = v1_consumer
+    v1.groups[b"g"] = v1_group
     return {
+        "stream_v1": v1,
         "string": b"hello world, hello world, hello world",
         "int": b"-2147483648",
         "list": ListValue([b"a", b"12", b"x" * 9000, b"\x00"] * 50, "quicklist"),
@@ -255,13 +267,22 @@ def python_values() -> dict[str, object]:
     }
 
 
-@pytest.mark.parametrize("version", [9, 10])
+@pytest.mark.parametrize("version", [6, 8, 9, 10])
 def test_our_payloads_restore_on_real_redis(real: RedisOracle, version: int) -> None:
+    types = set()
     for name, value in python_values().items():
         payload = encode_payload(value, version)  # type: ignore[arg-type]
         assert payload[-10] <= 10
+        types.add(payload[0])
         real.client.restore(name, 0, payload, replace=True)
         assert real_logical(real, name) == our_logical(value), name
+    expected = {
+        6: {0, 1, 2, 3, 4, 10, 11, 12, 13, 15, 19},  # streams need at least RDB 9
+        8: {0, 2, 4, 5, 11, 12, 13, 14, 15, 19},
+        9: {0, 2, 4, 5, 11, 12, 13, 14, 15, 19},
+        10: {0, 2, 4, 5, 11, 16, 17, 18, 19},
+    }
+    assert types == expected[version]
 
 
 @pytest.mark.parametrize("version", [9, 10])
