@@ -279,7 +279,7 @@ def _encode_zset(value: ZSetValue, version: int, compress: bool) -> bytes:
 def _encode_hash(value: HashValue, version: int, compress: bool) -> bytes:
     _require_nonempty(value)
     fields = value.fields
-    expires = value.field_expires
+    expires = {f: at for f, at in value.field_expires.items() if f in fields} if value.field_expires else {}
     if expires and version >= VALKEY_VERSION_MIN:
         out = bytearray((TYPE_HASH_22,))
         append_len(out, len(fields))
