@@ -59,7 +59,7 @@ def min_rdb_version_for(value: Value) -> int:
     """The lowest RDB version whose DUMP format holds ``value`` without losing anything."""
     if isinstance(value, StreamValue):
         return stream.min_stream_version(value)
-    if isinstance(value, HashValue) and value.field_expires:
+    if isinstance(value, HashValue) and any(field in value.fields for field in value.field_expires):
         return 12
     return 6
 
