@@ -27,7 +27,7 @@ from dumpling.protocol import NO_REPLY, encode, encode_error, parse_request
 if TYPE_CHECKING:
     from dumpling.dispatch import Server
 
-PENDING_STRICT_THRESHOLD = 64 * 1024
+_INCOMPLETE = object()  # hiredis' "need more data" marker (False is a valid RESP3 value)
 
 
 class Client(asyncio.Protocol):
@@ -72,7 +72,7 @@ class Client(asyncio.Protocol):
         # blocking
         self.blocked: Any = None  # a dispatch.Blocked while waiting
         # framing
-        self._reader = hiredis.Reader()
+        self._reader = hiredis.Reader(notEnoughData=_INCOMPLETE)
         self._retained = bytearray()  # bytes fed to hiredis and not yet known consumed
         self._returned = 0  # requests hiredis returned from _retained
         self._consumed = 0  # wire bytes of those requests (hiredis may hold a partial one)
@@ -157,7 +157,7 @@ class Client(asyncio.Protocol):
         except hiredis.ProtocolError:
             self._to_strict()
             return self._next_strict()
-        if request is False:
+        if request is _INCOMPLETE:
             # has_data() is False also when hiredis has consumed the leading elements of
             # a request it has not finished; only the byte count tells them apart.
             if not self._reader.has_data() and self._consumed == len(self._retained):
@@ -193,7 +193,7 @@ class Client(asyncio.Protocol):
         self._retained = bytearray()
         self._returned = 0
         self._consumed = 0
-        self._reader = hiredis.Reader()
+        self._reader = hiredis.Reader(notEnoughData=_INCOMPLETE)
         self._strict = True
 
     def _next_strict(self) -> list[bytes] | None:

@@ -114,6 +114,9 @@ def encode_command(*args: bytes | str | int) -> bytes:
     return b"".join(parts)
 
 
+_INCOMPLETE = object()  # hiredis' "need more data" marker (False is a valid RESP3 reply)
+
+
 class RawConnection:
     """A socket that sends bytes and returns each reply's exact bytes."""
 
@@ -136,10 +139,10 @@ class RawConnection:
 
     def _reply_length(self) -> int | None:
         """Bytes of the first complete reply in the buffer, or None."""
-        reader = hiredis.Reader()
+        reader = hiredis.Reader(notEnoughData=_INCOMPLETE)
         reader.feed(self.buf)
         try:
-            if reader.gets() is False:
+            if reader.gets() is _INCOMPLETE:
                 return None
         except hiredis.ProtocolError:
             return len(self.buf)
@@ -147,9 +150,9 @@ class RawConnection:
         lo, hi = 1, len(self.buf)
         while lo < hi:
             mid = (lo + hi) // 2
-            r = hiredis.Reader()
+            r = hiredis.Reader(notEnoughData=_INCOMPLETE)
             r.feed(self.buf[:mid])
-            if r.gets() is False:
+            if r.gets() is _INCOMPLETE:
                 lo = mid + 1
             else:
                 hi = mid

@@ -172,6 +172,8 @@ RAW_CASES = [
     b"*0\r\n*-1\r\nPING\r\n",
     b"*1\rx$4\rxPINGzz",
     b"+PING\r\n",
+    b"#f\r\nPING\r\n",
+    b"_\r\nPING\r\n",
     b"$3\r\n",
     b"*1\r\n$0\r\n\r\n",
     b"*x\r\nPING\r\n",

@@ -444,7 +444,7 @@ def config_set(c: Any, argv: list[bytes]) -> Any:
 
 
 @command("config|resetstat", 2, "admin noscript loading stale", **SRV, since="2.0.0",
-         summary="Resets the server's statistics.", tips="request_policy:all_nodes response_policy:all_succeeded")
+         summary="Resets the server's statistics.")
 def config_resetstat(c: Any, argv: list[bytes]) -> Any:
     server = c.server
     ks = server.keyspace
@@ -462,7 +462,7 @@ def config_resetstat(c: Any, argv: list[bytes]) -> Any:
 
 
 @command("config|rewrite", 2, "admin noscript loading stale", **SRV, since="2.8.0",
-         summary="Persists the effective configuration to file.", tips="request_policy:all_nodes response_policy:all_succeeded")
+         summary="Persists the effective configuration to file.")
 def config_rewrite(c: Any, argv: list[bytes]) -> Any:
     cfg = c.server.config
     if not cfg.config_file:
@@ -532,7 +532,7 @@ def lastsave(c: Any, argv: list[bytes]) -> Any:
 container("memory", group="server", since="4.0.0", summary="A container for memory diagnostics commands.")
 
 
-@command("memory|usage", -3, "readonly", (2, 2, 1), **SRV, since="4.0.0", summary="Estimates the memory usage of a key.",
+@command("memory|usage", -3, "readonly", (2, 2, 1), **SRV, key_flags="RO", since="4.0.0", summary="Estimates the memory usage of a key.",
          args="key [SAMPLES count:integer]", complexity="O(N) where N is the number of samples.")
 def memory_usage(c: Any, argv: list[bytes]) -> Any:
     if len(argv) == 5 and argv[3].lower() == b"samples":
@@ -549,7 +549,7 @@ def memory_usage(c: Any, argv: list[bytes]) -> Any:
     return key_memory(argv[2], value)
 
 
-@command("memory|stats", 2, "readonly", **SRV, since="4.0.0", summary="Returns details about memory usage.",
+@command("memory|stats", 2, "", **SRV, since="4.0.0", summary="Returns details about memory usage.",
          tips="nondeterministic_output request_policy:all_shards response_policy:special")
 def memory_stats(c: Any, argv: list[bytes]) -> Any:
     server = c.server
@@ -640,7 +640,7 @@ container("slowlog", group="server", since="2.2.12", summary="A container for sl
 def slowlog_get(c: Any, argv: list[bytes]) -> Any:
     count = 10
     if len(argv) == 3:
-        count = to_int(argv[2])
+        count = to_int(argv[2], "count should be greater than or equal to -1")
         if count < -1:
             raise CommandError("count should be greater than or equal to -1")
         if count == -1:
@@ -707,7 +707,7 @@ def latency_history(c: Any, argv: list[bytes]) -> Any:
 
 
 @command("latency|reset", -2, "admin noscript loading stale", **SRV, since="2.8.13", args="[event...]",
-         summary="Resets the latency data for one or more events.", tips="request_policy:all_nodes response_policy:agg_sum")
+         summary="Resets the latency data for one or more events.", tips="request_policy:all_nodes response_policy:all_succeeded")
 def latency_reset(c: Any, argv: list[bytes]) -> Any:
     return 0
 
@@ -801,7 +801,7 @@ def role(c: Any, argv: list[bytes]) -> Any:
     return [b"master", 0, []]
 
 
-@command("wait", 3, "", **SRV, since="3.0.0", summary="Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.",
+@command("wait", 3, "noscript", **SRV, since="3.0.0", summary="Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.",
          args="numreplicas:integer timeout:integer", acl="connection", tips="request_policy:all_shards response_policy:agg_min")
 def wait(c: Any, argv: list[bytes]) -> Any:
     to_int(argv[1])
@@ -885,7 +885,7 @@ def debug(c: Any, argv: list[bytes]) -> Any:
             raise CommandError("argument must be a memory value bigger than 1 and smaller than 4gb")
         server.quicklist_packed_threshold = size or 1 << 30
         return OK
-    if sub in (b"reload", b"digest", b"digest-value", b"jmap", b"segfault", b"panic", b"assert", b"oom", b"restart",
+    if sub in (b"reload", b"digest", b"digest-value", b"segfault", b"panic", b"assert", b"oom", b"restart",
                b"crash-and-recover", b"loadaof", b"leak"):
         raise CommandError(f"DEBUG {argv[1].decode('utf-8', 'replace').upper()} is not supported by dumpling")
     text = argv[1][:128].decode("utf-8", "replace")

@@ -15,7 +15,8 @@ CONN = {"group": "connection"}
 _VALID_NAME = set(range(0x21, 0x7F))
 
 
-@command("ping", -1, "fast", **CONN, summary="Returns the server's liveliness response.", args="[message]")
+@command("ping", -1, "fast", **CONN, summary="Returns the server's liveliness response.", args="[message]",
+         tips="request_policy:all_shards response_policy:all_succeeded")
 def ping(c: Any, argv: list[bytes]) -> Any:
     if len(argv) > 2:
         raise CommandError("wrong number of arguments for 'ping' command")
@@ -24,7 +25,7 @@ def ping(c: Any, argv: list[bytes]) -> Any:
     return argv[1] if len(argv) == 2 else PONG
 
 
-@command("echo", 2, "fast", **CONN, summary="Returns the given string.", args="message")
+@command("echo", 2, "loading stale fast", **CONN, summary="Returns the given string.", args="message")
 def echo(c: Any, argv: list[bytes]) -> Any:
     return argv[1]
 
@@ -168,7 +169,7 @@ def hello(c: Any, argv: list[bytes]) -> Any:
     if not c.authenticated:
         raise CommandError(
             "-NOAUTH HELLO must be called with the client already authenticated, otherwise the "
-            "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select "
+            "HELLO AUTH <user> <pass> option can be used to authenticate the client and select "
             "the RESP protocol version at the same time"
         )
     if setname is not None:

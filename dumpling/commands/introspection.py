@@ -14,12 +14,17 @@ KEYSPEC_FLAG_ORDER = ("RO", "RW", "OW", "RM", "access", "update", "insert", "del
                       "variable_flags")
 
 
+def keyspec_flags(spec: dict[str, Any]) -> list[str]:
+    """A key spec's flags in Redis's print order (RO/RW/OW/RM upper-case, the rest lower-case)."""
+    given = {f.upper() if f.upper() in ("RO", "RW", "OW", "RM") else f.lower() for f in spec["flags"]}
+    return [f for f in KEYSPEC_FLAG_ORDER if f in given]
+
+
 def _key_spec_reply(spec: dict[str, Any]) -> Map:
     pairs: list[tuple[bytes, Any]] = []
     if "notes" in spec:
         pairs.append((b"notes", spec["notes"].encode()))
-    flags = [f for f in KEYSPEC_FLAG_ORDER if f in spec["flags"]]
-    pairs.append((b"flags", SetReply(Status(f) for f in flags)))
+    pairs.append((b"flags", SetReply(Status(f) for f in keyspec_flags(spec))))
     for part in ("begin_search", "find_keys"):
         inner = spec[part]
         pairs.append(
@@ -104,6 +109,8 @@ def find_command(name: bytes) -> Command | None:
 container("command", group="server", since="2.8.13", summary="Returns detailed information about all commands.",
           complexity="O(N) where N is the total number of Redis commands")
 TABLE[b"command"].flags = ("loading", "stale")
+TABLE[b"command"].acl = ("connection",)
+TABLE[b"command"].tips = ("nondeterministic_output_order",)
 TABLE[b"command"].arity = -1
 
 
@@ -219,8 +226,7 @@ def command_getkeysandflags(c: Any, argv: list[bytes]) -> Any:
     out = []
     for n, i in enumerate(indices):
         spec = cmd.key_specs[min(n, len(cmd.key_specs) - 1)] if cmd.key_specs else {"flags": []}
-        flags = [f for f in KEYSPEC_FLAG_ORDER if f in spec["flags"]]
-        out.append([target[i], SetReply(Status(f) for f in flags)])
+        out.append([target[i], SetReply(Status(f) for f in keyspec_flags(spec))])
     return out
 
 

@@ -51,33 +51,34 @@ def _delete_keys(c: Any, argv: list[bytes]) -> int:
 
 
 @command("del", -2, "write", (1, -1, 1), **GEN, summary="Deletes one or more keys.", args="key...",
-         complexity="O(N) where N is the number of keys that will be removed.", key_flags="RM delete", events="del")
+         complexity="O(N) where N is the number of keys that will be removed.", key_flags="RM delete", events="del", tips="request_policy:multi_shard response_policy:agg_sum")
 def del_(c: Any, argv: list[bytes]) -> Any:
     return _delete_keys(c, argv)
 
 
 @command("unlink", -2, "write fast", (1, -1, 1), **GEN, since="4.0.0", args="key...",
-         summary="Asynchronously deletes one or more keys.", key_flags="RM delete", events="del")
+         summary="Asynchronously deletes one or more keys.", key_flags="RM delete", events="del", tips="request_policy:multi_shard response_policy:agg_sum")
 def unlink(c: Any, argv: list[bytes]) -> Any:
     return _delete_keys(c, argv)
 
 
 @command("exists", -2, "readonly fast", (1, -1, 1), **GEN, summary="Determines whether one or more keys exist.",
-         args="key...", history=(("3.0.3", "Accepts multiple `key` arguments."),))
+         args="key...", history=(("3.0.3", "Accepts multiple `key` arguments."),), key_flags="RO", tips="request_policy:multi_shard response_policy:agg_sum")
 def exists(c: Any, argv: list[bytes]) -> Any:
     db = c.db
     return sum(1 for key in argv[1:] if db.peek(key) is not None)
 
 
 @command("type", 2, "readonly fast", (1, 1, 1), **GEN, summary="Determines the type of value stored at a key.",
-         args="key")
+         args="key", key_flags="RO")
 def type_(c: Any, argv: list[bytes]) -> Any:
     value = c.db.peek(argv[1])
     return Status(b"none" if value is None else type_name(value))
 
 
 @command("touch", -2, "readonly fast", (1, -1, 1), **GEN, since="3.2.1", args="key...",
-         summary="Returns the number of existing keys out of those specified after updating the time they were last accessed.")
+         summary="Returns the number of existing keys out of those specified after updating the time they were last accessed.",
+         key_flags="RO", tips="request_policy:multi_shard response_policy:agg_sum")
 def touch(c: Any, argv: list[bytes]) -> Any:
     db = c.db
     count = 0
@@ -224,7 +225,8 @@ def persist(c: Any, argv: list[bytes]) -> Any:
 
 
 @command("keys", 2, "readonly", **GEN, summary="Returns all key names that match a pattern.", args="pattern:pattern",
-         complexity="O(N) with N being the number of keys in the database", tips="request_policy:all_shards nondeterministic_output")
+         complexity="O(N) with N being the number of keys in the database", acl="keyspace dangerous",
+         tips="request_policy:all_shards nondeterministic_output_order")
 def keys(c: Any, argv: list[bytes]) -> Any:
     pattern = argv[1]
     live = c.db.live_keys()
@@ -501,7 +503,7 @@ _FREQ_ERR = (
 )
 
 
-@command("object|encoding", 3, "readonly", (2, 2, 1), **GEN, since="2.2.3", args="key",
+@command("object|encoding", 3, "readonly", (2, 2, 1), **GEN, key_flags="RO", since="2.2.3", args="key",
          summary="Returns the internal encoding of a Redis object.", tips="nondeterministic_output")
 def object_encoding(c: Any, argv: list[bytes]) -> Any:
     value = c.db.peek(argv[2])
@@ -518,7 +520,7 @@ def shares_integer(c: Any, value: Any) -> bool:
     return value.isdigit() and (value == b"0" or value[0] != 48) and int(value) < SHARED_INTEGERS
 
 
-@command("object|refcount", 3, "readonly", (2, 2, 1), **GEN, since="2.2.3", args="key",
+@command("object|refcount", 3, "readonly", (2, 2, 1), **GEN, key_flags="RO", since="2.2.3", args="key",
          summary="Returns the reference count of a value of a key.", tips="nondeterministic_output")
 def object_refcount(c: Any, argv: list[bytes]) -> Any:
     value = c.db.peek(argv[2])
@@ -527,7 +529,7 @@ def object_refcount(c: Any, argv: list[bytes]) -> Any:
     return REFCOUNT_SHARED if shares_integer(c, value) else 1
 
 
-@command("object|idletime", 3, "readonly", (2, 2, 1), **GEN, since="2.2.3", args="key",
+@command("object|idletime", 3, "readonly", (2, 2, 1), **GEN, key_flags="RO", since="2.2.3", args="key",
          summary="Returns the time since the last access to a Redis object.", tips="nondeterministic_output")
 def object_idletime(c: Any, argv: list[bytes]) -> Any:
     db = c.db
@@ -539,7 +541,7 @@ def object_idletime(c: Any, argv: list[bytes]) -> Any:
     return lru_idle_ms(db.meta.get(argv[2], 0), c.keyspace.now) // 1000
 
 
-@command("object|freq", 3, "readonly", (2, 2, 1), **GEN, since="4.0.0", args="key",
+@command("object|freq", 3, "readonly", (2, 2, 1), **GEN, key_flags="RO", since="4.0.0", args="key",
          summary="Returns the logarithmic access frequency counter of a Redis object.", tips="nondeterministic_output")
 def object_freq(c: Any, argv: list[bytes]) -> Any:
     db = c.db
