@@ -694,6 +694,13 @@ def test_type_object_and_generic_commands(pairs: Pair) -> None:
         ("MOVE", "z3", "1"),
         ("EXISTS", "z3"),
         ("SCAN", "0", "TYPE", "zset"),
+        ("ZADD", "n", "3", "10", "1", "2", "2", "30", "5", "x5"),
+        ("SORT", "n", "ALPHA"),
+        ("SORT", "n", "BY", "nosort"),
+        ("SORT", "n", "BY", "nosort", "DESC", "LIMIT", "1", "2"),
+        ("OBJECT", "ENCODING", "n"),
+        ("SORT", "z", "BY", "nosort", "STORE", "dst"),
+        ("LRANGE", "dst", "0", "-1"),
     )
 
 
