@@ -325,7 +325,7 @@ class Config:
                     with open(argv[1]) as f:
                         self.load_text(f.read())
                 except OSError as e:
-                    raise ConfigFileError(number, line, f"Fatal error, can't open config file '{argv[1]}': {e.strerror}")
+                    raise ConfigFileError(number, line, f"Fatal error, can't open config file '{argv[1]}': {e.strerror}") from None
                 continue
             s = self.lookup(name)
             if s is None:

@@ -12,8 +12,6 @@ import signal
 import subprocess
 import time
 
-import pytest
-
 from tests.servers import RawConnection, parse_reply
 
 # Deliberate differences: newer than 7.0 (our target is 7.4's command set).

@@ -157,8 +157,6 @@ def test_auth_and_noauth():
     ours = start_dumpling("--requirepass", "s3cret")
     theirs = start_redis("--requirepass", "s3cret")
     try:
-        for server in (ours, theirs):
-            pass
         cases = [("GET", "k"), ("FOO",), ("GET",), ("AUTH", "wrong"), ("AUTH", "default", "wrong"),
                  ("HELLO", "3"), ("HELLO", "3", "AUTH", "default", "wrong"), ("AUTH", "s3cret"), ("GET", "k"),
                  ("RESET",), ("GET", "k"), ("AUTH", "default", "s3cret"), ("PING",)]
