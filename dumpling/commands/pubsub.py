@@ -40,8 +40,6 @@ if TYPE_CHECKING:
 
 PS = {"group": "pubsub"}
 Subscribers = dict[Any, None]  # clients in subscription order
-
-
 Matcher = Callable[[bytes], bool]
 
 
