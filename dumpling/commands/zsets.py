@@ -477,7 +477,8 @@ def _lex_span(z: ZSetValue, lo: Any, lo_ex: bool, hi: Any, hi_ex: bool, walk: bo
     """Positions ``[start, stop)`` of the lex range from its first element: walked
     forward while <= max, or (ZLEXCOUNT on a skiplist) up to the last element in range."""
     n = len(z)
-    if not lex_range_possible(z, lo, lo_ex, hi, hi_ex):
+    # zslDeleteRangeByLex descends without the quick range check the other paths make
+    if not (walk and z.encoding == "skiplist") and not lex_range_possible(z, lo, lo_ex, hi, hi_ex):
         return 0, 0
     start = z.lex_first(lo, lo_ex)
     if start >= n or not lex_lte_max(z.index[start][1], hi, hi_ex):

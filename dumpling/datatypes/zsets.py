@@ -169,12 +169,18 @@ class ZSetValue:
 
     # Lex ranges.  Redis walks a listpack linearly (so with mixed scores the first
     # match in score order wins) and descends the skiplist as a binary search; both
-    # agree whenever all scores are equal, the only case Redis defines.
+    # agree whenever all scores are equal, the only case Redis defines, and that case
+    # is answered by bisection.  With mixed scores the skiplist is walked from the head
+    # (Redis's descent may jump further, depending on its random node levels).
+
+    def _single_score(self) -> bool:
+        index = self.index
+        return not index or index[0][0] == index[-1][0]
 
     def lex_first(self, low: Any, low_ex: bool) -> int:
         """Position of the first element whose member is >= low (> if exclusive)."""
         n = len(self.index)
-        if self.encoding == "listpack":
+        if self.encoding == "listpack" or not self._single_score():
             for pos, (_, member) in enumerate(self.index):
                 if lex_gte_min(member, low, low_ex):
                     return pos
@@ -196,6 +202,12 @@ class ZSetValue:
                 if lex_lte_max(self.index[pos][1], high, high_ex):
                     return pos
             return -1
+        if not self._single_score():
+            # the skiplist walks forward from the head while members stay <= high
+            pos = -1
+            while pos + 1 < n and lex_lte_max(self.index[pos + 1][1], high, high_ex):
+                pos += 1
+            return pos
         lo, hi = 0, n
         while lo < hi:
             mid = (lo + hi) // 2
