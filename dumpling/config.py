@@ -70,7 +70,7 @@ SETTINGS: list[Setting] = [
     _s("client-query-buffer-limit", "memory", 1024 * 1024 * 1024, min=1024 * 1024),
     _s(
         "client-output-buffer-limit",
-        "string",
+        "obl",
         "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
     ),
     _s("unixsocket", "string", "", immutable=True, inert=True),
@@ -228,6 +228,8 @@ class Config:
         """Turn directive arguments into a value; raises ConfigError with Redis's reason."""
         if s.kind in ("list", "save"):
             return " ".join(args)
+        if s.kind == "obl":
+            return self._merge_output_limits(" ".join(args).split())
         if len(args) != 1:
             raise ConfigError("wrong number of arguments")
         text = args[0]
@@ -264,6 +266,24 @@ class Config:
                 raise ConfigError("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.")
             return flags
         return text
+
+    def _merge_output_limits(self, words: list[str]) -> str:
+        """client-output-buffer-limit: update only the classes named, as Redis does."""
+        if len(words) % 4:
+            raise ConfigError("Wrong number of arguments in buffer limit configuration.")
+        current = self.values["client-output-buffer-limit"].split()
+        limits = {current[i]: current[i + 1 : i + 4] for i in range(0, len(current), 4)}
+        for i in range(0, len(words), 4):
+            name = words[i].lower()
+            name = "slave" if name == "replica" else name
+            if name not in ("normal", "slave", "pubsub"):
+                raise ConfigError("Invalid client class specified in buffer limit configuration.")
+            hard, soft = parse_memory(words[i + 1]), parse_memory(words[i + 2])
+            seconds = words[i + 3]
+            if hard is None or soft is None or not seconds.isdigit():
+                raise ConfigError("Error in hard, soft or soft_seconds setting in buffer limit configuration.")
+            limits[name] = [str(hard), str(soft), seconds]
+        return " ".join(f"{name} {' '.join(limits[name])}" for name in ("normal", "slave", "pubsub"))
 
     def render(self, name: str) -> str:
         s = self.by_name[name]
@@ -356,8 +376,9 @@ class Config:
                 lines[-1] += " " + repr_bytes(arg.encode())
             else:
                 raise StartupError(f"Invalid argument '{arg}'")
-        generated = "\n".join(lines)
-        self.load_text(text + "\n" + generated if text else generated)
+        # Like redis-server: file text, a newline, then one line per --option (so
+        # error line numbers count the same way).
+        self.load_text(text + "\n" + "\n".join(lines))
 
 
 class ConfigFileError(Exception):

@@ -133,8 +133,23 @@ class Database:
             self.touch(key)
         return value
 
+    def lookup_notouch(self, key: bytes, notify: bool = True) -> Any:
+        """A read lookup that leaves LRU/LFU alone but counts hits/misses
+        (EXISTS, TYPE, TTL; OBJECT passes ``notify=False``: no ``keymiss``)."""
+        ks = self.keyspace
+        if key in self.expires:
+            self.expire_if_needed(key)
+        value = self.data.get(key)
+        if value is None:
+            ks.stat_misses += 1
+            if notify and ks.notify_flags and "m" in ks.notify_flags:
+                ks.notify(self.index, "m", b"keymiss", key)
+        else:
+            ks.stat_hits += 1
+        return value
+
     def peek(self, key: bytes) -> Any:
-        """Lookup without touching LRU/LFU (TYPE, EXISTS, TTL, OBJECT)."""
+        """Lookup without touching LRU/LFU or statistics (MEMORY USAGE, DEBUG OBJECT)."""
         if key in self.expires:
             self.expire_if_needed(key)
         return self.data.get(key)

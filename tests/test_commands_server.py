@@ -22,6 +22,9 @@ ERROR_CASES = [
     ("CONFIG", "SET", "appendonly", "maybe"),
     ("CONFIG", "SET", "dir", "/nonexistent"),
     ("CONFIG", "SET", "notify-keyspace-events", "Q"),
+    ("CONFIG", "SET", "client-output-buffer-limit", "pubsub 1mb 2mb"),
+    ("CONFIG", "SET", "client-output-buffer-limit", "foo 1 2 3"),
+    ("CONFIG", "SET", "client-output-buffer-limit", "replica 1x 2 3"),
     ("CONFIG", "GET"),
     ("CONFIG",),
     ("CONFIG", "FOO"),
@@ -191,6 +194,11 @@ def test_config_get_set_roundtrip(pairs):
         ("CONFIG", "GET", "list-max-ziplist-size"), ("CONFIG", "SET", "hash-max-ziplist-entries", "100"),
         ("CONFIG", "GET", "hash-max-listpack-entries"), ("CONFIG", "SET", "hash-max-listpack-entries", "512"),
         ("CONFIG", "GET", "nosuchconfig"),
+        ("CONFIG", "SET", "client-output-buffer-limit", "pubsub 1mb 2mb 30"),
+        ("CONFIG", "GET", "client-output-buffer-limit"),
+        ("CONFIG", "SET", "client-output-buffer-limit", "replica 1 2 3"),
+        ("CONFIG", "GET", "client-output-buffer-limit"),
+        ("CONFIG", "SET", "client-output-buffer-limit", "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"),
     ])
     pairs.same_unordered("CONFIG", "GET", "maxmemory*")
     pairs.same_unordered("CONFIG", "GET", "maxmemory-policy", "hz")

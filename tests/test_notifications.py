@@ -134,8 +134,7 @@ def ke(event: str, key: str, db: int = 0) -> list[tuple[bytes, bytes]]:
 # ----------------------------------------------------------------------------- per-command events
 
 # Redis fires ``keymiss`` (and counts a miss) for EXISTS/TYPE/TTL too: their lookups only skip the
-# LRU/LFU touch.  dumpling's keys.py uses ``Database.peek`` there, which does neither.
-_PEEK_KEYMISS = pytest.mark.xfail(strict=True, reason="keys.py: EXISTS/TYPE/TTL do not fire keymiss (Database.peek)")
+# LRU/LFU touch (``Database.lookup_notouch``).
 
 # (id, commands[, marks]).  All run with KEA + n + m on a flushed server; the whole sequence is compared.
 EVENT_ROWS: list[tuple[Any, ...]] = [
@@ -168,8 +167,7 @@ EVENT_ROWS: list[tuple[Any, ...]] = [
     ("keymiss", [("GET", "nope"), ("SET", "a", "1"), ("GET", "a"), ("MGET", "a", "nope2"), ("STRLEN", "nope3"),
                  ("GETRANGE", "nope4", "0", "1"), ("LRANGE", "nolist", "0", "-1"), ("GETDEL", "nope5"), ("GETEX", "nope6"),
                  ("SET", "nope7", "v", "GET"), ("OBJECT", "ENCODING", "nope8"), ("ZSCORE", "nozset", "m")]),
-    ("keymiss-peek", [("EXISTS", "nope"), ("TYPE", "nope"), ("TTL", "nope"), ("PTTL", "nope"), ("EXPIRETIME", "nope")],
-     _PEEK_KEYMISS),
+    ("keymiss-peek", [("EXISTS", "nope"), ("TYPE", "nope"), ("TTL", "nope"), ("PTTL", "nope"), ("EXPIRETIME", "nope")]),
     ("multi-db", [("SELECT", "5"), ("SET", "k", "v"), ("DEL", "k"), ("SELECT", "0")]),
     ("binary-key", [("SET", b"sp ace\x00\xff", "v"), ("DEL", b"sp ace\x00\xff")]),
     ("sort-store", [("RPUSH", "l", "3", "1", "2"), ("SORT", "l", "STORE", "dst"), ("SORT", "missing", "STORE", "dst")]),
@@ -345,8 +343,7 @@ def _no_active_expire(servers) -> None:
 
 @pytest.mark.parametrize(
     "access",
-    [("GET", "k"), pytest.param(("EXISTS", "k"), marks=_PEEK_KEYMISS), pytest.param(("TTL", "k"), marks=_PEEK_KEYMISS),
-     pytest.param(("TYPE", "k"), marks=_PEEK_KEYMISS), ("SET", "k", "new"), ("DEL", "k"), ("EXPIRE", "k", "10"),
+    [("GET", "k"), ("EXISTS", "k"), ("TTL", "k"), ("TYPE", "k"), ("SET", "k", "new"), ("DEL", "k"), ("EXPIRE", "k", "10"),
      ("RENAME", "k", "j"), ("SCAN", "0"), ("RANDOMKEY",), ("INCR", "k"), ("APPEND", "k", "x"), ("LPUSH", "k", "x"),
      ("OBJECT", "ENCODING", "k")],
     ids=lambda a: " ".join(map(str, a)),

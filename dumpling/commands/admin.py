@@ -427,7 +427,7 @@ def config_set(c: Any, argv: list[bytes]) -> Any:
     converted = []
     for name, setting, text in items:
         try:
-            args = [text] if setting.kind not in ("list", "save") else text.split()
+            args = [text] if setting.kind not in ("list", "save", "obl") else text.split()
             if setting.kind in ("list", "save") and not args:
                 args = [""]
             converted.append((setting, cfg.convert(setting, args)))
@@ -934,7 +934,7 @@ def _debug_protocol(c: Any, kind: bytes) -> Any:
     if k == b"push":
         if not c.resp3:
             raise CommandError("RESP2 is not supported by this command")
-        c.push(Push([b"server-cpu-usage", 42]))
+        c.server.pending_pushes.append(Push([b"server-cpu-usage", 42]))  # after the reply, as 7.2+
         return b"Some real reply following the push reply"
     if k == b"true":
         return Bool(True)

@@ -66,13 +66,13 @@ def unlink(c: Any, argv: list[bytes]) -> Any:
          args="key...", history=(("3.0.3", "Accepts multiple `key` arguments."),), key_flags="RO", tips="request_policy:multi_shard response_policy:agg_sum")
 def exists(c: Any, argv: list[bytes]) -> Any:
     db = c.db
-    return sum(1 for key in argv[1:] if db.peek(key) is not None)
+    return sum(1 for key in argv[1:] if db.lookup_notouch(key) is not None)
 
 
 @command("type", 2, "readonly fast", (1, 1, 1), **GEN, summary="Determines the type of value stored at a key.",
          args="key", key_flags="RO")
 def type_(c: Any, argv: list[bytes]) -> Any:
-    value = c.db.peek(argv[1])
+    value = c.db.lookup_notouch(argv[1])
     return Status(b"none" if value is None else type_name(value))
 
 
@@ -93,7 +93,7 @@ def touch(c: Any, argv: list[bytes]) -> Any:
 
 def _ttl(c: Any, key: bytes, milliseconds: bool, absolute: bool) -> int:
     db = c.db
-    if db.peek(key) is None:
+    if db.lookup_notouch(key) is None:
         return -2
     when = db.get_expire(key)
     if when == -1:
@@ -506,7 +506,7 @@ _FREQ_ERR = (
 @command("object|encoding", 3, "readonly", (2, 2, 1), **GEN, key_flags="RO", since="2.2.3", args="key",
          summary="Returns the internal encoding of a Redis object.", tips="nondeterministic_output")
 def object_encoding(c: Any, argv: list[bytes]) -> Any:
-    value = c.db.peek(argv[2])
+    value = c.db.lookup_notouch(argv[2], notify=False)
     return None if value is None else encoding_of(value)
 
 
@@ -523,7 +523,7 @@ def shares_integer(c: Any, value: Any) -> bool:
 @command("object|refcount", 3, "readonly", (2, 2, 1), **GEN, key_flags="RO", since="2.2.3", args="key",
          summary="Returns the reference count of a value of a key.", tips="nondeterministic_output")
 def object_refcount(c: Any, argv: list[bytes]) -> Any:
-    value = c.db.peek(argv[2])
+    value = c.db.lookup_notouch(argv[2], notify=False)
     if value is None:
         return None
     return REFCOUNT_SHARED if shares_integer(c, value) else 1
@@ -533,7 +533,7 @@ def object_refcount(c: Any, argv: list[bytes]) -> Any:
          summary="Returns the time since the last access to a Redis object.", tips="nondeterministic_output")
 def object_idletime(c: Any, argv: list[bytes]) -> Any:
     db = c.db
-    value = db.peek(argv[2])
+    value = db.lookup_notouch(argv[2], notify=False)
     if value is None:
         return None
     if c.keyspace.lfu:
@@ -545,7 +545,7 @@ def object_idletime(c: Any, argv: list[bytes]) -> Any:
          summary="Returns the logarithmic access frequency counter of a Redis object.", tips="nondeterministic_output")
 def object_freq(c: Any, argv: list[bytes]) -> Any:
     db = c.db
-    value = db.peek(argv[2])
+    value = db.lookup_notouch(argv[2], notify=False)
     if value is None:
         return None
     ks = c.keyspace
