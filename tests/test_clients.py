@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
 import redis
 import redis.asyncio as aioredis
-import pytest
 
 
 @pytest.mark.parametrize("protocol", [2, 3])
