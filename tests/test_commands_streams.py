@@ -753,3 +753,16 @@ def test_stream_state_machine(pairs: Pair) -> None:
         StreamMachine.TestCase().runTest()
     finally:
         pairs.both("CONFIG", "SET", "stream-node-max-entries", "100")
+
+
+def test_memory_usage_close_to_redis(pairs: Pair) -> None:
+    """MEMORY USAGE models Redis's accounting (preallocated tail node, radix tree, PELs)."""
+    for i in range(250):
+        pairs.same("XADD", "s", f"{i // 3 + 1}-{i % 3}", f"field{i % 3}", f"value{i}")
+    pairs.same("XGROUP", "CREATE", "s", "g", "0")
+    pairs.same("XREADGROUP", "GROUP", "g", "c", "COUNT", "20", "STREAMS", "s", ">")
+    pairs.same("XADD", "one", "1-1", "a", "1")
+    for key in ("s", "one"):
+        ours = parse_reply(pairs.ours.call("MEMORY", "USAGE", key))
+        theirs = parse_reply(pairs.theirs.call("MEMORY", "USAGE", key))
+        assert abs(ours - theirs) <= theirs * 0.05, (key, ours, theirs)

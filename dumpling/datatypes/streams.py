@@ -367,14 +367,43 @@ class StreamValue:
         return s
 
     def memory_usage(self) -> int:
-        """Bytes Redis would use: listpacks, radix tree and consumer-group structures."""
+        """Bytes Redis's ``objectComputeSize`` reports for the value (object header excluded):
+        the stream struct, the radix tree, every listpack at its allocation size (the last
+        node is preallocated to 4 KB) and the consumer groups with their PELs."""
         nodes = self.nodes()
-        total = 64 + sum(n.byte_size() for n in nodes.values()) + 24 * self.radix_tree_nodes()
+        total = 80 + _rax_memory(len(nodes), self.radix_tree_nodes())
+        for i, node in enumerate(nodes.values()):
+            size = node.byte_size()
+            if i == len(nodes) - 1:
+                size = max(size, 4096)
+            total += _alloc_size(size)
         for group in self.groups.values():
-            total += 64 + len(group.name) + 64 * len(group.pending)
+            total += 40 + _rax_memory(len(group.pending), _pel_rax_nodes(group.pending)) + 24 * len(group.pending)
             for consumer in group.consumers.values():
-                total += 64 + len(consumer.name) + 24 * len(consumer.pending)
+                total += 40 + len(consumer.name) + _rax_memory(len(consumer.pending), _pel_rax_nodes(consumer.pending))
         return total
+
+
+def _rax_memory(keys: int, nodes: int) -> int:
+    """``streamRadixTreeMemoryUsage``."""
+    return keys * 16 + nodes * 4 + nodes * 8 * 30
+
+
+def _pel_rax_nodes(pel: SortedDict) -> int:
+    if not pel:
+        return 1
+    keys = [ms.to_bytes(8, "big") + seq.to_bytes(8, "big") for ms, seq in pel]
+    return _rax_count(keys, 0, len(keys), 0)
+
+
+def _alloc_size(n: int) -> int:
+    """jemalloc's size class for an allocation of ``n`` bytes."""
+    if n <= 8:
+        return 8
+    if n <= 128:
+        return (n + 15) & ~15
+    step = 1 << (n.bit_length() - 3)
+    return (n + step - 1) // step * step
 
 
 def _rax_count(keys: list[bytes], lo: int, hi: int, depth: int) -> int:
