@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from sortedcontainers import SortedDict
 
+from dumpling.datatypes.zsets import alloc_size
 from dumpling.protocol import parse_strict_int
 
 StreamID = tuple[int, int]
@@ -376,7 +377,7 @@ class StreamValue:
             size = node.byte_size()
             if i == len(nodes) - 1:
                 size = max(size, 4096)
-            total += _alloc_size(size)
+            total += alloc_size(size)
         for group in self.groups.values():
             total += 40 + _rax_memory(len(group.pending), _pel_rax_nodes(group.pending)) + 24 * len(group.pending)
             for consumer in group.consumers.values():
@@ -394,16 +395,6 @@ def _pel_rax_nodes(pel: SortedDict) -> int:
         return 1
     keys = [ms.to_bytes(8, "big") + seq.to_bytes(8, "big") for ms, seq in pel]
     return _rax_count(keys, 0, len(keys), 0)
-
-
-def _alloc_size(n: int) -> int:
-    """jemalloc's size class for an allocation of ``n`` bytes."""
-    if n <= 8:
-        return 8
-    if n <= 128:
-        return (n + 15) & ~15
-    step = 1 << (n.bit_length() - 3)
-    return (n + step - 1) // step * step
 
 
 def _rax_count(keys: list[bytes], lo: int, hi: int, depth: int) -> int:

@@ -61,6 +61,16 @@ def d2string(score: float) -> bytes:
     return b"%.17g" % score
 
 
+def alloc_size(n: int) -> int:
+    """jemalloc's size class for an allocation of ``n`` bytes (what ``zmalloc_size`` reports)."""
+    if n <= 8:
+        return 8
+    if n <= 128:
+        return (n + 15) & ~15
+    step = 1 << (n.bit_length() - 3)
+    return (n + step - 1) // step * step
+
+
 def _int_entry_size(v: int) -> int:
     if 0 <= v <= 127:
         return 2
@@ -123,7 +133,7 @@ class ZSetValue:
     def memory_usage(self) -> int:
         """Bytes Redis would use for the value (object header excluded)."""
         if self.encoding == "listpack":
-            return self.listpack_bytes()
+            return alloc_size(self.listpack_bytes())
         n = len(self.scores)
         # dict (entry + bucket) + skiplist node (~1.33 levels) + member sds, per element
         per = sum(len(m) for m in self.scores) + n * (24 + 8 + 48 + 4)
