@@ -109,7 +109,9 @@ class Server:
         self.extensions: list[Callable[[Server], None]] = []
         self.debug_sleeping = False
         self.cron_hooks: list[Callable[[], None]] = []
+        self._cache_config()
         commands.install(self)
+        self.build_fast_table()
 
     # -- clients ------------------------------------------------------------------
 
@@ -204,7 +206,39 @@ class Server:
 
     def execute(self, client: Client, argv: list[bytes]) -> None:
         """Run one request from ``client`` and queue its reply."""
-        client.last_interaction = time.time()
+        cmd = self.fast_table.get(argv[0])
+        if (
+            cmd is not None
+            and client.reply_mode == 0
+            and client.multi is None
+            and client.authenticated
+            and self.cluster is None
+            and not self.maxmemory
+            and (client.resp3 or not (client.channels or client.patterns or client.shard_channels))
+        ):
+            # The common case: a plain command on a plain connection.  Same checks as
+            # below, minus the ones that cannot apply.
+            arity = cmd.arity
+            if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
+                self.reject(client, f"ERR wrong number of arguments for '{cmd.name}' command", argv, cmd)
+                return
+            client.skip_this = False
+            reply = self.call(client, cmd, argv)
+            if type(reply) is Blocked:
+                self.block(client, reply, cmd)
+                if self.pending_pushes:
+                    self.send_pending_pushes(client)
+                return
+            client.reply(reply)
+            if self.pending_pushes:
+                self.send_pending_pushes(client)
+            if self.keyspace.ready_keys:
+                self.serve_ready_keys()
+            return
+        self.execute_checked(client, argv)
+
+    def execute_checked(self, client: Client, argv: list[bytes]) -> None:
+        """``execute`` with every check of Redis's dispatch order."""
         first = argv[0]
         if len(first) in (4, 5) and first.lower() in (b"post", b"host:"):
             self.log("warning", "Possible SECURITY ATTACK detected. It looks like somebody is sending POST or Host: "
@@ -300,8 +334,9 @@ class Server:
         """Run a handler with the time snapshot; returns its reply (errors as ErrorReply)."""
         ks = self.keyspace
         if not self.in_exec:
-            ks.tick()
-        ks.no_touch = client.no_touch and cmd.name != "touch"
+            ks.now = time.time_ns() // 1_000_000  # the command time snapshot
+        if client.no_touch:
+            ks.no_touch = cmd.name != "touch"
         self.current_client = client
         client.last_cmd = cmd.name
         start = time.perf_counter_ns()
@@ -322,10 +357,9 @@ class Server:
         cmd.calls += 1
         cmd.usec += elapsed_us
         self.stat_commands += 1
-        threshold = self.config["slowlog-log-slower-than"]
-        if threshold >= 0 and elapsed_us >= threshold and "skip_slowlog" not in cmd.flags:
+        if elapsed_us >= self.slowlog_threshold >= 0 and not cmd.skip_slowlog:
             self.slowlog_push(client, argv, elapsed_us)
-        if self.monitors and "admin" not in cmd.flags and "skip_monitor" not in cmd.flags:
+        if self.monitors and not cmd.hidden_from_monitor:
             self.feed_monitors(client, argv)
         return reply
 
@@ -476,6 +510,20 @@ class Server:
 
     def _config_changed(self, name: str) -> None:
         self.keyspace.refresh_config()
+        self._cache_config()
+
+    def _cache_config(self) -> None:
+        """Settings read on every command, kept as plain attributes."""
+        self.slowlog_threshold = self.config["slowlog-log-slower-than"]
+        self.maxmemory = self.config["maxmemory"]
+
+    def build_fast_table(self) -> None:
+        """Exact-case names (lower and upper) of plain commands, for one dict lookup per request."""
+        self.fast_table = {}
+        for name, cmd in TABLE.items():
+            if not cmd.subcommands and cmd.handler is not None:
+                self.fast_table[name] = cmd
+                self.fast_table[name.upper()] = cmd
 
     async def serve_forever(self) -> int:
         loop = asyncio.get_running_loop()

@@ -22,7 +22,7 @@ import hiredis
 from dumpling import REDIS_VERSION
 from dumpling.config import Config, ConfigFileError, StartupError
 from dumpling.errors import ProtocolError
-from dumpling.protocol import NO_REPLY, encode, encode_error, parse_request
+from dumpling.protocol import NO_REPLY, Status, encode, encode_error, parse_request
 
 if TYPE_CHECKING:
     from dumpling.dispatch import Server
@@ -123,6 +123,7 @@ class Client(asyncio.Protocol):
         """Execute every complete request (until the client blocks or must close)."""
         self._in_batch = True
         server = self.server
+        self.last_interaction = time.time()
         try:
             while self.blocked is None and not self.flags_close_after_reply and not self.closed:
                 try:
@@ -222,9 +223,17 @@ class Client(asyncio.Protocol):
         """Queue a command reply (honours CLIENT REPLY OFF/SKIP)."""
         if self.skip_this:
             return
-        if value is NO_REPLY:
+        t = type(value)
+        if t is Status:  # the common shapes first: no generic encoder call
+            self._out.append(value.wire)
+        elif t is bytes:
+            self._out.append(b"$%d\r\n%s\r\n" % (len(value), value))
+        elif value is None:
+            self._out.append(b"_\r\n" if self.resp3 else b"$-1\r\n")
+        elif value is NO_REPLY:
             return
-        self._out.append(encode(value, self.resp3))
+        else:
+            self._out.append(encode(value, self.resp3))
 
     def push(self, value: Any) -> None:
         """Queue an out-of-band message (pub/sub, MONITOR); delivered even under REPLY OFF.
@@ -279,13 +288,18 @@ class Client(asyncio.Protocol):
         return self._pending_len()
 
 
+# Wire bytes of one bulk argument of length n: "$<n>\r\n" + payload + "\r\n".
+_BULK_BYTES = [n + (6 if n < 10 else 7 if n < 100 else 8 if n < 1000 else 9) for n in range(10000)]
+
+
 def _wire_size(argv: list[bytes]) -> int:
     """Bytes of ``argv`` as a RESP multibulk request (``*N`` header and ``$len`` bulks)."""
-    size = 3 + len(str(len(argv)))
-    for arg in argv:
-        n = len(arg)
-        size += n + (6 if n < 10 else 7 if n < 100 else 5 + len(str(n)))
-    return size
+    try:
+        bulks = sum(map(_BULK_BYTES.__getitem__, map(len, argv)))
+    except IndexError:
+        bulks = sum(len(a) + 5 + len(str(len(a))) for a in argv)
+    n = len(argv)
+    return bulks + (4 if n < 10 else 3 + len(str(n)))
 
 
 def _fmt_addr(addr: Any) -> str:

@@ -92,6 +92,8 @@ class Command:
     denyoom: bool = False
     no_auth: bool = False
     movable: bool = False
+    skip_slowlog: bool = False
+    hidden_from_monitor: bool = False
     # statistics (INFO commandstats)
     calls: int = 0
     usec: int = 0
@@ -227,6 +229,8 @@ def _finish(cmd: Command, key_specs: list[dict[str, Any]] | None, key_flags: str
     cmd.is_readonly = "readonly" in flags
     cmd.denyoom = "denyoom" in flags
     cmd.no_auth = "no_auth" in flags
+    cmd.skip_slowlog = "skip_slowlog" in flags
+    cmd.hidden_from_monitor = bool(flags & {"admin", "skip_monitor"})
     if key_specs is not None:
         cmd.key_specs = key_specs
     elif cmd.first_key:
