@@ -12,7 +12,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.servers import Pair, RawConnection
-from tests.test_commands_strings import EventStream, assert_same_events, events, make_non_string, run
+from tests.test_commands_strings import (
+    EventStream,
+    _hits_misses,
+    assert_same_events,
+    events,
+    make_non_string,
+    run,
+)
 
 __all__ = ["events"]  # the fixture, re-used from the string tests
 
@@ -406,3 +413,25 @@ def test_random_bitfield_long(pair: Pair, initial: bytes | None, ops: list[tuple
     flat = [part for op in ops for part in op]
     pair.same("BITFIELD", "f", *flat)
     pair.same("GET", "f")
+
+
+@pytest.mark.parametrize("name", ["setbit", "getbit", "bitcount", "bitpos", "bitop", "bitfield", "bitfield_ro"])
+def test_command_info(pairs: Pair, name: str) -> None:
+    pairs.same("COMMAND", "INFO", name)
+
+
+@pytest.mark.parametrize(
+    "commands",
+    [
+        [("GETBIT", "b", "0"), ("SETBIT", "b", "0", "1"), ("GETBIT", "b", "0"), ("BITCOUNT", "b"), ("BITCOUNT", "x"),
+         ("BITPOS", "b", "1"), ("BITPOS", "x", "0")],
+        [("BITOP", "OR", "d", "b", "x"), ("BITFIELD", "b", "GET", "u8", "0"), ("BITFIELD", "x", "GET", "u8", "0"),
+         ("BITFIELD", "b", "SET", "u8", "0", "1"), ("BITFIELD_RO", "b", "GET", "u8", "0"), ("BITFIELD_RO", "y")],
+    ],
+    ids=["read", "write"],
+)
+def test_keyspace_hits_and_misses(pair: Pair, commands: list[Cmd]) -> None:
+    pair.same("CONFIG", "RESETSTAT")
+    for cmd in commands:
+        pair.same(*cmd)
+    assert _hits_misses(pair.ours) == _hits_misses(pair.theirs)

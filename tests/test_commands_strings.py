@@ -781,6 +781,7 @@ STRING_EVENT_CASES: list[list[Cmd]] = [
     [("APPEND", "a", "x"), ("APPEND", "a", "y"), ("APPEND", "a", "")],
     [("SETRANGE", "s", "0", ""), ("SETRANGE", "s", "2", "x"), ("SETRANGE", "s", "0", ""), ("SETRANGE", "s", "0", "y")],
     [("SET", "k", "v", "PXAT", "1"), ("GET", "k"), ("SET", "j", "v", "EXAT", "1"), ("INCR", "j")],
+    [("SET", "k", "v", "PX", "1"), ("DEBUG", "SLEEP", "0.01"), ("SET", "k", "w")],
 ]
 
 
@@ -828,3 +829,54 @@ def test_random_string_sequences_long(pair: Pair, commands: list[Cmd]) -> None:
     pair.both("FLUSHALL")
     for cmd in commands:
         pair.same(*cmd)
+
+
+# ----------------------------------------------------------------------------- command table
+
+STRING_COMMANDS = ("get set getex getdel getset mget mset setnx setex psetex append strlen incr decr incrby decrby "
+                   "incrbyfloat getrange substr setrange lcs").split()
+
+
+@pytest.mark.parametrize("name", STRING_COMMANDS)
+def test_command_info(pairs: Pair, name: str) -> None:
+    pairs.same("COMMAND", "INFO", name)
+
+
+def test_command_info_msetnx_follows_7_2(pairs: Pair) -> None:
+    """7.0 tags MSETNX multi_shard/agg_min; 7.2 dropped the tips (MSETNX is not multi-shard safe)."""
+    ours, theirs = pairs.both("COMMAND", "INFO", "msetnx")
+    tips = b"$26\r\nrequest_policy:multi_shard\r\n$23\r\nresponse_policy:agg_min\r\n"
+    empty_set = b"~0\r\n" if pairs.resp == 3 else b"*0\r\n"
+    two_tips = (b"~2\r\n" if pairs.resp == 3 else b"*2\r\n") + tips
+    assert two_tips in theirs
+    assert ours == theirs.replace(two_tips, empty_set)
+
+
+# ----------------------------------------------------------------------------- read/write lookups
+
+
+def _hits_misses(conn: RawConnection) -> tuple[int, int]:
+    info = conn.call("INFO", "stats").decode()
+    fields = dict(line.split(":", 1) for line in info.split("\r\n") if ":" in line)
+    return int(fields["keyspace_hits"]), int(fields["keyspace_misses"])
+
+
+KEYSPACE_STAT_CASES: list[list[Cmd]] = [
+    [("GET", "k"), ("SET", "k", "v"), ("GET", "k"), ("MGET", "k", "x", "k"), ("STRLEN", "k"), ("STRLEN", "x")],
+    [("SET", "k", "v", "GET"), ("SET", "k", "v", "NX"), ("SET", "k", "v", "XX", "GET"), ("SETNX", "k", "v")],
+    [("GETEX", "k"), ("SET", "k", "v"), ("GETEX", "k", "EX", "10"), ("GETDEL", "k"), ("GETSET", "k", "v"),
+     ("GETSET", "k", "w")],
+    [("INCR", "n"), ("INCRBYFLOAT", "n", "1"), ("APPEND", "n", "1"), ("SETRANGE", "n", "0", "2"),
+     ("MSET", "a", "1"), ("MSETNX", "b", "1")],
+    [("GETRANGE", "x", "0", "1"), ("SET", "x", "abc"), ("GETRANGE", "x", "0", "1"), ("SUBSTR", "x", "0", "1"),
+     ("LCS", "x", "y"), ("LCS", "x", "x", "LEN")],
+]
+
+
+@pytest.mark.parametrize("commands", KEYSPACE_STAT_CASES, ids=lambda cmds: " / ".join(str(c[0]) for c in cmds))
+def test_keyspace_hits_and_misses(pair: Pair, commands: list[Cmd]) -> None:
+    """Read lookups (GET-like) count hits/misses; write lookups (SET, INCR, ...) do not."""
+    pair.same("CONFIG", "RESETSTAT")
+    for cmd in commands:
+        pair.same(*cmd)
+    assert _hits_misses(pair.ours) == _hits_misses(pair.theirs)

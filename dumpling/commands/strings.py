@@ -325,13 +325,17 @@ def _mset(c: Any, argv: list[bytes], nx: bool) -> Any:
         for j in range(1, len(argv), 2):
             if db.lookup_write(argv[j]) is not None:
                 return 0
-    for j in range(1, len(argv), 2):
-        key = argv[j]
-        if db.lookup_write(key) is None:
-            _store_new(c, db, key, argv[j + 1])
+    lookup, overwrite, changed = db.lookup_write, db.set, ks.changed
+    pairs = iter(argv)
+    next(pairs)
+    for key, value in zip(pairs, pairs, strict=False):  # argc parity checked above
+        if lookup(key) is None:
+            db.add(key, value)
+            if ks.notify_flags:
+                ks.notify(db.index, "n", b"new", key)
         else:
-            db.set(key, argv[j + 1])
-        ks.changed(db, key, b"set", "$")
+            overwrite(key, value)
+        changed(db, key, b"set", "$")
     return 1 if nx else OK
 
 
