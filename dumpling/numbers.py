@@ -86,19 +86,24 @@ def round_long_double(x: Fraction) -> Fraction:
     Values below the normal range round on the fixed subnormal grid (2^-16445),
     so tiny values may become 0.
     """
-    if x == 0:
-        return Fraction(0)
-    num, den = x.numerator, x.denominator
+    return _as_fraction(*_round_ratio(x.numerator, x.denominator))
+
+
+def _round_ratio(num: int, den: int) -> tuple[int, int]:
+    """``num/den`` (den > 0) rounded to extended precision, as (mantissa, shift):
+    the value is mantissa / 2^shift.  Raises OverflowError past the largest value."""
+    if num == 0:
+        return 0, 0
     negative = num < 0
     if negative:
         num = -num
-    # exponent e with 2^e <= |x| < 2^(e+1)
+    # exponent e with 2^e <= num/den < 2^(e+1)
     e = num.bit_length() - den.bit_length()
     if (num << -e if e < 0 else num) < (den << e if e > 0 else den):
         e -= 1
     if e < LD_MIN_EXP:
         e = LD_MIN_EXP
-    shift = LD_MANTISSA_BITS - 1 - e  # |x| * 2^shift has 64 integer bits
+    shift = LD_MANTISSA_BITS - 1 - e  # num/den * 2^shift has 64 integer bits
     if shift >= 0:
         q = _round_half_even(num << shift, den)
     else:
@@ -109,9 +114,16 @@ def round_long_double(x: Fraction) -> Fraction:
         e += 1
     if e > LD_MAX_EXP:
         raise OverflowError("long double overflow")
-    if negative:
-        q = -q
-    return Fraction(q << -shift) if shift <= 0 else Fraction(q, 1 << shift)
+    return (-q if negative else q), shift
+
+
+def _as_fraction(mantissa: int, shift: int) -> Fraction:
+    if shift <= 0:
+        return Fraction(mantissa << -shift)
+    zeros = (mantissa & -mantissa).bit_length() - 1 if mantissa else shift
+    if zeros >= shift:
+        return Fraction(mantissa >> shift)
+    return Fraction(mantissa >> zeros, 1 << (shift - zeros))
 
 
 def parse_long_double(text: bytes | bytearray) -> LongDouble | None:
@@ -169,8 +181,9 @@ def _decimal_value(negative: bool, digits: bytes, exp10: int) -> Fraction | None
     if magnitude < -4952:  # below half the smallest subnormal (~1.8e-4951)
         return None
     mantissa = _int_from_decimal(digits)
-    exact = Fraction(mantissa * 10**exp10) if exp10 >= 0 else Fraction(mantissa, 10**-exp10)
-    return _rounded(negative, exact)
+    if exp10 >= 0:
+        return _rounded(negative, mantissa * 10**exp10, 1)
+    return _rounded(negative, mantissa, 10**-exp10)
 
 
 def _binary_value(negative: bool, mantissa: int, exp2: int) -> Fraction | None:
@@ -182,26 +195,31 @@ def _binary_value(negative: bool, mantissa: int, exp2: int) -> Fraction | None:
         return None
     if magnitude < LD_MIN_EXP - LD_MANTISSA_BITS:  # below half the smallest subnormal
         return None
-    exact = Fraction(mantissa << exp2) if exp2 >= 0 else Fraction(mantissa, 1 << -exp2)
-    return _rounded(negative, exact)
+    if exp2 >= 0:
+        return _rounded(negative, mantissa << exp2, 1)
+    return _rounded(negative, mantissa, 1 << -exp2)
 
 
-def _rounded(negative: bool, exact: Fraction) -> Fraction | None:
+def _rounded(negative: bool, num: int, den: int) -> Fraction | None:
     try:
-        value = round_long_double(exact)
+        mantissa, shift = _round_ratio(num, den)
     except OverflowError:
         return None  # ERANGE with HUGE_VAL
-    if value == 0:
+    if mantissa == 0:
         return None  # ERANGE with a zero result
-    return -value if negative else value
+    return _as_fraction(-mantissa if negative else mantissa, shift)
 
 
 def long_double_sum(a: LongDouble, b: LongDouble) -> Fraction:
     """``a + b`` in extended precision; raises NotFinite for NaN/±inf results."""
     if isinstance(a, float) or isinstance(b, float):
         raise NotFinite("increment would produce NaN or Infinity")
+    # Both are dyadic: add over the common power-of-two denominator, round once.
+    ad, bd = a.denominator, b.denominator
+    den = ad if ad >= bd else bd
+    num = a.numerator * (den // ad) + b.numerator * (den // bd)
     try:
-        return round_long_double(a + b)
+        return _as_fraction(*_round_ratio(num, den))
     except OverflowError:
         raise NotFinite("increment would produce NaN or Infinity") from None
 
@@ -240,9 +258,9 @@ def format_long_double(value: LongDouble) -> bytes:
         if math.isinf(value):
             return b"inf" if value > 0 else b"-inf"
         value = Fraction(value)
-    negative = value < 0
-    scaled = abs(value) * 10**17
-    q = _round_half_even(scaled.numerator, scaled.denominator)
+    num = value.numerator
+    negative = num < 0
+    q = _round_half_even(abs(num) * 10**17, value.denominator)
     text = _int_to_decimal(q).rjust(18, "0").encode()
     text = (text[:-17] + b"." + text[-17:]).rstrip(b"0").rstrip(b".")
     if negative and text != b"0":
