@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dumpling.commands.strings import lcs_walk, string_encoding
+from dumpling.commands.strings import lcs_length, lcs_walk, string_encoding
 from tests.servers import Pair, RawConnection, ServerProcess, encode_command
 
 Cmd = tuple[str | bytes | int, ...]
@@ -551,6 +551,16 @@ def test_lcs_long_strings(pair3: Pair) -> None:
         ("LCS", "a", "b", "IDX", "MINMATCHLEN", "5", "WITHMATCHLEN"))
 
 
+def test_lcs_lopsided_strings(pair: Pair) -> None:
+    """One long and one short string: the walk along the long one must stay fast (and exact)."""
+    rng = random.Random(13)
+    long_value = bytes(rng.choice(b"abcd") for _ in range(300_000))
+    run(pair, ("SET", "long", long_value), ("SET", "short", "dcba"), ("SET", "one", "c"))
+    for first, second in (("long", "short"), ("short", "long"), ("one", "long"), ("long", "one")):
+        run(pair, ("LCS", first, second), ("LCS", first, second, "LEN"), ("LCS", first, second, "IDX"),
+            ("LCS", first, second, "IDX", "WITHMATCHLEN", "MINMATCHLEN", "1"))
+
+
 def _naive_lcs(a: bytes, b: bytes, minmatchlen: int) -> tuple[bytes, list[tuple[int, int, int, int, int]], int]:
     """Redis's table-and-walk algorithm written out directly (the reference for ``lcs_walk``)."""
     table = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
@@ -596,10 +606,11 @@ def test_lcs_walk_matches_the_table_algorithm() -> None:
     rng = random.Random(3)
     for _ in range(400):
         alphabet = rng.choice([b"ab", b"abc", b"abcdefghij"])
-        a = bytes(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
-        b = bytes(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        a = bytes(rng.choice(alphabet) for _ in range(rng.randint(0, rng.choice([3, 30, 80]))))
+        b = bytes(rng.choice(alphabet) for _ in range(rng.randint(0, rng.choice([3, 30, 80]))))
         minmatchlen = rng.randint(0, 3)
         assert lcs_walk(a, b, minmatchlen) == _naive_lcs(a, b, minmatchlen), (a, b, minmatchlen)
+        assert lcs_length(a, b) == len(lcs_walk(a, b)[0])
 
 
 # ----------------------------------------------------------------------------- encodings

@@ -580,32 +580,45 @@ def setrange(c: Any, argv: list[bytes]) -> Any:
 # ----------------------------------------------------------------------------- LCS
 
 
-def lcs_rows(a: bytes | bytearray, b: bytes | bytearray) -> list[int]:
-    """Bit-parallel LCS table (Allison-Dix / Hyyrö): one ``len(b)``-bit row per prefix of ``a``.
+def _bit_rows(x: bytes | bytearray, y: bytes | bytearray) -> tuple[list[int], dict[int, int]]:
+    """Bit-parallel LCS table (Allison-Dix / Hyyrö): one ``len(y)``-bit row per prefix of ``x``.
 
-    Row ``i`` (0…len(a)) has a 0 bit at position j where LCS(a[:i], b[:j+1]) exceeds
-    LCS(a[:i], b[:j]), so LCS(a[:i], b[:j]) = j - popcount(row_i & (2^j - 1)).
+    Row ``i`` (0…len(x)) has a 0 bit at position k where LCS(x[:i], y[:k+1]) exceeds
+    LCS(x[:i], y[:k]), so LCS(x[:i], y[:k]) = k - popcount(row_i & (2^k - 1)).
+    Also returns, for every byte of ``x``, the mask of its positions in ``y``.
     """
-    m = len(b)
-    full = (1 << m) - 1
+    width = len(y)
+    full = (1 << width) - 1
+    reversed_y = bytes(y)[::-1]
     masks: dict[int, int] = {}
     rows = [full]
     v = full
-    for ch in a:
+    for ch in x:
         mask = masks.get(ch)
         if mask is None:
-            table = bytes(49 if x == ch else 48 for x in range(256))  # "1" where b[j] == ch
-            mask = int(bytes(b)[::-1].translate(table) or b"0", 2)
+            table = bytes(49 if byte == ch else 48 for byte in range(256))  # "1" where y[k] == ch
+            mask = int(reversed_y.translate(table) or b"0", 2)
             masks[ch] = mask
         u = v & mask
         v = ((v + u) | (v - u)) & full
         rows.append(v)
-    return rows
+    return rows, masks
 
 
 def lcs_length(a: bytes | bytearray, b: bytes | bytearray) -> int:
-    rows = lcs_rows(a, b)
-    return len(b) - rows[-1].bit_count()
+    if len(a) > len(b):
+        a, b = b, a
+    v = (1 << len(b)) - 1
+    full = v
+    reversed_b = bytes(b)[::-1]
+    masks: dict[int, int] = {}
+    for ch in a:
+        mask = masks.get(ch)
+        if mask is None:
+            mask = masks[ch] = int(reversed_b.translate(bytes(49 if x == ch else 48 for x in range(256))) or b"0", 2)
+        u = v & mask
+        v = ((v + u) | (v - u)) & full
+    return len(b) - v.bit_count()
 
 
 def lcs_walk(
@@ -617,14 +630,24 @@ def lcs_walk(
     ``a`` only when LCS(i-1, j) > LCS(i, j-1), else in ``b`` (Redis's tie-break).
     Ranges are (start_a, end_a, start_b, end_b, length), last match first, keeping
     those of at least ``minmatchlen`` bytes (all when 0).
+
+    The table is kept as bit rows over the longer string, one per byte of the
+    shorter one; runs of steps along the longer string are taken in one big-int
+    search, so the work is O(len(a) * len(b) / word) however lopsided the inputs.
     """
-    rows = lcs_rows(a, b)
-    i, j = len(a), len(b)
-    total = j - rows[i].bit_count()
+    n, m = len(a), len(b)
+    transposed = n > m
+    if transposed:
+        rows, masks = _bit_rows(b, a)  # rows[j] over a: LCS(i, j) = i - popcount(rows[j] & (2^i - 1))
+        total = n - rows[m].bit_count()
+    else:
+        rows, masks = _bit_rows(a, b)  # rows[i] over b: LCS(i, j) = j - popcount(rows[i] & (2^j - 1))
+        total = m - rows[n].bit_count()
+    i, j = n, m
     cur = total  # LCS(i, j) for the current cell
     out = bytearray(total)
     ranges: list[tuple[int, int, int, int, int]] = []
-    unset = len(a)  # arange_start == alen means "no range open"
+    unset = n  # arange_start == alen means "no range open"
     a_start, a_end, b_start, b_end = unset, 0, 0, 0
     while i > 0 and j > 0:
         emit = False
@@ -644,19 +667,32 @@ def lcs_walk(
             i -= 1
             j -= 1
         else:
-            row = rows[i]
-            left = cur - (0 if (row >> (j - 1)) & 1 else 1)  # LCS(i, j-1)
-            if left == cur:
-                j -= 1
+            if a_start != unset:
+                emit = True
+            if not transposed:
+                row = rows[i]
+                if (row >> (j - 1)) & 1:  # LCS(i, j-1) == LCS(i, j): step in b ...
+                    j -= 1
+                    # ... and keep stepping while the bytes differ and the value stays the same.
+                    j = ((masks[a[i - 1]] | ~row) & ((1 << j) - 1)).bit_length()
+                else:
+                    up = j - (rows[i - 1] & ((1 << j) - 1)).bit_count()  # LCS(i-1, j)
+                    if up > cur - 1:
+                        i -= 1
+                    else:
+                        j -= 1
+                        cur -= 1
             else:
-                up = j - (rows[i - 1] & ((1 << j) - 1)).bit_count()  # LCS(i-1, j)
-                if up > left:
+                row = rows[j]
+                left = i - (rows[j - 1] & ((1 << i) - 1)).bit_count()  # LCS(i, j-1)
+                if (row >> (i - 1)) & 1 and left < cur:  # LCS(i-1, j) == cur > LCS(i, j-1): step in a ...
                     i -= 1
+                    # ... and keep stepping while the bytes differ and LCS(i-1, j) stays the same
+                    # (LCS(i, j-1) then stays cur - 1, so the tie-break keeps choosing a).
+                    i = ((masks[b[j - 1]] | ~row) & ((1 << i) - 1)).bit_length()
                 else:
                     j -= 1
                     cur = left
-            if a_start != unset:
-                emit = True
         if emit:
             length = a_end - a_start + 1
             if minmatchlen == 0 or length >= minmatchlen:
