@@ -435,3 +435,34 @@ def test_keyspace_hits_and_misses(pair: Pair, commands: list[Cmd]) -> None:
     for cmd in commands:
         pair.same(*cmd)
     assert _hits_misses(pair.ours) == _hits_misses(pair.theirs)
+
+
+def test_chunked_scans_match_whole_range_arithmetic(monkeypatch: pytest.MonkeyPatch) -> None:
+    """count_ones/find_bit work in byte-aligned chunks; any chunk size gives the same answers."""
+    from dumpling.commands import bitmaps
+
+    rng = random.Random(2)
+    for _ in range(2000):
+        value = bytes(rng.choice([0, 255, rng.randrange(256)]) for _ in range(rng.randint(1, 40)))
+        monkeypatch.setattr(bitmaps, "CHUNK_BYTES", rng.choice([1, 2, 3, 1 << 16]))
+        first = rng.randrange(len(value) * 8)
+        last = rng.randrange(first, len(value) * 8)
+        width = last - first + 1
+        whole = int.from_bytes(value, "big") >> (len(value) * 8 - 1 - last) & ((1 << width) - 1)
+        assert bitmaps.count_ones(value, first, last) == whole.bit_count()
+        for bit, bits in ((1, whole), (0, whole ^ ((1 << width) - 1))):
+            expected = first + width - bits.bit_length() if bits else -1
+            assert bitmaps.find_bit(value, bit, first, last) == expected
+
+
+def test_bitmaps_larger_than_a_chunk(pair: Pair) -> None:
+    rng = random.Random(17)
+    value = bytearray(300_000)
+    for _ in range(50):
+        value[rng.randrange(len(value))] = rng.randrange(256)
+    ones = bytearray(b"\xff" * 200_000)
+    ones[150_000] = 0xFB
+    run(pair, ("SET", "v", bytes(value)), ("SET", "o", bytes(ones)), ("BITCOUNT", "v"), ("BITCOUNT", "o"),
+        ("BITPOS", "o", "0"), ("BITPOS", "o", "1", "-1"), ("BITPOS", "v", "1", "100000"),
+        ("BITCOUNT", "v", "7", "2000000", "BIT"), ("BITPOS", "o", "0", "0", "1199999", "BIT"),
+        ("BITPOS", "o", "0", "1200003", "-1", "BIT"), ("BITOP", "XOR", "d", "v", "o"), ("BITCOUNT", "d"))

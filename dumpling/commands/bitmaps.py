@@ -10,6 +10,7 @@ Must not: know about sockets or reply framing.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from dumpling.commands.common import to_int
@@ -120,12 +121,40 @@ def _unit_is_bit(arg: bytes) -> bool:
     raise CommandError(SYNTAX)
 
 
+CHUNK_BYTES = 1 << 16  # whole-string scans convert at most this much to an int at a time
+
+
 def _bits_of(value: bytes | bytearray, first_bit: int, last_bit: int) -> int:
     """Bits ``first_bit``…``last_bit`` (inclusive, bit 0 = MSB of byte 0) as an integer."""
     first_byte, last_byte = first_bit >> 3, last_bit >> 3
     chunk = int.from_bytes(value[first_byte : last_byte + 1], "big")
     chunk >>= 7 - (last_bit & 7)
     return chunk & ((1 << (last_bit - first_bit + 1)) - 1)
+
+
+def _chunks(first_bit: int, last_bit: int) -> Iterator[tuple[int, int]]:
+    """Split a bit range into byte-aligned pieces of at most CHUNK_BYTES bytes."""
+    start = first_bit
+    while start <= last_bit:
+        end = min(last_bit, ((start >> 3) + CHUNK_BYTES) * 8 - 1)
+        yield start, end
+        start = end + 1
+
+
+def count_ones(value: bytes | bytearray, first_bit: int, last_bit: int) -> int:
+    return sum(_bits_of(value, start, end).bit_count() for start, end in _chunks(first_bit, last_bit))
+
+
+def find_bit(value: bytes | bytearray, bit: int, first_bit: int, last_bit: int) -> int:
+    """Position of the first ``bit`` in the range, or -1."""
+    for start, end in _chunks(first_bit, last_bit):
+        width = end - start + 1
+        bits = _bits_of(value, start, end)
+        if not bit:
+            bits ^= (1 << width) - 1
+        if bits:
+            return start + width - bits.bit_length()
+    return -1
 
 
 @command("bitcount", -2, "readonly", (1, 1, 1), **BIT, since="2.6.0",
@@ -139,7 +168,7 @@ def bitcount(c: Any, argv: list[bytes]) -> Any:
     n = len(value)
     argc = len(argv)
     if argc == 2:
-        return int.from_bytes(value, "big").bit_count()
+        return count_ones(value, 0, n * 8 - 1)
     if argc not in (4, 5):
         raise CommandError(SYNTAX)
     start = to_int(argv[2])
@@ -160,7 +189,7 @@ def bitcount(c: Any, argv: list[bytes]) -> Any:
         return 0
     if not is_bit:
         start, end = start * 8, end * 8 + 7
-    return _bits_of(value, start, end).bit_count()
+    return count_ones(value, start, end)
 
 
 @command("bitpos", -3, "readonly", (1, 1, 1), **BIT, since="2.8.7",
@@ -203,12 +232,9 @@ def bitpos(c: Any, argv: list[bytes]) -> Any:
         raise CommandError(SYNTAX)
     if first > last:
         return -1
-    width = last - first + 1
-    bits = _bits_of(value, first, last)
-    if not bit:
-        bits ^= (1 << width) - 1
-    if bits:
-        return first + width - bits.bit_length()
+    found = find_bit(value, bit, first, last)
+    if found >= 0:
+        return found
     if bit or end_given:
         return -1
     return last + 1  # looking for 0 with no explicit end: the string is zero-padded on the right
