@@ -1,13 +1,61 @@
-"""Hash values: field -> value, plus per-field absolute expiry times (Redis 7.4 field TTLs)."""
+"""Hash values: field -> value, per-field absolute expiry times, and the Redis encoding.
+
+``fields`` is an insertion-ordered dict whose order *is* the listpack order Redis
+keeps, so replies and DUMP see the same sequence:
+
+* ``listpack``: insertion order, an overwritten field keeps its place;
+* ``listpackex`` (a small hash once any field had a TTL, Redis 7.4): fields with a
+  TTL first, ascending by expiry time (a field whose TTL is set goes before
+  others expiring at the same millisecond), then fields without TTL in
+  insertion order; setting, changing or removing a field's TTL moves it;
+* ``hashtable``: order unspecified; a ``ScanOrder`` serves HSCAN and random picks.
+
+``field_expires`` maps field -> absolute Unix ms for fields that have a TTL (what
+RDB types 24/25 carry).  A lazily rebuilt min-heap answers "which fields are due"
+without scanning.  Encodings convert upward only (listpack -> listpackex ->
+hashtable), following ``t_hash.c``.
+
+Must not: know about commands, keys, notifications or the keyspace.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import heapq
+import random
+from collections.abc import Iterable, Iterator
+from typing import NamedTuple
+
+from dumpling.datatypes.lists import LP_HEADER_BYTES, jemalloc_size, lp_entry_size, sds_alloc_size
+from dumpling.scan import ScanOrder
+
+# HEXPIRE family result codes (and HGETEX/HSETEX internals).
+NO_FIELD = -2
+NO_CONDITION_MET = 0
+EXPIRE_SET = 1
+FIELD_DELETED = 2
+# HPERSIST result codes.
+PERSIST_NO_FIELD = -2
+PERSIST_NO_TTL = -1
+PERSIST_OK = 1
+# Largest absolute expiry time a field may have (EB_EXPIRE_TIME_MAX >> 2).
+HFE_MAX_ABS_TIME_MS = ((1 << 48) - 1) >> 2
+
+
+class HashLimits(NamedTuple):
+    """``hash-max-listpack-entries`` and ``hash-max-listpack-value``."""
+
+    entries: int
+    value: int
+
+    @classmethod
+    def from_config(cls, config: object) -> HashLimits:
+        get = config.__getitem__  # type: ignore[attr-defined]
+        return cls(get("hash-max-listpack-entries"), get("hash-max-listpack-value"))
 
 
 class HashValue:
     TYPE = b"hash"
-    __slots__ = ("fields", "field_expires", "encoding")
+    __slots__ = ("fields", "field_expires", "encoding", "_heap", "_heap_built", "_scan")
 
     def __init__(
         self,
@@ -19,9 +67,223 @@ class HashValue:
         # field -> absolute Unix ms; only fields that have a TTL appear here.
         self.field_expires: dict[bytes, int] = field_expires or {}
         self.encoding = encoding
+        self._heap: list[tuple[int, bytes]] = []
+        self._heap_built = False
+        self._scan: ScanOrder | None = None
 
     def __len__(self) -> int:
         return len(self.fields)
 
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.fields)
+
     def copy(self) -> HashValue:
         return HashValue(self.fields, dict(self.field_expires), self.encoding)
+
+    # -- encoding ------------------------------------------------------------------------
+
+    def try_conversion(self, args: list[bytes], limits: HashLimits) -> None:
+        """``hashTypeTryConversion`` for the field/value arguments about to be written."""
+        if self.encoding == "hashtable":
+            return
+        if len(args) // 2 > limits.entries or any(len(a) > limits.value for a in args):
+            self.to_hashtable()
+
+    def to_hashtable(self) -> None:
+        self.encoding = "hashtable"
+
+    def enable_field_ttls(self) -> None:
+        """``hashTypeSetExInit``: a listpack hash becomes listpackex before any TTL is set."""
+        if self.encoding == "listpack":
+            self.encoding = "listpackex"
+
+    def _place(self, field: bytes, value: bytes, when: int | None) -> None:
+        """Re-insert ``field`` at its listpackex position (``listpackExAddInternal``)."""
+        fields = self.fields
+        fields.pop(field, None)
+        if when is None:
+            fields[field] = value
+            return
+        expires = self.field_expires
+        items = list(fields.items())
+        at = len(items)
+        for i, (name, _) in enumerate(items):
+            other = expires.get(name)
+            if other is None or other >= when:
+                at = i
+                break
+        if at == len(items):
+            fields[field] = value
+            return
+        items.insert(at, (field, value))
+        fields.clear()
+        fields.update(items)
+
+    # -- fields --------------------------------------------------------------------------
+
+    def set(self, field: bytes, value: bytes, limits: HashLimits, keep_ttl: bool = False) -> bool:
+        """``hashTypeSet``: True if the field is new.  Overwriting drops its TTL unless ``keep_ttl``."""
+        if self.encoding != "hashtable" and (len(field) > limits.value or len(value) > limits.value):
+            self.to_hashtable()
+        fields = self.fields
+        existed = field in fields
+        fields[field] = value
+        if existed:
+            if not keep_ttl and field in self.field_expires:
+                del self.field_expires[field]
+                if self.encoding == "listpackex":
+                    self._place(field, value, None)
+        elif self._scan is not None:
+            self._scan.added(field)
+        if self.encoding != "hashtable" and len(fields) > limits.entries:
+            self.to_hashtable()
+        return not existed
+
+    def delete(self, field: bytes) -> bool:
+        if self.fields.pop(field, None) is None:
+            return False
+        self.field_expires.pop(field, None)
+        return True
+
+    # -- field TTLs ------------------------------------------------------------------------
+
+    def _heap_push(self, when: int, field: bytes) -> None:
+        if self._heap_built:
+            heapq.heappush(self._heap, (when, field))
+            if len(self._heap) > 2 * len(self.field_expires) + 32:
+                self._rebuild_heap()
+
+    def _rebuild_heap(self) -> None:
+        self._heap = [(when, field) for field, when in self.field_expires.items()]
+        heapq.heapify(self._heap)
+        self._heap_built = True
+
+    def min_expire(self) -> int | None:
+        """The earliest field expiry time, or None when no field has a TTL."""
+        if not self.field_expires:
+            return None
+        if not self._heap_built:
+            self._rebuild_heap()
+        heap, expires = self._heap, self.field_expires
+        while heap:
+            when, field = heap[0]
+            if expires.get(field) == when:
+                return when
+            heapq.heappop(heap)
+        self._rebuild_heap()
+        return self._heap[0][0] if self._heap else None
+
+    def set_field_expire(self, field: bytes, when: int, condition: str | None, now: int) -> int:
+        """``hashTypeSetEx``: one field's TTL under NX/XX/GT/LT; returns the reply code.
+
+        ``when <= now`` deletes the field (code 2).  The caller converts a listpack
+        hash with ``enable_field_ttls`` first.
+        """
+        if field not in self.fields:
+            return NO_FIELD
+        prev = self.field_expires.get(field)
+        if prev is None:
+            if condition in ("XX", "GT"):
+                return NO_CONDITION_MET
+        elif (
+            (condition == "GT" and prev >= when)
+            or (condition == "LT" and prev <= when)
+            or condition == "NX"
+        ):
+            return NO_CONDITION_MET
+        if when <= now:
+            self.delete(field)
+            return FIELD_DELETED
+        self.field_expires[field] = when
+        self._heap_push(when, field)
+        if self.encoding == "listpackex":
+            self._place(field, self.fields[field], when)
+        return EXPIRE_SET
+
+    def persist_field(self, field: bytes, now: int) -> int:
+        if field not in self.fields:
+            return PERSIST_NO_FIELD
+        when = self.field_expires.get(field)
+        if when is None:
+            return PERSIST_NO_TTL
+        if when < now:
+            return PERSIST_NO_FIELD
+        del self.field_expires[field]
+        if self.encoding == "listpackex":
+            self._place(field, self.fields[field], None)
+        return PERSIST_OK
+
+    def expire_due(self, now: int, limit: int | None = None) -> list[bytes]:
+        """Delete fields whose expiry time is before ``now``; returns them."""
+        min_when = self.min_expire()
+        if min_when is None or min_when >= now:
+            return []
+        heap, expires, fields = self._heap, self.field_expires, self.fields
+        gone: list[bytes] = []
+        while heap and (limit is None or len(gone) < limit):
+            when, field = heap[0]
+            if when >= now:
+                break
+            heapq.heappop(heap)
+            if expires.get(field) == when:
+                del expires[field]
+                fields.pop(field, None)
+                gone.append(field)
+        return gone
+
+    # -- iteration and randomness -------------------------------------------------------
+
+    def scan_order(self) -> ScanOrder:
+        scan = self._scan
+        if scan is None or scan.source is not self.fields:
+            scan = self._scan = ScanOrder(self.fields)
+        return scan
+
+    def random_field(self, rng: random.Random) -> bytes:
+        if self.encoding != "hashtable":
+            fields = list(self.fields)
+            return fields[rng.randrange(len(fields))]
+        field = self.scan_order().random_key(rng)
+        assert field is not None
+        return field
+
+    def sample_unique(self, count: int, rng: random.Random) -> list[bytes]:
+        """HRANDFIELD with a positive count smaller than the hash."""
+        fields = self.fields
+        if self.encoding != "hashtable":
+            names = list(fields)
+            picks = sorted(rng.sample(range(len(names)), count))
+            return [names[i] for i in picks]
+        if count * 3 > len(fields):
+            return rng.sample(list(fields), count)
+        chosen: dict[bytes, None] = {}
+        while len(chosen) < count:
+            chosen[self.random_field(rng)] = None
+        return list(chosen)
+
+    def memory_usage(self, samples: int = 5) -> int:
+        """``objectComputeSize`` for a hash (the key and its dict entry not included)."""
+        fields = self.fields
+        if self.encoding in ("listpack", "listpackex"):
+            lp = LP_HEADER_BYTES
+            ttl_entry = 2 if self.encoding == "listpackex" else 0
+            expires = self.field_expires
+            for field, value in fields.items():
+                lp += lp_entry_size(field) + lp_entry_size(value)
+                if ttl_entry:
+                    lp += lp_entry_size(b"%d" % expires[field]) if field in expires else ttl_entry
+            extra = 48 if self.encoding == "listpackex" else 0
+            return 16 + extra + jemalloc_size(lp)
+        n = len(fields)
+        buckets = 4
+        while buckets < n:
+            buckets <<= 1
+        size = 16 + 56 + 8 * buckets
+        if n:
+            sampled = []
+            for field, value in fields.items():
+                sampled.append(24 + sds_alloc_size(len(field)) + sds_alloc_size(len(value)))
+                if samples and len(sampled) >= samples:
+                    break
+            size += int(sum(sampled) / len(sampled) * n)
+        return size

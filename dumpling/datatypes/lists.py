@@ -1,24 +1,619 @@
-"""List values: a deque gives O(1) push/pop at both ends and cheap indexing near them."""
+"""List values: the elements, plus the listpack/quicklist shape Redis 7.4 would have.
+
+``items`` is a ``deque``: O(1) push and pop at both ends and indexing that walks
+from the nearer end in 64-element blocks.  Next to it the value keeps just enough
+of Redis's memory layout to report the same ``OBJECT ENCODING`` and to let DUMP
+write the same quicklist nodes:
+
+* while ``encoding == "listpack"``: the byte size of the single listpack
+  (header + entries + end byte), which decides the switch to a quicklist;
+* while ``encoding == "quicklist"``: one ``[count, bytes, plain]`` record per
+  quicklist node, updated by the same rules ``quicklist.c`` applies (node fill
+  limits, plain nodes for oversized elements, splits and merges on insert), so a
+  shrinking list turns back into a listpack exactly when Redis's would.
+
+``fill`` is the ``list-max-listpack-size`` setting; every mutator takes it.  Sizes
+are recomputed from ``items`` if something changed the deque behind our back (for
+instance the payload codec building a value), so the shape is never stale.
+
+This module also owns the listpack/jemalloc size arithmetic the other collection
+types share.  It must not know about commands, keys or the keyspace.
+"""
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from itertools import islice
+
+LP_HEADER_BYTES = 7  # 4-byte total size + 2-byte count + end byte
+SIZE_SAFETY_LIMIT = 8192  # per-node byte cap when the fill is a count
+SIZE_ESTIMATE_OVERHEAD = 8  # quicklist.c's estimate of a new entry's overhead
+NEG_FILL_LIMITS = (4096, 8192, 16384, 32768, 65536)
+UINT_MAX = (1 << 32) - 1
+SIZE_MAX = (1 << 64) - 1
+
+# Integer ranges of the listpack integer encodings, with their encoded length.
+_INT_ENCODINGS = (
+    (0, 127, 1),
+    (-4096, 4095, 2),
+    (-32768, 32767, 3),
+    (-8388608, 8388607, 4),
+    (-2147483648, 2147483647, 5),
+)
+_DIGITS = frozenset(b"0123456789-")
+
+
+# ----------------------------------------------------------------------------- sizes
+
+
+def lp_int_value(element: bytes) -> int | None:
+    """The integer a listpack would store ``element`` as (``lpStringToInt64``), else None."""
+    n = len(element)
+    if n == 0 or n > 20 or element[0] not in _DIGITS:
+        return None
+    if n == 1:
+        c = element[0]
+        return c - 48 if 48 <= c <= 57 else None
+    start = 1 if element[0] == 45 else 0
+    if start == n or not 49 <= element[start] <= 57:
+        return None
+    if not element[start:].isdigit():
+        return None
+    value = int(element)
+    if value < -(1 << 63) or value > (1 << 63) - 1:
+        return None
+    return value
+
+
+def _backlen_size(length: int) -> int:
+    if length <= 127:
+        return 1
+    if length < 16383:
+        return 2
+    if length < 2097151:
+        return 3
+    if length < 268435455:
+        return 4
+    return 5
+
+
+def lp_entry_size(element: bytes) -> int:
+    """Bytes one element takes inside a listpack (encoding, data and back-length)."""
+    value = lp_int_value(element)
+    if value is not None:
+        for low, high, size in _INT_ENCODINGS:
+            if low <= value <= high:
+                return size + 1
+        return 10  # 9-byte int64 + 1-byte back-length
+    n = len(element)
+    if n < 64:
+        enc = 1 + n
+    elif n < 4096:
+        enc = 2 + n
+    else:
+        enc = 5 + n
+    return enc + _backlen_size(enc)
+
+
+def lp_bytes_of(elements: Iterable[bytes]) -> int:
+    return LP_HEADER_BYTES + sum(map(lp_entry_size, elements))
+
+
+def jemalloc_size(n: int) -> int:
+    """The jemalloc size class an allocation of ``n`` bytes lands in."""
+    if n <= 8:
+        return 8
+    if n <= 128:
+        return (n + 15) & ~15
+    step = 1 << ((n - 1).bit_length() - 3)
+    return (n + step - 1) // step * step
+
+
+def sds_alloc_size(length: int) -> int:
+    """Allocation of an sds string of ``length`` bytes (header, data, NUL)."""
+    if length < 32:
+        header = 1
+    elif length < 256:
+        header = 3
+    elif length < 65536:
+        header = 5
+    else:
+        header = 9
+    return jemalloc_size(header + length + 1)
+
+
+# ----------------------------------------------------------------------------- node limits
+
+
+def node_limits(fill: int) -> tuple[int, int]:
+    """``quicklistNodeLimit``: (byte limit, count limit) of one node / listpack."""
+    if fill >= 0:
+        return SIZE_MAX, (1 if fill == 0 else fill)
+    level = min(-fill - 1, len(NEG_FILL_LIMITS) - 1)
+    return NEG_FILL_LIMITS[level], UINT_MAX
+
+
+def exceeds_limit(fill: int, new_bytes: int, new_count: int) -> bool:
+    """``quicklistNodeExceedsLimit``."""
+    size_limit, count_limit = node_limits(fill)
+    if size_limit != SIZE_MAX:
+        return new_bytes > size_limit
+    if new_bytes > SIZE_SAFETY_LIMIT:
+        return True
+    return new_count > count_limit
+
+
+def is_large_element(size: int, fill: int) -> bool:
+    """Redis 7.4 keeps an element this big in a PLAIN node of its own."""
+    if fill >= 0:
+        return size > SIZE_SAFETY_LIMIT
+    return size > node_limits(fill)[0]
+
+
+# A quicklist node: [count, bytes, plain].  ``bytes`` is lpBytes of the node's
+# listpack, or the element length for a plain node.
+Node = list
+
+
+def _allow_insert(node: Node | None, fill: int, size: int) -> bool:
+    """``_quicklistNodeAllowInsert`` (``size`` is the raw element length)."""
+    if node is None or node[2] or is_large_element(size, fill):
+        return False
+    return not exceeds_limit(fill, node[1] + size + SIZE_ESTIMATE_OVERHEAD, node[0] + 1)
+
+
+def _allow_merge(a: Node | None, b: Node | None, fill: int) -> bool:
+    if a is None or b is None or a[2] or b[2]:
+        return False
+    return not exceeds_limit(fill, a[1] + b[1] - LP_HEADER_BYTES, a[0] + b[0])
 
 
 class ListValue:
     TYPE = b"list"
-    __slots__ = ("items", "encoding")
+    __slots__ = ("items", "encoding", "_lp_bytes", "_nodes", "_shape_len")
 
     def __init__(self, items: Iterable[bytes] = (), encoding: str = "listpack") -> None:
         self.items: deque[bytes] = deque(items)
         self.encoding = encoding
+        self._lp_bytes = 0
+        self._nodes: list[Node] = []
+        self._shape_len = -1  # len(items) when the shape was last known; -1 = unknown
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[bytes]:
         return iter(self.items)
 
     def copy(self) -> ListValue:
-        return ListValue(self.items, self.encoding)
+        dup = ListValue(self.items, self.encoding)
+        if self._shape_len == len(self.items):
+            dup._lp_bytes = self._lp_bytes
+            dup._nodes = [list(node) for node in self._nodes]
+            dup._shape_len = self._shape_len
+        return dup
+
+    # -- shape bookkeeping ---------------------------------------------------------
+
+    def _sync(self, fill: int) -> None:
+        """Rebuild the shape if ``items`` changed without going through a mutator."""
+        if self._shape_len == len(self.items):
+            return
+        if self.encoding == "listpack":
+            self._lp_bytes = lp_bytes_of(self.items)
+        else:
+            self._nodes = []
+            for element in self.items:
+                self._ql_push(element, False, fill)
+        self._shape_len = len(self.items)
+
+    def nodes(self, fill: int) -> list[tuple[int, bool]]:
+        """Quicklist node layout as ``(element count, plain)`` from head to tail.
+
+        A listpack-encoded list is one packed node, which is also how Redis dumps it.
+        """
+        self._sync(fill)
+        if self.encoding == "listpack":
+            return [(len(self.items), False)] if self.items else []
+        return [(node[0], bool(node[2])) for node in self._nodes]
+
+    def listpack_bytes(self, fill: int) -> int:
+        self._sync(fill)
+        if self.encoding == "listpack":
+            return self._lp_bytes
+        return sum(node[1] for node in self._nodes if not node[2])
+
+    def _to_quicklist(self) -> None:
+        self._nodes = [[len(self.items), self._lp_bytes, False]] if self.items else []
+        self.encoding = "quicklist"
+
+    def _grow(self, fill: int, add_bytes: int, add_count: int) -> None:
+        """LIST_CONV_GROWING before adding elements of ``add_bytes`` raw bytes."""
+        if self.encoding == "listpack" and exceeds_limit(fill, self._lp_bytes + add_bytes, len(self.items) + add_count):
+            self._to_quicklist()
+
+    def shrunk(self, fill: int) -> None:
+        """LIST_CONV_SHRINKING: back to a listpack below half the limits (hysteresis)."""
+        self._sync(fill)
+        self._try_listpack(fill, shrinking=True)
+
+    def normalize(self, fill: int) -> None:
+        """LIST_CONV_AUTO: the encoding a freshly built list gets (SORT STORE, RESTORE)."""
+        self._sync(fill)
+        if self.encoding == "listpack":
+            if exceeds_limit(fill, self._lp_bytes, len(self.items)):
+                self._to_quicklist()
+        else:
+            self._try_listpack(fill, shrinking=False)
+
+    def _try_listpack(self, fill: int, shrinking: bool) -> None:
+        if self.encoding != "quicklist" or len(self._nodes) != 1 or self._nodes[0][2]:
+            return
+        size_limit, count_limit = node_limits(fill)
+        if shrinking:
+            size_limit //= 2
+            count_limit //= 2
+        node = self._nodes[0]
+        if node[1] > size_limit or node[0] > count_limit:
+            return
+        self._lp_bytes = node[1]
+        self._nodes = []
+        self.encoding = "listpack"
+
+    # -- quicklist node operations --------------------------------------------------
+
+    def _ql_push(self, element: bytes, head: bool, fill: int) -> None:
+        size = len(element)
+        nodes = self._nodes
+        if is_large_element(size, fill):
+            new = [1, size, True]
+        else:
+            node = (nodes[0] if head else nodes[-1]) if nodes else None
+            if _allow_insert(node, fill, size):
+                assert node is not None
+                node[0] += 1
+                node[1] += lp_entry_size(element)
+                return
+            new = [1, LP_HEADER_BYTES + lp_entry_size(element), False]
+        if head:
+            nodes.insert(0, new)
+        else:
+            nodes.append(new)
+
+    def _ql_pop(self, element: bytes, head: bool) -> None:
+        nodes = self._nodes
+        index = 0 if head else -1
+        node = nodes[index]
+        if node[2] or node[0] == 1:
+            del nodes[index]
+        else:
+            node[0] -= 1
+            node[1] -= lp_entry_size(element)
+
+    def _locate(self, index: int, forward: bool = False) -> tuple[int, int]:
+        """(node position, offset inside it) of element ``index`` (0 <= index < len).
+
+        Seeks from the nearer end unless ``forward`` (needed while nodes past
+        ``index`` no longer match ``items``).
+        """
+        nodes = self._nodes
+        if forward or index <= len(self.items) // 2:
+            for pos, node in enumerate(nodes):
+                if index < node[0]:
+                    return pos, index
+                index -= node[0]
+        else:
+            back = len(self.items) - 1 - index
+            for pos in range(len(nodes) - 1, -1, -1):
+                count = nodes[pos][0]
+                if back < count:
+                    return pos, count - 1 - back
+                back -= count
+        raise IndexError(index)
+
+    def _node_start(self, pos: int) -> int:
+        return sum(node[0] for node in self._nodes[:pos])
+
+    def _split(self, pos: int, offset: int, after: bool) -> Node:
+        """``_quicklistSplitNode``: the returned node is not yet linked in.
+
+        after=True: the node keeps [0, offset], the new node gets (offset, end].
+        after=False: the new node gets [0, offset), the node keeps [offset, end].
+        """
+        node = self._nodes[pos]
+        start = self._node_start(pos)
+        if after:
+            moved = list(islice(self.items, start + offset + 1, start + node[0]))
+        else:
+            moved = list(islice(self.items, start, start + offset))
+        moved_bytes = sum(map(lp_entry_size, moved))
+        node[0] -= len(moved)
+        node[1] -= moved_bytes
+        return [len(moved), LP_HEADER_BYTES + moved_bytes, False]
+
+    def _merge(self, left_pos: int) -> int:
+        """Merge node ``left_pos`` with the one after it; returns the merged position."""
+        nodes = self._nodes
+        a, b = nodes[left_pos], nodes[left_pos + 1]
+        a[0] += b[0]
+        a[1] += b[1] - LP_HEADER_BYTES
+        del nodes[left_pos + 1]
+        return left_pos
+
+    def _merge_around(self, center: Node, fill: int) -> None:
+        """``_quicklistMergeNodes``."""
+        nodes = self._nodes
+
+        def at(pos: int) -> Node | None:
+            return nodes[pos] if 0 <= pos < len(nodes) else None
+
+        pos = self._index_of(center)
+        if _allow_merge(at(pos - 1), at(pos - 2), fill):
+            self._merge(pos - 2)
+            pos -= 1
+        if _allow_merge(at(pos + 1), at(pos + 2), fill):
+            self._merge(pos + 1)
+        if _allow_merge(at(pos), at(pos - 1), fill):
+            pos = self._merge(pos - 1)
+        if _allow_merge(at(pos), at(pos + 1), fill):
+            self._merge(pos)
+
+    def _index_of(self, node: Node) -> int:
+        for pos, candidate in enumerate(self._nodes):
+            if candidate is node:
+                return pos
+        raise ValueError("node not in list")
+
+    def _ql_insert(self, index: int, element: bytes, after: bool, fill: int) -> None:
+        """``_quicklistInsert`` next to element ``index`` (the items are updated by the caller)."""
+        nodes = self._nodes
+        size = len(element)
+        entry = lp_entry_size(element)
+        pos, offset = self._locate(index)
+        node = nodes[pos]
+        prev_node = nodes[pos - 1] if pos > 0 else None
+        next_node = nodes[pos + 1] if pos + 1 < len(nodes) else None
+        full = not _allow_insert(node, fill, size)
+        at_tail = after and offset == node[0] - 1
+        at_head = not after and offset == 0
+        avail_next = at_tail and _allow_insert(next_node, fill, size)
+        avail_prev = at_head and _allow_insert(prev_node, fill, size)
+        where = pos + 1 if after else pos
+        if is_large_element(size, fill):
+            plain = [1, size, True]
+            if node[2] or at_tail or at_head:
+                nodes.insert(where, plain)
+            else:
+                rest = self._split(pos, offset, after)
+                if after:
+                    nodes[pos + 1:pos + 1] = [plain, rest]
+                else:
+                    nodes[pos:pos] = [rest, plain]
+            return
+        if not full:
+            node[0] += 1
+            node[1] += entry
+        elif at_tail and avail_next:
+            assert next_node is not None
+            next_node[0] += 1
+            next_node[1] += entry
+        elif at_head and avail_prev:
+            assert prev_node is not None
+            prev_node[0] += 1
+            prev_node[1] += entry
+        elif at_tail or at_head:
+            nodes.insert(where, [1, LP_HEADER_BYTES + entry, False])
+        else:
+            rest = self._split(pos, offset, after)
+            rest[0] += 1
+            rest[1] += entry
+            nodes.insert(pos + 1 if after else pos, rest)
+            self._merge_around(node, fill)
+
+    def _ql_delete_at(self, index: int, element: bytes) -> None:
+        """``quicklistDelIndex``: remove one element; an emptied node disappears."""
+        pos, _ = self._locate(index, forward=True)
+        node = self._nodes[pos]
+        if node[2] or node[0] == 1:
+            del self._nodes[pos]
+        else:
+            node[0] -= 1
+            node[1] -= lp_entry_size(element)
+
+    # -- mutators (fill = list-max-listpack-size) -------------------------------------
+
+    def push(self, elements: list[bytes], head: bool, fill: int, counted_bytes: int | None = None) -> None:
+        """LPUSH/RPUSH: convert if needed (``counted_bytes`` overrides the raw-size sum), then push."""
+        self._sync(fill)
+        added = sum(map(len, elements)) if counted_bytes is None else counted_bytes
+        self._grow(fill, added, len(elements))
+        items = self.items
+        if self.encoding == "listpack":
+            self._lp_bytes += sum(map(lp_entry_size, elements))
+            if head:
+                items.extendleft(elements)
+            else:
+                items.extend(elements)
+        else:
+            for element in elements:
+                self._ql_push(element, head, fill)
+                if head:
+                    items.appendleft(element)
+                else:
+                    items.append(element)
+        self._shape_len = len(items)
+
+    def pop(self, count: int, head: bool, fill: int) -> list[bytes]:
+        """Remove up to ``count`` elements from one end (no encoding check: see ``shrunk``)."""
+        self._sync(fill)
+        items = self.items
+        take = items.popleft if head else items.pop
+        out = [take() for _ in range(min(count, len(items)))]
+        if self.encoding == "listpack":
+            self._lp_bytes -= sum(map(lp_entry_size, out))
+        else:
+            for element in out:
+                self._ql_pop(element, head)
+        self._shape_len = len(items)
+        return out
+
+    def replace(self, index: int, element: bytes, fill: int) -> bool:
+        """LSET: False if ``index`` is out of range (the growing check still happened)."""
+        self._sync(fill)
+        self._grow(fill, len(element), 1)
+        n = len(self.items)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            return False
+        old = self.items[index]
+        if self.encoding == "listpack":
+            self._lp_bytes += lp_entry_size(element) - lp_entry_size(old)
+        else:
+            self._ql_replace(index, old, element, fill)
+        self.items[index] = element
+        self._shape_len = n
+        self.shrunk(fill)
+        return True
+
+    def _ql_replace(self, index: int, old: bytes, element: bytes, fill: int) -> None:
+        """``quicklistReplaceEntry`` (before ``items`` is updated)."""
+        nodes = self._nodes
+        pos, offset = self._locate(index)
+        node = nodes[pos]
+        size = len(element)
+        large = is_large_element(size, fill)
+        if not node[2] and not large:
+            node[1] += lp_entry_size(element) - lp_entry_size(old)
+        elif node[2]:
+            if large:
+                node[1] = size
+            else:
+                # insert after the plain node, then drop it
+                self._ql_insert(index, element, True, fill)
+                del nodes[self._index_of(node)]
+        else:
+            # a large element replacing an entry of a packed node
+            rest = self._split(pos, offset, True) if offset != node[0] - 1 else None
+            plain = [1, size, True]
+            nodes.insert(pos + 1, plain)
+            if rest is not None:
+                nodes.insert(pos + 2, rest)
+            if node[0] == 1:
+                del nodes[pos]
+            else:
+                node[0] -= 1
+                node[1] -= lp_entry_size(old)
+                self._merge_around(plain, fill)
+
+    def insert(self, pivot: bytes, element: bytes, after: bool, fill: int) -> int:
+        """LINSERT: the new length, or -1 when ``pivot`` is not found."""
+        self._sync(fill)
+        self._grow(fill, len(element), 1)
+        try:
+            index = self.items.index(pivot)
+        except ValueError:
+            return -1
+        if self.encoding == "listpack":
+            self._lp_bytes += lp_entry_size(element)
+        else:
+            self._ql_insert(index, element, after, fill)
+        self.items.insert(index + 1 if after else index, element)
+        self._shape_len = len(self.items)
+        return len(self.items)
+
+    def remove(self, count: int, element: bytes, fill: int) -> int:
+        """LREM: remove matches from the head (count >= 0) or the tail (count < 0)."""
+        self._sync(fill)
+        items = self.items
+        n = len(items)
+        limit = abs(count)
+        if count >= 0:
+            positions = [i for i, value in enumerate(items) if value == element]
+            if limit:
+                positions = positions[:limit]
+        else:
+            positions = []
+            for back, value in enumerate(reversed(items)):
+                if value == element:
+                    positions.append(n - 1 - back)
+                    if len(positions) == limit:
+                        break
+            positions.reverse()
+        if not positions:
+            return 0
+        if self.encoding == "listpack":
+            self._lp_bytes -= lp_entry_size(element) * len(positions)
+        else:
+            # delete from the highest index down so earlier positions stay valid
+            for index in reversed(positions):
+                self._ql_delete_at(index, element)
+        drop = set(positions)
+        self.items = deque(value for i, value in enumerate(items) if i not in drop)
+        self._shape_len = len(self.items)
+        return len(positions)
+
+    def trim(self, start: int, end: int, fill: int) -> int:
+        """LTRIM with already-normalised bounds; returns how many elements were removed."""
+        self._sync(fill)
+        n = len(self.items)
+        if start < 0:
+            start += n
+        if end < 0:
+            end += n
+        if start < 0:
+            start = 0
+        if start > end or start >= n:
+            left, right = n, 0
+        else:
+            if end >= n:
+                end = n - 1
+            left, right = start, n - end - 1
+        self.pop(left, True, fill)
+        self.pop(right, False, fill)
+        return left + right
+
+    # -- reads ---------------------------------------------------------------------
+
+    def range(self, start: int, end: int) -> list[bytes]:
+        """LRANGE semantics (inclusive, negative indexes from the tail)."""
+        items = self.items
+        n = len(items)
+        if start < 0:
+            start += n
+        if end < 0:
+            end += n
+        if start < 0:
+            start = 0
+        if start > end or start >= n:
+            return []
+        if end >= n:
+            end = n - 1
+        if start > n - 1 - end:
+            out = list(islice(reversed(items), n - 1 - end, n - start))
+            out.reverse()
+            return out
+        return list(islice(items, start, end + 1))
+
+    def index(self, index: int) -> bytes | None:
+        n = len(self.items)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            return None
+        return self.items[index]
+
+    def memory_usage(self, samples: int = 5) -> int:
+        """``objectComputeSize`` for a list (the key and its dict entry not included)."""
+        if self._shape_len != len(self.items):
+            self._sync(-2)
+        if self.encoding == "listpack":
+            return 16 + jemalloc_size(self._lp_bytes)
+        nodes = self._nodes
+        size = 16 + 40
+        if not nodes:
+            return size
+        sampled = nodes[:samples] if samples > 0 else nodes
+        per_node = sum(32 + jemalloc_size(node[1]) for node in sampled) / len(sampled)
+        return size + int(per_node * len(nodes))

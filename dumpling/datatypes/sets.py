@@ -1,23 +1,293 @@
-"""Set values: a Python set plus the Redis encoding (intset / listpack / hashtable)."""
+"""Set values: a Python set plus the Redis 7.4 encoding (intset / listpack / hashtable).
+
+``members`` is always the plain ``set`` of member byte strings.  What Redis's
+encoding adds, and what replies and DUMP must reproduce, is the member *order*:
+
+* ``intset``: ascending by integer value (kept as a cached sorted list);
+* ``listpack``: insertion order (kept as a list next to the set);
+* ``hashtable``: unspecified; a ``ScanOrder`` gives SSCAN its guarantee and
+  O(1) uniform random picks for SPOP/SRANDMEMBER.
+
+Encodings only ever convert upward (intset -> listpack -> hashtable) following
+``t_set.c``: ``create``, ``maybe_convert`` and ``add`` take the three limits from
+``SetLimits``.  The one exception, as in Redis, is SPOP's "keep the rest in a
+new set" strategy, which rebuilds the survivors from scratch.
+
+Must not: know about commands, keys or the keyspace.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import random
+from collections.abc import Iterable, Iterator
+from typing import NamedTuple
+
+from dumpling.datatypes.lists import jemalloc_size, lp_bytes_of, lp_int_value, sds_alloc_size
+from dumpling.scan import ScanOrder
+
+INTSET_HARD_LIMIT = 1 << 30
+SPOP_MOVE_STRATEGY_MUL = 5
+SRANDMEMBER_SUB_STRATEGY_MUL = 3
+
+
+class SetLimits(NamedTuple):
+    """``set-max-intset-entries``, ``set-max-listpack-entries``, ``set-max-listpack-value``."""
+
+    intset_entries: int
+    listpack_entries: int
+    listpack_value: int
+
+    @classmethod
+    def from_config(cls, config: object) -> SetLimits:
+        get = config.__getitem__  # type: ignore[attr-defined]
+        return cls(get("set-max-intset-entries"), get("set-max-listpack-entries"), get("set-max-listpack-value"))
+
+
+def _digits10(value: int) -> int:
+    """``sdigits10``: characters of the decimal form, sign included."""
+    return len(str(value))
+
+
+def _intset_width(low: int, high: int) -> int:
+    if -32768 <= low and high <= 32767:
+        return 2
+    if -(1 << 31) <= low and high <= (1 << 31) - 1:
+        return 4
+    return 8
 
 
 class SetValue:
     TYPE = b"set"
-    __slots__ = ("members", "encoding")
+    __slots__ = ("members", "encoding", "_order", "_scan")
 
     def __init__(self, members: Iterable[bytes] = (), encoding: str = "hashtable") -> None:
-        self.members: set[bytes] = set(members)
+        if encoding == "listpack":
+            order = list(dict.fromkeys(members))
+            self.members: set[bytes] = set(order)
+            self._order: list[bytes] | None = order
+        else:
+            self.members = set(members)
+            self._order = None
         self.encoding = encoding
+        self._scan: ScanOrder | None = None
 
     def __len__(self) -> int:
         return len(self.members)
 
-    def __iter__(self):
-        return iter(self.members)
+    def __iter__(self) -> Iterator[bytes]:
+        """Members in the order Redis's encoding holds them (what DUMP writes)."""
+        return iter(self.ordered())
+
+    def __contains__(self, member: bytes) -> bool:
+        return member in self.members
 
     def copy(self) -> SetValue:
-        return SetValue(self.members, self.encoding)
+        dup = SetValue((), self.encoding)
+        dup.members = set(self.members)
+        if self._order is not None:
+            dup._order = list(self._order)
+        return dup
+
+    # -- creation and conversion -----------------------------------------------------
+
+    @classmethod
+    def create(cls, first: bytes, size_hint: int, limits: SetLimits) -> SetValue:
+        """``setTypeCreate``: the encoding a new set gets from its first member."""
+        if lp_int_value(first) is not None and size_hint <= limits.intset_entries:
+            return cls((), "intset")
+        if size_hint <= limits.listpack_entries:
+            return cls((), "listpack")
+        return cls((), "hashtable")
+
+    def maybe_convert(self, size_hint: int, limits: SetLimits) -> None:
+        """``setTypeMaybeConvert``: an upcoming big batch goes straight to a hashtable."""
+        if (self.encoding == "listpack" and size_hint > limits.listpack_entries) or (
+            self.encoding == "intset" and size_hint > limits.intset_entries
+        ):
+            self._to_hashtable()
+
+    def _to_hashtable(self) -> None:
+        self.encoding = "hashtable"
+        self._order = None
+
+    def _to_listpack(self) -> None:
+        self._order = self.ordered()
+        self.encoding = "listpack"
+
+    def maybe_to_intset(self, limits: SetLimits) -> None:
+        """``maybeConvertToIntset`` (all members known to be integers)."""
+        if self.encoding != "intset" and len(self.members) <= min(limits.intset_entries, INTSET_HARD_LIMIT):
+            self.encoding = "intset"
+            self._order = None
+
+    # -- membership ----------------------------------------------------------------------
+
+    def ordered(self) -> list[bytes]:
+        if self.encoding == "listpack":
+            order = self._order
+            if order is None or len(order) != len(self.members):
+                order = self._order = self._resync_order(order)
+            return order
+        if self.encoding == "intset":
+            order = self._order
+            if order is None or len(order) != len(self.members):
+                order = self._order = sorted(self.members, key=int)
+            return order
+        return list(self.members)
+
+    def _resync_order(self, order: list[bytes] | None) -> list[bytes]:
+        """Somebody changed ``members`` directly: keep known order, append the rest."""
+        members = self.members
+        kept = [m for m in order or () if m in members]
+        seen = set(kept)
+        return kept + [m for m in members if m not in seen]
+
+    def add(self, member: bytes, limits: SetLimits) -> bool:
+        """``setTypeAddAux``: add one member, converting the encoding as Redis would."""
+        members = self.members
+        if member in members:
+            return False
+        encoding = self.encoding
+        if encoding == "intset":
+            if lp_int_value(member) is not None:
+                members.add(member)
+                self._order = None
+                if len(members) > min(limits.intset_entries, INTSET_HARD_LIMIT):
+                    self._to_hashtable()
+                self._scan_added(member)
+                return True
+            max_len = 0
+            if members:
+                values = [int(m) for m in members]
+                max_len = max(_digits10(max(values)), _digits10(min(values)))
+            if (
+                len(members) < limits.listpack_entries
+                and len(member) <= limits.listpack_value
+                and max_len <= limits.listpack_value
+            ):
+                self._to_listpack()
+            else:
+                self._to_hashtable()
+            encoding = self.encoding
+        if encoding == "listpack":
+            order = self.ordered()
+            if len(order) < limits.listpack_entries and len(member) <= limits.listpack_value:
+                order.append(member)
+            else:
+                self._to_hashtable()
+        members.add(member)
+        self._scan_added(member)
+        return True
+
+    def remove(self, member: bytes) -> bool:
+        members = self.members
+        if member not in members:
+            return False
+        if self._order is not None and self.encoding == "listpack":
+            self.ordered().remove(member)
+        members.discard(member)
+        if self.encoding == "intset":
+            self._order = None
+        return True
+
+    def _scan_added(self, member: bytes) -> None:
+        if self._scan is not None:
+            self._scan.added(member)
+
+    # -- iteration and randomness -------------------------------------------------------
+
+    def scan_order(self) -> ScanOrder:
+        scan = self._scan
+        if scan is None or scan.source is not self.members:
+            scan = self._scan = ScanOrder(self.members)
+        return scan
+
+    def random_member(self, rng: random.Random) -> bytes:
+        """A uniformly random member of a non-empty set."""
+        if self.encoding == "listpack":
+            order = self.ordered()
+            return order[rng.randrange(len(order))]
+        member = self.scan_order().random_key(rng)
+        assert member is not None
+        return member
+
+    def sample_unique(self, count: int, rng: random.Random) -> list[bytes]:
+        """SRANDMEMBER with a positive count smaller than the set."""
+        if self.encoding == "listpack":
+            order = self.ordered()
+            picks = sorted(rng.sample(range(len(order)), count))
+            return [order[i] for i in picks]
+        if count * SRANDMEMBER_SUB_STRATEGY_MUL > len(self.members):
+            return rng.sample(self.ordered(), count)
+        chosen: dict[bytes, None] = {}
+        while len(chosen) < count:
+            chosen[self.random_member(rng)] = None
+        return list(chosen)
+
+    def pop_random(self, rng: random.Random) -> bytes:
+        member = self.random_member(rng)
+        self.remove(member)
+        return member
+
+    def pop_many(self, count: int, limits: SetLimits, rng: random.Random) -> list[bytes]:
+        """SPOP with ``0 < count < len``: the popped members, in reply order.
+
+        Follows ``spopWithCountCommand``'s strategies, including the one that
+        rebuilds the survivors as a fresh (possibly smaller-encoded) set.
+        """
+        size = len(self.members)
+        remaining = size - count
+        if remaining * SPOP_MOVE_STRATEGY_MUL > count:
+            if self.encoding == "listpack":
+                order = self.ordered()
+                picks = set(rng.sample(range(size), count))
+                popped = [m for i, m in enumerate(order) if i in picks]
+                self._order = [m for i, m in enumerate(order) if i not in picks]
+                self.members.difference_update(popped)
+                return popped
+            return [self.pop_random(rng) for _ in range(count)]
+        if self.encoding == "listpack":
+            order = self.ordered()
+            keep_at = set(rng.sample(range(size), remaining))
+            kept = [m for i, m in enumerate(order) if i in keep_at]
+            popped = [m for i, m in enumerate(order) if i not in keep_at]
+            fresh = SetValue((), "listpack")
+            for member in kept:
+                fresh.add(member, limits)
+        else:
+            fresh = None
+            for _ in range(remaining):
+                member = self.pop_random(rng)
+                if fresh is None:
+                    fresh = SetValue((), "intset" if self.encoding == "intset" else "listpack")
+                fresh.add(member, limits)
+            popped = self.ordered()
+        assert fresh is not None
+        self.members = fresh.members
+        self.encoding = fresh.encoding
+        self._order = fresh._order
+        self._scan = None
+        return popped
+
+    def memory_usage(self, samples: int = 5) -> int:
+        """``objectComputeSize`` for a set (the key and its dict entry not included)."""
+        n = len(self.members)
+        if self.encoding == "intset":
+            if not n:
+                return 16 + jemalloc_size(8)
+            values = [int(m) for m in self.members]
+            return 16 + jemalloc_size(8 + n * _intset_width(min(values), max(values)))
+        if self.encoding == "listpack":
+            return 16 + jemalloc_size(lp_bytes_of(self.ordered()))
+        buckets = 4
+        while buckets < n:
+            buckets <<= 1
+        size = 16 + 56 + 8 * buckets
+        if n:
+            sampled = []
+            for member in self.members:
+                sampled.append(24 + sds_alloc_size(len(member)))
+                if samples and len(sampled) >= samples:
+                    break
+            size += int(sum(sampled) / len(sampled) * n)
+        return size

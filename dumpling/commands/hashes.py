@@ -1,0 +1,841 @@
+"""Hash commands, including hash-field expiration (Redis 7.4) and HGETDEL/HGETEX/HSETEX (8.0).
+
+Handlers follow ``t_hash.c``'s argument-checking order and encoding rules (through
+``HashValue``, fed by ``hash-max-listpack-*``).  Field TTLs live in the value
+(``HashValue.field_expires``, what RDB types 24/25 carry).  They expire:
+
+* lazily: every hash command first drops the fields of its key that are due
+  (``hexpired`` event, and ``del`` when that empties the hash);
+* actively: ``FieldExpiry`` keeps, per database, the hashes that have field TTLs
+  ordered by their earliest expiry, and a cron hook deletes due fields a bounded
+  number at a time.
+
+Hashes with field TTLs that arrive by RENAME, MOVE, COPY or RESTORE are picked up
+by a keyspace store hook.  ``hashes_with_field_ttls(db)`` feeds INFO keyspace's
+``subexpiry``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from typing import Any
+
+from dumpling.commands.common import check_type, glob_match, to_int
+from dumpling.commands.lists import LONG_MAX, key_spec, to_range_long
+from dumpling.commands.registry import command
+from dumpling.commands.sets import parse_scan_cursor, parse_scan_options, scan_reply
+from dumpling.datatypes.hashes import (
+    EXPIRE_SET,
+    FIELD_DELETED,
+    HFE_MAX_ABS_TIME_MS,
+    NO_FIELD,
+    PERSIST_OK,
+    HashLimits,
+    HashValue,
+)
+from dumpling.errors import SYNTAX, CommandError
+from dumpling.numbers import NotFinite, format_long_double, long_double_sum, parse_long_double
+from dumpling.protocol import OK, Map
+
+HASH = {"group": "hash"}
+_rng = random.Random()
+ACTIVE_EXPIRE_FIELDS_PER_CYCLE = 1000  # fields deleted per cron tick, over all databases
+FIELDS_MISSING = "Mandatory argument FIELDS is missing or not at the right position"
+NUMFIELDS_MISMATCH = "The `numfields` parameter must match the number of arguments"
+NUMFIELDS_POSITIVE = "Number of fields must be a positive integer"
+
+
+# ----------------------------------------------------------------------------- active expiry index
+
+
+class _DbFieldTTLs:
+    """The hashes of one database's ``data`` dict that have field TTLs."""
+
+    __slots__ = ("hashes", "scheduled", "heap")
+
+    def __init__(self) -> None:
+        self.hashes: dict[bytes, HashValue] = {}
+        self.scheduled: dict[bytes, int] = {}  # key -> earliest expiry the heap holds for it
+        self.heap: list[tuple[int, bytes]] = []
+
+    def schedule(self, key: bytes, value: HashValue) -> None:
+        when = value.min_expire()
+        if when is None:
+            return
+        self.hashes[key] = value
+        current = self.scheduled.get(key)
+        if current is not None and current <= when:
+            return  # an earlier check is already due; it re-reads the value then
+        self.scheduled[key] = when
+        heapq.heappush(self.heap, (when, key))
+        if len(self.heap) > 2 * len(self.scheduled) + 64:
+            self.heap = [(w, k) for k, w in self.scheduled.items()]
+            heapq.heapify(self.heap)
+
+    def forget(self, key: bytes) -> None:
+        self.hashes.pop(key, None)
+        self.scheduled.pop(key, None)
+
+
+class FieldExpiry:
+    """Per-database indexes, keyed by the identity of the database's ``data`` dict so
+    they follow SWAPDB; indexes of flushed dicts are dropped by the cron hook."""
+
+    def __init__(self, keyspace: Any) -> None:
+        self.keyspace = keyspace
+        self.by_data: dict[int, _DbFieldTTLs] = {}
+
+    def index(self, db: Any) -> _DbFieldTTLs:
+        idx = self.by_data.get(id(db.data))
+        if idx is None:
+            idx = self.by_data[id(db.data)] = _DbFieldTTLs()
+        return idx
+
+    def track(self, db: Any, key: bytes, value: HashValue) -> None:
+        if value.field_expires:
+            self.index(db).schedule(key, value)
+
+    def stored(self, db: Any, key: bytes, value: Any) -> None:
+        """Keyspace store hook: a value just landed at ``key``."""
+        if type(value) is HashValue and value.field_expires:
+            self.index(db).schedule(key, value)
+
+    def count(self, db: Any) -> int:
+        idx = self.by_data.get(id(db.data))
+        if idx is None:
+            return 0
+        data = db.data
+        return sum(1 for key, value in idx.hashes.items() if data.get(key) is value and value.field_expires)
+
+    def cron(self) -> None:
+        """Delete due fields, at most ``ACTIVE_EXPIRE_FIELDS_PER_CYCLE`` per call."""
+        ks = self.keyspace
+        if not ks.active_expire_enabled or ks.loading:
+            return
+        live = {id(db.data) for db in ks.dbs}
+        for ident in [i for i in self.by_data if i not in live]:
+            del self.by_data[ident]
+        ks.tick()
+        budget = ACTIVE_EXPIRE_FIELDS_PER_CYCLE
+        for db in ks.dbs:
+            idx = self.by_data.get(id(db.data))
+            if idx is None or not idx.heap:
+                continue
+            budget = self._expire_db(db, idx, budget)
+            if budget <= 0:
+                return
+
+    def _expire_db(self, db: Any, idx: _DbFieldTTLs, budget: int) -> int:
+        now = self.keyspace.now
+        heap = idx.heap
+        while heap and heap[0][0] < now and budget > 0:
+            when, key = heapq.heappop(heap)
+            if idx.scheduled.get(key) != when:
+                continue
+            value = idx.hashes.get(key)
+            if value is None or db.data.get(key) is not value:
+                idx.forget(key)
+                continue
+            gone = value.expire_due(now, budget)
+            budget -= len(gone)
+            if gone:
+                _fields_expired(self.keyspace, db, key, value)
+            if db.data.get(key) is not value or value.min_expire() is None:
+                idx.forget(key)
+            else:
+                idx.scheduled.pop(key, None)
+                idx.schedule(key, value)
+        return budget
+
+
+def hashes_with_field_ttls(db: Any) -> int:
+    """How many hashes of ``db`` have fields with a TTL (INFO keyspace ``subexpiry``)."""
+    index = getattr(db.keyspace, "hash_field_ttls", None)
+    return 0 if index is None else index.count(db)
+
+
+def setup(server: Any) -> None:
+    index = FieldExpiry(server.keyspace)
+    server.keyspace.hash_field_ttls = index
+    server.keyspace.store_hooks.append(index.stored)
+    server.cron_hooks.append(index.cron)
+    server.subexpiry_count = hashes_with_field_ttls
+
+
+def _field_expiry(c: Any) -> FieldExpiry:
+    return c.keyspace.hash_field_ttls
+
+
+def _fields_expired(ks: Any, db: Any, key: bytes, value: HashValue) -> None:
+    """Events after due fields were removed: ``hexpired``; ``del`` if the hash is now empty."""
+    ks.changed(db, key, b"hexpired", "h")
+    if not value.fields:
+        db.delete(key)
+        ks.changed(db, key, b"del", "g")
+
+
+# ----------------------------------------------------------------------------- lookups
+
+
+def _limits(c: Any) -> HashLimits:
+    return HashLimits.from_config(c.server.config)
+
+
+def live_hash(c: Any, key: bytes, value: HashValue | None) -> HashValue | None:
+    """Lazy field expiry: drop due fields of ``value`` (None if that deleted the hash)."""
+    if value is None or not value.field_expires:
+        return value
+    ks = c.keyspace
+    gone = value.expire_due(ks.now)
+    if not gone:
+        return value
+    _fields_expired(ks, c.db, key, value)
+    return value if value.fields else None
+
+
+def _read(c: Any, key: bytes) -> HashValue | None:
+    return live_hash(c, key, check_type(c.db.lookup_read(key), HashValue))
+
+
+def _write(c: Any, key: bytes) -> HashValue | None:
+    return live_hash(c, key, check_type(c.db.lookup_write(key), HashValue))
+
+
+def _write_or_create(c: Any, key: bytes) -> HashValue:
+    value = _write(c, key)
+    if value is None:
+        db = c.db
+        value = HashValue()
+        db.add(key, value)
+        c.keyspace.notify(db.index, "n", b"new", key)
+    return value
+
+
+def _delete_if_empty(c: Any, key: bytes, value: HashValue) -> bool:
+    if value.fields:
+        return False
+    db = c.db
+    if db.data.get(key) is value:
+        db.delete(key)
+        c.keyspace.changed(db, key, b"del", "g")
+    return True
+
+
+# ----------------------------------------------------------------------------- basic commands
+
+
+def _hset(c: Any, argv: list[bytes], name: str) -> tuple[int, HashValue]:
+    if len(argv) % 2 == 1:
+        raise CommandError(f"wrong number of arguments for '{name}' command")
+    key = argv[1]
+    value = _write_or_create(c, key)
+    limits = _limits(c)
+    value.try_conversion(argv[2:], limits)
+    created = 0
+    for i in range(2, len(argv), 2):
+        if value.set(argv[i], argv[i + 1], limits):
+            created += 1
+    c.keyspace.changed(c.db, key, b"hset", "h")
+    return created, value
+
+
+_HSET_KS = [key_spec("RW UPDATE")]
+
+
+@command("hset", -4, "write denyoom fast", (1, 1, 1), **HASH, since="2.0.0",
+         summary="Creates or modifies the value of a field in a hash.",
+         complexity="O(1) for each field/value pair added, so O(N) to add N field/value pairs when the command is "
+         "called with multiple field/value pairs.", args="key data=(field:string value:string)...",
+         key_specs=_HSET_KS, history=(("4.0.0", "Accepts multiple `field` and `value` arguments."),), events="hset")
+def hset(c: Any, argv: list[bytes]) -> Any:
+    return _hset(c, argv, "hset")[0]
+
+
+@command("hmset", -4, "write denyoom fast", (1, 1, 1), **HASH, since="2.0.0", summary="Sets the values of multiple fields.",
+         complexity="O(N) where N is the number of fields being set.", args="key data=(field:string value:string)...",
+         key_specs=_HSET_KS, doc_flags="deprecated", deprecated_since="4.0.0",
+         replaced_by="`HSET` with multiple field-value pairs", events="hset")
+def hmset(c: Any, argv: list[bytes]) -> Any:
+    _hset(c, argv, "hmset")
+    return OK
+
+
+@command("hsetnx", 4, "write denyoom fast", (1, 1, 1), **HASH, since="2.0.0",
+         summary="Sets the value of a field in a hash only when the field doesn't exist.",
+         args="key field:string value:string", key_specs=[key_spec("RW INSERT")], events="hset")
+def hsetnx(c: Any, argv: list[bytes]) -> Any:
+    key = argv[1]
+    value = _write_or_create(c, key)
+    if argv[2] in value.fields:
+        return 0
+    limits = _limits(c)
+    value.try_conversion(argv[2:4], limits)
+    value.set(argv[2], argv[3], limits)
+    c.keyspace.changed(c.db, key, b"hset", "h")
+    return 1
+
+
+@command("hget", 3, "readonly fast", (1, 1, 1), **HASH, since="2.0.0", summary="Returns the value of a field in a hash.",
+         args="key field:string", key_specs=[key_spec("RO ACCESS")])
+def hget(c: Any, argv: list[bytes]) -> Any:
+    value = _read(c, argv[1])
+    return None if value is None else value.fields.get(argv[2])
+
+
+@command("hmget", -3, "readonly fast", (1, 1, 1), **HASH, since="2.0.0",
+         summary="Returns the values of all fields in a hash.",
+         complexity="O(N) where N is the number of fields being requested.", args="key field:string...",
+         key_specs=[key_spec("RO ACCESS")])
+def hmget(c: Any, argv: list[bytes]) -> Any:
+    value = _read(c, argv[1])
+    fields = value.fields if value is not None else {}
+    return [fields.get(f) for f in argv[2:]]
+
+
+@command("hdel", -3, "write fast", (1, 1, 1), **HASH, since="2.0.0",
+         summary="Deletes one or more fields and their values from a hash. Deletes the hash if no fields remain.",
+         complexity="O(N) where N is the number of fields to be removed.", args="key field:string...",
+         key_specs=[key_spec("RW DELETE")], history=(("2.4.0", "Accepts multiple `field` arguments."),),
+         events="hdel del")
+def hdel(c: Any, argv: list[bytes]) -> Any:
+    key = argv[1]
+    value = _write(c, key)
+    if value is None:
+        return 0
+    deleted = 0
+    for field in argv[2:]:
+        if value.delete(field):
+            deleted += 1
+            if not value.fields:
+                break
+    if deleted:
+        c.keyspace.changed(c.db, key, b"hdel", "h")
+        _delete_if_empty(c, key, value)
+    return deleted
+
+
+@command("hlen", 2, "readonly fast", (1, 1, 1), **HASH, since="2.0.0", summary="Returns the number of fields in a hash.",
+         args="key", key_specs=[key_spec("RO")])
+def hlen(c: Any, argv: list[bytes]) -> Any:
+    value = _read(c, argv[1])
+    return 0 if value is None else len(value.fields)
+
+
+@command("hstrlen", 3, "readonly fast", (1, 1, 1), **HASH, since="3.2.0",
+         summary="Returns the length of the value of a field.", args="key field:string", key_specs=[key_spec("RO")])
+def hstrlen(c: Any, argv: list[bytes]) -> Any:
+    value = _read(c, argv[1])
+    if value is None:
+        return 0
+    found = value.fields.get(argv[2])
+    return 0 if found is None else len(found)
+
+
+@command("hexists", 3, "readonly fast", (1, 1, 1), **HASH, since="2.0.0",
+         summary="Determines whether a field exists in a hash.", args="key field:string", key_specs=[key_spec("RO")])
+def hexists(c: Any, argv: list[bytes]) -> Any:
+    value = _read(c, argv[1])
+    return 1 if value is not None and argv[2] in value.fields else 0
+
+
+_ALL_KS = [key_spec("RO ACCESS")]
+
+
+@command("hgetall", 2, "readonly", (1, 1, 1), **HASH, since="2.0.0", summary="Returns all fields and values in a hash.",
+         complexity="O(N) where N is the size of the hash.", args="key", key_specs=_ALL_KS,
+         tips="nondeterministic_output_order")
+def hgetall(c: Any, argv: list[bytes]) -> Any:
+    value = _read(c, argv[1])
+    return Map(list(value.fields.items()) if value is not None else [])
+
+
+@command("hkeys", 2, "readonly", (1, 1, 1), **HASH, since="2.0.0", summary="Returns all fields in a hash.",
+         complexity="O(N) where N is the size of the hash.", args="key", key_specs=_ALL_KS,
+         tips="nondeterministic_output_order")
+def hkeys(c: Any, argv: list[bytes]) -> Any:
+    value = _read(c, argv[1])
+    return list(value.fields) if value is not None else []
+
+
+@command("hvals", 2, "readonly", (1, 1, 1), **HASH, since="2.0.0", summary="Returns all values in a hash.",
+         complexity="O(N) where N is the size of the hash.", args="key", key_specs=_ALL_KS,
+         tips="nondeterministic_output_order")
+def hvals(c: Any, argv: list[bytes]) -> Any:
+    value = _read(c, argv[1])
+    return list(value.fields.values()) if value is not None else []
+
+
+@command("hincrby", 4, "write denyoom fast", (1, 1, 1), **HASH, since="2.0.0",
+         summary="Increments the integer value of a field in a hash by a number. Uses 0 as initial value if the field "
+         "doesn't exist.", args="key field:string increment:integer", key_specs=[key_spec("RW ACCESS UPDATE")],
+         events="hincrby")
+def hincrby(c: Any, argv: list[bytes]) -> Any:
+    incr = to_int(argv[3])
+    key, field = argv[1], argv[2]
+    value = _write_or_create(c, key)
+    current = value.fields.get(field)
+    old = 0
+    if current is not None:
+        parsed = to_int(current, "hash value is not an integer")
+        old = parsed
+    if (incr < 0 and old < 0 and incr < -(1 << 63) - old) or (incr > 0 and old > 0 and incr > (1 << 63) - 1 - old):
+        raise CommandError("increment or decrement would overflow")
+    new = old + incr
+    value.set(field, b"%d" % new, _limits(c), keep_ttl=True)
+    c.keyspace.changed(c.db, key, b"hincrby", "h")
+    return new
+
+
+@command("hincrbyfloat", 4, "write denyoom fast", (1, 1, 1), **HASH, since="2.6.0",
+         summary="Increments the floating point value of a field by a number. Uses 0 as initial value if the field "
+         "doesn't exist.", args="key field:string increment:double", key_specs=[key_spec("RW ACCESS UPDATE")],
+         events="hincrbyfloat")
+def hincrbyfloat(c: Any, argv: list[bytes]) -> Any:
+    incr = parse_long_double(argv[3])
+    if incr is None:
+        raise CommandError("value is not a valid float")
+    if isinstance(incr, float):
+        raise CommandError("value is NaN or Infinity")
+    key, field = argv[1], argv[2]
+    value = _write_or_create(c, key)
+    current = value.fields.get(field)
+    base: Any = 0
+    if current is not None:
+        base = parse_long_double(current)
+        if base is None:
+            raise CommandError("hash value is not a float")
+    try:
+        total = long_double_sum(base, incr)
+    except NotFinite:
+        raise CommandError("increment would produce NaN or Infinity") from None
+    text = format_long_double(total)
+    value.set(field, text, _limits(c), keep_ttl=True)
+    c.keyspace.changed(c.db, key, b"hincrbyfloat", "h")
+    return text
+
+
+# ----------------------------------------------------------------------------- random and scan
+
+
+def _pairs_reply(c: Any, value: HashValue, names: list[bytes], withvalues: bool) -> list[Any]:
+    if not withvalues:
+        return names
+    fields = value.fields
+    if c.resp3:
+        return [[name, fields[name]] for name in names]
+    out: list[Any] = []
+    for name in names:
+        out += (name, fields[name])
+    return out
+
+
+@command("hrandfield", -2, "readonly", (1, 1, 1), **HASH, since="6.2.0",
+         summary="Returns one or more random fields from a hash.",
+         complexity="O(N) where N is the number of fields returned", args="key [options=(count:integer [WITHVALUES])]",
+         key_specs=[key_spec("RO ACCESS")], tips="nondeterministic_output")
+def hrandfield(c: Any, argv: list[bytes]) -> Any:
+    if len(argv) >= 3:
+        count = to_range_long(argv[2], -LONG_MAX, LONG_MAX)
+        withvalues = False
+        if len(argv) > 4 or (len(argv) == 4 and argv[3].lower() != b"withvalues"):
+            raise CommandError(SYNTAX)
+        if len(argv) == 4:
+            withvalues = True
+            if count < -(LONG_MAX // 2) or count > LONG_MAX // 2:
+                raise CommandError("value is out of range")
+        value = _read(c, argv[1])
+        if value is None or count == 0:
+            return []
+        size = len(value.fields)
+        if count < 0 or count == 1:
+            names = [value.random_field(_rng) for _ in range(abs(count))]
+        elif count >= size:
+            names = list(value.fields)
+        else:
+            names = value.sample_unique(count, _rng)
+        return _pairs_reply(c, value, names, withvalues)
+    value = _read(c, argv[1])
+    return None if value is None else value.random_field(_rng)
+
+
+@command("hscan", -3, "readonly", (1, 1, 1), **HASH, since="2.8.0",
+         summary="Iterates over fields and values of a hash.",
+         complexity="O(1) for every call. O(N) for a complete iteration, including enough command calls for the "
+         "cursor to return back to 0. N is the number of elements inside the collection.",
+         args="key cursor:integer [MATCH pattern:pattern] [COUNT count:integer] [NOVALUES]",
+         key_specs=[key_spec("RO ACCESS")], tips="nondeterministic_output",
+         history=(("7.4.0", "Added the `NOVALUES` option."),))
+def hscan(c: Any, argv: list[bytes]) -> Any:
+    cursor = parse_scan_cursor(argv[2])
+    value = _read(c, argv[1])
+    if value is None:
+        return scan_reply(0, [])
+    pattern, count, novalues = parse_scan_options(argv, 3, True)
+    fields = value.fields
+    if value.encoding != "hashtable":
+        names = [f for f in fields if pattern is None or glob_match(pattern, f)]
+        next_cursor = 0
+    else:
+        accept = None if pattern is None else (lambda f: glob_match(pattern, f))
+        next_cursor, names = value.scan_order().scan(cursor, count, accept)
+    if novalues:
+        return scan_reply(next_cursor, names)
+    out: list[bytes] = []
+    for name in names:
+        out += (name, fields[name])
+    return scan_reply(next_cursor, out)
+
+
+# ----------------------------------------------------------------------------- field expiration
+
+
+def _fields_block(argv: list[bytes], fields_at: int, numfields_msg: str) -> list[bytes]:
+    """``FIELDS numfields field...`` starting at ``fields_at`` (the FIELDS keyword)."""
+    if fields_at >= len(argv) or argv[fields_at].lower() != b"fields":
+        raise CommandError(FIELDS_MISSING)
+    if fields_at + 1 >= len(argv):
+        raise CommandError(NUMFIELDS_MISMATCH)
+    numfields = to_range_long(argv[fields_at + 1], 1, LONG_MAX, numfields_msg)
+    if numfields != len(argv) - fields_at - 2:
+        raise CommandError(NUMFIELDS_MISMATCH)
+    return argv[fields_at + 2:]
+
+
+def _expire_time(c: Any, arg: bytes, unit_seconds: bool, basetime: int, name: str) -> int:
+    """``parseExpireTime``: the absolute expiry in ms for EX/PX/EXAT/PXAT style arguments."""
+    when = to_int(arg)
+    if when < 0:
+        raise CommandError("invalid expire time, must be >= 0")
+    if unit_seconds:
+        if when > HFE_MAX_ABS_TIME_MS // 1000:
+            raise CommandError(f"invalid expire time in '{name}' command")
+        when *= 1000
+    if when > HFE_MAX_ABS_TIME_MS - basetime:
+        raise CommandError(f"invalid expire time in '{name}' command")
+    return when + basetime
+
+
+def _after_ttl_changes(c: Any, key: bytes, value: HashValue, updated: int, deleted: int) -> None:
+    """``hashTypeSetExDone``: events, deletion of an emptied hash, expiry tracking."""
+    if not updated and not deleted:
+        return
+    db = c.db
+    ks = c.keyspace
+    if deleted and not value.fields:
+        if db.data.get(key) is value:
+            db.delete(key)
+        ks.changed(db, key, b"hdel", "h")
+        ks.changed(db, key, b"del", "g")
+        return
+    ks.changed(db, key, b"hdel" if deleted else b"hexpire", "h")
+    _field_expiry(c).track(db, key, value)
+
+
+def _hexpire(c: Any, argv: list[bytes], unit_seconds: bool, relative: bool, name: str) -> Any:
+    key = argv[1]
+    value = _write(c, key)
+    basetime = c.keyspace.now if relative else 0
+    when = _expire_time(c, argv[2], unit_seconds, basetime, name)
+    condition = argv[3].upper() if len(argv) > 3 else b""
+    fields_at = 3
+    if condition in (b"NX", b"XX", b"GT", b"LT"):
+        fields_at = 4
+    fields = _fields_block(argv, fields_at, "Parameter `numFields` should be greater than 0")
+    if value is None:
+        return [NO_FIELD] * len(fields)
+    value.enable_field_ttls()
+    cond = condition.decode() if fields_at == 4 else None
+    now = c.keyspace.now
+    codes: list[int] = []
+    updated = deleted = 0
+    for field in fields:
+        code = value.set_field_expire(field, when, cond, now)
+        codes.append(code)
+        updated += code == EXPIRE_SET
+        deleted += code == FIELD_DELETED
+    _after_ttl_changes(c, key, value, updated, deleted)
+    return codes
+
+
+_EXPIRE_KS = [key_spec("RW UPDATE")]
+_EXPIRE_CPLX = "O(N) where N is the number of specified fields"
+
+
+def _expire_args(time_arg: str) -> str:
+    return f"key {time_arg} [condition=(NX | XX | GT | LT)] fields=FIELDS (numfields:integer field:string...)"
+
+
+@command("hexpire", -6, "write denyoom fast", (1, 1, 1), **HASH, since="7.4.0",
+         summary="Set expiry for hash field using relative time to expire (seconds)", complexity=_EXPIRE_CPLX,
+         args=_expire_args("seconds:integer"), key_specs=_EXPIRE_KS, events="hexpire hdel del")
+def hexpire(c: Any, argv: list[bytes]) -> Any:
+    return _hexpire(c, argv, True, True, "hexpire")
+
+
+@command("hpexpire", -6, "write denyoom fast", (1, 1, 1), **HASH, since="7.4.0",
+         summary="Set expiry for hash field using relative time to expire (milliseconds)", complexity=_EXPIRE_CPLX,
+         args=_expire_args("milliseconds:integer"), key_specs=_EXPIRE_KS, events="hexpire hdel del")
+def hpexpire(c: Any, argv: list[bytes]) -> Any:
+    return _hexpire(c, argv, False, True, "hpexpire")
+
+
+@command("hexpireat", -6, "write denyoom fast", (1, 1, 1), **HASH, since="7.4.0",
+         summary="Set expiry for hash field using an absolute Unix timestamp (seconds)", complexity=_EXPIRE_CPLX,
+         args=_expire_args("unix-time-seconds:unix-time"), key_specs=_EXPIRE_KS, events="hexpire hdel del")
+def hexpireat(c: Any, argv: list[bytes]) -> Any:
+    return _hexpire(c, argv, True, False, "hexpireat")
+
+
+@command("hpexpireat", -6, "write denyoom fast", (1, 1, 1), **HASH, since="7.4.0",
+         summary="Set expiry for hash field using an absolute Unix timestamp (milliseconds)", complexity=_EXPIRE_CPLX,
+         args=_expire_args("unix-time-milliseconds:unix-time"), key_specs=_EXPIRE_KS, events="hexpire hdel del")
+def hpexpireat(c: Any, argv: list[bytes]) -> Any:
+    return _hexpire(c, argv, False, False, "hpexpireat")
+
+
+def _httl(c: Any, argv: list[bytes], unit_seconds: bool, relative: bool) -> Any:
+    value = _read(c, argv[1])
+    fields = _fields_block(argv, 2, NUMFIELDS_POSITIVE)
+    if value is None:
+        return [NO_FIELD] * len(fields)
+    now = c.keyspace.now
+    basetime = now if relative else 0
+    out: list[int] = []
+    for field in fields:
+        if field not in value.fields:
+            out.append(NO_FIELD)
+            continue
+        when = value.field_expires.get(field)
+        if when is None:
+            out.append(-1)
+        elif when < now:
+            out.append(NO_FIELD)
+        elif unit_seconds:
+            out.append((when + 999 - basetime) // 1000)
+        else:
+            out.append(when - basetime)
+    return out
+
+
+_TTL_ARGS = "key fields=FIELDS (numfields:integer field:string...)"
+_TTL_KS = [key_spec("RO ACCESS")]
+
+
+@command("httl", -5, "readonly fast", (1, 1, 1), **HASH, since="7.4.0",
+         summary="Returns the TTL in seconds of a hash field.", complexity=_EXPIRE_CPLX, args=_TTL_ARGS,
+         key_specs=_TTL_KS)
+def httl(c: Any, argv: list[bytes]) -> Any:
+    return _httl(c, argv, True, True)
+
+
+@command("hpttl", -5, "readonly fast", (1, 1, 1), **HASH, since="7.4.0",
+         summary="Returns the TTL in milliseconds of a hash field.", complexity=_EXPIRE_CPLX, args=_TTL_ARGS,
+         key_specs=_TTL_KS)
+def hpttl(c: Any, argv: list[bytes]) -> Any:
+    return _httl(c, argv, False, True)
+
+
+@command("hexpiretime", -5, "readonly fast", (1, 1, 1), **HASH, since="7.4.0",
+         summary="Returns the expiration time of a hash field as a Unix timestamp, in seconds.",
+         complexity=_EXPIRE_CPLX, args=_TTL_ARGS, key_specs=_TTL_KS)
+def hexpiretime(c: Any, argv: list[bytes]) -> Any:
+    return _httl(c, argv, True, False)
+
+
+@command("hpexpiretime", -5, "readonly fast", (1, 1, 1), **HASH, since="7.4.0",
+         summary="Returns the expiration time of a hash field as a Unix timestamp, in msec.",
+         complexity=_EXPIRE_CPLX, args=_TTL_ARGS, key_specs=_TTL_KS)
+def hpexpiretime(c: Any, argv: list[bytes]) -> Any:
+    return _httl(c, argv, False, False)
+
+
+@command("hpersist", -5, "write fast", (1, 1, 1), **HASH, since="7.4.0",
+         summary="Removes the expiration time for each specified field", complexity=_EXPIRE_CPLX, args=_TTL_ARGS,
+         key_specs=[key_spec("RW UPDATE")], events="hpersist")
+def hpersist(c: Any, argv: list[bytes]) -> Any:
+    key = argv[1]
+    value = _write(c, key)
+    fields = _fields_block(argv, 2, NUMFIELDS_POSITIVE)
+    if value is None:
+        return [NO_FIELD] * len(fields)
+    now = c.keyspace.now
+    codes = [value.persist_field(field, now) for field in fields]
+    if PERSIST_OK in codes:
+        c.keyspace.changed(c.db, key, b"hpersist", "h")
+    return codes
+
+
+# ----------------------------------------------------------------------------- Redis 8.0: HGETDEL / HGETEX / HSETEX
+
+
+@command("hgetdel", -5, "write fast", (1, 1, 1), **HASH, since="8.0.0",
+         summary="Returns the value of a field and deletes it from the hash.",
+         complexity="O(N) where N is the number of specified fields", args=_TTL_ARGS,
+         key_specs=[key_spec("RW ACCESS DELETE")], events="hdel del")
+def hgetdel(c: Any, argv: list[bytes]) -> Any:
+    key = argv[1]
+    value = _write(c, key)
+    fields = _fields_block(argv, 2, NUMFIELDS_POSITIVE)
+    if value is None:
+        return [None] * len(fields)
+    out: list[bytes | None] = []
+    deleted = 0
+    for field in fields:
+        found = value.fields.get(field)
+        out.append(found)
+        if found is not None:
+            value.delete(field)
+            deleted += 1
+    if deleted:
+        c.keyspace.changed(c.db, key, b"hdel", "h")
+        _delete_if_empty(c, key, value)
+    return out
+
+
+@command("hgetex", -5, "write fast", (1, 1, 1), **HASH, since="8.0.0",
+         summary="Get the value of one or more fields of a given hash key, and optionally set their expiration.",
+         complexity="O(N) where N is the number of specified fields",
+         args="key [expiration=(EX seconds:integer | PX milliseconds:integer | EXAT unix-time-seconds:unix-time | "
+         "PXAT unix-time-milliseconds:unix-time | PERSIST)] fields=FIELDS (numfields:integer field:string...)",
+         key_specs=[key_spec("RW ACCESS UPDATE")], events="hexpire hpersist hdel del")
+def hgetex(c: Any, argv: list[bytes]) -> Any:
+    key = argv[1]
+    value = _write(c, key)
+    option = argv[2].upper()
+    fields_at = 2
+    when: int | None = None
+    persist = False
+    if option in (b"EX", b"PX", b"EXAT", b"PXAT"):
+        fields_at = 4
+        if len(argv) < 5:
+            raise CommandError(FIELDS_MISSING)
+        seconds = option in (b"EX", b"EXAT")
+        basetime = c.keyspace.now if option in (b"EX", b"PX") else 0
+        when = _expire_time(c, argv[3], seconds, basetime, "hgetex")
+    elif option == b"PERSIST":
+        fields_at = 3
+        persist = True
+    fields = _fields_block(argv, fields_at, NUMFIELDS_POSITIVE)
+    if value is None:
+        return [None] * len(fields)
+    if when is not None or persist:
+        value.enable_field_ttls()
+    now = c.keyspace.now
+    out: list[bytes | None] = []
+    updated = deleted = 0
+    for field in fields:
+        found = value.fields.get(field)
+        out.append(found)
+        if found is None:
+            continue
+        if persist:
+            updated += value.persist_field(field, now) == PERSIST_OK
+        elif when is not None:
+            code = value.set_field_expire(field, when, None, now)
+            updated += code == EXPIRE_SET
+            deleted += code == FIELD_DELETED
+    ks = c.keyspace
+    db = c.db
+    if updated:
+        ks.changed(db, key, b"hpersist" if persist else b"hexpire", "h")
+        if not persist:
+            _field_expiry(c).track(db, key, value)
+    elif deleted:
+        ks.changed(db, key, b"hdel", "h")
+    _delete_if_empty(c, key, value)
+    return out
+
+
+def _parse_hsetex(argv: list[bytes], now: int) -> tuple[str | None, str | None, int | None, list[bytes]]:
+    """``hsetexParseArgs``: (FNX/FXX, EX/PX/EXAT/PXAT/KEEPTTL, absolute ms, field/value args)."""
+    condition: str | None = None
+    expiry: str | None = None
+    when: int | None = None
+    i = 2
+    while i < len(argv):
+        opt = argv[i].upper()
+        if opt == b"FIELDS":
+            if i >= len(argv) - 3:
+                raise CommandError("wrong number of arguments for 'hsetex' command")
+            numfields = to_range_long(argv[i + 1], 1, (1 << 31) - 1, "invalid number of fields")
+            remaining = len(argv) - i - 2
+            if remaining % 2 or numfields != remaining // 2:
+                raise CommandError("wrong number of arguments for 'hsetex' command")
+            return condition, expiry, when, argv[i + 2:]
+        if opt in (b"EX", b"PX", b"EXAT", b"PXAT", b"KEEPTTL"):
+            if expiry is not None:
+                raise CommandError("Only one of EX, PX, EXAT, PXAT or KEEPTTL arguments can be specified")
+            expiry = opt.decode()
+            if opt != b"KEEPTTL":
+                if i >= len(argv) - 1:
+                    raise CommandError("missing expire time")
+                i += 1
+                seconds = opt in (b"EX", b"EXAT")
+                basetime = now if opt in (b"EX", b"PX") else 0
+                when = to_int(argv[i])
+                if when < 0:
+                    raise CommandError("invalid expire time, must be >= 0")
+                if seconds:
+                    if when > HFE_MAX_ABS_TIME_MS // 1000:
+                        raise CommandError("invalid expire time in 'hsetex' command")
+                    when *= 1000
+                if when > HFE_MAX_ABS_TIME_MS - basetime:
+                    raise CommandError("invalid expire time in 'hsetex' command")
+                when += basetime
+        elif opt in (b"FXX", b"FNX"):
+            if condition is not None:
+                raise CommandError("Only one of FXX or FNX arguments can be specified")
+            condition = opt.decode()
+        else:
+            raise CommandError("unknown argument: " + argv[i].decode("utf-8", "replace"))
+        i += 1
+    raise CommandError("wrong number of arguments for 'hsetex' command")
+
+
+@command("hsetex", -6, "write denyoom fast", (1, 1, 1), **HASH, since="8.0.0",
+         summary="Set the value of one or more fields of a given hash key, and optionally set their expiration.",
+         complexity="O(N) where N is the number of fields being set.",
+         args="key [condition=(FNX | FXX)] [expiration=(EX seconds:integer | PX milliseconds:integer | "
+         "EXAT unix-time-seconds:unix-time | PXAT unix-time-milliseconds:unix-time | KEEPTTL)] "
+         "fields=FIELDS (numfields:integer data=(field:string value:string)...)",
+         key_specs=[key_spec("RW UPDATE")], events="hset hexpire hdel del")
+def hsetex(c: Any, argv: list[bytes]) -> Any:
+    condition, expiry, when, pairs = _parse_hsetex(argv, c.keyspace.now)
+    key = argv[1]
+    db = c.db
+    value = _write(c, key)
+    if value is None:
+        if condition == "FXX":
+            return 0
+        value = HashValue()
+        db.add(key, value)
+        c.keyspace.notify(db.index, "n", b"new", key)
+    names = pairs[0::2]
+    if condition == "FNX" and any(name in value.fields for name in names):
+        _delete_if_empty(c, key, value)
+        return 0
+    if condition == "FXX" and not all(name in value.fields for name in names):
+        _delete_if_empty(c, key, value)
+        return 0
+    limits = _limits(c)
+    value.try_conversion(pairs, limits)
+    if when is not None:
+        value.enable_field_ttls()
+    now = c.keyspace.now
+    updated = deleted = 0
+    for i in range(0, len(pairs), 2):
+        value.set(pairs[i], pairs[i + 1], limits, keep_ttl=expiry is not None)
+        if when is not None:
+            code = value.set_field_expire(pairs[i], when, None, now)
+            updated += code == EXPIRE_SET
+            deleted += code == FIELD_DELETED
+    ks = c.keyspace
+    ks.changed(db, key, b"hset", "h")
+    if deleted or updated:
+        ks.changed(db, key, b"hdel" if deleted else b"hexpire", "h")
+    if updated:
+        _field_expiry(c).track(db, key, value)
+    _delete_if_empty(c, key, value)
+    return 1
+

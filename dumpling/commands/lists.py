@@ -1,0 +1,623 @@
+"""List commands, including the blocking pops (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP).
+
+Each handler follows the argument-checking order of Redis 7.4's ``t_list.c`` so the
+first error reported is the same one, keeps ``ListValue``'s listpack/quicklist shape
+up to date through its mutators (``list-max-listpack-size`` is read per command),
+and reports every keyspace event in Redis's order.
+
+A blocking command that finds nothing returns ``dispatch.Blocked``; its ``retry``
+re-runs the pop against the keys when one becomes ready and returns the reply, or
+None to keep waiting.  Inside MULTI (``server.in_exec``) they answer as timed out.
+
+Also home of the small helpers the collection families share: key-spec builders
+and Redis's ``getLongFromObjectOrReply`` family of integer parsers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from dumpling.commands.common import LLONG_MAX, check_type, to_int
+from dumpling.commands.registry import command
+from dumpling.datatypes.lists import ListValue, lp_int_value
+from dumpling.dispatch import Blocked
+from dumpling.errors import NOT_INTEGER, SYNTAX, WRONGTYPE, CommandError
+from dumpling.numbers import parse_long_double, round_long_double
+from dumpling.protocol import NULL_ARRAY, OK, ErrorReply
+
+LIST = {"group": "list"}
+LONG_MAX = LLONG_MAX
+OUT_OF_RANGE_POSITIVE = "value is out of range, must be positive"
+
+
+# ----------------------------------------------------------------------------- shared helpers
+
+
+def key_spec(
+    flags: str,
+    index: int | None = 1,
+    lastkey: int = 0,
+    keystep: int = 1,
+    limit: int = 0,
+    keynum: tuple[int, int, int] | None = None,
+    notes: str | None = None,
+) -> dict[str, Any]:
+    """One COMMAND INFO key specification (``index=None``: unknown begin/find)."""
+    spec: dict[str, Any] = {}
+    if notes is not None:
+        spec["notes"] = notes
+    spec["flags"] = flags.split()
+    if index is None:
+        spec["begin_search"] = {"type": "unknown", "spec": {}}
+        spec["find_keys"] = {"type": "unknown", "spec": {}}
+        return spec
+    spec["begin_search"] = {"type": "index", "spec": {"index": index}}
+    if keynum is not None:
+        spec["find_keys"] = {
+            "type": "keynum",
+            "spec": {"keynumidx": keynum[0], "firstkey": keynum[1], "keystep": keynum[2]},
+        }
+    else:
+        spec["find_keys"] = {"type": "range", "spec": {"lastkey": lastkey, "keystep": keystep, "limit": limit}}
+    return spec
+
+
+def to_long_msg(arg: bytes, msg: str | None) -> int:
+    """``getLongFromObjectOrReply``: a custom message replaces the default on a parse failure."""
+    return to_int(arg, msg or NOT_INTEGER)
+
+
+def to_range_long(arg: bytes, low: int, high: int, msg: str | None = None) -> int:
+    """``getRangeLongFromObjectOrReply``."""
+    value = to_long_msg(arg, msg)
+    if not low <= value <= high:
+        raise CommandError(msg or f"value is out of range, value must between {low} and {high}")
+    return value
+
+
+def to_positive_long(arg: bytes, msg: str | None = None) -> int:
+    """``getPositiveLongFromObjectOrReply``."""
+    return to_range_long(arg, 0, LONG_MAX, msg or OUT_OF_RANGE_POSITIVE)
+
+
+def arity_error(name: str) -> CommandError:
+    return CommandError(f"wrong number of arguments for '{name}' command")
+
+
+def parse_timeout(arg: bytes, now_ms: int) -> float:
+    """``getTimeoutFromObjectOrReply`` in seconds: the relative wait, 0 = forever.
+
+    The value is a C ``long double`` in Redis: parsed and multiplied by 1000 in
+    extended precision, then rounded up to whole milliseconds.
+    """
+    value = parse_long_double(arg)
+    if value is None:
+        raise CommandError("timeout is not a float or out of range")
+    if isinstance(value, float):  # +-inf
+        raise CommandError("timeout is out of range" if value > 0 else "timeout is negative")
+    ms = round_long_double(value * 1000)
+    if ms > LLONG_MAX:
+        raise CommandError("timeout is out of range")
+    whole = math.ceil(ms)
+    if whole < 0:
+        raise CommandError("timeout is negative")
+    if whole > 0 and whole > LLONG_MAX - now_ms:
+        raise CommandError("timeout is out of range")
+    return whole / 1000.0
+
+
+def _fill(c: Any) -> int:
+    return c.server.config["list-max-listpack-size"]
+
+
+def _where(arg: bytes) -> bool:
+    """LEFT/RIGHT -> head?"""
+    low = arg.lower()
+    if low == b"left":
+        return True
+    if low == b"right":
+        return False
+    raise CommandError(SYNTAX)
+
+
+def _create(c: Any, db: Any, key: bytes) -> ListValue:
+    value = ListValue()
+    db.add(key, value)
+    c.keyspace.notify(db.index, "n", b"new", key)
+    return value
+
+
+def _elements_removed(c: Any, db: Any, key: bytes, value: ListValue, head: bool) -> None:
+    """``listElementsRemoved``: pop event, delete an emptied list, else maybe shrink back."""
+    ks = c.keyspace
+    ks.changed(db, key, b"lpop" if head else b"rpop", "l")
+    if not value.items:
+        db.delete(key)
+        ks.changed(db, key, b"del", "g")
+    else:
+        value.shrunk(_fill(c))
+
+
+def _push_existing_or_new(c: Any, db: Any, key: bytes, dst: ListValue | None, element: bytes, head: bool,
+                          counted: int) -> ListValue:
+    """``lmoveHandlePush``."""
+    if dst is None:
+        dst = _create(c, db, key)
+    dst.push([element], head, _fill(c), counted)
+    c.keyspace.changed(db, key, b"lpush" if head else b"rpush", "l")
+    ks = c.keyspace
+    if ks.blocked_keys:
+        ks.signal_ready(db, key)
+    return dst
+
+
+# ----------------------------------------------------------------------------- push / pop
+
+
+def _push(c: Any, argv: list[bytes], head: bool, only_existing: bool) -> Any:
+    db = c.db
+    key = argv[1]
+    value = check_type(db.lookup_write(key), ListValue)
+    if value is None:
+        if only_existing:
+            return 0
+        value = _create(c, db, key)
+    value.push(argv[2:], head, _fill(c))
+    c.keyspace.changed(db, key, b"lpush" if head else b"rpush", "l")
+    return len(value)
+
+
+_PUSH_ARGS = "key element:string..."
+_PUSH_KS = [key_spec("RW INSERT")]
+
+
+@command("lpush", -3, "write denyoom fast", (1, 1, 1), **LIST, since="1.0.0",
+         summary="Prepends one or more elements to a list. Creates the key if it doesn't exist.",
+         complexity="O(1) for each element added, so O(N) to add N elements when the command is called with "
+         "multiple arguments.", args=_PUSH_ARGS, key_specs=_PUSH_KS,
+         history=(("2.4.0", "Accepts multiple `element` arguments."),), events="lpush")
+def lpush(c: Any, argv: list[bytes]) -> Any:
+    return _push(c, argv, True, False)
+
+
+@command("rpush", -3, "write denyoom fast", (1, 1, 1), **LIST, since="1.0.0",
+         summary="Appends one or more elements to a list. Creates the key if it doesn't exist.",
+         complexity="O(1) for each element added, so O(N) to add N elements when the command is called with "
+         "multiple arguments.", args=_PUSH_ARGS, key_specs=_PUSH_KS,
+         history=(("2.4.0", "Accepts multiple `element` arguments."),), events="rpush")
+def rpush(c: Any, argv: list[bytes]) -> Any:
+    return _push(c, argv, False, False)
+
+
+@command("lpushx", -3, "write denyoom fast", (1, 1, 1), **LIST, since="2.2.0",
+         summary="Prepends one or more elements to a list only when the list exists.",
+         complexity="O(1) for each element added, so O(N) to add N elements when the command is called with "
+         "multiple arguments.", args=_PUSH_ARGS, key_specs=_PUSH_KS,
+         history=(("4.0.0", "Accepts multiple `element` arguments."),), events="lpush")
+def lpushx(c: Any, argv: list[bytes]) -> Any:
+    return _push(c, argv, True, True)
+
+
+@command("rpushx", -3, "write denyoom fast", (1, 1, 1), **LIST, since="2.2.0",
+         summary="Appends an element to a list only when the list exists.",
+         complexity="O(1) for each element added, so O(N) to add N elements when the command is called with "
+         "multiple arguments.", args=_PUSH_ARGS, key_specs=_PUSH_KS,
+         history=(("4.0.0", "Accepts multiple `element` arguments."),), events="rpush")
+def rpushx(c: Any, argv: list[bytes]) -> Any:
+    return _push(c, argv, False, True)
+
+
+def _pop(c: Any, argv: list[bytes], head: bool) -> Any:
+    if len(argv) > 3:
+        raise arity_error("lpop" if head else "rpop")
+    count = to_positive_long(argv[2]) if len(argv) == 3 else None
+    db = c.db
+    key = argv[1]
+    value = check_type(db.lookup_write(key), ListValue)
+    if value is None:
+        return NULL_ARRAY if count is not None else None
+    if count == 0:
+        return []
+    popped = value.pop(1 if count is None else count, head, _fill(c))
+    _elements_removed(c, db, key, value, head)
+    return popped[0] if count is None else popped
+
+
+_POP_KS = [key_spec("RW ACCESS DELETE")]
+
+
+@command("lpop", -2, "write fast", (1, 1, 1), **LIST, since="1.0.0",
+         summary="Returns the first elements in a list after removing it. Deletes the list if the last element "
+         "was popped.", complexity="O(N) where N is the number of elements returned", args="key [count:integer]",
+         key_specs=_POP_KS, history=(("6.2.0", "Added the `count` argument."),), events="lpop del")
+def lpop(c: Any, argv: list[bytes]) -> Any:
+    return _pop(c, argv, True)
+
+
+@command("rpop", -2, "write fast", (1, 1, 1), **LIST, since="1.0.0",
+         summary="Returns and removes the last elements of a list. Deletes the list if the last element was "
+         "popped.", complexity="O(N) where N is the number of elements returned", args="key [count:integer]",
+         key_specs=_POP_KS, history=(("6.2.0", "Added the `count` argument."),), events="rpop del")
+def rpop(c: Any, argv: list[bytes]) -> Any:
+    return _pop(c, argv, False)
+
+
+# ----------------------------------------------------------------------------- reads
+
+
+@command("llen", 2, "readonly fast", (1, 1, 1), **LIST, since="1.0.0", summary="Returns the length of a list.",
+         args="key", key_specs=[key_spec("RO")])
+def llen(c: Any, argv: list[bytes]) -> Any:
+    value = check_type(c.db.lookup_read(argv[1]), ListValue)
+    return 0 if value is None else len(value)
+
+
+@command("lrange", 4, "readonly", (1, 1, 1), **LIST, since="1.0.0", summary="Returns a range of elements from a list.",
+         complexity="O(S+N) where S is the distance of start offset from HEAD for small lists, from nearest end "
+         "(HEAD or TAIL) for large lists; and N is the number of elements in the specified range.",
+         args="key start:integer stop:integer", key_specs=[key_spec("RO ACCESS")])
+def lrange(c: Any, argv: list[bytes]) -> Any:
+    start = to_int(argv[2])
+    end = to_int(argv[3])
+    value = check_type(c.db.lookup_read(argv[1]), ListValue)
+    if value is None:
+        return []
+    return value.range(start, end)
+
+
+@command("lindex", 3, "readonly", (1, 1, 1), **LIST, since="1.0.0", summary="Returns an element from a list by its index.",
+         complexity="O(N) where N is the number of elements to traverse to get to the element at index. This makes "
+         "asking for the first or the last element of the list O(1).", args="key index:integer",
+         key_specs=[key_spec("RO ACCESS")])
+def lindex(c: Any, argv: list[bytes]) -> Any:
+    value = check_type(c.db.lookup_read(argv[1]), ListValue)
+    if value is None:
+        return None
+    return value.index(to_int(argv[2]))
+
+
+@command("lpos", -3, "readonly", (1, 1, 1), **LIST, since="6.0.6",
+         summary="Returns the index of matching elements in a list.",
+         complexity="O(N) where N is the number of elements in the list, for the average case. When searching for "
+         "elements near the head or the tail of the list, or when the MAXLEN option is provided, the command may "
+         "run in constant time.",
+         args="key element:string [RANK rank:integer] [COUNT num-matches:integer] [MAXLEN len:integer]",
+         key_specs=[key_spec("RO ACCESS")])
+def lpos(c: Any, argv: list[bytes]) -> Any:
+    element = argv[2]
+    rank, count, maxlen = 1, -1, 0
+    j = 3
+    while j < len(argv):
+        opt = argv[j].lower()
+        more = len(argv) - 1 - j
+        if opt == b"rank" and more:
+            j += 1
+            rank = to_range_long(argv[j], -LONG_MAX, LONG_MAX)
+            if rank == 0:
+                raise CommandError("RANK can't be zero: use 1 to start from the first match, 2 from the second ... "
+                                   "or use negative to start from the end of the list")
+        elif opt == b"count" and more:
+            j += 1
+            count = to_positive_long(argv[j], "COUNT can't be negative")
+        elif opt == b"maxlen" and more:
+            j += 1
+            maxlen = to_positive_long(argv[j], "MAXLEN can't be negative")
+        else:
+            raise CommandError(SYNTAX)
+        j += 1
+    from_tail = rank < 0
+    rank = abs(rank)
+    value = check_type(c.db.lookup_read(argv[1]), ListValue)
+    if value is None:
+        return [] if count != -1 else None
+    items = value.items
+    n = len(items)
+    scan = reversed(items) if from_tail else iter(items)
+    matches = 0
+    found: list[int] = []
+    for index, candidate in enumerate(scan):
+        if maxlen and index >= maxlen:
+            break
+        if candidate == element:
+            matches += 1
+            if matches >= rank:
+                found.append(n - index - 1 if from_tail else index)
+                if count == -1 or (count and matches - rank + 1 >= count):
+                    break
+    if count != -1:
+        return found
+    return found[0] if found else None
+
+
+# ----------------------------------------------------------------------------- in-place writes
+
+
+@command("lset", 4, "write denyoom", (1, 1, 1), **LIST, since="1.0.0",
+         summary="Sets the value of an element in a list by its index.",
+         complexity="O(N) where N is the length of the list. Setting either the first or the last element of the "
+         "list is O(1).", args="key index:integer element:string", key_specs=[key_spec("RW UPDATE")], events="lset")
+def lset(c: Any, argv: list[bytes]) -> Any:
+    db = c.db
+    value = check_type(db.lookup_write(argv[1]), ListValue)
+    if value is None:
+        raise CommandError("no such key")
+    index = to_int(argv[2])
+    if not value.replace(index, argv[3], _fill(c)):
+        raise CommandError("index out of range")
+    c.keyspace.changed(db, argv[1], b"lset", "l")
+    return OK
+
+
+@command("linsert", 5, "write denyoom", (1, 1, 1), **LIST, since="2.2.0",
+         summary="Inserts an element before or after another element in a list.",
+         complexity="O(N) where N is the number of elements to traverse before seeing the value pivot. This means "
+         "that inserting somewhere on the left end on the list (head) can be considered O(1) and inserting somewhere "
+         "on the right end (tail) is O(N).", args="key where=(BEFORE | AFTER) pivot:string element:string",
+         key_specs=[key_spec("RW INSERT")], events="linsert")
+def linsert(c: Any, argv: list[bytes]) -> Any:
+    where = argv[2].lower()
+    if where not in (b"after", b"before"):
+        raise CommandError(SYNTAX)
+    db = c.db
+    value = check_type(db.lookup_write(argv[1]), ListValue)
+    if value is None:
+        return 0
+    result = value.insert(argv[3], argv[4], where == b"after", _fill(c))
+    if result != -1:
+        c.keyspace.changed(db, argv[1], b"linsert", "l")
+    return result
+
+
+@command("lrem", 4, "write", (1, 1, 1), **LIST, since="1.0.0",
+         summary="Removes elements from a list. Deletes the list if the last element was removed.",
+         complexity="O(N+M) where N is the length of the list and M is the number of elements removed.",
+         args="key count:integer element:string", key_specs=[key_spec("RW DELETE")], events="lrem del")
+def lrem(c: Any, argv: list[bytes]) -> Any:
+    count = to_range_long(argv[2], -LONG_MAX, LONG_MAX)
+    db = c.db
+    key = argv[1]
+    value = check_type(db.lookup_write(key), ListValue)
+    if value is None:
+        return 0
+    removed = value.remove(count, argv[3], _fill(c))
+    if removed:
+        ks = c.keyspace
+        ks.changed(db, key, b"lrem", "l")
+        if not value.items:
+            db.delete(key)
+            ks.changed(db, key, b"del", "g")
+        else:
+            value.shrunk(_fill(c))
+    return removed
+
+
+@command("ltrim", 4, "write", (1, 1, 1), **LIST, since="1.0.0",
+         summary="Removes elements from both ends a list. Deletes the list if all elements were trimmed.",
+         complexity="O(N) where N is the number of elements to be removed by the operation.",
+         args="key start:integer stop:integer", key_specs=[key_spec("RW DELETE")], events="ltrim del")
+def ltrim(c: Any, argv: list[bytes]) -> Any:
+    start = to_int(argv[2])
+    end = to_int(argv[3])
+    db = c.db
+    key = argv[1]
+    value = check_type(db.lookup_write(key), ListValue)
+    if value is None:
+        return OK
+    value.trim(start, end, _fill(c))
+    ks = c.keyspace
+    ks.changed(db, key, b"ltrim", "l")
+    if not value.items:
+        db.delete(key)
+        ks.changed(db, key, b"del", "g")
+    else:
+        value.shrunk(_fill(c))
+    return OK
+
+
+# ----------------------------------------------------------------------------- moves
+
+
+def _lmove(c: Any, src_key: bytes, dst_key: bytes, head_from: bool, head_to: bool) -> Any:
+    """``lmoveGenericCommand`` once the source is known to exist (or not)."""
+    db = c.db
+    src = check_type(db.lookup_write(src_key), ListValue)
+    if src is None:
+        return None
+    dst = check_type(db.lookup_write(dst_key), ListValue)
+    was_quicklist = src.encoding == "quicklist"
+    element = src.pop(1, head_from, _fill(c))[0]
+    # A quicklist pops integers as integer objects, which the growing check does not count.
+    counted = 0 if was_quicklist and lp_int_value(element) is not None else len(element)
+    _push_existing_or_new(c, db, dst_key, dst, element, head_to, counted)
+    _elements_removed(c, db, src_key, src, head_from)
+    return element
+
+
+_MOVE_KS = [key_spec("RW ACCESS DELETE"), key_spec("RW INSERT", index=2)]
+
+
+@command("lmove", 5, "write denyoom", (1, 2, 1), **LIST, since="6.2.0",
+         summary="Returns an element after popping it from one list and pushing it to another. Deletes the list if "
+         "the last element was moved.", complexity="O(1)",
+         args="source:key destination:key wherefrom=(LEFT | RIGHT) whereto=(LEFT | RIGHT)", key_specs=_MOVE_KS,
+         events="lpush rpush lpop rpop del")
+def lmove(c: Any, argv: list[bytes]) -> Any:
+    head_from = _where(argv[3])
+    head_to = _where(argv[4])
+    return _lmove(c, argv[1], argv[2], head_from, head_to)
+
+
+@command("rpoplpush", 3, "write denyoom", (1, 2, 1), **LIST, since="1.2.0",
+         summary="Returns the last element of a list after removing and pushing it to another list. Deletes the "
+         "list if the last element was popped.", complexity="O(1)", args="source:key destination:key",
+         key_specs=_MOVE_KS, doc_flags="deprecated", deprecated_since="6.2.0",
+         replaced_by="`LMOVE` with the `RIGHT` and `LEFT` arguments", events="lpush rpop del")
+def rpoplpush(c: Any, argv: list[bytes]) -> Any:
+    return _lmove(c, argv[1], argv[2], False, True)
+
+
+# ----------------------------------------------------------------------------- multi-key pops
+
+
+def _pop_first(c: Any, keys: list[bytes], head: bool, count: int, strict: bool) -> Any:
+    """Pop from the first non-empty list of ``keys``: ``[key, element]`` (count -1) or
+    ``[key, [elements]]``; None when every key is missing.  With ``strict`` a key of
+    another type is WRONGTYPE (a first attempt); a retry skips it and keeps waiting.
+    """
+    db = c.db
+    for key in keys:
+        value = db.lookup_write(key)
+        if value is None:
+            continue
+        if type(value) is not ListValue:
+            if strict:
+                raise CommandError(WRONGTYPE)
+            continue
+        if not value.items:
+            continue
+        popped = value.pop(1 if count == -1 else count, head, _fill(c))
+        _elements_removed(c, db, key, value, head)
+        return [key, popped[0]] if count == -1 else [key, popped]
+    return None
+
+
+def _parse_mpop(argv: list[bytes], numkeys_at: int) -> tuple[list[bytes], bool, int]:
+    """``lmpopGenericCommand``'s argument parsing: (keys, head, count)."""
+    numkeys = to_range_long(argv[numkeys_at], 1, LONG_MAX, "numkeys should be greater than 0")
+    where_at = numkeys_at + numkeys + 1
+    if where_at >= len(argv):
+        raise CommandError(SYNTAX)
+    head = _where(argv[where_at])
+    count = -1
+    j = where_at + 1
+    while j < len(argv):
+        more = len(argv) - 1 - j
+        if count == -1 and argv[j].lower() == b"count" and more:
+            j += 1
+            count = to_range_long(argv[j], 1, LONG_MAX, "count should be greater than 0")
+        else:
+            raise CommandError(SYNTAX)
+        j += 1
+    return argv[numkeys_at + 1:where_at], head, 1 if count == -1 else count
+
+
+def _mpop_keys(numkeys_at: int) -> Callable[[list[bytes]], list[int]]:
+    def getkeys(argv: list[bytes]) -> list[int]:
+        numkeys = to_int(argv[numkeys_at]) if numkeys_at < len(argv) else -1
+        if numkeys < 1 or numkeys_at + numkeys >= len(argv):
+            raise ValueError("bad numkeys")
+        return list(range(numkeys_at + 1, numkeys_at + 1 + numkeys))
+
+    return getkeys
+
+
+@command("lmpop", -4, "write", **LIST, since="7.0.0",
+         summary="Returns multiple elements from a list after removing them. Deletes the list if the last element "
+         "was popped.",
+         complexity="O(N+M) where N is the number of provided keys and M is the number of elements returned.",
+         args="numkeys:integer key... where=(LEFT | RIGHT) [COUNT count:integer]", getkeys=_mpop_keys(1),
+         key_specs=[key_spec("RW ACCESS DELETE", keynum=(0, 1, 1))], events="lpop rpop del")
+def lmpop(c: Any, argv: list[bytes]) -> Any:
+    keys, head, count = _parse_mpop(argv, 1)
+    reply = _pop_first(c, keys, head, count, strict=True)
+    return NULL_ARRAY if reply is None else reply
+
+
+# ----------------------------------------------------------------------------- blocking
+
+
+def _block_or_null(c: Any, keys: list[bytes], timeout: float, retry: Callable[[], Any]) -> Any:
+    if c.server.in_exec:
+        return NULL_ARRAY
+    return Blocked(keys, timeout, retry)
+
+
+def _blocking_pop(c: Any, keys: list[bytes], head: bool, timeout: float, count: int) -> Any:
+    reply = _pop_first(c, keys, head, count, strict=True)
+    if reply is not None:
+        return reply
+
+    def retry() -> Any:
+        return _pop_first(c, keys, head, count, strict=False)
+
+    return _block_or_null(c, keys, timeout, retry)
+
+
+_BPOP_KS = [key_spec("RW ACCESS DELETE", lastkey=-2)]
+_BPOP_HISTORY = (("6.0.0", "`timeout` is interpreted as a double instead of an integer."),)
+
+
+@command("blpop", -3, "write blocking", (1, -2, 1), **LIST, since="2.0.0",
+         summary="Removes and returns the first element in a list. Blocks until an element is available otherwise. "
+         "Deletes the list if the last element was popped.", complexity="O(N) where N is the number of provided keys.",
+         args="key... timeout:double", key_specs=_BPOP_KS, history=_BPOP_HISTORY, events="lpop del")
+def blpop(c: Any, argv: list[bytes]) -> Any:
+    timeout = parse_timeout(argv[-1], c.keyspace.now)
+    return _blocking_pop(c, argv[1:-1], True, timeout, -1)
+
+
+@command("brpop", -3, "write blocking", (1, -2, 1), **LIST, since="2.0.0",
+         summary="Removes and returns the last element in a list. Blocks until an element is available otherwise. "
+         "Deletes the list if the last element was popped.", complexity="O(N) where N is the number of provided keys.",
+         args="key... timeout:double", key_specs=_BPOP_KS, history=_BPOP_HISTORY, events="rpop del")
+def brpop(c: Any, argv: list[bytes]) -> Any:
+    timeout = parse_timeout(argv[-1], c.keyspace.now)
+    return _blocking_pop(c, argv[1:-1], False, timeout, -1)
+
+
+@command("blmpop", -5, "write blocking", **LIST, since="7.0.0",
+         summary="Pops the first element from one of multiple lists. Blocks until an element is available otherwise. "
+         "Deletes the list if the last element was popped.",
+         complexity="O(N+M) where N is the number of provided keys and M is the number of elements returned.",
+         args="timeout:double numkeys:integer key... where=(LEFT | RIGHT) [COUNT count:integer]",
+         getkeys=_mpop_keys(2), key_specs=[key_spec("RW ACCESS DELETE", index=2, keynum=(0, 1, 1))],
+         events="lpop rpop del")
+def blmpop(c: Any, argv: list[bytes]) -> Any:
+    keys, head, count = _parse_mpop(argv, 2)
+    timeout = parse_timeout(argv[1], c.keyspace.now)
+    return _blocking_pop(c, keys, head, timeout, count)
+
+
+def _blocking_move(c: Any, src_key: bytes, dst_key: bytes, head_from: bool, head_to: bool, timeout: float) -> Any:
+    db = c.db
+    src = check_type(db.lookup_write(src_key), ListValue)
+    if src is not None:
+        return _lmove(c, src_key, dst_key, head_from, head_to)
+    if c.server.in_exec:
+        return None
+
+    def retry() -> Any:
+        current = c.db.lookup_write(src_key)
+        if type(current) is not ListValue or not current.items:
+            return None
+        try:
+            return _lmove(c, src_key, dst_key, head_from, head_to)
+        except CommandError as e:
+            return ErrorReply(e.message)
+
+    return Blocked([src_key], timeout, retry)
+
+
+@command("blmove", 6, "write denyoom blocking", (1, 2, 1), **LIST, since="6.2.0",
+         summary="Pops an element from a list, pushes it to another list and returns it. Blocks until an element is "
+         "available otherwise. Deletes the list if the last element was moved.", complexity="O(1)",
+         args="source:key destination:key wherefrom=(LEFT | RIGHT) whereto=(LEFT | RIGHT) timeout:double",
+         key_specs=_MOVE_KS, events="lpush rpush lpop rpop del")
+def blmove(c: Any, argv: list[bytes]) -> Any:
+    head_from = _where(argv[3])
+    head_to = _where(argv[4])
+    timeout = parse_timeout(argv[5], c.keyspace.now)
+    return _blocking_move(c, argv[1], argv[2], head_from, head_to, timeout)
+
+
+@command("brpoplpush", 4, "write denyoom blocking", (1, 2, 1), **LIST, since="2.2.0",
+         summary="Pops an element from a list, pushes it to another list and returns it. Block until an element is "
+         "available otherwise. Deletes the list if the last element was popped.", complexity="O(1)",
+         args="source:key destination:key timeout:double", key_specs=_MOVE_KS, history=_BPOP_HISTORY,
+         doc_flags="deprecated", deprecated_since="6.2.0", replaced_by="`BLMOVE` with the `RIGHT` and `LEFT` arguments",
+         events="lpush rpop del")
+def brpoplpush(c: Any, argv: list[bytes]) -> Any:
+    timeout = parse_timeout(argv[3], c.keyspace.now)
+    return _blocking_move(c, argv[1], argv[2], False, True, timeout)

@@ -1,0 +1,239 @@
+"""SORT and SORT_RO over lists, sets and sorted sets (``sort.c``).
+
+Options are parsed in Redis's order (a bad LIMIT number or an unknown word stops
+the parse), then the source is loaded in its natural order.  ``BY`` without ``*``
+skips sorting (a list or sorted set keeps its order, reversed by DESC; a set is
+sorted ALPHA anyway when storing, as Redis does for determinism).  Numeric sorting
+parses weights like C ``strtod`` and breaks ties by comparing the elements; ALPHA
+compares bytes (the C locale's ``strcoll``); a missing weight sorts as 0 or, with
+ALPHA, first.  ``GET``/``BY`` patterns substitute the first ``*`` and read a string
+key or, with ``->field``, a hash field; ``#`` is the element itself.  ``STORE``
+writes a list built as consecutive RPUSHes would build it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dumpling.commands.common import parse_double, to_int
+from dumpling.commands.hashes import live_hash
+from dumpling.commands.lists import key_spec
+from dumpling.commands.registry import command
+from dumpling.datatypes.hashes import HashValue
+from dumpling.datatypes.lists import ListValue
+from dumpling.datatypes.sets import SetValue
+from dumpling.datatypes.zsets import ZSetValue
+from dumpling.errors import SYNTAX, WRONGTYPE, CommandError
+
+GENERIC = {"group": "generic"}
+_C_SPACE = b" \t\n\r\x0b\x0c"
+
+
+def strtod_weight(text: bytes) -> float | None:
+    """A weight as ``strtod`` with Redis's checks: None if not a valid (non-NaN) double."""
+    nul = text.find(b"\x00")
+    if nul >= 0:
+        text = text[:nul]
+    stripped = text.lstrip(_C_SPACE)
+    if not stripped:
+        return 0.0  # strtod consumed nothing and stopped at the terminator
+    value = parse_double(stripped)
+    if value is None or value != value:
+        return None
+    return value
+
+
+def lookup_by_pattern(c: Any, pattern: bytes, element: bytes) -> bytes | None:
+    """``lookupKeyByPattern``: the string or hash field the pattern names for ``element``."""
+    if pattern == b"#":
+        return element
+    star = pattern.find(b"*")
+    if star < 0:
+        return None
+    arrow = pattern.find(b"->", star + 1)
+    field = None
+    if arrow >= 0 and arrow + 2 < len(pattern):
+        field = pattern[arrow + 2:]
+        key = pattern[:star] + element + pattern[star + 1:arrow]
+    else:
+        key = pattern[:star] + element + pattern[star + 1:]
+    value = c.db.lookup_read(key)
+    if value is None:
+        return None
+    if field is not None:
+        if type(value) is not HashValue:
+            return None
+        value = live_hash(c, key, value)
+        return None if value is None else value.fields.get(field)
+    if type(value) is bytes or type(value) is bytearray:
+        return bytes(value)
+    return None
+
+
+def _sort(c: Any, argv: list[bytes], readonly: bool) -> Any:
+    desc = alpha = dontsort = False
+    limit_start, limit_count = 0, -1
+    sortby: bytes | None = None
+    store: bytes | None = None
+    gets: list[bytes] = []
+    j = 2
+    while j < len(argv):
+        left = len(argv) - j - 1
+        opt = argv[j].lower()
+        if opt == b"asc":
+            desc = False
+        elif opt == b"desc":
+            desc = True
+        elif opt == b"alpha":
+            alpha = True
+        elif opt == b"limit" and left >= 2:
+            limit_start = to_int(argv[j + 1])
+            limit_count = to_int(argv[j + 2])
+            j += 2
+        elif not readonly and opt == b"store" and left >= 1:
+            store = argv[j + 1]
+            j += 1
+        elif opt == b"by" and left >= 1:
+            sortby = argv[j + 1]
+            if b"*" not in sortby:
+                dontsort = True
+            j += 1
+        elif opt == b"get" and left >= 1:
+            gets.append(argv[j + 1])
+            j += 1
+        else:
+            raise CommandError(SYNTAX)
+        j += 1
+
+    db = c.db
+    source = db.lookup_read(argv[1])
+    if source is not None and type(source) not in (ListValue, SetValue, ZSetValue):
+        raise CommandError(WRONGTYPE)
+    if dontsort and type(source) is SetValue and store is not None:
+        dontsort, alpha, sortby = False, True, None
+    if type(source) is ZSetValue:
+        source.encoding = "skiplist"  # SORT converts a listpack zset for good, as Redis does
+
+    if source is None:
+        elements: list[bytes] = []
+    elif type(source) is ListValue:
+        elements = list(reversed(source.items)) if dontsort and desc else list(source.items)
+    elif type(source) is SetValue:
+        elements = list(source.ordered())
+    elif dontsort:
+        elements = [member for _, member in source.index]
+        if desc:
+            elements.reverse()
+    else:
+        elements = list(source.scores)
+
+    count = len(elements)
+    start = min(max(limit_start, 0), count)
+    limit_count = min(max(limit_count, -1), count)
+    end = count - 1 if limit_count < 0 else start + limit_count - 1
+    if start >= count:
+        start, end = count - 1, count - 2
+    if end >= count:
+        end = count - 1
+
+    if not dontsort:
+        weights = [lookup_by_pattern(c, sortby, e) if sortby is not None else e for e in elements]
+        if alpha:
+            if sortby is not None:
+                order = sorted(range(count), key=lambda i: (weights[i] is not None, weights[i] or b""),
+                               reverse=desc)
+            else:
+                order = sorted(range(count), key=lambda i: elements[i], reverse=desc)
+        else:
+            scores: list[float] = []
+            bad = False
+            for weight in weights:
+                if weight is None:
+                    scores.append(0.0)
+                    continue
+                score = strtod_weight(weight)
+                if score is None:
+                    bad = True
+                    score = 0.0
+                scores.append(score)
+            if bad:
+                raise CommandError("One or more scores can't be converted into double")
+            order = sorted(range(count), key=lambda i: (scores[i], elements[i]), reverse=desc)
+        elements = [elements[i] for i in order]
+
+    selected = elements[start:end + 1] if end >= start else []
+    if store is None:
+        out: list[bytes | None] = []
+        for element in selected:
+            if not gets:
+                out.append(element)
+            for pattern in gets:
+                out.append(lookup_by_pattern(c, pattern, element))
+        return out
+
+    stored: list[bytes] = []
+    for element in selected:
+        if not gets:
+            stored.append(element)
+        for pattern in gets:
+            found = lookup_by_pattern(c, pattern, element)
+            stored.append(b"" if found is None else found)
+    ks = c.keyspace
+    if stored:
+        result = ListValue(stored, "quicklist")
+        result.normalize(c.server.config["list-max-listpack-size"])
+        existed = db.lookup_write(store) is not None
+        db.set(store, result)
+        if not existed:
+            ks.notify(db.index, "n", b"new", store)
+        ks.changed(db, store, b"sortstore", "l")
+    elif db.lookup_write(store) is not None:
+        db.delete(store)
+        ks.changed(db, store, b"del", "g")
+    return len(stored)
+
+
+def _sort_keys(argv: list[bytes]) -> list[int]:
+    """``sortGetKeys``: the source, plus the key after the last STORE."""
+    keys = [1]
+    store = None
+    skip = {b"limit": 2, b"get": 1, b"by": 1}
+    i = 2
+    while i < len(argv):
+        word = argv[i].lower()
+        if word in skip:
+            i += skip[word]
+        elif word == b"store" and i + 1 < len(argv):
+            store = i + 1
+        i += 1
+    if store is not None:
+        keys.append(store)
+    return keys
+
+
+_SORT_ARGS = ("key [BY by-pattern:pattern] [limit=LIMIT (offset:integer count:integer)] [GET get-pattern:pattern...] "
+              "[order=(ASC | DESC)] [ALPHA]")
+_SORT_CPLX = ("O(N+M*log(M)) where N is the number of elements in the list or set to sort, and M the number of "
+              "returned elements. When the elements are not sorted, complexity is O(N).")
+_BY_GET_NOTES = ("For the optional BY/GET keyword. It is marked 'unknown' because the key names derive from the content "
+                 "of the key we sort")
+_STORE_NOTES = ("For the optional STORE keyword. It is marked 'unknown' because the keyword can appear anywhere in the "
+                "argument array")
+
+
+@command("sort", -2, "write denyoom", (1, 1, 1), **GENERIC, since="1.0.0",
+         summary="Sorts the elements in a list, a set, or a sorted set, optionally storing the result.",
+         complexity=_SORT_CPLX, args=_SORT_ARGS + " [STORE destination:key]", acl="set sortedset list dangerous",
+         getkeys=_sort_keys, key_specs=[key_spec("RO ACCESS"), key_spec("RO ACCESS", index=None, notes=_BY_GET_NOTES),
+                                        key_spec("OW UPDATE", index=None, notes=_STORE_NOTES)],
+         events="sortstore del")
+def sort(c: Any, argv: list[bytes]) -> Any:
+    return _sort(c, argv, readonly=False)
+
+
+@command("sort_ro", -2, "readonly", (1, 1, 1), **GENERIC, since="7.0.0",
+         summary="Returns the sorted elements of a list, a set, or a sorted set.", complexity=_SORT_CPLX,
+         args=_SORT_ARGS, acl="set sortedset list dangerous", getkeys=lambda argv: [1],
+         key_specs=[key_spec("RO ACCESS"), key_spec("RO ACCESS", index=None, notes=_BY_GET_NOTES)])
+def sort_ro(c: Any, argv: list[bytes]) -> Any:
+    return _sort(c, argv, readonly=True)
