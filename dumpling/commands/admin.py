@@ -454,6 +454,7 @@ def config_resetstat(c: Any, argv: list[bytes]) -> Any:
     server.stat_connections = server.stat_rejected = server.stat_commands = 0
     server.stat_net_input = server.stat_net_output = 0
     server.stat_error_replies = server.stat_unexpected_errors = 0
+    server.stat_sanitizations = 0
     ks.stat_hits = ks.stat_misses = ks.stat_expired = ks.stat_evicted = 0
     ks.stat_expired_time_cap_reached = 0
     ks.stat_expired_stale_perc = 0.0
