@@ -15,7 +15,7 @@ from typing import Any
 
 from dumpling.commands.common import to_int
 from dumpling.commands.registry import command
-from dumpling.commands.strings import _spec, _store_new
+from dumpling.commands.strings import add_new_key, key_spec
 from dumpling.errors import SYNTAX, WRONGTYPE, CommandError
 from dumpling.numbers import parse_int64
 
@@ -60,7 +60,7 @@ def _writable_bits(c: Any, key: bytes, max_bit: int) -> tuple[bytearray, bool]:
     need = (max_bit >> 3) + 1
     if old is None:
         buf = bytearray(need)
-        _store_new(c, db, key, buf)
+        add_new_key(c, db, key, buf)
         return buf, True
     t = type(old)
     if t is bytearray:
@@ -246,7 +246,7 @@ def bitpos(c: Any, argv: list[bytes]) -> Any:
 @command("bitop", -4, "write denyoom", (2, -1, 1), **BIT, since="2.6.0",
          summary="Performs bitwise operations on multiple strings, and stores the result.", complexity="O(N)",
          args="operation=[AND | OR | XOR | NOT] destkey:key key...",
-         key_specs=[_spec("OW update", index=2), _spec("RO access", index=3, lastkey=-1)], events="new set del")
+         key_specs=[key_spec("OW update", index=2), key_spec("RO access", index=3, lastkey=-1)], events="new set del")
 def bitop(c: Any, argv: list[bytes]) -> Any:
     op = argv[1].lower()
     if op not in (b"and", b"or", b"xor", b"not"):
@@ -280,7 +280,7 @@ def bitop(c: Any, argv: list[bytes]) -> Any:
         result ^= (1 << (8 * size)) - 1
     out = bytearray(result.to_bytes(size, "big"))
     if db.lookup_write(dest) is None:
-        _store_new(c, db, dest, out)
+        add_new_key(c, db, dest, out)
     else:
         db.set(dest, out)
     ks.changed(db, dest, b"set", "$")
@@ -459,7 +459,7 @@ def _bitfield(c: Any, argv: list[bytes], readonly_command: bool) -> Any:
          args="key operation=[get-block=(GET encoding:string offset:integer) | write=([OVERFLOW WRAP | SAT | FAIL] "
               "write-operation=(set-block=(SET encoding:string offset:integer value:integer) | "
               "incrby-block=(INCRBY encoding:string offset:integer increment:integer)))]...",
-         key_specs=[_spec("RW access update variable_flags",
+         key_specs=[key_spec("RW access update variable_flags",
                           notes="This command allows both access and modification of the key")],
          events="new setbit")
 def bitfield(c: Any, argv: list[bytes]) -> Any:

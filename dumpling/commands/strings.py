@@ -74,7 +74,8 @@ def string_encoding(value: bytes | bytearray) -> bytes:
     return b"embstr" if n <= EMBSTR_SIZE_LIMIT else b"raw"
 
 
-def _spec(flags: str, index: int = 1, lastkey: int = 0, step: int = 1, notes: str | None = None) -> dict[str, Any]:
+def key_spec(flags: str, index: int = 1, lastkey: int = 0, step: int = 1, notes: str | None = None) -> dict[str, Any]:
+    """A COMMAND INFO key spec of the index + range kind (``notes`` first, as Redis prints it)."""
     spec: dict[str, Any] = {}
     if notes is not None:
         spec["notes"] = notes
@@ -104,8 +105,8 @@ def _as_reply(value: Any) -> Any:
     raise _wrongtype()
 
 
-def _store_new(c: Any, db: Any, key: bytes, value: bytes | bytearray) -> None:
-    """dbAdd: a key that does not exist (fires ``new``)."""
+def add_new_key(c: Any, db: Any, key: bytes, value: bytes | bytearray) -> None:
+    """Redis's ``dbAdd`` for a key known not to exist: store it and fire ``new``."""
     db.add(key, value)
     ks = c.keyspace
     if ks.notify_flags:
@@ -178,7 +179,7 @@ def _set_generic(c: Any, key: bytes, value: bytes, flags: int, expire: bytes | N
     if found:
         db.set(key, value, keep_ttl=bool(flags & KEEPTTL) or when is not None)
     else:
-        _store_new(c, db, key, value)
+        add_new_key(c, db, key, value)
     ks.changed(db, key, b"set", "$")
     if when is not None:
         db.set_expire(key, when)
@@ -191,7 +192,7 @@ def _set_generic(c: Any, key: bytes, value: bytes, flags: int, expire: bytes | N
          summary="Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.",
          args="key value:string condition=[NX | XX] [GET] expiration=[EX seconds:integer | PX milliseconds:integer "
               "| EXAT unix-time-seconds:unix-time | PXAT unix-time-milliseconds:unix-time | KEEPTTL]",
-         key_specs=[_spec("RW access update variable_flags", notes="RW and ACCESS due to the optional `GET` argument")],
+         key_specs=[key_spec("RW access update variable_flags", notes="RW and ACCESS due to the optional `GET` argument")],
          history=(("2.6.12", "Added the `EX`, `PX`, `NX` and `XX` options."),
                   ("6.0.0", "Added the `KEEPTTL` option."),
                   ("6.2.0", "Added the `GET`, `EXAT` and `PXAT` option."),
@@ -243,7 +244,7 @@ def psetex(c: Any, argv: list[bytes]) -> Any:
          summary="Returns the string value of a key after setting its expiration time.",
          args="key expiration=[EX seconds:integer | PX milliseconds:integer | EXAT unix-time-seconds:unix-time "
               "| PXAT unix-time-milliseconds:unix-time | PERSIST]",
-         key_specs=[_spec("RW access update", notes="RW and UPDATE because it changes the TTL")],
+         key_specs=[key_spec("RW access update", notes="RW and UPDATE because it changes the TTL")],
          events="expire del persist")
 def getex(c: Any, argv: list[bytes]) -> Any:
     flags, expire = _parse_options(argv, 2, _GETEX_OPTIONS)
@@ -288,7 +289,7 @@ def getset(c: Any, argv: list[bytes]) -> Any:
     key = argv[1]
     old = _as_reply(db.lookup_read(key))
     if db.lookup_write(key) is None:
-        _store_new(c, db, key, argv[2])
+        add_new_key(c, db, key, argv[2])
     else:
         db.set(key, argv[2])
     c.keyspace.changed(db, key, b"set", "$")
@@ -376,7 +377,7 @@ def _incr_by(c: Any, key: bytes, delta: int) -> int:
             raise CommandError(OVERFLOW)
     text = b"%d" % value
     if old is None:
-        _store_new(c, db, key, text)
+        add_new_key(c, db, key, text)
     else:
         db.set(key, text, keep_ttl=True)
     c.keyspace.changed(db, key, b"incrby", "$")
@@ -438,7 +439,7 @@ def incrbyfloat(c: Any, argv: list[bytes]) -> Any:
     except NotFinite:
         raise CommandError("increment would produce NaN or Infinity") from None
     if old is None:
-        _store_new(c, db, key, text)
+        add_new_key(c, db, key, text)
     else:
         db.set(key, text, keep_ttl=True)
     c.keyspace.changed(db, key, b"incrbyfloat", "$")
@@ -460,7 +461,7 @@ def append(c: Any, argv: list[bytes]) -> Any:
     suffix = argv[2]
     old = db.lookup_write(key)
     if old is None:
-        _store_new(c, db, key, suffix)  # tryObjectEncoding'd like SET: int/embstr/raw by content
+        add_new_key(c, db, key, suffix)  # tryObjectEncoding'd like SET: int/embstr/raw by content
         total = len(suffix)
     else:
         t = type(old)
@@ -557,7 +558,7 @@ def setrange(c: Any, argv: list[bytes]) -> Any:
         check_string_length(c, end)
         buf = bytearray(end)
         buf[offset:end] = patch
-        _store_new(c, db, key, buf)
+        add_new_key(c, db, key, buf)
     else:
         t = type(old)
         if t is not bytes and t is not bytearray:
