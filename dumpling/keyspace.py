@@ -84,7 +84,7 @@ def lfu_log_incr(counter: int, log_factor: int, rng: Callable[[], float] = rando
 
 
 class Database:
-    __slots__ = ("keyspace", "index", "data", "expires", "meta", "_order", "_expire_order", "avg_ttl")
+    __slots__ = ("keyspace", "index", "data", "expires", "meta", "_order", "_expire_order", "avg_ttl", "slot_index")
 
     def __init__(self, keyspace: Keyspace, index: int) -> None:
         self.keyspace = keyspace
@@ -95,6 +95,7 @@ class Database:
         self._order: ScanOrder | None = None
         self._expire_order: ScanOrder | None = None
         self.avg_ttl = 0
+        self.slot_index: Any = None  # cluster mode: keys per hash slot (dumpling.cluster.slotindex)
 
     def __len__(self) -> int:
         return len(self.data)
@@ -176,6 +177,8 @@ class Database:
         self.meta[key] = self.fresh_meta()
         if self._order is not None:
             self._order.added(key)
+        if self.slot_index is not None:
+            self.slot_index.added(key)
         ks = self.keyspace
         if ks.blocked_keys and type(value) not in STRING_TYPES:
             ks.signal_ready(self, key)
@@ -210,6 +213,8 @@ class Database:
         self.meta.pop(key, None)
         if key in self.expires:
             self._remove_expire(key)
+        if self.slot_index is not None:
+            self.slot_index.removed(key)
         ks = self.keyspace
         if ks.blocked_keys and type(value) not in STRING_TYPES:
             # signalDeletedKeyAsReady: a blocked XREADGROUP must learn its stream is gone
@@ -241,6 +246,8 @@ class Database:
         self._order = None
         self._expire_order = None
         self.avg_ttl = 0
+        if self.slot_index is not None:
+            self.slot_index.cleared()
 
     def swap_contents(self, other: Database) -> None:
         for name in ("data", "expires", "meta", "_order", "_expire_order", "avg_ttl"):
