@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from dumpling.dispatch import Server
 
 _INCOMPLETE = object()  # hiredis' "need more data" marker (False is a valid RESP3 value)
+_NOT_FETCHED = object()
+_PROTOCOL_ERROR = object()
 
 
 class Client(asyncio.Protocol):
@@ -123,11 +125,28 @@ class Client(asyncio.Protocol):
         """Execute every complete request (until the client blocks or must close)."""
         self._in_batch = True
         server = self.server
+        execute = server.execute
         self.last_interaction = time.time()
         try:
             while self.blocked is None and not self.flags_close_after_reply and not self.closed:
+                fetched: Any = _NOT_FETCHED
+                if not self._strict:
+                    # Fast path: hiredis hands back a whole request of bulk strings.
+                    try:
+                        fetched = self._reader.gets()
+                    except hiredis.ProtocolError:
+                        fetched = _PROTOCOL_ERROR
+                    if type(fetched) is list and fetched:
+                        for item in fetched:
+                            if type(item) is not bytes:
+                                break
+                        else:
+                            self._returned += 1
+                            self._consumed += _wire_size(fetched)
+                            execute(self, fetched)
+                            continue
                 try:
-                    argv = self._next_request()
+                    argv = self._next_request(fetched)
                 except ProtocolError as e:
                     self.write_raw(encode_error("ERR " + str(e)))
                     server.stat_error_replies += 1
@@ -137,7 +156,7 @@ class Client(asyncio.Protocol):
                 if argv is None:
                     break
                 if argv:
-                    server.execute(self, argv)
+                    execute(self, argv)
             if not self.closed and self._pending_len() > server.config["client-query-buffer-limit"]:
                 server.log("warning", "Closing client that reached max query buffer length")
                 self._out.clear()
@@ -150,12 +169,18 @@ class Client(asyncio.Protocol):
     def _pending_len(self) -> int:
         return len(self._buf) - self._pos if self._strict else len(self._retained)
 
-    def _next_request(self) -> list[bytes] | None:
+    def _next_request(self, fetched: Any = _NOT_FETCHED) -> list[bytes] | None:
+        """The next request, from hiredis (``fetched`` if the caller already asked it)
+        or from the reference parser."""
         if self._strict:
             return self._next_strict()
-        try:
-            request = self._reader.gets()
-        except hiredis.ProtocolError:
+        if fetched is _NOT_FETCHED:
+            try:
+                fetched = self._reader.gets()
+            except hiredis.ProtocolError:
+                fetched = _PROTOCOL_ERROR
+        request = fetched
+        if request is _PROTOCOL_ERROR:
             self._to_strict()
             return self._next_strict()
         if request is _INCOMPLETE:
@@ -266,8 +291,12 @@ class Client(asyncio.Protocol):
             data = out[0] if len(out) == 1 else b"".join(out)
             out.clear()
             self.server.stat_net_output += len(data)
-            self.transport.write(data)
-            if self.server.output_limit_exceeded(self):
+            transport = self.transport
+            transport.write(data)
+            # Only a backlog can exceed a limit (and a pending soft-limit timer must be reset).
+            if (self.obuf_soft_limit_since or transport.get_write_buffer_size()) and self.server.output_limit_exceeded(
+                self
+            ):
                 return
         elif out:
             out.clear()
