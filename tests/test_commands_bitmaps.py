@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from tests.servers import Pair, RawConnection
 from tests.test_commands_strings import (
     EventStream,
+    _dirty,
     _hits_misses,
     assert_same_events,
     events,
@@ -427,14 +428,20 @@ def test_command_info(pairs: Pair, name: str) -> None:
          ("BITPOS", "b", "1"), ("BITPOS", "x", "0")],
         [("BITOP", "OR", "d", "b", "x"), ("BITFIELD", "b", "GET", "u8", "0"), ("BITFIELD", "x", "GET", "u8", "0"),
          ("BITFIELD", "b", "SET", "u8", "0", "1"), ("BITFIELD_RO", "b", "GET", "u8", "0"), ("BITFIELD_RO", "y")],
+        [("SETBIT", "b", "0", "1"), ("SETBIT", "b", "0", "1"), ("SETBIT", "b", "20", "0"),
+         ("BITFIELD", "b", "SET", "u8", "0", "1", "SET", "u8", "8", "1", "SET", "u8", "8", "1", "INCRBY", "u4", "0", "0"),
+         ("BITFIELD", "n", "OVERFLOW", "FAIL", "SET", "u8", "0", "999"), ("BITOP", "AND", "d", "x", "y"),
+         ("BITOP", "AND", "n", "x")],
     ],
-    ids=["read", "write"],
+    ids=["read", "write", "dirty"],
 )
 def test_keyspace_hits_and_misses(pair: Pair, commands: list[Cmd]) -> None:
     pair.same("CONFIG", "RESETSTAT")
+    dirty_before = _dirty(pair.ours), _dirty(pair.theirs)
     for cmd in commands:
         pair.same(*cmd)
     assert _hits_misses(pair.ours) == _hits_misses(pair.theirs)
+    assert _dirty(pair.ours) - dirty_before[0] == _dirty(pair.theirs) - dirty_before[1]
 
 
 def test_chunked_scans_match_whole_range_arithmetic(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -866,10 +866,18 @@ def test_command_info_msetnx_follows_7_2(pairs: Pair) -> None:
 # ----------------------------------------------------------------------------- read/write lookups
 
 
-def _hits_misses(conn: RawConnection) -> tuple[int, int]:
-    info = conn.call("INFO", "stats").decode()
+def _info_field(conn: RawConnection, section: str, name: str) -> int:
+    info = conn.call("INFO", section).decode()
     fields = dict(line.split(":", 1) for line in info.split("\r\n") if ":" in line)
-    return int(fields["keyspace_hits"]), int(fields["keyspace_misses"])
+    return int(fields[name])
+
+
+def _hits_misses(conn: RawConnection) -> tuple[int, int]:
+    return _info_field(conn, "stats", "keyspace_hits"), _info_field(conn, "stats", "keyspace_misses")
+
+
+def _dirty(conn: RawConnection) -> int:
+    return _info_field(conn, "persistence", "rdb_changes_since_last_save")
 
 
 KEYSPACE_STAT_CASES: list[list[Cmd]] = [
@@ -881,13 +889,19 @@ KEYSPACE_STAT_CASES: list[list[Cmd]] = [
      ("MSET", "a", "1"), ("MSETNX", "b", "1")],
     [("GETRANGE", "x", "0", "1"), ("SET", "x", "abc"), ("GETRANGE", "x", "0", "1"), ("SUBSTR", "x", "0", "1"),
      ("LCS", "x", "y"), ("LCS", "x", "x", "LEN")],
+    [("SET", "k", "v", "EX", "100"), ("GETEX", "k", "PERSIST"), ("GETEX", "k", "PERSIST"), ("GETEX", "k", "PX", "9"),
+     ("SETRANGE", "k", "0", ""), ("APPEND", "k", ""), ("MSET", "a", "1", "b", "2", "a", "3"), ("GETDEL", "a"),
+     ("GETDEL", "a"), ("INCRBYFLOAT", "f", "inf"), ("SET", "k", "v", "NX")],
 ]
 
 
 @pytest.mark.parametrize("commands", KEYSPACE_STAT_CASES, ids=lambda cmds: " / ".join(str(c[0]) for c in cmds))
 def test_keyspace_hits_and_misses(pair: Pair, commands: list[Cmd]) -> None:
-    """Read lookups (GET-like) count hits/misses; write lookups (SET, INCR, ...) do not."""
+    """Read lookups (GET-like) count hits/misses; write lookups (SET, INCR, ...) do not.
+    The dirty counter (changes since the last save) moves by the same amounts too."""
     pair.same("CONFIG", "RESETSTAT")
+    dirty_before = _dirty(pair.ours), _dirty(pair.theirs)
     for cmd in commands:
         pair.same(*cmd)
     assert _hits_misses(pair.ours) == _hits_misses(pair.theirs)
+    assert _dirty(pair.ours) - dirty_before[0] == _dirty(pair.theirs) - dirty_before[1]
