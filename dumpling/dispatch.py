@@ -223,17 +223,7 @@ class Server:
                 self.reject(client, f"ERR wrong number of arguments for '{cmd.name}' command", argv, cmd)
                 return
             client.skip_this = False
-            reply = self.call(client, cmd, argv)
-            if type(reply) is Blocked:
-                self.block(client, reply, cmd)
-                if self.pending_pushes:
-                    self.send_pending_pushes(client)
-                return
-            client.reply(reply)
-            if self.pending_pushes:
-                self.send_pending_pushes(client)
-            if self.keyspace.ready_keys:
-                self.serve_ready_keys()
+            self.run(client, cmd, argv)
             return
         self.execute_checked(client, argv)
 
@@ -300,6 +290,12 @@ class Server:
                 cmd,
             )
             return
+        self.run(client, cmd, argv)
+
+    def run(self, client: Client, cmd: Command, argv: list[bytes]) -> None:
+        """Call an admitted command and deliver what follows it: its reply (or the
+        client blocks), pushes it caused for this client, and wake-ups of clients
+        blocked on keys it made ready."""
         reply = self.call(client, cmd, argv)
         if type(reply) is Blocked:
             self.block(client, reply, cmd)
