@@ -102,6 +102,9 @@ class Server:
         self.in_exec = False
         self.current_client: Client | None = None
         self.cluster: Any = None  # set by the cluster module when cluster-enabled
+        # Set while keys are locked (a MIGRATE waiting on its target): returns True when it
+        # suspended the client because the command would write a locked key.
+        self.key_gate: Callable[[Client, Command, list[bytes]], bool] | None = None
         self.pubsub: Any = None  # set by the pub/sub module
         # Pushes for the client whose command is running; sent after its reply (Redis 7.2+ order).
         self.pending_pushes: list[Any] = []
@@ -213,6 +216,7 @@ class Server:
             and client.multi is None
             and client.authenticated
             and self.cluster is None
+            and self.key_gate is None
             and not self.maxmemory
             and (client.resp3 or not (client.channels or client.patterns or client.shard_channels))
         ):
@@ -272,7 +276,7 @@ class Server:
         if self.cluster is not None:
             err = self.cluster.check(client, cmd, argv)
             if err is not None:
-                self.reject(client, err, argv, cmd)
+                self.reject(client, err, argv, cmd, wrap_exec=False)  # Redis: EXEC gets the bare redirection
                 return
         if cmd.denyoom and self.config["maxmemory"] and not self.evict_if_needed():
             self.reject(client, "OOM command not allowed when used memory > 'maxmemory'.", argv, cmd)
@@ -290,6 +294,8 @@ class Server:
                 cmd,
             )
             return
+        if self.key_gate is not None and self.key_gate(client, cmd, argv):
+            return  # suspended until the keys it writes are unlocked; then run from the top again
         self.run(client, cmd, argv)
 
     def run(self, client: Client, cmd: Command, argv: list[bytes]) -> None:
@@ -308,7 +314,8 @@ class Server:
         if self.keyspace.ready_keys:
             self.serve_ready_keys()
 
-    def reject(self, client: Client, message: str, argv: list[bytes], cmd: Command | None = None) -> None:
+    def reject(self, client: Client, message: str, argv: list[bytes], cmd: Command | None = None,
+               wrap_exec: bool = True) -> None:
         """A command refused before running: error reply, stats, and EXECABORT marking."""
         if cmd is not None:
             cmd.rejected_calls += 1
@@ -318,7 +325,8 @@ class Server:
             client.multi = None
             client.multi_error = False
             self.unwatch_all(client)
-            message = "EXECABORT Transaction discarded because of: " + message.removeprefix("ERR ")
+            if wrap_exec:
+                message = "EXECABORT Transaction discarded because of: " + message.removeprefix("ERR ")
         self.count_error(message.split(" ", 1)[0])
         client.reply(ErrorReply(message))
 
