@@ -825,12 +825,12 @@ _COMMAND = st.one_of(
 )
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(commands=st.lists(_COMMAND, max_size=25))
-def test_random_string_sequences(pair: Pair, commands: list[Cmd]) -> None:
-    pair.both("FLUSHALL")
+def test_random_string_sequences(pairs: Pair, commands: list[Cmd]) -> None:
+    pairs.both("FLUSHALL")
     for cmd in commands:
-        pair.same(*cmd)
+        pairs.same(*cmd)
 
 
 @pytest.mark.slow
