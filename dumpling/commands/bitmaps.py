@@ -1,9 +1,10 @@
 """Bitmap commands on string values: SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP, BITFIELD, BITFIELD_RO.
 
 Bit 0 is the most significant bit of the first byte (Redis's convention).  Writes
-leave a ``bytearray`` (Redis's ``raw``; see ``commands.strings``); whole-string work
-(BITCOUNT, BITPOS, BITOP) goes through Python's big integers, which keeps it O(n)
-in C.  Offsets are bounded by ``proto-max-bulk-len`` as in Redis.
+leave a ``bytearray`` (Redis's ``raw``; see ``commands.strings``), even when no bit
+changes, as Redis unshares the value.  Whole-string work goes through Python's big
+integers so it runs in C: BITCOUNT/BITPOS in 64 KB pieces, BITOP on whole operands.
+Offsets are bounded by ``proto-max-bulk-len`` as in Redis.
 
 Must not: know about sockets or reply framing.
 """
