@@ -1,0 +1,259 @@
+"""DUMP and RESTORE throughput of a live dumpling against a real redis-server, in one run.
+
+Both servers get the same payloads (Redis's own DUMPs) over loopback from the same
+client code; for every case the script prints the wall time seen by the client and
+the server-side time from INFO commandstats, and the ratio dumpling / Redis (lower is
+better, 1.0 = as fast as Redis):
+
+* many small keys (strings and 10-field hashes), DUMP and RESTORE pipelined;
+* a 1M-member hash, zset, set and list (one RESTORE / one DUMP each);
+* a 256 MiB string (random bytes: LZF is tried and gives up, as for real blobs).
+
+    python bench/payload_server.py [--size 1000000] [--small 100000] [--string-mib 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import hiredis
+
+ROOT = Path(__file__).resolve().parent.parent
+_INCOMPLETE = object()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def encode(*args: bytes | str | int) -> bytes:
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        data = a if isinstance(a, bytes) else str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+class PortTaken(RuntimeError):
+    """The port we picked was answered by a process that is not ours."""
+
+
+class Server:
+    """A server process plus one raw connection that pipelines and counts replies."""
+
+    def __init__(self, name: str, argv: list[str], port: int) -> None:
+        self.name = name
+        self.port = port
+        self.dir = tempfile.mkdtemp(prefix=f"bench-{name}-")
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        self.proc = subprocess.Popen(argv, cwd=self.dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.sock = socket.create_connection(("127.0.0.1", port))
+                break
+            except OSError:
+                if self.proc.poll() is not None:  # most likely: the port was taken meanwhile
+                    shutil.rmtree(self.dir, ignore_errors=True)
+                    raise PortTaken(f"{name} exited with {self.proc.returncode}") from None
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{name} did not start") from None
+                time.sleep(0.05)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.reader = hiredis.Reader(notEnoughData=_INCOMPLETE)
+        info = self.call("INFO", "server")
+        # a free port can be taken by someone else's server before ours binds it
+        if b"process_id:%d\r\n" % self.proc.pid not in info:  # type: ignore[operator]
+            self.stop()
+            raise PortTaken(f"port {port} answered by another process")
+
+    def pipeline(self, commands: Iterable[bytes], count: int) -> list[object]:
+        """Send pre-encoded commands (from a writer thread) and collect ``count`` replies."""
+        buffer = b"".join(commands)
+        writer = threading.Thread(target=self.sock.sendall, args=(buffer,))
+        writer.start()
+        replies: list[object] = []
+        while len(replies) < count:
+            reply = self.reader.gets()
+            if reply is _INCOMPLETE:
+                chunk = self.sock.recv(1 << 20)
+                if not chunk:
+                    raise ConnectionError(f"{self.name} closed the connection")
+                self.reader.feed(chunk)
+                continue
+            if isinstance(reply, hiredis.ReplyError):
+                raise RuntimeError(f"{self.name}: {reply}")
+            replies.append(reply)
+        writer.join()
+        return replies
+
+    def call(self, *args: bytes | str | int) -> object:
+        return self.pipeline([encode(*args)], 1)[0]
+
+    def command_usec(self, name: str) -> float:
+        info = self.call("INFO", "commandstats")
+        assert isinstance(info, bytes)
+        for line in info.split(b"\r\n"):
+            if line.startswith(b"cmdstat_%s:" % name.encode()):
+                fields = dict(kv.split(b"=") for kv in line.split(b":", 1)[1].split(b","))
+                return float(fields[b"usec"])
+        return 0.0
+
+    def stop(self) -> None:
+        self.sock.close()
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def start(name: str, argv: list[str]) -> Server:
+    for _ in range(5):
+        port = free_port()
+        try:
+            return Server(name, [*argv, "--port", str(port)], port)
+        except PortTaken:
+            continue
+    raise RuntimeError(f"could not start {name}")
+
+
+def start_servers() -> tuple[Server, Server]:
+    redis_path = shutil.which("redis-server")
+    if not redis_path:
+        sys.exit("redis-server not found (apt-get install -y redis-server)")
+    common = ["--proto-max-bulk-len", "1gb", "--client-query-buffer-limit", "1gb"]
+    real = start("redis", [redis_path, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", *common])
+    ours = start("dumpling", [sys.executable, "-m", "dumpling", *common])
+    return real, ours
+
+
+def measure(server: Server, command: str, commands: Sequence[bytes]) -> tuple[float, float, list[object]]:
+    """(wall ms, server ms, replies) for a pipelined batch of ``command`` calls."""
+    server.call("CONFIG", "RESETSTAT")
+    started = time.perf_counter()
+    replies = server.pipeline(commands, len(commands))
+    wall = (time.perf_counter() - started) * 1000
+    return wall, server.command_usec(command) / 1000, replies
+
+
+def report(name: str, results: dict[str, tuple[float, float]]) -> None:
+    (rw, rs), (ow, os_) = results["redis"], results["dumpling"]
+    print(f"  {name:<30} wall: redis {rw:9.1f} ms  dumpling {ow:9.1f} ms  ratio {ow / rw:6.2f}x   |"
+          f"  server: redis {rs:9.1f} ms  dumpling {os_:9.1f} ms  ratio {os_ / max(rs, 1e-3):6.2f}x")
+
+
+def fill(server: Server, key: str, kind: str, size: int) -> None:
+    batch = 10_000
+    commands = []
+    for start in range(0, size, batch):
+        chunk = range(start, min(size, start + batch))
+        if kind == "hash":
+            args = [x for i in chunk for x in (b"field:%d" % i, b"value:%d" % i)]
+            commands.append(encode("HSET", key, *args))
+        elif kind == "zset":
+            args = [x for i in chunk for x in (repr(i * 0.37).encode(), b"member:%d" % i)]
+            commands.append(encode("ZADD", key, *args))
+        elif kind == "set":
+            commands.append(encode("SADD", key, *[b"member:%d" % i for i in chunk]))
+        else:
+            commands.append(encode("RPUSH", key, *[b"item:%d" % i for i in chunk]))
+    server.pipeline(commands, len(commands))
+
+
+def bench_one_value(servers: tuple[Server, Server], name: str, payload: bytes) -> None:
+    restore = [encode("RESTORE", "restored", 0, payload, "REPLACE")]
+    dump = [encode("DUMP", "restored")]
+    restored: dict[str, tuple[float, float]] = {}
+    dumped: dict[str, tuple[float, float]] = {}
+    sizes = {}
+    for server in servers:
+        wall, srv, _ = measure(server, "restore", restore)
+        restored[server.name] = (wall, srv)
+        wall, srv, replies = measure(server, "dump", dump)
+        dumped[server.name] = (wall, srv)
+        sizes[server.name] = len(replies[0])  # type: ignore[arg-type]
+        server.call("DEL", "restored")
+    report(f"{name} RESTORE", restored)
+    report(f"{name} DUMP", dumped)
+    print(f"  {'':<30} payload {len(payload) / 1e6:.2f} MB (type {payload[0]}); re-DUMP redis "
+          f"{sizes['redis'] / 1e6:.2f} MB, dumpling {sizes['dumpling'] / 1e6:.2f} MB")
+
+
+def bench_small(servers: tuple[Server, Server], count: int) -> None:
+    real = servers[0]
+    setup = []
+    keys = []
+    for i in range(count):
+        if i % 2:
+            keys.append(b"h%d" % i)
+            setup.append(encode("HSET", keys[-1], *[x for j in range(10) for x in (b"f%d" % j, b"v%d" % (i + j))]))
+        else:
+            keys.append(b"s%d" % i)
+            setup.append(encode("SET", keys[-1], b"value-%014d" % i))
+    real.pipeline(setup, len(setup))
+    payloads = real.pipeline([encode("DUMP", k) for k in keys], len(keys))
+    restore = [encode("RESTORE", k, 0, p, "REPLACE") for k, p in zip(keys, payloads, strict=True)]  # type: ignore[arg-type]
+    dump = [encode("DUMP", k) for k in keys]
+    restored: dict[str, tuple[float, float]] = {}
+    dumped: dict[str, tuple[float, float]] = {}
+    for server in servers:
+        server.call("FLUSHALL")
+        wall, srv, _ = measure(server, "restore", restore)
+        restored[server.name] = (wall, srv)
+        wall, srv, _ = measure(server, "dump", dump)
+        dumped[server.name] = (wall, srv)
+        server.call("FLUSHALL")
+    print(f"{count:,} small keys (half 20-byte strings, half 10-field listpack hashes), pipelined")
+    report("small RESTORE", restored)
+    report("small DUMP", dumped)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=1_000_000, help="members of the big collections")
+    parser.add_argument("--small", type=int, default=100_000, help="number of small keys")
+    parser.add_argument("--string-mib", type=int, default=256, help="size of the big string")
+    args = parser.parse_args()
+    servers = start_servers()
+    real = servers[0]
+    try:
+        version = real.call("INFO", "server")
+        assert isinstance(version, bytes)
+        line = next(x for x in version.split(b"\r\n") if x.startswith(b"redis_version:"))
+        print(f"redis-server {line.split(b':')[1].decode()} vs dumpling, Python {sys.version.split()[0]}")
+        print("ratios are dumpling / redis (lower is better)")
+        bench_small(servers, args.small)
+        print(f"big values ({args.size:,} members; payload = Redis's own DUMP)")
+        for kind in ("hash", "zset", "set", "list"):
+            fill(real, kind, kind, args.size)
+            payload = real.call("DUMP", kind)
+            real.call("DEL", kind)
+            assert isinstance(payload, bytes)
+            bench_one_value(servers, f"{kind} {args.size:,}", payload)
+        real.pipeline([encode("SET", "string", os.urandom(args.string_mib << 20))], 1)
+        payload = real.call("DUMP", "string")
+        real.call("DEL", "string")
+        assert isinstance(payload, bytes)
+        bench_one_value(servers, f"string {args.string_mib} MiB", payload)
+    finally:
+        for server in servers:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,312 @@
+"""DUMP, RESTORE and RESTORE-ASKING: the keyspace side of the payload codec.
+
+The codec (``dumpling.payload``) turns bytes into values and back; this module
+applies Redis's RESTORE processing order (spec §6.1) around it - options, BUSYKEY,
+TTL, envelope, body, REPLACE, already-expired TTLs, LRU/LFU metadata, events - and
+builds the ``CodecOptions`` a RESTORE or DUMP runs with from the server config.
+
+Helpers for other families (MIGRATE, cluster), kept stable:
+
+* ``dump_value(server, value) -> bytes`` - the payload DUMP would reply for ``value``.
+* ``restore_key(c, argv) -> reply`` - RESTORE / RESTORE-ASKING on client ``c``
+  (``argv[0]`` is the command name); raises ``CommandError`` with Redis's texts.
+* ``load_payload(server, payload) -> DecodedPayload`` - envelope + body checks only,
+  no keyspace change; raises ``CommandError``.
+* ``codec_options(server, footer_version)`` - the options this server decodes with.
+
+Version gates (§1.4, config ``rdb-version-check``): ``strict`` (default) accepts
+every footer dumpling can read, i.e. Redis's rule for Redis 7.4 (footer <= 12, 0
+included) plus Valkey 9's 80; ``relaxed`` additionally accepts any other footer >= 1
+the way Valkey 9 does (types >= 22 of a foreign 12-79 version are refused with
+``Unsupported foreign data type``).  Redis 7.0 itself refuses footers 11 and 12.
+
+DUMP writes at ``dump-rdb-version`` (default 10, Redis 7.0's), with ``rdbcompression``.
+A value that version cannot hold without loss (hash field TTLs below 12, stream
+metadata older stream types drop) is written at the lowest version that holds it
+(``payload_version_for``): DUMP never silently drops data.
+
+Must not: touch sockets, or decode anything itself (that is the codec's job).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from dumpling.commands.common import to_int
+from dumpling.commands.registry import command
+from dumpling.errors import BUSYKEY, SYNTAX, CommandError
+from dumpling.keyspace import LRU_CLOCK_MAX, lfu_minutes, lru_clock
+from dumpling.payload import CodecOptions, DecodedPayload, PayloadError, decode_payload, encode_payload
+from dumpling.payload.envelope import FOOTER_SIZE, VALKEY_VERSION_MIN, footer_version
+from dumpling.protocol import OK
+
+if TYPE_CHECKING:
+    from dumpling.dispatch import Server
+
+# The newest Redis RDB version dumpling reads (Redis 7.4 .. 8.4).
+REDIS_MAX_RDB_VERSION = 12
+INVALID_TTL = "Invalid TTL value, must be >= 0"
+INVALID_IDLETIME = "Invalid IDLETIME value, must be >= 0"
+INVALID_FREQ = "Invalid FREQ value, must be >= 0 and <= 255"
+LRU_FIELD_MASK = (1 << 24) - 1
+_U64 = (1 << 64) - 1
+_I64_SIGN = 1 << 63
+
+_RESTORE_ARGS = ("key ttl:integer serialized-value:string [REPLACE] [ABSTTL] [IDLETIME seconds:integer] "
+                 "[FREQ frequency:integer]")
+_RESTORE_HISTORY = (
+    ("3.0.0", "Added the `REPLACE` modifier."),
+    ("5.0.0", "Added the `ABSTTL` modifier."),
+    ("5.0.0", "Added the `IDLETIME` and `FREQ` options."),
+)
+_RESTORE_COMPLEXITY = (
+    "O(1) to create the new key and additional O(N*M) to reconstruct the serialized value, where N is the number "
+    "of Redis objects composing the value and M their average size. For small string values the time complexity is "
+    "thus O(1)+O(1*M) where M is small, so simply O(1). However for sorted set values the complexity is "
+    "O(N*M*log(N)) because inserting values into sorted sets is O(log(N))."
+)
+_DUMP_COMPLEXITY = (
+    "O(1) to access the key and additional O(N*M) to serialize it, where N is the number of Redis objects composing "
+    "the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is "
+    "small, so simply O(1)."
+)
+
+
+def _int64(n: int) -> int:
+    """``n`` wrapped to a signed 64-bit integer (C arithmetic on ``long long``)."""
+    n &= _U64
+    return n - (1 << 64) if n & _I64_SIGN else n
+
+
+# ----------------------------------------------------------------------------- codec options
+
+
+class DumpState:
+    """Per-server cache of ``CodecOptions``, rebuilt when the config changes."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self._cache: dict[tuple[str, bool, bool], CodecOptions] = {}
+        server.config.listeners.append(self._config_changed)
+
+    def _config_changed(self, name: str) -> None:
+        self._cache.clear()
+
+    def options(self, gate: str, skip_checksum: bool, caller_is_client: bool) -> CodecOptions:
+        key = (gate, skip_checksum, caller_is_client)
+        options = self._cache.get(key)
+        if options is None:
+            options = self._cache[key] = _build_options(self.server, gate, skip_checksum, caller_is_client)
+        return options
+
+
+def _build_options(server: Server, gate: str, skip_checksum: bool, caller_is_client: bool) -> CodecOptions:
+    cfg = server.config
+    if gate == "known":  # Redis's "<= own version" rule; every footer we read passes it
+        check, max_version = "redis", VALKEY_VERSION_MIN
+    elif gate == "relaxed":
+        check, max_version = "relaxed", VALKEY_VERSION_MIN
+    else:  # refused: Redis's rule with our Redis version makes check_envelope say why
+        check, max_version = "redis", REDIS_MAX_RDB_VERSION
+    return CodecOptions(
+        sanitize_payload=cfg["sanitize-dump-payload"],
+        caller_is_client=caller_is_client,
+        rdb_version_check=check,  # type: ignore[arg-type]
+        max_rdb_version=max_version,
+        skip_checksum=skip_checksum,
+        rdbcompression=cfg["rdbcompression"],
+        hash_max_listpack_entries=cfg["hash-max-listpack-entries"],
+        hash_max_listpack_value=cfg["hash-max-listpack-value"],
+        zset_max_listpack_entries=cfg["zset-max-listpack-entries"],
+        zset_max_listpack_value=cfg["zset-max-listpack-value"],
+        set_max_intset_entries=cfg["set-max-intset-entries"],
+        set_max_listpack_entries=cfg["set-max-listpack-entries"],
+        set_max_listpack_value=cfg["set-max-listpack-value"],
+        list_max_listpack_size=cfg["list-max-listpack-size"],
+        stream_node_max_bytes=cfg["stream-node-max-bytes"],
+        stream_node_max_entries=cfg["stream-node-max-entries"],
+    )
+
+
+def _state(server: Server) -> DumpState:
+    state = getattr(server, "dump_state", None)
+    if state is None:
+        setup(server)
+        state = server.dump_state  # type: ignore[attr-defined]
+    return state
+
+
+def codec_options(server: Server, footer: int | None = None, *, caller_is_client: bool = True) -> CodecOptions:
+    """The ``CodecOptions`` this server decodes a payload with footer version ``footer``
+    (None: the options for writing, which ignore the version gate)."""
+    if footer is None or footer <= REDIS_MAX_RDB_VERSION or footer == VALKEY_VERSION_MIN:
+        gate = "known"
+    elif server.config["rdb-version-check"] == "relaxed":
+        gate = "relaxed"
+    else:
+        gate = "refused"
+    skip = bool(getattr(server, "skip_checksum", False))
+    return _state(server).options(gate, skip, caller_is_client)
+
+
+# ----------------------------------------------------------------------------- DUMP
+
+
+def dump_value(server: Server, value: Any) -> bytes:
+    """The DUMP payload of ``value`` as this server writes it: footer ``dump-rdb-version``
+    (raised to the lowest version that holds the value, see the module docstring),
+    LZF per ``rdbcompression``.  ``value`` must be a stored (non-empty) value."""
+    return encode_payload(value, server.config["dump-rdb-version"], codec_options(server))
+
+
+@command("dump", 2, "readonly", (1, 1, 1), group="generic", since="2.6.0", args="key", key_flags="RO access",
+         summary="Returns a serialized representation of the value stored at a key.",
+         complexity=_DUMP_COMPLEXITY, tips="nondeterministic_output")
+def dump(c: Any, argv: list[bytes]) -> Any:
+    value = c.db.lookup_read(argv[1])  # a normal read: LRU/LFU, hits/misses, keymiss
+    if value is None:
+        return None
+    return dump_value(c.server, value)
+
+
+# ----------------------------------------------------------------------------- RESTORE
+
+
+@dataclass(slots=True)
+class RestoreOptions:
+    """RESTORE's options after ``key ttl serialized-value`` (-1: not given)."""
+
+    replace: bool = False
+    absttl: bool = False
+    idle_seconds: int = -1
+    freq: int = -1
+    lru_clock: int = -1  # the LRU clock sampled when IDLETIME was parsed
+
+
+_NO_OPTIONS = RestoreOptions()  # shared, never modified: RESTORE without options is the common case
+
+
+def parse_restore_options(c: Any, argv: list[bytes]) -> RestoreOptions:
+    """Options from argv[4] on, left to right, Redis's checks and texts (§6.1 step 2)."""
+    n = len(argv)
+    if n == 4:
+        return _NO_OPTIONS
+    opts = RestoreOptions()
+    j = 4
+    while j < n:
+        word = argv[j].lower()
+        has_value = j + 1 < n
+        if word == b"replace":
+            opts.replace = True
+        elif word == b"absttl":
+            opts.absttl = True
+        elif word == b"idletime" and has_value and opts.freq == -1:
+            idle = to_int(argv[j + 1])
+            if idle < 0:
+                raise CommandError(INVALID_IDLETIME)
+            opts.idle_seconds = idle
+            opts.lru_clock = lru_clock(c.keyspace.now)
+            j += 1
+        elif word == b"freq" and has_value and opts.idle_seconds == -1:
+            freq = to_int(argv[j + 1])
+            if not 0 <= freq <= 255:
+                raise CommandError(INVALID_FREQ)
+            opts.freq = freq
+            j += 1
+        else:
+            raise CommandError(SYNTAX)
+        j += 1
+    return opts
+
+
+def load_payload(server: Server, payload: bytes, *, caller_is_client: bool = True) -> DecodedPayload:
+    """Verify and decode a DUMP payload with this server's settings; count sanitizations.
+
+    Raises ``CommandError`` with ``DUMP payload version or checksum are wrong``,
+    ``Bad data format`` (or Valkey's foreign-type text under ``relaxed``)."""
+    footer = footer_version(payload) if len(payload) >= FOOTER_SIZE else None
+    options = codec_options(server, REDIS_MAX_RDB_VERSION if footer is None else footer,
+                            caller_is_client=caller_is_client)
+    try:
+        decoded = decode_payload(payload, options)
+    except PayloadError as e:
+        if e.detail:
+            server.log("verbose", f"RESTORE refused a payload: {e.detail}")
+        raise CommandError(e.message) from None
+    if decoded.sanitizations:
+        server.stat_sanitizations = getattr(server, "stat_sanitizations", 0) + decoded.sanitizations
+    return decoded
+
+
+def lru_field_for_idle(idle_seconds: int, clock: int) -> int:
+    """``objectSetLRUOrLFU``'s LRU field for IDLETIME, C overflow and wrap included."""
+    idle = _int64(idle_seconds * 1000)
+    idle = -(-idle // 1000) if idle < 0 else idle // 1000  # C division truncates
+    absolute = _int64(clock - idle)
+    if absolute < 0:
+        absolute = _int64(absolute + LRU_CLOCK_MAX)
+    return absolute & LRU_FIELD_MASK  # stored into a 24-bit field
+
+
+def restore_key(c: Any, argv: list[bytes]) -> Any:
+    """RESTORE / RESTORE-ASKING ``key ttl serialized-value [options]`` on client ``c``.
+
+    Redis's order: options, BUSYKEY, TTL, envelope, body, REPLACE, already-expired
+    TTL (``+OK`` and no key), create, LRU/LFU, ``restore`` event.  A refused payload
+    changes nothing."""
+    opts = parse_restore_options(c, argv)
+    db, ks = c.db, c.keyspace
+    key = argv[1]
+    if not opts.replace and db.lookup_write(key) is not None:
+        raise CommandError(BUSYKEY)
+    ttl = to_int(argv[2])
+    if ttl < 0:
+        raise CommandError(INVALID_TTL)
+    value = load_payload(c.server, argv[3]).value
+    deleted = db.delete(key) if opts.replace else False
+    now = ks.now
+    when = ttl
+    if ttl and not opts.absttl:
+        when = _int64(ttl + now)  # a huge relative TTL overflows into the past, as in Redis
+    if ttl and when <= now and not ks.loading:
+        if deleted:
+            ks.changed(db, key, b"del", "g")
+        return OK
+    db.add(key, value)
+    if ks.notify_flags:
+        ks.notify(db.index, "n", b"new", key)
+    if ttl:
+        db.set_expire(key, when)
+    if ks.lfu:
+        if opts.freq >= 0:
+            db.meta[key] = (lfu_minutes(now) << 8) | opts.freq
+    elif opts.idle_seconds >= 0:
+        db.meta[key] = lru_field_for_idle(opts.idle_seconds, opts.lru_clock)
+    ks.changed(db, key, b"restore", "g")
+    return OK
+
+
+@command("restore", -4, "write denyoom", (1, 1, 1), group="generic", since="2.6.0", args=_RESTORE_ARGS,
+         key_flags="OW update", acl="keyspace dangerous", history=_RESTORE_HISTORY, complexity=_RESTORE_COMPLEXITY,
+         summary="Creates a key from the serialized representation of a value.", events="new restore del")
+def restore(c: Any, argv: list[bytes]) -> Any:
+    return restore_key(c, argv)
+
+
+@command("restore-asking", -4, "write denyoom asking", (1, 1, 1), group="server", since="3.0.0",
+         args=_RESTORE_ARGS, key_flags="OW update", acl="keyspace dangerous", history=_RESTORE_HISTORY,
+         complexity=_RESTORE_COMPLEXITY, doc_flags="syscmd", summary="An internal command for migrating keys in a cluster.",
+         events="new restore del")
+def restore_asking(c: Any, argv: list[bytes]) -> Any:
+    # Identical to RESTORE; the ``asking`` flag only matters to cluster routing.
+    return restore_key(c, argv)
+
+
+def setup(server: Server) -> None:
+    """Attach the option cache and the counters INFO and DEBUG read."""
+    server.dump_state = DumpState(server)  # type: ignore[attr-defined]
+    if not hasattr(server, "stat_sanitizations"):
+        server.stat_sanitizations = 0  # type: ignore[attr-defined]
+    if not hasattr(server, "skip_checksum"):
+        server.skip_checksum = False  # type: ignore[attr-defined]
