@@ -1,0 +1,653 @@
+"""MIGRATE: move keys to another Redis-compatible server with one pipelined batch of
+AUTH / SELECT / RESTORE (RESTORE-ASKING in cluster mode), Redis's ``migrateCommand``
+(spec dump-restore.md §9).
+
+Flow: options and numbers are parsed, the keys looked up (none: ``+NOKEY``), every
+payload built with DUMP's encoder (``dump_value``: ``dump-rdb-version``, raised when a
+value needs a newer version), then the exchange with the target runs as an asyncio
+task while the client waits (``dispatch.Blocked`` with no keys): the event loop keeps
+serving everyone else.  Meanwhile the migrated keys are *locked*: a command of another
+client that would write one of them is suspended by ``server.key_gate`` and re-run
+from the top when the migration ends (so it sees the key gone, or gets its ASK), as
+if MIGRATE had been atomic the way it is in Redis; reads go on.
+
+Redis's details kept: relative TTLs (>= 1 ms, keys expired meanwhile skipped), REPLACE,
+AUTH / AUTH2 on every call, SELECT only when the cached connection's db differs; the
+first target error comes back as ``ERR Target instance replied with error: ...`` and
+resets the cached db; only acknowledged keys are deleted (unless COPY), each with a
+``del`` event; ``IOERR error or timeout {connecting to the client | writing to target
+instance | reading to target instance}``; one retry on a fresh connection when nothing
+was read and the failure was not a timeout.  Connections are cached per literal
+``host:port`` (at most 64, a random one closed when full, closed after 10 s idle; INFO
+``migrate_cached_sockets``).  A refused connect is reported the way Redis's
+non-blocking connect reports it: as a write failure, after the retry.
+
+Inside MULTI/EXEC the client cannot be suspended halfway through the transaction, so
+there MIGRATE runs synchronously with blocking socket I/O bounded by its timeout, exactly
+like Redis does everywhere (the event loop waits for at most the timeout per step).
+The same coroutine drives both modes; the synchronous one never suspends.
+
+Must not: touch sockets outside this module, or wait on the target in the handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import time
+from collections import deque
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import hiredis
+
+from dumpling.commands.common import to_int
+from dumpling.commands.dump import dump_value
+from dumpling.commands.registry import command
+from dumpling.dispatch import Blocked
+from dumpling.errors import NOT_INTEGER, SYNTAX, CommandError
+from dumpling.protocol import OK, ErrorReply, Status
+
+if TYPE_CHECKING:
+    from dumpling.dispatch import Server
+
+SOCKET_CACHE_ITEMS = 64
+SOCKET_CACHE_TTL = 10  # seconds
+WRITE_CHUNK = 64 * 1024
+READ_CHUNK = 64 * 1024
+NOKEY = Status("NOKEY")
+IOERR_CONNECT = ErrorReply("IOERR error or timeout connecting to the client")
+IOERR_WRITE = ErrorReply("IOERR error or timeout writing to target instance")
+IOERR_READ = ErrorReply("IOERR error or timeout reading to target instance")
+KEYS_NEEDS_EMPTY_KEY = "When using MIGRATE KEYS option, the key argument must be set to the empty string"
+REDACTED = b"(redacted)"
+
+
+class ConnectFailed(Exception):
+    """Connect timed out or the host did not resolve: ``IOERR ... connecting to the client``."""
+
+
+# ----------------------------------------------------------------------------- arguments
+
+
+@dataclass(slots=True)
+class MigrateArgs:
+    host: str
+    port: int
+    name: str  # the cache key: the literal "host:port"
+    db: int
+    timeout: float  # seconds
+    copy: bool = False
+    replace: bool = False
+    auth: list[bytes] | None = None  # [password] or [username, password]
+    keys: list[bytes] = field(default_factory=list)
+
+
+def _atoi(arg: bytes) -> int:
+    digits = b""
+    text = arg.strip()
+    sign = -1 if text[:1] == b"-" else 1
+    for ch in text.lstrip(b"+-"):
+        if not 48 <= ch <= 57:
+            break
+        digits += bytes((ch,))
+    return sign * int(digits) if digits else 0
+
+
+def parse_args(argv: list[bytes]) -> MigrateArgs:
+    """Options from argv[6] on, then timeout and db, with Redis's texts and order."""
+    copy = replace = False
+    auth: list[bytes] | None = None
+    keys = [argv[3]]
+    auth_positions: list[int] = []
+    j = 6
+    n = len(argv)
+    while j < n:
+        word = argv[j].lower()
+        more = n - 1 - j
+        if word == b"copy":
+            copy = True
+        elif word == b"replace":
+            replace = True
+        elif word == b"auth":
+            if more < 1:
+                raise CommandError(SYNTAX)
+            auth = [argv[j + 1]]
+            auth_positions = [j + 1]
+            j += 1
+        elif word == b"auth2":
+            if more < 2:
+                raise CommandError(SYNTAX)
+            auth = [argv[j + 1], argv[j + 2]]
+            auth_positions = [j + 1, j + 2]
+            j += 2
+        elif word == b"keys":
+            if argv[3]:
+                raise CommandError(KEYS_NEEDS_EMPTY_KEY)
+            keys = argv[j + 1 :]
+            break
+        else:
+            raise CommandError(SYNTAX)
+        j += 1
+    timeout_ms = to_int(argv[5], NOT_INTEGER)
+    db = to_int(argv[4], NOT_INTEGER)
+    for pos in auth_positions:  # MONITOR and SLOWLOG see "(redacted)", as in Redis 7
+        argv[pos] = REDACTED
+    host = argv[1].decode("utf-8", "surrogateescape")
+    name = host + ":" + argv[2].decode("utf-8", "surrogateescape")
+    return MigrateArgs(host, _atoi(argv[2]), name, db, (timeout_ms if timeout_ms > 0 else 1000) / 1000,
+                       copy, replace, auth, keys)
+
+
+def migrate_keys(argv: list[bytes]) -> list[int]:
+    """migrateGetKeys: argv[3], or everything after KEYS (skipping AUTH/AUTH2 values before it)."""
+    skips = {b"copy": 0, b"replace": 0, b"auth": 1, b"auth2": 2}
+    i = 6
+    while i < len(argv):
+        word = argv[i].lower()
+        if word == b"keys":
+            if argv[3]:
+                return []
+            return list(range(i + 1, len(argv)))
+        i += skips.get(word, 0) + 1
+    return [3]
+
+
+def multibulk(args: list[bytes]) -> bytes:
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+
+
+# ----------------------------------------------------------------------------- connections
+
+
+class MigrateConnection:
+    """One cached connection to a target, and the db it last SELECTed (-1: unknown)."""
+
+    __slots__ = ("sock", "last_db", "last_use", "reader")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.last_db = -1
+        self.last_use = time.monotonic()
+        self.reader = hiredis.Reader()
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError as e:  # already gone; nothing else to release
+            del e
+
+
+class MigrateCache:
+    """``server.migrate_cache``: cached target connections, per-target turns, and the key locks."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.conns: dict[str, MigrateConnection] = {}
+        self.busy: set[str] = set()  # targets with an exchange in flight
+        self.turns: dict[str, deque[asyncio.Future[None]]] = {}
+        self.locked: dict[tuple[int, bytes], int] = {}
+        self.waiters: list[tuple[Any, list[bytes], Blocked]] = []
+        self._last_cron = 0.0
+
+    def size(self) -> int:
+        return len(self.conns)
+
+    # -- connections ------------------------------------------------------------------
+
+    def take(self, name: str) -> MigrateConnection | None:
+        conn = self.conns.get(name)
+        if conn is not None:
+            conn.last_use = time.monotonic()
+        return conn
+
+    def store(self, name: str, conn: MigrateConnection) -> None:
+        if len(self.conns) >= SOCKET_CACHE_ITEMS:
+            idle = [n for n in self.conns if n not in self.busy]
+            if idle:
+                self.drop(random.choice(idle))
+        self.conns[name] = conn
+
+    def drop(self, name: str) -> None:
+        conn = self.conns.pop(name, None)
+        if conn is not None:
+            conn.close()
+
+    async def acquire(self, name: str) -> None:
+        """Wait for our turn on ``name`` (one exchange per target at a time, FIFO)."""
+        if name not in self.busy:
+            self.busy.add(name)
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.turns.setdefault(name, deque()).append(waiter)
+        await waiter  # ownership is handed over by release()
+
+    def release(self, name: str) -> None:
+        queue = self.turns.get(name)
+        while queue:
+            waiter = queue.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.turns.pop(name, None)
+        self.busy.discard(name)
+
+    def cron(self) -> None:
+        """migrateCloseTimedoutSockets, once a second."""
+        now = time.monotonic()
+        if now - self._last_cron < 1:
+            return
+        self._last_cron = now
+        for name, conn in list(self.conns.items()):
+            if name not in self.busy and now - conn.last_use > SOCKET_CACHE_TTL:
+                self.drop(name)
+
+    # -- key locks ----------------------------------------------------------------------
+
+    def lock(self, db_index: int, keys: list[bytes]) -> None:
+        for key in keys:
+            item = (db_index, key)
+            self.locked[item] = self.locked.get(item, 0) + 1
+        self.server.key_gate = self.gate
+
+    def unlock(self, db_index: int, keys: list[bytes]) -> None:
+        for key in keys:
+            item = (db_index, key)
+            count = self.locked.get(item, 0) - 1
+            if count > 0:
+                self.locked[item] = count
+            else:
+                self.locked.pop(item, None)
+        if not self.locked:
+            self.server.key_gate = None
+
+    def gate(self, client: Any, cmd: Any, argv: list[bytes]) -> bool:
+        """Suspend ``client`` if ``cmd`` (or, for EXEC, a queued command) writes a locked key."""
+        if cmd.is_readonly:
+            return False
+        queued = client.multi if cmd.name == "exec" and client.multi else ((cmd, argv),)
+        db_index = client.db.index
+        locked = self.locked
+        for qcmd, qargv in queued:
+            if qcmd.is_readonly or not (qcmd.key_specs or qcmd.movable):
+                continue
+            try:
+                positions = qcmd.key_indices(qargv)
+            except ValueError:
+                continue
+            for pos in positions:
+                if pos < len(qargv) and (db_index, qargv[pos]) in locked:
+                    self._suspend(client, cmd, argv)
+                    return True
+        return False
+
+    def _suspend(self, client: Any, cmd: Any, argv: list[bytes]) -> None:
+        server = self.server
+        cluster = server.cluster
+        if cluster is not None and cluster.last_asking_client is client:
+            client.asking = True  # the routing check will run again
+        if client.skip_this and client.reply_mode == 0:
+            client.reply_mode = 2  # CLIENT REPLY SKIP applies to the re-run
+        blocked = Blocked([], 0, _never, NOKEY)
+        server.block(client, blocked, cmd)
+        self.waiters.append((client, argv, blocked))
+
+    def resume_waiters(self) -> None:
+        """Re-run, from the top of dispatch, the commands suspended on keys now unlocked."""
+        if not self.waiters:
+            return
+        waiters, self.waiters = self.waiters, []
+        server = self.server
+        for client, argv, blocked in waiters:
+            if client.closed or client.blocked is not blocked:
+                continue
+            server.unblock(client, None)
+            server.execute_checked(client, argv)
+            client.flush()
+            if client.blocked is None and not client.closed and server.loop is not None:
+                server.loop.call_soon(client.process_input)
+
+
+def _never() -> None:
+    return None
+
+
+# ----------------------------------------------------------------------------- I/O drivers
+
+
+class AsyncIO:
+    """Non-blocking sockets on the event loop: the normal mode."""
+
+    async def connect(self, host: str, port: int, timeout: float) -> socket.socket:
+        loop = asyncio.get_running_loop()
+        if not 0 <= port <= 65535:
+            raise ConnectionRefusedError("bad port")
+        try:
+            async with asyncio.timeout(timeout):
+                infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, TimeoutError, UnicodeError) as e:
+            raise ConnectFailed(str(e)) from None
+        family, kind, proto, _, address = infos[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setblocking(False)
+        try:
+            async with asyncio.timeout(timeout):
+                await loop.sock_connect(sock, address)
+        except TimeoutError:
+            sock.close()
+            raise ConnectFailed("timeout") from None
+        except OSError:
+            sock.close()
+            raise
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    async def send(self, sock: socket.socket, data: bytes, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        view = memoryview(data)
+        for start in range(0, len(view), WRITE_CHUNK):
+            async with asyncio.timeout(timeout):
+                await loop.sock_sendall(sock, view[start : start + WRITE_CHUNK])
+
+    async def recv(self, sock: socket.socket, timeout: float) -> bytes:
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(timeout):
+            return await loop.sock_recv(sock, READ_CHUNK)
+
+
+class BlockingIO:
+    """Blocking socket calls bounded by the timeout (inside EXEC); never suspends."""
+
+    async def connect(self, host: str, port: int, timeout: float) -> socket.socket:
+        if not 0 <= port <= 65535:
+            raise ConnectionRefusedError("bad port")
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as e:
+            raise ConnectFailed(str(e)) from None
+        family, kind, proto, _, address = infos[0]
+        sock = socket.socket(family, kind, proto)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(address)
+        except TimeoutError:
+            sock.close()
+            raise ConnectFailed("timeout") from None
+        except OSError:
+            sock.close()
+            raise
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setblocking(False)
+        return sock
+
+    async def send(self, sock: socket.socket, data: bytes, timeout: float) -> None:
+        view = memoryview(data)
+        sock.settimeout(timeout)
+        try:
+            for start in range(0, len(view), WRITE_CHUNK):
+                sock.sendall(view[start : start + WRITE_CHUNK])
+        finally:
+            sock.setblocking(False)
+
+    async def recv(self, sock: socket.socket, timeout: float) -> bytes:
+        sock.settimeout(timeout)
+        try:
+            return sock.recv(READ_CHUNK)
+        finally:
+            sock.setblocking(False)
+
+
+def run_to_completion(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Drive a coroutine that never suspends (BlockingIO) without an event loop."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    coro.close()
+    raise RuntimeError("a synchronous MIGRATE tried to suspend")
+
+
+# ----------------------------------------------------------------------------- one MIGRATE
+
+
+class Migration:
+    """One MIGRATE call: the payloads built at call time, then the exchange with the target."""
+
+    def __init__(self, c: Any, args: MigrateArgs, entries: list[tuple[bytes, Any]]) -> None:
+        self.client = c
+        self.server: Server = c.server
+        self.cache: MigrateCache = c.server.migrate_cache
+        self.db = c.db
+        self.args = args
+        self.now = c.keyspace.now  # the command time snapshot: TTLs are relative to it
+        self.blocked: Blocked | None = None
+        command_name = b"RESTORE-ASKING" if self.server.cluster is not None else b"RESTORE"
+        suffix = [b"REPLACE"] if args.replace else []
+        parts: list[bytes] = []
+        self.keys: list[bytes] = []
+        for key, value in entries:
+            ttl = 0
+            when = self.db.expires.get(key)
+            if when is not None:
+                ttl = when - self.now
+                if ttl < 0:
+                    continue  # expired since the lookup: skipped
+                ttl = max(ttl, 1)
+            parts.append(multibulk([command_name, key, b"%d" % ttl, dump_value(self.server, value), *suffix]))
+            self.keys.append(key)
+        self.body = b"".join(parts)
+
+    # -- modes ----------------------------------------------------------------------------
+
+    def run_sync(self) -> Any:
+        """Inside MULTI/EXEC: the whole exchange now, with blocking I/O; errors raised as errors."""
+        temporary = self.args.name in self.cache.busy  # an asynchronous MIGRATE owns the cached socket
+        reply = run_to_completion(self.exchange(BlockingIO(), use_cache=not temporary))
+        if isinstance(reply, ErrorReply):
+            raise CommandError("-" + reply.message)
+        return reply
+
+    def start(self) -> Blocked:
+        """Lock the keys, start the exchange as a task, and suspend the client until it ends."""
+        self.cache.lock(self.db.index, self.keys)
+        self.blocked = Blocked([], 0, _never, IOERR_READ)
+        loop = self.server.loop
+        assert loop is not None
+        loop.create_task(self._run())
+        return self.blocked
+
+    async def _run(self) -> None:
+        cache = self.cache
+        name = self.args.name
+        try:
+            await cache.acquire(name)
+            try:
+                reply = await self.exchange(AsyncIO(), use_cache=True)
+            finally:
+                cache.release(name)
+        except Exception as e:  # a bug must cost this MIGRATE its reply, never the server
+            self.server.log("warning", f"MIGRATE to {name} failed unexpectedly: {type(e).__name__}: {e}")
+            reply = ErrorReply(f"ERR internal error in 'migrate': {type(e).__name__}")
+        finally:
+            cache.unlock(self.db.index, self.keys)
+        server = self.server
+        client = self.client
+        if isinstance(reply, ErrorReply):
+            server.count_error(reply.message.split(" ", 1)[0])
+        if client.blocked is self.blocked:
+            server.unblock(client, reply)
+        if server.keyspace.ready_keys:
+            server.serve_ready_keys()
+        if server.pending_pushes:
+            server.pending_pushes.clear()
+        cache.resume_waiters()
+
+    # -- the exchange (Redis's migrateCommand from try_again on) ---------------------------
+
+    async def exchange(self, io: AsyncIO | BlockingIO, use_cache: bool) -> Any:
+        args = self.args
+        cache = self.cache
+        timeout = args.timeout
+        may_retry = True
+        while True:
+            conn = cache.take(args.name) if use_cache else None
+            if conn is None:
+                try:
+                    sock = await io.connect(args.host, args.port, timeout)
+                except ConnectFailed:
+                    return IOERR_CONNECT
+                except OSError:
+                    # Redis connects without blocking and learns of a refusal on the first write.
+                    if may_retry:
+                        may_retry = False
+                        continue
+                    return IOERR_WRITE
+                conn = MigrateConnection(sock)
+                if use_cache:
+                    cache.store(args.name, conn)
+            outcome = await self._talk(io, conn, may_retry)
+            if not use_cache and conn is not cache.conns.get(args.name):
+                conn.close()
+            if outcome is _RETRY:
+                may_retry = False
+                continue
+            return outcome
+
+    async def _talk(self, io: AsyncIO | BlockingIO, conn: MigrateConnection, may_retry: bool) -> Any:
+        args = self.args
+        timeout = args.timeout
+        select = conn.last_db != args.db
+        head = b""
+        if args.auth is not None:
+            head += multibulk([b"AUTH", *args.auth])
+        if select:
+            head += multibulk([b"SELECT", b"%d" % args.db])
+        try:
+            await io.send(conn.sock, head + self.body, timeout)
+        except (OSError, TimeoutError) as e:
+            return self._socket_error(conn, may_retry, timed_out=isinstance(e, TimeoutError), writing=True)
+
+        async def read() -> Any:
+            return await _read_reply(io, conn, timeout)
+
+        errors: list[str] = []
+        try:
+            if args.auth is not None:
+                auth_reply = await read()
+                if isinstance(auth_reply, hiredis.ReplyError):
+                    errors.append(str(auth_reply))
+            if select:
+                select_reply = await read()
+                if isinstance(select_reply, hiredis.ReplyError):
+                    errors.append(str(select_reply))
+        except (OSError, TimeoutError, hiredis.ProtocolError) as e:
+            return self._socket_error(conn, may_retry, timed_out=isinstance(e, TimeoutError), writing=False)
+        error_from_target: str | None = errors[0] if errors else None
+        socket_error = timed_out = False
+        failed_at = -1
+        db, ks = self.db, self.client.keyspace
+        for index, key in enumerate(self.keys):
+            try:
+                reply = await read()
+            except (OSError, TimeoutError, hiredis.ProtocolError) as e:
+                socket_error = True
+                timed_out = isinstance(e, TimeoutError)
+                failed_at = index
+                break
+            if error_from_target is None and isinstance(reply, hiredis.ReplyError):
+                error_from_target = str(reply)
+            if errors or isinstance(reply, hiredis.ReplyError):
+                continue
+            if not args.copy and db.delete(key):
+                ks.changed(db, key, b"del", "g")
+        if error_from_target is not None:
+            conn.last_db = -1
+        if error_from_target is None and socket_error and failed_at == 0 and may_retry and not timed_out:
+            self._close(conn)
+            return _RETRY
+        if socket_error:
+            self._close(conn)
+        if error_from_target is not None:
+            return ErrorReply(f"ERR Target instance replied with error: {error_from_target}")
+        if socket_error:
+            return IOERR_READ
+        conn.last_db = args.db
+        return OK
+
+    def _close(self, conn: MigrateConnection) -> None:
+        if conn is self.cache.conns.get(self.args.name):
+            self.cache.drop(self.args.name)
+        else:
+            conn.close()
+
+    def _socket_error(self, conn: MigrateConnection, may_retry: bool, *, timed_out: bool, writing: bool) -> Any:
+        """Redis's socket_err label: drop the socket; retry once unless it was a timeout."""
+        self._close(conn)
+        if may_retry and not timed_out:
+            return _RETRY
+        return IOERR_WRITE if writing else IOERR_READ
+
+
+_RETRY = object()
+
+
+async def _read_reply(io: AsyncIO | BlockingIO, conn: MigrateConnection, timeout: float) -> Any:
+    reader = conn.reader
+    while True:
+        item = reader.gets()
+        if item is not False:
+            return item
+        data = await io.recv(conn.sock, timeout)
+        if not data:
+            raise ConnectionResetError("target closed the connection")
+        reader.feed(data)
+
+
+# ----------------------------------------------------------------------------- the command
+
+_MIGRATE_ARGS = (
+    "host:string port:integer key_or_empty_string=(key | \"\") destination-db:integer timeout:integer [COPY] "
+    "[REPLACE] [authentication=(AUTH password:string | AUTH2 username:string password:string)] [KEYS key...]"
+)
+
+
+@command("migrate", -6, "write", (3, 3, 1), group="generic", since="2.6.0", args=_MIGRATE_ARGS,
+         acl="keyspace dangerous", getkeys=migrate_keys, tips="nondeterministic_output", events="del",
+         key_specs=[
+             {"flags": ["RW", "access", "delete"], "begin_search": {"type": "index", "spec": {"index": 3}},
+              "find_keys": {"type": "range", "spec": {"lastkey": 0, "keystep": 1, "limit": 0}}},
+             {"flags": ["RW", "access", "delete", "incomplete"],
+              "begin_search": {"type": "keyword", "spec": {"keyword": "KEYS", "startfrom": -2}},
+              "find_keys": {"type": "range", "spec": {"lastkey": -1, "keystep": 1, "limit": 0}}},
+         ],
+         history=(("3.0.0", "Added the `COPY` and `REPLACE` options."), ("3.0.6", "Added the `KEYS` option."),
+                  ("4.0.7", "Added the `AUTH` option."), ("6.0.0", "Added the `AUTH2` option.")),
+         complexity="This command actually executes a DUMP+DEL in the source instance, and a RESTORE in the target "
+                    "instance. See the pages of these commands for time complexity. Also an O(N) data transfer "
+                    "between the two instances is performed.",
+         summary="Atomically transfers a key from one Redis instance to another.")
+def migrate(c: Any, argv: list[bytes]) -> Any:
+    args = parse_args(argv)
+    db = c.db
+    entries = []
+    for key in args.keys:
+        value = db.lookup_read(key)
+        if value is not None:
+            entries.append((key, value))
+    if not entries:
+        return NOKEY
+    migration = Migration(c, args, entries)
+    server = c.server
+    if server.in_exec or server.loop is None:
+        return migration.run_sync()
+    return migration.start()
+
+
+def setup(server: Server) -> None:
+    """Attach the connection cache (INFO reads ``migrate_cache.size()``) and its cron."""
+    cache = MigrateCache(server)
+    server.migrate_cache = cache  # type: ignore[attr-defined]
+    server.cron_hooks.append(cache.cron)
+
