@@ -1,0 +1,473 @@
+"""MIGRATE on dumpling: arguments and errors against Redis, what goes on the wire (seen by
+a scripted fake target), the connection cache, retries, timeouts, partial
+acknowledgements, and the asynchronous exchange (other clients keep being served,
+writers of the migrated keys wait, readers do not; MULTI/EXEC runs it synchronously).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import hiredis
+import pytest
+
+from tests.servers import RawConnection, ServerProcess, encode_command, parse_reply, start_dumpling
+
+Behaviour = Callable[[int, list[bytes]], "bytes | str | None"]
+
+
+class FakeTarget:
+    """A loopback server that records every request and answers as ``behaviour`` says:
+    reply bytes, ``"close"`` (drop the connection), or None / ``"stall"`` (say nothing)."""
+
+    def __init__(self, behaviour: Behaviour | None = None) -> None:
+        self.behaviour = behaviour or (lambda conn, argv: b"+OK\r\n")
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.requests: list[tuple[int, list[bytes]]] = []
+        self.connections = 0
+        self.open: list[socket.socket] = []
+        self._stop = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._stop:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self.open.append(sock)
+            threading.Thread(target=self._serve, args=(sock, self.connections), daemon=True).start()
+
+    def _serve(self, sock: socket.socket, index: int) -> None:
+        reader = hiredis.Reader()
+        with sock:
+            while True:
+                try:
+                    data = sock.recv(65536)
+                except OSError:
+                    return
+                if not data:
+                    return
+                reader.feed(data)
+                out = b""
+                while (request := reader.gets()) is not False:
+                    self.requests.append((index, request))
+                    answer = self.behaviour(index, request)
+                    if answer == "close":
+                        sock.sendall(out)
+                        sock.shutdown(socket.SHUT_RDWR)
+                        return
+                    if isinstance(answer, bytes):
+                        out += answer
+                if out:
+                    sock.sendall(out)
+
+    def commands(self) -> list[list[bytes]]:
+        return [argv for _, argv in self.requests]
+
+    def close(self) -> None:
+        self._stop = True
+        self.listener.close()
+        for sock in self.open:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+
+@pytest.fixture
+def target() -> Iterator[Callable[..., FakeTarget]]:
+    made: list[FakeTarget] = []
+
+    def make(behaviour: Behaviour | None = None) -> FakeTarget:
+        fake = FakeTarget(behaviour)
+        made.append(fake)
+        return fake
+
+    yield make
+    for fake in made:
+        fake.close()
+
+
+@pytest.fixture(scope="module")
+def node() -> Iterator[ServerProcess]:
+    server = start_dumpling()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def d(node: ServerProcess) -> Iterator[RawConnection]:
+    with node.raw() as conn:
+        conn.call("FLUSHALL")
+        conn.call("CONFIG", "SET", "notify-keyspace-events", "")
+        yield conn
+
+
+def call(conn: RawConnection, *args: bytes | str | int) -> object:
+    return parse_reply(conn.call(*args))
+
+
+def snapshot(conn: RawConnection, key: bytes | str) -> tuple[object, ...]:
+    """A key's type and value in a form independent of encoding and hashtable order."""
+    kind = call(conn, "TYPE", key)
+    if kind == b"string":
+        value: object = call(conn, "GET", key)
+    elif kind == b"list":
+        value = call(conn, "LRANGE", key, 0, -1)
+    elif kind == b"set":
+        value = sorted(call(conn, "SMEMBERS", key))  # type: ignore[arg-type]
+    elif kind == b"zset":
+        value = call(conn, "ZRANGE", key, 0, -1, "WITHSCORES")
+    elif kind == b"hash":
+        flat = call(conn, "HGETALL", key)
+        value = sorted(zip(flat[::2], flat[1::2], strict=True))  # type: ignore[index]
+    elif kind == b"stream":
+        groups = call(conn, "XINFO", "GROUPS", key)
+        consumers = [[c[:4] for c in call(conn, "XINFO", "CONSUMERS", key, g[1])] for g in groups]  # type: ignore
+        value = (call(conn, "XRANGE", key, "-", "+"), groups, consumers)
+    else:
+        value = None
+    return kind, value
+
+
+# ----------------------------------------------------------------------------- arguments (vs Redis)
+
+
+def test_argument_errors_match_redis(pair) -> None:
+    pair.same("SET", "k", "v")
+    port = 1  # nothing is ever contacted: every case fails (or answers NOKEY) before connecting
+    for args in [
+        ("MIGRATE", "127.0.0.1", port, "k", "0", "1000", "AUTH"),
+        ("MIGRATE", "127.0.0.1", port, "k", "0", "1000", "AUTH2", "u"),
+        ("MIGRATE", "127.0.0.1", port, "k", "0", "1000", "FOO"),
+        ("MIGRATE", "127.0.0.1", port, "k", "0", "1000", "KEYS", "a"),
+        ("MIGRATE", "127.0.0.1", port, "k", "x", "1000"),
+        ("MIGRATE", "127.0.0.1", port, "k", "0", "x"),
+        ("MIGRATE", "127.0.0.1", port, "k", "0", "1000", "COPY", "REPLACE", "FOO"),
+        ("MIGRATE", "127.0.0.1", port, "nokey", "0", "1000"),
+        ("MIGRATE", "127.0.0.1", port, "", "0", "1000", "KEYS"),
+        ("MIGRATE", "127.0.0.1", port, "", "0", "1000", "KEYS", "a", "b", "AUTH"),
+        ("MIGRATE", "127.0.0.1", port, "", "0", "1000", "COPY", "KEYS", "nokey"),
+        ("MIGRATE", "127.0.0.1", port, "k", "0"),
+        ("COMMAND", "GETKEYS", "MIGRATE", "h", "p", "k", "0", "1000"),
+        ("COMMAND", "GETKEYS", "MIGRATE", "h", "p", "", "0", "1000", "COPY", "KEYS", "a", "b"),
+        ("COMMAND", "GETKEYS", "MIGRATE", "h", "p", "", "0", "1000", "AUTH", "keys", "a", "b"),
+        ("COMMAND", "GETKEYS", "MIGRATE", "h", "p", "", "0", "1000", "AUTH2", "u", "p", "KEYS", "a"),
+    ]:
+        pair.same(*args)
+
+
+def test_connection_failures_match_redis(pair) -> None:
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    pair.same("SET", "k", "v")
+    for args in [
+        ("MIGRATE", "127.0.0.1", port, "k", "0", "1000"),  # refused: reported as a write error after a retry
+        ("MIGRATE", "nohost.invalid", port, "k", "0", "1000"),  # does not resolve: connecting
+        ("MIGRATE", "127.0.0.1", "notaport", "k", "0", "1000"),  # atoi -> port 0
+    ]:
+        pair.same(*args)
+    pair.same("GET", "k")
+
+
+# ----------------------------------------------------------------------------- on the wire
+
+
+def test_wire_format_select_auth_replace(d: RawConnection, target) -> None:
+    fake = target()
+    d.call("SET", "a", "1")
+    d.call("SET", "b", "2", "PX", "100000")
+    d.call("SELECT", "0")
+    assert d.call("MIGRATE", "127.0.0.1", fake.port, "", "3", "1000", "REPLACE", "AUTH2", "user", "pw",
+                  "KEYS", "a", "b") == b"+OK\r\n"
+    first = fake.commands()
+    assert first[0] == [b"AUTH", b"user", b"pw"]
+    assert first[1] == [b"SELECT", b"3"]
+    assert first[2][:3] == [b"RESTORE", b"a", b"0"] and first[2][4:] == [b"REPLACE"]
+    assert first[3][:2] == [b"RESTORE", b"b"] and 99_000 < int(first[3][2]) <= 100_000
+    assert first[2][3].startswith(b"\x00\xc0\x01\x0a\x00")  # string "1" as an int, RDB 10 footer
+    assert call(d, "EXISTS", "a", "b") == 0
+    # Same target and db: the cached connection is reused, AUTH again, no SELECT.
+    d.call("SET", "c", "3")
+    assert d.call("MIGRATE", "127.0.0.1", fake.port, "c", "3", "1000", "AUTH", "pw") == b"+OK\r\n"
+    assert fake.connections == 1
+    assert fake.commands()[4] == [b"AUTH", b"pw"]
+    assert fake.commands()[5][:3] == [b"RESTORE", b"c", b"0"] and len(fake.commands()) == 6
+    # Another db: SELECT again.
+    d.call("SET", "e", "5")
+    assert d.call("MIGRATE", "127.0.0.1", fake.port, "e", "4", "1000") == b"+OK\r\n"
+    assert fake.commands()[6] == [b"SELECT", b"4"]
+    assert _cached(d) >= 1
+
+
+def test_cluster_mode_sends_restore_asking(target) -> None:
+    from tests.test_cluster import start_cluster_node
+
+    fake = target()
+    server = start_cluster_node()
+    try:
+        with server.raw() as conn:
+            conn.call("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+            conn.call("SET", "k", "v")
+            assert conn.call("MIGRATE", "127.0.0.1", fake.port, "k", "0", "1000") == b"+OK\r\n"
+            assert fake.commands()[0] == [b"SELECT", b"0"]
+            assert fake.commands()[1][:3] == [b"RESTORE-ASKING", b"k", b"0"]
+    finally:
+        server.stop()
+
+
+def test_only_acknowledged_keys_are_deleted(d: RawConnection, target) -> None:
+    def behaviour(conn: int, argv: list[bytes]) -> bytes:
+        if argv[0] == b"RESTORE" and argv[1] == b"b":
+            return b"-BUSYKEY Target key name already exists.\r\n"
+        return b"+OK\r\n"
+
+    fake = target(behaviour)
+    d.call("CONFIG", "SET", "notify-keyspace-events", "KEA")
+    for key in (b"a", b"b", b"c"):
+        d.call("SET", key, key)
+    with RawConnection(d.sock.getpeername()[1]) as sub:
+        sub.call("SUBSCRIBE", "__keyevent@0__:del")
+        reply = d.call("MIGRATE", "127.0.0.1", fake.port, "", "0", "1000", "KEYS", "a", "b", "c")
+        assert reply == b"-ERR Target instance replied with error: BUSYKEY Target key name already exists.\r\n"
+        assert call(d, "EXISTS", "a") == 0 and call(d, "GET", "b") == b"b" and call(d, "EXISTS", "c") == 0
+        events = [parse_reply(sub.read_reply())[2] for _ in range(2)]
+        assert events == [b"a", b"c"]
+    # An error resets the cached db: the next call SELECTs again.
+    d.call("SET", "z", "1")
+    assert d.call("MIGRATE", "127.0.0.1", fake.port, "z", "0", "1000") == b"+OK\r\n"
+    assert [b"SELECT", b"0"] in fake.commands()[4:]
+    assert b"errorstat_ERR" in d.call("INFO", "errorstats")
+
+
+def test_copy_keeps_the_source_and_auth_error_deletes_nothing(d: RawConnection, target) -> None:
+    def behaviour(conn: int, argv: list[bytes]) -> bytes:
+        if argv[0] == b"AUTH":
+            return b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+        return b"-NOAUTH Authentication required.\r\n"
+
+    fake = target()
+    d.call("SET", "a", "1")
+    assert d.call("MIGRATE", "127.0.0.1", fake.port, "a", "0", "1000", "COPY") == b"+OK\r\n"
+    assert call(d, "GET", "a") == b"1"
+    denied = target(behaviour)
+    reply = d.call("MIGRATE", "127.0.0.1", denied.port, "a", "0", "1000", "AUTH", "bad")
+    assert reply == b"-ERR Target instance replied with error: WRONGPASS invalid username-password pair or user is " \
+                    b"disabled.\r\n"
+    assert call(d, "GET", "a") == b"1"
+
+
+def test_dead_cached_connection_is_retried_once(d: RawConnection, target) -> None:
+    drops = {"left": 1}
+
+    def behaviour(conn: int, argv: list[bytes]) -> bytes | str:
+        if conn == 1 and len(fake.requests) > 2 and drops["left"]:
+            drops["left"] -= 1
+            return "close"  # the cached connection dies before answering the second MIGRATE
+        return b"+OK\r\n"
+
+    fake = target(behaviour)
+    d.call("SET", "a", "1")
+    assert d.call("MIGRATE", "127.0.0.1", fake.port, "a", "0", "1000") == b"+OK\r\n"
+    d.call("SET", "b", "2")
+    assert d.call("MIGRATE", "127.0.0.1", fake.port, "b", "0", "1000") == b"+OK\r\n"
+    assert fake.connections == 2 and call(d, "EXISTS", "b") == 0
+    assert fake.commands()[-2:] == [[b"SELECT", b"0"], fake.commands()[-1]]  # fresh connection: SELECT again
+
+
+def test_connection_closed_every_time_is_ioerr_reading(d: RawConnection, target) -> None:
+    fake = target(lambda conn, argv: "close")
+    d.call("SET", "a", "1")
+    cached = _cached(d)
+    assert d.call("MIGRATE", "127.0.0.1", fake.port, "a", "0", "1000") == \
+        b"-IOERR error or timeout reading to target instance\r\n"
+    assert fake.connections == 2 and call(d, "GET", "a") == b"1"
+    assert _cached(d) == cached  # the dead connection was dropped, not cached
+
+
+def _cached(conn: RawConnection) -> int:
+    info = call(conn, "INFO", "stats")
+    assert isinstance(info, bytes)
+    return int(info.split(b"migrate_cached_sockets:")[1].split(b"\r\n")[0])
+
+
+def test_timeout_with_partial_acknowledgement(d: RawConnection, target) -> None:
+    def behaviour(conn: int, argv: list[bytes]) -> bytes | None:
+        if argv[0] == b"RESTORE" and argv[1] != b"a":
+            return None  # never answered
+        return b"+OK\r\n"
+
+    fake = target(behaviour)
+    d.call("SET", "a", "1")
+    d.call("SET", "b", "2")
+    start = time.monotonic()
+    reply = d.call("MIGRATE", "127.0.0.1", fake.port, "", "0", "200", "KEYS", "a", "b")
+    assert reply == b"-IOERR error or timeout reading to target instance\r\n"
+    assert 0.15 < time.monotonic() - start < 2
+    assert call(d, "EXISTS", "a") == 0 and call(d, "GET", "b") == b"2"  # a was acknowledged
+    assert fake.connections == 1  # a timeout is never retried
+
+
+def test_cache_holds_at_most_64_connections(d: RawConnection, target) -> None:
+    fakes = [target() for _ in range(66)]
+    for i, fake in enumerate(fakes):
+        d.call("SET", "k", i)
+        assert d.call("MIGRATE", "127.0.0.1", fake.port, "k", "0", "1000") == b"+OK\r\n"
+    assert b"migrate_cached_sockets:64" in d.call("INFO", "stats")
+
+
+@pytest.mark.slow
+def test_idle_connections_are_closed_after_10_seconds(d: RawConnection, target) -> None:
+    fake = target()
+    d.call("SET", "k", "1")
+    assert d.call("MIGRATE", "127.0.0.1", fake.port, "k", "0", "1000") == b"+OK\r\n"
+    assert _cached(d) >= 1
+    time.sleep(12)
+    assert _cached(d) == 0
+
+
+def test_auth_arguments_are_redacted(d: RawConnection, node: ServerProcess, target) -> None:
+    fake = target()
+    d.call("SET", "k", "1")
+    with node.raw() as mon:
+        assert mon.call("MONITOR") == b"+OK\r\n"
+        d.call("CONFIG", "SET", "slowlog-log-slower-than", "0")
+        try:
+            d.call("MIGRATE", "127.0.0.1", fake.port, "k", "0", "1000", "AUTH2", "user", "secret")
+            line = b""
+            while b"MIGRATE" not in line.upper():
+                line = mon.read_reply()
+        finally:
+            d.call("CONFIG", "SET", "slowlog-log-slower-than", "10000")
+    assert b'"(redacted)" "(redacted)"' in line and b"secret" not in line
+    assert b"secret" not in d.call("SLOWLOG", "GET", "10")
+    d.call("SLOWLOG", "RESET")
+
+
+# ----------------------------------------------------------------------------- asynchronous
+
+
+class Gate:
+    """A fake target that holds every RESTORE reply until released."""
+
+    def __init__(self, make: Callable[..., FakeTarget]) -> None:
+        self.event = threading.Event()
+        self.fake = make(self.behaviour)
+
+    def behaviour(self, conn: int, argv: list[bytes]) -> bytes:
+        if argv[0] == b"RESTORE":
+            self.event.wait(10)
+        return b"+OK\r\n"
+
+
+def test_loop_keeps_serving_and_writers_of_migrated_keys_wait(node: ServerProcess, d: RawConnection, target) -> None:
+    gate = Gate(target)
+    d.call("SET", "k", "old")
+    d.call("SET", "other", "1")
+    d.send(encode_command("MIGRATE", "127.0.0.1", gate.fake.port, "k", "0", "5000"))
+    time.sleep(0.2)
+    with node.raw() as reader, node.raw() as writer, node.raw() as tx:
+        assert reader.call("PING") == b"+PONG\r\n"  # not stalled
+        assert reader.call("GET", "k") == b"$3\r\nold\r\n"  # reads go on
+        assert reader.call("INCR", "other") == b":2\r\n"  # other keys too
+        writer.send(encode_command("SET", "k", "new") + encode_command("GET", "k"))
+        tx.call("MULTI")
+        tx.call("APPEND", "k", "!")
+        tx.send(encode_command("EXEC"))
+        time.sleep(0.2)
+        writer.sock.settimeout(0.1)
+        with pytest.raises(TimeoutError):
+            writer.sock.recv(1)  # SET k waits for the migration
+        gate.event.set()
+        assert d.read_reply() == b"+OK\r\n"
+        writer.sock.settimeout(5)
+        assert writer.read_reply() == b"+OK\r\n"  # ran after k was deleted here
+        assert writer.read_reply() in (b"$3\r\nnew\r\n", b"$4\r\nnew!\r\n")
+        assert tx.read_reply() in (b"*1\r\n:4\r\n", b"*1\r\n:1\r\n")
+    assert call(d, "GET", "k") in (b"new!", b"new")
+
+
+def test_client_disconnecting_mid_migration_still_completes(node: ServerProcess, d: RawConnection, target) -> None:
+    gate = Gate(target)
+    d.call("SET", "k", "v")
+    with node.raw() as gone:
+        gone.send(encode_command("MIGRATE", "127.0.0.1", gate.fake.port, "k", "0", "5000"))
+        time.sleep(0.2)
+    gate.event.set()
+    deadline = time.monotonic() + 5
+    while call(d, "EXISTS", "k"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_concurrent_migrations_to_one_target_take_turns(node: ServerProcess, d: RawConnection, target) -> None:
+    gate = Gate(target)
+    for key in ("a", "b"):
+        d.call("SET", key, key)
+    with node.raw() as other:
+        d.send(encode_command("MIGRATE", "127.0.0.1", gate.fake.port, "a", "0", "5000"))
+        other.send(encode_command("MIGRATE", "127.0.0.1", gate.fake.port, "b", "0", "5000"))
+        time.sleep(0.2)
+        gate.event.set()
+        assert d.read_reply() == b"+OK\r\n" and other.read_reply() == b"+OK\r\n"
+    assert gate.fake.connections == 1  # the second waited for the cached connection
+    assert call(d, "EXISTS", "a", "b") == 0
+
+
+def test_migrate_inside_multi_is_synchronous(node: ServerProcess, d: RawConnection) -> None:
+    dest = start_dumpling()
+    try:
+        d.call("SET", "a", "1")
+        d.call("RPUSH", "l", "x", "y")
+        d.call("MULTI")
+        d.call("MIGRATE", "127.0.0.1", dest.port, "a", "0", "1000")
+        d.call("MIGRATE", "127.0.0.1", dest.port, "", "2", "1000", "KEYS", "l", "nokey")
+        d.call("MIGRATE", "127.0.0.1", 1, "l", "0", "100")
+        d.call("EXISTS", "a", "l")
+        assert call(d, "EXEC") == [b"OK", b"OK", b"NOKEY", 0]
+        with dest.raw() as conn:
+            assert call(conn, "GET", "a") == b"1"
+            conn.call("SELECT", "2")
+            assert call(conn, "LRANGE", "l", "0", "-1") == [b"x", b"y"]
+        d.call("SET", "b", "2")
+        d.call("MULTI")
+        d.call("MIGRATE", "127.0.0.1", 1, "b", "0", "100")
+        assert call(d, "EXEC")[0].args[0] == "IOERR error or timeout writing to target instance"  # type: ignore
+    finally:
+        dest.stop()
+
+
+def test_every_type_between_two_dumpling_nodes(d: RawConnection) -> None:
+    dest = start_dumpling()
+    try:
+        d.call("SET", "s", "x" * 100)
+        d.call("SET", "i", "12345")
+        d.call("RPUSH", "l", *[str(i) for i in range(300)])
+        d.call("SADD", "si", "1", "2", "3")
+        d.call("SADD", "ss", *[f"m{i}" for i in range(200)])
+        d.call("ZADD", "z", "1.5", "a", "2", "b")
+        d.call("HSET", "h", "f", "v", "g", "w" * 100)
+        d.call("XADD", "x", "1-1", "f", "v")
+        d.call("XGROUP", "CREATE", "x", "g", "0")
+        d.call("PEXPIRE", "z", "50000")
+        keys = ["s", "i", "l", "si", "ss", "z", "h", "x"]
+        expected = {k: snapshot(d, k) for k in keys}
+        assert d.call("MIGRATE", "127.0.0.1", dest.port, "", "0", "2000", "KEYS", *keys) == b"+OK\r\n"
+        assert call(d, "DBSIZE") == 0
+        with dest.raw() as conn:
+            for key in keys:
+                assert snapshot(conn, key) == expected[key], key
+            assert 49_000 < call(conn, "PTTL", "z") <= 50_000  # type: ignore[operator]
+            assert call(conn, "PTTL", "s") == -1
+    finally:
+        dest.stop()
