@@ -78,15 +78,7 @@ def _backlen_size(length: int) -> int:
     return 5
 
 
-def lp_entry_size(element: bytes) -> int:
-    """Bytes one element takes inside a listpack (encoding, data and back-length)."""
-    value = lp_int_value(element)
-    if value is not None:
-        for low, high, size in _INT_ENCODINGS:
-            if low <= value <= high:
-                return size + 1
-        return 10  # 9-byte int64 + 1-byte back-length
-    n = len(element)
+def _string_entry_size(n: int) -> int:
     if n < 64:
         enc = 1 + n
     elif n < 4096:
@@ -94,6 +86,21 @@ def lp_entry_size(element: bytes) -> int:
     else:
         enc = 5 + n
     return enc + _backlen_size(enc)
+
+
+def lp_entry_size(element: bytes) -> int:
+    """Bytes one element takes inside a listpack (encoding, data and back-length)."""
+    if element and element[0] in _DIGITS:
+        value = lp_int_value(element)
+        if value is not None:
+            for low, high, size in _INT_ENCODINGS:
+                if low <= value <= high:
+                    return size + 1
+            return 10  # 9-byte int64 + 1-byte back-length
+    n = len(element)
+    if n < 64:
+        return n + 2
+    return _string_entry_size(n)
 
 
 def lp_bytes_of(elements: Iterable[bytes]) -> int:
@@ -204,8 +211,7 @@ class ListValue:
             self._lp_bytes = lp_bytes_of(self.items)
         else:
             self._nodes = []
-            for element in self.items:
-                self._ql_push(element, False, fill)
+            self._ql_push_many(list(self.items), False, fill)
         self._shape_len = len(self.items)
 
     def nodes(self, fill: int) -> list[tuple[int, bool]]:
@@ -262,24 +268,6 @@ class ListValue:
         self.encoding = "listpack"
 
     # -- quicklist node operations --------------------------------------------------
-
-    def _ql_push(self, element: bytes, head: bool, fill: int) -> None:
-        size = len(element)
-        nodes = self._nodes
-        if is_large_element(size, fill):
-            new = [1, size, True]
-        else:
-            node = (nodes[0] if head else nodes[-1]) if nodes else None
-            if _allow_insert(node, fill, size):
-                assert node is not None
-                node[0] += 1
-                node[1] += lp_entry_size(element)
-                return
-            new = [1, LP_HEADER_BYTES + lp_entry_size(element), False]
-        if head:
-            nodes.insert(0, new)
-        else:
-            nodes.append(new)
 
     def _ql_pop(self, element: bytes, head: bool) -> None:
         nodes = self._nodes
@@ -428,21 +416,42 @@ class ListValue:
         self._sync(fill)
         added = sum(map(len, elements)) if counted_bytes is None else counted_bytes
         self._grow(fill, added, len(elements))
-        items = self.items
         if self.encoding == "listpack":
             self._lp_bytes += sum(map(lp_entry_size, elements))
-            if head:
-                items.extendleft(elements)
-            else:
-                items.extend(elements)
         else:
-            for element in elements:
-                self._ql_push(element, head, fill)
-                if head:
-                    items.appendleft(element)
-                else:
-                    items.append(element)
-        self._shape_len = len(items)
+            self._ql_push_many(elements, head, fill)
+        if head:
+            self.items.extendleft(elements)
+        else:
+            self.items.extend(elements)
+        self._shape_len = len(self.items)
+
+    def _ql_push_many(self, elements: list[bytes], head: bool, fill: int) -> None:
+        """``quicklistPushHead``/``quicklistPushTail`` for each element, limits computed once."""
+        size_limit, count_limit = node_limits(fill)
+        by_size = size_limit != SIZE_MAX
+        large_above = size_limit if fill < 0 else SIZE_SAFETY_LIMIT
+        nodes = self._nodes
+        node: Node | None = (nodes[0] if head else nodes[-1]) if nodes else None
+        for element in elements:
+            size = len(element)
+            if size > large_above:
+                node = [1, size, True]
+            else:
+                entry = lp_entry_size(element)
+                if node is not None and not node[2]:
+                    new_bytes = node[1] + size + SIZE_ESTIMATE_OVERHEAD
+                    if (new_bytes <= size_limit) if by_size else (
+                        new_bytes <= SIZE_SAFETY_LIMIT and node[0] < count_limit
+                    ):
+                        node[0] += 1
+                        node[1] += entry
+                        continue
+                node = [1, LP_HEADER_BYTES + entry, False]
+            if head:
+                nodes.insert(0, node)
+            else:
+                nodes.append(node)
 
     def pop(self, count: int, head: bool, fill: int) -> list[bytes]:
         """Remove up to ``count`` elements from one end (no encoding check: see ``shrunk``)."""
