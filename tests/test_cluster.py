@@ -478,6 +478,9 @@ def test_meet_learns_a_node_over_its_client_port() -> None:
             assert f"{id_b} 127.0.0.1:{b.port}@{bus_b} master - 0 " in nodes_a
             assert nodes_a.split("\n")[0].split(" ")[1] == f"127.0.0.1:{a.port}@{bus_a}"  # learnt its own IP
             assert ca.call("SET", "foo", "x") == b"-MOVED 12182 127.0.0.1:%d\r\n" % b.port
+            ca.call("CLUSTER", "SAVECONFIG")
+            shard_b = parse_reply(cb.call("CLUSTER", "MYSHARDID")).decode()  # type: ignore[union-attr]
+            assert f"shard-id={shard_b} master" in open(os.path.join(a.dir, "nodes.conf")).read()
             # A MEET to a port nobody listens on stays in handshake, then is dropped.
             dead = free_port()
             assert ca.call("CLUSTER", "MEET", "127.0.0.1", dead, 1) == b"+OK\r\n"

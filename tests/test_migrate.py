@@ -397,6 +397,24 @@ def test_loop_keeps_serving_and_writers_of_migrated_keys_wait(node: ServerProces
     assert call(d, "GET", "k") in (b"new!", b"new")
 
 
+def test_swapdb_waits_for_a_migration(node: ServerProcess, d: RawConnection, target) -> None:
+    gate = Gate(target)
+    d.call("SET", "k", "v")
+    d.send(encode_command("MIGRATE", "127.0.0.1", gate.fake.port, "k", "0", "5000"))
+    time.sleep(0.2)
+    with node.raw() as other:
+        other.send(encode_command("SWAPDB", "0", "1"))
+        other.sock.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            other.sock.recv(1)
+        gate.event.set()
+        assert d.read_reply() == b"+OK\r\n"
+        other.sock.settimeout(5)
+        assert other.read_reply() == b"+OK\r\n"
+        other.call("SWAPDB", "0", "1")
+    assert call(d, "EXISTS", "k") == 0
+
+
 def test_client_disconnecting_mid_migration_still_completes(node: ServerProcess, d: RawConnection, target) -> None:
     gate = Gate(target)
     d.call("SET", "k", "v")

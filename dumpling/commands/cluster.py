@@ -220,17 +220,17 @@ class ClusterRuntime:
         try:
             while node.in_handshake and node.id in self.state.nodes:
                 try:
-                    reply, local_ip = await self._fetch_nodes(node.ip, node.port)
+                    reply, local_ip, shard_id = await self._fetch_nodes(node.ip, node.port)
                 except (OSError, TimeoutError, hiredis.ProtocolError, ValueError) as e:
                     self.server.log("verbose", f"MEET {node.ip}:{node.port}: {type(e).__name__}: {e}")
                     await asyncio.sleep(0.1)
                     continue
-                self._complete_handshake(node, reply, local_ip)
+                self._complete_handshake(node, reply, local_ip, shard_id)
                 return
         finally:
             self.handshakes.pop(node.id, None)
 
-    async def _fetch_nodes(self, ip: str, port: int) -> tuple[str, str]:
+    async def _fetch_nodes(self, ip: str, port: int) -> tuple[str, str, str]:
         loop = asyncio.get_running_loop()
         timeout = max(self.config["cluster-node-timeout"], HANDSHAKE_MIN_MS) / 1000
         family = socket.AF_INET6 if ":" in ip else socket.AF_INET
@@ -245,11 +245,11 @@ class ClusterRuntime:
                     auth = [b"AUTH", user.encode(), self.config["masterauth"].encode()] if user else [
                         b"AUTH", self.config["masterauth"].encode()]
                     request += _multibulk(auth)
-                request += _multibulk([b"CLUSTER", b"NODES"])
+                request += _multibulk([b"CLUSTER", b"NODES"]) + _multibulk([b"CLUSTER", b"MYSHARDID"])
                 await loop.sock_sendall(sock, request)
                 reader = hiredis.Reader()
                 replies: list[Any] = []
-                wanted = 2 if self.config["masterauth"] else 1
+                wanted = 3 if self.config["masterauth"] else 2
                 while len(replies) < wanted:
                     data = await loop.sock_recv(sock, 65536)
                     if not data:
@@ -260,12 +260,13 @@ class ClusterRuntime:
             local_ip = sock.getsockname()[0]
         finally:
             sock.close()
-        reply = replies[-1]
+        reply, shard_id = replies[-2:]
         if not isinstance(reply, bytes):
             raise ValueError(f"CLUSTER NODES answered {reply!r}")
-        return reply.decode("utf-8", "surrogateescape"), local_ip
+        shard = shard_id.decode() if isinstance(shard_id, bytes) and is_node_id(shard_id.decode()) else ""
+        return reply.decode("utf-8", "surrogateescape"), local_ip, shard  # Redis 7.0 has no MYSHARDID: ""
 
-    def _complete_handshake(self, node: ClusterNode, nodes_text: str, local_ip: str) -> None:
+    def _complete_handshake(self, node: ClusterNode, nodes_text: str, local_ip: str, shard_id: str) -> None:
         state = self.state
         me = state.myself
         if not me.ip and not self.config["cluster-announce-ip"]:
@@ -294,6 +295,8 @@ class ClusterRuntime:
             node.cport = int(bus)
         node.config_epoch = int(peer[6]) if peer[6].isdigit() else 0
         node.pong_received = now_ms()
+        if shard_id:
+            node.shard_id = shard_id
         if node.is_replica and peer[3] != "-" and is_node_id(peer[3]):
             state.set_master(node, state.placeholder(peer[3]))
         if node.is_master:

@@ -271,6 +271,9 @@ class MigrateCache:
         db_index = client.db.index
         locked = self.locked
         for qcmd, qargv in queued:
+            if qcmd.name == "swapdb":  # the migration deletes acknowledged keys from its Database object
+                self._suspend(client, cmd, argv)
+                return True
             if qcmd.is_readonly or not (qcmd.key_specs or qcmd.movable):
                 continue
             try:
@@ -345,8 +348,15 @@ class AsyncIO:
         return sock
 
     async def send(self, sock: socket.socket, data: bytes, timeout: float) -> None:
-        loop = asyncio.get_running_loop()
         view = memoryview(data)
+        try:
+            sent = sock.send(view)  # usually the whole batch fits in the socket buffer: no waiting
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        if sent == len(view):
+            return
+        view = view[sent:]
+        loop = asyncio.get_running_loop()
         for start in range(0, len(view), WRITE_CHUNK):
             async with asyncio.timeout(timeout):
                 await loop.sock_sendall(sock, view[start : start + WRITE_CHUNK])
