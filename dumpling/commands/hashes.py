@@ -179,7 +179,8 @@ def _fields_expired(ks: Any, db: Any, key: bytes, value: HashValue) -> None:
 
 
 def _limits(c: Any) -> HashLimits:
-    return HashLimits.from_config(c.server.config)
+    config = c.server.config
+    return HashLimits(config["hash-max-listpack-entries"], config["hash-max-listpack-value"])
 
 
 def live_hash(c: Any, key: bytes, value: HashValue | None) -> HashValue | None:

@@ -96,7 +96,9 @@ def match_filter(pattern: bytes | None) -> Callable[[bytes], bool] | None:
 
 
 def _limits(c: Any) -> SetLimits:
-    return SetLimits.from_config(c.server.config)
+    config = c.server.config
+    return SetLimits(config["set-max-intset-entries"], config["set-max-listpack-entries"],
+                     config["set-max-listpack-value"])
 
 
 def _read_set(c: Any, key: bytes) -> SetValue | None:

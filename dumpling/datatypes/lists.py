@@ -135,10 +135,17 @@ def sds_alloc_size(length: int) -> int:
 
 def node_limits(fill: int) -> tuple[int, int]:
     """``quicklistNodeLimit``: (byte limit, count limit) of one node / listpack."""
-    if fill >= 0:
-        return SIZE_MAX, (1 if fill == 0 else fill)
-    level = min(-fill - 1, len(NEG_FILL_LIMITS) - 1)
-    return NEG_FILL_LIMITS[level], UINT_MAX
+    limits = _NODE_LIMITS.get(fill)
+    if limits is None:
+        if fill >= 0:
+            limits = (SIZE_MAX, 1 if fill == 0 else fill)
+        else:
+            limits = (NEG_FILL_LIMITS[min(-fill - 1, len(NEG_FILL_LIMITS) - 1)], UINT_MAX)
+        _NODE_LIMITS[fill] = limits
+    return limits
+
+
+_NODE_LIMITS: dict[int, tuple[int, int]] = {}
 
 
 def exceeds_limit(fill: int, new_bytes: int, new_count: int) -> bool:
