@@ -27,7 +27,16 @@ from dumpling.cluster.layout import NodeSpec, split_slots, static_cluster
 from dumpling.cluster.nodes import CLUSTER_SLOTS, MASTER, MYSELF, ClusterNode, ClusterState
 from dumpling.cluster.nodesconf import NodesConfError, describe_node, parse_nodes_conf, render_file, render_nodes
 from dumpling.cluster.slots import crc16, key_slot, slot_ranges
-from tests.servers import ROOT, RawConnection, ServerProcess, free_port, parse_reply, start_dumpling, start_redis
+from tests.servers import (
+    ROOT,
+    RawConnection,
+    ServerProcess,
+    encode_command,
+    free_port,
+    parse_reply,
+    start_dumpling,
+    start_redis,
+)
 
 # ----------------------------------------------------------------------------- cluster helpers
 
@@ -645,6 +654,30 @@ def test_clusterdown_and_reads_when_down(cpair: ClusterPair) -> None:
         for conn in cpair.ours[:1] + cpair.theirs[:1]:
             conn.call("CONFIG", "SET", "cluster-allow-reads-when-down", "no")
         cpair.same(0, "CLUSTER", "ADDSLOTS", "100")
+    cpair.same(0, "GET", "bar")
+
+
+def test_blocked_clients_follow_their_slot(clusters, cpair: ClusterPair) -> None:
+    """clusterRedirectBlockedClientIfNeeded: a BLPOP whose slot moves away gets MOVED."""
+    waiting = [clusters[0][0].raw(), clusters[1][0].raw()]
+    try:
+        for conn in waiting:
+            conn.send(encode_command("BLPOP", "bar", "0"))
+        time.sleep(0.2)
+        # The giver first: a real node that still claimed the slot with a newer epoch would
+        # UPDATE the receiver back over the bus.
+        cpair.same(0, "CLUSTER", "SETSLOT", "5061", "NODE", "ID1")
+        cpair.same(1, "CLUSTER", "SETSLOT", "5061", "NODE", "ID1")
+        replies = []
+        for conn, table in zip(waiting, (cpair.table_ours, cpair.table_theirs), strict=True):
+            conn.sock.settimeout(5)
+            replies.append(normalise(conn.read_reply(), table))
+        assert replies[0] == replies[1] == b"-MOVED 5061 127.0.0.1:PORT1\r\n"
+    finally:
+        for conn in waiting:
+            conn.close()
+        cpair.same(1, "CLUSTER", "SETSLOT", "5061", "NODE", "ID0")
+        cpair.same(0, "CLUSTER", "SETSLOT", "5061", "NODE", "ID0")
     cpair.same(0, "GET", "bar")
 
 

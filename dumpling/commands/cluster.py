@@ -56,12 +56,12 @@ from dumpling.cluster.nodesconf import (
     parse_nodes_conf,
     render_nodes,
 )
-from dumpling.cluster.routing import route
+from dumpling.cluster.routing import DOWN_STATE, DOWN_UNBOUND, route
 from dumpling.cluster.slotindex import SlotIndex
 from dumpling.cluster.slots import CLUSTER_SLOTS, key_slot
 from dumpling.commands.registry import command, container
 from dumpling.errors import NOT_INTEGER, SYNTAX, CommandError
-from dumpling.protocol import OK, Map, Status, Verbatim, parse_strict_int
+from dumpling.protocol import OK, ErrorReply, Map, Status, Verbatim, parse_strict_int
 
 if TYPE_CHECKING:
     from dumpling.dispatch import Server
@@ -192,7 +192,8 @@ class ClusterRuntime:
         self.db.slot_index = SlotIndex(self.db.data)
 
     def cron(self) -> None:
-        """Drop handshake nodes that did not complete in time (max(node-timeout, 1 s))."""
+        """Drop handshake nodes that did not complete in time (max(node-timeout, 1 s)), and
+        redirect clients blocked on keys whose slot is no longer served here."""
         limit = max(self.config["cluster-node-timeout"], HANDSHAKE_MIN_MS)
         now = now_ms()
         for node in list(self.state.nodes.values()):
@@ -202,6 +203,29 @@ class ClusterRuntime:
                     task.cancel()
                 self.state.delete_node(node)
                 self.changed()
+        for client in list(self.server.clients.values()):
+            blocked = client.blocked
+            if blocked is not None and blocked.keys:
+                error = self.blocked_redirect(client, blocked)
+                if error is not None:
+                    self.server.count_error(error.split(" ", 1)[0])
+                    self.server.unblock(client, ErrorReply(error))
+
+    def blocked_redirect(self, client: Any, blocked: Any) -> str | None:
+        """clusterRedirectBlockedClientIfNeeded: CLUSTERDOWN, or MOVED once the slot left."""
+        state = self.state
+        if not state.ok:
+            return DOWN_STATE
+        slot = key_slot(blocked.keys[0])  # all keys of a blocking command share one slot
+        owner = state.owners[slot]
+        me = state.myself
+        cmd = blocked.cmd
+        if (client.readonly_cluster and cmd is not None and not cmd.is_write and me.is_replica
+                and me.master is owner):
+            owner = me
+        if owner is not me and slot not in state.importing:
+            return DOWN_UNBOUND if owner is None else f"MOVED {slot} {self.endpoint(owner)}"
+        return None
 
     # -- MEET over the client port ---------------------------------------------------
 
