@@ -321,3 +321,25 @@ def test_random_sequences_match_redis(dumpling_server, redis_server):
             same_members(self.pair, "SPOP", key, 100)
 
     run_state_machine_as_test(SetMachine, settings=settings(max_examples=25, stateful_step_count=40, deadline=None))
+
+
+def test_readded_member_is_listed_once_and_not_overweighted(r):
+    """A member removed and added back must not appear twice in one SSCAN reply or be
+    picked twice as often by SRANDMEMBER (the scan order reuses its old slot)."""
+    r.sadd("s", *[f"m{i}" for i in range(300)])
+    r.sscan("s", 0)
+    r.srandmember("s")
+    for _ in range(40):
+        r.srem("s", "m1")
+        r.sadd("s", "m1")
+    cursor, members = r.sscan("s", 0, count=10000)
+    assert cursor == 0 and len(members) == len(set(members)) == 300
+    picks = collections.Counter(r.srandmember("s", -60000))
+    assert picks[b"m1"] < 400, picks[b"m1"]  # ~200 expected
+    r.hset("h", mapping={f"f{i}": i for i in range(600)})
+    r.hscan("h", 0)
+    for _ in range(40):
+        r.hdel("h", "f1")
+        r.hset("h", "f1", 1)
+    cursor, fields = r.hscan("h", 0, count=10000, no_values=True)
+    assert cursor == 0 and len(fields) == len(set(fields)) == 600

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 from dumpling.datatypes.lists import LP_HEADER_BYTES, jemalloc_size, lp_entry_size, sds_alloc_size
+from dumpling.datatypes.sets import MemberScan
 from dumpling.scan import ScanOrder
 
 # HEXPIRE family result codes (and HGETEX/HSETEX internals).
@@ -69,7 +70,7 @@ class HashValue:
         self.encoding = encoding
         self._heap: list[tuple[int, bytes]] = []
         self._heap_built = False
-        self._scan: ScanOrder | None = None
+        self._scan: MemberScan | None = None
 
     def __len__(self) -> int:
         return len(self.fields)
@@ -143,6 +144,8 @@ class HashValue:
         if self.fields.pop(field, None) is None:
             return False
         self.field_expires.pop(field, None)
+        if self._scan is not None:
+            self._scan.discarded(field)
         return True
 
     # -- field TTLs ------------------------------------------------------------------------
@@ -229,15 +232,17 @@ class HashValue:
                 del expires[field]
                 fields.pop(field, None)
                 gone.append(field)
+                if self._scan is not None:
+                    self._scan.discarded(field)
         return gone
 
     # -- iteration and randomness -------------------------------------------------------
 
     def scan_order(self) -> ScanOrder:
         scan = self._scan
-        if scan is None or scan.source is not self.fields:
-            scan = self._scan = ScanOrder(self.fields)
-        return scan
+        if scan is None or scan.order.source is not self.fields:
+            scan = self._scan = MemberScan(self.fields)
+        return scan.order
 
     def random_field(self, rng: random.Random) -> bytes:
         if self.encoding != "hashtable":

@@ -56,6 +56,36 @@ def _intset_width(low: int, high: int) -> int:
     return 8
 
 
+class MemberScan:
+    """A ``ScanOrder`` over a set's or hash's members that remembers removals until the
+    next compaction, so a member removed and added again reuses its old slot instead
+    of being listed twice (which would repeat it within one SSCAN/HSCAN reply and
+    double its weight in random picks)."""
+
+    __slots__ = ("order", "removed", "epoch")
+
+    def __init__(self, source: set[bytes] | dict[bytes, bytes]) -> None:
+        self.order = ScanOrder(source)
+        self.removed: set[bytes] = set()
+        self.epoch = self.order.epoch
+
+    def _sync(self) -> None:
+        if self.order.epoch != self.epoch:  # compacted: stale slots are gone
+            self.removed.clear()
+            self.epoch = self.order.epoch
+
+    def added(self, member: bytes) -> None:
+        self._sync()
+        if member in self.removed:
+            self.removed.discard(member)
+        else:
+            self.order.added(member)
+
+    def discarded(self, member: bytes) -> None:
+        self._sync()
+        self.removed.add(member)
+
+
 class SetValue:
     TYPE = b"set"
     __slots__ = ("members", "encoding", "_order", "_scan")
@@ -69,7 +99,7 @@ class SetValue:
             self.members = set(members)
             self._order = None
         self.encoding = encoding
-        self._scan: ScanOrder | None = None
+        self._scan: MemberScan | None = None
 
     def __len__(self) -> int:
         return len(self.members)
@@ -188,6 +218,8 @@ class SetValue:
         members.discard(member)
         if self.encoding == "intset":
             self._order = None
+        if self._scan is not None:
+            self._scan.discarded(member)
         return True
 
     def _scan_added(self, member: bytes) -> None:
@@ -198,9 +230,9 @@ class SetValue:
 
     def scan_order(self) -> ScanOrder:
         scan = self._scan
-        if scan is None or scan.source is not self.members:
-            scan = self._scan = ScanOrder(self.members)
-        return scan
+        if scan is None or scan.order.source is not self.members:
+            scan = self._scan = MemberScan(self.members)
+        return scan.order
 
     def random_member(self, rng: random.Random) -> bytes:
         """A uniformly random member of a non-empty set."""
@@ -244,6 +276,9 @@ class SetValue:
                 popped = [m for i, m in enumerate(order) if i in picks]
                 self._order = [m for i, m in enumerate(order) if i not in picks]
                 self.members.difference_update(popped)
+                if self._scan is not None:
+                    for member in popped:
+                        self._scan.discarded(member)
                 return popped
             return [self.pop_random(rng) for _ in range(count)]
         if self.encoding == "listpack":
