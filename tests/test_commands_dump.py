@@ -443,10 +443,11 @@ def policy_pair(pair: Pair) -> Iterator[Pair]:
     pair.same("CONFIG", "SET", "maxmemory-policy", "noeviction")
 
 
-def test_idletime_under_lru(policy_pair: Pair) -> None:
+@pytest.mark.parametrize("policy", ["allkeys-lru", "volatile-lru", "noeviction", "allkeys-random", "volatile-ttl"])
+def test_idletime_under_non_lfu_policies(policy_pair: Pair, policy: str) -> None:
     """dump.tcl: "RESTORE can set LRU": OBJECT IDLETIME within [1000, 1010]."""
     pair = policy_pair
-    pair.same("CONFIG", "SET", "maxmemory-policy", "allkeys-lru")
+    pair.same("CONFIG", "SET", "maxmemory-policy", policy)
     for idle in (0, 1000, 5, 86400 * 100):
         pair.same("RESTORE", "k", 0, BAR, "IDLETIME", idle, "REPLACE")
         ours, theirs = (int(parse_reply(r)) for r in pair.both("OBJECT", "IDLETIME", "k"))  # type: ignore[call-overload]
@@ -457,10 +458,11 @@ def test_idletime_under_lru(policy_pair: Pair) -> None:
     pair.same("OBJECT", "IDLETIME", "f")
 
 
-def test_freq_under_lfu(policy_pair: Pair) -> None:
+@pytest.mark.parametrize("policy", ["allkeys-lfu", "volatile-lfu"])
+def test_freq_under_lfu_policies(policy_pair: Pair, policy: str) -> None:
     """dump.tcl: "RESTORE can set LFU": OBJECT FREQ == 100."""
     pair = policy_pair
-    pair.same("CONFIG", "SET", "maxmemory-policy", "allkeys-lfu")
+    pair.same("CONFIG", "SET", "maxmemory-policy", policy)
     for freq in (0, 100, 255):
         pair.same("RESTORE", "k", 0, BAR, "FREQ", freq, "REPLACE")
         assert pair.same("OBJECT", "FREQ", "k") == b":%d\r\n" % freq
@@ -469,6 +471,18 @@ def test_freq_under_lfu(policy_pair: Pair) -> None:
     pair.same("OBJECT", "IDLETIME", "i")
     pair.same("RESTORE", "plain", 0, LIST)
     pair.same("OBJECT", "FREQ", "plain")
+
+
+@pytest.mark.xfail(strict=True, reason="Redis keeps one LRU/LFU field per shared integer object (0..9999): "
+                   "RESTORE ... FREQ/IDLETIME of such a value sets it for every key holding that integer; dumpling "
+                   "keeps the field per key and OBJECT FREQ reports 0 for shared integers")
+def test_freq_of_a_shared_integer(policy_pair: Pair) -> None:
+    pair = policy_pair
+    pair.same("CONFIG", "SET", "maxmemory-policy", "allkeys-lfu")
+    pair.same("RESTORE", "k", 0, encode_payload(b"12", 10), "FREQ", 100)
+    pair.same("SET", "other", "12")
+    pair.same("OBJECT", "FREQ", "k")
+    pair.same("OBJECT", "FREQ", "other")
 
 
 def test_busykey_touches_the_existing_key(policy_pair: Pair) -> None:
