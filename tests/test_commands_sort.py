@@ -127,3 +127,33 @@ def test_sort_many_elements(pairs):
     pairs.same("SORT", "big", "ALPHA", "DESC", "LIMIT", "0", "5")
     pairs.same("SORT", "big", "STORE", "dst")
     pairs.same("LRANGE", "dst", "500", "505")
+
+
+def test_cluster_mode_pattern_slots():
+    """In cluster mode BY/GET patterns must hash to the sorted key's slot, ``GET #``
+    included (messages and behaviour measured on Redis 7.4.1, single-node cluster)."""
+    import time
+
+    from tests.servers import free_port, start_dumpling
+
+    node = start_dumpling("--cluster-enabled", "yes", "--cluster-port", str(free_port()))
+    try:
+        with node.raw() as conn:
+            assert conn.call("CLUSTER", "ADDSLOTSRANGE", "0", "16383") == b"+OK\r\n"
+            deadline = time.monotonic() + 10
+            while b"cluster_state:ok" not in conn.call("CLUSTER", "INFO") and time.monotonic() < deadline:
+                time.sleep(0.05)
+            conn.call("RPUSH", "{a}l", "3", "1", "2")
+            conn.call("SET", "w_{a}1", "30")
+            assert parse_reply(conn.call("SORT", "{a}l", "BY", "w_{a}*")) == [b"2", b"3", b"1"]
+            assert parse_reply(conn.call("SORT", "{a}l", "GET", "w_{a}*")) == [b"30", None, None]
+            by_error = b"-ERR BY option of SORT denied in Cluster mode when keys formed by the pattern may be in " \
+                       b"different slots.\r\n"
+            get_error = b"-ERR GET option of SORT denied in Cluster mode when keys formed by the pattern may be in " \
+                        b"different slots.\r\n"
+            assert conn.call("SORT", "{a}l", "BY", "w_*") == by_error
+            assert conn.call("SORT_RO", "{a}l", "BY", "w_*") == by_error
+            assert conn.call("SORT", "{a}l", "GET", "#") == get_error
+            assert parse_reply(conn.call("SORT", "{a}l", "BY", "nosort")) == [b"3", b"1", b"2"]
+    finally:
+        node.stop()

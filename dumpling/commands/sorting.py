@@ -7,7 +7,8 @@ sorted ALPHA anyway when storing, as Redis does for determinism).  Numeric sorti
 parses weights like C ``strtod`` and breaks ties by comparing the elements; ALPHA
 compares bytes (the C locale's ``strcoll``); a missing weight sorts as 0 or, with
 ALPHA, first.  ``GET``/``BY`` patterns substitute the first ``*`` and read a string
-key or, with ``->field``, a hash field; ``#`` is the element itself.  ``STORE``
+key or, with ``->field``, a hash field; ``#`` is the element itself.  In cluster
+mode a pattern must name keys of the sorted key's slot (a ``{tag}``).  ``STORE``
 writes a list built as consecutive RPUSHes would build it.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dumpling.cluster.slots import SLOT_MASK, crc16, key_slot
 from dumpling.commands.common import parse_double, to_int
 from dumpling.commands.hashes import live_hash
 from dumpling.commands.lists import key_spec
@@ -41,6 +43,22 @@ def strtod_weight(text: bytes) -> float | None:
     if value is None or value != value:
         return None
     return value
+
+
+def pattern_hash_slot(pattern: bytes) -> int:
+    """``patternHashSlot``: the one slot every key the pattern can name hashes to, or -1."""
+    brace = -1
+    for i, c in enumerate(pattern):
+        if c in b"*?[\\":
+            return -1
+        if brace == -1 and c == 123:  # '{'
+            brace = i
+        elif brace >= 0 and c == 125:  # '}'
+            if i == brace + 1:
+                brace = -2  # empty tag: the whole pattern is hashed
+            else:
+                return crc16(pattern[brace + 1:i]) & SLOT_MASK
+    return crc16(pattern) & SLOT_MASK
 
 
 def lookup_by_pattern(c: Any, pattern: bytes, element: bytes) -> bytes | None:
@@ -97,8 +115,14 @@ def _sort(c: Any, argv: list[bytes], readonly: bool) -> Any:
             sortby = argv[j + 1]
             if b"*" not in sortby:
                 dontsort = True
+            elif c.server.cluster is not None and pattern_hash_slot(sortby) != key_slot(argv[1]):
+                raise CommandError("BY option of SORT denied in Cluster mode when keys formed by the pattern may be "
+                                   "in different slots.")
             j += 1
         elif opt == b"get" and left >= 1:
+            if c.server.cluster is not None and pattern_hash_slot(argv[j + 1]) != key_slot(argv[1]):
+                raise CommandError("GET option of SORT denied in Cluster mode when keys formed by the pattern may be "
+                                   "in different slots.")
             gets.append(argv[j + 1])
             j += 1
         else:
