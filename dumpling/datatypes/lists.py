@@ -231,6 +231,15 @@ class ListValue:
             return [(len(self.items), False)] if self.items else []
         return [(node[0], bool(node[2])) for node in self._nodes]
 
+    def adopt_layout(self, nodes: Iterable[tuple[int, int, bool]]) -> None:
+        """Take a quicklist node layout as loaded (RESTORE keeps the payload's nodes):
+        ``(element count, listpack bytes or element length, plain)`` per node, head to
+        tail.  Ignored unless the value is a quicklist whose element count matches."""
+        layout = [[count, size, bool(plain)] for count, size, plain in nodes]
+        if self.encoding == "quicklist" and sum(node[0] for node in layout) == len(self.items):
+            self._nodes = layout
+            self._shape_len = len(self.items)
+
     def listpack_bytes(self, fill: int) -> int:
         self._sync(fill)
         if self.encoding == "listpack":
