@@ -339,3 +339,17 @@ def test_many_waiters_on_many_keys(dumpling_server, redis_server):
         return out
 
     on_both(dumpling_server, redis_server, 2, scenario)
+
+
+def test_woken_by_restore(dumpling_server, redis_server, resp):
+    def scenario(connect: Connect) -> list[object]:
+        admin, waiter = connect(), connect()
+        admin.call("RPUSH", "src", "r1", "r2")
+        payload = parse_reply(admin.call("DUMP", "src"))
+        send(waiter, "BRPOP", "restored", "0")
+        wait_blocked(admin, 1)
+        out: list[object] = [admin.call("RESTORE", "restored", "0", payload), waiter.read_reply()]
+        out.append(admin.call("LRANGE", "restored", "0", "-1"))
+        return out
+
+    on_both(dumpling_server, redis_server, resp, scenario)
