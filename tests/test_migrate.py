@@ -175,6 +175,10 @@ def test_connection_failures_match_redis(pair) -> None:
         ("MIGRATE", "127.0.0.1", port, "k", "0", "1000"),  # refused: reported as a write error after a retry
         ("MIGRATE", "nohost.invalid", port, "k", "0", "1000"),  # does not resolve: connecting
         ("MIGRATE", "127.0.0.1", "notaport", "k", "0", "1000"),  # atoi -> port 0
+        ("MIGRATE", "127.0.0.1", "-5", "k", "0", "1000"),
+        ("MIGRATE", "127.0.0.1", "65536", "k", "0", "1000"),  # wraps to 0
+        ("MIGRATE", "", port, "k", "0", "1000"),
+        ("MIGRATE", "::1", port, "k", "0", "1000"),
     ]:
         pair.same(*args)
     pair.same("GET", "k")

@@ -20,7 +20,8 @@ instance | reading to target instance}``; one retry on a fresh connection when n
 was read and the failure was not a timeout.  Connections are cached per literal
 ``host:port`` (at most 64, a random one closed when full, closed after 10 s idle; INFO
 ``migrate_cached_sockets``).  A refused connect is reported the way Redis's
-non-blocking connect reports it: as a write failure, after the retry.
+non-blocking connect reports it: as a write failure, after the retry; any other connect
+failure (no such host, unreachable, timeout) is ``connecting to the client``.
 
 Inside MULTI/EXEC the client cannot be suspended halfway through the transaction, so
 there MIGRATE runs synchronously with blocking socket I/O bounded by its timeout, exactly
@@ -325,8 +326,7 @@ class AsyncIO:
 
     async def connect(self, host: str, port: int, timeout: float) -> socket.socket:
         loop = asyncio.get_running_loop()
-        if not 0 <= port <= 65535:
-            raise ConnectionRefusedError("bad port")
+        port = _service_port(host, port)
         try:
             async with asyncio.timeout(timeout):
                 infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -341,9 +341,12 @@ class AsyncIO:
         except TimeoutError:
             sock.close()
             raise ConnectFailed("timeout") from None
-        except OSError:
+        except ConnectionRefusedError:
             sock.close()
             raise
+        except OSError as e:
+            sock.close()
+            raise ConnectFailed(str(e)) from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
 
@@ -371,8 +374,7 @@ class BlockingIO:
     """Blocking socket calls bounded by the timeout (inside EXEC); never suspends."""
 
     async def connect(self, host: str, port: int, timeout: float) -> socket.socket:
-        if not 0 <= port <= 65535:
-            raise ConnectionRefusedError("bad port")
+        port = _service_port(host, port)
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except (OSError, UnicodeError) as e:
@@ -385,9 +387,12 @@ class BlockingIO:
         except TimeoutError:
             sock.close()
             raise ConnectFailed("timeout") from None
-        except OSError:
+        except ConnectionRefusedError:
             sock.close()
             raise
+        except OSError as e:
+            sock.close()
+            raise ConnectFailed(str(e)) from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setblocking(False)
         return sock
@@ -407,6 +412,14 @@ class BlockingIO:
             return sock.recv(READ_CHUNK)
         finally:
             sock.setblocking(False)
+
+
+def _service_port(host: str, port: int) -> int:
+    """The port Redis's connect ends up using: ``atoi`` printed back as the service, so a
+    negative one does not resolve and anything above 65535 wraps (as ``htons`` does)."""
+    if port < 0 or not host:
+        raise ConnectFailed(f"cannot resolve {host}:{port}")
+    return port & 0xFFFF
 
 
 def run_to_completion(coro: Coroutine[Any, Any, Any]) -> Any:
@@ -486,6 +499,8 @@ class Migration:
         client = self.client
         if isinstance(reply, ErrorReply):
             server.count_error(reply.message.split(" ", 1)[0])
+            if self.blocked is not None and self.blocked.cmd is not None:
+                self.blocked.cmd.failed_calls += 1
         if client.blocked is self.blocked:
             server.unblock(client, reply)
         if server.keyspace.ready_keys:
