@@ -36,9 +36,11 @@ from typing import TYPE_CHECKING, Any
 import hiredis
 
 from dumpling.cluster.nodes import (
+    FAIL,
     HANDSHAKE,
     MASTER,
     MEET,
+    PFAIL,
     SLAVE,
     ClusterNode,
     ClusterState,
@@ -539,9 +541,9 @@ def cluster_info(c: Any, argv: list[bytes]) -> Any:
     for node in state.nodes.values():
         if not node.num_slots:
             continue
-        if node.flags & 8:  # FAIL
+        if node.flags & FAIL:
             fail += node.num_slots
-        elif node.flags & 4:  # PFAIL
+        elif node.flags & PFAIL:
             pfail += node.num_slots
         else:
             ok_slots += node.num_slots
@@ -610,7 +612,7 @@ def cluster_slots(c: Any, argv: list[bytes]) -> Any:
     for first, last, owner in rt.state.slot_runs():
         entry: list[Any] = [first, last, _node_entry(rt, owner)]
         for replica in owner.replicas:
-            if not replica.flags & 8 and replica.repl_offset:  # available replicas only
+            if not replica.flags & FAIL and replica.repl_offset:  # available replicas only
                 entry.append(_node_entry(rt, replica))
         reply.append(entry)
     return reply
@@ -626,7 +628,7 @@ def _shard_node(rt: ClusterRuntime, node: ClusterNode) -> Map:
         fields.append((b"hostname", node.hostname.encode()))
     fields.append((b"role", b"replica" if node.is_replica else b"master"))
     fields.append((b"replication-offset", node.repl_offset))
-    if node.flags & 8:
+    if node.flags & FAIL:
         health = b"fail"
     elif node.is_replica and node.repl_offset == 0:
         health = b"loading"

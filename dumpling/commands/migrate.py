@@ -23,6 +23,12 @@ was read and the failure was not a timeout.  Connections are cached per literal
 non-blocking connect reports it: as a write failure, after the retry; any other connect
 failure (no such host, unreachable, timeout) is ``connecting to the client``.
 
+Payloads are written at ``dump-rdb-version`` (default 10, what Redis 7.0 reads); a value
+that needs a newer version (hash field TTLs: 12, a stream consumer whose active-time
+differs from its seen-time: 11) is written at that version, and a target that cannot
+read it refuses it: MIGRATE answers ``ERR Target instance replied with error: ERR DUMP
+payload version or checksum are wrong`` and keeps the key, exactly like Redis 7.4 -> 7.2.
+
 Inside MULTI/EXEC the client cannot be suspended halfway through the transaction, so
 there MIGRATE runs synchronously with blocking socket I/O bounded by its timeout, exactly
 like Redis does everywhere (the event loop waits for at most the timeout per step).
@@ -62,6 +68,8 @@ NOKEY = Status("NOKEY")
 IOERR_CONNECT = ErrorReply("IOERR error or timeout connecting to the client")
 IOERR_WRITE = ErrorReply("IOERR error or timeout writing to target instance")
 IOERR_READ = ErrorReply("IOERR error or timeout reading to target instance")
+# What CLIENT UNBLOCK makes a command that waited for a migrated key answer: it never ran.
+GATE_UNBLOCKED = ErrorReply("UNBLOCKED the command waited for a MIGRATE of its keys and was not executed")
 KEYS_NEEDS_EMPTY_KEY = "When using MIGRATE KEYS option, the key argument must be set to the empty string"
 REDACTED = b"(redacted)"
 
@@ -294,7 +302,7 @@ class MigrateCache:
             client.asking = True  # the routing check will run again
         if client.skip_this and client.reply_mode == 0:
             client.reply_mode = 2  # CLIENT REPLY SKIP applies to the re-run
-        blocked = Blocked([], 0, _never, NOKEY)
+        blocked = Blocked([], 0, _never, GATE_UNBLOCKED)
         server.block(client, blocked, cmd)
         self.waiters.append((client, argv, blocked))
 
