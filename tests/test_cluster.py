@@ -637,6 +637,32 @@ def test_cluster_topology_replies_match_redis(cpair: ClusterPair) -> None:
         repr(label(s, cpair.table_theirs)) for s in shards_theirs)
 
 
+def test_cluster_replies_in_resp3_match_redis(clusters) -> None:
+    ours, theirs = clusters
+    tables = labeller(ours), labeller(theirs)
+    with ours[1].raw() as a, theirs[1].raw() as b:
+        a.call("HELLO", "3")
+        b.call("HELLO", "3")
+
+        def both(*args: str) -> tuple[bytes, bytes]:
+            raw = a.call(*args), b.call(*args)
+            out = []
+            for reply, table in zip(raw, tables, strict=True):
+                for old, new in table.items():
+                    reply = reply.replace(old, new)  # ids keep their length; ports are RESP3 integers here
+                out.append(reply)
+            return out[0], out[1]
+
+        slots = both("CLUSTER", "SLOTS")
+        assert slots[0] == slots[1] and b"%0\r\n" in slots[0]
+        for args in (("CLUSTER", "INFO"), ("CLUSTER", "NODES")):
+            ours_reply, theirs_reply = both(*args)
+            assert ours_reply[:1] == theirs_reply[:1] == b"=" and ours_reply.split(b"\r\n")[1][:4] == b"txt:"
+        shards = both("CLUSTER", "SHARDS")
+        assert shards[0].count(b"%2\r\n") == shards[1].count(b"%2\r\n") == 2
+        assert shards[0].count(b"%7\r\n") == shards[1].count(b"%7\r\n") == 2
+
+
 def test_clusterdown_and_reads_when_down(cpair: ClusterPair) -> None:
     cpair.same(0, "SET", "bar", "1")
     cpair.same(0, "CLUSTER", "DELSLOTS", "100")
