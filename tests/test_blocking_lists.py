@@ -147,7 +147,7 @@ def test_timeouts_fractional_and_null_replies(dumpling_server, redis_server, res
             start = time.monotonic()
             out.append(waiter.call(*cmd))
             elapsed = time.monotonic() - start
-            assert 0.04 <= elapsed < 1.0, (cmd, elapsed)
+            assert 0.04 <= elapsed < 2.0, (cmd, elapsed)  # generous: the test machine may be loaded
         out.append(blocked_clients(admin))
         return out
 
