@@ -124,13 +124,13 @@ def parse_args(argv: list[bytes]) -> MigrateArgs:
             if more < 1:
                 raise CommandError(SYNTAX)
             auth = [argv[j + 1]]
-            auth_positions = [j + 1]
+            auth_positions.append(j + 1)
             j += 1
         elif word == b"auth2":
             if more < 2:
                 raise CommandError(SYNTAX)
             auth = [argv[j + 1], argv[j + 2]]
-            auth_positions = [j + 1, j + 2]
+            auth_positions += [j + 1, j + 2]
             j += 2
         elif word == b"keys":
             if argv[3]:
@@ -140,10 +140,10 @@ def parse_args(argv: list[bytes]) -> MigrateArgs:
         else:
             raise CommandError(SYNTAX)
         j += 1
-    timeout_ms = to_int(argv[5], NOT_INTEGER)
-    db = to_int(argv[4], NOT_INTEGER)
     for pos in auth_positions:  # MONITOR and SLOWLOG see "(redacted)", as in Redis 7
         argv[pos] = REDACTED
+    timeout_ms = to_int(argv[5], NOT_INTEGER)
+    db = to_int(argv[4], NOT_INTEGER)
     host = argv[1].decode("utf-8", "surrogateescape")
     name = host + ":" + argv[2].decode("utf-8", "surrogateescape")
     return MigrateArgs(host, _atoi(argv[2]), name, db, (timeout_ms if timeout_ms > 0 else 1000) / 1000,
