@@ -110,7 +110,6 @@ def parse_args(argv: list[bytes]) -> MigrateArgs:
     copy = replace = False
     auth: list[bytes] | None = None
     keys = [argv[3]]
-    auth_positions: list[int] = []
     j = 6
     n = len(argv)
     while j < n:
@@ -124,13 +123,13 @@ def parse_args(argv: list[bytes]) -> MigrateArgs:
             if more < 1:
                 raise CommandError(SYNTAX)
             auth = [argv[j + 1]]
-            auth_positions.append(j + 1)
+            argv[j + 1] = REDACTED  # MONITOR and SLOWLOG see "(redacted)", as in Redis 7
             j += 1
         elif word == b"auth2":
             if more < 2:
                 raise CommandError(SYNTAX)
             auth = [argv[j + 1], argv[j + 2]]
-            auth_positions += [j + 1, j + 2]
+            argv[j + 1] = argv[j + 2] = REDACTED
             j += 2
         elif word == b"keys":
             if argv[3]:
@@ -140,8 +139,6 @@ def parse_args(argv: list[bytes]) -> MigrateArgs:
         else:
             raise CommandError(SYNTAX)
         j += 1
-    for pos in auth_positions:  # MONITOR and SLOWLOG see "(redacted)", as in Redis 7
-        argv[pos] = REDACTED
     timeout_ms = to_int(argv[5], NOT_INTEGER)
     db = to_int(argv[4], NOT_INTEGER)
     host = argv[1].decode("utf-8", "surrogateescape")
