@@ -353,3 +353,18 @@ def test_woken_by_restore(dumpling_server, redis_server, resp):
         return out
 
     on_both(dumpling_server, redis_server, resp, scenario)
+
+
+def test_rerun_on_wake_reports_an_earlier_wrong_type_key(dumpling_server):
+    """Redis 7.2+ re-runs the blocked command when a list key becomes ready, so a key of
+    another type before it is a WRONGTYPE error and nothing is popped (7.0 popped from
+    the ready key).  Measured on 7.4.1."""
+    with dumpling_server.raw() as admin, dumpling_server.raw() as waiter:
+        admin.call("FLUSHALL")
+        send(waiter, "BLPOP", "a", "b", "0")
+        wait_blocked(admin, 1)
+        admin.call("SET", "a", "str")
+        assert blocked_clients(admin) == 1
+        admin.call("RPUSH", "b", "x")
+        assert waiter.read_reply() == b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
+        assert admin.call("LLEN", "b") == b":1\r\n"

@@ -464,7 +464,7 @@ def rpoplpush(c: Any, argv: list[bytes]) -> Any:
 def _pop_first(c: Any, keys: list[bytes], head: bool, count: int, strict: bool) -> Any:
     """Pop from the first non-empty list of ``keys``: ``[key, element]`` (count -1) or
     ``[key, [elements]]``; None when every key is missing.  With ``strict`` a key of
-    another type is WRONGTYPE (a first attempt); a retry skips it and keeps waiting.
+    another type met first is WRONGTYPE; otherwise it is skipped.
     """
     db = c.db
     for key in keys:
@@ -540,7 +540,16 @@ def _blocking_pop(c: Any, keys: list[bytes], head: bool, timeout: float, count: 
         return reply
 
     def retry() -> Any:
-        return _pop_first(c, keys, head, count, strict=False)
+        # Redis 7.2+ wakes the client only for a key that now holds a list, then re-runs
+        # the command: keys are tried in order again, so an earlier key of another type
+        # is a WRONGTYPE error (7.0 served the ready key instead).
+        data = c.db.data
+        if not any(type(data.get(key)) is ListValue for key in keys):
+            return None
+        try:
+            return _pop_first(c, keys, head, count, strict=True)
+        except CommandError as e:
+            return ErrorReply(e.message)
 
     return _block_or_null(c, keys, timeout, retry)
 
