@@ -267,7 +267,8 @@ class HashValue:
         return list(chosen)
 
     def memory_usage(self, samples: int = 5) -> int:
-        """``objectComputeSize`` for a hash (the key and its dict entry not included)."""
+        """``objectComputeSize`` for a hash, without the 16-byte object header (the caller
+        adds it with the key and its dict entry)."""
         fields = self.fields
         if self.encoding in ("listpack", "listpackex"):
             lp = LP_HEADER_BYTES
@@ -278,12 +279,12 @@ class HashValue:
                 if ttl_entry:
                     lp += lp_entry_size(b"%d" % expires[field]) if field in expires else ttl_entry
             extra = 48 if self.encoding == "listpackex" else 0
-            return 16 + extra + jemalloc_size(lp)
+            return extra + jemalloc_size(lp)
         n = len(fields)
         buckets = 4
         while buckets < n:
             buckets <<= 1
-        size = 16 + 56 + 8 * buckets
+        size = 56 + 8 * buckets
         if n:
             sampled = []
             for field, value in fields.items():

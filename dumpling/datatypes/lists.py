@@ -630,13 +630,14 @@ class ListValue:
         return self.items[index]
 
     def memory_usage(self, samples: int = 5) -> int:
-        """``objectComputeSize`` for a list (the key and its dict entry not included)."""
+        """``objectComputeSize`` for a list, without the 16-byte object header (the caller
+        adds it with the key and its dict entry)."""
         if self._shape_len != len(self.items):
             self._sync(-2)
         if self.encoding == "listpack":
-            return 16 + jemalloc_size(self._lp_bytes)
+            return jemalloc_size(self._lp_bytes)
         nodes = self._nodes
-        size = 16 + 40
+        size = 40
         if not nodes:
             return size
         sampled = nodes[:samples] if samples > 0 else nodes

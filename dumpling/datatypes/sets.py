@@ -305,19 +305,20 @@ class SetValue:
         return popped
 
     def memory_usage(self, samples: int = 5) -> int:
-        """``objectComputeSize`` for a set (the key and its dict entry not included)."""
+        """``objectComputeSize`` for a set, without the 16-byte object header (the caller
+        adds it with the key and its dict entry)."""
         n = len(self.members)
         if self.encoding == "intset":
             if not n:
-                return 16 + jemalloc_size(8)
+                return jemalloc_size(8)
             values = [int(m) for m in self.members]
-            return 16 + jemalloc_size(8 + n * _intset_width(min(values), max(values)))
+            return jemalloc_size(8 + n * _intset_width(min(values), max(values)))
         if self.encoding == "listpack":
-            return 16 + jemalloc_size(lp_bytes_of(self.ordered()))
+            return jemalloc_size(lp_bytes_of(self.ordered()))
         buckets = 4
         while buckets < n:
             buckets <<= 1
-        size = 16 + 56 + 8 * buckets
+        size = 56 + 8 * buckets
         if n:
             sampled = []
             for member in self.members:
