@@ -140,7 +140,7 @@ def _elements_removed(c: Any, db: Any, key: bytes, value: ListValue, head: bool)
         value.shrunk(_fill(c))
 
 
-def _push_existing_or_new(c: Any, db: Any, key: bytes, dst: ListValue | None, element: bytes, head: bool,
+def _move_push(c: Any, db: Any, key: bytes, dst: ListValue | None, element: bytes, head: bool,
                           counted: int) -> ListValue:
     """``lmoveHandlePush``."""
     if dst is None:
@@ -430,7 +430,7 @@ def _lmove(c: Any, src_key: bytes, dst_key: bytes, head_from: bool, head_to: boo
     element = src.pop(1, head_from, _fill(c))[0]
     # A quicklist pops integers as integer objects, which the growing check does not count.
     counted = 0 if was_quicklist and lp_int_value(element) is not None else len(element)
-    _push_existing_or_new(c, db, dst_key, dst, element, head_to, counted)
+    _move_push(c, db, dst_key, dst, element, head_to, counted)
     _elements_removed(c, db, src_key, src, head_from)
     return element
 
