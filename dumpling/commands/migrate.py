@@ -509,9 +509,7 @@ class Migration:
         if client.blocked is self.blocked:
             server.unblock(client, reply)
         if server.keyspace.ready_keys:
-            server.serve_ready_keys()
-        if server.pending_pushes:
-            server.pending_pushes.clear()
+            server.serve_ready_keys()  # deleted collections wake XREADGROUP waiters, as after any command
         cache.resume_waiters()
 
     # -- the exchange (Redis's migrateCommand from try_again on) ---------------------------
