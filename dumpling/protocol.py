@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from dumpling.errors import ProtocolError
+from dumpling.numbers import parse_int64
 
 # ----------------------------------------------------------------------------- replies
 
@@ -225,24 +226,9 @@ UNAUTH_MAX_MULTIBULK = 10
 UNAUTH_MAX_BULK = 16384
 
 
-def parse_strict_int(text: bytes | bytearray) -> int | None:
-    """Redis's ``string2ll``: canonical decimal, no sign '+', no leading zeros, 64-bit."""
-    n = len(text)
-    if n == 0 or n > 20:
-        return None
-    if n == 1:
-        c = text[0]
-        return c - 48 if 48 <= c <= 57 else None
-    start = 1 if text[0] == 45 else 0  # '-'
-    if start == n or not (49 <= text[start] <= 57):
-        return None
-    for c in text[start + 1 :]:
-        if not 48 <= c <= 57:
-            return None
-    value = int(text)
-    if value < -(1 << 63) or value > (1 << 63) - 1:
-        return None
-    return value
+# Redis's ``string2ll`` (canonical decimal, no '+', no leading zeros, 64-bit), shared
+# with the command argument parsers.
+parse_strict_int = parse_int64
 
 
 def parse_request(
