@@ -337,13 +337,13 @@ class Server:
     def call(self, client: Client, cmd: Command, argv: list[bytes]) -> Any:
         """Run a handler with the time snapshot; returns its reply (errors as ErrorReply)."""
         ks = self.keyspace
+        start = time.time_ns()  # one clock read: the time snapshot and the duration's start
         if not self.in_exec:
-            ks.now = time.time_ns() // 1_000_000  # the command time snapshot
+            ks.now = start // 1_000_000  # the command time snapshot (ms)
         if client.no_touch:
             ks.no_touch = cmd.name != "touch"
         self.current_client = client
         client.last_cmd = cmd.name
-        start = time.perf_counter_ns()
         try:
             reply = cmd.handler(client, argv)  # type: ignore[misc]
         except CommandError as e:
@@ -356,7 +356,7 @@ class Server:
             reply = ErrorReply(f"ERR internal error in '{cmd.name}': {type(e).__name__}")
             cmd.failed_calls += 1
             self.count_error("ERR")
-        elapsed_us = (time.perf_counter_ns() - start) // 1000
+        elapsed_us = max(time.time_ns() - start, 0) // 1000
         ks.no_touch = False
         cmd.calls += 1
         cmd.usec += elapsed_us
