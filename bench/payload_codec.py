@@ -31,13 +31,25 @@ import redis  # noqa: E402
 from dumpling.payload import compression, crc64, decode_payload, encode_payload  # noqa: E402
 
 
-def start_redis() -> tuple[subprocess.Popen, redis.Redis, str]:
+def free_port(base: int | None = None) -> int:
+    """An unused loopback port: the first bindable one from ``base`` on (100 tried), else any."""
+    for port in range(base, base + 100) if base else ():
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_redis(port_base: int | None = None) -> tuple[subprocess.Popen, redis.Redis, str]:
     path = shutil.which("redis-server")
     if not path:
         sys.exit("redis-server not found (apt-get install -y redis-server)")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port(port_base)
     workdir = tempfile.mkdtemp(prefix="bench-redis-")
     proc = subprocess.Popen(
         [path, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir,
@@ -172,8 +184,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1_000_000, help="elements in the big collections")
     parser.add_argument("--small", type=int, default=100_000, help="number of small payloads")
     parser.add_argument("--repeat", type=int, default=1, help="best of N for our side")
+    parser.add_argument("--port-base", type=int, default=None, help="first loopback port to try (default: any)")
     args = parser.parse_args()
-    proc, client, workdir = start_redis()
+    proc, client, workdir = start_redis(args.port_base)
     try:
         version = client.info("server")["redis_version"]
         print(f"redis-server {version}, Python {sys.version.split()[0]}")

@@ -32,7 +32,15 @@ ROOT = Path(__file__).resolve().parent.parent
 _INCOMPLETE = object()
 
 
-def free_port() -> int:
+def free_port(base: int | None = None) -> int:
+    """An unused loopback port: the first bindable one from ``base`` on (100 tried), else any."""
+    for port in range(base, base + 100) if base else ():
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -122,9 +130,9 @@ class Server:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def start(name: str, argv: list[str]) -> Server:
+def start(name: str, argv: list[str], port_base: int | None = None) -> Server:
     for _ in range(5):
-        port = free_port()
+        port = free_port(port_base)
         try:
             return Server(name, [*argv, "--port", str(port)], port)
         except PortTaken:
@@ -132,13 +140,13 @@ def start(name: str, argv: list[str]) -> Server:
     raise RuntimeError(f"could not start {name}")
 
 
-def start_servers() -> tuple[Server, Server]:
+def start_servers(port_base: int | None = None) -> tuple[Server, Server]:
     redis_path = shutil.which("redis-server")
     if not redis_path:
         sys.exit("redis-server not found (apt-get install -y redis-server)")
     common = ["--proto-max-bulk-len", "1gb", "--client-query-buffer-limit", "1gb"]
-    real = start("redis", [redis_path, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", *common])
-    ours = start("dumpling", [sys.executable, "-m", "dumpling", *common])
+    real = start("redis", [redis_path, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", *common], port_base)
+    ours = start("dumpling", [sys.executable, "-m", "dumpling", *common], port_base and port_base + 1)
     return real, ours
 
 
@@ -228,8 +236,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1_000_000, help="members of the big collections")
     parser.add_argument("--small", type=int, default=100_000, help="number of small keys")
     parser.add_argument("--string-mib", type=int, default=256, help="size of the big string")
+    parser.add_argument("--port-base", type=int, default=None, help="first loopback port to try (default: any)")
     args = parser.parse_args()
-    servers = start_servers()
+    servers = start_servers(args.port_base)
     real = servers[0]
     try:
         version = real.call("INFO", "server")

@@ -16,6 +16,13 @@ write the same quicklist nodes:
 are recomputed from ``items`` if something changed the deque behind our back (for
 instance the payload codec building a value), so the shape is never stale.
 
+A restored list may start *packed* (``from_packed``): the payload's quicklist nodes
+are kept as they came (a ``PackedList`` from the payload codec; this module only
+uses its ``length``, ``layout()`` and ``elements()``) and ``items`` is built on first
+access.  Until then ``len()``, the node layout, ``OBJECT ENCODING`` and
+``MEMORY USAGE`` answer from the nodes, and until the first write ``packed_source()``
+hands the nodes to DUMP, which re-emits them instead of re-encoding every element.
+
 This module also owns the listpack/jemalloc size arithmetic the other collection
 types share.  It must not know about commands, keys or the keyspace.
 """
@@ -25,6 +32,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Iterator
 from itertools import islice
+from typing import Any
 
 LP_HEADER_BYTES = 7  # 4-byte total size + 2-byte count + end byte
 SIZE_SAFETY_LIMIT = 8192  # per-node byte cap when the fill is a count
@@ -185,24 +193,66 @@ def _allow_merge(a: Node | None, b: Node | None, fill: int) -> bool:
 
 class ListValue:
     TYPE = b"list"
-    __slots__ = ("items", "encoding", "_lp_bytes", "_nodes", "_shape_len")
+    __slots__ = ("_items", "_packed", "encoding", "_lp_bytes", "_nodes", "_shape_len")
 
     def __init__(self, items: Iterable[bytes] = (), encoding: str = "listpack") -> None:
-        self.items: deque[bytes] = deque(items)
+        self._items: deque[bytes] | None = deque(items)
+        # The restored nodes while no write happened (see ``from_packed``); else None.
+        self._packed: Any = None
         self.encoding = encoding
         self._lp_bytes = 0
         self._nodes: list[Node] = []
         self._shape_len = -1  # len(items) when the shape was last known; -1 = unknown
 
+    @classmethod
+    def from_packed(cls, packed: Any, encoding: str) -> ListValue:
+        """A list whose elements stay in ``packed`` (``length``, ``layout()``,
+        ``elements()``) until first needed; pass its layout to ``adopt_layout``."""
+        value = cls((), encoding)
+        value._items = None
+        value._packed = packed
+        return value
+
+    @property
+    def items(self) -> deque[bytes]:
+        items = self._items
+        if items is None:
+            items = self._items = self._packed.elements()
+        return items
+
+    @items.setter
+    def items(self, items: deque[bytes]) -> None:
+        self._items = items
+        self._packed = None
+
+    def packed_source(self) -> Any:
+        """The restored nodes if the list was not written since RESTORE (for DUMP), else None."""
+        packed = self._packed
+        if packed is not None and self._items is not None and len(self._items) != packed.length:
+            packed = self._packed = None  # changed behind our back
+        return packed
+
+    def _written(self) -> None:
+        """Every mutator calls this first: the restored nodes no longer describe the list."""
+        if self._packed is not None:
+            if self._items is None:
+                self._items = self._packed.elements()
+            self._packed = None
+
     def __len__(self) -> int:
-        return len(self.items)
+        items = self._items
+        return self._packed.length if items is None else len(items)
 
     def __iter__(self) -> Iterator[bytes]:
         return iter(self.items)
 
     def copy(self) -> ListValue:
-        dup = ListValue(self.items, self.encoding)
-        if self._shape_len == len(self.items):
+        if self._items is None:
+            dup = ListValue.from_packed(self._packed, self.encoding)
+        else:
+            dup = ListValue(self._items, self.encoding)
+            dup._packed = self.packed_source()
+        if self._shape_len == len(self):
             dup._lp_bytes = self._lp_bytes
             dup._nodes = [list(node) for node in self._nodes]
             dup._shape_len = self._shape_len
@@ -212,7 +262,7 @@ class ListValue:
 
     def _sync(self, fill: int) -> None:
         """Rebuild the shape if ``items`` changed without going through a mutator."""
-        if self._shape_len == len(self.items):
+        if self._shape_len == len(self):
             return
         if self.encoding == "listpack":
             self._lp_bytes = lp_bytes_of(self.items)
@@ -228,17 +278,23 @@ class ListValue:
         """
         self._sync(fill)
         if self.encoding == "listpack":
-            return [(len(self.items), False)] if self.items else []
+            return [(len(self), False)] if len(self) else []
         return [(node[0], bool(node[2])) for node in self._nodes]
 
     def adopt_layout(self, nodes: Iterable[tuple[int, int, bool]]) -> None:
         """Take a quicklist node layout as loaded (RESTORE keeps the payload's nodes):
         ``(element count, listpack bytes or element length, plain)`` per node, head to
-        tail.  Ignored unless the value is a quicklist whose element count matches."""
+        tail.  Ignored unless the element counts add up to the list's length; a
+        listpack-encoded list takes the size of its one packed node."""
         layout = [[count, size, bool(plain)] for count, size, plain in nodes]
-        if self.encoding == "quicklist" and sum(node[0] for node in layout) == len(self.items):
+        if sum(node[0] for node in layout) != len(self):
+            return
+        if self.encoding == "quicklist":
             self._nodes = layout
-            self._shape_len = len(self.items)
+            self._shape_len = len(self)
+        elif len(layout) == 1 and not layout[0][2]:
+            self._lp_bytes = layout[0][1]
+            self._shape_len = len(self)
 
     def listpack_bytes(self, fill: int) -> int:
         self._sync(fill)
@@ -429,6 +485,7 @@ class ListValue:
 
     def push(self, elements: list[bytes], head: bool, fill: int, counted_bytes: int | None = None) -> None:
         """LPUSH/RPUSH: convert if needed (``counted_bytes`` overrides the raw-size sum), then push."""
+        self._written()
         self._sync(fill)
         added = sum(map(len, elements)) if counted_bytes is None else counted_bytes
         self._grow(fill, added, len(elements))
@@ -471,6 +528,7 @@ class ListValue:
 
     def pop(self, count: int, head: bool, fill: int) -> list[bytes]:
         """Remove up to ``count`` elements from one end (no encoding check: see ``shrunk``)."""
+        self._written()
         self._sync(fill)
         items = self.items
         take = items.popleft if head else items.pop
@@ -485,6 +543,7 @@ class ListValue:
 
     def replace(self, index: int, element: bytes, fill: int) -> bool:
         """LSET: False if ``index`` is out of range (the growing check still happened)."""
+        self._written()
         self._sync(fill)
         self._grow(fill, len(element), 1)
         n = len(self.items)
@@ -534,6 +593,7 @@ class ListValue:
 
     def insert(self, pivot: bytes, element: bytes, after: bool, fill: int) -> int:
         """LINSERT: the new length, or -1 when ``pivot`` is not found."""
+        self._written()
         self._sync(fill)
         self._grow(fill, len(element), 1)
         try:
@@ -550,6 +610,7 @@ class ListValue:
 
     def remove(self, count: int, element: bytes, fill: int) -> int:
         """LREM: remove matches from the head (count >= 0) or the tail (count < 0)."""
+        self._written()
         self._sync(fill)
         items = self.items
         n = len(items)
@@ -581,6 +642,7 @@ class ListValue:
 
     def trim(self, start: int, end: int, fill: int) -> int:
         """LTRIM with already-normalised bounds; returns how many elements were removed."""
+        self._written()
         self._sync(fill)
         n = len(self.items)
         if start < 0:
@@ -632,7 +694,7 @@ class ListValue:
     def memory_usage(self, samples: int = 5) -> int:
         """``objectComputeSize`` for a list, without the 16-byte object header (the caller
         adds it with the key and its dict entry)."""
-        if self._shape_len != len(self.items):
+        if self._shape_len != len(self):
             self._sync(-2)
         if self.encoding == "listpack":
             return jemalloc_size(self._lp_bytes)

@@ -1,9 +1,10 @@
 """LZF exactly as Redis uses it for rdbStrings: decompression, and compression byte-identical to Redis's.
 
 Redis compresses with liblzf (HLOG 16, VERY_FAST, CHECK_INPUT) into a buffer of
-``len - 4`` bytes and keeps the result only if it fits.  ``python-lzf`` runs the same
-algorithm but its output-bound check is looser, so near that bound (a string that
-barely compresses) we replay Redis's exact algorithm in Python to decide.  Without
+``len - 4`` bytes and keeps the result only if it fits.  ``python-lzf`` bundles the
+same liblzf; its ``compress(data, n)`` hands liblzf an output bound of ``n + 1``, so
+``compress(data, len - 5)`` is exactly Redis's call, decisions near the bound
+included (checked against the pure-Python replay in the tests).  Without
 ``python-lzf`` both directions fall back to pure Python.
 
 Nothing here knows about RDB framing; ``primitives`` wraps these in ``C3 clen ulen``.
@@ -94,19 +95,12 @@ def decompress_pure(data: bytes, ulen: int) -> bytes:
 def compress_for_rdb(data: bytes) -> bytes | None:
     """What Redis's rdbSaveLzfStringObject stores for ``data``: the LZF bytes, or None for "store raw"."""
     n = len(data)
-    if n <= 4:
-        return None
-    out_len = n - 4
+    if n <= 5:
+        return None  # lzf_compress cannot produce a single byte of output for these
     if _lzf is None:
-        return compress_pure(data, out_len)
-    # A generous bound first: if even that fails, Redis (stricter) fails too.
-    loose = _lzf.compress(data, out_len + 8)
-    if loose is None:
-        return None
-    if len(loose) + 8 <= out_len:
-        # Far from the bound: none of liblzf's conservative output checks can trip.
-        return loose
-    return compress_pure(data, out_len)
+        return compress_pure(data, n - 4)
+    # python-lzf passes ``max_len + 1`` to lzf_compress: this is lzf_compress(.., n - 4).
+    return _lzf.compress(data, n - 5)
 
 
 def compress_pure(data: bytes, out_len: int) -> bytes | None:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dumpling.datatypes import HashValue, ListValue, SetValue, StreamValue, ZSetValue
-from dumpling.payload import intset, listpack, quicklist, stream, ziplist, zipmap
+from dumpling.payload import intset, listpack, packedlist, quicklist, stream, ziplist, zipmap
 from dumpling.payload.envelope import VALKEY_VERSION_MIN, check_envelope, footer_version, is_foreign_version
 from dumpling.payload.errors import FOREIGN_TYPE, PayloadError, bad_data
 from dumpling.payload.options import DEFAULT_OPTIONS, CodecOptions
@@ -253,42 +253,38 @@ def _read_list_ziplist(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[Li
     return ListValue(items, "quicklist"), pos
 
 
+def _read_quicklist_2(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[ListValue, int]:
+    """Type 18: the nodes are checked and kept as they are; elements are decoded on first use."""
+    packed, pos, sanitizations = packedlist.read_nodes(ctx.buf, pos, ctx.end, ctx.deep)
+    ctx.sanitizations += sanitizations
+    value = ListValue.from_packed(packed, _list_encoding_after_load(packed.shape(), ctx.options))
+    value.adopt_layout(packed.layout())
+    return value, pos
+
+
 def _read_quicklist(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[ListValue, int]:
-    buf, end, deep = ctx.buf, ctx.end, ctx.deep
-    node_count, pos = read_count(buf, pos, end, 2 if type_byte == TYPE_LIST_QUICKLIST_2 else 1)
+    """Type 14: every ziplist node becomes a listpack node, the node cut kept (as Redis >= 7.0 loads it)."""
+    buf, end = ctx.buf, ctx.end
+    node_count, pos = read_count(buf, pos, end)
     if node_count == 0:
         raise bad_data("empty quicklist")
     items: deque[bytes] = deque()
     nodes: list[tuple[int, int, int]] = []
     for _ in range(node_count):
-        container = quicklist.CONTAINER_PACKED
-        if type_byte == TYPE_LIST_QUICKLIST_2:
-            container, pos = read_len(buf, pos, end)
-            if container not in (quicklist.CONTAINER_PACKED, quicklist.CONTAINER_PLAIN):
-                raise bad_data("quicklist integrity check failed: bad container")
         data, pos = read_string(buf, pos, end)
         if not data:
             raise bad_data("quicklist node of zero bytes")
-        if container == quicklist.CONTAINER_PLAIN:
-            items.append(data)
-            nodes.append((container, len(data), 1))
-            continue
-        if type_byte == TYPE_LIST_QUICKLIST_2:
-            if deep:
-                ctx.sanitizations += 1
-            elements = listpack.decode(data, deep)
-            size = len(data)
-        else:
-            elements = ziplist.decode(data)
-            size = listpack.HEADER_SIZE + 1 + sum(map(listpack.entry_size, elements))
+        elements = ziplist.decode(data)
         if not elements:
             continue  # Redis silently skips empty nodes
         items.extend(elements)
-        nodes.append((container, size, len(elements)))
+        size = listpack.HEADER_SIZE + 1 + sum(map(listpack.entry_size, elements))
+        nodes.append((quicklist.CONTAINER_PACKED, size, len(elements)))
     if not items:
         raise bad_data("quicklist without elements")
     value = ListValue((), _list_encoding_after_load(nodes, ctx.options))
     value.items = items
+    value.adopt_layout([(count, size, False) for _, size, count in nodes])
     return value, pos
 
 
@@ -700,7 +696,7 @@ _READERS: dict[int, _Reader] = {
     TYPE_STREAM_LISTPACKS: _read_stream,
     TYPE_HASH_LISTPACK: _read_hash_listpack,
     TYPE_ZSET_LISTPACK: _read_zset_listpack,
-    TYPE_LIST_QUICKLIST_2: _read_quicklist,
+    TYPE_LIST_QUICKLIST_2: _read_quicklist_2,
     TYPE_STREAM_LISTPACKS_2: _read_stream,
     TYPE_SET_LISTPACK: _read_set_listpack,
     TYPE_STREAM_LISTPACKS_3: _read_stream,

@@ -123,6 +123,13 @@ def _append_strings(out: bytearray, items, compress: bool) -> None:
 def _encode_list(value: ListValue, version: int, options: CodecOptions) -> bytes:
     _require_nonempty(value)
     compress = options.rdbcompression
+    if version >= 10:
+        packed = value.packed_source()
+        if packed is not None:
+            # Restored and not written since: the payload's nodes, re-emitted.
+            out = bytearray((TYPE_LIST_QUICKLIST_2,))
+            packed.write_body(out, version, compress)
+            return bytes(out)
     items = value.items
     if version >= 10:
         out = bytearray((TYPE_LIST_QUICKLIST_2,))

@@ -153,18 +153,19 @@ def pack(items: Iterable[bytes], profile: str, fill: int) -> list[Node]:
 
 def _pack_by_size(items: list[bytes], profile: str, limit: int) -> list[Node]:
     """``pack`` for a size-limited fill (the default -2), inlined: same decisions as NodePacker."""
-    entry_size = listpack.entry_size
+    lens = list(map(len, items))
+    odd = listpack.odd_elements(items, lens, 64)
+    if not odd:
+        return _pack_short_strings(items, lens, profile, limit)
+    grows = listpack.entry_sizes(items, lens, odd)
     large = limit if profile == "7.4" else PACKED_THRESHOLD_LEGACY - 1
     listpack_phase = profile != "7.0"
     nodes: list[Node] = []
     start = 0
     node_size = 0  # lpBytes of the open packed node; 0 = no open packed node
     for index, item in enumerate(items):
-        size = len(item)
-        if size < 64 and not (size and item[0] <= 57 and (item[0] >= 48 or item[0] == 45)):
-            grow = size + 2
-        else:
-            grow = entry_size(item)
+        size = lens[index]
+        grow = grows[index]
         if listpack_phase:
             if (node_size or LISTPACK_EMPTY_SIZE) + size <= limit:
                 node_size = (node_size or LISTPACK_EMPTY_SIZE) + grow
@@ -185,6 +186,46 @@ def _pack_by_size(items: list[bytes], profile: str, limit: int) -> list[Node]:
             node_size = LISTPACK_EMPTY_SIZE + grow
     if node_size:
         nodes.append(Node(CONTAINER_PACKED, items[start:], node_size))
+    return nodes
+
+
+def _pack_short_strings(items: list[bytes], lens: list[int], profile: str, limit: int) -> list[Node]:
+    """``_pack_by_size`` when every element is a short string that is no integer.
+
+    Each entry then takes ``len + 2`` bytes, so a node started at ``s`` takes element
+    ``j`` while ``sum(len + 2 for s..j) <= limit - 13`` (``node + len + 8 <= limit``),
+    and the initial listpack while that sum from 0 stays ``<= limit - 5``
+    (``lpBytes + len <= limit``).  Each cut is found from a guess (the previous
+    node's count) with one ``sum`` and a few steps, not one Python step per element.
+    """
+    count = len(items)
+    nodes: list[Node] = []
+    start = 0
+    guess = 64
+    budget = limit - 5 if profile != "7.0" else limit - 13
+    while start < count:
+        stop = min(start + guess, count)
+        used = sum(lens[start:stop]) + 2 * (stop - start)  # entries start..stop-1
+        if used <= budget:
+            while stop < count and used + lens[stop] + 2 <= budget:
+                used += lens[stop] + 2
+                stop += 1
+        else:
+            while used > budget and stop > start + 1:
+                stop -= 1
+                used -= lens[stop] + 2
+        if start == 0 and profile != "7.0":
+            # The listpack phase ends at the first element that does not fit; that
+            # element opens the first quicklist node of its own (the listpack, if
+            # any, becomes the node before it).
+            budget = limit - 13
+            if used > limit - 5:
+                stop, used = 0, 0
+            if stop == 0:
+                continue
+        nodes.append(Node(CONTAINER_PACKED, items[start:stop], LISTPACK_EMPTY_SIZE + used))
+        guess = stop - start
+        start = stop
     return nodes
 
 
