@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from sortedcontainers import SortedDict
 
+from dumpling.datatypes.sizes import listpack_int_entry_size
 from dumpling.datatypes.zsets import alloc_size
 from dumpling.protocol import parse_strict_int
 
@@ -66,19 +67,6 @@ class ConsumerGroup:
 # ----------------------------------------------------------------------------- listpack sizes
 
 
-def _int_size(v: int) -> int:
-    """Bytes of a listpack integer entry, backlen included."""
-    if 0 <= v <= 127:
-        return 2
-    if -4096 <= v <= 4095:
-        return 3
-    if -32768 <= v <= 32767:
-        return 4
-    if -8388608 <= v <= 8388607:
-        return 5
-    if -(1 << 31) <= v < (1 << 31):
-        return 6
-    return 10
 
 
 def _str_size(s: bytes) -> int:
@@ -86,7 +74,7 @@ def _str_size(s: bytes) -> int:
     if len(s) <= 20:
         v = parse_strict_int(s)
         if v is not None:
-            return _int_size(v)
+            return listpack_int_entry_size(v)
     n = len(s)
     head = n + (1 if n < 64 else 2 if n < 4096 else 5)
     return head + (1 if head <= 127 else 2 if head < 16383 else 3 if head < 2097151 else 4 if head < 268435455 else 5)
@@ -118,7 +106,7 @@ class StreamNode:
 
     def byte_size(self) -> int:
         """``lpBytes``: header, master entry, entries, terminator."""
-        master = _int_size(self.live) + _int_size(self.deleted) + _int_size(len(self.master_fields))
+        master = listpack_int_entry_size(self.live) + listpack_int_entry_size(self.deleted) + listpack_int_entry_size(len(self.master_fields))
         return 6 + master + self.fields_bytes + 2 + self.entries_bytes + 1
 
     def entry_size(self, entry_id: StreamID, flat: list[bytes]) -> tuple[int, bool]:
@@ -127,15 +115,15 @@ class StreamNode:
         fields = flat[0::2]
         same = fields == self.master_fields
         size = 2  # flags
-        size += _int_size(_signed64(entry_id[0] - self.master_id[0]))
-        size += _int_size(_signed64(entry_id[1] - self.master_id[1]))
+        size += listpack_int_entry_size(_signed64(entry_id[0] - self.master_id[0]))
+        size += listpack_int_entry_size(_signed64(entry_id[1] - self.master_id[1]))
         if same:
             size += sum(_str_size(v) for v in flat[1::2])
             lp_count = nfields + 3
         else:
-            size += _int_size(nfields) + sum(_str_size(x) for x in flat)
+            size += listpack_int_entry_size(nfields) + sum(_str_size(x) for x in flat)
             lp_count = 2 * nfields + 4
-        return size + _int_size(lp_count), same
+        return size + listpack_int_entry_size(lp_count), same
 
     def flags_of(self, entry_id: StreamID, flat: list[bytes]) -> int:
         flags = FLAG_SAMEFIELDS if flat[0::2] == self.master_fields else 0

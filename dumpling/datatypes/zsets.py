@@ -19,6 +19,7 @@ from typing import Any
 
 from sortedcontainers import SortedList
 
+from dumpling.datatypes.sizes import listpack_int_entry_size, listpack_str_entry_size
 from dumpling.scan import ScanOrder
 
 HALF_LLONG = float((1 << 63) - 1 >> 1)  # (double)(LLONG_MAX/2): the listpack integer limit
@@ -71,23 +72,8 @@ def alloc_size(n: int) -> int:
     return (n + step - 1) // step * step
 
 
-def _int_entry_size(v: int) -> int:
-    if 0 <= v <= 127:
-        return 2
-    if -4096 <= v <= 4095:
-        return 3
-    if -32768 <= v <= 32767:
-        return 4
-    if -8388608 <= v <= 8388607:
-        return 5
-    if -(1 << 31) <= v < (1 << 31):
-        return 6
-    return 10
 
 
-def _str_entry_size(n: int) -> int:
-    head = n + (1 if n < 64 else 2 if n < 4096 else 5)
-    return head + (1 if head <= 127 else 2 if head < 16383 else 3 if head < 2097151 else 4)
 
 
 class ZSetValue:
@@ -142,11 +128,11 @@ class ZSetValue:
     def listpack_bytes(self) -> int:
         total = 7
         for score, member in self.index:
-            total += _str_entry_size(len(member))
+            total += listpack_str_entry_size(len(member))
             if listpack_score_is_integer(score):
-                total += _int_entry_size(int(score))
+                total += listpack_int_entry_size(int(score))
             else:
-                total += _str_entry_size(len(d2string(score)))
+                total += listpack_str_entry_size(len(d2string(score)))
         return total
 
     # -- lookups --------------------------------------------------------------------
