@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from dumpling.errors import NOT_FLOAT, NOT_INTEGER, WRONGTYPE, CommandError
+from dumpling.numbers import parse_long_double, round_long_double
 from dumpling.protocol import parse_strict_int
 
 LLONG_MIN = -(1 << 63)
@@ -59,6 +60,51 @@ def parse_double(arg: bytes) -> float | None:
     if value == 0.0 and any(c in b"123456789" for c in arg.split(b"e")[0].split(b"E")[0].split(b"p")[0].split(b"P")[0]):
         return None  # underflow to zero (ERANGE)
     return value
+
+
+# Redis's getLongFromObjectOrReply family (LONG is 64-bit).
+LONG_MAX = LLONG_MAX
+OUT_OF_RANGE_POSITIVE = "value is out of range, must be positive"
+
+
+def to_long_msg(arg: bytes, msg: str | None) -> int:
+    """``getLongFromObjectOrReply``: a custom message replaces the default on a parse failure."""
+    return to_int(arg, msg or NOT_INTEGER)
+
+
+def to_range_long(arg: bytes, low: int, high: int, msg: str | None = None) -> int:
+    """``getRangeLongFromObjectOrReply``."""
+    value = to_long_msg(arg, msg)
+    if not low <= value <= high:
+        raise CommandError(msg or f"value is out of range, value must between {low} and {high}")
+    return value
+
+
+def to_positive_long(arg: bytes, msg: str | None = None) -> int:
+    """``getPositiveLongFromObjectOrReply``."""
+    return to_range_long(arg, 0, LONG_MAX, msg or OUT_OF_RANGE_POSITIVE)
+
+
+def parse_timeout(arg: bytes, now_ms: int) -> float:
+    """``getTimeoutFromObjectOrReply`` in seconds: the relative wait, 0 = forever.
+
+    The value is a C ``long double`` in Redis: parsed and multiplied by 1000 in
+    extended precision, then rounded up to whole milliseconds.
+    """
+    value = parse_long_double(arg)
+    if value is None:
+        raise CommandError("timeout is not a float or out of range")
+    if isinstance(value, float):  # +-inf
+        raise CommandError("timeout is out of range" if value > 0 else "timeout is negative")
+    ms = round_long_double(value * 1000)
+    if ms > LLONG_MAX:
+        raise CommandError("timeout is out of range")
+    whole = math.ceil(ms)
+    if whole < 0:
+        raise CommandError("timeout is negative")
+    if whole > 0 and whole > LLONG_MAX - now_ms:
+        raise CommandError("timeout is out of range")
+    return whole / 1000.0
 
 
 def to_float(arg: bytes, error: str = NOT_FLOAT) -> float:

@@ -21,8 +21,8 @@ import heapq
 import random
 from typing import Any
 
-from dumpling.commands.common import check_type, glob_match, to_int
-from dumpling.commands.lists import LONG_MAX, key_spec, to_range_long
+from dumpling.commands.common import LONG_MAX, check_type, glob_match, to_int, to_range_long
+from dumpling.commands.lists import key_spec
 from dumpling.commands.registry import command
 from dumpling.commands.sets import parse_scan_cursor, parse_scan_options, scan_reply
 from dumpling.datatypes.hashes import (

@@ -15,21 +15,24 @@ and Redis's ``getLongFromObjectOrReply`` family of integer parsers.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
-from dumpling.commands.common import LLONG_MAX, check_type, to_int
+from dumpling.commands.common import (
+    LONG_MAX,
+    check_type,
+    parse_timeout,
+    to_int,
+    to_positive_long,
+    to_range_long,
+)
 from dumpling.commands.registry import command
 from dumpling.datatypes.lists import ListValue, lp_int_value
 from dumpling.dispatch import Blocked
-from dumpling.errors import NOT_INTEGER, SYNTAX, WRONGTYPE, CommandError
-from dumpling.numbers import parse_long_double, round_long_double
+from dumpling.errors import SYNTAX, WRONGTYPE, CommandError
 from dumpling.protocol import NULL_ARRAY, OK, ErrorReply
 
 LIST = {"group": "list"}
-LONG_MAX = LLONG_MAX
-OUT_OF_RANGE_POSITIVE = "value is out of range, must be positive"
 
 
 # ----------------------------------------------------------------------------- shared helpers
@@ -64,48 +67,8 @@ def key_spec(
     return spec
 
 
-def to_long_msg(arg: bytes, msg: str | None) -> int:
-    """``getLongFromObjectOrReply``: a custom message replaces the default on a parse failure."""
-    return to_int(arg, msg or NOT_INTEGER)
-
-
-def to_range_long(arg: bytes, low: int, high: int, msg: str | None = None) -> int:
-    """``getRangeLongFromObjectOrReply``."""
-    value = to_long_msg(arg, msg)
-    if not low <= value <= high:
-        raise CommandError(msg or f"value is out of range, value must between {low} and {high}")
-    return value
-
-
-def to_positive_long(arg: bytes, msg: str | None = None) -> int:
-    """``getPositiveLongFromObjectOrReply``."""
-    return to_range_long(arg, 0, LONG_MAX, msg or OUT_OF_RANGE_POSITIVE)
-
-
 def arity_error(name: str) -> CommandError:
     return CommandError(f"wrong number of arguments for '{name}' command")
-
-
-def parse_timeout(arg: bytes, now_ms: int) -> float:
-    """``getTimeoutFromObjectOrReply`` in seconds: the relative wait, 0 = forever.
-
-    The value is a C ``long double`` in Redis: parsed and multiplied by 1000 in
-    extended precision, then rounded up to whole milliseconds.
-    """
-    value = parse_long_double(arg)
-    if value is None:
-        raise CommandError("timeout is not a float or out of range")
-    if isinstance(value, float):  # +-inf
-        raise CommandError("timeout is out of range" if value > 0 else "timeout is negative")
-    ms = round_long_double(value * 1000)
-    if ms > LLONG_MAX:
-        raise CommandError("timeout is out of range")
-    whole = math.ceil(ms)
-    if whole < 0:
-        raise CommandError("timeout is negative")
-    if whole > 0 and whole > LLONG_MAX - now_ms:
-        raise CommandError("timeout is out of range")
-    return whole / 1000.0
 
 
 def _fill(c: Any) -> int:

@@ -14,8 +14,8 @@ import random
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from dumpling.commands.common import check_type, glob_match, to_int
-from dumpling.commands.lists import LONG_MAX, key_spec, to_positive_long, to_range_long
+from dumpling.commands.common import LONG_MAX, check_type, glob_match, to_int, to_positive_long, to_range_long
+from dumpling.commands.lists import key_spec
 from dumpling.commands.registry import command
 from dumpling.datatypes.lists import lp_int_value
 from dumpling.datatypes.sets import SetLimits, SetValue

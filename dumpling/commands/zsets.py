@@ -13,15 +13,23 @@ import math
 import random
 import re
 from collections.abc import Callable, Iterable
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from dumpling.commands.common import LLONG_MAX, check_type, glob_match, parse_double, to_float, to_int
+from dumpling.commands.common import (
+    LLONG_MAX,
+    check_type,
+    glob_match,
+    parse_timeout,
+    to_float,
+    to_int,
+    to_positive_long,
+    to_range_long,
+)
 from dumpling.commands.keys import parse_cursor, parse_scan_options
 from dumpling.commands.registry import command
 from dumpling.datatypes.sets import SetValue
 from dumpling.datatypes.zsets import MAX_LEX, MIN_LEX, ZSetValue, d2string, lex_gte_min, lex_lte_max
-from dumpling.errors import NOT_INTEGER, SYNTAX, WRONGTYPE, CommandError
+from dumpling.errors import SYNTAX, WRONGTYPE, CommandError
 from dumpling.protocol import NULL_ARRAY, Double, ErrorReply, format_double
 
 ZS: dict[str, Any] = {"group": "sorted-set"}
@@ -133,56 +141,10 @@ def parse_lex_range(low: bytes, high: bytes) -> tuple[Any, bool, Any, bool]:
     return lo, lo_ex, hi, hi_ex
 
 
-def to_long_range(arg: bytes, low: int, high: int, error: str | None) -> int:
-    """``getRangeLongFromObjectOrReply`` with Redis's default message."""
-    value = to_int(arg, error or NOT_INTEGER)
-    if not low <= value <= high:
-        raise CommandError(error or f"value is out of range, value must between {low} and {high}")
-    return value
 
 
-def to_positive(arg: bytes, error: str | None = None) -> int:
-    """``getPositiveLongFromObjectOrReply``."""
-    msg = error or "value is out of range, must be positive"
-    value = to_int(arg, msg)
-    if value < 0:
-        raise CommandError(msg)
-    return value
 
 
-def parse_timeout_seconds(c: Any, arg: bytes) -> float:
-    """BZPOP* timeout (float seconds) → relative seconds for ``Blocked`` (0 = forever)."""
-    msg = "timeout is not a float or out of range"
-    if not arg or len(arg) >= 5120 or arg[:1] in _C_SPACE:
-        raise CommandError(msg)
-    value = parse_double(arg)
-    if value is not None and (math.isinf(value) or _STRTOD_HEX.fullmatch(arg)):
-        exact: Decimal | None = None
-    else:
-        exact = None
-        if _STRTOD_DEC.fullmatch(arg):
-            try:
-                exact = Decimal(arg.decode())
-            except InvalidOperation:
-                exact = None
-        if exact is None and value is None:
-            raise CommandError(msg)
-    if exact is not None:
-        ms_dec = exact * 1000
-        if ms_dec > LLONG_MAX:
-            raise CommandError("timeout is out of range")
-        ms = int(ms_dec.to_integral_value(rounding="ROUND_CEILING"))
-    else:
-        assert value is not None
-        ms_f = value * 1000.0
-        if ms_f > LLONG_MAX:
-            raise CommandError("timeout is out of range")
-        ms = math.ceil(ms_f) if not math.isinf(ms_f) else LONG_MIN
-    if ms < 0:
-        raise CommandError("timeout is negative")
-    if ms > 0 and ms > LLONG_MAX - c.keyspace.now:
-        raise CommandError("timeout is out of range")
-    return ms / 1000.0
 
 
 def dedupe(keys: Iterable[bytes]) -> list[bytes]:
@@ -827,7 +789,7 @@ def _zpop(c: Any, argv: list[bytes], where_max: bool) -> Any:
         raise CommandError(SYNTAX)
     count = -1
     if len(argv) == 3:
-        count = to_positive(argv[2])
+        count = to_positive_long(argv[2])
     return pop_generic(c, [argv[1]], where_max, False, count, c.resp3 and count != -1, False)
 
 
@@ -889,7 +851,7 @@ def blocking_pop(c: Any, keys: list[bytes], where_max: bool, timeout: float, cou
 
 
 def _bzpop(c: Any, argv: list[bytes], where_max: bool) -> Any:
-    timeout = parse_timeout_seconds(c, argv[-1])
+    timeout = parse_timeout(argv[-1], c.keyspace.now)
     return blocking_pop(c, argv[1:-1], where_max, timeout, -1, False)
 
 
@@ -912,7 +874,7 @@ def bzpopmax(c: Any, argv: list[bytes]) -> Any:
 
 
 def _zmpop(c: Any, argv: list[bytes], numkeys_at: int, blocking: bool) -> Any:
-    numkeys = to_long_range(argv[numkeys_at], 1, LLONG_MAX, "numkeys should be greater than 0")
+    numkeys = to_range_long(argv[numkeys_at], 1, LLONG_MAX, "numkeys should be greater than 0")
     where_at = numkeys_at + numkeys + 1
     if where_at >= len(argv):
         raise CommandError(SYNTAX)
@@ -925,7 +887,7 @@ def _zmpop(c: Any, argv: list[bytes], numkeys_at: int, blocking: bool) -> Any:
         more = len(argv) - 1 - j
         if count == -1 and argv[j].lower() == b"count" and more:
             j += 1
-            count = to_long_range(argv[j], 1, LLONG_MAX, "count should be greater than 0")
+            count = to_range_long(argv[j], 1, LLONG_MAX, "count should be greater than 0")
         else:
             raise CommandError(SYNTAX)
         j += 1
@@ -933,7 +895,7 @@ def _zmpop(c: Any, argv: list[bytes], numkeys_at: int, blocking: bool) -> Any:
         count = 1
     keys = argv[numkeys_at + 1:numkeys_at + 1 + numkeys]
     if blocking:
-        timeout = parse_timeout_seconds(c, argv[1])
+        timeout = parse_timeout(argv[1], c.keyspace.now)
         return blocking_pop(c, keys, where == b"max", timeout, count, True)
     return pop_generic(c, keys, where == b"max", True, count, True, True)
 
@@ -969,7 +931,7 @@ def bzmpop(c: Any, argv: list[bytes]) -> Any:
 def zrandmember(c: Any, argv: list[bytes]) -> Any:
     rng = random.random
     if len(argv) >= 3:
-        count = to_long_range(argv[2], -LLONG_MAX, LLONG_MAX, None)
+        count = to_range_long(argv[2], -LLONG_MAX, LLONG_MAX, None)
         withscores = False
         if len(argv) > 4 or (len(argv) == 4 and argv[3].lower() != b"withscores"):
             raise CommandError(SYNTAX)
@@ -1077,7 +1039,7 @@ def algebra(c: Any, argv: list[bytes], dst: bytes | None, numkeys_at: int, op: i
             remaining -= 1
             withscores = True
         elif card_only and remaining >= 2 and opt == b"limit":
-            limit = to_positive(argv[j + 1], "LIMIT can't be negative")
+            limit = to_positive_long(argv[j + 1], "LIMIT can't be negative")
             j += 2
             remaining -= 2
         else:
