@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dumpling.datatypes import HashValue, ListValue, SetValue, StreamValue, ZSetValue
-from dumpling.payload import intset, listpack, packedlist, quicklist, stream, ziplist, zipmap
+from dumpling.payload import bulk, intset, listpack, packedlist, quicklist, stream, ziplist, zipmap
 from dumpling.payload.envelope import VALKEY_VERSION_MIN, check_envelope, footer_version, is_foreign_version
 from dumpling.payload.errors import FOREIGN_TYPE, PayloadError, bad_data
 from dumpling.payload.options import DEFAULT_OPTIONS, CodecOptions
@@ -157,58 +157,14 @@ def _read_string_value(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[by
 
 
 def _read_strings(ctx: DecodeContext, pos: int, count: int) -> tuple[list[bytes], int]:
-    """``count`` consecutive rdbStrings, with the common short-raw case inlined.
-
-    The inlined case skips the per-string bound check: positions only grow, so one
-    check after the loop (plus IndexError when running off the buffer) is enough.
-    """
-    buf, end = ctx.buf, ctx.end
-    out: list[bytes] = []
-    append = out.append
-    try:
-        for _ in range(count):
-            b = buf[pos]
-            if b < 64:
-                pos += 1 + b
-                append(buf[pos - b : pos])
-            else:
-                s, pos = read_string(buf, pos, end)
-                append(s)
-    except IndexError:
-        raise bad_data("strings past end of payload") from None
-    if pos > end:
-        raise bad_data("strings past end of payload")
-    return out, pos
+    """``count`` consecutive rdbStrings."""
+    return bulk.read_strings(ctx.buf, pos, ctx.end, count)
 
 
 def _read_pairs(ctx: DecodeContext, pos: int, count: int) -> tuple[list[bytes], list[bytes], int]:
-    """``count`` (rdbString, rdbString) pairs as two parallel lists (same bound strategy)."""
-    buf, end = ctx.buf, ctx.end
-    firsts: list[bytes] = []
-    seconds: list[bytes] = []
-    add_first = firsts.append
-    add_second = seconds.append
-    try:
-        for _ in range(count):
-            b = buf[pos]
-            if b < 64:
-                pos += 1 + b
-                add_first(buf[pos - b : pos])
-            else:
-                s, pos = read_string(buf, pos, end)
-                add_first(s)
-            b = buf[pos]
-            if b < 64:
-                pos += 1 + b
-                add_second(buf[pos - b : pos])
-            else:
-                s, pos = read_string(buf, pos, end)
-                add_second(s)
-    except IndexError:
-        raise bad_data("strings past end of payload") from None
-    if pos > end:
-        raise bad_data("strings past end of payload")
-    return firsts, seconds, pos
+    """``count`` (rdbString, rdbString) pairs as two parallel lists."""
+    flat, pos = bulk.read_records(ctx.buf, pos, ctx.end, count, "ss")
+    return flat[0::2], flat[1::2], pos
 
 
 # ---------------------------------------------------------------------------
@@ -373,38 +329,26 @@ def _read_zset(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[ZSetValue,
     count, pos = read_count(buf, pos, end, 2)
     if count == 0:
         raise bad_data("empty sorted set")
-    pairs: list[tuple[bytes, float]] = []
-    append = pairs.append
-    max_len = total = 0
-    binary = type_byte == TYPE_ZSET_2
-    unpack_double = _F64.unpack_from
-    try:
+    if type_byte == TYPE_ZSET_2:
+        flat, pos = bulk.read_records(buf, pos, end, count, "sd")
+        members: list[bytes] = flat[0::2]
+        scores: list[float] = flat[1::2]
+    else:
+        members, scores = [], []
         for _ in range(count):
-            b = buf[pos]
-            if b < 64:
-                pos += 1 + b
-                member = buf[pos - b : pos]
-            else:
-                member, pos = read_string(buf, pos, end)
-            if binary:
-                score = unpack_double(buf, pos)[0]
-                pos += 8
-            else:
-                score, pos = read_string_double(buf, pos, end)
-            if score != score:
-                raise bad_data("zset with NaN score")
-            size = len(member)
-            total += size
-            if size > max_len:
-                max_len = size
-            append((member, score))
-    except (IndexError, struct.error):
-        raise bad_data("sorted set past end of payload") from None
-    if pos > end:
-        raise bad_data("sorted set past end of payload")
+            member, pos = read_string(buf, pos, end)
+            score, pos = read_string_double(buf, pos, end)
+            members.append(member)
+            scores.append(score)
+    if any(map(math.isnan, scores)):
+        raise bad_data("zset with NaN score")
     opts = ctx.options
-    small = count <= opts.zset_max_listpack_entries and max_len <= opts.zset_max_listpack_value and total <= _LP_SAFE
-    zset = ZSetValue.from_pairs(pairs, "listpack" if small else "skiplist")
+    small = (
+        count <= opts.zset_max_listpack_entries
+        and max(map(len, members)) <= opts.zset_max_listpack_value
+        and sum(map(len, members)) <= _LP_SAFE
+    )
+    zset = ZSetValue.from_pairs(zip(members, scores, strict=True), "listpack" if small else "skiplist")
     if len(zset.scores) != count:
         raise bad_data("duplicate sorted set members")
     return zset, pos

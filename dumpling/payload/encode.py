@@ -14,7 +14,7 @@ from __future__ import annotations
 from itertools import islice
 
 from dumpling.datatypes import HashValue, ListValue, SetValue, StreamValue, ZSetValue
-from dumpling.payload import intset, listpack, quicklist, stream, ziplist
+from dumpling.payload import bulk, intset, listpack, quicklist, stream, ziplist
 from dumpling.payload.decode import (
     TYPE_HASH,
     TYPE_HASH_22,
@@ -105,17 +105,6 @@ def _require_nonempty(value: ListValue | SetValue | ZSetValue | HashValue) -> No
         raise ValueError("empty collections are never stored, so never dumped")
 
 
-def _append_strings(out: bytearray, items, compress: bool) -> None:
-    """rdbSaveRawString for each item, the common short non-numeric case inlined."""
-    for s in items:
-        n = len(s)
-        if n <= 20 and not (n and s[0] <= 57 and (s[0] >= 48 or s[0] == 45)):
-            out.append(n)
-            out += s
-        else:
-            append_string(out, s, compress)
-
-
 # ---------------------------------------------------------------------------
 # lists
 
@@ -161,7 +150,7 @@ def _encode_list(value: ListValue, version: int, options: CodecOptions) -> bytes
         return bytes(out)
     out = bytearray((TYPE_LIST,))
     append_len(out, len(items))
-    _append_strings(out, items, compress)
+    bulk.append_strings(out, items, compress)
     return bytes(out)
 
 
@@ -215,14 +204,19 @@ def _encode_set(value: SetValue, version: int, compress: bool) -> bytes:
             out = bytearray((TYPE_SET_INTSET,))
             append_string(out, intset.encode(numbers), compress)
             return bytes(out)
-    if value.encoding == "listpack" and version >= 11:
-        out = bytearray((TYPE_SET_LISTPACK,))
-        # Redis keeps insertion order, which a Python set does not: sorted, so output is stable.
-        append_string(out, listpack.encode(sorted(members)), compress)
-        return bytes(out)
+    if value.encoding == "listpack":
+        # Redis's listpack order (insertion order, kept by SetValue), also for the
+        # type-2 form older targets get, so our DUMPs are stable.
+        ordered = value.ordered()
+        if version >= 11:
+            out = bytearray((TYPE_SET_LISTPACK,))
+            append_string(out, listpack.encode(ordered), compress)
+            return bytes(out)
+    else:
+        ordered = list(members)
     out = bytearray((TYPE_SET,))
-    append_len(out, len(members))
-    _append_strings(out, members, compress)
+    append_len(out, len(ordered))
+    bulk.append_strings(out, ordered, compress)
     return bytes(out)
 
 

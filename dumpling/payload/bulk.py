@@ -1,0 +1,230 @@
+"""Many rdbStrings at once: the bodies of big plain sets, hashes, lists and skiplist zsets at C speed.
+
+A type 2/4/5/1 body is a long run of small records (a string; field and value; a
+member and an 8-byte double).  One Python step per string costs ~150 ns; this module
+moves the per-string work into C where the data allows it, and falls back to the
+one-by-one readers and writers (``primitives``) everywhere else, so the bytes read
+and written are exactly theirs.
+
+Reading: real payloads come in long stretches of records whose strings have the
+same lengths ("field:123456", "value:123456").  Such a stretch has a fixed stride,
+so a strided slice of the payload holds every length byte of it - checked in one
+comparison - and a ``struct`` format like ``x12sx12s`` repeated unpacks it.  A
+stretch is measured by galloping (windows growing 4x), so checking costs O(stretch).
+
+Writing: a short string that cannot be an integer is written as its length byte and
+its bytes (``append_string``'s raw case); ``map``, slice assignment and ``join``
+produce those, and only the others ("odd": a first byte that may start an integer,
+or long enough for LZF or a longer length) go through ``append_string``.
+
+Must not: know about object types or values; every reader is bounds-checked against
+``end`` and raises ``PayloadError`` like the primitives.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Iterable
+from itertools import accumulate, compress, count, repeat
+from operator import add, le
+
+from dumpling.payload.errors import bad_data
+from dumpling.payload.primitives import append_string, read_binary_double, read_string
+
+CHUNK = 4096  # elements per pass: one pass over a million objects is memory bound
+_MIN_RUN = 16  # shorter stretches are read one by one
+_RETRY_AFTER = 16  # records read one by one after a short stretch before measuring again
+_MAX_UNPACK = 1 << 10  # records per struct format
+_LEN_BYTE = [bytes((n,)) for n in range(64)]
+
+# In NUL + NUL.join(items) every element starts right after a NUL: this finds each
+# element whose first byte may start an integer (and, harmlessly, NUL-digit inside one).
+_NUMERIC_START = re.compile(rb"\x00[-0-9]")
+_NUMERIC_FLAG = bytes(1 if chr(c) in "-0123456789" else 0 for c in range(256))
+
+_formats: dict[tuple[str, int], struct.Struct] = {}
+
+
+# ---------------------------------------------------------------------------
+# reading
+
+
+def _format(record: str, records: int) -> struct.Struct:
+    fmt = _formats.get((record, records))
+    if fmt is None:
+        if len(_formats) > 4096:
+            _formats.clear()
+        fmt = _formats[record, records] = struct.Struct("<" + record * records)
+    return fmt
+
+
+def _stretch(buf: bytes, pos: int, stride: int, heads: list[tuple[int, bytes]], limit: int, guess: int) -> int:
+    """How many records from ``pos`` (at most ``limit``) have length byte ``b`` at
+    each (offset, b) of ``heads``."""
+    window = min(limit, max(guess, _MIN_RUN))
+    while True:
+        run = window
+        for offset, head in heads:
+            start = pos + offset
+            seen = buf[start : start + window * stride : stride]
+            run = min(run, len(seen) - len(seen.lstrip(head)))
+        if run < window or window == limit:
+            return run
+        window = min(limit, window * 4)
+
+
+def _stride_run(buf: bytes, pos: int, end: int, remaining: int, shape: str, guess: int, flat: list) -> int:
+    """Unpack the stretch of same-length records at ``pos`` if it is long enough; its length (or 0)."""
+    heads: list[tuple[int, bytes]] = []
+    record = []
+    at = pos
+    for kind in shape:
+        if kind == "d":
+            at += 8
+            record.append("d")
+            continue
+        n = buf[at] if at < end else 64
+        if n >= 64:
+            return 0
+        heads.append((at - pos, _LEN_BYTE[n]))
+        record.append(f"x{n}s")
+        at += 1 + n
+    stride = at - pos
+    run = _stretch(buf, pos, stride, heads, min(remaining, (end - pos) // stride), guess)
+    if run < _MIN_RUN:
+        return 0
+    fmt = "".join(record)
+    done = 0
+    while done < run:
+        step = min(_MAX_UNPACK, 1 << ((run - done).bit_length() - 1))
+        flat += _format(fmt, step).unpack_from(buf, pos + done * stride)
+        done += step
+    return run
+
+
+def _one_by_one(buf: bytes, pos: int, end: int, records: int, shape: str, flat: list) -> int:
+    """``records`` records the plain way (short raw strings inlined); the new position."""
+    append = flat.append
+    try:
+        if shape == "s":
+            for _ in range(records):
+                b = buf[pos]
+                if b < 64:
+                    pos += b + 1
+                    append(buf[pos - b : pos])
+                else:
+                    value, pos = read_string(buf, pos, end)
+                    append(value)
+        elif shape == "ss":
+            for _ in range(records):
+                b = buf[pos]
+                if b < 64:
+                    pos += b + 1
+                    append(buf[pos - b : pos])
+                else:
+                    value, pos = read_string(buf, pos, end)
+                    append(value)
+                b = buf[pos]
+                if b < 64:
+                    pos += b + 1
+                    append(buf[pos - b : pos])
+                else:
+                    value, pos = read_string(buf, pos, end)
+                    append(value)
+        else:
+            for _ in range(records):
+                for kind in shape:
+                    if kind == "s":
+                        value, pos = read_string(buf, pos, end)
+                    else:
+                        value, pos = read_binary_double(buf, pos, end)
+                    append(value)
+    except IndexError:
+        raise bad_data("strings past end of payload") from None
+    if pos > end:  # the inlined reads only check this once
+        raise bad_data("strings past end of payload")
+    return pos
+
+
+def read_records(buf: bytes, pos: int, end: int, records: int, shape: str) -> tuple[list, int]:
+    """``records`` records of ``shape`` from ``pos``, flattened: each ``s`` is an
+    rdbString (``bytes``), each ``d`` an 8-byte little-endian double (``float``).
+
+    Stretches of same-length records are unpacked whole; elsewhere records are read
+    one by one, with the next stretch looked for after 16, 32, ... records (a payload
+    of mixed lengths in random order pays little for looking)."""
+    flat: list = []
+    remaining = records
+    patience = 0
+    backoff = _RETRY_AFTER
+    guess = _MIN_RUN
+    while remaining:
+        if patience <= 0:
+            run = _stride_run(buf, pos, end, remaining, shape, guess, flat)
+            if run:
+                pos += run * _stride_of(flat, run, shape)
+                remaining -= run
+                guess = run
+                backoff = _RETRY_AFTER
+                continue
+            patience = backoff
+            backoff = min(backoff * 2, 4096)
+        batch = min(patience, remaining)
+        pos = _one_by_one(buf, pos, end, batch, shape, flat)
+        remaining -= batch
+        patience -= batch
+    return flat, pos
+
+
+def _stride_of(flat: list, run: int, shape: str) -> int:
+    """Bytes per record of the stretch just unpacked (its last record is at the end of ``flat``)."""
+    return sum(1 + len(value) if kind == "s" else 8 for kind, value in zip(shape, flat[-len(shape) :], strict=True))
+
+
+def read_strings(buf: bytes, pos: int, end: int, strings: int) -> tuple[list[bytes], int]:
+    """``strings`` consecutive rdbStrings."""
+    return read_records(buf, pos, end, strings, "s")
+
+
+# ---------------------------------------------------------------------------
+# writing
+
+
+def odd_elements(items: list[bytes], lens: list[int], short: int) -> list[int]:
+    """Sorted indexes of ``items`` that may spell an integer or are ``short`` bytes or longer."""
+    odd: list[int] = []
+    for base in range(0, len(items), CHUNK):
+        chunk = items[base : base + CHUNK] if len(items) > CHUNK else items
+        joined = b"\x00" + b"\x00".join(chunk) + b"\x00\x00"
+        if _NUMERIC_START.search(joined) is not None:
+            # The first byte of every element (an empty one reads the next NUL), flagged.
+            starts = accumulate(map(add, lens[base : base + CHUNK], repeat(1)), initial=1)
+            firsts = bytes(map(joined.__getitem__, starts))[: len(chunk)]
+            odd += compress(count(base), firsts.translate(_NUMERIC_FLAG))
+    if lens and max(lens) >= short:
+        long = compress(count(), map(le, repeat(short), lens))
+        odd = sorted({*odd, *long})
+    return odd
+
+
+def string_parts(items: list[bytes], compress: bool) -> list[bytes]:
+    """Two parts per item whose concatenation is ``append_string`` of each item."""
+    lens = list(map(len, items))
+    odd = odd_elements(items, lens, 21 if compress else 64)
+    parts: list[bytes] = [b""] * (2 * len(items))
+    parts[0::2] = map(_LEN_BYTE.__getitem__, map(min, lens, repeat(63)) if odd else lens)
+    parts[1::2] = items
+    for i in odd:
+        out = bytearray()
+        append_string(out, items[i], compress)
+        parts[2 * i] = bytes(out)
+        parts[2 * i + 1] = b""
+    return parts
+
+
+def append_strings(out: bytearray, items: Iterable[bytes], compress: bool) -> None:
+    """``append_string`` for each item, in order."""
+    items = items if type(items) is list else list(items)
+    for base in range(0, len(items), CHUNK):
+        out += b"".join(string_parts(items[base : base + CHUNK], compress))
