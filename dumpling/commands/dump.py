@@ -184,7 +184,9 @@ class RestoreOptions:
     lru_clock: int = -1  # the LRU clock sampled when IDLETIME was parsed
 
 
-_NO_OPTIONS = RestoreOptions()  # shared, never modified: RESTORE without options is the common case
+# Shared, never modified: RESTORE without options, or with only REPLACE, is the common case.
+_NO_OPTIONS = RestoreOptions()
+_REPLACE_ONLY = RestoreOptions(replace=True)
 
 
 def parse_restore_options(c: Any, argv: list[bytes]) -> RestoreOptions:
@@ -192,6 +194,8 @@ def parse_restore_options(c: Any, argv: list[bytes]) -> RestoreOptions:
     n = len(argv)
     if n == 4:
         return _NO_OPTIONS
+    if n == 5 and (argv[4] == b"REPLACE" or argv[4].lower() == b"replace"):
+        return _REPLACE_ONLY
     opts = RestoreOptions()
     j = 4
     while j < n:
@@ -225,9 +229,13 @@ def load_payload(server: Server, payload: bytes, *, caller_is_client: bool = Tru
 
     Raises ``CommandError`` with ``DUMP payload version or checksum are wrong``,
     ``Bad data format`` (or Valkey's foreign-type text under ``relaxed``)."""
-    footer = footer_version(payload) if len(payload) >= FOOTER_SIZE else None
-    options = codec_options(server, REDIS_MAX_RDB_VERSION if footer is None else footer,
-                            caller_is_client=caller_is_client)
+    footer = footer_version(payload) if len(payload) >= FOOTER_SIZE else REDIS_MAX_RDB_VERSION
+    if footer <= REDIS_MAX_RDB_VERSION and caller_is_client:
+        # codec_options() for the common case, inlined: RESTORE of small keys is hot.
+        state = getattr(server, "dump_state", None) or _state(server)
+        options = state.options("known", server.skip_checksum, True)
+    else:
+        options = codec_options(server, footer, caller_is_client=caller_is_client)
     try:
         decoded = decode_payload(payload, options)
     except PayloadError as e:
@@ -260,7 +268,7 @@ def restore_key(c: Any, argv: list[bytes]) -> Any:
     key = argv[1]
     if not opts.replace and db.lookup_write(key) is not None:
         raise CommandError(BUSYKEY)
-    ttl = to_int(argv[2])
+    ttl = 0 if argv[2] == b"0" else to_int(argv[2])
     if ttl < 0:
         raise CommandError(INVALID_TTL)
     value = load_payload(c.server, argv[3]).value

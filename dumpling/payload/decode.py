@@ -18,11 +18,10 @@ import math
 import struct
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from dumpling.datatypes import HashValue, ListValue, SetValue, StreamValue, ZSetValue
 from dumpling.payload import bulk, intset, listpack, packedlist, quicklist, stream, ziplist, zipmap
-from dumpling.payload.envelope import VALKEY_VERSION_MIN, check_envelope, footer_version, is_foreign_version
+from dumpling.payload.envelope import VALKEY_VERSION_MIN, check_envelope, is_foreign_version
 from dumpling.payload.errors import FOREIGN_TYPE, PayloadError, bad_data
 from dumpling.payload.options import DEFAULT_OPTIONS, CodecOptions
 from dumpling.payload.primitives import (
@@ -72,13 +71,20 @@ _F64 = struct.Struct("<d")
 _MODULE_CHARSET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
-@dataclass(frozen=True, slots=True)
 class DecodedPayload:
-    value: Value
-    type_byte: int
-    rdb_version: int
-    # How many blobs were deep-validated (Redis's INFO dump_payload_sanitizations).
-    sanitizations: int = 0
+    """What RESTORE needs from a payload (a plain slotted class: built once per RESTORE)."""
+
+    __slots__ = ("value", "type_byte", "rdb_version", "sanitizations")
+
+    def __init__(self, value: Value, type_byte: int, rdb_version: int, sanitizations: int = 0) -> None:
+        self.value = value
+        self.type_byte = type_byte
+        self.rdb_version = rdb_version
+        # How many blobs were deep-validated (Redis's INFO dump_payload_sanitizations).
+        self.sanitizations = sanitizations
+
+    def __repr__(self) -> str:
+        return f"DecodedPayload(type_byte={self.type_byte}, rdb_version={self.rdb_version}, value={self.value!r:.60})"
 
     @property
     def encoding(self) -> str:
@@ -118,12 +124,14 @@ class DecodeContext:
 def decode_payload(payload: bytes | bytearray | memoryview, options: CodecOptions = DEFAULT_OPTIONS) -> DecodedPayload:
     """Verify the envelope (§1.4) and decode the value; raises PayloadError with Redis's reply text."""
     check_envelope(payload, options)
-    buf = bytes(payload)
-    version = footer_version(buf)
+    buf = payload if type(payload) is bytes else bytes(payload)
+    version = buf[-10] | (buf[-9] << 8)
     end = len(buf) - 10
     if end < 1:
         raise bad_data("payload has no type byte")
     type_byte = buf[0]
+    if type_byte == TYPE_STRING:  # the common small case, without the reader machinery
+        return DecodedPayload(read_string(buf, 1, end)[0], TYPE_STRING, version)
     if options.rdb_version_check != "redis" and is_foreign_version(version) and type_byte >= TYPE_HASH_22:
         raise PayloadError(FOREIGN_TYPE.format(type_byte=type_byte), "foreign RDB version")
     reader = _READERS.get(type_byte)
@@ -399,7 +407,8 @@ def _read_zset_listpack(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[Z
 def _hash_from_elements(elements: list[bytes], deep_dups: bool) -> dict[bytes, bytes]:
     if len(elements) % 2:
         raise bad_data("hash blob with an odd number of entries")
-    fields = dict(zip(elements[0::2], elements[1::2], strict=True))
+    pairs = iter(elements)
+    fields = dict(zip(pairs, pairs, strict=False))  # even length checked above
     if len(fields) * 2 != len(elements):
         if deep_dups:
             raise bad_data("hash with duplicate fields")
@@ -473,8 +482,9 @@ def _read_hash_listpack(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[H
         fields = _hash_from_elements(ziplist.decode(blob), True)
     if not fields:
         raise bad_data("empty hash")
-    encoding = "hashtable" if len(fields) > ctx.options.hash_max_listpack_entries else "listpack"
-    return HashValue(fields, None, encoding), pos
+    value = HashValue((), None, "hashtable" if len(fields) > ctx.options.hash_max_listpack_entries else "listpack")
+    value.fields = fields
+    return value, pos
 
 
 def _read_hash_listpack_ex(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[HashValue, int]:

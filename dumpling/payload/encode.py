@@ -53,13 +53,14 @@ SUPPORTED_VERSIONS = frozenset({6, 7, 8, 9, 10, 11, 12, 80})
 # Redis <= 3.0 list-max-ziplist-entries / -value defaults (type 10 vs type 1).
 LEGACY_LIST_ZIPLIST_ENTRIES = 512
 LEGACY_LIST_ZIPLIST_VALUE = 64
+_STRING_TYPE = bytes((TYPE_STRING,))
 
 
 def min_rdb_version_for(value: Value) -> int:
     """The lowest RDB version whose DUMP format holds ``value`` without losing anything."""
     if isinstance(value, StreamValue):
         return stream.min_stream_version(value)
-    if isinstance(value, HashValue) and any(field in value.fields for field in value.field_expires):
+    if isinstance(value, HashValue) and value.field_expires and any(f in value.fields for f in value.field_expires):
         return 12
     return 6
 
@@ -75,6 +76,10 @@ def payload_version_for(value: Value, rdb_version: int) -> int:
 
 def encode_payload(value: Value, rdb_version: int, options: CodecOptions = DEFAULT_OPTIONS) -> bytes:
     """The DUMP payload (type byte, body, footer) of ``value`` for a target RDB version (6-12 or 80)."""
+    if type(value) is bytes and rdb_version in SUPPORTED_VERSIONS:  # the common small case
+        out = bytearray(_STRING_TYPE)
+        append_string(out, value, options.rdbcompression)
+        return seal(out, rdb_version)
     version = payload_version_for(value, rdb_version)
     return seal(encode_body(value, version, options), version)
 

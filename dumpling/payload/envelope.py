@@ -14,7 +14,8 @@ FOREIGN_VERSION_MIN = 12
 FOREIGN_VERSION_MAX = 79
 VALKEY_VERSION_MIN = 80
 
-_FOOTER = struct.Struct("<HQ")
+_FOOTER_CRC = struct.Struct("<Q")
+_VERSION_BYTES = [struct.pack("<H", v) for v in range(256)]
 
 
 def footer_version(payload: bytes | bytearray | memoryview) -> int:
@@ -43,21 +44,23 @@ def check_envelope(payload: bytes | bytearray | memoryview, options: CodecOption
     size = len(payload)
     if size < FOOTER_SIZE:
         raise PayloadError(BAD_ENVELOPE, "payload shorter than its footer")
-    version = footer_version(payload)
-    if not version_accepted(version, options):
+    version = payload[-10] | (payload[-9] << 8)
+    if not (version <= options.max_rdb_version if options.rdb_version_check == "redis" else version_accepted(version, options)):
         raise PayloadError(BAD_ENVELOPE, f"RDB version {version} not accepted")
     if options.skip_checksum:
         return
-    view = memoryview(payload)
-    expected = int.from_bytes(view[size - 8 :], "little")
-    if crc64(view[: size - 8]) != expected:
+    # A small payload is cheaper to slice than to view; a big one must not be copied.
+    covered = payload[: size - 8] if size < 4096 else memoryview(payload)[: size - 8]
+    if crc64(covered) != _FOOTER_CRC.unpack_from(payload, size - 8)[0]:
         raise PayloadError(BAD_ENVELOPE, "CRC-64 mismatch")
 
 
 def seal(body: bytes | bytearray, rdb_version: int) -> bytes:
     """Append the footer to ``type byte + body``."""
-    head = bytes(body) + struct.pack("<H", rdb_version)
-    return head + struct.pack("<Q", crc64(head))
+    head = body + _VERSION_BYTES[rdb_version] if rdb_version < 256 else bytes(body) + struct.pack("<H", rdb_version)
+    if type(head) is not bytes:
+        head = bytes(head)
+    return head + _FOOTER_CRC.pack(crc64(head))
 
 
 def reseal(payload: bytes | bytearray) -> bytes:

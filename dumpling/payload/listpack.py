@@ -15,9 +15,10 @@ import re
 import struct
 from bisect import bisect_left
 from collections.abc import Iterable
-from itertools import accumulate, compress, count, repeat
-from operator import add, le
+from itertools import repeat
+from operator import add
 
+from dumpling.payload.bulk import odd_elements
 from dumpling.payload.errors import bad_data
 from dumpling.payload.primitives import parse_canonical_int
 
@@ -29,6 +30,7 @@ MAX_SAFE_SIZE = 1 << 30  # LISTPACK_MAX_SAFETY_SIZE
 _U32 = struct.Struct("<I")
 _U16 = struct.Struct("<H")
 _SMALL_INTS = [b"%d" % i for i in range(128)]
+_SMALL_VALUES = list(range(128))
 _BACKLEN1 = [bytes((n,)) for n in range(128)]
 EMPTY = b"\x07\x00\x00\x00\x00\x00\xff"
 
@@ -107,72 +109,89 @@ def decode(blob: bytes, deep: bool, ints_as_bytes: bool = True, check_count: boo
     limit = len(blob) - 1  # index of the terminator; entries must end at or before it
     out: list = []
     append = out.append
-    small = _SMALL_INTS
+    small = _SMALL_INTS if ints_as_bytes else _SMALL_VALUES
     pos = HEADER_SIZE
+    if not deep:
+        # Small ints and 6-bit strings inlined.  An entry running past the terminator
+        # leaves ``pos`` beyond the blob, so the next read fails: one check for all.
+        try:
+            while True:
+                b = blob[pos]
+                if b < 0x80:
+                    append(small[b])
+                    pos += 2
+                elif b < 0xC0:
+                    nxt = pos + b - 126
+                    append(blob[pos + 1 : nxt - 1])
+                    pos = nxt
+                elif b == EOF_BYTE:
+                    return out
+                else:
+                    value, pos = _entry(blob, pos, b, limit, False, ints_as_bytes)
+                    append(value)
+        except IndexError:
+            raise bad_data("listpack entry past end") from None
     while True:
         b = blob[pos]
-        if 0x80 <= b < 0xC0 and not deep:  # 6-bit string, the common case, without backlen checks
-            nxt = pos + (b & 0x3F) + 2
-            if nxt > limit:
-                raise bad_data("listpack entry past end")
-            append(blob[pos + 1 : nxt - 1])
-            pos = nxt
-            continue
-        if b < 0x80:  # 7-bit uint
-            size = 1
-            value: bytes | int = small[b] if ints_as_bytes else b
-        elif b < 0xC0:  # 6-bit string
-            size = 1 + (b & 0x3F)
-            if pos + size > limit:
-                raise bad_data("listpack entry past end")
-            value = blob[pos + 1 : pos + size]
-        elif b < 0xE0:  # 13-bit int
-            if pos + 2 > limit:
-                raise bad_data("listpack entry past end")
-            u = ((b & 0x1F) << 8) | blob[pos + 1]
-            v = u - 8192 if u >= 4096 else u
-            size = 2
-            value = (b"%d" % v) if ints_as_bytes else v
-        elif b < 0xF0:  # 12-bit string
-            if pos + 2 > limit:
-                raise bad_data("listpack entry past end")
-            n = ((b & 0x0F) << 8) | blob[pos + 1]
-            size = 2 + n
-            if pos + size > limit:
-                raise bad_data("listpack entry past end")
-            value = blob[pos + 2 : pos + size]
-        elif b == 0xF0:  # 32-bit string
-            if pos + 5 > limit:
-                raise bad_data("listpack entry past end")
-            n = _U32.unpack_from(blob, pos + 1)[0]
-            size = 5 + n
-            if pos + size > limit:
-                raise bad_data("listpack entry past end")
-            value = blob[pos + 5 : pos + size]
-        elif b == EOF_BYTE:
+        if b == EOF_BYTE:
             break
-        elif b <= 0xF4:
-            width = (2, 3, 4, 8)[b - 0xF1]
-            size = 1 + width
-            if pos + size > limit:
-                raise bad_data("listpack entry past end")
-            v = int.from_bytes(blob[pos + 1 : pos + size], "little", signed=True)
-            value = (b"%d" % v) if ints_as_bytes else v
-        else:
-            raise bad_data(f"invalid listpack encoding byte 0x{b:02x}")
-        nxt = pos + size + (1 if size <= 127 else backlen_size(size))
-        if nxt > limit:
-            raise bad_data("listpack backlen past end")
-        if deep and _decode_backlen(blob, nxt - 1) != size:
-            raise bad_data("listpack backlen mismatch")
+        value, pos = _entry(blob, pos, b, limit, True, ints_as_bytes)
         append(value)
-        pos = nxt
-    if deep:
-        if pos != limit:
-            raise bad_data("listpack terminator before end of blob")
-        if check_count and numele != NUMELE_UNKNOWN and numele != len(out):
-            raise bad_data("listpack element count mismatch")
+    if pos != limit:
+        raise bad_data("listpack terminator before end of blob")
+    if check_count and numele != NUMELE_UNKNOWN and numele != len(out):
+        raise bad_data("listpack element count mismatch")
     return out
+
+
+def _entry(blob: bytes, pos: int, b: int, limit: int, deep: bool, ints_as_bytes: bool) -> tuple[bytes | int, int]:
+    """The entry at ``pos`` (first byte ``b``, not the terminator) and where the next one starts."""
+    if b < 0x80:  # 7-bit uint
+        size = 1
+        value: bytes | int = _SMALL_INTS[b] if ints_as_bytes else b
+    elif b < 0xC0:  # 6-bit string
+        size = 1 + (b & 0x3F)
+        if pos + size > limit:
+            raise bad_data("listpack entry past end")
+        value = blob[pos + 1 : pos + size]
+    elif b < 0xE0:  # 13-bit int
+        if pos + 2 > limit:
+            raise bad_data("listpack entry past end")
+        u = ((b & 0x1F) << 8) | blob[pos + 1]
+        v = u - 8192 if u >= 4096 else u
+        size = 2
+        value = (b"%d" % v) if ints_as_bytes else v
+    elif b < 0xF0:  # 12-bit string
+        if pos + 2 > limit:
+            raise bad_data("listpack entry past end")
+        n = ((b & 0x0F) << 8) | blob[pos + 1]
+        size = 2 + n
+        if pos + size > limit:
+            raise bad_data("listpack entry past end")
+        value = blob[pos + 2 : pos + size]
+    elif b == 0xF0:  # 32-bit string
+        if pos + 5 > limit:
+            raise bad_data("listpack entry past end")
+        n = _U32.unpack_from(blob, pos + 1)[0]
+        size = 5 + n
+        if pos + size > limit:
+            raise bad_data("listpack entry past end")
+        value = blob[pos + 5 : pos + size]
+    elif b <= 0xF4:
+        width = (2, 3, 4, 8)[b - 0xF1]
+        size = 1 + width
+        if pos + size > limit:
+            raise bad_data("listpack entry past end")
+        v = int.from_bytes(blob[pos + 1 : pos + size], "little", signed=True)
+        value = (b"%d" % v) if ints_as_bytes else v
+    else:
+        raise bad_data(f"invalid listpack encoding byte 0x{b:02x}")
+    nxt = pos + size + (1 if size <= 127 else backlen_size(size))
+    if nxt > limit:
+        raise bad_data("listpack backlen past end")
+    if deep and _decode_backlen(blob, nxt - 1) != size:
+        raise bad_data("listpack backlen mismatch")
+    return value, nxt
 
 
 # ---------------------------------------------------------------------------
@@ -359,35 +378,13 @@ def assemble(entries: bytes | bytearray, count: int) -> bytes:
 
 _STRING_HEADER = [bytes((0x80 | n,)) for n in range(64)]
 _STRING_BACKLEN = [bytes((n + 1,)) for n in range(64)]
-# In NUL + NUL.join(items) every element starts right after a NUL: this finds each
-# element whose first byte may start an integer (and, harmlessly, NUL-digit inside one).
-_NUMERIC_START = re.compile(rb"\x00[-0-9]")
-_NUMERIC_FLAG = bytes(1 if chr(c) in "-0123456789" else 0 for c in range(256))
-
-
-_CHUNK = 4096  # elements per pass: big passes over a million objects are memory bound
-
-
-def odd_elements(items: list[bytes], lens: list[int], short: int) -> list[int]:
-    """Sorted indexes of ``items`` that may spell an integer or are ``short`` bytes or longer."""
-    odd: list[int] = []
-    for base in range(0, len(items), _CHUNK):
-        chunk = items[base : base + _CHUNK] if len(items) > _CHUNK else items
-        joined = b"\x00" + b"\x00".join(chunk) + b"\x00\x00"
-        if _NUMERIC_START.search(joined) is not None:
-            # The first byte of every element (an empty one reads the next NUL), flagged.
-            starts = accumulate(map(add, lens[base : base + _CHUNK], repeat(1)), initial=1)
-            firsts = bytes(map(joined.__getitem__, starts))[: len(chunk)]
-            odd += compress(count(base), firsts.translate(_NUMERIC_FLAG))
-    if lens and max(lens) >= short:
-        long = compress(count(), map(le, repeat(short), lens))
-        odd = sorted({*odd, *long})
-    return odd
 
 
 def encode(elements: Iterable[bytes]) -> bytes:
     """A listpack of string elements (canonical integers stored as integers, as lpAppend does)."""
     items = elements if type(elements) is list else list(elements)
+    if len(items) < 64:
+        return _encode_each(items)  # setting up the C-speed path costs more than it saves
     lens = list(map(len, items))
     return encode_known(items, lens, odd_elements(items, lens, 64), 0, len(items))
 
@@ -454,20 +451,26 @@ def entry_sizes(items: list[bytes], lens: list[int], odd: Iterable[int]) -> list
     return sizes
 
 
-def _encode_each(elements: Iterable[bytes]) -> bytes:
-    body = bytearray()
-    count = 0
-    small = _BACKLEN1
-    for s in elements:
+def _encode_each(items: list[bytes]) -> bytes:
+    """``encode`` one element at a time (short lists, or mostly integers and long strings)."""
+    parts: list[bytes] = [b""]
+    add = parts.append
+    header, backlen = _STRING_HEADER, _STRING_BACKLEN
+    size = HEADER_SIZE + 1
+    for s in items:
         n = len(s)
         if n < 64 and not (n and s[0] <= 57 and (s[0] >= 48 or s[0] == 45)):
-            body.append(0x80 | n)
-            body += s
-            body += small[n + 1]
+            add(header[n])
+            add(s)
+            add(backlen[n])
+            size += n + 2
         else:
-            body += entry_bytes(s)
-        count += 1
-    return assemble(body, count)
+            entry = entry_bytes(s)
+            add(entry)
+            size += len(entry)
+    parts[0] = _U32.pack(size) + _U16.pack(min(len(items), NUMELE_UNKNOWN))
+    add(b"\xff")
+    return b"".join(parts)
 
 
 def encode_mixed(elements: Iterable[bytes | int]) -> bytes:

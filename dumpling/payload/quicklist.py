@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from dumpling.payload import listpack, ziplist
+from dumpling.payload import bulk, listpack, ziplist
 
 CONTAINER_PLAIN = 1
 CONTAINER_PACKED = 2
@@ -154,7 +154,7 @@ def pack(items: Iterable[bytes], profile: str, fill: int) -> list[Node]:
 def _pack_by_size(items: list[bytes], profile: str, limit: int) -> list[Node]:
     """``pack`` for a size-limited fill (the default -2), inlined: same decisions as NodePacker."""
     lens = list(map(len, items))
-    odd = listpack.odd_elements(items, lens, 64)
+    odd = bulk.odd_elements(items, lens, 64)
     if not odd:
         return _pack_short_strings(items, lens, profile, limit)
     grows = listpack.entry_sizes(items, lens, odd)
