@@ -176,6 +176,11 @@ class StreamValue:
         """Nodes in key order (for DUMP writers that want Redis's exact layout)."""
         return iter(self.nodes().values())
 
+    def adopt_nodes(self, nodes: list[StreamNode]) -> None:
+        """Take the radix tree as loaded (RESTORE keeps the payload's nodes and tombstones);
+        the payload codec passes only layouts consistent with ``entries``."""
+        self._nodes = SortedDict((node.master_id, node) for node in nodes)
+
     def _place(self, entry_id: StreamID, flat: list[bytes], max_bytes: int, max_entries: int) -> None:
         nodes = self._nodes
         assert nodes is not None
