@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from sortedcontainers import SortedDict
 
-from dumpling.datatypes.streams import Consumer, ConsumerGroup, PendingEntry, StreamID, StreamValue
+from dumpling.datatypes.streams import Consumer, ConsumerGroup, PendingEntry, StreamID, StreamNode, StreamValue
 from dumpling.payload import listpack
 from dumpling.payload.errors import bad_data
 from dumpling.payload.primitives import (
@@ -58,8 +58,9 @@ def _signed64(v: int) -> int:
 # reading
 
 
-def _decode_node(els: list, master: StreamID, deep: bool, out: list) -> None:
-    """Append the live entries of one node listpack to ``out`` as (id, flat fields/values)."""
+def _decode_node(els: list, master: StreamID, deep: bool, out: list, walked_out: list) -> list[bytes]:
+    """Append the live entries of one node listpack to ``out`` as (id, flat fields/values)
+    and every entry walked to ``walked_out`` as (id, flat, deleted); the master fields."""
     as_int = listpack.as_int
     n = len(els)
     if n < 4:
@@ -106,10 +107,46 @@ def _decode_node(els: list, master: StreamID, deep: bool, out: list) -> None:
         if deep and as_int(lp_count) != expected:
             raise bad_data("stream entry lp-count mismatch")
         walked += 1
-        if not flags & FLAG_DELETED:
-            out.append((((master_ms + ms_delta) & MASK64, (master_seq + seq_delta) & MASK64), flat))
+        entry_id = ((master_ms + ms_delta) & MASK64, (master_seq + seq_delta) & MASK64)
+        tombstone = bool(flags & FLAG_DELETED)
+        if not tombstone:
+            out.append((entry_id, flat))
+        walked_out.append((entry_id, flat, tombstone))
     if deep and walked != count + deleted:
         raise bad_data("stream node entry count mismatch")
+    return master_fields
+
+
+_Walked = list[tuple[StreamID, list[bytes], bool]]
+
+
+def _loaded_nodes(layout: list[tuple[StreamID, list[bytes], _Walked]]) -> list[StreamNode] | None:
+    """The payload's radix tree as ``StreamNode``s, so the layout and its tombstones
+    survive RESTORE (and a DUMP writes them back).  None - the value then lays its
+    entries out as consecutive XADDs would - unless the layout is one Redis can have:
+    nodes in ID order, each starting with its master ID, IDs strictly ascending
+    across the whole tree, and at least one live entry per node."""
+    nodes: list[StreamNode] = []
+    previous: StreamID | None = None
+    for master, master_fields, walked in layout:
+        if not walked or walked[0][0] != master:
+            return None
+        node = StreamNode(master, master_fields)
+        for entry_id, flat, deleted in walked:
+            if previous is not None and entry_id <= previous:
+                return None
+            previous = entry_id
+            node.ids.append(entry_id)
+            node.entries_bytes += node.entry_size(entry_id, flat)[0]
+            if deleted:
+                node.dead[entry_id] = flat
+                node.deleted += 1
+            else:
+                node.live += 1
+        if not node.live:
+            return None
+        nodes.append(node)
+    return nodes
 
 
 def estimate_entries_read(stream: StreamValue, stored_length: int, group_last_id: StreamID) -> int:
@@ -142,6 +179,7 @@ def decode_stream(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[StreamV
     node_count, pos = read_count(buf, pos, end, 2)
     raw: list[tuple[StreamID, list[bytes]]] = []
     node_keys: set[bytes] = set()
+    layout: list[tuple[StreamID, list[bytes], _Walked]] = []
     for _ in range(node_count):
         key, pos = read_string(buf, pos, end)
         if len(key) != 16:
@@ -155,11 +193,17 @@ def decode_stream(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[StreamV
         if key in node_keys:
             raise bad_data("stream listpack re-added with existing key")
         node_keys.add(key)
-        _decode_node(els, _ID.unpack(key), deep, raw)
+        master = _ID.unpack(key)
+        walked: _Walked = []
+        master_fields = _decode_node(els, master, deep, raw, walked)
+        layout.append((master, master_fields, walked))
     entries = SortedDict(raw)
     if len(entries) != len(raw):
         raise bad_data("duplicate stream entry IDs")
     stream.entries = entries
+    nodes = _loaded_nodes(layout)
+    if nodes is not None:
+        stream.adopt_nodes(nodes)
 
     stored_length, pos = read_len(buf, pos, end)
     last_ms, pos = read_len(buf, pos, end)
@@ -251,36 +295,31 @@ def _decode_group(
 # writing
 
 
-class _NodeBuilder:
-    """One stream node listpack being filled by XADDs: master entry, then delta-encoded entries."""
-
-    __slots__ = ("master_id", "fields", "master_tail", "body", "count", "elements")
-
-    def __init__(self, master_id: StreamID, fields: list[bytes]) -> None:
-        self.master_id = master_id
-        self.fields = fields
-        # master entry after count and deleted: num-fields, field names, zero terminator
-        self.master_tail = (
-            listpack.int_entry_bytes(len(fields))
-            + b"".join(listpack.entry_bytes(f) for f in fields)
-            + listpack.int_entry_bytes(0)
-        )
-        self.body = bytearray()
-        self.count = 0
-        self.elements = 3 + len(fields) + 1
-
-    def lp_bytes(self) -> int:
-        return 7 + listpack.int_entry_size(self.count) + 1 + len(self.master_tail) + len(self.body)
-
-    def add(self, entry_id: StreamID, flat: list[bytes]) -> None:
-        int_entry = listpack.int_entry_bytes
-        entry_bytes = listpack.entry_bytes
-        body = self.body
+def _node_listpack(node: StreamNode, entries: SortedDict) -> bytes:
+    """The listpack of one radix-tree node as Redis holds it: master entry with the live
+    and deleted counts, then every entry ever appended to it, tombstones flagged."""
+    int_entry = listpack.int_entry_bytes
+    entry_bytes = listpack.entry_bytes
+    fields = node.master_fields
+    master_ms, master_seq = node.master_id
+    body = bytearray(int_entry(node.live))
+    body += int_entry(node.deleted)
+    body += int_entry(len(fields))
+    for name in fields:
+        body += entry_bytes(name)
+    body += int_entry(0)
+    elements = 3 + len(fields) + 1
+    dead = node.dead
+    for entry_id in node.ids:
+        flat = dead.get(entry_id)
+        flags = FLAG_DELETED if flat is not None else 0
+        if flat is None:
+            flat = entries[entry_id]
         numfields = len(flat) // 2
-        same = flat[0::2] == self.fields
-        body += int_entry(FLAG_SAMEFIELDS if same else 0)
-        body += int_entry(_signed64(entry_id[0] - self.master_id[0]))
-        body += int_entry(_signed64(entry_id[1] - self.master_id[1]))
+        same = flat[0::2] == fields
+        body += int_entry(flags | FLAG_SAMEFIELDS if same else flags)
+        body += int_entry(_signed64(entry_id[0] - master_ms))
+        body += int_entry(_signed64(entry_id[1] - master_seq))
         if same:
             for value in flat[1::2]:
                 body += entry_bytes(value)
@@ -291,34 +330,16 @@ class _NodeBuilder:
                 body += entry_bytes(item)
             lp_count = 2 * numfields + 4
         body += int_entry(lp_count)
-        self.elements += lp_count + 1
-        self.count += 1
-
-    def listpack(self) -> bytes:
-        head = listpack.int_entry_bytes(self.count) + listpack.int_entry_bytes(0) + self.master_tail
-        return listpack.assemble(head + self.body, self.elements)
+        elements += lp_count + 1
+    return listpack.assemble(body, elements)
 
 
 def _node_listpacks(stream: StreamValue, options: CodecOptions) -> list[tuple[StreamID, bytes]]:
-    """The nodes consecutive XADDs of ``stream.entries`` would build (streamAppendItem)."""
-    max_bytes = options.stream_node_max_bytes
-    if max_bytes <= 0 or max_bytes > LISTPACK_MAX_SIZE:
-        max_bytes = LISTPACK_MAX_SIZE
-    max_entries = options.stream_node_max_entries
-    nodes: list[tuple[StreamID, bytes]] = []
-    node: _NodeBuilder | None = None
-    for entry_id, flat in stream.entries.items():
-        if node is not None and (
-            node.lp_bytes() + sum(map(len, flat)) >= max_bytes or (max_entries and node.count >= max_entries)
-        ):
-            nodes.append((node.master_id, node.listpack()))
-            node = None
-        if node is None:
-            node = _NodeBuilder(entry_id, list(flat[0::2]))
-        node.add(entry_id, flat)
-    if node is not None:
-        nodes.append((node.master_id, node.listpack()))
-    return nodes
+    """The radix tree's nodes: the value's own layout (built as consecutive XADDs would
+    have built it when the value has none yet), XDEL/XTRIM tombstones included."""
+    stream.nodes(options.stream_node_max_bytes, options.stream_node_max_entries)
+    entries = stream.entries
+    return [(node.master_id, _node_listpack(node, entries)) for node in stream.iter_nodes()]
 
 
 def encode_stream(stream: StreamValue, type_byte: int, options: CodecOptions) -> bytes:

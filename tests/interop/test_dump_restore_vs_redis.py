@@ -128,7 +128,7 @@ ENCODING_72 = {
 # DUMPs that depend on history neither server's value keeps (hashtable order, XDEL
 # tombstones, LPUSH node cuts) or on an incompressible LZF hash table.
 NOT_DETERMINISTIC = {"set_big", "set_big_ints", "set_strings", "set_mixed", "set_single", "set_long_member",
-                     "h_big", "h_long_value", "st_deleted", "l_lpush", "st_groups", "st_empty"}
+                     "h_big", "h_long_value", "l_lpush", "st_groups"}
 
 
 def _wire(arg: object) -> bytes | str | int:
