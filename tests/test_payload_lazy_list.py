@@ -56,8 +56,10 @@ def body_of(payload: bytes) -> bytes:
 
 def test_count_entries_is_the_walk_on_valid_listpacks() -> None:
     rng = random.Random(RNG_SEED)
-    for _ in range(400):
+    for trial in range(600):
         items = [element(rng) for _ in range(rng.randrange(0, 120))]
+        if trial % 2:
+            items = [items[0]] * len(items) if items else []
         blob = listpack.encode(items)
         for deep in (False, True):
             kind = rng.choice([None, 0, 11, 63, listpack.INT_KIND, listpack.INT_KIND + 3])
@@ -95,12 +97,36 @@ def _outcome(fn, *args):  # type: ignore[no-untyped-def]
 
 def test_count_entries_refuses_exactly_what_the_walk_refuses() -> None:
     rng = random.Random(RNG_SEED + 1)
-    for _ in range(4000):
-        items = [element(rng) for _ in range(rng.randrange(0, 30))]
+    for _ in range(6000):
+        if rng.random() < 0.5:
+            items = [element(rng) for _ in range(rng.randrange(0, 30))]
+        else:  # one entry shape repeated: the strided check's case
+            template = element(rng)
+            items = [template] * rng.randrange(1, 30)
         blob = _mangled(listpack.encode(items), rng)
         for deep in (False, True):
             walk = _outcome(lambda b, d: len(listpack.decode(b, d)), blob, deep)
             assert _outcome(listpack.count_entries, blob, deep) == walk, (blob.hex(), deep)
+
+
+def test_count_entries_on_same_shape_entries_with_different_contents() -> None:
+    rng = random.Random(RNG_SEED + 7)
+    makers = [
+        lambda i: b"%d" % (i % 128),  # 7-bit uints
+        lambda i: b"%d" % (i * 7 - 4000),  # 13-bit ints
+        lambda i: b"%d" % (100000 + i * 13),  # 24-bit ints
+        lambda i: b"%d" % (2**40 + i),  # 64-bit ints
+        lambda i: b"k%010d" % i,  # 6-bit strings of one length
+        lambda i: b"v" * 90 + b"%010d" % i,  # 12-bit strings of one length
+    ]
+    for make in makers:
+        blob = listpack.encode([make(i) for i in range(rng.randrange(1, 400))])
+        for _ in range(60):
+            mangled = _mangled(blob, rng)
+            for deep in (False, True):
+                walk = _outcome(lambda b, d: len(listpack.decode(b, d)), mangled, deep)
+                assert _outcome(listpack.count_entries, mangled, deep) == walk, (mangled.hex(), deep)
+        assert listpack.count_entries(blob, True) == len(listpack.decode(blob, True))
 
 
 def test_count_entries_numele_unknown_and_empty() -> None:

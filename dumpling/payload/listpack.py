@@ -284,12 +284,59 @@ def _tiles_strictly(blob: bytes, numele: int, kind: int) -> bool:
     return pos == end
 
 
+# An entry's fixed bytes, as (offset, the byte values allowed there), and its total size,
+# for entries whose size the first byte(s) decide.  Entries of one such shape repeat
+# at a fixed stride, so a strided slice holds each fixed byte of all of them.
+_ANY_UINT7 = bytes(range(0x80))
+_ANY_INT13 = bytes(range(0xC0, 0xE0))
+_FIXED_INTS = {0xF1: 4, 0xF2: 5, 0xF3: 6, 0xF4: 10}
+
+
+def _entry_shape(blob: bytes, pos: int) -> tuple[int, list[tuple[int, bytes]]] | None:
+    b = blob[pos]
+    if b < 0x80:
+        return 2, [(0, _ANY_UINT7), (1, b"\x01")]
+    if b < 0xC0:
+        n = b & 0x3F
+        return n + 2, [(0, bytes((b,))), (n + 1, bytes((n + 1,)))]
+    if b < 0xE0:
+        return 3, [(0, _ANY_INT13), (2, b"\x02")]
+    if b < 0xF0 and pos + 1 < len(blob):
+        n = ((b & 0x0F) << 8) | blob[pos + 1]
+        back = backlen_bytes(n + 2)
+        return n + 2 + len(back), [(0, bytes((b,))), (1, bytes((blob[pos + 1],)))] + [
+            (n + 2 + i, bytes((c,))) for i, c in enumerate(back)
+        ]
+    if b in _FIXED_INTS:
+        size = _FIXED_INTS[b]
+        return size, [(0, bytes((b,))), (size - 1, bytes((size - 1,)))]
+    return None
+
+
+def _uniform(blob: bytes, numele: int) -> bool:
+    """The blob is ``numele`` entries of its first entry's shape, strictly encoded."""
+    shape = _entry_shape(blob, HEADER_SIZE)
+    if shape is None:
+        return False
+    size, fixed = shape
+    if len(blob) - HEADER_SIZE - 1 != numele * size:
+        return False
+    span = numele * size
+    for offset, allowed in fixed:
+        start = HEADER_SIZE + offset
+        if blob[start : start + span : size].lstrip(allowed):
+            return False
+    return True
+
+
 def count_entries(blob: bytes, deep: bool, kind: int | None = None) -> int:
     """``len(decode(blob, deep))`` - the same count and the same refusals - without
     building the entries when the blob is strictly well formed.  ``kind`` (see
     ``entry_kind``) says which entries to expect most; default: the blob's first."""
     numele = check_header(blob)
-    if numele != NUMELE_UNKNOWN:
+    if numele != NUMELE_UNKNOWN and numele:
+        if _uniform(blob, numele):
+            return numele
         if kind is None:
             kind = entry_kind(blob[HEADER_SIZE])
         if _tiles_strictly(blob, numele, kind):
