@@ -32,7 +32,7 @@ from operator import add, le
 from dumpling.payload.errors import bad_data
 from dumpling.payload.primitives import append_string, read_binary_double, read_string
 
-CHUNK = 4096  # elements per pass: one pass over a million objects is memory bound
+CHUNK = 1024  # elements per pass: they stay in L2 between passes (a pass over 1M objects is memory bound)
 _MIN_RUN = 16  # shorter stretches are read one by one
 _RETRY_AFTER = 16  # records read one by one after a short stretch before measuring again
 _MAX_UNPACK = 1 << 10  # records per struct format
@@ -208,23 +208,36 @@ def odd_elements(items: list[bytes], lens: list[int], short: int) -> list[int]:
     return odd
 
 
-def string_parts(items: list[bytes], compress: bool) -> list[bytes]:
-    """Two parts per item whose concatenation is ``append_string`` of each item."""
+# With rdbcompression, a string of at most 20 bytes is its length byte (0..20) and its
+# bytes, unless it may be an integer.  Each string of such a run follows its length
+# byte, so a length-sized byte followed by '-' or a digit is where one might start
+# (or, harmlessly, a control byte followed by a digit inside one).
+_MAYBE_INTEGER = re.compile(rb"[\x00-\x14][-0-9]")
+
+
+def _strings(items: list[bytes], compress: bool) -> bytes:
+    """``append_string`` of each item, concatenated."""
     lens = list(map(len, items))
-    odd = odd_elements(items, lens, 21 if compress else 64)
     parts: list[bytes] = [b""] * (2 * len(items))
-    parts[0::2] = map(_LEN_BYTE.__getitem__, map(min, lens, repeat(63)) if odd else lens)
     parts[1::2] = items
+    if compress and lens and max(lens) <= 20:
+        # The common case: build it as if no string were an integer, then check.
+        parts[0::2] = map(_LEN_BYTE.__getitem__, lens)
+        joined = b"".join(parts)
+        if _MAYBE_INTEGER.search(joined) is None:
+            return joined
+    odd = odd_elements(items, lens, 21 if compress else 64)
+    parts[0::2] = map(_LEN_BYTE.__getitem__, map(min, lens, repeat(63)) if odd else lens)
     for i in odd:
         out = bytearray()
         append_string(out, items[i], compress)
         parts[2 * i] = bytes(out)
         parts[2 * i + 1] = b""
-    return parts
+    return b"".join(parts)
 
 
 def append_strings(out: bytearray, items: Iterable[bytes], compress: bool) -> None:
     """``append_string`` for each item, in order."""
     items = items if type(items) is list else list(items)
     for base in range(0, len(items), CHUNK):
-        out += b"".join(string_parts(items[base : base + CHUNK], compress))
+        out += _strings(items[base : base + CHUNK], compress)
