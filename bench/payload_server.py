@@ -6,10 +6,11 @@ the server-side time from INFO commandstats, and the ratio dumpling / Redis (low
 better, 1.0 = as fast as Redis):
 
 * many small keys (strings and 10-field hashes), DUMP and RESTORE pipelined;
-* a 1M-member hash, zset, set and list (one RESTORE / one DUMP each);
+* a 1M-member hash, zset, set and list (one RESTORE / one DUMP each; ``--built``: also
+  the DUMP of the same collection built by HSET/ZADD/SADD/RPUSH on each server);
 * a 256 MiB string (random bytes: LZF is tried and gives up, as for real blobs).
 
-    python bench/payload_server.py [--size 1000000] [--small 100000] [--string-mib 256]
+    python bench/payload_server.py [--size 1000000] [--small 100000] [--string-mib 256] [--built] [--port-base N]
 """
 
 from __future__ import annotations
@@ -202,6 +203,17 @@ def bench_one_value(servers: tuple[Server, Server], name: str, payload: bytes) -
           f"{sizes['redis'] / 1e6:.2f} MB, dumpling {sizes['dumpling'] / 1e6:.2f} MB")
 
 
+def bench_built(servers: tuple[Server, Server], kind: str, size: int) -> None:
+    """DUMP of the value each server built itself from the same commands (no payload to re-emit)."""
+    dumped: dict[str, tuple[float, float]] = {}
+    for server in servers:
+        fill(server, "built", kind, size)
+        wall, srv, _ = measure(server, "dump", [encode("DUMP", "built")])
+        dumped[server.name] = (wall, srv)
+        server.call("DEL", "built")
+    report(f"{kind} {size:,} DUMP (built)", dumped)
+
+
 def bench_small(servers: tuple[Server, Server], count: int) -> None:
     real = servers[0]
     setup = []
@@ -237,6 +249,7 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=100_000, help="number of small keys")
     parser.add_argument("--string-mib", type=int, default=256, help="size of the big string")
     parser.add_argument("--port-base", type=int, default=None, help="first loopback port to try (default: any)")
+    parser.add_argument("--built", action="store_true", help="also DUMP each collection built by commands")
     args = parser.parse_args()
     servers = start_servers(args.port_base)
     real = servers[0]
@@ -254,6 +267,8 @@ def main() -> None:
             real.call("DEL", kind)
             assert isinstance(payload, bytes)
             bench_one_value(servers, f"{kind} {args.size:,}", payload)
+            if args.built:
+                bench_built(servers, kind, args.size)
         real.pipeline([encode("SET", "string", os.urandom(args.string_mib << 20))], 1)
         payload = real.call("DUMP", "string")
         real.call("DEL", "string")
