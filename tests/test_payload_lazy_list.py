@@ -345,7 +345,8 @@ def test_bulk_records_read_what_the_one_by_one_readers_read() -> None:
         end = len(body)
         for shape in ("s", "ss"):
             count = len(strings) // len(shape)
-            flat, pos = bulk.read_records(payload, 0, end, count, shape)
+            columns, pos = bulk.read_records(payload, 0, end, count, shape)
+            flat = [value for record in zip(*columns, strict=True) for value in record]
             assert flat == strings[: count * len(shape)]
             one, one_pos = [], 0
             for _ in range(count * len(shape)):
@@ -360,8 +361,8 @@ def test_bulk_records_read_what_the_one_by_one_readers_read() -> None:
         for member, score in zip(strings, scores, strict=True):
             append_string(body, member, False)
             body += struct.pack("<d", score)
-        flat, pos = bulk.read_records(bytes(body) + b"\x00" * 10, 0, len(body), len(strings), "sd")
-        assert flat[0::2] == strings and flat[1::2] == scores and pos == len(body)
+        (members, read_scores), pos = bulk.read_records(bytes(body) + b"\x00" * 10, 0, len(body), len(strings), "sd")
+        assert members == strings and read_scores == scores and pos == len(body)
 
 
 def test_bulk_strings_write_what_append_string_writes() -> None:

@@ -6,9 +6,10 @@
     min_rdb_version_for(value)              -> int
 
 No sockets, no asyncio, no server state: everything configurable comes in through
-``CodecOptions``.  Modules: ``primitives`` (lengths, strings, doubles), ``crc64``,
-``compression`` (LZF), ``listpack``/``ziplist``/``intset``/``zipmap`` (blobs),
-``quicklist`` (list node layout), ``stream``, ``decode``, ``encode``, ``envelope``.
+``CodecOptions``.  Modules: ``primitives`` (lengths, strings, doubles), ``bulk`` (many
+strings at once), ``crc64``, ``compression`` (LZF), ``listpack``/``ziplist``/``intset``/
+``zipmap`` (blobs), ``quicklist`` (list node layout), ``packedlist`` (a restored list's
+nodes, kept packed), ``stream``, ``decode``, ``encode``, ``envelope``.
 """
 
 from dumpling.payload.decode import DecodedPayload, decode_payload, string_encoding

@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Iterable
-from itertools import accumulate, compress, count, repeat
+from itertools import accumulate, compress, count, islice, repeat
 from operator import add, le
 
 from dumpling.payload.errors import bad_data
@@ -74,8 +74,8 @@ def _stretch(buf: bytes, pos: int, stride: int, heads: list[tuple[int, bytes]], 
         window = min(limit, window * 4)
 
 
-def _stride_run(buf: bytes, pos: int, end: int, remaining: int, shape: str, guess: int, flat: list) -> int:
-    """Unpack the stretch of same-length records at ``pos`` if it is long enough; its length (or 0)."""
+def _stride_run(buf: bytes, pos: int, end: int, remaining: int, shape: str, guess: int, columns: list[list]) -> int:
+    """Unpack the stretch of same-length records at ``pos`` if it is long enough; its byte size (or 0)."""
     heads: list[tuple[int, bytes]] = []
     record = []
     at = pos
@@ -95,19 +95,25 @@ def _stride_run(buf: bytes, pos: int, end: int, remaining: int, shape: str, gues
     if run < _MIN_RUN:
         return 0
     fmt = "".join(record)
+    width = len(shape)
     done = 0
     while done < run:
         step = min(_MAX_UNPACK, 1 << ((run - done).bit_length() - 1))
-        flat += _format(fmt, step).unpack_from(buf, pos + done * stride)
+        values = _format(fmt, step).unpack_from(buf, pos + done * stride)
+        if width == 1:
+            columns[0] += values
+        else:
+            for i, column in enumerate(columns):
+                column += values[i::width]
         done += step
-    return run
+    return run * stride
 
 
-def _one_by_one(buf: bytes, pos: int, end: int, records: int, shape: str, flat: list) -> int:
+def _one_by_one(buf: bytes, pos: int, end: int, records: int, shape: str, columns: list[list]) -> int:
     """``records`` records the plain way (short raw strings inlined); the new position."""
-    append = flat.append
     try:
         if shape == "s":
+            append = columns[0].append
             for _ in range(records):
                 b = buf[pos]
                 if b < 64:
@@ -117,24 +123,26 @@ def _one_by_one(buf: bytes, pos: int, end: int, records: int, shape: str, flat: 
                     value, pos = read_string(buf, pos, end)
                     append(value)
         elif shape == "ss":
+            first, second = columns[0].append, columns[1].append
             for _ in range(records):
                 b = buf[pos]
                 if b < 64:
                     pos += b + 1
-                    append(buf[pos - b : pos])
+                    first(buf[pos - b : pos])
                 else:
                     value, pos = read_string(buf, pos, end)
-                    append(value)
+                    first(value)
                 b = buf[pos]
                 if b < 64:
                     pos += b + 1
-                    append(buf[pos - b : pos])
+                    second(buf[pos - b : pos])
                 else:
                     value, pos = read_string(buf, pos, end)
-                    append(value)
+                    second(value)
         else:
+            appends = [column.append for column in columns]
             for _ in range(records):
-                for kind in shape:
+                for kind, append in zip(shape, appends, strict=True):
                     if kind == "s":
                         value, pos = read_string(buf, pos, end)
                     else:
@@ -147,44 +155,42 @@ def _one_by_one(buf: bytes, pos: int, end: int, records: int, shape: str, flat: 
     return pos
 
 
-def read_records(buf: bytes, pos: int, end: int, records: int, shape: str) -> tuple[list, int]:
-    """``records`` records of ``shape`` from ``pos``, flattened: each ``s`` is an
+def read_records(buf: bytes, pos: int, end: int, records: int, shape: str) -> tuple[list[list], int]:
+    """``records`` records of ``shape`` from ``pos``, one list per field: each ``s`` an
     rdbString (``bytes``), each ``d`` an 8-byte little-endian double (``float``).
 
     Stretches of same-length records are unpacked whole; elsewhere records are read
     one by one, with the next stretch looked for after 16, 32, ... records (a payload
     of mixed lengths in random order pays little for looking)."""
-    flat: list = []
+    columns: list[list] = [[] for _ in shape]
     remaining = records
     patience = 0
     backoff = _RETRY_AFTER
     guess = _MIN_RUN
     while remaining:
         if patience <= 0:
-            run = _stride_run(buf, pos, end, remaining, shape, guess, flat)
-            if run:
-                pos += run * _stride_of(flat, run, shape)
+            size = _stride_run(buf, pos, end, remaining, shape, guess, columns)
+            if size:
+                run = len(columns[0]) - (records - remaining)
+                pos += size
                 remaining -= run
                 guess = run
-                backoff = _RETRY_AFTER
+                # a long stretch promises more; a short one (mixed lengths) does not
+                backoff = _RETRY_AFTER if run >= 8 * _MIN_RUN else backoff
                 continue
             patience = backoff
             backoff = min(backoff * 2, 4096)
         batch = min(patience, remaining)
-        pos = _one_by_one(buf, pos, end, batch, shape, flat)
+        pos = _one_by_one(buf, pos, end, batch, shape, columns)
         remaining -= batch
         patience -= batch
-    return flat, pos
-
-
-def _stride_of(flat: list, run: int, shape: str) -> int:
-    """Bytes per record of the stretch just unpacked (its last record is at the end of ``flat``)."""
-    return sum(1 + len(value) if kind == "s" else 8 for kind, value in zip(shape, flat[-len(shape) :], strict=True))
+    return columns, pos
 
 
 def read_strings(buf: bytes, pos: int, end: int, strings: int) -> tuple[list[bytes], int]:
     """``strings`` consecutive rdbStrings."""
-    return read_records(buf, pos, end, strings, "s")
+    (strings_read,), pos = read_records(buf, pos, end, strings, "s")
+    return strings_read, pos
 
 
 # ---------------------------------------------------------------------------
@@ -208,24 +214,17 @@ def odd_elements(items: list[bytes], lens: list[int], short: int) -> list[int]:
     return odd
 
 
-# With rdbcompression, a string of at most 20 bytes is its length byte (0..20) and its
-# bytes, unless it may be an integer.  Each string of such a run follows its length
-# byte, so a length-sized byte followed by '-' or a digit is where one might start
-# (or, harmlessly, a control byte followed by a digit inside one).
-_MAYBE_INTEGER = re.compile(rb"[\x00-\x14][-0-9]")
-
-
 def _strings(items: list[bytes], compress: bool) -> bytes:
     """``append_string`` of each item, concatenated."""
     lens = list(map(len, items))
     parts: list[bytes] = [b""] * (2 * len(items))
     parts[1::2] = items
-    if compress and lens and max(lens) <= 20:
-        # The common case: build it as if no string were an integer, then check.
+    # The common case: with rdbcompression every string of at most 20 bytes is its
+    # length byte and its bytes unless it may be an integer - and none may be when
+    # even the smallest starts above '9' ('-' and the digits sort below).
+    if compress and lens and max(lens) <= 20 and min(items)[:1] > b"9":
         parts[0::2] = map(_LEN_BYTE.__getitem__, lens)
-        joined = b"".join(parts)
-        if _MAYBE_INTEGER.search(joined) is None:
-            return joined
+        return b"".join(parts)
     odd = odd_elements(items, lens, 21 if compress else 64)
     parts[0::2] = map(_LEN_BYTE.__getitem__, map(min, lens, repeat(63)) if odd else lens)
     for i in odd:
@@ -237,7 +236,8 @@ def _strings(items: list[bytes], compress: bool) -> bytes:
 
 
 def append_strings(out: bytearray, items: Iterable[bytes], compress: bool) -> None:
-    """``append_string`` for each item, in order."""
-    items = items if type(items) is list else list(items)
-    for base in range(0, len(items), CHUNK):
-        out += _strings(items[base : base + CHUNK], compress)
+    """``append_string`` for each item, in order.  ``items`` is consumed a chunk at a
+    time, so each object is fetched from memory once for all the passes over it."""
+    source = iter(items)
+    while chunk := list(islice(source, CHUNK)):
+        out += _strings(chunk, compress)

@@ -171,8 +171,8 @@ def _read_strings(ctx: DecodeContext, pos: int, count: int) -> tuple[list[bytes]
 
 def _read_pairs(ctx: DecodeContext, pos: int, count: int) -> tuple[list[bytes], list[bytes], int]:
     """``count`` (rdbString, rdbString) pairs as two parallel lists."""
-    flat, pos = bulk.read_records(ctx.buf, pos, ctx.end, count, "ss")
-    return flat[0::2], flat[1::2], pos
+    (firsts, seconds), pos = bulk.read_records(ctx.buf, pos, ctx.end, count, "ss")
+    return firsts, seconds, pos
 
 
 # ---------------------------------------------------------------------------
@@ -338,11 +338,10 @@ def _read_zset(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[ZSetValue,
     if count == 0:
         raise bad_data("empty sorted set")
     if type_byte == TYPE_ZSET_2:
-        flat, pos = bulk.read_records(buf, pos, end, count, "sd")
-        members: list[bytes] = flat[0::2]
-        scores: list[float] = flat[1::2]
+        (members, scores), pos = bulk.read_records(buf, pos, end, count, "sd")
     else:
-        members, scores = [], []
+        members = []
+        scores = []
         for _ in range(count):
             member, pos = read_string(buf, pos, end)
             score, pos = read_string_double(buf, pos, end)

@@ -218,7 +218,7 @@ def _encode_set(value: SetValue, version: int, compress: bool) -> bytes:
             append_string(out, listpack.encode(ordered), compress)
             return bytes(out)
     else:
-        ordered = list(members)
+        ordered = members
     out = bytearray((TYPE_SET,))
     append_len(out, len(ordered))
     bulk.append_strings(out, ordered, compress)

@@ -26,7 +26,6 @@ from dumpling.payload.primitives import ENC_LZF, append_len, append_string, read
 
 CONTAINER_PLAIN = 1
 CONTAINER_PACKED = 2
-TYPE_LIST_QUICKLIST_2 = 18
 VALKEY_VERSION_MIN = 80
 
 # One node: (container, start, end, element count, listpack bytes or element length);
