@@ -75,7 +75,9 @@ class Client(asyncio.Protocol):
         self.blocked: Any = None  # a dispatch.Blocked while waiting
         # framing
         self._reader = hiredis.Reader(notEnoughData=_INCOMPLETE)
-        self._retained = bytearray()  # bytes fed to hiredis and not yet known consumed
+        # Bytes fed to hiredis and not yet known consumed: the read itself while one
+        # read is pending (no copy), a bytearray once reads accumulate.
+        self._retained: bytes | bytearray = b""
         self._returned = 0  # requests hiredis returned from _retained
         self._consumed = 0  # wire bytes of those requests (hiredis may hold a partial one)
         self._strict = not self.authenticated
@@ -116,7 +118,12 @@ class Client(asyncio.Protocol):
             self._buf += data
         else:
             self._reader.feed(data)
-            self._retained += data
+            if not self._retained:
+                self._retained = data
+            else:
+                if type(self._retained) is bytes:
+                    self._retained = bytearray(self._retained)
+                self._retained += data
         self.process_input()
 
     # -- input ------------------------------------------------------------------------
@@ -145,6 +152,16 @@ class Client(asyncio.Protocol):
                             self._consumed += _wire_size(fetched)
                             execute(self, fetched)
                             continue
+                    elif (
+                        fetched is _INCOMPLETE
+                        and self._consumed == len(self._retained)
+                        and not self._reader.has_data()
+                    ):
+                        # The read ended on a request boundary: nothing is pending.
+                        self._retained = b""
+                        self._returned = 0
+                        self._consumed = 0
+                        break
                 try:
                     argv = self._next_request(fetched)
                 except ProtocolError as e:
@@ -187,7 +204,7 @@ class Client(asyncio.Protocol):
             # has_data() is False also when hiredis has consumed the leading elements of
             # a request it has not finished; only the byte count tells them apart.
             if not self._reader.has_data() and self._consumed == len(self._retained):
-                self._retained.clear()
+                self._retained = b""
                 self._returned = 0
                 self._consumed = 0
                 return None
@@ -216,7 +233,7 @@ class Client(asyncio.Protocol):
             argv, pos = parse_request(buf, pos, max_bulk)
         self._buf = bytearray(buf[pos:])
         self._pos = 0
-        self._retained = bytearray()
+        self._retained = b""
         self._returned = 0
         self._consumed = 0
         self._reader = hiredis.Reader(notEnoughData=_INCOMPLETE)
@@ -239,7 +256,7 @@ class Client(asyncio.Protocol):
             self._strict = False
             if rest:
                 self._reader.feed(rest)
-                self._retained = bytearray(rest)
+                self._retained = rest
         return argv
 
     # -- output -----------------------------------------------------------------------
