@@ -120,7 +120,7 @@ def bench_values(client: redis.Redis, size: int, small: int, repeat: int) -> Non
         restore_us, _ = server_usec(client, "restore", lambda p=ours: client.restore("restored", 0, p, replace=True))
         print(row(f"{name} DUMP / encode", dump_us, encode_us))
         print(row(f"{name} RESTORE / decode", restore_us, decode_us))
-        if kind == "list":
+        if key == "list":
             # A restored list keeps its nodes packed: the elements are decoded on first use.
             first_us, _ = timed(lambda v=decoded.value: v.items)
             print(f"  {'':<34} ours: first access decodes the elements in {first_us / 1000:.1f} ms")
