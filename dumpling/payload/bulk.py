@@ -34,7 +34,7 @@ from dumpling.payload.primitives import append_string, read_binary_double, read_
 
 CHUNK = 1024  # elements per pass: they stay in L2 between passes (a pass over 1M objects is memory bound)
 _MIN_RUN = 16  # shorter stretches are read one by one
-_RETRY_AFTER = 16  # records read one by one after a short stretch before measuring again
+_RETRY_AFTER = 64  # records read one by one after a short stretch before measuring again (doubling)
 _MAX_UNPACK = 1 << 10  # records per struct format
 _LEN_BYTE = [bytes((n,)) for n in range(64)]
 
@@ -179,7 +179,7 @@ def read_records(buf: bytes, pos: int, end: int, records: int, shape: str) -> tu
                 backoff = _RETRY_AFTER if run >= 8 * _MIN_RUN else backoff
                 continue
             patience = backoff
-            backoff = min(backoff * 2, 4096)
+            backoff = min(backoff * 2, 1 << 16)
         batch = min(patience, remaining)
         pos = _one_by_one(buf, pos, end, batch, shape, columns)
         remaining -= batch
