@@ -319,6 +319,8 @@ class Server:
         """A command refused before running: error reply, stats, and EXECABORT marking."""
         if cmd is not None:
             cmd.rejected_calls += 1
+        if client.multi is None and client.asking:
+            client.asking = False  # resetClient: a refused command consumes the one-shot ASKING too
         if client.multi is not None:
             client.multi_error = True
         if argv[0].lower() == b"exec":  # Redis's execCommandAbort: a refused EXEC ends the transaction

@@ -572,6 +572,9 @@ def test_routing_matrix_matches_redis(cpair: ClusterPair) -> None:
     same(0, "MGET", "{t}y", "{t}x")  # y here, x not: TRYAGAIN
     same(0, "ASKING")
     same(0, "MGET", "{t}y", "{t}y")
+    same(0, "ASKING")
+    same(0, "GET")  # refused before routing (arity) ...
+    same(0, "GET", "{t}y")  # ... and still consumed ASKING (resetClient): MOVED
     payload = _dump(cpair.ours[0], "restored")
     same(0, "RESTORE", "{t}r", "0", payload)  # MOVED
     same(0, "RESTORE-ASKING", "{t}r", "0", payload)  # the asking flag: served
@@ -759,3 +762,4 @@ def test_redis_cli_follows_redirections(three: list[ServerProcess]) -> None:
     for node in three[1:]:
         with node.raw() as conn:
             conn.call("FLUSHALL")
+
