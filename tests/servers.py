@@ -76,10 +76,24 @@ class ServerProcess:
         return RawConnection(self.port)
 
 
+def _start(make_argv, name: str, port: int | None) -> ServerProcess:
+    """Start a server; a port picked free can be taken before the server binds it, so
+    an automatically chosen port is retried (an explicit one is not)."""
+    for attempt in range(3):
+        chosen = port or free_port()
+        try:
+            return ServerProcess(make_argv(chosen), chosen, name)
+        except RuntimeError:
+            if port is not None or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 def start_dumpling(*args: str, port: int | None = None) -> ServerProcess:
-    port = port or free_port()
-    argv = [sys.executable, "-m", "dumpling", "--port", str(port), "--enable-debug-command", "yes", *args]
-    return ServerProcess(argv, port, "dumpling")
+    return _start(
+        lambda p: [sys.executable, "-m", "dumpling", "--port", str(p), "--enable-debug-command", "yes", *args],
+        "dumpling", port,
+    )
 
 
 def redis_server_path() -> str | None:
@@ -97,10 +111,11 @@ def require_redis() -> str:
 
 def start_redis(*args: str, port: int | None = None) -> ServerProcess:
     path = require_redis()
-    port = port or free_port()
-    argv = [path, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--enable-debug-command", "yes", *args]
-    return ServerProcess(argv, port, "redis")
+    return _start(
+        lambda p: [path, "--port", str(p), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                   "--enable-debug-command", "yes", *args],
+        "redis", port,
+    )
 
 
 def encode_command(*args: bytes | str | int) -> bytes:
