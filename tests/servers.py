@@ -13,7 +13,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import hiredis
@@ -211,6 +212,25 @@ class RawConnection:
             return False
         except ConnectionResetError:
             return True
+
+
+@contextmanager
+def same_keyspace_events(pair: Pair, ours: ServerProcess, theirs: ServerProcess, flags: str = "KEA") -> Iterator[None]:
+    """Subscribe to every keyspace/keyevent channel on both servers for the block;
+    at its end, assert both published the same notifications in the same order."""
+    pair.both("CONFIG", "SET", "notify-keyspace-events", flags)
+    subs = []
+    try:
+        for server in (ours, theirs):
+            sub = RawConnection(server.port)
+            sub.call("PSUBSCRIBE", "__key*__:*")
+            subs.append(sub)
+        yield
+        assert subs[0].read_all(0.3) == subs[1].read_all(0.3)
+    finally:
+        for sub in subs:
+            sub.close()
+        pair.both("CONFIG", "SET", "notify-keyspace-events", "")
 
 
 class Pair:

@@ -656,15 +656,9 @@ def test_type_object_copy(pairs: Pair) -> None:
 
 
 def test_stream_keyspace_events(pairs: Pair, dumpling_server, redis_server) -> None:
-    from tests.servers import RawConnection
+    from tests.servers import same_keyspace_events
 
-    subs = []
-    for server, conn in ((dumpling_server, pairs.ours), (redis_server, pairs.theirs)):
-        conn.call("CONFIG", "SET", "notify-keyspace-events", "KEA")
-        sub = RawConnection(server.port)
-        sub.call("PSUBSCRIBE", "__key*__:*")
-        subs.append(sub)
-    try:
+    with same_keyspace_events(pairs, dumpling_server, redis_server):
         run(
             pairs,
             ("XADD", "s", "1-0", "a", "1"),
@@ -685,11 +679,6 @@ def test_stream_keyspace_events(pairs: Pair, dumpling_server, redis_server) -> N
             ("XSETID", "s", "10-0"),
             ("XADD", "n", "NOMKSTREAM", "*", "a", "1"),
         )
-        assert subs[0].read_all(0.3) == subs[1].read_all(0.3)
-    finally:
-        for sub in subs:
-            sub.close()
-        pairs.both("CONFIG", "SET", "notify-keyspace-events", "")
 
 
 # ----------------------------------------------------------------------------- state machine

@@ -753,15 +753,9 @@ def test_zscan_skiplist_full_iteration(pairs: Pair) -> None:
 
 
 def test_keyspace_events(pairs: Pair, dumpling_server, redis_server) -> None:
-    from tests.servers import RawConnection
+    from tests.servers import same_keyspace_events
 
-    subs = []
-    for server, conn in ((dumpling_server, pairs.ours), (redis_server, pairs.theirs)):
-        conn.call("CONFIG", "SET", "notify-keyspace-events", "KEA")
-        sub = RawConnection(server.port)
-        sub.call("PSUBSCRIBE", "__key*__:*")
-        subs.append(sub)
-    try:
+    with same_keyspace_events(pairs, dumpling_server, redis_server):
         run(
             pairs,
             ("ZADD", "z", "1", "a", "2", "b", "3", "c", "4", "d"),
@@ -783,11 +777,6 @@ def test_keyspace_events(pairs: Pair, dumpling_server, redis_server) -> None:
             ("ZDIFFSTORE", "d", "1", "nokey"),
             ("ZMPOP", "1", "z", "MIN"),
         )
-        assert subs[0].read_all(0.3) == subs[1].read_all(0.3)
-    finally:
-        for sub in subs:
-            sub.close()
-        pairs.both("CONFIG", "SET", "notify-keyspace-events", "")
 
 
 # ----------------------------------------------------------------------------- property tests
