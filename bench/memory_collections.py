@@ -21,26 +21,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from measure import rss_bytes, used_memory  # noqa: E402
+
 from tests.servers import ServerProcess, encode_command, parse_reply, start_dumpling, start_redis  # noqa: E402
 
 Batches = Callable[[int, int], Iterator[list[str]]]
 
 
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
-
-
-def used_memory(server: ServerProcess) -> int:
-    with server.raw() as conn:
-        info = parse_reply(conn.call("INFO", "memory"))
-    text = info.decode() if isinstance(info, bytes) else str(info)
-    for line in text.splitlines():
-        if line.startswith("used_memory:"):
-            return int(line.split(":")[1])
-    return 0
 
 
 def set_batches(n: int, batch: int) -> Iterator[list[str]]:
