@@ -201,32 +201,20 @@ def parse_trim_args(c: Any, argv: list[bytes], xadd: bool) -> TrimArgs:
         low = opt.lower()
         if xadd and opt == b"*":
             break
-        if low == b"maxlen" and more:
+        if (low == b"maxlen" or low == b"minid") and more:
             if args.strategy:
                 raise CommandError("syntax error, MAXLEN and MINID options at the same time are not compatible")
             args.approx = False
-            nxt = argv[i + 1]
-            if more >= 2 and nxt == b"~":
-                args.approx = True
+            if more >= 2 and argv[i + 1] in (b"~", b"="):  # optional exactness operator
+                args.approx = argv[i + 1] == b"~"
                 i += 1
-            elif more >= 2 and nxt == b"=":
-                i += 1
-            maxlen = to_int(argv[i + 1])
-            if maxlen < 0:
-                raise CommandError("The MAXLEN argument must be >= 0.")
-            args.maxlen = maxlen
-            i += 1
-        elif low == b"minid" and more:
-            if args.strategy:
-                raise CommandError("syntax error, MAXLEN and MINID options at the same time are not compatible")
-            args.approx = False
-            nxt = argv[i + 1]
-            if more >= 2 and nxt == b"~":
-                args.approx = True
-                i += 1
-            elif more >= 2 and nxt == b"=":
-                i += 1
-            args.minid = parse_id(argv[i + 1], 0, True)[0]
+            if low == b"maxlen":
+                maxlen = to_int(argv[i + 1])
+                if maxlen < 0:
+                    raise CommandError("The MAXLEN argument must be >= 0.")
+                args.maxlen = maxlen
+            else:
+                args.minid = parse_id(argv[i + 1], 0, True)[0]
             i += 1
         elif low == b"limit" and more:
             limit = to_int(argv[i + 1])
