@@ -6,7 +6,7 @@ import math
 import re
 from typing import Any
 
-from dumpling.errors import NOT_FLOAT, NOT_INTEGER, WRONGTYPE, CommandError
+from dumpling.errors import NOT_FLOAT, NOT_INTEGER, SYNTAX, WRONGTYPE, CommandError
 from dumpling.numbers import parse_long_double, round_long_double
 from dumpling.protocol import parse_strict_int
 
@@ -105,6 +105,28 @@ def parse_timeout(arg: bytes, now_ms: int) -> float:
     if whole > 0 and whole > LLONG_MAX - now_ms:
         raise CommandError("timeout is out of range")
     return whole / 1000.0
+
+
+def parse_mpop(argv: list[bytes], numkeys_at: int, first: bytes, second: bytes) -> tuple[list[bytes], bool, int]:
+    """LMPOP/ZMPOP arguments (``numkeys key... first|second [COUNT n]``): the keys,
+    whether the direction word was ``first`` (LEFT / MIN), and the count (default 1)."""
+    numkeys = to_range_long(argv[numkeys_at], 1, LONG_MAX, "numkeys should be greater than 0")
+    where_at = numkeys_at + numkeys + 1
+    if where_at >= len(argv):
+        raise CommandError(SYNTAX)
+    where = argv[where_at].lower()
+    if where != first and where != second:
+        raise CommandError(SYNTAX)
+    count = -1
+    j = where_at + 1
+    while j < len(argv):
+        if count == -1 and argv[j].lower() == b"count" and j + 1 < len(argv):
+            j += 1
+            count = to_range_long(argv[j], 1, LONG_MAX, "count should be greater than 0")
+        else:
+            raise CommandError(SYNTAX)
+        j += 1
+    return argv[numkeys_at + 1 : where_at], where == first, 1 if count == -1 else count
 
 
 def to_float(arg: bytes, error: str = NOT_FLOAT) -> float:

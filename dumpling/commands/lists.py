@@ -21,6 +21,7 @@ from typing import Any
 from dumpling.commands.common import (
     LONG_MAX,
     check_type,
+    parse_mpop,
     parse_timeout,
     to_int,
     to_positive_long,
@@ -446,26 +447,6 @@ def _pop_first(c: Any, keys: list[bytes], head: bool, count: int, strict: bool) 
     return None
 
 
-def _parse_mpop(argv: list[bytes], numkeys_at: int) -> tuple[list[bytes], bool, int]:
-    """``lmpopGenericCommand``'s argument parsing: (keys, head, count)."""
-    numkeys = to_range_long(argv[numkeys_at], 1, LONG_MAX, "numkeys should be greater than 0")
-    where_at = numkeys_at + numkeys + 1
-    if where_at >= len(argv):
-        raise CommandError(SYNTAX)
-    head = _where(argv[where_at])
-    count = -1
-    j = where_at + 1
-    while j < len(argv):
-        more = len(argv) - 1 - j
-        if count == -1 and argv[j].lower() == b"count" and more:
-            j += 1
-            count = to_range_long(argv[j], 1, LONG_MAX, "count should be greater than 0")
-        else:
-            raise CommandError(SYNTAX)
-        j += 1
-    return argv[numkeys_at + 1:where_at], head, 1 if count == -1 else count
-
-
 def _mpop_keys(numkeys_at: int) -> Callable[[list[bytes]], list[int]]:
     def getkeys(argv: list[bytes]) -> list[int]:
         numkeys = to_int(argv[numkeys_at]) if numkeys_at < len(argv) else -1
@@ -483,7 +464,7 @@ def _mpop_keys(numkeys_at: int) -> Callable[[list[bytes]], list[int]]:
          args="numkeys:integer key... where=(LEFT | RIGHT) [COUNT count:integer]", getkeys=_mpop_keys(1),
          key_specs=[key_spec("RW ACCESS DELETE", keynum=(0, 1, 1))], events="lpop rpop del")
 def lmpop(c: Any, argv: list[bytes]) -> Any:
-    keys, head, count = _parse_mpop(argv, 1)
+    keys, head, count = parse_mpop(argv, 1, b"left", b"right")
     reply = _pop_first(c, keys, head, count, strict=True)
     return NULL_ARRAY if reply is None else reply
 
@@ -547,7 +528,7 @@ def brpop(c: Any, argv: list[bytes]) -> Any:
          getkeys=_mpop_keys(2), key_specs=[key_spec("RW ACCESS DELETE", index=2, keynum=(0, 1, 1))],
          events="lpop rpop del")
 def blmpop(c: Any, argv: list[bytes]) -> Any:
-    keys, head, count = _parse_mpop(argv, 2)
+    keys, head, count = parse_mpop(argv, 2, b"left", b"right")
     timeout = parse_timeout(argv[1], c.keyspace.now)
     return _blocking_pop(c, keys, head, timeout, count)
 

@@ -19,6 +19,7 @@ from dumpling.commands.common import (
     LLONG_MAX,
     check_type,
     glob_match,
+    parse_mpop,
     parse_timeout,
     to_float,
     to_int,
@@ -874,30 +875,11 @@ def bzpopmax(c: Any, argv: list[bytes]) -> Any:
 
 
 def _zmpop(c: Any, argv: list[bytes], numkeys_at: int, blocking: bool) -> Any:
-    numkeys = to_range_long(argv[numkeys_at], 1, LLONG_MAX, "numkeys should be greater than 0")
-    where_at = numkeys_at + numkeys + 1
-    if where_at >= len(argv):
-        raise CommandError(SYNTAX)
-    where = argv[where_at].lower()
-    if where not in (b"min", b"max"):
-        raise CommandError(SYNTAX)
-    count = -1
-    j = where_at + 1
-    while j < len(argv):
-        more = len(argv) - 1 - j
-        if count == -1 and argv[j].lower() == b"count" and more:
-            j += 1
-            count = to_range_long(argv[j], 1, LLONG_MAX, "count should be greater than 0")
-        else:
-            raise CommandError(SYNTAX)
-        j += 1
-    if count == -1:
-        count = 1
-    keys = argv[numkeys_at + 1:numkeys_at + 1 + numkeys]
+    keys, lowest, count = parse_mpop(argv, numkeys_at, b"min", b"max")
     if blocking:
         timeout = parse_timeout(argv[1], c.keyspace.now)
-        return blocking_pop(c, keys, where == b"max", timeout, count, True)
-    return pop_generic(c, keys, where == b"max", True, count, True, True)
+        return blocking_pop(c, keys, not lowest, timeout, count, True)
+    return pop_generic(c, keys, not lowest, True, count, True, True)
 
 
 _MPOP_COMPLEXITY = ("O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the "
