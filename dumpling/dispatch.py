@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import secrets
 import sys
 import time
@@ -109,8 +108,6 @@ class Server:
         # Pushes for the client whose command is running; sent after its reply (Redis 7.2+ order).
         self.pending_pushes: list[Any] = []
         self._obuf_limits: tuple[str, dict[str, tuple[int, int, int]]] = ("", {})
-        self.extensions: list[Callable[[Server], None]] = []
-        self.debug_sleeping = False
         self.cron_hooks: list[Callable[[], None]] = []
         self._cache_config()
         commands.install(self)
@@ -549,8 +546,6 @@ class Server:
             )
         else:
             self.log("notice", "Configuration loaded")
-        for ext in self.extensions:
-            ext(self)
         port = self.config["port"]
         binds = self.config["bind"].split() or ["127.0.0.1"]
         for addr in binds:
@@ -623,9 +618,6 @@ class Server:
             return 0
         (t0, c0), (t1, c1) = self.ops_samples[0], self.ops_samples[-1]
         return int((c1 - c0) / (t1 - t0)) if t1 > t0 else 0
-
-    def random(self) -> random.Random:
-        return random._inst  # type: ignore[attr-defined]
 
 
 def unknown_command_message(argv: list[bytes]) -> str:

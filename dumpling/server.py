@@ -86,7 +86,6 @@ class Client(asyncio.Protocol):
         self._out: list[bytes] = []
         self._in_batch = False
         self._flush_scheduled = False
-        self.qbuf_peak = 0
 
     # -- asyncio.Protocol ---------------------------------------------------------
 

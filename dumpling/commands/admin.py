@@ -825,7 +825,6 @@ _DEBUG_HELP = [
     "SET-SKIP-CHECKSUM-VALIDATION <0|1>", "    Enables or disables checksum checks for RDB files and RESTORE's payload.",
     "SLEEP <seconds>", "    Stop the server for <seconds>. Decimals allowed.",
     "POPULATE <count> [<prefix>] [<size>]", "    Create <count> string keys named key:<num>.",
-    "QUICKLIST-PACKED-THRESHOLD <size>", "    Sets the threshold for elements to be inserted as plain vs packed nodes",
     "HELP", "    Prints this help.",
 ]
 
@@ -878,15 +877,7 @@ def debug(c: Any, argv: list[bytes]) -> Any:
         return _debug_protocol(c, argv[2])
     if sub == b"populate" and 3 <= n <= 5:
         return _debug_populate(c, argv)
-    if sub == b"quicklist-packed-threshold" and n == 3:
-        from dumpling.config import parse_memory
-
-        size = parse_memory(argv[2].decode("utf-8", "replace"))
-        if size is None or size > 4 * 1024**3:
-            raise CommandError("argument must be a memory value bigger than 1 and smaller than 4gb")
-        server.quicklist_packed_threshold = size or 1 << 30
-        return OK
-    if sub in (b"reload", b"digest", b"digest-value", b"segfault", b"panic", b"assert", b"oom", b"restart",
+    if sub in (b"reload", b"digest", b"digest-value", b"quicklist-packed-threshold", b"segfault", b"panic", b"assert", b"oom", b"restart",
                b"crash-and-recover", b"loadaof", b"leak"):
         raise CommandError(f"DEBUG {argv[1].decode('utf-8', 'replace').upper()} is not supported by dumpling")
     text = argv[1][:128].decode("utf-8", "replace")
