@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from dumpling import REDIS_VERSION, commands
+from dumpling import REDIS_VERSION, accel, commands
 from dumpling.commands.registry import TABLE, Command
 from dumpling.config import Config
 from dumpling.errors import NOAUTH, CommandError
@@ -527,6 +527,8 @@ class Server:
             if not cmd.subcommands and cmd.handler is not None:
                 self.fast_table[name] = cmd
                 self.fast_table[name.upper()] = cmd
+        if accel.fastpath is not None:
+            accel.fastpath.configure({name: TABLE[name.encode()] for name in accel.fastpath.commands()})
 
     async def serve_forever(self) -> int:
         loop = asyncio.get_running_loop()
@@ -546,6 +548,9 @@ class Server:
             )
         else:
             self.log("notice", "Configuration loaded")
+        loaded = accel.loaded()
+        self.log("notice", "C accelerators: " + ", ".join(loaded) if loaded else
+                 "C accelerators not loaded: running the pure-Python paths")
         port = self.config["port"]
         binds = self.config["bind"].split() or ["127.0.0.1"]
         for addr in binds:

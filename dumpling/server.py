@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import hiredis
 
 from dumpling import REDIS_VERSION
+from dumpling.accel import fastpath
 from dumpling.config import Config, ConfigFileError, StartupError
 from dumpling.errors import ProtocolError
 from dumpling.protocol import NO_REPLY, Status, encode, encode_error, parse_request
@@ -27,6 +28,7 @@ from dumpling.protocol import NO_REPLY, Status, encode, encode_error, parse_requ
 if TYPE_CHECKING:
     from dumpling.dispatch import Server
 
+_fast_run = fastpath.run if fastpath is not None else None
 _INCOMPLETE = object()  # hiredis' "need more data" marker (False is a valid RESP3 value)
 _NOT_FETCHED = object()
 _PROTOCOL_ERROR = object()
@@ -116,6 +118,15 @@ class Client(asyncio.Protocol):
         if self._strict:
             self._buf += data
         else:
+            if not self._retained and _fast_run is not None:
+                # The C fast path runs the leading plain GET/SET/INCR/MSET... requests
+                # (when this connection and the server are in the plain state it knows).
+                done = _fast_run(self, data)
+                if done:
+                    if done == len(data):
+                        self.flush()
+                        return
+                    data = data[done:]
             self._reader.feed(data)
             if not self._retained:
                 self._retained = data

@@ -45,13 +45,13 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 15.0) -> N
 class ServerProcess:
     """A running server (dumpling or redis-server) on a loopback port."""
 
-    def __init__(self, argv: list[str], port: int, name: str) -> None:
+    def __init__(self, argv: list[str], port: int, name: str, env: dict[str, str] | None = None) -> None:
         self.port = port
         self.name = name
         self.dir = tempfile.mkdtemp(prefix=f"{name}-")
         self.log_path = os.path.join(self.dir, "server.log")
         self._log = open(self.log_path, "wb")
-        env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        env = dict(os.environ, **(env or {}), PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
         self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, cwd=self.dir, env=env)
         try:
             wait_for_port(port, self.proc)
@@ -77,23 +77,24 @@ class ServerProcess:
         return RawConnection(self.port)
 
 
-def _start(make_argv, name: str, port: int | None) -> ServerProcess:
+def _start(make_argv, name: str, port: int | None, env: dict[str, str] | None = None) -> ServerProcess:
     """Start a server; a port picked free can be taken before the server binds it, so
     an automatically chosen port is retried (an explicit one is not)."""
     for attempt in range(3):
         chosen = port or free_port()
         try:
-            return ServerProcess(make_argv(chosen), chosen, name)
+            return ServerProcess(make_argv(chosen), chosen, name, env)
         except RuntimeError:
             if port is not None or attempt == 2:
                 raise
     raise AssertionError("unreachable")
 
 
-def start_dumpling(*args: str, port: int | None = None) -> ServerProcess:
+def start_dumpling(*args: str, port: int | None = None, env: dict[str, str] | None = None) -> ServerProcess:
+    """A dumpling subprocess; ``env`` adds variables (``DUMPLING_PURE=1``: no C accelerators)."""
     return _start(
         lambda p: [sys.executable, "-m", "dumpling", "--port", str(p), "--enable-debug-command", "yes", *args],
-        "dumpling", port,
+        "dumpling", port, env,
     )
 
 

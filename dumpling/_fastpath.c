@@ -1,0 +1,868 @@
+/*
+ * dumpling._fastpath: the hot string commands, parsed and run in C.
+ *
+ * A read from a plain connection (no MULTI, no CLIENT REPLY, no MONITOR, no WATCH,
+ * no keyspace notifications, no cluster, no maxmemory, LRU policy) very often holds
+ * nothing but GET / SET / INCR / MSET / ... requests.  `run(client, data)` executes
+ * the longest prefix of `data` made of such requests directly on the database
+ * dicts the Python code uses (`db.data`, `db.expires`, `db.meta`), with exactly the
+ * effects the Python handlers have: the same stored values, LRU fields, hit/miss
+ * and command statistics, dirty counter, SCAN order bookkeeping and SLOWLOG entries.
+ *
+ * It stops, before touching anything, at the first request it is not sure about: an
+ * incomplete or unusual request, a command or argument form it does not know, a key
+ * that has (or had) a TTL where that matters, a value of another type, a number
+ * that does not parse, an overflow.  The caller hands the rest of the data to the
+ * ordinary Python path, which also produces every error reply.  So this module only
+ * has to be right about the cases it accepts.
+ *
+ * Returns the number of bytes consumed (0: nothing done).  Replies are appended to
+ * `client._out` as one bytes object.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <limits.h>
+#include <stdint.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define MAX_ARGS 64            /* requests with more arguments go to Python */
+#define MAX_BULK (1 << 20)     /* < the smallest proto-max-bulk-len Redis accepts (1mb) */
+#define LRU_CLOCK_MAX ((1 << 24) - 1)
+
+enum { C_GET, C_SET, C_INCR, C_DECR, C_INCRBY, C_DECRBY, C_MSET, C_MGET, C_PING, N_COMMANDS };
+static const char *const COMMAND_NAMES[N_COMMANDS] = {
+    "get", "set", "incr", "decr", "incrby", "decrby", "mset", "mget", "ping",
+};
+
+typedef struct {
+    const char *p;
+    Py_ssize_t len;
+} Arg;
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+} Out;
+
+/* Set by configure(): the Command objects whose statistics run() updates. */
+static PyObject *g_commands[N_COMMANDS];
+static int g_configured = 0;
+
+/* Interned attribute names. */
+static PyObject *s_reply_mode, *s_multi, *s_authenticated, *s_blocked, *s_closed, *s_close_after,
+    *s_no_touch, *s_skip_this, *s_resp3, *s_channels, *s_patterns, *s_shard_channels, *s_strict, *s_db,
+    *s_data, *s_expires, *s_meta, *s_order, *s_slot_index, *s_out, *s_last_cmd, *s_last_interaction,
+    *s_cluster, *s_key_gate, *s_maxmemory, *s_monitors, *s_in_exec, *s_slowlog_threshold, *s_watched,
+    *s_notify_flags, *s_lfu, *s_loading, *s_now, *s_stat_hits, *s_stat_misses, *s_dirty, *s_stat_commands,
+    *s_current_client, *s_server, *s_keyspace, *s_calls, *s_usec, *s_name, *s_added, *s_slowlog_push;
+
+/* ------------------------------------------------------------------ output buffer */
+
+static int out_reserve(Out *o, size_t extra) {
+    if (o->len + extra <= o->cap)
+        return 0;
+    size_t cap = o->cap ? o->cap : 256;
+    while (cap < o->len + extra)
+        cap *= 2;
+    char *buf = PyMem_Realloc(o->buf, cap);
+    if (buf == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    o->buf = buf;
+    o->cap = cap;
+    return 0;
+}
+
+static int out_put(Out *o, const char *s, size_t n) {
+    if (out_reserve(o, n) < 0)
+        return -1;
+    memcpy(o->buf + o->len, s, n);
+    o->len += n;
+    return 0;
+}
+
+/* "<prefix><v>\r\n" */
+static int out_number(Out *o, char prefix, long long v) {
+    if (out_reserve(o, 24) < 0)
+        return -1;
+    o->len += (size_t)sprintf(o->buf + o->len, "%c%lld\r\n", prefix, v);
+    return 0;
+}
+
+static int out_bulk(Out *o, const char *s, Py_ssize_t n) {
+    if (out_reserve(o, (size_t)n + 24) < 0)
+        return -1;
+    o->len += (size_t)sprintf(o->buf + o->len, "$%zd\r\n", n);
+    memcpy(o->buf + o->len, s, (size_t)n);
+    o->len += (size_t)n;
+    o->buf[o->len++] = '\r';
+    o->buf[o->len++] = '\n';
+    return 0;
+}
+
+static int out_null(Out *o, int resp3) { return resp3 ? out_put(o, "_\r\n", 3) : out_put(o, "$-1\r\n", 5); }
+
+/* ------------------------------------------------------------------ parsing */
+
+/* Digits of a RESP header number up to "\r\n"; *pos moves past it.  0: fine, 1: stop
+ * (incomplete or anything unusual: the Python parser decides). */
+static int read_header_number(const char *buf, Py_ssize_t *pos, Py_ssize_t end, long long max, long long *out) {
+    Py_ssize_t p = *pos;
+    long long v = 0;
+    Py_ssize_t start = p;
+    while (p < end && buf[p] >= '0' && buf[p] <= '9') {
+        v = v * 10 + (buf[p] - '0');
+        if (v > max)
+            return 1;
+        p++;
+    }
+    if (p == start || p + 1 >= end || buf[p] != '\r' || buf[p + 1] != '\n')
+        return 1;
+    if (buf[start] == '0' && p - start > 1)
+        return 1; /* leading zero: Redis's string2ll refuses it */
+    *pos = p + 2;
+    *out = v;
+    return 0;
+}
+
+/* One "*N\r\n($len\r\ndata\r\n)*N" request; returns the position after it, or -1. */
+static Py_ssize_t parse_request(const char *buf, Py_ssize_t pos, Py_ssize_t end, Arg *args, int *argc) {
+    long long n, len;
+    if (pos >= end || buf[pos] != '*')
+        return -1;
+    pos++;
+    if (read_header_number(buf, &pos, end, MAX_ARGS, &n) || n < 1)
+        return -1;
+    for (long long i = 0; i < n; i++) {
+        if (pos >= end || buf[pos] != '$')
+            return -1;
+        pos++;
+        if (read_header_number(buf, &pos, end, MAX_BULK - 1, &len))
+            return -1;
+        if (end - pos < len + 2 || buf[pos + len] != '\r' || buf[pos + len + 1] != '\n')
+            return -1;
+        args[i].p = buf + pos;
+        args[i].len = (Py_ssize_t)len;
+        pos += len + 2;
+    }
+    *argc = (int)n;
+    return pos;
+}
+
+static int identify(const Arg *name) {
+    for (int i = 0; i < N_COMMANDS; i++) {
+        size_t n = strlen(COMMAND_NAMES[i]);
+        if ((size_t)name->len == n && strncasecmp(name->p, COMMAND_NAMES[i], n) == 0)
+            return i;
+    }
+    return -1;
+}
+
+/* Redis's string2ll (dumpling.numbers.parse_int64): 1 and *out set, or 0. */
+static int parse_int64(const char *s, Py_ssize_t n, long long *out) {
+    if (n == 0 || n > 20)
+        return 0;
+    if (n == 1 && s[0] == '0') {
+        *out = 0;
+        return 1;
+    }
+    int negative = s[0] == '-';
+    Py_ssize_t i = negative;
+    if (i >= n || s[i] < '1' || s[i] > '9')
+        return 0;
+    unsigned long long v = 0;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+        unsigned long long d = (unsigned long long)(s[i] - '0');
+        if (v > (ULLONG_MAX - d) / 10)
+            return 0;
+        v = v * 10 + d;
+    }
+    if (negative) {
+        if (v > (unsigned long long)LLONG_MAX + 1)
+            return 0;
+        *out = v == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN : -(long long)v;
+    } else {
+        if (v > (unsigned long long)LLONG_MAX)
+            return 0;
+        *out = (long long)v;
+    }
+    return 1;
+}
+
+/* ------------------------------------------------------------------ execution */
+
+typedef struct {
+    PyObject *data, *expires, *meta, *order; /* borrowed from the db for the batch */
+    int resp3;
+    long long now_ms;
+    PyObject *clock; /* the LRU field for now_ms (owned) */
+    long long clock_value;
+    long long hits, misses, dirty;
+    Out out;
+} Batch;
+
+enum { DONE = 1, STOP = 0, FAIL = -1 };
+
+static int set_clock(Batch *b) {
+    long long value = (b->now_ms / 1000) & LRU_CLOCK_MAX;
+    if (b->clock != NULL && value == b->clock_value)
+        return 0;
+    PyObject *clock = PyLong_FromLongLong(value);
+    if (clock == NULL)
+        return -1;
+    Py_XSETREF(b->clock, clock);
+    b->clock_value = value;
+    return 0;
+}
+
+/* 1 if `key` has a TTL that has passed, 0 if not (or no TTL), -1 on error. */
+static int is_expired(Batch *b, PyObject *key) {
+    if (PyDict_GET_SIZE(b->expires) == 0)
+        return 0;
+    PyObject *when = PyDict_GetItemWithError(b->expires, key);
+    if (when == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    long long w = PyLong_AsLongLong(when);
+    if (w == -1 && PyErr_Occurred())
+        return -1;
+    return b->now_ms > w;
+}
+
+/* 1 if `key` has a TTL at all. */
+static int has_ttl(Batch *b, PyObject *key) {
+    if (PyDict_GET_SIZE(b->expires) == 0)
+        return 0;
+    return PyDict_Contains(b->expires, key);
+}
+
+/* dbAdd's bookkeeping for a new key whose value is already in `data`. */
+static int added(Batch *b, PyObject *key) {
+    if (PyDict_SetItem(b->meta, key, b->clock) < 0)
+        return -1;
+    if (b->order != Py_None) {
+        PyObject *r = PyObject_CallMethodOneArg(b->order, s_added, key);
+        if (r == NULL)
+            return -1;
+        Py_DECREF(r);
+    }
+    return 0;
+}
+
+/* Store a string at a key that holds a string or nothing (no TTL involved): the
+ * write lookup's touch, then setKey / dbAdd. */
+static int store(Batch *b, PyObject *key, PyObject *value) {
+    int exists = PyDict_Contains(b->data, key);
+    if (exists < 0)
+        return -1;
+    if (exists && PyDict_SetItem(b->meta, key, b->clock) < 0)
+        return -1;
+    if (PyDict_SetItem(b->data, key, value) < 0)
+        return -1;
+    return exists ? 0 : added(b, key);
+}
+
+static int cmd_get(Batch *b, Arg *args) {
+    PyObject *key = PyBytes_FromStringAndSize(args[1].p, args[1].len);
+    if (key == NULL)
+        return FAIL;
+    int result = FAIL;
+    int expired = is_expired(b, key);
+    if (expired != 0) {
+        result = expired < 0 ? FAIL : STOP;
+        goto done;
+    }
+    PyObject *value = PyDict_GetItemWithError(b->data, key);
+    if (value == NULL) {
+        if (PyErr_Occurred())
+            goto done;
+        b->misses++;
+        result = out_null(&b->out, b->resp3) < 0 ? FAIL : DONE;
+        goto done;
+    }
+    const char *s;
+    Py_ssize_t n;
+    if (PyBytes_CheckExact(value)) {
+        s = PyBytes_AS_STRING(value);
+        n = PyBytes_GET_SIZE(value);
+    } else if (PyByteArray_CheckExact(value)) {
+        s = PyByteArray_AS_STRING(value);
+        n = PyByteArray_GET_SIZE(value);
+    } else {
+        result = STOP; /* WRONGTYPE: Python's reply */
+        goto done;
+    }
+    if (out_bulk(&b->out, s, n) < 0 || PyDict_SetItem(b->meta, key, b->clock) < 0)
+        goto done;
+    b->hits++;
+    result = DONE;
+done:
+    Py_DECREF(key);
+    return result;
+}
+
+/* The value at `key` if it is a string or absent (NULL, no error); STOP otherwise. */
+static int string_or_absent(Batch *b, PyObject *key, PyObject **value) {
+    *value = PyDict_GetItemWithError(b->data, key);
+    if (*value == NULL)
+        return PyErr_Occurred() ? FAIL : DONE;
+    return PyBytes_CheckExact(*value) || PyByteArray_CheckExact(*value) ? DONE : STOP;
+}
+
+static int cmd_set(Batch *b, Arg *args, int argc) {
+    if (argc != 3)
+        return STOP; /* options: Python */
+    PyObject *key = PyBytes_FromStringAndSize(args[1].p, args[1].len);
+    if (key == NULL)
+        return FAIL;
+    PyObject *value = NULL, *old;
+    int result = has_ttl(b, key);
+    if (result != 0) { /* the TTL must go (and may have passed): Python */
+        result = result < 0 ? FAIL : STOP;
+        goto done;
+    }
+    result = string_or_absent(b, key, &old);
+    if (result != DONE)
+        goto done;
+    result = FAIL;
+    value = PyBytes_FromStringAndSize(args[2].p, args[2].len);
+    if (value == NULL || store(b, key, value) < 0 || out_put(&b->out, "+OK\r\n", 5) < 0)
+        goto done;
+    b->dirty++;
+    result = DONE;
+done:
+    Py_DECREF(key);
+    Py_XDECREF(value);
+    return result;
+}
+
+static int cmd_incr(Batch *b, Arg *args, long long delta) {
+    PyObject *key = PyBytes_FromStringAndSize(args[1].p, args[1].len);
+    if (key == NULL)
+        return FAIL;
+    PyObject *text = NULL, *old;
+    int result = is_expired(b, key); /* a live TTL stays (INCR keeps it) */
+    if (result != 0) {
+        result = result < 0 ? FAIL : STOP;
+        goto done;
+    }
+    result = string_or_absent(b, key, &old);
+    if (result != DONE)
+        goto done;
+    long long current = 0;
+    result = STOP; /* not an integer, a bytearray, an overflow: Python replies */
+    if (old != NULL && (!PyBytes_CheckExact(old) ||
+                        !parse_int64(PyBytes_AS_STRING(old), PyBytes_GET_SIZE(old), &current)))
+        goto done;
+    if ((delta > 0 && current > LLONG_MAX - delta) || (delta < 0 && current < LLONG_MIN - delta))
+        goto done;
+    long long value = current + delta;
+    char digits[24];
+    int n = snprintf(digits, sizeof digits, "%lld", value);
+    result = FAIL;
+    text = PyBytes_FromStringAndSize(digits, n);
+    if (text == NULL || store(b, key, text) < 0 || out_number(&b->out, ':', value) < 0)
+        goto done;
+    b->dirty++;
+    result = DONE;
+done:
+    Py_DECREF(key);
+    Py_XDECREF(text);
+    return result;
+}
+
+static int cmd_mset(Batch *b, Arg *args, int argc) {
+    if (argc % 2 == 0)
+        return STOP; /* wrong number of arguments: Python */
+    int pairs = (argc - 1) / 2, made = 0, result = FAIL;
+    PyObject *objects[MAX_ARGS];
+    for (; made < argc - 1; made++) {
+        objects[made] = PyBytes_FromStringAndSize(args[made + 1].p, args[made + 1].len);
+        if (objects[made] == NULL)
+            goto done;
+    }
+    /* Every key must qualify before the first one is written. */
+    for (int i = 0; i < pairs; i++) {
+        PyObject *old;
+        result = has_ttl(b, objects[2 * i]);
+        if (result != 0) {
+            result = result < 0 ? FAIL : STOP;
+            goto done;
+        }
+        result = string_or_absent(b, objects[2 * i], &old);
+        if (result != DONE)
+            goto done;
+    }
+    result = FAIL;
+    for (int i = 0; i < pairs; i++) {
+        if (store(b, objects[2 * i], objects[2 * i + 1]) < 0)
+            goto done;
+        b->dirty++;
+    }
+    if (out_put(&b->out, "+OK\r\n", 5) < 0)
+        goto done;
+    result = DONE;
+done:
+    for (int i = 0; i < made; i++)
+        Py_DECREF(objects[i]);
+    return result;
+}
+
+static int cmd_mget(Batch *b, Arg *args, int argc) {
+    int keys = argc - 1, made = 0, result = FAIL;
+    PyObject *objects[MAX_ARGS];
+    for (; made < keys; made++) {
+        objects[made] = PyBytes_FromStringAndSize(args[made + 1].p, args[made + 1].len);
+        if (objects[made] == NULL)
+            goto done;
+    }
+    for (int i = 0; i < keys; i++) { /* an expiry to carry out first: Python */
+        result = is_expired(b, objects[i]);
+        if (result != 0) {
+            result = result < 0 ? FAIL : STOP;
+            goto done;
+        }
+    }
+    result = FAIL;
+    if (out_number(&b->out, '*', keys) < 0)
+        goto done;
+    for (int i = 0; i < keys; i++) {
+        PyObject *value = PyDict_GetItemWithError(b->data, objects[i]);
+        int rc;
+        if (value == NULL) {
+            if (PyErr_Occurred())
+                goto done;
+            b->misses++;
+            rc = out_null(&b->out, b->resp3);
+        } else {
+            b->hits++;
+            if (PyDict_SetItem(b->meta, objects[i], b->clock) < 0)
+                goto done;
+            if (PyBytes_CheckExact(value))
+                rc = out_bulk(&b->out, PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value));
+            else if (PyByteArray_CheckExact(value))
+                rc = out_bulk(&b->out, PyByteArray_AS_STRING(value), PyByteArray_GET_SIZE(value));
+            else
+                rc = out_null(&b->out, b->resp3); /* another type: a nil, still a hit */
+        }
+        if (rc < 0)
+            goto done;
+    }
+    result = DONE;
+done:
+    for (int i = 0; i < made; i++)
+        Py_DECREF(objects[i]);
+    return result;
+}
+
+static int execute(Batch *b, int command, Arg *args, int argc) {
+    switch (command) {
+    case C_GET:
+        return argc == 2 ? cmd_get(b, args) : STOP;
+    case C_SET:
+        return cmd_set(b, args, argc);
+    case C_INCR:
+        return argc == 2 ? cmd_incr(b, args, 1) : STOP;
+    case C_DECR:
+        return argc == 2 ? cmd_incr(b, args, -1) : STOP;
+    case C_INCRBY:
+    case C_DECRBY: {
+        long long delta;
+        if (argc != 3 || !parse_int64(args[2].p, args[2].len, &delta))
+            return STOP;
+        if (command == C_DECRBY) {
+            if (delta == LLONG_MIN)
+                return STOP;
+            delta = -delta;
+        }
+        return cmd_incr(b, args, delta);
+    }
+    case C_MSET:
+        return argc >= 3 ? cmd_mset(b, args, argc) : STOP;
+    case C_MGET:
+        return argc >= 2 ? cmd_mget(b, args, argc) : STOP;
+    case C_PING:
+        return argc == 1 ? (out_put(&b->out, "+PONG\r\n", 7) < 0 ? FAIL : DONE) : STOP;
+    }
+    return STOP;
+}
+
+/* ------------------------------------------------------------------ eligibility */
+
+/* 1 if getattr(obj, name) is true, 0 if false, -1 on error. */
+static int attr_true(PyObject *obj, PyObject *name) {
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL)
+        return -1;
+    int r = PyObject_IsTrue(v);
+    Py_DECREF(v);
+    return r;
+}
+
+static int attr_is_none(PyObject *obj, PyObject *name) {
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL)
+        return -1;
+    int r = v == Py_None;
+    Py_DECREF(v);
+    return r;
+}
+
+/* 1 when the connection and the server are in the plain state the fast path assumes. */
+static int eligible(PyObject *server, PyObject *keyspace, PyObject *client, int *resp3) {
+    int r;
+#define REQUIRE_FALSE(obj, name) if ((r = attr_true(obj, name)) != 0) return r < 0 ? -1 : 0
+#define REQUIRE_TRUE(obj, name) if ((r = attr_true(obj, name)) != 1) return r < 0 ? -1 : 0
+#define REQUIRE_NONE(obj, name) if ((r = attr_is_none(obj, name)) != 1) return r < 0 ? -1 : 0
+    REQUIRE_FALSE(client, s_reply_mode);
+    REQUIRE_FALSE(client, s_skip_this);
+    REQUIRE_NONE(client, s_multi);
+    REQUIRE_TRUE(client, s_authenticated);
+    REQUIRE_NONE(client, s_blocked);
+    REQUIRE_FALSE(client, s_closed);
+    REQUIRE_FALSE(client, s_close_after);
+    REQUIRE_FALSE(client, s_no_touch);
+    REQUIRE_FALSE(client, s_strict);
+    if ((r = attr_true(client, s_resp3)) < 0)
+        return -1;
+    *resp3 = r;
+    if (!r) { /* RESP2 subscribers may only run (P|S)(UN)SUBSCRIBE / PING / QUIT / RESET */
+        REQUIRE_FALSE(client, s_channels);
+        REQUIRE_FALSE(client, s_patterns);
+        REQUIRE_FALSE(client, s_shard_channels);
+    }
+    REQUIRE_NONE(server, s_cluster);
+    REQUIRE_NONE(server, s_key_gate);
+    REQUIRE_FALSE(server, s_maxmemory);
+    REQUIRE_FALSE(server, s_monitors);
+    REQUIRE_FALSE(server, s_in_exec);
+    REQUIRE_FALSE(keyspace, s_watched);
+    REQUIRE_FALSE(keyspace, s_notify_flags);
+    REQUIRE_FALSE(keyspace, s_lfu);
+    REQUIRE_FALSE(keyspace, s_loading);
+#undef REQUIRE_FALSE
+#undef REQUIRE_TRUE
+#undef REQUIRE_NONE
+    return 1;
+}
+
+/* ------------------------------------------------------------------ accounting */
+
+static int add_to_attr(PyObject *obj, PyObject *name, long long amount) {
+    if (amount == 0)
+        return 0;
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL)
+        return -1;
+    PyObject *n = PyLong_FromLongLong(amount);
+    if (n == NULL) {
+        Py_DECREF(v);
+        return -1;
+    }
+    PyObject *sum = PyNumber_Add(v, n);
+    Py_DECREF(v);
+    Py_DECREF(n);
+    if (sum == NULL)
+        return -1;
+    int r = PyObject_SetAttr(obj, name, sum);
+    Py_DECREF(sum);
+    return r;
+}
+
+static int set_long_attr(PyObject *obj, PyObject *name, long long value) {
+    PyObject *v = PyLong_FromLongLong(value);
+    if (v == NULL)
+        return -1;
+    int r = PyObject_SetAttr(obj, name, v);
+    Py_DECREF(v);
+    return r;
+}
+
+static long long wall_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* SLOWLOG: Server.slowlog_push(client, argv, elapsed_us). */
+static int slowlog(PyObject *server, PyObject *client, Arg *args, int argc, long long elapsed_us) {
+    PyObject *argv = PyList_New(argc);
+    if (argv == NULL)
+        return -1;
+    for (int i = 0; i < argc; i++) {
+        PyObject *a = PyBytes_FromStringAndSize(args[i].p, args[i].len);
+        if (a == NULL) {
+            Py_DECREF(argv);
+            return -1;
+        }
+        PyList_SET_ITEM(argv, i, a);
+    }
+    PyObject *us = PyLong_FromLongLong(elapsed_us);
+    PyObject *r = us == NULL ? NULL : PyObject_CallMethodObjArgs(server, s_slowlog_push, client, argv, us, NULL);
+    Py_DECREF(argv);
+    Py_XDECREF(us);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ entry points */
+
+static PyObject *fast_run(PyObject *self, PyObject *const *fargs, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyBytes_Check(fargs[1])) {
+        PyErr_SetString(PyExc_TypeError, "run(client, data: bytes)");
+        return NULL;
+    }
+    if (!g_configured) {
+        PyErr_SetString(PyExc_RuntimeError, "dumpling._fastpath is not configured");
+        return NULL;
+    }
+    PyObject *client = fargs[0];
+    const char *buf = PyBytes_AS_STRING(fargs[1]);
+    Py_ssize_t end = PyBytes_GET_SIZE(fargs[1]);
+    if (end < 4 || buf[0] != '*')
+        return PyLong_FromLong(0);
+
+    Batch b;
+    memset(&b, 0, sizeof b);
+    PyObject *server = PyObject_GetAttr(client, s_server);
+    if (server == NULL)
+        return NULL;
+    PyObject *keyspace = PyObject_GetAttr(client, s_keyspace);
+    if (keyspace == NULL) {
+        Py_DECREF(server);
+        return NULL;
+    }
+    int ok = eligible(server, keyspace, client, &b.resp3);
+    PyObject *db = ok > 0 ? PyObject_GetAttr(client, s_db) : NULL;
+    if (db == NULL) {
+        Py_DECREF(server);
+        Py_DECREF(keyspace);
+        return ok == 0 ? PyLong_FromLong(0) : NULL;
+    }
+    PyObject *slot_index = PyObject_GetAttr(db, s_slot_index);
+    b.data = PyObject_GetAttr(db, s_data);
+    b.expires = PyObject_GetAttr(db, s_expires);
+    b.meta = PyObject_GetAttr(db, s_meta);
+    b.order = PyObject_GetAttr(db, s_order);
+    Py_DECREF(db);
+
+    long long calls[N_COMMANDS] = {0}, usec[N_COMMANDS] = {0};
+    long long threshold = -1, started = wall_ns(), total = 0;
+    int last = -1, failed = 0;
+    Py_ssize_t pos = 0;
+    PyObject *r = NULL;
+
+    if (slot_index == NULL || b.data == NULL || b.expires == NULL || b.meta == NULL || b.order == NULL)
+        goto fail;
+    if (slot_index != Py_None || !PyDict_CheckExact(b.data) || !PyDict_CheckExact(b.expires) ||
+        !PyDict_CheckExact(b.meta))
+        goto finish; /* not the layout this module knows: run nothing */
+    r = PyObject_GetAttr(server, s_slowlog_threshold);
+    if (r == NULL)
+        goto fail;
+    threshold = PyLong_AsLongLong(r);
+    Py_CLEAR(r);
+    if (threshold == -1 && PyErr_Occurred())
+        goto fail;
+
+    Arg args[MAX_ARGS];
+    while (pos < end) {
+        int argc;
+        Py_ssize_t next = parse_request(buf, pos, end, args, &argc);
+        if (next < 0)
+            break;
+        int command = identify(&args[0]);
+        if (command < 0)
+            break;
+        long long start = wall_ns();
+        b.now_ms = start / 1000000;
+        if (set_clock(&b) < 0) {
+            failed = 1;
+            break;
+        }
+        int rc = execute(&b, command, args, argc);
+        if (rc == STOP)
+            break;
+        if (rc == FAIL) {
+            failed = 1;
+            break;
+        }
+        long long elapsed = wall_ns() - start;
+        long long elapsed_us = elapsed > 0 ? elapsed / 1000 : 0;
+        calls[command]++;
+        usec[command] += elapsed_us;
+        total++;
+        last = command;
+        pos = next;
+        if (threshold >= 0 && elapsed_us >= threshold && slowlog(server, client, args, argc, elapsed_us) < 0) {
+            failed = 1;
+            break;
+        }
+    }
+
+finish:
+    /* Account for what ran, whatever stopped the loop. */
+    if (total > 0) {
+        PyObject *etype = NULL, *evalue = NULL, *etb = NULL;
+        if (failed)
+            PyErr_Fetch(&etype, &evalue, &etb);
+        int bad = 0;
+        for (int i = 0; i < N_COMMANDS && !bad; i++) {
+            if (calls[i])
+                bad = add_to_attr(g_commands[i], s_calls, calls[i]) < 0 || add_to_attr(g_commands[i], s_usec, usec[i]) < 0;
+        }
+        bad = bad || add_to_attr(server, s_stat_commands, total) < 0 ||
+              add_to_attr(keyspace, s_stat_hits, b.hits) < 0 || add_to_attr(keyspace, s_stat_misses, b.misses) < 0 ||
+              add_to_attr(keyspace, s_dirty, b.dirty) < 0 || set_long_attr(keyspace, s_now, b.now_ms) < 0 ||
+              PyObject_SetAttr(server, s_current_client, client) < 0;
+        if (!bad) {
+            PyObject *name = PyObject_GetAttr(g_commands[last], s_name);
+            bad = name == NULL || PyObject_SetAttr(client, s_last_cmd, name) < 0;
+            Py_XDECREF(name);
+        }
+        if (!bad) {
+            PyObject *t = PyFloat_FromDouble((double)started / 1e9);
+            bad = t == NULL || PyObject_SetAttr(client, s_last_interaction, t) < 0;
+            Py_XDECREF(t);
+        }
+        if (!bad && b.out.len) {
+            PyObject *out = PyObject_GetAttr(client, s_out);
+            PyObject *reply = out == NULL ? NULL : PyBytes_FromStringAndSize(b.out.buf, (Py_ssize_t)b.out.len);
+            bad = reply == NULL || PyList_Append(out, reply) < 0;
+            Py_XDECREF(out);
+            Py_XDECREF(reply);
+        }
+        if (failed) {
+            if (bad) { /* keep the newer error */
+                Py_XDECREF(etype);
+                Py_XDECREF(evalue);
+                Py_XDECREF(etb);
+            } else {
+                PyErr_Restore(etype, evalue, etb);
+            }
+        }
+        failed = failed || bad;
+    }
+    if (failed)
+        goto fail;
+    r = PyLong_FromSsize_t(pos);
+    goto cleanup;
+fail:
+    r = NULL;
+cleanup:
+    Py_DECREF(server);
+    Py_DECREF(keyspace);
+    Py_XDECREF(slot_index);
+    Py_XDECREF(b.data);
+    Py_XDECREF(b.expires);
+    Py_XDECREF(b.meta);
+    Py_XDECREF(b.order);
+    Py_XDECREF(b.clock);
+    PyMem_Free(b.out.buf);
+    return r;
+}
+
+static PyObject *fast_configure(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 1 || !PyDict_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "configure(commands: dict[str, Command])");
+        return NULL;
+    }
+    PyObject *commands[N_COMMANDS];
+    for (int i = 0; i < N_COMMANDS; i++) {
+        commands[i] = PyDict_GetItemString(args[0], COMMAND_NAMES[i]);
+        if (commands[i] == NULL) {
+            PyErr_Format(PyExc_KeyError, "command %s missing", COMMAND_NAMES[i]);
+            return NULL;
+        }
+    }
+    for (int i = 0; i < N_COMMANDS; i++)
+        Py_XSETREF(g_commands[i], Py_NewRef(commands[i]));
+    g_configured = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *fast_commands(PyObject *self, PyObject *unused) {
+    PyObject *names = PyTuple_New(N_COMMANDS);
+    if (names == NULL)
+        return NULL;
+    for (int i = 0; i < N_COMMANDS; i++) {
+        PyObject *s = PyUnicode_FromString(COMMAND_NAMES[i]);
+        if (s == NULL) {
+            Py_DECREF(names);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(names, i, s);
+    }
+    return names;
+}
+
+static PyMethodDef methods[] = {
+    {"run", (PyCFunction)(void (*)(void))fast_run, METH_FASTCALL,
+     "run(client, data) -> bytes of data consumed by the requests executed here"},
+    {"configure", (PyCFunction)(void (*)(void))fast_configure, METH_FASTCALL,
+     "configure(commands): the Command objects whose statistics run() updates"},
+    {"commands", fast_commands, METH_NOARGS, "names of the commands this module can run"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "dumpling._fastpath",
+    "The hot string commands (GET, SET, INCR, MSET, ...) parsed and run in C.", -1, methods,
+};
+
+#define INTERN(var, text) if ((var = PyUnicode_InternFromString(text)) == NULL) return NULL
+
+PyMODINIT_FUNC PyInit__fastpath(void) {
+    INTERN(s_reply_mode, "reply_mode");
+    INTERN(s_multi, "multi");
+    INTERN(s_authenticated, "authenticated");
+    INTERN(s_blocked, "blocked");
+    INTERN(s_closed, "closed");
+    INTERN(s_close_after, "flags_close_after_reply");
+    INTERN(s_no_touch, "no_touch");
+    INTERN(s_skip_this, "skip_this");
+    INTERN(s_resp3, "resp3");
+    INTERN(s_channels, "channels");
+    INTERN(s_patterns, "patterns");
+    INTERN(s_shard_channels, "shard_channels");
+    INTERN(s_strict, "_strict");
+    INTERN(s_db, "db");
+    INTERN(s_data, "data");
+    INTERN(s_expires, "expires");
+    INTERN(s_meta, "meta");
+    INTERN(s_order, "_order");
+    INTERN(s_slot_index, "slot_index");
+    INTERN(s_out, "_out");
+    INTERN(s_last_cmd, "last_cmd");
+    INTERN(s_last_interaction, "last_interaction");
+    INTERN(s_cluster, "cluster");
+    INTERN(s_key_gate, "key_gate");
+    INTERN(s_maxmemory, "maxmemory");
+    INTERN(s_monitors, "monitors");
+    INTERN(s_in_exec, "in_exec");
+    INTERN(s_slowlog_threshold, "slowlog_threshold");
+    INTERN(s_watched, "watched");
+    INTERN(s_notify_flags, "notify_flags");
+    INTERN(s_lfu, "lfu");
+    INTERN(s_loading, "loading");
+    INTERN(s_now, "now");
+    INTERN(s_stat_hits, "stat_hits");
+    INTERN(s_stat_misses, "stat_misses");
+    INTERN(s_dirty, "dirty");
+    INTERN(s_stat_commands, "stat_commands");
+    INTERN(s_current_client, "current_client");
+    INTERN(s_server, "server");
+    INTERN(s_keyspace, "keyspace");
+    INTERN(s_calls, "calls");
+    INTERN(s_usec, "usec");
+    INTERN(s_name, "name");
+    INTERN(s_added, "added");
+    INTERN(s_slowlog_push, "slowlog_push");
+    return PyModule_Create(&module);
+}

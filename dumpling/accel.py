@@ -1,0 +1,39 @@
+"""The optional C accelerators, and the switch that turns them off.
+
+``dumpling._fastpath`` runs the hot string commands of plain connections in C
+(``Client.data_received`` offers it each read first); ``dumpling.payload._speedups``
+reads and writes the bodies of big collections.  Both are built by ``setup.py`` when
+a compiler is present; without them dumpling runs the same code paths in Python.
+``DUMPLING_PURE=1`` in the environment disables them (tests compare both).
+"""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+
+PURE = os.environ.get("DUMPLING_PURE", "") not in ("", "0")
+
+
+def _load(name: str) -> ModuleType | None:
+    if PURE:
+        return None
+    try:
+        module = __import__(name, fromlist=["_"])
+    except ImportError:
+        return None
+    return module
+
+
+fastpath = _load("dumpling._fastpath")
+
+
+def loaded() -> list[str]:
+    """Names of the accelerators in use (for the startup log)."""
+    names = []
+    if fastpath is not None:
+        names.append("fastpath")
+    payload = _load("dumpling.payload._speedups")
+    if payload is not None:
+        names.append("payload")
+    return names

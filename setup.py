@@ -1,0 +1,23 @@
+"""Build configuration that pyproject.toml cannot express: the optional C accelerators.
+
+Both are optional: without a compiler the install still succeeds and dumpling runs on
+its pure-Python paths (``dumpling.accel`` reports which accelerators are loaded).
+"""
+
+from pathlib import Path
+
+from setuptools import Extension, setup
+
+HERE = Path(__file__).resolve().parent
+SOURCES = {
+    "dumpling._fastpath": "dumpling/_fastpath.c",
+    "dumpling.payload._speedups": "dumpling/payload/_speedups.c",
+}
+
+setup(
+    ext_modules=[
+        Extension(name, [source], optional=True, extra_compile_args=["-O2"])
+        for name, source in SOURCES.items()
+        if (HERE / source).exists()
+    ]
+)
