@@ -17,12 +17,22 @@ its bytes (``append_string``'s raw case); ``map``, slice assignment and ``join``
 produce those, and only the others ("odd": a first byte that may start an integer,
 or long enough for LZF or a longer length) go through ``append_string``.
 
+C speedups: ``_speedups`` (``_speedups.c``, optional, built by setup.py) does the same
+reading and writing a string at a time in C, and can also read straight into the
+dict or set of a hashtable-encoded hash or set.  When it imports, the public names
+here (``read_records``, ``read_strings``, ``read_dict``, ``read_set``,
+``append_strings``, ``append_mapping``, ``append_scored``) are its functions; the
+``*_py`` functions are the pure-Python reference, used when it is missing or when
+``DUMPLING_PURE_PAYLOAD=1`` (or ``DUMPLING_PURE=1``) is set at import.
+``use_speedups(flag)`` switches at run time (tests compare both paths).
+
 Must not: know about object types or values; every reader is bounds-checked against
 ``end`` and raises ``PayloadError`` like the primitives.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import struct
 from collections.abc import Iterable
@@ -30,7 +40,7 @@ from itertools import accumulate, compress, count, islice, repeat
 from operator import add, le
 
 from dumpling.payload.errors import bad_data
-from dumpling.payload.primitives import append_string, read_binary_double, read_string
+from dumpling.payload.primitives import append_string, binary_double_bytes, read_binary_double, read_string
 
 CHUNK = 1024  # elements per pass: they stay in L2 between passes (a pass over 1M objects is memory bound)
 _MIN_RUN = 16  # shorter stretches are read one by one
@@ -155,7 +165,7 @@ def _one_by_one(buf: bytes, pos: int, end: int, records: int, shape: str, column
     return pos
 
 
-def read_records(buf: bytes, pos: int, end: int, records: int, shape: str) -> tuple[list[list], int]:
+def read_records_py(buf: bytes, pos: int, end: int, records: int, shape: str) -> tuple[list[list], int]:
     """``records`` records of ``shape`` from ``pos``, one list per field: each ``s`` an
     rdbString (``bytes``), each ``d`` an 8-byte little-endian double (``float``).
 
@@ -191,6 +201,19 @@ def read_strings(buf: bytes, pos: int, end: int, strings: int) -> tuple[list[byt
     """``strings`` consecutive rdbStrings."""
     (strings_read,), pos = read_records(buf, pos, end, strings, "s")
     return strings_read, pos
+
+
+def read_dict_py(buf: bytes, pos: int, end: int, pairs: int) -> tuple[dict[bytes, bytes], int]:
+    """``pairs`` (field, value) rdbStrings as a dict; a repeated field keeps its last value
+    (the caller compares the size with ``pairs``)."""
+    (fields, values), pos = read_records_py(buf, pos, end, pairs, "ss")
+    return dict(zip(fields, values, strict=True)), pos
+
+
+def read_set_py(buf: bytes, pos: int, end: int, strings: int) -> tuple[set[bytes], int]:
+    """``strings`` rdbStrings as a set (the caller compares the size with ``strings``)."""
+    (members,), pos = read_records_py(buf, pos, end, strings, "s")
+    return set(members), pos
 
 
 # ---------------------------------------------------------------------------
@@ -235,9 +258,81 @@ def _strings(items: list[bytes], compress: bool) -> bytes:
     return b"".join(parts)
 
 
-def append_strings(out: bytearray, items: Iterable[bytes], compress: bool) -> None:
+def append_strings_py(out: bytearray, items: Iterable[bytes], compress: bool) -> None:
     """``append_string`` for each item, in order.  ``items`` is consumed a chunk at a
     time, so each object is fetched from memory once for all the passes over it."""
     source = iter(items)
     while chunk := list(islice(source, CHUNK)):
         out += _strings(chunk, compress)
+
+
+def append_mapping_py(out: bytearray, fields: dict[bytes, bytes], compress: bool) -> None:
+    """``append_string`` of each field and its value, in dict order (a type-4 hash body)."""
+    for field, val in fields.items():
+        n = len(field)
+        if n <= 20 and not (n and field[0] <= 57 and (field[0] >= 48 or field[0] == 45)):
+            out.append(n)
+            out += field
+        else:
+            append_string(out, field, compress)
+        n = len(val)
+        if n <= 20 and not (n and val[0] <= 57 and (val[0] >= 48 or val[0] == 45)):
+            out.append(n)
+            out += val
+        else:
+            append_string(out, val, compress)
+
+
+def append_scored_py(out: bytearray, pairs: Iterable[tuple[float, bytes]], compress: bool) -> None:
+    """For each (score, member): ``append_string`` of the member, then the score as a
+    little-endian binary double (a type-5 zset body)."""
+    for score, member in pairs:
+        n = len(member)
+        if n <= 20 and not (n and member[0] <= 57 and (member[0] >= 48 or member[0] == 45)):
+            out.append(n)
+            out += member
+        else:
+            append_string(out, member, compress)
+        out += binary_double_bytes(score)
+
+
+# ---------------------------------------------------------------------------
+# the C speedups, when built
+
+
+def _env_forces_pure() -> bool:
+    return any(os.environ.get(name, "") not in ("", "0") for name in ("DUMPLING_PURE_PAYLOAD", "DUMPLING_PURE"))
+
+
+read_records = read_records_py
+read_dict = read_dict_py
+read_set = read_set_py
+append_strings = append_strings_py
+append_mapping = append_mapping_py
+append_scored = append_scored_py
+ACCELERATED = False  # whether the names above are the C functions
+
+
+def use_speedups(enabled: bool) -> bool:
+    """Bind the public readers and writers to the C speedups (if they can be imported)
+    or to the pure-Python functions; returns whether the C ones are now in use."""
+    global ACCELERATED, read_records, read_dict, read_set, append_strings, append_mapping, append_scored
+    speedups = None
+    if enabled:
+        try:
+            from dumpling.payload import _speedups as speedups
+        except ImportError:
+            speedups = None
+    if speedups is None:
+        read_records, read_dict, read_set = read_records_py, read_dict_py, read_set_py
+        append_strings, append_mapping, append_scored = append_strings_py, append_mapping_py, append_scored_py
+        ACCELERATED = False
+    else:
+        read_records, read_dict, read_set = speedups.read_records, speedups.read_dict, speedups.read_set
+        append_strings, append_mapping = speedups.append_strings, speedups.append_mapping
+        append_scored = speedups.append_scored
+        ACCELERATED = True
+    return ACCELERATED
+
+
+use_speedups(not _env_forces_pure())

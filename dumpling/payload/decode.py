@@ -260,33 +260,37 @@ def _read_set(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[SetValue, i
     count, pos = read_count(ctx.buf, pos, ctx.end)
     if count == 0:
         raise bad_data("empty set")
-    members, pos = _read_strings(ctx, pos, count)
     opts = ctx.options
     # rdbLoadObject RDB_TYPE_SET: hashtable up front if too many for an intset, else
     # intset -> listpack -> hashtable as members arrive.
     if count > min(opts.set_max_intset_entries, 1 << 30):
-        encoding = "hashtable"
-    else:
-        encoding = "intset"
-        max_len = total = 0
-        for i, member in enumerate(members):
-            size = len(member)
-            total += size
-            if size > max_len:
-                max_len = size
-            if encoding == "intset":
-                if parse_canonical_int(member) is not None:
-                    continue
-                if i < opts.set_max_listpack_entries and max_len <= opts.set_max_listpack_value and total <= _LP_SAFE:
-                    encoding = "listpack"
-                else:
-                    encoding = "hashtable"
-                    break
-            if encoding == "listpack" and not (
-                i < opts.set_max_listpack_entries and size <= opts.set_max_listpack_value and total <= _LP_SAFE
-            ):
+        unique, pos = bulk.read_set(ctx.buf, pos, ctx.end, count)
+        if len(unique) != count:
+            raise bad_data("duplicate set members")
+        value = SetValue((), "hashtable")
+        value.members = unique
+        return value, pos
+    members, pos = _read_strings(ctx, pos, count)
+    encoding = "intset"
+    max_len = total = 0
+    for i, member in enumerate(members):
+        size = len(member)
+        total += size
+        if size > max_len:
+            max_len = size
+        if encoding == "intset":
+            if parse_canonical_int(member) is not None:
+                continue
+            if i < opts.set_max_listpack_entries and max_len <= opts.set_max_listpack_value and total <= _LP_SAFE:
+                encoding = "listpack"
+            else:
                 encoding = "hashtable"
                 break
+        if encoding == "listpack" and not (
+            i < opts.set_max_listpack_entries and size <= opts.set_max_listpack_value and total <= _LP_SAFE
+        ):
+            encoding = "hashtable"
+            break
     value = SetValue(members, encoding)
     if len(value.members) != count:
         raise bad_data("duplicate set members")
@@ -421,42 +425,41 @@ def _read_hash(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[HashValue,
     count, pos = read_count(ctx.buf, pos, ctx.end, 2)
     if count == 0:
         raise bad_data("empty hash")
-    keys, values, pos = _read_pairs(ctx, pos, count)
     opts = ctx.options
+    if count > opts.hash_max_listpack_entries:  # a hashtable from the start
+        table, pos = bulk.read_dict(ctx.buf, pos, ctx.end, count)
+        if len(table) != count:
+            raise bad_data("duplicate hash fields")
+        value = HashValue((), None, "hashtable")
+        value.fields = table
+        return value, pos
+    keys, values, pos = _read_pairs(ctx, pos, count)
     limit = opts.hash_max_listpack_value
     fields: dict[bytes, bytes] = {}
-    encoding = "hashtable" if count > opts.hash_max_listpack_entries else "listpack"
-    start = 0
-    if encoding == "listpack":
-        # Pairs go into a listpack until one is too long; duplicates there are only
-        # caught when sanitizing (Redis keeps both; a lookup finds the first).
-        listpack_dups = False
-        total = 0
-        for start in range(count):
-            field, value = keys[start], values[start]
-            total += len(field) + len(value)
-            if len(field) > limit or len(value) > limit or total > _LP_SAFE:
-                if listpack_dups or field in fields:
-                    raise bad_data("duplicate hash fields")
-                encoding = "hashtable"
-                break
-            if field in fields:
-                if ctx.deep:
-                    raise bad_data("hash with duplicate fields")
-                listpack_dups = True
-                continue
-            fields[field] = value
-        else:
-            start = count
-    if start == 0:
-        fields = dict(zip(keys, values, strict=True))
-        if len(fields) != count:
-            raise bad_data("duplicate hash fields")
-    elif start < count:
-        before = len(fields)
-        fields.update(zip(keys[start:], values[start:], strict=True))
-        if len(fields) != before + count - start:
-            raise bad_data("duplicate hash fields")
+    encoding = "listpack"
+    # Pairs go into a listpack until one is too long; duplicates there are only
+    # caught when sanitizing (Redis keeps both; a lookup finds the first).
+    listpack_dups = False
+    total = 0
+    for start in range(count):
+        field, val = keys[start], values[start]
+        total += len(field) + len(val)
+        if len(field) > limit or len(val) > limit or total > _LP_SAFE:
+            if listpack_dups or field in fields:
+                raise bad_data("duplicate hash fields")
+            # a hashtable from here on: the rest must be new and distinct
+            encoding = "hashtable"
+            before = len(fields)
+            fields.update(zip(keys[start:], values[start:], strict=True))
+            if len(fields) != before + count - start:
+                raise bad_data("duplicate hash fields")
+            break
+        if field in fields:
+            if ctx.deep:
+                raise bad_data("hash with duplicate fields")
+            listpack_dups = True
+            continue
+        fields[field] = val
     value = HashValue((), None, encoding)
     value.fields = fields
     return value, pos

@@ -42,7 +42,6 @@ from dumpling.payload.primitives import (
     append_len,
     append_string,
     append_string_double,
-    binary_double_bytes,
     legacy_score_integer,
     millis_bytes,
     score_fits_long,
@@ -261,14 +260,7 @@ def _encode_zset(value: ZSetValue, version: int, compress: bool) -> bytes:
     if version >= 8:
         out = bytearray((TYPE_ZSET_2,))
         append_len(out, len(value))
-        for score, member in ordered:
-            n = len(member)
-            if n <= 20 and not (n and member[0] <= 57 and (member[0] >= 48 or member[0] == 45)):
-                out.append(n)
-                out += member
-            else:
-                append_string(out, member, compress)
-            out += binary_double_bytes(score)
+        bulk.append_scored(out, ordered, compress)
         return bytes(out)
     out = bytearray((TYPE_ZSET,))
     append_len(out, len(value))
@@ -329,17 +321,5 @@ def _encode_hash(value: HashValue, version: int, compress: bool) -> bytes:
         return bytes(out)
     out = bytearray((TYPE_HASH,))
     append_len(out, len(fields))
-    for field, val in fields.items():
-        n = len(field)
-        if n <= 20 and not (n and field[0] <= 57 and (field[0] >= 48 or field[0] == 45)):
-            out.append(n)
-            out += field
-        else:
-            append_string(out, field, compress)
-        n = len(val)
-        if n <= 20 and not (n and val[0] <= 57 and (val[0] >= 48 or val[0] == 45)):
-            out.append(n)
-            out += val
-        else:
-            append_string(out, val, compress)
+    bulk.append_mapping(out, fields, compress)
     return bytes(out)

@@ -1,0 +1,889 @@
+/*
+ * dumpling.payload._speedups: the per-string loops of big plain collection bodies, in C.
+ *
+ * A type 1/2/4/5 body (plain list, set, hash, skiplist zset) is a long run of small
+ * rdbStrings; in Python every one of them costs a few hundred nanoseconds.  This
+ * module reads and writes those runs with the exact contracts of the pure-Python
+ * code in ``bulk.py`` (which stays the fallback and the reference):
+ *
+ *   read_records(buf, pos, end, count, shape) -> (columns, pos)
+ *   read_dict(buf, pos, end, count)            -> ({field: value}, pos)
+ *   read_set(buf, pos, end, count)             -> ({member, ...}, pos)
+ *   append_strings(out, items, compress)       -> None
+ *   append_mapping(out, fields, compress)      -> None
+ *   append_scored(out, pairs, compress)        -> None
+ *
+ * The common rdbString forms (6/14/32/64-bit lengths, INT8/16/32) are handled here;
+ * the rare ones (LZF, unknown encodings, which are errors) go through the Python
+ * ``primitives.read_string``, and every string the writers cannot settle cheaply
+ * (LZF candidates when compressing, anything that is not exactly ``bytes``) through
+ * ``primitives.append_string``, so the bytes read and written are exactly theirs.
+ *
+ * Safety rules: ``buf`` must be a ``bytes`` object (immutable, so callbacks cannot
+ * change it under us) and ``end`` at most its length; every length is checked
+ * against ``end`` before it is used, in unsigned 64-bit arithmetic that cannot wrap;
+ * the GIL is held throughout; a malformed payload raises the ``PayloadError`` that
+ * ``dumpling.payload.errors.bad_data`` builds, like the Python readers.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+#include <string.h>
+
+/* Python helpers this module defers to, looked up once at import. */
+static PyObject *bad_data_fn;      /* dumpling.payload.errors.bad_data(detail) */
+static PyObject *read_string_fn;   /* dumpling.payload.primitives.read_string(buf, pos, end) */
+static PyObject *append_string_fn; /* dumpling.payload.primitives.append_string(out, s, compress) */
+
+#define MAX_SHAPE 8 /* longest record shape read_records accepts */
+
+/* Raise the PayloadError that bad_data(detail) returns. */
+static void
+raise_bad_data(const char *detail)
+{
+    PyObject *exc = PyObject_CallFunction(bad_data_fn, "s", detail);
+    if (exc != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+    }
+}
+
+/* ------------------------------------------------------------------------- */
+/* reading */
+
+typedef struct {
+    PyObject *buf;              /* the payload (bytes), borrowed from the call's arguments */
+    const unsigned char *data;  /* its bytes */
+    Py_ssize_t end;             /* nothing at or past this index is read */
+} Reader;
+
+static uint64_t
+load_be(const unsigned char *p, int size)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < size; i++) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+/* The decimal text of v as a new bytes object (what b"%d" % v gives). */
+static PyObject *
+decimal_bytes(int64_t v)
+{
+    char text[24];
+    char *p = text + sizeof(text);
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + (int)(u % 10));
+        u /= 10;
+    } while (u != 0);
+    if (v < 0) {
+        *--p = '-';
+    }
+    return PyBytes_FromStringAndSize(p, (Py_ssize_t)(text + sizeof(text) - p));
+}
+
+/* primitives.read_string for the forms not handled here; checks what it returns. */
+static PyObject *
+read_string_slow(Reader *r, Py_ssize_t *pos)
+{
+    PyObject *result = PyObject_CallFunction(read_string_fn, "Onn", r->buf, *pos, r->end);
+    if (result == NULL) {
+        return NULL;
+    }
+    if (!PyTuple_Check(result) || PyTuple_GET_SIZE(result) != 2 || !PyLong_Check(PyTuple_GET_ITEM(result, 1))) {
+        Py_DECREF(result);
+        PyErr_SetString(PyExc_TypeError, "read_string must return (value, position)");
+        return NULL;
+    }
+    Py_ssize_t next = PyLong_AsSsize_t(PyTuple_GET_ITEM(result, 1));
+    if (next == -1 && PyErr_Occurred()) {
+        Py_DECREF(result);
+        return NULL;
+    }
+    if (next <= *pos || next > r->end) {
+        Py_DECREF(result);
+        PyErr_SetString(PyExc_RuntimeError, "read_string returned a position outside the string");
+        return NULL;
+    }
+    PyObject *value = PyTuple_GET_ITEM(result, 0);
+    Py_INCREF(value);
+    Py_DECREF(result);
+    *pos = next;
+    return value;
+}
+
+/* One rdbString at *pos (rdbGenericLoadStringObject); a new reference, *pos moved past it. */
+static PyObject *
+read_string(Reader *r, Py_ssize_t *pos)
+{
+    const unsigned char *d = r->data;
+    Py_ssize_t p = *pos;
+    Py_ssize_t end = r->end;
+    Py_ssize_t start;
+    uint64_t n;
+
+    if (p >= end) {
+        raise_bad_data("string past end of payload");
+        return NULL;
+    }
+    unsigned int b = d[p];
+    if (b < 0x40) {
+        n = b;
+        start = p + 1;
+    }
+    else if (b < 0x80) {
+        if (end - p < 2) {
+            raise_bad_data("14-bit length past end of payload");
+            return NULL;
+        }
+        n = ((uint64_t)(b & 0x3F) << 8) | d[p + 1];
+        start = p + 2;
+    }
+    else if (b == 0x80) {
+        if (end - p < 5) {
+            raise_bad_data("32-bit length past end of payload");
+            return NULL;
+        }
+        n = load_be(d + p + 1, 4);
+        start = p + 5;
+    }
+    else if (b == 0x81) {
+        if (end - p < 9) {
+            raise_bad_data("64-bit length past end of payload");
+            return NULL;
+        }
+        n = load_be(d + p + 1, 8);
+        start = p + 9;
+    }
+    else if (b == 0xC0) {
+        if (end - p < 2) {
+            raise_bad_data("INT8 past end of payload");
+            return NULL;
+        }
+        int v = d[p + 1];
+        PyObject *s = decimal_bytes(v > 127 ? v - 256 : v);
+        if (s != NULL) {
+            *pos = p + 2;
+        }
+        return s;
+    }
+    else if (b == 0xC1) {
+        if (end - p < 3) {
+            raise_bad_data("INT16 past end of payload");
+            return NULL;
+        }
+        int32_t v = (int32_t)(d[p + 1] | ((uint32_t)d[p + 2] << 8));
+        PyObject *s = decimal_bytes(v > 32767 ? v - 65536 : v);
+        if (s != NULL) {
+            *pos = p + 3;
+        }
+        return s;
+    }
+    else if (b == 0xC2) {
+        if (end - p < 5) {
+            raise_bad_data("INT32 past end of payload");
+            return NULL;
+        }
+        int64_t v = (int64_t)(d[p + 1] | ((uint32_t)d[p + 2] << 8) | ((uint32_t)d[p + 3] << 16) |
+                              ((uint32_t)d[p + 4] << 24));
+        PyObject *s = decimal_bytes(v > INT32_MAX ? v - ((int64_t)1 << 32) : v);
+        if (s != NULL) {
+            *pos = p + 5;
+        }
+        return s;
+    }
+    else {
+        /* LZF, and the encodings that do not exist (the Python reader words the error) */
+        return read_string_slow(r, pos);
+    }
+    /* start <= end holds here: every header above was checked against end */
+    if (n > (uint64_t)(end - start)) {
+        raise_bad_data("string past end of payload");
+        return NULL;
+    }
+    PyObject *s = PyBytes_FromStringAndSize((const char *)d + start, (Py_ssize_t)n);
+    if (s != NULL) {
+        *pos = start + (Py_ssize_t)n;
+    }
+    return s;
+}
+
+/* An 8-byte little-endian double at *pos, as a float. */
+static PyObject *
+read_double(Reader *r, Py_ssize_t *pos)
+{
+    if (r->end - *pos < 8) {
+        raise_bad_data("binary double past end of payload");
+        return NULL;
+    }
+    double x = PyFloat_Unpack8((const char *)r->data + *pos, 1);
+    if (x == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    *pos += 8;
+    return PyFloat_FromDouble(x);
+}
+
+static int
+as_ssize(PyObject *o, Py_ssize_t *out, const char *name)
+{
+    if (!PyLong_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", name, Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    Py_ssize_t v = PyLong_AsSsize_t(o);
+    if (v == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* The shared (buf, pos, end, count) arguments of the readers. */
+static int
+reader_args(PyObject *const *args, Reader *r, Py_ssize_t *pos, Py_ssize_t *count)
+{
+    if (!PyBytes_Check(args[0])) {
+        PyErr_Format(PyExc_TypeError, "buf must be bytes, not %.100s", Py_TYPE(args[0])->tp_name);
+        return -1;
+    }
+    if (as_ssize(args[1], pos, "pos") < 0 || as_ssize(args[2], &r->end, "end") < 0 ||
+        as_ssize(args[3], count, "count") < 0) {
+        return -1;
+    }
+    if (*pos < 0 || r->end < 0 || r->end > PyBytes_GET_SIZE(args[0])) {
+        PyErr_SetString(PyExc_ValueError, "pos and end must lie inside buf");
+        return -1;
+    }
+    if (*count < 0) {
+        PyErr_SetString(PyExc_ValueError, "count must not be negative");
+        return -1;
+    }
+    r->buf = args[0];
+    r->data = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    return 0;
+}
+
+/* Refuse up front a count the bytes left cannot hold (also bounds what we allocate). */
+static int
+check_room(Py_ssize_t pos, Py_ssize_t end, Py_ssize_t count, Py_ssize_t min_record)
+{
+    if (pos > end || count > (end - pos) / min_record) {
+        raise_bad_data("strings past end of payload");
+        return -1;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(read_records_doc,
+"read_records(buf, pos, end, count, shape) -> (columns, pos)\n\n"
+"``count`` records of ``shape`` from ``pos``, one list per field: each ``s`` an\n"
+"rdbString (bytes), each ``d`` an 8-byte little-endian double (float).");
+
+static PyObject *
+read_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    Reader r;
+    Py_ssize_t pos, count, width;
+    PyObject *columns[MAX_SHAPE] = {NULL};
+    PyObject *lists;
+    PyObject *result = NULL;
+
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "read_records expected 5 arguments, got %zd", nargs);
+        return NULL;
+    }
+    if (reader_args(args, &r, &pos, &count) < 0) {
+        return NULL;
+    }
+    if (!PyUnicode_Check(args[4])) {
+        PyErr_SetString(PyExc_TypeError, "shape must be a str");
+        return NULL;
+    }
+    const char *shape = PyUnicode_AsUTF8AndSize(args[4], &width);
+    if (shape == NULL) {
+        return NULL;
+    }
+    if (width < 1 || width > MAX_SHAPE) {
+        PyErr_SetString(PyExc_ValueError, "shape must have 1 to 8 fields");
+        return NULL;
+    }
+    Py_ssize_t min_record = 0;
+    for (Py_ssize_t k = 0; k < width; k++) {
+        if (shape[k] == 's') {
+            min_record += 1;
+        }
+        else if (shape[k] == 'd') {
+            min_record += 8;
+        }
+        else {
+            PyErr_SetString(PyExc_ValueError, "shape fields must be 's' or 'd'");
+            return NULL;
+        }
+    }
+    if (count > 0 && check_room(pos, r.end, count, min_record) < 0) {
+        return NULL;
+    }
+    for (Py_ssize_t k = 0; k < width; k++) {
+        columns[k] = PyList_New(count);
+        if (columns[k] == NULL) {
+            goto done;
+        }
+        /* Half-filled lists hold NULLs: keep them away from gc.get_objects() meanwhile. */
+        PyObject_GC_UnTrack(columns[k]);
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        for (Py_ssize_t k = 0; k < width; k++) {
+            PyObject *value = shape[k] == 's' ? read_string(&r, &pos) : read_double(&r, &pos);
+            if (value == NULL) {
+                goto done;
+            }
+            PyList_SET_ITEM(columns[k], i, value);
+        }
+    }
+    lists = PyList_New(width);
+    if (lists == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < width; k++) {
+        PyObject_GC_Track(columns[k]);
+        PyList_SET_ITEM(lists, k, columns[k]);
+        columns[k] = NULL;
+    }
+    result = Py_BuildValue("(Nn)", lists, pos);
+done:
+    for (Py_ssize_t k = 0; k < width; k++) {
+        Py_XDECREF(columns[k]);
+    }
+    return result;
+}
+
+PyDoc_STRVAR(read_dict_doc,
+"read_dict(buf, pos, end, count) -> (dict, pos)\n\n"
+"``count`` (field, value) rdbString pairs straight into a dict; a repeated field\n"
+"keeps its last value (the caller compares the size with ``count``).");
+
+static PyObject *
+read_dict(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    Reader r;
+    Py_ssize_t pos, count;
+
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "read_dict expected 4 arguments, got %zd", nargs);
+        return NULL;
+    }
+    if (reader_args(args, &r, &pos, &count) < 0) {
+        return NULL;
+    }
+    if (count > 0 && check_room(pos, r.end, count, 2) < 0) {
+        return NULL;
+    }
+    PyObject *fields = PyDict_New();
+    if (fields == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *field = read_string(&r, &pos);
+        if (field == NULL) {
+            goto fail;
+        }
+        PyObject *value = read_string(&r, &pos);
+        if (value == NULL) {
+            Py_DECREF(field);
+            goto fail;
+        }
+        int rc = PyDict_SetItem(fields, field, value);
+        Py_DECREF(field);
+        Py_DECREF(value);
+        if (rc < 0) {
+            goto fail;
+        }
+    }
+    return Py_BuildValue("(Nn)", fields, pos);
+fail:
+    Py_DECREF(fields);
+    return NULL;
+}
+
+PyDoc_STRVAR(read_set_doc,
+"read_set(buf, pos, end, count) -> (set, pos)\n\n"
+"``count`` rdbStrings straight into a set (the caller compares its size with ``count``).");
+
+static PyObject *
+read_set(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    Reader r;
+    Py_ssize_t pos, count;
+
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "read_set expected 4 arguments, got %zd", nargs);
+        return NULL;
+    }
+    if (reader_args(args, &r, &pos, &count) < 0) {
+        return NULL;
+    }
+    if (count > 0 && check_room(pos, r.end, count, 1) < 0) {
+        return NULL;
+    }
+    PyObject *members = PySet_New(NULL);
+    if (members == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *member = read_string(&r, &pos);
+        if (member == NULL) {
+            goto fail;
+        }
+        int rc = PySet_Add(members, member);
+        Py_DECREF(member);
+        if (rc < 0) {
+            goto fail;
+        }
+    }
+    return Py_BuildValue("(Nn)", members, pos);
+fail:
+    Py_DECREF(members);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------- */
+/* writing */
+
+/* A growing output buffer; copied into the caller's bytearray once at the end. */
+typedef struct {
+    char *data;
+    Py_ssize_t len;
+    Py_ssize_t cap;
+    PyObject *scratch; /* bytearray for append_string callbacks, made on first use */
+    PyObject *compress; /* Py_True / Py_False (borrowed) */
+    int compressing;
+} Writer;
+
+static int
+writer_init(Writer *w, PyObject *compress_arg)
+{
+    w->data = NULL;
+    w->len = w->cap = 0;
+    w->scratch = NULL;
+    int truth = PyObject_IsTrue(compress_arg);
+    if (truth < 0) {
+        return -1;
+    }
+    w->compressing = truth;
+    w->compress = truth ? Py_True : Py_False;
+    return 0;
+}
+
+static void
+writer_free(Writer *w)
+{
+    PyMem_Free(w->data);
+    w->data = NULL;
+    Py_CLEAR(w->scratch);
+}
+
+static int
+writer_reserve(Writer *w, Py_ssize_t extra)
+{
+    if (extra <= w->cap - w->len) {
+        return 0;
+    }
+    if (extra > PY_SSIZE_T_MAX - w->len) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_ssize_t need = w->len + extra;
+    Py_ssize_t cap = w->cap ? w->cap : 1 << 12;
+    while (cap < need) {
+        cap = cap > PY_SSIZE_T_MAX / 2 ? need : cap * 2;
+    }
+    char *data = PyMem_Realloc(w->data, (size_t)cap);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    w->data = data;
+    w->cap = cap;
+    return 0;
+}
+
+/* Append what was written to the bytearray ``out``. */
+static int
+writer_flush(Writer *w, PyObject *out)
+{
+    Py_ssize_t old = PyByteArray_GET_SIZE(out);
+    if (w->len > PY_SSIZE_T_MAX - old) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (w->len == 0) {
+        return 0;
+    }
+    if (PyByteArray_Resize(out, old + w->len) < 0) {
+        return -1;
+    }
+    memcpy(PyByteArray_AS_STRING(out) + old, w->data, (size_t)w->len);
+    return 0;
+}
+
+/* rdbSaveLen: the shortest of the 6/14/32/64-bit forms (room for 9 bytes reserved). */
+static void
+put_len(Writer *w, uint64_t n)
+{
+    unsigned char *p = (unsigned char *)w->data + w->len;
+    if (n < 0x40) {
+        p[0] = (unsigned char)n;
+        w->len += 1;
+    }
+    else if (n < 0x4000) {
+        p[0] = (unsigned char)(0x40 | (n >> 8));
+        p[1] = (unsigned char)(n & 0xFF);
+        w->len += 2;
+    }
+    else {
+        int size = n <= 0xFFFFFFFFu ? 4 : 8;
+        p[0] = size == 4 ? 0x80 : 0x81;
+        for (int i = 0; i < size; i++) {
+            p[1 + i] = (unsigned char)(n >> (8 * (size - 1 - i)));
+        }
+        w->len += 1 + size;
+    }
+}
+
+/* string2ll restricted to what append_string encodes as an integer: canonical decimal
+ * text (optional '-', no leading zeros, not "-0") of at most 11 bytes inside int32. */
+static int
+canonical_int32(const char *s, Py_ssize_t n, int32_t *out)
+{
+    Py_ssize_t i = 0;
+    int negative = 0;
+    if (n < 1 || n > 11) {
+        return 0;
+    }
+    if (s[0] == '-') {
+        negative = 1;
+        i = 1;
+    }
+    if (i == n) {
+        return 0;
+    }
+    if (s[i] == '0') {
+        if (n == 1) {
+            *out = 0;
+            return 1;
+        }
+        return 0; /* leading zero, or "-0" */
+    }
+    int64_t v = 0;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return 0;
+        }
+        v = v * 10 + (s[i] - '0'); /* at most 11 digits: no overflow */
+    }
+    if (negative) {
+        v = -v;
+    }
+    if (v < INT32_MIN || v > INT32_MAX) {
+        return 0;
+    }
+    *out = (int32_t)v;
+    return 1;
+}
+
+/* primitives.append_string into the scratch bytearray, then copied. */
+static int
+write_string_slow(Writer *w, PyObject *item)
+{
+    if (w->scratch == NULL) {
+        w->scratch = PyByteArray_FromStringAndSize(NULL, 0);
+        if (w->scratch == NULL) {
+            return -1;
+        }
+    }
+    PyObject *result = PyObject_CallFunctionObjArgs(append_string_fn, w->scratch, item, w->compress, NULL);
+    if (result == NULL) {
+        return -1;
+    }
+    Py_DECREF(result);
+    Py_ssize_t size = PyByteArray_GET_SIZE(w->scratch);
+    if (writer_reserve(w, size) < 0) {
+        return -1;
+    }
+    if (size > 0) {
+        memcpy(w->data + w->len, PyByteArray_AS_STRING(w->scratch), (size_t)size);
+    }
+    w->len += size;
+    return PyByteArray_Resize(w->scratch, 0);
+}
+
+/* rdbSaveRawString of one item, exactly as primitives.append_string writes it. */
+static int
+write_string(Writer *w, PyObject *item)
+{
+    if (!PyBytes_CheckExact(item)) {
+        return write_string_slow(w, item);
+    }
+    Py_ssize_t n = PyBytes_GET_SIZE(item);
+    const char *s = PyBytes_AS_STRING(item);
+    if (w->compressing && n > 20) {
+        return write_string_slow(w, item); /* LZF is tried: Python decides */
+    }
+    if (n >= 1 && n <= 11 && ((s[0] >= '0' && s[0] <= '9') || s[0] == '-')) {
+        int32_t v;
+        if (canonical_int32(s, n, &v)) {
+            if (writer_reserve(w, 5) < 0) {
+                return -1;
+            }
+            unsigned char *p = (unsigned char *)w->data + w->len;
+            uint32_t u = (uint32_t)v;
+            if (v >= -128 && v <= 127) {
+                p[0] = 0xC0;
+                p[1] = (unsigned char)(u & 0xFF);
+                w->len += 2;
+            }
+            else if (v >= -32768 && v <= 32767) {
+                p[0] = 0xC1;
+                p[1] = (unsigned char)(u & 0xFF);
+                p[2] = (unsigned char)((u >> 8) & 0xFF);
+                w->len += 3;
+            }
+            else {
+                p[0] = 0xC2;
+                for (int i = 0; i < 4; i++) {
+                    p[1 + i] = (unsigned char)((u >> (8 * i)) & 0xFF);
+                }
+                w->len += 5;
+            }
+            return 0;
+        }
+    }
+    if (n > PY_SSIZE_T_MAX - 9 || writer_reserve(w, n + 9) < 0) {
+        if (!PyErr_Occurred()) {
+            PyErr_NoMemory();
+        }
+        return -1;
+    }
+    put_len(w, (uint64_t)n);
+    memcpy(w->data + w->len, s, (size_t)n);
+    w->len += n;
+    return 0;
+}
+
+static int
+writer_args(PyObject *const *args, Py_ssize_t nargs, const char *name, Writer *w)
+{
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "%s expected 3 arguments, got %zd", name, nargs);
+        return -1;
+    }
+    if (!PyByteArray_Check(args[0])) {
+        PyErr_Format(PyExc_TypeError, "out must be a bytearray, not %.100s", Py_TYPE(args[0])->tp_name);
+        return -1;
+    }
+    return writer_init(w, args[2]);
+}
+
+PyDoc_STRVAR(append_strings_doc,
+"append_strings(out, items, compress) -> None\n\n"
+"primitives.append_string(out, item, compress) for each item, in order.");
+
+static PyObject *
+append_strings(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    Writer w;
+    if (writer_args(args, nargs, "append_strings", &w) < 0) {
+        return NULL;
+    }
+    PyObject *it = PyObject_GetIter(args[1]);
+    if (it == NULL) {
+        return NULL;
+    }
+    PyObject *item;
+    while ((item = PyIter_Next(it)) != NULL) {
+        int rc = write_string(&w, item);
+        Py_DECREF(item);
+        if (rc < 0) {
+            goto fail;
+        }
+    }
+    if (PyErr_Occurred() || writer_flush(&w, args[0]) < 0) {
+        goto fail;
+    }
+    Py_DECREF(it);
+    writer_free(&w);
+    Py_RETURN_NONE;
+fail:
+    Py_DECREF(it);
+    writer_free(&w);
+    return NULL;
+}
+
+PyDoc_STRVAR(append_mapping_doc,
+"append_mapping(out, fields, compress) -> None\n\n"
+"For each (field, value) of the dict ``fields``: append_string of the field, then of the value.");
+
+static PyObject *
+append_mapping(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    Writer w;
+    if (writer_args(args, nargs, "append_mapping", &w) < 0) {
+        return NULL;
+    }
+    PyObject *fields = args[1];
+    if (!PyDict_Check(fields)) {
+        PyErr_Format(PyExc_TypeError, "fields must be a dict, not %.100s", Py_TYPE(fields)->tp_name);
+        return NULL;
+    }
+    Py_ssize_t size = PyDict_GET_SIZE(fields);
+    Py_ssize_t i = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(fields, &i, &key, &value)) {
+        /* the callbacks could in theory drop the dict's references: hold our own */
+        Py_INCREF(key);
+        Py_INCREF(value);
+        int rc = write_string(&w, key);
+        if (rc == 0) {
+            rc = write_string(&w, value);
+        }
+        Py_DECREF(key);
+        Py_DECREF(value);
+        if (rc < 0) {
+            goto fail;
+        }
+    }
+    if (PyDict_GET_SIZE(fields) != size) {
+        PyErr_SetString(PyExc_RuntimeError, "dictionary changed size during iteration");
+        goto fail;
+    }
+    if (writer_flush(&w, args[0]) < 0) {
+        goto fail;
+    }
+    writer_free(&w);
+    Py_RETURN_NONE;
+fail:
+    writer_free(&w);
+    return NULL;
+}
+
+PyDoc_STRVAR(append_scored_doc,
+"append_scored(out, pairs, compress) -> None\n\n"
+"For each (score, member) of ``pairs``: append_string of the member, then the score\n"
+"as an 8-byte little-endian double (a type-5 zset body).");
+
+static PyObject *
+append_scored(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    Writer w;
+    if (writer_args(args, nargs, "append_scored", &w) < 0) {
+        return NULL;
+    }
+    PyObject *it = PyObject_GetIter(args[1]);
+    if (it == NULL) {
+        return NULL;
+    }
+    PyObject *item;
+    while ((item = PyIter_Next(it)) != NULL) {
+        PyObject *pair = PySequence_Tuple(item); /* the exact tuple back for a tuple */
+        Py_DECREF(item);
+        if (pair == NULL) {
+            goto fail;
+        }
+        if (PyTuple_GET_SIZE(pair) != 2) {
+            Py_DECREF(pair);
+            PyErr_SetString(PyExc_ValueError, "expected (score, member) pairs");
+            goto fail;
+        }
+        double score = PyFloat_AsDouble(PyTuple_GET_ITEM(pair, 0));
+        int rc = (score == -1.0 && PyErr_Occurred()) ? -1 : write_string(&w, PyTuple_GET_ITEM(pair, 1));
+        Py_DECREF(pair);
+        if (rc < 0 || writer_reserve(&w, 8) < 0) {
+            goto fail;
+        }
+        if (PyFloat_Pack8(score, w.data + w.len, 1) < 0) {
+            goto fail;
+        }
+        w.len += 8;
+    }
+    if (PyErr_Occurred() || writer_flush(&w, args[0]) < 0) {
+        goto fail;
+    }
+    Py_DECREF(it);
+    writer_free(&w);
+    Py_RETURN_NONE;
+fail:
+    Py_DECREF(it);
+    writer_free(&w);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------- */
+/* module */
+
+static PyMethodDef speedups_methods[] = {
+    {"read_records", (PyCFunction)(void (*)(void))read_records, METH_FASTCALL, read_records_doc},
+    {"read_dict", (PyCFunction)(void (*)(void))read_dict, METH_FASTCALL, read_dict_doc},
+    {"read_set", (PyCFunction)(void (*)(void))read_set, METH_FASTCALL, read_set_doc},
+    {"append_strings", (PyCFunction)(void (*)(void))append_strings, METH_FASTCALL, append_strings_doc},
+    {"append_mapping", (PyCFunction)(void (*)(void))append_mapping, METH_FASTCALL, append_mapping_doc},
+    {"append_scored", (PyCFunction)(void (*)(void))append_scored, METH_FASTCALL, append_scored_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef speedups_module = {
+    PyModuleDef_HEAD_INIT,
+    "dumpling.payload._speedups",
+    "The per-string loops of big plain collection bodies in C (see bulk.py for the contracts).",
+    -1,
+    speedups_methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+};
+
+static PyObject *
+import_attr(const char *module_name, const char *attr)
+{
+    PyObject *mod = PyImport_ImportModule(module_name);
+    if (mod == NULL) {
+        return NULL;
+    }
+    PyObject *value = PyObject_GetAttrString(mod, attr);
+    Py_DECREF(mod);
+    if (value != NULL && !PyCallable_Check(value)) {
+        PyErr_Format(PyExc_ImportError, "%s.%s is not callable", module_name, attr);
+        Py_CLEAR(value);
+    }
+    return value;
+}
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    if (bad_data_fn == NULL) {
+        PyObject *bad_data = import_attr("dumpling.payload.errors", "bad_data");
+        PyObject *read_str = bad_data ? import_attr("dumpling.payload.primitives", "read_string") : NULL;
+        PyObject *append_str = read_str ? import_attr("dumpling.payload.primitives", "append_string") : NULL;
+        if (append_str == NULL) {
+            Py_XDECREF(bad_data);
+            Py_XDECREF(read_str);
+            return NULL;
+        }
+        bad_data_fn = bad_data;
+        read_string_fn = read_str;
+        append_string_fn = append_str;
+    }
+    return PyModule_Create(&speedups_module);
+}
