@@ -80,9 +80,9 @@ class Client(asyncio.Protocol):
         # Bytes fed to hiredis and not yet known consumed: the read itself while one
         # read is pending (no copy), a bytearray once reads accumulate.
         self._retained: bytes | bytearray = b""
-        self._returned = 0  # requests hiredis returned from _retained
         self._consumed = 0  # wire bytes of those requests (hiredis may hold a partial one)
         self._strict = not self.authenticated
+        self._carry = b""  # bytes after a request the reference parser finished, not yet taken
         self._buf = bytearray()  # strict-mode buffer
         self._pos = 0
         self._out: list[bytes] = []
@@ -117,24 +117,31 @@ class Client(asyncio.Protocol):
         self.server.stat_net_input += len(data)
         if self._strict:
             self._buf += data
-        else:
-            if not self._retained and _fast_run is not None:
-                # The C fast path runs the leading plain GET/SET/INCR/MSET... requests
-                # (when this connection and the server are in the plain state it knows).
-                done = _fast_run(self, data)
-                if done:
-                    if done == len(data):
-                        self.flush()
-                        return
-                    data = data[done:]
-            self._reader.feed(data)
-            if not self._retained:
-                self._retained = data
-            else:
-                if type(self._retained) is bytes:
-                    self._retained = bytearray(self._retained)
-                self._retained += data
+        elif not self._take(self._carry + data if self._carry else data):
+            self.flush()  # the C fast path answered the whole read
+            return
         self.process_input()
+
+    def _take(self, data: bytes) -> bool:
+        """Hand bytes that start on a request boundary (or continue hiredis' pending
+        request) to the readers; False if the C fast path ran all of them."""
+        self._carry = b""
+        if not self._retained and _fast_run is not None:
+            # The C fast path runs the leading plain GET/SET/INCR/MSET... requests
+            # (when this connection and the server are in the plain state it knows).
+            done = _fast_run(self, data)
+            if done:
+                if done == len(data):
+                    return False
+                data = data[done:]
+        self._reader.feed(data)
+        if not self._retained:
+            self._retained = data
+        else:
+            if type(self._retained) is bytes:
+                self._retained = bytearray(self._retained)
+            self._retained += data
+        return True
 
     # -- input ------------------------------------------------------------------------
 
@@ -146,6 +153,10 @@ class Client(asyncio.Protocol):
         self.last_interaction = time.time()
         try:
             while self.blocked is None and not self.flags_close_after_reply and not self.closed:
+                if self._carry:
+                    # What followed a request the reference parser finished: back to the fast readers.
+                    carry, self._carry = self._carry, b""
+                    self._take(carry)
                 fetched: Any = _NOT_FETCHED
                 if not self._strict:
                     # Fast path: hiredis hands back a whole request of bulk strings.
@@ -158,7 +169,6 @@ class Client(asyncio.Protocol):
                             if type(item) is not bytes:
                                 break
                         else:
-                            self._returned += 1
                             self._consumed += _wire_size(fetched)
                             execute(self, fetched)
                             continue
@@ -169,7 +179,6 @@ class Client(asyncio.Protocol):
                     ):
                         # The read ended on a request boundary: nothing is pending.
                         self._retained = b""
-                        self._returned = 0
                         self._consumed = 0
                         break
                 try:
@@ -194,7 +203,7 @@ class Client(asyncio.Protocol):
         self.flush()
 
     def _pending_len(self) -> int:
-        return len(self._buf) - self._pos if self._strict else len(self._retained)
+        return len(self._buf) - self._pos if self._strict else len(self._retained) + len(self._carry)
 
     def _next_request(self, fetched: Any = _NOT_FETCHED) -> list[bytes] | None:
         """The next request, from hiredis (``fetched`` if the caller already asked it)
@@ -215,7 +224,6 @@ class Client(asyncio.Protocol):
             # a request it has not finished; only the byte count tells them apart.
             if not self._reader.has_data() and self._consumed == len(self._retained):
                 self._retained = b""
-                self._returned = 0
                 self._consumed = 0
                 return None
             # A request is pending.  Hand it to the reference parser, which knows what
@@ -228,7 +236,6 @@ class Client(asyncio.Protocol):
                 if type(item) is not bytes:
                     break
             else:
-                self._returned += 1
                 self._consumed += _wire_size(request)
                 return request
         self._to_strict()
@@ -236,15 +243,11 @@ class Client(asyncio.Protocol):
 
     def _to_strict(self) -> None:
         """Continue with the reference parser from the first request hiredis did not finish."""
-        buf = self._retained
-        pos = 0
-        max_bulk = self.server.config["proto-max-bulk-len"]
-        for _ in range(self._returned):
-            argv, pos = parse_request(buf, pos, max_bulk)
-        self._buf = bytearray(buf[pos:])
+        # hiredis only accepts canonical headers, so the wire size of what it returned
+        # is exact: no need to parse those requests again.
+        self._buf = bytearray(self._retained[self._consumed :])
         self._pos = 0
         self._retained = b""
-        self._returned = 0
         self._consumed = 0
         self._reader = hiredis.Reader(notEnoughData=_INCOMPLETE)
         self._strict = True
@@ -260,13 +263,10 @@ class Client(asyncio.Protocol):
         self._pos = pos
         if self.authenticated:
             # Back to the fast path for whatever follows this request.
-            rest = bytes(self._buf[pos:])
+            self._carry = bytes(self._buf[pos:])  # taken at the top of process_input's next pass
             self._buf = bytearray()
             self._pos = 0
             self._strict = False
-            if rest:
-                self._reader.feed(rest)
-                self._retained = rest
         return argv
 
     # -- output -----------------------------------------------------------------------

@@ -56,13 +56,20 @@ class ServerProcess:
         try:
             wait_for_port(port, self.proc)
         except RuntimeError:
+            self.stop_process()
+            log = self.log()
             self.stop()
-            raise RuntimeError(f"{name} failed to start:\n{self.log()}") from None
+            raise RuntimeError(f"{name} failed to start:\n{log}") from None
 
     def log(self) -> str:
         return Path(self.log_path).read_text(errors="replace")
 
     def stop(self) -> None:
+        self.stop_process()
+        self._log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def stop_process(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -70,8 +77,6 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self._log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
     def raw(self) -> RawConnection:
         return RawConnection(self.port)
