@@ -12,6 +12,7 @@ HERE = Path(__file__).resolve().parent
 SOURCES = {
     "dumpling._fastpath": "dumpling/_fastpath.c",
     "dumpling.payload._speedups": "dumpling/payload/_speedups.c",
+    "dumpling.payload._listpack": "dumpling/payload/_listpack.c",
 }
 
 setup(
