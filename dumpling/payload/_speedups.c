@@ -829,6 +829,429 @@ fail:
 }
 
 /* ------------------------------------------------------------------------- */
+/* listpacks (the small collections: one blob per value) */
+
+static PyObject *small_int_text[128]; /* b"0" ... b"127": the 7-bit uint entries */
+
+/* lpEncodeBacklen's size for an entry of ``size`` bytes. */
+static int
+lp_backlen_size(uint64_t size)
+{
+    if (size <= 127) {
+        return 1;
+    }
+    if (size < 16383) {
+        return 2;
+    }
+    if (size < 2097151) {
+        return 3;
+    }
+    if (size < 268435455) {
+        return 4;
+    }
+    return 5;
+}
+
+/* The backlen bytes: most significant 7 bits first, all but the first byte flagged 128. */
+static void
+lp_put_backlen(unsigned char *p, uint64_t size)
+{
+    int bytes = lp_backlen_size(size);
+    for (int i = 0; i < bytes; i++) {
+        unsigned char part = (unsigned char)((size >> (7 * (bytes - 1 - i))) & 127);
+        p[i] = i == 0 ? (unsigned char)(size >> (7 * (bytes - 1))) : (unsigned char)(part | 128);
+    }
+}
+
+/* lpDecodeBacklen read leftwards from ``last``; -1 past 5 bytes (the blob start is never reached:
+ * an entry starts at index 6 or later). */
+static int64_t
+lp_read_backlen(const unsigned char *blob, Py_ssize_t last)
+{
+    uint64_t value = 0;
+    for (int shift = 0; shift <= 28; shift += 7) {
+        unsigned int b = blob[last];
+        value |= (uint64_t)(b & 127) << shift;
+        if (!(b & 128)) {
+            return (int64_t)value;
+        }
+        if (last == 0) {
+            return -1;
+        }
+        last--;
+    }
+    return -1;
+}
+
+/* parse_canonical_int: the int64 that text of 1..20 bytes spells exactly. */
+static int
+canonical_int64(const char *s, Py_ssize_t n, int64_t *out)
+{
+    Py_ssize_t i = 0;
+    int negative = 0;
+    if (n < 1 || n > 20) {
+        return 0;
+    }
+    if (s[0] == '-') {
+        negative = 1;
+        i = 1;
+    }
+    if (i == n) {
+        return 0;
+    }
+    if (s[i] == '0') {
+        if (n == 1) {
+            *out = 0;
+            return 1;
+        }
+        return 0;
+    }
+    uint64_t v = 0;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return 0;
+        }
+        unsigned int digit = (unsigned int)(s[i] - '0');
+        if (v > (UINT64_MAX - digit) / 10) {
+            return 0;
+        }
+        v = v * 10 + digit;
+    }
+    if (negative) {
+        if (v > (uint64_t)INT64_MAX + 1) {
+            return 0;
+        }
+        *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
+    }
+    else {
+        if (v > (uint64_t)INT64_MAX) {
+            return 0;
+        }
+        *out = (int64_t)v;
+    }
+    return 1;
+}
+
+/* One integer entry (lpEncodeIntegerGetType + backlen); room for 10 bytes reserved. */
+static void
+lp_put_int(Writer *w, int64_t v)
+{
+    unsigned char *p = (unsigned char *)w->data + w->len;
+    uint64_t u = (uint64_t)v;
+    int width;
+    if (v >= 0 && v <= 127) {
+        p[0] = (unsigned char)v;
+        p[1] = 1;
+        w->len += 2;
+        return;
+    }
+    if (v >= -4096 && v <= 4095) {
+        uint32_t t = (uint32_t)(v < 0 ? v + 8192 : v);
+        p[0] = (unsigned char)(0xC0 | (t >> 8));
+        p[1] = (unsigned char)(t & 0xFF);
+        p[2] = 2;
+        w->len += 3;
+        return;
+    }
+    if (v >= -32768 && v <= 32767) {
+        p[0] = 0xF1;
+        width = 2;
+    }
+    else if (v >= -8388608 && v <= 8388607) {
+        p[0] = 0xF2;
+        width = 3;
+    }
+    else if (v >= INT32_MIN && v <= INT32_MAX) {
+        p[0] = 0xF3;
+        width = 4;
+    }
+    else {
+        p[0] = 0xF4;
+        width = 8;
+    }
+    for (int i = 0; i < width; i++) {
+        p[1 + i] = (unsigned char)((u >> (8 * i)) & 0xFF);
+    }
+    p[1 + width] = (unsigned char)(1 + width);
+    w->len += 2 + width;
+}
+
+PyDoc_STRVAR(lp_encode_doc,
+"lp_encode(items) -> bytes | None\n\n"
+"listpack.encode of a list of bytes: canonical integers as integer entries, the rest as\n"
+"strings.  None when an item is not exactly bytes or the blob would not fit a\n"
+"listpack (the Python encoder then decides).");
+
+static PyObject *
+lp_encode(PyObject *module, PyObject *items)
+{
+    (void)module;
+    Writer w;
+    if (!PyList_Check(items)) {
+        PyErr_SetString(PyExc_TypeError, "items must be a list");
+        return NULL;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(items);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (!PyBytes_CheckExact(PyList_GET_ITEM(items, i))) {
+            Py_RETURN_NONE;
+        }
+    }
+    /* Nothing below runs Python code, so the list cannot change while it is read. */
+    w.data = NULL;
+    w.len = w.cap = 0;
+    w.scratch = NULL;
+    if (writer_reserve(&w, 6 + 1) < 0) {
+        return NULL;
+    }
+    w.len = 6;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PyList_GET_ITEM(items, i);
+        Py_ssize_t n = PyBytes_GET_SIZE(item);
+        const char *s = PyBytes_AS_STRING(item);
+        int64_t v;
+        if (n >= 1 && n <= 20 && ((s[0] >= '0' && s[0] <= '9') || s[0] == '-') && canonical_int64(s, n, &v)) {
+            if (writer_reserve(&w, 10) < 0) {
+                goto fail;
+            }
+            lp_put_int(&w, v);
+            continue;
+        }
+        if ((uint64_t)n > 0xFFFFFFFFu) {
+            writer_free(&w);
+            Py_RETURN_NONE; /* no listpack string is this long */
+        }
+        if (writer_reserve(&w, n + 5 + 5) < 0) {
+            goto fail;
+        }
+        unsigned char *p = (unsigned char *)w.data + w.len;
+        uint64_t size;
+        if (n < 64) {
+            p[0] = (unsigned char)(0x80 | n);
+            memcpy(p + 1, s, (size_t)n);
+            p[1 + n] = (unsigned char)(n + 1);
+            w.len += n + 2;
+            continue;
+        }
+        if (n < 4096) {
+            p[0] = (unsigned char)(0xE0 | (n >> 8));
+            p[1] = (unsigned char)(n & 0xFF);
+            memcpy(p + 2, s, (size_t)n);
+            size = (uint64_t)n + 2;
+        }
+        else {
+            p[0] = 0xF0;
+            for (int k = 0; k < 4; k++) {
+                p[1 + k] = (unsigned char)(((uint64_t)n >> (8 * k)) & 0xFF);
+            }
+            memcpy(p + 5, s, (size_t)n);
+            size = (uint64_t)n + 5;
+        }
+        lp_put_backlen(p + size, size);
+        w.len += (Py_ssize_t)size + lp_backlen_size(size);
+    }
+    if (writer_reserve(&w, 1) < 0) {
+        goto fail;
+    }
+    w.data[w.len++] = (char)0xFF;
+    if ((uint64_t)w.len > 0xFFFFFFFFu) {
+        writer_free(&w);
+        Py_RETURN_NONE;
+    }
+    unsigned char *head = (unsigned char *)w.data;
+    uint32_t total = (uint32_t)w.len;
+    uint32_t numele = count < 65535 ? (uint32_t)count : 65535;
+    for (int k = 0; k < 4; k++) {
+        head[k] = (unsigned char)((total >> (8 * k)) & 0xFF);
+    }
+    head[4] = (unsigned char)(numele & 0xFF);
+    head[5] = (unsigned char)(numele >> 8);
+    PyObject *blob = PyBytes_FromStringAndSize(w.data, w.len);
+    writer_free(&w);
+    return blob;
+fail:
+    writer_free(&w);
+    return NULL;
+}
+
+/* An integer entry's value, as decimal bytes or int. */
+static PyObject *
+lp_int_value(int64_t v, int as_bytes)
+{
+    if (as_bytes) {
+        if (v >= 0 && v < 128) {
+            Py_INCREF(small_int_text[v]);
+            return small_int_text[v];
+        }
+        return decimal_bytes(v);
+    }
+    return PyLong_FromLongLong(v);
+}
+
+static int64_t
+load_le_signed(const unsigned char *p, int width)
+{
+    uint64_t u = 0;
+    for (int i = 0; i < width; i++) {
+        u |= (uint64_t)p[i] << (8 * i);
+    }
+    if (width < 8 && (u >> (8 * width - 1)) & 1) {
+        u |= ~(uint64_t)0 << (8 * width); /* sign-extend */
+    }
+    return (int64_t)u;
+}
+
+PyDoc_STRVAR(lp_decode_doc,
+"lp_decode(blob, deep, ints_as_bytes, check_count) -> list\n\n"
+"listpack.decode: every entry of a listpack blob (bytes), with the same checks.");
+
+static PyObject *
+lp_decode(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "lp_decode expected 4 arguments, got %zd", nargs);
+        return NULL;
+    }
+    if (!PyBytes_Check(args[0])) {
+        PyErr_Format(PyExc_TypeError, "blob must be bytes, not %.100s", Py_TYPE(args[0])->tp_name);
+        return NULL;
+    }
+    int deep = PyObject_IsTrue(args[1]);
+    int as_bytes = deep < 0 ? -1 : PyObject_IsTrue(args[2]);
+    int check_count = as_bytes < 0 ? -1 : PyObject_IsTrue(args[3]);
+    if (check_count < 0) {
+        return NULL;
+    }
+    const unsigned char *blob = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
+    if (size < 7) {
+        raise_bad_data("listpack smaller than its header");
+        return NULL;
+    }
+    uint64_t declared = (uint32_t)load_le_signed(blob, 4);
+    if (declared != (uint64_t)size) {
+        raise_bad_data("listpack header size mismatch");
+        return NULL;
+    }
+    if (blob[size - 1] != 0xFF) {
+        raise_bad_data("listpack not terminated by 0xFF");
+        return NULL;
+    }
+    unsigned int numele = blob[4] | ((unsigned int)blob[5] << 8);
+    Py_ssize_t limit = size - 1; /* the terminator: every entry ends at or before it */
+    Py_ssize_t pos = 6;
+    PyObject *out = PyList_New(0);
+    if (out == NULL) {
+        return NULL;
+    }
+    for (;;) {
+        /* pos <= limit holds: it starts at 6 <= limit and every step checks nxt <= limit */
+        unsigned int b = blob[pos];
+        if (b == 0xFF) {
+            break;
+        }
+        Py_ssize_t entry; /* encoding + data bytes */
+        PyObject *value;
+        if (b < 0x80) {
+            entry = 1;
+            value = lp_int_value(b, as_bytes);
+        }
+        else if (b < 0xC0) {
+            entry = 1 + (Py_ssize_t)(b & 0x3F);
+            if (entry > limit - pos) {
+                raise_bad_data("listpack entry past end");
+                goto fail;
+            }
+            value = PyBytes_FromStringAndSize((const char *)blob + pos + 1, entry - 1);
+        }
+        else if (b < 0xE0) {
+            if (2 > limit - pos) {
+                raise_bad_data("listpack entry past end");
+                goto fail;
+            }
+            unsigned int u = ((b & 0x1F) << 8) | blob[pos + 1];
+            entry = 2;
+            value = lp_int_value(u >= 4096 ? (int64_t)u - 8192 : (int64_t)u, as_bytes);
+        }
+        else if (b < 0xF0) {
+            if (2 > limit - pos) {
+                raise_bad_data("listpack entry past end");
+                goto fail;
+            }
+            entry = 2 + (Py_ssize_t)(((b & 0x0F) << 8) | blob[pos + 1]);
+            if (entry > limit - pos) {
+                raise_bad_data("listpack entry past end");
+                goto fail;
+            }
+            value = PyBytes_FromStringAndSize((const char *)blob + pos + 2, entry - 2);
+        }
+        else if (b == 0xF0) {
+            if (5 > limit - pos) {
+                raise_bad_data("listpack entry past end");
+                goto fail;
+            }
+            uint64_t n = (uint64_t)(uint32_t)load_le_signed(blob + pos + 1, 4);
+            if (n > (uint64_t)(limit - pos - 5)) {
+                raise_bad_data("listpack entry past end");
+                goto fail;
+            }
+            entry = 5 + (Py_ssize_t)n;
+            value = PyBytes_FromStringAndSize((const char *)blob + pos + 5, (Py_ssize_t)n);
+        }
+        else if (b <= 0xF4) {
+            static const int widths[4] = {2, 3, 4, 8};
+            int width = widths[b - 0xF1];
+            entry = 1 + width;
+            if (entry > limit - pos) {
+                raise_bad_data("listpack entry past end");
+                goto fail;
+            }
+            value = lp_int_value(load_le_signed(blob + pos + 1, width), as_bytes);
+        }
+        else {
+            char detail[64];
+            snprintf(detail, sizeof(detail), "invalid listpack encoding byte 0x%02x", b);
+            raise_bad_data(detail);
+            goto fail;
+        }
+        if (value == NULL) {
+            goto fail;
+        }
+        int appended = PyList_Append(out, value);
+        Py_DECREF(value);
+        if (appended < 0) {
+            goto fail;
+        }
+        int back = lp_backlen_size((uint64_t)entry);
+        if (back > limit - pos - entry) {
+            raise_bad_data("listpack backlen past end");
+            goto fail;
+        }
+        Py_ssize_t next = pos + entry + back;
+        if (deep && lp_read_backlen(blob, next - 1) != (int64_t)entry) {
+            raise_bad_data("listpack backlen mismatch");
+            goto fail;
+        }
+        pos = next;
+    }
+    if (deep) {
+        if (pos != limit) {
+            raise_bad_data("listpack terminator before end of blob");
+            goto fail;
+        }
+        if (check_count && numele != 65535 && (Py_ssize_t)numele != PyList_GET_SIZE(out)) {
+            raise_bad_data("listpack element count mismatch");
+            goto fail;
+        }
+    }
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------- */
 /* module */
 
 static PyMethodDef speedups_methods[] = {
@@ -838,6 +1261,8 @@ static PyMethodDef speedups_methods[] = {
     {"append_strings", (PyCFunction)(void (*)(void))append_strings, METH_FASTCALL, append_strings_doc},
     {"append_mapping", (PyCFunction)(void (*)(void))append_mapping, METH_FASTCALL, append_mapping_doc},
     {"append_scored", (PyCFunction)(void (*)(void))append_scored, METH_FASTCALL, append_scored_doc},
+    {"lp_encode", (PyCFunction)lp_encode, METH_O, lp_encode_doc},
+    {"lp_decode", (PyCFunction)(void (*)(void))lp_decode, METH_FASTCALL, lp_decode_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -880,6 +1305,18 @@ PyInit__speedups(void)
             Py_XDECREF(bad_data);
             Py_XDECREF(read_str);
             return NULL;
+        }
+        for (int i = 0; i < 128; i++) {
+            small_int_text[i] = decimal_bytes(i);
+            if (small_int_text[i] == NULL) {
+                for (int j = 0; j < i; j++) {
+                    Py_CLEAR(small_int_text[j]);
+                }
+                Py_DECREF(bad_data);
+                Py_DECREF(read_str);
+                Py_DECREF(append_str);
+                return NULL;
+            }
         }
         bad_data_fn = bad_data;
         read_string_fn = read_str;

@@ -24,7 +24,8 @@ here (``read_records``, ``read_strings``, ``read_dict``, ``read_set``,
 ``append_strings``, ``append_mapping``, ``append_scored``) are its functions; the
 ``*_py`` functions are the pure-Python reference, used when it is missing or when
 ``DUMPLING_PURE_PAYLOAD=1`` (or ``DUMPLING_PURE=1``) is set at import.
-``use_speedups(flag)`` switches at run time (tests compare both paths).
+``use_speedups(flag)`` switches at run time (tests compare both paths); ``speedups``
+is the C module while it is in use (``listpack`` takes its blob codec from there).
 
 Must not: know about object types or values; every reader is bounds-checked against
 ``end`` and raises ``PayloadError`` like the primitives.
@@ -38,6 +39,7 @@ import struct
 from collections.abc import Iterable
 from itertools import accumulate, compress, count, islice, repeat
 from operator import add, le
+from types import ModuleType
 
 from dumpling.payload.errors import bad_data
 from dumpling.payload.primitives import append_string, binary_double_bytes, read_binary_double, read_string
@@ -311,12 +313,13 @@ append_strings = append_strings_py
 append_mapping = append_mapping_py
 append_scored = append_scored_py
 ACCELERATED = False  # whether the names above are the C functions
+speedups: ModuleType | None = None  # the C module while it is in use (listpack.py asks too)
 
 
 def use_speedups(enabled: bool) -> bool:
     """Bind the public readers and writers to the C speedups (if they can be imported)
     or to the pure-Python functions; returns whether the C ones are now in use."""
-    global ACCELERATED, read_records, read_dict, read_set, append_strings, append_mapping, append_scored
+    global ACCELERATED, speedups, read_records, read_dict, read_set, append_strings, append_mapping, append_scored
     speedups = None
     if enabled:
         try:

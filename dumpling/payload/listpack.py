@@ -7,17 +7,27 @@ always run; the entry-by-entry checks it runs only when sanitizing (backlen,
 element count, walk ending exactly at the terminator) are enabled by ``deep``.
 The forward walk itself is always bounds-checked, so even unsanitized input can't
 read outside the blob.
+
+The hot operations (``decode``, ``count_entries``, ``encode``, ``encode_mixed``,
+``entry_size``, ``entry_sizes``) run in C when ``dumpling.payload._listpack`` is
+built and neither ``DUMPLING_PURE`` nor ``DUMPLING_PURE_PAYLOAD`` is set; the ``*_py`` functions are the pure-Python
+reference it must match byte for byte, value for value and refusal for refusal.
+``use_native(flag)`` switches at run time (tests compare both).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import struct
 from bisect import bisect_left
 from collections.abc import Iterable
 from itertools import repeat
 from operator import add
+from types import ModuleType
 
+from dumpling.accel import PURE
+from dumpling.payload import bulk
 from dumpling.payload.bulk import odd_elements
 from dumpling.payload.errors import bad_data
 from dumpling.payload.primitives import parse_canonical_int
@@ -33,6 +43,21 @@ _SMALL_INTS = [b"%d" % i for i in range(128)]
 _SMALL_VALUES = list(range(128))
 _BACKLEN1 = [bytes((n,)) for n in range(128)]
 EMPTY = b"\x07\x00\x00\x00\x00\x00\xff"
+
+native: ModuleType | None = None  # dumpling.payload._listpack while it is in use
+
+
+def use_native(enabled: bool) -> bool:
+    """Use the C codec (if it can be imported) or the pure-Python one; returns whether C is now in use."""
+    global native
+    native = None
+    if enabled:
+        try:
+            from dumpling.payload import _listpack
+        except ImportError:
+            return False
+        native = _listpack
+    return native is not None
 
 
 def backlen_size(size: int) -> int:
@@ -105,6 +130,16 @@ def decode(blob: bytes, deep: bool, ints_as_bytes: bool = True, check_count: boo
     walk must end exactly at the final 0xFF and (``check_count``) the header element
     count must be right unless it is 65535.
     """
+    if native is not None and type(blob) is bytes:  # (slices of other buffers are not bytes)
+        return native.decode(blob, deep, ints_as_bytes, check_count)
+    fast = bulk.speedups
+    if fast is not None and type(blob) is bytes:
+        return fast.lp_decode(blob, deep, ints_as_bytes, check_count)
+    return decode_py(blob, deep, ints_as_bytes, check_count)
+
+
+def decode_py(blob: bytes, deep: bool, ints_as_bytes: bool = True, check_count: bool = True) -> list:
+    """``decode`` in pure Python (the reference for the C walk)."""
     numele = check_header(blob)
     limit = len(blob) - 1  # index of the terminator; entries must end at or before it
     out: list = []
@@ -333,6 +368,8 @@ def count_entries(blob: bytes, deep: bool, kind: int | None = None) -> int:
     """``len(decode(blob, deep))`` - the same count and the same refusals - without
     building the entries when the blob is strictly well formed.  ``kind`` (see
     ``entry_kind``) says which entries to expect most; default: the blob's first."""
+    if native is not None and type(blob) is bytes:
+        return native.count(blob, deep)
     numele = check_header(blob)
     if numele != NUMELE_UNKNOWN and numele:
         if _uniform(blob, numele):
@@ -383,6 +420,10 @@ def int_entry_bytes(v: int) -> bytes:
 
 def entry_size(s: bytes) -> int:
     """len(entry_bytes(s)) without building it (for node-size arithmetic)."""
+    if native is not None:
+        size = native.entry_size(s)
+        if size is not None:  # None: not bytes or bytearray
+            return size
     n = len(s)
     if 0 < n < 21 and (s[0] <= 57 and (s[0] >= 48 or s[0] == 45)):
         v = parse_canonical_int(s)
@@ -429,6 +470,21 @@ _STRING_BACKLEN = [bytes((n + 1,)) for n in range(64)]
 
 def encode(elements: Iterable[bytes]) -> bytes:
     """A listpack of string elements (canonical integers stored as integers, as lpAppend does)."""
+    items = elements if type(elements) is list else list(elements)
+    if native is not None:
+        blob = native.encode(items)
+        if blob is not None:  # None: an element that is not bytes/bytearray, or over 4 GiB
+            return blob
+    fast = bulk.speedups
+    if fast is not None:
+        blob = fast.lp_encode(items)
+        if blob is not None:  # None: an element that is not exactly bytes
+            return blob
+    return encode_py(items)
+
+
+def encode_py(elements: Iterable[bytes]) -> bytes:
+    """``encode`` in pure Python (the reference for the C encoder)."""
     items = elements if type(elements) is list else list(elements)
     if len(items) < 64:
         return _encode_each(items)  # setting up the C-speed path costs more than it saves
@@ -492,6 +548,10 @@ def _short_strings(parts: list[bytes], items: list[bytes], lens: list[int], star
 
 def entry_sizes(items: list[bytes], lens: list[int], odd: Iterable[int]) -> list[int]:
     """``[entry_size(s) for s in items]`` given lengths and odd indexes (see ``encode_known``)."""
+    if native is not None:
+        computed = native.entry_sizes(items)  # (from the elements alone)
+        if computed is not None:
+            return computed
     sizes = list(map(add, lens, repeat(2)))
     for i in odd:
         sizes[i] = entry_size(items[i])
@@ -522,9 +582,22 @@ def _encode_each(items: list[bytes]) -> bytes:
 
 def encode_mixed(elements: Iterable[bytes | int]) -> bytes:
     """A listpack whose elements are strings or Python ints (lpAppendInteger)."""
+    items = elements if type(elements) is list else list(elements)
+    if native is not None:
+        blob = native.encode_mixed(items)
+        if blob is not None:  # None: another element type, an int outside int64, over 4 GiB
+            return blob
+    return encode_mixed_py(items)
+
+
+def encode_mixed_py(elements: Iterable[bytes | int]) -> bytes:
+    """``encode_mixed`` in pure Python (the reference for the C encoder)."""
     body = bytearray()
     count = 0
     for e in elements:
         body += int_entry_bytes(e) if isinstance(e, int) else entry_bytes(e)
         count += 1
     return assemble(body, count)
+
+
+use_native(not PURE and os.environ.get("DUMPLING_PURE_PAYLOAD", "") in ("", "0"))
