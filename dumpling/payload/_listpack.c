@@ -1,0 +1,1143 @@
+/* dumpling.payload._listpack: the hot listpack operations in C.
+ *
+ * Twin of the pure-Python code in dumpling/payload/listpack.py, which stays the
+ * reference: every function here gives the same bytes, the same values and the same
+ * refusals (PayloadError from dumpling.payload.errors.bad_data, with the same detail
+ * texts) as its Python counterpart.  Byte layout: /work/shared/spec/dump-restore.md
+ * section 3.1 (header, entry encodings, backlen, 0xFF terminator).
+ *
+ *   decode(blob, deep, ints_as_bytes=True, check_count=True) -> list
+ *   count(blob, deep) -> int            len(decode(blob, deep)), nothing built
+ *   encode(items) -> bytes | None       items: list/tuple of bytes or bytearray
+ *   encode_mixed(items) -> bytes | None items: bytes, bytearray or int
+ *   entry_size(s) -> int
+ *   entry_sizes(items) -> list[int] | None
+ *
+ * The encoders return None for anything they do not handle exactly like the Python
+ * code (an element of another type, an int outside int64, a blob over 4 GiB); the
+ * caller then runs the Python code, which gives the answer or raises its own error.
+ *
+ * Every read is bounds-checked against the blob; positions are int64_t, so no sum of
+ * a position and a 32-bit length can overflow.  Nothing here runs Python code (or
+ * creates a garbage-collected object, whose allocation could run a collection and so
+ * finalizers) between reading a sequence's elements and using them, so neither the
+ * sequence nor the buffers can change under us.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+#include <string.h>
+
+#define LP_HEADER_SIZE 6
+#define LP_EOF 0xFF
+#define LP_NUMELE_UNKNOWN 65535
+
+static PyObject *bad_data_func;     /* dumpling.payload.errors.bad_data */
+static PyObject *small_text[128];   /* b"0" ... b"127" */
+
+/* ------------------------------------------------------------------------- */
+/* errors */
+
+/* Raise bad_data(detail): the PayloadError the Python walk raises. */
+static void
+raise_bad_data(const char *detail)
+{
+    PyObject *exc = PyObject_CallFunction(bad_data_func, "s", detail);
+    if (exc == NULL) {
+        return;
+    }
+    PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    Py_DECREF(exc);
+}
+
+/* What went wrong in a walk; the texts are those of listpack.py. */
+enum walk_error {
+    WALK_OK = 0,
+    ERR_ENTRY_PAST_END,
+    ERR_BACKLEN_PAST_END,
+    ERR_BACKLEN_MISMATCH,
+    ERR_BAD_ENCODING,
+    ERR_TERMINATOR,
+    ERR_COUNT,
+    ERR_PYTHON /* a Python exception (MemoryError) is already set */
+};
+
+static void
+raise_walk_error(enum walk_error err, unsigned int byte)
+{
+    char text[64];
+    switch (err) {
+    case ERR_ENTRY_PAST_END:
+        raise_bad_data("listpack entry past end");
+        break;
+    case ERR_BACKLEN_PAST_END:
+        raise_bad_data("listpack backlen past end");
+        break;
+    case ERR_BACKLEN_MISMATCH:
+        raise_bad_data("listpack backlen mismatch");
+        break;
+    case ERR_BAD_ENCODING:
+        PyOS_snprintf(text, sizeof(text), "invalid listpack encoding byte 0x%02x", byte & 0xFFu);
+        raise_bad_data(text);
+        break;
+    case ERR_TERMINATOR:
+        raise_bad_data("listpack terminator before end of blob");
+        break;
+    case ERR_COUNT:
+        raise_bad_data("listpack element count mismatch");
+        break;
+    default:
+        break;
+    }
+}
+
+/* ------------------------------------------------------------------------- */
+/* small helpers */
+
+/* lpEncodeBacklen's length for an entry of ``size`` bytes (thresholds are strict). */
+static int
+backlen_size(uint64_t size)
+{
+    if (size <= 127) {
+        return 1;
+    }
+    if (size < 16383) {
+        return 2;
+    }
+    if (size < 2097151) {
+        return 3;
+    }
+    if (size < 268435455) {
+        return 4;
+    }
+    return 5;
+}
+
+/* Write the backlen of ``size``: the top 7-bit group first, every later byte flagged 128. */
+static unsigned char *
+put_backlen(unsigned char *out, uint64_t size)
+{
+    int count = backlen_size(size);
+    for (int i = count - 1; i >= 0; i--) {
+        unsigned int group = (unsigned int)((size >> (7 * i)) & 127u);
+        *out++ = (unsigned char)(i == count - 1 ? group : (group | 128u));
+    }
+    return out;
+}
+
+/* lpDecodeBacklen reading leftwards from index ``last``: the value, or -1 when it runs
+ * over 5 bytes or off the start of the blob. */
+static int64_t
+read_backlen(const unsigned char *blob, int64_t last)
+{
+    uint64_t value = 0;
+    int shift = 0;
+    int64_t at = last;
+    for (;;) {
+        if (at < 0) {
+            return -1;
+        }
+        unsigned int b = blob[at];
+        value |= (uint64_t)(b & 127u) << shift;
+        if (!(b & 128u)) {
+            return (int64_t)value;
+        }
+        shift += 7;
+        at--;
+        if (shift > 28) {
+            return -1;
+        }
+    }
+}
+
+/* parse_canonical_int: 1..20 bytes matching -?[1-9][0-9]*|0 inside int64.  1 and *out
+ * set when it is one, else 0. */
+static int
+canonical_int(const unsigned char *s, Py_ssize_t n, int64_t *out)
+{
+    Py_ssize_t i = 0;
+    int negative = 0;
+    uint64_t magnitude = 0;
+    if (n < 1 || n > 20) {
+        return 0;
+    }
+    if (s[0] == '0') {
+        if (n != 1) {
+            return 0;
+        }
+        *out = 0;
+        return 1;
+    }
+    if (s[0] == '-') {
+        negative = 1;
+        i = 1;
+    }
+    if (i >= n || s[i] < '1' || s[i] > '9') {
+        return 0;
+    }
+    for (; i < n; i++) {
+        unsigned int c = s[i];
+        if (c < '0' || c > '9') {
+            return 0;
+        }
+        unsigned int digit = c - '0';
+        if (magnitude > (UINT64_MAX - digit) / 10u) {
+            return 0;
+        }
+        magnitude = magnitude * 10u + digit;
+    }
+    if (negative) {
+        if (magnitude > (uint64_t)INT64_MAX + 1u) {
+            return 0;
+        }
+        *out = magnitude == (uint64_t)INT64_MAX + 1u ? INT64_MIN : -(int64_t)magnitude;
+    }
+    else {
+        if (magnitude > (uint64_t)INT64_MAX) {
+            return 0;
+        }
+        *out = (int64_t)magnitude;
+    }
+    return 1;
+}
+
+/* The first byte of an element that may spell an integer: a digit or '-'. */
+static inline int
+may_be_int(const unsigned char *s, Py_ssize_t n)
+{
+    return n > 0 && n < 21 && ((s[0] >= '0' && s[0] <= '9') || s[0] == '-');
+}
+
+/* Two's complement value of ``width`` little-endian bytes. */
+static int64_t
+read_signed_le(const unsigned char *p, int width)
+{
+    uint64_t u = 0;
+    for (int i = width - 1; i >= 0; i--) {
+        u = (u << 8) | p[i];
+    }
+    if (width < 8) {
+        uint64_t sign = (uint64_t)1 << (8 * width - 1);
+        if (u & sign) {
+            /* subtract 2**(8*width) without leaving int64 */
+            return (int64_t)(u - sign) - (int64_t)sign;
+        }
+        return (int64_t)u;
+    }
+    if (u > (uint64_t)INT64_MAX) {
+        return -(int64_t)(~u) - 1;
+    }
+    return (int64_t)u;
+}
+
+/* b"%d" % v */
+static PyObject *
+int_text(int64_t v)
+{
+    char buf[24];
+    char *end = buf + sizeof(buf);
+    char *p = end;
+    uint64_t magnitude;
+    if (v >= 0 && v < 128) {
+        Py_INCREF(small_text[v]);
+        return small_text[v];
+    }
+    magnitude = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + (int)(magnitude % 10u));
+        magnitude /= 10u;
+    } while (magnitude);
+    if (v < 0) {
+        *--p = '-';
+    }
+    return PyBytes_FromStringAndSize(p, end - p);
+}
+
+/* ------------------------------------------------------------------------- */
+/* the walk */
+
+/* The always-on header checks (check_header); the element count, or -1 with the error set. */
+static long
+check_header(const unsigned char *blob, Py_ssize_t size)
+{
+    uint32_t total;
+    if (size < LP_HEADER_SIZE + 1) {
+        raise_bad_data("listpack smaller than its header");
+        return -1;
+    }
+    total = (uint32_t)blob[0] | ((uint32_t)blob[1] << 8) | ((uint32_t)blob[2] << 16) | ((uint32_t)blob[3] << 24);
+    if ((uint64_t)total != (uint64_t)size) {
+        raise_bad_data("listpack header size mismatch");
+        return -1;
+    }
+    if (blob[size - 1] != LP_EOF) {
+        raise_bad_data("listpack not terminated by 0xFF");
+        return -1;
+    }
+    return (long)((unsigned int)blob[4] | ((unsigned int)blob[5] << 8));
+}
+
+/* One decoded entry: a string (offset and length in the blob) or an integer. */
+typedef struct {
+    int is_int;
+    int64_t value;
+    int64_t start;
+    int64_t len;
+} Entry;
+
+/* listpack.py's _entry: the entry at ``pos`` (first byte ``b``, not the terminator)
+ * into *e and where the next one starts into *next. */
+static enum walk_error
+read_entry(const unsigned char *blob, int64_t pos, unsigned int b, int64_t limit, int deep, Entry *e, int64_t *next)
+{
+    int64_t size;
+    int64_t nxt;
+    if (b < 0x80) {
+        size = 1;
+        e->is_int = 1;
+        e->value = b;
+    }
+    else if (b < 0xC0) {
+        size = 1 + (b & 0x3F);
+        if (pos + size > limit) {
+            return ERR_ENTRY_PAST_END;
+        }
+        e->is_int = 0;
+        e->start = pos + 1;
+        e->len = size - 1;
+    }
+    else if (b < 0xE0) {
+        unsigned int u;
+        if (pos + 2 > limit) {
+            return ERR_ENTRY_PAST_END;
+        }
+        u = ((b & 0x1Fu) << 8) | blob[pos + 1];
+        size = 2;
+        e->is_int = 1;
+        e->value = u >= 4096 ? (int64_t)u - 8192 : (int64_t)u;
+    }
+    else if (b < 0xF0) {
+        int64_t n;
+        if (pos + 2 > limit) {
+            return ERR_ENTRY_PAST_END;
+        }
+        n = (int64_t)(((b & 0x0Fu) << 8) | blob[pos + 1]);
+        size = 2 + n;
+        if (pos + size > limit) {
+            return ERR_ENTRY_PAST_END;
+        }
+        e->is_int = 0;
+        e->start = pos + 2;
+        e->len = n;
+    }
+    else if (b == 0xF0) {
+        int64_t n;
+        if (pos + 5 > limit) {
+            return ERR_ENTRY_PAST_END;
+        }
+        n = (int64_t)((uint32_t)blob[pos + 1] | ((uint32_t)blob[pos + 2] << 8) | ((uint32_t)blob[pos + 3] << 16) |
+                      ((uint32_t)blob[pos + 4] << 24));
+        size = 5 + n;
+        if (pos + size > limit) {
+            return ERR_ENTRY_PAST_END;
+        }
+        e->is_int = 0;
+        e->start = pos + 5;
+        e->len = n;
+    }
+    else if (b <= 0xF4) {
+        static const int widths[4] = {2, 3, 4, 8};
+        int width = widths[b - 0xF1];
+        size = 1 + width;
+        if (pos + size > limit) {
+            return ERR_ENTRY_PAST_END;
+        }
+        e->is_int = 1;
+        e->value = read_signed_le(blob + pos + 1, width);
+    }
+    else {
+        return ERR_BAD_ENCODING;
+    }
+    nxt = pos + size + (size <= 127 ? 1 : backlen_size((uint64_t)size));
+    if (nxt > limit) {
+        return ERR_BACKLEN_PAST_END;
+    }
+    if (deep && read_backlen(blob, nxt - 1) != size) {
+        return ERR_BACKLEN_MISMATCH;
+    }
+    *next = nxt;
+    return WALK_OK;
+}
+
+/* Where the walk puts the values: a growing array of new references (or nothing, when
+ * only counting). */
+typedef struct {
+    PyObject **items;
+    Py_ssize_t count;
+    Py_ssize_t room;
+    int build;          /* 0: count only */
+    int ints_as_bytes;
+    const unsigned char *blob;
+    PyObject *local[32];
+} Sink;
+
+static void
+sink_init(Sink *s, const unsigned char *blob, int build, int ints_as_bytes)
+{
+    s->items = s->local;
+    s->count = 0;
+    s->room = (Py_ssize_t)(sizeof(s->local) / sizeof(s->local[0]));
+    s->build = build;
+    s->ints_as_bytes = ints_as_bytes;
+    s->blob = blob;
+}
+
+static void
+sink_clear(Sink *s)
+{
+    for (Py_ssize_t i = 0; s->build && i < s->count; i++) {
+        Py_DECREF(s->items[i]);
+    }
+    if (s->items != s->local) {
+        PyMem_Free(s->items);
+    }
+    s->items = s->local;
+    s->count = 0;
+}
+
+/* Take a new reference (NULL: the error is set; nothing taken). */
+static int
+sink_put(Sink *s, PyObject *obj)
+{
+    if (obj == NULL) {
+        return -1;
+    }
+    if (s->count == s->room) {
+        Py_ssize_t room = s->room * 2;
+        PyObject **grown;
+        if (room > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(PyObject *)) {
+            Py_DECREF(obj);
+            PyErr_NoMemory();
+            return -1;
+        }
+        if (s->items == s->local) {
+            grown = PyMem_Malloc((size_t)room * sizeof(PyObject *));
+            if (grown != NULL) {
+                memcpy(grown, s->local, (size_t)s->count * sizeof(PyObject *));
+            }
+        }
+        else {
+            grown = PyMem_Realloc(s->items, (size_t)room * sizeof(PyObject *));
+        }
+        if (grown == NULL) {
+            Py_DECREF(obj);
+            PyErr_NoMemory();
+            return -1;
+        }
+        s->items = grown;
+        s->room = room;
+    }
+    s->items[s->count++] = obj;
+    return 0;
+}
+
+static int
+sink_int(Sink *s, int64_t v)
+{
+    if (!s->build) {
+        s->count++;
+        return 0;
+    }
+    if (s->ints_as_bytes) {
+        return sink_put(s, int_text(v));
+    }
+    return sink_put(s, PyLong_FromLongLong(v));
+}
+
+static int
+sink_string(Sink *s, int64_t start, int64_t len)
+{
+    if (!s->build) {
+        s->count++;
+        return 0;
+    }
+    return sink_put(s, PyBytes_FromStringAndSize((const char *)s->blob + start, (Py_ssize_t)len));
+}
+
+static int
+sink_entry(Sink *s, const Entry *e)
+{
+    return e->is_int ? sink_int(s, e->value) : sink_string(s, e->start, e->len);
+}
+
+/* decode_py's walk over a blob whose header passed check_header.  On an error
+ * *bad_byte is the encoding byte (for ERR_BAD_ENCODING). */
+static enum walk_error
+walk(const unsigned char *blob, Py_ssize_t blob_size, long numele, int deep, int check_count, Sink *s,
+     unsigned int *bad_byte)
+{
+    const int64_t size = (int64_t)blob_size;
+    const int64_t limit = size - 1; /* the terminator; entries end at or before it */
+    int64_t pos = LP_HEADER_SIZE;
+    Entry e;
+    enum walk_error err;
+
+    if (!deep) {
+        /* The Python loop inlines 7-bit uints and 6-bit strings without checking where
+         * they end: an entry running past the terminator makes the *next* read fail
+         * ("entry past end").  Failing at once is the same answer. */
+        for (;;) {
+            unsigned int b;
+            if (pos >= size) {
+                return ERR_ENTRY_PAST_END;
+            }
+            b = blob[pos];
+            if (b < 0x80) {
+                if (pos + 2 >= size) {
+                    return ERR_ENTRY_PAST_END;
+                }
+                if (sink_int(s, b) < 0) {
+                    return ERR_PYTHON;
+                }
+                pos += 2;
+            }
+            else if (b < 0xC0) {
+                int64_t nxt = pos + (int64_t)(b & 0x3F) + 2;
+                if (nxt >= size) {
+                    return ERR_ENTRY_PAST_END;
+                }
+                if (sink_string(s, pos + 1, (int64_t)(b & 0x3F)) < 0) {
+                    return ERR_PYTHON;
+                }
+                pos = nxt;
+            }
+            else if (b == LP_EOF) {
+                return WALK_OK;
+            }
+            else {
+                int64_t nxt = 0;
+                err = read_entry(blob, pos, b, limit, 0, &e, &nxt);
+                if (err != WALK_OK) {
+                    *bad_byte = b;
+                    return err;
+                }
+                if (sink_entry(s, &e) < 0) {
+                    return ERR_PYTHON;
+                }
+                pos = nxt;
+            }
+        }
+    }
+    for (;;) {
+        int64_t nxt = 0;
+        unsigned int b = blob[pos]; /* pos <= limit: read_entry never lets it pass */
+        if (b == LP_EOF) {
+            break;
+        }
+        err = read_entry(blob, pos, b, limit, 1, &e, &nxt);
+        if (err != WALK_OK) {
+            *bad_byte = b;
+            return err;
+        }
+        if (sink_entry(s, &e) < 0) {
+            return ERR_PYTHON;
+        }
+        pos = nxt;
+    }
+    if (pos != limit) {
+        return ERR_TERMINATOR;
+    }
+    if (check_count && numele != LP_NUMELE_UNKNOWN && (Py_ssize_t)numele != s->count) {
+        return ERR_COUNT;
+    }
+    return WALK_OK;
+}
+
+/* Borrow the bytes of ``obj`` (bytes directly, anything else through the buffer
+ * protocol; release with release_blob). */
+static int
+get_blob(PyObject *obj, Py_buffer *view, const unsigned char **data, Py_ssize_t *size)
+{
+    view->obj = NULL;
+    if (PyBytes_Check(obj)) {
+        *data = (const unsigned char *)PyBytes_AS_STRING(obj);
+        *size = PyBytes_GET_SIZE(obj);
+        return 0;
+    }
+    if (PyObject_GetBuffer(obj, view, PyBUF_SIMPLE) < 0) {
+        return -1;
+    }
+    *data = (const unsigned char *)view->buf;
+    *size = view->len;
+    return 0;
+}
+
+static void
+release_blob(Py_buffer *view)
+{
+    if (view->obj != NULL) {
+        PyBuffer_Release(view);
+    }
+}
+
+/* Parse (blob, deep[, ints_as_bytes[, check_count]]) with keywords allowed. */
+static int
+parse_decode_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, PyObject **slots, int required,
+                  int max_slots, const char *const *names, const char *fname)
+{
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    for (int i = 0; i < max_slots; i++) {
+        slots[i] = NULL;
+    }
+    if (nargs > max_slots) {
+        PyErr_Format(PyExc_TypeError, "%s() takes at most %d arguments (%zd given)", fname, max_slots, nargs + nkw);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        slots[i] = args[i];
+    }
+    for (Py_ssize_t k = 0; k < nkw; k++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, k);
+        int found = 0;
+        for (int i = 0; i < max_slots; i++) {
+            if (PyUnicode_CompareWithASCIIString(key, names[i]) == 0) {
+                if (slots[i] != NULL) {
+                    PyErr_Format(PyExc_TypeError, "%s() got multiple values for argument '%s'", fname, names[i]);
+                    return -1;
+                }
+                slots[i] = args[nargs + k];
+                found = 1;
+                break;
+            }
+        }
+        if (!found) {
+            PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%U'", fname, key);
+            return -1;
+        }
+    }
+    for (int i = 0; i < required; i++) {
+        if (slots[i] == NULL) {
+            PyErr_Format(PyExc_TypeError, "%s() missing required argument '%s'", fname, names[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* A truth value of an optional argument (``dflt`` when absent); -1 on error. */
+static int
+flag(PyObject *obj, int dflt)
+{
+    if (obj == NULL) {
+        return dflt;
+    }
+    if (obj == Py_True) {
+        return 1;
+    }
+    if (obj == Py_False) {
+        return 0;
+    }
+    return PyObject_IsTrue(obj);
+}
+
+PyDoc_STRVAR(decode_doc,
+"decode(blob, deep, ints_as_bytes=True, check_count=True) -> list\n\n"
+"Every entry of a listpack, as listpack.decode_py returns them (strings as bytes,\n"
+"integers as decimal bytes or int) with the same checks and the same PayloadErrors.");
+
+static PyObject *
+lp_decode(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"blob", "deep", "ints_as_bytes", "check_count"};
+    PyObject *slots[4];
+    Py_buffer view;
+    const unsigned char *blob;
+    Py_ssize_t size;
+    int deep, ints_as_bytes, check_count;
+    long numele;
+    Sink sink;
+    unsigned int bad_byte = 0;
+    enum walk_error err;
+    PyObject *out;
+
+    (void)module;
+    if (parse_decode_args(args, nargs, kwnames, slots, 2, 4, names, "decode") < 0) {
+        return NULL;
+    }
+    if ((deep = flag(slots[1], 0)) < 0 || (ints_as_bytes = flag(slots[2], 1)) < 0 ||
+        (check_count = flag(slots[3], 1)) < 0) {
+        return NULL;
+    }
+    if (get_blob(slots[0], &view, &blob, &size) < 0) {
+        return NULL;
+    }
+    numele = check_header(blob, size);
+    if (numele < 0) {
+        release_blob(&view);
+        return NULL;
+    }
+    sink_init(&sink, blob, 1, ints_as_bytes);
+    err = walk(blob, size, numele, deep, check_count, &sink, &bad_byte);
+    release_blob(&view);
+    if (err != WALK_OK) {
+        sink_clear(&sink);
+        raise_walk_error(err, bad_byte);
+        return NULL;
+    }
+    out = PyList_New(sink.count);
+    if (out == NULL) {
+        sink_clear(&sink);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < sink.count; i++) {
+        PyList_SET_ITEM(out, i, sink.items[i]); /* the reference moves to the list */
+    }
+    if (sink.items != sink.local) {
+        PyMem_Free(sink.items);
+    }
+    return out;
+}
+
+PyDoc_STRVAR(count_doc,
+"count(blob, deep) -> int\n\n"
+"len(decode(blob, deep)) with the same checks and refusals, building no values.");
+
+static PyObject *
+lp_count(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"blob", "deep"};
+    PyObject *slots[2];
+    Py_buffer view;
+    const unsigned char *blob;
+    Py_ssize_t size;
+    int deep;
+    long numele;
+    Sink sink;
+    unsigned int bad_byte = 0;
+    enum walk_error err;
+
+    (void)module;
+    if (parse_decode_args(args, nargs, kwnames, slots, 2, 2, names, "count") < 0) {
+        return NULL;
+    }
+    if ((deep = flag(slots[1], 0)) < 0) {
+        return NULL;
+    }
+    if (get_blob(slots[0], &view, &blob, &size) < 0) {
+        return NULL;
+    }
+    numele = check_header(blob, size);
+    if (numele < 0) {
+        release_blob(&view);
+        return NULL;
+    }
+    sink_init(&sink, blob, 0, 1);
+    err = walk(blob, size, numele, deep, 1, &sink, &bad_byte);
+    release_blob(&view);
+    if (err != WALK_OK) {
+        raise_walk_error(err, bad_byte);
+        return NULL;
+    }
+    return PyLong_FromSsize_t(sink.count);
+}
+
+/* ------------------------------------------------------------------------- */
+/* encoding */
+
+/* The bytes of a bytes/bytearray element; 0 when it is neither. */
+static inline int
+element_bytes(PyObject *obj, const unsigned char **data, Py_ssize_t *len)
+{
+    if (PyBytes_Check(obj)) {
+        *data = (const unsigned char *)PyBytes_AS_STRING(obj);
+        *len = PyBytes_GET_SIZE(obj);
+        return 1;
+    }
+    if (PyByteArray_Check(obj)) {
+        *data = (const unsigned char *)PyByteArray_AS_STRING(obj);
+        *len = PyByteArray_GET_SIZE(obj);
+        return 1;
+    }
+    return 0;
+}
+
+/* int_entry_size: encoding + data + backlen of an integer entry. */
+static int
+int_entry_size(int64_t v)
+{
+    if (v >= 0 && v <= 127) {
+        return 2;
+    }
+    if (v >= -4096 && v <= 4095) {
+        return 3;
+    }
+    if (v >= -32768 && v <= 32767) {
+        return 4;
+    }
+    if (v >= -8388608 && v <= 8388607) {
+        return 5;
+    }
+    if (v >= INT32_MIN && v <= INT32_MAX) {
+        return 6;
+    }
+    return 10;
+}
+
+/* The entry size of a string element that is not stored as an integer. */
+static uint64_t
+string_entry_size(uint64_t n)
+{
+    if (n < 64) {
+        return n + 2;
+    }
+    if (n < 4096) {
+        return n + 2 + (uint64_t)backlen_size(n + 2);
+    }
+    return n + 5 + (uint64_t)backlen_size(n + 5);
+}
+
+/* int_entry_bytes into ``out`` (10 bytes of room); returns the end. */
+static unsigned char *
+put_int_entry(unsigned char *out, int64_t v)
+{
+    int width;
+    uint64_t u = (uint64_t)v;
+    if (v >= 0 && v <= 127) {
+        out[0] = (unsigned char)v;
+        out[1] = 1;
+        return out + 2;
+    }
+    if (v >= -4096 && v <= 4095) {
+        unsigned int t = (unsigned int)(v < 0 ? v + 8192 : v);
+        out[0] = (unsigned char)(0xC0u | (t >> 8));
+        out[1] = (unsigned char)(t & 0xFFu);
+        out[2] = 2;
+        return out + 3;
+    }
+    if (v >= -32768 && v <= 32767) {
+        out[0] = 0xF1;
+        width = 2;
+    }
+    else if (v >= -8388608 && v <= 8388607) {
+        out[0] = 0xF2;
+        width = 3;
+    }
+    else if (v >= INT32_MIN && v <= INT32_MAX) {
+        out[0] = 0xF3;
+        width = 4;
+    }
+    else {
+        out[0] = 0xF4;
+        width = 8;
+    }
+    for (int i = 0; i < width; i++) {
+        out[1 + i] = (unsigned char)((u >> (8 * i)) & 0xFFu);
+    }
+    out[1 + width] = (unsigned char)(1 + width);
+    return out + 2 + width;
+}
+
+/* entry_bytes of a string element of ``n`` bytes (n < 2**32) into ``out``. */
+static unsigned char *
+put_string_entry(unsigned char *out, const unsigned char *s, Py_ssize_t n)
+{
+    uint64_t un = (uint64_t)n;
+    if (n < 64) {
+        *out++ = (unsigned char)(0x80u | (unsigned int)n);
+        memcpy(out, s, (size_t)n);
+        out += n;
+        *out++ = (unsigned char)(n + 1);
+        return out;
+    }
+    if (n < 4096) {
+        *out++ = (unsigned char)(0xE0u | (unsigned int)(un >> 8));
+        *out++ = (unsigned char)(un & 0xFFu);
+        memcpy(out, s, (size_t)n);
+        out += n;
+        return put_backlen(out, un + 2);
+    }
+    *out++ = 0xF0;
+    for (int i = 0; i < 4; i++) {
+        *out++ = (unsigned char)((un >> (8 * i)) & 0xFFu);
+    }
+    memcpy(out, s, (size_t)n);
+    out += n;
+    return put_backlen(out, un + 5);
+}
+
+/* entry_bytes (lpAppend's choice) of one bytes-like element. */
+static unsigned char *
+put_element(unsigned char *out, const unsigned char *s, Py_ssize_t n)
+{
+    int64_t v;
+    if (may_be_int(s, n) && canonical_int(s, n, &v)) {
+        return put_int_entry(out, v);
+    }
+    return put_string_entry(out, s, n);
+}
+
+/* The largest entry of an element of ``n`` bytes: 5 header bytes + data + 5 backlen
+ * bytes (an integer entry is at most 10 bytes). */
+#define ENTRY_BOUND(n) ((uint64_t)(n) + 10u)
+
+/* Build the listpack of ``seq`` (a list or tuple).  ``ints``: Python ints are elements
+ * too (encode_mixed).  None when an element is not handled here (see the top). */
+static PyObject *
+encode_sequence(PyObject *seq, int ints)
+{
+    Py_ssize_t count;
+    PyObject **items;
+    uint64_t bound = LP_HEADER_SIZE + 1;
+    PyObject *blob;
+    unsigned char *start, *out;
+    uint64_t total;
+
+    if (PyList_Check(seq)) {
+        count = PyList_GET_SIZE(seq);
+        items = ((PyListObject *)seq)->ob_item;
+    }
+    else if (PyTuple_Check(seq)) {
+        count = PyTuple_GET_SIZE(seq);
+        items = ((PyTupleObject *)seq)->ob_item;
+    }
+    else {
+        Py_RETURN_NONE;
+    }
+    /* First pass: types, int64 range, and an upper bound of the size. */
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *obj = items[i];
+        const unsigned char *s;
+        Py_ssize_t n;
+        if (element_bytes(obj, &s, &n)) {
+            if ((uint64_t)n > UINT32_MAX) {
+                Py_RETURN_NONE; /* Python: struct.error for the 32-bit length */
+            }
+            bound += ENTRY_BOUND(n);
+        }
+        else if (ints && PyLong_Check(obj)) {
+            int overflow = 0;
+            long long v = PyLong_AsLongLongAndOverflow(obj, &overflow);
+            if (overflow) {
+                Py_RETURN_NONE; /* Python: OverflowError from to_bytes */
+            }
+            if (v == -1 && PyErr_Occurred()) {
+                return NULL;
+            }
+            bound += 10;
+        }
+        else {
+            Py_RETURN_NONE;
+        }
+        if (bound > ((uint64_t)UINT32_MAX + 1u) * 2u) {
+            Py_RETURN_NONE; /* over 4 GiB for sure: Python's struct.error */
+        }
+    }
+    if (bound > (uint64_t)PY_SSIZE_T_MAX) {
+        Py_RETURN_NONE;
+    }
+    blob = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)bound);
+    if (blob == NULL) {
+        return NULL;
+    }
+    start = (unsigned char *)PyBytes_AS_STRING(blob);
+    out = start + LP_HEADER_SIZE;
+    /* Second pass: the entries.  The list cannot change meanwhile: no Python code runs
+     * (bytes are not garbage-collected, so allocating the blob runs no collection;
+     * PyLong_AsLongLong on an int subclass does not call __index__). */
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *obj = items[i];
+        const unsigned char *s;
+        Py_ssize_t n;
+        if (element_bytes(obj, &s, &n)) {
+            out = put_element(out, s, n);
+        }
+        else {
+            out = put_int_entry(out, (int64_t)PyLong_AsLongLong(obj));
+        }
+    }
+    *out++ = LP_EOF;
+    total = (uint64_t)(out - start);
+    if (total > UINT32_MAX) {
+        Py_DECREF(blob);
+        Py_RETURN_NONE;
+    }
+    start[0] = (unsigned char)(total & 0xFFu);
+    start[1] = (unsigned char)((total >> 8) & 0xFFu);
+    start[2] = (unsigned char)((total >> 16) & 0xFFu);
+    start[3] = (unsigned char)((total >> 24) & 0xFFu);
+    {
+        unsigned int numele = count < LP_NUMELE_UNKNOWN ? (unsigned int)count : LP_NUMELE_UNKNOWN;
+        start[4] = (unsigned char)(numele & 0xFFu);
+        start[5] = (unsigned char)(numele >> 8);
+    }
+    if ((Py_ssize_t)total != (Py_ssize_t)bound && _PyBytes_Resize(&blob, (Py_ssize_t)total) < 0) {
+        return NULL;
+    }
+    return blob;
+}
+
+PyDoc_STRVAR(encode_doc,
+"encode(items) -> bytes | None\n\n"
+"listpack.encode_py of a list or tuple of bytes/bytearray: canonical integers as integer\n"
+"entries, the rest as strings.  None when an element is of another type (or the blob\n"
+"would pass 4 GiB): the caller runs the Python code then.");
+
+static PyObject *
+lp_encode(PyObject *module, PyObject *items)
+{
+    (void)module;
+    return encode_sequence(items, 0);
+}
+
+PyDoc_STRVAR(encode_mixed_doc,
+"encode_mixed(items) -> bytes | None\n\n"
+"listpack.encode_mixed of a list or tuple of bytes/bytearray and ints.  None when an\n"
+"element is of another type or an int is outside int64 (or the blob would pass 4 GiB).");
+
+static PyObject *
+lp_encode_mixed(PyObject *module, PyObject *items)
+{
+    (void)module;
+    return encode_sequence(items, 1);
+}
+
+/* entry_size of a bytes-like element; -1 when it is not one (no error set). */
+static int64_t
+element_entry_size(PyObject *obj)
+{
+    const unsigned char *s;
+    Py_ssize_t n;
+    int64_t v;
+    if (!element_bytes(obj, &s, &n)) {
+        return -1;
+    }
+    if (may_be_int(s, n) && canonical_int(s, n, &v)) {
+        return int_entry_size(v);
+    }
+    return (int64_t)string_entry_size((uint64_t)n);
+}
+
+PyDoc_STRVAR(entry_size_doc,
+"entry_size(s) -> int | None\n\n"
+"len(entry_bytes(s)) of a bytes/bytearray element; None for anything else.");
+
+static PyObject *
+lp_entry_size(PyObject *module, PyObject *obj)
+{
+    int64_t size = element_entry_size(obj);
+    (void)module;
+    if (size < 0) {
+        Py_RETURN_NONE;
+    }
+    return PyLong_FromLongLong(size);
+}
+
+PyDoc_STRVAR(entry_sizes_doc,
+"entry_sizes(items) -> list[int] | None\n\n"
+"[entry_size(s) for s in items] for a list or tuple of bytes/bytearray; None when an\n"
+"element is of another type.");
+
+static PyObject *
+lp_entry_sizes(PyObject *module, PyObject *seq)
+{
+    Py_ssize_t count;
+    PyObject **items;
+    PyObject *out;
+    int64_t *sizes;
+    (void)module;
+    if (PyList_Check(seq)) {
+        count = PyList_GET_SIZE(seq);
+        items = ((PyListObject *)seq)->ob_item;
+    }
+    else if (PyTuple_Check(seq)) {
+        count = PyTuple_GET_SIZE(seq);
+        items = ((PyTupleObject *)seq)->ob_item;
+    }
+    else {
+        Py_RETURN_NONE;
+    }
+    /* The sizes first, then the list: creating a list may run a garbage collection whose
+     * finalizers could change ``seq`` (ints and raw memory never do). */
+    sizes = PyMem_Malloc(count > 0 ? (size_t)count * sizeof(int64_t) : 1);
+    if (sizes == NULL) {
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        sizes[i] = element_entry_size(items[i]);
+        if (sizes[i] < 0) {
+            PyMem_Free(sizes);
+            Py_RETURN_NONE;
+        }
+    }
+    out = PyList_New(count);
+    if (out != NULL) {
+        for (Py_ssize_t i = 0; i < count; i++) {
+            PyObject *size = PyLong_FromLongLong(sizes[i]);
+            if (size == NULL) {
+                Py_CLEAR(out);
+                break;
+            }
+            PyList_SET_ITEM(out, i, size);
+        }
+    }
+    PyMem_Free(sizes);
+    return out;
+}
+
+/* ------------------------------------------------------------------------- */
+/* module */
+
+static PyMethodDef methods[] = {
+    {"decode", (PyCFunction)(void (*)(void))lp_decode, METH_FASTCALL | METH_KEYWORDS, decode_doc},
+    {"count", (PyCFunction)(void (*)(void))lp_count, METH_FASTCALL | METH_KEYWORDS, count_doc},
+    {"encode", (PyCFunction)lp_encode, METH_O, encode_doc},
+    {"encode_mixed", (PyCFunction)lp_encode_mixed, METH_O, encode_mixed_doc},
+    {"entry_size", (PyCFunction)lp_entry_size, METH_O, entry_size_doc},
+    {"entry_sizes", (PyCFunction)lp_entry_sizes, METH_O, entry_sizes_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    "dumpling.payload._listpack",
+    "The hot listpack operations in C (the pure-Python twin is dumpling.payload.listpack).",
+    -1,
+    methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+};
+
+PyMODINIT_FUNC
+PyInit__listpack(void)
+{
+    PyObject *errors;
+    PyObject *module;
+
+    if (bad_data_func == NULL) {
+        errors = PyImport_ImportModule("dumpling.payload.errors");
+        if (errors == NULL) {
+            return NULL;
+        }
+        bad_data_func = PyObject_GetAttrString(errors, "bad_data");
+        Py_DECREF(errors);
+        if (bad_data_func == NULL) {
+            return NULL;
+        }
+    }
+    for (int i = 0; i < 128; i++) {
+        if (small_text[i] == NULL) {
+            char text[4];
+            int n = PyOS_snprintf(text, sizeof(text), "%d", i);
+            small_text[i] = PyBytes_FromStringAndSize(text, n);
+            if (small_text[i] == NULL) {
+                return NULL;
+            }
+        }
+    }
+    module = PyModule_Create(&module_def);
+    return module;
+}

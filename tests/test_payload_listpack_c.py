@@ -1,0 +1,613 @@
+"""The C listpack codec (``dumpling.payload._listpack``) against the pure-Python reference.
+
+``listpack.decode_py`` / ``encode_py`` / ``encode_mixed_py`` / the Python bodies of
+``entry_size`` and ``count_entries`` are the reference: the C functions must give the
+same bytes, the same values and the same refusals (``PayloadError`` with the same
+message and detail), directly, through ``listpack``'s public functions with
+``use_native`` switched, through whole DUMP payloads, and on mutated or truncated
+blobs (Hypothesis).  Reference counts and memory are checked over loops.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import random
+import subprocess
+import sys
+import tracemalloc
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dumpling.datatypes import HashValue, ListValue, SetValue, ZSetValue
+from dumpling.payload import CodecOptions, PayloadError, decode_payload, encode_payload, listpack
+
+try:
+    from dumpling.payload import _listpack
+except ImportError:  # not built: the comparisons skip, CI fails below
+    _listpack = None  # type: ignore[assignment]
+
+needs_c = pytest.mark.skipif(_listpack is None, reason="dumpling.payload._listpack is not built")
+C: Any = _listpack
+SEED = 7301
+
+
+def test_the_extension_is_built_in_ci() -> None:
+    """Under CI=true a broken C build must fail the run, not fall back silently."""
+    if os.environ.get("CI") != "true":
+        pytest.skip("only enforced when CI=true")
+    assert _listpack is not None, "dumpling.payload._listpack failed to import (was the C extension built?)"
+    if os.environ.get("DUMPLING_PURE", "") in ("", "0") and os.environ.get("DUMPLING_PURE_PAYLOAD", "") in ("", "0"):
+        assert listpack.native is _listpack
+
+
+@pytest.fixture
+def python_only() -> Iterator[None]:
+    was = listpack.native is not None
+    listpack.use_native(False)
+    yield
+    listpack.use_native(was)
+
+
+@pytest.fixture
+def with_c() -> Iterator[None]:
+    was = listpack.native is not None
+    listpack.use_native(True)
+    yield
+    listpack.use_native(was)
+
+
+# ---------------------------------------------------------------------------
+# inputs
+
+INT_LIMITS = [
+    0, 1, 9, 10, 63, 64, 126, 127, 128, 129, 255, 256, -1, -2, -63, -64, -65, -127, -128, -129,
+    4095, 4096, -4096, -4097, 8191, 8192, -8192,
+    32767, 32768, -32768, -32769,
+    8388607, 8388608, -8388608, -8388609,
+    2147483647, 2147483648, -2147483648, -2147483649, 4294967295, 4294967296,
+    9223372036854775807, -9223372036854775808, -9223372036854775807,
+    10**18, -(10**18), 999999999999999999, 1000000000000000000,
+]  # fmt: skip
+NOT_CANONICAL = [
+    b"007", b"-0", b"+1", b" 1", b"1 ", b"00", b"01", b"-", b"--1", b"-01", b"1a", b"0x1", b"1_0", b"1.0",
+    b"9223372036854775808", b"-9223372036854775809", b"99999999999999999999", b"18446744073709551616",
+    b"123456789012345678901", b"-1234567890123456789012", b"\xd9", b"0\x00", b"\x001",
+]  # fmt: skip
+STRING_LENGTHS = [0, 1, 62, 63, 64, 65, 125, 126, 127, 128, 4093, 4094, 4095, 4096, 4097, 16377, 16378, 16383, 70000]
+
+
+def element(rng: random.Random) -> bytes:
+    """One element from a shape that takes its own encoder or decoder path."""
+    kind = rng.randrange(10)
+    if kind == 0:
+        return b"%d" % rng.choice(INT_LIMITS)
+    if kind == 1:
+        return b"%d" % rng.randrange(-(2**63), 2**63)
+    if kind == 2:
+        return b"%d" % rng.randrange(-5000, 5000)
+    if kind == 3:
+        return rng.choice(NOT_CANONICAL)
+    if kind == 4:
+        return b""
+    if kind == 5:
+        return bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40)))  # binary, NULs, 0xFF
+    if kind == 6:
+        n = rng.choice(STRING_LENGTHS)
+        first = rng.choice(b"x-9\xff")
+        return bytes((first,)) + os.urandom(n - 1) if n else b""
+    if kind == 7:
+        return bytes(rng.choice(b"0123456789-") for _ in range(rng.randrange(1, 22)))
+    if kind == 8:
+        return b"field:%d" % rng.randrange(10**6)
+    return b"v%d" % rng.randrange(100)
+
+
+def element_lists(rng: random.Random, count: int) -> Iterator[list[bytes]]:
+    for _ in range(count):
+        size = rng.choice([0, 1, 2, 5, 20, 63, 64, 65, 200, 700])
+        if rng.random() < 0.2:  # long runs of short plain strings (the Python join path)
+            yield [b"item:%d" % rng.randrange(10**6) for _ in range(size)]
+        else:
+            yield [element(rng) for _ in range(size)]
+
+
+def mixed_lists(rng: random.Random, count: int) -> Iterator[list[bytes | int]]:
+    for items in element_lists(rng, count):
+        mixed: list[bytes | int] = []
+        for item in items:
+            mixed.append(item)
+            if rng.random() < 0.5:
+                mixed.append(rng.choice(INT_LIMITS) if rng.random() < 0.5 else rng.randrange(-(2**63), 2**63))
+        yield mixed
+
+
+def outcome(fn: Callable[..., Any], *args: Any) -> tuple[Any, ...]:
+    """("ok", result) or ("error", class, message): what two implementations must agree on."""
+    try:
+        return "ok", fn(*args)
+    except PayloadError as exc:
+        return "error", type(exc), str(exc), exc.message, exc.detail
+
+
+# ---------------------------------------------------------------------------
+# encoders
+
+
+@needs_c
+def test_every_integer_boundary_encodes_like_python() -> None:
+    for v in INT_LIMITS:
+        for text in (b"%d" % v, b"%d" % -v):
+            assert C.encode([text]) == listpack.encode_py([text]), text
+            if -v < 2**63:
+                assert C.encode_mixed([v, -v, text]) == listpack.encode_mixed_py([v, -v, text]), v
+            assert C.entry_size(text) == len(listpack.entry_bytes(text))
+    for text in NOT_CANONICAL:
+        assert C.encode([text]) == listpack.encode_py([text]), text
+        assert C.encode([text])[6] & 0xC0 == 0x80, text  # stored as a string
+
+
+@needs_c
+def test_string_length_boundaries_encode_like_python() -> None:
+    for n in STRING_LENGTHS:
+        for first in (b"a", b"7", b"-", b"\xff"):
+            s = (first + b"z" * n)[:n]
+            assert C.encode([s]) == listpack.encode_py([s]), n
+            assert C.encode([s, s]) == listpack.encode_py([s, s]), n
+            assert C.entry_size(s) == len(listpack.entry_bytes(s)), n
+
+
+@needs_c
+def test_random_lists_encode_to_the_same_bytes() -> None:
+    rng = random.Random(SEED)
+    for items in element_lists(rng, 400):
+        expected = listpack.encode_py(items)
+        assert C.encode(items) == expected
+        assert C.encode(tuple(items)) == expected
+        assert C.encode_mixed(items) == listpack.encode_mixed_py(items) == expected
+        assert C.entry_sizes(items) == [len(listpack.entry_bytes(s)) for s in items]
+    for mixed in mixed_lists(rng, 200):
+        assert C.encode_mixed(mixed) == listpack.encode_mixed_py(mixed)
+
+
+@needs_c
+def test_more_than_65535_elements_say_unknown_count() -> None:
+    items = [b"%d" % (i % 300) for i in range(70000)]
+    blob = C.encode(items)
+    assert blob == listpack.encode_py(items)
+    assert blob[4:6] == b"\xff\xff"
+    assert C.decode(blob, True) == listpack.decode_py(blob, True) == items
+
+
+@needs_c
+def test_bytearray_elements_encode_as_bytes() -> None:
+    items: list[Any] = [bytearray(b"12"), bytearray(b"abc"), bytearray(), b"x" * 70]
+    assert C.encode(items) == listpack.encode_py([bytes(x) for x in items])
+    assert C.encode_mixed([*items, 5]) == listpack.encode_mixed_py([*items, 5])
+    assert C.entry_size(bytearray(b"-7")) == 2 + 1  # int13: 2 bytes + backlen
+
+
+@needs_c
+def test_what_c_does_not_take_goes_back_to_python(with_c: None) -> None:
+    """None from C = "not mine": the public function then behaves exactly like Python."""
+    assert C.encode([b"a", "text"]) is None
+    assert C.encode([b"a", 5]) is None  # encode takes no ints
+    assert C.encode_mixed([b"a", 2**63]) is None
+    assert C.encode_mixed([b"a", -(2**63) - 1]) is None
+    assert C.encode_mixed([b"a", 1.5]) is None
+    assert C.encode(iter([b"a"])) is None
+    assert C.entry_size("a") is None
+    assert C.entry_sizes([b"a", None]) is None
+    assert listpack.encode(iter([b"a", b"12"])) == listpack.encode_py([b"a", b"12"])
+    assert listpack.encode_mixed(iter([b"a", 12])) == listpack.encode_mixed_py([b"a", 12])
+    for bad, call, reference in [
+        ([b"a", 5], listpack.encode, listpack.encode_py),
+        ([b"a", "s"], listpack.encode, listpack.encode_py),
+        ([b"a", 2**63], listpack.encode_mixed, listpack.encode_mixed_py),
+        ([b"a", None], listpack.encode_mixed, listpack.encode_mixed_py),
+    ]:
+        with pytest.raises(Exception) as got:
+            call(bad)
+        with pytest.raises(Exception) as expected:
+            reference(bad)
+        assert type(got.value) is type(expected.value)
+
+
+@needs_c
+def test_bools_and_int_subclasses_are_ints() -> None:
+    class Score(int):
+        pass
+
+    mixed: list[Any] = [True, False, Score(70000), Score(-3), b"x"]
+    assert C.encode_mixed(mixed) == listpack.encode_mixed_py(mixed)
+
+
+# ---------------------------------------------------------------------------
+# decoder on valid blobs
+
+
+def valid_blobs(rng: random.Random, count: int) -> Iterator[bytes]:
+    for items in element_lists(rng, count):
+        yield listpack.encode_py(items)
+    for mixed in mixed_lists(rng, count // 2):
+        yield listpack.encode_mixed_py(mixed)
+    yield listpack.EMPTY
+
+
+MODES = [(deep, iab, cc) for deep in (True, False) for iab in (True, False) for cc in (True, False)]
+
+
+@needs_c
+def test_valid_blobs_decode_to_the_same_values() -> None:
+    rng = random.Random(SEED + 1)
+    for blob in valid_blobs(rng, 300):
+        for deep, iab, cc in MODES:
+            got = C.decode(blob, deep, iab, cc)
+            expected = listpack.decode_py(blob, deep, iab, cc)
+            assert got == expected
+            assert list(map(type, got)) == list(map(type, expected))
+        assert C.count(blob, True) == C.count(blob, False) == len(listpack.decode_py(blob, True))
+
+
+@needs_c
+def test_decode_keywords_and_defaults() -> None:
+    blob = listpack.encode_py([b"a", b"5", b"-70000"])
+    assert C.decode(blob, True) == [b"a", b"5", b"-70000"]
+    assert C.decode(blob, deep=False, ints_as_bytes=False) == [b"a", 5, -70000]
+    assert C.decode(blob=blob, deep=True, check_count=False) == [b"a", b"5", b"-70000"]
+    assert C.count(blob, deep=True) == 3
+    with pytest.raises(TypeError):
+        C.decode(blob)
+    with pytest.raises(TypeError):
+        C.decode(blob, True, True, True, True)
+    with pytest.raises(TypeError):
+        C.decode(blob, True, nonsense=1)
+    with pytest.raises(TypeError):
+        C.decode(blob, True, deep=True)
+    with pytest.raises(TypeError):
+        C.decode("text", True)
+
+
+@needs_c
+def test_buffers_decode_like_bytes_in_c() -> None:
+    blob = listpack.encode_py([b"a", b"5", b"x" * 100])
+    for buf in (bytearray(blob), memoryview(blob)):
+        assert C.decode(buf, True) == C.decode(blob, True)
+        assert C.count(buf, True) == 3
+
+
+def test_public_functions_match_python_either_way() -> None:
+    """``listpack``'s public functions give the reference answers with C on and off."""
+    rng = random.Random(SEED + 2)
+    items = [element(rng) for _ in range(300)]
+    blob = listpack.encode_py(items)
+    was = listpack.native is not None
+    try:
+        for enabled in (False, True):
+            listpack.use_native(enabled)
+            assert listpack.encode(items) == blob
+            assert listpack.encode_mixed([*items, 5, -(2**63)]) == listpack.encode_mixed_py([*items, 5, -(2**63)])
+            assert listpack.decode(blob, True) == listpack.decode_py(blob, True)
+            assert listpack.decode(bytearray(blob), False) == listpack.decode_py(bytearray(blob), False)
+            assert listpack.count_entries(blob, True) == len(items)
+            assert listpack.entry_size(items[0]) == len(listpack.entry_bytes(items[0]))
+            lens = list(map(len, items))
+            from dumpling.payload.bulk import odd_elements
+
+            assert listpack.entry_sizes(items, lens, odd_elements(items, lens, 64)) == [
+                len(listpack.entry_bytes(s)) for s in items
+            ]
+    finally:
+        listpack.use_native(was)
+
+
+def test_use_native_switch() -> None:
+    was = listpack.native is not None
+    try:
+        assert listpack.use_native(False) is False
+        assert listpack.native is None
+        assert listpack.use_native(True) is (_listpack is not None)
+        assert listpack.native is _listpack
+    finally:
+        listpack.use_native(was)
+
+
+@pytest.mark.parametrize("variable", ["DUMPLING_PURE", "DUMPLING_PURE_PAYLOAD"])
+def test_environment_forces_the_pure_path(variable: str) -> None:
+    code = "from dumpling.payload import listpack; print(listpack.native is None)"
+    env = dict(os.environ, **{variable: "1"})
+    env.pop("DUMPLING_PURE" if variable != "DUMPLING_PURE" else "DUMPLING_PURE_PAYLOAD", None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True"]
+    env[variable] = "0"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [str(_listpack is None)]
+
+
+# ---------------------------------------------------------------------------
+# decoder on broken blobs
+
+
+def _header(body: bytes, count: int) -> bytes:
+    total = 6 + len(body) + 1
+    return total.to_bytes(4, "little") + count.to_bytes(2, "little") + body + b"\xff"
+
+
+HANDMADE = [
+    b"",
+    b"\xff",
+    b"\x07\x00\x00\x00\x00\x00",
+    b"\x07\x00\x00\x00\x00\x00\xfe",
+    b"\x08\x00\x00\x00\x00\x00\xff",
+    b"\x07\x00\x00\x00\x01\x00\xff",  # count 1, no entries
+    b"\x07\x00\x00\x00\xff\xff\xff",  # unknown count
+    _header(b"\x05", 1),  # uint without its backlen
+    _header(b"\x05\x01", 2),  # wrong count
+    _header(b"\x05\x02", 1),  # wrong backlen
+    _header(b"\x05\x01\xff\x00", 1),  # a terminator before the end
+    _header(b"\x83ab", 1),  # 6-bit string past the end
+    _header(b"\x83abc", 1),  # no backlen
+    _header(b"\x83abc\x05", 1),
+    _header(b"\xc1", 1),
+    _header(b"\xc1\x00", 1),
+    _header(b"\xc1\x00\x02", 1),
+    _header(b"\xdf\xff\x02", 1),  # int13 -1
+    _header(b"\xe0", 1),
+    _header(b"\xe0\x40", 1),
+    _header(b"\xe0\x40" + b"s" * 64 + b"\x42", 1),
+    _header(b"\xe0\x40" + b"s" * 64 + b"\x41", 1),
+    _header(b"\xef\xff" + b"s" * 10, 1),
+    _header(b"\xf0\x01\x00", 1),
+    _header(b"\xf0\x03\x00\x00\x00abc\x08", 1),
+    _header(b"\xf0\x03\x00\x00\x00abc\x09", 1),
+    _header(b"\xf0\xff\xff\xff\xffabc\x08", 1),  # 32-bit length far past the end
+    _header(b"\xf1\x01", 1),
+    _header(b"\xf1\x01\x02\x03", 1),
+    _header(b"\xf2\xff\xff\x7f\x04", 1),
+    _header(b"\xf2\x00\x00\x80\x04", 1),
+    _header(b"\xf3\x00\x00\x00\x80\x05", 1),
+    _header(b"\xf4" + b"\xff" * 8 + b"\x09", 1),
+    _header(b"\xf4" + b"\x00" * 7 + b"\x80\x09", 1),
+    _header(b"\xf4" + b"\x00" * 8, 1),
+    _header(b"\xf5\x01", 1),
+    _header(b"\xfe\x01", 1),
+    _header(b"\x05\x81\x80\x80\x80\x01", 1),
+    _header(b"\x80\x01\x80\x01", 2),
+    _header(b"\x81\xff\x02", 1),  # 0xFF inside a string is data
+    _header(b"\x81a\x02\xff\x81a\x02", 2),  # 0xFF where an entry should start
+    _header(b"\x81a\x82", 1),  # backlen with its continuation flag
+]
+
+
+def _long_backlen_blobs() -> list[bytes]:
+    s = b"q" * 200  # 12-bit string of size 202: a 2-byte backlen
+    good = listpack.encode_py([s])
+    entry = good[6:-1]
+    out = [good]
+    for back in (b"\x01\x4a", b"\x81\xca", b"\x01\xca", b"\xca", b"\x80\x81\xca"):
+        out.append(_header(entry[:-2] + back, 1))
+    out.append(_header(entry[:-1], 1))  # backlen cut short
+    return out
+
+
+@needs_c
+@pytest.mark.parametrize("blob", HANDMADE + _long_backlen_blobs(), ids=lambda b: b.hex()[:40] or "empty")
+def test_handmade_blobs_get_the_same_answer(blob: bytes) -> None:
+    for deep, iab, cc in MODES:
+        assert outcome(C.decode, blob, deep, iab, cc) == outcome(listpack.decode_py, blob, deep, iab, cc)
+    for deep in (True, False):
+        walk = outcome(listpack.decode_py, blob, deep)
+        count = outcome(C.count, blob, deep)
+        assert count == (("ok", len(walk[1])) if walk[0] == "ok" else walk)
+
+
+def _mutations(blob: bytes, rng: random.Random) -> Iterator[bytes]:
+    yield blob[: rng.randrange(len(blob) + 1)]
+    for _ in range(4):
+        b = bytearray(blob)
+        for _ in range(rng.randrange(1, 4)):
+            b[rng.randrange(len(b))] = rng.choice(
+                [0, 1, 0x3F, 0x40, 0x7F, 0x80, 0xBF, 0xC0, 0xE0, 0xEF, 0xF0, 0xF4, 0xF5, 0xFF, rng.randrange(256)]
+            )
+        yield bytes(b)
+        cut = b[: rng.randrange(7, len(b) + 1)]
+        if len(cut) >= 7:  # truncated but with a header that agrees
+            cut[0:4] = len(cut).to_bytes(4, "little")
+            cut[-1] = 0xFF
+            yield bytes(cut)
+
+
+@needs_c
+def test_random_mutations_get_the_same_answer() -> None:
+    rng = random.Random(SEED + 3)
+    seeds = list(valid_blobs(rng, 60))
+    for seed in seeds:
+        for mutated in _mutations(seed, rng):
+            for deep, iab, cc in MODES:
+                assert outcome(C.decode, mutated, deep, iab, cc) == outcome(
+                    listpack.decode_py, mutated, deep, iab, cc
+                ), (
+                    mutated.hex(),
+                    deep,
+                )
+
+
+FUZZ_SEEDS = [
+    listpack.encode_py([b"a", b"5", b"-70000", b"", b"x" * 70, b"12345678901", b"-3000"]),
+    listpack.encode_py([b"q" * 130, b"1"]),
+    listpack.encode_mixed_py([b"m", 3, b"n", 70000, b"o", -(2**40), b"p", 2**62]),
+    listpack.EMPTY,
+]
+
+
+@needs_c
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.sampled_from(FUZZ_SEEDS),
+    edits=st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), max_size=4),
+    cut=st.integers(0, 250),
+    fix_header=st.booleans(),
+    deep=st.booleans(),
+    ints_as_bytes=st.booleans(),
+)
+def test_fuzz_decoder_agrees_with_python(
+    seed: bytes, edits: list[tuple[int, int]], cut: int, fix_header: bool, deep: bool, ints_as_bytes: bool
+) -> None:
+    b = bytearray(seed[:cut] if cut < len(seed) else seed)
+    for at, value in edits:
+        if b:
+            b[at % len(b)] = value
+    if fix_header and len(b) >= 7:
+        b[0:4] = len(b).to_bytes(4, "little")
+        b[-1] = 0xFF
+    blob = bytes(b)
+    assert outcome(C.decode, blob, deep, ints_as_bytes) == outcome(listpack.decode_py, blob, deep, ints_as_bytes)
+    walk = outcome(listpack.decode_py, blob, deep)
+    assert outcome(C.count, blob, deep) == (("ok", len(walk[1])) if walk[0] == "ok" else walk)
+
+
+@needs_c
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=80), st.booleans())
+def test_fuzz_arbitrary_bytes_with_a_valid_header(body: bytes, deep: bool) -> None:
+    blob = (len(body) + 7).to_bytes(4, "little") + b"\x03\x00" + body + b"\xff"
+    assert outcome(C.decode, blob, deep) == outcome(listpack.decode_py, blob, deep)
+    assert outcome(C.decode, blob, deep, False, False) == outcome(listpack.decode_py, blob, deep, False, False)
+
+
+# ---------------------------------------------------------------------------
+# whole payloads, C on and off
+
+
+def _values(rng: random.Random) -> list[Any]:
+    """Small listpack-encoded values of every type (each DUMPs to one listpack)."""
+    values: list[Any] = []
+    for size in (1, 3, 10, 20, 64, 127):
+        fields = {(element(rng)[:60] or b"f") + b"%d" % i: element(rng)[:60] for i in range(size)}
+        values.append(HashValue(fields, None, "listpack"))
+        members = list(dict.fromkeys([b"m%d" % i for i in range(size)] + [element(rng)[:60] for _ in range(size)]))
+        values.append(SetValue(members[:128], "listpack"))
+        scores = [1.0, -2.5, 1e20, 3.0, 0.1, 2.0**53, -0.0]
+        pairs = [
+            (b"z%d" % i, rng.choice(scores) if i % 2 else float(rng.randrange(-(10**12), 10**12))) for i in range(size)
+        ]
+        values.append(ZSetValue.from_pairs(pairs, "listpack"))
+        values.append(ListValue([element(rng)[:100] for _ in range(size)], "listpack"))
+        values.append(ListValue([element(rng) for _ in range(size * 20)], "quicklist"))
+    return values
+
+
+def _snapshot(value: Any) -> Any:
+    if isinstance(value, HashValue):
+        return ("h", list(value.fields.items()))
+    if isinstance(value, SetValue):
+        return ("s", sorted(value.members))
+    if isinstance(value, ZSetValue):
+        return ("z", list(value.items_by_score()))
+    if isinstance(value, ListValue):
+        return ("l", list(value.items))
+    return value
+
+
+@needs_c
+def test_payloads_are_the_same_with_c_on_and_off() -> None:
+    rng = random.Random(SEED + 4)
+    was = listpack.native is not None
+    try:
+        for value in _values(rng):
+            for version in (10, 11, 12):
+                listpack.use_native(False)
+                expected = encode_payload(value, version)
+                listpack.use_native(True)
+                got = encode_payload(value, version)
+                assert got == expected
+                for options in (CodecOptions(), CodecOptions(sanitize_payload="yes")):
+                    listpack.use_native(True)
+                    fast = outcome(lambda p, o: _snapshot(decode_payload(p, o).value), got, options)
+                    listpack.use_native(False)
+                    slow = outcome(lambda p, o: _snapshot(decode_payload(p, o).value), got, options)
+                    assert fast == slow
+                    assert fast[0] == "ok"
+    finally:
+        listpack.use_native(was)
+
+
+# ---------------------------------------------------------------------------
+# memory
+
+
+def _swallow(fn: Callable[..., Any], *args: Any) -> Callable[[], None]:
+    def call() -> None:
+        try:
+            fn(*args)
+        except (PayloadError, TypeError):
+            pass
+
+    return call
+
+
+def _growth(call: Callable[[], Any], rounds: int = 3000) -> int:
+    for _ in range(200):
+        call()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(rounds):
+            call()
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+
+@needs_c
+def test_no_memory_grows_over_loops() -> None:
+    items = [b"x" * 30 + b"%d" % i for i in range(40)] + [b"%d" % (i * 999) for i in range(40)] + [b"y" * 5000]
+    blob = listpack.encode_py(items)
+    mixed = [*items, 5, -(2**62)]
+    calls = [
+        lambda: C.encode(items),
+        lambda: C.encode_mixed(mixed),
+        lambda: C.encode([*items[:3], "not bytes"]),
+        lambda: C.entry_sizes(items),
+        lambda: C.entry_size(items[0]),
+        lambda: C.decode(blob, True),
+        lambda: C.decode(blob, False, False, False),
+        lambda: C.count(blob, True),
+        lambda: C.decode(bytearray(blob), True),
+        _swallow(C.decode, blob[:-9] + b"\xff", True),
+        _swallow(C.decode, blob[:-9] + b"\xff", False, False),
+        _swallow(C.count, blob[:-9] + b"\xff", True),
+        _swallow(lambda: C.decode(blob, True, nonsense=1)),
+        _swallow(C.decode, _header(b"\xf5\x01", 1), True),
+    ]
+    for call in calls:
+        assert _growth(call) < 8192
+
+
+@needs_c
+def test_reference_counts_are_unchanged() -> None:
+    items = [b"abc%d" % i for i in range(100)] + [b"x" * 200]
+    blob = listpack.encode_py(items)
+    broken = blob[:-9] + b"\xff"
+    watched = [blob, broken, *items[:3], items[-1]]
+    before = [sys.getrefcount(x) for x in watched]
+    kept = []
+    for _ in range(100):
+        C.encode(items)
+        C.encode_mixed(items)
+        C.decode(blob, True)
+        C.count(blob, True)
+        C.entry_sizes(items)
+        _swallow(C.decode, broken, True)()
+    kept.append(C.decode(blob, False))
+    gc.collect()
+    assert [sys.getrefcount(x) for x in watched] == before
+    decoded = kept[0]
+    # each new string: the list's reference, the loop variable's and getrefcount's argument
+    assert all(sys.getrefcount(x) == 3 for x in decoded if len(x) > 3)
