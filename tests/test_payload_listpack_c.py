@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dumpling.datatypes import HashValue, ListValue, SetValue, ZSetValue
-from dumpling.payload import CodecOptions, PayloadError, decode_payload, encode_payload, listpack
+from dumpling.payload import CodecOptions, PayloadError, decode_payload, encode_payload, listpack, quicklist
 
 try:
     from dumpling.payload import _listpack
@@ -480,6 +480,59 @@ def test_fuzz_arbitrary_bytes_with_a_valid_header(body: bytes, deep: bool) -> No
 
 
 # ---------------------------------------------------------------------------
+# quicklist node cuts
+
+
+def _nodes(items: list[bytes], profile: str, fill: int) -> list[tuple[int, list[bytes], int]]:
+    return [(n.container, n.items, n.size) for n in quicklist.pack(items, profile, fill)]
+
+
+def _list_shapes(rng: random.Random) -> Iterator[list[bytes]]:
+    yield []
+    yield [b"item:%d" % i for i in range(5000)]
+    yield [b"%d" % i for i in range(-3000, 3000, 7)]
+    for _ in range(40):
+        size = rng.choice([1, 10, 300, 2000])
+        out = []
+        for _ in range(size):
+            r = rng.random()
+            if r < 0.05:
+                out.append(os.urandom(rng.choice([4000, 8180, 8192, 8193, 9000, 20000, 70000])))
+            elif r < 0.1:
+                out.append(b"")
+            else:
+                out.append(element(rng)[:200])
+        yield out
+
+
+@needs_c
+def test_node_cuts_match_python(with_c: None) -> None:
+    rng = random.Random(SEED + 5)
+    for items in _list_shapes(rng):
+        for profile in ("7.0", "7.2", "7.4"):
+            for fill in (-1, -2, -3, -5):
+                listpack.use_native(True)
+                got = _nodes(items, profile, fill)
+                listpack.use_native(False)
+                expected = _nodes(items, profile, fill)
+                assert got == expected, (profile, fill, len(items))
+
+
+@needs_c
+def test_node_cuts_refuse_what_they_do_not_take() -> None:
+    assert C.pack_by_size([b"a", "b"], 8192, 8192, True) is None
+    assert C.pack_by_size([b"a"], -1, 8192, True) is None
+    assert C.pack_by_size([b"a"], 8192, 2**41, True) is None
+    assert C.pack_by_size(iter([b"a"]), 8192, 8192, True) is None
+    assert C.pack_by_size((b"a", bytearray(b"b")), 8192, 8192, False) == [(0, 2, 0, 7 + 3 + 3)]
+    assert C.pack_by_size([], 8192, 8192, True) == []
+    with pytest.raises(TypeError):
+        C.pack_by_size([b"a"], 8192, 8192)
+    with pytest.raises(OverflowError):
+        C.pack_by_size([b"a"], 2**70, 8192, True)
+
+
+# ---------------------------------------------------------------------------
 # whole payloads, C on and off
 
 
@@ -576,6 +629,8 @@ def test_no_memory_grows_over_loops() -> None:
         lambda: C.encode([*items[:3], "not bytes"]),
         lambda: C.entry_sizes(items),
         lambda: C.entry_size(items[0]),
+        lambda: C.pack_by_size(items * 40, 8192, 8192, True),
+        lambda: C.pack_by_size([*items, None], 8192, 8192, True),
         lambda: C.decode(blob, True),
         lambda: C.decode(blob, False, False, False),
         lambda: C.count(blob, True),
@@ -604,6 +659,7 @@ def test_reference_counts_are_unchanged() -> None:
         C.decode(blob, True)
         C.count(blob, True)
         C.entry_sizes(items)
+        C.pack_by_size(items, 100, 100, False)
         _swallow(C.decode, broken, True)()
     kept.append(C.decode(blob, False))
     gc.collect()

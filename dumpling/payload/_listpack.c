@@ -12,6 +12,8 @@
  *   encode_mixed(items) -> bytes | None items: bytes, bytearray or int
  *   entry_size(s) -> int
  *   entry_sizes(items) -> list[int] | None
+ *   pack_by_size(items, limit, large, listpack_phase) -> node cuts | None
+ *                                       (quicklist._pack_by_size's decisions)
  *
  * The encoders return None for anything they do not handle exactly like the Python
  * code (an element of another type, an int outside int64, a blob over 4 GiB); the
@@ -1087,6 +1089,170 @@ lp_entry_sizes(PyObject *module, PyObject *seq)
 }
 
 /* ------------------------------------------------------------------------- */
+/* quicklist node cuts */
+
+typedef struct {
+    Py_ssize_t start;
+    Py_ssize_t stop;
+    int plain;
+    int64_t size;
+} Cut;
+
+typedef struct {
+    Cut *cuts;
+    Py_ssize_t count;
+    Py_ssize_t room;
+} Cuts;
+
+static int
+cuts_push(Cuts *c, Py_ssize_t start, Py_ssize_t stop, int plain, int64_t size)
+{
+    if (c->count == c->room) {
+        Py_ssize_t room = c->room ? c->room * 2 : 64;
+        Cut *grown;
+        if (room > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(Cut)) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        grown = PyMem_Realloc(c->cuts, (size_t)room * sizeof(Cut));
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        c->cuts = grown;
+        c->room = room;
+    }
+    c->cuts[c->count].start = start;
+    c->cuts[c->count].stop = stop;
+    c->cuts[c->count].plain = plain;
+    c->cuts[c->count].size = size;
+    c->count++;
+    return 0;
+}
+
+#define LP_EMPTY_BYTES 7      /* header + terminator */
+#define QL_SIZE_ESTIMATE 8    /* quicklist.c's SIZE_ESTIMATE_OVERHEAD */
+#define CUT_LIMIT_MAX ((int64_t)1 << 40)
+
+PyDoc_STRVAR(pack_by_size_doc,
+"pack_by_size(items, limit, large, listpack_phase) -> list[tuple[int, int, int, int]] | None\n\n"
+"quicklist._pack_by_size's decisions for a list of bytes/bytearray: (start, stop, plain,\n"
+"size) per node, in order; ``plain`` nodes hold the one element items[start] and ``size``\n"
+"is its length, packed nodes hold items[start:stop] in a listpack of ``size`` bytes.\n"
+"``limit``: the node byte limit, ``large``: elements longer than this get a plain node,\n"
+"``listpack_phase``: the list starts as one listpack (7.2+).  None when an element is\n"
+"of another type or a limit is outside 0..2**40.");
+
+static PyObject *
+lp_pack_by_size(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *seq;
+    PyObject **items;
+    Py_ssize_t count;
+    long long limit, large;
+    int phase;
+    int64_t node_size = 0; /* lpBytes of the open packed node; 0: none open */
+    Py_ssize_t start = 0;
+    Cuts cuts = {NULL, 0, 0};
+    PyObject *out;
+
+    (void)module;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "pack_by_size() takes exactly 4 arguments");
+        return NULL;
+    }
+    seq = args[0];
+    limit = PyLong_AsLongLong(args[1]);
+    if (limit == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    large = PyLong_AsLongLong(args[2]);
+    if (large == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if ((phase = PyObject_IsTrue(args[3])) < 0) {
+        return NULL;
+    }
+    if (limit < 0 || limit > CUT_LIMIT_MAX || large < 0 || large > CUT_LIMIT_MAX) {
+        Py_RETURN_NONE;
+    }
+    if (PyList_Check(seq)) {
+        count = PyList_GET_SIZE(seq);
+        items = ((PyListObject *)seq)->ob_item;
+    }
+    else if (PyTuple_Check(seq)) {
+        count = PyTuple_GET_SIZE(seq);
+        items = ((PyTupleObject *)seq)->ob_item;
+    }
+    else {
+        Py_RETURN_NONE;
+    }
+    /* The walk touches only the elements and raw memory (no Python objects are made
+     * until it is over, so nothing can change the list under it).  Every sum below
+     * stays far inside int64: limits are at most 2**40, and an element's entry size is
+     * only added once its length passed a comparison with one of them. */
+    for (Py_ssize_t i = 0; i < count; i++) {
+        const unsigned char *s;
+        Py_ssize_t n;
+        int64_t size;
+        if (!element_bytes(items[i], &s, &n)) {
+            PyMem_Free(cuts.cuts);
+            Py_RETURN_NONE;
+        }
+        size = (int64_t)n;
+        if (phase) {
+            int64_t base = node_size ? node_size : LP_EMPTY_BYTES;
+            if (size <= limit - base) {
+                node_size = base + element_entry_size(items[i]);
+                continue;
+            }
+            phase = 0;
+        }
+        if (size > large) {
+            if (node_size && cuts_push(&cuts, start, i, 0, node_size) < 0) {
+                goto fail;
+            }
+            if (cuts_push(&cuts, i, i + 1, 1, size) < 0) {
+                goto fail;
+            }
+            start = i + 1;
+            node_size = 0;
+        }
+        else if (node_size && size <= limit - node_size - QL_SIZE_ESTIMATE) {
+            node_size += element_entry_size(items[i]);
+        }
+        else {
+            if (node_size && cuts_push(&cuts, start, i, 0, node_size) < 0) {
+                goto fail;
+            }
+            start = i;
+            node_size = LP_EMPTY_BYTES + element_entry_size(items[i]);
+        }
+    }
+    if (node_size && cuts_push(&cuts, start, count, 0, node_size) < 0) {
+        goto fail;
+    }
+    out = PyList_New(cuts.count);
+    if (out == NULL) {
+        goto fail;
+    }
+    for (Py_ssize_t k = 0; k < cuts.count; k++) {
+        Cut *c = &cuts.cuts[k];
+        PyObject *t = Py_BuildValue("(nniL)", c->start, c->stop, c->plain, (long long)c->size);
+        if (t == NULL) {
+            Py_DECREF(out);
+            goto fail;
+        }
+        PyList_SET_ITEM(out, k, t);
+    }
+    PyMem_Free(cuts.cuts);
+    return out;
+fail:
+    PyMem_Free(cuts.cuts);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------- */
 /* module */
 
 static PyMethodDef methods[] = {
@@ -1096,6 +1262,7 @@ static PyMethodDef methods[] = {
     {"encode_mixed", (PyCFunction)lp_encode_mixed, METH_O, encode_mixed_doc},
     {"entry_size", (PyCFunction)lp_entry_size, METH_O, entry_size_doc},
     {"entry_sizes", (PyCFunction)lp_entry_sizes, METH_O, entry_sizes_doc},
+    {"pack_by_size", (PyCFunction)(void (*)(void))lp_pack_by_size, METH_FASTCALL, pack_by_size_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -9,10 +9,12 @@ The forward walk itself is always bounds-checked, so even unsanitized input can'
 read outside the blob.
 
 The hot operations (``decode``, ``count_entries``, ``encode``, ``encode_mixed``,
-``entry_size``, ``entry_sizes``) run in C when ``dumpling.payload._listpack`` is
-built and neither ``DUMPLING_PURE`` nor ``DUMPLING_PURE_PAYLOAD`` is set; the ``*_py`` functions are the pure-Python
-reference it must match byte for byte, value for value and refusal for refusal.
-``use_native(flag)`` switches at run time (tests compare both).
+``entry_size``, ``entry_sizes``, ``node_cuts``) run in C when
+``dumpling.payload._listpack`` is built and neither ``DUMPLING_PURE`` nor
+``DUMPLING_PURE_PAYLOAD`` is set; the ``*_py`` functions (and ``quicklist``'s loop for
+``node_cuts``) are the pure-Python reference it must match byte for byte, value for
+value and refusal for refusal.  ``use_native(flag)`` switches at run time (tests
+compare both).
 """
 
 from __future__ import annotations
@@ -556,6 +558,16 @@ def entry_sizes(items: list[bytes], lens: list[int], odd: Iterable[int]) -> list
     for i in odd:
         sizes[i] = entry_size(items[i])
     return sizes
+
+
+def node_cuts(
+    items: list[bytes], limit: int, large: int, listpack_phase: bool
+) -> list[tuple[int, int, int, int]] | None:
+    """``quicklist._pack_by_size``'s node decisions computed in C: ``(start, stop, plain,
+    size)`` per node.  None without the C codec, or for input it does not take."""
+    if native is None:
+        return None
+    return native.pack_by_size(items, limit, large, listpack_phase)
 
 
 def _encode_each(items: list[bytes]) -> bytes:

@@ -153,13 +153,16 @@ def pack(items: Iterable[bytes], profile: str, fill: int) -> list[Node]:
 
 def _pack_by_size(items: list[bytes], profile: str, limit: int) -> list[Node]:
     """``pack`` for a size-limited fill (the default -2), inlined: same decisions as NodePacker."""
+    large = limit if profile == "7.4" else PACKED_THRESHOLD_LEGACY - 1
+    listpack_phase = profile != "7.0"
+    cuts = listpack.node_cuts(items, limit, large, listpack_phase)  # the loop below, in C
+    if cuts is not None:
+        return [Node(CONTAINER_PLAIN if plain else CONTAINER_PACKED, items[a:b], size) for a, b, plain, size in cuts]
     lens = list(map(len, items))
     odd = bulk.odd_elements(items, lens, 64)
     if not odd:
         return _pack_short_strings(items, lens, profile, limit)
     grows = listpack.entry_sizes(items, lens, odd)
-    large = limit if profile == "7.4" else PACKED_THRESHOLD_LEGACY - 1
-    listpack_phase = profile != "7.0"
     nodes: list[Node] = []
     start = 0
     node_size = 0  # lpBytes of the open packed node; 0 = no open packed node
