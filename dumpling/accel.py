@@ -2,7 +2,8 @@
 
 ``dumpling._fastpath`` runs the hot string commands of plain connections in C
 (``Client.data_received`` offers it each read first); ``dumpling.payload._speedups``
-reads and writes the bodies of big collections.  Both are built by ``setup.py`` when
+reads and writes the bodies of big collections and ``dumpling.payload._listpack``
+listpack blobs (``DUMPLING_PURE_PAYLOAD=1`` turns off just those two).  Both are built by ``setup.py`` when
 a compiler is present; without them dumpling runs the same code paths in Python.
 ``DUMPLING_PURE=1`` in the environment disables them (tests compare both).
 """
@@ -30,10 +31,13 @@ fastpath = _load("dumpling._fastpath")
 
 def loaded() -> list[str]:
     """Names of the accelerators in use (for the startup log)."""
+    from dumpling.payload import bulk, listpack  # the payload codec decides (DUMPLING_PURE_PAYLOAD too)
+
     names = []
     if fastpath is not None:
         names.append("fastpath")
-    payload = _load("dumpling.payload._speedups")
-    if payload is not None:
+    if bulk.ACCELERATED:
         names.append("payload")
+    if listpack.native is not None:
+        names.append("listpack")
     return names
