@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dumpling.datatypes import HashValue, ListValue, SetValue, ZSetValue
-from dumpling.payload import CodecOptions, PayloadError, bulk, decode_payload, encode_payload, listpack
+from dumpling.payload import CodecOptions, PayloadError, bulk, decode_payload, encode_payload
 from dumpling.payload.envelope import reseal
 from dumpling.payload.primitives import append_len, append_string
 
@@ -383,131 +383,6 @@ def test_written_bodies_read_back() -> None:
 
 
 # ---------------------------------------------------------------------------
-# listpack blobs
-
-LP_INTS = [
-    0, 127, 128, -1, -4096, 4095, 4096, -4097, 32767, 32768, -32768, -32769, 8388607, 8388608,
-    -8388608, -8388609, 2147483647, 2147483648, -2147483648, -2147483649, 9223372036854775807,
-    -9223372036854775808,
-]  # fmt: skip
-LP_TEXT = [b"9223372036854775808", b"-9223372036854775809", b"99999999999999999999", b"-0", b"007", b"1" * 21]
-
-
-def lp_element(rng: random.Random) -> bytes:
-    kind = rng.randrange(6)
-    if kind == 0:
-        return b"%d" % rng.choice(LP_INTS)
-    if kind == 1:
-        return rng.choice(LP_TEXT)
-    if kind == 2:
-        return os.urandom(rng.choice([63, 64, 4095, 4096, 5000, 200]))  # 6/12/32-bit string entries
-    return element(rng)
-
-
-@needs_c
-def test_listpack_encoding_matches_python() -> None:
-    rng = random.Random(RNG_SEED + 10)
-    for _ in range(300):
-        items = [lp_element(rng) for _ in range(rng.choice([0, 1, 2, 20, 63, 64, 200]))]
-        blob = C.lp_encode(items)
-        assert blob == listpack.encode_py(items) == listpack._encode_each(items)
-        assert C.lp_decode(blob, True, True, True) == items
-    many = [b"%d" % i for i in range(70000)]  # more entries than the 16-bit count holds
-    assert C.lp_encode(many) == listpack.encode_py(many)
-    assert C.lp_encode([b"a", bytearray(b"b")]) is None  # not exactly bytes: the Python encoder decides
-    assert listpack.encode([b"a", bytearray(b"12")]) == listpack.encode_py([b"a", b"12"])
-    with pytest.raises(TypeError):
-        C.lp_encode((b"a",))
-
-
-def _lp_seeds() -> list[bytes]:
-    rng = random.Random(RNG_SEED + 11)
-    seeds = [listpack.EMPTY]
-    for size in (1, 4, 30):
-        seeds.append(listpack.encode_py([lp_element(rng) for _ in range(size)]))
-        seeds.append(listpack.encode_mixed([rng.choice(LP_INTS) for _ in range(size)]))
-    seeds.append(listpack.encode_py([b"x" * 300, b"y" * 5000, b"12"]))
-    seeds.append(listpack.encode_py([b"x" * 130, b"7"]))  # a two-byte backlen within reach of the mutations
-    return seeds
-
-
-LP_SEEDS = _lp_seeds()
-LP_MODES = [(deep, ints, count) for deep in (False, True) for ints in (False, True) for count in (False, True)]
-
-
-def _lp_outcome(fast: bool, blob: bytes, mode: tuple[bool, bool, bool]) -> tuple[str, Any]:
-    fn = C.lp_decode if fast else listpack.decode_py
-    result = outcome(fn, blob, *mode)
-    if result[0] == "ok":
-        return "ok", [(type(v), v) for v in result[1]]
-    return result
-
-
-@needs_c
-def test_listpack_decoding_matches_python() -> None:
-    for blob in LP_SEEDS:
-        for mode in LP_MODES:
-            assert _lp_outcome(True, blob, mode) == _lp_outcome(False, blob, mode)
-    header = listpack.encode_py([b"a", b"b"])
-    crafted = [
-        b"",
-        b"\x06\x00\x00\x00\x00\x00",  # shorter than a header
-        header[:-1] + b"\x00",  # no terminator
-        b"\x08" + header[1:],  # size mismatch
-        header[:4] + b"\x05\x00" + header[6:],  # wrong count (deep only)
-        header[:4] + b"\xff\xff" + header[6:],  # unknown count
-        header[:6] + b"\xff" + header[7:],  # early terminator (deep only)
-        header[:8] + b"\x05" + header[9:],  # bad backlen (deep only)
-        header[:6] + b"\xf5" + header[7:],  # invalid encoding byte
-        header[:6] + b"\x85" + header[7:],  # 6-bit string past the end
-    ]
-    for size in (130, 300, 5000, 20000):  # multi-byte backlens, each byte wrong in turn (deep only)
-        blob = listpack.encode_py([b"z" * size, b"1"])
-        back = listpack.backlen_size(size + (2 if size < 4096 else 5))
-        for i in range(back):
-            at = len(blob) - 3 - i
-            crafted.append(blob[:at] + bytes((blob[at] ^ 1,)) + blob[at + 1 :])
-            crafted.append(blob[:at] + bytes((blob[at] ^ 0x80,)) + blob[at + 1 :])
-    for blob in crafted:
-        for mode in LP_MODES:
-            assert _lp_outcome(True, blob, mode) == _lp_outcome(False, blob, mode)
-
-
-@st.composite
-def mutated_listpacks(draw: st.DrawFn) -> bytes:
-    data = bytearray(draw(st.sampled_from(LP_SEEDS)))
-    for _ in range(draw(st.integers(1, 3))):
-        at = draw(st.integers(0, len(data) - 1))
-        op = draw(st.sampled_from(["flip", "set", "insert", "delete", "truncate"]))
-        if op == "flip":
-            data[at] ^= 1 << draw(st.integers(0, 7))
-        elif op == "set":
-            data[at] = draw(
-                st.sampled_from([0x00, 0x01, 0x7F, 0x80, 0xBF, 0xC0, 0xE0, 0xEF, 0xF0, 0xF1, 0xF4, 0xF5, 0xFF])
-            )
-        elif op == "insert":
-            data[at:at] = draw(st.binary(min_size=1, max_size=6))
-        elif op == "delete":
-            del data[at : at + draw(st.integers(1, 6))]
-        else:
-            del data[at:]
-        if not data:
-            break
-    if draw(st.booleans()) and len(data) >= 4:  # keep the header size right so the walk is reached
-        data[:4] = struct.pack("<I", len(data))
-    if draw(st.booleans()) and data:
-        data[-1] = 0xFF
-    return bytes(data)
-
-
-@needs_c
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(blob=mutated_listpacks(), mode=st.sampled_from(LP_MODES))
-def test_fuzz_listpack_decoding_agrees_with_python(blob: bytes, mode: tuple[bool, bool, bool]) -> None:
-    assert _lp_outcome(True, blob, mode) == _lp_outcome(False, blob, mode)
-
-
-# ---------------------------------------------------------------------------
 # the whole codec, both ways
 
 
@@ -798,10 +673,6 @@ def test_no_leaks_on_success_and_error_paths() -> None:
         _swallow(C.append_mapping, bytearray(), {b"a": 7}, True),
         _swallow(C.append_scored, bytearray(), [(1.0, b"a"), ("x", b"b")], True),
         _swallow(C.append_scored, bytearray(), [(1.0, b"a"), (1.0,)], True),
-        lambda: C.lp_encode(items),
-        lambda: C.lp_decode(listpack.encode_py(items), True, True, True),
-        lambda: C.lp_decode(LP_SEEDS[-2], False, False, False),
-        _swallow(C.lp_decode, listpack.encode_py(items)[:-9] + b"\xff", True, True, True),
     ]
     for call in calls:
         assert _leak_check(call) < 4096  # one object kept per call would be 200 of them

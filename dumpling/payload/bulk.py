@@ -313,7 +313,7 @@ append_strings = append_strings_py
 append_mapping = append_mapping_py
 append_scored = append_scored_py
 ACCELERATED = False  # whether the names above are the C functions
-speedups: ModuleType | None = None  # the C module while it is in use (listpack.py asks too)
+speedups: ModuleType | None = None  # the C module while it is in use
 
 
 def use_speedups(enabled: bool) -> bool:

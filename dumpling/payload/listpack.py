@@ -29,7 +29,6 @@ from operator import add
 from types import ModuleType
 
 from dumpling.accel import PURE
-from dumpling.payload import bulk
 from dumpling.payload.bulk import odd_elements
 from dumpling.payload.errors import bad_data
 from dumpling.payload.primitives import parse_canonical_int
@@ -134,9 +133,6 @@ def decode(blob: bytes, deep: bool, ints_as_bytes: bool = True, check_count: boo
     """
     if native is not None and type(blob) is bytes:  # (slices of other buffers are not bytes)
         return native.decode(blob, deep, ints_as_bytes, check_count)
-    fast = bulk.speedups
-    if fast is not None and type(blob) is bytes:
-        return fast.lp_decode(blob, deep, ints_as_bytes, check_count)
     return decode_py(blob, deep, ints_as_bytes, check_count)
 
 
@@ -476,11 +472,6 @@ def encode(elements: Iterable[bytes]) -> bytes:
     if native is not None:
         blob = native.encode(items)
         if blob is not None:  # None: an element that is not bytes/bytearray, or over 4 GiB
-            return blob
-    fast = bulk.speedups
-    if fast is not None:
-        blob = fast.lp_encode(items)
-        if blob is not None:  # None: an element that is not exactly bytes
             return blob
     return encode_py(items)
 
