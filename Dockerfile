@@ -1,11 +1,15 @@
 # syntax=docker/dockerfile:1
-# Builder: compile the C extensions (python-lzf, and any dependency without a wheel)
-# into wheels, so the runtime image needs no compiler.
+# Builder: compile the C extensions (dumpling's own accelerators, python-lzf, and any
+# dependency without a wheel) into wheels, so the runtime image needs no compiler.
 FROM python:3.11 AS builder
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY dumpling ./dumpling
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# The accelerators are optional for `pip install`, not for the image: fail if one did not build.
+RUN pip wheel --no-cache-dir --wheel-dir /wheels . \
+    && for ext in _fastpath _speedups _listpack; do \
+        python -m zipfile -l /wheels/dumpling-*.whl | grep -q "$ext\..*\.so" || { echo "missing $ext"; exit 1; }; \
+    done
 
 # Runtime: slim Python, non-root user, only the wheels.
 FROM python:3.11-slim
