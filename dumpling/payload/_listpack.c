@@ -1253,6 +1253,574 @@ fail:
 }
 
 /* ------------------------------------------------------------------------- */
+/* whole quicklist-2 bodies */
+
+/* A growing byte buffer in raw memory (growing it creates no Python object, so it runs
+ * no Python code). */
+typedef struct {
+    unsigned char *data;
+    size_t len;
+    size_t cap;
+} Buf;
+
+static int
+buf_reserve(Buf *b, size_t extra)
+{
+    size_t need, cap;
+    unsigned char *grown;
+    if (extra <= b->cap - b->len) {
+        return 0;
+    }
+    if (extra > (size_t)PY_SSIZE_T_MAX - b->len) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    need = b->len + extra;
+    cap = b->cap ? b->cap : 4096;
+    while (cap < need) {
+        cap = cap > (size_t)PY_SSIZE_T_MAX / 2 ? need : cap * 2;
+    }
+    grown = PyMem_Realloc(b->data, cap);
+    if (grown == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->data = grown;
+    b->cap = cap;
+    return 0;
+}
+
+/* rdbSaveLen (primitives.append_len) into ``out`` (9 bytes of room); returns the end. */
+static unsigned char *
+put_rdb_len(unsigned char *out, uint64_t n)
+{
+    if (n < 0x40) {
+        *out++ = (unsigned char)n;
+        return out;
+    }
+    if (n < 0x4000) {
+        *out++ = (unsigned char)(0x40u | (unsigned int)(n >> 8));
+        *out++ = (unsigned char)(n & 0xFFu);
+        return out;
+    }
+    if (n <= UINT32_MAX) {
+        *out++ = 0x80;
+        for (int i = 3; i >= 0; i--) {
+            *out++ = (unsigned char)((n >> (8 * i)) & 0xFFu);
+        }
+        return out;
+    }
+    *out++ = 0x81;
+    for (int i = 7; i >= 0; i--) {
+        *out++ = (unsigned char)((n >> (8 * i)) & 0xFFu);
+    }
+    return out;
+}
+
+/* The raw form of an rdbString: its length, then its bytes. */
+static int
+put_raw_string(Buf *out, const unsigned char *s, size_t n)
+{
+    unsigned char *p;
+    if (n > (size_t)PY_SSIZE_T_MAX - 9) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (buf_reserve(out, n + 9) < 0) {
+        return -1;
+    }
+    p = put_rdb_len(out->data + out->len, (uint64_t)n);
+    if (n) {
+        memcpy(p, s, n);
+    }
+    out->len = (size_t)(p - out->data) + n;
+    return 0;
+}
+
+/* primitives.append_string(out, s, compress) for the bytes s[0:n] (``compress_fn``:
+ * compression.compress_for_rdb, or NULL when not compressing).  ``obj`` is the exact
+ * bytes object holding s when there is one (the compressor gets it then, as
+ * bytes(s) is s), else NULL.  The compressor is Python code: after it runs, the bytes
+ * are read from the immutable object it was given, never from s again. */
+static int
+put_rdb_string(Buf *out, const unsigned char *s, Py_ssize_t n, PyObject *obj, PyObject *compress_fn)
+{
+    int64_t v;
+    if (n <= 11 && may_be_int(s, n) && canonical_int(s, n, &v) && v >= INT32_MIN && v <= INT32_MAX) {
+        uint32_t u = (uint32_t)(int32_t)v;
+        unsigned char *p;
+        if (buf_reserve(out, 5) < 0) {
+            return -1;
+        }
+        p = out->data + out->len;
+        if (v >= -128 && v <= 127) {
+            p[0] = 0xC0; /* INT8 */
+            p[1] = (unsigned char)(u & 0xFFu);
+            out->len += 2;
+        }
+        else if (v >= -32768 && v <= 32767) {
+            p[0] = 0xC1; /* INT16 */
+            p[1] = (unsigned char)(u & 0xFFu);
+            p[2] = (unsigned char)((u >> 8) & 0xFFu);
+            out->len += 3;
+        }
+        else {
+            p[0] = 0xC2; /* INT32 */
+            for (int i = 0; i < 4; i++) {
+                p[1 + i] = (unsigned char)((u >> (8 * i)) & 0xFFu);
+            }
+            out->len += 5;
+        }
+        return 0;
+    }
+    if (compress_fn != NULL && n > 20) {
+        PyObject *arg, *packed;
+        int rc;
+        if (obj != NULL) {
+            Py_INCREF(obj);
+            arg = obj;
+        }
+        else {
+            arg = PyBytes_FromStringAndSize((const char *)s, n);
+            if (arg == NULL) {
+                return -1;
+            }
+        }
+        packed = PyObject_CallOneArg(compress_fn, arg);
+        if (packed == NULL) {
+            rc = -1;
+        }
+        else if (packed == Py_None) {
+            rc = put_raw_string(out, (const unsigned char *)PyBytes_AS_STRING(arg), (size_t)PyBytes_GET_SIZE(arg));
+        }
+        else if (!PyBytes_Check(packed)) {
+            PyErr_Format(PyExc_TypeError, "the compressor returned %.100s, not bytes or None",
+                         Py_TYPE(packed)->tp_name);
+            rc = -1;
+        }
+        else {
+            size_t plen = (size_t)PyBytes_GET_SIZE(packed);
+            rc = plen > (size_t)PY_SSIZE_T_MAX - 19 ? (PyErr_NoMemory(), -1) : buf_reserve(out, plen + 19);
+            if (rc == 0) {
+                unsigned char *p = out->data + out->len;
+                *p++ = 0xC3; /* LZF */
+                p = put_rdb_len(p, (uint64_t)plen);
+                p = put_rdb_len(p, (uint64_t)n);
+                memcpy(p, PyBytes_AS_STRING(packed), plen);
+                out->len = (size_t)(p - out->data) + plen;
+            }
+        }
+        Py_XDECREF(packed);
+        Py_DECREF(arg);
+        return rc;
+    }
+    return put_raw_string(out, s, (size_t)n);
+}
+
+/* The listpack of the packed node being built: header room, entries, and at close the
+ * terminator and the header. */
+typedef struct {
+    Buf lp;
+    Py_ssize_t count;
+    int open;
+} PackedNode;
+
+static int
+node_open(PackedNode *node)
+{
+    node->lp.len = 0;
+    node->count = 0;
+    if (buf_reserve(&node->lp, LP_HEADER_SIZE) < 0) {
+        return -1;
+    }
+    node->lp.len = LP_HEADER_SIZE;
+    node->open = 1;
+    return 0;
+}
+
+/* lpBytes of the open node (header + entries + terminator). */
+static inline int64_t
+node_bytes(const PackedNode *node)
+{
+    return (int64_t)node->lp.len + 1;
+}
+
+/* Append the entry of an element of ``n`` bytes (the caller checked n < 2**32). */
+static int
+node_add(PackedNode *node, const unsigned char *s, Py_ssize_t n)
+{
+    unsigned char *end;
+    if (buf_reserve(&node->lp, (size_t)ENTRY_BOUND(n)) < 0) {
+        return -1;
+    }
+    end = put_element(node->lp.data + node->lp.len, s, n);
+    node->lp.len = (size_t)(end - node->lp.data);
+    node->count++;
+    return 0;
+}
+
+/* Outcome of the body writers: written, not taken (the caller runs the Python code
+ * then, which gives the answer or its own error), or a Python error. */
+enum { BODY_DONE = 1, BODY_NOT_MINE = 0, BODY_ERROR = -1 };
+
+/* Close the open node and write it to ``body``: container 2, its listpack as an
+ * rdbString.  BODY_NOT_MINE when the listpack would pass 4 GiB. */
+static int
+node_close(PackedNode *node, Buf *body, PyObject *compress_fn, Py_ssize_t *nodes)
+{
+    unsigned char *lp;
+    size_t total;
+    unsigned int numele;
+    node->open = 0;
+    if (buf_reserve(&node->lp, 1) < 0) {
+        return BODY_ERROR;
+    }
+    node->lp.data[node->lp.len++] = LP_EOF;
+    total = node->lp.len;
+    if (total > UINT32_MAX) {
+        return BODY_NOT_MINE; /* Python: struct.error for the 32-bit total */
+    }
+    lp = node->lp.data;
+    lp[0] = (unsigned char)(total & 0xFFu);
+    lp[1] = (unsigned char)((total >> 8) & 0xFFu);
+    lp[2] = (unsigned char)((total >> 16) & 0xFFu);
+    lp[3] = (unsigned char)((total >> 24) & 0xFFu);
+    numele = node->count < LP_NUMELE_UNKNOWN ? (unsigned int)node->count : LP_NUMELE_UNKNOWN;
+    lp[4] = (unsigned char)(numele & 0xFFu);
+    lp[5] = (unsigned char)(numele >> 8);
+    if (buf_reserve(body, 1) < 0) {
+        return BODY_ERROR;
+    }
+    body->data[body->len++] = 2; /* CONTAINER_PACKED */
+    if (put_rdb_string(body, lp, (Py_ssize_t)total, NULL, compress_fn) < 0) {
+        return BODY_ERROR;
+    }
+    (*nodes)++;
+    return BODY_DONE;
+}
+
+/* A plain node: container 1, then the element as an rdbString. */
+static int
+put_plain(Buf *body, PyObject *item, const unsigned char *s, Py_ssize_t n, PyObject *compress_fn,
+          Py_ssize_t *nodes)
+{
+    if (buf_reserve(body, 1) < 0) {
+        return BODY_ERROR;
+    }
+    body->data[body->len++] = 1; /* CONTAINER_PLAIN */
+    if (put_rdb_string(body, s, n, PyBytes_CheckExact(item) ? item : NULL, compress_fn) < 0) {
+        return BODY_ERROR;
+    }
+    (*nodes)++;
+    return BODY_DONE;
+}
+
+/* What next_element found. */
+enum { NEXT_ITEM = 1, NEXT_END = 0, NEXT_ERROR = -1, NEXT_OTHER = 2 };
+
+/* The next element of ``it`` as a new reference in *item, with its bytes.  NEXT_OTHER
+ * (nothing kept) for an element that is not bytes/bytearray. */
+static int
+next_element(PyObject *it, PyObject **item, const unsigned char **s, Py_ssize_t *n)
+{
+    PyObject *obj = PyIter_Next(it);
+    *item = NULL;
+    if (obj == NULL) {
+        return PyErr_Occurred() ? NEXT_ERROR : NEXT_END;
+    }
+    if (!element_bytes(obj, s, n)) {
+        Py_DECREF(obj);
+        return NEXT_OTHER;
+    }
+    *item = obj;
+    return NEXT_ITEM;
+}
+
+/* quicklist._pack_by_size's cut (pack_by_size's decisions, element by element), each
+ * node written as soon as the next element does not join it. */
+static int
+write_nodes_by_size(PyObject *it, Buf *body, PackedNode *node, PyObject *compress_fn, int64_t limit,
+                    int64_t large, int phase, Py_ssize_t *nodes)
+{
+    for (;;) {
+        PyObject *item;
+        const unsigned char *s;
+        Py_ssize_t n;
+        int64_t size;
+        int rc;
+        int got = next_element(it, &item, &s, &n);
+        if (got == NEXT_END) {
+            break;
+        }
+        if (got != NEXT_ITEM) {
+            return got == NEXT_ERROR ? BODY_ERROR : BODY_NOT_MINE;
+        }
+        size = (int64_t)n;
+        rc = BODY_DONE;
+        if (phase) {
+            int64_t base = node->open ? node_bytes(node) : LP_EMPTY_BYTES;
+            if (size <= limit - base) {
+                if ((uint64_t)n > UINT32_MAX) {
+                    rc = BODY_NOT_MINE;
+                }
+                else if ((!node->open && node_open(node) < 0) || node_add(node, s, n) < 0) {
+                    rc = BODY_ERROR;
+                }
+                Py_DECREF(item);
+                if (rc != BODY_DONE) {
+                    return rc;
+                }
+                continue;
+            }
+            phase = 0;
+        }
+        if (size > large) {
+            if (node->open) {
+                rc = node_close(node, body, compress_fn, nodes);
+            }
+            if (rc == BODY_DONE) {
+                rc = put_plain(body, item, s, n, compress_fn, nodes);
+            }
+        }
+        else if ((uint64_t)n > UINT32_MAX) {
+            rc = BODY_NOT_MINE; /* Python: struct.error for the 32-bit entry length */
+        }
+        else if (node->open && size <= limit - node_bytes(node) - QL_SIZE_ESTIMATE) {
+            rc = node_add(node, s, n) < 0 ? BODY_ERROR : BODY_DONE;
+        }
+        else {
+            if (node->open) {
+                rc = node_close(node, body, compress_fn, nodes);
+            }
+            if (rc == BODY_DONE) {
+                rc = (node_open(node) < 0 || node_add(node, s, n) < 0) ? BODY_ERROR : BODY_DONE;
+            }
+        }
+        Py_DECREF(item);
+        if (rc != BODY_DONE) {
+            return rc;
+        }
+    }
+    if (node->open) {
+        return node_close(node, body, compress_fn, nodes);
+    }
+    return BODY_DONE;
+}
+
+/* One node of a given layout: how many elements, and its container (1 plain, 2 packed). */
+typedef struct {
+    Py_ssize_t count;
+    int container;
+} ShapeNode;
+
+/* The given layout, node by node; every element must be used, exactly. */
+static int
+write_nodes_by_shape(PyObject *it, Buf *body, PackedNode *node, PyObject *compress_fn, const ShapeNode *shape,
+                     Py_ssize_t shape_len, Py_ssize_t *nodes)
+{
+    PyObject *item;
+    const unsigned char *s;
+    Py_ssize_t n;
+    int got, rc;
+    for (Py_ssize_t k = 0; k < shape_len; k++) {
+        if (shape[k].container == 1) {
+            got = next_element(it, &item, &s, &n);
+            if (got != NEXT_ITEM) {
+                return got == NEXT_ERROR ? BODY_ERROR : BODY_NOT_MINE;
+            }
+            rc = put_plain(body, item, s, n, compress_fn, nodes);
+            Py_DECREF(item);
+            if (rc != BODY_DONE) {
+                return rc;
+            }
+            continue;
+        }
+        if (node_open(node) < 0) {
+            return BODY_ERROR;
+        }
+        for (Py_ssize_t j = 0; j < shape[k].count; j++) {
+            got = next_element(it, &item, &s, &n);
+            if (got != NEXT_ITEM) {
+                return got == NEXT_ERROR ? BODY_ERROR : BODY_NOT_MINE;
+            }
+            rc = (uint64_t)n > UINT32_MAX ? BODY_NOT_MINE : node_add(node, s, n) < 0 ? BODY_ERROR : BODY_DONE;
+            Py_DECREF(item);
+            if (rc != BODY_DONE) {
+                return rc;
+            }
+        }
+        rc = node_close(node, body, compress_fn, nodes);
+        if (rc != BODY_DONE) {
+            return rc;
+        }
+    }
+    got = next_element(it, &item, &s, &n);
+    Py_XDECREF(item);
+    if (got == NEXT_END) {
+        return BODY_DONE;
+    }
+    return got == NEXT_ERROR ? BODY_ERROR : BODY_NOT_MINE; /* elements left over */
+}
+
+/* Read ``shape`` (a list of (count, container) tuples of ints) into a new array;
+ * *len = -1 when a node is not one this writer takes (a container other than 1 or 2,
+ * a plain node of other than one element, a negative count).  NULL with an error set
+ * on a malformed shape. */
+static ShapeNode *
+read_shape(PyObject *shape, Py_ssize_t *len)
+{
+    Py_ssize_t count;
+    ShapeNode *nodes;
+    if (!PyList_Check(shape)) {
+        PyErr_Format(PyExc_TypeError, "shape must be a list or None, not %.100s", Py_TYPE(shape)->tp_name);
+        return NULL;
+    }
+    count = PyList_GET_SIZE(shape);
+    nodes = PyMem_Malloc(count > 0 ? (size_t)count * sizeof(ShapeNode) : 1);
+    if (nodes == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    *len = count;
+    /* Only exact tuples and ints are read: nothing here runs Python code. */
+    for (Py_ssize_t k = 0; k < count; k++) {
+        PyObject *entry = PyList_GET_ITEM(shape, k);
+        Py_ssize_t size;
+        long container;
+        if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 2 || !PyLong_CheckExact(PyTuple_GET_ITEM(entry, 0)) ||
+            !PyLong_CheckExact(PyTuple_GET_ITEM(entry, 1))) {
+            PyMem_Free(nodes);
+            PyErr_SetString(PyExc_TypeError, "shape entries must be (count, container) tuples of ints");
+            return NULL;
+        }
+        size = PyLong_AsSsize_t(PyTuple_GET_ITEM(entry, 0));
+        container = PyLong_AsLong(PyTuple_GET_ITEM(entry, 1));
+        if ((size == -1 || container == -1) && PyErr_Occurred()) {
+            PyMem_Free(nodes);
+            return NULL;
+        }
+        if (size < 0 || (container != 1 && container != 2) || (container == 1 && size != 1)) {
+            *len = -1;
+        }
+        nodes[k].count = size;
+        nodes[k].container = (int)container;
+    }
+    return nodes;
+}
+
+PyDoc_STRVAR(quicklist_body_doc,
+"quicklist_body(out, items, compress, shape, limit, large, listpack_phase) -> True | None\n\n"
+"Append a LIST_QUICKLIST_2 body (node count, then per node its container and its\n"
+"listpack or element as an rdbString) of the elements of the iterable ``items`` to the\n"
+"bytearray ``out``: the bytes encode._encode_list writes for the same nodes.\n"
+"``compress``: compression.compress_for_rdb (called per rdbString over 20 bytes, as\n"
+"primitives.append_string does) or None.  The nodes: ``shape``, a list of (count,\n"
+"container) per node, or when ``shape`` is None quicklist._pack_by_size's cut for\n"
+"``limit``, ``large`` and ``listpack_phase`` (see pack_by_size).  None, with ``out``\n"
+"unchanged, for input it does not take: an element that is not bytes/bytearray, a\n"
+"shape that does not use every element exactly or has a plain node of other than one\n"
+"element, a limit outside 0..2**40, a listpack over 4 GiB.");
+
+static PyObject *
+lp_quicklist_body(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *out, *items, *compress_fn, *it;
+    long long limit = 0, large = 0;
+    int phase = 0;
+    ShapeNode *shape = NULL;
+    Py_ssize_t shape_len = 0, nodes = 0;
+    Buf body = {NULL, 0, 0};
+    PackedNode node = {{NULL, 0, 0}, 0, 0};
+    int rc;
+    PyObject *result = NULL;
+
+    (void)module;
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "quicklist_body() takes exactly 7 arguments");
+        return NULL;
+    }
+    out = args[0];
+    items = args[1];
+    compress_fn = args[2] == Py_None ? NULL : args[2];
+    if (!PyByteArray_Check(out)) {
+        PyErr_Format(PyExc_TypeError, "out must be a bytearray, not %.100s", Py_TYPE(out)->tp_name);
+        return NULL;
+    }
+    if (compress_fn != NULL && !PyCallable_Check(compress_fn)) {
+        PyErr_SetString(PyExc_TypeError, "compress must be callable or None");
+        return NULL;
+    }
+    if (args[3] != Py_None) {
+        shape = read_shape(args[3], &shape_len);
+        if (shape == NULL) {
+            return NULL;
+        }
+        if (shape_len < 0) {
+            PyMem_Free(shape);
+            Py_RETURN_NONE;
+        }
+    }
+    else {
+        limit = PyLong_AsLongLong(args[4]);
+        if (limit == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        large = PyLong_AsLongLong(args[5]);
+        if (large == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        if ((phase = PyObject_IsTrue(args[6])) < 0) {
+            return NULL;
+        }
+        if (limit < 0 || limit > CUT_LIMIT_MAX || large < 0 || large > CUT_LIMIT_MAX) {
+            Py_RETURN_NONE;
+        }
+    }
+    it = PyObject_GetIter(items);
+    if (it == NULL) {
+        PyMem_Free(shape);
+        return NULL;
+    }
+    /* The node count goes first but is known last: 9 bytes are kept free for it. */
+    if (buf_reserve(&body, 1 << 16) < 0) {
+        rc = BODY_ERROR;
+    }
+    else {
+        body.len = 9;
+        if (shape != NULL) {
+            rc = write_nodes_by_shape(it, &body, &node, compress_fn, shape, shape_len, &nodes);
+        }
+        else {
+            rc = write_nodes_by_size(it, &body, &node, compress_fn, (int64_t)limit, (int64_t)large, phase, &nodes);
+        }
+    }
+    Py_DECREF(it);
+    if (rc == BODY_DONE) {
+        unsigned char head[9];
+        size_t k = (size_t)(put_rdb_len(head, (uint64_t)nodes) - head);
+        size_t size = body.len - (9 - k);
+        Py_ssize_t old = PyByteArray_GET_SIZE(out);
+        memcpy(body.data + 9 - k, head, k);
+        if ((size_t)(PY_SSIZE_T_MAX - old) < size) {
+            PyErr_NoMemory();
+        }
+        else if (PyByteArray_Resize(out, old + (Py_ssize_t)size) == 0) {
+            memcpy(PyByteArray_AS_STRING(out) + old, body.data + 9 - k, size);
+            result = Py_True;
+            Py_INCREF(result);
+        }
+    }
+    else if (rc == BODY_NOT_MINE) {
+        result = Py_None;
+        Py_INCREF(result);
+    }
+    PyMem_Free(body.data);
+    PyMem_Free(node.lp.data);
+    PyMem_Free(shape);
+    return result;
+}
+
+/* ------------------------------------------------------------------------- */
 /* module */
 
 static PyMethodDef methods[] = {
@@ -1263,6 +1831,7 @@ static PyMethodDef methods[] = {
     {"entry_size", (PyCFunction)lp_entry_size, METH_O, entry_size_doc},
     {"entry_sizes", (PyCFunction)lp_entry_sizes, METH_O, entry_sizes_doc},
     {"pack_by_size", (PyCFunction)(void (*)(void))lp_pack_by_size, METH_FASTCALL, pack_by_size_doc},
+    {"quicklist_body", (PyCFunction)(void (*)(void))lp_quicklist_body, METH_FASTCALL, quicklist_body_doc},
     {NULL, NULL, 0, NULL},
 };
 

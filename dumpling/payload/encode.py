@@ -126,6 +126,8 @@ def _encode_list(value: ListValue, version: int, options: CodecOptions) -> bytes
     items = value.items
     if version >= 10:
         out = bytearray((TYPE_LIST_QUICKLIST_2,))
+        if _write_nodes_native(out, value, version, options):
+            return bytes(out)
         if value.encoding == "listpack":
             nodes = [quicklist.Node(quicklist.CONTAINER_PACKED, list(items))]
         else:
@@ -156,6 +158,29 @@ def _encode_list(value: ListValue, version: int, options: CodecOptions) -> bytes
     append_len(out, len(items))
     bulk.append_strings(out, items, compress)
     return bytes(out)
+
+
+def _write_nodes_native(out: bytearray, value: ListValue, version: int, options: CodecOptions) -> bool:
+    """The node count and nodes ``_encode_list`` writes for a type-18 target, in C
+    (``quicklist.write_body``): the same nodes ``_quicklist_nodes`` picks, written in
+    one pass over the elements.  False when C is off or does not take the list."""
+    if listpack.native is None:
+        return False
+    items = value.items
+    compress = options.rdbcompression
+    if value.encoding == "listpack":
+        return quicklist.write_body(out, items, compress, [(len(items), quicklist.CONTAINER_PACKED)], None)
+    fill = options.list_max_listpack_size
+    layout = getattr(value, "nodes", None)
+    if version >= 11 and layout is not None:
+        shape = layout(fill)
+        if sum(count for count, _ in shape) == len(items):
+            plain_allowed = 12 <= version < VALKEY_VERSION_MIN
+            plain, packed = quicklist.CONTAINER_PLAIN, quicklist.CONTAINER_PACKED
+            nodes = [(count, plain if is_plain and plain_allowed else packed) for count, is_plain in shape]
+            return quicklist.write_body(out, items, compress, nodes, None)
+    rule = quicklist.size_rule(quicklist.profile_for_version(version), fill)
+    return rule is not None and quicklist.write_body(out, items, compress, None, rule)
 
 
 def _quicklist_nodes(value: ListValue, version: int, fill: int) -> list[quicklist.Node]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from dumpling.payload import bulk, listpack, ziplist
+from dumpling.payload import bulk, compression, listpack, ziplist
 
 CONTAINER_PLAIN = 1
 CONTAINER_PACKED = 2
@@ -141,27 +141,58 @@ class NodePacker:
         self._new_packed(item)
 
 
+def size_rule(profile: str, fill: int) -> tuple[int, int, bool] | None:
+    """The parameters of ``_pack_by_size`` when ``pack`` takes that path (a size-limited
+    fill, the default -2): ``(limit, large, listpack_phase)``; None otherwise."""
+    if fill < 0 and profile != "6.2" and (profile != "7.0" or -fill - 1 < len(OPTIMIZATION_LEVEL)):
+        limit = _neg_fill_limit(fill)
+        return limit, limit if profile == "7.4" else PACKED_THRESHOLD_LEGACY - 1, profile != "7.0"
+    return None
+
+
 def pack(items: Iterable[bytes], profile: str, fill: int) -> list[Node]:
     """Nodes of a list RPUSHed element by element on ``profile``."""
-    if fill < 0 and profile != "6.2" and (profile != "7.0" or -fill - 1 < len(OPTIMIZATION_LEVEL)):
-        return _pack_by_size(list(items), profile, _neg_fill_limit(fill))
+    rule = size_rule(profile, fill)
+    if rule is not None:
+        return _pack_by_size(list(items), *rule)
     packer = NodePacker(profile, fill)
     for item in items:
         packer.push(item)
     return packer.nodes
 
 
-def _pack_by_size(items: list[bytes], profile: str, limit: int) -> list[Node]:
-    """``pack`` for a size-limited fill (the default -2), inlined: same decisions as NodePacker."""
-    large = limit if profile == "7.4" else PACKED_THRESHOLD_LEGACY - 1
-    listpack_phase = profile != "7.0"
+def write_body(
+    out: bytearray,
+    items: Iterable[bytes],
+    compress: bool,
+    shape: list[tuple[int, int]] | None,
+    rule: tuple[int, int, bool] | None,
+) -> bool:
+    """Append a LIST_QUICKLIST_2 body (node count, nodes) in C when the listpack codec is
+    built: ``shape`` gives each node's (element count, container), else ``rule``
+    (``size_rule``) cuts the list as ``pack`` does.  The bytes are those ``_encode_list``
+    writes for the same nodes.  False (``out`` unchanged) when C is off or does not take
+    the input; the caller then runs the Python code."""
+    native = listpack.native
+    if native is None or (shape is None and rule is None):
+        return False
+    limit, large, phase = rule if shape is None and rule is not None else (0, 0, False)
+    compressor = compression.compress_for_rdb if compress else None
+    return native.quicklist_body(out, items, compressor, shape, limit, large, phase) is not None
+
+
+def _pack_by_size(items: list[bytes], limit: int, large: int, listpack_phase: bool) -> list[Node]:
+    """``pack`` for a size-limited fill (the default -2), inlined: same decisions as NodePacker.
+
+    ``large``: elements longer than this get a plain node; ``listpack_phase``: the list
+    starts as one listpack (7.2+)."""
     cuts = listpack.node_cuts(items, limit, large, listpack_phase)  # the loop below, in C
     if cuts is not None:
         return [Node(CONTAINER_PLAIN if plain else CONTAINER_PACKED, items[a:b], size) for a, b, plain, size in cuts]
     lens = list(map(len, items))
     odd = bulk.odd_elements(items, lens, 64)
     if not odd:
-        return _pack_short_strings(items, lens, profile, limit)
+        return _pack_short_strings(items, lens, listpack_phase, limit)
     grows = listpack.entry_sizes(items, lens, odd)
     nodes: list[Node] = []
     start = 0
@@ -192,7 +223,7 @@ def _pack_by_size(items: list[bytes], profile: str, limit: int) -> list[Node]:
     return nodes
 
 
-def _pack_short_strings(items: list[bytes], lens: list[int], profile: str, limit: int) -> list[Node]:
+def _pack_short_strings(items: list[bytes], lens: list[int], listpack_phase: bool, limit: int) -> list[Node]:
     """``_pack_by_size`` when every element is a short string that is no integer.
 
     Each entry then takes ``len + 2`` bytes, so a node started at ``s`` takes element
@@ -205,7 +236,7 @@ def _pack_short_strings(items: list[bytes], lens: list[int], profile: str, limit
     nodes: list[Node] = []
     start = 0
     guess = 64
-    budget = limit - 5 if profile != "7.0" else limit - 13
+    budget = limit - 5 if listpack_phase else limit - 13
     while start < count:
         stop = min(start + guess, count)
         used = sum(lens[start:stop]) + 2 * (stop - start)  # entries start..stop-1
@@ -217,7 +248,7 @@ def _pack_short_strings(items: list[bytes], lens: list[int], profile: str, limit
             while used > budget and stop > start + 1:
                 stop -= 1
                 used -= lens[stop] + 2
-        if start == 0 and profile != "7.0":
+        if start == 0 and listpack_phase:
             # The listpack phase ends at the first element that does not fit; that
             # element opens the first quicklist node of its own (the listpack, if
             # any, becomes the node before it).
