@@ -667,3 +667,278 @@ def test_reference_counts_are_unchanged() -> None:
     decoded = kept[0]
     # each new string: the list's reference, the loop variable's and getrefcount's argument
     assert all(sys.getrefcount(x) == 3 for x in decoded if len(x) > 3)
+
+
+# ---------------------------------------------------------------------------
+# whole quicklist-2 bodies (quicklist_body)
+
+
+def _python_body(items: list[Any], compress: bool, shape: Any, rule: Any) -> bytes:
+    """What ``_encode_list`` writes after the type byte, in pure Python."""
+    from dumpling.payload.primitives import append_len, append_string
+
+    was = listpack.native is not None
+    listpack.use_native(False)
+    try:
+        if shape is None:
+            nodes = [(n.container, n.items) for n in quicklist._pack_by_size(list(items), *rule)]
+        else:
+            it = iter(items)
+            nodes = [(container, [next(it) for _ in range(count)]) for count, container in shape]
+        out = bytearray()
+        append_len(out, len(nodes))
+        for container, node_items in nodes:
+            append_len(out, container)
+            if container == quicklist.CONTAINER_PLAIN:
+                append_string(out, node_items[0], compress)
+            else:
+                append_string(out, listpack.encode(node_items), compress)
+        return bytes(out)
+    finally:
+        listpack.use_native(was)
+
+
+def _c_body(items: Any, compress: bool, shape: Any, rule: Any, prefix: bytes = b"") -> bytes | None:
+    from dumpling.payload import compression
+
+    out = bytearray(prefix)
+    limit, large, phase = rule if rule is not None else (0, 0, False)
+    done = C.quicklist_body(out, items, compression.compress_for_rdb if compress else None, shape, limit, large, phase)
+    if done is None:
+        assert out == prefix  # nothing written when not taken
+        return None
+    assert done is True and out[: len(prefix)] == prefix
+    return bytes(out[len(prefix) :])
+
+
+RULES = [(4096, 4096, True), (8192, 2**30 - 1, False), (8192, 8192, True), (65536, 65536, False), (100, 50, True)]
+
+
+@needs_c
+def test_quicklist_bodies_by_size_match_python() -> None:
+    from collections import deque
+
+    rng = random.Random(SEED + 6)
+    for items in _list_shapes(rng):
+        for rule in RULES:
+            for compress in (True, False):
+                expected = _python_body(items, compress, None, rule)
+                assert _c_body(items, compress, None, rule) == expected, (rule, compress, len(items))
+                assert _c_body(deque(items), compress, None, rule, b"\x12") == expected
+
+
+@needs_c
+def test_quicklist_bodies_by_shape_match_python() -> None:
+    rng = random.Random(SEED + 7)
+    for items in _list_shapes(rng):
+        if not items:
+            continue
+        # random cuts; elements alone in a node may be plain
+        shape = []
+        at = 0
+        while at < len(items):
+            count = min(len(items) - at, rng.choice([1, 1, 2, 7, 100, 600]))
+            shape.append((count, quicklist.CONTAINER_PLAIN if count == 1 and rng.random() < 0.5 else 2))
+            at += count
+        for compress in (True, False):
+            expected = _python_body(items, compress, shape, None)
+            assert _c_body(items, compress, shape, None) == expected
+            assert _c_body(tuple(items), compress, shape, None) == expected
+    big = [b"%d" % (i % 1000) for i in range(70000)]  # one node over 65535 elements
+    assert _c_body(big, True, [(70000, 2)], None) == _python_body(big, True, [(70000, 2)], None)
+    assert _c_body([b"a"], True, [(0, 2), (1, 2), (0, 2)], None) == _python_body(
+        [b"a"], True, [(0, 2), (1, 2), (0, 2)], None
+    )
+
+
+@needs_c
+def test_quicklist_body_plain_nodes_write_strings_like_append_string() -> None:
+    """large=0 makes every non-empty element a plain node: integers, LZF, raw, bytearray."""
+
+    class Sub(bytes):
+        pass
+
+    items: list[Any] = [
+        b"5", b"-128", b"-129", b"32767", b"32768", b"2147483647", b"2147483648", b"-2147483648", b"007", b"-0",
+        b"x" * 21, b"ab" * 40, os.urandom(100), b"", b"y" * 20, bytearray(b"12"), bytearray(b"z" * 50),
+        Sub(b"q" * 30), Sub(b"77"), b"\xff" * 300,
+    ]  # fmt: skip
+    for rule in [(8192, 0, False), (8192, 0, True), (3, 1, True)]:
+        for compress in (True, False):
+            expected = _python_body([bytes(x) for x in items], compress, None, rule)
+            assert _c_body(items, compress, None, rule) == expected, (rule, compress)
+    shape = [(1, 1)] * len(items)
+    assert _c_body(items, True, shape, None) == _python_body([bytes(x) for x in items], True, shape, None)
+
+
+@needs_c
+def test_quicklist_body_refuses_what_it_does_not_take() -> None:
+    assert _c_body([b"a", "b"], True, None, (8192, 8192, True)) is None
+    assert _c_body([b"a", None], True, [(2, 2)], None) is None
+    assert _c_body([b"a"], True, None, (-1, 8192, True)) is None
+    assert _c_body([b"a"], True, None, (8192, 2**41, True)) is None
+    assert _c_body([b"a", b"b"], True, [(1, 2)], None) is None  # elements left over
+    assert _c_body([b"a"], True, [(2, 2)], None) is None  # too few elements
+    assert _c_body([b"a", b"b"], True, [(2, 1)], None) is None  # a plain node of two
+    assert _c_body([b"a"], True, [(1, 3)], None) is None  # no such container
+    assert _c_body([b"a"], True, [(-1, 2)], None) is None
+    assert _c_body([], True, None, (8192, 8192, True)) == b"\x00"
+    assert _c_body([], True, [], None) == b"\x00"
+    out = bytearray()
+    with pytest.raises(TypeError):
+        C.quicklist_body(out, [b"a"], None, None, 8192, 8192)
+    with pytest.raises(TypeError):
+        C.quicklist_body(b"", [b"a"], None, None, 8192, 8192, True)
+    with pytest.raises(TypeError):
+        C.quicklist_body(out, [b"a"], 5, None, 8192, 8192, True)
+    with pytest.raises(TypeError):
+        C.quicklist_body(out, 5, None, None, 8192, 8192, True)
+    with pytest.raises(TypeError):
+        C.quicklist_body(out, [b"a"], None, ((1, 2),), 0, 0, False)
+    with pytest.raises(TypeError):
+        C.quicklist_body(out, [b"a"], None, [(1, 2, 3)], 0, 0, False)
+    with pytest.raises(TypeError):
+        C.quicklist_body(out, [b"a"], None, [[1, 2]], 0, 0, False)
+    with pytest.raises(OverflowError):
+        C.quicklist_body(out, [b"a"], None, [(2**70, 2)], 0, 0, False)
+    with pytest.raises(OverflowError):
+        C.quicklist_body(out, [b"a"], None, None, 2**70, 0, False)
+    assert out == b""
+
+
+@needs_c
+def test_quicklist_body_compressor_errors_and_answers() -> None:
+    from collections import deque
+
+    items = [b"item:%d" % i for i in range(2000)]
+
+    def boom(data: bytes) -> bytes:
+        raise ValueError("boom")
+
+    out = bytearray(b"\x12")
+    with pytest.raises(ValueError, match="boom"):
+        C.quicklist_body(out, items, boom, None, 8192, 8192, True)
+    with pytest.raises(TypeError):
+        C.quicklist_body(out, items, lambda data: bytearray(data), None, 8192, 8192, True)
+    assert out == b"\x12"
+    # a compressor that always gives up: every node raw, as append_string writes it then
+    raw = bytearray()
+    assert C.quicklist_body(raw, items, lambda data: None, None, 8192, 8192, True) is True
+    assert bytes(raw) == _python_body(items, False, None, (8192, 8192, True))
+    # a list changed from inside the compressor: the iteration notices
+    queue = deque(items)
+    with pytest.raises(RuntimeError):
+        C.quicklist_body(bytearray(), queue, lambda data: queue.append(b"x"), None, 8192, 8192, True)
+
+
+@needs_c
+def test_list_payloads_are_the_same_with_c_on_and_off() -> None:
+    """encode_payload of lists: built by pushes (own layout), by the constructor, listpack-encoded,
+    for every target version and several fills, compression on and off."""
+    rng = random.Random(SEED + 8)
+    values: list[ListValue] = []
+    for items in list(_list_shapes(rng))[1:12]:
+        for fill in (-2, -1, 3):
+            pushed = ListValue()
+            for start in range(0, len(items), 97):
+                pushed.push(items[start : start + 97], False, fill)
+            values.append(pushed)
+        values.append(ListValue(items, "quicklist"))
+        values.append(ListValue(items[:50], "listpack"))
+    was = listpack.native is not None
+    try:
+        for value in values:
+            for version in (10, 11, 12, 80):
+                for fill in (-2, 3) if version != 10 else (-2, -5, 3):
+                    for compress in ("yes", "no"):
+                        options = CodecOptions(list_max_listpack_size=fill, rdbcompression=compress == "yes")
+                        listpack.use_native(False)
+                        expected = encode_payload(value, version, options)
+                        listpack.use_native(True)
+                        assert encode_payload(value, version, options) == expected, (version, fill, compress)
+    finally:
+        listpack.use_native(was)
+
+
+@needs_c
+def test_list_dumps_take_the_c_path(with_c: None) -> None:
+    from dumpling.payload import encode
+
+    pushed = ListValue()
+    pushed.push([b"item:%d" % i for i in range(3000)] + [b"x" * 9000], False, -2)
+    for value in (pushed, ListValue([b"a", b"1"], "listpack"), ListValue([b"b"] * 5000, "quicklist")):
+        for version in (10, 11, 12, 80):
+            assert encode._write_nodes_native(bytearray(), value, version, CodecOptions()), (value.encoding, version)
+    # a count fill on a 7.0 target is NodePacker's: left to Python
+    assert not encode._write_nodes_native(bytearray(), pushed, 10, CodecOptions(list_max_listpack_size=5))
+
+
+@needs_c
+def test_quicklist_body_keeps_no_memory_or_references() -> None:
+    from collections import deque
+
+    from dumpling.payload import compression
+
+    items = [b"item:%d" % i for i in range(3000)] + [b"x" * 9000, b"77", bytearray(b"y" * 30)]
+    queue = deque(items)
+    shape = [(1000, 2), (1000, 2), (1000, 2), (1, 1), (1, 2), (1, 1)]
+    lzf = compression.compress_for_rdb
+
+    def boom(data: bytes) -> bytes:
+        raise ValueError("boom")
+
+    calls = [
+        lambda: C.quicklist_body(bytearray(), queue, lzf, None, 8192, 8192, True),
+        lambda: C.quicklist_body(bytearray(), items, None, None, 8192, 2**30, False),
+        lambda: C.quicklist_body(bytearray(), items, lzf, shape, 0, 0, False),
+        lambda: C.quicklist_body(bytearray(), [*items, None], lzf, None, 8192, 8192, True),
+        lambda: C.quicklist_body(bytearray(), items, lzf, shape[:-1], 0, 0, False),
+        lambda: C.quicklist_body(bytearray(), items, lzf, [*shape, (1, 2)], 0, 0, False),
+        _swallow_any(lambda: C.quicklist_body(bytearray(), items, boom, None, 8192, 8192, True)),
+        _swallow_any(lambda: C.quicklist_body(bytearray(), items, lzf, [(1, 2), (1, 2, 3)], 0, 0, False)),
+    ]
+    for call in calls:
+        assert _growth(call, 300) < 8192
+    watched = [items[0], items[-3], items[-2], items[-1], queue, lzf, *shape[:2]]
+    before = [sys.getrefcount(x) for x in watched]
+    for call in calls:
+        for _ in range(20):
+            call()
+    gc.collect()
+    assert [sys.getrefcount(x) for x in watched] == before
+
+
+def _swallow_any(call: Callable[[], Any]) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            call()
+        except (ValueError, TypeError):
+            pass
+
+    return run
+
+
+def test_list_entry_sizes_match_python_either_way() -> None:
+    """datatypes.lists takes its listpack entry sizes from C when it is on: same sizes, same shapes."""
+    from dumpling.datatypes import lists
+
+    rng = random.Random(SEED + 9)
+    items = [element(rng) for _ in range(2000)]
+    expected = [lists.lp_entry_size(x) for x in items]
+    assert expected == [len(listpack.entry_bytes(x)) for x in items]
+    was = listpack.native is not None
+    try:
+        shapes = []
+        for enabled in (False, True):
+            listpack.use_native(enabled)
+            assert lists.lp_entry_sizes(items) == expected
+            assert lists.lp_entry_sizes(iter(items)) == expected
+            assert lists.lp_entry_sizes([*items[:3], "ab"]) == [*expected[:3], 4]  # type: ignore[list-item]
+            value = ListValue()
+            for start in range(0, len(items), 50):
+                value.push(items[start : start + 50], start % 100 == 0, -2)
+            value.pop(30, True, -2)
+            shapes.append((value.encoding, value.nodes(-2), value.listpack_bytes(-2)))
+        assert shapes[0] == shapes[1]
+    finally:
+        listpack.use_native(was)

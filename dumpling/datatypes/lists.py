@@ -111,8 +111,28 @@ def lp_entry_size(element: bytes) -> int:
     return _string_entry_size(n)
 
 
+def _native_listpack() -> Any:
+    """The C listpack codec (``dumpling.payload._listpack``) while the payload codec uses
+    it - ``DUMPLING_PURE``, ``DUMPLING_PURE_PAYLOAD`` and ``listpack.use_native`` decide -
+    else None.  Looked up at call time: ``dumpling.payload`` imports this package."""
+    from dumpling.payload import listpack
+
+    return listpack.native
+
+
+def lp_entry_sizes(elements: Iterable[bytes]) -> list[int]:
+    """``[lp_entry_size(e) for e in elements]``, in C when the listpack codec is built."""
+    items = elements if type(elements) is list else list(elements)
+    native = _native_listpack()
+    if native is not None:
+        sizes = native.entry_sizes(items)
+        if sizes is not None:  # None: an element that is not bytes or bytearray
+            return sizes
+    return list(map(lp_entry_size, items))
+
+
 def lp_bytes_of(elements: Iterable[bytes]) -> int:
-    return LP_HEADER_BYTES + sum(map(lp_entry_size, elements))
+    return LP_HEADER_BYTES + sum(lp_entry_sizes(elements))
 
 
 def jemalloc_size(n: int) -> int:
@@ -387,7 +407,7 @@ class ListValue:
             moved = list(islice(self.items, start + offset + 1, start + node[0]))
         else:
             moved = list(islice(self.items, start, start + offset))
-        moved_bytes = sum(map(lp_entry_size, moved))
+        moved_bytes = sum(lp_entry_sizes(moved))
         node[0] -= len(moved)
         node[1] -= moved_bytes
         return [len(moved), LP_HEADER_BYTES + moved_bytes, False]
@@ -490,7 +510,7 @@ class ListValue:
         added = sum(map(len, elements)) if counted_bytes is None else counted_bytes
         self._grow(fill, added, len(elements))
         if self.encoding == "listpack":
-            self._lp_bytes += sum(map(lp_entry_size, elements))
+            self._lp_bytes += sum(lp_entry_sizes(elements))
         else:
             self._ql_push_many(elements, head, fill)
         if head:
@@ -506,12 +526,10 @@ class ListValue:
         large_above = size_limit if fill < 0 else SIZE_SAFETY_LIMIT
         nodes = self._nodes
         node: Node | None = (nodes[0] if head else nodes[-1]) if nodes else None
-        for element in elements:
-            size = len(element)
+        for size, entry in zip(map(len, elements), lp_entry_sizes(elements), strict=True):
             if size > large_above:
                 node = [1, size, True]
             else:
-                entry = lp_entry_size(element)
                 if node is not None and not node[2]:
                     new_bytes = node[1] + size + SIZE_ESTIMATE_OVERHEAD
                     if (new_bytes <= size_limit) if by_size else (
@@ -534,7 +552,7 @@ class ListValue:
         take = items.popleft if head else items.pop
         out = [take() for _ in range(min(count, len(items)))]
         if self.encoding == "listpack":
-            self._lp_bytes -= sum(map(lp_entry_size, out))
+            self._lp_bytes -= sum(lp_entry_sizes(out))
         else:
             for element in out:
                 self._ql_pop(element, head)
