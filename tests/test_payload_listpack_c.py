@@ -942,3 +942,157 @@ def test_list_entry_sizes_match_python_either_way() -> None:
         assert shapes[0] == shapes[1]
     finally:
         listpack.use_native(was)
+
+
+# ---------------------------------------------------------------------------
+# hashes: encode_dict / decode_hash
+
+
+def _random_dicts(rng: random.Random, count: int) -> Iterator[dict[Any, Any]]:
+    for items in element_lists(rng, count):
+        yield dict(zip(items[0::2], items[1::2], strict=False))
+
+
+@needs_c
+def test_encode_dict_matches_python() -> None:
+    rng = random.Random(SEED + 10)
+    for fields in _random_dicts(rng, 300):
+        expected = listpack.encode_dict_py(fields)
+        assert C.encode_dict(fields) == expected
+        assert expected == listpack.encode_py([x for pair in fields.items() for x in pair])
+    big = {b"f%d" % i: b"%d" % i for i in range(40000)}  # 80000 entries: count 65535
+    assert C.encode_dict(big) == listpack.encode_dict_py(big)
+    assert C.encode_dict({}) == listpack.EMPTY
+    mixed: dict[Any, Any] = {b"k": bytearray(b"12"), b"": b"x" * 5000}
+    assert C.encode_dict(mixed) == listpack.encode_dict_py(mixed)
+
+
+@needs_c
+def test_encode_dict_refuses_what_it_does_not_take(with_c: None) -> None:
+    class Fields(dict):  # type: ignore[type-arg]
+        pass
+
+    assert C.encode_dict({b"a": "text"}) is None
+    assert C.encode_dict({"a": b"b"}) is None
+    assert C.encode_dict({b"a": 5}) is None
+    assert C.encode_dict(Fields({b"a": b"b"})) is None
+    assert C.encode_dict([(b"a", b"b")]) is None
+    assert listpack.encode_dict(Fields({b"a": b"1"})) == listpack.encode_py([b"a", b"1"])
+    with pytest.raises(TypeError):
+        listpack.encode_dict({b"a": 5})  # type: ignore[dict-item]  # (Python's own error)
+
+
+def _hash_blobs(rng: random.Random, count: int) -> Iterator[bytes]:
+    for items in element_lists(rng, count):
+        if items and rng.random() < 0.3:
+            items = items + items[: rng.randrange(1, len(items) + 1)]  # repeated fields
+        yield listpack.encode_py(items)
+    yield listpack.EMPTY
+
+
+@needs_c
+def test_decode_hash_matches_python() -> None:
+    rng = random.Random(SEED + 11)
+    for blob in _hash_blobs(rng, 300):
+        for deep in (True, False):
+            got = outcome(C.decode_hash, blob, deep)
+            assert got == outcome(listpack.decode_hash_py, blob, deep)
+            if got[0] == "ok":
+                assert list(got[1].items()) == list(listpack.decode_hash_py(blob, deep).items())  # order too
+    dup = listpack.encode_py([b"f", b"1", b"g", b"2", b"f", b"3"])
+    assert C.decode_hash(dup, False) == {b"f": b"1", b"g": b"2"}
+    assert outcome(C.decode_hash, dup, True)[2:] == outcome(listpack.decode_hash_py, dup, True)[2:]
+    odd = listpack.encode_py([b"f", b"1", b"g"])
+    assert outcome(C.decode_hash, odd, False) == outcome(listpack.decode_hash_py, odd, False)
+    assert outcome(C.decode_hash, odd, False)[0] == "error"
+    assert C.decode_hash(blob=dup, deep=False) == C.decode_hash(bytearray(dup), False)
+    with pytest.raises(TypeError):
+        C.decode_hash(dup)
+    with pytest.raises(TypeError):
+        C.decode_hash("text", True)
+
+
+@needs_c
+@pytest.mark.parametrize("blob", HANDMADE + _long_backlen_blobs(), ids=lambda b: b.hex()[:40] or "empty")
+def test_handmade_blobs_decode_hash_the_same(blob: bytes) -> None:
+    for deep in (True, False):
+        assert outcome(C.decode_hash, blob, deep) == outcome(listpack.decode_hash_py, blob, deep)
+
+
+@needs_c
+def test_mutated_hash_blobs_decode_the_same() -> None:
+    rng = random.Random(SEED + 12)
+    for seed in list(_hash_blobs(rng, 60)):
+        for mutated in _mutations(seed, rng):
+            for deep in (True, False):
+                assert outcome(C.decode_hash, mutated, deep) == outcome(listpack.decode_hash_py, mutated, deep)
+
+
+@needs_c
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.sampled_from(FUZZ_SEEDS + [listpack.encode_py([b"f", b"1", b"f", b"2"])]),
+    edits=st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), max_size=4),
+    cut=st.integers(0, 250),
+    fix_header=st.booleans(),
+    deep=st.booleans(),
+)
+def test_fuzz_decode_hash_agrees_with_python(
+    seed: bytes, edits: list[tuple[int, int]], cut: int, fix_header: bool, deep: bool
+) -> None:
+    b = bytearray(seed[:cut] if cut < len(seed) else seed)
+    for at, value in edits:
+        if b:
+            b[at % len(b)] = value
+    if fix_header and len(b) >= 7:
+        b[0:4] = len(b).to_bytes(4, "little")
+        b[-1] = 0xFF
+    blob = bytes(b)
+    assert outcome(C.decode_hash, blob, deep) == outcome(listpack.decode_hash_py, blob, deep)
+
+
+def test_hash_functions_match_python_either_way() -> None:
+    rng = random.Random(SEED + 13)
+    fields = next(_random_dicts(rng, 1)) or {b"a": b"b"}
+    fields.update({b"f%d" % i: element(rng) for i in range(50)})
+    blob = listpack.encode_dict_py(fields)
+    was = listpack.native is not None
+    try:
+        for enabled in (False, True):
+            listpack.use_native(enabled)
+            assert listpack.encode_dict(fields) == blob
+            assert listpack.decode_hash(blob, True) == fields
+    finally:
+        listpack.use_native(was)
+
+
+@needs_c
+def test_hash_codec_keeps_no_memory_or_references() -> None:
+    fields = {b"field:%d" % i: b"value:%d" % i for i in range(50)}
+    fields[b"n"] = b"12345"
+    blob = listpack.encode_dict_py(fields)
+    dup = listpack.encode_py([b"f", b"1", b"f", b"2"])
+    odd = listpack.encode_py([b"f", b"1", b"g"])
+    calls = [
+        lambda: C.encode_dict(fields),
+        lambda: C.encode_dict({**fields, b"x": None}),
+        lambda: C.decode_hash(blob, True),
+        lambda: C.decode_hash(blob, False),
+        lambda: C.decode_hash(bytearray(blob), False),
+        lambda: C.decode_hash(dup, False),
+        _swallow(C.decode_hash, dup, True),
+        _swallow(C.decode_hash, odd, True),
+        _swallow(C.decode_hash, blob[:-9] + b"\xff", True),
+    ]
+    for call in calls:
+        assert _growth(call) < 8192
+    watched = [blob, dup, odd, fields, *list(fields)[:3], *list(fields.values())[:3]]
+    before = [sys.getrefcount(x) for x in watched]
+    for call in calls:
+        for _ in range(50):
+            call()
+    kept = C.decode_hash(blob, False)
+    gc.collect()
+    assert [sys.getrefcount(x) for x in watched] == before
+    # each new key: the dict's reference, the loop variable's and getrefcount's argument
+    assert all(sys.getrefcount(k) == 3 for k in kept if len(k) > 3)

@@ -745,6 +745,71 @@ lp_count(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kw
     return PyLong_FromSsize_t(sink.count);
 }
 
+PyDoc_STRVAR(decode_hash_doc,
+"decode_hash(blob, deep) -> dict\n\n"
+"listpack.decode_hash_py: the entries of a hash listpack (decode(blob, deep)) paired as\n"
+"field, value into a dict.  A repeated field keeps its first value, or with ``deep``\n"
+"is refused; an odd number of entries is refused (the same PayloadErrors).");
+
+static PyObject *
+lp_decode_hash(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"blob", "deep"};
+    PyObject *slots[2];
+    Py_buffer view;
+    const unsigned char *blob;
+    Py_ssize_t size;
+    int deep;
+    long numele;
+    Sink sink;
+    unsigned int bad_byte = 0;
+    enum walk_error err;
+    PyObject *fields;
+
+    (void)module;
+    if (parse_decode_args(args, nargs, kwnames, slots, 2, 2, names, "decode_hash") < 0) {
+        return NULL;
+    }
+    if ((deep = flag(slots[1], 0)) < 0) {
+        return NULL;
+    }
+    if (get_blob(slots[0], &view, &blob, &size) < 0) {
+        return NULL;
+    }
+    numele = check_header(blob, size);
+    if (numele < 0) {
+        release_blob(&view);
+        return NULL;
+    }
+    sink_init(&sink, blob, 1, 1);
+    err = walk(blob, size, numele, deep, 1, &sink, &bad_byte);
+    release_blob(&view);
+    if (err != WALK_OK) {
+        sink_clear(&sink);
+        raise_walk_error(err, bad_byte);
+        return NULL;
+    }
+    if (sink.count % 2) {
+        sink_clear(&sink);
+        raise_bad_data("hash blob with an odd number of entries");
+        return NULL;
+    }
+    /* The values are ours alone (bytes we made), so nothing a collection triggered by
+     * the dict's allocation runs can reach them. */
+    fields = PyDict_New();
+    for (Py_ssize_t i = 0; fields != NULL && i < sink.count; i += 2) {
+        if (PyDict_SetDefault(fields, sink.items[i], sink.items[i + 1]) == NULL) {
+            Py_CLEAR(fields);
+        }
+    }
+    if (fields != NULL && deep && PyDict_GET_SIZE(fields) * 2 != sink.count) {
+        Py_CLEAR(fields);
+        raise_bad_data("hash with duplicate fields");
+    }
+    sink_clear(&sink); /* the dict holds its own references */
+    return fields;
+}
+
 /* ------------------------------------------------------------------------- */
 /* encoding */
 
@@ -884,6 +949,33 @@ put_element(unsigned char *out, const unsigned char *s, Py_ssize_t n)
  * bytes (an integer entry is at most 10 bytes). */
 #define ENTRY_BOUND(n) ((uint64_t)(n) + 10u)
 
+/* Terminate the listpack being built in ``blob`` (a new bytes object of at least the
+ * final size) whose entries end at ``out``, write its header for ``count`` entries and
+ * trim it.  Steals ``blob``; None when it passes 4 GiB. */
+static PyObject *
+finish_blob(PyObject *blob, unsigned char *out, Py_ssize_t count)
+{
+    unsigned char *start = (unsigned char *)PyBytes_AS_STRING(blob);
+    uint64_t total;
+    unsigned int numele = count < LP_NUMELE_UNKNOWN ? (unsigned int)count : LP_NUMELE_UNKNOWN;
+    *out++ = LP_EOF;
+    total = (uint64_t)(out - start);
+    if (total > UINT32_MAX) {
+        Py_DECREF(blob);
+        Py_RETURN_NONE;
+    }
+    start[0] = (unsigned char)(total & 0xFFu);
+    start[1] = (unsigned char)((total >> 8) & 0xFFu);
+    start[2] = (unsigned char)((total >> 16) & 0xFFu);
+    start[3] = (unsigned char)((total >> 24) & 0xFFu);
+    start[4] = (unsigned char)(numele & 0xFFu);
+    start[5] = (unsigned char)(numele >> 8);
+    if ((Py_ssize_t)total != PyBytes_GET_SIZE(blob) && _PyBytes_Resize(&blob, (Py_ssize_t)total) < 0) {
+        return NULL;
+    }
+    return blob;
+}
+
 /* Build the listpack of ``seq`` (a list or tuple).  ``ints``: Python ints are elements
  * too (encode_mixed).  None when an element is not handled here (see the top). */
 static PyObject *
@@ -894,7 +986,6 @@ encode_sequence(PyObject *seq, int ints)
     uint64_t bound = LP_HEADER_SIZE + 1;
     PyObject *blob;
     unsigned char *start, *out;
-    uint64_t total;
 
     if (PyList_Check(seq)) {
         count = PyList_GET_SIZE(seq);
@@ -959,25 +1050,7 @@ encode_sequence(PyObject *seq, int ints)
             out = put_int_entry(out, (int64_t)PyLong_AsLongLong(obj));
         }
     }
-    *out++ = LP_EOF;
-    total = (uint64_t)(out - start);
-    if (total > UINT32_MAX) {
-        Py_DECREF(blob);
-        Py_RETURN_NONE;
-    }
-    start[0] = (unsigned char)(total & 0xFFu);
-    start[1] = (unsigned char)((total >> 8) & 0xFFu);
-    start[2] = (unsigned char)((total >> 16) & 0xFFu);
-    start[3] = (unsigned char)((total >> 24) & 0xFFu);
-    {
-        unsigned int numele = count < LP_NUMELE_UNKNOWN ? (unsigned int)count : LP_NUMELE_UNKNOWN;
-        start[4] = (unsigned char)(numele & 0xFFu);
-        start[5] = (unsigned char)(numele >> 8);
-    }
-    if ((Py_ssize_t)total != (Py_ssize_t)bound && _PyBytes_Resize(&blob, (Py_ssize_t)total) < 0) {
-        return NULL;
-    }
-    return blob;
+    return finish_blob(blob, out, count);
 }
 
 PyDoc_STRVAR(encode_doc,
@@ -1003,6 +1076,74 @@ lp_encode_mixed(PyObject *module, PyObject *items)
 {
     (void)module;
     return encode_sequence(items, 1);
+}
+
+PyDoc_STRVAR(encode_dict_doc,
+"encode_dict(fields) -> bytes | None\n\n"
+"listpack.encode of a dict's keys and values, alternating in dict order (a hash\n"
+"listpack): encode([x for pair in fields.items() for x in pair]) without the list.\n"
+"None for anything but an exact dict of bytes/bytearray (or a blob over 4 GiB).");
+
+static PyObject *
+lp_encode_dict(PyObject *module, PyObject *fields)
+{
+    Py_ssize_t size, pos = 0;
+    PyObject *key, *value;
+    uint64_t bound = LP_HEADER_SIZE + 1;
+    PyObject *blob;
+    unsigned char *start, *out, *end;
+    (void)module;
+    if (!PyDict_CheckExact(fields)) {
+        Py_RETURN_NONE; /* a subclass may have its own items() */
+    }
+    size = PyDict_GET_SIZE(fields);
+    /* First pass: types and an upper bound of the size. */
+    while (PyDict_Next(fields, &pos, &key, &value)) {
+        const unsigned char *s;
+        Py_ssize_t n, m;
+        if (!element_bytes(key, &s, &n) || !element_bytes(value, &s, &m)) {
+            Py_RETURN_NONE;
+        }
+        if ((uint64_t)n > UINT32_MAX || (uint64_t)m > UINT32_MAX) {
+            Py_RETURN_NONE; /* Python: struct.error for the 32-bit length */
+        }
+        bound += ENTRY_BOUND(n) + ENTRY_BOUND(m);
+        if (bound > ((uint64_t)UINT32_MAX + 1u) * 2u) {
+            Py_RETURN_NONE; /* over 4 GiB for sure */
+        }
+    }
+    if (bound > (uint64_t)PY_SSIZE_T_MAX) {
+        Py_RETURN_NONE;
+    }
+    blob = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)bound);
+    if (blob == NULL) {
+        return NULL;
+    }
+    start = (unsigned char *)PyBytes_AS_STRING(blob);
+    out = start + LP_HEADER_SIZE;
+    end = start + bound - 1; /* room for the terminator */
+    /* Second pass: the entries.  No Python code ran since the first (a bytes object is
+     * not garbage-collected, so allocating it runs no collection): the dict is as it
+     * was.  The room is still checked entry by entry. */
+    pos = 0;
+    while (PyDict_Next(fields, &pos, &key, &value)) {
+        const unsigned char *s;
+        Py_ssize_t n;
+        for (int half = 0; half < 2; half++) {
+            if (!element_bytes(half ? value : key, &s, &n) || ENTRY_BOUND(n) > (uint64_t)(end - out)) {
+                Py_DECREF(blob);
+                PyErr_SetString(PyExc_RuntimeError, "dictionary changed during encoding");
+                return NULL;
+            }
+            out = put_element(out, s, n);
+        }
+    }
+    if (PyDict_GET_SIZE(fields) != size) {
+        Py_DECREF(blob);
+        PyErr_SetString(PyExc_RuntimeError, "dictionary changed size during encoding");
+        return NULL;
+    }
+    return finish_blob(blob, out, 2 * size);
 }
 
 /* entry_size of a bytes-like element; -1 when it is not one (no error set). */
@@ -1828,6 +1969,8 @@ static PyMethodDef methods[] = {
     {"count", (PyCFunction)(void (*)(void))lp_count, METH_FASTCALL | METH_KEYWORDS, count_doc},
     {"encode", (PyCFunction)lp_encode, METH_O, encode_doc},
     {"encode_mixed", (PyCFunction)lp_encode_mixed, METH_O, encode_mixed_doc},
+    {"encode_dict", (PyCFunction)lp_encode_dict, METH_O, encode_dict_doc},
+    {"decode_hash", (PyCFunction)(void (*)(void))lp_decode_hash, METH_FASTCALL | METH_KEYWORDS, decode_hash_doc},
     {"entry_size", (PyCFunction)lp_entry_size, METH_O, entry_size_doc},
     {"entry_sizes", (PyCFunction)lp_entry_sizes, METH_O, entry_sizes_doc},
     {"pack_by_size", (PyCFunction)(void (*)(void))lp_pack_by_size, METH_FASTCALL, pack_by_size_doc},

@@ -407,20 +407,6 @@ def _read_zset_listpack(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[Z
 # hashes
 
 
-def _hash_from_elements(elements: list[bytes], deep_dups: bool) -> dict[bytes, bytes]:
-    if len(elements) % 2:
-        raise bad_data("hash blob with an odd number of entries")
-    pairs = iter(elements)
-    fields = dict(zip(pairs, pairs, strict=False))  # even length checked above
-    if len(fields) * 2 != len(elements):
-        if deep_dups:
-            raise bad_data("hash with duplicate fields")
-        fields = {}
-        for i in range(0, len(elements), 2):
-            fields.setdefault(elements[i], elements[i + 1])
-    return fields
-
-
 def _read_hash(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[HashValue, int]:
     count, pos = read_count(ctx.buf, pos, ctx.end, 2)
     if count == 0:
@@ -479,9 +465,9 @@ def _read_hash_listpack(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[H
     if type_byte == TYPE_HASH_LISTPACK:
         if ctx.deep:
             ctx.sanitizations += 1
-        fields = _hash_from_elements(listpack.decode(blob, ctx.deep), ctx.deep)
+        fields = listpack.decode_hash(blob, ctx.deep)
     else:
-        fields = _hash_from_elements(ziplist.decode(blob), True)
+        fields = listpack.hash_from_elements(ziplist.decode(blob), True)
     if not fields:
         raise bad_data("empty hash")
     value = HashValue((), None, "hashtable" if len(fields) > ctx.options.hash_max_listpack_entries else "listpack")

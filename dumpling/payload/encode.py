@@ -336,13 +336,12 @@ def _encode_hash(value: HashValue, version: int, compress: bool) -> bytes:
         append_string(out, listpack.encode_mixed(elements), compress)
         return bytes(out)
     if value.encoding in ("listpack", "listpackex"):
-        flat = [x for pair in fields.items() for x in pair]
         if version >= 10:
             out = bytearray((TYPE_HASH_LISTPACK,))
-            append_string(out, listpack.encode(flat), compress)
+            append_string(out, listpack.encode_dict(fields), compress)
         else:
             out = bytearray((TYPE_HASH_ZIPLIST,))
-            append_string(out, ziplist.encode(flat), compress)
+            append_string(out, ziplist.encode([x for pair in fields.items() for x in pair]), compress)
         return bytes(out)
     out = bytearray((TYPE_HASH,))
     append_len(out, len(fields))

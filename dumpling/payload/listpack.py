@@ -8,8 +8,9 @@ element count, walk ending exactly at the terminator) are enabled by ``deep``.
 The forward walk itself is always bounds-checked, so even unsanitized input can't
 read outside the blob.
 
-The hot operations (``decode``, ``count_entries``, ``encode``, ``encode_mixed``,
-``entry_size``, ``entry_sizes``, ``node_cuts``) run in C when
+The hot operations (``decode``, ``decode_hash``, ``count_entries``, ``encode``,
+``encode_mixed``, ``encode_dict``, ``entry_size``, ``entry_sizes``, ``node_cuts``, and
+``quicklist.write_body``'s whole list bodies) run in C when
 ``dumpling.payload._listpack`` is built and neither ``DUMPLING_PURE`` nor
 ``DUMPLING_PURE_PAYLOAD`` is set; the ``*_py`` functions (and ``quicklist``'s loop for
 ``node_cuts``) are the pure-Python reference it must match byte for byte, value for
@@ -175,6 +176,38 @@ def decode_py(blob: bytes, deep: bool, ints_as_bytes: bool = True, check_count: 
     if check_count and numele != NUMELE_UNKNOWN and numele != len(out):
         raise bad_data("listpack element count mismatch")
     return out
+
+
+def decode_hash(blob: bytes, deep: bool) -> dict[bytes, bytes]:
+    """The fields of a hash listpack (field, value, field, value, ...) as a dict.
+
+    ``decode(blob, deep)``'s checks, then: an odd number of entries is refused; a
+    repeated field keeps its first value (what a listpack lookup finds) and is refused
+    when ``deep`` (Redis's sanitizer checks for duplicates).
+    """
+    if native is not None and type(blob) is bytes:
+        return native.decode_hash(blob, deep)
+    return decode_hash_py(blob, deep)
+
+
+def decode_hash_py(blob: bytes, deep: bool) -> dict[bytes, bytes]:
+    """``decode_hash`` in pure Python (the reference for the C one)."""
+    return hash_from_elements(decode_py(blob, deep), deep)
+
+
+def hash_from_elements(elements: list[bytes], deep_dups: bool) -> dict[bytes, bytes]:
+    """Alternating fields and values as a dict; see ``decode_hash`` (ziplists use it too)."""
+    if len(elements) % 2:
+        raise bad_data("hash blob with an odd number of entries")
+    pairs = iter(elements)
+    fields = dict(zip(pairs, pairs, strict=False))  # even length checked above
+    if len(fields) * 2 != len(elements):
+        if deep_dups:
+            raise bad_data("hash with duplicate fields")
+        fields = {}
+        for i in range(0, len(elements), 2):
+            fields.setdefault(elements[i], elements[i + 1])
+    return fields
 
 
 def _entry(blob: bytes, pos: int, b: int, limit: int, deep: bool, ints_as_bytes: bool) -> tuple[bytes | int, int]:
@@ -474,6 +507,20 @@ def encode(elements: Iterable[bytes]) -> bytes:
         if blob is not None:  # None: an element that is not bytes/bytearray, or over 4 GiB
             return blob
     return encode_py(items)
+
+
+def encode_dict(fields: dict[bytes, bytes]) -> bytes:
+    """The listpack of a hash: each field, then its value, in dict order."""
+    if native is not None:
+        blob = native.encode_dict(fields)
+        if blob is not None:  # None: not an exact dict of bytes/bytearray, or over 4 GiB
+            return blob
+    return encode_dict_py(fields)
+
+
+def encode_dict_py(fields: dict[bytes, bytes]) -> bytes:
+    """``encode_dict`` in pure Python (the reference for the C encoder)."""
+    return encode_py([x for pair in fields.items() for x in pair])
 
 
 def encode_py(elements: Iterable[bytes]) -> bytes:
