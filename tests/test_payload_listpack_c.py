@@ -162,6 +162,20 @@ def test_string_length_boundaries_encode_like_python() -> None:
 
 
 @needs_c
+def test_every_short_length_encodes_like_python() -> None:
+    """Short strings are copied in fixed-size pieces: each length 0..70, in and out of lists."""
+    rng = random.Random(SEED - 1)
+    for n in range(71):
+        s = bytes(rng.randrange(97, 123) for _ in range(n))
+        items = [s, b"x" + s, s[:-1] or b"y"]
+        assert C.encode(items) == listpack.encode_py(items), n
+        assert C.encode_dict({s: s + b"!"}) == listpack.encode_dict_py({s: s + b"!"}), n
+        out = bytearray()
+        assert C.quicklist_body(out, items * 3, None, None, 8192, 8192, True)
+        assert bytes(out) == _python_body(items * 3, False, None, (8192, 8192, True)), n
+
+
+@needs_c
 def test_random_lists_encode_to_the_same_bytes() -> None:
     rng = random.Random(SEED)
     for items in element_lists(rng, 400):

@@ -906,6 +906,36 @@ put_int_entry(unsigned char *out, int64_t v)
     return out + 2 + width;
 }
 
+/* memcpy for the short strings most elements are: fixed-size (inlined) copies of the
+ * first and last bytes, overlapping in the middle; never reads or writes outside
+ * s[0:n] / out[0:n]. */
+static inline void
+copy_short(unsigned char *out, const unsigned char *s, size_t n)
+{
+    if (n >= 8 && n <= 16) {
+        uint64_t head, tail;
+        memcpy(&head, s, 8);
+        memcpy(&tail, s + n - 8, 8);
+        memcpy(out, &head, 8);
+        memcpy(out + n - 8, &tail, 8);
+    }
+    else if (n >= 4 && n < 8) {
+        uint32_t head, tail;
+        memcpy(&head, s, 4);
+        memcpy(&tail, s + n - 4, 4);
+        memcpy(out, &head, 4);
+        memcpy(out + n - 4, &tail, 4);
+    }
+    else if (n < 4) {
+        for (size_t i = 0; i < n; i++) {
+            out[i] = s[i];
+        }
+    }
+    else {
+        memcpy(out, s, n);
+    }
+}
+
 /* entry_bytes of a string element of ``n`` bytes (n < 2**32) into ``out``. */
 static unsigned char *
 put_string_entry(unsigned char *out, const unsigned char *s, Py_ssize_t n)
@@ -913,7 +943,7 @@ put_string_entry(unsigned char *out, const unsigned char *s, Py_ssize_t n)
     uint64_t un = (uint64_t)n;
     if (n < 64) {
         *out++ = (unsigned char)(0x80u | (unsigned int)n);
-        memcpy(out, s, (size_t)n);
+        copy_short(out, s, (size_t)n);
         out += n;
         *out++ = (unsigned char)(n + 1);
         return out;
@@ -1405,13 +1435,10 @@ typedef struct {
 } Buf;
 
 static int
-buf_reserve(Buf *b, size_t extra)
+buf_grow(Buf *b, size_t extra)
 {
     size_t need, cap;
     unsigned char *grown;
-    if (extra <= b->cap - b->len) {
-        return 0;
-    }
     if (extra > (size_t)PY_SSIZE_T_MAX - b->len) {
         PyErr_NoMemory();
         return -1;
@@ -1429,6 +1456,13 @@ buf_reserve(Buf *b, size_t extra)
     b->data = grown;
     b->cap = cap;
     return 0;
+}
+
+/* Room for ``extra`` more bytes. */
+static inline int
+buf_reserve(Buf *b, size_t extra)
+{
+    return extra <= b->cap - b->len ? 0 : buf_grow(b, extra);
 }
 
 /* rdbSaveLen (primitives.append_len) into ``out`` (9 bytes of room); returns the end. */
