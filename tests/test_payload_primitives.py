@@ -337,3 +337,20 @@ def test_pure_python_fallbacks_when_extensions_are_missing(monkeypatch: pytest.M
     assert _string(bytes.fromhex("c3091e016161e01100016161")) == b"a" * 30
     with pytest.raises(PayloadError):
         _string(bytes.fromhex("c3091f016161e01100016161"))
+
+
+def test_seal_appends_version_and_crc_for_every_body_size() -> None:
+    """Big bodies are sealed with one join and a CRC continued over the version: same bytes."""
+    import struct
+
+    from dumpling.payload import envelope
+
+    rng = random.Random(99)
+    for size in (0, 1, 100, envelope._SEAL_JOIN_MIN - 1, envelope._SEAL_JOIN_MIN, envelope._SEAL_JOIN_MIN + 7, 300000):
+        body = bytes(rng.randrange(256) for _ in range(min(size, 64))) * (size // 64) + b"z" * (size % 64)
+        for version in (6, 10, 12, 80, 300):
+            head = body + struct.pack("<H", version)
+            expected = head + struct.pack("<Q", crc64.crc64_pure(head) if size < 5000 else crc64.crc64(head))
+            for given in (body, bytearray(body)):
+                sealed = envelope.seal(given, version)
+                assert type(sealed) is bytes and sealed == expected, (size, version)
