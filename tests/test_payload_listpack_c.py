@@ -170,9 +170,8 @@ def test_every_short_length_encodes_like_python() -> None:
         items = [s, b"x" + s, s[:-1] or b"y"]
         assert C.encode(items) == listpack.encode_py(items), n
         assert C.encode_dict({s: s + b"!"}) == listpack.encode_dict_py({s: s + b"!"}), n
-        out = bytearray()
-        assert C.quicklist_body(out, items * 3, None, None, 8192, 8192, True)
-        assert bytes(out) == _python_body(items * 3, False, None, (8192, 8192, True)), n
+        written = C.quicklist_body(b"", items * 3, None, None, 8192, 8192, True)
+        assert written == _python_body(items * 3, False, None, (8192, 8192, True)), n
 
 
 @needs_c
@@ -715,14 +714,13 @@ def _python_body(items: list[Any], compress: bool, shape: Any, rule: Any) -> byt
 def _c_body(items: Any, compress: bool, shape: Any, rule: Any, prefix: bytes = b"") -> bytes | None:
     from dumpling.payload import compression
 
-    out = bytearray(prefix)
     limit, large, phase = rule if rule is not None else (0, 0, False)
-    done = C.quicklist_body(out, items, compression.compress_for_rdb if compress else None, shape, limit, large, phase)
-    if done is None:
-        assert out == prefix  # nothing written when not taken
+    lzf = compression.compress_for_rdb if compress else None
+    written = C.quicklist_body(prefix, items, lzf, shape, limit, large, phase)
+    if written is None:
         return None
-    assert done is True and out[: len(prefix)] == prefix
-    return bytes(out[len(prefix) :])
+    assert type(written) is bytes and written[: len(prefix)] == prefix
+    return written[len(prefix) :]
 
 
 RULES = [(4096, 4096, True), (8192, 2**30 - 1, False), (8192, 8192, True), (65536, 65536, False), (100, 50, True)]
@@ -798,26 +796,29 @@ def test_quicklist_body_refuses_what_it_does_not_take() -> None:
     assert _c_body([b"a"], True, [(-1, 2)], None) is None
     assert _c_body([], True, None, (8192, 8192, True)) == b"\x00"
     assert _c_body([], True, [], None) == b"\x00"
-    out = bytearray()
+    head = b"\x12"
     with pytest.raises(TypeError):
-        C.quicklist_body(out, [b"a"], None, None, 8192, 8192)
+        C.quicklist_body(head, [b"a"], None, None, 8192, 8192)
     with pytest.raises(TypeError):
+        C.quicklist_body(bytearray(head), [b"a"], None, None, 8192, 8192, True)
+    with pytest.raises(TypeError):
+        C.quicklist_body(head, [b"a"], 5, None, 8192, 8192, True)
+    with pytest.raises(TypeError):
+        C.quicklist_body(head, 5, None, None, 8192, 8192, True)
+    with pytest.raises(TypeError):
+        C.quicklist_body(head, [b"a"], None, ((1, 2),), 0, 0, False)
+    with pytest.raises(TypeError):
+        C.quicklist_body(head, [b"a"], None, [(1, 2, 3)], 0, 0, False)
+    with pytest.raises(TypeError):
+        C.quicklist_body(head, [b"a"], None, [[1, 2]], 0, 0, False)
+    with pytest.raises(OverflowError):
+        C.quicklist_body(head, [b"a"], None, [(2**70, 2)], 0, 0, False)
+    with pytest.raises(OverflowError):
+        C.quicklist_body(head, [b"a"], None, None, 2**70, 0, False)
+    assert (
         C.quicklist_body(b"", [b"a"], None, None, 8192, 8192, True)
-    with pytest.raises(TypeError):
-        C.quicklist_body(out, [b"a"], 5, None, 8192, 8192, True)
-    with pytest.raises(TypeError):
-        C.quicklist_body(out, 5, None, None, 8192, 8192, True)
-    with pytest.raises(TypeError):
-        C.quicklist_body(out, [b"a"], None, ((1, 2),), 0, 0, False)
-    with pytest.raises(TypeError):
-        C.quicklist_body(out, [b"a"], None, [(1, 2, 3)], 0, 0, False)
-    with pytest.raises(TypeError):
-        C.quicklist_body(out, [b"a"], None, [[1, 2]], 0, 0, False)
-    with pytest.raises(OverflowError):
-        C.quicklist_body(out, [b"a"], None, [(2**70, 2)], 0, 0, False)
-    with pytest.raises(OverflowError):
-        C.quicklist_body(out, [b"a"], None, None, 2**70, 0, False)
-    assert out == b""
+        == b"\x01\x02\x0a\x0a\x00\x00\x00\x01\x00\x81a\x02\xff"
+    )
 
 
 @needs_c
@@ -829,20 +830,17 @@ def test_quicklist_body_compressor_errors_and_answers() -> None:
     def boom(data: bytes) -> bytes:
         raise ValueError("boom")
 
-    out = bytearray(b"\x12")
     with pytest.raises(ValueError, match="boom"):
-        C.quicklist_body(out, items, boom, None, 8192, 8192, True)
+        C.quicklist_body(b"\x12", items, boom, None, 8192, 8192, True)
     with pytest.raises(TypeError):
-        C.quicklist_body(out, items, lambda data: bytearray(data), None, 8192, 8192, True)
-    assert out == b"\x12"
+        C.quicklist_body(b"\x12", items, lambda data: bytearray(data), None, 8192, 8192, True)
     # a compressor that always gives up: every node raw, as append_string writes it then
-    raw = bytearray()
-    assert C.quicklist_body(raw, items, lambda data: None, None, 8192, 8192, True) is True
-    assert bytes(raw) == _python_body(items, False, None, (8192, 8192, True))
+    raw = C.quicklist_body(b"", items, lambda data: None, None, 8192, 8192, True)
+    assert raw == _python_body(items, False, None, (8192, 8192, True))
     # a list changed from inside the compressor: the iteration notices
     queue = deque(items)
     with pytest.raises(RuntimeError):
-        C.quicklist_body(bytearray(), queue, lambda data: queue.append(b"x"), None, 8192, 8192, True)
+        C.quicklist_body(b"", queue, lambda data: queue.append(b"x"), None, 8192, 8192, True)
 
 
 @needs_c
@@ -882,9 +880,9 @@ def test_list_dumps_take_the_c_path(with_c: None) -> None:
     pushed.push([b"item:%d" % i for i in range(3000)] + [b"x" * 9000], False, -2)
     for value in (pushed, ListValue([b"a", b"1"], "listpack"), ListValue([b"b"] * 5000, "quicklist")):
         for version in (10, 11, 12, 80):
-            assert encode._write_nodes_native(bytearray(), value, version, CodecOptions()), (value.encoding, version)
+            assert encode._write_nodes_native(value, version, CodecOptions()) is not None, (value.encoding, version)
     # a count fill on a 7.0 target is NodePacker's: left to Python
-    assert not encode._write_nodes_native(bytearray(), pushed, 10, CodecOptions(list_max_listpack_size=5))
+    assert encode._write_nodes_native(pushed, 10, CodecOptions(list_max_listpack_size=5)) is None
 
 
 @needs_c
@@ -902,14 +900,14 @@ def test_quicklist_body_keeps_no_memory_or_references() -> None:
         raise ValueError("boom")
 
     calls = [
-        lambda: C.quicklist_body(bytearray(), queue, lzf, None, 8192, 8192, True),
-        lambda: C.quicklist_body(bytearray(), items, None, None, 8192, 2**30, False),
-        lambda: C.quicklist_body(bytearray(), items, lzf, shape, 0, 0, False),
-        lambda: C.quicklist_body(bytearray(), [*items, None], lzf, None, 8192, 8192, True),
-        lambda: C.quicklist_body(bytearray(), items, lzf, shape[:-1], 0, 0, False),
-        lambda: C.quicklist_body(bytearray(), items, lzf, [*shape, (1, 2)], 0, 0, False),
-        _swallow_any(lambda: C.quicklist_body(bytearray(), items, boom, None, 8192, 8192, True)),
-        _swallow_any(lambda: C.quicklist_body(bytearray(), items, lzf, [(1, 2), (1, 2, 3)], 0, 0, False)),
+        lambda: C.quicklist_body(b"\x12", queue, lzf, None, 8192, 8192, True),
+        lambda: C.quicklist_body(b"\x12", items, None, None, 8192, 2**30, False),
+        lambda: C.quicklist_body(b"\x12", items, lzf, shape, 0, 0, False),
+        lambda: C.quicklist_body(b"\x12", [*items, None], lzf, None, 8192, 8192, True),
+        lambda: C.quicklist_body(b"\x12", items, lzf, shape[:-1], 0, 0, False),
+        lambda: C.quicklist_body(b"\x12", items, lzf, [*shape, (1, 2)], 0, 0, False),
+        _swallow_any(lambda: C.quicklist_body(b"\x12", items, boom, None, 8192, 8192, True)),
+        _swallow_any(lambda: C.quicklist_body(b"\x12", items, lzf, [(1, 2), (1, 2, 3)], 0, 0, False)),
     ]
     for call in calls:
         assert _growth(call, 300) < 8192

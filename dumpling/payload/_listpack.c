@@ -29,6 +29,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -1426,19 +1427,20 @@ fail:
 /* ------------------------------------------------------------------------- */
 /* whole quicklist-2 bodies */
 
-/* A growing byte buffer in raw memory (growing it creates no Python object, so it runs
- * no Python code). */
+/* A growing byte buffer: raw memory, or (``obj`` set) the storage of a new bytes
+ * object nobody else has seen yet, which becomes the result without a copy.  Growing
+ * either creates no garbage-collected object, so it runs no Python code. */
 typedef struct {
     unsigned char *data;
     size_t len;
     size_t cap;
+    PyObject *obj; /* the bytes object holding data, or NULL for raw memory */
 } Buf;
 
 static int
 buf_grow(Buf *b, size_t extra)
 {
     size_t need, cap;
-    unsigned char *grown;
     if (extra > (size_t)PY_SSIZE_T_MAX - b->len) {
         PyErr_NoMemory();
         return -1;
@@ -1448,14 +1450,37 @@ buf_grow(Buf *b, size_t extra)
     while (cap < need) {
         cap = cap > (size_t)PY_SSIZE_T_MAX / 2 ? need : cap * 2;
     }
-    grown = PyMem_Realloc(b->data, cap);
-    if (grown == NULL) {
-        PyErr_NoMemory();
-        return -1;
+    if (b->obj != NULL) {
+        if (_PyBytes_Resize(&b->obj, (Py_ssize_t)cap) < 0) { /* (frees it on failure) */
+            b->data = NULL;
+            b->len = b->cap = 0;
+            return -1;
+        }
+        b->data = (unsigned char *)PyBytes_AS_STRING(b->obj);
     }
-    b->data = grown;
+    else {
+        unsigned char *grown = PyMem_Realloc(b->data, cap);
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        b->data = grown;
+    }
     b->cap = cap;
     return 0;
+}
+
+static void
+buf_free(Buf *b)
+{
+    if (b->obj != NULL) {
+        Py_CLEAR(b->obj);
+    }
+    else {
+        PyMem_Free(b->data);
+    }
+    b->data = NULL;
+    b->len = b->cap = 0;
 }
 
 /* Room for ``extra`` more bytes. */
@@ -1690,21 +1715,65 @@ put_plain(Buf *body, PyObject *item, const unsigned char *s, Py_ssize_t n, PyObj
     return BODY_DONE;
 }
 
-/* What next_element found. */
+/* The elements, taken from the iterator a batch at a time.  The elements of a big list
+ * lie all over the heap, so each is a cache miss: taking a batch in a tight loop (and
+ * prefetching each one's bytes) lets those misses overlap instead of waiting for one
+ * at a time between encoding steps.  The feed owns the references of its batch. */
+#define FEED_BATCH 64
+
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH(p) __builtin_prefetch(p)
+#else
+#define PREFETCH(p) ((void)(p))
+#endif
+
+typedef struct {
+    PyObject *it;
+    PyObject *batch[FEED_BATCH];
+    int count; /* references held in batch[0:count] */
+    int at;    /* the next one to hand out */
+    int ended; /* the iterator is exhausted */
+} Feed;
+
+static void
+feed_release(Feed *feed)
+{
+    for (int i = 0; i < feed->count; i++) {
+        Py_DECREF(feed->batch[i]);
+    }
+    feed->count = feed->at = 0;
+}
+
+/* What feed_next found. */
 enum { NEXT_ITEM = 1, NEXT_END = 0, NEXT_ERROR = -1, NEXT_OTHER = 2 };
 
-/* The next element of ``it`` as a new reference in *item, with its bytes.  NEXT_OTHER
- * (nothing kept) for an element that is not bytes/bytearray. */
+/* The next element, borrowed from the feed (valid until the next call), with its
+ * bytes.  NEXT_OTHER for an element that is not bytes/bytearray. */
 static int
-next_element(PyObject *it, PyObject **item, const unsigned char **s, Py_ssize_t *n)
+feed_next(Feed *feed, PyObject **item, const unsigned char **s, Py_ssize_t *n)
 {
-    PyObject *obj = PyIter_Next(it);
-    *item = NULL;
-    if (obj == NULL) {
-        return PyErr_Occurred() ? NEXT_ERROR : NEXT_END;
+    PyObject *obj;
+    if (feed->at == feed->count) {
+        feed_release(feed);
+        while (!feed->ended && feed->count < FEED_BATCH) {
+            obj = PyIter_Next(feed->it);
+            if (obj == NULL) {
+                if (PyErr_Occurred()) {
+                    return NEXT_ERROR;
+                }
+                feed->ended = 1;
+                break;
+            }
+            /* the address of a bytes object's data; nothing is read here */
+            PREFETCH((const char *)obj + offsetof(PyBytesObject, ob_sval));
+            feed->batch[feed->count++] = obj;
+        }
+        if (feed->count == 0) {
+            return NEXT_END;
+        }
     }
+    obj = feed->batch[feed->at++];
     if (!element_bytes(obj, s, n)) {
-        Py_DECREF(obj);
         return NEXT_OTHER;
     }
     *item = obj;
@@ -1714,8 +1783,8 @@ next_element(PyObject *it, PyObject **item, const unsigned char **s, Py_ssize_t 
 /* quicklist._pack_by_size's cut (pack_by_size's decisions, element by element), each
  * node written as soon as the next element does not join it. */
 static int
-write_nodes_by_size(PyObject *it, Buf *body, PackedNode *node, PyObject *compress_fn, int64_t limit,
-                    int64_t large, int phase, Py_ssize_t *nodes)
+write_nodes_by_size(Feed *feed, Buf *body, PackedNode *node, PyObject *compress_fn, int64_t limit, int64_t large,
+                    int phase, Py_ssize_t *nodes)
 {
     for (;;) {
         PyObject *item;
@@ -1723,7 +1792,7 @@ write_nodes_by_size(PyObject *it, Buf *body, PackedNode *node, PyObject *compres
         Py_ssize_t n;
         int64_t size;
         int rc;
-        int got = next_element(it, &item, &s, &n);
+        int got = feed_next(feed, &item, &s, &n);
         if (got == NEXT_END) {
             break;
         }
@@ -1736,14 +1805,10 @@ write_nodes_by_size(PyObject *it, Buf *body, PackedNode *node, PyObject *compres
             int64_t base = node->open ? node_bytes(node) : LP_EMPTY_BYTES;
             if (size <= limit - base) {
                 if ((uint64_t)n > UINT32_MAX) {
-                    rc = BODY_NOT_MINE;
+                    return BODY_NOT_MINE;
                 }
-                else if ((!node->open && node_open(node) < 0) || node_add(node, s, n) < 0) {
-                    rc = BODY_ERROR;
-                }
-                Py_DECREF(item);
-                if (rc != BODY_DONE) {
-                    return rc;
+                if ((!node->open && node_open(node) < 0) || node_add(node, s, n) < 0) {
+                    return BODY_ERROR;
                 }
                 continue;
             }
@@ -1771,7 +1836,6 @@ write_nodes_by_size(PyObject *it, Buf *body, PackedNode *node, PyObject *compres
                 rc = (node_open(node) < 0 || node_add(node, s, n) < 0) ? BODY_ERROR : BODY_DONE;
             }
         }
-        Py_DECREF(item);
         if (rc != BODY_DONE) {
             return rc;
         }
@@ -1790,7 +1854,7 @@ typedef struct {
 
 /* The given layout, node by node; every element must be used, exactly. */
 static int
-write_nodes_by_shape(PyObject *it, Buf *body, PackedNode *node, PyObject *compress_fn, const ShapeNode *shape,
+write_nodes_by_shape(Feed *feed, Buf *body, PackedNode *node, PyObject *compress_fn, const ShapeNode *shape,
                      Py_ssize_t shape_len, Py_ssize_t *nodes)
 {
     PyObject *item;
@@ -1799,12 +1863,11 @@ write_nodes_by_shape(PyObject *it, Buf *body, PackedNode *node, PyObject *compre
     int got, rc;
     for (Py_ssize_t k = 0; k < shape_len; k++) {
         if (shape[k].container == 1) {
-            got = next_element(it, &item, &s, &n);
+            got = feed_next(feed, &item, &s, &n);
             if (got != NEXT_ITEM) {
                 return got == NEXT_ERROR ? BODY_ERROR : BODY_NOT_MINE;
             }
             rc = put_plain(body, item, s, n, compress_fn, nodes);
-            Py_DECREF(item);
             if (rc != BODY_DONE) {
                 return rc;
             }
@@ -1814,14 +1877,15 @@ write_nodes_by_shape(PyObject *it, Buf *body, PackedNode *node, PyObject *compre
             return BODY_ERROR;
         }
         for (Py_ssize_t j = 0; j < shape[k].count; j++) {
-            got = next_element(it, &item, &s, &n);
+            got = feed_next(feed, &item, &s, &n);
             if (got != NEXT_ITEM) {
                 return got == NEXT_ERROR ? BODY_ERROR : BODY_NOT_MINE;
             }
-            rc = (uint64_t)n > UINT32_MAX ? BODY_NOT_MINE : node_add(node, s, n) < 0 ? BODY_ERROR : BODY_DONE;
-            Py_DECREF(item);
-            if (rc != BODY_DONE) {
-                return rc;
+            if ((uint64_t)n > UINT32_MAX) {
+                return BODY_NOT_MINE;
+            }
+            if (node_add(node, s, n) < 0) {
+                return BODY_ERROR;
             }
         }
         rc = node_close(node, body, compress_fn, nodes);
@@ -1829,8 +1893,7 @@ write_nodes_by_shape(PyObject *it, Buf *body, PackedNode *node, PyObject *compre
             return rc;
         }
     }
-    got = next_element(it, &item, &s, &n);
-    Py_XDECREF(item);
+    got = feed_next(feed, &item, &s, &n);
     if (got == NEXT_END) {
         return BODY_DONE;
     }
@@ -1884,28 +1947,30 @@ read_shape(PyObject *shape, Py_ssize_t *len)
 }
 
 PyDoc_STRVAR(quicklist_body_doc,
-"quicklist_body(out, items, compress, shape, limit, large, listpack_phase) -> True | None\n\n"
-"Append a LIST_QUICKLIST_2 body (node count, then per node its container and its\n"
-"listpack or element as an rdbString) of the elements of the iterable ``items`` to the\n"
-"bytearray ``out``: the bytes encode._encode_list writes for the same nodes.\n"
-"``compress``: compression.compress_for_rdb (called per rdbString over 20 bytes, as\n"
-"primitives.append_string does) or None.  The nodes: ``shape``, a list of (count,\n"
-"container) per node, or when ``shape`` is None quicklist._pack_by_size's cut for\n"
-"``limit``, ``large`` and ``listpack_phase`` (see pack_by_size).  None, with ``out``\n"
-"unchanged, for input it does not take: an element that is not bytes/bytearray, a\n"
-"shape that does not use every element exactly or has a plain node of other than one\n"
-"element, a limit outside 0..2**40, a listpack over 4 GiB.");
+"quicklist_body(head, items, compress, shape, limit, large, listpack_phase) -> bytes | None\n\n"
+"``head`` (bytes, the type byte) followed by a LIST_QUICKLIST_2 body of the elements of\n"
+"the iterable ``items``: the node count, then per node its container and its listpack\n"
+"(or, plain, its element) as an rdbString - the bytes encode._encode_list writes for\n"
+"the same nodes.  ``compress``: compression.compress_for_rdb (called per rdbString over\n"
+"20 bytes, as primitives.append_string does) or None.  The nodes: ``shape``, a list of\n"
+"(count, container) per node, or when ``shape`` is None quicklist._pack_by_size's cut\n"
+"for ``limit``, ``large`` and ``listpack_phase`` (see pack_by_size).  None for input it\n"
+"does not take: an element that is not bytes/bytearray, a shape that does not use\n"
+"every element exactly or has a plain node of other than one element, a limit outside\n"
+"0..2**40, a listpack over 4 GiB.");
 
 static PyObject *
 lp_quicklist_body(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    PyObject *out, *items, *compress_fn, *it;
+    PyObject *head, *items, *compress_fn;
+    Feed feed;
     long long limit = 0, large = 0;
     int phase = 0;
     ShapeNode *shape = NULL;
     Py_ssize_t shape_len = 0, nodes = 0;
-    Buf body = {NULL, 0, 0};
-    PackedNode node = {{NULL, 0, 0}, 0, 0};
+    size_t head_len;
+    Buf body = {NULL, 0, 0, NULL};
+    PackedNode node = {{NULL, 0, 0, NULL}, 0, 0};
     int rc;
     PyObject *result = NULL;
 
@@ -1914,11 +1979,11 @@ lp_quicklist_body(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "quicklist_body() takes exactly 7 arguments");
         return NULL;
     }
-    out = args[0];
+    head = args[0];
     items = args[1];
     compress_fn = args[2] == Py_None ? NULL : args[2];
-    if (!PyByteArray_Check(out)) {
-        PyErr_Format(PyExc_TypeError, "out must be a bytearray, not %.100s", Py_TYPE(out)->tp_name);
+    if (!PyBytes_Check(head)) {
+        PyErr_Format(PyExc_TypeError, "head must be bytes, not %.100s", Py_TYPE(head)->tp_name);
         return NULL;
     }
     if (compress_fn != NULL && !PyCallable_Check(compress_fn)) {
@@ -1951,46 +2016,59 @@ lp_quicklist_body(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             Py_RETURN_NONE;
         }
     }
-    it = PyObject_GetIter(items);
-    if (it == NULL) {
+    feed.it = PyObject_GetIter(items);
+    if (feed.it == NULL) {
         PyMem_Free(shape);
         return NULL;
     }
-    /* The node count goes first but is known last: 9 bytes are kept free for it. */
-    if (buf_reserve(&body, 1 << 16) < 0) {
+    feed.count = feed.at = feed.ended = 0;
+    /* The body is written into the result itself: the head, 9 bytes kept free for the
+     * node count (it goes first but is known last), the nodes. */
+    head_len = (size_t)PyBytes_GET_SIZE(head);
+    body.obj = PyBytes_FromStringAndSize(NULL, 1 << 16);
+    if (body.obj == NULL) {
         rc = BODY_ERROR;
     }
     else {
-        body.len = 9;
-        if (shape != NULL) {
-            rc = write_nodes_by_shape(it, &body, &node, compress_fn, shape, shape_len, &nodes);
+        body.data = (unsigned char *)PyBytes_AS_STRING(body.obj);
+        body.cap = (size_t)PyBytes_GET_SIZE(body.obj);
+        if (buf_reserve(&body, head_len + 9) < 0) {
+            rc = BODY_ERROR;
         }
         else {
-            rc = write_nodes_by_size(it, &body, &node, compress_fn, (int64_t)limit, (int64_t)large, phase, &nodes);
+            memcpy(body.data, PyBytes_AS_STRING(head), head_len);
+            body.len = head_len + 9;
+            if (shape != NULL) {
+                rc = write_nodes_by_shape(&feed, &body, &node, compress_fn, shape, shape_len, &nodes);
+            }
+            else {
+                rc = write_nodes_by_size(&feed, &body, &node, compress_fn, (int64_t)limit, (int64_t)large, phase,
+                                         &nodes);
+            }
         }
     }
-    Py_DECREF(it);
+    feed_release(&feed);
+    Py_DECREF(feed.it);
     if (rc == BODY_DONE) {
-        unsigned char head[9];
-        size_t k = (size_t)(put_rdb_len(head, (uint64_t)nodes) - head);
-        size_t size = body.len - (9 - k);
-        Py_ssize_t old = PyByteArray_GET_SIZE(out);
-        memcpy(body.data + 9 - k, head, k);
-        if ((size_t)(PY_SSIZE_T_MAX - old) < size) {
-            PyErr_NoMemory();
+        /* The node count right after the head, the nodes moved up against it. */
+        unsigned char count[9];
+        size_t k = (size_t)(put_rdb_len(count, (uint64_t)nodes) - count);
+        size_t nodes_len = body.len - head_len - 9;
+        memcpy(body.data + head_len, count, k);
+        memmove(body.data + head_len + k, body.data + head_len + 9, nodes_len);
+        body.len = head_len + k + nodes_len;
+        if (_PyBytes_Resize(&body.obj, (Py_ssize_t)body.len) == 0) {
+            result = body.obj; /* the reference moves to the caller */
         }
-        else if (PyByteArray_Resize(out, old + (Py_ssize_t)size) == 0) {
-            memcpy(PyByteArray_AS_STRING(out) + old, body.data + 9 - k, size);
-            result = Py_True;
-            Py_INCREF(result);
-        }
+        body.obj = NULL;
+        body.data = NULL;
     }
     else if (rc == BODY_NOT_MINE) {
         result = Py_None;
         Py_INCREF(result);
     }
-    PyMem_Free(body.data);
-    PyMem_Free(node.lp.data);
+    buf_free(&body);
+    buf_free(&node.lp);
     PyMem_Free(shape);
     return result;
 }

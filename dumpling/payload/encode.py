@@ -53,6 +53,7 @@ SUPPORTED_VERSIONS = frozenset({6, 7, 8, 9, 10, 11, 12, 80})
 LEGACY_LIST_ZIPLIST_ENTRIES = 512
 LEGACY_LIST_ZIPLIST_VALUE = 64
 _STRING_TYPE = bytes((TYPE_STRING,))
+_QUICKLIST_2_TYPE = bytes((TYPE_LIST_QUICKLIST_2,))
 
 
 def min_rdb_version_for(value: Value) -> int:
@@ -125,9 +126,10 @@ def _encode_list(value: ListValue, version: int, options: CodecOptions) -> bytes
             return bytes(out)
     items = value.items
     if version >= 10:
+        written = _write_nodes_native(value, version, options)
+        if written is not None:
+            return written
         out = bytearray((TYPE_LIST_QUICKLIST_2,))
-        if _write_nodes_native(out, value, version, options):
-            return bytes(out)
         if value.encoding == "listpack":
             nodes = [quicklist.Node(quicklist.CONTAINER_PACKED, list(items))]
         else:
@@ -160,16 +162,18 @@ def _encode_list(value: ListValue, version: int, options: CodecOptions) -> bytes
     return bytes(out)
 
 
-def _write_nodes_native(out: bytearray, value: ListValue, version: int, options: CodecOptions) -> bool:
-    """The node count and nodes ``_encode_list`` writes for a type-18 target, in C
-    (``quicklist.write_body``): the same nodes ``_quicklist_nodes`` picks, written in
-    one pass over the elements.  False when C is off or does not take the list."""
+def _write_nodes_native(value: ListValue, version: int, options: CodecOptions) -> bytes | None:
+    """The type-18 type byte and body ``_encode_list`` writes, in C (``quicklist.write_body``):
+    the same nodes ``_quicklist_nodes`` picks, written in one pass over the elements.
+    None when C is off or does not take the list."""
     if listpack.native is None:
-        return False
+        return None
     items = value.items
     compress = options.rdbcompression
     if value.encoding == "listpack":
-        return quicklist.write_body(out, items, compress, [(len(items), quicklist.CONTAINER_PACKED)], None)
+        return quicklist.write_body(
+            _QUICKLIST_2_TYPE, items, compress, [(len(items), quicklist.CONTAINER_PACKED)], None
+        )
     fill = options.list_max_listpack_size
     layout = getattr(value, "nodes", None)
     if version >= 11 and layout is not None:
@@ -178,9 +182,9 @@ def _write_nodes_native(out: bytearray, value: ListValue, version: int, options:
             plain_allowed = 12 <= version < VALKEY_VERSION_MIN
             plain, packed = quicklist.CONTAINER_PLAIN, quicklist.CONTAINER_PACKED
             nodes = [(count, plain if is_plain and plain_allowed else packed) for count, is_plain in shape]
-            return quicklist.write_body(out, items, compress, nodes, None)
+            return quicklist.write_body(_QUICKLIST_2_TYPE, items, compress, nodes, None)
     rule = quicklist.size_rule(quicklist.profile_for_version(version), fill)
-    return rule is not None and quicklist.write_body(out, items, compress, None, rule)
+    return None if rule is None else quicklist.write_body(_QUICKLIST_2_TYPE, items, compress, None, rule)
 
 
 def _quicklist_nodes(value: ListValue, version: int, fill: int) -> list[quicklist.Node]:

@@ -162,23 +162,24 @@ def pack(items: Iterable[bytes], profile: str, fill: int) -> list[Node]:
 
 
 def write_body(
-    out: bytearray,
+    head: bytes,
     items: Iterable[bytes],
     compress: bool,
     shape: list[tuple[int, int]] | None,
     rule: tuple[int, int, bool] | None,
-) -> bool:
-    """Append a LIST_QUICKLIST_2 body (node count, nodes) in C when the listpack codec is
-    built: ``shape`` gives each node's (element count, container), else ``rule``
-    (``size_rule``) cuts the list as ``pack`` does.  The bytes are those ``_encode_list``
-    writes for the same nodes.  False (``out`` unchanged) when C is off or does not take
+) -> bytes | None:
+    """``head`` + a LIST_QUICKLIST_2 body (node count, nodes), built in C when the
+    listpack codec is in use: ``shape`` gives each node's (element count, container),
+    else ``rule`` (``size_rule``) cuts the list as ``pack`` does.  The bytes are those
+    ``_encode_list`` writes for the same nodes.  None when C is off or does not take
     the input; the caller then runs the Python code."""
     native = listpack.native
     if native is None or (shape is None and rule is None):
-        return False
+        return None
     limit, large, phase = rule if shape is None and rule is not None else (0, 0, False)
     compressor = compression.compress_for_rdb if compress else None
-    return native.quicklist_body(out, items, compressor, shape, limit, large, phase) is not None
+    body: bytes | None = native.quicklist_body(head, items, compressor, shape, limit, large, phase)
+    return body
 
 
 def _pack_by_size(items: list[bytes], limit: int, large: int, listpack_phase: bool) -> list[Node]:
