@@ -14,6 +14,11 @@
  *   entry_sizes(items) -> list[int] | None
  *   pack_by_size(items, limit, large, listpack_phase) -> node cuts | None
  *                                       (quicklist._pack_by_size's decisions)
+ *   encode_dict(fields) -> bytes | None listpack.encode_dict_py (a hash listpack)
+ *   decode_hash(blob, deep) -> dict     listpack.decode_hash_py
+ *   quicklist_body(head, items, compress, shape, limit, large, listpack_phase)
+ *       -> bytes | None                 head + the LIST_QUICKLIST_2 body that
+ *                                       encode._encode_list writes
  *
  * The encoders return None for anything they do not handle exactly like the Python
  * code (an element of another type, an int outside int64, a blob over 4 GiB); the
@@ -23,7 +28,11 @@
  * a position and a 32-bit length can overflow.  Nothing here runs Python code (or
  * creates a garbage-collected object, whose allocation could run a collection and so
  * finalizers) between reading a sequence's elements and using them, so neither the
- * sequence nor the buffers can change under us.
+ * sequence nor the buffers can change under us.  The one exception is
+ * quicklist_body, which iterates (holding a reference to each element while it uses
+ * it) and calls the LZF helper between nodes: a list changed meanwhile makes its
+ * iterator raise, and an rdbString is read back from the immutable bytes object the
+ * helper was given, never from memory the helper could have changed.
  */
 
 #define PY_SSIZE_T_CLEAN
