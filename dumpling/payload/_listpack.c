@@ -654,6 +654,37 @@ flag(PyObject *obj, int dflt)
     return PyObject_IsTrue(obj);
 }
 
+/* The header check and the walk of a blob argument into ``sink`` (initialised here;
+ * ``build``: keep the entries).  -1 with the PayloadError set and the sink cleared. */
+static int
+walk_blob(PyObject *obj, int deep, int check_count, int build, int ints_as_bytes, Sink *sink)
+{
+    Py_buffer view;
+    const unsigned char *blob;
+    Py_ssize_t size;
+    unsigned int bad_byte = 0;
+    enum walk_error err;
+    long numele;
+
+    if (get_blob(obj, &view, &blob, &size) < 0) {
+        return -1;
+    }
+    numele = check_header(blob, size);
+    if (numele < 0) {
+        release_blob(&view);
+        return -1;
+    }
+    sink_init(sink, blob, build, ints_as_bytes);
+    err = walk(blob, size, numele, deep, check_count, sink, &bad_byte);
+    release_blob(&view);
+    if (err != WALK_OK) {
+        sink_clear(sink);
+        raise_walk_error(err, bad_byte);
+        return -1;
+    }
+    return 0;
+}
+
 PyDoc_STRVAR(decode_doc,
 "decode(blob, deep, ints_as_bytes=True, check_count=True) -> list\n\n"
 "Every entry of a listpack, as listpack.decode_py returns them (strings as bytes,\n"
@@ -664,14 +695,8 @@ lp_decode(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *k
 {
     static const char *const names[] = {"blob", "deep", "ints_as_bytes", "check_count"};
     PyObject *slots[4];
-    Py_buffer view;
-    const unsigned char *blob;
-    Py_ssize_t size;
     int deep, ints_as_bytes, check_count;
-    long numele;
     Sink sink;
-    unsigned int bad_byte = 0;
-    enum walk_error err;
     PyObject *out;
 
     (void)module;
@@ -682,20 +707,7 @@ lp_decode(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         (check_count = flag(slots[3], 1)) < 0) {
         return NULL;
     }
-    if (get_blob(slots[0], &view, &blob, &size) < 0) {
-        return NULL;
-    }
-    numele = check_header(blob, size);
-    if (numele < 0) {
-        release_blob(&view);
-        return NULL;
-    }
-    sink_init(&sink, blob, 1, ints_as_bytes);
-    err = walk(blob, size, numele, deep, check_count, &sink, &bad_byte);
-    release_blob(&view);
-    if (err != WALK_OK) {
-        sink_clear(&sink);
-        raise_walk_error(err, bad_byte);
+    if (walk_blob(slots[0], deep, check_count, 1, ints_as_bytes, &sink) < 0) {
         return NULL;
     }
     out = PyList_New(sink.count);
@@ -721,14 +733,8 @@ lp_count(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kw
 {
     static const char *const names[] = {"blob", "deep"};
     PyObject *slots[2];
-    Py_buffer view;
-    const unsigned char *blob;
-    Py_ssize_t size;
     int deep;
-    long numele;
     Sink sink;
-    unsigned int bad_byte = 0;
-    enum walk_error err;
 
     (void)module;
     if (parse_decode_args(args, nargs, kwnames, slots, 2, 2, names, "count") < 0) {
@@ -737,19 +743,7 @@ lp_count(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kw
     if ((deep = flag(slots[1], 0)) < 0) {
         return NULL;
     }
-    if (get_blob(slots[0], &view, &blob, &size) < 0) {
-        return NULL;
-    }
-    numele = check_header(blob, size);
-    if (numele < 0) {
-        release_blob(&view);
-        return NULL;
-    }
-    sink_init(&sink, blob, 0, 1);
-    err = walk(blob, size, numele, deep, 1, &sink, &bad_byte);
-    release_blob(&view);
-    if (err != WALK_OK) {
-        raise_walk_error(err, bad_byte);
+    if (walk_blob(slots[0], deep, 1, 0, 1, &sink) < 0) {
         return NULL;
     }
     return PyLong_FromSsize_t(sink.count);
@@ -766,14 +760,8 @@ lp_decode_hash(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObje
 {
     static const char *const names[] = {"blob", "deep"};
     PyObject *slots[2];
-    Py_buffer view;
-    const unsigned char *blob;
-    Py_ssize_t size;
     int deep;
-    long numele;
     Sink sink;
-    unsigned int bad_byte = 0;
-    enum walk_error err;
     PyObject *fields;
 
     (void)module;
@@ -783,20 +771,7 @@ lp_decode_hash(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObje
     if ((deep = flag(slots[1], 0)) < 0) {
         return NULL;
     }
-    if (get_blob(slots[0], &view, &blob, &size) < 0) {
-        return NULL;
-    }
-    numele = check_header(blob, size);
-    if (numele < 0) {
-        release_blob(&view);
-        return NULL;
-    }
-    sink_init(&sink, blob, 1, 1);
-    err = walk(blob, size, numele, deep, 1, &sink, &bad_byte);
-    release_blob(&view);
-    if (err != WALK_OK) {
-        sink_clear(&sink);
-        raise_walk_error(err, bad_byte);
+    if (walk_blob(slots[0], deep, 1, 1, 1, &sink) < 0) {
         return NULL;
     }
     if (sink.count % 2) {
@@ -822,6 +797,24 @@ lp_decode_hash(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObje
 
 /* ------------------------------------------------------------------------- */
 /* encoding */
+
+/* The item array of a list or tuple (borrowed); 0 for any other type. */
+static int
+sequence_items(PyObject *seq, Py_ssize_t *count, PyObject ***items)
+{
+    if (PyList_Check(seq)) {
+        *count = PyList_GET_SIZE(seq);
+        *items = ((PyListObject *)seq)->ob_item;
+        return 1;
+    }
+    if (PyTuple_Check(seq)) {
+        *count = PyTuple_GET_SIZE(seq);
+        *items = ((PyTupleObject *)seq)->ob_item;
+        return 1;
+    }
+    return 0;
+}
+
 
 /* The bytes of a bytes/bytearray element; 0 when it is neither. */
 static inline int
@@ -1027,15 +1020,7 @@ encode_sequence(PyObject *seq, int ints)
     PyObject *blob;
     unsigned char *start, *out;
 
-    if (PyList_Check(seq)) {
-        count = PyList_GET_SIZE(seq);
-        items = ((PyListObject *)seq)->ob_item;
-    }
-    else if (PyTuple_Check(seq)) {
-        count = PyTuple_GET_SIZE(seq);
-        items = ((PyTupleObject *)seq)->ob_item;
-    }
-    else {
+    if (!sequence_items(seq, &count, &items)) {
         Py_RETURN_NONE;
     }
     /* First pass: types, int64 range, and an upper bound of the size. */
@@ -1230,15 +1215,7 @@ lp_entry_sizes(PyObject *module, PyObject *seq)
     PyObject *out;
     int64_t *sizes;
     (void)module;
-    if (PyList_Check(seq)) {
-        count = PyList_GET_SIZE(seq);
-        items = ((PyListObject *)seq)->ob_item;
-    }
-    else if (PyTuple_Check(seq)) {
-        count = PyTuple_GET_SIZE(seq);
-        items = ((PyTupleObject *)seq)->ob_item;
-    }
-    else {
+    if (!sequence_items(seq, &count, &items)) {
         Py_RETURN_NONE;
     }
     /* The sizes first, then the list: creating a list may run a garbage collection whose
@@ -1357,15 +1334,7 @@ lp_pack_by_size(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (limit < 0 || limit > CUT_LIMIT_MAX || large < 0 || large > CUT_LIMIT_MAX) {
         Py_RETURN_NONE;
     }
-    if (PyList_Check(seq)) {
-        count = PyList_GET_SIZE(seq);
-        items = ((PyListObject *)seq)->ob_item;
-    }
-    else if (PyTuple_Check(seq)) {
-        count = PyTuple_GET_SIZE(seq);
-        items = ((PyTupleObject *)seq)->ob_item;
-    }
-    else {
+    if (!sequence_items(seq, &count, &items)) {
         Py_RETURN_NONE;
     }
     /* The walk touches only the elements and raw memory (no Python objects are made
