@@ -1,0 +1,129 @@
+"""The C fast path fuzzed without sockets: the same byte streams, cut into the same reads,
+go to two in-process servers, one with ``dumpling._fastpath`` and one without; every
+byte written back, whether the connection closes, and the keyspace left behind must be
+identical.  (``tests/test_fastpath.py`` compares both with real Redis over TCP.)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dumpling import accel
+from dumpling import server as server_module
+from dumpling.config import Config
+from dumpling.dispatch import Server
+from dumpling.server import Client
+from tests.servers import encode_command
+
+pytestmark = pytest.mark.skipif(accel.fastpath is None, reason="C fast path not built")
+
+
+class Transport:
+    """What ``Client`` needs of an asyncio transport: the bytes it writes and whether it closed."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+
+def run_stream(reads: list[bytes], fast: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[bytes, bool, list]:
+    """Feed ``reads`` to a fresh in-process server; its replies, whether it closed, its keyspace."""
+    with monkeypatch.context() as patch:
+        if not fast:
+            patch.setattr(server_module, "_fast_run", None)
+        server = Server(Config())
+        client = Client(server)
+        transport = Transport()
+        client.connection_made(transport)  # type: ignore[arg-type]
+        for data in reads:
+            if transport.closed:
+                break
+            client.data_received(data)
+        db = server.keyspace.dbs[0]
+        state = sorted((key, _plain(value), key in db.expires) for key, value in db.data.items())
+        return bytes(transport.data), transport.closed, state
+
+
+def _plain(value: Any) -> Any:
+    """A stored value as something comparable: strings as bytes, lists (RPUSH) as their items."""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    return value.TYPE, list(value.items)
+
+
+KEYS = [b"a", b"b", b"", b"n"]
+VALUES = [b"1", b"-5", b"0", b"x", b"", b"9223372036854775807", b"-9223372036854775808", b"9223372036854775806",
+          b"007", b"-0", b"12345678901234567890123"]
+# Name and the arguments it takes (k: a key, v: a value; "*" repeats the pattern after it).
+SHAPES = [(b"GET", "k"), (b"get", "k"), (b"SET", "kv"), (b"sEt", "kv"), (b"INCR", "k"), (b"DECR", "k"),
+          (b"INCRBY", "kv"), (b"decrby", "kv"), (b"MSET", "*kv"), (b"MGET", "*k"), (b"PING", ""),
+          (b"APPEND", "kv"), (b"EXPIRE", "kv"), (b"DEL", "k"), (b"RPUSH", "kv"), (b"SET", "kvv")]
+
+
+@st.composite
+def requests(draw: st.DrawFn) -> bytes:
+    if draw(st.integers(0, 9)) == 0:  # anything: wrong arity, unknown names
+        name = draw(st.sampled_from([shape[0] for shape in SHAPES] + [b"NOSUCH", b"ECHO"]))
+        return encode_command(name, *draw(st.lists(st.sampled_from(KEYS + VALUES), max_size=5)))
+    name, pattern = draw(st.sampled_from(SHAPES))
+    if pattern.startswith("*"):
+        pattern = pattern[1:] * draw(st.integers(1, 3))
+    args = [draw(st.sampled_from(KEYS if kind == "k" else VALUES)) for kind in pattern]
+    return encode_command(name, *args)
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> list[bytes]:
+    hello = encode_command("HELLO", "3") if draw(st.booleans()) else b""  # RESP3 nulls from the C replies too
+    data = bytearray(hello + b"".join(draw(st.lists(requests(), min_size=1, max_size=30))))
+    for _ in range(draw(st.integers(0, 2))):  # some damage: protocol errors, inline commands
+        at = draw(st.integers(0, len(data) - 1))
+        data[at] = draw(st.sampled_from(b"*$\r\n0123456789-x "))
+    cuts = sorted(set(draw(st.lists(st.integers(1, max(1, len(data) - 1)), max_size=6))))
+    pieces, last = [], 0
+    for cut in [*cuts, len(data)]:
+        if cut > last:
+            pieces.append(bytes(data[last:cut]))
+            last = cut
+    return pieces
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                    HealthCheck.function_scoped_fixture])
+@given(reads=streams())
+def test_fast_and_pure_agree_on_any_stream(reads: list[bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    assert run_stream(reads, True, monkeypatch) == run_stream(reads, False, monkeypatch)
+
+
+def test_the_fast_path_really_ran(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A guard for the test above: with the extension in place, GET/SET bypass the Python handlers."""
+    calls: list[bytes] = []
+    server = Server(Config())
+    set_command = server.fast_table[b"set"]
+    original = set_command.handler
+    monkeypatch.setattr(set_command, "handler", lambda c, argv: calls.append(argv[0]) or original(c, argv))
+    client = Client(server)
+    transport = Transport()
+    client.connection_made(transport)  # type: ignore[arg-type]
+    client.data_received(encode_command("SET", "k", "v") + encode_command("SET", "k", "v", "XX"))
+    assert bytes(transport.data) == b"+OK\r\n+OK\r\n"
+    assert calls == [b"SET"]  # only the form with an option reached Python
