@@ -440,14 +440,15 @@ static int cmd_mget(Batch *b, Arg *args, int argc) {
             rc = out_null(&b->out, b->resp3);
         } else {
             b->hits++;
-            if (PyDict_SetItem(b->meta, objects[i], b->clock) < 0)
-                goto done;
             if (PyBytes_CheckExact(value))
                 rc = out_bulk(&b->out, PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value));
             else if (PyByteArray_CheckExact(value))
                 rc = out_bulk(&b->out, PyByteArray_AS_STRING(value), PyByteArray_GET_SIZE(value));
             else
                 rc = out_null(&b->out, b->resp3); /* another type: a nil, still a hit */
+            /* The touch after the copy: the borrowed value is not used past a dict write. */
+            if (rc == 0 && PyDict_SetItem(b->meta, objects[i], b->clock) < 0)
+                goto done;
         }
         if (rc < 0)
             goto done;
