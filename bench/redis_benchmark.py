@@ -5,7 +5,10 @@ redis-benchmark workloads (SET, GET, INCR, MSET; 50 clients; pipeline 1 and 16)
 against each, alternating so machine noise hits both, and prints requests per
 second and the dumpling/Redis ratio.  Both servers are single-threaded (one core).
 
-usage: python bench/redis_benchmark.py [--requests N] [--rounds R]
+With ``--pure`` a third server, dumpling with ``DUMPLING_PURE=1`` (no C accelerators),
+runs in the same rounds and gets its own ratio column.
+
+usage: python bench/redis_benchmark.py [--requests N] [--rounds R] [--pure]
 """
 
 from __future__ import annotations
@@ -43,26 +46,33 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--pure", action="store_true", help="also measure dumpling without its C accelerators")
     args = parser.parse_args()
-    redis = start_redis()
-    dumpling = start_dumpling()
+    servers = {"redis": start_redis(), "dumpling": start_dumpling()}
+    if args.pure:
+        servers["pure"] = start_dumpling(env={"DUMPLING_PURE": "1"})
     try:
         print(f"redis-benchmark -c 50 -n {args.requests}, median of {args.rounds} alternating rounds")
-        print(f"{'test':8} {'pipeline':>8} {'redis rps':>12} {'dumpling rps':>13} {'ratio':>7}")
+        header = f"{'test':8} {'pipeline':>8} {'redis rps':>12} {'dumpling rps':>13} {'ratio':>7}"
+        print(header + (f" {'pure rps':>12} {'ratio':>7}" if args.pure else ""))
         for pipeline in (1, 16):
-            theirs: dict[str, list[float]] = {}
-            ours: dict[str, list[float]] = {}
+            rps: dict[str, dict[str, list[float]]] = {name: {} for name in servers}
             for _ in range(args.rounds):
-                for name, rps in run_benchmark(redis.port, args.requests, pipeline).items():
-                    theirs.setdefault(name, []).append(rps)
-                for name, rps in run_benchmark(dumpling.port, args.requests, pipeline).items():
-                    ours.setdefault(name, []).append(rps)
-            for name in theirs:
-                r, d = statistics.median(theirs[name]), statistics.median(ours.get(name, [0.0]))
-                print(f"{name:8} {pipeline:>8} {r:>12,.0f} {d:>13,.0f} {d / r:>7.2f}")
+                for name, server in servers.items():
+                    for test, value in run_benchmark(server.port, args.requests, pipeline).items():
+                        rps[name].setdefault(test, []).append(value)
+            for test in rps["redis"]:
+                theirs = statistics.median(rps["redis"][test])
+                row = f"{test:8} {pipeline:>8} {theirs:>12,.0f}"
+                for name in servers:
+                    if name != "redis":
+                        ours = statistics.median(rps[name].get(test, [0.0]))
+                        row += f" {ours:>13,.0f} {ours / theirs:>7.2f}" if name == "dumpling" else \
+                            f" {ours:>12,.0f} {ours / theirs:>7.2f}"
+                print(row)
     finally:
-        dumpling.stop()
-        redis.stop()
+        for server in servers.values():
+            server.stop()
 
 
 if __name__ == "__main__":
