@@ -280,6 +280,8 @@ class Client(asyncio.Protocol):
             self._out.append(value.wire)
         elif t is bytes:
             self._out.append(b"$%d\r\n%s\r\n" % (len(value), value))
+        elif t is int:  # (not bool: a RESP3 boolean)
+            self._out.append(b":%d\r\n" % value)
         elif value is None:
             self._out.append(b"_\r\n" if self.resp3 else b"$-1\r\n")
         elif value is NO_REPLY:
