@@ -29,6 +29,7 @@
 
 #define MAX_ARGS 64            /* requests with more arguments go to Python */
 #define MAX_BULK (1 << 20)     /* < the smallest proto-max-bulk-len Redis accepts (1mb) */
+#define INLINE_MAX (64 * 1024) /* PROTO_INLINE_MAX_SIZE: longer lines are an error (Python's) */
 #define LRU_CLOCK_MAX ((1 << 24) - 1)
 
 enum { C_GET, C_SET, C_INCR, C_DECR, C_INCRBY, C_DECRBY, C_MSET, C_MGET, C_PING, N_COMMANDS };
@@ -128,11 +129,49 @@ static int read_header_number(const char *buf, Py_ssize_t *pos, Py_ssize_t end, 
     return 0;
 }
 
-/* One "*N\r\n($len\r\ndata\r\n)*N" request; returns the position after it, or -1. */
+/* An inline request (a line typed into telnet, redis-benchmark's PING_INLINE) of plain
+ * words: split on spaces and tabs like sdssplitargs.  Quotes, other control bytes, empty
+ * lines and lines without their newline yet are left to the Python parser. */
+static Py_ssize_t parse_inline(const char *buf, Py_ssize_t pos, Py_ssize_t end, Arg *args, int *argc) {
+    Py_ssize_t limit = end - pos < INLINE_MAX ? end - pos : INLINE_MAX;
+    const char *newline = memchr(buf + pos, '\n', (size_t)limit);
+    if (newline == NULL)
+        return -1;
+    Py_ssize_t stop = newline - buf;
+    if (stop > pos && buf[stop - 1] == '\r')
+        stop--;
+    int n = 0;
+    for (Py_ssize_t p = pos; p < stop;) {
+        if (buf[p] == ' ' || buf[p] == '\t') {
+            p++;
+            continue;
+        }
+        Py_ssize_t start = p;
+        for (; p < stop && buf[p] != ' ' && buf[p] != '\t'; p++) {
+            unsigned char c = (unsigned char)buf[p];
+            if (c < 0x20 || c == 0x7f || c == '"' || c == '\'')
+                return -1;
+        }
+        if (n == MAX_ARGS)
+            return -1;
+        args[n].p = buf + start;
+        args[n].len = p - start;
+        n++;
+    }
+    if (n == 0)
+        return -1;
+    *argc = n;
+    return newline - buf + 1;
+}
+
+/* One "*N\r\n($len\r\ndata\r\n)*N" request (or an inline one); returns the position
+ * after it, or -1. */
 static Py_ssize_t parse_request(const char *buf, Py_ssize_t pos, Py_ssize_t end, Arg *args, int *argc) {
     long long n, len;
-    if (pos >= end || buf[pos] != '*')
+    if (pos >= end)
         return -1;
+    if (buf[pos] != '*')
+        return parse_inline(buf, pos, end, args, argc);
     pos++;
     if (read_header_number(buf, &pos, end, MAX_ARGS, &n) || n < 1)
         return -1;
@@ -626,7 +665,7 @@ static PyObject *fast_run(PyObject *self, PyObject *const *fargs, Py_ssize_t nar
     PyObject *client = fargs[0];
     const char *buf = PyBytes_AS_STRING(fargs[1]);
     Py_ssize_t end = PyBytes_GET_SIZE(fargs[1]);
-    if (end < 4 || buf[0] != '*')
+    if (end < 4)
         return PyLong_FromLong(0);
 
     Batch b;

@@ -174,6 +174,20 @@ def test_pipelined_stream_matches_redis_and_pure(three, seed: int, reads: str) -
     assert counted[2] == counted[0]
 
 
+def test_inline_requests_match_redis(three) -> None:
+    """Lines typed into telnet (and redis-benchmark's PING_INLINE): plain words run in C,
+    quotes and odd bytes in Python; both as Redis answers them."""
+    redis_srv, fast, pure = three
+    reset(redis_srv, fast, pure)
+    lines = [b"PING", b"SET a 1", b"set\tb   2", b"INCR a", b"MGET a b c", b"GET  a ", b"MSET x 1 y 2",
+             b"SET q \"two words\"", b"GET q", b"SET p 'single'", b"GET p", b"INCRBY a x", b"GET", b"PING",
+             b"DECRBY b 5", b"GET b"]
+    stream = b"".join(line + (b"\n" if i % 3 else b"\r\n") for i, line in enumerate(lines))
+    replies = [send_in_reads(s.port, stream, [7, 30]) for s in (redis_srv, fast, pure)]
+    assert replies[1] == replies[0]
+    assert replies[2] == replies[0]
+
+
 @pytest.mark.parametrize("resp", [2, 3])
 def test_replies_of_each_shape(three, resp: int) -> None:
     redis_srv, fast, _ = three

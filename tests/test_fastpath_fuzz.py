@@ -88,6 +88,10 @@ def requests(draw: st.DrawFn) -> bytes:
     if pattern.startswith("*"):
         pattern = pattern[1:] * draw(st.integers(1, 3))
     args = [draw(st.sampled_from(KEYS if kind == "k" else VALUES)) for kind in pattern]
+    if draw(st.integers(0, 3)) == 0:  # inline, as typed into telnet: odd spacing, quotes, bare LF
+        gap = draw(st.sampled_from([b" ", b"  ", b"\t", b" \t "]))
+        word = draw(st.sampled_from([b"", b"'q'", b'"a b"', b"\x01"]))
+        return gap.join([name, *args, word]) + draw(st.sampled_from([b"\r\n", b"\n", b" \r\n"]))
     return encode_command(name, *args)
 
 
