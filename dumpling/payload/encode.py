@@ -174,17 +174,27 @@ def _write_nodes_native(value: ListValue, version: int, options: CodecOptions) -
         return quicklist.write_body(
             _QUICKLIST_2_TYPE, items, compress, [(len(items), quicklist.CONTAINER_PACKED)], None
         )
+    containers = _layout_containers(value, version, options.list_max_listpack_size)
+    if containers is not None:
+        return quicklist.write_body(_QUICKLIST_2_TYPE, items, compress, containers, None)
     fill = options.list_max_listpack_size
-    layout = getattr(value, "nodes", None)
-    if version >= 11 and layout is not None:
-        shape = layout(fill)
-        if sum(count for count, _ in shape) == len(items):
-            plain_allowed = 12 <= version < VALKEY_VERSION_MIN
-            plain, packed = quicklist.CONTAINER_PLAIN, quicklist.CONTAINER_PACKED
-            nodes = [(count, plain if is_plain and plain_allowed else packed) for count, is_plain in shape]
-            return quicklist.write_body(_QUICKLIST_2_TYPE, items, compress, nodes, None)
     rule = quicklist.size_rule(quicklist.profile_for_version(version), fill)
     return None if rule is None else quicklist.write_body(_QUICKLIST_2_TYPE, items, compress, None, rule)
+
+
+def _layout_containers(value: ListValue, version: int, fill: int) -> list[tuple[int, int]] | None:
+    """(element count, container) per node from the value's own node layout, for 7.2+
+    targets (7.2 keeps oversized elements in packed nodes, Valkey has no plain ones);
+    None when the layout does not apply and the list is cut as RPUSHes would."""
+    layout = getattr(value, "nodes", None)
+    if version < 11 or layout is None:
+        return None
+    shape = layout(fill)
+    if sum(count for count, _ in shape) != len(value.items):
+        return None
+    plain_allowed = 12 <= version < VALKEY_VERSION_MIN
+    plain, packed = quicklist.CONTAINER_PLAIN, quicklist.CONTAINER_PACKED
+    return [(count, plain if is_plain and plain_allowed else packed) for count, is_plain in shape]
 
 
 def _quicklist_nodes(value: ListValue, version: int, fill: int) -> list[quicklist.Node]:
@@ -196,17 +206,10 @@ def _quicklist_nodes(value: ListValue, version: int, fill: int) -> list[quicklis
     out as consecutive RPUSHes on the target would have done.
     """
     items = value.items
-    layout = getattr(value, "nodes", None)
-    if version >= 11 and layout is not None:
-        shape = layout(fill)
-        if sum(count for count, _ in shape) == len(items):
-            plain_allowed = 12 <= version < VALKEY_VERSION_MIN
-            nodes = []
-            it = iter(items)
-            for count, plain in shape:
-                container = quicklist.CONTAINER_PLAIN if plain and plain_allowed else quicklist.CONTAINER_PACKED
-                nodes.append(quicklist.Node(container, list(islice(it, count))))
-            return nodes
+    containers = _layout_containers(value, version, fill)
+    if containers is not None:
+        it = iter(items)
+        return [quicklist.Node(container, list(islice(it, count))) for count, container in containers]
     return quicklist.pack(items, quicklist.profile_for_version(version), fill)
 
 
