@@ -34,6 +34,9 @@ from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any
 
+from dumpling.datatypes.sizes import listpack_int_entry_size, listpack_str_entry_size
+from dumpling.numbers import parse_int64
+
 LP_HEADER_BYTES = 7  # 4-byte total size + 2-byte count + end byte
 SIZE_SAFETY_LIMIT = 8192  # per-node byte cap when the fill is a count
 SIZE_ESTIMATE_OVERHEAD = 8  # quicklist.c's estimate of a new entry's overhead
@@ -41,74 +44,23 @@ NEG_FILL_LIMITS = (4096, 8192, 16384, 32768, 65536)
 UINT_MAX = (1 << 32) - 1
 SIZE_MAX = (1 << 64) - 1
 
-# Integer ranges of the listpack integer encodings, with their encoded length.
-_INT_ENCODINGS = (
-    (0, 127, 1),
-    (-4096, 4095, 2),
-    (-32768, 32767, 3),
-    (-8388608, 8388607, 4),
-    (-2147483648, 2147483647, 5),
-)
-_DIGITS = frozenset(b"0123456789-")
+_INT_START = frozenset(b"0123456789-")
+
+# lpStringToInt64: the integer a listpack stores ``element`` as (Redis's string2ll), else None.
+lp_int_value = parse_int64
 
 
 # ----------------------------------------------------------------------------- sizes
 
 
-def lp_int_value(element: bytes) -> int | None:
-    """The integer a listpack would store ``element`` as (``lpStringToInt64``), else None."""
-    n = len(element)
-    if n == 0 or n > 20 or element[0] not in _DIGITS:
-        return None
-    if n == 1:
-        c = element[0]
-        return c - 48 if 48 <= c <= 57 else None
-    start = 1 if element[0] == 45 else 0
-    if start == n or not 49 <= element[start] <= 57:
-        return None
-    if not element[start:].isdigit():
-        return None
-    value = int(element)
-    if value < -(1 << 63) or value > (1 << 63) - 1:
-        return None
-    return value
-
-
-def _backlen_size(length: int) -> int:
-    if length <= 127:
-        return 1
-    if length < 16383:
-        return 2
-    if length < 2097151:
-        return 3
-    if length < 268435455:
-        return 4
-    return 5
-
-
-def _string_entry_size(n: int) -> int:
-    if n < 64:
-        enc = 1 + n
-    elif n < 4096:
-        enc = 2 + n
-    else:
-        enc = 5 + n
-    return enc + _backlen_size(enc)
-
-
 def lp_entry_size(element: bytes) -> int:
     """Bytes one element takes inside a listpack (encoding, data and back-length)."""
-    if element and element[0] in _DIGITS:
-        value = lp_int_value(element)
+    if element and element[0] in _INT_START:
+        value = parse_int64(element)
         if value is not None:
-            for low, high, size in _INT_ENCODINGS:
-                if low <= value <= high:
-                    return size + 1
-            return 10  # 9-byte int64 + 1-byte back-length
+            return listpack_int_entry_size(value)
     n = len(element)
-    if n < 64:
-        return n + 2
-    return _string_entry_size(n)
+    return n + 2 if n < 64 else listpack_str_entry_size(n)
 
 
 def _native_listpack() -> Any:

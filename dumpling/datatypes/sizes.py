@@ -20,7 +20,20 @@ def listpack_int_entry_size(value: int) -> int:
     return 10
 
 
+def listpack_backlen_size(size: int) -> int:
+    """Bytes of lpEncodeBacklen's back-length for an entry of ``size`` bytes."""
+    if size <= 127:
+        return 1
+    if size < 16383:
+        return 2
+    if size < 2097151:
+        return 3
+    if size < 268435455:
+        return 4
+    return 5
+
+
 def listpack_str_entry_size(length: int) -> int:
     """Bytes of a listpack string entry of ``length`` bytes, backlen included."""
     head = length + (1 if length < 64 else 2 if length < 4096 else 5)
-    return head + (1 if head <= 127 else 2 if head < 16383 else 3 if head < 2097151 else 4)
+    return head + listpack_backlen_size(head)

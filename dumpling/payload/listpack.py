@@ -30,6 +30,9 @@ from operator import add
 from types import ModuleType
 
 from dumpling.accel import PURE
+from dumpling.datatypes.sizes import listpack_backlen_size as backlen_size
+from dumpling.datatypes.sizes import listpack_int_entry_size as int_entry_size
+from dumpling.datatypes.sizes import listpack_str_entry_size
 from dumpling.payload.bulk import odd_elements
 from dumpling.payload.errors import bad_data
 from dumpling.payload.primitives import parse_canonical_int
@@ -60,18 +63,6 @@ def use_native(enabled: bool) -> bool:
             return False
         native = _listpack
     return native is not None
-
-
-def backlen_size(size: int) -> int:
-    if size <= 127:
-        return 1
-    if size < 16383:
-        return 2
-    if size < 2097151:
-        return 3
-    if size < 268435455:
-        return 4
-    return 5
 
 
 def backlen_bytes(size: int) -> bytes:
@@ -460,25 +451,7 @@ def entry_size(s: bytes) -> int:
         v = parse_canonical_int(s)
         if v is not None:
             return int_entry_size(v)
-    if n < 64:
-        return n + 2
-    if n < 4096:
-        return n + 2 + backlen_size(n + 2)
-    return n + 5 + backlen_size(n + 5)
-
-
-def int_entry_size(v: int) -> int:
-    if 0 <= v <= 127:
-        return 2
-    if -4096 <= v <= 4095:
-        return 3
-    if -32768 <= v <= 32767:
-        return 4
-    if -8388608 <= v <= 8388607:
-        return 5
-    if -2147483648 <= v <= 2147483647:
-        return 6
-    return 10
+    return n + 2 if n < 64 else listpack_str_entry_size(n)
 
 
 def assemble(entries: bytes | bytearray, count: int) -> bytes:

@@ -13,12 +13,11 @@ import re
 import struct
 from decimal import Decimal
 
+from dumpling.numbers import parse_int64 as parse_canonical_int  # string2ll / lpStringToInt64
 from dumpling.payload import compression
 from dumpling.payload.errors import bad_data
 
 MASK64 = (1 << 64) - 1
-INT64_MIN = -(1 << 63)
-INT64_MAX = (1 << 63) - 1
 
 # rdbLen first-byte forms (§2.1).
 LEN_32BIT = 0x80
@@ -41,26 +40,11 @@ _F64 = struct.Struct("<d")
 _U32BE = struct.Struct(">I")
 _U64BE = struct.Struct(">Q")
 
-_CANONICAL_INT = re.compile(rb"-?[1-9][0-9]*|0")
 _LEN6 = [bytes((n,)) for n in range(64)]
 
 
 # ---------------------------------------------------------------------------
 # integers as strings
-
-
-def parse_canonical_int(s: bytes) -> int | None:
-    """Redis's string2ll / lpStringToInt64: the int64 a string *exactly* spells, else None.
-
-    Canonical means: optional '-', no leading zeros (except "0"), no '+', no spaces,
-    not "-0", at most 20 characters, inside the int64 range.
-    """
-    if not 0 < len(s) < 21 or not _CANONICAL_INT.fullmatch(s):
-        return None
-    v = int(s)
-    if v < INT64_MIN or v > INT64_MAX:
-        return None
-    return v
 
 
 def int_to_bytes(v: int) -> bytes:
