@@ -3,9 +3,10 @@
 ``dumpling._fastpath`` runs the hot string commands of plain connections in C
 (``Client.data_received`` offers it each read first); ``dumpling.payload._speedups``
 reads and writes the bodies of big collections and ``dumpling.payload._listpack``
-listpack blobs (``DUMPLING_PURE_PAYLOAD=1`` turns off just those two).  Both are built by ``setup.py`` when
-a compiler is present; without them dumpling runs the same code paths in Python.
-``DUMPLING_PURE=1`` in the environment disables them (tests compare both).
+listpack blobs.  All are built by ``setup.py`` when a compiler is present; without them
+dumpling runs the same code paths in Python.  ``DUMPLING_PURE=1`` in the environment
+disables all of them, ``DUMPLING_PURE_PAYLOAD=1`` just the payload codec's two (tests
+compare both ways).
 """
 
 from __future__ import annotations
@@ -13,7 +14,13 @@ from __future__ import annotations
 import os
 from types import ModuleType
 
-PURE = os.environ.get("DUMPLING_PURE", "") not in ("", "0")
+
+def _set(name: str) -> bool:
+    return os.environ.get(name, "") not in ("", "0")
+
+
+PURE = _set("DUMPLING_PURE")
+PURE_PAYLOAD = PURE or _set("DUMPLING_PURE_PAYLOAD")  # read by the payload codec at import
 
 
 def _load(name: str) -> ModuleType | None:

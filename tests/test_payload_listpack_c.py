@@ -23,6 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dumpling import accel
 from dumpling.datatypes import HashValue, ListValue, SetValue, ZSetValue
 from dumpling.payload import CodecOptions, PayloadError, decode_payload, encode_payload, listpack, quicklist
 
@@ -41,7 +42,7 @@ def test_the_extension_is_built_in_ci() -> None:
     if os.environ.get("CI") != "true":
         pytest.skip("only enforced when CI=true")
     assert _listpack is not None, "dumpling.payload._listpack failed to import (was the C extension built?)"
-    if os.environ.get("DUMPLING_PURE", "") in ("", "0") and os.environ.get("DUMPLING_PURE_PAYLOAD", "") in ("", "0"):
+    if not accel.PURE_PAYLOAD:
         assert listpack.native is _listpack
 
 

@@ -33,7 +33,6 @@ Must not: know about object types or values; every reader is bounds-checked agai
 
 from __future__ import annotations
 
-import os
 import re
 import struct
 from collections.abc import Iterable
@@ -41,6 +40,7 @@ from itertools import accumulate, compress, count, islice, repeat
 from operator import add, le
 from types import ModuleType
 
+from dumpling.accel import PURE_PAYLOAD
 from dumpling.payload.errors import bad_data
 from dumpling.payload.primitives import append_string, binary_double_bytes, read_binary_double, read_string
 
@@ -302,10 +302,6 @@ def append_scored_py(out: bytearray, pairs: Iterable[tuple[float, bytes]], compr
 # the C speedups, when built
 
 
-def _env_forces_pure() -> bool:
-    return any(os.environ.get(name, "") not in ("", "0") for name in ("DUMPLING_PURE_PAYLOAD", "DUMPLING_PURE"))
-
-
 read_records = read_records_py
 read_dict = read_dict_py
 read_set = read_set_py
@@ -338,4 +334,4 @@ def use_speedups(enabled: bool) -> bool:
     return ACCELERATED
 
 
-use_speedups(not _env_forces_pure())
+use_speedups(not PURE_PAYLOAD)

@@ -20,7 +20,6 @@ compare both).
 
 from __future__ import annotations
 
-import os
 import re
 import struct
 from bisect import bisect_left
@@ -29,7 +28,7 @@ from itertools import repeat
 from operator import add
 from types import ModuleType
 
-from dumpling.accel import PURE
+from dumpling.accel import PURE_PAYLOAD
 from dumpling.datatypes.sizes import listpack_backlen_size as backlen_size
 from dumpling.datatypes.sizes import listpack_int_entry_size as int_entry_size
 from dumpling.datatypes.sizes import listpack_str_entry_size
@@ -623,4 +622,4 @@ def encode_mixed_py(elements: Iterable[bytes | int]) -> bytes:
     return assemble(body, count)
 
 
-use_native(not PURE and os.environ.get("DUMPLING_PURE_PAYLOAD", "") in ("", "0"))
+use_native(not PURE_PAYLOAD)
