@@ -22,6 +22,7 @@ from dumpling.datatypes import HashValue, ListValue, SetValue, StreamValue, ZSet
 from dumpling.datatypes.streams import Consumer, ConsumerGroup, PendingEntry
 from dumpling.payload import CodecOptions, PayloadError, decode_payload, encode_payload, listpack, ziplist
 from dumpling.payload.envelope import reseal, seal
+from tests.mutations import mutate
 
 
 def _stream() -> StreamValue:
@@ -89,24 +90,7 @@ def mutated_payloads(draw: st.DrawFn) -> bytes:
     payload = bytearray(draw(st.sampled_from(SEEDS)))
     footer = payload[-10:-8]
     body = payload[:-10]
-    for _ in range(draw(st.integers(1, 4))):
-        op = draw(st.sampled_from(["flip", "set", "insert", "delete", "truncate", "overwrite"]))
-        if not body:
-            break
-        at = draw(st.integers(0, len(body) - 1))
-        if op == "flip":
-            body[at] ^= 1 << draw(st.integers(0, 7))
-        elif op == "set":
-            body[at] = draw(st.sampled_from(INTERESTING))
-        elif op == "insert":
-            body[at:at] = draw(st.binary(min_size=1, max_size=8))
-        elif op == "delete":
-            del body[at : at + draw(st.integers(1, 8))]
-        elif op == "truncate":
-            del body[at:]
-        else:
-            chunk = draw(st.binary(min_size=1, max_size=8))
-            body[at : at + len(chunk)] = chunk
+    mutate(draw, body, INTERESTING)
     return reseal(bytes(body) + bytes(footer) + bytes(8))
 
 

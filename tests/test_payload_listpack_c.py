@@ -459,6 +459,19 @@ FUZZ_SEEDS = [
 
 
 @needs_c
+
+def _damaged(seed: bytes, edits: list[tuple[int, int]], cut: int, fix_header: bool) -> bytes:
+    """``seed`` cut at ``cut``, bytes overwritten per ``edits``, and (``fix_header``) a
+    header size and terminator that agree with the damage, so the walk is reached."""
+    b = bytearray(seed[:cut] if cut < len(seed) else seed)
+    for at, value in edits:
+        if b:
+            b[at % len(b)] = value
+    if fix_header and len(b) >= 7:
+        b[0:4] = len(b).to_bytes(4, "little")
+        b[-1] = 0xFF
+    return bytes(b)
+
 @settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.sampled_from(FUZZ_SEEDS),
@@ -471,14 +484,7 @@ FUZZ_SEEDS = [
 def test_fuzz_decoder_agrees_with_python(
     seed: bytes, edits: list[tuple[int, int]], cut: int, fix_header: bool, deep: bool, ints_as_bytes: bool
 ) -> None:
-    b = bytearray(seed[:cut] if cut < len(seed) else seed)
-    for at, value in edits:
-        if b:
-            b[at % len(b)] = value
-    if fix_header and len(b) >= 7:
-        b[0:4] = len(b).to_bytes(4, "little")
-        b[-1] = 0xFF
-    blob = bytes(b)
+    blob = _damaged(seed, edits, cut, fix_header)
     assert outcome(C.decode, blob, deep, ints_as_bytes) == outcome(listpack.decode_py, blob, deep, ints_as_bytes)
     walk = outcome(listpack.decode_py, blob, deep)
     assert outcome(C.count, blob, deep) == (("ok", len(walk[1])) if walk[0] == "ok" else walk)
@@ -1053,14 +1059,7 @@ def test_mutated_hash_blobs_decode_the_same() -> None:
 def test_fuzz_decode_hash_agrees_with_python(
     seed: bytes, edits: list[tuple[int, int]], cut: int, fix_header: bool, deep: bool
 ) -> None:
-    b = bytearray(seed[:cut] if cut < len(seed) else seed)
-    for at, value in edits:
-        if b:
-            b[at % len(b)] = value
-    if fix_header and len(b) >= 7:
-        b[0:4] = len(b).to_bytes(4, "little")
-        b[-1] = 0xFF
-    blob = bytes(b)
+    blob = _damaged(seed, edits, cut, fix_header)
     assert outcome(C.decode_hash, blob, deep) == outcome(listpack.decode_hash_py, blob, deep)
 
 

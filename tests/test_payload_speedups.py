@@ -28,6 +28,7 @@ from dumpling.datatypes import HashValue, ListValue, SetValue, ZSetValue
 from dumpling.payload import CodecOptions, PayloadError, bulk, decode_payload, encode_payload
 from dumpling.payload.envelope import reseal
 from dumpling.payload.primitives import append_len, append_string
+from tests.mutations import mutate
 
 try:
     from dumpling.payload import _speedups
@@ -551,24 +552,7 @@ def _read(reader: str, fast: bool, buf: bytes, end: int, count: int) -> tuple[st
 def mutated_bodies(draw: st.DrawFn) -> tuple[bytes, int, int, str]:
     body, count, reader = draw(st.sampled_from(SEED_BODIES))
     data = bytearray(body)
-    for _ in range(draw(st.integers(1, 4))):
-        op = draw(st.sampled_from(["flip", "set", "insert", "delete", "truncate", "overwrite"]))
-        if not data:
-            break
-        at = draw(st.integers(0, len(data) - 1))
-        if op == "flip":
-            data[at] ^= 1 << draw(st.integers(0, 7))
-        elif op == "set":
-            data[at] = draw(st.sampled_from(INTERESTING))
-        elif op == "insert":
-            data[at:at] = draw(st.binary(min_size=1, max_size=8))
-        elif op == "delete":
-            del data[at : at + draw(st.integers(1, 8))]
-        elif op == "truncate":
-            del data[at:]
-        else:
-            chunk = draw(st.binary(min_size=1, max_size=10))
-            data[at : at + len(chunk)] = chunk
+    mutate(draw, data, INTERESTING, overwrite_max=10)
     count += draw(st.sampled_from([0, 0, 0, -1, 1, 5]))
     tail = draw(st.binary(max_size=12))  # bytes past end: never read
     return bytes(data) + tail, len(data), max(count, 0), reader
