@@ -368,48 +368,61 @@ PyDoc_STRVAR(read_dict_doc,
 "``count`` (field, value) rdbString pairs straight into a dict; a repeated field\n"
 "keeps its last value (the caller compares the size with ``count``).");
 
+/* read_dict (``pairs``: field, value into a dict) and read_set (strings into a set). */
 static PyObject *
-read_dict(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+read_collection(PyObject *const *args, Py_ssize_t nargs, int pairs)
 {
-    (void)module;
     Reader r;
     Py_ssize_t pos, count;
 
     if (nargs != 4) {
-        PyErr_Format(PyExc_TypeError, "read_dict expected 4 arguments, got %zd", nargs);
+        PyErr_Format(PyExc_TypeError, "%s expected 4 arguments, got %zd", pairs ? "read_dict" : "read_set", nargs);
         return NULL;
     }
     if (reader_args(args, &r, &pos, &count) < 0) {
         return NULL;
     }
-    if (count > 0 && check_room(pos, r.end, count, 2) < 0) {
+    if (count > 0 && check_room(pos, r.end, count, pairs ? 2 : 1) < 0) {
         return NULL;
     }
-    PyObject *fields = PyDict_New();
-    if (fields == NULL) {
+    PyObject *out = pairs ? PyDict_New() : PySet_New(NULL);
+    if (out == NULL) {
         return NULL;
     }
     for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *field = read_string(&r, &pos);
-        if (field == NULL) {
+        PyObject *first = read_string(&r, &pos);
+        if (first == NULL) {
             goto fail;
         }
-        PyObject *value = read_string(&r, &pos);
-        if (value == NULL) {
-            Py_DECREF(field);
-            goto fail;
+        int rc;
+        if (pairs) {
+            PyObject *value = read_string(&r, &pos);
+            if (value == NULL) {
+                Py_DECREF(first);
+                goto fail;
+            }
+            rc = PyDict_SetItem(out, first, value);
+            Py_DECREF(value);
         }
-        int rc = PyDict_SetItem(fields, field, value);
-        Py_DECREF(field);
-        Py_DECREF(value);
+        else {
+            rc = PySet_Add(out, first);
+        }
+        Py_DECREF(first);
         if (rc < 0) {
             goto fail;
         }
     }
-    return Py_BuildValue("(Nn)", fields, pos);
+    return Py_BuildValue("(Nn)", out, pos);
 fail:
-    Py_DECREF(fields);
+    Py_DECREF(out);
     return NULL;
+}
+
+static PyObject *
+read_dict(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    return read_collection(args, nargs, 1);
 }
 
 PyDoc_STRVAR(read_set_doc,
@@ -420,38 +433,7 @@ static PyObject *
 read_set(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    Reader r;
-    Py_ssize_t pos, count;
-
-    if (nargs != 4) {
-        PyErr_Format(PyExc_TypeError, "read_set expected 4 arguments, got %zd", nargs);
-        return NULL;
-    }
-    if (reader_args(args, &r, &pos, &count) < 0) {
-        return NULL;
-    }
-    if (count > 0 && check_room(pos, r.end, count, 1) < 0) {
-        return NULL;
-    }
-    PyObject *members = PySet_New(NULL);
-    if (members == NULL) {
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *member = read_string(&r, &pos);
-        if (member == NULL) {
-            goto fail;
-        }
-        int rc = PySet_Add(members, member);
-        Py_DECREF(member);
-        if (rc < 0) {
-            goto fail;
-        }
-    }
-    return Py_BuildValue("(Nn)", members, pos);
-fail:
-    Py_DECREF(members);
-    return NULL;
+    return read_collection(args, nargs, 0);
 }
 
 /* ------------------------------------------------------------------------- */
