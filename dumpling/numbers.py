@@ -76,6 +76,21 @@ def parse_int64(text: bytes | bytearray) -> int | None:
     return None
 
 
+def index_span(start: int, end: int, n: int) -> tuple[int, int] | None:
+    """Redis's inclusive index range over ``n`` elements (LRANGE, LTRIM, ZRANGE by rank,
+    ZREMRANGEBYRANK): negative indexes count from the end, the start is clamped to 0 and
+    the end to n-1; None when nothing is selected."""
+    if start < 0:
+        start += n
+    if end < 0:
+        end += n
+    if start < 0:
+        start = 0
+    if start > end or start >= n:
+        return None
+    return start, min(end, n - 1)
+
+
 # ----------------------------------------------------------------------------- long double
 
 

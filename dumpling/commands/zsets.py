@@ -31,6 +31,7 @@ from dumpling.commands.registry import command
 from dumpling.datatypes.sets import SetValue
 from dumpling.datatypes.zsets import MAX_LEX, MIN_LEX, ZSetValue, d2string, lex_gte_min, lex_lte_max
 from dumpling.errors import SYNTAX, WRONGTYPE, CommandError
+from dumpling.numbers import index_span
 from dumpling.protocol import NULL_ARRAY, Double, ErrorReply, format_double
 
 ZS: dict[str, Any] = {"group": "sorted-set"}
@@ -479,17 +480,10 @@ def _range_items(z: ZSetValue, rangetype: int, reverse: bool, bounds: tuple[Any,
     """The selected (score, member) items and the length hint ZRANGESTORE starts with."""
     n = len(z)
     if rangetype == RANK:
-        start, end = bounds
-        if start < 0:
-            start += n
-        if end < 0:
-            end += n
-        if start < 0:
-            start = 0
-        if start > end or start >= n:
+        span = index_span(*bounds, n)
+        if span is None:
             return [], 0
-        if end >= n:
-            end = n - 1
+        start, end = span
         return list(z.range_by_rank(start, end, reverse)), end - start + 1
     if offset > 0 and offset >= n:
         return [], -1
@@ -698,17 +692,10 @@ def _zremrange(c: Any, argv: list[bytes], rangetype: int) -> Any:
         return 0
     n = len(z)
     if rangetype == RANK:
-        if start < 0:
-            start += n
-        if end < 0:
-            end += n
-        if start < 0:
-            start = 0
-        if start > end or start >= n:
+        span = index_span(start, end, n)
+        if span is None:
             return 0
-        if end >= n:
-            end = n - 1
-        lo, hi = start, end + 1
+        lo, hi = span[0], span[1] + 1
     elif rangetype == SCORE:
         lo, hi = z.score_span(*bounds)
     else:

@@ -35,7 +35,7 @@ from itertools import islice
 from typing import Any
 
 from dumpling.datatypes.sizes import listpack_int_entry_size, listpack_str_entry_size
-from dumpling.numbers import parse_int64
+from dumpling.numbers import index_span, parse_int64
 
 LP_HEADER_BYTES = 7  # 4-byte total size + 2-byte count + end byte
 SIZE_SAFETY_LIMIT = 8192  # per-node byte cap when the fill is a count
@@ -615,18 +615,8 @@ class ListValue:
         self._written()
         self._sync(fill)
         n = len(self.items)
-        if start < 0:
-            start += n
-        if end < 0:
-            end += n
-        if start < 0:
-            start = 0
-        if start > end or start >= n:
-            left, right = n, 0
-        else:
-            if end >= n:
-                end = n - 1
-            left, right = start, n - end - 1
+        span = index_span(start, end, n)
+        left, right = (n, 0) if span is None else (span[0], n - span[1] - 1)
         self.pop(left, True, fill)
         self.pop(right, False, fill)
         return left + right
@@ -637,16 +627,10 @@ class ListValue:
         """LRANGE semantics (inclusive, negative indexes from the tail)."""
         items = self.items
         n = len(items)
-        if start < 0:
-            start += n
-        if end < 0:
-            end += n
-        if start < 0:
-            start = 0
-        if start > end or start >= n:
+        span = index_span(start, end, n)
+        if span is None:
             return []
-        if end >= n:
-            end = n - 1
+        start, end = span
         if start > n - 1 - end:
             out = list(islice(reversed(items), n - 1 - end, n - start))
             out.reverse()
