@@ -44,7 +44,8 @@ import random
 import socket
 import time
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -326,6 +327,23 @@ def _never() -> None:
 # ----------------------------------------------------------------------------- I/O drivers
 
 
+@contextmanager
+def _connecting(sock: socket.socket) -> Iterator[None]:
+    """A connect attempt's failures as MIGRATE reports them: a refused connection as it is,
+    a timeout or any other error as ``ConnectFailed``; the socket is closed either way."""
+    try:
+        yield
+    except TimeoutError:
+        sock.close()
+        raise ConnectFailed("timeout") from None
+    except ConnectionRefusedError:
+        sock.close()
+        raise
+    except OSError as e:
+        sock.close()
+        raise ConnectFailed(str(e)) from None
+
+
 class AsyncIO:
     """Non-blocking sockets on the event loop: the normal mode."""
 
@@ -340,18 +358,9 @@ class AsyncIO:
         family, kind, proto, _, address = infos[0]
         sock = socket.socket(family, kind, proto)
         sock.setblocking(False)
-        try:
+        with _connecting(sock):
             async with asyncio.timeout(timeout):
                 await loop.sock_connect(sock, address)
-        except TimeoutError:
-            sock.close()
-            raise ConnectFailed("timeout") from None
-        except ConnectionRefusedError:
-            sock.close()
-            raise
-        except OSError as e:
-            sock.close()
-            raise ConnectFailed(str(e)) from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
 
@@ -387,17 +396,8 @@ class BlockingIO:
         family, kind, proto, _, address = infos[0]
         sock = socket.socket(family, kind, proto)
         sock.settimeout(timeout)
-        try:
+        with _connecting(sock):
             sock.connect(address)
-        except TimeoutError:
-            sock.close()
-            raise ConnectFailed("timeout") from None
-        except ConnectionRefusedError:
-            sock.close()
-            raise
-        except OSError as e:
-            sock.close()
-            raise ConnectFailed(str(e)) from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setblocking(False)
         return sock
