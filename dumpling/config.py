@@ -129,14 +129,20 @@ SETTINGS: list[Setting] = [
     _s("dump-rdb-version", "int", 10, min=6, max=80),
     _s("rdb-version-check", "enum", "strict", choices=("strict", "relaxed")),
     _s("rdbcompression", "bool", True),
-    _s("rdbchecksum", "bool", True),
-    # persistence and replication: accepted, reported, no effect
-    _s("save", "save", ""),
-    _s("dbfilename", "string", "dump.rdb", protected=True, inert=True),
+    _s("rdbchecksum", "bool", True, immutable=True),
+    # RDB snapshots (dumpling.persistence)
+    _s("save", "save", "3600 1 300 100 60 10000"),
+    _s("dbfilename", "string", "dump.rdb", protected=True),
+    _s("stop-writes-on-bgsave-error", "bool", True),
+    _s("rdb-save-incremental-fsync", "bool", True),
+    _s("rdb-key-save-delay", "int", 0, min=-INT_MAX - 1, max=INT_MAX),  # test knob: µs per key saved
+    _s("key-load-delay", "int", 0, min=-INT_MAX - 1, max=INT_MAX),  # test knob: µs per key loaded
+    # Deletes RDB files made only for replication; dumpling has no replication, so no such files.
+    _s("rdb-del-sync-files", "bool", False, inert=True),
+    # AOF and replication: accepted, reported, no effect
     _s("appendonly", "bool", False, inert=True),
     _s("appendfsync", "enum", "everysec", choices=("always", "everysec", "no"), inert=True),
     _s("appendfilename", "string", "appendonly.aof", immutable=True, inert=True),
-    _s("stop-writes-on-bgsave-error", "bool", True, inert=True),
     _s("replica-read-only", "bool", True, aliases=("slave-read-only",), inert=True),
     _s("replica-serve-stale-data", "bool", True, aliases=("slave-serve-stale-data",), inert=True),
     _s("replica-ignore-maxmemory", "bool", True, aliases=("slave-ignore-maxmemory",), inert=True),
@@ -180,6 +186,21 @@ def parse_memory(text: str) -> int | None:
     return int(digits) * _UNITS[unit]
 
 
+def _check_save(args: list[str]) -> str:
+    """The ``save`` value: pairs of ``<seconds> <changes>`` (or nothing), normalised."""
+    words = " ".join(args).split()
+    if len(words) % 2:
+        raise ConfigError("Invalid save parameters")
+    for i in range(0, len(words), 2):
+        try:
+            seconds, changes = int(words[i]), int(words[i + 1])
+        except ValueError:
+            raise ConfigError("Invalid save parameters") from None
+        if seconds < 1 or changes < 0:
+            raise ConfigError("Invalid save parameters")
+    return " ".join(words)
+
+
 def render_events(flags: str) -> str:
     """CONFIG GET's canonical form of notify-keyspace-events (``n`` is hidden by ``A``, as in Redis)."""
     classes = set(flags)
@@ -214,6 +235,7 @@ class Config:
                 self.by_name[alias] = s
             self.values[s.name] = s.default
         self.config_file: str = ""
+        self.save_line_seen = False
         self.listeners: list[Callable[[str], None]] = []
 
     def __getitem__(self, name: str) -> Any:
@@ -226,8 +248,10 @@ class Config:
 
     def convert(self, s: Setting, args: list[str]) -> Any:
         """Turn directive arguments into a value; raises ConfigError with Redis's reason."""
-        if s.kind in ("list", "save"):
+        if s.kind == "list":
             return " ".join(args)
+        if s.kind == "save":
+            return _check_save(args)
         if s.kind == "obl":
             return self._merge_output_limits(" ".join(args).split())
         if len(args) != 1:
@@ -255,6 +279,8 @@ class Config:
             if not s.min <= value <= s.max:
                 raise ConfigError(f"argument must be between {s.min} and {s.max} inclusive")
             return value
+        if s.name == "dbfilename" and "/" in text:
+            raise ConfigError("dbfilename can't be a path, just a filename")
         if s.kind == "enum":
             low = text.lower()
             if low not in s.choices:
@@ -351,9 +377,15 @@ class Config:
             if s is None:
                 raise ConfigFileError(number, line, "Bad directive or wrong number of arguments")
             try:
-                self.values[s.name] = self.convert(s, argv[1:])
+                value = self.convert(s, argv[1:])
             except ConfigError as e:
                 raise ConfigFileError(number, line, str(e)) from None
+            if s.kind == "save":
+                # The first save line replaces the default, later ones add save points (redis.conf).
+                if value and self.save_line_seen:
+                    value = f"{self.values[s.name]} {value}".strip()
+                self.save_line_seen = True
+            self.values[s.name] = value
 
     def load_argv(self, argv: list[str]) -> None:
         """``[configfile] [--name value ...]`` as redis-server takes them."""

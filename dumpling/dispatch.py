@@ -17,7 +17,7 @@ import secrets
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from dumpling import REDIS_VERSION, accel, commands
@@ -109,6 +109,15 @@ class Server:
         self.pending_pushes: list[Any] = []
         self._obuf_limits: tuple[str, dict[str, tuple[int, int, int]]] = ("", {})
         self.cron_hooks: list[Callable[[], None]] = []
+        # Set while whole classes of commands are refused (persistence: -LOADING while the
+        # dataset loads, -MISCONF after a failed BGSAVE): returns the error text or None.
+        self.command_gate: Callable[[Client, Command, list[bytes]], str | None] | None = None
+        # Awaited once the listeners exist, before the cron starts (loading the RDB file);
+        # False makes the server exit with code 1.
+        self.startup_tasks: list[Callable[[], Awaitable[bool]]] = []
+        # Called with the SHUTDOWN flags ("save", "nosave", "now", "force") before exiting;
+        # False cancels the shutdown (a failed final save without FORCE).
+        self.before_shutdown: list[Callable[[frozenset[str]], bool]] = []
         self._cache_config()
         commands.install(self)
         self.build_fast_table()
@@ -214,6 +223,7 @@ class Server:
             and client.authenticated
             and self.cluster is None
             and self.key_gate is None
+            and self.command_gate is None
             and not self.maxmemory
             and (client.resp3 or not (client.channels or client.patterns or client.shard_channels))
         ):
@@ -254,6 +264,11 @@ class Server:
         if not client.authenticated and not cmd.no_auth:
             self.reject(client, NOAUTH[1:], argv, cmd)
             return
+        if self.command_gate is not None:
+            refusal = self.command_gate(client, cmd, argv)
+            if refusal is not None:
+                self.reject(client, refusal, argv, cmd)
+                return
         if client.multi is not None and argv[0].lower() not in MULTI_PASSTHROUGH:
             if "no_multi" in cmd.flags:
                 self.reject(client, "ERR Command not allowed inside a transaction", argv, cmd)
@@ -571,6 +586,11 @@ class Server:
         self.log("notice", f"Running mode={'cluster' if self.cluster else 'standalone'}, port={port}.")
         self.log("notice", "Server initialized")
         install_signal_handlers(loop, self)
+        for task in self.startup_tasks:
+            if not await task():
+                for srv in self.servers:
+                    srv.close()
+                return 1
         cron = loop.create_task(self._cron())
         self.log("notice", "Ready to accept connections tcp")
         await self.shutdown_event.wait()
@@ -583,13 +603,21 @@ class Server:
         self.log("warning", "dumpling is now ready to exit, bye bye...")
         return self.exit_code
 
-    def request_shutdown(self, reason: str = "User requested shutdown...") -> None:
+    def request_shutdown(self, reason: str = "User requested shutdown...", flags: frozenset[str] = frozenset()) -> bool:
+        """prepareForShutdown: run the ``before_shutdown`` hooks (the final save), then stop
+        serving; False (and the server keeps running) if a hook refused."""
         self.log("warning", reason)
+        for hook in self.before_shutdown:
+            if not hook(flags):
+                self.log("warning", "Errors trying to shut down the server. Check the logs for more information.")
+                return False
         if self.shutdown_event is not None:
             self.shutdown_event.set()
+        return True
 
     def signal_shutdown(self, name: str) -> None:
-        self.request_shutdown(f"Received {name} scheduling shutdown...")
+        self.log("warning", f"Received {name} scheduling shutdown...")
+        self.request_shutdown()
 
     async def _cron(self) -> None:
         """serverCron: active expiry, stats sampling, idle timeouts, migrate socket cleanup."""

@@ -96,9 +96,13 @@ def _start(make_argv, name: str, port: int | None, env: dict[str, str] | None = 
 
 
 def start_dumpling(*args: str, port: int | None = None, env: dict[str, str] | None = None) -> ServerProcess:
-    """A dumpling subprocess; ``env`` adds variables (``DUMPLING_PURE=1``: no C accelerators)."""
+    """A dumpling subprocess; ``env`` adds variables (``DUMPLING_PURE=1``: no C accelerators).
+
+    Like ``start_redis``, without save points unless ``args`` give some (a later
+    ``--save`` line adds to this empty one, as in redis.conf)."""
     return _start(
-        lambda p: [sys.executable, "-m", "dumpling", "--port", str(p), "--enable-debug-command", "yes", *args],
+        lambda p: [sys.executable, "-m", "dumpling", "--port", str(p), "--enable-debug-command", "yes", "--save", "",
+                   *args],
         "dumpling", port, env,
     )
 

@@ -71,7 +71,7 @@ def test_config_file_and_options(tmp_path):
                     'save 900 1\nsave 300 10\n')
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-m", "dumpling", str(conf), "--hz", "20", "--databases", "4"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)
     try:
         line = ""
         deadline = time.time() + 15
@@ -86,11 +86,15 @@ def test_config_file_and_options(tmp_path):
             assert conn.call("SELECT", "3") == b"+OK\r\n"
             assert conn.call("SELECT", "4") == b"-ERR DB index is out of range\r\n"
             assert str(conf).encode() in conn.call("INFO", "server")
+            # The first save line replaces the default save points, the second adds one.
+            assert conn.call("CONFIG", "GET", "save") == b"*2\r\n$4\r\nsave\r\n$12\r\n900 1 300 10\r\n"
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=10)
         assert proc.returncode == 0
         assert "Received SIGTERM scheduling shutdown..." in out
         assert "ready to exit, bye bye" in out
+        assert "Saving the final RDB snapshot before exiting." in out  # save points: SIGTERM saves
+        assert (tmp_path / "dump.rdb").read_bytes().startswith(b"REDIS0010")
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -161,25 +161,28 @@ def _rss_bytes() -> int:
 
 
 def _section_persistence(server: Any) -> list[str]:
-    return [
-        "loading:0",
+    snap = server.snapshots
+    now = time.time()
+    child = snap.child_pid != -1
+    lines = [
+        f"loading:{int(snap.loading)}",
         "async_loading:0",
-        "current_cow_peak:0",
-        "current_cow_size:0",
-        "current_cow_size_age:0",
-        "current_fork_perc:0.00",
-        "current_save_keys_processed:0",
-        "current_save_keys_total:0",
+        f"current_cow_peak:{snap.current_cow_peak}",
+        f"current_cow_size:{snap.current_cow}",
+        f"current_cow_size_age:{int(now - snap.current_cow_updated) if snap.current_cow_updated else 0}",
+        f"current_fork_perc:{snap.keys_processed * 100 / snap.keys_total if child and snap.keys_total else 0:.2f}",
+        f"current_save_keys_processed:{snap.keys_processed if child else 0}",
+        f"current_save_keys_total:{snap.keys_total if child else 0}",
         f"rdb_changes_since_last_save:{server.keyspace.dirty}",
-        "rdb_bgsave_in_progress:0",
+        f"rdb_bgsave_in_progress:{int(child)}",
         f"rdb_last_save_time:{server.last_save}",
-        "rdb_last_bgsave_status:ok",
-        "rdb_last_bgsave_time_sec:-1",
-        "rdb_current_bgsave_time_sec:-1",
-        "rdb_saves:0",
-        "rdb_last_cow_size:0",
-        "rdb_last_load_keys_expired:0",
-        "rdb_last_load_keys_loaded:0",
+        f"rdb_last_bgsave_status:{'ok' if snap.bgsave_ok else 'err'}",
+        f"rdb_last_bgsave_time_sec:{snap.last_bgsave_seconds}",
+        f"rdb_current_bgsave_time_sec:{int(now - snap.child_started) if child else -1}",
+        f"rdb_saves:{snap.saves}",
+        f"rdb_last_cow_size:{snap.last_cow_size}",
+        f"rdb_last_load_keys_expired:{snap.last_load_keys_expired}",
+        f"rdb_last_load_keys_loaded:{snap.last_load_keys_loaded}",
         "aof_enabled:0",
         "aof_rewrite_in_progress:0",
         "aof_rewrite_scheduled:0",
@@ -193,6 +196,20 @@ def _section_persistence(server: Any) -> list[str]:
         "module_fork_in_progress:0",
         "module_fork_last_cow_size:0",
     ]
+    if snap.loading:
+        elapsed = now - snap.loading_start
+        total, loaded = snap.loading_total_bytes, snap.loading_loaded_bytes
+        perc = loaded * 100 / total if total else 0.0
+        eta = int((total - loaded) / (loaded / elapsed)) if loaded and elapsed > 0 else 1
+        lines += [
+            f"loading_start_time:{snap.loading_start}",
+            f"loading_total_bytes:{total}",
+            f"loading_rdb_used_mem:{snap.loading_rdb_used_mem}",
+            f"loading_loaded_bytes:{loaded}",
+            f"loading_loaded_perc:{perc:.2f}",
+            f"loading_eta_seconds:{eta}",
+        ]
+    return lines
 
 
 def _section_stats(server: Any) -> list[str]:
@@ -233,8 +250,8 @@ def _section_stats(server: Any) -> list[str]:
         f"pubsub_channels:{channels}",
         f"pubsub_patterns:{patterns}",
         f"pubsubshard_channels:{shard}",
-        "latest_fork_usec:0",
-        "total_forks:0",
+        f"latest_fork_usec:{getattr(server, 'stat_fork_usec', 0)}",
+        f"total_forks:{getattr(server, 'stat_total_forks', 0)}",
         f"migrate_cached_sockets:{migrate_sockets}",
         "slave_expires_tracked_keys:0",
         "active_defrag_hits:0",
@@ -767,26 +784,42 @@ def shutdown(c: Any, argv: list[bytes]) -> Any:
     if b"save" in opts and b"nosave" in opts:
         raise CommandError(SYNTAX)
     server = c.server
-    server.request_shutdown("User requested shutdown...")
+    flags = frozenset(a.decode() for a in opts)
+    if not server.request_shutdown("User requested shutdown...", flags):
+        raise CommandError("Errors trying to SHUTDOWN. Check logs.")
     c.flags_close_after_reply = True
     return NO_REPLY
 
 
-# ----------------------------------------------------------------------------- persistence / replication stand-ins
+# ----------------------------------------------------------------------------- RDB snapshots (dumpling.persistence)
 
 
-@command("save", 1, "admin noscript no_async_loading no_multi", **SRV, summary="Synchronously saves the database(s) to disk.")
+@command("save", 1, "admin noscript no_async_loading no_multi", **SRV, summary="Synchronously saves the database(s) to disk.",
+         complexity="O(N) where N is the total number of keys in all databases")
 def save(c: Any, argv: list[bytes]) -> Any:
-    c.server.last_save = int(time.time())
-    c.keyspace.dirty = 0
+    snapshots = c.server.snapshots
+    if snapshots.child_pid != -1:
+        raise CommandError("Background save already in progress")
+    snapshots.saves += 1
+    if not snapshots.save():
+        raise CommandError("-ERR")
     return OK
 
 
 @command("bgsave", -1, "admin noscript no_async_loading", **SRV, summary="Asynchronously saves the database(s) to disk.",
-         args="[SCHEDULE]")
+         args="[SCHEDULE]", complexity="O(1)", history=(("3.2.2", "Added the `SCHEDULE` option."),))
 def bgsave(c: Any, argv: list[bytes]) -> Any:
-    c.server.last_save = int(time.time())
-    c.keyspace.dirty = 0
+    if len(argv) > 2 or (len(argv) == 2 and argv[1].lower() != b"schedule"):
+        raise CommandError(SYNTAX)
+    server = c.server
+    snapshots = server.snapshots
+    if snapshots.child_pid != -1:
+        raise CommandError("Background save already in progress")
+    if server.in_exec:
+        snapshots.scheduled = True
+        return Status("Background saving scheduled")
+    if not snapshots.bgsave():
+        raise CommandError("-ERR")
     return Status("Background saving started")
 
 
@@ -877,11 +910,32 @@ def debug(c: Any, argv: list[bytes]) -> Any:
         return _debug_protocol(c, argv[2])
     if sub == b"populate" and 3 <= n <= 5:
         return _debug_populate(c, argv)
-    if sub in (b"reload", b"digest", b"digest-value", b"quicklist-packed-threshold", b"segfault", b"panic", b"assert", b"oom", b"restart",
+    if sub == b"reload":
+        return _debug_reload(c, argv)
+    if sub in (b"digest", b"digest-value", b"quicklist-packed-threshold", b"segfault", b"panic", b"assert", b"oom", b"restart",
                b"crash-and-recover", b"loadaof", b"leak"):
         raise CommandError(f"DEBUG {argv[1].decode('utf-8', 'replace').upper()} is not supported by dumpling")
     text = argv[1][:128].decode("utf-8", "replace")
     raise CommandError(f"unknown subcommand or wrong number of arguments for '{text}'. Try DEBUG HELP.")
+
+
+def _debug_reload(c: Any, argv: list[bytes]) -> Any:
+    """DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]: save, flush, load the file back."""
+    merge, flush, save_first = False, True, True
+    for opt in argv[2:]:
+        word = opt.lower()
+        if word == b"merge":
+            merge = True
+        elif word == b"noflush":
+            flush = False
+        elif word == b"nosave":
+            save_first = False
+        else:
+            raise CommandError("DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.")
+    error = c.server.snapshots.debug_reload(c, merge, flush, save_first)
+    if error is not None:
+        raise CommandError(error or "-ERR")
+    return OK
 
 
 def _debug_object(c: Any, key: bytes) -> Any:
@@ -957,3 +1011,10 @@ def _debug_populate(c: Any, argv: list[bytes]) -> Any:
         db.add(key, value)
         ks.dirty += 1
     return OK
+
+
+def setup(server: Any) -> None:
+    """RDB snapshots: SAVE/BGSAVE/SHUTDOWN/DEBUG RELOAD/INFO read ``server.snapshots``."""
+    from dumpling.persistence.snapshots import setup as setup_snapshots
+
+    setup_snapshots(server)

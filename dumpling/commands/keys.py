@@ -486,6 +486,7 @@ def flushall(c: Any, argv: list[bytes]) -> Any:
     c.keyspace.dirty += 1
     if c.server.cluster is not None:
         c.server.cluster.keys_flushed()
+    c.server.snapshots.after_flushall()  # with save points: the empty dataset is saved at once
     return OK
 
 

@@ -156,6 +156,27 @@ def decode_payload(payload: bytes | bytearray | memoryview, options: CodecOption
     return DecodedPayload(value, type_byte, version, ctx.sanitizations)
 
 
+def decode_body(
+    buf: bytes, pos: int, end: int, type_byte: int, options: CodecOptions, rdb_version: int
+) -> tuple[Value, int]:
+    """One value body inside a larger buffer (an RDB file): ``(value, position after it)``.
+
+    The same readers and checks as ``decode_payload``, without an envelope; the caller
+    supplies the RDB version of the file (it only tells Valkey's type 22 from Redis's)."""
+    if type_byte == TYPE_STRING:
+        return read_string(buf, pos, end)
+    reader = _READERS.get(type_byte)
+    if reader is None:
+        raise bad_data(f"Unknown RDB encoding type {type_byte}")
+    ctx = DecodeContext(buf, end, options, rdb_version)
+    try:
+        return reader(ctx, pos, type_byte)
+    except PayloadError:
+        raise
+    except Exception as exc:  # a missed check must still surface as a clean refusal
+        raise bad_data(f"internal: {exc!r}") from exc
+
+
 # ---------------------------------------------------------------------------
 # strings
 
