@@ -31,6 +31,8 @@ FAMILIES = (
     "dump",
     "migrate",
     "cluster",
+    "hyperloglog",
+    "geo",
 )
 
 
