@@ -1,0 +1,375 @@
+"""One sandboxed Lua 5.1 state, as Redis sets one up, and the conversions between
+Lua values and dumpling's reply values.
+
+This module knows Lua and replies; it does not run commands.  ``LuaState`` gets a
+``host`` (``dumpling.scripting.manager.Scripting``) whose methods the sandbox calls
+back: ``redis_call`` for ``redis.call``/``redis.pcall``, ``hook`` from the count hook,
+``log``, ``setresp``, ``set_repl``, ``acl_check``.  Scripts never see a Python object:
+the Python callables live in upvalues of the Lua functions in ``sandbox.lua``, and
+everything handed to Lua is a Lua string, number, boolean, nil or table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from importlib import resources
+from typing import Any
+
+import hiredis
+from lupa import lua51
+
+from dumpling import REDIS_VERSION
+from dumpling.payload.primitives import fpconv_dtoa
+from dumpling.protocol import (
+    NULL_ARRAY,
+    BigNumber,
+    Bool,
+    Double,
+    ErrorReply,
+    Map,
+    Push,
+    Raw,
+    SetReply,
+    Status,
+    Verbatim,
+    format_double,
+)
+
+lua_type = lua51.lua_type
+
+_SANDBOX = resources.files("dumpling.scripting").joinpath("sandbox.lua").read_bytes()
+_VERSION_NUM = sum(int(part) << (8 * (2 - i)) for i, part in enumerate(REDIS_VERSION.split(".")[:3]))
+# Nesting of a returned table beyond which Redis's Lua stack runs out ("reached lua stack limit").
+MAX_REPLY_DEPTH = 400
+INT64_MIN = -(2**63)
+
+
+def sha1hex(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()
+
+
+class ScriptCallError(Exception):
+    """Raised by redis.call: the error text, and whether the stats counted it already."""
+
+    def __init__(self, message: bytes, counted: bool) -> None:
+        super().__init__(message)
+        self.message = message
+        self.counted = counted
+
+
+def error_info(exc: Any) -> tuple[Any, bool]:
+    """For the error handler: the message of a Python exception raised under Lua."""
+    if isinstance(exc, ScriptCallError):
+        return exc.message, exc.counted
+    if isinstance(exc, BaseException):
+        return f"ERR internal error in script call: {type(exc).__name__}".encode(), False
+    return None, False
+
+
+def _no_attributes(obj: Any, name: Any, setting: bool) -> Any:
+    """lupa's attribute filter: a script may never reach into a Python object."""
+    raise AttributeError("access to Python attributes is not allowed")
+
+
+class ScriptFailure(Exception):
+    """A script (or library) that does not compile or load: the error reply text."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class LuaState:
+    """A Lua 5.1 state with Redis's libraries, ``redis`` API and read-only globals."""
+
+    def __init__(self, host: Any, library_api: bool = False) -> None:
+        self.lua = lua51.LuaRuntime(
+            encoding=None, unpack_returned_tuples=True, register_eval=False, register_builtins=False,
+            attribute_filter=_no_attributes,
+        )
+        try:
+            from dumpling.scripting.libs import install_libraries
+        except ImportError:  # the libraries module is optional while it is being written
+            install_libraries = None
+        if install_libraries is not None:
+            install_libraries(self.lua)
+        chunk, err = _loaded(self.lua.eval("loadstring")(_SANDBOX, b"@dumpling"))
+        if chunk is None:
+            raise RuntimeError(f"sandbox.lua does not compile: {err!r}")
+        callbacks = self.lua.table_from(
+            {
+                b"call": host.redis_call,
+                b"call_raise": host.redis_call_raise,
+                b"error_info": error_info,
+                b"random": host.random,
+                b"randomseed": host.randomseed,
+                b"sha1hex": lambda data: sha1hex(data).encode(),
+                b"log": host.log,
+                b"setresp": host.setresp,
+                b"set_repl": host.set_repl,
+                b"acl_check": host.acl_check,
+                b"hook": host.hook,
+                b"load_hook": host.load_hook,
+                b"version": REDIS_VERSION.encode(),
+                b"version_num": _VERSION_NUM,
+            }
+        )
+        helpers = chunk(callbacks)
+        self.helpers = helpers
+        self._inspect = helpers[b"inspect"]
+        self._set_global = helpers[b"set_global"]
+        self._sethook = helpers[b"sethook"]
+        self._kill_hook = helpers[b"kill_hook"]
+        self._load_hook = helpers[b"load_hook"]
+        self._pcall = helpers[b"pcall"]
+        self._loadstring = helpers[b"loadstring"]
+        self._setfenv = helpers[b"setfenv"]
+        self.error_handler = helpers[b"error_handler"]
+        self.type_of = helpers[b"type"]
+        self._table_from = self.lua.table_from
+        self.library_api = None
+        if library_api:
+            # FUNCTION LOAD runs the library body with only redis.register_function,
+            # redis.log and the version fields visible (Redis's LIBRARY_API).
+            self.register_function = self.lua.eval(
+                "function(py) return function(...) local kind, v = py(...) "
+                "if kind ~= 0 then error(v) end end end"
+            )(host.register_function)
+        self.globals = helpers[b"seal"]()
+        self._xpcall = self.lua.eval(
+            "function(handler, f, ...) local n = select('#', ...) local args = {...} "
+            "return xpcall(function() return f(unpack(args, 1, n)) end, handler) end"
+        )
+        if library_api:
+            self.library_api = self._make_library_api()
+
+    def _make_library_api(self) -> Any:
+        """The globals a library body sees while FUNCTION LOAD runs it."""
+        make = self.lua.eval(
+            """
+            function(register, redis, protect, missing)
+                local api = {register_function = register, log = redis.log,
+                             LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
+                             REDIS_VERSION = redis.REDIS_VERSION, REDIS_VERSION_NUM = redis.REDIS_VERSION_NUM}
+                setmetatable(api, {__index = missing})
+                local env = {redis = protect(api)}
+                setmetatable(env, {__index = missing})
+                return protect(env)
+            end
+            """
+        )
+        missing = self.lua.eval(
+            "function(_, name) error(\"Script attempted to access nonexistent global variable '\" "
+            ".. tostring(name) .. \"'\", 2) end"
+        )
+        return make(self.register_function, self.helpers[b"redis"], self.helpers[b"protect"], missing)
+
+    # -- compiling -------------------------------------------------------------------
+
+    def compile(self, code: bytes, chunk_name: bytes, env: Any = None) -> Any:
+        """A Lua function for ``code`` (``ScriptFailure`` with Lua's message if it does not
+        compile).  Binary chunks are refused, as Redis refuses them."""
+        if code[:1] == b"\x1b":
+            raise ScriptFailure(chunk_name[1:].decode() + ": bad binary format (precompiled chunk)")
+        func, err = _loaded(self._loadstring(code, chunk_name))
+        if func is None:
+            raise ScriptFailure(_text(err))
+        self._setfenv(func, self.globals if env is None else env)
+        return func
+
+    def set_global(self, name: bytes, values: list[bytes]) -> None:
+        self._set_global(name, self._table_from(values))
+
+    # -- running -----------------------------------------------------------------------
+
+    def run(self, func: Any, args: tuple[Any, ...], hook: bool, load: bool = False) -> tuple[bool, Any]:
+        """Call ``func(*args)`` under the error handler: (True, value) or (False, error table)."""
+        if hook:
+            self._sethook(self._load_hook if load else self._kill_hook, b"", 100000)
+        try:
+            result = self._xpcall(self.error_handler, func, *args)
+        finally:
+            if hook:
+                self._sethook()
+        if type(result) is tuple:
+            return bool(result[0]), result[1] if len(result) > 1 else None
+        return bool(result), None
+
+    def table(self, values: Any) -> Any:
+        return self._table_from(values)
+
+    def memory(self) -> int:
+        return int(self.lua.eval("collectgarbage('count')") * 1024)
+
+    # -- Lua -> reply ----------------------------------------------------------------------
+
+    def to_reply(self, value: Any, resp3_script: bool, depth: int = 0) -> Any:
+        """A script's return value as a reply (``luaReplyToRedisReply``)."""
+        t = type(value)
+        if t is bytes:
+            return value
+        if t is int:
+            return value if -(2**63) <= value < 2**63 else INT64_MIN
+        if t is float:
+            return lua_number_to_int(value)
+        if t is bool:
+            if resp3_script:
+                return Bool(value)
+            return 1 if value else None
+        if value is None:
+            return None
+        if lua_type(value) != "table":
+            return None
+        if depth >= MAX_REPLY_DEPTH:
+            return ErrorReply("ERR reached lua stack limit")
+        kind, a, b, c, d = _pad5(self._inspect(value))
+        if kind == b"array":
+            return [self.to_reply(a[i], resp3_script, depth + 1) for i in range(1, b + 1)]
+        if kind == b"err":
+            return error_from_table(a, b, c, d, None)[0]
+        if kind == b"ok":
+            return Status(a.replace(b"\r", b" ").replace(b"\n", b" "))
+        if kind == b"double":
+            return Double(float(a))
+        if kind == b"map":
+            flat = [self.to_reply(a[i], resp3_script, depth + 1) for i in range(1, b + 1)]
+            return Map(list(zip(flat[::2], flat[1::2], strict=True)))
+        if kind == b"set":
+            return SetReply([self.to_reply(a[i], resp3_script, depth + 1) for i in range(1, b + 1)])
+        if kind == b"big_number":
+            return BigNumber(a.replace(b"\r", b" ").replace(b"\n", b" "))
+        if kind == b"verbatim":
+            return Verbatim(a, b[:3])
+        return None
+
+    # -- reply -> Lua -------------------------------------------------------------------------
+
+    def from_reply(self, value: Any, resp3: bool) -> Any:
+        """A command's reply as the Lua value ``redis.call`` returns (RESP2 or RESP3 rules,
+        as ``redisProtocolToLuaType`` reads them from the wire)."""
+        t = type(value)
+        if t is bytes:
+            return value
+        if t is int:
+            return value
+        if value is None or value is NULL_ARRAY:
+            return None if resp3 else False
+        if t is Status:
+            return self._table_from({b"ok": value.text})
+        if t is list or t is tuple or t is Push:
+            items = value.items if t is Push else value
+            return self._table_from([self.from_reply(item, resp3) for item in items])
+        if t is bytearray:
+            return bytes(value)
+        if t is Map:
+            if resp3:
+                inner = self._table_from(
+                    {_key(self.from_reply(k, resp3)): self.from_reply(v, resp3) for k, v in value.pairs}
+                )
+                return self._table_from({b"map": inner})
+            flat: list[Any] = []
+            for k, v in value.pairs:
+                flat.append(self.from_reply(k, resp3))
+                flat.append(self.from_reply(v, resp3))
+            return self._table_from(flat)
+        if t is SetReply:
+            if resp3:
+                inner = self._table_from({_key(self.from_reply(k, resp3)): True for k in value.items})
+                return self._table_from({b"set": inner})
+            return self._table_from([self.from_reply(item, resp3) for item in value.items])
+        if t is Double or t is float:
+            number = value.value if t is Double else value
+            if resp3:
+                return self._table_from({b"double": number})
+            return format_double(number)
+        if t is bool or t is Bool:
+            flag = value if t is bool else value.value
+            return flag if resp3 else (1 if flag else 0)
+        if t is Verbatim:
+            if resp3:
+                inner = self._table_from({b"format": value.fmt, b"string": value.text})
+                return self._table_from({b"verbatim_string": inner})
+            return value.text
+        if t is BigNumber:
+            return self._table_from({b"big_number": value.digits}) if resp3 else value.digits
+        if t is ErrorReply:
+            return self._table_from({b"err": _error_text(value.message)})
+        if t is Raw:
+            reader = hiredis.Reader(notEnoughData=False)
+            reader.feed(value.wire)
+            return self.from_reply(_from_hiredis(reader.gets()), resp3)
+        raise TypeError(f"no Lua form for reply {t.__name__}")
+
+
+def lua_number_to_int(value: float) -> int:
+    """C's ``(long long)`` cast of a Lua number as x86-64 does it (NaN and overflow give INT64_MIN)."""
+    if value != value or math.isinf(value) or not -9.3e18 < value < 9.3e18:
+        return INT64_MIN
+    n = int(value)
+    return n if -(2**63) <= n < 2**63 else INT64_MIN
+
+
+def lua_number_arg(value: int | float) -> bytes:
+    """A Lua number passed to redis.call, as Redis 7.4 prints it: integral values in
+    the int64 range as integers, everything else in fpconv's shortest form."""
+    if type(value) is int:
+        if -(2**63) <= value < 2**63:
+            return b"%d" % value
+        value = float(value)
+    if value != value or math.isinf(value):
+        sign = b"-" if math.copysign(1.0, value) < 0 else b""
+        return sign + (b"nan" if value != value else b"inf")
+    if value.is_integer() and -(2**63) <= value < 2**63:
+        return b"%d" % int(value)
+    return fpconv_dtoa(value)
+
+
+def error_from_table(message: bytes, source: Any, line: Any, ignore_stats: Any,
+                     funcname: str | None) -> tuple[ErrorReply, bool]:
+    """The error reply for an ``{err=...}`` table (``luaExtractErrorInformation``), and
+    whether the error statistics already counted it (a redis.call error)."""
+    text = _text(message)
+    if funcname is not None and source is not None and line is not None:
+        text += f" script: {funcname}, on {_text(source)}:{_text(line)}."
+    return ErrorReply(_error_text(text.encode("utf-8", "surrogateescape"))), bool(ignore_stats)
+
+
+def _error_text(message: bytes) -> str:
+    text = message.decode("utf-8", "surrogateescape")
+    return text[1:] if text.startswith("-") else text
+
+
+def _text(value: Any) -> str:
+    if type(value) is bytes:
+        return value.decode("utf-8", "surrogateescape")
+    if type(value) is float and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _key(value: Any) -> Any:
+    """A Lua table key from a converted reply (tables are not hashable in Python: use
+    their identity-free string form, as they cannot be looked up anyway)."""
+    return value if type(value) in (bytes, int, float, bool) else repr(value).encode()
+
+
+def _loaded(result: Any) -> tuple[Any, Any]:
+    """loadstring's results: the function, or nil and the message."""
+    if type(result) is tuple:
+        return result[0], result[1] if len(result) > 1 else None
+    return result, None
+
+
+def _pad5(values: Any) -> tuple[Any, Any, Any, Any, Any]:
+    if type(values) is not tuple:
+        values = (values,)
+    return (tuple(values) + (None,) * 5)[:5]  # type: ignore[return-value]
+
+
+def _from_hiredis(value: Any) -> Any:
+    if isinstance(value, hiredis.ReplyError):
+        return ErrorReply(str(value))
+    if isinstance(value, list):
+        return [_from_hiredis(v) for v in value]
+    return value

@@ -1,0 +1,492 @@
+"""Running scripts: the EVAL script cache, Functions libraries, and what happens while
+a script runs (``redis.call`` with Redis's checks, the busy-script state, SCRIPT KILL).
+
+One ``Scripting`` object per server (``server.scripting``).  It owns two Lua states,
+as Redis does: one for EVAL scripts, one for function libraries.  A run is described
+by ``Run`` (Redis's ``scriptRunCtx``); commands a script calls execute through
+``Server.call`` on the engine's own client, so statistics, keyspace events, WATCH,
+MONITOR and blocked-client wake-ups behave as for any other command.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+from dumpling.commands.registry import TABLE, Command
+from dumpling.errors import CommandError
+from dumpling.protocol import ErrorReply
+from dumpling.scripting.engine import (
+    LuaState,
+    ScriptCallError,
+    ScriptFailure,
+    error_from_table,
+    lua_number_arg,
+    sha1hex,
+)
+
+if TYPE_CHECKING:
+    from dumpling.dispatch import Server
+    from dumpling.server import Client
+
+# Script flags (``#!lua flags=...`` and redis.register_function's flags)
+NO_WRITES = 1
+ALLOW_OOM = 2
+ALLOW_STALE = 4
+NO_CLUSTER = 8
+ALLOW_CROSS_SLOT = 16
+EVAL_COMPAT_MODE = 32  # an EVAL script without a shebang
+FLAG_NAMES = {
+    "no-writes": NO_WRITES,
+    "allow-oom": ALLOW_OOM,
+    "allow-stale": ALLOW_STALE,
+    "no-cluster": NO_CLUSTER,
+    "allow-cross-slot-keys": ALLOW_CROSS_SLOT,
+}
+EVAL_LRU_LENGTH = 500  # EVAL-created scripts beyond this are evicted oldest first
+HOOK_PERIOD_S = 0.1  # while busy, how often other clients are served (Redis: every 100k instructions)
+
+BUSY_EVAL = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+BUSY_FUNCTION = "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
+_ERR_ARGS = b"ERR Lua redis lib command arguments must be strings or integers"
+
+
+class Script:
+    """An EVAL script in the cache."""
+
+    __slots__ = ("sha", "body", "flags", "func", "from_eval")
+
+    def __init__(self, sha: str, body: bytes, flags: int, func: Any, from_eval: bool) -> None:
+        self.sha = sha
+        self.body = body
+        self.flags = flags
+        self.func = func
+        self.from_eval = from_eval  # evictable: created by EVAL, not SCRIPT LOAD
+
+
+class Run:
+    """The state of the script being run (Redis's ``scriptRunCtx``)."""
+
+    __slots__ = ("caller", "caller_argv", "client", "name", "eval_mode", "read_only", "allow_oom", "allow_cross_slot",
+                 "start", "write_dirty", "error_counted", "killed", "timed_out", "slot", "next_check", "oom_at_start")
+
+    def __init__(self, caller: Client, caller_argv: list[bytes], client: Client, name: str, eval_mode: bool) -> None:
+        self.caller = caller
+        self.caller_argv = caller_argv
+        self.client = client
+        self.name = name
+        self.eval_mode = eval_mode
+        self.read_only = False
+        self.allow_oom = False
+        self.allow_cross_slot = False
+        self.start = time.monotonic()
+        self.write_dirty = False
+        self.error_counted = False
+        self.killed = False
+        self.timed_out = False
+        self.slot = -1
+        self.next_check = 0.0
+        self.oom_at_start = False
+
+
+def parse_shebang(body: bytes) -> tuple[int, int]:
+    """``evalExtractShebangFlags``: (flags, length of the shebang line) or CommandError."""
+    if not body.startswith(b"#!"):
+        return EVAL_COMPAT_MODE, 0
+    end = body.find(b"\n")
+    if end < 0:
+        raise CommandError("Invalid script shebang")
+    from dumpling.protocol import split_args
+
+    parts = split_args(body[:end])
+    if not parts:
+        raise CommandError("Invalid engine in script shebang")
+    if parts[0] != b"#!lua":
+        raise CommandError(f"Unexpected engine in script shebang: {_s(parts[0])}")
+    flags = 0
+    for part in parts[1:]:
+        if not part.startswith(b"flags="):
+            raise CommandError(f"Unknown lua shebang option: {_s(part)}")
+        for name in part[6:].split(b","):
+            if not name:
+                continue  # sdssplitlen of "" yields nothing; "a,,b" keeps an empty part in Redis
+            flag = FLAG_NAMES.get(_s(name))
+            if flag is None:
+                raise CommandError(f"Unexpected flag in script shebang: {_s(name)}")
+            flags |= flag
+    return flags, end
+
+
+def _s(data: bytes) -> str:
+    return data.decode("utf-8", "surrogateescape")
+
+
+class Scripting:
+    """Scripts, libraries, and the run in progress."""
+
+    def __init__(self, server: Server) -> None:
+        from dumpling.server import Client
+
+        self.server = server
+        # The engines' own clients (Redis creates them first: user clients start at id 3).
+        self.eval_client = Client(server)
+        self.function_client = Client(server)
+        for client in (self.eval_client, self.function_client):
+            client.addr = "lua"
+            client.laddr = "lua"
+            client.authenticated = True
+        self.scripts: OrderedDict[str, Script] = OrderedDict()
+        self.evicted_scripts = 0
+        self.eval_state = LuaState(self)
+        self.function_state = LuaState(self, library_api=True)
+        from dumpling.scripting.functions import Libraries
+
+        self.libraries = Libraries(self)
+        self.run: Run | None = None
+        self.loading: Any = None  # the library being loaded (FUNCTION LOAD)
+        self.load_deadline = 0.0
+        self._lrand_state = 0x1234ABCD330E
+        self._busy: Any = None
+
+    # -- EVAL scripts ---------------------------------------------------------------------
+
+    def create_script(self, body: bytes, from_eval: bool) -> Script:
+        """``luaCreateFunction``: compile and cache ``body`` (or find it cached)."""
+        sha = sha1hex(body)
+        script = self.scripts.get(sha)
+        if script is not None:
+            return script
+        flags, shebang_len = parse_shebang(body)
+        try:
+            # The shebang line is skipped; its line feed stays, so line numbers hold.
+            func = self.eval_state.compile(body[shebang_len:], b"@user_script")
+        except ScriptFailure as e:
+            raise CommandError(f"Error compiling script (new function): {e.message}") from None
+        if from_eval:
+            while sum(1 for s in self.scripts.values() if s.from_eval) >= EVAL_LRU_LENGTH:
+                oldest = next(s for s in self.scripts.values() if s.from_eval)
+                del self.scripts[oldest.sha]
+                self.evicted_scripts += 1
+        script = Script(sha, body, flags, func, from_eval)
+        self.scripts[sha] = script
+        return script
+
+    def flush_scripts(self) -> None:
+        """SCRIPT FLUSH: a new Lua state and an empty cache (scriptingReset)."""
+        self.scripts.clear()
+        self.eval_state = LuaState(self)
+
+    def touch(self, script: Script) -> None:
+        if script.from_eval:
+            self.scripts.move_to_end(script.sha)
+
+    # -- running ---------------------------------------------------------------------------
+
+    def prepare(self, caller: Client, caller_argv: list[bytes], client: Client, name: str, flags: int, ro: bool,
+                eval_mode: bool) -> Run:
+        """``scriptPrepareForRun``: refuse what the flags forbid, then set up the run."""
+        server = self.server
+        if not flags & EVAL_COMPAT_MODE:
+            if flags & NO_CLUSTER and server.cluster is not None:
+                raise CommandError("Can not run script on cluster, 'no-cluster' flag is set.")
+            if not flags & NO_WRITES:
+                denied = getattr(server, "write_denied_message", None)
+                message = denied() if denied is not None else None
+                if message:
+                    raise CommandError(_script_misconf(message))
+                if ro:
+                    raise CommandError("Can not execute a script with write flag using *_ro command.")
+            if (server.maxmemory and not caller.no_evict and not flags & (ALLOW_OOM | NO_WRITES)
+                    and not server.evict_if_needed()):
+                raise CommandError("-OOM allow-oom flag is not set on the script, "
+                                   "can not run it when used memory > 'maxmemory'")
+        run = Run(caller, caller_argv, client, name, eval_mode)
+        client.db = caller.db
+        client.resp3 = False
+        if ro or (not flags & EVAL_COMPAT_MODE and flags & NO_WRITES):
+            run.read_only = True
+        if not flags & EVAL_COMPAT_MODE and flags & ALLOW_OOM:
+            run.allow_oom = True
+        if flags & (EVAL_COMPAT_MODE | ALLOW_CROSS_SLOT):
+            run.allow_cross_slot = True
+        run.oom_at_start = bool(server.maxmemory) and not server.evict_if_needed()
+        run.slot = self._declared_slot(caller)
+        return run
+
+    def _declared_slot(self, caller: Client) -> int:
+        cluster = self.server.cluster
+        if cluster is None:
+            return -1
+        return getattr(cluster, "last_slot", -1)
+
+    def execute(self, run: Run, state: LuaState, func: Any, args: tuple[Any, ...], keys: list[bytes],
+                argv: list[bytes]) -> Any:
+        """Run ``func`` and return its reply (``luaCallFunction``)."""
+        server = self.server
+        if run.eval_mode:
+            state.set_global(b"KEYS", keys)
+            state.set_global(b"ARGV", argv)
+        hook = server.config["lua-time-limit"] > 0
+        was_in_exec = server.in_exec
+        server.in_exec = True  # one time snapshot; blocking commands answer at once
+        self.run = run
+        try:
+            ok, value = state.run(func, args, hook)
+            if ok:
+                reply = state.to_reply(value, run.client.resp3)
+            elif state.type_of(value) == b"table":
+                kind_err = state.helpers[b"inspect"](value)
+                if type(kind_err) is tuple and kind_err[0] == b"err":
+                    _, message, source, line, ignore = (kind_err + (None,) * 5)[:5]
+                    reply, counted = error_from_table(message, source, line, ignore, run.name)
+                    if counted:
+                        run.error_counted = True
+                else:
+                    reply = ErrorReply(f"ERR Error running script {run.name}, execution failure")
+            else:
+                text = value.decode("utf-8", "replace") if type(value) is bytes else "execution failure"
+                reply = ErrorReply(f"ERR Error running script {run.name}, {text[:100]}")
+        finally:
+            self.run = None
+            server.in_exec = was_in_exec
+            server.current_client = run.caller
+            if run.timed_out:
+                self.end_busy(run)
+        return reply
+
+    # -- callbacks from the sandbox ------------------------------------------------------------
+
+    def redis_call(self, *args: Any) -> tuple[int, Any]:
+        """``redis.call`` / ``redis.pcall``: (0, value), or (1, error) for an error the
+        stats already counted, (2, error) for a bad call that never reached a command."""
+        run = self.run
+        if run is None:
+            return 2, b"ERR redis.call is only available inside a script run"
+        if not args:
+            return 2, b"ERR Please specify at least one argument for this redis lib call"
+        argv: list[bytes] = []
+        for a in args:
+            t = type(a)
+            if t is bytes:
+                argv.append(a)
+            elif t is int or t is float:
+                argv.append(lua_number_arg(a))
+            else:
+                return 2, _ERR_ARGS
+        server = self.server
+        client = run.client
+        cmd = _lookup(argv)
+        if cmd is None:
+            return self._refuse(None, "ERR Unknown Redis command called from script")
+        arity = cmd.arity
+        if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
+            return self._refuse(cmd, "ERR Wrong number of args calling Redis command from script")
+        if cmd.noscript:
+            return self._refuse(cmd, "ERR This Redis command is not allowed from script")
+        if run.read_only and (cmd.is_write or cmd.may_replicate):
+            return self._refuse(cmd, "ERR Write commands are not allowed from read-only scripts.")
+        if cmd.is_write and not run.write_dirty:
+            denied = getattr(server, "write_denied_message", None)
+            message = denied() if denied is not None else None
+            if message:
+                return self._refuse(cmd, message)
+        if (server.maxmemory and not run.allow_oom and not run.write_dirty and run.oom_at_start
+                and cmd.denyoom):
+            return self._refuse(cmd, "OOM command not allowed when used memory > 'maxmemory'.")
+        if cmd.is_write:
+            run.write_dirty = True
+        if server.cluster is not None:
+            err = self._cluster_check(run, cmd, argv)
+            if err is not None:
+                return self._refuse(cmd, err)
+        reply = server.call(client, cmd, argv)
+        from dumpling.dispatch import Blocked
+
+        if type(reply) is Blocked:  # a handler that ignored in_exec: answer as on timeout
+            reply = reply.timeout_reply
+        if type(reply) is ErrorReply:
+            return 1, reply.message.encode("utf-8", "surrogateescape")
+        return 0, self.current_state().from_reply(reply, client.resp3)
+
+    def redis_call_raise(self, *args: Any) -> Any:
+        """``redis.call``: the value, or the error raised into Lua."""
+        kind, value = self.redis_call(*args)
+        if kind == 0:
+            return value
+        raise ScriptCallError(value, kind == 1)
+
+    def _refuse(self, cmd: Command | None, message: str) -> tuple[int, bytes]:
+        """A command the script may not run: counted as Redis's rejected calls."""
+        if cmd is not None:
+            cmd.rejected_calls += 1
+        self.server.count_error(message.split(" ", 1)[0])
+        return 1, message.encode()
+
+    def _cluster_check(self, run: Run, cmd: Command, argv: list[bytes]) -> str | None:
+        """``scriptVerifyClusterState``: keys must be served here and, unless the script
+        allows it, hash to the slot of the keys it declared."""
+        from dumpling.cluster.slots import key_slot
+
+        cluster = self.server.cluster
+        err = cluster.check(run.caller, cmd, argv)
+        if err is not None:
+            code = err.split(" ", 1)[0]
+            if code in ("MOVED", "ASK"):
+                return "ERR Script attempted to access a non local key in a cluster node"
+            if code == "CROSSSLOT":
+                return f"ERR Command '{cmd.name}' in script attempted to access keys that don't hash to the same slot"
+            if code == "TRYAGAIN":
+                return (f"ERR Unable to execute command '{cmd.name}' in script because undeclared keys were "
+                        "accessed during rehashing of the slot")
+            if code == "CLUSTERDOWN":
+                if "readonly" in err or "read only" in err:
+                    return "ERR Script attempted to execute a write command while the cluster is down and readonly"
+                if "not served" in err or "unbound" in err.lower():
+                    return "ERR Script attempted to access a slot not served"
+                return "ERR Script attempted to execute a command while the cluster is down"
+            return "ERR " + err
+        try:
+            positions = cmd.key_indices(argv)
+        except ValueError:
+            return None
+        if positions and not run.allow_cross_slot:
+            slot = key_slot(argv[positions[0]])
+            if run.slot == -1:
+                run.slot = slot
+            elif run.slot != slot:
+                return "ERR Script attempted to access keys that do not hash to the same slot"
+        return None
+
+    def current_state(self) -> LuaState:
+        run = self.run
+        return self.eval_state if run is None or run.eval_mode else self.function_state
+
+    def random(self) -> float:
+        """``redisLrand48() % INT32_MAX / INT32_MAX``: Redis's own lrand48, one sequence per process."""
+        self._lrand_state = (self._lrand_state * 0x5DEECE66D + 0xB) & 0xFFFFFFFFFFFF
+        value = self._lrand_state >> 17
+        return (value % 0x7FFFFFFF) / 0x7FFFFFFF
+
+    def randomseed(self, seed: Any) -> None:
+        seed = int(seed) & 0xFFFFFFFF
+        self._lrand_state = ((seed << 16) | 0x330E) & 0xFFFFFFFFFFFF
+
+    def log(self, level: int, message: bytes) -> None:
+        name = ("debug", "verbose", "notice", "warning")[int(level)]
+        self.server.log(name, message.decode("utf-8", "replace"))
+
+    def setresp(self, version: Any) -> None:
+        if self.run is not None:
+            self.run.client.resp3 = int(version) == 3
+
+    def set_repl(self, flags: Any) -> None:
+        """redis.set_repl: there is no replication or AOF stream yet to leave the commands out of."""
+
+    def acl_check(self, *args: Any) -> tuple[int, Any]:
+        """redis.acl_check_cmd: every command is permitted to the only user there is (default)."""
+        if not args:
+            return 2, b"Please specify at least one argument for this redis lib call"
+        argv = []
+        for a in args:
+            if type(a) is bytes:
+                argv.append(a)
+            elif type(a) in (int, float):
+                argv.append(lua_number_arg(a))
+            else:
+                return 2, b"Lua redis lib command arguments must be strings or integers"
+        if _lookup(argv) is None:
+            return 2, b"Invalid command passed to redis.acl_check_cmd()"
+        return 0, True
+
+    def register_function(self, *args: Any) -> tuple[int, Any]:
+        return self.libraries.register_function(args)
+
+    # -- busy scripts -----------------------------------------------------------------------------
+
+    def hook(self) -> bool:
+        """The count hook (every 100k Lua instructions): True to kill the script."""
+        run = self.run
+        if run is None:
+            return False
+        now = time.monotonic()
+        if not run.timed_out:
+            elapsed_ms = (now - run.start) * 1000
+            if elapsed_ms < self.server.config["lua-time-limit"]:
+                return False
+            self.begin_busy(run, int(elapsed_ms))
+        if now >= run.next_check:
+            run.next_check = now + HOOK_PERIOD_S / 10
+            self._busy.serve_others()
+        return run.killed
+
+    def load_hook(self) -> bool:
+        """FUNCTION LOAD's hook: True once the library body ran past its 500 ms."""
+        return self.load_deadline > 0 and time.monotonic() > self.load_deadline
+
+    def begin_busy(self, run: Run, elapsed_ms: int) -> None:
+        from dumpling.scripting.busy import BusyResponder
+
+        run.timed_out = True
+        self.server.log(
+            "warning",
+            f"Slow script detected: still in execution after {elapsed_ms} milliseconds. You can try killing the "
+            f"script using the {'SCRIPT KILL' if run.eval_mode else 'FUNCTION KILL'} command. "
+            f"Script name is: {run.name}.",
+        )
+        self._busy = BusyResponder(self.server, run)
+
+    def end_busy(self, run: Run) -> None:
+        if self._busy is not None:
+            self._busy.finish()
+            self._busy = None
+
+    def busy_error(self) -> str:
+        run = self.run
+        return BUSY_EVAL if run is None or run.eval_mode else BUSY_FUNCTION
+
+    def kill(self, eval_kill: bool) -> None:
+        """SCRIPT KILL / FUNCTION KILL (``scriptKill``)."""
+        run = self.run
+        if run is None:
+            raise CommandError("-NOTBUSY No scripts in execution right now.")
+        if run.write_dirty:
+            raise CommandError(
+                "-UNKILLABLE Sorry the script already executed write commands against the dataset. You can either "
+                "wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command."
+            )
+        if eval_kill and not run.eval_mode:
+            raise CommandError("-" + BUSY_FUNCTION)
+        if not eval_kill and run.eval_mode:
+            raise CommandError("-" + BUSY_EVAL)
+        run.killed = True
+
+    # -- introspection -------------------------------------------------------------------------------
+
+    def memory(self) -> int:
+        return self.eval_state.memory()
+
+    def scripts_memory(self) -> int:
+        return sum(len(s.body) + 40 + 64 for s in self.scripts.values())
+
+
+def _script_misconf(message: str) -> str:
+    """The MISCONF text Redis gives a write script it refuses up front."""
+    if "AOF" in message:
+        return ("-MISCONF Redis is configured to persist data to AOF, but it's currently unable to persist to disk. "
+                "Writable scripts are blocked. Use 'no-writes' flag for read only scripts. AOF error: "
+                + message.rsplit(": ", 1)[-1])
+    return ("-MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. "
+            "Writable scripts are blocked. Use 'no-writes' flag for read only scripts.")
+
+
+def _lookup(argv: list[bytes]) -> Command | None:
+    """``lookupCommand``: the command or subcommand, None if unknown."""
+    cmd = TABLE.get(argv[0].lower())
+    if cmd is None:
+        return None
+    if cmd.subcommands:
+        if len(argv) < 2:
+            return cmd if cmd.handler is not None else None
+        return cmd.subcommands.get(argv[1].lower())
+    return cmd

@@ -1,0 +1,449 @@
+-- dumpling's Lua sandbox: what Redis 7.4 sets up around a script, in plain Lua 5.1.
+--
+-- Loaded once per Lua state (chunk name "@dumpling", so the error handler can skip
+-- these frames) with the Python hooks as arguments; returns the table of helpers
+-- the Python side uses.  Redis patches its Lua VM to make tables read-only; plain
+-- Lua cannot, so every protected table is an empty proxy whose metatable reads
+-- through to the real table and refuses writes, and the few built-ins that bypass
+-- metatables (rawset, rawget, next, pairs, setmetatable, table.insert/remove/sort)
+-- are wrapped to see through proxies and refuse writes to them.
+
+local py = ...
+
+local error, type, tostring, select, setmetatable, getmetatable = error, type, tostring, select, setmetatable, getmetatable
+local raw_rawset, raw_rawget, raw_next, raw_getmetatable = rawset, rawget, next, getmetatable
+local dbg = debug
+local G = _G
+
+-- The thread's own globals (G) stay as lupa needs them, minus the ``python`` bridge;
+-- scripts see another table (E, behind the read-only proxy P) holding only what
+-- Redis 7.4 allows: no io, package, require, loadfile, dofile, print, module, debug,
+-- and an os with only os.clock.
+local clock = os.clock
+G.python = nil
+local E = {}
+for _, name in ipairs({
+    "string", "math", "table", "coroutine", "xpcall", "tostring", "getfenv", "setmetatable", "next", "assert",
+    "tonumber", "rawequal", "collectgarbage", "getmetatable", "rawset", "pcall", "type", "select", "unpack",
+    "gcinfo", "pairs", "rawget", "loadstring", "ipairs", "_VERSION", "setfenv", "load", "error", "newproxy",
+}) do
+    E[name] = G[name]
+end
+E.os = {clock = clock}
+for _, name in ipairs({"cjson", "bit", "struct", "cmsgpack"}) do
+    E[name] = G[name]
+end
+
+-- ---------------------------------------------------------------- read-only tables
+
+local real_of = setmetatable({}, {__mode = "k"})    -- proxy -> real table
+local proxy_of = setmetatable({}, {__mode = "k"})   -- real table -> proxy
+
+local function readonly_error()
+    error("Attempt to modify a readonly table", 2)
+end
+
+-- A read-only view of ``real`` (and of the tables it holds).  getmetatable() of a
+-- view is nil, as for Redis's plain read-only tables, so the real table stays hidden.
+local function protect(real)
+    if real_of[real] then return real end
+    local known = proxy_of[real]
+    if known then return known end
+    local proxy = {}
+    real_of[proxy] = real
+    proxy_of[real] = proxy
+    for k, v in raw_next, real do
+        if type(v) == "table" then raw_rawset(real, k, protect(v)) end
+    end
+    setmetatable(proxy, {__index = real, __newindex = readonly_error})
+    return proxy
+end
+
+local function is_protected(t)
+    return real_of[t] ~= nil
+end
+
+E.rawset = function(t, k, v)
+    if real_of[t] then error("Attempt to modify a readonly table", 0) end
+    return raw_rawset(t, k, v)
+end
+E.rawget = function(t, k)
+    local real = real_of[t]
+    if real and real ~= t then return raw_rawget(real, k) end
+    return raw_rawget(t, k)
+end
+local function next_(t, k)
+    local real = real_of[t]
+    if real and real ~= t then return raw_next(real, k) end
+    return raw_next(t, k)
+end
+E.next = next_
+E.pairs = function(t)
+    if type(t) ~= "table" then
+        error("bad argument #1 to 'pairs' (table expected, got " .. (t == nil and "no value" or type(t)) .. ")", 0)
+    end
+    return next_, t, nil
+end
+E.getmetatable = function(t)
+    if real_of[t] then return nil end
+    return getmetatable(t)
+end
+E.setmetatable = function(t, m)
+    if real_of[t] then error("Attempt to modify a readonly table", 0) end
+    return setmetatable(t, m)
+end
+local user_table = {}
+for k, v in raw_next, table do user_table[k] = v end
+for _, name in ipairs({"insert", "remove", "sort", "setn"}) do
+    local f = table[name]
+    if f then
+        user_table[name] = function(t, ...)
+            if real_of[t] then error("Attempt to modify a readonly table", 0) end
+            return f(t, ...)
+        end
+    end
+end
+E.table = user_table
+
+-- getfenv/setfenv/loadstring/load: a script never reaches the thread's globals G.
+local P   -- the globals proxy, made by seal()
+local raw_getfenv, raw_setfenv, raw_loadstring, raw_load = getfenv, setfenv, loadstring, load
+local function shift(f)
+    if f == nil then return 2 end
+    if type(f) == "number" and f > 0 then return f + 1 end
+    return f
+end
+E.getfenv = function(f)
+    local env = raw_getfenv(shift(f))
+    if env == G then return P end
+    return env
+end
+E.setfenv = function(f, env)
+    if f == 0 then error("'setfenv' cannot change the environment of the running thread", 0) end
+    if type(f) == "number" then f = f + 1 end
+    local result = raw_setfenv(f, env)
+    if result == G then return P end
+    return result
+end
+local function refuse_binary(chunk)
+    if type(chunk) == "string" and chunk:byte(1) == 27 then
+        return nil, "attempt to load a binary chunk"
+    end
+end
+E.loadstring = function(chunk, name)
+    local _, err = refuse_binary(chunk)
+    if err then return nil, err end
+    local f, e = raw_loadstring(chunk, name)
+    if f then raw_setfenv(f, P) end
+    return f, e
+end
+E.load = function(reader, name)
+    local pieces = {}
+    if type(reader) == "function" then
+        while true do
+            local piece = reader()
+            if piece == nil or piece == "" then break end
+            if type(piece) ~= "string" then return nil, "reader function must return a string" end
+            pieces[#pieces + 1] = piece
+        end
+    else
+        error("bad argument #1 to 'load' (function expected, got " .. type(reader) .. ")", 0)
+    end
+    return E.loadstring(table.concat(pieces), name or "=(load)")
+end
+
+-- ---------------------------------------------------------------- math.random as Redis
+
+local floor = math.floor
+local function checkint(n, v)
+    local x = tonumber(v)
+    if x == nil then
+        error("bad argument #" .. n .. " to 'random' (number expected, got " ..
+              (v == nil and "no value" or type(v)) .. ")", 0)
+    end
+    return x >= 0 and floor(x) or -floor(-x)
+end
+math.random = function(...)
+    local r = py.random()
+    local n = select("#", ...)
+    if n == 0 then return r end
+    if n == 1 then
+        local u = checkint(1, (...))
+        if u < 1 then error("bad argument #1 to 'random' (interval is empty)", 0) end
+        return floor(r * u) + 1
+    end
+    if n == 2 then
+        local l, u = checkint(1, (...)), checkint(2, select(2, ...))
+        if l > u then error("bad argument #2 to 'random' (interval is empty)", 0) end
+        return floor(r * (u - l + 1)) + l
+    end
+    error("wrong number of arguments", 0)
+end
+math.randomseed = function(seed)
+    py.randomseed(checkint(1, seed))
+end
+
+-- ---------------------------------------------------------------- the redis table
+
+local pycall, pcall_ = py.call, pcall
+
+local function call_error(kind, msg)
+    local e = {err = msg}
+    if kind == 1 then e.ignore_error_stats_update = true end
+    return e
+end
+
+local redis = {}
+-- redis.call is the Python callable itself (a C function to Lua, so the calling line
+-- stays on the stack for the error handler); its errors arrive as userdata that
+-- error_info turns into Redis's {err=...} table.
+redis.call = py.call_raise
+redis.pcall = function(...)
+    local kind, v = pycall(...)
+    if kind == 0 then return v end
+    return call_error(kind, v)
+end
+redis.sha1hex = function(...)
+    if select("#", ...) ~= 1 then error({err = "ERR wrong number of arguments"}) end
+    local s = ...
+    if type(s) ~= "string" and type(s) ~= "number" then s = "" end
+    return py.sha1hex(tostring(s))
+end
+local function push_error(text)
+    -- luaPushErrorBuff: "-CODE msg" keeps its code, anything else gets ERR
+    if text:sub(1, 1) == "-" then
+        local code, msg = text:match("^%-(%S*) (.*)$")
+        if code == nil then code, msg = "ERR", text:sub(2) end
+        text = code .. " " .. msg
+    else
+        text = "ERR " .. text
+    end
+    return {err = (text:gsub("[\r\n]+$", ""))}
+end
+redis.error_reply = function(...)
+    local s = ...
+    if select("#", ...) ~= 1 or type(s) ~= "string" then
+        return push_error("wrong number or type of arguments")
+    end
+    if s:sub(1, 1) ~= "-" then s = "-" .. s end
+    return push_error(s)
+end
+redis.status_reply = function(...)
+    local s = ...
+    if select("#", ...) ~= 1 or type(s) ~= "string" then
+        return push_error("wrong number or type of arguments")
+    end
+    return {ok = s}
+end
+redis.log = function(...)
+    local n = select("#", ...)
+    if n < 2 then error(push_error("redis.log() requires two arguments or more.")) end
+    local level = ...
+    if type(level) ~= "number" and tonumber(level) == nil then
+        error(push_error("First argument must be a number (log level)."))
+    end
+    level = tonumber(level)
+    if level < 0 or level > 3 then error(push_error("Invalid log level.")) end
+    local parts = {}
+    for i = 2, n do
+        local v = select(i, ...)
+        if type(v) == "string" or type(v) == "number" then parts[#parts + 1] = tostring(v) end
+    end
+    py.log(level, table.concat(parts, " "))
+end
+redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
+redis.setresp = function(...)
+    if select("#", ...) ~= 1 then error(push_error("redis.setresp() requires one argument.")) end
+    local v = tonumber((...)) or 0
+    if v ~= 2 and v ~= 3 then error(push_error("RESP version must be 2 or 3.")) end
+    py.setresp(v)
+end
+redis.set_repl = function(...)
+    if select("#", ...) ~= 1 then error(push_error("redis.set_repl() requires one argument.")) end
+    local v = tonumber((...)) or 0
+    if v ~= 0 and v ~= 1 and v ~= 2 and v ~= 3 then
+        error(push_error("Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE."))
+    end
+    py.set_repl(v)
+end
+redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
+redis.replicate_commands = function() return true end
+redis.breakpoint = function() return false end
+redis.debug = function() end
+redis.acl_check_cmd = function(...)
+    local kind, v = py.acl_check(...)
+    if kind == 0 then return v end
+    error(push_error(v))
+end
+redis.REDIS_VERSION, redis.REDIS_VERSION_NUM = py.version, py.version_num
+
+-- ---------------------------------------------------------------- error handler
+
+local error_info = py.error_info
+local function as_error_table(err)
+    if type(err) == "userdata" then
+        local msg, counted = error_info(err)
+        if msg then
+            err = {err = msg}
+            if counted then err.ignore_error_stats_update = true end
+        end
+    end
+    return err
+end
+
+-- Redis's pcall: an error table becomes its message (scripts written for Redis < 7
+-- expect a string); a redis.call error is such a table.
+local raw_pcall, raw_xpcall, unpack_ = pcall, xpcall, unpack
+local function pcall_result(ok, ...)
+    if ok then return ok, ... end
+    local e = as_error_table((...))
+    if type(e) == "table" and not real_of[e] then
+        local m = raw_rawget(e, "err")
+        if type(m) == "string" then e = m end
+    end
+    return false, e
+end
+E.pcall = function(f, ...)
+    return pcall_result(raw_pcall(f, ...))
+end
+E.xpcall = function(f, handler)
+    return raw_xpcall(f, function(e) return handler(as_error_table(e)) end)
+end
+
+-- Redis's __redis__err__handler: the error as a table with the script position.  The
+-- frame is the one that raised it (past one C function, as Redis); frames of this
+-- sandbox are skipped so that redis.call's errors point at the calling line.
+local function error_handler(err)
+    local level = 2
+    local i = dbg.getinfo(level, "nSl")
+    if i and i.what == "C" then
+        level = 3
+        i = dbg.getinfo(level, "nSl")
+    end
+    while i and (i.source == "@dumpling" or i.what == "C") do
+        level = level + 1
+        i = dbg.getinfo(level, "nSl")
+    end
+    err = as_error_table(err)
+    if type(err) ~= "table" then
+        err = {err = "ERR " .. tostring(err)}
+    elseif real_of[err] then
+        err = {err = "ERR " .. tostring(err)}
+    end
+    if i then
+        err.source = i.source
+        err.line = i.currentline
+    end
+    return err
+end
+
+-- ---------------------------------------------------------------- count hook (busy scripts)
+
+local sethook = dbg.sethook
+local function kill_hook()
+    if py.hook() then
+        sethook(kill_hook, "l")   -- from now on every line raises: pcall cannot swallow it
+        error({err = "ERR Script killed by user with SCRIPT KILL..."})
+    end
+end
+local function load_hook()
+    if py.load_hook() then
+        sethook(load_hook, "l")
+        error({err = "ERR FUNCTION LOAD timeout"})
+    end
+end
+
+-- ---------------------------------------------------------------- reply inspection
+
+-- One call from Python per table: what kind of reply it is (rawget only: a returned
+-- table's metamethods are never run) and its parts.
+local function inspect(t)
+    local v = raw_rawget(t, "err")
+    if type(v) == "string" then
+        return "err", v, raw_rawget(t, "source"), raw_rawget(t, "line"), raw_rawget(t, "ignore_error_stats_update")
+    end
+    v = raw_rawget(t, "ok")
+    if type(v) == "string" then return "ok", v end
+    v = raw_rawget(t, "double")
+    if type(v) == "number" then return "double", v end
+    v = raw_rawget(t, "big_number")
+    if type(v) == "string" then return "big_number", v end
+    v = raw_rawget(t, "verbatim_string")
+    if type(v) == "table" then
+        local f, s = raw_rawget(v, "format"), raw_rawget(v, "string")
+        if type(f) == "string" and type(s) == "string" then return "verbatim", s, f end
+    end
+    v = raw_rawget(t, "map")
+    if type(v) == "table" then
+        local flat, n = {}, 0
+        for key, val in raw_next, v do
+            flat[n + 1], flat[n + 2] = key, val
+            n = n + 2
+        end
+        return "map", flat, n
+    end
+    v = raw_rawget(t, "set")
+    if type(v) == "table" then
+        local flat, n = {}, 0
+        for key in raw_next, v do
+            n = n + 1
+            flat[n] = key
+        end
+        return "set", flat, n
+    end
+    local n = 0
+    while raw_rawget(t, n + 1) ~= nil do n = n + 1 end
+    return "array", t, n
+end
+
+-- ---------------------------------------------------------------- sealing the globals
+
+local function missing_global(_, name)
+    error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
+end
+
+-- Make the script globals read-only: E keeps the values, P (an empty proxy in front
+-- of it) is what scripts get as their environment.  set_global writes KEYS/ARGV into E.
+local function seal()
+    E.redis = redis
+    for _, name in ipairs({"string", "math", "table", "os", "coroutine", "redis", "cjson", "bit", "struct", "cmsgpack"}) do
+        local lib = raw_rawget(E, name)
+        if type(lib) == "table" then raw_rawset(E, name, protect(lib)) end
+    end
+    -- strings index the protected string table; getmetatable("") is a read-only view
+    local smeta = raw_getmetatable("")
+    smeta.__index = raw_rawget(E, "string")
+    local sview = {}
+    real_of[sview] = smeta
+    setmetatable(sview, {__index = smeta, __newindex = readonly_error})
+    smeta.__metatable = sview
+    P = {}
+    real_of[P] = E
+    setmetatable(P, {__index = E, __newindex = readonly_error})
+    raw_rawset(E, "_G", P)
+    setmetatable(E, {__index = missing_global, __newindex = readonly_error})
+    return P
+end
+
+local function set_global(name, value)
+    raw_rawset(E, name, value)
+end
+
+return {
+    seal = seal,
+    set_global = set_global,
+    error_handler = error_handler,
+    kill_hook = kill_hook,
+    load_hook = load_hook,
+    sethook = sethook,
+    inspect = inspect,
+    protect = protect,
+    is_protected = is_protected,
+    redis = redis,
+    real_of = real_of,
+    push_error = push_error,
+    pcall = pcall_,
+    loadstring = raw_loadstring,
+    setfenv = raw_setfenv,
+    type = type,
+}
