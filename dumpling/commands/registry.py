@@ -94,6 +94,9 @@ class Command:
     movable: bool = False
     skip_slowlog: bool = False
     hidden_from_monitor: bool = False
+    noscript: bool = False
+    may_replicate: bool = False
+    allow_busy: bool = False
     # statistics (INFO commandstats)
     calls: int = 0
     usec: int = 0
@@ -231,6 +234,9 @@ def _finish(cmd: Command, key_specs: list[dict[str, Any]] | None, key_flags: str
     cmd.no_auth = "no_auth" in flags
     cmd.skip_slowlog = "skip_slowlog" in flags
     cmd.hidden_from_monitor = bool(flags & {"admin", "skip_monitor"})
+    cmd.noscript = "noscript" in flags
+    cmd.may_replicate = "may_replicate" in flags
+    cmd.allow_busy = "allow_busy" in flags
     if key_specs is not None:
         cmd.key_specs = key_specs
     elif cmd.first_key:
