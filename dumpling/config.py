@@ -155,7 +155,7 @@ SETTINGS: list[Setting] = [
     _s("min-replicas-to-write", "int", 0, aliases=("min-slaves-to-write",), max=INT_MAX, inert=True),
     _s("min-replicas-max-lag", "int", 10, aliases=("min-slaves-max-lag",), max=INT_MAX, inert=True),
     _s("io-threads", "int", 1, min=1, max=128, immutable=True, inert=True),
-    _s("lua-time-limit", "int", 5000, aliases=("busy-reply-threshold",), max=LLONG_MAX, inert=True),
+    _s("lua-time-limit", "int", 5000, aliases=("busy-reply-threshold",), max=LLONG_MAX),
     # cluster
     _s("cluster-enabled", "bool", False, immutable=True),
     _s("cluster-config-file", "string", "nodes.conf", immutable=True),

@@ -28,6 +28,7 @@ FAMILIES = (
     "zsets",
     "streams",
     "pubsub",
+    "scripting",
     "dump",
     "migrate",
     "cluster",
