@@ -1,0 +1,24 @@
+"""Installs the Lua libraries Redis loads into its scripting engine: ``cjson``, ``cmsgpack``,
+``struct`` and ``bit``, with Redis 7's behaviour (see ``lib_*.py`` for each).
+
+``install_libraries(lua)`` sets the four globals in a ``lupa.lua51.LuaRuntime`` created with
+``encoding=None, unpack_returned_tuples=True``.  Everything a script can reach is a Lua table or a
+Lua function; Python callables stay in upvalues of Lua wrappers.  The libraries capture what they
+use at install time, so they keep working after the sandbox removes globals or freezes tables.
+This module must not touch anything else in the runtime.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dumpling.scripting import lib_bit, lib_cjson, lib_cmsgpack, lib_struct
+
+
+def install_libraries(lua: Any) -> None:
+    """Set the globals ``cjson``, ``cmsgpack``, ``struct`` and ``bit`` in ``lua``."""
+    g = lua.globals()
+    g.bit = lua.execute(lib_bit.LUA_SOURCE, name="=bit")
+    g.cjson = lua.execute(lib_cjson.LUA_SOURCE, name="=cjson")()
+    g.struct = lib_struct.install(lua)
+    g.cmsgpack = lib_cmsgpack.install(lua)
