@@ -809,6 +809,50 @@ cleanup:
     return r;
 }
 
+/* find_big_header(data, start) -> int: protocol.find_big_header in C (the reference):
+ * the position of the first '*', '~', '>' or '|' at or after start followed by
+ * BIG_HEADER_DIGITS digits, or -1.  Called on every read that goes to hiredis, so it
+ * is one memchr pass per type byte, each stopping at the best position found so far. */
+#define BIG_HEADER_DIGITS 7
+
+static PyObject *fast_find_big_header(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "find_big_header(data, start)");
+        return NULL;
+    }
+    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
+    if (start == -1 && PyErr_Occurred())
+        return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    const char *buf = view.buf;
+    Py_ssize_t end = view.len, best = -1;
+    static const char types[] = {'*', '~', '>', '|'};
+    if (start < 0)
+        start = 0; /* as re.search does */
+    for (size_t t = 0; t < sizeof types; t++) {
+        Py_ssize_t p = start, stop = best >= 0 ? best : end;
+        while (p < stop) {
+            const char *hit = memchr(buf + p, types[t], (size_t)(stop - p));
+            if (hit == NULL)
+                break;
+            p = hit - buf + 1;
+            if (end - p < BIG_HEADER_DIGITS)
+                break;
+            int digits = 0;
+            while (digits < BIG_HEADER_DIGITS && buf[p + digits] >= '0' && buf[p + digits] <= '9')
+                digits++;
+            if (digits == BIG_HEADER_DIGITS) {
+                best = p - 1;
+                break;
+            }
+        }
+    }
+    PyBuffer_Release(&view);
+    return PyLong_FromSsize_t(best);
+}
+
 static PyObject *fast_configure(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 1 || !PyDict_Check(args[0])) {
         PyErr_SetString(PyExc_TypeError, "configure(commands: dict[str, Command])");
@@ -849,6 +893,8 @@ static PyMethodDef methods[] = {
     {"configure", (PyCFunction)(void (*)(void))fast_configure, METH_FASTCALL,
      "configure(commands): the Command objects whose statistics run() updates"},
     {"commands", fast_commands, METH_NOARGS, "names of the commands this module can run"},
+    {"find_big_header", (PyCFunction)(void (*)(void))fast_find_big_header, METH_FASTCALL,
+     "find_big_header(data, start) -> position of the first big aggregate header, or -1"},
     {NULL, NULL, 0, NULL},
 };
 

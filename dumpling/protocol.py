@@ -231,28 +231,80 @@ UNAUTH_MAX_BULK = 16384
 parse_strict_int = parse_int64
 
 
+# -- big aggregate headers --------------------------------------------------------------
+# hiredis's Reader allocates a list of N slots as soon as it reads an aggregate header
+# ("*N", "~N", ">N", "|N"), and freeing it visits every slot: the 13 bytes
+# "*2147483647\r\n" would stall the loop for seconds.  Redis allocates argv as the
+# arguments arrive.  So the server feeds hiredis only the bytes before the first header
+# of BIG_HEADER_DIGITS or more digits; the reference parser takes it from there (it
+# builds argv as arguments arrive, and resumes where it stopped: see PartialRequest).
+
+BIG_HEADER_DIGITS = 7  # 10**6 slots and up: smaller lists cost hiredis a few ms at most
+
+
+def find_big_header(data: bytes | bytearray, start: int = 0) -> int:
+    """Position of the first aggregate type byte ('*', '~', '>', '|') at or after
+    ``start`` followed by BIG_HEADER_DIGITS digits, or -1.  A byte-level scan: it also
+    finds such text inside bulk payloads (the reference parser then reads that request,
+    which costs time, not correctness).  ``dumpling._fastpath.find_big_header`` is the
+    C twin the server uses when it is built."""
+    start = max(start, 0)
+    best = stop = len(data)
+    for type_byte in b"*~>|":
+        i = data.find(type_byte, start, stop)
+        while i >= 0:
+            digits = data[i + 1 : i + 1 + BIG_HEADER_DIGITS]
+            if len(digits) == BIG_HEADER_DIGITS and digits.isdigit():
+                best = stop = i
+                break
+            i = data.find(type_byte, i + 1, stop)
+    return best if best < len(data) else -1
+
+
+class PartialRequest:
+    """How far ``parse_request`` got in a multibulk request that is not complete yet:
+    the arguments read, how many there are in all, and where the next one starts
+    (relative to the request's first byte, so the caller may drop bytes before it).
+    Passing the same object again resumes there instead of reparsing: a request of a
+    million arguments arriving in a thousand reads costs one pass, not a thousand."""
+
+    __slots__ = ("argv", "count", "offset")
+
+    def __init__(self) -> None:
+        self.argv: list[bytes] | None = None
+        self.count = 0
+        self.offset = 0
+
+
 def parse_request(
     buf: bytes | bytearray | memoryview,
     pos: int,
     max_bulk: int,
     authenticated: bool = True,
+    partial: PartialRequest | None = None,
 ) -> tuple[list[bytes] | None, int]:
     """Parse one request starting at ``pos``.
 
     Returns ``(argv, new_pos)``; ``argv`` is ``None`` when more bytes are needed
     (``new_pos`` is then ``pos``) and may be empty for requests Redis silently
     consumes (``*0``, a blank inline line).  Raises ``ProtocolError`` with Redis's
-    text for malformed input.
+    text for malformed input.  ``partial`` (kept by the caller while the request at
+    ``pos`` is incomplete) lets a call resume where the previous one stopped.
     """
     if pos >= len(buf):
         return None, pos
     if buf[pos] == 42:  # '*'
-        return _parse_multibulk(buf, pos, max_bulk, authenticated)
+        return _parse_multibulk(buf, pos, max_bulk, authenticated, partial)
     return _parse_inline(buf, pos)
 
 
-def _parse_multibulk(buf: Any, pos: int, max_bulk: int, authenticated: bool) -> tuple[list[bytes] | None, int]:
+def _parse_multibulk(
+    buf: Any, pos: int, max_bulk: int, authenticated: bool, partial: PartialRequest | None
+) -> tuple[list[bytes] | None, int]:
     end = len(buf)
+    if partial is not None and partial.argv is not None:
+        argv, count, p = partial.argv, partial.count, pos + partial.offset
+        return _parse_arguments(buf, pos, p, argv, count, max_bulk, authenticated, partial)
     cr = buf.find(b"\r", pos)
     if cr < 0:
         if end - pos > INLINE_MAX_SIZE:
@@ -268,19 +320,34 @@ def _parse_multibulk(buf: Any, pos: int, max_bulk: int, authenticated: bool) -> 
         return [], p
     if not authenticated and count > UNAUTH_MAX_MULTIBULK:
         raise ProtocolError("Protocol error: unauthenticated multibulk length")
-    argv: list[bytes] = []
-    for _ in range(count):
+    return _parse_arguments(buf, pos, p, [], count, max_bulk, authenticated, partial)
+
+
+def _parse_arguments(
+    buf: Any,
+    pos: int,
+    p: int,
+    argv: list[bytes],
+    count: int,
+    max_bulk: int,
+    authenticated: bool,
+    partial: PartialRequest | None,
+) -> tuple[list[bytes] | None, int]:
+    """The ``$len`` arguments of the request at ``pos`` from ``p`` on (``argv`` holds
+    those before ``p``)."""
+    end = len(buf)
+    while len(argv) < count:
         if p >= end:
-            return None, pos
+            return _incomplete(pos, p, argv, count, partial)
         if buf[p] != 36:  # '$'
             raise ProtocolError("Protocol error: expected '$', got '%s'" % chr(buf[p]))
         cr = buf.find(b"\r", p)
         if cr < 0:
             if end - p > INLINE_MAX_SIZE:
                 raise ProtocolError("Protocol error: too big bulk count string")
-            return None, pos
+            return _incomplete(pos, p, argv, count, partial)
         if cr + 1 >= end:
-            return None, pos
+            return _incomplete(pos, p, argv, count, partial)
         length = parse_strict_int(buf[p + 1 : cr])
         if length is None or length < 0 or length > max_bulk:
             raise ProtocolError("Protocol error: invalid bulk length")
@@ -288,10 +355,20 @@ def _parse_multibulk(buf: Any, pos: int, max_bulk: int, authenticated: bool) -> 
             raise ProtocolError("Protocol error: unauthenticated bulk length")
         start = cr + 2
         if start + length + 2 > end:
-            return None, pos
+            return _incomplete(pos, p, argv, count, partial)
         argv.append(bytes(buf[start : start + length]))
         p = start + length + 2  # the two bytes after the payload are skipped unchecked
+    if partial is not None:
+        partial.argv = None
     return argv, p
+
+
+def _incomplete(
+    pos: int, p: int, argv: list[bytes], count: int, partial: PartialRequest | None
+) -> tuple[None, int]:
+    if partial is not None:
+        partial.argv, partial.count, partial.offset = argv, count, p - pos
+    return None, pos
 
 
 def _parse_inline(buf: Any, pos: int) -> tuple[list[bytes] | None, int]:

@@ -23,12 +23,13 @@ from dumpling import REDIS_VERSION
 from dumpling.accel import fastpath
 from dumpling.config import Config, ConfigFileError, StartupError
 from dumpling.errors import ProtocolError
-from dumpling.protocol import NO_REPLY, Status, encode, encode_error, parse_request
+from dumpling.protocol import NO_REPLY, PartialRequest, Status, encode, encode_error, find_big_header, parse_request
 
 if TYPE_CHECKING:
     from dumpling.dispatch import Server
 
 _fast_run = fastpath.run if fastpath is not None else None
+_find_big_header = getattr(fastpath, "find_big_header", None) or find_big_header
 _INCOMPLETE = object()  # hiredis' "need more data" marker (False is a valid RESP3 value)
 _NOT_FETCHED = object()
 _PROTOCOL_ERROR = object()
@@ -81,10 +82,12 @@ class Client(asyncio.Protocol):
         # read is pending (no copy), a bytearray once reads accumulate.
         self._retained: bytes | bytearray = b""
         self._consumed = 0  # wire bytes of those requests (hiredis may hold a partial one)
+        self._held = bytearray()  # bytes from a big aggregate header on: not for hiredis (see protocol)
         self._strict = not self.authenticated
         self._carry = b""  # bytes after a request the reference parser finished, not yet taken
         self._buf = bytearray()  # strict-mode buffer
         self._pos = 0
+        self._partial = PartialRequest()  # the reference parser's progress in the request at _pos
         self._out: list[bytes] = []
         self._in_batch = False
         self._flush_scheduled = False
@@ -126,6 +129,9 @@ class Client(asyncio.Protocol):
         """Hand bytes that start on a request boundary (or continue hiredis' pending
         request) to the readers; False if the C fast path ran all of them."""
         self._carry = b""
+        if self._held:  # the reference parser takes over there once hiredis is drained
+            self._held += data
+            return True
         if not self._retained and _fast_run is not None:
             # The C fast path runs the leading plain GET/SET/INCR/MSET... requests
             # (when this connection and the server are in the plain state it knows).
@@ -134,6 +140,12 @@ class Client(asyncio.Protocol):
                 if done == len(data):
                     return False
                 data = data[done:]
+        cut = _find_big_header(data, 0)
+        if cut >= 0:
+            self._held = bytearray(data[cut:])
+            if not cut:
+                return True
+            data = data[:cut]
         self._reader.feed(data)
         if not self._retained:
             self._retained = data
@@ -176,6 +188,7 @@ class Client(asyncio.Protocol):
                         fetched is _INCOMPLETE
                         and self._consumed == len(self._retained)
                         and not self._reader.has_data()
+                        and not self._held
                     ):
                         # The read ended on a request boundary: nothing is pending.
                         self._retained = b""
@@ -203,7 +216,7 @@ class Client(asyncio.Protocol):
         self.flush()
 
     def _pending_len(self) -> int:
-        return len(self._buf) - self._pos if self._strict else len(self._retained) + len(self._carry)
+        return len(self._buf) - self._pos if self._strict else len(self._retained) + len(self._held) + len(self._carry)
 
     def _next_request(self, fetched: Any = _NOT_FETCHED) -> list[bytes] | None:
         """The next request, from hiredis (``fetched`` if the caller already asked it)
@@ -225,7 +238,8 @@ class Client(asyncio.Protocol):
             if not self._reader.has_data() and self._consumed == len(self._retained):
                 self._retained = b""
                 self._consumed = 0
-                return None
+                if not self._held:
+                    return None
             # A request is pending.  Hand it to the reference parser, which knows what
             # hiredis cannot: inline commands, headers ending in a bare CR, and bulk
             # lengths over the limits (checked before the payload arrives).
@@ -246,6 +260,9 @@ class Client(asyncio.Protocol):
         # hiredis only accepts canonical headers, so the wire size of what it returned
         # is exact: no need to parse those requests again.
         self._buf = bytearray(self._retained[self._consumed :])
+        self._buf += self._held
+        self._held = bytearray()
+        self._partial.argv = None
         self._pos = 0
         self._retained = b""
         self._consumed = 0
@@ -254,7 +271,9 @@ class Client(asyncio.Protocol):
 
     def _next_strict(self) -> list[bytes] | None:
         server = self.server
-        argv, pos = parse_request(self._buf, self._pos, server.config["proto-max-bulk-len"], self.authenticated)
+        argv, pos = parse_request(
+            self._buf, self._pos, server.config["proto-max-bulk-len"], self.authenticated, self._partial
+        )
         if argv is None:
             if self._pos > 4096:
                 del self._buf[: self._pos]

@@ -10,19 +10,26 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dumpling import accel
+from dumpling.config import Config
+from dumpling.dispatch import Server
 from dumpling.errors import ProtocolError
 from dumpling.protocol import (
     NULL_ARRAY,
     Double,
     Map,
+    PartialRequest,
     Push,
     SetReply,
     Verbatim,
     encode,
+    find_big_header,
     parse_request,
     split_args,
 )
+from dumpling.server import Client
 from tests.servers import RawConnection, encode_command
+from tests.test_fastpath_fuzz import Transport
 
 MAX = 512 * 1024 * 1024
 
@@ -183,6 +190,17 @@ RAW_CASES = [
     b'ECHO "unbalanced\r\nPING\r\n',
     b"SET k v\r\nGET k\r\nDEL k\r\n",
     b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n",
+    # Big aggregate headers (never fed to hiredis before their elements can be there).
+    b"*2147483648\r\n",
+    b"*1\r\n*2147483647\r\n",
+    b"PING\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n*1234567\r\n",
+    b"*01234567\r\n",
+    b"*1234567x\r\n",
+    b"~2147483647\r\nPING\r\n",
+    b">1234567\r\nPING\r\n",
+    b"|1234567\r\nPING\r\n",
+    b"*2147483647\r\n$4\r\nPING\r\n",
+    encode_command("SET", "k", "x*1234567\r\n~7654321|1234567>1234567") + b"GET k\r\n" + encode_command("GET", "k"),
 ]
 
 
@@ -270,3 +288,137 @@ def test_maxclients():
         c.close()
     finally:
         server.stop()
+
+
+# ----------------------------------------------------------------------------- big aggregate headers
+
+
+def test_big_header_scan():
+    assert find_big_header(b"*1\r\n$4\r\nPING\r\n") == -1
+    assert find_big_header(b"PING\r\n*2147483647\r\n") == 6
+    assert find_big_header(b"*123456\r\n") == -1  # under 10**6 slots hiredis may allocate
+    assert find_big_header(b"x|1234567*7654321", 2) == 9
+    assert find_big_header(bytearray(b">1234567~1234567"), 1) == 8
+
+
+def test_partial_request_resumes():
+    wire = encode_command("RPUSH", "k", *[b"v%d" % i for i in range(100)])
+    partial = PartialRequest()
+    buf = bytearray(b"junk")
+    for i in range(len(wire) - 1):
+        buf.append(wire[i])
+        assert parse_request(buf, 4, MAX, True, partial) == (None, 4)
+    assert partial.argv is not None and partial.count == 102 and len(partial.argv) == 101
+    del buf[:2]  # bytes before the request may go: the progress is relative to it
+    buf.append(wire[-1])
+    argv, end = parse_request(buf, 2, MAX, True, partial)
+    assert argv == [b"RPUSH", b"k", *[b"v%d" % i for i in range(100)]] and end == len(buf)
+    assert partial.argv is None
+    with pytest.raises(ProtocolError, match="expected '\\$', got ':'"):
+        parse_request(b"*3\r\n$4\r\nECHO\r\n", 0, MAX, True, partial)
+        parse_request(b"*3\r\n$4\r\nECHO\r\n:1\r\n", 0, MAX, True, partial)
+
+
+@pytest.mark.skipif(accel.fastpath is None, reason="C fast path not built")
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([b"*", b"~", b">", b"|", b"\r\n", b"1", b"9", b"0", b"1234567", b"x", b"$3"]), max_size=40),
+       st.integers(-2, 50))
+def test_big_header_scan_c_twin(parts, start):
+    data = b"".join(parts)
+    assert accel.fastpath.find_big_header(data, start) == find_big_header(data, start)
+    assert accel.fastpath.find_big_header(bytearray(data), start) == find_big_header(bytearray(data), start)
+
+
+def _ping_time(port: int) -> float:
+    with RawConnection(port) as conn:
+        started = time.monotonic()
+        assert conn.call("PING") == b"+PONG\r\n"
+        return time.monotonic() - started
+
+
+def test_huge_multibulk_count_does_not_stall_other_clients(dumpling_server):
+    # hiredis would allocate (and later free, slot by slot) a 2**31-slot list for each of
+    # these 13-byte headers: seconds of stall apiece.  Redis waits for the arguments.
+    attackers = [RawConnection(dumpling_server.port) for _ in range(3)]
+    try:
+        for conn in attackers:
+            conn.send(b"*2147483647\r\n")
+        assert _ping_time(dumpling_server.port) < 3.0
+        for conn in attackers:
+            conn.send(b"$4\r\nPING\r\n")
+            assert conn.read_all(0.2) == b""  # still waiting for the other arguments
+    finally:
+        for conn in attackers:
+            conn.close()
+    assert _ping_time(dumpling_server.port) < 3.0
+    with RawConnection(dumpling_server.port) as conn:
+        conn.send(b"*1\r\n*2147483647\r\n")
+        assert conn.read_all(1.0) == b"-ERR Protocol error: expected '$', got '*'\r\n"
+    assert _ping_time(dumpling_server.port) < 3.0
+
+
+def test_big_request_counts_against_the_query_buffer_limit():
+    from tests.servers import start_dumpling
+
+    server = start_dumpling("--client-query-buffer-limit", "1mb")
+    try:
+        with RawConnection(server.port) as conn:
+            conn.send(b"*2000000000\r\n")
+            for _ in range(20):
+                conn.send(b"$1\r\nx\r\n" * 10000)
+            assert conn.is_closed(wait=3)
+        assert _ping_time(server.port) < 3.0
+    finally:
+        server.stop()
+
+
+def test_million_argument_request_in_many_reads(pair):
+    # The reference parser resumes where it stopped: one pass over the request, however
+    # many reads it takes (it used to parse the whole pending request again per read).
+    count = 1_000_003
+    wire = encode_command("SADD", "s", *[b"%d" % (i % 1000) for i in range(count - 2)])
+    for conn in (pair.ours, pair.theirs):
+        conn.sock.settimeout(60)
+        for i in range(0, len(wire), 65536):
+            conn.send(wire[i : i + 65536])
+        assert conn.read_reply() == b":1000\r\n"
+    pair.same("SCARD", "s")
+
+
+def _in_process(reads: list[bytes]) -> tuple[bytes, bool]:
+    """Replies and closed-or-not of an in-process client fed exactly these reads."""
+    client = Client(Server(Config()))
+    transport = Transport()
+    client.connection_made(transport)  # type: ignore[arg-type]
+    for data in reads:
+        if transport.closed:
+            break
+        client.data_received(data)
+    return bytes(transport.data), transport.closed
+
+
+def test_big_request_split_anywhere():
+    count = 1_000_003
+    wire = encode_command("SADD", "s", *[b"%d" % (i % 1000) for i in range(count - 2)])
+    assert wire.startswith(b"*1000003\r\n")
+    then = encode_command("SCARD", "s")
+    assert _in_process([wire[:5], wire[5:12], wire[12:] + then]) == (b":1000\r\n:1000\r\n", False)
+    assert _in_process([b"PING\r\n" + wire[:100], wire[100:] + then]) == (b"+PONG\r\n:1000\r\n:1000\r\n", False)
+
+
+LOOKALIKES = [encode_command("SET", "k", "a*1234567\r\nb"), encode_command("ECHO", "~1234567|7654321>1000000"),
+              b"*1\r\n$4\r\nPING\r\n", b"PING\r\n", encode_command("GET", "k"), b"*1234567\r\n", b"*1\r\n*1234567\r\n",
+              b">1234567\r\n", b"*2147483648\r\n", b"*12345678"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(LOOKALIKES), min_size=1, max_size=8), st.lists(st.integers(1, 200), max_size=5))
+def test_big_header_handling_does_not_depend_on_read_boundaries(parts, cuts):
+    data = b"".join(parts)
+    reads, last = [], 0
+    for cut in sorted(set(cuts)):
+        if last < cut < len(data):
+            reads.append(data[last:cut])
+            last = cut
+    reads.append(data[last:])
+    assert _in_process(reads) == _in_process([data])
