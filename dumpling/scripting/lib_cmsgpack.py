@@ -381,5 +381,5 @@ def make_unpack(lua: Any, tonumber: Callable[[bytes], Any]) -> Callable[..., tup
 def install(lua: Any) -> Any:
     """Build the ``cmsgpack`` table in ``lua`` and return it."""
     tonumber = lua.eval("tonumber")
-    make = lua.execute("return function(...) " + LUA_WRAPPER + " end", name="=cmsgpack")
+    make = lua.execute("return function(...) " + LUA_WRAPPER + " end", name="@dumpling")
     return make(pack, make_unpack(lua, tonumber))

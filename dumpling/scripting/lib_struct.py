@@ -13,6 +13,7 @@ The Python functions never raise: they return ``(True, results...)`` or ``(False
 
 from __future__ import annotations
 
+import math
 import struct as _struct
 from collections.abc import Callable
 from typing import Any
@@ -81,7 +82,7 @@ def type_name(value: Any) -> str:
 def lua_number_text(n: float) -> bytes:
     """lua_tolstring of a number: ``%.14g``."""
     if n != n:
-        return b"nan"
+        return b"-nan" if math.copysign(1.0, n) < 0 else b"nan"
     return b"%.14g" % n
 
 
@@ -388,6 +389,6 @@ def _entry(fname: str, body: Callable[[Call], Any], tonumber: Callable[[bytes], 
 def install(lua: Any) -> Any:
     """Build the ``struct`` table in ``lua`` and return it."""
     tonumber = lua.eval("tonumber")
-    make = lua.execute("return function(...) " + LUA_WRAPPER + " end", name="=struct")
+    make = lua.execute("return function(...) " + LUA_WRAPPER + " end", name="@dumpling")
     return make(_entry("pack", pack, tonumber), _entry("unpack", unpack, tonumber),
                 _entry("size", size, tonumber))

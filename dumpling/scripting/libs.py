@@ -18,7 +18,7 @@ from dumpling.scripting import lib_bit, lib_cjson, lib_cmsgpack, lib_struct
 def install_libraries(lua: Any) -> None:
     """Set the globals ``cjson``, ``cmsgpack``, ``struct`` and ``bit`` in ``lua``."""
     g = lua.globals()
-    g.bit = lua.execute(lib_bit.LUA_SOURCE, name="=bit")
-    g.cjson = lua.execute(lib_cjson.LUA_SOURCE, name="=cjson")()
+    g.bit = lua.execute(lib_bit.LUA_SOURCE, name="@dumpling")
+    g.cjson = lua.execute(lib_cjson.LUA_SOURCE, name="@dumpling")()
     g.struct = lib_struct.install(lua)
     g.cmsgpack = lib_cmsgpack.install(lua)
