@@ -276,7 +276,7 @@ def function_kill(c: Any, argv: list[bytes]) -> Any:
 @command("function|dump", 2, "noscript", **SC, since="7.0.0",
          summary="Dumps all libraries into a serialized binary payload.", complexity="O(N) where N is the number of functions")
 def function_dump(c: Any, argv: list[bytes]) -> Any:
-    return c.server.scripting.libraries.dump()
+    return c.server.scripting.libraries.dump(c.server.config["dump-rdb-version"])
 
 
 @command("function|restore", -3, "write denyoom noscript", **SC, since="7.0.0",

@@ -50,21 +50,52 @@ def sha1hex(data: bytes) -> str:
 
 
 class ScriptCallError(Exception):
-    """Raised by redis.call: the error text, and whether the stats counted it already."""
+    """Raised by the Python side of the ``redis`` API: the error text, whether the stats
+    counted it already (a redis.call error), and whether it is a Lua-style error that
+    takes the calling position as a prefix ("user_script:1: bad argument ...")."""
 
-    def __init__(self, message: bytes, counted: bool) -> None:
+    def __init__(self, message: bytes, counted: bool = False, positional: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.counted = counted
+        self.positional = positional
 
 
-def error_info(exc: Any) -> tuple[Any, bool]:
+def error_info(exc: Any) -> tuple[Any, bool, bool]:
     """For the error handler: the message of a Python exception raised under Lua."""
     if isinstance(exc, ScriptCallError):
-        return exc.message, exc.counted
+        return exc.message, exc.counted, exc.positional
     if isinstance(exc, BaseException):
-        return f"ERR internal error in script call: {type(exc).__name__}".encode(), False
-    return None, False
+        return f"ERR internal error in script call: {type(exc).__name__}".encode(), False, False
+    return None, False, False
+
+
+def lua_type_name(value: Any) -> str:
+    """Lua's type name of a value that came from Lua ("no value" for a missing one)."""
+    if value is None:
+        return "nil"
+    t = type(value)
+    if t is bytes:
+        return "string"
+    if t is bool:
+        return "boolean"
+    if t is int or t is float:
+        return "number"
+    return lua_type(value) or "userdata"
+
+
+def lua_tonumber(value: Any) -> float | None:
+    """``lua_isnumber``/``lua_tonumber``: numbers and numeric strings."""
+    t = type(value)
+    if t is int or t is float:
+        return float(value)
+    if t is bytes:
+        text = value.strip()
+        try:
+            return float(int(text, 16)) if text.lower().startswith((b"0x", b"-0x")) else float(text)
+        except ValueError:
+            return None
+    return None
 
 
 def _no_attributes(obj: Any, name: Any, setting: bool) -> Any:
@@ -104,7 +135,7 @@ class LuaState:
                 b"error_info": error_info,
                 b"random": host.random,
                 b"randomseed": host.randomseed,
-                b"sha1hex": lambda data: sha1hex(data).encode(),
+                b"sha1hex": host.sha1hex,
                 b"log": host.log,
                 b"setresp": host.setresp,
                 b"set_repl": host.set_repl,
@@ -128,6 +159,7 @@ class LuaState:
         self.error_handler = helpers[b"error_handler"]
         self.type_of = helpers[b"type"]
         self._table_from = self.lua.table_from
+        self.error_counted = False  # the last error table converted by to_reply had been counted
         self.library_api = None
         if library_api:
             # FUNCTION LOAD runs the library body with only redis.register_function,
@@ -141,8 +173,15 @@ class LuaState:
             "function(handler, f, ...) local n = select('#', ...) local args = {...} "
             "return xpcall(function() return f(unpack(args, 1, n)) end, handler) end"
         )
+        self.function_env: Any = None
+        self._loading_mode: Any = None
         if library_api:
             self.library_api = self._make_library_api()
+            self.function_env, self._loading_mode = helpers[b"function_env"](self.library_api)
+
+    def loading(self, on: bool) -> None:
+        """Switch the functions' environment to the library API (FUNCTION LOAD) or back."""
+        self._loading_mode(on)
 
     def _make_library_api(self) -> Any:
         """The globals a library body sees while FUNCTION LOAD runs it."""
@@ -227,7 +266,8 @@ class LuaState:
         if kind == b"array":
             return [self.to_reply(a[i], resp3_script, depth + 1) for i in range(1, b + 1)]
         if kind == b"err":
-            return error_from_table(a, b, c, d, None)[0]
+            reply, self.error_counted = error_from_table(a, b, c, d, None)
+            return reply
         if kind == b"ok":
             return Status(a.replace(b"\r", b" ").replace(b"\n", b" "))
         if kind == b"double":

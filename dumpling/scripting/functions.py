@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
 RDB_OPCODE_FUNCTION_PRE_GA = 246
 RDB_OPCODE_FUNCTION2 = 245
-FUNCTION_RDB_VERSION = 12  # what Redis 7.4 writes in FUNCTION DUMP's footer
 LOAD_TIMEOUT_S = 0.5
 _NAME_RE = re.compile(rb"[A-Za-z0-9_]+\Z")
 BAD_NAME = ("Library names can only contain letters, numbers, or underscores(_) and must be at least one "
@@ -67,10 +66,11 @@ class Libraries:
 
     def load(self, code: bytes, replace: bool, timeout: bool = True) -> bytes:
         """FUNCTION LOAD: compile and run the library body; returns the library name."""
+        name, _ = extract_metadata(code)
+        old = self.libraries.get(name)
+        if old is not None and not replace and _NAME_RE.match(name):
+            raise CommandError(f"Library '{_s(name)}' already exists")
         library = self.compile(code, timeout)
-        old = self.libraries.get(library.name)
-        if old is not None and not replace:
-            raise CommandError(f"Library '{_s(library.name)}' already exists")
         for name in library.functions:
             owner = self.functions.get(name)
             if owner is not None and owner.library is not old:
@@ -88,15 +88,17 @@ class Libraries:
         state = self.scripting.function_state
         library = Library(name, code)
         try:
-            func = state.compile(body, b"@user_function", env=state.library_api)
+            func = state.compile(body, b"@user_function", env=state.function_env)
         except ScriptFailure as e:
             raise CommandError(f"Error compiling function: {e.message}") from None
         self._loading = library
         scripting = self.scripting
         scripting.load_deadline = time.monotonic() + LOAD_TIMEOUT_S if timeout else 0.0
+        state.loading(True)
         try:
             ok, err = state.run(func, (), hook=True, load=True)
         finally:
+            state.loading(False)
             self._loading = None
             scripting.load_deadline = 0.0
         if not ok:
@@ -126,6 +128,8 @@ class Libraries:
                 if type(key) is not bytes:
                     return 1, _err_table(state, "named argument key given to redis.register_function is not a string")
                 lowered = key.lower()
+                if type(value) in (int, float) and lowered in (b"function_name", b"description"):
+                    value = _number_text(value)
                 if lowered == b"function_name":
                     if type(value) is not bytes:
                         return 1, _err_table(state, "function_name argument given to redis.register_function must "
@@ -157,6 +161,8 @@ class Libraries:
                 return 1, _err_table(state, "redis.register_function must get a callback argument")
         else:
             name, callback = args
+            if type(name) in (int, float):
+                name = _number_text(name)
             if type(name) is not bytes:
                 return 1, _err_table(state, "first argument to redis.register_function must be a string")
             if state.type_of(callback) != b"function":
@@ -192,13 +198,14 @@ class Libraries:
 
     # -- DUMP / RESTORE ----------------------------------------------------------------------------
 
-    def dump(self) -> bytes:
-        """FUNCTION DUMP: a FUNCTION2 record per library, in a DUMP envelope."""
+    def dump(self, rdb_version: int) -> bytes:
+        """FUNCTION DUMP: a FUNCTION2 record per library, in a DUMP envelope (footer
+        ``dump-rdb-version``, as DUMP's, so that the Redis version DUMP targets takes it)."""
         out = bytearray()
         for library in self.libraries.values():
             out.append(RDB_OPCODE_FUNCTION2)
             append_string(out, library.code)
-        return seal(bytes(out), FUNCTION_RDB_VERSION)
+        return seal(bytes(out), rdb_version)
 
     def restore(self, payload: bytes, policy: bytes) -> None:
         """FUNCTION RESTORE payload [FLUSH|APPEND|REPLACE] (default APPEND)."""
@@ -309,6 +316,11 @@ def parse_flag_table(table: Any) -> int | None:
             return None
         flags |= flag
         i += 1
+
+
+def _number_text(value: int | float) -> bytes:
+    """A Lua number as lua_tostring prints it (``%.14g``)."""
+    return (b"%.14g" % value) if type(value) is float else b"%d" % value
 
 
 def _err_table(state: Any, message: str) -> Any:

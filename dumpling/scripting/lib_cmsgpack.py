@@ -1,385 +1,447 @@
-"""The ``cmsgpack`` library (lua-cmsgpack 0.4.0 as Redis 7 bundles it).
+"""The ``cmsgpack`` library (lua-cmsgpack 0.4.0 as Redis 7 bundles it), written in Lua.
 
 Owns ``cmsgpack.pack/unpack/unpack_one/unpack_limit``: Redis's choice between array and map
 (keys exactly 1..n), the smallest integer encoding, float32 when the double survives the round
 trip, str8/16/32, the 16-level encode nesting limit (deeper tables become nil), no bin/ext types
 on decode ("Bad data format in input."), truncated input ("Missing bytes in input."), and the Lua
 stack limit (LUAI_MAXCSTACK) that bounds how many values and how deep a nesting one call may
-decode -- the limits behind Redis's CVE-2018-11218 and CVE-2022-24834 fixes.
-
-The byte work is Python; scripts only see the Lua wrappers in ``LUA_WRAPPER``.  Decoding is
-iterative (no Python recursion); the Python functions return ``(True, values...)`` or
-``(False, message, error level)`` and never raise.
+decode -- the limits behind Redis's CVE-2018-11218 and CVE-2022-24834 fixes.  The IEEE-754
+images are computed exactly with frexp/ldexp.  Pure Lua: no Python object is reachable from it.
 """
 
 from __future__ import annotations
 
-import struct as _struct
-from collections.abc import Callable
-from typing import Any
+LUA_SOURCE = r"""
+local type, select, error, next, pcall, tostring, tonumber, unpack =
+  type, select, error, next, pcall, tostring, tonumber, unpack
+local floor, frexp, ldexp, huge = math.floor, math.frexp, math.ldexp, math.huge
+local byte, char, sub, format, concat = string.byte, string.char, string.sub, string.format, table.concat
 
-import lupa.lua51 as lupa
+local MAX_NESTING = 16          -- LUACMSGPACK_MAX_NESTING: deeper tables are packed as nil
+local MAXCSTACK = 8000          -- LUAI_MAXCSTACK: lua_checkstack() refuses beyond it
+local INT_MAX = 2147483647
+local TWO32 = 4294967296
 
-from dumpling.scripting.lib_struct import Call, LuaArgError, signed64
+---------------------------------------------------------------- helpers
 
-MAX_NESTING = 16      # LUACMSGPACK_MAX_NESTING: tables deeper than this are packed as nil
-MAXCSTACK = 8000      # LUAI_MAXCSTACK
-INT_MAX = 2**31 - 1
+local function u16(x) return char(floor(x / 256), x % 256) end
+local function u32(x)
+  return char(floor(x / 16777216), floor(x / 65536) % 256, floor(x / 256) % 256, x % 256)
+end
 
-LUA_WRAPPER = r"""
-local py_pack, py_unpack = ...
-local select, error = select, error
+-- The NaN's sign as the C library prints it (the payload is the default quiet NaN's).
+local function nan_is_negative(d) return sub(tostring(d), 1, 1) == "-" end
 
--- Reached by a tail call from the wrapper, whose frame is lost: level 3 is the calling script
--- (Python asks for 2 meaning "the caller"); level 0 adds no position.
-local function finish(ok, ...)
-  if ok then return ... end
-  local msg, level = ...
-  if level > 0 then level = level + 1 end
-  error(msg, level)
+-- (int64_t)d on x86-64 for a number Lua may hold (NaN and out of range give INT64_MIN).
+local function c_int64(d)
+  if d ~= d or d >= 9223372036854775808 or d < -9223372036854775808 then
+    return -9223372036854775808
+  end
+  if d < 0 then return -floor(-d) end
+  return floor(d)
+end
+
+-- (int)x for an integer-valued x: its low 32 bits, signed.
+local function c_int(x)
+  x = x % TWO32
+  if x >= 2147483648 then x = x - TWO32 end
+  return x
+end
+
+---------------------------------------------------------------- packing
+
+local buf, nbuf
+
+local function put(s)
+  nbuf = nbuf + 1
+  buf[nbuf] = s
+end
+
+local function put_int(n)
+  if n >= 0 then
+    if n <= 127 then put(char(n))
+    elseif n <= 255 then put("\204" .. char(n))
+    elseif n <= 65535 then put("\205" .. u16(n))
+    elseif n <= 4294967295 then put("\206" .. u32(n))
+    else put("\207" .. u32(floor(n / TWO32)) .. u32(n % TWO32)) end
+  else
+    if n >= -32 then put(char(n + 256))
+    elseif n >= -128 then put("\208" .. char(n + 256))
+    elseif n >= -32768 then put("\209" .. u16(n + 65536))
+    elseif n >= -2147483648 then put("\210" .. u32(n + TWO32))
+    else
+      local hi = floor(n / TWO32)               -- exact: the divisor is a power of two
+      put("\211" .. u32(hi + TWO32) .. u32(n - hi * TWO32))
+    end
+  end
+end
+
+-- The 4 bytes of (float)d when that float equals d, else nil.
+local function float32(d)
+  if d == huge then return "\127\128\0\0" end
+  if d == -huge then return "\255\128\0\0" end
+  local sign = 0
+  if d < 0 then sign, d = 128, -d end
+  local m, e = frexp(d)                         -- d = m * 2^e, 0.5 <= m < 1
+  if e > 128 then return nil end                -- (float)d overflows to an infinity
+  local exponent, frac
+  if e >= -125 then                             -- a normal float: 24 significant bits
+    local mant = m * 16777216
+    if mant ~= floor(mant) then return nil end
+    exponent, frac = e + 126, mant - 8388608
+  else                                          -- a subnormal float: multiples of 2^-149
+    frac = ldexp(d, 149)
+    if frac ~= floor(frac) then return nil end
+    exponent = 0
+  end
+  return char(sign + floor(exponent / 2), (exponent % 2) * 128 + floor(frac / 65536),
+              floor(frac / 256) % 256, frac % 256)
+end
+
+local function float64(d)
+  if d ~= d then
+    return nan_is_negative(d) and "\255\248\0\0\0\0\0\0" or "\127\248\0\0\0\0\0\0"
+  end
+  if d == huge then return "\127\240\0\0\0\0\0\0" end
+  if d == -huge then return "\255\240\0\0\0\0\0\0" end
+  local sign = 0
+  if d < 0 or (d == 0 and 1 / d < 0) then sign, d = 2147483648, -d end
+  local exponent, mant
+  if d == 0 then
+    exponent, mant = 0, 0
+  else
+    local m, e = frexp(d)
+    if e >= -1021 then
+      exponent, mant = e + 1022, m * 9007199254740992 - 4503599627370496
+    else
+      exponent, mant = 0, ldexp(d, 1074)
+    end
+  end
+  local hi = sign + exponent * 1048576 + floor(mant / TWO32)
+  return u32(hi) .. u32(mant % TWO32)
+end
+
+local function put_number(n)
+  -- IS_INT64_EQUIVALENT: finite and (int64_t)n == n
+  if n == n and n >= -9223372036854775808 and n < 9223372036854775808 and floor(n) == n then
+    put_int(n)
+    return
+  end
+  local single = n == n and float32(n)
+  if single then put("\202" .. single) else put("\203" .. float64(n)) end
+end
+
+local function put_string(s)
+  local len = #s
+  if len < 32 then put(char(160 + len))
+  elseif len <= 255 then put("\217" .. char(len))
+  elseif len <= 65535 then put("\218" .. u16(len))
+  else put("\219" .. u32(len % TWO32)) end
+  put(s)
+end
+
+local function put_header(count, fix, h16, h32)
+  if count <= 15 then put(char(fix + count))
+  elseif count <= 65535 then put(h16 .. u16(count))
+  else put(h32 .. u32(count % TWO32)) end
+end
+
+-- table_is_an_array(): every key a number n > 0 with (int)n == n, and max == count.
+local function array_count(t)
+  local count, max = 0, 0
+  for k in next, t do
+    if type(k) ~= "number" or k <= 0 or k > INT_MAX or floor(k) ~= k then return nil end
+    if k > max then max = k end
+    count = count + 1
+  end
+  if max == count then return count end
+  return nil
+end
+
+local put_value
+
+put_value = function(v, level)
+  local t = type(v)
+  if t == "table" and level == MAX_NESTING then t = "nil" end
+  if t == "string" then
+    put_string(v)
+  elseif t == "boolean" then
+    put(v and "\195" or "\194")
+  elseif t == "number" then
+    put_number(v)
+  elseif t == "table" then
+    local count = array_count(v)
+    if count then
+      put_header(count, 144, "\220", "\221")
+      for i = 1, count do put_value(v[i], level + 1) end
+    else
+      count = 0
+      for _ in next, v do count = count + 1 end
+      put_header(count, 128, "\222", "\223")
+      for k, val in next, v do
+        put_value(k, level + 1)
+        put_value(val, level + 1)
+      end
+    end
+  else
+    put("\192")
+  end
+end
+
+local function pack(...)
+  local nargs = select("#", ...)
+  if nargs == 0 then error("bad argument #0 to 'pack' (MessagePack pack needs input.)", 2) end
+  if nargs + nargs > MAXCSTACK then
+    error("bad argument #0 to 'pack' (Too many arguments for MessagePack pack.)", 2)
+  end
+  buf, nbuf = {}, 0
+  for i = 1, nargs do put_value((select(i, ...)), 0) end
+  local out = concat(buf, "", 1, nbuf)
+  buf = nil
+  return out
+end
+
+---------------------------------------------------------------- unpacking
+-- Refusals travel as {message, level} and are raised again at the caller's level.
+
+local MISSING = {"Missing bytes in input.", 2}
+local BADFMT = {"Bad data format in input.", 2}
+local STACK = {"stack overflow (too many return values at once; use unpack_one or unpack_limit instead.)", 2}
+local ARRAY_STACK = {"stack overflow (in function mp_decode_to_lua_array)", 2}
+local NIL_INDEX = {"table index is nil", 0}
+local NAN_INDEX = {"table index is NaN", 0}
+
+local s, pos, len
+
+local function need(n)
+  if len - pos + 1 < n then error(MISSING, 0) end
+end
+
+local function be(p, n)                     -- big-endian unsigned integer of n <= 4 bytes at p
+  local v = 0
+  for i = p, p + n - 1 do v = v * 256 + byte(s, i) end
+  return v
+end
+
+local function float32_at(p)
+  local b1, b2, b3, b4 = byte(s, p, p + 3)
+  local sign = b1 >= 128 and -1 or 1
+  local exponent = (b1 % 128) * 2 + floor(b2 / 128)
+  local frac = ((b2 % 128) * 256 + b3) * 256 + b4
+  if exponent == 255 then
+    if frac == 0 then return sign * huge end
+    local nan = 0 / 0                        -- the sign of a NaN is all a script can see of it
+    if nan_is_negative(nan) ~= (sign < 0) then nan = -nan end
+    return nan
+  end
+  if exponent == 0 then return sign * ldexp(frac, -149) end
+  return sign * ldexp(frac + 8388608, exponent - 150)
+end
+
+local function float64_at(p)
+  local hi, lo = be(p, 4), be(p + 4, 4)
+  local sign = hi >= 2147483648 and -1 or 1
+  hi = hi % 2147483648
+  local exponent = floor(hi / 1048576)
+  local frac_hi = hi % 1048576
+  if exponent == 2047 then
+    if frac_hi == 0 and lo == 0 then return sign * huge end
+    local nan = 0 / 0
+    if nan_is_negative(nan) ~= (sign < 0) then nan = -nan end
+    return nan
+  end
+  local mant = frac_hi * TWO32 + lo          -- exact: below 2^52
+  if exponent == 0 then return sign * ldexp(mant, -1074) end
+  return sign * ldexp(mant + 4503599627370496, exponent - 1075)
+end
+
+local decode
+
+local function decode_array(count, top)
+  local slot = top + 1                      -- the new table
+  if slot + 1 > MAXCSTACK then error(ARRAY_STACK, 0) end
+  local t = {}
+  for i = 1, count do t[i] = decode(slot + 1) end   -- the index is pushed first
+  return t
+end
+
+local function decode_map(count, top)
+  local slot = top + 1
+  local t = {}
+  for _ = 1, count do
+    local k = decode(slot)
+    local v = decode(slot + 1)
+    if k == nil then error(NIL_INDEX, 0) end
+    if k ~= k then error(NAN_INDEX, 0) end
+    t[k] = v
+  end
+  return t
+end
+
+local function string_of(hdr, n)
+  need(hdr + n)
+  local v = sub(s, pos + hdr, pos + hdr + n - 1)
+  pos = pos + hdr + n
+  return v
+end
+
+-- One value whose decoding starts with `top` Lua stack slots in use (as the C code counts them).
+decode = function(top)
+  need(1)
+  if top + 1 > MAXCSTACK then error(STACK, 0) end
+  local b = byte(s, pos)
+  if b < 128 then pos = pos + 1 return b end
+  if b >= 224 then pos = pos + 1 return b - 256 end
+  if b >= 160 and b <= 191 then return string_of(1, b - 160) end
+  if b >= 144 and b <= 159 then pos = pos + 1 return decode_array(b - 144, top) end
+  if b <= 143 then pos = pos + 1 return decode_map(b - 128, top) end
+  if b == 192 then pos = pos + 1 return nil end
+  if b == 194 then pos = pos + 1 return false end
+  if b == 195 then pos = pos + 1 return true end
+  if b == 204 then need(2) pos = pos + 2 return byte(s, pos - 1) end
+  if b == 205 then need(3) pos = pos + 3 return be(pos - 2, 2) end
+  if b == 206 then need(5) pos = pos + 5 return be(pos - 4, 4) end
+  if b == 207 or b == 211 then              -- 64-bit integers; uint64 wraps to int64 as in C
+    need(9)
+    local hi, lo = be(pos + 1, 4), be(pos + 5, 4)
+    pos = pos + 9
+    if hi >= 2147483648 then hi = hi - TWO32 end
+    return hi * TWO32 + lo
+  end
+  if b == 208 then need(2) pos = pos + 2 local v = byte(s, pos - 1) return v >= 128 and v - 256 or v end
+  if b == 209 then
+    need(3) pos = pos + 3
+    local v = be(pos - 2, 2)
+    return v >= 32768 and v - 65536 or v
+  end
+  if b == 210 then
+    need(5) pos = pos + 5
+    local v = be(pos - 4, 4)
+    return v >= 2147483648 and v - TWO32 or v
+  end
+  if b == 202 then need(5) pos = pos + 5 return float32_at(pos - 4) end
+  if b == 203 then need(9) pos = pos + 9 return float64_at(pos - 8) end
+  if b == 217 then need(2) return string_of(2, byte(s, pos + 1)) end
+  if b == 218 then need(3) return string_of(3, be(pos + 1, 2)) end
+  if b == 219 then
+    need(5)
+    local n = be(pos + 1, 4)
+    pos = pos + 5
+    return string_of(0, n)
+  end
+  if b == 220 then need(3) pos = pos + 3 return decode_array(be(pos - 2, 2), top) end
+  if b == 221 then need(5) pos = pos + 5 return decode_array(be(pos - 4, 4), top) end
+  if b == 222 then need(3) pos = pos + 3 return decode_map(be(pos - 2, 2), top) end
+  if b == 223 then need(5) pos = pos + 5 return decode_map(be(pos - 4, 4), top) end
+  error(BADFMT, 0)                          -- 0xc1, bin, ext and fixext types
+end
+
+-- Results beyond what unpack() may push at once, returned a slice per call.
+local function spill(t, i, n)
+  if n - i < 7000 then return unpack(t, i, n) end
+  return t[i], t[i + 1], t[i + 2], t[i + 3], t[i + 4], t[i + 5], t[i + 6], t[i + 7], spill(t, i + 8, n)
+end
+
+local function decode_values(limit, base, out)
+  local count = 0
+  while pos <= len and count < limit do
+    count = count + 1
+    out[count] = decode(base + count - 1)
+  end
+  return count
+end
+
+-- mp_unpack_full(): raises {message, level} on refusal; returns the result table and count.
+local function unpack_full(str, limit, offset, base)
+  len = #str
+  if offset < 0 or limit < 0 then
+    error({format("Invalid request to unpack with offset of %d and limit of %d.", c_int(offset), c_int(len)), 2}, 0)
+  end
+  if offset > len then
+    error({format("Start offset %d greater than input length %d.", c_int(offset), c_int(len)), 2}, 0)
+  end
+  local decode_all = limit == 0 and offset == 0
+  if decode_all then limit = INT_MAX end
+  s, pos = str, offset + 1
+  local out = {}
+  local count = decode_values(limit, base, out)
+  if decode_all then return out, count end
+  if base + count + 1 > MAXCSTACK then
+    error({"stack overflow (in function mp_unpack_full)", 2}, 0)
+  end
+  for i = count, 1, -1 do out[i + 1] = out[i] end
+  out[1] = (pos > len) and -1 or (pos - 1)
+  return out, count + 1
+end
+
+-- Level 4: argerror <- check_* <- the library function <- the script.
+local function argerror(idx, fname, extra)
+  error(format("bad argument #%d to '%s' (%s)", idx, fname, extra), 4)
+end
+
+local function typename(v, idx, nargs)
+  if idx > nargs then return "no value" end
+  return type(v)
+end
+
+local function check_string(v, idx, fname, nargs)
+  if type(v) == "string" then return v end
+  if type(v) == "number" then return format("%.14g", v) end
+  argerror(idx, fname, "string expected, got " .. typename(v, idx, nargs))
+end
+
+-- luaL_checkinteger / luaL_optinteger (default when none or nil).
+local function check_integer(v, idx, fname, nargs, default)
+  if default ~= nil and v == nil then return default end
+  local n = v
+  if type(n) ~= "number" then n = (type(n) == "string") and tonumber(n) or nil end
+  if n == nil then argerror(idx, fname, "number expected, got " .. typename(v, idx, nargs)) end
+  return c_int64(n)
+end
+
+-- Reached by a tail call (the library function's frame is lost): level 3 is the script.
+local function run(str, limit, offset, base)
+  local ok, out, count = pcall(unpack_full, str, limit, offset, base)
+  s = nil
+  if not ok then
+    if type(out) == "table" then error(out[1], out[2] == 0 and 0 or 3) end
+    error(out, 0)
+  end
+  if count < 7000 then return unpack(out, 1, count) end
+  return spill(out, 1, count)
+end
+
+local function unpack_all(...)
+  local nargs = select("#", ...)
+  local str = check_string((...), 1, "unpack", nargs)
+  return run(str, 0, 0, nargs)
+end
+
+local function unpack_one(...)
+  local nargs = select("#", ...)
+  local str, offset = ...
+  offset = check_integer(offset, 2, "unpack_one", nargs, 0)
+  str = check_string(str, 1, "unpack_one", nargs > 0 and 1 or 0)
+  return run(str, 1, offset, 1)
+end
+
+local function unpack_limit(...)
+  local nargs = select("#", ...)
+  local str, limit, offset = ...
+  limit = check_integer(limit, 2, "unpack_limit", nargs)
+  offset = check_integer(offset, 3, "unpack_limit", nargs, 0)
+  str = check_string(str, 1, "unpack_limit", nargs > 0 and 1 or 0)
+  return run(str, limit, offset, 1)
 end
 
 return {
-  pack = function(...)
-    local n = select("#", ...)
-    if n == 0 then error("bad argument #0 to 'pack' (MessagePack pack needs input.)", 2) end
-    if n + n > 8000 then
-      error("bad argument #0 to 'pack' (Too many arguments for MessagePack pack.)", 2)
-    end
-    return finish(py_pack(...))
-  end,
-  unpack = function(...) return finish(py_unpack("unpack", select("#", ...), ...)) end,
-  unpack_one = function(...) return finish(py_unpack("unpack_one", select("#", ...), ...)) end,
-  unpack_limit = function(...) return finish(py_unpack("unpack_limit", select("#", ...), ...)) end,
+  pack = pack,
+  unpack = unpack_all,
+  unpack_one = unpack_one,
+  unpack_limit = unpack_limit,
   _NAME = "cmsgpack",
   _VERSION = "lua-cmsgpack 0.4.0",
   _COPYRIGHT = "Copyright (C) 2012, Salvatore Sanfilippo",
   _DESCRIPTION = "MessagePack C implementation for Lua",
 }
 """
-
-
-class DecodeError(Exception):
-    """Refusal while decoding: (message, Lua error level)."""
-
-
-# ---------------------------------------------------------------------------------- packing
-
-
-def encode_int(n: int, out: bytearray) -> None:
-    if n >= 0:
-        if n <= 127:
-            out.append(n)
-        elif n <= 0xFF:
-            out += b"\xcc" + n.to_bytes(1, "big")
-        elif n <= 0xFFFF:
-            out += b"\xcd" + n.to_bytes(2, "big")
-        elif n <= 0xFFFFFFFF:
-            out += b"\xce" + n.to_bytes(4, "big")
-        else:
-            out += b"\xcf" + n.to_bytes(8, "big")
-    elif n >= -32:
-        out.append(n & 0xFF)
-    elif n >= -128:
-        out += b"\xd0" + n.to_bytes(1, "big", signed=True)
-    elif n >= -32768:
-        out += b"\xd1" + n.to_bytes(2, "big", signed=True)
-    elif n >= -2147483648:
-        out += b"\xd2" + n.to_bytes(4, "big", signed=True)
-    else:
-        out += b"\xd3" + n.to_bytes(8, "big", signed=True)
-
-
-def encode_number(n: float, out: bytearray) -> None:
-    # IS_INT64_EQUIVALENT: finite and (int64_t)n == n
-    if n == n and -(2.0**63) <= n < 2.0**63 and n == int(n):
-        encode_int(int(n), out)
-        return
-    try:
-        single = _struct.pack(">f", n)
-    except OverflowError:  # (float)n is an infinity: not equal to n
-        single = None
-    if single is not None and _struct.unpack(">f", single)[0] == n:
-        out += b"\xca" + single
-    else:
-        out += b"\xcb" + _struct.pack(">d", n)
-
-
-def encode_bytes(s: bytes, out: bytearray) -> None:
-    n = len(s)
-    if n < 32:
-        out.append(0xA0 | n)
-    elif n <= 0xFF:
-        out += b"\xd9" + n.to_bytes(1, "big")
-    elif n <= 0xFFFF:
-        out += b"\xda" + n.to_bytes(2, "big")
-    else:
-        out += b"\xdb" + (n & 0xFFFFFFFF).to_bytes(4, "big")
-    out += s
-
-
-def encode_header(n: int, small: int, big16: bytes, big32: bytes, out: bytearray) -> None:
-    if n <= 15:
-        out.append(small | n)
-    elif n <= 0xFFFF:
-        out += big16 + n.to_bytes(2, "big")
-    else:
-        out += big32 + (n & 0xFFFFFFFF).to_bytes(4, "big")
-
-
-def is_array(table: Any) -> bool:
-    """table_is_an_array(): every key a number n > 0 with (int)n == n, and max == count."""
-    count = top = 0
-    for key in table.keys():
-        if isinstance(key, bool) or not isinstance(key, int | float):
-            return False
-        if not (0 < key <= INT_MAX and key == int(key)):
-            return False
-        top = max(top, int(key))
-        count += 1
-    return top == count
-
-
-def encode_value(value: Any, level: int, out: bytearray) -> None:
-    if isinstance(value, bytes):
-        encode_bytes(value, out)
-    elif isinstance(value, bool):
-        out.append(0xC3 if value else 0xC2)
-    elif isinstance(value, int | float):
-        encode_number(float(value), out)
-    elif lupa.lua_type(value) == "table" and level < MAX_NESTING:
-        if is_array(value):
-            length = len(value)
-            encode_header(length, 0x90, b"\xdc", b"\xdd", out)
-            for i in range(1, length + 1):
-                encode_value(value[i], level + 1, out)
-        else:
-            items = list(value.items())
-            encode_header(len(items), 0x80, b"\xde", b"\xdf", out)
-            for k, v in items:
-                encode_value(k, level + 1, out)
-                encode_value(v, level + 1, out)
-    else:
-        out.append(0xC0)
-
-
-def pack(*values: Any) -> tuple:
-    out = bytearray()
-    try:
-        for value in values:
-            encode_value(value, 0, out)
-    except lupa.LuaError as e:  # a Lua error raised while reading a table (e.g. a metamethod)
-        return (False, str(e).encode(), 2)
-    except Exception as e:
-        return (False, f"cmsgpack.pack: internal error ({type(e).__name__})".encode(), 2)
-    return (True, bytes(out))
-
-
-# -------------------------------------------------------------------------------- unpacking
-
-STACK_MESSAGE = b"stack overflow (too many return values at once; use unpack_one or unpack_limit instead.)"
-ARRAY_STACK_MESSAGE = b"stack overflow (in function mp_decode_to_lua_array)"
-
-
-class Missing(Exception):
-    """The input ends inside a value."""
-
-
-class BadFormat(Exception):
-    """A first byte the library does not know."""
-
-
-class Decoder:
-    """Decodes values from ``data[pos:]`` into Lua values, tracking the Lua stack slots the C
-    decoder would hold so that its "stack overflow" refusals happen at the same points."""
-
-    def __init__(self, lua: Any, data: bytes, pos: int) -> None:
-        self.lua = lua
-        self.data = data
-        self.pos = pos
-
-    def need(self, n: int) -> None:
-        if len(self.data) - self.pos < n:
-            raise Missing
-
-    def take(self, n: int) -> bytes:
-        self.need(n)
-        raw = self.data[self.pos:self.pos + n]
-        self.pos += n
-        return raw
-
-    def scalar_or_header(self, top: int) -> tuple[str, Any]:
-        """One item at stack height ``top``: ("value", v) or ("array"|"map", count)."""
-        self.need(1)
-        if top + 1 > MAXCSTACK:
-            raise DecodeError(STACK_MESSAGE, 2)
-        b = self.data[self.pos]
-        if b < 0x80:
-            self.pos += 1
-            return "value", float(b)
-        if b >= 0xE0:
-            self.pos += 1
-            return "value", float(b - 256)
-        if 0xA0 <= b <= 0xBF:
-            self.need(1 + (b & 0x1F))
-            self.pos += 1
-            return "value", self.take(b & 0x1F)
-        if 0x90 <= b <= 0x9F:
-            self.pos += 1
-            return "array", b & 0x0F
-        if 0x80 <= b <= 0x8F:
-            self.pos += 1
-            return "map", b & 0x0F
-        fixed = FIXED.get(b)
-        if fixed is not None:
-            size, fmt = fixed
-            raw = self.take(1 + size)[1:]
-            number = _struct.unpack(fmt, raw)[0]
-            if b == 0xCF:  # lua_pushinteger of a uint64: it wraps to int64
-                number = signed64(number)
-            return "value", float(number)
-        if b == 0xC0:
-            self.pos += 1
-            return "value", None
-        if b in (0xC2, 0xC3):
-            self.pos += 1
-            return "value", b == 0xC3
-        if b in (0xD9, 0xDA):
-            width = 1 if b == 0xD9 else 2
-            self.need(1 + width)
-            length = int.from_bytes(self.data[self.pos + 1:self.pos + 1 + width], "big")
-            self.need(1 + width + length)
-            self.pos += 1 + width
-            return "value", self.take(length)
-        if b == 0xDB:
-            length = int.from_bytes(self.take(5)[1:], "big")
-            return "value", self.take(length)
-        if b in (0xDC, 0xDE):
-            return ("array" if b == 0xDC else "map"), int.from_bytes(self.take(3)[1:], "big")
-        if b in (0xDD, 0xDF):
-            return ("array" if b == 0xDD else "map"), int.from_bytes(self.take(5)[1:], "big")
-        raise BadFormat
-
-    def value(self, top: int) -> Any:
-        """One complete value (containers filled iteratively)."""
-        # frames: [table, kind, remaining, next array index | pending key, awaiting value?, table slot]
-        frames: list[list[Any]] = []
-        while True:
-            kind, item = self.scalar_or_header(top)
-            if kind != "value":
-                table = self.lua.table()
-                slot = top + 1
-                if kind == "array" and slot + 1 > MAXCSTACK:
-                    raise DecodeError(ARRAY_STACK_MESSAGE, 2)
-                if item:
-                    frames.append([table, kind, item, 1, False, slot])
-                    top = slot + 1 if kind == "array" else slot
-                    continue
-                item = table
-            value = item
-            # attach the finished value to its parents, closing every container it completes
-            while frames:
-                frame = frames[-1]
-                table, kind, _, index, awaiting_value, slot = frame
-                if kind == "array":
-                    table[index] = value
-                    frame[3] = index + 1
-                elif not awaiting_value:
-                    frame[3] = value
-                    frame[4] = True
-                    top = slot + 1
-                    break
-                else:
-                    if index is None:
-                        raise DecodeError(b"table index is nil", 0)
-                    if isinstance(index, float) and index != index:
-                        raise DecodeError(b"table index is NaN", 0)
-                    table[index] = value
-                    frame[3] = None
-                    frame[4] = False
-                frame[2] -= 1
-                if frame[2] == 0:
-                    frames.pop()
-                    value = table
-                    continue
-                top = slot + 1 if kind == "array" else slot
-                break
-            if not frames:
-                return value
-
-
-FIXED: dict[int, tuple[int, str]] = {
-    0xCC: (1, ">B"), 0xCD: (2, ">H"), 0xCE: (4, ">I"), 0xCF: (8, ">Q"),
-    0xD0: (1, ">b"), 0xD1: (2, ">h"), 0xD2: (4, ">i"), 0xD3: (8, ">q"),
-    0xCA: (4, ">f"), 0xCB: (8, ">d"),
-}
-
-
-def c_int(n: int) -> int:
-    """A 64-bit integer cast to a C int (its low 32 bits)."""
-    n &= 0xFFFFFFFF
-    return n - (1 << 32) if n >= 1 << 31 else n
-
-
-def unpack_full(lua: Any, data: bytes, limit: int, offset: int, base: int) -> list[Any]:
-    length = len(data)
-    if offset < 0 or limit < 0:
-        raise DecodeError(b"Invalid request to unpack with offset of %d and limit of %d."
-                          % (c_int(offset), c_int(length)), 2)
-    if offset > length:
-        raise DecodeError(b"Start offset %d greater than input length %d." % (c_int(offset), c_int(length)), 2)
-    decode_all = limit == 0 and offset == 0
-    if decode_all:
-        limit = INT_MAX
-    decoder = Decoder(lua, data, offset)
-    values: list[Any] = []
-    try:
-        while decoder.pos < length and len(values) < limit:
-            values.append(decoder.value(base + len(values)))
-    except Missing:
-        raise DecodeError(b"Missing bytes in input.", 2) from None
-    except BadFormat:
-        raise DecodeError(b"Bad data format in input.", 2) from None
-    if not decode_all:
-        if base + len(values) + 1 > MAXCSTACK:
-            raise DecodeError(b"stack overflow (in function mp_unpack_full)", 2)
-        values.insert(0, -1.0 if decoder.pos == length else float(decoder.pos))
-    return values
-
-
-def make_unpack(lua: Any, tonumber: Callable[[bytes], Any]) -> Callable[..., tuple]:
-    def unpack(name: bytes, nargs: int, *args: Any) -> tuple:
-        fname = name.decode()
-        call = Call(fname, nargs, args, tonumber)
-        try:
-            if fname == "unpack":
-                limit, offset, base = 0, 0, nargs
-            else:
-                if fname == "unpack_one":
-                    limit = 1
-                    offset_idx = 2
-                else:
-                    limit = call.check_integer(2)
-                    offset_idx = 3
-                offset = call.check_integer(offset_idx) if nargs >= offset_idx and call.arg(
-                    offset_idx) is not None else 0
-                call.nargs = min(nargs, 1)  # the library pops everything but the string
-                base = 1
-            data = call.check_string(1)
-            return (True, *unpack_full(lua, data, limit, offset, base))
-        except LuaArgError as e:
-            return (False, e.args[0], 2)
-        except DecodeError as e:
-            return (False, e.args[0], e.args[1])
-        except lupa.LuaError as e:
-            return (False, str(e).encode(), 2)
-        except Exception as e:  # a bug here must surface as a script error, not a traceback
-            return (False, f"cmsgpack.{fname}: internal error ({type(e).__name__})".encode(), 2)
-    return unpack
-
-
-def install(lua: Any) -> Any:
-    """Build the ``cmsgpack`` table in ``lua`` and return it."""
-    tonumber = lua.eval("tonumber")
-    make = lua.execute("return function(...) " + LUA_WRAPPER + " end", name="@dumpling")
-    return make(pack, make_unpack(lua, tonumber))

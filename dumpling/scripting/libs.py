@@ -21,4 +21,4 @@ def install_libraries(lua: Any) -> None:
     g.bit = lua.execute(lib_bit.LUA_SOURCE, name="@dumpling")
     g.cjson = lua.execute(lib_cjson.LUA_SOURCE, name="@dumpling")()
     g.struct = lib_struct.install(lua)
-    g.cmsgpack = lib_cmsgpack.install(lua)
+    g.cmsgpack = lua.execute(lib_cmsgpack.LUA_SOURCE, name="@dumpling")

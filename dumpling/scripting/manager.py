@@ -10,6 +10,7 @@ MONITOR and blocked-client wake-ups behave as for any other command.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,8 @@ from dumpling.scripting.engine import (
     ScriptFailure,
     error_from_table,
     lua_number_arg,
+    lua_tonumber,
+    lua_type_name,
     sha1hex,
 )
 
@@ -234,7 +237,9 @@ class Scripting:
         try:
             ok, value = state.run(func, args, hook)
             if ok:
+                state.error_counted = False
                 reply = state.to_reply(value, run.client.resp3)
+                run.error_counted = type(reply) is ErrorReply and state.error_counted
             elif state.type_of(value) == b"table":
                 kind_err = state.helpers[b"inspect"](value)
                 if type(kind_err) is tuple and kind_err[0] == b"err":
@@ -362,31 +367,72 @@ class Scripting:
         run = self.run
         return self.eval_state if run is None or run.eval_mode else self.function_state
 
-    def random(self) -> float:
-        """``redisLrand48() % INT32_MAX / INT32_MAX``: Redis's own lrand48, one sequence per process."""
-        self._lrand_state = (self._lrand_state * 0x5DEECE66D + 0xB) & 0xFFFFFFFFFFFF
-        value = self._lrand_state >> 17
-        return (value % 0x7FFFFFFF) / 0x7FFFFFFF
+    # The ``redis`` API functions that can fail (Python callables: see sandbox.lua).
 
-    def randomseed(self, seed: Any) -> None:
-        seed = int(seed) & 0xFFFFFFFF
+    def random(self, *args: Any) -> float:
+        """math.random as Redis: ``redisLrand48() % INT32_MAX / INT32_MAX`` (one sequence
+        per process), then Lua 5.1's scaling to [1, u] or [l, u]."""
+        self._lrand_state = (self._lrand_state * 0x5DEECE66D + 0xB) & 0xFFFFFFFFFFFF
+        r = ((self._lrand_state >> 17) % 0x7FFFFFFF) / 0x7FFFFFFF
+        if not args:
+            return r
+        if len(args) == 1:
+            u = _check_int(args, 0, "random")
+            if u < 1:
+                raise ScriptCallError(b"bad argument #1 to 'random' (interval is empty)", positional=True)
+            return float(math.floor(r * u) + 1)
+        if len(args) == 2:
+            low, u = _check_int(args, 0, "random"), _check_int(args, 1, "random")
+            if low > u:
+                raise ScriptCallError(b"bad argument #2 to 'random' (interval is empty)", positional=True)
+            return float(math.floor(r * (u - low + 1)) + low)
+        raise ScriptCallError(b"wrong number of arguments", positional=True)
+
+    def randomseed(self, *args: Any) -> None:
+        seed = _check_int(args, 0, "randomseed") & 0xFFFFFFFF
         self._lrand_state = ((seed << 16) | 0x330E) & 0xFFFFFFFFFFFF
 
-    def log(self, level: int, message: bytes) -> None:
+    def sha1hex(self, *args: Any) -> bytes:
+        if len(args) != 1:
+            raise ScriptCallError(b"ERR wrong number of arguments")
+        value = args[0]
+        data = value if type(value) is bytes else lua_number_arg(value) if type(value) in (int, float) else b""
+        return sha1hex(data).encode()
+
+    def log(self, *args: Any) -> None:
+        if len(args) < 2:
+            raise ScriptCallError(b"ERR redis.log() requires two arguments or more.")
+        level = lua_tonumber(args[0])
+        if level is None:
+            raise ScriptCallError(b"ERR First argument must be a number (log level).")
+        if not 0 <= int(level) <= 3:
+            raise ScriptCallError(b"ERR Invalid log level.")
+        parts = [a if type(a) is bytes else lua_number_arg(a) for a in args[1:] if type(a) in (bytes, int, float)]
         name = ("debug", "verbose", "notice", "warning")[int(level)]
-        self.server.log(name, message.decode("utf-8", "replace"))
+        self.server.log(name, b" ".join(parts).decode("utf-8", "replace"))
 
-    def setresp(self, version: Any) -> None:
+    def setresp(self, *args: Any) -> None:
+        if len(args) != 1:
+            raise ScriptCallError(b"ERR redis.setresp() requires one argument.")
+        version = lua_tonumber(args[0])
+        if version not in (2.0, 3.0):
+            raise ScriptCallError(b"ERR RESP version must be 2 or 3.")
         if self.run is not None:
-            self.run.client.resp3 = int(version) == 3
+            self.run.client.resp3 = version == 3.0
 
-    def set_repl(self, flags: Any) -> None:
-        """redis.set_repl: there is no replication or AOF stream yet to leave the commands out of."""
+    def set_repl(self, *args: Any) -> None:
+        """redis.set_repl: validated; there is no replication or AOF stream yet to leave
+        the script's commands out of."""
+        if len(args) != 1:
+            raise ScriptCallError(b"ERR redis.set_repl() requires one argument.")
+        flags = int(lua_tonumber(args[0]) or 0)
+        if flags & ~3:
+            raise ScriptCallError(b"ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.")
 
-    def acl_check(self, *args: Any) -> tuple[int, Any]:
+    def acl_check(self, *args: Any) -> bool:
         """redis.acl_check_cmd: every command is permitted to the only user there is (default)."""
         if not args:
-            return 2, b"Please specify at least one argument for this redis lib call"
+            raise ScriptCallError(b"ERR Please specify at least one argument for this redis lib call")
         argv = []
         for a in args:
             if type(a) is bytes:
@@ -394,10 +440,10 @@ class Scripting:
             elif type(a) in (int, float):
                 argv.append(lua_number_arg(a))
             else:
-                return 2, b"Lua redis lib command arguments must be strings or integers"
+                raise ScriptCallError(b"ERR Lua redis lib command arguments must be strings or integers")
         if _lookup(argv) is None:
-            return 2, b"Invalid command passed to redis.acl_check_cmd()"
-        return 0, True
+            raise ScriptCallError(b"ERR Invalid command passed to redis.acl_check_cmd()")
+        return True
 
     def register_function(self, *args: Any) -> tuple[int, Any]:
         return self.libraries.register_function(args)
@@ -468,6 +514,17 @@ class Scripting:
 
     def scripts_memory(self) -> int:
         return sum(len(s.body) + 40 + 64 for s in self.scripts.values())
+
+
+def _check_int(args: tuple[Any, ...], index: int, name: str) -> int:
+    """``luaL_checkint``: a number or numeric string, truncated."""
+    value = args[index] if index < len(args) else None
+    number = lua_tonumber(value)
+    if number is None:
+        got = "no value" if index >= len(args) else lua_type_name(value)
+        raise ScriptCallError(f"bad argument #{index + 1} to '{name}' (number expected, got {got})".encode(),
+                              positional=True)
+    return int(number)
 
 
 def _script_misconf(message: str) -> str:

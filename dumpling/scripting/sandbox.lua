@@ -154,34 +154,9 @@ end
 
 -- ---------------------------------------------------------------- math.random as Redis
 
-local floor = math.floor
-local function checkint(n, v)
-    local x = tonumber(v)
-    if x == nil then
-        error("bad argument #" .. n .. " to 'random' (number expected, got " ..
-              (v == nil and "no value" or type(v)) .. ")", 0)
-    end
-    return x >= 0 and floor(x) or -floor(-x)
-end
-math.random = function(...)
-    local r = py.random()
-    local n = select("#", ...)
-    if n == 0 then return r end
-    if n == 1 then
-        local u = checkint(1, (...))
-        if u < 1 then error("bad argument #1 to 'random' (interval is empty)", 0) end
-        return floor(r * u) + 1
-    end
-    if n == 2 then
-        local l, u = checkint(1, (...)), checkint(2, select(2, ...))
-        if l > u then error("bad argument #2 to 'random' (interval is empty)", 0) end
-        return floor(r * (u - l + 1)) + l
-    end
-    error("wrong number of arguments", 0)
-end
-math.randomseed = function(seed)
-    py.randomseed(checkint(1, seed))
-end
+-- Redis's own lrand48, so the sequence is the same on every platform (Python side).
+math.random = py.random
+math.randomseed = py.randomseed
 
 -- ---------------------------------------------------------------- the redis table
 
@@ -202,12 +177,6 @@ redis.pcall = function(...)
     local kind, v = pycall(...)
     if kind == 0 then return v end
     return call_error(kind, v)
-end
-redis.sha1hex = function(...)
-    if select("#", ...) ~= 1 then error({err = "ERR wrong number of arguments"}) end
-    local s = ...
-    if type(s) ~= "string" and type(s) ~= "number" then s = "" end
-    return py.sha1hex(tostring(s))
 end
 local function push_error(text)
     -- luaPushErrorBuff: "-CODE msg" keeps its code, anything else gets ERR
@@ -235,57 +204,51 @@ redis.status_reply = function(...)
     end
     return {ok = s}
 end
-redis.log = function(...)
-    local n = select("#", ...)
-    if n < 2 then error(push_error("redis.log() requires two arguments or more.")) end
-    local level = ...
-    if type(level) ~= "number" and tonumber(level) == nil then
-        error(push_error("First argument must be a number (log level)."))
-    end
-    level = tonumber(level)
-    if level < 0 or level > 3 then error(push_error("Invalid log level.")) end
-    local parts = {}
-    for i = 2, n do
-        local v = select(i, ...)
-        if type(v) == "string" or type(v) == "number" then parts[#parts + 1] = tostring(v) end
-    end
-    py.log(level, table.concat(parts, " "))
+-- The API functions that can fail are Python callables: C functions to Lua, so an
+-- error they raise keeps the calling line on the stack (a Lua function called as
+-- ``return f()`` would be a tail call and lose it).
+redis.sha1hex = py.sha1hex
+redis.log = py.log
+redis.setresp = py.setresp
+redis.set_repl = py.set_repl
+redis.acl_check_cmd = py.acl_check
+-- To scripts they are functions like any other.
+local builtin = {}
+for _, f in ipairs({redis.call, redis.sha1hex, redis.log, redis.setresp, redis.set_repl, redis.acl_check_cmd,
+                    math.random, math.randomseed}) do
+    builtin[f] = true
+end
+local raw_type, raw_tostring = type, tostring
+E.type = function(v)
+    if builtin[v] then return "function" end
+    return raw_type(v)
+end
+E.tostring = function(v)
+    if builtin[v] then return "function: builtin" end
+    return raw_tostring(v)
 end
 redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
-redis.setresp = function(...)
-    if select("#", ...) ~= 1 then error(push_error("redis.setresp() requires one argument.")) end
-    local v = tonumber((...)) or 0
-    if v ~= 2 and v ~= 3 then error(push_error("RESP version must be 2 or 3.")) end
-    py.setresp(v)
-end
-redis.set_repl = function(...)
-    if select("#", ...) ~= 1 then error(push_error("redis.set_repl() requires one argument.")) end
-    local v = tonumber((...)) or 0
-    if v ~= 0 and v ~= 1 and v ~= 2 and v ~= 3 then
-        error(push_error("Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE."))
-    end
-    py.set_repl(v)
-end
 redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
 redis.replicate_commands = function() return true end
 redis.breakpoint = function() return false end
 redis.debug = function() end
-redis.acl_check_cmd = function(...)
-    local kind, v = py.acl_check(...)
-    if kind == 0 then return v end
-    error(push_error(v))
-end
 redis.REDIS_VERSION, redis.REDIS_VERSION_NUM = py.version, py.version_num
 
 -- ---------------------------------------------------------------- error handler
 
 local error_info = py.error_info
-local function as_error_table(err)
+-- A Python callable's error (userdata) as Redis's error value: an {err=...} table, or
+-- for Lua-style errors ("bad argument ...") a string, prefixed with ``where`` if given.
+local function as_error_table(err, where)
     if type(err) == "userdata" then
-        local msg, counted = error_info(err)
+        local msg, counted, positional = error_info(err)
         if msg then
-            err = {err = msg}
-            if counted then err.ignore_error_stats_update = true end
+            if positional then
+                err = (where or "") .. msg
+            else
+                err = {err = msg}
+                if counted then err.ignore_error_stats_update = true end
+            end
         end
     end
     return err
@@ -324,7 +287,7 @@ local function error_handler(err)
         level = level + 1
         i = dbg.getinfo(level, "nSl")
     end
-    err = as_error_table(err)
+    err = as_error_table(err, i and i.currentline > 0 and (i.short_src .. ":" .. i.currentline .. ": ") or nil)
     if type(err) ~= "table" then
         err = {err = "ERR " .. tostring(err)}
     elseif real_of[err] then
@@ -425,6 +388,19 @@ local function seal()
     return P
 end
 
+-- Functions: one environment for every library (Redis's functions globals) whose
+-- reads go to the library API while FUNCTION LOAD runs a library body, and to the
+-- script globals when FCALL runs a function.
+local function function_env(load_api)
+    local meta = {__index = P, __newindex = readonly_error}
+    local env = setmetatable({}, meta)
+    real_of[env] = P
+    local function loading(on)
+        meta.__index = on and load_api or P
+    end
+    return env, loading
+end
+
 local function set_global(name, value)
     raw_rawset(E, name, value)
 end
@@ -432,6 +408,7 @@ end
 return {
     seal = seal,
     set_global = set_global,
+    function_env = function_env,
     error_handler = error_handler,
     kill_hook = kill_hook,
     load_hook = load_hook,
