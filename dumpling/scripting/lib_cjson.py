@@ -150,8 +150,9 @@ new = function()
     return format(cfg.number_format, num)
   end
 
-  local function string_text(s)
-    return '"' .. gsub(s, '[%c"\\/]', ESCAPES) .. '"'
+  local function escaped(s)
+    if find(s, '[%c"\\/]') then return (gsub(s, '[%c"\\/]', ESCAPES)) end
+    return s
   end
 
   -- lua_array_length(): >0 array length, -1 object (0: empty table, an object too).
@@ -181,7 +182,7 @@ new = function()
   append = function(v, depth, slots)
     local tv = type(v)
     if tv == "string" then
-      put(string_text(v))
+      put('"') put(escaped(v)) put('"')
     elseif tv == "number" then
       put(number_text(v, "number"))
     elseif tv == "boolean" then
@@ -210,7 +211,7 @@ new = function()
           if tk == "number" then
             put('"' .. number_text(k, "number") .. '":')
           elseif tk == "string" then
-            put(string_text(k) .. ":")
+            put('"') put(escaped(k)) put('":')
           else
             fail("Cannot serialise " .. tk .. ": table key must be a number or string")
           end

@@ -24,11 +24,6 @@ local TWO32 = 4294967296
 
 ---------------------------------------------------------------- helpers
 
-local function u16(x) return char(floor(x / 256), x % 256) end
-local function u32(x)
-  return char(floor(x / 16777216), floor(x / 65536) % 256, floor(x / 256) % 256, x % 256)
-end
-
 -- The NaN's sign as the C library prints it (the payload is the default quiet NaN's).
 local function nan_is_negative(d) return sub(tostring(d), 1, 1) == "-" end
 
@@ -49,101 +44,134 @@ local function c_int(x)
 end
 
 ---------------------------------------------------------------- packing
+-- Bytes gather as numbers and become one string per few thousand: a string per encoded
+-- number would intern hundreds of thousands of distinct small strings.
 
-local buf, nbuf
+local bytes, nbytes, pieces, npieces
 
-local function put(s)
-  nbuf = nbuf + 1
-  buf[nbuf] = s
+local function flush()
+  if nbytes > 0 then
+    npieces = npieces + 1
+    pieces[npieces] = char(unpack(bytes, 1, nbytes))
+    nbytes = 0
+  end
+end
+
+local function put1(a)
+  nbytes = nbytes + 1
+  bytes[nbytes] = a
+end
+
+local function put2(x)                      -- 16-bit big-endian
+  bytes[nbytes + 1] = floor(x / 256)
+  bytes[nbytes + 2] = x % 256
+  nbytes = nbytes + 2
+end
+
+local function put4(x)                      -- 32-bit big-endian, 0 <= x < 2^32
+  bytes[nbytes + 1] = floor(x / 16777216)
+  bytes[nbytes + 2] = floor(x / 65536) % 256
+  bytes[nbytes + 3] = floor(x / 256) % 256
+  bytes[nbytes + 4] = x % 256
+  nbytes = nbytes + 4
 end
 
 local function put_int(n)
   if n >= 0 then
-    if n <= 127 then put(char(n))
-    elseif n <= 255 then put("\204" .. char(n))
-    elseif n <= 65535 then put("\205" .. u16(n))
-    elseif n <= 4294967295 then put("\206" .. u32(n))
-    else put("\207" .. u32(floor(n / TWO32)) .. u32(n % TWO32)) end
+    if n <= 127 then put1(n)
+    elseif n <= 255 then put1(204) put1(n)
+    elseif n <= 65535 then put1(205) put2(n)
+    elseif n <= 4294967295 then put1(206) put4(n)
+    else put1(207) put4(floor(n / TWO32)) put4(n % TWO32) end
   else
-    if n >= -32 then put(char(n + 256))
-    elseif n >= -128 then put("\208" .. char(n + 256))
-    elseif n >= -32768 then put("\209" .. u16(n + 65536))
-    elseif n >= -2147483648 then put("\210" .. u32(n + TWO32))
+    if n >= -32 then put1(n + 256)
+    elseif n >= -128 then put1(208) put1(n + 256)
+    elseif n >= -32768 then put1(209) put2(n + 65536)
+    elseif n >= -2147483648 then put1(210) put4(n + TWO32)
     else
       local hi = floor(n / TWO32)               -- exact: the divisor is a power of two
-      put("\211" .. u32(hi + TWO32) .. u32(n - hi * TWO32))
+      put1(211) put4(hi + TWO32) put4(n - hi * TWO32)
     end
   end
 end
 
--- The 4 bytes of (float)d when that float equals d, else nil.
-local function float32(d)
-  if d == huge then return "\127\128\0\0" end
-  if d == -huge then return "\255\128\0\0" end
+-- 0xca and the 4 bytes of (float)d when that float equals d; false otherwise.
+local function put_float32(d)
+  if d == huge or d == -huge then
+    put1(202) put4(d > 0 and 2139095040 or 4286578688)
+    return true
+  end
   local sign = 0
-  if d < 0 then sign, d = 128, -d end
+  if d < 0 then sign, d = 2147483648, -d end
   local m, e = frexp(d)                         -- d = m * 2^e, 0.5 <= m < 1
-  if e > 128 then return nil end                -- (float)d overflows to an infinity
+  if e > 128 then return false end              -- (float)d overflows to an infinity
   local exponent, frac
   if e >= -125 then                             -- a normal float: 24 significant bits
     local mant = m * 16777216
-    if mant ~= floor(mant) then return nil end
+    if mant ~= floor(mant) then return false end
     exponent, frac = e + 126, mant - 8388608
   else                                          -- a subnormal float: multiples of 2^-149
     frac = ldexp(d, 149)
-    if frac ~= floor(frac) then return nil end
+    if frac ~= floor(frac) then return false end
     exponent = 0
   end
-  return char(sign + floor(exponent / 2), (exponent % 2) * 128 + floor(frac / 65536),
-              floor(frac / 256) % 256, frac % 256)
+  put1(202) put4(sign + exponent * 8388608 + frac)
+  return true
 end
 
-local function float64(d)
+-- 0xcb and the 8 bytes of the double (a NaN is the default quiet NaN with its sign).
+local function put_float64(d)
+  put1(203)
   if d ~= d then
-    return nan_is_negative(d) and "\255\248\0\0\0\0\0\0" or "\127\248\0\0\0\0\0\0"
+    put4(nan_is_negative(d) and 4294443008 or 2146959360) put4(0)
+    return
   end
-  if d == huge then return "\127\240\0\0\0\0\0\0" end
-  if d == -huge then return "\255\240\0\0\0\0\0\0" end
+  if d == huge or d == -huge then
+    put4(d > 0 and 2146435072 or 4293918720) put4(0)
+    return
+  end
   local sign = 0
-  if d < 0 or (d == 0 and 1 / d < 0) then sign, d = 2147483648, -d end
+  if d < 0 then sign, d = 2147483648, -d end
+  local m, e = frexp(d)
   local exponent, mant
-  if d == 0 then
-    exponent, mant = 0, 0
+  if e >= -1021 then
+    exponent, mant = e + 1022, m * 9007199254740992 - 4503599627370496
   else
-    local m, e = frexp(d)
-    if e >= -1021 then
-      exponent, mant = e + 1022, m * 9007199254740992 - 4503599627370496
-    else
-      exponent, mant = 0, ldexp(d, 1074)
-    end
+    exponent, mant = 0, ldexp(d, 1074)
   end
-  local hi = sign + exponent * 1048576 + floor(mant / TWO32)
-  return u32(hi) .. u32(mant % TWO32)
+  put4(sign + exponent * 1048576 + floor(mant / TWO32)) put4(mant % TWO32)
 end
 
 local function put_number(n)
   -- IS_INT64_EQUIVALENT: finite and (int64_t)n == n
   if n == n and n >= -9223372036854775808 and n < 9223372036854775808 and floor(n) == n then
     put_int(n)
-    return
+  elseif n ~= n or not put_float32(n) then
+    put_float64(n)
   end
-  local single = n == n and float32(n)
-  if single then put("\202" .. single) else put("\203" .. float64(n)) end
 end
 
 local function put_string(s)
   local len = #s
-  if len < 32 then put(char(160 + len))
-  elseif len <= 255 then put("\217" .. char(len))
-  elseif len <= 65535 then put("\218" .. u16(len))
-  else put("\219" .. u32(len % TWO32)) end
-  put(s)
+  if len < 8 then                           -- copied: cheaper than a piece of its own
+    put1(160 + len)
+    for i = 1, len do bytes[nbytes + i] = byte(s, i) end
+    nbytes = nbytes + len
+    return
+  end
+  if len < 32 then put1(160 + len)
+  elseif len <= 255 then put1(217) put1(len)
+  elseif len <= 65535 then put1(218) put2(len)
+  else put1(219) put4(len % TWO32) end
+  flush()
+  npieces = npieces + 1
+  pieces[npieces] = s
 end
 
 local function put_header(count, fix, h16, h32)
-  if count <= 15 then put(char(fix + count))
-  elseif count <= 65535 then put(h16 .. u16(count))
-  else put(h32 .. u32(count % TWO32)) end
+  if count <= 15 then put1(fix + count)
+  elseif count <= 65535 then put1(h16) put2(count)
+  else put1(h32) put4(count % TWO32) end
 end
 
 -- table_is_an_array(): every key a number n > 0 with (int)n == n, and max == count.
@@ -161,30 +189,31 @@ end
 local put_value
 
 put_value = function(v, level)
+  if nbytes > 4000 then flush() end
   local t = type(v)
   if t == "table" and level == MAX_NESTING then t = "nil" end
   if t == "string" then
     put_string(v)
   elseif t == "boolean" then
-    put(v and "\195" or "\194")
+    put1(v and 195 or 194)
   elseif t == "number" then
     put_number(v)
   elseif t == "table" then
     local count = array_count(v)
     if count then
-      put_header(count, 144, "\220", "\221")
+      put_header(count, 144, 220, 221)
       for i = 1, count do put_value(v[i], level + 1) end
     else
       count = 0
       for _ in next, v do count = count + 1 end
-      put_header(count, 128, "\222", "\223")
+      put_header(count, 128, 222, 223)
       for k, val in next, v do
         put_value(k, level + 1)
         put_value(val, level + 1)
       end
     end
   else
-    put("\192")
+    put1(192)
   end
 end
 
@@ -194,10 +223,11 @@ local function pack(...)
   if nargs + nargs > MAXCSTACK then
     error("bad argument #0 to 'pack' (Too many arguments for MessagePack pack.)", 2)
   end
-  buf, nbuf = {}, 0
+  bytes, nbytes, pieces, npieces = {}, 0, {}, 0
   for i = 1, nargs do put_value((select(i, ...)), 0) end
-  local out = concat(buf, "", 1, nbuf)
-  buf = nil
+  flush()
+  local out = concat(pieces, "", 1, npieces)
+  bytes, pieces = nil, nil
   return out
 end
 
