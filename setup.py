@@ -13,6 +13,7 @@ SOURCES = {
     "dumpling._fastpath": "dumpling/_fastpath.c",
     "dumpling.payload._speedups": "dumpling/payload/_speedups.c",
     "dumpling.payload._listpack": "dumpling/payload/_listpack.c",
+    "dumpling.persistence._snapshot": "dumpling/persistence/_snapshot.c",
 }
 
 setup(

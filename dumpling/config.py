@@ -281,6 +281,8 @@ class Config:
             return value
         if s.name == "dbfilename" and "/" in text:
             raise ConfigError("dbfilename can't be a path, just a filename")
+        if s.name == "dir" and not os.path.isdir(text):
+            raise ConfigError("No such file or directory")  # Redis chdir()s there at once
         if s.kind == "enum":
             low = text.lower()
             if low not in s.choices:
@@ -318,6 +320,8 @@ class Config:
             return "yes" if value else "no"
         if s.kind == "events":
             return render_events(value)
+        if s.name == "dir":
+            return os.path.abspath(value) if value else os.getcwd()
         if s.name == "bind" and value == "*":
             return "* -::*"
         return str(value)

@@ -608,3 +608,51 @@ def test_info_persistence_fields_match_redis(tmp_path: Path) -> None:
             assert list(info(ours)) == list(info(theirs))
         finally:
             theirs.stop()
+
+
+@pytest.mark.parametrize("policy", ["", "lru", "lfu"])
+@pytest.mark.parametrize("compress", [True, False])
+def test_c_string_loop_matches_the_python_writer(policy: str, compress: bool) -> None:
+    """``_snapshot.write_strings`` (keeps a BGSAVE child's copy-on-write small) writes the
+    bytes ``RdbWriter.key`` writes, whatever the keys, values, TTLs and LRU/LFU fields."""
+    import random
+    from dataclasses import replace
+
+    from dumpling.persistence import rdb
+
+    if rdb.native is None:
+        pytest.skip("C accelerator not built")
+    rng = random.Random(f"{policy}{compress}")
+    texts = [b"", b"0", b"-0", b"007", b"-1", b"127", b"128", b"-129", b"32767", b"-32768", b"65536",
+             b"2147483647", b"2147483648", b"-2147483648", b"-2147483649", b"12345678901", b"1a", b"+1", b" 1",
+             b"x" * 20, b"y" * 21, b"z" * 63, b"w" * 64, b"v" * 16383, b"u" * 16384, b"abc" * 30]
+    data: dict[bytes, object] = {}
+    expires: dict[bytes, int] = {}
+    meta: dict[bytes, int] = {}
+    for i in range(3000):
+        key = rng.choice([b"k%d" % i, b"%d" % i, b"key-" + b"q" * rng.randrange(30) + b"%d" % i])
+        roll = rng.random()
+        value: object = rng.choice(texts) if roll < 0.6 else b"%d" % rng.randrange(-2**40, 2**40)
+        if roll > 0.9:
+            value = bytearray(rng.choice(texts))
+        if roll > 0.97:
+            value = ListValue([b"a", b"%d" % i], "listpack")
+        data[key] = value
+        if rng.random() < 0.3:
+            expires[key] = rng.randrange(-2**40, 2**45)
+        if rng.random() < 0.8:
+            meta[key] = rng.randrange(0, 1 << 24)
+    options = replace(DEFAULT_OPTIONS, rdbcompression=compress)
+    outputs = []
+    for native in (True, False):
+        rdb.use_native = native
+        try:
+            out = io.BytesIO()
+            writer = RdbWriter(out, 10, options)
+            write_databases(writer, [DatabaseSnapshot(0, data, expires, meta)], policy, 1_800_000_000_123, 1)
+            writer.finish()
+            outputs.append(out.getvalue())
+        finally:
+            rdb.use_native = rdb.native is not None
+    assert outputs[0] == outputs[1]
+    assert len(list(RdbParser(outputs[0], options).records())) == len(data) + 1

@@ -169,7 +169,7 @@ def _section_persistence(server: Any) -> list[str]:
         "async_loading:0",
         f"current_cow_peak:{snap.current_cow_peak}",
         f"current_cow_size:{snap.current_cow}",
-        f"current_cow_size_age:{int(now - snap.current_cow_updated) if snap.current_cow_updated else 0}",
+        f"current_cow_size_age:{int(now - snap.current_cow_updated) if child and snap.current_cow_updated else 0}",
         f"current_fork_perc:{snap.keys_processed * 100 / snap.keys_total if child and snap.keys_total else 0:.2f}",
         f"current_save_keys_processed:{snap.keys_processed if child else 0}",
         f"current_save_keys_total:{snap.keys_total if child else 0}",

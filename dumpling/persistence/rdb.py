@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from dumpling import accel
 from dumpling.datatypes import HashValue, StreamValue
 from dumpling.keyspace import lfu_decayed, lru_idle_ms
 from dumpling.payload import CodecOptions, PayloadError, min_rdb_version_for
@@ -68,6 +69,11 @@ OP_EOF = 0xFF
 MAX_REDIS_RDB_VERSION = 12
 VALKEY_RDB_VERSION = 80
 
+# The C loop over plain string keys (see _snapshot.c: it leaves the objects untouched,
+# which keeps a BGSAVE child's copy-on-write small).  Tests switch it with ``use_native``.
+native = None if accel.PURE else accel._load("dumpling.persistence._snapshot")
+use_native = native is not None
+
 _I64 = struct.Struct("<q")
 _I32 = struct.Struct("<i")
 _U64 = struct.Struct("<Q")
@@ -110,7 +116,8 @@ def file_version_for(databases: Iterable[Mapping[bytes, Value]], wanted: int) ->
         return wanted
     version = wanted
     for data in databases:
-        for value in data.values():
+        values = native.non_strings(data) if use_native and type(data) is dict else data.values()
+        for value in values:
             if type(value) is bytes or type(value) is bytearray:
                 continue
             if isinstance(value, (HashValue, StreamValue)):
@@ -141,6 +148,12 @@ class RdbWriter:
             self.stream.write(out)
             self.written += len(out)
             self.out = bytearray()
+
+    def append_raw(self, chunk: bytes) -> None:
+        """Bytes already framed as records (the C string loop's output)."""
+        self.out += chunk
+        if len(self.out) >= _FLUSH_AT:
+            self.flush()
 
     def aux(self, key: bytes, value: bytes) -> None:
         out = self.out
@@ -219,6 +232,7 @@ def write_databases(
     ``progress(keys_done)`` is called every ``every`` keys (a power of two)."""
     done = 0
     mask = every - 1
+    policy_code = 1 if policy == "lru" else 2 if policy == "lfu" else 0
     for db in databases:
         data = db.data
         if not data:
@@ -226,6 +240,12 @@ def write_databases(
         expires, meta = db.expires, db.meta
         writer.select_db(db.index, len(data), len(expires))
         key_record = writer.key
+        if use_native and every == 1024 and type(data) is dict and type(expires) is dict and type(meta) is dict:
+            done += native.write_strings(data, expires, meta, policy_code, now_ms, lfu_decay_time, writer.compress,
+                                         writer.append_raw, key_record)
+            if progress is not None:
+                progress(done)
+            continue
         for key, value in data.items():
             when = expires.get(key, -1) if expires else -1
             idle = freq = -1

@@ -81,6 +81,14 @@ def parse_save_params(text: str) -> list[tuple[int, int]]:
     return params
 
 
+def _resident_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def _private_dirty_bytes() -> int:
     """This process's Private_Dirty memory (Redis's ``zmalloc_get_private_dirty``): in a
     forked child, the pages copied on write so far."""
@@ -174,8 +182,11 @@ class Snapshots:
 
     # -- writing ------------------------------------------------------------------------------
 
-    def _write_file(self, path: str, progress: Callable[[int], None] | None = None) -> None:
-        """The whole keyspace (and function libraries) as an RDB file at ``path``, fsynced."""
+    def _write_file(self, path: str, progress: Callable[[int], None] | None) -> None:
+        """The whole keyspace (and function libraries) as an RDB file at ``path``, fsynced.
+
+        ``used-mem`` is the resident size: INFO's estimate samples keys through an index
+        whose first use copies every page a BGSAVE child shares with its parent."""
         from dumpling.commands.dump import codec_options
 
         server = self.server
@@ -191,7 +202,7 @@ class Snapshots:
             writer.aux(b"redis-ver", REDIS_VERSION.encode())
             writer.aux(b"redis-bits", b"64")
             writer.aux(b"ctime", b"%d" % int(time.time()))
-            writer.aux(b"used-mem", b"%d" % server.used_memory())
+            writer.aux(b"used-mem", b"%d" % _resident_bytes())
             writer.aux(b"aof-base", b"0")
             if self.function_sources is not None:
                 for source in self.function_sources():
@@ -308,6 +319,9 @@ class Snapshots:
             except ValueError:
                 pass
             gc.disable()  # a collection would touch (and copy) every page of the parent's objects
+            for listener in self.server.servers:  # the port must not outlive the parent because of us
+                for sock in listener.sockets or ():
+                    os.close(sock.fileno())
             last_report = [time.monotonic()]
 
             def progress(done: int) -> None:

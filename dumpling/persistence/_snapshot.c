@@ -1,0 +1,308 @@
+/* dumpling.persistence._snapshot: the key records of one database's plain string keys,
+ * written without touching the key and value objects.
+ *
+ * Why: a BGSAVE child is a fork of the server.  Iterating a dict from Python takes a new
+ * reference to every key and value, i.e. writes the reference count in every object
+ * header, and each of those writes copies a 4 KB page the child shares with its parent:
+ * a million keys cost a hundred megabytes of copy-on-write.  PyDict_Next hands out
+ * borrowed references and PyBytes_AS_STRING only reads, so this loop leaves the
+ * parent's pages shared, as Redis's own child does.
+ *
+ * write_strings(data, expires, meta, policy, now_ms, decay_time, compress, sink, other) -> int
+ *   For every (key, value) of ``data`` in dict order, the record rdb.RdbWriter.key() would
+ *   write: [EXPIRETIME_MS] [IDLE | FREQ] type 0, key, value.  Bytes are collected in a
+ *   buffer handed to ``sink(bytes)`` every 64 KB and before each call of
+ *   ``other(key, value, expire_ms, idle_s, freq)``, which writes the records this loop does
+ *   not: non-string values, and (with ``compress``) strings long enough for LZF.  ``policy``
+ *   is 0 (neither), 1 (LRU: IDLE) or 2 (LFU: FREQ).  Returns the number of keys written.
+ *
+ * non_strings(data) -> list: the values that are not bytes/bytearray, same care.
+ *
+ * The Python reference is rdb.write_databases + RdbWriter.key; tests/test_persistence_rdb.py
+ * compares the two byte for byte.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define LRU_CLOCK_MAX ((1LL << 24) - 1)
+#define FLUSH_AT (64 * 1024)
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+} Buf;
+
+static int reserve(Buf *b, size_t extra) {
+    if (b->len + extra <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : FLUSH_AT * 2;
+    while (cap < b->len + extra)
+        cap *= 2;
+    char *p = PyMem_Realloc(b->buf, cap);
+    if (p == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->buf = p;
+    b->cap = cap;
+    return 0;
+}
+
+/* rdbSaveLen: the shortest of the 6/14/32/64-bit forms. */
+static void put_len(Buf *b, uint64_t n) {
+    unsigned char *p = (unsigned char *)b->buf + b->len;
+    if (n < 0x40) {
+        p[0] = (unsigned char)n;
+        b->len += 1;
+    } else if (n < 0x4000) {
+        p[0] = (unsigned char)(0x40 | (n >> 8));
+        p[1] = (unsigned char)(n & 0xFF);
+        b->len += 2;
+    } else if (n <= 0xFFFFFFFFULL) {
+        p[0] = 0x80;
+        for (int i = 0; i < 4; i++)
+            p[1 + i] = (unsigned char)(n >> (24 - 8 * i));
+        b->len += 5;
+    } else {
+        p[0] = 0x81;
+        for (int i = 0; i < 8; i++)
+            p[1 + i] = (unsigned char)(n >> (56 - 8 * i));
+        b->len += 9;
+    }
+}
+
+/* string2ll restricted to what rdbSaveRawString int-encodes: canonical text of at most
+ * 11 bytes whose value fits int32.  1 and *out set when it applies. */
+static int small_int(const char *s, Py_ssize_t n, long long *out) {
+    if (n == 0 || n > 11)
+        return 0;
+    Py_ssize_t i = 0;
+    int neg = 0;
+    if (s[0] == '-') {
+        neg = 1;
+        i = 1;
+        if (n == 1 || s[1] < '1' || s[1] > '9')
+            return 0;
+    } else if (s[0] == '0') {
+        if (n != 1)
+            return 0;
+        *out = 0;
+        return 1;
+    } else if (s[0] < '1' || s[0] > '9') {
+        return 0;
+    }
+    long long v = 0;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (neg)
+        v = -v;
+    if (v < -2147483648LL || v > 2147483647LL)
+        return 0;
+    *out = v;
+    return 1;
+}
+
+/* rdbSaveRawString without LZF (the caller routes compressible strings elsewhere). */
+static void put_string(Buf *b, const char *s, Py_ssize_t n) {
+    long long v;
+    unsigned char *p;
+    if (small_int(s, n, &v)) {
+        p = (unsigned char *)b->buf + b->len;
+        if (v >= -128 && v <= 127) {
+            p[0] = 0xC0;
+            p[1] = (unsigned char)(v & 0xFF);
+            b->len += 2;
+        } else if (v >= -32768 && v <= 32767) {
+            p[0] = 0xC1;
+            p[1] = (unsigned char)(v & 0xFF);
+            p[2] = (unsigned char)((v >> 8) & 0xFF);
+            b->len += 3;
+        } else {
+            p[0] = 0xC2;
+            for (int i = 0; i < 4; i++)
+                p[1 + i] = (unsigned char)((v >> (8 * i)) & 0xFF);
+            b->len += 5;
+        }
+        return;
+    }
+    put_len(b, (uint64_t)n);
+    memcpy(b->buf + b->len, s, (size_t)n);
+    b->len += (size_t)n;
+}
+
+static int flush(Buf *b, PyObject *sink) {
+    if (b->len == 0)
+        return 0;
+    PyObject *chunk = PyBytes_FromStringAndSize(b->buf, (Py_ssize_t)b->len);
+    if (chunk == NULL)
+        return -1;
+    b->len = 0;
+    PyObject *r = PyObject_CallOneArg(sink, chunk);
+    Py_DECREF(chunk);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* A borrowed string's buffer, or 0 when the value is not a plain string. */
+static int string_view(PyObject *o, const char **s, Py_ssize_t *n) {
+    if (PyBytes_CheckExact(o)) {
+        *s = PyBytes_AS_STRING(o);
+        *n = PyBytes_GET_SIZE(o);
+        return 1;
+    }
+    if (PyByteArray_CheckExact(o)) {
+        *s = PyByteArray_AS_STRING(o);
+        *n = PyByteArray_GET_SIZE(o);
+        return 1;
+    }
+    return 0;
+}
+
+/* meta.get(key, 0) as a C integer, without a new reference to the key. */
+static int meta_field(PyObject *meta, PyObject *key, long long *out) {
+    PyObject *v = PyDict_GetItemWithError(meta, key);
+    if (v == NULL) {
+        if (PyErr_Occurred())
+            return -1;
+        *out = 0;
+        return 0;
+    }
+    *out = PyLong_AsLongLong(v);
+    return *out == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+static PyObject *write_strings(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 9 || !PyDict_Check(args[0]) || !PyDict_Check(args[1]) || !PyDict_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "write_strings(data, expires, meta, policy, now_ms, decay_time, compress, sink, other)");
+        return NULL;
+    }
+    PyObject *data = args[0], *expires = args[1], *meta = args[2], *sink = args[7], *other = args[8];
+    long policy = PyLong_AsLong(args[3]);
+    long long now_ms = PyLong_AsLongLong(args[4]);
+    long long decay = PyLong_AsLongLong(args[5]);
+    int compress = PyObject_IsTrue(args[6]);
+    if (PyErr_Occurred() || compress < 0)
+        return NULL;
+    long long clock = (now_ms / 1000) & LRU_CLOCK_MAX;
+    long long minutes = (now_ms / 60000) & 0xFFFF;
+    int has_expires = PyDict_GET_SIZE(expires) > 0;
+
+    Buf b = {NULL, 0, 0};
+    Py_ssize_t pos = 0, done = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(data, &pos, &key, &value)) {
+        long long expire = -1, idle = -1, freq = -1;
+        if (has_expires) {
+            PyObject *when = PyDict_GetItemWithError(expires, key);
+            if (when == NULL && PyErr_Occurred())
+                goto error;
+            if (when != NULL) {
+                expire = PyLong_AsLongLong(when);
+                if (expire == -1 && PyErr_Occurred())
+                    goto error;
+            }
+        }
+        if (policy == 1 || policy == 2) {
+            long long field;
+            if (meta_field(meta, key, &field) < 0)
+                goto error;
+            if (policy == 1) { /* keyspace.lru_idle_ms, in seconds */
+                idle = clock >= field ? clock - field : clock + (LRU_CLOCK_MAX - field);
+            } else { /* keyspace.lfu_decayed */
+                long long ldt = field >> 8, counter = field & 255;
+                if (decay) {
+                    long long elapsed = minutes >= ldt ? minutes - ldt : 65535 - ldt + minutes;
+                    long long periods = elapsed / decay;
+                    counter = periods < counter ? counter - periods : 0;
+                }
+                freq = counter;
+            }
+        }
+        const char *ks, *vs;
+        Py_ssize_t kn, vn;
+        if (!PyBytes_CheckExact(key) || !string_view(value, &vs, &vn) || (compress && (vn > 20 || PyBytes_GET_SIZE(key) > 20))) {
+            /* Not ours: keep the order by handing over what is buffered first. */
+            if (flush(&b, sink) < 0)
+                goto error;
+            PyObject *r = PyObject_CallFunction(other, "OOLLL", key, value, expire, idle, freq);
+            if (r == NULL)
+                goto error;
+            Py_DECREF(r);
+            done++;
+            continue;
+        }
+        ks = PyBytes_AS_STRING(key);
+        kn = PyBytes_GET_SIZE(key);
+        if (reserve(&b, (size_t)(kn + vn) + 40) < 0)
+            goto error;
+        unsigned char *p = (unsigned char *)b.buf + b.len;
+        if (expire != -1) {
+            p[0] = 0xFC;
+            for (int i = 0; i < 8; i++)
+                p[1 + i] = (unsigned char)(((unsigned long long)expire >> (8 * i)) & 0xFF);
+            b.len += 9;
+        }
+        if (idle >= 0) {
+            b.buf[b.len++] = (char)0xF8;
+            put_len(&b, (uint64_t)idle);
+        } else if (freq >= 0) {
+            b.buf[b.len++] = (char)0xF9;
+            b.buf[b.len++] = (char)(unsigned char)freq;
+        }
+        b.buf[b.len++] = 0;
+        put_string(&b, ks, kn);
+        put_string(&b, vs, vn);
+        done++;
+        if (b.len >= FLUSH_AT && flush(&b, sink) < 0)
+            goto error;
+    }
+    if (flush(&b, sink) < 0)
+        goto error;
+    PyMem_Free(b.buf);
+    return PyLong_FromSsize_t(done);
+error:
+    PyMem_Free(b.buf);
+    return NULL;
+}
+
+/* non_strings(data) -> list: the values of ``data`` that are not plain strings, found
+ * without touching the others (the file's RDB version depends only on these). */
+static PyObject *non_strings(PyObject *self, PyObject *data) {
+    if (!PyDict_Check(data)) {
+        PyErr_SetString(PyExc_TypeError, "non_strings(data: dict)");
+        return NULL;
+    }
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(data, &pos, &key, &value)) {
+        if (!PyBytes_CheckExact(value) && !PyByteArray_CheckExact(value) && PyList_Append(out, value) < 0) {
+            Py_DECREF(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+static PyMethodDef methods[] = {
+    {"non_strings", non_strings, METH_O, "non_strings(data) -> the values that are not plain strings"},
+    {"write_strings", (PyCFunction)(void (*)(void))write_strings, METH_FASTCALL,
+     "write_strings(data, expires, meta, policy, now_ms, decay_time, compress, sink, other) -> keys written"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_snapshot",
+                                    "RDB key records of plain string keys, without touching the objects.", -1,
+                                    methods};
+
+PyMODINIT_FUNC PyInit__snapshot(void) { return PyModule_Create(&module); }
