@@ -8,13 +8,13 @@ table.  Settings that dumpling accepts for compatibility but that have no effect
 
 from __future__ import annotations
 
-import fnmatch
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from dumpling.protocol import repr_bytes, split_args
+from dumpling.stringmatch import stringmatch
 
 INT_MAX = 2**31 - 1
 LLONG_MAX = 2**63 - 1
@@ -339,9 +339,10 @@ class Config:
         out: list[tuple[str, str]] = []
         for pattern in patterns:
             if any(c in pattern for c in "*?["):
-                pat = pattern.lower()
+                # Redis's stringmatch(pattern, name, nocase): a C string, so up to a NUL byte
+                pat = pattern.encode("utf-8", "surrogateescape").split(b"\0", 1)[0]
                 for name in self.by_name:
-                    if name not in seen and fnmatch.fnmatchcase(name, pat):
+                    if name not in seen and stringmatch(pat, name.encode(), nocase=True):
                         seen.add(name)
                         out.append((name, self.render(name)))
             else:

@@ -262,3 +262,78 @@ def test_idletime_grows_and_resets():
         conn.close()
     finally:
         server.stop()
+
+
+# ----------------------------------------------------------------------------- glob: hostile patterns
+# Redis's stringmatchlen gives up on the rest of a pattern reached through more than 1000
+# stars, and once one star has tried every position, so do all the stars around it.
+
+HOSTILE = [
+    (b"*?" * 50000, b"x" * 50000, False),
+    (b"*a" * 1000, b"a" * 1000, True),
+    (b"*a" * 1001, b"a" * 1001, False),  # the last 'a' is reached through 1001 stars
+    (b"*a" * 1000 + b"*", b"a" * 1001, True),  # ... unless a final star matches it at depth 1000
+    (b"a*" * 1002, b"a" * 1002, False),
+    (b"*" + b"a" * 2000 + b"b", b"a" * 4000, False),
+]
+
+
+@pytest.mark.parametrize("pattern,text,expected", HOSTILE, ids=range(len(HOSTILE)))
+def test_glob_nesting_limit_and_give_up_rule(pattern, text, expected):
+    assert glob_match(pattern, text) is expected
+
+
+def test_glob_nocase_follows_redis():
+    assert glob_match(b"G[D-F]T", b"get", nocase=True)
+    assert not glob_match(b"[\\G]et", b"get", nocase=True)  # an escaped class member is compared as is
+    assert glob_match(b"[^", b"x") and not glob_match(b"[^", b"")  # an unterminated "[^" is any byte
+
+
+def test_hostile_patterns_match_redis(pair):
+    for _, text, _ in HOSTILE:
+        pair.same("SET", text, "1")
+        pair.same("HSET", "h", text, "1")
+        pair.same("SADD", "s", text)
+        pair.same("ZADD", "z", "1", text)
+    for pattern, _, _ in HOSTILE:
+        pair.same_unordered("KEYS", pattern)
+        pair.same_unordered("SCAN", "0", "MATCH", pattern, "COUNT", "1000")
+        for scan, key in (("HSCAN", "h"), ("SSCAN", "s"), ("ZSCAN", "z")):
+            pair.same_unordered(scan, key, "0", "MATCH", pattern, "COUNT", "1000")
+
+
+def test_hostile_patterns_in_pubsub_match_redis(pair, dumpling_server, redis_server):
+    subscribers = [server.raw() for server in (dumpling_server, redis_server)]
+    try:
+        for sub in subscribers:
+            for pattern, _, _ in HOSTILE:
+                sub.call("PSUBSCRIBE", pattern)
+        for _, text, _ in HOSTILE:
+            pair.same("PUBLISH", text, "m")
+        for sub in subscribers:
+            sub.call("SUBSCRIBE", b"a" * 1001)
+        for pattern, _, _ in HOSTILE:
+            pair.same_unordered("PUBSUB", "CHANNELS", pattern)
+    finally:
+        for sub in subscribers:
+            sub.close()
+
+
+def test_config_get_and_command_list_patterns_match_redis(pair):
+    for pattern in ("[!m]axmemory", "MAXMEMORY-POLICY*", "maxmemory-p[^a]licy", "max\\memory", "*?" * 5000,
+                    "maxmemory-polic[y", "maxmemory-[o-q]olicy"):
+        pair.same_unordered("CONFIG", "GET", pattern)
+    pair.same_unordered("COMMAND", "LIST", "FILTERBY", "PATTERN", "G[D-F]T")
+
+
+def test_hostile_keys_pattern_leaves_the_server_responsive(dumpling_server):
+    with dumpling_server.raw() as setup:
+        for i in range(5):
+            setup.call("SET", b"%d" % i + b"x" * 50000, "1")
+    with dumpling_server.raw() as keys, dumpling_server.raw() as other:
+        keys.send(b"*2\r\n$4\r\nKEYS\r\n$100000\r\n" + b"*?" * 50000 + b"\r\n")
+        started = time.monotonic()
+        assert other.call("PING") == b"+PONG\r\n"
+        assert time.monotonic() - started < 5.0
+        assert keys.read_reply() == b"*0\r\n"
+        assert other.call("FLUSHALL") == b"+OK\r\n"

@@ -9,6 +9,7 @@ from typing import Any
 from dumpling.errors import NOT_FLOAT, NOT_INTEGER, SYNTAX, WRONGTYPE, CommandError
 from dumpling.numbers import parse_long_double, round_long_double
 from dumpling.protocol import parse_strict_int
+from dumpling.stringmatch import stringmatch
 
 LLONG_MIN = -(1 << 63)
 LLONG_MAX = (1 << 63) - 1
@@ -158,81 +159,9 @@ def upper(arg: bytes) -> bytes:
 
 
 def glob_match(pattern: bytes, text: bytes, nocase: bool = False) -> bool:
-    """Redis's ``stringmatchlen`` (KEYS, SCAN MATCH, PSUBSCRIBE, CONFIG GET)."""
-    if nocase:
-        pattern, text = pattern.lower(), text.lower()
+    """Redis's ``stringmatchlen`` (``dumpling.stringmatch``: iterative, bounded), with
+    the shortcut Redis's callers take for the pattern ``*``: everything matches, even
+    the empty string (KEYS, SCAN MATCH)."""
     if pattern == b"*":
         return True
-    return _match(pattern, 0, text, 0, [0]) == 1
-
-
-def _signed(c: int) -> int:
-    return c - 256 if c > 127 else c
-
-
-def _match(p: bytes, pi: int, s: bytes, si: int, skip: list[int]) -> int:
-    """Returns 1 match, 0 no match, -1 abandon outer stars (Redis's anti-abuse rule)."""
-    plen, slen = len(p), len(s)
-    while pi < plen and si < slen:
-        c = p[pi]
-        if c == 42:  # '*'
-            while pi + 1 < plen and p[pi + 1] == 42:
-                pi += 1
-            if pi + 1 == plen:
-                return 1
-            while si < slen:
-                r = _match(p, pi + 1, s, si, skip)
-                if r == 1:
-                    return 1
-                if r == -1:
-                    return -1
-                si += 1
-            return -1
-        if c == 63:  # '?'
-            si += 1
-        elif c == 91:  # '['
-            pi += 1
-            negate = pi < plen and p[pi] == 94
-            if negate:
-                pi += 1
-            matched = False
-            while True:
-                if pi >= plen:
-                    pi -= 1  # unterminated class: treated as closed at pattern end
-                    break
-                if p[pi] == 92 and pi + 1 < plen:
-                    pi += 1
-                    if p[pi] == s[si]:
-                        matched = True
-                elif p[pi] == 93:
-                    break
-                elif pi + 2 < plen and p[pi + 1] == 45:
-                    start, end = _signed(p[pi]), _signed(p[pi + 2])
-                    if start > end:
-                        start, end = end, start
-                    pi += 2
-                    if start <= _signed(s[si]) <= end:
-                        matched = True
-                elif p[pi] == s[si]:
-                    matched = True
-                pi += 1
-            if negate:
-                matched = not matched
-            if not matched:
-                return 0
-            si += 1
-        elif c == 92 and pi + 1 < plen:  # '\\'
-            pi += 1
-            if p[pi] != s[si]:
-                return 0
-            si += 1
-        else:
-            if c != s[si]:
-                return 0
-            si += 1
-        pi += 1
-        if si == slen:
-            while pi < plen and p[pi] == 42:
-                pi += 1
-            break
-    return 1 if pi == plen and si == slen else 0
+    return stringmatch(pattern, text, nocase)

@@ -34,6 +34,7 @@ from dumpling.commands.common import glob_match
 from dumpling.commands.registry import command, container
 from dumpling.errors import CommandError
 from dumpling.protocol import NO_REPLY, Push, Raw, Status, encode
+from dumpling.stringmatch import MAX_NESTING
 
 if TYPE_CHECKING:
     from dumpling.dispatch import Server
@@ -49,9 +50,10 @@ def compile_pattern(pattern: bytes) -> Matcher:
     Unlike KEYS/SCAN there is no ``*`` shortcut: the empty channel name is matched only
     by the empty pattern.  Patterns whose only wildcard is ``*`` (``__keyspace@0__:*``,
     ``news.*``) are matched by searching their literal pieces in order, which gives the
-    same answers as the general matcher and is much faster; anything else uses it.
+    same answers as the general matcher and is much faster; anything else uses it (so do
+    patterns with more stars than Redis's nesting limit, which the search would not know).
     """
-    if b"?" in pattern or b"[" in pattern or b"\\" in pattern:
+    if b"?" in pattern or b"[" in pattern or b"\\" in pattern or pattern.count(b"*") > MAX_NESTING:
         return lambda name: glob_match(pattern, name) if name else not pattern
     pieces = pattern.split(b"*")
     if len(pieces) == 1:
