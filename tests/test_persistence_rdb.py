@@ -656,3 +656,54 @@ def test_c_string_loop_matches_the_python_writer(policy: str, compress: bool) ->
             rdb.use_native = rdb.native is not None
     assert outputs[0] == outputs[1]
     assert len(list(RdbParser(outputs[0], options).records())) == len(data) + 1
+
+
+def test_c_string_loader_matches_the_python_loader(tmp_path: Path) -> None:
+    """``_snapshot.load_strings`` (plain string records straight into the dicts) leaves the
+    keyspace and the counters exactly as the record-by-record Python path does."""
+    import random
+    from types import SimpleNamespace
+
+    from dumpling.config import Config
+    from dumpling.keyspace import Keyspace
+    from dumpling.persistence import rdb
+    from dumpling.persistence.snapshots import Snapshots
+
+    if rdb.native is None:
+        pytest.skip("C accelerator not built")
+    rng = random.Random(7)
+    now = int(time.time() * 1000)
+    databases = []
+    for index in (0, 5):
+        data: dict[bytes, object] = {}
+        expires: dict[bytes, int] = {}
+        for i in range(5000):
+            key = b"k%d-%d" % (index, i) if rng.random() < 0.9 else b"%d" % (i * 7919)
+            roll = rng.random()
+            data[key] = (b"%d" % rng.randrange(-2**33, 2**33) if roll < 0.3 else b"v" * rng.randrange(0, 300)
+                         if roll < 0.95 else ListValue([b"x"], "listpack"))
+            if rng.random() < 0.2:
+                expires[key] = now + rng.choice([-60_000, 3_600_000])
+        databases.append(DatabaseSnapshot(index, data, expires, {}))
+    with open(tmp_path / "dump.rdb", "wb") as f:
+        writer = RdbWriter(f, 10, DEFAULT_OPTIONS)
+        write_databases(writer, databases, "", now, 1)
+        writer.finish()
+    results = []
+    for native in (True, False):
+        rdb.use_native = native
+        try:
+            config = Config()
+            config.load_argv(["--dir", str(tmp_path)])
+            server = SimpleNamespace(config=config, keyspace=Keyspace(config), cron_hooks=[], before_shutdown=[],
+                                     command_gate=None, log=lambda level, text: None, skip_checksum=False)
+            snapshots = Snapshots(server)  # type: ignore[arg-type]
+            assert snapshots.load()
+            dbs = server.keyspace.dbs
+            results.append(([(len(db.data), {k: v for k, v in db.data.items() if isinstance(v, bytes)}, db.expires,
+                              set(db.meta)) for db in dbs],
+                            snapshots.last_load_keys_loaded, snapshots.last_load_keys_expired))
+        finally:
+            rdb.use_native = rdb.native is not None
+    assert results[0] == results[1]
+    assert results[0][2] > 0 and results[0][1] > 8000

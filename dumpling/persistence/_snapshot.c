@@ -18,6 +18,8 @@
  *
  * non_strings(data) -> list: the values that are not bytes/bytearray, same care.
  *
+ * load_strings(...): the reverse for loading, see its comment.
+ *
  * The Python reference is rdb.write_databases + RdbWriter.key; tests/test_persistence_rdb.py
  * compares the two byte for byte.
  */
@@ -294,7 +296,149 @@ static PyObject *non_strings(PyObject *self, PyObject *data) {
     return out;
 }
 
+/* One rdbString at buf[*pos] as a new bytes object: raw or INT8/16/32.  NULL without an
+ * exception for what the Python reader must handle (LZF, 64-bit lengths, a short buffer). */
+static PyObject *take_string(const unsigned char *buf, Py_ssize_t end, Py_ssize_t *pos) {
+    Py_ssize_t p = *pos;
+    if (p >= end)
+        return NULL;
+    unsigned char b = buf[p];
+    Py_ssize_t n;
+    switch (b >> 6) {
+    case 0:
+        n = b & 0x3F;
+        p += 1;
+        break;
+    case 1:
+        if (p + 2 > end)
+            return NULL;
+        n = ((Py_ssize_t)(b & 0x3F) << 8) | buf[p + 1];
+        p += 2;
+        break;
+    case 2:
+        if (b != 0x80 || p + 5 > end)
+            return NULL;
+        n = ((Py_ssize_t)buf[p + 1] << 24) | ((Py_ssize_t)buf[p + 2] << 16) | ((Py_ssize_t)buf[p + 3] << 8) | buf[p + 4];
+        p += 5;
+        break;
+    default: {
+        long long v;
+        if (b == 0xC0 && p + 2 <= end) {
+            v = (signed char)buf[p + 1];
+            p += 2;
+        } else if (b == 0xC1 && p + 3 <= end) {
+            v = (int16_t)(buf[p + 1] | (buf[p + 2] << 8));
+            p += 3;
+        } else if (b == 0xC2 && p + 5 <= end) {
+            v = (int32_t)((uint32_t)buf[p + 1] | ((uint32_t)buf[p + 2] << 8) | ((uint32_t)buf[p + 3] << 16) |
+                          ((uint32_t)buf[p + 4] << 24));
+            p += 5;
+        } else {
+            return NULL;
+        }
+        char text[24];
+        int len = snprintf(text, sizeof text, "%lld", v);
+        *pos = p;
+        return PyBytes_FromStringAndSize(text, len);
+    }
+    }
+    if (n > end - p)
+        return NULL;
+    *pos = p + n;
+    return PyBytes_FromStringAndSize((const char *)buf + p, n);
+}
+
+/* load_strings(buf, pos, limit, data, expires, meta, meta_value, now_ms) -> (pos, loaded, expired)
+ *
+ * The loading side's twin of write_strings: consumes up to ``limit`` records of the form
+ * [EXPIRETIME_MS] type-0 key value starting at ``pos`` straight into the database dicts
+ * (a key whose expire is before ``now_ms`` is dropped and counted, as a master does), and
+ * stops at the first record it does not take - another opcode, LZF, a key already present,
+ * damaged or short data - leaving it to the Python reader (rdb.RdbParser), which raises
+ * the right error.  The caller uses it only when nothing else watches the dicts. */
+static PyObject *load_strings(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 8 || !PyDict_Check(args[3]) || !PyDict_Check(args[4]) || !PyDict_Check(args[5])) {
+        PyErr_SetString(PyExc_TypeError, "load_strings(buf, pos, limit, data, expires, meta, meta_value, now_ms)");
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    const unsigned char *buf = view.buf;
+    Py_ssize_t end = view.len;
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
+    Py_ssize_t limit = PyLong_AsSsize_t(args[2]);
+    long long now_ms = PyLong_AsLongLong(args[7]);
+    PyObject *data = args[3], *expires = args[4], *meta = args[5], *meta_value = args[6];
+    Py_ssize_t loaded = 0, expired = 0;
+    if (PyErr_Occurred())
+        goto error;
+    while (loaded + expired < limit && pos < end) {
+        Py_ssize_t p = pos;
+        long long expire = -1;
+        if (buf[p] == 0xFC) {
+            if (p + 10 > end)
+                break;
+            unsigned long long u = 0;
+            for (int i = 7; i >= 0; i--)
+                u = (u << 8) | buf[p + 1 + i];
+            expire = (long long)u;
+            p += 9;
+        }
+        if (buf[p] != 0)
+            break;
+        p += 1;
+        PyObject *key = take_string(buf, end, &p);
+        if (key == NULL) {
+            if (PyErr_Occurred())
+                goto error;
+            break;
+        }
+        PyObject *value = take_string(buf, end, &p);
+        if (value == NULL) {
+            Py_DECREF(key);
+            if (PyErr_Occurred())
+                goto error;
+            break;
+        }
+        int present = PyDict_Contains(data, key);
+        if (present != 0) {
+            Py_DECREF(key);
+            Py_DECREF(value);
+            if (present < 0)
+                goto error;
+            break;
+        }
+        if (expire != -1 && expire < now_ms) {
+            expired++;
+        } else {
+            int failed = PyDict_SetItem(data, key, value) < 0 || PyDict_SetItem(meta, key, meta_value) < 0;
+            if (!failed && expire != -1) {
+                PyObject *when = PyLong_FromLongLong(expire);
+                failed = when == NULL || PyDict_SetItem(expires, key, when) < 0;
+                Py_XDECREF(when);
+            }
+            if (failed) {
+                Py_DECREF(key);
+                Py_DECREF(value);
+                goto error;
+            }
+            loaded++;
+        }
+        Py_DECREF(key);
+        Py_DECREF(value);
+        pos = p;
+    }
+    PyBuffer_Release(&view);
+    return Py_BuildValue("nnn", pos, loaded, expired);
+error:
+    PyBuffer_Release(&view);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
+    {"load_strings", (PyCFunction)(void (*)(void))load_strings, METH_FASTCALL,
+     "load_strings(buf, pos, limit, data, expires, meta, meta_value, now_ms) -> (pos, loaded, expired)"},
     {"non_strings", non_strings, METH_O, "non_strings(data) -> the values that are not plain strings"},
     {"write_strings", (PyCFunction)(void (*)(void))write_strings, METH_FASTCALL,
      "write_strings(data, expires, meta, policy, now_ms, decay_time, compress, sink, other) -> keys written"},

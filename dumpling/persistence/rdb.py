@@ -289,7 +289,15 @@ class KeyRecord:
     freq: int
 
 
-Record = Aux | Function | SelectDb | KeyRecord
+@dataclass
+class Loaded:
+    """Plain string records the C loop put straight into ``RdbParser.fast``'s dicts."""
+
+    keys: int
+    expired: int
+
+
+Record = Aux | Function | SelectDb | KeyRecord | Loaded
 
 
 def read_version(buf: bytes) -> int:
@@ -320,6 +328,10 @@ class RdbParser:
         self.version = read_version(buf)
         self.pos = 9
         self.checksum_disabled = False  # a stored CRC of 0: "saved with checksum disabled"
+        # (data, expires, meta, meta value, now ms) of the current database when the caller
+        # lets plain string records skip the record objects (see _snapshot.load_strings):
+        # they arrive as ``Loaded`` counts.  Set it again after each ``SelectDb``.
+        self.fast: tuple[dict, dict, dict, int, int] | None = None
 
     def _short(self) -> RdbError:
         return RdbError("Short read or OOM loading DB. Unrecoverable error, aborting now.", self.pos,
@@ -336,6 +348,15 @@ class RdbParser:
                 if pos >= end:
                     raise self._short()
                 op = buf[pos]
+                fast = self.fast
+                if (fast is not None and use_native and (op == 0 or op == OP_EXPIRETIME_MS)
+                        and expire == -1 and idle == -1 and freq == -1):
+                    data, expires, meta, meta_value, now = fast
+                    taken, loaded, expired = native.load_strings(buf, pos, 1024, data, expires, meta, meta_value, now)
+                    if taken != pos:
+                        pos = self.pos = taken
+                        yield Loaded(loaded, expired)
+                        continue
                 pos += 1
                 if op == OP_EXPIRETIME_MS:
                     if pos + 8 > end:

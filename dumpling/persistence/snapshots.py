@@ -35,12 +35,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dumpling import REDIS_VERSION
-from dumpling.keyspace import lfu_minutes, lru_clock
+from dumpling.keyspace import LFU_INIT_VAL, lfu_minutes, lru_clock
 from dumpling.persistence.rdb import (
     Aux,
     DatabaseSnapshot,
     Function,
     KeyRecord,
+    Loaded,
     RdbError,
     RdbParser,
     RdbWriter,
@@ -523,6 +524,15 @@ class Snapshots:
         except ValueError as e:
             raise RdbError(f"Failed loading library, {e}") from None
 
+    def _fast_target(self, parser: RdbParser, index: int, state: dict[str, int]) -> None:
+        """Let plain string records go straight into database ``index`` when no index,
+        slot map or order tracking must see each key (Database.add's bookkeeping)."""
+        db = self.server.keyspace.dbs[index]
+        if db._order is None and db._expire_order is None and db.slot_index is None:
+            parser.fast = (db.data, db.expires, db.meta, state["meta"], state["now"])
+        else:
+            parser.fast = None
+
     def _parser(self, buf: bytes) -> RdbParser:
         from dumpling.commands.dump import codec_options
 
@@ -540,7 +550,9 @@ class Snapshots:
         self.last_load_keys_loaded = self.last_load_keys_expired = 0
         self.refresh_gate()
         now = int(time.time() * 1000)
-        return {"empty": 0, "now": now, "lru_clock": lru_clock(now)}
+        ks = self.server.keyspace
+        meta = (lfu_minutes(now) << 8) | LFU_INIT_VAL if ks.lfu else lru_clock(now)  # Database.fresh_meta
+        return {"empty": 0, "now": now, "lru_clock": lru_clock(now), "meta": meta}
 
     def _end_load(self, state: dict[str, int]) -> None:
         self.loading = False
@@ -553,13 +565,18 @@ class Snapshots:
             done += f", empty keys skipped: {state['empty']}"
         self.server.log("notice", done + ".")
 
-    def _handle(self, record: Any, state: dict[str, int], allow_duplicates: bool, databases: int) -> None:
-        if type(record) is KeyRecord:
+    def _handle(self, record: Any, state: dict[str, int], allow_duplicates: bool, databases: int,
+                parser: RdbParser) -> None:
+        if type(record) is Loaded:
+            self.last_load_keys_loaded += record.keys
+            self.last_load_keys_expired += record.expired
+        elif type(record) is KeyRecord:
             self._apply(record, state["now"], allow_duplicates, state)
         elif type(record) is SelectDb:
             if record.index >= databases:
                 raise RdbError(f"FATAL: Data file was created with a Redis server configured to handle more than "
                                f"{databases} databases. Exiting\n")
+            self._fast_target(parser, record.index, state)
         elif type(record) is Aux:
             self._aux(record)
         elif type(record) is Function:
@@ -580,9 +597,10 @@ class Snapshots:
         gc.disable()
         try:
             parser = self._parser(buf)
+            self._fast_target(parser, 0, state)
             databases = len(server.keyspace.dbs)
             for record in parser.records():
-                self._handle(record, state, allow_duplicates, databases)
+                self._handle(record, state, allow_duplicates, databases, parser)
             self._log_done(state)
             return True
         except RdbError as e:
@@ -625,10 +643,13 @@ class Snapshots:
             handle = self._handle
             slice_start = time.monotonic()
             count = 0
+            if delay <= 0:
+                self._fast_target(parser, 0, state)
             for record in parser.records():
-                handle(record, state, False, databases)
-                count += 1
+                handle(record, state, False, databases, parser)
+                count += 256 if type(record) is Loaded else 1  # (a Loaded stands for up to 1024 keys)
                 if delay > 0:
+                    parser.fast = None  # key-load-delay: one key at a time
                     time.sleep(delay / 1_000_000)
                 if not count & 255 and time.monotonic() - slice_start > _YIELD_EVERY_S:
                     self.loading_loaded_bytes = parser.pos
