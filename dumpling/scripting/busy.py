@@ -108,6 +108,7 @@ class BusyResponder:
         self.run = run
         self.accepted: list[tuple[socket.socket, Client, _SocketTransport]] = []
         self.gone: set[int] = set()
+        self.listening: dict[int, socket.socket] | None = None
         server.execute = self.execute  # type: ignore[method-assign]
         server.script_busy = True
 
@@ -115,7 +116,10 @@ class BusyResponder:
         """Dispatch while busy: allow-busy commands run, everything else gets -BUSY."""
         server = self.server
         found = server.lookup_command(argv)
-        if not isinstance(found, CommandError) and not found.allow_busy:
+        if not isinstance(found, CommandError) and (
+            not found.allow_busy
+            or (found.name == "shutdown" and b"nosave" not in (a.lower() for a in argv[1:]))
+        ):
             server.reject(client, server.scripting.busy_error(), argv, found)
             return
         type(server).execute(server, client, argv)
@@ -133,10 +137,7 @@ class BusyResponder:
         for sock, client, _ in self.accepted:
             if not client.closed and sock.fileno() >= 0:
                 by_fd[sock.fileno()] = (sock, client)
-        listeners: dict[int, socket.socket] = {}
-        for srv in server.servers:
-            for lsock in srv.sockets or ():
-                listeners[lsock.fileno()] = lsock
+        listeners = self._listeners()
         try:
             ready, _, _ = select.select(list(by_fd) + list(listeners), [], [], 0)
         except (OSError, ValueError):
@@ -165,12 +166,24 @@ class BusyResponder:
                 continue
             target.data_received(data)
 
+    def _listeners(self) -> dict[int, socket.socket]:
+        """The listening sockets, as plain sockets on duplicated descriptors (the loop's
+        own socket objects cannot accept)."""
+        if self.listening is None:
+            self.listening = {}
+            for srv in self.server.servers:
+                for lsock in srv.sockets or ():
+                    dup = socket.socket(fileno=os.dup(lsock.fileno()))
+                    dup.setblocking(False)
+                    self.listening[dup.fileno()] = dup
+        return self.listening
+
     def _accept(self, listener: socket.socket) -> None:
         from dumpling.server import Client
 
         try:
             sock, _ = listener.accept()
-        except OSError:
+        except (BlockingIOError, InterruptedError):
             return
         sock.setblocking(False)
         try:
@@ -187,6 +200,8 @@ class BusyResponder:
         server = self.server
         del server.execute
         server.script_busy = False
+        for dup in (self.listening or {}).values():
+            dup.close()
         loop = server.loop
         for sock, client, transport in self.accepted:
             transport._drain()

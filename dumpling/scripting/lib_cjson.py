@@ -62,8 +62,13 @@ local function wrap_int(x)
   return x
 end
 
+-- A refusal travels as a table marked with REFUSAL up to the entry point, which raises its
+-- message at the caller's level; anything else (a memory error, a script-kill error raised by
+-- a hook inside our Lua code) passes through unchanged.
+local REFUSAL = {}
+
 local function fail(msg)
-  error({msg}, 0)
+  error({msg, [REFUSAL] = true}, 0)
 end
 
 local function argcheck_count(nargs, limit, fname)
@@ -233,7 +238,7 @@ new = function()
     local out = ok and concat(buf, "", 1, nbuf) or nil
     buf = nil
     if not ok then
-      if type(err) == "table" and type(err[1]) == "string" then error(err[1], 2) end
+      if type(err) == "table" and rawget(err, REFUSAL) then error(err[1], 2) end
       error(err, 0)
     end
     return out
@@ -479,7 +484,7 @@ new = function()
     local ok, res = pcall(decode_all, text)
     s = nil
     if not ok then
-      if type(res) == "table" and type(res[1]) == "string" then error(res[1], 2) end
+      if type(res) == "table" and rawget(res, REFUSAL) then error(res[1], 2) end
       error(res, 0)
     end
     return res

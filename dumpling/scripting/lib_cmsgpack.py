@@ -12,8 +12,8 @@ images are computed exactly with frexp/ldexp.  Pure Lua: no Python object is rea
 from __future__ import annotations
 
 LUA_SOURCE = r"""
-local type, select, error, next, pcall, tostring, tonumber, unpack =
-  type, select, error, next, pcall, tostring, tonumber, unpack
+local type, select, error, next, pcall, tostring, tonumber, unpack, rawget =
+  type, select, error, next, pcall, tostring, tonumber, unpack, rawget
 local floor, frexp, ldexp, huge = math.floor, math.frexp, math.ldexp, math.huge
 local byte, char, sub, format, concat = string.byte, string.char, string.sub, string.format, table.concat
 
@@ -232,14 +232,18 @@ local function pack(...)
 end
 
 ---------------------------------------------------------------- unpacking
--- Refusals travel as {message, level} and are raised again at the caller's level.
+-- Refusals travel as {message, level} tables marked with REFUSAL and are raised again at the
+-- caller's level (level 0: no position, as Lua's own "table index is nil"); any other error (a
+-- memory error, a script-kill error raised by a hook inside this Lua code) passes unchanged.
+local REFUSAL = {}
+local function refusal(msg, level) return {msg, level, [REFUSAL] = true} end
 
-local MISSING = {"Missing bytes in input.", 2}
-local BADFMT = {"Bad data format in input.", 2}
-local STACK = {"stack overflow (too many return values at once; use unpack_one or unpack_limit instead.)", 2}
-local ARRAY_STACK = {"stack overflow (in function mp_decode_to_lua_array)", 2}
-local NIL_INDEX = {"table index is nil", 0}
-local NAN_INDEX = {"table index is NaN", 0}
+local MISSING = refusal("Missing bytes in input.", 2)
+local BADFMT = refusal("Bad data format in input.", 2)
+local STACK = refusal("stack overflow (too many return values at once; use unpack_one or unpack_limit instead.)", 2)
+local ARRAY_STACK = refusal("stack overflow (in function mp_decode_to_lua_array)", 2)
+local NIL_INDEX = refusal("table index is nil", 0)
+local NAN_INDEX = refusal("table index is NaN", 0)
 
 local s, pos, len
 
@@ -385,10 +389,10 @@ end
 local function unpack_full(str, limit, offset, base)
   len = #str
   if offset < 0 or limit < 0 then
-    error({format("Invalid request to unpack with offset of %d and limit of %d.", c_int(offset), c_int(len)), 2}, 0)
+    error(refusal(format("Invalid request to unpack with offset of %d and limit of %d.", c_int(offset), c_int(len)), 2), 0)
   end
   if offset > len then
-    error({format("Start offset %d greater than input length %d.", c_int(offset), c_int(len)), 2}, 0)
+    error(refusal(format("Start offset %d greater than input length %d.", c_int(offset), c_int(len)), 2), 0)
   end
   local decode_all = limit == 0 and offset == 0
   if decode_all then limit = INT_MAX end
@@ -397,7 +401,7 @@ local function unpack_full(str, limit, offset, base)
   local count = decode_values(limit, base, out)
   if decode_all then return out, count end
   if base + count + 1 > MAXCSTACK then
-    error({"stack overflow (in function mp_unpack_full)", 2}, 0)
+    error(refusal("stack overflow (in function mp_unpack_full)", 2), 0)
   end
   for i = count, 1, -1 do out[i + 1] = out[i] end
   out[1] = (pos > len) and -1 or (pos - 1)
@@ -434,7 +438,7 @@ local function run(str, limit, offset, base)
   local ok, out, count = pcall(unpack_full, str, limit, offset, base)
   s = nil
   if not ok then
-    if type(out) == "table" then error(out[1], out[2] == 0 and 0 or 3) end
+    if type(out) == "table" and rawget(out, REFUSAL) then error(out[1], out[2] == 0 and 0 or 3) end
     error(out, 0)
   end
   if count < 7000 then return unpack(out, 1, count) end

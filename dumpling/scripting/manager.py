@@ -72,7 +72,7 @@ class Run:
     """The state of the script being run (Redis's ``scriptRunCtx``)."""
 
     __slots__ = ("caller", "caller_argv", "client", "name", "eval_mode", "read_only", "allow_oom", "allow_cross_slot",
-                 "start", "write_dirty", "error_counted", "killed", "timed_out", "slot", "next_check", "oom_at_start")
+                 "start", "write_dirty", "error_counted", "kill_logged", "killed", "timed_out", "slot", "next_check", "oom_at_start")
 
     def __init__(self, caller: Client, caller_argv: list[bytes], client: Client, name: str, eval_mode: bool) -> None:
         self.caller = caller
@@ -86,6 +86,7 @@ class Run:
         self.start = time.monotonic()
         self.write_dirty = False
         self.error_counted = False
+        self.kill_logged = False
         self.killed = False
         self.timed_out = False
         self.slot = -1
@@ -463,7 +464,15 @@ class Scripting:
             self.begin_busy(run, int(elapsed_ms))
         if now >= run.next_check:
             run.next_check = now + HOOK_PERIOD_S / 10
-            self._busy.serve_others()
+            try:
+                self._busy.serve_others()
+            except Exception:  # a bug here must not end the script or the server: log it
+                import traceback
+
+                self.server.log("warning", "error serving clients during a busy script:\n" + traceback.format_exc())
+        if run.killed and not run.kill_logged:
+            run.kill_logged = True
+            self.server.log("notice", "Lua script killed by user with SCRIPT KILL.")
         return run.killed
 
     def load_hook(self) -> bool:

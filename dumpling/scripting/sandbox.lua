@@ -283,7 +283,7 @@ local function error_handler(err)
         level = 3
         i = dbg.getinfo(level, "nSl")
     end
-    while i and (i.source == "@dumpling" or i.what == "C") do
+    while i and (i.source == "@dumpling" or i.what == "C" or i.what == "tail") do
         level = level + 1
         i = dbg.getinfo(level, "nSl")
     end

@@ -1,0 +1,115 @@
+"""Busy scripts: a script running past ``busy-reply-threshold`` keeps the server usable.
+
+The same scenarios run against dumpling and real Redis (each started with a 100 ms
+threshold) and must produce the same replies: -BUSY for other clients (existing
+connections and new ones), SCRIPT KILL / FUNCTION KILL, -UNKILLABLE after a write,
+SHUTDOWN NOSAVE, and the killed script's own error.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.servers import RawConnection, ServerProcess, start_dumpling, start_redis
+
+THRESHOLD = ("--busy-reply-threshold", "100")
+LOOP = "while true do end"
+FUNCTION_LIB = "#!lua name=busylib\nredis.register_function('spin', function() while true do end end)"
+
+
+@pytest.fixture(params=["dumpling", "redis"])
+def busy_server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    server = start_dumpling(*THRESHOLD) if request.param == "dumpling" else start_redis(*THRESHOLD)
+    yield server
+    server.stop()
+
+
+def _send(conn: RawConnection, *args: str | int) -> None:
+    from tests.servers import encode_command
+
+    conn.send(encode_command(*args))
+
+
+def _wait_busy(port: int) -> None:
+    """Until another client gets -BUSY (the script passed the threshold)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with RawConnection(port) as probe:
+            if probe.call("PING").startswith(b"-BUSY"):
+                return
+        time.sleep(0.05)
+    raise AssertionError("the script never became busy")
+
+
+def test_busy_eval_killed_by_new_and_existing_clients(busy_server: ServerProcess) -> None:
+    port = busy_server.port
+    with RawConnection(port) as runner, RawConnection(port) as other:
+        other.call("PING")  # connected before the script starts
+        _send(runner, "EVAL", LOOP, 0)
+        _wait_busy(port)
+        assert other.call("PING") == (b"-BUSY Redis is busy running a script. You can only call SCRIPT KILL or "
+                                      b"SHUTDOWN NOSAVE.\r\n")
+        assert other.call("GET", "x").startswith(b"-BUSY")
+        assert other.call("FUNCTION", "KILL").startswith(b"-BUSY Redis is busy running a script. You can only call "
+                                                         b"SCRIPT KILL")
+        with RawConnection(port) as fresh:  # a new connection while the script runs
+            assert fresh.call("SCRIPT", "KILL") == b"+OK\r\n"
+        reply = runner.read_reply()
+        assert reply.startswith(b"-ERR Script killed by user with SCRIPT KILL... script: ")
+        assert reply.endswith(b", on @user_script:1.\r\n")
+        assert other.call("PING") == b"+PONG\r\n"
+        assert runner.call("PING") == b"+PONG\r\n"
+
+
+def test_pcall_cannot_swallow_the_kill(busy_server: ServerProcess) -> None:
+    port = busy_server.port
+    with RawConnection(port) as runner, RawConnection(port) as other:
+        other.call("PING")
+        _send(runner, "EVAL", "while true do pcall(function() while true do end end) end", 0)
+        _wait_busy(port)
+        assert other.call("SCRIPT", "KILL") == b"+OK\r\n"
+        assert runner.read_reply().startswith(b"-ERR Script killed by user with SCRIPT KILL...")
+
+
+def test_write_script_is_unkillable_then_shutdown_nosave(busy_server: ServerProcess) -> None:
+    port = busy_server.port
+    with RawConnection(port) as runner, RawConnection(port) as other:
+        other.call("PING")
+        _send(runner, "EVAL", "redis.call('set', 'x', 'y') " + LOOP, 0)
+        _wait_busy(port)
+        assert other.call("SCRIPT", "KILL") == (
+            b"-UNKILLABLE Sorry the script already executed write commands against the dataset. You can either "
+            b"wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.\r\n"
+        )
+        assert other.call("SHUTDOWN").startswith(b"-")  # only NOSAVE while busy
+        other.send(b"*2\r\n$8\r\nSHUTDOWN\r\n$6\r\nNOSAVE\r\n")
+        assert other.is_closed(wait=10)
+    busy_server.proc.wait(timeout=10)
+
+
+def test_busy_function_and_function_kill(busy_server: ServerProcess) -> None:
+    port = busy_server.port
+    with RawConnection(port) as runner, RawConnection(port) as other:
+        assert other.call("FUNCTION", "LOAD", FUNCTION_LIB) == b"$7\r\nbusylib\r\n"
+        _send(runner, "FCALL", "spin", 0)
+        _wait_busy(port)
+        assert other.call("PING") == (b"-BUSY Redis is busy running a script. You can only call FUNCTION KILL or "
+                                      b"SHUTDOWN NOSAVE.\r\n")
+        assert other.call("SCRIPT", "KILL").startswith(b"-BUSY Redis is busy running a script. You can only call "
+                                                       b"FUNCTION KILL")
+        stats = other.call("FUNCTION", "STATS")
+        assert b"running_script" in stats and b"spin" in stats and b"FCALL" in stats
+        assert other.call("FUNCTION", "KILL") == b"+OK\r\n"
+        reply = runner.read_reply()
+        assert reply.startswith(b"-ERR Script killed by user with SCRIPT KILL... script: spin, on @user_function:2.")
+        assert other.call("SCRIPT", "KILL") == b"-NOTBUSY No scripts in execution right now.\r\n"
+
+
+def test_function_load_timeout(busy_server: ServerProcess) -> None:
+    with busy_server.raw() as conn:
+        reply = conn.call("FUNCTION", "LOAD", "#!lua name=slow\nwhile true do end")
+        assert reply == b"-ERR Error registering functions: ERR FUNCTION LOAD timeout\r\n"
+        assert conn.call("FUNCTION", "LIST") == b"*0\r\n"
