@@ -443,6 +443,26 @@ def test_library_errors_are_lua_errors_not_python_exceptions() -> None:
         assert ok is False and isinstance(err, bytes) and b"Traceback" not in err, (src, err)
 
 
+def test_a_hook_error_inside_a_library_passes_through_unchanged() -> None:
+    # The busy-script hook may fire inside our Lua code (Redis's C code never sees it); its
+    # error (a table, as a killed script's) must reach the script as raised, not as a refusal.
+    lua = new_runtime()
+    run = lua.eval("""function(call)
+      local t = {} for i = 1, 20000 do t[i] = {i, 'x' .. i} end
+      local packed, json = cmsgpack.pack(t), cjson.encode(t)
+      local calls = {
+        function() return cjson.encode(t) end, function() return cjson.decode(json) end,
+        function() return cmsgpack.pack(t) end, function() return cmsgpack.unpack(packed) end,
+      }
+      debug.sethook(function() error({err = 'ERR killed'}) end, '', 1000)
+      local ok, e = pcall(calls[call])
+      debug.sethook()
+      return ok, type(e) == 'table' and e.err
+    end""")
+    for call in range(1, 5):
+        assert tuple(run(call)) == (False, b"ERR killed"), call
+
+
 # ----------------------------------------------------------------------------- security
 # Each class of input behind a Redis CVE in these libraries: a clean Lua error (or Redis's own
 # answer), fast, with no large allocation.
