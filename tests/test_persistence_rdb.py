@@ -707,3 +707,89 @@ def test_c_string_loader_matches_the_python_loader(tmp_path: Path) -> None:
             rdb.use_native = rdb.native is not None
     assert results[0] == results[1]
     assert results[0][2] > 0 and results[0][1] > 8000
+
+
+def _file(version: bytes, aux: list[tuple[bytes, bytes]], db_section: bytes) -> bytes:
+    """An RDB file around real Redis/Valkey bytes (header, AUX, one DB section, EOF, CRC)."""
+    from dumpling.payload.crc64 import crc64
+    from dumpling.payload.primitives import append_string
+
+    out = bytearray(version)
+    for key, value in aux:
+        out.append(0xFA)
+        append_string(out, key)
+        append_string(out, value)
+    out += db_section + b"\xff"
+    return bytes(out) + crc64(bytes(out)).to_bytes(8, "little")
+
+
+def _load_in_process(tmp_path: Path, blob: bytes, *args: str) -> tuple[object, list[str]]:
+    from types import SimpleNamespace
+
+    from dumpling.config import Config
+    from dumpling.keyspace import Keyspace
+    from dumpling.persistence.snapshots import Snapshots
+
+    (tmp_path / "dump.rdb").write_bytes(blob)
+    config = Config()
+    config.load_argv(["--dir", str(tmp_path), *args])
+    logged: list[str] = []
+    server = SimpleNamespace(config=config, keyspace=Keyspace(config), cron_hooks=[], before_shutdown=[],
+                             command_gate=None, log=lambda level, text: logged.append(text), skip_checksum=False)
+    assert Snapshots(server).load(), logged  # type: ignore[arg-type]
+    return server.keyspace, logged
+
+
+@pytest.mark.parametrize("version", [b"REDIS0009", b"REDIS0010", b"REDIS0011", b"REDIS0012"])
+def test_files_of_other_redis_and_valkey_versions_load(tmp_path: Path, version: bytes) -> None:
+    """Bodies written by Redis 7.0/7.2/7.4 (the DUMP vectors), 7.2's listpack set, 7.4's
+    cluster SLOT_INFO opcode and Valkey 8's ``valkey-ver`` / in-section ``slot-info`` AUX."""
+    from tests.test_payload_vectors import VECTORS, h
+
+    section = bytearray(b"\xfe\x00\xfb" + bytes([len(VECTORS) + 1, 1]))
+    if version == b"REDIS0012":
+        section += b"\xf4\x53\xc5\x02\x00"  # SLOT_INFO slot 5061: 2 keys, 0 expires
+    if version == b"REDIS0011":
+        section += b"\xfa\x09slot-info\x085061,2,0"  # Valkey 8 cluster mode
+    for name, (_, body, _) in VECTORS.items():
+        raw = h(body)
+        section += raw[:1] + bytes([len(name)]) + name.encode() + raw[1:]
+    section += b"\xfc\x00\xd8\xc3\x2c\xbb\x03\x00\x00"  # 2100-01-01
+    section += b"\x14\x01s\x0d\x0d\x00\x00\x00\x02\x00\x81a\x02\x81b\x02\xff"  # 7.2: SET_LISTPACK
+    if version == b"REDIS0009":  # 5.0..6.2 have no listpack sets: the same set as an intset-free SET
+        section = section.replace(b"\x14\x01s\x0d\x0d\x00\x00\x00\x02\x00\x81a\x02\x81b\x02\xff",
+                                  b"\x02\x01s\x02\x01a\x01b")
+    ver = b"valkey-ver" if version == b"REDIS0011" else b"redis-ver"
+    blob = _file(version, [(ver, b"8.0.1" if version == b"REDIS0011" else b"7.x"), (b"redis-bits", b"64"),
+                           (b"aof-base", b"0")], bytes(section))
+    keyspace, logged = _load_in_process(tmp_path, blob)
+    db = keyspace.dbs[0]  # type: ignore[attr-defined]
+    assert len(db.data) == len(VECTORS) + 1
+    for name, (value, _, _) in VECTORS.items():
+        got = db.data[name.encode()]
+        assert got == value if isinstance(value, bytes) else type(got) is type(value)
+    assert sorted(db.data[b"s"]) == [b"a", b"b"] and db.expires == {b"s": 4102444800000}
+    assert any("Done loading RDB, keys loaded: 14" in line for line in logged)
+
+
+def test_sigkill_mid_bgsave_leaves_the_last_good_file(tmp_path: Path) -> None:
+    """Crash safety with RDB only: killing the server (and its child) during a BGSAVE
+    leaves the last completed file, which loads."""
+    with dumpling(tmp_path, "--rdb-key-save-delay", "20000") as server:
+        c = client(server)
+        c.mset({f"k{i}": "first" for i in range(100)})
+        c.config_set("rdb-key-save-delay", 0)
+        c.save()
+        good = (tmp_path / "dump.rdb").read_bytes()
+        c.mset({f"k{i}": "second" for i in range(100)})
+        c.config_set("rdb-key-save-delay", 20000)  # 100 keys: 2 s of saving
+        assert raw_call(server, "BGSAVE") == b"+Background saving started\r\n"
+        time.sleep(0.3)
+        child = int(Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split()[0])
+        assert list(tmp_path.glob("temp-*.rdb"))  # the child is writing
+        os.kill(child, signal.SIGKILL)
+        server.proc.kill()
+        server.proc.wait(10)
+    assert (tmp_path / "dump.rdb").read_bytes() == good
+    with dumpling(tmp_path) as server:
+        assert client(server).get("k7") == b"first" and client(server).dbsize() == 100
