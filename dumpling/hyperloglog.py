@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import random
 import struct
+from bisect import bisect_right
 
 MAGIC = b"HYLL"
 HEADER_SIZE = 16
@@ -266,19 +267,37 @@ def sparse_histogram(hll: bytes | bytearray) -> list[int]:
     return histogram
 
 
+_VAL_RUNS = {b: bytes((((b >> 2) & 0x1F) + 1,)) * ((b & 3) + 1) for b in range(0x80, 0x100)}
+
+
 def sparse_to_linear(hll: bytes | bytearray) -> bytearray:
     """The registers of a sparse HLL, one byte each (``hllSparseToDense``'s walk).
 
     Raises CorruptHLL as Redis does: a VAL run crossing the end, or a total that is
     not exactly REGISTERS."""
+    end = len(hll)
+    if end - HEADER_SIZE > SPARSE_BODY_LIMIT:
+        raise CorruptHLL
     linear = bytearray(REGISTERS)
     index = 0
-    for value, runlen in sparse_runs(hll):
-        if value:
-            if index + runlen > REGISTERS:
+    p = HEADER_SIZE
+    runs = _VAL_RUNS
+    while p < end:
+        b = hll[p]
+        if b & 0x80:
+            run = runs[b]
+            stop = index + len(run)
+            if stop > REGISTERS:
                 raise CorruptHLL
-            linear[index : index + runlen] = bytes((value,)) * runlen
-        index += runlen
+            linear[index:stop] = run
+            index = stop
+            p += 1
+        elif b & 0x40:
+            index += (((b & 0x3F) << 8) | (hll[p + 1] if p + 1 < end else 0)) + 1
+            p += 2
+        else:
+            index += b + 1
+            p += 1
     if index != REGISTERS:
         raise CorruptHLL
     return linear
@@ -294,32 +313,63 @@ def sparse_to_dense(hll: bytearray) -> None:
     hll[:] = header + registers
 
 
-class SparseCursor:
-    """Where the next ``sparse_set`` may start walking.
+class SparseIndex:
+    """Where each opcode of a sparse body starts, for commands that set many
+    registers (multi-element PFADD, PFMERGE).
 
-    Redis always walks from the first opcode.  An edit changes nothing before the
-    opcode preceding its target (merging may rewrite that one, but it keeps its
-    position and first register), so a later call for a register at or after that
-    opcode can start there, knowing the opcodes walked before it (``history``, as
-    (position, first register) pairs) for the merge step's "previous opcode"."""
+    ``firsts[i]`` is the first register covered by the opcode that body byte ``i``
+    belongs to (both bytes of an XZERO share it; distinct opcodes never do, as every
+    opcode covers at least one register), so the opcode covering a register is found
+    by bisection instead of Redis's walk from the first opcode.  ``sparse_set`` keeps
+    it in step with every edit; it is built in one pass and dropped after the command."""
 
-    __slots__ = ("pos", "first", "history")
+    __slots__ = ("firsts",)
 
-    def __init__(self) -> None:
-        self.pos = HEADER_SIZE
-        self.first = 0
-        self.history: list[tuple[int, int]] = []
+    def __init__(self, hll: bytes | bytearray) -> None:
+        firsts: list[int] = []
+        end = len(hll)
+        p = HEADER_SIZE
+        first = 0
+        while p < end:
+            b = hll[p]
+            if b & 0x80:
+                firsts.append(first)
+                first += (b & 3) + 1
+                p += 1
+            elif b & 0x40:
+                firsts.append(first)
+                if p + 1 < end:
+                    firsts.append(first)
+                first += (((b & 0x3F) << 8) | (hll[p + 1] if p + 1 < end else 0)) + 1
+                p += 2
+            else:
+                firsts.append(first)
+                first += b + 1
+                p += 1
+        self.firsts = firsts
+
+    def locate(self, index: int) -> tuple[int, int, int]:
+        """(body position of the opcode whose first register is the last <= index,
+        that first register, body position of the opcode before it or -1)."""
+        firsts = self.firsts
+        pos = bisect_right(firsts, index) - 1
+        if pos > 0 and firsts[pos - 1] == firsts[pos]:
+            pos -= 1
+        prev = pos - 1
+        if prev > 0 and firsts[prev - 1] == firsts[prev]:
+            prev -= 1
+        return pos, firsts[pos] if pos >= 0 else 0, prev
 
 
-def _locate(
-    hll: bytearray, index: int, p: int, first: int, history: list[tuple[int, int]] | None
-) -> tuple[int, int, int, int]:
-    """Step 1 of ``hllSparseSet``: the opcode covering ``index`` as (position, first
-    register, span, position of the opcode before it or -1); position >= len(hll)
-    when no opcode covers it."""
+def _locate(hll: bytearray, index: int) -> tuple[int, int, int, int]:
+    """Step 1 of ``hllSparseSet``, Redis's walk: the opcode covering ``index`` as
+    (position, first register, span, position of the opcode before it or -1);
+    position >= len(hll) when no opcode covers it."""
     end = len(hll)
     span = 0
     prev = -1
+    p = HEADER_SIZE
+    first = 0
     while p < end:
         b = hll[p]
         if b & 0x80:
@@ -333,34 +383,40 @@ def _locate(
             oplen = 1
         if index < first + span:
             break
-        if history is not None:
-            history.append((p, first))
         prev = p
         p += oplen
         first += span
     return p, first, span, prev
 
 
-def sparse_set(hll: bytearray, index: int, count: int, max_bytes: int, cursor: SparseCursor | None = None) -> int:
+def _span_at(hll: bytearray, p: int) -> int:
+    b = hll[p]
+    if b & 0x80:
+        return (b & 3) + 1
+    if b & 0x40:
+        return (((b & 0x3F) << 8) | (hll[p + 1] if p + 1 < len(hll) else 0)) + 1
+    return b + 1
+
+
+def sparse_set(hll: bytearray, index: int, count: int, max_bytes: int, opcodes: SparseIndex | None = None) -> int:
     """``hllSparseSet``: 1 if register ``index`` was raised to ``count``, 0 if it
     already was at least that, -1 for a corrupt representation.  May promote the HLL
-    to dense in place (a value above 32, or growth past ``max_bytes``)."""
+    to dense in place (a value above 32, or growth past ``max_bytes``); ``opcodes``
+    (kept up to date here) replaces the walk that finds the opcode to change."""
     if count > SPARSE_VAL_MAX_VALUE:
         return _promote(hll, index, count)
     end = len(hll)
-    history: list[tuple[int, int]] | None = None
-    if cursor is None:
-        p, first, span, prev = _locate(hll, index, HEADER_SIZE, 0, None)
+    if opcodes is None:
+        p, first, span, prev = _locate(hll, index)
     else:
-        if index >= cursor.first:
-            history = cursor.history
-            p, first, span, prev = _locate(hll, index, cursor.pos, cursor.first, history)
-        else:
-            history = cursor.history = []
-            p, first, span, prev = _locate(hll, index, HEADER_SIZE, 0, history)
-        prev = history[-1][0] if history else -1
-        # Until something changes, the target opcode is a valid place to resume.
-        cursor.pos, cursor.first = p, first
+        pos, first, prev_pos = opcodes.locate(index)
+        p = HEADER_SIZE + pos
+        prev = HEADER_SIZE + prev_pos if prev_pos >= 0 else -1
+        if pos < 0:
+            p = end
+        span = _span_at(hll, p) if p < end else 0
+        if p < end and index >= first + span:
+            p = end  # past the last opcode: Redis's walk runs off the end
     if span == 0 or p >= end:
         return -1
     b = hll[p]
@@ -375,19 +431,28 @@ def sparse_set(hll: bytearray, index: int, count: int, max_bytes: int, cursor: S
         # General case: split the opcode into up to three.
         last = first + span - 1
         seq = bytearray()
+        seq_firsts: list[int] = []
         if is_val:
             current = ((b >> 2) & 0x1F) + 1
             if index != first:
                 seq.append(_val(current, index - first))
+                seq_firsts.append(first)
             seq.append(_val(count, 1))
+            seq_firsts.append(index)
             if index != last:
                 seq.append(_val(current, last - index))
+                seq_firsts.append(index + 1)
         else:
             if index != first:
-                seq += _zeros(index - first)
+                run = _zeros(index - first)
+                seq += run
+                seq_firsts += [first] * len(run)
             seq.append(_val(count, 1))
+            seq_firsts.append(index)
             if index != last:
-                seq += _zeros(last - index)
+                run = _zeros(last - index)
+                seq += run
+                seq_firsts += [index + 1] * len(run)
         oldlen = 2 if is_xzero else 1
         delta = len(seq) - oldlen
         # Step 3: splice it in, or promote when the string would grow too much.
@@ -395,10 +460,15 @@ def sparse_set(hll: bytearray, index: int, count: int, max_bytes: int, cursor: S
             return _promote(hll, index, count)
         if p + oldlen < end:
             hll[p : p + oldlen] = seq
+            if opcodes is not None:
+                opcodes.firsts[p - HEADER_SIZE : p - HEADER_SIZE + oldlen] = seq_firsts
         else:
             # The last opcode: the string simply ends after it (for a truncated
             # XZERO Redis's new length cuts the sequence short by one byte).
-            hll[p:] = seq[: end + delta - p]
+            keep = end + delta - p
+            hll[p:] = seq[:keep]
+            if opcodes is not None:
+                opcodes.firsts[p - HEADER_SIZE :] = seq_firsts[:keep]
     # Step 4: merge adjacent VAL opcodes of equal value, scanning up to five opcodes.
     end = len(hll)
     q = prev if prev >= 0 else HEADER_SIZE
@@ -416,15 +486,12 @@ def sparse_set(hll: bytearray, index: int, count: int, max_bytes: int, cursor: S
                 if runlen <= SPARSE_VAL_MAX_LEN:
                     hll[q + 1] = _val(((b >> 2) & 0x1F) + 1, runlen)
                     del hll[q]
+                    if opcodes is not None:
+                        del opcodes.firsts[q + 1 - HEADER_SIZE]
                     end -= 1
                     continue
         q += 1
     hll[15] |= 0x80
-    if cursor is not None and history is not None:
-        if history:
-            cursor.pos, cursor.first = history.pop()
-        else:
-            cursor.pos, cursor.first = HEADER_SIZE, 0
     return 1
 
 
@@ -437,12 +504,26 @@ def _promote(hll: bytearray, index: int, count: int) -> int:
     return 1
 
 
-def add(hll: bytearray, element: bytes, max_bytes: int) -> int:
+def add(hll: bytearray, element: bytes, max_bytes: int, opcodes: SparseIndex | None = None) -> int:
     """``hllAdd``: 1 if a register changed, 0 if not, -1 if the HLL is corrupt."""
     index, count = pattern_len(element)
     if hll[4] == DENSE:
         return dense_set(hll, index, count)
-    return sparse_set(hll, index, count, max_bytes)
+    return sparse_set(hll, index, count, max_bytes, opcodes)
+
+
+def add_all(hll: bytearray, elements: list[bytes], max_bytes: int) -> tuple[int, bool]:
+    """PFADD's loop: (registers changed, whether a corrupt HLL stopped it).  Many
+    elements into a sparse HLL share one opcode index instead of walking each time."""
+    updated = 0
+    indexed = len(elements) > 8 and hll[4] == SPARSE and len(hll) - HEADER_SIZE <= SPARSE_BODY_LIMIT
+    opcodes = SparseIndex(hll) if indexed else None
+    for element in elements:
+        result = add(hll, element, max_bytes, opcodes if hll[4] == SPARSE else None)
+        if result < 0:
+            return updated, True
+        updated += result
+    return updated, False
 
 
 # ----------------------------------------------------------------------------- counting and merging

@@ -11,6 +11,7 @@ Must not: know about the register encoding beyond the functions of
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from dumpling import hyperloglog as hll
@@ -64,12 +65,10 @@ def pfadd(c: Any, argv: list[bytes]) -> Any:
     else:
         _check_hll(value)
         value = _unshare(c, key, value)
-    max_bytes = _max_bytes(c)
-    for element in argv[2:]:
-        result = hll.add(value, element, max_bytes)
-        if result < 0:
-            raise CommandError(hll.INVALID_HLL)
-        updated += result
+    added, corrupt = hll.add_all(value, argv[2:], _max_bytes(c))
+    if corrupt:
+        raise CommandError(hll.INVALID_HLL)
+    updated += added
     if updated:
         hll.invalidate_cache(value)
         c.keyspace.changed(db, key, b"pfadd", "$")
@@ -155,27 +154,16 @@ def pfmerge(c: Any, argv: list[bytes]) -> Any:
 def _merge_sparse(target: bytearray, registers: bytes, max_bytes: int) -> None:
     """PFMERGE's register-by-register sets into a sparse destination (which may be
     promoted on the way, after which the rest is the register maximum anyway)."""
-    cursor = hll.SparseCursor()
-    linear = registers
-    index = 0
-    while True:
-        index = _next_nonzero(linear, index)
-        if index < 0:
-            return
-        hll.sparse_set(target, index, linear[index], max_bytes, cursor)
+    opcodes = hll.SparseIndex(target)
+    for found in _NONZERO.finditer(registers):
+        index = found.start()
+        hll.sparse_set(target, index, registers[index], max_bytes, opcodes)
         if hll.encoding_of(target) == hll.DENSE:
             target[:] = hll.dense_from_linear(target, registers)
             return
-        index += 1
 
 
-def _next_nonzero(linear: bytes, start: int) -> int:
-    """Position of the first non-zero byte at or after ``start``, or -1."""
-    rest = linear[start:]
-    stripped = rest.lstrip(b"\x00")
-    if not stripped:
-        return -1
-    return start + len(rest) - len(stripped)
+_NONZERO = re.compile(rb"[^\x00]")
 
 
 @command("pfdebug", 3, "write denyoom admin", (2, 2, 1), **HLL,
