@@ -36,16 +36,15 @@ local select, error, unpack = select, error, unpack
 
 local function fix_negative_zero(...)
   local n = select("#", ...)
+  local args, found = {...}, false
   for i = 1, n do
-    local v = select(i, ...)
+    local v = args[i]
     if v == 0 and 1 / v < 0 then
-      local args = {...}
-      for j = i, n do
-        if args[j] == 0 and 1 / args[j] < 0 then args[j] = "-0" end
-      end
-      return n, unpack(args, 1, n)
+      args[i] = "-0"
+      found = true
     end
   end
+  if found then return n, unpack(args, 1, n) end
   return n, ...
 end
 

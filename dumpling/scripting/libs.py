@@ -2,10 +2,12 @@
 ``struct`` and ``bit``, with Redis 7's behaviour (see ``lib_*.py`` for each).
 
 ``install_libraries(lua)`` sets the four globals in a ``lupa.lua51.LuaRuntime`` created with
-``encoding=None, unpack_returned_tuples=True``.  Everything a script can reach is a Lua table or a
-Lua function; Python callables stay in upvalues of Lua wrappers.  The libraries capture what they
-use at install time, so they keep working after the sandbox removes globals or freezes tables.
-This module must not touch anything else in the runtime.
+``encoding=None, unpack_returned_tuples=True``.  cjson, cmsgpack and bit are Lua source; struct
+is Python behind Lua wrappers that hold the Python callables in upvalues.  Everything a script
+can reach is a Lua table, a Lua function, or ``cjson.null`` (a userdata without a visible
+metatable).  The libraries capture what they use at install time, so they keep working after the
+sandbox removes globals or freezes tables.  Their chunks are named ``@dumpling``, which the
+sandbox's error handler skips.  This module must not touch anything else in the runtime.
 """
 
 from __future__ import annotations
