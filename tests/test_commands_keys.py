@@ -337,3 +337,99 @@ def test_hostile_keys_pattern_leaves_the_server_responsive(dumpling_server):
         assert time.monotonic() - started < 5.0
         assert keys.read_reply() == b"*0\r\n"
         assert other.call("FLUSHALL") == b"+OK\r\n"
+
+
+# ----------------------------------------------------------------------------- time arguments at their limits
+# Every command that takes a time, at the edges of Redis 7.4's overflow checks (C's
+# LLONG_MIN / 1000 truncates: -9223372036854775, where Python's // gives ...776).
+
+LL_MAX, LL_MIN = "9223372036854775807", "-9223372036854775808"
+SEC_MAX, SEC_MIN = "9223372036854775", "-9223372036854775"
+
+
+def test_expire_family_overflow_edges(pairs):
+    for cmd in ("EXPIRE", "EXPIREAT", "PEXPIRE", "PEXPIREAT"):
+        for when in (SEC_MAX, SEC_MIN, "9223372036854776", "-9223372036854776", LL_MAX, LL_MIN,
+                     "9223372036854775806", "9223372036854775808", "-9223372036854775809"):
+            pairs.same("SET", "k", "v")
+            pairs.same(cmd, "k", when)
+            pairs.same(cmd, "nokey", when)
+            pairs.same("EXISTS", "k")
+            _same_ttl_state(pairs, "k")
+
+
+def _same_ttl_state(pairs, key):
+    """The same TTL state (none, gone, or a TTL) whatever the clock said."""
+    ours, theirs = (int(reply[1:-2]) for reply in pairs.both("PTTL", key))
+    assert min(ours, 0) == min(theirs, 0), (ours, theirs)
+
+
+def test_set_getex_setex_overflow_edges(pairs):
+    pairs.same("SET", "k", "v")
+    for when in (SEC_MAX, "9223372036854776", LL_MAX, "0", "-1", LL_MIN, "9223372036854775808"):
+        for option in ("EX", "PX", "EXAT", "PXAT"):
+            pairs.same("SET", "k", "v", option, when)
+            pairs.same("GETEX", "k", option, when)
+            _same_ttl_state(pairs, "k")
+        pairs.same("SETEX", "k", when, "v")
+        pairs.same("PSETEX", "k", when, "v")
+        _same_ttl_state(pairs, "k")
+
+
+def test_restore_ttl_overflow_edges(pairs):
+    pairs.same("SET", "src", "v")
+    payload = pairs.same("DUMP", "src")
+    blob = payload.split(b"\r\n", 1)[1][:-2]
+    for ttl in (LL_MAX, "9223372036854775806", "-1", LL_MIN, "9223372036854775808"):
+        pairs.same("RESTORE", "k", ttl, blob, "REPLACE")
+        pairs.same("EXISTS", "k")
+        _same_ttl_state(pairs, "k")
+        pairs.same("RESTORE", "k", ttl, blob, "REPLACE", "ABSTTL")
+        pairs.same("PEXPIRETIME", "k")
+
+
+def test_blocking_timeouts_shared_edges(pairs):
+    # Where Redis 7.0 and 7.4 agree (7.0 lacks the now+timeout overflow check).
+    for timeout in ("-1", "-1.5", LL_MIN, "x", "-inf", "nan", "-1e400"):
+        pairs.same("BLPOP", "nolist", timeout)
+        pairs.same("BZPOPMIN", "nolist", timeout)
+    for timeout in ("-1", LL_MIN, "1.5", "9223372036854775808"):
+        pairs.same("XREAD", "BLOCK", timeout, "STREAMS", "s", "$")
+        pairs.same("WAIT", "0", timeout)
+
+
+def test_timeout_overflow_is_out_of_range(r):
+    # Redis 7.4's getTimeoutFromObjectOrReply: now + timeout must not overflow.
+    import redis
+
+    for args in (("BLPOP", "nolist", SEC_MAX), ("BLMOVE", "a", "b", "LEFT", "LEFT", "inf"), ("BZPOPMAX", "z", "1e400"),
+                 ("XREAD", "BLOCK", LL_MAX, "STREAMS", "s", "$"), ("WAIT", "0", LL_MAX)):
+        with pytest.raises(redis.ResponseError, match="^timeout is out of range$"):
+            r.execute_command(*args)
+
+
+def test_hexpire_family_overflow_edges(r):
+    # Redis 7.4's hexpireGenericCommand (no HEXPIRE in the 7.0 oracle).
+    import redis
+
+    r.hset("h", "f", "v")
+    max_ms = (0xFFFFFFFFFFFF >> 2)  # HFE_MAX_ABS_TIME_MSEC
+    assert r.execute_command("HPEXPIREAT", "h", max_ms, "FIELDS", 1, "f") == [1]
+    for args in (("HPEXPIREAT", "h", max_ms + 1), ("HEXPIREAT", "h", max_ms // 1000 + 1), ("HEXPIRE", "h", max_ms // 1000),
+                 ("HPEXPIRE", "h", LL_MAX)):
+        with pytest.raises(redis.ResponseError, match=f"^invalid expire time in '{args[0].lower()}' command$"):
+            r.execute_command(*args, "FIELDS", 1, "f")
+    for cmd in ("HEXPIRE", "HPEXPIRE", "HEXPIREAT", "HPEXPIREAT"):
+        for when in (-1, LL_MIN, SEC_MIN):
+            with pytest.raises(redis.ResponseError, match="^invalid expire time, must be >= 0$"):
+                r.execute_command(cmd, "h", when, "FIELDS", 1, "f")
+    assert r.hget("h", "f") == b"v"
+
+
+def test_bad_expire_leaves_key_and_server_alone(dumpling_server):
+    with dumpling_server.raw() as conn, dumpling_server.raw() as other:
+        assert conn.call("SET", "foo", "v") == b"+OK\r\n"
+        assert conn.call("EXPIRE", "foo", "-9223372036854776") == b"-ERR invalid expire time in 'expire' command\r\n"
+        assert other.call("PING") == b"+PONG\r\n"
+        assert conn.call("TTL", "foo") == b":-1\r\n"
+        assert conn.call("DEL", "foo") == b":1\r\n"

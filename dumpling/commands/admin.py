@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from dumpling import REDIS_VERSION
-from dumpling.commands.common import to_int
+from dumpling.commands.common import parse_timeout_ms, to_int
 from dumpling.commands.registry import TABLE, command, container
 from dumpling.config import ConfigError
 from dumpling.errors import NO_SUCH_KEY, SYNTAX, CommandError
@@ -114,19 +114,7 @@ def _section_memory(server: Any) -> list[str]:
         f"allocator_resident:{rss}",
         f"total_system_memory:{total}",
         f"total_system_memory_human:{human_bytes(total)}",
-        "used_memory_lua:31744",
-        "used_memory_vm_eval:31744",
-        "used_memory_lua_human:31.00K",
-        "used_memory_scripts_eval:0",
-        "number_of_cached_scripts:0",
-        "number_of_functions:0",
-        "number_of_libraries:0",
-        "used_memory_vm_functions:32768",
-        "used_memory_vm_total:64512",
-        "used_memory_vm_total_human:63.00K",
-        "used_memory_functions:184",
-        "used_memory_scripts:184",
-        "used_memory_scripts_human:184B",
+        *_scripting_memory(server),
         f"maxmemory:{maxmemory}",
         f"maxmemory_human:{human_bytes(maxmemory)}",
         f"maxmemory_policy:{server.config['maxmemory-policy']}",
@@ -835,13 +823,11 @@ def role(c: Any, argv: list[bytes]) -> Any:
     return [b"master", 0, []]
 
 
-@command("wait", 3, "noscript", **SRV, since="3.0.0", summary="Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.",
+@command("wait", 3, "blocking", **SRV, since="3.0.0", summary="Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.",
          args="numreplicas:integer timeout:integer", acl="connection", tips="request_policy:all_shards response_policy:agg_min")
 def wait(c: Any, argv: list[bytes]) -> Any:
     to_int(argv[1])
-    timeout = to_int(argv[2], "timeout is not an integer or out of range")
-    if timeout < 0:
-        raise CommandError("timeout is negative")
+    parse_timeout_ms(argv[2], c.keyspace.now)  # getTimeoutFromObjectOrReply's checks; no replica to wait for
     return 0
 
 
@@ -855,11 +841,37 @@ _DEBUG_HELP = [
     "OBJECT <key>", "    Show low level info about `key` and associated value.",
     "PROTOCOL <type>", "    Reply with a test value of the specified type.",
     "SET-ACTIVE-EXPIRE <0|1>", "    Setting it to 0 disables expiring keys in background when they are not accessed.",
+    "SET-DISABLE-DENY-SCRIPTS <0|1>", "    Setting it to 1 enables commands flagged noscript in scripts.",
     "SET-SKIP-CHECKSUM-VALIDATION <0|1>", "    Enables or disables checksum checks for RDB files and RESTORE's payload.",
     "SLEEP <seconds>", "    Stop the server for <seconds>. Decimals allowed.",
     "POPULATE <count> [<prefix>] [<size>]", "    Create <count> string keys named key:<num>.",
     "HELP", "    Prints this help.",
 ]
+
+
+def _scripting_memory(server: Any) -> list[str]:
+    """The Lua and scripts fields of INFO memory (Redis 7.4's names)."""
+    scripting = server.scripting
+    vm_eval = scripting.eval_state.memory()
+    vm_functions = scripting.function_state.memory()
+    libraries = scripting.libraries
+    scripts_eval = scripting.scripts_memory()
+    functions = sum(len(lib.code) + 64 for lib in libraries.libraries.values()) + 184
+    return [
+        f"used_memory_lua:{vm_eval}",
+        f"used_memory_vm_eval:{vm_eval}",
+        f"used_memory_lua_human:{human_bytes(vm_eval)}",
+        f"used_memory_scripts_eval:{scripts_eval}",
+        f"number_of_cached_scripts:{len(scripting.scripts)}",
+        f"number_of_functions:{len(libraries.functions)}",
+        f"number_of_libraries:{len(libraries.libraries)}",
+        f"used_memory_vm_functions:{vm_functions}",
+        f"used_memory_vm_total:{vm_eval + vm_functions}",
+        f"used_memory_vm_total_human:{human_bytes(vm_eval + vm_functions)}",
+        f"used_memory_functions:{functions}",
+        f"used_memory_scripts:{scripts_eval + functions}",
+        f"used_memory_scripts_human:{human_bytes(scripts_eval + functions)}",
+    ]
 
 
 def debug_enabled(c: Any) -> bool:
@@ -888,6 +900,9 @@ def debug(c: Any, argv: list[bytes]) -> Any:
         return OK
     if sub == b"set-active-expire" and n == 3:
         ks.active_expire_enabled = to_int(argv[2]) != 0
+        return OK
+    if sub == b"set-disable-deny-scripts" and n == 3:
+        server.scripting.disable_deny_script = to_int(argv[2]) != 0
         return OK
     if sub == b"set-skip-checksum-validation" and n == 3:
         server.skip_checksum = to_int(argv[2]) != 0

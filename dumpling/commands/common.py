@@ -108,6 +108,17 @@ def parse_timeout(arg: bytes, now_ms: int) -> float:
     return whole / 1000.0
 
 
+def parse_timeout_ms(arg: bytes, now_ms: int) -> int:
+    """``getTimeoutFromObjectOrReply`` in milliseconds (XREAD BLOCK, WAIT): the relative
+    wait, 0 = forever; refused when negative or when now + it would overflow."""
+    value = to_int(arg, "timeout is not an integer or out of range")
+    if value < 0:
+        raise CommandError("timeout is negative")
+    if value > 0 and value > LLONG_MAX - now_ms:
+        raise CommandError("timeout is out of range")
+    return value
+
+
 def parse_mpop(argv: list[bytes], numkeys_at: int, first: bytes, second: bytes) -> tuple[list[bytes], bool, int]:
     """LMPOP/ZMPOP arguments (``numkeys key... first|second [COUNT n]``): the keys,
     whether the direction word was ``first`` (LEFT / MIN), and the count (default 1)."""

@@ -149,7 +149,8 @@ def _expire(c: Any, argv: list[bytes], unit_ms: int, relative: bool) -> int:
     when = to_int(argv[2])
     name = argv[0].lower().decode()
     if unit_ms == 1000:
-        if when > LLONG_MAX // 1000 or when < LLONG_MIN // 1000:
+        # C's LLONG_MIN / 1000 truncates toward zero (-9223372036854775); Python's // floors.
+        if when > LLONG_MAX // 1000 or when < -(-LLONG_MIN // 1000):
             raise CommandError(f"invalid expire time in '{name}' command")
         when *= 1000
     ks = c.keyspace

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dumpling.commands.common import LLONG_MAX, check_type, to_int
+from dumpling.commands.common import LLONG_MAX, check_type, parse_timeout_ms, to_int
 from dumpling.commands.registry import command, container
 from dumpling.datatypes.streams import (
     INVALID_ENTRIES_READ,
@@ -517,7 +517,7 @@ def _parse_read(c: Any, argv: list[bytes], readgroup: bool) -> ReadRequest:
         opt = argv[i].lower()
         if opt == b"block" and more:
             i += 1
-            req.timeout_ms = parse_timeout_ms(c, argv[i])
+            req.timeout_ms = parse_timeout_ms(argv[i], c.keyspace.now)
         elif opt == b"count" and more:
             i += 1
             req.count = max(0, to_int(argv[i]))
@@ -550,15 +550,6 @@ def _parse_read(c: Any, argv: list[bytes], readgroup: bool) -> ReadRequest:
     if readgroup and req.group is None:
         raise CommandError("Missing GROUP option for XREADGROUP")
     return req
-
-
-def parse_timeout_ms(c: Any, arg: bytes) -> int:
-    value = to_int(arg, "timeout is not an integer or out of range")
-    if value < 0:
-        raise CommandError("timeout is negative")
-    if value > 0 and value > LLONG_MAX - c.keyspace.now:
-        raise CommandError("timeout is out of range")
-    return value
 
 
 def _resolve_ids(c: Any, req: ReadRequest, readgroup: bool) -> list[StreamID]:
