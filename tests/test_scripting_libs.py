@@ -13,6 +13,7 @@ Redis's own answer) within a time bound.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Iterator
 
@@ -380,6 +381,62 @@ def test_round_trips_match_redis(differ: Differ) -> None:
         "return cjson.encode(cmsgpack.unpack(cmsgpack.pack({a = {1, 2}, b = 'c'})))",
         "return struct.unpack('>d>f', struct.pack('>d>f', math.pi, math.pi))",
     ])
+
+
+# ------------------------------------------------------------------ random differential
+
+def lua_bytes(data: bytes) -> str:
+    return '"' + "".join("\\%d" % b for b in data) + '"'
+
+
+JSON_PIECES = [b"[", b"]", b"{", b"}", b",", b":", b'"', b"\\", b"u", b"1", b"0", b"-", b".", b"e", b"E", b"+",
+               b"x", b"n", b"null", b"true", b"false", b" ", b"\\u00", b"d8", b"dc", b"a", b"Inf", b"NaN", b"\x00",
+               b"\x7f", b"\xff", b"9", b'"a"', b"0x", b"p"]
+MSGPACK_BYTES = [0x90, 0x80, 0xC0, 0xCC, 0xCD, 0xCE, 0xCF, 0xD0, 0xD1, 0xD2, 0xD3, 0xD9, 0xDA, 0xDB, 0xDC, 0xDD,
+                 0xDE, 0xDF, 0xCA, 0xCB, 0xA1, 0x91, 0x81, 0xC2, 0xC3, 0, 1, 255]
+STRUCT_PIECES = ["b", "B", "h", "H", "i", "I", "l", "L", "T", "f", "d", "s", "c", "x", "<", ">", "!", "1", "2", "3",
+                 "4", "0", "8", "i3", "c0", "z", " "]
+STRUCT_ARGS = ["1", "-1", "2^40", "0.5", '"ab"', '"12"', "nil", "{}", "1e300", "-0.0", "0/0", '"abcdefgh"']
+VALUES = ["1", "-1", "2^40", "0.5", '"ab"', "-2^63", "2^64", "0.1", "1e300", "-0.0", "1/0", '"12"', "{1,2}",
+          "{a=1}", "{[3]=1}", "{1,{2,{3}}}", "true", "false", "nil", "{[1]=1,[3]=3,x={}}", "string.rep('z', 40)"]
+BIT_ARGS = ["1", "-1", "2^40", "0.5", "2.5", "-2.5", "2^31", "2^53+1", "1e20", "-1e20", '"0x7fffffff"', "3.7",
+            "-3.7", "2^52+0.5", "-2^51-0.5", "1e-310"]
+
+
+def random_snippets(rnd: random.Random, rounds: int) -> list[str]:
+    """Calls of every library on random (often malformed) input; ``id`` keeps them out of
+    tail position so error positions compare too."""
+    out = []
+    for _ in range(rounds):
+        js = b"".join(rnd.choice(JSON_PIECES) for _ in range(rnd.randint(1, 8)))
+        out.append(f"return id(cjson.decode({lua_bytes(js)}))")
+        mp = bytes(rnd.choice([rnd.randrange(256), rnd.choice(MSGPACK_BYTES)]) for _ in range(rnd.randint(0, 10)))
+        out.append(f"return id(cmsgpack.unpack({lua_bytes(mp)}))")
+        out.append(f"return id(cmsgpack.unpack_limit({lua_bytes(mp)}, {rnd.randint(0, 3)}, {rnd.randint(-1, 12)}))")
+        fmt = "".join(rnd.choice(STRUCT_PIECES) for _ in range(rnd.randint(0, 5))).encode()
+        data = bytes(rnd.randrange(256) for _ in range(rnd.randint(0, 20)))
+        out.append(f"return id(struct.unpack({lua_bytes(fmt)}, {lua_bytes(data)}, {rnd.randint(-1, 5)}))")
+        args = "".join(", " + rnd.choice(STRUCT_ARGS) for _ in range(rnd.randint(0, 4)))
+        out.append(f"return id(struct.pack({lua_bytes(fmt)}{args}))")
+        out.append(f"return id(struct.size({lua_bytes(fmt)}))")
+        values = ", ".join(rnd.choice(VALUES) for _ in range(rnd.randint(1, 4)))
+        out.append(f"return id(cmsgpack.pack({values}))")
+        out.append(f"return id(cjson.encode({{{values}}}))")
+        a, b = rnd.choice(BIT_ARGS), rnd.choice(["0", "1", "31", "32", "-1", "33", "4", "-8", "9", "1.5"])
+        fn = rnd.choice(["tobit", "bnot", "band", "bor", "bxor", "lshift", "rshift", "arshift", "rol", "ror",
+                         "tohex", "bswap"])
+        out.append(f"return id(bit.{fn}({a}, {b}))")
+    return ["local function id(...) return ... end " + s for s in out]
+
+
+def test_random_inputs_match_redis(differ: Differ) -> None:
+    differ.check_all(random_snippets(random.Random(20261206), 60))
+
+
+@pytest.mark.slow
+def test_random_inputs_match_redis_long(differ: Differ) -> None:
+    for seed in range(10):
+        differ.check_all(random_snippets(random.Random(seed), 1000))
 
 
 # ----------------------------------------------------------------- tail calls, positions
