@@ -363,7 +363,8 @@ class Server:
         except CommandError as e:
             reply = ErrorReply(e.message)
             cmd.failed_calls += 1
-            self.count_error(e.code)
+            if not e.counted:
+                self.count_error(e.code)
         except Exception as e:  # a bug must cost one reply, never the server
             self.stat_unexpected_errors += 1
             self.log("warning", f"Unexpected error in '{cmd.name}': {type(e).__name__}: {e}")

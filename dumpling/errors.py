@@ -11,9 +11,12 @@ from __future__ import annotations
 class CommandError(Exception):
     """An error reply.  ``message`` is the full text after the ``-`` (code included)."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, counted: bool = False) -> None:
         super().__init__(message)
         self.message = message[1:] if message.startswith("-") else "ERR " + message
+        # The error statistics already counted this error (a script passing on the error
+        # of a command it ran): the command still counts as failed, errorstats do not.
+        self.counted = counted
 
     @property
     def code(self) -> str:

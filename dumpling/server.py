@@ -62,6 +62,7 @@ class Client(asyncio.Protocol):
         self.no_evict = False
         self.no_touch = False
         self.monitor = False
+        self.from_script = False  # the Lua engines' own clients (Redis's CLIENT_SCRIPT)
         self.readonly_cluster = False
         self.asking = False
         # transactions

@@ -21,6 +21,8 @@ NEWER_THAN_70 = {
     (b"zrank", "arity"),  # 7.2: WITHSCORE
     (b"zrevrank", "arity"),
     (b"msetnx", "tips"),  # 7.2 dropped MSETNX's routing tips
+    (b"wait", "flags"),  # 7.2: WAIT is `blocking` (7.0: `noscript`), and so in @blocking
+    (b"wait", "acl"),
     # 7.2 dropped `noscript` from blocking commands (scripts may call them; they do not block there)
     *((name, "flags") for name in (b"blpop", b"brpop", b"brpoplpush", b"blmove", b"blmpop", b"bzpopmin",
                                    b"bzpopmax", b"bzmpop", b"xread", b"xreadgroup")),

@@ -80,8 +80,8 @@ def _eval(c: Any, argv: list[bytes], evalsha: bool, ro: bool) -> Any:
 def _finish(run: Any, reply: Any) -> Any:
     """A script's error reply is counted like a command error unless it came from a
     redis.call error that was counted already."""
-    if type(reply) is ErrorReply and not run.error_counted:
-        raise CommandError("-" + reply.message)
+    if type(reply) is ErrorReply:
+        raise CommandError("-" + reply.message, counted=run.error_counted)
     return reply
 
 

@@ -133,7 +133,7 @@ def _sort(c: Any, argv: list[bytes], readonly: bool) -> Any:
     source = db.lookup_read(argv[1])
     if source is not None and type(source) not in (ListValue, SetValue, ZSetValue):
         raise CommandError(WRONGTYPE)
-    if dontsort and type(source) is SetValue and store is not None:
+    if dontsort and type(source) is SetValue and (store is not None or c.from_script):
         dontsort, alpha, sortby = False, True, None
     if type(source) is ZSetValue:
         source.encoding = "skiplist"  # SORT converts a listpack zset for good, as Redis does

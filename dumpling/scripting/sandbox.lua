@@ -84,7 +84,9 @@ E.pairs = function(t)
     end
     return next_, t, nil
 end
+local globals_meta_view   -- what getmetatable(_G) shows: a read-only metatable
 E.getmetatable = function(t)
+    if t == P then return globals_meta_view end
     if real_of[t] then return nil end
     return getmetatable(t)
 end
@@ -385,6 +387,7 @@ local function seal()
     setmetatable(P, {__index = E, __newindex = readonly_error})
     raw_rawset(E, "_G", P)
     setmetatable(E, {__index = missing_global, __newindex = readonly_error})
+    globals_meta_view = protect({__index = missing_global})
     return P
 end
 
