@@ -354,6 +354,15 @@ def _zset_from_pairs(pairs: list[tuple[bytes, float]], encoding: str, deep_dups:
         for member, score in pairs:
             first.setdefault(member, score)
         zset = ZSetValue.from_pairs(first.items(), encoding)
+    if encoding == "listpack":
+        # from_pairs stores 0 for -0 (ZADD's rule), but a loaded "-0" entry stays -0:
+        # Redis reads the listpack/ziplist text back with strtod (ZSCORE answers -0).
+        scores = zset.scores
+        for member, score in pairs:
+            if score == 0 and math.copysign(1.0, score) < 0 and member in scores and scores[member] == 0:
+                zset.index.remove((scores[member], member))
+                zset.index.add((-0.0, member))
+                scores[member] = -0.0
     return zset
 
 

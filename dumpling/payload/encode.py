@@ -11,6 +11,7 @@ holds it: never lossy.
 
 from __future__ import annotations
 
+import math
 from itertools import islice
 
 from dumpling.datatypes import HashValue, ListValue, SetValue, StreamValue, ZSetValue
@@ -261,11 +262,15 @@ def _encode_set(value: SetValue, version: int, compress: bool) -> bytes:
 
 
 def _listpack_score(score: float, version: int) -> bytes | int:
+    if score == 0 and math.copysign(1.0, score) < 0:
+        return b"-0"  # only a loaded "-0" entry is -0 (ZADD stores 0): Redis keeps that text
     as_long = score_fits_long(score)
     return as_long if as_long is not None else score_text(score, version)
 
 
 def _ziplist_score(score: float) -> bytes | int:
+    if score == 0 and math.copysign(1.0, score) < 0:
+        return b"-0"
     as_long = legacy_score_integer(score)
     return as_long if as_long is not None else score_text(score, 9)
 
