@@ -387,11 +387,12 @@ def encode_stream(stream: StreamValue, type_byte: int, options: CodecOptions) ->
 
 
 def min_stream_version(stream: StreamValue) -> int:
-    """Lowest RDB version whose stream type reloads this stream without losing anything."""
-    for group in stream.groups.values():
-        for consumer in group.consumers.values():
-            if consumer.active_time_ms != consumer.seen_time_ms:
-                return 11  # only v3 stores active time
+    """Lowest RDB version whose stream type reloads this stream without losing anything.
+
+    Consumers' active time does not count: only type 21 (RDB 11) stores it, Redis 7.0
+    (RDB 10) has no such field, and Redis 7.2+ itself derives it from the seen time when
+    it loads types 15/19 - so a target of 10 gets type 19, as Redis writes it, rather
+    than a payload 7.0 refuses."""
     if stream.max_deleted_id != (0, 0) or stream.entries_added != len(stream.entries):
         return 10
     if stream.entries and stream.first_id != stream.entries.keys()[0]:

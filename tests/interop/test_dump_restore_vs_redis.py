@@ -261,16 +261,18 @@ def test_dump_without_rdbcompression_matches_redis(built: Pair) -> None:
         built.same("CONFIG", "SET", "rdbcompression", "yes")
 
 
-def test_dump_of_a_stream_7_0_cannot_hold_is_written_at_version_11(pair: Pair) -> None:
-    """A consumer that never read has no active time before RDB 11: DUMP never drops it;
-    Redis 7.0 then refuses the payload's version."""
+def test_dump_of_a_stream_with_consumer_active_times_for_7_0_is_type_19(pair: Pair) -> None:
+    """A consumer that never read has an active time (-1) only RDB 11 stores.  Redis 7.0
+    cannot hold it and Redis 7.2+ derives it from the seen time when it loads type 19, so
+    DUMP for RDB 10 writes type 19 (as Redis does), which 7.0 restores."""
     call = caller(pair.ours)
     call("XADD", "s", "1-1", "f", "v")
     call("XGROUP", "CREATE", "s", "g", "0")
     call("XGROUP", "CREATECONSUMER", "s", "g", "idle")
     payload = call("DUMP", "s")
-    assert isinstance(payload, bytes) and payload[0] == 21 and payload[-10] == 11
-    assert pair.theirs.call("RESTORE", "s", 0, payload) == b"-ERR DUMP payload version or checksum are wrong\r\n"
+    assert isinstance(payload, bytes) and payload[0] == 19 and payload[-10] == 10
+    assert pair.theirs.call("RESTORE", "s", 0, payload) == b"+OK\r\n"
+    assert pair.theirs.call("XINFO", "GROUPS", "s") == pair.ours.call("XINFO", "GROUPS", "s")
 
 
 # ----------------------------------------------------------------------------- TTL and LRU/LFU metadata
