@@ -383,6 +383,25 @@ def test_round_trips_match_redis(differ: Differ) -> None:
     ])
 
 
+# ------------------------------------------------------------- names in "bad argument"
+
+CALL_NAMES = [
+    "local f = bit.tobit return (f('x'))", "local t = {g = struct.pack} return (t.g('i', {}))",
+    "local dec = cjson.decode return (dec({}))", "local u = cmsgpack.unpack_limit return (u('x'))",
+    "local m = cjson.encode_max_depth return (m(0))", "local s = cjson.encode_sparse_array return (s('x'))",
+    "local ok, e = pcall(cjson.encode) return e", "local ok, e = pcall(bit.band, {}) return e",
+    "local ok, e = pcall(struct.size, 's') return e", "local ok, e = pcall(cmsgpack.unpack_one) return e",
+    "local ok, e = pcall(cmsgpack.pack) return e", "local ok, e = pcall(struct.unpack, 'b', '') return e",
+    "return (cjson:decode())", "return (cmsgpack:unpack_one())", "local s = struct return (s:pack('i'))",
+    "local x = {f = cjson.encode_max_depth} return (x:f())", "local b = bit return (b:band(1))",
+    "return cmsgpack.pack(1) == cmsgpack:pack() or 'table packed'", "local x = {f = struct.unpack} return (x:f('b'))",
+]
+
+
+def test_error_names_follow_the_call_site_as_redis(differ: Differ) -> None:
+    differ.check_all(CALL_NAMES)
+
+
 # ------------------------------------------------------------------ random differential
 
 def lua_bytes(data: bytes) -> str:

@@ -31,17 +31,14 @@ local function tou32(n)
   return (m * 9007199254740992) % TWO32   -- the 53-bit significand's low 32 bits
 end
 
-local function argerror(idx, fname, v, nargs)
-  local got = (idx > nargs) and "no value" or type(v)
-  error(format("bad argument #%d to '%s' (number expected, got %s)", idx, fname, got), 4)
-end
-
 -- Argument idx of a call with nargs arguments, as an unsigned 32-bit integer.
 local function barg(v, idx, fname, nargs)
   local n = v
   if type(v) ~= "number" then
     n = (type(v) == "string") and tonumber(v) or nil
-    if n == nil then argerror(idx, fname, v, nargs) end
+    if n == nil then
+      argerror(2, idx, fname, "number expected, got " .. ((idx > nargs) and "no value" or type(v)))
+    end
   end
   return tou32(n)
 end

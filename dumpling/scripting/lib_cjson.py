@@ -73,7 +73,7 @@ end
 
 local function argcheck_count(nargs, limit, fname)
   if nargs > limit then
-    error(format("bad argument #%d to '%s' (found too many arguments)", limit + 1, fname), 3)
+    argerror(2, limit + 1, fname, "found too many arguments")
   end
 end
 
@@ -85,7 +85,7 @@ local function integer_option(v, idx, fname, current, min, max)
     n = (type(n) == "string") and tonumber(n) or nil
   end
   if n == nil then
-    error(format("bad argument #%d to '%s' (number expected, got %s)", idx, fname, type(v)), 3)
+    argerror(2, idx, fname, "number expected, got " .. type(v))
   end
   -- lua_tointeger: truncation to a 64-bit integer, then the low 32 bits as an int
   local value
@@ -95,7 +95,7 @@ local function integer_option(v, idx, fname, current, min, max)
     value = wrap_int(n < 0 and -floor(-n) or floor(n))
   end
   if value < min or value > max then
-    error(format("bad argument #1 to '%s' (expected integer between %d and %d)", fname, min, max), 3)
+    argerror(2, 1, fname, format("expected integer between %d and %d", min, max))
   end
   return value
 end
@@ -107,12 +107,12 @@ local function enum_option(v, idx, fname, current, options)
   local s = v
   if type(s) == "number" then s = format("%.14g", s) end
   if type(s) ~= "string" then
-    error(format("bad argument #%d to '%s' (string expected, got %s)", idx, fname, type(v)), 3)
+    argerror(2, idx, fname, "string expected, got " .. type(v))
   end
   for i = 1, #options do
     if options[i] == s then return i - 1 end
   end
-  error(format("bad argument #%d to '%s' (invalid option '%s')", idx, fname, s), 3)
+  argerror(2, idx, fname, "invalid option '" .. s .. "'")
 end
 
 local function enum_result(setting, options)
@@ -231,7 +231,7 @@ new = function()
 
   local function encode(...)
     if select("#", ...) ~= 1 then
-      error("bad argument #1 to 'encode' (expected 1 argument)", 2)
+      argerror(1, 1, "encode", "expected 1 argument")
     end
     buf, nbuf = {}, 0
     local ok, err = pcall(append, (...), 0, 1)
@@ -467,13 +467,13 @@ new = function()
   local function decode(...)
     local nargs = select("#", ...)
     if nargs ~= 1 then
-      error("bad argument #1 to 'decode' (expected 1 argument)", 2)
+      argerror(1, 1, "decode", "expected 1 argument")
     end
     local text = ...
     if type(text) == "number" then
       text = format("%.14g", text)
     elseif type(text) ~= "string" then
-      error("bad argument #1 to 'decode' (string expected, got " .. type(text) .. ")", 2)
+      argerror(1, 1, "decode", "string expected, got " .. type(text))
     end
     if #text >= 2 and (byte(text, 1) == 0 or byte(text, 2) == 0) then
       error("JSON parser does not support UTF-16 or UTF-32", 2)

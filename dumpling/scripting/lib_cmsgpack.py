@@ -219,9 +219,9 @@ end
 
 local function pack(...)
   local nargs = select("#", ...)
-  if nargs == 0 then error("bad argument #0 to 'pack' (MessagePack pack needs input.)", 2) end
+  if nargs == 0 then argerror(1, 0, "pack", "MessagePack pack needs input.") end
   if nargs + nargs > MAXCSTACK then
-    error("bad argument #0 to 'pack' (Too many arguments for MessagePack pack.)", 2)
+    argerror(1, 0, "pack", "Too many arguments for MessagePack pack.")
   end
   bytes, nbytes, pieces, npieces = {}, 0, {}, 0
   for i = 1, nargs do put_value((select(i, ...)), 0) end
@@ -408,11 +408,6 @@ local function unpack_full(str, limit, offset, base)
   return out, count + 1
 end
 
--- Level 4: argerror <- check_* <- the library function <- the script.
-local function argerror(idx, fname, extra)
-  error(format("bad argument #%d to '%s' (%s)", idx, fname, extra), 4)
-end
-
 local function typename(v, idx, nargs)
   if idx > nargs then return "no value" end
   return type(v)
@@ -421,7 +416,7 @@ end
 local function check_string(v, idx, fname, nargs)
   if type(v) == "string" then return v end
   if type(v) == "number" then return format("%.14g", v) end
-  argerror(idx, fname, "string expected, got " .. typename(v, idx, nargs))
+  argerror(2, idx, fname, "string expected, got " .. typename(v, idx, nargs))
 end
 
 -- luaL_checkinteger / luaL_optinteger (default when none or nil).
@@ -429,7 +424,7 @@ local function check_integer(v, idx, fname, nargs, default)
   if default ~= nil and v == nil then return default end
   local n = v
   if type(n) ~= "number" then n = (type(n) == "string") and tonumber(n) or nil end
-  if n == nil then argerror(idx, fname, "number expected, got " .. typename(v, idx, nargs)) end
+  if n == nil then argerror(2, idx, fname, "number expected, got " .. typename(v, idx, nargs)) end
   return c_int64(n)
 end
 

@@ -20,6 +20,8 @@ from typing import Any
 
 import lupa.lua51 as lupa
 
+from dumpling.scripting.lib_common import ARGERROR_LUA
+
 MASK64 = (1 << 64) - 1
 MAXINTSIZE = 32          # widest 'i'/'I' accepted
 MAXALIGN = 8             # default of '!' on x86-64
@@ -48,22 +50,53 @@ local function fix_negative_zero(...)
   return n, ...
 end
 
--- Reached by a tail call from the wrapper, whose frame is lost: level 3 is the calling script.
-local function finish(ok, ...)
-  if ok then return ... end
-  error((...), 3)
+local function results(...)
+  return {n = select("#", ...), ...}
+end
+
+-- A refusal from Python: (message) for luaL_error, (extra, argument index) for luaL_argerror.
+-- Called by the wrapper, whose frame stays (no tail call) so that the name the script used for
+-- the function and its line are found.
+local function raise(fname, msg, idx)
+  if idx then argerror(2, idx, fname, msg) end
+  error(msg, 3)
+end
+
+-- r[2..n] as results; unpack() alone may push fewer than the C code (LUAI_MAXCSTACK counts
+-- its own arguments), so long lists go a slice per call.
+local function spill(r, i, n)
+  if n - i < 7000 then return unpack(r, i, n) end
+  return r[i], r[i + 1], r[i + 2], r[i + 3], r[i + 4], r[i + 5], r[i + 6], r[i + 7], spill(r, i + 8, n)
 end
 
 return {
-  pack = function(...) return finish(py_pack(fix_negative_zero(...))) end,
-  unpack = function(...) return finish(py_unpack(fix_negative_zero(...))) end,
-  size = function(...) return finish(py_size(select("#", ...), ...)) end,
+  pack = function(...)
+    local r = results(py_pack(fix_negative_zero(...)))
+    if r[1] then return r[2] end
+    raise("pack", r[2], r[3])
+  end,
+  unpack = function(...)
+    local r = results(py_unpack(fix_negative_zero(...)))
+    if r[1] then return spill(r, 2, r.n) end
+    raise("unpack", r[2], r[3])
+  end,
+  size = function(...)
+    local r = results(py_size(select("#", ...), ...))
+    if r[1] then return r[2] end
+    raise("size", r[2], r[3])
+  end,
 }
 """
 
 
 class LuaArgError(Exception):
-    """A refusal with Redis's message (bytes); becomes a Lua error in the wrapper."""
+    """A refusal with Redis's message (bytes) and, for a luaL_argerror, the argument's index;
+    the wrapper turns it into the Lua error."""
+
+    def __init__(self, message: bytes, arg_index: int | None = None) -> None:
+        super().__init__(message, arg_index)
+        self.message = message
+        self.arg_index = arg_index
 
 
 def type_name(value: Any) -> str:
@@ -124,7 +157,7 @@ class Call:
         return self.args[idx - 1] if idx <= len(self.args) else None
 
     def argerror(self, idx: int, extra: bytes) -> LuaArgError:
-        return LuaArgError(b"bad argument #%d to '%s' (%s)" % (idx, self.fname.encode(), extra))
+        return LuaArgError(extra, idx)
 
     def typeerror(self, idx: int, expected: str) -> LuaArgError:
         got = "no value" if idx > self.nargs + self.pushed else type_name(self.arg(idx))
@@ -376,7 +409,9 @@ def _entry(fname: str, body: Callable[[Call], Any], tonumber: Callable[[bytes], 
         try:
             result = body(Call(fname, nargs, args, tonumber))
         except LuaArgError as e:
-            return (False, e.args[0])
+            if e.arg_index is None:
+                return (False, e.message)
+            return (False, e.message, e.arg_index)
         except Exception as e:  # a bug here must surface as a script error, not a traceback
             return (False, f"struct.{fname}: internal error ({type(e).__name__})".encode())
         if isinstance(result, list):
@@ -388,6 +423,6 @@ def _entry(fname: str, body: Callable[[Call], Any], tonumber: Callable[[bytes], 
 def install(lua: Any) -> Any:
     """Build the ``struct`` table in ``lua`` and return it."""
     tonumber = lua.eval("tonumber")
-    make = lua.execute("return function(...) " + LUA_WRAPPER + " end", name="@dumpling")
+    make = lua.execute("return function(...) " + ARGERROR_LUA + LUA_WRAPPER + " end", name="@dumpling")
     return make(_entry("pack", pack, tonumber), _entry("unpack", unpack, tonumber),
                 _entry("size", size, tonumber))

@@ -15,12 +15,13 @@ from __future__ import annotations
 from typing import Any
 
 from dumpling.scripting import lib_bit, lib_cjson, lib_cmsgpack, lib_struct
+from dumpling.scripting.lib_common import ARGERROR_LUA
 
 
 def install_libraries(lua: Any) -> None:
     """Set the globals ``cjson``, ``cmsgpack``, ``struct`` and ``bit`` in ``lua``."""
     g = lua.globals()
-    g.bit = lua.execute(lib_bit.LUA_SOURCE, name="@dumpling")
-    g.cjson = lua.execute(lib_cjson.LUA_SOURCE, name="@dumpling")()
+    g.bit = lua.execute(ARGERROR_LUA + lib_bit.LUA_SOURCE, name="@dumpling")
+    g.cjson = lua.execute(ARGERROR_LUA + lib_cjson.LUA_SOURCE, name="@dumpling")()
     g.struct = lib_struct.install(lua)
-    g.cmsgpack = lua.execute(lib_cmsgpack.LUA_SOURCE, name="@dumpling")
+    g.cmsgpack = lua.execute(ARGERROR_LUA + lib_cmsgpack.LUA_SOURCE, name="@dumpling")
