@@ -2,13 +2,14 @@
 
 Owns ``struct.pack/unpack/size``: the format language (``<>!`` endianness and alignment,
 ``b B h H i I l L T f d s c0 cN x`` with counts), Redis's security fixes (sizes that overflow an
-int: "integral size overflow"; integers wider than 32 bytes refused; the unpack offset checked
-against the data, CVE-2018-11218 / CVE-2020-14147), the C integer conversions as x86-64 performs
-them, the Lua stack limit on results, and the exact error texts.
+int: "integral size overflow", CVE-2015-8080 / CVE-2020-14147; integers wider than 32 bytes
+refused and the unpack offset checked against the data, CVE-2018-11219), the C integer
+conversions as x86-64 performs them, the Lua stack limit on results, and the exact error texts.
 
 The byte work is Python; scripts only see the Lua wrappers in ``LUA_WRAPPER``, which keep the
 Python callables in upvalues, hand over only plain values and turn a refusal into a Lua error.
-The Python functions never raise: they return ``(True, results...)`` or ``(False, message)``.
+The Python functions never raise: they return ``(True, results...)``, ``(False, message)`` or,
+for an argument error, ``(False, message, argument index)``.
 """
 
 from __future__ import annotations
