@@ -55,6 +55,14 @@ class NotFinite(ArithmeticError):
 # ----------------------------------------------------------------------------- integers
 
 
+def wrap_int64(value: int) -> int:
+    """``value`` as C's ``(long long)`` conversion leaves it: modulo 2**64, signed.
+    Redis replies every integer with ``addReplyLongLong``, so a uint64 from a payload
+    (a stream's entries_added, a delivery count) or a wrapped subtraction prints signed."""
+    value &= 0xFFFFFFFFFFFFFFFF
+    return value - (1 << 64) if value > LLONG_MAX else value
+
+
 def parse_int64(text: bytes | bytearray) -> int | None:
     """Redis's ``string2ll``: the value, or None if ``text`` is not a canonical int64."""
     n = len(text)

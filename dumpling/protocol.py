@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from dumpling.errors import ProtocolError
-from dumpling.numbers import parse_int64
+from dumpling.numbers import LLONG_MAX, LLONG_MIN, parse_int64, wrap_int64
 
 # ----------------------------------------------------------------------------- replies
 
@@ -155,7 +155,10 @@ def _encode_into(value: Any, resp3: bool, out: list[bytes]) -> None:
     if t is bytes or t is bytearray:
         out.append(b"$%d\r\n%s\r\n" % (len(value), value))
     elif t is int:
-        out.append(_INT_CACHE[value + 1] if -1 <= value < 255 else b":%d\r\n" % value)
+        if -1 <= value < 255:
+            out.append(_INT_CACHE[value + 1])
+        else:
+            out.append(b":%d\r\n" % (value if LLONG_MIN <= value <= LLONG_MAX else wrap_int64(value)))
     elif t is Status or t is Raw:
         out.append(value.wire)
     elif value is None:

@@ -23,6 +23,7 @@ from dumpling import REDIS_VERSION
 from dumpling.accel import fastpath
 from dumpling.config import Config, ConfigFileError, StartupError
 from dumpling.errors import ProtocolError
+from dumpling.numbers import wrap_int64
 from dumpling.protocol import NO_REPLY, PartialRequest, Status, encode, encode_error, find_big_header, parse_request
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 _fast_run = fastpath.run if fastpath is not None else None
 _find_big_header = getattr(fastpath, "find_big_header", None) or find_big_header
+_INT64_SIGN = 1 << 63
 _INCOMPLETE = object()  # hiredis' "need more data" marker (False is a valid RESP3 value)
 _NOT_FETCHED = object()
 _PROTOCOL_ERROR = object()
@@ -300,8 +302,8 @@ class Client(asyncio.Protocol):
             self._out.append(value.wire)
         elif t is bytes:
             self._out.append(b"$%d\r\n%s\r\n" % (len(value), value))
-        elif t is int:  # (not bool: a RESP3 boolean)
-            self._out.append(b":%d\r\n" % value)
+        elif t is int:  # (not bool: a RESP3 boolean); outside int64: C's wrap, as Redis prints it
+            self._out.append(b":%d\r\n" % (value if -_INT64_SIGN <= value < _INT64_SIGN else wrap_int64(value)))
         elif value is None:
             self._out.append(b"_\r\n" if self.resp3 else b"$-1\r\n")
         elif value is NO_REPLY:

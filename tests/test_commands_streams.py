@@ -755,3 +755,82 @@ def test_memory_usage_close_to_redis(pairs: Pair) -> None:
         ours = parse_reply(pairs.ours.call("MEMORY", "USAGE", key))
         theirs = parse_reply(pairs.theirs.call("MEMORY", "USAGE", key))
         assert abs(ours - theirs) <= theirs * 0.05, (key, ours, theirs)
+
+
+# ----------------------------------------------------------------------------- uint64 counters from payloads
+# A DUMP payload may carry any 64-bit value in a stream's counters.  Redis keeps them in
+# C integers (entries_added and delivery counts uint64_t, times int64_t), wraps when
+# they overflow, and replies every integer with addReplyLongLong: signed.
+
+
+def _sealed(body: bytes, rdb_version: int = 10) -> bytes:
+    import struct
+
+    from dumpling.payload.crc64 import crc64
+
+    body += struct.pack("<H", rdb_version)
+    return body + struct.pack("<Q", crc64(body))
+
+
+def _empty_stream(entries_added: int, last_ms: int = 0) -> bytes:
+    """A type-19 (7.0) stream with no entries: the counters are all there is."""
+    import struct
+
+    def length(v: int) -> bytes:
+        return bytes([v]) if v < 64 else b"\x81" + struct.pack(">Q", v)
+
+    return _sealed(b"\x13\x00\x00" + length(last_ms) + b"\x00" * 5 + length(entries_added) + b"\x00")
+
+
+def test_entries_added_above_int64_prints_signed(pairs: Pair) -> None:
+    crafted = bytes.fromhex("13000000000000000081fffffffffeffffff00000a0086fe18ab7f40c4b1")  # from the report
+    pairs.same("RESTORE", "s", "0", crafted)
+    pairs.same("XINFO", "STREAM", "s")
+    pairs.same("XINFO", "STREAM", "s", "FULL")
+    pairs.same("DUMP", "s")
+
+
+def test_entries_added_wraps_at_2_64(pairs: Pair) -> None:
+    pairs.same("RESTORE", "s", "0", _empty_stream(2**64 - 1, last_ms=5))
+    pairs.same("XGROUP", "CREATE", "s", "g", "0")
+    pairs.same("XINFO", "GROUPS", "s")  # estimate_distance's 2**64-1 reads as -1: no lag
+    pairs.same("XADD", "s", "7-1", "f", "v")  # entries_added wraps to 0
+    pairs.same("XINFO", "STREAM", "s")
+    pairs.same("XINFO", "GROUPS", "s")
+    pairs.same("XGROUP", "SETID", "s", "g", "0", "ENTRIESREAD", "9223372036854775807")
+    pairs.same("XINFO", "GROUPS", "s")
+    pairs.same("DUMP", "s")
+    pairs.same("RESTORE", "t", "0", _empty_stream(2**64 - 16777217))
+    pairs.same("XADD", "t", "7-1", "f", "v")
+    pairs.same("XGROUP", "CREATE", "t", "g", "0", "ENTRIESREAD", "9223372036854775807")
+    pairs.same("XINFO", "GROUPS", "t")
+
+
+def test_pending_entry_counters_from_a_payload(pairs: Pair) -> None:
+    # A PEL entry: raw ID (16 bytes), delivery time (8 bytes LE), delivery count (RDB length).
+    pairs.same("XADD", "s", "1-1", "f", "v")
+    pairs.same("XGROUP", "CREATE", "s", "g", "0")
+    pairs.same("XREADGROUP", "GROUP", "g", "c", "COUNT", "1", "STREAMS", "s", ">")
+    ours, theirs = pairs.both("DUMP", "s")
+    payload = theirs.split(b"\r\n", 1)[1][:-2]
+    raw_id = (1).to_bytes(8, "big") * 2
+    at = payload.index(raw_id, payload.index(raw_id) + 1)  # after the node's key: the group's PEL entry
+    assert payload[at + 24] == 1  # delivered once
+    body = payload[: at + 16] + b"\x00" * 7 + b"\x80" + b"\x81" + b"\xff" * 8 + payload[at + 25 : -10]
+    crafted = _sealed(body, int.from_bytes(payload[-10:-8], "little"))
+    pairs.same("RESTORE", "s2", "0", crafted)
+    pairs.same("XPENDING", "s2", "g")
+    pairs.same("XPENDING", "s2", "g", "-", "+", "10")  # idle: now - INT64_MIN wraps, then 0
+    pairs.same("XPENDING", "s2", "g", "IDLE", "1", "-", "+", "10")
+    pairs.same("XCLAIM", "s2", "g", "c2", "0", "1-1", "TIME", "5", "JUSTID")
+    pairs.same("XCLAIM", "s2", "g", "c2", "0", "1-1", "TIME", "5")  # the count wraps to 0
+    ours, theirs = pairs.both("XPENDING", "s2", "g", "-", "+", "10")
+    assert parse_reply(ours)[0][3] == parse_reply(theirs)[0][3] == 0  # type: ignore[index]
+
+
+def test_client_libraries_read_the_counters(r: Any) -> None:
+    # hiredis (redis-py's parser) refused the unsigned value: "Bad integer value", connection lost.
+    crafted = bytes.fromhex("13000000000000000081fffffffffeffffff00000a0086fe18ab7f40c4b1")
+    r.restore("s", 0, crafted)
+    assert r.xinfo_stream("s")["entries-added"] == -16777217
+    assert r.ping()

@@ -25,6 +25,7 @@ from dumpling.datatypes.streams import (
     StreamValue,
 )
 from dumpling.errors import SYNTAX, CommandError
+from dumpling.numbers import wrap_int64
 from dumpling.protocol import NULL_ARRAY, OK, ErrorReply, Map, Status, parse_strict_int
 
 ST: dict[str, Any] = {"group": "stream"}
@@ -442,6 +443,11 @@ def _create_consumer(c: Any, key: bytes, group: ConsumerGroup, name: bytes) -> C
     return consumer
 
 
+def _elapsed(now: int, since: int) -> int:
+    """``now - since`` in mstime_t (int64) arithmetic: a payload may hold any time."""
+    return wrap_int64(now - since)
+
+
 def deliver_new(c: Any, s: StreamValue, start: StreamID, count: int, group: ConsumerGroup,
                 consumer: Consumer, noack: bool) -> list[Any]:
     """``streamReplyWithRange`` with a group: move last_id, entries_read and the PELs along."""
@@ -450,7 +456,7 @@ def deliver_new(c: Any, s: StreamValue, start: StreamID, count: int, group: Cons
     for entry_id in s.entries.irange(start, None):
         if entry_id > group.last_id:
             if group.entries_read != INVALID_ENTRIES_READ and not s.range_has_tombstones(entry_id):
-                group.entries_read += 1
+                group.entries_read = wrap_int64(group.entries_read + 1)  # a long long in Redis
             elif s.entries_added:
                 group.entries_read = s.estimate_distance(entry_id)
             group.last_id = entry_id
@@ -488,7 +494,7 @@ def deliver_history(c: Any, s: StreamValue, start: StreamID, count: int, consume
             out.append(entry_reply(entry_id, flat))
             nack = consumer.pending[entry_id]
             nack.delivery_time_ms = now
-            nack.delivery_count += 1
+            nack.delivery_count = (nack.delivery_count + 1) & MASK64  # a uint64_t in Redis
     return out
 
 
@@ -993,10 +999,10 @@ def xpending(c: Any, argv: list[bytes]) -> Any:
         if not count:
             break
         nack = pel[entry_id]
-        if minidle and now - nack.delivery_time_ms < minidle:
+        if minidle and _elapsed(now, nack.delivery_time_ms) < minidle:
             continue
         count -= 1
-        out.append([fmt_id(entry_id), nack.consumer, max(0, now - nack.delivery_time_ms), nack.delivery_count])
+        out.append([fmt_id(entry_id), nack.consumer, max(0, _elapsed(now, nack.delivery_time_ms)), nack.delivery_count])
     return out
 
 
@@ -1103,7 +1109,7 @@ def xclaim(c: Any, argv: list[bytes]) -> Any:
             fresh = True
         if nack is None:
             continue
-        if not fresh and minidle and now - nack.delivery_time_ms < minidle:
+        if not fresh and minidle and _elapsed(now, nack.delivery_time_ms) < minidle:
             continue
         if fresh:
             nack.consumer = consumer.name
@@ -1114,7 +1120,7 @@ def xclaim(c: Any, argv: list[bytes]) -> Any:
         if retrycount >= 0:
             nack.delivery_count = retrycount
         elif not justid:
-            nack.delivery_count += 1
+            nack.delivery_count = (nack.delivery_count + 1) & MASK64  # a uint64_t in Redis
         out.append(fmt_id(entry_id) if justid else entry_reply(entry_id, flat))
         consumer.active_time_ms = now
         propagate_last = False
@@ -1188,12 +1194,12 @@ def xautoclaim(c: Any, argv: list[bytes]) -> Any:
             count -= 1
             c.keyspace.dirty += 1
             continue
-        if minidle and now - nack.delivery_time_ms < minidle:
+        if minidle and _elapsed(now, nack.delivery_time_ms) < minidle:
             continue
         _take(group, entry_id, nack, consumer)
         nack.delivery_time_ms = now
         if not justid:
-            nack.delivery_count += 1
+            nack.delivery_count = (nack.delivery_count + 1) & MASK64  # a uint64_t in Redis
         claimed.append(fmt_id(entry_id) if justid else entry_reply(entry_id, flat))
         count -= 1
         consumer.active_time_ms = now
@@ -1313,8 +1319,8 @@ def xinfo_consumers(c: Any, argv: list[bytes]) -> Any:
     out = []
     for name in sorted(group.consumers):
         consumer = group.consumers[name]
-        inactive = now - consumer.active_time_ms if consumer.active_time_ms != -1 else -1
-        idle = max(0, now - consumer.seen_time_ms)
+        inactive = _elapsed(now, consumer.active_time_ms) if consumer.active_time_ms != -1 else -1
+        idle = max(0, _elapsed(now, consumer.seen_time_ms))
         out.append(Map([(b"name", name), (b"pending", len(consumer.pending)), (b"idle", idle),
                         (b"inactive", inactive)]))
     return out

@@ -223,7 +223,7 @@ class StreamValue:
         self.nodes(max_bytes, max_entries)
         self._place(entry_id, flat, max_bytes, max_entries)
         self.entries[entry_id] = flat
-        self.entries_added += 1
+        self.entries_added = (self.entries_added + 1) & MASK64  # a uint64_t in Redis
         self.last_id = entry_id
         if len(self.entries) == 1:
             self.first_id = entry_id
@@ -309,32 +309,35 @@ class StreamValue:
         return (start or (0, 0)) <= self.max_deleted_id
 
     def estimate_distance(self, entry_id: StreamID) -> int:
-        """``streamEstimateDistanceFromFirstEverEntry``; -1 when not obtainable."""
-        if not self.entries_added:
+        """``streamEstimateDistanceFromFirstEverEntry``; -1 when not obtainable.  Its
+        uint64 arithmetic comes back as a long long (so a counter of 2**64-1 reads as -1)."""
+        added = self.entries_added
+        if not added:
             return 0
         length = len(self.entries)
         if not length and entry_id <= self.last_id:
-            return self.entries_added
+            return _signed64(added)
         if entry_id == self.last_id:
-            return self.entries_added
+            return _signed64(added)
         if entry_id > self.last_id:
             return INVALID_ENTRIES_READ
         if self.max_deleted_id == (0, 0) or self.max_deleted_id < self.first_id:
             if entry_id < self.first_id:
-                return self.entries_added - length
+                return _signed64(added - length)
             if entry_id == self.first_id:
-                return self.entries_added - length + 1
+                return _signed64(added - length + 1)
         return INVALID_ENTRIES_READ
 
     def lag(self, group: ConsumerGroup) -> int | None:
-        """``streamReplyWithCGLag``: entries not yet delivered to the group, or None."""
+        """``streamReplyWithCGLag``: entries not yet delivered to the group, or None
+        (a long long subtraction, wrapping as in C)."""
         if not self.entries_added:
             return 0
         if group.entries_read != INVALID_ENTRIES_READ and not self.range_has_tombstones(group.last_id):
-            return self.entries_added - group.entries_read
+            return _signed64(self.entries_added - group.entries_read)
         read = self.estimate_distance(group.last_id)
         if read != INVALID_ENTRIES_READ:
-            return self.entries_added - read
+            return _signed64(self.entries_added - read)
         return None
 
     # -- copies and accounting ------------------------------------------------------------
