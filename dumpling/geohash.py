@@ -181,13 +181,41 @@ def decode(bits: int, step: int, long_range: tuple[float, float] = (LONG_MIN, LO
     )
 
 
+_CELLS26 = float(1 << STEP_MAX)
+_LAT_SCALE = LAT_MAX - LAT_MIN
+_LONG_SCALE = LONG_MAX - LONG_MIN
+_SPREAD: list[int] = []  # 16-bit chunk -> its even bits | its odd bits << 32
+
+
+def _spread_table() -> list[int]:
+    """Built on first use (about 65,000 entries, from a 256-entry byte table)."""
+    if not _SPREAD:
+        byte = [deinterleave64(b) for b in range(256)]
+        _SPREAD.extend(low | byte[high] << 4 for high in range(256) for low in byte)
+    return _SPREAD
+
+
 def decode_score(score: float) -> tuple[float, float]:
-    """``decodeGeohash``: the (longitude, latitude) a sorted-set score stands for."""
-    area = decode(double_to_uint64(score), STEP_MAX)
-    longitude = (area.long_min + area.long_max) / 2
-    longitude = min(max(longitude, LONG_MIN), LONG_MAX)
-    latitude = (area.lat_min + area.lat_max) / 2
-    latitude = min(max(latitude, LAT_MIN), LAT_MAX)
+    """``decodeGeohash``: the (longitude, latitude) a sorted-set score stands for
+    (the centre of its step-26 cell, clamped to the GEO limits)."""
+    bits = int(score) if 0.0 <= score < 9.2e18 else double_to_uint64(score)
+    table = _SPREAD or _spread_table()
+    separated = (table[bits & 0xFFFF] | table[(bits >> 16) & 0xFFFF] << 8 | table[(bits >> 32) & 0xFFFF] << 16
+                 | table[bits >> 48] << 24)
+    ilato = separated & 0xFFFFFFFF
+    ilono = separated >> 32
+    longitude = (LONG_MIN + (ilono * 1.0 / _CELLS26) * _LONG_SCALE
+                 + (LONG_MIN + (((ilono + 1) & 0xFFFFFFFF) * 1.0 / _CELLS26) * _LONG_SCALE)) / 2
+    if longitude > LONG_MAX:
+        longitude = LONG_MAX
+    elif longitude < LONG_MIN:
+        longitude = LONG_MIN
+    latitude = (LAT_MIN + (ilato * 1.0 / _CELLS26) * _LAT_SCALE
+                + (LAT_MIN + (((ilato + 1) & 0xFFFFFFFF) * 1.0 / _CELLS26) * _LAT_SCALE)) / 2
+    if latitude > LAT_MAX:
+        latitude = LAT_MAX
+    elif latitude < LAT_MIN:
+        latitude = LAT_MIN
     return longitude, latitude
 
 
@@ -363,6 +391,58 @@ def within(shape: Shape, longitude: float, latitude: float) -> float | None:
     if distance(longitude, latitude, shape.longitude, latitude) > width_m / 2:
         return None
     return distance(shape.longitude, shape.latitude, longitude, latitude)
+
+
+def point_filter(shape: Shape) -> Callable[[float], tuple[float, float, float] | None]:
+    """``decodeGeohash`` + ``geoWithinShape`` for one score, with the centre's
+    radians and cosine computed once: (longitude, latitude, distance) or None.
+    Same operations in the same order as ``distance``/``within`` (coordinates are
+    finite here, so only asin's domain needs care)."""
+    sin, cos, sqrt, asin = math.sin, math.cos, math.sqrt, math.asin
+    radius_r = EARTH_RADIUS_IN_METERS
+    two_r = 2.0 * EARTH_RADIUS_IN_METERS
+    lon1r = shape.longitude * D_R
+    lat1r = shape.latitude * D_R
+    cos1 = cos(lat1r)
+    decode_point = decode_score
+
+    def centre_distance(lon2: float, lat2: float) -> float:
+        v = sin((lon2 * D_R - lon1r) / 2)
+        if v == 0.0:
+            return radius_r * abs(lat2 * D_R - lat1r)
+        lat2r = lat2 * D_R
+        u = sin((lat2r - lat1r) / 2)
+        root = sqrt(u * u + cos1 * cos(lat2r) * v * v)
+        return two_r * asin(root) if root <= 1.0 else math.nan
+
+    if shape.kind == CIRCLE:
+        limit = shape.radius * shape.conversion
+
+        def circle(score: float) -> tuple[float, float, float] | None:
+            lon, lat = decode_point(score)
+            dist = centre_distance(lon, lat)
+            return None if dist > limit else (lon, lat, dist)
+
+        return circle
+
+    half_width = shape.width * shape.conversion / 2
+    half_height = shape.height * shape.conversion / 2
+
+    def box(score: float) -> tuple[float, float, float] | None:
+        lon, lat = decode_point(score)
+        latr = lat * D_R
+        if radius_r * abs(lat1r - latr) > half_height:
+            return None
+        v = sin((lon1r - lon * D_R) / 2)
+        if v != 0.0:
+            u = sin((latr - latr) / 2)
+            root = sqrt(u * u + cos(latr) * cos(latr) * v * v)
+            across = two_r * asin(root) if root <= 1.0 else math.nan
+            if across > half_width:
+                return None
+        return lon, lat, centre_distance(lon, lat)
+
+    return box
 
 
 # ----------------------------------------------------------------------------- text forms

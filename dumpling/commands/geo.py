@@ -195,6 +195,7 @@ def _points_in_cells(z: ZSetValue, shape: gh.Shape, cells: list[tuple[int, int]]
     the shape, stopping at ``limit`` results when it is not 0 (COUNT ... ANY)."""
     found: list[_Point] = []
     last_processed = 0
+    test = gh.point_filter(shape)
     for i, cell in enumerate(cells):
         if cell == (0, 0):
             continue
@@ -207,12 +208,11 @@ def _points_in_cells(z: ZSetValue, shape: gh.Shape, cells: list[tuple[int, int]]
         low, high = gh.score_range(*cell)
         lo, hi = z.score_span(float(low), False, float(high), True)
         for score, member in z.range_by_rank(lo, hi - 1) if hi > lo else ():
-            longitude, latitude = gh.decode_score(score)
-            dist = gh.within(shape, longitude, latitude)
-            if dist is not None:
-                found.append(_Point(longitude, latitude, dist, score, member))
-            if found and limit and len(found) >= limit:
-                break
+            hit = test(score)
+            if hit is not None:
+                found.append(_Point(hit[0], hit[1], hit[2], score, member))
+                if limit and len(found) >= limit:
+                    break
         last_processed = i
     return found
 
