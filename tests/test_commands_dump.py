@@ -107,7 +107,7 @@ def test_ttl_errors_come_before_the_payload(pairs: Pair) -> None:
 def test_envelope_errors(pairs: Pair) -> None:
     corrupt_crc = BAR[:-1] + bytes([BAR[-1] ^ 1])
     for payload in (b"", b"x", BAR[:9], corrupt_crc, BAR[:-10] + b"\x0a\x00" + bytes(8),
-                    with_footer(BAR, 13), with_footer(BAR, 79), with_footer(BAR, 81), with_footer(BAR, 65535),
+                    with_footer(BAR, 13), with_footer(BAR, 79), with_footer(BAR, 82), with_footer(BAR, 65535),
                     BAR + b"\x00"):
         assert pairs.same("RESTORE", "k", 0, payload) == BAD_ENVELOPE
         pairs.same("EXISTS", "k")
@@ -559,10 +559,11 @@ def test_field_ttls_raise_the_dump_version(r: redis.Redis) -> None:
 
 
 def test_version_gates(r: redis.Redis) -> None:
-    """strict: every footer dumpling reads (<= 12 as Redis 7.4, Valkey 9's 80); relaxed: Valkey 9's rule."""
-    for version in (0, 1, 9, 10, 11, 12, 80):
+    """strict: every footer dumpling reads (<= 12 as Redis 7.4, Valkey 9.0's 80 and 9.2's 81); relaxed:
+    Valkey 9's rule."""
+    for version in (0, 1, 9, 10, 11, 12, 80, 81):
         assert r.restore("k", 0, with_footer(BAR, version), replace=True)
-    for version in (13, 79, 81, 222):
+    for version in (13, 79, 82, 222):
         with pytest.raises(redis.ResponseError, match="^DUMP payload version or checksum are wrong$"):
             r.restore("k", 0, with_footer(BAR, version), replace=True)
     # Valkey's own "future version" vector (tests/unit/dump.tcl): version 222

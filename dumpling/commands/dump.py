@@ -16,7 +16,7 @@ Helpers for other families (MIGRATE, cluster), kept stable:
 
 Version gates (§1.4, config ``rdb-version-check``): ``strict`` (default) accepts
 every footer dumpling can read, i.e. Redis's rule for Redis 7.4 (footer <= 12, 0
-included) plus Valkey 9's 80; ``relaxed`` additionally accepts any other footer >= 1
+included) plus Valkey 9.0's 80 and 9.2's 81; ``relaxed`` additionally accepts any other footer >= 1
 the way Valkey 9 does (types >= 22 of a foreign 12-79 version are refused with
 ``Unsupported foreign data type``).  Redis 7.0 itself refuses footers 11 and 12.
 
@@ -44,8 +44,9 @@ from dumpling.protocol import OK
 if TYPE_CHECKING:
     from dumpling.dispatch import Server
 
-# The newest Redis RDB version dumpling reads (Redis 7.4 .. 8.4).
+# The newest Redis RDB version dumpling reads (Redis 7.4 .. 8.4), and Valkey's (9.0 is 80, 9.2 is 81).
 REDIS_MAX_RDB_VERSION = 12
+VALKEY_MAX_RDB_VERSION = 81
 INVALID_TTL = "Invalid TTL value, must be >= 0"
 INVALID_IDLETIME = "Invalid IDLETIME value, must be >= 0"
 INVALID_FREQ = "Invalid FREQ value, must be >= 0 and <= 255"
@@ -104,9 +105,9 @@ class DumpState:
 def _build_options(server: Server, gate: str, skip_checksum: bool, caller_is_client: bool) -> CodecOptions:
     cfg = server.config
     if gate == "known":  # Redis's "<= own version" rule; every footer we read passes it
-        check, max_version = "redis", VALKEY_VERSION_MIN
+        check, max_version = "redis", VALKEY_MAX_RDB_VERSION
     elif gate == "relaxed":
-        check, max_version = "relaxed", VALKEY_VERSION_MIN
+        check, max_version = "relaxed", VALKEY_MAX_RDB_VERSION
     else:  # refused: Redis's rule with our Redis version makes check_envelope say why
         check, max_version = "redis", REDIS_MAX_RDB_VERSION
     return CodecOptions(
@@ -140,7 +141,7 @@ def _state(server: Server) -> DumpState:
 def codec_options(server: Server, footer: int | None = None, *, caller_is_client: bool = True) -> CodecOptions:
     """The ``CodecOptions`` this server decodes a payload with footer version ``footer``
     (None: the options for writing, which ignore the version gate)."""
-    if footer is None or footer <= REDIS_MAX_RDB_VERSION or footer == VALKEY_VERSION_MIN:
+    if footer is None or footer <= REDIS_MAX_RDB_VERSION or VALKEY_VERSION_MIN <= footer <= VALKEY_MAX_RDB_VERSION:
         gate = "known"
     elif server.config["rdb-version-check"] == "relaxed":
         gate = "relaxed"

@@ -65,9 +65,10 @@ OP_EXPIRETIME = 0xFD
 OP_SELECTDB = 0xFE
 OP_EOF = 0xFF
 
-# The newest Redis RDB version read here (Redis 7.4), and Valkey 9's own.
+# The newest Redis RDB version read here (Redis 7.4), and Valkey 9's own (9.0: 80, 9.2: 81).
 MAX_REDIS_RDB_VERSION = 12
 VALKEY_RDB_VERSION = 80
+MAX_VALKEY_RDB_VERSION = 81
 
 # The C loop over plain string keys (see _snapshot.c: it leaves the objects untouched,
 # which keeps a BGSAVE child's copy-on-write small).  Tests switch it with ``use_native``.
@@ -301,7 +302,7 @@ Record = Aux | Function | SelectDb | KeyRecord | Loaded
 
 
 def read_version(buf: bytes) -> int:
-    """Check the signature and version of a file (``REDIS0001``..``REDIS0012``, ``VALKEY080``)."""
+    """Check the signature and version of a file (``REDIS0001``..``REDIS0012``, ``VALKEY080``/``081``)."""
     if len(buf) < 9:
         raise RdbError("Short read or OOM loading DB. Unrecoverable error, aborting now.", 0, short_read=True)
     if buf[:5] == b"REDIS" and buf[5:9].isdigit():
@@ -310,7 +311,7 @@ def read_version(buf: bytes) -> int:
             return version
     elif buf[:6] == b"VALKEY" and buf[6:9].isdigit():
         version = int(buf[6:9])
-        if version == VALKEY_RDB_VERSION:
+        if VALKEY_RDB_VERSION <= version <= MAX_VALKEY_RDB_VERSION:
             return version
     else:
         raise RdbError("Wrong signature trying to load DB from file")
