@@ -293,8 +293,17 @@ new = function()
     return match(s, "^[eE][+-]?%d+()", e) or e
   end
 
+  -- The JSON forms most numbers take: digits with an optional fraction, which strtod() and
+  -- tonumber() read alike; anything else (exponent, hex, inf, nan, "-.5") takes the long way.
+  local PLAIN_FOLLOWERS = {[101] = false, [69] = false, [120] = false, [88] = false, [112] = false,
+                           [80] = false}
+
   local function number_token(p)
-    local e = strtod_end(p)
+    local e = match(s, "^-?%d+%.?%d*()", p)
+    if e and PLAIN_FOLLOWERS[byte(s, e)] == nil then
+      return "T_NUMBER", tonumber(sub(s, p, e - 1)), e, p
+    end
+    e = strtod_end(p)
     if not e then return "T_ERROR", "invalid number", p, p end
     local text = sub(s, p, e - 1)
     local w = lower(text)
@@ -326,8 +335,12 @@ new = function()
   end
 
   local function string_token(start)
-    local parts, np = {}, 0
     local p = start + 1
+    local q = find(s, '["\\]', p)
+    if q and byte(s, q) == 34 then                    -- no escapes: the bytes as they are
+      return "T_STRING", sub(s, p, q - 1), q + 1, start
+    end
+    local parts, np = {}, 0
     while true do
       local q = find(s, '["\\]', p)
       if not q then
