@@ -361,3 +361,23 @@ def test_restore_geo_sets_both_ways(pair: Pair) -> None:
         assert isinstance(back, bytes)
         assert pair.theirs.call("RESTORE", key, "0", back, "REPLACE") == b"+OK\r\n"
         pair.same("ZRANGE", key, "0", "-1", "WITHSCORES")
+
+
+def test_getkeys_and_store_into_the_source(pair: Pair) -> None:
+    for cmd in (
+        ("COMMAND", "GETKEYS", "GEORADIUS", "src", "0", "0", "1", "km", "STORE", "dst"),
+        ("COMMAND", "GETKEYS", "GEORADIUS", "src", "0", "0", "1", "km", "STORE", "a", "STOREDIST", "b"),
+        ("COMMAND", "GETKEYS", "GEORADIUSBYMEMBER", "src", "m", "1", "km", "STOREDIST", "dst"),
+        ("COMMAND", "GETKEYS", "GEORADIUS_RO", "src", "0", "0", "1", "km"),
+        ("COMMAND", "GETKEYS", "GEOSEARCHSTORE", "dst", "src", "FROMMEMBER", "m", "BYRADIUS", "1", "km"),
+        ("COMMAND", "GETKEYS", "PFMERGE", "dst", "a", "b"),
+        ("COMMAND", "GETKEYS", "PFCOUNT", "a", "b"),
+        ("GEOADD", "src", "1", "1", "a", "1.001", "1.001", "b", "50", "50", "far"),
+        ("GEORADIUS", "src", "1", "1", "10", "km", "STOREDIST", "src"),
+        ("ZRANGE", "src", "0", "-1", "WITHSCORES"),
+        ("GEOADD", "s2", "1", "1", "a", "1.001", "1.001", "b", "50", "50", "far"),
+        ("GEOSEARCHSTORE", "s2", "s2", "FROMMEMBER", "a", "BYBOX", "500", "500", "km"),
+        ("ZRANGE", "s2", "0", "-1", "WITHSCORES"),
+        ("TYPE", "s2"),
+    ):
+        pair.same(*cmd)

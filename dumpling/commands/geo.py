@@ -386,16 +386,21 @@ def _store(c: Any, key: bytes, points: list[_Point], conversion: float, store_di
     return len(points)
 
 
-def _radius_keys(argv: list[bytes]) -> list[int]:
-    """``georadiusGetKeys``: the source, and the last STORE/STOREDIST key if any."""
-    stored = -1
-    i = 5
-    while i < len(argv):
-        if argv[i].lower() in (b"store", b"storedist") and i + 1 < len(argv):
-            stored = i + 1
-            i += 1
-        i += 1
-    return [1] if stored < 0 else [1, stored]
+def _radius_keys(start: int) -> Callable[[list[bytes]], list[int]]:
+    """Key positions as Redis 7 finds them from GEORADIUS*'s key specs: the source,
+    then the key after the first STORE and after the first STOREDIST found from
+    ``start`` on (the keyword search stops before the last argument)."""
+
+    def keys(argv: list[bytes]) -> list[int]:
+        found = [1]
+        for keyword in (b"store", b"storedist"):
+            for i in range(start, len(argv) - 1):
+                if argv[i].lower() == keyword:
+                    found.append(i + 1)
+                    break
+        return found
+
+    return keys
 
 
 def _keyword_spec(keyword: str, start: int) -> dict[str, Any]:
@@ -423,7 +428,7 @@ _SEARCH_SHAPE = (f"from=(FROMMEMBER member:string | FROMLONLAT longitude:double 
          complexity=_RADIUS_COMPLEXITY,
          args=f"key longitude:double latitude:double radius:double {_UNIT} {_RADIUS_OPTIONS} {_STORE_OPTIONS}",
          key_specs=[key_spec("RO access"), _keyword_spec("STORE", 6), _keyword_spec("STOREDIST", 6)],
-         getkeys=_radius_keys, history=_RADIUS_HISTORY, doc_flags="deprecated", deprecated_since="6.2.0",
+         getkeys=_radius_keys(6), history=_RADIUS_HISTORY, doc_flags="deprecated", deprecated_since="6.2.0",
          replaced_by="`GEOSEARCH` and `GEOSEARCHSTORE` with the `BYRADIUS` argument", events="georadiusstore del")
 def georadius(c: Any, argv: list[bytes]) -> Any:
     return _search(c, argv, 1, RADIUS_COORDS)
@@ -435,7 +440,7 @@ def georadius(c: Any, argv: list[bytes]) -> Any:
          complexity=_RADIUS_COMPLEXITY,
          args=f"key member:string radius:double {_UNIT} {_RADIUS_OPTIONS} {_STORE_OPTIONS}",
          key_specs=[key_spec("RO access"), _keyword_spec("STORE", 5), _keyword_spec("STOREDIST", 5)],
-         getkeys=_radius_keys, history=_RADIUS_HISTORY, doc_flags="deprecated", deprecated_since="6.2.0",
+         getkeys=_radius_keys(5), history=_RADIUS_HISTORY, doc_flags="deprecated", deprecated_since="6.2.0",
          replaced_by="`GEOSEARCH` and `GEOSEARCHSTORE` with the `BYRADIUS` and `FROMMEMBER` arguments",
          events="georadiusstore del")
 def georadiusbymember(c: Any, argv: list[bytes]) -> Any:
