@@ -350,3 +350,27 @@ def test_indexed_sparse_edits_match_the_walk() -> None:
             assert (ra, a) == (rb, b)
             if b[4] == hll.SPARSE:
                 assert opcodes.firsts == hll.SparseIndex(b).firsts
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_mixed_operations_under_various_sparse_limits(pair: Pair, seed: int) -> None:
+    rng = random.Random(seed)
+    limit = [0, 300, 3000, 20000][seed]
+    keys = [f"h{i}" for i in range(4)]
+    try:
+        pair.same("CONFIG", "SET", "hll-sparse-max-bytes", str(limit))
+        for _ in range(80):
+            op = rng.random()
+            key = rng.choice(keys)
+            if op < 0.6:
+                pair.same("PFADD", key, *[b"%d" % rng.randrange(10**6) for _ in range(rng.choice([1, 3, 10, 50, 200]))])
+            elif op < 0.75:
+                pair.same("PFMERGE", key, *rng.sample(keys, rng.randint(0, 3)))
+            elif op < 0.9:
+                pair.same("PFCOUNT", *rng.sample(keys, rng.randint(1, 3)))
+            else:
+                pair.same("GET", key)
+        for key in keys:
+            pair.same("GET", key)
+    finally:
+        pair.both("CONFIG", "SET", "hll-sparse-max-bytes", "3000")
