@@ -18,6 +18,7 @@ Must not: know about keys, sorted sets or replies.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -195,9 +196,12 @@ def _spread_table() -> list[int]:
     return _SPREAD
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def decode_score(score: float) -> tuple[float, float]:
     """``decodeGeohash``: the (longitude, latitude) a sorted-set score stands for
-    (the centre of its step-26 cell, clamped to the GEO limits)."""
+    (the centre of its step-26 cell, clamped to the GEO limits).  Memoised: repeated
+    searches over the same points (the usual "what is near me" load) skip the decode;
+    16384 entries cost about 3 MB."""
     bits = int(score) if 0.0 <= score < 9.2e18 else double_to_uint64(score)
     table = _SPREAD or _spread_table()
     separated = (table[bits & 0xFFFF] | table[(bits >> 16) & 0xFFFF] << 8 | table[(bits >> 32) & 0xFFFF] << 16
