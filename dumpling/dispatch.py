@@ -167,13 +167,18 @@ class Server:
             client.obuf_soft_limit_since = 0
         if not over:
             return False
+        self.drop_for_output_limit(client)
+        return True
+
+    def drop_for_output_limit(self, client: Client) -> None:
+        """Close a client over its output-buffer limit (also while a reply is being built:
+        ``dumpling.replybudget``)."""
         self.log("warning", f"Client id={client.id} addr={client.addr} scheduled to be closed ASAP for overcoming "
                  "of output buffer limits.")
         transport = client.transport
         client.close()
         if transport is not None:
             transport.abort()  # Redis frees the client: what it has not read is dropped
-        return True
 
     def output_buffer_limits(self) -> dict[str, tuple[int, int, int]]:
         """``client-output-buffer-limit`` as class -> (hard bytes, soft bytes, soft seconds)."""

@@ -25,6 +25,7 @@ from dumpling.config import Config, ConfigFileError, StartupError
 from dumpling.errors import ProtocolError
 from dumpling.numbers import wrap_int64
 from dumpling.protocol import NO_REPLY, PartialRequest, Status, encode, encode_error, find_big_header, parse_request
+from dumpling.replybudget import encode_reply
 
 if TYPE_CHECKING:
     from dumpling.dispatch import Server
@@ -309,7 +310,9 @@ class Client(asyncio.Protocol):
         elif value is NO_REPLY:
             return
         else:
-            self._out.append(encode(value, self.resp3))
+            data = encode_reply(self, value)  # aggregates against the output-buffer limit (replybudget)
+            if data is not None:
+                self._out.append(data)
 
     def push(self, value: Any) -> None:
         """Queue an out-of-band message (pub/sub, MONITOR); delivered even under REPLY OFF.

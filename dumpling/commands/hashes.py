@@ -37,6 +37,7 @@ from dumpling.datatypes.hashes import (
 from dumpling.errors import SYNTAX, CommandError
 from dumpling.numbers import NotFinite, format_long_double, long_double_sum, parse_long_double
 from dumpling.protocol import OK, Map
+from dumpling.replybudget import bulk_size, repeat_within
 
 HASH = {"group": "hash"}
 _rng = random.Random()
@@ -450,7 +451,13 @@ def hrandfield(c: Any, argv: list[bytes]) -> Any:
             return []
         size = len(value.fields)
         if count < 0 or count == 1:
-            names = [value.random_field(_rng) for _ in range(abs(count))]
+            # With repetitions the reply is as long as asked: up to 2**63 fields.
+            fields = value.fields
+            size = (lambda f: bulk_size(f) + bulk_size(fields[f]) + 4) if withvalues else bulk_size
+            picked = repeat_within(c, abs(count), lambda: value.random_field(_rng), size)
+            if picked is None:  # the client's output-buffer limit closed it
+                return []
+            names = picked
         elif count >= size:
             names = list(value.fields)
         else:

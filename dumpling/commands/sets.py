@@ -21,6 +21,7 @@ from dumpling.datatypes.lists import lp_int_value
 from dumpling.datatypes.sets import SetLimits, SetValue
 from dumpling.errors import SYNTAX, WRONGTYPE, CommandError
 from dumpling.protocol import SetReply
+from dumpling.replybudget import bulk_size, repeat_within
 
 SET = {"group": "set"}
 _rng = random.Random()
@@ -271,7 +272,9 @@ def srandmember(c: Any, argv: list[bytes]) -> Any:
         return []
     size = len(value)
     if count < 0 or count == 1:
-        return [value.random_member(_rng) for _ in range(abs(count))]
+        # With repetitions the reply is as long as asked: up to 2**63 members.
+        picked = repeat_within(c, abs(count), lambda: value.random_member(_rng), bulk_size)
+        return [] if picked is None else picked  # None: the output-buffer limit closed the client
     if count >= size:
         return list(value.ordered())
     return value.sample_unique(count, _rng)

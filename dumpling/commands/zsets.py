@@ -33,6 +33,7 @@ from dumpling.datatypes.zsets import MAX_LEX, MIN_LEX, ZSetValue, d2string, lex_
 from dumpling.errors import SYNTAX, WRONGTYPE, CommandError
 from dumpling.numbers import index_span
 from dumpling.protocol import NULL_ARRAY, Double, ErrorReply, format_double
+from dumpling.replybudget import bulk_size, repeat_within
 
 ZS: dict[str, Any] = {"group": "sorted-set"}
 LONG_MIN = -(1 << 63)
@@ -914,7 +915,16 @@ def zrandmember(c: Any, argv: list[bytes]) -> Any:
         n = len(z)
         index = z.index
         if count < 0 or count == 1:
-            picks = [index[int(rng() * n)] for _ in range(abs(count))]
+            # With repetitions the reply is as long as asked: up to 2**63 members.
+            extra = (30 if c.resp3 else 32) if withscores else 0  # a score: a double, or its text as a bulk
+
+            def size(pick: tuple[float, bytes]) -> int:
+                return bulk_size(pick[1]) + extra
+
+            picked = repeat_within(c, abs(count), lambda: index[int(rng() * n)], size)
+            if picked is None:  # the client's output-buffer limit closed it
+                return []
+            picks = picked
         elif count >= n:
             picks = list(reversed(index))  # zsets are iterated from the tail (zuiInitIterator)
         elif z.encoding == "listpack":
