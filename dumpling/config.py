@@ -140,9 +140,20 @@ SETTINGS: list[Setting] = [
     # Deletes RDB files made only for replication; dumpling has no replication, so no such files.
     _s("rdb-del-sync-files", "bool", False, inert=True),
     # AOF and replication: accepted, reported, no effect
-    _s("appendonly", "bool", False, inert=True),
-    _s("appendfsync", "enum", "everysec", choices=("always", "everysec", "no"), inert=True),
-    _s("appendfilename", "string", "appendonly.aof", immutable=True, inert=True),
+    # the append-only file (dumpling.persistence.aof)
+    _s("appendonly", "bool", False),
+    _s("appendfsync", "enum", "everysec", choices=("always", "everysec", "no")),
+    _s("appendfilename", "string", "appendonly.aof", immutable=True),
+    _s("appenddirname", "string", "appendonlydir", immutable=True),
+    _s("aof-load-truncated", "bool", True),
+    _s("auto-aof-rewrite-percentage", "int", 100, max=INT_MAX),
+    _s("auto-aof-rewrite-min-size", "memory", 64 * 1024 * 1024),
+    # dumpling always writes an RDB base (the "yes" layout); "no" is accepted for configs.
+    _s("aof-use-rdb-preamble", "bool", True, inert=True),
+    # #TS annotations are skipped when loading; dumpling does not write them.
+    _s("aof-timestamp-enabled", "bool", False, inert=True),
+    _s("aof-rewrite-incremental-fsync", "bool", True, inert=True),
+    _s("no-appendfsync-on-rewrite", "bool", False, inert=True),
     _s("replica-read-only", "bool", True, aliases=("slave-read-only",), inert=True),
     _s("replica-serve-stale-data", "bool", True, aliases=("slave-serve-stale-data",), inert=True),
     _s("replica-ignore-maxmemory", "bool", True, aliases=("slave-ignore-maxmemory",), inert=True),

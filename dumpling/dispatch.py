@@ -112,6 +112,9 @@ class Server:
         # Set while whole classes of commands are refused (persistence: -LOADING while the
         # dataset loads, -MISCONF after a failed BGSAVE): returns the error text or None.
         self.command_gate: Callable[[Client, Command, list[bytes]], str | None] | None = None
+        # Set while the append-only file is on: ``begin``/``end`` bracket every call (nested
+        # ones too: EXEC, scripts) so it can log what the outermost command wrote.
+        self.call_hooks: Any = None
         # Awaited once the listeners exist, before the cron starts (loading the RDB file);
         # False makes the server exit with code 1.
         self.startup_tasks: list[Callable[[], Awaitable[bool]]] = []
@@ -363,6 +366,9 @@ class Server:
             ks.no_touch = cmd.name != "touch"
         self.current_client = client
         client.last_cmd = cmd.name
+        hooks = self.call_hooks
+        if hooks is not None:
+            hooks.begin(client, cmd, argv)
         try:
             reply = cmd.handler(client, argv)  # type: ignore[misc]
         except CommandError as e:
@@ -376,6 +382,8 @@ class Server:
             reply = ErrorReply(f"ERR internal error in '{cmd.name}': {type(e).__name__}")
             cmd.failed_calls += 1
             self.count_error("ERR")
+        if hooks is not None:
+            hooks.end(client, cmd, argv)
         elapsed_us = max(time.time_ns() - start, 0) // 1000
         ks.no_touch = False
         cmd.calls += 1

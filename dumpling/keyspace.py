@@ -322,6 +322,8 @@ class Keyspace:
         # keyspace notifications: set by the pub/sub module
         self.notify_flags = ""
         self.notify_hook: Callable[[int, str, bytes, bytes], None] | None = None
+        # called as hook(db, key) for every change (the append-only file collects them)
+        self.change_hook: Callable[[Database, bytes], None] | None = None
         self.refresh_config()
 
     def refresh_config(self) -> None:
@@ -342,6 +344,8 @@ class Keyspace:
         self.dirty += 1
         if self.watched:
             self.touch_watched(db.index, key)
+        if self.change_hook is not None:
+            self.change_hook(db, key)
         if event is not None and self.notify_flags:
             self.notify(db.index, cls, event, key)
 

@@ -150,6 +150,7 @@ def _rss_bytes() -> int:
 
 def _section_persistence(server: Any) -> list[str]:
     snap = server.snapshots
+    aof = server.aof
     now = time.time()
     child = snap.child_pid != -1
     lines = [
@@ -171,19 +172,28 @@ def _section_persistence(server: Any) -> list[str]:
         f"rdb_last_cow_size:{snap.last_cow_size}",
         f"rdb_last_load_keys_expired:{snap.last_load_keys_expired}",
         f"rdb_last_load_keys_loaded:{snap.last_load_keys_loaded}",
-        "aof_enabled:0",
-        "aof_rewrite_in_progress:0",
-        "aof_rewrite_scheduled:0",
-        "aof_last_rewrite_time_sec:-1",
-        "aof_current_rewrite_time_sec:-1",
-        "aof_last_bgrewrite_status:ok",
-        "aof_rewrites:0",
-        "aof_rewrites_consecutive_failures:0",
-        "aof_last_write_status:ok",
-        "aof_last_cow_size:0",
+        f"aof_enabled:{int(aof.enabled)}",
+        f"aof_rewrite_in_progress:{int(aof.child_pid != -1)}",
+        f"aof_rewrite_scheduled:{int(aof.scheduled)}",
+        f"aof_last_rewrite_time_sec:{aof.last_rewrite_seconds}",
+        f"aof_current_rewrite_time_sec:{int(now - aof.child_started) if aof.child_pid != -1 else -1}",
+        f"aof_last_bgrewrite_status:{'ok' if aof.last_rewrite_ok else 'err'}",
+        f"aof_rewrites:{aof.rewrites}",
+        f"aof_rewrites_consecutive_failures:{aof.consecutive_failures}",
+        f"aof_last_write_status:{'ok' if aof.write_ok else 'err'}",
+        f"aof_last_cow_size:{aof.last_cow_size}",
         "module_fork_in_progress:0",
         "module_fork_last_cow_size:0",
     ]
+    if aof.enabled:
+        lines += [
+            f"aof_current_size:{aof.current_size()}",
+            f"aof_base_size:{aof.base_size}",
+            f"aof_pending_rewrite:{int(aof.scheduled)}",
+            "aof_buffer_length:0",
+            "aof_pending_bio_fsync:0",
+            "aof_delayed_fsync:0",
+        ]
     if snap.loading:
         elapsed = now - snap.loading_start
         total, loaded = snap.loading_total_bytes, snap.loading_loaded_bytes
@@ -803,9 +813,12 @@ def bgsave(c: Any, argv: list[bytes]) -> Any:
     snapshots = server.snapshots
     if snapshots.child_pid != -1:
         raise CommandError("Background save already in progress")
-    if server.in_exec:
-        snapshots.scheduled = True
-        return Status("Background saving scheduled")
+    if server.in_exec or server.aof.child_pid != -1:
+        if len(argv) == 2 or server.in_exec:
+            snapshots.scheduled = True
+            return Status("Background saving scheduled")
+        raise CommandError("Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in "
+                           "order to schedule a BGSAVE whenever possible.")
     if not snapshots.bgsave():
         raise CommandError("-ERR")
     return Status("Background saving started")
@@ -814,6 +827,17 @@ def bgsave(c: Any, argv: list[bytes]) -> Any:
 @command("bgrewriteaof", 1, "admin noscript no_async_loading", **SRV, since="1.0.0",
          summary="Asynchronously rewrites the append-only file to disk.")
 def bgrewriteaof(c: Any, argv: list[bytes]) -> Any:
+    server = c.server
+    aof = server.aof
+    if aof.child_pid != -1:
+        raise CommandError("Background append only file rewriting already in progress")
+    if server.snapshots.child_pid != -1 or server.in_exec:
+        aof.scheduled = True
+        aof.consecutive_failures = 0
+        return Status("Background append only file rewriting scheduled")
+    if not aof.rewrite():
+        raise CommandError("Can't execute an AOF background rewriting. Please check the server logs for more "
+                           "information.")
     return Status("Background append only file rewriting started")
 
 

@@ -176,7 +176,8 @@ class Snapshots:
 
     def refresh_gate(self) -> None:
         server = self.server
-        if self.loading or self.writes_refused():
+        aof = getattr(server, "aof", None)
+        if self.loading or self.writes_refused() or (aof is not None and aof.enabled):
             server.command_gate = self.gate
         elif server.command_gate == self.gate:
             server.command_gate = None
@@ -203,7 +204,11 @@ class Snapshots:
 
     # -- writing ------------------------------------------------------------------------------
 
-    def _write_file(self, path: str, progress: Callable[[int], None] | None) -> None:
+    def write_file_at(self, path: str, aof_base: bool = False) -> None:
+        """An RDB file of the dataset at ``path`` (an AOF base: ``aof-base 1``), fsynced; raises OSError."""
+        self._write_file(path, None, aof_base)
+
+    def _write_file(self, path: str, progress: Callable[[int], None] | None, aof_base: bool = False) -> None:
         """The whole keyspace (and function libraries) as an RDB file at ``path``, fsynced.
 
         ``used-mem`` is the resident size: INFO's estimate samples keys through an index
@@ -225,7 +230,7 @@ class Snapshots:
             writer.aux(b"redis-bits", b"64")
             writer.aux(b"ctime", b"%d" % int(time.time()))
             writer.aux(b"used-mem", b"%d" % _resident_bytes())
-            writer.aux(b"aof-base", b"0")
+            writer.aux(b"aof-base", b"1" if aof_base else b"0")
             if self.function_sources is not None:
                 for source in self.function_sources():
                     writer.function(source)
@@ -296,7 +301,8 @@ class Snapshots:
     def bgsave(self) -> bool:
         """rdbSaveBackground: fork a child that writes the file; False if the fork failed."""
         server = self.server
-        if self.child_pid != -1:
+        aof = getattr(server, "aof", None)
+        if self.child_pid != -1 or (aof is not None and aof.child_pid != -1):
             return False
         self.saves += 1
         self.dirty_before_bgsave = server.keyspace.dirty
@@ -445,6 +451,8 @@ class Snapshots:
             self.reap_child()
             return
         server = self.server
+        if server.aof.child_pid != -1:  # type: ignore[attr-defined]
+            return  # one child at a time; a scheduled BGSAVE waits
         if self.scheduled:
             self.scheduled = False
             self.bgsave()
@@ -501,7 +509,7 @@ class Snapshots:
             if state["empty"] <= 10:
                 server.log("notice", f"rdbLoadObject skipping empty key: {record.key.decode('utf-8', 'replace')}")
             return
-        if record.expire_ms != -1 and record.expire_ms < now:
+        if record.expire_ms != -1 and record.expire_ms < state["cut"]:
             self.last_load_keys_expired += 1
             return
         db = ks.dbs[record.db]
@@ -550,7 +558,7 @@ class Snapshots:
         slot map or order tracking must see each key (Database.add's bookkeeping)."""
         db = self.server.keyspace.dbs[index]
         if db._order is None and db._expire_order is None and db.slot_index is None:
-            parser.fast = (db.data, db.expires, db.meta, state["meta"], state["now"])
+            parser.fast = (db.data, db.expires, db.meta, state["meta"], state["cut"])
         else:
             parser.fast = None
 
@@ -561,7 +569,9 @@ class Snapshots:
         verify = server.config["rdbchecksum"] and not getattr(server, "skip_checksum", False)
         return RdbParser(buf, codec_options(server, caller_is_client=False), verify_checksum=verify)
 
-    def _begin_load(self, size: int) -> dict[str, int]:
+    def _begin_load(self, size: int, keep_expired: bool = False) -> dict[str, int]:
+        """Loading state on; ``keep_expired``: an AOF base keeps keys already expired (the
+        commands after it were logged against them), as Redis does."""
         self.loading = True
         self.server.keyspace.loading = True
         self.loading_start = int(time.time())
@@ -573,7 +583,8 @@ class Snapshots:
         now = int(time.time() * 1000)
         ks = self.server.keyspace
         meta = (lfu_minutes(now) << 8) | LFU_INIT_VAL if ks.lfu else lru_clock(now)  # Database.fresh_meta
-        return {"empty": 0, "now": now, "lru_clock": lru_clock(now), "meta": meta}
+        cut = -(1 << 63) if keep_expired else now
+        return {"empty": 0, "now": now, "lru_clock": lru_clock(now), "meta": meta, "cut": cut}
 
     def _end_load(self, state: dict[str, int]) -> None:
         self.loading = False
@@ -617,12 +628,7 @@ class Snapshots:
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            parser = self._parser(buf)
-            self._fast_target(parser, 0, state)
-            databases = len(server.keyspace.dbs)
-            for record in parser.records():
-                self._handle(record, state, allow_duplicates, databases, parser)
-            self._log_done(state)
+            self.load_records(buf, state, allow_duplicates)
             return True
         except RdbError as e:
             server.log("warning", e.message)
@@ -632,12 +638,30 @@ class Snapshots:
                 gc.enable()
             self._end_load(state)
 
+    def load_records(self, buf: bytes, state: dict[str, int], allow_duplicates: bool = False) -> int:
+        """Apply a whole RDB file held in ``buf`` (between ``_begin_load`` and ``_end_load``);
+        returns the offset after its trailer.  Raises RdbError."""
+        parser = self._parser(buf)
+        self._fast_target(parser, 0, state)
+        databases = len(self.server.keyspace.dbs)
+        for record in parser.records():
+            self._handle(record, state, allow_duplicates, databases, parser)
+        self._log_done(state)
+        return parser.pos
+
     async def load_at_startup(self) -> bool:
         """loadDataFromDisk for RDB: False means exit with code 1 (the reason is logged).
 
         Runs in slices of ~20 ms so clients connected meanwhile get ``-LOADING`` and INFO
         shows ``loading:1``.  A shutdown requested while loading stops it (nothing is saved)."""
         server = self.server
+        if server.config["appendonly"]:  # the AOF is the dataset; dump.rdb is not read
+            try:
+                return server.aof.load()  # type: ignore[attr-defined]
+            except OSError as e:
+                server.log("warning", f"Can't open or create append-only dir {server.config['appenddirname']}: "
+                           f"{e.strerror}")
+                return False
         started = time.monotonic()
         try:
             with open(self.rdb_path(), "rb") as f:
@@ -733,7 +757,14 @@ def _unlink_quietly(path: str) -> None:
 
 
 def setup(server: Server) -> Snapshots:
+    from dumpling.persistence.aof import AppendOnly
+
     snapshots = Snapshots(server)
     server.snapshots = snapshots  # type: ignore[attr-defined]
+    aof = AppendOnly(server, snapshots)
+    server.aof = aof  # type: ignore[attr-defined]
+    server.cron_hooks.append(aof.cron)
+    server.before_shutdown.insert(0, aof.before_shutdown)
+    server.config.listeners.append(aof.config_changed)
     server.startup_tasks.append(snapshots.load_at_startup)
     return snapshots

@@ -1,0 +1,651 @@
+"""The append-only file: Redis 7's multi-part layout, what is logged, loading, rewriting.
+
+Layout (``appenddirname`` inside ``dir``): a manifest ``<appendfilename>.manifest`` whose
+lines read ``file <name> seq <n> type <b|h|i>``; one base file (``.<n>.base.rdb``, an RDB
+file with ``aof-base 1`` when ``aof-use-rdb-preamble yes``, else ``.<n>.base.aof``
+commands) and incremental files ``.<n>.incr.aof`` of RESP commands.
+
+What is logged.  Every command runs through ``Server.call``; ``begin``/``end`` bracket
+the outermost call (an EXEC or a script contains nested ones) and ``changed`` (the
+keyspace's change hook) collects the keys it wrote.  When the outermost call ends:
+
+* a plain deterministic command that wrote only its own keys is logged as sent
+  (``VERBATIM``: SET without options, LPUSH, HSET, ZADD, INCR, DEL ...);
+* a TTL-only command (EXPIRE family, PERSIST) as ``PEXPIREAT key <abs ms>`` / ``PERSIST``;
+* keyless writes (FLUSHALL, FLUSHDB, SWAPDB, FUNCTION ...) as sent;
+* anything else - relative times, randomness, scripts, transactions, blocking pops
+  served later, expiry and eviction - as the final state of each key it touched:
+  ``SET key value [PXAT ms]`` for strings, ``RESTORE key <abs ms> <payload> REPLACE
+  ABSTTL`` for collections, ``DEL key`` for keys that are gone; several records of one
+  command go inside ``MULTI``/``EXEC``.  That is Redis's "effects replication": the file
+  replays to the same dataset on dumpling and on Redis 7 (which loads these commands).
+
+``appendfsync always`` writes and fsyncs before the command's reply is sent;
+``everysec`` writes at once and fsyncs from the cron once a second; ``no`` leaves
+fsync to the kernel.  ``BGREWRITEAOF`` forks like BGSAVE: the parent opens a new incr
+file at once, the child writes the new base, and the manifest switches when it succeeds.
+
+Must not: decide RDB matters (``snapshots``) or parse RDB bytes (``rdb``).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import sys
+import time
+import traceback
+from typing import TYPE_CHECKING, Any
+
+from dumpling.persistence.rdb import RdbError
+
+if TYPE_CHECKING:
+    from dumpling.dispatch import Server
+    from dumpling.keyspace import Database
+    from dumpling.persistence.snapshots import Snapshots
+
+# Deterministic given the dataset, and writing only the keys named in their arguments.
+VERBATIM = frozenset({
+    "setnx", "mset", "msetnx", "append", "setrange", "incr", "decr", "incrby", "decrby", "del", "unlink",
+    "lpush", "rpush", "lpushx", "rpushx", "linsert", "lset", "lrem", "ltrim", "lpop", "rpop", "rpoplpush", "lmove",
+    "sadd", "srem", "smove", "sinterstore", "sunionstore", "sdiffstore", "hset", "hsetnx", "hmset", "hdel",
+    "hincrby", "zadd", "zincrby", "zrem", "zremrangebyscore", "zremrangebyrank", "zremrangebylex", "zunionstore",
+    "zinterstore", "zdiffstore", "zrangestore", "zpopmin", "zpopmax", "rename", "renamenx", "setbit", "bitop",
+    "pfadd", "pfmerge", "xdel", "xack", "copy", "lmpop", "zmpop", "sintercard",
+})
+TTL_ONLY = frozenset({"expire", "pexpire", "expireat", "pexpireat", "persist"})
+MANIFEST_SUFFIX = ".manifest"
+
+
+def resp(argv: list[bytes]) -> bytes:
+    return b"*%d\r\n" % len(argv) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in argv)
+
+
+def parse_manifest(text: str) -> list[tuple[str, int, str]]:
+    """``file <name> seq <n> type <t>`` lines -> [(name, seq, type)]; ValueError if malformed."""
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        words = line.split()
+        fields = dict(zip(words[0::2], words[1::2], strict=False))
+        if len(words) % 2 or not {"file", "seq", "type"} <= fields.keys() or fields["type"] not in ("b", "h", "i"):
+            raise ValueError(f"Invalid AOF manifest file format: {line}")
+        out.append((fields["file"], int(fields["seq"]), fields["type"]))
+    return out
+
+
+def parse_commands(buf: bytes, pos: int = 0) -> tuple[list[tuple[list[bytes], int]], int, bool]:
+    """RESP commands from ``pos``: [(argv, end offset)], the offset of the last complete
+    one, and whether the data ended inside a command (a truncated file)."""
+    out: list[tuple[list[bytes], int]] = []
+    end = len(buf)
+    while pos < end:
+        if buf[pos] == 35:  # '#': an annotation line (aof-timestamp-enabled)
+            nl = buf.find(b"\r\n", pos)
+            if nl < 0:
+                return out, pos, True
+            pos = nl + 2
+            continue
+        if buf[pos] != 42:  # '*'
+            raise ValueError(f"Bad file format reading the append only file at offset {pos}")
+        nl = buf.find(b"\r\n", pos)
+        if nl < 0:
+            return out, pos, True
+        count = int(buf[pos + 1:nl])
+        p = nl + 2
+        argv = []
+        for _ in range(count):
+            if p >= end:
+                return out, pos, True
+            if buf[p] != 36:  # '$'
+                raise ValueError(f"Bad file format reading the append only file at offset {p}")
+            nl = buf.find(b"\r\n", p)
+            if nl < 0:
+                return out, pos, True
+            n = int(buf[p + 1:nl])
+            start = nl + 2
+            if start + n + 2 > end:
+                return out, pos, True
+            argv.append(buf[start:start + n])
+            p = start + n + 2
+        pos = p
+        out.append((argv, pos))
+    return out, pos, False
+
+
+class AppendOnly:
+    """The AOF of one server (``server.aof``)."""
+
+    def __init__(self, server: Server, snapshots: Snapshots) -> None:
+        self.server = server
+        self.snapshots = snapshots
+        self.enabled = False
+        self.fd = -1  # the open incr file
+        self.db = -1  # the database the file's command stream has SELECTed
+        self.depth = 0
+        self.dirty_marks: list[int] = []
+        self.outer: tuple[Any, Any, list[bytes], int] | None = None  # (client, cmd, argv, db index)
+        self.touched: dict[tuple[int, bytes], None] = {}
+        self.keyless: list[tuple[int, list[bytes]]] = []
+        self.unsynced = False
+        self.last_fsync = time.monotonic()
+        self.write_ok = True
+        self.manifest: list[tuple[str, int, str]] = []
+        self.base_size = 0
+        # BGREWRITEAOF
+        self.child_pid = -1
+        self.child_started = 0.0
+        self.scheduled = False
+        self.rewrites = 0
+        self.last_rewrite_ok = True
+        self.last_rewrite_seconds = -1
+        self.consecutive_failures = 0
+        self.last_cow_size = 0
+
+    # -- paths and manifest -------------------------------------------------------------------
+
+    def directory(self) -> str:
+        return os.path.join(self.snapshots.directory(), self.server.config["appenddirname"])
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.directory(), name)
+
+    def manifest_name(self) -> str:
+        return self.server.config["appendfilename"] + MANIFEST_SUFFIX
+
+    def write_manifest(self) -> None:
+        """Persist the manifest atomically (temp file, fsync, rename, directory fsync)."""
+        text = "".join(f"file {name} seq {seq} type {kind}\n" for name, seq, kind in self.manifest)
+        temp = self.path("temp-" + self.manifest_name())
+        with open(temp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, self.path(self.manifest_name()))
+        _fsync_dir(self.directory())
+
+    def incr_files(self) -> list[tuple[str, int, str]]:
+        return [m for m in self.manifest if m[2] == "i"]
+
+    # -- logging ------------------------------------------------------------------------------------
+
+    def begin(self, client: Any, cmd: Any, argv: list[bytes]) -> None:
+        if self.depth == 0:
+            if self.touched:
+                self._finish_orphans()
+            self.outer = (client, cmd, argv, client.db.index)
+        self.dirty_marks.append(self.server.keyspace.dirty)
+        self.depth += 1
+
+    def end(self, client: Any, cmd: Any, argv: list[bytes]) -> None:
+        self.depth -= 1
+        before = self.dirty_marks.pop()
+        wrote = self.server.keyspace.dirty != before
+        if wrote and cmd.is_write and not (cmd.key_specs or cmd.movable or cmd.first_key):
+            self.keyless.append((client.db.index, argv))  # FLUSHALL, FLUSHDB, SWAPDB, FUNCTION ...
+        if self.depth == 0:
+            self._finish_outer(wrote)
+
+    def changed(self, db: Database, key: bytes) -> None:
+        item = (db.index, key)
+        self.touched.pop(item, None)
+        self.touched[item] = None  # last touch last: images follow keyless records anyway
+
+    def _finish_outer(self, wrote: bool) -> None:
+        outer, touched, keyless = self.outer, self.touched, self.keyless
+        self.outer, self.touched, self.keyless = None, {}, []
+        if outer is None or not (wrote or touched or keyless):
+            return
+        _, cmd, argv, db_index = outer
+        records: list[tuple[int, list[bytes]]] = list(keyless)
+        name = cmd.name
+        if not keyless and touched and self._verbatim(cmd, argv, db_index, touched):
+            records.append((db_index, argv))
+        elif name in TTL_ONLY and not keyless:
+            records += [self._ttl_record(db, key) for db, key in touched]
+        else:
+            records += [self._image(db, key) for db, key in touched]
+        self._emit(records)
+
+    def _finish_orphans(self) -> None:
+        """Changes made outside any command (expiry, eviction, blocked clients served)."""
+        touched, self.touched = self.touched, {}
+        self._emit([self._image(db, key) for db, key in touched])
+
+    def _verbatim(self, cmd: Any, argv: list[bytes], db_index: int, touched: dict[tuple[int, bytes], None]) -> bool:
+        name = cmd.name
+        if name == "set":
+            if len(argv) != 3:
+                return False
+        elif name not in VERBATIM:
+            return False
+        try:
+            own = {(db_index, argv[i]) for i in cmd.key_indices(argv) if i < len(argv)}
+        except ValueError:
+            return False
+        return all(item in own for item in touched)
+
+    def _ttl_record(self, db_index: int, key: bytes) -> tuple[int, list[bytes]]:
+        db = self.server.keyspace.dbs[db_index]
+        if key not in db.data:
+            return db_index, [b"DEL", key]
+        when = db.expires.get(key)
+        if when is None:
+            return db_index, [b"PERSIST", key]
+        return db_index, [b"PEXPIREAT", key, b"%d" % when]
+
+    def _image(self, db_index: int, key: bytes) -> tuple[int, list[bytes]]:
+        """The key's final state as one command that recreates it (or DEL)."""
+        from dumpling.commands.dump import dump_value
+
+        db = self.server.keyspace.dbs[db_index]
+        value = db.data.get(key)
+        if value is None:
+            return db_index, [b"DEL", key]
+        when = db.expires.get(key)
+        if type(value) is bytes or type(value) is bytearray:
+            argv = [b"SET", key, bytes(value)]
+            if when is not None:
+                argv += [b"PXAT", b"%d" % when]
+            return db_index, argv
+        payload = dump_value(self.server, value)
+        return db_index, [b"RESTORE", key, b"%d" % (when if when is not None else 0), payload, b"REPLACE", b"ABSTTL"]
+
+    def _emit(self, records: list[tuple[int, list[bytes]]]) -> None:
+        if not records or self.fd < 0:
+            return
+        out = bytearray()
+        wrap = len(records) > 1
+        if wrap:
+            first_db = records[0][0]
+            if first_db != self.db:
+                out += resp([b"SELECT", b"%d" % first_db])
+                self.db = first_db
+            out += resp([b"MULTI"])
+        for db_index, argv in records:
+            if db_index != self.db:
+                out += resp([b"SELECT", b"%d" % db_index])
+                self.db = db_index
+            out += resp(argv)
+        if wrap:
+            out += resp([b"EXEC"])
+        self._write(bytes(out))
+
+    def _write(self, data: bytes) -> None:
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(self.fd, view)
+                view = view[n:]
+            if self.server.config["appendfsync"] == "always":
+                os.fsync(self.fd)
+            else:
+                self.unsynced = True
+            self.write_ok = True
+        except OSError as e:
+            self.write_ok = False
+            self.server.log("warning", f"Error writing to the AOF file: {e.strerror}")
+            if self.server.config["appendfsync"] == "always":
+                self.server.log("warning", "Can't recover from AOF write error when the AOF fsync policy is "
+                                "'always'. Exiting...")
+                os._exit(1)
+
+    def cron(self) -> None:
+        if self.enabled and self.depth == 0 and self.touched:
+            self._finish_orphans()
+        if self.enabled and self.unsynced and self.server.config["appendfsync"] == "everysec":
+            now = time.monotonic()
+            if now - self.last_fsync >= 1.0:
+                self.last_fsync = now
+                try:
+                    os.fsync(self.fd)
+                    self.unsynced = False
+                except OSError as e:
+                    self.write_ok = False
+                    self.server.log("warning", f"Fail to fsync the AOF file: {e.strerror}")
+        self._rewrite_cron()
+
+    # -- switching on and off ---------------------------------------------------------------------
+
+    def _hook(self, on: bool) -> None:
+        server = self.server
+        server.call_hooks = self if on else None  # type: ignore[attr-defined]
+        server.keyspace.change_hook = self.changed if on else None
+        self.enabled = on
+        self.snapshots.refresh_gate()  # while on, every command goes through Server.call
+
+    def _open_incr(self, seq: int) -> str:
+        name = f"{self.server.config['appendfilename']}.{seq}.incr.aof"
+        if self.fd >= 0:
+            os.close(self.fd)
+        self.fd = os.open(self.path(name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.db = -1
+        return name
+
+    def _write_base(self, name: str) -> None:
+        """A base file of the current dataset (RDB with aof-base 1), written in this process."""
+        temp = self.path(f"temp-rewriteaof-{os.getpid()}.aof")
+        self.snapshots.write_file_at(temp, aof_base=True)
+        os.replace(temp, self.path(name))
+        _fsync_dir(self.directory())
+
+    def start_fresh(self, reason: str) -> None:
+        """No AOF yet (startup, or CONFIG SET appendonly yes): base of the current dataset,
+        a first incr file, the manifest."""
+        os.makedirs(self.directory(), exist_ok=True)
+        prefix = self.server.config["appendfilename"]
+        base = f"{prefix}.1.base.rdb"
+        self.server.log("notice", f"Creating AOF base file {base} on {reason}")
+        self._write_base(base)
+        incr = self._open_incr(1)
+        self.server.log("notice", f"Creating AOF incr file {incr} on {reason}")
+        self.manifest = [(base, 1, "b"), (incr, 1, "i")]
+        self.base_size = os.path.getsize(self.path(base))
+        self.write_manifest()
+        self._hook(True)
+
+    def stop(self) -> None:
+        if self.child_pid != -1:
+            self.kill_child()
+        if self.fd >= 0:
+            try:
+                os.fsync(self.fd)
+            except OSError:
+                pass
+            os.close(self.fd)
+        self.fd = -1
+        self._hook(False)
+
+    def config_changed(self, name: str) -> None:
+        if name != "appendonly":
+            return
+        want = bool(self.server.config["appendonly"])
+        if want and not self.enabled:
+            self.start_fresh("AOF enabled")
+        elif not want and self.enabled:
+            self.stop()
+
+    # -- loading ----------------------------------------------------------------------------------
+
+    def load(self) -> bool:
+        """loadAppendOnlyFiles; False (logged) when the server must exit."""
+        server = self.server
+        manifest_path = self.path(self.manifest_name())
+        try:
+            with open(manifest_path) as f:
+                self.manifest = parse_manifest(f.read())
+        except FileNotFoundError:
+            self.manifest = []
+        except ValueError as e:
+            server.log("warning", str(e))
+            return False
+        if not self.manifest:
+            self.start_fresh("server start")
+            return True
+        files = [m for m in self.manifest if m[2] == "b"] + self.incr_files()
+        all_started = time.monotonic()
+        state = self.snapshots._begin_load(0, keep_expired=True)
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            for index, (name, _, kind) in enumerate(files):
+                started = time.monotonic()
+                if not self._load_file(name, kind, index == len(files) - 1, state):
+                    return False
+                what = "base" if kind == "b" else "incr"
+                server.log("notice", f"DB loaded from {what} file {name}: {time.monotonic() - started:.3f} seconds")
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+            self.snapshots._end_load(state)
+        server.log("notice", f"DB loaded from append only file: {time.monotonic() - all_started:.3f} seconds")
+        base = next((m for m in self.manifest if m[2] == "b"), None)
+        self.base_size = os.path.getsize(self.path(base[0])) if base else 0
+        incrs = self.incr_files()
+        seq = incrs[-1][1] if incrs else 1
+        name = self._open_incr(seq)
+        if not incrs:
+            self.manifest.append((name, seq, "i"))
+            self.write_manifest()
+            server.log("notice", f"Creating AOF incr file {name} on server start")
+        else:
+            server.log("notice", f"Opening AOF incr file {name} on server start")
+        self._hook(True)
+        return True
+
+    def _load_file(self, name: str, kind: str, last: bool, state: dict[str, int]) -> bool:
+        server = self.server
+        path = self.path(name)
+        try:
+            with open(path, "rb") as f:
+                buf = f.read()
+        except OSError as e:
+            server.log("warning", f"The append log file {name} doesn't exist: {e.strerror}")
+            return False
+        pos = 0
+        if buf[:5] == b"REDIS":
+            server.log("notice", "Reading RDB base file on AOF loading...")
+            try:
+                pos = self.snapshots.load_records(buf, state)
+            except RdbError as e:
+                server.log("warning", e.message)
+                server.log("warning", f"Error reading the RDB base file {name}, AOF loading aborted")
+                return False
+            if pos == len(buf):
+                return True
+        try:
+            commands, valid, truncated = parse_commands(buf, pos)
+        except ValueError as e:
+            server.log("warning", str(e))
+            return False
+        ok = self._replay(commands, name)
+        if ok is None:  # ended inside MULTI: drop the unfinished transaction
+            truncated, valid = True, ok_offset(commands, pos)
+        elif not ok:
+            return False
+        if truncated:
+            if not (last and server.config["aof-load-truncated"]):
+                server.log("warning", f"Bad file format reading the append only file {name}: make a backup of your "
+                           "AOF file, then use ./redis-check-aof --fix <filename.manifest>")
+                return False
+            server.log("warning", f"!!! Warning: short read while loading the AOF file {name}!!!")
+            server.log("warning", f"!!! Truncating the AOF {name} at offset {valid} !!!")
+            os.truncate(path, valid)
+        return True
+
+    def _replay(self, commands: list[tuple[list[bytes], int]], name: str) -> bool | None:
+        """Run the commands as a client would (MULTI queued, EXEC applied); None when the
+        file ends inside a MULTI (its tail is then dropped, as Redis does)."""
+        from dumpling.server import Client
+
+        server = self.server
+        client = Client(server)
+        for argv, _ in commands:
+            found = server.lookup_command(argv)
+            if not hasattr(found, "handler"):
+                server.log("warning", f"Unknown command '{argv[0].decode('utf-8', 'replace')}' reading the append "
+                           f"only file {name}")
+                return False
+            cmd = found
+            word = cmd.name
+            if client.multi is not None and word not in ("exec", "discard", "multi"):
+                client.multi.append((cmd, argv))
+            else:
+                server.call(client, cmd, argv)  # type: ignore[arg-type]
+            client._out.clear()
+        if client.multi is not None:
+            server.log("warning", f"Revert incomplete MULTI/EXEC transaction in AOF file {name}")
+            return None
+        return True
+
+    # -- BGREWRITEAOF -------------------------------------------------------------------------------
+
+    def rewrite(self) -> bool:
+        """rewriteAppendOnlyFileBackground: new incr file now, the child writes the new base."""
+        server = self.server
+        if self.child_pid != -1 or self.snapshots.child_pid != -1:
+            return False
+        os.makedirs(self.directory(), exist_ok=True)
+        incrs = self.incr_files()
+        seq = (incrs[-1][1] + 1) if incrs else 1
+        if self.enabled:
+            incr = self._open_incr(seq)
+            server.log("notice", f"Creating AOF incr file {incr} on background rewrite")
+            self.manifest.append((incr, seq, "i"))
+            self.write_manifest()
+        self._rewrite_seq = seq
+        started = time.perf_counter()
+        try:
+            pid = os.fork()
+        except OSError as e:
+            server.log("warning", f"Can't rewrite append only file in background: fork: {e.strerror}")
+            self.last_rewrite_ok = False
+            return False
+        if pid == 0:
+            self._child()
+        server.stat_fork_usec = int((time.perf_counter() - started) * 1_000_000)  # type: ignore[attr-defined]
+        server.stat_total_forks = getattr(server, "stat_total_forks", 0) + 1  # type: ignore[attr-defined]
+        self.child_pid = pid
+        self.child_started = time.time()
+        self.rewrites += 1
+        server.log("notice", f"Background append only file rewriting started by pid {pid}")
+        return True
+
+    def _child(self) -> None:
+        code = 1
+        try:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+                signal.signal(sig, signal.SIG_DFL)
+            gc.disable()
+            temp = self.path(f"temp-rewriteaof-bg-{os.getpid()}.aof")
+            self.snapshots.write_file_at(temp, aof_base=True)
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            os._exit(code)
+
+    def _rewrite_cron(self) -> None:
+        server = self.server
+        if self.child_pid == -1:
+            if self.scheduled and self.snapshots.child_pid == -1:
+                self.scheduled = False
+                self.rewrite()
+            elif self.enabled and self.snapshots.child_pid == -1:
+                self._auto_rewrite()
+            return
+        try:
+            pid, status = os.waitpid(self.child_pid, os.WNOHANG)
+        except ChildProcessError:
+            pid, status = self.child_pid, 1 << 8
+        if pid == 0:
+            return
+        code = os.waitstatus_to_exitcode(status)
+        child, self.child_pid = self.child_pid, -1
+        temp = self.path(f"temp-rewriteaof-bg-{child}.aof")
+        self.last_rewrite_seconds = int(time.time() - self.child_started)
+        if code != 0:
+            _unlink(temp)
+            self.last_rewrite_ok = False
+            self.consecutive_failures += 1
+            server.log("warning", "Background AOF rewrite terminated with error" if code > 0 else
+                       f"Background AOF rewrite terminated by signal {-code}")
+            return
+        prefix = server.config["appendfilename"]
+        seq = self._rewrite_seq
+        base = f"{prefix}.{seq}.base.rdb"
+        os.replace(temp, self.path(base))
+        old = [m for m in self.manifest if not (m[2] == "i" and m[1] >= seq)]
+        self.manifest = [(base, seq, "b")] + [m for m in self.manifest if m[2] == "i" and m[1] >= seq]
+        if not self.enabled:
+            self.manifest = [(base, seq, "b")]
+        self.write_manifest()
+        for name, _, _ in old:
+            if name != base:
+                _unlink(self.path(name))
+        self.base_size = os.path.getsize(self.path(base))
+        self.last_rewrite_ok = True
+        self.consecutive_failures = 0
+        server.log("notice", "Background AOF rewrite terminated with success")
+        server.log("notice", "Background AOF rewrite finished successfully")
+
+    def _auto_rewrite(self) -> None:
+        cfg = self.server.config
+        percentage = cfg["auto-aof-rewrite-percentage"]
+        if not percentage or self.fd < 0:
+            return
+        size = self.current_size()
+        base = self.base_size or 1
+        if size >= cfg["auto-aof-rewrite-min-size"] and (size - base) * 100 // base >= percentage:
+            self.server.log("notice", f"Starting automatic rewriting of AOF on {(size - base) * 100 // base}% growth")
+            self.rewrite()
+
+    def current_size(self) -> int:
+        total = self.base_size
+        for name, _, _ in self.incr_files():
+            try:
+                total += os.path.getsize(self.path(name))
+            except OSError:
+                continue
+        return total
+
+    def kill_child(self) -> None:
+        if self.child_pid == -1:
+            return
+        self.server.log("notice", f"Killing running AOF rewrite child: {self.child_pid}")
+        try:
+            os.kill(self.child_pid, signal.SIGUSR1)
+            os.waitpid(self.child_pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        _unlink(self.path(f"temp-rewriteaof-bg-{self.child_pid}.aof"))
+        self.child_pid = -1
+
+    def before_shutdown(self, flags: frozenset[str]) -> bool:
+        if self.child_pid != -1:
+            self.server.log("warning", "There is a child rewriting the AOF. Killing it!")
+            self.kill_child()
+        if self.enabled and self.fd >= 0:
+            self.server.log("notice", "Calling fsync() on the AOF file.")
+            if self.touched:
+                self._finish_orphans()
+            try:
+                os.fsync(self.fd)
+            except OSError as e:
+                self.server.log("warning", f"Fail to fsync the AOF file: {e.strerror}.")
+        return True
+
+
+def ok_offset(commands: list[tuple[list[bytes], int]], start: int) -> int:
+    """Where the last complete command before an unfinished MULTI ends (truncation point)."""
+    valid = start
+    depth = 0
+    for argv, offset in commands:
+        word = argv[0].lower()
+        if word == b"multi":
+            depth = 1
+        elif word in (b"exec", b"discard"):
+            depth = 0
+            valid = offset
+        elif not depth:
+            valid = offset
+    return valid
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return

@@ -1,0 +1,184 @@
+"""The append-only file: dumpling's AOF directories load into redis-server 7.0 (and pass
+redis-check-aof), Redis's load into dumpling, ``appendfsync always`` survives SIGKILL,
+BGREWRITEAOF, truncated tails, CONFIG SET appendonly at run time."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import redis
+
+from tests.servers import ServerProcess, require_redis, start_redis
+from tests.test_persistence_rdb import contents, dumpling, info, raw_call, run_dumpling, shutdown, wait_for
+
+
+def client(server: ServerProcess) -> redis.Redis:
+    return redis.Redis(port=server.port, socket_timeout=10)
+
+
+def workload(c: redis.Redis) -> None:
+    """Writes of every kind the log must get right: plain, relative TTLs, random pops,
+    floats, transactions, other databases, flushes and swaps, expiry, a served BLPOP."""
+    c.set("plain", "v")
+    c.set("ttl", "v", ex=1000)
+    c.setex("setex", 1000, "v")
+    c.rpush("list", *range(10))
+    c.expire("list", 2000)
+    c.incrbyfloat("float", 1.1)
+    c.incrbyfloat("float", 2.2)
+    c.sadd("set", *range(20))
+    c.spop("set", 5)
+    c.hset("hash", mapping={"a": 1, "b": 2})
+    c.hincrby("hash", "a", 5)
+    c.zadd("zset", {"a": 1, "b": 2})
+    c.zincrby("zset", 2.5, "a")
+    c.xadd("stream", {"f": "v"})
+    c.set("short", "v", px=50)
+    with c.pipeline(transaction=True) as p:
+        p.incr("counter").lpush("list", "m").persist("ttl").execute()
+    c.execute_command("SELECT", 2)
+    c.set("db2", "x")
+    c.execute_command("SELECT", 0)
+    c.execute_command("SWAPDB", 2, 3)
+    c.execute_command("SELECT", 4)
+    c.set("gone", "x")
+    c.execute_command("FLUSHDB")
+    c.execute_command("SELECT", 0)
+    c.delete("plain")
+    c.set("plain", "again")
+    waiter = redis.Redis(port=c.connection_pool.connection_kwargs["port"], socket_timeout=10)
+    got: list[object] = []
+    t = threading.Thread(target=lambda: got.append(waiter.blpop(["queue"], timeout=5)))
+    t.start()
+    time.sleep(0.2)
+    c.rpush("queue", "job1", "job2")
+    t.join()
+    assert got == [(b"queue", b"job1")]
+    time.sleep(0.3)  # "short" expires: a DEL in the log
+
+
+def test_aof_round_trip_and_redis_loads_it(tmp_path: Path) -> None:
+    require_redis()
+    with dumpling(tmp_path, "--appendonly", "yes") as server:
+        c = client(server)
+        workload(c)
+        wait_for(lambda: c.exists("short") == 0)
+        expected = contents(c)
+        assert (0, b"short") not in expected and (3, b"db2") in expected
+        fields = info(server)
+        assert fields["aof_enabled"] == "1" and fields["aof_last_write_status"] == "ok"
+        shutdown(server)
+    directory = tmp_path / "appendonlydir"
+    assert sorted(p.name for p in directory.iterdir()) == [
+        "appendonly.aof.1.base.rdb", "appendonly.aof.1.incr.aof", "appendonly.aof.manifest"]
+    check = subprocess.run(["redis-check-aof", str(directory / "appendonly.aof.manifest")], capture_output=True,
+                           text=True, timeout=30)
+    assert "is valid" in check.stdout, check.stdout
+    with dumpling(tmp_path, "--appendonly", "yes") as server:
+        assert contents(client(server)) == expected
+        assert "DB loaded from append only file" in server.log()
+        shutdown(server, "NOSAVE")
+    theirs = start_redis("--dir", str(tmp_path), "--appendonly", "yes")
+    try:
+        assert contents(client(theirs)) == expected
+    finally:
+        theirs.stop()
+
+
+def test_redis_aof_directory_loads_into_dumpling(tmp_path: Path) -> None:
+    require_redis()
+    theirs = start_redis("--dir", str(tmp_path), "--appendonly", "yes", "--appendfsync", "always")
+    try:
+        c = client(theirs)
+        workload(c)
+        c.bgrewriteaof()
+        wait_for(lambda: c.info("persistence")["aof_rewrite_in_progress"] == 0)
+        c.rpush("list", "after-rewrite")
+        c.set("ttl2", "v", ex=500)
+        expected = contents(c)
+    finally:
+        theirs.stop()
+    with dumpling(tmp_path, "--appendonly", "yes") as server:
+        assert contents(client(server)) == expected
+
+
+def test_appendfsync_always_keeps_every_acknowledged_write_through_sigkill(tmp_path: Path) -> None:
+    with dumpling(tmp_path, "--appendonly", "yes", "--appendfsync", "always") as server:
+        c = client(server)
+        acknowledged = 0
+        for i in range(300):
+            c.set(f"k{i}", i)
+            c.rpush("log", i)
+            acknowledged = i + 1
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait(10)
+    with dumpling(tmp_path, "--appendonly", "yes") as server:
+        c = client(server)
+        assert c.llen("log") == acknowledged
+        assert all(c.get(f"k{i}") == str(i).encode() for i in range(acknowledged))
+
+
+def test_bgrewriteaof_while_writing_and_truncated_tail(tmp_path: Path) -> None:
+    with dumpling(tmp_path, "--appendonly", "yes", "--rdb-key-save-delay", "2000") as server:
+        c = client(server)
+        c.mset({f"k{i}": "old" for i in range(300)})
+        assert raw_call(server, "BGREWRITEAOF") == b"+Background append only file rewriting started\r\n"
+        assert raw_call(server, "BGREWRITEAOF") == (
+            b"-ERR Background append only file rewriting already in progress\r\n")
+        assert raw_call(server, "BGSAVE") == (
+            b"-ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to "
+            b"schedule a BGSAVE whenever possible.\r\n")
+        for i in range(300):
+            c.set(f"k{i}", "new")
+        wait_for(lambda: info(server)["aof_rewrite_in_progress"] == "0", timeout=20)
+        assert info(server)["aof_last_bgrewrite_status"] == "ok"
+        c.set("last", "1")
+        expected = contents(c)
+        shutdown(server, "NOSAVE")
+    directory = tmp_path / "appendonlydir"
+    manifest = (directory / "appendonly.aof.manifest").read_text()
+    assert manifest == "file appendonly.aof.2.base.rdb seq 2 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n"
+    assert not (directory / "appendonly.aof.1.incr.aof").exists()
+    with dumpling(tmp_path, "--appendonly", "yes") as server:
+        assert contents(client(server)) == expected
+        shutdown(server, "NOSAVE")
+    incr = directory / "appendonly.aof.2.incr.aof"
+    incr.write_bytes(incr.read_bytes() + b"*3\r\n$3\r\nSET\r\n$4\r\nhalf")  # a write cut by a crash
+    result = run_dumpling(tmp_path, "--appendonly", "yes", "--aof-load-truncated", "no", timeout=20)
+    assert result.returncode == 1 and "Bad file format reading the append only file" in result.stdout
+    with dumpling(tmp_path, "--appendonly", "yes") as server:
+        assert contents(client(server)) == expected
+        assert "!!! Warning: short read while loading the AOF file appendonly.aof.2.incr.aof!!!" in server.log()
+
+
+def test_config_set_appendonly_at_run_time(tmp_path: Path) -> None:
+    with dumpling(tmp_path) as server:
+        c = client(server)
+        c.mset({"a": 1, "b": 2})
+        assert info(server)["aof_enabled"] == "0"
+        c.config_set("appendonly", "yes")
+        assert info(server)["aof_enabled"] == "1"
+        c.set("c", 3)
+        c.config_set("appendonly", "no")
+        c.set("d", 4)  # not logged any more
+        shutdown(server, "NOSAVE")
+    with dumpling(tmp_path, "--appendonly", "yes") as server:
+        c = client(server)
+        assert sorted(c.keys("*")) == [b"a", b"b", b"c"]
+
+
+def test_info_persistence_fields_with_aof_match_redis(tmp_path: Path) -> None:
+    require_redis()
+    (tmp_path / "ours").mkdir()
+    (tmp_path / "theirs").mkdir()
+    with dumpling(tmp_path / "ours", "--appendonly", "yes") as ours:
+        theirs = start_redis("--dir", str(tmp_path / "theirs"), "--appendonly", "yes")
+        try:
+            assert list(info(ours)) == list(info(theirs))
+        finally:
+            theirs.stop()
+
