@@ -72,7 +72,7 @@ def _eval(c: Any, argv: list[bytes], evalsha: bool, ro: bool) -> Any:
         script = scripting.create_script(argv[1], from_eval=True)
     run = scripting.prepare(c, argv, scripting.eval_client, script.sha, script.flags, ro, eval_mode=True)
     state = scripting.eval_state
-    reply = scripting.execute(run, state, script.func, (), argv[3:3 + numkeys], argv[3 + numkeys:])
+    reply = scripting.execute(run, state, script.func, argv[3:3 + numkeys], argv[3 + numkeys:])
     scripting.touch(script)
     return _finish(run, reply)
 
@@ -199,9 +199,7 @@ def _fcall(c: Any, argv: list[bytes], ro: bool) -> Any:
     run = scripting.prepare(c, argv, scripting.function_client, function.name.decode("utf-8", "replace"),
                             function.flags, ro, eval_mode=False)
     state = scripting.function_state
-    keys = state.table(argv[3:3 + numkeys])
-    args = state.table(argv[3 + numkeys:])
-    reply = scripting.execute(run, state, function.func, (keys, args), [], [])
+    reply = scripting.execute(run, state, function.func, argv[3:3 + numkeys], argv[3 + numkeys:])
     return _finish(run, reply)
 
 

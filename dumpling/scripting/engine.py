@@ -153,6 +153,8 @@ class LuaState:
         self._sethook = helpers[b"sethook"]
         self._kill_hook = helpers[b"kill_hook"]
         self._load_hook = helpers[b"load_hook"]
+        self._run_eval = helpers[b"run_eval"]
+        self._run_function = helpers[b"run_function"]
         self._pcall = helpers[b"pcall"]
         self._loadstring = helpers[b"loadstring"]
         self._setfenv = helpers[b"setfenv"]
@@ -217,10 +219,17 @@ class LuaState:
         self._setfenv(func, self.globals if env is None else env)
         return func
 
-    def set_global(self, name: bytes, values: list[bytes]) -> None:
-        self._set_global(name, self._table_from(values))
-
     # -- running -----------------------------------------------------------------------
+
+    def run_script(self, func: Any, hook: bool, keys: list[bytes], argv: list[bytes],
+                   function: bool = False) -> tuple[bool, Any]:
+        """Run an EVAL script (KEYS/ARGV as globals) or a function (``f(keys, args)``) under
+        the error handler, with the count hook if asked: (True, value) or (False, error)."""
+        runner = self._run_function if function else self._run_eval
+        result = runner(func, self._kill_hook if hook else None, len(keys), *keys, *argv)
+        if type(result) is tuple:
+            return bool(result[0]), result[1] if len(result) > 1 else None
+        return bool(result), None
 
     def run(self, func: Any, args: tuple[Any, ...], hook: bool, load: bool = False) -> tuple[bool, Any]:
         """Call ``func(*args)`` under the error handler: (True, value) or (False, error table)."""

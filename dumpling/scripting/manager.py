@@ -13,9 +13,10 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from dumpling.commands.registry import TABLE, Command
+from dumpling.dispatch import Blocked
 from dumpling.errors import CommandError
 from dumpling.protocol import ErrorReply
 from dumpling.scripting.engine import (
@@ -197,8 +198,7 @@ class Scripting:
             if flags & NO_CLUSTER and server.cluster is not None:
                 raise CommandError("Can not run script on cluster, 'no-cluster' flag is set.")
             if not flags & NO_WRITES:
-                denied = getattr(server, "write_denied_message", None)
-                message = denied() if denied is not None else None
+                message = self.write_denied_message()
                 if message:
                     raise CommandError(_script_misconf(message))
                 if ro:
@@ -226,19 +226,16 @@ class Scripting:
             return -1
         return getattr(cluster, "last_slot", -1)
 
-    def execute(self, run: Run, state: LuaState, func: Any, args: tuple[Any, ...], keys: list[bytes],
-                argv: list[bytes]) -> Any:
-        """Run ``func`` and return its reply (``luaCallFunction``)."""
+    def execute(self, run: Run, state: LuaState, func: Any, keys: list[bytes], argv: list[bytes]) -> Any:
+        """Run ``func`` and return its reply (``luaCallFunction``): an EVAL script sees
+        KEYS and ARGV as globals, a function gets them as its two arguments."""
         server = self.server
-        if run.eval_mode:
-            state.set_global(b"KEYS", keys)
-            state.set_global(b"ARGV", argv)
         hook = server.config["lua-time-limit"] > 0
         was_in_exec = server.in_exec
         server.in_exec = True  # one time snapshot; blocking commands answer at once
         self.run = run
         try:
-            ok, value = state.run(func, args, hook)
+            ok, value = state.run_script(func, hook, keys, argv, function=not run.eval_mode)
             if ok:
                 state.error_counted = False
                 reply = state.to_reply(value, run.client.resp3)
@@ -266,70 +263,81 @@ class Scripting:
     # -- callbacks from the sandbox ------------------------------------------------------------
 
     def redis_call(self, *args: Any) -> tuple[int, Any]:
-        """``redis.call`` / ``redis.pcall``: (0, value), or (1, error) for an error the
-        stats already counted, (2, error) for a bad call that never reached a command."""
+        """``redis.pcall``: (0, value), or (1, error) for an error the stats already
+        counted, (2, error) for a bad call that never reached a command."""
+        try:
+            return 0, self.redis_call_raise(*args)
+        except ScriptCallError as e:
+            return (1 if e.counted else 2), e.message
+
+    def redis_call_raise(self, *args: Any) -> Any:
+        """``redis.call``: run a command with Redis's checks for scripts (``scriptCall``);
+        the reply as a Lua value, or ScriptCallError raised into Lua."""
         run = self.run
         if run is None:
-            return 2, b"ERR redis.call is only available inside a script run"
+            raise ScriptCallError(b"ERR redis.call is only available inside a script run")
         if not args:
-            return 2, b"ERR Please specify at least one argument for this redis lib call"
-        argv: list[bytes] = []
+            raise ScriptCallError(b"ERR Please specify at least one argument for this redis lib call")
+        argv = list(args)
         for a in args:
-            t = type(a)
-            if t is bytes:
-                argv.append(a)
-            elif t is int or t is float:
-                argv.append(lua_number_arg(a))
-            else:
-                return 2, _ERR_ARGS
+            if a.__class__ is not bytes:
+                argv = [_arg_bytes(x) for x in args]
+                break
         server = self.server
-        client = run.client
-        cmd = _lookup(argv)
+        cmd = server.fast_table.get(argv[0]) or _lookup(argv)
         if cmd is None:
-            return self._refuse(None, "ERR Unknown Redis command called from script")
+            self._refuse(None, "ERR Unknown Redis command called from script")
         arity = cmd.arity
         if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
-            return self._refuse(cmd, "ERR Wrong number of args calling Redis command from script")
+            self._refuse(cmd, "ERR Wrong number of args calling Redis command from script")
         if cmd.noscript and not self.disable_deny_script:
-            return self._refuse(cmd, "ERR This Redis command is not allowed from script")
-        if run.read_only and (cmd.is_write or cmd.may_replicate):
-            return self._refuse(cmd, "ERR Write commands are not allowed from read-only scripts.")
-        if cmd.is_write and not run.write_dirty:
-            denied = getattr(server, "write_denied_message", None)
-            message = denied() if denied is not None else None
-            if message:
-                return self._refuse(cmd, message)
-        if (server.maxmemory and not run.allow_oom and not run.write_dirty and run.oom_at_start
-                and cmd.denyoom):
-            return self._refuse(cmd, "OOM command not allowed when used memory > 'maxmemory'.")
+            self._refuse(cmd, "ERR This Redis command is not allowed from script")
+        if cmd.is_write or cmd.may_replicate:
+            self._check_write(run, cmd)
+        if run.oom_at_start and cmd.denyoom and not run.allow_oom and not run.write_dirty:
+            self._refuse(cmd, "OOM command not allowed when used memory > 'maxmemory'.")
         if cmd.is_write:
             run.write_dirty = True
         if server.cluster is not None:
             err = self._cluster_check(run, cmd, argv)
             if err is not None:
-                return self._refuse(cmd, err)
+                self._refuse(cmd, err)
+        client = run.client
         reply = server.call(client, cmd, argv)
-        from dumpling.dispatch import Blocked
-
-        if type(reply) is Blocked:  # a handler that ignored in_exec: answer as on timeout
+        t = type(reply)
+        if t is bytes or t is int:
+            return reply
+        if t is Blocked:  # a handler that ignored in_exec: answer as on timeout
             reply = reply.timeout_reply
-        if type(reply) is ErrorReply:
-            return 1, reply.message.encode("utf-8", "surrogateescape")
-        return 0, self.current_state().from_reply(reply, client.resp3)
+        elif t is ErrorReply:
+            raise ScriptCallError(reply.message.encode("utf-8", "surrogateescape"), counted=True)
+        return self.current_state().from_reply(reply, client.resp3)
 
-    def redis_call_raise(self, *args: Any) -> Any:
-        """``redis.call``: the value, or the error raised into Lua."""
-        kind, value = self.redis_call(*args)
-        if kind == 0:
-            return value
-        raise ScriptCallError(value, kind == 1)
+    def _check_write(self, run: Run, cmd: Command) -> None:
+        """``scriptVerifyWriteCommandAllow``: read-only runs refuse writes; before the first
+        write, so does a server that cannot persist (MISCONF)."""
+        if run.read_only:
+            self._refuse(cmd, "ERR Write commands are not allowed from read-only scripts.")
+        if cmd.is_write and not run.write_dirty:
+            message = self.write_denied_message()
+            if message:
+                self._refuse(cmd, message)
 
-    def _refuse(self, cmd: Command | None, message: str) -> tuple[int, bytes]:
-        """A command the script may not run: counted as Redis's rejected calls."""
+    def write_denied_message(self) -> str | None:
+        """The MISCONF error while writes are refused for failed persistence, else None."""
+        snapshots = getattr(self.server, "snapshots", None)
+        if snapshots is not None and snapshots.writes_refused():
+            from dumpling.persistence.snapshots import MISCONF
+
+            return MISCONF
+        return None
+
+    def _refuse(self, cmd: Command | None, message: str) -> NoReturn:
+        """A command the script may not run: counted as Redis's rejected calls, raised into Lua."""
         if cmd is not None:
             cmd.rejected_calls += 1
         self.server.count_error(message.split(" ", 1)[0])
-        return 1, message.encode()
+        raise ScriptCallError(message.encode(), counted=True)
 
     def _cluster_check(self, run: Run, cmd: Command, argv: list[bytes]) -> str | None:
         """``scriptVerifyClusterState``: keys must be served here and, unless the script
@@ -546,6 +554,16 @@ def _script_misconf(message: str) -> str:
                 + message.rsplit(": ", 1)[-1])
     return ("-MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. "
             "Writable scripts are blocked. Use 'no-writes' flag for read only scripts.")
+
+
+def _arg_bytes(value: Any) -> bytes:
+    """A redis.call argument: strings as they are, numbers as Redis prints them."""
+    t = type(value)
+    if t is bytes:
+        return value
+    if t is int or t is float:
+        return lua_number_arg(value)
+    raise ScriptCallError(_ERR_ARGS)
 
 
 def _lookup(argv: list[bytes]) -> Command | None:

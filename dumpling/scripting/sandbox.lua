@@ -318,6 +318,32 @@ local function load_hook()
     end
 end
 
+-- ---------------------------------------------------------------- running
+
+-- One call from Python per script run: install the hook (if any), run ``f`` under the
+-- error handler, remove the hook.  Returns ok and the first result (or the error).
+local raw_sethook = sethook
+local function run_eval(f, hook, nkeys, ...)
+    local all, keys, argv = {...}, {}, {}
+    for i = 1, nkeys do keys[i] = all[i] end
+    for i = nkeys + 1, #all do argv[i - nkeys] = all[i] end
+    raw_rawset(E, "KEYS", keys)
+    raw_rawset(E, "ARGV", argv)
+    if hook then raw_sethook(hook, "", 100000) end
+    -- one line: once killed, the line hook raises on every new line, and the hook must
+    -- be gone before the next one starts
+    local ok, value = raw_xpcall(f, error_handler) if hook then raw_sethook() end
+    return ok, value
+end
+local function run_function(f, hook, nkeys, ...)
+    local all, keys, argv = {...}, {}, {}
+    for i = 1, nkeys do keys[i] = all[i] end
+    for i = nkeys + 1, #all do argv[i - nkeys] = all[i] end
+    if hook then raw_sethook(hook, "", 100000) end
+    local ok, value = raw_xpcall(function() return f(keys, argv) end, error_handler) if hook then raw_sethook() end
+    return ok, value
+end
+
 -- ---------------------------------------------------------------- reply inspection
 
 -- One call from Python per table: what kind of reply it is (rawget only: a returned
@@ -414,6 +440,8 @@ return {
     function_env = function_env,
     error_handler = error_handler,
     kill_hook = kill_hook,
+    run_eval = run_eval,
+    run_function = run_function,
     load_hook = load_hook,
     sethook = sethook,
     inspect = inspect,
