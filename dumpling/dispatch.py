@@ -383,7 +383,7 @@ class Server:
             cmd.failed_calls += 1
             self.count_error("ERR")
         if hooks is not None:
-            hooks.end(client, cmd, argv)
+            hooks.end(client, cmd, argv, reply)
         elapsed_us = max(time.time_ns() - start, 0) // 1000
         ks.no_touch = False
         cmd.calls += 1
@@ -429,6 +429,8 @@ class Server:
                 if not waiters:
                     del ks.blocked_keys[(client.db.index, key)]
         if reply is not None and not client.closed:
+            if self.call_hooks is not None:
+                self.call_hooks.settle()  # a served blocking pop is in the AOF before its reply
             client.reply(reply)
             client.flush()
             if self.loop is not None:

@@ -34,6 +34,7 @@ def workload(c: redis.Redis) -> None:
     c.spop("set", 5)
     c.hset("hash", mapping={"a": 1, "b": 2})
     c.hincrby("hash", "a", 5)
+    c.hincrbyfloat("hash", "f", 0.5)
     c.zadd("zset", {"a": 1, "b": 2})
     c.zincrby("zset", 2.5, "a")
     c.xadd("stream", {"f": "v"})
@@ -75,6 +76,12 @@ def test_aof_round_trip_and_redis_loads_it(tmp_path: Path) -> None:
     directory = tmp_path / "appendonlydir"
     assert sorted(p.name for p in directory.iterdir()) == [
         "appendonly.aof.1.base.rdb", "appendonly.aof.1.incr.aof", "appendonly.aof.manifest"]
+    log = (directory / "appendonly.aof.1.incr.aof").read_bytes()
+    # What Redis propagates for these, not whole-value images:
+    assert b"$4\r\nSREM\r\n$3\r\nset\r\n" in log and b"$9\r\nPEXPIREAT\r\n$4\r\nlist\r\n" in log
+    assert b"$4\r\nHSET\r\n$4\r\nhash\r\n$1\r\nf\r\n$3\r\n0.5\r\n" in log
+    assert b"XADD\r\n$6\r\nstream\r\n$" in log and b"XADD\r\n$6\r\nstream\r\n$1\r\n*" not in log  # the ID made
+    assert b"$3\r\nDEL\r\n$5\r\nshort\r\n" in log  # expired by the cron
     check = subprocess.run(["redis-check-aof", str(directory / "appendonly.aof.manifest")], capture_output=True,
                            text=True, timeout=30)
     assert "is valid" in check.stdout, check.stdout

@@ -13,6 +13,8 @@ keyspace's change hook) collects the keys it wrote.  When the outermost call end
   (``VERBATIM``: SET without options, LPUSH, HSET, ZADD, INCR, DEL ...);
 * a TTL-only command (EXPIRE family, PERSIST) as ``PEXPIREAT key <abs ms>`` / ``PERSIST``;
 * keyless writes (FLUSHALL, FLUSHDB, SWAPDB, FUNCTION ...) as sent;
+* XADD with an automatic ID as XADD with the ID it made, SPOP as SREM of what it popped,
+  HINCRBYFLOAT as HSET of the new value (what Redis propagates for them);
 * anything else - relative times, randomness, scripts, transactions, blocking pops
   served later, expiry and eviction - as the final state of each key it touched:
   ``SET key value [PXAT ms]`` for strings, ``RESTORE key <abs ms> <payload> REPLACE
@@ -39,6 +41,7 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 from dumpling.persistence.rdb import RdbError
+from dumpling.protocol import SetReply
 
 if TYPE_CHECKING:
     from dumpling.dispatch import Server
@@ -180,21 +183,26 @@ class AppendOnly:
         self.dirty_marks.append(self.server.keyspace.dirty)
         self.depth += 1
 
-    def end(self, client: Any, cmd: Any, argv: list[bytes]) -> None:
+    def end(self, client: Any, cmd: Any, argv: list[bytes], reply: Any = None) -> None:
         self.depth -= 1
         before = self.dirty_marks.pop()
         wrote = self.server.keyspace.dirty != before
         if wrote and cmd.is_write and not (cmd.key_specs or cmd.movable or cmd.first_key):
             self.keyless.append((client.db.index, argv))  # FLUSHALL, FLUSHDB, SWAPDB, FUNCTION ...
         if self.depth == 0:
-            self._finish_outer(wrote)
+            self._finish_outer(wrote, reply)
+
+    def settle(self) -> None:
+        """Log changes made outside any command now (before a served blocked client's reply)."""
+        if self.depth == 0 and self.touched:
+            self._finish_orphans()
 
     def changed(self, db: Database, key: bytes) -> None:
         item = (db.index, key)
         self.touched.pop(item, None)
         self.touched[item] = None  # last touch last: images follow keyless records anyway
 
-    def _finish_outer(self, wrote: bool) -> None:
+    def _finish_outer(self, wrote: bool, reply: Any) -> None:
         outer, touched, keyless = self.outer, self.touched, self.keyless
         self.outer, self.touched, self.keyless = None, {}, []
         if outer is None or not (wrote or touched or keyless):
@@ -202,7 +210,16 @@ class AppendOnly:
         _, cmd, argv, db_index = outer
         records: list[tuple[int, list[bytes]]] = list(keyless)
         name = cmd.name
-        if not keyless and touched and self._verbatim(cmd, argv, db_index, touched):
+        translated = None
+        if not keyless:
+            try:
+                translated = self._translated(cmd, argv, reply, db_index, touched)
+            except Exception as e:  # a translation bug must not lose the write: images are always right
+                self.server.log("warning", f"AOF: could not translate '{name}' ({type(e).__name__}: {e}); "
+                                "logging its keys' final states")
+        if translated is not None:
+            records += translated
+        elif not keyless and touched and self._verbatim(cmd, argv, db_index, touched):
             records.append((db_index, argv))
         elif name in TTL_ONLY and not keyless:
             records += [self._ttl_record(db, key) for db, key in touched]
@@ -227,6 +244,35 @@ class AppendOnly:
         except ValueError:
             return False
         return all(item in own for item in touched)
+
+    def _translated(self, cmd: Any, argv: list[bytes], reply: Any, db_index: int,
+                    touched: dict[tuple[int, bytes], None]) -> list[tuple[int, list[bytes]]] | None:
+        """Commands Redis rewrites for propagation, whose key image would cost the whole
+        value: XADD * -> XADD <id>, SPOP -> SREM <members>, HINCRBYFLOAT -> HSET <value>."""
+        name = cmd.name
+        if len(argv) < 2 or set(touched) != {(db_index, argv[1])}:
+            return None
+        key = argv[1]
+        db = self.server.keyspace.dbs[db_index]
+        if name == "xadd" and type(reply) is bytes:
+            words = [a.upper() for a in argv[2:]]
+            if b"MAXLEN" in words or b"MINID" in words:
+                return None  # approximate trimming may differ on another server: image instead
+            at = 3 if words and words[0] == b"NOMKSTREAM" else 2
+            return [(db_index, argv[:at] + [reply] + argv[at + 1:])]
+        if name == "spop" and reply is not None:
+            if key not in db.data:
+                return [(db_index, [b"DEL", key])]
+            members = list(reply.items) if isinstance(reply, SetReply) else reply if isinstance(reply, list) else [reply]
+            if not all(type(m) is bytes for m in members):
+                return None
+            return [(db_index, [b"SREM", key, *members])] if members else None
+        if name == "hincrbyfloat" and type(reply) is bytes and len(argv) == 4:
+            value = db.data.get(key)
+            if value is None or getattr(value, "field_expires", None):
+                return None
+            return [(db_index, [b"HSET", key, argv[2], reply])]
+        return None
 
     def _ttl_record(self, db_index: int, key: bytes) -> tuple[int, list[bytes]]:
         db = self.server.keyspace.dbs[db_index]
