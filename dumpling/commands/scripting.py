@@ -26,7 +26,14 @@ _EVAL_RO_FLAGS = "readonly noscript stale skip_monitor no_mandatory_keys"
 
 
 def setup(server: Any) -> None:
-    server.scripting = Scripting(server)
+    scripting = Scripting(server)
+    server.scripting = scripting
+    snapshots = getattr(server, "snapshots", None)
+    if snapshots is not None:  # function libraries travel in RDB files (and AOF bases)
+        libraries = scripting.libraries
+        snapshots.function_sources = libraries.records
+        snapshots.function_loader = libraries.load_record
+        snapshots.function_flusher = libraries.flush
 
 
 def _numkeys_keys(argv: list[bytes]) -> list[int]:

@@ -269,6 +269,14 @@ class Libraries:
         for library in loaded.values():
             self._link(library)
 
+    def load_record(self, code: bytes, replace: bool) -> None:
+        """A FUNCTION2 record of an RDB file (``rdbFunctionLoad``); ValueError with Redis's
+        reason if it does not load."""
+        try:
+            self.load(code, replace, timeout=False)
+        except CommandError as e:
+            raise ValueError(e.message.removeprefix("ERR ")) from None
+
     def records(self) -> list[bytes]:
         """Library codes in load order (for RDB files)."""
         return [library.code for library in self.libraries.values()]
