@@ -12,7 +12,7 @@ from pathlib import Path
 
 import redis
 
-from tests.servers import ServerProcess, require_redis, start_redis
+from tests.servers import ServerProcess, require_redis, start_dumpling, start_redis
 from tests.test_persistence_rdb import contents, dumpling, info, raw_call, run_dumpling, shutdown, wait_for
 
 
@@ -189,3 +189,21 @@ def test_info_persistence_fields_with_aof_match_redis(tmp_path: Path) -> None:
         finally:
             theirs.stop()
 
+
+
+def test_debug_loadaof_matches_redis(tmp_path: Path) -> None:
+    require_redis()
+    replies = []
+    for name, start in (("dumpling", start_dumpling), ("redis", start_redis)):
+        directory = tmp_path / name
+        directory.mkdir()
+        server = start("--dir", str(directory), "--appendonly", "yes")
+        try:
+            with server.raw() as conn:
+                replies.append([conn.call("SET", "a", "1"), conn.call("RPUSH", "l", "x", "y"),
+                                conn.call("EXPIRE", "l", "1000"), conn.call("DEBUG", "LOADAOF"),
+                                conn.call("GET", "a"), conn.call("LRANGE", "l", "0", "-1"), conn.call("TTL", "l"),
+                                conn.call("DBSIZE")])
+        finally:
+            server.stop()
+    assert replies[0] == replies[1]

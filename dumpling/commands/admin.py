@@ -951,8 +951,12 @@ def debug(c: Any, argv: list[bytes]) -> Any:
         return _debug_populate(c, argv)
     if sub == b"reload":
         return _debug_reload(c, argv)
+    if sub == b"loadaof" and n == 2:
+        if not server.aof.reload(c):
+            raise CommandError("Error trying to load the AOF files, check server logs.")
+        return OK
     if sub in (b"digest", b"digest-value", b"quicklist-packed-threshold", b"segfault", b"panic", b"assert", b"oom", b"restart",
-               b"crash-and-recover", b"loadaof", b"leak"):
+               b"crash-and-recover", b"leak"):
         raise CommandError(f"DEBUG {argv[1].decode('utf-8', 'replace').upper()} is not supported by dumpling")
     text = argv[1][:128].decode("utf-8", "replace")
     raise CommandError(f"unknown subcommand or wrong number of arguments for '{text}'. Try DEBUG HELP.")

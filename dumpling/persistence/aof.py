@@ -136,6 +136,8 @@ class AppendOnly:
         self.unsynced = False
         self.last_fsync = time.monotonic()
         self.write_ok = True
+        self.write_error = ""
+        self.pending = bytearray()  # log bytes not yet written (after a write error)
         self.manifest: list[tuple[str, int, str]] = []
         self.base_size = 0
         # BGREWRITEAOF
@@ -321,25 +323,40 @@ class AppendOnly:
         self._write(bytes(out))
 
     def _write(self, data: bytes) -> None:
+        self.pending += data
+        self._drain()
+
+    def _drain(self) -> None:
+        """Write what is pending (kept on failure and retried from the cron, as Redis keeps
+        its AOF buffer); with ``always``, fsync too - failing that, exit like Redis."""
+        always = self.server.config["appendfsync"] == "always"
         try:
-            view = memoryview(data)
-            while view:
-                n = os.write(self.fd, view)
-                view = view[n:]
-            if self.server.config["appendfsync"] == "always":
+            pending = self.pending
+            while pending:
+                n = os.write(self.fd, pending)
+                del pending[:n]
+            if always:
                 os.fsync(self.fd)
             else:
                 self.unsynced = True
-            self.write_ok = True
+            if not self.write_ok:
+                self.write_ok = True
+                self.server.log("warning", "AOF write error looks solved, Redis can write again.")
+                self.snapshots.refresh_gate()
         except OSError as e:
+            if self.write_ok:
+                self.server.log("warning", f"Error writing to the AOF file: {e.strerror}")
             self.write_ok = False
-            self.server.log("warning", f"Error writing to the AOF file: {e.strerror}")
-            if self.server.config["appendfsync"] == "always":
+            self.write_error = e.strerror or str(e)
+            self.snapshots.refresh_gate()
+            if always:
                 self.server.log("warning", "Can't recover from AOF write error when the AOF fsync policy is "
                                 "'always'. Exiting...")
                 os._exit(1)
 
     def cron(self) -> None:
+        if self.enabled and self.pending:
+            self._drain()
         if self.enabled and self.depth == 0 and self.touched:
             self._finish_orphans()
         if self.enabled and self.unsynced and self.server.config["appendfsync"] == "everysec":
@@ -349,9 +366,14 @@ class AppendOnly:
                 try:
                     os.fsync(self.fd)
                     self.unsynced = False
+                    if not self.write_ok:
+                        self.write_ok = True
+                        self.snapshots.refresh_gate()
                 except OSError as e:
                     self.write_ok = False
+                    self.write_error = e.strerror or str(e)
                     self.server.log("warning", f"Fail to fsync the AOF file: {e.strerror}")
+                    self.snapshots.refresh_gate()
         self._rewrite_cron()
 
     # -- switching on and off ---------------------------------------------------------------------
@@ -416,22 +438,40 @@ class AppendOnly:
 
     # -- loading ----------------------------------------------------------------------------------
 
-    def load(self) -> bool:
-        """loadAppendOnlyFiles; False (logged) when the server must exit."""
+    def reload(self, client: Any) -> bool:
+        """DEBUG LOADAOF: flush the log to disk, empty the dataset, load the AOF files back."""
+        from dumpling.commands.keys import flush_db
+
         server = self.server
-        manifest_path = self.path(self.manifest_name())
+        if self.enabled:
+            if self.touched:
+                self._finish_orphans()
+            os.fsync(self.fd)
         try:
-            with open(manifest_path) as f:
-                self.manifest = parse_manifest(f.read())
-        except FileNotFoundError:
-            self.manifest = []
-        except ValueError as e:
-            server.log("warning", str(e))
+            with open(self.path(self.manifest_name())) as f:
+                manifest = parse_manifest(f.read())
+        except (OSError, ValueError) as e:
+            server.log("warning", f"Can't load the AOF manifest: {e}")
             return False
-        if not self.manifest:
-            self.start_fresh("server start")
-            return True
-        files = [m for m in self.manifest if m[2] == "b"] + self.incr_files()
+        hooked = self.enabled
+        if hooked:  # replayed commands must not be logged again
+            server.call_hooks = None  # type: ignore[attr-defined]
+            server.keyspace.change_hook = None
+        try:
+            for db in server.keyspace.dbs:
+                flush_db(client, db)
+            if not self._load_all(manifest):
+                return False
+        finally:
+            if hooked:
+                server.call_hooks = self  # type: ignore[attr-defined]
+                server.keyspace.change_hook = self.changed
+        server.log("notice", "Append Only File loaded by DEBUG LOADAOF")
+        return True
+
+    def _load_all(self, manifest: list[tuple[str, int, str]]) -> bool:
+        server = self.server
+        files = [m for m in manifest if m[2] == "b"] + [m for m in manifest if m[2] == "i"]
         all_started = time.monotonic()
         state = self.snapshots._begin_load(0, keep_expired=True)
         gc_was_enabled = gc.isenabled()
@@ -448,6 +488,25 @@ class AppendOnly:
                 gc.enable()
             self.snapshots._end_load(state)
         server.log("notice", f"DB loaded from append only file: {time.monotonic() - all_started:.3f} seconds")
+        return True
+
+    def load(self) -> bool:
+        """loadAppendOnlyFiles; False (logged) when the server must exit."""
+        server = self.server
+        manifest_path = self.path(self.manifest_name())
+        try:
+            with open(manifest_path) as f:
+                self.manifest = parse_manifest(f.read())
+        except FileNotFoundError:
+            self.manifest = []
+        except ValueError as e:
+            server.log("warning", str(e))
+            return False
+        if not self.manifest:
+            self.start_fresh("server start")
+            return True
+        if not self._load_all(self.manifest):
+            return False
         base = next((m for m in self.manifest if m[2] == "b"), None)
         self.base_size = os.path.getsize(self.path(base[0])) if base else 0
         incrs = self.incr_files()

@@ -177,19 +177,22 @@ class Snapshots:
     def refresh_gate(self) -> None:
         server = self.server
         aof = getattr(server, "aof", None)
-        if self.loading or self.writes_refused() or (aof is not None and aof.enabled):
+        if self.loading or self.writes_refused() or (aof is not None and aof.enabled):  # (AOF on: all via call)
             server.command_gate = self.gate
         elif server.command_gate == self.gate:
             server.command_gate = None
 
     def gate(self, client: Any, cmd: Any, argv: list[bytes]) -> str | None:
         """The refusal for ``cmd`` while loading or after a failed BGSAVE, or None."""
-        if self.writes_refused():
+        aof = self.server.aof  # type: ignore[attr-defined]
+        aof_failed = aof.enabled and not aof.write_ok
+        if self.writes_refused() or aof_failed:
             writes = cmd.is_write or cmd.name == "ping"
             if not writes and cmd.name == "exec" and client.multi:
                 writes = any(q.is_write for q, _ in client.multi)
             if writes:
-                return MISCONF
+                # writeCommandsDeniedByDiskError: the RDB condition is checked first
+                return MISCONF if self.writes_refused() else f"MISCONF Errors writing to the AOF file: {aof.write_error}"
         if self.loading and "loading" not in cmd.flags:
             return LOADING
         return None
