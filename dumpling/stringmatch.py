@@ -15,22 +15,25 @@ Redis's answers, including its two anti-abuse rules:
 - nesting: the rest of a pattern reached through more than 1000 stars never matches
   (``if (nesting > 1000) return 0``).
 
-The pattern is compiled once into tokens (cached): literal runs compared with
-``startswith``, ``?``, character classes as 256-entry tables built by replaying Redis's
-class loop for every byte (so its quirks hold: unterminated classes, ``[^`` at the end,
-escapes compared without folding case, ranges folded after swapping), and ``*`` runs.
+The pattern is compiled into tokens (cached): literal runs compared with ``startswith``,
+runs of ``?``, character classes as Redis's class loop reads them (so its quirks hold:
+unterminated classes, ``[^`` at the end, escapes compared without folding case, ranges on
+signed chars folded after swapping), and ``*`` runs; nothing past the 1001st star, which
+no match can reach.  Compiling is linear in the pattern, matching at worst
+O(pattern x string) like Redis's.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 MAX_NESTING = 1000
 
-_LITERAL, _ANY, _CLASS, _STAR = 0, 1, 2, 3
+_LITERAL, _ANY, _CLASS, _STAR, _UNREACHABLE = 0, 1, 2, 3, 4
 _MATCH, _FAIL, _MET_STAR = 0, 1, 2
 
-Token = tuple[int, bytes]
+Token = tuple[int, Any]
 
 
 def _lower(c: int) -> int:
@@ -45,15 +48,22 @@ def _signed(c: int) -> int:
     return c - 256 if c > 127 else c
 
 
-def _class_table(pattern: bytes, pi: int, nocase: bool) -> tuple[bytes, int]:
-    """The class starting after '[' at ``pi``: a table (1 = the byte matches) and the
-    position after the class, replaying Redis's loop over the pattern."""
+# The value a byte is compared as in a class range: its signed char value, and glibc's
+# tolower of it under NOCASE.
+_RANGE_VALUE = [_signed(c) for c in range(256)]
+_RANGE_VALUE_NOCASE = [_lower(_signed(c)) for c in range(256)]
+
+
+def _class(pattern: bytes, pi: int, nocase: bool) -> tuple[tuple[bool, bytes, bytes, tuple[tuple[int, int], ...]], int]:
+    """The class starting after '[' at ``pi``, replaying Redis's loop over the pattern:
+    (negated, escaped members (compared as is), plain members (folded under NOCASE),
+    ranges (on signed values, folded after swapping)) and the position after the class."""
     plen = len(pattern)
     negate = pi < plen and pattern[pi] == 94  # '^'
     if negate:
         pi += 1
-    exact: list[int] = []  # escaped members: compared without case folding
-    plain: list[int] = []
+    exact = bytearray()
+    plain = bytearray()
     ranges: list[tuple[int, int]] = []
     while True:
         if pi < plen and pattern[pi] == 92 and plen - pi >= 2:  # '\\'
@@ -73,26 +83,20 @@ def _class_table(pattern: bytes, pi: int, nocase: bool) -> tuple[bytes, int]:
             ranges.append((start, end))
             pi += 2
         else:
-            plain.append(_lower(pattern[pi]) if nocase else pattern[pi])
+            plain.append(pattern[pi])
         pi += 1
-    table = bytearray(256)
-    for c in range(256):
-        sc = _signed(c)
-        folded = _lower(sc) if nocase else sc
-        hit = (
-            c in exact
-            or (_lower(c) if nocase else c) in plain
-            or any(start <= folded <= end for start, end in ranges)
-        )
-        table[c] = hit != negate
-    return bytes(table), pi + 1
+    folded = bytes(plain).lower() if nocase else bytes(plain)
+    return (negate, bytes(exact), folded, tuple(ranges)), pi + 1
 
 
 @lru_cache(maxsize=256)
 def _compile(pattern: bytes, nocase: bool) -> tuple[Token, ...]:
+    """Tokens: literal runs, runs of '?', classes, stars (a run of '*' is one).  Nothing
+    after the star that ends the 1001st level can ever be tried, so compiling stops there
+    (an opaque token keeps the star from counting as the pattern's last)."""
     tokens: list[Token] = []
     literal = bytearray()
-    pi, plen = 0, len(pattern)
+    pi, plen, stars = 0, len(pattern), 0
 
     def flush() -> None:
         if literal:
@@ -101,20 +105,27 @@ def _compile(pattern: bytes, nocase: bool) -> tuple[Token, ...]:
 
     while pi < plen:
         c = pattern[pi]
-        if c == 42:  # '*': a run of them is one star
+        if c == 42:  # '*'
             flush()
             while pi + 1 < plen and pattern[pi + 1] == 42:
                 pi += 1
-            tokens.append((_STAR, b""))
+            tokens.append((_STAR, None))
             pi += 1
+            stars += 1
+            if stars > MAX_NESTING and pi < plen:
+                tokens.append((_UNREACHABLE, None))
+                break
         elif c == 63:  # '?'
             flush()
-            tokens.append((_ANY, b""))
+            if tokens and tokens[-1][0] == _ANY:
+                tokens[-1] = (_ANY, tokens[-1][1] + 1)
+            else:
+                tokens.append((_ANY, 1))
             pi += 1
         elif c == 91:  # '['
             flush()
-            table, pi = _class_table(pattern, pi + 1, nocase)
-            tokens.append((_CLASS, table))
+            members, pi = _class(pattern, pi + 1, nocase)
+            tokens.append((_CLASS, members))
         elif c == 92 and pi + 1 < plen:  # '\\x' is a literal x
             literal.append(pattern[pi + 1])
             pi += 2
@@ -125,7 +136,9 @@ def _compile(pattern: bytes, nocase: bool) -> tuple[Token, ...]:
     return tuple(tokens)
 
 
-def _run(tokens: tuple[Token, ...], text: bytes, folded: bytes, ti: int, si: int) -> tuple[int, int, int]:
+def _run(
+    tokens: tuple[Token, ...], text: bytes, folded: bytes, ti: int, si: int, nocase: bool
+) -> tuple[int, int, int]:
     """One pass of ``stringmatchlen_impl``'s loop from token ``ti`` and byte ``si``:
     (_MATCH|_FAIL, ...) or (_MET_STAR, star token, si) for a star with more pattern after it."""
     ntok, slen = len(tokens), len(text)
@@ -136,15 +149,25 @@ def _run(tokens: tuple[Token, ...], text: bytes, folded: bytes, ti: int, si: int
                 return _FAIL, ti, si
             si += len(arg)
         elif kind == _ANY:
-            si += 1
+            if si + arg > slen:  # Redis stops at the string's end, its pattern not used up
+                return _FAIL, ti, si
+            si += arg
         elif kind == _CLASS:
-            if not arg[text[si]]:
+            negate, exact, members, ranges = arg
+            c = text[si]
+            hit = c in exact or folded[si] in members
+            if not hit and ranges:
+                value = (_RANGE_VALUE_NOCASE if nocase else _RANGE_VALUE)[c]
+                hit = any(low <= value <= high for low, high in ranges)
+            if hit == negate:
                 return _FAIL, ti, si
             si += 1
-        else:
+        elif kind == _STAR:
             if ti + 1 == ntok:
                 return _MATCH, ti, si
             return _MET_STAR, ti, si
+        else:  # _UNREACHABLE: only a run nested deeper than Redis goes could get here
+            return _FAIL, ti, si
         ti += 1
         if si == slen:  # the string is used up: trailing stars match nothing
             if ti < ntok and tokens[ti][0] == _STAR:
@@ -164,7 +187,7 @@ def stringmatch(pattern: bytes, text: bytes, nocase: bool = False) -> bool:
     ti = si = depth = 0
     while True:
         if depth <= MAX_NESTING:
-            outcome, at_ti, at_si = _run(tokens, text, folded, ti, si)
+            outcome, at_ti, at_si = _run(tokens, text, folded, ti, si, nocase)
             if outcome == _MATCH:
                 return True
             if outcome == _MET_STAR:  # the rest of the pattern is tried from at_si on, one level deeper
