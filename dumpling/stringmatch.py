@@ -89,7 +89,14 @@ def _class(pattern: bytes, pi: int, nocase: bool) -> tuple[tuple[bool, bytes, by
     return (negate, bytes(exact), folded, tuple(ranges)), pi + 1
 
 
-@lru_cache(maxsize=256)
+def _tokens(pattern: bytes, nocase: bool) -> tuple[Token, ...]:
+    """The compiled pattern: the last few long ones are kept (KEYS matches one pattern
+    against every key), many short ones."""
+    if len(pattern) <= 4096:
+        return _compile_short(pattern, nocase)
+    return _compile_long(pattern, nocase)
+
+
 def _compile(pattern: bytes, nocase: bool) -> tuple[Token, ...]:
     """Tokens: literal runs, runs of '?', classes, stars (a run of '*' is one).  Nothing
     after the star that ends the 1001st level can ever be tried, so compiling stops there
@@ -136,6 +143,10 @@ def _compile(pattern: bytes, nocase: bool) -> tuple[Token, ...]:
     return tuple(tokens)
 
 
+_compile_short = lru_cache(maxsize=256)(_compile)
+_compile_long = lru_cache(maxsize=2)(_compile)
+
+
 def _run(
     tokens: tuple[Token, ...], text: bytes, folded: bytes, ti: int, si: int, nocase: bool
 ) -> tuple[int, int, int]:
@@ -178,7 +189,7 @@ def _run(
 
 def stringmatch(pattern: bytes, text: bytes, nocase: bool = False) -> bool:
     """``stringmatchlen(pattern, text, nocase)``: True if ``text`` matches."""
-    tokens = _compile(pattern if type(pattern) is bytes else bytes(pattern), nocase)
+    tokens = _tokens(pattern if type(pattern) is bytes else bytes(pattern), nocase)
     if type(text) is not bytes:
         text = bytes(text)
     folded = text.lower() if nocase else text
