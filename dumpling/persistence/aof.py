@@ -137,7 +137,8 @@ class AppendOnly:
         self.last_fsync = time.monotonic()
         self.write_ok = True
         self.write_error = ""
-        self.pending = bytearray()  # log bytes not yet written (after a write error)
+        self.pending = bytearray()  # log bytes not yet written (this loop pass, or after a write error)
+        self.drain_scheduled = False
         self.manifest: list[tuple[str, int, str]] = []
         self.base_size = 0
         # BGREWRITEAOF
@@ -324,7 +325,21 @@ class AppendOnly:
 
     def _write(self, data: bytes) -> None:
         self.pending += data
-        self._drain()
+        if self.server.config["appendfsync"] == "always":
+            self._drain()  # before this command's reply leaves
+            return
+        # everysec / no: one write() per event-loop pass, as Redis writes in beforeSleep
+        loop = self.server.loop
+        if loop is None:
+            self._drain()
+        elif not self.drain_scheduled:
+            self.drain_scheduled = True
+            loop.call_soon(self._scheduled_drain)
+
+    def _scheduled_drain(self) -> None:
+        self.drain_scheduled = False
+        if self.fd >= 0 and self.pending:
+            self._drain()
 
     def _drain(self) -> None:
         """Write what is pending (kept on failure and retried from the cron, as Redis keeps
@@ -388,6 +403,8 @@ class AppendOnly:
     def _open_incr(self, seq: int) -> str:
         name = f"{self.server.config['appendfilename']}.{seq}.incr.aof"
         if self.fd >= 0:
+            if self.pending:
+                self._drain()  # pending bytes assume the old file's SELECTed database
             os.close(self.fd)
         self.fd = os.open(self.path(name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self.db = -1
@@ -418,6 +435,8 @@ class AppendOnly:
     def stop(self) -> None:
         if self.child_pid != -1:
             self.kill_child()
+        if self.fd >= 0 and self.pending:
+            self._drain()
         if self.fd >= 0:
             try:
                 os.fsync(self.fd)
@@ -446,6 +465,8 @@ class AppendOnly:
         if self.enabled:
             if self.touched:
                 self._finish_orphans()
+            if self.pending:
+                self._drain()
             os.fsync(self.fd)
         try:
             with open(self.path(self.manifest_name())) as f:
@@ -718,6 +739,8 @@ class AppendOnly:
             self.server.log("notice", "Calling fsync() on the AOF file.")
             if self.touched:
                 self._finish_orphans()
+            if self.pending:
+                self._drain()
             try:
                 os.fsync(self.fd)
             except OSError as e:
