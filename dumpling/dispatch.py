@@ -99,6 +99,7 @@ class Server:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.servers: list[asyncio.base_events.Server] = []
         self.in_exec = False
+        self.cmd_time_ns = time.time_ns()  # the time snapshot of the outermost command (TIME in scripts)
         self.current_client: Client | None = None
         self.cluster: Any = None  # set by the cluster module when cluster-enabled
         # Set while keys are locked (a MIGRATE waiting on its target): returns True when it
@@ -362,6 +363,7 @@ class Server:
         start = time.time_ns()  # one clock read: the time snapshot and the duration's start
         if not self.in_exec:
             ks.now = start // 1_000_000  # the command time snapshot (ms)
+            self.cmd_time_ns = start
         if client.no_touch:
             ks.no_touch = cmd.name != "touch"
         self.current_client = client

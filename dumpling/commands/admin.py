@@ -533,7 +533,9 @@ def _help(name: str, body: list[str]) -> list[Status]:
 @command("time", 1, "loading stale fast", **SRV, since="2.6.0", summary="Returns the server time.",
          tips="nondeterministic_output")
 def time_(c: Any, argv: list[bytes]) -> Any:
-    now = time.time_ns() // 1000
+    server = c.server
+    # Inside a script or EXEC, the time snapshot of the command that contains it (Redis 7).
+    now = (server.cmd_time_ns if server.in_exec else time.time_ns()) // 1000
     return [str(now // 1_000_000).encode(), str(now % 1_000_000).encode()]
 
 
@@ -983,7 +985,7 @@ def _debug_reload(c: Any, argv: list[bytes]) -> Any:
 
 def _debug_object(c: Any, key: bytes) -> Any:
     db = c.db
-    value = db.peek(key)
+    value = db.data.get(key)  # as Redis's dbFind: a logically expired key is still shown
     if value is None:
         raise CommandError(NO_SUCH_KEY)
     from dumpling.commands.keys import encoding_of

@@ -247,6 +247,10 @@ class LuaState:
     def table(self, values: Any) -> Any:
         return self._table_from(values)
 
+    def collect_garbage(self) -> None:
+        """A full Lua GC cycle (after loading libraries, whose load-time garbage can be large)."""
+        self.lua.execute(b"collectgarbage('collect')")
+
     def memory(self) -> int:
         return int(self.lua.eval("collectgarbage('count')") * 1024)
 

@@ -78,6 +78,7 @@ class Libraries:
         if old is not None:
             self._unlink(old)
         self._link(library)
+        self.scripting.function_state.collect_garbage()
         return library.name
 
     def compile(self, code: bytes, timeout: bool = True) -> Library:
