@@ -128,6 +128,7 @@ ERRORS = [
     ("rawset(redis, 'x', 1)", 0),
     ("rawset(_G, 'x', 1)", 0),
     ("setmetatable(_G, nil)", 0),
+    ("local g = getmetatable(_G) g.__index = {}", 0),
     ("setmetatable(redis, {})", 0),
     ("getmetatable('').__index.upper = 1", 0),
     ("_G.x = 1", 0),

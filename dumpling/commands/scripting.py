@@ -199,7 +199,7 @@ def _fcall(c: Any, argv: list[bytes], ro: bool) -> Any:
     scripting: Scripting = server.scripting
     if server.monitors:
         server.feed_monitors(c, argv)
-    function = scripting.libraries.functions.get(argv[1])
+    function = scripting.libraries.find(argv[1])
     if function is None:
         raise CommandError("Function not found")
     numkeys = _numkeys(argv, "Bad number of keys provided")

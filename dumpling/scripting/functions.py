@@ -72,7 +72,7 @@ class Libraries:
             raise CommandError(f"Library '{_s(name)}' already exists")
         library = self.compile(code, timeout)
         for name in library.functions:
-            owner = self.functions.get(name)
+            owner = self.functions.get(name.lower())
             if owner is not None and owner.library is not old:
                 raise CommandError(f"Function {_s(name)} already exists")
         if old is not None:
@@ -170,7 +170,7 @@ class Libraries:
                 return 1, _err_table(state, "second argument to redis.register_function must be a function")
         if not _NAME_RE.match(name):
             return 1, _err_table(state, BAD_NAME)
-        if name in library.functions:
+        if name in library.functions:  # case-sensitive within a library, as Redis's
             return 1, _err_table(state, "Function already exists in the library")
         library.functions[name] = Function(name, callback, library, description, flags)
         return 0, None
@@ -180,12 +180,15 @@ class Libraries:
     def _link(self, library: Library) -> None:
         self.libraries[library.name] = library
         for name, function in library.functions.items():
-            self.functions[name] = function
+            self.functions[name.lower()] = function  # function names are case-insensitive
 
     def _unlink(self, library: Library) -> None:
         del self.libraries[library.name]
         for name in library.functions:
-            self.functions.pop(name, None)
+            self.functions.pop(name.lower(), None)
+
+    def find(self, name: bytes) -> Function | None:
+        return self.functions.get(name.lower())
 
     def delete(self, name: bytes) -> None:
         library = self.libraries.get(name)
@@ -233,7 +236,7 @@ class Libraries:
                 raise CommandError(f"Library {_s(library.name)} already exists")
             for name in library.functions:
                 for other in loaded.values():
-                    if name in other.functions:
+                    if name.lower() in (n.lower() for n in other.functions):
                         raise CommandError(f"Function {_s(name)} already exists")
             loaded[library.name] = library
         self.install(loaded, policy)
@@ -263,7 +266,7 @@ class Libraries:
             self._unlink(old)
         for library in loaded.values():
             for name in library.functions:
-                if name in self.functions:
+                if name.lower() in self.functions:
                     for old in replaced:  # put back what REPLACE took out
                         self._link(old)
                     raise CommandError(f"Function {_s(name)} already exists")

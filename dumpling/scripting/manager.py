@@ -15,6 +15,7 @@ import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from dumpling.commands.acl import refusal as acl_refusal
 from dumpling.commands.registry import TABLE, Command
 from dumpling.dispatch import Blocked
 from dumpling.errors import CommandError
@@ -292,6 +293,10 @@ class Scripting:
             self._refuse(cmd, "ERR Wrong number of args calling Redis command from script")
         if cmd.noscript and not self.disable_deny_script:
             self._refuse(cmd, "ERR This Redis command is not allowed from script")
+        if not run.caller.unrestricted:  # scriptVerifyACL: the calling user's permissions
+            denied = acl_refusal(run.caller, run.caller.user, cmd, argv, "lua")
+            if denied is not None:
+                self._refuse(cmd, "ERR ACL failure in script: " + denied)
         if cmd.is_write or cmd.may_replicate:
             self._check_write(run, cmd)
         if run.oom_at_start and cmd.denyoom and not run.allow_oom and not run.write_dirty:
@@ -441,7 +446,7 @@ class Scripting:
             raise ScriptCallError(b"ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.")
 
     def acl_check(self, *args: Any) -> bool:
-        """redis.acl_check_cmd: every command is permitted to the only user there is (default)."""
+        """redis.acl_check_cmd: whether the calling user may run the command."""
         if not args:
             raise ScriptCallError(b"ERR Please specify at least one argument for this redis lib call")
         argv = []
@@ -452,9 +457,13 @@ class Scripting:
                 argv.append(lua_number_arg(a))
             else:
                 raise ScriptCallError(b"ERR Lua redis lib command arguments must be strings or integers")
-        if _lookup(argv) is None:
+        cmd = _lookup(argv)
+        if cmd is None:
             raise ScriptCallError(b"ERR Invalid command passed to redis.acl_check_cmd()")
-        return True
+        run = self.run
+        if run is None or run.caller.unrestricted:
+            return True
+        return run.caller.user.check(cmd, argv)[0] == 0
 
     def register_function(self, *args: Any) -> tuple[int, Any]:
         return self.libraries.register_function(args)

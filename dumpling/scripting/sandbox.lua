@@ -85,8 +85,9 @@ E.pairs = function(t)
     return next_, t, nil
 end
 local globals_meta_view   -- what getmetatable(_G) shows: a read-only metatable
+local globals_proxies = {}   -- P and the functions' environment
 E.getmetatable = function(t)
-    if t == P then return globals_meta_view end
+    if globals_proxies[t] then return globals_meta_view end
     if real_of[t] then return nil end
     return getmetatable(t)
 end
@@ -410,6 +411,7 @@ local function seal()
     smeta.__metatable = sview
     P = {}
     real_of[P] = E
+    globals_proxies[P] = true
     setmetatable(P, {__index = E, __newindex = readonly_error})
     raw_rawset(E, "_G", P)
     setmetatable(E, {__index = missing_global, __newindex = readonly_error})
@@ -424,6 +426,7 @@ local function function_env(load_api)
     local meta = {__index = P, __newindex = readonly_error}
     local env = setmetatable({}, meta)
     real_of[env] = P
+    globals_proxies[env] = true
     local function loading(on)
         meta.__index = on and load_api or P
     end
