@@ -627,3 +627,27 @@ def test_function_libraries_survive_a_restart(tmp_path) -> None:
             assert conn.call("FCALL", "kept_f", 0) == b"$10\r\nfrom redis\r\n"
     finally:
         server.stop()
+
+
+def test_waitaof(dumpling_server) -> None:
+    """WAITAOF (7.2+, so vectors from Redis 7.4.1): without replicas, numreplicas is never met."""
+    with dumpling_server.raw() as conn:
+        assert conn.call("WAITAOF", 0, 0, 0) == b"*2\r\n:0\r\n:0\r\n"
+        assert conn.call("WAITAOF", 1, 0, 0) == (
+            b"-ERR WAITAOF cannot be used when numlocal is set but appendonly is disabled.\r\n")
+        assert conn.call("WAITAOF", "x", 0, 0) == b"-ERR value is not an integer or out of range\r\n"
+        assert conn.call("WAITAOF", 0, 0, -1) == b"-ERR timeout is negative\r\n"
+        assert conn.call("WAITAOF", 0, 1, 50) == b"*2\r\n:0\r\n:0\r\n"  # answered at the timeout
+        assert conn.call("EVAL", "return redis.pcall('waitaof', '0', '1', '0')", 0) == b"*2\r\n:0\r\n:0\r\n"
+
+
+def test_waitaof_with_aof(tmp_path) -> None:
+    from tests.servers import start_dumpling
+
+    server = start_dumpling("--dir", str(tmp_path), "--appendonly", "yes", "--appendfsync", "everysec")
+    try:
+        with server.raw() as conn:
+            assert conn.call("SET", "a", "b") == b"+OK\r\n"
+            assert conn.call("WAITAOF", 1, 0, 0) == b"*2\r\n:1\r\n:0\r\n"
+    finally:
+        server.stop()

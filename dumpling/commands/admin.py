@@ -9,7 +9,7 @@ import resource
 import time
 from typing import Any
 
-from dumpling import REDIS_VERSION
+from dumpling import REDIS_VERSION, acl
 from dumpling.commands.common import parse_timeout_ms, to_int
 from dumpling.commands.registry import TABLE, command, container
 from dumpling.config import ConfigError
@@ -80,7 +80,7 @@ def _section_clients(server: Any) -> list[str]:
         f"client_recent_max_input_buffer:{max((c.query_buffer_size() for c in clients), default=0)}",
         f"client_recent_max_output_buffer:{max((c.output_buffer_size() for c in clients), default=0)}",
         f"blocked_clients:{sum(1 for c in clients if c.blocked is not None)}",
-        "tracking_clients:0",
+        f"tracking_clients:{server.tracking.clients if server.tracking is not None else 0}",
         f"pubsub_clients:{sum(1 for c in clients if c.channels or c.patterns or c.shard_channels)}",
         f"watching_clients:{sum(1 for c in clients if c.watched)}",
         f"clients_in_timeout_table:{sum(1 for c in clients if c.blocked is not None and c.blocked.timer is not None)}",
@@ -258,9 +258,9 @@ def _section_stats(server: Any) -> list[str]:
         "active_defrag_key_misses:0",
         "total_active_defrag_time:0",
         "current_active_defrag_time:0",
-        "tracking_total_keys:0",
-        "tracking_total_items:0",
-        "tracking_total_prefixes:0",
+        f"tracking_total_keys:{len(server.tracking.table) if server.tracking is not None else 0}",
+        f"tracking_total_items:{server.tracking.total_items if server.tracking is not None else 0}",
+        f"tracking_total_prefixes:{len(server.tracking.prefixes) if server.tracking is not None else 0}",
         f"unexpected_error_replies:{server.stat_unexpected_errors}",
         f"total_error_replies:{server.stat_error_replies}",
         f"dump_payload_sanitizations:{getattr(server, 'stat_sanitizations', 0)}",
@@ -272,10 +272,10 @@ def _section_stats(server: Any) -> list[str]:
         "client_output_buffer_limit_disconnections:0",
         "reply_buffer_shrinks:0",
         "reply_buffer_expands:0",
-        f"acl_access_denied_auth:{getattr(server, 'auth_failures', 0)}",
-        "acl_access_denied_cmd:0",
-        "acl_access_denied_key:0",
-        "acl_access_denied_channel:0",
+        f"acl_access_denied_auth:{server.acl.denied[acl.DENIED_AUTH]}",
+        f"acl_access_denied_cmd:{server.acl.denied[acl.DENIED_CMD]}",
+        f"acl_access_denied_key:{server.acl.denied[acl.DENIED_KEY]}",
+        f"acl_access_denied_channel:{server.acl.denied[acl.DENIED_CHANNEL]}",
     ]
 
 
@@ -855,6 +855,28 @@ def wait(c: Any, argv: list[bytes]) -> Any:
     to_int(argv[1])
     parse_timeout_ms(argv[2], c.keyspace.now)  # getTimeoutFromObjectOrReply's checks; no replica to wait for
     return 0
+
+
+@command("waitaof", 4, "blocking", **SRV, since="7.2.0",
+         summary="Blocks until all of the preceding write commands sent by the connection are written to the "
+                 "append-only file of the master and/or replicas.",
+         args="numlocal:integer numreplicas:integer timeout:integer", acl="connection",
+         tips="request_policy:all_shards response_policy:agg_min")
+def waitaof(c: Any, argv: list[bytes]) -> Any:
+    numlocal = to_int(argv[1])
+    numreplicas = to_int(argv[2])
+    timeout_ms = parse_timeout_ms(argv[3], c.keyspace.now)
+    server = c.server
+    aof = server.aof
+    if numlocal and not aof.enabled:
+        raise CommandError("WAITAOF cannot be used when numlocal is set but appendonly is disabled.")
+    local = 1 if aof.enabled and aof.sync_now() else 0
+    reply = [local, 0]  # no replicas acknowledge anything: there is no replication yet
+    if numreplicas <= 0 or server.in_exec:  # satisfied, or inside MULTI/a script: never blocks
+        return reply
+    from dumpling.dispatch import Blocked
+
+    return Blocked([], timeout_ms / 1000, lambda: None, reply)
 
 
 # ----------------------------------------------------------------------------- DEBUG

@@ -369,6 +369,21 @@ class AppendOnly:
                                 "'always'. Exiting...")
                 os._exit(1)
 
+    def sync_now(self) -> bool:
+        """Write and fsync what is pending (WAITAOF's numlocal): True once it is on disk."""
+        if self.pending:
+            self._drain()
+        if self.fd < 0 or not self.write_ok:
+            return False
+        if self.unsynced:
+            try:
+                os.fsync(self.fd)
+            except OSError:
+                return False
+            self.unsynced = False
+            self.last_fsync = time.monotonic()
+        return True
+
     def cron(self) -> None:
         if self.enabled and self.pending:
             self._drain()
