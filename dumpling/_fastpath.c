@@ -57,7 +57,7 @@ static PyObject *s_reply_mode, *s_multi, *s_authenticated, *s_blocked, *s_closed
     *s_data, *s_expires, *s_meta, *s_order, *s_slot_index, *s_out, *s_last_cmd, *s_last_interaction,
     *s_cluster, *s_key_gate, *s_command_gate, *s_maxmemory, *s_monitors, *s_in_exec, *s_slowlog_threshold, *s_watched,
     *s_notify_flags, *s_lfu, *s_loading, *s_now, *s_stat_hits, *s_stat_misses, *s_dirty, *s_stat_commands,
-    *s_current_client, *s_server, *s_keyspace, *s_calls, *s_usec, *s_name, *s_added, *s_slowlog_push;
+    *s_current_client, *s_server, *s_keyspace, *s_calls, *s_usec, *s_name, *s_added, *s_slowlog_push, *s_tracking;
 
 /* ------------------------------------------------------------------ output buffer */
 
@@ -585,6 +585,7 @@ static int eligible(PyObject *server, PyObject *keyspace, PyObject *client, int 
     REQUIRE_FALSE(keyspace, s_notify_flags);
     REQUIRE_FALSE(keyspace, s_lfu);
     REQUIRE_FALSE(keyspace, s_loading);
+    REQUIRE_NONE(keyspace, s_tracking); /* client-side caching: reads remembered, writes invalidate */
 #undef REQUIRE_FALSE
 #undef REQUIRE_TRUE
 #undef REQUIRE_NONE
@@ -936,6 +937,7 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     INTERN(s_in_exec, "in_exec");
     INTERN(s_slowlog_threshold, "slowlog_threshold");
     INTERN(s_watched, "watched");
+    INTERN(s_tracking, "tracking");
     INTERN(s_notify_flags, "notify_flags");
     INTERN(s_lfu, "lfu");
     INTERN(s_loading, "loading");

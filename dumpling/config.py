@@ -124,6 +124,7 @@ SETTINGS: list[Setting] = [
     _s("latency-monitor-threshold", "int", 0, max=LLONG_MAX),
     _s("latency-tracking", "bool", True, inert=True),
     _s("notify-keyspace-events", "events", ""),
+    _s("tracking-table-max-keys", "int", 1000000, max=LLONG_MAX),
     # DUMP / RESTORE
     _s("sanitize-dump-payload", "enum", "no", choices=("no", "yes", "clients")),
     _s("dump-rdb-version", "int", 10, min=6, max=80),

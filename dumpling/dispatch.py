@@ -106,6 +106,7 @@ class Server:
         # suspended the client because the command would write a locked key.
         self.key_gate: Callable[[Client, Command, list[bytes]], bool] | None = None
         self.pubsub: Any = None  # set by the pub/sub module
+        self.tracking: Any = None  # client-side caching (dumpling.tracking), set by its command module
         # Pushes for the client whose command is running; sent after its reply (Redis 7.2+ order).
         self.pending_pushes: list[Any] = []
         self._obuf_limits: tuple[str, dict[str, tuple[int, int, int]]] = ("", {})
@@ -150,6 +151,8 @@ class Server:
             self.monitors.remove(client)
         if self.pubsub is not None:
             self.pubsub.client_gone(client)
+        if client.tracking is not None:
+            self.tracking.disable(client)
 
     def output_limit_exceeded(self, client: Client) -> bool:
         """Apply ``client-output-buffer-limit`` to the client's class (Redis's
@@ -324,6 +327,8 @@ class Server:
         client blocks), pushes it caused for this client, and wake-ups of clients
         blocked on keys it made ready."""
         reply = self.call(client, cmd, argv)
+        if client.tracking_caching and client.multi is None and cmd.container != "client":
+            client.tracking_caching = False  # CLIENT CACHING applies to the next command (or EXEC) only
         if type(reply) is Blocked:
             self.block(client, reply, cmd)
             if self.pending_pushes:
@@ -342,6 +347,8 @@ class Server:
             cmd.rejected_calls += 1
         if client.multi is None and client.asking:
             client.asking = False  # resetClient: a refused command consumes the one-shot ASKING too
+        if client.multi is None:
+            client.tracking_caching = False  # and CLIENT CACHING's
         if client.multi is not None:
             client.multi_error = True
         if argv[0].lower() == b"exec":  # Redis's execCommandAbort: a refused EXEC ends the transaction
@@ -386,6 +393,8 @@ class Server:
             self.count_error("ERR")
         if hooks is not None:
             hooks.end(client, cmd, argv, reply)
+        if ks.tracking is not None and cmd.is_readonly:
+            ks.tracking.remember(client, cmd, argv)  # client-side caching: the keys it read
         elapsed_us = max(time.time_ns() - start, 0) // 1000
         ks.no_touch = False
         cmd.calls += 1
@@ -462,6 +471,8 @@ class Server:
                     if blocked.cmd is not None:
                         blocked.cmd.calls += 1
                     self.unblock(client, reply)
+                    if self.pending_pushes:
+                        self.send_pending_pushes(client)  # what its command caused, after its reply
                     if key not in ks.dbs[db_index].data:
                         break
 
@@ -469,7 +480,10 @@ class Server:
         """Pushes made for ``client`` while its command ran follow the command's reply (7.2+)."""
         pushes, self.pending_pushes = self.pending_pushes, []
         for push in pushes:
-            client.push(push)
+            if callable(push):
+                push()  # a tracking invalidation: it finds its destination (REDIRECT) now
+            else:
+                client.push(push)
 
     def unwatch_all(self, client: Client) -> None:
         ks = self.keyspace
@@ -492,7 +506,14 @@ class Server:
     def evict_if_needed(self) -> bool:
         from dumpling.memory import perform_evictions
 
-        return perform_evictions(self)
+        tracking = self.keyspace.tracking
+        if tracking is None:
+            return perform_evictions(self)
+        tracking.evicting = True  # before the command: its invalidations precede the reply
+        try:
+            return perform_evictions(self)
+        finally:
+            tracking.evicting = False
 
     # -- slowlog / monitor ------------------------------------------------------------------
 

@@ -324,6 +324,8 @@ class Keyspace:
         self.notify_hook: Callable[[int, str, bytes, bytes], None] | None = None
         # called as hook(db, key) for every change (the append-only file collects them)
         self.change_hook: Callable[[Database, bytes], None] | None = None
+        # client-side caching: the ``dumpling.tracking.Tracking`` while anything is tracked
+        self.tracking: Any = None
         self.refresh_config()
 
     def refresh_config(self) -> None:
@@ -340,12 +342,14 @@ class Keyspace:
     # -- change reporting ----------------------------------------------------------
 
     def changed(self, db: Database, key: bytes, event: bytes | None = None, cls: str = "g") -> None:
-        """A write modified ``key``: invalidate WATCHes, count it, notify."""
+        """A write modified ``key``: invalidate WATCHes and client caches, count it, notify."""
         self.dirty += 1
         if self.watched:
             self.touch_watched(db.index, key)
         if self.change_hook is not None:
             self.change_hook(db, key)
+        if self.tracking is not None:
+            self.tracking.invalidate(key, cls)
         if event is not None and self.notify_flags:
             self.notify(db.index, cls, event, key)
 

@@ -80,6 +80,10 @@ class Client(asyncio.Protocol):
         self.obuf_soft_limit_since = 0  # unix seconds when the output buffer went over the soft limit
         # blocking
         self.blocked: Any = None  # a dispatch.Blocked while waiting
+        # client-side caching (dumpling.tracking): settings while CLIENT TRACKING is on, and
+        # CLIENT CACHING yes|no given for the next command
+        self.tracking: Any = None
+        self.tracking_caching = False
         # framing
         self._reader = hiredis.Reader(notEnoughData=_INCOMPLETE)
         # Bytes fed to hiredis and not yet known consumed: the read itself while one

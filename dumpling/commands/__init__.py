@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 # only while it is being written (ImportError of the module itself).
 FAMILIES = (
     "connection",
+    "tracking",
     "keys",
     "strings",
     "bitmaps",

@@ -97,6 +97,8 @@ def _clear_connection_state(c: Any) -> None:
     c.reply_mode = 0
     c.no_touch = False
     c.no_evict = False
+    if c.tracking is not None:
+        server.tracking.disable(c)
 
 
 @command("reset", 1, "noscript loading stale fast no_auth allow_busy", **CONN, since="6.2.0",
@@ -243,6 +245,12 @@ def client_flags(c: Any) -> str:
         flags += "x"
     if c.blocked is not None:
         flags += "b"
+    if c.tracking is not None:
+        flags += "t"
+        if c.tracking.broken_redirect:
+            flags += "R"
+        if c.tracking.bcast:
+            flags += "B"
     if c.watch_dirty:
         flags += "d"
     if c.flags_close_after_reply:
@@ -260,6 +268,7 @@ def client_info_line(c: Any) -> str:
     now = time.time()
     qbuf = c.query_buffer_size()
     multi = len(c.multi) if c.multi is not None else -1
+    redir = c.tracking.redirect if c.tracking is not None else -1
     obl = c.output_buffer_size()
     return (
         f"id={c.id} addr={c.addr} laddr={c.laddr} fd={c.fd} name={c.name.decode('utf-8', 'replace')} "
@@ -267,7 +276,7 @@ def client_info_line(c: Any) -> str:
         f"db={c.db.index} sub={len(c.channels)} psub={len(c.patterns)} ssub={len(c.shard_channels)} "
         f"multi={multi} watch={len(c.watched)} qbuf={qbuf} qbuf-free={max(0, 20474 - qbuf)} argv-mem=0 "
         f"multi-mem=0 rbs=16384 rbp=16384 obl={obl} oll=0 omem=0 tot-mem={20000 + qbuf + obl} "
-        f"events=r cmd={c.last_cmd} user=default redir=-1 resp={3 if c.resp3 else 2} "
+        f"events=r cmd={c.last_cmd} user=default redir={redir} resp={3 if c.resp3 else 2} "
         f"lib-name={c.lib_name.decode('utf-8', 'replace')} lib-ver={c.lib_ver.decode('utf-8', 'replace')}\n"
     )
 
@@ -451,12 +460,6 @@ def client_unblock(c: Any, argv: list[bytes]) -> Any:
     reply = ErrorReply("UNBLOCKED client unblocked via CLIENT UNBLOCK") if mode == b"error" else other.blocked.timeout_reply
     c.server.unblock(other, reply)
     return 1
-
-
-@command("client|getredir", 2, "noscript loading stale", **_CLIENT, since="6.0.0",
-         summary="Returns the client ID to which the connection's tracking notifications are redirected.")
-def client_getredir(c: Any, argv: list[bytes]) -> Any:
-    return -1
 
 
 @command("client|help", 2, "loading stale", **_CLIENT, since="5.0.0", summary="Returns helpful text about the different subcommands.")

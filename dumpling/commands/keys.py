@@ -474,6 +474,8 @@ def flushdb(c: Any, argv: list[bytes]) -> Any:
     _flush_option(argv)
     flush_db(c, c.db)
     c.keyspace.dirty += 1
+    if c.keyspace.tracking is not None:
+        c.keyspace.tracking.flushed()  # caches are not per database: one null invalidation
     return OK
 
 
@@ -485,6 +487,8 @@ def flushall(c: Any, argv: list[bytes]) -> Any:
     for db in c.keyspace.dbs:
         flush_db(c, db)
     c.keyspace.dirty += 1
+    if c.keyspace.tracking is not None:
+        c.keyspace.tracking.flushed()
     if c.server.cluster is not None:
         c.server.cluster.keys_flushed()
     c.server.snapshots.after_flushall()  # with save points: the empty dataset is saved at once
