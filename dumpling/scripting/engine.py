@@ -21,6 +21,7 @@ from lupa import lua51
 
 from dumpling import REDIS_VERSION
 from dumpling.payload.primitives import fpconv_dtoa
+from dumpling.scripting.untail import without_tail_calls
 from dumpling.protocol import (
     NULL_ARRAY,
     BigNumber,
@@ -158,6 +159,7 @@ class LuaState:
         self._pcall = helpers[b"pcall"]
         self._loadstring = helpers[b"loadstring"]
         self._setfenv = helpers[b"setfenv"]
+        self._dump = helpers[b"dump"]
         self.error_handler = helpers[b"error_handler"]
         self.type_of = helpers[b"type"]
         self._table_from = self.lua.table_from
@@ -216,6 +218,12 @@ class LuaState:
         func, err = _loaded(self._loadstring(code, chunk_name))
         if func is None:
             raise ScriptFailure(_text(err))
+        # Library functions (cjson, cmsgpack, bit) are Lua here, C in Redis: a script's
+        # ``return cjson.decode(x)`` must keep its frame for the error position, so the
+        # chunk is reloaded with its tail calls made ordinary calls.
+        untailed, _ = _loaded(self._loadstring(without_tail_calls(self._dump(func)), chunk_name))
+        if untailed is not None:
+            func = untailed
         self._setfenv(func, self.globals if env is None else env)
         return func
 

@@ -455,6 +455,7 @@ return {
     push_error = push_error,
     pcall = pcall_,
     loadstring = raw_loadstring,
+    dump = string.dump,
     setfenv = raw_setfenv,
     type = type,
 }
