@@ -21,7 +21,6 @@ from lupa import lua51
 
 from dumpling import REDIS_VERSION
 from dumpling.payload.primitives import fpconv_dtoa
-from dumpling.scripting.untail import without_tail_calls
 from dumpling.protocol import (
     NULL_ARRAY,
     BigNumber,
@@ -36,6 +35,7 @@ from dumpling.protocol import (
     Verbatim,
     format_double,
 )
+from dumpling.scripting.untail import without_tail_calls
 
 lua_type = lua51.lua_type
 
