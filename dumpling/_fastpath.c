@@ -561,7 +561,7 @@ static int eligible(PyObject *server, PyObject *keyspace, PyObject *client, int 
     REQUIRE_FALSE(client, s_reply_mode);
     REQUIRE_FALSE(client, s_skip_this);
     REQUIRE_NONE(client, s_multi);
-    REQUIRE_TRUE(client, s_authenticated);
+    REQUIRE_TRUE(client, s_authenticated); /* the "unrestricted" attribute: a user with every permission */
     REQUIRE_NONE(client, s_blocked);
     REQUIRE_FALSE(client, s_closed);
     REQUIRE_FALSE(client, s_close_after);
@@ -909,7 +909,7 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC PyInit__fastpath(void) {
     INTERN(s_reply_mode, "reply_mode");
     INTERN(s_multi, "multi");
-    INTERN(s_authenticated, "authenticated");
+    INTERN(s_authenticated, "unrestricted"); /* authenticated and no ACL check needed */
     INTERN(s_blocked, "blocked");
     INTERN(s_closed, "closed");
     INTERN(s_close_after, "flags_close_after_reply");

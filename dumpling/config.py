@@ -65,6 +65,9 @@ SETTINGS: list[Setting] = [
     _s("timeout", "int", 0, max=INT_MAX),
     _s("maxclients", "int", 10000, min=1, max=INT_MAX),
     _s("requirepass", "string", ""),
+    _s("aclfile", "string", "", immutable=True),
+    _s("acllog-max-len", "int", 128, max=LLONG_MAX),
+    _s("acl-pubsub-default", "enum", "resetchannels", choices=("allchannels", "resetchannels")),
     _s("databases", "int", 16, min=1, max=INT_MAX, immutable=True),
     _s("proto-max-bulk-len", "memory", 512 * 1024 * 1024, min=1024 * 1024),
     _s("client-query-buffer-limit", "memory", 1024 * 1024 * 1024, min=1024 * 1024),
@@ -248,6 +251,7 @@ class Config:
             self.values[s.name] = s.default
         self.config_file: str = ""
         self.save_line_seen = False
+        self.user_directives: list[list[bytes]] = []
         self.listeners: list[Callable[[str], None]] = []
 
     def __getitem__(self, name: str) -> Any:
@@ -380,6 +384,9 @@ class Config:
                 continue
             name = argv[0].lower()
             if name in IGNORED_DIRECTIVES:
+                continue
+            if name == "user" and len(argv) >= 2:  # ACL users: applied at startup (dumpling.commands.acl)
+                self.user_directives.append([a.encode("utf-8", "surrogateescape") for a in argv[1:]])
                 continue
             if name == "include":
                 if len(argv) != 2:

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from dumpling import REDIS_VERSION, accel, commands
+from dumpling.commands.acl import check_command as acl_check
 from dumpling.commands.registry import TABLE, Command
 from dumpling.config import Config
 from dumpling.errors import NOAUTH, CommandError
@@ -106,6 +107,7 @@ class Server:
         # suspended the client because the command would write a locked key.
         self.key_gate: Callable[[Client, Command, list[bytes]], bool] | None = None
         self.pubsub: Any = None  # set by the pub/sub module
+        self.acl: Any = None  # users and the ACL LOG (dumpling.acl.Acl), set by dumpling.commands.acl
         self.tracking: Any = None  # client-side caching (dumpling.tracking), set by its command module
         # Pushes for the client whose command is running; sent after its reply (Redis 7.2+ order).
         self.pending_pushes: list[Any] = []
@@ -232,7 +234,7 @@ class Server:
             cmd is not None
             and client.reply_mode == 0
             and client.multi is None
-            and client.authenticated
+            and client.unrestricted
             and self.cluster is None
             and self.key_gate is None
             and self.command_gate is None
@@ -273,9 +275,16 @@ class Server:
             self.reject(client, found.message, argv)
             return
         cmd = found
-        if not client.authenticated and not cmd.no_auth:
+        if not client.authenticated and not cmd.no_auth and self.acl.auth_required():
             self.reject(client, NOAUTH[1:], argv, cmd)
             return
+        if not client.unrestricted and not (
+            client.multi is not None and "no_multi" in cmd.flags and argv[0].lower() not in MULTI_PASSTHROUGH
+        ):
+            refusal = acl_check(client, cmd, argv)  # -NOPERM (dumpling.commands.acl)
+            if refusal is not None:
+                self.reject(client, refusal, argv, cmd)
+                return
         if self.command_gate is not None:
             refusal = self.command_gate(client, cmd, argv)
             if refusal is not None:

@@ -51,7 +51,11 @@ class Client(asyncio.Protocol):
         self.name = b""
         self.lib_name = b""
         self.lib_ver = b""
-        self.authenticated = not server.config["requirepass"]
+        self.user = server.acl.default  # the dumpling.acl.User this connection runs as
+        self.authenticated = not server.acl.auth_required()
+        # Authenticated as a user every command, key and channel is open to: the fast paths
+        # (dispatch's and _fastpath.c's) test only this; other clients go through the ACL check.
+        self.unrestricted = self.authenticated and self.user.unrestricted
         self.created = time.time()
         self.last_interaction = self.created
         self.addr = "?:0"

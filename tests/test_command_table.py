@@ -26,6 +26,8 @@ NEWER_THAN_70 = {
     # 7.2 dropped `noscript` from blocking commands (scripts may call them; they do not block there)
     *((name, "flags") for name in (b"blpop", b"brpop", b"brpoplpush", b"blmove", b"blmpop", b"bzpopmin",
                                    b"bzpopmax", b"bzmpop", b"xread", b"xreadgroup")),
+    # 7.2 added routing tips to the ACL subcommands that change users
+    *((name, "tips") for name in (b"acl|setuser", b"acl|deluser", b"acl|save")),
 }
 FIELDS = ["name", "arity", "flags", "first", "last", "step", "acl", "tips", "keyspecs", "subcommands"]
 

@@ -20,6 +20,7 @@ FAMILIES = (
     "strings",
     "bitmaps",
     "admin",
+    "acl",
     "introspection",
     "transactions",
     "lists",

@@ -473,7 +473,8 @@ def config_resetstat(c: Any, argv: list[bytes]) -> Any:
     ks.stat_hits = ks.stat_misses = ks.stat_expired = ks.stat_evicted = 0
     ks.stat_expired_time_cap_reached = 0
     ks.stat_expired_stale_perc = 0.0
-    server.auth_failures = 0
+    for reason in server.acl.denied:
+        server.acl.denied[reason] = 0
     return OK
 
 

@@ -90,7 +90,9 @@ def _clear_connection_state(c: Any) -> None:
             server.monitors.remove(c)
     c.db = c.keyspace.dbs[0]
     c.resp3 = False
-    c.authenticated = not server.config["requirepass"]
+    from dumpling.commands.acl import reset_login
+
+    reset_login(c)  # the default user, authenticated if it needs no password
     c.name = b""
     c.asking = False
     c.readonly_cluster = False
@@ -108,11 +110,11 @@ def reset(c: Any, argv: list[bytes]) -> Any:
     return Status("RESET")
 
 
-def _check_password(c: Any, user: bytes, password: bytes) -> bool:
-    required = c.server.config["requirepass"]
-    if user != b"default":
-        return False
-    return not required or password == required.encode("utf-8", "surrogateescape")
+def _authenticate(c: Any, user: bytes, password: bytes, verb: bytes) -> bool:
+    """Log in as ``user`` (ACL users, dumpling.commands.acl); False counts and logs a failure."""
+    from dumpling.commands.acl import authenticate
+
+    return authenticate(c, user, password, verb)
 
 
 @command("auth", -2, "noscript loading stale fast no_auth allow_busy", **CONN, summary="Authenticates the connection.",
@@ -121,7 +123,7 @@ def auth(c: Any, argv: list[bytes]) -> Any:
     if len(argv) > 3:
         raise CommandError(SYNTAX)
     if len(argv) == 2:
-        if not c.server.config["requirepass"]:
+        if c.server.acl.default.nopass:
             raise CommandError(
                 "AUTH <password> called without any password configured for the default user. "
                 "Are you sure your configuration is correct?"
@@ -129,10 +131,8 @@ def auth(c: Any, argv: list[bytes]) -> Any:
         user, password = b"default", argv[1]
     else:
         user, password = argv[1], argv[2]
-    if not _check_password(c, user, password):
-        c.server.auth_failures = getattr(c.server, "auth_failures", 0) + 1
+    if not _authenticate(c, user, password, argv[0]):
         raise CommandError(WRONGPASS)
-    c.authenticated = True
     return OK
 
 
@@ -165,9 +165,8 @@ def hello(c: Any, argv: list[bytes]) -> Any:
         else:
             raise CommandError(f"Syntax error in HELLO option '{argv[i].decode('utf-8', 'replace')}'")
     if creds is not None:
-        if not _check_password(c, *creds):
+        if not _authenticate(c, creds[0], creds[1], argv[0]):
             raise CommandError(WRONGPASS)
-        c.authenticated = True
     if not c.authenticated:
         raise CommandError(
             "-NOAUTH HELLO must be called with the client already authenticated, otherwise the "
@@ -276,7 +275,7 @@ def client_info_line(c: Any) -> str:
         f"db={c.db.index} sub={len(c.channels)} psub={len(c.patterns)} ssub={len(c.shard_channels)} "
         f"multi={multi} watch={len(c.watched)} qbuf={qbuf} qbuf-free={max(0, 20474 - qbuf)} argv-mem=0 "
         f"multi-mem=0 rbs=16384 rbp=16384 obl={obl} oll=0 omem=0 tot-mem={20000 + qbuf + obl} "
-        f"events=r cmd={c.last_cmd} user=default redir={redir} resp={3 if c.resp3 else 2} "
+        f"events=r cmd={c.last_cmd} user={c.user.name.decode('utf-8', 'replace')} redir={redir} resp={3 if c.resp3 else 2} "
         f"lib-name={c.lib_name.decode('utf-8', 'replace')} lib-ver={c.lib_ver.decode('utf-8', 'replace')}\n"
     )
 
@@ -355,7 +354,7 @@ def client_kill(c: Any, argv: list[bytes]) -> Any:
         elif opt == b"laddr":
             filters["laddr"] = val.decode("utf-8", "replace")
         elif opt == b"user":
-            if val != b"default":
+            if val not in server.acl.users:
                 raise CommandError(f"No such user '{val.decode('utf-8', 'replace')}'")
             filters["user"] = val
         elif opt == b"skipme":
@@ -385,6 +384,8 @@ def client_kill(c: Any, argv: list[bytes]) -> Any:
         if "addr" in filters and other.addr != filters["addr"]:
             continue
         if "laddr" in filters and other.laddr != filters["laddr"]:
+            continue
+        if "user" in filters and other.user.name != filters["user"]:
             continue
         if "maxage" in filters and now - other.created < filters["maxage"]:
             continue

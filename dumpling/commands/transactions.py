@@ -22,10 +22,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from dumpling.commands.acl import check_queued
 from dumpling.commands.registry import command
 from dumpling.dispatch import Blocked
 from dumpling.errors import CommandError
-from dumpling.protocol import NULL_ARRAY, OK
+from dumpling.protocol import NULL_ARRAY, OK, ErrorReply
 
 TX = {"group": "transactions"}
 EXECABORT = "-EXECABORT Transaction discarded because of previous errors."
@@ -81,6 +82,12 @@ def exec_(c: Any, argv: list[bytes]) -> Any:
     server.in_exec = True
     try:
         for cmd, args in queued:
+            if not c.unrestricted:  # ACL rules may have changed since the command was queued
+                refusal = check_queued(c, cmd, args)
+                if refusal is not None:
+                    server.count_error("NOPERM")
+                    replies.append(ErrorReply(refusal))
+                    continue
             reply = server.call(c, cmd, args)
             if type(reply) is Blocked:  # a handler that ignored in_exec: answer as on timeout
                 reply = reply.timeout_reply
