@@ -43,6 +43,7 @@ _SANDBOX = resources.files("dumpling.scripting").joinpath("sandbox.lua").read_by
 _VERSION_NUM = sum(int(part) << (8 * (2 - i)) for i, part in enumerate(REDIS_VERSION.split(".")[:3]))
 # Nesting of a returned table beyond which Redis's Lua stack runs out ("reached lua stack limit").
 MAX_REPLY_DEPTH = 400
+GC_CYCLE_PERIOD = 50
 INT64_MIN = -(2**63)
 
 
@@ -164,6 +165,8 @@ class LuaState:
         self.type_of = helpers[b"type"]
         self._table_from = self.lua.table_from
         self.error_counted = False  # the last error table converted by to_reply had been counted
+        self._gc_count = 0
+        self._gc_step = self.lua.eval("function() collectgarbage('step', %d) end" % GC_CYCLE_PERIOD)
         self.library_api = None
         if library_api:
             # FUNCTION LOAD runs the library body with only redis.register_function,
@@ -255,9 +258,14 @@ class LuaState:
     def table(self, values: Any) -> Any:
         return self._table_from(values)
 
-    def collect_garbage(self) -> None:
-        """A full Lua GC cycle (after loading libraries, whose load-time garbage can be large)."""
-        self.lua.execute(b"collectgarbage('collect')")
+    def gc_tick(self) -> None:
+        """Redis's ``luaGC``: every 50 script runs or compilations, 50 steps of the Lua
+        collector, so garbage (a compiled chunk's, a run's tables) never piles up between
+        Lua's own cycles and no single call pays for a full one."""
+        self._gc_count += 1
+        if self._gc_count >= GC_CYCLE_PERIOD:
+            self._gc_count = 0
+            self._gc_step()
 
     def memory(self) -> int:
         return int(self.lua.eval("collectgarbage('count')") * 1024)

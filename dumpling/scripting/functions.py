@@ -78,7 +78,7 @@ class Libraries:
         if old is not None:
             self._unlink(old)
         self._link(library)
-        self.scripting.function_state.collect_garbage()
+        self.scripting.function_state.gc_tick()
         return library.name
 
     def compile(self, code: bytes, timeout: bool = True) -> Library:

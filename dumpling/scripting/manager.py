@@ -178,6 +178,7 @@ class Scripting:
                 self.evicted_scripts += 1
         script = Script(sha, body, flags, func, from_eval)
         self.scripts[sha] = script
+        self.eval_state.gc_tick()
         return script
 
     def flush_scripts(self) -> None:
@@ -256,6 +257,7 @@ class Scripting:
         finally:
             self.run = None
             server.in_exec = was_in_exec
+            state.gc_tick()
             server.current_client = run.caller
             if run.timed_out:
                 self.end_busy(run)
