@@ -601,36 +601,31 @@ def test_function_restore_error_texts(pair: Pair) -> None:
 def test_function_libraries_survive_a_restart(tmp_path) -> None:
     """Libraries are saved in the RDB file (FUNCTION2 records) and loaded at start; a file
     with libraries written by real Redis loads here too."""
+    from contextlib import contextmanager
+
     from tests.servers import start_dumpling, start_redis
 
+    @contextmanager
+    def serving(start):  # one server on the shared file, stopped afterwards
+        server = start("--dir", str(tmp_path), "--dbfilename", "lib.rdb")
+        try:
+            with server.raw() as conn:
+                yield conn
+        finally:
+            server.stop()
+
     lib = "#!lua name=kept\nredis.register_function('kept_f', function() return 'still here' end)"
-    server = start_dumpling("--dir", str(tmp_path), "--dbfilename", "lib.rdb")
-    try:
-        with server.raw() as conn:
-            assert conn.call("FUNCTION", "LOAD", lib) == b"$4\r\nkept\r\n"
-            assert conn.call("SAVE") == b"+OK\r\n"
-    finally:
-        server.stop()
-    server = start_dumpling("--dir", str(tmp_path), "--dbfilename", "lib.rdb")
-    try:
-        with server.raw() as conn:
-            assert conn.call("FCALL", "kept_f", 0) == b"$10\r\nstill here\r\n"
-    finally:
-        server.stop()
-    real = start_redis("--dir", str(tmp_path), "--dbfilename", "lib.rdb")
-    try:
-        with real.raw() as conn:
-            assert conn.call("FCALL", "kept_f", 0) == b"$10\r\nstill here\r\n"
-            conn.call("FUNCTION", "LOAD", "REPLACE", lib.replace("still here", "from redis"))
-            assert conn.call("SAVE") == b"+OK\r\n"
-    finally:
-        real.stop()
-    server = start_dumpling("--dir", str(tmp_path), "--dbfilename", "lib.rdb")
-    try:
-        with server.raw() as conn:
-            assert conn.call("FCALL", "kept_f", 0) == b"$10\r\nfrom redis\r\n"
-    finally:
-        server.stop()
+    with serving(start_dumpling) as conn:
+        assert conn.call("FUNCTION", "LOAD", lib) == b"$4\r\nkept\r\n"
+        assert conn.call("SAVE") == b"+OK\r\n"
+    with serving(start_dumpling) as conn:
+        assert conn.call("FCALL", "kept_f", 0) == b"$10\r\nstill here\r\n"
+    with serving(start_redis) as conn:
+        assert conn.call("FCALL", "kept_f", 0) == b"$10\r\nstill here\r\n"
+        conn.call("FUNCTION", "LOAD", "REPLACE", lib.replace("still here", "from redis"))
+        assert conn.call("SAVE") == b"+OK\r\n"
+    with serving(start_dumpling) as conn:
+        assert conn.call("FCALL", "kept_f", 0) == b"$10\r\nfrom redis\r\n"
 
 
 def test_waitaof(dumpling_server) -> None:

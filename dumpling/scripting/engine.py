@@ -151,13 +151,11 @@ class LuaState:
         helpers = chunk(callbacks)
         self.helpers = helpers
         self._inspect = helpers[b"inspect"]
-        self._set_global = helpers[b"set_global"]
         self._sethook = helpers[b"sethook"]
         self._kill_hook = helpers[b"kill_hook"]
         self._load_hook = helpers[b"load_hook"]
         self._run_eval = helpers[b"run_eval"]
         self._run_function = helpers[b"run_function"]
-        self._pcall = helpers[b"pcall"]
         self._loadstring = helpers[b"loadstring"]
         self._setfenv = helpers[b"setfenv"]
         self._dump = helpers[b"dump"]

@@ -163,7 +163,7 @@ math.randomseed = py.randomseed
 
 -- ---------------------------------------------------------------- the redis table
 
-local pycall, pcall_ = py.call, pcall
+local pycall = py.call
 
 local function call_error(kind, msg)
     local e = {err = msg}
@@ -395,7 +395,7 @@ local function missing_global(_, name)
 end
 
 -- Make the script globals read-only: E keeps the values, P (an empty proxy in front
--- of it) is what scripts get as their environment.  set_global writes KEYS/ARGV into E.
+-- of it) is what scripts get as their environment; the runners write KEYS/ARGV into E.
 local function seal()
     E.redis = redis
     for _, name in ipairs({"string", "math", "table", "os", "coroutine", "redis", "cjson", "bit", "struct", "cmsgpack"}) do
@@ -433,13 +433,8 @@ local function function_env(load_api)
     return env, loading
 end
 
-local function set_global(name, value)
-    raw_rawset(E, name, value)
-end
-
 return {
     seal = seal,
-    set_global = set_global,
     function_env = function_env,
     error_handler = error_handler,
     kill_hook = kill_hook,
@@ -453,7 +448,6 @@ return {
     redis = redis,
     real_of = real_of,
     push_error = push_error,
-    pcall = pcall_,
     loadstring = raw_loadstring,
     dump = string.dump,
     setfenv = raw_setfenv,
