@@ -57,7 +57,7 @@ static PyObject *s_reply_mode, *s_multi, *s_authenticated, *s_blocked, *s_closed
     *s_data, *s_expires, *s_meta, *s_order, *s_slot_index, *s_out, *s_last_cmd, *s_last_interaction,
     *s_cluster, *s_key_gate, *s_command_gate, *s_maxmemory, *s_monitors, *s_in_exec, *s_slowlog_threshold, *s_watched,
     *s_notify_flags, *s_lfu, *s_loading, *s_now, *s_stat_hits, *s_stat_misses, *s_dirty, *s_stat_commands,
-    *s_current_client, *s_server, *s_keyspace, *s_calls, *s_usec, *s_name, *s_added, *s_slowlog_push, *s_tracking;
+    *s_current_client, *s_server, *s_keyspace, *s_calls, *s_usec, *s_name, *s_added, *s_slowlog_push, *s_tracking, *s_pause_gate;
 
 /* ------------------------------------------------------------------ output buffer */
 
@@ -577,6 +577,7 @@ static int eligible(PyObject *server, PyObject *keyspace, PyObject *client, int 
     }
     REQUIRE_NONE(server, s_cluster);
     REQUIRE_NONE(server, s_key_gate);
+    REQUIRE_NONE(server, s_pause_gate); /* CLIENT PAUSE in force */
     REQUIRE_NONE(server, s_command_gate); /* -LOADING / -MISCONF in force */
     REQUIRE_FALSE(server, s_maxmemory);
     REQUIRE_FALSE(server, s_monitors);
@@ -931,6 +932,7 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     INTERN(s_last_interaction, "last_interaction");
     INTERN(s_cluster, "cluster");
     INTERN(s_key_gate, "key_gate");
+    INTERN(s_pause_gate, "pause_gate");
     INTERN(s_command_gate, "command_gate");
     INTERN(s_maxmemory, "maxmemory");
     INTERN(s_monitors, "monitors");

@@ -106,7 +106,11 @@ class Server:
         # Set while keys are locked (a MIGRATE waiting on its target): returns True when it
         # suspended the client because the command would write a locked key.
         self.key_gate: Callable[[Client, Command, list[bytes]], bool] | None = None
+        # Set while CLIENT PAUSE is in force (dumpling.commands.pause): the same contract.
+        self.pause_gate: Callable[[Client, Command, list[bytes]], bool] | None = None
+        self.client_pause: Any = None
         self.pubsub: Any = None  # set by the pub/sub module
+        self.tracking: Any = None  # client-side caching (dumpling.tracking), set by its command module
         self.acl: Any = None  # users and the ACL LOG (dumpling.acl.Acl), set by dumpling.commands.acl
         self.tracking: Any = None  # client-side caching (dumpling.tracking), set by its command module
         # Pushes for the client whose command is running; sent after its reply (Redis 7.2+ order).
@@ -238,6 +242,7 @@ class Server:
             and self.cluster is None
             and self.key_gate is None
             and self.command_gate is None
+            and self.pause_gate is None
             and not self.maxmemory
             and (client.resp3 or not (client.channels or client.patterns or client.shard_channels))
         ):
@@ -290,6 +295,8 @@ class Server:
             if refusal is not None:
                 self.reject(client, refusal, argv, cmd)
                 return
+        if self.pause_gate is not None and self.pause_gate(client, cmd, argv):
+            return  # CLIENT PAUSE: held until the pause ends, then run from the top again
         if client.multi is not None and argv[0].lower() not in MULTI_PASSTHROUGH:
             if "no_multi" in cmd.flags:
                 self.reject(client, "ERR Command not allowed inside a transaction", argv, cmd)

@@ -107,15 +107,14 @@ class Database:
         when = self.expires.get(key)
         if when is None or self.keyspace.now <= when or self.keyspace.loading:
             return False
-        self.keyspace.expire_key(self, key)
-        return True
+        if not self.keyspace.expire_paused:
+            self.keyspace.expire_key(self, key)
+        return True  # while CLIENT PAUSE holds expiry: logically expired, still stored
 
     def lookup_read(self, key: bytes) -> Any:
         """GET-style lookup: lazy expiry, access tracking, hit/miss statistics."""
         ks = self.keyspace
-        if key in self.expires:
-            self.expire_if_needed(key)
-        value = self.data.get(key)
+        value = None if key in self.expires and self.expire_if_needed(key) else self.data.get(key)
         if value is None:
             ks.stat_misses += 1
             if ks.notify_flags and "m" in ks.notify_flags:
@@ -127,9 +126,7 @@ class Database:
         return value
 
     def lookup_write(self, key: bytes) -> Any:
-        if key in self.expires:
-            self.expire_if_needed(key)
-        value = self.data.get(key)
+        value = None if key in self.expires and self.expire_if_needed(key) else self.data.get(key)
         if value is not None and not self.keyspace.no_touch:
             self.touch(key)
         return value
@@ -138,9 +135,7 @@ class Database:
         """A read lookup that leaves LRU/LFU alone but counts hits/misses
         (EXISTS, TYPE, TTL; OBJECT passes ``notify=False``: no ``keymiss``)."""
         ks = self.keyspace
-        if key in self.expires:
-            self.expire_if_needed(key)
-        value = self.data.get(key)
+        value = None if key in self.expires and self.expire_if_needed(key) else self.data.get(key)
         if value is None:
             ks.stat_misses += 1
             if notify and ks.notify_flags and "m" in ks.notify_flags:
@@ -151,8 +146,8 @@ class Database:
 
     def peek(self, key: bytes) -> Any:
         """Lookup without touching LRU/LFU or statistics (MEMORY USAGE, DEBUG OBJECT)."""
-        if key in self.expires:
-            self.expire_if_needed(key)
+        if key in self.expires and self.expire_if_needed(key):
+            return None
         return self.data.get(key)
 
     def touch(self, key: bytes) -> None:
@@ -303,6 +298,7 @@ class Keyspace:
         self.loading = False
         self.no_touch = False  # set per command for CLIENT NO-TOUCH clients
         self.active_expire_enabled = True
+        self.expire_paused = False  # CLIENT PAUSE (either mode) holds expiry back
         # statistics (INFO stats)
         self.stat_hits = 0
         self.stat_misses = 0
@@ -418,7 +414,7 @@ class Keyspace:
 
     def active_expire_cycle(self, time_limit_s: float, keys_per_loop: int = 20, stale_perc: int = 10) -> bool:
         """Sample volatile keys and delete expired ones; True if the time limit was hit."""
-        if not self.active_expire_enabled:
+        if not self.active_expire_enabled or self.expire_paused:
             return False
         start = time.perf_counter()
         iterations = 0

@@ -327,8 +327,14 @@ class Tracking:
         self._limit_rounds += 1
 
     def _config_changed(self, name: str) -> None:
+        # Redis applies a lowered limit before the next command or in cron: outside the
+        # CONFIG SET, so NOLOOP does not hide the evictions from the client that set it.
         if name == "tracking-table-max-keys":
-            self.limit_table()
+            loop = self.server.loop
+            if loop is None:
+                self.limit_table()
+            else:
+                loop.call_soon(self.limit_table)
 
 
 class _Deferred:

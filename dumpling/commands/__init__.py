@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 FAMILIES = (
     "connection",
     "tracking",
+    "pause",
     "keys",
     "strings",
     "bitmaps",

@@ -1,0 +1,186 @@
+"""CLIENT PAUSE / CLIENT UNPAUSE: commands wait (they are not refused) while clients are paused.
+
+``ClientPause`` (``server.client_pause``) keeps Redis's pause state for the
+PAUSE_BY_CLIENT_COMMAND purpose: the end time (a new pause never shortens it) and the
+mode (ALL, or WRITE; a WRITE pause never weakens an ALL pause in force).  While a pause is
+in force ``server.pause_gate`` is set: dispatch asks it about every command just before
+running or queueing it (Redis's place in processCommand), and a command it holds back is
+suspended as a blocked client (INFO ``blocked_clients`` counts it, as Redis counts
+postponed clients) and re-run from the top of dispatch when the pause ends or weakens.
+
+WRITE pauses commands that may change the dataset or replicate: ``write`` and
+``may_replicate`` commands, EXEC of a transaction holding one, and EVAL / EVALSHA / FCALL
+unless the script or function is flagged ``no-writes``.  Both modes pause expiry
+(``keyspace.expire_paused``): keys past their TTL read as missing but stay until the pause
+ends.
+
+Must not: refuse a command (Redis never does), or hold back a client's command in the
+middle of a transaction or a script.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from dumpling.commands.common import parse_timeout_ms
+from dumpling.commands.registry import command
+from dumpling.dispatch import Blocked
+from dumpling.errors import CommandError
+from dumpling.protocol import OK
+
+if TYPE_CHECKING:
+    from dumpling.commands.registry import Command
+    from dumpling.dispatch import Server
+
+_CLIENT = {"group": "connection"}
+_SCRIPT_COMMANDS = frozenset(("eval", "evalsha", "fcall"))
+
+
+def _never() -> None:
+    return None
+
+
+class ClientPause:
+    """The pause in force (if any) and the clients waiting for it to end."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.end_ms = 0
+        self.all = False  # False: WRITE
+        self.waiters: list[tuple[Any, list[bytes], Blocked]] = []
+        self._timer: Any = None
+
+    # -- state ------------------------------------------------------------------------
+
+    def pause(self, end_ms: int, pause_all: bool) -> None:
+        """pauseClientsByClient: the longer end time and the stricter mode win."""
+        if not pause_all and self.all and self.active():
+            pause_all = True
+        weaker = self.active() and self.all and not pause_all
+        self.all = pause_all
+        self.end_ms = max(self.end_ms, end_ms)
+        self._apply(weaker)
+
+    def unpause(self) -> None:
+        self.end_ms = 0
+        self.all = False
+        self._apply(True)
+
+    def active(self) -> bool:
+        return self.end_ms > time.time_ns() // 1_000_000
+
+    def _apply(self, resume: bool) -> None:
+        server = self.server
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.active():
+            server.pause_gate = self.gate
+            server.keyspace.expire_paused = True
+            if server.loop is not None:
+                delay = (self.end_ms - time.time_ns() // 1_000_000) / 1000
+                self._timer = server.loop.call_later(max(delay, 0.0) + 0.001, self._check_end)
+        else:
+            self.end_ms = 0
+            self.all = False
+            server.pause_gate = None
+            server.keyspace.expire_paused = False
+            resume = True
+        if resume:
+            self.resume_waiters()
+
+    def _check_end(self) -> None:
+        self._timer = None
+        self._apply(False)
+
+    # -- the gate -------------------------------------------------------------------------
+
+    def gate(self, client: Any, cmd: Command, argv: list[bytes]) -> bool:
+        """Suspend ``client`` if the pause covers ``cmd``; True if it did."""
+        if not self.active():
+            self._apply(True)
+            return False
+        if not self.all and not self._may_write(client, cmd, argv):
+            return False
+        if client.skip_this and client.reply_mode == 0:
+            client.reply_mode = 2  # CLIENT REPLY SKIP applies to the re-run
+        blocked = Blocked([], 0, _never, None)
+        self.server.block(client, blocked, cmd)
+        self.waiters.append((client, argv, blocked))
+        return True
+
+    def _may_write(self, client: Any, cmd: Command, argv: list[bytes]) -> bool:
+        """Redis's ``is_may_replicate_command`` with the script's own flags for EVAL/FCALL."""
+        if cmd.name == "exec":
+            queued = client.multi or []
+            return any(self._may_write(client, qcmd, qargv) for qcmd, qargv in queued)
+        if cmd.name in _SCRIPT_COMMANDS:
+            return not self._script_no_writes(cmd.name, argv)
+        return cmd.is_write or cmd.may_replicate
+
+    def _script_no_writes(self, name: str, argv: list[bytes]) -> bool:
+        from dumpling.scripting.manager import NO_WRITES, parse_shebang
+
+        scripting = self.server.scripting
+        if len(argv) < 2:
+            return False
+        if name == "fcall":
+            function = scripting.libraries.find(argv[1])
+            return function is not None and bool(function.flags & NO_WRITES)
+        if name == "evalsha":
+            script = scripting.scripts.get(argv[1].lower().decode("ascii", "replace"))
+            return script is not None and bool(script.flags & NO_WRITES)
+        try:
+            flags, _ = parse_shebang(argv[1])
+        except CommandError:
+            return False
+        return bool(flags & NO_WRITES) and argv[1].startswith(b"#!")
+
+    def resume_waiters(self) -> None:
+        """Re-run the held commands from the top of dispatch (they may be held again)."""
+        if not self.waiters:
+            return
+        waiters, self.waiters = self.waiters, []
+        server = self.server
+        for client, argv, blocked in waiters:
+            if client.closed or client.blocked is not blocked:
+                continue
+            server.unblock(client, None)
+            server.execute_checked(client, argv)
+            client.flush()
+            if client.blocked is None and not client.closed and server.loop is not None:
+                server.loop.call_soon(client.process_input)
+
+
+def setup(server: Server) -> None:
+    server.client_pause = ClientPause(server)
+
+
+@command("client|pause", -3, "admin noscript loading stale", **_CLIENT, since="3.0.0",
+         summary="Suspends commands processing.", complexity="O(1)",
+         history=(("6.2.0", "`CLIENT PAUSE WRITE` mode added along with the `mode` option."),),
+         args="timeout:integer [mode=(WRITE|ALL)]")
+def client_pause(c: Any, argv: list[bytes]) -> Any:
+    if len(argv) > 4:
+        raise CommandError(f"unknown subcommand or wrong number of arguments for '{argv[1].decode('utf-8', 'replace')}'."
+                           " Try CLIENT HELP.")
+    pause_all = True
+    if len(argv) == 4:
+        mode = argv[3].lower()
+        if mode == b"write":
+            pause_all = False
+        elif mode != b"all":
+            raise CommandError("CLIENT PAUSE mode must be WRITE or ALL")
+    now = time.time_ns() // 1_000_000
+    timeout = parse_timeout_ms(argv[2], now)
+    c.server.client_pause.pause(now + timeout, pause_all)
+    return OK
+
+
+@command("client|unpause", 2, "admin noscript loading stale", **_CLIENT, since="6.2.0",
+         summary="Resumes processing commands from paused clients.",
+         complexity="O(N) Where N is the number of paused clients")
+def client_unpause(c: Any, argv: list[bytes]) -> Any:
+    c.server.client_pause.unpause()
+    return OK
