@@ -110,7 +110,6 @@ class Server:
         self.pause_gate: Callable[[Client, Command, list[bytes]], bool] | None = None
         self.client_pause: Any = None
         self.pubsub: Any = None  # set by the pub/sub module
-        self.tracking: Any = None  # client-side caching (dumpling.tracking), set by its command module
         self.acl: Any = None  # users and the ACL LOG (dumpling.acl.Acl), set by dumpling.commands.acl
         self.tracking: Any = None  # client-side caching (dumpling.tracking), set by its command module
         # Pushes for the client whose command is running; sent after its reply (Redis 7.2+ order).
