@@ -33,7 +33,7 @@ def setup(server: Any) -> None:
         libraries = scripting.libraries
         snapshots.function_sources = libraries.records
         snapshots.function_loader = libraries.load_record
-        snapshots.function_flusher = libraries.flush
+        snapshots.function_flusher = libraries.flush_and_reset
 
 
 def _numkeys_keys(argv: list[bytes]) -> list[int]:
@@ -266,7 +266,7 @@ def function_flush(c: Any, argv: list[bytes]) -> Any:
         raise CommandError(_subcommand_syntax(argv))
     if len(argv) == 3 and argv[2].lower() not in (b"sync", b"async"):
         raise CommandError("FUNCTION FLUSH only supports SYNC|ASYNC option")
-    c.server.scripting.libraries.flush()
+    c.server.scripting.libraries.flush_and_reset()
     _dirty(c)
     return OK
 

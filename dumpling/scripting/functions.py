@@ -200,6 +200,14 @@ class Libraries:
         self.libraries.clear()
         self.functions.clear()
 
+    def flush_and_reset(self) -> None:
+        """FUNCTION FLUSH: no libraries, and a fresh Lua state for the next ones (as Redis
+        rebuilds its functions VM), so what the old libraries allocated is freed."""
+        from dumpling.scripting.engine import LuaState
+
+        self.flush()
+        self.scripting.function_state = LuaState(self.scripting, library_api=True)
+
     # -- DUMP / RESTORE ----------------------------------------------------------------------------
 
     def dump(self, rdb_version: int) -> bytes:
