@@ -183,6 +183,7 @@ class LuaState:
         if library_api:
             self.library_api = self._make_library_api()
             self.function_env, self._loading_mode = helpers[b"function_env"](self.library_api)
+        self.lua.execute(b"collectgarbage('collect')")  # the setup's garbage (compiling the libraries)
 
     def loading(self, on: bool) -> None:
         """Switch the functions' environment to the library API (FUNCTION LOAD) or back."""
