@@ -621,3 +621,15 @@ def test_tracking_survives_pure_python() -> None:
             assert a.read_reply() == inv3(b"k")
     finally:
         server.stop()
+
+
+def test_client_help_lists_tracking_and_pause(dumpling_server: ServerProcess) -> None:
+    """Redis 7.4's CLIENT HELP (7.0's differs), in its order."""
+    with dumpling_server.raw() as c:
+        text = c.call("CLIENT", "HELP")
+    lines = [line[1:] for line in text.split(b"\r\n")[1:-1]]
+    for expected in (b"CACHING (YES|NO)", b"GETREDIR", b"UNPAUSE", b"PAUSE <timeout> [WRITE|ALL]",
+                     b"TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]", b"TRACKINGINFO"):
+        assert expected in lines
+    assert lines.index(b"UNPAUSE") < lines.index(b"PAUSE <timeout> [WRITE|ALL]") < lines.index(b"REPLY (ON|OFF|SKIP)")
+    assert len(lines) == 58

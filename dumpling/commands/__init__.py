@@ -17,6 +17,8 @@ FAMILIES = (
     "connection",
     "tracking",
     "pause",
+    "modules",
+    "lolwut",
     "keys",
     "strings",
     "bitmaps",
