@@ -109,6 +109,7 @@ class Server:
         # Set while CLIENT PAUSE is in force (dumpling.commands.pause): the same contract.
         self.pause_gate: Callable[[Client, Command, list[bytes]], bool] | None = None
         self.client_pause: Any = None
+        self.cron_paused = False  # DEBUG PAUSE-CRON: serverCron does nothing
         self.pubsub: Any = None  # set by the pub/sub module
         self.acl: Any = None  # users and the ACL LOG (dumpling.acl.Acl), set by dumpling.commands.acl
         self.tracking: Any = None  # client-side caching (dumpling.tracking), set by its command module
@@ -317,7 +318,8 @@ class Server:
             if err is not None:
                 self.reject(client, err, argv, cmd, wrap_exec=False)  # Redis: EXEC gets the bare redirection
                 return
-        if cmd.denyoom and self.config["maxmemory"] and not self.evict_if_needed():
+        # Redis evicts before every command under maxmemory; only denyoom ones are refused.
+        if self.maxmemory and not self.evict_if_needed() and cmd.denyoom:
             self.reject(client, "OOM command not allowed when used memory > 'maxmemory'.", argv, cmd)
             return
         if (
@@ -679,6 +681,8 @@ class Server:
         while True:
             hz = min(max(self.config["hz"], 1), 500)
             await asyncio.sleep(1.0 / hz)
+            if self.cron_paused:
+                continue  # DEBUG PAUSE-CRON
             try:
                 effort = self.config["active-expire-effort"] - 1
                 ks.active_expire_cycle(

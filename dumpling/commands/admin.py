@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import resource
 import time
 from typing import Any
@@ -888,6 +889,7 @@ _DEBUG_HELP = [
     "ERROR <string>", "    Return a Redis protocol error with <string> as message.",
     "LOG <message>", "    Write <message> to the server log.",
     "OBJECT <key>", "    Show low level info about `key` and associated value.",
+    "PAUSE-CRON <0|1>", "    Stop periodic cron job processing.",
     "PROTOCOL <type>", "    Reply with a test value of the specified type.",
     "SET-ACTIVE-EXPIRE <0|1>", "    Setting it to 0 disables expiring keys in background when they are not accessed.",
     "SET-DISABLE-DENY-SCRIPTS <0|1>", "    Setting it to 1 enables commands flagged noscript in scripts.",
@@ -949,6 +951,10 @@ def debug(c: Any, argv: list[bytes]) -> Any:
         return OK
     if sub == b"set-active-expire" and n == 3:
         ks.active_expire_enabled = to_int(argv[2]) != 0
+        return OK
+    if sub == b"pause-cron" and n == 3:
+        number = re.match(rb"\s*[+-]?[0-9]+", argv[2])  # atoi: anything else is 0
+        server.cron_paused = number is not None and int(number.group()) != 0
         return OK
     if sub == b"set-disable-deny-scripts" and n == 3:
         server.scripting.disable_deny_script = to_int(argv[2]) != 0
