@@ -96,3 +96,21 @@ def test_lolwut_version_5_draws_schotter(r: redis.Redis) -> None:
 def test_redis_py_lolwut(r: redis.Redis) -> None:
     assert b"Redis ver." in r.lolwut()
     assert b"Redis ver. 7.4.0" in r.lolwut(5, 6, 7, 8)
+
+
+def _shape(reply: bytes) -> list[int]:
+    """Cells per line of LOLWUT 6's art, then the caption lines' lengths."""
+    text = reply.split(b"\r\n", 1)[1].rsplit(b"Redis ver. ", 1)[0]
+    return [line.count(b" \x1b[0m") or -len(line) for line in text.split(b"\n")]
+
+
+def test_lolwut_version_6_draws_a_skyline(pairs: Pair) -> None:
+    for args in [("LOLWUT", "VERSION", "6"), ("LOLWUT", "VERSION", "6", "10", "5"), ("LOLWUT", "VERSION", "6", "0", "0"),
+                 ("LOLWUT", "VERSION", "6", "30", "3")]:
+        ours, theirs = pairs.both(*args)
+        assert _shape(ours) == _shape(theirs), args
+    pairs.same("LOLWUT", "VERSION", "6", "x")
+    ours = pairs.ours.call("LOLWUT", "VERSION", "6", "4", "2")
+    grays = {b"0;30;40m", b"0;90;100m", b"0;37;47m", b"0;97;107m"}
+    cells = [cell.split(b" ")[0] for cell in ours.split(b"\x1b[")[1:] if not cell.startswith(b"0m")]
+    assert len(cells) == 8 and set(cells) <= grays

@@ -1,9 +1,9 @@
-"""LOLWUT: computer art and the version (Redis's lolwut.c, lolwut5.c).
+"""LOLWUT: computer art and the version (Redis's lolwut.c, lolwut5.c, lolwut6.c).
 
-Without VERSION (and for versions other than 5) the answer is Redis 7.4's: the version
-line alone.  ``LOLWUT VERSION 5 [cols] [squares-per-row] [squares-per-col]`` draws Georg
-Nees's *Schotter* as Redis 5 did, in Braille characters (random, as in Redis); VERSION 6
-is answered like the default (Redis 6's skyscrapers are not drawn).
+Without VERSION (and for versions other than 5 and 6) the answer is Redis 7.4's: the
+version line alone.  ``LOLWUT VERSION 5 [cols] [squares-per-row] [squares-per-col]`` draws
+Georg Nees's *Schotter* in Braille characters, ``LOLWUT VERSION 6 [cols] [rows]`` a
+skyline in four terminal grays, both random where Redis's are.
 
 Must not: take long: sizes are clamped exactly as Redis clamps them.
 """
@@ -23,14 +23,14 @@ from dumpling.protocol import Verbatim
 class Canvas:
     """A width x height grid of dots (lwCanvas)."""
 
-    def __init__(self, width: int, height: int) -> None:
+    def __init__(self, width: int, height: int, background: int = 0) -> None:
         self.width = width
         self.height = height
-        self.pixels = bytearray(width * height)
+        self.pixels = bytearray([background]) * (width * height)
 
-    def set(self, x: int, y: int) -> None:
+    def set(self, x: int, y: int, color: int = 1) -> None:
         if 0 <= x < self.width and 0 <= y < self.height:
-            self.pixels[x + y * self.width] = 1
+            self.pixels[x + y * self.width] = color
 
     def get(self, x: int, y: int) -> int:
         if 0 <= x < self.width and 0 <= y < self.height:
@@ -110,6 +110,73 @@ def schotter(cols: int, per_row: int, per_col: int) -> Canvas:
     return canvas
 
 
+def _rand() -> int:
+    """C's rand(): 0..RAND_MAX (2**31 - 1)."""
+    return random.getrandbits(31)
+
+
+def _skyscraper(canvas: Canvas, xoff: int, width: int, height: int, windows: bool, color: int) -> None:
+    """generateSkyscraper: a block from the bottom, the roof two pixels narrower each side,
+    windows (two pixels wide, one tall) in the other grays."""
+    starty = canvas.height - 1
+    endy = starty - height + 1
+    for y in range(starty, endy - 1, -1):
+        for x in range(xoff, xoff + width):
+            if y == endy and (x <= xoff + 1 or x >= xoff + width - 2):
+                continue
+            pixel = color
+            if windows and xoff + 1 < x < xoff + width - 2 and endy + 1 < y < starty - 1:
+                relx, rely = x - (xoff + 1), y - (endy + 1)
+                if (relx // 2) % 2 and rely % 2:
+                    pixel = 1 + _rand() % 2
+                    while pixel == color:
+                        pixel = 1 + _rand() % 2
+                    if relx % 2:
+                        pixel = canvas.get(x - 1, y)
+            canvas.set(x, y, pixel)
+
+
+def skyline(cols: int, rows: int) -> Canvas:
+    """generateSkyline: two gray background rows of towers, then the black foreground."""
+    canvas = Canvas(cols, rows, 3)
+    h = canvas.height
+    for color in (2, 1):
+        offset = -10
+        while offset < canvas.width:
+            offset += _rand() % 8
+            width = 10 + _rand() % 9
+            height = h // 2 + (_rand() % h) // (2 if color == 2 else 3)
+            _skyscraper(canvas, offset, width, height, False, color)
+            offset += width // 2 if color == 2 else width + 1
+    offset = -10
+    while offset < canvas.width:
+        offset += _rand() % 8
+        width = 5 + _rand() % 14
+        if width % 4:
+            width += width % 3
+        height = h // 3 + (_rand() % h) // 2
+        _skyscraper(canvas, offset, width, height, True, 0)
+        offset += width + 5
+    return canvas
+
+
+_GRAYS = {0: "0;30;40m", 1: "0;90;100m", 2: "0;37;47m", 3: "0;97;107m"}
+
+
+def _lolwut6(args: list[bytes]) -> str:
+    sizes = [80, 20]
+    for i, arg in enumerate(args[:2]):
+        sizes[i] = to_int(arg)
+    cols = min(max(sizes[0], 1), 1000)
+    rows = min(max(sizes[1], 1), 1000)
+    canvas = skyline(cols, rows)
+    lines = []
+    for y in range(canvas.height):
+        lines.append("".join(f"\033[{_GRAYS.get(canvas.get(x, y), _GRAYS[0])} \033[0m" for x in range(canvas.width)))
+    return ("\n".join(lines) + "\nDedicated to the 8 bit game developers of past and present.\n"
+            f"Original 8 bit image from Plaguemon by hikikomori. Redis ver. {REDIS_VERSION}\n")
+
+
 def _lolwut5(args: list[bytes]) -> str:
     sizes = [66, 8, 12]
     for i, arg in enumerate(args[:3]):
@@ -131,4 +198,6 @@ def lolwut(c: Any, argv: list[bytes]) -> Any:
         args = argv[3:]
     if (version[0] == "5" and version[1] == "." and version[2] != "9") or version.startswith("4.9"):
         return Verbatim(_lolwut5(args).encode("utf-8"))
+    if (version[0] == "6" and version[1] == "." and version[2] != "9") or version.startswith("5.9"):
+        return Verbatim(_lolwut6(args).encode("utf-8"))
     return Verbatim(f"Redis ver. {REDIS_VERSION}\n".encode())
