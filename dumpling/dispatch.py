@@ -102,6 +102,7 @@ class Server:
         self.in_exec = False
         self.cmd_time_ns = time.time_ns()  # the time snapshot of the outermost command (TIME in scripts)
         self.current_client: Client | None = None
+        self.serving_blocked: Client | None = None  # a blocked client being served (serve_ready_keys)
         self.cluster: Any = None  # set by the cluster module when cluster-enabled
         # Set while keys are locked (a MIGRATE waiting on its target): returns True when it
         # suspended the client because the command would write a locked key.
@@ -482,7 +483,11 @@ class Server:
                         continue
                     ks.tick()
                     self.current_client = client
-                    reply = blocked.retry()
+                    self.serving_blocked = client  # its command is running now (dumpling.tracking asks)
+                    try:
+                        reply = blocked.retry()
+                    finally:
+                        self.serving_blocked = None
                     if reply is None:
                         continue
                     if blocked.cmd is not None:

@@ -158,7 +158,7 @@ class Tracking:
             c = run.caller if run is not None else None
             if c is None:
                 return None
-        return c if c._in_batch or c.blocked is not None else None
+        return c if c._in_batch or c is server.serving_blocked else None
 
     def remember(self, executing: Any, cmd: Command, argv: list[bytes]) -> None:
         """trackingRememberKeys: a read-only command ran; its keys go in the table for the

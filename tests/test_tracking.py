@@ -633,3 +633,17 @@ def test_client_help_lists_tracking_and_pause(dumpling_server: ServerProcess) ->
         assert expected in lines
     assert lines.index(b"UNPAUSE") < lines.index(b"PAUSE <timeout> [WRITE|ALL]") < lines.index(b"REPLY (ON|OFF|SKIP)")
     assert len(lines) == 58
+
+
+def test_active_expiry_while_the_client_is_blocked(world: World) -> None:
+    """Expiry in cron is nobody's command: NOLOOP does not hide it from a blocked client."""
+    w = world
+    a = w.connect(3)
+    w.call(a, "CLIENT", "TRACKING", "on", "NOLOOP")
+    w.call(0, "SET", "k", "v", "PX", "100")
+    w.call(a, "GET", "k")
+    w.send(a, "BLPOP", "nothing", "0")
+    time.sleep(0.5)
+    assert w.read(a) == inv3(b"k")  # while blocked
+    w.call(0, "RPUSH", "nothing", "x")
+    assert w.read(a) == b"*2\r\n$7\r\nnothing\r\n$1\r\nx\r\n"
