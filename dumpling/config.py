@@ -141,7 +141,8 @@ SETTINGS: list[Setting] = [
     _s("rdb-save-incremental-fsync", "bool", True),
     _s("rdb-key-save-delay", "int", 0, min=-INT_MAX - 1, max=INT_MAX),  # test knob: µs per key saved
     _s("key-load-delay", "int", 0, min=-INT_MAX - 1, max=INT_MAX),  # test knob: µs per key loaded
-    # Deletes RDB files made only for replication; dumpling has no replication, so no such files.
+    # Deletes RDB files made only for replication; dumpling has no replication, so no such
+    # files: a no-op, said once in the startup log (Snapshots.load_at_startup).
     _s("rdb-del-sync-files", "bool", False, inert=True),
     # AOF and replication: accepted, reported, no effect
     # the append-only file (dumpling.persistence.aof)
@@ -152,10 +153,8 @@ SETTINGS: list[Setting] = [
     _s("aof-load-truncated", "bool", True),
     _s("auto-aof-rewrite-percentage", "int", 100, max=INT_MAX),
     _s("auto-aof-rewrite-min-size", "memory", 64 * 1024 * 1024),
-    # dumpling always writes an RDB base (the "yes" layout); "no" is accepted for configs.
-    _s("aof-use-rdb-preamble", "bool", True, inert=True),
-    # #TS annotations are skipped when loading; dumpling does not write them.
-    _s("aof-timestamp-enabled", "bool", False, inert=True),
+    _s("aof-use-rdb-preamble", "bool", True),  # no: the AOF base is commands (persistence.aofrewrite)
+    _s("aof-timestamp-enabled", "bool", False),  # #TS:<seconds> lines in the AOF; skipped when loading
     _s("aof-rewrite-incremental-fsync", "bool", True, inert=True),
     _s("no-appendfsync-on-rewrite", "bool", False, inert=True),
     _s("replica-read-only", "bool", True, aliases=("slave-read-only",), inert=True),

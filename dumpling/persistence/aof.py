@@ -2,8 +2,8 @@
 
 Layout (``appenddirname`` inside ``dir``): a manifest ``<appendfilename>.manifest`` whose
 lines read ``file <name> seq <n> type <b|h|i>``; one base file (``.<n>.base.rdb``, an RDB
-file with ``aof-base 1`` when ``aof-use-rdb-preamble yes``, else ``.<n>.base.aof``
-commands) and incremental files ``.<n>.incr.aof`` of RESP commands.
+file with ``aof-base 1`` when ``aof-use-rdb-preamble yes``, else ``.<n>.base.aof`` of
+the commands that rebuild the dataset, ``aofrewrite``) and incremental files ``.<n>.incr.aof`` of RESP commands.
 
 What is logged.  Every command runs through ``Server.call``; ``begin``/``end`` bracket
 the outermost call (an EXEC or a script contains nested ones) and ``changed`` (the
@@ -21,6 +21,9 @@ keyspace's change hook) collects the keys it wrote.  When the outermost call end
   ABSTTL`` for collections, ``DEL key`` for keys that are gone; several records of one
   command go inside ``MULTI``/``EXEC``.  That is Redis's "effects replication": the file
   replays to the same dataset on dumpling and on Redis 7 (which loads these commands).
+
+With ``aof-timestamp-enabled yes`` a ``#TS:<unix seconds>`` line precedes the first
+record of each new second (and opens a command base); loading skips such lines.
 
 ``appendfsync always`` writes and fsyncs before the command's reply is sent;
 ``everysec`` writes at once and fsyncs from the cron once a second; ``no`` leaves
@@ -40,6 +43,7 @@ import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
+from dumpling.persistence.aofrewrite import timestamp_annotation, write_command_base
 from dumpling.persistence.rdb import RdbError
 from dumpling.protocol import SetReply
 
@@ -141,6 +145,7 @@ class AppendOnly:
         self.drain_scheduled = False
         self.manifest: list[tuple[str, int, str]] = []
         self.base_size = 0
+        self.cur_timestamp = 0  # aof_cur_timestamp: the last #TS annotation written
         # BGREWRITEAOF
         self.child_pid = -1
         self.child_started = 0.0
@@ -150,6 +155,8 @@ class AppendOnly:
         self.last_rewrite_seconds = -1
         self.consecutive_failures = 0
         self.last_cow_size = 0
+        self._rewrite_seq = 1
+        self._rewrite_suffix = "rdb"
 
     # -- paths and manifest -------------------------------------------------------------------
 
@@ -307,6 +314,11 @@ class AppendOnly:
         if not records or self.fd < 0:
             return
         out = bytearray()
+        if self.server.config["aof-timestamp-enabled"]:
+            now = int(time.time())
+            if self.cur_timestamp < now:  # genAofTimestampAnnotationIfNeeded: once per second
+                self.cur_timestamp = now
+                out += timestamp_annotation(now)
         wrap = len(records) > 1
         if wrap:
             first_db = records[0][0]
@@ -425,10 +437,35 @@ class AppendOnly:
         self.db = -1
         return name
 
-    def _write_base(self, name: str) -> None:
-        """A base file of the current dataset (RDB with aof-base 1), written in this process."""
+    def base_suffix(self) -> str:
+        """getNewBaseFileNameAndMarkPreAsHistory: ``.rdb`` with the RDB preamble, else ``.aof``."""
+        return "rdb" if self.server.config["aof-use-rdb-preamble"] else "aof"
+
+    def write_base_at(self, path: str, suffix: str) -> None:
+        """The dataset as a base file at ``path``, fsynced: an RDB with ``aof-base 1``
+        (``suffix`` "rdb") or Redis's rewrite commands ("aof"); raises OSError."""
+        if suffix == "rdb":
+            self.snapshots.write_file_at(path, aof_base=True)
+            return
+        cfg = self.server.config
+        delay = cfg["rdb-key-save-delay"]
+        progress = (lambda _: time.sleep(delay / 1_000_000)) if delay > 0 else None
+        sources = self.snapshots.function_sources() if self.snapshots.function_sources is not None else []
+        databases = ((db.index, db.data, db.expires) for db in self.server.keyspace.dbs)
+        with open(path, "wb") as f:
+            write_command_base(f, databases, sources, int(time.time()) if cfg["aof-timestamp-enabled"] else None,
+                               progress)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _write_base(self, name: str, suffix: str) -> None:
+        """A base file of the current dataset, written in this process."""
         temp = self.path(f"temp-rewriteaof-{os.getpid()}.aof")
-        self.snapshots.write_file_at(temp, aof_base=True)
+        try:
+            self.write_base_at(temp, suffix)
+        except BaseException:
+            _unlink(temp)
+            raise
         os.replace(temp, self.path(name))
         _fsync_dir(self.directory())
 
@@ -437,9 +474,10 @@ class AppendOnly:
         a first incr file, the manifest."""
         os.makedirs(self.directory(), exist_ok=True)
         prefix = self.server.config["appendfilename"]
-        base = f"{prefix}.1.base.rdb"
+        suffix = self.base_suffix()
+        base = f"{prefix}.1.base.{suffix}"
         self.server.log("notice", f"Creating AOF base file {base} on {reason}")
-        self._write_base(base)
+        self._write_base(base, suffix)
         incr = self._open_incr(1)
         self.server.log("notice", f"Creating AOF incr file {incr} on {reason}")
         self.manifest = [(base, 1, "b"), (incr, 1, "i")]
@@ -638,6 +676,7 @@ class AppendOnly:
             self.manifest.append((incr, seq, "i"))
             self.write_manifest()
         self._rewrite_seq = seq
+        self._rewrite_suffix = self.base_suffix()  # the child writes this format whatever CONFIG SET does
         started = time.perf_counter()
         try:
             pid = os.fork()
@@ -662,7 +701,7 @@ class AppendOnly:
                 signal.signal(sig, signal.SIG_DFL)
             gc.disable()
             temp = self.path(f"temp-rewriteaof-bg-{os.getpid()}.aof")
-            self.snapshots.write_file_at(temp, aof_base=True)
+            self.write_base_at(temp, self._rewrite_suffix)
             code = 0
         except BaseException:
             traceback.print_exc()
@@ -698,7 +737,7 @@ class AppendOnly:
             return
         prefix = server.config["appendfilename"]
         seq = self._rewrite_seq
-        base = f"{prefix}.{seq}.base.rdb"
+        base = f"{prefix}.{seq}.base.{self._rewrite_suffix}"
         os.replace(temp, self.path(base))
         old = [m for m in self.manifest if not (m[2] == "i" and m[1] >= seq)]
         self.manifest = [(base, seq, "b")] + [m for m in self.manifest if m[2] == "i" and m[1] >= seq]
