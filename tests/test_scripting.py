@@ -650,3 +650,16 @@ def test_waitaof_with_aof(tmp_path) -> None:
             assert conn.call("WAITAOF", 1, 0, 0) == b"*2\r\n:1\r\n:0\r\n"
     finally:
         server.stop()
+
+
+def test_wait_without_replicas(pair: Pair) -> None:
+    """WAIT for replicas that do not exist answers 0 at the timeout, as Redis does."""
+    import time
+
+    pair.same("WAIT", 0, 0)
+    started = time.monotonic()
+    pair.same("WAIT", 1, 150)
+    assert time.monotonic() - started >= 0.25  # both servers waited their 150 ms
+    pair.same("MULTI")
+    pair.same("WAIT", 1, 0)  # never blocks inside a transaction
+    pair.same("EXEC")

@@ -854,9 +854,14 @@ def role(c: Any, argv: list[bytes]) -> Any:
 @command("wait", 3, "blocking", **SRV, since="3.0.0", summary="Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.",
          args="numreplicas:integer timeout:integer", acl="connection", tips="request_policy:all_shards response_policy:agg_min")
 def wait(c: Any, argv: list[bytes]) -> Any:
-    to_int(argv[1])
-    parse_timeout_ms(argv[2], c.keyspace.now)  # getTimeoutFromObjectOrReply's checks; no replica to wait for
-    return 0
+    numreplicas = to_int(argv[1])
+    timeout_ms = parse_timeout_ms(argv[2], c.keyspace.now)  # getTimeoutFromObjectOrReply's checks
+    if numreplicas <= 0 or c.server.in_exec:
+        return 0
+    from dumpling.dispatch import Blocked
+
+    # No replica will acknowledge (no replication yet): Redis blocks until the timeout (0: forever).
+    return Blocked([], timeout_ms / 1000, lambda: None, 0)
 
 
 @command("waitaof", 4, "blocking", **SRV, since="7.2.0",
