@@ -193,3 +193,23 @@ def test_held_client_shows_as_blocked(dumpling_server: ServerProcess) -> None:
         finally:
             assert admin.call("CLIENT", "UNPAUSE") == b"+OK\r\n"
         assert w.read_reply() == b"+OK\r\n"
+
+
+def test_client_unblock_leaves_held_clients_alone(dumpling_server: ServerProcess) -> None:
+    """Not differential: Redis 7.0 and 7.4.1 crash (bug report) on CLIENT UNBLOCK of a client
+    held by CLIENT PAUSE.  dumpling answers 0, as for a client that is not blocked, and the
+    held command runs when the pause ends."""
+    with dumpling_server.raw() as admin, dumpling_server.raw() as w:
+        admin.call("FLUSHALL")
+        wid = int(w.call("CLIENT", "ID")[1:-2])
+        try:
+            assert admin.call("CLIENT", "PAUSE", "100000", "WRITE") == b"+OK\r\n"
+            w.send(encode_command("SET", "k", "v"))
+            assert _waiting(w)
+            assert admin.call("CLIENT", "UNBLOCK", str(wid)) == b":0\r\n"
+            assert admin.call("CLIENT", "UNBLOCK", str(wid), "ERROR") == b":0\r\n"
+            assert _waiting(w)
+        finally:
+            assert admin.call("CLIENT", "UNPAUSE") == b"+OK\r\n"
+        assert w.read_reply() == b"+OK\r\n"
+        assert admin.call("GET", "k") == b"$1\r\nv\r\n"

@@ -454,8 +454,8 @@ def client_unblock(c: Any, argv: list[bytes]) -> Any:
     if len(argv) > 4 or mode not in (b"timeout", b"error"):
         raise CommandError("CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
     other = c.server.clients.get(target_id)
-    if other is None or other.blocked is None:
-        return 0
+    if other is None or other.blocked is None or c.server.client_pause.holds(other):
+        return 0  # a command held by CLIENT PAUSE is not a blocking command: it cannot be unblocked
     from dumpling.protocol import ErrorReply
 
     reply = ErrorReply("UNBLOCKED client unblocked via CLIENT UNBLOCK") if mode == b"error" else other.blocked.timeout_reply

@@ -137,6 +137,10 @@ class ClientPause:
             return False
         return bool(flags & NO_WRITES) and argv[1].startswith(b"#!")
 
+    def holds(self, client: Any) -> bool:
+        """True if ``client`` is waiting here (CLIENT UNBLOCK leaves such clients alone)."""
+        return any(waiter is client and client.blocked is blocked for waiter, _, blocked in self.waiters)
+
     def resume_waiters(self) -> None:
         """Re-run the held commands from the top of dispatch (they may be held again)."""
         if not self.waiters:
