@@ -41,10 +41,12 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from dumpling.persistence.aofrewrite import timestamp_annotation, write_command_base
 from dumpling.persistence.rdb import RdbError
+from dumpling.persistence.snapshots import run_to_end
 from dumpling.protocol import SetReply
 
 if TYPE_CHECKING:
@@ -63,6 +65,7 @@ VERBATIM = frozenset({
 })
 TTL_ONLY = frozenset({"expire", "pexpire", "expireat", "pexpireat", "persist"})
 MANIFEST_SUFFIX = ".manifest"
+_YIELD_EVERY_S = 0.02  # while loading at startup, serve clients (-LOADING) this often
 
 
 def resp(argv: list[bytes]) -> bytes:
@@ -84,12 +87,13 @@ def parse_manifest(text: str) -> list[tuple[str, int, str]]:
     return out
 
 
-def parse_commands(buf: bytes, pos: int = 0) -> tuple[list[tuple[list[bytes], int]], int, bool]:
-    """RESP commands from ``pos``: [(argv, end offset)], the offset of the last complete
-    one, and whether the data ended inside a command (a truncated file)."""
+def parse_commands(buf: bytes, pos: int = 0, limit: int = -1) -> tuple[list[tuple[list[bytes], int]], int, bool]:
+    """RESP commands from ``pos`` (at most ``limit`` if >= 0): [(argv, end offset)], the
+    offset after the last complete one, and whether the data ended inside a command (a
+    truncated file)."""
     out: list[tuple[list[bytes], int]] = []
     end = len(buf)
-    while pos < end:
+    while pos < end and len(out) != limit:
         if buf[pos] == 35:  # '#': an annotation line (aof-timestamp-enabled)
             nl = buf.find(b"\r\n", pos)
             if nl < 0:
@@ -544,17 +548,40 @@ class AppendOnly:
         return True
 
     def _load_all(self, manifest: list[tuple[str, int, str]]) -> bool:
+        """Load every file of ``manifest`` at once (DEBUG LOADAOF)."""
+        return run_to_end(self._load_all_steps(manifest))
+
+    def _load_all_steps(self, manifest: list[tuple[str, int, str]]) -> Generator[int, None, bool]:
+        """loadAppendOnlyFiles: the base, then each incr file; yields the bytes read so far
+        about every 20 ms (the caller may serve clients then); returns False (logged) when
+        the server must not go on."""
         server = self.server
         files = [m for m in manifest if m[2] == "b"] + [m for m in manifest if m[2] == "i"]
         all_started = time.monotonic()
-        state = self.snapshots._begin_load(0, keep_expired=True)
+        total = 0
+        for name, _, _ in files:
+            try:
+                total += os.path.getsize(self.path(name))
+            except OSError:
+                continue  # reported when the file is opened
+        state = self.snapshots._begin_load(total, keep_expired=True)
         gc_was_enabled = gc.isenabled()
         gc.disable()
+        done = 0
         try:
             for index, (name, _, kind) in enumerate(files):
                 started = time.monotonic()
-                if not self._load_file(name, kind, index == len(files) - 1, state):
+                steps = self._load_file_steps(name, kind, index == len(files) - 1, state)
+                while True:
+                    try:
+                        offset = next(steps)
+                    except StopIteration as end:
+                        ok = end.value
+                        break
+                    yield done + offset
+                if not ok:
                     return False
+                done += os.path.getsize(self.path(name))
                 what = "base" if kind == "b" else "incr"
                 server.log("notice", f"DB loaded from {what} file {name}: {time.monotonic() - started:.3f} seconds")
         finally:
@@ -564,8 +591,10 @@ class AppendOnly:
         server.log("notice", f"DB loaded from append only file: {time.monotonic() - all_started:.3f} seconds")
         return True
 
-    def load(self) -> bool:
-        """loadAppendOnlyFiles; False (logged) when the server must exit."""
+    async def load_at_startup(self) -> bool:
+        """loadAppendOnlyFiles at start, in slices: clients connected meanwhile get
+        ``-LOADING`` and INFO ``loading:1``, as while an RDB loads.  False (logged) when
+        the server must exit; a shutdown requested meanwhile stops the load."""
         server = self.server
         manifest_path = self.path(self.manifest_name())
         try:
@@ -579,7 +608,14 @@ class AppendOnly:
         if not self.manifest:
             self.start_fresh("server start")
             return True
-        if not self._load_all(self.manifest):
+        result: list[bool] = []
+
+        def steps() -> Generator[int, None, None]:
+            result.append((yield from self._load_all_steps(self.manifest)))
+
+        if not await self.snapshots.serve_while(steps()):
+            return True  # shutting down: nothing more to open
+        if not result[0]:
             return False
         base = next((m for m in self.manifest if m[2] == "b"), None)
         self.base_size = os.path.getsize(self.path(base[0])) if base else 0
@@ -595,7 +631,10 @@ class AppendOnly:
         self._hook(True)
         return True
 
-    def _load_file(self, name: str, kind: str, last: bool, state: dict[str, int]) -> bool:
+    def _load_file_steps(self, name: str, kind: str, last: bool, state: dict[str, int]) -> Generator[int, None, bool]:
+        """loadSingleAppendOnlyFile; yields the offset reached now and then."""
+        from dumpling.server import Client
+
         server = self.server
         path = self.path(name)
         try:
@@ -608,23 +647,28 @@ class AppendOnly:
         if buf[:5] == b"REDIS":
             server.log("notice", "Reading RDB base file on AOF loading...")
             try:
-                pos = self.snapshots.load_records(buf, state)
+                pos = yield from self.snapshots.load_steps(self.snapshots._parser(buf), state)
             except RdbError as e:
                 server.log("warning", e.message)
                 server.log("warning", f"Error reading the RDB base file {name}, AOF loading aborted")
                 return False
             if pos == len(buf):
                 return True
-        try:
-            commands, valid, truncated = parse_commands(buf, pos)
-        except ValueError as e:
-            server.log("warning", str(e))
-            return False
-        ok = self._replay(commands, name)
-        if ok is None:  # ended inside MULTI: drop the unfinished transaction
-            truncated, valid = True, ok_offset(commands, pos)
-        elif not ok:
-            return False
+        client = Client(server)
+        progress = [pos]  # the end of the last command applied outside a transaction
+        truncated = False
+        while pos < len(buf) and not truncated:
+            try:
+                commands, pos, truncated = parse_commands(buf, pos, 1024)
+            except ValueError as e:
+                server.log("warning", str(e))
+                return False
+            if not (yield from self._replay_steps(client, commands, name, progress)):
+                return False
+        valid = progress[0]
+        if client.multi is not None:  # ended inside MULTI: drop the unfinished transaction
+            server.log("warning", f"Revert incomplete MULTI/EXEC transaction in AOF file {name}")
+            truncated = True
         if truncated:
             if not (last and server.config["aof-load-truncated"]):
                 server.log("warning", f"Bad file format reading the append only file {name}: make a backup of your "
@@ -635,14 +679,16 @@ class AppendOnly:
             os.truncate(path, valid)
         return True
 
-    def _replay(self, commands: list[tuple[list[bytes], int]], name: str) -> bool | None:
-        """Run the commands as a client would (MULTI queued, EXEC applied); None when the
-        file ends inside a MULTI (its tail is then dropped, as Redis does)."""
-        from dumpling.server import Client
-
+    def _replay_steps(self, client: Any, commands: list[tuple[list[bytes], int]], name: str,
+                      progress: list[int]) -> Generator[int, None, bool]:
+        """Run the commands as ``client`` would (MULTI queued, EXEC applied), yielding the
+        offset reached about every 20 ms; ``progress[0]`` follows the end of the last
+        command applied outside a transaction (where a file ending inside a MULTI is
+        cut, as Redis does).  ``key-load-delay``: µs slept per command."""
         server = self.server
-        client = Client(server)
-        for argv, _ in commands:
+        delay = server.config["key-load-delay"]
+        slice_start = time.monotonic()
+        for count, (argv, offset) in enumerate(commands, 1):
             found = server.lookup_command(argv)
             if not hasattr(found, "handler"):
                 server.log("warning", f"Unknown command '{argv[0].decode('utf-8', 'replace')}' reading the append "
@@ -655,9 +701,13 @@ class AppendOnly:
             else:
                 server.call(client, cmd, argv)  # type: ignore[arg-type]
             client._out.clear()
-        if client.multi is not None:
-            server.log("warning", f"Revert incomplete MULTI/EXEC transaction in AOF file {name}")
-            return None
+            if client.multi is None:
+                progress[0] = offset
+            if delay > 0:
+                time.sleep(delay / 1_000_000)
+            if not count & 63 and time.monotonic() - slice_start > _YIELD_EVERY_S:
+                yield offset
+                slice_start = time.monotonic()
         return True
 
     # -- BGREWRITEAOF -------------------------------------------------------------------------------
@@ -800,22 +850,6 @@ class AppendOnly:
             except OSError as e:
                 self.server.log("warning", f"Fail to fsync the AOF file: {e.strerror}.")
         return True
-
-
-def ok_offset(commands: list[tuple[list[bytes], int]], start: int) -> int:
-    """Where the last complete command before an unfinished MULTI ends (truncation point)."""
-    valid = start
-    depth = 0
-    for argv, offset in commands:
-        word = argv[0].lower()
-        if word == b"multi":
-            depth = 1
-        elif word in (b"exec", b"discard"):
-            depth = 0
-            valid = offset
-        elif not depth:
-            valid = offset
-    return valid
 
 
 def _fsync_dir(path: str) -> None:

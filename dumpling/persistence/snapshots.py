@@ -31,8 +31,8 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from dumpling import REDIS_VERSION
 from dumpling.keyspace import LFU_INIT_VAL, lfu_minutes, lru_clock
@@ -644,11 +644,33 @@ class Snapshots:
     def load_records(self, buf: bytes, state: dict[str, int], allow_duplicates: bool = False) -> int:
         """Apply a whole RDB file held in ``buf`` (between ``_begin_load`` and ``_end_load``);
         returns the offset after its trailer.  Raises RdbError."""
-        parser = self._parser(buf)
-        self._fast_target(parser, 0, state)
-        databases = len(self.server.keyspace.dbs)
+        return run_to_end(self.load_steps(self._parser(buf), state, allow_duplicates))
+
+    def load_steps(self, parser: RdbParser, state: dict[str, int],
+                   allow_duplicates: bool = False) -> Generator[int, None, int]:
+        """Apply the file ``parser`` walks, yielding its offset about every 20 ms (the
+        caller serves clients then: ``-LOADING``); returns the offset after its trailer.
+        ``key-load-delay`` sleeps that many µs per key (a test knob, as in Redis).
+        Raises RdbError."""
+        server = self.server
+        databases = len(server.keyspace.dbs)
+        handle = self._handle
+        delay = server.config["key-load-delay"]
+        slice_start = time.monotonic()
+        count = 0
+        if delay <= 0:
+            self._fast_target(parser, 0, state)
         for record in parser.records():
-            self._handle(record, state, allow_duplicates, databases, parser)
+            handle(record, state, allow_duplicates, databases, parser)
+            count += 256 if type(record) is Loaded else 1  # (a Loaded stands for up to 1024 keys)
+            if delay > 0:
+                parser.fast = None  # key-load-delay: one key at a time
+                time.sleep(delay / 1_000_000)
+            if not count & 255 and time.monotonic() - slice_start > _YIELD_EVERY_S:
+                yield parser.pos
+                slice_start = time.monotonic()
+        if parser.checksum_disabled:
+            server.log("notice", "RDB file was saved with checksum disabled: no check performed.")
         self._log_done(state)
         return parser.pos
 
@@ -658,9 +680,14 @@ class Snapshots:
         Runs in slices of ~20 ms so clients connected meanwhile get ``-LOADING`` and INFO
         shows ``loading:1``.  A shutdown requested while loading stops it (nothing is saved)."""
         server = self.server
+        if server.config["rdb-del-sync-files"]:
+            # Redis deletes only an RDB made to feed replicas (removeRDBUsedToSyncReplicas) or
+            # received from a master: without replication there is never such a file.
+            server.log("notice", "rdb-del-sync-files is set: dumpling has no replication, so no RDB file is ever "
+                       "made for a replica sync and none is deleted (dump.rdb from SAVE/BGSAVE stays, as in Redis)")
         if server.config["appendonly"]:  # the AOF is the dataset; dump.rdb is not read
             try:
-                return server.aof.load()  # type: ignore[attr-defined]
+                return await server.aof.load_at_startup()  # type: ignore[attr-defined]
             except OSError as e:
                 server.log("warning", f"Can't open or create append-only dir {server.config['appenddirname']}: "
                            f"{e.strerror}")
@@ -679,7 +706,6 @@ class Snapshots:
         state = self._begin_load(len(buf))
         gc_was_enabled = gc.isenabled()
         gc.disable()
-        delay = server.config["key-load-delay"]
         try:
             try:
                 parser = self._parser(buf)
@@ -687,28 +713,9 @@ class Snapshots:
                 server.log("warning", e.message)
                 server.log("warning", f"Fatal error loading the DB: {os.strerror(errno.EINVAL)}. Exiting.")
                 return False
-            databases = len(server.keyspace.dbs)
-            handle = self._handle
-            slice_start = time.monotonic()
-            count = 0
-            if delay <= 0:
-                self._fast_target(parser, 0, state)
-            for record in parser.records():
-                handle(record, state, False, databases, parser)
-                count += 256 if type(record) is Loaded else 1  # (a Loaded stands for up to 1024 keys)
-                if delay > 0:
-                    parser.fast = None  # key-load-delay: one key at a time
-                    time.sleep(delay / 1_000_000)
-                if not count & 255 and time.monotonic() - slice_start > _YIELD_EVERY_S:
-                    self.loading_loaded_bytes = parser.pos
-                    await asyncio.sleep(0)
-                    slice_start = time.monotonic()
-                    if server.shutdown_event is not None and server.shutdown_event.is_set():
-                        return True
+            if not await self.serve_while(self.load_steps(parser, state)):
+                return True  # a shutdown was requested while loading
             self.loading_loaded_bytes = len(buf)
-            if parser.checksum_disabled:
-                server.log("notice", "RDB file was saved with checksum disabled: no check performed.")
-            self._log_done(state)
             server.log("notice", f"DB loaded from disk: {time.monotonic() - started:.3f} seconds")
             return True
         except RdbError as e:
@@ -724,6 +731,22 @@ class Snapshots:
             if gc_was_enabled:
                 gc.enable()
             self._end_load(state)
+
+    async def serve_while(self, steps: Generator[int, None, Any], base: int = 0) -> bool:
+        """Run a loading generator, letting the event loop serve clients (``-LOADING``)
+        at each of its yields (``base`` + the offset it yields is the progress INFO shows).
+        False when a shutdown was requested meanwhile: the load stops there."""
+        server = self.server
+        while True:
+            try:
+                offset = next(steps)
+            except StopIteration:
+                return True
+            self.loading_loaded_bytes = base + offset
+            await asyncio.sleep(0)
+            if server.shutdown_event is not None and server.shutdown_event.is_set():
+                steps.close()
+                return False
 
     # -- DEBUG RELOAD ---------------------------------------------------------------------------------
 
@@ -748,6 +771,18 @@ class Snapshots:
             return "Error trying to load the RDB dump, check server logs."
         server.log("notice", "DB reloaded by DEBUG RELOAD")
         return None
+
+
+T = TypeVar("T")
+
+
+def run_to_end(steps: Generator[Any, None, T]) -> T:
+    """Drive a loading generator without serving anyone (DEBUG RELOAD, DEBUG LOADAOF)."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
 
 
 def _unlink_quietly(path: str) -> None:

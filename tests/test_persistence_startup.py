@@ -1,0 +1,81 @@
+"""At startup: the AOF loads in slices from the event loop (clients get ``-LOADING``, INFO
+``loading:1``, as while an RDB loads), a shutdown meanwhile stops it, and
+``rdb-del-sync-files`` says once that it has nothing to delete without replication."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+from tests.servers import start_dumpling
+from tests.test_persistence_aof import client
+from tests.test_persistence_rdb import dumpling, info, shutdown, wait_for
+
+LOADING = b"-LOADING Redis is loading the dataset in memory\r\n"
+
+
+def make_aof(directory: Path) -> None:
+    """An RDB-preamble base of 1000 keys and an incr file of 1000 commands."""
+    with dumpling(directory) as server:
+        c = client(server)
+        c.execute_command("DEBUG", "POPULATE", 1000)
+        c.config_set("appendonly", "yes")
+        with c.pipeline(transaction=False) as p:
+            for i in range(1000):
+                p.rpush("log", i)
+            p.execute()
+        shutdown(server, "NOSAVE")
+
+
+def test_aof_loads_in_slices_while_clients_get_loading(tmp_path: Path) -> None:
+    make_aof(tmp_path)
+    # key-load-delay: µs per key of the base and per command of the incr file (~2 s here)
+    server = start_dumpling("--dir", str(tmp_path), "--appendonly", "yes", "--key-load-delay", "1000")
+    try:
+        with server.raw() as conn:
+            assert conn.call("GET", "key:1") == LOADING
+            assert conn.call("SET", "x", "1") == LOADING
+            text = conn.call("INFO", "persistence")
+        assert b"loading:1\r\n" in text and b"async_loading:0\r\n" in text
+        total = int(text.split(b"loading_total_bytes:")[1].split(b"\r\n")[0])
+        assert total == sum(p.stat().st_size for p in (tmp_path / "appendonlydir").glob("appendonly.aof.1.*"))
+        wait_for(lambda: info(server)["loading"] == "0", timeout=30)
+        c = client(server)
+        assert c.dbsize() == 1001 and c.llen("log") == 1000 and c.get("key:999") == b"value:999"
+        assert info(server)["aof_enabled"] == "1"
+        c.set("after", "1")  # logged again once loaded
+        shutdown(server, "NOSAVE")
+    finally:
+        server.stop()
+    with dumpling(tmp_path, "--appendonly", "yes") as server:
+        assert client(server).get("after") == b"1"
+
+
+def test_sigterm_while_the_aof_loads_stops_without_touching_it(tmp_path: Path) -> None:
+    make_aof(tmp_path)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "appendonlydir").iterdir()}
+    server = start_dumpling("--dir", str(tmp_path), "--appendonly", "yes", "--key-load-delay", "2000")
+    try:
+        with server.raw() as conn:
+            assert conn.call("PING") == LOADING
+        started = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(10) == 0
+        assert time.monotonic() - started < 3  # well before the ~4 s the whole load would take
+    finally:
+        server.stop()
+    assert {p.name: p.read_bytes() for p in (tmp_path / "appendonlydir").iterdir()} == before
+
+
+def test_rdb_del_sync_files_says_it_is_a_no_op_without_replication(tmp_path: Path) -> None:
+    with dumpling(tmp_path) as server:
+        client(server).set("k", "v")
+        assert client(server).save()
+        assert "rdb-del-sync-files" not in server.log()
+    with dumpling(tmp_path, "--rdb-del-sync-files", "yes") as server:  # persistence off: Redis's condition
+        assert client(server).get("k") == b"v"
+        lines = [line for line in server.log().splitlines() if "rdb-del-sync-files" in line]
+        assert len(lines) == 1 and "no replication" in lines[0]
+        shutdown(server, "NOSAVE")
+    assert (tmp_path / "dump.rdb").exists()
