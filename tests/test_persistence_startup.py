@@ -79,3 +79,17 @@ def test_rdb_del_sync_files_says_it_is_a_no_op_without_replication(tmp_path: Pat
         assert len(lines) == 1 and "no replication" in lines[0]
         shutdown(server, "NOSAVE")
     assert (tmp_path / "dump.rdb").exists()
+
+
+def test_config_set_appendonly_no_while_the_aof_loads(tmp_path: Path) -> None:
+    make_aof(tmp_path)
+    manifest = (tmp_path / "appendonlydir" / "appendonly.aof.manifest").read_bytes()
+    server = start_dumpling("--dir", str(tmp_path), "--appendonly", "yes", "--key-load-delay", "500")
+    try:
+        with server.raw() as conn:
+            assert conn.call("CONFIG", "SET", "appendonly", "no") == b"+OK\r\n"  # CONFIG runs while loading
+        wait_for(lambda: info(server)["loading"] == "0", timeout=30)
+        assert info(server)["aof_enabled"] == "0" and client(server).llen("log") == 1000  # loaded, then off
+    finally:
+        server.stop()
+    assert (tmp_path / "appendonlydir" / "appendonly.aof.manifest").read_bytes() == manifest

@@ -27,7 +27,9 @@ record of each new second (and opens a command base); loading skips such lines.
 
 ``appendfsync always`` writes and fsyncs before the command's reply is sent;
 ``everysec`` writes at once and fsyncs from the cron once a second; ``no`` leaves
-fsync to the kernel.  ``BGREWRITEAOF`` forks like BGSAVE: the parent opens a new incr
+fsync to the kernel.  At startup the files load in slices from the event loop
+(``load_at_startup``): clients get ``-LOADING`` meanwhile, as while an RDB loads.
+``BGREWRITEAOF`` forks like BGSAVE: the parent opens a new incr
 file at once, the child writes the new base, and the manifest switches when it succeeds.
 
 Must not: decide RDB matters (``snapshots``) or parse RDB bytes (``rdb``).
@@ -150,6 +152,7 @@ class AppendOnly:
         self.manifest: list[tuple[str, int, str]] = []
         self.base_size = 0
         self.cur_timestamp = 0  # aof_cur_timestamp: the last #TS annotation written
+        self.loading_files = False  # the AOF is loading at startup (clients are served meanwhile)
         # BGREWRITEAOF
         self.child_pid = -1
         self.child_started = 0.0
@@ -504,8 +507,8 @@ class AppendOnly:
         self._hook(False)
 
     def config_changed(self, name: str) -> None:
-        if name != "appendonly":
-            return
+        if name != "appendonly" or self.loading_files:
+            return  # (CONFIG SET while the AOF loads at startup: applied when the load ends)
         want = bool(self.server.config["appendonly"])
         if want and not self.enabled:
             self.start_fresh("AOF enabled")
@@ -613,10 +616,16 @@ class AppendOnly:
         def steps() -> Generator[int, None, None]:
             result.append((yield from self._load_all_steps(self.manifest)))
 
-        if not await self.snapshots.serve_while(steps()):
-            return True  # shutting down: nothing more to open
+        self.loading_files = True
+        try:
+            if not await self.snapshots.serve_while(steps()):
+                return True  # shutting down: nothing more to open
+        finally:
+            self.loading_files = False
         if not result[0]:
             return False
+        if not server.config["appendonly"]:
+            return True  # switched off by CONFIG SET while loading
         base = next((m for m in self.manifest if m[2] == "b"), None)
         self.base_size = os.path.getsize(self.path(base[0])) if base else 0
         incrs = self.incr_files()

@@ -9,8 +9,9 @@ reports and does what Redis's rdb.c/server.c do around the file format:
   view of the keyspace and ``os._exit``s; the parent keeps serving, reads the child's
   progress/COW reports from a pipe and reaps it from the cron (``cron``), which also
   runs the save points and scheduled BGSAVEs.
-* ``load_at_startup()`` - reads ``dir/dbfilename`` in chunks from the event loop while
-  clients get ``-LOADING``; a damaged file makes the server exit with code 1.
+* ``load_at_startup()`` - reads ``dir/dbfilename`` (or, with ``appendonly yes``, has the
+  AOF load) in slices from the event loop (``load_steps`` yields, ``serve_while`` lets
+  clients in) while they get ``-LOADING``; a damaged file makes the server exit with code 1.
 * ``gate`` - installed as ``server.command_gate`` while loading (``-LOADING``) or
   while writes are refused after a failed BGSAVE (``-MISCONF``).
 
