@@ -22,6 +22,7 @@ from typing import Any
 
 from dumpling import REDIS_VERSION, accel, commands
 from dumpling.commands.acl import check_command as acl_check
+from dumpling.commands.acl import guard_blocked as acl_guard_blocked
 from dumpling.commands.registry import TABLE, Command
 from dumpling.config import Config
 from dumpling.errors import NOAUTH, CommandError
@@ -345,6 +346,8 @@ class Server:
         client blocks), pushes it caused for this client, and wake-ups of clients
         blocked on keys it made ready."""
         reply = self.call(client, cmd, argv)
+        if not client.unrestricted and type(reply) is Blocked:
+            acl_guard_blocked(client, cmd, argv, reply)  # re-checked when it is served, as Redis reprocesses it
         if client.tracking_caching and client.multi is None and cmd.container != "client":
             client.tracking_caching = False  # CLIENT CACHING applies to the next command (or EXEC) only
         if type(reply) is Blocked:

@@ -10,6 +10,7 @@ LOG fields) are asserted literally; each literal here was taken from Redis 7.4.1
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.servers import Pair, RawConnection, ServerProcess, parse_reply, start_dumpling, start_redis
+from tests.servers import Pair, RawConnection, ServerProcess, free_port, parse_reply, start_dumpling, start_redis
 
 PW_HASH = "30c952fab122c3f9759f02a6d95c3758b246b4fee239957b2d4fee46e26170c4"  # sha256("pw")
 
@@ -357,6 +358,17 @@ def test_deluser_disconnects_its_clients(ours: ServerProcess, conn: RawConnectio
         assert other.call("PING") == b"+PONG\r\n"
 
 
+def test_blocked_command_is_checked_again_when_served(ours: ServerProcess, conn: RawConnection) -> None:
+    conn.call("ACL", "SETUSER", "bob", "on", ">pw", "+blpop", "~list*")
+    with _as(ours, "bob") as bob:
+        bob.send(b"BLPOP list1 0\r\n")
+        time.sleep(0.2)
+        conn.call("ACL", "SETUSER", "bob", "resetkeys", "~other*")
+        conn.call("LPUSH", "list1", "foo")
+        assert bob.read_reply() == b"-NOPERM No permissions to access a key\r\n"
+    assert conn.call("LLEN", "list1") == b":1\r\n"
+
+
 def test_client_kill_user_and_list(ours: ServerProcess, conn: RawConnection) -> None:
     conn.call("ACL", "SETUSER", "bob", "on", ">pw", "+@all", "~*")
     with _as(ours, "bob") as bob:
@@ -513,6 +525,31 @@ def test_user_directives_in_config() -> None:
             assert c.call("GET", "a") == b"-NOAUTH Authentication required.\r\n"
             assert c.call("AUTH", "bob", "pw") == b"+OK\r\n"
             assert parse_reply(c.call("ACL", "USERS")) == [b"bob", b"default"]
+    finally:
+        server.stop()
+
+
+def test_relative_aclfile_is_in_dir_and_config_rewrite_keeps_users(tmp_path: Path) -> None:
+    (tmp_path / "users.acl").write_bytes(b"user bob on >pw ~* +@all\n")
+    server = start_dumpling("--dir", str(tmp_path), "--aclfile", "users.acl")
+    try:
+        with _as(server, "bob") as c:
+            assert c.call("ACL", "SAVE") == b"+OK\r\n"
+        assert (tmp_path / "users.acl").read_bytes().startswith(b"user bob on sanitize-payload #")
+    finally:
+        server.stop()
+    conf = tmp_path / "redis.conf"
+    conf.write_text("user default on nopass ~* &* +@all -flushdb\n")
+    port = free_port()
+    server = ServerProcess([sys.executable, "-m", "dumpling", str(conf), "--port", str(port), "--save", ""], port,
+                           "dumpling")
+    try:
+        with server.raw() as c:
+            assert c.call("FLUSHDB").startswith(b"-NOPERM")
+            c.call("ACL", "SETUSER", "bob", "on", ">pw", "+get")
+            assert c.call("CONFIG", "REWRITE") == b"+OK\r\n"
+        assert "user bob on sanitize-payload #" in conf.read_text()
+        assert "user default on nopass sanitize-payload ~* &* +@all -flushdb" in conf.read_text()
     finally:
         server.stop()
 

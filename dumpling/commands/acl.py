@@ -20,7 +20,7 @@ from dumpling.acl import Acl, RuleError, User
 from dumpling.commands.common import to_int
 from dumpling.commands.registry import ACL_ORDER, Command, command, container
 from dumpling.errors import CommandError
-from dumpling.protocol import OK, Double, Map, SetReply, Status
+from dumpling.protocol import OK, Double, ErrorReply, Map, SetReply, Status
 
 if TYPE_CHECKING:
     from dumpling.dispatch import Server
@@ -167,8 +167,25 @@ def refusal(c: Client, user: User, cmd: Command, argv: list[bytes], context: str
 
 def check_command(c: Client, cmd: Command, argv: list[bytes]) -> str | None:
     """The dispatcher's ACL step for a restricted client: the -NOPERM error text, or None."""
+    c.last_cmd = cmd.name  # Redis sets lastcmd at lookup: a refused command shows in CLIENT LIST too
     message = refusal(c, c.user, cmd, argv, acl.client_context(c))
     return None if message is None else "NOPERM " + message
+
+
+def guard_blocked(c: Client, cmd: Command, argv: list[bytes], blocked: Any) -> None:
+    """A blocked command of a restricted client is checked again when it would be served
+    (Redis reprocesses it): refused then, it is answered with -NOPERM."""
+    retry = blocked.retry
+
+    def checked_retry() -> Any:
+        message = check_command(c, cmd, argv)
+        if message is not None:
+            cmd.rejected_calls += 1
+            c.server.count_error("NOPERM")
+            return ErrorReply(message)
+        return retry()
+
+    blocked.retry = checked_retry
 
 
 EXEC_REASONS = {
@@ -191,10 +208,16 @@ def check_queued(c: Client, cmd: Command, argv: list[bytes]) -> str | None:
 # -- file -----------------------------------------------------------------------------------------------
 
 
+def acl_path(server: Server, filename: str) -> str:
+    """A relative ``aclfile`` is found in ``dir`` (Redis chdir()s there at startup)."""
+    directory = server.config["dir"]
+    return os.path.join(directory, filename) if directory and not os.path.isabs(filename) else filename
+
+
 def load_file(server: Server, filename: str) -> str | None:
     """ACLLoadFromFile: replace all users, or change nothing and return the errors."""
     try:
-        with open(filename, "rb") as f:
+        with open(acl_path(server, filename), "rb") as f:
             text = f.read()
     except OSError as e:
         return f"Error loading ACLs, opening file '{filename}': {e.strerror}"
@@ -260,6 +283,7 @@ def save_file(server: Server, filename: str) -> bool:
     """ACLSaveToFile: write every user through a temporary file, then rename it."""
     users = server.acl.users
     data = b"".join(b"user " + name + b" " + users[name].describe() + b"\n" for name in sorted(users))
+    filename = acl_path(server, filename)
     tmp = f"{filename}.tmp-{os.getpid()}-{int(time.time() * 1000)}"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o644)
