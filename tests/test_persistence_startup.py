@@ -75,7 +75,7 @@ def test_rdb_del_sync_files_says_it_is_a_no_op_without_replication(tmp_path: Pat
         assert "rdb-del-sync-files" not in server.log()
     with dumpling(tmp_path, "--rdb-del-sync-files", "yes") as server:  # persistence off: Redis's condition
         assert client(server).get("k") == b"v"
-        lines = [line for line in server.log().splitlines() if "rdb-del-sync-files" in line]
+        lines = [line for line in server.log().splitlines() if "rdb-del-sync-files is set" in line]
         assert len(lines) == 1 and "no replication" in lines[0]
         shutdown(server, "NOSAVE")
     assert (tmp_path / "dump.rdb").exists()
