@@ -9,6 +9,7 @@ table.  Settings that dumpling accepts for compatibility but that have no effect
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,7 +37,10 @@ class Setting:
     immutable: bool = False
     protected: bool = False
     inert: bool = False  # accepted and reported, no effect in dumpling
+    # Extra validation of a converted value: Redis's reason, or None when it is valid.
     check: Callable[[Any], str | None] | None = field(default=None, repr=False)
+    # Enum names that mean the same value: CONFIG GET shows the first name (Redis's configEnum order).
+    synonyms: dict[str, str] = field(default_factory=dict)
 
 
 def _s(name: str, kind: str, default: Any, **kw: Any) -> Setting:
@@ -77,7 +81,8 @@ SETTINGS: list[Setting] = [
         "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
     ),
     _s("unixsocket", "string", "", immutable=True, inert=True),
-    _s("unixsocketperm", "int", 0, max=0o777, immutable=True, inert=True),
+    _s("unixsocketperm", "octal", 0, max=0o777, immutable=True, inert=True),
+    _s("repl-disable-tcp-nodelay", "bool", False, inert=True),
     # logging, process
     _s("loglevel", "enum", "notice", choices=("debug", "verbose", "notice", "warning", "nothing")),
     _s("logfile", "string", "", immutable=True),
@@ -87,6 +92,16 @@ SETTINGS: list[Setting] = [
     _s("supervised", "enum", "no", choices=("upstart", "systemd", "auto", "no"), immutable=True, inert=True),
     _s("always-show-logo", "bool", False, immutable=True, inert=True),
     _s("set-proc-title", "bool", True, immutable=True, inert=True),
+    _s("proc-title-template", "string", "{title} {listen-addr} {server-mode}", inert=True,
+       check=lambda v: None if valid_proc_title_template(v) else
+       "template format is invalid or contains unknown variables"),
+    # Redis calls setlocale(LC_COLLATE) with it; dumpling compares bytes (the C locale's order).
+    _s("locale-collate", "string", "", inert=True),
+    _s("oom-score-adj", "enum", "no", choices=("no", "yes", "relative", "absolute"),
+       synonyms={"relative": "yes"}, inert=True),
+    _s("oom-score-adj-values", "oom", "0 200 800", inert=True),
+    _s("disable-thp", "bool", True, immutable=True, inert=True),
+    _s("jemalloc-bg-thread", "bool", True, inert=True),
     _s("enable-debug-command", "enum", "no", choices=("no", "yes", "local"), immutable=True),
     _s("enable-module-command", "enum", "no", choices=("no", "yes", "local"), immutable=True),
     _s("enable-protected-configs", "enum", "no", choices=("no", "yes", "local"), immutable=True),
@@ -164,6 +179,10 @@ SETTINGS: list[Setting] = [
     _s("repl-backlog-size", "memory", 1048576, inert=True),
     _s("repl-timeout", "int", 60, min=1, max=INT_MAX, inert=True),
     _s("repl-diskless-sync", "bool", True, inert=True),
+    _s("repl-diskless-sync-delay", "int", 5, max=INT_MAX, inert=True),
+    _s("repl-diskless-sync-max-replicas", "int", 0, max=INT_MAX, inert=True),
+    _s("repl-diskless-load", "enum", "disabled", choices=("disabled", "on-empty-db", "swapdb"), inert=True),
+    _s("replica-lazy-flush", "bool", False, aliases=("slave-lazy-flush",), inert=True),
     _s("masterauth", "string", "", inert=True),
     _s("masteruser", "string", "", inert=True),
     _s("min-replicas-to-write", "int", 0, aliases=("min-slaves-to-write",), max=INT_MAX, inert=True),
@@ -200,6 +219,31 @@ def parse_memory(text: str) -> int | None:
     return int(digits) * _UNITS[unit]
 
 
+_STRING2LL = re.compile(r"-?(?:0|[1-9][0-9]*)")
+_STRTOLL_OCTAL = re.compile(r"[ \t\n\v\f\r]*[+-]?([0-7]+)")
+
+
+def string2ll(text: str) -> int | None:
+    """Redis's ``string2ll``: optional minus, no leading zeros, spaces or plus, within int64."""
+    if not _STRING2LL.fullmatch(text):
+        return None
+    value = int(text)
+    return value if -(2**63) <= value <= LLONG_MAX else None
+
+
+def parse_octal(text: str) -> int | None:
+    """``strtoll(text, &end, 8)`` that must reach the end (so an empty value is 0)."""
+    if not text:
+        return 0
+    match = _STRTOLL_OCTAL.fullmatch(text)
+    if match is None:
+        return None
+    value = int(match.group(1), 8)
+    if value > LLONG_MAX:
+        return None  # ERANGE
+    return -value if "-" in text else value
+
+
 def _check_save(args: list[str]) -> str:
     """The ``save`` value: pairs of ``<seconds> <changes>`` (or nothing), normalised."""
     words = " ".join(args).split()
@@ -213,6 +257,62 @@ def _check_save(args: list[str]) -> str:
         if seconds < 1 or changes < 0:
             raise ConfigError("Invalid save parameters")
     return " ".join(words)
+
+
+_PROC_TITLE_VARIABLES = {
+    # What each variable can expand to while validating (Redis expands with an empty title
+    # and the template must not come out empty).
+    "title": "",
+    "listen-addr": "*:6379",
+    "server-mode": "",
+    "config-file": "-",
+    "port": "6379",
+    "tls-port": "0",
+    "unixsocket": "",
+}
+
+
+def valid_proc_title_template(template: str) -> bool:
+    """Redis's validateProcTitleTemplate: ``{var}`` names known, ``{{`` a brace, and something
+    left once expanded with an empty title and trimmed of spaces."""
+    out: list[str] = []
+    pos = 0
+    while pos < len(template):
+        start = template.find("{", pos)
+        if start < 0:
+            out.append(template[pos:])
+            break
+        out.append(template[pos:start])
+        if start + 1 >= len(template):
+            return False
+        if template[start + 1] == "{":
+            out.append("{")
+            pos = start + 2
+            continue
+        end = template.find("}", start + 1)
+        if end < 0:
+            return False
+        value = _PROC_TITLE_VARIABLES.get(template[start + 1 : end])
+        if value is None:
+            return False
+        out.append(value)
+        pos = end + 1
+    return bool("".join(out).strip(" "))
+
+
+def _check_oom_values(args: list[str]) -> str:
+    """oom-score-adj-values: three integers in -2000..2000 (one argument is split on spaces)."""
+    words = args[0].split() if len(args) == 1 and args[0] else args
+    if len(words) != 3:
+        raise ConfigError("wrong number of arguments")
+    for word in words:
+        try:
+            value = int(word)
+        except ValueError:
+            value = None
+        if value is None or not -2000 <= value <= 2000 or not re.fullmatch(r"\s*[+-]?[0-9]+", word):
+            raise ConfigError("Invalid oom-score-adj-values, elements must be between -2000 and 2000.")
+    return " ".join(str(int(w)) for w in words)
 
 
 def render_events(flags: str) -> str:
@@ -251,6 +351,7 @@ class Config:
         self.config_file: str = ""
         self.save_line_seen = False
         self.user_directives: list[list[bytes]] = []
+        self.directives_seen: dict[str, None] = {}  # canonical names set by the file or command line
         self.listeners: list[Callable[[str], None]] = []
 
     def __getitem__(self, name: str) -> Any:
@@ -269,6 +370,8 @@ class Config:
             return _check_save(args)
         if s.kind == "obl":
             return self._merge_output_limits(" ".join(args).split())
+        if s.kind == "oom":
+            return _check_oom_values(args)
         if len(args) != 1:
             raise ConfigError("wrong number of arguments")
         text = args[0]
@@ -277,11 +380,17 @@ class Config:
             if low not in ("yes", "no"):
                 raise ConfigError("argument must be 'yes' or 'no'")
             return low == "yes"
+        if s.kind == "octal":
+            value = parse_octal(text)
+            if value is None:
+                raise ConfigError("argument couldn't be parsed as an octal number")
+            if not s.min <= value <= s.max:  # an unsigned config: a negative value is huge
+                raise ConfigError(f"argument must be between {s.min:o} and {s.max:o} inclusive")
+            return value
         if s.kind == "int":
-            try:
-                value = int(text)
-            except ValueError:
-                raise ConfigError("argument couldn't be parsed into an integer") from None
+            value = string2ll(text)
+            if value is None:
+                raise ConfigError("argument couldn't be parsed into an integer")
             if not s.min <= value <= s.max:
                 raise ConfigError(f"argument must be between {s.min} and {s.max} inclusive")
             if s.name == "dump-rdb-version" and not (6 <= value <= 12 or value == 80):
@@ -308,6 +417,10 @@ class Config:
             if flags is None:
                 raise ConfigError("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.")
             return flags
+        if s.check is not None:
+            reason = s.check(text)
+            if reason is not None:
+                raise ConfigError(reason)
         return text
 
     def _merge_output_limits(self, words: list[str]) -> str:
@@ -335,6 +448,10 @@ class Config:
             return "yes" if value else "no"
         if s.kind == "events":
             return render_events(value)
+        if s.kind == "enum":
+            return s.synonyms.get(value, value)
+        if s.kind == "octal":
+            return f"{value:o}"
         if s.name == "dir":
             return os.path.abspath(value) if value else os.getcwd()
         if s.name == "bind" and value == "*":
@@ -409,6 +526,7 @@ class Config:
                     value = f"{self.values[s.name]} {value}".strip()
                 self.save_line_seen = True
             self.values[s.name] = value
+            self.directives_seen[s.name] = None
 
     def load_argv(self, argv: list[str]) -> None:
         """``[configfile] [--name value ...]`` as redis-server takes them."""
@@ -434,6 +552,17 @@ class Config:
         # Like redis-server: file text, a newline, then one line per --option (so
         # error line numbers count the same way).
         self.load_text(text + "\n" + "\n".join(lines))
+        if self.values["logfile"]:
+            # Redis opens the log file once the whole configuration is read: an error names no line.
+            try:
+                with open(self.values["logfile"], "a"):
+                    pass
+            except OSError as e:
+                raise ConfigFileError(0, "", f"Can't open the log file: {e.strerror}") from None
+
+    def inert_directives(self) -> list[str]:
+        """Directives the configuration set that dumpling accepts but does not act on."""
+        return [name for name in self.directives_seen if self.by_name[name].inert]
 
 
 class ConfigFileError(Exception):

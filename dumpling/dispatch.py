@@ -627,6 +627,8 @@ class Server:
             )
         else:
             self.log("notice", "Configuration loaded")
+        for name in self.config.inert_directives():
+            self.log("notice", f"Config directive '{name}' is accepted for compatibility and has no effect in dumpling")
         loaded = accel.loaded()
         self.log("notice", "C accelerators: " + ", ".join(loaded) if loaded else
                  "C accelerators not loaded: running the pure-Python paths")

@@ -406,10 +406,8 @@ def _fmt_addr(addr: Any) -> str:
 
 
 def fatal_config(reason: str, line_number: int, line: str) -> None:
-    sys.stderr.write(
-        f"\n*** FATAL CONFIG FILE ERROR (Redis {REDIS_VERSION}) ***\n"
-        f"Reading the configuration file, at line {line_number}\n>>> '{line}'\n{reason}\n"
-    )
+    where = f"Reading the configuration file, at line {line_number}\n>>> '{line}'\n" if line_number else ""
+    sys.stderr.write(f"\n*** FATAL CONFIG FILE ERROR (Redis {REDIS_VERSION}) ***\n{where}{reason}\n")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -443,7 +443,7 @@ def config_set(c: Any, argv: list[bytes]) -> Any:
     converted = []
     for name, setting, text in items:
         try:
-            args = [text] if setting.kind not in ("list", "save", "obl") else text.split()
+            args = [text] if setting.kind not in ("list", "save", "obl", "oom") else text.split()
             if setting.kind in ("list", "save") and not args:
                 args = [""]
             converted.append((setting, cfg.convert(setting, args)))

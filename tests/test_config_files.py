@@ -1,0 +1,179 @@
+"""Existing redis.conf files carry over: Redis 7.4's stock file and Debian's load unchanged.
+
+Each file is started on dumpling and on the real redis-server the same way (overrides that
+keep it in a temporary directory and in the foreground), and every setting both servers
+know must read back the same through CONFIG GET.  Bad values of the directives that only
+exist for compatibility fail with Redis's texts.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.servers import ROOT, ServerProcess, free_port, redis_server_path, require_redis
+
+REDIS_74_CONF = ROOT.parent / "shared" / "data" / "redis-7.4.1.conf"
+DEBIAN_CONF = Path("/etc/redis/redis.conf")
+# Directives of Redis 7.4's file that Redis 7.0 (the oracle on PATH) does not know yet.
+NEWER_THAN_70 = ("locale-collate", "set-max-listpack-entries", "set-max-listpack-value")
+
+
+def dumpling_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "dumpling", *args]
+
+
+def run_dumpling(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run(dumpling_argv(*args), capture_output=True, text=True, timeout=10, env=env)
+
+
+def run_redis(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([require_redis(), *args], capture_output=True, text=True, timeout=10)
+
+
+def overrides(port: int, where: Path) -> list[str]:
+    """Keep a stock file's server in ``where``, in the foreground, logging to stdout."""
+    return ["--port", str(port), "--dir", str(where), "--daemonize", "no", "--logfile", "",
+            "--pidfile", str(where / "server.pid")]
+
+
+@contextmanager
+def serving(argv_prefix: list[str], conf: Path, where: Path, name: str) -> Iterator[tuple[ServerProcess, int]]:
+    where.mkdir()
+    port = free_port()
+    server = ServerProcess([*argv_prefix, str(conf), *overrides(port, where)], port, name)
+    try:
+        yield server, port
+    finally:
+        server.stop()
+
+
+def stock_files() -> list[Path]:
+    files = [REDIS_74_CONF]
+    if DEBIAN_CONF.exists():
+        files.append(DEBIAN_CONF)
+    return files
+
+
+def without_newer_directives(conf: Path, tmp_path: Path) -> Path:
+    """The file as Redis 7.0 can read it: the 7.2+ directives left out."""
+    kept = [line for line in conf.read_text().split("\n") if not line.strip().startswith(NEWER_THAN_70)]
+    copy = tmp_path / f"for-70-{conf.name}"
+    copy.write_text("\n".join(kept))
+    return copy
+
+
+@pytest.mark.parametrize("conf", stock_files(), ids=lambda p: p.name)
+def test_stock_file_loads_and_matches_redis(conf: Path, tmp_path: Path) -> None:
+    require_redis()
+    with serving(dumpling_argv(), conf, tmp_path / "ours", "dumpling") as (ours, our_port), \
+            serving([require_redis()], without_newer_directives(conf, tmp_path), tmp_path / "theirs",
+                    "redis") as (_theirs, their_port):
+        mine = redis.Redis(port=our_port, decode_responses=True)
+        real = redis.Redis(port=their_port, decode_responses=True)
+        assert mine.set("k", "v") and mine.get("k") == "v"  # it serves
+        ours_all, theirs_all = mine.config_get("*"), real.config_get("*")
+        common = set(ours_all) & set(theirs_all)
+        assert len(common) > 120
+
+        def normalised(values: dict[str, str], port: int, where: Path) -> dict[str, str]:
+            return {k: values[k].replace(str(where), "<dir>").replace(str(port), "<port>") for k in common}
+
+        assert normalised(ours_all, our_port, tmp_path / "ours") == normalised(theirs_all, their_port,
+                                                                                tmp_path / "theirs")
+        # The 7.4-only directives, as Redis 7.4.1 reads this file.
+        if conf == REDIS_74_CONF:
+            assert mine.config_get("locale-collate") == {"locale-collate": ""}
+            assert mine.config_get("set-max-listpack-*") == {"set-max-listpack-entries": "128",
+                                                             "set-max-listpack-value": "64"}
+        # One startup line per directive that has no effect here.
+        log = ours.log()
+        for name in ("oom-score-adj", "disable-thp", "jemalloc-bg-thread", "repl-diskless-load"):
+            line = f"Config directive '{name}' is accepted for compatibility and has no effect in dumpling"
+            assert log.count(line) == 1, name
+        assert "Config directive 'port'" not in log
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "proc-title-template {title}",
+        "proc-title-template \"{title} {nope}\"",
+        "proc-title-template \"{title\"",
+        "oom-score-adj maybe",
+        "oom-score-adj-values 0 200",
+        "oom-score-adj-values 0 200 3000",
+        "oom-score-adj-values 0 x 800",
+        "repl-diskless-load sometimes",
+        "repl-diskless-sync-delay -1",
+        "repl-diskless-sync-max-replicas 1x",
+        "repl-disable-tcp-nodelay 1",
+        "replica-lazy-flush maybe",
+        "slave-lazy-flush maybe",
+        "disable-thp perhaps",
+        "jemalloc-bg-thread 2",
+        "unixsocketperm 800",
+        "unixsocketperm 1000",
+        "unixsocketperm -1",
+        "hz 007",
+        "hz +5",
+        "maxclients 1_000",
+    ],
+)
+def test_bad_values_fail_as_in_redis(line: str, tmp_path: Path) -> None:
+    if redis_server_path() is None:
+        pytest.skip("redis-server not installed")
+    conf = tmp_path / "bad.conf"
+    conf.write_text(f"# a stock file's head\nsave \"\"\n{line}\n")
+    ours, theirs = run_dumpling(str(conf), "--port", "0"), run_redis(str(conf), "--port", "0")
+    assert ours.returncode == theirs.returncode == 1
+    assert ours.stderr.replace("Redis 7.4.0", "Redis X") == theirs.stderr.replace("Redis 7.0.15", "Redis X")
+
+
+def test_good_values_of_compatibility_directives(tmp_path: Path) -> None:
+    require_redis()
+    conf = tmp_path / "good.conf"
+    conf.write_text(
+        "oom-score-adj relative\n"
+        "oom-score-adj-values \"-100 0 100\"\n"
+        "proc-title-template \"{title} {{ {port} {unixsocket} {config-file} {tls-port}\"\n"
+        "slave-lazy-flush yes\n"
+        "repl-diskless-load swapdb\n"
+        "unixsocketperm 0750\n"
+    )
+    names = ["oom-score-adj", "oom-score-adj-values", "proc-title-template", "replica-lazy-flush",
+             "repl-diskless-load", "unixsocketperm"]
+    with serving(dumpling_argv(), conf, tmp_path / "ours", "dumpling") as (_ours, our_port), \
+            serving([require_redis()], conf, tmp_path / "theirs", "redis") as (_theirs, their_port):
+        mine = redis.Redis(port=our_port, decode_responses=True)
+        real = redis.Redis(port=their_port, decode_responses=True)
+        for name in names:
+            assert mine.config_get(name) == real.config_get(name), name
+        for name, value in (("repl-diskless-load", "on-empty-db"), ("oom-score-adj-values", "1 2 3"),
+                            ("proc-title-template", "{title}"), ("oom-score-adj-values", "1 2")):
+            for client in (mine, real):
+                try:
+                    client.config_set(name, value)
+                except redis.ResponseError as e:
+                    client.error = str(e)  # type: ignore[attr-defined]
+                else:
+                    client.error = None  # type: ignore[attr-defined]
+            assert mine.error == real.error, (name, value)  # type: ignore[attr-defined]
+            assert mine.config_get(name) == real.config_get(name)
+
+
+def test_log_file_that_cannot_be_opened_fails_after_reading(tmp_path: Path) -> None:
+    if redis_server_path() is None:
+        pytest.skip("redis-server not installed")
+    args = ("--port", "0", "--logfile", str(tmp_path / "missing" / "x.log"))
+    ours, theirs = run_dumpling(*args), run_redis(*args)
+    assert ours.returncode == theirs.returncode == 1
+    assert ours.stderr.replace("Redis 7.4.0", "Redis X") == theirs.stderr.replace("Redis 7.0.15", "Redis X")
