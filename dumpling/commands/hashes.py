@@ -554,7 +554,8 @@ def _hexpire(c: Any, argv: list[bytes], unit_seconds: bool, relative: bool, name
         return [NO_FIELD] * len(fields)
     value.enable_field_ttls()
     cond = condition.decode() if fields_at == 4 else None
-    now = c.keyspace.now
+    # checkAlreadyExpired: while loading (an AOF replay) a past time is kept, not applied as a delete
+    now = c.keyspace.now if not c.keyspace.loading else -1
     codes: list[int] = []
     updated = deleted = 0
     for field in fields:
