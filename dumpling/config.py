@@ -80,8 +80,8 @@ SETTINGS: list[Setting] = [
         "obl",
         "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
     ),
-    _s("unixsocket", "string", "", immutable=True, inert=True),
-    _s("unixsocketperm", "octal", 0, max=0o777, immutable=True, inert=True),
+    _s("unixsocket", "string", "", immutable=True),
+    _s("unixsocketperm", "octal", 0, max=0o777, immutable=True),
     _s("repl-disable-tcp-nodelay", "bool", False, inert=True),
     # logging, process
     _s("loglevel", "enum", "notice", choices=("debug", "verbose", "notice", "warning", "nothing")),

@@ -100,6 +100,7 @@ class Server:
         self.exit_code = 0
         self.loop: asyncio.AbstractEventLoop | None = None
         self.servers: list[asyncio.base_events.Server] = []
+        self.unix_socket_path = ""  # the unix socket this server created (removed at exit)
         self.in_exec = False
         self.cmd_time_ns = time.time_ns()  # the time snapshot of the outermost command (TIME in scripts)
         self.current_client: Client | None = None
@@ -634,7 +635,7 @@ class Server:
                  "C accelerators not loaded: running the pure-Python paths")
         port = self.config["port"]
         binds = self.config["bind"].split() or ["127.0.0.1"]
-        for addr in binds:
+        for addr in binds if port else ():  # port 0: no TCP listener, as in Redis
             optional = addr.startswith("-")
             host = addr.lstrip("-")
             if host == "*":
@@ -649,6 +650,11 @@ class Server:
                 self.log("warning", f"Failed listening on port {port} (tcp), aborting.")
                 return 1
             self.servers.append(srv)
+        if not await self._listen_unix(loop):
+            return 1
+        if not self.servers:
+            self.log("warning", "Configured to not listen anywhere, exiting.")
+            return 1
         self.log("notice", f"Running mode={'cluster' if self.cluster else 'standalone'}, port={port}.")
         self.log("notice", "Server initialized")
         install_signal_handlers(loop, self)
@@ -656,9 +662,13 @@ class Server:
             if not await task():
                 for srv in self.servers:
                     srv.close()
+                self._remove_unix_socket()
                 return 1
         cron = loop.create_task(self._cron())
-        self.log("notice", "Ready to accept connections tcp")
+        if port:
+            self.log("notice", "Ready to accept connections tcp")
+        if self.config["unixsocket"]:
+            self.log("notice", "Ready to accept connections unix")
         await self.shutdown_event.wait()
         cron.cancel()
         for srv in self.servers:
@@ -666,8 +676,39 @@ class Server:
         for client in list(self.clients.values()):
             client.flush()
             client.close()
+        self._remove_unix_socket()
         self.log("warning", "dumpling is now ready to exit, bye bye...")
         return self.exit_code
+
+    async def _listen_unix(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """The ``unixsocket`` listener (a stale file at its path is replaced, as Redis unlinks
+        it first), with ``unixsocketperm`` applied when set; False if it cannot be opened."""
+        path = self.config["unixsocket"]
+        if not path:
+            return True
+        try:
+            if os.path.lexists(path):
+                os.unlink(path)
+            srv = await loop.create_unix_server(lambda: Client(self), path, backlog=self.config["tcp-backlog"])
+        except OSError as e:
+            self.log("warning", f"Failed opening Unix socket: {e.strerror}")
+            return False
+        perm = self.config["unixsocketperm"]
+        if perm:
+            os.chmod(path, perm)
+        self.servers.append(srv)
+        self.unix_socket_path = path
+        return True
+
+    def _remove_unix_socket(self) -> None:
+        path = self.unix_socket_path
+        if path:
+            self.log("notice", "Removing the unix socket file.")
+            try:
+                os.unlink(path)
+            except OSError as e:
+                self.log("warning", f"Error removing the unix socket file: {e.strerror}")
+            self.unix_socket_path = ""
 
     def request_shutdown(self, reason: str = "User requested shutdown...", flags: frozenset[str] = frozenset()) -> bool:
         """prepareForShutdown: run the ``before_shutdown`` hooks (the final save), then stop

@@ -60,6 +60,7 @@ class Client(asyncio.Protocol):
         self.last_interaction = self.created
         self.addr = "?:0"
         self.laddr = "?:0"
+        self.unix_socket = False  # connected through the ``unixsocket`` listener (flag U)
         self.fd = -1
         self.last_cmd = "NULL"
         self.flags_close_after_reply = False
@@ -117,8 +118,13 @@ class Client(asyncio.Protocol):
             self.fd = sock.fileno()
         peer = transport.get_extra_info("peername")
         local = transport.get_extra_info("sockname")
-        self.addr = _fmt_addr(peer)
-        self.laddr = _fmt_addr(local)
+        if sock is not None and sock.family == socket.AF_UNIX:
+            # Redis shows the socket's path as both ends of a unix connection.
+            self.unix_socket = True
+            self.addr = self.laddr = f"{self.server.config['unixsocket']}:0"
+        else:
+            self.addr = _fmt_addr(peer)
+            self.laddr = _fmt_addr(local)
         if not self.server.client_connected(self):
             transport.write(encode_error("ERR max number of clients reached"))
             self.closed = True

@@ -254,6 +254,8 @@ def client_flags(c: Any) -> str:
         flags += "d"
     if c.flags_close_after_reply:
         flags += "c"
+    if c.unix_socket:
+        flags += "U"
     if c.readonly_cluster:
         flags += "r"
     if c.no_evict:
