@@ -134,3 +134,16 @@ def test_encode_from_stdin_and_bad_json(capsys: pytest.CaptureFixture[str]) -> N
     assert code == 1 and "invalid value JSON" in err
     code, _, err = run(["encode", "not json"], capsys)
     assert code == 1
+
+
+def test_encode_defaults_to_dumps_version_and_takes_hash_objects(capsys: pytest.CaptureFixture[str]) -> None:
+    """The default footer is DUMP's (10, restorable by Redis 7.0); a hash may be a JSON object;
+    malformed rows are an error message, not a traceback."""
+    code, out, _ = run(["encode", '{"type": "string", "value": "bar"}'], capsys)
+    assert code == 0 and out.strip() == BAR_70.replace(" ", "")
+    code, out, _ = run(["encode", '{"type": "hash", "value": {"f": "v"}}'], capsys)
+    code2, out2, _ = run(["encode", '{"type": "hash", "value": [["f", "v"]]}'], capsys)
+    assert code == code2 == 0 and out == out2 and bytes.fromhex(out.strip())[-10] == 10
+    for bad in ('{"type": "hash", "value": ["x"]}', '{"type": "hash", "value": [["only-field"]]}'):
+        code, _, err = run(["encode", bad], capsys)
+        assert code == 1 and err.startswith("ERR invalid value JSON: ")

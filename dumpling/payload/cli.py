@@ -201,7 +201,11 @@ def value_from_json(doc: dict[str, Any], options: CodecOptions) -> Value:
     if kind == "hash":
         fields: dict[bytes, bytes] = {}
         expires: dict[bytes, int] = {}
+        if isinstance(raw, dict):  # {"field": "value", ...}: no field TTLs
+            raw = list(raw.items())
         for row in raw:
+            if not isinstance(row, (list, tuple)) or len(row) < 2:
+                raise ValueError(f"a hash row is [field, value] or [field, value, expire_ms], not {row!r}")
             field = bytes_from_json(row[0])
             fields[field] = bytes_from_json(row[1])
             if len(row) > 2 and row[2] is not None:
@@ -277,7 +281,7 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     try:
         doc = json.loads(_read_input(args.json, args.file))
         value = value_from_json(doc, options)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
         print(f"ERR invalid value JSON: {exc}", file=sys.stderr)
         return 1
     print(encode_payload(value, args.rdb_version, options).hex())
@@ -301,7 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     enc = sub.add_parser("encode", help="JSON {type, value[, encoding]} -> payload hex")
     enc.add_argument("json", nargs="*", help="the JSON document (else --file or stdin)")
     enc.add_argument("--file", help="read the JSON from this file")
-    enc.add_argument("--rdb-version", type=int, default=12, choices=sorted(SUPPORTED_VERSIONS))
+    # The default is DUMP's (dump-rdb-version 10): every Redis >= 7.0 restores it; a value that
+    # needs more (field TTLs) is still written at the lowest version that holds it.
+    enc.add_argument("--rdb-version", type=int, default=10, choices=sorted(SUPPORTED_VERSIONS))
     enc.add_argument("--no-compression", action="store_true", help="rdbcompression no")
     enc.set_defaults(handler=_cmd_encode)
     return parser
