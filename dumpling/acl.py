@@ -346,7 +346,7 @@ class Selector:
         if self.allkeys:
             return True
         for pattern, flags in self.patterns:
-            if flags & perms == perms and stringmatch(pattern, key):
+            if flags & perms == perms and matches(pattern, key):
                 return True
         return False
 
@@ -370,6 +370,26 @@ class Selector:
         return OK, 0
 
 
+_GLOB = frozenset(b"*?[\\")
+_prefix_patterns: dict[bytes, bytes | None] = {}
+
+
+def matches(pattern: bytes, text: bytes) -> bool:
+    """stringmatch, with the usual ``prefix*`` and literal patterns answered by a
+    prefix or equality test (what they mean to stringmatch too)."""
+    prefix = _prefix_patterns.get(pattern, b"?")
+    if prefix == b"?":
+        body = pattern[:-1] if pattern.endswith(b"*") else None
+        prefix = body if body is not None and not _GLOB.intersection(body) else None
+        if len(_prefix_patterns) < 10000:
+            _prefix_patterns[pattern] = prefix
+    if prefix is not None:
+        return text.startswith(prefix) and text != b""  # stringmatch: '*' never matches an empty string
+    if not _GLOB.intersection(pattern):
+        return pattern == text
+    return stringmatch(pattern, text)
+
+
 def pattern_string(pattern: bytes, flags: int) -> bytes:
     prefix = b"~" if flags == ALL_PERMS else b"%R~" if flags == READ else b"%W~"
     return prefix + pattern
@@ -379,7 +399,7 @@ def channel_in_list(channels: list[bytes], channel: bytes, is_pattern: bool) -> 
     """ACLCheckChannelAgainstList: a PSUBSCRIBE pattern must equal an allowed pattern;
     a channel name is matched against the patterns."""
     for pattern in channels:
-        if (pattern == channel) if is_pattern else stringmatch(pattern, channel):
+        if (pattern == channel) if is_pattern else matches(pattern, channel):
             return True
     return False
 
@@ -393,6 +413,27 @@ def channel_positions(cmd: Command, argv: list[bytes]) -> list[tuple[int, bool]]
     return [(i, is_pattern) for i in range(first, end)]
 
 
+_spec_perms: dict[str, tuple[int | None, ...]] = {}
+
+
+def _perms_of_specs(cmd: Command) -> tuple[int | None, ...]:
+    """Per key spec: the READ/WRITE permission it needs, None for a ``not_key`` spec (cached)."""
+    perms = _spec_perms.get(cmd.name)
+    if perms is None:
+        out: list[int | None] = []
+        for spec in cmd.key_specs:
+            flags = {f.lower() for f in spec.get("flags", ())}
+            if "not_key" in flags:
+                out.append(None)
+                continue
+            p = READ if "access" in flags else 0
+            if flags & {"insert", "delete", "update"}:
+                p |= WRITE
+            out.append(p)
+        perms = _spec_perms[cmd.name] = tuple(out)
+    return perms
+
+
 def key_positions(cmd: Command, argv: list[bytes]) -> list[tuple[int, int]]:
     """Key arguments with the read/write permission their key spec asks for
     (getKeysFromCommandWithSpecs: ``not_key`` specs left out, variable flags resolved)."""
@@ -402,18 +443,13 @@ def key_positions(cmd: Command, argv: list[bytes]) -> list[tuple[int, int]]:
         indices = cmd.key_indices(argv)
     except (ValueError, IndexError):
         return []
-    specs = cmd.key_specs
+    specs = _perms_of_specs(cmd)
+    last = len(specs) - 1
     out = []
     for n, i in enumerate(indices):
-        perms = 0
-        if specs:
-            flags = [f.lower() for f in specs[min(n, len(specs) - 1)].get("flags", ())]
-            if "not_key" in flags:
-                continue
-            if "access" in flags:
-                perms |= READ
-            if "insert" in flags or "delete" in flags or "update" in flags:
-                perms |= WRITE
+        perms = specs[n if n < last else last] if specs else 0
+        if perms is None:
+            continue
         out.append((i, perms))
     variable = VARIABLE_FLAGS.get(cmd.name)
     return variable(argv, out) if variable is not None and out else out

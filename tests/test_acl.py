@@ -593,3 +593,14 @@ def test_redis_py_acl_methods(ours: ServerProcess) -> None:
         assert r.acl_deluser("bob") == 1
     finally:
         r.close()
+
+
+def test_pattern_shortcuts_agree_with_stringmatch() -> None:
+    from dumpling.acl import matches
+    from dumpling.stringmatch import stringmatch
+
+    patterns = [b"key:*", b"*", b"abc", b"a?c", b"a[bc]*", b"x\\*", b"", b"key:", b"k*y*", b"**", b"a*", b"\\*"]
+    texts = [b"key:1", b"key:", b"abc", b"a*c", b"x*", b"", b"kxy", b"ab", b"key", b"a", b"*"]
+    for pattern in patterns:
+        for text in texts:
+            assert matches(pattern, text) == stringmatch(pattern, text), (pattern, text)
