@@ -23,7 +23,6 @@ from typing import Any
 from dumpling import REDIS_VERSION, accel, commands
 from dumpling.commands.acl import check_command as acl_check
 from dumpling.commands.acl import guard_blocked as acl_guard_blocked
-from dumpling.commands.acl import check_command as acl_check
 from dumpling.commands.registry import TABLE, Command
 from dumpling.config import Config
 from dumpling.errors import NOAUTH, CommandError
