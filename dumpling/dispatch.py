@@ -469,6 +469,18 @@ class Server:
             if self.loop is not None:
                 self.loop.call_soon(client.process_input)
 
+    def rerun_held(self, waiters: list[tuple[Client, list[bytes], Blocked]]) -> None:
+        """Re-run commands that a gate held (CLIENT PAUSE, a MIGRATE key lock) from the top of
+        dispatch, in arrival order; each may be held again.  Then the client's pending input."""
+        for client, argv, blocked in waiters:
+            if client.closed or client.blocked is not blocked:
+                continue
+            self.unblock(client, None)
+            self.execute_checked(client, argv)
+            client.flush()
+            if client.blocked is None and not client.closed and self.loop is not None:
+                self.loop.call_soon(client.process_input)
+
     def serve_ready_keys(self) -> None:
         """Give data that just arrived to blocked clients, first come first served."""
         ks = self.keyspace

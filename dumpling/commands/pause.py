@@ -146,15 +146,7 @@ class ClientPause:
         if not self.waiters:
             return
         waiters, self.waiters = self.waiters, []
-        server = self.server
-        for client, argv, blocked in waiters:
-            if client.closed or client.blocked is not blocked:
-                continue
-            server.unblock(client, None)
-            server.execute_checked(client, argv)
-            client.flush()
-            if client.blocked is None and not client.closed and server.loop is not None:
-                server.loop.call_soon(client.process_input)
+        self.server.rerun_held(waiters)
 
 
 def setup(server: Server) -> None:
