@@ -87,7 +87,7 @@ SETTINGS: list[Setting] = [
     _s("loglevel", "enum", "notice", choices=("debug", "verbose", "notice", "warning", "nothing")),
     _s("logfile", "string", "", immutable=True),
     _s("dir", "string", "", protected=True),
-    _s("daemonize", "bool", False, immutable=True, inert=True),
+    _s("daemonize", "bool", False, immutable=True),
     _s("pidfile", "string", "", immutable=True),
     _s("supervised", "enum", "no", choices=("upstart", "systemd", "auto", "no"), immutable=True, inert=True),
     _s("always-show-logo", "bool", False, immutable=True, inert=True),

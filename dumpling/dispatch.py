@@ -42,6 +42,7 @@ SUBSCRIBED_ALLOWED = {
     b"quit",
     b"reset",
 }
+DEFAULT_PID_FILE = "/var/run/redis.pid"  # Redis's CONFIG_DEFAULT_PID_FILE, used when daemonized without one
 LOG_LEVELS = {"debug": 0, "verbose": 1, "notice": 2, "warning": 3, "nothing": 4}
 LOG_MARKS = {"debug": ".", "verbose": "-", "notice": "*", "warning": "#"}
 
@@ -667,6 +668,7 @@ class Server:
         if not self.servers:
             self.log("warning", "Configured to not listen anywhere, exiting.")
             return 1
+        self._create_pid_file()
         self.log("notice", f"Running mode={'cluster' if self.cluster else 'standalone'}, port={port}.")
         self.log("notice", "Server initialized")
         install_signal_handlers(loop, self)
@@ -688,9 +690,28 @@ class Server:
         for client in list(self.clients.values()):
             client.flush()
             client.close()
+        if self.config["pidfile"]:
+            self.log("notice", "Removing the pid file.")
+            try:
+                os.unlink(self.config["pidfile"])
+            except OSError as e:
+                self.log("warning", f"Error removing the pid file: {e.strerror}")
         self._remove_unix_socket()
         self.log("warning", "dumpling is now ready to exit, bye bye...")
         return self.exit_code
+
+    def _create_pid_file(self) -> None:
+        """createPidFile: written when daemonized (Redis's default path when none is set) or
+        when ``pidfile`` is set; best effort, as in Redis."""
+        if not self.config["daemonize"] and not self.config["pidfile"]:
+            return
+        if not self.config["pidfile"]:
+            self.config.values["pidfile"] = DEFAULT_PID_FILE
+        try:
+            with open(self.config["pidfile"], "w") as f:
+                f.write(f"{os.getpid()}\n")
+        except OSError as e:
+            self.log("warning", f"Failed to write PID file: {e.strerror}")
 
     async def _listen_unix(self, loop: asyncio.AbstractEventLoop) -> bool:
         """The ``unixsocket`` listener (a stale file at its path is replaced, as Redis unlinks

@@ -443,6 +443,8 @@ def main(argv: list[str] | None = None) -> int:
     except StartupError as e:
         sys.stderr.write(f"{os.getpid()}:C {_log_time()} # {e}\n")
         return 1
+    if config["daemonize"]:
+        daemonize()
     try:
         import uvloop
 
@@ -451,6 +453,24 @@ def main(argv: list[str] | None = None) -> int:
         pass
     server = Server(config, argv0=sys.argv[0], had_config=bool(args))
     return asyncio.run(server.serve_forever())
+
+
+def daemonize() -> None:
+    """Detach as a daemon: fork twice (the session leader exits, so the server can never
+    reacquire a terminal), new session, stdin/stdout/stderr on /dev/null.  As in Redis, a log
+    going to standard output then goes nowhere; ``logfile`` is written as usual."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.fork():
+        os._exit(0)  # the process that was started returns at once, with success
+    os.setsid()
+    if os.fork():
+        os._exit(0)
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    if null > 2:
+        os.close(null)
 
 
 def _log_time() -> str:

@@ -100,3 +100,104 @@ def test_nowhere_to_listen(kind: str, tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=15, env=ENV)
     assert run.returncode == 1
     assert "Configured to not listen anywhere, exiting." in run.stdout
+
+
+def read_pid(path: Path) -> int:
+    text = path.read_text()
+    assert re.fullmatch(r"\d+\n", text), text  # "%d\n", as Redis writes it
+    return int(text)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("kind", ["dumpling", "redis"])
+def test_daemonize_detaches_and_writes_the_pidfile(kind: str, tmp_path: Path) -> None:
+    port = free_port()
+    pidfile, logfile = tmp_path / "server.pid", tmp_path / "server.log"
+    # The started process returns at once with success; its output pipe is left behind
+    # (the daemon's stdio is /dev/null), so run() returns too.
+    started = subprocess.run(
+        server_argv(kind, "--port", str(port), "--daemonize", "yes", "--pidfile", str(pidfile),
+                    "--logfile", str(logfile), "--save", "", "--dir", str(tmp_path)),
+        capture_output=True, text=True, timeout=15, env=ENV,
+    )
+    assert started.returncode == 0 and started.stdout == started.stderr == ""
+    wait_until(lambda: pidfile.exists() and pidfile.read_text().endswith("\n"))
+    pid = read_pid(pidfile)
+    try:
+        assert alive(pid)
+        assert os.getsid(pid) != os.getsid(0)  # a session of its own: no controlling terminal
+        wait_until(lambda: redis_cli("-p", str(port), "ping").strip() == "PONG")
+        assert redis_cli("-p", str(port), "config", "get", "daemonize").split() == ["daemonize", "yes"]
+        assert redis_cli("-p", str(port), "config", "get", "pidfile").split() == ["pidfile", str(pidfile)]
+        assert redis_cli("-p", str(port), "info", "server").count(f"process_id:{pid}\n") == 1
+        redis_cli("-p", str(port), "shutdown", "nosave")
+        wait_until(lambda: not alive(pid))
+    finally:
+        if alive(pid):
+            os.kill(pid, 9)
+    assert not pidfile.exists()
+    log = logfile.read_text()
+    assert "Removing the pid file." in log
+
+
+@pytest.mark.parametrize("kind", ["dumpling", "redis"])
+def test_pidfile_without_daemonize(kind: str, tmp_path: Path) -> None:
+    port = free_port()
+    pidfile = tmp_path / "fg.pid"
+    proc = subprocess.Popen(
+        server_argv(kind, "--port", str(port), "--pidfile", str(pidfile), "--save", "", "--dir", str(tmp_path)),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV,
+    )
+    try:
+        wait_until(lambda: pidfile.exists() and pidfile.read_text().endswith("\n"))
+        assert read_pid(pidfile) == proc.pid
+        proc.terminate()
+        output, _ = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "Removing the pid file." in output
+    assert not pidfile.exists()
+
+
+@pytest.mark.parametrize("kind", ["dumpling", "redis"])
+def test_unwritable_pidfile_is_only_a_warning(kind: str, tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        server_argv(kind, "--port", str(port), "--pidfile", str(tmp_path / "no" / "such.pid"), "--save", "",
+                    "--dir", str(tmp_path)),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV,
+    )
+    try:
+        wait_until(lambda: redis_cli("-p", str(port), "ping").strip() == "PONG")
+        proc.terminate()
+        output, _ = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if kind == "dumpling":  # Redis 7.4's warning (7.0 says nothing)
+        assert "Failed to write PID file: No such file or directory" in output
+
+
+def test_info_lists_the_unix_listener(tmp_path: Path) -> None:
+    """As Redis 7.4.1 shows them: no tcp listener on port 0, the unix one as listener1."""
+    sock = tmp_path / "i.sock"
+    proc = subprocess.Popen(server_argv("dumpling", "--port", "0", "--unixsocket", str(sock), "--save", ""),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    try:
+        wait_until(lambda: unix_ping(sock))
+        info = redis_cli("-s", str(sock), "info", "server")
+        assert "tcp_port:0\n" in info and "listener0:" not in info
+        assert f"listener1:name=unix,bind={sock}\n" in info
+    finally:
+        proc.terminate()
+        proc.wait(15)

@@ -68,7 +68,9 @@ def _section_server(server: Any) -> list[str]:
         f"executable:{server.executable}",
         f"config_file:{server.config.config_file}",
         "io_threads_active:0",
-        f"listener0:name=tcp,{binds},port={port}",
+        # Redis 7.4 numbers listeners by connection type (tcp 0, unix 1) and lists the open ones.
+        *([f"listener0:name=tcp,{binds},port={port}"] if port else []),
+        *([f"listener1:name=unix,bind={server.config['unixsocket']}"] if server.config["unixsocket"] else []),
     ]
 
 
