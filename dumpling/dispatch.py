@@ -23,6 +23,7 @@ from typing import Any
 from dumpling import REDIS_VERSION, accel, commands
 from dumpling.commands.acl import check_command as acl_check
 from dumpling.commands.acl import guard_blocked as acl_guard_blocked
+from dumpling.commands.acl import redacted as redacted_args
 from dumpling.commands.registry import TABLE, Command
 from dumpling.config import Config
 from dumpling.errors import NOAUTH, CommandError
@@ -424,9 +425,9 @@ class Server:
         cmd.usec += elapsed_us
         self.stat_commands += 1
         if elapsed_us >= self.slowlog_threshold >= 0 and not cmd.skip_slowlog:
-            self.slowlog_push(client, argv, elapsed_us)
+            self.slowlog_push(client, redacted_args(cmd, argv), elapsed_us)  # no passwords in SLOWLOG
         if self.monitors and not cmd.hidden_from_monitor:
-            self.feed_monitors(client, argv)
+            self.feed_monitors(client, redacted_args(cmd, argv))  # nor in MONITOR
         return reply
 
     # -- blocking -------------------------------------------------------------------

@@ -604,3 +604,25 @@ def test_pattern_shortcuts_agree_with_stringmatch() -> None:
     for pattern in patterns:
         for text in texts:
             assert matches(pattern, text) == stringmatch(pattern, text), (pattern, text)
+
+
+def test_secrets_are_redacted_in_slowlog_and_monitor(ours: ServerProcess, conn: RawConnection) -> None:
+    with ours.raw() as monitor:
+        assert monitor.call("MONITOR") == b"+OK\r\n"
+        conn.call("CONFIG", "SET", "slowlog-log-slower-than", "0")
+        try:
+            conn.call("SLOWLOG", "RESET")
+            conn.call("ACL", "SETUSER", "bob", "on", ">secret")
+            conn.call("AUTH", "bob", "secret")
+            conn.call("HELLO", "2", "AUTH", "bob", "secret", "SETNAME", "x")
+            conn.call("AUTH", "default", "x")
+            conn.call("CONFIG", "SET", "requirepass", "", "maxmemory", "0")
+        finally:
+            conn.call("CONFIG", "SET", "slowlog-log-slower-than", "10000")
+        entries = [e[3] for e in parse_reply(conn.call("SLOWLOG", "GET", "10"))]  # type: ignore[union-attr]
+        assert [b"ACL", b"SETUSER", b"(redacted)", b"(redacted)", b"(redacted)"] in entries
+        assert [b"AUTH", b"(redacted)", b"(redacted)"] in entries
+        assert [b"HELLO", b"2", b"AUTH", b"(redacted)", b"(redacted)", b"SETNAME", b"x"] in entries
+        assert [b"CONFIG", b"SET", b"requirepass", b"(redacted)", b"maxmemory", b"0"] in entries
+        seen = monitor.read_all(0.3)
+        assert b"secret" not in seen and b'"AUTH" "(redacted)" "(redacted)"' in seen

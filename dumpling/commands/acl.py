@@ -205,6 +205,60 @@ def check_queued(c: Client, cmd: Command, argv: list[bytes]) -> str | None:
             "This command is no longer allowed for the following reason: " + EXEC_REASONS[result])
 
 
+# -- secrets kept out of SLOWLOG and MONITOR ----------------------------------------------------------------
+
+REDACTED = b"(redacted)"
+_SENSITIVE_CONFIGS = {b"requirepass", b"masterauth"}
+
+
+def _redacted_positions(name: str, argv: list[bytes]) -> list[int]:
+    """The arguments Redis's handlers pass to redactClientCommandArgument."""
+    if name == "auth":
+        return [1, 2] if len(argv) == 3 else [1]
+    if name in ("acl|setuser", "acl|deluser"):
+        return list(range(2, len(argv)))
+    if name == "acl|getuser":
+        return [2]
+    out: list[int] = []
+    if name == "hello":
+        i = 2
+        while i < len(argv):
+            opt = argv[i].lower()
+            if opt == b"auth" and i + 2 < len(argv):
+                out += [i + 1, i + 2]
+                i += 3
+            elif opt == b"setname" and i + 1 < len(argv):
+                i += 2
+            else:
+                break
+    elif name == "migrate":
+        for j in range(6, len(argv)):
+            opt = argv[j].lower()
+            if opt == b"auth":
+                out.append(j + 1)
+            elif opt == b"auth2":
+                out += [j + 1, j + 2]
+    elif name == "config|set":
+        for j in range(2, len(argv) - 1, 2):
+            if argv[j].lower() in _SENSITIVE_CONFIGS:
+                out.append(j + 1)
+    return out
+
+
+def redacted(cmd: Command, argv: list[bytes]) -> list[bytes]:
+    """``argv`` as SLOWLOG and MONITOR show it: passwords and ACL rules as ``(redacted)``."""
+    if cmd.name not in _REDACTING:
+        return argv
+    shown = list(argv)
+    for i in _redacted_positions(cmd.name, argv):
+        if i < len(shown):
+            shown[i] = REDACTED
+    return shown
+
+
+_REDACTING = frozenset({"auth", "hello", "acl|setuser", "acl|deluser", "acl|getuser", "migrate", "config|set"})
+
+
 # -- file -----------------------------------------------------------------------------------------------
 
 
