@@ -618,6 +618,18 @@ class User:
     def key_allowed(self, key: bytes, perms: int) -> bool:
         return any(s.key_allowed(key, perms) for s in self.selectors)
 
+    def unrestricted_key_access(self, cmd: Command, argv: list[bytes], perms: int) -> bool:
+        """ACLUserCheckCmdWithUnrestrictedKeyAccess: a selector that allows the command
+        also reaches every key with ``perms`` (``~*``, ``%R~*``, allkeys)."""
+        keys: list[tuple[int, int]] | None = None
+        for s in self.selectors:
+            if keys is None and not s.allkeys:
+                keys = key_positions(cmd, argv)
+            if s.check(cmd, argv, keys)[0] == OK and (
+                    s.allkeys or any(p == b"*" and f & perms == perms for p, f in s.patterns)):
+                return True
+        return False
+
     def channel_allowed(self, channel: bytes, is_pattern: bool) -> bool:
         return any(s.channel_allowed(channel, is_pattern) for s in self.selectors)
 

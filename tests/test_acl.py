@@ -626,3 +626,19 @@ def test_secrets_are_redacted_in_slowlog_and_monitor(ours: ServerProcess, conn: 
         assert [b"CONFIG", b"SET", b"requirepass", b"(redacted)", b"maxmemory", b"0"] in entries
         seen = monitor.read_all(0.3)
         assert b"secret" not in seen and b'"AUTH" "(redacted)" "(redacted)"' in seen
+
+
+def test_sort_by_and_get_need_access_to_every_key(ours: ServerProcess, conn: RawConnection) -> None:
+    conn.call("SET", "v1", "1")
+    conn.call("LPUSH", "mylist", "1")
+    denied_by = b"-ERR BY option of SORT denied due to insufficient ACL permissions.\r\n"
+    denied_get = b"-ERR GET option of SORT denied due to insufficient ACL permissions.\r\n"
+    with ours.raw() as c:
+        for rules, allowed in ((("(+sort ~mylist)",), False), (("(+sort ~mylist ~v*)",), False),
+                               (("(+sort ~mylist %W~*)",), False), (("(+sort ~mylist %R~*)",), True),
+                               (("(+sort ~mylist ~*)",), True)):
+            conn.call("ACL", "SETUSER", "sorter", "reset", "on", "nopass", *rules)
+            assert c.call("AUTH", "sorter", "x") == b"+OK\r\n"
+            assert c.call("SORT", "mylist", "BY", "v*") == (b"*1\r\n$1\r\n1\r\n" if allowed else denied_by)
+            assert c.call("SORT", "mylist", "GET", "v*") == (b"*1\r\n$1\r\n1\r\n" if allowed else denied_get)
+            assert c.call("SORT", "mylist", "BY", "nosort") == b"*1\r\n$1\r\n1\r\n"  # a constant BY reads nothing

@@ -188,6 +188,15 @@ def guard_blocked(c: Client, cmd: Command, argv: list[bytes], blocked: Any) -> N
     blocked.retry = checked_retry
 
 
+def full_key_access(c: Client, argv: list[bytes]) -> bool:
+    """SORT's BY and GET patterns name arbitrary keys: allowed only to a user who may read
+    every key with this command."""
+    if c.unrestricted:
+        return True
+    cmd = acl.lookup(argv[0])
+    return cmd is not None and c.user.unrestricted_key_access(cmd, argv, acl.READ)
+
+
 EXEC_REASONS = {
     acl.DENIED_CMD: "no permission to execute the command or subcommand",
     acl.DENIED_KEY: "no permission to touch the specified keys",

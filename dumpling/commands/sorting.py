@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from dumpling.cluster.slots import SLOT_MASK, crc16, key_slot
+from dumpling.commands.acl import full_key_access
 from dumpling.commands.common import parse_double, to_int
 from dumpling.commands.hashes import live_hash
 from dumpling.commands.lists import key_spec
@@ -118,11 +119,15 @@ def _sort(c: Any, argv: list[bytes], readonly: bool) -> Any:
             elif c.server.cluster is not None and pattern_hash_slot(sortby) != key_slot(argv[1]):
                 raise CommandError("BY option of SORT denied in Cluster mode when keys formed by the pattern may be "
                                    "in different slots.")
+            elif not full_key_access(c, argv):
+                raise CommandError("BY option of SORT denied due to insufficient ACL permissions.")
             j += 1
         elif opt == b"get" and left >= 1:
             if c.server.cluster is not None and pattern_hash_slot(argv[j + 1]) != key_slot(argv[1]):
                 raise CommandError("GET option of SORT denied in Cluster mode when keys formed by the pattern may be "
                                    "in different slots.")
+            if not full_key_access(c, argv):
+                raise CommandError("GET option of SORT denied due to insufficient ACL permissions.")
             gets.append(argv[j + 1])
             j += 1
         else:
