@@ -352,6 +352,10 @@ class Config:
         self.save_line_seen = False
         self.user_directives: list[list[bytes]] = []
         self.directives_seen: dict[str, None] = {}  # canonical names set by the file or command line
+        # rename-command directives in order, (old, new) lower-case; new b"" removes the command.
+        # The server applies them to the command table (dumpling.commands.registry.rename).
+        self.renames: list[tuple[bytes, bytes]] = []
+        self._command_names: set[bytes] | None = None
         self.listeners: list[Callable[[str], None]] = []
 
     def __getitem__(self, name: str) -> Any:
@@ -504,6 +508,11 @@ class Config:
             if name == "user" and len(argv) >= 2:  # ACL users: applied at startup (dumpling.commands.acl)
                 self.user_directives.append([a.encode("utf-8", "surrogateescape") for a in argv[1:]])
                 continue
+            if name == "rename-command" and len(argv) == 3:
+                reason = self._rename_command(argv[1], argv[2])
+                if reason is not None:
+                    raise ConfigFileError(number, line, reason)
+                continue
             if name == "include":
                 if len(argv) != 2:
                     raise ConfigFileError(number, line, "Bad directive or wrong number of arguments")
@@ -527,6 +536,28 @@ class Config:
                 self.save_line_seen = True
             self.values[s.name] = value
             self.directives_seen[s.name] = None
+
+    def _rename_command(self, old: str, new: str) -> str | None:
+        """Check one rename-command against the command table as renamed so far (Redis renames
+        while it reads the file, so the errors name the line); None if it is fine."""
+        if self._command_names is None:
+            from dumpling.commands import load_table
+            from dumpling.commands.registry import ORIGINAL
+
+            load_table()
+            self._command_names = set(ORIGINAL)
+        names = self._command_names
+        old_name = old.encode("utf-8", "surrogateescape").lower()
+        new_name = new.encode("utf-8", "surrogateescape").lower()
+        if old_name not in names:
+            return "No such command in rename-command"
+        names.discard(old_name)
+        if new_name:
+            if new_name in names:
+                return "Target command name already exists"
+            names.add(new_name)
+        self.renames.append((old_name, new_name))
+        return None
 
     def load_argv(self, argv: list[str]) -> None:
         """``[configfile] [--name value ...]`` as redis-server takes them."""

@@ -24,12 +24,12 @@ from dumpling import REDIS_VERSION, accel, commands
 from dumpling.commands.acl import check_command as acl_check
 from dumpling.commands.acl import guard_blocked as acl_guard_blocked
 from dumpling.commands.acl import redacted as redacted_args
-from dumpling.commands.registry import TABLE, Command
+from dumpling.commands.registry import ORIGINAL, TABLE, Command, rename
 from dumpling.config import Config
 from dumpling.errors import NOAUTH, CommandError
 from dumpling.keyspace import Keyspace
 from dumpling.protocol import NULL_ARRAY, QUEUED, ErrorReply, Status, repr_bytes
-from dumpling.server import Client, install_signal_handlers
+from dumpling.server import Client, disable_fastpath, install_signal_handlers
 
 MULTI_PASSTHROUGH = {b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"}
 SUBSCRIBED_ALLOWED = {
@@ -136,6 +136,15 @@ class Server:
         self.before_shutdown: list[Callable[[frozenset[str]], bool]] = []
         self._cache_config()
         commands.install(self)
+        self.fastpath_off_for_renames = False
+        rename(config.renames)
+        if config.renames:
+            # The C fast path knows its commands by their real names: it steps aside for good
+            # once a rename touches one of them (either as the old or the new name).
+            fast_names = {name.encode() for name in accel.fastpath.commands()} if accel.fastpath else set()
+            if fast_names & {name for pair in config.renames for name in pair}:
+                disable_fastpath()
+                self.fastpath_off_for_renames = True
         self.build_fast_table()
 
     # -- clients ------------------------------------------------------------------
@@ -227,7 +236,8 @@ class Server:
                 sub = cmd.subcommands.get(argv[1].lower())
                 if sub is None:
                     text = argv[1][:128].decode("utf-8", "replace")
-                    return CommandError(f"unknown subcommand '{text}'. Try {cmd.name.upper()} HELP.")
+                    typed = argv[0].decode("utf-8", "replace").upper()  # the name used (rename-command)
+                    return CommandError(f"unknown subcommand '{text}'. Try {typed} HELP.")
                 cmd = sub
             elif cmd.handler is None:  # a bare container (CONFIG) has arity -2; COMMAND alone is a command
                 return CommandError(f"wrong number of arguments for '{cmd.name}' command")
@@ -289,7 +299,7 @@ class Server:
             self.reject(client, NOAUTH[1:], argv, cmd)
             return
         if not client.unrestricted and not (
-            client.multi is not None and "no_multi" in cmd.flags and argv[0].lower() not in MULTI_PASSTHROUGH
+            client.multi is not None and "no_multi" in cmd.flags and cmd.name_bytes not in MULTI_PASSTHROUGH
         ):
             refusal = acl_check(client, cmd, argv)  # -NOPERM (dumpling.commands.acl)
             if refusal is not None:
@@ -302,7 +312,7 @@ class Server:
                 return
         if self.pause_gate is not None and self.pause_gate(client, cmd, argv):
             return  # CLIENT PAUSE: held until the pause ends, then run from the top again
-        if client.multi is not None and argv[0].lower() not in MULTI_PASSTHROUGH:
+        if client.multi is not None and cmd.name_bytes not in MULTI_PASSTHROUGH:  # by command, not by the name typed
             if "no_multi" in cmd.flags:
                 self.reject(client, "ERR Command not allowed inside a transaction", argv, cmd)
                 return
@@ -330,7 +340,7 @@ class Server:
         if (
             not client.resp3
             and (client.channels or client.patterns or client.shard_channels)
-            and argv[0].lower() not in SUBSCRIBED_ALLOWED
+            and cmd.name_bytes not in SUBSCRIBED_ALLOWED
         ):
             self.reject(
                 client,
@@ -375,7 +385,8 @@ class Server:
             client.tracking_caching = False  # and CLIENT CACHING's
         if client.multi is not None:
             client.multi_error = True
-        if argv[0].lower() == b"exec":  # Redis's execCommandAbort: a refused EXEC ends the transaction
+        target = cmd if cmd is not None else TABLE.get(argv[0].lower())
+        if target is not None and target.name == "exec":  # execCommandAbort: a refused EXEC ends the transaction
             client.multi = None
             client.multi_error = False
             self.unwatch_all(client)
@@ -622,7 +633,7 @@ class Server:
                 self.fast_table[name] = cmd
                 self.fast_table[name.upper()] = cmd
         if accel.fastpath is not None:
-            accel.fastpath.configure({name: TABLE[name.encode()] for name in accel.fastpath.commands()})
+            accel.fastpath.configure({name: ORIGINAL[name.encode()] for name in accel.fastpath.commands()})
 
     async def serve_forever(self) -> int:
         loop = asyncio.get_running_loop()
@@ -644,6 +655,8 @@ class Server:
             self.log("notice", "Configuration loaded")
         for name in self.config.inert_directives():
             self.log("notice", f"Config directive '{name}' is accepted for compatibility and has no effect in dumpling")
+        if self.fastpath_off_for_renames:
+            self.log("notice", "rename-command touches a command of the C fast path: the fast path is off")
         loaded = accel.loaded()
         self.log("notice", "C accelerators: " + ", ".join(loaded) if loaded else
                  "C accelerators not loaded: running the pure-Python paths")

@@ -399,6 +399,12 @@ def _wire_size(argv: list[bytes]) -> int:
     return bulks + (4 if n < 10 else 3 + len(str(n)))
 
 
+def disable_fastpath() -> None:
+    """Stop offering reads to the C fast path (it matches commands by their real names)."""
+    global _fast_run
+    _fast_run = None
+
+
 def _fmt_addr(addr: Any) -> str:
     if not addr:
         return "?:0"

@@ -6,6 +6,7 @@ lets modules that keep server-wide state (pub/sub, cluster) attach it.
 from __future__ import annotations
 
 import importlib
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -42,14 +43,21 @@ FAMILIES = (
 )
 
 
-def install(server: Server) -> None:
+def load_table() -> list[ModuleType]:
+    """Import every family (filling the command table); the modules, in FAMILIES order."""
+    modules = []
     for family in FAMILIES:
         try:
-            module = importlib.import_module(f"dumpling.commands.{family}")
+            modules.append(importlib.import_module(f"dumpling.commands.{family}"))
         except ModuleNotFoundError as e:
             if e.name == f"dumpling.commands.{family}":
                 continue
             raise
+    return modules
+
+
+def install(server: Server) -> None:
+    for module in load_table():
         setup = getattr(module, "setup", None)
         if setup is not None:
             setup(server)

@@ -522,12 +522,18 @@ def _quote(value: str) -> str:
 
 @command("config|help", 2, "loading stale", **SRV, since="5.0.0", summary="Returns helpful text about the different subcommands.")
 def config_help(c: Any, argv: list[bytes]) -> Any:
-    return _help("CONFIG", [
+    return _help(_typed(argv), [
         "GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
         "SET <directive> <value>", "    Set the configuration <directive> to <value>.",
         "RESETSTAT", "    Reset statistics reported by the INFO command.",
         "REWRITE", "    Rewrite the configuration file.",
     ])
+
+
+def _typed(argv: list[bytes]) -> str:
+    """The command name as the client typed it, upper-cased (Redis's help and error texts use
+    ``argv[0]``, so a renamed command answers under its new name)."""
+    return argv[0].decode("utf-8", "replace").upper()
 
 
 def _help(name: str, body: list[str]) -> list[Status]:
@@ -644,7 +650,7 @@ def memory_purge(c: Any, argv: list[bytes]) -> Any:
 
 @command("memory|help", 2, "loading stale", **SRV, since="4.0.0", summary="Returns helpful text about the different subcommands.")
 def memory_help(c: Any, argv: list[bytes]) -> Any:
-    return _help("MEMORY", [
+    return _help(_typed(argv), [
         "DOCTOR", "    Return memory problems reports.",
         "MALLOC-STATS", "    Return internal statistics report from the memory allocator.",
         "PURGE", "    Attempt to purge dirty pages for reclamation by the allocator.",
@@ -691,7 +697,7 @@ def slowlog_reset(c: Any, argv: list[bytes]) -> Any:
 
 @command("slowlog|help", 2, "loading stale", **SRV, since="6.2.0", summary="Show helpful text about the different subcommands")
 def slowlog_help(c: Any, argv: list[bytes]) -> Any:
-    return _help("SLOWLOG", [
+    return _help(_typed(argv), [
         "GET [<count>]", "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
         "    Entries are made of:", "    id, timestamp, time in microseconds, arguments array, client IP and port,",
         "    client name",
@@ -762,7 +768,7 @@ def latency_histogram(c: Any, argv: list[bytes]) -> Any:
 
 @command("latency|help", 2, "loading stale", **SRV, since="2.8.13", summary="Returns helpful text about the different subcommands.")
 def latency_help(c: Any, argv: list[bytes]) -> Any:
-    return _help("LATENCY", [
+    return _help(_typed(argv), [
         "DOCTOR", "    Return a human readable latency analysis report.",
         "GRAPH <event>", "    Return an ASCII latency graph for the <event> class.",
         "HISTORY <event>", "    Return time-latency samples for the <event> class.",

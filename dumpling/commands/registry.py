@@ -139,6 +139,9 @@ class Command:
 
 
 TABLE: dict[bytes, Command] = {}
+# Every command under its own name, whatever rename-command did to TABLE (Redis's
+# ``orig_commands``: ACL rules name commands this way).
+ORIGINAL: dict[bytes, Command] = {}
 
 
 def _split_flags(flags: str) -> tuple[str, ...]:
@@ -206,6 +209,7 @@ def container(name: str, *, group: str, since: str, summary: str, complexity: st
     if cmd is None:
         cmd = Command(name=name, handler=None, arity=-2, flags=())
         TABLE[name.encode()] = cmd
+        ORIGINAL[name.encode()] = cmd
     cmd.group, cmd.since, cmd.summary, cmd.complexity = group, since, summary, complexity
     cmd.name_bytes = name.encode()
 
@@ -218,12 +222,28 @@ def add(cmd: Command) -> None:
         if existing is not None and existing.subcommands:
             raise ValueError(f"{cmd.name} is a container")
         TABLE[cmd.name_bytes] = cmd
+        ORIGINAL[cmd.name_bytes] = cmd
         return
     parent = TABLE.get(parent_name.encode())
     if parent is None:
         container(parent_name, group=cmd.group, since=cmd.since, summary="")
         parent = TABLE[parent_name.encode()]
     parent.subcommands[cmd.name.split("|", 1)[1].encode()] = cmd
+
+
+def rename(renames: list[tuple[bytes, bytes]]) -> None:
+    """Apply ``rename-command`` directives (lower-case names, already checked by the config
+    loader): the command leaves TABLE under its name and, unless the new name is empty, comes
+    back under the new one.  The Command keeps its own name, so COMMAND INFO/LIST/DOCS show it
+    as Redis shows a renamed command (by its real name).  The table starts over from the real
+    names, so the renames of one configuration never leak into another's."""
+    if len(TABLE) != len(ORIGINAL) or any(TABLE.get(name) is not cmd for name, cmd in ORIGINAL.items()):
+        TABLE.clear()
+        TABLE.update(ORIGINAL)
+    for old, new in renames:
+        cmd = TABLE.pop(old)
+        if new:
+            TABLE[new] = cmd
 
 
 def _finish(cmd: Command, key_specs: list[dict[str, Any]] | None, key_flags: str | None) -> None:
