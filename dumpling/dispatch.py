@@ -432,7 +432,8 @@ class Server:
             ks.tracking.remember(client, cmd, argv)  # client-side caching: the keys it read
         elapsed_us = max(time.time_ns() - start, 0) // 1000
         ks.no_touch = False
-        cmd.calls += 1
+        if type(reply) is not Blocked:  # a command that blocks counts once, when it is answered (unblock)
+            cmd.calls += 1
         cmd.usec += elapsed_us
         self.stat_commands += 1
         if elapsed_us >= self.slowlog_threshold >= 0 and not cmd.skip_slowlog:
@@ -464,6 +465,8 @@ class Server:
         if blocked is None:
             return
         client.blocked = None
+        if reply is not None and blocked.cmd is not None:
+            blocked.cmd.calls += 1  # served, timed out or CLIENT UNBLOCKed: Redis's updateStatsOnUnblock
         if blocked.timer is not None:
             blocked.timer.cancel()
         ks = self.keyspace
@@ -519,8 +522,6 @@ class Server:
                         self.serving_blocked = None
                     if reply is None:
                         continue
-                    if blocked.cmd is not None:
-                        blocked.cmd.calls += 1
                     self.unblock(client, reply)
                     if self.pending_pushes:
                         self.send_pending_pushes(client)  # what its command caused, after its reply

@@ -368,3 +368,33 @@ def test_rerun_on_wake_reports_an_earlier_wrong_type_key(dumpling_server):
         admin.call("RPUSH", "b", "x")
         assert waiter.read_reply() == b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
         assert admin.call("LLEN", "b") == b":1\r\n"
+
+
+def test_blocked_command_counts_once_in_commandstats(dumpling_server, redis_server):
+    """A blocking command is counted when it is answered (served, timed out or CLIENT
+    UNBLOCKed), once: Redis's updateStatsOnUnblock."""
+    import re
+
+    def calls(conn: RawConnection, name: str) -> int:
+        info = conn.call("INFO", "commandstats").decode()
+        m = re.search(rf"^cmdstat_{name}:calls=(\d+)", info, re.M)
+        return int(m.group(1)) if m else 0
+
+    counts = []
+    for server in (dumpling_server, redis_server):
+        with server.raw() as control, server.raw() as waiter:
+            control.call("CONFIG", "RESETSTAT")
+            control.call("DEL", "bl_stats")
+            assert waiter.call("BLPOP", "bl_stats", "0.05") == b"*-1\r\n"  # timed out
+            waiter.send(encode_command("BLPOP", "bl_stats", "5"))
+            time.sleep(0.2)
+            control.call("RPUSH", "bl_stats", "x")  # served
+            assert waiter.read_reply() == b"*2\r\n$8\r\nbl_stats\r\n$1\r\nx\r\n"
+            waiter.send(encode_command("BLPOP", "bl_stats", "5"))
+            time.sleep(0.2)
+            waiter_id = parse_reply(control.call("CLIENT", "LIST")).decode()  # type: ignore[union-attr]
+            ids = re.findall(r"id=(\d+) .*cmd=blpop", waiter_id)
+            control.call("CLIENT", "UNBLOCK", ids[0])  # unblocked by another client
+            waiter.read_reply()
+            counts.append(calls(control, "blpop"))
+    assert counts[0] == counts[1] == 3
