@@ -124,9 +124,9 @@ SETTINGS: list[Setting] = [
     _s("lazyfree-lazy-user-flush", "bool", False),
     # encodings
     _s("hash-max-listpack-entries", "int", 512, aliases=("hash-max-ziplist-entries",)),
-    _s("hash-max-listpack-value", "int", 64, aliases=("hash-max-ziplist-value",)),
+    _s("hash-max-listpack-value", "memory", 64, aliases=("hash-max-ziplist-value",)),
     _s("zset-max-listpack-entries", "int", 128, aliases=("zset-max-ziplist-entries",)),
-    _s("zset-max-listpack-value", "int", 64, aliases=("zset-max-ziplist-value",)),
+    _s("zset-max-listpack-value", "memory", 64, aliases=("zset-max-ziplist-value",)),
     _s("set-max-intset-entries", "int", 512),
     _s("set-max-listpack-entries", "int", 128),
     _s("set-max-listpack-value", "int", 64),
@@ -141,6 +141,7 @@ SETTINGS: list[Setting] = [
     _s("slowlog-max-len", "int", 128, max=LLONG_MAX),
     _s("latency-monitor-threshold", "int", 0, max=LLONG_MAX),
     _s("latency-tracking", "bool", True, inert=True),
+    _s("latency-tracking-info-percentiles", "percentiles", "50 99 99.9"),  # INFO latencystats
     _s("notify-keyspace-events", "events", ""),
     _s("tracking-table-max-keys", "int", 1000000, max=LLONG_MAX),
     # DUMP / RESTORE
@@ -188,7 +189,7 @@ SETTINGS: list[Setting] = [
     _s("min-replicas-to-write", "int", 0, aliases=("min-slaves-to-write",), max=INT_MAX, inert=True),
     _s("min-replicas-max-lag", "int", 10, aliases=("min-slaves-max-lag",), max=INT_MAX, inert=True),
     _s("io-threads", "int", 1, min=1, max=128, immutable=True, inert=True),
-    _s("lua-time-limit", "int", 5000, aliases=("busy-reply-threshold",), max=LLONG_MAX),
+    _s("busy-reply-threshold", "int", 5000, aliases=("lua-time-limit",), max=LLONG_MAX),
     # cluster
     _s("cluster-enabled", "bool", False, immutable=True),
     _s("cluster-config-file", "string", "nodes.conf", immutable=True),
@@ -300,6 +301,28 @@ def valid_proc_title_template(template: str) -> bool:
     return bool("".join(out).strip(" "))
 
 
+_STRING2D = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def format_percentile(value: float) -> str:
+    """``%f`` with trailing zeros (and a bare point) trimmed, as Redis's trimDoubleString."""
+    return f"{value:f}".rstrip("0").rstrip(".")
+
+
+def _check_percentiles(args: list[str]) -> str:
+    """latency-tracking-info-percentiles: numbers in [0, 100]; one empty argument means none."""
+    words = args[0].split() if len(args) == 1 and args[0] else [a for a in args if a] if args != [""] else []
+    values = []
+    for word in words:
+        if not _STRING2D.fullmatch(word):
+            raise ConfigError("Invalid latency-tracking-info-percentiles parameters")
+        value = float(word)
+        if not 0.0 <= value <= 100.0:
+            raise ConfigError("latency-tracking-info-percentiles parameters should sit between [0.0,100.0]")
+        values.append(format_percentile(value))
+    return " ".join(values)
+
+
 def _check_oom_values(args: list[str]) -> str:
     """oom-score-adj-values: three integers in -2000..2000 (one argument is split on spaces)."""
     words = args[0].split() if len(args) == 1 and args[0] else args
@@ -376,6 +399,8 @@ class Config:
             return self._merge_output_limits(" ".join(args).split())
         if s.kind == "oom":
             return _check_oom_values(args)
+        if s.kind == "percentiles":
+            return _check_percentiles(args)
         if len(args) != 1:
             raise ConfigError("wrong number of arguments")
         text = args[0]

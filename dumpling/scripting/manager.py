@@ -232,7 +232,7 @@ class Scripting:
         """Run ``func`` and return its reply (``luaCallFunction``): an EVAL script sees
         KEYS and ARGV as globals, a function gets them as its two arguments."""
         server = self.server
-        hook = server.config["lua-time-limit"] > 0
+        hook = server.config["busy-reply-threshold"] > 0
         was_in_exec = server.in_exec
         server.in_exec = True  # one time snapshot; blocking commands answer at once
         self.run = run
@@ -480,7 +480,7 @@ class Scripting:
         now = time.monotonic()
         if not run.timed_out:
             elapsed_ms = (now - run.start) * 1000
-            if elapsed_ms < self.server.config["lua-time-limit"]:
+            if elapsed_ms < self.server.config["busy-reply-threshold"]:
                 return False
             self.begin_busy(run, int(elapsed_ms))
         if now >= run.next_check:
