@@ -3,7 +3,10 @@
 Each setting is declared once (name, aliases, kind, default, limits, mutability);
 the command line, config files, ``CONFIG GET`` and ``CONFIG SET`` all read the same
 table.  Settings that dumpling accepts for compatibility but that have no effect
-(persistence, replication, TLS, ...) are flagged ``inert`` and listed in the README.
+(replication, OOM score, transparent huge pages, ...) are flagged ``inert``: each one a
+configuration sets is named once in the startup log.  ``rename-command`` lines are checked
+here and applied to the command table by the server; ``dumpling.configrewrite`` writes the
+file back for CONFIG REWRITE.
 """
 
 from __future__ import annotations
@@ -311,7 +314,12 @@ def format_percentile(value: float) -> str:
 
 def _check_percentiles(args: list[str]) -> str:
     """latency-tracking-info-percentiles: numbers in [0, 100]; one empty argument means none."""
-    words = args[0].split() if len(args) == 1 and args[0] else [a for a in args if a] if args != [""] else []
+    if args == [""]:
+        words: list[str] = []
+    elif len(args) == 1:
+        words = args[0].split()
+    else:
+        words = args
     values = []
     for word in words:
         if not _STRING2D.fullmatch(word):

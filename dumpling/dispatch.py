@@ -708,12 +708,17 @@ class Server:
         if self.config["pidfile"]:
             self.log("notice", "Removing the pid file.")
             try:
-                os.unlink(self.config["pidfile"])
+                os.unlink(self.in_dir(self.config["pidfile"]))
             except OSError as e:
                 self.log("warning", f"Error removing the pid file: {e.strerror}")
         self._remove_unix_socket()
         self.log("warning", "dumpling is now ready to exit, bye bye...")
         return self.exit_code
+
+    def in_dir(self, path: str) -> str:
+        """A path as Redis opens it: relative to ``dir`` (Redis chdir()s there while it reads
+        its configuration)."""
+        return os.path.join(self.config.render("dir"), path)
 
     def _create_pid_file(self) -> None:
         """createPidFile: written when daemonized (Redis's default path when none is set) or
@@ -723,7 +728,7 @@ class Server:
         if not self.config["pidfile"]:
             self.config.values["pidfile"] = DEFAULT_PID_FILE
         try:
-            with open(self.config["pidfile"], "w") as f:
+            with open(self.in_dir(self.config["pidfile"]), "w") as f:
                 f.write(f"{os.getpid()}\n")
         except OSError as e:
             self.log("warning", f"Failed to write PID file: {e.strerror}")
@@ -731,9 +736,9 @@ class Server:
     async def _listen_unix(self, loop: asyncio.AbstractEventLoop) -> bool:
         """The ``unixsocket`` listener (a stale file at its path is replaced, as Redis unlinks
         it first), with ``unixsocketperm`` applied when set; False if it cannot be opened."""
-        path = self.config["unixsocket"]
-        if not path:
+        if not self.config["unixsocket"]:
             return True
+        path = self.in_dir(self.config["unixsocket"])
         try:
             if os.path.lexists(path):
                 os.unlink(path)

@@ -126,6 +126,10 @@ def test_stock_file_loads_and_matches_redis(conf: Path, tmp_path: Path) -> None:
         "hz 007",
         "hz +5",
         "maxclients 1_000",
+        "latency-tracking-info-percentiles 50 abc",
+        "latency-tracking-info-percentiles 50 100.5",
+        "latency-tracking-info-percentiles \"50 -1\"",
+        "latency-tracking-info-percentiles 50 \"\" 99",
     ],
 )
 def test_bad_values_fail_as_in_redis(line: str, tmp_path: Path) -> None:
