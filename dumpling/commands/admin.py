@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from dumpling import REDIS_VERSION, acl, configrewrite
-from dumpling.commands.common import parse_timeout_ms, to_int
+from dumpling.commands.common import help_header, parse_timeout_ms, to_int
 from dumpling.commands.registry import TABLE, command, container
 from dumpling.config import ConfigError
 from dumpling.errors import NO_SUCH_KEY, SYNTAX, CommandError
@@ -535,7 +535,7 @@ def _replace_file(path: str, content: str) -> None:
 
 @command("config|help", 2, "loading stale", **SRV, since="5.0.0", summary="Returns helpful text about the different subcommands.")
 def config_help(c: Any, argv: list[bytes]) -> Any:
-    return _help(_typed(argv), [
+    return _help(argv, [
         "GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
         "SET <directive> <value>", "    Set the configuration <directive> to <value>.",
         "RESETSTAT", "    Reset statistics reported by the INFO command.",
@@ -543,14 +543,8 @@ def config_help(c: Any, argv: list[bytes]) -> Any:
     ])
 
 
-def _typed(argv: list[bytes]) -> str:
-    """The command name as the client typed it, upper-cased (Redis's help and error texts use
-    ``argv[0]``, so a renamed command answers under its new name)."""
-    return argv[0].decode("utf-8", "replace").upper()
-
-
-def _help(name: str, body: list[str]) -> list[Status]:
-    lines = [f"{name} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", *body, "HELP", "    Prints this help."]
+def _help(argv: list[bytes], body: list[str]) -> list[Status]:
+    lines = [help_header(argv), *body, "HELP", "    Prints this help."]
     return [Status(line) for line in lines]
 
 
@@ -663,7 +657,7 @@ def memory_purge(c: Any, argv: list[bytes]) -> Any:
 
 @command("memory|help", 2, "loading stale", **SRV, since="4.0.0", summary="Returns helpful text about the different subcommands.")
 def memory_help(c: Any, argv: list[bytes]) -> Any:
-    return _help(_typed(argv), [
+    return _help(argv, [
         "DOCTOR", "    Return memory problems reports.",
         "MALLOC-STATS", "    Return internal statistics report from the memory allocator.",
         "PURGE", "    Attempt to purge dirty pages for reclamation by the allocator.",
@@ -710,7 +704,7 @@ def slowlog_reset(c: Any, argv: list[bytes]) -> Any:
 
 @command("slowlog|help", 2, "loading stale", **SRV, since="6.2.0", summary="Show helpful text about the different subcommands")
 def slowlog_help(c: Any, argv: list[bytes]) -> Any:
-    return _help(_typed(argv), [
+    return _help(argv, [
         "GET [<count>]", "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
         "    Entries are made of:", "    id, timestamp, time in microseconds, arguments array, client IP and port,",
         "    client name",
@@ -781,7 +775,7 @@ def latency_histogram(c: Any, argv: list[bytes]) -> Any:
 
 @command("latency|help", 2, "loading stale", **SRV, since="2.8.13", summary="Returns helpful text about the different subcommands.")
 def latency_help(c: Any, argv: list[bytes]) -> Any:
-    return _help(_typed(argv), [
+    return _help(argv, [
         "DOCTOR", "    Return a human readable latency analysis report.",
         "GRAPH <event>", "    Return an ASCII latency graph for the <event> class.",
         "HISTORY <event>", "    Return time-latency samples for the <event> class.",
@@ -973,7 +967,7 @@ def debug(c: Any, argv: list[bytes]) -> Any:
     n = len(argv)
     server, ks = c.server, c.keyspace
     if sub == b"help" and n == 2:
-        return [Status(line) for line in _DEBUG_HELP]
+        return [Status(help_header(argv)), *(Status(line) for line in _DEBUG_HELP[1:])]
     if sub == b"sleep" and n == 3:
         from dumpling.commands.common import to_float
 

@@ -61,6 +61,7 @@ from dumpling.cluster.nodesconf import (
 from dumpling.cluster.routing import DOWN_STATE, DOWN_UNBOUND, route
 from dumpling.cluster.slotindex import SlotIndex
 from dumpling.cluster.slots import CLUSTER_SLOTS, key_slot
+from dumpling.commands.common import help_header
 from dumpling.commands.registry import command, container
 from dumpling.errors import NOT_INTEGER, SYNTAX, CommandError
 from dumpling.protocol import OK, ErrorReply, Map, Status, Verbatim, parse_strict_int
@@ -529,7 +530,7 @@ HELP_LINES = (
          summary="Returns helpful text about the different subcommands.")
 def cluster_help(c: Any, argv: list[bytes]) -> Any:
     _runtime(c)
-    return [Status(line) for line in HELP_LINES]
+    return [Status(help_header(argv)), *(Status(line) for line in HELP_LINES[1:])]
 
 
 @command("cluster|info", 2, "stale", **CL, since="3.0.0", tips="nondeterministic_output",

@@ -176,3 +176,9 @@ def glob_match(pattern: bytes, text: bytes, nocase: bool = False) -> bool:
     if pattern == b"*":
         return True
     return stringmatch(pattern, text, nocase)
+
+
+def help_header(argv: list[bytes]) -> str:
+    """The first line of a HELP reply, naming the command as the client typed it (Redis's
+    addReplyHelp uses ``argv[0]``, so a renamed command answers under its new name)."""
+    return argv[0].decode("utf-8", "replace").upper() + " <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"

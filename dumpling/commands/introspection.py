@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dumpling.commands.common import glob_match
+from dumpling.commands.common import glob_match, help_header
 from dumpling.commands.registry import ACL_ORDER, TABLE, Arg, Command, command, container, info_flags
 from dumpling.errors import SYNTAX, CommandError
 from dumpling.protocol import Map, SetReply, Status
@@ -234,7 +234,7 @@ def command_getkeysandflags(c: Any, argv: list[bytes]) -> Any:
          summary="Returns helpful text about the different subcommands.", acl="connection")
 def command_help(c: Any, argv: list[bytes]) -> Any:
     lines = [
-        "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        help_header(argv),
         "(no subcommand)",
         "    Return details about all Redis commands.",
         "COUNT",

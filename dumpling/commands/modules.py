@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dumpling.commands.common import help_header
 from dumpling.commands.registry import command, container
 from dumpling.errors import CommandError
 from dumpling.protocol import Status
@@ -69,7 +70,7 @@ def module_unload(c: Any, argv: list[bytes]) -> Any:
          summary="Returns helpful text about the different subcommands.", complexity="O(1)")
 def module_help(c: Any, argv: list[bytes]) -> Any:
     lines = [
-        "MODULE <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        help_header(argv),
         "LIST", "    Return a list of loaded modules.",
         "LOAD <path> [<arg> ...]", "    Load a module library from <path>, passing to it any optional arguments.",
         "LOADEX <path> [[CONFIG NAME VALUE] [CONFIG NAME VALUE]] [ARGS ...]",

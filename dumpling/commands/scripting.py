@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dumpling.commands.admin import _help, _typed
+from dumpling.commands.admin import _help
 from dumpling.commands.common import glob_match
 from dumpling.commands.lists import key_spec
 from dumpling.commands.registry import command, container
@@ -129,7 +129,7 @@ container("script", group="scripting", since="2.6.0", summary="A container for L
 @command("script|help", 2, "loading stale", **SC, since="5.0.0",
          summary="Returns helpful text about the different subcommands.")
 def script_help(c: Any, argv: list[bytes]) -> Any:
-    return _help(_typed(argv), [
+    return _help(argv, [
         "DEBUG (YES|SYNC|NO)", "    Set the debug mode for subsequent scripts executed.",
         "EXISTS <sha1> [<sha1> ...]", "    Return information about the existence of the scripts in the script cache.",
         "FLUSH [ASYNC|SYNC]", "    Flush the Lua scripts cache. Very dangerous on replicas.",
@@ -359,7 +359,7 @@ def function_stats(c: Any, argv: list[bytes]) -> Any:
 @command("function|help", 2, "loading stale", **SC, since="7.0.0",
          summary="Returns helpful text about the different subcommands.")
 def function_help(c: Any, argv: list[bytes]) -> Any:
-    return _help(_typed(argv), [
+    return _help(argv, [
         "LOAD [REPLACE] <FUNCTION CODE>", "    Create a new library with the given library name and code.",
         "DELETE <LIBRARY NAME>", "    Delete the given library.",
         "LIST [LIBRARYNAME PATTERN] [WITHCODE]", "    Return general information on all the libraries:",

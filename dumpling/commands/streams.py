@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dumpling.commands.common import LLONG_MAX, check_type, parse_timeout_ms, to_int
+from dumpling.commands.common import LLONG_MAX, check_type, help_header, parse_timeout_ms, to_int
 from dumpling.commands.registry import command, container
 from dumpling.datatypes.streams import (
     INVALID_ENTRIES_READ,
@@ -837,7 +837,7 @@ def xgroup_delconsumer(c: Any, argv: list[bytes]) -> Any:
 @command("xgroup|help", 2, "loading stale", **ST, since="5.0.0", summary="Returns helpful text about the different subcommands.")
 def xgroup_help(c: Any, argv: list[bytes]) -> Any:
     lines = [
-        "XGROUP <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        help_header(argv),
         "CREATE <key> <groupname> <id|$> [option]",
         "    Create a new consumer group. Options are:",
         "    * MKSTREAM",
@@ -1329,7 +1329,7 @@ def xinfo_consumers(c: Any, argv: list[bytes]) -> Any:
 @command("xinfo|help", 2, "loading stale", **ST, since="5.0.0", summary="Returns helpful text about the different subcommands.")
 def xinfo_help(c: Any, argv: list[bytes]) -> Any:
     lines = [
-        "XINFO <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        help_header(argv),
         "CONSUMERS <key> <groupname>",
         "    Show consumers of <groupname>.",
         "GROUPS <key>",
