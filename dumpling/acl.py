@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from dumpling.commands.registry import ACL_ORDER, TABLE, Command
+from dumpling.commands.registry import ACL_ORDER, ORIGINAL, Command
 from dumpling.protocol import split_args
 from dumpling.stringmatch import stringmatch
 
@@ -101,7 +101,7 @@ def command_categories(cmd: Command) -> frozenset[str]:
 
 
 def all_commands() -> Iterator[Command]:
-    for cmd in TABLE.values():
+    for cmd in ORIGINAL.values():  # Redis's orig_commands: rules name commands by their real names
         yield cmd
         yield from cmd.subcommands.values()
 
@@ -111,7 +111,7 @@ def lookup(name: bytes) -> Command | None:
     parts = name.lower().split(b"|")
     if len(parts) > 2:
         return None
-    cmd = TABLE.get(parts[0])
+    cmd = ORIGINAL.get(parts[0])
     if cmd is None or len(parts) == 1:
         return cmd
     return cmd.subcommands.get(parts[1]) if cmd.subcommands else None
@@ -209,7 +209,7 @@ class Selector:
                 raise RuleError(ERR_ENOENT)
             allow = op[:1] == b"+"
             self._update_rules(op[1:], allow)
-            for cmd in TABLE.values():
+            for cmd in ORIGINAL.values():
                 if category in command_categories(cmd):
                     self._change(cmd, allow)
                 for sub in cmd.subcommands.values():

@@ -218,6 +218,9 @@ def test_rename_command_as_redis_does_it(tmp_path: Path) -> None:
                 ("eval", "return redis.call('set','x')", "0"),
                 ("multi",), ("myset", "t", "1"), ("doit",), ("exec",),
                 ("multi",), ("exec",), ("discard",),
+                # ACL rules name commands by their real names (Redis's orig_commands)
+                ("acl", "setuser", "bob", "on", "nopass", "+set", "+get", "~*"), ("acl", "setuser", "bob", "+myset"),
+                ("acl", "dryrun", "bob", "myset", "k", "v"), ("acl", "dryrun", "bob", "SET", "k"),
             ])
             pair.same_unordered("cmd", "list", "filterby", "pattern", "*set")
             # (7.4's docs differ from 7.0's; both answer under the real name)
