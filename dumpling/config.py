@@ -619,7 +619,7 @@ class Config:
         if self.values["logfile"]:
             # Redis opens the log file once the whole configuration is read: an error names no line.
             try:
-                with open(self.values["logfile"], "a"):
+                with open(os.path.join(self.render("dir"), self.values["logfile"]), "a"):
                     pass
             except OSError as e:
                 raise ConfigFileError(0, "", f"Can't open the log file: {e.strerror}") from None

@@ -609,7 +609,7 @@ class Server:
         line = f"{os.getpid()}:M {stamp} {LOG_MARKS[level]} {message}\n"
         path = self.config["logfile"]
         if path:
-            with open(path, "a") as f:
+            with open(self.in_dir(path), "a") as f:  # a relative logfile is in dir, as in Redis
                 f.write(line)
         else:
             sys.stdout.write(line)

@@ -205,19 +205,21 @@ def test_info_lists_the_unix_listener(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("kind", ["dumpling", "redis"])
 def test_relative_pidfile_and_socket_are_in_dir(kind: str, tmp_path: Path) -> None:
-    """Redis chdir()s to ``dir`` while reading its configuration: relative paths land there."""
+    """Redis chdir()s to ``dir`` while reading its configuration: relative paths (pidfile, unix
+    socket, log file) land there."""
     data, elsewhere = tmp_path / "data", tmp_path / "elsewhere"
     data.mkdir()
     elsewhere.mkdir()
     proc = subprocess.Popen(
         server_argv(kind, "--port", "0", "--dir", str(data), "--pidfile", "rel.pid", "--unixsocket", "rel.sock",
-                    "--save", ""),
+                    "--logfile", "rel.log", "--save", ""),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, cwd=elsewhere,
     )
     try:
         wait_until(lambda: unix_ping(data / "rel.sock"))
         wait_until(lambda: (data / "rel.pid").exists())
         assert read_pid(data / "rel.pid") == proc.pid
+        assert "oO0OoO0OoO0Oo" in (data / "rel.log").read_text()
         assert not list(elsewhere.iterdir())
     finally:
         proc.terminate()
