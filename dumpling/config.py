@@ -93,7 +93,7 @@ SETTINGS: list[Setting] = [
     _s("daemonize", "bool", False, immutable=True),
     _s("pidfile", "string", "", immutable=True),
     _s("supervised", "enum", "no", choices=("upstart", "systemd", "auto", "no"), immutable=True, inert=True),
-    _s("always-show-logo", "bool", False, immutable=True, inert=True),
+    _s("always-show-logo", "bool", False, immutable=True),
     _s("set-proc-title", "bool", True, immutable=True, inert=True),
     _s("proc-title-template", "string", "{title} {listen-addr} {server-mode}", inert=True,
        check=lambda v: None if valid_proc_title_template(v) else

@@ -606,7 +606,9 @@ class Server:
             return
         now = time.time()
         stamp = time.strftime("%d %b %Y %H:%M:%S", time.localtime(now)) + ".%03d" % (int(now * 1000) % 1000)
-        line = f"{os.getpid()}:M {stamp} {LOG_MARKS[level]} {message}\n"
+        self._write_log(f"{os.getpid()}:M {stamp} {LOG_MARKS[level]} {message}\n")
+
+    def _write_log(self, line: str) -> None:
         path = self.config["logfile"]
         if path:
             with open(self.in_dir(path), "a") as f:  # a relative logfile is in dir, as in Redis
@@ -684,7 +686,7 @@ class Server:
             self.log("warning", "Configured to not listen anywhere, exiting.")
             return 1
         self._create_pid_file()
-        self.log("notice", f"Running mode={'cluster' if self.cluster else 'standalone'}, port={port}.")
+        self._startup_banner(port)
         self.log("notice", "Server initialized")
         install_signal_handlers(loop, self)
         for task in self.startup_tasks:
@@ -719,6 +721,26 @@ class Server:
         """A path as Redis opens it: relative to ``dir`` (Redis chdir()s there while it reads
         its configuration)."""
         return os.path.join(self.config.render("dir"), path)
+
+    def _startup_banner(self, port: int) -> None:
+        """Redis's startup banner: the mode and port in one log line, or, with
+        ``always-show-logo yes`` (or a terminal on stdout), a logo block carrying the version,
+        mode, port and ``PID:`` lines that Redis's test framework and log watchers read."""
+        mode = "cluster" if self.cluster else "standalone"
+        show = self.config["always-show-logo"] or (not self.config["logfile"] and sys.stdout.isatty())
+        if not show:
+            self.log("notice", f"Running mode={mode}, port={port}.")
+            return
+        if LOG_LEVELS["notice"] < LOG_LEVELS.get(self.config["loglevel"], 2):
+            return
+        self._write_log(
+            "\n"
+            f"      .-\"\"\"-.        dumpling {REDIS_VERSION} (Redis-compatible, Python)\n"
+            f"     /  o o  \\       Running in {mode} mode\n"
+            f"    |  \\___/  |      Port: {port}\n"
+            f"     \\_______/       PID: {os.getpid()}\n"
+            "\n"
+        )
 
     def _create_pid_file(self) -> None:
         """createPidFile: written when daemonized (Redis's default path when none is set) or

@@ -142,3 +142,21 @@ def test_logfile_and_loglevel(tmp_path):
 def test_python_dash_m_and_console_script_agree():
     out = run_dumpling("-v")
     assert out.returncode == 0
+
+
+def test_logo_carries_pid_and_port_for_log_watchers() -> None:
+    """With always-show-logo (Redis's test framework sets it) the startup log has the
+    " PID: <pid>" and "Port:" lines before "Server initialized", as Redis's logo has."""
+    server = start_dumpling("--always-show-logo", "yes")
+    try:
+        log = server.log()
+        pid = server.proc.pid
+        assert f" PID: {pid}\n" in log and f"Port: {server.port}\n" in log
+        assert log.index(" PID: ") < log.index("Server initialized")
+    finally:
+        server.stop()
+    plain = start_dumpling()
+    try:
+        assert f"Running mode=standalone, port={plain.port}." in plain.log()
+    finally:
+        plain.stop()
