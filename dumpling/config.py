@@ -31,7 +31,7 @@ class ConfigError(Exception):
 @dataclass
 class Setting:
     name: str
-    kind: str  # bool | int | memory | enum | string | list | events | save
+    kind: str  # bool | int | memory | enum | flags | string | list | events | save
     default: Any
     min: int = 0
     max: int = LLONG_MAX
@@ -108,6 +108,11 @@ SETTINGS: list[Setting] = [
     _s("enable-debug-command", "enum", "no", choices=("no", "yes", "local"), immutable=True),
     _s("enable-module-command", "enum", "no", choices=("no", "yes", "local"), immutable=True),
     _s("enable-protected-configs", "enum", "no", choices=("no", "yes", "local"), immutable=True),
+    # What SIGTERM/SIGINT do: SHUTDOWN's options (Redis 7.0+); "default" is a plain SHUTDOWN.
+    _s("shutdown-on-sigterm", "flags", "default", choices=("default", "save", "nosave", "now", "force")),
+    _s("shutdown-on-sigint", "flags", "default", choices=("default", "save", "nosave", "now", "force")),
+    _s("propagation-error-behavior", "enum", "ignore", choices=("ignore", "panic", "panic-on-replicas"),
+       inert=True),
     _s("shutdown-timeout", "int", 10, max=INT_MAX),
     # expiry, eviction, LRU/LFU
     _s("hz", "int", 10, max=INT_MAX),
@@ -409,6 +414,8 @@ class Config:
             return _check_oom_values(args)
         if s.kind == "percentiles":
             return _check_percentiles(args)
+        if s.kind == "flags":  # several words, in one argument or many
+            args = [" ".join(args)]
         if len(args) != 1:
             raise ConfigError("wrong number of arguments")
         text = args[0]
@@ -444,6 +451,14 @@ class Config:
             raise ConfigError("dbfilename can't be a path, just a filename")
         if s.name == "dir" and not os.path.isdir(text):
             raise ConfigError("No such file or directory")  # Redis chdir()s there at once
+        if s.kind == "flags":
+            words = text.lower().split()
+            for word in words:
+                if word not in s.choices:
+                    raise ConfigError("argument(s) must be one of the following: " + ", ".join(s.choices))
+            if "save" in words and "nosave" in words:
+                raise ConfigError("shutdown options SAVE and NOSAVE can't be used simultaneously")
+            return " ".join(c for c in s.choices if c in words and c != "default") or "default"
         if s.kind == "enum":
             low = text.lower()
             if low not in s.choices:

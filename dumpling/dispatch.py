@@ -798,8 +798,11 @@ class Server:
         return True
 
     def signal_shutdown(self, name: str) -> None:
+        """SIGTERM/SIGINT: a SHUTDOWN with the options of ``shutdown-on-sigterm``/``-sigint``."""
         self.log("warning", f"Received {name} scheduling shutdown...")
-        self.request_shutdown()
+        setting = "shutdown-on-sigterm" if name == "SIGTERM" else "shutdown-on-sigint"
+        flags = frozenset(self.config[setting].split()) - {"default"}
+        self.request_shutdown(flags=flags)
 
     async def _cron(self) -> None:
         """serverCron: active expiry, stats sampling, idle timeouts, migrate socket cleanup."""

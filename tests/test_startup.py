@@ -160,3 +160,23 @@ def test_logo_carries_pid_and_port_for_log_watchers() -> None:
         assert f"Running mode=standalone, port={plain.port}." in plain.log()
     finally:
         plain.stop()
+
+
+def test_shutdown_on_signal_settings(pair, tmp_path) -> None:
+    """shutdown-on-sigterm/-sigint: SHUTDOWN's options for the signals (CONFIG as Redis's),
+    and SIGTERM with `save` saves although no save point is configured."""
+    for value in ("save now", "now save", "nosave force", "default", "save nosave", "bad", "SAVE"):
+        pair.same("CONFIG", "SET", "shutdown-on-sigterm", value)
+        pair.same("CONFIG", "GET", "shutdown-on-sigterm")
+    pair.same("CONFIG", "SET", "shutdown-on-sigterm", "default")
+    pair.same("CONFIG", "GET", "propagation-error-behavior")
+    pair.same("CONFIG", "SET", "propagation-error-behavior", "bad")
+    server = start_dumpling("--dir", str(tmp_path), "--shutdown-on-sigterm", "save")
+    try:
+        with server.raw() as conn:
+            assert conn.call("SET", "kept", "1") == b"+OK\r\n"
+        server.proc.send_signal(signal.SIGTERM)
+        server.proc.wait(timeout=10)
+    finally:
+        server.stop()
+    assert (tmp_path / "dump.rdb").exists()
