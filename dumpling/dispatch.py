@@ -51,7 +51,7 @@ LOG_MARKS = {"debug": ".", "verbose": "-", "notice": "*", "warning": "#"}
 class Blocked:
     """Returned by a blocking handler: retry ``retry()`` when a key becomes ready."""
 
-    __slots__ = ("client", "keys", "retry", "timeout_reply", "deadline", "timer", "cmd")
+    __slots__ = ("client", "keys", "retry", "timeout_reply", "deadline", "timer", "cmd", "usec", "rejected")
 
     def __init__(
         self,
@@ -67,6 +67,8 @@ class Blocked:
         self.timer: asyncio.TimerHandle | None = None
         self.client: Client | None = None
         self.cmd: Command | None = None
+        self.usec = 0  # the blocking call's time, counted when it is answered
+        self.rejected = False  # refused when reprocessed (ACL): a rejected call, not a call
 
 
 class Server:
@@ -432,9 +434,11 @@ class Server:
             ks.tracking.remember(client, cmd, argv)  # client-side caching: the keys it read
         elapsed_us = max(time.time_ns() - start, 0) // 1000
         ks.no_touch = False
-        if type(reply) is not Blocked:  # a command that blocks counts once, when it is answered (unblock)
+        if type(reply) is not Blocked:
             cmd.calls += 1
-        cmd.usec += elapsed_us
+            cmd.usec += elapsed_us
+        else:  # a command that blocks is counted once, when it is answered (unblock)
+            reply.usec = elapsed_us
         self.stat_commands += 1
         if elapsed_us >= self.slowlog_threshold >= 0 and not cmd.skip_slowlog:
             self.slowlog_push(client, redacted_args(cmd, argv), elapsed_us)  # no passwords in SLOWLOG
@@ -465,8 +469,9 @@ class Server:
         if blocked is None:
             return
         client.blocked = None
-        if reply is not None and blocked.cmd is not None:
+        if reply is not None and blocked.cmd is not None and not blocked.rejected:
             blocked.cmd.calls += 1  # served, timed out or CLIENT UNBLOCKed: Redis's updateStatsOnUnblock
+            blocked.cmd.usec += blocked.usec
         if blocked.timer is not None:
             blocked.timer.cancel()
         ks = self.keyspace

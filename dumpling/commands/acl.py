@@ -182,6 +182,7 @@ def guard_blocked(c: Client, cmd: Command, argv: list[bytes], blocked: Any) -> N
         if message is not None:
             cmd.rejected_calls += 1
             c.server.count_error("NOPERM")
+            blocked.rejected = True
             return ErrorReply(message)
         return retry()
 
