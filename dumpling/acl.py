@@ -83,6 +83,16 @@ def hash_password(password: bytes) -> str:
     return hashlib.sha256(password).hexdigest()
 
 
+
+def _rule_digest(op: bytes, plain: bool) -> str:
+    """The SHA-256 hex of a ``>pass``/``<pass`` rule's password, or a ``#hash``/``!hash`` rule's
+    own hash once it is checked to be one."""
+    if plain:
+        return hash_password(op[1:])
+    if not _valid_hash(op[1:]):
+        raise RuleError(ERR_EBADMSG)
+    return op[1:].decode()
+
 def _valid_hash(text: bytes) -> bool:
     return len(text) == 64 and all(c in b"0123456789abcdef" for c in text)
 
@@ -534,22 +544,12 @@ class User:
             self.nopass = False
             self.passwords = []
         elif first in (b">", b"#"):
-            if first == b">":
-                digest = hash_password(op[1:])
-            else:
-                if not _valid_hash(op[1:]):
-                    raise RuleError(ERR_EBADMSG)
-                digest = op[1:].decode()
+            digest = _rule_digest(op, plain=first == b">")
             if digest not in self.passwords:
                 self.passwords.append(digest)
             self.nopass = False
         elif first in (b"<", b"!"):
-            if first == b"<":
-                digest = hash_password(op[1:])
-            else:
-                if not _valid_hash(op[1:]):
-                    raise RuleError(ERR_EBADMSG)
-                digest = op[1:].decode()
+            digest = _rule_digest(op, plain=first == b"<")
             if digest not in self.passwords:
                 raise RuleError(ERR_ENODEV)
             self.passwords.remove(digest)
