@@ -5,22 +5,12 @@ lines read ``file <name> seq <n> type <b|h|i>``; one base file (``.<n>.base.rdb`
 file with ``aof-base 1`` when ``aof-use-rdb-preamble yes``, else ``.<n>.base.aof`` of
 the commands that rebuild the dataset, ``aofrewrite``) and incremental files ``.<n>.incr.aof`` of RESP commands.
 
-What is logged.  Every command runs through ``Server.call``; ``begin``/``end`` bracket
-the outermost call (an EXEC or a script contains nested ones) and ``changed`` (the
-keyspace's change hook) collects the keys it wrote.  When the outermost call ends:
-
-* a plain deterministic command that wrote only its own keys is logged as sent
-  (``VERBATIM``: SET without options, LPUSH, HSET, ZADD, INCR, DEL ...);
-* a TTL-only command (EXPIRE family, PERSIST) as ``PEXPIREAT key <abs ms>`` / ``PERSIST``;
-* keyless writes (FLUSHALL, FLUSHDB, SWAPDB, FUNCTION ...) as sent;
-* XADD with an automatic ID as XADD with the ID it made, SPOP as SREM of what it popped,
-  HINCRBYFLOAT as HSET of the new value (what Redis propagates for them);
-* anything else - relative times, randomness, scripts, transactions, blocking pops
-  served later, expiry and eviction - as the final state of each key it touched:
-  ``SET key value [PXAT ms]`` for strings, ``RESTORE key <abs ms> <payload> REPLACE
-  ABSTTL`` for collections, ``DEL key`` for keys that are gone; several records of one
-  command go inside ``MULTI``/``EXEC``.  That is Redis's "effects replication": the file
-  replays to the same dataset on dumpling and on Redis 7 (which loads these commands).
+What is logged: the propagation stream (``dumpling.persistence.propagation``), the same
+records replicas receive.  The AOF is one of its sinks (``_emit``): plain deterministic
+commands as sent, TTLs as ``PEXPIREAT``, everything else as the final state of each key
+it touched (``SET ... PXAT`` / ``RESTORE ... REPLACE ABSTTL`` / ``DEL``), several records of
+one command inside ``MULTI``/``EXEC``.  The file replays to the same dataset on dumpling
+and on Redis 7 (which loads these commands).
 
 With ``aof-timestamp-enabled yes`` a ``#TS:<unix seconds>`` line precedes the first
 record of each new second (and opens a command base); loading skips such lines.
@@ -47,31 +37,17 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from dumpling.persistence.aofrewrite import timestamp_annotation, write_command_base
+from dumpling.persistence.propagation import Record, encode_records
 from dumpling.persistence.rdb import RdbError
 from dumpling.persistence.snapshots import run_to_end
-from dumpling.protocol import SetReply
 
 if TYPE_CHECKING:
     from dumpling.dispatch import Server
-    from dumpling.keyspace import Database
+    from dumpling.persistence.propagation import Propagator
     from dumpling.persistence.snapshots import Snapshots
 
-# Deterministic given the dataset, and writing only the keys named in their arguments.
-VERBATIM = frozenset({
-    "setnx", "mset", "msetnx", "append", "setrange", "incr", "decr", "incrby", "decrby", "del", "unlink",
-    "lpush", "rpush", "lpushx", "rpushx", "linsert", "lset", "lrem", "ltrim", "lpop", "rpop", "rpoplpush", "lmove",
-    "sadd", "srem", "smove", "sinterstore", "sunionstore", "sdiffstore", "hset", "hsetnx", "hmset", "hdel",
-    "hincrby", "zadd", "zincrby", "zrem", "zremrangebyscore", "zremrangebyrank", "zremrangebylex", "zunionstore",
-    "zinterstore", "zdiffstore", "zrangestore", "zpopmin", "zpopmax", "rename", "renamenx", "setbit", "bitop",
-    "pfadd", "pfmerge", "xdel", "xack", "copy", "lmpop", "zmpop", "sintercard",
-})
-TTL_ONLY = frozenset({"expire", "pexpire", "expireat", "pexpireat", "persist"})
 MANIFEST_SUFFIX = ".manifest"
 _YIELD_EVERY_S = 0.02  # while loading at startup, serve clients (-LOADING) this often
-
-
-def resp(argv: list[bytes]) -> bytes:
-    return b"*%d\r\n" % len(argv) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in argv)
 
 
 def parse_manifest(text: str) -> list[tuple[str, int, str]]:
@@ -132,17 +108,13 @@ def parse_commands(buf: bytes, pos: int = 0, limit: int = -1) -> tuple[list[tupl
 class AppendOnly:
     """The AOF of one server (``server.aof``)."""
 
-    def __init__(self, server: Server, snapshots: Snapshots) -> None:
+    def __init__(self, server: Server, snapshots: Snapshots, propagator: Propagator) -> None:
         self.server = server
         self.snapshots = snapshots
         self.enabled = False
         self.fd = -1  # the open incr file
         self.db = -1  # the database the file's command stream has SELECTed
-        self.depth = 0
-        self.dirty_marks: list[int] = []
-        self.outer: tuple[Any, Any, list[bytes], int] | None = None  # (client, cmd, argv, db index)
-        self.touched: dict[tuple[int, bytes], None] = {}
-        self.keyless: list[tuple[int, list[bytes]]] = []
+        self.propagator = propagator
         self.unsynced = False
         self.last_fsync = time.monotonic()
         self.write_ok = True
@@ -192,155 +164,18 @@ class AppendOnly:
 
     # -- logging ------------------------------------------------------------------------------------
 
-    def begin(self, client: Any, cmd: Any, argv: list[bytes]) -> None:
-        if self.depth == 0:
-            if self.touched:
-                self._finish_orphans()
-            self.outer = (client, cmd, argv, client.db.index)
-        self.dirty_marks.append(self.server.keyspace.dirty)
-        self.depth += 1
-
-    def end(self, client: Any, cmd: Any, argv: list[bytes], reply: Any = None) -> None:
-        self.depth -= 1
-        before = self.dirty_marks.pop()
-        wrote = self.server.keyspace.dirty != before
-        if wrote and cmd.is_write and not (cmd.key_specs or cmd.movable or cmd.first_key):
-            self.keyless.append((client.db.index, argv))  # FLUSHALL, FLUSHDB, SWAPDB, FUNCTION ...
-        if self.depth == 0:
-            self._finish_outer(wrote, reply)
-
-    def settle(self) -> None:
-        """Log changes made outside any command now (before a served blocked client's reply)."""
-        if self.depth == 0 and self.touched:
-            self._finish_orphans()
-
-    def changed(self, db: Database, key: bytes) -> None:
-        item = (db.index, key)
-        self.touched.pop(item, None)
-        self.touched[item] = None  # last touch last: images follow keyless records anyway
-
-    def _finish_outer(self, wrote: bool, reply: Any) -> None:
-        outer, touched, keyless = self.outer, self.touched, self.keyless
-        self.outer, self.touched, self.keyless = None, {}, []
-        if outer is None or not (wrote or touched or keyless):
-            return
-        _, cmd, argv, db_index = outer
-        records: list[tuple[int, list[bytes]]] = list(keyless)
-        name = cmd.name
-        translated = None
-        if not keyless:
-            try:
-                translated = self._translated(cmd, argv, reply, db_index, touched)
-            except Exception as e:  # a translation bug must not lose the write: images are always right
-                self.server.log("warning", f"AOF: could not translate '{name}' ({type(e).__name__}: {e}); "
-                                "logging its keys' final states")
-        if translated is not None:
-            records += translated
-        elif not keyless and touched and self._verbatim(cmd, argv, db_index, touched):
-            records.append((db_index, argv))
-        elif name in TTL_ONLY and not keyless:
-            records += [self._ttl_record(db, key) for db, key in touched]
-        else:
-            records += [self._image(db, key) for db, key in touched]
-        self._emit(records)
-
-    def _finish_orphans(self) -> None:
-        """Changes made outside any command (expiry, eviction, blocked clients served)."""
-        touched, self.touched = self.touched, {}
-        self._emit([self._image(db, key) for db, key in touched])
-
-    def _verbatim(self, cmd: Any, argv: list[bytes], db_index: int, touched: dict[tuple[int, bytes], None]) -> bool:
-        name = cmd.name
-        if name == "set":
-            if len(argv) != 3:
-                return False
-        elif name not in VERBATIM:
-            return False
-        try:
-            own = {(db_index, argv[i]) for i in cmd.key_indices(argv) if i < len(argv)}
-        except ValueError:
-            return False
-        return all(item in own for item in touched)
-
-    def _translated(self, cmd: Any, argv: list[bytes], reply: Any, db_index: int,
-                    touched: dict[tuple[int, bytes], None]) -> list[tuple[int, list[bytes]]] | None:
-        """Commands Redis rewrites for propagation, whose key image would cost the whole
-        value: XADD * -> XADD <id>, SPOP -> SREM <members>, HINCRBYFLOAT -> HSET <value>."""
-        name = cmd.name
-        if len(argv) < 2 or set(touched) != {(db_index, argv[1])}:
-            return None
-        key = argv[1]
-        db = self.server.keyspace.dbs[db_index]
-        if name == "xadd" and type(reply) is bytes:
-            words = [a.upper() for a in argv[2:]]
-            if b"MAXLEN" in words or b"MINID" in words:
-                return None  # approximate trimming may differ on another server: image instead
-            at = 3 if words and words[0] == b"NOMKSTREAM" else 2
-            return [(db_index, argv[:at] + [reply] + argv[at + 1:])]
-        if name == "spop" and reply is not None:
-            if key not in db.data:
-                return [(db_index, [b"DEL", key])]
-            members = list(reply.items) if isinstance(reply, SetReply) else reply if isinstance(reply, list) else [reply]
-            if not all(type(m) is bytes for m in members):
-                return None
-            return [(db_index, [b"SREM", key, *members])] if members else None
-        if name == "hincrbyfloat" and type(reply) is bytes and len(argv) == 4:
-            value = db.data.get(key)
-            if value is None or getattr(value, "field_expires", None):
-                return None
-            return [(db_index, [b"HSET", key, argv[2], reply])]
-        return None
-
-    def _ttl_record(self, db_index: int, key: bytes) -> tuple[int, list[bytes]]:
-        db = self.server.keyspace.dbs[db_index]
-        if key not in db.data:
-            return db_index, [b"DEL", key]
-        when = db.expires.get(key)
-        if when is None:
-            return db_index, [b"PERSIST", key]
-        return db_index, [b"PEXPIREAT", key, b"%d" % when]
-
-    def _image(self, db_index: int, key: bytes) -> tuple[int, list[bytes]]:
-        """The key's final state as one command that recreates it (or DEL)."""
-        from dumpling.commands.dump import dump_value
-
-        db = self.server.keyspace.dbs[db_index]
-        value = db.data.get(key)
-        if value is None:
-            return db_index, [b"DEL", key]
-        when = db.expires.get(key)
-        if type(value) is bytes or type(value) is bytearray:
-            argv = [b"SET", key, bytes(value)]
-            if when is not None:
-                argv += [b"PXAT", b"%d" % when]
-            return db_index, argv
-        payload = dump_value(self.server, value)
-        return db_index, [b"RESTORE", key, b"%d" % (when if when is not None else 0), payload, b"REPLACE", b"ABSTTL"]
-
-    def _emit(self, records: list[tuple[int, list[bytes]]]) -> None:
+    def _emit(self, records: list[Record], client: Any = None) -> None:
+        """The propagation sink: one call's records appended to the incr file."""
         if not records or self.fd < 0:
             return
-        out = bytearray()
+        out = b""
         if self.server.config["aof-timestamp-enabled"]:
             now = int(time.time())
             if self.cur_timestamp < now:  # genAofTimestampAnnotationIfNeeded: once per second
                 self.cur_timestamp = now
-                out += timestamp_annotation(now)
-        wrap = len(records) > 1
-        if wrap:
-            first_db = records[0][0]
-            if first_db != self.db:
-                out += resp([b"SELECT", b"%d" % first_db])
-                self.db = first_db
-            out += resp([b"MULTI"])
-        for db_index, argv in records:
-            if db_index != self.db:
-                out += resp([b"SELECT", b"%d" % db_index])
-                self.db = db_index
-            out += resp(argv)
-        if wrap:
-            out += resp([b"EXEC"])
-        self._write(bytes(out))
+                out = timestamp_annotation(now)
+        data, self.db = encode_records(records, self.db)
+        self._write(out + data if out else data)
 
     def _write(self, data: bytes) -> None:
         self.pending += data
@@ -406,8 +241,8 @@ class AppendOnly:
     def cron(self) -> None:
         if self.enabled and self.pending:
             self._drain()
-        if self.enabled and self.depth == 0 and self.touched:
-            self._finish_orphans()
+        if self.enabled:
+            self.propagator.settle()
         if self.enabled and self.unsynced and self.server.config["appendfsync"] == "everysec":
             now = time.monotonic()
             if now - self.last_fsync >= 1.0:
@@ -428,9 +263,10 @@ class AppendOnly:
     # -- switching on and off ---------------------------------------------------------------------
 
     def _hook(self, on: bool) -> None:
-        server = self.server
-        server.call_hooks = self if on else None  # type: ignore[attr-defined]
-        server.keyspace.change_hook = self.changed if on else None
+        if on:
+            self.propagator.attach(self._emit)
+        else:
+            self.propagator.detach(self._emit)
         self.enabled = on
         self.snapshots.refresh_gate()  # while on, every command goes through Server.call
 
@@ -523,8 +359,7 @@ class AppendOnly:
 
         server = self.server
         if self.enabled:
-            if self.touched:
-                self._finish_orphans()
+            self.propagator.settle()
             if self.pending:
                 self._drain()
             os.fsync(self.fd)
@@ -534,19 +369,11 @@ class AppendOnly:
         except (OSError, ValueError) as e:
             server.log("warning", f"Can't load the AOF manifest: {e}")
             return False
-        hooked = self.enabled
-        if hooked:  # replayed commands must not be logged again
-            server.call_hooks = None  # type: ignore[attr-defined]
-            server.keyspace.change_hook = None
-        try:
+        with self.propagator.suspended():  # replayed commands must not be logged again
             for db in server.keyspace.dbs:
                 flush_db(client, db)
             if not self._load_all(manifest):
                 return False
-        finally:
-            if hooked:
-                server.call_hooks = self  # type: ignore[attr-defined]
-                server.keyspace.change_hook = self.changed
         server.log("notice", "Append Only File loaded by DEBUG LOADAOF")
         return True
 
@@ -850,8 +677,7 @@ class AppendOnly:
             self.kill_child()
         if self.enabled and self.fd >= 0:
             self.server.log("notice", "Calling fsync() on the AOF file.")
-            if self.touched:
-                self._finish_orphans()
+            self.propagator.settle()
             if self.pending:
                 self._drain()
             try:

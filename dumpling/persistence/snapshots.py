@@ -797,10 +797,13 @@ def _unlink_quietly(path: str) -> None:
 
 def setup(server: Server) -> Snapshots:
     from dumpling.persistence.aof import AppendOnly
+    from dumpling.persistence.propagation import Propagator
 
     snapshots = Snapshots(server)
     server.snapshots = snapshots  # type: ignore[attr-defined]
-    aof = AppendOnly(server, snapshots)
+    propagator = Propagator(server)
+    server.propagator = propagator  # type: ignore[attr-defined]
+    aof = AppendOnly(server, snapshots, propagator)
     server.aof = aof  # type: ignore[attr-defined]
     server.cron_hooks.append(aof.cron)
     server.before_shutdown.insert(0, aof.before_shutdown)

@@ -1,0 +1,281 @@
+"""The propagation stream: what every write becomes for the AOF and for replicas.
+
+One mechanism, two consumers.  ``Propagator`` (``server.propagator``) brackets every
+outermost call (``server.call_hooks``: ``begin``/``end``, nested calls of an EXEC or a
+script included) and collects the keys it wrote (``keyspace.change_hook``).  When the
+outermost call ends it turns the call into *records* ``(db index, argv)``:
+
+* a plain deterministic command that wrote only its own keys, as sent (``VERBATIM``:
+  SET without options, LPUSH, HSET, ZADD, INCR, DEL ...);
+* a TTL-only command (EXPIRE family, PERSIST) as ``PEXPIREAT key <abs ms>`` / ``PERSIST``;
+* keyless writes (FLUSHALL, FLUSHDB, SWAPDB, FUNCTION ...) as sent;
+* XADD with an automatic ID as XADD with the ID it made, SPOP as SREM of what it popped,
+  HINCRBYFLOAT as HSET of the new value (what Redis propagates for them);
+* anything else - relative times, randomness, scripts, transactions, blocking pops
+  served later, expiry and eviction - as the final state of each key it touched
+  (``SET key value [PXAT ms]``, ``RESTORE key <abs ms> <payload> REPLACE ABSTTL``, or
+  ``DEL key``): Redis's "effects replication".
+
+and hands the records of one call to every attached *sink* (the AOF, the replication
+backlog) as one batch; a sink wraps a batch of several records in ``MULTI``/``EXEC``
+and emits ``SELECT`` when the database changes (``encode_records``).  Changes made
+outside any command (active expiry, eviction) are images handed out on the next event
+loop pass, or before the next command, whichever comes first.
+
+While no sink is attached the hooks are off (``server.call_hooks`` is None) and writes
+cost nothing extra.
+
+Must not: write files or sockets (the sinks do), decide whether a sink is on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from dumpling.protocol import SetReply
+
+if TYPE_CHECKING:
+    from dumpling.dispatch import Server
+    from dumpling.keyspace import Database
+
+Record = tuple[int, list[bytes]]
+# A sink gets the records of one call and the client that made it (None: expiry, eviction).
+Sink = Callable[[list[Record], Any], None]
+
+# Deterministic given the dataset, and writing only the keys named in their arguments.
+VERBATIM = frozenset({
+    "setnx", "mset", "msetnx", "append", "setrange", "incr", "decr", "incrby", "decrby", "del", "unlink",
+    "lpush", "rpush", "lpushx", "rpushx", "linsert", "lset", "lrem", "ltrim", "lpop", "rpop", "rpoplpush", "lmove",
+    "sadd", "srem", "smove", "sinterstore", "sunionstore", "sdiffstore", "hset", "hsetnx", "hmset", "hdel",
+    "hincrby", "zadd", "zincrby", "zrem", "zremrangebyscore", "zremrangebyrank", "zremrangebylex", "zunionstore",
+    "zinterstore", "zdiffstore", "zrangestore", "zpopmin", "zpopmax", "rename", "renamenx", "setbit", "bitop",
+    "pfadd", "pfmerge", "xdel", "xack", "copy", "lmpop", "zmpop", "sintercard",
+})
+TTL_ONLY = frozenset({"expire", "pexpire", "expireat", "pexpireat", "persist"})
+
+
+def resp(argv: list[bytes]) -> bytes:
+    """``argv`` as a RESP multibulk request, the form every record travels in."""
+    return b"*%d\r\n" % len(argv) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in argv)
+
+
+def encode_records(records: list[Record], selected: int) -> tuple[bytes, int]:
+    """The wire form of one call's records for a stream whose SELECTed database is
+    ``selected`` (-1: none yet): SELECT where the database changes, MULTI/EXEC around
+    several records.  Returns the bytes and the database selected after them."""
+    out = bytearray()
+    wrap = len(records) > 1
+    if wrap:
+        first_db = records[0][0]
+        if first_db != selected:
+            out += resp([b"SELECT", b"%d" % first_db])
+            selected = first_db
+        out += resp([b"MULTI"])
+    for db_index, argv in records:
+        if db_index != selected:
+            out += resp([b"SELECT", b"%d" % db_index])
+            selected = db_index
+        out += resp(argv)
+    if wrap:
+        out += resp([b"EXEC"])
+    return bytes(out), selected
+
+
+class Propagator:
+    """Turns calls into records and fans them out to the attached sinks."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.sinks: list[Sink] = []
+        self.depth = 0
+        self.dirty_marks: list[int] = []
+        self.outer: tuple[Any, Any, list[bytes], int] | None = None  # (client, cmd, argv, db index)
+        self.touched: dict[tuple[int, bytes], None] = {}
+        self.keyless: list[Record] = []
+        self._settle_scheduled = False
+        self._suspended = 0
+
+    # -- sinks --------------------------------------------------------------------------------------
+
+    def attach(self, sink: Sink) -> None:
+        if sink not in self.sinks:
+            self.sinks.append(sink)
+        self._install()
+
+    def detach(self, sink: Sink) -> None:
+        if sink in self.sinks:
+            self.settle()  # what is collected so far still reaches it
+            self.sinks.remove(sink)
+        self._install()
+
+    def _install(self) -> None:
+        on = bool(self.sinks) and not self._suspended
+        server = self.server
+        server.call_hooks = self if on else None
+        server.keyspace.change_hook = self.changed if on else None
+        if not self.sinks:  # (suspended: the calls in progress still end through these hooks)
+            self.depth = 0
+            self.dirty_marks.clear()
+            self.outer = None
+            self.touched = {}
+            self.keyless = []
+
+    @contextmanager
+    def suspended(self) -> Iterator[None]:
+        """Nothing is recorded inside (DEBUG LOADAOF replays the file it would log to)."""
+        self.settle()
+        self._suspended += 1
+        self._install()
+        try:
+            yield
+        finally:
+            self._suspended -= 1
+            self._install()
+
+    # -- the hooks ----------------------------------------------------------------------------------
+
+    def begin(self, client: Any, cmd: Any, argv: list[bytes]) -> None:
+        if self.depth == 0:
+            if self.touched:
+                self._finish_orphans()
+            self.outer = (client, cmd, argv, client.db.index)
+        self.dirty_marks.append(self.server.keyspace.dirty)
+        self.depth += 1
+
+    def end(self, client: Any, cmd: Any, argv: list[bytes], reply: Any = None) -> None:
+        if not self.dirty_marks:
+            return  # began before the first sink was attached (CONFIG SET appendonly yes)
+        self.depth -= 1
+        before = self.dirty_marks.pop()
+        wrote = self.server.keyspace.dirty != before
+        if wrote and cmd.is_write and not (cmd.key_specs or cmd.movable or cmd.first_key):
+            self.keyless.append((client.db.index, argv))  # FLUSHALL, FLUSHDB, SWAPDB, FUNCTION ...
+        if self.depth == 0:
+            self._finish_outer(wrote, reply)
+
+    def settle(self) -> None:
+        """Hand out changes made outside any command now (before a served blocked client's
+        reply, before a sink goes away, at shutdown)."""
+        if self.depth == 0 and self.touched:
+            self._finish_orphans()
+
+    def changed(self, db: Database, key: bytes) -> None:
+        item = (db.index, key)
+        self.touched.pop(item, None)
+        self.touched[item] = None  # last touch last: images follow keyless records anyway
+        if self.depth == 0 and not self._settle_scheduled:
+            loop = self.server.loop
+            if loop is not None:  # expiry/eviction outside a command: out on the next loop pass
+                self._settle_scheduled = True
+                loop.call_soon(self._scheduled_settle)
+
+    def _scheduled_settle(self) -> None:
+        self._settle_scheduled = False
+        self.settle()
+
+    # -- records ------------------------------------------------------------------------------------
+
+    def _emit(self, records: list[Record], client: Any) -> None:
+        if records:
+            for sink in self.sinks:
+                sink(records, client)
+
+    def _finish_outer(self, wrote: bool, reply: Any) -> None:
+        outer, touched, keyless = self.outer, self.touched, self.keyless
+        self.outer, self.touched, self.keyless = None, {}, []
+        if outer is None or not (wrote or touched or keyless):
+            return
+        client, cmd, argv, db_index = outer
+        records: list[Record] = list(keyless)
+        name = cmd.name
+        translated = None
+        if not keyless:
+            try:
+                translated = self._translated(cmd, argv, reply, db_index, touched)
+            except Exception as e:  # a translation bug must not lose the write: images are always right
+                self.server.log("warning", f"Propagation: could not translate '{name}' ({type(e).__name__}: {e}); "
+                                "propagating its keys' final states")
+        if translated is not None:
+            records += translated
+        elif not keyless and touched and self._verbatim(cmd, argv, db_index, touched):
+            records.append((db_index, argv))
+        elif name in TTL_ONLY and not keyless:
+            records += [self._ttl_record(db, key) for db, key in touched]
+        else:
+            records += [self._image(db, key) for db, key in touched]
+        self._emit(records, client)
+
+    def _finish_orphans(self) -> None:
+        """Changes made outside any command (expiry, eviction, blocked clients served)."""
+        touched, self.touched = self.touched, {}
+        self._emit([self._image(db, key) for db, key in touched], None)
+
+    def _verbatim(self, cmd: Any, argv: list[bytes], db_index: int, touched: dict[tuple[int, bytes], None]) -> bool:
+        name = cmd.name
+        if name == "set":
+            if len(argv) != 3:
+                return False
+        elif name not in VERBATIM:
+            return False
+        try:
+            own = {(db_index, argv[i]) for i in cmd.key_indices(argv) if i < len(argv)}
+        except ValueError:
+            return False
+        return all(item in own for item in touched)
+
+    def _translated(self, cmd: Any, argv: list[bytes], reply: Any, db_index: int,
+                    touched: dict[tuple[int, bytes], None]) -> list[Record] | None:
+        """Commands Redis rewrites for propagation, whose key image would cost the whole
+        value: XADD * -> XADD <id>, SPOP -> SREM <members>, HINCRBYFLOAT -> HSET <value>."""
+        name = cmd.name
+        if len(argv) < 2 or set(touched) != {(db_index, argv[1])}:
+            return None
+        key = argv[1]
+        db = self.server.keyspace.dbs[db_index]
+        if name == "xadd" and type(reply) is bytes:
+            words = [a.upper() for a in argv[2:]]
+            if b"MAXLEN" in words or b"MINID" in words:
+                return None  # approximate trimming may differ on another server: image instead
+            at = 3 if words and words[0] == b"NOMKSTREAM" else 2
+            return [(db_index, argv[:at] + [reply] + argv[at + 1:])]
+        if name == "spop" and reply is not None:
+            if key not in db.data:
+                return [(db_index, [b"DEL", key])]
+            members = list(reply.items) if isinstance(reply, SetReply) else reply if isinstance(reply, list) else [reply]
+            if not all(type(m) is bytes for m in members):
+                return None
+            return [(db_index, [b"SREM", key, *members])] if members else None
+        if name == "hincrbyfloat" and type(reply) is bytes and len(argv) == 4:
+            value = db.data.get(key)
+            if value is None or getattr(value, "field_expires", None):
+                return None
+            return [(db_index, [b"HSET", key, argv[2], reply])]
+        return None
+
+    def _ttl_record(self, db_index: int, key: bytes) -> Record:
+        db = self.server.keyspace.dbs[db_index]
+        if key not in db.data:
+            return db_index, [b"DEL", key]
+        when = db.expires.get(key)
+        if when is None:
+            return db_index, [b"PERSIST", key]
+        return db_index, [b"PEXPIREAT", key, b"%d" % when]
+
+    def _image(self, db_index: int, key: bytes) -> Record:
+        """The key's final state as one command that recreates it (or DEL)."""
+        from dumpling.commands.dump import dump_value
+
+        db = self.server.keyspace.dbs[db_index]
+        value = db.data.get(key)
+        if value is None:
+            return db_index, [b"DEL", key]
+        when = db.expires.get(key)
+        if type(value) is bytes or type(value) is bytearray:
+            argv = [b"SET", key, bytes(value)]
+            if when is not None:
+                argv += [b"PXAT", b"%d" % when]
+            return db_index, argv
+        payload = dump_value(self.server, value)
+        return db_index, [b"RESTORE", key, b"%d" % (when if when is not None else 0), payload, b"REPLACE", b"ABSTTL"]
