@@ -13,11 +13,11 @@ for anything hiredis rejects, and to validate oversized pending requests.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import Any
 
 from dumpling.errors import ProtocolError
+from dumpling.fpconv import d2string
 from dumpling.numbers import LLONG_MAX, LLONG_MIN, parse_int64, wrap_int64
 
 # ----------------------------------------------------------------------------- replies
@@ -135,12 +135,10 @@ _INT_CACHE = [b":%d\r\n" % i for i in range(-1, 256)]
 
 
 def format_double(value: float) -> bytes:
-    """Redis 7.0's double reply text: ``%.17g`` with inf/-inf/nan spelled out."""
-    if math.isinf(value):
-        return b"inf" if value > 0 else b"-inf"
-    if value != value:
-        return b"nan"
-    return b"%.17g" % value
+    """``addReplyDouble``'s text, Redis 7.2+'s ``d2string``: integral values (within
+    ±LLONG_MAX/2) as integers, others in fpconv's Grisu2 form (``0.1``, ``0.00001``), inf/-inf/nan
+    spelled out.  Redis 7.0 printed ``%.17g`` (``0.10000000000000001``)."""
+    return d2string(value)
 
 
 def encode(value: Any, resp3: bool) -> bytes:

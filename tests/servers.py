@@ -6,7 +6,9 @@ When ``CI=true`` a missing ``redis-server`` is a failure, never a skip.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -274,6 +276,19 @@ class Pair:
         assert _normalise(a) == _normalise(b), f"{args!r}\n  dumpling: {ours!r}\n  redis:    {theirs!r}"
         return a
 
+    def same_doubles(self, *args: bytes | str | int) -> object:
+        """Like ``same``, but a double reply may be spelled differently where the Redis 7.0
+        oracle and Redis 7.4 (dumpling's target) print it differently: 7.0's addReplyDouble
+        is ``%.17g`` (``0.10000000000000001``, ``1e+17``), 7.2+'s is ``d2string``/fpconv
+        (``0.1``, ``100000000000000000``).  Identical bytes pass; otherwise the replies must
+        have the same shape and every leaf that differs must be the same double in both.
+        7.4's exact texts are asserted with vectors from Redis 7.4.1 (tests/test_fpconv.py)."""
+        ours, theirs = self.both(*args)
+        if ours != theirs:
+            assert _same_but_doubles(parse_reply(ours), parse_reply(theirs)), (
+                f"{args!r}\n  dumpling: {ours!r}\n  redis:    {theirs!r}")
+        return parse_reply(ours)
+
     def run(self, commands: Iterable[tuple[bytes | str | int, ...]]) -> None:
         for cmd in commands:
             self.same(*cmd)
@@ -283,6 +298,22 @@ def parse_reply(data: bytes) -> object:
     reader = hiredis.Reader()
     reader.feed(data)
     return reader.gets()
+
+
+_DOUBLE_TEXT = re.compile(rb"-?(?:\d+(?:\.\d*)?(?:e[+-]?\d+)?|inf)")
+
+
+def _same_but_doubles(ours: object, theirs: object) -> bool:
+    """``ours`` and ``theirs`` (parsed replies) are equal up to the spelling of doubles."""
+    if isinstance(ours, list) and isinstance(theirs, list):
+        return len(ours) == len(theirs) and all(map(_same_but_doubles, ours, theirs))
+    if isinstance(ours, bytes) and isinstance(theirs, bytes) and ours != theirs:
+        return (_DOUBLE_TEXT.fullmatch(ours) is not None and _DOUBLE_TEXT.fullmatch(theirs) is not None
+                and float(ours) == float(theirs)
+                and math.copysign(1.0, float(ours)) == math.copysign(1.0, float(theirs)))
+    if isinstance(ours, Exception) or isinstance(theirs, Exception):
+        return type(ours) is type(theirs) and str(ours) == str(theirs)
+    return type(ours) is type(theirs) and ours == theirs
 
 
 def _normalise(value: object) -> object:

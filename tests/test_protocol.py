@@ -139,7 +139,11 @@ def test_reply_encoding_resp2_and_resp3():
     assert encode(SetReply([1]), True) == b"~1\r\n:1\r\n"
     assert encode(Double(1.5), False) == b"$3\r\n1.5\r\n"
     assert encode(Double(float("inf")), True) == b",inf\r\n"
-    assert encode(Double(0.1), True) == b",0.10000000000000001\r\n"
+    # Redis 7.4.1's addReplyDouble (d2string → fpconv); 7.0 printed ",0.10000000000000001".
+    assert encode(Double(0.1), True) == b",0.1\r\n"
+    assert encode(Double(0.1), False) == b"$3\r\n0.1\r\n"
+    assert encode(Double(1e17), True) == b",100000000000000000\r\n"
+    assert encode(Double(-0.0), True) == b",-0\r\n"
     assert encode(Verbatim("This is a verbatim\nstring"), True) == b"=29\r\ntxt:This is a verbatim\nstring\r\n"
     assert encode(Verbatim("x"), False) == b"$1\r\nx\r\n"
     assert encode(Push([b"a"]), True) == b">1\r\n$1\r\na\r\n"

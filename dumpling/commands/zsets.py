@@ -2,9 +2,10 @@
 
 Parsing order, error texts, reply shapes (RESP2 flat pairs, RESP3 nested pairs with
 doubles) and encoding conversions follow Redis 7.4 (``t_zset.c``).  Scores are
-printed as Redis 7.0 prints doubles (``%.17g``).  The data structure itself lives
-in ``dumpling.datatypes.zsets``; this module must not reach into its internals
-beyond the documented methods.
+printed as Redis 7.4's ``addReplyDouble`` prints doubles (``protocol.format_double``:
+fpconv's form, ``0.1``), except in ZSCAN of a skiplist zset (``%.17Lg``, as 7.4 still
+does).  The data structure itself lives in ``dumpling.datatypes.zsets``; this module must
+not reach into its internals beyond the documented methods.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from dumpling.datatypes.sets import SetValue
 from dumpling.datatypes.zsets import MAX_LEX, MIN_LEX, ZSetValue, d2string, lex_gte_min, lex_lte_max
 from dumpling.errors import SYNTAX, WRONGTYPE, CommandError
 from dumpling.numbers import index_span
-from dumpling.protocol import NULL_ARRAY, Double, ErrorReply, format_double
+from dumpling.protocol import NULL_ARRAY, Double, ErrorReply
 from dumpling.replybudget import bulk_size, repeat_within
 
 ZS: dict[str, Any] = {"group": "sorted-set"}
@@ -1176,5 +1177,7 @@ def zscan(c: Any, argv: list[bytes]) -> Any:
             continue
         if pattern is None or glob_match(pattern, member):
             out.append(member)
-            out.append(format_double(score))
+            # db.c's scan callback prints a skiplist score with ld2string(LD_STR_AUTO), %.17Lg,
+            # even in 7.4 (a listpack one is the stored d2string text): for a double %.17g.
+            out.append(b"%.17g" % score)
     return [str(next_cursor).encode(), out]

@@ -20,6 +20,7 @@ from typing import Any
 from sortedcontainers import SortedList
 
 from dumpling.datatypes.sizes import listpack_int_entry_size, listpack_str_entry_size
+from dumpling.fpconv import d2string  # the text a listpack holds for a non-integral score (7.2+)
 from dumpling.scan import ScanOrder
 
 HALF_LLONG = float((1 << 63) - 1 >> 1)  # (double)(LLONG_MAX/2): the listpack integer limit
@@ -49,17 +50,6 @@ TOP: Any = _Top()
 def listpack_score_is_integer(score: float) -> bool:
     """Redis's ``double2ll``: a listpack keeps this score as an integer entry."""
     return -HALF_LLONG <= score <= HALF_LLONG and score == int(score)
-
-
-def d2string(score: float) -> bytes:
-    """Redis 7.0's ``d2string``: the text a listpack zset holds for ``score`` (ZSCAN)."""
-    if math.isinf(score):
-        return b"inf" if score > 0 else b"-inf"
-    if score == 0:
-        return b"-0" if math.copysign(1.0, score) < 0 else b"0"
-    if listpack_score_is_integer(score):
-        return b"%d" % int(score)
-    return b"%.17g" % score
 
 
 def alloc_size(n: int) -> int:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 import re
 import struct
-from decimal import Decimal
 
+from dumpling.fpconv import fpconv_dtoa  # Redis 7.2+'s score text (re-exported for the codec)
 from dumpling.numbers import parse_int64 as parse_canonical_int  # string2ll / lpStringToInt64
 from dumpling.payload import compression
 from dumpling.payload.errors import bad_data
@@ -305,7 +305,7 @@ def score_fits_long(v: float) -> int | None:
 def score_text(v: float, rdb_version: int) -> bytes:
     """How a non-integral zset score is spelled inside a listpack/ziplist for a target version.
 
-    <= 6.2 (RDB <= 9): %.17g; 7.0 (RDB 10): %.17g; >= 7.2 (RDB >= 11, Valkey): fpconv shortest form.
+    <= 6.2 (RDB <= 9): %.17g; 7.0 (RDB 10): %.17g; >= 7.2 (RDB >= 11, Valkey): fpconv (Grisu2).
     """
     if math.isinf(v):
         return b"-inf" if v < 0 else b"inf"
@@ -323,41 +323,3 @@ def legacy_score_integer(v: float) -> int | None:
     if -4503599627370495.0 < v < 4503599627370496.0 and v == int(v):
         return int(v)
     return None
-
-
-def fpconv_dtoa(v: float) -> bytes:
-    """Redis's fpconv_dtoa: shortest round-trip digits laid out like its emit_digits."""
-    neg = math.copysign(1.0, v) < 0
-    sign, digit_tuple, exponent = Decimal(repr(abs(v))).as_tuple()
-    digits = "".join(map(str, digit_tuple)).rstrip("0") or "0"
-    k = int(exponent) + (len(digit_tuple) - len(digits))
-    nd = len(digits)
-    exp = abs(k + nd - 1)
-    if k >= 0 and exp < nd + 7:
-        text = digits + "0" * k
-    elif k < 0 and (k > -7 or exp < 4):
-        offset = nd - abs(k)
-        if offset <= 0:
-            text = "0." + "0" * (-offset) + digits
-        else:
-            text = digits[:offset] + "." + digits[offset:]
-    else:
-        nd = min(nd, 18 - neg)
-        text = digits[0]
-        if nd > 1:
-            text += "." + digits[1:nd]
-        text += "e" + ("-" if k + nd - 1 < 0 else "+")
-        e = exp
-        cent = 0
-        if e > 99:
-            cent = e // 100
-            text += str(cent)
-            e -= cent * 100
-        if e > 9:
-            dec = e // 10
-            text += str(dec)
-            e -= dec * 10
-        elif cent:
-            text += "0"
-        text += str(e % 10)
-    return (("-" if neg else "") + text).encode("ascii")

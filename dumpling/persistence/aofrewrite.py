@@ -25,7 +25,7 @@ from dumpling.datatypes.lists import ListValue
 from dumpling.datatypes.sets import SetValue
 from dumpling.datatypes.streams import StreamValue
 from dumpling.datatypes.zsets import ZSetValue
-from dumpling.payload.primitives import fpconv_dtoa
+from dumpling.fpconv import fpconv_dtoa
 
 ITEMS_PER_CMD = 64  # AOF_REWRITE_ITEMS_PER_CMD
 _FLUSH_AT = 1 << 20

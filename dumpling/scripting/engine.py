@@ -20,7 +20,7 @@ import hiredis
 from lupa import lua51
 
 from dumpling import REDIS_VERSION
-from dumpling.payload.primitives import fpconv_dtoa
+from dumpling.fpconv import double_as_long_long, fpconv_dtoa
 from dumpling.protocol import (
     NULL_ARRAY,
     BigNumber,
@@ -379,18 +379,12 @@ def lua_number_to_int(value: float) -> int:
 
 
 def lua_number_arg(value: int | float) -> bytes:
-    """A Lua number passed to redis.call, as Redis 7.4 prints it: integral values in
-    the int64 range as integers, everything else in fpconv's shortest form."""
-    if type(value) is int:
-        if -(2**63) <= value < 2**63:
-            return b"%d" % value
-        value = float(value)
-    if value != value or math.isinf(value):
-        sign = b"-" if math.copysign(1.0, value) < 0 else b""
-        return sign + (b"nan" if value != value else b"inf")
-    if value.is_integer() and -(2**63) <= value < 2**63:
-        return b"%d" % int(value)
-    return fpconv_dtoa(value)
+    """A Lua number passed to redis.call, as Redis 7.4's luaArgsToRedisArgv prints it:
+    integral values within ±LLONG_MAX/2 (``double2ll``) as integers, everything else,
+    inf and nan included, with ``fpconv_dtoa``."""
+    number = float(value)  # a Lua 5.1 number is a double; lupa may hand over an int
+    as_long = double_as_long_long(number)
+    return b"%d" % as_long if as_long is not None else fpconv_dtoa(number)
 
 
 def error_from_table(message: bytes, source: Any, line: Any, ignore_stats: Any,
