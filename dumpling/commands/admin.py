@@ -15,6 +15,8 @@ from dumpling import REDIS_VERSION, acl, configrewrite
 from dumpling.commands.common import help_header, parse_timeout_ms, to_int
 from dumpling.commands.registry import TABLE, command, container
 from dumpling.config import ConfigError
+from dumpling.digest import ZERO as ZERO_DIGEST
+from dumpling.digest import dataset_digest, value_digest
 from dumpling.errors import NO_SUCH_KEY, SYNTAX, CommandError
 from dumpling.keyspace import lru_clock
 from dumpling.protocol import NO_REPLY, OK, Double, Map, Status, Verbatim
@@ -1010,7 +1012,14 @@ def debug(c: Any, argv: list[bytes]) -> Any:
         if not server.aof.reload(c):
             raise CommandError("Error trying to load the AOF files, check server logs.")
         return OK
-    if sub in (b"digest", b"digest-value", b"quicklist-packed-threshold", b"segfault", b"panic", b"assert", b"oom", b"restart",
+    if sub == b"digest" and n == 2:
+        return Status(dataset_digest(ks.dbs).hex())
+    if sub == b"digest-value":
+        # dbFind, not a lookup: logically expired keys are digested too, nothing is touched
+        db = c.db
+        return [Status(ZERO_DIGEST.hex() if (value := db.data.get(key)) is None
+                       else value_digest(value, key in db.expires).hex()) for key in argv[2:]]
+    if sub in (b"quicklist-packed-threshold", b"segfault", b"panic", b"assert", b"oom", b"restart",
                b"crash-and-recover", b"leak"):
         raise CommandError(f"DEBUG {argv[1].decode('utf-8', 'replace').upper()} is not supported by dumpling")
     text = argv[1][:128].decode("utf-8", "replace")
