@@ -3,7 +3,7 @@
 Each setting is declared once (name, aliases, kind, default, limits, mutability);
 the command line, config files, ``CONFIG GET`` and ``CONFIG SET`` all read the same
 table.  Settings that dumpling accepts for compatibility but that have no effect
-(replication, OOM score, transparent huge pages, ...) are flagged ``inert``: each one a
+(OOM score, transparent huge pages, ...) are flagged ``inert``: each one a
 configuration sets is named once in the startup log.  ``rename-command`` lines are checked
 here and applied to the command table by the server; ``dumpling.configrewrite`` writes the
 file back for CONFIG REWRITE.
@@ -85,7 +85,7 @@ SETTINGS: list[Setting] = [
     ),
     _s("unixsocket", "string", "", immutable=True),
     _s("unixsocketperm", "octal", 0, max=0o777, immutable=True),
-    _s("repl-disable-tcp-nodelay", "bool", False, inert=True),
+    _s("repl-disable-tcp-nodelay", "bool", False),
     # logging, process
     _s("loglevel", "enum", "notice", choices=("debug", "verbose", "notice", "warning", "nothing")),
     _s("logfile", "string", "", immutable=True),
@@ -165,10 +165,9 @@ SETTINGS: list[Setting] = [
     _s("rdb-save-incremental-fsync", "bool", True),
     _s("rdb-key-save-delay", "int", 0, min=-INT_MAX - 1, max=INT_MAX),  # test knob: µs per key saved
     _s("key-load-delay", "int", 0, min=-INT_MAX - 1, max=INT_MAX),  # test knob: µs per key loaded
-    # Deletes RDB files made only for replication; dumpling has no replication, so no such
-    # files: a no-op, said once in the startup log (Snapshots.load_at_startup).
+    # Deletes RDB files made only for replication; dumpling keeps the file a replica received
+    # (as Redis does with rdb-del-sync-files no) and never deletes one: named in the startup log.
     _s("rdb-del-sync-files", "bool", False, inert=True),
-    # AOF and replication: accepted, reported, no effect
     # the append-only file (dumpling.persistence.aof)
     _s("appendonly", "bool", False),
     _s("appendfsync", "enum", "everysec", choices=("always", "everysec", "no")),
@@ -181,21 +180,30 @@ SETTINGS: list[Setting] = [
     _s("aof-timestamp-enabled", "bool", False),  # #TS:<seconds> lines in the AOF; skipped when loading
     _s("aof-rewrite-incremental-fsync", "bool", True, inert=True),
     _s("no-appendfsync-on-rewrite", "bool", False, inert=True),
-    _s("replica-read-only", "bool", True, aliases=("slave-read-only",), inert=True),
-    _s("replica-serve-stale-data", "bool", True, aliases=("slave-serve-stale-data",), inert=True),
+    # replication (dumpling.replication)
+    _s("replicaof", "list", "", aliases=("slaveof",), immutable=True),  # "host port" from a config file
+    _s("replica-read-only", "bool", True, aliases=("slave-read-only",)),
+    _s("replica-serve-stale-data", "bool", True, aliases=("slave-serve-stale-data",)),
     _s("replica-ignore-maxmemory", "bool", True, aliases=("slave-ignore-maxmemory",), inert=True),
-    _s("replica-priority", "int", 100, aliases=("slave-priority",), max=INT_MAX, inert=True),
-    _s("repl-backlog-size", "memory", 1048576, inert=True),
-    _s("repl-timeout", "int", 60, min=1, max=INT_MAX, inert=True),
-    _s("repl-diskless-sync", "bool", True, inert=True),
-    _s("repl-diskless-sync-delay", "int", 5, max=INT_MAX, inert=True),
-    _s("repl-diskless-sync-max-replicas", "int", 0, max=INT_MAX, inert=True),
-    _s("repl-diskless-load", "enum", "disabled", choices=("disabled", "on-empty-db", "swapdb"), inert=True),
+    _s("replica-priority", "int", 100, aliases=("slave-priority",), max=INT_MAX),  # (INFO; no Sentinel here)
+    _s("replica-announced", "bool", True),
+    _s("replica-announce-ip", "string", "", aliases=("slave-announce-ip",)),
+    _s("replica-announce-port", "int", 0, aliases=("slave-announce-port",), max=65535),
+    _s("repl-backlog-size", "memory", 1048576),
+    _s("repl-backlog-ttl", "int", 3600, max=INT_MAX),
+    _s("repl-timeout", "int", 60, min=1, max=INT_MAX),
+    _s("repl-ping-replica-period", "int", 10, min=1, max=INT_MAX, aliases=("repl-ping-slave-period",)),
+    _s("repl-diskless-sync", "bool", True),
+    _s("repl-diskless-sync-delay", "int", 5, max=INT_MAX),
+    _s("repl-diskless-sync-max-replicas", "int", 0, max=INT_MAX),
+    # Every mode loads the transfer from memory once it is whole and checked; "disabled" also
+    # keeps it as dbfilename, as Redis does.
+    _s("repl-diskless-load", "enum", "disabled", choices=("disabled", "on-empty-db", "swapdb")),
     _s("replica-lazy-flush", "bool", False, aliases=("slave-lazy-flush",), inert=True),
-    _s("masterauth", "string", "", inert=True),
-    _s("masteruser", "string", "", inert=True),
-    _s("min-replicas-to-write", "int", 0, aliases=("min-slaves-to-write",), max=INT_MAX, inert=True),
-    _s("min-replicas-max-lag", "int", 10, aliases=("min-slaves-max-lag",), max=INT_MAX, inert=True),
+    _s("masterauth", "string", ""),
+    _s("masteruser", "string", ""),
+    _s("min-replicas-to-write", "int", 0, aliases=("min-slaves-to-write",), max=INT_MAX),
+    _s("min-replicas-max-lag", "int", 10, aliases=("min-slaves-max-lag",), max=INT_MAX),
     _s("io-threads", "int", 1, min=1, max=128, immutable=True, inert=True),
     _s("busy-reply-threshold", "int", 5000, aliases=("lua-time-limit",), max=LLONG_MAX),
     # cluster

@@ -107,7 +107,7 @@ class Database:
         when = self.expires.get(key)
         if when is None or self.keyspace.now <= when or self.keyspace.loading:
             return False
-        if not self.keyspace.expire_paused:
+        if not (self.keyspace.expire_paused or self.keyspace.expiry_by_master):
             self.keyspace.expire_key(self, key)
         return True  # while CLIENT PAUSE holds expiry: logically expired, still stored
 
@@ -299,6 +299,9 @@ class Keyspace:
         self.no_touch = False  # set per command for CLIENT NO-TOUCH clients
         self.active_expire_enabled = True
         self.expire_paused = False  # CLIENT PAUSE (either mode) holds expiry back
+        # A replica: keys past their TTL read as missing but are deleted only by the
+        # master's DEL (Redis's replicas never expire keys themselves).
+        self.expiry_by_master = False
         # statistics (INFO stats)
         self.stat_hits = 0
         self.stat_misses = 0
@@ -414,7 +417,7 @@ class Keyspace:
 
     def active_expire_cycle(self, time_limit_s: float, keys_per_loop: int = 20, stale_perc: int = 10) -> bool:
         """Sample volatile keys and delete expired ones; True if the time limit was hit."""
-        if not self.active_expire_enabled or self.expire_paused:
+        if not self.active_expire_enabled or self.expire_paused or self.expiry_by_master:
             return False
         start = time.perf_counter()
         iterations = 0

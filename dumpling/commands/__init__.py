@@ -24,6 +24,7 @@ FAMILIES = (
     "strings",
     "bitmaps",
     "admin",
+    "replication",
     "acl",
     "introspection",
     "transactions",

@@ -229,16 +229,16 @@ def _section_stats(server: Any) -> list[str]:
         f"instantaneous_ops_per_sec:{server.instantaneous_ops()}",
         f"total_net_input_bytes:{server.stat_net_input}",
         f"total_net_output_bytes:{server.stat_net_output}",
-        "total_net_repl_input_bytes:0",
-        "total_net_repl_output_bytes:0",
+        f"total_net_repl_input_bytes:{server.replication.stat_repl_input}",
+        f"total_net_repl_output_bytes:{getattr(server, 'stat_net_repl_output', 0)}",
         "instantaneous_input_kbps:0.00",
         "instantaneous_output_kbps:0.00",
         "instantaneous_input_repl_kbps:0.00",
         "instantaneous_output_repl_kbps:0.00",
         f"rejected_connections:{server.stat_rejected}",
-        "sync_full:0",
-        "sync_partial_ok:0",
-        "sync_partial_err:0",
+        f"sync_full:{server.replication.stat_sync_full}",
+        f"sync_partial_ok:{server.replication.stat_sync_partial_ok}",
+        f"sync_partial_err:{server.replication.stat_sync_partial_err}",
         f"expired_subkeys:{getattr(ks, 'stat_expired_subkeys', 0)}",
         f"expired_keys:{ks.stat_expired}",
         f"expired_stale_perc:{ks.stat_expired_stale_perc * 100:.2f}",
@@ -286,19 +286,7 @@ def _section_stats(server: Any) -> list[str]:
 
 
 def _section_replication(server: Any) -> list[str]:
-    return [
-        "role:master",
-        "connected_slaves:0",
-        "master_failover_state:no-failover",
-        f"master_replid:{server.replid}",
-        "master_replid2:0000000000000000000000000000000000000000",
-        "master_repl_offset:0",
-        "second_repl_offset:-1",
-        "repl_backlog_active:0",
-        "repl_backlog_size:1048576",
-        "repl_backlog_first_byte_offset:0",
-        "repl_backlog_histlen:0",
-    ]
+    return server.replication.info_lines()
 
 
 def _section_cpu(server: Any) -> list[str]:
@@ -864,25 +852,6 @@ def bgrewriteaof(c: Any, argv: list[bytes]) -> Any:
         raise CommandError("Can't execute an AOF background rewriting. Please check the server logs for more "
                            "information.")
     return Status("Background append only file rewriting started")
-
-
-@command("role", 1, "noscript loading stale fast", **SRV, since="2.8.12", acl="admin dangerous",
-         summary="Returns the replication role.")
-def role(c: Any, argv: list[bytes]) -> Any:
-    return [b"master", 0, []]
-
-
-@command("wait", 3, "blocking", **SRV, since="3.0.0", summary="Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.",
-         args="numreplicas:integer timeout:integer", acl="connection", tips="request_policy:all_shards response_policy:agg_min")
-def wait(c: Any, argv: list[bytes]) -> Any:
-    numreplicas = to_int(argv[1])
-    timeout_ms = parse_timeout_ms(argv[2], c.keyspace.now)  # getTimeoutFromObjectOrReply's checks
-    if numreplicas <= 0 or c.server.in_exec:
-        return 0
-    from dumpling.dispatch import Blocked
-
-    # No replica will acknowledge (no replication yet): Redis blocks until the timeout (0: forever).
-    return Blocked([], timeout_ms / 1000, lambda: None, 0)
 
 
 @command("waitaof", 4, "blocking", **SRV, since="7.2.0",

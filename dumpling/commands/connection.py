@@ -235,7 +235,8 @@ def client_setinfo(c: Any, argv: list[bytes]) -> Any:
 
 
 def client_flags(c: Any) -> str:
-    flags = ""
+    kind = getattr(c, "repl_kind", None)  # set by dumpling.replication
+    flags = "S" if kind == "replica" else "M" if kind == "master" else ""
     if c.monitor:
         flags += "O"
     if c.channels or c.patterns or c.shard_channels:
@@ -283,6 +284,9 @@ def client_info_line(c: Any) -> str:
 
 
 def client_type(c: Any) -> bytes:
+    kind = getattr(c, "repl_kind", None)  # set by dumpling.replication
+    if kind is not None:
+        return b"replica" if kind == "replica" else b"master"
     if c.channels or c.patterns or c.shard_channels:
         return b"pubsub"
     return b"normal"

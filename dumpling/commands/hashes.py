@@ -112,7 +112,7 @@ class FieldExpiry:
     def cron(self) -> None:
         """Delete due fields, at most ``ACTIVE_EXPIRE_FIELDS_PER_CYCLE`` per call."""
         ks = self.keyspace
-        if not ks.active_expire_enabled or ks.loading:
+        if not ks.active_expire_enabled or ks.loading or ks.expiry_by_master:  # (a replica: the master expires)
             return
         live = {id(db.data) for db in ks.dbs}
         for ident in [i for i in self.by_data if i not in live]:

@@ -158,6 +158,10 @@ class Snapshots:
         self.function_sources: Callable[[], list[bytes]] | None = None
         self.function_loader: Callable[[bytes, bool], None] | None = None  # (source, replace); raises ValueError
         self.function_flusher: Callable[[], None] | None = None
+        # replication: AUX fields it adds to every file (repl-id, repl-offset), and what it
+        # does when a BGSAVE it waits for ends (True: success)
+        self.extra_aux: Callable[[], list[tuple[bytes, bytes]]] = list
+        self.bgsave_done_hooks: list[Callable[[bool], None]] = []
         self.save_params = parse_save_params(server.config["save"])
         server.config.listeners.append(self._config_changed)
         server.cron_hooks.append(self.cron)
@@ -178,7 +182,9 @@ class Snapshots:
     def refresh_gate(self) -> None:
         server = self.server
         aof = getattr(server, "aof", None)
-        if self.loading or self.writes_refused() or (aof is not None and aof.enabled):  # (AOF on: all via call)
+        replication = getattr(server, "replication", None)
+        if (self.loading or self.writes_refused() or (aof is not None and aof.enabled)  # (AOF on: all via call)
+                or (replication is not None and replication.gate_needed())):  # (a replica, or a backlog to feed)
             server.command_gate = self.gate
         elif server.command_gate == self.gate:
             server.command_gate = None
@@ -194,6 +200,11 @@ class Snapshots:
             if writes:
                 # writeCommandsDeniedByDiskError: the RDB condition is checked first
                 return MISCONF if self.writes_refused() else f"MISCONF Errors writing to the AOF file: {aof.write_error}"
+        replication = getattr(self.server, "replication", None)
+        if replication is not None:  # -NOREPLICAS, -READONLY, -MASTERDOWN (Redis checks them here)
+            refusal = replication.refusal(client, cmd)
+            if refusal is not None:
+                return refusal
         if self.loading and "loading" not in cmd.flags:
             return LOADING
         return None
@@ -213,7 +224,16 @@ class Snapshots:
         self._write_file(path, None, aof_base)
 
     def _write_file(self, path: str, progress: Callable[[int], None] | None, aof_base: bool = False) -> None:
-        """The whole keyspace (and function libraries) as an RDB file at ``path``, fsynced.
+        """The whole keyspace (and function libraries) as an RDB file at ``path``, fsynced."""
+        with open(path, "wb") as f:
+            sink = _IncrementalSync(f) if self.server.config["rdb-save-incremental-fsync"] else f
+            self.write_to(sink, progress, aof_base)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def write_to(self, f: Any, progress: Callable[[int], None] | None = None, aof_base: bool = False) -> None:
+        """The whole keyspace (and function libraries) as an RDB stream into the binary file
+        object ``f`` (a file, or the pipe of a diskless replication transfer).
 
         ``used-mem`` is the resident size: INFO's estimate samples keys through an index
         whose first use copies every page a BGSAVE child shares with its parent."""
@@ -227,32 +247,30 @@ class Snapshots:
         policy = cfg["maxmemory-policy"]
         kind = "lru" if policy.endswith("-lru") else "lfu" if policy.endswith("-lfu") else ""
         self.keys_total = sum(len(db.data) for db in ks.dbs)
-        with open(path, "wb") as f:
-            sink = _IncrementalSync(f) if cfg["rdb-save-incremental-fsync"] else f
-            writer = RdbWriter(sink, version, options, checksum=cfg["rdbchecksum"])  # type: ignore[arg-type]
-            writer.aux(b"redis-ver", REDIS_VERSION.encode())
-            writer.aux(b"redis-bits", b"64")
-            writer.aux(b"ctime", b"%d" % int(time.time()))
-            writer.aux(b"used-mem", b"%d" % _resident_bytes())
-            writer.aux(b"aof-base", b"1" if aof_base else b"0")
-            if self.function_sources is not None:
-                for source in self.function_sources():
-                    writer.function(source)
-            delay = cfg["rdb-key-save-delay"]
-            if delay > 0:
-                user_progress = progress
+        writer = RdbWriter(f, version, options, checksum=cfg["rdbchecksum"])
+        writer.aux(b"redis-ver", REDIS_VERSION.encode())
+        writer.aux(b"redis-bits", b"64")
+        writer.aux(b"ctime", b"%d" % int(time.time()))
+        writer.aux(b"used-mem", b"%d" % _resident_bytes())
+        for key, value in self.extra_aux():
+            writer.aux(key, value)
+        writer.aux(b"aof-base", b"1" if aof_base else b"0")
+        if self.function_sources is not None:
+            for source in self.function_sources():
+                writer.function(source)
+        delay = cfg["rdb-key-save-delay"]
+        if delay > 0:
+            user_progress = progress
 
-                def progress(done: int) -> None:
-                    time.sleep(delay / 1_000_000)
-                    if user_progress is not None and not done & 1023:
-                        user_progress(done)
+            def progress(done: int) -> None:
+                time.sleep(delay / 1_000_000)
+                if user_progress is not None and not done & 1023:
+                    user_progress(done)
 
-            snapshots = [DatabaseSnapshot(db.index, db.data, db.expires, db.meta) for db in ks.dbs]
-            write_databases(writer, snapshots, kind, ks.now if ks.now else int(time.time() * 1000),
-                            ks.lfu_decay_time, progress, every=1 if delay > 0 else 1024)
-            writer.finish()
-            f.flush()
-            os.fsync(f.fileno())
+        snapshots = [DatabaseSnapshot(db.index, db.data, db.expires, db.meta) for db in ks.dbs]
+        write_databases(writer, snapshots, kind, ks.now if ks.now else int(time.time() * 1000),
+                        ks.lfu_decay_time, progress, every=1 if delay > 0 else 1024)
+        writer.finish()
 
     def write_rdb(self, progress: Callable[[int], None] | None = None) -> bool:
         """rdbSave: temp file, fsync, atomic rename, fsync of the directory; logs as Redis."""
@@ -438,6 +456,8 @@ class Snapshots:
         self.current_cow = self.current_cow_peak = 0
         self.keys_processed = self.keys_total = 0
         self.refresh_gate()
+        for hook in list(self.bgsave_done_hooks):
+            hook(code == 0)
 
     def kill_child(self) -> None:
         """killRDBChild: SIGUSR1 (not counted as an error), reap, remove its temp file."""

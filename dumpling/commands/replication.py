@@ -1,0 +1,156 @@
+"""Replication commands: REPLICAOF/SLAVEOF, SYNC/PSYNC, REPLCONF, ROLE, WAIT.
+
+The state they act on is ``server.replication`` (``dumpling.replication.manager``); this
+module parses arguments and shapes replies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dumpling.commands.common import parse_timeout_ms, to_int
+from dumpling.commands.registry import command
+from dumpling.errors import CommandError
+from dumpling.protocol import NO_REPLY, OK, Status
+
+SRV = {"group": "server"}
+
+
+def setup(server: Any) -> None:
+    from dumpling.replication.manager import Replication
+
+    server.replication = Replication(server)
+
+
+def _replicaof(c: Any, argv: list[bytes]) -> Any:
+    server = c.server
+    replication = server.replication
+    if server.cluster is not None:
+        raise CommandError("REPLICAOF not allowed in cluster mode.")
+    if argv[1].lower() == b"no" and argv[2].lower() == b"one":
+        if replication.link is not None:
+            replication.unset_master()
+            server.log("notice", f"MASTER MODE enabled (user request from 'id={c.id} addr={c.addr} "
+                       f"laddr={c.laddr}')")
+        return OK
+    if getattr(c, "repl_kind", None) == "replica":
+        raise CommandError("Command is not valid when client is a replica.")
+    port = to_int(argv[2], "Invalid master port")
+    if not 0 <= port <= 65535:
+        raise CommandError("Invalid master port")
+    host = argv[1].decode("utf-8", "replace")
+    link = replication.link
+    if link is not None and link.host.lower() == host.lower() and link.port == port:
+        server.log("notice", "REPLICAOF would result into synchronization with the master we are already connected "
+                   "with. No operation performed.")
+        return Status("OK Already connected to specified master")
+    replication.set_master(host, port)
+    server.log("notice", f"REPLICAOF {host}:{port} enabled (user request from 'id={c.id} addr={c.addr} "
+               f"laddr={c.laddr}')")
+    return OK
+
+
+@command("replicaof", 3, "admin noscript stale no_async_loading", **SRV, since="5.0.0",
+         summary="Configures a server as replica of another, or promotes it to a master.",
+         args="args=(host port|no one)", complexity="O(1)")
+def replicaof(c: Any, argv: list[bytes]) -> Any:
+    return _replicaof(c, argv)
+
+
+@command("slaveof", 3, "admin noscript stale no_async_loading", **SRV, since="1.0.0",
+         summary="Sets a Redis server as a replica of another, or promotes it to being a master.",
+         args="args=(host port|no one)", complexity="O(1)", doc_flags="deprecated", deprecated_since="5.0.0",
+         replaced_by="`REPLICAOF`")
+def slaveof(c: Any, argv: list[bytes]) -> Any:
+    return _replicaof(c, argv)
+
+
+def _sync(c: Any, argv: list[bytes]) -> Any:
+    error = c.server.replication.sync(c, argv)
+    if error is not None:
+        raise CommandError(error if error.startswith(("NOMASTERLINK", "ERR")) else error)
+    return NO_REPLY
+
+
+@command("sync", 1, "admin noscript no_async_loading no_multi", **SRV, since="1.0.0",
+         summary="An internal command used in replication.")
+def sync(c: Any, argv: list[bytes]) -> Any:
+    return _sync(c, argv)
+
+
+@command("psync", -3, "admin noscript no_async_loading no_multi", **SRV, since="2.8.0",
+         summary="An internal command used in replication.", args="replicationid offset:integer")
+def psync(c: Any, argv: list[bytes]) -> Any:
+    if len(argv) > 3 and argv[3].lower() == b"failover":
+        raise CommandError("PSYNC FAILOVER is not supported by dumpling")
+    return _sync(c, argv)
+
+
+@command("replconf", -1, "admin noscript loading stale allow_busy", **SRV, since="3.0.0",
+         summary="An internal command for configuring the replication stream.")
+def replconf(c: Any, argv: list[bytes]) -> Any:
+    if len(argv) % 2 == 0:
+        raise CommandError("syntax error")
+    replication = c.server.replication
+    for j in range(1, len(argv), 2):
+        option, value = argv[j].lower(), argv[j + 1]
+        if option == b"listening-port":
+            c.repl_listening_port = to_int(value)
+        elif option == b"ip-address":
+            if len(value) >= 256:
+                raise CommandError(f"REPLCONF ip-address provided by replica instance is too long: {len(value)} "
+                                   "bytes")
+            c.repl_ip = value.decode("utf-8", "replace")
+        elif option == b"capa":
+            capa = getattr(c, "repl_capa", set())
+            if value.lower() in (b"eof", b"psync2"):
+                capa.add(value.lower().decode())
+            c.repl_capa = capa
+        elif option == b"ack":
+            try:
+                offset = int(value)
+            except ValueError:
+                return NO_REPLY
+            replication.ack(c, offset)
+            return NO_REPLY
+        elif option == b"getack":
+            link = replication.link
+            if link is not None and getattr(c, "repl_kind", None) == "master":
+                link.send_ack()
+            return NO_REPLY
+        elif option == b"rdb-only":
+            flag = to_int(value)
+            if flag not in (0, 1):
+                raise CommandError("value is out of range")
+            c.repl_rdb_only = bool(flag)
+        elif option == b"rdb-filter-only":
+            words = value.split()
+            for word in words:
+                if word.lower() != b"functions":
+                    raise CommandError(f"Unsupported rdb-filter-only option: {word.decode('utf-8', 'replace')}")
+            raise CommandError("REPLCONF rdb-filter-only is not supported by dumpling")
+        else:
+            raise CommandError(f"Unrecognized REPLCONF option: {argv[j].decode('utf-8', 'replace')}")
+    return OK
+
+
+@command("role", 1, "noscript loading stale fast", **SRV, since="2.8.12", acl="admin dangerous",
+         summary="Returns the replication role.")
+def role(c: Any, argv: list[bytes]) -> Any:
+    return c.server.replication.role_reply()
+
+
+@command("wait", 3, "blocking", **SRV, since="3.0.0",
+         summary="Blocks until the asynchronous replication of all preceding write commands sent by the connection "
+                 "is completed.",
+         args="numreplicas:integer timeout:integer", acl="connection",
+         tips="request_policy:all_shards response_policy:agg_min")
+def wait(c: Any, argv: list[bytes]) -> Any:
+    replication = c.server.replication
+    if replication.link is not None:
+        raise CommandError("WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a "
+                           "replica is configured to be writable (which is not the default) writes to replicas are "
+                           "just local and are not propagated.")
+    numreplicas = to_int(argv[1])
+    timeout_ms = parse_timeout_ms(argv[2], c.keyspace.now)  # getTimeoutFromObjectOrReply's checks
+    return replication.wait(c, numreplicas, timeout_ms)

@@ -1,0 +1,609 @@
+"""Replication state of one server (``server.replication``): role, IDs, offsets, backlog.
+
+* Role: a master, or a replica of ``master_host:master_port`` while ``link`` (an
+  ``upstream.MasterLink``) exists.  ``set_master`` / ``unset_master`` are REPLICAOF.
+* IDs (PSYNC2): ``replid`` names the stream this server's offset counts; after a
+  promotion the old one stays valid as ``replid2`` up to ``second_offset`` - 1, so the
+  former master's other replicas continue partially.
+* The stream: as a master, the propagation records (``dumpling.persistence.propagation``)
+  encoded with SELECT and MULTI/EXEC (``_sink``); as a replica, the bytes applied from the
+  master, verbatim (``proxy``), so offsets agree along a chain.  Both go through ``_feed``
+  into the backlog and to the attached replicas (``downstream.ReplicaConn``).
+* While this server is a replica or has a backlog, ``gate_needed`` keeps
+  ``server.command_gate`` installed (the C fast path steps aside: every write must be seen)
+  and ``refusal`` answers -READONLY, -MASTERDOWN and -NOREPLICAS.
+* A replica does not expire keys itself (``keyspace.expiry_by_master``): keys past their
+  TTL read as missing until the master's DEL arrives, as in Redis.
+
+Must not: parse wire bytes (``wire``) or touch sockets other than the replicas' transports.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from typing import TYPE_CHECKING, Any
+
+from dumpling.persistence.propagation import Record, encode_records, resp
+from dumpling.protocol import ErrorReply
+from dumpling.replication.backlog import Backlog
+from dumpling.replication.downstream import FullSync, ReplicaConn
+from dumpling.replication.upstream import MasterLink
+
+if TYPE_CHECKING:
+    from dumpling.dispatch import Server
+
+NO_REPLID = "0" * 40
+READONLY = "READONLY You can't write against a read only replica."
+MASTERDOWN = "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."
+NOREPLICAS = "NOREPLICAS Not enough good replicas to write."
+
+
+class Replication:
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.replid2 = NO_REPLID
+        self.second_offset = -1
+        self.offset = 0  # master_repl_offset
+        self.backlog: Backlog | None = None
+        self.replicas: list[ReplicaConn] = []
+        self.link: MasterLink | None = None
+        self.selected = -1  # the database the stream has SELECTed (-1: SELECT before the next record)
+        self.full_sync: FullSync | None = None
+        self.no_replicas_since = time.time()
+        self.to_reap: list[int] = []
+        self.stat_sync_full = 0
+        self.stat_sync_partial_ok = 0
+        self.stat_sync_partial_err = 0
+        self.stat_repl_input = 0
+        self.waiters: list[tuple[Any, Any, int, int]] = []  # WAIT: (client, Blocked, offset, replicas)
+        self.getack_scheduled = False
+        self.good_replicas = 0
+        self._last_second = 0.0
+        self._cron_loops = 0
+        self._sink_attached = False
+        server.cron_hooks.append(self.cron)
+        server.config.listeners.append(self._config_changed)
+        server.startup_tasks.append(self._startup)
+        server.snapshots.extra_aux = self.rdb_aux  # type: ignore[attr-defined]
+
+    # -- IDs ----------------------------------------------------------------------------------------
+
+    @property
+    def replid(self) -> str:
+        return self.server.replid
+
+    @replid.setter
+    def replid(self, value: str) -> None:
+        self.server.replid = value
+
+    def change_replid(self) -> None:
+        self.replid = secrets.token_hex(20)
+
+    def clear_replid2(self) -> None:
+        self.replid2 = NO_REPLID
+        self.second_offset = -1
+
+    def shift_replid(self) -> None:
+        """shiftReplicationId: the current history stays continuable under replid2."""
+        self.replid2 = self.replid
+        self.second_offset = self.offset + 1
+        self.change_replid()
+        self.server.log("notice", f"Setting secondary replication ID to {self.replid2}, valid up to offset: "
+                        f"{self.second_offset}. New replication ID is {self.replid}")
+
+    def rdb_aux(self) -> list[tuple[bytes, bytes]]:
+        """AUX fields Redis writes in every RDB (what a restarted replica would PSYNC with)."""
+        return [(b"repl-stream-db", b"%d" % max(self.selected, 0)), (b"repl-id", self.replid.encode()),
+                (b"repl-offset", b"%d" % self.offset)]
+
+    # -- role ---------------------------------------------------------------------------------------
+
+    @property
+    def is_replica(self) -> bool:
+        return self.link is not None
+
+    def set_master(self, host: str, port: int) -> None:
+        """replicationSetMaster."""
+        server = self.server
+        was_master = self.link is None
+        cached: tuple[str, int, Any] | None = None
+        if self.link is not None:
+            old = self.link
+            if old.state == "connected":
+                cached = (self.replid, old.offset, None)
+            elif old.cached is not None:
+                cached = (old.cached[0], old.cached[1], None)
+            old.stop()
+        self._unblock_all("UNBLOCKED force unblock from blocking operation, instance state changed (master -> "
+                          "replica?)")
+        if was_master:
+            cached = (self.replid, self.offset, None)  # replicationCacheMasterUsingMyself
+        self.link = MasterLink(self, host, port, cached)
+        self._detach_sink()  # a replica proxies its master's stream; it produces none
+        server.keyspace.expiry_by_master = True
+        server.snapshots.refresh_gate()  # type: ignore[attr-defined]
+        self.link.start()
+
+    def unset_master(self) -> None:
+        """replicationUnsetMaster (REPLICAOF NO ONE)."""
+        server = self.server
+        link, self.link = self.link, None
+        if link is None:
+            return
+        link.stop()
+        self.shift_replid()
+        self.disconnect_replicas("the replication ID changed")
+        self.selected = -1
+        self.no_replicas_since = time.time()
+        server.keyspace.expiry_by_master = False
+        if self.backlog is not None:
+            self._attach_sink()
+        server.snapshots.refresh_gate()  # type: ignore[attr-defined]
+
+    def _unblock_all(self, message: str) -> None:
+        server = self.server
+        for client in list(server.clients.values()):
+            if client.blocked is not None and not getattr(client, "repl_kind", None):
+                server.unblock(client, ErrorReply(message))
+
+    def link_up(self) -> None:
+        self.server.snapshots.refresh_gate()  # type: ignore[attr-defined]
+
+    def after_full_sync(self, replid: str, offset: int) -> None:
+        """A full sync from the master loaded: its history is ours."""
+        self.replid = replid
+        self.clear_replid2()
+        self.offset = offset
+        self.backlog = Backlog(self.server.config["repl-backlog-size"], offset)
+        self.selected = -1
+
+    def after_partial_sync(self, new_replid: str, asked_replid: str, offset: int) -> None:
+        self.offset = offset
+        if new_replid and new_replid != asked_replid:
+            self.replid2 = asked_replid
+            self.second_offset = offset + 1
+            self.replid = new_replid
+            self.server.log("notice", f"Master replication ID changed to {new_replid}")
+            self.disconnect_replicas("the master's replication ID changed")
+        else:
+            self.replid = asked_replid
+        if self.backlog is None:
+            self.backlog = Backlog(self.server.config["repl-backlog-size"], offset)
+
+    # -- the stream ----------------------------------------------------------------------------------
+
+    def _attach_sink(self) -> None:
+        if not self._sink_attached:
+            self.server.propagator.attach(self._sink)  # type: ignore[attr-defined]
+            self._sink_attached = True
+
+    def _detach_sink(self) -> None:
+        if self._sink_attached:
+            self.server.propagator.detach(self._sink)  # type: ignore[attr-defined]
+            self._sink_attached = False
+
+    def _sink(self, records: list[Record], client: Any) -> None:
+        """Propagation records of one call (master role)."""
+        if self.link is not None or self.backlog is None:
+            return
+        data, self.selected = encode_records(records, self.selected)
+        self._feed(data)
+        if client is not None:
+            client.repl_woff = self.offset  # WAIT waits for this much
+
+    def proxy(self, data: bytes | bytearray) -> None:
+        """Replica role: the master's stream as applied (replicationFeedStreamFromMasterStream)."""
+        self.stat_repl_input += len(data)
+        if self.backlog is None:
+            self.backlog = Backlog(self.server.config["repl-backlog-size"], self.offset)
+        self._feed(bytes(data))
+
+    def _feed(self, data: bytes) -> None:
+        backlog = self.backlog
+        assert backlog is not None
+        backlog.append(data)
+        self.offset += len(data)
+        for replica in self.replicas:
+            if replica.closed or replica.rdb_only:
+                continue
+            if replica.state == "online" and not replica.stream_on_ack:
+                replica.write(data)
+            elif replica.state != "wait_bgsave_start":
+                replica.pending += data  # after the RDB it is waiting for
+            else:
+                continue
+            self._check_output_limit(replica)
+
+    def _check_output_limit(self, replica: ReplicaConn) -> None:
+        """client-output-buffer-limit replica: a replica this far behind is dropped."""
+        hard, soft, seconds = self.server.output_buffer_limits()["replica"]
+        if not (hard or soft):
+            return
+        used = replica.unsent()
+        client = replica.client
+        over = bool(hard and used >= hard)
+        if soft and used >= soft:
+            now = int(time.time())
+            if not client.obuf_soft_limit_since:
+                client.obuf_soft_limit_since = now
+            elif now - client.obuf_soft_limit_since > seconds:
+                over = True
+        else:
+            client.obuf_soft_limit_since = 0
+        if over:
+            replica.pending = bytearray()
+            self.server.drop_for_output_limit(client)
+
+    def feed_command(self, *argv: bytes) -> None:
+        """A command of the master's own (PING, REPLCONF GETACK) into the stream, no SELECT."""
+        if self.backlog is not None and self.link is None:
+            self._feed(resp(list(argv)))
+
+    # -- gates -----------------------------------------------------------------------------------------
+
+    def gate_needed(self) -> bool:
+        cfg = self.server.config
+        return self.link is not None or self.backlog is not None or bool(cfg["min-replicas-to-write"])
+
+    def refusal(self, client: Any, cmd: Any) -> str | None:
+        cfg = self.server.config
+        link = self.link
+        writes = cmd.is_write
+        if not writes and cmd.name == "exec" and client.multi:
+            writes = any(q.is_write for q, _ in client.multi)
+        if link is None:
+            if writes and cfg["min-replicas-to-write"] and cfg["min-replicas-max-lag"] and \
+                    self.good_replicas < cfg["min-replicas-to-write"]:
+                return NOREPLICAS
+            return None
+        if writes and cfg["replica-read-only"] and getattr(client, "repl_kind", None) != "master":
+            return READONLY
+        if link.state != "connected" and not cfg["replica-serve-stale-data"]:
+            stale_ok = "stale" in cmd.flags
+            if cmd.name == "exec" and client.multi:
+                stale_ok = all("stale" in q.flags for q, _ in client.multi)
+            if not stale_ok:
+                return MASTERDOWN
+        return None
+
+    # -- replicas (master side) -----------------------------------------------------------------------
+
+    def replica_of(self, client: Any) -> ReplicaConn | None:
+        for replica in self.replicas:
+            if replica.client is client:
+                return replica
+        return None
+
+    def sync(self, client: Any, argv: list[bytes]) -> str | None:
+        """SYNC / PSYNC from ``client``; None when handled (replies written), else an error text."""
+        server = self.server
+        if self.replica_of(client) is not None:
+            return None  # already a replica: ignored, as Redis does
+        if self.link is not None and self.link.state != "connected":
+            return "NOMASTERLINK Can't SYNC while not connected with my master"
+        capa = getattr(client, "repl_capa", set())
+        ip = getattr(client, "repl_ip", "") or client.addr.rsplit(":", 1)[0]
+        replica = ReplicaConn(client, getattr(client, "repl_listening_port", 0), ip, "eof" in capa,
+                              "psync2" in capa, argv[0].lower() == b"sync", getattr(client, "repl_rdb_only", False))
+        server.log("notice", f"Replica {replica.name} asks for synchronization")
+        if not replica.pre_psync:
+            try:
+                psync_offset = int(argv[2])
+            except ValueError:
+                server.log("warning", f"Replica {replica.name} asks for synchronization but with a wrong offset")
+                return "ERR value is not an integer or out of range"
+            if self._try_partial(replica, argv[1].decode("utf-8", "replace"), psync_offset):
+                self.stat_sync_partial_ok += 1
+                return None
+            if argv[1] != b"?":
+                self.stat_sync_partial_err += 1
+        self.stat_sync_full += 1
+        client.repl_kind = "replica"
+        self.replicas.append(replica)
+        if self.backlog is None:
+            self.change_replid()
+            self.clear_replid2()
+            self.backlog = Backlog(server.config["repl-backlog-size"], self.offset)
+            server.log("notice", f"Replication backlog created, my new replication IDs are '{self.replid}' and "
+                       f"'{self.replid2}'")
+        if self.link is None:
+            self._attach_sink()
+        server.snapshots.refresh_gate()  # type: ignore[attr-defined]
+        self._maybe_start_full_sync()
+        return None
+
+    def _try_partial(self, replica: ReplicaConn, replid: str, offset: int) -> bool:
+        """masterTryPartialResynchronization."""
+        server = self.server
+        if replid != self.replid and (replid != self.replid2 or offset > self.second_offset):
+            if replid != "?":
+                if replid not in (self.replid, self.replid2):
+                    server.log("notice", f"Partial resynchronization not accepted: Replication ID mismatch (Replica "
+                               f"asked for '{replid}', my replication IDs are '{self.replid}' and '{self.replid2}')")
+                else:
+                    server.log("notice", f"Partial resynchronization not accepted: Requested offset for second ID "
+                               f"was {offset}, but I can reply up to {self.second_offset}")
+            else:
+                server.log("notice", f"Full resync requested by replica {replica.name}")
+            return False
+        if self.backlog is None or not self.backlog.can_continue_from(offset):
+            server.log("notice", f"Unable to partial resync with replica {replica.name} for lack of backlog (Replica "
+                       f"request was: {offset}).")
+            if offset > self.offset:
+                server.log("warning", f"Warning: replica {replica.name} tried to PSYNC with an offset that is "
+                           "greater than the master replication offset.")
+            return False
+        client = replica.client
+        client.repl_kind = "replica"
+        replica.state = "online"
+        replica.ack_time = int(time.time())
+        self.replicas.append(replica)
+        head = b"+CONTINUE %s\r\n" % self.replid.encode() if replica.capa_psync2 else b"+CONTINUE\r\n"
+        data = self.backlog.since(offset)
+        client.write_raw(head + data)
+        server.log("notice", f"Partial resynchronization request from {replica.name} accepted. Sending {len(data)} "
+                   f"bytes of backlog starting from offset {offset}.")
+        if self.link is None:
+            self._attach_sink()
+        server.snapshots.refresh_gate()  # type: ignore[attr-defined]
+        self._refresh_good_replicas()
+        return True
+
+    def _maybe_start_full_sync(self) -> None:
+        if self.full_sync is not None:
+            return
+        waiting = [r for r in self.replicas if r.state == "wait_bgsave_start" and not r.closed]
+        if not waiting:
+            return
+        server = self.server
+        cfg = server.config
+        snapshots = server.snapshots  # type: ignore[attr-defined]
+        if snapshots.child_pid != -1 or server.aof.child_pid != -1:  # type: ignore[attr-defined]
+            return  # one child at a time: the cron tries again
+        diskless = bool(cfg["repl-diskless-sync"]) and all(r.capa_eof for r in waiting)
+        if diskless:
+            delay = cfg["repl-diskless-sync-delay"]
+            most = cfg["repl-diskless-sync-max-replicas"]
+            oldest = min(r.since for r in waiting)
+            if delay and time.time() - oldest < delay and not (most and len(waiting) >= most):
+                return
+        sync = FullSync(self, waiting, diskless)
+        self.full_sync = sync
+        if not sync.start():
+            self.full_sync = None
+            for replica in waiting:
+                replica.client.close()
+
+    def full_sync_finished(self, sync: FullSync) -> None:
+        if self.full_sync is sync:
+            self.full_sync = None
+        self._refresh_good_replicas()
+        self._maybe_start_full_sync()
+
+    def reap_later(self, pid: int) -> None:
+        self.to_reap.append(pid)
+
+    def ack(self, client: Any, offset: int) -> None:
+        """REPLCONF ACK <offset> from a replica."""
+        replica = self.replica_of(client)
+        if replica is None:
+            return
+        if offset > replica.ack_offset:
+            replica.ack_offset = offset
+        replica.ack_time = int(time.time())
+        if replica.stream_on_ack and replica.state == "online":
+            replica.start_stream()
+        self._refresh_good_replicas()
+        if self.waiters:
+            self._wake_waiters()
+
+    def disconnect_replicas(self, why: str) -> None:
+        for replica in list(self.replicas):
+            if not replica.closed:
+                self.server.log("notice", f"Disconnecting replica {replica.name}: {why}")
+                replica.client.close()
+        self._purge_replicas()
+
+    def _purge_replicas(self) -> None:
+        gone = [r for r in self.replicas if r.closed]
+        if not gone:
+            return
+        for replica in gone:
+            self.server.log("notice", f"Connection with replica {replica.name} lost.")
+        self.replicas = [r for r in self.replicas if not r.closed]
+        if not self.replicas:
+            self.no_replicas_since = time.time()
+        self._refresh_good_replicas()
+
+    def _refresh_good_replicas(self) -> None:
+        max_lag = self.server.config["min-replicas-max-lag"]
+        now = int(time.time())
+        self.good_replicas = sum(1 for r in self.replicas
+                                 if r.state == "online" and not r.closed and now - r.ack_time <= max_lag)
+
+    # -- WAIT ----------------------------------------------------------------------------------------
+
+    def acked(self, offset: int) -> int:
+        return sum(1 for r in self.replicas if r.state == "online" and not r.closed and r.ack_offset >= offset)
+
+    def wait(self, client: Any, numreplicas: int, timeout_ms: int) -> Any:
+        from dumpling.dispatch import Blocked
+
+        offset = getattr(client, "repl_woff", 0)
+        acked = self.acked(offset)
+        if acked >= numreplicas or self.server.in_exec:
+            return acked
+        blocked = Blocked([], timeout_ms / 1000, lambda: None, acked)
+        self.waiters.append((client, blocked, offset, numreplicas))
+        self._schedule_getack()
+        return blocked
+
+    def _schedule_getack(self) -> None:
+        loop = self.server.loop
+        if self.getack_scheduled or loop is None:
+            return
+        self.getack_scheduled = True
+
+        def send() -> None:
+            self.getack_scheduled = False
+            if self.replicas:
+                self.feed_command(b"REPLCONF", b"GETACK", b"*")
+
+        loop.call_soon(send)
+
+    def _wake_waiters(self) -> None:
+        still = []
+        for client, blocked, offset, numreplicas in self.waiters:
+            if client.blocked is not blocked or client.closed:
+                continue
+            acked = self.acked(offset)
+            blocked.timeout_reply = acked  # what a timeout answers now
+            if acked >= numreplicas:
+                self.server.unblock(client, acked)
+            else:
+                still.append((client, blocked, offset, numreplicas))
+        self.waiters = still
+
+    # -- cron ------------------------------------------------------------------------------------------
+
+    def cron(self) -> None:
+        """replicationCron: reaping, full syncs to start, and once a second ACKs, PINGs,
+        keepalives, timeouts, the backlog's time to live."""
+        server = self.server
+        for pid in list(self.to_reap):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                self.to_reap.remove(pid)
+        self._purge_replicas()
+        if self.full_sync is not None:
+            self.full_sync.cron()
+        else:
+            self._maybe_start_full_sync()
+        now = time.time()
+        if now - self._last_second < 1:
+            return
+        self._last_second = now
+        self._cron_loops += 1
+        cfg = server.config
+        if self.link is not None:
+            self.link.cron()
+        if self.link is None and self.replicas and self._cron_loops % max(cfg["repl-ping-replica-period"], 1) == 0:
+            self.feed_command(b"PING")
+        timeout = cfg["repl-timeout"]
+        for replica in self.replicas:
+            if replica.closed:
+                continue
+            if replica.state == "wait_bgsave_start" or (replica.state == "wait_bgsave_end" and not replica.diskless):
+                replica.write(b"\n")  # alive while the RDB is prepared
+            elif replica.state == "online" and not replica.pre_psync and now - replica.ack_time > timeout:
+                server.log("warning", f"Disconnecting timedout replica (streaming sync): {replica.name}")
+                replica.client.close()
+        self._purge_replicas()
+        if (self.link is None and self.backlog is not None and not self.replicas and cfg["repl-backlog-ttl"]
+                and now - self.no_replicas_since > cfg["repl-backlog-ttl"]):
+            self.change_replid()
+            self.clear_replid2()
+            self.backlog = None
+            self._detach_sink()
+            server.snapshots.refresh_gate()  # type: ignore[attr-defined]
+            server.log("notice", f"Replication backlog freed after {cfg['repl-backlog-ttl']} seconds without "
+                       "connected replicas.")
+        if self.waiters:
+            self._wake_waiters()
+
+    # -- configuration ----------------------------------------------------------------------------------
+
+    def _config_changed(self, name: str) -> None:
+        if name == "repl-backlog-size" and self.backlog is not None:
+            self.backlog.resize(self.server.config["repl-backlog-size"])
+        elif name in ("min-replicas-to-write", "min-replicas-max-lag"):
+            self._refresh_good_replicas()
+            self.server.snapshots.refresh_gate()  # type: ignore[attr-defined]
+
+    async def _startup(self) -> bool:
+        """``replicaof host port`` in the configuration: become a replica once loaded."""
+        text = self.server.config["replicaof"] if "replicaof" in self.server.config.by_name else ""
+        if text:
+            host, _, port = text.rpartition(" ")
+            if host and port.isdigit():
+                self.set_master(host, int(port))
+        return True
+
+    # -- reports ---------------------------------------------------------------------------------------
+
+    def info_lines(self) -> list[str]:
+        cfg = self.server.config
+        link = self.link
+        lines = ["role:slave" if link is not None else "role:master"]
+        now = time.time()
+        if link is not None:
+            offset = link.offset if link.state == "connected" or link.cached is not None else 1
+            read_offset = link.read_offset if link.state == "connected" or link.cached is not None else 1
+            if link.state != "connected" and link.cached is None:
+                offset = read_offset = 1
+            lines += [
+                f"master_host:{link.host}",
+                f"master_port:{link.port}",
+                f"master_link_status:{'up' if link.state == 'connected' else 'down'}",
+                f"master_last_io_seconds_ago:{int(now - link.last_io) if link.state == 'connected' else -1}",
+                f"master_sync_in_progress:{int(link.state == 'sync')}",
+                f"slave_read_repl_offset:{read_offset}",
+                f"slave_repl_offset:{offset}",
+            ]
+            transfer = link.transfer
+            if link.state == "sync" and transfer is not None:
+                total = transfer.size if transfer.size >= 0 else 0
+                read = transfer.received
+                perc = read / total * 100 if total else 0.0
+                lines += [
+                    f"master_sync_total_bytes:{total if transfer.size >= 0 else -1}",
+                    f"master_sync_read_bytes:{read}",
+                    f"master_sync_left_bytes:{total - read if transfer.size >= 0 else -1}",
+                    f"master_sync_perc:{perc:.2f}",
+                    f"master_sync_last_io_seconds_ago:{int(now - link.transfer_last_io)}",
+                ]
+            if link.state != "connected":
+                lines.append(f"master_link_down_since_seconds:{int(now) - link.down_since if link.down_since else -1}")
+            lines += [
+                f"slave_priority:{cfg['replica-priority']}",
+                f"slave_read_only:{int(cfg['replica-read-only'])}",
+                f"replica_announced:{int(cfg['replica-announced']) if 'replica-announced' in cfg.by_name else 1}",
+            ]
+        self._purge_replicas()
+        lines.append(f"connected_slaves:{len(self.replicas)}")
+        if cfg["min-replicas-to-write"] and cfg["min-replicas-max-lag"]:
+            lines.append(f"min_slaves_good_slaves:{self.good_replicas}")
+        for index, replica in enumerate(self.replicas):
+            lag = int(now) - replica.ack_time if replica.state == "online" else 0
+            lines.append(f"slave{index}:ip={replica.ip},port={replica.listening_port},state={replica.info_state()},"
+                         f"offset={replica.ack_offset},lag={lag}")
+        backlog = self.backlog
+        lines += [
+            "master_failover_state:no-failover",
+            f"master_replid:{self.replid}",
+            f"master_replid2:{self.replid2}",
+            f"master_repl_offset:{self.offset}",
+            f"second_repl_offset:{self.second_offset}",
+            f"repl_backlog_active:{int(backlog is not None)}",
+            f"repl_backlog_size:{cfg['repl-backlog-size']}",
+            f"repl_backlog_first_byte_offset:{backlog.first_offset if backlog is not None else 0}",
+            f"repl_backlog_histlen:{backlog.histlen if backlog is not None else 0}",
+        ]
+        return lines
+
+    def role_reply(self) -> list[Any]:
+        link = self.link
+        if link is None:
+            self._purge_replicas()
+            return [b"master", self.offset,
+                    [[r.ip.encode(), b"%d" % r.listening_port, b"%d" % r.ack_offset]
+                     for r in self.replicas if r.state == "online"]]
+        state = {"connect": "connect", "connecting": "connecting", "handshake": "handshake", "sync": "sync",
+                 "connected": "connected"}[link.state]
+        return [b"slave", link.host.encode(), link.port, state.encode(),
+                link.offset if link.state == "connected" else -1]

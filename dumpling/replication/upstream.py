@@ -1,0 +1,496 @@
+"""This server as a replica: the link to its master (Redis's ``syncWithMaster`` and
+``readSyncBulkPayload``, and the master client).
+
+``MasterLink.run`` is one task per ``REPLICAOF host port``: connect, handshake (PING,
+AUTH with ``masteruser``/``masterauth``, ``REPLCONF listening-port``, ``REPLCONF capa eof
+capa psync2``, ``PSYNC <replid> <offset+1>`` or ``PSYNC ? -1``), then either
+
+* ``+FULLRESYNC <replid> <offset>``: the RDB arrives (``$<len>`` or ``$EOF:<mark>``), is
+  checked whole (length, EOF opcode, CRC64) *before* the old dataset is touched, written
+  to ``dbfilename`` (``repl-diskless-load disabled``), the dataset flushed and the file
+  loaded in slices while clients get ``-LOADING``; a file that fails to load leaves an
+  empty dataset, never half of one, and the sync is retried;
+* ``+CONTINUE [<new replid>]``: the stream resumes where the cached master state ended;
+
+and then applies the command stream as the master client (no replies; the replication
+offset moves only outside MULTI, as Redis's ``reploff``), answers ``REPLCONF GETACK``,
+and proxies what it applied to its own backlog and sub-replicas (``Replication.proxy``).
+A lost link is retried every second; while connected, the master's replication ID and
+offset are cached so the next attempt asks for a partial resync.
+
+Must not: decide what the dataset looks like to clients (``Replication.refusal``) or parse
+wire bytes by hand (``wire``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+
+from dumpling.persistence.rdb import RdbError
+from dumpling.replication.wire import (
+    BulkTransfer,
+    CommandStream,
+    LineReader,
+    ReplicationProtocolError,
+    check_rdb_payload,
+    encode_command,
+    parse_psync_reply,
+)
+from dumpling.server import Client
+
+if TYPE_CHECKING:
+    from dumpling.replication.manager import Replication
+
+_READ_SIZE = 1 << 16
+
+
+class LinkLost(Exception):
+    """The link ended; the message (if any) is already logged or is the log line."""
+
+
+class MasterClient(Client):
+    """The client the master's commands run as (Redis's ``server.master``): registered
+    in the client table while the link is up (CLIENT LIST flags ``M``, CLIENT KILL TYPE
+    master); replies are never sent (``flush`` drops them)."""
+
+    repl_kind = "master"
+
+    def flush(self) -> None:
+        self._out.clear()
+        if self.flags_close_after_reply and not self.closed:
+            self.close()
+
+
+class MasterLink:
+    """The replica side of one ``REPLICAOF host port``."""
+
+    def __init__(self, replication: Replication, host: str, port: int,
+                 cached: tuple[str, int, MasterClient | None] | None) -> None:
+        self.replication = replication
+        self.server = replication.server
+        self.host = host
+        self.port = port
+        # (master replid, offset, master client) of the last connected master: PSYNC continues from there
+        self.cached = cached
+        self.state = "connect"  # connect, connecting, handshake, sync (transfer + load), connected
+        self.loading = False
+        self.client: MasterClient | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.offset = cached[1] if cached else -1  # slave_repl_offset (applied)
+        self.read_offset = self.offset  # slave_read_repl_offset (received)
+        self.last_io = time.time()
+        self.down_since = int(time.time())
+        self.transfer: BulkTransfer | None = None
+        self.transfer_last_io = time.time()
+        self.stopped = False
+        self.task: asyncio.Task[None] | None = None
+        self.last_newline = 0.0
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        loop = self.server.loop
+        if loop is not None:
+            self.task = loop.create_task(self.run())
+
+    def stop(self) -> None:
+        """REPLICAOF NO ONE / another master: drop the link for good."""
+        self.stopped = True
+        self._close()
+        if self.task is not None:
+            self.task.cancel()
+
+    def _close(self) -> None:
+        client = self.client
+        if client is not None and not client.closed:
+            client.closed = True
+            self.server.client_disconnected(client)
+        if self.writer is not None:
+            self.writer.transport.abort()
+            self.writer = None
+
+    async def run(self) -> None:
+        server = self.server
+        while not self.stopped:
+            was_connected = False
+            try:
+                was_connected = await self._session()
+            except asyncio.CancelledError:
+                self._close()
+                raise
+            except LinkLost as e:
+                if str(e):
+                    server.log("warning", str(e))
+                was_connected = self.state == "connected"
+            except ReplicationProtocolError as e:
+                server.log("warning", str(e))
+            except (OSError, EOFError) as e:
+                if self.state in ("connect", "connecting"):
+                    server.log("warning", f"Error condition on socket for SYNC: {e.strerror or e}")
+                else:
+                    server.log("warning", f"I/O error with MASTER: {getattr(e, 'strerror', None) or e}")
+            except TimeoutError:
+                if self.state == "connecting":
+                    server.log("warning", "Timeout connecting to the MASTER...")
+                elif self.state == "sync":
+                    server.log("warning", "Timeout receiving bulk data from MASTER... If the problem persists try "
+                               "to set the 'repl-timeout' parameter in redis.conf to a larger value.")
+                else:
+                    server.log("warning", "Master did not respond to command during SYNC handshake")
+            except Exception as e:  # a bug must cost the link, never the server
+                server.log("warning", f"Replication link error: {type(e).__name__}: {e}")
+            if was_connected or self.state == "connected":
+                self._cache_master()
+            self._close()
+            if self.state != "connect":
+                self.down_since = int(time.time())
+            self.state = "connect"
+            self.transfer = None
+            if self.stopped:
+                break
+            await asyncio.sleep(1)
+            if not self.stopped:
+                server.log("notice", f"Reconnecting to MASTER {self.host}:{self.port} after failure")
+
+    def _cache_master(self) -> None:
+        """replicationCacheMaster: keep what a partial resync needs."""
+        self.server.log("notice", "Caching the disconnected master state.")
+        self.cached = (self.replication.replid, self.offset, self.client)
+        self.client = None
+
+    # -- one connection ----------------------------------------------------------------------------
+
+    async def _session(self) -> bool:
+        server = self.server
+        cfg = server.config
+        timeout = max(cfg["repl-timeout"], 1)
+        self.state = "connecting"
+        server.log("notice", f"Connecting to MASTER {self.host}:{self.port}")
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), timeout)
+        self.writer = writer
+        sock = writer.get_extra_info("socket")
+        if sock is not None and not cfg["repl-disable-tcp-nodelay"]:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError as e:
+                server.log("verbose", f"Can't set TCP_NODELAY on the master link: {e.strerror}")
+        server.log("notice", "MASTER <-> REPLICA sync started")
+        self.state = "handshake"
+        self.last_io = time.time()
+        lines = LineReader()
+
+        async def reply() -> bytes:
+            while True:
+                line = lines.next_line()
+                if line is not None:
+                    return line
+                data = await asyncio.wait_for(reader.read(_READ_SIZE), timeout)
+                if not data:
+                    raise LinkLost("Master closed the connection during the SYNC handshake")
+                self.last_io = time.time()
+                lines.feed(data)
+
+        writer.write(encode_command("PING"))
+        pong = (await reply()).decode("utf-8", "replace")
+        if pong.startswith("-") and not pong.startswith(("-NOAUTH", "-NOPERM", "-ERR operation not permitted")):
+            raise LinkLost(f"Error reply to PING from master: '{pong}'")
+        server.log("notice", "Master replied to PING, replication can continue...")
+        if cfg["masterauth"]:
+            auth = ["AUTH", cfg["masteruser"], cfg["masterauth"]] if cfg["masteruser"] else ["AUTH", cfg["masterauth"]]
+            writer.write(encode_command(*auth))
+            answer = (await reply()).decode("utf-8", "replace")
+            if answer.startswith("-"):
+                raise LinkLost(f"Unable to AUTH to MASTER: {answer}")
+        port = (cfg["replica-announce-port"] if "replica-announce-port" in cfg.by_name else 0) or cfg["port"]
+        writer.write(encode_command("REPLCONF", "listening-port", port))
+        answer = (await reply()).decode("utf-8", "replace")
+        if answer.startswith("-"):
+            server.log("notice", f"(Non critical) Master does not understand REPLCONF listening-port: {answer}")
+        writer.write(encode_command("REPLCONF", "capa", "eof", "capa", "psync2"))
+        answer = (await reply()).decode("utf-8", "replace")
+        if answer.startswith("-"):
+            server.log("notice", f"(Non critical) Master does not understand REPLCONF capa: {answer}")
+        if self.cached is not None:
+            replid, offset = self.cached[0], self.cached[1] + 1
+            server.log("notice", f"Trying a partial resynchronization (request {replid}:{offset}).")
+            writer.write(encode_command("PSYNC", replid, offset))
+        else:
+            server.log("notice", "Partial resynchronization not possible (no cached master)")
+            writer.write(encode_command("PSYNC", "?", "-1"))
+        answer_line = await reply()
+        psync = parse_psync_reply(answer_line)
+        rest = lines.take_rest()
+        if psync.kind == "retry":
+            raise LinkLost(f"Master is currently unable to PSYNC but should be in the future: {psync.text}")
+        if psync.kind == "error":
+            raise LinkLost(f"Unexpected reply to PSYNC from master: {psync.text}")
+        if psync.kind == "full":
+            server.log("notice", f"Full resync from master: {psync.replid}:{psync.offset}")
+            if self.cached is not None:
+                server.log("notice", "Discarding previously cached master state.")
+            self.cached = None
+            self.state = "sync"
+            if not await self._full_sync(reader, rest, psync.replid, psync.offset, timeout):
+                return False
+        else:
+            self._partial_sync(psync.replid)
+        return await self._stream(reader, rest if psync.kind == "continue" else self._leftover)
+
+    # -- full synchronisation ----------------------------------------------------------------------
+
+    async def _full_sync(self, reader: asyncio.StreamReader, rest: bytes, replid: str, offset: int,
+                         timeout: float) -> bool:
+        server = self.server
+        transfer = BulkTransfer()
+        self.transfer = transfer
+        self.transfer_last_io = time.time()
+        announced = False
+        data = rest
+        while True:
+            if data:
+                done = transfer.feed(data)
+                if transfer.started and not announced:
+                    announced = True
+                    if transfer.eof_mark is not None:
+                        server.log("notice", "MASTER <-> REPLICA sync: receiving streamed RDB from master with EOF "
+                                   "to disk")
+                    else:
+                        server.log("notice", f"MASTER <-> REPLICA sync: receiving {transfer.size} bytes from master "
+                                   "to disk")
+                if done:
+                    break
+            data = await asyncio.wait_for(reader.read(1 << 20), timeout)
+            if not data:
+                raise LinkLost("I/O error trying to sync with MASTER: connection lost")
+            self.transfer_last_io = self.last_io = time.time()
+        self._leftover = transfer.leftover
+        payload = transfer.payload()
+        why = check_rdb_payload(payload)
+        if why is not None:
+            server.log("warning", f"MASTER <-> REPLICA sync: refusing the RDB received from the master: {why}; the "
+                       "dataset is left as it was and the sync will be retried")
+            raise LinkLost("")
+        if server.config["repl-diskless-load"] == "disabled":
+            self._save_received(payload)
+        return await self._load(payload, replid, offset)
+
+    def _save_received(self, payload: bytes) -> None:
+        """repl-diskless-load disabled: the received file becomes ``dbfilename``, as Redis keeps it."""
+        snapshots = self.server.snapshots  # type: ignore[attr-defined]
+        temp = os.path.join(snapshots.directory(), f"temp-{int(time.time())}.{os.getpid()}.rdb")
+        try:
+            with open(temp, "wb") as f:
+                f.write(payload)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temp, snapshots.rdb_path())
+        except OSError as e:
+            self.server.log("warning", f"Failed trying to rename the temp DB into {self.server.config['dbfilename']} "
+                            f"in MASTER <-> REPLICA synchronization: {e.strerror}")
+            try:
+                os.unlink(temp)
+            except OSError:
+                pass
+
+    async def _load(self, payload: bytes, replid: str, offset: int) -> bool:
+        """Flush, load ``payload`` in slices; on failure flush again (nothing half-loaded)."""
+        from dumpling.commands.keys import flush_db
+
+        server = self.server
+        snapshots = server.snapshots  # type: ignore[attr-defined]
+        replication = self.replication
+        replication.disconnect_replicas("full resync with a new master")  # they must resync with us
+        aof = server.aof  # type: ignore[attr-defined]
+        aof_was_on = aof.enabled
+        if aof_was_on:
+            aof.stop()  # the file would miss the flush and the load: a new base follows the sync
+        server.log("notice", "MASTER <-> REPLICA sync: Flushing old data")
+        eraser = Client(server)
+
+        def flush_all() -> None:
+            for db in server.keyspace.dbs:
+                flush_db(eraser, db)
+            if snapshots.function_flusher is not None:
+                snapshots.function_flusher()
+            if server.keyspace.tracking is not None:
+                server.keyspace.tracking.flushed()
+
+        flush_all()
+        server.log("notice", "MASTER <-> REPLICA sync: Loading DB in memory")
+        self.loading = True
+        started = time.monotonic()
+        state = snapshots._begin_load(len(payload), keep_expired=True)  # the master expires keys, not us
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        ok = False
+        try:
+            parser = snapshots._parser(payload)
+            finished = await snapshots.serve_while(snapshots.load_steps(parser, state))
+            if not finished:
+                return False  # shutting down
+            ok = True
+        except RdbError as e:
+            server.log("warning", e.message)
+            server.log("warning", "Failed trying to load the MASTER synchronization DB from disk, check server logs.")
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+            snapshots._end_load(state)
+            self.loading = False
+        if not ok:
+            flush_all()
+            if aof_was_on and server.config["appendonly"]:
+                aof.start_fresh("replication")
+            raise LinkLost("")
+        server.log("notice", f"MASTER <-> REPLICA sync: Finished with success ({time.monotonic() - started:.3f} "
+                   "seconds loading)")
+        replication.after_full_sync(replid, offset)
+        self.offset = self.read_offset = offset
+        self.client = self._new_client()
+        if aof_was_on and server.config["appendonly"]:
+            aof.start_fresh("replication")
+        self.transfer = None
+        return True
+
+    def _new_client(self) -> MasterClient:
+        client = MasterClient(self.server)
+        client.skip_this = True  # replies to the master are never sent
+        client._in_batch = True  # (nor flushed on the way)
+        return client
+
+    def _partial_sync(self, new_replid: str) -> None:
+        server = self.server
+        server.log("notice", "Successful partial resynchronization with master.")
+        cached = self.cached
+        assert cached is not None
+        self.offset = self.read_offset = cached[1]
+        self.client = cached[2] if cached[2] is not None else self._new_client()
+        self.client.closed = False
+        self.client.multi = None
+        self.cached = None
+        self._leftover = b""
+        self.replication.after_partial_sync(new_replid, cached[0], self.offset)
+        server.log("notice", "MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.")
+
+    # -- the command stream --------------------------------------------------------------------------
+
+    async def _stream(self, reader: asyncio.StreamReader, leftover: bytes) -> bool:
+        server = self.server
+        writer = self.writer
+        client = self.client
+        assert writer is not None and client is not None
+        client.transport = writer.transport  # type: ignore[assignment]
+        peer = writer.get_extra_info("peername")
+        local = writer.get_extra_info("sockname")
+        client.addr = f"{peer[0]}:{peer[1]}" if peer else f"{self.host}:{self.port}"
+        client.laddr = f"{local[0]}:{local[1]}" if local else "?:0"
+        sock = writer.get_extra_info("socket")
+        client.fd = sock.fileno() if sock is not None else -1
+        server.clients[client.id] = client
+        self.state = "connected"
+        self.replication.link_up()
+        self.send_ack()
+        stream = CommandStream()
+        raw = bytearray()
+        data = leftover
+        while True:
+            if data:
+                self.read_offset += len(data)
+                client.last_interaction = self.last_io = time.time()
+                stream.feed(data)
+                raw += data
+                applied = self._apply_available(stream)
+                if applied:
+                    self.replication.proxy(raw[:applied])
+                    del raw[:applied]
+            if client.closed:
+                raise LinkLost("Connection with master lost.")
+            data = await reader.read(_READ_SIZE)
+            if not data:
+                raise LinkLost("Connection with master lost.")
+
+    def _apply_available(self, stream: CommandStream) -> int:
+        """Run the complete commands received; returns the stream bytes applied (up to
+        the end of the last command outside MULTI: Redis's ``reploff``)."""
+        server = self.server
+        client = self.client
+        assert client is not None
+        ks = server.keyspace
+        applied = 0
+        in_flight = 0  # bytes of the MULTI ... being received
+        ks.loading = True  # the master's commands see keys past their TTL (the master expires them)
+        try:
+            while True:
+                item = stream.next_command()
+                if item is None:
+                    break
+                argv, size = item
+                self._apply(argv)
+                if client.multi is None:
+                    applied += in_flight + size
+                    self.offset += in_flight + size
+                    in_flight = 0
+                else:
+                    in_flight += size
+        finally:
+            ks.loading = False
+            self.pending_multi = in_flight
+        if ks.ready_keys:
+            server.serve_ready_keys()
+        return applied
+
+    def _apply(self, argv: list[bytes]) -> None:
+        server = self.server
+        client = self.client
+        assert client is not None
+        name = argv[0].lower()
+        if name == b"replconf":
+            if len(argv) >= 2 and argv[1].lower() == b"getack":
+                self.send_ack()
+            return
+        if name == b"ping":
+            return  # the master's keepalive: counted in the offset, nothing to run
+        found = server.lookup_command(argv)
+        if not hasattr(found, "handler"):
+            server.log("warning", f"== CRITICAL == This replica is unable to run a command from its master: "
+                       f"{getattr(found, 'message', found)}")
+            return
+        cmd: Any = found
+        if client.multi is not None and cmd.name not in ("exec", "discard", "multi"):
+            client.multi.append((cmd, argv))
+            return
+        reply = server.call(client, cmd, argv)
+        if type(reply).__name__ == "ErrorReply":
+            server.log("warning", f"== CRITICAL == This replica is sending an error to its master: "
+                       f"'{getattr(reply, 'message', reply)}' after processing the command '{cmd.name}'")
+        client._out.clear()
+        if server.pending_pushes:
+            server.send_pending_pushes(client)
+
+    def send_ack(self) -> None:
+        """REPLCONF ACK <applied offset> (every second, and when the master asks)."""
+        writer = self.writer
+        if writer is not None and self.state == "connected" and not writer.transport.is_closing():
+            writer.write(encode_command("REPLCONF", "ACK", self.offset))
+
+    def cron(self) -> None:
+        """Once a second: ACK, timeouts, keepalive newlines while loading a big transfer."""
+        now = time.time()
+        timeout = self.server.config["repl-timeout"]
+        if self.state == "connected":
+            if now - self.last_io > timeout:
+                self.server.log("warning", "MASTER timeout: no data nor PING received...")
+                self._close()
+                return
+            self.send_ack()
+        elif self.loading and self.writer is not None and now - self.last_newline >= 1:
+            self.last_newline = now
+            self.writer.write(b"\n")  # replicationSendNewlineToMaster: we are alive, still loading
+
+    _leftover = b""
+    pending_multi = 0
