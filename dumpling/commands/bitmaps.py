@@ -163,20 +163,23 @@ def find_bit(value: bytes | bytearray, bit: int, first_bit: int, last_bit: int) 
          args="key range=[start:integer end:integer unit=[BYTE | BIT]]", key_flags="RO access",
          history=(("7.0.0", "Added the `BYTE|BIT` option."),))
 def bitcount(c: Any, argv: list[bytes]) -> Any:
+    # Redis 7.4 checks the range and unit before the lookup, so a missing key no longer hides
+    # a bad argument (7.0 answered 0 for a missing key whatever followed it).
+    argc = len(argv)
+    if argc in (4, 5):
+        start = to_int(argv[2])
+        end = to_int(argv[3])
+        is_bit = argc == 5 and _unit_is_bit(argv[4])
+    elif argc != 2:
+        raise CommandError(SYNTAX)
     value = _read_string(c, argv[1])
     if value is None:
         return 0
     n = len(value)
-    argc = len(argv)
     if argc == 2:
         return count_ones(value, 0, n * 8 - 1)
-    if argc not in (4, 5):
-        raise CommandError(SYNTAX)
-    start = to_int(argv[2])
-    end = to_int(argv[3])
     if start < 0 and end < 0 and start > end:
         return 0
-    is_bit = argc == 5 and _unit_is_bit(argv[4])
     total = n * 8 if is_bit else n
     if start < 0:
         start += total
@@ -201,22 +204,25 @@ def bitpos(c: Any, argv: list[bytes]) -> Any:
     bit = to_int(argv[2])
     if bit != 0 and bit != 1:
         raise CommandError("The bit argument must be 1 or 0.")
+    # As in Redis 7.4: start, then the unit, then end are checked before the key is looked up.
+    argc = len(argv)
+    if argc > 6:
+        raise CommandError(SYNTAX)
+    if argc >= 4:
+        start = to_int(argv[3])
+        is_bit = argc == 6 and _unit_is_bit(argv[5])
+        end_given = argc >= 5
+        end = to_int(argv[4]) if end_given else 0
     value = _read_string(c, argv[1])
     if value is None:
         return -1 if bit else 0
     n = len(value)
-    argc = len(argv)
-    end_given = False
     if argc == 3:
         first, last = 0, n * 8 - 1
-    elif argc <= 6:
-        start = to_int(argv[3])
-        is_bit = argc == 6 and _unit_is_bit(argv[5])
+        end_given = False
+    else:
         total = n * 8 if is_bit else n
-        if argc >= 5:
-            end = to_int(argv[4])
-            end_given = True
-        else:
+        if not end_given:
             end = total - 1
         if start < 0:
             start += total
@@ -229,8 +235,6 @@ def bitpos(c: Any, argv: list[bytes]) -> Any:
         if start > end:
             return -1
         first, last = (start, end) if is_bit else (start * 8, end * 8 + 7)
-    else:
-        raise CommandError(SYNTAX)
     if first > last:
         return -1
     found = find_bit(value, bit, first, last)
