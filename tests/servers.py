@@ -289,6 +289,16 @@ class Pair:
                 f"{args!r}\n  dumpling: {ours!r}\n  redis:    {theirs!r}")
         return parse_reply(ours)
 
+    def same_help(self, *args: bytes | str | int) -> bytes:
+        """A HELP reply: identical but for the footer, which Redis 7.2 changed from 7.0's
+        ``Prints this help.`` to ``Print this help.`` (networking.c addExtendedReplyHelp);
+        dumpling must answer 7.4's."""
+        ours, theirs = self.both(*args)
+        assert ours == theirs.replace(b"+    Prints this help.\r\n", b"+    Print this help.\r\n"), (
+            f"{args!r}\n  dumpling: {ours!r}\n  redis:    {theirs!r}")
+        assert ours.endswith(b"+HELP\r\n+    Print this help.\r\n"), ours
+        return ours
+
     def run(self, commands: Iterable[tuple[bytes | str | int, ...]]) -> None:
         for cmd in commands:
             self.same(*cmd)

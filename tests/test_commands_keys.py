@@ -209,7 +209,17 @@ def test_object_subcommands(pairs):
 
 
 def test_object_help(pair):
-    pair.same("OBJECT", "HELP")
+    # Recorded from Redis 7.4.1 (7.0 ends with "Prints this help.")
+    assert pair.same_help("OBJECT", "HELP") == (
+        b"*15\r\n+OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:\r\n+ENCODING <key>\r\n"
+        b"+    Return the kind of internal representation used in order to store the value\r\n"
+        b"+    associated with a <key>.\r\n+FREQ <key>\r\n"
+        b"+    Return the access frequency index of the <key>. The returned integer is\r\n"
+        b"+    proportional to the logarithm of the recent access frequency of the key.\r\n+IDLETIME <key>\r\n"
+        b"+    Return the idle time of the <key>, that is the approximated number of\r\n"
+        b"+    seconds elapsed since the last access to the key.\r\n+REFCOUNT <key>\r\n"
+        b"+    Return the number of references of the value associated with the specified\r\n"
+        b"+    <key>.\r\n+HELP\r\n+    Print this help.\r\n")
 
 
 @pytest.mark.parametrize("value", ["123", "-9223372036854775808", "9223372036854775807", "12345678901234567890",

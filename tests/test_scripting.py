@@ -308,7 +308,7 @@ def test_evalsha_and_script_cache(scripts: Pair) -> None:
     scripts.same("EVALSHA", digest, 0)
     scripts.same("SCRIPT", "LOAD", "syntax error here")
     scripts.same("SCRIPT", "KILL")
-    scripts.same("SCRIPT", "HELP")
+    scripts.same_help("SCRIPT", "HELP")
     scripts.same("SCRIPT", "NOSUCH")
     scripts.same("SCRIPT", "DEBUG", "NO")
     scripts.same("SCRIPT", "DEBUG", "BAD")

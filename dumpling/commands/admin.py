@@ -534,7 +534,7 @@ def config_help(c: Any, argv: list[bytes]) -> Any:
 
 
 def _help(argv: list[bytes], body: list[str]) -> list[Status]:
-    lines = [help_header(argv), *body, "HELP", "    Prints this help."]
+    lines = [help_header(argv), *body, "HELP", "    Print this help."]
     return [Status(line) for line in lines]
 
 
@@ -891,7 +891,7 @@ _DEBUG_HELP = [
     "SET-SKIP-CHECKSUM-VALIDATION <0|1>", "    Enables or disables checksum checks for RDB files and RESTORE's payload.",
     "SLEEP <seconds>", "    Stop the server for <seconds>. Decimals allowed.",
     "POPULATE <count> [<prefix>] [<size>]", "    Create <count> string keys named key:<num>.",
-    "HELP", "    Prints this help.",
+    "HELP", "    Print this help.",
 ]
 
 

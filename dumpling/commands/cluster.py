@@ -522,7 +522,7 @@ HELP_LINES = (
     "    Return information about all network links between this node and its peers.",
     "    Output format is an array where each array element is a map containing attributes of a link",
     "HELP",
-    "    Prints this help.",
+    "    Print this help.",
 )
 
 

@@ -254,6 +254,6 @@ def command_help(c: Any, argv: list[bytes]) -> Any:
         "GETKEYSANDFLAGS <full-command>",
         "    Return the keys and the access flags from a full Redis command.",
         "HELP",
-        "    Prints this help.",
+        "    Print this help.",
     ]
     return [Status(line) for line in lines]

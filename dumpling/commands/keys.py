@@ -579,6 +579,6 @@ def object_help(c: Any, argv: list[bytes]) -> Any:
         "    Return the number of references of the value associated with the specified",
         "    <key>.",
         "HELP",
-        "    Prints this help.",
+        "    Print this help.",
     ]
     return [Status(line) for line in lines]
