@@ -162,6 +162,7 @@ class Snapshots:
         # does when a BGSAVE it waits for ends (True: success)
         self.extra_aux: Callable[[], list[tuple[bytes, bytes]]] = list
         self.bgsave_done_hooks: list[Callable[[bool], None]] = []
+        self.loaded_repl_info: dict[str, str] = {}  # repl-id / repl-offset of the file loaded at startup
         self.save_params = parse_save_params(server.config["save"])
         server.config.listeners.append(self._config_changed)
         server.cron_hooks.append(self.cron)
@@ -563,6 +564,8 @@ class Snapshots:
         elif key == b"used-mem" and text.isdigit():
             self.loading_rdb_used_mem = int(text)
             server.log("notice", f"RDB memory usage when created {int(text) / (1024 * 1024):.2f} Mb")
+        elif key in (b"repl-id", b"repl-offset"):
+            self.loaded_repl_info[key.decode()] = text  # a restarted replica continues from there
         elif key == b"aof-base" and text == "1":
             server.log("notice", "RDB is base AOF")
         elif key.startswith(b"%"):

@@ -104,10 +104,10 @@ class Replication:
     def is_replica(self) -> bool:
         return self.link is not None
 
-    def set_master(self, host: str, port: int) -> None:
-        """replicationSetMaster."""
+    def set_master(self, host: str, port: int, from_config: bool = False) -> None:
+        """replicationSetMaster (``from_config``: ``replicaof`` in the configuration, at startup)."""
         server = self.server
-        was_master = self.link is None
+        was_master = self.link is None and not from_config
         cached: tuple[str, int, Any] | None = None
         if self.link is not None:
             old = self.link
@@ -120,6 +120,12 @@ class Replication:
                           "replica?)")
         if was_master:
             cached = (self.replid, self.offset, None)  # replicationCacheMasterUsingMyself
+        elif from_config:
+            saved = server.snapshots.loaded_repl_info  # type: ignore[attr-defined]
+            if len(saved.get("repl-id", "")) == 40 and saved.get("repl-offset", "").isdigit():
+                self.replid = saved["repl-id"]  # the RDB of a replica: continue where it stopped
+                self.offset = int(saved["repl-offset"])
+                cached = (self.replid, self.offset, None)
         self.link = MasterLink(self, host, port, cached)
         self._detach_sink()  # a replica proxies its master's stream; it produces none
         server.keyspace.expiry_by_master = True
@@ -531,7 +537,7 @@ class Replication:
         if text:
             host, _, port = text.rpartition(" ")
             if host and port.isdigit():
-                self.set_master(host, int(port))
+                self.set_master(host, int(port), from_config=True)
         return True
 
     # -- reports ---------------------------------------------------------------------------------------
@@ -542,10 +548,12 @@ class Replication:
         lines = ["role:slave" if link is not None else "role:master"]
         now = time.time()
         if link is not None:
-            offset = link.offset if link.state == "connected" or link.cached is not None else 1
-            read_offset = link.read_offset if link.state == "connected" or link.cached is not None else 1
-            if link.state != "connected" and link.cached is None:
-                offset = read_offset = 1
+            if link.state == "connected":
+                offset, read_offset = link.offset, link.read_offset
+            elif link.cached is not None:
+                offset = read_offset = link.cached[1]
+            else:
+                offset = read_offset = 1  # (Redis's default when there is no master state at all)
             lines += [
                 f"master_host:{link.host}",
                 f"master_port:{link.port}",

@@ -84,7 +84,7 @@ class MasterLink:
         self.offset = cached[1] if cached else -1  # slave_repl_offset (applied)
         self.read_offset = self.offset  # slave_read_repl_offset (received)
         self.last_io = time.time()
-        self.down_since = int(time.time())
+        self.down_since = 0  # when a connected link was lost (0: never connected)
         self.transfer: BulkTransfer | None = None
         self.transfer_last_io = time.time()
         self.stopped = False
@@ -146,9 +146,8 @@ class MasterLink:
                 server.log("warning", f"Replication link error: {type(e).__name__}: {e}")
             if was_connected or self.state == "connected":
                 self._cache_master()
-            self._close()
-            if self.state != "connect":
                 self.down_since = int(time.time())
+            self._close()
             self.state = "connect"
             self.transfer = None
             if self.stopped:

@@ -1,0 +1,405 @@
+"""Replication against real Redis 7.0, both ways: full sync, the command stream, partial
+resync after a dropped link, promotion, and every key compared on both sides."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import redis
+
+from tests.servers import ServerProcess, require_redis, start_dumpling, start_redis
+
+FAST_SYNC = ("--repl-diskless-sync-delay", "0")
+
+
+def client(server: ServerProcess, db: int = 0) -> redis.Redis:
+    return redis.Redis(port=server.port, db=db, socket_timeout=10)
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def link_up(replica: ServerProcess) -> bool:
+    return client(replica).info("replication").get("master_link_status") == "up"
+
+
+def offset(server: ServerProcess) -> int:
+    return int(client(server).info("replication")["master_repl_offset"])
+
+
+def caught_up(master: ServerProcess, *replicas: ServerProcess) -> Callable[[], bool]:
+    def check() -> bool:
+        target = offset(master)
+        return all(link_up(r) and offset(r) == target for r in replicas)
+    return check
+
+
+@contextmanager
+def servers(*starts: Callable[[], ServerProcess]) -> Iterator[list[ServerProcess]]:
+    started: list[ServerProcess] = []
+    try:
+        for start in starts:
+            started.append(start())
+        yield started
+    finally:
+        for server in started:
+            server.stop()
+
+
+# -- the dataset, key by key --------------------------------------------------------------------
+
+
+def key_state(c: redis.Redis, key: bytes) -> tuple[Any, ...]:
+    kind = c.type(key)
+    if kind == b"string":
+        value: Any = c.get(key)
+    elif kind == b"list":
+        value = c.lrange(key, 0, -1)
+    elif kind == b"hash":
+        value = sorted(c.hgetall(key).items())
+    elif kind == b"set":
+        value = sorted(c.smembers(key))
+    elif kind == b"zset":
+        value = c.zrange(key, 0, -1, withscores=True)
+    elif kind == b"stream":
+        value = c.xrange(key)
+    else:
+        value = None
+    return kind, value, c.pttl(key)
+
+
+def dataset(server: ServerProcess, dbs: tuple[int, ...] = (0, 1)) -> dict[tuple[int, bytes], tuple[Any, ...]]:
+    out = {}
+    for db in dbs:
+        c = client(server, db)
+        for key in c.scan_iter(count=1000):
+            out[(db, key)] = key_state(c, key)
+    return out
+
+
+def assert_same_dataset(master: ServerProcess, replica: ServerProcess) -> int:
+    """Every key equal (type, value) with TTLs within a second; returns the key count."""
+    left, right = dataset(master), dataset(replica)
+    assert set(left) == set(right), (set(left) ^ set(right))
+    for item, (kind, value, ttl) in left.items():
+        other_kind, other_value, other_ttl = right[item]
+        assert (kind, value) == (other_kind, other_value), item
+        if ttl < 0:
+            assert other_ttl == ttl, item
+        else:
+            assert other_ttl > 0 and abs(ttl - other_ttl) < 1500, (item, ttl, other_ttl)
+    return len(left)
+
+
+def workload(c: redis.Redis, rounds: int, seed: int = 7) -> None:
+    """Writes over every type: TTLs (some expiring during the run), MULTI, scripts, two DBs."""
+    rng = random.Random(seed)
+    other = redis.Redis(port=c.connection_pool.connection_kwargs["port"], db=1)
+    for i in range(rounds):
+        k = i % 40
+        c.set(f"s:{k}", rng.randbytes(rng.randint(0, 40)))
+        c.incrby("counter", rng.randint(-5, 5))
+        c.append(f"s:{k}", "tail")
+        c.set(f"px:{i}", "short", px=rng.randint(20, 200))  # expire during the run: DEL from the master
+        c.set(f"ex:{k}", "long", ex=1000)
+        c.rpush(f"l:{k % 7}", *[rng.randint(0, 99) for _ in range(3)])
+        if i % 3 == 0:
+            c.lpop(f"l:{k % 7}")
+        c.hset(f"h:{k % 5}", mapping={f"f{rng.randint(0, 20)}": rng.randint(0, 1000)})
+        c.hincrbyfloat(f"h:{k % 5}", "float", 1.5)
+        c.sadd(f"set:{k % 5}", *[rng.randint(0, 50) for _ in range(4)])
+        if i % 4 == 0:
+            c.spop(f"set:{k % 5}")
+        c.zadd(f"z:{k % 5}", {f"m{rng.randint(0, 30)}": rng.random() * 100})
+        c.zincrby(f"z:{k % 5}", 2, "m1")
+        c.xadd(f"x:{k % 3}", {"i": i})
+        c.pfadd("hll", f"e{i}")
+        c.setbit("bits", rng.randint(0, 500), 1)
+        c.expire(f"h:{k % 5}", 500 + i)
+        if i % 10 == 0:
+            c.persist(f"h:{k % 5}")
+            c.getex(f"s:{k}", px=900_000)
+        if i % 5 == 0:
+            with c.pipeline(transaction=True) as p:
+                p.incr("tx:a")
+                p.lpush("tx:l", i)
+                p.sadd("tx:s", i)
+                p.execute()
+        if i % 7 == 0:
+            c.eval("redis.call('set', KEYS[1], ARGV[1]); redis.call('hincrby', KEYS[2], 'n', 1)", 2,
+                   f"lua:{k}", "lua:h", i)
+        if i % 11 == 0:
+            c.delete(f"l:{k % 7}")
+            c.rename(f"s:{k}", f"renamed:{k}")
+        other.set(f"db1:{k}", i)
+        other.zadd("db1:z", {f"m{k}": i})
+    other.close()
+
+
+# -- dumpling as a replica ------------------------------------------------------------------------
+
+
+def test_dumpling_replica_of_redis_master() -> None:
+    require_redis()
+    with servers(lambda: start_redis(*FAST_SYNC), start_dumpling) as (master, replica):
+        m, r = client(master), client(replica)
+        workload(m, 60, seed=1)  # before the sync: arrives in the RDB
+        assert r.replicaof("127.0.0.1", master.port)
+        wait_until(lambda: link_up(replica), what="link up")
+        workload(m, 200, seed=2)  # after it: arrives as the stream
+        time.sleep(0.3)  # the short TTLs run out on the master; its DELs follow
+        wait_until(caught_up(master, replica), what="offsets equal")
+        assert assert_same_dataset(master, replica) > 100
+        info = r.info("replication")
+        assert info["role"] == "slave" and info["master_link_status"] == "up"
+        assert info["slave_repl_offset"] == info["master_repl_offset"] == offset(master)
+        assert r.role()[:4] == [b"slave", b"127.0.0.1", master.port, b"connected"]
+        with pytest.raises(redis.ReadOnlyError, match="You can't write against a read only replica."):
+            r.set("x", 1)
+        assert m.wait(1, 2000) == 1  # our REPLCONF ACK answers Redis's GETACK
+
+
+def test_dumpling_replica_reconnects_with_partial_resync_under_load() -> None:
+    require_redis()
+    with servers(lambda: start_redis(*FAST_SYNC), start_dumpling) as (master, replica):
+        m, r = client(master), client(replica)
+        m.set("before", 1)
+        r.replicaof("127.0.0.1", master.port)
+        wait_until(lambda: link_up(replica), what="link up")
+        stop = threading.Event()
+        writer = threading.Thread(target=_write_until, args=(master, stop))
+        writer.start()
+        try:
+            time.sleep(0.3)
+            stats = m.info("stats")
+            assert r.client_kill_filter(_type="master") == 1  # the replica drops its master link
+            wait_until(lambda: m.info("stats")["sync_partial_ok"] == stats["sync_partial_ok"] + 1, what="PSYNC")
+            time.sleep(0.3)
+        finally:
+            stop.set()
+            writer.join()
+        wait_until(caught_up(master, replica), what="offsets equal")
+        after = m.info("stats")
+        assert after["sync_full"] == stats["sync_full"]
+        assert "Successful partial resynchronization with master." in replica.log()
+        assert assert_same_dataset(master, replica) > 10
+
+
+def test_corrupt_or_truncated_transfer_is_refused_and_retried() -> None:
+    """A master whose RDB arrives damaged: nothing of it is applied, the old data stays,
+    the sync is retried; the next (good) transfer loads."""
+    require_redis()
+    with servers(lambda: start_redis(*FAST_SYNC), start_dumpling) as (master, replica):
+        m, r = client(master), client(replica)
+        m.set("from-master", 1)
+        r.set("mine", 1)
+        r.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "1")
+        fake = _FakeMaster(damage="crc")
+        try:
+            r.replicaof("127.0.0.1", fake.port)
+            wait_until(lambda: "refusing the RDB received from the master" in replica.log(), what="refusal")
+            assert r.get("mine") == b"1"  # not flushed, nothing half-loaded
+            fake.damage = "truncated"
+            wait_until(lambda: fake.attempts >= 2, what="retry")
+            time.sleep(0.2)
+            assert r.get("mine") == b"1"
+        finally:
+            fake.close()
+        r.replicaof("127.0.0.1", master.port)
+        wait_until(lambda: link_up(replica), what="link up")
+        assert r.get("from-master") == b"1" and r.get("mine") is None
+
+
+def test_replica_serve_stale_data_no() -> None:
+    with servers(lambda: start_dumpling("--replica-serve-stale-data", "no")) as (replica,):
+        r = client(replica)
+        r.replicaof("127.0.0.1", 1)  # nobody there: the link stays down
+        with replica.raw() as conn:
+            assert conn.call("GET", "k") == (b"-MASTERDOWN Link with MASTER is down and replica-serve-stale-data is "
+                                             b"set to 'no'.\r\n")
+            assert conn.call("PING").startswith(b"-MASTERDOWN")  # (not flagged stale, as in Redis)
+            assert conn.call("ROLE").startswith(b"*5\r\n$5\r\nslave\r\n")  # flagged stale: served
+            assert conn.call("REPLICAOF", "no", "one") == b"+OK\r\n"
+            assert conn.call("GET", "k") == b"$-1\r\n"
+
+
+# -- dumpling as a master ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("diskless", ["yes", "no"])
+def test_redis_replica_of_dumpling_master(diskless: str) -> None:
+    require_redis()
+    with servers(lambda: start_dumpling("--repl-diskless-sync", diskless, *FAST_SYNC), start_redis) as (
+            master, replica):
+        m, r = client(master), client(replica)
+        workload(m, 60, seed=3)
+        r.replicaof("127.0.0.1", master.port)
+        wait_until(lambda: link_up(replica), what="link up")
+        workload(m, 200, seed=4)
+        time.sleep(0.3)
+        wait_until(caught_up(master, replica), what="offsets equal")
+        assert assert_same_dataset(master, replica) > 100
+        assert m.wait(1, 5000) == 1
+        info = m.info("replication")
+        assert info["connected_slaves"] == 1 and info["slave0"]["state"] == "online"
+        role = m.role()
+        assert role[0] == b"master" and role[1] == offset(master) and len(role[2]) == 1
+        assert m.info("stats")["sync_full"] == 1
+        log = master.log()
+        assert ("Starting BGSAVE for SYNC with target: replicas sockets" if diskless == "yes"
+                else "Starting BGSAVE for SYNC with target: disk") in log
+
+
+def test_redis_replica_partial_resync_after_client_kill() -> None:
+    require_redis()
+    with servers(lambda: start_dumpling(*FAST_SYNC), start_redis) as (master, replica):
+        m, r = client(master), client(replica)
+        m.set("before", 1)
+        r.replicaof("127.0.0.1", master.port)
+        wait_until(lambda: link_up(replica), what="link up")
+        stop = threading.Event()
+        writer = threading.Thread(target=_write_until, args=(master, stop))
+        writer.start()
+        try:
+            time.sleep(0.3)
+            assert m.client_kill_filter(_type="replica") == 1
+            wait_until(lambda: m.info("stats")["sync_partial_ok"] == 1, what="PSYNC")
+            time.sleep(0.3)
+        finally:
+            stop.set()
+            writer.join()
+        wait_until(caught_up(master, replica), what="offsets equal")
+        assert m.info("stats")["sync_full"] == 1
+        assert assert_same_dataset(master, replica) > 10
+
+
+def test_dumpling_chain_promotion_keeps_partial_resync() -> None:
+    """dumpling master -> two dumpling replicas; one is promoted (REPLICAOF NO ONE) and the
+    other follows it: PSYNC2 continues partially on the old ID (replid2)."""
+    with servers(lambda: start_dumpling(*FAST_SYNC), lambda: start_dumpling(*FAST_SYNC), start_dumpling) as (
+            master, first, second):
+        m = client(master)
+        for replica in (first, second):
+            client(replica).replicaof("127.0.0.1", master.port)
+        wait_until(lambda: link_up(first) and link_up(second), what="links up")
+        workload(m, 40, seed=5)
+        wait_until(caught_up(master, first, second), what="offsets equal")
+        old_id = m.info("replication")["master_replid"]
+        f = client(first)
+        assert f.replicaof("no", "one") == b"OK"
+        info = f.info("replication")
+        assert info["role"] == "master" and info["master_replid2"] == old_id
+        assert info["second_repl_offset"] == info["master_repl_offset"] + 1
+        client(second).replicaof("127.0.0.1", first.port)
+        wait_until(lambda: link_up(second), what="second follows first")
+        assert f.info("stats")["sync_partial_ok"] == 1 and f.info("stats")["sync_full"] == 0
+        workload(f, 30, seed=6)
+        time.sleep(0.3)  # the short TTLs run out
+        wait_until(caught_up(first, second), what="offsets equal")
+        assert assert_same_dataset(first, second) > 50
+
+
+def test_wait_and_min_replicas() -> None:
+    with servers(lambda: start_dumpling(*FAST_SYNC), start_dumpling) as (master, replica):
+        m = client(master)
+        m.set("k", 1)
+        assert m.wait(1, 100) == 0  # no replica yet: the timeout answers how many acknowledged
+        client(replica).replicaof("127.0.0.1", master.port)
+        wait_until(lambda: link_up(replica), what="link up")
+        m.set("k", 2)
+        assert m.wait(1, 5000) == 1
+        m.config_set("min-replicas-to-write", 2)
+        with pytest.raises(redis.ResponseError, match="NOREPLICAS Not enough good replicas to write."):
+            m.set("k", 3)
+        m.config_set("min-replicas-to-write", 1)
+        assert m.set("k", 4)
+        with pytest.raises(redis.ResponseError, match="WAIT cannot be used with replica instances"):
+            client(replica).wait(1, 10)
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _write_until(server: ServerProcess, stop: threading.Event) -> None:
+    c = client(server)
+    i = 0
+    while not stop.is_set():
+        try:
+            c.incr("load:counter")
+            c.set(f"load:{i % 100}", i)
+            c.rpush("load:list", i)
+        except redis.ConnectionError:
+            time.sleep(0.01)
+        i += 1
+
+
+class _FakeMaster:
+    """A listening socket that plays a master: handshake replies, then a damaged RDB."""
+
+    def __init__(self, damage: str) -> None:
+        import socket
+
+        self.damage = damage
+        self.attempts = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(5)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.stopped = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        import hiredis
+
+        from dumpling.payload.crc64 import crc64
+
+        body = b"REDIS0010\xfe\x00\xfb\x01\x00\x00\x01k\x01v\xff"
+        good = body + crc64(body).to_bytes(8, "little")
+        while not self.stopped:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.attempts += 1
+            reader = hiredis.Reader()
+            with conn:
+                conn.settimeout(2)
+                try:
+                    while True:
+                        chunk = conn.recv(4096)
+                        if not chunk:
+                            break
+                        reader.feed(chunk)
+                        while (request := reader.gets()) is not False:
+                            name = request[0].upper()
+                            if name == b"PING":
+                                conn.sendall(b"+PONG\r\n")
+                            elif name != b"PSYNC":
+                                conn.sendall(b"+OK\r\n")
+                            else:
+                                damaged = good[:-1] + bytes([good[-1] ^ 0xFF]) if self.damage == "crc" else good[:-4]
+                                conn.sendall(b"+FULLRESYNC " + b"f" * 40 + b" 0\r\n\n$%d\r\n" % len(good) + damaged)
+                                if self.damage == "truncated":
+                                    conn.close()  # the transfer ends short
+                                    raise OSError("closed")
+                except OSError:
+                    continue
+
+    def close(self) -> None:
+        self.stopped = True
+        self.thread.join(2)
+        self.sock.close()
