@@ -7,7 +7,7 @@ COPY pyproject.toml setup.py README.md ./
 COPY dumpling ./dumpling
 # The accelerators are optional for `pip install`, not for the image: fail if one did not build.
 RUN pip wheel --no-cache-dir --wheel-dir /wheels . \
-    && for ext in _fastpath _speedups _listpack _snapshot; do \
+    && for ext in _fastpath _fpconv _speedups _listpack _snapshot; do \
         python -m zipfile -l /wheels/dumpling-*.whl | grep -q "$ext\..*\.so" || { echo "missing $ext"; exit 1; }; \
     done
 

@@ -11,6 +11,7 @@ from setuptools import Extension, setup
 HERE = Path(__file__).resolve().parent
 SOURCES = {
     "dumpling._fastpath": "dumpling/_fastpath.c",
+    "dumpling._fpconv": "dumpling/_fpconv.c",
     "dumpling.payload._speedups": "dumpling/payload/_speedups.c",
     "dumpling.payload._listpack": "dumpling/payload/_listpack.c",
     "dumpling.persistence._snapshot": "dumpling/persistence/_snapshot.c",

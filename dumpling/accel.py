@@ -1,7 +1,8 @@
 """The optional C accelerators, and the switch that turns them off.
 
 ``dumpling._fastpath`` runs the hot string commands of plain connections in C
-(``Client.data_received`` offers it each read first); ``dumpling.payload._speedups``
+(``Client.data_received`` offers it each read first); ``dumpling._fpconv`` prints doubles
+(``dumpling.fpconv``); ``dumpling.payload._speedups``
 reads and writes the bodies of big collections and ``dumpling.payload._listpack``
 listpack blobs.  All are built by ``setup.py`` when a compiler is present; without them
 dumpling runs the same code paths in Python.  ``DUMPLING_PURE=1`` in the environment
@@ -34,6 +35,7 @@ def _load(name: str) -> ModuleType | None:
 
 
 fastpath = _load("dumpling._fastpath")
+fpconv = _load("dumpling._fpconv")  # Redis's fpconv_dtoa for double replies (dumpling.fpconv)
 
 
 def loaded() -> list[str]:
@@ -43,6 +45,8 @@ def loaded() -> list[str]:
     names = []
     if fastpath is not None:
         names.append("fastpath")
+    if fpconv is not None:
+        names.append("fpconv")
     if bulk.ACCELERATED:
         names.append("payload")
     if listpack.native is not None:

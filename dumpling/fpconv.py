@@ -21,6 +21,8 @@ import struct
 from fractions import Fraction
 from functools import lru_cache
 
+from dumpling import accel
+
 _MASK64 = (1 << 64) - 1
 _FRACMASK = 0x000FFFFFFFFFFFFF
 _EXPMASK = 0x7FF0000000000000
@@ -242,3 +244,13 @@ def d2string(value: float) -> bytes:
     if as_long is not None:
         return b"%d" % as_long
     return fpconv_dtoa(value)
+
+
+# The Python functions above are the reference; the C twin (dumpling/_fpconv.c, Redis's own
+# fpconv code) replaces them when built, unless DUMPLING_PURE=1.  Both stay reachable for tests.
+py_fpconv_dtoa = fpconv_dtoa
+py_d2string = d2string
+native = accel.fpconv
+if native is not None:
+    fpconv_dtoa = native.fpconv_dtoa  # noqa: F811
+    d2string = native.d2string  # noqa: F811

@@ -10,14 +10,18 @@ for byte.  Grisu2 is not always the shortest round-trip form (``814.389837`` pri
 from __future__ import annotations
 
 import math
+import os
 import random
 import re
 import struct
 
 import pytest
 
+from dumpling import fpconv
 from dumpling.fpconv import d2string, double_as_long_long, fpconv_dtoa
 from tests.servers import ServerProcess
+
+needs_c = pytest.mark.skipif(fpconv.native is None, reason="dumpling._fpconv is not built")
 
 # (ZADD score argument, ZSCORE reply text) from Redis 7.4.1
 ZSCORE_74 = [
@@ -51,6 +55,30 @@ ZSCORE_74 = [
 @pytest.mark.parametrize(("score", "text"), ZSCORE_74)
 def test_d2string_matches_redis_7_4(score: str, text: bytes) -> None:
     assert d2string(float(score)) == text
+    assert fpconv.py_d2string(float(score)) == text
+
+
+def test_c_twin_is_built_in_ci() -> None:
+    """Under CI=true a broken C build must fail, not fall back silently."""
+    if os.environ.get("CI") != "true":
+        pytest.skip("only enforced when CI=true")
+    assert fpconv.native is not None
+
+
+@needs_c
+def test_c_twin_matches_python() -> None:
+    """dumpling/_fpconv.c (Redis's fpconv code) and the Python reference, bit pattern for bit pattern."""
+    rng = random.Random(2024)
+    edges = [0, 1, 2, 1 << 63, 0x000FFFFFFFFFFFFF, 0x0010000000000000, 0x7FEFFFFFFFFFFFFF,
+             0x7FF0000000000000, 0xFFF0000000000000, 0x7FF8000000000000, 0xFFF8000000000000]
+    edges += [e << 52 | low for e in range(0, 2047, 7) for low in (0, 1, 0xFFFFFFFFFFFFF)]
+    patterns = edges + [rng.getrandbits(64) for _ in range(20000)]
+    values = [struct.unpack("<d", struct.pack("<Q", b))[0] for b in patterns]
+    values += [rng.randint(-10**6, 10**6) / 10 ** rng.randint(0, 8) for _ in range(5000)]
+    values += [float(rng.randint(-2**64, 2**64)) for _ in range(2000)]
+    for value in values:
+        assert fpconv.native.fpconv_dtoa(value) == fpconv.py_fpconv_dtoa(value), repr(value)
+        assert fpconv.native.d2string(value) == fpconv.py_d2string(value), repr(value)
 
 
 def test_special_values() -> None:
@@ -87,7 +115,8 @@ def test_round_trip_and_shape() -> None:
         (value,) = struct.unpack("<d", struct.pack("<Q", rng.getrandbits(64)))
         if math.isnan(value) or math.isinf(value):
             continue
-        text = fpconv_dtoa(value)
+        text = fpconv.py_fpconv_dtoa(value)
+        assert fpconv_dtoa(value) == text
         assert _FPCONV_FORM.fullmatch(text), text
         assert float(text) == value
         assert len(text.lstrip(b"-").split(b"e")[0].replace(b".", b"").strip(b"0")) <= 17
