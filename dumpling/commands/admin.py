@@ -15,9 +15,13 @@ from dumpling import REDIS_VERSION, acl, configrewrite
 from dumpling.commands.common import help_header, parse_timeout_ms, to_int
 from dumpling.commands.registry import TABLE, command, container
 from dumpling.config import ConfigError
+from dumpling.datatypes.hashes import HashValue
+from dumpling.datatypes.lists import ListValue
+from dumpling.datatypes.zsets import ZSetValue
 from dumpling.digest import ZERO as ZERO_DIGEST
 from dumpling.digest import dataset_digest, value_digest
 from dumpling.errors import NO_SUCH_KEY, SYNTAX, CommandError
+from dumpling.fpconv import d2string
 from dumpling.keyspace import lru_clock
 from dumpling.protocol import NO_REPLY, OK, Double, Map, Status, Verbatim
 
@@ -881,7 +885,10 @@ def waitaof(c: Any, argv: list[bytes]) -> Any:
 _DEBUG_HELP = [
     "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "CHANGE-REPL-ID", "    Change the replication IDs of the instance.",
+    "DIGEST", "    Output a hex signature representing the current DB content.",
+    "DIGEST-VALUE <key> [<key> ...]", "    Output a hex signature of the values of all the specified keys.",
     "ERROR <string>", "    Return a Redis protocol error with <string> as message.",
+    "LISTPACK <key>", "    Show low level info about the listpack encoding of <key>.",
     "LOG <message>", "    Write <message> to the server log.",
     "OBJECT <key>", "    Show low level info about `key` and associated value.",
     "PAUSE-CRON <0|1>", "    Stop periodic cron job processing.",
@@ -971,6 +978,8 @@ def debug(c: Any, argv: list[bytes]) -> Any:
         return OK
     if sub == b"object" and n == 3:
         return _debug_object(c, argv[2])
+    if sub == b"listpack" and n == 3:
+        return _debug_listpack(c, argv[2])
     if sub == b"protocol" and n == 3:
         return _debug_protocol(c, argv[2])
     if sub == b"populate" and 3 <= n <= 5:
@@ -1027,8 +1036,48 @@ def _debug_object(c: Any, key: bytes) -> Any:
     idle = lru_idle_ms(field, c.keyspace.now) // 1000
     return Status(
         f"Value at:0x{id(value):x} refcount:1 encoding:{encoding_of(value).decode()} serializedlength:{length} "
-        f"lru:{field} lru_seconds_idle:{idle}"
+        f"lru:{field} lru_seconds_idle:{idle}{_quicklist_fields(c, value)}"
     )
+
+
+def _quicklist_fields(c: Any, value: Any) -> str:
+    """DEBUG OBJECT's extra fields for a quicklist (debug.c): node count, average node fill,
+    the fill and compression settings, and the bytes of all nodes (a plain node's size is its
+    element's).  Redis keeps fill and depth as they were when the quicklist was made; dumpling
+    lists do not remember them, so the current settings are shown."""
+    if type(value) is not ListValue or value.encoding != "quicklist":
+        return ""
+    fill = c.server.config["list-max-listpack-size"]
+    nodes = value.nodes(fill)
+    size = value.listpack_bytes(fill)
+    index = 0
+    for count, plain in nodes:
+        if plain:
+            size += len(value.items[index])
+        index += count
+    average = len(value) / len(nodes) if nodes else 0.0
+    compressed = int(c.server.config["list-compress-depth"] != 0)
+    return (f" ql_nodes:{len(nodes)} ql_avg_node:{average:.2f} ql_listpack_max:{fill}"
+            f" ql_compressed:{compressed} ql_uncompressed_size:{size}")
+
+
+def _debug_listpack(c: Any, key: bytes) -> Any:
+    """DEBUG LISTPACK: Redis prints the listpack's entries on stdout (lpRepr) and says so.
+    dumpling prints the entries it holds, one per line, after the entry count."""
+    value = c.db.peek(key)  # objectCommandLookup: no LRU touch, but lazy expiry
+    if value is None:
+        raise CommandError(NO_SUCH_KEY)
+    if isinstance(value, (bytes, bytearray)) or value.encoding not in ("listpack", "listpackex"):
+        raise CommandError("Not a listpack encoded object.")
+    if isinstance(value, ZSetValue):
+        entries = [x for member, score in value.items_by_score() for x in (member, d2string(score))]
+    elif isinstance(value, HashValue):
+        entries = [x for item in value.fields.items() for x in item]
+    else:
+        entries = list(value)
+    lines = [f"{{num entries {len(entries)}}}", *(repr(entry) for entry in entries)]
+    print("\n".join(lines), flush=True)
+    return Status("Listpack structure printed on stdout")
 
 
 def _debug_protocol(c: Any, kind: bytes) -> Any:
