@@ -235,6 +235,13 @@ class Database:
         return self.expires.get(key, -1)
 
     def clear(self) -> None:
+        ks = self.keyspace
+        if ks.blocked_keys:
+            # signalFlushedDb: a client blocked on a collection that goes away is told, so a
+            # blocked XREADGROUP answers -NOGROUP (the others retry and keep waiting)
+            for index, key in list(ks.blocked_keys):
+                if index == self.index and key in self.data and type(self.data[key]) not in STRING_TYPES:
+                    ks.signal_ready(self, key)
         self.data = {}
         self.expires = {}
         self.meta = {}

@@ -310,6 +310,53 @@ def test_xreadgroup_unblocked_when_stream_or_group_vanishes_is_7_4(dumpling_serv
             conn.close()
 
 
+def test_xreadgroup_unblocked_by_flush_is_7_4(dumpling_server, resp) -> None:
+    """Recorded from Redis 7.4.1: FLUSHALL and FLUSHDB of the stream's database release a blocked
+    XREADGROUP (signalFlushedDb) with -NOGROUP; a flush of another database does not."""
+    admin, a = dumpling_server.raw(), dumpling_server.raw()
+    expected = b"-NOGROUP No such key 's' or consumer group 'g' in XREADGROUP with GROUP option\r\n"
+    try:
+        for conn in (admin, a):
+            if resp == 3:
+                conn.call("HELLO", "3")
+        for flush in (("FLUSHALL",), ("FLUSHDB",), ("FLUSHALL", "ASYNC")):
+            admin.call("FLUSHALL")
+            admin.call("XGROUP", "CREATE", "s", "g", "$", "MKSTREAM")
+            send(a, "XREADGROUP", "GROUP", "g", "x", "BLOCK", "0", "STREAMS", "s", ">")
+            wait_blocked(admin, 1)
+            admin.call("SELECT", "1")
+            admin.call("FLUSHDB")  # another database: still blocked
+            admin.call("SELECT", "0")
+            wait_blocked(admin, 1)
+            admin.call(*flush)
+            assert a.read_reply() == expected, flush
+            wait_blocked(admin, 0)
+    finally:
+        for conn in (admin, a):
+            conn.close()
+
+
+def test_other_blocked_clients_stay_blocked_after_flush(dumpling_server, redis_server, resp) -> None:
+    """Only XREADGROUP is released by a flush: BLPOP, BZPOPMIN and XREAD keep waiting."""
+    def scenario(connect: Callable[[], RawConnection]) -> list[bytes]:
+        admin, a, b, c = connect(), connect(), connect(), connect()
+        admin.call("XADD", "x", "1-1", "f", "v")
+        admin.call("ZADD", "z", "1", "m")
+        admin.call("ZPOPMIN", "z")
+        send(a, "BLPOP", "l", "0")
+        send(b, "BZPOPMIN", "z", "0")
+        send(c, "XREAD", "BLOCK", "0", "STREAMS", "x", "$")
+        wait_blocked(admin, 3)
+        admin.call("FLUSHALL")
+        wait_blocked(admin, 3)
+        admin.call("RPUSH", "l", "1")
+        admin.call("ZADD", "z", "2", "n")
+        admin.call("XADD", "x", "2-1", "f", "w")
+        return [a.read_reply(), b.read_reply(), c.read_reply()]
+
+    on_both(dumpling_server, redis_server, resp, scenario)
+
+
 def test_blocking_inside_multi_is_immediate(dumpling_server, redis_server, resp) -> None:
     def scenario(connect: Callable[[], RawConnection]) -> list[bytes]:
         c = connect()
