@@ -27,7 +27,7 @@
 #include <strings.h>
 #include <time.h>
 
-#define MAX_ARGS 64            /* requests with more arguments go to Python */
+#define MAX_ARGS 1024          /* requests with more arguments go to Python */
 #define MAX_BULK (1 << 20)     /* < the smallest proto-max-bulk-len Redis accepts (1mb) */
 #define INLINE_MAX (64 * 1024) /* PROTO_INLINE_MAX_SIZE: longer lines are an error (Python's) */
 #define LRU_CLOCK_MAX ((1 << 24) - 1)
@@ -57,7 +57,8 @@ static PyObject *s_reply_mode, *s_multi, *s_authenticated, *s_blocked, *s_closed
     *s_data, *s_expires, *s_meta, *s_order, *s_slot_index, *s_out, *s_last_cmd, *s_last_interaction,
     *s_cluster, *s_key_gate, *s_command_gate, *s_maxmemory, *s_monitors, *s_in_exec, *s_slowlog_threshold, *s_watched,
     *s_notify_flags, *s_lfu, *s_loading, *s_now, *s_stat_hits, *s_stat_misses, *s_dirty, *s_stat_commands,
-    *s_current_client, *s_server, *s_keyspace, *s_calls, *s_usec, *s_name, *s_added, *s_slowlog_push, *s_tracking, *s_pause_gate;
+    *s_current_client, *s_server, *s_keyspace, *s_calls, *s_usec, *s_name, *s_added, *s_slowlog_push, *s_tracking, *s_pause_gate,
+    *s_wire, *s_ready_keys, *s_pending_pushes, *s_finish_plain, *s_call_hooks, *s_tracking_caching, *s_arity, *s_handler;
 
 /* ------------------------------------------------------------------ output buffer */
 
@@ -567,6 +568,7 @@ static int eligible(PyObject *server, PyObject *keyspace, PyObject *client, int 
     REQUIRE_FALSE(client, s_close_after);
     REQUIRE_FALSE(client, s_no_touch);
     REQUIRE_FALSE(client, s_strict);
+    REQUIRE_FALSE(client, s_tracking_caching);
     if ((r = attr_true(client, s_resp3)) < 0)
         return -1;
     *resp3 = r;
@@ -579,6 +581,7 @@ static int eligible(PyObject *server, PyObject *keyspace, PyObject *client, int 
     REQUIRE_NONE(server, s_key_gate);
     REQUIRE_NONE(server, s_pause_gate); /* CLIENT PAUSE in force */
     REQUIRE_NONE(server, s_command_gate); /* -LOADING / -MISCONF in force */
+    REQUIRE_NONE(server, s_call_hooks);   /* the AOF brackets every call */
     REQUIRE_FALSE(server, s_maxmemory);
     REQUIRE_FALSE(server, s_monitors);
     REQUIRE_FALSE(server, s_in_exec);
@@ -654,6 +657,289 @@ static int slowlog(PyObject *server, PyObject *client, Arg *args, int argc, long
     return 0;
 }
 
+
+/* ------------------------------------------------------------------ the general path */
+
+/* Every other plain command (Command.plain: a data command that cannot change the state
+ * eligible() checks) runs here through its own Python handler, the one source of its
+ * behaviour: this module only parses the request, does dispatch's checks that can apply
+ * (unknown command, arity), keeps the call's statistics and encodes the simple replies
+ * (bulk, integer, null, status, flat arrays of those).  Anything else (an exception,
+ * another reply shape, a blocked client, a slow call, pushes or blocked clients to wake)
+ * is handed to Server.finish_plain, which ends the call as Server.call and Server.run
+ * would, and the loop then checks eligible() again before going on. */
+
+static PyObject *g_general;     /* exact-case name -> Command, for the plain commands */
+static PyObject *g_status_type; /* dumpling.protocol.Status: its `wire` is the encoded reply */
+static PyObject *g_no_reply;    /* dumpling.protocol.NO_REPLY */
+
+#define N_TALLY 8
+#define SIMPLE_REPLY_MAX (1 << 20) /* replybudget.SMALL_REPLY: bigger replies go through the budget */
+
+typedef struct {
+    PyObject *cmd; /* borrowed from g_general */
+    long long calls, usec;
+} Tally;
+
+typedef struct {
+    PyObject *server, *keyspace, *client; /* borrowed for the batch */
+    long long threshold;                  /* slowlog-log-slower-than */
+    long long now_set;                    /* the keyspace.now last stored (ms) */
+    Tally tally[N_TALLY];
+    int tallies, current_set;
+    long long total;
+} General;
+
+static int flush_tallies(General *g) {
+    int bad = 0;
+    for (int i = 0; i < g->tallies; i++) {
+        if (!bad)
+            bad = add_to_attr(g->tally[i].cmd, s_calls, g->tally[i].calls) < 0 ||
+                  add_to_attr(g->tally[i].cmd, s_usec, g->tally[i].usec) < 0;
+    }
+    g->tallies = 0;
+    if (!bad && g->total)
+        bad = add_to_attr(g->server, s_stat_commands, g->total) < 0;
+    g->total = 0;
+    return bad ? -1 : 0;
+}
+
+static int count_call(General *g, PyObject *cmd, long long usec) {
+    for (int i = 0; i < g->tallies; i++) {
+        if (g->tally[i].cmd == cmd) {
+            g->tally[i].calls++;
+            g->tally[i].usec += usec;
+            g->total++;
+            return 0;
+        }
+    }
+    if (g->tallies == N_TALLY && flush_tallies(g) < 0)
+        return -1;
+    g->tally[g->tallies].cmd = cmd;
+    g->tally[g->tallies].calls = 1;
+    g->tally[g->tallies].usec = usec;
+    g->tallies++;
+    g->total++;
+    return 0;
+}
+
+/* One element of a flat reply: 1 encoded, 0 not a simple value, -1 error. */
+static int encode_scalar(Out *o, PyObject *v, int resp3) {
+    if (PyBytes_CheckExact(v))
+        return out_bulk(o, PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v)) < 0 ? -1 : 1;
+    if (PyByteArray_CheckExact(v))
+        return out_bulk(o, PyByteArray_AS_STRING(v), PyByteArray_GET_SIZE(v)) < 0 ? -1 : 1;
+    if (PyLong_CheckExact(v)) { /* not bool: that is a RESP3 boolean */
+        int overflow;
+        long long n = PyLong_AsLongLongAndOverflow(v, &overflow);
+        if (overflow)
+            return 0; /* outside int64: Python prints C's wrap */
+        if (n == -1 && PyErr_Occurred())
+            return -1;
+        return out_number(o, ':', n) < 0 ? -1 : 1;
+    }
+    if (v == Py_None)
+        return out_null(o, resp3) < 0 ? -1 : 1;
+    return 0;
+}
+
+/* A whole reply: 1 encoded, 0 left to Python (nothing written), -1 error. */
+static int encode_simple(Out *o, PyObject *v, int resp3) {
+    if (v == g_no_reply)
+        return 1;
+    if (Py_IS_TYPE(v, (PyTypeObject *)g_status_type)) {
+        PyObject *wire = PyObject_GetAttr(v, s_wire);
+        if (wire == NULL)
+            return -1;
+        int r = PyBytes_CheckExact(wire) ? (out_put(o, PyBytes_AS_STRING(wire), (size_t)PyBytes_GET_SIZE(wire)) < 0 ? -1 : 1) : 0;
+        Py_DECREF(wire);
+        return r;
+    }
+    if (!PyList_CheckExact(v))
+        return encode_scalar(o, v, resp3);
+    size_t mark = o->len;
+    Py_ssize_t n = PyList_GET_SIZE(v);
+    if (n >= SIMPLE_REPLY_MAX || out_number(o, '*', (long long)n) < 0)
+        return n >= SIMPLE_REPLY_MAX ? 0 : -1;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(v); i++) {
+        int r = encode_scalar(o, PyList_GET_ITEM(v, i), resp3);
+        if (r <= 0 || o->len - mark > SIMPLE_REPLY_MAX) {
+            o->len = mark;
+            return r < 0 ? -1 : 0;
+        }
+    }
+    return 1;
+}
+
+/* Appends what `out` holds to client._out (before Python queues anything after it). */
+static int spill(Out *o, PyObject *client) {
+    if (o->len == 0)
+        return 0;
+    PyObject *queue = PyObject_GetAttr(client, s_out);
+    PyObject *reply = queue == NULL ? NULL : PyBytes_FromStringAndSize(o->buf, (Py_ssize_t)o->len);
+    int bad = reply == NULL || PyList_Append(queue, reply) < 0;
+    Py_XDECREF(queue);
+    Py_XDECREF(reply);
+    o->len = 0;
+    return bad ? -1 : 0;
+}
+
+/* 1 if getattr(obj, name) is true (a dict or list with entries), 0 if not, -1 on error. */
+static int has_entries(PyObject *obj, PyObject *name) { return attr_true(obj, name); }
+
+enum { RAN = 2, RECHECK = 3 }; /* besides DONE/STOP/FAIL: ran and replied / ran, state may have changed */
+
+/* The command of args[0] if it is a plain one (new reference to its entry), NULL
+ * otherwise (with an exception set only on error). */
+static PyObject *lookup_general(Arg *name, PyObject **name_obj) {
+    PyObject *key = PyBytes_FromStringAndSize(name->p, name->len);
+    if (key == NULL)
+        return NULL;
+    PyObject *entry = PyDict_GetItemWithError(g_general, key);
+    if (entry == NULL && !PyErr_Occurred() && name->len <= 32) {
+        char lower[32];
+        for (Py_ssize_t i = 0; i < name->len; i++) {
+            char ch = name->p[i];
+            lower[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+        }
+        PyObject *low = PyBytes_FromStringAndSize(lower, name->len);
+        if (low == NULL) {
+            Py_DECREF(key);
+            return NULL;
+        }
+        entry = PyDict_GetItemWithError(g_general, low);
+        Py_DECREF(low);
+    }
+    if (entry == NULL) {
+        Py_DECREF(key);
+        return NULL;
+    }
+    *name_obj = key;
+    return Py_NewRef(entry);
+}
+
+static int run_general(General *g, Batch *b, Arg *args, int argc, PyObject **last) {
+    PyObject *name = NULL;
+    PyObject *entry = lookup_general(&args[0], &name);
+    if (entry == NULL)
+        return PyErr_Occurred() ? FAIL : STOP;
+    PyObject *cmd = entry; /* its handler and arity are read at each call: tests wrap handlers */
+    int result = FAIL;
+    PyObject *argv = NULL, *outcome = NULL, *handler = NULL;
+    PyObject *arity_obj = PyObject_GetAttr(cmd, s_arity);
+    long arity = arity_obj == NULL ? -1 : PyLong_AsLong(arity_obj);
+    Py_XDECREF(arity_obj);
+    if (arity == -1 && PyErr_Occurred())
+        goto done;
+    handler = PyObject_GetAttr(cmd, s_handler);
+    if (handler == NULL)
+        goto done;
+    if ((arity > 0 && argc != arity) || argc < -arity) {
+        result = STOP; /* dispatch's error reply */
+        goto done;
+    }
+    argv = PyList_New(argc);
+    if (argv == NULL)
+        goto done;
+    PyList_SET_ITEM(argv, 0, name);
+    name = NULL;
+    for (int i = 1; i < argc; i++) {
+        PyObject *a = PyBytes_FromStringAndSize(args[i].p, args[i].len);
+        if (a == NULL)
+            goto done;
+        PyList_SET_ITEM(argv, i, a);
+    }
+    long long start = wall_ns();
+    long long now_ms = start / 1000000;
+    if (now_ms != g->now_set) { /* the command time snapshot */
+        if (set_long_attr(g->keyspace, s_now, now_ms) < 0)
+            goto done;
+        g->now_set = now_ms;
+    }
+    b->now_ms = now_ms;
+    PyObject *call_args[2] = {g->client, argv};
+    PyObject *reply = PyObject_Vectorcall(handler, call_args, 2, NULL);
+    long long elapsed = wall_ns() - start;
+    long long elapsed_us = elapsed > 0 ? elapsed / 1000 : 0;
+    Py_XSETREF(*last, Py_NewRef(cmd));
+    int simple = 0;
+    if (reply == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception))
+            goto done; /* KeyboardInterrupt, SystemExit: not a reply */
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        PyErr_NormalizeException(&type, &value, &tb);
+        if (tb != NULL && value != NULL)
+            PyException_SetTraceback(value, tb);
+        Py_XDECREF(type);
+        Py_XDECREF(tb);
+        if (value == NULL)
+            goto done;
+        outcome = value;
+    } else {
+        outcome = reply;
+        int r;
+        if (g->threshold >= 0 && elapsed_us >= g->threshold)
+            simple = 0; /* SLOWLOG: Python keeps it (redacted) */
+        else if ((r = has_entries(g->keyspace, s_ready_keys)) != 0 || (r = has_entries(g->server, s_pending_pushes)) != 0) {
+            if (r < 0)
+                goto done;
+            simple = 0; /* clients to wake, pushes to send after the reply */
+        } else if ((simple = encode_simple(&b->out, reply, b->resp3)) < 0)
+            goto done;
+    }
+    if (simple) {
+        if (count_call(g, cmd, elapsed_us) < 0)
+            goto done;
+        result = RAN;
+        goto done;
+    }
+    if (spill(&b->out, g->client) < 0)
+        goto done;
+    PyObject *us = PyLong_FromLongLong(elapsed_us);
+    if (us == NULL)
+        goto done;
+    PyObject *r = PyObject_CallMethodObjArgs(g->server, s_finish_plain, g->client, cmd, argv, outcome, us, NULL);
+    Py_DECREF(us);
+    if (r == NULL)
+        goto done;
+    Py_DECREF(r);
+    result = RECHECK;
+done:
+    Py_XDECREF(name);
+    Py_XDECREF(handler);
+    Py_XDECREF(argv);
+    Py_XDECREF(outcome);
+    Py_DECREF(entry);
+    return result;
+}
+
+/* The database dicts the string commands work on (again after a Python handler ran: it may
+ * have created the SCAN order object). 1 fine, 0 a layout this module does not know, -1 error. */
+static int load_db(Batch *b, PyObject *client) {
+    Py_CLEAR(b->data);
+    Py_CLEAR(b->expires);
+    Py_CLEAR(b->meta);
+    Py_CLEAR(b->order);
+    PyObject *db = PyObject_GetAttr(client, s_db);
+    if (db == NULL)
+        return -1;
+    PyObject *slot_index = PyObject_GetAttr(db, s_slot_index);
+    b->data = PyObject_GetAttr(db, s_data);
+    b->expires = PyObject_GetAttr(db, s_expires);
+    b->meta = PyObject_GetAttr(db, s_meta);
+    b->order = PyObject_GetAttr(db, s_order);
+    Py_DECREF(db);
+    int r = 1;
+    if (slot_index == NULL || b->data == NULL || b->expires == NULL || b->meta == NULL || b->order == NULL)
+        r = -1;
+    else if (slot_index != Py_None || !PyDict_CheckExact(b->data) || !PyDict_CheckExact(b->expires) ||
+             !PyDict_CheckExact(b->meta))
+        r = 0;
+    Py_XDECREF(slot_index);
+    return r;
+}
+
 /* ------------------------------------------------------------------ entry points */
 
 static PyObject *fast_run(PyObject *self, PyObject *const *fargs, Py_ssize_t nargs) {
@@ -673,6 +959,9 @@ static PyObject *fast_run(PyObject *self, PyObject *const *fargs, Py_ssize_t nar
 
     Batch b;
     memset(&b, 0, sizeof b);
+    General g;
+    memset(&g, 0, sizeof g);
+    g.now_set = -1;
     PyObject *server = PyObject_GetAttr(client, s_server);
     if (server == NULL)
         return NULL;
@@ -681,37 +970,30 @@ static PyObject *fast_run(PyObject *self, PyObject *const *fargs, Py_ssize_t nar
         Py_DECREF(server);
         return NULL;
     }
-    int ok = eligible(server, keyspace, client, &b.resp3);
-    PyObject *db = ok > 0 ? PyObject_GetAttr(client, s_db) : NULL;
-    if (db == NULL) {
-        Py_DECREF(server);
-        Py_DECREF(keyspace);
-        return ok == 0 ? PyLong_FromLong(0) : NULL;
-    }
-    PyObject *slot_index = PyObject_GetAttr(db, s_slot_index);
-    b.data = PyObject_GetAttr(db, s_data);
-    b.expires = PyObject_GetAttr(db, s_expires);
-    b.meta = PyObject_GetAttr(db, s_meta);
-    b.order = PyObject_GetAttr(db, s_order);
-    Py_DECREF(db);
+    g.server = server;
+    g.keyspace = keyspace;
+    g.client = client;
 
     long long calls[N_COMMANDS] = {0}, usec[N_COMMANDS] = {0};
-    long long threshold = -1, started = wall_ns(), total = 0;
-    int last = -1, failed = 0;
+    long long started = wall_ns(), total = 0;
+    int failed = 0, stale = 0, ok;
     Py_ssize_t pos = 0;
-    PyObject *r = NULL;
+    PyObject *r = NULL, *last = NULL; /* the Command of the last request run */
 
-    if (slot_index == NULL || b.data == NULL || b.expires == NULL || b.meta == NULL || b.order == NULL)
-        goto fail;
-    if (slot_index != Py_None || !PyDict_CheckExact(b.data) || !PyDict_CheckExact(b.expires) ||
-        !PyDict_CheckExact(b.meta))
-        goto finish; /* not the layout this module knows: run nothing */
+    ok = eligible(server, keyspace, client, &b.resp3);
+    if (ok > 0)
+        ok = load_db(&b, client);
+    if (ok <= 0) {
+        if (ok < 0)
+            goto fail;
+        goto finish; /* not the plain state, or a layout this module does not know: run nothing */
+    }
     r = PyObject_GetAttr(server, s_slowlog_threshold);
     if (r == NULL)
         goto fail;
-    threshold = PyLong_AsLongLong(r);
+    g.threshold = PyLong_AsLongLong(r);
     Py_CLEAR(r);
-    if (threshold == -1 && PyErr_Occurred())
+    if (g.threshold == -1 && PyErr_Occurred())
         goto fail;
 
     Arg args[MAX_ARGS];
@@ -721,51 +1003,88 @@ static PyObject *fast_run(PyObject *self, PyObject *const *fargs, Py_ssize_t nar
         if (next < 0)
             break;
         int command = identify(&args[0]);
-        if (command < 0)
-            break;
-        long long start = wall_ns();
-        b.now_ms = start / 1000000;
-        if (set_clock(&b) < 0) {
-            failed = 1;
-            break;
+        if (command >= 0) {
+            if (stale) { /* a Python handler ran since the dicts were read */
+                int loaded = load_db(&b, client);
+                if (loaded <= 0) {
+                    failed = loaded < 0;
+                    break;
+                }
+                stale = 0;
+            }
+            long long start = wall_ns();
+            b.now_ms = start / 1000000;
+            if (set_clock(&b) < 0) {
+                failed = 1;
+                break;
+            }
+            int rc = execute(&b, command, args, argc);
+            if (rc == FAIL) {
+                failed = 1;
+                break;
+            }
+            if (rc == DONE) {
+                long long elapsed = wall_ns() - start;
+                long long elapsed_us = elapsed > 0 ? elapsed / 1000 : 0;
+                calls[command]++;
+                usec[command] += elapsed_us;
+                total++;
+                Py_XSETREF(last, Py_NewRef(g_commands[command]));
+                pos = next;
+                if (g.threshold >= 0 && elapsed_us >= g.threshold &&
+                    slowlog(server, client, args, argc, elapsed_us) < 0) {
+                    failed = 1;
+                    break;
+                }
+                continue;
+            }
+            /* STOP: a form the C twin is unsure about; its Python handler decides */
         }
-        int rc = execute(&b, command, args, argc);
+        if (g_general == NULL)
+            break;
+        if (!g.current_set) {
+            if (PyObject_SetAttr(server, s_current_client, client) < 0) {
+                failed = 1;
+                break;
+            }
+            g.current_set = 1;
+        }
+        int rc = run_general(&g, &b, args, argc, &last);
         if (rc == STOP)
             break;
         if (rc == FAIL) {
             failed = 1;
             break;
         }
-        long long elapsed = wall_ns() - start;
-        long long elapsed_us = elapsed > 0 ? elapsed / 1000 : 0;
-        calls[command]++;
-        usec[command] += elapsed_us;
-        total++;
-        last = command;
         pos = next;
-        if (threshold >= 0 && elapsed_us >= threshold && slowlog(server, client, args, argc, elapsed_us) < 0) {
-            failed = 1;
-            break;
+        stale = 1;
+        if (rc == RECHECK) { /* Python delivered it: the connection or the server may have changed */
+            int e = eligible(server, keyspace, client, &b.resp3);
+            if (e <= 0) {
+                failed = e < 0;
+                break;
+            }
         }
     }
 
 finish:
     /* Account for what ran, whatever stopped the loop. */
-    if (total > 0) {
+    if (last != NULL) {
         PyObject *etype = NULL, *evalue = NULL, *etb = NULL;
         if (failed)
             PyErr_Fetch(&etype, &evalue, &etb);
-        int bad = 0;
+        int bad = flush_tallies(&g) < 0;
         for (int i = 0; i < N_COMMANDS && !bad; i++) {
             if (calls[i])
                 bad = add_to_attr(g_commands[i], s_calls, calls[i]) < 0 || add_to_attr(g_commands[i], s_usec, usec[i]) < 0;
         }
         bad = bad || add_to_attr(server, s_stat_commands, total) < 0 ||
               add_to_attr(keyspace, s_stat_hits, b.hits) < 0 || add_to_attr(keyspace, s_stat_misses, b.misses) < 0 ||
-              add_to_attr(keyspace, s_dirty, b.dirty) < 0 || set_long_attr(keyspace, s_now, b.now_ms) < 0 ||
+              add_to_attr(keyspace, s_dirty, b.dirty) < 0 ||
+              (b.now_ms && set_long_attr(keyspace, s_now, b.now_ms) < 0) ||
               PyObject_SetAttr(server, s_current_client, client) < 0;
         if (!bad) {
-            PyObject *name = PyObject_GetAttr(g_commands[last], s_name);
+            PyObject *name = PyObject_GetAttr(last, s_name);
             bad = name == NULL || PyObject_SetAttr(client, s_last_cmd, name) < 0;
             Py_XDECREF(name);
         }
@@ -774,13 +1093,8 @@ finish:
             bad = t == NULL || PyObject_SetAttr(client, s_last_interaction, t) < 0;
             Py_XDECREF(t);
         }
-        if (!bad && b.out.len) {
-            PyObject *out = PyObject_GetAttr(client, s_out);
-            PyObject *reply = out == NULL ? NULL : PyBytes_FromStringAndSize(b.out.buf, (Py_ssize_t)b.out.len);
-            bad = reply == NULL || PyList_Append(out, reply) < 0;
-            Py_XDECREF(out);
-            Py_XDECREF(reply);
-        }
+        if (!bad)
+            bad = spill(&b.out, client) < 0;
         if (failed) {
             if (bad) { /* keep the newer error */
                 Py_XDECREF(etype);
@@ -801,7 +1115,7 @@ fail:
 cleanup:
     Py_DECREF(server);
     Py_DECREF(keyspace);
-    Py_XDECREF(slot_index);
+    Py_XDECREF(last);
     Py_XDECREF(b.data);
     Py_XDECREF(b.expires);
     Py_XDECREF(b.meta);
@@ -874,6 +1188,17 @@ static PyObject *fast_configure(PyObject *self, PyObject *const *args, Py_ssize_
     Py_RETURN_NONE;
 }
 
+static PyObject *fast_configure_general(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyDict_Check(args[0]) || !PyType_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "configure_general(table: dict[bytes, Command], Status, NO_REPLY)");
+        return NULL;
+    }
+    Py_XSETREF(g_general, Py_NewRef(args[0]));
+    Py_XSETREF(g_status_type, Py_NewRef(args[1]));
+    Py_XSETREF(g_no_reply, Py_NewRef(args[2]));
+    Py_RETURN_NONE;
+}
+
 static PyObject *fast_commands(PyObject *self, PyObject *unused) {
     PyObject *names = PyTuple_New(N_COMMANDS);
     if (names == NULL)
@@ -894,6 +1219,8 @@ static PyMethodDef methods[] = {
      "run(client, data) -> bytes of data consumed by the requests executed here"},
     {"configure", (PyCFunction)(void (*)(void))fast_configure, METH_FASTCALL,
      "configure(commands): the Command objects whose statistics run() updates"},
+    {"configure_general", (PyCFunction)(void (*)(void))fast_configure_general, METH_FASTCALL,
+     "configure_general(table, Status, NO_REPLY): the plain commands run through their Python handlers"},
     {"commands", fast_commands, METH_NOARGS, "names of the commands this module can run"},
     {"find_big_header", (PyCFunction)(void (*)(void))fast_find_big_header, METH_FASTCALL,
      "find_big_header(data, start) -> position of the first big aggregate header, or -1"},
@@ -956,5 +1283,13 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     INTERN(s_name, "name");
     INTERN(s_added, "added");
     INTERN(s_slowlog_push, "slowlog_push");
+    INTERN(s_wire, "wire");
+    INTERN(s_ready_keys, "ready_keys");
+    INTERN(s_pending_pushes, "pending_pushes");
+    INTERN(s_finish_plain, "finish_plain");
+    INTERN(s_call_hooks, "call_hooks");
+    INTERN(s_tracking_caching, "tracking_caching");
+    INTERN(s_arity, "arity");
+    INTERN(s_handler, "handler");
     return PyModule_Create(&module);
 }

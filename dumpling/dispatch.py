@@ -28,7 +28,7 @@ from dumpling.commands.registry import ORIGINAL, TABLE, Command, rename
 from dumpling.config import Config
 from dumpling.errors import NOAUTH, CommandError
 from dumpling.keyspace import Keyspace
-from dumpling.protocol import NULL_ARRAY, QUEUED, ErrorReply, Status, repr_bytes
+from dumpling.protocol import NO_REPLY, NULL_ARRAY, QUEUED, ErrorReply, Status, repr_bytes
 from dumpling.server import Client, disable_fastpath, install_signal_handlers
 
 MULTI_PASSTHROUGH = {b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"}
@@ -357,10 +357,12 @@ class Server:
         self.run(client, cmd, argv)
 
     def run(self, client: Client, cmd: Command, argv: list[bytes]) -> None:
-        """Call an admitted command and deliver what follows it: its reply (or the
-        client blocks), pushes it caused for this client, and wake-ups of clients
-        blocked on keys it made ready."""
-        reply = self.call(client, cmd, argv)
+        """Call an admitted command and deliver what follows it."""
+        self.deliver(client, cmd, argv, self.call(client, cmd, argv))
+
+    def deliver(self, client: Client, cmd: Command, argv: list[bytes], reply: Any) -> None:
+        """What follows a call: its reply (or the client blocks), pushes it caused for
+        this client, and wake-ups of clients blocked on keys it made ready."""
         if not client.unrestricted and type(reply) is Blocked:
             acl_guard_blocked(client, cmd, argv, reply)  # re-checked when it is served, as Redis reprocesses it
         if client.tracking_caching and client.multi is None and cmd.container != "client":
@@ -417,23 +419,31 @@ class Server:
             hooks.begin(client, cmd, argv)
         try:
             reply = cmd.handler(client, argv)  # type: ignore[misc]
-        except CommandError as e:
-            reply = ErrorReply(e.message)
-            cmd.failed_calls += 1
-            if not e.counted:
-                self.count_error(e.code)
         except Exception as e:  # a bug must cost one reply, never the server
-            self.stat_unexpected_errors += 1
-            self.log("warning", f"Unexpected error in '{cmd.name}': {type(e).__name__}: {e}")
-            reply = ErrorReply(f"ERR internal error in '{cmd.name}': {type(e).__name__}")
-            cmd.failed_calls += 1
-            self.count_error("ERR")
+            reply = self.handler_error(cmd, e)
         if hooks is not None:
             hooks.end(client, cmd, argv, reply)
         if ks.tracking is not None and cmd.is_readonly:
             ks.tracking.remember(client, cmd, argv)  # client-side caching: the keys it read
-        elapsed_us = max(time.time_ns() - start, 0) // 1000
         ks.no_touch = False
+        self.account(client, cmd, argv, reply, max(time.time_ns() - start, 0) // 1000)
+        return reply
+
+    def handler_error(self, cmd: Command, e: Exception) -> ErrorReply:
+        """The reply for an exception a handler raised: its CommandError's text, or an
+        internal error (logged) for anything else."""
+        cmd.failed_calls += 1
+        if isinstance(e, CommandError):
+            if not e.counted:
+                self.count_error(e.code)
+            return ErrorReply(e.message)
+        self.stat_unexpected_errors += 1
+        self.log("warning", f"Unexpected error in '{cmd.name}': {type(e).__name__}: {e}")
+        self.count_error("ERR")
+        return ErrorReply(f"ERR internal error in '{cmd.name}': {type(e).__name__}")
+
+    def account(self, client: Client, cmd: Command, argv: list[bytes], reply: Any, elapsed_us: int) -> None:
+        """A call's statistics, SLOWLOG entry and MONITOR lines."""
         if type(reply) is not Blocked:
             cmd.calls += 1
             cmd.usec += elapsed_us
@@ -444,7 +454,14 @@ class Server:
             self.slowlog_push(client, redacted_args(cmd, argv), elapsed_us)  # no passwords in SLOWLOG
         if self.monitors and not cmd.hidden_from_monitor:
             self.feed_monitors(client, redacted_args(cmd, argv))  # nor in MONITOR
-        return reply
+
+    def finish_plain(self, client: Client, cmd: Command, argv: list[bytes], outcome: Any, elapsed_us: int) -> None:
+        """The end of a call the C general path (``dumpling._fastpath``) ran, when the
+        outcome is more than a simple reply it encodes itself: an exception, another reply
+        shape, a blocked client, a slow call, pushes or clients to wake."""
+        reply = self.handler_error(cmd, outcome) if isinstance(outcome, Exception) else outcome
+        self.account(client, cmd, argv, reply, elapsed_us)
+        self.deliver(client, cmd, argv, reply)
 
     # -- blocking -------------------------------------------------------------------
 
@@ -642,6 +659,9 @@ class Server:
                 self.fast_table[name.upper()] = cmd
         if accel.fastpath is not None:
             accel.fastpath.configure({name: ORIGINAL[name.encode()] for name in accel.fastpath.commands()})
+            # The C general path runs the plain commands through these same handlers.
+            plain = {name: cmd for name, cmd in self.fast_table.items() if cmd.plain}
+            accel.fastpath.configure_general(plain, Status, NO_REPLY)
 
     async def serve_forever(self) -> int:
         loop = asyncio.get_running_loop()

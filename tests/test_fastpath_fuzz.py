@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from dumpling import accel
 from dumpling import server as server_module
+from dumpling.commands.dump import dump_value
 from dumpling.config import Config
 from dumpling.dispatch import Server
 from dumpling.server import Client
@@ -51,6 +52,9 @@ def run_stream(reads: list[bytes], fast: bool, monkeypatch: pytest.MonkeyPatch) 
         if not fast:
             patch.setattr(server_module, "_fast_run", None)
         server = Server(Config())
+        # Command objects are shared by every Server in the process: count the change.
+        commands = {cmd.name: cmd for cmd in server.fast_table.values()}
+        before = {name: (cmd.calls, cmd.failed_calls, cmd.rejected_calls) for name, cmd in commands.items()}
         client = Client(server)
         transport = Transport()
         client.connection_made(transport)  # type: ignore[arg-type]
@@ -59,24 +63,37 @@ def run_stream(reads: list[bytes], fast: bool, monkeypatch: pytest.MonkeyPatch) 
                 break
             client.data_received(data)
         db = server.keyspace.dbs[0]
-        state = sorted((key, _plain(value), key in db.expires) for key, value in db.data.items())
-        return bytes(transport.data), transport.closed, state
+        state = sorted((key, _plain(server, value), key in db.expires) for key, value in db.data.items())
+        after = {name: (cmd.calls, cmd.failed_calls, cmd.rejected_calls) for name, cmd in commands.items()}
+        stats = sorted((name, *(a - b for a, b in zip(after[name], before[name], strict=True)))
+                       for name in commands if after[name] != before[name])
+        counters = (server.stat_commands, server.keyspace.dirty, server.keyspace.stat_hits,
+                    server.keyspace.stat_misses, dict(server.errorstats))
+        return bytes(transport.data), transport.closed, state, stats, counters
 
 
-def _plain(value: Any) -> Any:
-    """A stored value as something comparable: strings as bytes, lists (RPUSH) as their items."""
+def _plain(server: Server, value: Any) -> Any:
+    """A stored value as something comparable: strings as bytes, other types as their DUMP
+    payload (elements, encoding and layout)."""
     if isinstance(value, bytes | bytearray):
         return bytes(value)
-    return value.TYPE, list(value.items)
+    return dump_value(server, value)
 
 
 KEYS = [b"a", b"b", b"", b"n"]
-VALUES = [b"1", b"-5", b"0", b"x", b"", b"9223372036854775807", b"-9223372036854775808", b"9223372036854775806",
+VALUES = [b"encoding", b"2.5", b"-1", b"1-1", b"1", b"-5", b"0", b"x", b"", b"9223372036854775807", b"-9223372036854775808", b"9223372036854775806",
           b"007", b"-0", b"12345678901234567890123"]
 # Name and the arguments it takes (k: a key, v: a value; "*" repeats the pattern after it).
 SHAPES = [(b"GET", "k"), (b"get", "k"), (b"SET", "kv"), (b"sEt", "kv"), (b"INCR", "k"), (b"DECR", "k"),
           (b"INCRBY", "kv"), (b"decrby", "kv"), (b"MSET", "*kv"), (b"MGET", "*k"), (b"PING", ""),
-          (b"APPEND", "kv"), (b"EXPIRE", "kv"), (b"DEL", "k"), (b"RPUSH", "kv"), (b"SET", "kvv")]
+          (b"APPEND", "kv"), (b"EXPIRE", "kv"), (b"DEL", "k"), (b"RPUSH", "kv"), (b"SET", "kvv"),
+          # the C general path: plain commands through their Python handlers, every reply shape
+          (b"LPUSH", "k*v"), (b"lpop", "k"), (b"RPOP", "kv"), (b"LRANGE", "kvv"), (b"LLEN", "k"),
+          (b"HSET", "k*vv"), (b"HGET", "kv"), (b"HGETALL", "k"), (b"HINCRBYFLOAT", "kvv"), (b"SADD", "k*v"),
+          (b"SMEMBERS", "k"), (b"SREM", "k*v"), (b"ZADD", "k*vv"), (b"ZRANGE", "kvv"), (b"ZSCORE", "kv"),
+          (b"ZPOPMIN", "k"), (b"EXISTS", "*k"), (b"TYPE", "k"), (b"TTL", "k"), (b"OBJECT", "vk"),
+          (b"GETDEL", "k"), (b"STRLEN", "k"), (b"INCRBYFLOAT", "kv"), (b"SELECT", "v"), (b"ECHO", "v"),
+          (b"MULTI", ""), (b"EXEC", ""), (b"XADD", "kvvv"), (b"XLEN", "k"), (b"SETRANGE", "kvv")]
 
 
 @st.composite
@@ -85,8 +102,9 @@ def requests(draw: st.DrawFn) -> bytes:
         name = draw(st.sampled_from([shape[0] for shape in SHAPES] + [b"NOSUCH", b"ECHO"]))
         return encode_command(name, *draw(st.lists(st.sampled_from(KEYS + VALUES), max_size=5)))
     name, pattern = draw(st.sampled_from(SHAPES))
-    if pattern.startswith("*"):
-        pattern = pattern[1:] * draw(st.integers(1, 3))
+    if "*" in pattern:
+        head, tail = pattern.split("*")
+        pattern = head + tail * draw(st.integers(1, 3))
     args = [draw(st.sampled_from(KEYS if kind == "k" else VALUES)) for kind in pattern]
     if draw(st.integers(0, 3)) == 0:  # inline, as typed into telnet: odd spacing, quotes, bare LF
         gap = draw(st.sampled_from([b" ", b"  ", b"\t", b" \t "]))
@@ -119,7 +137,8 @@ def test_fast_and_pure_agree_on_any_stream(reads: list[bytes], monkeypatch: pyte
 
 
 def test_the_fast_path_really_ran(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A guard for the test above: with the extension in place, GET/SET bypass the Python handlers."""
+    """A guard for the test above: with the extension in place, GET/SET bypass the Python handlers
+    (and a SET with an option reaches its handler through the C general path)."""
     calls: list[bytes] = []
     server = Server(Config())
     set_command = server.fast_table[b"set"]

@@ -97,6 +97,9 @@ class Command:
     noscript: bool = False
     may_replicate: bool = False
     allow_busy: bool = False
+    # Runs on the C general path (``dumpling._fastpath``) when the connection and the server
+    # are in the plain state: a data command that cannot change that state (see PLAIN_GROUPS).
+    plain: bool = False
     # statistics (INFO commandstats)
     calls: int = 0
     usec: int = 0
@@ -137,6 +140,14 @@ class Command:
             cats.add("slow")
         return [c for c in ACL_ORDER if c in cats]
 
+
+# The groups whose commands only read and write keys: they cannot change the connection's or
+# the server's state (selected DB, MULTI, subscriptions, authentication, gates, config), so the C
+# general path may run them back to back.  NOT_PLAIN: data commands that do change such state.
+PLAIN_GROUPS = frozenset(
+    ("generic", "string", "bitmap", "list", "set", "hash", "sorted-set", "stream", "hyperloglog", "geo")
+)
+NOT_PLAIN = frozenset(("migrate",))  # sets server.key_gate while it waits on its target
 
 TABLE: dict[bytes, Command] = {}
 # Every command under its own name, whatever rename-command did to TABLE (Redis's
@@ -257,6 +268,7 @@ def _finish(cmd: Command, key_specs: list[dict[str, Any]] | None, key_flags: str
     cmd.noscript = "noscript" in flags
     cmd.may_replicate = "may_replicate" in flags
     cmd.allow_busy = "allow_busy" in flags
+    cmd.plain = cmd.group in PLAIN_GROUPS and cmd.name not in NOT_PLAIN and "admin" not in flags
     if key_specs is not None:
         cmd.key_specs = key_specs
     elif cmd.first_key:
