@@ -67,7 +67,7 @@ def test_c_twin_is_built_in_ci() -> None:
 
 @needs_c
 def test_c_twin_matches_python() -> None:
-    """dumpling/_fpconv.c (Redis's fpconv code) and the Python reference, bit pattern for bit pattern."""
+    """dumpling/_fpconv.c (a translation of fpconv.py) and the Python reference, bit pattern for bit pattern."""
     rng = random.Random(2024)
     edges = [0, 1, 2, 1 << 63, 0x000FFFFFFFFFFFFF, 0x0010000000000000, 0x7FEFFFFFFFFFFFFF,
              0x7FF0000000000000, 0xFFF0000000000000, 0x7FF8000000000000, 0xFFF8000000000000]
@@ -79,6 +79,13 @@ def test_c_twin_matches_python() -> None:
     for value in values:
         assert fpconv.native.fpconv_dtoa(value) == fpconv.py_fpconv_dtoa(value), repr(value)
         assert fpconv.native.d2string(value) == fpconv.py_d2string(value), repr(value)
+
+
+@needs_c
+def test_c_twin_builds_the_same_powers_of_ten() -> None:
+    """The C table is computed at import (exact 5**k arithmetic), never typed in: it must equal
+    the Python one row for row."""
+    assert fpconv.native.cached_powers() == fpconv._POWERS_TEN
 
 
 def test_special_values() -> None:
