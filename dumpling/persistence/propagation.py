@@ -54,6 +54,7 @@ VERBATIM = frozenset({
     "pfadd", "pfmerge", "xdel", "xack", "copy", "lmpop", "zmpop", "sintercard",
 })
 TTL_ONLY = frozenset({"expire", "pexpire", "expireat", "pexpireat", "persist"})
+_TRANSLATED = frozenset({"xadd", "spop", "hincrbyfloat"})  # see Propagator._translated
 
 
 def resp(argv: list[bytes]) -> bytes:
@@ -65,6 +66,8 @@ def encode_records(records: list[Record], selected: int) -> tuple[bytes, int]:
     """The wire form of one call's records for a stream whose SELECTed database is
     ``selected`` (-1: none yet): SELECT where the database changes, MULTI/EXEC around
     several records.  Returns the bytes and the database selected after them."""
+    if len(records) == 1 and records[0][0] == selected:  # the common case: one command, same database
+        return resp(records[0][1]), selected
     out = bytearray()
     wrap = len(records) > 1
     if wrap:
@@ -230,7 +233,7 @@ class Propagator:
         """Commands Redis rewrites for propagation, whose key image would cost the whole
         value: XADD * -> XADD <id>, SPOP -> SREM <members>, HINCRBYFLOAT -> HSET <value>."""
         name = cmd.name
-        if len(argv) < 2 or set(touched) != {(db_index, argv[1])}:
+        if name not in _TRANSLATED or len(argv) < 2 or set(touched) != {(db_index, argv[1])}:
             return None
         key = argv[1]
         db = self.server.keyspace.dbs[db_index]

@@ -110,6 +110,7 @@ class FullSync:
         replication = self.replication
         snapshots = server.snapshots  # type: ignore[attr-defined]
         server.propagator.settle()  # type: ignore[attr-defined]  # (changes made so far are in the snapshot)
+        replication.flush_stream()  # bytes before the snapshot are not for these replicas
         replication.selected = -1  # the stream after a snapshot starts with SELECT
         offset = replication.offset
         what = "replicas sockets" if self.diskless else "disk"
@@ -232,6 +233,7 @@ class FullSync:
 
     def _finish(self, ok: bool) -> None:
         self.done = True
+        self.replication.flush_stream()  # what came before the end of the transfer is held for them
         self._pause_reading()
         if self.pipe >= 0:
             os.close(self.pipe)

@@ -63,6 +63,8 @@ class Replication:
         self._last_second = 0.0
         self._cron_loops = 0
         self._sink_attached = False
+        self._unflushed = bytearray()  # stream bytes of this event-loop pass, not yet given to replicas
+        self._flush_scheduled = False
         server.cron_hooks.append(self.cron)
         server.config.listeners.append(self._config_changed)
         server.startup_tasks.append(self._startup)
@@ -207,10 +209,30 @@ class Replication:
         self._feed(bytes(data))
 
     def _feed(self, data: bytes) -> None:
+        """Into the backlog now; to the replicas once per event-loop pass (one write each,
+        as Redis writes in beforeSleep)."""
         backlog = self.backlog
         assert backlog is not None
         backlog.append(data)
         self.offset += len(data)
+        if not self.replicas:
+            return
+        self._unflushed += data
+        if not self._flush_scheduled:
+            loop = self.server.loop
+            if loop is None:
+                self.flush_stream()
+            else:
+                self._flush_scheduled = True
+                loop.call_soon(self.flush_stream)
+
+    def flush_stream(self) -> None:
+        """Hand the stream bytes of this pass to the replicas (called before any replica
+        changes state, so each gets exactly the bytes after its own starting offset)."""
+        self._flush_scheduled = False
+        if not self._unflushed:
+            return
+        data, self._unflushed = bytes(self._unflushed), bytearray()
         for replica in self.replicas:
             if replica.closed or replica.rdb_only:
                 continue
@@ -287,6 +309,7 @@ class Replication:
         server = self.server
         if self.replica_of(client) is not None:
             return None  # already a replica: ignored, as Redis does
+        self.flush_stream()
         if self.link is not None and self.link.state != "connected":
             return "NOMASTERLINK Can't SYNC while not connected with my master"
         capa = getattr(client, "repl_capa", set())
@@ -396,6 +419,7 @@ class Replication:
         replica = self.replica_of(client)
         if replica is None:
             return
+        self.flush_stream()
         if offset > replica.ack_offset:
             replica.ack_offset = offset
         replica.ack_time = int(time.time())
@@ -406,6 +430,7 @@ class Replication:
             self._wake_waiters()
 
     def disconnect_replicas(self, why: str) -> None:
+        self.flush_stream()
         for replica in list(self.replicas):
             if not replica.closed:
                 self.server.log("notice", f"Disconnecting replica {replica.name}: {why}")
