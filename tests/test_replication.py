@@ -403,3 +403,28 @@ class _FakeMaster:
         self.stopped = True
         self.thread.join(2)
         self.sock.close()
+
+
+def test_read_only_replica_refusals_match_redis() -> None:
+    """The same refusals, byte for byte, from a Redis replica and a dumpling replica."""
+    require_redis()
+    with servers(lambda: start_redis(*FAST_SYNC), start_redis, start_dumpling) as (master, theirs, ours):
+        replies = []
+        for replica in (theirs, ours):
+            client(replica).replicaof("127.0.0.1", master.port)
+            wait_until(lambda: link_up(replica), what="link up")
+            with replica.raw() as conn:
+                replies.append([
+                    conn.call("SET", "k", "v"),
+                    conn.call("EVAL", "return redis.call('set', 'k', 'v')", "0"),
+                    conn.call("EVAL", "#!lua\nreturn redis.call('set', 'k', 'v')", "0"),
+                    conn.call("EVAL", "return redis.call('get', 'k')", "0"),
+                    conn.call("MULTI"), conn.call("SET", "k", "v"), conn.call("EXEC"),
+                    conn.call("WAIT", "1", "10"),
+                    conn.call("REPLICAOF", "127.0.0.1", str(master.port)),
+                    conn.call("REPLICAOF", "127.0.0.1", "99999"),
+                    conn.call("REPLCONF", "listening-port"),
+                    conn.call("REPLCONF", "nosuch", "1"),
+                    conn.call("GET", "k"),
+                ])
+        assert replies[0] == replies[1]

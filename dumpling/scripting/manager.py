@@ -200,11 +200,14 @@ class Scripting:
             if flags & NO_CLUSTER and server.cluster is not None:
                 raise CommandError("Can not run script on cluster, 'no-cluster' flag is set.")
             if not flags & NO_WRITES:
+                if self._read_only_replica(caller):
+                    raise CommandError("-READONLY You can't write against a read only replica.")  # (Redis: its dispatch)
                 message = self.write_denied_message()
                 if message:
                     raise CommandError(_script_misconf(message))
                 if ro:
                     raise CommandError("Can not execute a script with write flag using *_ro command.")
+
             if (server.maxmemory and not caller.no_evict and not flags & (ALLOW_OOM | NO_WRITES)
                     and not server.evict_if_needed()):
                 raise CommandError("-OOM allow-oom flag is not set on the script, "
@@ -325,10 +328,18 @@ class Scripting:
         write, so does a server that cannot persist (MISCONF)."""
         if run.read_only:
             self._refuse(cmd, "ERR Write commands are not allowed from read-only scripts.")
+        if cmd.is_write and self._read_only_replica(run.caller):
+            self._refuse(cmd, "READONLY You can't write against a read only replica.")
         if cmd.is_write and not run.write_dirty:
             message = self.write_denied_message()
             if message:
                 self._refuse(cmd, message)
+
+    def _read_only_replica(self, caller: Client) -> bool:
+        """A read-only replica refuses writes from anyone but its master (dumpling.replication)."""
+        replication = getattr(self.server, "replication", None)
+        return (replication is not None and replication.link is not None and self.server.config["replica-read-only"]
+                and getattr(caller, "repl_kind", None) != "master")
 
     def write_denied_message(self) -> str | None:
         """The MISCONF error while writes are refused for failed persistence, else None."""
