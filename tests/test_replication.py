@@ -412,7 +412,7 @@ def test_read_only_replica_refusals_match_redis() -> None:
         replies = []
         for replica in (theirs, ours):
             client(replica).replicaof("127.0.0.1", master.port)
-            wait_until(lambda: link_up(replica), what="link up")
+            wait_until(lambda r=replica: link_up(r), what="link up")
             with replica.raw() as conn:
                 replies.append([
                     conn.call("SET", "k", "v"),
