@@ -428,3 +428,45 @@ def test_read_only_replica_refusals_match_redis() -> None:
                     conn.call("GET", "k"),
                 ])
         assert replies[0] == replies[1]
+
+
+def test_restarted_replica_continues_partially_from_its_rdb(tmp_path: Any) -> None:
+    """A replica saved with its replication ID, offset and stream database (RDB AUX fields)
+    restarts with ``replicaof`` and continues with PSYNC, in the right database."""
+    require_redis()
+    with servers(lambda: start_redis(*FAST_SYNC)) as (master,):
+        m3 = client(master, 3)
+        m3.set("a", 1)
+        replica = start_dumpling("--dir", str(tmp_path), "--replicaof", "127.0.0.1", str(master.port))
+        try:
+            wait_until(lambda: link_up(replica), what="link up")
+            m3.set("b", 2)
+            wait_until(caught_up(master, replica), what="offsets equal")
+            client(replica).save()
+        finally:
+            replica.stop()
+        m3.set("c", 3)  # written while the replica is down: in the backlog
+        replica = start_dumpling("--dir", str(tmp_path), "--replicaof", "127.0.0.1", str(master.port))
+        try:
+            wait_until(lambda: link_up(replica), what="link up again")
+            m3.set("d", 4)  # the stream goes on in database 3, no SELECT needed
+            wait_until(caught_up(master, replica), what="offsets equal")
+            stats = client(master).info("stats")
+            assert stats["sync_partial_ok"] == 1 and stats["sync_full"] == 1
+            r3 = client(replica, 3)
+            assert [r3.get(k) for k in "abcd"] == [b"1", b"2", b"3", b"4"]
+        finally:
+            replica.stop()
+
+
+def test_publish_reaches_subscribers_of_replicas() -> None:
+    with servers(lambda: start_dumpling(*FAST_SYNC), start_dumpling) as (master, replica):
+        client(replica).replicaof("127.0.0.1", master.port)
+        wait_until(lambda: link_up(replica), what="link up")
+        pubsub = client(replica).pubsub()
+        pubsub.subscribe("news")
+        assert pubsub.get_message(timeout=2)["type"] == "subscribe"
+        client(master).publish("news", "hello")
+        message = pubsub.get_message(timeout=5)
+        assert message is not None and message["data"] == b"hello"
+        pubsub.close()

@@ -55,6 +55,7 @@ VERBATIM = frozenset({
 })
 TTL_ONLY = frozenset({"expire", "pexpire", "expireat", "pexpireat", "persist"})
 _TRANSLATED = frozenset({"xadd", "spop", "hincrbyfloat"})  # see Propagator._translated
+_PUBLISHERS = frozenset({"publish", "spublish"})
 
 
 def resp(argv: list[bytes]) -> bytes:
@@ -92,6 +93,8 @@ class Propagator:
     def __init__(self, server: Server) -> None:
         self.server = server
         self.sinks: list[Sink] = []
+        self.replication_sinks: list[Sink] = []
+        self.published: list[Record] = []  # PUBLISH/SPUBLISH of this call: for replicas only, as Redis does
         self.depth = 0
         self.dirty_marks: list[int] = []
         self.outer: tuple[Any, Any, list[bytes], int] | None = None  # (client, cmd, argv, db index)
@@ -102,15 +105,20 @@ class Propagator:
 
     # -- sinks --------------------------------------------------------------------------------------
 
-    def attach(self, sink: Sink) -> None:
+    def attach(self, sink: Sink, replication: bool = False) -> None:
+        """``replication``: the sink also gets what only replicas receive (PUBLISH)."""
         if sink not in self.sinks:
             self.sinks.append(sink)
+        if replication and sink not in self.replication_sinks:
+            self.replication_sinks.append(sink)
         self._install()
 
     def detach(self, sink: Sink) -> None:
         if sink in self.sinks:
             self.settle()  # what is collected so far still reaches it
             self.sinks.remove(sink)
+        if sink in self.replication_sinks:
+            self.replication_sinks.remove(sink)
         self._install()
 
     def _install(self) -> None:
@@ -155,6 +163,8 @@ class Propagator:
         wrote = self.server.keyspace.dirty != before
         if wrote and cmd.is_write and not (cmd.key_specs or cmd.movable or cmd.first_key):
             self.keyless.append((client.db.index, argv))  # FLUSHALL, FLUSHDB, SWAPDB, FUNCTION ...
+        elif cmd.name in _PUBLISHERS and self.replication_sinks and type(reply) is int:
+            self.published.append((client.db.index, argv))  # subscribers of replicas get it too
         if self.depth == 0:
             self._finish_outer(wrote, reply)
 
@@ -181,6 +191,15 @@ class Propagator:
     # -- records ------------------------------------------------------------------------------------
 
     def _emit(self, records: list[Record], client: Any) -> None:
+        published = self.published
+        if published:
+            self.published = []
+            for sink in self.sinks:
+                if sink in self.replication_sinks:
+                    sink(records + published, client)
+                elif records:
+                    sink(records, client)
+            return
         if records:
             for sink in self.sinks:
                 sink(records, client)
@@ -189,6 +208,8 @@ class Propagator:
         outer, touched, keyless = self.outer, self.touched, self.keyless
         self.outer, self.touched, self.keyless = None, {}, []
         if outer is None or not (wrote or touched or keyless):
+            if self.published:
+                self._emit([], outer[0] if outer is not None else None)
             return
         client, cmd, argv, db_index = outer
         records: list[Record] = list(keyless)

@@ -564,7 +564,7 @@ class Snapshots:
         elif key == b"used-mem" and text.isdigit():
             self.loading_rdb_used_mem = int(text)
             server.log("notice", f"RDB memory usage when created {int(text) / (1024 * 1024):.2f} Mb")
-        elif key in (b"repl-id", b"repl-offset"):
+        elif key in (b"repl-id", b"repl-offset", b"repl-stream-db"):
             self.loaded_repl_info[key.decode()] = text  # a restarted replica continues from there
         elif key == b"aof-base" and text == "1":
             server.log("notice", "RDB is base AOF")
@@ -705,10 +705,10 @@ class Snapshots:
         shows ``loading:1``.  A shutdown requested while loading stops it (nothing is saved)."""
         server = self.server
         if server.config["rdb-del-sync-files"]:
-            # Redis deletes only an RDB made to feed replicas (removeRDBUsedToSyncReplicas) or
-            # received from a master: without replication there is never such a file.
-            server.log("notice", "rdb-del-sync-files is set: dumpling has no replication, so no RDB file is ever "
-                       "made for a replica sync and none is deleted (dump.rdb from SAVE/BGSAVE stays, as in Redis)")
+            # Redis deletes an RDB made only to feed replicas or received from a master; dumpling
+            # keeps both (a disk-based sync writes dbfilename, a replica keeps what it received).
+            server.log("notice", "rdb-del-sync-files is set: dumpling keeps the RDB files of replication syncs "
+                       "(the setting has no effect)")
         if server.config["appendonly"]:  # the AOF is the dataset; dump.rdb is not read
             try:
                 return await server.aof.load_at_startup()  # type: ignore[attr-defined]

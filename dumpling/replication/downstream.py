@@ -231,6 +231,11 @@ class FullSync:
             if not live or all(r.unsent() <= _HIGH_WATER // 2 for r in live):
                 self._resume_reading()
 
+    def abort(self) -> None:
+        """Shutdown: the child is killed, the replicas dropped."""
+        if not self.done:
+            self._finish(False)
+
     def _finish(self, ok: bool) -> None:
         self.done = True
         self.replication.flush_stream()  # what came before the end of the transfer is held for them
@@ -276,6 +281,8 @@ class FullSync:
         snapshots = server.snapshots  # type: ignore[attr-defined]
         if self._bgsave_done in snapshots.bgsave_done_hooks:
             snapshots.bgsave_done_hooks.remove(self._bgsave_done)
+        if self.done:
+            return  # aborted meanwhile (shutdown)
         if not ok:
             server.log("warning", "SYNC failed. BGSAVE child returned an error")
             self._finish(False)

@@ -66,6 +66,7 @@ class Replication:
         self._unflushed = bytearray()  # stream bytes of this event-loop pass, not yet given to replicas
         self._flush_scheduled = False
         server.cron_hooks.append(self.cron)
+        server.before_shutdown.append(self._before_shutdown)
         server.config.listeners.append(self._config_changed)
         server.startup_tasks.append(self._startup)
         server.snapshots.extra_aux = self.rdb_aux  # type: ignore[attr-defined]
@@ -97,7 +98,12 @@ class Replication:
 
     def rdb_aux(self) -> list[tuple[bytes, bytes]]:
         """AUX fields Redis writes in every RDB (what a restarted replica would PSYNC with)."""
-        return [(b"repl-stream-db", b"%d" % max(self.selected, 0)), (b"repl-id", self.replid.encode()),
+        stream_db = max(self.selected, 0)
+        link = self.link
+        if link is not None:  # a replica: the database its master's stream has selected
+            client = link.client if link.client is not None else link.cached[2] if link.cached else None
+            stream_db = client.db.index if client is not None else 0
+        return [(b"repl-stream-db", b"%d" % stream_db), (b"repl-id", self.replid.encode()),
                 (b"repl-offset", b"%d" % self.offset)]
 
     # -- role ---------------------------------------------------------------------------------------
@@ -111,6 +117,7 @@ class Replication:
         server = self.server
         was_master = self.link is None and not from_config
         cached: tuple[str, int, Any] | None = None
+        stream_db = "0"
         if self.link is not None:
             old = self.link
             if old.state == "connected":
@@ -128,7 +135,12 @@ class Replication:
                 self.replid = saved["repl-id"]  # the RDB of a replica: continue where it stopped
                 self.offset = int(saved["repl-offset"])
                 cached = (self.replid, self.offset, None)
+                stream_db = saved.get("repl-stream-db", "0")
         self.link = MasterLink(self, host, port, cached)
+        if from_config and cached is not None and stream_db.isdigit() and int(stream_db) < len(server.keyspace.dbs):
+            master_client = self.link.new_client()  # its stream continues in the database it had selected
+            master_client.db = server.keyspace.dbs[int(stream_db)]
+            self.link.cached = (cached[0], cached[1], master_client)
         self._detach_sink()  # a replica proxies its master's stream; it produces none
         server.keyspace.expiry_by_master = True
         server.snapshots.refresh_gate()  # type: ignore[attr-defined]
@@ -184,7 +196,7 @@ class Replication:
 
     def _attach_sink(self) -> None:
         if not self._sink_attached:
-            self.server.propagator.attach(self._sink)  # type: ignore[attr-defined]
+            self.server.propagator.attach(self._sink, replication=True)  # type: ignore[attr-defined]
             self._sink_attached = True
 
     def _detach_sink(self) -> None:
@@ -546,6 +558,15 @@ class Replication:
                        "connected replicas.")
         if self.waiters:
             self._wake_waiters()
+
+    def _before_shutdown(self, flags: frozenset[str]) -> bool:
+        """No child of ours outlives the server; the master link closes."""
+        if self.full_sync is not None:
+            self.full_sync.abort()
+        if self.link is not None:
+            self.link.stop()
+        self.flush_stream()
+        return True
 
     # -- configuration ----------------------------------------------------------------------------------
 

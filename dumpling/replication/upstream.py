@@ -350,13 +350,13 @@ class MasterLink:
                    "seconds loading)")
         replication.after_full_sync(replid, offset)
         self.offset = self.read_offset = offset
-        self.client = self._new_client()
+        self.client = self.new_client()
         if aof_was_on and server.config["appendonly"]:
             aof.start_fresh("replication")
         self.transfer = None
         return True
 
-    def _new_client(self) -> MasterClient:
+    def new_client(self) -> MasterClient:
         client = MasterClient(self.server)
         client.skip_this = True  # replies to the master are never sent
         client._in_batch = True  # (nor flushed on the way)
@@ -368,7 +368,7 @@ class MasterLink:
         cached = self.cached
         assert cached is not None
         self.offset = self.read_offset = cached[1]
-        self.client = cached[2] if cached[2] is not None else self._new_client()
+        self.client = cached[2] if cached[2] is not None else self.new_client()
         self.client.closed = False
         self.client.multi = None
         self.cached = None
