@@ -470,3 +470,41 @@ def test_publish_reaches_subscribers_of_replicas() -> None:
         message = pubsub.get_message(timeout=5)
         assert message is not None and message["data"] == b"hello"
         pubsub.close()
+
+
+def test_chain_redis_dumpling_redis_keeps_offsets() -> None:
+    """A dumpling replica proxies its master's stream verbatim: a Redis replica of it has
+    the master's offsets and data."""
+    require_redis()
+    with servers(lambda: start_redis(*FAST_SYNC), lambda: start_dumpling(*FAST_SYNC), start_redis) as (
+            master, middle, leaf):
+        workload(client(master), 30, seed=8)
+        client(middle).replicaof("127.0.0.1", master.port)
+        wait_until(lambda: link_up(middle), what="middle up")
+        client(leaf).replicaof("127.0.0.1", middle.port)
+        wait_until(lambda: link_up(leaf), what="leaf up")
+        workload(client(master), 80, seed=9)
+        time.sleep(0.3)
+        wait_until(caught_up(master, middle, leaf), what="offsets equal along the chain")
+        assert client(leaf).info("replication")["master_replid"] == client(master).info("replication")["master_replid"]
+        assert assert_same_dataset(master, leaf) > 100
+
+
+def test_slow_replica_dropped_at_output_buffer_limit() -> None:
+    import socket
+
+    with servers(lambda: start_dumpling(*FAST_SYNC, "--client-output-buffer-limit", "replica 1mb 0 0")) as (master,):
+        m = client(master)
+        sock = socket.create_connection(("127.0.0.1", master.port))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(b"*3\r\n$8\r\nREPLCONF\r\n$4\r\ncapa\r\n$3\r\neof\r\n*3\r\n$5\r\nPSYNC\r\n$1\r\n?\r\n$2\r\n-1\r\n")
+        wait_until(lambda: m.info("replication")["connected_slaves"] == 1, what="replica attached")
+        value = b"x" * 100_000
+        for i in range(300):  # 30 MB the replica never reads
+            m.set(f"big:{i}", value)
+            if not m.info("replication")["connected_slaves"]:
+                break
+        wait_until(lambda: m.info("replication")["connected_slaves"] == 0, what="replica dropped")
+        assert "scheduled to be closed ASAP for overcoming of output buffer limits" in master.log()
+        sock.close()
+        assert m.ping()
