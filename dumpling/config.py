@@ -165,9 +165,8 @@ SETTINGS: list[Setting] = [
     _s("rdb-save-incremental-fsync", "bool", True),
     _s("rdb-key-save-delay", "int", 0, min=-INT_MAX - 1, max=INT_MAX),  # test knob: µs per key saved
     _s("key-load-delay", "int", 0, min=-INT_MAX - 1, max=INT_MAX),  # test knob: µs per key loaded
-    # Deletes RDB files made only for replication; dumpling keeps the file a replica received
-    # (as Redis does with rdb-del-sync-files no) and never deletes one: named in the startup log.
-    _s("rdb-del-sync-files", "bool", False, inert=True),
+    # With persistence off, the RDB of a replication sync is not kept (dumpling.replication).
+    _s("rdb-del-sync-files", "bool", False),
     # the append-only file (dumpling.persistence.aof)
     _s("appendonly", "bool", False),
     _s("appendfsync", "enum", "everysec", choices=("always", "everysec", "no")),

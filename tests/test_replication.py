@@ -508,3 +508,42 @@ def test_slow_replica_dropped_at_output_buffer_limit() -> None:
         assert "scheduled to be closed ASAP for overcoming of output buffer limits" in master.log()
         sock.close()
         assert m.ping()
+
+
+def test_replica_with_aof_restarts_with_the_synced_dataset(tmp_path: Any) -> None:
+    """The AOF of a replica is a new generation after each full sync (no stale incr file)."""
+    require_redis()
+    with servers(lambda: start_redis(*FAST_SYNC)) as (master,):
+        m = client(master)
+        workload(m, 20, seed=10)
+        replica = start_dumpling("--dir", str(tmp_path), "--appendonly", "yes")
+        try:
+            client(replica).set("stale", "from before the sync")
+            client(replica).replicaof("127.0.0.1", master.port)
+            wait_until(lambda: link_up(replica), what="link up")
+            workload(m, 40, seed=11)
+            time.sleep(0.3)
+            wait_until(caught_up(master, replica), what="offsets equal")
+        finally:
+            replica.stop()
+        manifest = (tmp_path / "appendonlydir" / "appendonly.aof.manifest").read_text()
+        assert ".1." not in manifest  # the generation before the sync is gone
+        replica = start_dumpling("--dir", str(tmp_path), "--appendonly", "yes")
+        try:
+            assert client(replica).get("stale") is None
+            assert assert_same_dataset(master, replica) > 50
+        finally:
+            replica.stop()
+
+
+@pytest.mark.parametrize("delete", ["yes", "no"])
+def test_rdb_del_sync_files_on_a_persistence_less_replica(delete: str) -> None:
+    with servers(lambda: start_dumpling(*FAST_SYNC), lambda: start_dumpling("--rdb-del-sync-files", delete)) as (
+            master, replica):
+        client(master).set("k", "v")
+        client(replica).replicaof("127.0.0.1", master.port)
+        wait_until(lambda: link_up(replica), what="link up")
+        import os
+
+        assert os.path.exists(os.path.join(replica.dir, "dump.rdb")) == (delete == "no")
+        assert client(replica).get("k") == b"v"

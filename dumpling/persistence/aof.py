@@ -313,19 +313,25 @@ class AppendOnly:
         _fsync_dir(self.directory())
 
     def start_fresh(self, reason: str) -> None:
-        """No AOF yet (startup, or CONFIG SET appendonly yes): base of the current dataset,
-        a first incr file, the manifest."""
+        """A new AOF generation of the current dataset (startup without an AOF, CONFIG SET
+        appendonly yes, the end of a replica's full sync): base, first incr file, manifest;
+        the files of an earlier generation (a sequence number below) are removed."""
         os.makedirs(self.directory(), exist_ok=True)
         prefix = self.server.config["appendfilename"]
         suffix = self.base_suffix()
-        base = f"{prefix}.1.base.{suffix}"
+        old = list(self.manifest)
+        seq = max((s for _, s, _ in old), default=0) + 1
+        base = f"{prefix}.{seq}.base.{suffix}"
         self.server.log("notice", f"Creating AOF base file {base} on {reason}")
         self._write_base(base, suffix)
-        incr = self._open_incr(1)
+        incr = self._open_incr(seq)
         self.server.log("notice", f"Creating AOF incr file {incr} on {reason}")
-        self.manifest = [(base, 1, "b"), (incr, 1, "i")]
+        self.manifest = [(base, seq, "b"), (incr, seq, "i")]
         self.base_size = os.path.getsize(self.path(base))
         self.write_manifest()
+        for name, _, _ in old:
+            if name not in (base, incr):
+                _unlink(self.path(name))  # the replaced generation: the new manifest no longer names it
         self._hook(True)
 
     def stop(self) -> None:

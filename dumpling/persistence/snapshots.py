@@ -176,6 +176,10 @@ class Snapshots:
             self.save_params = parse_save_params(self.server.config["save"])
         self.refresh_gate()
 
+    def persistence_off(self) -> bool:
+        """No save points and no AOF: rdb-del-sync-files then removes replication's RDB files."""
+        return not self.save_params and not self.server.config["appendonly"]
+
     def writes_refused(self) -> bool:
         """writeCommandsDeniedByDiskError for RDB: stop-writes-on-bgsave-error, save points, last BGSAVE failed."""
         return not self.bgsave_ok and bool(self.save_params) and self.server.config["stop-writes-on-bgsave-error"]
@@ -704,11 +708,6 @@ class Snapshots:
         Runs in slices of ~20 ms so clients connected meanwhile get ``-LOADING`` and INFO
         shows ``loading:1``.  A shutdown requested while loading stops it (nothing is saved)."""
         server = self.server
-        if server.config["rdb-del-sync-files"]:
-            # Redis deletes an RDB made only to feed replicas or received from a master; dumpling
-            # keeps both (a disk-based sync writes dbfilename, a replica keeps what it received).
-            server.log("notice", "rdb-del-sync-files is set: dumpling keeps the RDB files of replication syncs "
-                       "(the setting has no effect)")
         if server.config["appendonly"]:  # the AOF is the dataset; dump.rdb is not read
             try:
                 return await server.aof.load_at_startup()  # type: ignore[attr-defined]

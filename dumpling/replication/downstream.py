@@ -300,4 +300,10 @@ class FullSync:
                 replica.write(b"$%d\r\n" % len(payload))
                 replica.write(payload)
         self.bytes = len(payload)
+        if server.config["rdb-del-sync-files"] and snapshots.persistence_off():
+            try:  # removeRDBUsedToSyncReplicas: made only for this sync
+                os.unlink(snapshots.rdb_path())
+                server.log("notice", "Removing the RDB file used to feed replicas in a persistence-less instance")
+            except OSError as e:
+                server.log("warning", f"Can't remove the RDB file used to feed replicas: {e.strerror}")
         self._finish(True)

@@ -274,8 +274,10 @@ class MasterLink:
             server.log("warning", f"MASTER <-> REPLICA sync: refusing the RDB received from the master: {why}; the "
                        "dataset is left as it was and the sync will be retried")
             raise LinkLost("")
-        if server.config["repl-diskless-load"] == "disabled":
-            self._save_received(payload)
+        snapshots = server.snapshots  # type: ignore[attr-defined]
+        if server.config["repl-diskless-load"] == "disabled" and not (
+                server.config["rdb-del-sync-files"] and snapshots.persistence_off()):
+            self._save_received(payload)  # (rdb-del-sync-files with persistence off: Redis deletes it after the load)
         return await self._load(payload, replid, offset)
 
     def _save_received(self, payload: bytes) -> None:
