@@ -547,3 +547,15 @@ def test_rdb_del_sync_files_on_a_persistence_less_replica(delete: str) -> None:
 
         assert os.path.exists(os.path.join(replica.dir, "dump.rdb")) == (delete == "no")
         assert client(replica).get("k") == b"v"
+
+
+def test_live_migration_example_loses_no_acknowledged_write() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    require_redis()
+    script = Path(__file__).resolve().parent.parent / "examples" / "live_migration.py"
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "no acknowledged write lost, none applied twice" in done.stdout
