@@ -559,3 +559,46 @@ def test_live_migration_example_loses_no_acknowledged_write() -> None:
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "no acknowledged write lost, none applied twice" in done.stdout
+
+
+def _info_fields(server: ServerProcess) -> list[str]:
+    with server.raw() as conn:
+        text = conn.call("INFO", "replication").decode()
+    return [line.split(":", 1)[0] for line in text.splitlines()[1:] if line and not line.startswith("#")]
+
+
+def test_info_replication_fields_as_redis() -> None:
+    """INFO replication names and orders its fields as Redis does, for a master with an
+    online replica, for the replica, and for a replica whose link is down."""
+    require_redis()
+    fields = []
+    for start in (start_redis, start_dumpling):
+        with servers(lambda s=start: s(*FAST_SYNC), lambda s=start: s("--min-replicas-to-write", "1")) as (
+                master, replica):
+            client(replica).replicaof("127.0.0.1", master.port)
+            wait_until(lambda r=replica: link_up(r), what="link up")
+            client(master).set("k", 1)
+            wait_until(lambda m=master, r=replica: caught_up(m, r)(), what="offsets equal")
+            up = (_info_fields(master), _info_fields(replica))
+            master.stop_process()
+            wait_until(lambda r=replica: not link_up(r), what="link down")
+            fields.append((*up, _info_fields(replica)))
+    assert fields[0] == fields[1]
+
+
+def test_masterauth_and_masteruser() -> None:
+    require_redis()
+    with servers(lambda: start_redis(*FAST_SYNC, "--requirepass", "secret", "--user", "repl", "on",
+                                     ">replpw", "+psync", "+replconf", "+ping"),
+                 lambda: start_dumpling("--masterauth", "wrong"),
+                 lambda: start_dumpling("--masterauth", "secret"),
+                 lambda: start_dumpling("--masteruser", "repl", "--masterauth", "replpw")) as (
+            master, refused, by_password, by_user):
+        m = redis.Redis(port=master.port, password="secret")
+        m.set("k", "v")
+        for replica in (refused, by_password, by_user):
+            client(replica).replicaof("127.0.0.1", master.port)
+        wait_until(lambda: link_up(by_password) and link_up(by_user), what="links up")
+        assert client(by_password).get("k") == client(by_user).get("k") == b"v"
+        wait_until(lambda: "Unable to AUTH to MASTER: -WRONGPASS" in refused.log(), what="refusal logged")
+        assert not link_up(refused)
