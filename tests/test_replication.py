@@ -602,3 +602,18 @@ def test_masterauth_and_masteruser() -> None:
         assert client(by_password).get("k") == client(by_user).get("k") == b"v"
         wait_until(lambda: "Unable to AUTH to MASTER: -WRONGPASS" in refused.log(), what="refusal logged")
         assert not link_up(refused)
+
+
+def test_waitaof_counts_replicas_that_fsynced() -> None:
+    with servers(lambda: start_dumpling(*FAST_SYNC, "--appendonly", "yes"),
+                 lambda: start_dumpling("--appendonly", "yes"), start_dumpling) as (master, with_aof, without_aof):
+        m = client(master)
+        for replica in (with_aof, without_aof):
+            client(replica).replicaof("127.0.0.1", master.port)
+        wait_until(lambda: link_up(with_aof) and link_up(without_aof), what="links up")
+        m.set("k", "v")
+        assert m.execute_command("WAITAOF", 1, 1, 5000) == [1, 1]
+        assert m.execute_command("WAITAOF", 0, 2, 300) == [1, 1]  # the replica without an AOF never fsyncs
+        assert m.wait(2, 5000) == 2
+        with pytest.raises(redis.ResponseError, match="WAITAOF cannot be used with replica instances"):
+            client(with_aof).execute_command("WAITAOF", 0, 1, 10)

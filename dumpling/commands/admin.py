@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from dumpling import REDIS_VERSION, acl, configrewrite
-from dumpling.commands.common import help_header, parse_timeout_ms, to_int
+from dumpling.commands.common import help_header, to_int
 from dumpling.commands.registry import TABLE, command, container
 from dumpling.config import ConfigError
 from dumpling.datatypes.hashes import HashValue
@@ -856,28 +856,6 @@ def bgrewriteaof(c: Any, argv: list[bytes]) -> Any:
         raise CommandError("Can't execute an AOF background rewriting. Please check the server logs for more "
                            "information.")
     return Status("Background append only file rewriting started")
-
-
-@command("waitaof", 4, "blocking", **SRV, since="7.2.0",
-         summary="Blocks until all of the preceding write commands sent by the connection are written to the "
-                 "append-only file of the master and/or replicas.",
-         args="numlocal:integer numreplicas:integer timeout:integer", acl="connection",
-         tips="request_policy:all_shards response_policy:agg_min")
-def waitaof(c: Any, argv: list[bytes]) -> Any:
-    numlocal = to_int(argv[1])
-    numreplicas = to_int(argv[2])
-    timeout_ms = parse_timeout_ms(argv[3], c.keyspace.now)
-    server = c.server
-    aof = server.aof
-    if numlocal and not aof.enabled:
-        raise CommandError("WAITAOF cannot be used when numlocal is set but appendonly is disabled.")
-    local = 1 if aof.enabled and aof.sync_now() else 0
-    reply = [local, 0]  # no replicas acknowledge anything: there is no replication yet
-    if numreplicas <= 0 or server.in_exec:  # satisfied, or inside MULTI/a script: never blocks
-        return reply
-    from dumpling.dispatch import Blocked
-
-    return Blocked([], timeout_ms / 1000, lambda: None, reply)
 
 
 # ----------------------------------------------------------------------------- DEBUG

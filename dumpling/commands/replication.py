@@ -109,9 +109,10 @@ def replconf(c: Any, argv: list[bytes]) -> Any:
         elif option == b"ack":
             try:
                 offset = int(value)
+                fack = int(argv[j + 3]) if len(argv) > j + 3 and argv[j + 2].lower() == b"fack" else -1
             except ValueError:
                 return NO_REPLY
-            replication.ack(c, offset)
+            replication.ack(c, offset, fack)
             return NO_REPLY
         elif option == b"getack":
             link = replication.link
@@ -154,3 +155,21 @@ def wait(c: Any, argv: list[bytes]) -> Any:
     numreplicas = to_int(argv[1])
     timeout_ms = parse_timeout_ms(argv[2], c.keyspace.now)  # getTimeoutFromObjectOrReply's checks
     return replication.wait(c, numreplicas, timeout_ms)
+
+
+@command("waitaof", 4, "blocking", **SRV, since="7.2.0",
+         summary="Blocks until all of the preceding write commands sent by the connection are written to the "
+                 "append-only file of the master and/or replicas.",
+         args="numlocal:integer numreplicas:integer timeout:integer", acl="connection",
+         tips="request_policy:all_shards response_policy:agg_min")
+def waitaof(c: Any, argv: list[bytes]) -> Any:
+    numlocal = to_int(argv[1])
+    numreplicas = to_int(argv[2])
+    timeout_ms = parse_timeout_ms(argv[3], c.keyspace.now)
+    server = c.server
+    if server.replication.link is not None:
+        raise CommandError("WAITAOF cannot be used with replica instances. Please also note that writes to replicas "
+                           "are just local and are not propagated.")
+    if numlocal and not server.aof.enabled:
+        raise CommandError("WAITAOF cannot be used when numlocal is set but appendonly is disabled.")
+    return server.replication.wait_aof(c, numlocal, numreplicas, timeout_ms)

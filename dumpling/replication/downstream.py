@@ -52,6 +52,7 @@ class ReplicaConn:
         self.state = "wait_bgsave_start"  # wait_bgsave_end, send_bulk, online
         self.since = time.time()
         self.ack_offset = 0
+        self.aof_offset = 0  # REPLCONF ACK ... FACK: what its AOF has fsynced (WAITAOF)
         self.ack_time = int(time.time())
         self.pending = bytearray()  # stream bytes held until the RDB has been sent
         self.stream_on_ack = False

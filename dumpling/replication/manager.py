@@ -57,7 +57,8 @@ class Replication:
         self.stat_sync_partial_ok = 0
         self.stat_sync_partial_err = 0
         self.stat_repl_input = 0
-        self.waiters: list[tuple[Any, Any, int, int]] = []  # WAIT: (client, Blocked, offset, replicas)
+        # WAIT/WAITAOF: (client, Blocked, offset, check() -> (reply now, satisfied))
+        self.waiters: list[tuple[Any, Any, int, Any]] = []
         self.getack_scheduled = False
         self.good_replicas = 0
         self._last_second = 0.0
@@ -426,14 +427,16 @@ class Replication:
     def reap_later(self, pid: int) -> None:
         self.to_reap.append(pid)
 
-    def ack(self, client: Any, offset: int) -> None:
-        """REPLCONF ACK <offset> from a replica."""
+    def ack(self, client: Any, offset: int, aof_offset: int = -1) -> None:
+        """REPLCONF ACK <offset> [FACK <aof offset>] from a replica."""
         replica = self.replica_of(client)
         if replica is None:
             return
         self.flush_stream()
         if offset > replica.ack_offset:
             replica.ack_offset = offset
+        if aof_offset > replica.aof_offset:
+            replica.aof_offset = aof_offset
         replica.ack_time = int(time.time())
         if replica.stream_on_ack and replica.state == "online":
             replica.start_stream()
@@ -468,8 +471,10 @@ class Replication:
 
     # -- WAIT ----------------------------------------------------------------------------------------
 
-    def acked(self, offset: int) -> int:
-        return sum(1 for r in self.replicas if r.state == "online" and not r.closed and r.ack_offset >= offset)
+    def acked(self, offset: int, aof: bool = False) -> int:
+        """Replicas online that acknowledged ``offset`` (``aof``: as fsynced to their AOF)."""
+        return sum(1 for r in self.replicas if r.state == "online" and not r.closed
+                   and (r.aof_offset if aof else r.ack_offset) >= offset)
 
     def wait(self, client: Any, numreplicas: int, timeout_ms: int) -> Any:
         from dumpling.dispatch import Blocked
@@ -479,8 +484,33 @@ class Replication:
         if acked >= numreplicas or self.server.in_exec:
             return acked
         blocked = Blocked([], timeout_ms / 1000, lambda: None, acked)
-        self.waiters.append((client, blocked, offset, numreplicas))
+        self.waiters.append((client, blocked, offset, lambda: self._wait_reply(offset, numreplicas)))
         self._schedule_getack()
+        return blocked
+
+    def _wait_reply(self, offset: int, numreplicas: int) -> tuple[Any, bool]:
+        acked = self.acked(offset)
+        return acked, acked >= numreplicas
+
+    def wait_aof(self, client: Any, numlocal: int, numreplicas: int, timeout_ms: int) -> Any:
+        """WAITAOF: [local fsynced, replicas that fsynced] for the client's last write."""
+        from dumpling.dispatch import Blocked
+
+        offset = getattr(client, "repl_woff", 0)
+        aof = self.server.aof  # type: ignore[attr-defined]
+
+        def reply() -> tuple[Any, bool]:
+            local = 1 if aof.enabled and aof.sync_now() else 0
+            replicas = self.acked(offset, aof=True)
+            return [local, replicas], local >= numlocal and replicas >= numreplicas
+
+        now, done = reply()
+        if done or self.server.in_exec:
+            return now
+        blocked = Blocked([], timeout_ms / 1000, lambda: None, now)
+        self.waiters.append((client, blocked, offset, reply))
+        if numreplicas:
+            self._schedule_getack()
         return blocked
 
     def _schedule_getack(self) -> None:
@@ -498,15 +528,15 @@ class Replication:
 
     def _wake_waiters(self) -> None:
         still = []
-        for client, blocked, offset, numreplicas in self.waiters:
+        for client, blocked, offset, check in self.waiters:
             if client.blocked is not blocked or client.closed:
                 continue
-            acked = self.acked(offset)
-            blocked.timeout_reply = acked  # what a timeout answers now
-            if acked >= numreplicas:
-                self.server.unblock(client, acked)
+            reply, done = check()
+            blocked.timeout_reply = reply  # what a timeout answers now
+            if done:
+                self.server.unblock(client, reply)
             else:
-                still.append((client, blocked, offset, numreplicas))
+                still.append((client, blocked, offset, check))
         self.waiters = still
 
     # -- cron ------------------------------------------------------------------------------------------

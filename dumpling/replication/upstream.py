@@ -205,11 +205,16 @@ class MasterLink:
             answer = (await reply()).decode("utf-8", "replace")
             if answer.startswith("-"):
                 raise LinkLost(f"Unable to AUTH to MASTER: {answer}")
-        port = (cfg["replica-announce-port"] if "replica-announce-port" in cfg.by_name else 0) or cfg["port"]
+        port = cfg["replica-announce-port"] or cfg["port"]
         writer.write(encode_command("REPLCONF", "listening-port", port))
         answer = (await reply()).decode("utf-8", "replace")
         if answer.startswith("-"):
             server.log("notice", f"(Non critical) Master does not understand REPLCONF listening-port: {answer}")
+        if cfg["replica-announce-ip"]:
+            writer.write(encode_command("REPLCONF", "ip-address", cfg["replica-announce-ip"]))
+            answer = (await reply()).decode("utf-8", "replace")
+            if answer.startswith("-"):
+                server.log("notice", f"(Non critical) Master does not understand REPLCONF ip-address: {answer}")
         writer.write(encode_command("REPLCONF", "capa", "eof", "capa", "psync2"))
         answer = (await reply()).decode("utf-8", "replace")
         if answer.startswith("-"):
@@ -477,7 +482,11 @@ class MasterLink:
         """REPLCONF ACK <applied offset> (every second, and when the master asks)."""
         writer = self.writer
         if writer is not None and self.state == "connected" and not writer.transport.is_closing():
-            writer.write(encode_command("REPLCONF", "ACK", self.offset))
+            aof = self.server.aof  # type: ignore[attr-defined]
+            if aof.enabled and aof.sync_now():  # Redis 7.2's FACK: the offset our AOF has on disk
+                writer.write(encode_command("REPLCONF", "ACK", self.offset, "FACK", self.offset))
+            else:
+                writer.write(encode_command("REPLCONF", "ACK", self.offset))
 
     def cron(self) -> None:
         """Once a second: ACK, timeouts, keepalive newlines while loading a big transfer."""
