@@ -35,7 +35,7 @@ def _load(name: str) -> ModuleType | None:
 
 
 fastpath = _load("dumpling._fastpath")
-fpconv = _load("dumpling._fpconv")  # Redis's fpconv_dtoa for double replies (dumpling.fpconv)
+fpconv = _load("dumpling._fpconv")  # dumpling.fpconv in C: the text of double replies
 
 
 def loaded() -> list[str]:

@@ -246,8 +246,8 @@ def d2string(value: float) -> bytes:
     return fpconv_dtoa(value)
 
 
-# The Python functions above are the reference; the C twin (dumpling/_fpconv.c, Redis's own
-# fpconv code) replaces them when built, unless DUMPLING_PURE=1.  Both stay reachable for tests.
+# The Python functions above are the reference; the C twin (dumpling/_fpconv.c, our C
+# translation of this module) replaces them when built, unless DUMPLING_PURE=1.  Both stay reachable for tests.
 py_fpconv_dtoa = fpconv_dtoa
 py_d2string = d2string
 native = accel.fpconv
