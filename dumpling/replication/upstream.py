@@ -32,6 +32,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from dumpling.persistence.rdb import RdbError
+from dumpling.protocol import ErrorReply
 from dumpling.replication.wire import (
     BulkTransfer,
     CommandStream,
@@ -90,6 +91,8 @@ class MasterLink:
         self.stopped = False
         self.task: asyncio.Task[None] | None = None
         self.last_newline = 0.0
+        self._leftover = b""  # stream bytes that arrived behind a $<len> RDB
+        self.pending_multi = 0  # bytes of a MULTI block received but not applied yet
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -129,11 +132,11 @@ class MasterLink:
                 was_connected = self.state == "connected"
             except ReplicationProtocolError as e:
                 server.log("warning", str(e))
-            except (OSError, EOFError) as e:
+            except OSError as e:
                 if self.state in ("connect", "connecting"):
                     server.log("warning", f"Error condition on socket for SYNC: {e.strerror or e}")
                 else:
-                    server.log("warning", f"I/O error with MASTER: {getattr(e, 'strerror', None) or e}")
+                    server.log("warning", f"I/O error with MASTER: {e.strerror or e}")
             except TimeoutError:
                 if self.state == "connecting":
                     server.log("warning", "Timeout connecting to the MASTER...")
@@ -471,9 +474,9 @@ class MasterLink:
             client.multi.append((cmd, argv))
             return
         reply = server.call(client, cmd, argv)
-        if type(reply).__name__ == "ErrorReply":
+        if type(reply) is ErrorReply:
             server.log("warning", f"== CRITICAL == This replica is sending an error to its master: "
-                       f"'{getattr(reply, 'message', reply)}' after processing the command '{cmd.name}'")
+                       f"'{reply.message}' after processing the command '{cmd.name}'")
         client._out.clear()
         if server.pending_pushes:
             server.send_pending_pushes(client)
@@ -501,6 +504,3 @@ class MasterLink:
         elif self.loading and self.writer is not None and now - self.last_newline >= 1:
             self.last_newline = now
             self.writer.write(b"\n")  # replicationSendNewlineToMaster: we are alive, still loading
-
-    _leftover = b""
-    pending_multi = 0
