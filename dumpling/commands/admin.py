@@ -84,7 +84,8 @@ def _section_server(server: Any) -> list[str]:
 def _section_clients(server: Any) -> list[str]:
     clients = list(server.clients.values())
     return [
-        f"connected_clients:{len(clients)}",
+        # (replicas are not counted here: connected_slaves in INFO replication)
+        f"connected_clients:{sum(1 for c in clients if getattr(c, 'repl_kind', None) != 'replica')}",
         "cluster_connections:0",
         f"maxclients:{server.config['maxclients']}",
         f"client_recent_max_input_buffer:{max((c.query_buffer_size() for c in clients), default=0)}",
