@@ -39,6 +39,9 @@ def parse_double(arg: bytes) -> float | None:
     """C ``strtod`` on the whole string as Redis's ``string2d`` uses it; None if rejected."""
     if not arg or arg[0] in b" \t\n\r\x0b\x0c":
         return None
+    if arg.isdigit():  # the common case (ASCII digits only): no sign, point, exponent or underflow
+        value = float(arg)
+        return None if value == math.inf else value
     low = arg.lower()
     if low in _INF:
         return -math.inf if low[0] == 45 else math.inf

@@ -180,8 +180,15 @@ def _fields_expired(ks: Any, db: Any, key: bytes, value: HashValue) -> None:
 
 
 def _limits(c: Any) -> HashLimits:
-    config = c.server.config
-    return HashLimits(config["hash-max-listpack-entries"], config["hash-max-listpack-value"])
+    values = c.server.config.values
+    key = (values["hash-max-listpack-entries"], values["hash-max-listpack-value"])
+    limits = _LIMITS.get(key)
+    if limits is None:
+        limits = _LIMITS[key] = HashLimits(*key)
+    return limits
+
+
+_LIMITS: dict[tuple[int, int], HashLimits] = {}  # one HashLimits per setting pair in use
 
 
 def live_hash(c: Any, key: bytes, value: HashValue | None) -> HashValue | None:

@@ -73,7 +73,7 @@ def arity_error(name: str) -> CommandError:
 
 
 def _fill(c: Any) -> int:
-    return c.server.config["list-max-listpack-size"]
+    return c.server.config.values["list-max-listpack-size"]
 
 
 def _where(arg: bytes) -> bool:

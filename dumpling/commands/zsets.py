@@ -48,8 +48,8 @@ NOT_LEX_RANGE = "min or max not valid string range item"
 
 
 def limits(c: Any) -> tuple[int, int]:
-    cfg = c.server.config
-    return cfg["zset-max-listpack-entries"], cfg["zset-max-listpack-value"]
+    values = c.server.config.values
+    return values["zset-max-listpack-entries"], values["zset-max-listpack-value"]
 
 
 def zset_of(value: Any) -> ZSetValue | None:

@@ -87,7 +87,7 @@ class HashValue:
         """``hashTypeTryConversion`` for the field/value arguments about to be written."""
         if self.encoding == "hashtable":
             return
-        if len(args) // 2 > limits.entries or any(len(a) > limits.value for a in args):
+        if len(args) // 2 > limits.entries or (args and max(map(len, args)) > limits.value):
             self.to_hashtable()
 
     def to_hashtable(self) -> None:

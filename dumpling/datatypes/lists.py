@@ -66,10 +66,18 @@ def lp_entry_size(element: bytes) -> int:
 def _native_listpack() -> Any:
     """The C listpack codec (``dumpling.payload._listpack``) while the payload codec uses
     it - ``DUMPLING_PURE``, ``DUMPLING_PURE_PAYLOAD`` and ``listpack.use_native`` decide -
-    else None.  Looked up at call time: ``dumpling.payload`` imports this package."""
-    from dumpling.payload import listpack
+    else None.  Looked up at call time (``listpack.use_native`` switches it), the module
+    imported once: ``dumpling.payload`` imports this package."""
+    module = _listpack_module
+    if not module:
+        from dumpling.payload import listpack
 
-    return listpack.native
+        module.append(listpack)
+        return listpack.native
+    return module[0].native
+
+
+_listpack_module: list[Any] = []
 
 
 def lp_entry_sizes(elements: Iterable[bytes]) -> list[int]:
@@ -234,7 +242,8 @@ class ListValue:
 
     def _sync(self, fill: int) -> None:
         """Rebuild the shape if ``items`` changed without going through a mutator."""
-        if self._shape_len == len(self):
+        items = self._items
+        if self._shape_len == (self._packed.length if items is None else len(items)):
             return
         if self.encoding == "listpack":
             self._lp_bytes = lp_bytes_of(self.items)
@@ -457,6 +466,10 @@ class ListValue:
 
     def push(self, elements: list[bytes], head: bool, fill: int, counted_bytes: int | None = None) -> None:
         """LPUSH/RPUSH: convert if needed (``counted_bytes`` overrides the raw-size sum), then push."""
+        items = self._items
+        if len(elements) == 1 and counted_bytes is None and self._packed is None and self._shape_len == len(items):
+            self._push_one(elements[0], head, fill, items)  # the common case, without the batch arithmetic
+            return
         self._written()
         self._sync(fill)
         added = sum(map(len, elements)) if counted_bytes is None else counted_bytes
@@ -471,14 +484,36 @@ class ListValue:
             self.items.extend(elements)
         self._shape_len = len(self.items)
 
+    def _push_one(self, element: bytes, head: bool, fill: int, items: deque[bytes]) -> None:
+        """``push`` of one element onto a list whose shape is up to date (same rules)."""
+        size = len(element)
+        entry = size + 2 if size < 64 and not (element and element[0] in _INT_START) else lp_entry_size(element)
+        if self.encoding == "listpack":
+            if exceeds_limit(fill, self._lp_bytes + size, len(items) + 1):
+                self._to_quicklist()
+                self._ql_push_sized(((size, entry),), head, fill)
+            else:
+                self._lp_bytes += entry
+        else:
+            self._ql_push_sized(((size, entry),), head, fill)
+        if head:
+            items.appendleft(element)
+        else:
+            items.append(element)
+        self._shape_len += 1
+
     def _ql_push_many(self, elements: list[bytes], head: bool, fill: int) -> None:
         """``quicklistPushHead``/``quicklistPushTail`` for each element, limits computed once."""
+        self._ql_push_sized(zip(map(len, elements), lp_entry_sizes(elements), strict=True), head, fill)
+
+    def _ql_push_sized(self, sized: Iterable[tuple[int, int]], head: bool, fill: int) -> None:
+        """``_ql_push_many`` given (raw length, listpack entry size) per element."""
         size_limit, count_limit = node_limits(fill)
         by_size = size_limit != SIZE_MAX
         large_above = size_limit if fill < 0 else SIZE_SAFETY_LIMIT
         nodes = self._nodes
         node: Node | None = (nodes[0] if head else nodes[-1]) if nodes else None
-        for size, entry in zip(map(len, elements), lp_entry_sizes(elements), strict=True):
+        for size, entry in sized:
             if size > large_above:
                 node = [1, size, True]
             else:
@@ -498,6 +533,15 @@ class ListValue:
 
     def pop(self, count: int, head: bool, fill: int) -> list[bytes]:
         """Remove up to ``count`` elements from one end (no encoding check: see ``shrunk``)."""
+        items = self._items
+        if count == 1 and self._packed is None and items and self._shape_len == len(items):
+            element = items.popleft() if head else items.pop()  # the common case: one element, shape known
+            if self.encoding == "listpack":
+                self._lp_bytes -= lp_entry_size(element)
+            else:
+                self._ql_pop(element, head)
+            self._shape_len -= 1
+            return [element]
         self._written()
         self._sync(fill)
         items = self.items
