@@ -1,23 +1,28 @@
 /*
- * dumpling._fastpath: the hot string commands, parsed and run in C.
+ * dumpling._fastpath: requests parsed, dispatched and (mostly) answered in C.
  *
  * A read from a plain connection (no MULTI, no CLIENT REPLY, no MONITOR, no WATCH,
- * no keyspace notifications, no cluster, no maxmemory, LRU policy) very often holds
- * nothing but GET / SET / INCR / MSET / ... requests.  `run(client, data)` executes
- * the longest prefix of `data` made of such requests directly on the database
- * dicts the Python code uses (`db.data`, `db.expires`, `db.meta`), with exactly the
- * effects the Python handlers have: the same stored values, LRU fields, hit/miss
- * and command statistics, dirty counter, SCAN order bookkeeping and SLOWLOG entries.
+ * no keyspace notifications, no cluster, no maxmemory, no AOF/replication hooks, LRU
+ * policy: see eligible()) is offered here first.  `run(client, data)` executes the
+ * longest prefix of `data` made of requests it can take, two ways:
  *
- * It stops, before touching anything, at the first request it is not sure about: an
- * incomplete or unusual request, a command or argument form it does not know, a key
- * that has (or had) a TTL where that matters, a value of another type, a number
- * that does not parse, an overflow.  The caller hands the rest of the data to the
- * ordinary Python path, which also produces every error reply.  So this module only
- * has to be right about the cases it accepts.
+ * - the general path: any command whose Command.plain is set runs through its own
+ *   Python handler, called from here with the same argv, time snapshot and statistics
+ *   Server.call gives it; simple replies are encoded here, everything else is finished
+ *   by Server.finish_plain (see "the general path" below);
+ * - the twins: GET / SET / INCR / MSET / ... are also written in C directly on the
+ *   database dicts the Python code uses (`db.data`, `db.expires`, `db.meta`), with
+ *   exactly the effects the Python handlers have: the same stored values, LRU fields,
+ *   hit/miss and command statistics, dirty counter, SCAN order bookkeeping and SLOWLOG
+ *   entries.  A twin unsure about a request hands it to the general path.
+ *
+ * It stops, before touching anything, at the first request it cannot take: an
+ * incomplete or unusual request, a command that is not plain, a wrong arity.  The caller
+ * hands the rest of the data to the ordinary Python path, which also produces those
+ * error replies.
  *
  * Returns the number of bytes consumed (0: nothing done).  Replies are appended to
- * `client._out` as one bytes object.
+ * `client._out`.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -1059,6 +1064,7 @@ static PyObject *fast_run(PyObject *self, PyObject *const *fargs, Py_ssize_t nar
         pos = next;
         stale = 1;
         if (rc == RECHECK) { /* Python delivered it: the connection or the server may have changed */
+            g.now_set = -1;  /* and calls it made (blocked clients served) set their own time snapshot */
             int e = eligible(server, keyspace, client, &b.resp3);
             if (e <= 0) {
                 failed = e < 0;

@@ -1,6 +1,7 @@
 """The optional C accelerators, and the switch that turns them off.
 
-``dumpling._fastpath`` runs the hot string commands of plain connections in C
+``dumpling._fastpath`` parses and dispatches the requests of plain connections in C and
+runs the data commands' Python handlers from there, the hot string commands entirely in C
 (``Client.data_received`` offers it each read first); ``dumpling._fpconv`` prints doubles
 (``dumpling.fpconv``); ``dumpling.payload._speedups``
 reads and writes the bodies of big collections and ``dumpling.payload._listpack``
