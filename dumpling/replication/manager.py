@@ -98,11 +98,16 @@ class Replication:
                         f"{self.second_offset}. New replication ID is {self.replid}")
 
     def rdb_aux(self) -> list[tuple[bytes, bytes]]:
-        """AUX fields Redis writes in every RDB (what a restarted replica would PSYNC with)."""
+        """AUX fields Redis writes in an RDB while the server is in a replication chain (a
+        master with a backlog, a replica with master state): what a restart PSYNCs with."""
         stream_db = max(self.selected, 0)
         link = self.link
+        if link is None and self.backlog is None:
+            return []  # (rdbPopulateSaveInfo gives no replication info)
         if link is not None:  # a replica: the database its master's stream has selected
             client = link.client if link.client is not None else link.cached[2] if link.cached else None
+            if client is None and link.cached is None:
+                return []
             stream_db = client.db.index if client is not None else 0
         return [(b"repl-stream-db", b"%d" % stream_db), (b"repl-id", self.replid.encode()),
                 (b"repl-offset", b"%d" % self.offset)]
