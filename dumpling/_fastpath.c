@@ -1194,6 +1194,39 @@ static PyObject *fast_configure(PyObject *self, PyObject *const *args, Py_ssize_
     Py_RETURN_NONE;
 }
 
+/* encode_flat(value: list, resp3: bool) -> bytes | None: protocol.encode of a flat array
+ * (elements bytes, bytearray, int64 or None), any size; None for any other shape. */
+static PyObject *fast_encode_flat(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyList_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "encode_flat(value: list, resp3: bool)");
+        return NULL;
+    }
+    int resp3 = PyObject_IsTrue(args[1]);
+    if (resp3 < 0)
+        return NULL;
+    PyObject *list = args[0];
+    Py_ssize_t n = PyList_GET_SIZE(list);
+    Out o = {NULL, 0, 0};
+    size_t guess = 16 + (size_t)n * 16;
+    if (out_reserve(&o, guess) < 0 || out_number(&o, '*', (long long)n) < 0)
+        goto fail;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++) {
+        int r = encode_scalar(&o, PyList_GET_ITEM(list, i), resp3);
+        if (r < 0)
+            goto fail;
+        if (r == 0) {
+            PyMem_Free(o.buf);
+            Py_RETURN_NONE;
+        }
+    }
+    PyObject *result = PyBytes_FromStringAndSize(o.buf, (Py_ssize_t)o.len);
+    PyMem_Free(o.buf);
+    return result;
+fail:
+    PyMem_Free(o.buf);
+    return NULL;
+}
+
 static PyObject *fast_configure_general(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 3 || !PyDict_Check(args[0]) || !PyType_Check(args[1])) {
         PyErr_SetString(PyExc_TypeError, "configure_general(table: dict[bytes, Command], Status, NO_REPLY)");
@@ -1227,6 +1260,8 @@ static PyMethodDef methods[] = {
      "configure(commands): the Command objects whose statistics run() updates"},
     {"configure_general", (PyCFunction)(void (*)(void))fast_configure_general, METH_FASTCALL,
      "configure_general(table, Status, NO_REPLY): the plain commands run through their Python handlers"},
+    {"encode_flat", (PyCFunction)(void (*)(void))fast_encode_flat, METH_FASTCALL,
+     "encode_flat(value, resp3) -> the RESP encoding of a flat array, or None for another shape"},
     {"commands", fast_commands, METH_NOARGS, "names of the commands this module can run"},
     {"find_big_header", (PyCFunction)(void (*)(void))fast_find_big_header, METH_FASTCALL,
      "find_big_header(data, start) -> position of the first big aggregate header, or -1"},

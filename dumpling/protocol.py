@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from dumpling.accel import fastpath as _fastpath
 from dumpling.errors import ProtocolError
 from dumpling.fpconv import d2string
 from dumpling.numbers import LLONG_MAX, LLONG_MIN, parse_int64, wrap_int64
@@ -129,6 +130,7 @@ OK = Status("OK")
 PONG = Status("PONG")
 QUEUED = Status("QUEUED")
 
+_encode_flat = getattr(_fastpath, "encode_flat", None)  # the C twin of flat-array encoding (DUMPLING_PURE: None)
 _NULL2 = b"$-1\r\n"
 _NULL3 = b"_\r\n"
 _INT_CACHE = [b":%d\r\n" % i for i in range(-1, 256)]
@@ -143,6 +145,10 @@ def format_double(value: float) -> bytes:
 
 def encode(value: Any, resp3: bool) -> bytes:
     """Encode one reply value for the given protocol."""
+    if type(value) is list and _encode_flat is not None and len(value) > 8:
+        data = _encode_flat(value, resp3)  # a flat array (LRANGE, SORT, MGET...) in one C pass
+        if data is not None:
+            return data
     out: list[bytes] = []
     _encode_into(value, resp3, out)
     return b"".join(out)

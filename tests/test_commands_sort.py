@@ -157,3 +157,23 @@ def test_cluster_mode_pattern_slots():
             assert parse_reply(conn.call("SORT", "{a}l", "BY", "nosort")) == [b"3", b"1", b"2"]
     finally:
         node.stop()
+
+
+def test_numeric_order_with_ties_matches_score_then_element_order() -> None:
+    """``_by_score`` sorts by float keys and then orders each run of equal scores by element:
+    the same result as sorting (score, element) pairs (Redis's sortCompare), for full sorts,
+    partial (LIMIT) sorts and DESC, with -0/0 and infinities as ties."""
+    import random
+
+    from dumpling.commands.sorting import _by_score
+
+    rng = random.Random(1)
+    for _ in range(2000):
+        n = rng.randrange(0, 80)
+        elements = [rng.choice([b"a", b"b", b"aa", b"", b"zzz"]) + bytes([rng.randrange(256)]) * rng.randrange(2)
+                    for _ in range(n)]
+        scores = [rng.choice([0.0, -0.0, 1.0, 2.5, -3.0, float("inf"), float("-inf")]) for _ in range(n)]
+        for desc in (False, True):
+            for needed in (n, rng.randrange(0, n + 1)):
+                expected = [e for _, e in sorted(zip(scores, elements, strict=True), reverse=desc)][:needed]
+                assert _by_score(scores, elements, desc, needed)[:needed] == expected

@@ -3,6 +3,7 @@ compared byte for byte with real Redis."""
 
 from __future__ import annotations
 
+import random
 import socket
 import time
 
@@ -426,3 +427,26 @@ def test_big_header_handling_does_not_depend_on_read_boundaries(parts, cuts):
             last = cut
     reads.append(data[last:])
     assert _in_process(reads) == _in_process([data])
+
+
+def test_flat_arrays_encode_the_same_in_c_and_python() -> None:
+    """``protocol.encode`` hands flat arrays to ``_fastpath.encode_flat``: byte for byte the
+    Python encoder's output, and None (Python's turn) for any other element or an int beyond int64."""
+    from dumpling import protocol
+
+    flat = protocol._encode_flat
+    if flat is None:
+        pytest.skip("C fast path not built")
+    rng = random.Random(7)
+    pool = [b"", b"x" * 300, bytearray(b"raw"), 0, -1, 254, 255, -(1 << 63), (1 << 63) - 1, None]
+    for resp3 in (False, True):
+        for _ in range(500):
+            value = [rng.choice(pool) for _ in range(rng.randrange(0, 50))]
+            out: list[bytes] = []
+            protocol._encode_into(value, resp3, out)
+            assert flat(value, resp3) == b"".join(out)
+        for odd in ([1 << 64], [b"a", [b"nested"]], [b"a", protocol.Double(1.5)], [True], ["text"]):
+            assert flat(odd, resp3) is None
+            out = []
+            protocol._encode_into(odd, resp3, out)
+            assert protocol.encode(odd * 5, resp3) == (b"*%d\r\n" % (len(odd) * 5)) + b"".join(out[1:]) * 5

@@ -14,6 +14,8 @@ writes a list built as consecutive RPUSHes would build it.
 
 from __future__ import annotations
 
+import heapq
+import math
 from typing import Any
 
 from dumpling.cluster.slots import SLOT_MASK, crc16, key_slot
@@ -44,6 +46,49 @@ def strtod_weight(text: bytes) -> float | None:
     if value is None or value != value:
         return None
     return value
+
+
+def _weight(weight: bytes | None) -> float | None:
+    """A numeric sort weight: 0 for a missing one, None if it is not a valid double."""
+    if weight is None:
+        return 0.0
+    if weight.isdigit():  # the common case: ASCII digits, exactly what strtod reads
+        value = float(weight)
+        return None if value == math.inf else value
+    return strtod_weight(weight)
+
+
+def _ordered(items: list[Any], desc: bool, needed: int) -> list[Any]:
+    """``items`` sorted (descending if ``desc``); when only the first ``needed`` are wanted
+    (a small LIMIT), just those, as Redis's partial sort does."""
+    if 0 <= needed < len(items) // 8:
+        return heapq.nlargest(needed, items) if desc else heapq.nsmallest(needed, items)
+    items.sort(reverse=desc)
+    return items
+
+
+def _by_score(scores: list[float], elements: list[bytes], desc: bool, needed: int) -> list[bytes]:
+    """``elements`` ordered by score, equal scores in binary order of the elements (Redis's
+    ``sortCompare``), all reversed with DESC; only the first ``needed`` for a small LIMIT."""
+    n = len(elements)
+    if 0 <= needed < n // 8:
+        pairs = zip(scores, elements, strict=True)
+        best = heapq.nlargest(needed, pairs) if desc else heapq.nsmallest(needed, pairs)
+        return [element for _, element in best]
+    # Float keys alone sort several times faster than (score, element) pairs; then each run
+    # of equal scores is put in element order.
+    order = sorted(range(n), key=scores.__getitem__, reverse=desc)
+    ranked = [scores[i] for i in order]
+    ties = [k for k in range(1, n) if ranked[k] == ranked[k - 1]]
+    k = 0
+    while k < len(ties):
+        first = ties[k] - 1
+        while k + 1 < len(ties) and ties[k + 1] == ties[k] + 1:
+            k += 1
+        last = ties[k]
+        order[first:last + 1] = sorted(order[first:last + 1], key=elements.__getitem__, reverse=desc)
+        k += 1
+    return [elements[i] for i in order]
 
 
 def pattern_hash_slot(pattern: bytes) -> int:
@@ -166,32 +211,27 @@ def _sort(c: Any, argv: list[bytes], readonly: bool) -> Any:
         end = count - 1
 
     if not dontsort:
-        weights = [lookup_by_pattern(c, sortby, e) if sortby is not None else e for e in elements]
+        weights = elements if sortby is None else [lookup_by_pattern(c, sortby, e) for e in elements]
         if alpha:
             if sortby is not None:
                 order = sorted(range(count), key=lambda i: (weights[i] is not None, weights[i] or b""),
                                reverse=desc)
+                elements = [elements[i] for i in order]
             else:
-                order = sorted(range(count), key=lambda i: elements[i], reverse=desc)
+                elements = _ordered(elements, desc, end + 1)
         else:
-            scores: list[float] = []
-            bad = False
-            for weight in weights:
-                if weight is None:
-                    scores.append(0.0)
-                    continue
-                score = strtod_weight(weight)
-                if score is None:
-                    bad = True
-                    score = 0.0
-                scores.append(score)
-            if bad:
+            # digit-only weights (the common case) inline: exactly what strtod reads
+            scores = [float(w) if w is not None and w.isdigit() else _weight(w) for w in weights]
+            if math.inf in scores and any(w is not None and w.isdigit() and float(w) == math.inf for w in weights):
+                raise CommandError("One or more scores can't be converted into double")  # ERANGE
+            if None in scores:
                 raise CommandError("One or more scores can't be converted into double")
-            order = sorted(range(count), key=lambda i: (scores[i], elements[i]), reverse=desc)
-        elements = [elements[i] for i in order]
+            elements = _by_score(scores, elements, desc, end + 1)  # type: ignore[arg-type]
 
     selected = elements[start:end + 1] if end >= start else []
     if store is None:
+        if not gets:
+            return selected
         out: list[bytes | None] = []
         for element in selected:
             if not gets:

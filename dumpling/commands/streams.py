@@ -308,7 +308,7 @@ def xadd(c: Any, argv: list[bytes]) -> Any:
     if new_id <= last:
         raise CommandError("The ID specified in XADD is equal or smaller than the target stream top item")
     flat = argv[field_pos:]
-    if sum(len(x) for x in flat) > 1 << 30:
+    if sum(map(len, flat)) > 1 << 30:
         raise CommandError("Elements are too large to be stored")
     s.append(new_id, flat, *node_limits(c))
     c.keyspace.changed(db, key, b"xadd", "t")

@@ -98,7 +98,7 @@ class StreamNode:
         self.live = 0
         self.deleted = 0
         self.entries_bytes = 0
-        self.fields_bytes = sum(_str_size(f) for f in master_fields)
+        self.fields_bytes = sum(map(_str_size, master_fields))
 
     @property
     def last_id(self) -> StreamID:
@@ -118,10 +118,10 @@ class StreamNode:
         size += listpack_int_entry_size(_signed64(entry_id[0] - self.master_id[0]))
         size += listpack_int_entry_size(_signed64(entry_id[1] - self.master_id[1]))
         if same:
-            size += sum(_str_size(v) for v in flat[1::2])
+            size += sum(map(_str_size, flat[1::2]))
             lp_count = nfields + 3
         else:
-            size += listpack_int_entry_size(nfields) + sum(_str_size(x) for x in flat)
+            size += listpack_int_entry_size(nfields) + sum(map(_str_size, flat))
             lp_count = 2 * nfields + 4
         return size + listpack_int_entry_size(lp_count), same
 
@@ -189,7 +189,7 @@ class StreamValue:
         node: StreamNode | None = None
         if nodes:
             node = nodes.peekitem(-1)[1]
-            total = sum(len(x) for x in flat)
+            total = sum(map(len, flat))
             if node.byte_size() + total >= max_bytes:
                 node = None
             elif max_entries and node.live + node.deleted >= max_entries:
