@@ -617,3 +617,42 @@ def test_waitaof_counts_replicas_that_fsynced() -> None:
         assert m.wait(2, 5000) == 2
         with pytest.raises(redis.ResponseError, match="WAITAOF cannot be used with replica instances"):
             client(with_aof).execute_command("WAITAOF", 0, 1, 10)
+
+
+def _redis_74() -> str:
+    import os
+
+    path = os.environ.get("REDIS_74_SERVER", "/tmp/redis74/src/redis-server")
+    if not os.path.exists(path):
+        pytest.skip("no Redis 7.4 binary (REDIS_74_SERVER)")
+    return path
+
+
+def start_redis_74(*args: str) -> ServerProcess:
+    from tests.servers import _start
+
+    path = _redis_74()
+    return _start(lambda p: [path, "--port", str(p), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--enable-debug-command", "yes", *args], "redis74", None)
+
+
+@pytest.mark.parametrize("direction", ["redis74->dumpling", "dumpling->redis74"])
+def test_redis_74_both_ways_with_hash_field_ttls(direction: str) -> None:
+    """Redis 7.4 (RDB 12, hash field TTLs) as master and as replica."""
+    _redis_74()
+    starts = ((lambda: start_redis_74(*FAST_SYNC), start_dumpling) if direction.startswith("redis74")
+              else (lambda: start_dumpling(*FAST_SYNC), start_redis_74))
+    with servers(*starts) as (master, replica):
+        m = client(master)
+        workload(m, 30, seed=12)
+        m.hset("hf", mapping={"a": 1, "b": 2})
+        m.execute_command("HEXPIRE", "hf", 1000, "FIELDS", 1, "a")
+        client(replica).replicaof("127.0.0.1", master.port)
+        wait_until(lambda: link_up(replica), what="link up")
+        workload(m, 60, seed=13)
+        m.execute_command("HPEXPIRE", "hf", 2_000_000, "FIELDS", 1, "b")
+        time.sleep(0.3)
+        wait_until(caught_up(master, replica), what="offsets equal")
+        assert assert_same_dataset(master, replica) > 100
+        ttls = client(replica).execute_command("HTTL", "hf", "FIELDS", 2, "a", "b")
+        assert abs(ttls[0] - 1000) <= 2 and abs(ttls[1] - 2000) <= 2
