@@ -582,6 +582,7 @@ class Replication:
                 server.log("warning", f"Disconnecting timedout replica (streaming sync): {replica.name}")
                 replica.client.close()
         self._purge_replicas()
+        self._refresh_good_replicas()  # refreshGoodSlavesCount: a replica silent for max-lag stops counting
         if (self.link is None and self.backlog is not None and not self.replicas and cfg["repl-backlog-ttl"]
                 and now - self.no_replicas_since > cfg["repl-backlog-ttl"]):
             self.change_replid()
