@@ -86,3 +86,30 @@ def test_debug_listpack_7_4_encodings(dumpling_server: ServerProcess) -> None:
         assert conn.call("OBJECT", "ENCODING", "myhash") == b"$10\r\nlistpackex\r\n"
         assert conn.call("DEBUG", "LISTPACK", "myhash") == b"+Listpack structure printed on stdout\r\n"
         conn.call("FLUSHALL")
+
+
+def test_debug_quicklist_packed_threshold_as_7_4(dumpling_server: ServerProcess) -> None:
+    """Recorded from Redis 7.4.1 (Debian's 7.0 has no such threshold rule for 7.4's lists):
+    the argument check, and elements at or above the threshold getting PLAIN nodes of their own
+    in a quicklist (node count and sizes from DEBUG OBJECT after each command)."""
+    bad = b"-ERR argument must be a memory value bigger than 1 and smaller than 4gb\r\n"
+    with dumpling_server.raw() as conn:
+        conn.call("FLUSHALL")
+        try:
+            for arg in ("5g", "x", "-1", "4294967296"):
+                assert conn.call("DEBUG", "QUICKLIST-PACKED-THRESHOLD", arg) == bad
+            conn.call("RPUSH", "l3", *[str(i) for i in range(1, 3000)])
+            assert conn.call("DEBUG", "QUICKLIST-PACKED-THRESHOLD", "1b") == b"+OK\r\n"
+            nodes = []
+            for command in (("RPUSH", "l3", "aaa", "bbb"), ("LPUSH", "l3", "zz"),
+                            ("LINSERT", "l3", "BEFORE", "100", "mid"), ("LSET", "l3", "5", "xx")):
+                conn.call(*command)
+                nodes.append(_tail(conn.call("DEBUG", "OBJECT", "l3"), "ql_nodes").split()[0])
+            assert nodes == [b"ql_nodes:4", b"ql_nodes:5", b"ql_nodes:7", b"ql_nodes:9"]
+            assert _tail(conn.call("DEBUG", "OBJECT", "l3"), "ql_nodes") == (
+                b"ql_nodes:9 ql_avg_node:333.67 ql_listpack_max:-2 ql_compressed:0 ql_uncompressed_size:8909\r\n")
+            assert conn.call("LRANGE", "l3", "0", "5") == (
+                b"*6\r\n$2\r\nzz\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n$1\r\n4\r\n$2\r\nxx\r\n")
+        finally:
+            assert conn.call("DEBUG", "QUICKLIST-PACKED-THRESHOLD", "0") == b"+OK\r\n"
+            conn.call("FLUSHALL")

@@ -14,9 +14,9 @@ from typing import Any
 from dumpling import REDIS_VERSION, acl, configrewrite
 from dumpling.commands.common import help_header, to_int
 from dumpling.commands.registry import TABLE, command, container
-from dumpling.config import ConfigError
+from dumpling.config import ConfigError, parse_memory
 from dumpling.datatypes.hashes import HashValue
-from dumpling.datatypes.lists import ListValue
+from dumpling.datatypes.lists import ListValue, set_packed_threshold
 from dumpling.datatypes.zsets import ZSetValue
 from dumpling.digest import ZERO as ZERO_DIGEST
 from dumpling.digest import dataset_digest, value_digest
@@ -872,6 +872,8 @@ _DEBUG_HELP = [
     "OBJECT <key>", "    Show low level info about `key` and associated value.",
     "PAUSE-CRON <0|1>", "    Stop periodic cron job processing.",
     "PROTOCOL <type>", "    Reply with a test value of the specified type.",
+    "QUICKLIST-PACKED-THRESHOLD <size>",
+    "    Elements of at least <size> bytes get plain quicklist nodes (up to 4GB; 0 restores the size rules).",
     "SET-ACTIVE-EXPIRE <0|1>", "    Setting it to 0 disables expiring keys in background when they are not accessed.",
     "SET-DISABLE-DENY-SCRIPTS <0|1>", "    Setting it to 1 enables commands flagged noscript in scripts.",
     "SET-SKIP-CHECKSUM-VALIDATION <0|1>", "    Enables or disables checksum checks for RDB files and RESTORE's payload.",
@@ -976,6 +978,11 @@ def debug(c: Any, argv: list[bytes]) -> Any:
         db = c.db
         return [Status(ZERO_DIGEST.hex() if (value := db.data.get(key)) is None
                        else value_digest(value, key in db.expires).hex()) for key in argv[2:]]
+    if sub == b"quicklist-packed-threshold" and n == 3:
+        size = parse_memory(argv[2].decode("latin-1"))
+        if size is None or size < 0 or not set_packed_threshold(size):
+            raise CommandError("argument must be a memory value bigger than 1 and smaller than 4gb")
+        return OK
     if sub in (b"quicklist-packed-threshold", b"segfault", b"panic", b"assert", b"oom", b"restart",
                b"crash-and-recover", b"leak"):
         raise CommandError(f"DEBUG {argv[1].decode('utf-8', 'replace').upper()} is not supported by dumpling")

@@ -146,8 +146,25 @@ def exceeds_limit(fill: int, new_bytes: int, new_count: int) -> bool:
     return new_count > count_limit
 
 
+# DEBUG QUICKLIST-PACKED-THRESHOLD (quicklist.c's ``packed_threshold``): when set, an element
+# of at least this many bytes gets a PLAIN node whatever the fill; 0 = Redis's size rules.
+PACKED_THRESHOLD_MAX = (1 << 32) - (1 << 20)
+_packed_threshold = 0
+
+
+def set_packed_threshold(size: int) -> bool:
+    """``quicklistSetPackedThreshold``: False (unchanged) above PACKED_THRESHOLD_MAX."""
+    global _packed_threshold
+    if size > PACKED_THRESHOLD_MAX:
+        return False
+    _packed_threshold = size
+    return True
+
+
 def is_large_element(size: int, fill: int) -> bool:
     """Redis 7.4 keeps an element this big in a PLAIN node of its own."""
+    if _packed_threshold:
+        return size >= _packed_threshold
     if fill >= 0:
         return size > SIZE_SAFETY_LIMIT
     return size > node_limits(fill)[0]
@@ -510,7 +527,7 @@ class ListValue:
         """``_ql_push_many`` given (raw length, listpack entry size) per element."""
         size_limit, count_limit = node_limits(fill)
         by_size = size_limit != SIZE_MAX
-        large_above = size_limit if fill < 0 else SIZE_SAFETY_LIMIT
+        large_above = _packed_threshold - 1 if _packed_threshold else size_limit if fill < 0 else SIZE_SAFETY_LIMIT
         nodes = self._nodes
         node: Node | None = (nodes[0] if head else nodes[-1]) if nodes else None
         for size, entry in sized:
