@@ -102,13 +102,15 @@ class Database:
 
     # -- lookups ----------------------------------------------------------------
 
-    def expire_if_needed(self, key: bytes) -> bool:
-        """Delete ``key`` if it is logically expired; True if it was."""
+    def expire_if_needed(self, key: bytes, write: bool = False) -> bool:
+        """Delete ``key`` if it is logically expired; True if it was.  A replica keeps it
+        for its master's DEL, except for a write on a writable replica (``write``)."""
         when = self.expires.get(key)
-        if when is None or self.keyspace.now <= when or self.keyspace.loading:
+        ks = self.keyspace
+        if when is None or ks.now <= when or ks.loading:
             return False
-        if not (self.keyspace.expire_paused or self.keyspace.expiry_by_master):
-            self.keyspace.expire_key(self, key)
+        if not (ks.expire_paused or (ks.expiry_by_master and not (write and not ks.replica_read_only))):
+            ks.expire_key(self, key)
         return True  # while CLIENT PAUSE holds expiry: logically expired, still stored
 
     def lookup_read(self, key: bytes) -> Any:
@@ -126,7 +128,7 @@ class Database:
         return value
 
     def lookup_write(self, key: bytes) -> Any:
-        value = None if key in self.expires and self.expire_if_needed(key) else self.data.get(key)
+        value = None if key in self.expires and self.expire_if_needed(key, write=True) else self.data.get(key)
         if value is not None and not self.keyspace.no_touch:
             self.touch(key)
         return value
@@ -220,6 +222,9 @@ class Database:
         if key not in self.expires and self._expire_order is not None:
             self._expire_order.added(key)
         self.expires[key] = when_ms
+        ks = self.keyspace
+        if ks.expiry_by_master and not ks.loading:  # a client's write on a writable replica: we expire it
+            ks.replica_keys_with_expire[(self.index, key)] = None
 
     def persist(self, key: bytes) -> bool:
         if key in self.expires:
@@ -309,6 +314,10 @@ class Keyspace:
         # A replica: keys past their TTL read as missing but are deleted only by the
         # master's DEL (Redis's replicas never expire keys themselves).
         self.expiry_by_master = False
+        self.replica_read_only = True  # (replica-read-only, kept here by dumpling.replication)
+        # Keys a writable replica's own clients gave a TTL: the replica expires those itself
+        # (Redis's slaveKeysWithExpire).
+        self.replica_keys_with_expire: dict[tuple[int, bytes], None] = {}
         # statistics (INFO stats)
         self.stat_hits = 0
         self.stat_misses = 0

@@ -656,3 +656,24 @@ def test_redis_74_both_ways_with_hash_field_ttls(direction: str) -> None:
         assert assert_same_dataset(master, replica) > 100
         ttls = client(replica).execute_command("HTTL", "hf", "FIELDS", 2, "a", "b")
         assert abs(ttls[0] - 1000) <= 2 and abs(ttls[1] - 2000) <= 2
+
+
+def test_writable_replica_expiry_as_redis() -> None:
+    """Redis's integration/replication-3 cases: a writable replica expires the keys its own
+    clients gave a TTL, and a write to a key of the master's that is past its TTL replaces it."""
+    with servers(lambda: start_dumpling(*FAST_SYNC), start_dumpling) as (master, replica):
+        r5 = client(replica, 5)
+        client(replica).replicaof("127.0.0.1", master.port)
+        wait_until(lambda: link_up(replica), what="link up")
+        r5.config_set("replica-read-only", "no")
+        for i in range(3):
+            r5.set(f"local{i}", i, px=300)
+        assert r5.dbsize() == 3 and r5.info("stats")["slave_expires_tracked_keys"] == 3
+        wait_until(lambda: r5.dbsize() == 0, what="the replica expires its own keys")
+        m5 = client(master, 5)
+        m5.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", 0)
+        m5.set("key1", 5, px=10)
+        m5.set("key2", 5, px=10)
+        wait_until(lambda: r5.dbsize() == 2 and r5.exists("key1", "key2") == 0, what="replicated, logically expired")
+        assert r5.incr("key1") == 1 and r5.ttl("key1") == -1  # the write replaced the expired key
+        assert r5.get("key2") is None and r5.dbsize() == 2  # a read leaves it for the master's DEL

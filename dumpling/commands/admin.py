@@ -262,7 +262,7 @@ def _section_stats(server: Any) -> list[str]:
         f"latest_fork_usec:{getattr(server, 'stat_fork_usec', 0)}",
         f"total_forks:{getattr(server, 'stat_total_forks', 0)}",
         f"migrate_cached_sockets:{migrate_sockets}",
-        "slave_expires_tracked_keys:0",
+        f"slave_expires_tracked_keys:{len(server.keyspace.replica_keys_with_expire)}",
         "active_defrag_hits:0",
         "active_defrag_misses:0",
         "active_defrag_key_hits:0",

@@ -71,6 +71,7 @@ class Replication:
         server.config.listeners.append(self._config_changed)
         server.startup_tasks.append(self._startup)
         server.snapshots.extra_aux = self.rdb_aux  # type: ignore[attr-defined]
+        server.keyspace.replica_read_only = bool(server.config["replica-read-only"])
 
     # -- IDs ----------------------------------------------------------------------------------------
 
@@ -164,6 +165,7 @@ class Replication:
         self.selected = -1
         self.no_replicas_since = time.time()
         server.keyspace.expiry_by_master = False
+        server.keyspace.replica_keys_with_expire.clear()
         if self.backlog is not None:
             self._attach_sink()
         server.snapshots.refresh_gate()  # type: ignore[attr-defined]
@@ -582,6 +584,8 @@ class Replication:
                 server.log("warning", f"Disconnecting timedout replica (streaming sync): {replica.name}")
                 replica.client.close()
         self._purge_replicas()
+        if server.keyspace.replica_keys_with_expire:
+            self._expire_replica_keys()
         self._refresh_good_replicas()  # refreshGoodSlavesCount: a replica silent for max-lag stops counting
         if (self.link is None and self.backlog is not None and not self.replicas and cfg["repl-backlog-ttl"]
                 and now - self.no_replicas_since > cfg["repl-backlog-ttl"]):
@@ -604,9 +608,23 @@ class Replication:
         self.flush_stream()
         return True
 
+    def _expire_replica_keys(self) -> None:
+        """expireSlaveKeys: the keys a writable replica's clients set a TTL on."""
+        ks = self.server.keyspace
+        ks.tick()
+        for item in list(ks.replica_keys_with_expire):
+            db = ks.dbs[item[0]]
+            when = db.expires.get(item[1])
+            if when is None:
+                del ks.replica_keys_with_expire[item]
+            elif when < ks.now:
+                ks.expire_key(db, item[1])
+                del ks.replica_keys_with_expire[item]
+
     # -- configuration ----------------------------------------------------------------------------------
 
     def _config_changed(self, name: str) -> None:
+        self.server.keyspace.replica_read_only = bool(self.server.config["replica-read-only"])
         if name == "repl-backlog-size" and self.backlog is not None:
             self.backlog.resize(self.server.config["repl-backlog-size"])
         elif name in ("min-replicas-to-write", "min-replicas-max-lag"):
