@@ -677,3 +677,14 @@ def test_writable_replica_expiry_as_redis() -> None:
         wait_until(lambda: r5.dbsize() == 2 and r5.exists("key1", "key2") == 0, what="replicated, logically expired")
         assert r5.incr("key1") == 1 and r5.ttl("key1") == -1  # the write replaced the expired key
         assert r5.get("key2") is None and r5.dbsize() == 2  # a read leaves it for the master's DEL
+
+
+def test_config_get_replicaof_follows_the_role() -> None:
+    with servers(start_dumpling) as (server,):
+        c = client(server)
+        assert c.config_get("replicaof") == {"replicaof": ""}
+        c.replicaof("127.0.0.1", 1)
+        assert c.config_get("replicaof") == {"replicaof": "127.0.0.1 1"}
+        assert c.config_get("slaveof") == {"slaveof": "127.0.0.1 1"}
+        c.replicaof("no", "one")
+        assert c.config_get("replicaof") == {"replicaof": ""}
