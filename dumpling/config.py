@@ -66,7 +66,7 @@ SETTINGS: list[Setting] = [
     # networking and clients
     _s("port", "int", 6379, max=65535, immutable=True),
     _s("bind", "list", "127.0.0.1", immutable=True),
-    _s("protected-mode", "bool", True, inert=True),
+    _s("protected-mode", "bool", True),
     _s("tcp-backlog", "int", 511, immutable=True),
     _s("tcp-keepalive", "int", 300, max=INT_MAX),
     _s("timeout", "int", 0, max=INT_MAX),

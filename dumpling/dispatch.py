@@ -26,7 +26,7 @@ from dumpling.commands.acl import guard_blocked as acl_guard_blocked
 from dumpling.commands.acl import redacted as redacted_args
 from dumpling.commands.registry import ORIGINAL, TABLE, Command, rename
 from dumpling.config import Config
-from dumpling.errors import NOAUTH, CommandError
+from dumpling.errors import NOAUTH, PROTECTED_MODE_DENIED, CommandError
 from dumpling.keyspace import Keyspace
 from dumpling.protocol import NO_REPLY, NULL_ARRAY, QUEUED, ErrorReply, Status, repr_bytes
 from dumpling.server import Client, disable_fastpath, install_signal_handlers
@@ -155,13 +155,20 @@ class Server:
         self._next_id += 1
         return self._next_id
 
-    def client_connected(self, client: Client) -> bool:
+    def client_connected(self, client: Client) -> bytes | None:
+        """Admit a new connection as acceptCommonHandler and then clientAcceptHandler do:
+        None once it is registered, else the bytes it gets before it is closed."""
         if len(self.clients) >= self.config["maxclients"]:
             self.stat_rejected += 1
-            return False
+            return b"-ERR max number of clients reached\r\n"
+        # Protected mode: while the default user has no password, only loopback and unix
+        # socket peers are served (Redis 7 no longer exempts an explicit ``bind``).
+        if self.config["protected-mode"] and self.acl.default.nopass and not client.local:
+            self.stat_rejected += 1
+            return PROTECTED_MODE_DENIED.encode()
         self.clients[client.id] = client
         self.stat_connections += 1
-        return True
+        return None
 
     def client_disconnected(self, client: Client) -> None:
         if self.clients.pop(client.id, None) is None:

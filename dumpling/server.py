@@ -61,6 +61,7 @@ class Client(asyncio.Protocol):
         self.addr = "?:0"
         self.laddr = "?:0"
         self.unix_socket = False  # connected through the ``unixsocket`` listener (flag U)
+        self.local = False  # connIsLocal: a unix socket or a loopback peer (protected mode, "local" settings)
         self.fd = -1
         self.last_cmd = "NULL"
         self.flags_close_after_reply = False
@@ -120,13 +121,18 @@ class Client(asyncio.Protocol):
         local = transport.get_extra_info("sockname")
         if sock is not None and sock.family == socket.AF_UNIX:
             # Redis shows the socket's path as both ends of a unix connection.
-            self.unix_socket = True
+            self.unix_socket = self.local = True
             self.addr = self.laddr = f"{self.server.config['unixsocket']}:0"
         else:
             self.addr = _fmt_addr(peer)
             self.laddr = _fmt_addr(local)
-        if not self.server.client_connected(self):
-            transport.write(encode_error("ERR max number of clients reached"))
+            # connSocketIsLocal compares the peer's address text: "127.*" or "::1" (an IPv4-mapped
+            # "::ffff:127.0.0.1" is not local; IPv6 listeners are V6ONLY, so it never comes up).
+            host = peer[0] if isinstance(peer, tuple) and peer else ""
+            self.local = host.startswith("127.") or host == "::1"
+        refusal = self.server.client_connected(self)
+        if refusal is not None:
+            transport.write(refusal)
             self.closed = True
             transport.close()
 
