@@ -11,7 +11,7 @@ import tempfile
 import time
 from typing import Any
 
-from dumpling import REDIS_VERSION, acl, configrewrite
+from dumpling import REDIS_VERSION, acl, buildinfo, configrewrite
 from dumpling.commands.common import help_header, to_int
 from dumpling.commands.registry import TABLE, command, container
 from dumpling.config import ConfigError, parse_memory
@@ -54,7 +54,7 @@ def _section_server(server: Any) -> list[str]:
         f"redis_version:{REDIS_VERSION}",
         "redis_git_sha1:00000000",
         "redis_git_dirty:0",
-        "redis_build_id:d00d1e5d00d1e5",
+        f"redis_build_id:{buildinfo.build_id()}",  # the build= of dumpling-server --version
         f"redis_mode:{'cluster' if server.cluster is not None else 'standalone'}",
         f"os:{uname.system} {uname.release} {uname.machine}",
         "arch_bits:64",
@@ -141,7 +141,7 @@ def _section_memory(server: Any) -> list[str]:
         "mem_replication_backlog:0",
         "mem_total_replication_buffers:0",
         "mem_clients_slaves:0",
-        "mem_clients_normal:0",
+        f"mem_clients_normal:{_normal_clients_memory(server)}",
         "mem_cluster_links:0",
         "mem_aof_buffer:0",
         "mem_allocator:libc",
@@ -149,6 +149,13 @@ def _section_memory(server: Any) -> list[str]:
         "lazyfree_pending_objects:0",
         "lazyfreed_objects:0",
     ]
+
+
+def _normal_clients_memory(server: Any) -> int:
+    """mem_clients_normal: the tot-mem of every client but replicas (normal, pub/sub, master)."""
+    from dumpling.commands.connection import client_memory
+
+    return sum(client_memory(c) for c in server.clients.values() if getattr(c, "repl_kind", None) != "replica")
 
 
 def _rss_bytes() -> int:
@@ -280,7 +287,7 @@ def _section_stats(server: Any) -> list[str]:
         "io_threaded_reads_processed:0",
         "io_threaded_writes_processed:0",
         "client_query_buffer_limit_disconnections:0",
-        "client_output_buffer_limit_disconnections:0",
+        f"client_output_buffer_limit_disconnections:{server.stat_obuf_disconnections}",
         "reply_buffer_shrinks:0",
         "reply_buffer_expands:0",
         f"acl_access_denied_auth:{server.acl.denied[acl.DENIED_AUTH]}",
@@ -470,7 +477,7 @@ def config_resetstat(c: Any, argv: list[bytes]) -> Any:
     server.stat_connections = server.stat_rejected = server.stat_commands = 0
     server.stat_net_input = server.stat_net_output = 0
     server.stat_error_replies = server.stat_unexpected_errors = 0
-    server.stat_sanitizations = 0
+    server.stat_sanitizations = server.stat_obuf_disconnections = 0
     ks.stat_hits = ks.stat_misses = ks.stat_expired = ks.stat_evicted = 0
     ks.stat_expired_time_cap_reached = 0
     ks.stat_expired_stale_perc = 0.0
@@ -951,6 +958,9 @@ def debug(c: Any, argv: list[bytes]) -> Any:
         return ErrorReply(argv[2].decode("utf-8", "replace"))
     if sub == b"log" and n == 3:
         server.log("warning", "DEBUG LOG: " + argv[2].decode("utf-8", "replace"))
+        return OK
+    if sub == b"replicate" and n >= 3:  # to the replicas only, not run here (a test knob, as in Redis)
+        server.replication.feed_command(*argv[2:])
         return OK
     if sub == b"change-repl-id" and n == 2:
         import secrets

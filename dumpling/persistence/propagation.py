@@ -270,7 +270,8 @@ class Propagator:
             members = list(reply.items) if isinstance(reply, SetReply) else reply if isinstance(reply, list) else [reply]
             if not all(type(m) is bytes for m in members):
                 return None
-            return [(db_index, [b"SREM", key, *members])] if members else None
+            # in SREMs of at most 1024 members, as Redis's spopWithCountCommand propagates them
+            return [(db_index, [b"SREM", key, *members[i:i + 1024]]) for i in range(0, len(members), 1024)] or None
         if name == "hincrbyfloat" and type(reply) is bytes and len(argv) == 4:
             value = db.data.get(key)
             if value is None or getattr(value, "field_expires", None):

@@ -304,10 +304,7 @@ class Replication:
         if not writes and cmd.name == "exec" and client.multi:
             writes = any(q.is_write for q, _ in client.multi)
         if link is None:
-            if writes and cfg["min-replicas-to-write"] and cfg["min-replicas-max-lag"] and \
-                    self.good_replicas < cfg["min-replicas-to-write"]:
-                return NOREPLICAS
-            return None
+            return NOREPLICAS if writes and not self.enough_good_replicas() else None
         if writes and cfg["replica-read-only"] and getattr(client, "repl_kind", None) != "master":
             return READONLY
         if link.state != "connected" and not cfg["replica-serve-stale-data"]:
@@ -317,6 +314,12 @@ class Replication:
             if not stale_ok:
                 return MASTERDOWN
         return None
+
+    def enough_good_replicas(self) -> bool:
+        """checkGoodReplicasStatus: min-replicas-to-write met (always, on a replica)."""
+        cfg = self.server.config
+        return (self.link is not None or not cfg["min-replicas-max-lag"] or not cfg["min-replicas-to-write"]
+                or self.good_replicas >= cfg["min-replicas-to-write"])
 
     # -- replicas (master side) -----------------------------------------------------------------------
 

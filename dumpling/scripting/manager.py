@@ -207,6 +207,8 @@ class Scripting:
                     raise CommandError(_script_misconf(message))
                 if ro:
                     raise CommandError("Can not execute a script with write flag using *_ro command.")
+                if not self._enough_replicas():
+                    raise CommandError("-NOREPLICAS Not enough good replicas to write.")
 
             if (server.maxmemory and not caller.no_evict and not flags & (ALLOW_OOM | NO_WRITES)
                     and not server.evict_if_needed()):
@@ -334,12 +336,19 @@ class Scripting:
             message = self.write_denied_message()
             if message:
                 self._refuse(cmd, message)
+            if not self._enough_replicas():
+                self._refuse(cmd, "NOREPLICAS Not enough good replicas to write.")
 
     def _read_only_replica(self, caller: Client) -> bool:
         """A read-only replica refuses writes from anyone but its master (dumpling.replication)."""
         replication = getattr(self.server, "replication", None)
         return (replication is not None and replication.link is not None and self.server.config["replica-read-only"]
                 and getattr(caller, "repl_kind", None) != "master")
+
+    def _enough_replicas(self) -> bool:
+        """checkGoodReplicasStatus (min-replicas-to-write / -max-lag)."""
+        replication = getattr(self.server, "replication", None)
+        return replication is None or replication.enough_good_replicas()
 
     def write_denied_message(self) -> str | None:
         """The MISCONF error while writes are refused for failed persistence, else None."""
