@@ -688,3 +688,19 @@ def test_config_get_replicaof_follows_the_role() -> None:
         assert c.config_get("slaveof") == {"slaveof": "127.0.0.1 1"}
         c.replicaof("no", "one")
         assert c.config_get("replicaof") == {"replicaof": ""}
+
+
+def test_blocked_pop_served_later_reaches_the_replica() -> None:
+    require_redis()
+    with servers(lambda: start_dumpling(*FAST_SYNC), start_redis) as (master, replica):
+        client(replica).replicaof("127.0.0.1", master.port)
+        wait_until(lambda: link_up(replica), what="link up")
+        popped: list[Any] = []
+        waiter = threading.Thread(target=lambda: popped.append(client(master).blpop(["queue"], 5)))
+        waiter.start()
+        wait_until(lambda: client(master).info("clients")["blocked_clients"] == 1, what="blocked")
+        client(master).rpush("queue", "a", "b", "c")
+        waiter.join()
+        assert popped == [(b"queue", b"a")]
+        wait_until(caught_up(master, replica), what="offsets equal")
+        assert client(replica).lrange("queue", 0, -1) == [b"b", b"c"]
