@@ -429,22 +429,17 @@ def fatal_config(reason: str, line_number: int, line: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from dumpling import buildinfo
     from dumpling.dispatch import Server
 
     args = sys.argv[1:] if argv is None else argv
+    # As redis-server: only the first argument is looked at; the version on stdout (exit 0),
+    # the usage on stderr (exit 1).
     if args and args[0] in ("-v", "--version"):
-        print(f"Redis server v={REDIS_VERSION} sha=00000000:0 malloc=libc bits=64 build=dumpling")
+        print(buildinfo.version_line())
         return 0
     if args and args[0] in ("-h", "--help"):
-        sys.stderr.write(
-            "Usage: dumpling-server [/path/to/redis.conf] [options] [-]\n"
-            "       dumpling-server -v or --version\n"
-            "       dumpling-server -h or --help\n\n"
-            "Examples:\n"
-            "       dumpling-server (run the server with default conf)\n"
-            "       dumpling-server /etc/redis/6379.conf\n"
-            "       dumpling-server --port 7777\n"
-        )
+        sys.stderr.write(buildinfo.usage())
         return 1
     config = Config()
     try:
