@@ -6,10 +6,12 @@ WORKDIR /src
 COPY pyproject.toml setup.py README.md ./
 COPY dumpling ./dumpling
 # The accelerators are optional for `pip install`, not for the image: fail if one did not build.
-RUN pip wheel --no-cache-dir --wheel-dir /wheels . \
+# python-lzf (the `lzf` extra) is optional too, and wanted here: C LZF for RDB/DUMP strings.
+RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[lzf]' \
     && for ext in _fastpath _fpconv _speedups _listpack _snapshot; do \
         python -m zipfile -l /wheels/dumpling-*.whl | grep -q "$ext\..*\.so" || { echo "missing $ext"; exit 1; }; \
-    done
+    done \
+    && ls /wheels/python_lzf-*.whl
 
 # Runtime: slim Python, non-root user, only the wheels.
 FROM python:3.11-slim

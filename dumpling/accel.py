@@ -41,7 +41,7 @@ fpconv = _load("dumpling._fpconv")  # dumpling.fpconv in C: the text of double r
 
 def loaded() -> list[str]:
     """Names of the accelerators in use (for the startup log)."""
-    from dumpling.payload import bulk, listpack  # the payload codec decides (DUMPLING_PURE_PAYLOAD too)
+    from dumpling.payload import bulk, compression, listpack  # the payload codec decides (DUMPLING_PURE_PAYLOAD too)
 
     names = []
     if fastpath is not None:
@@ -52,4 +52,6 @@ def loaded() -> list[str]:
         names.append("payload")
     if listpack.native is not None:
         names.append("listpack")
+    if compression.ACCELERATED:  # python-lzf, the optional `lzf` extra (else the pure LZF codec)
+        names.append("lzf")
     return names
