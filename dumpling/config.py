@@ -89,6 +89,11 @@ SETTINGS: list[Setting] = [
     # logging, process
     _s("loglevel", "enum", "notice", choices=("debug", "verbose", "notice", "warning", "nothing")),
     _s("logfile", "string", "", immutable=True),
+    # Accepted (pytest-redis passes --syslog-enabled no); the log goes to logfile/stdout only.
+    _s("syslog-enabled", "bool", False, immutable=True, inert=True),
+    _s("syslog-ident", "string", "redis", immutable=True, inert=True),
+    _s("syslog-facility", "enum", "local0", choices=("user", *(f"local{i}" for i in range(8))), immutable=True,
+       inert=True),
     _s("dir", "string", "", protected=True),
     _s("daemonize", "bool", False, immutable=True),
     _s("pidfile", "string", "", immutable=True),
