@@ -15,13 +15,22 @@ RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[lzf]' \
 
 # Runtime: slim Python, non-root user, only the wheels.
 FROM python:3.11-slim
-RUN useradd --create-home --uid 10001 dumpling
+RUN useradd --create-home --uid 10001 dumpling \
+    && mkdir /data && chown dumpling:dumpling /data
 COPY --from=builder /wheels /wheels
 RUN pip install --no-cache-dir --no-index /wheels/*.whl && rm -rf /wheels
+COPY docker/entrypoint.sh /usr/local/bin/docker-entrypoint.sh
+COPY docker/healthcheck.py /usr/local/lib/dumpling-healthcheck.py
 USER dumpling
-WORKDIR /home/dumpling
+# Persistence (dump.rdb, appendonlydir) goes to the working directory: mount a volume here.
+WORKDIR /data
+VOLUME /data
 EXPOSE 6379
+# PINGs where the server's own arguments/config file say it listens (port, bind, unixsocket,
+# requirepass), so `docker run dumpling --port 7000 --requirepass s` stays healthy.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
-    CMD python -c "import socket; s = socket.create_connection(('127.0.0.1', 6379), 2); s.sendall(b'PING\r\n'); assert s.recv(7) == b'+PONG\r\n'"
-ENTRYPOINT ["dumpling-server"]
-CMD ["--bind", "0.0.0.0"]
+    CMD ["python", "/usr/local/lib/dumpling-healthcheck.py"]
+# As the official redis image: options or a .conf file alone, or `redis-server ...`
+# (testcontainers' RedisContainer with a password) start the server on every interface.
+ENTRYPOINT ["docker-entrypoint.sh"]
+CMD ["dumpling-server"]
