@@ -12,6 +12,9 @@ Fixtures:
                           test's own (other config, a restart, a crash); stopped after it.
     ``dumpling_options``  session scope: the session server's redis.conf directives; override
                           it in a conftest.py to configure the server in code.
+    ``dumpling_cluster``  session scope: a ready cluster of ``dumpling_cluster_nodes`` masters
+                          (default 3) with the same directives; ``dumpling_cluster_client``
+                          is a redis-py ``RedisCluster`` on it, flushed before the test.
 
 Configuration (command line, or ``[tool.pytest.ini_options]`` / pytest.ini):
     ``--dumpling-mode`` / ``dumpling_mode``        ``process`` (default) or ``thread``
@@ -19,6 +22,7 @@ Configuration (command line, or ``[tool.pytest.ini_options]`` / pytest.ini):
     ``--dumpling-exec`` / ``dumpling_exec``        the server command in process mode
                                                    (e.g. ``redis-server`` for the same tests
                                                    against Redis)
+    ``--dumpling-cluster-nodes`` / ``dumpling_cluster_nodes``   the cluster's size
 
 This module owns only the pytest wiring; servers are ``dumpling.testing``'s.
 """
@@ -31,7 +35,7 @@ from typing import Any
 
 import pytest
 
-from dumpling.testing import DumplingProcess, DumplingServerBase, DumplingThread, Options
+from dumpling.testing import DumplingCluster, DumplingProcess, DumplingServerBase, DumplingThread, Options
 
 MODES = ("process", "thread")
 
@@ -46,7 +50,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="the server command in process mode (default: this Python's -m dumpling)")
     parser.addini("dumpling_mode", "process (default) or thread", default="process")
     parser.addini("dumpling_options", "redis.conf lines for the session server", type="linelist", default=[])
+    group.addoption("--dumpling-cluster-nodes", type=int, default=None, metavar="N",
+                    help="masters in the dumpling_cluster fixture's cluster (default 3)")
     parser.addini("dumpling_exec", "the server command in process mode", default="")
+    parser.addini("dumpling_cluster_nodes", "masters in the dumpling_cluster fixture's cluster", default="3")
 
 
 def _mode(config: pytest.Config) -> str:
@@ -91,6 +98,29 @@ def dumpling_client(dumpling_server: DumplingServerBase, dumpling_url: str) -> I
     if importlib.util.find_spec("redis") is None:
         pytest.fail("the dumpling_client fixture needs redis-py: pip install redis", pytrace=False)
     client = dumpling_server.client()
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def dumpling_cluster(pytestconfig: pytest.Config, dumpling_options: Options) -> Iterator[DumplingCluster]:
+    nodes = pytestconfig.getoption("dumpling_cluster_nodes") or int(pytestconfig.getini("dumpling_cluster_nodes"))
+    mode = _mode(pytestconfig)
+    kwargs = {}
+    if mode == "process":
+        kwargs["executable"] = pytestconfig.getoption("dumpling_exec") or pytestconfig.getini("dumpling_exec") or None
+    with DumplingCluster(nodes, dumpling_options, mode=mode, **kwargs) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def dumpling_cluster_client(dumpling_cluster: DumplingCluster) -> Iterator[Any]:
+    if importlib.util.find_spec("redis") is None:
+        pytest.fail("the dumpling_cluster_client fixture needs redis-py: pip install redis", pytrace=False)
+    dumpling_cluster.flush()
+    client = dumpling_cluster.client()
     try:
         yield client
     finally:

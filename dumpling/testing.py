@@ -14,6 +14,8 @@ Two ways to run one, with the same interface (``host``, ``port``, ``url``, ``com
   (DEBUG SEGFAULT/RESTART, BGSAVE, SHUTDOWN of a daemonized server) act on the test
   process, and process-wide settings (``rename-command``, ``daemonize``) are refused.
 
+``DumplingCluster`` starts N nodes of either kind as a ready cluster (slots split evenly).
+
 Options are redis.conf directives, given as a mapping (``{"maxmemory": "10mb"}``, a list
 or tuple value for several arguments) or as redis.conf lines (``["save 60 1"]``).  They
 are written to a config file in the server's own temporary directory (also its ``dir``,
@@ -39,6 +41,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import quote
@@ -417,10 +420,113 @@ def _drain_and_close(loop: asyncio.AbstractEventLoop) -> None:
     loop.close()
 
 
+class DumplingCluster:
+    """A cluster of ``nodes`` masters (``cluster-enabled yes``) with the 16384 slots split
+    evenly, introduced to each other with CLUSTER MEET (both ways: dumpling has no gossip) and
+    ready (``cluster_state:ok`` everywhere) when ``start`` returns.  ``options`` go to every
+    node; ``mode`` is ``"process"`` or ``"thread"``."""
+
+    slots = 16384
+
+    def __init__(self, nodes: int = 3, options: Options = None, *, mode: str = "process",
+                 host: str = "127.0.0.1", **kwargs: Any) -> None:
+        if nodes < 1:
+            raise ValueError("a cluster needs at least one node")
+        self.size = nodes
+        self.lines = config_lines(options)
+        self.mode = mode
+        self.host = host
+        self.kwargs = kwargs
+        self.nodes: list[DumplingServerBase] = []
+        self.bus_ports: list[int] = []
+
+    def start(self) -> Self:
+        try:
+            # An explicit bus port: port + 10000 does not fit above 55535 (ephemeral ports do).
+            self.bus_ports = [free_port(self.host) for _ in range(self.size)]
+            servers = [_server_class(self.mode)([*self.lines, "cluster-enabled yes", "cluster-config-file nodes.conf",
+                                                 f"cluster-port {bus}"], host=self.host, **self.kwargs)
+                       for bus in self.bus_ports]
+            self.nodes = servers
+            with ThreadPoolExecutor(self.size) as pool:  # the nodes start side by side
+                for future in [pool.submit(server.start) for server in servers]:
+                    future.result()
+            share = -(-self.slots // self.size)
+            for i, node in enumerate(self.nodes):
+                node.command("CLUSTER", "ADDSLOTSRANGE", i * share, min((i + 1) * share, self.slots) - 1)
+            for node in self.nodes:
+                for other, bus in zip(self.nodes, self.bus_ports, strict=True):
+                    if other is not node:
+                        node.command("CLUSTER", "MEET", self.host, other.port, bus)
+            self._wait_ok()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ok(self, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        want = (b"cluster_state:ok", b"cluster_known_nodes:%d" % self.size)
+        while True:
+            infos = [node.command("CLUSTER", "INFO") for node in self.nodes]
+            if all(all(w in info for w in want) for info in infos):
+                return
+            if time.monotonic() > deadline:
+                raise ServerStartError(f"cluster not ready within {timeout:.0f} s: {infos[0].decode()}")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        errors = []
+        for node in self.nodes:
+            try:
+                node.stop()
+            except RuntimeError as e:  # stop every node, then report
+                errors.append(e)
+        self.nodes = []
+        self.bus_ports = []
+        if errors:
+            raise errors[0]
+
+    def __enter__(self) -> Self:
+        if not self.nodes:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def startup_nodes(self) -> list[tuple[str, int]]:
+        return [(node.host, node.port) for node in self.nodes]
+
+    @property
+    def url(self) -> str:
+        """The first node's URL (cluster clients discover the rest)."""
+        return self.nodes[0].url
+
+    def flush(self) -> None:
+        for node in self.nodes:
+            node.flush()
+
+    def client(self, **kwargs: Any) -> Any:
+        """A redis-py ``RedisCluster`` (keyword arguments go to it)."""
+        try:
+            from redis.cluster import RedisCluster
+        except ImportError:
+            raise RuntimeError("dumpling.testing: client() needs redis-py (pip install redis)") from None
+        first = self.nodes[0]
+        kwargs.setdefault("password", first.password)
+        return RedisCluster(host=first.host, port=first.port, **kwargs)
+
+
+def _server_class(mode: str) -> type[DumplingProcess] | type[DumplingThread]:
+    if mode == "process":
+        return DumplingProcess
+    if mode == "thread":
+        return DumplingThread
+    raise ValueError(f"mode must be 'process' or 'thread', not {mode!r}")
+
+
 def start(options: Options = None, *, mode: str = "process", **kwargs: Any) -> DumplingServerBase:
     """Start a server: ``mode`` is ``"process"`` (default) or ``"thread"``."""
-    if mode == "process":
-        return DumplingProcess(options, **kwargs).start()
-    if mode == "thread":
-        return DumplingThread(options, **kwargs).start()
-    raise ValueError(f"mode must be 'process' or 'thread', not {mode!r}")
+    return _server_class(mode)(options, **kwargs).start()

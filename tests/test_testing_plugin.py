@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from dumpling import buildinfo
-from dumpling.testing import DumplingProcess, DumplingThread, ServerStartError, config_lines
+from dumpling.testing import DumplingCluster, DumplingProcess, DumplingThread, ServerStartError, config_lines
 from tests.servers import ROOT
 
 pytest_plugins = ["pytester"]
@@ -95,6 +95,23 @@ def test_thread_server_ended_by_shutdown_then_stopped() -> None:
     assert server.exit_code == 0
 
 
+def test_cluster_of_thread_servers() -> None:
+    with DumplingCluster(3, {"maxmemory": "10mb"}, mode="thread") as cluster:
+        client = cluster.client(decode_responses=True)
+        for i in range(30):
+            client.set(f"key{i}", i)
+        sizes = [node.command("DBSIZE") for node in cluster.nodes]
+        assert sum(sizes) == 30 and min(sizes) > 0  # every node owns slots
+        assert client.get("key7") == "7"
+        slots = sorted((start, end) for start, end, *_ in cluster.nodes[0].command("CLUSTER", "SLOTS"))
+        assert slots == [(0, 5461), (5462, 10923), (10924, 16383)]
+        cluster.flush()
+        assert client.dbsize() == 0
+        client.close()
+        threads = [node.thread for node in cluster.nodes]
+    assert cluster.nodes == [] and not any(t is not None and t.is_alive() for t in threads)
+
+
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")
 def test_same_harness_runs_redis_server() -> None:
     """``executable`` swaps the server: the same tests can run against real Redis."""
@@ -135,6 +152,17 @@ USER_TESTS = """
         own = dumpling_factory({"databases": 2})
         assert own.port != dumpling_server.port
         assert own.command("CONFIG", "GET", "databases") == [b"databases", b"2"]
+
+    def test_cluster(dumpling_cluster_client, dumpling_cluster):
+        assert len(dumpling_cluster.nodes) == 2
+        for i in range(20):
+            dumpling_cluster_client.set(f"key{i}", i)
+        sizes = [node.command("DBSIZE") for node in dumpling_cluster.nodes]
+        assert sum(sizes) == 20 and min(sizes) > 0  # both nodes own slots
+        assert dumpling_cluster.nodes[0].command("CONFIG", "GET", "maxmemory") == [b"maxmemory", b"7340032"]
+
+    def test_cluster_flushed_between_tests(dumpling_cluster_client):
+        assert dumpling_cluster_client.dbsize() == 0
 """
 
 
@@ -143,11 +171,14 @@ def test_plugin_as_a_user_suite_uses_it(pytester: pytest.Pytester, monkeypatch: 
     pytester.makepyfile(test_user=textwrap.dedent(USER_TESTS))
     pytester.makeini("[pytest]\ndumpling_options =\n    maxmemory 7mb\n    maxmemory-policy volatile-lru\n")
     # The command line adds to the ini's lines; the last maxmemory-policy wins, as in redis.conf.
-    # The process run is what a user's `pytest` does; the thread run stays in this process (faster).
+    # The process run is what a user's `pytest` does; the thread run stays in this process and
+    # also starts the cluster (cheaper there: a process cluster is two more interpreters).
     run = pytester.runpytest_subprocess if mode == "process" else pytester.runpytest_inprocess
+    only = ["-k", "not cluster"] if mode == "process" else []
     result = run(*_plugin_args(monkeypatch), f"--dumpling-mode={mode}",
-                 "--dumpling-option=maxmemory-policy allkeys-lfu", "-p", "no:cacheprovider", "-p", "no:asyncio")
-    result.assert_outcomes(passed=4)
+                 "--dumpling-option=maxmemory-policy allkeys-lfu", "--dumpling-cluster-nodes=2",
+                 "-p", "no:cacheprovider", "-p", "no:asyncio", *only)
+    result.assert_outcomes(passed=4 if mode == "process" else 6, deselected=2 if mode == "process" else 0)
 
 
 def test_plugin_reports_a_bad_option(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
