@@ -704,3 +704,31 @@ def test_blocked_pop_served_later_reaches_the_replica() -> None:
         assert popped == [(b"queue", b"a")]
         wait_until(caught_up(master, replica), what="offsets equal")
         assert client(replica).lrange("queue", 0, -1) == [b"b", b"c"]
+
+
+def test_master_restart_keeps_its_history_for_partial_resync(tmp_path: Any) -> None:
+    """A master restarted from an RDB with replication info continues with its replicas
+    partially (its old ID becomes replid2), as Redis 7 does."""
+    require_redis()
+    master = start_dumpling(*FAST_SYNC, "--dir", str(tmp_path))
+    port = master.port
+    try:
+        with servers(start_redis) as (replica,):
+            client(replica).replicaof("127.0.0.1", port)
+            wait_until(lambda: link_up(replica), what="link up")
+            workload(client(master), 20, seed=14)
+            wait_until(caught_up(master, replica), what="offsets equal")
+            before = client(master).info("replication")
+            client(master).save()
+            master.stop()
+            master = start_dumpling(*FAST_SYNC, "--dir", str(tmp_path), port=port)
+            after = client(master).info("replication")
+            assert after["master_replid2"] == before["master_replid"]
+            assert after["master_repl_offset"] == before["master_repl_offset"]
+            wait_until(lambda: link_up(replica), timeout=15, what="link up again")
+            assert client(master).info("stats")["sync_partial_ok"] == 1
+            client(master).set("after-restart", 1)
+            wait_until(caught_up(master, replica), what="offsets equal")
+            assert client(replica).get("after-restart") == b"1"
+    finally:
+        master.stop()

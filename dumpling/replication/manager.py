@@ -637,12 +637,25 @@ class Replication:
             self.server.snapshots.refresh_gate()  # type: ignore[attr-defined]
 
     async def _startup(self) -> bool:
-        """``replicaof host port`` in the configuration: become a replica once loaded."""
-        text = self.server.config["replicaof"] if "replicaof" in self.server.config.by_name else ""
+        """Once the dataset is loaded: ``replicaof host port`` in the configuration makes
+        this server a replica; a master whose RDB carries replication info (it was in a
+        chain when it saved) keeps that history as replid2, so its replicas continue
+        partially after its restart (Redis 7's loadDataFromDisk)."""
+        text = self.server.config["replicaof"]
         if text:
             host, _, port = text.rpartition(" ")
             if host and port.isdigit():
                 self.set_master(host, int(port), from_config=True)
+            return True
+        saved = self.server.snapshots.loaded_repl_info  # type: ignore[attr-defined]
+        if len(saved.get("repl-id", "")) == 40 and saved.get("repl-offset", "").isdigit():
+            self.replid2 = saved["repl-id"]
+            self.offset = int(saved["repl-offset"])
+            self.second_offset = self.offset + 1
+            self.backlog = Backlog(self.server.config["repl-backlog-size"], self.offset)
+            self.no_replicas_since = time.time()
+            self._attach_sink()
+            self.server.snapshots.refresh_gate()  # type: ignore[attr-defined]
         return True
 
     # -- reports ---------------------------------------------------------------------------------------
