@@ -123,7 +123,9 @@ class Server:
         # Pushes for the client whose command is running; sent after its reply (Redis 7.2+ order).
         self.pending_pushes: list[Any] = []
         self._obuf_limits: tuple[str, dict[str, tuple[int, int, int]]] = ("", {})
-        self.cron_hooks: list[Callable[[], None]] = []
+        self.obuf_soft_clients: set[Client] = set()  # clients whose soft-limit timer runs
+        self.stat_obuf_disconnections = 0  # INFO client_output_buffer_limit_disconnections
+        self.cron_hooks: list[Callable[[], None]] = [self.check_soft_output_limits]
         # Set while whole classes of commands are refused (persistence: -LOADING while the
         # dataset loads, -MISCONF after a failed BGSAVE): returns the error text or None.
         self.command_gate: Callable[[Client, Command, list[bytes]], str | None] | None = None
@@ -183,34 +185,53 @@ class Server:
         if client.tracking is not None:
             self.tracking.disable(client)
 
-    def output_limit_exceeded(self, client: Client) -> bool:
+    def output_limit_exceeded(self, client: Client, used: int | None = None) -> bool:
         """Apply ``client-output-buffer-limit`` to the client's class (Redis's
         ``checkClientOutputBufferLimits``): at or over the hard limit, or at or over the
-        soft limit for more than its seconds, the client is dropped with its unsent output."""
+        soft limit for more than its seconds, the client is dropped with its unsent output.
+        ``used``: the bytes to measure (the output about to be written included), else the
+        client's current output.  Replicas are the replication module's (``replica`` class)."""
+        if getattr(client, "repl_kind", None) == "replica":
+            return False
         pubsub = bool(client.channels or client.patterns or client.shard_channels)
         hard, soft, seconds = self.output_buffer_limits()["pubsub" if pubsub else "normal"]
-        if not (hard or soft):
-            return False
-        used = client.output_buffer_size()
+        if used is None:
+            used = client.output_buffer_size()
         over = bool(hard and used >= hard)
         if soft and used >= soft:
             now = int(time.time())
             if not client.obuf_soft_limit_since:
                 client.obuf_soft_limit_since = now
+                self.obuf_soft_clients.add(client)  # cron checks it even if nothing more is written
             elif now - client.obuf_soft_limit_since > seconds:
                 over = True
-        else:
+        elif client.obuf_soft_limit_since:
             client.obuf_soft_limit_since = 0
+            self.obuf_soft_clients.discard(client)
         if not over:
             return False
         self.drop_for_output_limit(client)
         return True
 
+    def check_soft_output_limits(self) -> None:
+        """Cron (Redis's clientsCron): a client that went over its soft limit is dropped once its
+        seconds pass even if nothing more is written to it, and forgotten once it is back under."""
+        for client in list(self.obuf_soft_clients):
+            if client.closed or not client.obuf_soft_limit_since:
+                self.obuf_soft_clients.discard(client)
+                client.obuf_soft_limit_since = 0
+            else:
+                self.output_limit_exceeded(client)
+
     def drop_for_output_limit(self, client: Client) -> None:
         """Close a client over its output-buffer limit (also while a reply is being built:
         ``dumpling.replybudget``)."""
-        self.log("warning", f"Client id={client.id} addr={client.addr} scheduled to be closed ASAP for overcoming "
+        from dumpling.commands.connection import client_info_line
+
+        self.log("warning", f"Client {client_info_line(client)[:-1]} scheduled to be closed ASAP for overcoming "
                  "of output buffer limits.")
+        self.stat_obuf_disconnections += 1
+        self.obuf_soft_clients.discard(client)
         transport = client.transport
         client.close()
         if transport is not None:
@@ -656,6 +677,9 @@ class Server:
         """Settings read on every command, kept as plain attributes."""
         self.slowlog_threshold = self.config["slowlog-log-slower-than"]
         self.maxmemory = self.config["maxmemory"]
+        # Client.flush looks at its output against the limits only from this many bytes on.
+        limits = self.output_buffer_limits()
+        self.obuf_lowest_limit = min((n for kind in ("normal", "pubsub") for n in limits[kind][:2] if n), default=0)
 
     def build_fast_table(self) -> None:
         """Exact-case names (lower and upper) of plain commands, for one dict lookup per request."""

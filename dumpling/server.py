@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 _fast_run = fastpath.run if fastpath is not None else None
 _find_big_header = getattr(fastpath, "find_big_header", None) or find_big_header
 _INT64_SIGN = 1 << 63
+REPLY_CHUNK_BYTES = 16 * 1024  # Redis's PROTO_REPLY_CHUNK_BYTES: the least size of a reply list block
 _INCOMPLETE = object()  # hiredis' "need more data" marker (False is a valid RESP3 value)
 _NOT_FETCHED = object()
 _PROTOCOL_ERROR = object()
@@ -364,14 +365,18 @@ class Client(asyncio.Protocol):
         if out and self.transport is not None and not self.closed:
             data = out[0] if len(out) == 1 else b"".join(out)
             out.clear()
-            self.server.stat_net_output += len(data)
             transport = self.transport
+            server = self.server
+            # client-output-buffer-limit.  Redis checks it as replies are queued, before any is
+            # written: replies that take the client's output (unsent backlog included) to the
+            # hard limit are never sent, and a running soft-limit timer is checked (or reset).
+            limit = server.obuf_lowest_limit  # the lowest normal/pubsub limit; 0: none set
+            if limit or self.obuf_soft_limit_since:
+                pending = len(data) + transport.get_write_buffer_size()
+                if (pending >= limit or self.obuf_soft_limit_since) and server.output_limit_exceeded(self, pending):
+                    return
+            server.stat_net_output += len(data)
             transport.write(data)
-            # Only a backlog can exceed a limit (and a pending soft-limit timer must be reset).
-            if (self.obuf_soft_limit_since or transport.get_write_buffer_size()) and self.server.output_limit_exceeded(
-                self
-            ):
-                return
         elif out:
             out.clear()
         if self.flags_close_after_reply and not self.closed:
@@ -384,8 +389,21 @@ class Client(asyncio.Protocol):
             self.server.client_disconnected(self)
 
     def output_buffer_size(self) -> int:
+        """Bytes the server holds for this client (CLIENT LIST ``omem``, what the output-buffer
+        limits measure): the transport's unsent backlog plus replies not yet handed to it."""
         t = self.transport
-        return t.get_write_buffer_size() if t is not None else 0
+        backlog = t.get_write_buffer_size() if t is not None else 0
+        return backlog + sum(map(len, self._out)) if self._out else backlog
+
+    def output_buffer_layout(self) -> tuple[int, int, int]:
+        """CLIENT LIST's ``obl``, ``oll`` and ``omem``.  Redis queues replies in a 16 KB buffer
+        (obl: its used bytes) and, past it or behind a backlog, in a list of blocks of at least
+        16 KB (oll: their count).  Here replies wait in ``_out`` until the read batch ends (obl)
+        and what the socket did not take waits in the transport (oll: in 16 KB blocks)."""
+        t = self.transport
+        backlog = t.get_write_buffer_size() if t is not None else 0
+        unsent = sum(map(len, self._out)) if self._out else 0
+        return unsent, -(-backlog // REPLY_CHUNK_BYTES), backlog + unsent
 
     def query_buffer_size(self) -> int:
         return self._pending_len()

@@ -266,18 +266,27 @@ def client_flags(c: Any) -> str:
     return flags or "N"
 
 
+CLIENT_BASE_MEMORY = 20000  # a connection's own structures and 16 KB reply buffer, as tot-mem counts them
+
+
+def client_memory(c: Any) -> int:
+    """CLIENT LIST ``tot-mem`` (Redis's getClientMemoryUsage): the connection itself, its query
+    buffer and its output (``omem``)."""
+    return CLIENT_BASE_MEMORY + c.query_buffer_size() + c.output_buffer_size()
+
+
 def client_info_line(c: Any) -> str:
     now = time.time()
     qbuf = c.query_buffer_size()
     multi = len(c.multi) if c.multi is not None else -1
     redir = c.tracking.redirect if c.tracking is not None else -1
-    obl = c.output_buffer_size()
+    obl, oll, omem = c.output_buffer_layout()
     return (
         f"id={c.id} addr={c.addr} laddr={c.laddr} fd={c.fd} name={c.name.decode('utf-8', 'replace')} "
         f"age={int(now - c.created)} idle={int(now - c.last_interaction)} flags={client_flags(c)} "
         f"db={c.db.index} sub={len(c.channels)} psub={len(c.patterns)} ssub={len(c.shard_channels)} "
         f"multi={multi} watch={len(c.watched)} qbuf={qbuf} qbuf-free={max(0, 20474 - qbuf)} argv-mem=0 "
-        f"multi-mem=0 rbs=16384 rbp=16384 obl={obl} oll=0 omem=0 tot-mem={20000 + qbuf + obl} "
+        f"multi-mem=0 rbs=16384 rbp=16384 obl={obl} oll={oll} omem={omem} tot-mem={CLIENT_BASE_MEMORY + qbuf + omem} "
         f"events=r cmd={c.last_cmd} user={c.user.name.decode('utf-8', 'replace')} redir={redir} resp={3 if c.resp3 else 2} "
         f"lib-name={c.lib_name.decode('utf-8', 'replace')} lib-ver={c.lib_ver.decode('utf-8', 'replace')}\n"
     )

@@ -15,8 +15,8 @@ Delivery rules, as Redis 7.2:
   after EXEC's reply; the SUBSCRIBE family is the exception (its confirmations are
   its reply, and inside EXEC they sit in EXEC's array);
 * a subscriber that does not read is disconnected by ``client-output-buffer-limit
-  pubsub`` (``Server.output_limit_exceeded``, checked after every write and from
-  cron for the soft limit's seconds).
+  pubsub`` (``Server.output_limit_exceeded``, checked before every write and from
+  cron for the soft limit's seconds: ``Server.check_soft_output_limits``).
 
 Keyspace notifications: ``Keyspace.notify`` filters by event class and calls
 ``notify_keyspace_event``, which publishes on ``__keyspace@<db>__:<key>`` (K) and
@@ -227,21 +227,11 @@ class PubSub:
         if "E" in flags:
             self.publish(b"__keyevent@%d__:%s" % (db_index, event), key)
 
-    def check_output_limits(self) -> None:
-        """Cron: a subscriber stuck over the soft limit is dropped once its seconds pass."""
-        server = self.server
-        stuck = {c for registry in (self.channels, self.patterns, self.shard_channels)
-                 for clients in registry.values() for c in clients if c.obuf_soft_limit_since}
-        for c in stuck:
-            if not c.closed:
-                server.output_limit_exceeded(c)
-
 
 def setup(server: Server) -> None:
     pubsub = PubSub(server)
     server.pubsub = pubsub
     server.keyspace.notify_hook = pubsub.notify_keyspace_event
-    server.cron_hooks.append(pubsub.check_output_limits)
 
 
 # ----------------------------------------------------------------------------- commands
