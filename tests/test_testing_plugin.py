@@ -106,7 +106,7 @@ def test_cluster_of_thread_servers() -> None:
         slots = sorted((start, end) for start, end, *_ in cluster.nodes[0].command("CLUSTER", "SLOTS"))
         assert slots == [(0, 5461), (5462, 10923), (10924, 16383)]
         cluster.flush()
-        assert client.dbsize() == 0
+        assert [node.command("DBSIZE") for node in cluster.nodes] == [0, 0, 0]
         client.close()
         threads = [node.thread for node in cluster.nodes]
     assert cluster.nodes == [] and not any(t is not None and t.is_alive() for t in threads)
@@ -161,8 +161,8 @@ USER_TESTS = """
         assert sum(sizes) == 20 and min(sizes) > 0  # both nodes own slots
         assert dumpling_cluster.nodes[0].command("CONFIG", "GET", "maxmemory") == [b"maxmemory", b"7340032"]
 
-    def test_cluster_flushed_between_tests(dumpling_cluster_client):
-        assert dumpling_cluster_client.dbsize() == 0
+    def test_cluster_flushed_between_tests(dumpling_cluster_client, dumpling_cluster):
+        assert [node.command("DBSIZE") for node in dumpling_cluster.nodes] == [0, 0]
 """
 
 
