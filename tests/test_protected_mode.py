@@ -210,3 +210,23 @@ def test_loopback_connection_through_127_0_0_1():
             assert conn.call("INFO", "stats").count(b"rejected_connections:0\r\n") == 1
     finally:
         server.stop()
+
+
+@needs_external
+def test_local_only_settings_follow_the_same_loopback_rule():
+    """``enable-debug-command local`` / ``enable-protected-configs local`` (allowProtectedAction):
+    refused through the external address, allowed over loopback."""
+    options = ("--bind", "0.0.0.0", "--protected-mode", "no", "--enable-debug-command", "local",
+               "--enable-protected-configs", "local")
+    servers = [start_dumpling(*options), start_redis(*options)]
+    try:
+        wire = encode_command("DEBUG", "SLEEP", "0") + encode_command("CONFIG", "SET", "dir", ".")
+        assert EXTERNAL_V4 is not None
+        remote = [_exchange(EXTERNAL_V4, server.port, wire) for server in servers]
+        assert remote[0] == remote[1]
+        assert remote[0][0].startswith(b"-ERR DEBUG command not allowed") and remote[0][0].count(b"\r\n-ERR") == 1
+        local = [_exchange("127.0.0.1", server.port, wire) for server in servers]
+        assert local[0] == local[1] == (b"+OK\r\n+OK\r\n", False)
+    finally:
+        for server in servers:
+            server.stop()

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from dumpling import REDIS_VERSION, acl, buildinfo, configrewrite
-from dumpling.commands.common import help_header, to_int
+from dumpling.commands.common import help_header, protected_action_allowed, to_int
 from dumpling.commands.registry import TABLE, command, container
 from dumpling.config import ConfigError, parse_memory
 from dumpling.datatypes.hashes import HashValue
@@ -441,7 +441,7 @@ def config_set(c: Any, argv: list[bytes]) -> Any:
             raise CommandError(f"Unknown option or number of arguments for CONFIG SET - '{name}'")
         if setting.immutable:
             raise CommandError(f"CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config")
-        if setting.protected and cfg["enable-protected-configs"] == "no":
+        if setting.protected and not protected_action_allowed(c, cfg["enable-protected-configs"]):
             raise CommandError(f"CONFIG SET failed (possibly related to argument '{name}') - can't set protected config")
         if setting.name in seen:
             raise CommandError(f"CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter")
@@ -916,8 +916,7 @@ def _scripting_memory(server: Any) -> list[str]:
 
 
 def debug_enabled(c: Any) -> bool:
-    mode = c.server.config["enable-debug-command"]
-    return mode == "yes" or (mode == "local" and c.addr.startswith(("127.", "[::1]")))
+    return protected_action_allowed(c, c.server.config["enable-debug-command"])
 
 
 @command("debug", -2, "admin noscript loading stale", **SRV, since="1.0.0", summary="A container for debugging commands.",

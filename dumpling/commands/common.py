@@ -185,3 +185,10 @@ def help_header(argv: list[bytes]) -> str:
     """The first line of a HELP reply, naming the command as the client typed it (Redis's
     addReplyHelp uses ``argv[0]``, so a renamed command answers under its new name)."""
     return argv[0].decode("utf-8", "replace").upper() + " <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+
+
+def protected_action_allowed(c: Any, mode: str) -> bool:
+    """allowProtectedAction: an ``enable-debug-command`` / ``enable-module-command`` /
+    ``enable-protected-configs`` of yes, or of local on a loopback or unix socket connection
+    (``Client.local``; a script's client has no connection, so it is not local)."""
+    return mode == "yes" or (mode == "local" and c.local)

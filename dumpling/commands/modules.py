@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dumpling.commands.common import help_header
+from dumpling.commands.common import help_header, protected_action_allowed
 from dumpling.commands.registry import command, container
 from dumpling.errors import CommandError
 from dumpling.protocol import Status
@@ -22,8 +22,7 @@ container("module", group="server", since="4.0.0", summary="A container for modu
 
 
 def _check_enabled(c: Any) -> None:
-    mode = c.server.config["enable-module-command"]
-    if mode == "yes" or (mode == "local" and c.addr.startswith(("127.", "[::1]"))):
+    if protected_action_allowed(c, c.server.config["enable-module-command"]):
         return
     raise CommandError(
         "MODULE command not allowed. If the enable-module-command option is set to \"local\", you can run it from "
