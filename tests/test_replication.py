@@ -732,3 +732,20 @@ def test_master_restart_keeps_its_history_for_partial_resync(tmp_path: Any) -> N
             assert client(replica).get("after-restart") == b"1"
     finally:
         master.stop()
+
+
+def test_replica_times_out_a_silent_master_during_the_handshake() -> None:
+    """The master stops answering after PSYNC (it is waiting to fork): the replica's
+    repl-timeout, as set now, ends the attempt (Redis's integration/replication)."""
+    with servers(lambda: start_dumpling("--repl-diskless-sync-delay", "30"), start_dumpling) as (master, replica):
+        r = client(replica)
+        r.replicaof("127.0.0.1", master.port)
+        wait_until(lambda: client(master).info("replication").get("slave0", {}).get("state") == "wait_bgsave",
+                   what="wait_bgsave")
+        assert r.role()[3] == b"handshake"
+        r.config_set("repl-timeout", 1)
+        client(master).execute_command("DEBUG", "SLEEP", 0)  # (the master is alive; it only sends newlines)
+        stopped = threading.Thread(target=lambda: client(master).execute_command("DEBUG", "SLEEP", 4))
+        stopped.start()
+        wait_until(lambda: "Timeout connecting to the MASTER..." in replica.log(), what="timeout logged")
+        stopped.join()

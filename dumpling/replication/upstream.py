@@ -91,6 +91,7 @@ class MasterLink:
         self.stopped = False
         self.task: asyncio.Task[None] | None = None
         self.last_newline = 0.0
+        self.timed_out = False  # the cron ended the link for a timeout (already logged)
         self._leftover = b""  # stream bytes that arrived behind a $<len> RDB
         self.pending_multi = 0  # bytes of a MULTI block received but not applied yet
 
@@ -172,6 +173,8 @@ class MasterLink:
         cfg = server.config
         timeout = max(cfg["repl-timeout"], 1)
         self.state = "connecting"
+        self.timed_out = False
+        self.last_io = time.time()
         server.log("notice", f"Connecting to MASTER {self.host}:{self.port}")
         reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), timeout)
         self.writer = writer
@@ -191,9 +194,9 @@ class MasterLink:
                 line = lines.next_line()
                 if line is not None:
                     return line
-                data = await asyncio.wait_for(reader.read(_READ_SIZE), timeout)
+                data = await reader.read(_READ_SIZE)  # (timeouts: cron, with the setting as it is then)
                 if not data:
-                    raise LinkLost("Master closed the connection during the SYNC handshake")
+                    raise LinkLost("" if self.timed_out else "Master closed the connection during the SYNC handshake")
                 self.last_io = time.time()
                 lines.feed(data)
 
@@ -242,7 +245,7 @@ class MasterLink:
                 server.log("notice", "Discarding previously cached master state.")
             self.cached = None
             self.state = "sync"
-            if not await self._full_sync(reader, rest, psync.replid, psync.offset, timeout):
+            if not await self._full_sync(reader, rest, psync.replid, psync.offset):
                 return False
         else:
             self._partial_sync(psync.replid)
@@ -250,8 +253,7 @@ class MasterLink:
 
     # -- full synchronisation ----------------------------------------------------------------------
 
-    async def _full_sync(self, reader: asyncio.StreamReader, rest: bytes, replid: str, offset: int,
-                         timeout: float) -> bool:
+    async def _full_sync(self, reader: asyncio.StreamReader, rest: bytes, replid: str, offset: int) -> bool:
         server = self.server
         transfer = BulkTransfer()
         self.transfer = transfer
@@ -271,9 +273,9 @@ class MasterLink:
                                    "to disk")
                 if done:
                     break
-            data = await asyncio.wait_for(reader.read(1 << 20), timeout)
+            data = await reader.read(1 << 20)
             if not data:
-                raise LinkLost("I/O error trying to sync with MASTER: connection lost")
+                raise LinkLost("" if self.timed_out else "I/O error trying to sync with MASTER: connection lost")
             self.transfer_last_io = self.last_io = time.time()
         self._leftover = transfer.leftover
         payload = transfer.payload()
@@ -421,7 +423,7 @@ class MasterLink:
                 raise LinkLost("Connection with master lost.")
             data = await reader.read(_READ_SIZE)
             if not data:
-                raise LinkLost("Connection with master lost.")
+                raise LinkLost("" if self.timed_out else "Connection with master lost.")
 
     def _apply_available(self, stream: CommandStream) -> int:
         """Run the complete commands received; returns the stream bytes applied (up to
@@ -492,15 +494,28 @@ class MasterLink:
                 writer.write(encode_command("REPLCONF", "ACK", self.offset))
 
     def cron(self) -> None:
-        """Once a second: ACK, timeouts, keepalive newlines while loading a big transfer."""
+        """Once a second: ACK, timeouts (with ``repl-timeout`` as it is now), keepalive
+        newlines while loading a big transfer."""
         now = time.time()
         timeout = self.server.config["repl-timeout"]
         if self.state == "connected":
             if now - self.last_io > timeout:
-                self.server.log("warning", "MASTER timeout: no data nor PING received...")
-                self._close()
+                self._time_out("MASTER timeout: no data nor PING received...")
                 return
             self.send_ack()
-        elif self.loading and self.writer is not None and now - self.last_newline >= 1:
-            self.last_newline = now
-            self.writer.write(b"\n")  # replicationSendNewlineToMaster: we are alive, still loading
+        elif self.state in ("connecting", "handshake"):
+            if now - self.last_io > timeout:
+                self._time_out("Timeout connecting to the MASTER...")
+        elif self.loading:
+            if self.writer is not None and now - self.last_newline >= 1:
+                self.last_newline = now
+                self.writer.write(b"\n")  # replicationSendNewlineToMaster: we are alive, still loading
+        elif self.state == "sync" and now - self.transfer_last_io > timeout:
+            self._time_out("Timeout receiving bulk data from MASTER... If the problem persists try to set the "
+                           "'repl-timeout' parameter in redis.conf to a larger value.")
+
+    def _time_out(self, message: str) -> None:
+        self.server.log("warning", message)
+        self.timed_out = True
+        if self.writer is not None:
+            self.writer.transport.abort()  # the read in progress ends; run() reconnects
