@@ -367,15 +367,16 @@ class Client(asyncio.Protocol):
             out.clear()
             transport = self.transport
             server = self.server
+            size = len(data)
             # client-output-buffer-limit.  Redis checks it as replies are queued, before any is
             # written: replies that take the client's output (unsent backlog included) to the
             # hard limit are never sent, and a running soft-limit timer is checked (or reset).
-            limit = server.obuf_lowest_limit  # the lowest normal/pubsub limit; 0: none set
-            if limit or self.obuf_soft_limit_since:
-                pending = len(data) + transport.get_write_buffer_size()
-                if (pending >= limit or self.obuf_soft_limit_since) and server.output_limit_exceeded(self, pending):
-                    return
-            server.stat_net_output += len(data)
+            # obuf_lowest_limit: the lowest normal/pubsub limit set, 0 if none.
+            if (
+                self.obuf_soft_limit_since or size + transport.get_write_buffer_size() >= server.obuf_lowest_limit > 0
+            ) and server.output_limit_exceeded(self, size + transport.get_write_buffer_size()):
+                return
+            server.stat_net_output += size
             transport.write(data)
         elif out:
             out.clear()
