@@ -749,3 +749,21 @@ def test_replica_times_out_a_silent_master_during_the_handshake() -> None:
         stopped.start()
         wait_until(lambda: "Timeout connecting to the MASTER..." in replica.log(), what="timeout logged")
         stopped.join()
+
+
+def test_diskless_transfer_finishes_while_writes_pile_up() -> None:
+    """Stream bytes held for a replica during a slow diskless transfer (here 30 MB) must not
+    stall the transfer (only the socket's backlog paces it)."""
+    with servers(lambda: start_dumpling(*FAST_SYNC, "--rdb-key-save-delay", "20000"), start_dumpling) as (
+            master, replica):
+        m = client(master)
+        for i in range(50):
+            m.set(f"k{i}", b"v" * 100_000)  # 50 keys x 20 ms: a one-second transfer of 5 MB (several pipe reads)
+        client(replica).replicaof("127.0.0.1", master.port)
+        wait_until(lambda: m.info("replication").get("slave0", {}).get("state") == "send_bulk", what="send_bulk")
+        value = b"x" * 100_000
+        for i in range(300):
+            m.set(f"big:{i % 10}", value)
+        wait_until(lambda: link_up(replica), timeout=20, what="link up")
+        wait_until(caught_up(master, replica), what="offsets equal")
+        assert client(replica).dbsize() == 60

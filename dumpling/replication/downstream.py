@@ -75,9 +75,14 @@ class ReplicaConn:
             self.client.server.stat_net_repl_output = getattr(self.client.server, "stat_net_repl_output", 0) + len(data)
             transport.write(data)
 
-    def unsent(self) -> int:
+    def socket_backlog(self) -> int:
+        """Bytes written to the connection and not yet taken by the kernel."""
         transport = self.client.transport
-        return (transport.get_write_buffer_size() if transport is not None else 0) + len(self.pending)
+        return transport.get_write_buffer_size() if transport is not None else 0
+
+    def unsent(self) -> int:
+        """All it has not received yet, held stream included (the output-buffer limit's measure)."""
+        return self.socket_backlog() + len(self.pending)
 
     def start_stream(self) -> None:
         """Online: what accumulated during the sync goes out, then the live stream."""
@@ -221,15 +226,15 @@ class FullSync:
         self.bytes += len(chunk)
         for replica in live:
             replica.write(chunk)
-        if any(r.unsent() > _HIGH_WATER for r in live):
-            self._pause_reading()  # resumed by the cron once they drained
+        if any(r.socket_backlog() > _HIGH_WATER for r in live):
+            self._pause_reading()  # resumed by the cron once the sockets drained (held stream bytes do not count)
 
     def cron(self) -> None:
         if self.done:
             return
         if self.diskless and not self.reading:
             live = [r for r in self.targets if not r.closed]
-            if not live or all(r.unsent() <= _HIGH_WATER // 2 for r in live):
+            if not live or all(r.socket_backlog() <= _HIGH_WATER // 2 for r in live):
                 self._resume_reading()
 
     def abort(self) -> None:
