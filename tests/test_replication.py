@@ -767,3 +767,16 @@ def test_diskless_transfer_finishes_while_writes_pile_up() -> None:
         wait_until(lambda: link_up(replica), timeout=20, what="link up")
         wait_until(caught_up(master, replica), what="offsets equal")
         assert client(replica).dbsize() == 60
+
+
+def test_backlog_freed_after_ttl_without_replicas() -> None:
+    with servers(lambda: start_dumpling(*FAST_SYNC, "--repl-backlog-ttl", "1"), start_dumpling) as (master, replica):
+        m = client(master)
+        client(replica).replicaof("127.0.0.1", master.port)
+        wait_until(lambda: link_up(replica), what="link up")
+        replid = m.info("replication")["master_replid"]
+        assert m.info("replication")["repl_backlog_active"] == 1
+        client(replica).replicaof("no", "one")
+        wait_until(lambda: m.info("replication")["repl_backlog_active"] == 0, timeout=5, what="backlog freed")
+        assert m.info("replication")["master_replid"] != replid  # a new history: nobody can continue the old one
+        assert "Replication backlog freed after 1 seconds without connected replicas." in master.log()
