@@ -195,14 +195,18 @@ def check_rdb_payload(payload: bytes) -> str | None:
     return None
 
 
-# Wire bytes of one bulk argument of length n: "$<n>\r\n" + payload + "\r\n".
-def _bulk_size(n: int) -> int:
-    return n + 5 + len(str(n))
+# Wire bytes of one bulk argument of length n: "$<n>\r\n" + payload + "\r\n" (a table for the usual sizes).
+_BULK_BYTES = [n + 5 + len(str(n)) for n in range(10000)]
+_ONLY_BYTES = {bytes}
 
 
 def wire_size(argv: list[bytes]) -> int:
     """Bytes of ``argv`` as a canonical RESP multibulk request (what masters send)."""
-    return 3 + len(str(len(argv))) + sum(_bulk_size(len(a)) for a in argv)
+    try:
+        bulks = sum(map(_BULK_BYTES.__getitem__, map(len, argv)))
+    except IndexError:
+        bulks = sum(len(a) + 5 + len(str(len(a))) for a in argv)
+    return 3 + len(str(len(argv))) + bulks
 
 
 class CommandStream:
@@ -222,6 +226,6 @@ class CommandStream:
             raise ReplicationProtocolError(f"Protocol error in the replication stream: {e}") from None
         if request is _INCOMPLETE:
             return None
-        if type(request) is not list or not request or any(type(a) is not bytes for a in request):
+        if type(request) is not list or not request or set(map(type, request)) != _ONLY_BYTES:
             raise ReplicationProtocolError(f"Unexpected value in the replication stream: {request!r:.80}")
         return request, wire_size(request)
