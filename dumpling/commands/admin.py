@@ -138,9 +138,9 @@ def _section_memory(server: Any) -> list[str]:
         f"mem_fragmentation_ratio:{rss / used if used else 1:.2f}",
         f"mem_fragmentation_bytes:{rss - used}",
         "mem_not_counted_for_evict:0",
-        "mem_replication_backlog:0",
-        "mem_total_replication_buffers:0",
-        "mem_clients_slaves:0",
+        f"mem_replication_backlog:{server.replication.backlog_bytes()}",
+        f"mem_total_replication_buffers:{server.replication.backlog_bytes() + server.replication.replica_buffer_bytes()}",
+        f"mem_clients_slaves:{server.replication.replica_buffer_bytes()}",
         f"mem_clients_normal:{_normal_clients_memory(server)}",
         "mem_cluster_links:0",
         "mem_aof_buffer:0",
@@ -181,7 +181,8 @@ def _section_persistence(server: Any) -> list[str]:
         f"current_save_keys_processed:{snap.keys_processed if child else 0}",
         f"current_save_keys_total:{snap.keys_total if child else 0}",
         f"rdb_changes_since_last_save:{server.keyspace.dirty}",
-        f"rdb_bgsave_in_progress:{int(child)}",
+        # (a diskless replication transfer is an RDB child too, as in Redis)
+        f"rdb_bgsave_in_progress:{int(child or server.replication.transfer_child_running())}",
         f"rdb_last_save_time:{server.last_save}",
         f"rdb_last_bgsave_status:{'ok' if snap.bgsave_ok else 'err'}",
         f"rdb_last_bgsave_time_sec:{snap.last_bgsave_seconds}",
@@ -257,7 +258,7 @@ def _section_stats(server: Any) -> list[str]:
         f"expired_time_cap_reached_count:{ks.stat_expired_time_cap_reached}",
         "expire_cycle_cpu_milliseconds:0",
         f"evicted_keys:{ks.stat_evicted}",
-        "evicted_clients:0",
+        f"evicted_clients:{server.stat_evicted_clients}",
         "evicted_scripts:0",
         "total_eviction_exceeded_time:0",
         "current_eviction_exceeded_time:0",
@@ -477,7 +478,7 @@ def config_resetstat(c: Any, argv: list[bytes]) -> Any:
     server.stat_connections = server.stat_rejected = server.stat_commands = 0
     server.stat_net_input = server.stat_net_output = 0
     server.stat_error_replies = server.stat_unexpected_errors = 0
-    server.stat_sanitizations = server.stat_obuf_disconnections = 0
+    server.stat_sanitizations = server.stat_obuf_disconnections = server.stat_evicted_clients = 0
     ks.stat_hits = ks.stat_misses = ks.stat_expired = ks.stat_evicted = 0
     ks.stat_expired_time_cap_reached = 0
     ks.stat_expired_stale_perc = 0.0
@@ -599,8 +600,8 @@ def memory_stats(c: Any, argv: list[bytes]) -> Any:
         (b"peak.allocated", max(getattr(server, "peak_memory", 0), used)),
         (b"total.allocated", used),
         (b"startup.allocated", 0),
-        (b"replication.backlog", 0),
-        (b"clients.slaves", 0),
+        (b"replication.backlog", server.replication.backlog_bytes()),
+        (b"clients.slaves", server.replication.replica_buffer_bytes()),
         (b"clients.normal", 0),
         (b"cluster.links", 0),
         (b"aof.buffer", 0),
@@ -836,7 +837,7 @@ def bgsave(c: Any, argv: list[bytes]) -> Any:
         raise CommandError(SYNTAX)
     server = c.server
     snapshots = server.snapshots
-    if snapshots.child_pid != -1:
+    if snapshots.child_pid != -1 or server.replication.transfer_child_running():  # (any RDB child, as Redis)
         raise CommandError("Background save already in progress")
     if server.in_exec or server.aof.child_pid != -1:
         if len(argv) == 2 or server.in_exec:

@@ -726,6 +726,17 @@ class Replication:
         ]
         return lines
 
+    def backlog_bytes(self) -> int:
+        return self.backlog.histlen if self.backlog is not None else 0
+
+    def replica_buffer_bytes(self) -> int:
+        """What the replicas have not received yet (held stream and socket backlogs)."""
+        return sum(r.unsent() for r in self.replicas if not r.closed)
+
+    def transfer_child_running(self) -> bool:
+        sync = self.full_sync
+        return sync is not None and sync.child_pid != -1
+
     def role_reply(self) -> list[Any]:
         link = self.link
         if link is None:
