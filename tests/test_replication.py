@@ -780,3 +780,24 @@ def test_backlog_freed_after_ttl_without_replicas() -> None:
         wait_until(lambda: m.info("replication")["repl_backlog_active"] == 0, timeout=5, what="backlog freed")
         assert m.info("replication")["master_replid"] != replid  # a new history: nobody can continue the old one
         assert "Replication backlog freed after 1 seconds without connected replicas." in master.log()
+
+
+def test_killed_transfer_child_never_completes_a_sync() -> None:
+    import os
+    import re
+    import signal
+
+    with servers(lambda: start_dumpling(*FAST_SYNC, "--rdb-key-save-delay", "100000"), start_dumpling) as (
+            master, replica):
+        m = client(master)
+        for i in range(20):
+            m.set(f"k{i}", i)
+        client(replica).replicaof("127.0.0.1", master.port)
+        wait_until(lambda: "Background RDB transfer started by pid" in master.log(), what="transfer child")
+        pid = int(re.findall(r"Background RDB transfer started by pid (\d+)", master.log())[-1])
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: "Background RDB transfer terminated by signal 9" in master.log(), what="child reaped")
+        assert "Finished with success" not in replica.log()
+        m.config_set("rdb-key-save-delay", 0)
+        wait_until(lambda: link_up(replica), timeout=15, what="a later sync succeeds")
+        assert client(replica).dbsize() == 20

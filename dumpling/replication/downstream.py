@@ -37,6 +37,18 @@ _PIPE_READ = 1 << 20
 _HIGH_WATER = 16 << 20  # stop relaying the RDB while a replica has this much unsent
 
 
+def _die_with_parent() -> None:
+    """Linux: the transfer child is killed if the server dies (PR_SET_PDEATHSIG), as a
+    replication child must not outlive it."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return  # not Linux: the child still ends at its next write into the closed pipe
+
+
 class ReplicaConn:
     """A connected replica (Redis's client with CLIENT_SLAVE)."""
 
@@ -179,6 +191,7 @@ class FullSync:
             except ValueError:
                 pass
             gc.disable()
+            _die_with_parent()
             for listener in self.server.servers:
                 for sock in listener.sockets or ():
                     os.close(sock.fileno())
@@ -219,6 +232,10 @@ class FullSync:
             return
         if not chunk:
             self.server.log("notice", f"Diskless rdb transfer, done reading from pipe, {len(live)} replicas still up.")
+            if not self._child_succeeded():
+                self.server.log("warning", "Background RDB transfer error: the child did not write the whole file")
+                self._finish(False)  # a killed child's EOF: never the mark after a partial file
+                return
             for replica in live:
                 replica.write(self.mark)
             self._finish(True)
@@ -229,8 +246,28 @@ class FullSync:
         if any(r.socket_backlog() > _HIGH_WATER for r in live):
             self._pause_reading()  # resumed by the cron once the sockets drained (held stream bytes do not count)
 
+    def _child_succeeded(self) -> bool:
+        """The child has closed the pipe: reap it (it is exiting) and read its status."""
+        pid, self.child_pid = self.child_pid, -1
+        if pid == -1:
+            return False
+        try:
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            return False
+        code = os.waitstatus_to_exitcode(status)
+        if code == 0:
+            self.server.log("notice", "Background RDB transfer terminated with success")
+        elif code < 0:
+            self.server.log("warning", f"Background RDB transfer terminated by signal {-code}")
+        return code == 0
+
     def cron(self) -> None:
         if self.done:
+            return
+        if self.diskless and not any(not r.closed for r in self.targets):
+            self.server.log("warning", "Diskless rdb transfer, last replica dropped, killing fork child.")
+            self._finish(False)  # nobody is left to receive it: the child's work is not useful
             return
         if self.diskless and not self.reading:
             live = [r for r in self.targets if not r.closed]
