@@ -125,7 +125,8 @@ SETTINGS: list[Setting] = [
     _s("active-expire-effort", "int", 1, min=1, max=10),
     _s("maxmemory", "memory", 0),
     _s("maxmemory-policy", "enum", "noeviction", choices=POLICIES),
-    _s("maxmemory-clients", "memory", 0, inert=True),
+    # Bytes, or "N%" of maxmemory (kept as -N, as Redis keeps it): dumpling.clientmemory evicts.
+    _s("maxmemory-clients", "memory-percent", 0, min=-100),
     _s("maxmemory-samples", "int", 5, min=1, max=INT_MAX),
     _s("maxmemory-eviction-tenacity", "int", 10, max=100),
     _s("lfu-log-factor", "int", 10, max=INT_MAX),
@@ -452,6 +453,18 @@ class Config:
             if s.name == "dump-rdb-version" and not (6 <= value <= 12 or value == 80):
                 raise ConfigError("argument must be one of 6 to 12, or 80 (Valkey 9)")
             return value
+        if s.kind == "memory-percent":  # numericParseString with MEMORY_CONFIG | PERCENT_CONFIG
+            value = parse_memory(text)
+            if value is None:
+                percent = string2ll(text[:-1]) if len(text) > 1 and text.endswith("%") else None
+                if percent is None or percent < 0:
+                    raise ConfigError("argument must be a memory or percent value")
+                if -percent < s.min:
+                    raise ConfigError(f"percentage argument must be less or equal to {-s.min}")
+                return -percent
+            if value > s.max:
+                raise ConfigError(f"argument must be between {s.min} and {s.max} inclusive")
+            return value
         if s.kind == "memory":
             value = parse_memory(text)
             if value is None:
@@ -516,6 +529,8 @@ class Config:
             return s.synonyms.get(value, value)
         if s.kind == "octal":
             return f"{value:o}"
+        if s.kind == "memory-percent" and value < 0:
+            return f"{-value}%"
         if s.name == "dir":
             return os.path.abspath(value) if value else os.getcwd()
         if s.name == "bind" and value == "*":

@@ -158,6 +158,8 @@ def _rewrite_setting(state: _State, config: Config, s: Setting) -> None:
         text = "yes" if value else "no"
     elif s.kind == "memory":
         text = format_memory(value)
+    elif s.kind == "memory-percent":
+        text = f"{-value}%" if value < 0 else format_memory(value)
     elif s.kind == "enum":
         value = s.synonyms.get(value, value)
         default = s.synonyms.get(default, default)

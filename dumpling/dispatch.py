@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from dumpling import REDIS_VERSION, accel, commands
+from dumpling.clienteviction import CHECK_FROM, evict_clients, eviction_limit
 from dumpling.commands.acl import check_command as acl_check
 from dumpling.commands.acl import guard_blocked as acl_guard_blocked
 from dumpling.commands.acl import redacted as redacted_args
@@ -125,7 +126,8 @@ class Server:
         self._obuf_limits: tuple[str, dict[str, tuple[int, int, int]]] = ("", {})
         self.obuf_soft_clients: set[Client] = set()  # clients whose soft-limit timer runs
         self.stat_obuf_disconnections = 0  # INFO client_output_buffer_limit_disconnections
-        self.cron_hooks: list[Callable[[], None]] = [self.check_soft_output_limits]
+        self.cron_hooks: list[Callable[[], None]] = [self.check_soft_output_limits, lambda: evict_clients(self)]
+        self.stat_evicted_clients = 0  # INFO evicted_clients (maxmemory-clients)
         # Set while whole classes of commands are refused (persistence: -LOADING while the
         # dataset loads, -MISCONF after a failed BGSAVE): returns the error text or None.
         self.command_gate: Callable[[Client, Command, list[bytes]], str | None] | None = None
@@ -208,10 +210,14 @@ class Server:
         elif client.obuf_soft_limit_since:
             client.obuf_soft_limit_since = 0
             self.obuf_soft_clients.discard(client)
-        if not over:
-            return False
-        self.drop_for_output_limit(client)
-        return True
+        if over:
+            self.drop_for_output_limit(client)
+            return True
+        if used >= CHECK_FROM and self.client_eviction:
+            # maxmemory-clients: the output about to be written counts for its client already.
+            evict_clients(self, client, used - client.output_buffer_size())
+            return client.closed
+        return False
 
     def check_soft_output_limits(self) -> None:
         """Cron (Redis's clientsCron): a client that went over its soft limit is dropped once its
@@ -677,9 +683,14 @@ class Server:
         """Settings read on every command, kept as plain attributes."""
         self.slowlog_threshold = self.config["slowlog-log-slower-than"]
         self.maxmemory = self.config["maxmemory"]
-        # Client.flush looks at its output against the limits only from this many bytes on.
+        # Client.flush consults output_limit_exceeded only from this many bytes of output on:
+        # the lowest normal/pubsub limit set, or less when maxmemory-clients may evict.
         limits = self.output_buffer_limits()
-        self.obuf_lowest_limit = min((n for kind in ("normal", "pubsub") for n in limits[kind][:2] if n), default=0)
+        self.client_eviction = bool(eviction_limit(self.config))
+        lowest = min((n for kind in ("normal", "pubsub") for n in limits[kind][:2] if n), default=0)
+        if self.client_eviction:
+            lowest = min(lowest, CHECK_FROM) if lowest else CHECK_FROM
+        self.output_check_from = lowest
 
     def build_fast_table(self) -> None:
         """Exact-case names (lower and upper) of plain commands, for one dict lookup per request."""

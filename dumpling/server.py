@@ -371,9 +371,9 @@ class Client(asyncio.Protocol):
             # client-output-buffer-limit.  Redis checks it as replies are queued, before any is
             # written: replies that take the client's output (unsent backlog included) to the
             # hard limit are never sent, and a running soft-limit timer is checked (or reset).
-            # obuf_lowest_limit: the lowest normal/pubsub limit set, 0 if none.
+            # (And maxmemory-clients: Server.output_check_from says from which size on, 0: never.)
             if (
-                self.obuf_soft_limit_since or size + transport.get_write_buffer_size() >= server.obuf_lowest_limit > 0
+                self.obuf_soft_limit_since or size + transport.get_write_buffer_size() >= server.output_check_from > 0
             ) and server.output_limit_exceeded(self, size + transport.get_write_buffer_size()):
                 return
             server.stat_net_output += size

@@ -1,0 +1,99 @@
+"""``maxmemory-clients`` (dumpling.clienteviction): a client whose unread output takes the
+clients' memory over the limit is evicted, CLIENT NO-EVICT clients are not, and the setting
+takes bytes or a percentage of maxmemory.  Every scenario runs against real Redis too."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.servers import RawConnection, ServerProcess, encode_command, start_dumpling, start_redis
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    ours, theirs = start_dumpling(), start_redis()
+    try:
+        for server in (ours, theirs):
+            with server.raw() as conn:
+                conn.call("SET", "v1m", b"y" * 1_000_000)
+        yield ours, theirs
+    finally:
+        ours.stop()
+        theirs.stop()
+
+
+def _both(servers: tuple[ServerProcess, ServerProcess], *command: str) -> bytes:
+    replies = []
+    for server in servers:
+        with server.raw() as conn:
+            replies.append(conn.call(*command))
+    assert replies[0] == replies[1], (command, replies)
+    return replies[0]
+
+
+def _evicted_clients(conn: RawConnection) -> int:
+    for line in conn.call("INFO", "stats").decode().split("\r\n"):
+        if line.startswith("evicted_clients:"):
+            return int(line.split(":")[1])
+    raise AssertionError("no evicted_clients")
+
+
+def _stuck_client(server: ServerProcess, no_evict: bool) -> tuple[bool, int]:
+    """A client that asks for 8 MB and reads none of it: (still connected after a second,
+    evicted_clients added meanwhile)."""
+    with server.raw() as conn:
+        # The observer is out of reach too: with the stuck client over the limit on its own, every
+        # evictable client would go.
+        conn.call("CLIENT", "NO-EVICT", "on")
+        before = _evicted_clients(conn)
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", server.port))
+        try:
+            setup = encode_command("CLIENT", "SETNAME", "stuck")
+            if no_evict:
+                setup += encode_command("CLIENT", "NO-EVICT", "on")
+            sock.sendall(setup)
+            time.sleep(0.2)
+            sock.sendall(encode_command("GET", "v1m") * 8)
+            deadline = time.monotonic() + 1.0
+            while b"name=stuck" in conn.call("CLIENT", "LIST") and time.monotonic() < deadline:
+                time.sleep(0.05)
+            connected = b"name=stuck" in conn.call("CLIENT", "LIST")
+            return connected, _evicted_clients(conn) - before
+        finally:
+            sock.close()
+
+
+@pytest.mark.parametrize("setting", [("maxmemory-clients", "1mb"), ("maxmemory", "100mb", "maxmemory-clients", "1%")],
+                         ids=["bytes", "percent"])
+def test_client_over_the_limit_is_evicted_unless_no_evict(servers, setting):
+    try:
+        _both(servers, "CONFIG", "SET", *setting)
+        outcomes = [_stuck_client(server, no_evict=False) for server in servers]
+        assert outcomes[0] == outcomes[1] == (False, 1)
+        outcomes = [_stuck_client(server, no_evict=True) for server in servers]
+        assert outcomes[0] == outcomes[1] == (True, 0)
+    finally:
+        _both(servers, "CONFIG", "SET", "maxmemory-clients", "0", "maxmemory", "0")
+
+
+def test_without_a_limit_nobody_is_evicted(servers):
+    outcomes = [_stuck_client(server, no_evict=False) for server in servers]
+    assert outcomes[0] == outcomes[1] == (True, 0)
+
+
+def test_maxmemory_clients_values(servers):
+    try:
+        for value in ("10%", "0%", "100%", "1mb", "128k", "0"):
+            _both(servers, "CONFIG", "SET", "maxmemory-clients", value)
+            _both(servers, "CONFIG", "GET", "maxmemory-clients")
+        for bad in ("101%", "-1%", "%", "abc", "1.5%", "-1", "10 %"):
+            reply = _both(servers, "CONFIG", "SET", "maxmemory-clients", bad)
+            assert reply.startswith(b"-ERR CONFIG SET failed"), reply
+    finally:
+        _both(servers, "CONFIG", "SET", "maxmemory-clients", "0")
