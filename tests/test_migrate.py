@@ -125,7 +125,9 @@ def snapshot(conn: RawConnection, key: bytes | str) -> tuple[object, ...]:
     elif kind == b"set":
         value = sorted(call(conn, "SMEMBERS", key))  # type: ignore[arg-type]
     elif kind == b"zset":
-        value = call(conn, "ZRANGE", key, 0, -1, "WITHSCORES")
+        # scores as numbers: the Redis 7.0 oracle prints %.17g, dumpling 7.4's shortest form
+        flat = call(conn, "ZRANGE", key, 0, -1, "WITHSCORES")
+        value = [item if i % 2 == 0 else float(item) for i, item in enumerate(flat)]  # type: ignore[arg-type]
     elif kind == b"hash":
         flat = call(conn, "HGETALL", key)
         value = sorted(zip(flat[::2], flat[1::2], strict=True))  # type: ignore[index]
