@@ -143,9 +143,10 @@ class Command:
 
 # The groups whose commands only read and write keys: they cannot change the connection's or
 # the server's state (selected DB, MULTI, subscriptions, authentication, gates, config), so the C
-# general path may run them back to back.  NOT_PLAIN: data commands that do change such state.
+# general path may run them back to back.  Scripts qualify: a run restores what it sets (in_exec,
+# current_client) and commands that change such state are noscript.  NOT_PLAIN: data commands that do change such state.
 PLAIN_GROUPS = frozenset(
-    ("generic", "string", "bitmap", "list", "set", "hash", "sorted-set", "stream", "hyperloglog", "geo")
+    ("generic", "string", "bitmap", "list", "set", "hash", "sorted-set", "stream", "hyperloglog", "geo", "scripting")
 )
 NOT_PLAIN = frozenset(("migrate",))  # sets server.key_gate while it waits on its target
 
