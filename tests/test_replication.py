@@ -801,3 +801,21 @@ def test_killed_transfer_child_never_completes_a_sync() -> None:
         m.config_set("rdb-key-save-delay", 0)
         wait_until(lambda: link_up(replica), timeout=15, what="a later sync succeeds")
         assert client(replica).dbsize() == 20
+
+
+def test_replica_stuck_during_diskless_transfer_times_out() -> None:
+    import os
+    import socket
+
+    with servers(lambda: start_dumpling(*FAST_SYNC, "--repl-timeout", "1")) as (master,):
+        m = client(master)
+        for i in range(30):
+            m.set(f"big:{i}", os.urandom(1_000_000))  # 30 MB that does not compress
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", master.port))
+        sock.sendall(b"*3\r\n$8\r\nREPLCONF\r\n$4\r\ncapa\r\n$3\r\neof\r\n*3\r\n$5\r\nPSYNC\r\n$1\r\n?\r\n$2\r\n-1\r\n")
+        wait_until(lambda: "Disconnecting timedout replica (full sync)" in master.log(), timeout=15, what="timeout")
+        wait_until(lambda: m.info("replication")["connected_slaves"] == 0, what="dropped")
+        sock.close()
+        assert m.ping()

@@ -63,6 +63,8 @@ class ReplicaConn:
         self.rdb_only = rdb_only  # REPLCONF rdb-only 1: the RDB and nothing after it
         self.state = "wait_bgsave_start"  # wait_bgsave_end, send_bulk, online
         self.since = time.time()
+        self.last_progress = time.time()  # the transfer last moved (its socket backlog shrank or was empty)
+        self.last_backlog = 0
         self.ack_offset = 0
         self.aof_offset = 0  # REPLCONF ACK ... FACK: what its AOF has fsynced (WAITAOF)
         self.ack_time = int(time.time())
@@ -269,6 +271,18 @@ class FullSync:
             self.server.log("warning", "Diskless rdb transfer, last replica dropped, killing fork child.")
             self._finish(False)  # nobody is left to receive it: the child's work is not useful
             return
+        timeout = self.server.config["repl-timeout"]
+        now = time.time()
+        for replica in self.targets:
+            if replica.closed:
+                continue
+            backlog = replica.socket_backlog()
+            if backlog == 0 or backlog < replica.last_backlog:
+                replica.last_progress = now
+            replica.last_backlog = backlog
+            if now - replica.last_progress > timeout:
+                self.server.log("warning", f"Disconnecting timedout replica (full sync): {replica.name}")
+                replica.client.close()
         if self.diskless and not self.reading:
             live = [r for r in self.targets if not r.closed]
             if not live or all(r.socket_backlog() <= _HIGH_WATER // 2 for r in live):
