@@ -40,7 +40,8 @@ class Transport:
         self.closed = True
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return default
+        # a loopback peer: protected mode serves it (a peer of unknown address would be refused)
+        return ("127.0.0.1", 40000) if name == "peername" else default
 
     def is_closing(self) -> bool:
         return self.closed
@@ -58,6 +59,7 @@ def run_stream(reads: list[bytes], fast: bool, monkeypatch: pytest.MonkeyPatch) 
         client = Client(server)
         transport = Transport()
         client.connection_made(transport)  # type: ignore[arg-type]
+        assert client.id in server.clients  # admitted (a refusal would make both sides agree vacuously)
         for data in reads:
             if transport.closed:
                 break
