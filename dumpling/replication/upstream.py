@@ -92,6 +92,7 @@ class MasterLink:
         self.task: asyncio.Task[None] | None = None
         self.last_newline = 0.0
         self.timed_out = False  # the cron ended the link for a timeout (already logged)
+        self.connected_since = 0.0  # (a link up for a second or more reconnects at once when it drops)
         self._leftover = b""  # stream bytes that arrived behind a $<len> RDB
         self.pending_multi = 0  # bytes of a MULTI block received but not applied yet
 
@@ -148,7 +149,8 @@ class MasterLink:
                     server.log("warning", "Master did not respond to command during SYNC handshake")
             except Exception as e:  # a bug must cost the link, never the server
                 server.log("warning", f"Replication link error: {type(e).__name__}: {e}")
-            if was_connected or self.state == "connected":
+            was_connected = was_connected or self.state == "connected"
+            if was_connected:
                 self._cache_master()
                 self.down_since = int(time.time())
             self._close()
@@ -156,6 +158,11 @@ class MasterLink:
             self.transfer = None
             if self.stopped:
                 break
+            if self.cached is not None and was_connected and time.time() - self.connected_since >= 1:
+                # A link that was up reconnects at once (the backlog may not wait), as Redis does.
+                server.log("notice", f"Reconnecting to MASTER {self.host}:{self.port}")
+                await asyncio.sleep(0)
+                continue
             await asyncio.sleep(1)
             if not self.stopped:
                 server.log("notice", f"Reconnecting to MASTER {self.host}:{self.port} after failure")
@@ -404,6 +411,7 @@ class MasterLink:
         client.fd = sock.fileno() if sock is not None else -1
         server.clients[client.id] = client
         self.state = "connected"
+        self.connected_since = time.time()
         self.replication.link_up()
         self.send_ack()
         stream = CommandStream()
