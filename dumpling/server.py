@@ -184,8 +184,13 @@ class Client(asyncio.Protocol):
 
     def process_input(self) -> None:
         """Execute every complete request (until the client blocks or must close)."""
-        self._in_batch = True
         server = self.server
+        if server.client_eviction:
+            # maxmemory-clients counts what was read before it runs (Redis: argv, query buffer).
+            evict_clients(server)
+            if self.closed:
+                return
+        self._in_batch = True
         execute = server.execute
         self.last_interaction = time.time()
         try:
@@ -239,6 +244,10 @@ class Client(asyncio.Protocol):
         finally:
             self._in_batch = False
         self.flush()
+        if server.client_eviction:
+            # ...and what the batch left (MULTI commands, WATCHed keys, subscriptions, output),
+            # once flush applied the output-buffer limits, which take precedence.
+            evict_clients(server)
 
     def _pending_len(self) -> int:
         return len(self._buf) - self._pos if self._strict else len(self._retained) + len(self._held) + len(self._carry)
@@ -422,6 +431,13 @@ def _wire_size(argv: list[bytes]) -> int:
         bulks = sum(len(a) + 5 + len(str(len(a))) for a in argv)
     n = len(argv)
     return bulks + (4 if n < 10 else 3 + len(str(n)))
+
+
+def evict_clients(server: Server) -> None:
+    """maxmemory-clients (dumpling.clienteviction, imported when eviction is first on)."""
+    from dumpling.clienteviction import evict_clients as evict
+
+    evict(server)
 
 
 def disable_fastpath() -> None:

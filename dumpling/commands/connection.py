@@ -269,10 +269,45 @@ def client_flags(c: Any) -> str:
 CLIENT_BASE_MEMORY = 20000  # a connection's own structures and 16 KB reply buffer, as tot-mem counts them
 
 
+WATCHED_KEY_BYTES = 56  # a listNode and a watchedKey
+QUEUED_COMMAND_BYTES = 24  # a multiCmd
+DICT_ENTRY_BYTES = 24
+RAX_NODE_BYTES = 32
+
+
+def multi_memory(c: Any) -> int:
+    """CLIENT LIST ``multi-mem`` (multiStateMemOverhead): queued MULTI commands (their argument
+    bytes, argv pointers and multiCmd) and WATCHed keys (a list node and a watchedKey each)."""
+    mem = len(c.watched) * WATCHED_KEY_BYTES
+    if c.multi:
+        mem += sum(QUEUED_COMMAND_BYTES + 8 * len(argv) + sum(map(len, argv)) for _, argv in c.multi)
+    return mem
+
+
+def _dict_memory(size: int) -> int:
+    """dictMemUsage: entries plus a power-of-two bucket table."""
+    return size * DICT_ENTRY_BYTES + 8 * (1 << (size - 1).bit_length()) if size else 0
+
+
 def client_memory(c: Any) -> int:
     """CLIENT LIST ``tot-mem`` (Redis's getClientMemoryUsage): the connection itself, its query
-    buffer and its output (``omem``)."""
-    return CLIENT_BASE_MEMORY + c.query_buffer_size() + c.output_buffer_size()
+    buffer, its output (``omem``), MULTI/WATCH state and its subscriptions' dicts."""
+    return (
+        CLIENT_BASE_MEMORY
+        + c.query_buffer_size()
+        + c.output_buffer_size()
+        + multi_memory(c)
+        + _dict_memory(len(c.channels))
+        + _dict_memory(len(c.patterns))
+        + _dict_memory(len(c.shard_channels))
+        + (_prefix_tree_memory(len(c.tracking.prefixes)) if c.tracking is not None else 0)
+    )
+
+
+def _prefix_tree_memory(prefixes: int) -> int:
+    """Tracking BCAST prefixes, counted as Redis counts its rax of them: nodes times
+    sizeof(raxNode) * sizeof(raxNode *) (32); a radix tree of n keys has about 2n + 1 nodes."""
+    return (2 * prefixes + 1) * RAX_NODE_BYTES if prefixes else 0
 
 
 def client_info_line(c: Any) -> str:
@@ -286,7 +321,7 @@ def client_info_line(c: Any) -> str:
         f"age={int(now - c.created)} idle={int(now - c.last_interaction)} flags={client_flags(c)} "
         f"db={c.db.index} sub={len(c.channels)} psub={len(c.patterns)} ssub={len(c.shard_channels)} "
         f"multi={multi} watch={len(c.watched)} qbuf={qbuf} qbuf-free={max(0, 20474 - qbuf)} argv-mem=0 "
-        f"multi-mem=0 rbs=16384 rbp=16384 obl={obl} oll={oll} omem={omem} tot-mem={CLIENT_BASE_MEMORY + qbuf + omem} "
+        f"multi-mem={multi_memory(c)} rbs=16384 rbp=16384 obl={obl} oll={oll} omem={omem} tot-mem={client_memory(c)} "
         f"events=r cmd={c.last_cmd} user={c.user.name.decode('utf-8', 'replace')} redir={redir} resp={3 if c.resp3 else 2} "
         f"lib-name={c.lib_name.decode('utf-8', 'replace')} lib-ver={c.lib_ver.decode('utf-8', 'replace')}\n"
     )
