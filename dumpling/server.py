@@ -416,7 +416,17 @@ class Client(asyncio.Protocol):
         return unsent, -(-backlog // REPLY_CHUNK_BYTES), backlog + unsent
 
     def query_buffer_size(self) -> int:
-        return self._pending_len()
+        """CLIENT LIST ``qbuf``: bytes read and not yet run, as Redis counts them: of an unfinished
+        request, the lines and arguments its parser already took (``*N``, ``$len``, whole
+        arguments) are no longer in the query buffer."""
+        if self._strict:
+            return len(self._buf) - self._pos - _parsed_prefix(self._buf, self._pos)
+        pending = len(self._retained) - self._consumed
+        if pending:
+            parsed = _parsed_prefix(self._retained, self._consumed) if not self._held else 0
+        else:
+            parsed = _parsed_prefix(self._held, 0)
+        return pending + len(self._held) + len(self._carry) - parsed
 
 
 # Wire bytes of one bulk argument of length n: "$<n>\r\n" + payload + "\r\n".
@@ -431,6 +441,39 @@ def _wire_size(argv: list[bytes]) -> int:
         bulks = sum(len(a) + 5 + len(str(len(a))) for a in argv)
     n = len(argv)
     return bulks + (4 if n < 10 else 3 + len(str(n)))
+
+
+def _parsed_prefix(buf: bytes | bytearray, start: int) -> int:
+    """Bytes of the unfinished multibulk request at ``buf[start:]`` that Redis's
+    processMultibulkBuffer has already consumed: its ``*N`` line, then each whole argument and
+    the ``$len`` line of the one still arriving.  0 for an inline request, a malformed one, or a
+    whole request (Redis parses it only when it runs it)."""
+    if buf[start : start + 1] != b"*":
+        return 0
+    end = buf.find(b"\r\n", start)
+    count = _header_int(buf, start + 1, end)
+    if count is None:
+        return 0
+    pos = end + 2
+    for _ in range(count):
+        end = buf.find(b"\r\n", pos)
+        if end < 0:
+            return pos - start
+        length = _header_int(buf, pos + 1, end) if buf[pos : pos + 1] == b"$" else None
+        if length is None:
+            return 0
+        if end + 2 + length + 2 > len(buf):
+            return end + 2 - start  # the argument's payload is still arriving
+        pos = end + 2 + length + 2
+    return 0
+
+
+def _header_int(buf: bytes | bytearray, start: int, end: int) -> int | None:
+    """The number of a ``*N``/``$len`` line whose digits are buf[start:end], if it is one."""
+    if end < 0 or not 0 < end - start <= 19:
+        return None
+    digits = bytes(buf[start:end])
+    return int(digits) if digits.isdigit() else None
 
 
 def evict_clients(server: Server) -> None:

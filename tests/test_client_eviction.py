@@ -97,3 +97,24 @@ def test_maxmemory_clients_values(servers):
             assert reply.startswith(b"-ERR CONFIG SET failed"), reply
     finally:
         _both(servers, "CONFIG", "SET", "maxmemory-clients", "0")
+
+
+@pytest.mark.parametrize("partial", [
+    b"*2\r\n$3\r\nSET\r\n$300000\r\n" + b"v" * 1000,  # the arguments' lines are parsed: 1000 left
+    b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nabc",  # a small argument still arriving
+    b"*1\r\n$40000",  # an unfinished $len line
+    b"GET abc",  # inline: nothing is parsed before the newline
+], ids=["big-argument", "small-argument", "length-line", "inline"])
+def test_qbuf_of_an_unfinished_request(servers, partial):
+    """CLIENT LIST qbuf counts what Redis's parser has not consumed yet (tot-mem, and so
+    eviction, build on it)."""
+    seen = []
+    for server in servers:
+        with socket.create_connection(("127.0.0.1", server.port)) as sock, server.raw() as conn:
+            sock.sendall(encode_command("CLIENT", "SETNAME", "partial"))
+            assert sock.recv(100) == b"+OK\r\n"
+            sock.sendall(partial)
+            time.sleep(0.2)
+            line = next(x for x in conn.call("CLIENT", "LIST").split(b"\n") if b"name=partial" in x)
+            seen.append(next(f for f in line.split() if f.startswith(b"qbuf=")))
+    assert seen[0] == seen[1]
