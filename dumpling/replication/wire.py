@@ -114,10 +114,11 @@ class BulkTransfer:
         self.body = bytearray()
         self.done = False
         self.leftover = b""  # bytes after a $<len> payload (the stream that follows)
+        self.received_total = 0  # the payload's size once it has been taken
 
     @property
     def received(self) -> int:
-        return len(self.body)
+        return len(self.body) or self.received_total
 
     def feed(self, data: bytes) -> bool:
         """Take bytes; True once the payload is complete (``payload()``)."""
@@ -172,7 +173,11 @@ class BulkTransfer:
         return self.done
 
     def payload(self) -> bytes:
-        return bytes(self.body)
+        """The RDB received (once: the buffer is released, a big transfer is not held twice)."""
+        payload = bytes(self.body)
+        self.received_total = len(payload)
+        self.body = bytearray()
+        return payload
 
 
 def check_rdb_payload(payload: bytes) -> str | None:
