@@ -704,6 +704,18 @@ def test_blocked_pop_served_later_reaches_the_replica() -> None:
         assert popped == [(b"queue", b"a")]
         wait_until(caught_up(master, replica), what="offsets equal")
         assert client(replica).lrange("queue", 0, -1) == [b"b", b"c"]
+        # propagated as Redis does (LPOP, RPOPLPUSH), not as an image of the whole list
+        assert client(replica).info("commandstats")["cmdstat_lpop"]["calls"] == 1
+        moved: list[Any] = []
+        waiter = threading.Thread(target=lambda: moved.append(client(master).brpoplpush("empty", "dst", 5)))
+        waiter.start()
+        wait_until(lambda: client(master).info("clients")["blocked_clients"] == 1, what="blocked again")
+        client(master).rpush("empty", "x")
+        waiter.join()
+        assert moved == [b"x"]
+        wait_until(caught_up(master, replica), what="offsets equal")
+        assert client(replica).info("commandstats")["cmdstat_rpoplpush"]["calls"] == 1
+        assert client(replica).lrange("dst", 0, -1) == [b"x"] and not client(replica).exists("empty")
 
 
 def test_master_restart_keeps_its_history_for_partial_resync(tmp_path: Any) -> None:

@@ -56,6 +56,7 @@ VERBATIM = frozenset({
 TTL_ONLY = frozenset({"expire", "pexpire", "expireat", "pexpireat", "persist"})
 _TRANSLATED = frozenset({"xadd", "spop", "hincrbyfloat"})  # see Propagator._translated
 _PUBLISHERS = frozenset({"publish", "spublish"})
+_SERVED_POPS = {"blpop": b"LPOP", "brpop": b"RPOP", "bzpopmin": b"ZPOPMIN", "bzpopmax": b"ZPOPMAX"}
 
 
 def resp(argv: list[bytes]) -> bytes:
@@ -102,6 +103,10 @@ class Propagator:
         self.keyless: list[Record] = []
         self._settle_scheduled = False
         self._suspended = 0
+        # a blocked command being served outside any call (serve_ready_keys): its changes
+        self.served: Any = None
+        self.served_touched: dict[tuple[int, bytes], None] = {}
+        self.served_marks = (0, 0)
 
     # -- sinks --------------------------------------------------------------------------------------
 
@@ -132,6 +137,8 @@ class Propagator:
             self.outer = None
             self.touched = {}
             self.keyless = []
+            self.served = None
+            self.served_touched = {}
 
     @contextmanager
     def suspended(self) -> Iterator[None]:
@@ -151,6 +158,8 @@ class Propagator:
         if self.depth == 0:
             if self.touched:
                 self._finish_orphans()
+            if self.served_touched:
+                self._finish_served()
             self.outer = (client, cmd, argv, client.db.index)
         self.dirty_marks.append(self.server.keyspace.dirty)
         self.depth += 1
@@ -173,9 +182,61 @@ class Propagator:
         reply, before a sink goes away, at shutdown)."""
         if self.depth == 0 and self.touched:
             self._finish_orphans()
+        if self.depth == 0 and self.served_touched:
+            self._finish_served()
+
+    # -- blocked commands served later ------------------------------------------------------------
+
+    def _served_change(self, blocked: Any, item: tuple[int, bytes]) -> None:
+        """A change made while a blocked command is served (its retry runs outside any call)."""
+        ks = self.server.keyspace
+        if self.served is not blocked:
+            if self.served_touched:
+                self._finish_served()
+            self.served = blocked
+            self.served_marks = (ks.stat_expired, ks.stat_evicted)
+        self.served_touched.pop(item, None)
+        self.served_touched[item] = None
+        if not self._settle_scheduled and self.server.loop is not None:
+            self._settle_scheduled = True
+            self.server.loop.call_soon(self._scheduled_settle)
+
+    def _finish_served(self) -> None:
+        blocked, touched = self.served, self.served_touched
+        self.served, self.served_touched = None, {}
+        ks = self.server.keyspace
+        records = None
+        if (ks.stat_expired, ks.stat_evicted) == self.served_marks:  # (else an expiry was mixed in: images)
+            records = self._served_records(blocked, touched)
+        if records is None:
+            records = [self._image(db, key) for db, key in touched]
+        self._emit(records, getattr(blocked, "client", None))
+
+    def _served_records(self, blocked: Any, touched: dict[tuple[int, bytes], None]) -> list[Record] | None:
+        """What Redis propagates for a blocked command served later: BLPOP as LPOP, BRPOP as
+        RPOP, BZPOPMIN/MAX as ZPOPMIN/MAX, BRPOPLPUSH as RPOPLPUSH - not the whole value."""
+        cmd = getattr(blocked, "cmd", None)
+        name = cmd.name if cmd is not None else ""
+        items = list(touched)
+        keys = blocked.keys
+        if name in _SERVED_POPS and len(items) == 1 and items[0][1] in keys:
+            db_index, key = items[0]
+            return [(db_index, [_SERVED_POPS[name], key])]
+        if name == "brpoplpush" and len(keys) == 1 and 1 <= len(items) <= 2:
+            db_index = items[0][0]
+            src = keys[0]
+            others = [key for index, key in items if key != src and index == db_index]
+            if (db_index, src) in touched and len(others) == len(items) - 1:
+                return [(db_index, [b"RPOPLPUSH", src, others[0] if others else src])]
+        return None
 
     def changed(self, db: Database, key: bytes) -> None:
         item = (db.index, key)
+        if self.depth == 0:
+            served = self.server.serving_blocked
+            if served is not None and served.blocked is not None:
+                self._served_change(served.blocked, item)
+                return
         self.touched.pop(item, None)
         self.touched[item] = None  # last touch last: images follow keyless records anyway
         if self.depth == 0 and not self._settle_scheduled:
