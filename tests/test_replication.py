@@ -716,6 +716,18 @@ def test_blocked_pop_served_later_reaches_the_replica() -> None:
         wait_until(caught_up(master, replica), what="offsets equal")
         assert client(replica).info("commandstats")["cmdstat_rpoplpush"]["calls"] == 1
         assert client(replica).lrange("dst", 0, -1) == [b"x"] and not client(replica).exists("empty")
+        moved = []
+        waiter = threading.Thread(target=lambda: moved.append(client(master).blmove("empty", "dst", 5, "LEFT", "LEFT")))
+        waiter.start()
+        wait_until(lambda: client(master).info("clients")["blocked_clients"] == 1, what="blocked on BLMOVE")
+        client(master).rpush("empty", "y")
+        waiter.join()
+        client(master).rpush("src", "z")
+        assert client(master).brpoplpush("src", "dst", 1) == b"z"  # served at once: RPOPLPUSH as well
+        wait_until(caught_up(master, replica), what="offsets equal")
+        stats = client(replica).info("commandstats")
+        assert stats["cmdstat_lmove"]["calls"] == 1 and stats["cmdstat_rpoplpush"]["calls"] == 2
+        assert client(replica).lrange("dst", 0, -1) == client(master).lrange("dst", 0, -1) == [b"z", b"y", b"x"]
 
 
 def test_master_restart_keeps_its_history_for_partial_resync(tmp_path: Any) -> None:

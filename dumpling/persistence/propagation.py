@@ -57,6 +57,7 @@ TTL_ONLY = frozenset({"expire", "pexpire", "expireat", "pexpireat", "persist"})
 _TRANSLATED = frozenset({"xadd", "spop", "hincrbyfloat"})  # see Propagator._translated
 _PUBLISHERS = frozenset({"publish", "spublish"})
 _SERVED_POPS = {"blpop": b"LPOP", "brpop": b"RPOP", "bzpopmin": b"ZPOPMIN", "bzpopmax": b"ZPOPMAX"}
+_BLOCKING = frozenset({*_SERVED_POPS, "brpoplpush", "blmove"})  # propagated as their non-blocking form
 
 
 def resp(argv: list[bytes]) -> bytes:
@@ -107,6 +108,8 @@ class Propagator:
         self.served: Any = None
         self.served_touched: dict[tuple[int, bytes], None] = {}
         self.served_marks = (0, 0)
+        # client id -> (Blocked, argv, db index) of its call that blocked
+        self.blocked_calls: dict[int, tuple[Any, list[bytes], int]] = {}
 
     # -- sinks --------------------------------------------------------------------------------------
 
@@ -175,6 +178,8 @@ class Propagator:
         elif cmd.name in _PUBLISHERS and self.replication_sinks and type(reply) is int:
             self.published.append((client.db.index, argv))  # subscribers of replicas get it too
         if self.depth == 0:
+            if cmd.name in _BLOCKING and type(reply).__name__ == "Blocked":  # (dispatch.Blocked; no import cycle)
+                self._remember_blocked(client, reply, argv)
             self._finish_outer(wrote, reply)
 
     def settle(self) -> None:
@@ -213,21 +218,42 @@ class Propagator:
         self._emit(records, getattr(blocked, "client", None))
 
     def _served_records(self, blocked: Any, touched: dict[tuple[int, bytes], None]) -> list[Record] | None:
-        """What Redis propagates for a blocked command served later: BLPOP as LPOP, BRPOP as
-        RPOP, BZPOPMIN/MAX as ZPOPMIN/MAX, BRPOPLPUSH as RPOPLPUSH - not the whole value."""
-        cmd = getattr(blocked, "cmd", None)
-        name = cmd.name if cmd is not None else ""
-        items = list(touched)
-        keys = blocked.keys
-        if name in _SERVED_POPS and len(items) == 1 and items[0][1] in keys:
-            db_index, key = items[0]
-            return [(db_index, [_SERVED_POPS[name], key])]
-        if name == "brpoplpush" and len(keys) == 1 and 1 <= len(items) <= 2:
-            db_index = items[0][0]
-            src = keys[0]
-            others = [key for index, key in items if key != src and index == db_index]
-            if (db_index, src) in touched and len(others) == len(items) - 1:
-                return [(db_index, [b"RPOPLPUSH", src, others[0] if others else src])]
+        """What Redis propagates for a blocked command served later: the command's
+        non-blocking form (BLPOP as LPOP, BLMOVE as LMOVE ...), not the whole value."""
+        client = getattr(blocked, "client", None)
+        entry = self.blocked_calls.pop(client.id, None) if client is not None else None
+        if entry is None or entry[0] is not blocked or blocked.cmd is None:
+            return None
+        return self._as_non_blocking(blocked.cmd.name, entry[1], entry[2], touched)
+
+    def _remember_blocked(self, client: Any, blocked: Any, argv: list[bytes]) -> None:
+        calls = self.blocked_calls
+        calls[client.id] = (blocked, argv, client.db.index)
+        if len(calls) > 1024:  # drop the entries of clients no longer blocked on that call
+            for client_id in [i for i, (b, _, _) in calls.items() if getattr(b, "client", None) is None
+                              or b.client.blocked is not b]:
+                del calls[client_id]
+
+    def _as_non_blocking(self, name: str, argv: list[bytes], db_index: int,
+                         touched: dict[tuple[int, bytes], None]) -> list[Record] | None:
+        """A blocking list/zset command that popped (at once or when served later), as the
+        non-blocking command Redis propagates for it; None if the changes do not fit."""
+        if name in _SERVED_POPS:
+            if len(touched) == 1:
+                index, key = next(iter(touched))
+                if index == db_index and key in argv[1:-1]:
+                    return [(db_index, [_SERVED_POPS[name], key])]
+            return None
+        if name == "brpoplpush" and len(argv) == 4:
+            src, dst = argv[1], argv[2]
+            command = [b"RPOPLPUSH", src, dst]
+        elif name == "blmove" and len(argv) == 6:
+            src, dst = argv[1], argv[2]
+            command = [b"LMOVE", *argv[1:5]]
+        else:
+            return None
+        if (db_index, src) in touched and set(touched) <= {(db_index, src), (db_index, dst)}:
+            return [(db_index, command)]
         return None
 
     def changed(self, db: Database, key: bytes) -> None:
@@ -276,7 +302,9 @@ class Propagator:
         records: list[Record] = list(keyless)
         name = cmd.name
         translated = None
-        if not keyless:
+        if not keyless and name in _BLOCKING:
+            translated = self._as_non_blocking(name, argv, db_index, touched)
+        elif not keyless:
             try:
                 translated = self._translated(cmd, argv, reply, db_index, touched)
             except Exception as e:  # a translation bug must not lose the write: images are always right
