@@ -1,0 +1,80 @@
+"""Unpipelined latency under load: a PING's round trip while redis-benchmark loads the server.
+
+For real Redis and for dumpling, in the same run and alternating: redis-benchmark runs a
+pipelined workload (`-c 50 -P 16`, the whole default set's write commands by default) in the
+background, and one extra connection sends PINGs one at a time, each waiting for its reply.
+Prints p50 / p99 / max of those round trips and dumpling's p99 over Redis's (issue 12's target:
+at most 2).  Both servers are single-threaded; the load generator shares the machine's cores.
+
+usage: python bench/latency.py [--pings N] [--tests lpush,sadd,...] [--rounds R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.servers import ServerProcess, start_dumpling, start_redis  # noqa: E402
+
+
+def ping_latencies(server: ServerProcess, pings: int, tests: str) -> list[float]:
+    """Round trips (ms) of ``pings`` PINGs sent one by one while redis-benchmark loads ``server``."""
+    load = subprocess.Popen(
+        ["redis-benchmark", "-p", str(server.port), "-c", "50", "-P", "16", "-n", "100000000", "-t", tests, "-l",
+         "-q"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(1.0)  # let the load settle
+        out: list[float] = []
+        with server.raw() as conn:
+            for _ in range(pings):
+                start = time.perf_counter()
+                reply = conn.call("PING")
+                out.append((time.perf_counter() - start) * 1000)
+                if reply != b"+PONG\r\n":
+                    raise RuntimeError(f"unexpected reply {reply!r}")
+                time.sleep(0.001)
+        return out
+    finally:
+        load.terminate()
+        load.wait()
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pings", type=int, default=2000)
+    parser.add_argument("--tests", default="lpush,sadd,hset,zadd,lrange_100")
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    servers = {"redis": start_redis(), "dumpling": start_dumpling()}
+    try:
+        samples: dict[str, list[float]] = {name: [] for name in servers}
+        for _ in range(args.rounds):
+            for name, server in servers.items():
+                samples[name] += ping_latencies(server, args.pings, args.tests)
+        print(f"PING round trips (ms) under redis-benchmark -c 50 -P 16 -t {args.tests}, "
+              f"{args.rounds} alternating rounds of {args.pings}")
+        print(f"{'server':10} {'p50':>8} {'p99':>8} {'max':>8}")
+        for name, values in samples.items():
+            print(f"{name:10} {statistics.median(values):8.3f} {percentile(values, 0.99):8.3f} {max(values):8.3f}")
+        ratio = percentile(samples["dumpling"], 0.99) / percentile(samples["redis"], 0.99)
+        print(f"p99 dumpling / redis: {ratio:.2f}")
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
