@@ -63,7 +63,8 @@ static PyObject *s_reply_mode, *s_multi, *s_authenticated, *s_blocked, *s_closed
     *s_cluster, *s_key_gate, *s_command_gate, *s_maxmemory, *s_monitors, *s_in_exec, *s_slowlog_threshold, *s_watched,
     *s_notify_flags, *s_lfu, *s_loading, *s_now, *s_stat_hits, *s_stat_misses, *s_dirty, *s_stat_commands,
     *s_current_client, *s_server, *s_keyspace, *s_calls, *s_usec, *s_name, *s_added, *s_slowlog_push, *s_tracking, *s_pause_gate,
-    *s_wire, *s_ready_keys, *s_pending_pushes, *s_finish_plain, *s_call_hooks, *s_tracking_caching, *s_arity, *s_handler;
+    *s_wire, *s_ready_keys, *s_pending_pushes, *s_finish_plain, *s_call_hooks, *s_tracking_caching, *s_arity, *s_handler,
+    *s_begin, *s_end, *s_handler_error;
 
 /* ------------------------------------------------------------------ output buffer */
 
@@ -559,7 +560,7 @@ static int attr_is_none(PyObject *obj, PyObject *name) {
 }
 
 /* 1 when the connection and the server are in the plain state the fast path assumes. */
-static int eligible(PyObject *server, PyObject *keyspace, PyObject *client, int *resp3) {
+static int eligible(PyObject *server, PyObject *keyspace, PyObject *client, int *resp3, int *hooked) {
     int r;
 #define REQUIRE_FALSE(obj, name) if ((r = attr_true(obj, name)) != 0) return r < 0 ? -1 : 0
 #define REQUIRE_TRUE(obj, name) if ((r = attr_true(obj, name)) != 1) return r < 0 ? -1 : 0
@@ -586,7 +587,11 @@ static int eligible(PyObject *server, PyObject *keyspace, PyObject *client, int 
     REQUIRE_NONE(server, s_key_gate);
     REQUIRE_NONE(server, s_pause_gate); /* CLIENT PAUSE in force */
     REQUIRE_NONE(server, s_command_gate); /* -LOADING / -MISCONF in force */
-    REQUIRE_NONE(server, s_call_hooks);   /* the AOF brackets every call */
+    /* the append-only file brackets every call (call_hooks): only the general path, which
+     * calls them, runs then (the twins would write behind its back) */
+    if ((r = attr_is_none(server, s_call_hooks)) < 0)
+        return -1;
+    *hooked = !r;
     REQUIRE_FALSE(server, s_maxmemory);
     REQUIRE_FALSE(server, s_monitors);
     REQUIRE_FALSE(server, s_in_exec);
@@ -688,6 +693,7 @@ typedef struct {
 
 typedef struct {
     PyObject *server, *keyspace, *client; /* borrowed for the batch */
+    PyObject *hooks;                      /* server.call_hooks (borrowed; NULL when None) */
     long long threshold;                  /* slowlog-log-slower-than */
     long long now_set;                    /* the keyspace.now last stored (ms) */
     Tally tally[N_TALLY];
@@ -862,10 +868,15 @@ static int run_general(General *g, Batch *b, Arg *args, int argc, PyObject **las
         g->now_set = now_ms;
     }
     b->now_ms = now_ms;
+    if (g->hooks != NULL) {
+        PyObject *r = PyObject_CallMethodObjArgs(g->hooks, s_begin, g->client, cmd, argv, NULL);
+        if (r == NULL)
+            goto done;
+        Py_DECREF(r);
+    }
     PyObject *call_args[2] = {g->client, argv};
     PyObject *reply = PyObject_Vectorcall(handler, call_args, 2, NULL);
-    long long elapsed = wall_ns() - start;
-    long long elapsed_us = elapsed > 0 ? elapsed / 1000 : 0;
+    long long elapsed_us = 0; /* measured after the end hook, as Server.call measures it */
     Py_XSETREF(*last, Py_NewRef(cmd));
     int simple = 0;
     if (reply == NULL) {
@@ -881,8 +892,30 @@ static int run_general(General *g, Batch *b, Arg *args, int argc, PyObject **las
         if (value == NULL)
             goto done;
         outcome = value;
+        if (g->hooks != NULL) { /* the hooks see the error reply, as Server.call gives it */
+            PyObject *error = PyObject_CallMethodObjArgs(g->server, s_handler_error, cmd, value, NULL);
+            if (error == NULL)
+                goto done;
+            Py_SETREF(outcome, error);
+            PyObject *r = PyObject_CallMethodObjArgs(g->hooks, s_end, g->client, cmd, argv, outcome, NULL);
+            if (r == NULL)
+                goto done;
+            Py_DECREF(r);
+        }
+        long long elapsed = wall_ns() - start;
+        elapsed_us = elapsed > 0 ? elapsed / 1000 : 0;
     } else {
+        if (g->hooks != NULL) {
+            PyObject *r = PyObject_CallMethodObjArgs(g->hooks, s_end, g->client, cmd, argv, reply, NULL);
+            if (r == NULL) {
+                Py_DECREF(reply);
+                goto done;
+            }
+            Py_DECREF(r);
+        }
         outcome = reply;
+        long long elapsed = wall_ns() - start;
+        elapsed_us = elapsed > 0 ? elapsed / 1000 : 0;
         int r;
         if (g->threshold >= 0 && elapsed_us >= g->threshold)
             simple = 0; /* SLOWLOG: Python keeps it (redacted) */
@@ -984,14 +1017,22 @@ static PyObject *fast_run(PyObject *self, PyObject *const *fargs, Py_ssize_t nar
     int failed = 0, stale = 0, ok;
     Py_ssize_t pos = 0;
     PyObject *r = NULL, *last = NULL; /* the Command of the last request run */
+    PyObject *hooks_ref = NULL;
 
-    ok = eligible(server, keyspace, client, &b.resp3);
+    int hooked = 0;
+    ok = eligible(server, keyspace, client, &b.resp3, &hooked);
     if (ok > 0)
         ok = load_db(&b, client);
     if (ok <= 0) {
         if (ok < 0)
             goto fail;
         goto finish; /* not the plain state, or a layout this module does not know: run nothing */
+    }
+    if (hooked) {
+        hooks_ref = PyObject_GetAttr(server, s_call_hooks);
+        if (hooks_ref == NULL)
+            goto fail;
+        g.hooks = hooks_ref;
     }
     r = PyObject_GetAttr(server, s_slowlog_threshold);
     if (r == NULL)
@@ -1007,7 +1048,7 @@ static PyObject *fast_run(PyObject *self, PyObject *const *fargs, Py_ssize_t nar
         Py_ssize_t next = parse_request(buf, pos, end, args, &argc);
         if (next < 0)
             break;
-        int command = identify(&args[0]);
+        int command = g.hooks == NULL ? identify(&args[0]) : -1; /* hooks: every call through them */
         if (command >= 0) {
             if (stale) { /* a Python handler ran since the dicts were read */
                 int loaded = load_db(&b, client);
@@ -1065,7 +1106,10 @@ static PyObject *fast_run(PyObject *self, PyObject *const *fargs, Py_ssize_t nar
         stale = 1;
         if (rc == RECHECK) { /* Python delivered it: the connection or the server may have changed */
             g.now_set = -1;  /* and calls it made (blocked clients served) set their own time snapshot */
-            int e = eligible(server, keyspace, client, &b.resp3);
+            int now_hooked = 0;
+            int e = eligible(server, keyspace, client, &b.resp3, &now_hooked);
+            if (e > 0 && now_hooked != (g.hooks != NULL))
+                e = 0; /* the AOF was switched on or off: Python takes the rest of this read */
             if (e <= 0) {
                 failed = e < 0;
                 break;
@@ -1121,6 +1165,7 @@ fail:
 cleanup:
     Py_DECREF(server);
     Py_DECREF(keyspace);
+    Py_XDECREF(hooks_ref);
     Py_XDECREF(last);
     Py_XDECREF(b.data);
     Py_XDECREF(b.expires);
@@ -1332,5 +1377,8 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     INTERN(s_tracking_caching, "tracking_caching");
     INTERN(s_arity, "arity");
     INTERN(s_handler, "handler");
+    INTERN(s_begin, "begin");
+    INTERN(s_end, "end");
+    INTERN(s_handler_error, "handler_error");
     return PyModule_Create(&module);
 }
