@@ -560,7 +560,7 @@ static int attr_is_none(PyObject *obj, PyObject *name) {
 }
 
 /* 1 when the connection and the server are in the plain state the fast path assumes. */
-static int eligible(PyObject *server, PyObject *keyspace, PyObject *client, int *resp3, int *hooked) {
+static int eligible(PyObject *server, PyObject *keyspace, PyObject *client, int *resp3, int *hooked, int *gated) {
     int r;
 #define REQUIRE_FALSE(obj, name) if ((r = attr_true(obj, name)) != 0) return r < 0 ? -1 : 0
 #define REQUIRE_TRUE(obj, name) if ((r = attr_true(obj, name)) != 1) return r < 0 ? -1 : 0
@@ -586,7 +586,11 @@ static int eligible(PyObject *server, PyObject *keyspace, PyObject *client, int 
     REQUIRE_NONE(server, s_cluster);
     REQUIRE_NONE(server, s_key_gate);
     REQUIRE_NONE(server, s_pause_gate); /* CLIENT PAUSE in force */
-    REQUIRE_NONE(server, s_command_gate); /* -LOADING / -MISCONF in force */
+    /* persistence and replication gates (-LOADING, -MISCONF, -READONLY, -NOREPLICAS...): only the
+     * general path runs then, asking the gate first as Server.execute does */
+    if ((r = attr_is_none(server, s_command_gate)) < 0)
+        return -1;
+    *gated = !r;
     /* the append-only file brackets every call (call_hooks): only the general path, which
      * calls them, runs then (the twins would write behind its back) */
     if ((r = attr_is_none(server, s_call_hooks)) < 0)
@@ -694,6 +698,7 @@ typedef struct {
 typedef struct {
     PyObject *server, *keyspace, *client; /* borrowed for the batch */
     PyObject *hooks;                      /* server.call_hooks (borrowed; NULL when None) */
+    PyObject *gate;                       /* server.command_gate (borrowed; NULL when None) */
     long long threshold;                  /* slowlog-log-slower-than */
     long long now_set;                    /* the keyspace.now last stored (ms) */
     Tally tally[N_TALLY];
@@ -860,6 +865,17 @@ static int run_general(General *g, Batch *b, Arg *args, int argc, PyObject **las
             goto done;
         PyList_SET_ITEM(argv, i, a);
     }
+    if (g->gate != NULL) { /* a refusal is Python's to deliver (it asks the gate again) */
+        PyObject *refusal = PyObject_CallFunctionObjArgs(g->gate, g->client, cmd, argv, NULL);
+        if (refusal == NULL)
+            goto done;
+        int refused = refusal != Py_None;
+        Py_DECREF(refusal);
+        if (refused) {
+            result = STOP;
+            goto done;
+        }
+    }
     long long start = wall_ns();
     long long now_ms = start / 1000000;
     if (now_ms != g->now_set) { /* the command time snapshot */
@@ -1017,10 +1033,10 @@ static PyObject *fast_run(PyObject *self, PyObject *const *fargs, Py_ssize_t nar
     int failed = 0, stale = 0, ok;
     Py_ssize_t pos = 0;
     PyObject *r = NULL, *last = NULL; /* the Command of the last request run */
-    PyObject *hooks_ref = NULL;
+    PyObject *hooks_ref = NULL, *gate_ref = NULL;
 
-    int hooked = 0;
-    ok = eligible(server, keyspace, client, &b.resp3, &hooked);
+    int hooked = 0, gated = 0;
+    ok = eligible(server, keyspace, client, &b.resp3, &hooked, &gated);
     if (ok > 0)
         ok = load_db(&b, client);
     if (ok <= 0) {
@@ -1033,6 +1049,12 @@ static PyObject *fast_run(PyObject *self, PyObject *const *fargs, Py_ssize_t nar
         if (hooks_ref == NULL)
             goto fail;
         g.hooks = hooks_ref;
+    }
+    if (gated) {
+        gate_ref = PyObject_GetAttr(server, s_command_gate);
+        if (gate_ref == NULL)
+            goto fail;
+        g.gate = gate_ref;
     }
     r = PyObject_GetAttr(server, s_slowlog_threshold);
     if (r == NULL)
@@ -1048,7 +1070,8 @@ static PyObject *fast_run(PyObject *self, PyObject *const *fargs, Py_ssize_t nar
         Py_ssize_t next = parse_request(buf, pos, end, args, &argc);
         if (next < 0)
             break;
-        int command = g.hooks == NULL ? identify(&args[0]) : -1; /* hooks: every call through them */
+        /* hooks or a gate: every call through the general path, which honours them */
+        int command = g.hooks == NULL && g.gate == NULL ? identify(&args[0]) : -1;
         if (command >= 0) {
             if (stale) { /* a Python handler ran since the dicts were read */
                 int loaded = load_db(&b, client);
@@ -1106,10 +1129,10 @@ static PyObject *fast_run(PyObject *self, PyObject *const *fargs, Py_ssize_t nar
         stale = 1;
         if (rc == RECHECK) { /* Python delivered it: the connection or the server may have changed */
             g.now_set = -1;  /* and calls it made (blocked clients served) set their own time snapshot */
-            int now_hooked = 0;
-            int e = eligible(server, keyspace, client, &b.resp3, &now_hooked);
-            if (e > 0 && now_hooked != (g.hooks != NULL))
-                e = 0; /* the AOF was switched on or off: Python takes the rest of this read */
+            int now_hooked = 0, now_gated = 0;
+            int e = eligible(server, keyspace, client, &b.resp3, &now_hooked, &now_gated);
+            if (e > 0 && (now_hooked != (g.hooks != NULL) || now_gated != (g.gate != NULL)))
+                e = 0; /* hooks or gate switched: Python takes the rest of this read */
             if (e <= 0) {
                 failed = e < 0;
                 break;
@@ -1166,6 +1189,7 @@ cleanup:
     Py_DECREF(server);
     Py_DECREF(keyspace);
     Py_XDECREF(hooks_ref);
+    Py_XDECREF(gate_ref);
     Py_XDECREF(last);
     Py_XDECREF(b.data);
     Py_XDECREF(b.expires);
