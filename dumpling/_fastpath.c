@@ -64,7 +64,7 @@ static PyObject *s_reply_mode, *s_multi, *s_authenticated, *s_blocked, *s_closed
     *s_notify_flags, *s_lfu, *s_loading, *s_now, *s_stat_hits, *s_stat_misses, *s_dirty, *s_stat_commands,
     *s_current_client, *s_server, *s_keyspace, *s_calls, *s_usec, *s_name, *s_added, *s_slowlog_push, *s_tracking, *s_pause_gate,
     *s_wire, *s_ready_keys, *s_pending_pushes, *s_finish_plain, *s_call_hooks, *s_tracking_caching, *s_arity, *s_handler,
-    *s_begin, *s_end, *s_handler_error;
+    *s_begin, *s_end, *s_handler_error, *s_reject, *s_logged_in;
 
 /* ------------------------------------------------------------------ output buffer */
 
@@ -560,7 +560,8 @@ static int attr_is_none(PyObject *obj, PyObject *name) {
 }
 
 /* 1 when the connection and the server are in the plain state the fast path assumes. */
-static int eligible(PyObject *server, PyObject *keyspace, PyObject *client, int *resp3, int *hooked, int *gated) {
+static int eligible(PyObject *server, PyObject *keyspace, PyObject *client, int *resp3, int *hooked, int *gated,
+                    int *restricted) {
     int r;
 #define REQUIRE_FALSE(obj, name) if ((r = attr_true(obj, name)) != 0) return r < 0 ? -1 : 0
 #define REQUIRE_TRUE(obj, name) if ((r = attr_true(obj, name)) != 1) return r < 0 ? -1 : 0
@@ -568,7 +569,11 @@ static int eligible(PyObject *server, PyObject *keyspace, PyObject *client, int 
     REQUIRE_FALSE(client, s_reply_mode);
     REQUIRE_FALSE(client, s_skip_this);
     REQUIRE_NONE(client, s_multi);
-    REQUIRE_TRUE(client, s_authenticated); /* the "unrestricted" attribute: a user with every permission */
+    REQUIRE_TRUE(client, s_logged_in);
+    /* a user short of every permission: only the general path runs, asking the ACL first */
+    if ((r = attr_true(client, s_authenticated)) < 0) /* the "unrestricted" attribute */
+        return -1;
+    *restricted = !r;
     REQUIRE_NONE(client, s_blocked);
     REQUIRE_FALSE(client, s_closed);
     REQUIRE_FALSE(client, s_close_after);
@@ -686,6 +691,7 @@ static int slowlog(PyObject *server, PyObject *client, Arg *args, int argc, long
 static PyObject *g_general;     /* exact-case name -> Command, for the plain commands */
 static PyObject *g_status_type; /* dumpling.protocol.Status: its `wire` is the encoded reply */
 static PyObject *g_no_reply;    /* dumpling.protocol.NO_REPLY */
+static PyObject *g_acl_check;   /* dumpling.commands.acl.check_command: -NOPERM text or None */
 
 #define N_TALLY 8
 #define SIMPLE_REPLY_MAX (1 << 20) /* replybudget.SMALL_REPLY: bigger replies go through the budget */
@@ -699,6 +705,7 @@ typedef struct {
     PyObject *server, *keyspace, *client; /* borrowed for the batch */
     PyObject *hooks;                      /* server.call_hooks (borrowed; NULL when None) */
     PyObject *gate;                       /* server.command_gate (borrowed; NULL when None) */
+    int restricted;                       /* the client's user lacks some permission: ACL checks */
     long long threshold;                  /* slowlog-log-slower-than */
     long long now_set;                    /* the keyspace.now last stored (ms) */
     Tally tally[N_TALLY];
@@ -865,16 +872,27 @@ static int run_general(General *g, Batch *b, Arg *args, int argc, PyObject **las
             goto done;
         PyList_SET_ITEM(argv, i, a);
     }
-    if (g->gate != NULL) { /* a refusal is Python's to deliver (it asks the gate again) */
-        PyObject *refusal = PyObject_CallFunctionObjArgs(g->gate, g->client, cmd, argv, NULL);
+    /* Server.execute_checked's steps that can apply here, in its order: the ACL, then the gate */
+    for (int step = 0; step < 2; step++) {
+        PyObject *check = step == 0 ? (g->restricted ? g_acl_check : NULL) : g->gate;
+        if (check == NULL)
+            continue;
+        PyObject *refusal = PyObject_CallFunctionObjArgs(check, g->client, cmd, argv, NULL);
         if (refusal == NULL)
             goto done;
-        int refused = refusal != Py_None;
-        Py_DECREF(refusal);
-        if (refused) {
-            result = STOP;
+        if (refusal != Py_None) { /* Server.reject answers it (stats, ACL LOG already written) */
+            PyObject *r = spill(&b->out, g->client) < 0 ? NULL
+                : PyObject_CallMethodObjArgs(g->server, s_reject, g->client, refusal, argv, cmd, NULL);
+            Py_DECREF(refusal);
+            if (r == NULL)
+                goto done;
+            Py_DECREF(r);
+            if (step == 0) /* the ACL check sets lastcmd (Redis: at lookup); a gate's refusal does not */
+                Py_XSETREF(*last, Py_NewRef(cmd));
+            result = RECHECK;
             goto done;
         }
+        Py_DECREF(refusal);
     }
     long long start = wall_ns();
     long long now_ms = start / 1000000;
@@ -1035,8 +1053,8 @@ static PyObject *fast_run(PyObject *self, PyObject *const *fargs, Py_ssize_t nar
     PyObject *r = NULL, *last = NULL; /* the Command of the last request run */
     PyObject *hooks_ref = NULL, *gate_ref = NULL;
 
-    int hooked = 0, gated = 0;
-    ok = eligible(server, keyspace, client, &b.resp3, &hooked, &gated);
+    int hooked = 0, gated = 0, restricted = 0;
+    ok = eligible(server, keyspace, client, &b.resp3, &hooked, &gated, &restricted);
     if (ok > 0)
         ok = load_db(&b, client);
     if (ok <= 0) {
@@ -1050,6 +1068,9 @@ static PyObject *fast_run(PyObject *self, PyObject *const *fargs, Py_ssize_t nar
             goto fail;
         g.hooks = hooks_ref;
     }
+    g.restricted = restricted;
+    if (restricted && g_acl_check == NULL)
+        goto finish; /* not configured for ACL checks: run nothing */
     if (gated) {
         gate_ref = PyObject_GetAttr(server, s_command_gate);
         if (gate_ref == NULL)
@@ -1071,7 +1092,7 @@ static PyObject *fast_run(PyObject *self, PyObject *const *fargs, Py_ssize_t nar
         if (next < 0)
             break;
         /* hooks or a gate: every call through the general path, which honours them */
-        int command = g.hooks == NULL && g.gate == NULL ? identify(&args[0]) : -1;
+        int command = g.hooks == NULL && g.gate == NULL && !g.restricted ? identify(&args[0]) : -1;
         if (command >= 0) {
             if (stale) { /* a Python handler ran since the dicts were read */
                 int loaded = load_db(&b, client);
@@ -1129,9 +1150,10 @@ static PyObject *fast_run(PyObject *self, PyObject *const *fargs, Py_ssize_t nar
         stale = 1;
         if (rc == RECHECK) { /* Python delivered it: the connection or the server may have changed */
             g.now_set = -1;  /* and calls it made (blocked clients served) set their own time snapshot */
-            int now_hooked = 0, now_gated = 0;
-            int e = eligible(server, keyspace, client, &b.resp3, &now_hooked, &now_gated);
-            if (e > 0 && (now_hooked != (g.hooks != NULL) || now_gated != (g.gate != NULL)))
+            int now_hooked = 0, now_gated = 0, now_restricted = 0;
+            int e = eligible(server, keyspace, client, &b.resp3, &now_hooked, &now_gated, &now_restricted);
+            if (e > 0 && (now_hooked != (g.hooks != NULL) || now_gated != (g.gate != NULL) ||
+                          now_restricted != g.restricted))
                 e = 0; /* hooks or gate switched: Python takes the rest of this read */
             if (e <= 0) {
                 failed = e < 0;
@@ -1297,10 +1319,11 @@ fail:
 }
 
 static PyObject *fast_configure_general(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3 || !PyDict_Check(args[0]) || !PyType_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "configure_general(table: dict[bytes, Command], Status, NO_REPLY)");
+    if (nargs != 4 || !PyDict_Check(args[0]) || !PyType_Check(args[1]) || !PyCallable_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "configure_general(table: dict[bytes, Command], Status, NO_REPLY, acl_check)");
         return NULL;
     }
+    Py_XSETREF(g_acl_check, Py_NewRef(args[3]));
     Py_XSETREF(g_general, Py_NewRef(args[0]));
     Py_XSETREF(g_status_type, Py_NewRef(args[1]));
     Py_XSETREF(g_no_reply, Py_NewRef(args[2]));
@@ -1328,7 +1351,7 @@ static PyMethodDef methods[] = {
     {"configure", (PyCFunction)(void (*)(void))fast_configure, METH_FASTCALL,
      "configure(commands): the Command objects whose statistics run() updates"},
     {"configure_general", (PyCFunction)(void (*)(void))fast_configure_general, METH_FASTCALL,
-     "configure_general(table, Status, NO_REPLY): the plain commands run through their Python handlers"},
+     "configure_general(table, Status, NO_REPLY, acl_check): the plain commands run through their Python handlers"},
     {"encode_flat", (PyCFunction)(void (*)(void))fast_encode_flat, METH_FASTCALL,
      "encode_flat(value, resp3) -> the RESP encoding of a flat array, or None for another shape"},
     {"commands", fast_commands, METH_NOARGS, "names of the commands this module can run"},
@@ -1404,5 +1427,7 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     INTERN(s_begin, "begin");
     INTERN(s_end, "end");
     INTERN(s_handler_error, "handler_error");
+    INTERN(s_reject, "reject");
+    INTERN(s_logged_in, "authenticated");
     return PyModule_Create(&module);
 }

@@ -703,7 +703,7 @@ class Server:
             accel.fastpath.configure({name: ORIGINAL[name.encode()] for name in accel.fastpath.commands()})
             # The C general path runs the plain commands through these same handlers.
             plain = {name: cmd for name, cmd in self.fast_table.items() if cmd.plain}
-            accel.fastpath.configure_general(plain, Status, NO_REPLY)
+            accel.fastpath.configure_general(plain, Status, NO_REPLY, acl_check)
 
     async def serve_forever(self) -> int:
         loop = asyncio.get_running_loop()
