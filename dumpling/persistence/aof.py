@@ -30,16 +30,14 @@ from __future__ import annotations
 import gc
 import os
 import signal
-import sys
 import time
-import traceback
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from dumpling.persistence.aofrewrite import timestamp_annotation, write_command_base
 from dumpling.persistence.propagation import Record, encode_records
 from dumpling.persistence.rdb import RdbError
-from dumpling.persistence.snapshots import run_to_end
+from dumpling.persistence.snapshots import run_forked_child, run_to_end
 
 if TYPE_CHECKING:
     from dumpling.dispatch import Server
@@ -587,19 +585,12 @@ class AppendOnly:
         return True
 
     def _child(self) -> None:
-        code = 1
-        try:
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
-                signal.signal(sig, signal.SIG_DFL)
-            gc.disable()
-            temp = self.path(f"temp-rewriteaof-bg-{os.getpid()}.aof")
-            self.write_base_at(temp, self._rewrite_suffix)
-            code = 0
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            sys.stdout.flush()
-            os._exit(code)
+        """The BGREWRITEAOF child: the new base file, then ``os._exit``."""
+        def work() -> bool:
+            self.write_base_at(self.path(f"temp-rewriteaof-bg-{os.getpid()}.aof"), self._rewrite_suffix)
+            return True
+
+        run_forked_child(self.server, work)
 
     def _rewrite_cron(self) -> None:
         server = self.server

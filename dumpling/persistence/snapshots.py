@@ -25,6 +25,7 @@ Must not: parse or encode file bytes itself (``dumpling.persistence.rdb`` does).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import gc
 import os
@@ -123,6 +124,32 @@ def _private_dirty_bytes() -> int:
         pass
     return 0
 
+
+
+def run_forked_child(server: Any, work: Callable[[], bool]) -> None:
+    """The body of a forked child (BGSAVE, BGREWRITEAOF, a diskless replication transfer), as
+    Redis's ``closeChildUnusedResourceAfterFork``: default signal handling, no wake-ups of the
+    parent's event loop, no cyclic GC (a collection would touch, so copy, every page of the
+    parent's objects), the listening sockets closed (the port must not outlive the parent
+    because of a child); then ``work()``.  Never returns: exit status 0 if ``work`` returned
+    True, else 1 (an exception's traceback goes to stderr)."""
+    code = 1
+    try:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+            signal.signal(sig, signal.SIG_DFL)
+        with contextlib.suppress(ValueError):  # raised only off the main thread: no wake-up fd there
+            signal.set_wakeup_fd(-1)
+        gc.disable()
+        for listener in server.servers:
+            for sock in listener.sockets or ():
+                os.close(sock.fileno())
+        if work():
+            code = 0
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        os._exit(code)
 
 class Snapshots:
     """Persistence state and actions of one server (see the module docstring)."""
@@ -365,39 +392,26 @@ class Snapshots:
 
     def _child(self, report_fd: int) -> None:
         """The BGSAVE child: write the file, report COW and key counts, ``os._exit``."""
-        code = 1
-        try:
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
-                signal.signal(sig, signal.SIG_DFL)
-            try:
-                signal.set_wakeup_fd(-1)  # never wake the parent's loop
-            except ValueError:
-                pass
-            gc.disable()  # a collection would touch (and copy) every page of the parent's objects
-            for listener in self.server.servers:  # the port must not outlive the parent because of us
-                for sock in listener.sockets or ():
-                    os.close(sock.fileno())
-            last_report = [time.monotonic()]
+        run_forked_child(self.server, lambda: self._child_work(report_fd))
 
-            def progress(done: int) -> None:
-                now = time.monotonic()
-                if now - last_report[0] >= 1.0:
-                    last_report[0] = now
-                    os.write(report_fd, b"P %d %d\n" % (done, _private_dirty_bytes()))
+    def _child_work(self, report_fd: int) -> bool:
+        last_report = [time.monotonic()]
 
-            if self.write_rdb(progress):
-                keys = sum(len(db.data) for db in self.server.keyspace.dbs)
-                cow = _private_dirty_bytes()
-                if cow:
-                    self.server.log("notice", f"Fork CoW for RDB: current {cow // (1024 * 1024)} MB, "
-                                    f"peak {cow // (1024 * 1024)} MB, average {cow // (1024 * 1024)} MB")
-                os.write(report_fd, b"D %d %d\n" % (keys, cow))
-                code = 0
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            sys.stdout.flush()
-            os._exit(code)
+        def progress(done: int) -> None:
+            now = time.monotonic()
+            if now - last_report[0] >= 1.0:
+                last_report[0] = now
+                os.write(report_fd, b"P %d %d\n" % (done, _private_dirty_bytes()))
+
+        if self.write_rdb(progress):
+            keys = sum(len(db.data) for db in self.server.keyspace.dbs)
+            cow = _private_dirty_bytes()
+            if cow:
+                self.server.log("notice", f"Fork CoW for RDB: current {cow // (1024 * 1024)} MB, "
+                                f"peak {cow // (1024 * 1024)} MB, average {cow // (1024 * 1024)} MB")
+            os.write(report_fd, b"D %d %d\n" % (keys, cow))
+            return True
+        return False
 
     def _read_child_reports(self) -> None:
         if self.child_pipe < 0:

@@ -21,14 +21,13 @@ Must not: produce stream bytes (the propagator and ``Replication.feed`` do).
 
 from __future__ import annotations
 
-import gc
 import os
 import secrets
 import signal
-import sys
 import time
-import traceback
 from typing import TYPE_CHECKING, Any
+
+from dumpling.persistence.snapshots import run_forked_child
 
 if TYPE_CHECKING:
     from dumpling.replication.manager import Replication
@@ -184,27 +183,13 @@ class FullSync:
 
     def _child(self, write_fd: int, snapshots: Any) -> None:
         """The diskless child: the RDB into the pipe, then ``os._exit``."""
-        code = 1
-        try:
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
-                signal.signal(sig, signal.SIG_DFL)
-            try:
-                signal.set_wakeup_fd(-1)
-            except ValueError:
-                pass
-            gc.disable()
+        def work() -> bool:
             _die_with_parent()
-            for listener in self.server.servers:
-                for sock in listener.sockets or ():
-                    os.close(sock.fileno())
             with os.fdopen(write_fd, "wb", buffering=1 << 20) as f:
                 snapshots.write_to(f)
-            code = 0
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            sys.stdout.flush()
-            os._exit(code)
+            return True
+
+        run_forked_child(self.server, work)
 
     def _resume_reading(self) -> None:
         loop = self.server.loop
