@@ -217,6 +217,13 @@ def _encode_into(value: Any, resp3: bool, out: list[bytes]) -> None:
         raise TypeError(f"cannot encode reply of type {t.__name__}")
 
 
+def encode_request(argv: Iterable[bytes]) -> bytes:
+    """``argv`` as a RESP multibulk request (what the AOF, replication streams and the
+    handshakes send)."""
+    parts = [b"$%d\r\n%s\r\n" % (len(a), a) for a in argv]
+    return b"*%d\r\n" % len(parts) + b"".join(parts)
+
+
 def _error_line(message: str) -> bytes:
     # Redis replaces CR/LF inside error texts with spaces so the reply stays one line.
     return message.replace("\r\n", " ").replace("\n", " ").replace("\r", " ").encode("utf-8", "surrogateescape")

@@ -26,17 +26,10 @@ from dumpling.datatypes.sets import SetValue
 from dumpling.datatypes.streams import StreamValue
 from dumpling.datatypes.zsets import ZSetValue
 from dumpling.fpconv import fpconv_dtoa
+from dumpling.protocol import encode_request
 
 ITEMS_PER_CMD = 64  # AOF_REWRITE_ITEMS_PER_CMD
 _FLUSH_AT = 1 << 20
-
-
-def _bulk(arg: bytes) -> bytes:
-    return b"$%d\r\n%s\r\n" % (len(arg), arg)
-
-
-def _command(argv: list[bytes]) -> bytes:
-    return b"*%d\r\n" % len(argv) + b"".join(_bulk(a) for a in argv)
 
 
 def _id(stream_id: tuple[int, int]) -> bytes:
@@ -57,7 +50,7 @@ def _chunked(verb: bytes, key: bytes, items: Iterable[list[bytes]], count: int) 
         batch += item
         in_batch += 1
         if in_batch == ITEMS_PER_CMD or in_batch == left:
-            yield _command([verb, key, *batch])
+            yield encode_request([verb, key, *batch])
             left -= in_batch
             batch, in_batch = [], 0
 
@@ -66,7 +59,7 @@ def key_commands(key: bytes, value: Any) -> Iterable[bytes]:
     """The RESP commands that rebuild ``value`` under ``key`` (no TTL); TypeError if unknown."""
     kind = type(value)
     if kind is bytes or kind is bytearray:
-        yield _command([b"SET", key, bytes(value)])
+        yield encode_request([b"SET", key, bytes(value)])
     elif kind is ListValue:
         yield from _chunked(b"RPUSH", key, ([item] for item in value), len(value))
     elif kind is SetValue:
@@ -79,10 +72,10 @@ def key_commands(key: bytes, value: Any) -> Iterable[bytes]:
             yield from _chunked(b"HMSET", key, ([f, v] for f, v in value.fields.items()), len(value))
             return
         for f, v in value.fields.items():  # with field TTLs: one field per command, as Redis
-            yield _command([b"HMSET", key, f, v])
+            yield encode_request([b"HMSET", key, f, v])
             when = value.field_expires.get(f)
             if when is not None:
-                yield _command([b"HPEXPIREAT", key, b"%d" % when, b"FIELDS", b"1", f])
+                yield encode_request([b"HPEXPIREAT", key, b"%d" % when, b"FIELDS", b"1", f])
     elif kind is StreamValue:
         yield from _stream_commands(key, value)
     else:
@@ -92,22 +85,22 @@ def key_commands(key: bytes, value: Any) -> Iterable[bytes]:
 def _stream_commands(key: bytes, s: StreamValue) -> Iterable[bytes]:
     if s.entries:
         for entry_id, flat in s.entries.items():
-            yield _command([b"XADD", key, _id(entry_id), *flat])
+            yield encode_request([b"XADD", key, _id(entry_id), *flat])
     else:  # the XADD MAXLEN 0 trick makes an empty stream
-        yield _command([b"XADD", key, b"MAXLEN", b"0", b"0-1", b"x", b"y"])
-    yield _command([b"XSETID", key, _id(s.last_id), b"ENTRIESADDED", b"%d" % s.entries_added,
+        yield encode_request([b"XADD", key, b"MAXLEN", b"0", b"0-1", b"x", b"y"])
+    yield encode_request([b"XSETID", key, _id(s.last_id), b"ENTRIESADDED", b"%d" % s.entries_added,
                     b"MAXDELETEDID", _id(s.max_deleted_id)])
     for name in sorted(s.groups):  # rax order
         group = s.groups[name]
-        yield _command([b"XGROUP", b"CREATE", key, name, _id(group.last_id), b"ENTRIESREAD",
+        yield encode_request([b"XGROUP", b"CREATE", key, name, _id(group.last_id), b"ENTRIESREAD",
                         b"%d" % group.entries_read])
         for consumer_name in sorted(group.consumers):
             consumer = group.consumers[consumer_name]
             if not consumer.pending:
-                yield _command([b"XGROUP", b"CREATECONSUMER", key, name, consumer_name])
+                yield encode_request([b"XGROUP", b"CREATECONSUMER", key, name, consumer_name])
                 continue
             for entry_id, nack in consumer.pending.items():
-                yield _command([b"XCLAIM", key, name, consumer_name, b"0", _id(entry_id), b"TIME",
+                yield encode_request([b"XCLAIM", key, name, consumer_name, b"0", _id(entry_id), b"TIME",
                                 b"%d" % nack.delivery_time_ms, b"RETRYCOUNT", b"%d" % nack.delivery_count,
                                 b"JUSTID", b"FORCE"])
 
@@ -121,12 +114,12 @@ def write_command_base(out: BinaryIO, databases: Iterable[tuple[int, dict[bytes,
     if timestamp is not None:
         buf += timestamp_annotation(timestamp)
     for source in function_sources:
-        buf += _command([b"FUNCTION", b"LOAD", source])
+        buf += encode_request([b"FUNCTION", b"LOAD", source])
     written = 0
     for index, data, expires in databases:
         if not data:
             continue
-        buf += _command([b"SELECT", b"%d" % index])
+        buf += encode_request([b"SELECT", b"%d" % index])
         for key, value in data.items():
             for cmd in key_commands(key, value):
                 buf += cmd
@@ -135,7 +128,7 @@ def write_command_base(out: BinaryIO, databases: Iterable[tuple[int, dict[bytes,
                     buf.clear()
             when = expires.get(key)
             if when is not None:
-                buf += _command([b"PEXPIREAT", key, b"%d" % when])
+                buf += encode_request([b"PEXPIREAT", key, b"%d" % when])
             written += 1
             if progress is not None:
                 progress(written)

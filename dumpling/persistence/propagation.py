@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from dumpling.protocol import SetReply
+from dumpling.protocol import SetReply, encode_request
 
 if TYPE_CHECKING:
     from dumpling.dispatch import Server
@@ -60,32 +60,27 @@ _SERVED_POPS = {"blpop": b"LPOP", "brpop": b"RPOP", "bzpopmin": b"ZPOPMIN", "bzp
 _BLOCKING = frozenset({*_SERVED_POPS, "brpoplpush", "blmove"})  # propagated as their non-blocking form
 
 
-def resp(argv: list[bytes]) -> bytes:
-    """``argv`` as a RESP multibulk request, the form every record travels in."""
-    return b"*%d\r\n" % len(argv) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in argv)
-
-
 def encode_records(records: list[Record], selected: int) -> tuple[bytes, int]:
     """The wire form of one call's records for a stream whose SELECTed database is
     ``selected`` (-1: none yet): SELECT where the database changes, MULTI/EXEC around
     several records.  Returns the bytes and the database selected after them."""
     if len(records) == 1 and records[0][0] == selected:  # the common case: one command, same database
-        return resp(records[0][1]), selected
+        return encode_request(records[0][1]), selected
     out = bytearray()
     wrap = len(records) > 1
     if wrap:
         first_db = records[0][0]
         if first_db != selected:
-            out += resp([b"SELECT", b"%d" % first_db])
+            out += encode_request([b"SELECT", b"%d" % first_db])
             selected = first_db
-        out += resp([b"MULTI"])
+        out += encode_request([b"MULTI"])
     for db_index, argv in records:
         if db_index != selected:
-            out += resp([b"SELECT", b"%d" % db_index])
+            out += encode_request([b"SELECT", b"%d" % db_index])
             selected = db_index
-        out += resp(argv)
+        out += encode_request(argv)
     if wrap:
-        out += resp([b"EXEC"])
+        out += encode_request([b"EXEC"])
     return bytes(out), selected
 
 

@@ -25,8 +25,8 @@ import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
-from dumpling.persistence.propagation import Record, encode_records, resp
-from dumpling.protocol import ErrorReply
+from dumpling.persistence.propagation import Record, encode_records
+from dumpling.protocol import ErrorReply, encode_request
 from dumpling.replication.backlog import Backlog
 from dumpling.replication.downstream import FullSync, ReplicaConn
 from dumpling.replication.upstream import MasterLink
@@ -293,7 +293,7 @@ class Replication:
     def feed_command(self, *argv: bytes) -> None:
         """A command of the master's own (PING, REPLCONF GETACK) into the stream, no SELECT."""
         if self.backlog is not None and self.link is None:
-            self._feed(resp(list(argv)))
+            self._feed(encode_request(argv))
 
     # -- gates -----------------------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import hiredis
 
 from dumpling.payload.crc64 import crc64
+from dumpling.protocol import encode_request
 
 EOF_MARK_SIZE = 40  # RDB_EOF_MARK_SIZE
 _INCOMPLETE = object()
@@ -33,14 +34,8 @@ class ReplicationProtocolError(Exception):
 
 
 def encode_command(*args: bytes | str | int) -> bytes:
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        if isinstance(a, int):
-            a = b"%d" % a
-        elif isinstance(a, str):
-            a = a.encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    return b"".join(out)
+    """``encode_request`` of handshake arguments given as text or numbers too."""
+    return encode_request(b"%d" % a if isinstance(a, int) else a.encode() if isinstance(a, str) else a for a in args)
 
 
 class LineReader:
