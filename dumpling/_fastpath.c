@@ -782,8 +782,10 @@ static int encode_simple(Out *o, PyObject *v, int resp3) {
         return encode_scalar(o, v, resp3);
     size_t mark = o->len;
     Py_ssize_t n = PyList_GET_SIZE(v);
-    if (n >= SIMPLE_REPLY_MAX || out_number(o, '*', (long long)n) < 0)
-        return n >= SIMPLE_REPLY_MAX ? 0 : -1;
+    if (n >= SIMPLE_REPLY_MAX)
+        return 0;
+    if (out_number(o, '*', (long long)n) < 0)
+        return -1;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(v); i++) {
         int r = encode_scalar(o, PyList_GET_ITEM(v, i), resp3);
         if (r <= 0 || o->len - mark > SIMPLE_REPLY_MAX) {
@@ -806,9 +808,6 @@ static int spill(Out *o, PyObject *client) {
     o->len = 0;
     return bad ? -1 : 0;
 }
-
-/* 1 if getattr(obj, name) is true (a dict or list with entries), 0 if not, -1 on error. */
-static int has_entries(PyObject *obj, PyObject *name) { return attr_true(obj, name); }
 
 enum { RAN = 2, RECHECK = 3 }; /* besides DONE/STOP/FAIL: ran and replied / ran, state may have changed */
 
@@ -953,7 +952,7 @@ static int run_general(General *g, Batch *b, Arg *args, int argc, PyObject **las
         int r;
         if (g->threshold >= 0 && elapsed_us >= g->threshold)
             simple = 0; /* SLOWLOG: Python keeps it (redacted) */
-        else if ((r = has_entries(g->keyspace, s_ready_keys)) != 0 || (r = has_entries(g->server, s_pending_pushes)) != 0) {
+        else if ((r = attr_true(g->keyspace, s_ready_keys)) != 0 || (r = attr_true(g->server, s_pending_pushes)) != 0) {
             if (r < 0)
                 goto done;
             simple = 0; /* clients to wake, pushes to send after the reply */

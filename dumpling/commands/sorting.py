@@ -15,7 +15,6 @@ writes a list built as consecutive RPUSHes would build it.
 from __future__ import annotations
 
 import heapq
-import math
 from typing import Any
 
 from dumpling.cluster.slots import SLOT_MASK, crc16, key_slot
@@ -50,12 +49,7 @@ def strtod_weight(text: bytes) -> float | None:
 
 def _weight(weight: bytes | None) -> float | None:
     """A numeric sort weight: 0 for a missing one, None if it is not a valid double."""
-    if weight is None:
-        return 0.0
-    if weight.isdigit():  # the common case: ASCII digits, exactly what strtod reads
-        value = float(weight)
-        return None if value == math.inf else value
-    return strtod_weight(weight)
+    return 0.0 if weight is None else strtod_weight(weight)
 
 
 def _ordered(items: list[Any], desc: bool, needed: int) -> list[Any]:
@@ -220,10 +214,9 @@ def _sort(c: Any, argv: list[bytes], readonly: bool) -> Any:
             else:
                 elements = _ordered(elements, desc, end + 1)
         else:
-            # digit-only weights (the common case) inline: exactly what strtod reads
-            scores = [float(w) if w is not None and w.isdigit() else _weight(w) for w in weights]
-            if math.inf in scores and any(w is not None and w.isdigit() and float(w) == math.inf for w in weights):
-                raise CommandError("One or more scores can't be converted into double")  # ERANGE
+            # short digit-only weights (the common case) inline: exactly what strtod reads, and
+            # finite; anything else (overflow included) through strtod_weight
+            scores = [float(w) if w is not None and len(w) < 300 and w.isdigit() else _weight(w) for w in weights]
             if None in scores:
                 raise CommandError("One or more scores can't be converted into double")
             elements = _by_score(scores, elements, desc, end + 1)  # type: ignore[arg-type]
