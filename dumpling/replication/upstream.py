@@ -327,6 +327,10 @@ class MasterLink:
         aof_was_on = aof.enabled
         if aof_was_on:
             aof.stop()  # the file would miss the flush and the load: a new base follows the sync
+        mode = server.config["repl-diskless-load"]
+        if mode != "disabled":  # not silently: the setting is accepted but loads as 'disabled' does
+            server.log("notice", f"repl-diskless-load {mode}: dumpling has no async loading; the transfer was "
+                       "received whole and is loaded as with 'disabled'")
         server.log("notice", "MASTER <-> REPLICA sync: Flushing old data")
         eraser = Client(server)
 
