@@ -104,6 +104,10 @@ class Client(asyncio.Protocol):
         self._pos = 0
         self._partial = PartialRequest()  # the reference parser's progress in the request at _pos
         self._out: list[bytes] = []
+        # Bytes of this read already run and gone from the buffers above (by the C fast path, or
+        # by the reference parser before it handed back): Redis still holds them (qbuf) until
+        # the read's requests have run.
+        self._batch_ran = 0
         self._in_batch = False
         self._flush_scheduled = False
 
@@ -143,6 +147,7 @@ class Client(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.server.stat_net_input += len(data)
+        self._batch_ran = 0
         if self._strict:
             self._buf += data
         elif not self._take(self._carry + data if self._carry else data):
@@ -164,6 +169,7 @@ class Client(asyncio.Protocol):
             if done:
                 if done == len(data):
                     return False
+                self._batch_ran += done
                 data = data[done:]
         cut = _find_big_header(data, 0)
         if cut >= 0:
@@ -293,6 +299,7 @@ class Client(asyncio.Protocol):
         """Continue with the reference parser from the first request hiredis did not finish."""
         # hiredis only accepts canonical headers, so the wire size of what it returned
         # is exact: no need to parse those requests again.
+        self._batch_ran += self._consumed
         self._buf = bytearray(self._retained[self._consumed :])
         self._buf += self._held
         self._held = bytearray()
@@ -316,6 +323,7 @@ class Client(asyncio.Protocol):
         self._pos = pos
         if self.authenticated:
             # Back to the fast path for whatever follows this request.
+            self._batch_ran += pos
             self._carry = bytes(self._buf[pos:])  # taken at the top of process_input's next pass
             self._buf = bytearray()
             self._pos = 0
@@ -420,13 +428,19 @@ class Client(asyncio.Protocol):
         request, the lines and arguments its parser already took (``*N``, ``$len``, whole
         arguments) are no longer in the query buffer."""
         if self._strict:
-            return len(self._buf) - self._pos - _parsed_prefix(self._buf, self._pos)
+            size = len(self._buf) - self._pos - _parsed_prefix(self._buf, self._pos)
+            return size + self._pos + self._batch_ran if self._in_batch else size
         pending = len(self._retained) - self._consumed
         if pending:
             parsed = _parsed_prefix(self._retained, self._consumed) if not self._held else 0
         else:
             parsed = _parsed_prefix(self._held, 0)
-        return pending + len(self._held) + len(self._carry) - parsed
+        size = pending + len(self._held) + len(self._carry) - parsed
+        if self._in_batch:
+            # Redis trims the query buffer only once it has run the requests of a read: while one
+            # of them runs, its own bytes and those of the requests before it are still there.
+            size += self._consumed + self._batch_ran
+        return size
 
 
 # Wire bytes of one bulk argument of length n: "$<n>\r\n" + payload + "\r\n".

@@ -310,9 +310,12 @@ def _prefix_tree_memory(prefixes: int) -> int:
     return (2 * prefixes + 1) * RAX_NODE_BYTES if prefixes else 0
 
 
-def client_info_line(c: Any) -> str:
+def client_info_line(c: Any, running: list[bytes] | None = None) -> str:
+    """One CLIENT LIST line; ``running`` is the client's own command while it runs (Redis keeps
+    its arguments until it returns: ``argv-mem``, and in ``tot-mem``)."""
     now = time.time()
     qbuf = c.query_buffer_size()
+    argv_mem = sum(map(len, running)) if running else 0
     multi = len(c.multi) if c.multi is not None else -1
     redir = c.tracking.redirect if c.tracking is not None else -1
     obl, oll, omem = c.output_buffer_layout()
@@ -320,8 +323,9 @@ def client_info_line(c: Any) -> str:
         f"id={c.id} addr={c.addr} laddr={c.laddr} fd={c.fd} name={c.name.decode('utf-8', 'replace')} "
         f"age={int(now - c.created)} idle={int(now - c.last_interaction)} flags={client_flags(c)} "
         f"db={c.db.index} sub={len(c.channels)} psub={len(c.patterns)} ssub={len(c.shard_channels)} "
-        f"multi={multi} watch={len(c.watched)} qbuf={qbuf} qbuf-free={max(0, 20474 - qbuf)} argv-mem=0 "
-        f"multi-mem={multi_memory(c)} rbs=16384 rbp=16384 obl={obl} oll={oll} omem={omem} tot-mem={client_memory(c)} "
+        f"multi={multi} watch={len(c.watched)} qbuf={qbuf} qbuf-free={max(0, 20474 - qbuf)} argv-mem={argv_mem} "
+        f"multi-mem={multi_memory(c)} rbs=16384 rbp=16384 obl={obl} oll={oll} omem={omem} "
+        f"tot-mem={client_memory(c) + (argv_mem + 8 * len(running) if running else 0)} "
         f"events=r cmd={c.last_cmd} user={c.user.name.decode('utf-8', 'replace')} redir={redir} resp={3 if c.resp3 else 2} "
         f"lib-name={c.lib_name.decode('utf-8', 'replace')} lib-ver={c.lib_ver.decode('utf-8', 'replace')}\n"
     )
@@ -360,13 +364,13 @@ def client_list(c: Any, argv: list[bytes]) -> Any:
         clients = [x for x in clients if x.id in ids]
     elif len(argv) != 2:
         raise CommandError(SYNTAX)
-    return Verbatim("".join(client_info_line(x) for x in clients))
+    return Verbatim("".join(client_info_line(x, argv if x is c else None) for x in clients))
 
 
 @command("client|info", 2, "noscript loading stale", **_CLIENT, since="6.2.0",
          summary="Returns information about the connection.", tips="nondeterministic_output")
 def client_info(c: Any, argv: list[bytes]) -> Any:
-    return Verbatim(client_info_line(c))
+    return Verbatim(client_info_line(c, argv))
 
 
 @command("client|kill", -3, "admin noscript loading stale", **_CLIENT, since="2.4.0",
