@@ -453,6 +453,9 @@ def key_positions(cmd: Command, argv: list[bytes]) -> list[tuple[int, int]]:
         indices = cmd.key_indices(argv)
     except (ValueError, IndexError):
         return []
+    variable = VARIABLE_KEY_FLAGS.get(cmd.name)
+    if variable is not None and indices:
+        return [(i, _perms_of_flags(flags)) for i, flags in zip(indices, variable(argv, indices), strict=True)]
     specs = _perms_of_specs(cmd)
     last = len(specs) - 1
     out = []
@@ -461,28 +464,47 @@ def key_positions(cmd: Command, argv: list[bytes]) -> list[tuple[int, int]]:
         if perms is None:
             continue
         out.append((i, perms))
-    variable = VARIABLE_FLAGS.get(cmd.name)
-    return variable(argv, out) if variable is not None and out else out
+    return out
 
 
-def _set_flags(argv: list[bytes], keys: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """setGetKeys: SET reads its key only with GET."""
-    reads = any(a.lower() == b"get" for a in argv[3:])
-    return [(keys[0][0], READ | WRITE if reads else WRITE)]
+def _perms_of_flags(flags: tuple[str, ...]) -> int:
+    """The ACL permission a key with these key-spec flags needs: access reads, insert/delete/update write."""
+    perms = READ if "access" in flags else 0
+    if "insert" in flags or "delete" in flags or "update" in flags:
+        perms |= WRITE
+    return perms
 
 
-def _bitfield_flags(argv: list[bytes], keys: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """bitfieldGetKeys: read-only unless a SET or INCRBY operation is there."""
-    writes = any(a.lower() in (b"set", b"incrby") for a in argv[2:])
-    return [(keys[0][0], READ | WRITE if writes else READ)]
+def _set_key_flags(argv: list[bytes], indices: list[int]) -> list[tuple[str, ...]]:
+    """setGetKeys: SET reads its key only with GET, and otherwise overwrites it."""
+    if any(a.lower() == b"get" for a in argv[3:]):
+        return [("RW", "access", "update")]
+    return [("OW", "update")]
 
 
-def _sort_flags(argv: list[bytes], keys: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """sortGetKeys: the sorted key is read, a STORE destination written."""
-    return [(i, READ if n == 0 else WRITE) for n, (i, _) in enumerate(keys)]
+def _bitfield_key_flags(argv: list[bytes], indices: list[int]) -> list[tuple[str, ...]]:
+    """bitfieldGetKeys: read-only while the operations read as GET/OVERFLOW only; a SET, an
+    INCRBY or anything it cannot parse makes it a write."""
+    i, n = 2, len(argv)
+    while i < n:
+        word, rest = argv[i].lower(), n - i - 1
+        if word == b"get" and rest >= 2:
+            i += 3
+        elif word == b"overflow" and rest >= 1:
+            i += 2
+        else:
+            return [("RW", "access", "update")]
+    return [("RO", "access")]
 
 
-VARIABLE_FLAGS = {"set": _set_flags, "bitfield": _bitfield_flags, "sort": _sort_flags}
+def _sort_key_flags(argv: list[bytes], indices: list[int]) -> list[tuple[str, ...]]:
+    """sortGetKeys: the sorted key is read, a STORE destination overwritten."""
+    return [("RO", "access") if n == 0 else ("OW", "update") for n in range(len(indices))]
+
+
+# Commands whose keys' flags depend on their arguments (Redis's VARIABLE_FLAGS and incomplete key
+# specs, answered by their getkeys procs): key_positions (ACL) and COMMAND GETKEYSANDFLAGS read them.
+VARIABLE_KEY_FLAGS = {"set": _set_key_flags, "bitfield": _bitfield_key_flags, "sort": _sort_key_flags}
 
 
 # -- users ------------------------------------------------------------------------------------------

@@ -323,6 +323,20 @@ def test_command_getkeys_matches_redis(pairs):
         pairs.same("COMMAND", "GETKEYS", *cmd)
 
 
+@pytest.mark.parametrize("cmd", [
+    ("set", "k1", "v1"), ("set", "k1", "v1", "EX", "5", "GET"), ("set", "k1", "v1", "get"),
+    ("sort", "k1"), ("sort", "k1", "store", "k2"), ("sort", "k1", "by", "store", "store", "k2", "store", "k3"),
+    ("bitfield", "k"), ("bitfield", "k", "get", "u8", "0"), ("bitfield", "k", "overflow", "wrap", "get", "u8", "0"),
+    ("bitfield", "k", "get", "u8"), ("bitfield", "k", "set", "u8", "0", "1"), ("bitfield", "k", "incrby", "u8"),
+    ("mset", "k1", "v1", "k2", "v2"), ("lmove", "k1", "k2", "left", "right"), ("zunionstore", "d", "2", "a", "b"),
+    ("getex", "k", "persist"), ("sort_ro", "k", "by", "x"),
+], ids=lambda cmd: "-".join(cmd))
+def test_command_getkeysandflags_matches_redis(pairs, cmd):
+    """Commands whose key flags depend on their arguments answer what their getkeys procs say
+    (OW update for a plain SET, RO access for a read-only BITFIELD), not the raw key-spec flags."""
+    pairs.same("COMMAND", "GETKEYSANDFLAGS", *cmd)
+
+
 def test_command_count_list_and_every_entry_is_well_formed(dumpling_server):
     with RawConnection(dumpling_server.port) as conn:
         count = int(conn.call("COMMAND", "COUNT")[1:-2])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dumpling import acl
 from dumpling.commands.common import glob_match, help_header
 from dumpling.commands.registry import ACL_ORDER, TABLE, Arg, Command, command, container, info_flags
 from dumpling.errors import SYNTAX, CommandError
@@ -223,6 +224,10 @@ def command_getkeys(c: Any, argv: list[bytes]) -> Any:
 def command_getkeysandflags(c: Any, argv: list[bytes]) -> Any:
     cmd, indices = _getkeys(argv)
     target = argv[2:]
+    variable = acl.VARIABLE_KEY_FLAGS.get(cmd.name)
+    if variable is not None and indices:
+        flags_of_keys = zip(indices, variable(target, indices), strict=True)
+        return [[target[i], SetReply(Status(f) for f in flags)] for i, flags in flags_of_keys]
     out = []
     for n, i in enumerate(indices):
         spec = cmd.key_specs[min(n, len(cmd.key_specs) - 1)] if cmd.key_specs else {"flags": []}
