@@ -322,6 +322,7 @@ class Keyspace:
         self.stat_hits = 0
         self.stat_misses = 0
         self.stat_expired = 0
+        self.stat_expired_subkeys = 0  # hash fields deleted because their TTL passed
         self.stat_evicted = 0
         self.stat_expired_stale_perc = 0.0
         self.stat_expired_time_cap_reached = 0

@@ -253,33 +253,117 @@ def test_past_expiry_deletes_fields_and_key(r):
     assert not r.exists("h")
 
 
-def test_lazy_and_active_field_expiry(r):
+# Redis 7.4.1's replies to one sequence (recorded on 7.4.1 with active expiry off, 50 ms after
+# the setup): a field past its TTL stays stored until a lookup by name, HRANDFIELD or active
+# expiry deletes it; meanwhile HLEN counts it, HDEL deletes it, HGETALL/HKEYS/HVALS/HSCAN skip it.
+_LAZY_SETUP = [
+    ("HSET", "h", "f1", "v1", "f2", "v2", "f3", "v3", "f4", "4", "keep", "k"),
+    ("HPEXPIRE", "h", 1, "FIELDS", 4, "f1", "f2", "f3", "f4"),
+    ("HSET", "one", "x", "1"), ("HPEXPIRE", "one", 1, "FIELDS", 1, "x"),
+    ("HSET", "two", "x", "1"), ("HPEXPIRE", "two", 1, "FIELDS", 1, "x"),
+    ("HSET", "three", "x", "1", "y", "2"), ("HPEXPIRE", "three", 1, "FIELDS", 2, "x", "y"),
+    ("HSET", "four", "n", "5"), ("HPEXPIRE", "four", 1, "FIELDS", 1, "n"),
+    ("HSET", "rand", "a", "1", "b", "2", "c", "3"), ("HPEXPIRE", "rand", 1, "FIELDS", 2, "a", "b"),
+]
+_LAZY_VECTORS_74 = [
+    (("EXISTS", "h"), 1), (("HLEN", "h"), 5), (("HGETALL", "h"), [b"keep", b"k"]), (("HKEYS", "h"), [b"keep"]),
+    (("HVALS", "h"), [b"k"]), (("HSCAN", "h", 0), [b"0", [b"keep", b"k"]]),
+    (("HTTL", "h", "FIELDS", 2, "f1", "keep"), [-2, -1]), (("HPERSIST", "h", "FIELDS", 1, "f1"), [-2]),
+    (("HLEN", "h"), 5), (("HGET", "h", "f1"), None), (("HLEN", "h"), 4), (("HEXISTS", "h", "f2"), 0),
+    (("HSTRLEN", "h", "f3"), 0), (("HLEN", "h"), 2), (("HMGET", "h", "f4", "keep", "nope"), [None, b"k", None]),
+    (("HLEN", "h"), 1), ("expired_subkeys", 4),
+    (("EXISTS", "one"), 1), (("HDEL", "one", "x"), 1), (("EXISTS", "one"), 0),
+    (("HSETNX", "two", "x", "new"), 1), (("HGETALL", "two"), [b"x", b"new"]), (("HTTL", "two", "FIELDS", 1, "x"), [-1]),
+    (("HMGET", "three", "x", "y", "z"), [None, None, None]), (("EXISTS", "three"), 0),
+    (("HINCRBY", "four", "n", 3), 3), (("HGETALL", "four"), [b"n", b"3"]),
+    (("HLEN", "rand"), 3), (("HRANDFIELD", "rand", 5), [b"c"]), (("HLEN", "rand"), 1), ("expired_subkeys", 10),
+]
+
+
+def test_lazy_field_expiry_matches_redis_74(dumpling_server):
+    with dumpling_server.raw() as conn:
+        conn.call("DEBUG", "SET-ACTIVE-EXPIRE", "0")
+        conn.call("CONFIG", "RESETSTAT")
+        try:
+            for cmd in _LAZY_SETUP:
+                conn.call(*cmd)
+            time.sleep(0.05)
+            for cmd, expected in _LAZY_VECTORS_74:
+                if cmd == "expired_subkeys":
+                    stats = parse_reply(conn.call("INFO", "stats")).decode()
+                    assert f"expired_subkeys:{expected}\r\n" in stats
+                    continue
+                assert parse_reply(conn.call(*cmd)) == expected, cmd
+        finally:
+            conn.call("DEBUG", "SET-ACTIVE-EXPIRE", "1")
+
+
+def test_lazy_field_expiry_events_match_redis_74(r, dumpling_server):
+    """HGET/HINCRBY/HSETNX send ``hexpired`` (and ``del`` for the last field) per field; HMGET sends
+    one ``hexpired`` for all its expired fields, and none when only the hash's last field went
+    (recorded on 7.4.1)."""
+    setup = [("HSET", "a", "x", 1, "y", 2, "z", 3), ("HPEXPIRE", "a", 1, "FIELDS", 3, "x", "y", "z"),
+             ("HSET", "b", "x", 1), ("HPEXPIRE", "b", 1, "FIELDS", 1, "x"),
+             ("HSET", "c", "x", 1, "y", 1), ("HPEXPIRE", "c", 1, "FIELDS", 2, "x", "y"),
+             ("HSET", "d", "x", 1), ("HPEXPIRE", "d", 1, "FIELDS", 1, "x"),
+             ("HSET", "e", "x", 1), ("HPEXPIRE", "e", 1, "FIELDS", 1, "x"),
+             ("HSET", "f", "x", 1, "y", 2), ("HPEXPIRE", "f", 1, "FIELDS", 1, "x")]
+    lookups = [("HGET", "a", "x"), ("HMGET", "a", "y", "q"), ("HMGET", "a", "z"), ("HMGET", "b", "x", "q"),
+               ("HMGET", "c", "x", "y"), ("HINCRBY", "d", "x", 1), ("HSETNX", "e", "x", 5), ("HRANDFIELD", "f"),
+               ("HGETALL", "f")]
+    expected = ["hexpired a", "hexpired a", "hexpired c", "del c", "hexpired d", "del d", "hincrby d", "hexpired e",
+                "del e", "hset e", "hexpired f"]
     r.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "0")
     try:
-        r.hset("lazy", mapping={"a": 1, "b": 2, "c": 3})
-        call(r, "HPEXPIRE", "lazy", 40, "FIELDS", 2, "a", "b")
-        time.sleep(0.1)
-        assert r.exists("lazy") == 1
-        assert r.hget("lazy", "a") is None
-        assert r.hgetall("lazy") == {b"c": b"3"}
-        assert r.hlen("lazy") == 1
-        r.hset("gone", "x", 1)
-        call(r, "HPEXPIRE", "gone", 30, "FIELDS", 1, "x")
-        time.sleep(0.08)
-        assert r.hexists("gone", "x") == 0 and r.exists("gone") == 0
+        for cmd in setup:
+            r.execute_command(*cmd)
+        time.sleep(0.05)
+        with dumpling_server.raw() as listener:
+            r.config_set("notify-keyspace-events", "KEA")
+            listener.call("PSUBSCRIBE", "__keyevent@0__:*")
+            for cmd in lookups:
+                r.execute_command(*cmd)
+            got = [f"{m[2].decode().split(':')[1]} {m[3].decode()}" for m in _pmessages(listener.read_all(0.3))]
+        assert got == expected
     finally:
+        r.config_set("notify-keyspace-events", "")
         r.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "1")
-    r.delete("lazy")
+
+
+def test_active_field_expiry_deletes_fields_and_emptied_hashes(r):
+    r.config_resetstat()
     r.hset("active", mapping={f"f{i}": i for i in range(1000)})
     r.hset("active", "keep", 1)
     for i in range(1000):
         call(r, "HPEXPIRE", "active", 20 + i % 50, "FIELDS", 1, f"f{i}")
-    r.hset("whole", mapping={"a": 1})
-    call(r, "HPEXPIRE", "whole", 20, "FIELDS", 1, "a")
+    r.hset("whole", mapping={"a": 1, "b": 2})
+    call(r, "HPEXPIRE", "whole", 20, "FIELDS", 2, "a", "b")
     deadline = time.time() + 5
     while time.time() < deadline and (r.execute_command("DBSIZE") != 1 or r.hlen("active") != 1):
         time.sleep(0.05)
     assert r.execute_command("DBSIZE") == 1 and r.hgetall("active") == {b"keep": b"1"}
+    assert r.info("stats")["expired_subkeys"] == 1002
+    assert r.info("keyspace")["db0"]["subexpiry"] == 0
+
+
+def test_big_listpackex_hash_converts_while_its_fields_expire(r):
+    """HSET does not drop expired fields, so their count still decides the encoding (Redis's
+    "listpack converts to ht and active expiry works")."""
+    limit = r.config_get("hash-max-listpack-entries")["hash-max-listpack-entries"]
+    r.config_set("hash-max-listpack-entries", 128)
+    r.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "0")
+    try:
+        for i in range(40):
+            r.hset("h", mapping={f"a{i}": 1, f"b{i}": 2, f"c{i}": 3, f"d{i}": 4})
+            call(r, "HPEXPIRE", "h", 1, "FIELDS", 4, f"a{i}", f"b{i}", f"c{i}", f"d{i}")
+        assert r.object("encoding", "h") == b"hashtable" and r.hlen("h") == 160
+    finally:
+        r.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "1")
+        r.config_set("hash-max-listpack-entries", limit)
+    deadline = time.time() + 5
+    while time.time() < deadline and r.exists("h"):
+        time.sleep(0.05)
+    assert not r.exists("h")
 
 
 def test_field_expiry_events(r, dumpling_server):
@@ -298,6 +382,18 @@ def test_field_expiry_events(r, dumpling_server):
             assert messages == [b"hset", b"hexpire", b"hpersist", b"hdel", b"hexpire", b"hexpired", b"hdel", b"del"]
         finally:
             r.config_set("notify-keyspace-events", "")
+
+
+def _pmessages(data: bytes) -> list:
+    import hiredis
+
+    reader = hiredis.Reader()
+    reader.feed(data)
+    out = []
+    while (item := reader.gets()) is not False:
+        if item[0] == b"pmessage":
+            out.append(item)
+    return out
 
 
 def _messages(data: bytes) -> list:

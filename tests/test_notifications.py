@@ -440,7 +440,10 @@ EXPECTED_74: list[tuple[str, list[Cmd], list[tuple[bytes, bytes]]]] = [
                       ("HPEXPIRE", "h", "0", "FIELDS", "1", "g")],
      ke("hset", "h") + ke("hdel", "h") + ke("hdel", "h") + ke("del", "h")),
     ("hexpired-lazy", [("HSET", "h", "f", "1", "g", "2"), ("HPEXPIRE", "h", "1", "FIELDS", "2", "f", "g"),
-                       ("DEBUG", "SLEEP", "0.01"), ("HGET", "h", "f")],
+                       ("DEBUG", "SLEEP", "0.01"), ("HGET", "h", "f")],  # (g stays stored: no del)
+     ke("hset", "h") + ke("hexpire", "h") + ke("hexpired", "h")),
+    ("hexpired-last-field", [("HSET", "h", "f", "1"), ("HPEXPIRE", "h", "1", "FIELDS", "1", "f"),
+                             ("DEBUG", "SLEEP", "0.01"), ("HEXISTS", "h", "f")],
      ke("hset", "h") + ke("hexpire", "h") + ke("hexpired", "h") + ke("del", "h")),
 ]
 

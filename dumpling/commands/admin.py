@@ -252,7 +252,7 @@ def _section_stats(server: Any) -> list[str]:
         f"sync_full:{server.replication.stat_sync_full}",
         f"sync_partial_ok:{server.replication.stat_sync_partial_ok}",
         f"sync_partial_err:{server.replication.stat_sync_partial_err}",
-        f"expired_subkeys:{getattr(ks, 'stat_expired_subkeys', 0)}",
+        f"expired_subkeys:{ks.stat_expired_subkeys}",
         f"expired_keys:{ks.stat_expired}",
         f"expired_stale_perc:{ks.stat_expired_stale_perc * 100:.2f}",
         f"expired_time_cap_reached_count:{ks.stat_expired_time_cap_reached}",
@@ -479,7 +479,7 @@ def config_resetstat(c: Any, argv: list[bytes]) -> Any:
     server.stat_net_input = server.stat_net_output = 0
     server.stat_error_replies = server.stat_unexpected_errors = 0
     server.stat_sanitizations = server.stat_obuf_disconnections = server.stat_evicted_clients = 0
-    ks.stat_hits = ks.stat_misses = ks.stat_expired = ks.stat_evicted = 0
+    ks.stat_hits = ks.stat_misses = ks.stat_expired = ks.stat_evicted = ks.stat_expired_subkeys = 0
     ks.stat_expired_time_cap_reached = 0
     ks.stat_expired_stale_perc = 0.0
     for reason in server.acl.denied:

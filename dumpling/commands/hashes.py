@@ -2,13 +2,20 @@
 
 Handlers follow ``t_hash.c``'s argument-checking order and encoding rules (through
 ``HashValue``, fed by ``hash-max-listpack-*``).  Field TTLs live in the value
-(``HashValue.field_expires``, what RDB types 24/25 carry).  They expire:
+(``HashValue.field_expires``, what RDB types 24/25 carry).  A field past its TTL is
+*logically* gone but stays stored until one of these deletes it, as in Redis 7.4:
 
-* lazily: every hash command first drops the fields of its key that are due
-  (``hexpired`` event, and ``del`` when that empties the hash);
+* lazily, one field at a time: a command that looks a field up by name (HGET, HMGET,
+  HEXISTS, HSTRLEN, HINCRBY*, HSETNX, SORT ... BY/GET ``->field``) deletes that field
+  if it expired (``field_value``: ``hexpired`` event, ``del`` when the hash is left
+  empty); HRANDFIELD deletes all of a hash's expired fields first;
 * actively: ``FieldExpiry`` keeps, per database, the hashes that have field TTLs
   ordered by their earliest expiry, and a cron hook deletes due fields a bounded
-  number at a time.
+  number at a time (a hash left empty is deleted).
+
+Until then HLEN counts such fields, HDEL deletes them (reply 1), HEXPIRE sets them a new
+TTL, and HGETALL/HKEYS/HVALS/HSCAN skip them; HTTL and HPERSIST answer -2 for them.
+Every deleted expired field counts in INFO's ``expired_subkeys``.
 
 Hashes with field TTLs that arrive by RENAME, MOVE, COPY or RESTORE are picked up
 by a keyspace store hook.  ``hashes_with_field_ttls(db)`` feeds INFO keyspace's
@@ -138,10 +145,10 @@ class FieldExpiry:
             if value is None or db.data.get(key) is not value:
                 idx.forget(key)
                 continue
-            gone = value.expire_due(now, budget)
+            gone = value.expire_due(now + 1, budget)  # (active expiry takes a field due at `now` too)
             budget -= len(gone)
             if gone:
-                _fields_expired(self.keyspace, db, key, value)
+                _fields_expired(self.keyspace, db, key, value, len(gone))
             if db.data.get(key) is not value or value.min_expire() is None:
                 idx.forget(key)
             else:
@@ -168,12 +175,17 @@ def _field_expiry(c: Any) -> FieldExpiry:
     return c.keyspace.hash_field_ttls
 
 
-def _fields_expired(ks: Any, db: Any, key: bytes, value: HashValue) -> None:
-    """Events after due fields were removed: ``hexpired``; ``del`` if the hash is now empty."""
-    ks.changed(db, key, b"hexpired", "h")
-    if not value.fields:
+def _fields_expired(ks: Any, db: Any, key: bytes, value: HashValue, count: int, notify: bool = True) -> bool:
+    """After ``count`` expired fields were deleted: the statistic, the ``hexpired`` event, and
+    the hash's own deletion (``del``) if it is now empty.  True if the hash was deleted."""
+    ks.stat_expired_subkeys += count
+    ks.changed(db, key, b"hexpired" if notify else None, "h")
+    if value.fields:
+        return False
+    if db.data.get(key) is value:
         db.delete(key)
-        ks.changed(db, key, b"del", "g")
+    ks.changed(db, key, b"del" if notify else None, "g")
+    return True
 
 
 # ----------------------------------------------------------------------------- lookups
@@ -191,34 +203,74 @@ def _limits(c: Any) -> HashLimits:
 _LIMITS: dict[tuple[int, int], HashLimits] = {}  # one HashLimits per setting pair in use
 
 
-def live_hash(c: Any, key: bytes, value: HashValue | None) -> HashValue | None:
-    """Lazy field expiry: drop due fields of ``value`` (None if that deleted the hash)."""
+def _may_delete_expired(ks: Any) -> bool | None:
+    """Whether a lookup may delete an expired field now (``hashTypeGetValue``'s rules):
+    True; False while loading, paused or on a replica's own clients (the field reads as
+    missing but stays); None for a replica applying its master's stream (it reads as valid)."""
+    if ks.expiry_by_master:
+        return None if ks.loading else False
+    return not (ks.loading or ks.expire_paused)
+
+
+# field_value's outcomes (t_hash.c's GetFieldRes)
+FIELD_FOUND, FIELD_MISSING, FIELD_EXPIRED, HASH_EXPIRED = range(4)
+
+
+def field_value(c: Any, key: bytes, value: HashValue, field: bytes, notify: bool = True) -> tuple[bytes | None, int]:
+    """``hashTypeGetValue`` with lazy expiry: (the field's value or None, outcome).  An
+    expired field reads as None and is deleted on the way (FIELD_EXPIRED), and the hash too
+    when that empties it (HASH_EXPIRED).  ``notify=False`` leaves the events to the caller
+    (HMGET sends one ``hexpired`` for all its fields)."""
+    found = value.fields.get(field)
+    if found is None:
+        return None, FIELD_MISSING
+    if not value.field_expires:
+        return found, FIELD_FOUND
+    ks = c.keyspace
+    if not value.is_expired(field, ks.now):
+        return found, FIELD_FOUND
+    may_delete = _may_delete_expired(ks)
+    if may_delete is None:
+        return found, FIELD_FOUND
+    if not may_delete:
+        return None, FIELD_EXPIRED
+    value.delete(field)
+    return None, HASH_EXPIRED if _fields_expired(ks, c.db, key, value, 1, notify) else FIELD_EXPIRED
+
+
+def _expire_all_due(c: Any, key: bytes, value: HashValue | None) -> HashValue | None:
+    """``hashTypeExpireIfNeeded`` (HRANDFIELD): delete every expired field of the hash;
+    None if that deleted the hash."""
     if value is None or not value.field_expires:
         return value
     ks = c.keyspace
-    gone = value.expire_due(ks.now)
-    if not gone:
+    if not _may_delete_expired(ks):
         return value
-    _fields_expired(ks, c.db, key, value)
-    return value if value.fields else None
+    gone = value.expire_due(ks.now)
+    if gone and _fields_expired(ks, c.db, key, value, len(gone)):
+        return None
+    return value
 
 
 def _read(c: Any, key: bytes) -> HashValue | None:
-    return live_hash(c, key, check_type(c.db.lookup_read(key), HashValue))
+    return check_type(c.db.lookup_read(key), HashValue)
 
 
 def _write(c: Any, key: bytes) -> HashValue | None:
-    return live_hash(c, key, check_type(c.db.lookup_write(key), HashValue))
+    return check_type(c.db.lookup_write(key), HashValue)
+
+
+def _create(c: Any, key: bytes) -> HashValue:
+    db = c.db
+    value = HashValue()
+    db.add(key, value)
+    c.keyspace.notify(db.index, "n", b"new", key)
+    return value
 
 
 def _write_or_create(c: Any, key: bytes) -> HashValue:
     value = _write(c, key)
-    if value is None:
-        db = c.db
-        value = HashValue()
-        db.add(key, value)
-        c.keyspace.notify(db.index, "n", b"new", key)
-    return value
+    return _create(c, key) if value is None else value
 
 
 def _delete_if_empty(c: Any, key: bytes, value: HashValue) -> bool:
@@ -276,8 +328,11 @@ def hmset(c: Any, argv: list[bytes]) -> Any:
 def hsetnx(c: Any, argv: list[bytes]) -> Any:
     key = argv[1]
     value = _write_or_create(c, key)
-    if argv[2] in value.fields:
+    found, outcome = field_value(c, key, value, argv[2])
+    if found is not None:
         return 0
+    if outcome == HASH_EXPIRED:  # its only field had expired: a new hash takes its place
+        value = _create(c, key)
     limits = _limits(c)
     value.try_conversion(argv[2:4], limits)
     value.set(argv[2], argv[3], limits)
@@ -289,7 +344,7 @@ def hsetnx(c: Any, argv: list[bytes]) -> Any:
          args="key field:string", key_specs=[key_spec("RO ACCESS")])
 def hget(c: Any, argv: list[bytes]) -> Any:
     value = _read(c, argv[1])
-    return None if value is None else value.fields.get(argv[2])
+    return None if value is None else field_value(c, argv[1], value, argv[2])[0]
 
 
 @command("hmget", -3, "readonly fast", (1, 1, 1), **HASH, since="2.0.0",
@@ -297,9 +352,14 @@ def hget(c: Any, argv: list[bytes]) -> Any:
          complexity="O(N) where N is the number of fields being requested.", args="key field:string...",
          key_specs=[key_spec("RO ACCESS")])
 def hmget(c: Any, argv: list[bytes]) -> Any:
-    value = _read(c, argv[1])
-    fields = value.fields if value is not None else {}
-    return [fields.get(f) for f in argv[2:]]
+    key = argv[1]
+    value = _read(c, key)
+    if value is None:
+        return [None] * (len(argv) - 2)
+    if not value.field_expires:
+        fields = value.fields
+        return [fields.get(f) for f in argv[2:]]
+    return _lookup_fields(c, key, value, argv[2:])[0]
 
 
 @command("hdel", -3, "write fast", (1, 1, 1), **HASH, since="2.0.0",
@@ -337,7 +397,7 @@ def hstrlen(c: Any, argv: list[bytes]) -> Any:
     value = _read(c, argv[1])
     if value is None:
         return 0
-    found = value.fields.get(argv[2])
+    found = field_value(c, argv[1], value, argv[2])[0]
     return 0 if found is None else len(found)
 
 
@@ -345,7 +405,7 @@ def hstrlen(c: Any, argv: list[bytes]) -> Any:
          summary="Determines whether a field exists in a hash.", args="key field:string", key_specs=[key_spec("RO")])
 def hexists(c: Any, argv: list[bytes]) -> Any:
     value = _read(c, argv[1])
-    return 1 if value is not None and argv[2] in value.fields else 0
+    return 0 if value is None or field_value(c, argv[1], value, argv[2])[0] is None else 1
 
 
 _ALL_KS = [key_spec("RO ACCESS")]
@@ -356,7 +416,7 @@ _ALL_KS = [key_spec("RO ACCESS")]
          tips="nondeterministic_output_order")
 def hgetall(c: Any, argv: list[bytes]) -> Any:
     value = _read(c, argv[1])
-    return Map(list(value.fields.items()) if value is not None else [])
+    return Map(value.live_items(c.keyspace.now) if value is not None else [])
 
 
 @command("hkeys", 2, "readonly", (1, 1, 1), **HASH, since="2.0.0", summary="Returns all fields in a hash.",
@@ -364,7 +424,9 @@ def hgetall(c: Any, argv: list[bytes]) -> Any:
          tips="nondeterministic_output_order")
 def hkeys(c: Any, argv: list[bytes]) -> Any:
     value = _read(c, argv[1])
-    return list(value.fields) if value is not None else []
+    if value is None:
+        return []
+    return list(value.fields) if not value.field_expires else [f for f, _ in value.live_items(c.keyspace.now)]
 
 
 @command("hvals", 2, "readonly", (1, 1, 1), **HASH, since="2.0.0", summary="Returns all values in a hash.",
@@ -372,7 +434,9 @@ def hkeys(c: Any, argv: list[bytes]) -> Any:
          tips="nondeterministic_output_order")
 def hvals(c: Any, argv: list[bytes]) -> Any:
     value = _read(c, argv[1])
-    return list(value.fields.values()) if value is not None else []
+    if value is None:
+        return []
+    return list(value.fields.values()) if not value.field_expires else [v for _, v in value.live_items(c.keyspace.now)]
 
 
 @command("hincrby", 4, "write denyoom fast", (1, 1, 1), **HASH, since="2.0.0",
@@ -383,7 +447,9 @@ def hincrby(c: Any, argv: list[bytes]) -> Any:
     incr = to_int(argv[3])
     key, field = argv[1], argv[2]
     value = _write_or_create(c, key)
-    current = value.fields.get(field)
+    current, outcome = field_value(c, key, value, field)
+    if outcome == HASH_EXPIRED:  # its only field had expired: a new hash takes its place
+        value = _create(c, key)
     old = 0
     if current is not None:
         parsed = to_int(current, "hash value is not an integer")
@@ -408,7 +474,9 @@ def hincrbyfloat(c: Any, argv: list[bytes]) -> Any:
         raise CommandError("value is NaN or Infinity")
     key, field = argv[1], argv[2]
     value = _write_or_create(c, key)
-    current = value.fields.get(field)
+    current, outcome = field_value(c, key, value, field)
+    if outcome == HASH_EXPIRED:  # its only field had expired: a new hash takes its place
+        value = _create(c, key)
     base: Any = 0
     if current is not None:
         base = parse_long_double(current)
@@ -453,7 +521,7 @@ def hrandfield(c: Any, argv: list[bytes]) -> Any:
             withvalues = True
             if count < -(LONG_MAX // 2) or count > LONG_MAX // 2:
                 raise CommandError("value is out of range")
-        value = _read(c, argv[1])
+        value = _expire_all_due(c, argv[1], _read(c, argv[1]))
         if value is None or count == 0:
             return []
         size = len(value.fields)
@@ -470,7 +538,7 @@ def hrandfield(c: Any, argv: list[bytes]) -> Any:
         else:
             names = value.sample_unique(count, _rng)
         return _pairs_reply(c, value, names, withvalues)
-    value = _read(c, argv[1])
+    value = _expire_all_due(c, argv[1], _read(c, argv[1]))
     return None if value is None else value.random_field(_rng)
 
 
@@ -494,6 +562,9 @@ def hscan(c: Any, argv: list[bytes]) -> Any:
     else:
         accept = None if pattern is None else (lambda f: glob_match(pattern, f))
         next_cursor, names = value.scan_order().scan(cursor, count, accept)
+    if value.field_expires:  # expired fields are visited but not reported
+        now = c.keyspace.now
+        names = [f for f in names if not value.is_expired(f, now)]
     if novalues:
         return scan_reply(next_cursor, names)
     out: list[bytes] = []
@@ -625,7 +696,7 @@ def _httl(c: Any, argv: list[bytes], unit_seconds: bool, relative: bool) -> Any:
         when = value.field_expires.get(field)
         if when is None:
             out.append(-1)
-        elif when < now:
+        elif when < now or (when == now and value.encoding != "hashtable"):
             out.append(NO_FIELD)
         elif unit_seconds:
             out.append((when + 999 - basetime) // 1000)
@@ -695,18 +766,38 @@ def hgetdel(c: Any, argv: list[bytes]) -> Any:
     fields = _fields_block(argv, 2, NUMFIELDS_POSITIVE)
     if value is None:
         return [None] * len(fields)
-    out: list[bytes | None] = []
-    deleted = 0
-    for field in fields:
-        found = value.fields.get(field)
-        out.append(found)
-        if found is not None:
-            value.delete(field)
-            deleted += 1
+    out, _ = _lookup_fields(c, key, value, fields, delete=True)
+    deleted = sum(found is not None for found in out)
     if deleted:
         c.keyspace.changed(c.db, key, b"hdel", "h")
         _delete_if_empty(c, key, value)
     return out
+
+
+def _lookup_fields(c: Any, key: bytes, value: HashValue, fields: list[bytes],
+                   delete: bool = False) -> tuple[list[bytes | None], bool]:
+    """The values of ``fields`` with lazy expiry (HMGET's loop): expired ones read as None and
+    are deleted, with one ``hexpired`` event (and ``del`` if the hash went with them); with
+    ``delete`` each field found is deleted as it is read (HGETDEL).  Returns the values and
+    whether the hash was deleted by expiry."""
+    out: list[bytes | None] = []
+    expired = deleted = False
+    for field in fields:
+        if deleted:  # the hash expired with an earlier field
+            out.append(None)
+            continue
+        found, outcome = field_value(c, key, value, field, notify=False)
+        expired = expired or outcome == FIELD_EXPIRED
+        deleted = outcome == HASH_EXPIRED
+        out.append(found)
+        if delete and found is not None:
+            value.delete(field)
+    if expired:  # one hexpired for all (as Redis: none if only the hash's last field expired)
+        ks = c.keyspace
+        ks.notify(c.db.index, "h", b"hexpired", key)
+        if deleted:
+            ks.notify(c.db.index, "g", b"del", key)
+    return out, deleted
 
 
 @command("hgetex", -5, "write fast", (1, 1, 1), **HASH, since="8.0.0",
@@ -738,11 +829,11 @@ def hgetex(c: Any, argv: list[bytes]) -> Any:
     if when is not None or persist:
         value.enable_field_ttls()
     now = c.keyspace.now
-    out: list[bytes | None] = []
+    out, gone = _lookup_fields(c, key, value, fields)
+    if gone:
+        return out
     updated = deleted = 0
-    for field in fields:
-        found = value.fields.get(field)
-        out.append(found)
+    for field, found in zip(fields, out, strict=True):
         if found is None:
             continue
         if persist:
@@ -827,13 +918,17 @@ def hsetex(c: Any, argv: list[bytes]) -> Any:
         value = HashValue()
         db.add(key, value)
         c.keyspace.notify(db.index, "n", b"new", key)
-    names = pairs[0::2]
-    if condition == "FNX" and any(name in value.fields for name in names):
-        _delete_if_empty(c, key, value)
-        return 0
-    if condition == "FXX" and not all(name in value.fields for name in names):
-        _delete_if_empty(c, key, value)
-        return 0
+    if condition is not None:
+        live = 0
+        for name in pairs[0::2]:
+            if db.data.get(key) is not value:  # the hash expired with its last field
+                break
+            live += field_value(c, key, value, name)[0] is not None
+        if live if condition == "FNX" else live < len(pairs) // 2:
+            _delete_if_empty(c, key, value)
+            return 0
+        if db.data.get(key) is not value:
+            value = _create(c, key)
     limits = _limits(c)
     value.try_conversion(pairs, limits)
     if when is not None:

@@ -20,7 +20,7 @@ from typing import Any
 from dumpling.cluster.slots import SLOT_MASK, crc16, key_slot
 from dumpling.commands.acl import full_key_access
 from dumpling.commands.common import parse_double, to_int
-from dumpling.commands.hashes import live_hash
+from dumpling.commands.hashes import field_value
 from dumpling.commands.lists import key_spec
 from dumpling.commands.registry import command
 from dumpling.datatypes.hashes import HashValue
@@ -121,8 +121,7 @@ def lookup_by_pattern(c: Any, pattern: bytes, element: bytes) -> bytes | None:
     if field is not None:
         if type(value) is not HashValue:
             return None
-        value = live_hash(c, key, value)
-        return None if value is None else value.fields.get(field)
+        return field_value(c, key, value, field)[0]
     if type(value) is bytes or type(value) is bytearray:
         return bytes(value)
     return None

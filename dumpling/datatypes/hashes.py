@@ -216,6 +216,19 @@ class HashValue:
             self._place(field, self.fields[field], None)
         return PERSIST_OK
 
+    def is_expired(self, field: bytes, now: int) -> bool:
+        """The field has a TTL that passed (``hfieldIsExpired``); it may still be stored."""
+        when = self.field_expires.get(field)
+        return when is not None and when < now
+
+    def live_items(self, now: int) -> list[tuple[bytes, bytes]]:
+        """(field, value) pairs whose TTL has not passed, in storage order (``hashTypeNext``
+        skipping expired fields); the expired ones stay until something deletes them."""
+        expires = self.field_expires
+        if not expires:
+            return list(self.fields.items())
+        return [(f, v) for f, v in self.fields.items() if f not in expires or expires[f] >= now]
+
     def expire_due(self, now: int, limit: int | None = None) -> list[bytes]:
         """Delete fields whose expiry time is before ``now``; returns them."""
         min_when = self.min_expire()
