@@ -257,6 +257,19 @@ class Database:
             self.slot_index.cleared()
 
     def swap_contents(self, other: Database) -> None:
+        """SWAPDB: the two databases exchange their keys (their indexes stay)."""
+        ks = self.keyspace
+        if ks.blocked_keys:
+            # scanDatabaseForDeletedKeys both ways: a client blocked on a key that disappears or
+            # changes type is told, so a blocked XREADGROUP answers -NOGROUP or -WRONGTYPE
+            pair = {self.index: (self, other), other.index: (other, self)}
+            for index, key in list(ks.blocked_keys):
+                if index in pair:
+                    emptied, replaced_with = pair[index]
+                    before, after = emptied.data.get(key), replaced_with.data.get(key)
+                    if (before is None) != (after is None) or (
+                            before is not None and type_name(before) != type_name(after)):
+                        ks.signal_ready(emptied, key)
         for name in ("data", "expires", "meta", "_order", "_expire_order", "avg_ttl"):
             mine, theirs = getattr(self, name), getattr(other, name)
             setattr(self, name, theirs)

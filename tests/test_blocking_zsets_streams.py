@@ -336,6 +336,35 @@ def test_xreadgroup_unblocked_by_flush_is_7_4(dumpling_server, resp) -> None:
             conn.close()
 
 
+@pytest.mark.parametrize("in_other_db,expected", [
+    (None, b"-NOGROUP No such key 's' or consumer group 'g' in XREADGROUP with GROUP option\r\n"),
+    (("LPUSH", "s", "e1"), b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"),
+], ids=["key-gone", "key-not-a-stream"])
+def test_xreadgroup_unblocked_by_swapdb_is_7_4(dumpling_server, in_other_db, expected) -> None:
+    """Recorded from Redis 7.4.1: SWAPDB that takes the stream away from a blocked XREADGROUP's
+    database (scanDatabaseForDeletedKeys) releases it with -NOGROUP, or -WRONGTYPE when the key
+    it gets in its place is not a stream (7.0 answered '-UNBLOCKED the stream key no longer exists')."""
+    admin, a = dumpling_server.raw(), dumpling_server.raw()
+    try:
+        admin.call("FLUSHALL")
+        if in_other_db:
+            admin.call("SELECT", "4")
+            admin.call(*in_other_db)
+        admin.call("SELECT", "9")
+        admin.call("XADD", "s", "666", "f", "v")
+        admin.call("XGROUP", "CREATE", "s", "g", "$")
+        a.call("SELECT", "9")
+        send(a, "XREADGROUP", "GROUP", "g", "x", "BLOCK", "0", "STREAMS", "s", ">")
+        wait_blocked(admin, 1)
+        admin.call("SWAPDB", "4", "9")
+        assert a.read_reply() == expected
+        wait_blocked(admin, 0)
+    finally:
+        admin.call("FLUSHALL")
+        for conn in (admin, a):
+            conn.close()
+
+
 def test_other_blocked_clients_stay_blocked_after_flush(dumpling_server, redis_server, resp) -> None:
     """Only XREADGROUP is released by a flush: BLPOP, BZPOPMIN and XREAD keep waiting."""
     def scenario(connect: Callable[[], RawConnection]) -> list[bytes]:
