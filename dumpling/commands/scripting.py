@@ -77,18 +77,11 @@ def _eval(c: Any, argv: list[bytes], evalsha: bool, ro: bool) -> Any:
             raise CommandError(NOSCRIPT_ERR)
     else:
         script = scripting.create_script(argv[1], from_eval=True)
-    run = scripting.prepare(c, argv, scripting.eval_client, script.sha, script.flags, ro, eval_mode=True)
-    state = scripting.eval_state
-    reply = scripting.execute(run, state, script.func, argv[3:3 + numkeys], argv[3 + numkeys:])
-    scripting.touch(script)
-    return _finish(run, reply)
-
-
-def _finish(run: Any, reply: Any) -> Any:
-    """A script's error reply is counted like a command error unless it came from a
-    redis.call error that was counted already."""
+    reply = scripting.invoke(c, argv, numkeys, scripting.eval_state, script.func, script.sha, script.flags, ro)
+    if script.from_eval:
+        scripting.touch(script)  # after the run (not when refused), as Redis keeps its LRU list
     if type(reply) is ErrorReply:
-        raise CommandError("-" + reply.message, counted=run.error_counted)
+        scripting.raise_error(reply)
     return reply
 
 
@@ -203,11 +196,11 @@ def _fcall(c: Any, argv: list[bytes], ro: bool) -> Any:
     if function is None:
         raise CommandError("Function not found")
     numkeys = _numkeys(argv, "Bad number of keys provided")
-    run = scripting.prepare(c, argv, scripting.function_client, function.name.decode("utf-8", "replace"),
-                            function.flags, ro, eval_mode=False)
-    state = scripting.function_state
-    reply = scripting.execute(run, state, function.func, argv[3:3 + numkeys], argv[3 + numkeys:])
-    return _finish(run, reply)
+    reply = scripting.invoke(c, argv, numkeys, scripting.function_state, function.func, function.label,
+                             function.flags, ro)
+    if type(reply) is ErrorReply:
+        scripting.raise_error(reply)
+    return reply
 
 
 @command("fcall", -3, _EVAL_FLAGS, **SC, since="7.0.0", summary="Invokes a function.",

@@ -231,15 +231,13 @@ class LuaState:
 
     # -- running -----------------------------------------------------------------------
 
-    def run_script(self, func: Any, hook: bool, keys: list[bytes], argv: list[bytes],
+    def run_script(self, func: Any, hook: bool, numkeys: int, args: list[bytes],
                    function: bool = False) -> tuple[bool, Any]:
         """Run an EVAL script (KEYS/ARGV as globals) or a function (``f(keys, args)``) under
-        the error handler, with the count hook if asked: (True, value) or (False, error)."""
+        the error handler, with the count hook if asked: (True, value) or (False, error).
+        ``args`` are the keys then the arguments (one Python to Lua call per run)."""
         runner = self._run_function if function else self._run_eval
-        result = runner(func, self._kill_hook if hook else None, len(keys), *keys, *argv)
-        if type(result) is tuple:
-            return bool(result[0]), result[1] if len(result) > 1 else None
-        return bool(result), None
+        return runner(func, self._kill_hook if hook else None, numkeys, *args)  # type: ignore[no-any-return]
 
     def run(self, func: Any, args: tuple[Any, ...], hook: bool, load: bool = False) -> tuple[bool, Any]:
         """Call ``func(*args)`` under the error handler: (True, value) or (False, error table)."""

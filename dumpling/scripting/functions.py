@@ -33,10 +33,11 @@ BAD_NAME = ("Library names can only contain letters, numbers, or underscores(_) 
 
 
 class Function:
-    __slots__ = ("name", "func", "library", "description", "flags")
+    __slots__ = ("name", "label", "func", "library", "description", "flags")
 
     def __init__(self, name: bytes, func: Any, library: Library, description: bytes | None, flags: int) -> None:
         self.name = name
+        self.label = name.decode("utf-8", "replace")  # as error texts and logs name it
         self.func = func
         self.library = library
         self.description = description

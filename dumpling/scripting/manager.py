@@ -71,10 +71,23 @@ class Script:
 
 
 class Run:
-    """The state of the script being run (Redis's ``scriptRunCtx``)."""
+    """The state of the script being run (Redis's ``scriptRunCtx``).  The rarely changed
+    fields are class attributes: a run sets only what differs (a run is made per call)."""
 
-    __slots__ = ("caller", "caller_argv", "client", "name", "eval_mode", "read_only", "allow_oom", "allow_cross_slot",
-                 "start", "write_dirty", "error_counted", "kill_logged", "killed", "timed_out", "slot", "next_check", "oom_at_start")
+    read_only = False
+    allow_oom = False
+    allow_cross_slot = False
+    write_dirty = False
+    error_counted = False
+    kill_logged = False
+    killed = False
+    timed_out = False
+    slot = -1
+    next_check = 0.0
+    oom_at_start = False
+    # Nothing about the caller or the server can refuse a command this run calls, other
+    # than the command's own arity, noscript flag and a first write (see redis_call_raise).
+    unchecked = False
 
     def __init__(self, caller: Client, caller_argv: list[bytes], client: Client, name: str, eval_mode: bool) -> None:
         self.caller = caller
@@ -82,18 +95,7 @@ class Run:
         self.client = client
         self.name = name
         self.eval_mode = eval_mode
-        self.read_only = False
-        self.allow_oom = False
-        self.allow_cross_slot = False
         self.start = time.monotonic()
-        self.write_dirty = False
-        self.error_counted = False
-        self.kill_logged = False
-        self.killed = False
-        self.timed_out = False
-        self.slot = -1
-        self.next_check = 0.0
-        self.oom_at_start = False
 
 
 def parse_shebang(body: bytes) -> tuple[int, int]:
@@ -156,6 +158,7 @@ class Scripting:
         self._lrand_state = 0x1234ABCD330E
         self._busy: Any = None
         self.disable_deny_script = False  # DEBUG SET-DISABLE-DENY-SCRIPTS
+        self.last_error_counted = False  # the last run's error reply was counted by redis.call
 
     # -- EVAL scripts ---------------------------------------------------------------------
 
@@ -192,81 +195,102 @@ class Scripting:
 
     # -- running ---------------------------------------------------------------------------
 
-    def prepare(self, caller: Client, caller_argv: list[bytes], client: Client, name: str, flags: int, ro: bool,
-                eval_mode: bool) -> Run:
-        """``scriptPrepareForRun``: refuse what the flags forbid, then set up the run."""
+    def admit(self, caller: Client, flags: int, ro: bool) -> None:
+        """``scriptPrepareForRun``'s refusals: what a script's declared flags forbid now (an
+        EVAL script without a shebang declares none and is refused nothing here)."""
         server = self.server
-        if not flags & EVAL_COMPAT_MODE:
-            if flags & NO_CLUSTER and server.cluster is not None:
-                raise CommandError("Can not run script on cluster, 'no-cluster' flag is set.")
-            if not flags & NO_WRITES:
-                if self._read_only_replica(caller):
-                    raise CommandError("-READONLY You can't write against a read only replica.")  # (Redis: its dispatch)
-                message = self.write_denied_message()
-                if message:
-                    raise CommandError(_script_misconf(message))
-                if ro:
-                    raise CommandError("Can not execute a script with write flag using *_ro command.")
-                if not self._enough_replicas():
-                    raise CommandError("-NOREPLICAS Not enough good replicas to write.")
+        if flags & NO_CLUSTER and server.cluster is not None:
+            raise CommandError("Can not run script on cluster, 'no-cluster' flag is set.")
+        if not flags & NO_WRITES:
+            if self._read_only_replica(caller):
+                raise CommandError("-READONLY You can't write against a read only replica.")  # (Redis: its dispatch)
+            message = self.write_denied_message()
+            if message:
+                raise CommandError(_script_misconf(message))
+            if ro:
+                raise CommandError("Can not execute a script with write flag using *_ro command.")
+            if not self._enough_replicas():
+                raise CommandError("-NOREPLICAS Not enough good replicas to write.")
+        if (server.maxmemory and not caller.no_evict and not flags & (ALLOW_OOM | NO_WRITES)
+                and not server.evict_if_needed()):
+            raise CommandError("-OOM allow-oom flag is not set on the script, "
+                               "can not run it when used memory > 'maxmemory'")
 
-            if (server.maxmemory and not caller.no_evict and not flags & (ALLOW_OOM | NO_WRITES)
-                    and not server.evict_if_needed()):
-                raise CommandError("-OOM allow-oom flag is not set on the script, "
-                                   "can not run it when used memory > 'maxmemory'")
+    def invoke(self, caller: Client, caller_argv: list[bytes], numkeys: int, state: LuaState, func: Any, name: str,
+               flags: int, ro: bool) -> Any:
+        """Run a script or function (``scriptPrepareForRun`` + ``luaCallFunction``) and
+        return its reply; its error reply is raised as the command's error.  An EVAL script
+        (``state`` is the EVAL engine) sees KEYS and ARGV as globals, a function gets them
+        as its two arguments."""
+        server = self.server
+        if flags != EVAL_COMPAT_MODE:
+            self.admit(caller, flags, ro)
+        eval_mode = state is self.eval_state
+        client = self.eval_client if eval_mode else self.function_client
         run = Run(caller, caller_argv, client, name, eval_mode)
         client.db = caller.db
         client.resp3 = False
-        if ro or (not flags & EVAL_COMPAT_MODE and flags & NO_WRITES):
+        if ro or (flags & NO_WRITES and not flags & EVAL_COMPAT_MODE):
             run.read_only = True
-        if not flags & EVAL_COMPAT_MODE and flags & ALLOW_OOM:
+        if flags & ALLOW_OOM and not flags & EVAL_COMPAT_MODE:
             run.allow_oom = True
         if flags & (EVAL_COMPAT_MODE | ALLOW_CROSS_SLOT):
             run.allow_cross_slot = True
-        run.oom_at_start = bool(server.maxmemory) and not server.evict_if_needed()
-        run.slot = self._declared_slot(caller)
-        return run
+        if server.maxmemory:
+            run.oom_at_start = not server.evict_if_needed()
+        if server.cluster is not None:
+            run.slot = self._declared_slot(caller)
+        elif caller.unrestricted and not run.read_only and not run.oom_at_start:
+            run.unchecked = True
+        was_in_exec = server.in_exec
+        server.in_exec = True  # one time snapshot; blocking commands answer at once
+        self.run = run
+        try:
+            ok, value = state.run_script(func, server.config["busy-reply-threshold"] > 0, numkeys,
+                                         caller_argv[3:], not eval_mode)
+            if ok and type(value) is bytes:
+                reply = value
+            else:
+                reply = self._outcome(run, state, ok, value)
+        finally:
+            self.run = None
+            server.in_exec = was_in_exec
+            server.current_client = caller
+            state.gc_tick()
+            if run.timed_out:
+                self.end_busy(run)
+        self.last_error_counted = run.error_counted
+        return reply
+
+    def raise_error(self, reply: ErrorReply) -> NoReturn:
+        """A script's error reply as its command's error: counted like any command error,
+        unless it came from a redis.call error the statistics counted already."""
+        raise CommandError("-" + reply.message, counted=self.last_error_counted)
+
+    def _outcome(self, run: Run, state: LuaState, ok: bool, value: Any) -> Any:
+        """The reply for what a run returned (any value) or raised (an error table or text)."""
+        if ok:
+            state.error_counted = False
+            reply = state.to_reply(value, run.client.resp3)
+            run.error_counted = type(reply) is ErrorReply and state.error_counted
+            return reply
+        if state.type_of(value) == b"table":
+            kind_err = state.helpers[b"inspect"](value)
+            if type(kind_err) is tuple and kind_err[0] == b"err":
+                _, message, source, line, ignore = (kind_err + (None,) * 5)[:5]
+                reply, counted = error_from_table(message, source, line, ignore, run.name)
+                if counted:
+                    run.error_counted = True
+                return reply
+            return ErrorReply(f"ERR Error running script {run.name}, execution failure")
+        text = value.decode("utf-8", "replace") if type(value) is bytes else "execution failure"
+        return ErrorReply(f"ERR Error running script {run.name}, {text[:100]}")
 
     def _declared_slot(self, caller: Client) -> int:
         cluster = self.server.cluster
         if cluster is None:
             return -1
         return getattr(cluster, "last_slot", -1)
-
-    def execute(self, run: Run, state: LuaState, func: Any, keys: list[bytes], argv: list[bytes]) -> Any:
-        """Run ``func`` and return its reply (``luaCallFunction``): an EVAL script sees
-        KEYS and ARGV as globals, a function gets them as its two arguments."""
-        server = self.server
-        hook = server.config["busy-reply-threshold"] > 0
-        was_in_exec = server.in_exec
-        server.in_exec = True  # one time snapshot; blocking commands answer at once
-        self.run = run
-        try:
-            ok, value = state.run_script(func, hook, keys, argv, function=not run.eval_mode)
-            if ok:
-                state.error_counted = False
-                reply = state.to_reply(value, run.client.resp3)
-                run.error_counted = type(reply) is ErrorReply and state.error_counted
-            elif state.type_of(value) == b"table":
-                kind_err = state.helpers[b"inspect"](value)
-                if type(kind_err) is tuple and kind_err[0] == b"err":
-                    _, message, source, line, ignore = (kind_err + (None,) * 5)[:5]
-                    reply, counted = error_from_table(message, source, line, ignore, run.name)
-                    if counted:
-                        run.error_counted = True
-                else:
-                    reply = ErrorReply(f"ERR Error running script {run.name}, execution failure")
-            else:
-                text = value.decode("utf-8", "replace") if type(value) is bytes else "execution failure"
-                reply = ErrorReply(f"ERR Error running script {run.name}, {text[:100]}")
-        finally:
-            self.run = None
-            server.in_exec = was_in_exec
-            state.gc_tick()
-            server.current_client = run.caller
-            if run.timed_out:
-                self.end_busy(run)
-        return reply
 
     # -- callbacks from the sandbox ------------------------------------------------------------
 
@@ -280,8 +304,30 @@ class Scripting:
 
     def redis_call_raise(self, *args: Any) -> Any:
         """``redis.call``: run a command with Redis's checks for scripts (``scriptCall``);
-        the reply as a Lua value, or ScriptCallError raised into Lua."""
+        the reply as a Lua value, or ScriptCallError raised into Lua.
+
+        Most calls need none of those checks: the run is ``unchecked`` (an unrestricted
+        caller, no cluster, not read-only, not out of memory) and the command is known, of
+        the right arity, allowed in scripts, and not a write before the script's first one
+        (which must see MISCONF, a read-only replica, min-replicas).  Those go straight to
+        ``Server.call``; anything else takes ``_checked_call``, which applies every check."""
         run = self.run
+        if run is not None and run.unchecked and args:
+            name = args[0]
+            cmd = self.server.fast_table.get(name) if name.__class__ is bytes else None
+            if cmd is not None and not cmd.noscript and (run.write_dirty or not cmd.is_write):
+                arity = cmd.arity
+                n = len(args)
+                if n == arity or 0 < -arity <= n:
+                    for a in args:
+                        if a.__class__ is not bytes:
+                            break
+                    else:
+                        return self._called(run, cmd, list(args))
+        return self._checked_call(run, args)
+
+    def _checked_call(self, run: Run | None, args: tuple[Any, ...]) -> Any:
+        """redis.call with every check of Redis's ``scriptCall``, in its order."""
         if run is None:
             raise ScriptCallError(b"ERR redis.call is only available inside a script run")
         if not args:
@@ -314,8 +360,12 @@ class Scripting:
             err = self._cluster_check(run, cmd, argv)
             if err is not None:
                 self._refuse(cmd, err)
+        return self._called(run, cmd, argv)
+
+    def _called(self, run: Run, cmd: Command, argv: list[bytes]) -> Any:
+        """Run an admitted command on the engine's client; its reply as a Lua value."""
         client = run.client
-        reply = server.call(client, cmd, argv)
+        reply = self.server.call(client, cmd, argv)
         t = type(reply)
         if t is bytes or t is int:
             return reply

@@ -324,10 +324,18 @@ end
 -- One call from Python per script run: install the hook (if any), run ``f`` under the
 -- error handler, remove the hook.  Returns ok and the first result (or the error).
 local raw_sethook = sethook
+-- KEYS and ARGV from the arguments after nkeys: one table of them all, whose tail past the
+-- keys moves to the second (the border of the first is then nkeys).
+local function split_args(nkeys, ...)
+    local keys, argv = {...}, {}
+    for i = nkeys + 1, select("#", ...) do
+        argv[i - nkeys] = keys[i]
+        keys[i] = nil
+    end
+    return keys, argv
+end
 local function run_eval(f, hook, nkeys, ...)
-    local all, keys, argv = {...}, {}, {}
-    for i = 1, nkeys do keys[i] = all[i] end
-    for i = nkeys + 1, #all do argv[i - nkeys] = all[i] end
+    local keys, argv = split_args(nkeys, ...)
     raw_rawset(E, "KEYS", keys)
     raw_rawset(E, "ARGV", argv)
     if hook then raw_sethook(hook, "", 100000) end
@@ -336,12 +344,18 @@ local function run_eval(f, hook, nkeys, ...)
     local ok, value = raw_xpcall(f, error_handler) if hook then raw_sethook() end
     return ok, value
 end
+-- A function gets (keys, args): xpcall in Lua 5.1 passes no arguments, so they wait in
+-- upvalues for one shared trampoline (no closure per run).
+local fn_f, fn_keys, fn_argv
+local function call_function()
+    local f, keys, argv = fn_f, fn_keys, fn_argv
+    fn_f, fn_keys, fn_argv = nil, nil, nil
+    return f(keys, argv)
+end
 local function run_function(f, hook, nkeys, ...)
-    local all, keys, argv = {...}, {}, {}
-    for i = 1, nkeys do keys[i] = all[i] end
-    for i = nkeys + 1, #all do argv[i - nkeys] = all[i] end
+    fn_f, fn_keys, fn_argv = f, split_args(nkeys, ...)
     if hook then raw_sethook(hook, "", 100000) end
-    local ok, value = raw_xpcall(function() return f(keys, argv) end, error_handler) if hook then raw_sethook() end
+    local ok, value = raw_xpcall(call_function, error_handler) if hook then raw_sethook() end
     return ok, value
 end
 
