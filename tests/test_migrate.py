@@ -217,13 +217,14 @@ def test_wire_format_select_auth_replace(d: RawConnection, target) -> None:
 
 
 def test_cluster_mode_sends_restore_asking(target) -> None:
-    from tests.test_cluster import start_cluster_node
+    from tests.test_cluster import start_cluster_node, wait_state_ok
 
     fake = target()
-    server = start_cluster_node()
+    server = start_cluster_node("--cluster-node-timeout", "500")
     try:
         with server.raw() as conn:
             conn.call("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+            wait_state_ok(conn)
             conn.call("SET", "k", "v")
             assert conn.call("MIGRATE", "127.0.0.1", fake.port, "k", "0", "1000") == b"+OK\r\n"
             assert fake.commands()[0] == [b"SELECT", b"0"]

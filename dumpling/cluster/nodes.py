@@ -41,6 +41,7 @@ FLAG_NAMES = (
 )
 FLAG_BY_NAME = {name: bit for bit, name in FLAG_NAMES} | {"noflags": 0}
 NODE_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+WRITABLE_DELAY_MS = 2000  # a master stays "fail" this long after its first evaluation
 FORGET_BLACKLIST_TTL = 60  # seconds a FORGotten node stays ignored (gossip about it is dropped)
 
 
@@ -77,10 +78,18 @@ class ClusterNode:
     ctime: int = field(default_factory=now_ms)
     repl_offset: int = 0
     num_slots: int = 0
-    # Bus state, unused until there is a bus: the outbound link and the failure reports
-    # other masters sent about this node (reporter id -> unix ms).
+    human_nodename: str = ""
+    # Bus state: the outbound link (we connect, PING, get PONGs), the inbound one (it
+    # connects to us), when any data last came from it, the failure reports other
+    # masters sent about it (reporter id -> unix ms), and when we last voted for a
+    # failover of it (as its master's voter).
     link: Any = None
+    inbound_link: Any = None
+    data_received: int = 0
     fail_reports: dict[str, int] = field(default_factory=dict)
+    voted_time: int = 0
+    # The slots this node owns as a bus bitmap (slot j is bit j % 8 of byte j / 8).
+    slots: bytearray = field(default_factory=lambda: bytearray(CLUSTER_SLOTS // 8))
 
     @property
     def is_master(self) -> bool:
@@ -115,11 +124,15 @@ class ClusterState:
         self.myself = myself
         self.nodes: dict[str, ClusterNode] = {myself.id: myself}
         self.owners: list[ClusterNode | None] = [None] * CLUSTER_SLOTS
+        # Slots whose owner stopped claiming them in its PINGs (bound until someone claims them).
+        self.not_claiming = bytearray(CLUSTER_SLOTS)
         self.migrating: dict[int, ClusterNode] = {}
         self.importing: dict[int, ClusterNode] = {}
         self.current_epoch = 0
         self.last_vote_epoch = 0
         self.ok = False  # cluster_state
+        self.first_update = 0  # unix ms of the first state evaluation with the bus running
+        self.among_minority_time = 0  # unix ms we last saw a minority of masters reachable
         self.assigned = 0  # slots with an owner
         self.size = 1  # masters serving at least one slot (Redis starts at 1 until computed)
         self.blacklist: dict[str, float] = {}  # FORGotten node id -> unix s when it may return
@@ -198,10 +211,13 @@ class ClusterState:
             return
         if old is not None:
             old.num_slots -= 1
+            old.slots[slot >> 3] &= ~(1 << (slot & 7))
         else:
             self.assigned += 1
         self.owners[slot] = node
+        self.not_claiming[slot] = 0
         node.num_slots += 1
+        node.slots[slot >> 3] |= 1 << (slot & 7)
         self._runs = self._slot_runs = None
 
     def unbind(self, slot: int) -> None:
@@ -209,8 +225,10 @@ class ClusterState:
         if old is None:
             return
         old.num_slots -= 1
+        old.slots[slot >> 3] &= ~(1 << (slot & 7))
         self.assigned -= 1
         self.owners[slot] = None
+        self.not_claiming[slot] = 0
         self._runs = self._slot_runs = None
 
     def slot_runs(self) -> list[tuple[int, int, ClusterNode]]:
@@ -264,8 +282,17 @@ class ClusterState:
 
     # -- health ------------------------------------------------------------------
 
-    def update_state(self, require_full_coverage: bool) -> None:
-        """clusterUpdateState without the start-up and rejoin delays (no partitions without a bus)."""
+    def update_state(self, require_full_coverage: bool, now: int = 0, rejoin_delay: int = 0) -> bool:
+        """clusterUpdateState; True when cluster_state changed.
+
+        With ``now`` (unix ms, the bus is running) Redis's delays apply to a master: it stays
+        ``fail`` for 2 s after the first evaluation, and for ``rejoin_delay`` ms after it was
+        last in a minority partition."""
+        if now:
+            if not self.first_update:
+                self.first_update = now
+            if self.myself.is_master and not self.ok and now - self.first_update < WRITABLE_DELAY_MS:
+                return False
         ok = not require_full_coverage or self.assigned == CLUSTER_SLOTS
         size = reachable = 0
         for node in self.nodes.values():
@@ -278,7 +305,13 @@ class ClusterState:
         self.size = size
         if reachable < size // 2 + 1:
             ok = False
+            self.among_minority_time = now
+        if ok == self.ok:
+            return False
+        if ok and now and self.myself.is_master and now - self.among_minority_time < rejoin_delay:
+            return False
         self.ok = ok
+        return True
 
     # -- reset -------------------------------------------------------------------
 

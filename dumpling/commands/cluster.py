@@ -7,44 +7,32 @@ rewrites it after every change (once per event-loop pass, like Redis's beforeSle
 indexes DB 0's keys per slot, and answers ``check(client, cmd, argv)`` with Redis's
 ``getNodeByQuery`` rules (``dumpling.cluster.routing``).
 
-There is no cluster bus yet.  Topology is described by nodes.conf files or applied by
-commands sent to each node, exactly as ``redis-cli --cluster reshard`` drives a real
-cluster (SETSLOT on both sides, GETKEYSINSLOT, MIGRATE ... KEYS, SETSLOT NODE on every
-master).  ``CLUSTER MEET ip port`` stands in for the bus handshake: the new node is
-added in ``handshake`` state and a background task asks it for its CLUSTER NODES over
-its client port; its id, role, epoch and the slots it claims (those that are unassigned
-here or owned by a node with an older config epoch, never slots this node owns) are
-then adopted.  The peer does not learn about this node from that: MEET each pair.
-Without a bus there is no failure detection, so there are no PFAIL/FAIL transitions,
-no start-up/rejoin delays for ``cluster_state``, no replica promotion, and a master
-that gives away its last slot stays an (empty) master.
+The cluster bus (``dumpling.cluster.bus``, ``runtime.bus``) joins nodes: ``CLUSTER MEET``
+adds a node in ``handshake`` state and the bus completes the handshake, gossips the
+other nodes, propagates slot ownership by config epoch, detects failures and runs
+replica elections.  Replicas replicate through ``server.replication`` (the same
+PSYNC link REPLICAOF uses).
 
-Must not: block the event loop (MEET's exchange is a task), or touch keys itself
-(slots never move keys; MIGRATE does that).
+Must not: block the event loop, or touch keys itself (slots never move keys; MIGRATE
+does that), except the keys of a slot lost to a newer configuration (the bus asks).
 """
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import os
-import socket
 import time
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-import hiredis
-
+from dumpling.cluster.bus import MAX_REJOIN_DELAY, MIN_REJOIN_DELAY, ClusterBus
 from dumpling.cluster.nodes import (
     FAIL,
     HANDSHAKE,
-    MASTER,
     MEET,
+    NOFAILOVER,
     PFAIL,
-    SLAVE,
     ClusterNode,
     ClusterState,
-    is_node_id,
     now_ms,
     random_node_id,
 )
@@ -92,7 +80,7 @@ class ClusterRuntime:
         self._save_scheduled = False
         self._fsync = False
         self.last_asking_client: Any = None  # the client whose ASKING flag the last check consumed
-        self.handshakes: dict[str, asyncio.Task[None]] = {}  # handshake node id -> MEET task
+        self.bus: ClusterBus | None = None  # set by setup; None in pure unit tests
         self.refresh_myself()
         state.update_state(self.config["cluster-require-full-coverage"])
 
@@ -127,6 +115,7 @@ class ClusterRuntime:
             readonly_client=client.readonly_cluster,
             is_migrate=name == "migrate",
             allow_reads_when_down=self.config["cluster-allow-reads-when-down"],
+            allow_pubsubshard_when_down=self.config["cluster-allow-pubsubshard-when-down"],
         )
 
     def key_exists(self, key: bytes) -> bool:
@@ -153,7 +142,10 @@ class ClusterRuntime:
 
     def changed(self, *, fsync: bool = False) -> None:
         """The state changed: recompute cluster_state now, save the file once this loop pass."""
-        self.state.update_state(self.config["cluster-require-full-coverage"])
+        if self.bus is not None and self.server.loop is not None:
+            self.update_state()
+        else:
+            self.state.update_state(self.config["cluster-require-full-coverage"])
         self._fsync = self._fsync or fsync
         loop = self.server.loop
         if loop is None:
@@ -182,9 +174,14 @@ class ClusterRuntime:
         if cfg["cluster-announce-ip"]:
             me.ip = cfg["cluster-announce-ip"]
         me.hostname = cfg["cluster-announce-hostname"]
+        me.human_nodename = cfg["cluster-announce-human-nodename"]
+        if cfg["cluster-replica-no-failover"]:
+            me.flags |= NOFAILOVER
+        else:
+            me.flags &= ~NOFAILOVER
 
     def config_changed(self, name: str) -> None:
-        if name.startswith("cluster-announce-"):
+        if name.startswith("cluster-announce-") or name == "cluster-replica-no-failover":
             self.refresh_myself()
             self.changed()
         elif name == "cluster-require-full-coverage":
@@ -195,17 +192,8 @@ class ClusterRuntime:
         self.db.slot_index = SlotIndex(self.db.data)
 
     def cron(self) -> None:
-        """Drop handshake nodes that did not complete in time (max(node-timeout, 1 s)), and
-        redirect clients blocked on keys whose slot is no longer served here."""
-        limit = max(self.config["cluster-node-timeout"], HANDSHAKE_MIN_MS)
-        now = now_ms()
-        for node in list(self.state.nodes.values()):
-            if node.in_handshake and now - node.ctime > limit:
-                task = self.handshakes.pop(node.id, None)
-                if task is not None:
-                    task.cancel()
-                self.state.delete_node(node)
-                self.changed()
+        """Redirect clients blocked on keys whose slot is no longer served here (the bus has
+        its own 100 ms cron for everything else)."""
         for client in list(self.server.clients.values()):
             blocked = client.blocked
             if blocked is not None and blocked.keys:
@@ -230,123 +218,107 @@ class ClusterRuntime:
             return DOWN_UNBOUND if owner is None else f"MOVED {slot} {self.endpoint(owner)}"
         return None
 
-    # -- MEET over the client port ---------------------------------------------------
+    # -- the bus's hooks ---------------------------------------------------------------
 
     def start_handshake(self, ip: str, port: int, cport: int) -> None:
+        """clusterStartHandshake: a node in ``handshake,meet`` the bus cron will connect to."""
         state = self.state
         for node in state.nodes.values():
             if node.in_handshake and (node.ip, node.port, node.cport) == (ip, port, cport):
                 return  # already in progress
-        node = state.add_node(ClusterNode(random_node_id(), flags=HANDSHAKE | MEET, ip=ip, port=port, cport=cport))
-        loop = self.server.loop
-        if loop is not None:
-            self.handshakes[node.id] = loop.create_task(self._handshake(node))
+        state.add_node(ClusterNode(random_node_id(), flags=HANDSHAKE | MEET, ip=ip, port=port, cport=cport))
 
-    async def _handshake(self, node: ClusterNode) -> None:
-        """Ask the new node who it is (CLUSTER NODES on its client port) until the handshake times out."""
-        try:
-            while node.in_handshake and node.id in self.state.nodes:
-                try:
-                    reply, local_ip, shard_id = await self._fetch_nodes(node.ip, node.port)
-                except (OSError, TimeoutError, hiredis.ProtocolError, ValueError) as e:
-                    self.server.log("verbose", f"MEET {node.ip}:{node.port}: {type(e).__name__}: {e}")
-                    await asyncio.sleep(0.1)
-                    continue
-                self._complete_handshake(node, reply, local_ip, shard_id)
-                return
-        finally:
-            self.handshakes.pop(node.id, None)
-
-    async def _fetch_nodes(self, ip: str, port: int) -> tuple[str, str, str]:
-        loop = asyncio.get_running_loop()
-        timeout = max(self.config["cluster-node-timeout"], HANDSHAKE_MIN_MS) / 1000
-        family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setblocking(False)
-        try:
-            async with asyncio.timeout(timeout):
-                await loop.sock_connect(sock, (ip, port))
-                request = b""
-                if self.config["masterauth"]:
-                    user = self.config["masteruser"]
-                    auth = [b"AUTH", user.encode(), self.config["masterauth"].encode()] if user else [
-                        b"AUTH", self.config["masterauth"].encode()]
-                    request += _multibulk(auth)
-                request += _multibulk([b"CLUSTER", b"NODES"]) + _multibulk([b"CLUSTER", b"MYSHARDID"])
-                await loop.sock_sendall(sock, request)
-                reader = hiredis.Reader()
-                replies: list[Any] = []
-                wanted = 3 if self.config["masterauth"] else 2
-                while len(replies) < wanted:
-                    data = await loop.sock_recv(sock, 65536)
-                    if not data:
-                        raise ConnectionError("connection closed")
-                    reader.feed(data)
-                    while (item := reader.gets()) is not False:
-                        replies.append(item)
-            local_ip = sock.getsockname()[0]
-        finally:
-            sock.close()
-        reply, shard_id = replies[-2:]
-        if not isinstance(reply, bytes):
-            raise ValueError(f"CLUSTER NODES answered {reply!r}")
-        shard = shard_id.decode() if isinstance(shard_id, bytes) and is_node_id(shard_id.decode()) else ""
-        return reply.decode("utf-8", "surrogateescape"), local_ip, shard  # Redis 7.0 has no MYSHARDID: ""
-
-    def _complete_handshake(self, node: ClusterNode, nodes_text: str, local_ip: str, shard_id: str) -> None:
+    def update_state(self) -> None:
+        """clusterUpdateState with Redis's start-up and rejoin delays (the bus is running)."""
+        timeout = self.config["cluster-node-timeout"]
+        rejoin = min(max(timeout, MIN_REJOIN_DELAY), MAX_REJOIN_DELAY)
         state = self.state
+        if state.update_state(self.config["cluster-require-full-coverage"], now_ms(), rejoin):
+            self.server.log("notice" if state.ok else "warning", f"Cluster state changed: {'ok' if state.ok else 'fail'}")
+
+    async def start_bus(self) -> bool:
+        """A startup task: listen on the bus port; a replica in nodes.conf replicates again."""
+        assert self.bus is not None
+        if not await self.bus.start():
+            return False
+        me = self.state.myself
+        if me.is_replica and me.master is not None:
+            self.replicate_from(me.master)
+        self.update_state()
+        return True
+
+    def save_now(self, fsync: bool = False) -> None:
+        self._fsync = self._fsync or fsync
+        self.save_or_die()
+
+    def update_shard_id(self, node: ClusterNode, shard_id: str) -> None:
+        """updateShardId: a node and its replicas (or its master's shard) move to ``shard_id``."""
+        state = self.state
+        node.shard_id = shard_id
+        for replica in node.replicas:
+            replica.shard_id = shard_id
         me = state.myself
-        if not me.ip and not self.config["cluster-announce-ip"]:
-            me.ip = local_ip  # as Redis learns its own address from a MEET's socket
-        peer = next((line.split(" ") for line in nodes_text.split("\n") if " myself" in line), None)
-        if peer is None or len(peer) < 8 or not is_node_id(peer[0]) or node.id not in state.nodes:
-            state.delete_node(node)
-            self.changed()
-            return
-        peer_id = peer[0]
-        known = state.lookup(peer_id)
-        if known is not None and known is not node:
-            state.delete_node(node)  # a node we already know (or ourselves): the handshake node goes
-            if known is not me:
-                known.ip, known.port, known.cport = node.ip, node.port, node.cport
-            self.changed()
-            return
-        state.rename_node(node, peer_id)
-        node.flags &= ~(HANDSHAKE | MEET)
-        flags = peer[2].split(",")
-        node.flags |= SLAVE if "slave" in flags else MASTER
-        address = peer[1].split(",")
-        node.hostname = address[1] if len(address) > 1 else ""
-        bus = address[0].rpartition("@")[2]
-        if bus.isdigit():
-            node.cport = int(bus)
-        node.config_epoch = int(peer[6]) if peer[6].isdigit() else 0
-        node.pong_received = now_ms()
-        if shard_id:
-            node.shard_id = shard_id
-        if node.is_replica and peer[3] != "-" and is_node_id(peer[3]):
-            state.set_master(node, state.placeholder(peer[3]))
-        if node.is_master:
-            for token in peer[8:]:
-                if token.startswith("["):
-                    continue
-                first, _, last = token.partition("-")
-                if not first.isdigit() or (last and not last.isdigit()):
-                    continue
-                for slot in range(int(first), int(last or first) + 1):
-                    if not 0 <= slot < CLUSTER_SLOTS or slot in state.importing:
-                        continue
-                    owner = state.owners[slot]
-                    if owner is None or (owner is not me and owner.config_epoch < node.config_epoch):
-                        state.bind(slot, node)
-        state.current_epoch = max(state.current_epoch, node.config_epoch)
-        self.server.log("notice", f"Handshake with {node.ip}:{node.port} completed: node {peer_id}")
+        if me.is_replica and me.master is node and me.shard_id != shard_id:
+            me.shard_id = shard_id
         self.changed()
 
+    def delete_keys_in_slot(self, slot: int) -> None:
+        """delKeysInSlot: the keys of a slot lost to a newer configuration go (as DELs)."""
+        db = self.db
+        for key in db.slot_index.keys(slot, db.slot_index.count(slot)):
+            if db.delete(key):
+                self.server.keyspace.changed(db, key, b"del", "g")
 
-def _multibulk(args: Iterable[bytes]) -> bytes:
-    items = list(args)
-    return b"*%d\r\n" % len(items) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in items)
+    # -- replicas ------------------------------------------------------------------------
+
+    def set_my_master(self, master: ClusterNode | None) -> None:
+        """clusterSetMaster / becoming a master: the node table and the replication link."""
+        state = self.state
+        me = state.myself
+        replication = self.server.replication
+        if master is None:
+            if me.is_replica:
+                state.set_master(me, None)
+                replication.unset_master()
+            self.changed(fsync=True)
+            return
+        if me.is_master:
+            for slot in state.node_slots(me):
+                state.unbind(slot)
+            state.migrating.clear()
+            state.importing.clear()
+        state.set_master(me, master)
+        me.shard_id = master.shard_id
+        self.replicate_from(master)
+        if self.bus is not None:
+            self.bus.reset_manual_failover()
+        self.changed(fsync=True)
+
+    def replicate_from(self, master: ClusterNode) -> None:
+        if master.ip and master.port:
+            self.server.replication.set_master(master.ip, master.port)
+
+    def replicating(self) -> bool:
+        return self.server.replication.link is not None
+
+    def master_link_down_ms(self) -> int:
+        """How long the replica has had no data from its master (ms)."""
+        link = self.server.replication.link
+        if link is None:
+            return 0
+        if link.state == "connected":
+            return int((time.time() - link.last_io) * 1000)
+        since = link.down_since or link.last_io
+        return int((time.time() - since) * 1000)
+
+    def replica_offset(self) -> int:
+        return self.server.replication.offset
+
+    def pause_writes(self, duration_ms: int) -> None:
+        self.server.client_pause.pause(now_ms() + duration_ms, False)
+
+    def unpause_writes(self) -> None:
+        self.server.client_pause.unpause()
 
 
 # ----------------------------------------------------------------------------- setup
@@ -394,6 +366,8 @@ def setup(server: Server) -> None:
     db.slot_index = SlotIndex(db.data)
     cfg.listeners.append(runtime.config_changed)
     server.cron_hooks.append(runtime.cron)
+    runtime.bus = ClusterBus(runtime)
+    server.startup_tasks.append(runtime.start_bus)
     server.cluster = runtime
 
 
@@ -882,9 +856,9 @@ def cluster_forget(c: Any, argv: list[bytes]) -> Any:
         raise CommandError("I tried hard but I can't forget myself...")
     if state.myself.is_replica and state.myself.master is node:
         raise CommandError("Can't forget my master!")
-    task = rt.handshakes.pop(node.id, None)
-    if task is not None:
-        task.cancel()
+    if rt.bus is not None:
+        rt.bus.free_link(node.link)
+        rt.bus.free_link(node.inbound_link)
     state.forget(node, now)
     rt.changed()
     return OK
@@ -905,9 +879,17 @@ def cluster_reset(c: Any, argv: list[bytes]) -> Any:
         hard = word == b"hard"
     if rt.state.myself.is_master and len(rt.db):
         raise CommandError("CLUSTER RESET can't be called with master nodes containing keys")
-    for task in rt.handshakes.values():
-        task.cancel()
-    rt.handshakes.clear()
+    me = rt.state.myself
+    if me.is_replica:
+        rt.set_my_master(None)  # stops replicating; Redis then empties the dataset
+        for db in c.server.keyspace.dbs:
+            db.clear()
+    if rt.bus is not None:
+        rt.bus.reset_manual_failover()
+        for node in list(rt.state.nodes.values()):
+            if node is not me:
+                rt.bus.free_link(node.link)
+                rt.bus.free_link(node.inbound_link)
     rt.state.reset(hard)
     rt.changed(fsync=True)
     return OK
@@ -972,8 +954,17 @@ def cluster_count_failure_reports(c: Any, argv: list[bytes]) -> Any:
          complexity="O(N) where N is the total number of Cluster nodes",
          summary="Returns a list of all TCP links to and from peer nodes.")
 def cluster_links(c: Any, argv: list[bytes]) -> Any:
-    _runtime(c)
-    return []  # no cluster bus, so no links yet
+    rt = _runtime(c)
+    reply = []
+    for node in rt.state.nodes.values():
+        for direction, link in ((b"to", node.link), (b"from", node.inbound_link)):
+            if link is None or link.transport is None:
+                continue
+            buffered = link.transport.get_write_buffer_size()
+            reply.append(Map([(b"direction", direction), (b"node", node.id.encode()), (b"create-time", link.ctime),
+                              (b"events", b"rw" if buffered else b"r"), (b"send-buffer-allocated", buffered),
+                              (b"send-buffer-used", buffered)]))
+    return reply
 
 
 def _replicas(c: Any, argv: list[bytes]) -> Any:
@@ -999,22 +990,48 @@ def cluster_slaves(c: Any, argv: list[bytes]) -> Any:
     return _replicas(c, argv)
 
 
-NO_REPLICATION = "CLUSTER {} is not supported: dumpling has no replication (and no cluster bus) yet"
-
-
 @command("cluster|replicate", 3, ADMIN, **CL, since="3.0.0", args="node-id:string",
          summary="Configure a node as replica of a master node.")
 def cluster_replicate(c: Any, argv: list[bytes]) -> Any:
-    _runtime(c)
-    raise CommandError(NO_REPLICATION.format("REPLICATE"))
+    rt = _runtime(c)
+    state = rt.state
+    node = _node_arg(rt, argv[2])
+    if node is None:
+        raise CommandError(f"Unknown node {_text(argv[2])}")
+    me = state.myself
+    if node is me:
+        raise CommandError("Can't replicate myself")
+    if node.is_replica:
+        raise CommandError("I can only replicate a master, not a replica.")
+    if me.is_master and (me.num_slots or len(rt.db)):
+        raise CommandError("To set a master the node must be empty and without assigned slots.")
+    rt.set_my_master(node)
+    return OK
 
 
 @command("cluster|failover", -2, ADMIN, **CL, since="3.0.0", args="[options=(FORCE | TAKEOVER)]",
          summary="Forces a replica to perform a manual failover of its master.")
 def cluster_failover(c: Any, argv: list[bytes]) -> Any:
-    _runtime(c)
+    rt = _runtime(c)
     if len(argv) > 3:
         raise _bad_arity(argv)
-    if len(argv) == 3 and argv[2].lower() not in (b"force", b"takeover"):
-        raise CommandError(SYNTAX)
-    raise CommandError(NO_REPLICATION.format("FAILOVER"))
+    force = takeover = False
+    if len(argv) == 3:
+        word = argv[2].lower()
+        if word == b"force":
+            force = True
+        elif word == b"takeover":
+            force = takeover = True
+        else:
+            raise CommandError(SYNTAX)
+    me = rt.state.myself
+    if me.is_master:
+        raise CommandError("You should send CLUSTER FAILOVER to a replica")
+    master = me.master
+    if master is None:
+        raise CommandError("I'm a replica but my master is unknown to me")
+    if not force and (master.failed or master.link is None):
+        raise CommandError("Master is down or failed, please use CLUSTER FAILOVER FORCE")
+    assert rt.bus is not None
+    rt.bus.start_manual_failover(force, takeover)
+    return OK

@@ -332,7 +332,10 @@ def sunsubscribe(c: Any, argv: list[bytes]) -> Any:
                     "number of subscribed patterns (by any client).",
          args="channel:string message:string")
 def publish(c: Any, argv: list[bytes]) -> Any:
-    return c.server.pubsub.publish(argv[1], argv[2])
+    receivers = c.server.pubsub.publish(argv[1], argv[2])
+    if c.server.cluster is not None:
+        c.server.cluster.bus.propagate_publish(argv[1], argv[2])  # every node's subscribers get it
+    return receivers
 
 
 @command("spublish", 3, "pubsub loading stale fast may_replicate", (1, 1, 1), **PS, since="7.0.0", key_flags="not_key",
@@ -340,7 +343,10 @@ def publish(c: Any, argv: list[bytes]) -> Any:
          complexity="O(N) where N is the number of clients subscribed to the receiving shard channel.",
          args="shardchannel:string message:string")
 def spublish(c: Any, argv: list[bytes]) -> Any:
-    return c.server.pubsub.publish(argv[1], argv[2], shard=True)
+    receivers = c.server.pubsub.publish(argv[1], argv[2], shard=True)
+    if c.server.cluster is not None:
+        c.server.cluster.bus.propagate_publish(argv[1], argv[2], shard=True)  # the nodes of this shard
+    return receivers
 
 
 # ----------------------------------------------------------------------------- PUBSUB

@@ -170,8 +170,9 @@ class Propagator:
         wrote = self.server.keyspace.dirty != before
         if wrote and cmd.is_write and not (cmd.key_specs or cmd.movable or cmd.first_key):
             self.keyless.append((client.db.index, argv))  # FLUSHALL, FLUSHDB, SWAPDB, FUNCTION ...
-        elif cmd.name in _PUBLISHERS and self.replication_sinks and type(reply) is int:
-            self.published.append((client.db.index, argv))  # subscribers of replicas get it too
+        elif cmd.name in _PUBLISHERS and self.replication_sinks and type(reply) is int and self.server.cluster is None:
+            # subscribers of replicas get it too (in cluster mode the cluster bus carries it instead)
+            self.published.append((client.db.index, argv))
         if self.depth == 0:
             if cmd.name in _BLOCKING and type(reply).__name__ == "Blocked":  # (dispatch.Blocked; no import cycle)
                 self._remember_blocked(client, reply, argv)
