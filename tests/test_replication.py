@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.servers import ServerProcess, require_redis, start_dumpling, start_redis
+from tests.servers import RawConnection, ServerProcess, encode_command, require_redis, start_dumpling, start_redis
 
 FAST_SYNC = ("--repl-diskless-sync-delay", "0")
 
@@ -844,3 +844,57 @@ def test_replica_stuck_during_diskless_transfer_times_out() -> None:
         wait_until(lambda: m.info("replication")["connected_slaves"] == 0, what="dropped")
         sock.close()
         assert m.ping()
+
+
+# -- the stream's bytes ---------------------------------------------------------------------------
+
+
+def _attach_as_replica(server: ServerProcess) -> RawConnection:
+    """A raw replica (PSYNC without capa eof: a disk-based transfer); returns the socket
+    with the RDB read, so what follows is the command stream."""
+    conn = RawConnection(server.port)
+    assert conn.call("REPLCONF", "listening-port", "1") == b"+OK\r\n"
+    conn.send(b"PSYNC ? -1\r\n")
+    while b"\r\n" not in conn.buf or not conn.buf.lstrip(b"\n").startswith(b"+FULLRESYNC"):
+        conn.buf += conn.sock.recv(65536)
+    conn.buf = conn.buf.lstrip(b"\n")
+    conn.buf = conn.buf[conn.buf.index(b"\r\n") + 2:]
+    while not conn.buf.lstrip(b"\n").startswith(b"$") or b"\r\n" not in conn.buf:
+        conn.buf += conn.sock.recv(65536)  # (newlines keep the link alive while the RDB is made)
+    conn.buf = conn.buf.lstrip(b"\n")
+    head, _, rest = conn.buf.partition(b"\r\n")
+    size = int(head[1:])
+    while len(rest) < size:
+        rest += conn.sock.recv(65536)
+    conn.buf = rest[size:]
+    return conn
+
+
+def _stream_after(server: ServerProcess, requests: bytes) -> bytes:
+    with _attach_as_replica(server) as replica, RawConnection(server.port) as writer:
+        writer.send(requests)
+        replies = b""
+        while replies.count(b"\r\n") < requests.count(b"*"):
+            replies += writer.sock.recv(65536)
+        return replica.read_all(0.5)
+
+
+@pytest.mark.parametrize("appendonly", ["no", "yes"])
+def test_pipelined_stream_is_byte_identical_to_redis(appendonly: str) -> None:
+    """One pipelined read of plain writes (the C request loop with propagation hooks):
+    commands as sent, SELECT where the database changes - the replicas' stream byte for
+    byte as Redis 7.0 sends it, with the AOF sharing the encoding or not."""
+    require_redis()
+    commands: list[tuple[bytes | str | int, ...]] = [
+        ("SET", "a", "1"), ("set", "b", "x" * 300), ("INCR", "a"), ("LPUSH", "l", "1", "2"), ("HSET", "h", "f", "v"),
+        ("SELECT", "3"), ("SET", "a", "db3"), ("SADD", "s", "m"), ("ZADD", "z", "1", "m"), ("DEL", "nothing"),
+        ("MSET", "k1", "v1", "k2", "v2"), ("SELECT", "0"), ("SET", "t", "1"), ("INCR", "t"),
+        ("APPEND", "b", "tail"), ("RPOP", "l"), ("SET", "a", "2"), ("GET", "a"), ("SETNX", "a", "3"), ("DEL", "a"),
+    ]
+    requests = b"".join(encode_command(*c) for c in commands)
+    options = ("--repl-ping-replica-period", "3600")
+    with servers(lambda: start_redis(*options), lambda: start_dumpling(*options, "--appendonly", appendonly)) as (
+            redis_master, dumpling_master):
+        expected = _stream_after(redis_master, requests)
+        assert expected.startswith(b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*3\r\n$3\r\nSET\r\n$1\r\na\r\n")
+        assert _stream_after(dumpling_master, requests) == expected

@@ -35,7 +35,7 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from dumpling.persistence.aofrewrite import timestamp_annotation, write_command_base
-from dumpling.persistence.propagation import Record, encode_records
+from dumpling.persistence.propagation import Record
 from dumpling.persistence.rdb import RdbError
 from dumpling.persistence.snapshots import run_forked_child, run_to_end
 
@@ -172,8 +172,15 @@ class AppendOnly:
             if self.cur_timestamp < now:  # genAofTimestampAnnotationIfNeeded: once per second
                 self.cur_timestamp = now
                 out = timestamp_annotation(now)
-        data, self.db = encode_records(records, self.db)
+        data, self.db = self.propagator.encode(records, self.db)
         self._write(out + data if out else data)
+
+    def _emit_one(self, db_index: int, argv: list[bytes], wire: bytes, client: Any = None) -> None:
+        """The sink's short way: one command propagated as sent, ``wire`` its encoding."""
+        if db_index != self.db or self.fd < 0 or self.server.config["aof-timestamp-enabled"]:
+            self._emit([(db_index, argv)], client)  # (a SELECT or a #TS annotation goes first)
+            return
+        self._write(wire)
 
     def _write(self, data: bytes) -> None:
         self.pending += data
@@ -262,11 +269,11 @@ class AppendOnly:
 
     def _hook(self, on: bool) -> None:
         if on:
-            self.propagator.attach(self._emit)
+            self.propagator.attach(self._emit, one=self._emit_one)
         else:
             self.propagator.detach(self._emit)
         self.enabled = on
-        self.snapshots.refresh_gate()  # while on, every command goes through Server.call
+        self.snapshots.refresh_gate()
 
     def _open_incr(self, seq: int) -> str:
         name = f"{self.server.config['appendfilename']}.{seq}.incr.aof"

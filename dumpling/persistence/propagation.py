@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 Record = tuple[int, list[bytes]]
 # A sink gets the records of one call and the client that made it (None: expiry, eviction).
 Sink = Callable[[list[Record], Any], None]
+# A sink's short way for the common call, one command propagated as sent: (db index, argv,
+# argv already encoded without SELECT, client).  Encoded once for all sinks.
+OneSink = Callable[[int, list[bytes], bytes, Any], None]
 
 # Deterministic given the dataset, and writing only the keys named in their arguments.
 VERBATIM = frozenset({
@@ -84,13 +87,23 @@ def encode_records(records: list[Record], selected: int) -> tuple[bytes, int]:
     return bytes(out), selected
 
 
+def _as_batch(sink: Sink) -> OneSink:
+    """The short way of a sink that has none: a batch of one record."""
+    def one(db_index: int, argv: list[bytes], wire: bytes, client: Any) -> None:
+        sink([(db_index, argv)], client)
+    return one
+
+
 class Propagator:
     """Turns calls into records and fans them out to the attached sinks."""
 
     def __init__(self, server: Server) -> None:
         self.server = server
+        self.keyspace = server.keyspace
         self.sinks: list[Sink] = []
         self.replication_sinks: list[Sink] = []
+        self._one_ways: dict[Sink, OneSink] = {}
+        self._ones: list[OneSink] = []  # each sink's short way, in the order of ``sinks``
         self.published: list[Record] = []  # PUBLISH/SPUBLISH of this call: for replicas only, as Redis does
         self.depth = 0
         self.dirty_marks: list[int] = []
@@ -105,13 +118,23 @@ class Propagator:
         self.served_marks = (0, 0)
         # client id -> (Blocked, argv, db index) of its call that blocked
         self.blocked_calls: dict[int, tuple[Any, list[bytes], int]] = {}
+        # command name -> how its argv may be propagated as sent (see _verbatim_kind)
+        self._verbatim_kinds: dict[str, int] = {}
+        # The batch being handed to the sinks and its wire form (see ``encode``): encoded
+        # once, whatever the number of sinks that share its SELECT state.
+        self._batch: list[Record] | None = None
+        self._batch_wire: tuple[int, bytes, int] = (-2, b"", -1)
 
     # -- sinks --------------------------------------------------------------------------------------
 
-    def attach(self, sink: Sink, replication: bool = False) -> None:
-        """``replication``: the sink also gets what only replicas receive (PUBLISH)."""
+    def attach(self, sink: Sink, replication: bool = False, one: OneSink | None = None) -> None:
+        """``replication``: the sink also gets what only replicas receive (PUBLISH).
+        ``one``: its short way for a single command propagated as sent (else it gets that
+        as a batch of one record)."""
         if sink not in self.sinks:
             self.sinks.append(sink)
+        if one is not None:
+            self._one_ways[sink] = one
         if replication and sink not in self.replication_sinks:
             self.replication_sinks.append(sink)
         self._install()
@@ -122,10 +145,12 @@ class Propagator:
             self.sinks.remove(sink)
         if sink in self.replication_sinks:
             self.replication_sinks.remove(sink)
+        self._one_ways.pop(sink, None)
         self._install()
 
     def _install(self) -> None:
         on = bool(self.sinks) and not self._suspended
+        self._ones = [self._one_ways.get(sink) or _as_batch(sink) for sink in self.sinks]
         server = self.server
         server.call_hooks = self if on else None
         server.keyspace.change_hook = self.changed if on else None
@@ -150,6 +175,18 @@ class Propagator:
             self._suspended -= 1
             self._install()
 
+    def encode(self, records: list[Record], selected: int) -> tuple[bytes, int]:
+        """``encode_records`` for a sink: the batch being emitted is encoded once and the
+        same bytes go to every sink whose stream has the same database SELECTed."""
+        if records is self._batch:
+            wire = self._batch_wire
+            if wire[0] == selected:
+                return wire[1], wire[2]
+            data, after = encode_records(records, selected)
+            self._batch_wire = (selected, data, after)
+            return data, after
+        return encode_records(records, selected)
+
     # -- the hooks ----------------------------------------------------------------------------------
 
     def begin(self, client: Any, cmd: Any, argv: list[bytes]) -> None:
@@ -159,15 +196,30 @@ class Propagator:
             if self.served_touched:
                 self._finish_served()
             self.outer = (client, cmd, argv, client.db.index)
-        self.dirty_marks.append(self.server.keyspace.dirty)
+        self.dirty_marks.append(self.keyspace.dirty)
         self.depth += 1
 
     def end(self, client: Any, cmd: Any, argv: list[bytes], reply: Any = None) -> None:
-        if not self.dirty_marks:
+        marks = self.dirty_marks
+        if not marks:
             return  # began before the first sink was attached (CONFIG SET appendonly yes)
         self.depth -= 1
-        before = self.dirty_marks.pop()
-        wrote = self.server.keyspace.dirty != before
+        wrote = self.keyspace.dirty != marks.pop()
+        if self.depth == 0 and wrote and len(self.touched) == 1 and not self.keyless and not self.published:
+            # The common case, kept short: an outermost call that wrote one key of its own
+            # and is propagated as sent (SET k v, LPUSH k ..., INCR k ...).
+            kind = self._verbatim_kinds.get(cmd.name)
+            if kind is None:
+                kind = self._verbatim_kind(cmd)
+            if kind == 1 and (cmd.name != "set" or len(argv) == 3):
+                outer = self.outer
+                item = (outer[3], argv[1])  # type: ignore[index]
+                if item in self.touched:
+                    self.outer, self.touched = None, {}
+                    wire = encode_request(argv)
+                    for one in self._ones:
+                        one(item[0], argv, wire, client)
+                    return
         if wrote and cmd.is_write and not (cmd.key_specs or cmd.movable or cmd.first_key):
             self.keyless.append((client.db.index, argv))  # FLUSHALL, FLUSHDB, SWAPDB, FUNCTION ...
         elif cmd.name in _PUBLISHERS and self.replication_sinks and type(reply) is int and self.server.cluster is None:
@@ -259,8 +311,10 @@ class Propagator:
             if served is not None and served.blocked is not None:
                 self._served_change(served.blocked, item)
                 return
-        self.touched.pop(item, None)
-        self.touched[item] = None  # last touch last: images follow keyless records anyway
+        touched = self.touched
+        if item in touched:
+            del touched[item]
+        touched[item] = None  # last touch last: images follow keyless records anyway
         if self.depth == 0 and not self._settle_scheduled:
             loop = self.server.loop
             if loop is not None:  # expiry/eviction outside a command: out on the next loop pass
@@ -284,8 +338,13 @@ class Propagator:
                     sink(records, client)
             return
         if records:
-            for sink in self.sinks:
-                sink(records, client)
+            self._batch = records
+            try:
+                for sink in self.sinks:
+                    sink(records, client)
+            finally:
+                self._batch = None
+                self._batch_wire = (-2, b"", -1)
 
     def _finish_outer(self, wrote: bool, reply: Any) -> None:
         outer, touched, keyless = self.outer, self.touched, self.keyless
@@ -320,6 +379,19 @@ class Propagator:
         """Changes made outside any command (expiry, eviction, blocked clients served)."""
         touched, self.touched = self.touched, {}
         self._emit([self._image(db, key) for db, key in touched], None)
+
+    def _verbatim_kind(self, cmd: Any) -> int:
+        """0: not propagated as sent; 1: as sent, and its one key is argv[1] (SET k v, INCR,
+        LPUSH ...); 2: as sent when every key it wrote is one of its arguments (MSET, DEL ...)."""
+        name = cmd.name
+        if name != "set" and name not in VERBATIM:
+            kind = 0
+        elif cmd.getkeys is None and not cmd.movable and cmd.first_key == 1 and cmd.last_key == 1:
+            kind = 1
+        else:
+            kind = 2
+        self._verbatim_kinds[name] = kind
+        return kind
 
     def _verbatim(self, cmd: Any, argv: list[bytes], db_index: int, touched: dict[tuple[int, bytes], None]) -> bool:
         name = cmd.name

@@ -215,7 +215,7 @@ class Snapshots:
         server = self.server
         aof = getattr(server, "aof", None)
         replication = getattr(server, "replication", None)
-        if (self.loading or self.writes_refused() or (aof is not None and aof.enabled)  # (AOF on: all via call)
+        if (self.loading or self.writes_refused() or (aof is not None and aof.enabled and not aof.write_ok)
                 or (replication is not None and replication.gate_needed())):  # (a replica, or a backlog to feed)
             server.command_gate = self.gate
         elif server.command_gate == self.gate:

@@ -25,7 +25,7 @@ import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
-from dumpling.persistence.propagation import Record, encode_records
+from dumpling.persistence.propagation import Record
 from dumpling.protocol import ErrorReply, encode_request
 from dumpling.replication.backlog import Backlog
 from dumpling.replication.downstream import FullSync, ReplicaConn
@@ -187,6 +187,7 @@ class Replication:
 
     def after_full_sync(self, replid: str, offset: int) -> None:
         """A full sync from the master loaded: its history is ours."""
+        self.flush_stream()  # (the old stream's last bytes, before its backlog goes)
         self.replid = replid
         self.clear_replid2()
         self.offset = offset
@@ -210,7 +211,7 @@ class Replication:
 
     def _attach_sink(self) -> None:
         if not self._sink_attached:
-            self.server.propagator.attach(self._sink, replication=True)  # type: ignore[attr-defined]
+            self.server.propagator.attach(self._sink, replication=True, one=self._sink_one)  # type: ignore[attr-defined]
             self._sink_attached = True
 
     def _detach_sink(self) -> None:
@@ -222,43 +223,63 @@ class Replication:
         """Propagation records of one call (master role)."""
         if self.link is not None or self.backlog is None:
             return
-        data, self.selected = encode_records(records, self.selected)
-        self._feed(data)
+        data, self.selected = self.server.propagator.encode(records, self.selected)  # type: ignore[attr-defined]
+        self._unflushed += data  # (_feed, inlined: this runs for every write)
+        self.offset += len(data)
+        if not self._flush_scheduled:
+            self._schedule_flush()
         if client is not None:
             client.repl_woff = self.offset  # WAIT waits for this much
+
+    def _sink_one(self, db_index: int, argv: list[bytes], wire: bytes, client: Any) -> None:
+        """One command propagated as sent, already encoded (the common write)."""
+        if self.link is not None or self.backlog is None:
+            return
+        if db_index != self.selected:
+            self._sink([(db_index, argv)], client)
+            return
+        self._unflushed += wire
+        self.offset += len(wire)
+        if not self._flush_scheduled:
+            self._schedule_flush()
+        if client is not None:
+            client.repl_woff = self.offset
 
     def proxy(self, data: bytes | bytearray) -> None:
         """Replica role: the master's stream as applied (replicationFeedStreamFromMasterStream)."""
         self.stat_repl_input += len(data)
         if self.backlog is None:
             self.backlog = Backlog(self.server.config["repl-backlog-size"], self.offset)
-        self._feed(bytes(data))
+        self._feed(data)
 
-    def _feed(self, data: bytes) -> None:
-        """Into the backlog now; to the replicas once per event-loop pass (one write each,
-        as Redis writes in beforeSleep)."""
-        backlog = self.backlog
-        assert backlog is not None
-        backlog.append(data)
-        self.offset += len(data)
-        if not self.replicas:
-            return
+    def _feed(self, data: bytes | bytearray) -> None:
+        """The stream of this event-loop pass is one buffer: the backlog and every replica
+        take it as one slice when the pass ends (``flush_stream``, as Redis writes to its
+        replicas in beforeSleep); the offset counts it at once."""
+        assert self.backlog is not None
         self._unflushed += data
+        self.offset += len(data)
         if not self._flush_scheduled:
-            loop = self.server.loop
-            if loop is None:
-                self.flush_stream()
-            else:
-                self._flush_scheduled = True
-                loop.call_soon(self.flush_stream)
+            self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        loop = self.server.loop
+        if loop is None:
+            self.flush_stream()
+        else:
+            self._flush_scheduled = True
+            loop.call_soon(self.flush_stream)
 
     def flush_stream(self) -> None:
-        """Hand the stream bytes of this pass to the replicas (called before any replica
-        changes state, so each gets exactly the bytes after its own starting offset)."""
+        """Hand the stream bytes of this pass to the backlog and the replicas (called before
+        anyone reads the backlog and before any replica changes state, so each gets exactly
+        the bytes after its own starting offset)."""
         self._flush_scheduled = False
         if not self._unflushed:
             return
         data, self._unflushed = bytes(self._unflushed), bytearray()
+        if self.backlog is not None:
+            self.backlog.append(data)
         for replica in self.replicas:
             if replica.closed or replica.rdb_only:
                 continue
@@ -298,8 +319,10 @@ class Replication:
     # -- gates -----------------------------------------------------------------------------------------
 
     def gate_needed(self) -> bool:
-        cfg = self.server.config
-        return self.link is not None or self.backlog is not None or bool(cfg["min-replicas-to-write"])
+        """A replica (READONLY, MASTERDOWN) or min-replicas-to-write (NOREPLICAS).  A master
+        feeding a backlog needs no gate: its propagation hooks already keep every write on
+        the paths that report it."""
+        return self.link is not None or bool(self.server.config["min-replicas-to-write"])
 
     def refusal(self, client: Any, cmd: Any) -> str | None:
         cfg = self.server.config
@@ -598,6 +621,7 @@ class Replication:
         self._refresh_good_replicas()  # refreshGoodSlavesCount: a replica silent for max-lag stops counting
         if (self.link is None and self.backlog is not None and not self.replicas and cfg["repl-backlog-ttl"]
                 and now - self.no_replicas_since > cfg["repl-backlog-ttl"]):
+            self.flush_stream()
             self.change_replid()
             self.clear_replid2()
             self.backlog = None
@@ -635,6 +659,7 @@ class Replication:
     def _config_changed(self, name: str) -> None:
         self.server.keyspace.replica_read_only = bool(self.server.config["replica-read-only"])
         if name == "repl-backlog-size" and self.backlog is not None:
+            self.flush_stream()
             self.backlog.resize(self.server.config["repl-backlog-size"])
         elif name in ("min-replicas-to-write", "min-replicas-max-lag"):
             self._refresh_good_replicas()
@@ -712,6 +737,7 @@ class Replication:
             lag = int(now) - replica.ack_time if replica.state == "online" else 0
             lines.append(f"slave{index}:ip={replica.ip},port={replica.listening_port},state={replica.info_state()},"
                          f"offset={replica.ack_offset},lag={lag}")
+        self.flush_stream()  # (the backlog's figures include this pass's stream)
         backlog = self.backlog
         lines += [
             "master_failover_state:no-failover",
@@ -727,7 +753,7 @@ class Replication:
         return lines
 
     def backlog_bytes(self) -> int:
-        return self.backlog.histlen if self.backlog is not None else 0
+        return self.backlog.histlen + len(self._unflushed) if self.backlog is not None else 0
 
     def replica_buffer_bytes(self) -> int:
         """What the replicas have not received yet (held stream and socket backlogs)."""
