@@ -39,6 +39,30 @@ def type_name(value: Any) -> bytes:
     return value.TYPE
 
 
+# Redis frees a value in its lazyfree thread (counted in INFO's lazyfreed_objects) only when
+# freeing it is more work than this (LAZYFREE_THRESHOLD).
+LAZYFREE_THRESHOLD = 64
+
+
+def free_effort(value: Any, list_fill: int) -> int:
+    """``lazyfreeGetFreeEffort``: how many allocations freeing ``value`` takes, as Redis counts
+    them (quicklist nodes, hashtable/skiplist elements, stream radix-tree nodes plus groups and
+    their pending entries); 1 for a single allocation."""
+    kind = type_name(value)
+    encoding = getattr(value, "encoding", None)
+    if kind == b"list" and encoding == "quicklist":
+        return len(value.nodes(list_fill))
+    if (kind in (b"set", b"hash") and encoding == "hashtable") or (kind == b"zset" and encoding == "skiplist"):
+        return len(value)
+    if kind == b"stream":
+        effort = value.radix_tree_nodes()
+        if value.groups:  # the first group's PEL stands in for every group's
+            first = value.groups[min(value.groups)]
+            effort += len(value.groups) * (1 + len(first.pending))
+        return effort
+    return 1
+
+
 # ----------------------------------------------------------------------------- LRU / LFU
 
 
@@ -336,6 +360,7 @@ class Keyspace:
         self.stat_misses = 0
         self.stat_expired = 0
         self.stat_expired_subkeys = 0  # hash fields deleted because their TTL passed
+        self.stat_lazyfreed_objects = 0  # what Redis would have freed in its lazyfree thread
         self.stat_evicted = 0
         self.stat_expired_stale_perc = 0.0
         self.stat_expired_time_cap_reached = 0
@@ -433,6 +458,13 @@ class Keyspace:
                     client.watched[item] = True  # a missing key became an expired one
                     continue
                 client.watch_dirty = True
+
+    def freed_lazily(self, value: Any) -> None:
+        """A value left the keyspace by UNLINK or another asynchronous delete: Redis hands it to
+        its lazyfree thread (and counts it) when freeing it is more than a few allocations.
+        dumpling frees at once, so nothing is ever pending."""
+        if free_effort(value, self.config["list-max-listpack-size"]) > LAZYFREE_THRESHOLD:
+            self.stat_lazyfreed_objects += 1
 
     def signal_ready(self, db: Database, key: bytes) -> None:
         if (db.index, key) in self.blocked_keys:

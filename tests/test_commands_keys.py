@@ -7,6 +7,7 @@ import time
 import pytest
 
 from dumpling.commands.common import glob_match
+from tests.servers import parse_reply
 
 
 def test_del_exists_type(pairs):
@@ -443,3 +444,55 @@ def test_bad_expire_leaves_key_and_server_alone(dumpling_server):
         assert other.call("PING") == b"+PONG\r\n"
         assert conn.call("TTL", "foo") == b":-1\r\n"
         assert conn.call("DEL", "foo") == b":1\r\n"
+
+
+def _lazyfreed(conn) -> int:
+    info = parse_reply(conn.call("INFO", "memory")).decode()
+    return int(info.split("lazyfreed_objects:")[1].split("\r\n")[0])
+
+
+def test_lazyfreed_objects_counts_what_redis_74_frees_in_background(dumpling_server):
+    """INFO's lazyfreed_objects, recorded on Redis 7.4.1 (read after its lazyfree thread settled):
+    UNLINK (and DEL under lazyfree-lazy-user-del) counts a value whose freeing takes more than 64
+    allocations; a flush counts every key, also a plain or SYNC one outside MULTI (7.4 runs it as
+    a blocking ASYNC flush), but not a plain flush inside MULTI."""
+    with dumpling_server.raw() as conn:
+        conn.call("FLUSHALL")
+        conn.call("CONFIG", "RESETSTAT")
+        conn.call("SADD", "ints", *range(100))  # intset: one allocation
+        conn.call("ZADD", "z", *[x for i in range(200) for x in (i, f"m{i}")])  # skiplist of 200
+        conn.call("HSET", "h", *[x for i in range(1000) for x in (f"f{i}", i)])  # hashtable of 1000
+        conn.call("CONFIG", "SET", "stream-node-max-entries", "5")
+        try:
+            for i in range(1000):
+                conn.call("XADD", "st", "*", "f", i)  # 200 radix-tree nodes
+            conn.call("XADD", "st2", "*", "a", "b")
+        finally:
+            conn.call("CONFIG", "SET", "stream-node-max-entries", "100")
+        seen = []
+        for key in ("ints", "z", "h", "st", "st2", "nokey"):
+            conn.call("UNLINK", key)
+            seen.append(_lazyfreed(conn))
+        assert seen == [0, 1, 2, 3, 3, 3]
+        conn.call("SADD", "big", *[f"m{i}" for i in range(200)])
+        conn.call("DEL", "big")
+        assert _lazyfreed(conn) == 3
+        conn.call("CONFIG", "SET", "lazyfree-lazy-user-del", "yes")
+        try:
+            conn.call("SADD", "big", *[f"m{i}" for i in range(200)])
+            conn.call("DEL", "big")
+        finally:
+            conn.call("CONFIG", "SET", "lazyfree-lazy-user-del", "no")
+        assert _lazyfreed(conn) == 4
+        for flush, expected in ((("FLUSHALL",), 7), (("FLUSHDB", "SYNC"), 10), (("FLUSHALL", "ASYNC"), 13)):
+            conn.call("MSET", "x", 1, "y", 2, "z", 3)
+            conn.call(*flush)
+            assert _lazyfreed(conn) == expected, flush
+        for flush, expected in ((("FLUSHALL",), 13), (("FLUSHALL", "ASYNC"), 15)):
+            conn.call("MULTI")
+            conn.call("MSET", "x", 1, "y", 2)
+            conn.call(*flush)
+            conn.call("EXEC")
+            assert _lazyfreed(conn) == expected, ("MULTI", flush)
+        conn.call("CONFIG", "RESETSTAT")
+        assert _lazyfreed(conn) == 0

@@ -147,7 +147,7 @@ def _section_memory(server: Any) -> list[str]:
         "mem_allocator:libc",
         "active_defrag_running:0",
         "lazyfree_pending_objects:0",
-        "lazyfreed_objects:0",
+        f"lazyfreed_objects:{server.keyspace.stat_lazyfreed_objects}",
     ]
 
 
@@ -480,6 +480,7 @@ def config_resetstat(c: Any, argv: list[bytes]) -> Any:
     server.stat_error_replies = server.stat_unexpected_errors = 0
     server.stat_sanitizations = server.stat_obuf_disconnections = server.stat_evicted_clients = 0
     ks.stat_hits = ks.stat_misses = ks.stat_expired = ks.stat_evicted = ks.stat_expired_subkeys = 0
+    ks.stat_lazyfreed_objects = 0
     ks.stat_expired_time_cap_reached = 0
     ks.stat_expired_stale_perc = 0.0
     for reason in server.acl.denied:

@@ -39,12 +39,15 @@ def copy_value(value: Any) -> Any:
 # ----------------------------------------------------------------------------- DEL / EXISTS / TYPE
 
 
-def _delete_keys(c: Any, argv: list[bytes]) -> int:
+def _delete_keys(c: Any, argv: list[bytes], lazy: bool) -> int:
     db, ks = c.db, c.keyspace
     deleted = 0
     for key in argv[1:]:
         db.expire_if_needed(key)
+        value = db.data.get(key) if lazy else None
         if db.delete(key):
+            if value is not None:
+                ks.freed_lazily(value)
             ks.changed(db, key, b"del")
             deleted += 1
     return deleted
@@ -53,13 +56,13 @@ def _delete_keys(c: Any, argv: list[bytes]) -> int:
 @command("del", -2, "write", (1, -1, 1), **GEN, summary="Deletes one or more keys.", args="key...",
          complexity="O(N) where N is the number of keys that will be removed.", key_flags="RM delete", events="del", tips="request_policy:multi_shard response_policy:agg_sum")
 def del_(c: Any, argv: list[bytes]) -> Any:
-    return _delete_keys(c, argv)
+    return _delete_keys(c, argv, c.server.config["lazyfree-lazy-user-del"])
 
 
 @command("unlink", -2, "write fast", (1, -1, 1), **GEN, since="4.0.0", args="key...",
          summary="Asynchronously deletes one or more keys.", key_flags="RM delete", events="del", tips="request_policy:multi_shard response_policy:agg_sum")
 def unlink(c: Any, argv: list[bytes]) -> Any:
-    return _delete_keys(c, argv)
+    return _delete_keys(c, argv, True)
 
 
 @command("exists", -2, "readonly fast", (1, -1, 1), **GEN, summary="Determines whether one or more keys exist.",
@@ -460,10 +463,23 @@ def _flush_option(argv: list[bytes]) -> None:
         raise CommandError(SYNTAX)
 
 
-def flush_db(c: Any, db: Database) -> None:
+def _flush_is_lazy(c: Any, argv: list[bytes]) -> bool:
+    """Whether Redis frees the flushed keys in its lazyfree thread (each counts in INFO's
+    ``lazyfreed_objects``): ASYNC; no argument with lazyfree-lazy-user-flush; and, since 7.4,
+    a SYNC or plain flush outside MULTI and scripts, which Redis runs as a blocking ASYNC one."""
+    if len(argv) == 2 and argv[1].lower() == b"async":
+        return True
+    if len(argv) == 1 and c.server.config["lazyfree-lazy-user-flush"]:
+        return True
+    return not c.server.in_exec
+
+
+def flush_db(c: Any, db: Database, lazy: bool = False) -> None:
     ks = c.keyspace
     ks.touch_watched_in_db(db.index, db)
     ks.dirty += len(db)
+    if lazy:
+        ks.stat_lazyfreed_objects += len(db)
     db.clear()
 
 
@@ -472,7 +488,7 @@ def flush_db(c: Any, db: Database) -> None:
          tips="request_policy:all_shards response_policy:all_succeeded")
 def flushdb(c: Any, argv: list[bytes]) -> Any:
     _flush_option(argv)
-    flush_db(c, c.db)
+    flush_db(c, c.db, _flush_is_lazy(c, argv))
     c.keyspace.dirty += 1
     if c.keyspace.tracking is not None:
         c.keyspace.tracking.flushed()  # caches are not per database: one null invalidation
@@ -484,8 +500,9 @@ def flushdb(c: Any, argv: list[bytes]) -> Any:
          tips="request_policy:all_shards response_policy:all_succeeded")
 def flushall(c: Any, argv: list[bytes]) -> Any:
     _flush_option(argv)
+    lazy = _flush_is_lazy(c, argv)
     for db in c.keyspace.dbs:
-        flush_db(c, db)
+        flush_db(c, db, lazy)
     c.keyspace.dirty += 1
     if c.keyspace.tracking is not None:
         c.keyspace.tracking.flushed()
