@@ -409,3 +409,43 @@ def test_many_xread_clients_served_by_one_xadd(dumpling_server, redis_server, re
         return out
 
     on_both(dumpling_server, redis_server, resp, scenario)
+
+
+def test_info_blocking_keys_on_nokey_is_7_4(dumpling_server) -> None:
+    """Recorded from Redis 7.4.1: INFO clients counts the blocked keys (total_blocking_keys) and,
+    of those, the ones with an XREADGROUP waiting, which a deletion releases
+    (total_blocking_keys_on_nokey); BLPOP and XREAD do not count in the latter."""
+    admin = dumpling_server.raw()
+    waiting = [dumpling_server.raw() for _ in range(3)]
+
+    def counts() -> tuple[int, int]:
+        info = parse_reply(admin.call("INFO", "clients")).decode()
+        fields = dict(line.split(":", 1) for line in info.split("\r\n") if ":" in line)
+        return int(fields["total_blocking_keys"]), int(fields["total_blocking_keys_on_nokey"])
+
+    try:
+        admin.call("FLUSHALL")
+        send(waiting[0], "BLPOP", "s", "0")
+        wait_blocked(admin, 1)
+        seen = [counts()]
+        admin.call("XADD", "s", "666", "k", "v")
+        admin.call("XGROUP", "CREATE", "s", "g", "$")
+        send(waiting[1], "XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">")
+        wait_blocked(admin, 2)
+        seen.append(counts())
+        send(waiting[2], "XREAD", "BLOCK", "0", "STREAMS", "s3", "$")
+        wait_blocked(admin, 3)
+        seen.append(counts())
+        admin.call("DEL", "s")
+        assert waiting[1].read_reply().startswith(b"-NOGROUP")
+        seen.append(counts())
+        admin.call("LPUSH", "s", "x")
+        admin.call("XADD", "s3", "*", "a", "1")
+        waiting[0].read_reply()
+        waiting[2].read_reply()
+        wait_blocked(admin, 0)
+        seen.append(counts())
+        assert seen == [(1, 0), (1, 1), (2, 1), (2, 0), (0, 0)]
+    finally:
+        for conn in (admin, *waiting):
+            conn.close()

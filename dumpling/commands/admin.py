@@ -97,8 +97,18 @@ def _section_clients(server: Any) -> list[str]:
         f"clients_in_timeout_table:{sum(1 for c in clients if c.blocked is not None and c.blocked.timer is not None)}",
         f"total_watched_keys:{len(server.keyspace.watched)}",
         f"total_blocking_keys:{len(server.keyspace.blocked_keys)}",
-        "total_blocking_keys_on_nokey:0",
+        f"total_blocking_keys_on_nokey:{_blocking_keys_on_nokey(server)}",
     ]
+
+
+def _blocking_keys_on_nokey(server: Any) -> int:
+    """Keys with a client blocked that is released when the key goes away: XREADGROUP (Redis's
+    ``unblock_on_nokey``), which then answers -NOGROUP."""
+    return sum(
+        1 for waiting in server.keyspace.blocked_keys.values()
+        if any(c.blocked is not None and c.blocked.cmd is not None and c.blocked.cmd.name == "xreadgroup"
+               for c in waiting)
+    )
 
 
 def _section_memory(server: Any) -> list[str]:
