@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,7 @@ class Setting:
     immutable: bool = False
     protected: bool = False
     inert: bool = False  # accepted and reported, no effect in dumpling
+    hidden: bool = False  # Redis's HIDDEN_CONFIG: CONFIG GET names it only when asked by name
     # Extra validation of a converted value: Redis's reason, or None when it is valid.
     check: Callable[[Any], str | None] | None = field(default=None, repr=False)
     # Enum names that mean the same value: CONFIG GET shows the first name (Redis's configEnum order).
@@ -64,8 +66,8 @@ EVENT_CLASSES = "g$lshzxetdnKEmA"
 
 SETTINGS: list[Setting] = [
     # networking and clients
-    _s("port", "int", 6379, max=65535, immutable=True),
-    _s("bind", "list", "127.0.0.1", immutable=True),
+    _s("port", "int", 6379, max=65535),  # CONFIG SET moves the listeners (Server.listen_tcp)
+    _s("bind", "list", "127.0.0.1"),
     _s("protected-mode", "bool", True),
     _s("tcp-backlog", "int", 511, immutable=True),
     _s("tcp-keepalive", "int", 300, max=INT_MAX),
@@ -169,8 +171,8 @@ SETTINGS: list[Setting] = [
     _s("dbfilename", "string", "dump.rdb", protected=True),
     _s("stop-writes-on-bgsave-error", "bool", True),
     _s("rdb-save-incremental-fsync", "bool", True),
-    _s("rdb-key-save-delay", "int", 0, min=-INT_MAX - 1, max=INT_MAX),  # test knob: µs per key saved
-    _s("key-load-delay", "int", 0, min=-INT_MAX - 1, max=INT_MAX),  # test knob: µs per key loaded
+    _s("rdb-key-save-delay", "int", 0, min=-INT_MAX - 1, max=INT_MAX, hidden=True),  # test knob: µs per key saved
+    _s("key-load-delay", "int", 0, min=-INT_MAX - 1, max=INT_MAX, hidden=True),  # test knob: µs per key loaded
     # With persistence off, the RDB of a replication sync is not kept (dumpling.replication).
     _s("rdb-del-sync-files", "bool", False),
     # the append-only file (dumpling.persistence.aof)
@@ -359,6 +361,27 @@ def _check_percentiles(args: list[str]) -> str:
     return " ".join(values)
 
 
+_STRTOL = re.compile(r"[ \t\n\v\f\r]*[+-]?[0-9]*")
+
+
+def _check_replicaof(args: list[str]) -> str:
+    """replicaof <host> <port> (``no one``: none), as setConfigReplicaOfOption: the port is
+    strtol's whole text (so an empty one is 0), within 0..65535."""
+    if len(args) != 2:
+        raise ConfigError("wrong number of arguments")
+    host, port_text = args
+    if host.lower() == "no" and port_text.lower() == "one":
+        return ""
+    digits = _STRTOL.fullmatch(port_text)
+    number = digits.group().strip(" \t\n\v\f\r+-") if digits else None
+    if number is None:
+        raise ConfigError("Invalid master port")
+    port = int(number or "0") * (-1 if "-" in port_text else 1)
+    if not 0 <= port <= 65535:
+        raise ConfigError("Invalid master port")
+    return f"{host} {port}"
+
+
 def _check_oom_values(args: list[str]) -> str:
     """oom-score-adj-values: three integers in -2000..2000 (one argument is split on spaces)."""
     words = args[0].split() if len(args) == 1 and args[0] else args
@@ -427,6 +450,8 @@ class Config:
 
     def convert(self, s: Setting, args: list[str]) -> Any:
         """Turn directive arguments into a value; raises ConfigError with Redis's reason."""
+        if s.name == "replicaof":
+            return _check_replicaof(args)
         if s.kind == "list":
             return " ".join(args)
         if s.kind == "save":
@@ -488,6 +513,8 @@ class Config:
             raise ConfigError("No such file or directory")  # Redis chdir()s there at once
         if s.kind == "flags":
             words = text.lower().split()
+            if not words:  # (configEnumGetValue: no argument is no valid value either)
+                raise ConfigError("argument(s) must be one of the following: " + ", ".join(s.choices))
             for word in words:
                 if word not in s.choices:
                     raise ConfigError("argument(s) must be one of the following: " + ", ".join(s.choices))
@@ -562,8 +589,8 @@ class Config:
             if any(c in pattern for c in "*?["):
                 # Redis's stringmatch(pattern, name, nocase): a C string, so up to a NUL byte
                 pat = pattern.encode("utf-8", "surrogateescape").split(b"\0", 1)[0]
-                for name in self.by_name:
-                    if name not in seen and stringmatch(pat, name.encode(), nocase=True):
+                for name, setting in self.by_name.items():
+                    if name not in seen and not setting.hidden and stringmatch(pat, name.encode(), nocase=True):
                         seen.add(name)
                         out.append((name, self.render(name)))
             else:
@@ -644,8 +671,9 @@ class Config:
         self.renames.append((old_name, new_name))
         return None
 
-    def load_argv(self, argv: list[str]) -> None:
-        """``[configfile] [--name value ...]`` as redis-server takes them."""
+    def load_argv(self, argv: list[str], stdin: Any = None) -> None:
+        """``[configfile] [--name value ...]`` as redis-server takes them (``-`` as the first or
+        last argument: more configuration from ``stdin``)."""
         text = ""
         rest = argv
         if rest and not rest[0].startswith("-"):
@@ -657,17 +685,17 @@ class Config:
                 raise StartupError(f"Fatal error, can't open config file '{rest[0]}': {e.strerror}") from None
             self.config_file = path
             rest = rest[1:]
-        lines: list[str] = []
-        for arg in rest:
-            if arg.startswith("--"):
-                lines.append(arg[2:])
-            elif lines:
-                lines[-1] += " " + repr_bytes(arg.encode())
+        first = len(argv) - len(rest)  # index of rest[0] in argv
+        options = []
+        for j, arg in enumerate(rest):
+            if arg == "-" and (first + j == 0 or j == len(rest) - 1):
+                stream = stdin if stdin is not None else sys.stdin
+                text += stream.read()
             else:
-                raise StartupError(f"Invalid argument '{arg}'")
-        # Like redis-server: file text, a newline, then one line per --option (so
-        # error line numbers count the same way).
-        self.load_text(text + "\n" + "\n".join(lines))
+                options.append(arg)
+        # Like redis-server: file text, a newline, then the options as config lines (so error
+        # line numbers count the same way).
+        self.load_text(text + "\n" + command_line_options(options))
         if self.values["logfile"]:
             # Redis opens the log file once the whole configuration is read: an error names no line.
             try:
@@ -679,6 +707,36 @@ class Config:
     def inert_directives(self) -> list[str]:
         """Directives the configuration set that dumpling accepts but does not act on."""
         return [name for name in self.directives_seen if self.by_name[name].inert]
+
+
+def command_line_options(args: list[str]) -> str:
+    """redis-server's command line after the config file, as config text: ``--name`` starts a
+    line; the arguments after it are its values, quoted, until the next ``--name`` (a ``--word``
+    right after a bare ``--name`` is a value: ``--port --bla``).  ``--name value`` in one argument
+    is a whole line; a bare ``--save`` before another option or at the end means ``save ""``."""
+    options = ""
+    name_pending = False  # a bare --name took no value yet
+    for j, arg in enumerate(args):
+        if arg.startswith("--") and not name_pending:
+            if options:
+                options += "\n"
+            options += arg[2:] + " "
+            try:
+                words = len(split_args(arg.encode("utf-8", "surrogateescape")))
+            except ValueError:
+                words = 0
+            if words == 1:
+                name_pending = True
+                last = j == len(args) - 1
+                if arg.lower() == "--save" and (last or args[j + 1].startswith("--")):
+                    options += '""'
+                    name_pending = last
+                elif arg.lower() == "--sentinel" and not last and args[j + 1].startswith("--"):
+                    name_pending = False
+        else:
+            options += repr_bytes(arg.encode("utf-8", "surrogateescape")) + " "
+            name_pending = False
+    return options
 
 
 class ConfigFileError(Exception):

@@ -36,6 +36,7 @@ class _State:
     option_lines: dict[str, list[int]] = field(default_factory=dict)
     rewritten: set[str] = field(default_factory=set)
     needs_signature: bool = True
+    force_all: bool = False  # DEBUG CONFIG-REWRITE-FORCE-ALL: append even defaults
 
     def rewrite_line(self, option: str, line: str, force: bool) -> None:
         """Reuse the option's next line of the old file, else append (when ``force``)."""
@@ -44,7 +45,7 @@ class _State:
         if numbers:
             self.lines[numbers.pop(0)] = line
             return
-        if not force:
+        if not force and not self.force_all:
             return
         if self.needs_signature:
             self.lines.append(SIGNATURE)
@@ -130,6 +131,11 @@ def _rewrite_setting(state: _State, config: Config, s: Setting) -> None:
     if s.kind == "percentiles":  # always: an empty list must not fall back to the default
         state.rewrite_line(name, f"{name} {value or chr(34) * 2}", True)
         return
+    if name == "replicaof":  # only a replica names its master (a cluster node never does)
+        if value and not config["cluster-enabled"]:
+            state.rewrite_line(name, f"replicaof {value}", True)
+        state.rewritten.add(name)
+        return
     if name == "bind":
         if value == default:
             state.rewritten.add(name)
@@ -169,10 +175,12 @@ def _rewrite_setting(state: _State, config: Config, s: Setting) -> None:
     state.rewrite_line(name, f"{name} {text}", value != default)
 
 
-def rewrite(old_text: str, config: Config, users: list[str] | None) -> str:
+def rewrite(old_text: str, config: Config, users: list[str] | None, force_all: bool = False) -> str:
     """The new file text.  ``users`` are the ``user`` lines to write (``None`` when an aclfile
-    holds the users: the file's ``user`` lines are dropped)."""
+    holds the users: the file's ``user`` lines are dropped).  ``force_all`` writes every setting,
+    defaults too (Redis's force_write)."""
     state = _read_old(old_text, config)
+    state.force_all = force_all
     seen: set[str] = set()
     for s in config.by_name.values():
         if s.name in seen:

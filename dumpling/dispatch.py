@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import socket
 import sys
 import time
 from collections import deque
@@ -29,6 +30,7 @@ from dumpling.commands.registry import ORIGINAL, TABLE, Command, rename
 from dumpling.config import Config
 from dumpling.errors import NOAUTH, PROTECTED_MODE_DENIED, CommandError
 from dumpling.keyspace import Keyspace
+from dumpling.listeners import ListenError, open_tcp
 from dumpling.protocol import NO_REPLY, NULL_ARRAY, QUEUED, ErrorReply, Status, repr_bytes
 from dumpling.server import Client, disable_fastpath, install_signal_handlers
 
@@ -105,6 +107,7 @@ class Server:
         self.exit_code = 0
         self.loop: asyncio.AbstractEventLoop | None = None
         self.servers: list[asyncio.base_events.Server] = []
+        self.tcp_listeners: dict[tuple[str, int], Any] = {}  # (bind word, port) -> its server (listen_tcp)
         self.unix_socket_path = ""  # the unix socket this server created (removed at exit)
         self.in_exec = False
         self.cmd_time_ns = time.time_ns()  # the time snapshot of the outermost command (TIME in scripts)
@@ -731,22 +734,12 @@ class Server:
         self.log("notice", "C accelerators: " + ", ".join(loaded) if loaded else
                  "C accelerators not loaded: running the pure-Python paths")
         port = self.config["port"]
-        binds = self.config["bind"].split() or ["127.0.0.1"]
-        for addr in binds if port else ():  # port 0: no TCP listener, as in Redis
-            optional = addr.startswith("-")
-            host = addr.lstrip("-")
-            if host == "*":
-                host = "0.0.0.0"
-            try:
-                srv = await loop.create_server(lambda: Client(self), host, port, backlog=self.config["tcp-backlog"],
-                                               reuse_address=True)
-            except OSError as e:
-                if optional:
-                    continue
-                self.log("warning", f"Warning: Could not create server TCP listening socket {host}:{port}: {e.strerror}")
-                self.log("warning", f"Failed listening on port {port} (tcp), aborting.")
-                return 1
-            self.servers.append(srv)
+        try:
+            await asyncio.gather(*self.listen_tcp())
+        except ListenError as e:
+            self.log("warning", f"Warning: Could not create server TCP listening socket {e.host}:{port}: {e.strerror}")
+            self.log("warning", f"Failed listening on port {port} (tcp), aborting.")
+            return 1
         if not await self._listen_unix(loop):
             return 1
         if not self.servers:
@@ -783,6 +776,50 @@ class Server:
         self._remove_unix_socket()
         self.log("warning", "dumpling is now ready to exit, bye bye...")
         return self.exit_code
+
+    def listen_tcp(self) -> list[asyncio.Task[Any]]:
+        """Listen on ``port`` at the ``bind`` addresses (at startup, and when CONFIG SET changes
+        them: Redis's changeListener).  Listeners already open for an address and port stay; the
+        others close once every new one is open.  Raises ListenError, nothing changed, when one
+        cannot be opened.  Port 0: no TCP listener.  Returns the loop's tasks that take them over."""
+        port = self.config["port"]
+        wanted = [(addr, port) for addr in self.config["bind"].split() or ["127.0.0.1"]] if port else []
+        opened: list[tuple[tuple[str, int], socket.socket | None]] = []
+        try:
+            for where in wanted:
+                if where not in self.tcp_listeners:
+                    opened.append((where, open_tcp(*where, self.config["tcp-backlog"])))
+        except ListenError:
+            for _, sock in opened:
+                if sock is not None:
+                    sock.close()
+            raise
+        for where in [w for w in self.tcp_listeners if w not in wanted]:
+            srv = self.tcp_listeners.pop(where)
+            if srv is not None:
+                srv.close()
+                self.servers.remove(srv)
+        assert self.loop is not None
+        tasks = []
+        for where, sock in opened:
+            self.tcp_listeners[where] = None  # (an optional address that is not there: None)
+            if sock is not None:
+                # The socket listens already; the loop takes its connections from the next pass.
+                task = self.loop.create_task(
+                    self.loop.create_server(lambda: Client(self), sock=sock, backlog=self.config["tcp-backlog"]))
+                task.add_done_callback(lambda t, where=where: self._listening(where, t))
+                tasks.append(task)
+        return tasks
+
+    def _listening(self, where: tuple[str, int], task: asyncio.Task[Any]) -> None:
+        if task.cancelled() or task.exception() is not None:
+            return
+        srv = task.result()
+        if where in self.tcp_listeners:
+            self.tcp_listeners[where] = srv
+            self.servers.append(srv)
+        else:  # moved away again before the loop took it
+            srv.close()
 
     def in_dir(self, path: str) -> str:
         """A path as Redis opens it: relative to ``dir`` (Redis chdir()s there while it reads

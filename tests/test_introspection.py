@@ -4,9 +4,25 @@ Every case runs against real Redis too (the session servers of conftest)."""
 
 from __future__ import annotations
 
+import os
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
-from tests.servers import RawConnection, ServerProcess, encode_command, parse_reply
+from dumpling.config import Config
+from tests.servers import (
+    RawConnection,
+    ServerProcess,
+    encode_command,
+    free_port,
+    parse_reply,
+    start_dumpling,
+    start_redis,
+)
+from tests.test_startup import run_dumpling, run_redis
 
 
 def _fields(line: bytes, *names: str) -> dict[str, bytes]:
@@ -32,3 +48,132 @@ def test_running_command_in_own_client_line(dumpling_server: ServerProcess, redi
             assert isinstance(line, bytes)
             seen.append(_fields(line, "qbuf", "argv-mem"))
     assert seen[0] == seen[1]
+
+
+@pytest.fixture
+def own_servers() -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    ours, theirs = start_dumpling(), start_redis()
+    try:
+        yield ours, theirs
+    finally:
+        ours.stop()
+        theirs.stop()
+
+
+def _reachable(port: int) -> bool:
+    try:
+        with RawConnection(port, timeout=2) as conn:
+            return conn.call("PING") == b"+PONG\r\n"
+    except OSError:
+        return False
+
+
+def test_config_set_port_moves_the_listener(own_servers: tuple[ServerProcess, ServerProcess]) -> None:
+    """CONFIG SET port listens on the new port and closes the old one (the connection that
+    asked stays); the same value again changes nothing; a port in use is refused with Redis's
+    text and every setting of that CONFIG SET is rolled back."""
+    for server in own_servers:
+        with RawConnection(server.port) as conn:
+            assert conn.call("CONFIG", "SET", "port", str(server.port)) == b"+OK\r\n"
+            new_port = free_port()
+            assert conn.call("CONFIG", "SET", "port", str(new_port)) == b"+OK\r\n", server.name
+            assert _reachable(new_port) and not _reachable(server.port), server.name
+            assert conn.call("PING") == b"+PONG\r\n"
+            busy = socket.socket()
+            try:
+                busy.bind(("127.0.0.1", 0))
+                busy.listen()
+                before = conn.call("CONFIG", "GET", "maxmemory")
+                reply = conn.call("CONFIG", "SET", "maxmemory", "10000001", "port", str(busy.getsockname()[1]),
+                                  "client-query-buffer-limit", "10m")
+                assert reply == (b"-ERR CONFIG SET failed (possibly related to argument 'port') - Unable to listen "
+                                 b"on this port. Check server logs.\r\n"), server.name
+                assert conn.call("CONFIG", "GET", "maxmemory") == before
+                assert parse_reply(conn.call("CONFIG", "GET", "port")) == [b"port", str(new_port).encode()]
+            finally:
+                busy.close()
+            assert _reachable(new_port)
+            assert conn.call("CONFIG", "SET", "bind", "127.0.0.1 -::1") == b"+OK\r\n"
+            assert _reachable(new_port)
+            assert conn.call("CONFIG", "SET", "port", str(server.port)) == b"+OK\r\n"
+            assert _reachable(server.port) and not _reachable(new_port), server.name
+
+
+def test_config_rewrite_force_all_round_trip(tmp_path: Path) -> None:
+    """DEBUG CONFIG-REWRITE-FORCE-ALL writes every setting; a server started from that file has
+    the same configuration (Redis's "CONFIG REWRITE sanity")."""
+    conf = tmp_path / "dumpling.conf"
+    conf.write_text("loglevel verbose\nmaxmemory-clients 5%\nsave 100 10\n")
+
+    def start() -> ServerProcess:
+        port = free_port()
+        return ServerProcess([sys.executable, "-m", "dumpling", str(conf), "--port", str(port),
+                              "--enable-debug-command", "yes", "--dir", str(tmp_path)], port, "dumpling")
+
+    server = start()
+    try:
+        with server.raw() as conn:
+            before = parse_reply(conn.call("CONFIG", "GET", "*"))
+            assert conn.call("DEBUG", "CONFIG-REWRITE-FORCE-ALL") == b"+OK\r\n"
+    finally:
+        server.stop()
+    text = conf.read_text()
+    assert "\nlatency-monitor-threshold 0\n" in text and "\nmaxmemory-clients 5%\n" in text
+    server = start()
+    try:
+        with server.raw() as conn:
+            after = parse_reply(conn.call("CONFIG", "GET", "*"))
+    finally:
+        server.stop()
+    assert isinstance(before, list) and isinstance(after, list)
+    old, new = dict(zip(before[::2], before[1::2], strict=True)), dict(zip(after[::2], after[1::2], strict=True))
+    assert old.keys() == new.keys()
+    assert {k for k in old if old[k] != new[k]} == {b"port"}  # each start picked a free port
+
+
+@pytest.mark.parametrize("args", [
+    ("--invalid",), ("--port",), ("--port", "6380", "--loglevel"), ("--port", "6379", "6380"),
+    ("--port", "--loglevel", "verbose"), ("--port", "--bla", "--loglevel", "verbose"), ("--shutdown-on-sigint",),
+    ("--shutdown-on-sigint", "now force", "--shutdown-on-sigterm"), ("--replicaof", "127.0.0.1", "abc"),
+    ("--replicaof", "--127.0.0.1", "abc"), ("--replicaof", "--127.0.0.1", "--abc"),
+    ("--replicaof", "h", "70000"), ("--replicaof", "h"),
+], ids=lambda args: " ".join(args))
+def test_command_line_errors_match_redis(args: tuple[str, ...]) -> None:
+    """A ``--name`` right after a bare ``--name`` is its value; the fatal error names the line
+    that the arguments make, as redis-server's main() builds it."""
+    ours, theirs = run_dumpling("--port", "0", *args), run_redis("--port", "0", *args)
+    assert ours.returncode == theirs.returncode == 1
+    assert ours.stderr.replace("Redis 7.4.0", "Redis X") == theirs.stderr.replace("Redis 7.0.15", "Redis X")
+
+
+def test_command_line_error_7_4_vector(tmp_path: Path) -> None:
+    """Recorded from Redis 7.4.1 (7.0 has no ``loglevel nothing``, so its list differs)."""
+    ours = run_dumpling("--port", "0", "--dir", str(tmp_path), "--logfile", "--my--log--file", "--loglevel", "--bla")
+    assert ours.returncode == 1
+    assert ours.stderr == ("\n*** FATAL CONFIG FILE ERROR (Redis 7.4.0) ***\nReading the configuration file, at line 5\n"
+                           ">>> 'loglevel \"--bla\"'\n"
+                           "argument(s) must be one of the following: debug, verbose, notice, warning, nothing\n")
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--maxmemory 700mb", "--maxmemory-policy volatile-lru"],
+     {"maxmemory": 734003200, "maxmemory-policy": "volatile-lru"}),
+    (["loglevel", "verbose", "--maxmemory '700mb'", "--maxmemory-policy 'volatile-lru'"],
+     {"loglevel": "verbose", "maxmemory": 734003200, "maxmemory-policy": "volatile-lru"}),
+    (["--proc-title-template", "--my--title--template", "--loglevel", "verbose"],
+     {"proc-title-template": "--my--title--template", "loglevel": "verbose"}),
+    (["--save", "--loglevel", "verbose"], {"save": "", "loglevel": "verbose"}),
+    (["--loglevel", "verbose", "--save"], {"save": "", "loglevel": "verbose"}),
+    (["--save", "", "--loglevel", "verbose"], {"save": "", "loglevel": "verbose"}),
+    (["--proc-title-template", "--save", "--save", "", "--loglevel", "verbose"],
+     {"proc-title-template": "--save", "save": "", "loglevel": "verbose"}),
+    (["--shutdown-on-sigint", "nosave", "force", "now", "--shutdown-on-sigterm", "nosave force"],
+     {"shutdown-on-sigint": "nosave now force", "shutdown-on-sigterm": "nosave force"}),
+    (["--replicaof", "no", "one"], {"replicaof": ""}),
+    (["--replicaof", "h", " +12"], {"replicaof": "h 12"}),
+], ids=str)
+def test_command_line_values(args: list[str], expected: dict[str, object]) -> None:
+    """What Redis's suite starts servers with (unit/introspection's command line tests)."""
+    config = Config()
+    config.load_argv([os.devnull, *args])  # the suite passes its config file first
+    assert {name: config[name] for name in expected} == expected

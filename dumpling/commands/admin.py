@@ -23,6 +23,7 @@ from dumpling.digest import dataset_digest, value_digest
 from dumpling.errors import NO_SUCH_KEY, SYNTAX, CommandError
 from dumpling.fpconv import d2string
 from dumpling.keyspace import lru_clock
+from dumpling.listeners import ListenError
 from dumpling.protocol import NO_REPLY, OK, Double, Map, Status, Verbatim
 
 SRV = {"group": "server"}
@@ -470,10 +471,27 @@ def config_set(c: Any, argv: list[bytes]) -> Any:
         if setting.name == "dir":
             if not os.path.isdir(text):
                 raise CommandError(f"CONFIG SET failed (possibly related to argument '{name}') - No such file or directory")
-    for setting, value in converted:
+    previous = [(setting, cfg.values[setting.name]) for setting, _ in converted]
+    listen_arg = ""  # the first of port/bind whose value changes: the listeners move
+    for (name, _, _), (setting, value) in zip(items, converted, strict=True):
+        if setting.name in ("port", "bind") and value != cfg.values[setting.name] and not listen_arg:
+            listen_arg = name
         cfg.apply(setting.name, value)
         if setting.name == "dir":
             os.chdir(value)
+    if listen_arg:
+        try:
+            c.server.listen_tcp()
+        except ListenError as e:  # the listeners stay as they were; so do the settings (Redis's rollback)
+            c.server.log("warning", f"Warning: Could not create server TCP listening socket {e.host}:{cfg['port']}: "
+                         f"{e.strerror}")
+            for setting, value in previous:
+                cfg.apply(setting.name, value)
+                if setting.name == "dir" and value:
+                    os.chdir(value)
+            reason = ("Unable to listen on this port. Check server logs." if cfg.lookup(listen_arg).name == "port"
+                      else "Failed to bind to specified addresses.")
+            raise CommandError(f"CONFIG SET failed (possibly related to argument '{listen_arg}') - {reason}") from None
     return OK
 
 
@@ -501,10 +519,19 @@ def config_resetstat(c: Any, argv: list[bytes]) -> Any:
 @command("config|rewrite", 2, "admin noscript loading stale", **SRV, since="2.8.0",
          summary="Persists the effective configuration to file.")
 def config_rewrite(c: Any, argv: list[bytes]) -> Any:
-    server = c.server
-    cfg = server.config
-    if not cfg.config_file:
+    if not c.server.config.config_file:
         raise CommandError("The server is running without a config file")
+    try:
+        rewrite_config_file(c.server, force_all=False)
+    except OSError as e:
+        raise CommandError(f"Rewriting config file: {e.strerror}") from None
+    return OK
+
+
+def rewrite_config_file(server: Any, force_all: bool) -> None:
+    """CONFIG REWRITE (``force_all``: DEBUG CONFIG-REWRITE-FORCE-ALL, every setting written even at
+    its default); raises OSError, logged, leaving the old file whole."""
+    cfg = server.config
     users = None
     if not cfg["aclfile"]:  # rewriteConfigUserOption: the users live in the config file
         table = server.acl.users
@@ -516,12 +543,11 @@ def config_rewrite(c: Any, argv: list[bytes]) -> Any:
                 old = f.read()
         except FileNotFoundError:
             old = ""  # a file removed since the start is written anew
-        _replace_file(cfg.config_file, configrewrite.rewrite(old, cfg, users))
+        _replace_file(cfg.config_file, configrewrite.rewrite(old, cfg, users, force_all))
     except OSError as e:
         server.log("warning", f"CONFIG REWRITE failed: {e.strerror}")
-        raise CommandError(f"Rewriting config file: {e.strerror}") from None
+        raise
     server.log("notice", "CONFIG REWRITE executed with success.")
-    return OK
 
 
 def _replace_file(path: str, content: str) -> None:
@@ -883,6 +909,8 @@ def bgrewriteaof(c: Any, argv: list[bytes]) -> Any:
 _DEBUG_HELP = [
     "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "CHANGE-REPL-ID", "    Change the replication IDs of the instance.",
+    "CONFIG-REWRITE-FORCE-ALL", "    Like CONFIG REWRITE but writes all configuration options, including",
+    "    keywords not listed in original configuration file or default values.",
     "DIGEST", "    Output a hex signature representing the current DB content.",
     "DIGEST-VALUE <key> [<key> ...]", "    Output a hex signature of the values of all the specified keys.",
     "ERROR <string>", "    Return a Redis protocol error with <string> as message.",
@@ -999,6 +1027,12 @@ def debug(c: Any, argv: list[bytes]) -> Any:
         db = c.db
         return [Status(ZERO_DIGEST.hex() if (value := db.data.get(key)) is None
                        else value_digest(value, key in db.expires).hex()) for key in argv[2:]]
+    if sub == b"config-rewrite-force-all" and n == 2:
+        try:
+            rewrite_config_file(server, force_all=True)
+        except OSError as e:
+            raise CommandError(f"CONFIG-REWRITE-FORCE-ALL failed: {e.strerror}") from None
+        return OK
     if sub == b"quicklist-packed-threshold" and n == 3:
         size = parse_memory(argv[2].decode("latin-1"))
         if size is None or size < 0 or not set_packed_threshold(size):
