@@ -54,7 +54,7 @@ LOG_MARKS = {"debug": ".", "verbose": "-", "notice": "*", "warning": "#"}
 class Blocked:
     """Returned by a blocking handler: retry ``retry()`` when a key becomes ready."""
 
-    __slots__ = ("client", "keys", "retry", "timeout_reply", "deadline", "timer", "cmd", "usec", "rejected")
+    __slots__ = ("client", "keys", "retry", "timeout_reply", "deadline", "timer", "cmd", "usec", "rejected", "argv")
 
     def __init__(
         self,
@@ -71,6 +71,7 @@ class Blocked:
         self.client: Client | None = None
         self.cmd: Command | None = None
         self.usec = 0  # the blocking call's time, counted when it is answered
+        self.argv: list[bytes] = []  # the call's arguments: its SLOWLOG entry, made when it is answered
         self.rejected = False  # refused when reprocessed (ACL): a rejected call, not a call
 
 
@@ -486,8 +487,9 @@ class Server:
             cmd.usec += elapsed_us
         else:  # a command that blocks is counted once, when it is answered (unblock)
             reply.usec = elapsed_us
+            reply.argv = argv
         self.stat_commands += 1
-        if elapsed_us >= self.slowlog_threshold >= 0 and not cmd.skip_slowlog:
+        if elapsed_us >= self.slowlog_threshold >= 0 and not cmd.skip_slowlog and type(reply) is not Blocked:
             self.slowlog_push(client, redacted_args(cmd, argv), elapsed_us)  # no passwords in SLOWLOG
         if self.monitors and not cmd.hidden_from_monitor:
             self.feed_monitors(client, redacted_args(cmd, argv))  # nor in MONITOR
@@ -526,6 +528,8 @@ class Server:
         if reply is not None and blocked.cmd is not None and not blocked.rejected:
             blocked.cmd.calls += 1  # served, timed out or CLIENT UNBLOCKed: Redis's updateStatsOnUnblock
             blocked.cmd.usec += blocked.usec
+            if blocked.usec >= self.slowlog_threshold >= 0 and blocked.argv and not blocked.cmd.skip_slowlog:
+                self.slowlog_push(client, redacted_args(blocked.cmd, blocked.argv), blocked.usec)
         if blocked.timer is not None:
             blocked.timer.cancel()
         ks = self.keyspace
@@ -629,6 +633,8 @@ class Server:
     # -- slowlog / monitor ------------------------------------------------------------------
 
     def slowlog_push(self, client: Client, argv: list[bytes], elapsed_us: int) -> None:
+        if not self.config["slowlog-max-len"]:
+            return  # (Redis 7.4: no entry is made, so entry IDs do not advance either)
         args: list[bytes] = []
         shown = argv if len(argv) <= 32 else argv[:31]
         for a in shown:

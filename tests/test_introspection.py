@@ -177,3 +177,63 @@ def test_command_line_values(args: list[str], expected: dict[str, object]) -> No
     config = Config()
     config.load_argv([os.devnull, *args])  # the suite passes its config file first
     assert {name: config[name] for name in expected} == expected
+
+
+@pytest.mark.parametrize("resp", ["2", "3"])
+def test_debug_protocol_attrib(dumpling_server: ServerProcess, redis_server: ServerProcess, resp: str) -> None:
+    """RESP3: the ``|1`` attribute frame goes before the real reply (RESP2: the reply alone)."""
+    seen = []
+    for server in (dumpling_server, redis_server):
+        with RawConnection(server.port) as conn:
+            conn.call("HELLO", resp)
+            conn.send(encode_command("DEBUG", "PROTOCOL", "attrib") + encode_command("PING"))
+            seen.append(conn.read_all())
+    assert seen[0] == seen[1]
+    assert seen[0].startswith(b"|1\r\n" if resp == "3" else b"$39\r\n")
+
+
+def _slowlog_commands(conn: RawConnection) -> list[object]:
+    entries = parse_reply(conn.call("SLOWLOG", "GET", "-1"))
+    assert isinstance(entries, list)
+    return [entry[3] for entry in entries]  # type: ignore[index]
+
+
+def test_slowlog_of_a_blocked_command(dumpling_server: ServerProcess, redis_server: ServerProcess) -> None:
+    """A blocked command is logged once it is answered, with its own arguments."""
+    seen = []
+    for server in (dumpling_server, redis_server):
+        with RawConnection(server.port) as conn, RawConnection(server.port) as blocked:
+            conn.call("CONFIG", "SET", "slowlog-log-slower-than", "0")
+            try:
+                conn.call("SLOWLOG", "RESET")
+                blocked.send(encode_command("BLPOP", "slowlog-list", "0"))
+                while b"blocked_clients:1" not in conn.call("INFO", "clients"):
+                    pass
+                before = _slowlog_commands(conn)
+                conn.call("LPUSH", "slowlog-list", "x")
+                assert blocked.read_reply() == b"*2\r\n$12\r\nslowlog-list\r\n$1\r\nx\r\n"
+                seen.append((before, _slowlog_commands(conn)))
+            finally:
+                conn.call("CONFIG", "SET", "slowlog-log-slower-than", "10000")
+    assert seen[0] == seen[1]
+    assert [b"BLPOP", b"slowlog-list", b"0"] in seen[0][1]
+
+
+def test_slowlog_max_len_0_makes_no_entries(dumpling_server: ServerProcess) -> None:
+    """Recorded from Redis 7.4.1 (7.0 still numbered the entries it dropped): with
+    slowlog-max-len 0 nothing is logged, so the IDs do not advance."""
+    with RawConnection(dumpling_server.port) as conn:
+        try:
+            conn.call("CONFIG", "SET", "slowlog-log-slower-than", "0")
+            conn.call("SLOWLOG", "RESET")
+            conn.call("PING")
+            first = parse_reply(conn.call("SLOWLOG", "GET", "1"))[0][0]  # type: ignore[index]
+            conn.call("CONFIG", "SET", "slowlog-max-len", "0")
+            for _ in range(5):
+                conn.call("PING")
+            conn.call("CONFIG", "SET", "slowlog-max-len", "128")
+            last = parse_reply(conn.call("SLOWLOG", "GET", "1"))[0]  # type: ignore[index]
+            # PING, SLOWLOG GET and the CONFIG SET that turned it back on, numbered in a row
+            assert last[0] == first + 2 and last[3] == [b"CONFIG", b"SET", b"slowlog-max-len", b"128"]
+        finally:
+            conn.call("CONFIG", "SET", "slowlog-log-slower-than", "10000", "slowlog-max-len", "128")

@@ -1122,7 +1122,7 @@ def _debug_listpack(c: Any, key: bytes) -> Any:
 
 
 def _debug_protocol(c: Any, kind: bytes) -> Any:
-    from dumpling.protocol import BigNumber, Bool, Push, SetReply
+    from dumpling.protocol import BigNumber, Bool, Push, Raw, SetReply
 
     k = kind.lower()
     if k == b"string":
@@ -1142,7 +1142,11 @@ def _debug_protocol(c: Any, kind: bytes) -> Any:
     if k == b"map":
         return Map([(0, Bool(False)), (1, Bool(True)), (2, Bool(False))])
     if k == b"attrib":
-        return b"Some real reply following the attribute"
+        # Attributes are not replies: in RESP3 one goes before the real reply, in RESP2 nothing.
+        reply = b"Some real reply following the attribute"
+        if not c.resp3:
+            return reply
+        return Raw(b"|1\r\n$14\r\nkey-popularity\r\n*2\r\n$7\r\nkey:123\r\n:90\r\n$%d\r\n%s\r\n" % (len(reply), reply))
     if k == b"push":
         if not c.resp3:
             raise CommandError("RESP2 is not supported by this command")
