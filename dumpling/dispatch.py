@@ -106,6 +106,11 @@ class Server:
         # shutdown / lifecycle
         self.shutdown_event: asyncio.Event | None = None
         self.exit_code = 0
+        # A shutdown waiting for lagging replicas (Redis's shutdown_mstime): when it gives up
+        # waiting (ms, 0: none), with the SHUTDOWN flags; clients whose SHUTDOWN waits with it.
+        self.shutdown_deadline_ms = 0
+        self.shutdown_flags: frozenset[str] = frozenset()
+        self.shutdown_waiters: list[Client] = []
         self.loop: asyncio.AbstractEventLoop | None = None
         self.servers: list[asyncio.base_events.Server] = []
         self.tcp_listeners: dict[tuple[str, int], Any] = {}  # (bind word, port) -> its server (listen_tcp)
@@ -895,20 +900,75 @@ class Server:
                 self.log("warning", f"Error removing the unix socket file: {e.strerror}")
             self.unix_socket_path = ""
 
-    def request_shutdown(self, reason: str = "User requested shutdown...", flags: frozenset[str] = frozenset()) -> bool:
-        """prepareForShutdown: run the ``before_shutdown`` hooks (the final save), then stop
-        serving; False (and the server keeps running) if a hook refused."""
+    def request_shutdown(self, reason: str = "User requested shutdown...",
+                         flags: frozenset[str] = frozenset()) -> bool | None:
+        """prepareForShutdown.  Unless NOW (or ``shutdown-timeout 0``), a master whose
+        replicas have not acknowledged its whole stream first waits for them, up to
+        ``shutdown-timeout`` seconds with writes paused: None, and the cron finishes the
+        shutdown (``shutdown_cron``).  Else ``finish_shutdown``: True if exiting, False
+        (the server keeps running) if it failed.  Already waiting: False."""
+        if self.shutdown_deadline_ms:
+            return False
         self.log("warning", reason)
+        replication = getattr(self, "replication", None)
+        timeout = self.config["shutdown-timeout"]
+        if "now" not in flags and timeout and replication is not None and not replication.ready_to_shutdown():
+            self.shutdown_flags = flags
+            self.shutdown_deadline_ms = time.time_ns() // 1_000_000 + timeout * 1000
+            replication.request_acks()
+            self.client_pause.hold("shutdown")  # type: ignore[attr-defined]
+            self.log("notice", "Waiting for replicas before shutting down.")
+            return None
+        return self.finish_shutdown(flags)
+
+    def finish_shutdown(self, flags: frozenset[str]) -> bool:
+        """finishShutdown: report lagging replicas, run the ``before_shutdown`` hooks (the
+        final save), then stop serving; False (the shutdown is cancelled) if a hook refused."""
+        replication = getattr(self, "replication", None)
+        if replication is not None:
+            replication.report_lagging()
         for hook in self.before_shutdown:
             if not hook(flags):
                 self.log("warning", "Errors trying to shut down the server. Check the logs for more information.")
+                self.cancel_shutdown()
                 return False
         if self.shutdown_event is not None:
             self.shutdown_event.set()
         return True
 
+    def cancel_shutdown(self) -> None:
+        """cancelShutdown: the clients waiting in SHUTDOWN get an error, writes resume."""
+        self.shutdown_deadline_ms = 0
+        self.shutdown_flags = frozenset()
+        waiters, self.shutdown_waiters = self.shutdown_waiters, []
+        for client in waiters:
+            if client.blocked is not None and not client.closed:
+                self.count_error("ERR")
+                self.unblock(client, ErrorReply("ERR Errors trying to SHUTDOWN. Check logs."))
+        self.client_pause.release("shutdown")  # type: ignore[attr-defined]
+
+    def abort_shutdown(self) -> bool:
+        """SHUTDOWN ABORT: False if no shutdown is waiting."""
+        if not self.shutdown_deadline_ms:
+            return False
+        self.cancel_shutdown()
+        self.log("notice", "Shutdown manually aborted.")
+        return True
+
+    def shutdown_cron(self) -> None:
+        """A waiting shutdown finishes once every replica caught up or the time is up."""
+        if not self.shutdown_deadline_ms or (self.shutdown_event is not None and self.shutdown_event.is_set()):
+            return
+        replication = getattr(self, "replication", None)
+        if time.time_ns() // 1_000_000 >= self.shutdown_deadline_ms or replication is None or \
+                replication.ready_to_shutdown():
+            self.finish_shutdown(self.shutdown_flags)
+
     def signal_shutdown(self, name: str) -> None:
         """SIGTERM/SIGINT: a SHUTDOWN with the options of ``shutdown-on-sigterm``/``-sigint``."""
+        if name == "SIGINT" and self.shutdown_deadline_ms:
+            self.log("warning", "You insist... exiting now.")  # a second Ctrl+C: no more waiting
+            os._exit(1)
         self.log("warning", f"Received {name} scheduling shutdown...")
         setting = "shutdown-on-sigterm" if name == "SIGTERM" else "shutdown-on-sigint"
         flags = frozenset(self.config[setting].split()) - {"default"}
@@ -940,6 +1000,7 @@ class Server:
                             client.close()
                 for hook in self.cron_hooks:
                     hook()
+                self.shutdown_cron()
             except Exception as e:  # cron must keep running whatever a hook does
                 self.log("warning", f"cron error: {type(e).__name__}: {e}")
 

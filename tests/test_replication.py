@@ -4,6 +4,7 @@ resync after a dropped link, promotion, and every key compared on both sides."""
 from __future__ import annotations
 
 import random
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -898,3 +899,62 @@ def test_pipelined_stream_is_byte_identical_to_redis(appendonly: str) -> None:
         expected = _stream_after(redis_master, requests)
         assert expected.startswith(b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*3\r\n$3\r\nSET\r\n$1\r\na\r\n")
         assert _stream_after(dumpling_master, requests) == expected
+
+
+# -- SHUTDOWN and lagging replicas ----------------------------------------------------------------
+
+
+def _shutdown_waits_for_replica(master_kind: str, abort: bool) -> list[Any]:
+    """A master with a stopped replica: SHUTDOWN waits with writes paused; ``abort``: SHUTDOWN
+    ABORT ends the wait (the waiting client gets an error, the paused write runs), else the
+    shutdown finishes once the resumed replica acknowledged the last write."""
+    start = start_redis if master_kind == "redis" else start_dumpling
+    seen: list[Any] = []
+    with servers(lambda: start(*FAST_SYNC, "--shutdown-timeout", "60"), start_redis) as (master, replica):
+        m, r = client(master), client(replica)
+        r.replicaof("127.0.0.1", master.port)
+        wait_until(lambda: link_up(replica), what="link up")
+        m.set("k", 1)
+        wait_until(caught_up(master, replica), what="offsets equal")
+        replica.proc.send_signal(signal.SIGSTOP)
+        try:
+            m.incr("k")
+            with RawConnection(master.port) as waiting, RawConnection(master.port) as writer:
+                waiting.send(encode_command("SHUTDOWN"))
+                wait_until(lambda: int(m.info("server").get("shutdown_in_milliseconds", 0)) > 0, what="waiting")
+                writer.send(encode_command("INCR", "k"))  # paused while the shutdown waits
+                time.sleep(0.2)
+                seen.append(m.info("clients")["blocked_clients"])
+                if abort:
+                    seen.append(m.execute_command("SHUTDOWN", "ABORT"))
+                    seen.append(waiting.read_reply())
+                    seen.append(writer.read_reply())  # ran once the pause ended
+                    seen.append("shutdown_in_milliseconds" in m.info("server"))
+                    seen.append(_error(m, "SHUTDOWN", "ABORT"))
+                else:
+                    replica.proc.send_signal(signal.SIGCONT)
+                    seen.append(waiting.is_closed(10))
+                    seen.append(writer.is_closed(10))
+                    master.proc.wait(10)
+                    seen.append(r.get("k"))
+        finally:
+            replica.proc.send_signal(signal.SIGCONT)
+        log = master.log()
+        seen += [line in log for line in ("Waiting for replicas before shutting down.", "Shutdown manually aborted.",
+                                          "1 of 1 replicas are in sync when shutting down.", "Lagging replica")]
+    return seen
+
+
+def _error(c: redis.Redis, *args: str) -> str:
+    try:
+        return repr(c.execute_command(*args))
+    except redis.ResponseError as e:
+        return str(e)
+
+
+@pytest.mark.parametrize("abort", [False, True])
+def test_shutdown_waits_for_lagging_replicas_as_redis(abort: bool) -> None:
+    require_redis()
+    expected = _shutdown_waits_for_replica("redis", abort)
+    assert expected[0] == 2 and expected[-4] is True, expected  # (the SHUTDOWN and the INCR wait)
+    assert _shutdown_waits_for_replica("dumpling", abort) == expected

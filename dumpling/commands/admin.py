@@ -20,6 +20,7 @@ from dumpling.datatypes.lists import ListValue, set_packed_threshold
 from dumpling.datatypes.zsets import ZSetValue
 from dumpling.digest import ZERO as ZERO_DIGEST
 from dumpling.digest import dataset_digest, value_digest
+from dumpling.dispatch import Blocked
 from dumpling.errors import NO_SUCH_KEY, SYNTAX, CommandError
 from dumpling.fpconv import d2string
 from dumpling.keyspace import lru_clock
@@ -76,6 +77,9 @@ def _section_server(server: Any) -> list[str]:
         f"executable:{server.executable}",
         f"config_file:{server.config.config_file}",
         "io_threads_active:0",
+        # while a shutdown waits for lagging replicas: the time it still gives them
+        *([f"shutdown_in_milliseconds:{server.shutdown_deadline_ms - server.keyspace.now}"]
+          if server.shutdown_deadline_ms else []),
         # Redis 7.4 numbers listeners by connection type (tcp 0, unix 1) and lists the open ones.
         *([f"listener0:name=tcp,{binds},port={port}"] if port else []),
         *([f"listener1:name=unix,bind={server.config['unixsocket']}"] if server.config["unixsocket"] else []),
@@ -838,15 +842,23 @@ def shutdown(c: Any, argv: list[bytes]) -> Any:
     opts = {a.lower() for a in argv[1:]}
     if not opts <= {b"nosave", b"save", b"now", b"force", b"abort"}:
         raise CommandError(SYNTAX)
+    server = c.server
     if b"abort" in opts:
         if len(argv) > 2:
             raise CommandError(SYNTAX)
-        raise CommandError("No shutdown in progress.")
+        if not server.abort_shutdown():
+            raise CommandError("No shutdown in progress.")
+        return OK
     if b"save" in opts and b"nosave" in opts:
         raise CommandError(SYNTAX)
-    server = c.server
     flags = frozenset(a.decode() for a in opts)
-    if not server.request_shutdown("User requested shutdown...", flags):
+    done = server.request_shutdown("User requested shutdown...", flags)
+    if done is None or (done is False and server.shutdown_deadline_ms):
+        # Waiting for lagging replicas (started now, or by an earlier SHUTDOWN or SIGTERM):
+        # this client waits with it, answered only if the shutdown fails or is aborted.
+        server.shutdown_waiters.append(c)
+        return Blocked([], 0, lambda: None, None)
+    if not done:
         raise CommandError("Errors trying to SHUTDOWN. Check logs.")
     c.flags_close_after_reply = True
     return NO_REPLY

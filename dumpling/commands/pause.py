@@ -8,6 +8,10 @@ running or queueing it (Redis's place in processCommand), and a command it holds
 suspended as a blocked client (INFO ``blocked_clients`` counts it, as Redis counts
 postponed clients) and re-run from the top of dispatch when the pause ends or weakens.
 
+Other purposes hold a WRITE pause with no end time until they release it (``hold`` /
+``release``: Redis's PAUSE_DURING_SHUTDOWN and PAUSE_DURING_FAILOVER); the strictest pause
+in force applies.
+
 WRITE pauses commands that may change the dataset or replicate: ``write`` and
 ``may_replicate`` commands, EXEC of a transaction holding one, and EVAL / EVALSHA / FCALL
 unless the script or function is flagged ``no-writes``.  Both modes pause expiry
@@ -50,6 +54,7 @@ class ClientPause:
         self.all = False  # False: WRITE
         self.waiters: list[tuple[Any, list[bytes], Blocked]] = []
         self._timer: Any = None
+        self.held_by: set[str] = set()  # purposes holding a WRITE pause until released ("shutdown", "failover")
 
     # -- state ------------------------------------------------------------------------
 
@@ -67,8 +72,21 @@ class ClientPause:
         self.all = False
         self._apply(True)
 
-    def active(self) -> bool:
+    def hold(self, purpose: str) -> None:
+        """pauseActions(purpose, forever, WRITE): writes wait until ``release(purpose)``."""
+        self.held_by.add(purpose)
+        self._apply(False)
+
+    def release(self, purpose: str) -> None:
+        if purpose in self.held_by:
+            self.held_by.discard(purpose)
+            self._apply(True)
+
+    def _client_paused(self) -> bool:
         return self.end_ms > time.time_ns() // 1_000_000
+
+    def active(self) -> bool:
+        return bool(self.held_by) or self._client_paused()
 
     def _apply(self, resume: bool) -> None:
         server = self.server
@@ -76,9 +94,13 @@ class ClientPause:
             self._timer.cancel()
             self._timer = None
         if self.active():
+            if not self._client_paused() and self.end_ms:  # CLIENT PAUSE over; a held WRITE pause remains
+                resume = resume or self.all
+                self.end_ms = 0
+                self.all = False
             server.pause_gate = self.gate
             server.keyspace.expire_paused = True
-            if server.loop is not None:
+            if server.loop is not None and self.end_ms:
                 delay = (self.end_ms - time.time_ns() // 1_000_000) / 1000
                 self._timer = server.loop.call_later(max(delay, 0.0) + 0.001, self._check_end)
         else:

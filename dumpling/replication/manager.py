@@ -604,7 +604,8 @@ class Replication:
         cfg = server.config
         if self.link is not None:
             self.link.cron()
-        if self.link is None and self.replicas and self._cron_loops % max(cfg["repl-ping-replica-period"], 1) == 0:
+        if (self.link is None and self.replicas and self._cron_loops % max(cfg["repl-ping-replica-period"], 1) == 0
+                and server.pause_gate is None):  # (paused writes pause the PINGs too: offsets stay still)
             self.feed_command(b"PING")
         timeout = cfg["repl-timeout"]
         for replica in self.replicas:
@@ -631,6 +632,37 @@ class Replication:
                        "connected replicas.")
         if self.waiters:
             self._wake_waiters()
+
+    # -- shutdown -----------------------------------------------------------------------------------
+
+    def ready_to_shutdown(self) -> bool:
+        """isReadyToShutdown: every replica acknowledged the whole stream."""
+        self.flush_stream()
+        self._purge_replicas()
+        return all(r.ack_offset == self.offset for r in self.replicas)
+
+    def request_acks(self) -> None:
+        """sendGetackToReplicas (a shutdown about to wait for them)."""
+        if self.replicas and self.link is None:
+            self.feed_command(b"REPLCONF", b"GETACK", b"*")
+            self.flush_stream()
+
+    def report_lagging(self) -> None:
+        """finishShutdown's report: each lagging replica, then how many are in sync."""
+        self.flush_stream()
+        self._purge_replicas()
+        now = int(time.time())
+        lagging = 0
+        for replica in self.replicas:
+            if replica.ack_offset != self.offset:
+                lagging += 1
+                lag = now - replica.ack_time if replica.state == "online" else 0
+                self.server.log("notice", f"Lagging replica {replica.name} reported offset "
+                                f"{self.offset - replica.ack_offset} behind master, lag={lag}, "
+                                f"state={replica.info_state()}.")
+        if self.replicas:
+            total = len(self.replicas)
+            self.server.log("notice", f"{total - lagging} of {total} replicas are in sync when shutting down.")
 
     def _before_shutdown(self, flags: frozenset[str]) -> bool:
         """No child of ours outlives the server; the master link closes."""
