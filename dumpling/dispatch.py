@@ -533,6 +533,8 @@ class Server:
         if reply is not None and blocked.cmd is not None and not blocked.rejected:
             blocked.cmd.calls += 1  # served, timed out or CLIENT UNBLOCKed: Redis's updateStatsOnUnblock
             blocked.cmd.usec += blocked.usec
+            if type(reply) is ErrorReply:
+                blocked.cmd.failed_calls += 1
             if blocked.usec >= self.slowlog_threshold >= 0 and blocked.argv and not blocked.cmd.skip_slowlog:
                 self.slowlog_push(client, redacted_args(blocked.cmd, blocked.argv), blocked.usec)
         if blocked.timer is not None:
@@ -590,6 +592,8 @@ class Server:
                         self.serving_blocked = None
                     if reply is None:
                         continue
+                    if type(reply) is ErrorReply:  # (-NOGROUP, -WRONGTYPE on the re-run): in errorstats
+                        self.count_error(reply.message.split(" ", 1)[0])
                     self.unblock(client, reply)
                     if self.pending_pushes:
                         self.send_pending_pushes(client)  # what its command caused, after its reply

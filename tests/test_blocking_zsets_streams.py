@@ -449,3 +449,36 @@ def test_info_blocking_keys_on_nokey_is_7_4(dumpling_server) -> None:
     finally:
         for conn in (admin, *waiting):
             conn.close()
+
+
+def test_error_to_unblocked_client_is_counted_is_7_4(dumpling_server) -> None:
+    """Recorded from Redis 7.4.1 (unit/type/stream-cgroups): the -NOGROUP a destroyed group sends
+    to a blocked XREADGROUP counts in errorstats, total_error_replies and the command's
+    failed_calls, like a -WRONGTYPE from a re-run BLPOP."""
+    admin, a = dumpling_server.raw(), dumpling_server.raw()
+
+    def info(section: str) -> str:
+        return parse_reply(admin.call("INFO", section)).decode()
+
+    try:
+        admin.call("FLUSHALL")
+        admin.call("CONFIG", "RESETSTAT")
+        admin.call("XGROUP", "CREATE", "s", "g", "$", "MKSTREAM")
+        send(a, "XREADGROUP", "GROUP", "g", "x", "BLOCK", "0", "STREAMS", "s", ">")
+        wait_blocked(admin, 1)
+        admin.call("XGROUP", "DESTROY", "s", "g")
+        assert a.read_reply().startswith(b"-NOGROUP")
+        send(a, "BLPOP", "k1", "k2", "0")
+        wait_blocked(admin, 1)
+        admin.call("SET", "k1", "x")
+        admin.call("LPUSH", "k2", "v")
+        assert a.read_reply().startswith(b"-WRONGTYPE")
+        assert "errorstat_NOGROUP:count=1\r\n" in info("errorstats")
+        assert "errorstat_WRONGTYPE:count=1\r\n" in info("errorstats")
+        stats = info("commandstats")
+        assert "cmdstat_xreadgroup:calls=1," in stats and "rejected_calls=0,failed_calls=1" in stats
+        assert "cmdstat_blpop:calls=1," in stats
+        assert "total_error_replies:2\r\n" in info("stats")
+    finally:
+        for conn in (admin, a):
+            conn.close()
