@@ -44,6 +44,10 @@ def _numkeys_keys(argv: list[bytes]) -> list[int]:
     return list(range(3, 3 + numkeys))
 
 
+# numkeys as most calls give it: canonical small counts (anything else goes through _numkeys)
+_SMALL_COUNTS = {b"%d" % n: n for n in range(64)}
+
+
 def _numkeys(argv: list[bytes], error: str = "value is not an integer or out of range") -> int:
     numkeys = parse_int64(argv[2])
     if numkeys is None:
@@ -70,9 +74,11 @@ def _eval(c: Any, argv: list[bytes], evalsha: bool, ro: bool) -> Any:
         server.feed_monitors(c, argv)  # the script before the commands it runs
     if evalsha and len(argv[1]) != 40:
         raise CommandError(NOSCRIPT_ERR)
-    numkeys = _numkeys(argv)
+    numkeys = _SMALL_COUNTS.get(argv[2], -1)
+    if not 0 <= numkeys <= len(argv) - 3:
+        numkeys = _numkeys(argv)
     if evalsha:
-        script = scripting.scripts.get(argv[1].lower().decode("latin-1"))
+        script = scripting.find_script(argv[1])
         if script is None:
             raise CommandError(NOSCRIPT_ERR)
     else:
@@ -195,7 +201,9 @@ def _fcall(c: Any, argv: list[bytes], ro: bool) -> Any:
     function = scripting.libraries.find(argv[1])
     if function is None:
         raise CommandError("Function not found")
-    numkeys = _numkeys(argv, "Bad number of keys provided")
+    numkeys = _SMALL_COUNTS.get(argv[2], -1)
+    if not 0 <= numkeys <= len(argv) - 3:
+        numkeys = _numkeys(argv, "Bad number of keys provided")
     reply = scripting.invoke(c, argv, numkeys, scripting.function_state, function.func, function.label,
                              function.flags, ro)
     if type(reply) is ErrorReply:

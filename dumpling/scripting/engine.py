@@ -153,6 +153,7 @@ class LuaState:
         self._inspect = helpers[b"inspect"]
         self._sethook = helpers[b"sethook"]
         self._kill_hook = helpers[b"kill_hook"]
+        self._count_hook_gone = helpers[b"count_hook_gone"]
         self._load_hook = helpers[b"load_hook"]
         self._run_eval = helpers[b"run_eval"]
         self._run_function = helpers[b"run_function"]
@@ -163,7 +164,7 @@ class LuaState:
         self.type_of = helpers[b"type"]
         self._table_from = self.lua.table_from
         self.error_counted = False  # the last error table converted by to_reply had been counted
-        self._gc_count = 0
+        self.gc_count = 0
         self._gc_step = self.lua.eval("function() collectgarbage('step', %d) end" % GC_CYCLE_PERIOD)
         self.library_api = None
         if library_api:
@@ -237,7 +238,7 @@ class LuaState:
         the error handler, with the count hook if asked: (True, value) or (False, error).
         ``args`` are the keys then the arguments (one Python to Lua call per run)."""
         runner = self._run_function if function else self._run_eval
-        return runner(func, self._kill_hook if hook else None, numkeys, *args)  # type: ignore[no-any-return]
+        return runner(func, hook, numkeys, *args)  # type: ignore[no-any-return]
 
     def run(self, func: Any, args: tuple[Any, ...], hook: bool, load: bool = False) -> tuple[bool, Any]:
         """Call ``func(*args)`` under the error handler: (True, value) or (False, error table)."""
@@ -248,6 +249,7 @@ class LuaState:
         finally:
             if hook:
                 self._sethook()
+                self._count_hook_gone()
         if type(result) is tuple:
             return bool(result[0]), result[1] if len(result) > 1 else None
         return bool(result), None
@@ -258,11 +260,15 @@ class LuaState:
     def gc_tick(self) -> None:
         """Redis's ``luaGC``: every 50 script runs or compilations, 50 steps of the Lua
         collector, so garbage (a compiled chunk's, a run's tables) never piles up between
-        Lua's own cycles and no single call pays for a full one."""
-        self._gc_count += 1
-        if self._gc_count >= GC_CYCLE_PERIOD:
-            self._gc_count = 0
-            self._gc_step()
+        Lua's own cycles and no single call pays for a full one.  (A run counts itself in
+        ``gc_count`` and calls ``gc_step`` when it is due.)"""
+        self.gc_count += 1
+        if self.gc_count >= GC_CYCLE_PERIOD:
+            self.gc_step()
+
+    def gc_step(self) -> None:
+        self.gc_count = 0
+        self._gc_step()
 
     def memory(self) -> int:
         return int(self.lua.eval("collectgarbage('count')") * 1024)

@@ -21,6 +21,7 @@ from dumpling.dispatch import Blocked
 from dumpling.errors import CommandError
 from dumpling.protocol import ErrorReply
 from dumpling.scripting.engine import (
+    GC_CYCLE_PERIOD,
     LuaState,
     ScriptCallError,
     ScriptFailure,
@@ -88,6 +89,7 @@ class Run:
     # Nothing about the caller or the server can refuse a command this run calls, other
     # than the command's own arity, noscript flag and a first write (see redis_call_raise).
     unchecked = False
+    writes_admitted = False  # ...nor a write (see redis_call_raise)
 
     def __init__(self, caller: Client, caller_argv: list[bytes], client: Client, name: str, eval_mode: bool) -> None:
         self.caller = caller
@@ -145,7 +147,8 @@ class Scripting:
             client.laddr = "lua"
             client.authenticated = True
             client.from_script = True
-        self.scripts: OrderedDict[str, Script] = OrderedDict()
+        self.scripts: OrderedDict[str, Script] = OrderedDict()  # by SHA, EVAL-created ones in LRU order
+        self.scripts_by_sha: dict[bytes, Script] = {}  # the same, for EVALSHA's argument
         self.evicted_scripts = 0
         self.eval_state = LuaState(self)
         self.function_state = LuaState(self, library_api=True)
@@ -178,15 +181,25 @@ class Scripting:
             while sum(1 for s in self.scripts.values() if s.from_eval) >= EVAL_LRU_LENGTH:
                 oldest = next(s for s in self.scripts.values() if s.from_eval)
                 del self.scripts[oldest.sha]
+                del self.scripts_by_sha[oldest.sha.encode()]
                 self.evicted_scripts += 1
         script = Script(sha, body, flags, func, from_eval)
         self.scripts[sha] = script
+        self.scripts_by_sha[sha.encode()] = script
         self.eval_state.gc_tick()
+        return script
+
+    def find_script(self, sha: bytes) -> Script | None:
+        """The cached script of an EVALSHA argument (any case)."""
+        script = self.scripts_by_sha.get(sha)
+        if script is None and not sha.islower():
+            script = self.scripts_by_sha.get(sha.lower())
         return script
 
     def flush_scripts(self) -> None:
         """SCRIPT FLUSH: a new Lua state and an empty cache (scriptingReset)."""
         self.scripts.clear()
+        self.scripts_by_sha.clear()
         self.eval_state = LuaState(self)
 
     def touch(self, script: Script) -> None:
@@ -202,14 +215,16 @@ class Scripting:
         if flags & NO_CLUSTER and server.cluster is not None:
             raise CommandError("Can not run script on cluster, 'no-cluster' flag is set.")
         if not flags & NO_WRITES:
-            if self._read_only_replica(caller):
+            # Without a command gate, no READONLY, MISCONF or NOREPLICAS refusal applies.
+            gated = server.command_gate is not None
+            if gated and self._read_only_replica(caller):
                 raise CommandError("-READONLY You can't write against a read only replica.")  # (Redis: its dispatch)
-            message = self.write_denied_message()
+            message = self.write_denied_message() if gated else None
             if message:
                 raise CommandError(_script_misconf(message))
             if ro:
                 raise CommandError("Can not execute a script with write flag using *_ro command.")
-            if not self._enough_replicas():
+            if gated and not self._enough_replicas():
                 raise CommandError("-NOREPLICAS Not enough good replicas to write.")
         if (server.maxmemory and not caller.no_evict and not flags & (ALLOW_OOM | NO_WRITES)
                 and not server.evict_if_needed()):
@@ -242,11 +257,12 @@ class Scripting:
             run.slot = self._declared_slot(caller)
         elif caller.unrestricted and not run.read_only and not run.oom_at_start:
             run.unchecked = True
+            run.writes_admitted = server.command_gate is None
         was_in_exec = server.in_exec
         server.in_exec = True  # one time snapshot; blocking commands answer at once
         self.run = run
         try:
-            ok, value = state.run_script(func, server.config["busy-reply-threshold"] > 0, numkeys,
+            ok, value = state.run_script(func, server.config.values["busy-reply-threshold"] > 0, numkeys,
                                          caller_argv[3:], not eval_mode)
             if ok and type(value) is bytes:
                 reply = value
@@ -256,7 +272,9 @@ class Scripting:
             self.run = None
             server.in_exec = was_in_exec
             server.current_client = caller
-            state.gc_tick()
+            state.gc_count += 1
+            if state.gc_count >= GC_CYCLE_PERIOD:  # Redis's luaGC (LuaState.gc_tick, inlined)
+                state.gc_step()
             if run.timed_out:
                 self.end_busy(run)
         self.last_error_counted = run.error_counted
@@ -308,14 +326,15 @@ class Scripting:
 
         Most calls need none of those checks: the run is ``unchecked`` (an unrestricted
         caller, no cluster, not read-only, not out of memory) and the command is known, of
-        the right arity, allowed in scripts, and not a write before the script's first one
-        (which must see MISCONF, a read-only replica, min-replicas).  Those go straight to
+        the right arity and allowed in scripts; a write also needs ``writes_admitted`` (the
+        script wrote already, or no ``server.command_gate`` was up when it started: no
+        MISCONF, read-only replica or min-replicas refusal can apply).  Those go straight to
         ``Server.call``; anything else takes ``_checked_call``, which applies every check."""
         run = self.run
         if run is not None and run.unchecked and args:
             name = args[0]
             cmd = self.server.fast_table.get(name) if name.__class__ is bytes else None
-            if cmd is not None and not cmd.noscript and (run.write_dirty or not cmd.is_write):
+            if cmd is not None and not cmd.noscript and (not cmd.is_write or run.writes_admitted):
                 arity = cmd.arity
                 n = len(args)
                 if n == arity or 0 < -arity <= n:
@@ -323,7 +342,12 @@ class Scripting:
                         if a.__class__ is not bytes:
                             break
                     else:
-                        return self._called(run, cmd, list(args))
+                        if cmd.is_write:
+                            run.write_dirty = True
+                        reply = self.server.call(run.client, cmd, list(args))
+                        if reply.__class__ is bytes or reply.__class__ is int:
+                            return reply
+                        return self._lua_reply(run, reply)
         return self._checked_call(run, args)
 
     def _checked_call(self, run: Run | None, args: tuple[Any, ...]) -> Any:
@@ -355,7 +379,7 @@ class Scripting:
         if run.oom_at_start and cmd.denyoom and not run.allow_oom and not run.write_dirty:
             self._refuse(cmd, "OOM command not allowed when used memory > 'maxmemory'.")
         if cmd.is_write:
-            run.write_dirty = True
+            run.write_dirty = run.writes_admitted = True
         if server.cluster is not None:
             err = self._cluster_check(run, cmd, argv)
             if err is not None:
@@ -364,16 +388,19 @@ class Scripting:
 
     def _called(self, run: Run, cmd: Command, argv: list[bytes]) -> Any:
         """Run an admitted command on the engine's client; its reply as a Lua value."""
-        client = run.client
-        reply = self.server.call(client, cmd, argv)
-        t = type(reply)
-        if t is bytes or t is int:
+        reply = self.server.call(run.client, cmd, argv)
+        if reply.__class__ is bytes or reply.__class__ is int:
             return reply
+        return self._lua_reply(run, reply)
+
+    def _lua_reply(self, run: Run, reply: Any) -> Any:
+        """A reply other than bulk or integer as redis.call's Lua value (an error raised)."""
+        t = type(reply)
         if t is Blocked:  # a handler that ignored in_exec: answer as on timeout
             reply = reply.timeout_reply
         elif t is ErrorReply:
             raise ScriptCallError(reply.message.encode("utf-8", "surrogateescape"), counted=True)
-        return self.current_state().from_reply(reply, client.resp3)
+        return self.current_state().from_reply(reply, run.client.resp3)
 
     def _check_write(self, run: Run, cmd: Command) -> None:
         """``scriptVerifyWriteCommandAllow``: read-only runs refuse writes; before the first

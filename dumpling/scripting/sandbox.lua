@@ -305,25 +305,39 @@ end
 
 -- ---------------------------------------------------------------- count hook (busy scripts)
 
-local sethook = dbg.sethook
+-- The count hook stays installed between runs (a run does not pay for setting it up and
+-- taking it down; firing between runs, it finds no run and does nothing).  Once a run is
+-- killed it becomes a line hook until that run ends; ``killed_line_hook`` says so.
+local raw_sethook = dbg.sethook
+local count_hook_on = false
+local killed_line_hook = false
 local function kill_hook()
     if py.hook() then
-        sethook(kill_hook, "l")   -- from now on every line raises: pcall cannot swallow it
+        killed_line_hook = true
+        raw_sethook(kill_hook, "l")   -- from now on every line raises: pcall cannot swallow it
         error({err = "ERR Script killed by user with SCRIPT KILL..."})
     end
 end
 local function load_hook()
     if py.load_hook() then
-        sethook(load_hook, "l")
+        raw_sethook(load_hook, "l")
         error({err = "ERR FUNCTION LOAD timeout"})
     end
+end
+-- After the Python side used debug.sethook itself (FUNCTION LOAD's hook), the count hook
+-- is gone.  (Only a C function may take a line hook down: a Lua one would run a line.)
+local function count_hook_gone()
+    count_hook_on = false
+end
+local function set_count_hook(on)
+    if on then raw_sethook(kill_hook, "", 100000) else raw_sethook() end
+    count_hook_on = on
 end
 
 -- ---------------------------------------------------------------- running
 
--- One call from Python per script run: install the hook (if any), run ``f`` under the
--- error handler, remove the hook.  Returns ok and the first result (or the error).
-local raw_sethook = sethook
+-- One call from Python per script run: run ``f`` under the error handler, with the count
+-- hook if ``hook``.  Returns ok and the first result (or the error).
 -- KEYS and ARGV from the arguments after nkeys: one table of them all, whose tail past the
 -- keys moves to the second (the border of the first is then nkeys).
 local function split_args(nkeys, ...)
@@ -334,14 +348,15 @@ local function split_args(nkeys, ...)
     end
     return keys, argv
 end
+-- After a killed run the line hook must go before another line runs (it would raise
+-- there): the code after xpcall that puts the count hook back stays on xpcall's line and
+-- calls no Lua function.
 local function run_eval(f, hook, nkeys, ...)
     local keys, argv = split_args(nkeys, ...)
     raw_rawset(E, "KEYS", keys)
     raw_rawset(E, "ARGV", argv)
-    if hook then raw_sethook(hook, "", 100000) end
-    -- one line: once killed, the line hook raises on every new line, and the hook must
-    -- be gone before the next one starts
-    local ok, value = raw_xpcall(f, error_handler) if hook then raw_sethook() end
+    if hook ~= count_hook_on then set_count_hook(hook) end
+    local ok, value = raw_xpcall(f, error_handler) if killed_line_hook then killed_line_hook = false raw_sethook(kill_hook, "", 100000) end
     return ok, value
 end
 -- A function gets (keys, args): xpcall in Lua 5.1 passes no arguments, so they wait in
@@ -354,8 +369,8 @@ local function call_function()
 end
 local function run_function(f, hook, nkeys, ...)
     fn_f, fn_keys, fn_argv = f, split_args(nkeys, ...)
-    if hook then raw_sethook(hook, "", 100000) end
-    local ok, value = raw_xpcall(call_function, error_handler) if hook then raw_sethook() end
+    if hook ~= count_hook_on then set_count_hook(hook) end
+    local ok, value = raw_xpcall(call_function, error_handler) if killed_line_hook then killed_line_hook = false raw_sethook(kill_hook, "", 100000) end
     return ok, value
 end
 
@@ -455,7 +470,8 @@ return {
     run_eval = run_eval,
     run_function = run_function,
     load_hook = load_hook,
-    sethook = sethook,
+    sethook = raw_sethook,
+    count_hook_gone = count_hook_gone,
     inspect = inspect,
     protect = protect,
     is_protected = is_protected,
