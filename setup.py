@@ -15,11 +15,15 @@ SOURCES = {
     "dumpling.payload._speedups": "dumpling/payload/_speedups.c",
     "dumpling.payload._listpack": "dumpling/payload/_listpack.c",
     "dumpling.persistence._snapshot": "dumpling/persistence/_snapshot.c",
+    "dumpling._hllgeo": "dumpling/_hllgeo.c",
 }
+# Floating point that must match Python's step for step: no fused multiply-add (which some
+# targets, aarch64 for one, would otherwise use).
+EXTRA_FLAGS = {"dumpling._hllgeo": ["-ffp-contract=off"]}
 
 setup(
     ext_modules=[
-        Extension(name, [source], optional=True, extra_compile_args=["-O2"])
+        Extension(name, [source], optional=True, extra_compile_args=["-O2", *EXTRA_FLAGS.get(name, [])])
         for name, source in SOURCES.items()
         if (HERE / source).exists()
     ]

@@ -30,6 +30,7 @@ from dumpling.commands.registry import ORIGINAL, TABLE, Command, rename
 from dumpling.config import Config
 from dumpling.errors import NOAUTH, PROTECTED_MODE_DENIED, CommandError
 from dumpling.keyspace import Keyspace
+from dumpling.latency import LatencyMonitor
 from dumpling.listeners import ListenError, open_tcp
 from dumpling.protocol import NO_REPLY, NULL_ARRAY, QUEUED, ErrorReply, Status, repr_bytes
 from dumpling.server import Client, disable_fastpath, install_signal_handlers
@@ -103,6 +104,7 @@ class Server:
         # slowlog
         self.slowlog: deque[list[Any]] = deque()
         self.slowlog_next_id = 0
+        self.latency = LatencyMonitor()  # LATENCY LATEST/HISTORY/GRAPH/DOCTOR (latency-monitor-threshold)
         # shutdown / lifecycle
         self.shutdown_event: asyncio.Event | None = None
         self.exit_code = 0
@@ -494,8 +496,8 @@ class Server:
             reply.usec = elapsed_us
             reply.argv = argv
         self.stat_commands += 1
-        if elapsed_us >= self.slowlog_threshold >= 0 and not cmd.skip_slowlog and type(reply) is not Blocked:
-            self.slowlog_push(client, redacted_args(cmd, argv), elapsed_us)  # no passwords in SLOWLOG
+        if elapsed_us >= self.slowlog_threshold >= 0 and type(reply) is not Blocked:
+            self.slow_call(client, cmd, argv, elapsed_us)
         if self.monitors and not cmd.hidden_from_monitor:
             self.feed_monitors(client, redacted_args(cmd, argv))  # nor in MONITOR
 
@@ -535,8 +537,8 @@ class Server:
             blocked.cmd.usec += blocked.usec
             if type(reply) is ErrorReply:
                 blocked.cmd.failed_calls += 1
-            if blocked.usec >= self.slowlog_threshold >= 0 and blocked.argv and not blocked.cmd.skip_slowlog:
-                self.slowlog_push(client, redacted_args(blocked.cmd, blocked.argv), blocked.usec)
+            if blocked.usec >= self.slowlog_log_slower_than >= 0 and blocked.argv and not blocked.cmd.skip_slowlog:
+                self.add_slowlog_entry(client, redacted_args(blocked.cmd, blocked.argv), blocked.usec)
         if blocked.timer is not None:
             blocked.timer.cancel()
         ks = self.keyspace
@@ -641,7 +643,22 @@ class Server:
 
     # -- slowlog / monitor ------------------------------------------------------------------
 
+    def slow_call(self, client: Client, cmd: Command, argv: list[bytes], elapsed_us: int) -> None:
+        """A call that took ``slowlog_threshold`` or more: a latency event ("command", or
+        "fast-command" for a fast one) past latency-monitor-threshold, an entry in the SLOWLOG
+        past slowlog-log-slower-than."""
+        if self.latency_threshold_ms and elapsed_us // 1000 >= self.latency_threshold_ms:
+            self.latency.add("fast-command" if "fast" in cmd.flags else "command", elapsed_us // 1000, int(time.time()))
+        if elapsed_us >= self.slowlog_log_slower_than >= 0 and not cmd.skip_slowlog:
+            self.add_slowlog_entry(client, redacted_args(cmd, argv), elapsed_us)  # no passwords in SLOWLOG
+
     def slowlog_push(self, client: Client, argv: list[bytes], elapsed_us: int) -> None:
+        """A slow call of one of the C twins (GET, SET, INCR...: nothing to redact)."""
+        cmd = self.fast_table.get(argv[0]) or TABLE.get(argv[0].lower())
+        if cmd is not None:
+            self.slow_call(client, cmd, argv, elapsed_us)
+
+    def add_slowlog_entry(self, client: Client, argv: list[bytes], elapsed_us: int) -> None:
         if not self.config["slowlog-max-len"]:
             return  # (Redis 7.4: no entry is made, so entry IDs do not advance either)
         args: list[bytes] = []
@@ -699,7 +716,14 @@ class Server:
 
     def _cache_config(self) -> None:
         """Settings read on every command, kept as plain attributes."""
-        self.slowlog_threshold = self.config["slowlog-log-slower-than"]
+        self.slowlog_log_slower_than = self.config["slowlog-log-slower-than"]
+        self.latency_threshold_ms = self.config["latency-monitor-threshold"]
+        # What makes a call slow (slow_call): either log wants it.  The C request loop compares
+        # with this too, and hands such calls back.
+        limits = [self.slowlog_log_slower_than] if self.slowlog_log_slower_than >= 0 else []
+        if self.latency_threshold_ms:
+            limits.append(self.latency_threshold_ms * 1000)
+        self.slowlog_threshold = min(limits, default=-1)
         self.maxmemory = self.config["maxmemory"]
         # Client.flush consults output_limit_exceeded only from this many bytes of output on:
         # the lowest normal/pubsub limit set, or less when maxmemory-clients may evict.
@@ -988,11 +1012,16 @@ class Server:
                 continue  # DEBUG PAUSE-CRON
             try:
                 effort = self.config["active-expire-effort"] - 1
+                started = time.monotonic()
                 ks.active_expire_cycle(
                     time_limit_s=(25 + 2 * effort) / 100 / hz,
                     keys_per_loop=20 + 5 * effort,
                     stale_perc=10 - effort,
                 )
+                if self.latency_threshold_ms:
+                    spent_ms = int((time.monotonic() - started) * 1000)
+                    if spent_ms >= self.latency_threshold_ms:
+                        self.latency.add("expire-cycle", spent_ms, int(time.time()))
                 self.ops_samples.append((time.monotonic(), self.stat_commands))
                 timeout = self.config["timeout"]
                 if timeout:

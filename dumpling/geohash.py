@@ -13,6 +13,12 @@ same distances; ``partial_sort`` is Redis's ``pqsort`` (what GEOSEARCH ... COUNT
 Also here: Redis's text forms of distances (``fixedpoint_d2string`` with 4 digits)
 and coordinates (``%.17Lf`` with trailing zeros trimmed).
 
+A search's candidates become points ``(distance, score, member, longitude, latitude)``.
+The entry points ``cell_scanner``, ``sort_nearest``, ``points_reply`` and
+``positions_reply`` run ``dumpling._hllgeo``'s C twins of this code when it is loaded
+(``native``; ``DUMPLING_PURE=1`` or ``use_native(False)`` turns them off); the Python
+here stays the reference they must match (``tests/test_hllgeo_c.py``).
+
 Must not: know about keys, sorted sets or replies.
 """
 
@@ -20,9 +26,12 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
+
+from dumpling import accel
 
 STEP_MAX = 26
 LAT_MIN = -85.05112878
@@ -575,3 +584,122 @@ def _pqsort(items: list[Any], a: int, n: int, cmp: Callable[[Any, Any], int], lr
         left, right = a, a + r - 1
         if (lrange < left and rrange < left) or (lrange > right and rrange > right):
             return
+
+
+# ----------------------------------------------------------------------------- entry points
+
+Point = tuple[float, float, bytes, float, float]  # (distance, score, member, longitude, latitude)
+Scanner = Callable[[Iterable[tuple[float, bytes]], int, list[Point]], None]
+
+native: ModuleType | None = accel.hllgeo
+
+
+def use_native(enabled: bool) -> None:
+    """Switch the C twins on or off at run time (tests compare both)."""
+    global native
+    native = accel.hllgeo if enabled else None
+
+
+def cell_scanner(shape: Shape) -> Scanner:
+    """``membersOfGeoHashBox``'s filter for this search: ``scan(items, limit, found)``
+    appends the points of ``(score, member)`` items inside the shape to ``found``,
+    stopping once it holds ``limit`` points (0: no limit)."""
+    if native is not None:
+        if shape.kind == CIRCLE:
+            a, b = shape.radius * shape.conversion, 0.0
+        else:
+            a, b = shape.width * shape.conversion / 2, shape.height * shape.conversion / 2
+        geo_scan, kind, longitude, latitude = native.geo_scan, shape.kind, shape.longitude, shape.latitude
+
+        def scan_c(items: Iterable[tuple[float, bytes]], limit: int, found: list[Point]) -> None:
+            geo_scan(items, kind, longitude, latitude, a, b, limit, found)
+
+        return scan_c
+    test = point_filter(shape)
+
+    def scan(items: Iterable[tuple[float, bytes]], limit: int, found: list[Point]) -> None:
+        for score, member in items:
+            hit = test(score)
+            if hit is not None:
+                found.append((hit[2], score, member, hit[0], hit[1]))
+                if limit and len(found) >= limit:
+                    break
+
+    return scan
+
+
+def _ascending(a: Point, b: Point) -> int:
+    if a[0] > b[0]:
+        return 1
+    if a[0] == b[0]:
+        return 0
+    return -1
+
+
+def _descending(a: Point, b: Point) -> int:
+    return -_ascending(a, b)
+
+
+def sort_nearest(points: list[Point], descending: bool, count: int) -> None:
+    """Sort by distance as Redis does: qsort (glibc's stable merge sort) of everything,
+    or ``pqsort`` when only the first ``count`` points matter."""
+    cmp = _descending if descending else _ascending
+    if count >= len(points):
+        if any(p[0] != p[0] for p in points):  # NaN: only the comparator's answers count
+            points.sort(key=functools.cmp_to_key(cmp))
+        else:
+            points.sort(key=_distance_of, reverse=descending)
+    elif native is None or not native.geo_pqsort(points, descending, 0, count - 1):
+        partial_sort(points, cmp, 0, count - 1)
+
+
+def _distance_of(point: Point) -> float:
+    return point[0]
+
+
+def points_reply(points: list[Point], conversion: float, withdist: bool, withhash: bool, withcoord: bool,
+                 resp3: bool) -> bytes:
+    """The encoded reply of a search with WITHDIST, WITHHASH or WITHCOORD: per point an
+    array of the member, its distance in the unit, its score as an integer, its
+    coordinates (bulk strings in RESP2, doubles in RESP3)."""
+    if native is not None:
+        return native.geo_reply(points, len(points), conversion, withdist, withhash, withcoord, resp3)
+    out = [b"*%d\r\n" % len(points)]
+    fields = 1 + withdist + withhash + withcoord
+    for dist, score, member, longitude, latitude in points:
+        out.append(b"*%d\r\n$%d\r\n%s\r\n" % (fields, len(member), member))
+        if withdist:
+            text = format_distance(dist / conversion)
+            out.append(b"$%d\r\n%s\r\n" % (len(text), text))
+        if withhash:
+            out.append(b":%d\r\n" % score_as_long_long(score))
+        if withcoord:
+            out.append(b"*2\r\n" + _coordinate_wire(longitude, resp3) + _coordinate_wire(latitude, resp3))
+    return b"".join(out)
+
+
+def positions_reply(scores: list[float | None], resp3: bool) -> bytes:
+    """GEOPOS's encoded reply: ``[longitude, latitude]`` per score, a null array for None."""
+    if native is not None:
+        return native.geo_pos(scores, resp3)
+    out = [b"*%d\r\n" % len(scores)]
+    for score in scores:
+        if score is None:
+            out.append(b"_\r\n" if resp3 else b"*-1\r\n")
+        else:
+            longitude, latitude = decode_score(score)
+            out.append(b"*2\r\n" + _coordinate_wire(longitude, resp3) + _coordinate_wire(latitude, resp3))
+    return b"".join(out)
+
+
+def _coordinate_wire(value: float, resp3: bool) -> bytes:
+    """``addReplyHumanLongDouble``: a bulk string in RESP2, a double in RESP3."""
+    text = format_coordinate(value)
+    return b",%s\r\n" % text if resp3 else b"$%d\r\n%s\r\n" % (len(text), text)
+
+
+def score_as_long_long(score: float) -> int:
+    """C's ``(long long)score`` (x86-64: unrepresentable values give LLONG_MIN)."""
+    if not -9.223372036854775808e18 <= score < 9.223372036854775808e18:
+        return _LLONG_MIN
+    return int(score)

@@ -15,6 +15,12 @@ Whole-register work (histograms, merges, sparse/dense conversion) runs on
 "linear" register arrays, one byte per register, built with slicing, ``translate``
 and big-integer arithmetic rather than per-register Python loops.
 
+The commands call the entry points at the end (``add_elements``, ``count_or_none``,
+``merge_registers``, ``estimate_registers``), which run ``dumpling._hllgeo``'s C twins of
+this code when it is loaded (``native``; ``DUMPLING_PURE=1`` or ``use_native(False)``
+turns them off): the functions above stay the reference they must match byte for byte
+and refusal for refusal (``tests/test_hllgeo_c.py``).
+
 Must not: know about keys, clients or replies (``dumpling.commands.hyperloglog``
 does that).
 """
@@ -25,6 +31,9 @@ import math
 import random
 import struct
 from bisect import bisect_right
+from types import ModuleType
+
+from dumpling import accel
 
 MAGIC = b"HYLL"
 HEADER_SIZE = 16
@@ -698,3 +707,56 @@ def selftest(max_bytes: int, rng: random.Random | None = None, cycles: int = 10,
             return f"TESTFAILED Too big error. card:{checkpoint} abserr:{abserr}"
         checkpoint *= 10
     return None
+
+
+# ----------------------------------------------------------------------------- entry points
+
+
+native: ModuleType | None = accel.hllgeo
+
+
+def use_native(enabled: bool) -> None:
+    """Switch the C twins on or off at run time (tests compare both)."""
+    global native
+    native = accel.hllgeo if enabled else None
+
+
+def add_elements(hll: bytearray, elements: list[bytes], max_bytes: int) -> tuple[int, bool]:
+    """PFADD's loop (``add_all``): (registers changed, whether a corrupt HLL stopped it)."""
+    if native is not None:
+        return native.hll_add(hll, elements, max_bytes)
+    return add_all(hll, elements, max_bytes)
+
+
+def count_or_none(hll: bytes | bytearray) -> int | None:
+    """``count`` of a valid HLL, None for a corrupt sparse body."""
+    if native is not None:
+        return native.hll_count(hll)
+    try:
+        return count(hll)
+    except CorruptHLL:
+        return None
+
+
+def new_registers() -> bytearray:
+    """An all-zero register array (one byte per register) for ``merge_registers``."""
+    return bytearray(REGISTERS)
+
+
+def merge_registers(registers: bytearray, hll: bytes | bytearray) -> bool:
+    """``hllMerge`` in place: each register the maximum of itself and ``hll``'s;
+    False (``registers`` unchanged) for a corrupt sparse body."""
+    if native is not None:
+        return native.hll_merge(registers, hll)
+    try:
+        registers[:] = merge_into(registers, hll)
+    except CorruptHLL:
+        return False
+    return True
+
+
+def estimate_registers(registers: bytes | bytearray) -> int:
+    """The cardinality of a register array (as ``estimate`` gives it)."""
+    if native is not None:
+        return native.hll_estimate(registers)
+    return estimate(histogram_of_linear(registers))

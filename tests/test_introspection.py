@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -237,3 +238,48 @@ def test_slowlog_max_len_0_makes_no_entries(dumpling_server: ServerProcess) -> N
             assert last[0] == first + 2 and last[3] == [b"CONFIG", b"SET", b"slowlog-max-len", b"128"]
         finally:
             conn.call("CONFIG", "SET", "slowlog-log-slower-than", "10000", "slowlog-max-len", "128")
+
+
+def test_latency_monitor_events(dumpling_server: ServerProcess, redis_server: ServerProcess) -> None:
+    """latency-monitor-threshold: slow commands become "command" events, one sample per second
+    (the worst), shown by LATENCY LATEST/HISTORY/GRAPH/DOCTOR and forgotten by LATENCY RESET."""
+    seen = []
+    for server in (dumpling_server, redis_server):
+        with RawConnection(server.port) as conn:
+            assert parse_reply(conn.call("LATENCY", "RESET")) >= 0  # type: ignore[operator]
+            conn.call("CONFIG", "SET", "latency-monitor-threshold", "50")
+            try:
+                no_spike = parse_reply(conn.call("LATENCY", "DOCTOR"))
+                conn.call("DEBUG", "SLEEP", "0.06")
+                time.sleep(1.05)
+                conn.call("DEBUG", "SLEEP", "0.16")
+                conn.call("DEBUG", "SLEEP", "0.1")  # same second: the worst of the two stays
+                latest = parse_reply(conn.call("LATENCY", "LATEST"))
+                history = parse_reply(conn.call("LATENCY", "HISTORY", "command"))
+                graph = parse_reply(conn.call("LATENCY", "GRAPH", "command"))
+                doctor = parse_reply(conn.call("LATENCY", "DOCTOR"))
+                missing = conn.call("LATENCY", "GRAPH", "nosuchevent")
+                resets = (conn.call("LATENCY", "RESET", "nosuchevent"), conn.call("LATENCY", "RESET", "COMMAND"),
+                          conn.call("LATENCY", "LATEST"))
+            finally:
+                conn.call("CONFIG", "SET", "latency-monitor-threshold", "0")
+        assert isinstance(latest, list) and isinstance(history, list) and isinstance(graph, bytes)
+        assert isinstance(doctor, bytes)
+        [[event, when, last, worst]] = latest
+        assert event == b"command" and when == history[-1][0] and 160 <= last == worst < 250
+        assert [ms // 50 for _, ms in history] == [1, 3]  # 60-99 ms, then 160-199 ms
+        lines = graph.decode().split("\n")
+        seen.append((no_spike, lines[1:6], lines[6].strip() == "", doctor.split(b"(average")[0],
+                     doctor.split(b"\n\n", 2)[2], missing, resets))
+    assert seen[0] == seen[1]
+
+
+def test_latency_histogram_of_a_container(pair) -> None:  # type: ignore[no-untyped-def]
+    """LATENCY HISTOGRAM <container> answers for each subcommand that ran."""
+    for conn in (pair.ours, pair.theirs):
+        conn.call("CONFIG", "RESETSTAT")
+        conn.call("CLIENT", "ID")
+        conn.call("CLIENT", "GETNAME")
+    replies = [parse_reply(conn.call("LATENCY", "HISTOGRAM", "client")) for conn in (pair.ours, pair.theirs)]
+    names = [sorted(reply[::2]) for reply in replies]  # type: ignore[index]
+    assert names[0] == names[1] == [b"client|getname", b"client|id"]

@@ -780,29 +780,38 @@ container("latency", group="server", since="2.8.13", summary="A container for la
 @command("latency|latest", 2, "admin noscript loading stale", **SRV, since="2.8.13",
          summary="Returns the latest latency samples for all events.", tips="nondeterministic_output request_policy:all_nodes response_policy:special")
 def latency_latest(c: Any, argv: list[bytes]) -> Any:
-    return []
+    return c.server.latency.latest()
 
 
 @command("latency|history", 3, "admin noscript loading stale", **SRV, since="2.8.13", args="event",
          summary="Returns timestamp-latency samples for an event.", tips="nondeterministic_output request_policy:all_nodes response_policy:special")
 def latency_history(c: Any, argv: list[bytes]) -> Any:
-    return []
+    return c.server.latency.history(argv[2].decode("utf-8", "surrogateescape"))
+
+
+@command("latency|graph", 3, "admin noscript loading stale", **SRV, since="2.8.13", args="event",
+         summary="Returns a latency graph for an event.", complexity="O(1)", tips="nondeterministic_output request_policy:all_nodes response_policy:special")
+def latency_graph(c: Any, argv: list[bytes]) -> Any:
+    event = argv[2].decode("utf-8", "surrogateescape")
+    graph = c.server.latency.graph(event, int(time.time()))
+    if graph is None:
+        raise CommandError(f"No samples available for event '{event}'")
+    return Verbatim(graph)
 
 
 @command("latency|reset", -2, "admin noscript loading stale", **SRV, since="2.8.13", args="[event...]",
          summary="Resets the latency data for one or more events.", tips="request_policy:all_nodes response_policy:all_succeeded")
 def latency_reset(c: Any, argv: list[bytes]) -> Any:
-    return 0
+    events = [a.decode("utf-8", "surrogateescape") for a in argv[2:]]
+    return c.server.latency.reset(events or None)
 
 
 @command("latency|doctor", 2, "admin noscript loading stale", **SRV, since="2.8.13",
          summary="Returns a human-readable latency analysis report.", tips="nondeterministic_output request_policy:all_nodes response_policy:special")
 def latency_doctor(c: Any, argv: list[bytes]) -> Any:
-    return Verbatim(
-        "I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis instance. You may use "
-        '"CONFIG SET latency-monitor-threshold <milliseconds>." in order to enable it. If we weren\'t in a deep '
-        "space mission I'd suggest to take a look at https://redis.io/topics/latency-monitor.\n"
-    )
+    cfg = c.server.config
+    return Verbatim(c.server.latency.doctor(int(time.time()), cfg["latency-monitor-threshold"],
+                                            cfg["slowlog-log-slower-than"], cfg["slowlog-max-len"], cfg["hz"]))
 
 
 @command("latency|histogram", -2, "admin noscript loading stale", **SRV, since="7.0.0", args="[command...]",
@@ -810,6 +819,9 @@ def latency_doctor(c: Any, argv: list[bytes]) -> Any:
          tips="nondeterministic_output request_policy:all_nodes response_policy:special")
 def latency_histogram(c: Any, argv: list[bytes]) -> Any:
     wanted = {a.lower().decode("utf-8", "replace") for a in argv[2:]}
+    # a container names all its subcommands (Redis's latencySpecificCommandsFillCDF)
+    wanted.update(f"{name}|{sub.decode()}" for name in list(wanted) if (cmd := TABLE.get(name.encode())) is not None
+                  for sub in cmd.subcommands)
     out = []
     for cmd in _all_commands():
         if cmd.calls and (not wanted or cmd.name in wanted):

@@ -13,7 +13,6 @@ Must not: reach into the zset structure beyond ``ZSetValue``'s documented method
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -24,13 +23,12 @@ from dumpling.commands.strings import key_spec
 from dumpling.commands.zsets import _zadd_generic, limits, zset_of
 from dumpling.datatypes.zsets import ZSetValue
 from dumpling.errors import SYNTAX, CommandError
-from dumpling.protocol import NULL_ARRAY, Raw
+from dumpling.protocol import Raw
 
 GEO: dict[str, Any] = {"group": "geo"}
 UNITS = {b"m": 1.0, b"km": 1000.0, b"ft": 0.3048, b"mi": 1609.34}
 BAD_UNIT = "unsupported unit provided. please use M, KM, FT, MI"
 BAD_MEMBER = "could not decode requested zset member"
-LLONG_MIN = -(1 << 63)
 
 RADIUS_COORDS, RADIUS_MEMBER, RADIUS_NOSTORE, GEOSEARCH, GEOSEARCHSTORE = 1, 2, 4, 8, 16
 SORT_NONE, SORT_ASC, SORT_DESC = 0, 1, 2
@@ -79,19 +77,6 @@ def _member_position(z: ZSetValue, member: bytes) -> tuple[float, float]:
     if score is None:
         raise CommandError(BAD_MEMBER)
     return gh.decode_score(score)
-
-
-def _coordinate(c: Any, value: float) -> Any:
-    """``addReplyHumanLongDouble``."""
-    text = gh.format_coordinate(value)
-    return Raw(b",%s\r\n" % text) if c.resp3 else text
-
-
-def _score_as_long_long(score: float) -> int:
-    """C's ``(long long)score`` (x86-64: unrepresentable values give LLONG_MIN)."""
-    if not -9.223372036854775808e18 <= score < 9.223372036854775808e18:
-        return LLONG_MIN
-    return int(score)
 
 
 # ----------------------------------------------------------------------------- GEOADD
@@ -165,37 +150,19 @@ def geohash(c: Any, argv: list[bytes]) -> Any:
          complexity="O(1) for each member requested.", args="key [member:string...]", key_flags="RO access")
 def geopos(c: Any, argv: list[bytes]) -> Any:
     z = zset_of(c.db.lookup_read(argv[1]))
-    out: list[Any] = []
-    for member in argv[2:]:
-        score = None if z is None else z.score(member)
-        if score is None:
-            out.append(NULL_ARRAY)
-        else:
-            longitude, latitude = gh.decode_score(score)
-            out.append([_coordinate(c, longitude), _coordinate(c, latitude)])
-    return out
+    scores = [None] * (len(argv) - 2) if z is None else [z.score(member) for member in argv[2:]]
+    return Raw(gh.positions_reply(scores, c.resp3))
 
 
 # ----------------------------------------------------------------------------- searches
 
 
-class _Point:
-    __slots__ = ("longitude", "latitude", "dist", "score", "member")
-
-    def __init__(self, longitude: float, latitude: float, dist: float, score: float, member: bytes) -> None:
-        self.longitude = longitude
-        self.latitude = latitude
-        self.dist = dist
-        self.score = score
-        self.member = member
-
-
-def _points_in_cells(z: ZSetValue, shape: gh.Shape, cells: list[tuple[int, int]], limit: int) -> list[_Point]:
+def _points_in_cells(z: ZSetValue, shape: gh.Shape, cells: list[tuple[int, int]], limit: int) -> list[gh.Point]:
     """``membersOfAllNeighbors``: candidates cell by cell in score order, filtered by
     the shape, stopping at ``limit`` results when it is not 0 (COUNT ... ANY)."""
-    found: list[_Point] = []
+    found: list[gh.Point] = []
     last_processed = 0
-    test = gh.point_filter(shape)
+    scan = gh.cell_scanner(shape)
     for i, cell in enumerate(cells):
         if cell == (0, 0):
             continue
@@ -207,39 +174,10 @@ def _points_in_cells(z: ZSetValue, shape: gh.Shape, cells: list[tuple[int, int]]
             break
         low, high = gh.score_range(*cell)
         lo, hi = z.score_span(float(low), False, float(high), True)
-        for score, member in z.range_by_rank(lo, hi - 1) if hi > lo else ():
-            hit = test(score)
-            if hit is not None:
-                found.append(_Point(hit[0], hit[1], hit[2], score, member))
-                if limit and len(found) >= limit:
-                    break
+        if hi > lo:
+            scan(z.range_by_rank(lo, hi - 1), limit, found)
         last_processed = i
     return found
-
-
-def _ascending(a: _Point, b: _Point) -> int:
-    if a.dist > b.dist:
-        return 1
-    if a.dist == b.dist:
-        return 0
-    return -1
-
-
-def _descending(a: _Point, b: _Point) -> int:
-    return -_ascending(a, b)
-
-
-def _sort(points: list[_Point], order: int, returned: int) -> None:
-    """qsort (glibc's stable merge sort) of everything, or Redis's pqsort when only
-    the first ``returned`` matter."""
-    cmp: Callable[[_Point, _Point], int] = _ascending if order == SORT_ASC else _descending
-    if returned == len(points):
-        if any(p.dist != p.dist for p in points):  # NaN: only the comparator's answers count
-            points.sort(key=functools.cmp_to_key(cmp))
-        else:
-            points.sort(key=lambda p: p.dist, reverse=order == SORT_DESC)
-    else:
-        gh.partial_sort(points, cmp, 0, returned - 1)
 
 
 def _search(c: Any, argv: list[bytes], src_index: int, flags: int) -> Any:
@@ -345,35 +283,19 @@ def _search(c: Any, argv: list[bytes], src_index: int, flags: int) -> Any:
         return []
     returned = len(points) if count == 0 or len(points) < count else count
     if order != SORT_NONE:
-        _sort(points, order, returned)
-    if store_key is None:
-        return _search_reply(c, points[:returned], shape.conversion, withdist, withhash, withcoords)
-    return _store(c, store_key, points[:returned], shape.conversion, store_dist, flags)
+        gh.sort_nearest(points, order == SORT_DESC, returned)
+    del points[returned:]
+    if store_key is not None:
+        return _store(c, store_key, points, shape.conversion, store_dist, flags)
+    if withdist or withhash or withcoords:
+        return Raw(gh.points_reply(points, shape.conversion, withdist, withhash, withcoords, c.resp3))
+    return [p[2] for p in points]
 
 
-def _search_reply(c: Any, points: list[_Point], conversion: float, withdist: bool, withhash: bool,
-                  withcoords: bool) -> list[Any]:
-    out: list[Any] = []
-    extras = withdist or withhash or withcoords
-    for p in points:
-        if not extras:
-            out.append(p.member)
-            continue
-        item: list[Any] = [p.member]
-        if withdist:
-            item.append(gh.format_distance(p.dist / conversion))
-        if withhash:
-            item.append(_score_as_long_long(p.score))
-        if withcoords:
-            item.append([_coordinate(c, p.longitude), _coordinate(c, p.latitude)])
-        out.append(item)
-    return out
-
-
-def _store(c: Any, key: bytes, points: list[_Point], conversion: float, store_dist: bool, flags: int) -> int:
+def _store(c: Any, key: bytes, points: list[gh.Point], conversion: float, store_dist: bool, flags: int) -> int:
     db = c.db
     if points:
-        pairs = [(p.member, p.dist / conversion if store_dist else p.score) for p in points]
+        pairs = [(p[2], p[0] / conversion if store_dist else p[1]) for p in points]
         out = ZSetValue.from_pairs(pairs, "skiplist")
         out.shrink_if_small(*limits(c))
         existed = db.lookup_write(key) is not None

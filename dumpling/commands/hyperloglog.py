@@ -21,7 +21,6 @@ from dumpling.errors import WRONGTYPE, CommandError
 from dumpling.protocol import OK, Status
 
 HLL = {"group": "hyperloglog", "since": "2.8.9"}
-_EMPTY_LINEAR = bytes(hll.REGISTERS)
 
 
 def _max_bytes(c: Any) -> int:
@@ -65,7 +64,7 @@ def pfadd(c: Any, argv: list[bytes]) -> Any:
     else:
         _check_hll(value)
         value = _unshare(c, key, value)
-    added, corrupt = hll.add_all(value, argv[2:], _max_bytes(c))
+    added, corrupt = hll.add_elements(value, argv[2:], _max_bytes(c))
     if corrupt:
         raise CommandError(hll.INVALID_HLL)
     updated += added
@@ -86,17 +85,15 @@ def pfcount(c: Any, argv: list[bytes]) -> Any:
     db = c.db
     if len(argv) > 2:
         # The cardinality of the union; nothing is written.
-        registers: bytes = _EMPTY_LINEAR
+        registers = hll.new_registers()
         for key in argv[1:]:
             value = db.lookup_read(key)
             if value is None:
                 continue
             _check_hll(value)
-            try:
-                registers = hll.merge_into(registers, value)
-            except hll.CorruptHLL:
-                raise CommandError(hll.INVALID_HLL) from None
-        return _signed(hll.estimate(hll.histogram_of_linear(registers)))
+            if not hll.merge_registers(registers, value):
+                raise CommandError(hll.INVALID_HLL)
+        return _signed(hll.estimate_registers(registers))
     key = argv[1]
     value = db.lookup_read(key)
     if value is None:
@@ -106,10 +103,9 @@ def pfcount(c: Any, argv: list[bytes]) -> Any:
     cached = hll.cached_cardinality(value)
     if cached is not None:
         return cached
-    try:
-        card = hll.count(value)
-    except hll.CorruptHLL:
-        raise CommandError(hll.INVALID_HLL) from None
+    card = hll.count_or_none(value)
+    if card is None:
+        raise CommandError(hll.INVALID_HLL)
     hll.store_cardinality(value, card)
     c.keyspace.changed(db, key)  # a write without an event (WATCH, dirty counter)
     return _signed(card)
@@ -122,7 +118,7 @@ def pfcount(c: Any, argv: list[bytes]) -> Any:
          key_specs=[key_spec("RW access insert", 1), key_spec("RO access", 2, -1)], events="new pfadd")
 def pfmerge(c: Any, argv: list[bytes]) -> Any:
     db, dest = c.db, argv[1]
-    registers: bytes = _EMPTY_LINEAR
+    registers = hll.new_registers()
     use_dense = False
     for key in argv[1:]:  # the destination is one of the inputs
         value = db.lookup_read(key)
@@ -131,10 +127,8 @@ def pfmerge(c: Any, argv: list[bytes]) -> Any:
         _check_hll(value)
         if hll.encoding_of(value) == hll.DENSE:
             use_dense = True
-        try:
-            registers = hll.merge_into(registers, value)
-        except hll.CorruptHLL:
-            raise CommandError(hll.INVALID_HLL) from None
+        if not hll.merge_registers(registers, value):
+            raise CommandError(hll.INVALID_HLL)
     target = db.lookup_write(dest)
     if target is None:
         target = hll.new_sparse()
@@ -151,7 +145,7 @@ def pfmerge(c: Any, argv: list[bytes]) -> Any:
     return OK
 
 
-def _merge_sparse(target: bytearray, registers: bytes, max_bytes: int) -> None:
+def _merge_sparse(target: bytearray, registers: bytearray, max_bytes: int) -> None:
     """PFMERGE's register-by-register sets into a sparse destination (which may be
     promoted on the way, after which the rest is the register maximum anyway)."""
     opcodes = hll.SparseIndex(target)

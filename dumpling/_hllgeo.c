@@ -1,0 +1,1101 @@
+/* dumpling._hllgeo: the hot loops of HyperLogLog and GEO in C.
+ *
+ * dumpling/hyperloglog.py and dumpling/geohash.py (with dumpling/commands/geo.py) stay
+ * the reference and the fallback (DUMPLING_PURE=1); every function here is a translation
+ * of a piece of them, with the same arithmetic in the same order, and must give the same
+ * bytes, the same numbers and the same refusals (tests/test_hllgeo_c.py compares both on
+ * random and corrupt inputs).  Nothing here knows about keys, clients or commands.
+ *
+ * HyperLogLog (a value is the string's bytes: 16-byte header, then dense 6-bit registers
+ * or sparse ZERO/XZERO/VAL opcodes; see the reference's docstring):
+ *   murmurhash64a(data) -> int           Redis's MurmurHash64A with its seed
+ *   hll_add(hll, elements, max_bytes)    PFADD's loop on a bytearray, edited in place:
+ *       -> (registers changed, corrupt)  the sparse editor is hyperloglog.sparse_set,
+ *                                        promotion to dense included
+ *   hll_count(hll) -> int | None         hllCount (None: a corrupt sparse body)
+ *   hll_merge(registers, hll) -> bool    register-wise maximum into a 16384-byte bytearray
+ *                                        (False: a corrupt sparse body)
+ *   hll_estimate(registers) -> int       the estimator over one byte per register
+ * GEO (scores are 52-bit interleaved geohashes):
+ *   geo_decode(score) -> (lon, lat)      geohash.decode_score
+ *   geo_scan(items, kind, lon, lat, a, b, limit, found)
+ *                                        geohash.point_filter over (score, member) pairs,
+ *                                        appending (dist, score, member, lon, lat) hits
+ *   geo_pqsort(points, descending, lrange, rrange) -> bool
+ *                                        geohash.partial_sort by distance (Redis's pqsort);
+ *                                        False (nothing moved) when too deep for C
+ *   geo_reply(points, n, conversion, withdist, withhash, withcoord, resp3) -> bytes
+ *   geo_pos(scores, resp3) -> bytes      GEOSEARCH's and GEOPOS's reply bytes
+ *   format_distance(x), format_coordinate(x) -> bytes
+ *
+ * The estimator and the distance use libm exactly where the reference calls math.*;
+ * setup.py builds this file with -ffp-contract=off so no multiply-add is fused.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ HyperLogLog */
+
+#define HLL_HEADER 16
+#define HLL_P 14
+#define HLL_Q (64 - HLL_P)
+#define HLL_REGISTERS (1 << HLL_P)
+#define HLL_P_MASK (HLL_REGISTERS - 1)
+#define HLL_REGISTER_MAX 63
+#define HLL_DENSE_BYTES (HLL_REGISTERS * 6 / 8)
+#define HLL_DENSE_SIZE (HLL_HEADER + HLL_DENSE_BYTES)
+#define HLL_DENSE 0
+#define HLL_SPARSE 1
+#define HLL_SEED 0xadc83b19ULL
+#define HLL_ALPHA_INF 0.721347520444481703680
+#define SPARSE_VAL_MAX_VALUE 32
+#define SPARSE_VAL_MAX_LEN 4
+#define SPARSE_ZERO_MAX_LEN 64
+#define SPARSE_BODY_LIMIT (2 * HLL_REGISTERS)
+
+static uint64_t murmur64a(const unsigned char *data, Py_ssize_t len) {
+    const uint64_t m = 0xc6a4a7935bd1e995ULL;
+    uint64_t h = HLL_SEED ^ ((uint64_t)len * m);
+    Py_ssize_t blocks = len >> 3;
+    for (Py_ssize_t i = 0; i < blocks; i++) {
+        const unsigned char *b = data + 8 * i;
+        uint64_t k = (uint64_t)b[0] | (uint64_t)b[1] << 8 | (uint64_t)b[2] << 16 | (uint64_t)b[3] << 24 |
+                     (uint64_t)b[4] << 32 | (uint64_t)b[5] << 40 | (uint64_t)b[6] << 48 | (uint64_t)b[7] << 56;
+        k *= m;
+        k ^= k >> 47;
+        k *= m;
+        h ^= k;
+        h *= m;
+    }
+    int tail = (int)(len & 7);
+    if (tail) {
+        const unsigned char *t = data + (len - tail);
+        uint64_t rest = 0;
+        for (int i = 0; i < tail; i++)
+            rest |= (uint64_t)t[i] << (8 * i);
+        h ^= rest;
+        h *= m;
+    }
+    h ^= h >> 47;
+    h *= m;
+    h ^= h >> 47;
+    return h;
+}
+
+/* hyperloglog.pattern_len: the register and the length of the 000..1 run. */
+static void pattern_len(const unsigned char *data, Py_ssize_t len, int *index, int *count) {
+    uint64_t h = murmur64a(data, len);
+    *index = (int)(h & HLL_P_MASK);
+    h = (h >> HLL_P) | (1ULL << HLL_Q);
+    *count = __builtin_ctzll(h) + 1;
+}
+
+static int dense_set(unsigned char *hll, Py_ssize_t len, int index, int count) {
+    Py_ssize_t bit = (Py_ssize_t)index * 6;
+    Py_ssize_t pos = HLL_HEADER + (bit >> 3);
+    int shift = (int)(bit & 7);
+    unsigned b1 = pos + 1 < len ? hll[pos + 1] : 0;
+    int old = (int)(((hll[pos] >> shift) | (b1 << (8 - shift))) & HLL_REGISTER_MAX);
+    if (count <= old)
+        return 0;
+    unsigned word = ((hll[pos] | (b1 << 8)) & ~((unsigned)HLL_REGISTER_MAX << shift)) | ((unsigned)count << shift);
+    hll[pos] = (unsigned char)(word & 0xff);
+    if (shift > 2)
+        hll[pos + 1] = (unsigned char)(word >> 8);
+    return 1;
+}
+
+/* The span of the opcode at p (an XZERO cut by the end reads a zero low byte). */
+static int opcode_span(const unsigned char *hll, Py_ssize_t end, Py_ssize_t p) {
+    unsigned b = hll[p];
+    if (b & 0x80)
+        return (int)(b & 3) + 1;
+    if (b & 0x40)
+        return (int)(((b & 0x3f) << 8) | (p + 1 < end ? hll[p + 1] : 0)) + 1;
+    return (int)b + 1;
+}
+
+static int opcode_len(unsigned b) {
+    return (b & 0xc0) == 0x40 ? 2 : 1;
+}
+
+/* hyperloglog.sparse_to_linear: 0 fine, -1 corrupt. */
+static int sparse_to_linear(const unsigned char *hll, Py_ssize_t end, unsigned char *linear) {
+    if (end - HLL_HEADER > SPARSE_BODY_LIMIT)
+        return -1;
+    memset(linear, 0, HLL_REGISTERS);
+    long index = 0;
+    Py_ssize_t p = HLL_HEADER;
+    while (p < end) {
+        unsigned b = hll[p];
+        int span = opcode_span(hll, end, p);
+        if (b & 0x80) {
+            if (index + span > HLL_REGISTERS)
+                return -1;
+            memset(linear + index, (int)((b >> 2) & 0x1f) + 1, (size_t)span);
+        }
+        index += span;
+        p += opcode_len(b);
+    }
+    return index == HLL_REGISTERS ? 0 : -1;
+}
+
+static void pack_dense(const unsigned char *linear, unsigned char *registers) {
+    for (int i = 0; i < HLL_REGISTERS / 4; i++) {
+        const unsigned char *r = linear + 4 * i;
+        unsigned char *b = registers + 3 * i;
+        b[0] = (unsigned char)(r[0] | (r[1] << 6));
+        b[1] = (unsigned char)((r[1] >> 2) | (r[2] << 4));
+        b[2] = (unsigned char)((r[2] >> 4) | (r[3] << 2));
+    }
+}
+
+/* hyperloglog.sparse_to_dense on a bytearray: 0 fine, -1 corrupt, -2 Python error. */
+static int promote(PyObject *ba) {
+    unsigned char *hll = (unsigned char *)PyByteArray_AS_STRING(ba);
+    Py_ssize_t end = PyByteArray_GET_SIZE(ba);
+    if (hll[4] == HLL_DENSE)
+        return 0;
+    unsigned char *linear = PyMem_Malloc(HLL_REGISTERS);
+    if (linear == NULL) {
+        PyErr_NoMemory();
+        return -2;
+    }
+    if (sparse_to_linear(hll, end, linear) < 0) {
+        PyMem_Free(linear);
+        return -1;
+    }
+    if (PyByteArray_Resize(ba, HLL_DENSE_SIZE) < 0) {
+        PyMem_Free(linear);
+        return -2;
+    }
+    hll = (unsigned char *)PyByteArray_AS_STRING(ba);
+    hll[4] = HLL_DENSE;
+    pack_dense(linear, hll + HLL_HEADER);
+    PyMem_Free(linear);
+    return 0;
+}
+
+static int promote_and_set(PyObject *ba, int index, int count) {
+    int r = promote(ba);
+    if (r < 0)
+        return r;
+    dense_set((unsigned char *)PyByteArray_AS_STRING(ba), PyByteArray_GET_SIZE(ba), index, count);
+    return 1;
+}
+
+static unsigned char val_opcode(int value, int runlen) {
+    return (unsigned char)(0x80 | ((value - 1) << 2) | (runlen - 1));
+}
+
+/* A run of `runlen` zero registers as ZERO or XZERO into seq; its length. */
+static int zeros_opcode(unsigned char *seq, int runlen) {
+    if (runlen > SPARSE_ZERO_MAX_LEN) {
+        int n = runlen - 1;
+        seq[0] = (unsigned char)(0x40 | (n >> 8));
+        seq[1] = (unsigned char)(n & 0xff);
+        return 2;
+    }
+    seq[0] = (unsigned char)(runlen - 1);
+    return 1;
+}
+
+/* hyperloglog.sparse_set (with Redis's walk): 1 raised, 0 unchanged, -1 corrupt,
+ * -2 Python error.  May promote the bytearray to dense. */
+static int sparse_set(PyObject *ba, int index, int count, Py_ssize_t max_bytes) {
+    if (count > SPARSE_VAL_MAX_VALUE)
+        return promote_and_set(ba, index, count);
+    unsigned char *hll = (unsigned char *)PyByteArray_AS_STRING(ba);
+    Py_ssize_t end = PyByteArray_GET_SIZE(ba);
+    /* Step 1: the opcode covering `index`, and the one before it. */
+    Py_ssize_t p = HLL_HEADER, prev = -1;
+    long first = 0;
+    int span = 0;
+    while (p < end) {
+        span = opcode_span(hll, end, p);
+        if (index < first + span)
+            break;
+        prev = p;
+        p += opcode_len(hll[p]);
+        first += span;
+    }
+    if (span == 0 || p >= end)
+        return -1;
+    unsigned b = hll[p];
+    int is_val = (b & 0x80) != 0;
+    int is_xzero = !is_val && (b & 0x40);
+    /* Step 2: the in-place updates. */
+    if (is_val && (int)((b >> 2) & 0x1f) + 1 >= count)
+        return 0;
+    if (!is_xzero && span == 1) {
+        hll[p] = val_opcode(count, 1);
+    } else {
+        /* The general case: the opcode split into up to three. */
+        long last = first + span - 1;
+        unsigned char seq[5];
+        int seqlen = 0;
+        if (is_val) {
+            int current = (int)((b >> 2) & 0x1f) + 1;
+            if (index != first)
+                seq[seqlen++] = val_opcode(current, (int)(index - first));
+            seq[seqlen++] = val_opcode(count, 1);
+            if (index != last)
+                seq[seqlen++] = val_opcode(current, (int)(last - index));
+        } else {
+            if (index != first)
+                seqlen += zeros_opcode(seq + seqlen, (int)(index - first));
+            seq[seqlen++] = val_opcode(count, 1);
+            if (index != last)
+                seqlen += zeros_opcode(seq + seqlen, (int)(last - index));
+        }
+        int oldlen = is_xzero ? 2 : 1;
+        Py_ssize_t delta = seqlen - oldlen;
+        /* Step 3: splice it in, or promote when the string would grow too much. */
+        if (delta > 0 && end + delta > max_bytes)
+            return promote_and_set(ba, index, count);
+        Py_ssize_t newlen = end + delta;
+        Py_ssize_t tail = end - (p + oldlen); /* bytes after the opcode (-1 for a cut XZERO) */
+        if (tail < 0)
+            tail = 0;
+        if (delta > 0) {
+            if (PyByteArray_Resize(ba, newlen) < 0)
+                return -2;
+            hll = (unsigned char *)PyByteArray_AS_STRING(ba);
+        }
+        memmove(hll + p + seqlen, hll + p + oldlen, (size_t)tail);
+        /* The last opcode: the string ends after it (a cut XZERO cuts the sequence by one). */
+        Py_ssize_t room = newlen - p;
+        memcpy(hll + p, seq, (size_t)(room < seqlen ? room : seqlen));
+        if (delta < 0) {
+            if (PyByteArray_Resize(ba, newlen) < 0)
+                return -2;
+            hll = (unsigned char *)PyByteArray_AS_STRING(ba);
+        }
+        end = newlen;
+    }
+    /* Step 4: merge adjacent VAL opcodes of equal value, scanning up to five opcodes. */
+    end = PyByteArray_GET_SIZE(ba);
+    Py_ssize_t q = prev >= 0 ? prev : HLL_HEADER;
+    int scans = 5;
+    while (q < end && scans) {
+        scans--;
+        unsigned b1 = hll[q];
+        if (!(b1 & 0x80)) {
+            q += (b1 & 0x40) ? 2 : 1;
+            continue;
+        }
+        if (q + 1 < end && (hll[q + 1] & 0x80)) {
+            unsigned b2 = hll[q + 1];
+            if (((b1 ^ b2) & 0x7c) == 0) {
+                int runlen = (int)(b1 & 3) + (int)(b2 & 3) + 2;
+                if (runlen <= SPARSE_VAL_MAX_LEN) {
+                    hll[q + 1] = val_opcode((int)((b1 >> 2) & 0x1f) + 1, runlen);
+                    memmove(hll + q, hll + q + 1, (size_t)(end - q - 1));
+                    end--;
+                    if (PyByteArray_Resize(ba, end) < 0)
+                        return -2;
+                    hll = (unsigned char *)PyByteArray_AS_STRING(ba);
+                    continue;
+                }
+            }
+        }
+        q++;
+    }
+    hll[15] |= 0x80;
+    return 1;
+}
+
+/* isHLLObjectOrReply's structural checks, which the callers have made: refuse otherwise. */
+/* The register histogram of dense registers / of one byte per register.  Four counter
+ * sets, one per register of a 3-byte group: consecutive increments of one counter would
+ * each wait for the previous store. */
+static void dense_histogram(const unsigned char *registers, long *histogram) {
+    uint32_t h[4][64];
+    memset(h, 0, sizeof h);
+    for (int i = 0; i < HLL_REGISTERS / 4; i++) {
+        const unsigned char *b = registers + 3 * i;
+        h[0][b[0] & 63]++;
+        h[1][(b[0] >> 6) | ((b[1] & 15) << 2)]++;
+        h[2][(b[1] >> 4) | ((b[2] & 3) << 4)]++;
+        h[3][b[2] >> 2]++;
+    }
+    for (int v = 0; v < 64; v++)
+        histogram[v] = (long)h[0][v] + h[1][v] + h[2][v] + h[3][v];
+}
+
+/* 0, or -1 for a register above 63. */
+static int linear_histogram(const unsigned char *linear, long *histogram) {
+    uint32_t h[4][256];
+    memset(h, 0, sizeof h);
+    for (int i = 0; i < HLL_REGISTERS; i += 4) {
+        h[0][linear[i]]++;
+        h[1][linear[i + 1]]++;
+        h[2][linear[i + 2]]++;
+        h[3][linear[i + 3]]++;
+    }
+    for (int v = 0; v < 256; v++) {
+        long n = (long)h[0][v] + h[1][v] + h[2][v] + h[3][v];
+        if (v < 64)
+            histogram[v] = n;
+        else if (n)
+            return -1;
+    }
+    return 0;
+}
+
+/* Register-wise maximum of a dense HLL's registers into one byte per register. */
+static void dense_max_into(const unsigned char *registers, unsigned char *max) {
+    for (int i = 0; i < HLL_REGISTERS / 4; i++) {
+        const unsigned char *b = registers + 3 * i;
+        unsigned char *m = max + 4 * i;
+        unsigned char r0 = b[0] & 63;
+        unsigned char r1 = (unsigned char)((b[0] >> 6) | ((b[1] & 15) << 2));
+        unsigned char r2 = (unsigned char)((b[1] >> 4) | ((b[2] & 3) << 4));
+        unsigned char r3 = b[2] >> 2;
+        m[0] = m[0] > r0 ? m[0] : r0;
+        m[1] = m[1] > r1 ? m[1] : r1;
+        m[2] = m[2] > r2 ? m[2] : r2;
+        m[3] = m[3] > r3 ? m[3] : r3;
+    }
+}
+
+/* The same for a sparse body: 0, or -1 (nothing changed) when it is corrupt as
+ * sparse_to_linear sees it. */
+static int sparse_max_into(const unsigned char *hll, Py_ssize_t end, unsigned char *max) {
+    if (end - HLL_HEADER > SPARSE_BODY_LIMIT)
+        return -1;
+    long index = 0;
+    Py_ssize_t p;
+    for (p = HLL_HEADER; p < end; p += opcode_len(hll[p])) { /* check first, then change */
+        int span = opcode_span(hll, end, p);
+        if ((hll[p] & 0x80) && index + span > HLL_REGISTERS)
+            return -1;
+        index += span;
+    }
+    if (index != HLL_REGISTERS)
+        return -1;
+    index = 0;
+    for (p = HLL_HEADER; p < end; p += opcode_len(hll[p])) {
+        int span = opcode_span(hll, end, p);
+        if (hll[p] & 0x80) {
+            unsigned char value = (unsigned char)(((hll[p] >> 2) & 0x1f) + 1);
+            for (int k = 0; k < span; k++)
+                if (max[index + k] < value)
+                    max[index + k] = value;
+        }
+        index += span;
+    }
+    return 0;
+}
+
+static int check_hll(const unsigned char *hll, Py_ssize_t len) {
+    if (len < HLL_HEADER || memcmp(hll, "HYLL", 4) != 0 || hll[4] > HLL_SPARSE ||
+        (hll[4] == HLL_DENSE && len != HLL_DENSE_SIZE)) {
+        PyErr_SetString(PyExc_ValueError, "not a valid HyperLogLog string");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *py_murmurhash64a(PyObject *self, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    uint64_t h = murmur64a(view.buf, view.len);
+    PyBuffer_Release(&view);
+    return PyLong_FromUnsignedLongLong(h);
+}
+
+static PyObject *py_hll_add(PyObject *self, PyObject *args) {
+    PyObject *ba, *elements;
+    Py_ssize_t max_bytes;
+    if (!PyArg_ParseTuple(args, "O!O!n", &PyByteArray_Type, &ba, &PyList_Type, &elements, &max_bytes))
+        return NULL;
+    if (check_hll((unsigned char *)PyByteArray_AS_STRING(ba), PyByteArray_GET_SIZE(ba)) < 0)
+        return NULL;
+    long updated = 0;
+    int corrupt = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(elements); i++) {
+        PyObject *element = PyList_GET_ITEM(elements, i);
+        if (!PyBytes_Check(element)) {
+            PyErr_SetString(PyExc_TypeError, "elements must be bytes");
+            return NULL;
+        }
+        int index, count;
+        pattern_len((unsigned char *)PyBytes_AS_STRING(element), PyBytes_GET_SIZE(element), &index, &count);
+        unsigned char *hll = (unsigned char *)PyByteArray_AS_STRING(ba);
+        int r;
+        if (hll[4] == HLL_DENSE)
+            r = dense_set(hll, PyByteArray_GET_SIZE(ba), index, count);
+        else
+            r = sparse_set(ba, index, count, max_bytes);
+        if (r == -2)
+            return NULL;
+        if (r < 0) {
+            corrupt = 1;
+            break;
+        }
+        updated += r;
+    }
+    return Py_BuildValue("(lO)", updated, corrupt ? Py_True : Py_False);
+}
+
+static double hll_sigma(double x) {
+    if (x == 1.0)
+        return INFINITY;
+    double y = 1.0, z = x, z_prev;
+    do {
+        x *= x;
+        z_prev = z;
+        z += x * y;
+        y += y;
+    } while (z_prev != z);
+    return z;
+}
+
+static double hll_tau(double x) {
+    if (x == 0.0 || x == 1.0)
+        return 0.0;
+    double y = 1.0, z = 1 - x, z_prev;
+    do {
+        x = sqrt(x);
+        z_prev = z;
+        y *= 0.5;
+        z -= pow(1 - x, 2) * y;
+    } while (z_prev != z);
+    return z / 3;
+}
+
+/* hyperloglog.estimate, as a Python int. */
+static PyObject *estimate(const long *histogram) {
+    double m = (double)HLL_REGISTERS;
+    double z = m * hll_tau((m - (double)histogram[HLL_Q + 1]) / m);
+    for (int j = HLL_Q; j >= 1; j--) {
+        z += (double)histogram[j];
+        z *= 0.5;
+    }
+    z += m * hll_sigma((double)histogram[0] / m);
+    double numerator = HLL_ALPHA_INF * m * m;
+    if (z == 0)
+        return PyLong_FromUnsignedLongLong(1ULL << 63);
+    double e = numerator / z;
+    if (!(e < 9.223372036854775807e18))
+        return PyLong_FromUnsignedLongLong(1ULL << 63);
+    double whole = floor(e);
+    return PyLong_FromDouble(e - whole >= 0.5 ? whole + 1 : whole);
+}
+
+static PyObject *py_hll_count(PyObject *self, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    const unsigned char *hll = view.buf;
+    Py_ssize_t end = view.len;
+    long histogram[64] = {0};
+    PyObject *result = NULL;
+    if (check_hll(hll, end) < 0)
+        goto done;
+    if (hll[4] == HLL_DENSE) {
+        dense_histogram(hll + HLL_HEADER, histogram);
+    } else {
+        /* hyperloglog.sparse_histogram */
+        long covered = 0;
+        if (end - HLL_HEADER > SPARSE_BODY_LIMIT)
+            goto corrupt;
+        for (Py_ssize_t p = HLL_HEADER; p < end; p += opcode_len(hll[p])) {
+            int span = opcode_span(hll, end, p);
+            histogram[(hll[p] & 0x80) ? ((hll[p] >> 2) & 0x1f) + 1 : 0] += span;
+            covered += span;
+        }
+        if (covered != HLL_REGISTERS)
+            goto corrupt;
+    }
+    result = estimate(histogram);
+    goto done;
+corrupt:
+    result = Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&view);
+    return result;
+}
+
+static PyObject *py_hll_merge(PyObject *self, PyObject *args) {
+    PyObject *registers, *value;
+    if (!PyArg_ParseTuple(args, "O!O", &PyByteArray_Type, &registers, &value))
+        return NULL;
+    if (PyByteArray_GET_SIZE(registers) != HLL_REGISTERS) {
+        PyErr_SetString(PyExc_ValueError, "registers must be 16384 bytes");
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(value, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    PyObject *result = NULL;
+    unsigned char *max = (unsigned char *)PyByteArray_AS_STRING(registers);
+    const unsigned char *hll = view.buf;
+    if (check_hll(hll, view.len) == 0) {
+        int fine = 1;
+        if (hll[4] == HLL_DENSE)
+            dense_max_into(hll + HLL_HEADER, max);
+        else
+            fine = sparse_max_into(hll, view.len, max) == 0;
+        result = PyBool_FromLong(fine);
+    }
+    PyBuffer_Release(&view);
+    return result;
+}
+
+static PyObject *py_hll_estimate(PyObject *self, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    PyObject *result = NULL;
+    long histogram[64] = {0};
+    const unsigned char *linear = view.buf;
+    if (view.len != HLL_REGISTERS) {
+        PyErr_SetString(PyExc_ValueError, "registers must be 16384 bytes");
+        goto done;
+    }
+    if (linear_histogram(linear, histogram) < 0) {
+        PyErr_SetString(PyExc_ValueError, "a register above 63");
+        goto done;
+    }
+    result = estimate(histogram);
+done:
+    PyBuffer_Release(&view);
+    return result;
+}
+
+/* ------------------------------------------------------------------ GEO */
+
+#define GEO_LAT_MIN -85.05112878
+#define GEO_LAT_MAX 85.05112878
+#define GEO_LONG_MIN -180.0
+#define GEO_LONG_MAX 180.0
+#define EARTH_RADIUS_IN_METERS 6372797.560856
+#define GEO_CIRCLE 1
+#define GEO_BOX 2
+#define TWO63 9.223372036854775808e18
+
+static double D_R; /* math.pi / 180.0, set at import */
+
+/* geohash.double_to_uint64 (and decode_score's fast case). */
+static uint64_t score_bits(double value) {
+    if (value >= 0.0 && value < 9.2e18)
+        return (uint64_t)value;
+    if (value >= TWO63) {
+        double rest = value - TWO63;
+        return rest < TWO63 ? ((uint64_t)rest | (1ULL << 63)) : 0;
+    }
+    if (value != value || value < -TWO63)
+        return 1ULL << 63;
+    return (uint64_t)(int64_t)value;
+}
+
+static uint64_t deinterleave64(uint64_t x) {
+    uint64_t y = x >> 1;
+    x &= 0x5555555555555555ULL;
+    y &= 0x5555555555555555ULL;
+    x = (x | (x >> 1)) & 0x3333333333333333ULL;
+    y = (y | (y >> 1)) & 0x3333333333333333ULL;
+    x = (x | (x >> 2)) & 0x0F0F0F0F0F0F0F0FULL;
+    y = (y | (y >> 2)) & 0x0F0F0F0F0F0F0F0FULL;
+    x = (x | (x >> 4)) & 0x00FF00FF00FF00FFULL;
+    y = (y | (y >> 4)) & 0x00FF00FF00FF00FFULL;
+    x = (x | (x >> 8)) & 0x0000FFFF0000FFFFULL;
+    y = (y | (y >> 8)) & 0x0000FFFF0000FFFFULL;
+    x = (x | (x >> 16)) & 0x00000000FFFFFFFFULL;
+    y = (y | (y >> 16)) & 0x00000000FFFFFFFFULL;
+    return x | (y << 32);
+}
+
+/* geohash.decode_score: the centre of the step-26 cell, clamped to the GEO limits. */
+static void decode_score(double score, double *longitude, double *latitude) {
+    const double cells = (double)(1 << 26);
+    const double lat_scale = GEO_LAT_MAX - GEO_LAT_MIN;
+    const double long_scale = GEO_LONG_MAX - GEO_LONG_MIN;
+    uint64_t separated = deinterleave64(score_bits(score));
+    uint64_t ilato = separated & 0xFFFFFFFFULL;
+    uint64_t ilono = separated >> 32;
+    double lon = (GEO_LONG_MIN + ((double)ilono * 1.0 / cells) * long_scale +
+                  (GEO_LONG_MIN + ((double)((ilono + 1) & 0xFFFFFFFFULL) * 1.0 / cells) * long_scale)) / 2;
+    if (lon > GEO_LONG_MAX)
+        lon = GEO_LONG_MAX;
+    else if (lon < GEO_LONG_MIN)
+        lon = GEO_LONG_MIN;
+    double lat = (GEO_LAT_MIN + ((double)ilato * 1.0 / cells) * lat_scale +
+                  (GEO_LAT_MIN + ((double)((ilato + 1) & 0xFFFFFFFFULL) * 1.0 / cells) * lat_scale)) / 2;
+    if (lat > GEO_LAT_MAX)
+        lat = GEO_LAT_MAX;
+    else if (lat < GEO_LAT_MIN)
+        lat = GEO_LAT_MIN;
+    *longitude = lon;
+    *latitude = lat;
+}
+
+static PyObject *py_geo_decode(PyObject *self, PyObject *arg) {
+    double score = PyFloat_AsDouble(arg);
+    if (score == -1.0 && PyErr_Occurred())
+        return NULL;
+    double lon, lat;
+    decode_score(score, &lon, &lat);
+    return Py_BuildValue("(dd)", lon, lat);
+}
+
+/* geohash.point_filter's centre: radians and cosine computed once. */
+typedef struct {
+    int kind;
+    double lon1r, lat1r, cos1;
+    double limit;                   /* circle: radius in metres */
+    double half_width, half_height; /* box, in metres */
+} Centre;
+
+static double centre_distance(const Centre *c, double lon2, double lat2) {
+    double v = sin((lon2 * D_R - c->lon1r) / 2);
+    if (v == 0.0)
+        return EARTH_RADIUS_IN_METERS * fabs(lat2 * D_R - c->lat1r);
+    double lat2r = lat2 * D_R;
+    double u = sin((lat2r - c->lat1r) / 2);
+    double root = sqrt(u * u + c->cos1 * cos(lat2r) * v * v);
+    return root <= 1.0 ? 2.0 * EARTH_RADIUS_IN_METERS * asin(root) : NAN;
+}
+
+/* 1 and the point's distance when it is inside the shape, else 0. */
+static int point_within(const Centre *c, double lon, double lat, double *dist) {
+    if (c->kind == GEO_CIRCLE) {
+        double d = centre_distance(c, lon, lat);
+        if (d > c->limit)
+            return 0;
+        *dist = d;
+        return 1;
+    }
+    double latr = lat * D_R;
+    if (EARTH_RADIUS_IN_METERS * fabs(c->lat1r - latr) > c->half_height)
+        return 0;
+    double v = sin((c->lon1r - lon * D_R) / 2);
+    if (v != 0.0) {
+        double u = sin((latr - latr) / 2);
+        double root = sqrt(u * u + cos(latr) * cos(latr) * v * v);
+        double across = root <= 1.0 ? 2.0 * EARTH_RADIUS_IN_METERS * asin(root) : NAN;
+        if (across > c->half_width)
+            return 0;
+    }
+    *dist = centre_distance(c, lon, lat);
+    return 1;
+}
+
+static PyObject *py_geo_scan(PyObject *self, PyObject *args) {
+    PyObject *items, *found;
+    Centre c;
+    double lon, lat, a, b;
+    Py_ssize_t limit;
+    if (!PyArg_ParseTuple(args, "OiddddnO!", &items, &c.kind, &lon, &lat, &a, &b, &limit, &PyList_Type, &found))
+        return NULL;
+    if (c.kind != GEO_CIRCLE && c.kind != GEO_BOX) {
+        PyErr_SetString(PyExc_ValueError, "kind must be CIRCLE or BOX");
+        return NULL;
+    }
+    c.lon1r = lon * D_R;
+    c.lat1r = lat * D_R;
+    c.cos1 = cos(c.lat1r);
+    c.limit = a;
+    c.half_width = a;
+    c.half_height = b;
+    PyObject *it = PyObject_GetIter(items);
+    if (it == NULL)
+        return NULL;
+    PyObject *item;
+    while ((item = PyIter_Next(it)) != NULL) {
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
+            Py_DECREF(item);
+            Py_DECREF(it);
+            PyErr_SetString(PyExc_TypeError, "items must be (score, member) pairs");
+            return NULL;
+        }
+        PyObject *score = PyTuple_GET_ITEM(item, 0);
+        double s = PyFloat_CheckExact(score) ? PyFloat_AS_DOUBLE(score) : PyFloat_AsDouble(score);
+        if (s == -1.0 && PyErr_Occurred()) {
+            Py_DECREF(item);
+            Py_DECREF(it);
+            return NULL;
+        }
+        double plon, plat, dist;
+        decode_score(s, &plon, &plat);
+        if (point_within(&c, plon, plat, &dist)) {
+            PyObject *hit = Py_BuildValue("(dOOdd)", dist, score, PyTuple_GET_ITEM(item, 1), plon, plat);
+            int bad = hit == NULL || PyList_Append(found, hit) < 0;
+            Py_XDECREF(hit);
+            if (bad) {
+                Py_DECREF(item);
+                Py_DECREF(it);
+                return NULL;
+            }
+            if (limit && PyList_GET_SIZE(found) >= limit) {
+                Py_DECREF(item);
+                break;
+            }
+        }
+        Py_DECREF(item);
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred())
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* Redis's pqsort over the points by distance, as geohash.partial_sort does it: offsets
+ * count in units of ES as the reference's pointer arithmetic does. */
+#define ES 8
+#define PQSORT_DEPTH_MAX 2000
+
+typedef struct {
+    PyObject **items;
+    int descending;
+    Py_ssize_t lrange, rrange;
+} PQ;
+
+static double dist_at(const PQ *q, Py_ssize_t off) {
+    return PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(q->items[off / ES], 0));
+}
+
+static int pq_cmp(const PQ *q, Py_ssize_t a, Py_ssize_t b) {
+    double x = dist_at(q, a), y = dist_at(q, b);
+    int r = x > y ? 1 : (x == y ? 0 : -1);
+    return q->descending ? -r : r;
+}
+
+static void pq_swap(const PQ *q, Py_ssize_t a, Py_ssize_t b) {
+    PyObject *t = q->items[a / ES];
+    q->items[a / ES] = q->items[b / ES];
+    q->items[b / ES] = t;
+}
+
+static void pq_vecswap(const PQ *q, Py_ssize_t a, Py_ssize_t b, Py_ssize_t n) {
+    for (Py_ssize_t k = 0; k < n; k += ES)
+        pq_swap(q, a + k, b + k);
+}
+
+static Py_ssize_t pq_med3(const PQ *q, Py_ssize_t a, Py_ssize_t b, Py_ssize_t c) {
+    if (pq_cmp(q, a, b) < 0)
+        return pq_cmp(q, b, c) < 0 ? b : (pq_cmp(q, a, c) < 0 ? c : a);
+    return pq_cmp(q, b, c) > 0 ? b : (pq_cmp(q, a, c) < 0 ? a : c);
+}
+
+static int outside(const PQ *q, Py_ssize_t left, Py_ssize_t right) {
+    return (q->lrange < left && q->rrange < left) || (q->lrange > right && q->rrange > right);
+}
+
+/* 0 done, -1 too deep: py_geo_pqsort sorts a copy of the item pointers, so the list is
+ * left as it was and the caller runs the reference instead. */
+static int pqsort(const PQ *q, Py_ssize_t a, Py_ssize_t n, int depth) {
+    if (depth > PQSORT_DEPTH_MAX)
+        return -1;
+    for (;;) {
+        if (n < 7) {
+            for (Py_ssize_t pm = a + ES; pm < a + n * ES; pm += ES)
+                for (Py_ssize_t pl = pm; pl > a && pq_cmp(q, pl - ES, pl) > 0; pl -= ES)
+                    pq_swap(q, pl, pl - ES);
+            return 0;
+        }
+        Py_ssize_t pm = a + (n / 2) * ES;
+        if (n > 7) {
+            Py_ssize_t pl = a, pn = a + (n - 1) * ES;
+            if (n > 40) {
+                Py_ssize_t d = (n / 8) * ES;
+                pl = pq_med3(q, pl, pl + d, pl + 2 * d);
+                pm = pq_med3(q, pm - d, pm, pm + d);
+                pn = pq_med3(q, pn - 2 * d, pn - d, pn);
+            }
+            pm = pq_med3(q, pl, pm, pn);
+        }
+        pq_swap(q, a, pm);
+        Py_ssize_t pa = a + ES, pb = a + ES;
+        Py_ssize_t pc = a + (n - 1) * ES, pd = pc;
+        for (;;) {
+            int r;
+            while (pb <= pc && (r = pq_cmp(q, pb, a)) <= 0) {
+                if (r == 0) {
+                    pq_swap(q, pa, pb);
+                    pa += ES;
+                }
+                pb += ES;
+            }
+            while (pb <= pc && (r = pq_cmp(q, pc, a)) >= 0) {
+                if (r == 0) {
+                    pq_swap(q, pc, pd);
+                    pd -= ES;
+                }
+                pc -= ES;
+            }
+            if (pb > pc)
+                break;
+            pq_swap(q, pb, pc);
+            pb += ES;
+            pc -= ES;
+        }
+        Py_ssize_t pn = a + n * ES;
+        Py_ssize_t r = pa - a < pb - pa ? pa - a : pb - pa;
+        pq_vecswap(q, a, pb - r, r);
+        r = pd - pc < pn - pd - ES ? pd - pc : pn - pd - ES;
+        pq_vecswap(q, pb, pn - r, r);
+        r = pb - pa;
+        if (r > ES && !outside(q, a, a + r - 1) && pqsort(q, a, r / ES, depth + 1) < 0)
+            return -1;
+        r = pd - pc;
+        if (r <= ES)
+            return 0;
+        a = pn - r;
+        n = r / ES;
+        if (outside(q, a, a + r - 1))
+            return 0;
+    }
+}
+
+static PyObject *py_geo_pqsort(PyObject *self, PyObject *args) {
+    PyObject *points;
+    int descending;
+    Py_ssize_t lrange, rrange;
+    if (!PyArg_ParseTuple(args, "O!pnn", &PyList_Type, &points, &descending, &lrange, &rrange))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(points);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *p = PyList_GET_ITEM(points, i);
+        if (!PyTuple_Check(p) || PyTuple_GET_SIZE(p) < 1 || !PyFloat_CheckExact(PyTuple_GET_ITEM(p, 0))) {
+            PyErr_SetString(PyExc_TypeError, "points must be tuples starting with a float distance");
+            return NULL;
+        }
+    }
+    /* Sorted on a copy of the item pointers: a sort too deep for C leaves the list as it was. */
+    PyObject **items = PyMem_Malloc(sizeof(PyObject *) * (size_t)(n ? n : 1));
+    if (items == NULL)
+        return PyErr_NoMemory();
+    memcpy(items, ((PyListObject *)points)->ob_item, sizeof(PyObject *) * (size_t)n);
+    PQ q = {items, descending, lrange * ES, (rrange + 1) * ES - 1};
+    int r = pqsort(&q, 0, n, 0);
+    if (r == 0 && PyList_GET_SIZE(points) == n)
+        memcpy(((PyListObject *)points)->ob_item, items, sizeof(PyObject *) * (size_t)n);
+    PyMem_Free(items);
+    return PyBool_FromLong(r == 0);
+}
+
+/* ---------------------------------------------------------------- reply text */
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+} Buf;
+
+static int buf_put(Buf *b, const char *s, size_t n) {
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n)
+            cap *= 2;
+        char *grown = PyMem_Realloc(b->buf, cap);
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        b->buf = grown;
+        b->cap = cap;
+    }
+    memcpy(b->buf + b->len, s, n);
+    b->len += n;
+    return 0;
+}
+
+static int buf_header(Buf *b, char kind, long long n) {
+    char text[32];
+    int len = snprintf(text, sizeof text, "%c%lld\r\n", kind, n);
+    return buf_put(b, text, (size_t)len);
+}
+
+static int buf_bulk(Buf *b, const char *s, size_t n) {
+    if (buf_header(b, '$', (long long)n) < 0 || buf_put(b, s, n) < 0)
+        return -1;
+    return buf_put(b, "\r\n", 2);
+}
+
+/* geohash.format_distance: fixedpoint_d2string(value, 4). */
+static int distance_text(double value, char *out) {
+    if (value == 0)
+        return snprintf(out, 48, "0.0000");
+    double x = value * 10000.0;
+    long long scaled = (isfinite(x) && x >= -TWO63 && x < TWO63) ? llrint(x) : LLONG_MIN;
+    unsigned long long magnitude = scaled < 0 ? 0ULL - (unsigned long long)scaled : (unsigned long long)scaled;
+    return snprintf(out, 48, "%s%llu.%04llu", scaled < 0 ? "-" : "", magnitude / 10000, magnitude % 10000);
+}
+
+/* geohash.format_coordinate: %.17f without trailing zeros (and "0" for "-0"). */
+static int coordinate_text(double value, char *out, size_t size) {
+    int len = snprintf(out, size, "%.17f", value);
+    if (len < 0 || (size_t)len >= size)
+        return -1;
+    if (memchr(out, '.', (size_t)len) != NULL) {
+        while (len > 0 && out[len - 1] == '0')
+            len--;
+        if (len > 0 && out[len - 1] == '.')
+            len--;
+    }
+    if (len == 2 && out[0] == '-' && out[1] == '0') {
+        out[0] = '0';
+        len = 1;
+    }
+    out[len] = '\0';
+    return len;
+}
+
+#define COORD_TEXT 400 /* %.17f of any double fits (309 integral digits at most) */
+
+/* commands.geo._coordinate: a bulk string in RESP2, a double in RESP3. */
+static int buf_coordinate(Buf *b, double value, int resp3) {
+    char text[COORD_TEXT];
+    int len = coordinate_text(value, text, sizeof text);
+    if (len < 0) {
+        PyErr_SetString(PyExc_ValueError, "coordinate text too long");
+        return -1;
+    }
+    if (!resp3)
+        return buf_bulk(b, text, (size_t)len);
+    return buf_put(b, ",", 1) < 0 || buf_put(b, text, (size_t)len) < 0 || buf_put(b, "\r\n", 2) < 0 ? -1 : 0;
+}
+
+static PyObject *buf_finish(Buf *b, int ok) {
+    PyObject *r = ok ? PyBytes_FromStringAndSize(b->buf, (Py_ssize_t)b->len) : NULL;
+    PyMem_Free(b->buf);
+    return r;
+}
+
+static PyObject *py_format_distance(PyObject *self, PyObject *arg) {
+    double value = PyFloat_AsDouble(arg);
+    if (value == -1.0 && PyErr_Occurred())
+        return NULL;
+    char text[48];
+    int len = distance_text(value, text);
+    return PyBytes_FromStringAndSize(text, len);
+}
+
+static PyObject *py_format_coordinate(PyObject *self, PyObject *arg) {
+    double value = PyFloat_AsDouble(arg);
+    if (value == -1.0 && PyErr_Occurred())
+        return NULL;
+    char text[COORD_TEXT];
+    int len = coordinate_text(value, text, sizeof text);
+    if (len < 0) {
+        PyErr_SetString(PyExc_ValueError, "coordinate text too long");
+        return NULL;
+    }
+    return PyBytes_FromStringAndSize(text, len);
+}
+
+/* commands.geo._search_reply with at least one of WITHDIST/WITHHASH/WITHCOORD, encoded. */
+static PyObject *py_geo_reply(PyObject *self, PyObject *args) {
+    PyObject *points;
+    Py_ssize_t n;
+    double conversion;
+    int withdist, withhash, withcoord, resp3;
+    if (!PyArg_ParseTuple(args, "O!ndpppp", &PyList_Type, &points, &n, &conversion, &withdist, &withhash, &withcoord,
+                          &resp3))
+        return NULL;
+    if (n < 0 || n > PyList_GET_SIZE(points)) {
+        PyErr_SetString(PyExc_ValueError, "count out of range");
+        return NULL;
+    }
+    Buf b = {NULL, 0, 0};
+    int ok = buf_header(&b, '*', n) == 0;
+    for (Py_ssize_t i = 0; ok && i < n; i++) {
+        PyObject *p = PyList_GET_ITEM(points, i);
+        if (!PyTuple_Check(p) || PyTuple_GET_SIZE(p) != 5 || !PyBytes_Check(PyTuple_GET_ITEM(p, 2))) {
+            PyErr_SetString(PyExc_TypeError, "points must be (dist, score, member, lon, lat)");
+            ok = 0;
+            break;
+        }
+        double dist = PyFloat_AsDouble(PyTuple_GET_ITEM(p, 0));
+        double score = PyFloat_AsDouble(PyTuple_GET_ITEM(p, 1));
+        double lon = PyFloat_AsDouble(PyTuple_GET_ITEM(p, 3));
+        double lat = PyFloat_AsDouble(PyTuple_GET_ITEM(p, 4));
+        if (PyErr_Occurred()) {
+            ok = 0;
+            break;
+        }
+        PyObject *member = PyTuple_GET_ITEM(p, 2);
+        ok = buf_header(&b, '*', 1 + withdist + withhash + withcoord) == 0 &&
+             buf_bulk(&b, PyBytes_AS_STRING(member), (size_t)PyBytes_GET_SIZE(member)) == 0;
+        if (ok && withdist) {
+            char text[48];
+            int len = distance_text(dist / conversion, text);
+            ok = buf_bulk(&b, text, (size_t)len) == 0;
+        }
+        if (ok && withhash) {
+            long long hash = (score >= -TWO63 && score < TWO63) ? (long long)score : LLONG_MIN;
+            ok = buf_header(&b, ':', hash) == 0;
+        }
+        if (ok && withcoord)
+            ok = buf_header(&b, '*', 2) == 0 && buf_coordinate(&b, lon, resp3) == 0 &&
+                 buf_coordinate(&b, lat, resp3) == 0;
+    }
+    return buf_finish(&b, ok);
+}
+
+/* GEOPOS's reply: [lon, lat] per score, a null array for None. */
+static PyObject *py_geo_pos(PyObject *self, PyObject *args) {
+    PyObject *scores;
+    int resp3;
+    if (!PyArg_ParseTuple(args, "O!p", &PyList_Type, &scores, &resp3))
+        return NULL;
+    Buf b = {NULL, 0, 0};
+    int ok = buf_header(&b, '*', PyList_GET_SIZE(scores)) == 0;
+    for (Py_ssize_t i = 0; ok && i < PyList_GET_SIZE(scores); i++) {
+        PyObject *score = PyList_GET_ITEM(scores, i);
+        if (score == Py_None) {
+            ok = buf_put(&b, resp3 ? "_\r\n" : "*-1\r\n", resp3 ? 3 : 5) == 0;
+            continue;
+        }
+        double s = PyFloat_AsDouble(score);
+        if (s == -1.0 && PyErr_Occurred()) {
+            ok = 0;
+            break;
+        }
+        double lon, lat;
+        decode_score(s, &lon, &lat);
+        ok = buf_header(&b, '*', 2) == 0 && buf_coordinate(&b, lon, resp3) == 0 && buf_coordinate(&b, lat, resp3) == 0;
+    }
+    return buf_finish(&b, ok);
+}
+
+static PyMethodDef hllgeo_methods[] = {
+    {"murmurhash64a", py_murmurhash64a, METH_O, "Redis's MurmurHash64A of a bytes-like object (HLL seed)."},
+    {"hll_add", py_hll_add, METH_VARARGS, "hll_add(hll, elements, max_bytes) -> (changed, corrupt): PFADD's loop."},
+    {"hll_count", py_hll_count, METH_O, "hll_count(hll) -> int | None: the estimate (None: corrupt sparse body)."},
+    {"hll_merge", py_hll_merge, METH_VARARGS, "hll_merge(registers, hll) -> bool: register-wise maximum in place."},
+    {"hll_estimate", py_hll_estimate, METH_O, "hll_estimate(registers) -> int: the estimator over linear registers."},
+    {"geo_decode", py_geo_decode, METH_O, "geo_decode(score) -> (longitude, latitude)."},
+    {"geo_scan", py_geo_scan, METH_VARARGS,
+     "geo_scan(items, kind, lon, lat, a, b, limit, found): append the (dist, score, member, lon, lat) hits."},
+    {"geo_pqsort", py_geo_pqsort, METH_VARARGS, "geo_pqsort(points, descending, lrange, rrange) -> bool."},
+    {"geo_reply", py_geo_reply, METH_VARARGS,
+     "geo_reply(points, n, conversion, withdist, withhash, withcoord, resp3) -> bytes."},
+    {"geo_pos", py_geo_pos, METH_VARARGS, "geo_pos(scores, resp3) -> bytes: GEOPOS's reply."},
+    {"format_distance", py_format_distance, METH_O, "A distance with four decimals."},
+    {"format_coordinate", py_format_coordinate, METH_O, "A coordinate as %.17f without trailing zeros."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef hllgeo_module = {
+    PyModuleDef_HEAD_INIT,
+    "dumpling._hllgeo",
+    "C twins of the hot HyperLogLog and GEO loops (dumpling.hyperloglog, dumpling.geohash).",
+    -1,
+    hllgeo_methods,
+};
+
+PyMODINIT_FUNC PyInit__hllgeo(void) {
+    D_R = M_PI / 180.0;
+    return PyModule_Create(&hllgeo_module);
+}
