@@ -395,9 +395,11 @@ class Keyspace:
 
     # -- change reporting ----------------------------------------------------------
 
-    def changed(self, db: Database, key: bytes, event: bytes | None = None, cls: str = "g") -> None:
-        """A write modified ``key``: invalidate WATCHes and client caches, count it, notify."""
-        self.dirty += 1
+    def changed(self, db: Database, key: bytes, event: bytes | None = None, cls: str = "g", dirty: int = 1) -> None:
+        """A write modified ``key``: invalidate WATCHes and client caches, count it, notify.
+        ``dirty`` is what the write adds to the changes since the last save, as Redis counts
+        them (e.g. one per element pushed; 0 for the ``del`` of a collection a write emptied)."""
+        self.dirty += dirty
         if self.watched:
             self.touch_watched(db.index, key)
         if self.change_hook is not None:

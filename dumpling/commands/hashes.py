@@ -279,7 +279,7 @@ def _delete_if_empty(c: Any, key: bytes, value: HashValue) -> bool:
     db = c.db
     if db.data.get(key) is value:
         db.delete(key)
-        c.keyspace.changed(db, key, b"del", "g")
+        c.keyspace.changed(db, key, b"del", "g", dirty=0)  # (the write that emptied it counted)
     return True
 
 
@@ -297,7 +297,7 @@ def _hset(c: Any, argv: list[bytes], name: str) -> tuple[int, HashValue]:
     for i in range(2, len(argv), 2):
         if value.set(argv[i], argv[i + 1], limits):
             created += 1
-    c.keyspace.changed(c.db, key, b"hset", "h")
+    c.keyspace.changed(c.db, key, b"hset", "h", dirty=(len(argv) - 2) // 2)
     return created, value
 
 
@@ -379,7 +379,7 @@ def hdel(c: Any, argv: list[bytes]) -> Any:
             if not value.fields:
                 break
     if deleted:
-        c.keyspace.changed(c.db, key, b"hdel", "h")
+        c.keyspace.changed(c.db, key, b"hdel", "h", dirty=deleted)
         _delete_if_empty(c, key, value)
     return deleted
 
@@ -611,10 +611,10 @@ def _after_ttl_changes(c: Any, key: bytes, value: HashValue, updated: int, delet
     if deleted and not value.fields:
         if db.data.get(key) is value:
             db.delete(key)
-        ks.changed(db, key, b"hdel", "h")
-        ks.changed(db, key, b"del", "g")
+        ks.changed(db, key, b"hdel", "h", dirty=updated + deleted)
+        ks.changed(db, key, b"del", "g", dirty=0)
         return
-    ks.changed(db, key, b"hdel" if deleted else b"hexpire", "h")
+    ks.changed(db, key, b"hdel" if deleted else b"hexpire", "h", dirty=updated + deleted)
     _field_expiry(c).track(db, key, value)
 
 

@@ -93,13 +93,14 @@ def _create(c: Any, db: Any, key: bytes) -> ListValue:
     return value
 
 
-def _elements_removed(c: Any, db: Any, key: bytes, value: ListValue, head: bool) -> None:
-    """``listElementsRemoved``: pop event, delete an emptied list, else maybe shrink back."""
+def _elements_removed(c: Any, db: Any, key: bytes, value: ListValue, head: bool, count: int = 1) -> None:
+    """``listElementsRemoved``: pop event, delete an emptied list, else maybe shrink back;
+    ``count`` elements popped count as that many changes."""
     ks = c.keyspace
-    ks.changed(db, key, b"lpop" if head else b"rpop", "l")
+    ks.changed(db, key, b"lpop" if head else b"rpop", "l", dirty=count)
     if not value.items:
         db.delete(key)
-        ks.changed(db, key, b"del", "g")
+        ks.changed(db, key, b"del", "g", dirty=0)
     else:
         value.shrunk(_fill(c))
 
@@ -110,7 +111,7 @@ def _move_push(c: Any, db: Any, key: bytes, dst: ListValue | None, element: byte
     if dst is None:
         dst = _create(c, db, key)
     dst.push([element], head, _fill(c), counted)
-    c.keyspace.changed(db, key, b"lpush" if head else b"rpush", "l")
+    c.keyspace.changed(db, key, b"lpush" if head else b"rpush", "l", dirty=0)  # (the pop counts the move)
     ks = c.keyspace
     if ks.blocked_keys:
         ks.signal_ready(db, key)
@@ -129,7 +130,7 @@ def _push(c: Any, argv: list[bytes], head: bool, only_existing: bool) -> Any:
             return 0
         value = _create(c, db, key)
     value.push(argv[2:], head, _fill(c))
-    c.keyspace.changed(db, key, b"lpush" if head else b"rpush", "l")
+    c.keyspace.changed(db, key, b"lpush" if head else b"rpush", "l", dirty=len(argv) - 2)
     return len(value)
 
 
@@ -185,7 +186,7 @@ def _pop(c: Any, argv: list[bytes], head: bool) -> Any:
     if count == 0:
         return []
     popped = value.pop(1 if count is None else count, head, _fill(c))
-    _elements_removed(c, db, key, value, head)
+    _elements_removed(c, db, key, value, head, len(popped))
     return popped[0] if count is None else popped
 
 
@@ -348,10 +349,10 @@ def lrem(c: Any, argv: list[bytes]) -> Any:
     removed = value.remove(count, argv[3], _fill(c))
     if removed:
         ks = c.keyspace
-        ks.changed(db, key, b"lrem", "l")
+        ks.changed(db, key, b"lrem", "l", dirty=removed)
         if not value.items:
             db.delete(key)
-            ks.changed(db, key, b"del", "g")
+            ks.changed(db, key, b"del", "g", dirty=0)
         else:
             value.shrunk(_fill(c))
     return removed
@@ -369,12 +370,13 @@ def ltrim(c: Any, argv: list[bytes]) -> Any:
     value = check_type(db.lookup_write(key), ListValue)
     if value is None:
         return OK
+    before = len(value)
     value.trim(start, end, _fill(c))
     ks = c.keyspace
-    ks.changed(db, key, b"ltrim", "l")
+    ks.changed(db, key, b"ltrim", "l", dirty=before - len(value))
     if not value.items:
         db.delete(key)
-        ks.changed(db, key, b"del", "g")
+        ks.changed(db, key, b"del", "g", dirty=0)
     else:
         value.shrunk(_fill(c))
     return OK
@@ -442,7 +444,7 @@ def _pop_first(c: Any, keys: list[bytes], head: bool, count: int, strict: bool) 
         if not value.items:
             continue
         popped = value.pop(1 if count == -1 else count, head, _fill(c))
-        _elements_removed(c, db, key, value, head)
+        _elements_removed(c, db, key, value, head, len(popped))
         return [key, popped[0]] if count == -1 else [key, popped]
     return None
 

@@ -159,7 +159,7 @@ def sadd(c: Any, argv: list[bytes]) -> Any:
         if value.add(member, limits):
             added += 1
     if added:
-        c.keyspace.changed(db, key, b"sadd", "s")
+        c.keyspace.changed(db, key, b"sadd", "s", dirty=added)
     return added
 
 
@@ -182,10 +182,10 @@ def srem(c: Any, argv: list[bytes]) -> Any:
                 break
     if deleted:
         ks = c.keyspace
-        ks.changed(db, key, b"srem", "s")
+        ks.changed(db, key, b"srem", "s", dirty=deleted)
         if not value.members:
             db.delete(key)
-            ks.changed(db, key, b"del", "g")
+            ks.changed(db, key, b"del", "g", dirty=0)
     return deleted
 
 
@@ -240,17 +240,17 @@ def spop(c: Any, argv: list[bytes]) -> Any:
         ks.changed(db, key, b"spop", "s")
         if not value.members:
             db.delete(key)
-            ks.changed(db, key, b"del", "g")
+            ks.changed(db, key, b"del", "g", dirty=0)
         return member
     count = to_positive_long(argv[2])
     value = check_type(db.lookup_write(key), SetValue)
     if value is None or count == 0:
         return SetReply([])
-    ks.changed(db, key, b"spop", "s")
+    ks.changed(db, key, b"spop", "s", dirty=min(count, len(value)))
     if count >= len(value):
         popped = _union([value], _limits(c)).ordered()
         db.delete(key)
-        ks.changed(db, key, b"del", "g")
+        ks.changed(db, key, b"del", "g", dirty=0)
         return SetReply(popped)
     return SetReply(value.pop_many(count, _limits(c), _rng))
 
@@ -300,7 +300,7 @@ def smove(c: Any, argv: list[bytes]) -> Any:
     ks.changed(db, src_key, b"srem", "s")
     if not src.members:
         db.delete(src_key)
-        ks.changed(db, src_key, b"del", "g")
+        ks.changed(db, src_key, b"del", "g", dirty=0)
     limits = _limits(c)
     if dst is None:
         dst = SetValue.create(member, 1, limits)

@@ -209,7 +209,7 @@ def _keynum_spec(flags: list[str], index: int) -> dict[str, Any]:
 def _delete_emptied(c: Any, db: Any, key: bytes, z: ZSetValue) -> None:
     if not z.scores:
         db.delete(key)
-        c.keyspace.changed(db, key, b"del", "g")
+        c.keyspace.changed(db, key, b"del", "g", dirty=0)  # (the removal counted)
 
 
 # ----------------------------------------------------------------------------- ZADD / ZINCRBY
@@ -300,7 +300,7 @@ def _zadd_generic(c: Any, argv: list[bytes], incr: bool) -> Any:
                 processed += 1
     finally:
         if added or updated:
-            c.keyspace.changed(db, key, b"zincr" if incr else b"zadd", "z")
+            c.keyspace.changed(db, key, b"zincr" if incr else b"zadd", "z", dirty=added + updated)
             if not created and c.keyspace.blocked_keys:
                 c.keyspace.signal_ready(db, key)
     if incr:
@@ -347,7 +347,7 @@ def zrem(c: Any, argv: list[bytes]) -> Any:
         if not z.scores:
             break
     if deleted:
-        c.keyspace.changed(db, key, b"zrem", "z")
+        c.keyspace.changed(db, key, b"zrem", "z", dirty=deleted)
         _delete_emptied(c, db, key, z)
     return deleted
 
@@ -704,7 +704,7 @@ def _zremrange(c: Any, argv: list[bytes], rangetype: int) -> Any:
         lo, hi = _lex_span(z, *lex, True)
     deleted = z.remove_span(lo, hi)
     if deleted:
-        c.keyspace.changed(db, key, event, "z")
+        c.keyspace.changed(db, key, event, "z", dirty=deleted)
         _delete_emptied(c, db, key, z)
     return deleted
 
@@ -761,7 +761,7 @@ def pop_generic(c: Any, keys: list[bytes], where_max: bool, emit_key: bool, coun
     popped: list[tuple[float, bytes]] = []
     for _ in range(min(count, len(z))):
         popped.append(z.pop_at(-1 if where_max else 0))
-    c.keyspace.changed(db, key, b"zpopmax" if where_max else b"zpopmin", "z")
+    c.keyspace.changed(db, key, b"zpopmax" if where_max else b"zpopmin", "z", dirty=len(popped))
     _delete_emptied(c, db, key, z)
     if nested and emit_key:
         return [key, [[m, Double(s)] for s, m in popped]]
