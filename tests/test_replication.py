@@ -745,12 +745,16 @@ def test_master_restart_keeps_its_history_for_partial_resync(tmp_path: Any) -> N
             wait_until(caught_up(master, replica), what="offsets equal")
             client(master).execute_command("DEBUG", "SET-ACTIVE-EXPIRE", 0)  # no DEL after the offset is read
             before = client(master).info("replication")
-            client(master).save()
+            client(master).config_set("save", "3600 1")  # saved by SHUTDOWN, after the GETACK it may send
+            client(master).shutdown()
+            master.proc.wait(10)
             master.stop()
             master = start_dumpling(*FAST_SYNC, "--dir", str(tmp_path), port=port)
             after = client(master).info("replication")
             assert after["master_replid2"] == before["master_replid"]
-            assert after["master_repl_offset"] == before["master_repl_offset"]
+            saved = after["second_repl_offset"] - 1  # (beyond ``before`` by the GETACK a shutdown may send)
+            assert before["master_repl_offset"] <= saved <= before["master_repl_offset"] + 37
+            assert after["master_repl_offset"] == saved + after["repl_backlog_histlen"]  # (+ DELs of expired keys)
             wait_until(lambda: link_up(replica), timeout=15, what="link up again")
             assert client(master).info("stats")["sync_partial_ok"] == 1
             client(master).set("after-restart", 1)
@@ -958,3 +962,45 @@ def test_shutdown_waits_for_lagging_replicas_as_redis(abort: bool) -> None:
     expected = _shutdown_waits_for_replica("redis", abort)
     assert expected[0] == 2 and expected[-4] is True, expected  # (the SHUTDOWN and the INCR wait)
     assert _shutdown_waits_for_replica("dumpling", abort) == expected
+
+
+def _restart_with_expired_keys(kind: str, directory: str) -> list[Any]:
+    """A master with a replica saves keys that expire before it restarts: the load drops
+    them and feeds their DELs to the backlog, after the saved offset (RDBFLAGS_FEED_REPL)."""
+    start = start_redis if kind == "redis" else start_dumpling
+    master = start(*FAST_SYNC, "--dir", directory)
+    port = master.port
+    try:
+        with servers(start_redis) as (replica,):
+            client(replica).replicaof("127.0.0.1", port)
+            wait_until(lambda: link_up(replica), what="link up")
+            m = client(master)
+            m.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", 0)
+            for i in range(40):
+                client(master, i % 3).set(f"k{i}", "v", px=10 if i % 2 else 100_000)
+            wait_until(caught_up(master, replica), what="offsets equal")
+            before = m.info("replication")
+            m.config_set("save", "3600 1")  # saved by SHUTDOWN, after any GETACK it sends
+            m.shutdown()  # (redis-py takes the closed connection as success)
+            master.proc.wait(10)
+            master.stop()
+            master = start(*FAST_SYNC, "--dir", directory, port=port)
+            m = client(master)
+            after = m.info("replication")
+            wait_until(lambda: link_up(replica) and caught_up(master, replica)(), timeout=15, what="link up again")
+            saved = after["second_repl_offset"] - 1  # the offset in the RDB
+            return [m.info("persistence")["rdb_last_load_keys_expired"], after["master_repl_offset"] - saved,
+                    after["repl_backlog_histlen"], after["repl_backlog_first_byte_offset"] - saved,
+                    after["master_replid2"] == before["master_replid"], m.info("stats")["sync_partial_ok"],
+                    sorted(client(replica, 1).keys())]
+    finally:
+        master.stop()
+
+
+def test_master_restart_feeds_keys_expired_on_load_to_its_backlog(tmp_path: Any) -> None:
+    require_redis()
+    (tmp_path / "r").mkdir()
+    (tmp_path / "d").mkdir()
+    expected = _restart_with_expired_keys("redis", str(tmp_path / "r"))
+    assert expected[0] == 20 and expected[1] == expected[2] > 0 and expected[5] == 1, expected
+    assert _restart_with_expired_keys("dumpling", str(tmp_path / "d")) == expected

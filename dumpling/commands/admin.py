@@ -517,6 +517,7 @@ def config_resetstat(c: Any, argv: list[bytes]) -> Any:
     ks.stat_expired_stale_perc = 0.0
     for reason in server.acl.denied:
         server.acl.denied[reason] = 0
+    server.replication.reset_stats()
     return OK
 
 

@@ -190,6 +190,9 @@ class Snapshots:
         self.extra_aux: Callable[[], list[tuple[bytes, bytes]]] = list
         self.bgsave_done_hooks: list[Callable[[bool], None]] = []
         self.loaded_repl_info: dict[str, str] = {}  # repl-id / repl-offset of the file loaded at startup
+        # (db, key) of the keys found expired while loading at startup a file with replication
+        # info, as a master (None: not collected): they go to the backlog as DEL (RDBFLAGS_FEED_REPL)
+        self.expired_on_load: list[tuple[int, bytes]] | None = None
         self.save_params = parse_save_params(server.config["save"])
         server.config.listeners.append(self._config_changed)
         server.cron_hooks.append(self.cron)
@@ -554,6 +557,8 @@ class Snapshots:
             return
         if record.expire_ms != -1 and record.expire_ms < state["cut"]:
             self.last_load_keys_expired += 1
+            if self.expired_on_load is not None and "repl-id" in self.loaded_repl_info:
+                self.expired_on_load.append((record.db, record.key))
             return
         db = ks.dbs[record.db]
         key = record.key
@@ -602,7 +607,8 @@ class Snapshots:
         """Let plain string records go straight into database ``index`` when no index,
         slot map or order tracking must see each key (Database.add's bookkeeping)."""
         db = self.server.keyspace.dbs[index]
-        if db._order is None and db._expire_order is None and db.slot_index is None:
+        collecting = self.expired_on_load is not None and "repl-id" in self.loaded_repl_info  # (names needed)
+        if db._order is None and db._expire_order is None and db.slot_index is None and not collecting:
             parser.fast = (db.data, db.expires, db.meta, state["meta"], state["cut"])
         else:
             parser.fast = None

@@ -25,7 +25,7 @@ import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
-from dumpling.persistence.propagation import Record
+from dumpling.persistence.propagation import Record, encode_records
 from dumpling.protocol import ErrorReply, encode_request
 from dumpling.replication.backlog import Backlog
 from dumpling.replication.downstream import FullSync, ReplicaConn
@@ -71,7 +71,15 @@ class Replication:
         server.config.listeners.append(self._config_changed)
         server.startup_tasks.append(self._startup)
         server.snapshots.extra_aux = self.rdb_aux  # type: ignore[attr-defined]
+        if not server.config["replicaof"]:  # a master feeds the keys its RDB has expired to its backlog
+            server.snapshots.expired_on_load = []  # type: ignore[attr-defined]
         server.keyspace.replica_read_only = bool(server.config["replica-read-only"])
+
+    def reset_stats(self) -> None:
+        """CONFIG RESETSTAT's share (resetServerStats): full/partial sync counts, replication bytes."""
+        self.stat_sync_full = self.stat_sync_partial_ok = self.stat_sync_partial_err = 0
+        self.stat_repl_input = 0
+        self.server.stat_net_repl_output = 0  # type: ignore[attr-defined]
 
     # -- IDs ----------------------------------------------------------------------------------------
 
@@ -708,15 +716,21 @@ class Replication:
             if host and port.isdigit():
                 self.set_master(host, int(port), from_config=True)
             return True
-        saved = self.server.snapshots.loaded_repl_info  # type: ignore[attr-defined]
+        snapshots = self.server.snapshots  # type: ignore[attr-defined]
+        saved = snapshots.loaded_repl_info
+        expired, snapshots.expired_on_load = snapshots.expired_on_load or [], None
         if len(saved.get("repl-id", "")) == 40 and saved.get("repl-offset", "").isdigit():
             self.replid2 = saved["repl-id"]
             self.offset = int(saved["repl-offset"])
             self.second_offset = self.offset + 1
             self.backlog = Backlog(self.server.config["repl-backlog-size"], self.offset)
             self.no_replicas_since = time.time()
+            for db_index, key in expired:  # the keys the load dropped as expired, as the DELs Redis feeds
+                data, self.selected = encode_records([(db_index, [b"DEL", key])], self.selected)
+                self._feed(data)
+            self.flush_stream()
             self._attach_sink()
-            self.server.snapshots.refresh_gate()  # type: ignore[attr-defined]
+            snapshots.refresh_gate()
         return True
 
     # -- reports ---------------------------------------------------------------------------------------
