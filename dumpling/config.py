@@ -146,7 +146,8 @@ SETTINGS: list[Setting] = [
     _s("set-max-intset-entries", "int", 512),
     _s("set-max-listpack-entries", "int", 128),
     _s("set-max-listpack-value", "int", 64),
-    _s("list-max-listpack-size", "int", -2, min=-5, max=INT_MAX, aliases=("list-max-ziplist-size",)),
+    # Any int (Redis 7.0+): 0 acts as 1 element per node, below -5 as -5 (datatypes.lists.node_limits).
+    _s("list-max-listpack-size", "int", -2, min=-INT_MAX - 1, max=INT_MAX, aliases=("list-max-ziplist-size",)),
     _s("list-compress-depth", "int", 0, max=INT_MAX),
     _s("stream-node-max-bytes", "memory", 4096),
     _s("stream-node-max-entries", "int", 100),

@@ -298,3 +298,23 @@ def test_random_sequences_match_redis(dumpling_server, redis_server):
             self.pair.same("LMPOP", 2, k1, k2, where, "COUNT", count)
 
     run_state_machine_as_test(ListMachine, settings=settings(max_examples=25, stateful_step_count=40, deadline=None))
+
+
+def test_list_max_listpack_size_takes_any_int(pair: Pair) -> None:
+    """Redis accepts any int: 0 acts as one element per node, below -5 as -5 (Redis's
+    "List invalid list-max-listpack-size config"; the encodings are 7.2+'s, recorded on 7.4.1)."""
+    try:
+        pair.run([("CONFIG", "SET", "list-max-listpack-size", "-2147483649"),
+                  ("CONFIG", "SET", "list-max-listpack-size", "0"), ("CONFIG", "GET", "list-max-listpack-size")])
+        ours = pair.ours
+        assert [ours.call(*cmd) for cmd in (("RPUSH", "l", "a"), ("OBJECT", "ENCODING", "l"), ("RPUSH", "l", "b"),
+                                            ("OBJECT", "ENCODING", "l"))] == [b":1\r\n", b"$8\r\nlistpack\r\n",
+                                                                             b":2\r\n", b"$9\r\nquicklist\r\n"]
+        pair.run([("CONFIG", "SET", "list-max-listpack-size", "-6"), ("CONFIG", "GET", "list-max-listpack-size")])
+        ours.call("DEL", "l")
+        ours.call("RPUSH", "l", "x" * 60000)
+        assert ours.call("OBJECT", "ENCODING", "l") == b"$8\r\nlistpack\r\n"  # (-6 is -5: 64 KiB)
+        ours.call("RPUSH", "l", "x" * 5536)
+        assert ours.call("OBJECT", "ENCODING", "l") == b"$9\r\nquicklist\r\n"
+    finally:
+        pair.same("CONFIG", "SET", "list-max-listpack-size", "-2")
