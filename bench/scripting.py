@@ -6,6 +6,13 @@ a function; plus EVAL of the script's text (the cache lookup by body) for
 completeness.  50 clients, pipeline 1 and 16, alternating rounds; prints requests per
 second and the dumpling/Redis ratio (median of the rounds).
 
+Throughput on a machine shared with other work swings with the load, so each round
+also reads the CPU time each server process spent (``/proc/<pid>/task/*/schedstat``,
+nanoseconds on a CPU, all threads) and divides it by the requests: "cpu µs/req".  The
+cost ratio Redis/dumpling of those is what the throughput ratio tends to when both
+servers get a CPU of their own; it moves much less with the load than requests per
+second do.
+
 usage: python bench/scripting.py [--requests N] [--rounds R]
 """
 
@@ -35,16 +42,30 @@ def prepare(server: ServerProcess) -> str:
     return sha
 
 
-def run(port: int, requests: int, pipeline: int, *command: str) -> float:
+def cpu_ns(pid: int) -> int:
+    """CPU time of every thread of ``pid`` so far, in nanoseconds."""
+    total = 0
+    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        try:
+            total += int(stat.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # a thread that ended meanwhile
+    return total
+
+
+def run(server: ServerProcess, requests: int, pipeline: int, *command: str) -> tuple[float, float]:
+    """Requests per second, and the server's CPU microseconds per request."""
+    before = cpu_ns(server.proc.pid)
     out = subprocess.run(
-        ["redis-benchmark", "-p", str(port), "-c", "50", "-n", str(requests), "-P", str(pipeline), "-r", "10000",
-         "-q", "--csv", *command],
+        ["redis-benchmark", "-p", str(server.port), "-c", "50", "-n", str(requests), "-P", str(pipeline),
+         "-r", "10000", "-q", "--csv", *command],
         capture_output=True, text=True, timeout=600, check=True,
     ).stdout
+    cpu_us = (cpu_ns(server.proc.pid) - before) / 1000 / requests
     for line in out.splitlines():
         m = re.match(r'"[^"]*","([0-9.]+)"', line)
         if m:
-            return float(m.group(1))
+            return float(m.group(1)), cpu_us
     raise RuntimeError(f"no result from redis-benchmark: {out!r}")
 
 
@@ -63,16 +84,21 @@ def main() -> None:
             "EVAL": ("EVAL", BODY, "1", "key:__rand_int__"),
         }
         print(f"redis-benchmark -c 50 -n {args.requests} -r 10000, median of {args.rounds} alternating rounds")
-        print(f"{'workload':10} {'pipeline':>8} {'redis rps':>12} {'dumpling rps':>13} {'ratio':>7}")
+        print(f"{'workload':10} {'pipeline':>8} {'redis rps':>12} {'dumpling rps':>13} {'ratio':>7}"
+              f" {'redis cpu µs/req':>17} {'dumpling cpu µs/req':>20} {'cost ratio':>11}")
         for pipeline in (1, 16):
             for label, command in workloads.items():
                 rps: dict[str, list[float]] = {name: [] for name in servers}
+                cpu: dict[str, list[float]] = {name: [] for name in servers}
                 for _ in range(args.rounds):
                     for name, server in servers.items():
-                        rps[name].append(run(server.port, args.requests, pipeline, *command))
-                redis_rps = statistics.median(rps["redis"])
-                ours = statistics.median(rps["dumpling"])
-                print(f"{label:10} {pipeline:>8} {redis_rps:>12,.0f} {ours:>13,.0f} {ours / redis_rps:>7.2f}")
+                        r, c = run(server, args.requests, pipeline, *command)
+                        rps[name].append(r)
+                        cpu[name].append(c)
+                redis_rps, ours = statistics.median(rps["redis"]), statistics.median(rps["dumpling"])
+                redis_cpu, our_cpu = statistics.median(cpu["redis"]), statistics.median(cpu["dumpling"])
+                print(f"{label:10} {pipeline:>8} {redis_rps:>12,.0f} {ours:>13,.0f} {ours / redis_rps:>7.2f}"
+                      f" {redis_cpu:>17.2f} {our_cpu:>20.2f} {redis_cpu / our_cpu:>11.2f}")
     finally:
         for server in servers.values():
             server.stop()

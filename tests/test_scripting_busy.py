@@ -113,3 +113,25 @@ def test_function_load_timeout(busy_server: ServerProcess) -> None:
         reply = conn.call("FUNCTION", "LOAD", "#!lua name=slow\nwhile true do end")
         assert reply == b"-ERR Error registering functions: ERR FUNCTION LOAD timeout\r\n"
         assert conn.call("FUNCTION", "LIST") == b"*0\r\n"
+
+
+def test_after_a_kill_scripts_run_and_can_be_killed_again(busy_server: ServerProcess) -> None:
+    """The kill turns the count hook into a line hook for the rest of that run only: the
+    next runs (EVAL and FCALL, multi-line ones too) are untouched, and a later busy script
+    is detected and killed again.  A FUNCTION LOAD (which sets its own hook) in between."""
+    port = busy_server.port
+    with RawConnection(port) as runner, RawConnection(port) as other:
+        other.call("PING")
+        for _ in range(2):
+            _send(runner, "EVAL", LOOP, 0)
+            _wait_busy(port)
+            assert other.call("SCRIPT", "KILL") == b"+OK\r\n"
+            assert runner.read_reply().startswith(b"-ERR Script killed by user with SCRIPT KILL...")
+            assert runner.call("EVAL", "local a = 1\nlocal b = a + 1\nreturn b", 0) == b":2\r\n"
+            assert runner.call("FUNCTION", "LOAD", "REPLACE", FUNCTION_LIB) == b"$7\r\nbusylib\r\n"
+            assert runner.call("EVAL", "local n = 0\nfor i = 1, 300000 do n = n + 1 end\nreturn n", 0) == b":300000\r\n"
+        _send(runner, "FCALL", "spin", 0)
+        _wait_busy(port)
+        assert other.call("FUNCTION", "KILL") == b"+OK\r\n"
+        assert runner.read_reply().startswith(b"-ERR Script killed by user with SCRIPT KILL...")
+        assert runner.call("EVAL", "return 'alive'", 0) == b"$5\r\nalive\r\n"

@@ -149,6 +149,7 @@ class Scripting:
             client.from_script = True
         self.scripts: OrderedDict[str, Script] = OrderedDict()  # by SHA, EVAL-created ones in LRU order
         self.scripts_by_sha: dict[bytes, Script] = {}  # the same, for EVALSHA's argument
+        self.scripts_by_body: dict[bytes, Script] = {}  # and by body, for EVAL's
         self.evicted_scripts = 0
         self.eval_state = LuaState(self)
         self.function_state = LuaState(self, library_api=True)
@@ -167,6 +168,9 @@ class Scripting:
 
     def create_script(self, body: bytes, from_eval: bool) -> Script:
         """``luaCreateFunction``: compile and cache ``body`` (or find it cached)."""
+        script = self.scripts_by_body.get(body)  # EVAL of a cached body: no SHA1 to compute
+        if script is not None:
+            return script
         sha = sha1hex(body)
         script = self.scripts.get(sha)
         if script is not None:
@@ -182,10 +186,12 @@ class Scripting:
                 oldest = next(s for s in self.scripts.values() if s.from_eval)
                 del self.scripts[oldest.sha]
                 del self.scripts_by_sha[oldest.sha.encode()]
+                del self.scripts_by_body[oldest.body]
                 self.evicted_scripts += 1
         script = Script(sha, body, flags, func, from_eval)
         self.scripts[sha] = script
         self.scripts_by_sha[sha.encode()] = script
+        self.scripts_by_body[body] = script
         self.eval_state.gc_tick()
         return script
 
@@ -200,6 +206,7 @@ class Scripting:
         """SCRIPT FLUSH: a new Lua state and an empty cache (scriptingReset)."""
         self.scripts.clear()
         self.scripts_by_sha.clear()
+        self.scripts_by_body.clear()
         self.eval_state = LuaState(self)
 
     def touch(self, script: Script) -> None:
