@@ -92,18 +92,38 @@ static int out_put(Out *o, const char *s, size_t n) {
     return 0;
 }
 
-/* "<prefix><v>\r\n" */
+/* Writes "<prefix><v>\r\n" at p (room for 24 bytes); returns its length.  By hand: sprintf's
+ * format parsing cost more than the rest of a small reply. */
+static size_t put_number(char *p, char prefix, long long v) {
+    char digits[20];
+    int n = 0;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        digits[n++] = (char)('0' + (int)(u % 10));
+        u /= 10;
+    } while (u != 0);
+    size_t len = 0;
+    p[len++] = prefix;
+    if (v < 0)
+        p[len++] = '-';
+    while (n > 0)
+        p[len++] = digits[--n];
+    p[len++] = '\r';
+    p[len++] = '\n';
+    return len;
+}
+
 static int out_number(Out *o, char prefix, long long v) {
     if (out_reserve(o, 24) < 0)
         return -1;
-    o->len += (size_t)sprintf(o->buf + o->len, "%c%lld\r\n", prefix, v);
+    o->len += put_number(o->buf + o->len, prefix, v);
     return 0;
 }
 
 static int out_bulk(Out *o, const char *s, Py_ssize_t n) {
-    if (out_reserve(o, (size_t)n + 24) < 0)
+    if (out_reserve(o, (size_t)n + 26) < 0)
         return -1;
-    o->len += (size_t)sprintf(o->buf + o->len, "$%zd\r\n", n);
+    o->len += put_number(o->buf + o->len, '$', (long long)n);
     memcpy(o->buf + o->len, s, (size_t)n);
     o->len += (size_t)n;
     o->buf[o->len++] = '\r';
@@ -813,7 +833,25 @@ enum { RAN = 2, RECHECK = 3 }; /* besides DONE/STOP/FAIL: ran and replied / ran,
 
 /* The command of args[0] if it is a plain one (new reference to its entry), NULL
  * otherwise (with an exception set only on error). */
+static PyObject *lookup_general_dict(Arg *name, PyObject **name_obj);
+static PyObject *g_last_name;  /* the name of the last plain command looked up, as sent */
+static PyObject *g_last_entry; /* and its entry: pipelines repeat one command */
+
 static PyObject *lookup_general(Arg *name, PyObject **name_obj) {
+    if (g_last_name != NULL && PyBytes_GET_SIZE(g_last_name) == name->len &&
+        memcmp(PyBytes_AS_STRING(g_last_name), name->p, (size_t)name->len) == 0) {
+        *name_obj = Py_NewRef(g_last_name); /* argv[0]: bytes are immutable, so one object serves */
+        return Py_NewRef(g_last_entry);
+    }
+    PyObject *entry = lookup_general_dict(name, name_obj);
+    if (entry != NULL) {
+        Py_XSETREF(g_last_name, Py_NewRef(*name_obj));
+        Py_XSETREF(g_last_entry, Py_NewRef(entry));
+    }
+    return entry;
+}
+
+static PyObject *lookup_general_dict(Arg *name, PyObject **name_obj) {
     PyObject *key = PyBytes_FromStringAndSize(name->p, name->len);
     if (key == NULL)
         return NULL;
@@ -1324,6 +1362,8 @@ static PyObject *fast_configure_general(PyObject *self, PyObject *const *args, P
     }
     Py_XSETREF(g_acl_check, Py_NewRef(args[3]));
     Py_XSETREF(g_general, Py_NewRef(args[0]));
+    Py_CLEAR(g_last_name); /* the cache of the last lookup belongs to the old table */
+    Py_CLEAR(g_last_entry);
     Py_XSETREF(g_status_type, Py_NewRef(args[1]));
     Py_XSETREF(g_no_reply, Py_NewRef(args[2]));
     Py_RETURN_NONE;

@@ -600,6 +600,132 @@ def test_fuzz_whole_payloads_both_ways(case: tuple[bytes, int, int, str], option
 
 
 # ---------------------------------------------------------------------------
+# the envelope of small payloads: open_payload and seal
+
+
+def _small_payloads() -> list[bytes]:
+    """Valid small payloads of every type open_payload reads a body for, LZF ones included."""
+    rng = random.Random(RNG_SEED + 9)
+    text = b"abcabcabcabcabcabcabcabcabcabcabc-" * 3  # compressible: an LZF rdbString
+    values: list[Any] = [b"", b"7", b"-129", b"2147483648", b"x" * 20, text, bytes(rng.randrange(256) for _ in range(300))]
+    values.append(HashValue({b"f%d" % i: b"value-%d" % i * 3 for i in range(10)}, None, "listpack"))
+    values.append(SetValue([b"member-%d" % i for i in range(12)], "listpack"))
+    values.append(SetValue([b"%d" % i for i in range(-5, 40)], "intset"))
+    values.append(ZSetValue.from_pairs([(b"m%d" % i, i / 3) for i in range(15)], "listpack"))
+    values.append(ListValue([b"item-%d" % i for i in range(20)], "listpack"))
+    payloads = []
+    for value in values:
+        for version in (6, 9, 10, 12):
+            payloads.append(encode_payload(value, version))
+    return payloads
+
+
+SMALL_PAYLOADS = _small_payloads()
+
+
+def _decode_both_ways(payload: bytes, options: CodecOptions) -> tuple[tuple[str, Any], tuple[str, Any]]:
+    was = bulk.ACCELERATED
+    try:
+        bulk.use_speedups(True)
+        fast = outcome(lambda p: _snapshot(decode_payload(p, options).value), payload)
+        bulk.use_speedups(False)
+        pure = outcome(lambda p: _snapshot(decode_payload(p, options).value), payload)
+    finally:
+        bulk.use_speedups(was)
+    return fast, pure
+
+
+@needs_c
+def test_small_payloads_open_as_python_reads_them() -> None:
+    lzf_seen = 0
+    for payload in SMALL_PAYLOADS:
+        assert C.open_payload(payload, 12, True, bytes(256)) is not None  # the envelope passes
+        lzf_seen += payload[1] == 0xC3
+        for options in (CodecOptions(), CodecOptions(skip_checksum=True), CodecOptions(sanitize_payload="yes")):
+            fast, pure = _decode_both_ways(payload, options)
+            assert fast == pure and fast[0] == "ok"
+    assert lzf_seen  # the C LZF expander was exercised
+
+
+@needs_c
+def test_open_payload_leaves_doubtful_envelopes_to_python() -> None:
+    """None (Python words the refusal) for a wrong CRC, a newer version, a tiny or non-bytes payload."""
+    payload = SMALL_PAYLOADS[0]
+    mask = bytes([1]) * 256
+    assert C.open_payload(payload[:-1] + bytes([payload[-1] ^ 1]), 12, True, mask) is None
+    assert C.open_payload(payload[:-1] + bytes([payload[-1] ^ 1]), 12, False, mask) is not None
+    newer = reseal(payload[:-10] + struct.pack("<H", 13) + bytes(8))
+    assert C.open_payload(newer, 12, True, mask) is None
+    assert C.open_payload(newer, 13, True, mask)[1] == 13
+    assert C.open_payload(payload[-10:], 12, False, mask) is None
+    assert C.open_payload(bytearray(payload), 12, True, mask) is None
+    type_byte, version, body = C.open_payload(payload, 12, True, mask)
+    assert (type_byte, body) == (payload[0], decode_payload(payload).value)
+    assert C.open_payload(payload, 12, True, bytes(256))[2] is None  # not a blob type: no body read
+    for refused in (newer, payload[:-1] + bytes([payload[-1] ^ 1]), payload[-10:], b""):
+        fast, pure = _decode_both_ways(refused, CodecOptions())
+        assert fast == pure and fast[0] == "error"
+
+
+@needs_c
+def test_lzf_strings_expand_as_liblzf_does() -> None:
+    """Random compressible strings: C's expander gives python-lzf's bytes; broken streams Python's errors."""
+    rng = random.Random(RNG_SEED + 10)
+    for _ in range(300):
+        alphabet = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 6)))
+        data = bytes(rng.choice(alphabet) for _ in range(rng.randrange(21, 3000)))
+        body = bytearray((0,))
+        append_string(body, data, True)
+        payload = reseal(bytes(body) + b"\x0a\x00" + bytes(8))
+        assert decode_payload(payload).value == data
+        fast, pure = _decode_both_ways(payload, CodecOptions())
+        assert fast == pure
+        if body[1] == 0xC3:
+            broken = bytearray(body)
+            at = rng.randrange(3, len(broken))
+            broken[at] = rng.choice([0x00, 0x1F, 0x20, 0xE0, 0xFF, broken[at] ^ 0x40])
+            fast, pure = _decode_both_ways(reseal(bytes(broken) + b"\x0a\x00" + bytes(8)), CodecOptions())
+            assert fast == pure
+
+
+@st.composite
+def mutated_small_payloads(draw: st.DrawFn) -> bytes:
+    data = bytearray(draw(st.sampled_from(SMALL_PAYLOADS))[:-10])
+    mutate(draw, data, INTERESTING, overwrite_max=6)
+    footer = struct.pack("<H", draw(st.sampled_from([6, 10, 12, 13]))) + bytes(8)
+    return reseal(bytes(data) + footer) if draw(st.booleans()) else bytes(data) + footer
+
+
+@needs_c
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(payload=mutated_small_payloads(), options=st.sampled_from(OPTION_SETS))
+def test_fuzz_small_payloads_both_ways(payload: bytes, options: CodecOptions) -> None:
+    fast, pure = _decode_both_ways(payload, options)
+    assert fast == pure
+
+
+@needs_c
+def test_seal_matches_python() -> None:
+    from dumpling.payload import envelope
+
+    rng = random.Random(RNG_SEED + 11)
+    was = bulk.ACCELERATED
+    try:
+        for size in (0, 1, 7, 8, 100, 4095, 4096, 65535, 65536, 65537, 200000):
+            body = bytes(rng.randrange(256) for _ in range(size))
+            for version in (6, 10, 12, 80, 300):
+                bulk.use_speedups(True)
+                fast = envelope.seal(body, version)
+                bulk.use_speedups(False)
+                pure = envelope.seal(body, version)
+                assert fast == pure
+                assert fast == body + struct.pack("<H", version) + fast[-8:]
+    finally:
+        bulk.use_speedups(was)
+    assert C.seal(memoryview(b"x"), 10) is None  # only bytes and bytearray bodies
+
+
+# ---------------------------------------------------------------------------
 # references and memory
 
 
@@ -658,6 +784,10 @@ def test_no_leaks_on_success_and_error_paths() -> None:
         _swallow(C.append_mapping, bytearray(), {b"a": 7}, True),
         _swallow(C.append_scored, bytearray(), [(1.0, b"a"), ("x", b"b")], True),
         _swallow(C.append_scored, bytearray(), [(1.0, b"a"), (1.0,)], True),
+        *(lambda p=p: C.open_payload(p, 12, True, bytes([1]) * 256) for p in SMALL_PAYLOADS[::4]),
+        _swallow(C.open_payload, reseal(b"\x00\xc3\x03\x0a\x00abc" + b"\x0a\x00" + bytes(8)), 12, True, bytes([1]) * 256),
+        lambda: C.open_payload(SMALL_PAYLOADS[1][:-1] + b"\x00", 12, True, bytes(256)),
+        lambda: C.seal(buf, 10),
     ]
     for call in calls:
         assert _leak_check(call) < 4096  # one object kept per call would be 200 of them

@@ -89,10 +89,13 @@ class DumpState:
     def __init__(self, server: Server) -> None:
         self.server = server
         self._cache: dict[tuple[str, bool, bool], CodecOptions] = {}
+        # DUMP's (dump-rdb-version, options), read on every DUMP and MIGRATE key
+        self.writer: tuple[int, CodecOptions] | None = None
         server.config.listeners.append(self._config_changed)
 
     def _config_changed(self, name: str) -> None:
         self._cache.clear()
+        self.writer = None
 
     def options(self, gate: str, skip_checksum: bool, caller_is_client: bool) -> CodecOptions:
         key = (gate, skip_checksum, caller_is_client)
@@ -158,7 +161,11 @@ def dump_value(server: Server, value: Any) -> bytes:
     """The DUMP payload of ``value`` as this server writes it: footer ``dump-rdb-version``
     (raised to the lowest version that holds the value, see the module docstring),
     LZF per ``rdbcompression``.  ``value`` must be a stored (non-empty) value."""
-    return encode_payload(value, server.config["dump-rdb-version"], codec_options(server))
+    state = getattr(server, "dump_state", None) or _state(server)
+    writer = state.writer
+    if writer is None:
+        writer = state.writer = (server.config["dump-rdb-version"], codec_options(server))
+    return encode_payload(value, *writer)
 
 
 @command("dump", 2, "readonly", (1, 1, 1), group="generic", since="2.6.0", args="key", key_flags="RO access",

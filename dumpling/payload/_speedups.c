@@ -12,7 +12,12 @@
  *   append_strings(out, items, compress)       -> None
  *   append_mapping(out, fields, compress)      -> None
  *   append_scored(out, pairs, compress)        -> None
+ *   open_payload(payload, max_version, check_crc, blob_types) -> (type, version, body) | None
+ *   seal(body, version)                        -> bytes | None
  *
+ * ``open_payload`` and ``seal`` are the envelope of small payloads (RESTORE and DUMP of
+ * small keys): the footer version, the CRC-64 and the one rdbString most small bodies
+ * are; LZF strings are expanded here too.
  * The common rdbString forms (6/14/32/64-bit lengths, INT8/16/32) are handled here;
  * the rare ones (LZF, unknown encodings, which are errors) go through the Python
  * ``primitives.read_string``, and every string the writers cannot settle cheaply
@@ -57,6 +62,7 @@ typedef struct {
     PyObject *buf;              /* the payload (bytes), borrowed from the call's arguments */
     const unsigned char *data;  /* its bytes */
     Py_ssize_t end;             /* nothing at or past this index is read */
+    Py_ssize_t lzf_next;        /* read_lzf: the position after the compressed string */
 } Reader;
 
 static uint64_t
@@ -114,6 +120,107 @@ read_string_slow(Reader *r, Py_ssize_t *pos)
     Py_DECREF(result);
     *pos = next;
     return value;
+}
+
+
+/* An rdb length (6/14/32/64-bit forms only) at *p: 0 and *p moved past it, -1 if it is not one. */
+static int
+plain_length(const unsigned char *d, Py_ssize_t *p, Py_ssize_t end, uint64_t *n)
+{
+    Py_ssize_t q = *p;
+    if (q >= end) {
+        return -1;
+    }
+    unsigned int b = d[q];
+    if (b < 0x40) {
+        *n = b;
+        *p = q + 1;
+    }
+    else if (b < 0x80) {
+        if (end - q < 2) {
+            return -1;
+        }
+        *n = ((uint64_t)(b & 0x3F) << 8) | d[q + 1];
+        *p = q + 2;
+    }
+    else if (b == 0x80 && end - q >= 5) {
+        *n = load_be(d + q + 1, 4);
+        *p = q + 5;
+    }
+    else if (b == 0x81 && end - q >= 9) {
+        *n = load_be(d + q + 1, 8);
+        *p = q + 9;
+    }
+    else {
+        return -1;
+    }
+    return 0;
+}
+
+/* Expands an LZF stream (liblzf's format: literal runs of ctrl+1 bytes; back-references of
+ * (ctrl>>5)+2 bytes, or 9 + a length byte, at distance ((ctrl&31)<<8) + next + 1) into
+ * exactly `ulen` bytes. 0 on success, -1 if the stream is malformed or has another size. */
+static int
+lzf_expand(const unsigned char *in, size_t n, unsigned char *out, size_t ulen)
+{
+    size_t i = 0, o = 0;
+    while (i < n) {
+        size_t ctrl = in[i++];
+        if (ctrl < 32) {
+            size_t run = ctrl + 1;
+            if (run > n - i || run > ulen - o) {
+                return -1;
+            }
+            memcpy(out + o, in + i, run);
+            i += run;
+            o += run;
+            continue;
+        }
+        size_t len = ctrl >> 5;
+        if (len == 7) {
+            if (i >= n) {
+                return -1;
+            }
+            len += in[i++];
+        }
+        if (i >= n) {
+            return -1;
+        }
+        size_t back = ((ctrl & 0x1F) << 8) + in[i++] + 1;
+        len += 2;
+        if (back > o || len > ulen - o) {
+            return -1;
+        }
+        for (size_t k = 0; k < len; k++, o++) {
+            out[o] = out[o - back]; /* byte by byte: the source may overlap what is written */
+        }
+    }
+    return o == ulen ? 0 : -1;
+}
+
+/* An LZF rdbString (0xC3 clen ulen data) at p: a new bytes object and r->lzf_next set; NULL
+ * without an exception when anything is unusual (the Python reader then decides). */
+static PyObject *
+read_lzf(Reader *r, Py_ssize_t p)
+{
+    uint64_t clen, ulen;
+    p += 1;
+    if (plain_length(r->data, &p, r->end, &clen) < 0 || plain_length(r->data, &p, r->end, &ulen) < 0) {
+        return NULL;
+    }
+    if (ulen == 0 || clen > (uint64_t)(r->end - p) || ulen > 88 * clen) {
+        return NULL;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)ulen);
+    if (out == NULL) {
+        return NULL;
+    }
+    if (lzf_expand(r->data + p, (size_t)clen, (unsigned char *)PyBytes_AS_STRING(out), (size_t)ulen) < 0) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    r->lzf_next = p + (Py_ssize_t)clen;
+    return out;
 }
 
 /* One rdbString at *pos (rdbGenericLoadStringObject); a new reference, *pos moved past it. */
@@ -196,8 +303,18 @@ read_string(Reader *r, Py_ssize_t *pos)
         }
         return s;
     }
+    else if (b == 0xC3) {
+        PyObject *s = read_lzf(r, p);
+        if (s == NULL && !PyErr_Occurred()) {
+            return read_string_slow(r, pos); /* not a clean stream: the Python reader words the error */
+        }
+        if (s != NULL) {
+            *pos = r->lzf_next;
+        }
+        return s;
+    }
     else {
-        /* LZF, and the encodings that do not exist (the Python reader words the error) */
+        /* the encodings that do not exist (the Python reader words the error) */
         return read_string_slow(r, pos);
     }
     /* start <= end holds here: every header above was checked against end */
@@ -811,6 +928,155 @@ fail:
 }
 
 /* ------------------------------------------------------------------------- */
+/* the envelope of small payloads */
+
+#define SMALL_PAYLOAD_MAX (1 << 16) /* bigger ones go through envelope.py (anycrc's faster CRC) */
+#define FOOTER_SIZE 10
+
+static uint64_t crc64_table[256];
+
+/* CRC-64/Jones as Redis computes it: reflected polynomial 0x95AC9329AC4BC9B5, init 0, no xor-out. */
+static void
+crc64_init(void)
+{
+    for (uint64_t i = 0; i < 256; i++) {
+        uint64_t c = i;
+        for (int k = 0; k < 8; k++) {
+            c = (c & 1) ? (c >> 1) ^ 0x95AC9329AC4BC9B5ULL : c >> 1;
+        }
+        crc64_table[i] = c;
+    }
+}
+
+static uint64_t
+crc64_update(uint64_t crc, const unsigned char *p, size_t n)
+{
+    while (n--) {
+        crc = crc64_table[(crc ^ *p++) & 0xFF] ^ (crc >> 8);
+    }
+    return crc;
+}
+
+static uint64_t
+load_le(const unsigned char *p, int size)
+{
+    uint64_t v = 0;
+    for (int i = size - 1; i >= 0; i--) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+PyDoc_STRVAR(open_payload_doc,
+"open_payload(payload, max_version, check_crc, blob_types) -> (type, version, body) | None\n\n"
+"Verifies a small payload's envelope (footer version <= max_version, the CRC-64 unless\n"
+"check_crc is false). None: not a small bytes payload, or an envelope the caller must\n"
+"refuse itself (its texts). If blob_types[type] is non-zero the body is one rdbString and\n"
+"``body`` is its decoded bytes (a malformed one raises the PayloadError read_string gives);\n"
+"otherwise ``body`` is None and the caller reads the body from position 1.");
+
+static PyObject *
+open_payload(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyBytes_Check(args[3]) || PyBytes_GET_SIZE(args[3]) != 256) {
+        PyErr_SetString(PyExc_TypeError, "open_payload(payload, max_version, check_crc, blob_types[256])");
+        return NULL;
+    }
+    PyObject *payload = args[0];
+    if (!PyBytes_CheckExact(payload)) {
+        Py_RETURN_NONE;
+    }
+    long max_version = PyLong_AsLong(args[1]);
+    if (max_version == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    int check_crc = PyObject_IsTrue(args[2]);
+    if (check_crc < 0) {
+        return NULL;
+    }
+    Py_ssize_t size = PyBytes_GET_SIZE(payload);
+    const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(payload);
+    if (size <= FOOTER_SIZE || size > SMALL_PAYLOAD_MAX) {
+        Py_RETURN_NONE;
+    }
+    long version = (long)(d[size - 10] | (d[size - 9] << 8));
+    if (version > max_version) {
+        Py_RETURN_NONE;
+    }
+    if (check_crc && crc64_update(0, d, (size_t)(size - 8)) != load_le(d + size - 8, 8)) {
+        Py_RETURN_NONE;
+    }
+    unsigned int type = d[0];
+    PyObject *body;
+    if (PyBytes_AS_STRING(args[3])[type]) {
+        Reader r = {payload, d, size - FOOTER_SIZE, 0};
+        Py_ssize_t pos = 1;
+        body = read_string(&r, &pos);
+        if (body == NULL) {
+            return NULL;
+        }
+    }
+    else {
+        body = Py_NewRef(Py_None);
+    }
+    PyObject *type_obj = PyLong_FromLong((long)type);
+    PyObject *version_obj = type_obj == NULL ? NULL : PyLong_FromLong(version);
+    PyObject *opened = version_obj == NULL ? NULL : PyTuple_Pack(3, type_obj, version_obj, body);
+    Py_XDECREF(type_obj);
+    Py_XDECREF(version_obj);
+    Py_DECREF(body);
+    return opened;
+}
+
+PyDoc_STRVAR(seal_doc,
+"seal(body, version) -> bytes | None\n\n"
+"``body`` (type byte + value) followed by the DUMP footer: the RDB version (u16 LE) and the\n"
+"CRC-64 of everything before it (u64 LE). None for a body that is not small bytes.");
+
+static PyObject *
+seal(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "seal(body, version)");
+        return NULL;
+    }
+    PyObject *body = args[0];
+    Py_ssize_t n;
+    const char *src;
+    if (PyBytes_Check(body)) {
+        n = PyBytes_GET_SIZE(body);
+        src = PyBytes_AS_STRING(body);
+    }
+    else if (PyByteArray_Check(body)) {
+        n = PyByteArray_GET_SIZE(body);
+        src = PyByteArray_AS_STRING(body);
+    }
+    else {
+        Py_RETURN_NONE;
+    }
+    long version = PyLong_AsLong(args[1]);
+    if (version == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (n > SMALL_PAYLOAD_MAX || version < 0 || version > 0xFFFF) {
+        Py_RETURN_NONE;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n + FOOTER_SIZE);
+    if (out == NULL) {
+        return NULL;
+    }
+    unsigned char *o = (unsigned char *)PyBytes_AS_STRING(out);
+    memcpy(o, src, (size_t)n);
+    o[n] = (unsigned char)(version & 0xFF);
+    o[n + 1] = (unsigned char)(version >> 8);
+    uint64_t crc = crc64_update(0, o, (size_t)n + 2);
+    for (int i = 0; i < 8; i++) {
+        o[n + 2 + i] = (unsigned char)(crc >> (8 * i));
+    }
+    return out;
+}
+
+/* ------------------------------------------------------------------------- */
 /* module */
 
 static PyMethodDef speedups_methods[] = {
@@ -820,6 +1086,8 @@ static PyMethodDef speedups_methods[] = {
     {"append_strings", (PyCFunction)(void (*)(void))append_strings, METH_FASTCALL, append_strings_doc},
     {"append_mapping", (PyCFunction)(void (*)(void))append_mapping, METH_FASTCALL, append_mapping_doc},
     {"append_scored", (PyCFunction)(void (*)(void))append_scored, METH_FASTCALL, append_scored_doc},
+    {"open_payload", (PyCFunction)(void (*)(void))open_payload, METH_FASTCALL, open_payload_doc},
+    {"seal", (PyCFunction)(void (*)(void))seal, METH_FASTCALL, seal_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -866,6 +1134,7 @@ PyInit__speedups(void)
         bad_data_fn = bad_data;
         read_string_fn = read_str;
         append_string_fn = append_str;
+        crc64_init();
     }
     return PyModule_Create(&speedups_module);
 }

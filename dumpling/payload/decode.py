@@ -123,21 +123,39 @@ class DecodeContext:
 
 def decode_payload(payload: bytes | bytearray | memoryview, options: CodecOptions = DEFAULT_OPTIONS) -> DecodedPayload:
     """Verify the envelope (§1.4) and decode the value; raises PayloadError with Redis's reply text."""
-    check_envelope(payload, options)
-    buf = payload if type(payload) is bytes else bytes(payload)
-    version = buf[-10] | (buf[-9] << 8)
-    end = len(buf) - 10
-    if end < 1:
-        raise bad_data("payload has no type byte")
-    type_byte = buf[0]
+    speedups = bulk.speedups
+    opened = None
+    if speedups is not None and options.rdb_version_check == "redis":
+        # A small payload's envelope (and its body, when that is one rdbString) in one C call.
+        opened = speedups.open_payload(payload, options.max_rdb_version, not options.skip_checksum, _BLOB_MASK)
+    if opened is None:
+        check_envelope(payload, options)
+        buf = payload if type(payload) is bytes else bytes(payload)
+        version = buf[-10] | (buf[-9] << 8)
+        if len(buf) < 11:
+            raise bad_data("payload has no type byte")
+        type_byte = buf[0]
+        body = read_string(buf, 1, len(buf) - 10)[0] if type_byte == TYPE_STRING else None
+    else:
+        buf = payload  # bytes: open_payload takes nothing else
+        type_byte, version, body = opened
     if type_byte == TYPE_STRING:  # the common small case, without the reader machinery
-        return DecodedPayload(read_string(buf, 1, end)[0], TYPE_STRING, version)
+        return DecodedPayload(body, TYPE_STRING, version)
+    end = len(buf) - 10
     if options.rdb_version_check != "redis" and is_foreign_version(version) and type_byte >= TYPE_HASH_22:
         raise PayloadError(FOREIGN_TYPE.format(type_byte=type_byte), "foreign RDB version")
+    ctx = DecodeContext(buf, end, options, version)
+    if body is not None:
+        try:
+            value = _FROM_BLOB[type_byte](ctx, body, type_byte)
+        except PayloadError:
+            raise
+        except Exception as exc:  # a missed check must still surface as a clean refusal
+            raise bad_data(f"internal: {exc!r}") from exc
+        return DecodedPayload(value, type_byte, version, ctx.sanitizations)
     reader = _READERS.get(type_byte)
     if reader is None:
         raise bad_data(f"unknown object type {type_byte}")
-    ctx = DecodeContext(buf, end, options, version)
     # Big collections allocate millions of tuples; the cyclic GC finds nothing to free
     # in them, so it is paused while they are built (as pickle users often do).
     gc_was_enabled = gc.isenabled()
@@ -231,11 +249,15 @@ def _read_list(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[ListValue,
 
 def _read_list_ziplist(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[ListValue, int]:
     blob, pos = ctx.blob(pos)
+    return _list_from_ziplist(ctx, blob, type_byte), pos
+
+
+def _list_from_ziplist(ctx: DecodeContext, blob: bytes, type_byte: int) -> ListValue:
     items = ziplist.decode(blob)
     if not items:
         raise bad_data("empty list ziplist")
     # Redis 7.4 leaves a type-10 list as a quicklist (no conversion call on this path).
-    return ListValue(items, "quicklist"), pos
+    return ListValue(items, "quicklist")
 
 
 def _read_quicklist_2(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[ListValue, int]:
@@ -320,15 +342,23 @@ def _read_set(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[SetValue, i
 
 def _read_set_intset(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[SetValue, int]:
     blob, pos = ctx.blob(pos)
+    return _set_from_intset(ctx, blob, type_byte), pos
+
+
+def _set_from_intset(ctx: DecodeContext, blob: bytes, type_byte: int) -> SetValue:
     if ctx.deep:
         ctx.sanitizations += 1
     values = intset.decode(blob, ctx.deep)
     encoding = "hashtable" if len(values) > ctx.options.set_max_intset_entries else "intset"
-    return SetValue([b"%d" % v for v in values], encoding), pos
+    return SetValue([b"%d" % v for v in values], encoding)
 
 
 def _read_set_listpack(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[SetValue, int]:
     blob, pos = ctx.blob(pos)
+    return _set_from_listpack(ctx, blob, type_byte), pos
+
+
+def _set_from_listpack(ctx: DecodeContext, blob: bytes, type_byte: int) -> SetValue:
     if ctx.deep:
         ctx.sanitizations += 1
     members = listpack.decode(blob, ctx.deep)
@@ -337,7 +367,7 @@ def _read_set_listpack(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[Se
     value = SetValue(members, "hashtable" if len(members) > ctx.options.set_max_listpack_entries else "listpack")
     if ctx.deep and len(value.members) != len(members):
         raise bad_data("duplicate set listpack members")
-    return value, pos
+    return value
 
 
 # ---------------------------------------------------------------------------
@@ -418,6 +448,10 @@ def _zset_pairs_from_elements(elements: list) -> list[tuple[bytes, float]]:
 
 def _read_zset_listpack(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[ZSetValue, int]:
     blob, pos = ctx.blob(pos)
+    return _zset_from_listpack(ctx, blob, type_byte), pos
+
+
+def _zset_from_listpack(ctx: DecodeContext, blob: bytes, type_byte: int) -> ZSetValue:
     if type_byte == TYPE_ZSET_LISTPACK:
         if ctx.deep:
             ctx.sanitizations += 1
@@ -430,7 +464,7 @@ def _read_zset_listpack(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[Z
     if not pairs:
         raise bad_data("empty sorted set")
     encoding = "skiplist" if len(pairs) > ctx.options.zset_max_listpack_entries else "listpack"
-    return _zset_from_pairs(pairs, encoding, deep_dups), pos
+    return _zset_from_pairs(pairs, encoding, deep_dups)
 
 
 # ---------------------------------------------------------------------------
@@ -492,6 +526,10 @@ def _read_hash_zipmap(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[Has
 
 def _read_hash_listpack(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[HashValue, int]:
     blob, pos = ctx.blob(pos)
+    return _hash_from_listpack(ctx, blob, type_byte), pos
+
+
+def _hash_from_listpack(ctx: DecodeContext, blob: bytes, type_byte: int) -> HashValue:
     if type_byte == TYPE_HASH_LISTPACK:
         if ctx.deep:
             ctx.sanitizations += 1
@@ -502,7 +540,7 @@ def _read_hash_listpack(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[H
         raise bad_data("empty hash")
     value = HashValue((), None, "hashtable" if len(fields) > ctx.options.hash_max_listpack_entries else "listpack")
     value.fields = fields
-    return value, pos
+    return value
 
 
 def _read_hash_listpack_ex(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[HashValue, int]:
@@ -649,6 +687,20 @@ def _read_module(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[Value, i
 
 
 _Reader = Callable[[DecodeContext, int, int], tuple[Value, int]]
+_BlobReader = Callable[[DecodeContext, bytes, int], Value]
+
+# Bodies that are one rdbString (a ziplist, listpack or intset blob): what to make of the blob.
+_FROM_BLOB: dict[int, _BlobReader] = {
+    TYPE_LIST_ZIPLIST: _list_from_ziplist,
+    TYPE_SET_INTSET: _set_from_intset,
+    TYPE_ZSET_ZIPLIST: _zset_from_listpack,
+    TYPE_HASH_ZIPLIST: _hash_from_listpack,
+    TYPE_HASH_LISTPACK: _hash_from_listpack,
+    TYPE_ZSET_LISTPACK: _zset_from_listpack,
+    TYPE_SET_LISTPACK: _set_from_listpack,
+}
+# open_payload's mask: the string type and the blob types
+_BLOB_MASK = bytes(1 if t == TYPE_STRING or t in _FROM_BLOB else 0 for t in range(256))
 
 _READERS: dict[int, _Reader] = {
     TYPE_STRING: _read_string_value,

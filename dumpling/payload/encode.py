@@ -55,6 +55,8 @@ LEGACY_LIST_ZIPLIST_ENTRIES = 512
 LEGACY_LIST_ZIPLIST_VALUE = 64
 _STRING_TYPE = bytes((TYPE_STRING,))
 _QUICKLIST_2_TYPE = bytes((TYPE_LIST_QUICKLIST_2,))
+# Types every supported RDB version holds as they are (min_rdb_version_for is 6).
+_ANY_VERSION = frozenset({bytes, bytearray, ListValue, SetValue, ZSetValue})
 
 
 def min_rdb_version_for(value: Value) -> int:
@@ -81,7 +83,11 @@ def encode_payload(value: Value, rdb_version: int, options: CodecOptions = DEFAU
         out = bytearray(_STRING_TYPE)
         append_string(out, value, options.rdbcompression)
         return seal(out, rdb_version)
-    version = payload_version_for(value, rdb_version)
+    kind = type(value)
+    if rdb_version in SUPPORTED_VERSIONS and (kind in _ANY_VERSION or (kind is HashValue and not value.field_expires)):
+        version = rdb_version  # payload_version_for's answer for these, without its checks
+    else:
+        version = payload_version_for(value, rdb_version)
     return seal(encode_body(value, version, options), version)
 
 

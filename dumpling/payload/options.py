@@ -6,7 +6,7 @@ builds one of these from its config (and from who is calling) and passes it in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 SanitizeMode = Literal["no", "yes", "clients"]
@@ -39,12 +39,13 @@ class CodecOptions:
     stream_node_max_bytes: int = 4096
     stream_node_max_entries: int = 100
 
-    @property
-    def deep_sanitize(self) -> bool:
-        """Whether RESTORE runs Redis's deep integrity validation for this caller."""
-        if self.sanitize_payload == "yes":
-            return True
-        return self.sanitize_payload == "clients" and self.caller_is_client
+    # Whether RESTORE runs Redis's deep integrity validation for this caller (derived, not
+    # an argument: computed once here, read on every RESTORE).
+    deep_sanitize: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        deep = self.sanitize_payload == "yes" or (self.sanitize_payload == "clients" and self.caller_is_client)
+        object.__setattr__(self, "deep_sanitize", deep)
 
 
 DEFAULT_OPTIONS = CodecOptions()
