@@ -18,7 +18,9 @@ outermost call ends it turns the call into *records* ``(db index, argv)``:
 
 and hands the records of one call to every attached *sink* (the AOF, the replication
 backlog) as one batch; a sink wraps a batch of several records in ``MULTI``/``EXEC``
-and emits ``SELECT`` when the database changes (``encode_records``).  Changes made
+and emits ``SELECT`` when the database changes (``encode_records``).  A script that
+calls ``redis.set_repl`` splits its call into parts headed for the AOF, the replicas,
+both or neither (``retarget``); each sink gets only its parts.  Changes made
 outside any command (active expiry, eviction) are images handed out on the next event
 loop pass, or before the next command, whichever comes first.
 
@@ -61,6 +63,10 @@ _TRANSLATED = frozenset({"xadd", "spop", "hincrbyfloat"})  # see Propagator._tra
 _PUBLISHERS = frozenset({"publish", "spublish"})
 _SERVED_POPS = {"blpop": b"LPOP", "brpop": b"RPOP", "bzpopmin": b"ZPOPMIN", "bzpopmax": b"ZPOPMAX"}
 _BLOCKING = frozenset({*_SERVED_POPS, "brpoplpush", "blmove"})  # propagated as their non-blocking form
+# Where a script's effects go (redis.set_repl; Redis's PROPAGATE_AOF / PROPAGATE_REPL).
+TO_AOF = 1
+TO_REPLICAS = 2
+TO_ALL = TO_AOF | TO_REPLICAS
 
 
 def encode_records(records: list[Record], selected: int) -> tuple[bytes, int]:
@@ -124,6 +130,10 @@ class Propagator:
         # once, whatever the number of sinks that share its SELECT state.
         self._batch: list[Record] | None = None
         self._batch_wire: tuple[int, bytes, int] = (-2, b"", -1)
+        # redis.set_repl: the targets of what the call changes from now on, and the records of
+        # its earlier parts that went to other targets (see ``retarget``).
+        self.targets = TO_ALL
+        self.segments: list[tuple[int, list[Record]]] = []
 
     # -- sinks --------------------------------------------------------------------------------------
 
@@ -162,6 +172,8 @@ class Propagator:
             self.keyless = []
             self.served = None
             self.served_touched = {}
+            self.targets = TO_ALL
+            self.segments = []
 
     @contextmanager
     def suspended(self) -> Iterator[None]:
@@ -222,13 +234,46 @@ class Propagator:
                     return
         if wrote and cmd.is_write and not (cmd.key_specs or cmd.movable or cmd.first_key):
             self.keyless.append((client.db.index, argv))  # FLUSHALL, FLUSHDB, SWAPDB, FUNCTION ...
-        elif cmd.name in _PUBLISHERS and self.replication_sinks and type(reply) is int and self.server.cluster is None:
+        elif (cmd.name in _PUBLISHERS and self.replication_sinks and type(reply) is int and self.server.cluster is None
+              and self.targets & TO_REPLICAS):
             # subscribers of replicas get it too (in cluster mode the cluster bus carries it instead)
             self.published.append((client.db.index, argv))
         if self.depth == 0:
             if cmd.name in _BLOCKING and type(reply).__name__ == "Blocked":  # (dispatch.Blocked; no import cycle)
                 self._remember_blocked(client, reply, argv)
             self._finish_outer(wrote, reply)
+
+    def retarget(self, targets: int) -> None:
+        """``redis.set_repl(targets)`` in a script: what the call changed so far goes where
+        it was headed (as the keys' states now), what it changes next goes to ``targets``
+        only (TO_AOF, TO_REPLICAS, both or neither).  A script's run ends with TO_ALL."""
+        if targets == self.targets:
+            return
+        if self.depth:  # (else no call is being recorded: nothing to close)
+            self._close_segment()
+        self.targets = targets
+
+    def _close_segment(self) -> None:
+        touched, keyless = self.touched, self.keyless
+        if touched or keyless:
+            self.touched, self.keyless = {}, []
+            self.segments.append((self.targets, keyless + [self._image(db, key) for db, key in touched]))
+
+    def _finish_segments(self, client: Any) -> None:
+        """The end of a call whose script chose targets: each sink gets the records of the
+        parts headed its way (the AOF: TO_AOF, replicas: TO_REPLICAS), in order."""
+        self._close_segment()
+        segments, self.segments = self.segments, []
+        self.targets = TO_ALL
+        published, self.published = self.published, []
+        for sink in self.sinks:
+            replica = sink in self.replication_sinks
+            target = TO_REPLICAS if replica else TO_AOF
+            records = [record for targets, part in segments if targets & target for record in part]
+            if replica:
+                records += published
+            if records:
+                sink(records, client)
 
     def settle(self) -> None:
         """Hand out changes made outside any command now (before a served blocked client's
@@ -347,6 +392,10 @@ class Propagator:
                 self._batch_wire = (-2, b"", -1)
 
     def _finish_outer(self, wrote: bool, reply: Any) -> None:
+        if self.segments:
+            outer, self.outer = self.outer, None
+            self._finish_segments(outer[0] if outer is not None else None)
+            return
         outer, touched, keyless = self.outer, self.touched, self.keyless
         self.outer, self.touched, self.keyless = None, {}, []
         if outer is None or not (wrote or touched or keyless):

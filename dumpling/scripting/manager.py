@@ -19,6 +19,7 @@ from dumpling.commands.acl import refusal as acl_refusal
 from dumpling.commands.registry import TABLE, Command
 from dumpling.dispatch import Blocked
 from dumpling.errors import CommandError
+from dumpling.persistence.propagation import TO_ALL
 from dumpling.protocol import ErrorReply
 from dumpling.scripting.engine import (
     GC_CYCLE_PERIOD,
@@ -27,6 +28,7 @@ from dumpling.scripting.engine import (
     ScriptFailure,
     error_from_table,
     lua_number_arg,
+    lua_number_to_int,
     lua_tonumber,
     lua_type_name,
     sha1hex,
@@ -90,6 +92,7 @@ class Run:
     # than the command's own arity, noscript flag and a first write (see redis_call_raise).
     unchecked = False
     writes_admitted = False  # ...nor a write (see redis_call_raise)
+    repl_changed = False  # redis.set_repl was called
 
     def __init__(self, caller: Client, caller_argv: list[bytes], client: Client, name: str, eval_mode: bool) -> None:
         self.caller = caller
@@ -284,6 +287,8 @@ class Scripting:
                 state.gc_step()
             if run.timed_out:
                 self.end_busy(run)
+            if run.repl_changed:  # redis.set_repl lasts for the run
+                server.propagator.retarget(TO_ALL)  # type: ignore[attr-defined]
         self.last_error_counted = run.error_counted
         return reply
 
@@ -543,13 +548,19 @@ class Scripting:
             self.run.client.resp3 = version == 3.0
 
     def set_repl(self, *args: Any) -> None:
-        """redis.set_repl: validated; there is no replication or AOF stream yet to leave
-        the script's commands out of."""
+        """redis.set_repl: where the effects of the script's next commands go (the AOF,
+        replicas, both or neither), until the run ends (``Propagator.retarget``)."""
         if len(args) != 1:
             raise ScriptCallError(b"ERR redis.set_repl() requires one argument.")
-        flags = int(lua_tonumber(args[0]) or 0)
-        if flags & ~3:
+        number = lua_tonumber(args[0]) or 0.0
+        flags = lua_number_to_int(number)  # lua_tonumber then a C int cast
+        if flags & ~TO_ALL:
             raise ScriptCallError(b"ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.")
+        run = self.run
+        propagator = getattr(self.server, "propagator", None)
+        if run is not None and propagator is not None:
+            run.repl_changed = True
+            propagator.retarget(flags)
 
     def acl_check(self, *args: Any) -> bool:
         """redis.acl_check_cmd: whether the calling user may run the command."""
