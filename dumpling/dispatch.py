@@ -32,6 +32,7 @@ from dumpling.errors import NOAUTH, PROTECTED_MODE_DENIED, CommandError
 from dumpling.keyspace import Keyspace
 from dumpling.latency import LatencyMonitor
 from dumpling.listeners import ListenError, open_tcp
+from dumpling.loopstats import LoopStats
 from dumpling.protocol import NO_REPLY, NULL_ARRAY, QUEUED, ErrorReply, Status, repr_bytes
 from dumpling.server import Client, disable_fastpath, install_signal_handlers
 
@@ -47,6 +48,7 @@ SUBSCRIBED_ALLOWED = {
     b"quit",
     b"reset",
 }
+ERROR_STATS_NUMBER = 128  # distinct error codes INFO errorstats counts before it turns itself off
 DEFAULT_PID_FILE = "/var/run/redis.pid"  # Redis's CONFIG_DEFAULT_PID_FILE, used when daemonized without one
 LOG_LEVELS = {"debug": 0, "verbose": 1, "notice": 2, "warning": 3, "nothing": 4}
 LOG_MARKS = {"debug": ".", "verbose": "-", "notice": "*", "warning": "#"}
@@ -100,6 +102,7 @@ class Server:
         self.stat_error_replies = 0
         self.stat_unexpected_errors = 0
         self.errorstats: dict[str, int] = {}
+        self.errorstats_enabled = True  # until more than ERROR_STATS_NUMBER codes (CONFIG RESETSTAT: again)
         self.ops_samples: deque[tuple[float, int]] = deque(maxlen=16)
         # slowlog
         self.slowlog: deque[list[Any]] = deque()
@@ -137,6 +140,11 @@ class Server:
         self._obuf_limits: tuple[str, dict[str, tuple[int, int, int]]] = ("", {})
         self.obuf_soft_clients: set[Client] = set()  # clients whose soft-limit timer runs
         self.stat_obuf_disconnections = 0  # INFO client_output_buffer_limit_disconnections
+        self.stat_qbuf_disconnections = 0  # INFO client_query_buffer_limit_disconnections
+        self.stat_reads = 0  # reads handed to clients (total_reads_processed)
+        self.stat_writes = 0  # writes to clients' transports (total_writes_processed)
+        self.loop_stats = LoopStats()  # INFO eventloop_* and instantaneous rates, sampled by the cron
+        self._busy_base_ns = time.thread_time_ns()
         self.cron_hooks: list[Callable[[], None]] = [self.check_soft_output_limits, lambda: evict_clients(self)]
         self.stat_evicted_clients = 0  # INFO evicted_clients (maxmemory-clients)
         # Set while whole classes of commands are refused (persistence: -LOADING while the
@@ -240,6 +248,14 @@ class Server:
             else:
                 self.output_limit_exceeded(client)
 
+    def query_buffer_limit_reached(self, client: Client) -> None:
+        """A client past client-query-buffer-limit is closed (the caller closes it)."""
+        from dumpling.commands.connection import client_info_line
+
+        self.stat_qbuf_disconnections += 1
+        self.log("warning", f"Closing client that reached max query buffer length: {client_info_line(client)[:-1]} "
+                 f"(qbuf initial bytes: {repr_bytes(client.query_buffer_head(64))})")
+
     def drop_for_output_limit(self, client: Client) -> None:
         """Close a client over its output-buffer limit (also while a reply is being built:
         ``dumpling.replybudget``)."""
@@ -290,7 +306,7 @@ class Server:
                 return CommandError(f"wrong number of arguments for '{cmd.name}' command")
         arity = cmd.arity
         if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
-            return CommandError(f"wrong number of arguments for '{cmd.name}' command")
+            return ArityError(cmd)
         return cmd
 
     def execute(self, client: Client, argv: list[bytes]) -> None:
@@ -339,7 +355,8 @@ class Server:
             client.skip_this = False
         found = self.lookup_command(argv)
         if isinstance(found, CommandError):
-            self.reject(client, found.message, argv)
+            # (a known command with the wrong arity counts in its rejected_calls, in MULTI too)
+            self.reject(client, found.message, argv, found.command if isinstance(found, ArityError) else None)
             return
         cmd = found
         if not client.authenticated and not cmd.no_auth and self.acl.auth_required():
@@ -446,7 +463,24 @@ class Server:
 
     def count_error(self, code: str) -> None:
         self.stat_error_replies += 1
-        self.errorstats[code] = self.errorstats.get(code, 0) + 1
+        errorstats = self.errorstats
+        if not self.errorstats_enabled:
+            return
+        if code in errorstats:
+            errorstats[code] += 1
+        elif len(errorstats) < ERROR_STATS_NUMBER:
+            errorstats[code] = 1
+        else:
+            # incrementErrorCount: a script's error_reply can make any code up, so past 128 codes
+            # the table is dropped (freed as Redis frees it, lazily) and stays off until RESETSTAT.
+            self.log("warning", "Errorstats stopped adding new errors because the number of errors reached the "
+                     "limit, may be misuse of lua error_reply, please check INFO ERRORSTATS, this can be "
+                     "re-enabled via CONFIG RESETSTAT.")
+            self.log("warning", "Current errors code list: " + ", ".join(sorted(errorstats)))
+            self.keyspace.stat_lazyfreed_objects += len(errorstats)
+            errorstats.clear()
+            errorstats["ERRORSTATS_DISABLED"] = 1
+            self.errorstats_enabled = False
 
     def call(self, client: Client, cmd: Command, argv: list[bytes]) -> Any:
         """Run a handler with the time snapshot; returns its reply (errors as ErrorReply)."""
@@ -794,6 +828,7 @@ class Server:
                     srv.close()
                 self._remove_unix_socket()
                 return 1
+        self._busy_base_ns = time.thread_time_ns()  # the loop's time counts from here (not the imports)
         cron = loop.create_task(self._cron())
         if port:
             self.log("notice", "Ready to accept connections tcp")
@@ -1010,6 +1045,7 @@ class Server:
             await asyncio.sleep(1.0 / hz)
             if self.cron_paused:
                 continue  # DEBUG PAUSE-CRON
+            tick_started = time.perf_counter_ns()
             try:
                 effort = self.config["active-expire-effort"] - 1
                 started = time.monotonic()
@@ -1034,14 +1070,43 @@ class Server:
                 for hook in self.cron_hooks:
                     hook()
                 self.shutdown_cron()
+                stats = self.loop_stats
+                stats.sample(time.monotonic() * 1000, self.loop_cycles(), self.busy_us(), self.stat_net_input,
+                             self.stat_net_output)
             except Exception as e:  # cron must keep running whatever a hook does
                 self.log("warning", f"cron error: {type(e).__name__}: {e}")
+            spent_us = (time.perf_counter_ns() - tick_started) // 1000
+            self.loop_stats.ticks += 1
+            self.loop_stats.cron_us += spent_us
+            self.loop_stats.measured(spent_us, 0)
+
+    def busy_us(self) -> int:
+        """eventloop_duration_sum: the CPU time of the event loop's thread since the start (or
+        CONFIG RESETSTAT), in µs."""
+        return (time.thread_time_ns() - self._busy_base_ns) // 1000
+
+    def loop_cycles(self) -> int:
+        """eventloop_cycles: the passes of the loop that did work (reads, cron ticks)."""
+        return self.stat_reads + self.loop_stats.ticks
+
+    def reset_loop_stats(self) -> None:
+        self.stat_reads = self.stat_writes = 0
+        self.loop_stats.reset()
+        self._busy_base_ns = time.thread_time_ns()
 
     def instantaneous_ops(self) -> int:
         if len(self.ops_samples) < 2:
             return 0
         (t0, c0), (t1, c1) = self.ops_samples[0], self.ops_samples[-1]
         return int((c1 - c0) / (t1 - t0)) if t1 > t0 else 0
+
+
+class ArityError(CommandError):
+    """A known (sub)command called with the wrong number of arguments."""
+
+    def __init__(self, command: Command) -> None:
+        super().__init__(f"wrong number of arguments for '{command.name}' command")
+        self.command = command
 
 
 def unknown_command_message(argv: list[bytes]) -> str:

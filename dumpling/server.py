@@ -146,7 +146,9 @@ class Client(asyncio.Protocol):
         self.server.client_disconnected(self)
 
     def data_received(self, data: bytes) -> None:
-        self.server.stat_net_input += len(data)
+        server = self.server
+        server.stat_net_input += len(data)
+        server.stat_reads += 1  # (and a cycle of the event loop: Server.loop_cycles)
         self._batch_ran = 0
         if self._strict:
             self._buf += data
@@ -191,6 +193,12 @@ class Client(asyncio.Protocol):
     def process_input(self) -> None:
         """Execute every complete request (until the client blocks or must close)."""
         server = self.server
+        if self._pending_len() > server.config["client-query-buffer-limit"]:
+            # Redis checks the query buffer after each read, before running what it holds.
+            server.query_buffer_limit_reached(self)
+            self._out.clear()
+            self.close()
+            return
         if server.client_eviction:
             # maxmemory-clients counts what was read before it runs (Redis: argv, query buffer).
             evict_clients(server)
@@ -199,6 +207,7 @@ class Client(asyncio.Protocol):
         self._in_batch = True
         execute = server.execute
         self.last_interaction = time.time()
+        started, commands_before = time.perf_counter_ns(), server.stat_commands
         try:
             while self.blocked is None and not self.flags_close_after_reply and not self.closed:
                 if self._carry:
@@ -243,12 +252,13 @@ class Client(asyncio.Protocol):
                 if argv:
                     execute(self, argv)
             if not self.closed and self._pending_len() > server.config["client-query-buffer-limit"]:
-                server.log("warning", "Closing client that reached max query buffer length")
+                server.query_buffer_limit_reached(self)
                 self._out.clear()
                 self.close()
                 return
         finally:
             self._in_batch = False
+            server.loop_stats.measured((time.perf_counter_ns() - started) // 1000, server.stat_commands - commands_before)
         self.flush()
         if server.client_eviction:
             # ...and what the batch left (MULTI commands, WATCHed keys, subscriptions, output),
@@ -394,6 +404,7 @@ class Client(asyncio.Protocol):
             ) and server.output_limit_exceeded(self, size + transport.get_write_buffer_size()):
                 return
             server.stat_net_output += size
+            server.stat_writes += 1
             transport.write(data)
         elif out:
             out.clear()
@@ -422,6 +433,13 @@ class Client(asyncio.Protocol):
         backlog = t.get_write_buffer_size() if t is not None else 0
         unsent = sum(map(len, self._out)) if self._out else 0
         return unsent, -(-backlog // REPLY_CHUNK_BYTES), backlog + unsent
+
+    def query_buffer_head(self, size: int) -> bytes:
+        """The first ``size`` bytes of what is buffered and not yet run (a log line shows them)."""
+        if self._strict:
+            return bytes(self._buf[self._pos : self._pos + size])
+        pending = bytes(self._retained[self._consumed : self._consumed + size])
+        return (pending + bytes(self._held[:size]) + self._carry[:size])[:size]
 
     def query_buffer_size(self) -> int:
         """CLIENT LIST ``qbuf``: bytes read and not yet run, as Redis counts them: of an unfinished

@@ -283,3 +283,86 @@ def test_latency_histogram_of_a_container(pair) -> None:  # type: ignore[no-unty
     replies = [parse_reply(conn.call("LATENCY", "HISTOGRAM", "client")) for conn in (pair.ours, pair.theirs)]
     names = [sorted(reply[::2]) for reply in replies]  # type: ignore[index]
     assert names[0] == names[1] == [b"client|getname", b"client|id"]
+
+
+def test_info_stats_fields_and_debug_section(dumpling_server: ServerProcess, redis_server: ServerProcess) -> None:
+    """INFO stats has Redis 7.4's fields in its order (eventloop_* before the ACL counters, recorded
+    from 7.4.1: 7.0 has none), the event-loop counters move, and the debug section shows only
+    when named."""
+    with RawConnection(dumpling_server.port) as conn:
+        def stats() -> dict[bytes, bytes]:
+            text = parse_reply(conn.call("INFO", "stats"))
+            assert isinstance(text, bytes)
+            return dict(line.split(b":", 1) for line in text.split(b"\r\n")[1:] if line)
+
+        first = stats()
+        names = list(first)
+        at = names.index(b"reply_buffer_expands")
+        assert names[at + 1 : at + 7] == [b"eventloop_cycles", b"eventloop_duration_sum", b"eventloop_duration_cmd_sum",
+                                          b"instantaneous_eventloop_cycles_per_sec",
+                                          b"instantaneous_eventloop_duration_usec", b"acl_access_denied_auth"]
+        time.sleep(0.25)  # two cron ticks at hz 10
+        second = stats()
+        assert int(second[b"eventloop_cycles"]) >= int(first[b"eventloop_cycles"]) + 2
+        assert int(second[b"eventloop_duration_cmd_sum"]) > int(first[b"eventloop_duration_cmd_sum"])
+        assert int(second[b"total_reads_processed"]) > int(first[b"total_reads_processed"])
+        assert b"# Debug" not in parse_reply(conn.call("INFO", "everything"))  # type: ignore[operator]
+        debug = parse_reply(conn.call("INFO", "debug"))
+        assert isinstance(debug, bytes) and debug.startswith(b"# Debug\r\neventloop_duration_aof_sum:")
+        assert b"eventloop_cmd_per_cycle_max:" in debug
+    # the section Redis 7.0 has too
+    for server in (dumpling_server, redis_server):
+        with RawConnection(server.port) as conn:
+            assert parse_reply(conn.call("INFO", "all")).count(b"eventloop_duration_cron_sum") == 0  # type: ignore[union-attr]
+
+
+def test_errorstats_stop_at_128_codes(dumpling_server: ServerProcess) -> None:
+    """Recorded from Redis 7.4.1 (7.0 has no limit): past 128 error codes the table is dropped
+    for ERRORSTATS_DISABLED, and nothing more is counted until CONFIG RESETSTAT."""
+    with RawConnection(dumpling_server.port) as conn:
+        conn.call("CONFIG", "RESETSTAT")
+        for n in range(130):
+            conn.call("EVAL", f"return redis.error_reply('E{n} made up')", "0")
+        disabled = b"# Errorstats\r\nerrorstat_ERRORSTATS_DISABLED:count=1\r\n"
+        assert parse_reply(conn.call("INFO", "errorstats")) == disabled
+        assert conn.call("SET", "x") == b"-ERR wrong number of arguments for 'set' command\r\n"
+        assert parse_reply(conn.call("INFO", "errorstats")) == disabled
+        conn.call("CONFIG", "RESETSTAT")
+        conn.call("SET", "x")
+        assert parse_reply(conn.call("INFO", "errorstats")) == b"# Errorstats\r\nerrorstat_ERR:count=1\r\n"
+    assert dumpling_server.log().count("Errorstats stopped adding new errors") >= 1
+    assert "Current errors code list: E0, E1, E10, E100, E101," in dumpling_server.log()
+
+
+def test_arity_error_in_multi_is_a_rejected_call(pair) -> None:  # type: ignore[no-untyped-def]
+    for conn in (pair.ours, pair.theirs):
+        conn.call("CONFIG", "RESETSTAT")
+    pair.same("MULTI")
+    pair.same("SET")
+    pair.same("EXEC")
+    for name in ("set", "exec", "multi"):
+        lines = [next((line for line in parse_reply(conn.call("INFO", "commandstats")).split(b"\r\n")  # type: ignore[union-attr]
+                       if line.startswith(b"cmdstat_%s:" % name.encode())), b"") for conn in (pair.ours, pair.theirs)]
+        assert [line.split(b",usec")[0] + line.split(b"usec_per_call")[1].split(b",", 1)[1] for line in lines][0] == \
+            [line.split(b",usec")[0] + line.split(b"usec_per_call")[1].split(b",", 1)[1] for line in lines][1]
+    pair.same("INFO", "errorstats")
+
+
+def test_query_buffer_limit_disconnections(own_servers: tuple[ServerProcess, ServerProcess]) -> None:
+    """A client closed for client-query-buffer-limit counts in client_query_buffer_limit_disconnections
+    (a Redis 7.4 field: the 7.0 oracle only shows the same closing)."""
+    ours, theirs = own_servers
+    for server in own_servers:
+        with server.raw() as conn, server.raw() as big:
+            conn.call("CONFIG", "SET", "client-query-buffer-limit", "1mb")
+            big.send(encode_command("SET", "key", b"a" * 1_100_000))
+            assert big.is_closed(5), server.name
+            stats = parse_reply(conn.call("INFO", "stats"))
+            assert isinstance(stats, bytes)
+            if server is ours:
+                assert b"\r\nclient_query_buffer_limit_disconnections:1\r\n" in stats
+                conn.call("CONFIG", "RESETSTAT")
+                assert b"\r\nclient_query_buffer_limit_disconnections:0\r\n" in parse_reply(  # type: ignore[operator]
+                    conn.call("INFO", "stats"))
+    assert "Closing client that reached max query buffer length: id=" in ours.log()
+    assert "(qbuf initial bytes: \"*3\\r\\n$3\\r\\nSET\\r\\n$3\\r\\nkey\\r\\n$1100000\\r\\naaaa" in ours.log()

@@ -259,8 +259,8 @@ def _section_stats(server: Any) -> list[str]:
         f"total_net_output_bytes:{server.stat_net_output}",
         f"total_net_repl_input_bytes:{server.replication.stat_repl_input}",
         f"total_net_repl_output_bytes:{getattr(server, 'stat_net_repl_output', 0)}",
-        "instantaneous_input_kbps:0.00",
-        "instantaneous_output_kbps:0.00",
+        f"instantaneous_input_kbps:{server.loop_stats.input_rate.value() / 1024:.2f}",
+        f"instantaneous_output_kbps:{server.loop_stats.output_rate.value() / 1024:.2f}",
         "instantaneous_input_repl_kbps:0.00",
         "instantaneous_output_repl_kbps:0.00",
         f"rejected_connections:{server.stat_rejected}",
@@ -298,18 +298,47 @@ def _section_stats(server: Any) -> list[str]:
         f"unexpected_error_replies:{server.stat_unexpected_errors}",
         f"total_error_replies:{server.stat_error_replies}",
         f"dump_payload_sanitizations:{getattr(server, 'stat_sanitizations', 0)}",
-        "total_reads_processed:0",
-        "total_writes_processed:0",
+        f"total_reads_processed:{server.stat_reads}",
+        f"total_writes_processed:{server.stat_writes}",
         "io_threaded_reads_processed:0",
         "io_threaded_writes_processed:0",
-        "client_query_buffer_limit_disconnections:0",
+        f"client_query_buffer_limit_disconnections:{server.stat_qbuf_disconnections}",
         f"client_output_buffer_limit_disconnections:{server.stat_obuf_disconnections}",
         "reply_buffer_shrinks:0",
         "reply_buffer_expands:0",
+        *_eventloop_lines(server),
         f"acl_access_denied_auth:{server.acl.denied[acl.DENIED_AUTH]}",
         f"acl_access_denied_cmd:{server.acl.denied[acl.DENIED_CMD]}",
         f"acl_access_denied_key:{server.acl.denied[acl.DENIED_KEY]}",
         f"acl_access_denied_channel:{server.acl.denied[acl.DENIED_CHANNEL]}",
+    ]
+
+
+def _eventloop_lines(server: Any) -> list[str]:
+    stats = server.loop_stats
+    commands_us = sum(cmd.usec for cmd in _all_commands())  # (calls inside EXEC and scripts included)
+    return [
+        f"eventloop_cycles:{server.loop_cycles()}",
+        f"eventloop_duration_sum:{server.busy_us()}",
+        f"eventloop_duration_cmd_sum:{commands_us}",
+        f"instantaneous_eventloop_cycles_per_sec:{int(stats.cycle_rate.value())}",
+        f"instantaneous_eventloop_duration_usec:{stats.duration_per_cycle_us()}",
+    ]
+
+
+def _section_debug(server: Any) -> list[str]:
+    stats = server.loop_stats
+    aof = getattr(server, "aof", None)
+    return [
+        f"eventloop_duration_aof_sum:{getattr(aof, 'flush_us', 0)}",
+        f"eventloop_duration_cron_sum:{stats.cron_us}",
+        f"eventloop_duration_max:{stats.max_us}",
+        f"eventloop_cmd_per_cycle_max:{stats.commands_per_cycle_max}",
+        # Redis's jemalloc arena for Lua; Lua's memory here is in used_memory_lua
+        "allocator_allocated_lua:0",
+        "allocator_active_lua:0",
+        "allocator_resident_lua:0",
+        "allocator_frag_bytes_lua:0",
     ]
 
 
@@ -393,6 +422,7 @@ _BUILDERS = {
     "latencystats": _section_latencystats,
     "cluster": _section_cluster,
     "keyspace": _section_keyspace,
+    "debug": _section_debug,  # only when named: not in all or everything
 }
 
 
@@ -408,7 +438,7 @@ def info_text(server: Any, wanted: list[str]) -> str:
         elif name in _BUILDERS:
             chosen.add(name)
     parts = []
-    for name in SECTIONS:
+    for name in (*SECTIONS, "debug"):
         if name in chosen:
             title = name.capitalize() if name != "cpu" else "CPU"
             lines = [f"# {title}", *_BUILDERS[name](server)]
@@ -507,10 +537,13 @@ def config_resetstat(c: Any, argv: list[bytes]) -> Any:
     for cmd in _all_commands():
         cmd.calls = cmd.usec = cmd.rejected_calls = cmd.failed_calls = 0
     server.errorstats.clear()
+    server.errorstats_enabled = True
     server.stat_connections = server.stat_rejected = server.stat_commands = 0
     server.stat_net_input = server.stat_net_output = 0
     server.stat_error_replies = server.stat_unexpected_errors = 0
     server.stat_sanitizations = server.stat_obuf_disconnections = server.stat_evicted_clients = 0
+    server.stat_qbuf_disconnections = 0
+    server.reset_loop_stats()
     ks.stat_hits = ks.stat_misses = ks.stat_expired = ks.stat_evicted = ks.stat_expired_subkeys = 0
     ks.stat_lazyfreed_objects = 0
     ks.stat_expired_time_cap_reached = 0
