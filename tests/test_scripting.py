@@ -244,6 +244,9 @@ RESP3_SCRIPTS = [
     "redis.setresp(3) return redis.call('exists', 'h')",
     "redis.setresp(3) return redis.call('set', 'x', 'y')",
     "redis.setresp(3) return redis.pcall('incr', 'h')",
+    # an attribute before the reply is skipped (scripts never see attributes)
+    "redis.setresp(3) return redis.call('debug', 'protocol', 'attrib')",
+    "redis.setresp(2) return redis.call('debug', 'protocol', 'attrib')",
 ]
 
 

@@ -45,6 +45,7 @@ _VERSION_NUM = sum(int(part) << (8 * (2 - i)) for i, part in enumerate(REDIS_VER
 MAX_REPLY_DEPTH = 400
 GC_CYCLE_PERIOD = 50
 INT64_MIN = -(2**63)
+_NO_MORE = object()  # hiredis' "need more data" marker
 
 
 def sha1hex(data: bytes) -> str:
@@ -368,9 +369,16 @@ class LuaState:
         if t is ErrorReply:
             return self._table_from({b"err": _error_text(value.message)})
         if t is Raw:
-            reader = hiredis.Reader(notEnoughData=False)
+            reader = hiredis.Reader(notEnoughData=_NO_MORE)
             reader.feed(value.wire)
-            return self.from_reply(_from_hiredis(reader.gets()), resp3)
+            parsed = reader.gets()
+            if value.wire[:1] == b"|":
+                # A RESP3 attribute before the reply: scripts do not see attributes (Redis's
+                # parser skips them).  hiredis 3 hands it out as a value of its own.
+                following = reader.gets()
+                if following is not _NO_MORE:
+                    parsed = following
+            return self.from_reply(_from_hiredis(parsed), resp3)
         raise TypeError(f"no Lua form for reply {t.__name__}")
 
 
