@@ -508,9 +508,11 @@ class ClusterBus:
                 if sender.is_master and dirty:
                     self.update_slots_config(sender, msg.config_epoch, msg.myslots)
                 if dirty:
-                    for slot in bp.bitmap_slots(msg.myslots):
+                    # only slots the sender claims that another node holds here can be stale
+                    held_elsewhere = bp.bitmap_int(msg.myslots) & ~bp.bitmap_int(sender.slots)
+                    for slot in bp.int_slots(held_elsewhere):
                         owner = state.owners[slot]
-                        if owner is sender or owner is None or state.not_claiming[slot]:
+                        if owner is None or state.not_claiming[slot]:
                             continue
                         if owner.config_epoch > msg.config_epoch:
                             self.log("verbose", f"Node {sender.id} has old slots configuration, sending an UPDATE "
@@ -649,18 +651,20 @@ class ClusterBus:
         current = me if me.is_master else me.master
         new_master: ClusterNode | None = None
         dirty: list[int] = []
-        sender_slots = migrated = 0
+        migrated = 0
         changed = False
-        claimed = set(bp.bitmap_slots(bitmap))
-        for slot in sorted(claimed):
-            sender_slots += 1
+        claimed = bp.bitmap_int(bitmap)
+        held = bp.bitmap_int(sender.slots)
+        sender_slots = claimed.bit_count()
+        not_claiming = state.not_claiming
+        if not_claiming.find(1) != -1:
+            for slot in bp.int_slots(claimed & held):
+                not_claiming[slot] = 0  # claimed again by its owner
+        for slot in bp.int_slots(claimed & ~held):
             owner = state.owners[slot]
-            if owner is sender:
-                state.not_claiming[slot] = 0
-                continue
             if slot in state.importing:
                 continue
-            if owner is None or state.not_claiming[slot] or owner.config_epoch < epoch:
+            if owner is None or not_claiming[slot] or owner.config_epoch < epoch:
                 if owner is me and rt.db.slot_index.count(slot):
                     dirty.append(slot)
                 if owner is not None and owner is current:
@@ -669,9 +673,8 @@ class ClusterBus:
                 state.unbind(slot)
                 state.bind(slot, sender)
                 changed = True
-        for slot in state.node_slots(sender):
-            if slot not in claimed:
-                state.not_claiming[slot] = 1
+        for slot in bp.int_slots(held & ~claimed):
+            not_claiming[slot] = 1  # still bound to the sender, which no longer claims it
         if changed:
             rt.changed(fsync=True)
         if (new_master is not None and current is not None and current.num_slots == 0

@@ -12,8 +12,10 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass, field
+from itertools import groupby
 from typing import Any
 
+from dumpling.cluster.busproto import bitmap_runs
 from dumpling.cluster.slots import CLUSTER_SLOTS
 
 # Flag bits as on the cluster bus.
@@ -234,28 +236,26 @@ class ClusterState:
     def slot_runs(self) -> list[tuple[int, int, ClusterNode]]:
         """Maximal runs of consecutive slots with one owner: (first, last, owner), slot order."""
         if self._slot_runs is None:
+            # groupby walks the 16384 owners in C (owners compare by identity): a save of
+            # nodes.conf after each SETSLOT must not cost a Python loop over every slot.
             runs: list[tuple[int, int, ClusterNode]] = []
-            owners = self.owners
             start = 0
-            current = owners[0]
-            for slot in range(1, CLUSTER_SLOTS + 1):
-                owner = owners[slot] if slot < CLUSTER_SLOTS else None
-                if slot == CLUSTER_SLOTS or owner is not current:
-                    if current is not None:
-                        runs.append((start, slot - 1, current))
-                    start = slot
-                    current = owner
+            for owner, group in groupby(self.owners):
+                length = len(list(group))
+                if owner is not None:
+                    runs.append((start, start + length - 1, owner))
+                start += length
             self._slot_runs = runs
         return self._slot_runs
 
     def node_ranges(self, node: ClusterNode) -> list[tuple[int, int]]:
-        """The slot runs ``node`` owns, ascending."""
+        """The slot runs ``node`` owns, ascending (from its bitmap; cached until a slot moves)."""
         if self._runs is None:
-            runs: dict[ClusterNode, list[tuple[int, int]]] = {}
-            for first, last, owner in self.slot_runs():
-                runs.setdefault(owner, []).append((first, last))
-            self._runs = runs
-        return self._runs.get(node, [])
+            self._runs = {}
+        runs = self._runs.get(node)
+        if runs is None:
+            runs = self._runs[node] = bitmap_runs(node.slots)
+        return runs
 
     def node_slots(self, node: ClusterNode) -> list[int]:
         return [s for first, last in self.node_ranges(node) for s in range(first, last + 1)]

@@ -247,6 +247,15 @@ class ClusterRuntime:
         self.update_state()
         return True
 
+    def close_fd_later(self, fd: int) -> None:
+        """nodes.conf's replaced lock descriptor is closed by a worker thread (freeing the
+        old inode takes about a millisecond that the event loop need not wait for)."""
+        loop = self.server.loop
+        if loop is None or loop.is_closed():
+            os.close(fd)
+        else:
+            loop.run_in_executor(None, os.close, fd)
+
     def save_now(self, fsync: bool = False) -> None:
         self._fsync = self._fsync or fsync
         self.save_or_die()
@@ -367,6 +376,7 @@ def setup(server: Server) -> None:
     cfg.listeners.append(runtime.config_changed)
     server.cron_hooks.append(runtime.cron)
     runtime.bus = ClusterBus(runtime)
+    conf.close_fd = runtime.close_fd_later
     server.startup_tasks.append(runtime.start_bus)
     server.cluster = runtime
 
@@ -802,12 +812,21 @@ def cluster_setslot(c: Any, argv: list[bytes]) -> Any:
                                "hash slot.")
         if not keys:
             state.migrating.pop(slot, None)
+        was_mine = state.owners[slot] is me
         state.unbind(slot)
         state.bind(slot, node)
+        if was_mine and node is not me and me.num_slots == 0 and rt.config["cluster-allow-replica-migration"]:
+            # a master left without slots follows the node that took the last one (Redis 7.4)
+            c.server.log("notice", f"Configuration change detected. Reconfiguring myself as a replica of {node.id} "
+                         f"({node.human_nodename})")
+            rt.set_my_master(node)
         if node is me and slot in state.importing:
             if state.bump_epoch():
-                c.server.log("warning", f"configEpoch updated after importing slot {slot}")
+                c.server.log("notice", f"configEpoch updated after importing slot {slot}")
+                rt.changed(fsync=True)
             del state.importing[slot]
+            if rt.bus is not None:
+                rt.bus.broadcast_pong()  # let the others know as soon as possible
     else:
         raise CommandError("Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP")
     rt.changed()
@@ -900,7 +919,7 @@ def cluster_reset(c: Any, argv: list[bytes]) -> Any:
 def cluster_saveconfig(c: Any, argv: list[bytes]) -> Any:
     rt = _runtime(c)
     try:
-        rt.conf.save(rt.state, fsync=True)
+        rt.conf.save(rt.state, fsync=True, force=True)
     except OSError as e:
         raise CommandError(f"error saving the cluster node config: {e.strerror or e}") from None
     return OK
