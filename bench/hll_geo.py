@@ -5,7 +5,7 @@ GEO set), then the same redis-benchmark workloads (50 clients, pipeline 1 and 16
 alternating rounds so machine noise hits both; prints requests per second and the
 dumpling/Redis ratio.
 
-usage: python bench/hll_geo.py [--requests N] [--rounds R]
+usage: python bench/hll_geo.py [--requests N] [--rounds R] [--only WORKLOAD ...] [--pipelines 1 16]
 """
 
 from __future__ import annotations
@@ -64,6 +64,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", nargs="+", choices=list(WORKLOADS), metavar="WORKLOAD", default=list(WORKLOADS),
+                        help="workloads to run (names as printed, quoted)")
+    parser.add_argument("--pipelines", nargs="+", type=int, default=[1, 16])
     args = parser.parse_args()
     servers = {"redis": start_redis(), "dumpling": start_dumpling()}
     try:
@@ -71,8 +74,9 @@ def main() -> None:
             preload(server)
         print(f"redis-benchmark -c 50 -n {args.requests}, median of {args.rounds} alternating rounds")
         print(f"{'workload':16} {'pipeline':>8} {'redis rps':>12} {'dumpling rps':>13} {'ratio':>7}")
-        for pipeline in (1, 16):
-            for name, command in WORKLOADS.items():
+        for pipeline in args.pipelines:
+            for name in args.only:
+                command = WORKLOADS[name]
                 rps: dict[str, list[float]] = {server: [] for server in servers}
                 for _ in range(args.rounds):
                     for server_name, server in servers.items():

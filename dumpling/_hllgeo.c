@@ -18,6 +18,9 @@
  *   hll_estimate(registers) -> int       the estimator over one byte per register
  * GEO (scores are 52-bit interleaved geohashes):
  *   geo_decode(score) -> (lon, lat)      geohash.decode_score
+ *   geo_cells(kind, lon, lat, conversion, radius, width, height)
+ *                                        geohash.search_cells: the centre cell and its
+ *                                        neighbours, (0, 0) for those left out
  *   geo_scan(items, kind, lon, lat, a, b, limit, found)
  *                                        geohash.point_filter over (score, member) pairs,
  *                                        appending (dist, score, member, lon, lat) hits
@@ -649,6 +652,153 @@ static PyObject *py_geo_decode(PyObject *self, PyObject *arg) {
     return Py_BuildValue("(dd)", lon, lat);
 }
 
+/* ---- the cells a search visits: geohash.search_cells, step for step */
+
+#define MERCATOR_MAX 20037726.37
+#define EVEN_BITS 0x5555555555555555ULL
+#define ODD_BITS 0xAAAAAAAAAAAAAAAAULL
+
+static uint64_t interleave64(uint64_t x, uint64_t y) {
+    x &= 0xFFFFFFFFULL;
+    y &= 0xFFFFFFFFULL;
+    x = (x | (x << 16)) & 0x0000FFFF0000FFFFULL;
+    y = (y | (y << 16)) & 0x0000FFFF0000FFFFULL;
+    x = (x | (x << 8)) & 0x00FF00FF00FF00FFULL;
+    y = (y | (y << 8)) & 0x00FF00FF00FF00FFULL;
+    x = (x | (x << 4)) & 0x0F0F0F0F0F0F0F0FULL;
+    y = (y | (y << 4)) & 0x0F0F0F0F0F0F0F0FULL;
+    x = (x | (x << 2)) & 0x3333333333333333ULL;
+    y = (y | (y << 2)) & 0x3333333333333333ULL;
+    x = (x | (x << 1)) & 0x5555555555555555ULL;
+    y = (y | (y << 1)) & 0x5555555555555555ULL;
+    return x | (y << 1);
+}
+
+/* geohash.encode over the GEO limits (0 where the reference gives None). */
+static uint64_t encode_cell(double lon, double lat, int step) {
+    if (lon > GEO_LONG_MAX || lon < GEO_LONG_MIN || lat > GEO_LAT_MAX || lat < GEO_LAT_MIN)
+        return 0;
+    double lat_offset = (lat - GEO_LAT_MIN) / (GEO_LAT_MAX - GEO_LAT_MIN);
+    double long_offset = (lon - GEO_LONG_MIN) / (GEO_LONG_MAX - GEO_LONG_MIN);
+    lat_offset *= (double)(1ULL << step);
+    long_offset *= (double)(1ULL << step);
+    return interleave64((uint64_t)lat_offset, (uint64_t)long_offset);
+}
+
+typedef struct {
+    double long_min, long_max, lat_min, lat_max;
+} Area;
+
+static Area decode_cell(uint64_t bits, int step) {
+    uint64_t separated = deinterleave64(bits);
+    uint64_t ilato = separated & 0xFFFFFFFFULL, ilono = separated >> 32;
+    double cells = (double)(1ULL << step);
+    const double lat_scale = GEO_LAT_MAX - GEO_LAT_MIN, long_scale = GEO_LONG_MAX - GEO_LONG_MIN;
+    Area a;
+    a.long_min = GEO_LONG_MIN + ((double)ilono * 1.0 / cells) * long_scale;
+    a.long_max = GEO_LONG_MIN + ((double)((ilono + 1) & 0xFFFFFFFFULL) * 1.0 / cells) * long_scale;
+    a.lat_min = GEO_LAT_MIN + ((double)ilato * 1.0 / cells) * lat_scale;
+    a.lat_max = GEO_LAT_MIN + ((double)((ilato + 1) & 0xFFFFFFFFULL) * 1.0 / cells) * lat_scale;
+    return a;
+}
+
+static uint64_t move_x(uint64_t bits, int step, int d) {
+    uint64_t x = bits & ODD_BITS, y = bits & EVEN_BITS;
+    uint64_t zz = EVEN_BITS >> (64 - step * 2);
+    x = d > 0 ? x + (zz + 1) : (x | zz) - (zz + 1);
+    x &= ODD_BITS >> (64 - step * 2);
+    return x | y;
+}
+
+static uint64_t move_y(uint64_t bits, int step, int d) {
+    uint64_t x = bits & ODD_BITS, y = bits & EVEN_BITS;
+    uint64_t zz = ODD_BITS >> (64 - step * 2);
+    y = d > 0 ? y + (zz + 1) : (y | zz) - (zz + 1);
+    y &= EVEN_BITS >> (64 - step * 2);
+    return x | y;
+}
+
+enum { N_, S_, E_, W_, NE_, NW_, SE_, SW_ }; /* geohash.search_cells's visiting order */
+static const int MOVES[8][2] = {{0, 1}, {0, -1}, {1, 0}, {-1, 0}, {1, 1}, {-1, 1}, {1, -1}, {-1, -1}};
+
+static void neighbours(uint64_t bits, int step, uint64_t *around) {
+    for (int i = 0; i < 8; i++) {
+        uint64_t moved = MOVES[i][0] ? move_x(bits, step, MOVES[i][0]) : bits;
+        around[i] = MOVES[i][1] ? move_y(moved, step, MOVES[i][1]) : moved;
+    }
+}
+
+static int steps_by_radius(double range_meters, double latitude) {
+    if (range_meters == 0)
+        return 26;
+    int step = 1;
+    while (range_meters < MERCATOR_MAX) {
+        range_meters *= 2;
+        step++;
+    }
+    step -= 2;
+    if (latitude > 66 || latitude < -66) {
+        step--;
+        if (latitude > 80 || latitude < -80)
+            step--;
+    }
+    return step < 1 ? 1 : (step > 26 ? 26 : step);
+}
+
+static PyObject *py_geo_cells(PyObject *self, PyObject *args) {
+    int kind;
+    double lon, lat, conversion, radius, width, height;
+    if (!PyArg_ParseTuple(args, "idddddd", &kind, &lon, &lat, &conversion, &radius, &width, &height))
+        return NULL;
+    /* geohash.bounding_box */
+    double h = conversion * (kind == GEO_CIRCLE ? radius : height / 2);
+    double w = conversion * (kind == GEO_CIRCLE ? radius : width / 2);
+    double lat_delta = (h / EARTH_RADIUS_IN_METERS) / D_R;
+    double long_delta_top = ((w / EARTH_RADIUS_IN_METERS) / cos((lat + lat_delta) * D_R)) / D_R;
+    double long_delta_bottom = ((w / EARTH_RADIUS_IN_METERS) / cos((lat - lat_delta) * D_R)) / D_R;
+    double delta = lat < 0 ? long_delta_bottom : long_delta_top;
+    double min_lon = lon - delta, min_lat = lat - lat_delta, max_lon = lon + delta, max_lat = lat + lat_delta;
+    double radius_meters = kind == GEO_CIRCLE ? radius : sqrt((width / 2) * (width / 2) + (height / 2) * (height / 2));
+    radius_meters *= conversion;
+    int steps = steps_by_radius(radius_meters, lat);
+    uint64_t bits = encode_cell(lon, lat, steps), around[8];
+    neighbours(bits, steps, around);
+    Area area = decode_cell(bits, steps);
+    int decrease = decode_cell(around[N_], steps).lat_max < max_lat || decode_cell(around[S_], steps).lat_min > min_lat ||
+                   decode_cell(around[E_], steps).long_max < max_lon || decode_cell(around[W_], steps).long_min > min_lon;
+    if (steps > 1 && decrease) {
+        steps--;
+        bits = encode_cell(lon, lat, steps);
+        neighbours(bits, steps, around);
+        area = decode_cell(bits, steps);
+    }
+    int useless[8] = {0};
+    if (steps >= 2) {
+        if (area.lat_min < min_lat)
+            useless[S_] = useless[SW_] = useless[SE_] = 1;
+        if (area.lat_max > max_lat)
+            useless[N_] = useless[NE_] = useless[NW_] = 1;
+        if (area.long_min < min_lon)
+            useless[W_] = useless[SW_] = useless[NW_] = 1;
+        if (area.long_max > max_lon)
+            useless[E_] = useless[SE_] = useless[NE_] = 1;
+    }
+    PyObject *cells = PyList_New(9);
+    if (cells == NULL)
+        return NULL;
+    for (int i = 0; i < 9; i++) {
+        int off = i > 0 && useless[i - 1];
+        PyObject *cell = Py_BuildValue("(Ki)", off ? 0ULL : (unsigned long long)(i ? around[i - 1] : bits),
+                                       off ? 0 : steps);
+        if (cell == NULL) {
+            Py_DECREF(cells);
+            return NULL;
+        }
+        PyList_SET_ITEM(cells, i, cell);
+    }
+    return cells;
+}
+
 /* geohash.point_filter's centre: radians and cosine computed once. */
 typedef struct {
     int kind;
@@ -670,6 +820,13 @@ static double centre_distance(const Centre *c, double lon2, double lat2) {
 /* 1 and the point's distance when it is inside the shape, else 0. */
 static int point_within(const Centre *c, double lon, double lat, double *dist) {
     if (c->kind == GEO_CIRCLE) {
+        /* The haversine distance is never below the distance along the meridian,
+         * R * |dlat|: the formula's second term (cos * cos * v * v) is not negative and
+         * every step after the sum is monotonic.  So a point whose latitude alone puts
+         * it past the radius, by far more than the few ulps of rounding in either
+         * computation, is out without the trigonometry. */
+        if (EARTH_RADIUS_IN_METERS * fabs(lat * D_R - c->lat1r) > c->limit * (1 + 1e-9))
+            return 0;
         double d = centre_distance(c, lon, lat);
         if (d > c->limit)
             return 0;
@@ -689,6 +846,27 @@ static int point_within(const Centre *c, double lon, double lat, double *dist) {
     }
     *dist = centre_distance(c, lon, lat);
     return 1;
+}
+
+/* A point as the reference makes it: (distance, score, member, longitude, latitude). */
+static PyObject *point_tuple(double dist, PyObject *score, PyObject *member, double lon, double lat) {
+    PyObject *t = PyTuple_New(5);
+    if (t == NULL)
+        return NULL;
+    PyObject *d = PyFloat_FromDouble(dist), *x = PyFloat_FromDouble(lon), *y = PyFloat_FromDouble(lat);
+    if (d == NULL || x == NULL || y == NULL) {
+        Py_XDECREF(d);
+        Py_XDECREF(x);
+        Py_XDECREF(y);
+        Py_DECREF(t);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(t, 0, d);
+    PyTuple_SET_ITEM(t, 1, Py_NewRef(score));
+    PyTuple_SET_ITEM(t, 2, Py_NewRef(member));
+    PyTuple_SET_ITEM(t, 3, x);
+    PyTuple_SET_ITEM(t, 4, y);
+    return t;
 }
 
 static PyObject *py_geo_scan(PyObject *self, PyObject *args) {
@@ -729,7 +907,7 @@ static PyObject *py_geo_scan(PyObject *self, PyObject *args) {
         double plon, plat, dist;
         decode_score(s, &plon, &plat);
         if (point_within(&c, plon, plat, &dist)) {
-            PyObject *hit = Py_BuildValue("(dOOdd)", dist, score, PyTuple_GET_ITEM(item, 1), plon, plat);
+            PyObject *hit = point_tuple(dist, score, PyTuple_GET_ITEM(item, 1), plon, plat);
             int bad = hit == NULL || PyList_Append(found, hit) < 0;
             Py_XDECREF(hit);
             if (bad) {
@@ -910,10 +1088,26 @@ static int buf_put(Buf *b, const char *s, size_t n) {
     return 0;
 }
 
+/* The decimal digits of n at the end of out[0..24): where they start. */
+static char *digits_of(unsigned long long n, char *end) {
+    do {
+        *--end = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    return end;
+}
+
 static int buf_header(Buf *b, char kind, long long n) {
-    char text[32];
-    int len = snprintf(text, sizeof text, "%c%lld\r\n", kind, n);
-    return buf_put(b, text, (size_t)len);
+    char text[24];
+    unsigned long long magnitude = n < 0 ? 0ULL - (unsigned long long)n : (unsigned long long)n;
+    char *end = text + sizeof text, *p = end;
+    *--p = '\n';
+    *--p = '\r';
+    p = digits_of(magnitude, p);
+    if (n < 0)
+        *--p = '-';
+    *--p = kind;
+    return buf_put(b, p, (size_t)(end - p));
 }
 
 static int buf_bulk(Buf *b, const char *s, size_t n) {
@@ -924,19 +1118,78 @@ static int buf_bulk(Buf *b, const char *s, size_t n) {
 
 /* geohash.format_distance: fixedpoint_d2string(value, 4). */
 static int distance_text(double value, char *out) {
-    if (value == 0)
-        return snprintf(out, 48, "0.0000");
+    if (value == 0) {
+        memcpy(out, "0.0000", 7);
+        return 6;
+    }
     double x = value * 10000.0;
     long long scaled = (isfinite(x) && x >= -TWO63 && x < TWO63) ? llrint(x) : LLONG_MIN;
     unsigned long long magnitude = scaled < 0 ? 0ULL - (unsigned long long)scaled : (unsigned long long)scaled;
-    return snprintf(out, 48, "%s%llu.%04llu", scaled < 0 ? "-" : "", magnitude / 10000, magnitude % 10000);
+    char text[32];
+    char *end = text + sizeof text, *p = end;
+    unsigned long long fraction = magnitude % 10000;
+    for (int i = 0; i < 4; i++, fraction /= 10)
+        *--p = (char)('0' + fraction % 10);
+    *--p = '.';
+    p = digits_of(magnitude / 10000, p);
+    if (scaled < 0)
+        *--p = '-';
+    int len = (int)(end - p);
+    memcpy(out, p, (size_t)len);
+    out[len] = '\0';
+    return len;
+}
+
+/* %.17f of a double below 184 in magnitude, exactly as printf rounds it (to nearest,
+ * ties to even), in integers: |value| = m * 2^e with a 53-bit m, so |value| * 10^17 =
+ * m * 5^17 * 2^(e + 17), and m * 5^17 < 2^93 fits in 128 bits.  0 when the value is not
+ * in that range (the caller uses snprintf). */
+static int fixed17_text(double value, char *out) {
+    double magnitude = fabs(value);
+    if (!(magnitude < 184.0))
+        return 0;
+    int e;
+    double frac = frexp(magnitude, &e); /* magnitude = frac * 2^e, frac in [0.5, 1) */
+    unsigned long long m = (unsigned long long)ldexp(frac, 53); /* exact */
+    e -= 53;
+    int shift = -(e + 17); /* > 0: magnitude < 184 < 2^36 */
+    unsigned __int128 n = (unsigned __int128)m * 762939453125ULL; /* 5^17 */
+    unsigned long long scaled;
+    if (shift <= 0) {
+        scaled = (unsigned long long)(n << -shift);
+    } else if (shift > 100) {
+        scaled = 0; /* n < 2^93 < half of 2^shift: rounds to 0 */
+    } else {
+        unsigned __int128 q = n >> shift;
+        unsigned __int128 rest = n - (q << shift);
+        unsigned __int128 half = (unsigned __int128)1 << (shift - 1);
+        if (rest > half || (rest == half && (q & 1)))
+            q++;
+        scaled = (unsigned long long)q; /* below 184 * 10^17 < 2^64 */
+    }
+    char text[48];
+    char *end = text + sizeof text, *p = end;
+    unsigned long long fraction = scaled % 100000000000000000ULL;
+    for (int i = 0; i < 17; i++, fraction /= 10)
+        *--p = (char)('0' + fraction % 10);
+    *--p = '.';
+    p = digits_of(scaled / 100000000000000000ULL, p);
+    if (signbit(value))
+        *--p = '-';
+    int len = (int)(end - p);
+    memcpy(out, p, (size_t)len);
+    out[len] = '\0';
+    return len;
 }
 
 /* geohash.format_coordinate: %.17f without trailing zeros (and "0" for "-0"). */
 static int coordinate_text(double value, char *out, size_t size) {
-    int len = snprintf(out, size, "%.17f", value);
-    if (len < 0 || (size_t)len >= size)
-        return -1;
+    int len = fixed17_text(value, out);
+    if (len == 0) {
+        len = snprintf(out, size, "%.17f", value);
+        if (len < 0 || (size_t)len >= size)
+            return -1;
+    }
     if (memchr(out, '.', (size_t)len) != NULL) {
         while (len > 0 && out[len - 1] == '0')
             len--;
@@ -1076,6 +1329,8 @@ static PyMethodDef hllgeo_methods[] = {
     {"hll_merge", py_hll_merge, METH_VARARGS, "hll_merge(registers, hll) -> bool: register-wise maximum in place."},
     {"hll_estimate", py_hll_estimate, METH_O, "hll_estimate(registers) -> int: the estimator over linear registers."},
     {"geo_decode", py_geo_decode, METH_O, "geo_decode(score) -> (longitude, latitude)."},
+    {"geo_cells", py_geo_cells, METH_VARARGS,
+     "geo_cells(kind, lon, lat, conversion, radius, width, height) -> [(bits, step)] * 9: the cells to visit."},
     {"geo_scan", py_geo_scan, METH_VARARGS,
      "geo_scan(items, kind, lon, lat, a, b, limit, found): append the (dist, score, member, lon, lat) hits."},
     {"geo_pqsort", py_geo_pqsort, METH_VARARGS, "geo_pqsort(points, descending, lrange, rrange) -> bool."},

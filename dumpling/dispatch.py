@@ -33,6 +33,7 @@ from dumpling.keyspace import Keyspace
 from dumpling.latency import LatencyMonitor
 from dumpling.listeners import ListenError, open_tcp
 from dumpling.loopstats import LoopStats
+from dumpling.memory import refresh_clients_memory
 from dumpling.protocol import NO_REPLY, NULL_ARRAY, QUEUED, ErrorReply, Status, repr_bytes
 from dumpling.server import Client, disable_fastpath, install_signal_handlers
 
@@ -145,7 +146,9 @@ class Server:
         self.stat_writes = 0  # writes to clients' transports (total_writes_processed)
         self.loop_stats = LoopStats()  # INFO eventloop_* and instantaneous rates, sampled by the cron
         self._busy_base_ns = time.thread_time_ns()
-        self.cron_hooks: list[Callable[[], None]] = [self.check_soft_output_limits, lambda: evict_clients(self)]
+        self.clients_memory = 0  # the clients' buffers in used_memory (memory.refresh_clients_memory, each cron tick)
+        self.cron_hooks: list[Callable[[], None]] = [self.check_soft_output_limits, lambda: evict_clients(self),
+                                                     lambda: refresh_clients_memory(self)]
         self.stat_evicted_clients = 0  # INFO evicted_clients (maxmemory-clients)
         # Set while whole classes of commands are refused (persistence: -LOADING while the
         # dataset loads, -MISCONF after a failed BGSAVE): returns the error text or None.
@@ -747,6 +750,23 @@ class Server:
     def _config_changed(self, name: str) -> None:
         self.keyspace.refresh_config()
         self._cache_config()
+        if name == "maxmemory" and self.maxmemory:
+            used = self.used_memory()
+            if self.maxmemory < used:
+                self.log("warning", f"WARNING: the new maxmemory value set via CONFIG SET ({self.maxmemory}) is smaller "
+                         f"than the current memory usage ({used}). This will result in key eviction and/or the "
+                         "inability to accept new write commands depending on the maxmemory-policy.")
+            if self.loop is not None:
+                # updateMaxmemory's startEvictionTimeProc: eviction goes on without waiting for a command
+                self.loop.call_soon(self._eviction_time_proc)
+
+    def _eviction_time_proc(self) -> None:
+        from dumpling.memory import perform_evictions
+
+        if self.maxmemory:
+            perform_evictions(self)
+            if self.keyspace.ready_keys:
+                self.serve_ready_keys()
 
     def _cache_config(self) -> None:
         """Settings read on every command, kept as plain attributes."""

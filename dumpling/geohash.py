@@ -14,7 +14,7 @@ Also here: Redis's text forms of distances (``fixedpoint_d2string`` with 4 digit
 and coordinates (``%.17Lf`` with trailing zeros trimmed).
 
 A search's candidates become points ``(distance, score, member, longitude, latitude)``.
-The entry points ``cell_scanner``, ``sort_nearest``, ``points_reply`` and
+The entry points ``cells_to_scan``, ``cell_scanner``, ``sort_nearest``, ``points_reply`` and
 ``positions_reply`` run ``dumpling._hllgeo``'s C twins of this code when it is loaded
 (``native``; ``DUMPLING_PURE=1`` or ``use_native(False)`` turns them off); the Python
 here stays the reference they must match (``tests/test_hllgeo_c.py``).
@@ -598,6 +598,14 @@ def use_native(enabled: bool) -> None:
     """Switch the C twins on or off at run time (tests compare both)."""
     global native
     native = accel.hllgeo if enabled else None
+
+
+def cells_to_scan(shape: Shape) -> list[tuple[int, int]]:
+    """``search_cells`` (without setting ``shape.bounds``)."""
+    if native is not None:
+        return native.geo_cells(shape.kind, shape.longitude, shape.latitude, shape.conversion, shape.radius,
+                                shape.width, shape.height)
+    return search_cells(shape)
 
 
 def cell_scanner(shape: Shape) -> Scanner:

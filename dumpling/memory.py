@@ -77,7 +77,18 @@ def _db_bytes(db: Database) -> int:
 
 
 def estimate_used_memory(server: Server) -> int:
-    return STARTUP_BYTES + sum(_db_bytes(db) for db in server.keyspace.dbs)
+    """used_memory: the datasets, and the clients' buffers (as Redis's allocator counts them;
+    summed by the cron, ``refresh_clients_memory``)."""
+    return STARTUP_BYTES + sum(_db_bytes(db) for db in server.keyspace.dbs) + server.clients_memory
+
+
+def refresh_clients_memory(server: Server) -> None:
+    """The memory of the normal and pub/sub clients (query buffers, arguments, output) for
+    used_memory, which maxmemory compares; replicas' buffers are not counted for eviction."""
+    from dumpling.commands.connection import client_memory
+
+    server.clients_memory = sum(client_memory(c) for c in server.clients.values()
+                                if getattr(c, "repl_kind", None) != "replica")
 
 
 def _score(server: Server, db: Database, key: bytes, policy: str) -> float:

@@ -434,6 +434,20 @@ class Client(asyncio.Protocol):
         unsent = sum(map(len, self._out)) if self._out else 0
         return unsent, -(-backlog // REPLY_CHUNK_BYTES), backlog + unsent
 
+    def pending_arguments(self) -> tuple[int, int]:
+        """Bytes and number of the arguments of an unfinished request that Redis would already
+        hold parsed in ``argv`` (counted in tot-mem, so in client eviction and used_memory)."""
+        if self._strict:
+            argv = self._partial.argv
+            return (sum(map(len, argv)), len(argv)) if argv else (0, 0)
+        if len(self._retained) > self._consumed:
+            if self._held:
+                return 0, 0
+            _, size, count = _parsed_request(self._retained, self._consumed)
+        else:
+            _, size, count = _parsed_request(self._held, 0)
+        return size, count
+
     def query_buffer_head(self, size: int) -> bytes:
         """The first ``size`` bytes of what is buffered and not yet run (a log line shows them)."""
         if self._strict:
@@ -480,24 +494,33 @@ def _parsed_prefix(buf: bytes | bytearray, start: int) -> int:
     processMultibulkBuffer has already consumed: its ``*N`` line, then each whole argument and
     the ``$len`` line of the one still arriving.  0 for an inline request, a malformed one, or a
     whole request (Redis parses it only when it runs it)."""
+    return _parsed_request(buf, start)[0]
+
+
+def _parsed_request(buf: bytes | bytearray, start: int) -> tuple[int, int, int]:
+    """``_parsed_prefix``, with the bytes and number of the whole arguments among them (Redis's
+    ``argv_len_sum`` and ``argc`` of the request it is still reading)."""
     if buf[start : start + 1] != b"*":
-        return 0
+        return 0, 0, 0
     end = buf.find(b"\r\n", start)
     count = _header_int(buf, start + 1, end)
     if count is None:
-        return 0
+        return 0, 0, 0
     pos = end + 2
+    args = argc = 0
     for _ in range(count):
         end = buf.find(b"\r\n", pos)
         if end < 0:
-            return pos - start
+            return pos - start, args, argc
         length = _header_int(buf, pos + 1, end) if buf[pos : pos + 1] == b"$" else None
         if length is None:
-            return 0
+            return 0, 0, 0
         if end + 2 + length + 2 > len(buf):
-            return end + 2 - start  # the argument's payload is still arriving
+            return end + 2 - start, args, argc  # the argument's payload is still arriving
         pos = end + 2 + length + 2
-    return 0
+        args += length
+        argc += 1
+    return 0, 0, 0
 
 
 def _header_int(buf: bytes | bytearray, start: int, end: int) -> int | None:

@@ -179,6 +179,20 @@ def _shape(rng: random.Random) -> gh.Shape:
                     width=rng.uniform(0, 6e6), height=rng.uniform(0, 6e6))
 
 
+def test_search_cells_match() -> None:
+    """The centre cell, its neighbours and which of them are left out, for circles and
+    boxes anywhere (poles, antimeridian), of every size down to 0 and up to infinity."""
+    rng = random.Random(11)
+    for _ in range(5000):
+        shape = _shape(rng)
+        shape.radius = rng.choice([shape.radius, 1e-300, 1e308, math.inf])
+        shape.width = rng.choice([shape.width, 0.0, math.inf])
+        shape.longitude = rng.choice([shape.longitude, -180.0, 180.0])
+        expected = gh.search_cells(shape)
+        assert C.geo_cells(shape.kind, shape.longitude, shape.latitude, shape.conversion, shape.radius,
+                           shape.width, shape.height) == expected, shape
+
+
 def test_scan_finds_the_same_points() -> None:
     rng = random.Random(6)
     hits = 0

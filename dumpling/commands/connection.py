@@ -292,8 +292,10 @@ def _dict_memory(size: int) -> int:
 def client_memory(c: Any) -> int:
     """CLIENT LIST ``tot-mem`` (Redis's getClientMemoryUsage): the connection itself, its query
     buffer, its output (``omem``), MULTI/WATCH state and its subscriptions' dicts."""
+    argv_bytes, argc = c.pending_arguments()
     return (
         CLIENT_BASE_MEMORY
+        + argv_bytes + 8 * argc
         + c.query_buffer_size()
         + c.output_buffer_size()
         + multi_memory(c)
@@ -315,7 +317,7 @@ def client_info_line(c: Any, running: list[bytes] | None = None) -> str:
     its arguments until it returns: ``argv-mem``, and in ``tot-mem``)."""
     now = time.time()
     qbuf = c.query_buffer_size()
-    argv_mem = sum(map(len, running)) if running else 0
+    argv_mem = sum(map(len, running)) if running else c.pending_arguments()[0]
     multi = len(c.multi) if c.multi is not None else -1
     redir = c.tracking.redirect if c.tracking is not None else -1
     obl, oll, omem = c.output_buffer_layout()

@@ -150,7 +150,7 @@ def geohash(c: Any, argv: list[bytes]) -> Any:
          complexity="O(1) for each member requested.", args="key [member:string...]", key_flags="RO access")
 def geopos(c: Any, argv: list[bytes]) -> Any:
     z = zset_of(c.db.lookup_read(argv[1]))
-    scores = [None] * (len(argv) - 2) if z is None else [z.score(member) for member in argv[2:]]
+    scores = [None] * (len(argv) - 2) if z is None else list(map(z.scores.get, argv[2:]))  # z.score per member
     return Raw(gh.positions_reply(scores, c.resp3))
 
 
@@ -278,7 +278,7 @@ def _search(c: Any, argv: list[bytes], src_index: int, flags: int) -> Any:
         return []
     if count and order == SORT_NONE and not any_:
         order = SORT_ASC
-    points = _points_in_cells(z, shape, gh.search_cells(shape), count if any_ else 0)
+    points = _points_in_cells(z, shape, gh.cells_to_scan(shape), count if any_ else 0)
     if not points and store_key is None:
         return []
     returned = len(points) if count == 0 or len(points) < count else count

@@ -24,7 +24,7 @@ HLL = {"group": "hyperloglog", "since": "2.8.9"}
 
 
 def _max_bytes(c: Any) -> int:
-    return c.server.config["hll-sparse-max-bytes"]
+    return c.server.config.values["hll-sparse-max-bytes"]
 
 
 def _check_hll(value: Any) -> None:
@@ -35,10 +35,14 @@ def _check_hll(value: Any) -> None:
         raise CommandError(hll.NOT_HLL)
 
 
-def _unshare(c: Any, key: bytes, value: bytes | bytearray) -> bytearray:
-    """``dbUnshareStringValue``: the key's value as a mutable ``bytearray`` (``raw``)."""
+def _writable_hll(c: Any, key: bytes, value: Any) -> bytearray:
+    """``isHLLObjectOrReply`` then ``dbUnshareStringValue``: the key's valid HLL as a
+    mutable ``bytearray`` (``raw``)."""
     if type(value) is bytearray:
+        if not hll.is_valid(value):
+            raise CommandError(hll.NOT_HLL)
         return value
+    _check_hll(value)
     raw = bytearray(value)
     c.db.set(key, raw, keep_ttl=True)
     return raw
@@ -62,9 +66,8 @@ def pfadd(c: Any, argv: list[bytes]) -> Any:
         add_new_key(c, db, key, value)
         updated = 1
     else:
-        _check_hll(value)
-        value = _unshare(c, key, value)
-    added, corrupt = hll.add_elements(value, argv[2:], _max_bytes(c))
+        value = _writable_hll(c, key, value)
+    added, corrupt = hll.add_elements(value, argv[2:], c.server.config.values["hll-sparse-max-bytes"])
     if corrupt:
         raise CommandError(hll.INVALID_HLL)
     updated += added
@@ -98,11 +101,9 @@ def pfcount(c: Any, argv: list[bytes]) -> Any:
     value = db.lookup_read(key)
     if value is None:
         return 0
-    _check_hll(value)
-    value = _unshare(c, key, value)
-    cached = hll.cached_cardinality(value)
-    if cached is not None:
-        return cached
+    value = _writable_hll(c, key, value)
+    if not value[15] & 0x80:  # hll.cached_cardinality, inline: the usual case
+        return int.from_bytes(value[8:16], "little")
     card = hll.count_or_none(value)
     if card is None:
         raise CommandError(hll.INVALID_HLL)
@@ -134,7 +135,7 @@ def pfmerge(c: Any, argv: list[bytes]) -> Any:
         target = hll.new_sparse()
         add_new_key(c, db, dest, target)
     else:
-        target = _unshare(c, dest, target)
+        target = _writable_hll(c, dest, target)
     if use_dense or hll.encoding_of(target) == hll.DENSE:
         # Every register ends up at the maximum (the destination was an input).
         target[:] = hll.dense_from_linear(target, registers)
@@ -169,8 +170,7 @@ def pfdebug(c: Any, argv: list[bytes]) -> Any:
     value = db.lookup_write(key)
     if value is None:
         raise CommandError("The specified key does not exist")
-    _check_hll(value)
-    value = _unshare(c, key, value)
+    value = _writable_hll(c, key, value)
     if sub == b"getreg":
         if hll.encoding_of(value) == hll.SPARSE:
             _to_dense(value)
