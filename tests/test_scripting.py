@@ -244,9 +244,6 @@ RESP3_SCRIPTS = [
     "redis.setresp(3) return redis.call('exists', 'h')",
     "redis.setresp(3) return redis.call('set', 'x', 'y')",
     "redis.setresp(3) return redis.pcall('incr', 'h')",
-    # an attribute before the reply is skipped (scripts never see attributes)
-    "redis.setresp(3) return redis.call('debug', 'protocol', 'attrib')",
-    "redis.setresp(2) return redis.call('debug', 'protocol', 'attrib')",
 ]
 
 
@@ -292,6 +289,32 @@ def test_resp3_conversions(scripts: Pair) -> None:
     scripts.same("ZADD", "z", "1.5", "a")
     for script in RESP3_SCRIPTS:
         scripts.same("EVAL", script, 0)
+
+
+def test_resp3_attribute_is_skipped(scripts: Pair) -> None:
+    """A RESP3 attribute before a reply never reaches the script (DEBUG is noscript: allowed
+    here with DEBUG SET-DISABLE-DENY-SCRIPTS, as Redis's own test does)."""
+    scripts.same("DEBUG", "SET-DISABLE-DENY-SCRIPTS", "1")
+    try:
+        for resp in (3, 2):
+            reply = scripts.same("EVAL", f"redis.setresp({resp}) return redis.call('debug', 'protocol', 'attrib')", 0)
+            assert reply.endswith(b"Some real reply following the attribute\r\n")
+    finally:
+        scripts.same("DEBUG", "SET-DISABLE-DENY-SCRIPTS", "0")
+
+
+def test_raw_reply_with_an_attribute_converts_to_the_reply() -> None:
+    """The engine's conversion alone (no server): a pre-encoded RESP3 reply led by an
+    attribute becomes the reply that follows it, in RESP2 and RESP3 runs alike."""
+    from dumpling.config import Config
+    from dumpling.dispatch import Server
+    from dumpling.protocol import Raw
+
+    state = Server(Config()).scripting.eval_state
+    wire = b"|1\r\n$14\r\nkey-popularity\r\n*2\r\n$7\r\nkey:123\r\n:90\r\n$5\r\nhello\r\n"
+    assert state.from_reply(Raw(wire), True) == b"hello"
+    assert state.from_reply(Raw(wire), False) == b"hello"
+    assert state.from_reply(Raw(b"$5\r\nplain\r\n"), True) == b"plain"
 
 
 def test_evalsha_and_script_cache(scripts: Pair) -> None:
