@@ -3,7 +3,10 @@
 Both servers get the same preloaded data (a dense HLL, two sparse ones, a 10,000-point
 GEO set), then the same redis-benchmark workloads (50 clients, pipeline 1 and 16),
 alternating rounds so machine noise hits both; prints requests per second and the
-dumpling/Redis ratio.
+dumpling/Redis ratio, and each server's CPU time per request (its main thread's
+``used_cpu_*`` from INFO before and after the run): on a loaded machine that cost is
+steadier than the rate, and the cost ratio is the rate ratio a server gets when it has a
+core to itself.
 
 usage: python bench/hll_geo.py [--requests N] [--rounds R] [--only WORKLOAD ...] [--pipelines 1 16]
 """
@@ -47,7 +50,22 @@ def preload(server: ServerProcess) -> None:
             conn.call("GEOADD", "geo", *args)
 
 
-def run(port: int, requests: int, pipeline: int, command: list[str]) -> float:
+def cpu_seconds(server: ServerProcess) -> float:
+    """User + system CPU of the server's main thread so far."""
+    with server.raw() as conn:
+        info = conn.call("INFO", "cpu").decode()
+    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+    return float(fields["used_cpu_user_main_thread"]) + float(fields["used_cpu_sys_main_thread"])
+
+
+def run(server: ServerProcess, requests: int, pipeline: int, command: list[str]) -> tuple[float, float]:
+    """(requests per second, CPU microseconds per request)."""
+    before = cpu_seconds(server)
+    rate = _benchmark(server.port, requests, pipeline, command)
+    return rate, (cpu_seconds(server) - before) * 1e6 / requests
+
+
+def _benchmark(port: int, requests: int, pipeline: int, command: list[str]) -> float:
     out = subprocess.run(
         ["redis-benchmark", "-p", str(port), "-c", "50", "-n", str(requests), "-P", str(pipeline), "-r", "1000000",
          "-q", "--csv", *command],
@@ -73,16 +91,22 @@ def main() -> None:
         for server in servers.values():
             preload(server)
         print(f"redis-benchmark -c 50 -n {args.requests}, median of {args.rounds} alternating rounds")
-        print(f"{'workload':16} {'pipeline':>8} {'redis rps':>12} {'dumpling rps':>13} {'ratio':>7}")
+        print(f"{'workload':16} {'pipeline':>8} {'redis rps':>12} {'dumpling rps':>13} {'ratio':>7}"
+              f" {'redis us/req':>13} {'dumpling us/req':>16} {'cpu ratio':>10}")
         for pipeline in args.pipelines:
             for name in args.only:
                 command = WORKLOADS[name]
                 rps: dict[str, list[float]] = {server: [] for server in servers}
+                cpu: dict[str, list[float]] = {server: [] for server in servers}
                 for _ in range(args.rounds):
                     for server_name, server in servers.items():
-                        rps[server_name].append(run(server.port, args.requests, pipeline, command))
+                        rate, cost = run(server, args.requests, pipeline, command)
+                        rps[server_name].append(rate)
+                        cpu[server_name].append(cost)
                 theirs, ours = statistics.median(rps["redis"]), statistics.median(rps["dumpling"])
-                print(f"{name:16} {pipeline:>8} {theirs:>12,.0f} {ours:>13,.0f} {ours / theirs:>7.2f}")
+                their_cost, our_cost = statistics.median(cpu["redis"]), statistics.median(cpu["dumpling"])
+                print(f"{name:16} {pipeline:>8} {theirs:>12,.0f} {ours:>13,.0f} {ours / theirs:>7.2f}"
+                      f" {their_cost:>13.2f} {our_cost:>16.2f} {their_cost / our_cost:>10.2f}")
     finally:
         for server in servers.values():
             server.stop()

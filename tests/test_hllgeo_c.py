@@ -266,6 +266,9 @@ def test_text_and_reply_bytes_match() -> None:
     values = [0.0, -0.0, 1e-5, 0.00005, 0.00004999, 1.23455, -2.5, 1e15, 9.3e14, 1e300, -1e300, math.nan,
               math.inf, -math.inf, 2.0**-18, 180.0, -180.0, gh.LAT_MAX, gh.LAT_MIN, 5e-324]
     values += [rng.uniform(-200, 200) for _ in range(500)] + [rng.uniform(0, 2e7) for _ in range(500)]
+    # %.17f rounds exact ties to even: k * 2^-18 has 18 decimals ending in 5
+    values += [sign * (whole + k * 2.0**-18) for k in range(1, 64) for whole in (0, 1, 13, 179) for sign in (1, -1)]
+    values += [183.99999999999997, 184.0, -184.0, 1e-17, 5e-18, 1.5e-17, -5e-18]
     for value in values:
         assert C.format_distance(value) == gh.format_distance(value), value
         if not math.isnan(value):
@@ -347,6 +350,12 @@ def _commands(rng: random.Random) -> Iterator[tuple[bytes | str, ...]]:
                *count, *extras)
         yield ("GEORADIUS_RO", "geo", lon, lat, radius, "ft", *extras, *count, *order)
         yield ("GEOPOS", "geo", *[f"p{rng.randrange(450)}" for _ in range(rng.randrange(5))])
+    # replies built as bytes, seen by a script (RESP2 conversions to Lua and back)
+    yield ("EVAL", "return redis.call('GEOPOS', KEYS[1], 'p1', 'nowhere', 'p2')", "1", "geo")
+    yield ("EVAL", "return redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', 13.5, 38, 'BYRADIUS', 50, 'km', "
+                   "'COUNT', 5, 'WITHDIST', 'WITHCOORD', 'WITHHASH')", "1", "geo")
+    yield ("EVAL", "return {redis.call('PFADD', KEYS[1], ARGV[1], 5, 3.5), redis.call('PFCOUNT', KEYS[1])}", "1",
+           "h1", "x")
 
 
 @pytest.mark.parametrize("resp", [2, 3])
