@@ -107,9 +107,9 @@ SETTINGS: list[Setting] = [
        "template format is invalid or contains unknown variables"),
     # Redis calls setlocale(LC_COLLATE) with it; dumpling compares bytes (the C locale's order).
     _s("locale-collate", "string", "", inert=True),
-    _s("oom-score-adj", "enum", "no", choices=("no", "yes", "relative", "absolute"),
-       synonyms={"relative": "yes"}, inert=True),
-    _s("oom-score-adj-values", "oom", "0 200 800", inert=True),
+    # dumpling.oomscore; a background child keeps the parent's score (its class is not applied)
+    _s("oom-score-adj", "enum", "no", choices=("no", "yes", "relative", "absolute"), synonyms={"relative": "yes"}),
+    _s("oom-score-adj-values", "oom", "0 200 800"),
     _s("disable-thp", "bool", True, immutable=True, inert=True),
     _s("jemalloc-bg-thread", "bool", True, inert=True),
     _s("enable-debug-command", "enum", "no", choices=("no", "yes", "local"), immutable=True),

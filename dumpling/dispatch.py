@@ -34,6 +34,7 @@ from dumpling.latency import LatencyMonitor
 from dumpling.listeners import ListenError, open_tcp
 from dumpling.loopstats import LoopStats
 from dumpling.memory import refresh_clients_memory
+from dumpling.oomscore import OomScore
 from dumpling.protocol import NO_REPLY, NULL_ARRAY, QUEUED, ErrorReply, Status, repr_bytes
 from dumpling.server import Client, disable_fastpath, install_signal_handlers
 
@@ -109,6 +110,7 @@ class Server:
         self.slowlog: deque[list[Any]] = deque()
         self.slowlog_next_id = 0
         self.latency = LatencyMonitor()  # LATENCY LATEST/HISTORY/GRAPH/DOCTOR (latency-monitor-threshold)
+        self.oom_score = OomScore()
         # shutdown / lifecycle
         self.shutdown_event: asyncio.Event | None = None
         self.exit_code = 0
@@ -839,6 +841,7 @@ class Server:
             self.log("warning", "Configured to not listen anywhere, exiting.")
             return 1
         self._create_pid_file()
+        self.apply_oom_score()
         self._startup_banner(port)
         self.log("notice", "Server initialized")
         install_signal_handlers(loop, self)
@@ -914,6 +917,14 @@ class Server:
             self.servers.append(srv)
         else:  # moved away again before the loop took it
             srv.close()
+
+    def apply_oom_score(self, process_class: str = "") -> bool:
+        """oom-score-adj for this process as a master or a replica (``process_class``: another, such
+        as "bgchild"); False if the kernel refused it."""
+        cfg = self.config
+        kind = process_class or ("replica" if cfg["replicaof"] else "master")
+        return self.oom_score.apply(cfg["oom-score-adj"], cfg["oom-score-adj-values"], kind,
+                                    lambda text: self.log("warning", text))
 
     def in_dir(self, path: str) -> str:
         """A path as Redis opens it: relative to ``dir`` (Redis chdir()s there while it reads

@@ -406,3 +406,30 @@ def test_config_set_maxmemory_evicts_without_a_command(own_servers: tuple[Server
             seen.append((sorted(events.split(b"*3\r\n")), parse_reply(conn.call("DBSIZE"))))
     assert seen[0] == seen[1]
     assert seen[0][1] == 0 and len(seen[0][0]) == 4
+
+
+def _oom_score(server: ServerProcess) -> int:
+    return int(Path(f"/proc/{server.proc.pid}/oom_score_adj").read_text())
+
+
+@pytest.mark.skipif(not Path("/proc/self/oom_score_adj").exists(), reason="Linux only")
+def test_oom_score_adj(own_servers: tuple[ServerProcess, ServerProcess]) -> None:
+    """oom-score-adj relative/absolute/no on the process's own score, and a score the kernel
+    refuses (below the current one, unprivileged) rolled back with Redis's error."""
+    seen = []
+    for server in own_servers:
+        base = _oom_score(server)
+        steps = []
+        with server.raw() as conn:
+            for command in (("oom-score-adj-values", "9 9 9", "oom-score-adj", "yes"),
+                            ("oom-score-adj-values", "15 20 30"),
+                            ("oom-score-adj", "absolute"),
+                            ("oom-score-adj", "no"),
+                            ("oom-score-adj-values", "-1000 -1000 -1000"),
+                            ("oom-score-adj", "relative"),
+                            ("oom-score-adj", "no")):
+                reply = conn.call("CONFIG", "SET", *command)
+                steps.append((reply, _oom_score(server) - base, parse_reply(conn.call("CONFIG", "GET", "oom-score-adj"))))
+        seen.append(steps)
+    assert seen[0] == seen[1]
+    assert seen[0][0][1] == 9 and seen[0][3][1] == 0

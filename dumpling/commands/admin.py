@@ -506,27 +506,50 @@ def config_set(c: Any, argv: list[bytes]) -> Any:
             if not os.path.isdir(text):
                 raise CommandError(f"CONFIG SET failed (possibly related to argument '{name}') - No such file or directory")
     previous = [(setting, cfg.values[setting.name]) for setting, _ in converted]
-    listen_arg = ""  # the first of port/bind whose value changes: the listeners move
+    applies: list[tuple[str, Any]] = []  # (the argument that asked first, apply function): once each
     for (name, _, _), (setting, value) in zip(items, converted, strict=True):
-        if setting.name in ("port", "bind") and value != cfg.values[setting.name] and not listen_arg:
-            listen_arg = name
+        apply = _APPLY.get(setting.name)
+        if apply is not None and value != cfg.values[setting.name] and all(apply is not f for _, f in applies):
+            applies.append((name, apply))
         cfg.apply(setting.name, value)
         if setting.name == "dir":
             os.chdir(value)
-    if listen_arg:
-        try:
-            c.server.listen_tcp()
-        except ListenError as e:  # the listeners stay as they were; so do the settings (Redis's rollback)
-            c.server.log("warning", f"Warning: Could not create server TCP listening socket {e.host}:{cfg['port']}: "
-                         f"{e.strerror}")
+    for done, (name, apply) in enumerate(applies):
+        reason = apply(c.server)
+        if reason is not None:  # Redis's rollback: the old values, and the applies that ran again
             for setting, value in previous:
                 cfg.apply(setting.name, value)
                 if setting.name == "dir" and value:
                     os.chdir(value)
-            reason = ("Unable to listen on this port. Check server logs." if cfg.lookup(listen_arg).name == "port"
-                      else "Failed to bind to specified addresses.")
-            raise CommandError(f"CONFIG SET failed (possibly related to argument '{listen_arg}') - {reason}") from None
+            for _, undo in applies[:done]:
+                undo(c.server)
+            raise CommandError(f"CONFIG SET failed (possibly related to argument '{name}') - {reason}")
     return OK
+
+
+def _apply_listeners(server: Any, reason: str) -> str | None:
+    try:
+        server.listen_tcp()
+    except ListenError as e:  # the listeners stay as they were
+        server.log("warning", f"Warning: Could not create server TCP listening socket {e.host}:"
+                   f"{server.config['port']}: {e.strerror}")
+        return reason
+    return None
+
+
+def _apply_oom_score(server: Any) -> str | None:
+    if not server.apply_oom_score():
+        return "Failed to set current oom_score_adj. Check server logs."
+    return None
+
+
+# What CONFIG SET does once a setting has a new value (Redis's apply functions); a reason on failure.
+_APPLY = {
+    "port": lambda server: _apply_listeners(server, "Unable to listen on this port. Check server logs."),
+    "bind": lambda server: _apply_listeners(server, "Failed to bind to specified addresses."),
+    "oom-score-adj": _apply_oom_score,
+    "oom-score-adj-values": _apply_oom_score,
+}
 
 
 @command("config|resetstat", 2, "admin noscript loading stale", **SRV, since="2.0.0",
