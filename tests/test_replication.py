@@ -1004,3 +1004,107 @@ def test_master_restart_feeds_keys_expired_on_load_to_its_backlog(tmp_path: Any)
     expected = _restart_with_expired_keys("redis", str(tmp_path / "r"))
     assert expected[0] == 20 and expected[1] == expected[2] > 0 and expected[5] == 1, expected
     assert _restart_with_expired_keys("dumpling", str(tmp_path / "d")) == expected
+
+
+# -- repl-diskless-load ------------------------------------------------------------------------------
+
+
+def _swapdb_resync(replica_kind: str, outcome: str) -> list[Any]:
+    """A replica with ``repl-diskless-load swapdb`` resyncs fully from the master it already
+    follows: the old data (and functions) stay served during the transfer (async_loading),
+    then are replaced (``done``), or stay when the transfer is cut (``aborted``)."""
+    start = start_redis if replica_kind == "redis" else start_dumpling
+    # (Redis answers clients while loading once per this many bytes; dumpling every ~20 ms)
+    serve = ("--loading-process-events-interval-bytes", "1024") if replica_kind == "redis" else ()
+    seen: list[Any] = []
+    lua = "#!lua name=test\nredis.register_function('test', function() return '%s' end)"
+    with servers(lambda: start_redis(*FAST_SYNC), lambda: start(
+            "--repl-diskless-load", "swapdb", "--replica-read-only", "no", *serve)) as (master, replica):
+        m, r = client(master), client(replica)
+        r.replicaof("127.0.0.1", master.port)
+        wait_until(lambda: link_up(replica), what="link up")
+        m.execute_command("DEBUG", "POPULATE", 200, "master", 20000)  # (big keys: the transfer moves key by key)
+        wait_until(caught_up(master, replica), what="offsets equal")
+        r.set("mykey", "myvalue")
+        r.function_load(lua % "old")
+        m.function_load(lua % "new")
+        m.config_set("rdb-key-save-delay", 5000 if outcome == "done" else 50_000)  # µs per key: a slow transfer
+        with m.pipeline(transaction=True) as p:  # the backlog cannot serve the replica any more: a full sync
+            p.client_kill_filter(_type="replica")
+            p.config_set("repl-backlog-size", 16384)
+            for i in range(10):
+                p.set(f"big{i}", "A" * 16384)
+            p.execute()
+        wait_until(lambda: r.info("persistence")["async_loading"] == 1, what="async loading")
+        info = r.info("persistence")
+        seen += [info["loading"], r.get("mykey"), r.fcall("test", 0), r.dbsize()]
+        if replica_kind == "dumpling":  # (Redis 7.4 refuses it while async loading; 7.0 ran it afterwards)
+            with RawConnection(replica.port) as raw:
+                assert raw.call("REPLICAOF", "NO", "ONE") == b"-LOADING Redis is loading the dataset in memory\r\n"
+        if outcome == "aborted":
+            m.config_set("repl-diskless-sync-delay", 5)  # (no new sync right away)
+            m.client_kill_filter(_type="replica")
+            wait_until(lambda: r.info("persistence")["async_loading"] == 0, what="load abandoned")
+        else:
+            wait_until(lambda: link_up(replica) and r.info("persistence")["async_loading"] == 0, timeout=30,
+                       what="synced")
+        seen += [r.get("mykey"), r.fcall("test", 0), r.dbsize()]
+        m.config_set("rdb-key-save-delay", 0)
+    return seen
+
+
+@pytest.mark.parametrize("outcome", ["done", "aborted"])
+def test_swapdb_serves_the_old_data_during_a_full_resync(outcome: str) -> None:
+    require_redis()
+    expected = _swapdb_resync("redis", outcome)
+    assert expected[:4] == [0, b"myvalue", b"old", 1], expected  # (DEBUG POPULATE does not replicate)
+    assert _swapdb_resync("dumpling", outcome) == expected
+
+
+# -- FAILOVER -------------------------------------------------------------------------------------
+
+
+def _failover(kind: str) -> list[Any]:
+    """FAILOVER's refusals, then a coordinated failover to a named replica under writes: roles
+    swap, the old master continues partially as a replica, nothing acknowledged is lost."""
+    start = start_redis if kind == "redis" else start_dumpling
+    seen: list[Any] = []
+    with servers(lambda: start(*FAST_SYNC), lambda: start(*FAST_SYNC), lambda: start(*FAST_SYNC)) as (
+            node0, node1, node2):
+        m, r1, r2 = client(node0), client(node1), client(node2)
+        with RawConnection(node0.port) as raw:
+            seen.append(raw.call("FAILOVER", "TO", "127.0.0.1", node1.port))  # no replicas yet
+            r1.replicaof("127.0.0.1", node0.port)
+            r2.replicaof("127.0.0.1", node0.port)
+            wait_until(lambda: link_up(node1) and link_up(node2), what="links up")
+            wait_until(lambda: all(m.info("replication").get(f"slave{i}", {}).get("state") == "online"
+                                   for i in (0, 1)), what="replicas online")
+            for args in (("TO", "invalidhost", node1.port), ("TO", "127.0.0.1", "invalidport"),
+                         ("FORCE", "TIMEOUT", 100), ("TO", "127.0.0.1", node1.port, "FORCE"), ("TIMEOUT", 0),
+                         ("TIMEOUT", -1, "TIMEOUT", 5), ("ABORT",), ("BOGUS",)):
+                seen.append(raw.call("FAILOVER", *args))
+            seen.append(RawConnection(node1.port).call("FAILOVER", "TO", "127.0.0.1", node1.port))
+            seen.append(RawConnection(node1.port).call("PSYNC", "wrong-id", 1, "FAILOVER"))
+            for i in range(200):
+                m.set(f"k{i}", i)
+            partial_before = r1.info("stats")["sync_partial_ok"]
+            seen.append(raw.call("FAILOVER", "TO", "127.0.0.1", node1.port, "TIMEOUT", 5000))
+            seen.append(raw.call("FAILOVER"))  # already in progress
+            wait_until(lambda: m.info("replication")["master_failover_state"] == "no-failover", what="failover done")
+        wait_until(lambda: link_up(node0), what="old master follows")
+        seen += [m.role()[0], r1.role()[0], r1.info("stats")["sync_partial_ok"] - partial_before,
+                 r1.info("stats")["sync_full"], r1.dbsize()]
+        r2.replicaof("127.0.0.1", node1.port)
+        r1.set("after", 1)
+        wait_until(caught_up(node1, node0, node2), what="offsets equal")
+        seen += [m.get("after"), r2.get("after"), m.dbsize(), r2.dbsize()]
+        with RawConnection(node1.port) as raw:
+            seen.append(raw.call("FAILOVER", "ABORT"))
+    return seen
+
+
+def test_failover_as_redis() -> None:
+    require_redis()
+    expected = _failover("redis")
+    assert expected[-10:-5] == [b"slave", b"master", 1, 0, 200], expected  # (one partial resync: the old master)
+    assert _failover("dumpling") == expected

@@ -188,7 +188,7 @@ def _section_persistence(server: Any) -> list[str]:
     child = snap.child_pid != -1
     lines = [
         f"loading:{int(snap.loading)}",
-        "async_loading:0",
+        f"async_loading:{int(snap.async_loading)}",  # (a replica's swapdb load, serving the old data)
         f"current_cow_peak:{snap.current_cow_peak}",
         f"current_cow_size:{snap.current_cow}",
         f"current_cow_size_age:{int(now - snap.current_cow_updated) if child and snap.current_cow_updated else 0}",
@@ -228,7 +228,7 @@ def _section_persistence(server: Any) -> list[str]:
             "aof_pending_bio_fsync:0",
             "aof_delayed_fsync:0",
         ]
-    if snap.loading:
+    if snap.loading or snap.async_loading:
         elapsed = now - snap.loading_start
         total, loaded = snap.loading_total_bytes, snap.loading_loaded_bytes
         perc = loaded * 100 / total if total else 0.0

@@ -27,6 +27,8 @@ def _replicaof(c: Any, argv: list[bytes]) -> Any:
     replication = server.replication
     if server.cluster is not None:
         raise CommandError("REPLICAOF not allowed in cluster mode.")
+    if replication.failover_state != "no-failover":
+        raise CommandError("REPLICAOF not allowed while failing over.")
     if argv[1].lower() == b"no" and argv[2].lower() == b"one":
         if replication.link is not None:
             replication.unset_master()
@@ -82,8 +84,74 @@ def sync(c: Any, argv: list[bytes]) -> Any:
          summary="An internal command used in replication.", args="replicationid offset:integer")
 def psync(c: Any, argv: list[bytes]) -> Any:
     if len(argv) > 3 and argv[3].lower() == b"failover":
-        raise CommandError("PSYNC FAILOVER is not supported by dumpling")
+        # Our master hands over (its FAILOVER): with our history, we become the master and
+        # it continues as our replica.
+        server = c.server
+        replication = server.replication
+        server.log("notice", f"Failover request received for replid {argv[1].decode('utf-8', 'replace')}.")
+        if replication.link is None:
+            raise CommandError("PSYNC FAILOVER can't be sent to a master.")
+        if argv[1].decode("utf-8", "replace") != replication.replid:
+            raise CommandError("PSYNC FAILOVER replid must match my replid.")
+        replication.unset_master()
+        server.log("notice", f"MASTER MODE enabled (failover request from 'id={c.id} addr={c.addr} "
+                   f"laddr={c.laddr}')")
     return _sync(c, argv)
+
+
+@command("failover", -1, "admin noscript stale", **SRV, since="6.2.0",
+         summary="Start a coordinated failover between this server and one of its replicas.",
+         args="[target=[TO host port:integer [FORCE]]] [ABORT] [TIMEOUT milliseconds:integer]", complexity="O(1)")
+def failover(c: Any, argv: list[bytes]) -> Any:
+    """FAILOVER [TO host port [FORCE]] [ABORT] [TIMEOUT ms] (Redis's failoverCommand)."""
+    server = c.server
+    replication = server.replication
+    if server.cluster is not None:
+        raise CommandError("FAILOVER not allowed in cluster mode.")
+    if len(argv) == 2 and argv[1].lower() == b"abort":
+        if replication.failover_state == "no-failover":
+            raise CommandError("No failover in progress.")
+        replication.abort_failover("Failover manually aborted")
+        return OK
+    timeout_ms = 0
+    force = False
+    target: tuple[str, int] | None = None
+    j = 1
+    while j < len(argv):
+        word = argv[j].lower()
+        if word == b"timeout" and j + 1 < len(argv) and timeout_ms == 0:
+            timeout_ms = to_int(argv[j + 1])
+            if timeout_ms <= 0:
+                raise CommandError("FAILOVER timeout must be greater than 0")
+            j += 2
+        elif word == b"to" and j + 2 < len(argv) and target is None:
+            target = (argv[j + 1].decode("utf-8", "replace"), to_int(argv[j + 2]))
+            j += 3
+        elif word == b"force" and not force:
+            force = True
+            j += 1
+        else:
+            raise CommandError("syntax error")
+    if replication.failover_state != "no-failover":
+        raise CommandError("FAILOVER already in progress.")
+    if replication.link is not None:
+        raise CommandError("FAILOVER is not valid when server is a replica.")
+    replication.flush_stream()
+    if not [r for r in replication.replicas if not r.closed]:
+        raise CommandError("FAILOVER requires connected replicas.")
+    if force and (not timeout_ms or target is None):
+        raise CommandError("FAILOVER with force option requires both a timeout and target HOST and IP.")
+    if target is not None:
+        replica = replication.find_replica(*target)
+        if replica is None:
+            raise CommandError("FAILOVER target HOST and PORT is not a replica.")
+        if replica.state != "online":
+            raise CommandError("FAILOVER target replica is not online.")
+        server.log("notice", f"FAILOVER requested to {target[0]}:{target[1]}.")
+    else:
+        server.log("notice", "FAILOVER requested to any replica.")
+    replication.start_failover(target, timeout_ms, force)
+    return OK
 
 
 @command("replconf", -1, "admin noscript loading stale allow_busy", **SRV, since="3.0.0",

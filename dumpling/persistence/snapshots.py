@@ -193,6 +193,11 @@ class Snapshots:
         # (db, key) of the keys found expired while loading at startup a file with replication
         # info, as a master (None: not collected): they go to the backlog as DEL (RDBFLAGS_FEED_REPL)
         self.expired_on_load: list[tuple[int, bytes]] | None = None
+        # A replica's swapdb load (repl-diskless-load swapdb): the databases it fills instead of
+        # the keyspace's (None: the keyspace's), and whether clients are served meanwhile from
+        # the old data (INFO async_loading) rather than refused with -LOADING.
+        self.target_dbs: list[Any] | None = None
+        self.async_loading = False
         self.save_params = parse_save_params(server.config["save"])
         server.config.listeners.append(self._config_changed)
         server.cron_hooks.append(self.cron)
@@ -218,7 +223,7 @@ class Snapshots:
         server = self.server
         aof = getattr(server, "aof", None)
         replication = getattr(server, "replication", None)
-        if (self.loading or self.writes_refused() or (aof is not None and aof.enabled and not aof.write_ok)
+        if (self.loading or self.async_loading or self.writes_refused() or (aof is not None and aof.enabled and not aof.write_ok)
                 or (replication is not None and replication.gate_needed())):  # (a replica, or a backlog to feed)
             server.command_gate = self.gate
         elif server.command_gate == self.gate:
@@ -241,6 +246,8 @@ class Snapshots:
             if refusal is not None:
                 return refusal
         if self.loading and "loading" not in cmd.flags:
+            return LOADING
+        if self.async_loading and "no_async_loading" in cmd.flags:
             return LOADING
         return None
 
@@ -560,7 +567,7 @@ class Snapshots:
             if self.expired_on_load is not None and "repl-id" in self.loaded_repl_info:
                 self.expired_on_load.append((record.db, record.key))
             return
-        db = ks.dbs[record.db]
+        db = (self.target_dbs or ks.dbs)[record.db]
         key = record.key
         self.last_load_keys_loaded += 1
         if key in db.data:
@@ -606,7 +613,7 @@ class Snapshots:
     def _fast_target(self, parser: RdbParser, index: int, state: dict[str, int]) -> None:
         """Let plain string records go straight into database ``index`` when no index,
         slot map or order tracking must see each key (Database.add's bookkeeping)."""
-        db = self.server.keyspace.dbs[index]
+        db = (self.target_dbs or self.server.keyspace.dbs)[index]
         collecting = self.expired_on_load is not None and "repl-id" in self.loaded_repl_info  # (names needed)
         if db._order is None and db._expire_order is None and db.slot_index is None and not collecting:
             parser.fast = (db.data, db.expires, db.meta, state["meta"], state["cut"])
@@ -620,11 +627,15 @@ class Snapshots:
         verify = server.config["rdbchecksum"] and not getattr(server, "skip_checksum", False)
         return RdbParser(buf, codec_options(server, caller_is_client=False), verify_checksum=verify)
 
-    def _begin_load(self, size: int, keep_expired: bool = False) -> dict[str, int]:
+    def _begin_load(self, size: int, keep_expired: bool = False, async_loading: bool = False) -> dict[str, int]:
         """Loading state on; ``keep_expired``: an AOF base keeps keys already expired (the
-        commands after it were logged against them), as Redis does."""
-        self.loading = True
-        self.server.keyspace.loading = True
+        commands after it were logged against them), as Redis does; ``async_loading``: into
+        ``target_dbs`` while clients are served from the keyspace (a replica's swapdb load)."""
+        if async_loading:
+            self.async_loading = True
+        else:
+            self.loading = True
+            self.server.keyspace.loading = True
         self.loading_start = int(time.time())
         self.loading_total_bytes = size
         self.loading_loaded_bytes = 0
@@ -639,6 +650,7 @@ class Snapshots:
 
     def _end_load(self, state: dict[str, int]) -> None:
         self.loading = False
+        self.async_loading = False
         self.server.keyspace.loading = False
         self.refresh_gate()
 

@@ -61,6 +61,11 @@ class Replication:
         self.waiters: list[tuple[Any, Any, int, Any]] = []
         self.getack_scheduled = False
         self.good_replicas = 0
+        # FAILOVER (coordinated failover): no-failover, waiting-for-sync, failover-in-progress
+        self.failover_state = "no-failover"
+        self.failover_target: tuple[str, int] | None = None
+        self.failover_end_ms = 0
+        self.failover_force = False
         self._last_second = 0.0
         self._cron_loops = 0
         self._sink_attached = False
@@ -369,6 +374,8 @@ class Replication:
         server = self.server
         if self.replica_of(client) is not None:
             return None  # already a replica: ignored, as Redis does
+        if self.failover_state != "no-failover":
+            return "NOMASTERLINK Can't SYNC while failing over"
         self.flush_stream()
         if self.link is not None and self.link.state != "connected":
             return "NOMASTERLINK Can't SYNC while not connected with my master"
@@ -487,6 +494,8 @@ class Replication:
         replica.ack_time = int(time.time())
         if replica.stream_on_ack and replica.state == "online":
             replica.start_stream()
+        if self.failover_state == "waiting-for-sync":
+            self.failover_check()
         self._refresh_good_replicas()
         if self.waiters:
             self._wake_waiters()
@@ -592,6 +601,8 @@ class Replication:
         """replicationCron: reaping, full syncs to start, and once a second ACKs, PINGs,
         keepalives, timeouts, the backlog's time to live."""
         server = self.server
+        if self.failover_state == "waiting-for-sync":
+            self.failover_check()
         for pid in list(self.to_reap):
             try:
                 done, _ = os.waitpid(pid, os.WNOHANG)
@@ -640,6 +651,81 @@ class Replication:
                        "connected replicas.")
         if self.waiters:
             self._wake_waiters()
+
+    # -- FAILOVER -----------------------------------------------------------------------------------
+
+    def find_replica(self, host: str, port: int) -> ReplicaConn | None:
+        """findReplica: by the address and listening port it announced."""
+        self._purge_replicas()
+        for replica in self.replicas:
+            if replica.ip.lower() == host.lower() and replica.listening_port == port:
+                return replica
+        return None
+
+    def start_failover(self, target: tuple[str, int] | None, timeout_ms: int, force: bool) -> None:
+        """FAILOVER accepted: writes pause until a replica (``target``, or any) has the whole
+        stream, then this master becomes its replica, asking it to take over (PSYNC FAILOVER)."""
+        self.failover_target = target
+        self.failover_end_ms = time.time_ns() // 1_000_000 + timeout_ms if timeout_ms else 0
+        self.failover_force = force
+        self.failover_state = "waiting-for-sync"
+        self.server.client_pause.hold("failover")  # type: ignore[attr-defined]
+
+    def failover_check(self) -> None:
+        """updateFailoverStatus: time out (or, with FORCE, fail over anyway), or fail over to
+        the first replica that acknowledged everything."""
+        server = self.server
+        self.flush_stream()
+        if self.failover_end_ms and self.failover_end_ms <= time.time_ns() // 1_000_000:
+            if self.failover_force and self.failover_target is not None:
+                host, port = self.failover_target
+                server.log("notice", f"FAILOVER to {host}:{port} time out exceeded, failing over.")
+                self._fail_over_to(host, port)
+            else:
+                self.abort_failover("Replica never caught up before timeout")
+            return
+        if self.failover_target is not None:
+            replica = self.find_replica(*self.failover_target)
+            if replica is None or replica.ack_offset != self.offset:
+                return
+        else:
+            replica = next((r for r in self.replicas if not r.closed and r.ack_offset == self.offset), None)
+            if replica is None:
+                return
+            self.failover_target = (replica.ip, replica.listening_port)
+        host, port = self.failover_target
+        server.log("notice", f"Failover target {host}:{port} is synced, failing over.")
+        self._fail_over_to(host, port)
+
+    def _fail_over_to(self, host: str, port: int) -> None:
+        self.failover_state = "failover-in-progress"
+        self.set_master(host, port)  # its handshake sends PSYNC ... FAILOVER
+
+    def failover_psync_answered(self, accepted: bool) -> None:
+        """The target answered our PSYNC FAILOVER: done (it is our master now), or refused."""
+        if self.failover_state != "failover-in-progress":
+            return
+        if accepted:
+            self.clear_failover()
+        else:
+            self.abort_failover("Failover target rejected psync request")
+
+    def clear_failover(self) -> None:
+        self.failover_state = "no-failover"
+        self.failover_target = None
+        self.failover_end_ms = 0
+        self.failover_force = False
+        self.server.client_pause.release("failover")  # type: ignore[attr-defined]
+
+    def abort_failover(self, why: str) -> None:
+        if self.failover_state == "no-failover":
+            return
+        target = self.failover_target
+        where = f"to {target[0]}:{target[1]}" if target is not None else "to any replica"
+        self.server.log("notice", f"FAILOVER {where} aborted: {why}")
+        if self.failover_state == "failover-in-progress":
+            self.unset_master()  # a master again
+        self.clear_failover()
 
     # -- shutdown -----------------------------------------------------------------------------------
 
@@ -786,7 +872,7 @@ class Replication:
         self.flush_stream()  # (the backlog's figures include this pass's stream)
         backlog = self.backlog
         lines += [
-            "master_failover_state:no-failover",
+            f"master_failover_state:{self.failover_state}",
             f"master_replid:{self.replid}",
             f"master_replid2:{self.replid2}",
             f"master_repl_offset:{self.offset}",

@@ -232,16 +232,22 @@ class MasterLink:
         answer = (await reply()).decode("utf-8", "replace")
         if answer.startswith("-"):
             server.log("notice", f"(Non critical) Master does not understand REPLCONF capa: {answer}")
+        # a master handing over (FAILOVER) asks its target to become the master
+        failover = ("FAILOVER",) if self.replication.failover_state == "failover-in-progress" else ()
         if self.cached is not None:
             replid, offset = self.cached[0], self.cached[1] + 1
             server.log("notice", f"Trying a partial resynchronization (request {replid}:{offset}).")
-            writer.write(encode_command("PSYNC", replid, offset))
+            writer.write(encode_command("PSYNC", replid, offset, *failover))
         else:
             server.log("notice", "Partial resynchronization not possible (no cached master)")
-            writer.write(encode_command("PSYNC", "?", "-1"))
+            writer.write(encode_command("PSYNC", "?", "-1", *failover))
         answer_line = await reply()
         psync = parse_psync_reply(answer_line)
         rest = lines.take_rest()
+        if failover:
+            self.replication.failover_psync_answered(psync.kind in ("full", "continue"))
+            if psync.kind not in ("full", "continue"):
+                raise LinkLost("")  # (a master again: this link is over)
         if psync.kind == "retry":
             raise LinkLost(f"Master is currently unable to PSYNC but should be in the future: {psync.text}")
         if psync.kind == "error":
@@ -262,6 +268,29 @@ class MasterLink:
 
     async def _full_sync(self, reader: asyncio.StreamReader, rest: bytes, replid: str, offset: int) -> bool:
         server = self.server
+        snapshots = server.snapshots  # type: ignore[attr-defined]
+        # swapdb with our own history: the old data is served from the start of the transfer
+        # (Redis loads from the socket as the bytes arrive; here the whole transfer comes first)
+        serve_old = self._swapdb() and replid == self.replication.replid
+        if serve_old:
+            snapshots.async_loading = True
+            snapshots.loading_start = int(time.time())
+            snapshots.loading_loaded_bytes = 0
+            snapshots.refresh_gate()
+        try:
+            return await self._receive_and_load(reader, rest, replid, offset)
+        finally:
+            if serve_old and snapshots.async_loading:
+                snapshots.async_loading = False
+                snapshots.refresh_gate()
+
+    def _swapdb(self) -> bool:
+        """repl-diskless-load swapdb, which dumpling honours outside cluster mode."""
+        return self.server.config["repl-diskless-load"] == "swapdb" and all(
+            db.slot_index is None for db in self.server.keyspace.dbs)
+
+    async def _receive_and_load(self, reader: asyncio.StreamReader, rest: bytes, replid: str, offset: int) -> bool:
+        server = self.server
         transfer = BulkTransfer()
         self.transfer = transfer
         self.transfer_last_io = time.time()
@@ -272,12 +301,13 @@ class MasterLink:
                 done = transfer.feed(data)
                 if transfer.started and not announced:
                     announced = True
+                    where = "to parser" if self._diskless_load() else "to disk"
                     if transfer.eof_mark is not None:
-                        server.log("notice", "MASTER <-> REPLICA sync: receiving streamed RDB from master with EOF "
-                                   "to disk")
+                        server.log("notice", f"MASTER <-> REPLICA sync: receiving streamed RDB from master with EOF "
+                                   f"{where}")
                     else:
                         server.log("notice", f"MASTER <-> REPLICA sync: receiving {transfer.size} bytes from master "
-                                   "to disk")
+                                   f"{where}")
                 if done:
                     break
             data = await reader.read(1 << 20)
@@ -292,10 +322,15 @@ class MasterLink:
                        "dataset is left as it was and the sync will be retried")
             raise LinkLost("")
         snapshots = server.snapshots  # type: ignore[attr-defined]
-        if server.config["repl-diskless-load"] == "disabled" and not (
-                server.config["rdb-del-sync-files"] and snapshots.persistence_off()):
+        if not self._diskless_load() and not (server.config["rdb-del-sync-files"] and snapshots.persistence_off()):
             self._save_received(payload)  # (rdb-del-sync-files with persistence off: Redis deletes it after the load)
         return await self._load(payload, replid, offset)
+
+    def _diskless_load(self) -> bool:
+        """useDisklessLoad: ``swapdb``, or ``on-empty-db`` while the dataset is empty, loads
+        the transfer without writing it to ``dbfilename``."""
+        mode = self.server.config["repl-diskless-load"]
+        return mode == "swapdb" or (mode == "on-empty-db" and not any(self.server.keyspace.dbs))
 
     def _save_received(self, payload: bytes) -> None:
         """repl-diskless-load disabled: the received file becomes ``dbfilename``, as Redis keeps it."""
@@ -322,15 +357,16 @@ class MasterLink:
         server = self.server
         snapshots = server.snapshots  # type: ignore[attr-defined]
         replication = self.replication
-        replication.disconnect_replicas("full resync with a new master")  # they must resync with us
         aof = server.aof  # type: ignore[attr-defined]
         aof_was_on = aof.enabled
         if aof_was_on:
             aof.stop()  # the file would miss the flush and the load: a new base follows the sync
-        mode = server.config["repl-diskless-load"]
-        if mode != "disabled":  # not silently: the setting is accepted but loads as 'disabled' does
-            server.log("notice", f"repl-diskless-load {mode}: dumpling has no async loading; the transfer was "
-                       "received whole and is loaded as with 'disabled'")
+        if self._swapdb():
+            return await self._load_swapdb(payload, replid, offset, aof_was_on)
+        if server.config["repl-diskless-load"] == "swapdb":
+            server.log("notice", "repl-diskless-load swapdb: in cluster mode dumpling flushes and loads as with "
+                       "'on-empty-db' (its slot index is not swapped)")
+        replication.disconnect_replicas("full resync with a new master")  # they must resync with us
         server.log("notice", "MASTER <-> REPLICA sync: Flushing old data")
         eraser = Client(server)
 
@@ -376,6 +412,81 @@ class MasterLink:
         self.client = self.new_client()
         if aof_was_on and server.config["appendonly"]:
             aof.start_fresh("replication")
+        self.transfer = None
+        return True
+
+    async def _load_swapdb(self, payload: bytes, replid: str, offset: int, aof_was_on: bool) -> bool:
+        """repl-diskless-load swapdb: load into new databases (and a new set of functions)
+        while the old ones stay in place, then swap them in; a failed load leaves the old
+        dataset as it was.  Clients are served from the old data meanwhile (INFO
+        ``async_loading:1``) when it is an earlier point of the same history (our
+        replication ID is the master's); else they get -LOADING as with a flushing load."""
+        from dumpling.keyspace import Database
+
+        server = self.server
+        ks = server.keyspace
+        snapshots = server.snapshots  # type: ignore[attr-defined]
+        replication = self.replication
+        serve_old = replication.replid == replid
+        temp = [Database(ks, db.index) for db in ks.dbs]
+        functions: list[bytes] = []
+        real_loader = snapshots.function_loader
+        if real_loader is not None:  # the new libraries wait for the swap (a temporary functions context)
+            snapshots.function_loader = lambda source, allow_duplicates: functions.append(source)
+        snapshots.target_dbs = temp
+        server.log("notice", "MASTER <-> REPLICA sync: Loading DB in memory")
+        self.loading = True
+        started = time.monotonic()
+        state = snapshots._begin_load(len(payload), keep_expired=True, async_loading=serve_old)
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        ok = False
+        try:
+            finished = await snapshots.serve_while(snapshots.load_steps(snapshots._parser(payload), state))
+            if not finished:
+                return False  # shutting down
+            ok = True
+        except RdbError as e:
+            server.log("warning", e.message)
+            server.log("warning", "Failed trying to load the MASTER synchronization DB from socket, check server logs.")
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+            snapshots.target_dbs = None
+            snapshots.function_loader = real_loader
+            snapshots._end_load(state)
+            self.loading = False
+        if not ok:
+            server.log("notice", "MASTER <-> REPLICA sync: Discarding temporary DB in background")
+            raise LinkLost("")  # the old dataset is untouched; the sync is retried
+        replication.disconnect_replicas("full resync with a new master")  # they must resync with us
+        server.log("notice", "MASTER <-> REPLICA sync: Swapping active DB with loaded DB")
+        for live, loaded in zip(ks.dbs, temp, strict=True):
+            ks.touch_watched_in_db(live.index, live, loaded)
+            live.swap_contents(loaded)
+        if snapshots.function_flusher is not None:
+            snapshots.function_flusher()
+        for source in functions:
+            try:
+                real_loader(source, False)  # type: ignore[misc]
+            except ValueError as e:
+                server.log("warning", f"Failed loading library from the master's RDB: {e}")
+        if ks.tracking is not None:
+            ks.tracking.flushed()
+        for index, key in list(ks.blocked_keys):  # clients blocked on keys the new data has may be served
+            if key in ks.dbs[index].data:
+                ks.ready_keys[(index, key)] = None
+        if ks.ready_keys:
+            server.serve_ready_keys()
+        ks.dirty += 1
+        server.log("notice", "MASTER <-> REPLICA sync: Discarding old DB in background")
+        server.log("notice", f"MASTER <-> REPLICA sync: Finished with success ({time.monotonic() - started:.3f} "
+                   "seconds loading)")
+        replication.after_full_sync(replid, offset)
+        self.offset = self.read_offset = offset
+        self.client = self.new_client()
+        if aof_was_on and server.config["appendonly"]:
+            server.aof.start_fresh("replication")  # type: ignore[attr-defined]
         self.transfer = None
         return True
 
