@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from dumpling import REDIS_VERSION, accel, commands
+from dumpling import REDIS_VERSION, accel, commands, replybuffer
 from dumpling.clienteviction import CHECK_FROM, evict_clients, eviction_limit
 from dumpling.commands.acl import check_command as acl_check
 from dumpling.commands.acl import guard_blocked as acl_guard_blocked
@@ -149,8 +149,15 @@ class Server:
         self.loop_stats = LoopStats()  # INFO eventloop_* and instantaneous rates, sampled by the cron
         self._busy_base_ns = time.thread_time_ns()
         self.clients_memory = 0  # the clients' buffers in used_memory (memory.refresh_clients_memory, each cron tick)
-        self.cron_hooks: list[Callable[[], None]] = [self.check_soft_output_limits, lambda: evict_clients(self),
-                                                     lambda: refresh_clients_memory(self)]
+        # reply buffer sizes (dumpling.replybuffer; DEBUG REPLYBUFFER)
+        self.reply_buffer_resizing = True
+        self.reply_buffer_peak_reset_ms = replybuffer.DEFAULT_PEAK_RESET_MS
+        self.reply_buffer_cursor = 0
+        self.stat_reply_buffer_shrinks = self.stat_reply_buffer_expands = 0
+        self.cron_hooks: list[Callable[[], None]] = [
+            self.check_soft_output_limits, lambda: evict_clients(self), lambda: refresh_clients_memory(self),
+            lambda: replybuffer.cron(self, int(time.time() * 1000)),
+        ]
         self.stat_evicted_clients = 0  # INFO evicted_clients (maxmemory-clients)
         # Set while whole classes of commands are refused (persistence: -LOADING while the
         # dataset loads, -MISCONF after a failed BGSAVE): returns the error text or None.

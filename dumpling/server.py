@@ -104,6 +104,10 @@ class Client(asyncio.Protocol):
         self._pos = 0
         self._partial = PartialRequest()  # the reference parser's progress in the request at _pos
         self._out: list[bytes] = []
+        # Redis's reply buffer: its size and the most it held this period (dumpling.replybuffer)
+        self.reply_buffer_size = 16 * 1024
+        self.reply_buffer_peak = 0
+        self.reply_peak_reset_at = int(self.created * 1000)
         # Bytes of this read already run and gone from the buffers above (by the C fast path, or
         # by the reference parser before it handed back): Redis still holds them (qbuf) until
         # the read's requests have run.
@@ -405,6 +409,8 @@ class Client(asyncio.Protocol):
                 return
             server.stat_net_output += size
             server.stat_writes += 1
+            if size > self.reply_buffer_peak:
+                self.reply_buffer_peak = min(size, self.reply_buffer_size)
             transport.write(data)
         elif out:
             out.clear()

@@ -433,3 +433,42 @@ def test_oom_score_adj(own_servers: tuple[ServerProcess, ServerProcess]) -> None
         seen.append(steps)
     assert seen[0] == seen[1]
     assert seen[0][0][1] == 9 and seen[0][3][1] == 0
+
+
+def _rbs(conn: RawConnection, name: bytes) -> tuple[int, int]:
+    line = next(x for x in parse_reply(conn.call("CLIENT", "LIST")).split(b"\n") if b"name=" + name + b" " in x)  # type: ignore[union-attr]
+    fields = _fields(line, "rbs", "rbp")
+    return int(fields["rbs"]), int(fields["rbp"])
+
+
+def test_reply_buffer_shrinks_and_grows(dumpling_server: ServerProcess, redis_server: ServerProcess) -> None:
+    """An idle client's 16 KB reply buffer shrinks to 1 KB; big replies make it grow back by
+    doubling (DEBUG REPLYBUFFER PEAK-RESET-TIME / RESIZING, CLIENT LIST rbs)."""
+    seen = []
+    for server in (dumpling_server, redis_server):
+        with server.raw() as conn, server.raw() as tc:
+            conn.call("SET", "bigval", b"x" * 32768)
+            assert conn.call("DEBUG", "REPLYBUFFER", "PEAK-RESET-TIME", "100") == b"+OK\r\n"
+            try:
+                tc.call("CLIENT", "SETNAME", "rbs_client")
+                deadline = time.time() + 6
+                while _rbs(conn, b"rbs_client")[0] > 1024 and time.time() < deadline:
+                    time.sleep(0.05)
+                shrunk = _rbs(conn, b"rbs_client")
+                conn.call("DEBUG", "REPLYBUFFER", "PEAK-RESET-TIME", "never")
+                deadline = time.time() + 6
+                while _rbs(conn, b"rbs_client")[0] < 16384 and time.time() < deadline:
+                    tc.call("GET", "bigval")
+                    time.sleep(0.05)
+                grown = _rbs(conn, b"rbs_client")
+                conn.call("DEBUG", "REPLYBUFFER", "RESIZING", "0")
+                tc.call("CLIENT", "SETNAME", "rbs_client")
+                time.sleep(0.3)
+                kept = _rbs(conn, b"rbs_client")[0]
+                bad = conn.call("DEBUG", "REPLYBUFFER", "SIZE", "1")
+            finally:
+                conn.call("DEBUG", "REPLYBUFFER", "RESIZING", "1")
+                conn.call("DEBUG", "REPLYBUFFER", "PEAK-RESET-TIME", "reset")
+        seen.append((shrunk[0], grown, kept, bad))
+    assert seen[0] == seen[1]
+    assert seen[0][0] == 1024 and seen[0][1][0] == 16384 and seen[0][2] == 16384  # (resizing off: kept)

@@ -304,8 +304,8 @@ def _section_stats(server: Any) -> list[str]:
         "io_threaded_writes_processed:0",
         f"client_query_buffer_limit_disconnections:{server.stat_qbuf_disconnections}",
         f"client_output_buffer_limit_disconnections:{server.stat_obuf_disconnections}",
-        "reply_buffer_shrinks:0",
-        "reply_buffer_expands:0",
+        f"reply_buffer_shrinks:{server.stat_reply_buffer_shrinks}",
+        f"reply_buffer_expands:{server.stat_reply_buffer_expands}",
         *_eventloop_lines(server),
         f"acl_access_denied_auth:{server.acl.denied[acl.DENIED_AUTH]}",
         f"acl_access_denied_cmd:{server.acl.denied[acl.DENIED_CMD]}",
@@ -566,6 +566,7 @@ def config_resetstat(c: Any, argv: list[bytes]) -> Any:
     server.stat_error_replies = server.stat_unexpected_errors = 0
     server.stat_sanitizations = server.stat_obuf_disconnections = server.stat_evicted_clients = 0
     server.stat_qbuf_disconnections = 0
+    server.stat_reply_buffer_shrinks = server.stat_reply_buffer_expands = 0
     server.reset_loop_stats()
     ks.stat_hits = ks.stat_misses = ks.stat_expired = ks.stat_evicted = ks.stat_expired_subkeys = 0
     ks.stat_lazyfreed_objects = 0
@@ -1007,6 +1008,12 @@ _DEBUG_HELP = [
     "SET-SKIP-CHECKSUM-VALIDATION <0|1>", "    Enables or disables checksum checks for RDB files and RESTORE's payload.",
     "SLEEP <seconds>", "    Stop the server for <seconds>. Decimals allowed.",
     "POPULATE <count> [<prefix>] [<size>]", "    Create <count> string keys named key:<num>.",
+    "REPLYBUFFER PEAK-RESET-TIME <NEVER||RESET|time>",
+    "    Sets the time (in milliseconds) to wait between client reply buffer peak resets.",
+    "    In case NEVER is provided the last observed peak will never be reset",
+    "    In case RESET is provided the peak reset time will be restored to the default value",
+    "REPLYBUFFER RESIZING <0|1>",
+    "    Enable or disable the reply buffer resize cron job",
     "HELP", "    Print this help.",
 ]
 
@@ -1108,6 +1115,8 @@ def debug(c: Any, argv: list[bytes]) -> Any:
         db = c.db
         return [Status(ZERO_DIGEST.hex() if (value := db.data.get(key)) is None
                        else value_digest(value, key in db.expires).hex()) for key in argv[2:]]
+    if sub == b"replybuffer" and n == 4:
+        return _debug_replybuffer(server, argv[1], argv[2].lower(), argv[3])
     if sub == b"config-rewrite-force-all" and n == 2:
         try:
             rewrite_config_file(server, force_all=True)
@@ -1200,6 +1209,26 @@ def _debug_listpack(c: Any, key: bytes) -> Any:
     lines = [f"{{num entries {len(entries)}}}", *(repr(entry) for entry in entries)]
     print("\n".join(lines), flush=True)
     return Status("Listpack structure printed on stdout")
+
+
+def _debug_replybuffer(server: Any, typed: bytes, what: bytes, value: bytes) -> Any:
+    """DEBUG REPLYBUFFER PEAK-RESET-TIME <never|reset|ms> | RESIZING <0|1> (dumpling.replybuffer)."""
+    from dumpling.replybuffer import DEFAULT_PEAK_RESET_MS
+
+    if what == b"peak-reset-time":
+        if value.lower() == b"never":
+            server.reply_buffer_peak_reset_ms = -1
+        elif value.lower() == b"reset":
+            server.reply_buffer_peak_reset_ms = DEFAULT_PEAK_RESET_MS
+        else:
+            server.reply_buffer_peak_reset_ms = to_int(value)
+    elif what == b"resizing":
+        number = re.match(rb"\s*[+-]?[0-9]+", value)  # atoi
+        server.reply_buffer_resizing = number is not None and int(number.group()) != 0
+    else:
+        name = typed[:128].decode("utf-8", "replace")
+        raise CommandError(f"unknown subcommand or wrong number of arguments for '{name}'. Try DEBUG HELP.")
+    return OK
 
 
 def _debug_protocol(c: Any, kind: bytes) -> Any:

@@ -266,7 +266,7 @@ def client_flags(c: Any) -> str:
     return flags or "N"
 
 
-CLIENT_BASE_MEMORY = 20000  # a connection's own structures and 16 KB reply buffer, as tot-mem counts them
+CLIENT_BASE_MEMORY = 20000 - 16384  # a connection's own structures, as tot-mem counts them (+ its reply buffer)
 
 
 WATCHED_KEY_BYTES = 56  # a listNode and a watchedKey
@@ -295,6 +295,7 @@ def client_memory(c: Any) -> int:
     argv_bytes, argc = c.pending_arguments()
     return (
         CLIENT_BASE_MEMORY
+        + c.reply_buffer_size  # (dumpling.replybuffer)
         + argv_bytes + 8 * argc
         + c.query_buffer_size()
         + c.output_buffer_size()
@@ -326,7 +327,7 @@ def client_info_line(c: Any, running: list[bytes] | None = None) -> str:
         f"age={int(now - c.created)} idle={int(now - c.last_interaction)} flags={client_flags(c)} "
         f"db={c.db.index} sub={len(c.channels)} psub={len(c.patterns)} ssub={len(c.shard_channels)} "
         f"multi={multi} watch={len(c.watched)} qbuf={qbuf} qbuf-free={max(0, 20474 - qbuf)} argv-mem={argv_mem} "
-        f"multi-mem={multi_memory(c)} rbs=16384 rbp=16384 obl={obl} oll={oll} omem={omem} "
+        f"multi-mem={multi_memory(c)} rbs={c.reply_buffer_size} rbp={c.reply_buffer_peak} obl={obl} oll={oll} omem={omem} "
         f"tot-mem={client_memory(c) + (argv_mem + 8 * len(running) if running else 0)} "
         f"events=r cmd={c.last_cmd} user={c.user.name.decode('utf-8', 'replace')} redir={redir} resp={3 if c.resp3 else 2} "
         f"lib-name={c.lib_name.decode('utf-8', 'replace')} lib-ver={c.lib_ver.decode('utf-8', 'replace')}\n"
