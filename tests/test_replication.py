@@ -3,6 +3,7 @@ resync after a dropped link, promotion, and every key compared on both sides."""
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import threading
@@ -1108,3 +1109,26 @@ def test_failover_as_redis() -> None:
     expected = _failover("redis")
     assert expected[-10:-5] == [b"slave", b"master", 1, 0, 200], expected  # (one partial resync: the old master)
     assert _failover("dumpling") == expected
+
+
+def _on_empty_db_writes_file(kind: str, filled: bool) -> bool:
+    """``repl-diskless-load on-empty-db``: the transfer becomes ``dbfilename`` only when the
+    replica had data (a diskless load needs an empty dataset)."""
+    start = start_redis if kind == "redis" else start_dumpling
+    with servers(lambda: start_redis(*FAST_SYNC), lambda: start("--repl-diskless-load", "on-empty-db")) as (
+            master, replica):
+        client(master).set("k", "v")
+        if filled:
+            client(replica).set("mine", "1")
+        client(replica).replicaof("127.0.0.1", master.port)
+        wait_until(lambda: link_up(replica), what="link up")
+        assert client(replica).keys() == [b"k"]
+        return os.path.exists(os.path.join(replica.dir, "dump.rdb"))
+
+
+@pytest.mark.parametrize("filled", [False, True])
+def test_on_empty_db_loads_diskless_only_into_an_empty_dataset(filled: bool) -> None:
+    require_redis()
+    expected = _on_empty_db_writes_file("redis", filled)
+    assert expected is filled
+    assert _on_empty_db_writes_file("dumpling", filled) is expected
