@@ -190,8 +190,6 @@ class Replication:
         for client in list(server.clients.values()):
             blocked = client.blocked
             if blocked is not None and not getattr(client, "repl_kind", None):
-                if blocked.cmd is not None:
-                    blocked.cmd.failed_calls += 1  # an error reply: a failed call, as Redis counts it
                 server.count_error(message.split(" ", 1)[0])
                 server.unblock(client, ErrorReply(message))
 

@@ -271,17 +271,21 @@ class MasterLink:
         snapshots = server.snapshots  # type: ignore[attr-defined]
         # swapdb with our own history: the old data is served from the start of the transfer
         # (Redis loads from the socket as the bytes arrive; here the whole transfer comes first)
+        # A diskless load (on-empty-db into an empty dataset, swapdb) is loading from the first
+        # byte (-LOADING), or with swapdb and the same history serves the old data meanwhile.
         serve_old = self._swapdb() and replid == self.replication.replid
-        if serve_old:
-            snapshots.async_loading = True
+        refuse = not serve_old and self._diskless_load()
+        if serve_old or refuse:
+            snapshots.async_loading = serve_old
+            snapshots.loading = refuse
             snapshots.loading_start = int(time.time())
             snapshots.loading_loaded_bytes = 0
             snapshots.refresh_gate()
         try:
             return await self._receive_and_load(reader, rest, replid, offset)
         finally:
-            if serve_old and snapshots.async_loading:
-                snapshots.async_loading = False
+            if (serve_old or refuse) and (snapshots.async_loading or snapshots.loading):
+                snapshots.async_loading = snapshots.loading = False
                 snapshots.refresh_gate()
 
     def _swapdb(self) -> bool:
