@@ -21,9 +21,10 @@
  *   geo_cells(kind, lon, lat, conversion, radius, width, height)
  *                                        geohash.search_cells: the centre cell and its
  *                                        neighbours, (0, 0) for those left out
- *   geo_scan(items, kind, lon, lat, a, b, limit, found)
- *                                        geohash.point_filter over (score, member) pairs,
- *                                        appending (dist, score, member, lon, lat) hits
+ *   geo_search(spans, kind, lon, lat, a, b, limit, order, count) -> (points, sorted)
+ *                                        geohash.collect_points: point_filter over the
+ *                                        (score, member) pairs of each span, the sort,
+ *                                        the first `count` as (dist, score, member, lon, lat)
  *   geo_pqsort(points, descending, lrange, rrange) -> bool
  *                                        geohash.partial_sort by distance (Redis's pqsort);
  *                                        False (nothing moved) when too deep for C
@@ -802,7 +803,7 @@ static PyObject *py_geo_cells(PyObject *self, PyObject *args) {
 /* geohash.point_filter's centre: radians and cosine computed once. */
 typedef struct {
     int kind;
-    double lon1r, lat1r, cos1;
+    double lon1, lon1r, lat1r, cos1;
     double limit;                   /* circle: radius in metres */
     double half_width, half_height; /* box, in metres */
 } Centre;
@@ -824,8 +825,14 @@ static int point_within(const Centre *c, double lon, double lat, double *dist) {
          * R * |dlat|: the formula's second term (cos * cos * v * v) is not negative and
          * every step after the sum is monotonic.  So a point whose latitude alone puts
          * it past the radius, by far more than the few ulps of rounding in either
-         * computation, is out without the trigonometry. */
-        if (EARTH_RADIUS_IN_METERS * fabs(lat * D_R - c->lat1r) > c->limit * (1 + 1e-9))
+         * computation, is out without the trigonometry: unless the formula would give
+         * NaN (a sum rounded above 1, which the reference keeps, NaN > radius being
+         * false), which needs a point within metres of the antipode, so the shortcut
+         * is only taken within 90 degrees of longitude (at least ~860 km from it). */
+        double dlon = fabs(lon - c->lon1);
+        if (dlon > 180)
+            dlon = 360 - dlon;
+        if (dlon <= 90 && EARTH_RADIUS_IN_METERS * fabs(lat * D_R - c->lat1r) > c->limit * (1 + 1e-9))
             return 0;
         double d = centre_distance(c, lon, lat);
         if (d > c->limit)
@@ -869,90 +876,35 @@ static PyObject *point_tuple(double dist, PyObject *score, PyObject *member, dou
     return t;
 }
 
-static PyObject *py_geo_scan(PyObject *self, PyObject *args) {
-    PyObject *items, *found;
-    Centre c;
-    double lon, lat, a, b;
-    Py_ssize_t limit;
-    if (!PyArg_ParseTuple(args, "OiddddnO!", &items, &c.kind, &lon, &lat, &a, &b, &limit, &PyList_Type, &found))
-        return NULL;
-    if (c.kind != GEO_CIRCLE && c.kind != GEO_BOX) {
-        PyErr_SetString(PyExc_ValueError, "kind must be CIRCLE or BOX");
-        return NULL;
-    }
-    c.lon1r = lon * D_R;
-    c.lat1r = lat * D_R;
-    c.cos1 = cos(c.lat1r);
-    c.limit = a;
-    c.half_width = a;
-    c.half_height = b;
-    PyObject *it = PyObject_GetIter(items);
-    if (it == NULL)
-        return NULL;
+/* A candidate inside the shape: its distance and coordinates, and the object it came
+ * from (a (score, member) pair of the zset, or a point tuple for geo_pqsort). */
+typedef struct {
+    double dist, lon, lat;
+    Py_ssize_t seq; /* position in the scan, for a stable sort */
     PyObject *item;
-    while ((item = PyIter_Next(it)) != NULL) {
-        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
-            Py_DECREF(item);
-            Py_DECREF(it);
-            PyErr_SetString(PyExc_TypeError, "items must be (score, member) pairs");
-            return NULL;
-        }
-        PyObject *score = PyTuple_GET_ITEM(item, 0);
-        double s = PyFloat_CheckExact(score) ? PyFloat_AS_DOUBLE(score) : PyFloat_AsDouble(score);
-        if (s == -1.0 && PyErr_Occurred()) {
-            Py_DECREF(item);
-            Py_DECREF(it);
-            return NULL;
-        }
-        double plon, plat, dist;
-        decode_score(s, &plon, &plat);
-        if (point_within(&c, plon, plat, &dist)) {
-            PyObject *hit = point_tuple(dist, score, PyTuple_GET_ITEM(item, 1), plon, plat);
-            int bad = hit == NULL || PyList_Append(found, hit) < 0;
-            Py_XDECREF(hit);
-            if (bad) {
-                Py_DECREF(item);
-                Py_DECREF(it);
-                return NULL;
-            }
-            if (limit && PyList_GET_SIZE(found) >= limit) {
-                Py_DECREF(item);
-                break;
-            }
-        }
-        Py_DECREF(item);
-    }
-    Py_DECREF(it);
-    if (PyErr_Occurred())
-        return NULL;
-    Py_RETURN_NONE;
-}
+} Hit;
 
-/* Redis's pqsort over the points by distance, as geohash.partial_sort does it: offsets
- * count in units of ES as the reference's pointer arithmetic does. */
+/* Redis's pqsort of hits by distance, as geohash.partial_sort does it: offsets count in
+ * units of ES as the reference's pointer arithmetic does. */
 #define ES 8
 #define PQSORT_DEPTH_MAX 2000
 
 typedef struct {
-    PyObject **items;
+    Hit *hits;
     int descending;
     Py_ssize_t lrange, rrange;
 } PQ;
 
-static double dist_at(const PQ *q, Py_ssize_t off) {
-    return PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(q->items[off / ES], 0));
-}
-
 static int pq_cmp(const PQ *q, Py_ssize_t a, Py_ssize_t b) {
-    double x = dist_at(q, a), y = dist_at(q, b);
+    double x = q->hits[a / ES].dist, y = q->hits[b / ES].dist;
     int r = x > y ? 1 : (x == y ? 0 : -1);
     return q->descending ? -r : r;
 }
 
 static void pq_swap(const PQ *q, Py_ssize_t a, Py_ssize_t b) {
-    PyObject *t = q->items[a / ES];
-    q->items[a / ES] = q->items[b / ES];
-    q->items[b / ES] = t;
+    Hit t = q->hits[a / ES];
+    q->hits[a / ES] = q->hits[b / ES];
+    q->hits[b / ES] = t;
 }
 
 static void pq_vecswap(const PQ *q, Py_ssize_t a, Py_ssize_t b, Py_ssize_t n) {
@@ -1036,6 +988,23 @@ static int pqsort(const PQ *q, Py_ssize_t a, Py_ssize_t n, int depth) {
     }
 }
 
+/* pqsort of the first positions lrange..rrange of hits[0..n): 0, or -1 (hits left as they
+ * were) when too deep for C. */
+static int partial_sort(Hit *hits, Py_ssize_t n, int descending, Py_ssize_t lrange, Py_ssize_t rrange) {
+    Hit *copy = PyMem_Malloc(sizeof(Hit) * (size_t)(n ? n : 1));
+    if (copy == NULL) {
+        PyErr_NoMemory();
+        return -2;
+    }
+    memcpy(copy, hits, sizeof(Hit) * (size_t)n);
+    PQ q = {copy, descending, lrange * ES, (rrange + 1) * ES - 1};
+    int r = pqsort(&q, 0, n, 0);
+    if (r == 0)
+        memcpy(hits, copy, sizeof(Hit) * (size_t)n);
+    PyMem_Free(copy);
+    return r;
+}
+
 static PyObject *py_geo_pqsort(PyObject *self, PyObject *args) {
     PyObject *points;
     int descending;
@@ -1043,24 +1012,145 @@ static PyObject *py_geo_pqsort(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O!pnn", &PyList_Type, &points, &descending, &lrange, &rrange))
         return NULL;
     Py_ssize_t n = PyList_GET_SIZE(points);
+    Hit *hits = PyMem_Malloc(sizeof(Hit) * (size_t)(n ? n : 1));
+    if (hits == NULL)
+        return PyErr_NoMemory();
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *p = PyList_GET_ITEM(points, i);
         if (!PyTuple_Check(p) || PyTuple_GET_SIZE(p) < 1 || !PyFloat_CheckExact(PyTuple_GET_ITEM(p, 0))) {
+            PyMem_Free(hits);
             PyErr_SetString(PyExc_TypeError, "points must be tuples starting with a float distance");
             return NULL;
         }
+        hits[i].dist = PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(p, 0));
+        hits[i].item = p;
     }
-    /* Sorted on a copy of the item pointers: a sort too deep for C leaves the list as it was. */
-    PyObject **items = PyMem_Malloc(sizeof(PyObject *) * (size_t)(n ? n : 1));
-    if (items == NULL)
-        return PyErr_NoMemory();
-    memcpy(items, ((PyListObject *)points)->ob_item, sizeof(PyObject *) * (size_t)n);
-    PQ q = {items, descending, lrange * ES, (rrange + 1) * ES - 1};
-    int r = pqsort(&q, 0, n, 0);
-    if (r == 0 && PyList_GET_SIZE(points) == n)
-        memcpy(((PyListObject *)points)->ob_item, items, sizeof(PyObject *) * (size_t)n);
-    PyMem_Free(items);
+    int r = partial_sort(hits, n, descending, lrange, rrange);
+    if (r == 0) /* the same objects in a new order: no reference changes hands */
+        for (Py_ssize_t i = 0; i < n; i++)
+            PyList_SET_ITEM(points, i, hits[i].item);
+    PyMem_Free(hits);
+    if (r == -2)
+        return NULL;
     return PyBool_FromLong(r == 0);
+}
+
+/* qsort's order for hits (no NaN distance): by distance, then position, so stable. */
+static int by_distance(const void *a, const void *b) {
+    const Hit *x = a, *y = b;
+    if (x->dist != y->dist)
+        return x->dist < y->dist ? -1 : 1;
+    return x->seq < y->seq ? -1 : (x->seq > y->seq ? 1 : 0);
+}
+
+/* geohash.collect_points: scan the spans of (score, member) pairs in order (stopping at
+ * `limit` points when it is not 0), sort (0 none, 1 ascending, 2 descending), keep the
+ * first `count` (0: all).  (points, True), or (every point unsorted, False) when the
+ * reference must sort them (a NaN distance, or a pqsort too deep for C). */
+static PyObject *py_geo_search(PyObject *self, PyObject *args) {
+    PyObject *spans;
+    Centre c;
+    double lon, lat, a, b;
+    Py_ssize_t limit, count;
+    int order;
+    if (!PyArg_ParseTuple(args, "O!iddddnin", &PyList_Type, &spans, &c.kind, &lon, &lat, &a, &b, &limit, &order,
+                          &count))
+        return NULL;
+    if ((c.kind != GEO_CIRCLE && c.kind != GEO_BOX) || order < 0 || order > 2 || limit < 0 || count < 0) {
+        PyErr_SetString(PyExc_ValueError, "bad search arguments");
+        return NULL;
+    }
+    c.lon1 = lon;
+    c.lon1r = lon * D_R;
+    c.lat1r = lat * D_R;
+    c.cos1 = cos(c.lat1r);
+    c.limit = a;
+    c.half_width = a;
+    c.half_height = b;
+    Hit *hits = NULL;
+    Py_ssize_t n = 0, cap = 0;
+    PyObject *result = NULL;
+    for (Py_ssize_t s = 0; s < PyList_GET_SIZE(spans) && !(n && limit && n >= limit); s++) {
+        PyObject *it = PyObject_GetIter(PyList_GET_ITEM(spans, s));
+        if (it == NULL)
+            goto done;
+        PyObject *item;
+        while ((item = PyIter_Next(it)) != NULL) {
+            PyObject *score = PyTuple_Check(item) && PyTuple_GET_SIZE(item) == 2 ? PyTuple_GET_ITEM(item, 0) : NULL;
+            double sc = score == NULL ? -1.0 : PyFloat_CheckExact(score) ? PyFloat_AS_DOUBLE(score) : PyFloat_AsDouble(score);
+            if (score == NULL || (sc == -1.0 && PyErr_Occurred())) {
+                if (score == NULL)
+                    PyErr_SetString(PyExc_TypeError, "items must be (score, member) pairs");
+                Py_DECREF(item);
+                Py_DECREF(it);
+                goto done;
+            }
+            Hit h;
+            decode_score(sc, &h.lon, &h.lat);
+            if (!point_within(&c, h.lon, h.lat, &h.dist)) {
+                Py_DECREF(item);
+                continue;
+            }
+            if (n == cap) {
+                Py_ssize_t grown = cap ? 2 * cap : 64;
+                Hit *more = PyMem_Realloc(hits, sizeof(Hit) * (size_t)grown);
+                if (more == NULL) {
+                    Py_DECREF(item);
+                    Py_DECREF(it);
+                    PyErr_NoMemory();
+                    goto done;
+                }
+                hits = more;
+                cap = grown;
+            }
+            h.item = item; /* the reference is kept */
+            h.seq = n;
+            hits[n++] = h;
+            if (limit && n >= limit)
+                break;
+        }
+        Py_DECREF(it);
+        if (PyErr_Occurred())
+            goto done;
+    }
+    Py_ssize_t returned = count == 0 || n < count ? n : count;
+    int sorted = 1;
+    if (order != 0 && returned == n) {
+        for (Py_ssize_t i = 0; i < n && sorted; i++)
+            sorted = hits[i].dist == hits[i].dist;
+        if (sorted) { /* list.sort(key=distance, reverse=descending): stable either way */
+            for (Py_ssize_t i = 0; i < n; i++)
+                hits[i].dist = order == 2 ? -hits[i].dist : hits[i].dist;
+            qsort(hits, (size_t)n, sizeof(Hit), by_distance);
+            for (Py_ssize_t i = 0; i < n; i++)
+                hits[i].dist = order == 2 ? -hits[i].dist : hits[i].dist;
+        }
+    } else if (order != 0) {
+        int r = partial_sort(hits, n, order == 2, 0, returned - 1);
+        if (r == -2)
+            goto done;
+        sorted = r == 0;
+    }
+    if (!sorted)
+        returned = n;
+    PyObject *points = PyList_New(returned);
+    if (points == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < returned; i++) {
+        PyObject *p = point_tuple(hits[i].dist, PyTuple_GET_ITEM(hits[i].item, 0), PyTuple_GET_ITEM(hits[i].item, 1),
+                                  hits[i].lon, hits[i].lat);
+        if (p == NULL) {
+            Py_DECREF(points);
+            goto done;
+        }
+        PyList_SET_ITEM(points, i, p);
+    }
+    result = Py_BuildValue("(NO)", points, sorted ? Py_True : Py_False);
+done:
+    for (Py_ssize_t i = 0; i < n; i++)
+        Py_DECREF(hits[i].item);
+    PyMem_Free(hits);
+    return result;
 }
 
 /* ---------------------------------------------------------------- reply text */
@@ -1331,8 +1421,8 @@ static PyMethodDef hllgeo_methods[] = {
     {"geo_decode", py_geo_decode, METH_O, "geo_decode(score) -> (longitude, latitude)."},
     {"geo_cells", py_geo_cells, METH_VARARGS,
      "geo_cells(kind, lon, lat, conversion, radius, width, height) -> [(bits, step)] * 9: the cells to visit."},
-    {"geo_scan", py_geo_scan, METH_VARARGS,
-     "geo_scan(items, kind, lon, lat, a, b, limit, found): append the (dist, score, member, lon, lat) hits."},
+    {"geo_search", py_geo_search, METH_VARARGS,
+     "geo_search(spans, kind, lon, lat, a, b, limit, order, count) -> (points, sorted)."},
     {"geo_pqsort", py_geo_pqsort, METH_VARARGS, "geo_pqsort(points, descending, lrange, rrange) -> bool."},
     {"geo_reply", py_geo_reply, METH_VARARGS,
      "geo_reply(points, n, conversion, withdist, withhash, withcoord, resp3) -> bytes."},

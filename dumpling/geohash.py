@@ -14,7 +14,7 @@ Also here: Redis's text forms of distances (``fixedpoint_d2string`` with 4 digit
 and coordinates (``%.17Lf`` with trailing zeros trimmed).
 
 A search's candidates become points ``(distance, score, member, longitude, latitude)``.
-The entry points ``cells_to_scan``, ``cell_scanner``, ``sort_nearest``, ``points_reply`` and
+The entry points ``cells_to_scan``, ``collect_points``, ``points_reply`` and
 ``positions_reply`` run ``dumpling._hllgeo``'s C twins of this code when it is loaded
 (``native``; ``DUMPLING_PURE=1`` or ``use_native(False)`` turns them off); the Python
 here stays the reference they must match (``tests/test_hllgeo_c.py``).
@@ -612,17 +612,6 @@ def cell_scanner(shape: Shape) -> Scanner:
     """``membersOfGeoHashBox``'s filter for this search: ``scan(items, limit, found)``
     appends the points of ``(score, member)`` items inside the shape to ``found``,
     stopping once it holds ``limit`` points (0: no limit)."""
-    if native is not None:
-        if shape.kind == CIRCLE:
-            a, b = shape.radius * shape.conversion, 0.0
-        else:
-            a, b = shape.width * shape.conversion / 2, shape.height * shape.conversion / 2
-        geo_scan, kind, longitude, latitude = native.geo_scan, shape.kind, shape.longitude, shape.latitude
-
-        def scan_c(items: Iterable[tuple[float, bytes]], limit: int, found: list[Point]) -> None:
-            geo_scan(items, kind, longitude, latitude, a, b, limit, found)
-
-        return scan_c
     test = point_filter(shape)
 
     def scan(items: Iterable[tuple[float, bytes]], limit: int, found: list[Point]) -> None:
@@ -634,6 +623,38 @@ def cell_scanner(shape: Shape) -> Scanner:
                     break
 
     return scan
+
+
+SORT_NONE, SORT_ASC, SORT_DESC = 0, 1, 2
+
+
+def collect_points(spans: list[Iterable[tuple[float, bytes]]], shape: Shape, limit: int, order: int,
+                   count: int) -> list[Point]:
+    """``membersOfAllNeighbors`` then the sort: the points of the cells' ``(score,
+    member)`` spans inside the shape, span by span, stopping at ``limit`` points when it
+    is not 0 (COUNT ... ANY); sorted by distance (``order``); the first ``count`` (0: all)."""
+    if native is not None:
+        if shape.kind == CIRCLE:
+            a, b = shape.radius * shape.conversion, 0.0
+        else:
+            a, b = shape.width * shape.conversion / 2, shape.height * shape.conversion / 2
+        points, done = native.geo_search(spans, shape.kind, shape.longitude, shape.latitude, a, b, limit, order,
+                                         count)
+        if done:
+            return points
+        # C left them unsorted (a NaN distance, or a pqsort too deep for it): sorted below
+    else:
+        points = []
+        scan = cell_scanner(shape)
+        for items in spans:
+            if points and limit and len(points) >= limit:
+                break
+            scan(items, limit, points)
+    returned = len(points) if count == 0 or len(points) < count else count
+    if order != SORT_NONE:
+        sort_nearest(points, order == SORT_DESC, returned)
+    del points[returned:]
+    return points
 
 
 def _ascending(a: Point, b: Point) -> int:

@@ -193,29 +193,50 @@ def test_search_cells_match() -> None:
                            shape.width, shape.height) == expected, shape
 
 
-def test_scan_finds_the_same_points() -> None:
+def test_search_finds_sorts_and_cuts_the_same_points() -> None:
+    """collect_points: the scan of each span (stopping at COUNT ... ANY's limit), the sort
+    (none, ascending, descending: qsort of all or pqsort of the first COUNT) and the cut,
+    C against the reference, ties included (repeated coordinates)."""
     rng = random.Random(6)
     hits = 0
     for _ in range(150):
         shape = _shape(rng)
         near = [(shape.longitude + rng.uniform(-3, 3), shape.latitude + rng.uniform(-3, 3)) for _ in range(100)]
         points = [(min(max(x, -180.0), 180.0), min(max(y, gh.LAT_MIN), gh.LAT_MAX)) for x, y in near]
-        points += [_coordinate(rng) for _ in range(100)]
+        points += [_coordinate(rng) for _ in range(100)] + [points[0]] * 5
         items = sorted((float(gh.score_of(x, y)), b"m%d" % i) for i, (x, y) in enumerate(points))
+        cut = rng.randrange(len(items))
         limit = rng.choice([0, 0, 1, 5])
+        order = rng.choice([gh.SORT_NONE, gh.SORT_ASC, gh.SORT_DESC])
+        count = rng.choice([0, 1, 3, 50, limit])
         found: dict[bool, list[gh.Point]] = {}
         for enabled in (True, False):
             gh.use_native(enabled)
             try:
-                found[enabled] = []
-                scan = gh.cell_scanner(shape)
-                scan(iter(items[:120]), limit, found[enabled])
-                scan(items[120:], limit, found[enabled])
+                found[enabled] = gh.collect_points([iter(items[:cut]), (), items[cut:]], shape, limit, order, count)
             finally:
                 gh.use_native(True)
         assert found[True] == found[False]
         hits += len(found[True])
     assert hits > 500
+
+
+def test_search_with_nan_distances_is_sorted_by_the_reference() -> None:
+    """A NaN centre (not reachable from a command, which checks coordinates) makes every
+    distance NaN: C hands the points back unsorted and the reference sorts them."""
+    rng = random.Random(12)
+    items = sorted((float(gh.score_of(*_coordinate(rng))), b"m%d" % i) for i in range(60))
+    for count in (0, 3):
+        for order in (gh.SORT_ASC, gh.SORT_DESC):
+            shape = gh.Shape(kind=gh.CIRCLE, longitude=math.nan, latitude=10.0, conversion=1.0, radius=1e6)
+            members = []
+            for enabled in (True, False):
+                gh.use_native(enabled)
+                try:
+                    members.append([p[2] for p in gh.collect_points([items], shape, 0, order, count)])
+                finally:
+                    gh.use_native(True)
+            assert members[0] == members[1] and len(members[0]) == (count or 60)
 
 
 def _cmp(a: gh.Point, b: gh.Point) -> int:

@@ -13,7 +13,7 @@ Must not: reach into the zset structure beyond ``ZSetValue``'s documented method
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from dumpling import geohash as gh
@@ -31,7 +31,7 @@ BAD_UNIT = "unsupported unit provided. please use M, KM, FT, MI"
 BAD_MEMBER = "could not decode requested zset member"
 
 RADIUS_COORDS, RADIUS_MEMBER, RADIUS_NOSTORE, GEOSEARCH, GEOSEARCHSTORE = 1, 2, 4, 8, 16
-SORT_NONE, SORT_ASC, SORT_DESC = 0, 1, 2
+SORT_NONE, SORT_ASC, SORT_DESC = gh.SORT_NONE, gh.SORT_ASC, gh.SORT_DESC
 
 
 # ----------------------------------------------------------------------------- argument helpers
@@ -157,12 +157,11 @@ def geopos(c: Any, argv: list[bytes]) -> Any:
 # ----------------------------------------------------------------------------- searches
 
 
-def _points_in_cells(z: ZSetValue, shape: gh.Shape, cells: list[tuple[int, int]], limit: int) -> list[gh.Point]:
-    """``membersOfAllNeighbors``: candidates cell by cell in score order, filtered by
-    the shape, stopping at ``limit`` results when it is not 0 (COUNT ... ANY)."""
-    found: list[gh.Point] = []
+def _cell_spans(z: ZSetValue, cells: list[tuple[int, int]]) -> list[Iterable[tuple[float, bytes]]]:
+    """``membersOfAllNeighbors``'s walk: the ``(score, member)`` items of each cell to
+    visit, in score order (lazy: a search stopped by COUNT ... ANY reads no further)."""
+    spans: list[Iterable[tuple[float, bytes]]] = []
     last_processed = 0
-    scan = gh.cell_scanner(shape)
     for i, cell in enumerate(cells):
         if cell == (0, 0):
             continue
@@ -170,14 +169,11 @@ def _points_in_cells(z: ZSetValue, shape: gh.Shape, cells: list[tuple[int, int]]
         # just before is skipped (and never right after the centre, as in Redis).
         if last_processed and cell == cells[last_processed]:
             continue
-        if found and limit and len(found) >= limit:
-            break
         low, high = gh.score_range(*cell)
         lo, hi = z.score_span(float(low), False, float(high), True)
-        if hi > lo:
-            scan(z.range_by_rank(lo, hi - 1), limit, found)
+        spans.append(z.range_by_rank(lo, hi - 1) if hi > lo else ())
         last_processed = i
-    return found
+    return spans
 
 
 def _search(c: Any, argv: list[bytes], src_index: int, flags: int) -> Any:
@@ -278,13 +274,9 @@ def _search(c: Any, argv: list[bytes], src_index: int, flags: int) -> Any:
         return []
     if count and order == SORT_NONE and not any_:
         order = SORT_ASC
-    points = _points_in_cells(z, shape, gh.cells_to_scan(shape), count if any_ else 0)
+    points = gh.collect_points(_cell_spans(z, gh.cells_to_scan(shape)), shape, count if any_ else 0, order, count)
     if not points and store_key is None:
         return []
-    returned = len(points) if count == 0 or len(points) < count else count
-    if order != SORT_NONE:
-        gh.sort_nearest(points, order == SORT_DESC, returned)
-    del points[returned:]
     if store_key is not None:
         return _store(c, store_key, points, shape.conversion, store_dist, flags)
     if withdist or withhash or withcoords:
