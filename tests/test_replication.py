@@ -1039,6 +1039,8 @@ def _swapdb_resync(replica_kind: str, outcome: str) -> list[Any]:
         wait_until(lambda: r.info("persistence")["async_loading"] == 1, what="async loading")
         info = r.info("persistence")
         seen += [info["loading"], r.get("mykey"), r.fcall("test", 0), r.dbsize()]
+        with RawConnection(replica.port) as raw:  # (DENY_LOADING_CONFIG settings)
+            seen.append(raw.call("CONFIG", "SET", "appendonly", "no"))
         if replica_kind == "dumpling":  # (Redis 7.4 refuses it while async loading; 7.0 ran it afterwards)
             with RawConnection(replica.port) as raw:
                 assert raw.call("REPLICAOF", "NO", "ONE") == b"-LOADING Redis is loading the dataset in memory\r\n"

@@ -469,6 +469,10 @@ def config_get(c: Any, argv: list[bytes]) -> Any:
     return Map((k.encode("utf-8", "surrogateescape"), v.encode("utf-8", "surrogateescape")) for k, v in pairs)
 
 
+# Settings CONFIG SET refuses while a dataset loads (Redis's DENY_LOADING_CONFIG).
+_DENY_LOADING = frozenset({"appendonly", "repl-diskless-load", "dir"})
+
+
 @command("config|set", -4, "admin noscript loading stale", **SRV, since="2.0.0",
          summary="Sets configuration parameters in-flight.", args="data=(parameter value)...",
          complexity="O(N) when N is the number of configuration parameters provided",
@@ -491,6 +495,8 @@ def config_set(c: Any, argv: list[bytes]) -> Any:
             raise CommandError(f"CONFIG SET failed (possibly related to argument '{name}') - can't set protected config")
         if setting.name in seen:
             raise CommandError(f"CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter")
+        if setting.name in _DENY_LOADING and (c.server.snapshots.loading or c.server.snapshots.async_loading):
+            raise CommandError("-LOADING Redis is loading the dataset in memory")  # (DENY_LOADING_CONFIG)
         seen.add(setting.name)
         items.append((name, setting, argv[i + 1].decode("utf-8", "surrogateescape")))
     converted = []
