@@ -355,6 +355,11 @@ def _commands(rng: random.Random) -> Iterator[tuple[bytes | str, ...]]:
     yield ("GET", "forged")
     yield ("PFCOUNT", "forged")
     yield ("PFCOUNT", "h1", "forged")
+    for head in (b"HYLL\x01", b"HYLL\x00" + bytes(11)):  # too short, as raw strings (APPEND)
+        yield ("SET", "short", head[:4])
+        yield ("APPEND", "short", head[4:] + b"\x00")
+        yield ("PFCOUNT", "short")
+        yield ("PFADD", "short", "x")
     places = []
     for i in range(400):
         lon, lat = _coordinate(rng) if i % 2 else (13.5 + rng.uniform(-2, 2), 38 + rng.uniform(-2, 2))

@@ -21,6 +21,8 @@ from dumpling.errors import WRONGTYPE, CommandError
 from dumpling.protocol import OK, Status
 
 HLL = {"group": "hyperloglog", "since": "2.8.9"}
+_DENSE_HEAD = hll.MAGIC + bytes([hll.DENSE])
+_SPARSE_HEAD = hll.MAGIC + bytes([hll.SPARSE])
 
 
 def _max_bytes(c: Any) -> int:
@@ -39,6 +41,10 @@ def _writable_hll(c: Any, key: bytes, value: Any) -> bytearray:
     """``isHLLObjectOrReply`` then ``dbUnshareStringValue``: the key's valid HLL as a
     mutable ``bytearray`` (``raw``)."""
     if type(value) is bytearray:
+        # hll.is_valid, inline for the usual case (a valid HLL a command already wrote)
+        head = value[:5]
+        if head == _DENSE_HEAD and len(value) == hll.DENSE_SIZE or head == _SPARSE_HEAD and len(value) >= hll.HEADER_SIZE:
+            return value
         if not hll.is_valid(value):
             raise CommandError(hll.NOT_HLL)
         return value
