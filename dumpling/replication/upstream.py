@@ -80,6 +80,7 @@ class MasterLink:
         self.cached = cached
         self.state = "connect"  # connect, connecting, handshake, sync (transfer + load), connected
         self.loading = False
+        self.diskless = False  # this full sync loads without writing dbfilename (repl-diskless-load)
         self.client: MasterClient | None = None
         self.writer: asyncio.StreamWriter | None = None
         self.offset = cached[1] if cached else -1  # slave_repl_offset (applied)
@@ -295,6 +296,7 @@ class MasterLink:
 
     async def _receive_and_load(self, reader: asyncio.StreamReader, rest: bytes, replid: str, offset: int) -> bool:
         server = self.server
+        diskless = self.diskless = self._diskless_load()
         transfer = BulkTransfer()
         self.transfer = transfer
         self.transfer_last_io = time.time()
@@ -305,17 +307,27 @@ class MasterLink:
                 done = transfer.feed(data)
                 if transfer.started and not announced:
                     announced = True
-                    where = "to parser" if self._diskless_load() else "to disk"
+                    where = "to parser" if diskless else "to disk"
                     if transfer.eof_mark is not None:
                         server.log("notice", f"MASTER <-> REPLICA sync: receiving streamed RDB from master with EOF "
                                    f"{where}")
                     else:
                         server.log("notice", f"MASTER <-> REPLICA sync: receiving {transfer.size} bytes from master "
                                    f"{where}")
+                    if diskless:  # (the load is under way from the first byte, as for Redis's socket load)
+                        server.log("notice", "MASTER <-> REPLICA sync: Loading DB in memory")
                 if done:
                     break
             data = await reader.read(1 << 20)
             if not data:
+                if diskless and transfer.started:  # what Redis's socket load reports for a cut transfer
+                    server.log("warning", f"Internal error in RDB reading offset {transfer.received}, function at "
+                               "upstream.py -> Unexpected EOF reading RDB file")
+                    server.log("warning", "Failed trying to load the MASTER synchronization DB from socket, check "
+                               "server logs.")
+                    if self._swapdb():
+                        server.log("notice", "MASTER <-> REPLICA sync: Discarding temporary DB in background")
+                    raise LinkLost("")
                 raise LinkLost("" if self.timed_out else "I/O error trying to sync with MASTER: connection lost")
             self.transfer_last_io = self.last_io = time.time()
         self._leftover = transfer.leftover
@@ -326,7 +338,7 @@ class MasterLink:
                        "dataset is left as it was and the sync will be retried")
             raise LinkLost("")
         snapshots = server.snapshots  # type: ignore[attr-defined]
-        if not self._diskless_load() and not (server.config["rdb-del-sync-files"] and snapshots.persistence_off()):
+        if not diskless and not (server.config["rdb-del-sync-files"] and snapshots.persistence_off()):
             self._save_received(payload)  # (rdb-del-sync-files with persistence off: Redis deletes it after the load)
         return await self._load(payload, replid, offset)
 
@@ -383,7 +395,8 @@ class MasterLink:
                 server.keyspace.tracking.flushed()
 
         flush_all()
-        server.log("notice", "MASTER <-> REPLICA sync: Loading DB in memory")
+        if not self.diskless:  # (else logged when the transfer began)
+            server.log("notice", "MASTER <-> REPLICA sync: Loading DB in memory")
         self.loading = True
         started = time.monotonic()
         state = snapshots._begin_load(len(payload), keep_expired=True)  # the master expires keys, not us
@@ -438,7 +451,6 @@ class MasterLink:
         if real_loader is not None:  # the new libraries wait for the swap (a temporary functions context)
             snapshots.function_loader = lambda source, allow_duplicates: functions.append(source)
         snapshots.target_dbs = temp
-        server.log("notice", "MASTER <-> REPLICA sync: Loading DB in memory")
         self.loading = True
         started = time.monotonic()
         state = snapshots._begin_load(len(payload), keep_expired=True, async_loading=serve_old)
