@@ -9,9 +9,11 @@ of {Redis, dumpling} is measured.
 
 Steady state: redis-benchmark runs SET (-P 16, random keys) against the master while the
 replica follows; reported are the master's throughput (and its ratio to a Redis master's
-with the same kind of replica, measured in the same run), how long after the benchmark
-ends the replica's offset reaches the master's (the lag drained), and the replica's
-average apply rate.  Noisy machines: compare the ratios, not the absolute figures.
+with the same kind of replica, measured in the same run), the master's CPU time per SET
+(user + system, from /proc: what bounds its throughput on an idle machine, and much less
+sensitive than throughput to other load on a shared one), how long after the benchmark ends
+the replica's offset reaches the master's (the lag drained), and the replica's average apply
+rate.  Noisy machines: compare the ratios, not the absolute figures.
 """
 
 from __future__ import annotations
@@ -80,22 +82,31 @@ def full_sync(master_kind: str, replica_kind: str, keys: int) -> tuple[float, in
         replica.stop()
 
 
-def steady(master_kind: str, replica_kind: str, ops: int) -> tuple[float, float, float]:
+def cpu_seconds(server: ServerProcess) -> float:
+    """User + system CPU time of the server process so far (Linux /proc)."""
+    with open(f"/proc/{server.proc.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def steady(master_kind: str, replica_kind: str, ops: int) -> tuple[float, float, float, float]:
     master = start(master_kind)
     replica = start(replica_kind)
     try:
         m, r = redis.Redis(port=master.port), redis.Redis(port=replica.port)
         r.replicaof("127.0.0.1", master.port)
         wait_link(r)
+        cpu_before = cpu_seconds(master)
         started = time.perf_counter()
         subprocess.run(["redis-benchmark", "-p", str(master.port), "-t", "set", "-n", str(ops), "-P", "16", "-r",
                         "100000", "-q"], check=True, capture_output=True)
         bench_done = time.perf_counter()
+        cpu_per_op = (cpu_seconds(master) - cpu_before) / ops
         target = m.info("replication")["master_repl_offset"]
         while r.info("replication")["master_repl_offset"] < target:
             time.sleep(0.002)
         drained = time.perf_counter()
-        return ops / (bench_done - started), drained - bench_done, ops / (drained - started)
+        return ops / (bench_done - started), cpu_per_op, drained - bench_done, ops / (drained - started)
     finally:
         master.stop()
         replica.stop()
@@ -128,15 +139,17 @@ def full_syncs(pairs: list[tuple[str, str]], keys: int) -> None:
 
 def steady_states(pairs: list[tuple[str, str]], ops: int) -> None:
     print(f"\nsteady state: redis-benchmark SET -P 16 -n {ops:,}")
-    print("| master -> replica | master rps | vs Redis master | lag drained after (s) | replica applied/s |")
-    print("|---|---|---|---|---|")
-    redis_rps: dict[str, float] = {}
+    print("| master -> replica | master rps | vs Redis master | master CPU µs/SET | vs Redis master | lag drained "
+          "after (s) | replica applied/s |")
+    print("|---|---|---|---|---|---|---|")
+    redis_rps: dict[str, tuple[float, float]] = {}
     for master_kind, replica_kind in pairs:
-        rps, lag, applied = steady(master_kind, replica_kind, ops)
+        rps, cpu, lag, applied = steady(master_kind, replica_kind, ops)
         if master_kind == "redis":
-            redis_rps[replica_kind] = rps
-        ratio = rps / redis_rps[replica_kind] if replica_kind in redis_rps else float("nan")
-        print(f"| {master_kind} -> {replica_kind} | {rps:,.0f} | {ratio:.2f} | {lag:.2f} | {applied:,.0f} |")
+            redis_rps[replica_kind] = (rps, cpu)
+        base_rps, base_cpu = redis_rps.get(replica_kind, (float("nan"), float("nan")))
+        print(f"| {master_kind} -> {replica_kind} | {rps:,.0f} | {rps / base_rps:.2f} | {cpu * 1e6:.2f} | "
+              f"{base_cpu / cpu:.2f} | {lag:.2f} | {applied:,.0f} |")
 
 
 if __name__ == "__main__":
