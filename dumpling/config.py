@@ -67,7 +67,7 @@ EVENT_CLASSES = "g$lshzxetdnKEmA"
 SETTINGS: list[Setting] = [
     # networking and clients
     _s("port", "int", 6379, max=65535),  # CONFIG SET moves the listeners (Server.listen_tcp)
-    _s("bind", "list", "127.0.0.1"),
+    _s("bind", "list", "* -::*"),  # Redis's default: every interface (protected mode guards it)
     _s("protected-mode", "bool", True),
     _s("tcp-backlog", "int", 511, immutable=True),
     _s("tcp-keepalive", "int", 300, max=INT_MAX),
@@ -571,8 +571,6 @@ class Config:
             return f"{-value}%"
         if s.name == "dir":
             return os.path.abspath(value) if value else os.getcwd()
-        if s.name == "bind" and value == "*":
-            return "* -::*"
         return str(value)
 
     def apply(self, name: str, value: Any) -> None:

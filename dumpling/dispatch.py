@@ -12,6 +12,7 @@ the retry succeeds, the timeout fires, or it is unblocked/disconnected.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import secrets
 import socket
@@ -381,6 +382,14 @@ class Server:
             if refusal is not None:
                 self.reject(client, refusal, argv, cmd)
                 return
+        queued = client.multi is not None and cmd.name_bytes not in MULTI_PASSTHROUGH
+        if self.cluster is not None and not queued:
+            # Redis redirects before LOADING/MISCONF/NOREPLICAS/READONLY and before a pause holds
+            # the command: a write held through a manual failover gets MOVED, not READONLY
+            err = self.cluster.check(client, cmd, argv)
+            if err is not None:
+                self.reject(client, err, argv, cmd, wrap_exec=False)  # Redis: EXEC gets the bare redirection
+                return
         if self.command_gate is not None:
             refusal = self.command_gate(client, cmd, argv)
             if refusal is not None:
@@ -388,7 +397,7 @@ class Server:
                 return
         if self.pause_gate is not None and self.pause_gate(client, cmd, argv):
             return  # CLIENT PAUSE: held until the pause ends, then run from the top again
-        if client.multi is not None and cmd.name_bytes not in MULTI_PASSTHROUGH:  # by command, not by the name typed
+        if queued:  # by command, not by the name typed
             if "no_multi" in cmd.flags:
                 self.reject(client, "ERR Command not allowed inside a transaction", argv, cmd)
                 return
@@ -404,11 +413,6 @@ class Server:
             client.multi.append((cmd, argv))
             client.reply(QUEUED)
             return
-        if self.cluster is not None:
-            err = self.cluster.check(client, cmd, argv)
-            if err is not None:
-                self.reject(client, err, argv, cmd, wrap_exec=False)  # Redis: EXEC gets the bare redirection
-                return
         # Redis evicts before every command under maxmemory; only denyoom ones are refused.
         if self.maxmemory and not self.evict_if_needed() and cmd.denyoom:
             self.reject(client, "OOM command not allowed when used memory > 'maxmemory'.", argv, cmd)
@@ -884,25 +888,49 @@ class Server:
     def listen_tcp(self) -> list[asyncio.Task[Any]]:
         """Listen on ``port`` at the ``bind`` addresses (at startup, and when CONFIG SET changes
         them: Redis's changeListener).  Listeners already open for an address and port stay; the
-        others close once every new one is open.  Raises ListenError, nothing changed, when one
-        cannot be opened.  Port 0: no TCP listener.  Returns the loop's tasks that take them over."""
+        others close once every new one is open (or first, when a new address overlaps an old one:
+        0.0.0.0 and 127.0.0.1 on one port).  Raises ListenError, the listeners as they were, when
+        one cannot be opened.  Port 0 or bind "": no TCP listener.  Returns the loop's tasks that
+        take the new sockets over."""
         port = self.config["port"]
-        wanted = [(addr, port) for addr in self.config["bind"].split() or ["127.0.0.1"]] if port else []
+        wanted = [(addr, port) for addr in self.config["bind"].split()] if port else []
+        stale = [where for where in self.tcp_listeners if where not in wanted]
+        new = [where for where in wanted if where not in self.tcp_listeners]
+        try:
+            opened = self._open_listeners(new)
+        except ListenError as e:
+            if e.errno != errno.EADDRINUSE or not stale:
+                raise
+            self._close_listeners(stale)
+            try:
+                opened = self._open_listeners(new)
+            except ListenError:
+                self._serve_listeners(self._open_listeners(stale))  # back as they were
+                raise
+            return self._serve_listeners(opened)
+        self._close_listeners(stale)
+        return self._serve_listeners(opened)
+
+    def _open_listeners(self, places: list[tuple[str, int]]) -> list[tuple[tuple[str, int], socket.socket | None]]:
         opened: list[tuple[tuple[str, int], socket.socket | None]] = []
         try:
-            for where in wanted:
-                if where not in self.tcp_listeners:
-                    opened.append((where, open_tcp(*where, self.config["tcp-backlog"])))
+            for where in places:
+                opened.append((where, open_tcp(*where, self.config["tcp-backlog"])))
         except ListenError:
             for _, sock in opened:
                 if sock is not None:
                     sock.close()
             raise
-        for where in [w for w in self.tcp_listeners if w not in wanted]:
+        return opened
+
+    def _close_listeners(self, places: list[tuple[str, int]]) -> None:
+        for where in places:
             srv = self.tcp_listeners.pop(where)
             if srv is not None:
                 srv.close()
                 self.servers.remove(srv)
+
+    def _serve_listeners(self, opened: list[tuple[tuple[str, int], socket.socket | None]]) -> list[asyncio.Task[Any]]:
         assert self.loop is not None
         tasks = []
         for where, sock in opened:

@@ -18,9 +18,10 @@ class ListenError(OSError):
 
 
 def host_of(address: str) -> str:
-    """The host a ``bind`` word listens on: ``-`` (optional address) dropped, ``*`` any IPv4."""
+    """The host a ``bind`` word listens on: ``-`` (optional address) dropped, ``*`` any IPv4,
+    ``::*`` any IPv6."""
     host = address.lstrip("-")
-    return "0.0.0.0" if host == "*" else host
+    return "0.0.0.0" if host == "*" else "::" if host == "::*" else host
 
 
 def open_tcp(address: str, port: int, backlog: int) -> socket.socket | None:

@@ -102,7 +102,7 @@ def test_stock_file_loads_and_matches_redis(conf: Path, tmp_path: Path) -> None:
                                                              "set-max-listpack-value": "64"}
         # One startup line per directive that has no effect here.
         log = ours.log()
-        for name in ("oom-score-adj", "disable-thp", "jemalloc-bg-thread", "replica-lazy-flush"):
+        for name in ("disable-thp", "jemalloc-bg-thread", "replica-lazy-flush"):
             line = f"Config directive '{name}' is accepted for compatibility and has no effect in dumpling"
             assert log.count(line) == 1, name
         assert "Config directive 'port'" not in log

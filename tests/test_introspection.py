@@ -472,3 +472,26 @@ def test_reply_buffer_shrinks_and_grows(dumpling_server: ServerProcess, redis_se
         seen.append((shrunk[0], grown, kept, bad))
     assert seen[0] == seen[1]
     assert seen[0][0] == 1024 and seen[0][1][0] == 16384 and seen[0][2] == 16384  # (resizing off: kept)
+
+
+def test_default_bind_and_no_tcp_listener(tmp_path: Path) -> None:
+    """Redis's default bind is every interface ("* -::*", as redis-server 7.0 shows it too;
+    protected mode keeps others out); CONFIG SET bind "" closes TCP, the unix socket stays."""
+    sock = str(tmp_path / "d.sock")
+    port = free_port()
+    server = ServerProcess([sys.executable, "-m", "dumpling", "--port", str(port), "--save", "", "--unixsocket", sock],
+                           port, "dumpling")
+    try:
+        with server.raw() as conn:
+            assert parse_reply(conn.call("CONFIG", "GET", "bind")) == [b"bind", b"* -::*"]
+            assert conn.call("CONFIG", "SET", "bind", "") == b"+OK\r\n"
+            assert parse_reply(conn.call("CONFIG", "GET", "bind")) == [b"bind", b""]
+        assert not _reachable(port)
+        unix = socket.socket(socket.AF_UNIX)
+        unix.connect(sock)
+        unix.sendall(encode_command("CONFIG", "SET", "bind", "127.0.0.1"))
+        assert unix.recv(100) == b"+OK\r\n"
+        unix.close()
+        assert _reachable(port)
+    finally:
+        server.stop()
