@@ -8,7 +8,8 @@ parsing, error order, cell walk, sorting and reply shapes; distances print with 
 decimals, coordinates as Redis's "human" long doubles (bulk strings in RESP2,
 doubles in RESP3).
 
-Must not: reach into the zset structure beyond ``ZSetValue``'s documented methods.
+Must not: reach into the zset structure beyond ``ZSetValue``'s documented methods and its
+``index`` (a ``SortedList`` of ``(score, member)``, read with ``irange``).
 """
 
 from __future__ import annotations
@@ -170,8 +171,8 @@ def _cell_spans(z: ZSetValue, cells: list[tuple[int, int]]) -> list[Iterable[tup
         if last_processed and cell == cells[last_processed]:
             continue
         low, high = gh.score_range(*cell)
-        lo, hi = z.score_span(float(low), False, float(high), True)
-        spans.append(z.range_by_rank(lo, hi - 1) if hi > lo else ())
+        # scores in [low, high): what score_span + range_by_rank give, in one bisection each
+        spans.append(z.index.irange((float(low), b""), (float(high), b""), inclusive=(True, False)))
         last_processed = i
     return spans
 
