@@ -52,7 +52,6 @@ FAIL_UNDO_TIME_MULT = 2
 MIN_REJOIN_DELAY = 500
 MAX_REJOIN_DELAY = 5000
 MF_TIMEOUT = 5000
-MF_PAUSE_MULT = 2
 
 
 class BusLink(asyncio.Protocol):
@@ -555,7 +554,7 @@ class ClusterBus:
             self.reset_manual_failover()
             self.mf_end = now + MF_TIMEOUT
             self.mf_replica = sender
-            self.runtime.pause_writes(MF_TIMEOUT * MF_PAUSE_MULT)
+            self.runtime.pause_writes()  # until the failover ends or times out (MF_TIMEOUT)
             self.log("notice", f"Manual failover requested by replica {sender.id} ({sender.human_nodename}).")
             self.send_ping(link, bp.PING)
         elif kind == bp.UPDATE:
@@ -985,8 +984,10 @@ class ClusterBus:
         if not self.auth_sent and not self.mf_end:
             rank = self.replica_rank()
             if rank > self.auth_rank:
-                self.auth_time += (rank - self.auth_rank) * 1000
+                added = (rank - self.auth_rank) * 1000
+                self.auth_time += added
                 self.auth_rank = rank
+                self.log("notice", f"Replica rank updated to #{rank}, added {added} milliseconds of delay.")
         if now < self.auth_time:
             return
         if auth_age > auth_timeout:

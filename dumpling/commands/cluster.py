@@ -323,11 +323,13 @@ class ClusterRuntime:
     def replica_offset(self) -> int:
         return self.server.replication.offset
 
-    def pause_writes(self, duration_ms: int) -> None:
-        self.server.client_pause.pause(now_ms() + duration_ms, False)
+    def pause_writes(self) -> None:
+        """A manual failover holds writes under its own purpose (Redis's PAUSE_DURING_FAILOVER):
+        CLIENT UNPAUSE does not end it; the failover's end or timeout does."""
+        self.server.client_pause.hold("failover")
 
     def unpause_writes(self) -> None:
-        self.server.client_pause.unpause()
+        self.server.client_pause.release("failover")
 
 
 # ----------------------------------------------------------------------------- setup

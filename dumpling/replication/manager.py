@@ -187,9 +187,12 @@ class Replication:
 
     def _unblock_all(self, message: str) -> None:
         server = self.server
+        pause = server.client_pause
         for client in list(server.clients.values()):
             blocked = client.blocked
-            if blocked is not None and not getattr(client, "repl_kind", None):
+            # a command held by a pause starts again from the top when released (Redis skips
+            # BLOCKED_POSTPONE clients): after a manual failover it gets its redirection
+            if blocked is not None and not getattr(client, "repl_kind", None) and not pause.holds(client):
                 server.count_error(message.split(" ", 1)[0])
                 server.unblock(client, ErrorReply(message))
 
