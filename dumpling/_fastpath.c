@@ -1322,6 +1322,66 @@ static PyObject *fast_configure(PyObject *self, PyObject *const *args, Py_ssize_
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------------------------ SORT's ordering */
+
+typedef struct {
+    double score;
+    const char *p;
+    Py_ssize_t n;
+    PyObject *element; /* borrowed from the caller's list */
+} Scored;
+
+/* Redis's sortCompare for numeric weights: by score, equal scores in binary order of the
+ * elements (compareStringObjects: memcmp, then the shorter first). */
+static int scored_cmp(const void *a, const void *b) {
+    const Scored *x = a, *y = b;
+    if (x->score < y->score)
+        return -1;
+    if (x->score > y->score)
+        return 1;
+    int c = memcmp(x->p, y->p, (size_t)(x->n < y->n ? x->n : y->n));
+    if (c != 0)
+        return c;
+    return x->n < y->n ? -1 : x->n > y->n;
+}
+
+static int scored_cmp_desc(const void *a, const void *b) { return scored_cmp(b, a); }
+
+/* sort_scored(scores: list[float], elements: list[bytes], desc: bool) -> list | None:
+ * the elements in SORT's order for those weights; None if an argument is not of those
+ * exact types (the caller's Python ordering applies then). */
+static PyObject *fast_sort_scored(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[1]) ||
+        PyList_GET_SIZE(args[0]) != PyList_GET_SIZE(args[1]))
+        Py_RETURN_NONE;
+    int desc = PyObject_IsTrue(args[2]);
+    if (desc < 0)
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(args[1]);
+    Scored *items = PyMem_Malloc(sizeof(Scored) * (size_t)(n ? n : 1));
+    if (items == NULL)
+        return PyErr_NoMemory();
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *score = PyList_GET_ITEM(args[0], i), *element = PyList_GET_ITEM(args[1], i);
+        if (!PyFloat_CheckExact(score) || !PyBytes_CheckExact(element)) {
+            PyMem_Free(items);
+            Py_RETURN_NONE;
+        }
+        items[i].score = PyFloat_AS_DOUBLE(score);
+        items[i].p = PyBytes_AS_STRING(element);
+        items[i].n = PyBytes_GET_SIZE(element);
+        items[i].element = element;
+    }
+    qsort(items, (size_t)n, sizeof(Scored), desc ? scored_cmp_desc : scored_cmp);
+    PyObject *out = PyList_New(n);
+    if (out != NULL) {
+        for (Py_ssize_t i = 0; i < n; i++)
+            PyList_SET_ITEM(out, i, Py_NewRef(items[i].element));
+    }
+    PyMem_Free(items);
+    return out;
+}
+
 /* encode_flat(value: list, resp3: bool) -> bytes | None: protocol.encode of a flat array
  * (elements bytes, bytearray, int64 or None), any size; None for any other shape. */
 static PyObject *fast_encode_flat(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -1393,6 +1453,8 @@ static PyMethodDef methods[] = {
      "configure_general(table, Status, NO_REPLY, acl_check): the plain commands run through their Python handlers"},
     {"encode_flat", (PyCFunction)(void (*)(void))fast_encode_flat, METH_FASTCALL,
      "encode_flat(value, resp3) -> the RESP encoding of a flat array, or None for another shape"},
+    {"sort_scored", (PyCFunction)(void (*)(void))fast_sort_scored, METH_FASTCALL,
+     "sort_scored(scores, elements, desc) -> elements in SORT's numeric order, or None for other types"},
     {"commands", fast_commands, METH_NOARGS, "names of the commands this module can run"},
     {"find_big_header", (PyCFunction)(void (*)(void))fast_find_big_header, METH_FASTCALL,
      "find_big_header(data, start) -> position of the first big aggregate header, or -1"},

@@ -145,10 +145,20 @@ def format_double(value: float) -> bytes:
 
 def encode(value: Any, resp3: bool) -> bytes:
     """Encode one reply value for the given protocol."""
-    if type(value) is list and _encode_flat is not None and len(value) > 8:
-        data = _encode_flat(value, resp3)  # a flat array (LRANGE, SORT, MGET...) in one C pass
-        if data is not None:
-            return data
+    if _encode_flat is not None:
+        t = type(value)
+        if t is list and len(value) > 8:
+            data = _encode_flat(value, resp3)  # a flat array (LRANGE, SORT, MGET...) in one C pass
+            if data is not None:
+                return data
+        elif t is Map and len(value.pairs) > 8:
+            # HGETALL, CONFIG GET...: the pairs flattened are the RESP2 array; RESP3 only
+            # changes the header (%N instead of *2N)
+            data = _encode_flat([x for pair in value.pairs for x in pair], resp3)
+            if data is not None:
+                if not resp3:
+                    return data
+                return b"%%%d\r\n" % len(value.pairs) + data[len(b"*%d\r\n" % (2 * len(value.pairs))):]
     out: list[bytes] = []
     _encode_into(value, resp3, out)
     return b"".join(out)

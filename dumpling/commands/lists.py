@@ -278,6 +278,8 @@ def lpos(c: Any, argv: list[bytes]) -> Any:
     if value is None:
         return [] if count != -1 else None
     items = value.items
+    if element not in items:  # one C scan: an absent element costs no loop here
+        return [] if count != -1 else None
     n = len(items)
     scan = reversed(items) if from_tail else iter(items)
     matches = 0

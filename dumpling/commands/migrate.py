@@ -56,7 +56,7 @@ from dumpling.commands.dump import dump_value
 from dumpling.commands.registry import command
 from dumpling.dispatch import Blocked
 from dumpling.errors import NOT_INTEGER, SYNTAX, CommandError
-from dumpling.protocol import OK, ErrorReply, Status
+from dumpling.protocol import OK, ErrorReply, Status, encode_request
 
 if TYPE_CHECKING:
     from dumpling.dispatch import Server
@@ -160,10 +160,6 @@ def migrate_keys(argv: list[bytes]) -> list[int]:
             return list(range(i + 1, len(argv)))
         i += skips.get(word, 0) + 1
     return [3]
-
-
-def multibulk(args: list[bytes]) -> bytes:
-    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
 
 
 # ----------------------------------------------------------------------------- connections
@@ -455,7 +451,7 @@ class Migration:
                 if ttl < 0:
                     continue  # expired since the lookup: skipped
                 ttl = max(ttl, 1)
-            parts.append(multibulk([command_name, key, b"%d" % ttl, dump_value(self.server, value), *suffix]))
+            parts.append(encode_request([command_name, key, b"%d" % ttl, dump_value(self.server, value), *suffix]))
             self.keys.append(key)
         self.body = b"".join(parts)
 
@@ -541,9 +537,9 @@ class Migration:
         select = conn.last_db != args.db
         head = b""
         if args.auth is not None:
-            head += multibulk([b"AUTH", *args.auth])
+            head += encode_request([b"AUTH", *args.auth])
         if select:
-            head += multibulk([b"SELECT", b"%d" % args.db])
+            head += encode_request([b"SELECT", b"%d" % args.db])
         try:
             await io.send(conn.sock, head + self.body, timeout)
         except (OSError, TimeoutError) as e:

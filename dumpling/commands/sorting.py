@@ -17,6 +17,7 @@ from __future__ import annotations
 import heapq
 from typing import Any
 
+from dumpling import accel
 from dumpling.cluster.slots import SLOT_MASK, crc16, key_slot
 from dumpling.commands.acl import full_key_access
 from dumpling.commands.common import parse_double, to_int
@@ -65,6 +66,10 @@ def _by_score(scores: list[float], elements: list[bytes], desc: bool, needed: in
     """``elements`` ordered by score, equal scores in binary order of the elements (Redis's
     ``sortCompare``), all reversed with DESC; only the first ``needed`` for a small LIMIT."""
     n = len(elements)
+    if accel.fastpath is not None:
+        ordered = accel.fastpath.sort_scored(scores, elements, desc)  # the same order, in C
+        if ordered is not None:
+            return ordered
     if 0 <= needed < n // 8:
         pairs = zip(scores, elements, strict=True)
         best = heapq.nlargest(needed, pairs) if desc else heapq.nsmallest(needed, pairs)

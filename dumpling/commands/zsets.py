@@ -58,17 +58,22 @@ def zset_of(value: Any) -> ZSetValue | None:
 
 def with_scores(c: Any, items: Iterable[tuple[float, bytes]], scores: bool) -> list[Any]:
     """ZRANGE-style reply: members, or pairs (RESP2 flat, RESP3 nested)."""
-    out: list[Any] = []
     if not scores:
-        for _, member in items:
-            out.append(member)
-    elif c.resp3:
-        for score, member in items:
-            out.append([member, Double(score)])
-    else:
-        for score, member in items:
-            out.append(member)
-            out.append(Double(score))
+        return [member for _, member in items]
+    if c.resp3:
+        return [[member, Double(score)] for score, member in items]
+    return _flat_pairs(items)
+
+
+def _flat_pairs(items: Iterable[tuple[float, bytes]]) -> list[Any]:
+    """RESP2's member, score, member, score ... with each score already as its reply text
+    (what a Double encodes to in RESP2): a flat list of bytes the C encoder writes in one
+    pass, and no object per score for a reply of a million pairs."""
+    out: list[Any] = []
+    append = out.append
+    for score, member in items:
+        append(member)
+        append(d2string(score))
     return out
 
 
@@ -758,15 +763,15 @@ def pop_generic(c: Any, keys: list[bytes], where_max: bool, emit_key: bool, coun
         return []
     if count == -1:
         count = 1
-    popped: list[tuple[float, bytes]] = []
-    for _ in range(min(count, len(z))):
-        popped.append(z.pop_at(-1 if where_max else 0))
+    popped = z.pop_many(min(count, len(z)), where_max)
     c.keyspace.changed(db, key, b"zpopmax" if where_max else b"zpopmin", "z", dirty=len(popped))
     _delete_emptied(c, db, key, z)
     if nested and emit_key:
         return [key, [[m, Double(s)] for s, m in popped]]
     if nested:
         return [[m, Double(s)] for s, m in popped]
+    if not c.resp3:
+        return [key, *_flat_pairs(popped)] if emit_key else _flat_pairs(popped)
     flat: list[Any] = [key] if emit_key else []
     for s, m in popped:
         flat.append(m)
@@ -1067,9 +1072,13 @@ def algebra(c: Any, argv: list[bytes], dst: bytes | None, numkeys_at: int, op: i
                     result[member] = score
     else:
         first = src[0][0]
-        others = [v for v, _ in src[1:] if v is not None]
+        # membership only: a zset's scores dict or a set's members answer `in` in C
+        others = [v.scores if type(v) is ZSetValue else v.members for v, _ in src[1:] if v is not None]
         for member, s in _source_items(first):
-            if not any(_source_find(o, member) is not None for o in others):
+            for other in others:
+                if member in other:
+                    break
+            else:
                 result[member] = s
     out = ZSetValue.from_pairs(result.items(), "skiplist")
     if dst is None:

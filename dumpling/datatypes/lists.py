@@ -349,6 +349,22 @@ class ListValue:
             node[0] -= 1
             node[1] -= lp_entry_size(element)
 
+    def _ql_pop_many(self, popped: list[bytes], head: bool) -> None:
+        """``_ql_pop`` of each element of ``popped`` (in the order they left that end), a whole
+        node at a time: LTRIM or a big LPOP COUNT costs per node, not per element."""
+        nodes = self._nodes
+        end = 0 if head else -1
+        i, n = 0, len(popped)
+        while i < n:
+            node = nodes[end]
+            if node[2] or node[0] <= n - i:  # the node goes (a plain node holds one element)
+                i += 1 if node[2] else node[0]
+                del nodes[end]
+            else:
+                node[0] -= n - i
+                node[1] -= sum(lp_entry_sizes(popped[i:]))
+                i = n
+
     def _locate(self, index: int, forward: bool = False) -> tuple[int, int]:
         """(node position, offset inside it) of element ``index`` (0 <= index < len).
 
@@ -567,8 +583,7 @@ class ListValue:
         if self.encoding == "listpack":
             self._lp_bytes -= sum(lp_entry_sizes(out))
         else:
-            for element in out:
-                self._ql_pop(element, head)
+            self._ql_pop_many(out, head)
         self._shape_len = len(items)
         return out
 
@@ -641,6 +656,8 @@ class ListValue:
 
     def remove(self, count: int, element: bytes, fill: int) -> int:
         """LREM: remove matches from the head (count >= 0) or the tail (count < 0)."""
+        if element not in self.items:  # one C scan: nothing to remove, nothing written
+            return 0
         self._written()
         self._sync(fill)
         items = self.items

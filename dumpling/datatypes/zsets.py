@@ -233,16 +233,30 @@ class ZSetValue:
         del self.scores[member]
         return score, member
 
+    def pop_many(self, count: int, from_max: bool) -> list[tuple[float, bytes]]:
+        """The ``count`` lowest (highest if ``from_max``, highest first) items, removed."""
+        n = len(self.index)
+        if from_max:
+            popped = list(self.index.islice(n - count, n))
+            popped.reverse()
+            self.remove_span(n - count, n)
+        else:
+            popped = list(self.index.islice(0, count))
+            self.remove_span(0, count)
+        return popped
+
     def remove_span(self, lo: int, hi: int) -> int:
         """Remove positions ``[lo, hi)``; returns how many were removed."""
         if hi <= lo:
             return 0
-        doomed = list(self.index.islice(lo, hi))
-        if hi - lo > len(self.index) // 2:
-            keep = [item for i, item in enumerate(self.index) if not lo <= i < hi]
-            self.index = SortedList(keep)
+        index = self.index
+        doomed = list(index.islice(lo, hi))
+        if hi - lo > 64 and (hi - lo) * 8 > len(index):
+            # SortedList deletes a slice item by item: a big span is cheaper to rebuild around
+            # (its items stay sorted, which SortedList's constructor sorts in linear time)
+            self.index = SortedList([*index.islice(0, lo), *index.islice(hi, len(index))])
         else:
-            del self.index[lo:hi]
+            del index[lo:hi]
         for _, member in doomed:
             del self.scores[member]
         return len(doomed)
