@@ -87,8 +87,12 @@ def refresh_clients_memory(server: Server) -> None:
     used_memory, which maxmemory compares; replicas' buffers are not counted for eviction."""
     from dumpling.commands.connection import client_memory
 
-    server.clients_memory = sum(client_memory(c) for c in server.clients.values()
-                                if getattr(c, "repl_kind", None) != "replica")
+    total = 0
+    for client in server.clients.values():
+        if getattr(client, "repl_kind", None) != "replica":
+            client.counted_memory = client_memory(client)
+            total += client.counted_memory
+    server.clients_memory = total
 
 
 def _score(server: Server, db: Database, key: bytes, policy: str) -> float:

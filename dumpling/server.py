@@ -108,6 +108,7 @@ class Client(asyncio.Protocol):
         self.reply_buffer_size = 16 * 1024
         self.reply_buffer_peak = 0
         self.reply_peak_reset_at = int(self.created * 1000)
+        self.counted_memory = 0  # its part of Server.clients_memory (used_memory), as last summed
         # Bytes of this read already run and gone from the buffers above (by the C fast path, or
         # by the reference parser before it handed back): Redis still holds them (qbuf) until
         # the read's requests have run.
