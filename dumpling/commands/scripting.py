@@ -6,6 +6,7 @@ the engine's outcomes into replies, with Redis's texts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from dumpling.commands.admin import _help
@@ -67,57 +68,52 @@ def _rw_spec(ro: bool, notes: bool) -> list[dict[str, Any]]:
 # ----------------------------------------------------------------------------- EVAL
 
 
-def _eval(c: Any, argv: list[bytes], evalsha: bool, ro: bool) -> Any:
-    server = c.server
-    scripting: Scripting = server.scripting
-    if server.monitors:
-        server.feed_monitors(c, argv)  # the script before the commands it runs
-    if evalsha and len(argv[1]) != 40:
-        raise CommandError(NOSCRIPT_ERR)
-    numkeys = _SMALL_COUNTS.get(argv[2], -1)
-    if not 0 <= numkeys <= len(argv) - 3:
-        numkeys = _numkeys(argv)
-    if evalsha:
-        script = scripting.find_script(argv[1])
-        if script is None:
+def _eval_handler(evalsha: bool, ro: bool) -> Callable[[Any, list[bytes]], Any]:
+    """The handler of EVAL, EVALSHA or their _RO forms: one body, with the variant bound
+    here so that a call is a single Python frame before the engine's."""
+
+    def handler(c: Any, argv: list[bytes]) -> Any:
+        server = c.server
+        scripting: Scripting = server.scripting
+        if server.monitors:
+            server.feed_monitors(c, argv)  # the script before the commands it runs
+        if evalsha and len(argv[1]) != 40:
             raise CommandError(NOSCRIPT_ERR)
-    else:
-        script = scripting.create_script(argv[1], from_eval=True)
-    reply = scripting.invoke(c, argv, numkeys, scripting.eval_state, script.func, script.sha, script.flags, ro)
-    if script.from_eval:
-        scripting.touch(script)  # after the run (not when refused), as Redis keeps its LRU list
-    if type(reply) is ErrorReply:
-        scripting.raise_error(reply)
-    return reply
+        numkeys = _SMALL_COUNTS.get(argv[2], -1)
+        if not 0 <= numkeys <= len(argv) - 3:
+            numkeys = _numkeys(argv)
+        if evalsha:
+            script = scripting.scripts_by_sha.get(argv[1]) or scripting.find_script(argv[1])
+            if script is None:
+                raise CommandError(NOSCRIPT_ERR)
+        else:
+            script = scripting.create_script(argv[1], from_eval=True)
+        reply = scripting.invoke(c, argv, numkeys, scripting.eval_state, script.func, script.sha, script.flags, ro)
+        if script.from_eval:
+            scripting.touch(script)  # after the run (not when refused), as Redis keeps its LRU list
+        if type(reply) is ErrorReply:
+            scripting.raise_error(reply)
+        return reply
+
+    return handler
 
 
-@command("eval", -3, _EVAL_FLAGS, **SC, since="2.6.0", summary="Executes a server-side Lua script.",
-         complexity="Depends on the script that is executed.",
-         args="script numkeys:integer [key...] [arg...]", key_specs=_rw_spec(False, True), getkeys=_numkeys_keys)
-def eval_(c: Any, argv: list[bytes]) -> Any:
-    return _eval(c, argv, evalsha=False, ro=False)
-
-
-@command("evalsha", -3, _EVAL_FLAGS, **SC, since="2.6.0", summary="Executes a server-side Lua script by SHA1 digest.",
-         complexity="Depends on the script that is executed.",
-         args="sha1 numkeys:integer [key...] [arg...]", key_specs=_rw_spec(False, False), getkeys=_numkeys_keys)
-def evalsha(c: Any, argv: list[bytes]) -> Any:
-    return _eval(c, argv, evalsha=True, ro=False)
-
-
-@command("eval_ro", -3, _EVAL_RO_FLAGS, **SC, since="7.0.0", summary="Executes a read-only server-side Lua script.",
-         complexity="Depends on the script that is executed.",
-         args="script numkeys:integer [key...] [arg...]", key_specs=_rw_spec(True, True), getkeys=_numkeys_keys)
-def eval_ro(c: Any, argv: list[bytes]) -> Any:
-    return _eval(c, argv, evalsha=False, ro=True)
-
-
-@command("evalsha_ro", -3, _EVAL_RO_FLAGS, **SC, since="7.0.0",
-         summary="Executes a read-only server-side Lua script by SHA1 digest.",
-         complexity="Depends on the script that is executed.",
-         args="sha1 numkeys:integer [key...] [arg...]", key_specs=_rw_spec(True, False), getkeys=_numkeys_keys)
-def evalsha_ro(c: Any, argv: list[bytes]) -> Any:
-    return _eval(c, argv, evalsha=True, ro=True)
+eval_ = command("eval", -3, _EVAL_FLAGS, **SC, since="2.6.0", summary="Executes a server-side Lua script.",
+                complexity="Depends on the script that is executed.", args="script numkeys:integer [key...] [arg...]",
+                key_specs=_rw_spec(False, True), getkeys=_numkeys_keys)(_eval_handler(evalsha=False, ro=False))
+evalsha = command("evalsha", -3, _EVAL_FLAGS, **SC, since="2.6.0",
+                  summary="Executes a server-side Lua script by SHA1 digest.",
+                  complexity="Depends on the script that is executed.", args="sha1 numkeys:integer [key...] [arg...]",
+                  key_specs=_rw_spec(False, False), getkeys=_numkeys_keys)(_eval_handler(evalsha=True, ro=False))
+eval_ro = command("eval_ro", -3, _EVAL_RO_FLAGS, **SC, since="7.0.0",
+                  summary="Executes a read-only server-side Lua script.",
+                  complexity="Depends on the script that is executed.", args="script numkeys:integer [key...] [arg...]",
+                  key_specs=_rw_spec(True, True), getkeys=_numkeys_keys)(_eval_handler(evalsha=False, ro=True))
+evalsha_ro = command("evalsha_ro", -3, _EVAL_RO_FLAGS, **SC, since="7.0.0",
+                     summary="Executes a read-only server-side Lua script by SHA1 digest.",
+                     complexity="Depends on the script that is executed.",
+                     args="sha1 numkeys:integer [key...] [arg...]",
+                     key_specs=_rw_spec(True, False), getkeys=_numkeys_keys)(_eval_handler(evalsha=True, ro=True))
 
 
 # ----------------------------------------------------------------------------- SCRIPT

@@ -156,8 +156,12 @@ class LuaState:
         self._kill_hook = helpers[b"kill_hook"]
         self._count_hook_gone = helpers[b"count_hook_gone"]
         self._load_hook = helpers[b"load_hook"]
-        self._run_eval = helpers[b"run_eval"]
-        self._run_function = helpers[b"run_function"]
+        # A run: ``run_eval(f, hook, numkeys, *keys_then_args)`` runs an EVAL script (KEYS and
+        # ARGV as globals), ``run_function`` a function (``f(keys, args)``), under the error
+        # handler, with the count hook if ``hook``: (True, value) or (False, error).  One
+        # Python to Lua call per run.
+        self.run_eval = helpers[b"run_eval"]
+        self.run_function = helpers[b"run_function"]
         self._loadstring = helpers[b"loadstring"]
         self._setfenv = helpers[b"setfenv"]
         self._dump = helpers[b"dump"]
@@ -232,14 +236,6 @@ class LuaState:
         return func
 
     # -- running -----------------------------------------------------------------------
-
-    def run_script(self, func: Any, hook: bool, numkeys: int, args: list[bytes],
-                   function: bool = False) -> tuple[bool, Any]:
-        """Run an EVAL script (KEYS/ARGV as globals) or a function (``f(keys, args)``) under
-        the error handler, with the count hook if asked: (True, value) or (False, error).
-        ``args`` are the keys then the arguments (one Python to Lua call per run)."""
-        runner = self._run_function if function else self._run_eval
-        return runner(func, hook, numkeys, *args)  # type: ignore[no-any-return]
 
     def run(self, func: Any, args: tuple[Any, ...], hook: bool, load: bool = False) -> tuple[bool, Any]:
         """Call ``func(*args)`` under the error handler: (True, value) or (False, error table)."""

@@ -248,8 +248,8 @@ class Scripting:
         (``state`` is the EVAL engine) sees KEYS and ARGV as globals, a function gets them
         as its two arguments."""
         server = self.server
-        if flags != EVAL_COMPAT_MODE:
-            self.admit(caller, flags, ro)
+        if flags != EVAL_COMPAT_MODE and (flags or ro or server.command_gate is not None or server.maxmemory):
+            self.admit(caller, flags, ro)  # (a function without flags on an ungated server: nothing to refuse)
         eval_mode = state is self.eval_state
         client = self.eval_client if eval_mode else self.function_client
         run = Run(caller, caller_argv, client, name, eval_mode)
@@ -272,8 +272,8 @@ class Scripting:
         server.in_exec = True  # one time snapshot; blocking commands answer at once
         self.run = run
         try:
-            ok, value = state.run_script(func, server.config.values["busy-reply-threshold"] > 0, numkeys,
-                                         caller_argv[3:], not eval_mode)
+            ok, value = (state.run_eval if eval_mode else state.run_function)(
+                func, server.config.values["busy-reply-threshold"] > 0, numkeys, *caller_argv[3:])
             if ok and type(value) is bytes:
                 reply = value
             else:
