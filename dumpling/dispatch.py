@@ -384,10 +384,14 @@ class Server:
             if refusal is not None:
                 self.reject(client, refusal, argv, cmd)
                 return
-        queued = client.multi is not None and cmd.name_bytes not in MULTI_PASSTHROUGH
-        if self.cluster is not None and not queued:
+        queued = client.multi is not None and cmd.name_bytes not in MULTI_PASSTHROUGH  # by command, not name
+        if queued and "no_multi" in cmd.flags:
+            self.reject(client, "ERR Command not allowed inside a transaction", argv, cmd)
+            return
+        if self.cluster is not None:
             # Redis redirects before LOADING/MISCONF/NOREPLICAS/READONLY and before a pause holds
-            # the command: a write held through a manual failover gets MOVED, not READONLY
+            # the command: a write held through a manual failover, or queued in MULTI on a
+            # replica, gets MOVED, not READONLY
             err = self.cluster.check(client, cmd, argv)
             if err is not None:
                 self.reject(client, err, argv, cmd, wrap_exec=False)  # Redis: EXEC gets the bare redirection
@@ -399,15 +403,7 @@ class Server:
                 return
         if self.pause_gate is not None and self.pause_gate(client, cmd, argv):
             return  # CLIENT PAUSE: held until the pause ends, then run from the top again
-        if queued:  # by command, not by the name typed
-            if "no_multi" in cmd.flags:
-                self.reject(client, "ERR Command not allowed inside a transaction", argv, cmd)
-                return
-            if self.cluster is not None:
-                err = self.cluster.check(client, cmd, argv)
-                if err is not None:
-                    self.reject(client, err, argv, cmd)
-                    return
+        if queued:
             # Queuing costs memory: under maxmemory every queued command is refused (not only denyoom).
             if self.config["maxmemory"] and not self.evict_if_needed():
                 self.reject(client, "OOM command not allowed when used memory > 'maxmemory'.", argv, cmd)
