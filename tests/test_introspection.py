@@ -495,3 +495,22 @@ def test_default_bind_and_no_tcp_listener(tmp_path: Path) -> None:
         assert _reachable(port)
     finally:
         server.stop()
+
+
+def test_client_unblock_error_counts_as_an_error_reply(pair) -> None:  # type: ignore[no-untyped-def]
+    stats = []
+    for conn in (pair.ours, pair.theirs):
+        conn.call("CONFIG", "RESETSTAT")
+        with RawConnection(conn.sock.getpeername()[1]) as blocked:
+            own = parse_reply(blocked.call("CLIENT", "ID"))
+            blocked.send(encode_command("BLPOP", "unblock-list", "0"))
+            while b"blocked_clients:1" not in conn.call("INFO", "clients"):
+                pass
+            assert conn.call("CLIENT", "UNBLOCK", str(own), "ERROR") == b":1\r\n"
+            assert blocked.read_reply() == b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n"
+        text = parse_reply(conn.call("INFO", "everything"))
+        assert isinstance(text, bytes)
+        lines = dict(line.split(b":", 1) for line in text.split(b"\r\n") if b":" in line)
+        stats.append((lines[b"errorstat_UNBLOCKED"], lines[b"total_error_replies"],
+                      lines[b"cmdstat_blpop"].split(b",usec=")[0], lines[b"cmdstat_blpop"].split(b",rejected")[1]))
+    assert stats[0] == stats[1]

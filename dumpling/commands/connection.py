@@ -515,7 +515,11 @@ def client_unblock(c: Any, argv: list[bytes]) -> Any:
         return 0  # a command held by CLIENT PAUSE is not a blocking command: it cannot be unblocked
     from dumpling.protocol import ErrorReply
 
-    reply = ErrorReply("UNBLOCKED client unblocked via CLIENT UNBLOCK") if mode == b"error" else other.blocked.timeout_reply
+    if mode == b"error":
+        reply: Any = ErrorReply("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+        c.server.count_error("UNBLOCKED")  # an error reply like any other: errorstats, total_error_replies
+    else:
+        reply = other.blocked.timeout_reply
     c.server.unblock(other, reply)
     return 1
 
