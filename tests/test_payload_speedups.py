@@ -585,14 +585,7 @@ def test_fuzz_whole_payloads_both_ways(case: tuple[bytes, int, int, str], option
     append_len(body, count)
     body += buf[:end]
     payload = reseal(bytes(body) + b"\x0a\x00" + bytes(8))
-    was = bulk.ACCELERATED
-    try:
-        bulk.use_speedups(True)
-        fast = outcome(lambda p: _snapshot(decode_payload(p, options).value), payload)
-        bulk.use_speedups(False)
-        pure = outcome(lambda p: _snapshot(decode_payload(p, options).value), payload)
-    finally:
-        bulk.use_speedups(was)
+    fast, pure = _decode_both_ways(payload, options)
     if fast[0] == "ok" or pure[0] == "ok":
         assert fast == pure
     else:
