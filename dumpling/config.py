@@ -222,11 +222,13 @@ SETTINGS: list[Setting] = [
     _s("cluster-announce-ip", "string", ""),
     _s("cluster-announce-port", "int", 0, max=65535),
     _s("cluster-announce-bus-port", "int", 0, max=65535),
-    _s("cluster-announce-hostname", "string", ""),
+    _s("cluster-announce-hostname", "string", "", check=lambda v: _check_announced_hostname(v)),
     _s("cluster-require-full-coverage", "bool", True),
     _s("cluster-allow-reads-when-down", "bool", False),
     _s("cluster-preferred-endpoint-type", "enum", "ip", choices=("ip", "hostname", "unknown-endpoint")),
-    _s("cluster-announce-human-nodename", "string", ""),
+    _s("cluster-announce-human-nodename", "string", "",
+       check=lambda v: "Announced human node name contained invalid character"
+       if any(c in _AUX_FORBIDDEN for c in v) else None),
     _s("cluster-announce-tls-port", "int", 0, max=65535, inert=True),  # no TLS in dumpling
     _s("cluster-allow-pubsubshard-when-down", "bool", True),
     _s("cluster-allow-replica-migration", "bool", True),
@@ -277,6 +279,19 @@ def parse_octal(text: str) -> int | None:
     if value > LLONG_MAX:
         return None  # ERANGE
     return -value if "-" in text else value
+
+
+# Redis's isValidAuxChar: a human node name is written into nodes.conf's aux fields.
+_AUX_FORBIDDEN = frozenset("!#$%&()*+:;<>?@[]^{|}~\0")
+
+
+def _check_announced_hostname(value: str) -> str | None:
+    """isValidAnnouncedHostname: it travels in the bus's hostname extension."""
+    if len(value.encode("utf-8", "surrogateescape")) >= 256:
+        return "Hostnames must be less than 256 characters"
+    if any(not (c.isascii() and (c.isalnum() or c in "-.")) for c in value):
+        return "Hostnames may only contain alphanumeric characters, hyphens or dots"
+    return None
 
 
 def _check_save(args: list[str]) -> str:

@@ -456,6 +456,11 @@ def test_fresh_node_commands_match_redis(fresh) -> None:
             ("CLUSTER", "GETKEYSINSLOT", "16287", "1"), ("CLUSTER", "RESET"),
             ("CLUSTER", "SETSLOT", "16287", "NODE", "ID0"), ("FLUSHALL",),
             ("CLUSTER", "RESET", "SOFT"), ("CLUSTER", "NODES"), ("CLUSTER", "INFO", "x"),
+            ("CONFIG", "SET", "cluster-announce-hostname", "x" * 256),
+            ("CONFIG", "SET", "cluster-announce-hostname", "?.com"),
+            ("CONFIG", "SET", "cluster-announce-hostname", "a_b"),
+            ("CONFIG", "SET", "cluster-announce-hostname", "x" * 255),
+            ("CONFIG", "GET", "cluster-announce-hostname"), ("CONFIG", "SET", "cluster-announce-hostname", ""),
         ]:
             if args == "wait-ok":  # Redis stays "fail" for its rejoin delay after gaining the last slots
                 wait_cluster_ok(list(fresh), known=1)

@@ -39,6 +39,7 @@ from redis.cluster import RedisCluster
 from dumpling.cluster import busproto as bp
 from dumpling.cluster.slots import key_slot
 from tests.servers import (
+    ROOT,
     ServerProcess,
     encode_command,
     free_port,
@@ -615,6 +616,59 @@ def test_six_nodes_with_replicas() -> None:
             assert conn.call("SET", key, "x").startswith(b"-MOVED")
     finally:
         stop_all(nodes)
+
+
+# ----------------------------------------------------------------------------- long versions
+
+
+@pytest.mark.slow
+def test_full_rebalance_to_an_empty_master_matches_redis() -> None:
+    """rebalance --cluster-use-empty-masters without weights: 4096 slots move to a new master."""
+    started = start_nodes(["dumpling"] * 4 + ["redis"] * 4)
+    ours, theirs = Side("dumpling", list(started[:4])), Side("redis", list(started[4:]))
+    try:
+        both(create, (ours.members[:3],), (theirs.members[:3],))
+        for side in (ours, theirs):
+            node = side.nodes[3]
+            assert node is not None
+            assert run_cli("add-node", addr(node), addr(side.entry)).returncode == 0
+            side.settle()
+        times = both(lambda side: timed(lambda: run_cli("rebalance", addr(side.entry), "--cluster-use-empty-masters")),
+                     (ours,), (theirs,))
+        for side in (ours, theirs):
+            side.settle()
+        converge(ours, theirs)
+        assert [row[2] for row in ours.picture()] == [4096] * 4
+        print(f"rebalance of 4096 slots: dumpling {times[0]:.1f} s, Redis {times[1]:.1f} s")
+    finally:
+        stop_all(ours.members + theirs.members)
+
+
+def timed(fn: Callable[[], subprocess.CompletedProcess[str]]) -> float:
+    started = time.monotonic()
+    out = fn()
+    assert out.returncode == 0, out.stdout[-2000:]
+    return time.monotonic() - started
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", ["kill", "stop"])
+def test_master_fault_under_traffic_matches_redis(fault: str) -> None:
+    """bench/cluster_faults.py's round on 6-node clusters of both kinds: the replica is promoted
+    within the time Redis needs, the client carries on, the old master rejoins as a replica."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import cluster_faults  # bench/ is not a package
+
+    rounds = {}
+    for kind in ("dumpling", "redis"):
+        nodes = cluster_faults.build(kind, int(TIMEOUT))
+        try:
+            rounds[kind], nodes = cluster_faults.one_round(nodes, fault, int(TIMEOUT))
+        finally:
+            stop_all(nodes)
+    ours, theirs = rounds["dumpling"], rounds["redis"]
+    assert ours.promotion < max(2 * theirs.promotion, theirs.promotion + 2), rounds
+    assert ours.outage < max(2 * theirs.outage, theirs.outage + 2), rounds
 
 
 # ----------------------------------------------------------------------------- bad input on the bus
