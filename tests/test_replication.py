@@ -17,7 +17,7 @@ import redis
 
 from tests.servers import RawConnection, ServerProcess, encode_command, require_redis, start_dumpling, start_redis
 
-FAST_SYNC = ("--repl-diskless-sync-delay", "0")
+FAST_SYNC = ("--repl-diskless-sync-delay", "0", "--shutdown-timeout", "0")  # (stopping never waits for replicas)
 
 
 def client(server: ServerProcess, db: int = 0) -> redis.Redis:
