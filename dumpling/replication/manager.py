@@ -310,6 +310,8 @@ class Replication:
         hard, soft, seconds = self.server.output_buffer_limits()["replica"]
         if not (hard or soft):
             return
+        if hard:  # a hard limit below repl-backlog-size counts as that size (a partial resync must not trip it)
+            hard = max(hard, self.server.config["repl-backlog-size"])
         used = replica.unsent()
         client = replica.client
         over = bool(hard and used >= hard)
