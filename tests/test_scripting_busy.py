@@ -135,3 +135,25 @@ def test_after_a_kill_scripts_run_and_can_be_killed_again(busy_server: ServerPro
         assert other.call("FUNCTION", "KILL") == b"+OK\r\n"
         assert runner.read_reply().startswith(b"-ERR Script killed by user with SCRIPT KILL...")
         assert runner.call("EVAL", "return 'alive'", 0) == b"$5\r\nalive\r\n"
+
+
+def test_blocked_client_is_served_after_the_busy_script(busy_server: ServerProcess) -> None:
+    """A key the script made ready wakes its blocked client when the script ends, even when a
+    command allowed while busy (HELLO) runs in between: BLPOP gets the script's last push."""
+    port = busy_server.port
+    script = ("redis.call('lpush', KEYS[1], 'y') "
+              "while not string.find(redis.call('client', 'list'), 'abortscript') do end "
+              "redis.call('lpush', KEYS[1], 'z') return 'done'")
+    with RawConnection(port) as runner, RawConnection(port) as waiter, RawConnection(port) as other:
+        assert other.call("DEBUG", "SET-DISABLE-DENY-SCRIPTS", "1") == b"+OK\r\n"  # CLIENT is noscript
+        _send(waiter, "BLPOP", "x", 0)
+        deadline = time.monotonic() + 10
+        while b"blocked_clients:1" not in other.call("INFO", "clients") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        _send(runner, "EVAL", script, 1, "x")
+        _wait_busy(port)
+        assert other.call("HELLO", "2", "SETNAME", "abortscript").startswith(b"*")
+        assert runner.read_reply() == b"$4\r\ndone\r\n"
+        assert waiter.read_reply() == b"*2\r\n$1\r\nx\r\n$1\r\nz\r\n"
+        assert other.call("LRANGE", "x", 0, -1) == b"*1\r\n$1\r\ny\r\n"
+        assert other.call("DEBUG", "SET-DISABLE-DENY-SCRIPTS", "0") == b"+OK\r\n"

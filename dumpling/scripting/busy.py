@@ -122,7 +122,15 @@ class BusyResponder:
         ):
             server.reject(client, server.scripting.busy_error(), argv, found)
             return
-        type(server).execute(server, client, argv)
+        # Keys the script made ready wake their blocked clients when it ends, not in the middle
+        # of it (what a command allowed now delivers would otherwise serve them).
+        keyspace = server.keyspace
+        made_ready, keyspace.ready_keys = keyspace.ready_keys, {}
+        try:
+            type(server).execute(server, client, argv)
+        finally:
+            made_ready.update(keyspace.ready_keys)
+            keyspace.ready_keys = made_ready
         if server.shutdown_event is not None and server.shutdown_event.is_set():
             self.run.killed = True  # SHUTDOWN NOSAVE: end the script now, whatever it wrote
 
