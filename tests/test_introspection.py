@@ -514,3 +514,17 @@ def test_client_unblock_error_counts_as_an_error_reply(pair) -> None:  # type: i
         stats.append((lines[b"errorstat_UNBLOCKED"], lines[b"total_error_replies"],
                       lines[b"cmdstat_blpop"].split(b",usec=")[0], lines[b"cmdstat_blpop"].split(b",rejected")[1]))
     assert stats[0] == stats[1]
+
+
+def test_publish_to_self_inside_a_script_follows_the_reply(dumpling_server: ServerProcess) -> None:
+    """Redis 7.2+ (recorded from unit/pubsub 7.4.1; 7.0 sent the messages first): what a script
+    publishes to its own caller arrives after the script's reply."""
+    with RawConnection(dumpling_server.port) as conn:
+        conn.call("HELLO", "3")
+        conn.call("SUBSCRIBE", "selfchan")
+        script = 'redis.call("ping","abc") redis.call("publish","selfchan","bar") ' \
+                 'redis.call("publish","selfchan","vaz") return "bla"'
+        conn.send(encode_command("EVAL", script, "0"))
+        assert conn.read_reply() == b"$3\r\nbla\r\n"
+        assert conn.read_reply() == b">3\r\n$7\r\nmessage\r\n$8\r\nselfchan\r\n$3\r\nbar\r\n"
+        assert conn.read_reply() == b">3\r\n$7\r\nmessage\r\n$8\r\nselfchan\r\n$3\r\nvaz\r\n"

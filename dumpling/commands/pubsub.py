@@ -103,6 +103,13 @@ class Message:
         return self._wire2
 
 
+def _script_caller(server: Any) -> Any:
+    """The client whose EVAL/FCALL is running (a script's PUBLISH to it follows its reply)."""
+    scripting = getattr(server, "scripting", None)
+    run = scripting.run if scripting is not None else None
+    return run.caller if run is not None else None
+
+
 class PubSub:
     """The server-wide subscription registry and message delivery."""
 
@@ -191,7 +198,8 @@ class PubSub:
         server = self.server
         # The client is running a command right now (it is the current client and inside its
         # own input batch): Redis 7.2 sends the push after that command's reply.
-        if c is server.current_client and c._in_batch:
+        # (A script's caller is running its EVAL/FCALL whichever path called it.)
+        if (c is server.current_client and c._in_batch) or c is _script_caller(server):
             server.pending_pushes.append(message.for_client(c))
         else:
             c.push(message.for_client(c))
