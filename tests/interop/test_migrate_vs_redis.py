@@ -231,9 +231,10 @@ def test_payloads_newer_than_redis_70_are_refused(fleet: dict[str, ServerProcess
 # ----------------------------------------------------------------------------- cluster mode
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def redis_cluster_node() -> Iterator[ServerProcess]:
-    """A real one-node Redis cluster owning every slot."""
+    """A real one-node Redis cluster owning every slot (one per test: a dumpling node that met it
+    over the bus and took a slot leaves it in a 2-master cluster that fails once that node stops)."""
     nodes = start_redis_cluster([[(0, 16383)]])
     yield nodes[0]
     stop_cluster(nodes)
@@ -287,6 +288,7 @@ def test_dumpling_cluster_node_sends_restore_asking_to_redis(redis_cluster_node:
             r.call("FLUSHALL")
             r.call("CONFIG", "RESETSTAT")
             assert d.call("CLUSTER", "ADDSLOTSRANGE", 0, 16383) == b"+OK\r\n"
+            _wait(d, b"cluster_state:ok", "CLUSTER", "INFO")  # a new master waits out Redis's start-up delay
             keys = fill(d)
             expected = snapshots(d, keys)
             ttls = pttls(d, keys)
