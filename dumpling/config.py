@@ -174,6 +174,9 @@ SETTINGS: list[Setting] = [
     _s("rdb-save-incremental-fsync", "bool", True),
     _s("rdb-key-save-delay", "int", 0, min=-INT_MAX - 1, max=INT_MAX, hidden=True),  # test knob: µs per key saved
     _s("key-load-delay", "int", 0, min=-INT_MAX - 1, max=INT_MAX, hidden=True),  # test knob: µs per key loaded
+    # Redis serves clients every this many bytes loaded; dumpling's loader yields by time (~20 ms)
+    _s("loading-process-events-interval-bytes", "int", 2 * 1024 * 1024, min=1024, max=INT_MAX, hidden=True,
+       inert=True),
     # With persistence off, the RDB of a replication sync is not kept (dumpling.replication).
     _s("rdb-del-sync-files", "bool", False),
     # the append-only file (dumpling.persistence.aof)
