@@ -428,12 +428,16 @@ static PyObject *py_hll_add(PyObject *self, PyObject *args) {
     int corrupt = 0;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(elements); i++) {
         PyObject *element = PyList_GET_ITEM(elements, i);
-        if (!PyBytes_Check(element)) {
-            PyErr_SetString(PyExc_TypeError, "elements must be bytes");
-            return NULL;
-        }
         int index, count;
-        pattern_len((unsigned char *)PyBytes_AS_STRING(element), PyBytes_GET_SIZE(element), &index, &count);
+        if (PyBytes_Check(element)) {
+            pattern_len((unsigned char *)PyBytes_AS_STRING(element), PyBytes_GET_SIZE(element), &index, &count);
+        } else { /* any other bytes-like object, as the reference takes it */
+            Py_buffer view;
+            if (PyObject_GetBuffer(element, &view, PyBUF_SIMPLE) < 0)
+                return NULL;
+            pattern_len(view.buf, view.len, &index, &count);
+            PyBuffer_Release(&view);
+        }
         unsigned char *hll = (unsigned char *)PyByteArray_AS_STRING(ba);
         int r;
         if (hll[4] == HLL_DENSE)

@@ -149,6 +149,10 @@ def test_c_refuses_what_is_not_an_hll() -> None:
         C.hll_estimate(bytes([64]) * hll.REGISTERS)
     with pytest.raises(TypeError):
         C.hll_add(bytearray(sparse), ["text"], 3000)
+    ours, theirs = bytearray(sparse), bytearray(sparse)
+    elements = [bytearray(b"raw"), memoryview(b"view"), b"bytes"]
+    assert C.hll_add(ours, elements, 3000) == hll.add_all(theirs, elements, 3000)  # bytes-like, as Python
+    assert ours == theirs
 
 
 # ----------------------------------------------------------------------------- GEO
