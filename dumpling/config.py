@@ -238,7 +238,7 @@ SETTINGS: list[Setting] = [
     _s("cluster-replica-validity-factor", "int", 10, max=INT_MAX, aliases=("cluster-slave-validity-factor",)),
     _s("cluster-replica-no-failover", "bool", False, aliases=("cluster-slave-no-failover",)),
     # Replicas never migrate to orphaned masters in dumpling, so the barrier has nothing to hold.
-    _s("cluster-migration-barrier", "int", 1, max=INT_MAX, inert=True),
+    _s("cluster-migration-barrier", "int", 1, max=INT_MAX),
     _s("cluster-link-sendbuf-limit", "memory", 0),
     _s("cluster-ping-interval", "int", 0, max=LLONG_MAX),  # Redis's hidden test setting (0: node-timeout / 2)
 ]

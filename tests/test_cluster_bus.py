@@ -587,7 +587,8 @@ def test_failure_detection_and_restart_from_nodes_conf(twins: tuple[Side, Side])
 
 
 def test_six_nodes_with_replicas() -> None:
-    """--cluster-replicas 1 with 6 dumpling nodes: 3 replicas, check clean, READONLY reads."""
+    """--cluster-replicas 1 with 6 dumpling nodes: 3 replicas, check clean, READONLY reads, and
+    replica migration to an orphaned master."""
     nodes = start_nodes(["dumpling"] * 6)
     try:
         create(nodes, replicas=1)
@@ -609,6 +610,18 @@ def test_six_nodes_with_replicas() -> None:
             assert conn.call("READONLY") == b"+OK\r\n"
             wait_for(lambda: conn.call("GET", key) != b"$-1\r\n", what="replicated key")
             assert conn.call("SET", key, "x").startswith(b"-MOVED")
+        # replica migration: a master left without replicas gets one back from a master with two
+        # (clusterHandleSlaveMigration: the smallest id among them, after 5 s orphaned)
+        masters = [n for n in nodes if role_of(n) == "master"]
+        orphan = next(m for m in masters if m is not master)
+        mover = next(n for n in nodes if node_line(n, my_id(n)).split(" ")[3] == my_id(orphan))
+        assert call(mover, "CLUSTER", "REPLICATE", my_id(master)) == b"OK"
+        wait_for(lambda: len(call(master, "CLUSTER", "REPLICAS", my_id(master))) == 2,  # type: ignore[arg-type]
+                 what="two replicas")
+        wait_for(lambda: len(call(master, "CLUSTER", "REPLICAS", my_id(orphan))) == 1,  # type: ignore[arg-type]
+                 timeout=20, what="a replica migrates to the orphaned master")
+        migrated = next(n for n in nodes if f"Migrating to orphaned master {my_id(orphan)}" in n.log())
+        assert my_id(migrated) == min(my_id(n) for n in (mover, replica))
     finally:
         stop_all(nodes)
 

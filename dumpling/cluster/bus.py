@@ -52,6 +52,7 @@ FAIL_UNDO_TIME_MULT = 2
 MIN_REJOIN_DELAY = 500
 MAX_REJOIN_DELAY = 5000
 MF_TIMEOUT = 5000
+REPLICA_MIGRATION_DELAY = 5000  # a master must stay orphaned this long before a replica moves to it
 
 
 class BusLink(asyncio.Protocol):
@@ -867,8 +868,65 @@ class ClusterBus:
         if me.is_replica:
             self.handle_manual_failover()
             self.handle_replica_failover()
+            self.replica_migration_if_needed()
         if update or not state.ok:
             rt.update_state()
+
+    # -- replica migration (replica side) --------------------------------------------
+
+    @staticmethod
+    def working_replicas(node: ClusterNode) -> int:
+        return sum(1 for r in node.replicas if not r.flags & FAIL)
+
+    def replica_migration_if_needed(self) -> None:
+        """clusterCron's orphaned-master count: a replica of one of the masters with the most
+        working replicas may move to a master left without any (cluster-allow-replica-migration)."""
+        me = self.state.myself
+        orphaned = most = mine = 0
+        for node in self.state.nodes.values():
+            if not node.is_master or node.flags & FAIL:
+                continue
+            working = self.working_replicas(node)
+            if working == 0 and node.num_slots > 0 and node.flags & MIGRATE_TO:
+                orphaned += 1
+            most = max(most, working)
+            if me.master is node:
+                mine = working
+        if orphaned and most >= 2 and mine == most and self.config["cluster-allow-replica-migration"]:
+            self.migrate_to_orphaned_master(most)
+
+    def migrate_to_orphaned_master(self, most: int) -> None:
+        """clusterHandleSlaveMigration: the replica with the smallest id among the best-served
+        masters' replicas moves once a master has been orphaned for 5 s, if its own master
+        keeps more than cluster-migration-barrier working replicas."""
+        state = self.state
+        me = state.myself
+        master = me.master
+        if not state.ok or master is None:
+            return
+        staying = sum(1 for r in master.replicas if not r.flags & (FAIL | PFAIL))
+        if staying <= self.config["cluster-migration-barrier"]:
+            return
+        now = now_ms()
+        candidate = me
+        target: ClusterNode | None = None
+        for node in state.nodes.values():
+            working = self.working_replicas(node) if node.is_master else 0
+            orphaned = node.is_master and not node.flags & FAIL and node.flags & MIGRATE_TO and working == 0
+            if orphaned:
+                if target is None and node.num_slots > 0:
+                    target = node
+                if not node.orphaned_time:
+                    node.orphaned_time = now
+            else:
+                node.orphaned_time = 0
+            if working == most:
+                for replica in node.replicas:
+                    if replica.id < candidate.id:
+                        candidate = replica
+        if target is not None and candidate is me and now - target.orphaned_time > REPLICA_MIGRATION_DELAY:
+            self.log("notice", f"Migrating to orphaned master {target.id}")
+            self.runtime.set_my_master(target)
 
     def free_link_over_limit(self, link: BusLink | None) -> None:
         """cluster-link-sendbuf-limit: a link whose unsent bytes exceed it is dropped (and reconnected)."""

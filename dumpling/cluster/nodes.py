@@ -90,6 +90,7 @@ class ClusterNode:
     data_received: int = 0
     fail_reports: dict[str, int] = field(default_factory=dict)
     voted_time: int = 0
+    orphaned_time: int = 0  # since when this master has no working replica (replica migration)
     # The slots this node owns as a bus bitmap (slot j is bit j % 8 of byte j / 8).
     slots: bytearray = field(default_factory=lambda: bytearray(CLUSTER_SLOTS // 8))
 
@@ -195,6 +196,7 @@ class ClusterState:
         replica.flags = (replica.flags & ~MASTER) | SLAVE
         if replica not in master.replicas:
             master.replicas.append(replica)
+            master.flags |= MIGRATE_TO  # clusterNodeAddSlave: it had a replica, so it should have one
 
     def forget(self, node: ClusterNode, now_s: float) -> None:
         self.blacklist[node.id] = now_s + FORGET_BLACKLIST_TTL
