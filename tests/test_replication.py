@@ -1134,3 +1134,24 @@ def test_on_empty_db_loads_diskless_only_into_an_empty_dataset(filled: bool) -> 
     expected = _on_empty_db_writes_file("redis", filled)
     assert expected is filled
     assert _on_empty_db_writes_file("dumpling", filled) is expected
+
+
+def test_replica_back_from_another_master_continues_in_the_selected_database() -> None:
+    """REPLICAOF elsewhere and back: the partial resync continues the stream in the database
+    it had SELECTed (the cached master keeps its client, as Redis's does)."""
+    require_redis()
+    with servers(lambda: start_redis(*FAST_SYNC), lambda: start_dumpling(*FAST_SYNC)) as (master, replica):
+        m9, r = client(master, 9), client(replica)
+        r.replicaof("127.0.0.1", master.port)
+        wait_until(lambda: link_up(replica), what="link up")
+        m9.set("before", 1)
+        wait_until(caught_up(master, replica), what="offsets equal")
+        r.replicaof("127.0.0.1", 1)  # nothing listens there
+        m9.set("away", 1)
+        r.replicaof("127.0.0.1", master.port)
+        wait_until(lambda: link_up(replica), what="link up again")
+        m9.set("after", 1)
+        wait_until(caught_up(master, replica), what="offsets equal")
+        assert client(master).info("stats")["sync_partial_ok"] == 1
+        assert sorted(client(replica, 9).keys()) == [b"after", b"away", b"before"]
+        assert client(replica, 0).dbsize() == 0

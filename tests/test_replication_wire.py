@@ -115,3 +115,16 @@ def test_backlog_offsets() -> None:
     assert backlog.first_offset + backlog.histlen == 101 + 40003
     assert not backlog.can_continue_from(101)
     assert backlog.since(backlog.first_offset + backlog.histlen) == b""
+
+
+def test_backlog_keeps_what_a_replica_still_needs() -> None:
+    """Beyond its size the backlog keeps the bytes a connected replica has not received
+    (``keep``), and gives them up once it no longer needs them (``trim``)."""
+    backlog = Backlog(16 * 1024, 0)
+    for _ in range(10):
+        backlog.append(b"x" * 8192, keep=60_000)
+    assert backlog.histlen >= 60_000 and backlog.first_offset + backlog.histlen == 81_921
+    assert backlog.can_continue_from(81_921 - 60_000)
+    backlog.trim(keep=0)
+    assert backlog.histlen == 16 * 1024 and backlog.first_offset == 81_921 - 16 * 1024
+    assert not backlog.can_continue_from(81_921 - 60_000)

@@ -140,10 +140,11 @@ class Replication:
         stream_db = "0"
         if self.link is not None:
             old = self.link
+            # the cached master keeps its client: the stream continues in the database it SELECTed
             if old.state == "connected":
-                cached = (self.replid, old.offset, None)
+                cached = (self.replid, old.offset, old.client)
             elif old.cached is not None:
-                cached = (old.cached[0], old.cached[1], None)
+                cached = old.cached
             old.stop()
         self._unblock_all("UNBLOCKED force unblock from blocking operation, instance state changed (master -> "
                           "replica?)")
@@ -292,8 +293,6 @@ class Replication:
         if not self._unflushed:
             return
         data, self._unflushed = bytes(self._unflushed), bytearray()
-        if self.backlog is not None:
-            self.backlog.append(data)
         for replica in self.replicas:
             if replica.closed or replica.rdb_only:
                 continue
@@ -304,6 +303,14 @@ class Replication:
             else:
                 continue
             self._check_output_limit(replica)
+        if self.backlog is not None:
+            self.backlog.append(data, self._replicas_need())
+
+    def _replicas_need(self) -> int:
+        """The most stream bytes a connected replica has not received yet: the backlog keeps
+        them even beyond repl-backlog-size (Redis 7's shared replication buffer)."""
+        return max((r.unsent() for r in self.replicas if not r.closed and not r.rdb_only
+                    and r.state != "wait_bgsave_start"), default=0)
 
     def _check_output_limit(self, replica: ReplicaConn) -> None:
         """client-output-buffer-limit replica: a replica this far behind is dropped."""
@@ -639,6 +646,9 @@ class Replication:
                 server.log("warning", f"Disconnecting timedout replica (streaming sync): {replica.name}")
                 replica.client.close()
         self._purge_replicas()
+        if self.backlog is not None and self.backlog.histlen > self.backlog.size:
+            self.flush_stream()
+            self.backlog.trim(self._replicas_need())
         if server.keyspace.replica_keys_with_expire:
             self._expire_replica_keys()
         self._refresh_good_replicas()  # refreshGoodSlavesCount: a replica silent for max-lag stops counting
