@@ -233,8 +233,11 @@ class Server:
         hard, soft, seconds = self.output_buffer_limits()["pubsub" if pubsub else "normal"]
         if used is None:
             used = client.output_buffer_size()
-        over = bool(hard and used >= hard)
-        if soft and used >= soft:
+        # What Redis measures is its reply list: the first bytes sit in the client's reply buffer
+        # (dumpling.replybuffer) and count for no limit, so a small reply never trips one.
+        listed = used - client.reply_buffer_size
+        over = bool(hard and listed >= hard)
+        if soft and listed >= soft:
             now = int(time.time())
             if not client.obuf_soft_limit_since:
                 client.obuf_soft_limit_since = now

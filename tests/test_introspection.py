@@ -536,3 +536,23 @@ def test_hidden_configs(pair, name: str) -> None:  # type: ignore[no-untyped-def
     pair.same("CONFIG", "GET", name)
     everything = [parse_reply(conn.call("CONFIG", "GET", "*")) for conn in (pair.ours, pair.theirs)]
     assert [name.encode() in reply[::2] for reply in everything] == [False, False]  # type: ignore[index]
+
+
+def test_small_replies_never_trip_an_output_limit(own_servers: tuple[ServerProcess, ServerProcess]) -> None:
+    """client-output-buffer-limit measures the reply list: a reply that fits the client's reply
+    buffer (INFO under a 10-byte limit) is sent, a 100 KB one closes the client."""
+    seen = []
+    for server in own_servers:
+        with server.raw() as conn:
+            conn.call("SET", "big", b"a" * 100_000)
+            conn.call("CONFIG", "SET", "client-output-buffer-limit", "normal 10 0 0")
+            try:
+                with server.raw() as small:
+                    info = small.call("INFO", "stats")
+                with server.raw() as big:
+                    big.send(encode_command("GET", "big"))
+                    closed = big.is_closed(2)
+            finally:
+                conn.call("CONFIG", "SET", "client-output-buffer-limit", "normal 0 0 0")
+            seen.append((info.startswith(b"$"), closed))
+    assert seen == [(True, True), (True, True)]
