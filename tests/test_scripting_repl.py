@@ -77,3 +77,47 @@ def test_set_repl_chooses_aof_and_replicas(impl: str, tmp_path: Path) -> None:
     assert on_replica == b"*7\r\n$15\r\nnot for the AOF\r\n$-1\r\n$-1\r\n$1\r\n4\r\n$1\r\n5\r\n$-1\r\n$1\r\n7\r\n"
     # the AOF: a as it was before the replica-only SET, c, e, g; not b, d, f
     assert from_aof == b"*7\r\n$1\r\n1\r\n$-1\r\n$1\r\n3\r\n$-1\r\n$1\r\n5\r\n$-1\r\n$1\r\n7\r\n"
+
+
+STALE_LIBRARY = """#!lua name=stale
+redis.register_function{function_name='f1', callback=function() return 'hello' end, flags={'no-writes'}}
+redis.register_function{function_name='f2', callback=function() return 'hello' end, flags={'allow-stale', 'no-writes'}}
+redis.register_function{function_name='f3', callback=function() return redis.call('get', 'x') end,
+                        flags={'allow-stale', 'no-writes'}}
+redis.register_function{function_name='f4', callback=function() return type(redis.call('time')) end,
+                        flags={'allow-stale', 'no-writes'}}
+"""
+
+
+@pytest.mark.parametrize("impl", ["dumpling", "redis"])
+def test_scripts_on_a_stale_replica(impl: str) -> None:
+    """A replica whose link is down and that serves no stale data runs only scripts flagged
+    allow-stale, and inside them only commands flagged stale (scriptPrepareForRun,
+    scriptVerifyAllowStale); the others get Redis's plain MASTERDOWN."""
+    if impl == "redis":
+        require_redis()
+    server = start_dumpling() if impl == "dumpling" else start_redis()
+    try:
+        with server.raw() as conn:
+            assert conn.call("FUNCTION", "LOAD", STALE_LIBRARY) == b"$5\r\nstale\r\n"
+            assert conn.call("CONFIG", "SET", "replica-serve-stale-data", "no") == b"+OK\r\n"
+            assert conn.call("REPLICAOF", "127.0.0.1", "1") == b"+OK\r\n"
+            replies = [conn.call("FCALL", name, 0) for name in ("f1", "f2", "f3", "f4")]
+            replies.append(conn.call("EVAL", "return 1", 0))
+            replies.append(conn.call("EVAL", "#!lua flags=no-writes,allow-stale\nreturn redis.call('lastsave') > 0", 0))
+            replies.append(conn.call("EVAL", "#!lua flags=no-writes\nreturn 1", 0))
+            assert conn.call("REPLICAOF", "NO", "ONE") == b"+OK\r\n"
+            replies.append(conn.call("FCALL", "f1", 0))
+    finally:
+        server.stop()
+    masterdown = b"-MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.\r\n"
+    assert replies == [
+        masterdown,
+        b"$5\r\nhello\r\n",
+        b"-ERR Can not execute the command on a stale replica script: f3, on @user_function:4.\r\n",
+        b"$5\r\ntable\r\n",
+        masterdown,
+        b":1\r\n",
+        masterdown,
+        b"$5\r\nhello\r\n",
+    ]

@@ -21,6 +21,7 @@ from dumpling.dispatch import Blocked
 from dumpling.errors import CommandError
 from dumpling.persistence.propagation import TO_ALL
 from dumpling.protocol import ErrorReply
+from dumpling.replication.manager import MASTERDOWN
 from dumpling.scripting.engine import (
     GC_CYCLE_PERIOD,
     LuaState,
@@ -93,6 +94,7 @@ class Run:
     unchecked = False
     writes_admitted = False  # ...nor a write (see redis_call_raise)
     repl_changed = False  # redis.set_repl was called
+    stale = False  # started on a replica serving no stale data, its link down
 
     def __init__(self, caller: Client, caller_argv: list[bytes], client: Client, name: str, eval_mode: bool) -> None:
         self.caller = caller
@@ -218,12 +220,20 @@ class Scripting:
 
     # -- running ---------------------------------------------------------------------------
 
-    def admit(self, caller: Client, flags: int, ro: bool) -> None:
-        """``scriptPrepareForRun``'s refusals: what a script's declared flags forbid now (an
-        EVAL script without a shebang declares none and is refused nothing here)."""
+    def admit(self, caller: Client, flags: int, ro: bool, stale: bool) -> None:
+        """``scriptPrepareForRun``'s refusals: what a script's declared flags forbid now.  An
+        EVAL script without a shebang declares none: only a stale replica refuses it."""
         server = self.server
+        if flags & EVAL_COMPAT_MODE:
+            if stale:
+                raise CommandError("-" + MASTERDOWN)
+            return
         if flags & NO_CLUSTER and server.cluster is not None:
             raise CommandError("Can not run script on cluster, 'no-cluster' flag is set.")
+        if stale and not flags & ALLOW_STALE:
+            # Redis's dispatch refuses it first (the command's flags follow the script's, so it
+            # is not "stale"): the plain MASTERDOWN, not scriptPrepareForRun's longer text.
+            raise CommandError("-" + MASTERDOWN)
         if not flags & NO_WRITES:
             # Without a command gate, no READONLY, MISCONF or NOREPLICAS refusal applies.
             gated = server.command_gate is not None
@@ -248,8 +258,11 @@ class Scripting:
         (``state`` is the EVAL engine) sees KEYS and ARGV as globals, a function gets them
         as its two arguments."""
         server = self.server
-        if flags != EVAL_COMPAT_MODE and (flags or ro or server.command_gate is not None or server.maxmemory):
-            self.admit(caller, flags, ro)  # (a function without flags on an ungated server: nothing to refuse)
+        # (Ungated, a function without flags or an EVAL script without a shebang has nothing to refuse.)
+        gated = server.command_gate is not None
+        stale = gated and self._running_stale()
+        if gated or (flags != EVAL_COMPAT_MODE and (flags or ro or server.maxmemory)):
+            self.admit(caller, flags, ro, stale)
         eval_mode = state is self.eval_state
         client = self.eval_client if eval_mode else self.function_client
         run = Run(caller, caller_argv, client, name, eval_mode)
@@ -265,9 +278,10 @@ class Scripting:
             run.oom_at_start = not server.evict_if_needed()
         if server.cluster is not None:
             run.slot = self._declared_slot(caller)
-        elif caller.unrestricted and not run.read_only and not run.oom_at_start:
+        elif caller.unrestricted and not run.read_only and not run.oom_at_start and not stale:
             run.unchecked = True
-            run.writes_admitted = server.command_gate is None
+            run.writes_admitted = not gated
+        run.stale = stale
         was_in_exec = server.in_exec
         server.in_exec = True  # one time snapshot; blocking commands answer at once
         self.run = run
@@ -382,6 +396,8 @@ class Scripting:
             self._refuse(cmd, "ERR Wrong number of args calling Redis command from script")
         if cmd.noscript and not self.disable_deny_script:
             self._refuse(cmd, "ERR This Redis command is not allowed from script")
+        if run.stale and "stale" not in cmd.flags:  # scriptVerifyAllowStale
+            self._refuse(cmd, "ERR Can not execute the command on a stale replica")
         if not run.caller.unrestricted:  # scriptVerifyACL: the calling user's permissions
             denied = acl_refusal(run.caller, run.caller.user, cmd, argv, "lua")
             if denied is not None:
@@ -433,6 +449,12 @@ class Scripting:
         replication = getattr(self.server, "replication", None)
         return (replication is not None and replication.link is not None and self.server.config["replica-read-only"]
                 and getattr(caller, "repl_kind", None) != "master")
+
+    def _running_stale(self) -> bool:
+        """A replica whose link is down and that serves no stale data (``running_stale``)."""
+        replication = getattr(self.server, "replication", None)
+        link = replication.link if replication is not None else None
+        return link is not None and link.state != "connected" and not self.server.config["replica-serve-stale-data"]
 
     def _enough_replicas(self) -> bool:
         """checkGoodReplicasStatus (min-replicas-to-write / -max-lag)."""
