@@ -64,7 +64,7 @@ static PyObject *s_reply_mode, *s_multi, *s_authenticated, *s_blocked, *s_closed
     *s_notify_flags, *s_lfu, *s_loading, *s_now, *s_stat_hits, *s_stat_misses, *s_dirty, *s_stat_commands,
     *s_current_client, *s_server, *s_keyspace, *s_calls, *s_usec, *s_name, *s_added, *s_slowlog_push, *s_tracking, *s_pause_gate,
     *s_wire, *s_ready_keys, *s_pending_pushes, *s_finish_plain, *s_call_hooks, *s_tracking_caching, *s_arity, *s_handler,
-    *s_begin, *s_end, *s_handler_error, *s_reject, *s_logged_in;
+    *s_begin, *s_end, *s_handler_error, *s_reject, *s_logged_in, *s_twins_ok;
 
 /* ------------------------------------------------------------------ output buffer */
 
@@ -579,6 +579,8 @@ static int attr_is_none(PyObject *obj, PyObject *name) {
     return r;
 }
 
+enum { RESTRICTED_TWINS_OK = 1, RESTRICTED = 2 }; /* eligible()'s *restricted, besides 0 */
+
 /* 1 when the connection and the server are in the plain state the fast path assumes. */
 static int eligible(PyObject *server, PyObject *keyspace, PyObject *client, int *resp3, int *hooked, int *gated,
                     int *restricted) {
@@ -590,10 +592,16 @@ static int eligible(PyObject *server, PyObject *keyspace, PyObject *client, int 
     REQUIRE_FALSE(client, s_skip_this);
     REQUIRE_NONE(client, s_multi);
     REQUIRE_TRUE(client, s_logged_in);
-    /* a user short of every permission: only the general path runs, asking the ACL first */
+    /* a user short of some permission: the general path asks the ACL first, and the twins
+     * run only if the user may run them all on every key (RESTRICTED_TWINS_OK) */
     if ((r = attr_true(client, s_authenticated)) < 0) /* the "unrestricted" attribute */
         return -1;
-    *restricted = !r;
+    if (r)
+        *restricted = 0;
+    else if ((r = attr_true(client, s_twins_ok)) < 0)
+        return -1;
+    else
+        *restricted = r ? RESTRICTED_TWINS_OK : RESTRICTED;
     REQUIRE_NONE(client, s_blocked);
     REQUIRE_FALSE(client, s_closed);
     REQUIRE_FALSE(client, s_close_after);
@@ -1129,7 +1137,7 @@ static PyObject *fast_run(PyObject *self, PyObject *const *fargs, Py_ssize_t nar
         if (next < 0)
             break;
         /* hooks or a gate: every call through the general path, which honours them */
-        int command = g.hooks == NULL && g.gate == NULL && !g.restricted ? identify(&args[0]) : -1;
+        int command = g.hooks == NULL && g.gate == NULL && g.restricted != RESTRICTED ? identify(&args[0]) : -1;
         if (command >= 0) {
             if (stale) { /* a Python handler ran since the dicts were read */
                 int loaded = load_db(&b, client);
@@ -1530,5 +1538,6 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     INTERN(s_handler_error, "handler_error");
     INTERN(s_reject, "reject");
     INTERN(s_logged_in, "authenticated");
+    INTERN(s_twins_ok, "twins_ok");
     return PyModule_Create(&module);
 }

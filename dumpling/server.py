@@ -57,6 +57,8 @@ class Client(asyncio.Protocol):
         # Authenticated as a user every command, key and channel is open to: the fast paths
         # (dispatch's and _fastpath.c's) test only this; other clients go through the ACL check.
         self.unrestricted = self.authenticated and self.user.unrestricted
+        # A restricted user the C twins (GET, SET, INCR...) need not ask: see commands.acl.set_access
+        self.twins_ok = self.unrestricted
         self.created = time.time()
         self.last_interaction = self.created
         self.addr = "?:0"

@@ -18,7 +18,16 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.servers import Pair, RawConnection, ServerProcess, free_port, parse_reply, start_dumpling, start_redis
+from tests.servers import (
+    Pair,
+    RawConnection,
+    ServerProcess,
+    encode_command,
+    free_port,
+    parse_reply,
+    start_dumpling,
+    start_redis,
+)
 
 PW_HASH = "30c952fab122c3f9759f02a6d95c3758b246b4fee239957b2d4fee46e26170c4"  # sha256("pw")
 
@@ -642,3 +651,41 @@ def test_sort_by_and_get_need_access_to_every_key(ours: ServerProcess, conn: Raw
             assert c.call("SORT", "mylist", "BY", "v*") == (b"*1\r\n$1\r\n1\r\n" if allowed else denied_by)
             assert c.call("SORT", "mylist", "GET", "v*") == (b"*1\r\n$1\r\n1\r\n" if allowed else denied_get)
             assert c.call("SORT", "mylist", "BY", "nosort") == b"*1\r\n$1\r\n1\r\n"  # a constant BY reads nothing
+
+
+def _pipelined(conn: RawConnection, data: bytes, replies: int) -> list[bytes]:
+    """The replies to a pipeline, errors cut to their code (7.0's -NOPERM texts are older)."""
+    conn.send(data)
+    replies_read = [conn.read_reply() for _ in range(replies)]
+    return [r.split(b" ")[0] if r.startswith(b"-") else r for r in replies_read]
+
+
+def test_twins_run_for_users_who_may_run_them_on_every_key(servers: tuple[ServerProcess, ServerProcess],
+                                                           acl_pair: Pair) -> None:
+    """A restricted user allowed GET/SET/INCR/MSET/MGET/PING on every key gets the C twins
+    (``twins_ok``); pipelined, the replies and the statistics are Redis's, and a rule change
+    takes effect at once, in the middle of a pipeline, as it does in Redis."""
+    acl_pair.same("ACL", "SETUSER", "app", "on", ">pw", "~*", "+@all", "-@dangerous")
+    acl_pair.same("ACL", "SETUSER", "narrow", "on", ">pw", "~k*", "+@all")
+    for name in ("app", "narrow"):
+        ours, theirs = (_as(s, name) for s in servers)
+        try:
+            pipeline = b"".join(encode_command(*cmd) for cmd in [
+                ("SET", "k1", "v1"), ("GET", "k1"), ("INCR", "k2"), ("INCRBY", "k2", "5"), ("MSET", "k3", "a", "x", "b"),
+                ("MGET", "k1", "k3", "x"), ("SET", "x", "1"), ("GET", "x"), ("PING",), ("DECR", "x")])
+            assert _pipelined(ours, pipeline, 10) == _pipelined(theirs, pipeline, 10), name
+        finally:
+            ours.close()
+            theirs.close()
+    ours, theirs = (_as(s, "app") for s in servers)
+    try:
+        revoke = encode_command("SET", "k1", "a") + encode_command("ACL", "WHOAMI")
+        assert _pipelined(ours, revoke, 2) == _pipelined(theirs, revoke, 2)
+        acl_pair.same("ACL", "SETUSER", "app", "-set", "resetkeys", "%R~*")  # no SET, and keys read-only
+        after = encode_command("SET", "k1", "b") + encode_command("GET", "k1") + encode_command("INCR", "k2")
+        got = _pipelined(ours, after, 3)
+        assert got == _pipelined(theirs, after, 3)
+        assert got == [b"-NOPERM", b"$1\r\na\r\n", b"-NOPERM"]
+    finally:
+        ours.close()
+        theirs.close()

@@ -15,7 +15,7 @@ import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
-from dumpling import acl
+from dumpling import accel, acl
 from dumpling.acl import Acl, RuleError, User
 from dumpling.commands.common import to_int
 from dumpling.commands.registry import ACL_ORDER, Command, command, container
@@ -103,10 +103,18 @@ def _s(data: bytes) -> str:
 # -- which user a client runs as ----------------------------------------------------------------------
 
 
+def set_access(c: Client) -> None:
+    """What the fast paths may skip for ``c``: every check (``unrestricted``), or the ACL
+    check of the C twins (``twins_ok``: its user may run them all on every key)."""
+    c.unrestricted = c.authenticated and c.user.unrestricted
+    c.twins_ok = c.unrestricted or (
+        c.authenticated and accel.fastpath is not None and c.user.may_run_anywhere(accel.fastpath.commands()))
+
+
 def login(c: Client, user: User) -> None:
     c.user = user
     c.authenticated = True
-    c.unrestricted = user.unrestricted
+    set_access(c)
 
 
 def reset_login(c: Client) -> None:
@@ -114,7 +122,7 @@ def reset_login(c: Client) -> None:
     server_acl: Acl = c.server.acl
     c.user = server_acl.default
     c.authenticated = not server_acl.auth_required()
-    c.unrestricted = c.authenticated and c.user.unrestricted
+    set_access(c)
 
 
 def deauthenticate_and_close(c: Client) -> None:
@@ -122,7 +130,7 @@ def deauthenticate_and_close(c: Client) -> None:
     server = c.server
     c.user = server.acl.default
     c.authenticated = False
-    c.unrestricted = False
+    set_access(c)
     if c is server.current_client:
         c.flags_close_after_reply = True
     else:
@@ -132,7 +140,7 @@ def deauthenticate_and_close(c: Client) -> None:
 def refresh_clients(server: Server) -> None:
     """After a user's rules changed: which clients may skip the checks."""
     for c in server.clients.values():
-        c.unrestricted = c.authenticated and c.user.unrestricted
+        set_access(c)
 
 
 def authenticate(c: Client, name: bytes, password: bytes, verb: bytes) -> bool:
