@@ -26,6 +26,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdint.h>
 #include <string.h>
@@ -1355,6 +1356,18 @@ static int scored_cmp(const void *a, const void *b) {
 
 static int scored_cmp_desc(const void *a, const void *b) { return scored_cmp(b, a); }
 
+/* The elements of `items` in sortCompare's order, as a new list; frees `items`. */
+static PyObject *sorted_elements(Scored *items, Py_ssize_t n, int desc) {
+    qsort(items, (size_t)n, sizeof(Scored), desc ? scored_cmp_desc : scored_cmp);
+    PyObject *out = PyList_New(n);
+    if (out != NULL) {
+        for (Py_ssize_t i = 0; i < n; i++)
+            PyList_SET_ITEM(out, i, Py_NewRef(items[i].element));
+    }
+    PyMem_Free(items);
+    return out;
+}
+
 /* sort_scored(scores: list[float], elements: list[bytes], desc: bool) -> list | None:
  * the elements in SORT's order for those weights; None if an argument is not of those
  * exact types (the caller's Python ordering applies then). */
@@ -1380,14 +1393,66 @@ static PyObject *fast_sort_scored(PyObject *self, PyObject *const *args, Py_ssiz
         items[i].n = PyBytes_GET_SIZE(element);
         items[i].element = element;
     }
-    qsort(items, (size_t)n, sizeof(Scored), desc ? scored_cmp_desc : scored_cmp);
-    PyObject *out = PyList_New(n);
-    if (out != NULL) {
-        for (Py_ssize_t i = 0; i < n; i++)
-            PyList_SET_ITEM(out, i, Py_NewRef(items[i].element));
+    return sorted_elements(items, n, desc);
+}
+
+/* A SORT weight as Redis's strtod reads it, for the plain decimal forms only ([+-]digits[.digits]
+ * [e[+-]digits]): 1 and *out set, or 0 for anything else (NUL, spaces, hex, inf, nan, overflow,
+ * underflow: the Python reader decides those, errors included). */
+static int plain_weight(const char *p, Py_ssize_t n, double *out) {
+    char text[320];
+    if (n == 0 || n >= (Py_ssize_t)sizeof text)
+        return 0;
+    int digits = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        char ch = p[i];
+        if (ch >= '0' && ch <= '9')
+            digits++;
+        else if (ch != '.' && ch != '-' && ch != '+' && ch != 'e' && ch != 'E')
+            return 0;
     }
-    PyMem_Free(items);
-    return out;
+    if (!digits)
+        return 0;
+    memcpy(text, p, (size_t)n);
+    text[n] = '\0';
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (end != text + n || errno == ERANGE || v != v)
+        return 0;
+    *out = v;
+    return 1;
+}
+
+/* sort_weighted(weights: list[bytes | None], elements: list[bytes], desc) -> list | None: SORT's
+ * numeric order with the weights read here (None weighs 0, as a missing BY key); None if a
+ * weight is not a plain decimal or an argument not of those types (Python orders them then). */
+static PyObject *fast_sort_weighted(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[1]) ||
+        PyList_GET_SIZE(args[0]) != PyList_GET_SIZE(args[1]))
+        Py_RETURN_NONE;
+    int desc = PyObject_IsTrue(args[2]);
+    if (desc < 0)
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(args[1]);
+    Scored *items = PyMem_Malloc(sizeof(Scored) * (size_t)(n ? n : 1));
+    if (items == NULL)
+        return PyErr_NoMemory();
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *weight = PyList_GET_ITEM(args[0], i), *element = PyList_GET_ITEM(args[1], i);
+        double score = 0.0;
+        if (!PyBytes_CheckExact(element) ||
+            (weight != Py_None && (!PyBytes_CheckExact(weight) ||
+                                   !plain_weight(PyBytes_AS_STRING(weight), PyBytes_GET_SIZE(weight), &score)))) {
+            PyMem_Free(items);
+            Py_RETURN_NONE;
+        }
+        items[i].score = score;
+        items[i].p = PyBytes_AS_STRING(element);
+        items[i].n = PyBytes_GET_SIZE(element);
+        items[i].element = element;
+    }
+    return sorted_elements(items, n, desc);
 }
 
 /* encode_flat(value: list, resp3: bool) -> bytes | None: protocol.encode of a flat array
@@ -1461,6 +1526,8 @@ static PyMethodDef methods[] = {
      "configure_general(table, Status, NO_REPLY, acl_check): the plain commands run through their Python handlers"},
     {"encode_flat", (PyCFunction)(void (*)(void))fast_encode_flat, METH_FASTCALL,
      "encode_flat(value, resp3) -> the RESP encoding of a flat array, or None for another shape"},
+    {"sort_weighted", (PyCFunction)(void (*)(void))fast_sort_weighted, METH_FASTCALL,
+     "sort_weighted(weights, elements, desc) -> elements in SORT's numeric order, or None (Python decides)"},
     {"sort_scored", (PyCFunction)(void (*)(void))fast_sort_scored, METH_FASTCALL,
      "sort_scored(scores, elements, desc) -> elements in SORT's numeric order, or None for other types"},
     {"commands", fast_commands, METH_NOARGS, "names of the commands this module can run"},

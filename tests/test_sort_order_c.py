@@ -46,3 +46,21 @@ def test_other_types_are_left_to_python() -> None:
     assert accel.fastpath.sort_scored([1], [b"x"], False) is None
     assert accel.fastpath.sort_scored([1.0, 2.0], [b"x"], False) is None
     assert sorting._by_score([2.0, 1.0], [bytearray(b"b"), b"a"], False, 2) == [b"a", bytearray(b"b")]
+
+
+@needs_c
+@pytest.mark.parametrize("desc", [False, True])
+def test_c_weights_are_read_as_python_reads_them(desc: bool) -> None:
+    """Plain decimal weights (and None, a missing BY key) are read in C to the same doubles as
+    strtod_weight; any other text is left to Python (None), which words the errors."""
+    rng = random.Random(11)
+    texts = [b"0", b"-0", b"+5", b"12", b"1.5", b"-1.25e3", b".5", b"5.", b"1e308", b"007", b"3.14159265358979323846",
+             b"123456789012345678901234567890", b"-.0e-0"]
+    for size in (1, 30, 3000):
+        weights = [rng.choice([*texts, None]) for _ in range(size)]
+        elements = [b"e%d" % rng.randrange(size) for _ in range(size)]
+        scores = [0.0 if w is None else sorting.strtod_weight(w) for w in weights]
+        got = accel.fastpath.sort_weighted(weights, elements, desc)
+        assert got == accel.fastpath.sort_scored(scores, elements, desc)
+    for odd in (b"", b" 1", b"1 ", b"0x10", b"inf", b"nan", b"1e999", b"1e-400", b"1\x002", b"1-", b"e", b"--1", b"1.2.3"):
+        assert accel.fastpath.sort_weighted([odd], [b"x"], False) is None, odd

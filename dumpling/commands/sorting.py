@@ -218,12 +218,18 @@ def _sort(c: Any, argv: list[bytes], readonly: bool) -> Any:
             else:
                 elements = _ordered(elements, desc, end + 1)
         else:
-            # short digit-only weights (the common case) inline: exactly what strtod reads, and
-            # finite; anything else (overflow included) through strtod_weight
-            scores = [float(w) if w is not None and len(w) < 300 and w.isdigit() else _weight(w) for w in weights]
-            if None in scores:
-                raise CommandError("One or more scores can't be converted into double")
-            elements = _by_score(scores, elements, desc, end + 1)  # type: ignore[arg-type]
+            # plain decimal weights are read and ordered in C; anything else (and every error) here
+            ordered = accel.fastpath.sort_weighted(weights, elements, desc) if accel.fastpath is not None else None
+            if ordered is not None:
+                elements = ordered
+            else:
+                # short digit-only weights inline: exactly what strtod reads, and finite;
+                # anything else (overflow included) through strtod_weight
+                scores = [float(w) if w is not None and len(w) < 300 and w.isdigit() else _weight(w)
+                          for w in weights]
+                if None in scores:
+                    raise CommandError("One or more scores can't be converted into double")
+                elements = _by_score(scores, elements, desc, end + 1)  # type: ignore[arg-type]
 
     selected = elements[start:end + 1] if end >= start else []
     if store is None:
