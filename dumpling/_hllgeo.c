@@ -8,7 +8,7 @@
  *
  * HyperLogLog (a value is the string's bytes: 16-byte header, then dense 6-bit registers
  * or sparse ZERO/XZERO/VAL opcodes; see the reference's docstring):
- *   murmurhash64a(data) -> int           Redis's MurmurHash64A with its seed
+ *   murmurhash64a(data) -> int           Redis's MurmurHash64A with its seed (for the tests)
  *   hll_add(hll, elements, max_bytes)    PFADD's loop on a bytearray, edited in place:
  *       -> (registers changed, corrupt)  the sparse editor is hyperloglog.sparse_set,
  *                                        promotion to dense included
@@ -17,7 +17,8 @@
  *                                        (False: a corrupt sparse body)
  *   hll_estimate(registers) -> int       the estimator over one byte per register
  * GEO (scores are 52-bit interleaved geohashes):
- *   geo_decode(score) -> (lon, lat)      geohash.decode_score
+ *   geo_decode(score) -> (lon, lat)      geohash.decode_score (for the tests; geo_search and
+ *                                        geo_pos decode with it)
  *   geo_cells(kind, lon, lat, conversion, radius, width, height)
  *                                        geohash.search_cells: the centre cell and its
  *                                        neighbours, (0, 0) for those left out
@@ -29,8 +30,13 @@
  *                                        geohash.partial_sort by distance (Redis's pqsort);
  *                                        False (nothing moved) when too deep for C
  *   geo_reply(points, n, conversion, withdist, withhash, withcoord, resp3) -> bytes
- *   geo_pos(scores, resp3) -> bytes      GEOSEARCH's and GEOPOS's reply bytes
+ *   geo_pos(scores, resp3) -> bytes      geohash.points_reply / positions_reply: the reply
+ *                                        bytes of a search WITH* and of GEOPOS
  *   format_distance(x), format_coordinate(x) -> bytes
+ *                                        geohash.format_distance / format_coordinate (for
+ *                                        the tests; the replies print with them)
+ * Numbers in replies are printed with integer arithmetic, not printf: %.17f of a
+ * coordinate is exact (fixed17_text), as glibc's and Python's are.
  *
  * The estimator and the distance use libm exactly where the reference calls math.*;
  * setup.py builds this file with -ffp-contract=off so no multiply-add is fused.

@@ -19,7 +19,9 @@ The entry points ``cells_to_scan``, ``collect_points``, ``points_reply`` and
 (``native``; ``DUMPLING_PURE=1`` or ``use_native(False)`` turns them off); the Python
 here stays the reference they must match (``tests/test_hllgeo_c.py``).
 
-Must not: know about keys, sorted sets or replies.
+Must not: know about keys or sorted sets (a search gets its candidates as iterables of
+``(score, member)``).  The only reply bytes built here are the two GEO-specific shapes
+(``points_reply``, ``positions_reply``), so that C can build them in one call.
 """
 
 from __future__ import annotations
