@@ -120,6 +120,10 @@ class Server:
         self.shutdown_deadline_ms = 0
         self.shutdown_flags: frozenset[str] = frozenset()
         self.shutdown_waiters: list[Client] = []
+        # SIGTERM/SIGINT's SHUTDOWN flags until the cron acts on them (Redis's shutdown_asap;
+        # SHUTDOWN ABORT can cancel it first); the cron runs once the dataset is loaded.
+        self.shutdown_asap: frozenset[str] | None = None
+        self.cron_started = False
         self.loop: asyncio.AbstractEventLoop | None = None
         self.servers: list[asyncio.base_events.Server] = []
         self.tcp_listeners: dict[tuple[str, int], Any] = {}  # (bind word, port) -> its server (listen_tcp)
@@ -865,6 +869,7 @@ class Server:
                 return 1
         self._busy_base_ns = time.thread_time_ns()  # the loop's time counts from here (not the imports)
         cron = loop.create_task(self._cron())
+        self.cron_started = True
         if port:
             self.log("notice", "Ready to accept connections tcp")
         if self.config["unixsocket"]:
@@ -1078,16 +1083,26 @@ class Server:
         self.client_pause.release("shutdown")  # type: ignore[attr-defined]
 
     def abort_shutdown(self) -> bool:
-        """SHUTDOWN ABORT: False if no shutdown is waiting."""
-        if not self.shutdown_deadline_ms:
+        """SHUTDOWN ABORT: False if no shutdown is waiting or requested by a signal."""
+        if self.shutdown_deadline_ms:
+            self.cancel_shutdown()
+        elif self.shutdown_asap is not None:
+            self.shutdown_asap = None
+        else:
             return False
-        self.cancel_shutdown()
         self.log("notice", "Shutdown manually aborted.")
         return True
 
     def shutdown_cron(self) -> None:
-        """A waiting shutdown finishes once every replica caught up or the time is up."""
-        if not self.shutdown_deadline_ms or (self.shutdown_event is not None and self.shutdown_event.is_set()):
+        """A signal's shutdown starts here; a waiting shutdown finishes once every replica
+        caught up or the time is up."""
+        if self.shutdown_event is not None and self.shutdown_event.is_set():
+            return
+        if self.shutdown_asap is not None and not self.shutdown_deadline_ms:
+            flags, self.shutdown_asap = self.shutdown_asap, None
+            self.request_shutdown("User requested shutdown...", flags)
+            return
+        if not self.shutdown_deadline_ms:
             return
         replication = getattr(self, "replication", None)
         if time.time_ns() // 1_000_000 >= self.shutdown_deadline_ms or replication is None or \
@@ -1099,10 +1114,16 @@ class Server:
         if name == "SIGINT" and self.shutdown_deadline_ms:
             self.log("warning", "You insist... exiting now.")  # a second Ctrl+C: no more waiting
             os._exit(1)
+        if name == "SIGINT" and self.shutdown_asap is not None:
+            self.log("warning", "You insist... exiting now.")
+            os._exit(1)
         self.log("warning", f"Received {name} scheduling shutdown...")
         setting = "shutdown-on-sigterm" if name == "SIGTERM" else "shutdown-on-sigint"
         flags = frozenset(self.config[setting].split()) - {"default"}
-        self.request_shutdown(flags=flags)
+        if self.cron_started:
+            self.shutdown_asap = flags  # the cron starts it (not while DEBUG PAUSE-CRON holds it)
+        else:
+            self.request_shutdown(flags=flags)  # (loading at startup: stop now)
 
     async def _cron(self) -> None:
         """serverCron: active expiry, stats sampling, idle timeouts, migrate socket cleanup."""
