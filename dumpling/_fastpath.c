@@ -65,7 +65,7 @@ static PyObject *s_reply_mode, *s_multi, *s_authenticated, *s_blocked, *s_closed
     *s_notify_flags, *s_lfu, *s_loading, *s_now, *s_stat_hits, *s_stat_misses, *s_dirty, *s_stat_commands,
     *s_current_client, *s_server, *s_keyspace, *s_calls, *s_usec, *s_name, *s_added, *s_slowlog_push, *s_tracking, *s_pause_gate,
     *s_wire, *s_ready_keys, *s_pending_pushes, *s_finish_plain, *s_call_hooks, *s_tracking_caching, *s_arity, *s_handler,
-    *s_begin, *s_end, *s_handler_error, *s_reject, *s_logged_in, *s_twins_ok;
+    *s_begin, *s_end, *s_handler_error, *s_reject, *s_logged_in, *s_twins_ok, *s_acl_free;
 
 /* ------------------------------------------------------------------ output buffer */
 
@@ -923,6 +923,17 @@ static int run_general(General *g, Batch *b, Arg *args, int argc, PyObject **las
         PyObject *check = step == 0 ? (g->restricted ? g_acl_check : NULL) : g->gate;
         if (check == NULL)
             continue;
+        if (step == 0) { /* a command the user may run with any arguments needs no asking */
+            PyObject *free = PyObject_GetAttr(g->client, s_acl_free);
+            PyObject *cmd_name = free == NULL ? NULL : PyObject_GetAttr(cmd, s_name);
+            int is_free = cmd_name == NULL ? -1 : PyAnySet_Check(free) ? PySet_Contains(free, cmd_name) : 0;
+            Py_XDECREF(free);
+            Py_XDECREF(cmd_name);
+            if (is_free < 0)
+                goto done;
+            if (is_free)
+                continue;
+        }
         PyObject *refusal = PyObject_CallFunctionObjArgs(check, g->client, cmd, argv, NULL);
         if (refusal == NULL)
             goto done;
@@ -1606,5 +1617,6 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     INTERN(s_reject, "reject");
     INTERN(s_logged_in, "authenticated");
     INTERN(s_twins_ok, "twins_ok");
+    INTERN(s_acl_free, "acl_free");
     return PyModule_Create(&module);
 }

@@ -513,7 +513,7 @@ VARIABLE_KEY_FLAGS = {"set": _set_key_flags, "bitfield": _bitfield_key_flags, "s
 class User:
     """An ACL user: flags, password hashes, and its selectors (root first)."""
 
-    __slots__ = ("name", "enabled", "nopass", "skip_sanitize", "passwords", "selectors", "_described")
+    __slots__ = ("name", "enabled", "nopass", "skip_sanitize", "passwords", "selectors", "_described", "_free")
 
     def __init__(self, name: bytes, pubsub_all: bool = False) -> None:
         self.name = name
@@ -523,6 +523,7 @@ class User:
         self.passwords: list[str] = []
         self.selectors: list[Selector] = [Selector(pubsub_all)]
         self._described: bytes | None = None
+        self._free: frozenset[str] | None = None  # free_commands(), until the rules change
 
     @property
     def root(self) -> Selector:
@@ -532,6 +533,18 @@ class User:
     def unrestricted(self) -> bool:
         """Every command, key and channel allowed: the dispatcher may skip the check."""
         return self.root.unrestricted
+
+    def free_commands(self) -> frozenset[str]:
+        """Names of the commands whose ACL check always passes for this user, whatever the arguments:
+        the root selector allows them whole, on every key, and every channel they may name
+        (the C request loop runs these without asking)."""
+        if self._free is None:
+            root = self.root
+            self._free = frozenset() if not root.allkeys else frozenset(
+                cmd.name for cmd in all_commands()
+                if (root.allchannels or cmd.name not in CHANNEL_ARGS)
+                and (root.allcommands or cmd.no_auth or cmd.name in root.allowed))
+        return self._free
 
     def may_run_anywhere(self, names: Iterable[str]) -> bool:
         """Every command of ``names`` (none has keyless arguments to restrict, subcommands or
@@ -545,6 +558,7 @@ class User:
         self.passwords = list(other.passwords)
         self.selectors = [s.copy() for s in other.selectors]
         self._described = None
+        self._free = None
 
     def clone(self, name: bytes | None = None) -> User:
         u = User(self.name if name is None else name)
@@ -554,6 +568,7 @@ class User:
     def apply(self, op: bytes, pubsub_all: bool) -> None:
         """ACLSetUser: one rule or flag; raises RuleError."""
         self._described = None
+        self._free = None
         if not op:
             return
         low = op.lower()

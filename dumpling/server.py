@@ -59,6 +59,7 @@ class Client(asyncio.Protocol):
         self.unrestricted = self.authenticated and self.user.unrestricted
         # A restricted user the C twins (GET, SET, INCR...) need not ask: see commands.acl.set_access
         self.twins_ok = self.unrestricted
+        self.acl_free: frozenset[Any] = frozenset()  # commands its ACL check always passes
         self.created = time.time()
         self.last_interaction = self.created
         self.addr = "?:0"

@@ -686,6 +686,18 @@ def test_twins_run_for_users_who_may_run_them_on_every_key(servers: tuple[Server
         got = _pipelined(ours, after, 3)
         assert got == _pipelined(theirs, after, 3)
         assert got == [b"-NOPERM", b"$1\r\na\r\n", b"-NOPERM"]
+        # the general path's commands the user may run anywhere skip the check the same way
+        acl_pair.same("ACL", "SETUSER", "app", "+set", "allkeys")
+        general = b"".join(encode_command(*cmd) for cmd in [
+            ("LPUSH", "l", "a", "b"), ("HSET", "h", "f", "v"), ("ZADD", "z", "1", "m"), ("LRANGE", "l", "0", "-1"),
+            ("KEYS", "*"), ("PUBLISH", "ch", "m"), ("SADD", "s", "x")])
+        got = _pipelined(ours, general, 7)
+        assert got == _pipelined(theirs, general, 7)
+        assert got[4] == got[5] == b"-NOPERM"  # @dangerous, and channels not granted
+        acl_pair.same("ACL", "SETUSER", "app", "-lpush")
+        again = encode_command("LPUSH", "l", "c") + encode_command("RPUSH", "l", "d")
+        got = _pipelined(ours, again, 2)
+        assert got == _pipelined(theirs, again, 2) == [b"-NOPERM", b":3\r\n"]
     finally:
         ours.close()
         theirs.close()
