@@ -1155,3 +1155,55 @@ def test_replica_back_from_another_master_continues_in_the_selected_database() -
         assert client(master).info("stats")["sync_partial_ok"] == 1
         assert sorted(client(replica, 9).keys()) == [b"after", b"away", b"before"]
         assert client(replica, 0).dbsize() == 0
+
+
+def test_a_transaction_split_across_reads_counts_whole_in_the_offset() -> None:
+    """The master's MULTI ... EXEC may arrive in several reads: the replica's offset moves
+    past the whole block once EXEC ran, counting the bytes of every read (in-process)."""
+    from dumpling.config import Config
+    from dumpling.dispatch import Server
+    from dumpling.replication.upstream import MasterLink
+    from dumpling.replication.wire import CommandStream
+
+    server = Server(Config())
+    link = MasterLink(server.replication, "127.0.0.1", 1, None)
+    link.client = link.new_client()
+    stream = CommandStream()
+    first = encode_command("MULTI") + encode_command("SET", "k", "v")
+    second = encode_command("INCR", "n") + encode_command("EXEC")
+    start = link.offset
+    stream.feed(first)
+    assert link._apply_available(stream) == 0 and link.offset == start
+    stream.feed(second)
+    assert link._apply_available(stream) == len(first) + len(second) == link.offset - start
+    db = server.keyspace.dbs[0]
+    assert db.data[b"k"] == b"v" and db.data[b"n"] == b"1"
+
+
+def _replica_paused(kind: str) -> list[Any]:
+    """CLIENT PAUSE WRITE on a replica holds its master's writes: slave_read_repl_offset
+    grows, slave_repl_offset waits, and the stream goes on when the pause ends."""
+    start = start_redis if kind == "redis" else start_dumpling
+    with servers(lambda: start_redis(*FAST_SYNC), lambda: start(*FAST_SYNC)) as (master, replica):
+        m, r = client(master), client(replica)
+        r.replicaof("127.0.0.1", master.port)
+        wait_until(lambda: link_up(replica), what="link up")
+        m.set("foo", "bar")
+        wait_until(caught_up(master, replica), what="offsets equal")
+        before = offset(master)
+        r.client_pause(100_000, all=False)
+        m.set("foo2", "bar2")
+        target = offset(master)
+        wait_until(lambda: r.info("replication")["slave_read_repl_offset"] == target, what="received")
+        seen: list[Any] = [r.info("replication")["slave_repl_offset"] == before, r.get("foo2")]
+        r.client_unpause()
+        wait_until(lambda: r.info("replication")["slave_repl_offset"] == target, what="applied")
+        seen.append(r.get("foo2"))
+        return seen
+
+
+def test_client_pause_on_a_replica_holds_its_masters_writes() -> None:
+    require_redis()
+    expected = _replica_paused("redis")
+    assert expected == [True, None, b"bar2"], expected
+    assert _replica_paused("dumpling") == expected

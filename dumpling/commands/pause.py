@@ -55,6 +55,8 @@ class ClientPause:
         self.waiters: list[tuple[Any, list[bytes], Blocked]] = []
         self._timer: Any = None
         self.held_by: set[str] = set()  # purposes holding a WRITE pause until released ("shutdown", "failover")
+        # called when paused commands may run again (a replica's master link holding its stream)
+        self.on_resume: list[Any] = []
 
     # -- state ------------------------------------------------------------------------
 
@@ -159,12 +161,20 @@ class ClientPause:
             return False
         return bool(flags & NO_WRITES) and argv[1].startswith(b"#!")
 
+    def covers(self, client: Any, cmd: Command, argv: list[bytes]) -> bool:
+        """Whether the pause in force holds ``cmd`` back (without suspending anyone)."""
+        return self.active() and (self.all or self._may_write(client, cmd, argv))
+
     def holds(self, client: Any) -> bool:
         """True if ``client`` is waiting here (CLIENT UNBLOCK leaves such clients alone)."""
         return any(waiter is client and client.blocked is blocked for waiter, _, blocked in self.waiters)
 
     def resume_waiters(self) -> None:
         """Re-run the held commands from the top of dispatch (they may be held again)."""
+        if self.on_resume:
+            callbacks, self.on_resume = self.on_resume, []
+            for callback in callbacks:
+                callback()
         if not self.waiters:
             return
         waiters, self.waiters = self.waiters, []

@@ -96,6 +96,9 @@ class MasterLink:
         self.connected_since = 0.0  # (a link up for a second or more reconnects at once when it drops)
         self._leftover = b""  # stream bytes that arrived behind a $<len> RDB
         self.pending_multi = 0  # bytes of a MULTI block received but not applied yet
+        self.stream: CommandStream | None = None  # the command stream of the link that is up
+        self.raw = bytearray()
+        self.held: tuple[list[bytes], int] | None = None  # a command CLIENT PAUSE holds back
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -545,24 +548,46 @@ class MasterLink:
         self.connected_since = time.time()
         self.replication.link_up()
         self.send_ack()
-        stream = CommandStream()
-        raw = bytearray()
+        self.stream = CommandStream()
+        self.raw = bytearray()  # received, not applied yet
+        self.pending_multi = 0
+        self.held = None
         data = leftover
         while True:
             if data:
                 self.read_offset += len(data)
                 client.last_interaction = self.last_io = time.time()
-                stream.feed(data)
-                raw += data
-                applied = self._apply_available(stream)
-                if applied:
-                    self.replication.proxy(raw[:applied])
-                    del raw[:applied]
+                self.stream.feed(data)
+                self.raw += data
+                self._apply_received()
             if client.closed:
                 raise LinkLost("Connection with master lost.")
             data = await reader.read(_READ_SIZE)
             if not data:
                 raise LinkLost("" if self.timed_out else "Connection with master lost.")
+
+    def _apply_received(self) -> None:
+        """Apply what has been received and proxy it to our own backlog and replicas."""
+        if self.stream is None or self.client is None or self.client.closed:
+            return
+        applied = self._apply_available(self.stream)
+        if applied:
+            self.replication.proxy(self.raw[:applied])
+            del self.raw[:applied]
+
+    def _paused(self, argv: list[bytes]) -> bool:
+        """CLIENT PAUSE holds the master's writes too: the stream waits (slave_repl_offset
+        stays while slave_read_repl_offset grows) and goes on when the pause ends."""
+        server = self.server
+        if server.pause_gate is None:
+            return False
+        found = server.lookup_command(argv)
+        pause = server.client_pause  # type: ignore[attr-defined]
+        if not hasattr(found, "handler") or not pause.covers(self.client, found, argv):
+            return False
+        if self._apply_received not in pause.on_resume:
+            pause.on_resume.append(self._apply_received)
+        return True
 
     def _apply_available(self, stream: CommandStream) -> int:
         """Run the complete commands received; returns the stream bytes applied (up to
@@ -572,14 +597,19 @@ class MasterLink:
         assert client is not None
         ks = server.keyspace
         applied = 0
-        in_flight = 0  # bytes of the MULTI ... being received
+        in_flight = self.pending_multi  # bytes of a MULTI ... received by earlier reads
         ks.loading = True  # the master's commands see keys past their TTL (the master expires them)
         try:
             while True:
-                item = stream.next_command()
+                item, self.held = self.held, None
+                if item is None:
+                    item = stream.next_command()
                 if item is None:
                     break
                 argv, size = item
+                if (client.multi is None or argv[0].lower() == b"exec") and self._paused(argv):
+                    self.held = item  # (and what follows it waits too)
+                    break
                 self._apply(argv)
                 if client.multi is None:
                     applied += in_flight + size
