@@ -1379,34 +1379,6 @@ static PyObject *sorted_elements(Scored *items, Py_ssize_t n, int desc) {
     return out;
 }
 
-/* sort_scored(scores: list[float], elements: list[bytes], desc: bool) -> list | None:
- * the elements in SORT's order for those weights; None if an argument is not of those
- * exact types (the caller's Python ordering applies then). */
-static PyObject *fast_sort_scored(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[1]) ||
-        PyList_GET_SIZE(args[0]) != PyList_GET_SIZE(args[1]))
-        Py_RETURN_NONE;
-    int desc = PyObject_IsTrue(args[2]);
-    if (desc < 0)
-        return NULL;
-    Py_ssize_t n = PyList_GET_SIZE(args[1]);
-    Scored *items = PyMem_Malloc(sizeof(Scored) * (size_t)(n ? n : 1));
-    if (items == NULL)
-        return PyErr_NoMemory();
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *score = PyList_GET_ITEM(args[0], i), *element = PyList_GET_ITEM(args[1], i);
-        if (!PyFloat_CheckExact(score) || !PyBytes_CheckExact(element)) {
-            PyMem_Free(items);
-            Py_RETURN_NONE;
-        }
-        items[i].score = PyFloat_AS_DOUBLE(score);
-        items[i].p = PyBytes_AS_STRING(element);
-        items[i].n = PyBytes_GET_SIZE(element);
-        items[i].element = element;
-    }
-    return sorted_elements(items, n, desc);
-}
-
 /* A SORT weight as Redis's strtod reads it, for the plain decimal forms only ([+-]digits[.digits]
  * [e[+-]digits]): 1 and *out set, or 0 for anything else (NUL, spaces, hex, inf, nan, overflow,
  * underflow: the Python reader decides those, errors included). */
@@ -1435,10 +1407,24 @@ static int plain_weight(const char *p, Py_ssize_t n, double *out) {
     return 1;
 }
 
-/* sort_weighted(weights: list[bytes | None], elements: list[bytes], desc) -> list | None: SORT's
- * numeric order with the weights read here (None weighs 0, as a missing BY key); None if a
- * weight is not a plain decimal or an argument not of those types (Python orders them then). */
-static PyObject *fast_sort_weighted(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+/* One weight of sort_scored (a float) or sort_weighted (plain decimal bytes, or None for 0):
+ * 1 and *out set, 0 when the C ordering does not apply. */
+static int read_weight(PyObject *weight, int parse, double *out) {
+    if (!parse) {
+        if (!PyFloat_CheckExact(weight))
+            return 0;
+        *out = PyFloat_AS_DOUBLE(weight);
+        return 1;
+    }
+    if (weight == Py_None) {
+        *out = 0.0;
+        return 1;
+    }
+    return PyBytes_CheckExact(weight) && plain_weight(PyBytes_AS_STRING(weight), PyBytes_GET_SIZE(weight), out);
+}
+
+/* The body of sort_scored / sort_weighted: the elements in SORT's numeric order, or None. */
+static PyObject *sort_numeric(PyObject *const *args, Py_ssize_t nargs, int parse) {
     if (nargs != 3 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[1]) ||
         PyList_GET_SIZE(args[0]) != PyList_GET_SIZE(args[1]))
         Py_RETURN_NONE;
@@ -1450,20 +1436,30 @@ static PyObject *fast_sort_weighted(PyObject *self, PyObject *const *args, Py_ss
     if (items == NULL)
         return PyErr_NoMemory();
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *weight = PyList_GET_ITEM(args[0], i), *element = PyList_GET_ITEM(args[1], i);
-        double score = 0.0;
-        if (!PyBytes_CheckExact(element) ||
-            (weight != Py_None && (!PyBytes_CheckExact(weight) ||
-                                   !plain_weight(PyBytes_AS_STRING(weight), PyBytes_GET_SIZE(weight), &score)))) {
+        PyObject *element = PyList_GET_ITEM(args[1], i);
+        if (!PyBytes_CheckExact(element) || !read_weight(PyList_GET_ITEM(args[0], i), parse, &items[i].score)) {
             PyMem_Free(items);
             Py_RETURN_NONE;
         }
-        items[i].score = score;
         items[i].p = PyBytes_AS_STRING(element);
         items[i].n = PyBytes_GET_SIZE(element);
         items[i].element = element;
     }
     return sorted_elements(items, n, desc);
+}
+
+/* sort_scored(scores: list[float], elements: list[bytes], desc: bool) -> list | None:
+ * the elements in SORT's order for those weights; None if an argument is not of those
+ * exact types (the caller's Python ordering applies then). */
+static PyObject *fast_sort_scored(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    return sort_numeric(args, nargs, 0);
+}
+
+/* sort_weighted(weights: list[bytes | None], elements: list[bytes], desc) -> list | None: SORT's
+ * numeric order with the weights read here (None weighs 0, as a missing BY key); None if a
+ * weight is not a plain decimal or an argument not of those types (Python orders them then). */
+static PyObject *fast_sort_weighted(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    return sort_numeric(args, nargs, 1);
 }
 
 /* encode_flat(value: list, resp3: bool) -> bytes | None: protocol.encode of a flat array
