@@ -719,6 +719,7 @@ static int slowlog(PyObject *server, PyObject *client, Arg *args, int argc, long
 
 static PyObject *g_general;     /* exact-case name -> Command, for the plain commands */
 static PyObject *g_status_type; /* dumpling.protocol.Status: its `wire` is the encoded reply */
+static PyObject *g_raw_type;    /* dumpling.protocol.Raw: likewise */
 static PyObject *g_no_reply;    /* dumpling.protocol.NO_REPLY */
 static PyObject *g_acl_check;   /* dumpling.commands.acl.check_command: -NOPERM text or None */
 
@@ -799,11 +800,13 @@ static int encode_scalar(Out *o, PyObject *v, int resp3) {
 static int encode_simple(Out *o, PyObject *v, int resp3) {
     if (v == g_no_reply)
         return 1;
-    if (Py_IS_TYPE(v, (PyTypeObject *)g_status_type)) {
+    if (Py_IS_TYPE(v, (PyTypeObject *)g_status_type) || (g_raw_type != NULL && Py_IS_TYPE(v, (PyTypeObject *)g_raw_type))) {
+        /* a status, or pre-encoded reply bytes (GEOPOS, GEOSEARCH WITH*...): `wire` is the reply */
         PyObject *wire = PyObject_GetAttr(v, s_wire);
         if (wire == NULL)
             return -1;
-        int r = PyBytes_CheckExact(wire) ? (out_put(o, PyBytes_AS_STRING(wire), (size_t)PyBytes_GET_SIZE(wire)) < 0 ? -1 : 1) : 0;
+        int r = PyBytes_CheckExact(wire) && PyBytes_GET_SIZE(wire) < SIMPLE_REPLY_MAX
+            ? (out_put(o, PyBytes_AS_STRING(wire), (size_t)PyBytes_GET_SIZE(wire)) < 0 ? -1 : 1) : 0;
         Py_DECREF(wire);
         return r;
     }
@@ -1496,10 +1499,13 @@ fail:
 }
 
 static PyObject *fast_configure_general(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 4 || !PyDict_Check(args[0]) || !PyType_Check(args[1]) || !PyCallable_Check(args[3])) {
-        PyErr_SetString(PyExc_TypeError, "configure_general(table: dict[bytes, Command], Status, NO_REPLY, acl_check)");
+    if (nargs != 5 || !PyDict_Check(args[0]) || !PyType_Check(args[1]) || !PyCallable_Check(args[3]) ||
+        !PyType_Check(args[4])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "configure_general(table: dict[bytes, Command], Status, NO_REPLY, acl_check, Raw)");
         return NULL;
     }
+    Py_XSETREF(g_raw_type, Py_NewRef(args[4]));
     Py_XSETREF(g_acl_check, Py_NewRef(args[3]));
     Py_XSETREF(g_general, Py_NewRef(args[0]));
     Py_CLEAR(g_last_name); /* the cache of the last lookup belongs to the old table */
@@ -1530,7 +1536,7 @@ static PyMethodDef methods[] = {
     {"configure", (PyCFunction)(void (*)(void))fast_configure, METH_FASTCALL,
      "configure(commands): the Command objects whose statistics run() updates"},
     {"configure_general", (PyCFunction)(void (*)(void))fast_configure_general, METH_FASTCALL,
-     "configure_general(table, Status, NO_REPLY, acl_check): the plain commands run through their Python handlers"},
+     "configure_general(table, Status, NO_REPLY, acl_check, Raw): the plain commands run through their Python handlers"},
     {"encode_flat", (PyCFunction)(void (*)(void))fast_encode_flat, METH_FASTCALL,
      "encode_flat(value, resp3) -> the RESP encoding of a flat array, or None for another shape"},
     {"sort_weighted", (PyCFunction)(void (*)(void))fast_sort_weighted, METH_FASTCALL,

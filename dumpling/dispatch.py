@@ -36,7 +36,7 @@ from dumpling.listeners import ListenError, open_tcp
 from dumpling.loopstats import LoopStats
 from dumpling.memory import refresh_clients_memory
 from dumpling.oomscore import OomScore
-from dumpling.protocol import NO_REPLY, NULL_ARRAY, QUEUED, ErrorReply, Status, repr_bytes
+from dumpling.protocol import NO_REPLY, NULL_ARRAY, QUEUED, ErrorReply, Raw, Status, repr_bytes
 from dumpling.server import Client, disable_fastpath, install_signal_handlers
 
 MULTI_PASSTHROUGH = {b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"}
@@ -817,7 +817,7 @@ class Server:
             accel.fastpath.configure({name: ORIGINAL[name.encode()] for name in accel.fastpath.commands()})
             # The C general path runs the plain commands through these same handlers.
             plain = {name: cmd for name, cmd in self.fast_table.items() if cmd.plain}
-            accel.fastpath.configure_general(plain, Status, NO_REPLY, acl_check)
+            accel.fastpath.configure_general(plain, Status, NO_REPLY, acl_check, Raw)
 
     async def serve_forever(self) -> int:
         loop = asyncio.get_running_loop()
