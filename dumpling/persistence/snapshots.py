@@ -546,6 +546,9 @@ class Snapshots:
         (now empty) dataset is saved at once."""
         if self.child_pid != -1:
             self.kill_child()
+        replication = getattr(self.server, "replication", None)
+        if replication is not None:
+            replication.kill_transfer_child()  # (a diskless transfer's child is an RDB child too)
         if self.save_params:
             self.save()
 

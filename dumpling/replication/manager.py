@@ -528,6 +528,17 @@ class Replication:
         if not self.replicas:
             self.no_replicas_since = time.time()
         self._refresh_good_replicas()
+        sync = self.full_sync
+        snapshots = self.server.snapshots  # type: ignore[attr-defined]
+        if (sync is not None and not sync.diskless and not sync.done and not snapshots.save_params
+                and all(r.closed for r in sync.targets) and snapshots.child_pid != -1):
+            snapshots.kill_child()  # the BGSAVE only those replicas waited for is not useful any more
+
+    def kill_transfer_child(self) -> None:
+        """FLUSHALL kills the RDB child, a diskless transfer's too: its replicas sync again."""
+        sync = self.full_sync
+        if sync is not None and sync.diskless and sync.child_pid != -1:
+            sync.abort()
 
     def _refresh_good_replicas(self) -> None:
         max_lag = self.server.config["min-replicas-max-lag"]
