@@ -146,6 +146,9 @@ def exceeds_limit(fill: int, new_bytes: int, new_count: int) -> bool:
     return new_count > count_limit
 
 
+# LTRIM drops this many elements or more a node at a time (fewer: one by one, as pops)
+_DROP_MIN = 256
+
 # DEBUG QUICKLIST-PACKED-THRESHOLD (quicklist.c's ``packed_threshold``): when set, an element
 # of at least this many bytes gets a PLAIN node whatever the fill; 0 = Redis's size rules.
 PACKED_THRESHOLD_MAX = (1 << 32) - (1 << 20)
@@ -695,9 +698,36 @@ class ListValue:
         n = len(self.items)
         span = index_span(start, end, n)
         left, right = (n, 0) if span is None else (span[0], n - span[1] - 1)
-        self.pop(left, True, fill)
-        self.pop(right, False, fill)
+        self._drop(left, True, fill)
+        self._drop(right, False, fill)
         return left + right
+
+    def _drop(self, count: int, head: bool, fill: int) -> None:
+        """``pop`` of ``count`` elements nobody reads (LTRIM): whole quicklist nodes go by their
+        counts, only the node cut in the middle needs its removed elements' sizes, and the rest of
+        the deque is copied once instead of popped element by element."""
+        items = self.items
+        n = len(items)
+        if count < _DROP_MIN or count >= n or self.encoding == "listpack":
+            self.pop(count, head, fill)
+            return
+        nodes = self._nodes
+        end = 0 if head else -1
+        gone = 0
+        while gone < count:
+            node = nodes[end]
+            size = 1 if node[2] else node[0]
+            if size <= count - gone:
+                gone += size
+                del nodes[end]
+                continue
+            cut = count - gone  # the first `cut` elements of this node (from this end) go
+            side = items if head else reversed(items)
+            node[0] -= cut
+            node[1] -= sum(lp_entry_sizes(list(islice(side, gone, count))))
+            gone = count
+        self.items = deque(islice(items, count, None)) if head else deque(islice(items, 0, n - count))
+        self._shape_len = n - count
 
     # -- reads ---------------------------------------------------------------------
 
