@@ -791,7 +791,8 @@ def test_diskless_transfer_finishes_while_writes_pile_up() -> None:
         for i in range(50):
             m.set(f"k{i}", b"v" * 100_000)  # 50 keys x 20 ms: a one-second transfer of 5 MB (several pipe reads)
         client(replica).replicaof("127.0.0.1", master.port)
-        wait_until(lambda: m.info("replication").get("slave0", {}).get("state") == "send_bulk", what="send_bulk")
+        wait_until(lambda: m.info("persistence")["rdb_bgsave_in_progress"] == 1  # (the transfer is under way:
+                   and m.info("replication").get("slave0", {}).get("state") == "wait_bgsave", what="transfer")  # Redis's state)
         value = b"x" * 100_000
         for i in range(300):
             m.set(f"big:{i % 10}", value)

@@ -144,7 +144,7 @@ class FullSync:
                 server.log("warning", "BGSAVE for replication failed")
                 return False
         for replica in self.targets:
-            replica.state = "send_bulk" if self.diskless else "wait_bgsave_end"
+            replica.state = "wait_bgsave_end"  # (a socket transfer stays there until online, as in Redis)
             replica.diskless = self.diskless
             replica.pending = bytearray()
             if not replica.pre_psync:
