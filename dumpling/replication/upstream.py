@@ -29,6 +29,7 @@ import gc
 import os
 import socket
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dumpling.persistence.rdb import RdbError
@@ -403,23 +404,9 @@ class MasterLink:
         self.loading = True
         started = time.monotonic()
         state = snapshots._begin_load(len(payload), keep_expired=True)  # the master expires keys, not us
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        ok = False
-        try:
-            parser = snapshots._parser(payload)
-            finished = await snapshots.serve_while(snapshots.load_steps(parser, state))
-            if not finished:
-                return False  # shutting down
-            ok = True
-        except RdbError as e:
-            server.log("warning", e.message)
-            server.log("warning", "Failed trying to load the MASTER synchronization DB from disk, check server logs.")
-        finally:
-            if gc_was_enabled:
-                gc.enable()
-            snapshots._end_load(state)
-            self.loading = False
+        ok = await self._load_payload(payload, state, "disk")
+        if ok is None:
+            return False  # shutting down
         if not ok:
             flush_all()
             if aof_was_on and server.config["appendonly"]:
@@ -434,6 +421,32 @@ class MasterLink:
             aof.start_fresh("replication")
         self.transfer = None
         return True
+
+    async def _load_payload(self, payload: bytes, state: Any, source: str,
+                            before_end: Callable[[], None] | None = None) -> bool | None:
+        """The master's RDB loaded in slices (clients served between them) with the GC paused:
+        True loaded, False refused (logged as Redis logs it), None the server is shutting down.
+        ``before_end`` runs before the load is ended, whatever happened."""
+        server = self.server
+        snapshots = server.snapshots  # type: ignore[attr-defined]
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            if not await snapshots.serve_while(snapshots.load_steps(snapshots._parser(payload), state)):
+                return None
+            return True
+        except RdbError as e:
+            server.log("warning", e.message)
+            server.log("warning", f"Failed trying to load the MASTER synchronization DB from {source}, "
+                       "check server logs.")
+            return False
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+            if before_end is not None:
+                before_end()
+            snapshots._end_load(state)
+            self.loading = False
 
     async def _load_swapdb(self, payload: bytes, replid: str, offset: int, aof_was_on: bool) -> bool:
         """repl-diskless-load swapdb: load into new databases (and a new set of functions)
@@ -457,24 +470,14 @@ class MasterLink:
         self.loading = True
         started = time.monotonic()
         state = snapshots._begin_load(len(payload), keep_expired=True, async_loading=serve_old)
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        ok = False
-        try:
-            finished = await snapshots.serve_while(snapshots.load_steps(snapshots._parser(payload), state))
-            if not finished:
-                return False  # shutting down
-            ok = True
-        except RdbError as e:
-            server.log("warning", e.message)
-            server.log("warning", "Failed trying to load the MASTER synchronization DB from socket, check server logs.")
-        finally:
-            if gc_was_enabled:
-                gc.enable()
+
+        def restore_targets() -> None:
             snapshots.target_dbs = None
             snapshots.function_loader = real_loader
-            snapshots._end_load(state)
-            self.loading = False
+
+        ok = await self._load_payload(payload, state, "socket", restore_targets)
+        if ok is None:
+            return False  # shutting down
         if not ok:
             server.log("notice", "MASTER <-> REPLICA sync: Discarding temporary DB in background")
             raise LinkLost("")  # the old dataset is untouched; the sync is retried
