@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import random
-import re
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from measure import benchmark  # noqa: E402
 
 from tests.servers import ServerProcess, start_dumpling, start_redis  # noqa: E402
 
@@ -50,34 +50,6 @@ def preload(server: ServerProcess) -> None:
             conn.call("GEOADD", "geo", *args)
 
 
-def cpu_seconds(server: ServerProcess) -> float:
-    """User + system CPU of the server's main thread so far."""
-    with server.raw() as conn:
-        info = conn.call("INFO", "cpu").decode()
-    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
-    return float(fields["used_cpu_user_main_thread"]) + float(fields["used_cpu_sys_main_thread"])
-
-
-def run(server: ServerProcess, requests: int, pipeline: int, command: list[str]) -> tuple[float, float]:
-    """(requests per second, CPU microseconds per request)."""
-    before = cpu_seconds(server)
-    rate = _benchmark(server.port, requests, pipeline, command)
-    return rate, (cpu_seconds(server) - before) * 1e6 / requests
-
-
-def _benchmark(port: int, requests: int, pipeline: int, command: list[str]) -> float:
-    out = subprocess.run(
-        ["redis-benchmark", "-p", str(port), "-c", "50", "-n", str(requests), "-P", str(pipeline), "-r", "1000000",
-         "-q", "--csv", *command],
-        capture_output=True, text=True, timeout=900, check=True,
-    ).stdout
-    for line in out.splitlines():
-        m = re.match(r'"[^"]*","([0-9.]+)"', line)
-        if m:
-            return float(m.group(1))
-    raise RuntimeError(f"no result in {out!r}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=20_000)
@@ -100,7 +72,7 @@ def main() -> None:
                 cpu: dict[str, list[float]] = {server: [] for server in servers}
                 for _ in range(args.rounds):
                     for server_name, server in servers.items():
-                        rate, cost = run(server, args.requests, pipeline, command)
+                        rate, cost = benchmark(server, args.requests, pipeline, command, keyspace=1000000)
                         rps[server_name].append(rate)
                         cpu[server_name].append(cost)
                 theirs, ours = statistics.median(rps["redis"]), statistics.median(rps["dumpling"])

@@ -1,7 +1,10 @@
-"""Measurements shared by the memory benchmarks: process RSS and INFO used_memory."""
+"""Measurements shared by the benchmarks: process RSS, INFO used_memory, a process's CPU time and
+one redis-benchmark workload's rate (with the server's CPU per request)."""
 
 from __future__ import annotations
 
+import re
+import subprocess
 from pathlib import Path
 
 from tests.servers import ServerProcess, parse_reply
@@ -22,3 +25,32 @@ def used_memory(server: ServerProcess) -> int:
         if line.startswith("used_memory:"):
             return int(line.split(":")[1])
     return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time every thread of ``pid`` has run so far (``/proc/<pid>/task/*/schedstat``, in ns)."""
+    total = 0
+    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        try:
+            total += int(stat.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # a thread that ended meanwhile
+    return total / 1e9
+
+
+def benchmark(server: ServerProcess, requests: int, pipeline: int, command: list[str],
+              keyspace: int = 10000) -> tuple[float, float]:
+    """One redis-benchmark workload (50 clients, ``-r keyspace``): (requests per second, the
+    server's CPU microseconds per request)."""
+    before = cpu_seconds(server.proc.pid)
+    out = subprocess.run(
+        ["redis-benchmark", "-p", str(server.port), "-c", "50", "-n", str(requests), "-P", str(pipeline),
+         "-r", str(keyspace), "-q", "--csv", *command],
+        capture_output=True, text=True, timeout=900, check=True,
+    ).stdout
+    cpu_us = (cpu_seconds(server.proc.pid) - before) * 1e6 / requests
+    for line in out.splitlines():
+        m = re.match(r'"[^"]*","([0-9.]+)"', line)
+        if m:
+            return float(m.group(1)), cpu_us
+    raise RuntimeError(f"no result from redis-benchmark: {out!r}")

@@ -28,6 +28,8 @@ from pathlib import Path
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from measure import cpu_seconds  # noqa: E402
+
 from tests.servers import ServerProcess, start_dumpling, start_redis  # noqa: E402
 
 SYNC = ("--repl-diskless-sync-delay", "0")
@@ -82,13 +84,6 @@ def full_sync(master_kind: str, replica_kind: str, keys: int) -> tuple[float, in
         replica.stop()
 
 
-def cpu_seconds(server: ServerProcess) -> float:
-    """User + system CPU time of the server process so far (Linux /proc)."""
-    with open(f"/proc/{server.proc.pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def steady(master_kind: str, replica_kind: str, ops: int) -> tuple[float, float, float, float]:
     master = start(master_kind)
     replica = start(replica_kind)
@@ -96,12 +91,12 @@ def steady(master_kind: str, replica_kind: str, ops: int) -> tuple[float, float,
         m, r = redis.Redis(port=master.port), redis.Redis(port=replica.port)
         r.replicaof("127.0.0.1", master.port)
         wait_link(r)
-        cpu_before = cpu_seconds(master)
+        cpu_before = cpu_seconds(master.proc.pid)
         started = time.perf_counter()
         subprocess.run(["redis-benchmark", "-p", str(master.port), "-t", "set", "-n", str(ops), "-P", "16", "-r",
                         "100000", "-q"], check=True, capture_output=True)
         bench_done = time.perf_counter()
-        cpu_per_op = (cpu_seconds(master) - cpu_before) / ops
+        cpu_per_op = (cpu_seconds(master.proc.pid) - cpu_before) / ops
         target = m.info("replication")["master_repl_offset"]
         while r.info("replication")["master_repl_offset"] < target:
             time.sleep(0.002)

@@ -19,13 +19,13 @@ usage: python bench/scripting.py [--requests N] [--rounds R]
 from __future__ import annotations
 
 import argparse
-import re
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from measure import benchmark  # noqa: E402
 
 from tests.servers import ServerProcess, start_dumpling, start_redis  # noqa: E402
 
@@ -40,33 +40,6 @@ def prepare(server: ServerProcess) -> str:
         conn.call("FUNCTION", "LOAD", LIBRARY)
         sha = conn.call("SCRIPT", "LOAD", BODY).split(b"\r\n")[1].decode()
     return sha
-
-
-def cpu_ns(pid: int) -> int:
-    """CPU time of every thread of ``pid`` so far, in nanoseconds."""
-    total = 0
-    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
-        try:
-            total += int(stat.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            continue  # a thread that ended meanwhile
-    return total
-
-
-def run(server: ServerProcess, requests: int, pipeline: int, *command: str) -> tuple[float, float]:
-    """Requests per second, and the server's CPU microseconds per request."""
-    before = cpu_ns(server.proc.pid)
-    out = subprocess.run(
-        ["redis-benchmark", "-p", str(server.port), "-c", "50", "-n", str(requests), "-P", str(pipeline),
-         "-r", "10000", "-q", "--csv", *command],
-        capture_output=True, text=True, timeout=600, check=True,
-    ).stdout
-    cpu_us = (cpu_ns(server.proc.pid) - before) / 1000 / requests
-    for line in out.splitlines():
-        m = re.match(r'"[^"]*","([0-9.]+)"', line)
-        if m:
-            return float(m.group(1)), cpu_us
-    raise RuntimeError(f"no result from redis-benchmark: {out!r}")
 
 
 def main() -> None:
@@ -92,7 +65,7 @@ def main() -> None:
                 cpu: dict[str, list[float]] = {name: [] for name in servers}
                 for _ in range(args.rounds):
                     for name, server in servers.items():
-                        r, c = run(server, args.requests, pipeline, *command)
+                        r, c = benchmark(server, args.requests, pipeline, list(command))
                         rps[name].append(r)
                         cpu[name].append(c)
                 redis_rps, ours = statistics.median(rps["redis"]), statistics.median(rps["dumpling"])
