@@ -239,6 +239,21 @@ def encode_request(argv: Iterable[bytes]) -> bytes:
     return b"*%d\r\n" % len(parts) + b"".join(parts)
 
 
+# Wire bytes of one bulk argument of length n: "$<n>\r\n" + payload + "\r\n" (a table for the usual sizes).
+_BULK_BYTES = [n + 5 + len(str(n)) for n in range(10000)]
+
+
+def wire_size(argv: list[bytes]) -> int:
+    """Bytes of ``argv`` as the canonical RESP request ``encode_request`` writes (``*N`` header,
+    ``$len`` bulks), without writing it: what a request read off the wire consumed."""
+    try:
+        bulks = sum(map(_BULK_BYTES.__getitem__, map(len, argv)))
+    except IndexError:
+        bulks = sum(len(a) + 5 + len(str(len(a))) for a in argv)
+    n = len(argv)
+    return bulks + (4 if n < 10 else 3 + len(str(n)))
+
+
 def _error_line(message: str) -> bytes:
     # Redis replaces CR/LF inside error texts with spaces so the reply stays one line.
     return message.replace("\r\n", " ").replace("\n", " ").replace("\r", " ").encode("utf-8", "surrogateescape")

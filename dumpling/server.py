@@ -24,7 +24,16 @@ from dumpling.accel import fastpath
 from dumpling.config import Config, ConfigFileError, StartupError
 from dumpling.errors import ProtocolError
 from dumpling.numbers import wrap_int64
-from dumpling.protocol import NO_REPLY, PartialRequest, Status, encode, encode_error, find_big_header, parse_request
+from dumpling.protocol import (
+    NO_REPLY,
+    PartialRequest,
+    Status,
+    encode,
+    encode_error,
+    find_big_header,
+    parse_request,
+    wire_size,
+)
 from dumpling.replybudget import encode_reply
 
 if TYPE_CHECKING:
@@ -234,7 +243,7 @@ class Client(asyncio.Protocol):
                             if type(item) is not bytes:
                                 break
                         else:
-                            self._consumed += _wire_size(fetched)
+                            self._consumed += wire_size(fetched)
                             execute(self, fetched)
                             continue
                     elif (
@@ -308,7 +317,7 @@ class Client(asyncio.Protocol):
                 if type(item) is not bytes:
                     break
             else:
-                self._consumed += _wire_size(request)
+                self._consumed += wire_size(request)
                 return request
         self._to_strict()
         return self._next_strict()
@@ -485,18 +494,6 @@ class Client(asyncio.Protocol):
         return size
 
 
-# Wire bytes of one bulk argument of length n: "$<n>\r\n" + payload + "\r\n".
-_BULK_BYTES = [n + (6 if n < 10 else 7 if n < 100 else 8 if n < 1000 else 9) for n in range(10000)]
-
-
-def _wire_size(argv: list[bytes]) -> int:
-    """Bytes of ``argv`` as a RESP multibulk request (``*N`` header and ``$len`` bulks)."""
-    try:
-        bulks = sum(map(_BULK_BYTES.__getitem__, map(len, argv)))
-    except IndexError:
-        bulks = sum(len(a) + 5 + len(str(len(a))) for a in argv)
-    n = len(argv)
-    return bulks + (4 if n < 10 else 3 + len(str(n)))
 
 
 def _parsed_prefix(buf: bytes | bytearray, start: int) -> int:

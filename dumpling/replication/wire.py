@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import hiredis
 
 from dumpling.payload.crc64 import crc64
-from dumpling.protocol import encode_request
+from dumpling.protocol import encode_request, wire_size
 
 EOF_MARK_SIZE = 40  # RDB_EOF_MARK_SIZE
 _INCOMPLETE = object()
@@ -195,18 +195,7 @@ def check_rdb_payload(payload: bytes) -> str | None:
     return None
 
 
-# Wire bytes of one bulk argument of length n: "$<n>\r\n" + payload + "\r\n" (a table for the usual sizes).
-_BULK_BYTES = [n + 5 + len(str(n)) for n in range(10000)]
 _ONLY_BYTES = {bytes}
-
-
-def wire_size(argv: list[bytes]) -> int:
-    """Bytes of ``argv`` as a canonical RESP multibulk request (what masters send)."""
-    try:
-        bulks = sum(map(_BULK_BYTES.__getitem__, map(len, argv)))
-    except IndexError:
-        bulks = sum(len(a) + 5 + len(str(len(a))) for a in argv)
-    return 3 + len(str(len(argv))) + bulks
 
 
 class CommandStream:
