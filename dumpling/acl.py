@@ -17,7 +17,7 @@ import hashlib
 import hmac
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from dumpling.commands.registry import ACL_ORDER, ORIGINAL, Command
@@ -545,13 +545,6 @@ class User:
                 if (root.allchannels or cmd.name not in CHANNEL_ARGS)
                 and (root.allcommands or cmd.no_auth or cmd.name in root.allowed))
         return self._free
-
-    def may_run_anywhere(self, names: Iterable[str]) -> bool:
-        """Every command of ``names`` (none has keyless arguments to restrict, subcommands or
-        channels) allowed whole, on every key, by the root selector: the ACL check of those
-        commands always passes for this user (what lets the C twins run without asking)."""
-        root = self.root
-        return root.allkeys and (root.allcommands or all(name in root.allowed for name in names))
 
     def copy_from(self, other: User) -> None:
         self.enabled, self.nopass, self.skip_sanitize = other.enabled, other.nopass, other.skip_sanitize

@@ -105,12 +105,11 @@ def _s(data: bytes) -> str:
 
 def set_access(c: Client) -> None:
     """What the fast paths may skip for ``c``: every check (``unrestricted``), the ACL check
-    of the C twins (``twins_ok``: its user may run them all on every key), the ACL check of
-    the commands in ``acl_free`` (the C loop's general path)."""
+    of the commands in ``acl_free`` (the C loop's general path), and the C twins (``twins_ok``:
+    all of them are in ``acl_free``)."""
     c.unrestricted = c.authenticated and c.user.unrestricted
-    c.twins_ok = c.unrestricted or (
-        c.authenticated and accel.fastpath is not None and c.user.may_run_anywhere(accel.fastpath.commands()))
     c.acl_free = c.user.free_commands() if c.authenticated and not c.unrestricted else frozenset()
+    c.twins_ok = c.unrestricted or (accel.fastpath is not None and c.acl_free.issuperset(accel.fastpath.commands()))
 
 
 def login(c: Client, user: User) -> None:
