@@ -35,6 +35,7 @@ from dumpling.protocol import (
     Verbatim,
     format_double,
 )
+from dumpling.scripting.lib_common import make_spreading
 from dumpling.scripting.untail import without_tail_calls
 
 lua_type = lua51.lua_type
@@ -144,6 +145,7 @@ class LuaState:
                 b"set_repl": host.set_repl,
                 b"acl_check": host.acl_check,
                 b"hook": host.hook,
+                b"spreading": make_spreading(self.lua),
                 b"load_hook": host.load_hook,
                 b"version": REDIS_VERSION.encode(),
                 b"version_num": _VERSION_NUM,
@@ -159,9 +161,12 @@ class LuaState:
         # A run: ``run_eval(f, hook, numkeys, *keys_then_args)`` runs an EVAL script (KEYS and
         # ARGV as globals), ``run_function`` a function (``f(keys, args)``), under the error
         # handler, with the count hook if ``hook``: (True, value) or (False, error).  One
-        # Python to Lua call per run.
+        # Python to Lua call per run.  From ``lib_common.MAX_DIRECT_ARGS`` arguments on,
+        # ``run_many`` passes them as one table (lupa cannot push ~8000 values onto the stack).
         self.run_eval = helpers[b"run_eval"]
         self.run_function = helpers[b"run_function"]
+        self._run_eval_table = helpers[b"run_eval_table"]
+        self._run_function_table = helpers[b"run_function_table"]
         self._loadstring = helpers[b"loadstring"]
         self._setfenv = helpers[b"setfenv"]
         self._dump = helpers[b"dump"]
@@ -250,6 +255,11 @@ class LuaState:
         if type(result) is tuple:
             return bool(result[0]), result[1] if len(result) > 1 else None
         return bool(result), None
+
+    def run_many(self, eval_mode: bool, func: Any, hook: bool, numkeys: int, args: list[bytes]) -> Any:
+        """``run_eval``/``run_function`` for a long argument list (handed over as one table)."""
+        runner = self._run_eval_table if eval_mode else self._run_function_table
+        return runner(func, hook, numkeys, self._table_from(args), len(args))
 
     def table(self, values: Any) -> Any:
         return self._table_from(values)

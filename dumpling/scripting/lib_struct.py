@@ -21,7 +21,7 @@ from typing import Any
 
 import lupa.lua51 as lupa
 
-from dumpling.scripting.lib_common import ARGERROR_LUA
+from dumpling.scripting.lib_common import ARGERROR_LUA, make_spreading
 
 MASK64 = (1 << 64) - 1
 MAXINTSIZE = 32          # widest 'i'/'I' accepted
@@ -425,5 +425,6 @@ def install(lua: Any) -> Any:
     """Build the ``struct`` table in ``lua`` and return it."""
     tonumber = lua.eval("tonumber")
     make = lua.execute("return function(...) " + ARGERROR_LUA + LUA_WRAPPER + " end", name="@dumpling")
-    return make(_entry("pack", pack, tonumber), _entry("unpack", unpack, tonumber),
-                _entry("size", size, tonumber))
+    spreading = make_spreading(lua)  # struct.pack(fmt, unpack(t)) may pass ~8000 arguments
+    return make(spreading(_entry("pack", pack, tonumber)), spreading(_entry("unpack", unpack, tonumber)),
+                spreading(_entry("size", size, tonumber)))

@@ -34,6 +34,7 @@ from dumpling.scripting.engine import (
     lua_type_name,
     sha1hex,
 )
+from dumpling.scripting.lib_common import MAX_DIRECT_ARGS
 
 if TYPE_CHECKING:
     from dumpling.dispatch import Server
@@ -286,8 +287,11 @@ class Scripting:
         server.in_exec = True  # one time snapshot; blocking commands answer at once
         self.run = run
         try:
-            ok, value = (state.run_eval if eval_mode else state.run_function)(
-                func, server.config.values["busy-reply-threshold"] > 0, numkeys, *caller_argv[3:])
+            hook = server.config.values["busy-reply-threshold"] > 0
+            if len(caller_argv) < MAX_DIRECT_ARGS:
+                ok, value = (state.run_eval if eval_mode else state.run_function)(func, hook, numkeys, *caller_argv[3:])
+            else:
+                ok, value = state.run_many(eval_mode, func, hook, numkeys, caller_argv[3:])
             if ok and type(value) is bytes:
                 reply = value
             else:

@@ -9,6 +9,9 @@
 -- are wrapped to see through proxies and refuse writes to them.
 
 local py = ...
+-- Python callables a script may call with an unpack()ed table go through spreading()
+-- (lib_common.SPREAD_LUA): lupa refuses a call of ~8000 arguments, Redis takes them.
+local spreading = py.spreading
 
 local error, type, tostring, select, setmetatable, getmetatable = error, type, tostring, select, setmetatable, getmetatable
 local raw_rawset, raw_rawget, raw_next, raw_getmetatable = rawset, rawget, next, getmetatable
@@ -158,12 +161,12 @@ end
 -- ---------------------------------------------------------------- math.random as Redis
 
 -- Redis's own lrand48, so the sequence is the same on every platform (Python side).
-math.random = py.random
-math.randomseed = py.randomseed
+math.random = spreading(py.random)
+math.randomseed = spreading(py.randomseed)
 
 -- ---------------------------------------------------------------- the redis table
 
-local pycall = py.call
+local pycall = spreading(py.call)
 
 local function call_error(kind, msg)
     local e = {err = msg}
@@ -172,10 +175,11 @@ local function call_error(kind, msg)
 end
 
 local redis = {}
--- redis.call is the Python callable itself (a C function to Lua, so the calling line
--- stays on the stack for the error handler); its errors arrive as userdata that
--- error_info turns into Redis's {err=...} table.
-redis.call = py.call_raise
+-- redis.call is the Python callable (a C function to Lua) behind spreading(), whose frame
+-- stays on the stack while the callable runs, so the error handler still finds the
+-- calling line; its errors arrive as userdata that error_info turns into Redis's
+-- {err=...} table.
+redis.call = spreading(py.call_raise)
 redis.pcall = function(...)
     local kind, v = pycall(...)
     if kind == 0 then return v end
@@ -207,14 +211,14 @@ redis.status_reply = function(...)
     end
     return {ok = s}
 end
--- The API functions that can fail are Python callables: C functions to Lua, so an
--- error they raise keeps the calling line on the stack (a Lua function called as
--- ``return f()`` would be a tail call and lose it).
-redis.sha1hex = py.sha1hex
-redis.log = py.log
-redis.setresp = py.setresp
-redis.set_repl = py.set_repl
-redis.acl_check_cmd = py.acl_check
+-- The API functions that can fail are Python callables (C functions to Lua, called from
+-- spreading()'s frame), so an error they raise keeps the calling line on the stack (a
+-- Lua function called as ``return f()`` would be a tail call and lose it).
+redis.sha1hex = spreading(py.sha1hex)
+redis.log = spreading(py.log)
+redis.setresp = spreading(py.setresp)
+redis.set_repl = spreading(py.set_repl)
+redis.acl_check_cmd = spreading(py.acl_check)
 -- To scripts they are functions like any other.
 local builtin = {}
 for _, f in ipairs({redis.call, redis.sha1hex, redis.log, redis.setresp, redis.set_repl, redis.acl_check_cmd,
@@ -339,25 +343,35 @@ end
 -- One call from Python per script run: run ``f`` under the error handler, with the count
 -- hook if ``hook``.  Returns ok and the first result (or the error).
 -- KEYS and ARGV from the arguments after nkeys: one table of them all, whose tail past the
--- keys moves to the second (the border of the first is then nkeys).
-local function split_args(nkeys, ...)
-    local keys, argv = {...}, {}
-    for i = nkeys + 1, select("#", ...) do
+-- keys moves to the second (the border of the first is then nkeys).  Python hands over up
+-- to MAX_DIRECT_ARGS arguments as such (run_eval, run_function), more as one table
+-- (run_eval_table, run_function_table): lupa cannot push ~8000 values onto the stack.
+local function split_table(nkeys, keys, n)
+    local argv = {}
+    for i = nkeys + 1, n do
         argv[i - nkeys] = keys[i]
         keys[i] = nil
     end
     return keys, argv
 end
+local function split_args(nkeys, ...)
+    return split_table(nkeys, {...}, select("#", ...))
+end
 -- After a killed run the line hook must go before another line runs (it would raise
 -- there): the code after xpcall that puts the count hook back stays on xpcall's line and
--- calls no Lua function.
-local function run_eval(f, hook, nkeys, ...)
-    local keys, argv = split_args(nkeys, ...)
+-- calls no Lua function (the runners below reach this one by a tail call).
+local function eval_with(f, hook, keys, argv)
     raw_rawset(E, "KEYS", keys)
     raw_rawset(E, "ARGV", argv)
     if hook ~= count_hook_on then set_count_hook(hook) end
     local ok, value = raw_xpcall(f, error_handler) if killed_line_hook then killed_line_hook = false raw_sethook(kill_hook, "", 100000) end
     return ok, value
+end
+local function run_eval(f, hook, nkeys, ...)
+    return eval_with(f, hook, split_args(nkeys, ...))
+end
+local function run_eval_table(f, hook, nkeys, all, n)
+    return eval_with(f, hook, split_table(nkeys, all, n))
 end
 -- A function gets (keys, args): xpcall in Lua 5.1 passes no arguments, so they wait in
 -- upvalues for one shared trampoline (no closure per run).
@@ -367,11 +381,17 @@ local function call_function()
     fn_f, fn_keys, fn_argv = nil, nil, nil
     return f(keys, argv)
 end
-local function run_function(f, hook, nkeys, ...)
-    fn_f, fn_keys, fn_argv = f, split_args(nkeys, ...)
+local function function_with(f, hook, keys, argv)
+    fn_f, fn_keys, fn_argv = f, keys, argv
     if hook ~= count_hook_on then set_count_hook(hook) end
     local ok, value = raw_xpcall(call_function, error_handler) if killed_line_hook then killed_line_hook = false raw_sethook(kill_hook, "", 100000) end
     return ok, value
+end
+local function run_function(f, hook, nkeys, ...)
+    return function_with(f, hook, split_args(nkeys, ...))
+end
+local function run_function_table(f, hook, nkeys, all, n)
+    return function_with(f, hook, split_table(nkeys, all, n))
 end
 
 -- ---------------------------------------------------------------- reply inspection
@@ -469,6 +489,8 @@ return {
     kill_hook = kill_hook,
     run_eval = run_eval,
     run_function = run_function,
+    run_eval_table = run_eval_table,
+    run_function_table = run_function_table,
     load_hook = load_hook,
     sethook = raw_sethook,
     count_hook_gone = count_hook_gone,
