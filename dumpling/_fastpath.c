@@ -33,6 +33,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "_native.h"
+
 #define MAX_ARGS 1024          /* requests with more arguments go to Python */
 #define MAX_BULK (1 << 20)     /* < the smallest proto-max-bulk-len Redis accepts (1mb) */
 #define INLINE_MAX (64 * 1024) /* PROTO_INLINE_MAX_SIZE: longer lines are an error (Python's) */
@@ -43,10 +45,7 @@ static const char *const COMMAND_NAMES[N_COMMANDS] = {
     "get", "set", "incr", "decr", "incrby", "decrby", "mset", "mget", "ping",
 };
 
-typedef struct {
-    const char *p;
-    Py_ssize_t len;
-} Arg;
+typedef NativeArg Arg; /* one argument of a request, pointing into the read buffer */
 
 typedef struct {
     char *buf;
@@ -1072,6 +1071,87 @@ static int load_db(Batch *b, PyObject *client) {
     return r;
 }
 
+/* ------------------------------------------------------------------ native handlers */
+
+/* A plain command whose Command.native holds a capsule (dumpling/_native.h: a C function
+ * another extension module attached, e.g. _hllgeo's PFADD) is offered to that function
+ * before its Python handler, in the state the twins run in (no hooks, gate or ACL check):
+ * it runs the whole command or declines before changing anything.  The call is counted, timed
+ * and slow-logged as a twin's; what it declines goes on to run_general. */
+static PyObject *s_native;
+
+static int run_native(General *g, Batch *b, Arg *args, int argc, int *stale, PyObject **last) {
+    if (s_native == NULL && (s_native = PyUnicode_InternFromString("native")) == NULL)
+        return FAIL;
+    PyObject *name = NULL;
+    PyObject *cmd = lookup_general(&args[0], &name);
+    if (cmd == NULL)
+        return PyErr_Occurred() ? FAIL : STOP;
+    Py_DECREF(name);
+    int result = FAIL;
+    PyObject *reply = NULL, *native = PyObject_GetAttr(cmd, s_native);
+    if (native == NULL)
+        goto done;
+    result = STOP;
+    if (native == Py_None)
+        goto done;
+    PyObject *arity_obj = PyObject_GetAttr(cmd, s_arity);
+    long arity = arity_obj == NULL ? -1 : PyLong_AsLong(arity_obj);
+    Py_XDECREF(arity_obj);
+    if (arity == -1 && PyErr_Occurred()) {
+        result = FAIL;
+        goto done;
+    }
+    if ((arity > 0 && argc != arity) || argc < -arity)
+        goto done; /* dispatch's error reply */
+    NativeHandler handler = (NativeHandler)PyCapsule_GetPointer(native, NATIVE_CAPSULE);
+    if (handler == NULL) {
+        result = FAIL;
+        goto done;
+    }
+    if (*stale) { /* a Python handler ran since the dicts were read */
+        int loaded = load_db(b, g->client);
+        if (loaded <= 0) {
+            result = loaded < 0 ? FAIL : STOP;
+            goto done;
+        }
+        *stale = 0;
+    }
+    long long start = wall_ns();
+    b->now_ms = start / 1000000;
+    if (set_clock(b) < 0) {
+        result = FAIL;
+        goto done;
+    }
+    NativeCall call = {.server = g->server, .data = b->data, .expires = b->expires, .meta = b->meta,
+                       .clock = b->clock, .now_ms = b->now_ms, .resp3 = b->resp3};
+    reply = handler(&call, args, argc);
+    if (reply == NULL) {
+        result = PyErr_Occurred() ? FAIL : STOP; /* declined: the Python handler runs */
+        goto done;
+    }
+    b->hits += call.hits;
+    b->misses += call.misses;
+    b->dirty += call.dirty;
+    long long elapsed = wall_ns() - start;
+    long long elapsed_us = elapsed > 0 ? elapsed / 1000 : 0;
+    result = FAIL;
+    int encoded = encode_simple(&b->out, reply, b->resp3);
+    if (encoded == 0)
+        PyErr_SetString(PyExc_SystemError, "a native handler returned a reply the loop does not encode");
+    if (encoded <= 0 || count_call(g, cmd, elapsed_us) < 0)
+        goto done;
+    Py_XSETREF(*last, Py_NewRef(cmd));
+    if (g->threshold >= 0 && elapsed_us >= g->threshold && slowlog(g->server, g->client, args, argc, elapsed_us) < 0)
+        goto done;
+    result = DONE;
+done:
+    Py_XDECREF(reply);
+    Py_XDECREF(native);
+    Py_DECREF(cmd);
+    return result;
+}
+
 /* ------------------------------------------------------------------ entry points */
 
 static PyObject *fast_run(PyObject *self, PyObject *const *fargs, Py_ssize_t nargs) {
@@ -1192,6 +1272,17 @@ static PyObject *fast_run(PyObject *self, PyObject *const *fargs, Py_ssize_t nar
         }
         if (g_general == NULL)
             break;
+        if (g.hooks == NULL && g.gate == NULL && !g.restricted) { /* where the twins run */
+            int rc = run_native(&g, &b, args, argc, &stale, &last);
+            if (rc == FAIL) {
+                failed = 1;
+                break;
+            }
+            if (rc == DONE) {
+                pos = next;
+                continue;
+            }
+        }
         if (!g.current_set) {
             if (PyObject_SetAttr(server, s_current_client, client) < 0) {
                 failed = 1;

@@ -51,6 +51,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "_native.h"
+
 /* ------------------------------------------------------------------ HyperLogLog */
 
 #define HLL_HEADER 16
@@ -506,38 +508,206 @@ static PyObject *estimate(const long *histogram) {
     return PyLong_FromDouble(e - whole >= 0.5 ? whole + 1 : whole);
 }
 
+/* hyperloglog.histogram of a valid HLL: 0, or -1 for a corrupt sparse body. */
+static int hll_histogram(const unsigned char *hll, Py_ssize_t end, long *histogram) {
+    if (hll[4] == HLL_DENSE) {
+        dense_histogram(hll + HLL_HEADER, histogram);
+        return 0;
+    }
+    /* hyperloglog.sparse_histogram */
+    long covered = 0;
+    if (end - HLL_HEADER > SPARSE_BODY_LIMIT)
+        return -1;
+    for (Py_ssize_t p = HLL_HEADER; p < end; p += opcode_len(hll[p])) {
+        int span = opcode_span(hll, end, p);
+        histogram[(hll[p] & 0x80) ? ((hll[p] >> 2) & 0x1f) + 1 : 0] += span;
+        covered += span;
+    }
+    return covered == HLL_REGISTERS ? 0 : -1;
+}
+
 static PyObject *py_hll_count(PyObject *self, PyObject *arg) {
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
         return NULL;
-    const unsigned char *hll = view.buf;
-    Py_ssize_t end = view.len;
     long histogram[64] = {0};
     PyObject *result = NULL;
-    if (check_hll(hll, end) < 0)
-        goto done;
-    if (hll[4] == HLL_DENSE) {
-        dense_histogram(hll + HLL_HEADER, histogram);
-    } else {
-        /* hyperloglog.sparse_histogram */
-        long covered = 0;
-        if (end - HLL_HEADER > SPARSE_BODY_LIMIT)
-            goto corrupt;
-        for (Py_ssize_t p = HLL_HEADER; p < end; p += opcode_len(hll[p])) {
-            int span = opcode_span(hll, end, p);
-            histogram[(hll[p] & 0x80) ? ((hll[p] >> 2) & 0x1f) + 1 : 0] += span;
-            covered += span;
-        }
-        if (covered != HLL_REGISTERS)
-            goto corrupt;
-    }
-    result = estimate(histogram);
-    goto done;
-corrupt:
-    result = Py_NewRef(Py_None);
-done:
+    if (check_hll(view.buf, view.len) == 0)
+        result = hll_histogram(view.buf, view.len, histogram) < 0 ? Py_NewRef(Py_None) : estimate(histogram);
     PyBuffer_Release(&view);
     return result;
+}
+
+/* ------------------------------------------------------------------ native handlers */
+
+/* PFADD and one-key PFCOUNT run from the C request loop (dumpling/_native.h): the whole
+ * command when the key holds a valid HLL that a command already wrote (a bytearray), with
+ * the effects of commands/hyperloglog.py's handlers; everything else (a new key, a TTL that
+ * has passed, a bytes value to unshare, another type, a forged HLL, several keys) is
+ * declined, before any change, to those handlers. */
+
+static PyObject *s_config, *s_values, *s_sparse_max_bytes;
+
+/* hll-sparse-max-bytes, as the Python handler reads it. */
+static int sparse_max_bytes(NativeCall *call, Py_ssize_t *out) {
+    PyObject *config = PyObject_GetAttr(call->server, s_config);
+    PyObject *values = config == NULL ? NULL : PyObject_GetAttr(config, s_values);
+    PyObject *v = values == NULL ? NULL : PyObject_GetItem(values, s_sparse_max_bytes);
+    Py_XDECREF(config);
+    Py_XDECREF(values);
+    if (v == NULL)
+        return -1;
+    *out = PyLong_AsSsize_t(v);
+    Py_DECREF(v);
+    return *out == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+/* The key's value if it is a valid HLL kept as a bytearray (borrowed); NULL otherwise, with
+ * *absent set when there is no key at all (an exception set on an error). */
+static PyObject *native_hll(NativeCall *call, PyObject *key, int *absent) {
+    PyObject *value;
+    int found = native_lookup(call, key, &value);
+    *absent = found == NATIVE_ABSENT;
+    if (found != NATIVE_FOUND || !PyByteArray_CheckExact(value))
+        return NULL;
+    const unsigned char *hll = (const unsigned char *)PyByteArray_AS_STRING(value);
+    Py_ssize_t len = PyByteArray_GET_SIZE(value);
+    if (len < HLL_HEADER || memcmp(hll, "HYLL", 4) != 0 || hll[4] > HLL_SPARSE ||
+        (hll[4] == HLL_DENSE && len != HLL_DENSE_SIZE))
+        return NULL; /* not a valid HLL string: the Python handler's WRONGTYPE */
+    return value;
+}
+
+static int put_back(PyObject *ba, const char *saved, Py_ssize_t len) {
+    if (PyByteArray_Resize(ba, len) < 0)
+        return -1;
+    memcpy(PyByteArray_AS_STRING(ba), saved, (size_t)len);
+    return 0;
+}
+
+/* PFADD key element...: commands.hyperloglog.pfadd on an existing HLL. */
+static PyObject *native_pfadd(NativeCall *call, const NativeArg *args, int argc) {
+    PyObject *key = PyBytes_FromStringAndSize(args[1].p, args[1].len);
+    if (key == NULL)
+        return NULL;
+    PyObject *reply = NULL;
+    char *saved = NULL;
+    int absent;
+    PyObject *ba = native_hll(call, key, &absent);
+    if (ba == NULL)
+        goto done; /* declined, or an error */
+    Py_INCREF(ba);
+    Py_ssize_t len = PyByteArray_GET_SIZE(ba), max_bytes = 0;
+    if (PyByteArray_AS_STRING(ba)[4] == HLL_SPARSE) {
+        /* A forged sparse body may turn out corrupt part way (Python's INVALIDOBJ after the
+         * registers set before it): the bytes are kept to be put back, and it declines. */
+        if (sparse_max_bytes(call, &max_bytes) < 0)
+            goto release;
+        saved = PyMem_Malloc((size_t)len);
+        if (saved == NULL) {
+            PyErr_NoMemory();
+            goto release;
+        }
+        memcpy(saved, PyByteArray_AS_STRING(ba), (size_t)len);
+    }
+    long updated = 0;
+    for (int i = 2; i < argc; i++) {
+        int index, count, r;
+        pattern_len((const unsigned char *)args[i].p, args[i].len, &index, &count);
+        unsigned char *hll = (unsigned char *)PyByteArray_AS_STRING(ba);
+        if (hll[4] == HLL_DENSE)
+            r = dense_set(hll, PyByteArray_GET_SIZE(ba), index, count);
+        else
+            r = sparse_set(ba, index, count, max_bytes);
+        if (r < 0) {
+            if (saved != NULL && put_back(ba, saved, len) < 0)
+                goto release;
+            if (r == -1) /* corrupt: declined, the bytes as they were */
+                PyErr_Clear();
+            goto release;
+        }
+        updated += r;
+    }
+    if (native_touch(call, key) < 0)
+        goto release;
+    if (updated) {
+        PyByteArray_AS_STRING(ba)[15] |= (char)0x80; /* hll.invalidate_cache */
+        call->dirty++;
+    }
+    reply = PyLong_FromLong(updated ? 1 : 0);
+release:
+    Py_DECREF(ba);
+done:
+    PyMem_Free(saved);
+    Py_DECREF(key);
+    return reply;
+}
+
+/* PFCOUNT key: commands.hyperloglog.pfcount's one-key form (the cached cardinality, or the
+ * estimate written back to the cache). */
+static PyObject *native_pfcount(NativeCall *call, const NativeArg *args, int argc) {
+    if (argc != 2)
+        return NULL; /* the union of several keys: the Python handler */
+    PyObject *key = PyBytes_FromStringAndSize(args[1].p, args[1].len);
+    if (key == NULL)
+        return NULL;
+    PyObject *reply = NULL;
+    int absent;
+    PyObject *ba = native_hll(call, key, &absent);
+    if (ba == NULL) {
+        if (absent && !PyErr_Occurred()) {
+            call->misses++;
+            reply = PyLong_FromLong(0);
+        }
+        goto done;
+    }
+    unsigned char *hll = (unsigned char *)PyByteArray_AS_STRING(ba);
+    uint64_t card = 0;
+    if (!(hll[15] & 0x80)) { /* the cached cardinality (under 2^63: its top bit is the flag) */
+        for (int i = 7; i >= 0; i--)
+            card = (card << 8) | hll[8 + i];
+        if (native_touch(call, key) == 0) {
+            call->hits++;
+            reply = PyLong_FromUnsignedLongLong(card);
+        }
+        goto done;
+    }
+    long histogram[64] = {0};
+    if (hll_histogram(hll, PyByteArray_GET_SIZE(ba), histogram) < 0)
+        goto done; /* corrupt: declined, Python's INVALIDOBJ */
+    PyObject *estimated = estimate(histogram);
+    if (estimated == NULL)
+        goto done;
+    card = PyLong_AsUnsignedLongLong(estimated);
+    Py_DECREF(estimated);
+    if (card == (uint64_t)-1 && PyErr_Occurred())
+        goto done;
+    if (native_touch(call, key) < 0)
+        goto done;
+    hll = (unsigned char *)PyByteArray_AS_STRING(ba);
+    for (int i = 0; i < 8; i++) /* hll.store_cardinality */
+        hll[8 + i] = (unsigned char)(card >> (8 * i));
+    call->hits++;
+    call->dirty++; /* keyspace.changed: a write without an event */
+    reply = PyLong_FromLongLong((long long)card); /* addReplyLongLong of the unsigned value */
+done:
+    Py_DECREF(key);
+    return reply;
+}
+
+/* native_handlers() -> {name: capsule}: the commands this module can run from the C loop. */
+static PyObject *py_native_handlers(PyObject *self, PyObject *unused) {
+    if (s_config == NULL && ((s_config = PyUnicode_InternFromString("config")) == NULL ||
+                             (s_values = PyUnicode_InternFromString("values")) == NULL ||
+                             (s_sparse_max_bytes = PyUnicode_InternFromString("hll-sparse-max-bytes")) == NULL))
+        return NULL;
+    PyObject *pfadd = PyCapsule_New((void *)native_pfadd, NATIVE_CAPSULE, NULL);
+    PyObject *pfcount = PyCapsule_New((void *)native_pfcount, NATIVE_CAPSULE, NULL);
+    PyObject *handlers = pfadd == NULL || pfcount == NULL ? NULL
+        : Py_BuildValue("{sOsO}", "pfadd", pfadd, "pfcount", pfcount);
+    Py_XDECREF(pfadd);
+    Py_XDECREF(pfcount);
+    return handlers;
 }
 
 static PyObject *py_hll_merge(PyObject *self, PyObject *args) {
@@ -1425,6 +1595,8 @@ static PyObject *py_geo_pos(PyObject *self, PyObject *args) {
 static PyMethodDef hllgeo_methods[] = {
     {"murmurhash64a", py_murmurhash64a, METH_O, "Redis's MurmurHash64A of a bytes-like object (HLL seed)."},
     {"hll_add", py_hll_add, METH_VARARGS, "hll_add(hll, elements, max_bytes) -> (changed, corrupt): PFADD's loop."},
+    {"native_handlers", py_native_handlers, METH_NOARGS,
+     "native_handlers() -> {name: capsule}: PFADD's and PFCOUNT's handlers for the C request loop."},
     {"hll_count", py_hll_count, METH_O, "hll_count(hll) -> int | None: the estimate (None: corrupt sparse body)."},
     {"hll_merge", py_hll_merge, METH_VARARGS, "hll_merge(registers, hll) -> bool: register-wise maximum in place."},
     {"hll_estimate", py_hll_estimate, METH_O, "hll_estimate(registers) -> int: the estimator over linear registers."},

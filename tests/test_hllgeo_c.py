@@ -155,6 +155,114 @@ def test_c_refuses_what_is_not_an_hll() -> None:
     assert ours == theirs
 
 
+# ----------------------------------------------------------------------------- the C loop's handlers
+
+
+def _loop_reads(rng: random.Random) -> Iterator[list[tuple[bytes | str, ...]] | str]:
+    """Reads of pipelined HLL commands for ``_run_loop``, and (as strings) the steps it
+    takes between reads: every path the C handlers take or decline."""
+    keys = ["h1", "h2", "h3", "gone"]
+    sparse = hll.new_sparse()
+    forged = bytes(sparse[:16]) + b"\x5f\xff"  # registers 0..8191 only: corrupt past them
+    for round_ in range(12):
+        read: list[tuple[bytes | str, ...]] = []
+        for _ in range(rng.choice([1, 16, 40])):
+            key = rng.choice(keys)
+            op = rng.random()
+            if op < 0.55:
+                # enough distinct elements for h1 to go dense (h2, h3 stay sparse longer)
+                spread = 10**6 if key == "h1" else 3000
+                read.append(("PFADD", key, *[b"%d" % rng.randrange(spread) for _ in range(rng.choice([0, 1, 3, 30]))]))
+            elif op < 0.85:
+                read.append(("PFCOUNT", key))
+            elif op < 0.9:
+                read.append(("PFCOUNT", *rng.sample(keys, 2)))
+            else:
+                read.append(("GET", key))
+        yield read
+        if round_ == 3:
+            yield [("SET", "bytes", bytes(sparse)), ("PFADD", "bytes", "a"), ("PFADD", "bytes", "b"),
+                   ("SET", "forged", forged), ("PFCOUNT", "forged"), ("PFADD", "forged", "x"),
+                   ("PFADD", "forged", *[b"%d" % i for i in range(300)]), ("GET", "forged"), ("PFCOUNT", "forged"),
+                   ("SET", "short", "HYLL"), ("APPEND", "short", b"\x00"), ("PFADD", "short", "x"),
+                   ("PFCOUNT", "short"), ("RPUSH", "list", "x"), ("PFADD", "list", "x"), ("PFCOUNT", "list"),
+                   ("PFCOUNT", "nothing"), ("PFADD", "h1", "x", "y"), ("PFADD",), ("PFCOUNT",)]
+        if round_ == 5:
+            yield "ttls"  # h1 and h2 get a TTL that has passed, h3 one to come
+        if round_ == 7:
+            yield [("CONFIG", "SET", "slowlog-log-slower-than", "0"), ("SLOWLOG", "RESET")]
+            yield [("PFADD", "h3", "s1"), ("PFCOUNT", "h3"), ("PFADD", "h3", "s1")]
+            yield [("SLOWLOG", "LEN"), ("CONFIG", "SET", "slowlog-log-slower-than", "10000")]
+        if round_ == 9:
+            yield [("CONFIG", "SET", "hll-sparse-max-bytes", "40")]
+
+
+def _run_loop(native: bool, resp: int) -> tuple:
+    """The reads of ``_loop_reads`` through an in-process server's C request loop, with the C
+    handlers attached or not: the bytes written back, the keyspace and the counters."""
+    from dumpling.commands import hyperloglog as commands
+    from dumpling.commands.registry import ORIGINAL
+    from dumpling.config import Config
+    from dumpling.dispatch import Server
+    from dumpling.server import Client
+    from tests.servers import encode_command
+    from tests.test_fastpath_fuzz import Transport
+
+    handled = {b"pfadd": 0, b"pfcount": 0}
+    originals = {name: ORIGINAL[name].handler for name in handled}
+
+    def counting(name: bytes):  # the Python handlers' calls: what the C handlers declined
+        def handler(c, argv):
+            handled[name] += 1
+            return originals[name](c, argv)
+        return handler
+
+    commands.use_native_handlers(native)
+    for name in handled:
+        ORIGINAL[name].handler = counting(name)
+    before = {name: ORIGINAL[name].calls for name in handled}
+    try:
+        server = Server(Config())
+        client = Client(server)
+        transport = Transport()
+        client.connection_made(transport)  # type: ignore[arg-type]
+        client.data_received(encode_command("HELLO", str(resp)))
+        db = server.keyspace.dbs[0]
+        for read in _loop_reads(random.Random(7 + resp)):
+            if read == "ttls":
+                db.set_expire(b"h1", 1)
+                db.set_expire(b"h2", 1)
+                db.set_expire(b"h3", 1 << 50)
+                continue
+            client.data_received(b"".join(encode_command(*cmd) for cmd in read))
+        state = sorted((key, bytes(value) if isinstance(value, bytes | bytearray) else type(value).__name__,
+                        type(value).__name__, db.expires.get(key), key in db.meta) for key, value in db.data.items())
+        calls = {name: ORIGINAL[name].calls - before[name] for name in handled}
+        counters = (server.stat_commands, server.keyspace.dirty, server.keyspace.stat_hits,
+                    server.keyspace.stat_misses, dict(server.errorstats), calls)
+        return bytes(transport.data), state, counters, dict(handled)
+    finally:
+        for name, handler in originals.items():
+            ORIGINAL[name].handler = handler
+        commands.use_native_handlers(True)
+
+
+@pytest.mark.skipif(accel.fastpath is None, reason="C fast path not built")
+@pytest.mark.parametrize("resp", [2, 3])
+def test_loop_handlers_do_what_the_python_handlers_do(resp: int) -> None:
+    """PFADD and PFCOUNT run by their C handlers from the request loop, or declined to the
+    Python handlers, leave the same replies, values, TTLs, counters and statistics as the
+    Python handlers alone; most calls do not reach Python (the handlers do run)."""
+    with_c, reference = _run_loop(True, resp), _run_loop(False, resp)
+    assert with_c[0] == reference[0]
+    assert with_c[1] == reference[1]
+    assert with_c[2] == reference[2]
+    declined, total = with_c[3], reference[3]
+    assert total[b"pfadd"] > 100 and total[b"pfcount"] > 60
+    assert declined[b"pfadd"] < total[b"pfadd"] / 4 and declined[b"pfcount"] < total[b"pfcount"] / 4
+    assert b"INVALIDOBJ" in with_c[0] and b"WRONGTYPE" in with_c[0]
+
+
 # ----------------------------------------------------------------------------- GEO
 
 

@@ -5,6 +5,10 @@ A HyperLogLog is a string value holding Redis's exact representation (see
 has written it.  Lookups, validity checks, error texts, keyspace events and the
 "PFCOUNT writes its cached cardinality back" behaviour follow ``hyperloglog.c``.
 
+PFADD and one-key PFCOUNT also have C handlers (``_hllgeo.native_handlers``, attached as
+``Command.native``) that the C request loop runs instead of these when the key already holds a
+valid HLL bytearray; they decline anything else to these handlers, which stay the reference.
+
 Must not: know about the register encoding beyond the functions of
 ``dumpling.hyperloglog``.
 """
@@ -14,8 +18,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from dumpling import accel
 from dumpling import hyperloglog as hll
-from dumpling.commands.registry import command
+from dumpling.commands.registry import ORIGINAL, command
 from dumpling.commands.strings import add_new_key, key_spec
 from dumpling.errors import WRONGTYPE, CommandError
 from dumpling.protocol import OK, Status
@@ -211,3 +216,14 @@ def pfselftest(c: Any, argv: list[bytes]) -> Any:
     if failure is not None:
         raise CommandError(failure)
     return OK
+
+
+def use_native_handlers(enabled: bool) -> None:
+    """Attach the C handlers of PFADD and PFCOUNT to their commands, or detach them (the C
+    request loop then runs the Python handlers above; tests compare both)."""
+    handlers = accel.hllgeo.native_handlers() if enabled and accel.hllgeo is not None else {}
+    for name in (b"pfadd", b"pfcount"):
+        ORIGINAL[name].native = handlers.get(name.decode())
+
+
+use_native_handlers(True)

@@ -100,6 +100,9 @@ class Command:
     # Runs on the C general path (``dumpling._fastpath``) when the connection and the server
     # are in the plain state: a data command that cannot change that state (see PLAIN_GROUPS).
     plain: bool = False
+    # A C function the fast path may run instead of the handler (a capsule, dumpling/_native.h)
+    # or None: set by the command's module when its extension provides one (hyperloglog).
+    native: Any = None
     # statistics (INFO commandstats)
     calls: int = 0
     usec: int = 0

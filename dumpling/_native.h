@@ -1,0 +1,74 @@
+/*
+ * Native command handlers: the interface between dumpling._fastpath's request loop and C
+ * functions that other extension modules attach to a command (Command.native, a capsule named
+ * NATIVE_CAPSULE holding a NativeHandler).
+ *
+ * The loop offers a plain command to its native handler only when it would also run the C
+ * twins: the connection and the server in the plain state (no hooks, gate or ACL check, no
+ * notifications, WATCH, tracking, LFU, maxmemory; see _fastpath.c's eligible()).  In that
+ * state a keyspace write only adds to the dirty counter, a lookup only sets the key's LRU
+ * field and counts hits/misses, and an expired key is the Python lookup's to delete.
+ *
+ * A handler either runs the whole command, with exactly the effects and reply of the
+ * command's Python handler (which stays the reference), or declines before changing anything
+ * and the Python handler runs as usual.  It declines whatever it is unsure of: errors (the
+ * Python handler words them), keys to create or expire, values to convert.
+ *
+ * Returns: a new reference to the reply (an int, bytes or None, encoded as the Python
+ * handler's reply would be), or NULL with no exception set (declined), or NULL with an
+ * exception set (a failure: the loop stops with it).
+ */
+#ifndef DUMPLING_NATIVE_H
+#define DUMPLING_NATIVE_H
+
+#include <Python.h>
+
+/* One argument of the request, pointing into the read buffer. */
+typedef struct {
+    const char *p;
+    Py_ssize_t len;
+} NativeArg;
+
+typedef struct {
+    PyObject *server;                /* the Server (settings: server.config.values) */
+    PyObject *data, *expires, *meta; /* the selected Database's dicts */
+    PyObject *clock;                 /* the LRU field of now_ms: what a lookup stores in meta */
+    long long now_ms;                /* the command's time snapshot */
+    int resp3;
+    long long hits, misses, dirty;   /* what the command adds to the keyspace's counters */
+} NativeCall;
+
+typedef PyObject *(*NativeHandler)(NativeCall *call, const NativeArg *args, int argc);
+
+#define NATIVE_CAPSULE "dumpling._native.handler"
+
+enum { NATIVE_ABSENT = 0, NATIVE_FOUND = 1, NATIVE_EXPIRED = 2 };
+
+/* A key's value as Database.lookup_* sees it: NATIVE_FOUND and *value (borrowed) when the key
+ * holds one (no TTL, or one still to come), NATIVE_ABSENT, NATIVE_EXPIRED when its TTL has
+ * passed (the Python lookup deletes it: decline), -1 on an error. */
+static inline int native_lookup(const NativeCall *call, PyObject *key, PyObject **value) {
+    if (PyDict_GET_SIZE(call->expires) != 0) {
+        PyObject *when = PyDict_GetItemWithError(call->expires, key);
+        if (when != NULL) {
+            long long w = PyLong_AsLongLong(when);
+            if (w == -1 && PyErr_Occurred())
+                return -1;
+            if (call->now_ms > w)
+                return NATIVE_EXPIRED;
+        } else if (PyErr_Occurred()) {
+            return -1;
+        }
+    }
+    *value = PyDict_GetItemWithError(call->data, key);
+    if (*value == NULL)
+        return PyErr_Occurred() ? -1 : NATIVE_ABSENT;
+    return NATIVE_FOUND;
+}
+
+/* The lookup's touch (Database.touch with an LRU policy). */
+static inline int native_touch(const NativeCall *call, PyObject *key) {
+    return PyDict_SetItem(call->meta, key, call->clock);
+}
+
+#endif
