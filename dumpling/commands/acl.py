@@ -600,7 +600,8 @@ def acl_log(c: Any, argv: list[bytes]) -> Any:
 
 @command("acl|dryrun", -4, "admin noscript loading stale", **ACLS, since="7.0.0",
          summary="Simulates the execution of a command by a user, without executing the command.",
-         args="username:string command:string [arg:string...]")
+         args="username:string command:string [arg:string...]",
+         complexity="O(1).")
 def acl_dryrun(c: Any, argv: list[bytes]) -> Any:
     user = c.server.acl.users.get(argv[2])
     if user is None:

@@ -752,13 +752,15 @@ def memory_doctor(c: Any, argv: list[bytes]) -> Any:
 
 
 @command("memory|malloc-stats", 2, "", **SRV, since="4.0.0", summary="Returns the allocator statistics.",
-         tips="nondeterministic_output request_policy:all_shards response_policy:special")
+         tips="nondeterministic_output request_policy:all_shards response_policy:special",
+         complexity="Depends on how much memory is allocated, could be slow")
 def memory_malloc_stats(c: Any, argv: list[bytes]) -> Any:
     return Verbatim("Stats not supported for the current allocator")
 
 
 @command("memory|purge", 2, "", **SRV, since="4.0.0", summary="Asks the allocator to release memory.",
-         tips="request_policy:all_shards response_policy:all_succeeded")
+         tips="request_policy:all_shards response_policy:all_succeeded",
+         complexity="Depends on how much memory is allocated, could be slow")
 def memory_purge(c: Any, argv: list[bytes]) -> Any:
     return OK
 
@@ -783,7 +785,8 @@ container("slowlog", group="server", since="2.2.12", summary="A container for sl
 
 @command("slowlog|get", -2, "admin loading stale", **SRV, since="2.2.12", summary="Returns the slow log's entries.",
          args="[count:integer]", tips="request_policy:all_nodes nondeterministic_output",
-         history=(("4.0.0", "Added client IP address, port and name to the reply."),))
+         history=(("4.0.0", "Added client IP address, port and name to the reply."),),
+         complexity="O(N) where N is the number of entries returned")
 def slowlog_get(c: Any, argv: list[bytes]) -> Any:
     count = 10
     if len(argv) == 3:
@@ -804,7 +807,8 @@ def slowlog_len(c: Any, argv: list[bytes]) -> Any:
 
 
 @command("slowlog|reset", 2, "admin loading stale", **SRV, since="2.2.12", summary="Clears all entries from the slow log.",
-         tips="request_policy:all_nodes response_policy:all_succeeded")
+         tips="request_policy:all_nodes response_policy:all_succeeded",
+         complexity="O(N) where N is the number of entries in the slowlog")
 def slowlog_reset(c: Any, argv: list[bytes]) -> Any:
     c.server.slowlog.clear()
     return OK
@@ -825,7 +829,8 @@ def slowlog_help(c: Any, argv: list[bytes]) -> Any:
 
 
 @command("monitor", 1, "admin noscript loading stale", **SRV, since="1.0.0",
-         summary="Listens for all requests received by the server in real-time.")
+         summary="Listens for all requests received by the server in real-time.",
+         complexity="")
 def monitor(c: Any, argv: list[bytes]) -> Any:
     server = c.server
     if server.in_exec:
@@ -880,7 +885,8 @@ def latency_doctor(c: Any, argv: list[bytes]) -> Any:
 
 @command("latency|histogram", -2, "admin noscript loading stale", **SRV, since="7.0.0", args="[command...]",
          summary="Returns the cumulative distribution of latencies of a subset or all commands.",
-         tips="nondeterministic_output request_policy:all_nodes response_policy:special")
+         tips="nondeterministic_output request_policy:all_nodes response_policy:special",
+         complexity="O(N) where N is the number of commands with latency information being retrieved.")
 def latency_histogram(c: Any, argv: list[bytes]) -> Any:
     wanted = {a.lower().decode("utf-8", "replace") for a in argv[2:]}
     # a container names all its subcommands (Redis's latencySpecificCommandsFillCDF)
@@ -912,8 +918,10 @@ def latency_help(c: Any, argv: list[bytes]) -> Any:
 
 @command("shutdown", -1, "admin noscript loading stale no_multi allow_busy", **SRV, since="1.0.0",
          summary="Synchronously saves the database(s) to disk and shuts down the Redis server.",
-         args="[save-selector=[NOSAVE|SAVE]] [NOW] [FORCE] [ABORT]",
-         history=(("7.0.0", "Added the `NOW`, `FORCE` and `ABORT` modifiers."),))
+         args="[save-selector=(NOSAVE | SAVE)] [NOW@7.0.0] [FORCE@7.0.0] [ABORT@7.0.0]",
+         history=(("7.0.0", "Added the `NOW`, `FORCE` and `ABORT` modifiers."),),
+         complexity=("O(N) when saving, where N is the total number of keys in all databases when saving data, "
+                     "otherwise O(1)"))
 def shutdown(c: Any, argv: list[bytes]) -> Any:
     opts = {a.lower() for a in argv[1:]}
     if not opts <= {b"nosave", b"save", b"now", b"force", b"abort"}:
@@ -956,7 +964,7 @@ def save(c: Any, argv: list[bytes]) -> Any:
 
 
 @command("bgsave", -1, "admin noscript no_async_loading", **SRV, summary="Asynchronously saves the database(s) to disk.",
-         args="[SCHEDULE]", complexity="O(1)", history=(("3.2.2", "Added the `SCHEDULE` option."),))
+         args="[SCHEDULE@3.2.2]", complexity="O(1)", history=(("3.2.2", "Added the `SCHEDULE` option."),))
 def bgsave(c: Any, argv: list[bytes]) -> Any:
     if len(argv) > 2 or (len(argv) == 2 and argv[1].lower() != b"schedule"):
         raise CommandError(SYNTAX)
@@ -1054,7 +1062,7 @@ def debug_enabled(c: Any) -> bool:
 
 
 @command("debug", -2, "admin noscript loading stale", **SRV, since="1.0.0", summary="A container for debugging commands.",
-         args="subcommand:string [argument:string...]", complexity="Depends on subcommand.", doc_flags="syscmd")
+         args="", complexity="Depends on subcommand.", doc_flags="syscmd")
 def debug(c: Any, argv: list[bytes]) -> Any:
     if not debug_enabled(c):
         raise CommandError(

@@ -160,7 +160,7 @@ def find_bit(value: bytes | bytearray, bit: int, first_bit: int, last_bit: int) 
 
 @command("bitcount", -2, "readonly", (1, 1, 1), **BIT, since="2.6.0",
          summary="Counts the number of set bits (population counting) in a string.", complexity="O(N)",
-         args="key range=[start:integer end:integer unit=[BYTE | BIT]]", key_flags="RO access",
+         args="key [range=(start:integer end:integer [unit=(BYTE | BIT)@7.0.0])]", key_flags="RO access",
          history=(("7.0.0", "Added the `BYTE|BIT` option."),))
 def bitcount(c: Any, argv: list[bytes]) -> Any:
     # Redis 7.4 checks the range and unit before the lookup, so a missing key no longer hides
@@ -198,7 +198,8 @@ def bitcount(c: Any, argv: list[bytes]) -> Any:
 
 @command("bitpos", -3, "readonly", (1, 1, 1), **BIT, since="2.8.7",
          summary="Finds the first set (1) or clear (0) bit in a string.", complexity="O(N)",
-         args="key bit:integer range=[start:integer end-unit-block=[end:integer unit=[BYTE | BIT]]]",
+         args=("key bit:integer [range=(start:integer [end-unit-block=(end:integer [unit=(BYTE | "
+               "BIT)@7.0.0])])]"),
          key_flags="RO access", history=(("7.0.0", "Added the `BYTE|BIT` option."),))
 def bitpos(c: Any, argv: list[bytes]) -> Any:
     bit = to_int(argv[2])
@@ -250,7 +251,7 @@ def bitpos(c: Any, argv: list[bytes]) -> Any:
 
 @command("bitop", -4, "write denyoom", (2, -1, 1), **BIT, since="2.6.0",
          summary="Performs bitwise operations on multiple strings, and stores the result.", complexity="O(N)",
-         args="operation=[AND | OR | XOR | NOT] destkey:key key...",
+         args="operation=(AND | OR | XOR | NOT) destkey:key key...",
          key_specs=[key_spec("OW update", index=2), key_spec("RO access", index=3, lastkey=-1)], events="new set del")
 def bitop(c: Any, argv: list[bytes]) -> Any:
     op = argv[1].lower()
@@ -461,9 +462,10 @@ def _bitfield(c: Any, argv: list[bytes], readonly_command: bool) -> Any:
 @command("bitfield", -2, "write denyoom", (1, 1, 1), **BIT, since="3.2.0",
          summary="Performs arbitrary bitfield integer operations on strings.",
          complexity="O(1) for each subcommand specified",
-         args="key operation=[get-block=(GET encoding:string offset:integer) | write=([OVERFLOW WRAP | SAT | FAIL] "
-              "write-operation=(set-block=(SET encoding:string offset:integer value:integer) | "
-              "incrby-block=(INCRBY encoding:string offset:integer increment:integer)))]...",
+         args=("key [operation=(GET get-block=(encoding offset:integer) | write=([OVERFLOW "
+               "overflow-block=(WRAP | SAT | FAIL)] write-operation=(SET set-block=(encoding "
+               "offset:integer value:integer) | INCRBY incrby-block=(encoding offset:integer "
+               "increment:integer))))...]"),
          key_specs=[key_spec("RW access update variable_flags",
                           notes="This command allows both access and modification of the key")],
          events="new setbit")
@@ -473,7 +475,7 @@ def bitfield(c: Any, argv: list[bytes]) -> Any:
 
 @command("bitfield_ro", -2, "readonly fast", (1, 1, 1), **BIT, since="6.0.0",
          summary="Performs arbitrary read-only bitfield integer operations on strings.",
-         complexity="O(1) for each subcommand specified", args="key get-block=[GET encoding:string offset:integer]...",
+         complexity="O(1) for each subcommand specified", args="key [GET get-block=(encoding offset:integer)...]",
          key_flags="RO access")
 def bitfield_ro(c: Any, argv: list[bytes]) -> Any:
     return _bitfield(c, argv, True)

@@ -439,7 +439,8 @@ def readonly(c: Any, argv: list[bytes]) -> Any:
 
 
 @command("readwrite", 1, "loading stale fast", **CL, since="3.0.0", acl="connection",
-         summary="Enables read-write queries for a connection to a Redis Cluster replica node.")
+         # Redis 7.4.1's summary, typo included (COMMAND DOCS is compared byte for byte).
+         summary="Enables read-write queries for a connection to a Reids Cluster replica node.")
 def readwrite(c: Any, argv: list[bytes]) -> Any:
     _runtime(c)
     c.readonly_cluster = False
@@ -770,8 +771,8 @@ def cluster_flushslots(c: Any, argv: list[bytes]) -> Any:
 
 
 @command("cluster|setslot", -4, ADMIN, **CL, since="3.0.0",
-         args="slot:integer subcommand=(IMPORTING node-id:string | MIGRATING node-id:string | NODE node-id:string "
-              "| STABLE)",
+         args=("slot:integer subcommand=(IMPORTING importing/node-id | MIGRATING migrating/node-id | NODE "
+               "node/node-id | STABLE)"),
          summary="Binds a hash slot to a node.")
 def cluster_setslot(c: Any, argv: list[bytes]) -> Any:
     rt = _runtime(c)
@@ -835,7 +836,7 @@ def cluster_setslot(c: Any, argv: list[bytes]) -> Any:
     return OK
 
 
-@command("cluster|meet", -4, ADMIN, **CL, since="3.0.0", args="ip:string port:integer [cluster-bus-port:integer]",
+@command("cluster|meet", -4, ADMIN, **CL, since="3.0.0", args="ip port:integer [cluster-bus-port:integer@4.0.0]",
          history=(("4.0.0", "Added the optional `cluster_bus_port` argument."),),
          summary="Forces a node to handshake with another node.")
 def cluster_meet(c: Any, argv: list[bytes]) -> Any:
@@ -999,14 +1000,16 @@ def _replicas(c: Any, argv: list[bytes]) -> Any:
 
 
 @command("cluster|replicas", 3, "admin stale", **CL, since="5.0.0", args="node-id:string",
-         tips="nondeterministic_output", summary="Lists the replica nodes of a master node.")
+         tips="nondeterministic_output", summary="Lists the replica nodes of a master node.",
+         complexity="O(N) where N is the number of replicas.")
 def cluster_replicas(c: Any, argv: list[bytes]) -> Any:
     return _replicas(c, argv)
 
 
 @command("cluster|slaves", 3, "admin stale", **CL, since="3.0.0", args="node-id:string",
          tips="nondeterministic_output", deprecated_since="5.0.0", replaced_by="`CLUSTER REPLICAS`",
-         doc_flags="deprecated", summary="Lists the replica nodes of a master node.")
+         doc_flags="deprecated", summary="Lists the replica nodes of a master node.",
+         complexity="O(N) where N is the number of replicas.")
 def cluster_slaves(c: Any, argv: list[bytes]) -> Any:
     return _replicas(c, argv)
 

@@ -44,7 +44,8 @@ def select(c: Any, argv: list[bytes]) -> Any:
 
 
 @command("swapdb", 3, "write fast", group="server", since="4.0.0", summary="Swaps two Redis databases.",
-         acl="keyspace dangerous", args="index1:integer index2:integer")
+         acl="keyspace dangerous", args="index1:integer index2:integer",
+         complexity="O(N) where N is the count of clients watching or blocking on keys from both databases.")
 def swapdb(c: Any, argv: list[bytes]) -> Any:
     a = to_int(argv[1], "invalid first DB index")
     b = to_int(argv[2], "invalid second DB index")
@@ -118,7 +119,9 @@ def _authenticate(c: Any, user: bytes, password: bytes, verb: bytes) -> bool:
 
 
 @command("auth", -2, "noscript loading stale fast no_auth allow_busy", **CONN, summary="Authenticates the connection.",
-         args="[username] password")
+         args="[username@6.0.0] password",
+         complexity="O(N) where N is the number of passwords defined for the user",
+         history=(("6.0.0", "Added ACL style (username and password)."),))
 def auth(c: Any, argv: list[bytes]) -> Any:
     if len(argv) > 3:
         raise CommandError(SYNTAX)
@@ -142,7 +145,9 @@ def valid_name(name: bytes) -> bool:
 
 @command("hello", -1, "noscript loading stale fast no_auth allow_busy", **CONN, since="6.0.0",
          summary="Handshakes with the Redis server.",
-         args="[protover:integer [AUTH username password] [SETNAME clientname]]")
+         args="[arguments=(protover:integer [AUTH (username password)] [SETNAME clientname])]",
+         history=(("6.2.0", "`protover` made optional; when called without arguments the command reports the current "
+                            "connection's context."),))
 def hello(c: Any, argv: list[bytes]) -> Any:
     version = None
     if len(argv) > 1:
@@ -348,8 +353,14 @@ _TYPES = {b"normal": b"normal", b"pubsub": b"pubsub", b"master": b"master", b"re
 
 
 @command("client|list", -2, "admin noscript loading stale", **_CLIENT, since="2.4.0",
-         summary="Lists open connections.", args="[TYPE type=(NORMAL|MASTER|REPLICA|PUBSUB)] [ID client-id:integer...]",
-         tips="nondeterministic_output")
+         summary="Lists open connections.", args=("[TYPE client-type=(NORMAL | MASTER | REPLICA | PUBSUB)@5.0.0] [ID "
+               "client-id:integer...@6.2.0]"),
+         tips="nondeterministic_output",
+         complexity="O(N) where N is the number of client connections",
+         history=(("2.8.12", "Added unique client `id` field."), ("5.0.0", "Added optional `TYPE` filter."),
+                  ("6.0.0", "Added `user` field."),
+                  ("6.2.0", "Added `argv-mem`, `tot-mem`, `laddr` and `redir` fields and the optional `ID` filter."),
+                  ("7.0.0", "Added `resp`, `multi-mem`, `rbs` and `rbp` fields."), ("7.0.3", "Added `ssub` field.")))
 def client_list(c: Any, argv: list[bytes]) -> Any:
     clients = sorted(c.server.clients.values(), key=lambda x: x.id)
     if len(argv) == 4 and argv[2].lower() == b"type":
@@ -378,8 +389,15 @@ def client_info(c: Any, argv: list[bytes]) -> Any:
 
 @command("client|kill", -3, "admin noscript loading stale", **_CLIENT, since="2.4.0",
          summary="Terminates open connections.",
-         args="filter=(old-format:string|(ID client-id:integer|TYPE type=(NORMAL|MASTER|SLAVE|REPLICA|PUBSUB)|"
-              "USER username|ADDR ip-port|LADDR ip-port|SKIPME skipme=(YES|NO)|MAXAGE maxage:integer)...)")
+         args=("filter=(old-format/ip:port!2.8.12 | new-format=([ID client-id:integer@2.8.12] | [TYPE "
+               "client-type=(NORMAL | MASTER@3.2.0 | SLAVE | REPLICA@5.0.0 | PUBSUB)@2.8.12] | [USER "
+               "username] | [ADDR addr/ip:port] | [LADDR laddr/ip:port@6.2.0] | [SKIPME (YES | NO)] | "
+               "[MAXAGE maxage:integer@7.4.0])...)"),
+         complexity="O(N) where N is the number of client connections",
+         history=(("2.8.12", "Added new filter format."), ("2.8.12", "`ID` option."),
+                  ("3.2.0", "Added `master` type in for `TYPE` option."),
+                  ("5.0.0", "Replaced `slave` `TYPE` with `replica`. `slave` still supported for backward compatibility."),
+                  ("6.2.0", "`LADDR` option."), ("7.4.0", "`MAXAGE` option.")))
 def client_kill(c: Any, argv: list[bytes]) -> Any:
     server = c.server
     if len(argv) == 3:
@@ -504,7 +522,8 @@ def client_no_touch(c: Any, argv: list[bytes]) -> Any:
 
 @command("client|unblock", -3, "admin noscript loading stale", **_CLIENT, since="5.0.0",
          summary="Unblocks a client blocked by a blocking command from a different connection.",
-         args="client-id:integer [unblock-type=(TIMEOUT|ERROR)]")
+         args="client-id:integer [unblock-type=(TIMEOUT|ERROR)]",
+         complexity="O(log N) where N is the number of client connections")
 def client_unblock(c: Any, argv: list[bytes]) -> Any:
     target_id = to_int(argv[2], NOT_INTEGER)
     mode = argv[3].lower() if len(argv) > 3 else b"timeout"

@@ -54,8 +54,8 @@ LRU_FIELD_MASK = (1 << 24) - 1
 _U64 = (1 << 64) - 1
 _I64_SIGN = 1 << 63
 
-_RESTORE_ARGS = ("key ttl:integer serialized-value:string [REPLACE] [ABSTTL] [IDLETIME seconds:integer] "
-                 "[FREQ frequency:integer]")
+_RESTORE_ARGS = ("key ttl:integer serialized-value [REPLACE@3.0.0] [ABSTTL@5.0.0] [IDLETIME seconds:integer@5.0.0] "
+                 "[FREQ frequency:integer@5.0.0]")
 _RESTORE_HISTORY = (
     ("3.0.0", "Added the `REPLACE` modifier."),
     ("5.0.0", "Added the `ABSTTL` modifier."),

@@ -86,7 +86,8 @@ def _member_position(z: ZSetValue, member: bytes) -> tuple[float, float]:
 @command("geoadd", -5, "write denyoom", (1, 1, 1), **GEO, since="3.2.0",
          summary="Adds one or more members to a geospatial index. The key is created if it doesn't exist.",
          complexity="O(log(N)) for each item added, where N is the number of elements in the sorted set.",
-         args="key [condition=(NX|XX)] [CH] data=(longitude:double latitude:double member)...",
+         args=("key [condition=(NX | XX)@6.2.0] [change=CH@6.2.0] data=(longitude:double latitude:double "
+               "member)..."),
          key_flags="RW update", history=(("6.2.0", "Added the `CH`, `NX` and `XX` options."),), events="new zadd")
 def geoadd(c: Any, argv: list[bytes]) -> Any:
     nx = xx = False
@@ -328,20 +329,22 @@ _RADIUS_COMPLEXITY = ("O(N+log(M)) where N is the number of elements inside the 
                       "delimited by center and radius and M is the number of items inside the index.")
 _SEARCH_COMPLEXITY = ("O(N+log(M)) where N is the number of elements in the grid-aligned bounding box area around "
                       "the shape provided as the filter and M is the number of items inside the shape")
-_UNIT = "unit=(M|KM|FT|MI)"
-_RADIUS_OPTIONS = "[WITHCOORD] [WITHDIST] [WITHHASH] [count-block=(COUNT count:integer [ANY])] [order=(ASC|DESC)]"
-_STORE_OPTIONS = "[store=(STORE storekey:key | STOREDIST storedistkey:key)]"
+_UNIT = "unit=(M | KM | FT | MI)"
+_RADIUS_OPTIONS = "[WITHCOORD] [WITHDIST] [WITHHASH] [count-block=(COUNT count:integer [ANY])] [order=(ASC | DESC)]"
+# Redis's GEORADIUS and GEORADIUS_RO docs date ANY (6.2.0); the BYMEMBER ones do not.
+_RADIUS_OPTIONS_DATED = _RADIUS_OPTIONS.replace("[ANY]", "[ANY@6.2.0]")
+_STORE_OPTIONS = "[store=(STORE storekey:key/key | STOREDIST storedistkey:key/key)]"
 _RADIUS_HISTORY = (("6.2.0", "Added the `ANY` option for `COUNT`."), ("7.0.0", "Added support for uppercase unit names."))
-_SEARCH_SHAPE = (f"from=(FROMMEMBER member:string | FROMLONLAT longitude:double latitude:double) "
-                 f"by=(BYRADIUS radius:double {_UNIT} | BYBOX width:double height:double {_UNIT}) "
-                 f"[order=(ASC|DESC)] [count-block=(COUNT count:integer [ANY])]")
+_SEARCH_SHAPE = (f"from=(FROMMEMBER member | FROMLONLAT (longitude:double latitude:double)) "
+                 f"by=(circle=(BYRADIUS radius:double {_UNIT}) | box=(BYBOX width:double height:double {_UNIT})) "
+                 f"[order=(ASC | DESC)] [count-block=(COUNT count:integer [ANY])]")
 
 
 @command("georadius", -6, "write denyoom", (1, 1, 1), **GEO, since="3.2.0",
          summary="Queries a geospatial index for members within a distance from a coordinate, optionally stores "
                  "the result.",
          complexity=_RADIUS_COMPLEXITY,
-         args=f"key longitude:double latitude:double radius:double {_UNIT} {_RADIUS_OPTIONS} {_STORE_OPTIONS}",
+         args=f"key longitude:double latitude:double radius:double {_UNIT} {_RADIUS_OPTIONS_DATED} {_STORE_OPTIONS}",
          key_specs=[key_spec("RO access"), _keyword_spec("STORE", 6), _keyword_spec("STOREDIST", 6)],
          getkeys=_radius_keys(6), history=_RADIUS_HISTORY, doc_flags="deprecated", deprecated_since="6.2.0",
          replaced_by="`GEOSEARCH` and `GEOSEARCHSTORE` with the `BYRADIUS` argument", events="georadiusstore del")
@@ -353,7 +356,7 @@ def georadius(c: Any, argv: list[bytes]) -> Any:
          summary="Queries a geospatial index for members within a distance from a member, optionally stores the "
                  "result.",
          complexity=_RADIUS_COMPLEXITY,
-         args=f"key member:string radius:double {_UNIT} {_RADIUS_OPTIONS} {_STORE_OPTIONS}",
+         args=f"key member radius:double {_UNIT} {_RADIUS_OPTIONS} {_STORE_OPTIONS}",
          key_specs=[key_spec("RO access"), _keyword_spec("STORE", 5), _keyword_spec("STOREDIST", 5)],
          getkeys=_radius_keys(5), history=_RADIUS_HISTORY, doc_flags="deprecated", deprecated_since="6.2.0",
          replaced_by="`GEOSEARCH` and `GEOSEARCHSTORE` with the `BYRADIUS` and `FROMMEMBER` arguments",
@@ -365,7 +368,7 @@ def georadiusbymember(c: Any, argv: list[bytes]) -> Any:
 @command("georadius_ro", -6, "readonly", (1, 1, 1), **GEO, since="3.2.10",
          summary="Returns members from a geospatial index that are within a distance from a coordinate.",
          complexity=_RADIUS_COMPLEXITY,
-         args=f"key longitude:double latitude:double radius:double {_UNIT} {_RADIUS_OPTIONS}",
+         args=f"key longitude:double latitude:double radius:double {_UNIT} {_RADIUS_OPTIONS_DATED}",
          key_flags="RO access", history=_RADIUS_HISTORY, doc_flags="deprecated", deprecated_since="6.2.0",
          replaced_by="`GEOSEARCH` with the `BYRADIUS` argument")
 def georadius_ro(c: Any, argv: list[bytes]) -> Any:

@@ -547,8 +547,7 @@ def hrandfield(c: Any, argv: list[bytes]) -> Any:
          complexity="O(1) for every call. O(N) for a complete iteration, including enough command calls for the "
          "cursor to return back to 0. N is the number of elements inside the collection.",
          args="key cursor:integer [MATCH pattern:pattern] [COUNT count:integer] [NOVALUES]",
-         key_specs=[key_spec("RO ACCESS")], tips="nondeterministic_output",
-         history=(("7.4.0", "Added the `NOVALUES` option."),))
+         key_specs=[key_spec("RO ACCESS")], tips="nondeterministic_output")
 def hscan(c: Any, argv: list[bytes]) -> Any:
     cursor = parse_scan_cursor(argv[2])
     value = _read(c, argv[1])

@@ -59,14 +59,20 @@ def command_info(cmd: Command) -> list[Any]:
 
 
 def _arg_reply(arg: Arg) -> Map:
+    """One argument as ``addReplyCommandArgList`` gives it (its keys in that order)."""
     pairs: list[tuple[bytes, Any]] = [(b"name", arg.name.encode()), (b"type", arg.type.encode())]
     if arg.type not in ("oneof", "block"):
-        pairs.append((b"display_text", arg.name.encode()))
+        pairs.append((b"display_text", (arg.display or arg.name).encode()))
     if arg.key_spec_index is not None:
         pairs.append((b"key_spec_index", arg.key_spec_index))
     if arg.token is not None:
-        pairs.append((b"token", arg.token.upper().encode()))
-    flags = [f for f, on in (("optional", arg.optional), ("multiple", arg.multiple)) if on]
+        pairs.append((b"token", arg.token.encode()))
+    if arg.since is not None:
+        pairs.append((b"since", arg.since.encode()))
+    if arg.deprecated_since is not None:
+        pairs.append((b"deprecated_since", arg.deprecated_since.encode()))
+    flags = [f for f, on in (("optional", arg.optional), ("multiple", arg.multiple),
+                             ("multiple_token", arg.multiple_token)) if on]
     if flags:
         pairs.append((b"flags", SetReply(Status(f) for f in flags)))
     if arg.children:
@@ -159,7 +165,8 @@ def command_docs_cmd(c: Any, argv: list[bytes]) -> Any:
 
 
 @command("command|list", -2, "loading stale", **SRV, since="7.0.0",
-         summary="Returns a list of command names.", args="[FILTERBY filterby=(MODULE module-name|ACLCAT category|PATTERN pattern:pattern)]",
+         summary="Returns a list of command names.",
+         args="[FILTERBY (MODULE module-name | ACLCAT category | PATTERN pattern:pattern)]",
          acl="connection", complexity="O(N) where N is the total number of Redis commands",
          tips="nondeterministic_output_order")
 def command_list(c: Any, argv: list[bytes]) -> Any:

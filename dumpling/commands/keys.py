@@ -54,19 +54,26 @@ def _delete_keys(c: Any, argv: list[bytes], lazy: bool) -> int:
 
 
 @command("del", -2, "write", (1, -1, 1), **GEN, summary="Deletes one or more keys.", args="key...",
-         complexity="O(N) where N is the number of keys that will be removed.", key_flags="RM delete", events="del", tips="request_policy:multi_shard response_policy:agg_sum")
+         complexity=("O(N) where N is the number of keys that will be removed. When a key to remove holds a "
+                     "value other than a string, the individual complexity for this key is O(M) where M is the "
+                     "number of elements in the list, set, sorted set or hash. Removing a single key that holds "
+                     "a string value is O(1)."), key_flags="RM delete", events="del", tips="request_policy:multi_shard response_policy:agg_sum")
 def del_(c: Any, argv: list[bytes]) -> Any:
     return _delete_keys(c, argv, c.server.config["lazyfree-lazy-user-del"])
 
 
 @command("unlink", -2, "write fast", (1, -1, 1), **GEN, since="4.0.0", args="key...",
-         summary="Asynchronously deletes one or more keys.", key_flags="RM delete", events="del", tips="request_policy:multi_shard response_policy:agg_sum")
+         summary="Asynchronously deletes one or more keys.", key_flags="RM delete", events="del", tips="request_policy:multi_shard response_policy:agg_sum",
+         complexity=("O(1) for each key removed regardless of its size. Then the command does O(N) work in a "
+                     "different thread in order to reclaim memory, where N is the number of allocations the "
+                     "deleted objects where composed of."))
 def unlink(c: Any, argv: list[bytes]) -> Any:
     return _delete_keys(c, argv, True)
 
 
 @command("exists", -2, "readonly fast", (1, -1, 1), **GEN, summary="Determines whether one or more keys exist.",
-         args="key...", history=(("3.0.3", "Accepts multiple `key` arguments."),), key_flags="RO", tips="request_policy:multi_shard response_policy:agg_sum")
+         args="key...", history=(("3.0.3", "Accepts multiple `key` arguments."),), key_flags="RO", tips="request_policy:multi_shard response_policy:agg_sum",
+         complexity="O(N) where N is the number of keys to check.")
 def exists(c: Any, argv: list[bytes]) -> Any:
     lookup = c.db.lookup_notouch
     found = 0
@@ -85,7 +92,8 @@ def type_(c: Any, argv: list[bytes]) -> Any:
 
 @command("touch", -2, "readonly fast", (1, -1, 1), **GEN, since="3.2.1", args="key...",
          summary="Returns the number of existing keys out of those specified after updating the time they were last accessed.",
-         key_flags="RO", tips="request_policy:multi_shard response_policy:agg_sum")
+         key_flags="RO", tips="request_policy:multi_shard response_policy:agg_sum",
+         complexity="O(N) where N is the number of keys that will be touched.")
 def touch(c: Any, argv: list[bytes]) -> Any:
     db = c.db
     count = 0
@@ -112,13 +120,15 @@ def _ttl(c: Any, key: bytes, milliseconds: bool, absolute: bool) -> int:
 
 
 @command("ttl", 2, "readonly fast", (1, 1, 1), **GEN, summary="Returns the expiration time in seconds of a key.",
-         args="key", tips="nondeterministic_output")
+         args="key", tips="nondeterministic_output",
+         history=(("2.8.0", "Added the -2 reply."),))
 def ttl(c: Any, argv: list[bytes]) -> Any:
     return _ttl(c, argv[1], False, False)
 
 
 @command("pttl", 2, "readonly fast", (1, 1, 1), **GEN, since="2.6.0", args="key", tips="nondeterministic_output",
-         summary="Returns the expiration time in milliseconds of a key.")
+         summary="Returns the expiration time in milliseconds of a key.",
+         history=(("2.8.0", "Added the -2 reply."),))
 def pttl(c: Any, argv: list[bytes]) -> Any:
     return _ttl(c, argv[1], True, False)
 
@@ -187,7 +197,7 @@ def _expire(c: Any, argv: list[bytes], unit_ms: int, relative: bool) -> int:
     return 1
 
 
-_EXPIRE_ARGS = "[condition=[NX|XX|GT|LT]]"
+_EXPIRE_ARGS = "[condition=(NX | XX | GT | LT)@7.0.0]"
 _EXPIRE_HISTORY = (("7.0.0", "Added options: `NX`, `XX`, `GT` and `LT`."),)
 
 
@@ -233,7 +243,8 @@ def persist(c: Any, argv: list[bytes]) -> Any:
 
 
 @command("keys", 2, "readonly", **GEN, summary="Returns all key names that match a pattern.", args="pattern:pattern",
-         complexity="O(N) with N being the number of keys in the database", acl="keyspace dangerous",
+         complexity=("O(N) with N being the number of keys in the database, under the assumption that the key "
+                     "names in the database and the given pattern have limited length."), acl="keyspace dangerous",
          tips="request_policy:all_shards nondeterministic_output_order")
 def keys(c: Any, argv: list[bytes]) -> Any:
     pattern = argv[1]
@@ -286,9 +297,10 @@ def parse_scan_options(argv: list[bytes], start: int, allow_type: bool) -> tuple
     return pattern, count, type_filter
 
 
-@command("scan", -2, "readonly", **GEN, since="2.8.0", summary="Iterates over the key names in the database.",
-         args="cursor:integer [MATCH pattern:pattern] [COUNT count:integer] [TYPE type]",
-         complexity="O(1) for every call. O(N) for a complete iteration.",
+@command("scan", -2, "readonly touches_arbitrary_keys", **GEN, since="2.8.0", summary="Iterates over the key names in the database.",
+         args="cursor:integer [MATCH pattern:pattern] [COUNT count:integer] [TYPE type@6.0.0]",
+         complexity=("O(1) for every call. O(N) for a complete iteration, including enough command calls for "
+                     "the cursor to return back to 0. N is the number of elements inside the collection."),
          tips="nondeterministic_output request_policy:special",
          history=(("6.0.0", "Added the `TYPE` subcommand."),))
 def scan(c: Any, argv: list[bytes]) -> Any:
@@ -310,7 +322,7 @@ def scan(c: Any, argv: list[bytes]) -> Any:
     return [str(next_cursor).encode(), out]
 
 
-@command("randomkey", 1, "readonly", **GEN, summary="Returns a random key name from the database.",
+@command("randomkey", 1, "readonly touches_arbitrary_keys", **GEN, summary="Returns a random key name from the database.",
          tips="request_policy:all_shards nondeterministic_output")
 def randomkey(c: Any, argv: list[bytes]) -> Any:
     return c.db.random_key()
@@ -487,9 +499,14 @@ def flush_db(c: Any, db: Database, lazy: bool = False) -> None:
     db.clear()
 
 
+_FLUSH_HISTORY = (("4.0.0", "Added the `ASYNC` flushing mode modifier."),
+                  ("6.2.0", "Added the `SYNC` flushing mode modifier."))
+
+
 @command("flushdb", -1, "write", group="server", since="1.0.0", summary="Remove all keys from the current database.",
-         args="[flush-type=[ASYNC|SYNC]]", acl="keyspace dangerous", complexity="O(N) where N is the number of keys in the selected database",
-         tips="request_policy:all_shards response_policy:all_succeeded")
+         args="[flush-type=(ASYNC@4.0.0 | SYNC@6.2.0)]", acl="keyspace dangerous", complexity="O(N) where N is the number of keys in the selected database",
+         tips="request_policy:all_shards response_policy:all_succeeded",
+         history=_FLUSH_HISTORY)
 def flushdb(c: Any, argv: list[bytes]) -> Any:
     _flush_option(argv)
     flush_db(c, c.db, _flush_is_lazy(c, argv))
@@ -500,8 +517,9 @@ def flushdb(c: Any, argv: list[bytes]) -> Any:
 
 
 @command("flushall", -1, "write", group="server", since="1.0.0", summary="Removes all keys from all databases.",
-         args="[flush-type=[ASYNC|SYNC]]", acl="keyspace dangerous", complexity="O(N) where N is the total number of keys in all databases",
-         tips="request_policy:all_shards response_policy:all_succeeded")
+         args="[flush-type=(ASYNC@4.0.0 | SYNC@6.2.0)]", acl="keyspace dangerous", complexity="O(N) where N is the total number of keys in all databases",
+         tips="request_policy:all_shards response_policy:all_succeeded",
+         history=_FLUSH_HISTORY)
 def flushall(c: Any, argv: list[bytes]) -> Any:
     _flush_option(argv)
     lazy = _flush_is_lazy(c, argv)

@@ -195,7 +195,7 @@ _POP_KS = [key_spec("RW ACCESS DELETE")]
 
 @command("lpop", -2, "write fast", (1, 1, 1), **LIST, since="1.0.0",
          summary="Returns the first elements in a list after removing it. Deletes the list if the last element "
-         "was popped.", complexity="O(N) where N is the number of elements returned", args="key [count:integer]",
+         "was popped.", complexity="O(N) where N is the number of elements returned", args="key [count:integer@6.2.0]",
          key_specs=_POP_KS, history=(("6.2.0", "Added the `count` argument."),), events="lpop del")
 def lpop(c: Any, argv: list[bytes]) -> Any:
     return _pop(c, argv, True)
@@ -203,7 +203,7 @@ def lpop(c: Any, argv: list[bytes]) -> Any:
 
 @command("rpop", -2, "write fast", (1, 1, 1), **LIST, since="1.0.0",
          summary="Returns and removes the last elements of a list. Deletes the list if the last element was "
-         "popped.", complexity="O(N) where N is the number of elements returned", args="key [count:integer]",
+         "popped.", complexity="O(N) where N is the number of elements returned", args="key [count:integer@6.2.0]",
          key_specs=_POP_KS, history=(("6.2.0", "Added the `count` argument."),), events="rpop del")
 def rpop(c: Any, argv: list[bytes]) -> Any:
     return _pop(c, argv, False)

@@ -189,7 +189,8 @@ def _lolwut5(args: list[bytes]) -> str:
 
 
 @command("lolwut", -1, "readonly fast", group="server", since="5.0.0",
-         summary="Displays computer art and the Redis version", args="[VERSION version:integer]")
+         summary="Displays computer art and the Redis version", args="[VERSION version:integer]",
+         complexity="")
 def lolwut(c: Any, argv: list[bytes]) -> Any:
     version = REDIS_VERSION
     args = argv[1:]

@@ -624,8 +624,9 @@ async def _read_reply(io: AsyncIO | BlockingIO, conn: MigrateConnection, timeout
 # ----------------------------------------------------------------------------- the command
 
 _MIGRATE_ARGS = (
-    "host:string port:integer key_or_empty_string=(key | \"\") destination-db:integer timeout:integer [COPY] "
-    "[REPLACE] [authentication=(AUTH password:string | AUTH2 username:string password:string)] [KEYS key...]"
+    "host port:integer key-selector=(key | empty-string='') destination-db:integer timeout:integer [COPY@3.0.0] "
+    "[REPLACE@3.0.0] [authentication=(AUTH auth/password@4.0.7 | AUTH2 (username password)@6.0.0)] "
+    "[KEYS keys:key/key...@3.0.6]"
 )
 
 

@@ -52,7 +52,7 @@ def module_load(c: Any, argv: list[bytes]) -> Any:
 
 @command("module|loadex", -3, _PROTECTED, **_MOD, since="7.0.0",
          summary="Loads a module using extended parameters.", complexity="O(1)",
-         args="path:string [CONFIG configs=(name:string value:string)...] [ARGS args:string...]")
+         args="path [CONFIG configs=(name value)...] [ARGS args...]")
 def module_loadex(c: Any, argv: list[bytes]) -> Any:
     _check_enabled(c)
     _refuse_load(c, argv[2])

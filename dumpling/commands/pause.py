@@ -188,7 +188,7 @@ def setup(server: Server) -> None:
 @command("client|pause", -3, "admin noscript loading stale", **_CLIENT, since="3.0.0",
          summary="Suspends commands processing.", complexity="O(1)",
          history=(("6.2.0", "`CLIENT PAUSE WRITE` mode added along with the `mode` option."),),
-         args="timeout:integer [mode=(WRITE|ALL)]")
+         args="timeout:integer [mode=(WRITE | ALL)@6.2.0]")
 def client_pause(c: Any, argv: list[bytes]) -> Any:
     if len(argv) > 4:
         raise CommandError(f"unknown subcommand or wrong number of arguments for '{argv[1].decode('utf-8', 'replace')}'."

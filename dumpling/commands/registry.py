@@ -6,11 +6,17 @@ arity and unknown-command errors, ``COMMAND``/``COMMAND INFO``/``COMMAND DOCS``/
 ``COMMAND LIST``/``COMMAND GETKEYS``, cluster slot checks and ACL categories all
 read this table.
 
-Argument grammar (``args=``), a compact form of redis.io's syntax lines:
-``key`` / ``name:type`` (type: string integer double key pattern unix-time),
-``TOKEN`` (a pure token), ``TOKEN name:type`` (an argument introduced by a token),
-``[ ... ]`` optional, ``a | b`` one of, ``( ... )`` a block, ``...`` after an item:
-may repeat, ``label=( ... )`` / ``label=[ ... ]`` names a block or one-of.
+Argument grammar (``args=``), a compact form of redis.io's syntax lines that gives the
+same argument tree as Redis's command JSON (COMMAND DOCS; redis-cli builds its typing hints
+from it):
+``key`` / ``name:type`` (type: string integer double key pattern unix-time), and
+``name:type/text`` when redis-cli should show ``text`` instead of the name;
+``TOKEN`` (a pure token; ``'='`` / ``''`` for tokens that are not words),
+``TOKEN name:type`` (an argument introduced by a token), ``TOKEN ( ... )`` (a block or
+one-of introduced by a token), ``[ ... ]`` optional, ``a | b`` one of, ``( ... )`` a block;
+``label=`` before any item names it (``limit=``, ``change=CH``).  After an item:
+``...`` may repeat (``[GET pattern]...``: the token too), ``@6.2.0`` the version that added
+it, ``!2.8.12`` the version that deprecated it, ``#1`` the key spec it names.
 """
 
 from __future__ import annotations
@@ -59,6 +65,10 @@ class Arg:
     multiple: bool = False
     children: list[Arg] = field(default_factory=list)
     key_spec_index: int | None = None
+    display: str | None = None  # display_text when it is not the name
+    since: str | None = None
+    deprecated_since: str | None = None
+    multiple_token: bool = False
 
 
 @dataclass
@@ -151,7 +161,9 @@ class Command:
 PLAIN_GROUPS = frozenset(
     ("generic", "string", "bitmap", "list", "set", "hash", "sorted-set", "stream", "hyperloglog", "geo", "scripting")
 )
-NOT_PLAIN = frozenset(("migrate",))  # sets server.key_gate while it waits on its target
+# MIGRATE sets server.key_gate while it waits on its target; WAIT/WAITAOF (in the generic group
+# as Redis documents them) wait on replication and AOF acknowledgements, not on keys.
+NOT_PLAIN = frozenset(("migrate", "wait", "waitaof"))
 
 TABLE: dict[bytes, Command] = {}
 # Every command under its own name, whatever rename-command did to TABLE (Redis's
@@ -287,9 +299,15 @@ def _finish(cmd: Command, key_specs: list[dict[str, Any]] | None, key_flags: str
             }
         ]
     cmd.movable = cmd.getkeys is not None
-    key_args = [a for a in _walk(cmd.args) if a.type == "key"]
-    for i, a in enumerate(key_args):
-        a.key_spec_index = min(i, max(len(cmd.key_specs) - 1, 0))
+    # Key arguments point at the key specs in order; "#n" in the grammar sets one explicitly
+    # (SORT's BY/GET patterns name keys too) and the ones after it count on from there.
+    next_spec = 0
+    for a in _walk(cmd.args):
+        if a.key_spec_index is not None:
+            next_spec = a.key_spec_index + 1
+        elif a.type == "key":
+            a.key_spec_index = min(next_spec, max(len(cmd.key_specs) - 1, 0))
+            next_spec += 1
 
 
 def _walk(args: list[Arg]):
@@ -307,24 +325,37 @@ def info_flags(cmd: Command) -> list[str]:
 
 # ----------------------------------------------------------------------------- argument grammar
 
-_TOKEN_RE = re.compile(r"\s*(\.\.\.|[\[\]()|]|[A-Za-z0-9_\-]+=(?=[\[(])|(?:[^\s\[\]()|.]|\.(?!\.\.))+)")
+_TOKEN_RE = re.compile(
+    r"""\s*(\.\.\.|[\[\]()|]|[@!#][0-9.]+|'[^']*'|[a-z0-9_\-]+=(?=\S)|(?:[^\s\[\]()|.@!#']|\.(?!\.\.))+)"""
+)
 _TYPES = {"string", "integer", "double", "key", "pattern", "unix-time", "pure-token", "oneof", "block"}
+_SUFFIX = ("...", "@", "!", "#")
 
 
 def parse_args(text: str) -> list[Arg]:
+    """The argument tree of a grammar string (see the module docstring), shaped as Redis's
+    command JSON shapes it, so COMMAND DOCS and redis-cli's hints read the same tree."""
     tokens = [t for t in _TOKEN_RE.findall(text) if t]
     pos = 0
 
+    def peek() -> str:
+        return tokens[pos] if pos < len(tokens) else ""
+
     def is_token_word(word: str) -> bool:
+        if word.startswith("'"):
+            return True
         return word.upper() == word and any(c.isalpha() for c in word) and ":" not in word
+
+    def is_simple(word: str) -> bool:
+        return bool(word) and word not in "[]()|" and not word.startswith(_SUFFIX) and not word.endswith("=") \
+            and not is_token_word(word)
 
     def parse_seq(stop: set[str]) -> list[Arg]:
         nonlocal pos
         items: list[Arg] = []
         alternatives: list[list[Arg]] = []
         while pos < len(tokens) and tokens[pos] not in stop:
-            tok = tokens[pos]
-            if tok == "|":
+            if tokens[pos] == "|":
                 alternatives.append(items)
                 items = []
                 pos += 1
@@ -336,55 +367,82 @@ def parse_args(text: str) -> list[Arg]:
             return [Arg("-".join(c.name for c in choices)[:40], "oneof", children=choices)]
         return items
 
+    def parse_group(label: str | None) -> Arg:
+        nonlocal pos
+        opener = tokens[pos]
+        pos += 1
+        inner = parse_seq({"]" if opener == "[" else ")"})
+        pos += 1
+        if len(inner) == 1 and (label is None or inner[0].type == "oneof"):
+            arg = inner[0]
+        else:
+            arg = Arg(label or _block_name(inner), "block", children=inner)
+        arg.optional = arg.optional or opener == "["
+        return arg
+
     def parse_item() -> Arg:
         nonlocal pos
-        tok = tokens[pos]
         label = None
-        if tok.endswith("="):
-            label = tok[:-1]
+        if tokens[pos].endswith("=") and len(tokens[pos]) > 1:
+            label = tokens[pos][:-1]
             pos += 1
-            tok = tokens[pos]
-        if tok in ("[", "("):
-            pos += 1
-            inner = parse_seq({"]" if tok == "[" else ")"})
-            pos += 1
-            if len(inner) == 1 and label is None:
-                arg = inner[0]
-            else:
-                arg = Arg(label or _block_name(inner), "block", children=inner)
-            if label is not None and len(inner) == 1 and inner[0].type == "oneof":
-                arg = inner[0]
-                arg.name = label
-            if tok == "[":
-                arg.optional = True
+        tok = tokens[pos]
+        grouped = tok in ("[", "(")
+        if grouped:
+            arg = parse_group(label)
         elif is_token_word(tok):
+            token = tok[1:-1] if tok.startswith("'") else tok
             pos += 1
-            nxt = tokens[pos] if pos < len(tokens) else ""
-            if nxt and not is_token_word(nxt) and nxt not in "[]()|" and nxt != "...":
-                arg = _simple(nxt)
-                arg.token = tok
+            if peek() == "(" or (peek().endswith("=") and pos + 1 < len(tokens) and tokens[pos + 1] == "("):
+                # A token introducing a block or a one-of ("LIMIT (offset count)", "AGGREGATE
+                # aggregate=(SUM|MIN|MAX)"): the group carries it, named after it unless labelled,
+                # and a repeated group repeats the token ("[CONFIG (name value)...]").
+                labelled = peek() != "("
+                arg = parse_item()
+                arg.token = token
+                if not labelled:
+                    arg.name = token.lower()
+                arg.multiple_token = arg.multiple
+                return arg
+            elif is_simple(peek()):
+                arg = _simple(peek())
+                arg.token = token
                 pos += 1
             else:
-                arg = Arg(tok.lower(), "pure-token", token=tok)
+                arg = Arg(token.lower(), "pure-token", token=token)
         else:
             arg = _simple(tok)
             pos += 1
-        if pos < len(tokens) and tokens[pos] == "...":
-            arg.multiple = True
+        if label is not None:
+            arg.name = label
+        while pos < len(tokens) and tokens[pos].startswith(_SUFFIX):
+            suffix = tokens[pos]
             pos += 1
+            if suffix == "...":
+                arg.multiple = True
+                # "[GET pattern]...": the token comes again before every repetition.
+                arg.multiple_token = grouped and arg.token is not None
+            elif suffix[0] == "@":
+                arg.since = suffix[1:]
+            elif suffix[0] == "!":
+                arg.deprecated_since = suffix[1:]
+            else:
+                arg.key_spec_index = int(suffix[1:])
         return arg
 
     return parse_seq(set())
 
 
 def _simple(word: str) -> Arg:
+    """``name``, ``name:type`` or ``name:type/display text`` (the text redis-cli shows)."""
+    word, _, display = word.partition("/")
     if ":" in word:
         name, typ = word.split(":", 1)
     else:
         name, typ = word, "key" if word in ("key", "source", "destination") else "string"
     if typ not in _TYPES:
         raise ValueError(f"unknown argument type {typ!r}")
-    return Arg(name, typ)
+    return Arg(name, typ, display=display or None)
 
 
 def _block_name(args: list[Arg]) -> str:

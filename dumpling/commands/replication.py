@@ -54,14 +54,15 @@ def _replicaof(c: Any, argv: list[bytes]) -> Any:
 
 @command("replicaof", 3, "admin noscript stale no_async_loading", **SRV, since="5.0.0",
          summary="Configures a server as replica of another, or promotes it to a master.",
-         args="args=(host port|no one)", complexity="O(1)")
+         args="args=(host-port=(host port:integer) | no-one=(NO ONE))", complexity="O(1)")
 def replicaof(c: Any, argv: list[bytes]) -> Any:
     return _replicaof(c, argv)
 
 
 @command("slaveof", 3, "admin noscript stale no_async_loading", **SRV, since="1.0.0",
          summary="Sets a Redis server as a replica of another, or promotes it to being a master.",
-         args="args=(host port|no one)", complexity="O(1)", doc_flags="deprecated", deprecated_since="5.0.0",
+         args="args=(host-port=(host port:integer) | no-one=(NO ONE))", complexity="O(1)", doc_flags="deprecated",
+         deprecated_since="5.0.0",
          replaced_by="`REPLICAOF`")
 def slaveof(c: Any, argv: list[bytes]) -> Any:
     return _replicaof(c, argv)
@@ -75,13 +76,15 @@ def _sync(c: Any, argv: list[bytes]) -> Any:
 
 
 @command("sync", 1, "admin noscript no_async_loading no_multi", **SRV, since="1.0.0",
-         summary="An internal command used in replication.")
+         summary="An internal command used in replication.",
+         complexity="")
 def sync(c: Any, argv: list[bytes]) -> Any:
     return _sync(c, argv)
 
 
 @command("psync", -3, "admin noscript no_async_loading no_multi", **SRV, since="2.8.0",
-         summary="An internal command used in replication.", args="replicationid offset:integer")
+         summary="An internal command used in replication.", args="replicationid offset:integer",
+         complexity="")
 def psync(c: Any, argv: list[bytes]) -> Any:
     if len(argv) > 3 and argv[3].lower() == b"failover":
         # Our master hands over (its FAILOVER): with our history, we become the master and
@@ -100,8 +103,8 @@ def psync(c: Any, argv: list[bytes]) -> Any:
 
 
 @command("failover", -1, "admin noscript stale", **SRV, since="6.2.0",
-         summary="Start a coordinated failover between this server and one of its replicas.",
-         args="[target=[TO host port:integer [FORCE]]] [ABORT] [TIMEOUT milliseconds:integer]", complexity="O(1)")
+         summary="Starts a coordinated failover from a server to one of its replicas.",
+         args="[TO target=(host port:integer [FORCE])] [ABORT] [TIMEOUT milliseconds:integer]", complexity="O(1)")
 def failover(c: Any, argv: list[bytes]) -> Any:
     """FAILOVER [TO host port [FORCE]] [ABORT] [TIMEOUT ms] (Redis's failoverCommand)."""
     server = c.server
@@ -155,7 +158,8 @@ def failover(c: Any, argv: list[bytes]) -> Any:
 
 
 @command("replconf", -1, "admin noscript loading stale allow_busy", **SRV, since="3.0.0",
-         summary="An internal command for configuring the replication stream.")
+         summary="An internal command for configuring the replication stream.",
+         doc_flags="syscmd")
 def replconf(c: Any, argv: list[bytes]) -> Any:
     if len(argv) % 2 == 0:
         raise CommandError("syntax error")
@@ -209,7 +213,7 @@ def role(c: Any, argv: list[bytes]) -> Any:
     return c.server.replication.role_reply()
 
 
-@command("wait", 3, "blocking", **SRV, since="3.0.0",
+@command("wait", 3, "blocking", group="generic", since="3.0.0",
          summary="Blocks until the asynchronous replication of all preceding write commands sent by the connection "
                  "is completed.",
          args="numreplicas:integer timeout:integer", acl="connection",
@@ -225,7 +229,7 @@ def wait(c: Any, argv: list[bytes]) -> Any:
     return replication.wait(c, numreplicas, timeout_ms)
 
 
-@command("waitaof", 4, "blocking", **SRV, since="7.2.0",
+@command("waitaof", 4, "blocking", group="generic", since="7.2.0",
          summary="Blocks until all of the preceding write commands sent by the connection are written to the "
                  "append-only file of the master and/or replicas.",
          args="numlocal:integer numreplicas:integer timeout:integer", acl="connection",

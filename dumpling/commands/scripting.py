@@ -160,7 +160,7 @@ def script_exists(c: Any, argv: list[bytes]) -> Any:
 
 @command("script|flush", -2, "noscript", **SC, since="2.6.0", summary="Removes all server-side Lua scripts from the script cache.",
          complexity="O(N) with N being the number of scripts in cache",
-         args="[flush-type=(ASYNC | SYNC)]", tips="request_policy:all_nodes response_policy:all_succeeded",
+         args="[flush-type=(ASYNC | SYNC)@6.2.0]", tips="request_policy:all_nodes response_policy:all_succeeded",
          history=(("6.2.0", "Added the `ASYNC` and `SYNC` flushing mode modifiers."),))
 def script_flush(c: Any, argv: list[bytes]) -> Any:
     if len(argv) > 3 or (len(argv) == 3 and argv[2].lower() not in (b"sync", b"async")):

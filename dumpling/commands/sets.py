@@ -224,7 +224,7 @@ def scard(c: Any, argv: list[bytes]) -> Any:
 @command("spop", -2, "write fast", (1, 1, 1), **SET, since="1.0.0",
          summary="Returns one or more random members from a set after removing them. Deletes the set if the last "
          "member was popped.", complexity="Without the count argument O(1), otherwise O(N) where N is the value of "
-         "the passed count.", args="key [count:integer]", key_specs=[key_spec("RW ACCESS DELETE")],
+         "the passed count.", args="key [count:integer@3.2.0]", key_specs=[key_spec("RW ACCESS DELETE")],
          history=(("3.2.0", "Added the `count` argument."),), tips="nondeterministic_output", events="spop del")
 def spop(c: Any, argv: list[bytes]) -> Any:
     if len(argv) > 3:
@@ -258,7 +258,7 @@ def spop(c: Any, argv: list[bytes]) -> Any:
 @command("srandmember", -2, "readonly", (1, 1, 1), **SET, since="1.0.0",
          summary="Get one or multiple random members from a set",
          complexity="Without the count argument O(1), otherwise O(N) where N is the absolute value of the passed "
-         "count.", args="key [count:integer]", key_specs=[key_spec("RO ACCESS")],
+         "count.", args="key [count:integer@2.6.0]", key_specs=[key_spec("RO ACCESS")],
          history=(("2.6.0", "Added the optional `count` argument."),), tips="nondeterministic_output")
 def srandmember(c: Any, argv: list[bytes]) -> Any:
     if len(argv) > 3:

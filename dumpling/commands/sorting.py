@@ -283,8 +283,8 @@ def _sort_keys(argv: list[bytes]) -> list[int]:
     return keys
 
 
-_SORT_ARGS = ("key [BY by-pattern:pattern] [limit=LIMIT (offset:integer count:integer)] [GET get-pattern:pattern...] "
-              "[order=(ASC | DESC)] [ALPHA]")
+_SORT_ARGS = ("key [BY by-pattern:pattern/pattern#1] [LIMIT (offset:integer count:integer)] "
+              "[GET get-pattern:pattern/pattern]...#1 [order=(ASC | DESC)] [sorting=ALPHA]")
 _SORT_CPLX = ("O(N+M*log(M)) where N is the number of elements in the list or set to sort, and M the number of "
               "returned elements. When the elements are not sorted, complexity is O(N).")
 _BY_GET_NOTES = ("For the optional BY/GET keyword. It is marked 'unknown' because the key names derive from the content "
@@ -295,7 +295,7 @@ _STORE_NOTES = ("For the optional STORE keyword. It is marked 'unknown' because 
 
 @command("sort", -2, "write denyoom", (1, 1, 1), **GENERIC, since="1.0.0",
          summary="Sorts the elements in a list, a set, or a sorted set, optionally storing the result.",
-         complexity=_SORT_CPLX, args=_SORT_ARGS + " [STORE destination:key]", acl="set sortedset list dangerous",
+         complexity=_SORT_CPLX, args=_SORT_ARGS + " [STORE destination]", acl="set sortedset list dangerous",
          getkeys=_sort_keys, key_specs=[key_spec("RO ACCESS"), key_spec("RO ACCESS", index=None, notes=_BY_GET_NOTES),
                                         key_spec("OW UPDATE", index=None, notes=_STORE_NOTES)],
          events="sortstore del")

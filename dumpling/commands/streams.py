@@ -261,8 +261,9 @@ def _trim(c: Any, s: StreamValue, args: TrimArgs) -> int:
 @command("xadd", -5, "write denyoom fast", (1, 1, 1), **ST, since="5.0.0",
          summary="Appends a new message to a stream. Creates the key if it doesn't exist.",
          complexity="O(1) when adding a new entry, O(N) when trimming where N being the number of entries evicted.",
-         args="key [NOMKSTREAM] [trim=(strategy=(MAXLEN|MINID) [operator=(=|~)] threshold:string [LIMIT count:integer])] "
-              "id-selector=(auto-id=*|id:string) data=(field:string value:string)...",
+         args=("key [NOMKSTREAM@6.2.0] [trim=(strategy=(MAXLEN | MINID@6.2.0) [operator=(equal='=' | "
+               "approximately='~')] threshold [LIMIT count:integer@6.2.0])] id-selector=(auto-id='*' | "
+               "id) data=(field value)..."),
          history=(("6.2.0", "Added the `NOMKSTREAM` option, `MINID` trimming strategy and the `LIMIT` option."),
                   ("7.0.0", "Added support for the `<ms>-*` explicit ID form.")),
          tips="nondeterministic_output", events="xadd xtrim",
@@ -360,7 +361,8 @@ def xdel(c: Any, argv: list[bytes]) -> Any:
          complexity="O(N), with N being the number of evicted entries. Constant times are very small however, since "
                     "entries are organized in macro nodes containing multiple entries that can be released with a "
                     "single deallocation.",
-         args="key trim=(strategy=(MAXLEN|MINID) [operator=(=|~)] threshold:string [LIMIT count:integer])",
+         args=("key trim=(strategy=(MAXLEN | MINID@6.2.0) [operator=(equal='=' | approximately='~')] "
+               "threshold [LIMIT count:integer@6.2.0])"),
          history=(("6.2.0", "Added the `MINID` trimming strategy and the `LIMIT` option."),),
          key_flags="RW delete", tips="nondeterministic_output", events="xtrim")
 def xtrim(c: Any, argv: list[bytes]) -> Any:
@@ -692,7 +694,7 @@ def _xread(c: Any, argv: list[bytes], readgroup: bool) -> Any:
 @command("xread", -4, "readonly blocking", (0, 0, 0), **ST, since="5.0.0",
          summary="Returns messages from multiple streams with IDs greater than the ones requested. Blocks until a "
                  "message is available otherwise.",
-         complexity="", args="[COUNT count:integer] [BLOCK milliseconds:integer] STREAMS key... id:string...",
+         complexity="", args="[COUNT count:integer] [BLOCK milliseconds:integer] STREAMS (key... id...)",
          key_specs=[{"flags": ["RO", "access"], "begin_search": {"type": "keyword", "spec": {"keyword": "STREAMS",
                      "startfrom": 1}}, "find_keys": {"type": "range", "spec": {"lastkey": -1, "keystep": 1,
                                                                                 "limit": 2}}}],
@@ -708,8 +710,8 @@ def xread(c: Any, argv: list[bytes]) -> Any:
                     "(e.g. always asking for the first 10 elements with COUNT), you can consider it O(1). On the other "
                     "side when XREADGROUP blocks, XADD will pay the O(N) time in order to serve the N clients blocked "
                     "on the stream getting new data.",
-         args="GROUP group:string consumer:string [COUNT count:integer] [BLOCK milliseconds:integer] [NOACK] "
-              "STREAMS key... id:string...",
+         args=("GROUP group-block=(group consumer) [COUNT count:integer] [BLOCK milliseconds:integer] "
+               "[NOACK] STREAMS (key... id...)"),
          key_specs=[{"flags": ["RO", "access"], "begin_search": {"type": "keyword", "spec": {"keyword": "STREAMS",
                      "startfrom": 4}}, "find_keys": {"type": "range", "spec": {"lastkey": -1, "keystep": 1,
                                                                                 "limit": 2}}}],
@@ -754,7 +756,8 @@ def _xgroup_prelude(c: Any, argv: list[bytes], sub: bytes) -> tuple[StreamValue 
 
 
 @command("xgroup|create", -5, "write denyoom", (2, 2, 1), **ST, since="5.0.0", summary="Creates a consumer group.",
-         args="key group:string id-selector=(id:string|new-id=$) [MKSTREAM] [ENTRIESREAD entries-read:integer]",
+         args=("key group id-selector=(id | new-id='$') [MKSTREAM] [ENTRIESREAD "
+               "entriesread:integer/entries-read]"),
          history=(("7.0.0", "Added the `entries_read` named argument."),), key_flags="RW insert",
          events="xgroup-create")
 def xgroup_create(c: Any, argv: list[bytes]) -> Any:
@@ -779,7 +782,7 @@ def xgroup_create(c: Any, argv: list[bytes]) -> Any:
 
 
 @command("xgroup|setid", -5, "write", (2, 2, 1), **ST, since="5.0.0", summary="Sets the last-delivered ID of a consumer group.",
-         args="key group:string id-selector=(id:string|new-id=$) [ENTRIESREAD entries-read:integer]",
+         args="key group id-selector=(id | new-id='$') [ENTRIESREAD entriesread:integer/entries-read]",
          history=(("7.0.0", "Added the optional `entries_read` argument."),), events="xgroup-setid")
 def xgroup_setid(c: Any, argv: list[bytes]) -> Any:
     s, group, _, entries_read = _xgroup_prelude(c, argv, b"setid")
@@ -863,7 +866,7 @@ def xgroup_help(c: Any, argv: list[bytes]) -> Any:
 
 @command("xsetid", -3, "write denyoom fast", (1, 1, 1), **ST, since="5.0.0",
          summary="An internal command for replicating stream values.",
-         args="key last-id:string [ENTRIESADDED entries-added:integer] [MAXDELETEDID max-deleted-id:string]",
+         args="key last-id [ENTRIESADDED entries-added:integer@7.0.0] [MAXDELETEDID max-deleted-id@7.0.0]",
          history=(("7.0.0", "Added the `entries_added` and `max_deleted_entry_id` arguments."),), events="xsetid")
 def xsetid(c: Any, argv: list[bytes]) -> Any:
     new_id = parse_id(argv[2], 0, True)[0]
@@ -937,8 +940,8 @@ def _nogroup(key: bytes, group: bytes) -> CommandError:
                     "per call is O(1). O(M), where M is the total number of entries scanned when used with the IDLE "
                     "filter. When the command returns just the summary and the list of consumers is small, it runs in "
                     "O(1) time; otherwise, an additional O(N) time for iterating every consumer.",
-         args="key group:string [filters=([IDLE min-idle-time:integer] start:string end:string count:integer "
-              "[consumer:string])]",
+         args=("key group [filters=([IDLE min-idle-time:integer@6.2.0] start end count:integer "
+               "[consumer])]"),
          history=(("6.2.0", "Added the `IDLE` option and exclusive range intervals."),), tips="nondeterministic_output")
 def xpending(c: Any, argv: list[bytes]) -> Any:
     argc = len(argv)
@@ -1308,7 +1311,8 @@ def xinfo_groups(c: Any, argv: list[bytes]) -> Any:
 
 @command("xinfo|consumers", 4, "readonly", (2, 2, 1), **ST, since="5.0.0",
          summary="Returns a list of the consumers in a consumer group.", args="key group:string",
-         history=(("7.2.0", "Added the `inactive` field."),), tips="nondeterministic_output")
+         history=(("7.2.0", "Added the `inactive` field, and changed the meaning of `idle`."),),
+         tips="nondeterministic_output")
 def xinfo_consumers(c: Any, argv: list[bytes]) -> Any:
     s = _xinfo_stream(c, argv[2])
     group = s.groups.get(argv[3])

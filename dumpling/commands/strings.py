@@ -190,8 +190,9 @@ def _set_generic(c: Any, key: bytes, value: bytes, flags: int, expire: bytes | N
 
 @command("set", -3, "write denyoom", (1, 1, 1), **STR,
          summary="Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.",
-         args="key value:string condition=[NX | XX] [GET] expiration=[EX seconds:integer | PX milliseconds:integer "
-              "| EXAT unix-time-seconds:unix-time | PXAT unix-time-milliseconds:unix-time | KEEPTTL]",
+         args=("key value [condition=(NX | XX)@2.6.12] [GET@6.2.0] [expiration=(EX seconds:integer@2.6.12 "
+               "| PX milliseconds:integer@2.6.12 | EXAT unix-time-seconds:unix-time@6.2.0 | PXAT "
+               "unix-time-milliseconds:unix-time@6.2.0 | KEEPTTL@6.0.0)]"),
          key_specs=[key_spec("RW access update variable_flags", notes="RW and ACCESS due to the optional `GET` argument")],
          history=(("2.6.12", "Added the `EX`, `PX`, `NX` and `XX` options."),
                   ("6.0.0", "Added the `KEEPTTL` option."),

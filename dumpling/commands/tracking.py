@@ -55,7 +55,8 @@ def _check_prefixes(c: Any, prefixes: list[bytes]) -> None:
 @command("client|tracking", -3, _FLAGS, **_CLIENT, since="6.0.0",
          summary="Controls server-assisted client-side caching for the connection.",
          complexity="O(1). Some options may introduce additional complexity.",
-         args="status=(ON|OFF) [REDIRECT client-id:integer] [PREFIX prefix...] [BCAST] [OPTIN] [OPTOUT] [NOLOOP]")
+         args=("status=(ON | OFF) [REDIRECT client-id:integer] [PREFIX prefix]... [BCAST] [OPTIN] "
+               "[OPTOUT] [NOLOOP]"))
 def client_tracking(c: Any, argv: list[bytes]) -> Any:
     redirect = 0
     bcast = optin = optout = noloop = False

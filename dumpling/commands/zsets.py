@@ -316,7 +316,8 @@ def _zadd_generic(c: Any, argv: list[bytes], incr: bool) -> Any:
 @command("zadd", -4, "write denyoom fast", (1, 1, 1), **ZS, since="1.2.0",
          summary="Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist.",
          complexity="O(log(N)) for each item added, where N is the number of elements in the sorted set.",
-         args="key [condition=(NX|XX)] [comparison=(GT|LT)] [CH] [INCR] data=(score:double member)...",
+         args=("key [condition=(NX | XX)@3.0.2] [comparison=(GT | LT)@6.2.0] [change=CH@3.0.2] "
+               "[increment=INCR@3.0.2] data=(score:double member)..."),
          history=(("2.4.0", "Accepts multiple elements."), ("3.0.2", "Added the `XX`, `NX`, `CH` and `INCR` options."),
                   ("6.2.0", "Added the `GT` and `LT` options.")),
          events="zadd zincr")
@@ -610,8 +611,8 @@ def _store_range(c: Any, dst: bytes, items: list[tuple[float, bytes]], hint: int
     return len(items)
 
 
-_RANGE_ARGS = ("key start:string stop:string [sortby=(BYSCORE|BYLEX)] [REV] [LIMIT offset:integer count:integer] "
-               "[WITHSCORES]")
+_RANGE_ARGS = ("key start stop [sortby=(BYSCORE | BYLEX)@6.2.0] [REV@6.2.0] "
+               "[LIMIT (offset:integer count:integer)@6.2.0] [WITHSCORES]")
 
 
 @command("zrange", -4, "readonly", (1, 1, 1), **ZS, since="1.2.0",
@@ -625,7 +626,8 @@ def zrange(c: Any, argv: list[bytes]) -> Any:
 @command("zrangestore", -5, "write denyoom", (1, 2, 1), **ZS, since="6.2.0",
          summary="Stores a range of members from sorted set in a key.",
          complexity="O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements stored into the destination key.",
-         args="dst:key src:key min:string max:string [sortby=(BYSCORE|BYLEX)] [REV] [LIMIT offset:integer count:integer]",
+         args=("dst:key src:key min max [sortby=(BYSCORE | BYLEX)] [REV] [LIMIT (offset:integer "
+               "count:integer)]"),
          key_specs=[_spec(["OW", "update"], 1), _spec(["RO", "access"], 2)], events="zrangestore del")
 def zrangestore(c: Any, argv: list[bytes]) -> Any:
     return zrange_generic(c, argv, 2, True, 0, 0)
@@ -647,7 +649,7 @@ _BYSCORE_COMPLEXITY = ("O(log(N)+M) with N being the number of elements in the s
 
 @command("zrangebyscore", -4, "readonly", (1, 1, 1), **ZS, since="1.0.5",
          summary="Returns members in a sorted set within a range of scores.", complexity=_BYSCORE_COMPLEXITY,
-         args="key min:double max:double [WITHSCORES] [LIMIT offset:integer count:integer]",
+         args="key min:double max:double [WITHSCORES@2.0.0] [LIMIT (offset:integer count:integer)]",
          history=(("2.0.0", "Added the `WITHSCORES` modifier."),), doc_flags="deprecated", deprecated_since="6.2.0",
          replaced_by="`ZRANGE` with the `BYSCORE` argument")
 def zrangebyscore(c: Any, argv: list[bytes]) -> Any:
@@ -657,7 +659,7 @@ def zrangebyscore(c: Any, argv: list[bytes]) -> Any:
 @command("zrevrangebyscore", -4, "readonly", (1, 1, 1), **ZS, since="2.2.0",
          summary="Returns members in a sorted set within a range of scores in reverse order.",
          complexity=_BYSCORE_COMPLEXITY,
-         args="key max:double min:double [WITHSCORES] [LIMIT offset:integer count:integer]",
+         args="key max:double min:double [WITHSCORES] [LIMIT (offset:integer count:integer)]",
          history=(("2.1.6", "`min` and `max` can be exclusive."),), doc_flags="deprecated", deprecated_since="6.2.0",
          replaced_by="`ZRANGE` with the `REV` and `BYSCORE` arguments")
 def zrevrangebyscore(c: Any, argv: list[bytes]) -> Any:
@@ -666,7 +668,7 @@ def zrevrangebyscore(c: Any, argv: list[bytes]) -> Any:
 
 @command("zrangebylex", -4, "readonly", (1, 1, 1), **ZS, since="2.8.9",
          summary="Returns members in a sorted set within a lexicographical range.", complexity=_BYSCORE_COMPLEXITY,
-         args="key min:string max:string [LIMIT offset:integer count:integer]", doc_flags="deprecated",
+         args="key min max [LIMIT (offset:integer count:integer)]", doc_flags="deprecated",
          deprecated_since="6.2.0", replaced_by="`ZRANGE` with the `BYLEX` argument")
 def zrangebylex(c: Any, argv: list[bytes]) -> Any:
     return zrange_generic(c, argv, 1, False, LEX, 1)
@@ -674,7 +676,7 @@ def zrangebylex(c: Any, argv: list[bytes]) -> Any:
 
 @command("zrevrangebylex", -4, "readonly", (1, 1, 1), **ZS, since="2.8.9",
          summary="Returns members in a sorted set within a lexicographical range in reverse order.",
-         complexity=_BYSCORE_COMPLEXITY, args="key max:string min:string [LIMIT offset:integer count:integer]",
+         complexity=_BYSCORE_COMPLEXITY, args="key max min [LIMIT (offset:integer count:integer)]",
          doc_flags="deprecated", deprecated_since="6.2.0", replaced_by="`ZRANGE` with the `REV` and `BYLEX` arguments")
 def zrevrangebylex(c: Any, argv: list[bytes]) -> Any:
     return zrange_generic(c, argv, 1, False, LEX, -1)
@@ -1100,7 +1102,7 @@ def algebra(c: Any, argv: list[bytes], dst: bytes | None, numkeys_at: int, op: i
 
 _STORE_SPECS = [_spec(["OW", "update"], 1), _keynum_spec(["RO", "access"], 2)]
 _READ_SPECS = [_keynum_spec(["RO", "access"], 1)]
-_AGG_ARGS = "[WEIGHTS weight:integer...] [AGGREGATE aggregate=(SUM|MIN|MAX)]"
+_AGG_ARGS = "[WEIGHTS weight:integer...] [AGGREGATE (SUM | MIN | MAX)]"
 
 
 @command("zunion", -3, "readonly", (0, 0, 0), **ZS, since="6.2.0", summary="Returns the union of multiple sorted sets.",
