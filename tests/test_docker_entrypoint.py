@@ -9,20 +9,31 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import ROOT, start_dumpling
+from tests.servers import ROOT, RawConnection, free_port, start_dumpling, wait_for_port
 
 ENTRYPOINT = ROOT / "docker" / "entrypoint.sh"
 HEALTHCHECK = ROOT / "docker" / "healthcheck.py"
 
 
-def entrypoint(tmp_path: Path, *args: str) -> list[str]:
-    """The argv the entrypoint execs, with a stand-in dumpling-server that prints it."""
+def _clean_env(**variables: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REDIS_") and k != "ALLOW_EMPTY_PASSWORD"}
+    return dict(env, **variables)
+
+
+def run_entrypoint(tmp_path: Path, *args: str, **variables: str) -> subprocess.CompletedProcess[str]:
+    """The entrypoint with a stand-in dumpling-server that prints the argv it is given."""
     stub = tmp_path / "bin"
     stub.mkdir(exist_ok=True)
     (stub / "dumpling-server").write_text('#!/bin/sh\nfor a in dumpling-server "$@"; do echo "$a"; done\n')
     (stub / "dumpling-server").chmod(0o755)
-    env = dict(os.environ, PATH=f"{stub}{os.pathsep}{os.environ['PATH']}")
-    out = subprocess.run(["sh", str(ENTRYPOINT), *args], capture_output=True, text=True, env=env, check=True)
+    env = _clean_env(PATH=f"{stub}{os.pathsep}{os.environ['PATH']}", **variables)
+    return subprocess.run(["sh", str(ENTRYPOINT), *args], capture_output=True, text=True, env=env)
+
+
+def entrypoint(tmp_path: Path, *args: str, **variables: str) -> list[str]:
+    """The argv the entrypoint execs."""
+    out = run_entrypoint(tmp_path, *args, **variables)
+    assert out.returncode == 0, out.stderr
     return out.stdout.splitlines()
 
 
@@ -62,3 +73,74 @@ def test_healthcheck_pings_where_the_server_listens(args: tuple[str, ...]) -> No
             assert check.returncode == 1
     finally:
         server.stop()
+
+
+EVERYWHERE = ["--bind", "0.0.0.0", "--protected-mode", "no"]
+
+
+def test_entrypoint_takes_redis_stack_and_bitnami_variables(tmp_path: Path) -> None:
+    (tmp_path / "secret").write_text("from-file\n")
+    # REDIS_ARGS (redis-stack) and REDIS_EXTRA_FLAGS (Bitnami): options split at white space.
+    assert entrypoint(tmp_path, REDIS_ARGS="--maxmemory 100mb  --appendonly yes") == [
+        "dumpling-server", "--maxmemory", "100mb", "--appendonly", "yes", *EVERYWHERE]
+    # Bitnami's named variables, each one the directive it stands for.
+    assert entrypoint(tmp_path, REDIS_PASSWORD="s e*cret", REDIS_PORT_NUMBER="7000", REDIS_AOF_ENABLED="yes",
+                      REDIS_RDB_POLICY="900#1 60#1000", REDIS_DISABLE_COMMANDS="FLUSHDB, FLUSHALL",
+                      REDIS_ACLFILE="/data/users.acl", REDIS_IO_THREADS="2") == [
+        "dumpling-server", "--port", "7000", "--requirepass", "s e*cret", "--appendonly", "yes",
+        "--save", "900 1 60 1000", "--aclfile", "/data/users.acl", "--io-threads", "2",
+        "--rename-command", "FLUSHDB", "", "--rename-command", "FLUSHALL", "", *EVERYWHERE]
+    assert entrypoint(tmp_path, REDIS_PASSWORD="x", REDIS_PASSWORD_FILE=str(tmp_path / "secret"),
+                      REDIS_RDB_POLICY_DISABLED="yes", REDIS_RDB_POLICY="900#1") == [
+        "dumpling-server", "--requirepass", "from-file", "--save", "", *EVERYWHERE]
+    assert entrypoint(tmp_path, REDIS_REPLICATION_MODE="replica", REDIS_MASTER_HOST="primary",
+                      REDIS_PASSWORD="pw") == [
+        "dumpling-server", "--requirepass", "pw", "--replicaof", "primary", "6379", "--masterauth", "pw",
+        *EVERYWHERE]
+    # The command line comes last (it wins); a config file stays first; bind chosen by the
+    # environment is left alone.
+    conf = tmp_path / "my.conf"
+    conf.write_text("port 7000\n")
+    assert entrypoint(tmp_path, str(conf), "--port", "7001", REDIS_PORT_NUMBER="7002",
+                      REDIS_ARGS="--bind 127.0.0.1") == [
+        "dumpling-server", str(conf), "--port", "7002", "--bind", "127.0.0.1", "--port", "7001",
+        "--protected-mode", "no"]
+    # REDIS_ARGS is not expanded as file names.
+    assert entrypoint(tmp_path, REDIS_ARGS="--save *") == ["dumpling-server", "--save", "*", *EVERYWHERE]
+
+
+def test_entrypoint_refuses_what_it_cannot_honour(tmp_path: Path) -> None:
+    out = run_entrypoint(tmp_path, REDIS_TLS_ENABLED="yes")
+    assert out.returncode == 1 and "no TLS" in out.stderr and not out.stdout
+    out = run_entrypoint(tmp_path, REDIS_REPLICATION_MODE="replica")
+    assert out.returncode == 1 and "REDIS_MASTER_HOST" in out.stderr
+    out = run_entrypoint(tmp_path, REDIS_PASSWORD_FILE=str(tmp_path / "missing"))
+    assert out.returncode == 1 and "cannot read" in out.stderr
+    out = run_entrypoint(tmp_path, ALLOW_EMPTY_PASSWORD="yes")
+    assert out.returncode == 0 and "ALLOW_EMPTY_PASSWORD has no effect" in out.stderr
+
+
+def test_entrypoint_starts_a_server_configured_by_the_environment(tmp_path: Path) -> None:
+    """The real dumpling-server, started the way the image starts it, with its settings from
+    the environment; the HEALTHCHECK finds it through the same arguments."""
+    port = free_port()
+    env = _clean_env(REDIS_PORT_NUMBER=str(port), REDIS_PASSWORD="s3cret", REDIS_DISABLE_COMMANDS="FLUSHALL",
+                     REDIS_ARGS="--bind 127.0.0.1 --maxmemory 10mb --save",
+                     PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    # "--save" alone at the end of REDIS_ARGS: the empty value comes from the command line.
+    proc = subprocess.Popen(["sh", str(ENTRYPOINT), "--save", ""], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, proc)
+        with RawConnection(port) as conn:
+            assert conn.call("PING").startswith(b"-NOAUTH")
+            assert conn.call("AUTH", "s3cret") == b"+OK\r\n"
+            assert conn.call("FLUSHALL").startswith(b"-ERR unknown command 'FLUSHALL'")
+            assert conn.call("CONFIG", "GET", "maxmemory") == b"*2\r\n$9\r\nmaxmemory\r\n$8\r\n10485760\r\n"
+            assert conn.call("CONFIG", "GET", "protected-mode").endswith(b"$2\r\nno\r\n")
+        check = subprocess.run([sys.executable, str(HEALTHCHECK), str(proc.pid)], capture_output=True, text=True,
+                               env=env, cwd=tmp_path, timeout=20)
+        assert check.returncode == 0, check.stdout + check.stderr
+    finally:
+        proc.terminate()
+        proc.wait(10)
