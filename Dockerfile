@@ -21,6 +21,9 @@ COPY --from=builder /wheels /wheels
 RUN pip install --no-cache-dir --no-index /wheels/*.whl && rm -rf /wheels
 COPY docker/entrypoint.sh /usr/local/bin/docker-entrypoint.sh
 COPY docker/healthcheck.py /usr/local/lib/dumpling-healthcheck.py
+# A one-shot redis-cli for probes run inside the container (testcontainers' RedisContainer waits
+# on `redis-cli ping`); the real one is not in the image.
+COPY docker/redis-cli.py /usr/local/bin/redis-cli
 USER dumpling
 # Persistence (dump.rdb, appendonlydir) goes to the working directory: mount a volume here.
 WORKDIR /data

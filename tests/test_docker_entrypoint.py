@@ -13,6 +13,7 @@ from tests.servers import ROOT, RawConnection, free_port, start_dumpling, wait_f
 
 ENTRYPOINT = ROOT / "docker" / "entrypoint.sh"
 HEALTHCHECK = ROOT / "docker" / "healthcheck.py"
+REDIS_CLI = ROOT / "docker" / "redis-cli.py"
 
 
 def _clean_env(**variables: str) -> dict[str, str]:
@@ -144,3 +145,35 @@ def test_entrypoint_starts_a_server_configured_by_the_environment(tmp_path: Path
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def _cli(program: list[str], *args: str) -> tuple[str, str, int]:
+    out = subprocess.run([*program, *args], capture_output=True, text=True, timeout=20)
+    return out.stdout, out.stderr, out.returncode
+
+
+@pytest.mark.parametrize("args", [
+    ("ping",), ("get", "cli:string"), ("get", "cli:missing"), ("lrange", "cli:list", "0", "-1"),
+    ("hgetall", "cli:missing"), ("nosuch", "x"), ("-n", "1", "ping"), ("-a", "pw", "ping"),
+    ("--no-auth-warning", "-a", "pw", "ping"), ("echo", "two words"),
+])
+def test_image_redis_cli_answers_as_redis_cli(dumpling_server, args: tuple[str, ...]) -> None:
+    """The image's stand-in redis-cli (testcontainers' RedisContainer waits on `redis-cli ping`
+    inside the container) prints and exits as the real redis-cli does without a terminal."""
+    with dumpling_server.raw() as conn:
+        conn.call("SET", "cli:string", "hello")
+        conn.call("RPUSH", "cli:list", "a", "b")
+    port = ("-p", str(dumpling_server.port))
+    assert _cli([sys.executable, str(REDIS_CLI)], *port, *args) == _cli(["redis-cli"], *port, *args)
+
+
+def test_image_redis_cli_with_a_password_and_without_a_server(tmp_path: Path) -> None:
+    server = start_dumpling("--requirepass", "s3cret")
+    try:
+        port = ("-p", str(server.port))
+        for args in (("-a", "s3cret", "ping"), ("ping",), ("--user", "default", "--pass", "s3cret", "ping")):
+            assert _cli([sys.executable, str(REDIS_CLI)], *port, *args) == _cli(["redis-cli"], *port, *args)
+    finally:
+        server.stop()
+    stdout, stderr, code = _cli([sys.executable, str(REDIS_CLI)], "-p", str(free_port()), "ping")
+    assert (stdout, code) == ("", 1) and stderr.startswith("Could not connect to Redis at 127.0.0.1:")
