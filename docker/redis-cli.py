@@ -129,6 +129,8 @@ def main(argv: list[str]) -> int:
             sock.sendall(encode(command))
             reply = reader.reply()
         except (OSError, ConnectionError) as exc:
+            if command[0].lower() == "shutdown":  # the server went away as asked
+                return 0
             print(f"Error: {exc}", file=sys.stderr)
             return 1
     print(render(reply))

@@ -643,10 +643,17 @@ class Server:
                     ks.tick()
                     self.current_client = client
                     self.serving_blocked = client  # its command is running now (dumpling.tracking asks)
+                    # its run is a call for the propagation stream (Redis re-runs the command)
+                    hooks = self.call_hooks if blocked.cmd is not None else None
+                    if hooks is not None:
+                        hooks.begin(client, blocked.cmd, blocked.argv)
+                    reply = None
                     try:
                         reply = blocked.retry()
                     finally:
                         self.serving_blocked = None
+                        if hooks is not None:
+                            hooks.end(client, blocked.cmd, blocked.argv, reply)
                     if reply is None:
                         continue
                     if type(reply) is ErrorReply:  # (-NOGROUP, -WRONGTYPE on the re-run): in errorstats

@@ -376,8 +376,9 @@ class Keyspace:
         # keyspace notifications: set by the pub/sub module
         self.notify_flags = ""
         self.notify_hook: Callable[[int, str, bytes, bytes], None] | None = None
-        # called as hook(db, key) for every change (the append-only file collects them)
-        self.change_hook: Callable[[Database, bytes], None] | None = None
+        # called as hook(db, key, event) for every change (the propagation stream collects them;
+        # the event tells a key deleted by expiry or eviction)
+        self.change_hook: Callable[[Database, bytes, bytes | None], None] | None = None
         # client-side caching: the ``dumpling.tracking.Tracking`` while anything is tracked
         self.tracking: Any = None
         self.refresh_config()
@@ -403,7 +404,7 @@ class Keyspace:
         if self.watched:
             self.touch_watched(db.index, key)
         if self.change_hook is not None:
-            self.change_hook(db, key)
+            self.change_hook(db, key, event)
         if self.tracking is not None:
             self.tracking.invalidate(key, cls)
         if event is not None and self.notify_flags:

@@ -177,3 +177,12 @@ def test_image_redis_cli_with_a_password_and_without_a_server(tmp_path: Path) ->
         server.stop()
     stdout, stderr, code = _cli([sys.executable, str(REDIS_CLI)], "-p", str(free_port()), "ping")
     assert (stdout, code) == ("", 1) and stderr.startswith("Could not connect to Redis at 127.0.0.1:")
+
+    # SHUTDOWN: the connection closing is the answer.
+    for program in ([sys.executable, str(REDIS_CLI)], ["redis-cli"]):
+        server = start_dumpling()
+        try:
+            assert _cli(program, "-p", str(server.port), "shutdown", "nosave") == ("", "", 0)
+            assert server.proc.wait(10) == 0
+        finally:
+            server.stop()

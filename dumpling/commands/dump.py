@@ -39,6 +39,7 @@ from dumpling.errors import BUSYKEY, SYNTAX, CommandError
 from dumpling.keyspace import LRU_CLOCK_MAX, lfu_minutes, lru_clock
 from dumpling.payload import CodecOptions, DecodedPayload, PayloadError, decode_payload, encode_payload
 from dumpling.payload.envelope import FOOTER_SIZE, VALKEY_VERSION_MIN, footer_version
+from dumpling.persistence.propagation import deletion, propagate_as
 from dumpling.protocol import OK
 
 if TYPE_CHECKING:
@@ -288,6 +289,7 @@ def restore_key(c: Any, argv: list[bytes]) -> Any:
     if ttl and when <= now and not ks.loading:
         if deleted:
             ks.changed(db, key, b"del", "g")
+            propagate_as(c, deletion(c.server.config, key, "lazyfree-lazy-server-del"))
         return OK
     db.add(key, value)
     if ks.notify_flags:
@@ -300,6 +302,8 @@ def restore_key(c: Any, argv: list[bytes]) -> Any:
     elif opts.idle_seconds >= 0:
         db.meta[key] = lru_field_for_idle(opts.idle_seconds, opts.lru_clock)
     ks.changed(db, key, b"restore", "g")
+    if ttl and not opts.absttl:  # a relative TTL propagates as its absolute time
+        propagate_as(c, [*argv[:2], b"%d" % when, *argv[3:], b"ABSTTL"])
     return OK
 
 

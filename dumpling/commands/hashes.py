@@ -43,6 +43,7 @@ from dumpling.datatypes.hashes import (
 )
 from dumpling.errors import SYNTAX, CommandError
 from dumpling.numbers import NotFinite, format_long_double, long_double_sum, parse_long_double
+from dumpling.persistence.propagation import also_propagate, propagate_as
 from dumpling.protocol import OK, Map
 from dumpling.replybudget import bulk_size, repeat_within
 
@@ -90,8 +91,9 @@ class FieldExpiry:
     """Per-database indexes, keyed by the identity of the database's ``data`` dict so
     they follow SWAPDB; indexes of flushed dicts are dropped by the cron hook."""
 
-    def __init__(self, keyspace: Any) -> None:
+    def __init__(self, keyspace: Any, server: Any = None) -> None:
         self.keyspace = keyspace
+        self.server = server  # (the propagation stream gets the HDELs of expired fields)
         self.by_data: dict[int, _DbFieldTTLs] = {}
 
     def index(self, db: Any) -> _DbFieldTTLs:
@@ -148,7 +150,7 @@ class FieldExpiry:
             gone = value.expire_due(now + 1, budget)  # (active expiry takes a field due at `now` too)
             budget -= len(gone)
             if gone:
-                _fields_expired(self.keyspace, db, key, value, len(gone))
+                _fields_expired(self.server, db, key, value, gone)
             if db.data.get(key) is not value or value.min_expire() is None:
                 idx.forget(key)
             else:
@@ -164,7 +166,7 @@ def hashes_with_field_ttls(db: Any) -> int:
 
 
 def setup(server: Any) -> None:
-    index = FieldExpiry(server.keyspace)
+    index = FieldExpiry(server.keyspace, server)
     server.keyspace.hash_field_ttls = index
     server.keyspace.store_hooks.append(index.stored)
     server.cron_hooks.append(index.cron)
@@ -175,10 +177,14 @@ def _field_expiry(c: Any) -> FieldExpiry:
     return c.keyspace.hash_field_ttls
 
 
-def _fields_expired(ks: Any, db: Any, key: bytes, value: HashValue, count: int, notify: bool = True) -> bool:
-    """After ``count`` expired fields were deleted: the statistic, the ``hexpired`` event, and
-    the hash's own deletion (``del``) if it is now empty.  True if the hash was deleted."""
-    ks.stat_expired_subkeys += count
+def _fields_expired(server: Any, db: Any, key: bytes, value: HashValue, gone: list[bytes], notify: bool = True) -> bool:
+    """After the expired fields ``gone`` were deleted: their HDELs for the AOF and replicas,
+    the statistic, the ``hexpired`` event, and the hash's own deletion (``del``) if it is now
+    empty (which the HDELs carry too).  True if the hash was deleted."""
+    for field in gone:
+        also_propagate(server, db.index, [b"HDEL", key, field], covers=key)
+    ks = server.keyspace
+    ks.stat_expired_subkeys += len(gone)
     ks.changed(db, key, b"hexpired" if notify else None, "h")
     if value.fields:
         return False
@@ -235,7 +241,7 @@ def field_value(c: Any, key: bytes, value: HashValue, field: bytes, notify: bool
     if not may_delete:
         return None, FIELD_EXPIRED
     value.delete(field)
-    return None, HASH_EXPIRED if _fields_expired(ks, c.db, key, value, 1, notify) else FIELD_EXPIRED
+    return None, HASH_EXPIRED if _fields_expired(c.server, c.db, key, value, [field], notify) else FIELD_EXPIRED
 
 
 def _expire_all_due(c: Any, key: bytes, value: HashValue | None) -> HashValue | None:
@@ -247,7 +253,7 @@ def _expire_all_due(c: Any, key: bytes, value: HashValue | None) -> HashValue | 
     if not _may_delete_expired(ks):
         return value
     gone = value.expire_due(ks.now)
-    if gone and _fields_expired(ks, c.db, key, value, len(gone)):
+    if gone and _fields_expired(c.server, c.db, key, value, gone):
         return None
     return value
 
@@ -489,6 +495,8 @@ def hincrbyfloat(c: Any, argv: list[bytes]) -> Any:
     text = format_long_double(total)
     value.set(field, text, _limits(c), keep_ttl=True)
     c.keyspace.changed(c.db, key, b"hincrbyfloat", "h")
+    # as HSET of the result, so float formatting never differs on a replica or an AOF reload
+    propagate_as(c, [b"HSET", key, field, text])
     return text
 
 
@@ -634,13 +642,21 @@ def _hexpire(c: Any, argv: list[bytes], unit_seconds: bool, relative: bool, name
     # checkAlreadyExpired: while loading (an AOF replay) a past time is kept, not applied as a delete
     now = c.keyspace.now if not c.keyspace.loading else -1
     codes: list[int] = []
-    updated = deleted = 0
+    updated: list[bytes] = []
+    deleted = 0
     for field in fields:
         code = value.set_field_expire(field, when, cond, now)
         codes.append(code)
-        updated += code == EXPIRE_SET
-        deleted += code == FIELD_DELETED
-    _after_ttl_changes(c, key, value, updated, deleted)
+        if code == EXPIRE_SET:
+            updated.append(field)
+        elif code == FIELD_DELETED:  # a time already past: the field goes, as an HDEL of its own
+            deleted += 1
+            also_propagate(c.server, c.db.index, [b"HDEL", key, field])
+    _after_ttl_changes(c, key, value, len(updated), deleted)
+    # as HPEXPIREAT of the absolute time, naming only the fields it set (nothing if none)
+    at = argv[2] if not (unit_seconds or relative) else b"%d" % when
+    propagate_as(c, *([[b"HPEXPIREAT", key, at, *argv[3:fields_at + 1], b"%d" % len(updated), *updated]]
+                      if updated else []))
     return codes
 
 

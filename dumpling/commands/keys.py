@@ -13,6 +13,7 @@ from dumpling.commands.common import LLONG_MAX, LLONG_MIN, glob_match, to_int
 from dumpling.commands.registry import command, container
 from dumpling.errors import DB_INDEX, NO_SUCH_KEY, NOT_INTEGER, SYNTAX, CommandError
 from dumpling.keyspace import Database, lfu_decayed, lru_idle_ms, type_name
+from dumpling.persistence.propagation import deletion, propagate_as
 from dumpling.protocol import OK, Status
 
 GEN = {"group": "generic"}
@@ -191,9 +192,12 @@ def _expire(c: Any, argv: list[bytes], unit_ms: int, relative: bool) -> int:
     if when <= ks.now and not ks.loading:
         db.delete(key)
         ks.changed(db, key, b"del")
+        propagate_as(c, deletion(c.server.config, key, "lazyfree-lazy-expire"))
         return 1
     db.set_expire(key, when)
     ks.changed(db, key, b"expire")
+    # as PEXPIREAT of the absolute time (its options kept), whatever the unit and base
+    propagate_as(c, [b"PEXPIREAT", key, argv[2] if unit_ms == 1 and not relative else b"%d" % when, *argv[3:]])
     return 1
 
 

@@ -31,6 +31,7 @@ from dumpling.commands.registry import command
 from dumpling.datatypes.lists import ListValue, lp_int_value
 from dumpling.dispatch import Blocked
 from dumpling.errors import SYNTAX, WRONGTYPE, CommandError
+from dumpling.persistence.propagation import propagate_as
 from dumpling.protocol import NULL_ARRAY, OK, ErrorReply
 
 LIST = {"group": "list"}
@@ -447,6 +448,9 @@ def _pop_first(c: Any, keys: list[bytes], head: bool, count: int, strict: bool) 
             continue
         popped = value.pop(1 if count == -1 else count, head, _fill(c))
         _elements_removed(c, db, key, value, head, len(popped))
+        # propagated as the plain pop it was: [LR]POP key, or [LR]POP key <how many> (LMPOP, BLMPOP)
+        pop = [b"LPOP" if head else b"RPOP", key]
+        propagate_as(c, pop if count == -1 else [*pop, b"%d" % len(popped)])
         return [key, popped[0]] if count == -1 else [key, popped]
     return None
 
@@ -537,11 +541,15 @@ def blmpop(c: Any, argv: list[bytes]) -> Any:
     return _blocking_pop(c, keys, head, timeout, count)
 
 
-def _blocking_move(c: Any, src_key: bytes, dst_key: bytes, head_from: bool, head_to: bool, timeout: float) -> Any:
+def _blocking_move(c: Any, src_key: bytes, dst_key: bytes, head_from: bool, head_to: bool, timeout: float,
+                   form: list[bytes]) -> Any:
+    """BLMOVE / BRPOPLPUSH; a move made propagates as ``form`` (LMOVE / RPOPLPUSH)."""
     db = c.db
     src = check_type(db.lookup_write(src_key), ListValue)
     if src is not None:
-        return _lmove(c, src_key, dst_key, head_from, head_to)
+        moved = _lmove(c, src_key, dst_key, head_from, head_to)
+        propagate_as(c, form)
+        return moved
     if c.server.in_exec:
         return None
 
@@ -550,9 +558,11 @@ def _blocking_move(c: Any, src_key: bytes, dst_key: bytes, head_from: bool, head
         if type(current) is not ListValue or not current.items:
             return None
         try:
-            return _lmove(c, src_key, dst_key, head_from, head_to)
+            moved = _lmove(c, src_key, dst_key, head_from, head_to)
         except CommandError as e:
             return ErrorReply(e.message)
+        propagate_as(c, form)
+        return moved
 
     return Blocked([src_key], timeout, retry)
 
@@ -566,7 +576,7 @@ def blmove(c: Any, argv: list[bytes]) -> Any:
     head_from = _where(argv[3])
     head_to = _where(argv[4])
     timeout = parse_timeout(argv[5], c.keyspace.now)
-    return _blocking_move(c, argv[1], argv[2], head_from, head_to, timeout)
+    return _blocking_move(c, argv[1], argv[2], head_from, head_to, timeout, [b"LMOVE", *argv[1:5]])
 
 
 @command("brpoplpush", 4, "write denyoom blocking", (1, 2, 1), **LIST, since="2.2.0",
@@ -577,4 +587,4 @@ def blmove(c: Any, argv: list[bytes]) -> Any:
          events="lpush rpop del")
 def brpoplpush(c: Any, argv: list[bytes]) -> Any:
     timeout = parse_timeout(argv[3], c.keyspace.now)
-    return _blocking_move(c, argv[1], argv[2], False, True, timeout)
+    return _blocking_move(c, argv[1], argv[2], False, True, timeout, [b"RPOPLPUSH", argv[1], argv[2]])

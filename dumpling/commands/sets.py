@@ -20,6 +20,7 @@ from dumpling.commands.registry import command
 from dumpling.datatypes.lists import lp_int_value
 from dumpling.datatypes.sets import SetLimits, SetValue
 from dumpling.errors import SYNTAX, WRONGTYPE, CommandError
+from dumpling.persistence.propagation import deletion, propagate_as
 from dumpling.protocol import SetReply
 from dumpling.replybudget import bulk_size, repeat_within
 
@@ -238,6 +239,7 @@ def spop(c: Any, argv: list[bytes]) -> Any:
             return None
         member = value.pop_random(_rng)
         ks.changed(db, key, b"spop", "s")
+        propagate_as(c, [b"SREM", key, member])
         if not value.members:
             db.delete(key)
             ks.changed(db, key, b"del", "g", dirty=0)
@@ -251,8 +253,12 @@ def spop(c: Any, argv: list[bytes]) -> Any:
         popped = _union([value], _limits(c)).ordered()
         db.delete(key)
         ks.changed(db, key, b"del", "g", dirty=0)
+        propagate_as(c, deletion(c.server.config, key, "lazyfree-lazy-server-del"))
         return SetReply(popped)
-    return SetReply(value.pop_many(count, _limits(c), _rng))
+    popped = value.pop_many(count, _limits(c), _rng)
+    # as SREMs of what it popped, at most 1024 members each (spopWithCountCommand)
+    propagate_as(c, *([b"SREM", key, *popped[i:i + 1024]] for i in range(0, len(popped), 1024)))
+    return SetReply(popped)
 
 
 @command("srandmember", -2, "readonly", (1, 1, 1), **SET, since="1.0.0",

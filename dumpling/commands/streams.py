@@ -26,6 +26,7 @@ from dumpling.datatypes.streams import (
 )
 from dumpling.errors import SYNTAX, CommandError
 from dumpling.numbers import wrap_int64
+from dumpling.persistence.propagation import propagate_as
 from dumpling.protocol import NULL_ARRAY, OK, ErrorReply, Map, Status, parse_strict_int
 
 ST: dict[str, Any] = {"group": "stream"}
@@ -172,7 +173,8 @@ def _event(c: Any, key: bytes, event: bytes) -> None:
 
 
 class TrimArgs:
-    __slots__ = ("maxlen", "minid", "approx", "limit", "nomkstream", "id", "id_given", "seq_given", "id_pos")
+    __slots__ = ("maxlen", "minid", "approx", "limit", "nomkstream", "id", "id_given", "seq_given", "id_pos",
+                 "threshold_pos")
 
     def __init__(self) -> None:
         self.maxlen: int | None = None
@@ -184,6 +186,7 @@ class TrimArgs:
         self.id_given = False
         self.seq_given = True
         self.id_pos = 0
+        self.threshold_pos = 0  # where the MAXLEN/MINID threshold is in argv
 
     @property
     def strategy(self) -> bool:
@@ -209,6 +212,7 @@ def parse_trim_args(c: Any, argv: list[bytes], xadd: bool) -> TrimArgs:
             if more >= 2 and argv[i + 1] in (b"~", b"="):  # optional exactness operator
                 args.approx = argv[i + 1] == b"~"
                 i += 1
+            args.threshold_pos = i + 1
             if low == b"maxlen":
                 maxlen = to_int(argv[i + 1])
                 if maxlen < 0:
@@ -253,6 +257,19 @@ def parse_trim_args(c: Any, argv: list[bytes], xadd: bool) -> TrimArgs:
 
 def _trim(c: Any, s: StreamValue, args: TrimArgs) -> int:
     return s.trim(args.maxlen, args.minid, args.approx, args.limit, *node_limits(c))
+
+
+def _exact_trim(argv: list[bytes], s: StreamValue, args: TrimArgs) -> list[bytes]:
+    """``streamRewriteApproxSpecifier`` + ``streamRewriteTrimArgument``: an approximate trim
+    (``~``) propagates as the exact trim to what it left (``= <length>`` / ``= <first ID>``),
+    so a replica or an AOF reload keeps the same entries."""
+    exact = list(argv)
+    exact[args.threshold_pos - 1] = b"="
+    if args.maxlen is not None:
+        exact[args.threshold_pos] = b"%d" % len(s)
+    else:
+        exact[args.threshold_pos] = fmt_id(s.entries.keys()[0] if s.entries else MAX_ID)
+    return exact
 
 
 # ----------------------------------------------------------------------------- XADD / XLEN / XDEL / XTRIM
@@ -315,6 +332,11 @@ def xadd(c: Any, argv: list[bytes]) -> Any:
     c.keyspace.changed(db, key, b"xadd", "t")
     if args.strategy and _trim(c, s, args):
         c.keyspace.notify(db.index, "t", b"xtrim", key)
+    # propagated with the ID it made and an approximate trim made exact
+    if args.approx or not (args.id_given and args.seq_given):
+        form = _exact_trim(argv, s, args) if args.approx else list(argv)
+        form[args.id_pos] = fmt_id(new_id)
+        propagate_as(c, form)
     if not created and c.keyspace.blocked_keys:
         c.keyspace.signal_ready(db, key)
     return fmt_id(new_id)
@@ -375,6 +397,8 @@ def xtrim(c: Any, argv: list[bytes]) -> Any:
     if deleted:
         c.keyspace.changed(db, key, b"xtrim", "t")
         c.keyspace.dirty += deleted - 1
+        if args.approx:
+            propagate_as(c, _exact_trim(argv, s, args))
     return deleted
 
 
@@ -451,10 +475,14 @@ def _elapsed(now: int, since: int) -> int:
 
 
 def deliver_new(c: Any, s: StreamValue, start: StreamID, count: int, group: ConsumerGroup,
-                consumer: Consumer, noack: bool) -> list[Any]:
-    """``streamReplyWithRange`` with a group: move last_id, entries_read and the PELs along."""
+                consumer: Consumer, noack: bool, key: bytes, records: list[list[bytes]]) -> list[Any]:
+    """``streamReplyWithRange`` with a group: move last_id, entries_read and the PELs along.
+    What it changed is added to ``records`` as Redis propagates it: an XCLAIM ... JUSTID
+    LASTID for each entry it put in the PEL, then XGROUP SETID ... ENTRIESREAD if the
+    group's last ID moved."""
     now = c.keyspace.now
     out: list[Any] = []
+    moved = False
     for entry_id in s.entries.irange(start, None):
         if entry_id > group.last_id:
             if group.entries_read != INVALID_ENTRIES_READ and not s.range_has_tombstones(entry_id):
@@ -462,6 +490,7 @@ def deliver_new(c: Any, s: StreamValue, start: StreamID, count: int, group: Cons
             elif s.entries_added:
                 group.entries_read = s.estimate_distance(entry_id)
             group.last_id = entry_id
+            moved = True
         out.append(entry_reply(entry_id, s.entries[entry_id]))
         if not noack:
             nack = group.pending.get(entry_id)
@@ -477,9 +506,23 @@ def deliver_new(c: Any, s: StreamValue, start: StreamID, count: int, group: Cons
                 nack.delivery_count = 1
             consumer.pending[entry_id] = nack
             consumer.active_time_ms = now
+            records.append(xclaim_record(key, group, fmt_id(entry_id), nack))
         if count and len(out) == count:
             break
+    if moved:
+        records.append(setid_record(key, group))
     return out
+
+
+def xclaim_record(key: bytes, group: ConsumerGroup, entry_id: bytes, nack: PendingEntry) -> list[bytes]:
+    """``streamPropagateXCLAIM``: the idempotent XCLAIM that gives a replica this PEL entry."""
+    return [b"XCLAIM", key, group.name, nack.consumer, b"0", entry_id, b"TIME", b"%d" % nack.delivery_time_ms,
+            b"RETRYCOUNT", b"%d" % nack.delivery_count, b"FORCE", b"JUSTID", b"LASTID", fmt_id(group.last_id)]
+
+
+def setid_record(key: bytes, group: ConsumerGroup) -> list[bytes]:
+    """``streamPropagateGroupID``: the group's last ID and read counter."""
+    return [b"XGROUP", b"SETID", key, group.name, fmt_id(group.last_id), b"ENTRIESREAD", b"%d" % group.entries_read]
 
 
 def deliver_history(c: Any, s: StreamValue, start: StreamID, count: int, consumer: Consumer) -> list[Any]:
@@ -604,6 +647,7 @@ def serve_read(c: Any, req: ReadRequest, ids: list[StreamID]) -> Any:
     """Serve what is available now; None when nothing could be served."""
     db = c.db
     served: list[tuple[bytes, list[Any]]] = []
+    records: list[list[bytes]] = []  # XREADGROUP's effects, as Redis propagates them
     for key, gt in zip(req.keys, ids, strict=True):
         s = stream_of(db.lookup_read(key))
         if s is None:
@@ -624,6 +668,8 @@ def serve_read(c: Any, req: ReadRequest, ids: list[StreamID]) -> Any:
             consumer = group.consumers.get(req.consumer)
             if consumer is None:
                 consumer = _create_consumer(c, key, group, req.consumer)
+                if req.noack:  # (else the XCLAIMs of what it reads create it)
+                    records.append([b"XGROUP", b"CREATECONSUMER", key, req.group, req.consumer])
             consumer.seen_time_ms = c.keyspace.now
         elif s.entries and s.last_valid_id() > gt:
             serve = True
@@ -634,12 +680,14 @@ def serve_read(c: Any, req: ReadRequest, ids: list[StreamID]) -> Any:
             if history:
                 items = deliver_history(c, s, start, req.count, consumer)
             else:
-                items = deliver_new(c, s, start, req.count, group, consumer, req.noack)
+                items = deliver_new(c, s, start, req.count, group, consumer, req.noack, key, records)
                 if items:
                     c.keyspace.dirty += 1
         else:
             items = range_reply(s, start, MAX_ID, req.count, False)
         served.append((key, items))
+    if req.group is not None:
+        propagate_as(c, *records)
     if not served:
         return None
     if c.resp3:
@@ -1059,6 +1107,7 @@ def xclaim(c: Any, argv: list[bytes]) -> Any:
         except CommandError:
             break
         j += 1
+    raw_ids = argv[5:j]
     now = c.keyspace.now
     retrycount = -1
     deliverytime = -1
@@ -1096,11 +1145,13 @@ def xclaim(c: Any, argv: list[bytes]) -> Any:
         deliverytime = now
     consumer = _claim_consumer(c, key, group, argv[3])
     out: list[Any] = []
-    for entry_id in ids:
+    records: list[list[bytes]] = []  # what it changed, as Redis propagates it (never the XCLAIM as sent)
+    for entry_id, raw_id in zip(ids, raw_ids, strict=True):
         nack = group.pending.get(entry_id)
         flat = s.entries.get(entry_id)
         if flat is None:
             if nack is not None:
+                records.append(xclaim_record(key, group, raw_id, nack))
                 _drop_nack(group, entry_id)
                 propagate_last = False
                 c.keyspace.dirty += 1
@@ -1126,10 +1177,13 @@ def xclaim(c: Any, argv: list[bytes]) -> Any:
             nack.delivery_count = (nack.delivery_count + 1) & MASK64  # a uint64_t in Redis
         out.append(fmt_id(entry_id) if justid else entry_reply(entry_id, flat))
         consumer.active_time_ms = now
+        records.append(xclaim_record(key, group, raw_id, nack))
         propagate_last = False
         c.keyspace.dirty += 1
     if propagate_last:
+        records.append(setid_record(key, group))
         c.keyspace.dirty += 1
+    propagate_as(c, *records)
     return out
 
 
@@ -1176,6 +1230,7 @@ def xautoclaim(c: Any, argv: list[bytes]) -> Any:
     candidates = list(group.pending.irange(start, None))
     claimed: list[Any] = []
     deleted: list[bytes] = []
+    records: list[list[bytes]] = []  # an XCLAIM ... JUSTID per entry claimed or cleared
     i = 0
     eof = False
     while True:
@@ -1192,6 +1247,7 @@ def xautoclaim(c: Any, argv: list[bytes]) -> Any:
         nack = group.pending[entry_id]
         flat = s.entries.get(entry_id)
         if flat is None:
+            records.append(xclaim_record(key, group, fmt_id(entry_id), nack))
             _drop_nack(group, entry_id)
             deleted.append(fmt_id(entry_id))
             count -= 1
@@ -1206,7 +1262,9 @@ def xautoclaim(c: Any, argv: list[bytes]) -> Any:
         claimed.append(fmt_id(entry_id) if justid else entry_reply(entry_id, flat))
         count -= 1
         consumer.active_time_ms = now
+        records.append(xclaim_record(key, group, fmt_id(entry_id), nack))
         c.keyspace.dirty += 1
+    propagate_as(c, *records)
     cursor = candidates[i] if not eof and i < len(candidates) else (0, 0)
     return [fmt_id(cursor), claimed, deleted]
 

@@ -22,6 +22,7 @@ from dumpling.commands.registry import command
 from dumpling.errors import NOT_FLOAT, NOT_INTEGER, OVERFLOW, SYNTAX, WRONGTYPE, CommandError
 from dumpling.numbers import LLONG_MAX, LLONG_MIN, NotFinite, long_double_sum, parse_int64, parse_long_double
 from dumpling.numbers import format_long_double as _format_ld
+from dumpling.persistence.propagation import deletion, propagate_as
 from dumpling.protocol import OK, Map
 
 STR = {"group": "string"}
@@ -185,6 +186,8 @@ def _set_generic(c: Any, key: bytes, value: bytes, flags: int, expire: bytes | N
         db.set_expire(key, when)
         if ks.notify_flags:
             ks.notify(db.index, "g", b"expire", key)
+        if not flags & PXAT:  # a relative or seconds TTL propagates as its absolute time in ms
+            propagate_as(c, [b"SET", key, value, b"PXAT", b"%d" % when])
     return reply
 
 
@@ -213,7 +216,10 @@ def set_(c: Any, argv: list[bytes]) -> Any:
         ks.changed(db, key, b"set", "$")
         return OK
     flags, expire = _parse_options(argv, 3, _SET_OPTIONS)
-    return _set_generic(c, key, argv[2], flags, expire, "set")
+    reply = _set_generic(c, key, argv[2], flags, expire, "set")
+    if flags & GET and expire is None:  # propagated without its GET arguments
+        propagate_as(c, [arg for j, arg in enumerate(argv) if j < 3 or arg.lower() != b"get"])
+    return reply
 
 
 @command("setnx", 3, "write denyoom fast", (1, 1, 1), **STR,
@@ -261,11 +267,14 @@ def getex(c: Any, argv: list[bytes]) -> Any:
         if flags & (EXAT | PXAT) and when <= ks.now and not ks.loading:
             db.delete(key)
             ks.changed(db, key, b"del", "g")
+            propagate_as(c, deletion(c.server.config, key, "lazyfree-lazy-expire"))
         else:
             db.set_expire(key, when)
             ks.changed(db, key, b"expire", "g")
+            propagate_as(c, [b"PEXPIREAT", key, b"%d" % when])
     elif flags & PERSIST and db.persist(key):
         ks.changed(db, key, b"persist", "g")
+        propagate_as(c, [b"PERSIST", key])
     return reply
 
 
@@ -278,6 +287,7 @@ def getdel(c: Any, argv: list[bytes]) -> Any:
     value = _as_reply(db.lookup_read(key))
     if value is not None and db.delete(key):
         c.keyspace.changed(db, key, b"del", "g")
+        propagate_as(c, [b"DEL", key])
     return value
 
 
@@ -294,6 +304,7 @@ def getset(c: Any, argv: list[bytes]) -> Any:
     else:
         db.set(key, argv[2])
     c.keyspace.changed(db, key, b"set", "$")
+    propagate_as(c, [b"SET", key, argv[2]])
     return old
 
 
@@ -444,6 +455,8 @@ def incrbyfloat(c: Any, argv: list[bytes]) -> Any:
     else:
         db.set(key, text, keep_ttl=True)
     c.keyspace.changed(db, key, b"incrbyfloat", "$")
+    # as SET of the result, so float formatting never differs on a replica or an AOF reload
+    propagate_as(c, [b"SET", key, text, b"KEEPTTL"])
     return text
 
 

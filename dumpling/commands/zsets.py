@@ -33,6 +33,7 @@ from dumpling.datatypes.sets import SetValue
 from dumpling.datatypes.zsets import MAX_LEX, MIN_LEX, ZSetValue, d2string, lex_gte_min, lex_lte_max
 from dumpling.errors import SYNTAX, WRONGTYPE, CommandError
 from dumpling.numbers import index_span
+from dumpling.persistence.propagation import propagate_as
 from dumpling.protocol import NULL_ARRAY, Double, ErrorReply
 from dumpling.replybudget import bulk_size, repeat_within
 
@@ -763,11 +764,12 @@ def pop_generic(c: Any, keys: list[bytes], where_max: bool, emit_key: bool, coun
         return NULL_ARRAY if nil_when_empty else []
     if count == 0:
         return []
-    if count == -1:
-        count = 1
-    popped = z.pop_many(min(count, len(z)), where_max)
+    popped = z.pop_many(min(1 if count == -1 else count, len(z)), where_max)
     c.keyspace.changed(db, key, b"zpopmax" if where_max else b"zpopmin", "z", dirty=len(popped))
     _delete_emptied(c, db, key, z)
+    if emit_key:  # BZPOPMIN/MAX, ZMPOP, BZMPOP: propagated as the plain pop, with how many it took
+        pop = [b"ZPOPMAX" if where_max else b"ZPOPMIN", key]
+        propagate_as(c, pop if count == -1 else [*pop, b"%d" % len(popped)])
     if nested and emit_key:
         return [key, [[m, Double(s)] for s, m in popped]]
     if nested:
