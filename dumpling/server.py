@@ -78,6 +78,7 @@ class Client(asyncio.Protocol):
         self.fd = -1
         self.last_cmd = "NULL"
         self.flags_close_after_reply = False
+        self.lua_debug: str | None = None  # SCRIPT DEBUG: "yes" (forked) or "sync"
         self.closed = False
         self.reply_mode = 0  # 0 on, 1 off, 2 skip-next
         self.skip_this = False

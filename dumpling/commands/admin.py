@@ -1039,7 +1039,7 @@ def _scripting_memory(server: Any) -> list[str]:
     vm_functions = scripting.function_state.memory()
     libraries = scripting.libraries
     scripts_eval = scripting.scripts_memory()
-    functions = sum(len(lib.code) + 64 for lib in libraries.libraries.values()) + 184
+    functions = scripting.functions_memory()
     return [
         f"used_memory_lua:{vm_eval}",
         f"used_memory_vm_eval:{vm_eval}",

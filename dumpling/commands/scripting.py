@@ -79,9 +79,13 @@ def _eval_handler(evalsha: bool, ro: bool) -> Callable[[Any, list[bytes]], Any]:
             server.feed_monitors(c, argv)  # the script before the commands it runs
         if evalsha and len(argv[1]) != 40:
             raise CommandError(NOSCRIPT_ERR)
+        if c.lua_debug is not None and evalsha:
+            raise CommandError("Please use EVAL instead of EVALSHA for debugging")
         numkeys = _SMALL_COUNTS.get(argv[2], -1)
         if not 0 <= numkeys <= len(argv) - 3:
             numkeys = _numkeys(argv)
+        if c.lua_debug is not None:
+            return scripting.debug_eval(c, argv, numkeys, scripting.create_script(argv[1], from_eval=True), ro)
         if evalsha:
             script = scripting.scripts_by_sha.get(argv[1]) or scripting.find_script(argv[1])
             if script is None:
@@ -140,11 +144,15 @@ def script_help(c: Any, argv: list[bytes]) -> Any:
 @command("script|debug", 3, "noscript", **SC, since="3.2.0", summary="Sets the debug mode of server-side Lua scripts.",
          complexity="O(1)", args="mode=(YES | SYNC | NO)")
 def script_debug(c: Any, argv: list[bytes]) -> Any:
+    """The client's next EVALs run under the Lua debugger (``dumpling.scripting.debugger``):
+    YES in a forked copy of the server, SYNC in the server itself."""
     mode = argv[2].lower()
     if mode == b"no":
+        c.lua_debug = None
         return OK
     if mode in (b"yes", b"sync"):
-        raise CommandError("SCRIPT DEBUG is not supported by this server (no Lua debugger)")
+        c.lua_debug = mode.decode()
+        return OK
     raise CommandError("Use SCRIPT DEBUG YES/SYNC/NO")
 
 

@@ -36,11 +36,13 @@ from dumpling.protocol import (
     format_double,
 )
 from dumpling.scripting.lib_common import make_spreading
+from dumpling.scripting.libs import load_library
 from dumpling.scripting.untail import without_tail_calls
 
 lua_type = lua51.lua_type
 
 _SANDBOX = resources.files("dumpling.scripting").joinpath("sandbox.lua").read_bytes()
+_LDB = resources.files("dumpling.scripting").joinpath("ldb.lua").read_bytes()
 _VERSION_NUM = sum(int(part) << (8 * (2 - i)) for i, part in enumerate(REDIS_VERSION.split(".")[:3]))
 # Nesting of a returned table beyond which Redis's Lua stack runs out ("reached lua stack limit").
 MAX_REPLY_DEPTH = 400
@@ -123,12 +125,6 @@ class LuaState:
             encoding=None, unpack_returned_tuples=True, register_eval=False, register_builtins=False,
             attribute_filter=_no_attributes,
         )
-        try:
-            from dumpling.scripting.libs import install_libraries
-        except ImportError:  # the libraries module is optional while it is being written
-            install_libraries = None
-        if install_libraries is not None:
-            install_libraries(self.lua)
         chunk, err = _loaded(self.lua.eval("loadstring")(_SANDBOX, b"@dumpling"))
         if chunk is None:
             raise RuntimeError(f"sandbox.lua does not compile: {err!r}")
@@ -147,12 +143,16 @@ class LuaState:
                 b"hook": host.hook,
                 b"spreading": make_spreading(self.lua),
                 b"load_hook": host.load_hook,
+                b"library": self._load_library,
+                b"ldb_breakpoint": host.ldb_breakpoint,
                 b"version": REDIS_VERSION.encode(),
                 b"version_num": _VERSION_NUM,
             }
         )
         helpers = chunk(callbacks)
         self.helpers = helpers
+        self._host = host
+        self._debugger: Any = None
         self._inspect = helpers[b"inspect"]
         self._sethook = helpers[b"sethook"]
         self._kill_hook = helpers[b"kill_hook"]
@@ -194,7 +194,24 @@ class LuaState:
         if library_api:
             self.library_api = self._make_library_api()
             self.function_env, self._loading_mode = helpers[b"function_env"](self.library_api)
-        self.lua.execute(b"collectgarbage('collect')")  # the setup's garbage (compiling the libraries)
+        self._collect = self.lua.eval("function() collectgarbage('collect') end")
+        self._collect()  # the setup's garbage (compiling the sandbox)
+
+    def _load_library(self, name: bytes) -> Any:
+        """cjson/cmsgpack/bit/struct, the first time a script touches it; the compiler's
+        garbage is collected at once (it is about as big as the library)."""
+        library = load_library(self.lua, name)
+        self._collect()
+        return library
+
+    def debugger(self) -> Any:
+        """The Lua debugger's helpers (``ldb.lua``), compiled by the first session."""
+        if self._debugger is None:
+            chunk, err = _loaded(self._loadstring(_LDB, b"@dumpling"))
+            if chunk is None:
+                raise RuntimeError(f"ldb.lua does not compile: {err!r}")
+            self._debugger = chunk(self.helpers[b"ldb_internals"], self._host.ldb_line, self._host.ldb_debug)
+        return self._debugger
 
     def loading(self, on: bool) -> None:
         """Switch the functions' environment to the library API (FUNCTION LOAD) or back."""
@@ -278,7 +295,8 @@ class LuaState:
         self._gc_step()
 
     def memory(self) -> int:
-        return int(self.lua.eval("collectgarbage('count')") * 1024)
+        """The Lua heap as Redis reports it: ``lua_gc(LUA_GCCOUNT) * 1024`` (whole KB)."""
+        return int(self.lua.eval("collectgarbage('count')")) * 1024
 
     # -- Lua -> reply ----------------------------------------------------------------------
 

@@ -62,6 +62,9 @@ class Libraries:
         self.libraries: dict[bytes, Library] = {}
         self.functions: dict[bytes, Function] = {}
         self._loading: Library | None = None
+        # Redis registers its Lua engine at start and again on every FUNCTION FLUSH, and its
+        # memory accounting keeps each registration (accounting.ENGINE_REGISTRATION).
+        self.engine_registrations = 1
 
     # -- loading ----------------------------------------------------------------------------
 
@@ -208,6 +211,7 @@ class Libraries:
 
         self.flush()
         self.scripting.function_state = LuaState(self.scripting, library_api=True)
+        self.engine_registrations += 1
 
     # -- DUMP / RESTORE ----------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ MONITOR and blocked-client wake-ups behave as for any other command.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -20,8 +21,10 @@ from dumpling.commands.registry import TABLE, Command
 from dumpling.dispatch import Blocked
 from dumpling.errors import CommandError
 from dumpling.persistence.propagation import TO_ALL
-from dumpling.protocol import ErrorReply
+from dumpling.protocol import NO_REPLY, ErrorReply, encode
 from dumpling.replication.manager import MASTERDOWN
+from dumpling.scripting.accounting import eval_scripts_memory, functions_memory
+from dumpling.scripting.debugger import Channel, Session
 from dumpling.scripting.engine import (
     GC_CYCLE_PERIOD,
     LuaState,
@@ -168,6 +171,8 @@ class Scripting:
         self._lrand_state = 0x1234ABCD330E
         self._busy: Any = None
         self.disable_deny_script = False  # DEBUG SET-DISABLE-DENY-SCRIPTS
+        self.ldb: Session | None = None  # the Lua debugger's session, while one runs
+        self.ldb_children: set[int] = set()  # forked (SCRIPT DEBUG YES) sessions not reaped yet
         self.last_error_counted = False  # the last run's error reply was counted by redis.call
 
     # -- EVAL scripts ---------------------------------------------------------------------
@@ -253,7 +258,7 @@ class Scripting:
                                "can not run it when used memory > 'maxmemory'")
 
     def invoke(self, caller: Client, caller_argv: list[bytes], numkeys: int, state: LuaState, func: Any, name: str,
-               flags: int, ro: bool) -> Any:
+               flags: int, ro: bool, debug: bool = False) -> Any:
         """Run a script or function (``scriptPrepareForRun`` + ``luaCallFunction``) and
         return its reply; its error reply is raised as the command's error.  An EVAL script
         (``state`` is the EVAL engine) sees KEYS and ARGV as globals, a function gets them
@@ -279,7 +284,7 @@ class Scripting:
             run.oom_at_start = not server.evict_if_needed()
         if server.cluster is not None:
             run.slot = self._declared_slot(caller)
-        elif caller.unrestricted and not run.read_only and not run.oom_at_start and not stale:
+        elif caller.unrestricted and not run.read_only and not run.oom_at_start and not stale and not debug:
             run.unchecked = True
             run.writes_admitted = not gated
         run.stale = stale
@@ -288,7 +293,9 @@ class Scripting:
         self.run = run
         try:
             hook = server.config.values["busy-reply-threshold"] > 0
-            if len(caller_argv) < MAX_DIRECT_ARGS:
+            if debug:  # under the Lua debugger's line hook (debug_eval)
+                ok, value = state.debugger()[b"run"](func, numkeys, state.table(caller_argv[3:]), len(caller_argv) - 3)
+            elif len(caller_argv) < MAX_DIRECT_ARGS:
                 ok, value = (state.run_eval if eval_mode else state.run_function)(func, hook, numkeys, *caller_argv[3:])
             else:
                 ok, value = state.run_many(eval_mode, func, hook, numkeys, caller_argv[3:])
@@ -385,12 +392,20 @@ class Scripting:
         if run is None:
             raise ScriptCallError(b"ERR redis.call is only available inside a script run")
         if not args:
+            self._ldb_error(b"ERR Please specify at least one argument for this redis lib call")
             raise ScriptCallError(b"ERR Please specify at least one argument for this redis lib call")
         argv = list(args)
         for a in args:
             if a.__class__ is not bytes:
-                argv = [_arg_bytes(x) for x in args]
+                try:
+                    argv = [_arg_bytes(x) for x in args]
+                except ScriptCallError as e:
+                    self._ldb_error(e.message)
+                    raise
                 break
+        ldb = self.ldb
+        if ldb is not None and ldb.logging:
+            ldb.log_command(argv)
         server = self.server
         cmd = server.fast_table.get(argv[0]) or _lookup(argv)
         if cmd is None:
@@ -421,9 +436,24 @@ class Scripting:
     def _called(self, run: Run, cmd: Command, argv: list[bytes]) -> Any:
         """Run an admitted command on the engine's client; its reply as a Lua value."""
         reply = self.server.call(run.client, cmd, argv)
+        ldb = self.ldb
+        if ldb is not None and ldb.logging:
+            shown = reply.timeout_reply if type(reply) is Blocked else reply
+            wire = encode(shown, run.client.resp3)
+            if type(shown) is ErrorReply:
+                ldb.log_error(wire[:-2].decode("utf-8", "surrogateescape"))
+            ldb.log_reply(wire)
         if reply.__class__ is bytes or reply.__class__ is int:
             return reply
         return self._lua_reply(run, reply)
+
+    def _ldb_error(self, message: bytes) -> None:
+        """A redis.call refused before it ran, in the debugger's log (``luaPushError``'s
+        text: a code of its own keeps its '-', ERR is not shown)."""
+        ldb = self.ldb
+        if ldb is not None and ldb.logging:
+            text = message.decode("utf-8", "surrogateescape")
+            ldb.log_error(text[4:] if text.startswith("ERR ") else "-" + text)
 
     def _lua_reply(self, run: Run, reply: Any) -> Any:
         """A reply other than bulk or integer as redis.call's Lua value (an error raised)."""
@@ -476,6 +506,7 @@ class Scripting:
 
     def _refuse(self, cmd: Command | None, message: str) -> NoReturn:
         """A command the script may not run: counted as Redis's rejected calls, raised into Lua."""
+        self._ldb_error(message.encode())
         if cmd is not None:
             cmd.rejected_calls += 1
         self.server.count_error(message.split(" ", 1)[0])
@@ -678,13 +709,112 @@ class Scripting:
             raise CommandError("-" + BUSY_EVAL)
         run.killed = True
 
+    # -- the Lua debugger (SCRIPT DEBUG) --------------------------------------------------------------
+
+    def debug_eval(self, caller: Client, argv: list[bytes], numkeys: int, script: Script, ro: bool) -> Any:
+        """EVAL from a client in SCRIPT DEBUG mode (``evalGenericCommandWithDebugging``): the run
+        talks to the client over its socket, then the client is closed.  YES: a forked child
+        runs it (its changes die with it) and this side closes its copy of the connection at
+        once; SYNC: the server waits for the session here, as Redis does."""
+        mode = caller.lua_debug
+        caller.lua_debug = None
+        transport = caller.transport
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is None:
+            raise CommandError("Lua debugging needs a socket connection")
+        fd = sock.fileno()
+        pending = b"".join(caller._out)  # replies of the same read batch go first
+        caller._out.clear()
+        if mode == "yes":
+            try:
+                pid = os.fork()
+            except OSError as e:
+                raise CommandError(f"Fork() failed: can't run EVAL in debugging mode: {e.strerror}") from None
+            if pid == 0:
+                from dumpling.persistence.snapshots import run_forked_child
+
+                run_forked_child(self.server, lambda: self._debug_child(caller, argv, numkeys, script, ro, fd, pending))
+            self.ldb_children.add(pid)
+            if self._reap_children not in self.server.cron_hooks:
+                self.server.cron_hooks.append(self._reap_children)
+            caller.close()
+            return NO_REPLY
+        self.server.log("notice", "Redis synchronous debugging eval session started")
+        self._debug_session(caller, argv, numkeys, script, ro, fd, pending, forked=False)
+        self.server.log("notice", "Redis synchronous debugging eval session ended")
+        caller.close()
+        return NO_REPLY
+
+    def _debug_child(self, caller: Client, argv: list[bytes], numkeys: int, script: Script, ro: bool, fd: int,
+                     pending: bytes) -> bool:
+        """The forked session: nobody but the debugging client may hear from this copy of
+        the server (other clients' transports dropped, propagation cut)."""
+        server = self.server
+        server.log("notice", "Redis forked for debugging eval")
+        for client in list(server.clients.values()):
+            client.transport = None
+        server.call_hooks = None
+        server.keyspace.change_hook = None
+        self._debug_session(caller, argv, numkeys, script, ro, fd, pending, forked=True)
+        server.log("notice", "Lua debugging session child exiting")
+        return True
+
+    def _debug_session(self, caller: Client, argv: list[bytes], numkeys: int, script: Script, ro: bool, fd: int,
+                       pending: bytes, forked: bool) -> None:
+        channel = Channel(fd)
+        session = Session(self.eval_state, channel, argv[1], forked, time.monotonic())
+        session.timeout_ms = self.server.config["busy-reply-threshold"] or 5000
+        if pending:
+            channel.write(pending)
+        self.ldb = session
+        try:
+            reply = self.invoke(caller, argv, numkeys, self.eval_state, script.func, script.sha, script.flags, ro,
+                                debug=True)
+        except CommandError as e:
+            reply = ErrorReply(e.message)
+        finally:
+            self.ldb = None
+        session.end(encode(reply, caller.resp3))
+
+    def _reap_children(self) -> None:
+        for pid in list(self.ldb_children):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                self.ldb_children.discard(pid)
+
+    def ldb_line(self, count_event: bool, line: int) -> Any:
+        session = self.ldb
+        stop = None if session is None else session.line_hook(bool(count_event), int(line))
+        return None if stop is None else stop.encode()
+
+    def ldb_debug(self, text: bytes) -> None:
+        if self.ldb is not None:
+            self.ldb.debug(text.decode("utf-8", "surrogateescape"))
+
+    def ldb_breakpoint(self) -> None:
+        if self.ldb is not None:
+            self.ldb.luabp = True
+
     # -- introspection -------------------------------------------------------------------------------
 
     def memory(self) -> int:
         return self.eval_state.memory()
 
     def scripts_memory(self) -> int:
-        return sum(len(s.body) + 40 + 64 for s in self.scripts.values())
+        """used_memory_scripts_eval (``evalScriptsMemory``, see ``accounting``)."""
+        return eval_scripts_memory((len(s.body), s.from_eval) for s in self.scripts.values())
+
+    def functions_memory(self) -> int:
+        """used_memory_functions (``functionsMemoryOverhead``, see ``accounting``)."""
+        libraries = self.libraries
+        return functions_memory(
+            ((len(lib.name), len(lib.code),
+              [(len(f.name), None if f.description is None else len(f.description)) for f in lib.functions.values()])
+             for lib in libraries.libraries.values()),
+            libraries.engine_registrations)
 
 
 def _check_int(args: tuple[Any, ...], index: int, name: str) -> int:

@@ -33,8 +33,14 @@ for _, name in ipairs({
     E[name] = G[name]
 end
 E.os = {clock = clock}
+-- Redis's cjson, cmsgpack, bit and struct are C and cost its Lua heap nothing; ours are Lua
+-- (~120 KB compiled).  Each is compiled the first time a script touches it: until then its
+-- table is empty and listed in ``unloaded`` with its loader (``fill`` runs it).
+local unloaded = {}
 for _, name in ipairs({"cjson", "bit", "struct", "cmsgpack"}) do
-    E[name] = G[name]
+    local lib = {}
+    unloaded[lib] = function() return py.library(name) end
+    E[name] = lib
 end
 
 -- ---------------------------------------------------------------- read-only tables
@@ -48,7 +54,19 @@ end
 
 -- A read-only view of ``real`` (and of the tables it holds).  getmetatable() of a
 -- view is nil, as for Redis's plain read-only tables, so the real table stays hidden.
-local function protect(real)
+local protect
+-- An unloaded library's table gets its contents (protected like the rest).
+local function fill(real)
+    local load = unloaded[real]
+    if load == nil then return end
+    unloaded[real] = nil
+    for k, v in raw_next, load() do
+        if type(v) == "table" then v = protect(v) end
+        raw_rawset(real, k, v)
+    end
+end
+
+protect = function(real)
     if real_of[real] then return real end
     local known = proxy_of[real]
     if known then return known end
@@ -58,7 +76,15 @@ local function protect(real)
     for k, v in raw_next, real do
         if type(v) == "table" then raw_rawset(real, k, protect(v)) end
     end
-    setmetatable(proxy, {__index = real, __newindex = readonly_error})
+    local meta = {__index = real, __newindex = readonly_error}
+    if unloaded[real] then
+        meta.__index = function(_, k)
+            fill(real)
+            meta.__index = real
+            return real[k]
+        end
+    end
+    setmetatable(proxy, meta)
     return proxy
 end
 
@@ -72,12 +98,18 @@ E.rawset = function(t, k, v)
 end
 E.rawget = function(t, k)
     local real = real_of[t]
-    if real and real ~= t then return raw_rawget(real, k) end
+    if real and real ~= t then
+        if unloaded[real] then fill(real) end
+        return raw_rawget(real, k)
+    end
     return raw_rawget(t, k)
 end
 local function next_(t, k)
     local real = real_of[t]
-    if real and real ~= t then return raw_next(real, k) end
+    if real and real ~= t then
+        if unloaded[real] then fill(real) end
+        return raw_next(real, k)
+    end
     return raw_next(t, k)
 end
 E.next = next_
@@ -237,8 +269,17 @@ end
 redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
 redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
 redis.replicate_commands = function() return true end
-redis.breakpoint = function() return false end
-redis.debug = function() end
+-- redis.breakpoint/redis.debug: no-ops unless the Lua debugger runs (see "the Lua debugger")
+local ldb_on = false
+local ldb_debug
+redis.breakpoint = function()
+    if not ldb_on then return false end
+    py.ldb_breakpoint()
+    return true
+end
+redis.debug = function(...)
+    if ldb_on then ldb_debug(...) end
+end
 redis.REDIS_VERSION, redis.REDIS_VERSION_NUM = py.version, py.version_num
 
 -- ---------------------------------------------------------------- error handler
@@ -437,6 +478,24 @@ local function inspect(t)
     return "array", t, n
 end
 
+-- ---------------------------------------------------------------- the Lua debugger (LDB)
+
+-- The debugger's Lua side is ldb.lua, compiled into this state by the first SCRIPT DEBUG
+-- session (most servers never debug: it would cost every Lua heap ~10 KB).  It gets what it
+-- needs from here through ``ldb_internals``.
+local function run_debug(f, on, debug)
+    ldb_on, ldb_debug = on, debug
+    count_hook_on = nil  -- the next ordinary run sets its hook again
+    local ok, value = raw_xpcall(f, error_handler) raw_sethook() ldb_on = false
+    return ok, value
+end
+local ldb_internals = {
+    E = function() return E end, P = function() return P end, real_of = real_of, redis = redis, dbg = dbg,
+    split_table = split_table, as_error_table = as_error_table, run_debug = run_debug,
+    rawget = raw_rawget, next = raw_next, loadstring = raw_loadstring, setfenv = raw_setfenv,
+    pcall = raw_pcall, sethook = raw_sethook, tostring = raw_tostring,
+}
+
 -- ---------------------------------------------------------------- sealing the globals
 
 local function missing_global(_, name)
@@ -490,6 +549,7 @@ return {
     run_eval = run_eval,
     run_function = run_function,
     run_eval_table = run_eval_table,
+    ldb_internals = ldb_internals,
     run_function_table = run_function_table,
     load_hook = load_hook,
     sethook = raw_sethook,
