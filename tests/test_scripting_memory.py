@@ -113,6 +113,7 @@ def test_lua_heaps_are_measured(dumpling_server: ServerProcess) -> None:
         assert _info(r)["used_memory_lua"] < 100 * 1024
         r.function_flush()
         functions_fresh = _info(r)["used_memory_vm_functions"]
+        assert functions_fresh == 0  # no functions, no VM for them until the next FUNCTION LOAD
         for i in range(200):
             r.function_load(f"#!lua name=l{i}\nredis.register_function('f{i}', function() return {i} end)")
         assert _info(r)["used_memory_vm_functions"] > functions_fresh + 50 * 1024

@@ -1036,7 +1036,7 @@ def _scripting_memory(server: Any) -> list[str]:
     """The Lua and scripts fields of INFO memory (Redis 7.4's names)."""
     scripting = server.scripting
     vm_eval = scripting.eval_state.memory()
-    vm_functions = scripting.function_state.memory()
+    vm_functions = scripting.functions_vm_memory()
     libraries = scripting.libraries
     scripts_eval = scripting.scripts_memory()
     functions = scripting.functions_memory()

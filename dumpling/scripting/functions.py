@@ -205,12 +205,10 @@ class Libraries:
         self.functions.clear()
 
     def flush_and_reset(self) -> None:
-        """FUNCTION FLUSH: no libraries, and a fresh Lua state for the next ones (as Redis
-        rebuilds its functions VM), so what the old libraries allocated is freed."""
-        from dumpling.scripting.engine import LuaState
-
+        """FUNCTION FLUSH: no libraries, and no Lua state until the next one (Redis rebuilds
+        its functions VM), so what the old libraries allocated is freed."""
         self.flush()
-        self.scripting.function_state = LuaState(self.scripting, library_api=True)
+        self.scripting.drop_function_state()
         self.engine_registrations += 1
 
     # -- DUMP / RESTORE ----------------------------------------------------------------------------

@@ -161,7 +161,10 @@ class Scripting:
         self.scripts_by_body: dict[bytes, Script] = {}  # and by body, for EVAL's
         self.evicted_scripts = 0
         self.eval_state = LuaState(self)
-        self.function_state = LuaState(self, library_api=True)
+        # The functions' Lua state is made by the first library (FUNCTION LOAD/RESTORE, an RDB
+        # file) and dropped by FUNCTION FLUSH: a server without functions keeps no VM for them
+        # (INFO's used_memory_vm_functions is then 0; Redis's idle VM is ~32 KB).
+        self._function_state: LuaState | None = None
         from dumpling.scripting.functions import Libraries
 
         self.libraries = Libraries(self)
@@ -205,6 +208,20 @@ class Scripting:
         self.scripts_by_body[body] = script
         self.eval_state.gc_tick()
         return script
+
+    @property
+    def function_state(self) -> LuaState:
+        state = self._function_state
+        if state is None:
+            state = self._function_state = LuaState(self, library_api=True)
+        return state
+
+    def drop_function_state(self) -> None:
+        self._function_state = None
+
+    def functions_vm_memory(self) -> int:
+        """used_memory_vm_functions: the functions' Lua heap (0 while there is none)."""
+        return 0 if self._function_state is None else self._function_state.memory()
 
     def find_script(self, sha: bytes) -> Script | None:
         """The cached script of an EVALSHA argument (any case)."""
