@@ -60,12 +60,12 @@ def swapdb(c: Any, argv: list[bytes]) -> Any:
         ks.touch_watched_in_db(b, da, db)
         da.swap_contents(db)
         ks.dirty += 1
-        # Clients blocked on a key that now exists in the swapped db may be served.
+        # Clients blocked on a key that now exists in the swapped db may be served: after this
+        # command, as after any (Server.deliver), so their pops are not part of the SWAPDB's
+        # propagated unit.
         for (index, key) in list(ks.blocked_keys):
             if index in (a, b) and key in ks.dbs[index].data:
                 ks.ready_keys[(index, key)] = None
-        if ks.ready_keys:
-            c.server.serve_ready_keys()
     return OK
 
 

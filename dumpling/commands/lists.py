@@ -494,9 +494,10 @@ def _blocking_pop(c: Any, keys: list[bytes], head: bool, timeout: float, count: 
     def retry() -> Any:
         # Redis 7.2+ wakes the client only for a key that now holds a list, then re-runs
         # the command: keys are tried in order again, so an earlier key of another type
-        # is a WRONGTYPE error (7.0 served the ready key instead).
-        data = c.db.data
-        if not any(type(data.get(key)) is ListValue for key in keys):
+        # is a WRONGTYPE error (7.0 served the ready key instead).  A key past its TTL counts as
+        # missing and stays for a command to delete (Redis looks with LOOKUP_NOEFFECTS).
+        db = c.db
+        if not any(type(db.data.get(key)) is ListValue and not c.keyspace.is_expired(db, key) for key in keys):
             return None
         try:
             return _pop_first(c, keys, head, count, strict=True)
@@ -554,7 +555,10 @@ def _blocking_move(c: Any, src_key: bytes, dst_key: bytes, head_from: bool, head
         return None
 
     def retry() -> Any:
-        current = c.db.lookup_write(src_key)
+        db = c.db
+        if type(db.data.get(src_key)) is not ListValue or c.keyspace.is_expired(db, src_key):
+            return None  # (a key past its TTL: missing, not deleted here)
+        current = db.lookup_write(src_key)
         if type(current) is not ListValue or not current.items:
             return None
         try:

@@ -810,10 +810,12 @@ def zpopmax(c: Any, argv: list[bytes]) -> Any:
 
 
 def _has_zset_data(c: Any, keys: list[bytes]) -> bool:
-    data = c.db.data
+    """Whether a blocked pop can be served: a key past its TTL counts as missing and stays
+    for a command to delete (Redis looks with LOOKUP_NOEFFECTS)."""
+    db = c.db
     for key in keys:
-        value = data.get(key)
-        if type(value) is ZSetValue and value.scores:
+        value = db.data.get(key)
+        if type(value) is ZSetValue and value.scores and not c.keyspace.is_expired(db, key):
             return True
     return False
 
