@@ -341,3 +341,68 @@ def test_hash_field_expiry_forms(sides: tuple[Side, Side]) -> None:
         "HSET h f1 v f2 v f3 v", "HPEXPIREAT h <ms> NX FIELDS 2 f1 f2", "HPEXPIREAT h <ms> FIELDS 1 f3",
         "HPERSIST h FIELDS 1 f3", "HDEL h f1", "HSET x a 1 b 2", "HPEXPIREAT x <ms> FIELDS 2 a b",
         "MULTI", "HDEL x a", "HDEL x b", "EXEC", "HSET y a 1 b 2", "HPEXPIREAT y <ms> FIELDS 1 a", "HDEL y a"]
+
+
+def _blocked_on_expired_key(side: Side) -> list[str]:
+    """A client blocked on a list that arrives already expired (a transaction pushes it, sets
+    a TTL and sleeps past it): it stays blocked, and the DEL comes with the command that meets
+    the key next."""
+    side.conn.call("SELECT", 0)
+    side.conn.call("FLUSHALL")
+    with RawConnection(side.server.port) as waiter:
+        waiter.send(encode_command("CLIENT", "ID"))
+        client_id = waiter.read_reply()[1:-2]
+        waiter.send(encode_command("BRPOP", "k", 0))
+        deadline = time.monotonic() + 5
+        while b"blocked_clients:1" not in side.conn.call("INFO", "clients") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for command in [("MULTI",), ("RPUSH", "k", "v"), ("PEXPIRE", "k", 10), ("DEBUG", "SLEEP", "0.05"), ("EXEC",)]:
+            side.conn.call(*command)
+        assert b"flags=b" in side.conn.call("CLIENT", "LIST", "ID", client_id)
+        side.conn.call("CLIENT", "UNBLOCK", client_id)
+        assert waiter.read_reply() == b"*-1\r\n"
+        side.conn.call("EXISTS", "k")
+    side.conn.call(*MARK)
+    forms = masked(side.stream.until_mark())
+    return forms[forms.index("FLUSHALL") + 1:]
+
+
+def test_blocked_pop_leaves_an_expired_key_to_the_next_command(sides: tuple[Side, Side]) -> None:
+    """Vector from Redis 7.4.1 (unit/type/list's "key already expired" cases)."""
+    ours, _ = sides
+    assert _blocked_on_expired_key(ours) == ["MULTI", "RPUSH k v", "PEXPIREAT k <ms>", "EXEC", "DEL k"]
+
+
+def _swapdb_onto_expired_key(side: Side) -> list[str]:
+    """SWAPDB brings a key past its TTL under a client blocked on it: the client stays blocked
+    (nothing is deleted by the attempt to serve it), and the DEL comes with the next command
+    that meets the key."""
+    side.conn.call("SELECT", 0)
+    side.conn.call("FLUSHALL")
+    side.conn.call("SELECT", 1)
+    side.conn.call("RPUSH", "k", "v")
+    side.conn.call("PEXPIRE", "k", 10)
+    with RawConnection(side.server.port) as waiter:
+        waiter.call("SELECT", 9)
+        client_id = waiter.call("CLIENT", "ID")[1:-2]
+        waiter.send(encode_command("BRPOP", "k", 0))
+        deadline = time.monotonic() + 5
+        while b"blocked_clients:1" not in side.conn.call("INFO", "clients") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.05)
+        side.conn.call("SWAPDB", 1, 9)
+        assert b"flags=b" in side.conn.call("CLIENT", "LIST", "ID", client_id)
+        side.conn.call("CLIENT", "UNBLOCK", client_id)
+        assert waiter.read_reply() == b"*-1\r\n"
+        waiter.call("EXISTS", "k")
+    side.conn.call("SELECT", 0)
+    side.conn.call(*MARK)
+    forms = masked(side.stream.until_mark())
+    return forms[forms.index("FLUSHALL") + 1:]
+
+
+def test_swapdb_onto_an_expired_key_a_client_waits_for(sides: tuple[Side, Side]) -> None:
+    """Vector from Redis 7.4.1 (unit/type/list's SWAPDB case)."""
+    ours, _ = sides
+    assert _swapdb_onto_expired_key(ours) == [
+        "SELECT 1", "RPUSH k v", "PEXPIREAT k <ms>", "SWAPDB 1 9", "SELECT 9", "DEL k", "SELECT 0"]
