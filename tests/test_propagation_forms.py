@@ -280,6 +280,19 @@ def test_streams(sides: tuple[Side, Side]) -> None:
     ])
 
 
+def test_other_writes_and_scripts(sides: tuple[Side, Side]) -> None:
+    same_forms(sides, [
+        ("SET", "a", "1"), ("FLUSHALL", "ASYNC"), ("SET", "a", "1"), ("FLUSHDB", "SYNC"), ("SWAPDB", 0, 1),
+        ("SWAPDB", 0, 1), ("SCRIPT", "LOAD", "return 1"), ("RPUSH", "l", 3, 1, 2), ("SORT", "l", "STORE", "dst"),
+        ("SET", "m", "v"), ("MOVE", "m", 2), ("COPY", "dst", "d2", "DB", 3), ("RENAME", "dst", "d3"),
+        ("PFADD", "h", "a", "b"), ("PFCOUNT", "h"), ("BITFIELD", "bf", "SET", "u8", 0, 255),
+        ("GEOADD", "g", "CH", "13.36", "38.11", "p"), ("GEOSEARCHSTORE", "gd", "g", "FROMLONLAT", 13, 38, "BYRADIUS", 200, "km"),
+        ("EVAL", "redis.call('set', KEYS[1], 'x'); redis.call('expire', KEYS[1], 100); return 1", 1, "ek"),
+        ("EVAL", "redis.call('incr', 'n'); redis.call('get', 'n'); return 1", 0),
+        ("EVAL", "return redis.call('get', 'n')", 0), ("DEL", "missing"), ("SETRANGE", "sr", 5, "x"),
+    ])
+
+
 # -- Redis 7.4's own forms (vectors recorded from a Redis 7.4.1 server) ----------------------------
 
 

@@ -24,6 +24,7 @@ from dumpling.commands.strings import key_spec
 from dumpling.commands.zsets import _zadd_generic, limits, zset_of
 from dumpling.datatypes.zsets import ZSetValue
 from dumpling.errors import SYNTAX, CommandError
+from dumpling.persistence.propagation import propagate_as
 from dumpling.protocol import Raw
 
 GEO: dict[str, Any] = {"group": "geo"}
@@ -108,7 +109,9 @@ def geoadd(c: Any, argv: list[bytes]) -> Any:
         longitude, latitude = _lonlat(argv[i], argv[i + 1])
         zadd_argv.append(b"%d" % gh.score_of(longitude, latitude))
         zadd_argv.append(argv[i + 2])
-    return _zadd_generic(c, zadd_argv, False)
+    reply = _zadd_generic(c, zadd_argv, False)
+    propagate_as(c, zadd_argv)  # as the ZADD it ran (replaceClientCommandVector)
+    return reply
 
 
 # ----------------------------------------------------------------------------- GEODIST / GEOHASH / GEOPOS
