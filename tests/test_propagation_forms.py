@@ -265,8 +265,11 @@ def test_transactions(sides: tuple[Side, Side]) -> None:
         ("MULTI",), ("SET", "a", "2", "NX"), ("EXEC",),  # a write that changed nothing
         ("MULTI",), ("SET", "a", "3", "EX", 100), ("INCR", "n"), ("SPOP", "none"), ("EXEC",),
         ("MULTI",), ("PUBLISH", "ch", "m"), ("EXEC",),
+        ("MULTI",), ("SET", "b", "1"), ("EVAL", "redis.call('incr', 'n'); return redis.call('spop', 'none')", 0),
+        ("EXEC",),  # a script inside a transaction: its effects inside the one MULTI/EXEC
     ])
-    assert forms == ["SET a 1", "MULTI", "SET a 3 PXAT <ms>", "INCR n", "EXEC", "PUBLISH ch m"]
+    assert forms == ["SET a 1", "MULTI", "SET a 3 PXAT <ms>", "INCR n", "EXEC", "PUBLISH ch m",
+                     "MULTI", "SET b 1", "INCR n", "EXEC"]
 
 
 def test_streams(sides: tuple[Side, Side]) -> None:
