@@ -333,9 +333,9 @@ class Session:
     def log_reply(self, wire: bytes) -> None:
         self.log_with_maxlen("<reply> " + reply_to_human(wire))
 
-    def debug(self, text: str) -> None:
-        """redis.debug(): its arguments, already written as values."""
-        self.log("<debug> line %d: %s" % (self.currentline, text))
+    def debug(self, line: int, text: str) -> None:
+        """redis.debug() on ``line``: its arguments, already written as values."""
+        self.log("<debug> line %d: %s" % (line, text))
 
     # -- the line hook ------------------------------------------------------------------------
 
@@ -368,11 +368,21 @@ class Session:
             outcome = self.repl()
         finally:
             self.start_time = time.monotonic()
+            self.sync()
         if outcome is False and timeout:
             return "ERR timeout during Lua debugging with client closing connection"
         if isinstance(outcome, str):
             return outcome
         return None
+
+    def sync(self) -> None:
+        """Tell the Lua hook which lines must come to ``line_hook`` (the others it passes over)."""
+        self.helpers[b"sync"](self.step, self.luabp, *self.breakpoints)
+
+    def breakpoint(self) -> None:
+        """redis.breakpoint(): stop at the next line."""
+        self.luabp = True
+        self.sync()
 
     def repl(self) -> bool | str:
         """``ldbRepl``: serve debugger commands until one resumes the script.  True to go

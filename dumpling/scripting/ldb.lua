@@ -57,17 +57,38 @@ local function repr(v, level)
     return '"' .. t .. "@" .. address .. '"'
 end
 
-local function debug_(...)
-    local parts = {}
-    for i = 1, select("#", ...) do parts[i] = repr((select(i, ...)), 0) end
-    py_debug(concat(parts, ", "))
+-- What Python's session decided when it last resumed the script (``sync``): lines that
+-- need not stop are passed over here without a call into Python.
+local stepping, luabp, breakpoints = true, false, {}
+local function sync(step, bp, ...)
+    stepping, luabp, breakpoints = step, bp, {}
+    for i = 1, select("#", ...) do breakpoints[select(i, ...)] = true end
 end
 
 local function hook(event, line)
+    if event == "line" and not stepping and not luabp and not breakpoints[line] then return end
     local info = dbg.getinfo(2, "Sl")
     if info == nil or not info.short_src:find("user_script", 1, true) then return end
     local stop = py_line(event == "count", info.currentline)
     if stop then error({err = stop}) end
+end
+
+-- redis.debug(...): the line is the innermost script frame's (the caller's, or under the
+-- debugger's "eval", the line the script stopped at)
+local function debug_(...)
+    local parts = {}
+    for i = 1, select("#", ...) do parts[i] = repr((select(i, ...)), 0) end
+    local level, line = 3, -1
+    while true do
+        local info = dbg.getinfo(level, "Sl")
+        if info == nil then break end
+        if info.short_src:find("user_script", 1, true) then
+            line = info.currentline
+            break
+        end
+        level = level + 1
+    end
+    py_debug(line, concat(parts, ", "))
 end
 
 -- The frame the hook stopped in, as a level for the helper calling this (for helpers
@@ -165,8 +186,9 @@ local function run(f, nkeys, all, n)
     local keys, argv = split_table(nkeys, all, n)
     rawset(E, "KEYS", keys)
     rawset(E, "ARGV", argv)
+    stepping, luabp, breakpoints = true, false, {}
     internals.sethook(hook, "l", 100000)
     return internals.run_debug(f, true, debug_)
 end
 
-return {locals = locals, print = print_, trace = trace, eval = eval, redis = redis_, run = run}
+return {locals = locals, print = print_, trace = trace, eval = eval, redis = redis_, run = run, sync = sync}

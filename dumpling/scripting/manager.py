@@ -807,13 +807,13 @@ class Scripting:
         stop = None if session is None else session.line_hook(bool(count_event), int(line))
         return None if stop is None else stop.encode()
 
-    def ldb_debug(self, text: bytes) -> None:
+    def ldb_debug(self, line: int, text: bytes) -> None:
         if self.ldb is not None:
-            self.ldb.debug(text.decode("utf-8", "surrogateescape"))
+            self.ldb.debug(int(line), text.decode("utf-8", "surrogateescape"))
 
     def ldb_breakpoint(self) -> None:
         if self.ldb is not None:
-            self.ldb.luabp = True
+            self.ldb.breakpoint()
 
     # -- introspection -------------------------------------------------------------------------------
 
