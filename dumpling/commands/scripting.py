@@ -173,8 +173,15 @@ def script_exists(c: Any, argv: list[bytes]) -> Any:
 def script_flush(c: Any, argv: list[bytes]) -> Any:
     if len(argv) > 3 or (len(argv) == 3 and argv[2].lower() not in (b"sync", b"async")):
         raise CommandError("SCRIPT FLUSH only support SYNC|ASYNC option")
-    c.server.scripting.flush_scripts()
+    c.server.scripting.flush_scripts(lazy=_lazy_flush(c, argv))
     return OK
+
+
+def _lazy_flush(c: Any, argv: list[bytes]) -> bool:
+    """SCRIPT/FUNCTION FLUSH's mode: ASYNC, or no argument with lazyfree-lazy-user-flush."""
+    if len(argv) == 3:
+        return argv[2].lower() == b"async"
+    return bool(c.server.config["lazyfree-lazy-user-flush"])
 
 
 @command("script|kill", 2, "noscript allow_busy", **SC, since="2.6.0",
@@ -271,7 +278,7 @@ def function_flush(c: Any, argv: list[bytes]) -> Any:
         raise CommandError(_subcommand_syntax(argv))
     if len(argv) == 3 and argv[2].lower() not in (b"sync", b"async"):
         raise CommandError("FUNCTION FLUSH only supports SYNC|ASYNC option")
-    c.server.scripting.libraries.flush_and_reset()
+    c.server.scripting.libraries.flush_and_reset(lazy=_lazy_flush(c, argv))
     _dirty(c)
     return OK
 

@@ -204,9 +204,15 @@ class Libraries:
         self.libraries.clear()
         self.functions.clear()
 
-    def flush_and_reset(self) -> None:
+    def flush_and_reset(self, lazy: bool = False) -> None:
         """FUNCTION FLUSH: no libraries, and no Lua state until the next one (Redis rebuilds
-        its functions VM), so what the old libraries allocated is freed."""
+        its functions VM), so what the old libraries allocated is freed.  ``lazy`` (ASYNC):
+        Redis frees more than 64 functions and the engine in its lazyfree thread, counting
+        them in INFO's lazyfreed_objects (``freeFunctionsAsync``)."""
+        from dumpling.scripting.manager import LAZYFREE_THRESHOLD
+
+        if lazy and len(self.functions) > LAZYFREE_THRESHOLD:
+            self.scripting.server.keyspace.stat_lazyfreed_objects += len(self.functions) + 1
         self.flush()
         self.scripting.drop_function_state()
         self.engine_registrations += 1

@@ -57,6 +57,7 @@ FLAG_NAMES = {
     "no-cluster": NO_CLUSTER,
     "allow-cross-slot-keys": ALLOW_CROSS_SLOT,
 }
+LAZYFREE_THRESHOLD = 64  # an ASYNC flush of more than this many scripts or functions is counted as lazy freed
 EVAL_LRU_LENGTH = 500  # EVAL-created scripts beyond this are evicted oldest first
 HOOK_PERIOD_S = 0.1  # while busy, how often other clients are served (Redis: every 100k instructions)
 
@@ -230,8 +231,12 @@ class Scripting:
             script = self.scripts_by_sha.get(sha.lower())
         return script
 
-    def flush_scripts(self) -> None:
-        """SCRIPT FLUSH: a new Lua state and an empty cache (scriptingReset)."""
+    def flush_scripts(self, lazy: bool = False) -> None:
+        """SCRIPT FLUSH: a new Lua state and an empty cache (scriptingReset).  ``lazy`` (ASYNC):
+        Redis frees more than 64 scripts in its lazyfree thread, counting them in INFO's
+        lazyfreed_objects."""
+        if lazy and len(self.scripts) > LAZYFREE_THRESHOLD:
+            self.server.keyspace.stat_lazyfreed_objects += len(self.scripts)
         self.scripts.clear()
         self.scripts_by_sha.clear()
         self.scripts_by_body.clear()
