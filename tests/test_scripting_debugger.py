@@ -16,7 +16,7 @@ import pytest
 
 from dumpling.protocol import encode_request
 from dumpling.scripting.debugger import parse_command, reply_to_human, repr_bytes, source_lines
-from tests.servers import RawConnection, ServerProcess
+from tests.servers import RawConnection, ServerProcess, start_dumpling
 
 SCRIPT_STEPS = """local a = 1
 local t = {1, 2, "x", {y = 3}, [10] = true}
@@ -234,3 +234,20 @@ def test_sync_session_blocks_other_clients(dumpling_server: ServerProcess) -> No
     assert answered == [b"+PONG\r\n"]
     debug.close()
     other.close()
+
+
+def test_shutdown_ends_forked_sessions() -> None:
+    """SHUTDOWN kills the forked debugging sessions (ldbKillForkedSessions): the debugging
+    client's connection, held only by the child, closes."""
+    server = start_dumpling()
+    try:
+        debug = RawConnection(server.port)
+        debug.call("SCRIPT", "DEBUG", "YES")
+        debug.send(encode_request([b"EVAL", b"return 1", b"0"]))
+        assert debug.read_reply().startswith(b"*2\r\n+* Stopped at 1")
+        with server.raw() as conn:
+            conn.send(encode_request([b"SHUTDOWN", b"NOSAVE"]))
+        assert debug.is_closed(wait=5.0)
+        debug.close()
+    finally:
+        server.stop()

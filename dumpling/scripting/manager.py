@@ -10,8 +10,10 @@ MONITOR and blocked-client wake-ups behave as for any other command.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import signal
 import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -759,6 +761,7 @@ class Scripting:
             self.ldb_children.add(pid)
             if self._reap_children not in self.server.cron_hooks:
                 self.server.cron_hooks.append(self._reap_children)
+                self.server.before_shutdown.append(self._kill_children)
             caller.close()
             return NO_REPLY
         self.server.log("notice", "Redis synchronous debugging eval session started")
@@ -806,6 +809,15 @@ class Scripting:
                 done = pid
             if done:
                 self.ldb_children.discard(pid)
+
+    def _kill_children(self, flags: frozenset[str]) -> bool:
+        """``ldbKillForkedSessions``: a shutdown ends the forked debugging sessions."""
+        for pid in self.ldb_children:
+            self.server.log("notice", f"Killing debugging session {pid}")
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        self.ldb_children.clear()
+        return True
 
     def ldb_line(self, count_event: bool, line: int) -> Any:
         session = self.ldb
