@@ -80,3 +80,18 @@ def test_big_replies_into_and_out_of_lua(pairs: Pair) -> None:
     pairs.same("EVAL", "local t = {} for i = 1, 10000 do t[i] = {i, 'x', {i / 2}} end return t", 0)
     pairs.same("EVAL", "local r = redis.call('lrange', KEYS[1], 0, -1) return #{unpack(r, 1, 7999)}", 1, "big")
     pairs.same("EVAL", "local r = redis.call('lrange', KEYS[1], 0, -1) return #{unpack(r)}", 1, "big")
+
+
+@pytest.mark.parametrize("count", [8, 9, 4000, 4001, 8001])
+def test_array_replies_around_the_slices(pairs: Pair, count: int) -> None:
+    """Array replies cross from Lua whole up to 8 elements and in slices of 4,000 beyond:
+    mixed elements (strings, integers, floats, booleans, nested tables, error and status
+    tables) and the border at the first nil come out as Redis gives them."""
+    pairs.same("EVAL", "local t = {} for i = 1, tonumber(ARGV[1]) do local k = i % 7 "
+                       "if k == 0 then t[i] = 'v' .. i elseif k == 1 then t[i] = i + 0.5 "
+                       "elseif k == 2 then t[i] = (i % 2 == 0) elseif k == 3 then t[i] = {i, {'x'}} "
+                       "elseif k == 4 then t[i] = {ok = 'fine'} elseif k == 5 then t[i] = {err = 'bad'} "
+                       "else t[i] = i end end return t", 0, count)
+    pairs.same("EVAL", "local t = setmetatable({}, {__index = function() return 'meta' end}) "
+                       "for i = 1, tonumber(ARGV[1]) do t[i] = i end t[tonumber(ARGV[1]) + 2] = 'past' return t",
+               0, count)

@@ -46,6 +46,7 @@ _LDB = resources.files("dumpling.scripting").joinpath("ldb.lua").read_bytes()
 _VERSION_NUM = sum(int(part) << (8 * (2 - i)) for i, part in enumerate(REDIS_VERSION.split(".")[:3]))
 # Nesting of a returned table beyond which Redis's Lua stack runs out ("reached lua stack limit").
 MAX_REPLY_DEPTH = 400
+REPLY_SLICE = 4000  # elements of a long array reply fetched from Lua per call (Lua's C stack holds 8,000)
 GC_CYCLE_PERIOD = 50
 INT64_MIN = -(2**63)
 _NO_MORE = object()  # hiredis' "need more data" marker
@@ -154,6 +155,7 @@ class LuaState:
         self._host = host
         self._debugger: Any = None
         self._inspect = helpers[b"inspect"]
+        self._slice = helpers[b"slice"]
         self._sethook = helpers[b"sethook"]
         self._kill_hook = helpers[b"kill_hook"]
         self._count_hook_gone = helpers[b"count_hook_gone"]
@@ -319,9 +321,19 @@ class LuaState:
             return None
         if depth >= MAX_REPLY_DEPTH:
             return ErrorReply("ERR reached lua stack limit")
-        kind, a, b, c, d = _pad5(self._inspect(value))
+        inspected = self._inspect(value)
+        kind = inspected[0]
         if kind == b"array":
-            return [self.to_reply(a[i], resp3_script, depth + 1) for i in range(1, b + 1)]
+            a, b = inspected[1], inspected[2]
+            if b <= 8:  # the elements came along
+                return [self.to_reply(item, resp3_script, depth + 1) for item in inspected[3:3 + b]]
+            items = []
+            for start in range(1, b + 1, REPLY_SLICE):
+                part = self._slice(a, start, min(start + REPLY_SLICE - 1, b))
+                items.extend(part if type(part) is tuple else (part,))
+            to_reply = self.to_reply
+            return [item if type(item) is bytes else to_reply(item, resp3_script, depth + 1) for item in items]
+        kind, a, b, c, d = _pad5(inspected)
         if kind == b"err":
             reply, self.error_counted = error_from_table(a, b, c, d, None)
             return reply

@@ -475,7 +475,14 @@ local function inspect(t)
     end
     local n = 0
     while raw_rawget(t, n + 1) ~= nil do n = n + 1 end
+    if n <= 8 then return "array", t, n, unpack_(t, 1, n) end  -- a short one comes whole
     return "array", t, n
+end
+
+-- t[i..j] as results, at most SLICE of them (a long reply crosses to Python a slice at a time
+-- instead of an element at a time; unpack reads raw, as the conversion must)
+local function slice(t, i, j)
+    return unpack_(t, i, j)
 end
 
 -- ---------------------------------------------------------------- the Lua debugger (LDB)
@@ -555,6 +562,7 @@ return {
     sethook = raw_sethook,
     count_hook_gone = count_hook_gone,
     inspect = inspect,
+    slice = slice,
     protect = protect,
     is_protected = is_protected,
     redis = redis,
