@@ -251,3 +251,25 @@ def test_shutdown_ends_forked_sessions() -> None:
         debug.close()
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("args", [["return +", "0"], ["return 1", "5"], ["return 1", "-1"],
+                                  ["#!lua flags=no-writes\nreturn redis.call('set', 'x', 1)", "0"]])
+def test_refused_runs_end_the_session(dumpling_server: ServerProcess, redis_server: ServerProcess,
+                                      args: list[str]) -> None:
+    """An EVAL refused before or while it runs (compile error, bad key count, a flag) ends
+    the session as Redis's does: <endsession>, the error, the connection closed."""
+    results = []
+    for server in (dumpling_server, redis_server):
+        with RawConnection(server.port) as conn:
+            conn.call("SCRIPT", "DEBUG", "SYNC")
+            conn.send(encode_request([b"EVAL", *(a.encode() for a in args)]))
+            out = [conn.read_reply()]
+            if out[0].startswith(b"*2\r\n+* Stopped"):
+                conn.send(encode_request([b"s"]))
+                out.append(conn.read_reply())
+            if out[-1].endswith(b"+<endsession>\r\n"):
+                out.append(conn.read_reply())
+            out.append(b"closed" if conn.is_closed() else b"open")
+            results.append(out)
+    assert results[0] == results[1]

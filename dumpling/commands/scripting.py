@@ -79,13 +79,14 @@ def _eval_handler(evalsha: bool, ro: bool) -> Callable[[Any, list[bytes]], Any]:
             server.feed_monitors(c, argv)  # the script before the commands it runs
         if evalsha and len(argv[1]) != 40:
             raise CommandError(NOSCRIPT_ERR)
-        if c.lua_debug is not None and evalsha:
-            raise CommandError("Please use EVAL instead of EVALSHA for debugging")
+        if c.lua_debug is not None:
+            if evalsha:
+                raise CommandError("Please use EVAL instead of EVALSHA for debugging")
+            # (in the session: its refusals end it, as Redis's evalGenericCommand's do)
+            return scripting.debug_eval(c, argv, ro, lambda: (_numkeys(argv), scripting.create_script(argv[1], True)))
         numkeys = _SMALL_COUNTS.get(argv[2], -1)
         if not 0 <= numkeys <= len(argv) - 3:
             numkeys = _numkeys(argv)
-        if c.lua_debug is not None:
-            return scripting.debug_eval(c, argv, numkeys, scripting.create_script(argv[1], from_eval=True), ro)
         if evalsha:
             script = scripting.scripts_by_sha.get(argv[1]) or scripting.find_script(argv[1])
             if script is None:

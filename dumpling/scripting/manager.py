@@ -16,6 +16,7 @@ import os
 import signal
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from dumpling.commands.acl import refusal as acl_refusal
@@ -735,11 +736,12 @@ class Scripting:
 
     # -- the Lua debugger (SCRIPT DEBUG) --------------------------------------------------------------
 
-    def debug_eval(self, caller: Client, argv: list[bytes], numkeys: int, script: Script, ro: bool) -> Any:
+    def debug_eval(self, caller: Client, argv: list[bytes], ro: bool, prepare: Callable[[], tuple[int, Script]]) -> Any:
         """EVAL from a client in SCRIPT DEBUG mode (``evalGenericCommandWithDebugging``): the run
         talks to the client over its socket, then the client is closed.  YES: a forked child
         runs it (its changes die with it) and this side closes its copy of the connection at
-        once; SYNC: the server waits for the session here, as Redis does."""
+        once; SYNC: the server waits for the session here, as Redis does.  ``prepare`` gives
+        the key count and the compiled script, or refuses (inside the session, as Redis)."""
         mode = caller.lua_debug
         caller.lua_debug = None
         transport = caller.transport
@@ -757,7 +759,7 @@ class Scripting:
             if pid == 0:
                 from dumpling.persistence.snapshots import run_forked_child
 
-                run_forked_child(self.server, lambda: self._debug_child(caller, argv, numkeys, script, ro, fd, pending))
+                run_forked_child(self.server, lambda: self._debug_child(caller, argv, ro, prepare, fd, pending))
             self.ldb_children.add(pid)
             if self._reap_children not in self.server.cron_hooks:
                 self.server.cron_hooks.append(self._reap_children)
@@ -765,13 +767,13 @@ class Scripting:
             caller.close()
             return NO_REPLY
         self.server.log("notice", "Redis synchronous debugging eval session started")
-        self._debug_session(caller, argv, numkeys, script, ro, fd, pending, forked=False)
+        self._debug_session(caller, argv, ro, prepare, fd, pending, forked=False)
         self.server.log("notice", "Redis synchronous debugging eval session ended")
         caller.close()
         return NO_REPLY
 
-    def _debug_child(self, caller: Client, argv: list[bytes], numkeys: int, script: Script, ro: bool, fd: int,
-                     pending: bytes) -> bool:
+    def _debug_child(self, caller: Client, argv: list[bytes], ro: bool, prepare: Callable[[], tuple[int, Script]],
+                     fd: int, pending: bytes) -> bool:
         """The forked session: nobody but the debugging client may hear from this copy of
         the server (other clients' transports dropped, propagation cut)."""
         server = self.server
@@ -780,12 +782,12 @@ class Scripting:
             client.transport = None
         server.call_hooks = None
         server.keyspace.change_hook = None
-        self._debug_session(caller, argv, numkeys, script, ro, fd, pending, forked=True)
+        self._debug_session(caller, argv, ro, prepare, fd, pending, forked=True)
         server.log("notice", "Lua debugging session child exiting")
         return True
 
-    def _debug_session(self, caller: Client, argv: list[bytes], numkeys: int, script: Script, ro: bool, fd: int,
-                       pending: bytes, forked: bool) -> None:
+    def _debug_session(self, caller: Client, argv: list[bytes], ro: bool, prepare: Callable[[], tuple[int, Script]],
+                       fd: int, pending: bytes, forked: bool) -> None:
         channel = Channel(fd)
         session = Session(self.eval_state, channel, argv[1], forked, time.monotonic())
         session.timeout_ms = self.server.config["busy-reply-threshold"] or 5000
@@ -793,6 +795,7 @@ class Scripting:
             channel.write(pending)
         self.ldb = session
         try:
+            numkeys, script = prepare()
             reply = self.invoke(caller, argv, numkeys, self.eval_state, script.func, script.sha, script.flags, ro,
                                 debug=True)
         except CommandError as e:
