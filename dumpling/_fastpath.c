@@ -705,6 +705,174 @@ static int slowlog(PyObject *server, PyObject *client, Arg *args, int argc, long
 }
 
 
+/* ------------------------------------------------------------------ latency histograms */
+
+/* Each command's call durations, as Redis's HdrHistogram keeps them (latency-tracking):
+ * dumpling.latencyhist is the reference (the slot layout, percentiles and LATENCY
+ * HISTOGRAM's walk); this is its store, so the loop below records a call without calling
+ * Python.  A call of u us is recorded as u*1000 ns clamped to [1, 1e9] into slot
+ * index_of(ns): exact below 256 ns, then 128 slots per power of two.  The counts array
+ * grows to the highest slot recorded (most commands stay under ~1400 slots, 11 KB). */
+
+#define HIST_HALF_MAGNITUDE 7
+#define HIST_MASK 255
+#define HIST_SLOTS 3072 /* latencyhist.COUNTS_LEN */
+
+typedef struct {
+    PyObject_HEAD
+    long long *counts;
+    int len;          /* slots allocated in counts */
+    long long total;  /* calls recorded */
+} Histogram;
+
+static PyObject *s_latency, *s_record, *s_latency_tracking;
+
+#define HIST_SMALL 1024 /* calls under this many us find their slot in a table */
+static unsigned short hist_small_slot[HIST_SMALL];
+
+static int hist_slot(long long usec) {
+    long long ns = usec * 1000;
+    if (ns < 1)
+        ns = 1;
+    if (ns > 1000000000LL)
+        ns = 1000000000LL;
+    int bucket = (64 - __builtin_clzll((unsigned long long)(ns | HIST_MASK))) - (HIST_HALF_MAGNITUDE + 1);
+    return ((bucket + 1) << HIST_HALF_MAGNITUDE) + (int)(ns >> bucket) - (1 << HIST_HALF_MAGNITUDE);
+}
+
+static int hist_record(Histogram *h, long long usec) {
+    int slot = hist_slot(usec);
+    if (slot >= h->len) {
+        int len = (slot / 128 + 1) * 128;
+        long long *counts = PyMem_Realloc(h->counts, sizeof(long long) * (size_t)len);
+        if (counts == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        memset(counts + h->len, 0, sizeof(long long) * (size_t)(len - h->len));
+        h->counts = counts;
+        h->len = len;
+    }
+    h->counts[slot]++;
+    h->total++;
+    return 0;
+}
+
+static void hist_dealloc(Histogram *h) {
+    PyMem_Free(h->counts);
+    Py_TYPE(h)->tp_free((PyObject *)h);
+}
+
+static PyObject *hist_py_record(Histogram *h, PyObject *arg) {
+    long long usec = PyLong_AsLongLong(arg);
+    if (usec == -1 && PyErr_Occurred())
+        return NULL;
+    if (hist_record(h, usec) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *hist_items(Histogram *h, PyObject *unused) {
+    PyObject *items = PyList_New(0);
+    for (int i = 0; items != NULL && i < h->len; i++) {
+        if (h->counts[i] == 0)
+            continue;
+        PyObject *pair = Py_BuildValue("(iL)", i, h->counts[i]);
+        if (pair == NULL || PyList_Append(items, pair) < 0)
+            Py_CLEAR(items);
+        Py_XDECREF(pair);
+    }
+    return items;
+}
+
+static PyObject *hist_total(Histogram *h, void *closure) {
+    return PyLong_FromLongLong(h->total);
+}
+
+static PyMethodDef hist_methods[] = {
+    {"record", (PyCFunction)hist_py_record, METH_O, "record(usec): one call of usec microseconds"},
+    {"items", (PyCFunction)hist_items, METH_NOARGS, "items() -> sorted (slot, count) pairs, counts > 0"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef hist_getset[] = {
+    {"total", (getter)hist_total, NULL, "calls recorded", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject HistogramType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "dumpling._fastpath.Histogram",
+    .tp_basicsize = sizeof(Histogram),
+    .tp_dealloc = (destructor)hist_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A command's call durations (dumpling.latencyhist.Histogram in C)",
+    .tp_methods = hist_methods,
+    .tp_getset = hist_getset,
+    .tp_new = PyType_GenericNew,
+};
+
+static int hist_ready(void) {
+    if (s_latency == NULL && ((s_latency = PyUnicode_InternFromString("latency")) == NULL ||
+                              (s_record = PyUnicode_InternFromString("record")) == NULL ||
+                              (s_latency_tracking = PyUnicode_InternFromString("latency_tracking")) == NULL))
+        return -1;
+    for (int usec = 0; usec < HIST_SMALL; usec++)
+        hist_small_slot[usec] = (unsigned short)hist_slot(usec);
+    return PyType_Ready(&HistogramType);
+}
+
+/* The histogram of a Command (new reference), made on its first call as Redis makes it. */
+static PyObject *hist_of(PyObject *cmd) {
+    PyObject *h = PyObject_GetAttr(cmd, s_latency);
+    if (h == NULL)
+        return NULL;
+    if (h == Py_None) {
+        Py_DECREF(h);
+        h = PyType_GenericNew(&HistogramType, NULL, NULL);
+        if (h == NULL || PyObject_SetAttr(cmd, s_latency, h) < 0) {
+            Py_XDECREF(h);
+            return NULL;
+        }
+    }
+    return h;
+}
+
+static int hist_add_slow(PyObject **slot, PyObject *cmd, long long usec) {
+    if (*slot == NULL && (*slot = hist_of(cmd)) == NULL)
+        return -1;
+    if (Py_IS_TYPE(*slot, &HistogramType))
+        return hist_record((Histogram *)*slot, usec);
+    PyObject *us = PyLong_FromLongLong(usec);
+    PyObject *r = us == NULL ? NULL : PyObject_CallMethodObjArgs(*slot, s_record, us, NULL);
+    Py_XDECREF(us);
+    Py_XDECREF(r);
+    return r == NULL ? -1 : 0;
+}
+
+/* Records one call into `*slot` (the batch's reference to cmd's histogram, fetched on the
+ * first call): the common case, a short call into a slot already allocated, is a table
+ * lookup and two increments. */
+static inline Py_ALWAYS_INLINE int hist_add(PyObject **slot, PyObject *cmd, long long usec) {
+    Histogram *h = (Histogram *)*slot;
+    if (h != NULL && usec >= 0 && usec < HIST_SMALL && Py_IS_TYPE(h, &HistogramType)) {
+        int index = hist_small_slot[usec];
+        if (index < h->len) {
+            h->counts[index]++;
+            h->total++;
+            return 0;
+        }
+    }
+    return hist_add_slow(slot, cmd, usec);
+}
+
+/* histogram() -> a new empty Histogram (Python's side makes them with this too). */
+static PyObject *fast_histogram(PyObject *self, PyObject *unused) {
+    if (hist_ready() < 0)
+        return NULL;
+    return PyType_GenericNew(&HistogramType, NULL, NULL);
+}
+
 /* ------------------------------------------------------------------ the general path */
 
 /* Every other plain command (Command.plain: a data command that cannot change the state
@@ -728,6 +896,7 @@ static PyObject *g_acl_check;   /* dumpling.commands.acl.check_command: -NOPERM 
 typedef struct {
     PyObject *cmd; /* borrowed from g_general */
     long long calls, usec;
+    PyObject *hist; /* cmd.latency while the tally lasts (owned; NULL: not fetched yet) */
 } Tally;
 
 typedef struct {
@@ -736,6 +905,7 @@ typedef struct {
     PyObject *gate;                       /* server.command_gate (borrowed; NULL when None) */
     int restricted;                       /* the client's user lacks some permission: ACL checks */
     long long threshold;                  /* slowlog-log-slower-than */
+    int tracking;                         /* latency-tracking: record each call's duration */
     long long now_set;                    /* the keyspace.now last stored (ms) */
     Tally tally[N_TALLY];
     int tallies, current_set;
@@ -748,6 +918,7 @@ static int flush_tallies(General *g) {
         if (!bad)
             bad = add_to_attr(g->tally[i].cmd, s_calls, g->tally[i].calls) < 0 ||
                   add_to_attr(g->tally[i].cmd, s_usec, g->tally[i].usec) < 0;
+        Py_CLEAR(g->tally[i].hist);
     }
     g->tallies = 0;
     if (!bad && g->total)
@@ -762,17 +933,19 @@ static int count_call(General *g, PyObject *cmd, long long usec) {
             g->tally[i].calls++;
             g->tally[i].usec += usec;
             g->total++;
-            return 0;
+            return g->tracking ? hist_add(&g->tally[i].hist, cmd, usec) : 0;
         }
     }
     if (g->tallies == N_TALLY && flush_tallies(g) < 0)
         return -1;
-    g->tally[g->tallies].cmd = cmd;
-    g->tally[g->tallies].calls = 1;
-    g->tally[g->tallies].usec = usec;
+    Tally *t = &g->tally[g->tallies];
+    t->cmd = cmd;
+    t->calls = 1;
+    t->usec = usec;
+    t->hist = NULL;
     g->tallies++;
     g->total++;
-    return 0;
+    return g->tracking ? hist_add(&t->hist, cmd, usec) : 0;
 }
 
 /* One element of a flat reply: 1 encoded, 0 not a simple value, -1 error. */
@@ -1187,6 +1360,7 @@ static PyObject *fast_run(PyObject *self, PyObject *const *fargs, Py_ssize_t nar
     g.client = client;
 
     long long calls[N_COMMANDS] = {0}, usec[N_COMMANDS] = {0};
+    PyObject *twin_hist[N_COMMANDS] = {NULL}; /* the twins' latency histograms, fetched on first use */
     long long started = wall_ns(), total = 0;
     int failed = 0, stale = 0, ok;
     Py_ssize_t pos = 0;
@@ -1224,6 +1398,8 @@ static PyObject *fast_run(PyObject *self, PyObject *const *fargs, Py_ssize_t nar
     Py_CLEAR(r);
     if (g.threshold == -1 && PyErr_Occurred())
         goto fail;
+    if ((g.tracking = attr_true(server, s_latency_tracking)) < 0)
+        goto fail;
 
     Arg args[MAX_ARGS];
     while (pos < end) {
@@ -1259,6 +1435,10 @@ static PyObject *fast_run(PyObject *self, PyObject *const *fargs, Py_ssize_t nar
                 calls[command]++;
                 usec[command] += elapsed_us;
                 total++;
+                if (g.tracking && hist_add(&twin_hist[command], g_commands[command], elapsed_us) < 0) {
+                    failed = 1;
+                    break;
+                }
                 Py_XSETREF(last, Py_NewRef(g_commands[command]));
                 pos = next;
                 if (g.threshold >= 0 && elapsed_us >= g.threshold &&
@@ -1359,6 +1539,8 @@ finish:
 fail:
     r = NULL;
 cleanup:
+    for (int i = 0; i < N_COMMANDS; i++)
+        Py_XDECREF(twin_hist[i]);
     Py_DECREF(server);
     Py_DECREF(keyspace);
     Py_XDECREF(hooks_ref);
@@ -1430,6 +1612,8 @@ static PyObject *fast_configure(PyObject *self, PyObject *const *args, Py_ssize_
             return NULL;
         }
     }
+    if (hist_ready() < 0)
+        return NULL;
     for (int i = 0; i < N_COMMANDS; i++)
         Py_XSETREF(g_commands[i], Py_NewRef(commands[i]));
     g_configured = 1;
@@ -1637,6 +1821,7 @@ static PyMethodDef methods[] = {
     {"commands", fast_commands, METH_NOARGS, "names of the commands this module can run"},
     {"find_big_header", (PyCFunction)(void (*)(void))fast_find_big_header, METH_FASTCALL,
      "find_big_header(data, start) -> position of the first big aggregate header, or -1"},
+    {"histogram", fast_histogram, METH_NOARGS, "histogram() -> a new latency histogram (latencyhist.Histogram in C)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -157,7 +157,7 @@ SETTINGS: list[Setting] = [
     _s("slowlog-log-slower-than", "int", 10000, min=-1, max=LLONG_MAX),
     _s("slowlog-max-len", "int", 128, max=LLONG_MAX),
     _s("latency-monitor-threshold", "int", 0, max=LLONG_MAX),
-    _s("latency-tracking", "bool", True, inert=True),
+    _s("latency-tracking", "bool", True),  # per-command histograms (latencyhist)
     _s("latency-tracking-info-percentiles", "percentiles", "50 99 99.9"),  # INFO latencystats
     _s("notify-keyspace-events", "events", ""),
     _s("tracking-table-max-keys", "int", 1000000, max=LLONG_MAX),

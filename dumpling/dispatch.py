@@ -32,6 +32,7 @@ from dumpling.config import Config
 from dumpling.errors import NOAUTH, PROTECTED_MODE_DENIED, CommandError
 from dumpling.keyspace import Keyspace
 from dumpling.latency import LatencyMonitor
+from dumpling.latencyhist import Histogram
 from dumpling.listeners import ListenError, open_tcp
 from dumpling.loopstats import LoopStats
 from dumpling.memory import refresh_clients_memory
@@ -55,6 +56,17 @@ ERROR_STATS_NUMBER = 128  # distinct error codes INFO errorstats counts before i
 DEFAULT_PID_FILE = "/var/run/redis.pid"  # Redis's CONFIG_DEFAULT_PID_FILE, used when daemonized without one
 LOG_LEVELS = {"debug": 0, "verbose": 1, "notice": 2, "warning": 3, "nothing": 4}
 LOG_MARKS = {"debug": ".", "verbose": "-", "notice": "*", "warning": "#"}
+
+
+_new_histogram: Callable[[], Any] = accel.fastpath.histogram if accel.fastpath is not None else Histogram
+
+
+def record_latency(cmd: Command, usec: int) -> None:
+    """One call into the command's latency histogram, made at its first call (the C request
+    loop records its own calls the same way, into the same objects)."""
+    if cmd.latency is None:
+        cmd.latency = _new_histogram()
+    cmd.latency.record(usec)
 
 
 class Blocked:
@@ -547,6 +559,8 @@ class Server:
         if type(reply) is not Blocked:
             cmd.calls += 1
             cmd.usec += elapsed_us
+            if self.latency_tracking:
+                record_latency(cmd, elapsed_us)
         else:  # a command that blocks is counted once, when it is answered (unblock)
             reply.usec = elapsed_us
             reply.argv = argv
@@ -590,6 +604,8 @@ class Server:
         if reply is not None and blocked.cmd is not None and not blocked.rejected:
             blocked.cmd.calls += 1  # served, timed out or CLIENT UNBLOCKed: Redis's updateStatsOnUnblock
             blocked.cmd.usec += blocked.usec
+            if self.latency_tracking:
+                record_latency(blocked.cmd, blocked.usec)
             if type(reply) is ErrorReply:
                 blocked.cmd.failed_calls += 1
             if blocked.usec >= self.slowlog_log_slower_than >= 0 and blocked.argv and not blocked.cmd.skip_slowlog:
@@ -797,6 +813,7 @@ class Server:
         """Settings read on every command, kept as plain attributes."""
         self.slowlog_log_slower_than = self.config["slowlog-log-slower-than"]
         self.latency_threshold_ms = self.config["latency-monitor-threshold"]
+        self.latency_tracking = self.config["latency-tracking"]  # the C request loop reads it too
         # What makes a call slow (slow_call): either log wants it.  The C request loop compares
         # with this too, and hands such calls back.
         limits = [self.slowlog_log_slower_than] if self.slowlog_log_slower_than >= 0 else []

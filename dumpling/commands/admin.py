@@ -24,6 +24,7 @@ from dumpling.dispatch import Blocked
 from dumpling.errors import NO_SUCH_KEY, SYNTAX, CommandError
 from dumpling.fpconv import d2string
 from dumpling.keyspace import lru_clock
+from dumpling.latencyhist import cumulative_usec, percentiles_line
 from dumpling.listeners import ListenError
 from dumpling.protocol import NO_REPLY, OK, Double, Map, Status, Verbatim
 
@@ -384,14 +385,10 @@ def _section_errorstats(server: Any) -> list[str]:
 
 
 def _section_latencystats(server: Any) -> list[str]:
-    lines = []
+    if not server.latency_tracking:
+        return []
     percentiles = server.config["latency-tracking-info-percentiles"].split()  # as configured
-    for cmd in _all_commands():
-        if cmd.calls:
-            per = cmd.usec / cmd.calls
-            values = ",".join(f"p{p}={per:.3f}" for p in percentiles)
-            lines.append(f"latency_percentiles_usec_{cmd.name}:{values}")
-    return lines
+    return [percentiles_line(cmd.name, cmd.latency, percentiles) for cmd in _all_commands() if cmd.latency is not None]
 
 
 def _section_cluster(server: Any) -> list[str]:
@@ -565,6 +562,7 @@ def config_resetstat(c: Any, argv: list[bytes]) -> Any:
     ks = server.keyspace
     for cmd in _all_commands():
         cmd.calls = cmd.usec = cmd.rejected_calls = cmd.failed_calls = 0
+        cmd.latency = None
     server.errorstats.clear()
     server.errorstats_enabled = True
     server.stat_connections = server.stat_rejected = server.stat_commands = 0
@@ -888,15 +886,31 @@ def latency_doctor(c: Any, argv: list[bytes]) -> Any:
          tips="nondeterministic_output request_policy:all_nodes response_policy:special",
          complexity="O(N) where N is the number of commands with latency information being retrieved.")
 def latency_histogram(c: Any, argv: list[bytes]) -> Any:
-    wanted = {a.lower().decode("utf-8", "replace") for a in argv[2:]}
-    # a container names all its subcommands (Redis's latencySpecificCommandsFillCDF)
-    wanted.update(f"{name}|{sub.decode()}" for name in list(wanted) if (cmd := TABLE.get(name.encode())) is not None
-                  for sub in cmd.subcommands)
-    out = []
-    for cmd in _all_commands():
-        if cmd.calls and (not wanted or cmd.name in wanted):
-            out.append((cmd.name.encode(), Map([(b"calls", cmd.calls), (b"histogram_usec", Map([]))])))
-    return Map(out)
+    if len(argv) == 2:
+        chosen = _all_commands()
+    else:  # latencySpecificCommandsFillCDF: in the order named, repeats included; a container
+        chosen = []  # brings its subcommands; unknown names are skipped
+        for name in argv[2:]:
+            cmd = _command_by_full_name(name)
+            if cmd is not None:
+                chosen.append(cmd)
+                chosen.extend(cmd.subcommands.values())
+    return Map([(cmd.name.encode(), _histogram_reply(cmd.latency)) for cmd in chosen if cmd.latency is not None])
+
+
+def _command_by_full_name(name: bytes) -> Any:
+    """lookupCommandBySds: ``get`` or ``config|get``, any case."""
+    parts = name.lower().split(b"|")
+    cmd = TABLE.get(parts[0])
+    if cmd is None or len(parts) == 1:
+        return cmd
+    return cmd.subcommands.get(parts[1]) if len(parts) == 2 else None
+
+
+def _histogram_reply(histogram: Any) -> Map:
+    """fillCommandCDF: the calls recorded, and the cumulative counts at power-of-two µs buckets."""
+    total = histogram.total
+    return Map([(b"calls", total), (b"histogram_usec", Map(cumulative_usec(histogram.items(), total)))])
 
 
 @command("latency|help", 2, "loading stale", **SRV, since="2.8.13", summary="Returns helpful text about the different subcommands.")

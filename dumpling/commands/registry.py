@@ -118,6 +118,9 @@ class Command:
     usec: int = 0
     rejected_calls: int = 0
     failed_calls: int = 0
+    # INFO latencystats / LATENCY HISTOGRAM: the calls' durations (dumpling.latencyhist), made at
+    # the first call recorded while latency-tracking is on, dropped by CONFIG RESETSTAT
+    latency: Any = None
 
     @property
     def container(self) -> str | None:
