@@ -408,8 +408,17 @@ local function eval_with(f, hook, keys, argv)
     local ok, value = raw_xpcall(f, error_handler) if killed_line_hook then killed_line_hook = false raw_sethook(kill_hook, "", 100000) end
     return ok, value
 end
-local function run_eval(f, hook, nkeys, ...)
-    return eval_with(f, hook, split_args(nkeys, ...))
+local function run_eval(f, hook, nkeys, ...)  -- (eval_with and split_args inlined: the common run)
+    local keys, argv = {...}, {}
+    for i = nkeys + 1, select("#", ...) do
+        argv[i - nkeys] = keys[i]
+        keys[i] = nil
+    end
+    raw_rawset(E, "KEYS", keys)
+    raw_rawset(E, "ARGV", argv)
+    if hook ~= count_hook_on then set_count_hook(hook) end
+    local ok, value = raw_xpcall(f, error_handler) if killed_line_hook then killed_line_hook = false raw_sethook(kill_hook, "", 100000) end
+    return ok, value
 end
 local function run_eval_table(f, hook, nkeys, all, n)
     return eval_with(f, hook, split_table(nkeys, all, n))
