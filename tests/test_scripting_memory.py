@@ -152,3 +152,24 @@ def test_async_flushes_count_lazyfreed_objects(pair: Pair) -> None:
             time.sleep(0.02)
         counts.append(value)
     assert counts == [201, 200]
+
+
+def test_evicted_scripts_stat(dumpling_server: ServerProcess) -> None:
+    """INFO's evicted_scripts (Redis 7.4; 7.0 has no script eviction): EVAL-created scripts
+    beyond 500 are evicted oldest first and counted; CONFIG RESETSTAT zeroes the count."""
+    r = redis.Redis(port=dumpling_server.port)
+    try:
+        r.script_flush()
+        r.config_resetstat()
+        r.script_load("return 'loaded'")
+        pipe = r.pipeline(transaction=False)
+        for i in range(510):
+            pipe.eval(f"return {i}", 0)
+        pipe.execute()
+        assert r.info("stats")["evicted_scripts"] == 10
+        assert r.info("memory")["number_of_cached_scripts"] == 501
+        r.config_resetstat()
+        assert r.info("stats")["evicted_scripts"] == 0
+    finally:
+        r.script_flush()
+        r.close()

@@ -275,7 +275,7 @@ def _section_stats(server: Any) -> list[str]:
         "expire_cycle_cpu_milliseconds:0",
         f"evicted_keys:{ks.stat_evicted}",
         f"evicted_clients:{server.stat_evicted_clients}",
-        "evicted_scripts:0",
+        f"evicted_scripts:{server.scripting.evicted_scripts}",
         "total_eviction_exceeded_time:0",
         "current_eviction_exceeded_time:0",
         f"keyspace_hits:{ks.stat_hits}",
@@ -574,6 +574,7 @@ def config_resetstat(c: Any, argv: list[bytes]) -> Any:
     server.reset_loop_stats()
     ks.stat_hits = ks.stat_misses = ks.stat_expired = ks.stat_evicted = ks.stat_expired_subkeys = 0
     ks.stat_lazyfreed_objects = 0
+    server.scripting.evicted_scripts = 0
     ks.stat_expired_time_cap_reached = 0
     ks.stat_expired_stale_perc = 0.0
     for reason in server.acl.denied:
