@@ -121,3 +121,24 @@ def test_scripts_on_a_stale_replica(impl: str) -> None:
         masterdown,
         b"$5\r\nhello\r\n",
     ]
+
+
+def test_queued_scripts_count_as_writes_by_their_flags(pair: Pair) -> None:
+    """A transaction holding a script whose flags do not say no-writes (or a function) is a
+    write for the server's refusals at EXEC, as Redis's evalGetCommandFlags makes it: here
+    min-replicas-to-write refuses it (EXECABORT ... NOREPLICAS); a no-writes script or one
+    without a shebang runs."""
+    pair.same("FUNCTION", "LOAD", "#!lua name=wlib\nredis.register_function('w', function() return 1 end)\n"
+                                  "redis.register_function{function_name='r', callback=function() return 2 end, "
+                                  "flags={'no-writes'}}")
+    pair.same("CONFIG", "SET", "min-replicas-to-write", "1")
+    try:
+        for queued in (["EVAL", "#!lua\nreturn 1", "0"], ["EVAL", "#!lua flags=no-writes\nreturn 1", "0"],
+                       ["EVAL", "return 1", "0"], ["FCALL", "w", "0"], ["FCALL", "r", "0"],
+                       ["FCALL_RO", "r", "0"], ["EVAL", "#!lua flags=bogus\nreturn 1", "0"]):
+            pair.same("MULTI")
+            pair.same(*queued)
+            pair.same("EXEC")
+    finally:
+        pair.same("CONFIG", "SET", "min-replicas-to-write", "0")
+        pair.same("FUNCTION", "FLUSH")

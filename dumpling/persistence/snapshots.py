@@ -242,7 +242,7 @@ class Snapshots:
                 return MISCONF if self.writes_refused() else f"MISCONF Errors writing to the AOF file: {aof.write_error}"
         replication = getattr(self.server, "replication", None)
         if replication is not None:  # -NOREPLICAS, -READONLY, -MASTERDOWN (Redis checks them here)
-            refusal = replication.refusal(client, cmd)
+            refusal = replication.refusal(client, cmd, argv)
             if refusal is not None:
                 return refusal
         if self.loading and "loading" not in cmd.flags:

@@ -347,12 +347,13 @@ class Replication:
         the paths that report it."""
         return self.link is not None or bool(self.server.config["min-replicas-to-write"])
 
-    def refusal(self, client: Any, cmd: Any) -> str | None:
+    def refusal(self, client: Any, cmd: Any, argv: list[bytes] | None = None) -> str | None:
         cfg = self.server.config
         link = self.link
-        writes = cmd.is_write
+        scripting = self.server.scripting  # a script counts by its flags (evalGetCommandFlags)
+        writes = cmd.is_write or (argv is not None and scripting.declares_writes(cmd, argv))
         if not writes and cmd.name == "exec" and client.multi:
-            writes = any(q.is_write for q, _ in client.multi)
+            writes = any(q.is_write or scripting.declares_writes(q, a) for q, a in client.multi)
         if link is None:
             return NOREPLICAS if writes and not self.enough_good_replicas() else None
         if writes and cfg["replica-read-only"] and getattr(client, "repl_kind", None) != "master":

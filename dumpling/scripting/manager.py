@@ -227,6 +227,33 @@ class Scripting:
         """used_memory_vm_functions: the functions' Lua heap (0 while there is none)."""
         return 0 if self._function_state is None else self._function_state.memory()
 
+    def declares_writes(self, cmd: Command, argv: list[bytes]) -> bool:
+        """Whether a queued EVAL/EVALSHA/FCALL (and _RO) counts as a write for its transaction
+        (``evalGetCommandFlags``/``fcallGetCommandFlags``): a script or function whose flags
+        do not say no-writes does, an EVAL script without a shebang does not; so does not
+        anything unknown (a missing script, a bad shebang) or any other command."""
+        name = cmd.name
+        if name in ("fcall", "fcall_ro"):
+            function = self.libraries.functions.get(argv[1]) if len(argv) > 1 else None
+            return function is not None and not function.flags & NO_WRITES
+        if name not in ("eval", "evalsha", "eval_ro", "evalsha_ro") or len(argv) < 2:
+            return False
+        if name.startswith("evalsha"):
+            script = self.find_script(argv[1]) if len(argv[1]) == 40 else None
+            if script is None:
+                return False
+            flags = script.flags
+        else:
+            script = self.scripts_by_body.get(argv[1])
+            if script is not None:
+                flags = script.flags
+            else:
+                try:
+                    flags, _ = parse_shebang(argv[1])
+                except CommandError:
+                    return False
+        return not flags & (EVAL_COMPAT_MODE | NO_WRITES)
+
     def find_script(self, sha: bytes) -> Script | None:
         """The cached script of an EVALSHA argument (any case)."""
         script = self.scripts_by_sha.get(sha)
