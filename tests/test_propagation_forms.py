@@ -422,3 +422,17 @@ def test_swapdb_onto_an_expired_key_a_client_waits_for(sides: tuple[Side, Side])
     ours, _ = sides
     assert _swapdb_onto_expired_key(ours) == [
         "SELECT 1", "RPUSH k v", "PEXPIREAT k <ms>", "SWAPDB 1 9", "SELECT 9", "DEL k", "SELECT 0"]
+
+
+def test_migrate_propagates_as_del_of_the_moved_keys(sides: tuple[Side, Side]) -> None:
+    target = start_redis()
+    try:
+        host, port = "127.0.0.1", target.port
+        same_forms(sides, [
+            ("SET", "a", "1"), ("SET", "b", "2"), ("SET", "c", "3"),
+            ("MIGRATE", host, port, "", 0, 5000, "REPLACE", "KEYS", "a", "b", "missing"),
+            ("MIGRATE", host, port, "c", 0, 5000, "COPY", "REPLACE"),  # COPY: nothing
+            ("MIGRATE", host, port, "c", 0, 5000, "REPLACE"),
+        ])
+    finally:
+        target.stop()

@@ -182,7 +182,7 @@ def _fields_expired(server: Any, db: Any, key: bytes, value: HashValue, gone: li
     the statistic, the ``hexpired`` event, and the hash's own deletion (``del``) if it is now
     empty (which the HDELs carry too).  True if the hash was deleted."""
     for field in gone:
-        also_propagate(server, db.index, [b"HDEL", key, field], covers=key)
+        also_propagate(server, db.index, [b"HDEL", key, field], covers=(key,))
     ks = server.keyspace
     ks.stat_expired_subkeys += len(gone)
     ks.changed(db, key, b"hexpired" if notify else None, "h")

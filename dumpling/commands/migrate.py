@@ -56,6 +56,7 @@ from dumpling.commands.dump import dump_value
 from dumpling.commands.registry import command
 from dumpling.dispatch import Blocked
 from dumpling.errors import NOT_INTEGER, SYNTAX, CommandError
+from dumpling.persistence.propagation import also_propagate
 from dumpling.protocol import OK, ErrorReply, Status, encode_request
 
 if TYPE_CHECKING:
@@ -564,6 +565,7 @@ class Migration:
         socket_error = timed_out = False
         failed_at = -1
         db, ks = self.db, self.client.keyspace
+        moved: list[bytes] = []
         for index, key in enumerate(self.keys):
             try:
                 reply = await read()
@@ -578,6 +580,9 @@ class Migration:
                 continue
             if not args.copy and db.delete(key):
                 ks.changed(db, key, b"del", "g")
+                moved.append(key)
+        if moved:  # one DEL of the keys the target acknowledged, as Redis rewrites MIGRATE
+            also_propagate(self.client.server, db.index, [b"DEL", *moved], covers=moved)
         if error_from_target is not None:
             conn.last_db = -1
         if error_from_target is None and socket_error and failed_at == 0 and may_retry and not timed_out:

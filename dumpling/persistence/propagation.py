@@ -86,11 +86,11 @@ def propagate_as(c: Any, *commands: list[bytes]) -> None:
         hooks.state(c.db.index, commands)
 
 
-def also_propagate(server: Any, db_index: int, argv: list[bytes], covers: bytes | None = None) -> None:
+def also_propagate(server: Any, db_index: int, argv: list[bytes], covers: Sequence[bytes] = ()) -> None:
     """A record beside the running call's own (Redis's ``alsoPropagate``): the HDEL of a
-    hash field whose TTL passed.  Outside any call it goes out at once, alone.  ``covers``:
-    the key whose expiry it states, so the changes reported for that expiry (``hexpired``,
-    the emptied hash's ``del``) add nothing else."""
+    hash field whose TTL passed, MIGRATE's DEL of the keys it moved.  Outside any call it goes
+    out at once, alone.  ``covers``: the keys whose changes it states, so the changes reported
+    for them (``hexpired``, an emptied hash's ``del``, a moved key's deletion) add nothing else."""
     hooks = server.call_hooks
     if hooks is not None:
         hooks.also(db_index, argv, covers)
@@ -309,10 +309,13 @@ class Propagator:
         else:
             self.form += ops
 
-    def also(self, db_index: int, argv: list[bytes], covers: bytes | None = None) -> None:
+    def also(self, db_index: int, argv: list[bytes], covers: Sequence[bytes] = ()) -> None:
         """``also_propagate``: a side record of the execution unit (or alone, outside one)."""
-        if covers is not None:
-            self.covered.add((db_index, covers))
+        for key in covers:  # (changes reported before: dropped; after: skipped, see ``changed``)
+            item = (db_index, key)
+            self.covered.add(item)
+            self.orphans.pop(item, None)
+            self.touched.pop(item, None)
         if self.depth == 0:
             self._finish_unit(None, None, [(db_index, argv, TO_ALL)])
         else:
