@@ -253,9 +253,13 @@ class LuaState:
         # Library functions (cjson, cmsgpack, bit) are Lua here, C in Redis: a script's
         # ``return cjson.decode(x)`` must keep its frame for the error position, so the
         # chunk is reloaded with its tail calls made ordinary calls.
-        untailed, _ = _loaded(self._loadstring(without_tail_calls(self._dump(func)), chunk_name))
-        if untailed is not None:
-            func = untailed
+        # (Only when there is a tail call to rewrite: a second copy is as much garbage again.)
+        dumped = self._dump(func)
+        rewritten = without_tail_calls(dumped)
+        if rewritten != dumped:
+            untailed, _ = _loaded(self._loadstring(rewritten, chunk_name))
+            if untailed is not None:
+                func = untailed
         self._setfenv(func, self.globals if env is None else env)
         return func
 
