@@ -273,3 +273,16 @@ def test_refused_runs_end_the_session(dumpling_server: ServerProcess, redis_serv
             out.append(b"closed" if conn.is_closed() else b"open")
             results.append(out)
     assert results[0] == results[1]
+
+
+def test_script_debug_refused_in_a_pipeline(dumpling_server: ServerProcess, redis_server: ServerProcess) -> None:
+    """SCRIPT DEBUG after another command of the same read is refused (clientHasPendingReplies)."""
+    results = []
+    for server in (dumpling_server, redis_server):
+        with RawConnection(server.port) as conn:
+            conn.send(b"PING\r\nSCRIPT DEBUG YES\r\nSCRIPT DEBUG NO\r\n")
+            results.append(conn.read_all())
+            conn.send(b"SCRIPT DEBUG NO\r\n")
+            results.append(conn.read_all())
+    assert results[0] == results[2] == (b"+PONG\r\n" + b"-ERR SCRIPT DEBUG must be called outside a pipeline\r\n" * 2)
+    assert results[1] == results[3] == b"+OK\r\n"

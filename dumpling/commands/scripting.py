@@ -147,6 +147,8 @@ def script_help(c: Any, argv: list[bytes]) -> Any:
 def script_debug(c: Any, argv: list[bytes]) -> Any:
     """The client's next EVALs run under the Lua debugger (``dumpling.scripting.debugger``):
     YES in a forked copy of the server, SYNC in the server itself."""
+    if c._out:  # clientHasPendingReplies: earlier replies of the same read are still here
+        raise CommandError("SCRIPT DEBUG must be called outside a pipeline")
     mode = argv[2].lower()
     if mode == b"no":
         c.lua_debug = None
