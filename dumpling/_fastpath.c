@@ -1020,6 +1020,8 @@ enum { RAN = 2, RECHECK = 3 }; /* besides DONE/STOP/FAIL: ran and replied / ran,
 static PyObject *lookup_general_dict(Arg *name, PyObject **name_obj);
 static PyObject *g_last_name;  /* the name of the last plain command looked up, as sent */
 static PyObject *g_last_entry; /* and its entry: pipelines repeat one command */
+static NativeHandler g_last_native; /* and its native handler (NULL: none; see run_native) */
+static int native_of(PyObject *cmd, NativeHandler *handler);
 
 static PyObject *lookup_general(Arg *name, PyObject **name_obj) {
     if (g_last_name != NULL && PyBytes_GET_SIZE(g_last_name) == name->len &&
@@ -1028,6 +1030,11 @@ static PyObject *lookup_general(Arg *name, PyObject **name_obj) {
         return Py_NewRef(g_last_entry);
     }
     PyObject *entry = lookup_general_dict(name, name_obj);
+    if (entry != NULL && native_of(entry, &g_last_native) < 0) {
+        Py_CLEAR(g_last_name); /* nothing cached */
+        Py_CLEAR(*name_obj);
+        Py_CLEAR(entry);
+    }
     if (entry != NULL) {
         Py_XSETREF(g_last_name, Py_NewRef(*name_obj));
         Py_XSETREF(g_last_entry, Py_NewRef(entry));
@@ -1247,26 +1254,36 @@ static int load_db(Batch *b, PyObject *client) {
 /* ------------------------------------------------------------------ native handlers */
 
 /* A plain command whose Command.native holds a capsule (dumpling/_native.h: a C function
- * another extension module attached, e.g. _hllgeo's PFADD) is offered to that function
- * before its Python handler, in the state the twins run in (no hooks, gate or ACL check):
- * it runs the whole command or declines before changing anything.  The call is counted, timed
- * and slow-logged as a twin's; what it declines goes on to run_general. */
+ * another extension module attached at import, e.g. _hllgeo's PFADD) is offered to that
+ * function before its Python handler, in the state the twins run in (no hooks, gate or ACL
+ * check): it runs the whole command or declines before changing anything.  The call is
+ * counted, timed and slow-logged as a twin's; what it declines goes on to run_general.
+ * Command.native is read when lookup_general caches the command (g_last_native), so the
+ * commands without one pay a cached lookup and a NULL test. */
 static PyObject *s_native;
 
-static int run_native(General *g, Batch *b, Arg *args, int argc, int *stale, PyObject **last) {
+static int native_of(PyObject *cmd, NativeHandler *handler) {
     if (s_native == NULL && (s_native = PyUnicode_InternFromString("native")) == NULL)
-        return FAIL;
+        return -1;
+    PyObject *native = PyObject_GetAttr(cmd, s_native);
+    if (native == NULL)
+        return -1;
+    *handler = native == Py_None ? NULL : (NativeHandler)PyCapsule_GetPointer(native, NATIVE_CAPSULE);
+    int bad = native != Py_None && *handler == NULL;
+    Py_DECREF(native);
+    return bad ? -1 : 0;
+}
+
+static int run_native(General *g, Batch *b, Arg *args, int argc, int *stale, PyObject **last) {
     PyObject *name = NULL;
     PyObject *cmd = lookup_general(&args[0], &name);
     if (cmd == NULL)
         return PyErr_Occurred() ? FAIL : STOP;
     Py_DECREF(name);
-    int result = FAIL;
-    PyObject *reply = NULL, *native = PyObject_GetAttr(cmd, s_native);
-    if (native == NULL)
-        goto done;
-    result = STOP;
-    if (native == Py_None)
+    NativeHandler handler = g_last_native; /* cmd's, cached with it */
+    int result = STOP;
+    PyObject *reply = NULL;
+    if (handler == NULL)
         goto done;
     PyObject *arity_obj = PyObject_GetAttr(cmd, s_arity);
     long arity = arity_obj == NULL ? -1 : PyLong_AsLong(arity_obj);
@@ -1277,11 +1294,6 @@ static int run_native(General *g, Batch *b, Arg *args, int argc, int *stale, PyO
     }
     if ((arity > 0 && argc != arity) || argc < -arity)
         goto done; /* dispatch's error reply */
-    NativeHandler handler = (NativeHandler)PyCapsule_GetPointer(native, NATIVE_CAPSULE);
-    if (handler == NULL) {
-        result = FAIL;
-        goto done;
-    }
     if (*stale) { /* a Python handler ran since the dicts were read */
         int loaded = load_db(b, g->client);
         if (loaded <= 0) {
@@ -1320,7 +1332,6 @@ static int run_native(General *g, Batch *b, Arg *args, int argc, int *stale, PyO
     result = DONE;
 done:
     Py_XDECREF(reply);
-    Py_XDECREF(native);
     Py_DECREF(cmd);
     return result;
 }

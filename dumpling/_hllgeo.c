@@ -547,6 +547,7 @@ static PyObject *py_hll_count(PyObject *self, PyObject *arg) {
  * declined, before any change, to those handlers. */
 
 static PyObject *s_config, *s_values, *s_sparse_max_bytes;
+static int g_handlers_on = 1; /* set_native_handlers(False): every call declined (tests) */
 
 /* hll-sparse-max-bytes, as the Python handler reads it. */
 static int sparse_max_bytes(NativeCall *call, Py_ssize_t *out) {
@@ -587,6 +588,8 @@ static int put_back(PyObject *ba, const char *saved, Py_ssize_t len) {
 
 /* PFADD key element...: commands.hyperloglog.pfadd on an existing HLL. */
 static PyObject *native_pfadd(NativeCall *call, const NativeArg *args, int argc) {
+    if (!g_handlers_on)
+        return NULL;
     PyObject *key = PyBytes_FromStringAndSize(args[1].p, args[1].len);
     if (key == NULL)
         return NULL;
@@ -646,7 +649,7 @@ done:
 /* PFCOUNT key: commands.hyperloglog.pfcount's one-key form (the cached cardinality, or the
  * estimate written back to the cache). */
 static PyObject *native_pfcount(NativeCall *call, const NativeArg *args, int argc) {
-    if (argc != 2)
+    if (argc != 2 || !g_handlers_on)
         return NULL; /* the union of several keys: the Python handler */
     PyObject *key = PyBytes_FromStringAndSize(args[1].p, args[1].len);
     if (key == NULL)
@@ -693,6 +696,15 @@ static PyObject *native_pfcount(NativeCall *call, const NativeArg *args, int arg
 done:
     Py_DECREF(key);
     return reply;
+}
+
+/* set_native_handlers(on): whether the handlers run or decline everything to Python. */
+static PyObject *py_set_native_handlers(PyObject *self, PyObject *on) {
+    int r = PyObject_IsTrue(on);
+    if (r < 0)
+        return NULL;
+    g_handlers_on = r;
+    Py_RETURN_NONE;
 }
 
 /* native_handlers() -> {name: capsule}: the commands this module can run from the C loop. */
@@ -1597,6 +1609,8 @@ static PyMethodDef hllgeo_methods[] = {
     {"hll_add", py_hll_add, METH_VARARGS, "hll_add(hll, elements, max_bytes) -> (changed, corrupt): PFADD's loop."},
     {"native_handlers", py_native_handlers, METH_NOARGS,
      "native_handlers() -> {name: capsule}: PFADD's and PFCOUNT's handlers for the C request loop."},
+    {"set_native_handlers", py_set_native_handlers, METH_O,
+     "set_native_handlers(on): run the handlers, or decline every call to the Python handlers (tests)."},
     {"hll_count", py_hll_count, METH_O, "hll_count(hll) -> int | None: the estimate (None: corrupt sparse body)."},
     {"hll_merge", py_hll_merge, METH_VARARGS, "hll_merge(registers, hll) -> bool: register-wise maximum in place."},
     {"hll_estimate", py_hll_estimate, METH_O, "hll_estimate(registers) -> int: the estimator over linear registers."},

@@ -219,11 +219,13 @@ def pfselftest(c: Any, argv: list[bytes]) -> Any:
 
 
 def use_native_handlers(enabled: bool) -> None:
-    """Attach the C handlers of PFADD and PFCOUNT to their commands, or detach them (the C
-    request loop then runs the Python handlers above; tests compare both)."""
-    handlers = accel.hllgeo.native_handlers() if enabled and accel.hllgeo is not None else {}
-    for name in (b"pfadd", b"pfcount"):
-        ORIGINAL[name].native = handlers.get(name.decode())
+    """Run the C handlers of PFADD and PFCOUNT, or have them decline every call (the C request
+    loop then runs the Python handlers above; tests compare both).  They are attached to their
+    commands once, at import: the loop reads ``Command.native`` when it caches a lookup."""
+    if accel.hllgeo is not None:
+        accel.hllgeo.set_native_handlers(enabled)
 
 
-use_native_handlers(True)
+if accel.hllgeo is not None:
+    for _name, _handler in accel.hllgeo.native_handlers().items():
+        ORIGINAL[_name.encode()].native = _handler
