@@ -635,7 +635,7 @@ static PyObject *native_pfadd(NativeCall *call, const NativeArg *args, int argc)
         goto release;
     if (updated) {
         PyByteArray_AS_STRING(ba)[15] |= (char)0x80; /* hll.invalidate_cache */
-        call->dirty++;
+        call->dirty += updated; /* one change per register raised */
     }
     reply = PyLong_FromLong(updated ? 1 : 0);
 release:

@@ -318,6 +318,24 @@ def test_pfadd_keeps_ttl_and_object_encoding(pair: Pair) -> None:
     pair.same("PFCOUNT", "new")
 
 
+def test_changes_since_last_save_move_as_redis_counts_them(pair: Pair) -> None:
+    """PFADD adds one change per register it raises (and one for a new key), PFCOUNT one when
+    it writes its cache, PFMERGE one (INFO rdb_changes_since_last_save, what save points read)."""
+
+    def dirty(conn: RawConnection) -> int:
+        info = conn.call("INFO", "persistence").decode()
+        return int(info.split("rdb_changes_since_last_save:")[1].split("\r\n")[0])
+
+    many = [b"e%d" % i for i in range(3000)]  # enough to go dense on the way
+    for cmd in [("PFADD", "h", "a", "b", "c", "d", "e", "f", "g"), ("PFADD", "h", "a", "b", "x"), ("PFADD", "h", "a"),
+                ("PFADD", "empty"), ("PFADD", "empty"), ("PFCOUNT", "h"), ("PFCOUNT", "h"), ("PFADD", "big", *many),
+                ("PFADD", "big", *many[:10], "new1", "new2"), ("PFCOUNT", "big"), ("PFMERGE", "m", "h", "big"),
+                ("PFCOUNT", "h", "big"), ("PFDEBUG", "TODENSE", "h")]:
+        before = dirty(pair.ours), dirty(pair.theirs)
+        pair.same(*cmd)
+        assert dirty(pair.ours) - before[0] == dirty(pair.theirs) - before[1], cmd[:3]
+
+
 def test_selftest_passes(pair: Pair) -> None:
     assert pair.ours.call("PFSELFTEST") == b"+OK\r\n"
 

@@ -84,7 +84,8 @@ def pfadd(c: Any, argv: list[bytes]) -> Any:
     updated += added
     if updated:
         hll.invalidate_cache(value)
-        c.keyspace.changed(db, key, b"pfadd", "$")
+        # one change per register raised (and one for a new key), as Redis counts them
+        c.keyspace.changed(db, key, b"pfadd", "$", dirty=updated)
     return 1 if updated else 0
 
 
