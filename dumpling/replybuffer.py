@@ -48,6 +48,11 @@ def cron(server: Server, now_ms: int) -> None:
         return
     count = min(len(clients), max(CRON_MIN_CLIENTS, len(clients) // max(server.config["hz"], 1)))
     start = server.reply_buffer_cursor % len(clients)
+    now_s = now_ms // 1000
     for i in range(count):
-        resize(clients[(start + i) % len(clients)], server, now_ms)
+        client = clients[(start + i) % len(clients)]
+        # clientsCronResizeQueryBuffer, then clientsCronResizeOutputBuffer (dumpling.querybuf)
+        client.query_buffer.cron(client.query_buffer_size(), now_s - int(client.last_interaction),
+                                 client.argument_arriving())
+        resize(client, server, now_ms)
     server.reply_buffer_cursor = start + count

@@ -34,6 +34,7 @@ from dumpling.protocol import (
     parse_request,
     wire_size,
 )
+from dumpling.querybuf import BIG_ARG, QueryBuffer
 from dumpling.replybudget import encode_reply
 
 if TYPE_CHECKING:
@@ -122,6 +123,8 @@ class Client(asyncio.Protocol):
         self.reply_buffer_peak = 0
         self.reply_peak_reset_at = int(self.created * 1000)
         self.counted_memory = 0  # its part of Server.clients_memory (used_memory), as last summed
+        # Redis's query buffer: its capacity and recent peak (dumpling.querybuf; CLIENT LIST qbuf-free)
+        self.query_buffer = QueryBuffer()
         # Bytes of this read already run and gone from the buffers above (by the C fast path, or
         # by the reference parser before it handed back): Redis still holds them (qbuf) until
         # the read's requests have run.
@@ -168,12 +171,24 @@ class Client(asyncio.Protocol):
         server.stat_net_input += len(data)
         server.stat_reads += 1  # (and a cycle of the event loop: Server.loop_cycles)
         self._batch_ran = 0
+        # Redis's query buffer (dumpling.querybuf): most reads change nothing there
+        query_buffer = self.query_buffer
+        size = len(data)
+        sized = size > query_buffer.quiet
+        if sized:
+            query_buffer.read(self._pending_len(), size)
         if self._strict:
             self._buf += data
         elif not self._take(self._carry + data if self._carry else data):
             self.flush()  # the C fast path answered the whole read
+            if sized:
+                query_buffer.settle(0, -1, query_buffer.big_argument_at_end(data) if size > BIG_ARG else -1)
             return
         self.process_input()
+        if sized or self._retained or self._held or self._carry or self._buf:
+            pending = self._pending_len()
+            query_buffer.settle(pending, self.argument_arriving() if query_buffer.bulk >= 0 else -1,
+                                query_buffer.big_argument_at_end(data) if size > BIG_ARG and not pending else -1)
 
     def _take(self, data: bytes) -> bool:
         """Hand bytes that start on a request boundary (or continue hiredis' pending
@@ -463,10 +478,19 @@ class Client(asyncio.Protocol):
         if len(self._retained) > self._consumed:
             if self._held:
                 return 0, 0
-            _, size, count = _parsed_request(self._retained, self._consumed)
+            _, size, count, _ = _parsed_request(self._retained, self._consumed)
         else:
-            _, size, count = _parsed_request(self._held, 0)
+            _, size, count, _ = _parsed_request(self._held, 0)
         return size, count
+
+    def argument_arriving(self) -> int:
+        """The length of the argument of an unfinished request whose bytes are arriving (its
+        ``$len`` line read: Redis sizes the query buffer for it), or -1."""
+        if self._strict:
+            return _parsed_request(self._buf, self._pos)[3]
+        if len(self._retained) > self._consumed:
+            return -1 if self._held else _parsed_request(self._retained, self._consumed)[3]
+        return _parsed_request(self._held, 0)[3]
 
     def query_buffer_head(self, size: int) -> bytes:
         """The first ``size`` bytes of what is buffered and not yet run (a log line shows them)."""
@@ -505,30 +529,31 @@ def _parsed_prefix(buf: bytes | bytearray, start: int) -> int:
     return _parsed_request(buf, start)[0]
 
 
-def _parsed_request(buf: bytes | bytearray, start: int) -> tuple[int, int, int]:
+def _parsed_request(buf: bytes | bytearray, start: int) -> tuple[int, int, int, int]:
     """``_parsed_prefix``, with the bytes and number of the whole arguments among them (Redis's
-    ``argv_len_sum`` and ``argc`` of the request it is still reading)."""
+    ``argv_len_sum`` and ``argc`` of the request it is still reading), and the length of the
+    argument whose payload is arriving (-1: none)."""
     if buf[start : start + 1] != b"*":
-        return 0, 0, 0
+        return 0, 0, 0, -1
     end = buf.find(b"\r\n", start)
     count = _header_int(buf, start + 1, end)
     if count is None:
-        return 0, 0, 0
+        return 0, 0, 0, -1
     pos = end + 2
     args = argc = 0
     for _ in range(count):
         end = buf.find(b"\r\n", pos)
         if end < 0:
-            return pos - start, args, argc
+            return pos - start, args, argc, -1
         length = _header_int(buf, pos + 1, end) if buf[pos : pos + 1] == b"$" else None
         if length is None:
-            return 0, 0, 0
+            return 0, 0, 0, -1
         if end + 2 + length + 2 > len(buf):
-            return end + 2 - start, args, argc  # the argument's payload is still arriving
+            return end + 2 - start, args, argc, length  # the argument's payload is still arriving
         pos = end + 2 + length + 2
         args += length
         argc += 1
-    return 0, 0, 0
+    return 0, 0, 0, -1
 
 
 def _header_int(buf: bytes | bytearray, start: int, end: int) -> int | None:

@@ -323,6 +323,7 @@ def client_info_line(c: Any, running: list[bytes] | None = None) -> str:
     its arguments until it returns: ``argv-mem``, and in ``tot-mem``)."""
     now = time.time()
     qbuf = c.query_buffer_size()
+    c.query_buffer.receiving(qbuf, c.argument_arriving())  # (a big argument's $len read since the cron)
     argv_mem = sum(map(len, running)) if running else c.pending_arguments()[0]
     multi = len(c.multi) if c.multi is not None else -1
     redir = c.tracking.redirect if c.tracking is not None else -1
@@ -331,7 +332,7 @@ def client_info_line(c: Any, running: list[bytes] | None = None) -> str:
         f"id={c.id} addr={c.addr} laddr={c.laddr} fd={c.fd} name={c.name.decode('utf-8', 'replace')} "
         f"age={int(now - c.created)} idle={int(now - c.last_interaction)} flags={client_flags(c)} "
         f"db={c.db.index} sub={len(c.channels)} psub={len(c.patterns)} ssub={len(c.shard_channels)} "
-        f"multi={multi} watch={len(c.watched)} qbuf={qbuf} qbuf-free={max(0, 20474 - qbuf)} argv-mem={argv_mem} "
+        f"multi={multi} watch={len(c.watched)} qbuf={qbuf} qbuf-free={c.query_buffer.free(qbuf)} argv-mem={argv_mem} "
         f"multi-mem={multi_memory(c)} rbs={c.reply_buffer_size} rbp={c.reply_buffer_peak} obl={obl} oll={oll} omem={omem} "
         f"tot-mem={client_memory(c) + (argv_mem + 8 * len(running) if running else 0)} "
         f"events=r cmd={c.last_cmd} user={c.user.name.decode('utf-8', 'replace')} redir={redir} resp={3 if c.resp3 else 2} "
