@@ -125,6 +125,7 @@ class Client(asyncio.Protocol):
         self.counted_memory = 0  # its part of Server.clients_memory (used_memory), as last summed
         # Redis's query buffer: its capacity and recent peak (dumpling.querybuf; CLIENT LIST qbuf-free)
         self.query_buffer = QueryBuffer()
+        self._queued: tuple[Any, int, int] = (None, 0, 0)  # queued_bytes' cache: (multi list, entries, bytes)
         # Bytes of this read already run and gone from the buffers above (by the C fast path, or
         # by the reference parser before it handed back): Redis still holds them (qbuf) until
         # the read's requests have run.
@@ -226,7 +227,7 @@ class Client(asyncio.Protocol):
     def process_input(self) -> None:
         """Execute every complete request (until the client blocks or must close)."""
         server = self.server
-        if self._pending_len() > server.config["client-query-buffer-limit"]:
+        if self._over_query_limit():
             # Redis checks the query buffer after each read, before running what it holds.
             server.query_buffer_limit_reached(self)
             self._out.clear()
@@ -284,7 +285,7 @@ class Client(asyncio.Protocol):
                     break
                 if argv:
                     execute(self, argv)
-            if not self.closed and self._pending_len() > server.config["client-query-buffer-limit"]:
+            if not self.closed and self._over_query_limit():
                 server.query_buffer_limit_reached(self)
                 self._out.clear()
                 self.close()
@@ -297,6 +298,26 @@ class Client(asyncio.Protocol):
             # ...and what the batch left (MULTI commands, WATCHed keys, subscriptions, output),
             # once flush applied the output-buffer limits, which take precedence.
             evict_clients(server)
+
+    def _over_query_limit(self) -> bool:
+        """client-query-buffer-limit as Redis 7.4 applies it: the commands queued in MULTI count as
+        part of the query buffer, and a client that still has to authenticate may hold 1 MB."""
+        held = self._pending_len() + (self.queued_bytes() if self.multi else 0)
+        return held > self.server.config["client-query-buffer-limit"] or (not self.authenticated and held > 1 << 20)
+
+    def queued_bytes(self) -> int:
+        """MULTI's queued commands as Redis counts them (mstate.argv_len_sums): their arguments'
+        bytes and argv pointers; summed once per command queued, not on every read."""
+        multi = self.multi
+        if not multi:
+            return 0
+        cached, counted, total = self._queued
+        if cached is not multi or counted > len(multi):
+            counted = total = 0
+        for _, argv in multi[counted:]:
+            total += sum(map(len, argv)) + 8 * len(argv)
+        self._queued = (multi, len(multi), total)
+        return total
 
     def _pending_len(self) -> int:
         return len(self._buf) - self._pos if self._strict else len(self._retained) + len(self._held) + len(self._carry)

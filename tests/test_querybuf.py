@@ -133,3 +133,33 @@ def test_idle_buffer_shrinks_against_redis(dumpling_server: ServerProcess, redis
             observer.close()
         for client in clients:
             client.close()
+
+
+def test_queued_commands_count_against_the_limit(dumpling_server: ServerProcess) -> None:
+    """Redis 7.4 counts MULTI's queued commands in client-query-buffer-limit (recorded from 7.4.1:
+    the third 400 KB SET queued under a 1 MB limit closes the client and counts in
+    client_query_buffer_limit_disconnections; 7.0 counts only the buffer and would queue it)."""
+    value = b"x" * 400_000
+    with dumpling_server.raw() as admin:
+        admin.call("CONFIG", "SET", "client-query-buffer-limit", "1mb")
+        try:
+            before = parse_reply(admin.call("INFO", "stats"))
+            assert isinstance(before, bytes)
+            with dumpling_server.raw() as conn:  # under the limit: the transaction runs
+                assert conn.call("MULTI") == b"+OK\r\n"
+                assert conn.call("SET", "a", value) == b"+QUEUED\r\n"
+                assert conn.call("SET", "b", b"y" * 100_000) == b"+QUEUED\r\n"
+                assert conn.call("EXEC") == b"*2\r\n+OK\r\n+OK\r\n"
+            with dumpling_server.raw() as conn:
+                conn.call("MULTI")
+                for key in ("a", "b"):
+                    assert conn.call("SET", key, value) == b"+QUEUED\r\n"
+                conn.send(b"*3\r\n$3\r\nSET\r\n$1\r\nc\r\n$400000\r\n" + value + b"\r\n")
+                assert conn.is_closed(5)
+            after = parse_reply(admin.call("INFO", "stats"))
+            assert isinstance(after, bytes)
+            count = [int(text.split(b"client_query_buffer_limit_disconnections:")[1].split(b"\r\n")[0])
+                     for text in (before, after)]
+            assert count[1] == count[0] + 1
+        finally:
+            admin.call("CONFIG", "SET", "client-query-buffer-limit", "1gb")
