@@ -20,10 +20,13 @@ SOURCES = {
 # Floating point that must match Python's step for step: no fused multiply-add (which some
 # targets, aarch64 for one, would otherwise use).
 EXTRA_FLAGS = {"dumpling._hllgeo": ["-ffp-contract=off"]}
+# Headers shared between extensions (rebuilt when they change, shipped in the sdist).
+DEPENDS = {"dumpling._fastpath": ["dumpling/_native.h"], "dumpling._hllgeo": ["dumpling/_native.h"]}
 
 setup(
     ext_modules=[
-        Extension(name, [source], optional=True, extra_compile_args=["-O2", *EXTRA_FLAGS.get(name, [])])
+        Extension(name, [source], depends=DEPENDS.get(name, []), optional=True,
+                  extra_compile_args=["-O2", *EXTRA_FLAGS.get(name, [])])
         for name, source in SOURCES.items()
         if (HERE / source).exists()
     ]
