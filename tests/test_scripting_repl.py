@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import ServerProcess, require_redis, start_dumpling, start_redis
+from tests.servers import Pair, ServerProcess, require_redis, start_dumpling, start_redis
 
 SELECTIVE = """
 redis.call('set', KEYS[1], '1')
