@@ -19,13 +19,13 @@ the execution unit's list:
 A key deleted because its TTL passed, or evicted, becomes ``DEL``/``UNLINK`` (by
 ``lazyfree-lazy-expire`` / ``lazyfree-lazy-eviction``) at once: before the command that
 met it, or alone when no command runs.  ``also_propagate`` adds such side records
-(an expired hash field's HDEL).  When the outermost call ends, the unit's records go to
+(an expired hash field's HDEL, MIGRATE's DEL of the keys it moved).  When the outermost call ends, the unit's records go to
 every attached *sink* (the AOF, the replication backlog) as one batch; a sink wraps a
 batch of several records in ``MULTI``/``EXEC`` and emits ``SELECT`` when the database
 changes (``encode_records``), except for a command that touches arbitrary keys (SCAN,
 RANDOMKEY), whose lazy-expiry deletions go out one by one.  A script's ``redis.set_repl``
 sets the targets of the records its later calls make (``retarget``); PUBLISH goes to
-replicas only.  Changes made outside any command with no form (none are known) are key
+replicas only.  Other changes made outside any command, with no stated form, are key
 images handed out on the next event loop pass.
 
 While no sink is attached the hooks are off (``server.call_hooks`` is None) and writes
