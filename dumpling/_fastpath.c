@@ -52,6 +52,8 @@ typedef struct {
     size_t len, cap;
 } Out;
 
+static PyObject *s_twin_names[N_COMMANDS]; /* COMMAND_NAMES as str: Command.name of each twin */
+
 /* Set by configure(): the Command objects whose statistics run() updates. */
 static PyObject *g_commands[N_COMMANDS];
 static int g_configured = 0;
@@ -64,7 +66,7 @@ static PyObject *s_reply_mode, *s_multi, *s_authenticated, *s_blocked, *s_closed
     *s_notify_flags, *s_lfu, *s_loading, *s_now, *s_stat_hits, *s_stat_misses, *s_dirty, *s_stat_commands,
     *s_current_client, *s_server, *s_keyspace, *s_calls, *s_usec, *s_name, *s_added, *s_slowlog_push, *s_tracking, *s_pause_gate,
     *s_wire, *s_ready_keys, *s_pending_pushes, *s_finish_plain, *s_call_hooks, *s_tracking_caching, *s_arity, *s_handler,
-    *s_begin, *s_end, *s_handler_error, *s_reject, *s_logged_in, *s_twins_ok, *s_acl_free;
+    *s_begin, *s_end, *s_handler_error, *s_reject, *s_logged_in, *s_twins_ok, *s_acl_free, *s_acl_keyed;
 
 /* ------------------------------------------------------------------ output buffer */
 
@@ -592,8 +594,9 @@ static int eligible(PyObject *server, PyObject *keyspace, PyObject *client, int 
     REQUIRE_FALSE(client, s_skip_this);
     REQUIRE_NONE(client, s_multi);
     REQUIRE_TRUE(client, s_logged_in);
-    /* a user short of some permission: the general path asks the ACL first, and the twins
-     * run only if the user may run them all on every key (RESTRICTED_TWINS_OK) */
+    /* a user short of some permission: the general path asks the ACL first unless acl_unasked()
+     * says it need not, and so do the twins, unless the user may run them all on every key
+     * (RESTRICTED_TWINS_OK) */
     if ((r = attr_true(client, s_authenticated)) < 0) /* the "unrestricted" attribute */
         return -1;
     if (r)
@@ -904,6 +907,9 @@ typedef struct {
     PyObject *hooks;                      /* server.call_hooks (borrowed; NULL when None) */
     PyObject *gate;                       /* server.command_gate (borrowed; NULL when None) */
     int restricted;                       /* the client's user lacks some permission: ACL checks */
+    PyObject *acl_free, *acl_keyed;       /* the client's, read once a batch (owned; ACL rules cannot
+                                             change within one: ACL and AUTH are not plain commands) */
+    PyObject *rule_name, *rule;           /* the last acl_keyed lookup (borrowed; rule NULL: none) */
     long long threshold;                  /* slowlog-log-slower-than */
     int tracking;                         /* latency-tracking: record each call's duration */
     long long now_set;                    /* the keyspace.now last stored (ms) */
@@ -1069,6 +1075,98 @@ static PyObject *lookup_general_dict(Arg *name, PyObject **name_obj) {
     return Py_NewRef(entry);
 }
 
+/* One rule of User.keyed_commands() (acl.pack_rule: native int32s; first, last, step,
+ * permission, alternatives; per alternative its size and pattern count; per pattern kind,
+ * permission, length, text). 1 when every key of the request matches a pattern of one
+ * alternative (a selector) with the permission its key spec asks for, as acl.matches answers
+ * for literal and prefix patterns; 0 when the ACL check must be asked (a refusal included, or
+ * a rule this code cannot read). */
+enum { PATTERN_PREFIX, PATTERN_EXACT, PATTERN_ANY };
+
+static int32_t i32_at(const char *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* 1 when ``key`` matches one of the ``count`` patterns at p..end that grant ``perms``;
+ * -1 when the patterns overrun their alternative */
+static int key_matches(const Arg *key, const char *p, const char *end, int32_t count, int32_t perms) {
+    for (int32_t i = 0; i < count; i++) {
+        if (end - p < 12)
+            return -1;
+        int32_t kind = i32_at(p), flags = i32_at(p + 4), len = i32_at(p + 8);
+        const char *text = p + 12;
+        if (len < 0 || end - text < len)
+            return -1;
+        p = text + len;
+        if ((flags & perms) != perms)
+            continue;
+        if (kind == PATTERN_ANY ||
+            (kind == PATTERN_EXACT && key->len == len && memcmp(key->p, text, len) == 0) ||
+            /* a prefix and '*': stringmatch's '*' never matches an empty string */
+            (kind == PATTERN_PREFIX && key->len > 0 && key->len >= len && memcmp(key->p, text, len) == 0))
+            return 1;
+    }
+    return 0;
+}
+
+static int keys_allowed(PyObject *rule, const Arg *args, int argc) {
+    if (!PyBytes_Check(rule) || PyBytes_GET_SIZE(rule) < 20)
+        return 0;
+    const char *p = PyBytes_AS_STRING(rule), *end = p + PyBytes_GET_SIZE(rule);
+    int32_t first = i32_at(p), last = i32_at(p + 4), step = i32_at(p + 8), perms = i32_at(p + 12);
+    int32_t alternatives = i32_at(p + 16);
+    if (first == 0)
+        return 1; /* no keys: the command is allowed, which is why it has a rule */
+    if (first < 0 || step < 1)
+        return 0;
+    long top = last >= 0 ? last : (long)argc + last;
+    if (top > argc - 1)
+        top = argc - 1;
+    p += 20;
+    for (int32_t a = 0; a < alternatives; a++) {
+        if (end - p < 8)
+            return 0;
+        int32_t size = i32_at(p), count = i32_at(p + 4);
+        if (size < 4 || end - (p + 4) < size)
+            return 0;
+        const char *patterns = p + 8, *next = p + 4 + size;
+        int all = 1;
+        for (long k = first; k <= top && all; k += step) {
+            int m = key_matches(&args[k], patterns, next, count, perms);
+            if (m < 0)
+                return 0;
+            all = m;
+        }
+        if (all)
+            return 1;
+        p = next;
+    }
+    return 0;
+}
+
+/* 1 when a restricted client may run the command named ``cmd_name`` (its Command.name) with
+ * these arguments without the ACL check: it is among the commands it may run with any
+ * arguments (client.acl_free), or its keys match the user's patterns (client.acl_keyed);
+ * 0: the check must be asked; -1: an error. */
+static int acl_unasked(General *g, PyObject *cmd_name, const Arg *args, int argc) {
+    if (g->acl_free == NULL && (g->acl_free = PyObject_GetAttr(g->client, s_acl_free)) == NULL)
+        return -1;
+    int r = PyAnySet_Check(g->acl_free) && PySet_GET_SIZE(g->acl_free) ? PySet_Contains(g->acl_free, cmd_name) : 0;
+    if (r != 0)
+        return r;
+    if (g->acl_keyed == NULL && (g->acl_keyed = PyObject_GetAttr(g->client, s_acl_keyed)) == NULL)
+        return -1;
+    if (cmd_name != g->rule_name) { /* a pipeline of one command looks its rule up once */
+        g->rule = PyDict_Check(g->acl_keyed) ? PyDict_GetItemWithError(g->acl_keyed, cmd_name) : NULL;
+        if (g->rule == NULL && PyErr_Occurred())
+            return -1;
+        g->rule_name = cmd_name;
+    }
+    return g->rule != NULL ? keys_allowed(g->rule, args, argc) : 0;
+}
+
 static int run_general(General *g, Batch *b, Arg *args, int argc, PyObject **last) {
     PyObject *name = NULL;
     PyObject *entry = lookup_general(&args[0], &name);
@@ -1105,15 +1203,13 @@ static int run_general(General *g, Batch *b, Arg *args, int argc, PyObject **las
         PyObject *check = step == 0 ? (g->restricted ? g_acl_check : NULL) : g->gate;
         if (check == NULL)
             continue;
-        if (step == 0) { /* a command the user may run with any arguments needs no asking */
-            PyObject *free = PyObject_GetAttr(g->client, s_acl_free);
-            PyObject *cmd_name = free == NULL ? NULL : PyObject_GetAttr(cmd, s_name);
-            int is_free = cmd_name == NULL ? -1 : PyAnySet_Check(free) ? PySet_Contains(free, cmd_name) : 0;
-            Py_XDECREF(free);
+        if (step == 0) { /* a command the user may run with any arguments, or on these keys, needs no asking */
+            PyObject *cmd_name = PyObject_GetAttr(cmd, s_name);
+            int unasked = cmd_name == NULL ? -1 : acl_unasked(g, cmd_name, args, argc);
             Py_XDECREF(cmd_name);
-            if (is_free < 0)
+            if (unasked < 0)
                 goto done;
-            if (is_free)
+            if (unasked)
                 continue;
         }
         PyObject *refusal = PyObject_CallFunctionObjArgs(check, g->client, cmd, argv, NULL);
@@ -1419,7 +1515,16 @@ static PyObject *fast_run(PyObject *self, PyObject *const *fargs, Py_ssize_t nar
         if (next < 0)
             break;
         /* hooks or a gate: every call through the general path, which honours them */
-        int command = g.hooks == NULL && g.gate == NULL && g.restricted != RESTRICTED ? identify(&args[0]) : -1;
+        int command = g.hooks == NULL && g.gate == NULL ? identify(&args[0]) : -1;
+        if (command >= 0 && g.restricted == RESTRICTED) { /* the twin runs if the ACL needs no asking */
+            int unasked = acl_unasked(&g, s_twin_names[command], args, argc);
+            if (unasked < 0) {
+                failed = 1;
+                break;
+            }
+            if (!unasked)
+                command = -1;
+        }
         if (command >= 0) {
             if (stale) { /* a Python handler ran since the dicts were read */
                 int loaded = load_db(&b, client);
@@ -1556,6 +1661,8 @@ cleanup:
     Py_DECREF(keyspace);
     Py_XDECREF(hooks_ref);
     Py_XDECREF(gate_ref);
+    Py_XDECREF(g.acl_free);
+    Py_XDECREF(g.acl_keyed);
     Py_XDECREF(last);
     Py_XDECREF(b.data);
     Py_XDECREF(b.expires);
@@ -1816,7 +1923,34 @@ static PyObject *fast_commands(PyObject *self, PyObject *unused) {
     return names;
 }
 
+/* keys_allowed(rule, argv) for tests: the C loop's answer for a request's argument list */
+static PyObject *fast_keys_allowed(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyList_Check(args[1]) || PyList_GET_SIZE(args[1]) > INT_MAX) {
+        PyErr_SetString(PyExc_TypeError, "keys_allowed(rule, argv: list[bytes])");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(args[1]);
+    Arg *argv = PyMem_Calloc(n ? n : 1, sizeof(Arg));
+    if (argv == NULL)
+        return PyErr_NoMemory();
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *a = PyList_GET_ITEM(args[1], i);
+        if (!PyBytes_Check(a)) {
+            PyMem_Free(argv);
+            PyErr_SetString(PyExc_TypeError, "keys_allowed: argv items must be bytes");
+            return NULL;
+        }
+        argv[i].p = PyBytes_AS_STRING(a);
+        argv[i].len = PyBytes_GET_SIZE(a);
+    }
+    int r = keys_allowed(args[0], argv, (int)n);
+    PyMem_Free(argv);
+    return r < 0 ? NULL : PyBool_FromLong(r);
+}
+
 static PyMethodDef methods[] = {
+    {"keys_allowed", (PyCFunction)(void (*)(void))fast_keys_allowed, METH_FASTCALL,
+     "keys_allowed(rule, argv) -> whether the C loop runs the request unasked (an acl_keyed entry)"},
     {"run", (PyCFunction)(void (*)(void))fast_run, METH_FASTCALL,
      "run(client, data) -> bytes of data consumed by the requests executed here"},
     {"configure", (PyCFunction)(void (*)(void))fast_configure, METH_FASTCALL,
@@ -1907,5 +2041,8 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     INTERN(s_logged_in, "authenticated");
     INTERN(s_twins_ok, "twins_ok");
     INTERN(s_acl_free, "acl_free");
+    INTERN(s_acl_keyed, "acl_keyed");
+    for (int i = 0; i < N_COMMANDS; i++)
+        INTERN(s_twin_names[i], COMMAND_NAMES[i]);
     return PyModule_Create(&module);
 }

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import struct
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -507,13 +508,61 @@ def _sort_key_flags(argv: list[bytes], indices: list[int]) -> list[tuple[str, ..
 VARIABLE_KEY_FLAGS = {"set": _set_key_flags, "bitfield": _bitfield_key_flags, "sort": _sort_key_flags}
 
 
+def key_span(cmd: Command) -> tuple[int, int, int, int] | None:
+    """The command's keys as one (first, last, step, permission) range when key_positions
+    reads them that way for every argument list: no getkeys procedure, no channel arguments,
+    every key spec asking the same permission (a command whose keys' flags depend on its
+    arguments asks for both, which covers whatever its arguments ask). (0, 0, 0, 0): no keys.
+    None: key_positions must be asked."""
+    if cmd.name in CHANNEL_ARGS or cmd.getkeys is not None:
+        return None
+    if not cmd.key_specs or not cmd.first_key:
+        return (0, 0, 0, 0)
+    perms = {ALL_PERMS} if cmd.name in VARIABLE_KEY_FLAGS else set(_perms_of_specs(cmd))
+    if len(perms) != 1 or None in perms or cmd.key_step < 1:
+        return None
+    return cmd.first_key, cmd.last_key, cmd.key_step, perms.pop()
+
+
+PATTERN_PREFIX, PATTERN_EXACT, PATTERN_ANY = 0, 1, 2
+
+
+def simple_patterns(s: Selector) -> tuple[tuple[bytes, int, int], ...] | None:
+    """A selector's key patterns as (text, kind, permission) when each is a literal key or a
+    literal prefix followed by one '*' (what ``matches`` answers without stringmatch): the C
+    request loop can check those. None when some pattern needs stringmatch."""
+    if s.allkeys:
+        return ((b"", PATTERN_ANY, ALL_PERMS),)
+    out = []
+    for pattern, flags in s.patterns:
+        prefix = pattern.endswith(b"*")
+        body = pattern[:-1] if prefix else pattern
+        if _GLOB.intersection(body):
+            return None
+        out.append((body, PATTERN_PREFIX if prefix else PATTERN_EXACT, flags))
+    return tuple(out)
+
+
+def pack_rule(span: tuple[int, int, int, int], alternatives: list[tuple[tuple[bytes, int, int], ...]]) -> bytes:
+    """A keyed_commands rule as the C loop reads it (``keys_allowed`` in _fastpath.c), native
+    32-bit integers: first, last, step, permission, the number of alternatives; then each
+    alternative (a selector's patterns): its size in bytes after this field, the number of
+    patterns, and for each pattern its kind, permission, length and text."""
+    out = [struct.pack("=5i", *span, len(alternatives))]
+    for patterns in alternatives:
+        body = b"".join(struct.pack("=3i", kind, flags, len(text)) + text for text, kind, flags in patterns)
+        out.append(struct.pack("=2i", len(body) + 4, len(patterns)) + body)
+    return b"".join(out)
+
+
 # -- users ------------------------------------------------------------------------------------------
 
 
 class User:
     """An ACL user: flags, password hashes, and its selectors (root first)."""
 
-    __slots__ = ("name", "enabled", "nopass", "skip_sanitize", "passwords", "selectors", "_described", "_free")
+    __slots__ = ("name", "enabled", "nopass", "skip_sanitize", "passwords", "selectors", "_described", "_free",
+                 "_keyed")
 
     def __init__(self, name: bytes, pubsub_all: bool = False) -> None:
         self.name = name
@@ -524,6 +573,7 @@ class User:
         self.selectors: list[Selector] = [Selector(pubsub_all)]
         self._described: bytes | None = None
         self._free: frozenset[str] | None = None  # free_commands(), until the rules change
+        self._keyed: dict[str, bytes] | None = None  # keyed_commands(), until the rules change
 
     @property
     def root(self) -> Selector:
@@ -546,12 +596,30 @@ class User:
                 and (root.allcommands or cmd.no_auth or cmd.name in root.allowed))
         return self._free
 
+    def keyed_commands(self) -> dict[str, bytes]:
+        """For the C request loop, the commands some selector allows whole whose keys lie in one
+        range (key_span) and whose patterns are literal or prefixes (simple_patterns), each as a
+        packed rule (pack_rule). The loop runs such a command unasked when every key matches a
+        pattern of one selector; anything else, a refusal included, is left to ``check``."""
+        if self._keyed is None:
+            keyed: dict[str, bytes] = {}
+            selectors = [(s, p) for s in self.selectors if (p := simple_patterns(s)) is not None]
+            for cmd in all_commands() if selectors else ():
+                span = key_span(cmd)
+                if span is None:
+                    continue
+                alternatives = [p for s, p in selectors if s.allcommands or cmd.no_auth or cmd.name in s.allowed]
+                if alternatives:
+                    keyed[cmd.name] = pack_rule(span, alternatives)
+            self._keyed = keyed
+        return self._keyed
+
     def copy_from(self, other: User) -> None:
         self.enabled, self.nopass, self.skip_sanitize = other.enabled, other.nopass, other.skip_sanitize
         self.passwords = list(other.passwords)
         self.selectors = [s.copy() for s in other.selectors]
         self._described = None
-        self._free = None
+        self._free = self._keyed = None
 
     def clone(self, name: bytes | None = None) -> User:
         u = User(self.name if name is None else name)
@@ -561,7 +629,7 @@ class User:
     def apply(self, op: bytes, pubsub_all: bool) -> None:
         """ACLSetUser: one rule or flag; raises RuleError."""
         self._described = None
-        self._free = None
+        self._free = self._keyed = None
         if not op:
             return
         low = op.lower()

@@ -70,6 +70,7 @@ class Client(asyncio.Protocol):
         # A restricted user the C twins (GET, SET, INCR...) need not ask: see commands.acl.set_access
         self.twins_ok = self.unrestricted
         self.acl_free: frozenset[Any] = frozenset()  # commands its ACL check always passes
+        self.acl_keyed: dict[str, Any] = {}  # commands the C loop checks by key patterns (User.keyed_commands)
         self.created = time.time()
         self.last_interaction = self.created
         self.addr = "?:0"

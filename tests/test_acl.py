@@ -701,3 +701,98 @@ def test_twins_run_for_users_who_may_run_them_on_every_key(servers: tuple[Server
     finally:
         ours.close()
         theirs.close()
+
+
+def test_key_pattern_users_match_redis_in_pipelines(servers: tuple[ServerProcess, ServerProcess],
+                                                    acl_pair: Pair) -> None:
+    """Users with literal and prefix key patterns (what the C loop checks itself,
+    ``User.keyed_commands``), with read-only/write-only patterns and selectors: pipelines of
+    allowed and refused keys give Redis's replies and Redis's ACL LOG; a rule change between
+    pipelines applies at once."""
+    acl_pair.same("ACL", "SETUSER", "keyed", "on", ">pw", "~app:*", "%R~ro:*", "%W~wo:*", "~exact", "+@all",
+                  "-@dangerous", "(~sel:* +get +lpush)")
+    ours, theirs = (_as(s, "keyed") for s in servers)
+    commands: list[tuple[str, ...]] = [
+        ("SET", "app:1", "v"), ("GET", "app:1"), ("SET", "ro:1", "v"), ("GET", "ro:1"), ("SET", "wo:1", "v"),
+        ("GET", "wo:1"), ("SET", "wo:2", "v", "GET"), ("LPUSH", "app:l", "a"), ("LPUSH", "sel:l", "a"),
+        ("LPUSH", "other", "a"), ("LRANGE", "sel:l", "0", "-1"), ("GET", "sel:x"), ("MSET", "app:2", "x", "app:3", "y"),
+        ("MSET", "app:2", "x", "ro:2", "y"), ("MGET", "app:2", "ro:2", "wo:9"), ("MGET", "app:2", "ro:1"),
+        ("SET", "exact", "1"), ("SET", "exactly", "1"), ("SET", "app:", "e"), ("GET", "app"), ("PING",),
+        ("DBSIZE",), ("HSET", "app:h", "f", "v"), ("HGETALL", "ro:h"), ("RENAME", "app:1", "ro:1"),
+        ("COPY", "app:2", "app:4"), ("LMOVE", "app:l", "wo:l", "LEFT", "RIGHT"), ("EXISTS", "app:1", "zz"),
+        ("ZADD", "app:z", "1", "m"), ("ZUNIONSTORE", "app:u", "1", "app:z"), ("ZUNIONSTORE", "app:u", "1", "ro:z"),
+        ("BITFIELD", "app:b", "SET", "u8", "0", "1"), ("BITFIELD", "ro:b", "GET", "u8", "0"),
+        ("BITFIELD", "ro:b", "SET", "u8", "0", "1"), ("FLUSHALL",)]
+    try:
+        pipeline = b"".join(encode_command(*cmd) for cmd in commands)
+        got = _pipelined(ours, pipeline, len(commands))
+        assert got == _pipelined(theirs, pipeline, len(commands))
+        assert got.count(b"-NOPERM") >= 10  # the pipeline exercises refusals, not only passes
+        log = [acl_pair.both("ACL", "LOG", "100")[i] for i in (0, 1)]
+        fields = [[(e[1], e[3], e[5], e[7]) for e in parse_reply(x)] for x in log]  # type: ignore[union-attr]
+        assert fields[0] == fields[1]  # count, reason, context, object of every denial
+        acl_pair.same("ACL", "SETUSER", "keyed", "resetkeys", "~ro:*")  # ro: writable now, app: gone
+        after = [("SET", "ro:1", "w"), ("GET", "app:2"), ("LPUSH", "sel:l", "b"), ("SET", "app:9", "v")]
+        data = b"".join(encode_command(*cmd) for cmd in after)
+        got = _pipelined(ours, data, len(after))
+        assert got == _pipelined(theirs, data, len(after))
+        assert got[0] == b"+OK\r\n" and got[1] == got[3] == b"-NOPERM"
+    finally:
+        ours.close()
+        theirs.close()
+
+
+def test_c_key_check_never_allows_what_the_acl_refuses() -> None:
+    """The C loop's own key check (``_fastpath.keys_allowed`` over ``User.keyed_commands``)
+    runs a command unasked only where ``User.check`` allows it, and for rules made only of
+    literal and prefix patterns it answers exactly as ``User.check``."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from dumpling import accel
+    from dumpling.acl import OK, RuleError, User
+    from dumpling.commands import load_table
+
+    if accel.fastpath is None:
+        pytest.skip("the C request loop is not built (pure install)")
+    load_table()
+    fast = accel.fastpath
+    names = ["get", "set", "lpush", "mset", "mget", "del", "rename", "copy", "lmove", "bitfield", "ping", "exists",
+             "hset", "zunionstore", "sinterstore", "getex", "getdel", "append", "object|encoding", "xadd"]
+    from dumpling.acl import lookup
+
+    keys = st.sampled_from([b"a", b"ab", b"abc", b"b", b"", b"a*", b"x:1", b"x:", b"x", b"y:2"])
+    pattern = st.sampled_from([b"~a*", b"~ab", b"%R~a*", b"%W~x:*", b"~x:*", b"%RW~y*", b"~*", b"%R~*", b"~a?c",
+                               b"~[ax]*", b"~a\\*", b"allkeys"])
+    rules = st.lists(pattern, max_size=3)
+    commands = st.sampled_from(["+@all", "+@read", "+@write", "+get", "+lpush|x", "-@string", "+@list"])
+
+    @settings(max_examples=400, deadline=None)
+    @given(root=rules, root_cmds=st.lists(commands, max_size=3), sel=st.none() | rules, sel_cmds=st.lists(commands, max_size=2),
+           name=st.sampled_from(names), args=st.lists(keys, min_size=1, max_size=5))
+    def check(root: list[bytes], root_cmds: list[str], sel: list[bytes] | None, sel_cmds: list[str], name: str,
+              args: list[bytes]) -> None:
+        user = User(b"u")
+        rules = [b"on", *root, *(c.encode() for c in root_cmds)]
+        if sel is not None:
+            rules.append(b"(" + b" ".join([*sel, *(c.encode() for c in sel_cmds)]) + b")")
+        for rule in rules:
+            try:
+                user.apply(rule, False)
+            except RuleError:  # e.g. a pattern after '~*': Redis refuses it too; the rest still applies
+                continue
+        cmd = lookup(name.encode())
+        assert cmd is not None
+        argv = [*(p.encode() for p in name.split("|")), *args]
+        if name == "bitfield":
+            argv += [b"GET", b"u8", b"0"]
+        expected = user.check(cmd, argv)[0] == OK
+        rule = user.keyed_commands().get(cmd.name)
+        if rule is None:
+            return
+        answer = fast.keys_allowed(rule, argv)
+        assert not answer or expected, (root, root_cmds, sel, sel_cmds, argv)
+        if all(b"?" not in p and b"[" not in p and b"\\" not in p for p in [*root, *(sel or [])]) and name != "bitfield":
+            assert answer == expected, (root, root_cmds, sel, sel_cmds, argv)
+
+    check()

@@ -105,10 +105,12 @@ def _s(data: bytes) -> str:
 
 def set_access(c: Client) -> None:
     """What the fast paths may skip for ``c``: every check (``unrestricted``), the ACL check
-    of the commands in ``acl_free`` (the C loop's general path), and the C twins (``twins_ok``:
-    all of them are in ``acl_free``)."""
+    of the commands in ``acl_free`` (the C loop's general path), the C twins (``twins_ok``:
+    all of them are in ``acl_free``); ``acl_keyed``: the commands whose keys the C loop matches
+    against the user's literal and prefix patterns itself (User.keyed_commands)."""
     c.unrestricted = c.authenticated and c.user.unrestricted
     c.acl_free = c.user.free_commands() if c.authenticated and not c.unrestricted else frozenset()
+    c.acl_keyed = c.user.keyed_commands() if c.authenticated and not c.unrestricted else {}
     c.twins_ok = c.unrestricted or (accel.fastpath is not None and c.acl_free.issuperset(accel.fastpath.commands()))
 
 
