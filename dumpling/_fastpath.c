@@ -1390,6 +1390,15 @@ static int run_native(General *g, Batch *b, Arg *args, int argc, int *stale, PyO
     }
     if ((arity > 0 && argc != arity) || argc < -arity)
         goto done; /* dispatch's error reply */
+    if (g->restricted) { /* a restricted user's command runs here only if the ACL need not be asked */
+        PyObject *cmd_name = PyObject_GetAttr(cmd, s_name);
+        int unasked = cmd_name == NULL ? -1 : acl_unasked(g, cmd_name, args, argc);
+        Py_XDECREF(cmd_name);
+        if (unasked <= 0) {
+            result = unasked < 0 ? FAIL : STOP;
+            goto done;
+        }
+    }
     if (*stale) { /* a Python handler ran since the dicts were read */
         int loaded = load_db(b, g->client);
         if (loaded <= 0) {
@@ -1568,7 +1577,7 @@ static PyObject *fast_run(PyObject *self, PyObject *const *fargs, Py_ssize_t nar
         }
         if (g_general == NULL)
             break;
-        if (g.hooks == NULL && g.gate == NULL && !g.restricted) { /* where the twins run */
+        if (g.hooks == NULL && g.gate == NULL) { /* where the twins run (run_native asks acl_unasked) */
             int rc = run_native(&g, &b, args, argc, &stale, &last);
             if (rc == FAIL) {
                 failed = 1;

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.fuzzing import examples
 from tests.servers import (
     Pair,
     RawConnection,
@@ -722,7 +723,8 @@ def test_key_pattern_users_match_redis_in_pipelines(servers: tuple[ServerProcess
         ("COPY", "app:2", "app:4"), ("LMOVE", "app:l", "wo:l", "LEFT", "RIGHT"), ("EXISTS", "app:1", "zz"),
         ("ZADD", "app:z", "1", "m"), ("ZUNIONSTORE", "app:u", "1", "app:z"), ("ZUNIONSTORE", "app:u", "1", "ro:z"),
         ("BITFIELD", "app:b", "SET", "u8", "0", "1"), ("BITFIELD", "ro:b", "GET", "u8", "0"),
-        ("BITFIELD", "ro:b", "SET", "u8", "0", "1"), ("FLUSHALL",)]
+        ("BITFIELD", "ro:b", "SET", "u8", "0", "1"), ("PFADD", "app:hll", "a", "b"), ("PFCOUNT", "app:hll"),
+        ("PFADD", "ro:hll", "a"), ("PFCOUNT", "ro:hll"), ("PFADD", "wo:hll", "a"), ("PFCOUNT", "wo:hll"), ("FLUSHALL",)]
     try:
         pipeline = b"".join(encode_command(*cmd) for cmd in commands)
         got = _pipelined(ours, pipeline, len(commands))
@@ -767,7 +769,7 @@ def test_c_key_check_never_allows_what_the_acl_refuses() -> None:
     rules = st.lists(pattern, max_size=3)
     commands = st.sampled_from(["+@all", "+@read", "+@write", "+get", "+lpush|x", "-@string", "+@list"])
 
-    @settings(max_examples=400, deadline=None)
+    @settings(max_examples=examples(400), deadline=None)
     @given(root=rules, root_cmds=st.lists(commands, max_size=3), sel=st.none() | rules, sel_cmds=st.lists(commands, max_size=2),
            name=st.sampled_from(names), args=st.lists(keys, min_size=1, max_size=5))
     def check(root: list[bytes], root_cmds: list[str], sel: list[bytes] | None, sel_cmds: list[str], name: str,
