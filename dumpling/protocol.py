@@ -511,27 +511,21 @@ def split_args(line: bytes) -> list[bytes]:
         args.append(bytes(cur))
 
 
+_REPR_ESCAPES = {ord("\\"): "\\\\", ord('"'): '\\"', ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t",
+                 7: "\\a", 8: "\\b"}
+
+
 def repr_bytes(data: bytes) -> str:
-    """Redis's ``sdscatrepr`` quoting (MONITOR, config error lines, ...)."""
+    """Redis's ``sdscatrepr`` quoting (MONITOR, config error lines, the Lua debugger...): a quoted
+    string, escapes for quotes, backslashes, control bytes and anything outside printable ASCII."""
     out = ['"']
-    for c in data:
-        if c == 92:
-            out.append("\\\\")
-        elif c == 34:
-            out.append('\\"')
-        elif c == 10:
-            out.append("\\n")
-        elif c == 13:
-            out.append("\\r")
-        elif c == 9:
-            out.append("\\t")
-        elif c == 7:
-            out.append("\\a")
-        elif c == 8:
-            out.append("\\b")
-        elif 32 <= c < 127:
-            out.append(chr(c))
+    for byte in data:
+        escape = _REPR_ESCAPES.get(byte)
+        if escape is not None:
+            out.append(escape)
+        elif 32 <= byte < 127:
+            out.append(chr(byte))
         else:
-            out.append("\\x%02x" % c)
+            out.append("\\x%02x" % byte)
     out.append('"')
     return "".join(out)

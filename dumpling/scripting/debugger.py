@@ -21,6 +21,8 @@ import select
 import time
 from typing import Any
 
+from dumpling.protocol import repr_bytes  # sdscatrepr, as ldbRepr uses it
+
 HELP = [
     "Redis Lua debugger help:",
     "[h]elp               Show this help.",
@@ -63,6 +65,25 @@ PROTOCOL_ERROR = "protocol error"
 # ------------------------------------------------------------------------------ pure parts
 
 
+class _NeedMore(Exception):
+    """parse_command: the command is not whole yet."""
+
+
+class _Malformed(Exception):
+    """parse_command: a protocol error."""
+
+
+def _header_number(buf: bytes, at: int) -> tuple[int, int]:
+    """The 1..1024 number after the '*' or '$' at ``at`` and the position after its line."""
+    end = buf.find(b"\r\n", at)
+    if end < 0:
+        raise _NeedMore
+    number = _atoi(buf[at + 1:end])
+    if number <= 0 or number > 1024:
+        raise _Malformed
+    return number, end + 2
+
+
 def parse_command(buf: bytes) -> tuple[list[bytes] | None, bool]:
     """``ldbReplParseCommand``: (argv, False) for a whole command at the start of ``buf``,
     (None, False) when more bytes are needed, (None, True) for a protocol error.  As Redis's,
@@ -72,32 +93,25 @@ def parse_command(buf: bytes) -> tuple[list[bytes] | None, bool]:
     star = buf.find(b"*")
     if star < 0:
         return None, True
-    end = buf.find(b"\r\n", star)
-    if end < 0:
-        return None, False
-    count = _atoi(buf[star + 1:end])
-    if count <= 0 or count > 1024:
-        return None, True
-    pos = end + 2
     argv: list[bytes] = []
-    while len(argv) < count:
-        if pos >= len(buf):
-            return None, False
-        if buf[pos:pos + 1] != b"$":
-            return None, True
-        end = buf.find(b"\r\n", pos)
-        if end < 0:
-            return None, False
-        length = _atoi(buf[pos + 1:end])
-        if length <= 0 or length > 1024:
-            return None, True
-        start = end + 2
-        if start + length + 2 > len(buf):
-            return None, False
-        argv.append(buf[start:start + length])
-        if buf[start + length:start + length + 2] != b"\r\n":
-            return None, True
-        pos = start + length + 2
+    try:
+        count, pos = _header_number(buf, star)
+        while len(argv) < count:
+            if pos >= len(buf):
+                raise _NeedMore
+            if buf[pos:pos + 1] != b"$":
+                raise _Malformed
+            length, start = _header_number(buf, pos)
+            if start + length + 2 > len(buf):
+                raise _NeedMore
+            argv.append(buf[start:start + length])
+            if buf[start + length:start + length + 2] != b"\r\n":
+                raise _Malformed
+            pos = start + length + 2
+    except _NeedMore:
+        return None, False
+    except _Malformed:
+        return None, True
     return argv, False
 
 
@@ -118,24 +132,6 @@ def _atoi(text: bytes) -> int:
     return sign * digits
 
 
-_ESCAPES = {ord("\\"): "\\\\", ord('"'): '\\"', ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t",
-            7: "\\a", 8: "\\b"}
-
-
-def repr_bytes(data: bytes) -> str:
-    """``sdscatrepr``: a quoted string, escapes for quotes, backslashes, control bytes and
-    anything outside printable ASCII."""
-    out = ['"']
-    for byte in data:
-        escape = _ESCAPES.get(byte)
-        if escape is not None:
-            out.append(escape)
-        elif 32 <= byte < 127:
-            out.append(chr(byte))
-        else:
-            out.append("\\x%02x" % byte)
-    out.append('"')
-    return "".join(out)
 
 
 def reply_to_human(wire: bytes) -> str:
