@@ -19,6 +19,7 @@ from redis.cluster import RedisCluster
 
 from dumpling.cluster.layout import split_slots
 from dumpling.cluster.slots import key_slot
+from tests.fuzzing import scaled
 from tests.servers import ROOT, ServerProcess
 from tests.test_cluster import start_dumpling_cluster, stop_cluster
 
@@ -45,6 +46,7 @@ def test_redis_cli_reshard_of_a_dumpling_cluster() -> None:
     if cli is None:
         pytest.skip("redis-cli not installed")
     example = _example()
+    moving = scaled(600, floor=320)  # slots 0..moving-1, which must include slot 313 of {tag8}
     nodes = start_dumpling_cluster([[r] for r in split_slots(3)])
     try:
         rc = RedisCluster(host="127.0.0.1", port=nodes[0].port, decode_responses=True)
@@ -56,13 +58,13 @@ def test_redis_cli_reshard_of_a_dumpling_cluster() -> None:
             pipe.set(name, value)
         pipe.execute()
         rc.close()
-        hot = [n for n in names if key_slot(n.encode()) < 600]
+        hot = [n for n in names if key_slot(n.encode()) < moving]
         traffic = example.Traffic(nodes[0].port, names, hot, expected=expected)
         traffic.start()
         target_id = nodes[1].node_id  # type: ignore[attr-defined]
         source_id = nodes[0].node_id  # type: ignore[attr-defined]
         out = subprocess.run([cli, "--cluster", "reshard", f"127.0.0.1:{nodes[0].port}", "--cluster-from", source_id,
-                              "--cluster-to", target_id, "--cluster-slots", "600", "--cluster-yes",
+                              "--cluster-to", target_id, "--cluster-slots", str(moving), "--cluster-yes",
                               "--cluster-pipeline", "25"], capture_output=True, text=True, timeout=120)
         traffic.stop()
         assert out.returncode == 0, out.stdout[-2000:] + out.stderr
@@ -71,7 +73,7 @@ def test_redis_cli_reshard_of_a_dumpling_cluster() -> None:
                                text=True, timeout=30)
         assert "[OK] All nodes agree about slots configuration." in check.stdout
         assert "[OK] All 16384 slots covered." in check.stdout
-        assert "slots:[0-599],[5461-10922]" in check.stdout
+        assert f"slots:[0-{moving - 1}],[5461-10922]" in check.stdout
         problems = traffic.errors + _check(nodes, traffic.expected)
         assert problems == []
     finally:

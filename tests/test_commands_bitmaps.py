@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.fuzzing import examples
 from tests.servers import Pair, RawConnection, ServerProcess
 from tests.test_commands_strings import (
     EventStream,
@@ -400,7 +401,7 @@ _VALUE = st.binary(max_size=12)
 _IDX = st.integers(-110, 110)
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=_VALUE, start=_IDX, end=_IDX, bit=st.integers(0, 1), unit=st.sampled_from([(), ("BIT",), ("BYTE",)]))
 def test_random_bitcount_bitpos(pair: Pair, value: bytes, start: int, end: int, bit: int, unit: tuple[str, ...]) -> None:
     pair.same("SET", "s", value)
@@ -423,7 +424,7 @@ _FIELD_OP = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(initial=st.one_of(st.none(), _VALUE), ops=st.lists(_FIELD_OP, max_size=6))
 def test_random_bitfield(pair: Pair, initial: bytes | None, ops: list[tuple[str, ...]]) -> None:
     pair.both("DEL", "f")

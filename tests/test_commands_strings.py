@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dumpling.commands.strings import lcs_length, lcs_walk, string_encoding
+from tests.fuzzing import examples
 from tests.servers import Pair, RawConnection, ServerProcess, encode_command
 
 Cmd = tuple[str | bytes | int, ...]
@@ -825,7 +826,7 @@ _COMMAND = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(commands=st.lists(_COMMAND, max_size=25))
 def test_random_string_sequences(pairs: Pair, commands: list[Cmd]) -> None:
     pairs.both("FLUSHALL")

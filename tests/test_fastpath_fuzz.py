@@ -18,6 +18,7 @@ from dumpling.commands.dump import dump_value
 from dumpling.config import Config
 from dumpling.dispatch import Server
 from dumpling.server import Client
+from tests.fuzzing import examples
 from tests.servers import encode_command
 
 pytestmark = pytest.mark.skipif(accel.fastpath is None, reason="C fast path not built")
@@ -131,7 +132,7 @@ def streams(draw: st.DrawFn) -> list[bytes]:
     return pieces
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                     HealthCheck.function_scoped_fixture])
 @given(reads=streams())
 def test_fast_and_pure_agree_on_any_stream(reads: list[bytes], monkeypatch: pytest.MonkeyPatch) -> None:

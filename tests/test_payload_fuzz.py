@@ -22,6 +22,7 @@ from dumpling.datatypes import HashValue, ListValue, SetValue, StreamValue, ZSet
 from dumpling.datatypes.streams import Consumer, ConsumerGroup, PendingEntry
 from dumpling.payload import CodecOptions, PayloadError, decode_payload, encode_payload, listpack, ziplist
 from dumpling.payload.envelope import reseal, seal
+from tests.fuzzing import examples
 from tests.mutations import mutate
 
 
@@ -103,7 +104,7 @@ def _check(payload: bytes, options: CodecOptions) -> None:
     assert time.perf_counter() - started < 2.0
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(payload=mutated_payloads(), options=st.sampled_from(OPTIONS))
 def test_fuzz_only_payload_errors(payload: bytes, options: CodecOptions) -> None:
     _check(payload, options)
@@ -116,7 +117,7 @@ def test_fuzz_only_payload_errors_long(payload: bytes, options: CodecOptions) ->
     _check(payload, options)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     type_byte=st.integers(0, 255),
     body=st.binary(max_size=64),
@@ -148,7 +149,7 @@ members = st.binary(max_size=20) | st.integers(-(2**63), 2**63 - 1).map(lambda i
 scores = st.floats(allow_nan=False) | st.integers(-(2**53), 2**53).map(float)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     kind=st.sampled_from(["list", "set", "zset", "hash", "string"]),
     elements=st.lists(members, min_size=1, max_size=40),

@@ -20,6 +20,7 @@ from dumpling.payload import CodecOptions, PayloadError, bulk, compression, deco
 from dumpling.payload import quicklist as ql
 from dumpling.payload.envelope import seal
 from dumpling.payload.primitives import append_len, append_string, read_len, read_string
+from tests.fuzzing import scaled
 
 YES = CodecOptions(sanitize_payload="yes")
 NO = CodecOptions(sanitize_payload="no")
@@ -171,7 +172,7 @@ def quicklist_payload(nodes: list[tuple[int, bytes]], version: int = 10, compres
 
 def test_restore_refuses_exactly_the_node_blobs_the_eager_decoder_refused() -> None:
     rng = random.Random(RNG_SEED + 2)
-    for trial in range(1500):
+    for trial in range(scaled(1500)):
         nodes = []
         for _ in range(rng.randrange(1, 4)):
             if rng.random() < 0.1:
@@ -331,7 +332,7 @@ def test_empty_nodes_are_dropped_and_an_all_empty_list_refused() -> None:
 
 def test_bulk_records_read_what_the_one_by_one_readers_read() -> None:
     rng = random.Random(RNG_SEED + 3)
-    for _ in range(300):
+    for _ in range(scaled(300)):
         run_len = rng.choice([1, 5, 20, 300])
         strings = []
         while len(strings) < 600:
@@ -367,7 +368,7 @@ def test_bulk_records_read_what_the_one_by_one_readers_read() -> None:
 
 def test_bulk_strings_write_what_append_string_writes() -> None:
     rng = random.Random(RNG_SEED + 4)
-    for _ in range(200):
+    for _ in range(scaled(200)):
         items = [element(rng) for _ in range(rng.randrange(0, 5000))]
         for compress in (True, False):
             one = bytearray()
@@ -401,7 +402,7 @@ def test_lzf_bound_is_redis_s_exactly() -> None:
     """python-lzf's compress(data, n) runs lzf_compress with an output bound of n + 1."""
     rng = random.Random(RNG_SEED + 6)
     near = 0
-    for _ in range(20000):
+    for _ in range(scaled(20000)):
         n = rng.randrange(21, 200)
         alphabet = bytes(rng.sample(range(256), rng.randrange(2, 30)))
         data = bytes(rng.choice(alphabet) for _ in range(n))

@@ -3,6 +3,7 @@ compared byte for byte with real Redis."""
 
 from __future__ import annotations
 
+import functools
 import random
 import socket
 import time
@@ -29,6 +30,7 @@ from dumpling.protocol import (
     split_args,
 )
 from dumpling.server import Client
+from tests.fuzzing import examples
 from tests.servers import RawConnection, encode_command
 from tests.test_fastpath_fuzz import Transport
 
@@ -99,7 +101,7 @@ def test_inline_tokeniser_vectors():
     assert split_args(b"  a \t b ") == [b"a", b"b"]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(st.binary(max_size=40), min_size=1, max_size=6), st.integers(min_value=1, max_value=60))
 def test_parser_matches_encoder_under_any_split(args, cut):
     """A request cut at any point parses once complete, and only then."""
@@ -112,7 +114,7 @@ def test_parser_matches_encoder_under_any_split(args, cut):
     assert argv == args and pos == len(wire)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.binary(max_size=200))
 def test_parser_never_raises_anything_but_protocol_error(data):
     pos = 0
@@ -325,7 +327,7 @@ def test_partial_request_resumes():
 
 
 @pytest.mark.skipif(accel.fastpath is None, reason="C fast path not built")
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(st.sampled_from([b"*", b"~", b">", b"|", b"\r\n", b"1", b"9", b"0", b"1234567", b"x", b"$3"]), max_size=40),
        st.integers(-2, 50))
 def test_big_header_scan_c_twin(parts, start):
@@ -377,11 +379,16 @@ def test_big_request_counts_against_the_query_buffer_limit():
         server.stop()
 
 
+@functools.cache
+def _million_argument_sadd() -> bytes:
+    """SADD s with 1,000,001 members (1000 distinct), encoded once for the tests that send it."""
+    return encode_command("SADD", "s", *[b"%d" % (i % 1000) for i in range(1_000_003 - 2)])
+
+
 def test_million_argument_request_in_many_reads(pair):
     # The reference parser resumes where it stopped: one pass over the request, however
     # many reads it takes (it used to parse the whole pending request again per read).
-    count = 1_000_003
-    wire = encode_command("SADD", "s", *[b"%d" % (i % 1000) for i in range(count - 2)])
+    wire = _million_argument_sadd()
     for conn in (pair.ours, pair.theirs):
         conn.sock.settimeout(60)
         for i in range(0, len(wire), 65536):
@@ -403,8 +410,7 @@ def _in_process(reads: list[bytes]) -> tuple[bytes, bool]:
 
 
 def test_big_request_split_anywhere():
-    count = 1_000_003
-    wire = encode_command("SADD", "s", *[b"%d" % (i % 1000) for i in range(count - 2)])
+    wire = _million_argument_sadd()
     assert wire.startswith(b"*1000003\r\n")
     then = encode_command("SCARD", "s")
     assert _in_process([wire[:5], wire[5:12], wire[12:] + then]) == (b":1000\r\n:1000\r\n", False)
@@ -416,7 +422,7 @@ LOOKALIKES = [encode_command("SET", "k", "a*1234567\r\nb"), encode_command("ECHO
               b">1234567\r\n", b"*2147483648\r\n", b"*12345678"]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.lists(st.sampled_from(LOOKALIKES), min_size=1, max_size=8), st.lists(st.integers(1, 200), max_size=5))
 def test_big_header_handling_does_not_depend_on_read_boundaries(parts, cuts):
     data = b"".join(parts)

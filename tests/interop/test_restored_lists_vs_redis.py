@@ -16,6 +16,7 @@ import pytest
 from dumpling.payload import listpack
 from dumpling.payload.envelope import seal
 from dumpling.payload.primitives import append_len, append_string, read_len, read_string
+from tests.fuzzing import scaled
 from tests.servers import Pair, RawConnection, ServerProcess, parse_reply
 from tests.test_payload_lazy_list import _mangled, eager_elements
 
@@ -161,7 +162,7 @@ def test_corrupt_nodes_are_refused_at_restore_or_never_break_a_command(
 def _corrupt_trials(
     conn: RawConnection, payloads: dict[str, bytes], rng: random.Random, outcomes: dict[str, int]
 ) -> None:
-    for trial in range(120):
+    for trial in range(scaled(120, floor=40)):
         shape = rng.choice(["small", "many", "inserted", "mixed"])
         payload = _corrupted(payloads[shape], rng)
         for sanitize in ("no", "yes"):
