@@ -29,22 +29,32 @@ USERS = {
     "keyed": ["~key:*", "~counter:*", "~my*", "+@all", "-@dangerous"],
 }
 TESTS = "get,set,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100,mset"
+# each measurement starts from an empty keyspace; these tests pop from (read) what another fills
+FILLED_BY = {"lpop": "lpush", "rpop": "lpush", "spop": "sadd", "zpopmin": "zadd", "lrange_100": "lpush"}
+ROWS = {"lrange_100": "LRANGE_100"}  # its run first prints the LPUSH that fills the list
 
 
 def measure(server: ServerProcess, tests: list[str], requests: int, pipeline: int, rounds: int
             ) -> dict[tuple[str, str], tuple[float, float]]:
-    """(user, test) → median (rate, CPU µs per request) over the rounds, users alternating."""
+    """(user, test) → median (rate, CPU µs per request) over the rounds. Every measurement starts
+    from the same keyspace (flushed, then filled when the test reads), and the users take turns
+    going first."""
     with server.raw() as conn:
         for user, rules in USERS.items():
             if rules:
                 conn.call("ACL", "SETUSER", user, "reset", "on", ">pw", *rules)
     samples: dict[tuple[str, str], list[tuple[float, float]]] = {}
-    for _ in range(rounds):
+    users = list(USERS)
+    for n in range(rounds):
         for test in tests:
-            for user in USERS:
+            for user in users[n % len(users):] + users[:n % len(users)]:
+                with server.raw() as conn:
+                    conn.call("FLUSHALL")
+                if test in FILLED_BY:
+                    benchmark(server, requests, pipeline, ["-t", FILLED_BY[test]], keyspace=100000)
                 login = [] if user == "default" else ["--user", user, "-a", "pw"]
                 samples.setdefault((user, test), []).append(
-                    benchmark(server, requests, pipeline, [*login, "-t", test], keyspace=100000))
+                    benchmark(server, requests, pipeline, [*login, "-t", test], keyspace=100000, row=ROWS.get(test, "")))
     return {k: (statistics.median(r for r, _ in v), statistics.median(c for _, c in v)) for k, v in samples.items()}
 
 

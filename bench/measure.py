@@ -39,9 +39,10 @@ def cpu_seconds(pid: int) -> float:
 
 
 def benchmark(server: ServerProcess, requests: int, pipeline: int, command: list[str],
-              keyspace: int = 10000) -> tuple[float, float]:
+              keyspace: int = 10000, row: str = "") -> tuple[float, float]:
     """One redis-benchmark workload (50 clients, ``-r keyspace``): (requests per second, the
-    server's CPU microseconds per request)."""
+    server's CPU microseconds per request). ``row``: the title of the CSV row to read (``-t
+    lrange_100`` prints the LPUSH that fills the list first); the first row otherwise."""
     before = cpu_seconds(server.proc.pid)
     out = subprocess.run(
         ["redis-benchmark", "-p", str(server.port), "-c", "50", "-n", str(requests), "-P", str(pipeline),
@@ -50,7 +51,7 @@ def benchmark(server: ServerProcess, requests: int, pipeline: int, command: list
     ).stdout
     cpu_us = (cpu_seconds(server.proc.pid) - before) * 1e6 / requests
     for line in out.splitlines():
-        m = re.match(r'"[^"]*","([0-9.]+)"', line)
-        if m:
-            return float(m.group(1)), cpu_us
+        m = re.match(r'"([^"]*)","([0-9.]+)"', line)
+        if m and m.group(1).startswith(row):
+            return float(m.group(2)), cpu_us
     raise RuntimeError(f"no result from redis-benchmark: {out!r}")
