@@ -13,7 +13,10 @@ dumpling nodes made with ``--cluster-replicas 1``.  Node processes start in para
 node timeouts are 1 s; waits poll every 50 ms.
 
 Longer runs (a full rebalance of 4096 slots, kills and stops under traffic) are marked
-``slow``; ``bench/cluster_faults.py`` measures failover times against Redis.
+``slow``, and so are the failovers between Redis and dumpling nodes with the reshard under
+traffic that follows them: Redis's fixed 5 s manual-failover window ran out now and then on a
+loaded CI machine, on both servers alike (run them with ``-m 'slow or not slow'``);
+``bench/cluster_faults.py`` measures failover times against Redis.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from tests.servers import (
     require_redis,
     start_dumpling,
     start_redis,
+    wait_for_port,
 )
 
 TIMEOUT = "1000"
@@ -72,6 +76,13 @@ def start_node(kind: str, *args: str) -> ServerProcess:
         try:
             node = start("--cluster-enabled", "yes", "--cluster-node-timeout", TIMEOUT, *args, port=port)
         except RuntimeError:  # the port was taken meanwhile, or a loaded machine was slow
+            if attempt == 2:
+                raise
+            continue
+        try:  # the bus listens a moment after the client port (a test may connect to it at once)
+            wait_for_port(port + 10000, node.proc)
+        except RuntimeError:
+            node.stop()
             if attempt == 2:
                 raise
             continue
@@ -428,6 +439,7 @@ def test_cli_operations_match_redis(twins: tuple[Side, Side]) -> None:
         assert sum(int(call(n, "DBSIZE")) for n in side.members if role_of(n) == "master") == 61  # type: ignore[misc]
 
 
+@pytest.mark.slow
 def test_failovers_with_real_redis_match_redis(twins: tuple[Side, Side]) -> None:
     """Node 0 (dumpling in ours) and its replica node 4 (a real Redis in both):
 
@@ -525,6 +537,7 @@ def test_failovers_with_real_redis_match_redis(twins: tuple[Side, Side]) -> None
     rc.close()
 
 
+@pytest.mark.slow
 def test_mixed_cluster_reshards_under_traffic(twins: tuple[Side, Side]) -> None:
     """After the failovers ours is mixed: a real Redis master (node 4) beside dumpling masters.
     Slots move both ways between them while redis-py writes and reads: nothing lost, every
@@ -572,7 +585,8 @@ def test_mixed_cluster_reshards_under_traffic(twins: tuple[Side, Side]) -> None:
 
 def test_failure_detection_and_restart_from_nodes_conf(twins: tuple[Side, Side]) -> None:
     """A stopped dumpling master is marked PFAIL then FAIL by the masters' reports (one of
-    them a real Redis); restarted from its nodes.conf it keeps its id and slots."""
+    them a real Redis when the slow failover tests ran before); restarted from its nodes.conf
+    it keeps its id and slots."""
     ours, _ = twins
     victim = ours.nodes[2]
     assert victim is not None and victim.kind == "dumpling"  # type: ignore[attr-defined]
