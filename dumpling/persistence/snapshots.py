@@ -33,7 +33,7 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from dumpling import REDIS_VERSION
@@ -120,9 +120,23 @@ def _private_dirty_bytes() -> int:
             for line in f:
                 if line.startswith("Private_Dirty:"):
                     return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    except OSError:  # no /proc (or the child is gone): nothing measured
+        return 0
     return 0
+
+
+def exited_children(pids: Iterable[int]) -> list[int]:
+    """The pids among ``pids`` that have exited (reaped here, without waiting) or are not our
+    children any more: forked debugging sessions, replication transfers."""
+    done = []
+    for pid in pids:
+        try:
+            exited, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            exited = pid
+        if exited:
+            done.append(pid)
+    return done
 
 
 

@@ -20,12 +20,12 @@ Must not: parse wire bytes (``wire``) or touch sockets other than the replicas' 
 
 from __future__ import annotations
 
-import os
 import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
 from dumpling.persistence.propagation import Record, encode_records
+from dumpling.persistence.snapshots import exited_children
 from dumpling.protocol import ErrorReply, encode_request
 from dumpling.replication.backlog import Backlog
 from dumpling.replication.downstream import FullSync, ReplicaConn
@@ -625,13 +625,8 @@ class Replication:
         server = self.server
         if self.failover_state == "waiting-for-sync":
             self.failover_check()
-        for pid in list(self.to_reap):
-            try:
-                done, _ = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                done = pid
-            if done:
-                self.to_reap.remove(pid)
+        for pid in exited_children(list(self.to_reap)):
+            self.to_reap.remove(pid)
         self._purge_replicas()
         if self.full_sync is not None:
             self.full_sync.cron()

@@ -115,6 +115,12 @@ def parse_command(buf: bytes) -> tuple[list[bytes] | None, bool]:
     return argv, False
 
 
+def _pairs(table: Any) -> list[tuple[Any, Any]]:
+    """A Lua array of alternating items (name, value, name, value…) as pairs."""
+    items = [table[i] for i in range(1, len(table) + 1)]
+    return list(zip(items[0::2], items[1::2], strict=False))
+
+
 def _atoi(text: bytes) -> int:
     """C's atoi: leading blanks, a sign, digits; 0 when there are none."""
     text = text.lstrip(b" \t\n\v\f\r")
@@ -451,13 +457,11 @@ class Session:
             self.log("<error> Unknown Redis Lua debugger command or wrong number of arguments.")
 
     def trace(self) -> None:
-        frames = self.helpers[b"trace"]()
-        items = [frames[i] for i in range(1, len(frames) + 1)]
-        if not items:
+        frames = _pairs(self.helpers[b"trace"]())
+        if not frames:
             self.log("<error> Can't retrieve Lua stack.")
             return
-        for index in range(0, len(items), 2):
-            name, line = items[index], items[index + 1]
+        for index, (name, line) in enumerate(frames):
             self.log("%s %s:" % ("In" if index == 0 else "From", _text(name)))
             self.log_source_line(int(line))
 
@@ -518,13 +522,12 @@ class Session:
             self.log_with_maxlen("<value> " + _text(text))
 
     def print_all(self) -> None:
-        pairs = self.helpers[b"locals"]()
-        items = [pairs[i] for i in range(1, len(pairs) + 1)]
-        if not items:
+        variables = _pairs(self.helpers[b"locals"]())
+        if not variables:
             self.log("No local variables in the current context.")
             return
-        for index in range(0, len(items), 2):
-            self.log_with_maxlen("<value> %s = %s" % (_text(items[index]), _text(items[index + 1])))
+        for name, value in variables:
+            self.log_with_maxlen("<value> %s = %s" % (_text(name), _text(value)))
 
     def end(self, reply_wire: bytes) -> None:
         """``ldbEndSession``: the last log lines, <endsession>, then the EVAL's reply."""

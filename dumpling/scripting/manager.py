@@ -24,6 +24,7 @@ from dumpling.commands.registry import TABLE, Command
 from dumpling.dispatch import Blocked
 from dumpling.errors import CommandError
 from dumpling.persistence.propagation import TO_ALL
+from dumpling.persistence.snapshots import exited_children
 from dumpling.protocol import NO_REPLY, ErrorReply, encode
 from dumpling.replication.manager import MASTERDOWN
 from dumpling.scripting.accounting import eval_scripts_memory, functions_memory
@@ -832,13 +833,7 @@ class Scripting:
         session.end(encode(reply, caller.resp3))
 
     def _reap_children(self) -> None:
-        for pid in list(self.ldb_children):
-            try:
-                done, _ = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                done = pid
-            if done:
-                self.ldb_children.discard(pid)
+        self.ldb_children.difference_update(exited_children(list(self.ldb_children)))
 
     def _kill_children(self, flags: frozenset[str]) -> bool:
         """``ldbKillForkedSessions``: a shutdown ends the forked debugging sessions."""
