@@ -284,17 +284,17 @@ class Session:
             self.maxlen_hint_sent = True
             self.log("<hint> The above reply was trimmed. Use 'maxlen 0' to disable trimming.")
 
-    def send_logs(self) -> None:
-        """``ldbSendLogs``: the pending log lines as one array of status replies."""
+    def send_logs(self, tail: bytes = b"") -> None:
+        """``ldbSendLogs``: the pending log lines as one array of status replies (then ``tail``)."""
         parts = [b"*%d\r\n" % len(self.logs)]
         for entry in self.logs:
             raw = entry.encode("utf-8", "surrogateescape").replace(b"\r", b" ").replace(b"\n", b" ")
             parts.append(b"+" + raw + b"\r\n")
         self.logs.clear()
         try:
-            self.channel.write(b"".join(parts))
+            self.channel.write(b"".join(parts) + tail)
         except ChannelClosed:
-            pass  # the next read finds the client gone and ends the stepping
+            return  # the client is gone: the next read finds it and ends the stepping
 
     def source_line(self, line: int) -> str:
         if 1 <= line <= len(self.src):
@@ -532,15 +532,7 @@ class Session:
     def end(self, reply_wire: bytes) -> None:
         """``ldbEndSession``: the last log lines, <endsession>, then the EVAL's reply."""
         self.log("<endsession>")
-        parts = [b"*%d\r\n" % len(self.logs)]
-        for entry in self.logs:
-            raw = entry.encode("utf-8", "surrogateescape").replace(b"\r", b" ").replace(b"\n", b" ")
-            parts.append(b"+" + raw + b"\r\n")
-        self.logs.clear()
-        try:
-            self.channel.write(b"".join(parts) + reply_wire)
-        except ChannelClosed:
-            pass
+        self.send_logs(reply_wire)
 
 
 def _strict_long(arg: bytes) -> int | None:
