@@ -1,4 +1,4 @@
-"""Hash commands, including hash-field expiration (Redis 7.4) and HGETDEL/HGETEX/HSETEX (8.0).
+"""Hash commands, including hash-field expiration (Redis 7.4).
 
 Handlers follow ``t_hash.c``'s argument-checking order and encoding rules (through
 ``HashValue``, fed by ``hash-max-listpack-*``).  Field TTLs live in the value
@@ -768,33 +768,13 @@ def hpersist(c: Any, argv: list[bytes]) -> Any:
     return codes
 
 
-# ----------------------------------------------------------------------------- Redis 8.0: HGETDEL / HGETEX / HSETEX
+# ----------------------------------------------------------------------------- HMGET's lookup with lazy field expiry
 
 
-@command("hgetdel", -5, "write fast", (1, 1, 1), **HASH, since="8.0.0",
-         summary="Returns the value of a field and deletes it from the hash.",
-         complexity="O(N) where N is the number of specified fields", args=_TTL_ARGS,
-         key_specs=[key_spec("RW ACCESS DELETE")], events="hdel del")
-def hgetdel(c: Any, argv: list[bytes]) -> Any:
-    key = argv[1]
-    value = _write(c, key)
-    fields = _fields_block(argv, 2, NUMFIELDS_POSITIVE)
-    if value is None:
-        return [None] * len(fields)
-    out, _ = _lookup_fields(c, key, value, fields, delete=True)
-    deleted = sum(found is not None for found in out)
-    if deleted:
-        c.keyspace.changed(c.db, key, b"hdel", "h")
-        _delete_if_empty(c, key, value)
-    return out
-
-
-def _lookup_fields(c: Any, key: bytes, value: HashValue, fields: list[bytes],
-                   delete: bool = False) -> tuple[list[bytes | None], bool]:
+def _lookup_fields(c: Any, key: bytes, value: HashValue, fields: list[bytes]) -> tuple[list[bytes | None], bool]:
     """The values of ``fields`` with lazy expiry (HMGET's loop): expired ones read as None and
-    are deleted, with one ``hexpired`` event (and ``del`` if the hash went with them); with
-    ``delete`` each field found is deleted as it is read (HGETDEL).  Returns the values and
-    whether the hash was deleted by expiry."""
+    are deleted, with one ``hexpired`` event (and ``del`` if the hash went with them).  Returns
+    the values and whether the hash was deleted by expiry."""
     out: list[bytes | None] = []
     expired = deleted = False
     for field in fields:
@@ -805,163 +785,9 @@ def _lookup_fields(c: Any, key: bytes, value: HashValue, fields: list[bytes],
         expired = expired or outcome == FIELD_EXPIRED
         deleted = outcome == HASH_EXPIRED
         out.append(found)
-        if delete and found is not None:
-            value.delete(field)
     if expired:  # one hexpired for all (as Redis: none if only the hash's last field expired)
         ks = c.keyspace
         ks.notify(c.db.index, "h", b"hexpired", key)
         if deleted:
             ks.notify(c.db.index, "g", b"del", key)
     return out, deleted
-
-
-@command("hgetex", -5, "write fast", (1, 1, 1), **HASH, since="8.0.0",
-         summary="Get the value of one or more fields of a given hash key, and optionally set their expiration.",
-         complexity="O(N) where N is the number of specified fields",
-         args="key [expiration=(EX seconds:integer | PX milliseconds:integer | EXAT unix-time-seconds:unix-time | "
-         "PXAT unix-time-milliseconds:unix-time | PERSIST)] fields=FIELDS (numfields:integer field:string...)",
-         key_specs=[key_spec("RW ACCESS UPDATE")], events="hexpire hpersist hdel del")
-def hgetex(c: Any, argv: list[bytes]) -> Any:
-    key = argv[1]
-    value = _write(c, key)
-    option = argv[2].upper()
-    fields_at = 2
-    when: int | None = None
-    persist = False
-    if option in (b"EX", b"PX", b"EXAT", b"PXAT"):
-        fields_at = 4
-        if len(argv) < 5:
-            raise CommandError(FIELDS_MISSING)
-        seconds = option in (b"EX", b"EXAT")
-        basetime = c.keyspace.now if option in (b"EX", b"PX") else 0
-        when = _expire_time(c, argv[3], seconds, basetime, "hgetex")
-    elif option == b"PERSIST":
-        fields_at = 3
-        persist = True
-    fields = _fields_block(argv, fields_at, NUMFIELDS_POSITIVE)
-    if value is None:
-        return [None] * len(fields)
-    if when is not None or persist:
-        value.enable_field_ttls()
-    now = c.keyspace.now
-    out, gone = _lookup_fields(c, key, value, fields)
-    if gone:
-        return out
-    updated = deleted = 0
-    for field, found in zip(fields, out, strict=True):
-        if found is None:
-            continue
-        if persist:
-            updated += value.persist_field(field, now) == PERSIST_OK
-        elif when is not None:
-            code = value.set_field_expire(field, when, None, now)
-            updated += code == EXPIRE_SET
-            deleted += code == FIELD_DELETED
-    ks = c.keyspace
-    db = c.db
-    if updated:
-        ks.changed(db, key, b"hpersist" if persist else b"hexpire", "h")
-        if not persist:
-            _field_expiry(c).track(db, key, value)
-    elif deleted:
-        ks.changed(db, key, b"hdel", "h")
-    _delete_if_empty(c, key, value)
-    return out
-
-
-def _parse_hsetex(argv: list[bytes], now: int) -> tuple[str | None, str | None, int | None, list[bytes]]:
-    """``hsetexParseArgs``: (FNX/FXX, EX/PX/EXAT/PXAT/KEEPTTL, absolute ms, field/value args)."""
-    condition: str | None = None
-    expiry: str | None = None
-    when: int | None = None
-    i = 2
-    while i < len(argv):
-        opt = argv[i].upper()
-        if opt == b"FIELDS":
-            if i >= len(argv) - 3:
-                raise CommandError("wrong number of arguments for 'hsetex' command")
-            numfields = to_range_long(argv[i + 1], 1, (1 << 31) - 1, "invalid number of fields")
-            remaining = len(argv) - i - 2
-            if remaining % 2 or numfields != remaining // 2:
-                raise CommandError("wrong number of arguments for 'hsetex' command")
-            return condition, expiry, when, argv[i + 2:]
-        if opt in (b"EX", b"PX", b"EXAT", b"PXAT", b"KEEPTTL"):
-            if expiry is not None:
-                raise CommandError("Only one of EX, PX, EXAT, PXAT or KEEPTTL arguments can be specified")
-            expiry = opt.decode()
-            if opt != b"KEEPTTL":
-                if i >= len(argv) - 1:
-                    raise CommandError("missing expire time")
-                i += 1
-                seconds = opt in (b"EX", b"EXAT")
-                basetime = now if opt in (b"EX", b"PX") else 0
-                when = to_int(argv[i])
-                if when < 0:
-                    raise CommandError("invalid expire time, must be >= 0")
-                if seconds:
-                    if when > HFE_MAX_ABS_TIME_MS // 1000:
-                        raise CommandError("invalid expire time in 'hsetex' command")
-                    when *= 1000
-                if when > HFE_MAX_ABS_TIME_MS - basetime:
-                    raise CommandError("invalid expire time in 'hsetex' command")
-                when += basetime
-        elif opt in (b"FXX", b"FNX"):
-            if condition is not None:
-                raise CommandError("Only one of FXX or FNX arguments can be specified")
-            condition = opt.decode()
-        else:
-            raise CommandError("unknown argument: " + argv[i].decode("utf-8", "replace"))
-        i += 1
-    raise CommandError("wrong number of arguments for 'hsetex' command")
-
-
-@command("hsetex", -6, "write denyoom fast", (1, 1, 1), **HASH, since="8.0.0",
-         summary="Set the value of one or more fields of a given hash key, and optionally set their expiration.",
-         complexity="O(N) where N is the number of fields being set.",
-         args="key [condition=(FNX | FXX)] [expiration=(EX seconds:integer | PX milliseconds:integer | "
-         "EXAT unix-time-seconds:unix-time | PXAT unix-time-milliseconds:unix-time | KEEPTTL)] "
-         "fields=FIELDS (numfields:integer data=(field:string value:string)...)",
-         key_specs=[key_spec("RW UPDATE")], events="hset hexpire hdel del")
-def hsetex(c: Any, argv: list[bytes]) -> Any:
-    condition, expiry, when, pairs = _parse_hsetex(argv, c.keyspace.now)
-    key = argv[1]
-    db = c.db
-    value = _write(c, key)
-    if value is None:
-        if condition == "FXX":
-            return 0
-        value = HashValue()
-        db.add(key, value)
-        c.keyspace.notify(db.index, "n", b"new", key)
-    if condition is not None:
-        live = 0
-        for name in pairs[0::2]:
-            if db.data.get(key) is not value:  # the hash expired with its last field
-                break
-            live += field_value(c, key, value, name)[0] is not None
-        if live if condition == "FNX" else live < len(pairs) // 2:
-            _delete_if_empty(c, key, value)
-            return 0
-        if db.data.get(key) is not value:
-            value = _create(c, key)
-    limits = _limits(c)
-    value.try_conversion(pairs, limits)
-    if when is not None:
-        value.enable_field_ttls()
-    now = c.keyspace.now
-    updated = deleted = 0
-    for i in range(0, len(pairs), 2):
-        value.set(pairs[i], pairs[i + 1], limits, keep_ttl=expiry is not None)
-        if when is not None:
-            code = value.set_field_expire(pairs[i], when, None, now)
-            updated += code == EXPIRE_SET
-            deleted += code == FIELD_DELETED
-    ks = c.keyspace
-    ks.changed(db, key, b"hset", "h")
-    if deleted or updated:
-        ks.changed(db, key, b"hdel" if deleted else b"hexpire", "h")
-    if updated:
-        _field_expiry(c).track(db, key, value)
-    _delete_if_empty(c, key, value)
-    return 1
-
