@@ -476,7 +476,7 @@ class Keyspace:
     def expire_key(self, db: Database, key: bytes) -> None:
         db.delete(key)
         self.stat_expired += 1
-        self.changed(db, key, b"expired", "x")
+        self.changed(db, key, b"expired", "x", dirty=0)  # (Redis counts no change for an expiry)
 
     # -- active expiry ------------------------------------------------------------------
 

@@ -138,7 +138,7 @@ def perform_evictions(server: Server) -> bool:
         freed = key_memory(key, db.data[key])
         db.delete(key)
         ks.stat_evicted += 1
-        ks.changed(db, key, b"evicted", "e")
+        ks.changed(db, key, b"evicted", "e", dirty=0)  # (nor for an eviction)
         used -= freed
         est = _estimates.get(id(db))
         if est is not None:

@@ -6,6 +6,8 @@ delta is compared with real Redis; the served blocking pops with vectors recorde
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.servers import Pair, RawConnection, ServerProcess, encode_command
@@ -66,3 +68,30 @@ def test_served_blocking_pop_counts_once_is_7_4(dumpling_server: ServerProcess, 
         admin.call("LPUSH", "lst", "a")
         assert waiting.read_reply()
         assert _dirty(admin) - before == expected
+
+
+def test_expired_and_evicted_keys_count_no_change(pair: Pair) -> None:
+    """A key deleted because its TTL passed (lazily, by a read) or evicted is no change in
+    Redis's count (``deleteExpiredKeyAndPropagate``/``performEvictions`` leave ``dirty``)."""
+    for conn in (pair.ours, pair.theirs):
+        conn.call("DEBUG", "SET-ACTIVE-EXPIRE", "0")
+    try:
+        pair.same("SET", "k", "v", "PX", "1")
+        before = _dirty(pair.ours), _dirty(pair.theirs)
+        time.sleep(0.02)
+        pair.same("GET", "k")
+        pair.same("EXISTS", "k")
+        assert (_dirty(pair.ours) - before[0], _dirty(pair.theirs) - before[1]) == (0, 0)
+        pair.same("SET", "e", "v")
+        for conn in (pair.ours, pair.theirs):
+            conn.call("CONFIG", "SET", "maxmemory-policy", "allkeys-random")
+            conn.call("CONFIG", "SET", "maxmemory", "1")
+        before = _dirty(pair.ours), _dirty(pair.theirs)
+        pair.same("DBSIZE")  # (no write: eviction runs before every command)
+        pair.same("EXISTS", "e")
+        assert (_dirty(pair.ours) - before[0], _dirty(pair.theirs) - before[1]) == (0, 0)
+    finally:
+        for conn in (pair.ours, pair.theirs):
+            conn.call("CONFIG", "SET", "maxmemory", "0")
+            conn.call("CONFIG", "SET", "maxmemory-policy", "noeviction")
+            conn.call("DEBUG", "SET-ACTIVE-EXPIRE", "1")
