@@ -436,3 +436,13 @@ def test_migrate_propagates_as_del_of_the_moved_keys(sides: tuple[Side, Side]) -
         ])
     finally:
         target.stop()
+
+
+def test_pfdebug_encoding_changes_propagate_as_sent(sides: tuple[Side, Side]) -> None:
+    """PFDEBUG converts a sparse HLL to dense and forces propagation (``server.dirty++``):
+    the command as sent, not an image of the key."""
+    same_forms(sides, [
+        ("PFADD", "h1", "a", "b"), ("PFDEBUG", "GETREG", "h1"), ("PFDEBUG", "GETREG", "h1"),
+        ("PFADD", "h2", "x"), ("PFDEBUG", "TODENSE", "h2"), ("PFDEBUG", "TODENSE", "h2"),
+        ("PFDEBUG", "ENCODING", "h2"),
+    ])

@@ -66,7 +66,7 @@ VERBATIM = frozenset({
     "pfadd", "pfmerge", "xdel", "xack", "copy", "sintercard", "persist", "move", "bitfield", "geoadd",
     "georadius", "georadiusbymember", "geosearchstore", "sort", "xsetid", "xgroup|create", "xgroup|createconsumer",
     "xgroup|delconsumer", "xgroup|destroy", "xgroup|setid", "hpersist", "restore", "restore-asking",
-    "xadd", "xtrim", "pfcount",
+    "xadd", "xtrim", "pfcount", "pfdebug",
 })
 _PUBLISHERS = frozenset({"publish", "spublish"})
 # Where a record goes (redis.set_repl; Redis's PROPAGATE_AOF / PROPAGATE_REPL).
