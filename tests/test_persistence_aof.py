@@ -8,6 +8,7 @@ import signal
 import subprocess
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import redis
@@ -177,6 +178,54 @@ def test_config_set_appendonly_at_run_time(tmp_path: Path) -> None:
     with dumpling(tmp_path, "--appendonly", "yes") as server:
         c = client(server)
         assert sorted(c.keys("*")) == [b"a", b"b", b"c"]
+
+
+def _no_child_or_scheduled_rewrite(c: redis.Redis) -> bool:
+    state = c.info("persistence")
+    return not (state["aof_rewrite_scheduled"] or state["aof_rewrite_in_progress"] or state["rdb_bgsave_in_progress"])
+
+
+def test_appendonly_enabled_in_a_transaction_or_beside_a_child_is_scheduled(tmp_path: Path) -> None:
+    """CONFIG SET appendonly yes inside EXEC, or while a BGSAVE child runs, cannot rewrite at
+    once: Redis logs that the AOF's background rewrite is scheduled and the cron forks it
+    later (startAppendOnly).  Same log lines, a fork, and an AOF that loads back everything,
+    on both servers."""
+    require_redis()
+    lines = {
+        "during a transaction": "AOF was enabled during a transaction. An AOF background was scheduled to start "
+                                "when possible.",
+        "beside a child": "AOF was enabled but there is already another background operation. An AOF background was "
+                          "scheduled to start when possible.",
+    }
+    for name, start in (("dumpling", start_dumpling), ("redis", start_redis)):
+        for case, line in lines.items():
+            directory = tmp_path / name / case.replace(" ", "-")
+            directory.mkdir(parents=True)
+            server = start("--dir", str(directory))
+            try:
+                c = client(server)
+                c.set("a", 1)
+                forks = c.info("stats")["total_forks"]
+                if case == "beside a child":
+                    c.config_set("rdb-key-save-delay", 200_000)
+                    c.bgsave()
+                    c.config_set("appendonly", "yes")
+                    assert c.info("persistence")["aof_rewrite_scheduled"] == 1
+                    c.config_set("rdb-key-save-delay", 0)  # (the running child keeps its 0.2 s)
+                else:
+                    p = c.pipeline(transaction=True)
+                    p.set("foo", "bar").config_set("appendonly", "yes")
+                    assert p.execute() == [True, True]
+                c.set("after", 2)
+                assert c.info("persistence")["aof_enabled"] == 1
+                wait_for(partial(_no_child_or_scheduled_rewrite, c), timeout=30)
+                assert c.info("stats")["total_forks"] > forks + (case == "beside a child"), (name, case)
+                assert line in server.log(), (name, case)
+                c.set("later", 3)
+                assert c.execute_command("DEBUG", "LOADAOF") == b"OK"
+                assert sorted(c.keys("*")) == sorted([b"a", b"after", b"later"] + [b"foo"] * (case != "beside a child"))
+            finally:
+                server.stop()
 
 
 def test_info_persistence_fields_with_aof_match_redis(tmp_path: Path) -> None:

@@ -127,6 +127,7 @@ class AppendOnly:
         self.child_pid = -1
         self.child_started = 0.0
         self.scheduled = False
+        self.waiting_rewrite = False  # enabled, its first base still to be written (AOF_WAIT_REWRITE)
         self.rewrites = 0
         self.last_rewrite_ok = True
         self.last_rewrite_seconds = -1
@@ -342,6 +343,8 @@ class AppendOnly:
     def stop(self) -> None:
         if self.child_pid != -1:
             self.kill_child()
+        if self.waiting_rewrite:  # (stopAppendOnly: no first generation after all)
+            self.waiting_rewrite = self.scheduled = False
         if self.fd >= 0 and self.pending:
             self._drain()
         if self.fd >= 0:
@@ -358,9 +361,29 @@ class AppendOnly:
             return  # (CONFIG SET while the AOF loads at startup: applied when the load ends)
         want = bool(self.server.config["appendonly"])
         if want and not self.enabled:
-            self.start_fresh("AOF enabled")
+            if self.snapshots.child_pid != -1:
+                self._enable_later("there is already another background operation")
+            elif self.server.in_exec:
+                self._enable_later("during a transaction")
+            else:
+                self.start_fresh("AOF enabled")
         elif not want and self.enabled:
             self.stop()
+
+    def _enable_later(self, why: str) -> None:
+        """startAppendOnly when it cannot rewrite at once (AOF_WAIT_REWRITE): the AOF counts as
+        on, and the cron's next rewrite makes its first generation (``rewrite``)."""
+        server = self.server
+        what = "enabled but " if why.startswith("there") else "enabled "
+        server.log("notice", f"AOF was {what}{why}. An AOF background was scheduled to start when possible.")
+        os.makedirs(self.directory(), exist_ok=True)
+        seq = max((s for _, s, _ in self.manifest), default=0) + 1
+        incr = self._open_incr(seq)  # writes from now on go here; the manifest names it once a base exists
+        server.log("notice", f"Creating AOF incr file {incr} on AOF enabled")
+        self.manifest = [*self.manifest, (incr, seq, "i")]
+        self.waiting_rewrite = True
+        self.scheduled = True
+        self._hook(True)
 
     # -- loading ----------------------------------------------------------------------------------
 
@@ -567,7 +590,9 @@ class AppendOnly:
         os.makedirs(self.directory(), exist_ok=True)
         incrs = self.incr_files()
         seq = (incrs[-1][1] + 1) if incrs else 1
-        if self.enabled:
+        if self.waiting_rewrite:
+            seq = incrs[-1][1]  # the first generation: its incr file is open already
+        elif self.enabled:
             incr = self._open_incr(seq)
             server.log("notice", f"Creating AOF incr file {incr} on background rewrite")
             self.manifest.append((incr, seq, "i"))
@@ -624,6 +649,8 @@ class AppendOnly:
             self.consecutive_failures += 1
             server.log("warning", "Background AOF rewrite terminated with error" if code > 0 else
                        f"Background AOF rewrite terminated by signal {-code}")
+            if self.waiting_rewrite:
+                self.scheduled = True  # the AOF still needs its first base: try again
             return
         prefix = server.config["appendfilename"]
         seq = self._rewrite_seq
@@ -638,6 +665,7 @@ class AppendOnly:
             if name != base:
                 _unlink(self.path(name))
         self.base_size = os.path.getsize(self.path(base))
+        self.waiting_rewrite = False
         self.last_rewrite_ok = True
         self.consecutive_failures = 0
         server.log("notice", "Background AOF rewrite terminated with success")
