@@ -182,13 +182,13 @@ class Database:
             field = self.meta.get(key, LFU_INIT_VAL)
             counter = lfu_decayed(field, ks.now, ks.lfu_decay_time)
             counter = lfu_log_incr(counter, ks.lfu_log_factor)
-            self.meta[key] = (lfu_minutes(ks.now) << 8) | counter
+            self.meta[key] = ks.shared_field((lfu_minutes(ks.now) << 8) | counter)
         else:
-            self.meta[key] = (ks.now // 1000) & LRU_CLOCK_MAX  # lru_clock(), inlined: the hottest line
+            self.meta[key] = ks.lru_field()
 
     def fresh_meta(self) -> int:
         ks = self.keyspace
-        return (lfu_minutes(ks.now) << 8) | LFU_INIT_VAL if ks.lfu else lru_clock(ks.now)
+        return ks.shared_field((lfu_minutes(ks.now) << 8) | LFU_INIT_VAL) if ks.lfu else ks.lru_field()
 
     # -- writes -------------------------------------------------------------------
 
@@ -381,6 +381,8 @@ class Keyspace:
         self.change_hook: Callable[[Database, bytes, bytes | None], None] | None = None
         # client-side caching: the ``dumpling.tracking.Tracking`` while anything is tracked
         self.tracking: Any = None
+        self._lru_shared = -1
+        self._fields_shared: dict[int, int] = {}
         self.refresh_config()
 
     def refresh_config(self) -> None:
@@ -393,6 +395,27 @@ class Keyspace:
     def tick(self) -> None:
         """Start a new command time snapshot."""
         self.now = time.time_ns() // 1_000_000
+
+    # -- shared LRU/LFU field objects ------------------------------------------------
+    # Every key has a field in ``Database.meta``. Python caches no int past 256, so a field
+    # computed per store would be an object of its own for each key (32 bytes a key); the
+    # fields of one second (LRU) or minute (LFU) are few, so stores share one object per value.
+
+    def lru_field(self) -> int:
+        """``lru_clock(now)``, as the object every key stored in this second shares."""
+        field = (self.now // 1000) & LRU_CLOCK_MAX
+        if field == self._lru_shared:
+            return self._lru_shared
+        self._lru_shared = field
+        return field
+
+    def shared_field(self, field: int) -> int:
+        """``field`` as an object shared with the keys that hold the same value (LFU fields:
+        one minute's worth of counters at most, so the table stays small)."""
+        shared = self._fields_shared
+        if len(shared) > 1024:
+            shared.clear()
+        return shared.setdefault(field, field)
 
     # -- change reporting ----------------------------------------------------------
 
