@@ -12,16 +12,19 @@ HERE = Path(__file__).resolve().parent
 SOURCES = {
     "dumpling._fastpath": "dumpling/_fastpath.c",
     "dumpling._fpconv": "dumpling/_fpconv.c",
+    "dumpling._untrack": "dumpling/_untrack.c",
     "dumpling.payload._speedups": "dumpling/payload/_speedups.c",
     "dumpling.payload._listpack": "dumpling/payload/_listpack.c",
     "dumpling.persistence._snapshot": "dumpling/persistence/_snapshot.c",
     "dumpling._hllgeo": "dumpling/_hllgeo.c",
+    "dumpling._collections": "dumpling/_collections.c",
 }
 # Floating point that must match Python's step for step: no fused multiply-add (which some
 # targets, aarch64 for one, would otherwise use).
 EXTRA_FLAGS = {"dumpling._hllgeo": ["-ffp-contract=off"]}
 # Headers shared between extensions (rebuilt when they change, shipped in the sdist).
-DEPENDS = {"dumpling._fastpath": ["dumpling/_native.h"], "dumpling._hllgeo": ["dumpling/_native.h"]}
+DEPENDS = {"dumpling._fastpath": ["dumpling/_native.h"], "dumpling._hllgeo": ["dumpling/_native.h"],
+           "dumpling._collections": ["dumpling/_native.h"]}
 
 setup(
     ext_modules=[

@@ -4,7 +4,8 @@
 runs the data commands' Python handlers from there, the hot string commands entirely in C
 (``Client.data_received`` offers it each read first); ``dumpling._fpconv`` prints doubles
 (``dumpling.fpconv``); ``dumpling._hllgeo`` runs the HyperLogLog and GEO inner loops
-(``dumpling.hyperloglog``, ``dumpling.geohash``); ``dumpling.payload._speedups``
+(``dumpling.hyperloglog``, ``dumpling.geohash``); ``dumpling._collections`` a list's node
+bookkeeping and the native handlers of the hot list/hash/set writes; ``dumpling.payload._speedups``
 reads and writes the bodies of big collections and ``dumpling.payload._listpack``
 listpack blobs.  All are built by ``setup.py`` when a compiler is present; without them
 dumpling runs the same code paths in Python.  ``DUMPLING_PURE=1`` in the environment
@@ -39,6 +40,7 @@ def _load(name: str) -> ModuleType | None:
 fastpath = _load("dumpling._fastpath")
 fpconv = _load("dumpling._fpconv")  # dumpling.fpconv in C: the text of double replies
 hllgeo = _load("dumpling._hllgeo")  # HLL registers and GEO scans in C
+collections = _load("dumpling._collections")  # list/hash/set internals and native handlers in C
 
 
 def loaded() -> list[str]:
@@ -52,6 +54,8 @@ def loaded() -> list[str]:
         names.append("fpconv")
     if hllgeo is not None:
         names.append("hllgeo")
+    if collections is not None:
+        names.append("collections")
     if bulk.ACCELERATED:
         names.append("payload")
     if listpack.native is not None:

@@ -152,7 +152,7 @@ SETTINGS: list[Setting] = [
     _s("stream-node-max-bytes", "memory", 4096),
     _s("stream-node-max-entries", "int", 100),
     _s("hll-sparse-max-bytes", "memory", 3000),
-    _s("activerehashing", "bool", True, inert=True),
+    _s("activerehashing", "bool", True),
     # slowlog, latency, notifications
     _s("slowlog-log-slower-than", "int", 10000, min=-1, max=LLONG_MAX),
     _s("slowlog-max-len", "int", 128, max=LLONG_MAX),

@@ -161,6 +161,7 @@ def _section_memory(server: Any) -> list[str]:
         "mem_cluster_links:0",
         "mem_aof_buffer:0",
         "mem_allocator:libc",
+        f"mem_overhead_db_hashtable_rehashing:{server.dictstats.overheads()[2]}",
         "active_defrag_running:0",
         "lazyfree_pending_objects:0",
         f"lazyfreed_objects:{server.keyspace.stat_lazyfreed_objects}",
@@ -712,14 +713,16 @@ def memory_stats(c: Any, argv: list[bytes]) -> Any:
         (b"lua.caches", 0),
         (b"functions.caches", 184),
     ]
-    keys = 0
-    for db in server.keyspace.dbs:
-        if len(db):
-            keys += len(db)
-            pairs.append((f"db.{db.index}".encode(), Map([(b"overhead.hashtable.main", 0),
-                                                         (b"overhead.hashtable.expires", 0)])))
+    keys = sum(len(db) for db in server.keyspace.dbs)
+    per_db, lut, rehashing, rehashing_dicts = server.dictstats.overheads()
+    for index, main, expires in per_db:
+        pairs.append((f"db.{index}".encode(), Map([(b"overhead.hashtable.main", main),
+                                                   (b"overhead.hashtable.expires", expires)])))
     pairs += [
+        (b"overhead.db.hashtable.lut", lut),
+        (b"overhead.db.hashtable.rehashing", rehashing),
         (b"overhead.total", 0),
+        (b"db.dict.rehashing.count", rehashing_dicts),
         (b"keys.count", keys),
         (b"keys.bytes-per-key", used // keys if keys else 0),
         (b"dataset.bytes", used),
@@ -1026,6 +1029,8 @@ _DEBUG_HELP = [
     "DIGEST-VALUE <key> [<key> ...]", "    Output a hex signature of the values of all the specified keys.",
     "ERROR <string>", "    Return a Redis protocol error with <string> as message.",
     "LISTPACK <key>", "    Show low level info about the listpack encoding of <key>.",
+    "HTSTATS <dbid> [full]", "    Return hash table statistics of the specified Redis database.",
+    "HTSTATS-KEY <key> [full]", "    Like HTSTATS but for the hash table stored at <key>'s value.",
     "LOG <message>", "    Write <message> to the server log.",
     "OBJECT <key>", "    Show low level info about `key` and associated value.",
     "PAUSE-CRON <0|1>", "    Stop periodic cron job processing.",
@@ -1043,6 +1048,7 @@ _DEBUG_HELP = [
     "    In case RESET is provided the peak reset time will be restored to the default value",
     "REPLYBUFFER RESIZING <0|1>",
     "    Enable or disable the reply buffer resize cron job",
+    "DICT-RESIZING <0|1>", "    Enable or disable the main dict and expire dict resizing.",
     "HELP", "    Print this help.",
 ]
 
@@ -1125,6 +1131,18 @@ def debug(c: Any, argv: list[bytes]) -> Any:
         return OK
     if sub == b"object" and n == 3:
         return _debug_object(c, argv[2])
+    if sub == b"htstats" and n >= 3:
+        dbid = to_int(argv[2])
+        if not 0 <= dbid < len(ks.dbs):
+            raise CommandError("Out of range database")
+        full = n >= 4 and argv[3].lower() == b"full"
+        return Verbatim(server.dictstats.htstats(ks.dbs[dbid], full))
+    if sub == b"htstats-key" and n >= 3:
+        return _debug_htstats_key(c, argv[2], n >= 4 and argv[3].lower() == b"full")
+    if sub == b"dict-resizing" and n == 3:
+        number = re.match(rb"\s*[+-]?[0-9]+", argv[2])  # atoi
+        server.dictstats.resizing = number is not None and int(number.group()) != 0
+        return OK
     if sub == b"listpack" and n == 3:
         return _debug_listpack(c, argv[2])
     if sub == b"protocol" and n == 3:
@@ -1198,6 +1216,25 @@ def _debug_object(c: Any, key: bytes) -> Any:
         f"Value at:0x{id(value):x} refcount:1 encoding:{encoding_of(value).decode()} serializedlength:{length} "
         f"lru:{field} lru_seconds_idle:{idle}{_quicklist_fields(c, value)}"
     )
+
+
+def _debug_htstats_key(c: Any, key: bytes, full: bool) -> Any:
+    """DEBUG HTSTATS-KEY <key> [full]: the table of a hashtable set/hash or skiplist zset."""
+    from dumpling.dictstats import table_stats, value_table
+
+    value = c.db.peek(key)  # objectCommandLookup
+    if value is None:
+        raise CommandError(NO_SUCH_KEY)
+    encoding = getattr(value, "encoding", None)
+    if encoding not in ("hashtable", "skiplist"):
+        raise CommandError("The value stored at the specified key is not represented using an hash table")
+    if isinstance(value, HashValue):
+        members: list[bytes] = list(value.fields)
+    elif isinstance(value, ZSetValue):
+        members = [member for member, _ in value.items_by_score()]
+    else:
+        members = list(value)
+    return Verbatim(table_stats([(value_table(len(members)), members if full else None)]))
 
 
 def _quicklist_fields(c: Any, value: Any) -> str:
@@ -1323,7 +1360,11 @@ def _debug_populate(c: Any, argv: list[bytes]) -> Any:
 
 
 def setup(server: Any) -> None:
-    """RDB snapshots: SAVE/BGSAVE/SHUTDOWN/DEBUG RELOAD/INFO read ``server.snapshots``."""
+    """RDB snapshots: SAVE/BGSAVE/SHUTDOWN/DEBUG RELOAD/INFO read ``server.snapshots``; the
+    model of Redis's hash tables (DEBUG HTSTATS, dict overheads) follows the key counts."""
+    from dumpling.dictstats import DictStats
     from dumpling.persistence.snapshots import setup as setup_snapshots
 
     setup_snapshots(server)
+    server.dictstats = DictStats(server)
+    server.cron_hooks.append(server.dictstats.cron)

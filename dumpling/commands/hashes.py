@@ -29,7 +29,7 @@ import random
 from typing import Any
 
 from dumpling.commands.common import LONG_MAX, check_type, glob_match, to_int, to_range_long
-from dumpling.commands.lists import key_spec
+from dumpling.commands.lists import attach_native_handlers, key_spec
 from dumpling.commands.registry import command
 from dumpling.commands.sets import parse_scan_cursor, parse_scan_options, scan_reply
 from dumpling.datatypes.hashes import (
@@ -293,6 +293,7 @@ def _delete_if_empty(c: Any, key: bytes, value: HashValue) -> bool:
 
 
 def _hset(c: Any, argv: list[bytes], name: str) -> tuple[int, HashValue]:
+    # (HSET on an existing hash that changes no encoding also runs in C: _collections.c native_hset; change both)
     if len(argv) % 2 == 1:
         raise CommandError(f"wrong number of arguments for '{name}' command")
     key = argv[1]
@@ -791,3 +792,6 @@ def _lookup_fields(c: Any, key: bytes, value: HashValue, fields: list[bytes]) ->
         if deleted:
             ks.notify(c.db.index, "g", b"del", key)
     return out, deleted
+
+
+attach_native_handlers("hset")  # the C handler of its common forms (dumpling/_collections.c)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from dumpling import accel
 from dumpling.commands.common import (
     LONG_MAX,
     check_type,
@@ -27,7 +28,7 @@ from dumpling.commands.common import (
     to_positive_long,
     to_range_long,
 )
-from dumpling.commands.registry import command
+from dumpling.commands.registry import ORIGINAL, command
 from dumpling.datatypes.lists import ListValue, lp_int_value
 from dumpling.dispatch import Blocked
 from dumpling.errors import SYNTAX, WRONGTYPE, CommandError
@@ -123,6 +124,7 @@ def _move_push(c: Any, db: Any, key: bytes, dst: ListValue | None, element: byte
 
 
 def _push(c: Any, argv: list[bytes], head: bool, only_existing: bool) -> Any:
+    # (one element on an existing list also runs in C: dumpling/_collections.c native_push; change both)
     db = c.db
     key = argv[1]
     value = check_type(db.lookup_write(key), ListValue)
@@ -176,6 +178,7 @@ def rpushx(c: Any, argv: list[bytes]) -> Any:
 
 
 def _pop(c: Any, argv: list[bytes], head: bool) -> Any:
+    # (no count, a list that keeps an element: also in C, dumpling/_collections.c native_pop; change both)
     if len(argv) > 3:
         raise arity_error("lpop" if head else "rpop")
     count = to_positive_long(argv[2]) if len(argv) == 3 else None
@@ -592,3 +595,27 @@ def blmove(c: Any, argv: list[bytes]) -> Any:
 def brpoplpush(c: Any, argv: list[bytes]) -> Any:
     timeout = parse_timeout(argv[3], c.keyspace.now)
     return _blocking_move(c, argv[1], argv[2], False, True, timeout, [b"RPOPLPUSH", argv[1], argv[2]])
+
+
+# ----------------------------------------------------------------------------- native handlers
+
+
+def attach_native_handlers(*names: str) -> None:
+    """Give these commands their C handlers from ``dumpling._collections`` (``Command.native``:
+    the C request loop offers them a request first; they run it with these handlers' effects
+    or decline it to them).  Each family attaches its own at import, as the loop reads
+    ``Command.native`` when it caches a lookup."""
+    if accel.collections is not None:
+        handlers = accel.collections.native_handlers()
+        for name in names:
+            ORIGINAL[name.encode()].native = handlers[name]
+
+
+def use_native_handlers(enabled: bool) -> None:
+    """Run the C handlers of the list/hash/set writes, or have them decline every call so the
+    Python handlers run (tests compare both)."""
+    if accel.collections is not None:
+        accel.collections.set_native_handlers(enabled)
+
+
+attach_native_handlers("lpush", "rpush", "lpushx", "rpushx", "lpop", "rpop")

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from dumpling.commands.common import LONG_MAX, check_type, glob_match, to_int, to_positive_long, to_range_long
-from dumpling.commands.lists import key_spec
+from dumpling.commands.lists import attach_native_handlers, key_spec
 from dumpling.commands.registry import command
 from dumpling.datatypes.lists import lp_int_value
 from dumpling.datatypes.sets import SetLimits, SetValue
@@ -145,6 +145,7 @@ def _lookup_sets(c: Any, keys: Iterable[bytes]) -> list[SetValue | None]:
          "multiple arguments.", args="key member:string...", key_specs=[key_spec("RW INSERT")],
          history=(("2.4.0", "Accepts multiple `member` arguments."),), events="sadd")
 def sadd(c: Any, argv: list[bytes]) -> Any:
+    # (an existing set that changes no encoding also runs in C: _collections.c native_sadd; change both)
     db = c.db
     key = argv[1]
     limits = _limits(c)
@@ -496,3 +497,5 @@ def sdiffstore(c: Any, argv: list[bytes]) -> Any:
     result = _diff(_lookup_sets(c, argv[2:]), _limits(c))
     return _store(c, argv[1], result, b"sdiffstore")
 
+
+attach_native_handlers("sadd")  # the C handler of its common forms (dumpling/_collections.c)

@@ -12,10 +12,14 @@ This package owns the data structures only; command parsing lives in
 ``dumpling.commands`` and serialisation in ``dumpling.payload``.
 """
 
+from dumpling import accel
 from dumpling.datatypes.hashes import HashValue
 from dumpling.datatypes.lists import ListValue
 from dumpling.datatypes.sets import SetValue
 from dumpling.datatypes.streams import StreamValue
 from dumpling.datatypes.zsets import ZSetValue
+
+if accel.collections is not None:  # the classes its native handlers accept
+    accel.collections.configure(ListValue, HashValue, SetValue)
 
 __all__ = ["HashValue", "ListValue", "SetValue", "StreamValue", "ZSetValue"]

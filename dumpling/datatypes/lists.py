@@ -34,6 +34,7 @@ from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any
 
+from dumpling import accel
 from dumpling.datatypes.sizes import listpack_int_entry_size, listpack_str_entry_size
 from dumpling.numbers import index_span, parse_int64
 
@@ -161,7 +162,16 @@ def set_packed_threshold(size: int) -> bool:
     if size > PACKED_THRESHOLD_MAX:
         return False
     _packed_threshold = size
+    if _native is not None:
+        _native.set_packed_threshold(size)
     return True
+
+
+# dumpling._collections: the one-element push and pop below (``_push_one``, pop's common case)
+# in C, the same rules; each declines what is not its case and the Python code runs.
+_native = accel.collections
+_native_push_one = None if _native is None else _native.list_push_one
+_native_pop_one = None if _native is None else _native.list_pop_one
 
 
 def is_large_element(size: int, fill: int) -> bool:
@@ -504,7 +514,9 @@ class ListValue:
         """LPUSH/RPUSH: convert if needed (``counted_bytes`` overrides the raw-size sum), then push."""
         items = self._items
         if len(elements) == 1 and counted_bytes is None and self._packed is None and self._shape_len == len(items):
-            self._push_one(elements[0], head, fill, items)  # the common case, without the batch arithmetic
+            # the common case, without the batch arithmetic
+            if _native_push_one is None or not _native_push_one(self, elements[0], head, fill):
+                self._push_one(elements[0], head, fill, items)
             return
         self._written()
         self._sync(fill)
@@ -571,6 +583,10 @@ class ListValue:
         """Remove up to ``count`` elements from one end (no encoding check: see ``shrunk``)."""
         items = self._items
         if count == 1 and self._packed is None and items and self._shape_len == len(items):
+            if _native_pop_one is not None:
+                popped = _native_pop_one(self, head, fill)
+                if popped is not None:
+                    return [popped]
             element = items.popleft() if head else items.pop()  # the common case: one element, shape known
             if self.encoding == "listpack":
                 self._lp_bytes -= lp_entry_size(element)

@@ -1,0 +1,821 @@
+/*
+ * dumpling._collections: the hot internals of the list, hash and set values in C, and the
+ * native handlers (dumpling/_native.h) of their most common write commands.
+ *
+ * Two layers, one source each:
+ *
+ * - Value operations: a list's one-element push and pop with Redis's listpack/quicklist
+ *   bookkeeping (ListValue._push_one / pop's common case in dumpling/datatypes/lists.py, which
+ *   stay the reference), and the listpack entry-size arithmetic (datatypes/sizes.py).  ListValue
+ *   calls them through the same Python methods every list command uses (list_push_one,
+ *   list_pop_one), so LPUSH, RPUSH, LMOVE, BLPOP... all get them; they decline (False / None)
+ *   whatever is not the common case (a packed list from RESTORE, a shape to resync, an element
+ *   that is not bytes), and the Python code runs instead.
+ *
+ * - Native handlers: the C request loop offers LPUSH/RPUSH/LPUSHX/RPUSHX, LPOP/RPOP, HSET and
+ *   SADD to these before their Python handlers (only in the plain state, see _native.h).  The
+ *   profile that led here (README, Measured): the general path's floor - the loop, argv, the
+ *   Python call, a lookup and a type check - is ~8k instructions a command, already ~0.55 of
+ *   Redis's rate at pipeline 16, so a Python handler that also does the work cannot reach the
+ *   targets whatever its value code costs.  The handlers are kept thin: the list ones are the
+ *   lookup, the type check and the same list_push_one/list_pop_one the Python values call; HSET
+ *   and SADD take only forms with no encoding change, no field TTLs and no SCAN cursor state,
+ *   and decline everything else (new keys, errors, conversions, several list elements), before
+ *   changing anything, to the Python handlers in dumpling/commands/{lists,hashes,sets}.py.
+ *   A change to what those commands do must be made here too: tests/test_fastpath_collections.py
+ *   runs the same streams with the handlers on and off, and against Redis.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <limits.h>
+#include <stdint.h>
+
+#include "_native.h"
+
+#define LP_HEADER_BYTES 7
+#define SIZE_SAFETY_LIMIT 8192
+#define SIZE_ESTIMATE_OVERHEAD 8
+#define QL_SIZE_MAX UINT64_MAX
+#define QL_UINT_MAX 4294967295ULL
+
+static const uint64_t NEG_FILL_LIMITS[5] = {4096, 8192, 16384, 32768, 65536};
+
+static PyObject *s_items, *s_packed, *s_encoding, *s_lp_bytes, *s_nodes, *s_shape_len, *s_appendleft,
+    *s_append, *s_popleft, *s_pop, *s_fields, *s_field_expires, *s_scan, *s_members, *s_config, *s_values,
+    *k_list_fill, *k_hash_entries, *k_hash_value, *k_set_intset, *k_set_lp_entries, *u_listpack, *u_quicklist,
+    *u_hashtable, *u_intset;
+
+static PyObject *g_list_type, *g_hash_type, *g_set_type; /* set by configure() */
+static long long g_packed_threshold = 0;                    /* lists.set_packed_threshold */
+static int g_handlers_on = 1;
+
+/* ------------------------------------------------------------------ listpack sizes */
+
+/* Redis's string2ll (dumpling.numbers.parse_int64): 1 and *out set, or 0. */
+static int string2ll(const char *s, Py_ssize_t n, long long *out) {
+    if (n == 0 || n > 20)
+        return 0;
+    if (n == 1 && s[0] == '0') {
+        *out = 0;
+        return 1;
+    }
+    int negative = s[0] == '-';
+    Py_ssize_t i = negative;
+    if (i >= n || s[i] < '1' || s[i] > '9')
+        return 0;
+    unsigned long long v = 0;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+        unsigned long long d = (unsigned long long)(s[i] - '0');
+        if (v > (ULLONG_MAX - d) / 10)
+            return 0;
+        v = v * 10 + d;
+    }
+    if (negative) {
+        if (v > (unsigned long long)LLONG_MAX + 1)
+            return 0;
+        *out = v == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN : -(long long)v;
+    } else {
+        if (v > (unsigned long long)LLONG_MAX)
+            return 0;
+        *out = (long long)v;
+    }
+    return 1;
+}
+
+/* sizes.listpack_int_entry_size */
+static long long lp_int_entry_size(long long v) {
+    if (v >= 0 && v <= 127)
+        return 2;
+    if (v >= -4096 && v <= 4095)
+        return 3;
+    if (v >= -32768 && v <= 32767)
+        return 4;
+    if (v >= -8388608 && v <= 8388607)
+        return 5;
+    if (v >= -2147483648LL && v <= 2147483647LL)
+        return 6;
+    return 10;
+}
+
+/* sizes.listpack_str_entry_size */
+static long long lp_str_entry_size(long long n) {
+    long long head = n + (n < 64 ? 1 : n < 4096 ? 2 : 5);
+    int backlen = head <= 127 ? 1 : head < 16383 ? 2 : head < 2097151 ? 3 : head < 268435455 ? 4 : 5;
+    return head + backlen;
+}
+
+/* lists.lp_entry_size: bytes one element takes inside a listpack. */
+static long long lp_entry_size(const char *p, Py_ssize_t n) {
+    long long v;
+    if (n > 0 && ((p[0] >= '0' && p[0] <= '9') || p[0] == '-') && string2ll(p, n, &v))
+        return lp_int_entry_size(v);
+    return n < 64 ? n + 2 : lp_str_entry_size(n);
+}
+
+/* ------------------------------------------------------------------ quicklist node limits */
+
+/* lists.node_limits (quicklistNodeLimit) */
+static void node_limits(long fill, uint64_t *size_limit, uint64_t *count_limit) {
+    if (fill >= 0) {
+        *size_limit = QL_SIZE_MAX;
+        *count_limit = fill == 0 ? 1 : (uint64_t)fill;
+    } else {
+        long i = -fill - 1;
+        *size_limit = NEG_FILL_LIMITS[i < 4 ? i : 4];
+        *count_limit = QL_UINT_MAX;
+    }
+}
+
+/* lists.exceeds_limit (quicklistNodeExceedsLimit) */
+static int exceeds_limit(long fill, uint64_t new_bytes, uint64_t new_count) {
+    uint64_t size_limit, count_limit;
+    node_limits(fill, &size_limit, &count_limit);
+    if (size_limit != QL_SIZE_MAX)
+        return new_bytes > size_limit;
+    if (new_bytes > SIZE_SAFETY_LIMIT)
+        return 1;
+    return new_count > count_limit;
+}
+
+/* ------------------------------------------------------------------ attribute helpers */
+
+static int get_ll(PyObject *obj, PyObject *name, long long *out) {
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL)
+        return -1;
+    *out = PyLong_AsLongLong(v);
+    Py_DECREF(v);
+    return *out == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+static int set_ll(PyObject *obj, PyObject *name, long long value) {
+    PyObject *v = PyLong_FromLongLong(value);
+    if (v == NULL)
+        return -1;
+    int r = PyObject_SetAttr(obj, name, v);
+    Py_DECREF(v);
+    return r;
+}
+
+/* 1 when str `s` equals the interned `u` (usually the same object), 0 if not, -1 error. */
+static int str_is(PyObject *s, PyObject *u) {
+    if (s == u)
+        return 1;
+    if (!PyUnicode_Check(s))
+        return 0;
+    return PyUnicode_Compare(s, u) == 0 ? 1 : (PyErr_Occurred() ? -1 : 0);
+}
+
+/* A node record [count, bytes, plain]: its fields. */
+static int node_fields(PyObject *node, long long *count, long long *bytes, int *plain) {
+    if (!PyList_CheckExact(node) || PyList_GET_SIZE(node) != 3) {
+        PyErr_SetString(PyExc_TypeError, "a quicklist node record is [count, bytes, plain]");
+        return -1;
+    }
+    *count = PyLong_AsLongLong(PyList_GET_ITEM(node, 0));
+    if (*count == -1 && PyErr_Occurred())
+        return -1;
+    *bytes = PyLong_AsLongLong(PyList_GET_ITEM(node, 1));
+    if (*bytes == -1 && PyErr_Occurred())
+        return -1;
+    *plain = PyObject_IsTrue(PyList_GET_ITEM(node, 2));
+    return *plain < 0 ? -1 : 0;
+}
+
+static int node_set(PyObject *node, Py_ssize_t i, long long v) {
+    PyObject *o = PyLong_FromLongLong(v);
+    if (o == NULL)
+        return -1;
+    return PyList_SetItem(node, i, o); /* steals o */
+}
+
+static PyObject *new_node(long long count, long long bytes, int plain) {
+    return Py_BuildValue("[LLO]", count, bytes, plain ? Py_True : Py_False);
+}
+
+/* ------------------------------------------------------------------ list operations */
+
+/* The value's deque if the list is in the state the one-element operations handle (no
+ * packed nodes from RESTORE, the shape matches the elements): a new reference; NULL with no
+ * exception when it is not. */
+static PyObject *list_items_if_synced(PyObject *value, Py_ssize_t *len) {
+    PyObject *packed = PyObject_GetAttr(value, s_packed);
+    if (packed == NULL)
+        return NULL;
+    int no_packed = packed == Py_None;
+    Py_DECREF(packed);
+    if (!no_packed)
+        return NULL;
+    PyObject *items = PyObject_GetAttr(value, s_items);
+    if (items == NULL)
+        return NULL;
+    long long shape_len;
+    Py_ssize_t n = PyObject_Size(items);
+    if (n < 0 || get_ll(value, s_shape_len, &shape_len) < 0) {
+        Py_DECREF(items);
+        return NULL;
+    }
+    if (shape_len != n) {
+        Py_DECREF(items);
+        return NULL;
+    }
+    *len = n;
+    return items;
+}
+
+/* lists._ql_push_sized for one element: into the end node if it allows it, else a new node. */
+static int ql_push(PyObject *nodes, long long size, long long entry, int head, long fill) {
+    uint64_t size_limit, count_limit;
+    node_limits(fill, &size_limit, &count_limit);
+    int by_size = size_limit != QL_SIZE_MAX;
+    uint64_t large_above = g_packed_threshold ? (uint64_t)(g_packed_threshold - 1)
+                                              : (fill < 0 ? size_limit : SIZE_SAFETY_LIMIT);
+    Py_ssize_t n = PyList_GET_SIZE(nodes);
+    PyObject *node = NULL;
+    if ((uint64_t)size > large_above) {
+        node = new_node(1, size, 1);
+    } else {
+        if (n > 0) {
+            PyObject *end = PyList_GET_ITEM(nodes, head ? 0 : n - 1);
+            long long count, bytes;
+            int plain;
+            if (node_fields(end, &count, &bytes, &plain) < 0)
+                return -1;
+            if (!plain) {
+                uint64_t new_bytes = (uint64_t)bytes + (uint64_t)size + SIZE_ESTIMATE_OVERHEAD;
+                if (by_size ? new_bytes <= size_limit
+                            : (new_bytes <= SIZE_SAFETY_LIMIT && (uint64_t)count < count_limit))
+                    return node_set(end, 0, count + 1) < 0 || node_set(end, 1, bytes + entry) < 0 ? -1 : 0;
+            }
+        }
+        node = new_node(1, LP_HEADER_BYTES + entry, 0);
+    }
+    if (node == NULL)
+        return -1;
+    int r = head ? PyList_Insert(nodes, 0, node) : PyList_Append(nodes, node);
+    Py_DECREF(node);
+    return r;
+}
+
+/* ListValue._push_one: 1 done (*new_len set), 0 not the common case (nothing changed), -1 error. */
+static int push_one(PyObject *value, PyObject *element, int head, long fill, Py_ssize_t *new_len) {
+    if (!PyBytes_CheckExact(element))
+        return 0;
+    Py_ssize_t len;
+    PyObject *items = list_items_if_synced(value, &len);
+    if (items == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    int result = -1;
+    PyObject *encoding = NULL, *nodes = NULL;
+    long long size = PyBytes_GET_SIZE(element);
+    long long entry = lp_entry_size(PyBytes_AS_STRING(element), size);
+    encoding = PyObject_GetAttr(value, s_encoding);
+    if (encoding == NULL)
+        goto done;
+    int listpack = str_is(encoding, u_listpack);
+    if (listpack < 0)
+        goto done;
+    if (!listpack) {
+        int quicklist = str_is(encoding, u_quicklist);
+        if (quicklist <= 0) {
+            result = quicklist < 0 ? -1 : 0;
+            goto done;
+        }
+    }
+    if (listpack) {
+        long long lp_bytes;
+        if (get_ll(value, s_lp_bytes, &lp_bytes) < 0)
+            goto done;
+        if (!exceeds_limit(fill, (uint64_t)(lp_bytes + size), (uint64_t)len + 1)) {
+            if (set_ll(value, s_lp_bytes, lp_bytes + entry) < 0)
+                goto done;
+        } else { /* _to_quicklist, then the push into it */
+            nodes = len ? Py_BuildValue("[[nLO]]", len, lp_bytes, Py_False) : PyList_New(0);
+            if (nodes == NULL || PyObject_SetAttr(value, s_nodes, nodes) < 0 ||
+                PyObject_SetAttr(value, s_encoding, u_quicklist) < 0 || ql_push(nodes, size, entry, head, fill) < 0)
+                goto done;
+        }
+    } else {
+        nodes = PyObject_GetAttr(value, s_nodes);
+        if (nodes == NULL)
+            goto done;
+        if (!PyList_CheckExact(nodes)) {
+            PyErr_SetString(PyExc_TypeError, "ListValue._nodes is not a list");
+            goto done;
+        }
+        if (ql_push(nodes, size, entry, head, fill) < 0)
+            goto done;
+    }
+    PyObject *r = PyObject_CallMethodOneArg(items, head ? s_appendleft : s_append, element);
+    if (r == NULL)
+        goto done;
+    Py_DECREF(r);
+    result = set_ll(value, s_shape_len, (long long)len + 1) < 0 ? -1 : 1;
+    *new_len = len + 1;
+done:
+    Py_XDECREF(nodes);
+    Py_XDECREF(encoding);
+    Py_DECREF(items);
+    return result;
+}
+
+/* ListValue.pop's common case (one element, shape known) and, with `shrink`, shrunk()'s
+ * return to a listpack (_try_listpack with the halved limits).  The element (new reference),
+ * or NULL: an error, or (no exception) not the common case or a list of fewer than `min_len`
+ * elements (at least 1). */
+static PyObject *pop_one(PyObject *value, int head, long fill, int shrink, Py_ssize_t min_len) {
+    Py_ssize_t len;
+    PyObject *items = list_items_if_synced(value, &len);
+    if (items == NULL)
+        return NULL;
+    PyObject *element = NULL, *encoding = NULL, *nodes = NULL;
+    if (len == 0 || len < min_len)
+        goto done;
+    encoding = PyObject_GetAttr(value, s_encoding);
+    if (encoding == NULL)
+        goto done;
+    int listpack = str_is(encoding, u_listpack), quicklist = 0;
+    if (listpack < 0 || (!listpack && (quicklist = str_is(encoding, u_quicklist)) <= 0))
+        goto done;
+    if (quicklist) {
+        nodes = PyObject_GetAttr(value, s_nodes);
+        if (nodes == NULL)
+            goto done;
+        if (!PyList_CheckExact(nodes) || PyList_GET_SIZE(nodes) == 0)
+            goto done; /* not a shape this code knows: Python's */
+    }
+    PyObject *end = PySequence_GetItem(items, head ? 0 : len - 1);
+    if (end == NULL)
+        goto done;
+    int is_bytes = PyBytes_Check(end);
+    Py_DECREF(end);
+    if (!is_bytes)
+        goto done; /* (an element kept as another type: Python's lp_entry_size reads it) */
+    element = PyObject_CallMethodNoArgs(items, head ? s_popleft : s_pop);
+    if (element == NULL)
+        goto done;
+    long long entry = lp_entry_size(PyBytes_AS_STRING(element), PyBytes_GET_SIZE(element));
+    if (listpack) {
+        long long lp_bytes;
+        if (get_ll(value, s_lp_bytes, &lp_bytes) < 0 || set_ll(value, s_lp_bytes, lp_bytes - entry) < 0)
+            goto fail;
+    } else { /* _ql_pop */
+        Py_ssize_t n = PyList_GET_SIZE(nodes), at = head ? 0 : n - 1;
+        long long count, bytes;
+        int plain;
+        if (node_fields(PyList_GET_ITEM(nodes, at), &count, &bytes, &plain) < 0)
+            goto fail;
+        if (plain || count == 1) {
+            if (PyList_SetSlice(nodes, at, at + 1, NULL) < 0)
+                goto fail;
+        } else if (node_set(PyList_GET_ITEM(nodes, at), 0, count - 1) < 0 ||
+                   node_set(PyList_GET_ITEM(nodes, at), 1, bytes - entry) < 0) {
+            goto fail;
+        }
+    }
+    if (set_ll(value, s_shape_len, (long long)len - 1) < 0)
+        goto fail;
+    if (shrink && quicklist && PyList_GET_SIZE(nodes) == 1) { /* shrunk(): _try_listpack(shrinking=True) */
+        long long count, bytes;
+        int plain;
+        if (node_fields(PyList_GET_ITEM(nodes, 0), &count, &bytes, &plain) < 0)
+            goto fail;
+        uint64_t size_limit, count_limit;
+        node_limits(fill, &size_limit, &count_limit);
+        if (!plain && (uint64_t)bytes <= size_limit / 2 && (uint64_t)count <= count_limit / 2) {
+            PyObject *empty = PyList_New(0);
+            if (empty == NULL || set_ll(value, s_lp_bytes, bytes) < 0 || PyObject_SetAttr(value, s_nodes, empty) < 0 ||
+                PyObject_SetAttr(value, s_encoding, u_listpack) < 0) {
+                Py_XDECREF(empty);
+                goto fail;
+            }
+            Py_DECREF(empty);
+        }
+    }
+    goto done;
+fail:
+    Py_CLEAR(element);
+done:
+    Py_XDECREF(nodes);
+    Py_XDECREF(encoding);
+    Py_DECREF(items);
+    return element;
+}
+
+/* list_push_one(value, element, head, fill) -> bool: ListValue._push_one done, or False (the
+ * Python code's case: nothing was changed). */
+static PyObject *py_list_push_one(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "list_push_one(value, element, head, fill)");
+        return NULL;
+    }
+    int head = PyObject_IsTrue(args[2]);
+    long fill = PyLong_AsLong(args[3]);
+    if (head < 0 || (fill == -1 && PyErr_Occurred()))
+        return NULL;
+    Py_ssize_t new_len;
+    int r = push_one(args[0], args[1], head, fill, &new_len);
+    if (r < 0)
+        return NULL;
+    return PyBool_FromLong(r);
+}
+
+/* list_pop_one(value, head, fill) -> element or None: pop's one-element case, or None (the
+ * Python code's case: nothing was changed). */
+static PyObject *py_list_pop_one(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "list_pop_one(value, head, fill)");
+        return NULL;
+    }
+    int head = PyObject_IsTrue(args[1]);
+    long fill = PyLong_AsLong(args[2]);
+    if (head < 0 || (fill == -1 && PyErr_Occurred()))
+        return NULL;
+    PyObject *element = pop_one(args[0], head, fill, 0, 1);
+    if (element == NULL && !PyErr_Occurred())
+        Py_RETURN_NONE;
+    return element;
+}
+
+/* lp_entry_size(element) -> int (lists.lp_entry_size). */
+static PyObject *py_lp_entry_size(PyObject *self, PyObject *arg) {
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "lp_entry_size(bytes)");
+        return NULL;
+    }
+    return PyLong_FromLongLong(lp_entry_size(PyBytes_AS_STRING(arg), PyBytes_GET_SIZE(arg)));
+}
+
+/* set_packed_threshold(size): DEBUG QUICKLIST-PACKED-THRESHOLD, as lists.set_packed_threshold. */
+static PyObject *py_set_packed_threshold(PyObject *self, PyObject *arg) {
+    long long v = PyLong_AsLongLong(arg);
+    if (v == -1 && PyErr_Occurred())
+        return NULL;
+    g_packed_threshold = v;
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------ native handlers */
+
+/* A setting from server.config.values (a new reference). */
+static PyObject *setting(NativeCall *call, PyObject *name) {
+    PyObject *config = PyObject_GetAttr(call->server, s_config);
+    PyObject *values = config == NULL ? NULL : PyObject_GetAttr(config, s_values);
+    Py_XDECREF(config);
+    if (values == NULL)
+        return NULL;
+    PyObject *v = PyObject_GetItem(values, name);
+    Py_DECREF(values);
+    return v;
+}
+
+static int setting_long(NativeCall *call, PyObject *name, long long *out) {
+    PyObject *v = setting(call, name);
+    if (v == NULL)
+        return -1;
+    *out = PyLong_AsLongLong(v);
+    Py_DECREF(v);
+    return *out == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+/* The key (a new reference) and its value (borrowed) when it holds a value of `type`;
+ * NULL otherwise, with *absent set when the key does not exist (an exception on errors). */
+static PyObject *typed_value(NativeCall *call, const NativeArg *arg, PyObject *type, PyObject **key, int *absent) {
+    *absent = 0;
+    *key = PyBytes_FromStringAndSize(arg->p, arg->len);
+    if (*key == NULL)
+        return NULL;
+    PyObject *value;
+    int found = native_lookup(call, *key, &value);
+    if (found == NATIVE_ABSENT)
+        *absent = 1;
+    if (found != NATIVE_FOUND || (PyObject *)Py_TYPE(value) != type) {
+        Py_CLEAR(*key);
+        return NULL;
+    }
+    return value;
+}
+
+/* LPUSH/RPUSH/LPUSHX/RPUSHX key element: commands.lists._push on an existing list (one element:
+ * several go through push()'s batch arithmetic in Python). */
+static PyObject *native_push(NativeCall *call, const NativeArg *args, int argc, int head, int only_existing) {
+    if (!g_handlers_on || argc != 3 || g_list_type == NULL)
+        return NULL;
+    PyObject *key;
+    int absent;
+    PyObject *value = typed_value(call, &args[1], g_list_type, &key, &absent);
+    if (value == NULL)
+        return absent && only_existing && !PyErr_Occurred() ? PyLong_FromLong(0) : NULL;
+    PyObject *reply = NULL, *element = NULL;
+    long long fill;
+    Py_INCREF(value);
+    if (setting_long(call, k_list_fill, &fill) < 0)
+        goto done;
+    element = PyBytes_FromStringAndSize(args[2].p, args[2].len);
+    if (element == NULL)
+        goto done;
+    Py_ssize_t new_len;
+    int r = push_one(value, element, head, (long)fill, &new_len);
+    if (r <= 0)
+        goto done; /* an error, or declined before any change */
+    if (native_touch(call, key) < 0)
+        goto done;
+    call->dirty += 1;
+    reply = PyLong_FromSsize_t(new_len);
+done:
+    Py_XDECREF(element);
+    Py_DECREF(value);
+    Py_DECREF(key);
+    return reply;
+}
+
+static PyObject *native_lpush(NativeCall *call, const NativeArg *args, int argc) {
+    return native_push(call, args, argc, 1, 0);
+}
+static PyObject *native_rpush(NativeCall *call, const NativeArg *args, int argc) {
+    return native_push(call, args, argc, 0, 0);
+}
+static PyObject *native_lpushx(NativeCall *call, const NativeArg *args, int argc) {
+    return native_push(call, args, argc, 1, 1);
+}
+static PyObject *native_rpushx(NativeCall *call, const NativeArg *args, int argc) {
+    return native_push(call, args, argc, 0, 1);
+}
+
+/* LPOP/RPOP key: commands.lists._pop without a count, on a list that keeps an element (the
+ * last one's pop deletes the key: Python's).  A missing key answers null. */
+static PyObject *native_pop(NativeCall *call, const NativeArg *args, int argc, int head) {
+    if (!g_handlers_on || argc != 2 || g_list_type == NULL)
+        return NULL;
+    PyObject *key;
+    int absent;
+    PyObject *value = typed_value(call, &args[1], g_list_type, &key, &absent);
+    if (value == NULL)
+        return absent && !PyErr_Occurred() ? Py_NewRef(Py_None) : NULL;
+    PyObject *element = NULL;
+    long long fill;
+    Py_INCREF(value);
+    if (setting_long(call, k_list_fill, &fill) < 0)
+        goto done;
+    element = pop_one(value, head, (long)fill, 1, 2); /* (the last element's pop deletes the key) */
+    if (element == NULL)
+        goto done;
+    if (native_touch(call, key) < 0) {
+        Py_CLEAR(element);
+        goto done;
+    }
+    call->dirty += 1;
+done:
+    Py_DECREF(value);
+    Py_DECREF(key);
+    return element;
+}
+
+static PyObject *native_lpop(NativeCall *call, const NativeArg *args, int argc) {
+    return native_pop(call, args, argc, 1);
+}
+static PyObject *native_rpop(NativeCall *call, const NativeArg *args, int argc) {
+    return native_pop(call, args, argc, 0);
+}
+
+/* 1 when the attribute is a falsy container (or None), 0 if not, -1 on error. */
+static int attr_empty(PyObject *obj, PyObject *name) {
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL)
+        return -1;
+    int r = v == Py_None ? 0 : PyObject_IsTrue(v);
+    Py_DECREF(v);
+    return r < 0 ? -1 : !r;
+}
+
+/* HSET key field value [field value ...]: commands.hashes._hset on an existing hash where no
+ * encoding changes (every argument within hash-max-listpack-value and the fields within
+ * hash-max-listpack-entries, or already a hashtable), no field has a TTL and no HSCAN cursor
+ * state is kept.  The reply is the number of new fields. */
+static PyObject *native_hset(NativeCall *call, const NativeArg *args, int argc) {
+    if (!g_handlers_on || argc < 4 || argc % 2 != 0 || g_hash_type == NULL)
+        return NULL;
+    PyObject *key;
+    int absent;
+    PyObject *value = typed_value(call, &args[1], g_hash_type, &key, &absent);
+    if (value == NULL)
+        return NULL;
+    PyObject *reply = NULL, *fields = NULL, *encoding = NULL;
+    Py_INCREF(value);
+    int r;
+    if ((r = attr_empty(value, s_field_expires)) <= 0 || (r = attr_empty(value, s_scan)) <= 0)
+        goto done; /* field TTLs (listpackex placement) or HSCAN state: Python's */
+    if ((fields = PyObject_GetAttr(value, s_fields)) == NULL || (encoding = PyObject_GetAttr(value, s_encoding)) == NULL)
+        goto done;
+    if (!PyDict_CheckExact(fields))
+        goto done;
+    int hashtable = str_is(encoding, u_hashtable);
+    if (hashtable < 0)
+        goto done;
+    Py_ssize_t pairs = (argc - 2) / 2, fresh = 0;
+    if (!hashtable) {
+        long long max_entries, max_value;
+        if (setting_long(call, k_hash_entries, &max_entries) < 0 || setting_long(call, k_hash_value, &max_value) < 0)
+            goto done;
+        if (pairs > max_entries)
+            goto done; /* try_conversion */
+        for (int i = 2; i < argc; i++)
+            if (args[i].len > max_value)
+                goto done;
+        /* the fields it would add (counting repeats once) must keep it within the entries */
+        PyObject *seen = PySet_New(NULL);
+        if (seen == NULL)
+            goto done;
+        for (int i = 2; i < argc; i += 2) {
+            PyObject *f = PyBytes_FromStringAndSize(args[i].p, args[i].len);
+            int in = f == NULL ? -1 : PyDict_Contains(fields, f);
+            if (in == 0)
+                in = PySet_Add(seen, f);
+            Py_XDECREF(f);
+            if (in < 0) {
+                Py_DECREF(seen);
+                goto done;
+            }
+        }
+        fresh = PySet_GET_SIZE(seen);
+        Py_DECREF(seen);
+        if (PyDict_GET_SIZE(fields) + fresh > max_entries)
+            goto done; /* set() converts on the way: Python's */
+    }
+    long created = 0;
+    for (int i = 2; i < argc; i += 2) {
+        PyObject *f = PyBytes_FromStringAndSize(args[i].p, args[i].len);
+        PyObject *v = f == NULL ? NULL : PyBytes_FromStringAndSize(args[i + 1].p, args[i + 1].len);
+        int in = v == NULL ? -1 : PyDict_Contains(fields, f);
+        int bad = in < 0 || PyDict_SetItem(fields, f, v) < 0;
+        Py_XDECREF(f);
+        Py_XDECREF(v);
+        if (bad)
+            goto done; /* (a failed allocation: the loop stops with the error) */
+        created += !in;
+    }
+    if (native_touch(call, key) < 0)
+        goto done;
+    call->dirty += pairs;
+    reply = PyLong_FromLong(created);
+done:
+    Py_XDECREF(encoding);
+    Py_XDECREF(fields);
+    Py_DECREF(value);
+    Py_DECREF(key);
+    return reply;
+}
+
+/* SADD key member...: commands.sets.sadd on an existing set when it changes no encoding: every
+ * member already in it (any encoding, the size hint within its limit), or a hashtable set
+ * without SSCAN cursor state. */
+static PyObject *native_sadd(NativeCall *call, const NativeArg *args, int argc) {
+    if (!g_handlers_on || argc < 3 || g_set_type == NULL)
+        return NULL;
+    PyObject *key;
+    int absent;
+    PyObject *value = typed_value(call, &args[1], g_set_type, &key, &absent);
+    if (value == NULL)
+        return NULL;
+    PyObject *reply = NULL, *members = NULL, *encoding = NULL, *fresh = NULL;
+    Py_INCREF(value);
+    if ((members = PyObject_GetAttr(value, s_members)) == NULL || (encoding = PyObject_GetAttr(value, s_encoding)) == NULL)
+        goto done;
+    if (!PySet_CheckExact(members))
+        goto done;
+    int hashtable = str_is(encoding, u_hashtable);
+    if (hashtable < 0)
+        goto done;
+    if (!hashtable) { /* maybe_convert's size hint */
+        int listpack = str_is(encoding, u_listpack), intset = 0;
+        if (listpack < 0 || (!listpack && (intset = str_is(encoding, u_intset)) <= 0))
+            goto done;
+        long long limit;
+        if (setting_long(call, listpack ? k_set_lp_entries : k_set_intset, &limit) < 0 || argc - 2 > limit)
+            goto done;
+    }
+    fresh = PyList_New(0);
+    if (fresh == NULL)
+        goto done;
+    for (int i = 2; i < argc; i++) {
+        PyObject *m = PyBytes_FromStringAndSize(args[i].p, args[i].len);
+        int in = m == NULL ? -1 : PySet_Contains(members, m);
+        int bad = in < 0 || (in == 0 && PyList_Append(fresh, m) < 0);
+        Py_XDECREF(m);
+        if (bad)
+            goto done;
+    }
+    Py_ssize_t added = 0;
+    if (PyList_GET_SIZE(fresh)) {
+        int r;
+        if (!hashtable || (r = attr_empty(value, s_scan)) <= 0)
+            goto done; /* an encoding to check or change, or SSCAN state: Python's */
+        Py_ssize_t before = PySet_GET_SIZE(members);
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(fresh); i++)
+            if (PySet_Add(members, PyList_GET_ITEM(fresh, i)) < 0)
+                goto done;
+        added = PySet_GET_SIZE(members) - before;
+    }
+    if (native_touch(call, key) < 0)
+        goto done;
+    call->dirty += added;
+    reply = PyLong_FromSsize_t(added);
+done:
+    Py_XDECREF(fresh);
+    Py_XDECREF(encoding);
+    Py_XDECREF(members);
+    Py_DECREF(value);
+    Py_DECREF(key);
+    return reply;
+}
+
+/* configure(ListValue, HashValue, SetValue): the value classes the handlers accept. */
+static PyObject *py_configure(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "configure(ListValue, HashValue, SetValue)");
+        return NULL;
+    }
+    Py_XSETREF(g_list_type, Py_NewRef(args[0]));
+    Py_XSETREF(g_hash_type, Py_NewRef(args[1]));
+    Py_XSETREF(g_set_type, Py_NewRef(args[2]));
+    Py_RETURN_NONE;
+}
+
+/* set_native_handlers(on): run the handlers, or decline every call to the Python handlers. */
+static PyObject *py_set_native_handlers(PyObject *self, PyObject *on) {
+    int r = PyObject_IsTrue(on);
+    if (r < 0)
+        return NULL;
+    g_handlers_on = r;
+    Py_RETURN_NONE;
+}
+
+/* native_handlers() -> {name: capsule} */
+static PyObject *py_native_handlers(PyObject *self, PyObject *unused) {
+    static const struct {
+        const char *name;
+        NativeHandler handler;
+    } table[] = {{"lpush", native_lpush}, {"rpush", native_rpush}, {"lpushx", native_lpushx},
+                 {"rpushx", native_rpushx}, {"lpop", native_lpop}, {"rpop", native_rpop},
+                 {"hset", native_hset}, {"sadd", native_sadd}};
+    PyObject *handlers = PyDict_New();
+    if (handlers == NULL)
+        return NULL;
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+        PyObject *capsule = PyCapsule_New((void *)table[i].handler, NATIVE_CAPSULE, NULL);
+        if (capsule == NULL || PyDict_SetItemString(handlers, table[i].name, capsule) < 0) {
+            Py_XDECREF(capsule);
+            Py_DECREF(handlers);
+            return NULL;
+        }
+        Py_DECREF(capsule);
+    }
+    return handlers;
+}
+
+static PyMethodDef methods[] = {
+    {"list_push_one", (PyCFunction)(void (*)(void))py_list_push_one, METH_FASTCALL,
+     "list_push_one(value, element, head, fill) -> bool: ListValue._push_one, or False (not its case)."},
+    {"list_pop_one", (PyCFunction)(void (*)(void))py_list_pop_one, METH_FASTCALL,
+     "list_pop_one(value, head, fill) -> element or None: ListValue.pop of one element, or None (not its case)."},
+    {"lp_entry_size", py_lp_entry_size, METH_O, "lp_entry_size(element) -> bytes it takes inside a listpack."},
+    {"set_packed_threshold", py_set_packed_threshold, METH_O, "set_packed_threshold(size) (DEBUG QUICKLIST-PACKED-THRESHOLD)."},
+    {"configure", (PyCFunction)(void (*)(void))py_configure, METH_FASTCALL,
+     "configure(ListValue, HashValue, SetValue): the value classes the native handlers accept."},
+    {"native_handlers", py_native_handlers, METH_NOARGS,
+     "native_handlers() -> {name: capsule}: the list/hash/set handlers for the C request loop."},
+    {"set_native_handlers", py_set_native_handlers, METH_O,
+     "set_native_handlers(on): run the handlers, or decline every call to the Python handlers (tests)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "dumpling._collections",
+                                    "List, hash and set internals and native handlers (see the source's header).", -1,
+                                    methods};
+
+PyMODINIT_FUNC PyInit__collections(void) {
+    static const struct {
+        PyObject **slot;
+        const char *text;
+    } names[] = {{&s_items, "_items"},       {&s_packed, "_packed"},
+                 {&s_encoding, "encoding"},  {&s_lp_bytes, "_lp_bytes"},
+                 {&s_nodes, "_nodes"},       {&s_shape_len, "_shape_len"},
+                 {&s_appendleft, "appendleft"}, {&s_append, "append"},
+                 {&s_popleft, "popleft"},    {&s_pop, "pop"},
+                 {&s_fields, "fields"},      {&s_field_expires, "field_expires"},
+                 {&s_scan, "_scan"},         {&s_members, "members"},
+                 {&s_config, "config"},      {&s_values, "values"},
+                 {&k_list_fill, "list-max-listpack-size"},
+                 {&k_hash_entries, "hash-max-listpack-entries"},
+                 {&k_hash_value, "hash-max-listpack-value"},
+                 {&k_set_intset, "set-max-intset-entries"},
+                 {&k_set_lp_entries, "set-max-listpack-entries"},
+                 {&u_listpack, "listpack"},  {&u_quicklist, "quicklist"},
+                 {&u_hashtable, "hashtable"}, {&u_intset, "intset"}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if ((*names[i].slot = PyUnicode_InternFromString(names[i].text)) == NULL)
+            return NULL;
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,214 @@
+"""``dumpling._collections``: a list's one-element push/pop bookkeeping in C and the native
+handlers of LPUSH/RPUSH/LPUSHX/RPUSHX/LPOP/RPOP/HSET/SADD.
+
+The Python code is the reference: the C helpers must leave a ``ListValue`` exactly as
+``_push_one``/``pop`` do (elements, quicklist nodes, listpack bytes, encoding), and a request
+stream must answer the same bytes and leave the same keyspace (DUMP images: node layout and
+encodings) with the native handlers on, off, and with no C request loop at all.  Redis is the
+oracle for the replies."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dumpling import accel
+from dumpling.commands import lists as list_commands
+from dumpling.datatypes import lists
+from dumpling.datatypes.lists import ListValue, lp_entry_size
+from tests.fuzzing import examples
+from tests.servers import encode_command
+from tests.test_fastpath_fuzz import run_stream
+
+native = accel.collections
+pytestmark = pytest.mark.skipif(native is None, reason="dumpling._collections not built")
+
+ELEMENTS = [b"", b"0", b"7", b"-1", b"127", b"128", b"4096", b"-32769", b"2147483648", b"007", b"-0",
+            b"9223372036854775807", b"9223372036854775808", b"x", b"ab" * 31, b"ab" * 32, b"z" * 200,
+            b"w" * 5000, b"q" * 9000]
+
+
+def _shape(value: ListValue) -> tuple[Any, ...]:
+    return list(value.items), value.encoding, value._lp_bytes, value._nodes, value._shape_len
+
+
+def test_entry_sizes_match_python() -> None:
+    rng = random.Random(7)
+    samples = ELEMENTS + [bytes(rng.randrange(256) for _ in range(rng.randrange(0, 70))) for _ in range(500)]
+    samples += [str(rng.randrange(-(1 << 64), 1 << 64)).encode() for _ in range(500)]
+    samples += [b"x" * n for n in (63, 64, 65, 4094, 4095, 4096, 16380, 16381, 2097149, 2097150)]
+    assert [native.lp_entry_size(s) for s in samples] == [lp_entry_size(s) for s in samples]
+
+
+@pytest.mark.parametrize("fill", [-2, -1, -5, 1, 3, 128, 0])
+@pytest.mark.parametrize("threshold", [0, 100])
+def test_push_pop_one_match_python(fill: int, threshold: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same random pushes and pops on two lists, C helpers and Python: same shape after each."""
+    rng = random.Random(fill * 31 + threshold)
+    lists.set_packed_threshold(threshold)
+    try:
+        fast, slow = ListValue(), ListValue()
+        for step in range(1500):
+            head = rng.random() < 0.5
+            if rng.random() < 0.55 or not slow.items:
+                element = rng.choice(ELEMENTS)
+                fast.push([element], head, fill)
+                with monkeypatch.context() as patch:
+                    patch.setattr(lists, "_native_push_one", None)
+                    slow.push([element], head, fill)
+            else:
+                got = fast.pop(1, head, fill)
+                with monkeypatch.context() as patch:
+                    patch.setattr(lists, "_native_pop_one", None)
+                    assert slow.pop(1, head, fill) == got
+                if step % 3 == 0:  # as LPOP does after a pop (fast: the handler's own shrink)
+                    fast.shrunk(fill)
+                    slow.shrunk(fill)
+            assert _shape(fast) == _shape(slow), (fill, threshold, step)
+    finally:
+        lists.set_packed_threshold(0)
+
+
+def test_helpers_decline_what_is_not_their_case() -> None:
+    value = ListValue([b"a", b"b"])  # shape not yet known (built behind the mutators' back)
+    assert native.list_push_one(value, b"c", True, -2) is False
+    assert native.list_pop_one(value, True, -2) is None
+    assert list(value.items) == [b"a", b"b"] and value._shape_len == -1
+    value.push([b"c"], False, -2)  # the Python path syncs it
+    assert native.list_push_one(value, bytearray(b"d"), True, -2) is False  # not bytes
+    assert native.list_pop_one(ListValue(), True, -2) is None
+
+
+# ----------------------------------------------------------------------------- whole streams
+
+CONFIGS = [
+    [],
+    [("list-max-listpack-size", "3"), ("hash-max-listpack-entries", "3"), ("set-max-listpack-entries", "3"),
+     ("set-max-intset-entries", "3"), ("hash-max-listpack-value", "8"), ("set-max-listpack-value", "8")],
+    [("list-max-listpack-size", "-1")],
+]
+KEYS = [b"l", b"h", b"s", b"k"]
+VALUES = [b"a", b"1", b"-5", b"x" * 70, b"y" * 300, b"z" * 9000, b"12345678901", b"f", b"g", b""]
+SHAPES = [(b"LPUSH", "kv"), (b"RPUSH", "kv"), (b"lpush", "kvv"), (b"LPUSHX", "kv"), (b"RPUSHX", "kv"),
+          (b"LPOP", "k"), (b"RPOP", "k"), (b"rpop", "kv"), (b"HSET", "kvv"), (b"HSET", "kvvvv"), (b"hset", "kv"),
+          (b"SADD", "kv"), (b"SADD", "kvvv"), (b"SET", "kv"), (b"DEL", "k"), (b"EXPIRE", "kv"), (b"OBJECT", "vk"),
+          (b"LLEN", "k"), (b"HEXPIRE", "kvvv"), (b"SSCAN", "kv"), (b"HSCAN", "kv")]
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> list[bytes]:
+    config = draw(st.sampled_from(CONFIGS))
+    out = [encode_command(b"CONFIG", b"SET", name, value) for name, value in config]
+    for _ in range(draw(st.integers(1, 60))):
+        name, pattern = draw(st.sampled_from(SHAPES))
+        args = [draw(st.sampled_from(KEYS if kind == "k" else VALUES)) for kind in pattern]
+        if name.upper() == b"OBJECT":
+            args[0] = draw(st.sampled_from([b"ENCODING", b"FREQ"]))
+        if name == b"HEXPIRE":  # HEXPIRE key seconds FIELDS 1 field: a field with a TTL
+            args = [args[0], b"100", b"FIELDS", b"1", args[3]]
+        out.append(encode_command(name, *args))
+    data = b"".join(out)
+    cuts = sorted(set(draw(st.lists(st.integers(1, max(1, len(data) - 1)), max_size=4))))
+    pieces, last = [], 0
+    for cut in [*cuts, len(data)]:
+        if cut > last:
+            pieces.append(data[last:cut])
+            last = cut
+    return pieces
+
+
+@settings(max_examples=examples(150), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(reads=streams())
+def test_native_handlers_agree_with_python(reads: list[bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replies, keyspace (DUMP images: encodings and node layouts), statistics and counters:
+    C loop with native handlers = C loop without them = the pure-Python dispatcher."""
+    with_native = run_stream(reads, True, monkeypatch)
+    list_commands.use_native_handlers(False)
+    try:
+        without = run_stream(reads, True, monkeypatch)
+    finally:
+        list_commands.use_native_handlers(True)
+    assert with_native == without
+    assert with_native == run_stream(reads, False, monkeypatch)
+
+
+def test_long_list_history_agrees(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Thousands of one-element pushes and pops across quicklist nodes, plain nodes and the
+    return to a listpack: the same DUMP image and replies either way."""
+    rng = random.Random(12)
+    reqs = []
+    for _ in range(3000):
+        op = rng.choice([b"LPUSH", b"RPUSH", b"LPOP", b"RPOP", b"LPUSH", b"RPUSH"])
+        reqs.append(encode_command(op, b"l", rng.choice(VALUES)) if op.endswith(b"PUSH") else encode_command(op, b"l"))
+    reqs.append(encode_command(b"OBJECT", b"ENCODING", b"l"))
+    data = [b"".join(reqs[i:i + 100]) for i in range(0, len(reqs), 100)]
+    with_native = run_stream(data, True, monkeypatch)
+    list_commands.use_native_handlers(False)
+    try:
+        assert with_native == run_stream(data, True, monkeypatch)
+    finally:
+        list_commands.use_native_handlers(True)
+
+
+def test_replies_match_redis(pair) -> None:
+    """The native forms against Redis: pushes and pops on existing lists (one elements' pop
+    included), LPUSHX/RPUSHX on missing keys, HSET and SADD new and existing, wrong types."""
+    rng = random.Random(3)
+    pair.same("RPUSH", "l", "seed")
+    pair.same("HSET", "h", "f0", "v")
+    pair.same("SADD", "s", "m0")
+    pair.same("SADD", "i", "1")
+    pair.same("SET", "str", "x")
+    for _ in range(400):
+        element = rng.choice(["a", "1", "-7", "x" * 80, "y" * 9000, ""])
+        op = rng.randrange(12)
+        if op < 4:
+            pair.same(rng.choice(["LPUSH", "RPUSH", "LPUSHX", "RPUSHX"]), rng.choice(["l", "l", "missing", "str"]),
+                      element)
+        elif op < 7:
+            pair.same(rng.choice(["LPOP", "RPOP"]), rng.choice(["l", "l", "missing", "str"]))
+        elif op < 9:
+            field = rng.choice(["f0", "f1", "f2", "big" * 30])
+            pair.same("HSET", rng.choice(["h", "h", "str"]), field, element, *(["f3", "w"] if op == 8 else []))
+        else:
+            pair.same("SADD", rng.choice(["s", "i", "str"]), rng.choice(["m0", "m1", "2", element]))
+    pair.same("LRANGE", "l", 0, -1)
+    pair.same("LLEN", "l")
+    pair.same_unordered("HGETALL", "h")
+    pair.same_unordered("SMEMBERS", "s")
+    pair.same_unordered("SMEMBERS", "i")
+
+
+@pytest.mark.parametrize(("setup", "request_", "reply"), [
+    ([b"RPUSH", b"l", b"a"], [b"LPUSH", b"l", b"b"], b":2\r\n"),
+    ([b"RPUSH", b"l", b"a"], [b"RPUSH", b"l", b"b"], b":2\r\n"),
+    ([b"RPUSH", b"l", b"a"], [b"LPUSHX", b"l", b"b"], b":2\r\n"),
+    (None, [b"RPUSHX", b"l", b"b"], b":0\r\n"),
+    ([b"RPUSH", b"l", b"a", b"b"], [b"LPOP", b"l"], b"$1\r\na\r\n"),
+    ([b"RPUSH", b"l", b"a", b"b"], [b"RPOP", b"l"], b"$1\r\nb\r\n"),
+    (None, [b"LPOP", b"l"], b"$-1\r\n"),
+    ([b"HSET", b"h", b"f", b"v"], [b"HSET", b"h", b"f", b"w", b"g", b"v"], b":1\r\n"),
+    ([b"SADD", b"s", b"m", b"n"], [b"SADD", b"s", b"m"], b":0\r\n"),
+])
+def test_native_handler_runs_the_common_forms(setup: list[bytes] | None, request_: list[bytes], reply: bytes,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """These forms are answered in C: the Python handler is never called."""
+    from dumpling.commands.registry import ORIGINAL
+
+    cmd = ORIGINAL[request_[0].lower()]
+    python_handler = cmd.handler
+
+    def guarded(c: Any, argv: list[bytes]) -> Any:  # the setup may use the same command
+        if argv[1:] == request_[1:]:
+            raise AssertionError("the Python handler ran")
+        return python_handler(c, argv)
+
+    monkeypatch.setattr(cmd, "handler", guarded)
+    first = [encode_command(*setup)] if setup else []
+    out, closed, *_ = run_stream([*first, encode_command(*request_)], True, monkeypatch)
+    assert out.endswith(reply) and not closed
