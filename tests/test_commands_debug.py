@@ -113,3 +113,33 @@ def test_debug_quicklist_packed_threshold_as_7_4(dumpling_server: ServerProcess)
         finally:
             assert conn.call("DEBUG", "QUICKLIST-PACKED-THRESHOLD", "0") == b"+OK\r\n"
             conn.call("FLUSHALL")
+
+
+def _object_fields(reply: bytes) -> dict[str, str]:
+    return dict(word.split(":", 1) for word in reply.decode().split()[1:] if ":" in word)
+
+
+def test_debug_object_address_and_refcount_as_redis_objects(pair: Pair) -> None:
+    """Which DEBUG OBJECT addresses are equal is the same on both servers: INCR edits an
+    int-encoded object in place (unit/type/incr), integers 0..9999 are one shared object per
+    value (refcount 2147483647), a string value made by APPEND is another object."""
+    steps: list[tuple[object, ...]] = [
+        ("SET", "foo", "20000"), ("INCR", "foo"), ("INCRBY", "foo", "5"), ("DECR", "foo"),
+        ("SET", "one", "1"), ("SET", "uno", "1"), ("SET", "neg", "-7"), ("INCR", "neg"),
+    ]
+    views: list[list[str]] = []
+    for conn in (pair.ours, pair.theirs):
+        seen: list[str] = []
+        for step in steps:
+            conn.call(*step)
+            fields = _object_fields(conn.call("DEBUG", "OBJECT", step[1])[1:-2])
+            seen.append(f"{step[1]} {fields['at']} {fields['refcount']} {fields['encoding']}")
+        conn.call("APPEND", "foo", "x")
+        fields = _object_fields(conn.call("DEBUG", "OBJECT", "foo")[1:-2])
+        seen.append(f"foo {fields['at']} {fields['refcount']} {fields['encoding']}")
+        addresses: dict[str, str] = {}
+        views.append([" ".join(addresses.setdefault(w, f"@{len(addresses)}") if w.startswith("0x") else w
+                               for w in line.split()) for line in seen])
+    assert views[0] == views[1]
+    assert views[0][0].split()[1] == views[0][3].split()[1]  # in place through INCR/INCRBY/DECR
+    assert views[0][4].split()[1:3] == views[0][5].split()[1:3] == ["@1", "2147483647"]

@@ -1206,16 +1206,35 @@ def _debug_object(c: Any, key: bytes) -> Any:
     value = db.data.get(key)  # as Redis's dbFind: a logically expired key is still shown
     if value is None:
         raise CommandError(NO_SUCH_KEY)
-    from dumpling.commands.keys import encoding_of
+    from dumpling.commands.keys import REFCOUNT_SHARED, encoding_of, shares_integer
     from dumpling.keyspace import lru_idle_ms
 
-    field = db.meta.get(key, 0)
+    encoding = encoding_of(value).decode()
+    shared = shares_integer(c, value)
+    field = 0 if shared else db.meta.get(key, 0)  # (the shared object's LRU field is never touched)
     length = len(value) if isinstance(value, (bytes, bytearray)) else len(value)
     idle = lru_idle_ms(field, c.keyspace.now) // 1000
     return Status(
-        f"Value at:0x{id(value):x} refcount:1 encoding:{encoding_of(value).decode()} serializedlength:{length} "
+        f"Value at:0x{_object_address(db.index, key, value, encoding, shared):x} "
+        f"refcount:{REFCOUNT_SHARED if shared else 1} encoding:{encoding} serializedlength:{length} "
         f"lru:{field} lru_seconds_idle:{idle}{_quicklist_fields(c, value)}"
     )
+
+
+_SHARED_INTEGERS_AT = 0x7E0000000000  # where the model puts Redis's shared.integers[0..9999]
+_INT_OBJECTS_AT = 0x7F0000000000
+
+
+def _object_address(db_index: int, key: bytes, value: Any, encoding: str, shared: bool) -> int:
+    """DEBUG OBJECT's ``at:``, the address of Redis's robj for the value.  An integer 0..9999 is
+    one shared object for every key holding it; any other int-encoded string is an object INCR
+    edits in place for as long as the key holds an int (dumpling's integers are immutable bytes,
+    so the model gives the key's int object one address); other values are their own objects."""
+    if shared:
+        return _SHARED_INTEGERS_AT + int(value) * 16
+    if encoding == "int":
+        return _INT_OBJECTS_AT | (hash((db_index, key)) & 0xFFFFFFFFFF) << 4
+    return id(value)
 
 
 def _debug_htstats_key(c: Any, key: bytes, full: bool) -> Any:
