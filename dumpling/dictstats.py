@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import weakref
 from collections.abc import Iterable
 from typing import Any
@@ -42,6 +43,7 @@ CRON_DBS_PER_CALL = 16
 CRON_DICTS_PER_DB = 16
 CRON_REHASH_BUCKETS = 20_000  # about what dictRehashMicroseconds moves in its 1 ms
 STATS_VECTLEN = 50  # DICT_STATS_VECTLEN
+_EMPTY_DICT = sys.getsizeof({})  # the size of a dict that never held a key
 
 
 def next_exp(size: int) -> int:
@@ -382,8 +384,15 @@ class DictStats:
         model = store.dicts.get(index)
         if model is None:
             if not count:
-                return None
-            model = store.dicts[index] = TableModel()  # createDictIfNeeded
+                source = db.data if which == "keys" else db.expires
+                if store.cluster or sys.getsizeof(source) <= _EMPTY_DICT:
+                    return None
+                # Emptied since the last look: a Python dict keeps its table after deletes,
+                # so it did hold keys, and Redis's dict was made (and shrank back to 4 buckets).
+                model = store.dicts[index] = TableModel()
+                model.add(1, ENABLE, True)
+            else:
+                model = store.dicts[index] = TableModel()  # createDictIfNeeded
         model.sync(count, self.policy(), self.resizing)
         if not count and store.cluster:
             del store.dicts[index]  # KVSTORE_FREE_EMPTY_DICTS

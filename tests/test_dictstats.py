@@ -133,3 +133,27 @@ def test_htstats_errors_match_redis(pair: Pair) -> None:
     for args in (("HTSTATS", "16"), ("HTSTATS", "-1"), ("HTSTATS", "x"), ("HTSTATS-KEY", "nokey"),
                  ("HTSTATS-KEY", "str"), ("HTSTATS-KEY", "small"), ("HTSTATS",), ("HTSTATS-KEY",)):
         pair.same("DEBUG", *args)
+
+
+def test_a_dict_emptied_between_looks_stays_allocated(dumpling_server: ServerProcess) -> None:
+    """128 keys set and deleted between two looks (one pipeline): Redis's dict was made and
+    shrank back; MEMORY STATS shows db.9 (values recorded from Redis 7.4.1, other.tcl's
+    "Redis can resize empty dict")."""
+    r = redis.Redis(port=dumpling_server.port, db=9)
+    try:
+        r.flushall()
+        pipe = r.pipeline(transaction=False)
+        for j in range(1, 129):
+            pipe.set(f"{j}{{b}}", "a")
+        for j in range(1, 129):
+            pipe.delete(f"{j}{{b}}")
+        pipe.execute()
+        stats = r.memory_stats()
+        assert stats["db.9"] == {"overhead.hashtable.main": 312, "overhead.hashtable.expires": 216}
+        assert stats["overhead.db.hashtable.lut"] == 32
+        assert r.execute_command("DEBUG", "HTSTATS", 9) == (
+            b"[Dictionary HT]\nHash table 0 stats (main hash table):\nNo stats available for empty dictionaries\n"
+            b"[Expires HT]\n")
+    finally:
+        r.flushall()
+        r.close()
