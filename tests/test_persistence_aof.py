@@ -172,6 +172,7 @@ def test_config_set_appendonly_at_run_time(tmp_path: Path) -> None:
         c.config_set("appendonly", "yes")
         assert info(server)["aof_enabled"] == "1"
         c.set("c", 3)
+        wait_for(partial(_no_child_or_scheduled_rewrite, c))  # (the first base is a forked rewrite)
         c.config_set("appendonly", "no")
         c.set("d", 4)  # not logged any more
         shutdown(server, "NOSAVE")
@@ -217,15 +218,44 @@ def test_appendonly_enabled_in_a_transaction_or_beside_a_child_is_scheduled(tmp_
                     p.set("foo", "bar").config_set("appendonly", "yes")
                     assert p.execute() == [True, True]
                 c.set("after", 2)
+                c.incr("n")  # (before the rewrite forks: in the base, and only there)
                 assert c.info("persistence")["aof_enabled"] == 1
                 wait_for(partial(_no_child_or_scheduled_rewrite, c), timeout=30)
                 assert c.info("stats")["total_forks"] > forks + (case == "beside a child"), (name, case)
                 assert line in server.log(), (name, case)
                 c.set("later", 3)
                 assert c.execute_command("DEBUG", "LOADAOF") == b"OK"
-                assert sorted(c.keys("*")) == sorted([b"a", b"after", b"later"] + [b"foo"] * (case != "beside a child"))
+                assert sorted(c.keys("*")) == sorted([b"a", b"after", b"later", b"n"] + [b"foo"] * (case != "beside a child"))
+                assert c.get("n") == b"1"
             finally:
                 server.stop()
+
+
+def test_shutdown_waits_for_the_initial_aof_rewrite(tmp_path: Path) -> None:
+    """CONFIG SET appendonly yes at run time writes the first base in a forked rewrite; until it
+    ends the AOF is incomplete, so SHUTDOWN refuses unless FORCE (the log line unit/shutdown
+    waits for), on both servers; writes made meanwhile reach the AOF's first incr file."""
+    require_redis()
+    replies = []
+    for name, start in (("dumpling", start_dumpling), ("redis", start_redis)):
+        directory = tmp_path / name
+        directory.mkdir()
+        server = start("--dir", str(directory))
+        try:
+            c = client(server)
+            c.mset({str(i): i for i in range(10)})
+            c.config_set("rdb-key-save-delay", 10_000_000)
+            c.config_set("appendonly", "yes")
+            wait_for(lambda c=c: c.info("persistence")["aof_rewrite_in_progress"] == 1)
+            c.incr("counter")
+            with server.raw() as conn:
+                replies.append((conn.call("SHUTDOWN"), conn.call("INFO", "persistence").count(b"aof_enabled:1")))
+            assert "Writing initial AOF, can't exit." in server.log(), name
+            assert c.config_set("appendonly", "no")  # (kills the rewrite)
+            assert c.info("persistence")["aof_rewrite_in_progress"] == 0
+        finally:
+            server.stop()
+    assert replies[0] == replies[1] == (b"-ERR Errors trying to SHUTDOWN. Check logs.\r\n", 1)
 
 
 def test_info_persistence_fields_with_aof_match_redis(tmp_path: Path) -> None:

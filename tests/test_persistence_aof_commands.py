@@ -156,6 +156,7 @@ def test_config_set_appendonly_writes_a_command_base(tmp_path: Path) -> None:
         c.config_set("appendonly", "yes")
         c.set("c", 3)
         expected = contents(c)
+        wait_for(lambda: info(server)["aof_rewrite_in_progress"] == "0")  # (SHUTDOWN waits for the first base)
         shutdown(server, "NOSAVE")
     directory = tmp_path / "appendonlydir"
     assert (directory / "appendonly.aof.1.base.aof").read_bytes().startswith(b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n")

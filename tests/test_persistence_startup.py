@@ -25,6 +25,7 @@ def make_aof(directory: Path) -> None:
             for i in range(1000):
                 p.rpush("log", i)
             p.execute()
+        wait_for(lambda: info(server)["aof_rewrite_in_progress"] == "0")  # (SHUTDOWN waits for the first base)
         shutdown(server, "NOSAVE")
 
 

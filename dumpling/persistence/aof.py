@@ -345,6 +345,10 @@ class AppendOnly:
             self.kill_child()
         if self.waiting_rewrite:  # (stopAppendOnly: no first generation after all)
             self.waiting_rewrite = self.scheduled = False
+            if self.fd >= 0:
+                os.close(self.fd)
+                self.fd = -1
+            _unlink(self.path(self._temp_incr()))
         if self.fd >= 0 and self.pending:
             self._drain()
         if self.fd >= 0:
@@ -362,28 +366,33 @@ class AppendOnly:
         want = bool(self.server.config["appendonly"])
         if want and not self.enabled:
             if self.snapshots.child_pid != -1:
-                self._enable_later("there is already another background operation")
+                self.enable("there is already another background operation")
             elif self.server.in_exec:
-                self._enable_later("during a transaction")
+                self.enable("during a transaction")
             else:
-                self.start_fresh("AOF enabled")
+                self.enable()
         elif not want and self.enabled:
             self.stop()
 
-    def _enable_later(self, why: str) -> None:
-        """startAppendOnly when it cannot rewrite at once (AOF_WAIT_REWRITE): the AOF counts as
-        on, and the cron's next rewrite makes its first generation (``rewrite``)."""
+    def enable(self, why: str | None = None) -> None:
+        """startAppendOnly at run time (AOF_WAIT_REWRITE): the AOF counts as on at once; a
+        forked rewrite writes its first base while new writes go to a temporary incr file, and
+        the two become the AOF's first generation when it ends (``_rewrite_cron``).  ``why``:
+        the rewrite cannot start now (a transaction, another child), so the cron starts it."""
         server = self.server
-        what = "enabled but " if why.startswith("there") else "enabled "
-        server.log("notice", f"AOF was {what}{why}. An AOF background was scheduled to start when possible.")
-        os.makedirs(self.directory(), exist_ok=True)
-        seq = max((s for _, s, _ in self.manifest), default=0) + 1
-        incr = self._open_incr(seq)  # writes from now on go here; the manifest names it once a base exists
-        server.log("notice", f"Creating AOF incr file {incr} on AOF enabled")
-        self.manifest = [*self.manifest, (incr, seq, "i")]
         self.waiting_rewrite = True
-        self.scheduled = True
-        self._hook(True)
+        self._hook(True)  # (nothing is written before the rewrite forks: the base will hold it)
+        if why is not None:
+            what = "enabled but " if why.startswith("there") else "enabled "
+            server.log("notice", f"AOF was {what}{why}. An AOF background was scheduled to start when possible.")
+            self.scheduled = True
+        elif not self.rewrite():
+            server.log("warning", "Redis needs to enable the AOF but can't trigger a background AOF rewrite "
+                       "operation. Check the above logs for more info about the error.")
+            self.stop()
+
+    def _temp_incr(self) -> str:
+        return f"temp-{self.server.config['appendfilename']}.incr"
 
     # -- loading ----------------------------------------------------------------------------------
 
@@ -591,7 +600,14 @@ class AppendOnly:
         incrs = self.incr_files()
         seq = (incrs[-1][1] + 1) if incrs else 1
         if self.waiting_rewrite:
-            seq = incrs[-1][1]  # the first generation: its incr file is open already
+            # the first generation: writes from the fork on go to a temporary incr file
+            seq = max((s for _, s, _ in self.manifest), default=0) + 1
+            if self.fd >= 0:
+                os.close(self.fd)
+            temp = self._temp_incr()
+            self.fd = os.open(self.path(temp), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC, 0o644)
+            self.db = -1
+            server.log("notice", f"Creating AOF incr file {temp} on background rewrite")
         elif self.enabled:
             incr = self._open_incr(seq)
             server.log("notice", f"Creating AOF incr file {incr} on background rewrite")
@@ -629,7 +645,8 @@ class AppendOnly:
         if self.child_pid == -1:
             if self.scheduled and self.snapshots.child_pid == -1:
                 self.scheduled = False
-                self.rewrite()
+                if not self.rewrite() and self.waiting_rewrite:
+                    self.scheduled = True  # (the first generation is retried on every tick, as Redis does)
             elif self.enabled and self.snapshots.child_pid == -1:
                 self._auto_rewrite()
             return
@@ -649,8 +666,11 @@ class AppendOnly:
             self.consecutive_failures += 1
             server.log("warning", "Background AOF rewrite terminated with error" if code > 0 else
                        f"Background AOF rewrite terminated by signal {-code}")
-            if self.waiting_rewrite:
-                self.scheduled = True  # the AOF still needs its first base: try again
+            if self.waiting_rewrite:  # the AOF still needs its first base: try again, afresh
+                os.close(self.fd)
+                self.fd = -1
+                _unlink(self.path(self._temp_incr()))
+                self.scheduled = True
             return
         prefix = server.config["appendfilename"]
         seq = self._rewrite_seq
@@ -658,7 +678,12 @@ class AppendOnly:
         os.replace(temp, self.path(base))
         old = [m for m in self.manifest if not (m[2] == "i" and m[1] >= seq)]
         self.manifest = [(base, seq, "b")] + [m for m in self.manifest if m[2] == "i" and m[1] >= seq]
-        if not self.enabled:
+        if self.waiting_rewrite:
+            incr = f"{prefix}.{seq}.incr.aof"
+            os.replace(self.path(self._temp_incr()), self.path(incr))
+            server.log("notice", f"Successfully renamed the temporary AOF incr file {self._temp_incr()} into {incr}")
+            self.manifest = [(base, seq, "b"), (incr, seq, "i")]
+        elif not self.enabled:
             self.manifest = [(base, seq, "b")]
         self.write_manifest()
         for name, _, _ in old:
@@ -704,6 +729,11 @@ class AppendOnly:
         self.child_pid = -1
 
     def before_shutdown(self, flags: frozenset[str]) -> bool:
+        if self.child_pid != -1 and self.waiting_rewrite:  # the AOF has no complete generation yet
+            if "force" not in flags:
+                self.server.log("warning", "Writing initial AOF, can't exit.")
+                return False
+            self.server.log("warning", "Writing initial AOF. Exit anyway.")
         if self.child_pid != -1:
             self.server.log("warning", "There is a child rewriting the AOF. Killing it!")
             self.kill_child()
