@@ -29,6 +29,7 @@
 #include <Python.h>
 #include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "_native.h"
 
@@ -43,9 +44,10 @@ static const uint64_t NEG_FILL_LIMITS[5] = {4096, 8192, 16384, 32768, 65536};
 static PyObject *s_items, *s_packed, *s_encoding, *s_lp_bytes, *s_nodes, *s_shape_len, *s_appendleft,
     *s_append, *s_popleft, *s_pop, *s_fields, *s_field_expires, *s_scan, *s_members, *s_config, *s_values,
     *k_list_fill, *k_hash_entries, *k_hash_value, *k_set_intset, *k_set_lp_entries, *u_listpack, *u_quicklist,
-    *u_hashtable, *u_intset;
+    *u_hashtable, *u_intset, *s_keyspace, *s_blocked_keys, *s_last_id, *s_append_entry, *k_stream_bytes,
+    *k_stream_entries;
 
-static PyObject *g_list_type, *g_hash_type, *g_set_type; /* set by configure() */
+static PyObject *g_list_type, *g_hash_type, *g_set_type, *g_stream_type; /* set by configure() */
 static long long g_packed_threshold = 0;                    /* lists.set_packed_threshold */
 static int g_handlers_on = 1;
 
@@ -441,11 +443,12 @@ static PyObject *py_list_pop_one(PyObject *self, PyObject *const *args, Py_ssize
 
 /* lp_entry_size(element) -> int (lists.lp_entry_size). */
 static PyObject *py_lp_entry_size(PyObject *self, PyObject *arg) {
-    if (!PyBytes_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "lp_entry_size(bytes)");
-        return NULL;
-    }
-    return PyLong_FromLongLong(lp_entry_size(PyBytes_AS_STRING(arg), PyBytes_GET_SIZE(arg)));
+    if (PyBytes_Check(arg))
+        return PyLong_FromLongLong(lp_entry_size(PyBytes_AS_STRING(arg), PyBytes_GET_SIZE(arg)));
+    if (PyByteArray_Check(arg))
+        return PyLong_FromLongLong(lp_entry_size(PyByteArray_AS_STRING(arg), PyByteArray_GET_SIZE(arg)));
+    PyErr_SetString(PyExc_TypeError, "lp_entry_size(bytes or bytearray)");
+    return NULL;
 }
 
 /* set_packed_threshold(size): DEBUG QUICKLIST-PACKED-THRESHOLD, as lists.set_packed_threshold. */
@@ -731,15 +734,107 @@ done:
     return reply;
 }
 
-/* configure(ListValue, HashValue, SetValue): the value classes the handlers accept. */
+/* XADD key * field value [field value ...]: commands.streams.xadd's plainest form (an
+ * automatic ID, no NOMKSTREAM or trimming) on an existing stream nobody is blocked on.  The
+ * handler's parsing and ID choice are here; the entry goes in through the same
+ * StreamValue.append (Python: the radix tree's listpack accounting) the Python handler calls.
+ * Declined: other forms, a new key, an ID space at its end, elements over 1 GiB. */
+static PyObject *native_xadd(NativeCall *call, const NativeArg *args, int argc) {
+    if (!g_handlers_on || g_stream_type == NULL || argc < 5 || (argc - 3) % 2 != 0 || args[2].len != 1 ||
+        args[2].p[0] != '*')
+        return NULL;
+    long long total = 0;
+    for (int i = 3; i < argc; i++)
+        total += args[i].len;
+    if (total > (1LL << 30))
+        return NULL;
+    PyObject *keyspace = PyObject_GetAttr(call->server, s_keyspace);
+    if (keyspace == NULL)
+        return NULL;
+    int waiting = -1;
+    PyObject *blocked = PyObject_GetAttr(keyspace, s_blocked_keys);
+    Py_DECREF(keyspace);
+    if (blocked != NULL) {
+        waiting = PyObject_IsTrue(blocked);
+        Py_DECREF(blocked);
+    }
+    if (waiting != 0)
+        return NULL; /* clients to wake (or an error) */
+    PyObject *key;
+    int absent;
+    PyObject *value = typed_value(call, &args[1], g_stream_type, &key, &absent);
+    if (value == NULL)
+        return NULL;
+    PyObject *reply = NULL, *last = NULL, *flat = NULL, *id = NULL, *max_bytes = NULL, *max_entries = NULL;
+    Py_INCREF(value);
+    last = PyObject_GetAttr(value, s_last_id);
+    if (last == NULL)
+        goto done;
+    if (!PyTuple_CheckExact(last) || PyTuple_GET_SIZE(last) != 2)
+        goto done;
+    unsigned long long ms = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(last, 0));
+    if (ms == (unsigned long long)-1 && PyErr_Occurred())
+        goto done;
+    unsigned long long seq = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(last, 1));
+    if (seq == (unsigned long long)-1 && PyErr_Occurred())
+        goto done;
+    unsigned long long now = (unsigned long long)call->now_ms, new_ms, new_seq;
+    if (call->now_ms >= 0 && now > ms) {
+        new_ms = now;
+        new_seq = 0;
+    } else if (seq != UINT64_MAX) {
+        new_ms = ms;
+        new_seq = seq + 1;
+    } else {
+        goto done; /* the next millisecond, or the ID space's end: Python's */
+    }
+    max_bytes = setting(call, k_stream_bytes);
+    max_entries = max_bytes == NULL ? NULL : setting(call, k_stream_entries);
+    if (max_entries == NULL)
+        goto done;
+    flat = PyList_New(argc - 3);
+    if (flat == NULL)
+        goto done;
+    for (int i = 3; i < argc; i++) {
+        PyObject *a = PyBytes_FromStringAndSize(args[i].p, args[i].len);
+        if (a == NULL)
+            goto done;
+        PyList_SET_ITEM(flat, i - 3, a);
+    }
+    id = Py_BuildValue("(KK)", new_ms, new_seq);
+    if (id == NULL)
+        goto done;
+    PyObject *r = PyObject_CallMethodObjArgs(value, s_append_entry, id, flat, max_bytes, max_entries, NULL);
+    if (r == NULL)
+        goto done; /* (after a change: the loop stops with the error) */
+    Py_DECREF(r);
+    if (native_touch(call, key) < 0)
+        goto done;
+    call->dirty += 1;
+    char text[48];
+    int n = snprintf(text, sizeof text, "%llu-%llu", new_ms, new_seq);
+    reply = PyBytes_FromStringAndSize(text, n);
+done:
+    Py_XDECREF(max_entries);
+    Py_XDECREF(max_bytes);
+    Py_XDECREF(id);
+    Py_XDECREF(flat);
+    Py_XDECREF(last);
+    Py_DECREF(value);
+    Py_DECREF(key);
+    return reply;
+}
+
+/* configure(ListValue, HashValue, SetValue, StreamValue): the value classes the handlers accept. */
 static PyObject *py_configure(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "configure(ListValue, HashValue, SetValue)");
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "configure(ListValue, HashValue, SetValue, StreamValue)");
         return NULL;
     }
     Py_XSETREF(g_list_type, Py_NewRef(args[0]));
     Py_XSETREF(g_hash_type, Py_NewRef(args[1]));
     Py_XSETREF(g_set_type, Py_NewRef(args[2]));
+    Py_XSETREF(g_stream_type, Py_NewRef(args[3]));
     Py_RETURN_NONE;
 }
 
@@ -759,7 +854,7 @@ static PyObject *py_native_handlers(PyObject *self, PyObject *unused) {
         NativeHandler handler;
     } table[] = {{"lpush", native_lpush}, {"rpush", native_rpush}, {"lpushx", native_lpushx},
                  {"rpushx", native_rpushx}, {"lpop", native_lpop}, {"rpop", native_rpop},
-                 {"hset", native_hset}, {"sadd", native_sadd}};
+                 {"hset", native_hset}, {"sadd", native_sadd}, {"xadd", native_xadd}};
     PyObject *handlers = PyDict_New();
     if (handlers == NULL)
         return NULL;
@@ -783,7 +878,7 @@ static PyMethodDef methods[] = {
     {"lp_entry_size", py_lp_entry_size, METH_O, "lp_entry_size(element) -> bytes it takes inside a listpack."},
     {"set_packed_threshold", py_set_packed_threshold, METH_O, "set_packed_threshold(size) (DEBUG QUICKLIST-PACKED-THRESHOLD)."},
     {"configure", (PyCFunction)(void (*)(void))py_configure, METH_FASTCALL,
-     "configure(ListValue, HashValue, SetValue): the value classes the native handlers accept."},
+     "configure(ListValue, HashValue, SetValue, StreamValue): the value classes the native handlers accept."},
     {"native_handlers", py_native_handlers, METH_NOARGS,
      "native_handlers() -> {name: capsule}: the list/hash/set handlers for the C request loop."},
     {"set_native_handlers", py_set_native_handlers, METH_O,
@@ -813,7 +908,11 @@ PyMODINIT_FUNC PyInit__collections(void) {
                  {&k_set_intset, "set-max-intset-entries"},
                  {&k_set_lp_entries, "set-max-listpack-entries"},
                  {&u_listpack, "listpack"},  {&u_quicklist, "quicklist"},
-                 {&u_hashtable, "hashtable"}, {&u_intset, "intset"}};
+                 {&u_hashtable, "hashtable"}, {&u_intset, "intset"},
+                 {&s_keyspace, "keyspace"},  {&s_blocked_keys, "blocked_keys"},
+                 {&s_last_id, "last_id"},    {&s_append_entry, "append"},
+                 {&k_stream_bytes, "stream-node-max-bytes"},
+                 {&k_stream_entries, "stream-node-max-entries"}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if ((*names[i].slot = PyUnicode_InternFromString(names[i].text)) == NULL)
             return NULL;

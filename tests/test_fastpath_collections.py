@@ -93,7 +93,7 @@ CONFIGS = [
 ]
 KEYS = [b"l", b"h", b"s", b"k"]
 VALUES = [b"a", b"1", b"-5", b"x" * 70, b"y" * 300, b"z" * 9000, b"12345678901", b"f", b"g", b""]
-SHAPES = [(b"LPUSH", "kv"), (b"RPUSH", "kv"), (b"lpush", "kvv"), (b"LPUSHX", "kv"), (b"RPUSHX", "kv"),
+SHAPES = [(b"XADD", "kvvv"), (b"LPUSH", "kv"), (b"RPUSH", "kv"), (b"lpush", "kvv"), (b"LPUSHX", "kv"), (b"RPUSHX", "kv"),
           (b"LPOP", "k"), (b"RPOP", "k"), (b"rpop", "kv"), (b"HSET", "kvv"), (b"HSET", "kvvvv"), (b"hset", "kv"),
           (b"SADD", "kv"), (b"SADD", "kvvv"), (b"SET", "kv"), (b"DEL", "k"), (b"EXPIRE", "kv"), (b"OBJECT", "vk"),
           (b"LLEN", "k"), (b"HEXPIRE", "kvvv"), (b"SSCAN", "kv"), (b"HSCAN", "kv")]
@@ -194,6 +194,7 @@ def test_replies_match_redis(pair) -> None:
     (None, [b"LPOP", b"l"], b"$-1\r\n"),
     ([b"HSET", b"h", b"f", b"v"], [b"HSET", b"h", b"f", b"w", b"g", b"v"], b":1\r\n"),
     ([b"SADD", b"s", b"m", b"n"], [b"SADD", b"s", b"m"], b":0\r\n"),
+    ([b"XADD", b"x", b"1-1", b"f", b"v"], [b"XADD", b"x", b"*", b"f", b"w"], b"-0\r\n"),
 ])
 def test_native_handler_runs_the_common_forms(setup: list[bytes] | None, request_: list[bytes], reply: bytes,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
@@ -212,3 +213,22 @@ def test_native_handler_runs_the_common_forms(setup: list[bytes] | None, request
     first = [encode_command(*setup)] if setup else []
     out, closed, *_ = run_stream([*first, encode_command(*request_)], True, monkeypatch)
     assert out.endswith(reply) and not closed
+
+
+def test_xadd_auto_ids_build_the_python_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    """XADD key * in C (IDs from the clock) leaves the stream, node layout included, that the
+    Python handler builds when given the same IDs; a stream someone waits on, other forms and
+    a new key are the Python handler's."""
+    rng = random.Random(5)
+    reqs = [encode_command(b"XADD", b"x", b"1-1", b"f", b"v")]
+    for _ in range(700):
+        fields = rng.choice([[b"f", b"v"], [b"f", rng.choice(VALUES)], [b"g", b"1", b"h", b"x" * 300]])
+        reqs.append(encode_command(b"XADD", b"x", b"*", *fields))
+    out, closed, state, stats, counters = run_stream([b"".join(reqs[i:i + 50]) for i in range(0, len(reqs), 50)],
+                                                     True, monkeypatch)
+    ids = out.split(b"\r\n")[1::2]
+    assert len(ids) == len(reqs) and not closed
+    assert [tuple(map(int, i.split(b"-"))) for i in ids] == sorted({tuple(map(int, i.split(b"-"))) for i in ids})
+    replay = [req.replace(b"$1\r\n*\r\n", b"$%d\r\n%s\r\n" % (len(i), i)) for req, i in zip(reqs, ids, strict=True)]
+    out2, _, state2, _, counters2 = run_stream([b"".join(replay)], False, monkeypatch)
+    assert out2 == out and state2 == state and counters2[1] == counters[1]  # replies, DUMP image, dirty

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from dumpling.commands.common import LLONG_MAX, check_type, help_header, parse_timeout_ms, to_int
+from dumpling.commands.lists import attach_native_handlers
 from dumpling.commands.registry import command, container
 from dumpling.datatypes.streams import (
     INVALID_ENTRIES_READ,
@@ -287,6 +288,7 @@ def _exact_trim(argv: list[bytes], s: StreamValue, args: TrimArgs) -> list[bytes
          key_specs=[{"notes": "UPDATE instead of INSERT because of the optional trimming feature",
                      **_spec(["RW", "update"], 1)}])
 def xadd(c: Any, argv: list[bytes]) -> Any:
+    # (XADD key * field value... on an existing stream also runs in C: _collections.c native_xadd; change both)
     args = parse_trim_args(c, argv, True)
     field_pos = args.id_pos + 1
     nargs = len(argv) - field_pos
@@ -1403,3 +1405,5 @@ def xinfo_help(c: Any, argv: list[bytes]) -> Any:
     ]
     return [Status(line) for line in lines]
 
+
+attach_native_handlers("xadd")  # the C handler of its plainest form (dumpling/_collections.c)

@@ -20,6 +20,6 @@ from dumpling.datatypes.streams import StreamValue
 from dumpling.datatypes.zsets import ZSetValue
 
 if accel.collections is not None:  # the classes its native handlers accept
-    accel.collections.configure(ListValue, HashValue, SetValue)
+    accel.collections.configure(ListValue, HashValue, SetValue, StreamValue)
 
 __all__ = ["HashValue", "ListValue", "SetValue", "StreamValue", "ZSetValue"]
