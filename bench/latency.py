@@ -3,10 +3,12 @@
 For real Redis and for dumpling, in the same run and alternating: redis-benchmark runs a
 pipelined workload (`-c 50 -P 16`, the whole default set's write commands by default) in the
 background, and one extra connection sends PINGs one at a time, each waiting for its reply.
-Prints p50 / p99 / max of those round trips and dumpling's p99 over Redis's (issue 12's target:
-at most 2).  Both servers are single-threaded; the load generator shares the machine's cores.
+Prints p50 / p99 / p99.9 / max of those round trips and dumpling's p99 over Redis's (issue 12's
+target: at most 2).  Both servers are single-threaded; the load generator shares the machine's
+cores.  ``--preload N`` first stores N small hashes and N small sets in each server: a keyspace
+of collections is what Python's cyclic GC used to stop the world for (dumpling.collector).
 
-usage: python bench/latency.py [--pings N] [--tests lpush,sadd,...] [--rounds R]
+usage: python bench/latency.py [--pings N] [--tests lpush,sadd,...] [--rounds R] [--preload N]
 """
 
 from __future__ import annotations
@@ -20,7 +22,27 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.servers import ServerProcess, start_dumpling, start_redis  # noqa: E402
+from tests.servers import ServerProcess, encode_command, start_dumpling, start_redis  # noqa: E402
+
+
+def preload(server: ServerProcess, keys: int, batch: int = 1000) -> None:
+    """``keys`` hashes (two fields) and ``keys`` sets (three members), pipelined."""
+    with server.raw() as conn:
+        for first in range(0, keys, batch):
+            last = min(first + batch, keys)
+            chunk = b"".join(
+                encode_command("HSET", f"hash:{i}", "f1", "v1", "f2", "v2") + encode_command("SADD", f"set:{i}", "a", "b", "c")
+                for i in range(first, last))
+            conn.send(chunk)
+            want = (b":2\r\n" + b":3\r\n") * (last - first)
+            got = b""
+            while len(got) < len(want):
+                data = conn.sock.recv(1 << 20)
+                if not data:
+                    raise ConnectionError("closed while preloading")
+                got += data
+            if got != want:
+                raise RuntimeError(f"unexpected preload replies: {got[:100]!r}")
 
 
 def ping_latencies(server: ServerProcess, pings: int, tests: str) -> list[float]:
@@ -57,18 +79,22 @@ def main() -> None:
     parser.add_argument("--pings", type=int, default=2000)
     parser.add_argument("--tests", default="lpush,sadd,hset,zadd,lrange_100")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--preload", type=int, default=0, help="small hashes and sets stored first (each)")
     args = parser.parse_args()
     servers = {"redis": start_redis(), "dumpling": start_dumpling()}
     try:
+        for server in servers.values():
+            preload(server, args.preload)
         samples: dict[str, list[float]] = {name: [] for name in servers}
         for _ in range(args.rounds):
             for name, server in servers.items():
                 samples[name] += ping_latencies(server, args.pings, args.tests)
         print(f"PING round trips (ms) under redis-benchmark -c 50 -P 16 -t {args.tests}, "
-              f"{args.rounds} alternating rounds of {args.pings}")
-        print(f"{'server':10} {'p50':>8} {'p99':>8} {'max':>8}")
+              f"{args.rounds} alternating rounds of {args.pings}, {args.preload:,} hashes and sets preloaded")
+        print(f"{'server':10} {'p50':>8} {'p99':>8} {'p99.9':>8} {'max':>8}")
         for name, values in samples.items():
-            print(f"{name:10} {statistics.median(values):8.3f} {percentile(values, 0.99):8.3f} {max(values):8.3f}")
+            print(f"{name:10} {statistics.median(values):8.3f} {percentile(values, 0.99):8.3f} "
+                  f"{percentile(values, 0.999):8.3f} {max(values):8.3f}")
         ratio = percentile(samples["dumpling"], 0.99) / percentile(samples["redis"], 0.99)
         print(f"p99 dumpling / redis: {ratio:.2f}")
     finally:

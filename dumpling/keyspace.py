@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from dumpling.collector import stored
 from dumpling.scan import ScanOrder
 
 if TYPE_CHECKING:
@@ -195,6 +196,8 @@ class Database:
     def add(self, key: bytes, value: Any) -> None:
         """Store a key that does not exist (dbAdd)."""
         self.data[key] = value
+        if type(value) not in STRING_TYPES:
+            stored(self.data, value)  # out of the cyclic GC's full collections (dumpling.collector)
         self.meta[key] = self.fresh_meta()
         if self._order is not None:
             self._order.added(key)
@@ -216,6 +219,8 @@ class Database:
         if key in self.data:
             old = self.data[key]
             self.data[key] = value
+            if type(value) not in STRING_TYPES:
+                stored(self.data, value)
             if not keep_ttl and key in self.expires:
                 self._remove_expire(key)
             ks = self.keyspace
