@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from sortedcontainers import SortedDict
 
+from dumpling import accel
 from dumpling.datatypes.sizes import listpack_int_entry_size
 from dumpling.datatypes.zsets import alloc_size
 from dumpling.protocol import parse_strict_int
@@ -80,6 +81,11 @@ def _str_size(s: bytes) -> int:
     return head + (1 if head <= 127 else 2 if head < 16383 else 3 if head < 2097151 else 4 if head < 268435455 else 5)
 
 
+# _str_size is lists.lp_entry_size (lpStringToInt64 is string2ll): the C one where it is built
+_entry_size = _str_size if accel.collections is None else accel.collections.lp_entry_size
+_INT64_MIN, _INT64_END = -(1 << 63), 1 << 63
+
+
 def _signed64(v: int) -> int:
     v &= MASK64
     return v - (1 << 64) if v >= 1 << 63 else v
@@ -112,16 +118,19 @@ class StreamNode:
     def entry_size(self, entry_id: StreamID, flat: list[bytes]) -> tuple[int, bool]:
         """Listpack bytes of an entry and whether it shares the master fields."""
         nfields = len(flat) // 2
-        fields = flat[0::2]
-        same = fields == self.master_fields
-        size = 2  # flags
-        size += listpack_int_entry_size(_signed64(entry_id[0] - self.master_id[0]))
-        size += listpack_int_entry_size(_signed64(entry_id[1] - self.master_id[1]))
+        same = flat[0::2] == self.master_fields
+        master = self.master_id
+        ms, seq = entry_id[0] - master[0], entry_id[1] - master[1]
+        if not _INT64_MIN <= ms < _INT64_END:
+            ms = _signed64(ms)
+        if not _INT64_MIN <= seq < _INT64_END:
+            seq = _signed64(seq)
+        size = 2 + listpack_int_entry_size(ms) + listpack_int_entry_size(seq)  # flags, ID deltas
         if same:
-            size += sum(map(_str_size, flat[1::2]))
+            size += sum(map(_entry_size, flat[1::2]))
             lp_count = nfields + 3
         else:
-            size += listpack_int_entry_size(nfields) + sum(map(_str_size, flat))
+            size += listpack_int_entry_size(nfields) + sum(map(_entry_size, flat))
             lp_count = 2 * nfields + 4
         return size + listpack_int_entry_size(lp_count), same
 
@@ -220,7 +229,8 @@ class StreamValue:
 
     def append(self, entry_id: StreamID, flat: list[bytes], max_bytes: int, max_entries: int) -> None:
         """``streamAppendItem`` after the ID was validated."""
-        self.nodes(max_bytes, max_entries)
+        if self._nodes is None:
+            self.nodes(max_bytes, max_entries)
         self._place(entry_id, flat, max_bytes, max_entries)
         self.entries[entry_id] = flat
         self.entries_added = (self.entries_added + 1) & MASK64  # a uint64_t in Redis
