@@ -98,9 +98,15 @@ def match_filter(pattern: bytes | None) -> Callable[[bytes], bool] | None:
 
 
 def _limits(c: Any) -> SetLimits:
-    config = c.server.config
-    return SetLimits(config["set-max-intset-entries"], config["set-max-listpack-entries"],
-                     config["set-max-listpack-value"])
+    values = c.server.config.values
+    key = (values["set-max-intset-entries"], values["set-max-listpack-entries"], values["set-max-listpack-value"])
+    limits = _LIMITS.get(key)
+    if limits is None:
+        limits = _LIMITS[key] = SetLimits(*key)
+    return limits
+
+
+_LIMITS: dict[tuple[int, int, int], SetLimits] = {}  # one SetLimits per setting triple in use (as hashes do)
 
 
 def _read_set(c: Any, key: bytes) -> SetValue | None:
