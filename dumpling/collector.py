@@ -16,6 +16,13 @@ Rule for value types: a value must never refer to itself, directly or through it
 back-pointers from nodes to their owner); an object that does stays visible to the collector
 only if the untracking rule sees the cycle when the value is stored.
 
+What start-up made (modules, the command table, configuration, a dataset loaded from disk) lives
+as long as the server: ``settle`` moves it to the collector's permanent generation once the
+server is ready (``gc.freeze``), so a full collection looks only at what came later (clients,
+scripts, transient state): ~30k objects fewer per full collection. Objects frozen there that
+later become cyclic garbage are not reclaimed (a client connected while the dataset loaded,
+say): a bounded, one-time cost.
+
 Without the C accelerator (``DUMPLING_PURE=1``, or no compiler) ``untrack`` does nothing:
 the same behaviour, with the collector's pauses.
 
@@ -24,6 +31,7 @@ Must not: decide what is stored, or keep references to values.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from typing import Any
 
@@ -58,3 +66,9 @@ def stored(data: dict[bytes, Any], value: Any) -> None:
     at the value's type, not whether it is tracked), and nothing in it refers to the dict."""
     untrack(value)
     hide(data)
+
+
+def settle() -> None:
+    """Start-up is over: collect what it left as garbage, then freeze the survivors."""
+    gc.collect()
+    gc.freeze()

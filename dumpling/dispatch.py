@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from dumpling import REDIS_VERSION, accel, commands, replybuffer
+from dumpling import REDIS_VERSION, accel, collector, commands, replybuffer
 from dumpling.clienteviction import CHECK_FROM, evict_clients, eviction_limit
 from dumpling.commands.acl import check_command as acl_check
 from dumpling.commands.acl import guard_blocked as acl_guard_blocked
@@ -891,6 +891,7 @@ class Server:
                     srv.close()
                 self._remove_unix_socket()
                 return 1
+        collector.settle()  # what start-up made lives as long as the server: out of full collections
         self._busy_base_ns = time.thread_time_ns()  # the loop's time counts from here (not the imports)
         cron = loop.create_task(self._cron())
         self.cron_started = True

@@ -23,7 +23,7 @@ from dumpling.datatypes.sets import SetValue
 from dumpling.datatypes.zsets import ZSetValue
 from dumpling.keyspace import Database, Keyspace
 
-pytestmark = pytest.mark.skipif(not collector.ACCELERATED, reason="dumpling._untrack not built (pure mode)")
+needs_untrack = pytest.mark.skipif(not collector.ACCELERATED, reason="dumpling._untrack not built (pure mode)")
 
 
 class Probe:
@@ -40,6 +40,7 @@ def database() -> Database:
     return Keyspace(Config()).dbs[0]
 
 
+@needs_untrack
 def test_stored_collections_and_the_dict_are_untracked() -> None:
     db = database()
     values: list[Any] = [HashValue({b"f": b"v"}), SetValue([b"a", b"b"]), ListValue(), ZSetValue()]
@@ -54,6 +55,7 @@ def test_stored_collections_and_the_dict_are_untracked() -> None:
     assert not gc.is_tracked(replacement) and not gc.is_tracked(db.data)
 
 
+@needs_untrack
 def test_keys_add_no_tracked_objects() -> None:
     db = database()
     gc.collect()
@@ -64,6 +66,7 @@ def test_keys_add_no_tracked_objects() -> None:
     assert len(gc.get_objects()) - before < 50
 
 
+@needs_untrack
 def test_untracked_value_is_freed_when_deleted() -> None:
     db = database()
     probe = Probe([[b"a", 1], (b"b", 2.5), {b"c"}])
@@ -79,6 +82,7 @@ def test_untracked_value_is_freed_when_deleted() -> None:
         gc.enable()
 
 
+@needs_untrack
 def test_a_value_on_a_cycle_stays_tracked_and_is_collected() -> None:
     db = database()
     probe = Probe(None)
@@ -92,6 +96,7 @@ def test_a_value_on_a_cycle_stays_tracked_and_is_collected() -> None:
     assert gone() is None
 
 
+@needs_untrack
 def test_a_value_sharing_a_container_stays_tracked() -> None:
     db = database()
     shared = [b"x", [b"y"]]
@@ -99,3 +104,19 @@ def test_a_value_sharing_a_container_stays_tracked() -> None:
     db.add(b"k", probe)
     assert gc.is_tracked(probe) and gc.is_tracked(shared)  # someone else holds the list
     assert gc.is_tracked(shared[1])  # what a shared container holds is not looked into
+
+
+def test_settle_freezes_what_exists_and_later_garbage_is_still_collected() -> None:
+    early = Probe(None)
+    try:
+        collector.settle()
+        assert gc.get_freeze_count() > 0
+        assert not any(o is early for o in gc.get_objects())  # frozen: out of every generation
+        late = Probe(None)
+        late.parts = [late]  # a cycle made after start-up
+        gone = weakref.ref(late)
+        del late
+        gc.collect()
+        assert gone() is None
+    finally:
+        gc.unfreeze()  # the test process goes on as before
