@@ -27,6 +27,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -41,7 +42,7 @@
 
 static const uint64_t NEG_FILL_LIMITS[5] = {4096, 8192, 16384, 32768, 65536};
 
-static PyObject *s_items, *s_packed, *s_encoding, *s_lp_bytes, *s_nodes, *s_shape_len, *s_appendleft,
+static PyObject *s_encoding, *s_appendleft,
     *s_append, *s_popleft, *s_pop, *s_fields, *s_field_expires, *s_scan, *s_members, *s_config, *s_values,
     *k_list_fill, *k_hash_entries, *k_hash_value, *k_set_intset, *k_set_lp_entries, *u_listpack, *u_quicklist,
     *u_hashtable, *u_intset, *s_keyspace, *s_blocked_keys, *s_last_id, *s_append_entry, *k_stream_bytes,
@@ -143,24 +144,6 @@ static int exceeds_limit(long fill, uint64_t new_bytes, uint64_t new_count) {
 
 /* ------------------------------------------------------------------ attribute helpers */
 
-static int get_ll(PyObject *obj, PyObject *name, long long *out) {
-    PyObject *v = PyObject_GetAttr(obj, name);
-    if (v == NULL)
-        return -1;
-    *out = PyLong_AsLongLong(v);
-    Py_DECREF(v);
-    return *out == -1 && PyErr_Occurred() ? -1 : 0;
-}
-
-static int set_ll(PyObject *obj, PyObject *name, long long value) {
-    PyObject *v = PyLong_FromLongLong(value);
-    if (v == NULL)
-        return -1;
-    int r = PyObject_SetAttr(obj, name, v);
-    Py_DECREF(v);
-    return r;
-}
-
 /* 1 when str `s` equals the interned `u` (usually the same object), 0 if not, -1 error. */
 static int str_is(PyObject *s, PyObject *u) {
     if (s == u)
@@ -199,23 +182,85 @@ static PyObject *new_node(long long count, long long bytes, int plain) {
 
 /* ------------------------------------------------------------------ list operations */
 
+/* ListValue's __slots__, read and written at their offsets (what their member descriptors do,
+ * without the attribute lookup): configure() finds them; a value of another type is declined. */
+enum { L_ITEMS, L_PACKED, L_ENCODING, L_LP_BYTES, L_NODES, L_SHAPE_LEN, L_COUNT };
+static const char *const LIST_SLOTS[L_COUNT] = {"_items", "_packed", "encoding", "_lp_bytes", "_nodes", "_shape_len"};
+static Py_ssize_t g_list_offsets[L_COUNT];
+static int g_list_slots_ok = 0;
+
+static int find_list_slots(PyObject *type) {
+    g_list_slots_ok = 0;
+    if (!PyType_Check(type))
+        return 0;
+    for (int i = 0; i < L_COUNT; i++) {
+        PyObject *descr = PyDict_GetItemString(((PyTypeObject *)type)->tp_dict, LIST_SLOTS[i]);
+        if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type))
+            return 0; /* not plain slots: the attribute path below is not used, values are declined */
+        PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+        if (member->type != T_OBJECT_EX)
+            return 0;
+        g_list_offsets[i] = member->offset;
+    }
+    g_list_slots_ok = 1;
+    return 0;
+}
+
+static inline PyObject **list_slot(PyObject *value, int which) {
+    return (PyObject **)((char *)value + g_list_offsets[which]);
+}
+
+/* The slot's value (a new reference), or NULL with AttributeError when it was never set. */
+static PyObject *lget(PyObject *value, int which) {
+    PyObject *v = *list_slot(value, which);
+    if (v == NULL) {
+        PyErr_Format(PyExc_AttributeError, "ListValue.%s is not set", LIST_SLOTS[which]);
+        return NULL;
+    }
+    return Py_NewRef(v);
+}
+
+static void lset(PyObject *value, int which, PyObject *v) {
+    Py_XSETREF(*list_slot(value, which), Py_NewRef(v));
+}
+
+static int lget_ll(PyObject *value, int which, long long *out) {
+    PyObject *v = lget(value, which);
+    if (v == NULL)
+        return -1;
+    *out = PyLong_AsLongLong(v);
+    Py_DECREF(v);
+    return *out == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+static int lset_ll(PyObject *value, int which, long long n) {
+    PyObject *v = PyLong_FromLongLong(n);
+    if (v == NULL)
+        return -1;
+    Py_XSETREF(*list_slot(value, which), v);
+    return 0;
+}
+
+/* 1 when `value` is a ListValue whose slots this module reads directly. */
+static inline int is_list(PyObject *value) {
+    return g_list_slots_ok && g_list_type != NULL && (PyObject *)Py_TYPE(value) == g_list_type;
+}
+
 /* The value's deque if the list is in the state the one-element operations handle (no
  * packed nodes from RESTORE, the shape matches the elements): a new reference; NULL with no
  * exception when it is not. */
 static PyObject *list_items_if_synced(PyObject *value, Py_ssize_t *len) {
-    PyObject *packed = PyObject_GetAttr(value, s_packed);
-    if (packed == NULL)
+    if (!is_list(value))
         return NULL;
-    int no_packed = packed == Py_None;
-    Py_DECREF(packed);
-    if (!no_packed)
-        return NULL;
-    PyObject *items = PyObject_GetAttr(value, s_items);
+    PyObject *packed = *list_slot(value, L_PACKED);
+    if (packed != Py_None)
+        return NULL; /* (or never set) */
+    PyObject *items = lget(value, L_ITEMS);
     if (items == NULL)
         return NULL;
     long long shape_len;
     Py_ssize_t n = PyObject_Size(items);
-    if (n < 0 || get_ll(value, s_shape_len, &shape_len) < 0) {
+    if (n < 0 || lget_ll(value, L_SHAPE_LEN, &shape_len) < 0) {
         Py_DECREF(items);
         return NULL;
     }
@@ -273,7 +318,7 @@ static int push_one(PyObject *value, PyObject *element, int head, long fill, Py_
     PyObject *encoding = NULL, *nodes = NULL;
     long long size = PyBytes_GET_SIZE(element);
     long long entry = lp_entry_size(PyBytes_AS_STRING(element), size);
-    encoding = PyObject_GetAttr(value, s_encoding);
+    encoding = lget(value, L_ENCODING);
     if (encoding == NULL)
         goto done;
     int listpack = str_is(encoding, u_listpack);
@@ -288,19 +333,22 @@ static int push_one(PyObject *value, PyObject *element, int head, long fill, Py_
     }
     if (listpack) {
         long long lp_bytes;
-        if (get_ll(value, s_lp_bytes, &lp_bytes) < 0)
+        if (lget_ll(value, L_LP_BYTES, &lp_bytes) < 0)
             goto done;
         if (!exceeds_limit(fill, (uint64_t)(lp_bytes + size), (uint64_t)len + 1)) {
-            if (set_ll(value, s_lp_bytes, lp_bytes + entry) < 0)
+            if (lset_ll(value, L_LP_BYTES, lp_bytes + entry) < 0)
                 goto done;
         } else { /* _to_quicklist, then the push into it */
             nodes = len ? Py_BuildValue("[[nLO]]", len, lp_bytes, Py_False) : PyList_New(0);
-            if (nodes == NULL || PyObject_SetAttr(value, s_nodes, nodes) < 0 ||
-                PyObject_SetAttr(value, s_encoding, u_quicklist) < 0 || ql_push(nodes, size, entry, head, fill) < 0)
+            if (nodes == NULL)
+                goto done;
+            lset(value, L_NODES, nodes);
+            lset(value, L_ENCODING, u_quicklist);
+            if (ql_push(nodes, size, entry, head, fill) < 0)
                 goto done;
         }
     } else {
-        nodes = PyObject_GetAttr(value, s_nodes);
+        nodes = lget(value, L_NODES);
         if (nodes == NULL)
             goto done;
         if (!PyList_CheckExact(nodes)) {
@@ -314,7 +362,7 @@ static int push_one(PyObject *value, PyObject *element, int head, long fill, Py_
     if (r == NULL)
         goto done;
     Py_DECREF(r);
-    result = set_ll(value, s_shape_len, (long long)len + 1) < 0 ? -1 : 1;
+    result = lset_ll(value, L_SHAPE_LEN, (long long)len + 1) < 0 ? -1 : 1;
     *new_len = len + 1;
 done:
     Py_XDECREF(nodes);
@@ -335,14 +383,14 @@ static PyObject *pop_one(PyObject *value, int head, long fill, int shrink, Py_ss
     PyObject *element = NULL, *encoding = NULL, *nodes = NULL;
     if (len == 0 || len < min_len)
         goto done;
-    encoding = PyObject_GetAttr(value, s_encoding);
+    encoding = lget(value, L_ENCODING);
     if (encoding == NULL)
         goto done;
     int listpack = str_is(encoding, u_listpack), quicklist = 0;
     if (listpack < 0 || (!listpack && (quicklist = str_is(encoding, u_quicklist)) <= 0))
         goto done;
     if (quicklist) {
-        nodes = PyObject_GetAttr(value, s_nodes);
+        nodes = lget(value, L_NODES);
         if (nodes == NULL)
             goto done;
         if (!PyList_CheckExact(nodes) || PyList_GET_SIZE(nodes) == 0)
@@ -361,7 +409,7 @@ static PyObject *pop_one(PyObject *value, int head, long fill, int shrink, Py_ss
     long long entry = lp_entry_size(PyBytes_AS_STRING(element), PyBytes_GET_SIZE(element));
     if (listpack) {
         long long lp_bytes;
-        if (get_ll(value, s_lp_bytes, &lp_bytes) < 0 || set_ll(value, s_lp_bytes, lp_bytes - entry) < 0)
+        if (lget_ll(value, L_LP_BYTES, &lp_bytes) < 0 || lset_ll(value, L_LP_BYTES, lp_bytes - entry) < 0)
             goto fail;
     } else { /* _ql_pop */
         Py_ssize_t n = PyList_GET_SIZE(nodes), at = head ? 0 : n - 1;
@@ -377,7 +425,7 @@ static PyObject *pop_one(PyObject *value, int head, long fill, int shrink, Py_ss
             goto fail;
         }
     }
-    if (set_ll(value, s_shape_len, (long long)len - 1) < 0)
+    if (lset_ll(value, L_SHAPE_LEN, (long long)len - 1) < 0)
         goto fail;
     if (shrink && quicklist && PyList_GET_SIZE(nodes) == 1) { /* shrunk(): _try_listpack(shrinking=True) */
         long long count, bytes;
@@ -388,11 +436,12 @@ static PyObject *pop_one(PyObject *value, int head, long fill, int shrink, Py_ss
         node_limits(fill, &size_limit, &count_limit);
         if (!plain && (uint64_t)bytes <= size_limit / 2 && (uint64_t)count <= count_limit / 2) {
             PyObject *empty = PyList_New(0);
-            if (empty == NULL || set_ll(value, s_lp_bytes, bytes) < 0 || PyObject_SetAttr(value, s_nodes, empty) < 0 ||
-                PyObject_SetAttr(value, s_encoding, u_listpack) < 0) {
+            if (empty == NULL || lset_ll(value, L_LP_BYTES, bytes) < 0) {
                 Py_XDECREF(empty);
                 goto fail;
             }
+            lset(value, L_NODES, empty);
+            lset(value, L_ENCODING, u_listpack);
             Py_DECREF(empty);
         }
     }
@@ -832,6 +881,7 @@ static PyObject *py_configure(PyObject *self, PyObject *const *args, Py_ssize_t 
         return NULL;
     }
     Py_XSETREF(g_list_type, Py_NewRef(args[0]));
+    find_list_slots(args[0]);
     Py_XSETREF(g_hash_type, Py_NewRef(args[1]));
     Py_XSETREF(g_set_type, Py_NewRef(args[2]));
     Py_XSETREF(g_stream_type, Py_NewRef(args[3]));
@@ -894,9 +944,7 @@ PyMODINIT_FUNC PyInit__collections(void) {
     static const struct {
         PyObject **slot;
         const char *text;
-    } names[] = {{&s_items, "_items"},       {&s_packed, "_packed"},
-                 {&s_encoding, "encoding"},  {&s_lp_bytes, "_lp_bytes"},
-                 {&s_nodes, "_nodes"},       {&s_shape_len, "_shape_len"},
+    } names[] = {{&s_encoding, "encoding"},
                  {&s_appendleft, "appendleft"}, {&s_append, "append"},
                  {&s_popleft, "popleft"},    {&s_pop, "pop"},
                  {&s_fields, "fields"},      {&s_field_expires, "field_expires"},
