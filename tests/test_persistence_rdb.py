@@ -793,3 +793,30 @@ def test_sigkill_mid_bgsave_leaves_the_last_good_file(tmp_path: Path) -> None:
     assert (tmp_path / "dump.rdb").read_bytes() == good
     with dumpling(tmp_path) as server:
         assert client(server).get("k7") == b"first" and client(server).dbsize() == 100
+
+
+def test_second_sigint_during_the_final_save_exits_and_removes_the_temp_file(tmp_path: Path) -> None:
+    """SIGINT starts a shutdown whose final save takes 2 s (rdb-key-save-delay); a second SIGINT
+    exits at once, removing temp-<pid>.rdb, and the old dump stays as it was (unit/shutdown)."""
+    require_redis()
+    outcomes = []
+    for name, start in (("dumpling", start_dumpling), ("redis", start_redis)):
+        directory = tmp_path / name
+        directory.mkdir()
+        server = start("--dir", str(directory), "--save", "900 1")
+        try:
+            c = redis.Redis(port=server.port)
+            c.mset({str(i): i for i in range(20)})
+            c.config_set("rdb-key-save-delay", 100_000)
+            c.close()
+            pid = server.proc.pid
+            temp = directory / f"temp-{pid}.rdb"
+            os.kill(pid, signal.SIGINT)
+            wait_for(temp.exists)
+            os.kill(pid, signal.SIGINT)
+            code = server.proc.wait(5)
+            outcomes.append((code, temp.exists(), (directory / "dump.rdb").exists(),
+                             "You insist... exiting now." in server.log()))
+        finally:
+            server.stop()
+    assert outcomes[0] == outcomes[1] == (1, False, False, True)

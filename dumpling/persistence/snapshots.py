@@ -31,9 +31,10 @@ import gc
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from dumpling import REDIS_VERSION
@@ -547,13 +548,35 @@ class Snapshots:
             self.kill_child()
         if (self.save_params and "nosave" not in flags) or "save" in flags:
             server.log("notice", "Saving the final RDB snapshot before exiting.")
-            if not self.save():
+            with self._sigint_exits():
+                saved = self.save()
+            if not saved:
                 if "force" in flags:
                     server.log("warning", "Error trying to save the DB. Exit anyway.")
                 else:
                     server.log("warning", "Error trying to save the DB, can't exit.")
                     return False
         return True
+
+    @contextlib.contextmanager
+    def _sigint_exits(self) -> Iterator[None]:
+        """While the final save blocks the event loop, a further SIGINT exits at once and removes
+        the temp file (Redis's sigShutdownHandler: "You insist..."); the loop's own handler
+        cannot run until the save returns."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def insist(signum: int, frame: Any) -> None:
+            self.server.log("warning", "You insist... exiting now.")
+            _unlink_quietly(os.path.join(self.directory(), f"temp-{os.getpid()}.rdb"))
+            os._exit(1)
+
+        previous = signal.signal(signal.SIGINT, insist)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     def after_flushall(self) -> None:
         """flushAllDataAndResetRDB: a running child is killed and, with save points, the
