@@ -511,16 +511,30 @@ static PyObject *py_set_packed_threshold(PyObject *self, PyObject *arg) {
 
 /* ------------------------------------------------------------------ native handlers */
 
+/* The last server's config.values (a Server's Config and its values dict are made once and
+ * only mutated after: dispatch.Server, config.Config), kept with the server it belongs to. */
+static PyObject *g_settings_server, *g_settings;
+
 /* A setting from server.config.values (a new reference). */
 static PyObject *setting(NativeCall *call, PyObject *name) {
-    PyObject *config = PyObject_GetAttr(call->server, s_config);
-    PyObject *values = config == NULL ? NULL : PyObject_GetAttr(config, s_values);
-    Py_XDECREF(config);
-    if (values == NULL)
-        return NULL;
-    PyObject *v = PyObject_GetItem(values, name);
-    Py_DECREF(values);
-    return v;
+    if (call->server != g_settings_server || g_settings == NULL) {
+        PyObject *config = PyObject_GetAttr(call->server, s_config);
+        PyObject *values = config == NULL ? NULL : PyObject_GetAttr(config, s_values);
+        Py_XDECREF(config);
+        if (values == NULL)
+            return NULL;
+        if (!PyDict_CheckExact(values)) {
+            Py_DECREF(values);
+            PyErr_SetString(PyExc_TypeError, "server.config.values is not a dict");
+            return NULL;
+        }
+        Py_XSETREF(g_settings, values);
+        Py_XSETREF(g_settings_server, Py_NewRef(call->server));
+    }
+    PyObject *v = PyDict_GetItemWithError(g_settings, name);
+    if (v == NULL && !PyErr_Occurred())
+        PyErr_SetObject(PyExc_KeyError, name);
+    return Py_XNewRef(v);
 }
 
 static int setting_long(NativeCall *call, PyObject *name, long long *out) {
