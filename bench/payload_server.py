@@ -5,12 +5,15 @@ client code; for every case the script prints the wall time seen by the client a
 the server-side time from INFO commandstats, and the ratio dumpling / Redis (lower is
 better, 1.0 = as fast as Redis):
 
-* many small keys (strings and 10-field hashes), DUMP and RESTORE pipelined;
+* many small keys of every small payload type (20-byte and integer strings; 10-element
+  listpack hashes, zsets, lists and sets, intsets), RESTORE then DUMP pipelined in batches of
+  ``--batch`` (100), mixed and each type alone;
 * a 1M-member hash, zset, set and list (one RESTORE / one DUMP each; ``--built``: also
   the DUMP of the same collection built by HSET/ZADD/SADD/RPUSH on each server);
 * a 256 MiB string (random bytes: LZF is tried and gives up, as for real blobs).
 
-    python bench/payload_server.py [--size 1000000] [--small 100000] [--string-mib 256] [--built] [--port-base N]
+    python bench/payload_server.py [--size 1000000] [--small 100000] [--batch 100] [--kinds string,hash,...]
+        [--small-only] [--string-mib 256] [--built] [--port-base N]
 """
 
 from __future__ import annotations
@@ -214,39 +217,74 @@ def bench_built(servers: tuple[Server, Server], kind: str, size: int) -> None:
     report(f"{kind} {size:,} DUMP (built)", dumped)
 
 
-def bench_small(servers: tuple[Server, Server], count: int) -> None:
+# The small-key mix: (name, how to build the key on Redis) - every payload type a small key gets.
+SMALL_KINDS = ("string", "int", "hash", "zset", "list", "intset", "set")
+
+
+def small_setup(kind: str, key: bytes, i: int) -> bytes:
+    """The command that builds small key number ``i`` of ``kind`` on Redis (whose DUMP is the payload)."""
+    if kind == "string":
+        return encode("SET", key, b"value-%014d" % i)  # 20 bytes
+    if kind == "int":
+        return encode("SET", key, i * 7919)
+    if kind == "hash":
+        return encode("HSET", key, *[x for j in range(10) for x in (b"f%d" % j, b"v%d" % (i + j))])
+    if kind == "zset":
+        return encode("ZADD", key, *[x for j in range(10) for x in (b"%d" % (i + j) if j % 2 else b"%.2f" % (j / 3),
+                                                                    b"m%d" % j)])
+    if kind == "list":
+        return encode("RPUSH", key, *[b"item-%d" % (i + j) for j in range(10)])
+    if kind == "intset":
+        return encode("SADD", key, *[i + j * 13 for j in range(10)])
+    return encode("SADD", key, *[b"member-%d" % (i + j) for j in range(10)])
+
+
+def measure_batched(server: Server, command: str, commands: Sequence[bytes], batch: int) -> tuple[float, float]:
+    """(wall ms, server ms) for ``commands`` sent ``batch`` at a time (each batch's replies read
+    before the next is sent, as a client pipelining in batches does)."""
+    server.call("CONFIG", "RESETSTAT")
+    started = time.perf_counter()
+    for at in range(0, len(commands), batch):
+        chunk = commands[at:at + batch]
+        server.pipeline(chunk, len(chunk))
+    wall = (time.perf_counter() - started) * 1000
+    return wall, server.command_usec(command) / 1000
+
+
+def bench_small(servers: tuple[Server, Server], count: int, batch: int, kinds: Sequence[str]) -> None:
+    """RESTORE then DUMP of ``count`` small keys of ``kinds`` (taking turns), ``batch`` requests a
+    pipeline; then each kind alone (``count // len(kinds)`` keys).  Payloads are Redis's own DUMPs."""
     real = servers[0]
-    setup = []
-    keys = []
-    for i in range(count):
-        if i % 2:
-            keys.append(b"h%d" % i)
-            setup.append(encode("HSET", keys[-1], *[x for j in range(10) for x in (b"f%d" % j, b"v%d" % (i + j))]))
-        else:
-            keys.append(b"s%d" % i)
-            setup.append(encode("SET", keys[-1], b"value-%014d" % i))
+    keys = [b"%s:%d" % (kinds[i % len(kinds)].encode(), i) for i in range(count)]
+    setup = [small_setup(kinds[i % len(kinds)], key, i) for i, key in enumerate(keys)]
+    real.call("FLUSHALL")
     real.pipeline(setup, len(setup))
     payloads = real.pipeline([encode("DUMP", k) for k in keys], len(keys))
+    real.call("FLUSHALL")
     restore = [encode("RESTORE", k, 0, p, "REPLACE") for k, p in zip(keys, payloads, strict=True)]  # type: ignore[arg-type]
     dump = [encode("DUMP", k) for k in keys]
-    restored: dict[str, tuple[float, float]] = {}
-    dumped: dict[str, tuple[float, float]] = {}
-    for server in servers:
-        server.call("FLUSHALL")
-        wall, srv, _ = measure(server, "restore", restore)
-        restored[server.name] = (wall, srv)
-        wall, srv, _ = measure(server, "dump", dump)
-        dumped[server.name] = (wall, srv)
-        server.call("FLUSHALL")
-    print(f"{count:,} small keys (half 20-byte strings, half 10-field listpack hashes), pipelined")
-    report("small RESTORE", restored)
-    report("small DUMP", dumped)
+    print(f"{count:,} small keys ({', '.join(kinds)} taking turns; 20-byte strings, 10-element collections), "
+          f"pipelined {batch} a batch")
+    rows = [("mixed", range(count))] + [(kind, range(n, count, len(kinds))) for n, kind in enumerate(kinds)]
+    for name, picked in rows:
+        restored: dict[str, tuple[float, float]] = {}
+        dumped: dict[str, tuple[float, float]] = {}
+        for server in servers:
+            server.call("FLUSHALL")
+            restored[server.name] = measure_batched(server, "restore", [restore[i] for i in picked], batch)
+            dumped[server.name] = measure_batched(server, "dump", [dump[i] for i in picked], batch)
+            server.call("FLUSHALL")
+        report(f"small {name} RESTORE", restored)
+        report(f"small {name} DUMP", dumped)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=1_000_000, help="members of the big collections")
     parser.add_argument("--small", type=int, default=100_000, help="number of small keys")
+    parser.add_argument("--batch", type=int, default=100, help="small-key requests per pipelined batch")
+    parser.add_argument("--kinds", default=",".join(SMALL_KINDS), help="small-key payload kinds, comma-separated")
+    parser.add_argument("--small-only", action="store_true", help="only the small keys")
     parser.add_argument("--string-mib", type=int, default=256, help="size of the big string")
     parser.add_argument("--port-base", type=int, default=None, help="first loopback port to try (default: any)")
     parser.add_argument("--built", action="store_true", help="also DUMP each collection built by commands")
@@ -259,7 +297,9 @@ def main() -> None:
         line = next(x for x in version.split(b"\r\n") if x.startswith(b"redis_version:"))
         print(f"redis-server {line.split(b':')[1].decode()} vs dumpling, Python {sys.version.split()[0]}")
         print("ratios are dumpling / redis (lower is better)")
-        bench_small(servers, args.small)
+        bench_small(servers, args.small, args.batch, args.kinds.split(","))
+        if args.small_only:
+            return
         print(f"big values ({args.size:,} members; payload = Redis's own DUMP)")
         for kind in ("hash", "zset", "set", "list"):
             fill(real, kind, kind, args.size)

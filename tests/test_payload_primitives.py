@@ -260,6 +260,8 @@ def test_canonical_integers(text: bytes, value: int | None) -> None:
         (b"  2.5xyz", 2.5),
         (b"-3e2", -300.0),
         (b"0x1p3", 8.0),
+        (b"0x1p99999", math.inf),  # strtod: HUGE_VAL (float.fromhex would raise)
+        (b"-0x1p99999", -math.inf),
         (b"inf", math.inf),
         (b"-Infinity", -math.inf),
         (b".5", 0.5),

@@ -16,6 +16,7 @@ import random
 import struct
 import sys
 import tracemalloc
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -27,7 +28,7 @@ from dumpling import accel
 from dumpling.datatypes import HashValue, ListValue, SetValue, ZSetValue
 from dumpling.payload import CodecOptions, PayloadError, bulk, decode_payload, encode_payload
 from dumpling.payload.envelope import reseal
-from dumpling.payload.primitives import append_len, append_string
+from dumpling.payload.primitives import append_len, append_string, read_string
 from tests.fuzzing import examples
 from tests.mutations import mutate
 
@@ -642,6 +643,29 @@ def test_small_payloads_open_as_python_reads_them() -> None:
 
 
 @needs_c
+def test_open_payload_reads_a_one_node_list() -> None:
+    """Kind 2 (type 18): the rdbString after ``01 02`` (one PACKED node), LZF or not, and where it
+    ends; any other node count or container is left to the Python reader (body None)."""
+    mask = bytes([2]) * 256
+    lists = [ListValue([b"item-%d" % i for i in range(n)], "listpack") for n in (1, 20, 200)]
+    for value in lists:
+        payload = encode_payload(value, 10)
+        assert payload[:3] == b"\x12\x01\x02"
+        type_byte, version, body, end = C.open_payload(payload, 12, True, mask)
+        assert (type_byte, version) == (18, 10)
+        assert read_string(payload, 3, len(payload) - 10) == (body, end)
+    many = encode_payload(ListValue([b"x" * 5000 for _ in range(4)], "quicklist"), 10)
+    assert many[1] != 1 and C.open_payload(many, 12, True, mask)[2:] == (None, 0)
+    plain = reseal(b"\x12\x01\x01\x03abc" + encode_payload(lists[0], 12)[-10:])
+    assert C.open_payload(plain, 12, True, mask)[2:] == (None, 0)
+    assert decode_payload(plain).value.items == deque([b"abc"])
+    truncated = reseal(b"\x12\x01\x02\x20" + encode_payload(lists[0], 12)[-10:])
+    for options in (CodecOptions(), CodecOptions(sanitize_payload="yes")):
+        fast, pure = _decode_both_ways(truncated, options)
+        assert fast == pure and fast[0] == "error"
+
+
+@needs_c
 def test_open_payload_leaves_doubtful_envelopes_to_python() -> None:
     """None (Python words the refusal) for a wrong CRC, a newer version, a tiny or non-bytes payload."""
     payload = SMALL_PAYLOADS[0]
@@ -653,9 +677,10 @@ def test_open_payload_leaves_doubtful_envelopes_to_python() -> None:
     assert C.open_payload(newer, 13, True, mask)[1] == 13
     assert C.open_payload(payload[-10:], 12, False, mask) is None
     assert C.open_payload(bytearray(payload), 12, True, mask) is None
-    type_byte, version, body = C.open_payload(payload, 12, True, mask)
+    type_byte, version, body, end = C.open_payload(payload, 12, True, mask)
     assert (type_byte, body) == (payload[0], decode_payload(payload).value)
-    assert C.open_payload(payload, 12, True, bytes(256))[2] is None  # not a blob type: no body read
+    assert read_string(payload, 1, len(payload) - 10) == (body, end)
+    assert C.open_payload(payload, 12, True, bytes(256))[2:] == (None, 0)  # not a blob type: no body read
     for refused in (newer, payload[:-1] + bytes([payload[-1] ^ 1]), payload[-10:], b""):
         fast, pure = _decode_both_ways(refused, CodecOptions())
         assert fast == pure and fast[0] == "error"

@@ -37,7 +37,8 @@ from dumpling.commands.common import to_int
 from dumpling.commands.registry import command
 from dumpling.errors import BUSYKEY, SYNTAX, CommandError
 from dumpling.keyspace import LRU_CLOCK_MAX, lfu_minutes, lru_clock
-from dumpling.payload import CodecOptions, DecodedPayload, PayloadError, decode_payload, encode_payload
+from dumpling.payload import CodecOptions, DecodedPayload, PayloadError, encode_payload
+from dumpling.payload.decode import open_value
 from dumpling.payload.envelope import FOOTER_SIZE, VALKEY_VERSION_MIN, footer_version
 from dumpling.persistence.propagation import deletion, propagate_as
 from dumpling.protocol import OK
@@ -92,11 +93,14 @@ class DumpState:
         self._cache: dict[tuple[str, bool, bool], CodecOptions] = {}
         # DUMP's (dump-rdb-version, options), read on every DUMP and MIGRATE key
         self.writer: tuple[int, CodecOptions] | None = None
+        # A client's options for the footers every server reads, by skip_checksum (RESTORE's common case)
+        self.known_options: list[CodecOptions | None] = [None, None]
         server.config.listeners.append(self._config_changed)
 
     def _config_changed(self, name: str) -> None:
         self._cache.clear()
         self.writer = None
+        self.known_options = [None, None]
 
     def options(self, gate: str, skip_checksum: bool, caller_is_client: bool) -> CodecOptions:
         key = (gate, skip_checksum, caller_is_client)
@@ -239,21 +243,32 @@ def load_payload(server: Server, payload: bytes, *, caller_is_client: bool = Tru
     Raises ``CommandError`` with ``DUMP payload version or checksum are wrong``,
     ``Bad data format`` (or Valkey's foreign-type text under ``relaxed``)."""
     footer = footer_version(payload) if len(payload) >= FOOTER_SIZE else REDIS_MAX_RDB_VERSION
-    if footer <= REDIS_MAX_RDB_VERSION and caller_is_client:
-        # codec_options() for the common case, inlined: RESTORE of small keys is hot.
-        state = getattr(server, "dump_state", None) or _state(server)
-        options = state.options("known", server.skip_checksum, True)
-    else:
-        options = codec_options(server, footer, caller_is_client=caller_is_client)
+    return DecodedPayload(*_open(server, payload, codec_options(server, footer, caller_is_client=caller_is_client)))
+
+
+def _open(server: Server, payload: bytes, options: CodecOptions) -> tuple[Any, int, int, int]:
+    """``open_value`` with Redis's reply texts for a refusal, sanitizations counted."""
     try:
-        decoded = decode_payload(payload, options)
+        opened = open_value(payload, options)
     except PayloadError as e:
         if e.detail:
             server.log("verbose", f"RESTORE refused a payload: {e.detail}")
         raise CommandError(e.message) from None
-    if decoded.sanitizations:
-        server.stat_sanitizations = getattr(server, "stat_sanitizations", 0) + decoded.sanitizations
-    return decoded
+    if opened[3]:
+        server.stat_sanitizations = getattr(server, "stat_sanitizations", 0) + opened[3]
+    return opened
+
+
+def _client_options(server: Server, payload: bytes) -> CodecOptions:
+    """The options a client's RESTORE decodes ``payload`` with (``codec_options`` for its footer)."""
+    state = getattr(server, "dump_state", None) or _state(server)
+    if len(payload) >= FOOTER_SIZE and payload[-9] == 0 and payload[-10] <= REDIS_MAX_RDB_VERSION:
+        # A footer every server reads: one cached object per skip_checksum setting.
+        options = state.known_options[server.skip_checksum]
+        if options is None:
+            options = state.known_options[server.skip_checksum] = state.options("known", server.skip_checksum, True)
+        return options
+    return codec_options(server, footer_version(payload) if len(payload) >= FOOTER_SIZE else None)
 
 
 def lru_field_for_idle(idle_seconds: int, clock: int) -> int:
@@ -272,7 +287,13 @@ def restore_key(c: Any, argv: list[bytes]) -> Any:
     Redis's order: options, BUSYKEY, TTL, envelope, body, REPLACE, already-expired
     TTL (``+OK`` and no key), create, LRU/LFU, ``restore`` event.  A refused payload
     changes nothing."""
-    opts = parse_restore_options(c, argv)
+    n = len(argv)
+    if n == 4:
+        opts = _NO_OPTIONS
+    elif n == 5 and (argv[4] == b"REPLACE" or argv[4].lower() == b"replace"):
+        opts = _REPLACE_ONLY
+    else:
+        opts = parse_restore_options(c, argv)
     db, ks = c.db, c.keyspace
     key = argv[1]
     if not opts.replace and db.lookup_write(key) is not None:
@@ -280,7 +301,14 @@ def restore_key(c: Any, argv: list[bytes]) -> Any:
     ttl = 0 if argv[2] == b"0" else to_int(argv[2])
     if ttl < 0:
         raise CommandError(INVALID_TTL)
-    value = load_payload(c.server, argv[3]).value
+    server = c.server
+    payload = argv[3]
+    options = None
+    if len(payload) >= FOOTER_SIZE and payload[-9] == 0 and payload[-10] <= REDIS_MAX_RDB_VERSION:
+        state = getattr(server, "dump_state", None)  # _client_options' common case, inlined
+        if state is not None:
+            options = state.known_options[server.skip_checksum]
+    value = _open(server, payload, options or _client_options(server, payload))[0]
     deleted = db.delete(key) if opts.replace else False
     now = ks.now
     when = ttl
@@ -307,20 +335,19 @@ def restore_key(c: Any, argv: list[bytes]) -> Any:
     return OK
 
 
-@command("restore", -4, "write denyoom", (1, 1, 1), group="generic", since="2.6.0", args=_RESTORE_ARGS,
-         key_flags="OW update", acl="keyspace dangerous", history=_RESTORE_HISTORY, complexity=_RESTORE_COMPLEXITY,
-         summary="Creates a key from the serialized representation of a value.", events="new restore del")
-def restore(c: Any, argv: list[bytes]) -> Any:
-    return restore_key(c, argv)
-
-
-@command("restore-asking", -4, "write denyoom asking", (1, 1, 1), group="server", since="3.0.0",
-         args=_RESTORE_ARGS, key_flags="OW update", acl="keyspace dangerous", history=_RESTORE_HISTORY,
-         complexity=_RESTORE_COMPLEXITY, doc_flags="syscmd", summary="An internal command for migrating keys in a cluster.",
-         events="new restore del")
-def restore_asking(c: Any, argv: list[bytes]) -> Any:
-    # Identical to RESTORE; the ``asking`` flag only matters to cluster routing.
-    return restore_key(c, argv)
+# RESTORE and RESTORE-ASKING run restore_key itself (no wrapper frame: RESTORE of small keys
+# is hot); the ``asking`` flag only matters to cluster routing.
+restore = command(
+    "restore", -4, "write denyoom", (1, 1, 1), group="generic", since="2.6.0", args=_RESTORE_ARGS,
+    key_flags="OW update", acl="keyspace dangerous", history=_RESTORE_HISTORY, complexity=_RESTORE_COMPLEXITY,
+    summary="Creates a key from the serialized representation of a value.", events="new restore del",
+)(restore_key)
+restore_asking = command(
+    "restore-asking", -4, "write denyoom asking", (1, 1, 1), group="server", since="3.0.0",
+    args=_RESTORE_ARGS, key_flags="OW update", acl="keyspace dangerous", history=_RESTORE_HISTORY,
+    complexity=_RESTORE_COMPLEXITY, doc_flags="syscmd", summary="An internal command for migrating keys in a cluster.",
+    events="new restore del",
+)(restore_key)
 
 
 def setup(server: Server) -> None:

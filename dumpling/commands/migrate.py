@@ -566,9 +566,13 @@ class Migration:
         failed_at = -1
         db, ks = self.db, self.client.keyspace
         moved: list[bytes] = []
+        gets = conn.reader.gets
         for index, key in enumerate(self.keys):
             try:
-                reply = await read()
+                # the replies a read brought are taken without a round through the event loop
+                reply = gets()
+                if reply is False:
+                    reply = await read()
             except (OSError, TimeoutError, hiredis.ProtocolError) as e:
                 socket_error = True
                 timed_out = isinstance(e, TimeoutError)

@@ -16,6 +16,12 @@
  *                                       (quicklist._pack_by_size's decisions)
  *   encode_dict(fields) -> bytes | None listpack.encode_dict_py (a hash listpack)
  *   decode_hash(blob, deep) -> dict     listpack.decode_hash_py
+ *   zset_pairs(blob, deep) -> list      listpack.zset_pairs_py ((member, score) pairs)
+ *   zset_entries(index, text) -> list | None
+ *                                       encode.zset_entries_py (a zset's listpack entries)
+ *   intset_blob(members) -> bytes | None
+ *                                       encode._intset_blob_py (a set of canonical integers)
+ *                                       encode.zset_entries_py (a zset's listpack entries)
  *   quicklist_body(head, items, compress, shape, limit, large, listpack_phase)
  *       -> bytes | None                 head + the LIST_QUICKLIST_2 body that
  *                                       encode._encode_list writes
@@ -38,8 +44,10 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define LP_HEADER_SIZE 6
@@ -795,6 +803,102 @@ lp_decode_hash(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObje
     return fields;
 }
 
+PyDoc_STRVAR(zset_pairs_doc,
+"zset_pairs(blob, deep) -> list[tuple[bytes, float]]\n\n"
+"listpack.zset_pairs_py: the entries of a sorted-set listpack (decode(blob, deep,\n"
+"ints_as_bytes=False)) paired as (member, score); integer members as their decimal\n"
+"text, a string score read as zzlGetScore does (strtod of its first 127 bytes, 0 when\n"
+"nothing parses).  An odd number of entries or a NaN score is refused (the same\n"
+"PayloadErrors).");
+
+/* zzlStrtod: strtod over a NUL-terminated copy of at most 127 bytes (0 if nothing parses). */
+static double
+score_strtod(const char *text, Py_ssize_t len)
+{
+    char buf[128];
+    char *end;
+    double d;
+    if (len > 127) {
+        len = 127;
+    }
+    memcpy(buf, text, (size_t)len);
+    buf[len] = '\0';
+    d = strtod(buf, &end);
+    return end == buf ? 0.0 : d;
+}
+
+static PyObject *
+lp_zset_pairs(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"blob", "deep"};
+    PyObject *slots[2];
+    int deep;
+    Sink sink;
+    PyObject *pairs;
+
+    (void)module;
+    if (parse_decode_args(args, nargs, kwnames, slots, 2, 2, names, "zset_pairs") < 0) {
+        return NULL;
+    }
+    if ((deep = flag(slots[1], 0)) < 0) {
+        return NULL;
+    }
+    if (walk_blob(slots[0], deep, 1, 1, 0, &sink) < 0) {
+        return NULL;
+    }
+    if (sink.count % 2) {
+        sink_clear(&sink);
+        raise_bad_data("sorted set blob with an odd number of entries");
+        return NULL;
+    }
+    pairs = PyList_New(sink.count / 2);
+    for (Py_ssize_t i = 0; pairs != NULL && i < sink.count; i += 2) {
+        PyObject *member = sink.items[i];
+        PyObject *score = sink.items[i + 1];
+        PyObject *pair;
+        double d;
+        /* The walk made ints only from int64 entries, so these conversions cannot fail. */
+        if (PyLong_CheckExact(score)) {
+            d = (double)PyLong_AsLongLong(score);
+        }
+        else {
+            d = score_strtod(PyBytes_AS_STRING(score), PyBytes_GET_SIZE(score));
+        }
+        if (d != d) {
+            Py_CLEAR(pairs);
+            raise_bad_data("zset with NaN score");
+            break;
+        }
+        if (PyLong_CheckExact(member)) {
+            member = int_text((int64_t)PyLong_AsLongLong(member));
+        }
+        else {
+            Py_INCREF(member);
+        }
+        if (member == NULL) {
+            Py_CLEAR(pairs);
+            break;
+        }
+        pair = PyTuple_New(2);
+        if (pair == NULL) {
+            Py_DECREF(member);
+            Py_CLEAR(pairs);
+            break;
+        }
+        PyTuple_SET_ITEM(pair, 0, member);
+        score = PyFloat_FromDouble(d);
+        if (score == NULL) {
+            Py_DECREF(pair);
+            Py_CLEAR(pairs);
+            break;
+        }
+        PyTuple_SET_ITEM(pair, 1, score);
+        PyList_SET_ITEM(pairs, i / 2, pair);
+    }
+    sink_clear(&sink);
+    return pairs;
+}
+
 /* ------------------------------------------------------------------------- */
 /* encoding */
 
@@ -1101,6 +1205,150 @@ lp_encode_mixed(PyObject *module, PyObject *items)
 {
     (void)module;
     return encode_sequence(items, 1);
+}
+
+PyDoc_STRVAR(zset_entries_doc,
+"zset_entries(index, text) -> list\n\n"
+"encode.zset_entries_py: the listpack entries of a sorted set from its (score, member)\n"
+"index, in order: member, then the score as Redis stores it (b\"-0\" for -0, an int when\n"
+"the score is integral and within +-2^62, else its text: ``text(score)``, or %.17g when\n"
+"``text`` is None).  None for an index entry that is not a (float, bytes) tuple.");
+
+static PyObject *
+lp_zset_entries(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *iter, *item, *entries;
+    PyObject *text_fn;
+
+    (void)module;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "zset_entries(index, text)");
+        return NULL;
+    }
+    text_fn = args[1];
+    iter = PyObject_GetIter(args[0]);
+    if (iter == NULL) {
+        return NULL;
+    }
+    entries = PyList_New(0);
+    while (entries != NULL && (item = PyIter_Next(iter)) != NULL) {
+        PyObject *member, *score_entry;
+        double d;
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2 || !PyFloat_CheckExact(PyTuple_GET_ITEM(item, 0)) ||
+            !PyBytes_CheckExact(PyTuple_GET_ITEM(item, 1))) {
+            Py_DECREF(item);
+            Py_DECREF(entries);
+            Py_DECREF(iter);
+            Py_RETURN_NONE;
+        }
+        d = PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(item, 0));
+        member = PyTuple_GET_ITEM(item, 1);
+        if (d == 0 && signbit(d)) {
+            score_entry = PyBytes_FromStringAndSize("-0", 2);
+        }
+        else if (d >= -4611686018427387903.0 && d <= 4611686018427387903.0 && d == (double)(long long)d) {
+            score_entry = PyLong_FromLongLong((long long)d);
+        }
+        else if (text_fn == Py_None) {
+            char *text = PyOS_double_to_string(d, 'g', 17, 0, NULL);
+            score_entry = text == NULL ? NULL : PyBytes_FromString(text);
+            PyMem_Free(text);
+        }
+        else {
+            score_entry = PyObject_CallOneArg(text_fn, PyTuple_GET_ITEM(item, 0));
+        }
+        if (score_entry == NULL || PyList_Append(entries, member) < 0 || PyList_Append(entries, score_entry) < 0) {
+            Py_CLEAR(entries);
+        }
+        Py_XDECREF(score_entry);
+        Py_DECREF(item);
+    }
+    Py_DECREF(iter);
+    if (entries != NULL && PyErr_Occurred()) {
+        Py_CLEAR(entries);
+    }
+    return entries;
+}
+
+PyDoc_STRVAR(intset_blob_doc,
+"intset_blob(members) -> bytes | None\n\n"
+"The intset blob (intset.encode) of a set whose members all spell canonical int64s (what\n"
+"encode._intset_blob_py checks): header, then the values ascending at the narrowest width.\n"
+"None when a member is not exactly bytes or not such an integer, or ``members`` is not a set.");
+
+static int
+compare_int64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static PyObject *
+lp_intset_blob(PyObject *module, PyObject *members)
+{
+    Py_ssize_t count, pos = 0, i = 0;
+    PyObject *member;
+    Py_hash_t hash;
+    int64_t local[64];
+    int64_t *values = local;
+    PyObject *blob = NULL;
+    int width;
+
+    (void)module;
+    if (!PyAnySet_CheckExact(members)) {
+        Py_RETURN_NONE;
+    }
+    count = PySet_GET_SIZE(members);
+    if (count > (Py_ssize_t)(sizeof(local) / sizeof(local[0]))) {
+        values = PyMem_Malloc((size_t)count * sizeof(int64_t));
+        if (values == NULL) {
+            return PyErr_NoMemory();
+        }
+    }
+    /* No Python code runs while the set is read (bytes are compared by memcmp). */
+    while (_PySet_NextEntry(members, &pos, &member, &hash)) {
+        if (!PyBytes_CheckExact(member) || i >= count ||
+            !canonical_int((const unsigned char *)PyBytes_AS_STRING(member), PyBytes_GET_SIZE(member), &values[i])) {
+            goto done;
+        }
+        i++;
+    }
+    if (i != count) {
+        goto done;
+    }
+    qsort(values, (size_t)count, sizeof(int64_t), compare_int64);
+    width = 2;
+    if (count && (values[0] < -32768 || values[count - 1] > 32767)) {
+        width = values[0] < INT32_MIN || values[count - 1] > INT32_MAX ? 8 : 4;
+    }
+    if ((uint64_t)count > UINT32_MAX) {
+        goto done;
+    }
+    blob = PyBytes_FromStringAndSize(NULL, 8 + count * width);
+    if (blob != NULL) {
+        unsigned char *out = (unsigned char *)PyBytes_AS_STRING(blob);
+        uint32_t header[2] = {(uint32_t)width, (uint32_t)count};
+        for (int h = 0; h < 2; h++) {
+            for (int b = 0; b < 4; b++) {
+                *out++ = (unsigned char)(header[h] >> (8 * b));
+            }
+        }
+        for (Py_ssize_t k = 0; k < count; k++) {
+            uint64_t u = (uint64_t)values[k];
+            for (int b = 0; b < width; b++) {
+                *out++ = (unsigned char)(u >> (8 * b));
+            }
+        }
+    }
+    if (values != local) {
+        PyMem_Free(values);
+    }
+    return blob;
+done:
+    if (values != local) {
+        PyMem_Free(values);
+    }
+    Py_RETURN_NONE;
 }
 
 PyDoc_STRVAR(encode_dict_doc,
@@ -2061,6 +2309,9 @@ static PyMethodDef methods[] = {
     {"encode_mixed", (PyCFunction)lp_encode_mixed, METH_O, encode_mixed_doc},
     {"encode_dict", (PyCFunction)lp_encode_dict, METH_O, encode_dict_doc},
     {"decode_hash", (PyCFunction)(void (*)(void))lp_decode_hash, METH_FASTCALL | METH_KEYWORDS, decode_hash_doc},
+    {"zset_pairs", (PyCFunction)(void (*)(void))lp_zset_pairs, METH_FASTCALL | METH_KEYWORDS, zset_pairs_doc},
+    {"zset_entries", (PyCFunction)(void (*)(void))lp_zset_entries, METH_FASTCALL, zset_entries_doc},
+    {"intset_blob", (PyCFunction)lp_intset_blob, METH_O, intset_blob_doc},
     {"entry_size", (PyCFunction)lp_entry_size, METH_O, entry_size_doc},
     {"entry_sizes", (PyCFunction)lp_entry_sizes, METH_O, entry_sizes_doc},
     {"pack_by_size", (PyCFunction)(void (*)(void))lp_pack_by_size, METH_FASTCALL, pack_by_size_doc},

@@ -12,12 +12,12 @@
  *   append_strings(out, items, compress)       -> None
  *   append_mapping(out, fields, compress)      -> None
  *   append_scored(out, pairs, compress)        -> None
- *   open_payload(payload, max_version, check_crc, blob_types) -> (type, version, body) | None
+ *   open_payload(payload, max_version, check_crc, blob_types) -> (type, version, body, end) | None
  *   seal(body, version)                        -> bytes | None
  *
  * ``open_payload`` and ``seal`` are the envelope of small payloads (RESTORE and DUMP of
  * small keys): the footer version, the CRC-64 and the one rdbString most small bodies
- * are; LZF strings are expanded here too.
+ * are (a small list's one quicklist node too); LZF strings are expanded here too.
  * The common rdbString forms (6/14/32/64-bit lengths, INT8/16/32) are handled here;
  * the rare ones (LZF, unknown encodings, which are errors) go through the Python
  * ``primitives.read_string``, and every string the writers cannot settle cheaply
@@ -968,12 +968,14 @@ load_le(const unsigned char *p, int size)
 }
 
 PyDoc_STRVAR(open_payload_doc,
-"open_payload(payload, max_version, check_crc, blob_types) -> (type, version, body) | None\n\n"
+"open_payload(payload, max_version, check_crc, blob_types) -> (type, version, body, end) | None\n\n"
 "Verifies a small payload's envelope (footer version <= max_version, the CRC-64 unless\n"
 "check_crc is false). None: not a small bytes payload, or an envelope the caller must\n"
-"refuse itself (its texts). If blob_types[type] is non-zero the body is one rdbString and\n"
-"``body`` is its decoded bytes (a malformed one raises the PayloadError read_string gives);\n"
-"otherwise ``body`` is None and the caller reads the body from position 1.");
+"refuse itself (its texts). If blob_types[type] is 1 the body is one rdbString, if it is 2\n"
+"and the body starts with 01 02 (one PACKED quicklist node) the rdbString follows those two\n"
+"bytes: ``body`` is its decoded bytes (a malformed one raises the PayloadError read_string\n"
+"gives) and ``end`` the position after it; otherwise ``body`` is None, ``end`` 0, and the\n"
+"caller reads the body from position 1.");
 
 static PyObject *
 open_payload(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
@@ -1007,10 +1009,17 @@ open_payload(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         Py_RETURN_NONE;
     }
     unsigned int type = d[0];
+    char kind = PyBytes_AS_STRING(args[3])[type];
+    Py_ssize_t pos = 0;
+    if (kind == 1) {
+        pos = 1; /* type byte, rdbString */
+    }
+    else if (kind == 2 && size - FOOTER_SIZE > 3 && d[1] == 1 && d[2] == 2) {
+        pos = 3; /* type byte, one node, container PACKED, rdbString */
+    }
     PyObject *body;
-    if (PyBytes_AS_STRING(args[3])[type]) {
+    if (pos) {
         Reader r = {payload, d, size - FOOTER_SIZE, 0};
-        Py_ssize_t pos = 1;
         body = read_string(&r, &pos);
         if (body == NULL) {
             return NULL;
@@ -1021,9 +1030,11 @@ open_payload(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     PyObject *type_obj = PyLong_FromLong((long)type);
     PyObject *version_obj = type_obj == NULL ? NULL : PyLong_FromLong(version);
-    PyObject *opened = version_obj == NULL ? NULL : PyTuple_Pack(3, type_obj, version_obj, body);
+    PyObject *end_obj = version_obj == NULL ? NULL : PyLong_FromSsize_t(pos);
+    PyObject *opened = end_obj == NULL ? NULL : PyTuple_Pack(4, type_obj, version_obj, body, end_obj);
     Py_XDECREF(type_obj);
     Py_XDECREF(version_obj);
+    Py_XDECREF(end_obj);
     Py_DECREF(body);
     return opened;
 }

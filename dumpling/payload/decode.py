@@ -26,7 +26,6 @@ from dumpling.payload.errors import FOREIGN_TYPE, PayloadError, bad_data
 from dumpling.payload.options import DEFAULT_OPTIONS, CodecOptions
 from dumpling.payload.primitives import (
     MASK64,
-    c_strtod_prefix,
     parse_canonical_int,
     read_count,
     read_len,
@@ -107,15 +106,17 @@ def string_encoding(value: bytes | bytearray) -> str:
 class DecodeContext:
     """What every body reader needs: the buffer, its usable end and the validation mode."""
 
-    __slots__ = ("buf", "end", "deep", "options", "rdb_version", "sanitizations")
+    __slots__ = ("buf", "end", "deep", "options", "rdb_version", "sanitizations", "blob_end")
 
-    def __init__(self, buf: bytes, end: int, options: CodecOptions, rdb_version: int) -> None:
+    def __init__(self, buf: bytes, end: int, options: CodecOptions, rdb_version: int, blob_end: int = 0) -> None:
         self.buf = buf
         self.end = end
         self.deep = options.deep_sanitize
         self.options = options
         self.rdb_version = rdb_version
         self.sanitizations = 0
+        # A body that is one rdbString (``_FROM_BLOB``): where that rdbString ends in ``buf``.
+        self.blob_end = blob_end
 
     def blob(self, pos: int) -> tuple[bytes, int]:
         return read_string(self.buf, pos, self.end)
@@ -123,6 +124,14 @@ class DecodeContext:
 
 def decode_payload(payload: bytes | bytearray | memoryview, options: CodecOptions = DEFAULT_OPTIONS) -> DecodedPayload:
     """Verify the envelope (§1.4) and decode the value; raises PayloadError with Redis's reply text."""
+    return DecodedPayload(*open_value(payload, options))
+
+
+def open_value(
+    payload: bytes | bytearray | memoryview, options: CodecOptions = DEFAULT_OPTIONS
+) -> tuple[Value, int, int, int]:
+    """``decode_payload`` as a plain tuple: (value, type byte, footer version, sanitizations)
+    (RESTORE of small keys is hot: no object to build around the value)."""
     speedups = bulk.speedups
     opened = None
     if speedups is not None and options.rdb_version_check == "redis":
@@ -136,15 +145,16 @@ def decode_payload(payload: bytes | bytearray | memoryview, options: CodecOption
             raise bad_data("payload has no type byte")
         type_byte = buf[0]
         body = read_string(buf, 1, len(buf) - 10)[0] if type_byte == TYPE_STRING else None
+        body_end = 0
     else:
         buf = payload  # bytes: open_payload takes nothing else
-        type_byte, version, body = opened
+        type_byte, version, body, body_end = opened
     if type_byte == TYPE_STRING:  # the common small case, without the reader machinery
-        return DecodedPayload(body, TYPE_STRING, version)
+        return body, TYPE_STRING, version, 0
     end = len(buf) - 10
     if options.rdb_version_check != "redis" and is_foreign_version(version) and type_byte >= TYPE_HASH_22:
         raise PayloadError(FOREIGN_TYPE.format(type_byte=type_byte), "foreign RDB version")
-    ctx = DecodeContext(buf, end, options, version)
+    ctx = DecodeContext(buf, end, options, version, body_end)
     if body is not None:
         try:
             value = _FROM_BLOB[type_byte](ctx, body, type_byte)
@@ -152,7 +162,7 @@ def decode_payload(payload: bytes | bytearray | memoryview, options: CodecOption
             raise
         except Exception as exc:  # a missed check must still surface as a clean refusal
             raise bad_data(f"internal: {exc!r}") from exc
-        return DecodedPayload(value, type_byte, version, ctx.sanitizations)
+        return value, type_byte, version, ctx.sanitizations
     reader = _READERS.get(type_byte)
     if reader is None:
         raise bad_data(f"unknown object type {type_byte}")
@@ -171,7 +181,7 @@ def decode_payload(payload: bytes | bytearray | memoryview, options: CodecOption
         if gc_was_enabled:
             gc.enable()
     # Like Redis, bytes left between the body and the footer are ignored.
-    return DecodedPayload(value, type_byte, version, ctx.sanitizations)
+    return value, type_byte, version, ctx.sanitizations
 
 
 def decode_body(
@@ -269,6 +279,16 @@ def _read_quicklist_2(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[Lis
     return value, pos
 
 
+def _list_from_one_node(ctx: DecodeContext, blob: bytes, type_byte: int) -> ListValue:
+    """Type 18 of one PACKED node (``open_payload`` read its listpack): ``_read_quicklist_2``'s value."""
+    packed = packedlist.one_node(ctx.buf, 3, ctx.blob_end, blob, ctx.deep)
+    if ctx.deep:
+        ctx.sanitizations += 1
+    value = ListValue.from_packed(packed, _list_encoding_after_load(packed.shape(), ctx.options))
+    value.adopt_layout(packed.layout())
+    return value
+
+
 def _read_quicklist(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[ListValue, int]:
     """Type 14: every ziplist node becomes a listpack node, the node cut kept (as Redis >= 7.0 loads it)."""
     buf, end = ctx.buf, ctx.end
@@ -314,25 +334,18 @@ def _read_set(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[SetValue, i
         value.members = unique
         return value, pos
     members, pos = _read_strings(ctx, pos, count)
+    # The encoding the member-by-member conversion ends in (intset -> listpack -> hashtable,
+    # each step checked as the member arrives): intset if every member is a canonical
+    # integer; else listpack if the whole set fits the listpack limits (reaching the end
+    # as a listpack means every member from the first non-integer on passed the checks,
+    # which cover the lengths of all the members before it too); else hashtable.
     encoding = "intset"
-    max_len = total = 0
-    for i, member in enumerate(members):
-        size = len(member)
-        total += size
-        if size > max_len:
-            max_len = size
-        if encoding == "intset":
-            if parse_canonical_int(member) is not None:
-                continue
-            if i < opts.set_max_listpack_entries and max_len <= opts.set_max_listpack_value and total <= _LP_SAFE:
-                encoding = "listpack"
-            else:
-                encoding = "hashtable"
-                break
-        if encoding == "listpack" and not (
-            i < opts.set_max_listpack_entries and size <= opts.set_max_listpack_value and total <= _LP_SAFE
-        ):
-            encoding = "hashtable"
+    for member in members:
+        if parse_canonical_int(member) is None:
+            lengths = list(map(len, members))
+            total = sum(lengths)
+            small = count <= opts.set_max_listpack_entries and max(lengths) <= opts.set_max_listpack_value
+            encoding = "listpack" if small and total <= _LP_SAFE else "hashtable"
             break
     value = SetValue(members, encoding)
     if len(value.members) != count:
@@ -350,7 +363,7 @@ def _set_from_intset(ctx: DecodeContext, blob: bytes, type_byte: int) -> SetValu
         ctx.sanitizations += 1
     values = intset.decode(blob, ctx.deep)
     encoding = "hashtable" if len(values) > ctx.options.set_max_intset_entries else "intset"
-    return SetValue([b"%d" % v for v in values], encoding)
+    return SetValue(list(map(b"%d".__mod__, values)), encoding)
 
 
 def _read_set_listpack(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[SetValue, int]:
@@ -384,7 +397,7 @@ def _zset_from_pairs(pairs: list[tuple[bytes, float]], encoding: str, deep_dups:
         for member, score in pairs:
             first.setdefault(member, score)
         zset = ZSetValue.from_pairs(first.items(), encoding)
-    if encoding == "listpack":
+    if encoding == "listpack" and 0.0 in zset.scores.values():
         # from_pairs stores 0 for -0 (ZADD's rule), but a loaded "-0" entry stays -0:
         # Redis reads the listpack/ziplist text back with strtod (ZSCORE answers -0).
         scores = zset.scores
@@ -425,27 +438,6 @@ def _read_zset(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[ZSetValue,
     return zset, pos
 
 
-def _listpack_score(entry: bytes | int) -> float:
-    """zzlGetScore: integer entries as is, strings through strtod of at most 127 bytes (0 if unparsable)."""
-    if isinstance(entry, int):
-        return float(entry)
-    score = c_strtod_prefix(entry[:127])
-    return 0.0 if score is None else score
-
-
-def _zset_pairs_from_elements(elements: list) -> list[tuple[bytes, float]]:
-    if len(elements) % 2:
-        raise bad_data("sorted set blob with an odd number of entries")
-    pairs = []
-    for i in range(0, len(elements), 2):
-        member = elements[i]
-        score = _listpack_score(elements[i + 1])
-        if math.isnan(score):
-            raise bad_data("zset with NaN score")
-        pairs.append((member if isinstance(member, bytes) else b"%d" % member, score))
-    return pairs
-
-
 def _read_zset_listpack(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[ZSetValue, int]:
     blob, pos = ctx.blob(pos)
     return _zset_from_listpack(ctx, blob, type_byte), pos
@@ -455,12 +447,11 @@ def _zset_from_listpack(ctx: DecodeContext, blob: bytes, type_byte: int) -> ZSet
     if type_byte == TYPE_ZSET_LISTPACK:
         if ctx.deep:
             ctx.sanitizations += 1
-        elements = listpack.decode(blob, ctx.deep, ints_as_bytes=False)
+        pairs = listpack.zset_pairs(blob, ctx.deep)
         deep_dups = ctx.deep
     else:
-        elements = ziplist.decode(blob, ints_as_bytes=False)
+        pairs = listpack.zset_pairs_from_elements(ziplist.decode(blob, ints_as_bytes=False))
         deep_dups = True  # ziplist pairs are always checked for duplicates
-    pairs = _zset_pairs_from_elements(elements)
     if not pairs:
         raise bad_data("empty sorted set")
     encoding = "skiplist" if len(pairs) > ctx.options.zset_max_listpack_entries else "listpack"
@@ -698,9 +689,13 @@ _FROM_BLOB: dict[int, _BlobReader] = {
     TYPE_HASH_LISTPACK: _hash_from_listpack,
     TYPE_ZSET_LISTPACK: _zset_from_listpack,
     TYPE_SET_LISTPACK: _set_from_listpack,
+    TYPE_LIST_QUICKLIST_2: _list_from_one_node,  # only when open_payload found one PACKED node
 }
-# open_payload's mask: the string type and the blob types
-_BLOB_MASK = bytes(1 if t == TYPE_STRING or t in _FROM_BLOB else 0 for t in range(256))
+# open_payload's mask: the string type and the blob types (1), and type 18, whose body is one
+# rdbString after "01 02" when the list has one PACKED node (2)
+_BLOB_MASK = bytes(
+    2 if t == TYPE_LIST_QUICKLIST_2 else 1 if t == TYPE_STRING or t in _FROM_BLOB else 0 for t in range(256)
+)
 
 _READERS: dict[int, _Reader] = {
     TYPE_STRING: _read_string_value,

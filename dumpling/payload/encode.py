@@ -12,6 +12,7 @@ holds it: never lossy.
 from __future__ import annotations
 
 import math
+from functools import partial
 from itertools import islice
 
 from dumpling.datatypes import HashValue, ListValue, SetValue, StreamValue, ZSetValue
@@ -238,14 +239,30 @@ def _intset_numbers(members: set[bytes]) -> list[int] | None:
     return numbers
 
 
+def intset_blob(members: set[bytes]) -> bytes | None:
+    """The intset blob of ``members`` if every one is a canonical int64, else None."""
+    native = listpack.native
+    if native is not None:
+        blob = native.intset_blob(members)
+        if blob is not None:
+            return blob
+    return intset_blob_py(members)
+
+
+def intset_blob_py(members: set[bytes]) -> bytes | None:
+    """``intset_blob`` in pure Python (the reference for the C one)."""
+    numbers = _intset_numbers(members)
+    return None if numbers is None else intset.encode(numbers)
+
+
 def _encode_set(value: SetValue, version: int, compress: bool) -> bytes:
     _require_nonempty(value)
     members = value.members
     if value.encoding == "intset":
-        numbers = _intset_numbers(members)
-        if numbers is not None:
+        blob = intset_blob(members)
+        if blob is not None:
             out = bytearray((TYPE_SET_INTSET,))
-            append_string(out, intset.encode(numbers), compress)
+            append_string(out, blob, compress)
             return bytes(out)
     if value.encoding == "listpack":
         # Redis's listpack order (insertion order, kept by SetValue), also for the
@@ -281,16 +298,36 @@ def _ziplist_score(score: float) -> bytes | int:
     return as_long if as_long is not None else score_text(score, 9)
 
 
+def zset_entries(value: ZSetValue, version: int) -> list[bytes | int]:
+    """The entries of a listpack zset's blob for target ``version`` (>= 10): member, score, ..."""
+    native = listpack.native
+    if native is not None:
+        entries = native.zset_entries(value.index, None if version <= 10 else partial(_score_text, version))
+        if entries is not None:
+            return entries
+    return zset_entries_py(value, version)
+
+
+def _score_text(version: int, score: float) -> bytes:
+    return score_text(score, version)
+
+
+def zset_entries_py(value: ZSetValue, version: int) -> list[bytes | int]:
+    """``zset_entries`` in pure Python (the reference for the C one)."""
+    elements: list[bytes | int] = []
+    for member, score in value.items_by_score():
+        elements.append(member)
+        elements.append(_listpack_score(score, version))
+    return elements
+
+
 def _encode_zset(value: ZSetValue, version: int, compress: bool) -> bytes:
     _require_nonempty(value)
     if value.encoding == "listpack":
         elements: list[bytes | int] = []
         if version >= 10:
-            for member, score in value.items_by_score():
-                elements.append(member)
-                elements.append(_listpack_score(score, version))
             out = bytearray((TYPE_ZSET_LISTPACK,))
-            append_string(out, listpack.encode_mixed(elements), compress)
+            append_string(out, listpack.encode_mixed(zset_entries(value, version)), compress)
         else:
             for member, score in value.items_by_score():
                 elements.append(member)

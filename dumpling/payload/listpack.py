@@ -34,7 +34,7 @@ from dumpling.datatypes.sizes import listpack_int_entry_size as int_entry_size
 from dumpling.datatypes.sizes import listpack_str_entry_size
 from dumpling.payload.bulk import odd_elements
 from dumpling.payload.errors import bad_data
-from dumpling.payload.primitives import parse_canonical_int
+from dumpling.payload.primitives import c_strtod_prefix, parse_canonical_int
 
 HEADER_SIZE = 6
 EOF_BYTE = 0xFF
@@ -198,6 +198,44 @@ def hash_from_elements(elements: list[bytes], deep_dups: bool) -> dict[bytes, by
         for i in range(0, len(elements), 2):
             fields.setdefault(elements[i], elements[i + 1])
     return fields
+
+
+def zset_pairs(blob: bytes, deep: bool) -> list[tuple[bytes, float]]:
+    """A sorted-set listpack's (member, score) pairs, in listpack order.
+
+    ``decode(blob, deep, ints_as_bytes=False)``'s checks, then ``zset_pairs_from_elements``'s:
+    integer members become their decimal text, string scores are read as ``zzlGetScore``
+    reads them, an odd number of entries or a NaN score is refused."""
+    if native is not None and type(blob) is bytes:
+        return native.zset_pairs(blob, deep)
+    return zset_pairs_py(blob, deep)
+
+
+def zset_pairs_py(blob: bytes, deep: bool) -> list[tuple[bytes, float]]:
+    """``zset_pairs`` in pure Python (the reference for the C one)."""
+    return zset_pairs_from_elements(decode_py(blob, deep, ints_as_bytes=False))
+
+
+def score_of_entry(entry: bytes | int) -> float:
+    """zzlGetScore: integer entries as is, strings through strtod of at most 127 bytes (0 if unparsable)."""
+    if isinstance(entry, int):
+        return float(entry)
+    score = c_strtod_prefix(entry[:127])
+    return 0.0 if score is None else score
+
+
+def zset_pairs_from_elements(elements: list) -> list[tuple[bytes, float]]:
+    """Alternating members and scores (entries of a listpack or ziplist) as (member, score) pairs."""
+    if len(elements) % 2:
+        raise bad_data("sorted set blob with an odd number of entries")
+    pairs = []
+    for i in range(0, len(elements), 2):
+        member = elements[i]
+        score = score_of_entry(elements[i + 1])
+        if score != score:
+            raise bad_data("zset with NaN score")
+        pairs.append((member if isinstance(member, bytes) else b"%d" % member, score))
+    return pairs
 
 
 def _entry(blob: bytes, pos: int, b: int, limit: int, deep: bool, ints_as_bytes: bool) -> tuple[bytes | int, int]:

@@ -81,6 +81,17 @@ class PackedList:
                 append_string(out, read_string(buf, start, end)[0], compress)
 
 
+def one_node(buf: bytes, start: int, stop: int, data: bytes, deep: bool) -> PackedList:
+    """A body of one PACKED node whose rdbString ``buf[start:stop]`` holds the listpack
+    ``data``: ``read_nodes``'s checks and value for it."""
+    if not data:
+        raise bad_data("quicklist node of zero bytes")
+    count = listpack.count_entries(data, deep)
+    if not count:
+        raise bad_data("quicklist without elements")
+    return PackedList(buf, [(CONTAINER_PACKED, start, stop, count, len(data))])
+
+
 def read_nodes(buf: bytes, pos: int, end: int, deep: bool) -> tuple[PackedList, int, int]:
     """Read and check a LIST_QUICKLIST_2 body from ``pos``: (nodes, next position, sanitizations).
 
@@ -88,6 +99,10 @@ def read_nodes(buf: bytes, pos: int, end: int, deep: bool) -> tuple[PackedList, 
     zero-byte node, listpack header always and the full walk (deep when sanitizing);
     empty packed nodes are dropped as Redis drops them; no element at all is refused.
     """
+    if buf[pos] == 1 and pos + 2 < end and buf[pos + 1] == CONTAINER_PACKED:
+        # One packed node (every small list): no kinds to tally, one count.
+        data, stop = read_string(buf, pos + 2, end)
+        return one_node(buf, pos + 2, stop, data, deep), stop, 1 if deep else 0
     node_count, pos = read_len(buf, pos, end)
     if node_count * 2 > end - pos:
         raise bad_data(f"count {node_count} larger than the payload")

@@ -249,7 +249,10 @@ def c_strtod_prefix(s: bytes) -> float | None:
         digits = body.decode("ascii")
         if "p" not in digits.lower():
             digits += "p0"
-        value = float.fromhex(digits)
+        try:
+            value = float.fromhex(digits)
+        except OverflowError:  # strtod: HUGE_VAL for what is too large to represent
+            value = math.inf
     elif body[:1] in (b"i", b"I"):
         value = math.inf
     elif body[:1] in (b"n", b"N"):
