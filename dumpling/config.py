@@ -233,6 +233,17 @@ SETTINGS: list[Setting] = [
        check=lambda v: "Announced human node name contained invalid character"
        if any(c in _AUX_FORBIDDEN for c in v) else None),
     _s("cluster-announce-tls-port", "int", 0, max=65535, inert=True),  # no TLS in dumpling
+    # Redis built without TLS (BUILD_TLS=no) still has its TLS settings: the files and ciphers
+    # are kept and used by nothing; a TLS port is what needs TLS, and dumpling refuses it.
+    _s("tls-port", "int", 0, max=65535),  # (any port but 0 is refused: see ``convert``)
+    *(_s(f"tls-{name}", "string", "", inert=True) for name in (
+        "cert-file", "key-file", "key-file-pass", "client-cert-file", "client-key-file", "client-key-file-pass",
+        "dh-params-file", "ca-cert-file", "ca-cert-dir", "protocols", "ciphers", "ciphersuites")),
+    *(_s(f"tls-{name}", "bool", default, inert=True) for name, default in (
+        ("cluster", False), ("replication", False), ("prefer-server-ciphers", False), ("session-caching", True))),
+    _s("tls-auth-clients", "enum", "yes", choices=("no", "yes", "optional"), inert=True),
+    _s("tls-session-cache-size", "int", 20 * 1024, max=INT_MAX, inert=True),
+    _s("tls-session-cache-timeout", "int", 300, max=INT_MAX, inert=True),
     _s("cluster-allow-pubsubshard-when-down", "bool", True),
     _s("cluster-allow-replica-migration", "bool", True),
     _s("cluster-replica-validity-factor", "int", 10, max=INT_MAX, aliases=("cluster-slave-validity-factor",)),
@@ -506,6 +517,8 @@ class Config:
                 raise ConfigError(f"argument must be between {s.min} and {s.max} inclusive")
             if s.name == "dump-rdb-version" and not (6 <= value <= 12 or value == 80):
                 raise ConfigError("argument must be one of 6 to 12, or 80 (Valkey 9)")
+            if s.name == "tls-port" and value:
+                raise ConfigError("dumpling has no TLS support")
             return value
         if s.kind == "memory-percent":  # numericParseString with MEMORY_CONFIG | PERCENT_CONFIG
             value = parse_memory(text)

@@ -355,3 +355,28 @@ def test_command_count_list_and_every_entry_is_well_formed(dumpling_server):
         assert parse_reply(conn.call("COMMAND", "LIST", "FILTERBY", "PATTERN", "conf*")) [:1] == [b"config"]
         docs = parse_reply(conn.call("COMMAND", "DOCS"))
         assert len(docs) == 2 * count  # RESP2 flat map: name, doc
+
+
+def test_tls_settings_as_a_redis_built_without_tls(pair):
+    """Redis has its TLS settings whatever it was built with; dumpling keeps them (no effect, as
+    in a build without TLS) and refuses a TLS port.  Secrets among them are redacted in SLOWLOG
+    as 7.4 does (7.0 redacts masteruser/masterauth/requirepass; 7.4.1 adds the key passwords)."""
+    ours, theirs = (parse_reply(conn.call("CONFIG", "GET", "tls-*")) for conn in (pair.ours, pair.theirs))
+    assert dict(zip(ours[::2], ours[1::2], strict=True)) == dict(zip(theirs[::2], theirs[1::2], strict=True))
+    for args in (("tls-auth-clients", "optional"), ("tls-auth-clients", "bogus"), ("tls-session-cache-size", "-1"),
+                 ("tls-replication", "maybe"), ("tls-ciphers", "DEFAULT"), ("tls-ciphers", "")):
+        pair.same("CONFIG", "SET", *args)
+    assert pair.ours.call("CONFIG", "SET", "tls-port", "6390") == (
+        b"-ERR CONFIG SET failed (possibly related to argument 'tls-port') - dumpling has no TLS support\r\n")
+    pair.same("CONFIG", "GET", "tls-port")
+    conn = pair.ours
+    conn.call("CONFIG", "SET", "slowlog-log-slower-than", "0")
+    try:
+        conn.call("SLOWLOG", "RESET")
+        for name in ("masteruser", "masterauth", "tls-key-file-pass", "tls-client-key-file-pass"):
+            conn.call("CONFIG", "SET", name, "")
+        entries = [entry[3] for entry in parse_reply(conn.call("SLOWLOG", "GET", "-1"))]
+    finally:
+        conn.call("CONFIG", "SET", "slowlog-log-slower-than", "10000")
+    for name in (b"masteruser", b"masterauth", b"tls-key-file-pass", b"tls-client-key-file-pass"):
+        assert [b"CONFIG", b"SET", name, b"(redacted)"] in entries

@@ -229,7 +229,7 @@ def check_queued(c: Client, cmd: Command, argv: list[bytes]) -> str | None:
 # -- secrets kept out of SLOWLOG and MONITOR ----------------------------------------------------------------
 
 REDACTED = b"(redacted)"
-_SENSITIVE_CONFIGS = {b"requirepass", b"masterauth"}
+_SENSITIVE_CONFIGS = {b"requirepass", b"masterauth", b"masteruser", b"tls-key-file-pass", b"tls-client-key-file-pass"}
 
 
 def _redacted_positions(name: str, argv: list[bytes]) -> list[int]:
