@@ -8,7 +8,10 @@ target: at most 2).  Both servers are single-threaded; the load generator shares
 cores.  ``--preload N`` first stores N small hashes and N small sets in each server: a keyspace
 of collections is what Python's cyclic GC used to stop the world for (dumpling.collector).
 
-usage: python bench/latency.py [--pings N] [--tests lpush,sadd,...] [--rounds R] [--preload N]
+``--grow N`` loads with HSETs that keep creating small hashes (up to N) instead of ``--tests``:
+a keyspace growing in collections is what triggers full collections.
+
+usage: python bench/latency.py [--pings N] [--tests lpush,sadd,...] [--rounds R] [--preload N] [--grow N]
 """
 
 from __future__ import annotations
@@ -45,11 +48,13 @@ def preload(server: ServerProcess, keys: int, batch: int = 1000) -> None:
                 raise RuntimeError(f"unexpected preload replies: {got[:100]!r}")
 
 
-def ping_latencies(server: ServerProcess, pings: int, tests: str) -> list[float]:
-    """Round trips (ms) of ``pings`` PINGs sent one by one while redis-benchmark loads ``server``."""
+def ping_latencies(server: ServerProcess, pings: int, tests: str, grow: int = 0) -> list[float]:
+    """Round trips (ms) of ``pings`` PINGs sent one by one while redis-benchmark loads ``server``:
+    its ``tests``, or with ``grow`` an HSET of new small hashes (``grow:<rand>``, ``-r grow``)."""
+    workload = ["-r", str(grow), "HSET", "grow:__rand_int__", "f", "v"] if grow else ["-t", tests]
     load = subprocess.Popen(
-        ["redis-benchmark", "-p", str(server.port), "-c", "50", "-P", "16", "-n", "100000000", "-t", tests, "-l",
-         "-q"],
+        ["redis-benchmark", "-p", str(server.port), "-c", "50", "-P", "16", "-n", "100000000", "-l", "-q",
+         *workload],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
@@ -80,6 +85,7 @@ def main() -> None:
     parser.add_argument("--tests", default="lpush,sadd,hset,zadd,lrange_100")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--preload", type=int, default=0, help="small hashes and sets stored first (each)")
+    parser.add_argument("--grow", type=int, default=0, help="load: HSET of new hashes among N keys, not --tests")
     args = parser.parse_args()
     servers = {"redis": start_redis(), "dumpling": start_dumpling()}
     try:
@@ -88,8 +94,9 @@ def main() -> None:
         samples: dict[str, list[float]] = {name: [] for name in servers}
         for _ in range(args.rounds):
             for name, server in servers.items():
-                samples[name] += ping_latencies(server, args.pings, args.tests)
-        print(f"PING round trips (ms) under redis-benchmark -c 50 -P 16 -t {args.tests}, "
+                samples[name] += ping_latencies(server, args.pings, args.tests, args.grow)
+        load = f"HSET grow:<rand> among {args.grow:,} keys" if args.grow else f"-t {args.tests}"
+        print(f"PING round trips (ms) under redis-benchmark -c 50 -P 16 {load}, "
               f"{args.rounds} alternating rounds of {args.pings}, {args.preload:,} hashes and sets preloaded")
         print(f"{'server':10} {'p50':>8} {'p99':>8} {'p99.9':>8} {'max':>8}")
         for name, values in samples.items():
