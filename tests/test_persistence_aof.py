@@ -289,6 +289,30 @@ def test_debug_loadaof_matches_redis(tmp_path: Path) -> None:
     assert replies[0] == replies[1]
 
 
+def test_approximate_stream_trims_with_limit_reload_from_the_aof(tmp_path: Path) -> None:
+    """XADD/XTRIM with ``~ ... LIMIT`` are logged as exact trims that keep their LIMIT
+    (streamRewriteTrimArgument); the AOF loader, like a master's stream, must accept LIMIT
+    without ``~`` (mustObeyClient) or the reload drops the entry (unit/type/stream)."""
+    require_redis()
+    lengths = []
+    for name, start in (("dumpling", start_dumpling), ("redis", start_redis)):
+        directory = tmp_path / name
+        directory.mkdir()
+        server = start("--dir", str(directory), "--appendonly", "yes", "--stream-node-max-entries", "4")
+        try:
+            with server.raw() as conn:
+                for i in range(1, 21):
+                    conn.call("XADD", "s", f"{i}-0", "f", "v")
+                seen = [conn.call("XADD", "s", "MAXLEN", "~", "5", "LIMIT", "4", "21-0", "f", "v"),
+                        conn.call("XTRIM", "s", "MINID", "~", "15", "LIMIT", "4"), conn.call("XLEN", "s")]
+                seen += [conn.call("DEBUG", "LOADAOF"), conn.call("XLEN", "s"), conn.call("XRANGE", "s", "-", "+", "COUNT", "1")]
+                lengths.append(seen)
+        finally:
+            server.stop()
+    assert lengths[0] == lengths[1]
+    assert lengths[0][2] == lengths[0][4]
+
+
 def test_c_request_loop_logs_what_python_logs(tmp_path: Path) -> None:
     """With the AOF on, the C request loop runs every plain command through the same call hooks
     as Server.call (its string twins step aside): the same pipelined stream gives the same replies

@@ -242,7 +242,11 @@ def parse_trim_args(c: Any, argv: list[bytes], xadd: bool) -> TrimArgs:
         raise CommandError("syntax error, LIMIT cannot be used without specifying a trimming strategy")
     if not xadd and not args.strategy:
         raise CommandError("syntax error, XTRIM must be called with a trimming strategy")
-    if limit_given:
+    if c.keyspace.loading:
+        # mustObeyClient (the AOF, a master): the trim was rewritten exact where it ran, and
+        # may still carry the LIMIT it was sent with (streamRewriteTrimArgument keeps it)
+        args.limit = 0
+    elif limit_given:
         if not args.approx:
             raise CommandError("syntax error, LIMIT cannot be used without the special ~ option")
     elif args.approx:
