@@ -93,7 +93,8 @@ def _eval_handler(evalsha: bool, ro: bool) -> Callable[[Any, list[bytes]], Any]:
                 raise CommandError(NOSCRIPT_ERR)
         else:
             script = scripting.create_script(argv[1], from_eval=True)
-        reply = scripting.invoke(c, argv, numkeys, scripting.eval_state, script.func, script.sha, script.flags, ro)
+        reply = scripting.invoke(c, argv, numkeys, scripting.eval_state, script.func, script.sha, script.flags, ro,
+                                 handle=script.handle)
         if script.from_eval:
             scripting.touch(script)  # after the run (not when refused), as Redis keeps its LRU list
         if type(reply) is ErrorReply:
@@ -219,7 +220,7 @@ def _fcall(c: Any, argv: list[bytes], ro: bool) -> Any:
     if not 0 <= numkeys <= len(argv) - 3:
         numkeys = _numkeys(argv, "Bad number of keys provided")
     reply = scripting.invoke(c, argv, numkeys, scripting.function_state, function.func, function.label,
-                             function.flags, ro)
+                             function.flags, ro, handle=function.handle)
     if type(reply) is ErrorReply:
         scripting.raise_error(reply)
     return reply

@@ -19,7 +19,7 @@ from typing import Any
 import hiredis
 from lupa import lua51
 
-from dumpling import REDIS_VERSION
+from dumpling import REDIS_VERSION, accel
 from dumpling.fpconv import double_as_long_long, fpconv_dtoa
 from dumpling.protocol import (
     NULL_ARRAY,
@@ -40,6 +40,37 @@ from dumpling.scripting.libs import load_library
 from dumpling.scripting.untail import without_tail_calls
 
 lua_type = lua51.lua_type
+
+
+def _load_bridge() -> Any:
+    """``dumpling.scripting._luabridge`` with the Lua C API of lupa's lua51 found, or None
+    (no compiler, ``DUMPLING_PURE=1``, or a lupa whose module does not export it)."""
+    if accel.PURE:
+        return None
+    try:
+        from dumpling.scripting import _luabridge
+    except ImportError:
+        return None
+    return _luabridge if _luabridge.resolve(lua51.__file__) else None
+
+
+_bridge_module = _load_bridge()
+# Lua states made from now on run redis.call and their runs through the C bridge
+# (``use_bridge(False)``: through lupa, as the pure install does; tests compare both).
+_bridge_on = _bridge_module is not None
+STASHED = object()  # Bridge.run's marker: the outcome waits in the bridge's stash
+
+
+def use_bridge(on: bool) -> bool:
+    """Switch the C bridge for the Lua states made from now on; returns the old setting."""
+    global _bridge_on
+    old = _bridge_on
+    _bridge_on = on and _bridge_module is not None
+    return old
+
+
+def bridge_available() -> bool:
+    return _bridge_module is not None
 
 _SANDBOX = resources.files("dumpling.scripting").joinpath("sandbox.lua").read_bytes()
 _LDB = resources.files("dumpling.scripting").joinpath("ldb.lua").read_bytes()
@@ -129,8 +160,11 @@ class LuaState:
         chunk, err = _loaded(self.lua.eval("loadstring")(_SANDBOX, b"@dumpling"))
         if chunk is None:
             raise RuntimeError(f"sandbox.lua does not compile: {err!r}")
+        self.bridge: Any = None
+        bridge_api = self._attach_bridge(host) if _bridge_on else None
         callbacks = self.lua.table_from(
             {
+                b"bridge": bridge_api,
                 b"call": host.redis_call,
                 b"call_raise": host.redis_call_raise,
                 b"error_info": error_info,
@@ -152,6 +186,14 @@ class LuaState:
         )
         helpers = chunk(callbacks)
         self.helpers = helpers
+        if bridge_api is not None:
+            bridge_api[b"set_runners"](helpers[b"eval_with"], helpers[b"function_with"],
+                                       self.lua.eval("setmetatable({}, {__mode = 'v'})"))
+            self._handle = bridge_api[b"handle"]
+            self._stash = bridge_api[b"stash"]
+            self.take = bridge_api[b"take"]
+            if not self.bridge.attached:
+                raise RuntimeError("the Lua bridge did not attach")
         self._host = host
         self._debugger: Any = None
         self._inspect = helpers[b"inspect"]
@@ -198,6 +240,32 @@ class LuaState:
             self.function_env, self._loading_mode = helpers[b"function_env"](self.library_api)
         self._collect = self.lua.eval("function() collectgarbage('collect') end")
         self._collect()  # the setup's garbage (compiling the sandbox)
+
+    def _attach_bridge(self, host: Any) -> Any:
+        """The C functions of ``_luabridge`` on this state (see its header): Lua's own
+        package.loadlib opens the module's entry point, which sees this runtime's
+        lua_State.  None if the module cannot be opened from Lua (the state then runs
+        through lupa alone)."""
+        bridge = _bridge_module.Bridge(host.call_reply, self._fallback, lua_number_arg, ScriptCallError, Status,
+                                       NULL_ARRAY, STASHED)
+        opened = self.lua.eval("package.loadlib")(_bridge_module.__file__.encode(), b"dumpling_luabridge_open")
+        opener = opened[0] if type(opened) is tuple else opened
+        if opener is None:
+            return None
+        bridge.begin_attach()
+        api = opener()
+        if api is None:
+            return None
+        self.bridge = bridge
+        return api
+
+    def _fallback(self, reply: Any) -> None:
+        """A reply the bridge does not convert itself: converted here, left in its stash."""
+        self._stash(self.from_reply(reply, bool(self.bridge.resp3)))
+
+    def handle(self, func: Any) -> int | None:
+        """The number by which the bridge runs ``func`` (None without the bridge)."""
+        return None if self.bridge is None else int(self._handle(func))
 
     def _load_library(self, name: bytes) -> Any:
         """cjson/cmsgpack/bit/struct, the first time a script touches it; the compiler's
@@ -298,7 +366,10 @@ class LuaState:
 
     def gc_step(self) -> None:
         self.gc_count = 0
-        self._gc_step()
+        if self.bridge is not None:
+            self.bridge.gc_step()
+        else:
+            self._gc_step()
 
     def memory(self) -> int:
         """The Lua heap as Redis reports it: ``lua_gc(LUA_GCCOUNT) * 1024`` (whole KB)."""

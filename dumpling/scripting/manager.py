@@ -31,6 +31,7 @@ from dumpling.scripting.accounting import eval_scripts_memory, functions_memory
 from dumpling.scripting.debugger import Channel, Session
 from dumpling.scripting.engine import (
     GC_CYCLE_PERIOD,
+    STASHED,
     LuaState,
     ScriptCallError,
     ScriptFailure,
@@ -73,14 +74,15 @@ _ERR_ARGS = b"ERR Lua redis lib command arguments must be strings or integers"
 class Script:
     """An EVAL script in the cache."""
 
-    __slots__ = ("sha", "body", "flags", "func", "from_eval")
+    __slots__ = ("sha", "body", "flags", "func", "from_eval", "handle")
 
-    def __init__(self, sha: str, body: bytes, flags: int, func: Any, from_eval: bool) -> None:
+    def __init__(self, sha: str, body: bytes, flags: int, func: Any, from_eval: bool, handle: int | None) -> None:
         self.sha = sha
         self.body = body
         self.flags = flags
         self.func = func
         self.from_eval = from_eval  # evictable: created by EVAL, not SCRIPT LOAD
+        self.handle = handle  # how the C bridge finds func (LuaState.handle), None without it
 
 
 class Run:
@@ -207,7 +209,7 @@ class Scripting:
                 del self.scripts_by_sha[oldest.sha.encode()]
                 del self.scripts_by_body[oldest.body]
                 self.evicted_scripts += 1
-        script = Script(sha, body, flags, func, from_eval)
+        script = Script(sha, body, flags, func, from_eval, self.eval_state.handle(func))
         self.scripts[sha] = script
         self.scripts_by_sha[sha.encode()] = script
         self.scripts_by_body[body] = script
@@ -311,7 +313,7 @@ class Scripting:
                                "can not run it when used memory > 'maxmemory'")
 
     def invoke(self, caller: Client, caller_argv: list[bytes], numkeys: int, state: LuaState, func: Any, name: str,
-               flags: int, ro: bool, debug: bool = False) -> Any:
+               flags: int, ro: bool, debug: bool = False, handle: int | None = None) -> Any:
         """Run a script or function (``scriptPrepareForRun`` + ``luaCallFunction``) and
         return its reply; its error reply is raised as the command's error.  An EVAL script
         (``state`` is the EVAL engine) sees KEYS and ARGV as globals, a function gets them
@@ -346,16 +348,26 @@ class Scripting:
         self.run = run
         try:
             hook = server.config.values["busy-reply-threshold"] > 0
-            if debug:  # under the Lua debugger's line hook (debug_eval)
-                ok, value = state.debugger()[b"run"](func, numkeys, state.table(caller_argv[3:]), len(caller_argv) - 3)
-            elif len(caller_argv) < MAX_DIRECT_ARGS:
-                ok, value = (state.run_eval if eval_mode else state.run_function)(func, hook, numkeys, *caller_argv[3:])
+            if handle is not None and not debug:  # the C bridge (dumpling.scripting._luabridge)
+                reply = state.bridge.run(handle, eval_mode, hook, numkeys, caller_argv)
+                if reply is STASHED:  # not a string, a number or nil: converted here
+                    ok, value = state.take()
+                    reply = self._outcome(run, state, ok, value)
             else:
-                ok, value = state.run_many(eval_mode, func, hook, numkeys, caller_argv[3:])
-            if ok and type(value) is bytes:
-                reply = value
-            else:
-                reply = self._outcome(run, state, ok, value)
+                if debug:  # under the Lua debugger's line hook (debug_eval)
+                    if state.bridge is not None:
+                        state.bridge.resp3 = 0
+                    ok, value = state.debugger()[b"run"](func, numkeys, state.table(caller_argv[3:]),
+                                                         len(caller_argv) - 3)
+                elif len(caller_argv) < MAX_DIRECT_ARGS:
+                    ok, value = (state.run_eval if eval_mode else state.run_function)(func, hook, numkeys,
+                                                                                      *caller_argv[3:])
+                else:
+                    ok, value = state.run_many(eval_mode, func, hook, numkeys, caller_argv[3:])
+                if ok and type(value) is bytes:
+                    reply = value
+                else:
+                    reply = self._outcome(run, state, ok, value)
         finally:
             self.run = None
             server.in_exec = was_in_exec
@@ -411,8 +423,18 @@ class Scripting:
             return (1 if e.counted else 2), e.message
 
     def redis_call_raise(self, *args: Any) -> Any:
+        """``redis.call`` on lupa's path: ``call_reply``'s reply as a Lua value."""
+        reply = self.call_reply(*args)
+        if reply.__class__ is bytes or reply.__class__ is int:
+            return reply
+        run = self.run
+        return self.current_state().from_reply(reply, run is not None and run.client.resp3)
+
+    def call_reply(self, *args: Any) -> Any:
         """``redis.call``: run a command with Redis's checks for scripts (``scriptCall``);
-        the reply as a Lua value, or ScriptCallError raised into Lua.
+        its reply (ScriptCallError raised for an error).  The C bridge calls this with the
+        arguments already bytes (None for an argument of another type) and converts the
+        reply itself; lupa's path converts it in ``redis_call_raise``.
 
         Most calls need none of those checks: the run is ``unchecked`` (an unrestricted
         caller, no cluster, not read-only, not out of memory) and the command is known, of
@@ -437,7 +459,7 @@ class Scripting:
                         reply = self.server.call(run.client, cmd, list(args))
                         if reply.__class__ is bytes or reply.__class__ is int:
                             return reply
-                        return self._lua_reply(run, reply)
+                        return self._plain_reply(reply)
         return self._checked_call(run, args)
 
     def _checked_call(self, run: Run | None, args: tuple[Any, ...]) -> Any:
@@ -498,7 +520,7 @@ class Scripting:
             ldb.log_reply(wire)
         if reply.__class__ is bytes or reply.__class__ is int:
             return reply
-        return self._lua_reply(run, reply)
+        return self._plain_reply(reply)
 
     def _ldb_error(self, message: bytes) -> None:
         """A redis.call refused before it ran, in the debugger's log (``luaPushError``'s
@@ -508,14 +530,14 @@ class Scripting:
             text = message.decode("utf-8", "surrogateescape")
             ldb.log_error(text[4:] if text.startswith("ERR ") else "-" + text)
 
-    def _lua_reply(self, run: Run, reply: Any) -> Any:
-        """A reply other than bulk or integer as redis.call's Lua value (an error raised)."""
+    def _plain_reply(self, reply: Any) -> Any:
+        """A reply as redis.call sees it: a blocked command's timeout reply, an error raised."""
         t = type(reply)
         if t is Blocked:  # a handler that ignored in_exec: answer as on timeout
-            reply = reply.timeout_reply
-        elif t is ErrorReply:
+            return reply.timeout_reply
+        if t is ErrorReply:
             raise ScriptCallError(reply.message.encode("utf-8", "surrogateescape"), counted=True)
-        return self.current_state().from_reply(reply, run.client.resp3)
+        return reply
 
     def _check_write(self, run: Run, cmd: Command) -> None:
         """``scriptVerifyWriteCommandAllow``: read-only runs refuse writes; before the first
@@ -656,6 +678,9 @@ class Scripting:
             raise ScriptCallError(b"ERR RESP version must be 2 or 3.")
         if self.run is not None:
             self.run.client.resp3 = version == 3.0
+            bridge = self.current_state().bridge
+            if bridge is not None:
+                bridge.resp3 = version == 3.0
 
     def set_repl(self, *args: Any) -> None:
         """redis.set_repl: where the effects of the script's next commands go (the AOF,

@@ -207,15 +207,22 @@ local function call_error(kind, msg)
 end
 
 local redis = {}
--- redis.call is the Python callable (a C function to Lua) behind spreading(), whose frame
--- stays on the stack while the callable runs, so the error handler still finds the
--- calling line; its errors arrive as userdata that error_info turns into Redis's
--- {err=...} table.
-redis.call = spreading(py.call_raise)
-redis.pcall = function(...)
-    local kind, v = pycall(...)
-    if kind == 0 then return v end
-    return call_error(kind, v)
+if py.bridge then
+    -- C functions of dumpling.scripting._luabridge (see there): they raise or return the
+    -- same {err=...} tables as the Python path below.
+    redis.call = py.bridge.call
+    redis.pcall = py.bridge.pcall
+else
+    -- redis.call is the Python callable (a C function to Lua) behind spreading(), whose frame
+    -- stays on the stack while the callable runs, so the error handler still finds the
+    -- calling line; its errors arrive as userdata that error_info turns into Redis's
+    -- {err=...} table.
+    redis.call = spreading(py.call_raise)
+    redis.pcall = function(...)
+        local kind, v = pycall(...)
+        if kind == 0 then return v end
+        return call_error(kind, v)
+    end
 end
 local function push_error(text)
     -- luaPushErrorBuff: "-CODE msg" keeps its code, anything else gets ERR
@@ -565,6 +572,8 @@ return {
     run_eval = run_eval,
     run_function = run_function,
     run_eval_table = run_eval_table,
+    eval_with = eval_with,
+    function_with = function_with,
     ldb_internals = ldb_internals,
     run_function_table = run_function_table,
     load_hook = load_hook,

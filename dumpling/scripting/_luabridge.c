@@ -1,0 +1,676 @@
+/*
+ * dumpling.scripting._luabridge: redis.call / redis.pcall and the script run as C functions
+ * on the lua_State of a lupa runtime, so a run crosses between Python and Lua without lupa's
+ * per-call machinery (its lock, argument tuples, debug.traceback lookup, result unpacking).
+ *
+ * How it gets the lua_State: lupa's lua51 extension module exports the Lua 5.1 C API.  This
+ * module resolves the functions it needs from that already-loaded module (dlopen with
+ * RTLD_NOLOAD, dlsym: no link-time dependency on lupa), and exports
+ * `dumpling_luabridge_open`, a lua_CFunction that the engine (engine.LuaState) loads with
+ * Lua's own `package.loadlib(<this file>, "dumpling_luabridge_open")` and calls once through
+ * lupa, with a Bridge object waiting in `Bridge.begin_attach()`: the call sees the runtime's
+ * lua_State and returns the table of C functions the sandbox installs.
+ *
+ * What stays in Python (one source of truth): every check of redis.call and the command's
+ * execution (`Scripting.call_reply`, called with the arguments as bytes by one vectorcall),
+ * and every conversion this file is not sure of: a reply shape other than bulk, integer,
+ * nil, status and arrays of those is handed to `fallback(reply)`, which converts it with
+ * engine.LuaState.from_reply and leaves it in the stash (`stash`, called through lupa); a
+ * run whose result is not a string, a number or nil leaves (ok, value) in the stash for
+ * Python's to_reply/_outcome (`take`).  Tests run the same scripts with and without this
+ * module and compare replies byte for byte (tests/test_scripting_bridge.py).
+ *
+ * longjmp: lua_error() leaves a C function without running the rest of it.  The functions
+ * below release every Python reference and the GIL state before they raise.  (Lua's memory
+ * errors can also jump out of the push functions; lupa's runtimes have no memory limit, so
+ * that is an out-of-memory process anyway.)
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <dlfcn.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ the Lua 5.1 C API */
+
+/* The ABI constants of Lua 5.1's lua.h (lupa.lua51 embeds Lua 5.1). */
+typedef struct lua_State lua_State;
+typedef double lua_Number;
+typedef int (*lua_CFunction)(lua_State *L);
+#define LUA_REGISTRYINDEX (-10000)
+#define LUA_GLOBALSINDEX (-10002)
+#define UPVALUE(i) (LUA_GLOBALSINDEX - (i))
+#define LUA_TNIL 0
+#define LUA_TBOOLEAN 1
+#define LUA_TNUMBER 3
+#define LUA_TSTRING 4
+#define LUA_TTABLE 5
+#define LUA_GCSTEP 5
+#define LUA_GCCOUNT 3
+
+static struct {
+    int (*gettop)(lua_State *);
+    void (*settop)(lua_State *, int);
+    int (*type)(lua_State *, int);
+    const char *(*tolstring)(lua_State *, int, size_t *);
+    lua_Number (*tonumber)(lua_State *, int);
+    void *(*touserdata)(lua_State *, int);
+    int (*toboolean)(lua_State *, int);
+    void (*pushlstring)(lua_State *, const char *, size_t);
+    void (*pushstring)(lua_State *, const char *);
+    void (*pushnumber)(lua_State *, lua_Number);
+    void (*pushboolean)(lua_State *, int);
+    void (*pushnil)(lua_State *);
+    void (*pushvalue)(lua_State *, int);
+    void (*pushcclosure)(lua_State *, lua_CFunction, int);
+    void *(*newuserdata)(lua_State *, size_t);
+    void (*createtable)(lua_State *, int, int);
+    void (*rawset)(lua_State *, int);
+    void (*rawget)(lua_State *, int);
+    void (*rawseti)(lua_State *, int, int);
+    void (*rawgeti)(lua_State *, int, int);
+    int (*pcall)(lua_State *, int, int, int);
+    int (*error)(lua_State *);
+    int (*gc)(lua_State *, int, int);
+    int (*checkstack)(lua_State *, int);
+    void (*insert)(lua_State *, int);
+    int (*ref)(lua_State *, int);
+    void (*unref)(lua_State *, int, int);
+} lua;
+
+static int g_resolved = 0;
+
+/* resolve(path of lupa's lua51 module): find the Lua C API in the loaded module. */
+static PyObject *bridge_resolve(PyObject *self, PyObject *arg) {
+    if (g_resolved)
+        Py_RETURN_TRUE;
+    PyObject *encoded = PyUnicode_EncodeFSDefault(arg);
+    if (encoded == NULL)
+        return NULL;
+    void *handle = dlopen(PyBytes_AS_STRING(encoded), RTLD_NOW | RTLD_NOLOAD);
+    Py_DECREF(encoded);
+    if (handle == NULL)
+        Py_RETURN_FALSE; /* not loaded (or not that file): the caller stays on lupa's path */
+#define RESOLVE(field, name) if ((*(void **)&lua.field = dlsym(handle, name)) == NULL) goto missing
+    RESOLVE(gettop, "lua_gettop");
+    RESOLVE(settop, "lua_settop");
+    RESOLVE(type, "lua_type");
+    RESOLVE(tolstring, "lua_tolstring");
+    RESOLVE(tonumber, "lua_tonumber");
+    RESOLVE(touserdata, "lua_touserdata");
+    RESOLVE(toboolean, "lua_toboolean");
+    RESOLVE(pushlstring, "lua_pushlstring");
+    RESOLVE(pushstring, "lua_pushstring");
+    RESOLVE(pushnumber, "lua_pushnumber");
+    RESOLVE(pushboolean, "lua_pushboolean");
+    RESOLVE(pushnil, "lua_pushnil");
+    RESOLVE(pushvalue, "lua_pushvalue");
+    RESOLVE(pushcclosure, "lua_pushcclosure");
+    RESOLVE(newuserdata, "lua_newuserdata");
+    RESOLVE(createtable, "lua_createtable");
+    RESOLVE(rawset, "lua_rawset");
+    RESOLVE(rawget, "lua_rawget");
+    RESOLVE(rawseti, "lua_rawseti");
+    RESOLVE(rawgeti, "lua_rawgeti");
+    RESOLVE(pcall, "lua_pcall");
+    RESOLVE(error, "lua_error");
+    RESOLVE(gc, "lua_gc");
+    RESOLVE(checkstack, "lua_checkstack");
+    RESOLVE(insert, "lua_insert");
+    RESOLVE(ref, "luaL_ref");
+    RESOLVE(unref, "luaL_unref");
+#undef RESOLVE
+    g_resolved = 1;
+    /* (the handle stays open: the module stays loaded as long as lupa's runtimes need it) */
+    Py_RETURN_TRUE;
+missing:
+    dlclose(handle);
+    Py_RETURN_FALSE;
+}
+
+/* ------------------------------------------------------------------ the Bridge object */
+
+/* The Lua side of a bridge: a full userdata, upvalue of every C function it hands out.  It
+ * points back at the Python object while that lives (cleared by its dealloc). */
+typedef struct Bridge Bridge;
+typedef struct {
+    Bridge *owner;
+} Anchor;
+
+struct Bridge {
+    PyObject_HEAD
+    lua_State *L;
+    Anchor *anchor;
+    PyObject *call_reply;    /* Scripting.call_reply(*argv) -> the reply (ScriptCallError raised) */
+    PyObject *fallback;      /* fallback(reply): convert in Python and stash the Lua value */
+    PyObject *number_arg;    /* engine.lua_number_arg(float) -> bytes (non-integral numbers) */
+    PyObject *error_type;    /* engine.ScriptCallError */
+    PyObject *status_type;   /* protocol.Status */
+    PyObject *null_array;    /* protocol.NULL_ARRAY */
+    PyObject *stashed;       /* the marker run() returns when the result waits in the stash */
+    int resp3;               /* redis.setresp(3) in force (nil replies are nil, not false) */
+    int runners;             /* registry refs: eval_with, function_with (0: not set) */
+    int eval_ref, function_ref, stash_ref, handles_ref;
+    int next_handle;
+};
+
+static PyTypeObject BridgeType;
+static Bridge *g_attaching; /* the bridge begin_attach() offers to the next dumpling_luabridge_open */
+static PyObject *s_message, *s_counted, *s_text;
+
+static void bridge_dealloc(Bridge *b) {
+    if (b->anchor != NULL)
+        b->anchor->owner = NULL;
+    if (g_attaching == b)
+        g_attaching = NULL;
+    Py_XDECREF(b->call_reply);
+    Py_XDECREF(b->fallback);
+    Py_XDECREF(b->number_arg);
+    Py_XDECREF(b->error_type);
+    Py_XDECREF(b->status_type);
+    Py_XDECREF(b->null_array);
+    Py_XDECREF(b->stashed);
+    Py_TYPE(b)->tp_free((PyObject *)b);
+}
+
+/* Bridge(call_reply, fallback, number_arg, ScriptCallError, Status, NULL_ARRAY, stashed) */
+static PyObject *bridge_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    PyObject *call_reply, *fallback, *number_arg, *error_type, *status_type, *null_array, *stashed;
+    if (!PyArg_ParseTuple(args, "OOOOOOO", &call_reply, &fallback, &number_arg, &error_type, &status_type,
+                          &null_array, &stashed))
+        return NULL;
+    Bridge *b = (Bridge *)type->tp_alloc(type, 0);
+    if (b == NULL)
+        return NULL;
+    b->call_reply = Py_NewRef(call_reply);
+    b->fallback = Py_NewRef(fallback);
+    b->number_arg = Py_NewRef(number_arg);
+    b->error_type = Py_NewRef(error_type);
+    b->status_type = Py_NewRef(status_type);
+    b->null_array = Py_NewRef(null_array);
+    b->stashed = Py_NewRef(stashed);
+    return (PyObject *)b;
+}
+
+static PyObject *bridge_begin_attach(Bridge *b, PyObject *unused) {
+    if (!g_resolved) {
+        PyErr_SetString(PyExc_RuntimeError, "the Lua C API is not resolved (resolve())");
+        return NULL;
+    }
+    g_attaching = b;
+    Py_RETURN_NONE;
+}
+
+static PyObject *bridge_attached(Bridge *b, void *closure) { return PyBool_FromLong(b->L != NULL && b->runners); }
+
+/* ------------------------------------------------------------------ Lua -> Python */
+
+/* The bytes of argument i as luaArgsToRedisArgv makes them (Redis 7.4): a string as it is, a
+ * number that is an integer within +-LLONG_MAX/2 (double2ll) in decimal, any other number as
+ * fpconv_dtoa prints it (engine.lua_number_arg, in Python: rare); anything else None, which
+ * Scripting.call_reply refuses with Redis's error. */
+static PyObject *arg_bytes(Bridge *b, lua_State *L, int i) {
+    size_t n;
+    const char *s;
+    switch (lua.type(L, i)) {
+    case LUA_TSTRING:
+        s = lua.tolstring(L, i, &n);
+        return PyBytes_FromStringAndSize(s, (Py_ssize_t)n);
+    case LUA_TNUMBER: {
+        double d = lua.tonumber(L, i);
+        const double half = (double)(LLONG_MAX / 2);
+        if (d >= -half && d <= half) {
+            long long ll = (long long)d;
+            if ((double)ll == d) {
+                char digits[24];
+                int len = snprintf(digits, sizeof digits, "%lld", ll);
+                return PyBytes_FromStringAndSize(digits, len);
+            }
+        }
+        PyObject *number = PyFloat_FromDouble(d);
+        if (number == NULL)
+            return NULL;
+        PyObject *text = PyObject_CallOneArg(b->number_arg, number);
+        Py_DECREF(number);
+        return text;
+    }
+    default:
+        return Py_NewRef(Py_None);
+    }
+}
+
+/* ------------------------------------------------------------------ Python -> Lua */
+
+/* Push `reply` as redis.call returns it (engine.LuaState.from_reply) when it is a shape
+ * decided here: 1 pushed, 0 not a shape of ours (nothing pushed), -1 Python error. */
+static int push_reply(Bridge *b, lua_State *L, PyObject *reply, int depth) {
+    if (PyBytes_CheckExact(reply)) {
+        lua.pushlstring(L, PyBytes_AS_STRING(reply), (size_t)PyBytes_GET_SIZE(reply));
+        return 1;
+    }
+    if (PyLong_CheckExact(reply)) {
+        int overflow;
+        long long v = PyLong_AsLongLongAndOverflow(reply, &overflow);
+        if (overflow || (v == -1 && PyErr_Occurred())) {
+            PyErr_Clear();
+            return 0;
+        }
+        lua.pushnumber(L, (lua_Number)v);
+        return 1;
+    }
+    if (reply == Py_None || reply == b->null_array) {
+        if (b->resp3)
+            lua.pushnil(L);
+        else
+            lua.pushboolean(L, 0);
+        return 1;
+    }
+    if (Py_IS_TYPE(reply, (PyTypeObject *)b->status_type)) {
+        PyObject *text = PyObject_GetAttr(reply, s_text);
+        if (text == NULL)
+            return -1;
+        if (!PyBytes_CheckExact(text)) {
+            Py_DECREF(text);
+            return 0;
+        }
+        lua.createtable(L, 0, 1);
+        lua.pushstring(L, "ok");
+        lua.pushlstring(L, PyBytes_AS_STRING(text), (size_t)PyBytes_GET_SIZE(text));
+        Py_DECREF(text);
+        lua.rawset(L, -3);
+        return 1;
+    }
+    if (PyList_CheckExact(reply) && depth < 8) {
+        Py_ssize_t n = PyList_GET_SIZE(reply);
+        if (n > INT_MAX || !lua.checkstack(L, 4))
+            return 0;
+        int top = lua.gettop(L);
+        lua.createtable(L, (int)n, 0);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int r = push_reply(b, L, PyList_GET_ITEM(reply, i), depth + 1);
+            if (r <= 0) {
+                lua.settop(L, top);
+                return r;
+            }
+            lua.rawseti(L, -2, (int)(i + 1));
+        }
+        return 1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ redis.call / pcall */
+
+/* The {err=message} table redis.call raises (redis.pcall returns), with Redis's
+ * ignore_error_stats_update when the statistics counted the error already. */
+static void push_error_table(lua_State *L, const char *message, size_t len, int counted) {
+    lua.createtable(L, 0, 2);
+    lua.pushstring(L, "err");
+    lua.pushlstring(L, message, len);
+    lua.rawset(L, -3);
+    if (counted) {
+        lua.pushstring(L, "ignore_error_stats_update");
+        lua.pushboolean(L, 1);
+        lua.rawset(L, -3);
+    }
+}
+
+#define MAX_STACK_ARGS 16
+
+/* The error of a failed call_reply as (message, counted); the exception is cleared. */
+static PyObject *take_error(Bridge *b, int *counted) {
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    PyObject *message = NULL;
+    *counted = 0;
+    if (value != NULL && PyObject_TypeCheck(value, (PyTypeObject *)b->error_type)) {
+        message = PyObject_GetAttr(value, s_message);
+        PyObject *flag = message == NULL ? NULL : PyObject_GetAttr(value, s_counted);
+        if (flag != NULL) {
+            *counted = PyObject_IsTrue(flag) == 1;
+            Py_DECREF(flag);
+        }
+        if (message != NULL && !PyBytes_Check(message))
+            Py_CLEAR(message);
+    }
+    if (message == NULL) { /* as engine.error_info words any other exception */
+        PyErr_Clear();
+        const char *name = type != NULL ? ((PyTypeObject *)type)->tp_name : "Exception";
+        const char *dot = strrchr(name, '.');
+        message = PyBytes_FromFormat("ERR internal error in script call: %s", dot ? dot + 1 : name);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    PyErr_Clear();
+    return message;
+}
+
+static int call_generic(lua_State *L, int raise) {
+    Anchor *anchor = lua.touserdata(L, UPVALUE(1));
+    Bridge *b = anchor != NULL ? anchor->owner : NULL;
+    if (b == NULL) {
+        lua.pushstring(L, "ERR the script engine is gone");
+        return lua.error(L);
+    }
+    PyGILState_STATE gil = PyGILState_Ensure();
+    int argc = lua.gettop(L);
+    PyObject *stack_args[MAX_STACK_ARGS];
+    PyObject **args = argc <= MAX_STACK_ARGS ? stack_args : PyMem_Malloc(sizeof(PyObject *) * (size_t)argc);
+    PyObject *reply = NULL, *message = NULL;
+    int made = 0, counted = 0, pushed = 0;
+    if (args == NULL) {
+        PyErr_NoMemory();
+        goto failed;
+    }
+    for (; made < argc; made++) {
+        args[made] = arg_bytes(b, L, made + 1);
+        if (args[made] == NULL)
+            goto failed;
+    }
+    reply = PyObject_Vectorcall(b->call_reply, args, (size_t)argc, NULL);
+    if (reply == NULL)
+        goto failed;
+    lua.settop(L, 0);
+    pushed = push_reply(b, L, reply, 0);
+    if (pushed == 0) { /* another shape: converted in Python, waiting in the stash */
+        PyObject *done = PyObject_CallOneArg(b->fallback, reply);
+        if (done == NULL)
+            goto failed;
+        Py_DECREF(done);
+        lua.rawgeti(L, LUA_REGISTRYINDEX, b->stash_ref);
+        lua.pushnil(L);
+        lua.rawseti(L, LUA_REGISTRYINDEX, b->stash_ref);
+        pushed = 1;
+    }
+    if (pushed < 0)
+        goto failed;
+    Py_DECREF(reply);
+    for (int i = 0; i < made; i++)
+        Py_DECREF(args[i]);
+    if (args != stack_args)
+        PyMem_Free(args);
+    PyGILState_Release(gil);
+    return 1;
+failed:
+    message = take_error(b, &counted);
+    Py_XDECREF(reply);
+    for (int i = 0; i < made; i++)
+        Py_DECREF(args[i]);
+    if (args != NULL && args != stack_args)
+        PyMem_Free(args);
+    lua.settop(L, 0);
+    if (message != NULL) {
+        push_error_table(L, PyBytes_AS_STRING(message), (size_t)PyBytes_GET_SIZE(message), counted);
+        Py_DECREF(message);
+    } else {
+        PyErr_Clear();
+        push_error_table(L, "ERR internal error in script call", 33, 0);
+    }
+    PyGILState_Release(gil);
+    if (raise)
+        return lua.error(L); /* nothing of Python's is held past this point */
+    return 1;
+}
+
+static int lua_redis_call(lua_State *L) { return call_generic(L, 1); }
+static int lua_redis_pcall(lua_State *L) { return call_generic(L, 0); }
+
+/* stash(value): what the fallback converted (Lua side of Bridge.fallback's conversion) */
+static int lua_stash(lua_State *L) {
+    Anchor *anchor = lua.touserdata(L, UPVALUE(1));
+    if (anchor == NULL || anchor->owner == NULL)
+        return 0;
+    lua.settop(L, 1);
+    lua.rawseti(L, LUA_REGISTRYINDEX, anchor->owner->stash_ref);
+    return 0;
+}
+
+/* take(): the (ok, value) a run left in the stash (see Bridge.run) */
+static int lua_take(lua_State *L) {
+    Anchor *anchor = lua.touserdata(L, UPVALUE(1));
+    if (anchor == NULL || anchor->owner == NULL)
+        return 0;
+    Bridge *b = anchor->owner;
+    lua.settop(L, 0);
+    lua.rawgeti(L, LUA_REGISTRYINDEX, b->stash_ref);
+    if (lua.type(L, 1) != LUA_TTABLE)
+        return 0;
+    lua.rawgeti(L, 1, 1);
+    lua.rawgeti(L, 1, 2);
+    lua.pushnil(L);
+    lua.rawseti(L, LUA_REGISTRYINDEX, b->stash_ref);
+    return 2;
+}
+
+/* handle(f): a number by which Bridge.run finds f (a weak table: f lives as long as the
+ * Python side holds it) */
+static int lua_handle(lua_State *L) {
+    Anchor *anchor = lua.touserdata(L, UPVALUE(1));
+    if (anchor == NULL || anchor->owner == NULL)
+        return 0;
+    Bridge *b = anchor->owner;
+    lua.settop(L, 1);
+    int handle = ++b->next_handle;
+    lua.rawgeti(L, LUA_REGISTRYINDEX, b->handles_ref);
+    lua.pushvalue(L, 1);
+    lua.rawseti(L, -2, handle);
+    lua.pushnumber(L, handle);
+    return 1;
+}
+
+/* set_runners(eval_with, function_with, handles): the sandbox's runners and the weak table */
+static int lua_set_runners(lua_State *L) {
+    Anchor *anchor = lua.touserdata(L, UPVALUE(1));
+    if (anchor == NULL || anchor->owner == NULL)
+        return 0;
+    Bridge *b = anchor->owner;
+    lua.settop(L, 3);
+    b->handles_ref = lua.ref(L, LUA_REGISTRYINDEX); /* pops the table */
+    b->function_ref = lua.ref(L, LUA_REGISTRYINDEX);
+    b->eval_ref = lua.ref(L, LUA_REGISTRYINDEX);
+    lua.pushboolean(L, 0);
+    b->stash_ref = lua.ref(L, LUA_REGISTRYINDEX);
+    b->runners = 1;
+    return 0;
+}
+
+static void push_function(lua_State *L, lua_CFunction f, const char *name) {
+    lua.pushstring(L, name);
+    lua.pushvalue(L, -3); /* the anchor, below the table */
+    lua.pushcclosure(L, f, 1);
+    lua.rawset(L, -3);
+}
+
+/* The entry point package.loadlib finds: returns the table of C functions of the bridge that
+ * begin_attach() offered (nil if none).  Called through lupa, without the GIL: it touches no
+ * Python object. */
+__attribute__((visibility("default"))) int dumpling_luabridge_open(lua_State *L) {
+    Bridge *b = g_attaching;
+    g_attaching = NULL;
+    if (b == NULL || !g_resolved)
+        return 0;
+    Anchor *anchor = lua.newuserdata(L, sizeof(Anchor));
+    anchor->owner = b;
+    b->anchor = anchor;
+    b->L = L;
+    lua.createtable(L, 0, 6);
+    push_function(L, lua_redis_call, "call");
+    push_function(L, lua_redis_pcall, "pcall");
+    push_function(L, lua_stash, "stash");
+    push_function(L, lua_take, "take");
+    push_function(L, lua_handle, "handle");
+    push_function(L, lua_set_runners, "set_runners");
+    return 1;
+}
+
+/* ------------------------------------------------------------------ running a script */
+
+static void push_strings(lua_State *L, PyObject *const *items, Py_ssize_t n) {
+    lua.createtable(L, (int)n, 0);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        lua.pushlstring(L, PyBytes_AS_STRING(items[i]), (size_t)PyBytes_GET_SIZE(items[i]));
+        lua.rawseti(L, -2, (int)(i + 1));
+    }
+}
+
+/* run(handle, eval_mode, hook, numkeys, argv): run the script or function `handle` (see
+ * handle()) under the sandbox's runner (eval_with / function_with: KEYS and ARGV, the count
+ * hook, xpcall with the error handler), with argv[3:3+numkeys] as its keys and the rest as
+ * its arguments.  Returns the reply when the script returned a string (bytes), a number (an
+ * int, as C's (long long) cast gives it) or nil (None); otherwise (an error, a table, a
+ * boolean) the `stashed` marker, and take() gives (ok, value) to the Python conversion. */
+static PyObject *bridge_run(Bridge *b, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5 || !PyList_CheckExact(args[4])) {
+        PyErr_SetString(PyExc_TypeError, "run(handle, eval_mode, hook, numkeys, argv: list)");
+        return NULL;
+    }
+    if (b->L == NULL || !b->runners || (b->anchor != NULL && b->anchor->owner != b)) {
+        PyErr_SetString(PyExc_RuntimeError, "bridge not attached");
+        return NULL;
+    }
+    long handle = PyLong_AsLong(args[0]);
+    int eval_mode = PyObject_IsTrue(args[1]), hook = PyObject_IsTrue(args[2]);
+    Py_ssize_t numkeys = PyLong_AsSsize_t(args[3]);
+    if (PyErr_Occurred())
+        return NULL;
+    PyObject *argv = args[4];
+    Py_ssize_t total = PyList_GET_SIZE(argv);
+    if (numkeys < 0 || 3 + numkeys > total || total - 3 > INT_MAX) {
+        PyErr_SetString(PyExc_ValueError, "bad numkeys");
+        return NULL;
+    }
+    for (Py_ssize_t i = 3; i < total; i++)
+        if (!PyBytes_CheckExact(PyList_GET_ITEM(argv, i))) {
+            PyErr_SetString(PyExc_TypeError, "arguments must be bytes");
+            return NULL;
+        }
+    lua_State *L = b->L;
+    int top = lua.gettop(L);
+    if (!lua.checkstack(L, 8)) {
+        PyErr_SetString(PyExc_MemoryError, "Lua stack");
+        return NULL;
+    }
+    b->resp3 = 0;
+    lua.rawgeti(L, LUA_REGISTRYINDEX, eval_mode ? b->eval_ref : b->function_ref);
+    lua.rawgeti(L, LUA_REGISTRYINDEX, b->handles_ref);
+    lua.rawgeti(L, -1, (int)handle);
+    lua.insert(L, -2);
+    lua.settop(L, -2); /* [runner, f] */
+    lua.pushboolean(L, hook);
+    PyObject **items = ((PyListObject *)argv)->ob_item;
+    push_strings(L, items + 3, numkeys);
+    push_strings(L, items + 3 + numkeys, total - 3 - numkeys);
+    int status = lua.pcall(L, 4, 2, 0);
+    PyObject *result = NULL;
+    if (status == 0) {
+        int ok = lua.toboolean(L, top + 1);
+        if (ok) {
+            size_t n;
+            const char *s;
+            switch (lua.type(L, top + 2)) {
+            case LUA_TSTRING:
+                s = lua.tolstring(L, top + 2, &n);
+                result = PyBytes_FromStringAndSize(s, (Py_ssize_t)n);
+                break;
+            case LUA_TNUMBER: {
+                double d = lua.tonumber(L, top + 2);
+                long long v = LLONG_MIN; /* x86-64's cast of NaN and out-of-range values */
+                if (d >= -9223372036854775808.0 && d < 9223372036854775808.0)
+                    v = (long long)d;
+                result = PyLong_FromLongLong(v);
+                break;
+            }
+            case LUA_TNIL:
+                result = Py_NewRef(Py_None);
+                break;
+            }
+            if (result != NULL || PyErr_Occurred()) {
+                lua.settop(L, top);
+                return result;
+            }
+        }
+    }
+    /* the stash: {ok, value} (a runner that failed itself: {false, message}) */
+    lua.createtable(L, 2, 0);
+    if (status == 0)
+        lua.pushvalue(L, top + 1);
+    else
+        lua.pushboolean(L, 0);
+    lua.rawseti(L, -2, 1);
+    lua.pushvalue(L, status == 0 ? top + 2 : top + 1);
+    lua.rawseti(L, -2, 2);
+    lua.rawseti(L, LUA_REGISTRYINDEX, b->stash_ref);
+    lua.settop(L, top);
+    return Py_NewRef(b->stashed);
+}
+
+/* gc_step(): Redis's luaGC step (lua_gc(LUA_GCSTEP, 50)) */
+static PyObject *bridge_gc_step(Bridge *b, PyObject *unused) {
+    if (b->L != NULL)
+        lua.gc(b->L, LUA_GCSTEP, 50);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef bridge_methods[] = {
+    {"begin_attach", (PyCFunction)bridge_begin_attach, METH_NOARGS,
+     "begin_attach(): the next dumpling_luabridge_open call (through package.loadlib) attaches this bridge"},
+    {"run", (PyCFunction)(void (*)(void))bridge_run, METH_FASTCALL,
+     "run(handle, eval_mode, hook, numkeys, argv) -> the reply, or the stashed marker (see take())"},
+    {"gc_step", (PyCFunction)bridge_gc_step, METH_NOARGS, "gc_step(): one step of the Lua collector"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef bridge_members[] = {
+    {"resp3", T_INT, offsetof(Bridge, resp3), 0, "redis.setresp(3) in force in the running script"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyGetSetDef bridge_getset[] = {
+    {"attached", (getter)bridge_attached, NULL, "whether the Lua side is attached and its runners set", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject BridgeType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "dumpling.scripting._luabridge.Bridge",
+    .tp_basicsize = sizeof(Bridge),
+    .tp_dealloc = (destructor)bridge_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "The C side of one Lua state's redis.call / redis.pcall and script runs",
+    .tp_methods = bridge_methods,
+    .tp_members = bridge_members,
+    .tp_getset = bridge_getset,
+    .tp_new = bridge_new,
+};
+
+static PyMethodDef methods[] = {
+    {"resolve", bridge_resolve, METH_O, "resolve(path of lupa.lua51) -> whether the Lua C API was found there"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "dumpling.scripting._luabridge",
+    "redis.call / redis.pcall and script runs as C functions on lupa's lua_State.", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__luabridge(void) {
+    if ((s_message = PyUnicode_InternFromString("message")) == NULL ||
+        (s_counted = PyUnicode_InternFromString("counted")) == NULL ||
+        (s_text = PyUnicode_InternFromString("text")) == NULL)
+        return NULL;
+    if (PyType_Ready(&BridgeType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    if (PyModule_AddObjectRef(m, "Bridge", (PyObject *)&BridgeType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
