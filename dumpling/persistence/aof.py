@@ -128,6 +128,7 @@ class AppendOnly:
         self.child_started = 0.0
         self.scheduled = False
         self.waiting_rewrite = False  # enabled, its first base still to be written (AOF_WAIT_REWRITE)
+        self.fsynced_offset = 0  # the replication offset the last fsync covered (see fsynced_reploff)
         self.rewrites = 0
         self.last_rewrite_ok = True
         self.last_rewrite_seconds = -1
@@ -229,6 +230,29 @@ class AppendOnly:
                                 "'always'. Exiting...")
                 os._exit(1)
 
+    def fsynced_reploff(self) -> int:
+        """Redis's ``fsynced_reploff``: the replication offset up to which the AOF is on disk
+        (-1: no AOF, or its first generation still being written).  When nothing is left to
+        write or fsync, that is the current offset, except under ``appendfsync no``, where only
+        the fsyncs done for other reasons count (flushAppendOnlyFile)."""
+        if not self.enabled or self.waiting_rewrite:
+            return -1
+        if (not self.pending and not self.unsynced and self.write_ok
+                and self.server.config["appendfsync"] != "no"):
+            self.fsynced_offset = self.server.replication.offset  # type: ignore[attr-defined]
+        return self.fsynced_offset
+
+    def _fsynced(self) -> None:
+        """An fsync covered everything written so far."""
+        replication = getattr(self.server, "replication", None)
+        self.fsynced_offset = replication.offset if replication is not None else 0
+        self._wake_waitaof()
+
+    def _wake_waitaof(self) -> None:
+        replication = getattr(self.server, "replication", None)
+        if replication is not None:
+            replication.aof_changed()
+
     def sync_now(self) -> bool:
         """Write and fsync what is pending (WAITAOF's numlocal): True once it is on disk."""
         if self.pending:
@@ -256,6 +280,7 @@ class AppendOnly:
                 try:
                     os.fsync(self.fd)
                     self.unsynced = False
+                    self._fsynced()
                     if not self.write_ok:
                         self.write_ok = True
                         self.snapshots.refresh_gate()
@@ -359,6 +384,8 @@ class AppendOnly:
             os.close(self.fd)
         self.fd = -1
         self._hook(False)
+        self.fsynced_offset = 0
+        self._wake_waitaof()  # WAITAOF clients waiting on the local copy get an error
 
     def config_changed(self, name: str) -> None:
         if name != "appendonly" or self.loading_files:
@@ -607,6 +634,7 @@ class AppendOnly:
             temp = self._temp_incr()
             self.fd = os.open(self.path(temp), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC, 0o644)
             self.db = -1
+            self.fsynced_offset = getattr(getattr(server, "replication", None), "offset", 0)  # (the base's)
             server.log("notice", f"Creating AOF incr file {temp} on background rewrite")
         elif self.enabled:
             incr = self._open_incr(seq)
@@ -691,6 +719,7 @@ class AppendOnly:
                 _unlink(self.path(name))
         self.base_size = os.path.getsize(self.path(base))
         self.waiting_rewrite = False
+        self._wake_waitaof()
         self.last_rewrite_ok = True
         self.consecutive_failures = 0
         server.log("notice", "Background AOF rewrite terminated with success")

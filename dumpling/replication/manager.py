@@ -31,6 +31,8 @@ from dumpling.replication.backlog import Backlog
 from dumpling.replication.downstream import FullSync, ReplicaConn
 from dumpling.replication.upstream import MasterLink
 
+AOF_OFF_FOR_WAITAOF = "ERR WAITAOF cannot be used when numlocal is set but appendonly is disabled."
+
 if TYPE_CHECKING:
     from dumpling.dispatch import Server
 
@@ -578,7 +580,9 @@ class Replication:
         aof = self.server.aof  # type: ignore[attr-defined]
 
         def reply() -> tuple[Any, bool]:
-            local = 1 if aof.enabled and aof.sync_now() else 0
+            if numlocal and not aof.enabled:  # (AOF turned off while it waited)
+                return ErrorReply(AOF_OFF_FOR_WAITAOF), True
+            local = 1 if aof.fsynced_reploff() >= offset else 0
             replicas = self.acked(offset, aof=True)
             return [local, replicas], local >= numlocal and replicas >= numreplicas
 
@@ -604,6 +608,11 @@ class Replication:
 
         loop.call_soon(send)
 
+    def aof_changed(self) -> None:
+        """The AOF was fsynced or turned off: WAITAOF waiters may be answered."""
+        if self.waiters:
+            self._wake_waiters()
+
     def _wake_waiters(self) -> None:
         still = []
         for client, blocked, offset, check in self.waiters:
@@ -612,6 +621,8 @@ class Replication:
             reply, done = check()
             blocked.timeout_reply = reply  # what a timeout answers now
             if done:
+                if type(reply) is ErrorReply:
+                    self.server.count_error("ERR")  # type: ignore[attr-defined]
                 self.server.unblock(client, reply)
             else:
                 still.append((client, blocked, offset, check))
