@@ -27,7 +27,17 @@ from hypothesis import strategies as st
 
 from dumpling import accel
 from dumpling.datatypes import HashValue, ListValue, SetValue, ZSetValue
-from dumpling.payload import CodecOptions, PayloadError, decode_payload, encode, encode_payload, listpack, quicklist
+from dumpling.payload import (
+    CodecOptions,
+    PayloadError,
+    decode,
+    decode_payload,
+    encode,
+    encode_payload,
+    intset,
+    listpack,
+    quicklist,
+)
 from tests.fuzzing import examples, scaled
 
 try:
@@ -1196,3 +1206,23 @@ def test_intset_blobs_match_python() -> None:
     assert C.intset_blob(frozenset([b"1", b"-2"])) == encode.intset_blob_py({b"1", b"-2"})
     assert C.intset_blob([b"1"]) is None  # not a set
     assert C.intset_blob({"1"}) is None  # type: ignore[arg-type]  # not bytes
+
+
+@needs_c
+def test_intset_members_match_python() -> None:
+    rng = random.Random(SEED + 14)
+    for _ in range(scaled(2000, 300)):
+        values = {rng.choice([rng.choice(INT_LIMITS), rng.randint(-40000, 40000)]) for _ in range(rng.randint(0, 40))}
+        blob = intset.encode(values)
+        variants = [blob, blob[: rng.randrange(len(blob) + 1)], blob + b"\x00"]
+        damaged = bytearray(blob)
+        for _ in range(rng.randint(1, 3)):
+            damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+        variants.append(bytes(damaged))
+        if len(values) > 1:  # out of order: refused only when sanitizing
+            width = blob[0]
+            variants.append(blob[:8] + blob[8 + width : 8 + 2 * width] + blob[8 : 8 + width] + blob[8 + 2 * width :])
+        for variant in variants:
+            for deep in (False, True):
+                assert outcome(C.intset_members, variant, deep) == outcome(decode.intset_members_py, variant, deep), (
+                    variant.hex(), deep)

@@ -21,6 +21,7 @@
  *                                       encode.zset_entries_py (a zset's listpack entries)
  *   intset_blob(members) -> bytes | None
  *                                       encode._intset_blob_py (a set of canonical integers)
+ *   intset_members(blob, deep) -> list  decode._intset_members_py (an intset's values as text)
  *                                       encode.zset_entries_py (a zset's listpack entries)
  *   quicklist_body(head, items, compress, shape, limit, large, listpack_phase)
  *       -> bytes | None                 head + the LIST_QUICKLIST_2 body that
@@ -1351,6 +1352,72 @@ done:
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(intset_members_doc,
+"intset_members(blob, deep) -> list[bytes]\n\n"
+"decode._intset_members_py: an intset blob's values (intset.decode's checks and\n"
+"PayloadErrors) as their decimal texts, in blob order.");
+
+static PyObject *
+lp_intset_members(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    const unsigned char *blob;
+    Py_ssize_t size;
+    uint32_t width, count;
+    PyObject *members = NULL;
+    int deep;
+
+    (void)module;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "intset_members(blob, deep)");
+        return NULL;
+    }
+    if ((deep = PyObject_IsTrue(args[1])) < 0 || get_blob(args[0], &view, &blob, &size) < 0) {
+        return NULL;
+    }
+    if (size < 8) {
+        raise_bad_data("intset smaller than its header");
+        goto done;
+    }
+    width = (uint32_t)blob[0] | ((uint32_t)blob[1] << 8) | ((uint32_t)blob[2] << 16) | ((uint32_t)blob[3] << 24);
+    count = (uint32_t)blob[4] | ((uint32_t)blob[5] << 8) | ((uint32_t)blob[6] << 16) | ((uint32_t)blob[7] << 24);
+    if (width != 2 && width != 4 && width != 8) {
+        char detail[48];
+        PyOS_snprintf(detail, sizeof(detail), "invalid intset encoding %u", (unsigned int)width);
+        raise_bad_data(detail);
+        goto done;
+    }
+    if (8u + (uint64_t)count * width != (uint64_t)size) {
+        raise_bad_data("intset size mismatch");
+        goto done;
+    }
+    if (count == 0) {
+        raise_bad_data("empty intset");
+        goto done;
+    }
+    if (deep) {
+        for (uint32_t i = 1; i < count; i++) {
+            if (read_signed_le(blob + 8 + (size_t)i * width, (int)width) <=
+                read_signed_le(blob + 8 + (size_t)(i - 1) * width, (int)width)) {
+                raise_bad_data("intset not strictly ascending");
+                goto done;
+            }
+        }
+    }
+    members = PyList_New((Py_ssize_t)count);
+    for (uint32_t i = 0; members != NULL && i < count; i++) {
+        PyObject *text = int_text(read_signed_le(blob + 8 + (size_t)i * width, (int)width));
+        if (text == NULL) {
+            Py_CLEAR(members);
+            break;
+        }
+        PyList_SET_ITEM(members, (Py_ssize_t)i, text);
+    }
+done:
+    release_blob(&view);
+    return members;
+}
+
 PyDoc_STRVAR(encode_dict_doc,
 "encode_dict(fields) -> bytes | None\n\n"
 "listpack.encode of a dict's keys and values, alternating in dict order (a hash\n"
@@ -2312,6 +2379,7 @@ static PyMethodDef methods[] = {
     {"zset_pairs", (PyCFunction)(void (*)(void))lp_zset_pairs, METH_FASTCALL | METH_KEYWORDS, zset_pairs_doc},
     {"zset_entries", (PyCFunction)(void (*)(void))lp_zset_entries, METH_FASTCALL, zset_entries_doc},
     {"intset_blob", (PyCFunction)lp_intset_blob, METH_O, intset_blob_doc},
+    {"intset_members", (PyCFunction)(void (*)(void))lp_intset_members, METH_FASTCALL, intset_members_doc},
     {"entry_size", (PyCFunction)lp_entry_size, METH_O, entry_size_doc},
     {"entry_sizes", (PyCFunction)lp_entry_sizes, METH_O, entry_sizes_doc},
     {"pack_by_size", (PyCFunction)(void (*)(void))lp_pack_by_size, METH_FASTCALL, pack_by_size_doc},

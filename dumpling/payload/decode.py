@@ -232,8 +232,15 @@ def _list_encoding_after_load(nodes: list[tuple[int, int, int]], options: CodecO
     """listTypeTryConversion(LIST_CONV_AUTO) for loaded nodes given as (container, bytes, count)."""
     if len(nodes) != 1 or nodes[0][0] != quicklist.CONTAINER_PACKED:
         return "quicklist"
-    size_limit, count_limit = quicklist.node_limits(options.list_max_listpack_size)
-    _, size, count = nodes[0]
+    return _one_node_encoding(nodes[0][1], nodes[0][2], options)
+
+
+def _one_node_encoding(size: int, count: int, options: CodecOptions) -> str:
+    """``_list_encoding_after_load`` of one PACKED node of ``size`` bytes and ``count`` elements."""
+    fill = options.list_max_listpack_size
+    if fill < 0:  # the default: a size limit
+        return "quicklist" if size > quicklist.node_limits(fill)[0] else "listpack"  # type: ignore[operator]
+    size_limit, count_limit = quicklist.node_limits(fill)
     if (size_limit is not None and size > size_limit) or (count_limit is not None and count > count_limit):
         return "quicklist"
     return "listpack"
@@ -284,8 +291,9 @@ def _list_from_one_node(ctx: DecodeContext, blob: bytes, type_byte: int) -> List
     packed = packedlist.one_node(ctx.buf, 3, ctx.blob_end, blob, ctx.deep)
     if ctx.deep:
         ctx.sanitizations += 1
-    value = ListValue.from_packed(packed, _list_encoding_after_load(packed.shape(), ctx.options))
-    value.adopt_layout(packed.layout())
+    count = packed.length
+    value = ListValue.from_packed(packed, _one_node_encoding(len(blob), count, ctx.options))
+    value.adopt_layout(((count, len(blob), False),))
     return value
 
 
@@ -361,9 +369,22 @@ def _read_set_intset(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[SetV
 def _set_from_intset(ctx: DecodeContext, blob: bytes, type_byte: int) -> SetValue:
     if ctx.deep:
         ctx.sanitizations += 1
-    values = intset.decode(blob, ctx.deep)
-    encoding = "hashtable" if len(values) > ctx.options.set_max_intset_entries else "intset"
-    return SetValue(list(map(b"%d".__mod__, values)), encoding)
+    members = intset_members(blob, ctx.deep)
+    encoding = "hashtable" if len(members) > ctx.options.set_max_intset_entries else "intset"
+    return SetValue(members, encoding)
+
+
+def intset_members(blob: bytes, deep: bool) -> list[bytes]:
+    """An intset blob's values as decimal texts (``intset.decode``'s checks and refusals)."""
+    native = listpack.native
+    if native is not None and type(blob) is bytes:
+        return native.intset_members(blob, deep)
+    return intset_members_py(blob, deep)
+
+
+def intset_members_py(blob: bytes, deep: bool) -> list[bytes]:
+    """``intset_members`` in pure Python (the reference for the C one)."""
+    return list(map(b"%d".__mod__, intset.decode(blob, deep)))
 
 
 def _read_set_listpack(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[SetValue, int]:

@@ -38,10 +38,10 @@ class PackedList:
 
     __slots__ = ("buf", "nodes", "length")
 
-    def __init__(self, buf: bytes, nodes: list[PackedNode]) -> None:
+    def __init__(self, buf: bytes, nodes: list[PackedNode] | tuple[PackedNode, ...]) -> None:
         self.buf = buf
         self.nodes = tuple(nodes)
-        self.length = sum(node[3] for node in nodes)
+        self.length = nodes[0][3] if len(nodes) == 1 else sum(node[3] for node in nodes)
 
     def layout(self) -> list[tuple[int, int, bool]]:
         """``(element count, listpack bytes or element length, plain)`` per node, head first."""
@@ -89,7 +89,7 @@ def one_node(buf: bytes, start: int, stop: int, data: bytes, deep: bool) -> Pack
     count = listpack.count_entries(data, deep)
     if not count:
         raise bad_data("quicklist without elements")
-    return PackedList(buf, [(CONTAINER_PACKED, start, stop, count, len(data))])
+    return PackedList(buf, ((CONTAINER_PACKED, start, stop, count, len(data)),))
 
 
 def read_nodes(buf: bytes, pos: int, end: int, deep: bool) -> tuple[PackedList, int, int]:
