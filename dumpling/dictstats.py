@@ -335,6 +335,8 @@ class DictStats:
         self.stores: dict[tuple[int, str], KvStore] = {}
         self._resize_db = 0
         self._rehash_db = 0
+        self._sparse: dict[tuple[int, int], bool] = {}  # this tick's answers of sparse_expires
+        server.keyspace.sparse_expires = self.sparse_expires
         ref = weakref.ref(self)
 
         def before_fork() -> None:
@@ -420,9 +422,28 @@ class DictStats:
 
     # -- the cron ---------------------------------------------------------------------------------
 
+    def sparse_expires(self, db: Any, key: bytes | None) -> bool:
+        """``isExpiryDictValidForSamplingCb`` failing: the expires dict of ``db`` (of ``key``'s
+        slot in cluster mode) is under 1% full, so active expiry leaves it for now (the
+        cron shrinks it first).  Answers are kept for the rest of the cron tick."""
+        index = 0
+        if key is not None:
+            from dumpling.cluster.slots import key_slot
+
+            index = key_slot(key)
+        item = (db.index, index)
+        answer = self._sparse.get(item)
+        if answer is None:
+            model = self.sync_dict(db, self.store(db, "expires"), "expires", index)
+            buckets = model.buckets() if model is not None else 0
+            answer = self._sparse[item] = buckets > 1 << INITIAL_EXP and model is not None and \
+                model.used * 100 // buckets < 1
+        return answer
+
     def cron(self) -> None:
         """``databasesCron``'s part: try resizing (16 dicts per kvstore from a cursor), then
         rehash incrementally, for 16 databases a call; nothing while a child runs."""
+        self._sparse.clear()
         if self.policy() != ENABLE:
             return
         dbs = self.server.keyspace.dbs

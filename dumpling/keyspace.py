@@ -356,6 +356,9 @@ class Keyspace:
         # A replica: keys past their TTL read as missing but are deleted only by the
         # master's DEL (Redis's replicas never expire keys themselves).
         self.expiry_by_master = False
+        # Whether active expiry passes over a database's (or, for a key, its slot's) expires
+        # dict: Redis skips one under 1% full (dumpling.dictstats sets it)
+        self.sparse_expires: Callable[[Database, bytes | None], bool] | None = None
         self.replica_read_only = True  # (replica-read-only, kept here by dumpling.replication)
         # Keys a writable replica's own clients gave a TTL: the replica expires those itself
         # (Redis's slaveKeysWithExpire).
@@ -514,9 +517,12 @@ class Keyspace:
             return False
         start = time.perf_counter()
         iterations = 0
+        sparse = self.sparse_expires
         for db in self.dbs:
             if not db.expires:
                 continue
+            if sparse is not None and db.slot_index is None and sparse(db, None):
+                continue  # (isExpiryDictValidForSamplingCb: resized before it is sampled)
             order = db.expire_order()
             cursor = order.cycle_cursor
             while True:
@@ -527,7 +533,7 @@ class Keyspace:
                 ttl_sum = ttl_count = 0
                 for key in sample:
                     when = db.expires.get(key)
-                    if when is None:
+                    if when is None or (sparse is not None and db.slot_index is not None and sparse(db, key)):
                         continue
                     if now > when:
                         self.expire_key(db, key)

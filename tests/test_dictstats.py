@@ -157,3 +157,35 @@ def test_a_dict_emptied_between_looks_stays_allocated(dumpling_server: ServerPro
     finally:
         r.flushall()
         r.close()
+
+
+def test_active_expiry_passes_over_a_sparse_expires_dict(dumpling_server: ServerProcess) -> None:
+    """An expires dict under 1% full is not sampled by active expiry until the cron has shrunk
+    it (isExpiryDictValidForSamplingCb): with DICT-RESIZING 0, 1 key left of 200 in a table of
+    256 outlives its TTL.  Recorded from Redis 7.4.1 running these steps."""
+    r = redis.Redis(port=dumpling_server.port)
+    try:
+        r.flushall()
+        r.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", 0)
+        pipe = r.pipeline(transaction=False)
+        for j in range(200):
+            pipe.psetex(f"k{j}", 300, "a")
+        pipe.execute()
+        r.execute_command("DEBUG", "HTSTATS", 0)
+        r.execute_command("DEBUG", "DICT-RESIZING", 0)
+        r.delete(*[f"k{j}" for j in range(199)])
+        r.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", 1)
+        time.sleep(1.0)
+        assert r.dbsize() == 1
+        assert b"[Expires HT]\nHash table 0 stats (main hash table):\n table size: 256\n number of elements: 1\n" in (
+            r.execute_command("DEBUG", "HTSTATS", 0))
+        r.execute_command("DEBUG", "DICT-RESIZING", 1)
+        deadline = time.monotonic() + 5
+        while r.dbsize() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert r.dbsize() == 0
+    finally:
+        r.execute_command("DEBUG", "DICT-RESIZING", 1)
+        r.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", 1)
+        r.flushall()
+        r.close()
