@@ -9,7 +9,13 @@ servers are single-threaded (one core).
 With ``--pure`` a third server, dumpling with ``DUMPLING_PURE=1`` (no C accelerators),
 runs in the same rounds and gets its own ratio column.
 
-usage: python bench/redis_benchmark.py [--requests N] [--rounds R] [--pure] [--tests a,b,...]
+With ``--cpu`` each test runs on its own and the servers' CPU time per request is measured
+too (``/proc/<pid>/task/*/schedstat``, bench/measure.py): the "cost" column is Redis's CPU per
+request over dumpling's, which a machine shared with other work disturbs far less than the
+rates (the load generator competes for the same two cores).
+
+usage: python bench/redis_benchmark.py [--requests N] [--rounds R] [--pure] [--cpu] [--pipelines 1,16]
+                                       [--tests a,b,...]
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.servers import start_dumpling, start_redis  # noqa: E402
+from bench.measure import cpu_seconds  # noqa: E402
+from tests.servers import ServerProcess, start_dumpling, start_redis  # noqa: E402
 
 # redis-benchmark's default set (what it runs without -t), in its order.
 TESTS = "ping_inline,ping_mbulk,set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange,mset,xadd"
@@ -45,6 +52,18 @@ def run_benchmark(port: int, requests: int, pipeline: int, tests: str) -> dict[s
     return results
 
 
+def run_with_cpu(server: ServerProcess, requests: int, pipeline: int, tests: str) -> dict[str, tuple[float, float]]:
+    """Each test on its own: (requests per second, the server's CPU microseconds per request)."""
+    results: dict[str, tuple[float, float]] = {}
+    for test in tests.split(","):
+        before = cpu_seconds(server.proc.pid)
+        rates = run_benchmark(server.port, requests, pipeline, test)
+        cpu_us = (cpu_seconds(server.proc.pid) - before) * 1e6
+        for name, rate in rates.items():  # (LRANGE's tests also count the LPUSHes that fill the list)
+            results[name] = (rate, cpu_us / (requests * len(rates)))
+    return results
+
+
 def _collect(csv: str, results: dict[str, float]) -> None:
     for line in csv.splitlines():
         m = re.match(r'"([^"]+)","([0-9.]+)"', line)
@@ -58,6 +77,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--pure", action="store_true", help="also measure dumpling without its C accelerators")
+    parser.add_argument("--cpu", action="store_true", help="run the tests one by one and compare CPU per request")
+    parser.add_argument("--pipelines", default="1,16", help="the -P values to run (default: 1,16)")
     parser.add_argument("--tests", default=TESTS, help="redis-benchmark -t list (default: its whole default set)")
     args = parser.parse_args()
     servers = {"redis": start_redis(), "dumpling": start_dumpling()}
@@ -66,26 +87,47 @@ def main() -> None:
     try:
         print(f"redis-benchmark -c 50 -n {args.requests}, median of {args.rounds} alternating rounds")
         header = f"{'test':11} {'pipeline':>8} {'redis rps':>12} {'dumpling rps':>13} {'ratio':>7}"
+        if args.cpu:
+            header += f" {'redis us':>9} {'ours us':>8} {'cost':>6}"
         print(header + (f" {'pure rps':>12} {'ratio':>7}" if args.pure else ""))
-        for pipeline in (1, 16):
+        for pipeline in map(int, args.pipelines.split(",")):
             rps: dict[str, dict[str, list[float]]] = {name: {} for name in servers}
+            cpu: dict[str, dict[str, list[float]]] = {name: {} for name in servers}
             for _ in range(args.rounds):
                 for name, server in servers.items():
-                    for test, value in run_benchmark(server.port, args.requests, pipeline, args.tests).items():
-                        rps[name].setdefault(test, []).append(value)
+                    if args.cpu:
+                        measured = run_with_cpu(server, args.requests, pipeline, args.tests)
+                    else:
+                        measured = {test: (rate, 0.0)
+                                    for test, rate in run_benchmark(server.port, args.requests, pipeline,
+                                                                    args.tests).items()}
+                    for test, (rate, cpu_us) in measured.items():
+                        rps[name].setdefault(test, []).append(rate)
+                        cpu[name].setdefault(test, []).append(cpu_us)
             ratios: dict[str, list[float]] = {name: [] for name in servers if name != "redis"}
+            costs: list[float] = []
             for test in rps["redis"]:
                 theirs = statistics.median(rps["redis"][test])
                 row = f"{test:11} {pipeline:>8} {theirs:>12,.0f}"
                 for name in ratios:
                     ours = statistics.median(rps[name].get(test, [0.0]))
                     ratios[name].append(ours / theirs)
-                    row += f" {ours:>13,.0f} {ours / theirs:>7.2f}" if name == "dumpling" else \
-                        f" {ours:>12,.0f} {ours / theirs:>7.2f}"
+                    if name == "dumpling":
+                        row += f" {ours:>13,.0f} {ours / theirs:>7.2f}"
+                        if args.cpu:
+                            redis_us = statistics.median(cpu["redis"][test])
+                            ours_us = statistics.median(cpu["dumpling"].get(test, [float("inf")]))
+                            costs.append(redis_us / ours_us)
+                            row += f" {redis_us:>9.2f} {ours_us:>8.2f} {redis_us / ours_us:>6.2f}"
+                    else:
+                        row += f" {ours:>12,.0f} {ours / theirs:>7.2f}"
                 print(row, flush=True)
             for name, values in ratios.items():
                 print(f"-P {pipeline} {name}: min ratio {min(values):.2f}, median {statistics.median(values):.2f} "
                       f"over {len(values)} tests", flush=True)
+            if costs:
+                print(f"-P {pipeline} cost (Redis CPU / dumpling CPU per request): min {min(costs):.2f}, "
+                      f"median {statistics.median(costs):.2f}", flush=True)
     finally:
         for server in servers.values():
             server.stop()
