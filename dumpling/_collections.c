@@ -691,6 +691,16 @@ static PyObject *native_hset(NativeCall *call, const NativeArg *args, int argc) 
             if (args[i].len > max_value)
                 goto done;
         /* the fields it would add (counting repeats once) must keep it within the entries */
+        if (pairs == 1) { /* (the common case: no set of the new fields) */
+            PyObject *f = PyBytes_FromStringAndSize(args[2].p, args[2].len);
+            int in = f == NULL ? -1 : PyDict_Contains(fields, f);
+            Py_XDECREF(f);
+            if (in < 0)
+                goto done;
+            if (PyDict_GET_SIZE(fields) + !in > max_entries)
+                goto done; /* set() converts on the way: Python's */
+            goto write;
+        }
         PyObject *seen = PySet_New(NULL);
         if (seen == NULL)
             goto done;
@@ -710,6 +720,7 @@ static PyObject *native_hset(NativeCall *call, const NativeArg *args, int argc) 
         if (PyDict_GET_SIZE(fields) + fresh > max_entries)
             goto done; /* set() converts on the way: Python's */
     }
+write:;
     long created = 0;
     for (int i = 2; i < argc; i += 2) {
         PyObject *f = PyBytes_FromStringAndSize(args[i].p, args[i].len);
