@@ -307,10 +307,11 @@ def table_stats(models: list[tuple[TableModel, list[bytes] | None]]) -> str:
 class KvStore:
     """One database's keys or expires: one dict, or one per hash slot in cluster mode."""
 
-    __slots__ = ("dicts", "source_id", "resize_cursor", "cluster")
+    __slots__ = ("dicts", "rehashing", "source_id", "resize_cursor", "cluster")
 
     def __init__(self, cluster: bool) -> None:
         self.dicts: dict[int, TableModel] = {}
+        self.rehashing: set[int] = set()  # the dicts rehashing (kvstore's rehashing list)
         self.source_id = 0  # id() of the Python dict it models; another one means a flush or swap
         self.resize_cursor = 0
         self.cluster = cluster
@@ -323,6 +324,13 @@ class KvStore:
         if self.cluster:
             mem += PTR * (16384 + 1)  # dict_size_index
         return mem + (keys * ROBJ if with_objects else 0)
+
+    def note(self, index: int, model: TableModel) -> None:
+        """Keep ``rehashing`` in step with dict ``index`` after a change."""
+        if model.rehashing():
+            self.rehashing.add(index)
+        else:
+            self.rehashing.discard(index)
 
 
 class DictStats:
@@ -398,7 +406,9 @@ class DictStats:
         model.sync(count, self.policy(), self.resizing)
         if not count and store.cluster:
             del store.dicts[index]  # KVSTORE_FREE_EMPTY_DICTS
+            store.rehashing.discard(index)
             return None
+        store.note(index, model)
         return model
 
     def synced(self, db: Any, which: str) -> KvStore:
@@ -457,8 +467,10 @@ class DictStats:
                 slots = 16384 if store.cluster else 1
                 for _ in range(min(CRON_DICTS_PER_DB, slots)):
                     model = self.sync_dict(db, store, which, store.resize_cursor)
-                    if model is not None and not model.shrink_if_needed(ENABLE, allowed):
-                        model.expand_if_needed(ENABLE, allowed)
+                    if model is not None:
+                        if not model.shrink_if_needed(ENABLE, allowed):
+                            model.expand_if_needed(ENABLE, allowed)
+                        store.note(store.resize_cursor, model)
                     store.resize_cursor = (store.resize_cursor + 1) % slots
         if not self.server.config["activerehashing"]:
             return
@@ -467,12 +479,13 @@ class DictStats:
             db = dbs[self._rehash_db % len(dbs)]
             for which in ("keys", "expires"):
                 store = self.store(db, which)
-                for index in [i for i, m in store.dicts.items() if m.rehashing()]:
+                for index in sorted(store.rehashing):
                     model = self.sync_dict(db, store, which, index)
                     if model is not None and model.rehashing() and budget > 0:
                         step = min(budget, model.size0 - model.rehashidx)
                         model.rehash(step, ENABLE)
                         budget -= step
+                        store.note(index, model)
             if budget <= 0:
                 return
             self._rehash_db += 1
