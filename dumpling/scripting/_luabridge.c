@@ -151,6 +151,10 @@ struct Bridge {
     PyObject *status_type;   /* protocol.Status */
     PyObject *null_array;    /* protocol.NULL_ARRAY */
     PyObject *stashed;       /* the marker run() returns when the result waits in the stash */
+    PyObject *server;        /* the Server: fast_table, call */
+    PyObject *server_call;   /* server.call(client, cmd, argv) */
+    PyObject *plain_reply;   /* Scripting._plain_reply(reply): Blocked's timeout reply, errors raised */
+    PyObject *run;           /* the Run of the script running through run() (borrowed), else NULL */
     int resp3;               /* redis.setresp(3) in force (nil replies are nil, not false) */
     int runners;             /* registry refs: eval_with, function_with (0: not set) */
     int eval_ref, function_ref, stash_ref, handles_ref;
@@ -159,7 +163,8 @@ struct Bridge {
 
 static PyTypeObject BridgeType;
 static Bridge *g_attaching; /* the bridge begin_attach() offers to the next dumpling_luabridge_open */
-static PyObject *s_message, *s_counted, *s_text;
+static PyObject *s_message, *s_counted, *s_text, *s_unchecked, *s_writes_admitted, *s_write_dirty,
+    *s_client, *s_fast_table, *s_noscript, *s_is_write, *s_arity;
 
 static void bridge_dealloc(Bridge *b) {
     if (b->anchor != NULL)
@@ -173,18 +178,31 @@ static void bridge_dealloc(Bridge *b) {
     Py_XDECREF(b->status_type);
     Py_XDECREF(b->null_array);
     Py_XDECREF(b->stashed);
+    Py_XDECREF(b->server);
+    Py_XDECREF(b->server_call);
+    Py_XDECREF(b->plain_reply);
     Py_TYPE(b)->tp_free((PyObject *)b);
 }
 
-/* Bridge(call_reply, fallback, number_arg, ScriptCallError, Status, NULL_ARRAY, stashed) */
+/* Bridge(call_reply, fallback, number_arg, ScriptCallError, Status, NULL_ARRAY, stashed, server,
+ *        plain_reply) */
 static PyObject *bridge_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
-    PyObject *call_reply, *fallback, *number_arg, *error_type, *status_type, *null_array, *stashed;
-    if (!PyArg_ParseTuple(args, "OOOOOOO", &call_reply, &fallback, &number_arg, &error_type, &status_type,
-                          &null_array, &stashed))
+    PyObject *call_reply, *fallback, *number_arg, *error_type, *status_type, *null_array, *stashed, *server,
+        *plain_reply;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOO", &call_reply, &fallback, &number_arg, &error_type, &status_type,
+                          &null_array, &stashed, &server, &plain_reply))
+        return NULL;
+    PyObject *server_call = PyObject_GetAttrString(server, "call");
+    if (server_call == NULL)
         return NULL;
     Bridge *b = (Bridge *)type->tp_alloc(type, 0);
-    if (b == NULL)
+    if (b == NULL) {
+        Py_DECREF(server_call);
         return NULL;
+    }
+    b->server = Py_NewRef(server);
+    b->server_call = server_call;
+    b->plain_reply = Py_NewRef(plain_reply);
     b->call_reply = Py_NewRef(call_reply);
     b->fallback = Py_NewRef(fallback);
     b->number_arg = Py_NewRef(number_arg);
@@ -350,6 +368,80 @@ static PyObject *take_error(Bridge *b, int *counted) {
     return message;
 }
 
+/* 1 if getattr(obj, name) is true, 0 if false, -1 on error. */
+static int attr_true(PyObject *obj, PyObject *name) {
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL)
+        return -1;
+    int r = PyObject_IsTrue(v);
+    Py_DECREF(v);
+    return r;
+}
+
+/* The lean branch of Scripting.call_reply, for a call of run() (see there: the run is
+ * `unchecked`, the command known, allowed in scripts, of the right arity and, for a write,
+ * `writes_admitted`): straight to Server.call.  *reply gets the reply as call_reply returns
+ * it.  Returns 1 done, 0 not taken (call_reply decides), -1 Python error (reply NULL). */
+static int fast_call(Bridge *b, PyObject *const *args, int argc, PyObject **reply) {
+    PyObject *run = b->run, *cmd = NULL, *client = NULL, *argv = NULL, *raw = NULL;
+    int r = attr_true(run, s_unchecked);
+    if (r <= 0)
+        return r;
+    PyObject *table = PyObject_GetAttr(b->server, s_fast_table);
+    if (table == NULL)
+        return -1;
+    cmd = PyDict_Check(table) ? PyDict_GetItemWithError(table, args[0]) : NULL;
+    Py_XINCREF(cmd);
+    Py_DECREF(table);
+    if (cmd == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    int result = -1;
+    if ((r = attr_true(cmd, s_noscript)) != 0) {
+        result = r < 0 ? -1 : 0;
+        goto done;
+    }
+    int is_write = attr_true(cmd, s_is_write);
+    if (is_write < 0)
+        goto done;
+    if (is_write && (r = attr_true(run, s_writes_admitted)) != 1) {
+        result = r < 0 ? -1 : 0;
+        goto done;
+    }
+    PyObject *arity_obj = PyObject_GetAttr(cmd, s_arity);
+    if (arity_obj == NULL)
+        goto done;
+    long arity = PyLong_AsLong(arity_obj);
+    Py_DECREF(arity_obj);
+    if (arity == -1 && PyErr_Occurred())
+        goto done;
+    if (!(argc == arity || (arity < 0 && -arity <= argc))) {
+        result = 0;
+        goto done;
+    }
+    if (is_write && PyObject_SetAttr(run, s_write_dirty, Py_True) < 0)
+        goto done;
+    if ((client = PyObject_GetAttr(run, s_client)) == NULL || (argv = PyList_New(argc)) == NULL)
+        goto done;
+    for (int i = 0; i < argc; i++)
+        PyList_SET_ITEM(argv, i, Py_NewRef(args[i]));
+    PyObject *call_args[3] = {client, cmd, argv};
+    raw = PyObject_Vectorcall(b->server_call, call_args, 3, NULL);
+    if (raw == NULL)
+        goto done;
+    if (PyBytes_CheckExact(raw) || PyLong_CheckExact(raw)) {
+        *reply = Py_NewRef(raw);
+    } else if ((*reply = PyObject_CallOneArg(b->plain_reply, raw)) == NULL) {
+        goto done;
+    }
+    result = 1;
+done:
+    Py_XDECREF(raw);
+    Py_XDECREF(argv);
+    Py_XDECREF(client);
+    Py_DECREF(cmd);
+    return result;
+}
+
 static int call_generic(lua_State *L, int raise) {
     Anchor *anchor = lua.touserdata(L, UPVALUE(1));
     Bridge *b = anchor != NULL ? anchor->owner : NULL;
@@ -367,13 +459,20 @@ static int call_generic(lua_State *L, int raise) {
         PyErr_NoMemory();
         goto failed;
     }
+    int all_bytes = 1;
     for (; made < argc; made++) {
         args[made] = arg_bytes(b, L, made + 1);
         if (args[made] == NULL)
             goto failed;
+        all_bytes &= args[made] != Py_None;
     }
-    reply = PyObject_Vectorcall(b->call_reply, args, (size_t)argc, NULL);
-    if (reply == NULL)
+    int taken = 0;
+    if (b->run != NULL && argc > 0 && all_bytes) {
+        taken = fast_call(b, args, argc, &reply);
+        if (taken < 0)
+            goto failed;
+    }
+    if (!taken && (reply = PyObject_Vectorcall(b->call_reply, args, (size_t)argc, NULL)) == NULL)
         goto failed;
     lua.settop(L, 0);
     pushed = push_reply(b, L, reply, 0);
@@ -518,15 +617,15 @@ static void push_strings(lua_State *L, PyObject *const *items, Py_ssize_t n) {
     }
 }
 
-/* run(handle, eval_mode, hook, numkeys, argv): run the script or function `handle` (see
+/* run(handle, eval_mode, hook, numkeys, argv, run): run the script or function `handle` (see
  * handle()) under the sandbox's runner (eval_with / function_with: KEYS and ARGV, the count
  * hook, xpcall with the error handler), with argv[3:3+numkeys] as its keys and the rest as
  * its arguments.  Returns the reply when the script returned a string (bytes), a number (an
  * int, as C's (long long) cast gives it) or nil (None); otherwise (an error, a table, a
  * boolean) the `stashed` marker, and take() gives (ok, value) to the Python conversion. */
 static PyObject *bridge_run(Bridge *b, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 5 || !PyList_CheckExact(args[4])) {
-        PyErr_SetString(PyExc_TypeError, "run(handle, eval_mode, hook, numkeys, argv: list)");
+    if (nargs != 6 || !PyList_CheckExact(args[4])) {
+        PyErr_SetString(PyExc_TypeError, "run(handle, eval_mode, hook, numkeys, argv: list, run)");
         return NULL;
     }
     if (b->L == NULL || !b->runners || (b->anchor != NULL && b->anchor->owner != b)) {
@@ -556,6 +655,8 @@ static PyObject *bridge_run(Bridge *b, PyObject *const *args, Py_ssize_t nargs) 
         return NULL;
     }
     b->resp3 = 0;
+    PyObject *outer_run = b->run; /* (None: the bridge's redis.call goes through call_reply) */
+    b->run = args[5] == Py_None ? NULL : args[5];
     lua.rawgeti(L, LUA_REGISTRYINDEX, eval_mode ? b->eval_ref : b->function_ref);
     lua.rawgeti(L, LUA_REGISTRYINDEX, b->handles_ref);
     lua.rawgeti(L, -1, (int)handle);
@@ -566,6 +667,7 @@ static PyObject *bridge_run(Bridge *b, PyObject *const *args, Py_ssize_t nargs) 
     push_strings(L, items + 3, numkeys);
     push_strings(L, items + 3 + numkeys, total - 3 - numkeys);
     int status = lua.pcall(L, 4, 2, 0);
+    b->run = outer_run;
     PyObject *result = NULL;
     if (status == 0) {
         int ok = lua.toboolean(L, top + 1);
@@ -620,7 +722,7 @@ static PyMethodDef bridge_methods[] = {
     {"begin_attach", (PyCFunction)bridge_begin_attach, METH_NOARGS,
      "begin_attach(): the next dumpling_luabridge_open call (through package.loadlib) attaches this bridge"},
     {"run", (PyCFunction)(void (*)(void))bridge_run, METH_FASTCALL,
-     "run(handle, eval_mode, hook, numkeys, argv) -> the reply, or the stashed marker (see take())"},
+     "run(handle, eval_mode, hook, numkeys, argv, run) -> the reply, or the stashed marker (see take())"},
     {"gc_step", (PyCFunction)bridge_gc_step, METH_NOARGS, "gc_step(): one step of the Lua collector"},
     {NULL, NULL, 0, NULL},
 };
@@ -661,7 +763,15 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC PyInit__luabridge(void) {
     if ((s_message = PyUnicode_InternFromString("message")) == NULL ||
         (s_counted = PyUnicode_InternFromString("counted")) == NULL ||
-        (s_text = PyUnicode_InternFromString("text")) == NULL)
+        (s_text = PyUnicode_InternFromString("text")) == NULL ||
+        (s_unchecked = PyUnicode_InternFromString("unchecked")) == NULL ||
+        (s_writes_admitted = PyUnicode_InternFromString("writes_admitted")) == NULL ||
+        (s_write_dirty = PyUnicode_InternFromString("write_dirty")) == NULL ||
+        (s_client = PyUnicode_InternFromString("client")) == NULL ||
+        (s_fast_table = PyUnicode_InternFromString("fast_table")) == NULL ||
+        (s_noscript = PyUnicode_InternFromString("noscript")) == NULL ||
+        (s_is_write = PyUnicode_InternFromString("is_write")) == NULL ||
+        (s_arity = PyUnicode_InternFromString("arity")) == NULL)
         return NULL;
     if (PyType_Ready(&BridgeType) < 0)
         return NULL;

@@ -247,7 +247,7 @@ class LuaState:
         lua_State.  None if the module cannot be opened from Lua (the state then runs
         through lupa alone)."""
         bridge = _bridge_module.Bridge(host.call_reply, self._fallback, lua_number_arg, ScriptCallError, Status,
-                                       NULL_ARRAY, STASHED)
+                                       NULL_ARRAY, STASHED, host.server, host.plain_reply)
         opened = self.lua.eval("package.loadlib")(_bridge_module.__file__.encode(), b"dumpling_luabridge_open")
         opener = opened[0] if type(opened) is tuple else opened
         if opener is None:

@@ -349,7 +349,7 @@ class Scripting:
         try:
             hook = server.config.values["busy-reply-threshold"] > 0
             if handle is not None and not debug:  # the C bridge (dumpling.scripting._luabridge)
-                reply = state.bridge.run(handle, eval_mode, hook, numkeys, caller_argv)
+                reply = state.bridge.run(handle, eval_mode, hook, numkeys, caller_argv, run)
                 if reply is STASHED:  # not a string, a number or nil: converted here
                     ok, value = state.take()
                     reply = self._outcome(run, state, ok, value)
@@ -459,7 +459,7 @@ class Scripting:
                         reply = self.server.call(run.client, cmd, list(args))
                         if reply.__class__ is bytes or reply.__class__ is int:
                             return reply
-                        return self._plain_reply(reply)
+                        return self.plain_reply(reply)
         return self._checked_call(run, args)
 
     def _checked_call(self, run: Run | None, args: tuple[Any, ...]) -> Any:
@@ -520,7 +520,7 @@ class Scripting:
             ldb.log_reply(wire)
         if reply.__class__ is bytes or reply.__class__ is int:
             return reply
-        return self._plain_reply(reply)
+        return self.plain_reply(reply)
 
     def _ldb_error(self, message: bytes) -> None:
         """A redis.call refused before it ran, in the debugger's log (``luaPushError``'s
@@ -530,7 +530,7 @@ class Scripting:
             text = message.decode("utf-8", "surrogateescape")
             ldb.log_error(text[4:] if text.startswith("ERR ") else "-" + text)
 
-    def _plain_reply(self, reply: Any) -> Any:
+    def plain_reply(self, reply: Any) -> Any:
         """A reply as redis.call sees it: a blocked command's timeout reply, an error raised."""
         t = type(reply)
         if t is Blocked:  # a handler that ignored in_exec: answer as on timeout
