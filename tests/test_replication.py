@@ -619,6 +619,13 @@ def test_waitaof_counts_replicas_that_fsynced() -> None:
         assert m.wait(2, 5000) == 2
         with pytest.raises(redis.ResponseError, match="WAITAOF cannot be used with replica instances"):
             client(with_aof).execute_command("WAITAOF", 0, 1, 10)
+        # a replica acknowledges what its AOF fsynced, no more: under appendfsync no, nothing new
+        client(with_aof).config_set("appendfsync", "no")
+        time.sleep(1.2)  # (an everysec fsync still due)
+        m.set("k", "w")
+        assert m.execute_command("WAITAOF", 0, 1, 1500) == [1, 0]
+        client(with_aof).config_set("appendfsync", "always")
+        assert m.execute_command("WAITAOF", 0, 1, 5000) == [1, 1]
 
 
 def _redis_74() -> str:

@@ -253,29 +253,16 @@ class AppendOnly:
         if replication is not None:
             replication.aof_changed()
 
-    def sync_now(self) -> bool:
-        """Write and fsync what is pending (WAITAOF's numlocal): True once it is on disk."""
-        if self.pending:
-            self._drain()
-        if self.fd < 0 or not self.write_ok:
-            return False
-        if self.unsynced:
-            try:
-                os.fsync(self.fd)
-            except OSError:
-                return False
-            self.unsynced = False
-            self.last_fsync = time.monotonic()
-        return True
-
     def cron(self) -> None:
         if self.enabled and self.pending:
             self._drain()
         if self.enabled:
             self.propagator.settle()
-        if self.enabled and self.unsynced and self.server.config["appendfsync"] == "everysec":
+        fsync = self.server.config["appendfsync"]
+        if self.enabled and self.unsynced and fsync != "no":
             now = time.monotonic()
-            if now - self.last_fsync >= 1.0:
+            # (always: what was written under another policy, as flushAppendOnlyFile catches up)
+            if fsync == "always" or now - self.last_fsync >= 1.0:
                 self.last_fsync = now
                 try:
                     os.fsync(self.fd)

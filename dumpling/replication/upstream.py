@@ -659,9 +659,9 @@ class MasterLink:
         """REPLCONF ACK <applied offset> (every second, and when the master asks)."""
         writer = self.writer
         if writer is not None and self.state == "connected" and not writer.transport.is_closing():
-            aof = self.server.aof  # type: ignore[attr-defined]
-            if aof.enabled and aof.sync_now():  # Redis 7.2's FACK: the offset our AOF has on disk
-                writer.write(encode_command("REPLCONF", "ACK", self.offset, "FACK", self.offset))
+            fsynced = self.server.aof.fsynced_reploff()  # type: ignore[attr-defined]
+            if fsynced != -1:  # Redis 7.2's FACK: the offset our AOF has on disk (no fsync forced)
+                writer.write(encode_command("REPLCONF", "ACK", self.offset, "FACK", fsynced))
             else:
                 writer.write(encode_command("REPLCONF", "ACK", self.offset))
 
