@@ -9,7 +9,10 @@ is filled with ``--keys`` keys of one workload (100-byte strings; 16-field hashe
 everything is moved with ``MIGRATE host port "" 0 5000 KEYS k1 .. kB`` calls of B keys
 each, issued back to back by one client exactly as ``redis-cli --cluster reshard``
 does (its default pipeline is 10).  Reported: keys/s (best of ``--repeat`` runs, the
-machine being shared) and the ratio to Redis->Redis.
+machine being shared) and the ratio to Redis->Redis, and the CPU time per key the source and
+the target spent (``/proc/<pid>/task/*/schedstat``) with Redis->Redis's total over the pair's
+(keys per CPU-second relative to Redis->Redis; it moves less than the wall rate when the
+machine is busy).
 All servers run on loopback and are stopped at the end.
 """
 
@@ -28,6 +31,9 @@ from pathlib import Path
 import redis
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from measure import cpu_seconds  # noqa: E402
 
 
 def free_port() -> int:
@@ -83,7 +89,9 @@ def fill(server: Server, keys: int, workload: str) -> list[bytes]:
     return names
 
 
-def migrate_all(source: Server, target: Server, names: list[bytes], batch: int) -> float:
+def migrate_all(source: Server, target: Server, names: list[bytes], batch: int) -> tuple[float, float, float]:
+    """(wall seconds, source CPU seconds, target CPU seconds) of moving ``names``."""
+    cpu_source, cpu_target = cpu_seconds(source.proc.pid), cpu_seconds(target.proc.pid)
     start = time.perf_counter()
     execute = source.client.execute_command
     for i in range(0, len(names), batch):
@@ -91,9 +99,10 @@ def migrate_all(source: Server, target: Server, names: list[bytes], batch: int) 
         if reply not in (b"OK", True, "OK"):
             raise RuntimeError(f"MIGRATE {source.kind}->{target.kind}: {reply!r}")
     elapsed = time.perf_counter() - start
+    cpu_source, cpu_target = cpu_seconds(source.proc.pid) - cpu_source, cpu_seconds(target.proc.pid) - cpu_target
     if source.client.dbsize() != 0 or target.client.dbsize() != len(names):
         raise RuntimeError("keys went missing")
-    return elapsed
+    return elapsed, cpu_source, cpu_target
 
 
 def main() -> int:
@@ -113,23 +122,29 @@ def main() -> int:
         pairs = [("redis-a", "redis-b"), ("dumpling-a", "dumpling-b"), ("dumpling-a", "redis-b"),
                  ("redis-a", "dumpling-b")]
         print(f"MIGRATE throughput, {args.keys} keys per run, Redis {version} as the reference")
-        print(f"{'workload':9} {'keys/call':>9}  {'source -> target':22} {'keys/s':>10}  {'vs Redis->Redis':>15}")
+        print(f"{'workload':9} {'keys/call':>9}  {'source -> target':22} {'keys/s':>10}  {'vs Redis->Redis':>15}"
+              f"  {'CPU us/key source + target':>27}  {'CPU vs Redis->Redis':>19}")
         for workload in args.workloads.split(","):
             for batch in batches:
                 keys = args.keys if batch > 1 else min(args.keys, 20000)
-                reference = None
+                reference = cpu_reference = None
                 for src_name, dst_name in pairs:
                     src, dst = servers[src_name], servers[dst_name]
-                    best = float("inf")
+                    best = (float("inf"), 0.0, 0.0)
                     for _ in range(args.repeat):
                         for s in servers.values():
                             s.client.flushall()
                         names = fill(src, keys, workload)
                         best = min(best, migrate_all(src, dst, names, batch))
-                    rate = keys / best
+                    rate = keys / best[0]
+                    # CPU per key of both ends: on a shared machine this moves less than the wall rate
+                    cpu_src, cpu_dst = best[1] * 1e6 / keys, best[2] * 1e6 / keys
                     reference = reference or rate
+                    cpu_reference = cpu_reference or cpu_src + cpu_dst
                     label = f"{src.kind} -> {dst.kind}"
-                    print(f"{workload:9} {batch:>9}  {label:22} {rate:>10.0f}  {rate / reference:>14.2f}x", flush=True)
+                    print(f"{workload:9} {batch:>9}  {label:22} {rate:>10.0f}  {rate / reference:>14.2f}x"
+                          f"  {cpu_src:>12.1f} + {cpu_dst:>12.1f}  {cpu_reference / (cpu_src + cpu_dst):>18.2f}x",
+                          flush=True)
     finally:
         for server in servers.values():
             server.stop()

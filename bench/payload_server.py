@@ -2,8 +2,8 @@
 
 Both servers get the same payloads (Redis's own DUMPs) over loopback from the same
 client code; for every case the script prints the wall time seen by the client and
-the server-side time from INFO commandstats, and the ratio dumpling / Redis (lower is
-better, 1.0 = as fast as Redis):
+the server-side time from INFO commandstats (for the small keys also the server's CPU time),
+and the ratio dumpling / Redis (lower is better, 1.0 = as fast as Redis):
 
 * many small keys of every small payload type (20-byte and integer strings; 10-element
   listpack hashes, zsets, lists and sets, intsets), RESTORE then DUMP pipelined in batches of
@@ -33,6 +33,10 @@ from pathlib import Path
 import hiredis
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from measure import cpu_seconds  # noqa: E402
+
 _INCOMPLETE = object()
 
 
@@ -163,10 +167,13 @@ def measure(server: Server, command: str, commands: Sequence[bytes]) -> tuple[fl
     return wall, server.command_usec(command) / 1000, replies
 
 
-def report(name: str, results: dict[str, tuple[float, float]]) -> None:
-    (rw, rs), (ow, os_) = results["redis"], results["dumpling"]
-    print(f"  {name:<30} wall: redis {rw:9.1f} ms  dumpling {ow:9.1f} ms  ratio {ow / rw:6.2f}x   |"
-          f"  server: redis {rs:9.1f} ms  dumpling {os_:9.1f} ms  ratio {os_ / max(rs, 1e-3):6.2f}x")
+def report(name: str, results: dict[str, tuple[float, ...]]) -> None:
+    (rw, rs, *rc), (ow, os_, *oc) = results["redis"], results["dumpling"]
+    line = (f"  {name:<30} wall: redis {rw:9.1f} ms  dumpling {ow:9.1f} ms  ratio {ow / rw:6.2f}x   |"
+            f"  server: redis {rs:9.1f} ms  dumpling {os_:9.1f} ms  ratio {os_ / max(rs, 1e-3):6.2f}x")
+    if rc and oc:
+        line += f"   |  cpu: redis {rc[0]:8.1f} ms  dumpling {oc[0]:8.1f} ms  ratio {oc[0] / max(rc[0], 1e-3):6.2f}x"
+    print(line)
 
 
 def fill(server: Server, key: str, kind: str, size: int) -> None:
@@ -239,16 +246,20 @@ def small_setup(kind: str, key: bytes, i: int) -> bytes:
     return encode("SADD", key, *[b"member-%d" % (i + j) for j in range(10)])
 
 
-def measure_batched(server: Server, command: str, commands: Sequence[bytes], batch: int) -> tuple[float, float]:
-    """(wall ms, server ms) for ``commands`` sent ``batch`` at a time (each batch's replies read
-    before the next is sent, as a client pipelining in batches does)."""
+def measure_batched(server: Server, command: str, commands: Sequence[bytes], batch: int) -> tuple[float, float, float]:
+    """(wall ms, server ms, server CPU ms) for ``commands`` sent ``batch`` at a time (each batch's
+    replies read before the next is sent, as a client pipelining in batches does).  The CPU time
+    is the server process's own (``/proc/<pid>/task/*/schedstat``): on a shared machine it moves
+    far less than the wall and commandstats times, which count the time the server waited for a core."""
     server.call("CONFIG", "RESETSTAT")
+    cpu_before = cpu_seconds(server.proc.pid)
     started = time.perf_counter()
     for at in range(0, len(commands), batch):
         chunk = commands[at:at + batch]
         server.pipeline(chunk, len(chunk))
     wall = (time.perf_counter() - started) * 1000
-    return wall, server.command_usec(command) / 1000
+    cpu = (cpu_seconds(server.proc.pid) - cpu_before) * 1000
+    return wall, server.command_usec(command) / 1000, cpu
 
 
 def bench_small(servers: tuple[Server, Server], count: int, batch: int, kinds: Sequence[str]) -> None:
@@ -267,8 +278,8 @@ def bench_small(servers: tuple[Server, Server], count: int, batch: int, kinds: S
           f"pipelined {batch} a batch")
     rows = [("mixed", range(count))] + [(kind, range(n, count, len(kinds))) for n, kind in enumerate(kinds)]
     for name, picked in rows:
-        restored: dict[str, tuple[float, float]] = {}
-        dumped: dict[str, tuple[float, float]] = {}
+        restored: dict[str, tuple[float, ...]] = {}
+        dumped: dict[str, tuple[float, ...]] = {}
         for server in servers:
             server.call("FLUSHALL")
             restored[server.name] = measure_batched(server, "restore", [restore[i] for i in picked], batch)
