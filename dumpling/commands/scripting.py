@@ -94,7 +94,7 @@ def _eval_handler(evalsha: bool, ro: bool) -> Callable[[Any, list[bytes]], Any]:
         else:
             script = scripting.create_script(argv[1], from_eval=True)
         reply = scripting.invoke(c, argv, numkeys, scripting.eval_state, script.func, script.sha, script.flags, ro,
-                                 handle=script.handle)
+                                 owner=script)
         if script.from_eval:
             scripting.touch(script)  # after the run (not when refused), as Redis keeps its LRU list
         if type(reply) is ErrorReply:
@@ -220,7 +220,7 @@ def _fcall(c: Any, argv: list[bytes], ro: bool) -> Any:
     if not 0 <= numkeys <= len(argv) - 3:
         numkeys = _numkeys(argv, "Bad number of keys provided")
     reply = scripting.invoke(c, argv, numkeys, scripting.function_state, function.func, function.label,
-                             function.flags, ro, handle=function.handle)
+                             function.flags, ro, owner=function)
     if type(reply) is ErrorReply:
         scripting.raise_error(reply)
     return reply

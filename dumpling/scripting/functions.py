@@ -35,12 +35,11 @@ BAD_NAME = ("Library names can only contain letters, numbers, or underscores(_) 
 class Function:
     __slots__ = ("name", "label", "func", "library", "description", "flags", "handle")
 
-    def __init__(self, name: bytes, func: Any, library: Library, description: bytes | None, flags: int,
-                 handle: int | None) -> None:
+    def __init__(self, name: bytes, func: Any, library: Library, description: bytes | None, flags: int) -> None:
         self.name = name
         self.label = name.decode("utf-8", "replace")  # as error texts and logs name it
         self.func = func
-        self.handle = handle  # how the C bridge finds func (LuaState.handle), None without it
+        self.handle: int | None = None  # how the C bridge finds func (LuaState.handle), from its first run
         self.library = library
         self.description = description
         self.flags = flags
@@ -178,7 +177,7 @@ class Libraries:
             return 1, _err_table(state, BAD_NAME)
         if name in library.functions:  # case-sensitive within a library, as Redis's
             return 1, _err_table(state, "Function already exists in the library")
-        library.functions[name] = Function(name, callback, library, description, flags, state.handle(callback))
+        library.functions[name] = Function(name, callback, library, description, flags)
         return 0, None
 
     # -- the loaded set ------------------------------------------------------------------------

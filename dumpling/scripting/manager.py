@@ -76,13 +76,13 @@ class Script:
 
     __slots__ = ("sha", "body", "flags", "func", "from_eval", "handle")
 
-    def __init__(self, sha: str, body: bytes, flags: int, func: Any, from_eval: bool, handle: int | None) -> None:
+    def __init__(self, sha: str, body: bytes, flags: int, func: Any, from_eval: bool) -> None:
         self.sha = sha
         self.body = body
         self.flags = flags
         self.func = func
         self.from_eval = from_eval  # evictable: created by EVAL, not SCRIPT LOAD
-        self.handle = handle  # how the C bridge finds func (LuaState.handle), None without it
+        self.handle: int | None = None  # how the C bridge finds func (LuaState.handle), from its first run
 
 
 class Run:
@@ -209,7 +209,7 @@ class Scripting:
                 del self.scripts_by_sha[oldest.sha.encode()]
                 del self.scripts_by_body[oldest.body]
                 self.evicted_scripts += 1
-        script = Script(sha, body, flags, func, from_eval, self.eval_state.handle(func))
+        script = Script(sha, body, flags, func, from_eval)
         self.scripts[sha] = script
         self.scripts_by_sha[sha.encode()] = script
         self.scripts_by_body[body] = script
@@ -313,11 +313,13 @@ class Scripting:
                                "can not run it when used memory > 'maxmemory'")
 
     def invoke(self, caller: Client, caller_argv: list[bytes], numkeys: int, state: LuaState, func: Any, name: str,
-               flags: int, ro: bool, debug: bool = False, handle: int | None = None) -> Any:
+               flags: int, ro: bool, debug: bool = False, owner: Any = None) -> Any:
         """Run a script or function (``scriptPrepareForRun`` + ``luaCallFunction``) and
         return its reply; its error reply is raised as the command's error.  An EVAL script
         (``state`` is the EVAL engine) sees KEYS and ARGV as globals, a function gets them
-        as its two arguments."""
+        as its two arguments.  ``owner`` (the Script or Function) keeps the bridge's handle
+        of ``func``, made by its first run (a handle costs the Lua heap a table slot: only
+        what runs gets one)."""
         server = self.server
         # (Ungated, a function without flags or an EVAL script without a shebang has nothing to refuse.)
         gated = server.command_gate is not None
@@ -348,7 +350,10 @@ class Scripting:
         self.run = run
         try:
             hook = server.config.values["busy-reply-threshold"] > 0
-            if handle is not None and not debug:  # the C bridge (dumpling.scripting._luabridge)
+            if owner is not None and state.bridge is not None and not debug:  # the C bridge (_luabridge)
+                handle = owner.handle
+                if handle is None:
+                    handle = owner.handle = state.handle(func)
                 reply = state.bridge.run(handle, eval_mode, hook, numkeys, caller_argv, run)
                 if reply is STASHED:  # not a string, a number or nil: converted here
                     ok, value = state.take()
