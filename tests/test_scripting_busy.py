@@ -157,3 +157,37 @@ def test_blocked_client_is_served_after_the_busy_script(busy_server: ServerProce
         assert waiter.read_reply() == b"*2\r\n$1\r\nx\r\n$1\r\nz\r\n"
         assert other.call("LRANGE", "x", 0, -1) == b"*1\r\n$1\r\ny\r\n"
         assert other.call("DEBUG", "SET-DISABLE-DENY-SCRIPTS", "0") == b"+OK\r\n"
+
+
+@pytest.mark.parametrize("kind", ["dumpling", "redis"])
+def test_replica_leaving_during_a_busy_script(kind: str) -> None:
+    """A replica's link is served while a script is busy: the script sees the replica go
+    (INFO's connected_slaves) and, having written before, may write again although
+    min-replicas-to-write is no longer met (TCL 'not enough good replicas state change
+    during long script')."""
+    start = start_dumpling if kind == "dumpling" else start_redis
+    master, replica = start(*THRESHOLD), start()
+    try:
+        with RawConnection(master.port) as m, RawConnection(replica.port) as r:
+            assert r.call("REPLICAOF", "127.0.0.1", master.port) == b"+OK\r\n"
+            deadline = time.monotonic() + 10
+            while b"connected_slaves:1" not in m.call("INFO", "replication") or \
+                    b"master_link_status:up" not in r.call("INFO", "replication"):
+                assert time.monotonic() < deadline, "the replica never came online"
+                time.sleep(0.05)
+            assert m.call("CONFIG", "SET", "min-replicas-to-write", "1") == b"+OK\r\n"
+            with RawConnection(master.port) as runner:
+                _send(runner, "EVAL", "redis.call('set', KEYS[1], 'script value') "
+                      "while true do local info = redis.call('info', 'replication') "
+                      "if string.match(info, 'connected_slaves:0') then redis.call('set', KEYS[1], info) break end "
+                      "end return 1", 1, "x")
+                deadline = time.monotonic() + 10
+                while not m.call("PING").startswith(b"-BUSY"):  # (a connection made before the script)
+                    assert time.monotonic() < deadline, "the script never became busy"
+                    time.sleep(0.05)
+                assert r.call("REPLICAOF", "NO", "ONE") == b"+OK\r\n"
+                assert runner.read_reply() == b":1\r\n"
+            assert b"connected_slaves:0" in m.call("GET", "x")
+    finally:
+        master.stop()
+        replica.stop()

@@ -171,6 +171,12 @@ class BusyResponder:
                 continue
             if not data:
                 self.gone.add(fd)  # the loop sees the EOF again once it runs
+                if getattr(target, "repl_kind", None) == "replica":
+                    # A replica that went away is gone now, as Redis frees it while a script is
+                    # busy: INFO's connected_slaves and min-replicas-to-write see it at once (the
+                    # loop's connection_lost then finds it gone already).
+                    target.closed = True
+                    server.client_disconnected(target)
                 continue
             target.data_received(data)
 
