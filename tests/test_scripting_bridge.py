@@ -242,3 +242,33 @@ def test_script_flush_and_many_scripts() -> None:
     requests = [_eval(f"return {i}") for i in range(520)]
     requests += [[b"SCRIPT", b"FLUSH"], _eval("return 'after flush'"), _eval("return 7")]
     same(requests)
+
+
+@pytest.mark.parametrize("bridge", [True, False])
+def test_flushed_states_are_freed(bridge: bool) -> None:
+    """SCRIPT FLUSH / FUNCTION FLUSH drop their Lua state: nothing (the bridge's references to
+    the state, the server and the engine among them) keeps the old one alive."""
+    import gc
+
+    from dumpling.scripting.engine import LuaState
+
+    def alive() -> int:
+        gc.collect()
+        return sum(1 for o in gc.get_objects() if type(o) is LuaState)
+
+    old = engine.use_bridge(bridge)
+    try:
+        server = Server(Config())
+        client = Client(server)
+        client.connection_made(Transport())  # type: ignore[arg-type]
+        before = alive()
+        for _ in range(5):
+            client.data_received(encode_command(b"EVAL", b"return redis.call('ping')", b"0"))
+            client.data_received(encode_command(b"FUNCTION", b"LOAD", b"#!lua name=l\nredis.register_function("
+                                                b"'f', function() return redis.call('ping') end)"))
+            client.data_received(encode_command(b"FCALL", b"f", b"0"))
+            client.data_received(encode_command(b"SCRIPT", b"FLUSH"))
+            client.data_received(encode_command(b"FUNCTION", b"FLUSH"))
+        assert alive() <= before
+    finally:
+        engine.use_bridge(old)

@@ -166,21 +166,46 @@ static Bridge *g_attaching; /* the bridge begin_attach() offers to the next dump
 static PyObject *s_message, *s_counted, *s_text, *s_unchecked, *s_writes_admitted, *s_write_dirty,
     *s_client, *s_fast_table, *s_noscript, *s_is_write, *s_arity;
 
-static void bridge_dealloc(Bridge *b) {
-    if (b->anchor != NULL)
+/* The Python objects a bridge holds (its LuaState's and Scripting's bound methods, the server):
+ * cycles through them must be collectable, or every SCRIPT/FUNCTION FLUSH would keep the old
+ * Lua state alive. */
+static int bridge_traverse(Bridge *b, visitproc visit, void *arg) {
+    Py_VISIT(b->call_reply);
+    Py_VISIT(b->fallback);
+    Py_VISIT(b->number_arg);
+    Py_VISIT(b->error_type);
+    Py_VISIT(b->status_type);
+    Py_VISIT(b->null_array);
+    Py_VISIT(b->stashed);
+    Py_VISIT(b->server);
+    Py_VISIT(b->server_call);
+    Py_VISIT(b->plain_reply);
+    return 0;
+}
+
+static int bridge_clear(Bridge *b) {
+    if (b->anchor != NULL) { /* the Lua side's C functions refuse from now on */
         b->anchor->owner = NULL;
+        b->anchor = NULL;
+    }
     if (g_attaching == b)
         g_attaching = NULL;
-    Py_XDECREF(b->call_reply);
-    Py_XDECREF(b->fallback);
-    Py_XDECREF(b->number_arg);
-    Py_XDECREF(b->error_type);
-    Py_XDECREF(b->status_type);
-    Py_XDECREF(b->null_array);
-    Py_XDECREF(b->stashed);
-    Py_XDECREF(b->server);
-    Py_XDECREF(b->server_call);
-    Py_XDECREF(b->plain_reply);
+    Py_CLEAR(b->call_reply);
+    Py_CLEAR(b->fallback);
+    Py_CLEAR(b->number_arg);
+    Py_CLEAR(b->error_type);
+    Py_CLEAR(b->status_type);
+    Py_CLEAR(b->null_array);
+    Py_CLEAR(b->stashed);
+    Py_CLEAR(b->server);
+    Py_CLEAR(b->server_call);
+    Py_CLEAR(b->plain_reply);
+    return 0;
+}
+
+static void bridge_dealloc(Bridge *b) {
+    PyObject_GC_UnTrack(b);
+    bridge_clear(b);
     Py_TYPE(b)->tp_free((PyObject *)b);
 }
 
@@ -628,7 +653,7 @@ static PyObject *bridge_run(Bridge *b, PyObject *const *args, Py_ssize_t nargs) 
         PyErr_SetString(PyExc_TypeError, "run(handle, eval_mode, hook, numkeys, argv: list, run)");
         return NULL;
     }
-    if (b->L == NULL || !b->runners || (b->anchor != NULL && b->anchor->owner != b)) {
+    if (b->L == NULL || !b->runners || b->anchor == NULL || b->anchor->owner != b || b->call_reply == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "bridge not attached");
         return NULL;
     }
@@ -713,7 +738,7 @@ static PyObject *bridge_run(Bridge *b, PyObject *const *args, Py_ssize_t nargs) 
 
 /* gc_step(): Redis's luaGC step (lua_gc(LUA_GCSTEP, 50)) */
 static PyObject *bridge_gc_step(Bridge *b, PyObject *unused) {
-    if (b->L != NULL)
+    if (b->L != NULL && b->anchor != NULL)
         lua.gc(b->L, LUA_GCSTEP, 50);
     Py_RETURN_NONE;
 }
@@ -742,8 +767,10 @@ static PyTypeObject BridgeType = {
     .tp_name = "dumpling.scripting._luabridge.Bridge",
     .tp_basicsize = sizeof(Bridge),
     .tp_dealloc = (destructor)bridge_dealloc,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "The C side of one Lua state's redis.call / redis.pcall and script runs",
+    .tp_traverse = (traverseproc)bridge_traverse,
+    .tp_clear = (inquiry)bridge_clear,
     .tp_methods = bridge_methods,
     .tp_members = bridge_members,
     .tp_getset = bridge_getset,
