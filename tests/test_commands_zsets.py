@@ -72,6 +72,30 @@ def test_zadd_basic_and_flags(pairs: Pair) -> None:
     )
 
 
+def test_zadd_plain_forms(small_limits: Pair) -> None:
+    """A ZADD without option words (the handler's inline path): a member repeated in one
+    call, -0 into a listpack, lower-case and long words where options may stand, and the
+    conversions a plain ZADD makes (too many members, a member too long)."""
+    run(small_limits,
+        ("ZADD", "z", "1", "a", "2", "a", "3", "b"),
+        ("ZADD", "z", "-0", "a", "3", "b"),
+        ("ZRANGE", "z", "0", "-1", "WITHSCORES"),
+        ("OBJECT", "ENCODING", "z"),
+        ("ZADD", "z", "nx", "ch", "5", "c", "6", "b"),
+        ("ZADD", "z", "incrby", "1", "a"),
+        ("ZADD", "z", "1", "d", "2", "e", "3", "f"),
+        ("OBJECT", "ENCODING", "z"),
+        ("ZADD", "y", "1", "a"),
+        ("ZADD", "y", "2", "a-member-longer-than-8"),
+        ("OBJECT", "ENCODING", "y"),
+        ("ZADD", "w", "1", "a", "2", "b", "3", "c", "4", "d", "5", "e"),
+        ("OBJECT", "ENCODING", "w"),
+        ("ZADD", "w", "-0", "a"),
+        ("ZRANGE", "w", "0", "-1", "WITHSCORES"),
+        ("ZADD", "w", "1", "a", "x", "b"),
+        ("ZSCORE", "w", "a"))
+
+
 def test_zadd_errors(pairs: Pair) -> None:
     run_doubles(
         pairs,

@@ -20,6 +20,7 @@ from dumpling.commands.common import (
     LLONG_MAX,
     check_type,
     glob_match,
+    parse_double,
     parse_mpop,
     parse_timeout,
     to_float,
@@ -31,7 +32,7 @@ from dumpling.commands.keys import parse_cursor, parse_scan_options
 from dumpling.commands.registry import command
 from dumpling.datatypes.sets import SetValue
 from dumpling.datatypes.zsets import MAX_LEX, MIN_LEX, ZSetValue, d2string, lex_gte_min, lex_lte_max
-from dumpling.errors import SYNTAX, WRONGTYPE, CommandError
+from dumpling.errors import NOT_FLOAT, SYNTAX, WRONGTYPE, CommandError
 from dumpling.numbers import index_span
 from dumpling.persistence.propagation import propagate_as
 from dumpling.protocol import NULL_ARRAY, Double, ErrorReply
@@ -248,70 +249,92 @@ def zset_add(z: ZSetValue, score: float, member: bytes, nx: bool, xx: bool, gt: 
     return ADDED, score
 
 
+# ZADD's option words: the bits of ``_zadd_generic``'s flags.
+NX, XX, CH, INCR, GT, LT = 1, 2, 4, 8, 16, 32
+_ZADD_OPTIONS = {b"nx": NX, b"xx": XX, b"ch": CH, b"incr": INCR, b"gt": GT, b"lt": LT}
+
+
 def _zadd_generic(c: Any, argv: list[bytes], incr: bool) -> Any:
-    key = argv[1]
-    nx = xx = gt = lt = ch = False
+    """``zaddGenericCommand``.  Kept lean (ZADD is a hot command): options are looked up in
+    one table, scores parsed in one pass, and a plain ZADD (no option word) adds or updates
+    members inline; any option goes through ``zset_add``, Redis's ``zsetAdd``."""
+    argc = len(argv)
+    flags = INCR if incr else 0
     i = 2
-    while i < len(argv):
-        opt = argv[i].lower()
-        if opt == b"nx":
-            nx = True
-        elif opt == b"xx":
-            xx = True
-        elif opt == b"ch":
-            ch = True
-        elif opt == b"incr":
-            incr = True
-        elif opt == b"gt":
-            gt = True
-        elif opt == b"lt":
-            lt = True
-        else:
+    option = _ZADD_OPTIONS.get
+    while i < argc:
+        bit = option(argv[i].lower()) if len(argv[i]) <= 4 else None
+        if bit is None:
             break
+        flags |= bit
         i += 1
-    elements = len(argv) - i
+    elements = argc - i
     if elements % 2 or not elements:
         raise CommandError(SYNTAX)
     elements //= 2
-    if nx and xx:
-        raise CommandError("XX and NX options at the same time are not compatible")
-    if (gt and nx) or (lt and nx) or (gt and lt):
-        raise CommandError("GT, LT, and/or NX options at the same time are not compatible")
-    if incr and elements > 1:
-        raise CommandError("INCR option supports a single increment-element pair")
-    scores = [to_float(argv[i + 2 * j]) for j in range(elements)]
+    if flags:
+        if flags & NX and flags & XX:
+            raise CommandError("XX and NX options at the same time are not compatible")
+        if (flags & GT and flags & (NX | LT)) or (flags & LT and flags & NX):
+            raise CommandError("GT, LT, and/or NX options at the same time are not compatible")
+        if flags & INCR and elements > 1:
+            raise CommandError("INCR option supports a single increment-element pair")
+    scores: list[float] = []
+    for j in range(i, argc, 2):
+        score = parse_double(argv[j])
+        if score is None:
+            raise CommandError(NOT_FLOAT)
+        scores.append(score)
+    key = argv[1]
     db = c.db
-    z = zset_of(db.lookup_write(key))
-    lim = limits(c)
+    z = db.lookup_write(key)
+    if z is not None and type(z) is not ZSetValue:
+        raise CommandError(WRONGTYPE)
+    values = c.server.config.values
+    max_entries = values["zset-max-listpack-entries"]
     created = False
-    added = updated = processed = 0
-    score = 0.0
     if z is None:
-        if xx:
-            return None if incr else 0
-        z = ZSetValue.create(elements, len(argv[i + 1]), *lim)
+        if flags & XX:
+            return None if flags & INCR else 0
+        z = ZSetValue.create(elements, len(argv[i + 1]), max_entries, values["zset-max-listpack-value"])
         db.add(key, z)
         created = True
         c.keyspace.notify(db.index, "n", b"new", key)
-    else:
-        z.maybe_grow(elements, lim[0])
+    elif elements > max_entries:
+        z.maybe_grow(elements, max_entries)
+    added = updated = processed = 0
+    score = 0.0
     try:
-        for j in range(elements):
-            flag, score = zset_add(z, scores[j], argv[i + 1 + 2 * j], nx, xx, gt, lt, incr, lim)
-            if flag == ADDED:
-                added += 1
-            elif flag == UPDATED:
-                updated += 1
-            if flag != NOP:
-                processed += 1
+        if not flags & (NX | XX | INCR | GT | LT):
+            current = z.scores.get
+            for j, score in enumerate(scores):
+                member = argv[i + 1 + 2 * j]
+                old = current(member)
+                if old is None:
+                    z.add_checked(member, score, max_entries, values["zset-max-listpack-value"])
+                    added += 1
+                elif old != score:
+                    z.update(member, old, score)
+                    updated += 1
+        else:
+            lim = (max_entries, values["zset-max-listpack-value"])
+            nx, xx, gt, lt = flags & NX, flags & XX, flags & GT, flags & LT
+            for j, score in enumerate(scores):
+                flag, score = zset_add(z, score, argv[i + 1 + 2 * j], nx, xx, gt, lt, flags & INCR, lim)
+                if flag == ADDED:
+                    added += 1
+                elif flag == UPDATED:
+                    updated += 1
+                if flag != NOP:
+                    processed += 1
     finally:
         if added or updated:
-            c.keyspace.changed(db, key, b"zincr" if incr else b"zadd", "z", dirty=added + updated)
+            c.keyspace.changed(db, key, b"zincr" if flags & INCR else b"zadd", "z", dirty=added + updated)
             if not created and c.keyspace.blocked_keys:
                 c.keyspace.signal_ready(db, key)
-    if incr:
+    if flags & INCR:
         return Double(score) if processed else None
-    return added + updated if ch else added
+    return added + updated if flags & CH else added
 
 
 @command("zadd", -4, "write denyoom fast", (1, 1, 1), **ZS, since="1.2.0",
