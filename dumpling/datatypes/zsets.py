@@ -54,6 +54,23 @@ def listpack_score_is_integer(score: float) -> bool:
     return -HALF_LLONG <= score <= HALF_LLONG and score == int(score)
 
 
+def ordered_sorted_list(items: list[Any]) -> SortedList:
+    """A ``SortedList`` of ``items``, which are already in order: laid out in sublists of the
+    list's load as its constructor would after sorting, without the sort's million
+    comparisons of (score, member) tuples.  (Relies on sortedcontainers 2.x's layout:
+    ``_lists``, ``_maxes``, ``_len``, the positional ``_index`` rebuilt on first use; any
+    other layout takes the constructor.)"""
+    out = SortedList()
+    lists, maxes = getattr(out, "_lists", None), getattr(out, "_maxes", None)
+    load = getattr(out, "_load", 0)
+    if type(lists) is not list or type(maxes) is not list or type(load) is not int or load <= 0:
+        return SortedList(items)
+    lists.extend(items[pos:pos + load] for pos in range(0, len(items), load))
+    maxes.extend(sublist[-1] for sublist in lists)
+    out._len = len(items)
+    return out
+
+
 def alloc_size(n: int) -> int:
     """jemalloc's size class for an allocation of ``n`` bytes (what ``zmalloc_size`` reports)."""
     if n <= 8:
@@ -254,9 +271,9 @@ class ZSetValue:
         index = self.index
         doomed = list(index.islice(lo, hi))
         if hi - lo > 64 and (hi - lo) * 8 > len(index):
-            # SortedList deletes a slice item by item: a big span is cheaper to rebuild around
-            # (its items stay sorted, which SortedList's constructor sorts in linear time)
-            self.index = SortedList([*index.islice(0, lo), *index.islice(hi, len(index))])
+            # SortedList deletes a slice item by item, or re-sorts what stays: a big span is
+            # cheaper to cut out of the ordered items and the rest laid out as they are
+            self.index = ordered_sorted_list([*index.islice(0, lo), *index.islice(hi, len(index))])
         else:
             del index[lo:hi]
         deque(map(self.scores.__delitem__, map(itemgetter(1), doomed)), maxlen=0)  # a C loop

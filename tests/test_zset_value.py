@@ -1,0 +1,50 @@
+"""``ZSetValue``'s span removal without a server: a big span is cut out of the ordered items
+and the rest laid out as a ``SortedList`` directly (``ordered_sorted_list``); what stays must
+be the same list, with the same invariants, as deleting item by item leaves."""
+
+from __future__ import annotations
+
+import pytest
+from sortedcontainers import SortedList
+
+from dumpling.datatypes.zsets import ZSetValue, ordered_sorted_list
+
+
+def _zset(n: int) -> ZSetValue:
+    return ZSetValue.from_pairs(((b"m:%d" % i, float((i * 7919) % n // 3)) for i in range(n)), "skiplist")
+
+
+@pytest.mark.parametrize(("lo", "hi"), [(0, 2500), (1000, 4999), (0, 5000), (2500, 5000), (1, 4999), (3, 70)])
+def test_remove_span_keeps_order_and_invariants(lo: int, hi: int) -> None:
+    z = _zset(5000)
+    items = list(z.index)
+    assert z.remove_span(lo, hi) == hi - lo
+    expected = items[:lo] + items[hi:]
+    assert list(z.index) == expected
+    z.index._check()  # sortedcontainers' own invariants: sublists, maxes, length, positional index
+    assert z.scores == {m: s for s, m in expected}
+    if expected:  # the positional index answers after the cut
+        assert z.rank(expected[-1][1]) == len(expected) - 1
+        assert z.at(len(expected) // 2) == expected[len(expected) // 2]
+
+
+@pytest.mark.parametrize("from_max", [False, True])
+def test_pop_many_of_a_big_span(from_max: bool) -> None:
+    z = _zset(3000)
+    items = list(z.index)
+    popped = z.pop_many(2000, from_max)
+    assert popped == (items[-2000:][::-1] if from_max else items[:2000])
+    assert list(z.index) == (items[:1000] if from_max else items[2000:])
+    z.index._check()
+    z.insert(b"new", -1.0)  # still a working SortedList
+    assert z.index[0] == (-1.0, b"new")
+
+
+@pytest.mark.parametrize("n", [0, 1, 999, 1000, 1001, 2500])
+def test_ordered_sorted_list_is_a_sorted_list(n: int) -> None:
+    items = [(float(i // 2), b"%06d" % i) for i in range(n)]
+    got = ordered_sorted_list(items)
+    got._check()
+    assert list(got) == items == list(SortedList(items))
+    got.add((0.5, b"x"))
+    got._check()
