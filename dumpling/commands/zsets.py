@@ -812,6 +812,8 @@ def _zpop(c: Any, argv: list[bytes], where_max: bool) -> Any:
     count = -1
     if len(argv) == 3:
         count = to_positive_long(argv[2])
+    elif argv[1] not in c.db.data:
+        return []  # no key (a drained queue, the hot case): pop_generic's reply, and its lookup has no effect
     return pop_generic(c, [argv[1]], where_max, False, count, c.resp3 and count != -1, False)
 
 
