@@ -1,0 +1,114 @@
+"""Instructions per pipelined request, in-process: what the C request loop and the handlers cost
+for redis-benchmark's write tests, counted by callgrind (repeatable on a shared machine, unlike
+rates).
+
+Each test gets a fresh in-process server and a client (no sockets: ``Client.data_received`` is
+fed 16-request pipelines of the exact requests redis-benchmark sends, literal ``__rand_int__``
+included), and its loop runs inside one ``exec``, which callgrind counts on its own
+(``--toggle-collect=builtin_exec --dump-after=builtin_exec``).  Without ``--callgrind`` the
+same loops run plainly and print wall-clock microseconds per request (noisy).
+
+usage: python bench/request_instructions.py [--callgrind] [--batches N] [test ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from dumpling.config import Config  # noqa: E402
+from dumpling.dispatch import Server  # noqa: E402
+from dumpling.server import Client  # noqa: E402
+from tests.servers import encode_command  # noqa: E402
+from tests.test_fastpath_fuzz import Transport  # noqa: E402
+
+REQUESTS = {
+    "lpush": [b"LPUSH", b"mylist", b"xxx"],
+    "rpush": [b"RPUSH", b"mylist", b"xxx"],
+    "lpop": [b"LPOP", b"mylist"],
+    "rpop": [b"RPOP", b"mylist"],
+    "sadd": [b"SADD", b"myset", b"element:__rand_int__"],
+    "hset": [b"HSET", b"myhash", b"element:__rand_int__", b"xxx"],
+    "spop": [b"SPOP", b"myset"],
+    "xadd": [b"XADD", b"mystream", b"*", b"myfield", b"myvalue"],
+    "ping": [b"PING"],
+}
+# What the keyspace holds when redis-benchmark's test runs (its earlier tests made it).
+SETUP = {
+    "lpush": [[b"RPUSH", b"mylist", *[b"xxx"] * 1000]],
+    "rpush": [[b"RPUSH", b"mylist", *[b"xxx"] * 1000]],
+    "lpop": [[b"RPUSH", b"mylist", *[b"xxx"] * 1000]] * 5,
+    "rpop": [[b"RPUSH", b"mylist", *[b"xxx"] * 1000]] * 5,
+    "spop": [[b"SADD", b"myset", b"element:__rand_int__"]],
+}
+PIPELINE = 16
+
+
+def pipeline_of(test: str) -> bytes:
+    if test == "ping_inline":
+        return b"PING\r\n" * PIPELINE
+    return encode_command(*REQUESTS[test]) * PIPELINE
+
+
+def run(tests: list[str], batches: int) -> dict[str, float]:
+    """Each test's loop inside one exec(); wall-clock microseconds per request."""
+    out = {}
+    for test in tests:
+        server = Server(Config())
+        client = Client(server)
+        transport = Transport()
+        client.connection_made(transport)  # type: ignore[arg-type]
+        for request in SETUP.get(test, []):
+            client.data_received(encode_command(*request))
+        data = pipeline_of(test)
+        client.data_received(data)  # the key exists from here on, as after redis-benchmark's first requests
+        transport.data.clear()
+        scope = {"client": client, "data": data, "transport": transport}
+        loop = f"for _ in range({batches}):\n    client.data_received(data)\n    transport.data.clear()\n"
+        started = time.perf_counter()
+        exec(compile(loop, test, "exec"), scope)
+        out[test] = (time.perf_counter() - started) / (batches * PIPELINE) * 1e6
+    return out
+
+
+def under_callgrind(tests: list[str], batches: int) -> dict[str, float]:
+    """Instructions per request of each test's exec(), from callgrind's per-exec dumps."""
+    with tempfile.TemporaryDirectory() as tmp:
+        prefix = os.path.join(tmp, "callgrind.out")
+        subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={prefix}", "--collect-atstart=no",
+                        "--toggle-collect=builtin_exec", "--dump-after=builtin_exec", sys.executable,
+                        os.path.abspath(__file__), "--batches", str(batches), *tests],
+                       check=True, capture_output=True)
+        totals = []
+        for path in sorted(glob.glob(prefix + ".*"), key=lambda p: int(p.rsplit(".", 1)[1])):
+            m = re.search(r"^(?:summary|totals): (\d+)", Path(path).read_text(), re.M)
+            if m and int(m.group(1)):
+                totals.append(int(m.group(1)))
+    return {test: total / (batches * PIPELINE) for test, total in zip(tests, totals[-len(tests):], strict=True)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--callgrind", action="store_true", help="count instructions (needs valgrind)")
+    parser.add_argument("--batches", type=int, default=40)
+    parser.add_argument("tests", nargs="*", default=[*REQUESTS, "ping_inline"])
+    args = parser.parse_args()
+    if args.callgrind:
+        for test, count in under_callgrind(args.tests, args.batches).items():
+            print(f"{test:12} {count:9,.0f} instructions per request")
+    else:
+        for test, us in run(args.tests, args.batches).items():
+            print(f"{test:12} {us:7.2f} us per request")
+
+
+if __name__ == "__main__":
+    main()
