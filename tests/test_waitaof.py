@@ -66,3 +66,21 @@ def test_waitaof_local_follows_fsyncs(master: ServerProcess) -> None:
             conn.call("CONFIG", "SET", "appendfsync", "everysec")
     finally:
         stream.close()
+
+
+def test_waitaof_without_replicas_counts_fsyncs_too(tmp_path) -> None:
+    """With no backlog, Redis still moves master_repl_offset by one per propagated command so
+    WAITAOF can compare it with the fsynced offset (unit/wait "WAITAOF local copy before fsync",
+    which runs on a server without replicas)."""
+    server = start_dumpling("--dir", str(tmp_path), "--appendonly", "yes")
+    try:
+        with RawConnection(server.port) as conn:
+            conn.call("CONFIG", "SET", "appendfsync", "no")
+            conn.call("INCR", "foo")
+            assert conn.call("WAITAOF", 1, 0, 50) == b"*2\r\n:0\r\n:0\r\n"
+            conn.call("CONFIG", "SET", "appendfsync", "everysec")
+            conn.call("INCR", "foo")
+            assert conn.call("WAITAOF", 1, 0, 0) == b"*2\r\n:1\r\n:0\r\n"
+            assert b"master_repl_offset:2\r\n" in conn.call("INFO", "replication")
+    finally:
+        server.stop()

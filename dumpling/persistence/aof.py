@@ -168,6 +168,7 @@ class AppendOnly:
         """The propagation sink: one call's records appended to the incr file."""
         if not records or self.fd < 0:
             return
+        self._count_offset(len(records), client)
         out = b""
         if self.server.config["aof-timestamp-enabled"]:
             now = int(time.time())
@@ -182,7 +183,17 @@ class AppendOnly:
         if db_index != self.db or self.fd < 0 or self.server.config["aof-timestamp-enabled"]:
             self._emit([(db_index, argv)], client)  # (a SELECT or a #TS annotation goes first)
             return
+        self._count_offset(1, client)
         self._write(wire)
+
+    def _count_offset(self, commands: int, client: Any) -> None:
+        """A master with no backlog still moves master_repl_offset by one per propagated command
+        (replicationFeedSlaves), which WAITAOF's local count compares with what was fsynced."""
+        replication = self.server.replication  # type: ignore[attr-defined]
+        if replication.backlog is None and replication.link is None:
+            replication.offset += commands
+            if client is not None:
+                client.repl_woff = replication.offset
 
     def _write(self, data: bytes) -> None:
         self.pending += data
