@@ -93,7 +93,15 @@ def test_zadd_plain_forms(small_limits: Pair) -> None:
         ("ZADD", "w", "-0", "a"),
         ("ZRANGE", "w", "0", "-1", "WITHSCORES"),
         ("ZADD", "w", "1", "a", "x", "b"),
-        ("ZSCORE", "w", "a"))
+        ("ZSCORE", "w", "a"),
+        ("ZADD", "v", "1", "a"),
+        ("CONFIG", "SET", "zset-max-listpack-entries", "0"),
+        ("ZADD", "v", "1", "a"),
+        ("ZADD", "u", "1", "a"),
+        ("OBJECT", "ENCODING", "u"))
+    # A listpack that zset-max-listpack-entries 0 finds: 7.2+ converts it even for a no-op ZADD
+    # (zsetTypeMaybeConvert; 7.0 keeps it). Redis 7.4.1 answered skiplist.
+    assert small_limits.ours.call("OBJECT", "ENCODING", "v") == b"$8\r\nskiplist\r\n"
 
 
 def test_zadd_errors(pairs: Pair) -> None:

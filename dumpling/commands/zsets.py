@@ -346,6 +346,27 @@ def _zadd_generic(c: Any, argv: list[bytes], incr: bool) -> Any:
                   ("6.2.0", "Added the `GT` and `LT` options.")),
          events="zadd zincr")
 def zadd(c: Any, argv: list[bytes]) -> Any:
+    if len(argv) == 4:
+        # ZADD key score member on an existing zset, the hot form: a score that parses means
+        # argv[2] is no option word, so this is _zadd_generic's plain path for one member
+        score = parse_double(argv[2])
+        db = c.db
+        z = None if score is None else db.lookup_write(argv[1])
+        # (a listpack that zset-max-listpack-entries 0 converts even for a no-op: the general path)
+        if type(z) is ZSetValue and (z.encoding != "listpack" or limits(c)[0] > 0):
+            member = argv[3]
+            old = z.scores.get(member)
+            if old == score:
+                return 0
+            if old is None:
+                z.add_checked(member, score, *limits(c))
+            else:
+                z.update(member, old, score)
+            ks = c.keyspace
+            ks.changed(db, argv[1], b"zadd", "z")
+            if ks.blocked_keys:
+                ks.signal_ready(db, argv[1])
+            return 1 if old is None else 0
     return _zadd_generic(c, argv, False)
 
 
