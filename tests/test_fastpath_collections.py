@@ -108,8 +108,8 @@ def streams(draw: st.DrawFn) -> list[bytes]:
         args = [draw(st.sampled_from(KEYS if kind == "k" else VALUES)) for kind in pattern]
         if name.upper() == b"OBJECT":
             args[0] = draw(st.sampled_from([b"ENCODING", b"FREQ"]))
-        if name == b"HEXPIRE":  # HEXPIRE key seconds FIELDS 1 field: a field with a TTL
-            args = [args[0], b"100", b"FIELDS", b"1", args[3]]
+        if name == b"HEXPIRE":  # a field with a TTL, at a fixed time (DUMP images carry it)
+            name, args = b"HPEXPIREAT", [args[0], b"4000000000000", b"FIELDS", b"1", args[3]]
         out.append(encode_command(name, *args))
     data = b"".join(out)
     cuts = sorted(set(draw(st.lists(st.integers(1, max(1, len(data) - 1)), max_size=4))))
