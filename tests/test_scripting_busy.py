@@ -176,6 +176,9 @@ def test_replica_leaving_during_a_busy_script(kind: str) -> None:
                 assert time.monotonic() < deadline, "the replica never came online"
                 time.sleep(0.05)
             assert m.call("CONFIG", "SET", "min-replicas-to-write", "1") == b"+OK\r\n"
+            while m.call("SET", "probe", "1") != b"+OK\r\n":  # until the master counts the replica as good
+                assert time.monotonic() < deadline + 10, "the replica never counted as good"
+                time.sleep(0.05)
             with RawConnection(master.port) as runner:
                 _send(runner, "EVAL", "redis.call('set', KEYS[1], 'script value') "
                       "while true do local info = redis.call('info', 'replication') "
