@@ -362,6 +362,7 @@ class AppendOnly:
             if name not in (base, incr):
                 _unlink(self.path(name))  # the replaced generation: the new manifest no longer names it
         self._hook(True)
+        self._fsynced()  # (the base holds everything so far, on disk: a replica's FACK after a full sync)
 
     def stop(self) -> None:
         if self.child_pid != -1:
