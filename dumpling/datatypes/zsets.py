@@ -256,18 +256,19 @@ class ZSetValue:
         """The ``count`` lowest (highest if ``from_max``, highest first) items, removed."""
         n = len(self.index)
         if from_max:
-            popped = list(self.index.islice(n - count, n))
+            popped = self._cut(n - count, n)
             popped.reverse()
-            self.remove_span(n - count, n)
-        else:
-            popped = list(self.index.islice(0, count))
-            self.remove_span(0, count)
-        return popped
+            return popped
+        return self._cut(0, count)
 
     def remove_span(self, lo: int, hi: int) -> int:
         """Remove positions ``[lo, hi)``; returns how many were removed."""
+        return len(self._cut(lo, hi))
+
+    def _cut(self, lo: int, hi: int) -> list[tuple[float, bytes]]:
+        """Remove positions ``[lo, hi)``; returns their items, in order."""
         if hi <= lo:
-            return 0
+            return []
         index = self.index
         doomed = list(index.islice(lo, hi))
         if hi - lo > 64 and (hi - lo) * 8 > len(index):
@@ -277,7 +278,7 @@ class ZSetValue:
         else:
             del index[lo:hi]
         deque(map(self.scores.__delitem__, map(itemgetter(1), doomed)), maxlen=0)  # a C loop
-        return len(doomed)
+        return doomed
 
     def add_checked(self, member: bytes, score: float, max_entries: int, max_value: int) -> None:
         """Insert a new member, converting to skiplist first when Redis would."""
