@@ -54,39 +54,6 @@ static int g_handlers_on = 1;
 
 /* ------------------------------------------------------------------ listpack sizes */
 
-/* Redis's string2ll (dumpling.numbers.parse_int64): 1 and *out set, or 0. */
-static int string2ll(const char *s, Py_ssize_t n, long long *out) {
-    if (n == 0 || n > 20)
-        return 0;
-    if (n == 1 && s[0] == '0') {
-        *out = 0;
-        return 1;
-    }
-    int negative = s[0] == '-';
-    Py_ssize_t i = negative;
-    if (i >= n || s[i] < '1' || s[i] > '9')
-        return 0;
-    unsigned long long v = 0;
-    for (; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return 0;
-        unsigned long long d = (unsigned long long)(s[i] - '0');
-        if (v > (ULLONG_MAX - d) / 10)
-            return 0;
-        v = v * 10 + d;
-    }
-    if (negative) {
-        if (v > (unsigned long long)LLONG_MAX + 1)
-            return 0;
-        *out = v == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN : -(long long)v;
-    } else {
-        if (v > (unsigned long long)LLONG_MAX)
-            return 0;
-        *out = (long long)v;
-    }
-    return 1;
-}
-
 /* sizes.listpack_int_entry_size */
 static long long lp_int_entry_size(long long v) {
     if (v >= 0 && v <= 127)
@@ -112,7 +79,7 @@ static long long lp_str_entry_size(long long n) {
 /* lists.lp_entry_size: bytes one element takes inside a listpack. */
 static long long lp_entry_size(const char *p, Py_ssize_t n) {
     long long v;
-    if (n > 0 && ((p[0] >= '0' && p[0] <= '9') || p[0] == '-') && string2ll(p, n, &v))
+    if (n > 0 && ((p[0] >= '0' && p[0] <= '9') || p[0] == '-') && native_string2ll(p, n, &v))
         return lp_int_entry_size(v);
     return n < 64 ? n + 2 : lp_str_entry_size(n);
 }

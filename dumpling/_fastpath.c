@@ -229,39 +229,6 @@ static int identify(const Arg *name) {
     return -1;
 }
 
-/* Redis's string2ll (dumpling.numbers.parse_int64): 1 and *out set, or 0. */
-static int parse_int64(const char *s, Py_ssize_t n, long long *out) {
-    if (n == 0 || n > 20)
-        return 0;
-    if (n == 1 && s[0] == '0') {
-        *out = 0;
-        return 1;
-    }
-    int negative = s[0] == '-';
-    Py_ssize_t i = negative;
-    if (i >= n || s[i] < '1' || s[i] > '9')
-        return 0;
-    unsigned long long v = 0;
-    for (; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return 0;
-        unsigned long long d = (unsigned long long)(s[i] - '0');
-        if (v > (ULLONG_MAX - d) / 10)
-            return 0;
-        v = v * 10 + d;
-    }
-    if (negative) {
-        if (v > (unsigned long long)LLONG_MAX + 1)
-            return 0;
-        *out = v == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN : -(long long)v;
-    } else {
-        if (v > (unsigned long long)LLONG_MAX)
-            return 0;
-        *out = (long long)v;
-    }
-    return 1;
-}
-
 /* ------------------------------------------------------------------ execution */
 
 typedef struct {
@@ -424,7 +391,7 @@ static int cmd_incr(Batch *b, Arg *args, long long delta) {
     long long current = 0;
     result = STOP; /* not an integer, a bytearray, an overflow: Python replies */
     if (old != NULL && (!PyBytes_CheckExact(old) ||
-                        !parse_int64(PyBytes_AS_STRING(old), PyBytes_GET_SIZE(old), &current)))
+                        !native_string2ll(PyBytes_AS_STRING(old), PyBytes_GET_SIZE(old), &current)))
         goto done;
     if ((delta > 0 && current > LLONG_MAX - delta) || (delta < 0 && current < LLONG_MIN - delta))
         goto done;
@@ -541,7 +508,7 @@ static int execute(Batch *b, int command, Arg *args, int argc) {
     case C_INCRBY:
     case C_DECRBY: {
         long long delta;
-        if (argc != 3 || !parse_int64(args[2].p, args[2].len, &delta))
+        if (argc != 3 || !native_string2ll(args[2].p, args[2].len, &delta))
             return STOP;
         if (command == C_DECRBY) {
             if (delta == LLONG_MIN)

@@ -22,6 +22,7 @@
 #define DUMPLING_NATIVE_H
 
 #include <Python.h>
+#include <limits.h>
 
 /* One argument of the request, pointing into the read buffer. */
 typedef struct {
@@ -41,6 +42,39 @@ typedef struct {
 typedef PyObject *(*NativeHandler)(NativeCall *call, const NativeArg *args, int argc);
 
 #define NATIVE_CAPSULE "dumpling._native.handler"
+
+/* Redis's string2ll (dumpling.numbers.parse_int64): 1 and *out set, or 0. */
+static inline int native_string2ll(const char *s, Py_ssize_t n, long long *out) {
+    if (n == 0 || n > 20)
+        return 0;
+    if (n == 1 && s[0] == '0') {
+        *out = 0;
+        return 1;
+    }
+    int negative = s[0] == '-';
+    Py_ssize_t i = negative;
+    if (i >= n || s[i] < '1' || s[i] > '9')
+        return 0;
+    unsigned long long v = 0;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+        unsigned long long d = (unsigned long long)(s[i] - '0');
+        if (v > (ULLONG_MAX - d) / 10)
+            return 0;
+        v = v * 10 + d;
+    }
+    if (negative) {
+        if (v > (unsigned long long)LLONG_MAX + 1)
+            return 0;
+        *out = v == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN : -(long long)v;
+    } else {
+        if (v > (unsigned long long)LLONG_MAX)
+            return 0;
+        *out = (long long)v;
+    }
+    return 1;
+}
 
 enum { NATIVE_ABSENT = 0, NATIVE_FOUND = 1, NATIVE_EXPIRED = 2 };
 
