@@ -19,31 +19,9 @@ from dumpling.dispatch import Server
 from dumpling.scripting import engine
 from dumpling.server import Client
 from tests.servers import encode_command
+from tests.test_fastpath_fuzz import Transport  # (a loopback peer, the written bytes)
 
 pytestmark = pytest.mark.skipif(not engine.bridge_available(), reason="the C Lua bridge is not built")
-
-
-class Transport:
-    """What ``Client`` needs of an asyncio transport (a loopback peer)."""
-
-    def __init__(self) -> None:
-        self.data = bytearray()
-        self.closed = False
-
-    def write(self, data: bytes) -> None:
-        self.data += data
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def close(self) -> None:
-        self.closed = True
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return ("127.0.0.1", 40000) if name == "peername" else default
-
-    def is_closing(self) -> bool:
-        return self.closed
 
 
 def run_stream(requests: list[list[bytes]], bridge: bool) -> tuple[list[bytes], dict[str, int], list[Any]]:
