@@ -23,7 +23,6 @@ from dumpling import REDIS_VERSION
 from dumpling.accel import fastpath
 from dumpling.config import Config, ConfigFileError, StartupError
 from dumpling.errors import ProtocolError
-from dumpling.memory import recount_client
 from dumpling.numbers import wrap_int64
 from dumpling.protocol import (
     NO_REPLY,
@@ -192,8 +191,6 @@ class Client(asyncio.Protocol):
             pending = self._pending_len()
             query_buffer.settle(pending, self.argument_arriving() if query_buffer.bulk >= 0 else -1,
                                 query_buffer.big_argument_at_end(data) if size > BIG_ARG and not pending else -1)
-            if pending and sized and server.maxmemory:
-                recount_client(server, self)  # (an unfinished request's bytes count for eviction at once)
 
     def _take(self, data: bytes) -> bool:
         """Hand bytes that start on a request boundary (or continue hiredis' pending
