@@ -45,7 +45,9 @@ collections = _load("dumpling._collections")  # list/hash/set internals and nati
 
 def loaded() -> list[str]:
     """Names of the accelerators in use (for the startup log)."""
+    from dumpling import collector
     from dumpling.payload import bulk, compression, listpack  # the payload codec decides (DUMPLING_PURE_PAYLOAD too)
+    from dumpling.scripting import engine
 
     names = []
     if fastpath is not None:
@@ -56,6 +58,10 @@ def loaded() -> list[str]:
         names.append("hllgeo")
     if collections is not None:
         names.append("collections")
+    if collector.ACCELERATED:
+        names.append("untrack")
+    if engine.bridge_available():
+        names.append("luabridge")
     if bulk.ACCELERATED:
         names.append("payload")
     if listpack.native is not None:
