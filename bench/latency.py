@@ -25,6 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from measure import expect_replies  # noqa: E402
+
 from tests.servers import ServerProcess, encode_command, start_dumpling, start_redis  # noqa: E402
 
 
@@ -37,15 +39,7 @@ def preload(server: ServerProcess, keys: int, batch: int = 1000) -> None:
                 encode_command("HSET", f"hash:{i}", "f1", "v1", "f2", "v2") + encode_command("SADD", f"set:{i}", "a", "b", "c")
                 for i in range(first, last))
             conn.send(chunk)
-            want = (b":2\r\n" + b":3\r\n") * (last - first)
-            got = b""
-            while len(got) < len(want):
-                data = conn.sock.recv(1 << 20)
-                if not data:
-                    raise ConnectionError("closed while preloading")
-                got += data
-            if got != want:
-                raise RuntimeError(f"unexpected preload replies: {got[:100]!r}")
+            expect_replies(conn, (b":2\r\n" + b":3\r\n") * (last - first), "preloading")
 
 
 def ping_latencies(server: ServerProcess, pings: int, tests: str, grow: int = 0) -> list[float]:

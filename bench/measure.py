@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
-from tests.servers import ServerProcess, parse_reply
+from tests.servers import RawConnection, ServerProcess, parse_reply, start_dumpling, start_redis
 
 
 def rss_bytes(pid: int) -> int:
@@ -25,6 +26,35 @@ def used_memory(server: ServerProcess) -> int:
         if line.startswith("used_memory:"):
             return int(line.split(":")[1])
     return 0
+
+
+def on_fresh_servers(names: list[str], run: Callable[[ServerProcess, str], dict[str, object]]
+                     ) -> dict[str, dict[str, dict[str, object]]]:
+    """``run(server, name)`` for each workload on a dumpling and then a Redis of its own (a
+    fresh process per workload, so memory freed by one is not reused by the next):
+    {name: {"dumpling": result, "redis": result}}."""
+    results: dict[str, dict[str, dict[str, object]]] = {name: {} for name in names}
+    for name in names:
+        for server_name, starter in (("dumpling", start_dumpling), ("redis", start_redis)):
+            server = starter()
+            try:
+                results[name][server_name] = run(server, name)
+            finally:
+                server.stop()
+    return results
+
+
+def expect_replies(conn: RawConnection, want: bytes, what: str) -> None:
+    """Read the exact bytes ``want`` of a pipelined batch's replies in bulk (parsing them one by
+    one would make the client the bottleneck)."""
+    got = b""
+    while len(got) < len(want):
+        chunk = conn.sock.recv(1 << 20)
+        if not chunk:
+            raise ConnectionError(f"closed while {what}")
+        got += chunk
+    if got != want:
+        raise RuntimeError(f"unexpected replies while {what}: {got[:200]!r}")
 
 
 def cpu_seconds(pid: int) -> float:

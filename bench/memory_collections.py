@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from measure import rss_bytes, used_memory  # noqa: E402
+from measure import on_fresh_servers, rss_bytes, used_memory  # noqa: E402
 
-from tests.servers import ServerProcess, encode_command, parse_reply, start_dumpling, start_redis  # noqa: E402
+from tests.servers import ServerProcess, encode_command, parse_reply  # noqa: E402
 
 Batches = Callable[[int, int], Iterator[list[str]]]
 
@@ -109,14 +109,7 @@ def main() -> None:
     parser.add_argument("--workloads", default="set,intset,hash,list")
     args = parser.parse_args()
     names = [w for w in args.workloads.split(",") if w]
-    results: dict[str, dict[str, dict[str, object]]] = {name: {} for name in names}
-    for name in names:
-        for server_name, starter in (("dumpling", start_dumpling), ("redis", start_redis)):
-            server = starter()  # a fresh process per workload, so freed memory is not reused
-            try:
-                results[name][server_name] = measure(server, name, args.elements, args.batch)
-            finally:
-                server.stop()
+    results = on_fresh_servers(names, lambda server, name: measure(server, name, args.elements, args.batch))
     for name in names:
         ours, theirs = results[name]["dumpling"], results[name]["redis"]
         print(f"{WORKLOADS[name][0]}, {args.elements:,} elements "

@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from measure import rss_bytes, used_memory  # noqa: E402
+from measure import expect_replies, on_fresh_servers, rss_bytes, used_memory  # noqa: E402
 
-from tests.servers import RawConnection, ServerProcess, encode_command, parse_reply, start_dumpling, start_redis  # noqa: E402
+from tests.servers import ServerProcess, encode_command, parse_reply  # noqa: E402
 
 
 def set_requests(n: int, batch: int, distinct: bool) -> Iterator[tuple[int, bytes]]:
@@ -38,20 +38,6 @@ def set_requests(n: int, batch: int, distinct: bool) -> Iterator[tuple[int, byte
         yield len(chunk), b"".join(chunk)
 
 
-def expect_ok(conn: RawConnection, count: int) -> None:
-    """Read ``count`` ``+OK`` replies in bulk (parsing them one by one would make the client
-    the bottleneck)."""
-    want = b"+OK\r\n" * count
-    got = b""
-    while len(got) < len(want):
-        chunk = conn.sock.recv(1 << 20)
-        if not chunk:
-            raise ConnectionError("closed while filling")
-        got += chunk
-    if got != want:
-        raise RuntimeError(f"unexpected replies: {got[:200]!r}")
-
-
 def fill(server: ServerProcess, workload: str, n: int, batch: int) -> float:
     start = time.perf_counter()
     with server.raw() as conn:
@@ -62,7 +48,7 @@ def fill(server: ServerProcess, workload: str, n: int, batch: int) -> float:
         else:
             for count, chunk in set_requests(n, batch, workload == "distinct"):
                 conn.send(chunk)
-                expect_ok(conn, count)
+                expect_replies(conn, b"+OK\r\n" * count, "filling")
         size = parse_reply(conn.call("DBSIZE"))
         if size != n:
             raise RuntimeError(f"DBSIZE {size!r}, expected {n}")
@@ -94,14 +80,7 @@ def main() -> None:
     parser.add_argument("--workloads", default="same,distinct,populate")
     args = parser.parse_args()
     names = [w for w in args.workloads.split(",") if w]
-    results: dict[str, dict[str, dict[str, object]]] = {name: {} for name in names}
-    for name in names:
-        for server_name, starter in (("dumpling", start_dumpling), ("redis", start_redis)):
-            server = starter()  # a fresh process per workload, so freed memory is not reused
-            try:
-                results[name][server_name] = measure(server, name, args.keys, args.batch)
-            finally:
-                server.stop()
+    results = on_fresh_servers(names, lambda server, name: measure(server, name, args.keys, args.batch))
     for name in names:
         ours, theirs = results[name]["dumpling"], results[name]["redis"]
         print(f"{name}: {args.keys:,} keys")
