@@ -304,12 +304,7 @@ def restore_key(c: Any, argv: list[bytes]) -> Any:
         raise CommandError(INVALID_TTL)
     server = c.server
     payload = argv[3]
-    options = None
-    if len(payload) >= FOOTER_SIZE and payload[-9] == 0 and payload[-10] <= REDIS_MAX_RDB_VERSION:
-        state = getattr(server, "dump_state", None)  # _client_options' common case, inlined
-        if state is not None:
-            options = state.known_options[server.skip_checksum]
-    value = _open(server, payload, options or _client_options(server, payload))[0]
+    value = _open(server, payload, _client_options(server, payload))[0]
     deleted = db.delete(key) if opts.replace else False
     now = ks.now
     when = ttl
