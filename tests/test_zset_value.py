@@ -1,6 +1,8 @@
 """``ZSetValue``'s span removal without a server: a big span is cut out of the ordered items
 and the rest laid out as a ``SortedList`` directly (``ordered_sorted_list``); what stays must
-be the same list, with the same invariants, as deleting item by item leaves."""
+be the same list, with the same invariants, as deleting item by item leaves.  The scores of a
+big span go by rebuilding the dict from what stays (``_keep_scores_outside``): the same dict,
+and ZSCAN's order sees the new one."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import pytest
 from sortedcontainers import SortedList
 
 from dumpling.datatypes.zsets import ZSetValue, ordered_sorted_list
+from dumpling.scan import ScanOrder
 
 
 def _zset(n: int) -> ZSetValue:
@@ -48,3 +51,33 @@ def test_ordered_sorted_list_is_a_sorted_list(n: int) -> None:
     assert list(got) == items == list(SortedList(items))
     got.add((0.5, b"x"))
     got._check()
+
+
+@pytest.mark.parametrize(("lo", "hi"), [(0, 100), (30, 170), (100, 200), (99, 101 + 64)])
+def test_big_span_scores_with_signed_zeros_and_ties(lo: int, hi: int) -> None:
+    """-0 and 0 are one score to the order (members decide), as in Redis's skiplist."""
+    pairs = [(b"m:%03d" % i, (-0.0, 0.0, 1.0, -1.0)[i % 4]) for i in range(200)]
+    z = ZSetValue.from_pairs(pairs, "skiplist")
+    items = list(z.index)
+    z.remove_span(lo, hi)
+    expected = items[:lo] + items[hi:]
+    assert list(z.index) == expected
+    assert z.scores == {m: s for s, m in expected}
+    signs = {m: str(s) for m, s in z.scores.items()}  # the kept scores themselves, -0.0 included
+    assert signs == {m: str(s) for s, m in expected}
+
+
+def test_big_span_keeps_scan_order_on_the_new_scores() -> None:
+    z = _zset(3000)
+    order = z.scan_order()
+    cursor, first = order.scan(0, 100)
+    z.pop_many(2000, False)
+    assert z.scan_order() is order and order.source is z.scores
+    rest = set(first) & set(z.scores)
+    while cursor:
+        cursor, found = order.scan(cursor, 100)
+        assert set(found) <= set(z.scores)
+        rest.update(found)
+    assert rest == set(z.scores)
+    assert all(order.random_key() in z.scores for _ in range(50))
+    assert isinstance(order, ScanOrder)

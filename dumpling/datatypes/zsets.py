@@ -277,8 +277,28 @@ class ZSetValue:
             self.index = ordered_sorted_list([*index.islice(0, lo), *index.islice(hi, len(index))])
         else:
             del index[lo:hi]
-        deque(map(self.scores.__delitem__, map(itemgetter(1), doomed)), maxlen=0)  # a C loop
+        if hi - lo > 64 and (hi - lo) * 4 > len(self.scores):
+            self._keep_scores_outside(doomed[0], doomed[-1])
+        else:
+            deque(map(self.scores.__delitem__, map(itemgetter(1), doomed)), maxlen=0)  # a C loop
         return doomed
+
+    def _keep_scores_outside(self, first: tuple[float, bytes], last: tuple[float, bytes]) -> None:
+        """Drop from ``scores`` every member whose (score, member) lies in ``[first, last]``, by
+        keeping the others in a new dict.  Deleting a big span member by member visits the
+        dict in score order, a random walk over its table and the members' objects (a cache
+        miss or more each: ~0.45 s for 500k of 1M); one pass in the dict's own order reads
+        them in the order they were allocated (~0.1 s, kept or not)."""
+        low, low_member = first
+        high, high_member = last
+        kept = {
+            member: score for member, score in self.scores.items()
+            if score < low or score > high or (score == low and member < low_member)
+            or (score == high and member > high_member)
+        }
+        self.scores = kept
+        if self._scan is not None:
+            self._scan.source = kept  # its order list keeps the dropped members as stale entries
 
     def add_checked(self, member: bytes, score: float, max_entries: int, max_value: int) -> None:
         """Insert a new member, converting to skiplist first when Redis would."""
