@@ -40,6 +40,9 @@ REQUESTS = {
     "hset": [b"HSET", b"myhash", b"element:__rand_int__", b"xxx"],
     "spop": [b"SPOP", b"myset"],
     "xadd": [b"XADD", b"mystream", b"*", b"myfield", b"myvalue"],
+    "zadd": [b"ZADD", b"myzset", b"0", b"element:__rand_int__"],
+    "zpopmin": [b"ZPOPMIN", b"myzset"],
+    "incr": [b"INCR", b"counter:__rand_int__"],
     "ping": [b"PING"],
 }
 # What the keyspace holds when redis-benchmark's test runs (its earlier tests made it).

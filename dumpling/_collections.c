@@ -48,7 +48,7 @@ static PyObject *s_encoding, *s_appendleft,
     *u_hashtable, *u_intset, *s_keyspace, *s_blocked_keys, *s_last_id, *s_append_entry, *k_stream_bytes,
     *k_stream_entries;
 
-static PyObject *g_list_type, *g_hash_type, *g_set_type, *g_stream_type; /* set by configure() */
+static PyObject *g_list_type, *g_hash_type, *g_set_type, *g_stream_type, *g_zset_type; /* set by configure() */
 static long long g_packed_threshold = 0;                    /* lists.set_packed_threshold */
 static int g_handlers_on = 1;
 
@@ -476,6 +476,355 @@ static PyObject *py_set_packed_threshold(PyObject *self, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------------------------ stream append */
+
+/* __slots__ read and written at their offsets, as for ListValue above (1: all found). */
+static int find_slots(PyObject *type, const char *const *names, int n, Py_ssize_t *offsets) {
+    if (!PyType_Check(type))
+        return 0;
+    for (int i = 0; i < n; i++) {
+        PyObject *descr = PyDict_GetItemString(((PyTypeObject *)type)->tp_dict, names[i]);
+        if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type))
+            return 0;
+        PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+        if (member->type != T_OBJECT_EX)
+            return 0;
+        offsets[i] = member->offset;
+    }
+    return 1;
+}
+
+static inline PyObject **slot_at(PyObject *obj, Py_ssize_t offset) {
+    return (PyObject **)((char *)obj + offset);
+}
+
+/* Slot values as long long (0), or -1 (unset or not an int: an exception only on overflow). */
+static int slot_ll(PyObject *obj, Py_ssize_t offset, long long *out) {
+    PyObject *v = *slot_at(obj, offset);
+    if (v == NULL || !PyLong_CheckExact(v))
+        return -1;
+    *out = PyLong_AsLongLong(v);
+    return *out == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+static int slot_set_ll(PyObject *obj, Py_ssize_t offset, long long n) {
+    PyObject *v = PyLong_FromLongLong(n);
+    if (v == NULL)
+        return -1;
+    Py_XSETREF(*slot_at(obj, offset), v);
+    return 0;
+}
+
+enum { SV_ENTRIES, SV_LAST_ID, SV_FIRST_ID, SV_ADDED, SV_NODES, SV_COUNT };
+static const char *const STREAM_SLOTS[SV_COUNT] = {"entries", "last_id", "first_id", "entries_added", "_nodes"};
+enum { SN_MASTER_FIELDS, SN_IDS, SN_LIVE, SN_DELETED, SN_ENTRIES_BYTES, SN_FIELDS_BYTES, SN_COUNT };
+static const char *const NODE_SLOTS[SN_COUNT] = {"master_fields", "ids", "live", "deleted", "entries_bytes", "fields_bytes"};
+static Py_ssize_t g_stream_offsets[SV_COUNT], g_node_offsets[SN_COUNT];
+static PyObject *g_node_type, *g_sorted_dict_type, *g_sorted_list_type; /* configure() */
+static int g_stream_slots_ok = 0;
+static PyObject *s_list_attr, *s_lists, *s_maxes, *s_index, *s_load, *s_len, *s_offset;
+
+#define STREAM_LISTPACK_MAX_SIZE (1LL << 30)
+
+/* An instance attribute read from the object's __dict__ (borrowed), or NULL (an exception
+ * only on error): sortedcontainers' objects are plain instances, and their attributes are
+ * looked up here without the type's attribute protocol. */
+static PyObject *inst_attr(PyObject *dict, PyObject *name) {
+    return PyDict_GetItemWithError(dict, name);
+}
+
+/* An instance attribute that must be an exact list (borrowed), or NULL. */
+static PyObject *inst_list(PyObject *dict, PyObject *name) {
+    PyObject *v = inst_attr(dict, name);
+    return v != NULL && PyList_CheckExact(v) ? v : NULL;
+}
+
+/* A sorted container's __dict__ (a new reference) if it is of `type`, else NULL (an
+ * exception only on error). */
+static PyObject *inst_dict(PyObject *obj, PyObject *type) {
+    if (type == NULL || (PyObject *)Py_TYPE(obj) != type)
+        return NULL;
+    PyObject *dict = PyObject_GenericGetDict(obj, NULL);
+    if (dict != NULL && !PyDict_CheckExact(dict))
+        Py_CLEAR(dict);
+    return dict;
+}
+
+/* A SortedDict's keys in sortedcontainers 2.x's layout: sublists `_lists`, their last keys
+ * `_maxes`, the positional `_index` (empty until a positional lookup builds it), `_load`.
+ * SortedList.add of a key greater than every key, without the sublist split (_expand): 1 done,
+ * 0 not that case (nothing changed), -1 error. */
+static int sorted_list_append(PyObject *sl, PyObject *key) {
+    PyObject *attrs = inst_dict(sl, g_sorted_list_type);
+    if (attrs == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    int result = 0;
+    PyObject *lists = inst_list(attrs, s_lists), *maxes = inst_list(attrs, s_maxes), *index = inst_list(attrs, s_index);
+    PyObject *load = inst_attr(attrs, s_load), *size = inst_attr(attrs, s_len);
+    if (lists == NULL || maxes == NULL || index == NULL || load == NULL || size == NULL || !PyLong_CheckExact(load) ||
+        !PyLong_CheckExact(size))
+        goto done; /* (or an error) */
+    long long n_load = PyLong_AsLongLong(load), n_size = PyLong_AsLongLong(size);
+    if ((n_load == -1 || n_size == -1) && PyErr_Occurred())
+        goto done;
+    Py_ssize_t pos = PyList_GET_SIZE(maxes) - 1;
+    if (pos < 0 || PyList_GET_SIZE(lists) != pos + 1 || n_load <= 0)
+        goto done; /* empty: the first sublist is Python's */
+    PyObject *last = PyList_GET_ITEM(lists, pos);
+    if (!PyList_CheckExact(last) || PyList_GET_SIZE(last) >= 2 * n_load)
+        goto done; /* the append would split it */
+    int after = PyObject_RichCompareBool(key, PyList_GET_ITEM(maxes, pos), Py_GT);
+    if (after <= 0) {
+        result = after;
+        goto done;
+    }
+    Py_ssize_t n_index = PyList_GET_SIZE(index), child = 0;
+    if (n_index) { /* _expand's index walk from the leaf of `pos` to the root, checked first */
+        PyObject *offset = inst_attr(attrs, s_offset);
+        if (offset == NULL || !PyLong_CheckExact(offset))
+            goto done;
+        child = PyLong_AsSsize_t(offset);
+        if (child == -1 && PyErr_Occurred())
+            goto done;
+        child += pos;
+        if (child < 0 || child >= n_index)
+            goto done;
+        for (Py_ssize_t c = child; c; c = (c - 1) >> 1)
+            if (!PyLong_CheckExact(PyList_GET_ITEM(index, c)))
+                goto done;
+        if (!PyLong_CheckExact(PyList_GET_ITEM(index, 0)))
+            goto done;
+    }
+    result = -1;
+    if (PyList_Append(last, key) < 0)
+        goto done;
+    Py_INCREF(key);
+    PyList_SetItem(maxes, pos, key); /* steals key */
+    if (n_index) {
+        for (Py_ssize_t c = child;; c = (c - 1) >> 1) {
+            Py_ssize_t v = PyLong_AsSsize_t(PyList_GET_ITEM(index, c));
+            PyObject *bumped = v == -1 && PyErr_Occurred() ? NULL : PyLong_FromSsize_t(v + 1);
+            if (bumped == NULL || PyList_SetItem(index, c, bumped) < 0)
+                goto done;
+            if (c == 0)
+                break;
+        }
+    }
+    PyObject *grown = PyLong_FromLongLong(n_size + 1);
+    if (grown == NULL || PyDict_SetItem(attrs, s_len, grown) < 0) {
+        Py_XDECREF(grown);
+        goto done;
+    }
+    Py_DECREF(grown);
+    result = 1;
+done:
+    Py_DECREF(attrs);
+    return result < 0 || PyErr_Occurred() ? -1 : result;
+}
+
+/* A SortedDict's SortedList (borrowed from its __dict__), or NULL (an exception only on error). */
+static PyObject *sorted_dict_keys(PyObject *sd) {
+    PyObject *attrs = inst_dict(sd, g_sorted_dict_type);
+    if (attrs == NULL)
+        return NULL;
+    PyObject *sl = inst_attr(attrs, s_list_attr);
+    Py_DECREF(attrs); /* (the SortedDict keeps it, and sl) */
+    return sl;
+}
+
+/* sd[key] = value for a key greater than every key of the SortedDict `sd` (which it is
+ * not in): the append above, or SortedDict.__setitem__ itself for any other case. */
+static int sorted_dict_append(PyObject *sd, PyObject *key, PyObject *value) {
+    PyObject *sl = sorted_dict_keys(sd);
+    int r = sl == NULL ? 0 : sorted_list_append(sl, key);
+    if (r < 0 || PyErr_Occurred())
+        return -1;
+    return r ? PyDict_SetItem(sd, key, value) : PyObject_SetItem(sd, key, value);
+}
+
+/* The last key of a non-empty SortedDict (its `_list[-1]`, borrowed), or NULL (no exception:
+ * a layout not known). */
+static PyObject *sorted_dict_last_key(PyObject *sd) {
+    PyObject *sl = sorted_dict_keys(sd), *key = NULL;
+    PyObject *attrs = sl == NULL ? NULL : inst_dict(sl, g_sorted_list_type);
+    PyObject *lists = attrs == NULL ? NULL : inst_list(attrs, s_lists);
+    if (lists != NULL && PyList_GET_SIZE(lists)) {
+        PyObject *last = PyList_GET_ITEM(lists, PyList_GET_SIZE(lists) - 1);
+        if (PyList_CheckExact(last) && PyList_GET_SIZE(last))
+            key = PyList_GET_ITEM(last, PyList_GET_SIZE(last) - 1); /* (the SortedDict holds it too) */
+    }
+    Py_XDECREF(attrs);
+    PyErr_Clear();
+    return key;
+}
+
+/* ID delta as streams.StreamNode.entry_size computes it: uint64 difference read as int64. */
+static long long id_delta(unsigned long long a, unsigned long long b) {
+    return (long long)(a - b);
+}
+
+/* A stream ID (ms, seq): 1, or 0 (not one), -1 on error. */
+static int id_parts(PyObject *id, unsigned long long *ms, unsigned long long *seq) {
+    if (!PyTuple_CheckExact(id) || PyTuple_GET_SIZE(id) != 2)
+        return 0;
+    int r = native_u64_of(PyTuple_GET_ITEM(id, 0), ms);
+    return r <= 0 ? r : native_u64_of(PyTuple_GET_ITEM(id, 1), seq);
+}
+
+static PyObject *new_id(unsigned long long ms, unsigned long long seq) {
+    PyObject *a = PyLong_FromUnsignedLongLong(ms), *b = a == NULL ? NULL : PyLong_FromUnsignedLongLong(seq);
+    PyObject *id = b == NULL ? NULL : PyTuple_Pack(2, a, b);
+    Py_XDECREF(a);
+    Py_XDECREF(b);
+    return id;
+}
+
+/* StreamValue.append (streamAppendItem after the ID was validated) on a stream whose node
+ * layout is built: the entry goes into the last node, or a new one when that is full by
+ * stream-node-max-bytes/-entries, with the node's listpack bytes counted as
+ * StreamNode.entry_size counts them (master-field compression: an entry with the master's
+ * fields stores only its values), then the length, last/first ID and entries-added counter.
+ * 1 done, 0 not its case (nothing changed: the Python reference runs), -1 error. */
+static int stream_append(PyObject *value, PyObject *id, PyObject *flat, long long max_bytes, long long max_entries) {
+    if (!g_stream_slots_ok || g_stream_type == NULL || (PyObject *)Py_TYPE(value) != g_stream_type ||
+        g_sorted_dict_type == NULL)
+        return 0;
+    PyObject *entries = *slot_at(value, g_stream_offsets[SV_ENTRIES]);
+    PyObject *nodes = *slot_at(value, g_stream_offsets[SV_NODES]);
+    PyObject *added_obj = *slot_at(value, g_stream_offsets[SV_ADDED]);
+    if (entries == NULL || nodes == NULL || added_obj == NULL || (PyObject *)Py_TYPE(entries) != g_sorted_dict_type ||
+        (PyObject *)Py_TYPE(nodes) != g_sorted_dict_type || !PyLong_CheckExact(added_obj))
+        return 0; /* (_nodes None: the layout is built from the entries first, in Python) */
+    unsigned long long ms, seq;
+    int ok = id_parts(id, &ms, &seq);
+    if (ok <= 0)
+        return ok;
+    if (!PyList_CheckExact(flat) || PyList_GET_SIZE(flat) < 2 || PyList_GET_SIZE(flat) % 2)
+        return 0;
+    Py_ssize_t n_flat = PyList_GET_SIZE(flat), nfields = n_flat / 2;
+    long long total = 0;
+    for (Py_ssize_t i = 0; i < n_flat; i++) {
+        PyObject *item = PyList_GET_ITEM(flat, i);
+        if (!PyBytes_CheckExact(item))
+            return 0;
+        total += PyBytes_GET_SIZE(item);
+    }
+    unsigned long long added;
+    if ((ok = native_u64_of(added_obj, &added)) <= 0)
+        return ok;
+    if (max_bytes <= 0 || max_bytes > STREAM_LISTPACK_MAX_SIZE)
+        max_bytes = STREAM_LISTPACK_MAX_SIZE;
+
+    /* the last node, unless it is full (StreamValue._place) */
+    PyObject *node = NULL, *master_id = NULL;
+    long long live = 0, deleted = 0, entries_bytes = 0, fields_bytes = 0;
+    if (PyDict_GET_SIZE(nodes)) {
+        master_id = sorted_dict_last_key(nodes);
+        node = master_id == NULL ? NULL : PyDict_GetItemWithError(nodes, master_id);
+        if (node == NULL || (PyObject *)Py_TYPE(node) != g_node_type)
+            return PyErr_Occurred() ? -1 : 0;
+        PyObject *fields = *slot_at(node, g_node_offsets[SN_MASTER_FIELDS]);
+        if (fields == NULL || !PyList_CheckExact(fields) || *slot_at(node, g_node_offsets[SN_IDS]) == NULL ||
+            !PyList_CheckExact(*slot_at(node, g_node_offsets[SN_IDS])) ||
+            slot_ll(node, g_node_offsets[SN_LIVE], &live) < 0 || slot_ll(node, g_node_offsets[SN_DELETED], &deleted) < 0 ||
+            slot_ll(node, g_node_offsets[SN_ENTRIES_BYTES], &entries_bytes) < 0 ||
+            slot_ll(node, g_node_offsets[SN_FIELDS_BYTES], &fields_bytes) < 0) {
+            PyErr_Clear();
+            return 0;
+        }
+        long long bytes = 6 + lp_int_entry_size(live) + lp_int_entry_size(deleted) +
+                          lp_int_entry_size((long long)PyList_GET_SIZE(fields)) + fields_bytes + 2 + entries_bytes + 1;
+        if (bytes + total >= max_bytes || (max_entries && live + deleted >= max_entries))
+            node = NULL;
+    }
+    int fresh = node == NULL;
+    if (fresh) { /* StreamNode(entry_id, fields): its constructor counts the master fields */
+        PyObject *fields = PyList_New(nfields);
+        if (fields == NULL)
+            return -1;
+        for (Py_ssize_t i = 0; i < nfields; i++)
+            PyList_SET_ITEM(fields, i, Py_NewRef(PyList_GET_ITEM(flat, 2 * i)));
+        node = PyObject_CallFunctionObjArgs(g_node_type, id, fields, NULL);
+        Py_DECREF(fields);
+        if (node == NULL)
+            return -1;
+        if (slot_ll(node, g_node_offsets[SN_LIVE], &live) < 0 || slot_ll(node, g_node_offsets[SN_DELETED], &deleted) < 0 ||
+            slot_ll(node, g_node_offsets[SN_ENTRIES_BYTES], &entries_bytes) < 0) {
+            Py_DECREF(node);
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "StreamNode() made a node without its counters");
+            return -1;
+        }
+        master_id = id;
+    } else {
+        Py_INCREF(node);
+    }
+
+    /* the entry's listpack bytes (StreamNode.entry_size) */
+    int result = -1;
+    unsigned long long master_ms, master_seq;
+    if (id_parts(master_id, &master_ms, &master_seq) <= 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "a stream node's master ID is not (ms, seq)");
+        goto done;
+    }
+    PyObject *master_fields = *slot_at(node, g_node_offsets[SN_MASTER_FIELDS]);
+    int same = PyList_GET_SIZE(master_fields) == nfields;
+    for (Py_ssize_t i = 0; same && i < nfields; i++) {
+        same = PyObject_RichCompareBool(PyList_GET_ITEM(flat, 2 * i), PyList_GET_ITEM(master_fields, i), Py_EQ);
+        if (same < 0)
+            goto done;
+    }
+    long long size = 2 + lp_int_entry_size(id_delta(ms, master_ms)) + lp_int_entry_size(id_delta(seq, master_seq));
+    long long lp_count;
+    if (same) {
+        for (Py_ssize_t i = 1; i < n_flat; i += 2)
+            size += lp_entry_size(PyBytes_AS_STRING(PyList_GET_ITEM(flat, i)), PyBytes_GET_SIZE(PyList_GET_ITEM(flat, i)));
+        lp_count = nfields + 3;
+    } else {
+        size += lp_int_entry_size(nfields);
+        for (Py_ssize_t i = 0; i < n_flat; i++)
+            size += lp_entry_size(PyBytes_AS_STRING(PyList_GET_ITEM(flat, i)), PyBytes_GET_SIZE(PyList_GET_ITEM(flat, i)));
+        lp_count = 2 * nfields + 4;
+    }
+    size += lp_int_entry_size(lp_count);
+
+    /* from here on the value changes */
+    if (fresh && sorted_dict_append(nodes, id, node) < 0)
+        goto done;
+    if (slot_set_ll(node, g_node_offsets[SN_ENTRIES_BYTES], entries_bytes + size) < 0 ||
+        PyList_Append(*slot_at(node, g_node_offsets[SN_IDS]), id) < 0 ||
+        slot_set_ll(node, g_node_offsets[SN_LIVE], live + 1) < 0 || sorted_dict_append(entries, id, flat) < 0)
+        goto done;
+    PyObject *counter = PyLong_FromUnsignedLongLong(added + 1); /* a uint64_t: wraps to 0 */
+    if (counter == NULL)
+        goto done;
+    Py_XSETREF(*slot_at(value, g_stream_offsets[SV_ADDED]), counter);
+    Py_XSETREF(*slot_at(value, g_stream_offsets[SV_LAST_ID]), Py_NewRef(id));
+    if (PyDict_GET_SIZE(entries) == 1)
+        Py_XSETREF(*slot_at(value, g_stream_offsets[SV_FIRST_ID]), Py_NewRef(id));
+    result = 1;
+done:
+    Py_DECREF(node);
+    return result;
+}
+
+/* stream_append(value, entry_id, flat, max_bytes, max_entries) -> bool: StreamValue.append
+ * done, or False (the Python reference's case: nothing was changed). */
+static PyObject *py_stream_append(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "stream_append(value, entry_id, flat, max_bytes, max_entries)");
+        return NULL;
+    }
+    long long max_bytes = PyLong_AsLongLong(args[3]), max_entries = PyLong_AsLongLong(args[4]);
+    if ((max_bytes == -1 || max_entries == -1) && PyErr_Occurred())
+        return NULL;
+    int r = stream_append(args[0], args[1], args[2], max_bytes, max_entries);
+    if (r < 0)
+        return NULL;
+    return PyBool_FromLong(r);
+}
+
 /* ------------------------------------------------------------------ native handlers */
 
 /* The last server's config.values (a Server's Config and its values dict are made once and
@@ -811,13 +1160,8 @@ static PyObject *native_xadd(NativeCall *call, const NativeArg *args, int argc) 
     last = PyObject_GetAttr(value, s_last_id);
     if (last == NULL)
         goto done;
-    if (!PyTuple_CheckExact(last) || PyTuple_GET_SIZE(last) != 2)
-        goto done;
-    unsigned long long ms = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(last, 0));
-    if (ms == (unsigned long long)-1 && PyErr_Occurred())
-        goto done;
-    unsigned long long seq = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(last, 1));
-    if (seq == (unsigned long long)-1 && PyErr_Occurred())
+    unsigned long long ms, seq;
+    if (id_parts(last, &ms, &seq) <= 0)
         goto done;
     unsigned long long now = (unsigned long long)call->now_ms, new_ms, new_seq;
     if (call->now_ms >= 0 && now > ms) {
@@ -842,18 +1186,28 @@ static PyObject *native_xadd(NativeCall *call, const NativeArg *args, int argc) 
             goto done;
         PyList_SET_ITEM(flat, i - 3, a);
     }
-    id = Py_BuildValue("(KK)", new_ms, new_seq);
+    id = new_id(new_ms, new_seq);
     if (id == NULL)
         goto done;
-    PyObject *r = PyObject_CallMethodObjArgs(value, s_append_entry, id, flat, max_bytes, max_entries, NULL);
-    if (r == NULL)
+    long long n_bytes = PyLong_AsLongLong(max_bytes), n_entries = PyLong_AsLongLong(max_entries);
+    if ((n_bytes == -1 || n_entries == -1) && PyErr_Occurred())
+        goto done;
+    int appended = stream_append(value, id, flat, n_bytes, n_entries);
+    if (appended < 0)
         goto done; /* (after a change: the loop stops with the error) */
-    Py_DECREF(r);
+    if (!appended) { /* the layout to build first, or an unusual one: the Python reference */
+        PyObject *r = PyObject_CallMethodObjArgs(value, s_append_entry, id, flat, max_bytes, max_entries, NULL);
+        if (r == NULL)
+            goto done;
+        Py_DECREF(r);
+    }
     if (native_touch(call, key) < 0)
         goto done;
     call->dirty += 1;
     char text[48];
-    int n = snprintf(text, sizeof text, "%llu-%llu", new_ms, new_seq);
+    int n = native_u64_text(text, new_ms);
+    text[n++] = '-';
+    n += native_u64_text(text + n, new_seq);
     reply = PyBytes_FromStringAndSize(text, n);
 done:
     Py_XDECREF(max_entries);
@@ -866,17 +1220,34 @@ done:
     return reply;
 }
 
-/* configure(ListValue, HashValue, SetValue, StreamValue): the value classes the handlers accept. */
+/* configure(ListValue, HashValue, SetValue, StreamValue, StreamNode, ZSetValue): the value
+ * classes the native handlers and the value helpers accept. */
 static PyObject *py_configure(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "configure(ListValue, HashValue, SetValue, StreamValue)");
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "configure(ListValue, HashValue, SetValue, StreamValue, StreamNode, ZSetValue)");
         return NULL;
     }
+    PyObject *sorted = PyImport_ImportModule("sortedcontainers");
+    if (sorted == NULL)
+        return NULL;
+    PyObject *sd = PyObject_GetAttrString(sorted, "SortedDict");
+    PyObject *sl = sd == NULL ? NULL : PyObject_GetAttrString(sorted, "SortedList");
+    Py_DECREF(sorted);
+    if (sl == NULL) {
+        Py_XDECREF(sd);
+        return NULL;
+    }
+    Py_XSETREF(g_sorted_dict_type, sd);
+    Py_XSETREF(g_sorted_list_type, sl);
     Py_XSETREF(g_list_type, Py_NewRef(args[0]));
     find_list_slots(args[0]);
     Py_XSETREF(g_hash_type, Py_NewRef(args[1]));
     Py_XSETREF(g_set_type, Py_NewRef(args[2]));
     Py_XSETREF(g_stream_type, Py_NewRef(args[3]));
+    Py_XSETREF(g_node_type, Py_NewRef(args[4]));
+    g_stream_slots_ok = find_slots(args[3], STREAM_SLOTS, SV_COUNT, g_stream_offsets) &&
+                        find_slots(args[4], NODE_SLOTS, SN_COUNT, g_node_offsets);
+    Py_XSETREF(g_zset_type, Py_NewRef(args[5]));
     Py_RETURN_NONE;
 }
 
@@ -917,10 +1288,12 @@ static PyMethodDef methods[] = {
      "list_push_one(value, element, head, fill) -> bool: ListValue._push_one, or False (not its case)."},
     {"list_pop_one", (PyCFunction)(void (*)(void))py_list_pop_one, METH_FASTCALL,
      "list_pop_one(value, head, fill) -> element or None: ListValue.pop of one element, or None (not its case)."},
+    {"stream_append", (PyCFunction)(void (*)(void))py_stream_append, METH_FASTCALL,
+     "stream_append(value, entry_id, flat, max_bytes, max_entries) -> bool: StreamValue.append, or False (not its case)."},
     {"lp_entry_size", py_lp_entry_size, METH_O, "lp_entry_size(element) -> bytes it takes inside a listpack."},
     {"set_packed_threshold", py_set_packed_threshold, METH_O, "set_packed_threshold(size) (DEBUG QUICKLIST-PACKED-THRESHOLD)."},
     {"configure", (PyCFunction)(void (*)(void))py_configure, METH_FASTCALL,
-     "configure(ListValue, HashValue, SetValue, StreamValue): the value classes the native handlers accept."},
+     "configure(ListValue, HashValue, SetValue, StreamValue, StreamNode, ZSetValue): the value classes the native handlers accept."},
     {"native_handlers", py_native_handlers, METH_NOARGS,
      "native_handlers() -> {name: capsule}: the list/hash/set handlers for the C request loop."},
     {"set_native_handlers", py_set_native_handlers, METH_O,
@@ -952,7 +1325,11 @@ PyMODINIT_FUNC PyInit__collections(void) {
                  {&s_keyspace, "keyspace"},  {&s_blocked_keys, "blocked_keys"},
                  {&s_last_id, "last_id"},    {&s_append_entry, "append"},
                  {&k_stream_bytes, "stream-node-max-bytes"},
-                 {&k_stream_entries, "stream-node-max-entries"}};
+                 {&k_stream_entries, "stream-node-max-entries"},
+                 {&s_list_attr, "_list"},    {&s_lists, "_lists"},
+                 {&s_maxes, "_maxes"},       {&s_index, "_index"},
+                 {&s_load, "_load"},         {&s_len, "_len"},
+                 {&s_offset, "_offset"}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if ((*names[i].slot = PyUnicode_InternFromString(names[i].text)) == NULL)
             return NULL;

@@ -76,6 +76,55 @@ static inline int native_string2ll(const char *s, Py_ssize_t n, long long *out) 
     return 1;
 }
 
+/* The decimal digits of u at p (room for 20), their count: by hand, as snprintf's format
+ * parsing costs more than the rest of a small reply. */
+static inline int native_u64_text(char *p, unsigned long long u) {
+    char digits[20];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + (int)(u % 10));
+        u /= 10;
+    } while (u != 0);
+    for (int i = 0; i < n; i++)
+        p[i] = digits[n - 1 - i];
+    return n;
+}
+
+/* The same for a signed value (room for 20). */
+static inline int native_ll_text(char *p, long long v) {
+    if (v >= 0)
+        return native_u64_text(p, (unsigned long long)v);
+    p[0] = '-';
+    return 1 + native_u64_text(p + 1, 0ULL - (unsigned long long)v);
+}
+
+/* An exact int within uint64 as one (1), or 0 (not one: no exception), -1 on error; values
+ * under 2^63 take CPython's quicker signed conversion. */
+static inline int native_u64_of(PyObject *v, unsigned long long *out) {
+    if (!PyLong_CheckExact(v))
+        return 0;
+    int overflow;
+    long long s = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (!overflow) {
+        if (s == -1 && PyErr_Occurred())
+            return -1;
+        if (s < 0)
+            return 0;
+        *out = (unsigned long long)s;
+        return 1;
+    }
+    if (overflow < 0)
+        return 0;
+    *out = PyLong_AsUnsignedLongLong(v);
+    if (*out == (unsigned long long)-1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+            return -1;
+        PyErr_Clear();
+        return 0;
+    }
+    return 1;
+}
+
 enum { NATIVE_ABSENT = 0, NATIVE_FOUND = 1, NATIVE_EXPIRED = 2 };
 
 /* A key's value as Database.lookup_* sees it: NATIVE_FOUND and *value (borrowed) when the key

@@ -19,7 +19,9 @@ from hypothesis import strategies as st
 from dumpling import accel
 from dumpling.commands import lists as list_commands
 from dumpling.datatypes import lists
+from dumpling.datatypes import streams as stream_values
 from dumpling.datatypes.lists import ListValue, lp_entry_size
+from dumpling.datatypes.streams import StreamValue
 from tests.fuzzing import examples
 from tests.servers import encode_command
 from tests.test_fastpath_fuzz import run_stream
@@ -232,3 +234,111 @@ def test_xadd_auto_ids_build_the_python_stream(monkeypatch: pytest.MonkeyPatch) 
     replay = [req.replace(b"$1\r\n*\r\n", b"$%d\r\n%s\r\n" % (len(i), i)) for req, i in zip(reqs, ids, strict=True)]
     out2, _, state2, _, counters2 = run_stream([b"".join(replay)], False, monkeypatch)
     assert out2 == out and state2 == state and counters2[1] == counters[1]  # replies, DUMP image, dirty
+
+
+# ----------------------------------------------------------------------------- stream append
+
+def _stream_shape(s: StreamValue) -> tuple[Any, ...]:
+    nodes = [(n.master_id, n.master_fields, n.ids, n.dead, n.live, n.deleted, n.entries_bytes, n.fields_bytes)
+             for n in (s._nodes or {}).values()]
+    return list(s.entries.items()), s.last_id, s.first_id, s.entries_added, nodes
+
+
+@pytest.mark.parametrize(("max_bytes", "max_entries"), [(4096, 100), (120, 0), (0, 3), (60, 2), (1 << 31, 1)])
+def test_stream_append_matches_python(max_bytes: int, max_entries: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same appends (master fields or not, integer-looking and long values), deletions,
+    trims and positional node lookups on two streams, C append and the Python reference:
+    the same entries, counters and node layout (listpack bytes per node) after each step."""
+    rng = random.Random(max_bytes * 7 + max_entries)
+    fast, slow = StreamValue(), StreamValue()
+    ms = 1
+    for step in range(1200):
+        op = rng.random()
+        if op < 0.7 or not slow.entries:
+            ms += rng.choice([0, 1, 1, 1000, 1 << 40])
+            entry_id = (ms, step)
+            fields = rng.choice([[b"f", rng.choice(VALUES)], [b"f", b"1"], [b"g", b"1", b"h", rng.choice(VALUES)],
+                                 [b"-7", b"x" * 70]])
+            fast.append(entry_id, list(fields), max_bytes, max_entries)
+            with monkeypatch.context() as patch:
+                patch.setattr(stream_values, "_native_append", None)
+                slow.append(entry_id, list(fields), max_bytes, max_entries)
+        elif op < 0.85:
+            victim = rng.choice(list(slow.entries))
+            assert fast.delete(victim) == slow.delete(victim)
+            fast.refresh_first_id()
+            slow.refresh_first_id()
+        elif op < 0.9:
+            keep = max(0, len(slow) - rng.randrange(1, 20))
+            approx = rng.random() < 0.5
+            assert fast.trim(keep, None, approx, 0, max_bytes, max_entries) == \
+                slow.trim(keep, None, approx, 0, max_bytes, max_entries)
+        else:  # builds the nodes' positional index, which the C append then keeps
+            probe = rng.choice(list(slow.entries))
+            assert fast.node_of(probe).master_id == slow.node_of(probe).master_id  # type: ignore[union-attr]
+        assert _stream_shape(fast) == _stream_shape(slow), (step, op)
+    assert slow._nodes is not None and list(fast._nodes.keys()) == list(slow._nodes.keys())  # type: ignore[union-attr]
+
+
+def test_stream_append_declines_what_is_not_its_case() -> None:
+    s = StreamValue()
+    assert native.stream_append(s, (1, 1), [b"f", b"v"], 4096, 100) is False  # no layout yet: Python builds it
+    s.append((1, 1), [b"f", b"v"], 4096, 100)
+    before = _stream_shape(s)
+    assert native.stream_append(s, (2, 1), [b"f", bytearray(b"v")], 4096, 100) is False  # not bytes
+    assert native.stream_append(s, (2, 1), [b"f"], 4096, 100) is False  # odd
+    assert native.stream_append(s, [2, 1], [b"f", b"v"], 4096, 100) is False  # not an ID tuple
+    assert _stream_shape(s) == before
+    assert native.stream_append(s, (2, 1), [b"f", b"v"], 4096, 100) is True
+
+
+FUTURE_MS = 99_999_999_999_999
+STREAM_CONFIGS = [[], [("stream-node-max-entries", "3")], [("stream-node-max-bytes", "90"), ("stream-node-max-entries", "0")]]
+STREAM_SHAPES = [(b"XADD", "k*vv"), (b"XADD", "k*vvvv"), (b"XADD", "kivv"), (b"XADD", "kiff"), (b"XDEL", "ki"),
+                 (b"XTRIM", "kMAXLEN~n"), (b"XTRIM", "kMAXLEN=n"), (b"XTRIM", "kMINIDi"), (b"XLEN", "k"),
+                 (b"XRANGE", "k-+"), (b"XADD", "kNOMKSTREAM*vv")]  # (no DEL: a new key's "*" reads the clock)
+
+
+@st.composite
+def stream_requests(draw: st.DrawFn) -> list[bytes]:
+    config = draw(st.sampled_from(STREAM_CONFIGS))
+    out = [encode_command(b"CONFIG", b"SET", name, value) for name, value in config]
+    out += [encode_command(b"XADD", key, b"%d-0" % FUTURE_MS, b"f", b"v") for key in (b"x", b"y")]
+    for _ in range(draw(st.integers(1, 80))):
+        name, pattern = draw(st.sampled_from(STREAM_SHAPES))
+        args: list[bytes] = []
+        for kind in pattern:
+            if kind == "k":
+                args.append(draw(st.sampled_from([b"x", b"x", b"y"])))
+            elif kind == "v":
+                args.append(draw(st.sampled_from(VALUES)))
+            elif kind == "f":
+                args.append(b"f")
+            elif kind == "i":  # IDs past the clock: "*" then takes the next sequence number, as every run does
+                args.append(b"%d-%d" % (FUTURE_MS + draw(st.integers(0, 3)), draw(st.integers(0, 3))))
+            elif kind == "n":
+                args.append(b"%d" % draw(st.integers(0, 6)))
+            else:
+                args.append(kind.encode())
+        out.append(encode_command(name, *args))
+    return [b"".join(out[i:i + 16]) for i in range(0, len(out), 16)]
+
+
+@settings(max_examples=examples(100), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(reads=stream_requests())
+def test_stream_writes_agree(reads: list[bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    """XADD (automatic and explicit IDs) / XDEL / XTRIM streams under small node limits: the same
+    replies, DUMP images (node layout), statistics and counters with the native handlers and
+    the C append, with the handlers off, and with neither (pure Python dispatcher and append).
+    (The streams' IDs are past the clock, so "*" answers the same in every run.)"""
+    with_native = run_stream(reads, True, monkeypatch)
+    list_commands.use_native_handlers(False)
+    try:
+        without = run_stream(reads, True, monkeypatch)
+    finally:
+        list_commands.use_native_handlers(True)
+    with monkeypatch.context() as patch:
+        patch.setattr(stream_values, "_native_append", None)
+        pure = run_stream(reads, False, monkeypatch)
+    assert with_native == without == pure

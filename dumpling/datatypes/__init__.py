@@ -16,10 +16,10 @@ from dumpling import accel
 from dumpling.datatypes.hashes import HashValue
 from dumpling.datatypes.lists import ListValue
 from dumpling.datatypes.sets import SetValue
-from dumpling.datatypes.streams import StreamValue
+from dumpling.datatypes.streams import StreamNode, StreamValue
 from dumpling.datatypes.zsets import ZSetValue
 
 if accel.collections is not None:  # the classes its native handlers accept
-    accel.collections.configure(ListValue, HashValue, SetValue, StreamValue)
+    accel.collections.configure(ListValue, HashValue, SetValue, StreamValue, StreamNode, ZSetValue)
 
 __all__ = ["HashValue", "ListValue", "SetValue", "StreamValue", "ZSetValue"]

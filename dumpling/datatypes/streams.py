@@ -84,6 +84,8 @@ def _str_size(s: bytes) -> int:
 # _str_size is lists.lp_entry_size (lpStringToInt64 is string2ll): the C one where it is built
 _entry_size = _str_size if accel.collections is None else accel.collections.lp_entry_size
 _INT64_MIN, _INT64_END = -(1 << 63), 1 << 63
+# StreamValue.append in C (None: pure); tests set it to None to run the reference
+_native_append = None if accel.collections is None else accel.collections.stream_append
 
 
 def _signed64(v: int) -> int:
@@ -228,7 +230,11 @@ class StreamValue:
     # -- mutation -----------------------------------------------------------------------
 
     def append(self, entry_id: StreamID, flat: list[bytes], max_bytes: int, max_entries: int) -> None:
-        """``streamAppendItem`` after the ID was validated."""
+        """``streamAppendItem`` after the ID was validated.  The C ``stream_append``
+        (``dumpling._collections``) does the same on a stream whose layout is built; this code
+        is its reference and runs when it declines (or under ``DUMPLING_PURE``)."""
+        if _native_append is not None and _native_append(self, entry_id, flat, max_bytes, max_entries):
+            return
         if self._nodes is None:
             self.nodes(max_bytes, max_entries)
         self._place(entry_id, flat, max_bytes, max_entries)
