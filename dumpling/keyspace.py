@@ -389,12 +389,17 @@ class Keyspace:
         self.change_hook: Callable[[Database, bytes, bytes | None], None] | None = None
         # client-side caching: the ``dumpling.tracking.Tracking`` while anything is tracked
         self.tracking: Any = None
+        # (db index, key) of every write since memory last looked, kept while maxmemory is set
+        # (dumpling.memory sizes those keys again, so the next eviction check sees them)
+        self.written: set[tuple[int, bytes]] | None = None
         self._lru_shared = -1
         self._fields_shared: dict[int, int] = {}
         self.refresh_config()
 
     def refresh_config(self) -> None:
         cfg = self.config
+        if (cfg["maxmemory"] > 0) != (self.written is not None):
+            self.written = set() if cfg["maxmemory"] > 0 else None
         self.lfu = cfg["maxmemory-policy"].endswith("lfu")
         self.lfu_log_factor = cfg["lfu-log-factor"]
         self.lfu_decay_time = cfg["lfu-decay-time"]
@@ -432,6 +437,8 @@ class Keyspace:
         ``dirty`` is what the write adds to the changes since the last save, as Redis counts
         them (e.g. one per element pushed; 0 for the ``del`` of a collection a write emptied)."""
         self.dirty += dirty
+        if self.written is not None:
+            self.written.add((db.index, key))
         if self.watched:
             self.touch_watched(db.index, key)
         if self.change_hook is not None:

@@ -3,9 +3,15 @@
 dumpling reports memory in Redis's terms, not Python's: each key is charged an
 estimate close to what Redis would use for it (``key_memory``), so ``used_memory``,
 ``MEMORY USAGE`` and the ``maxmemory`` limit all speak the same unit.  Summing every
-key on every command would be O(n); instead each database keeps an average bytes
-per key measured on a random sample, refreshed at most every 100 ms, and
-``used_memory`` = startup overhead + Σ keys × average.  Eviction follows Redis:
+key on every command would be O(n); instead each database keeps its last count
+(``_Estimate``): every key sized while it holds at most ``EXACT_KEYS``, a random sample
+beyond, and ``used_memory`` = startup overhead + Σ keys × that count's bytes per key.  A
+count is taken again after 100 ms, or at once when the number of keys moved by more than
+one in ``RECOUNT_SHARE``.  While maxmemory is set, the keys written since the last look
+(``Keyspace.written``, filled by ``Keyspace.changed``) are sized again in a counted-key-by-key
+database, so a write that grows memory counts at the next command's eviction check, as
+Redis's allocator counts it at once, and the figure does not move between two looks unless
+something was written.  Eviction follows Redis:
 sample ``maxmemory-samples`` keys per database into a pool of 16 candidates,
 evict the best one by the policy's score, repeat until under the limit.
 """
@@ -16,13 +22,15 @@ import random
 import time
 from typing import TYPE_CHECKING, Any
 
-from dumpling.keyspace import Database, lfu_decayed, lru_idle_ms
+from dumpling.keyspace import Database, Keyspace, lfu_decayed, lru_idle_ms
 
 if TYPE_CHECKING:
     from dumpling.dispatch import Server
 
 STARTUP_BYTES = 900_000
 SAMPLE_SIZE = 32
+EXACT_KEYS = 4096  # databases up to this many keys are counted key by key
+RECOUNT_SHARE = 8  # a change of more than 1/8 of the keys counted makes the next look count again
 REFRESH_SECONDS = 0.1
 POOL_SIZE = 16
 
@@ -46,40 +54,107 @@ def key_memory(key: bytes, value: Any) -> int:
 
 
 class _Estimate:
-    __slots__ = ("avg", "stamp")
+    """A database's last count: ``total`` bytes for ``keys`` keys (all of them, or a sample
+    scaled up), taken at ``stamp`` of the dict ``data`` (its id).  ``sizes``: each key's bytes,
+    when every key was sized while ``Keyspace.written`` was ``writes`` (kept up to date from
+    it)."""
+
+    __slots__ = ("keys", "total", "stamp", "data", "sizes", "writes")
 
     def __init__(self) -> None:
-        self.avg = 0.0
+        self.keys = 0
+        self.total = 0
         self.stamp = 0.0
+        self.data = 0
+        self.sizes: dict[bytes, int] | None = None
+        self.writes: set[tuple[int, bytes]] | None = None
 
 
 _estimates: dict[int, _Estimate] = {}
 
 
+def _count(db: Database, est: _Estimate, n: int) -> None:
+    data = db.data
+    est.keys = n
+    est.data = id(data)
+    est.writes = db.keyspace.written
+    if n <= EXACT_KEYS:
+        sizes = {key: key_memory(key, value) for key, value in data.items()}
+        est.total = sum(sizes.values())
+        est.sizes = sizes if est.writes is not None else None
+        return
+    est.sizes = None
+    order = db.scan_order()
+    total = count = 0
+    for _ in range(SAMPLE_SIZE):
+        key = order.random_key()
+        if key is None:
+            break
+        total += key_memory(key, data[key])
+        count += 1
+    est.total = total * n // count if count else 0
+
+
+def _resize_written(keyspace: Keyspace, written: set[tuple[int, bytes]]) -> None:
+    """The keys written since the last look, sized again where their database was counted key
+    by key (elsewhere the next count sees them)."""
+    dbs = keyspace.dbs
+    for index, key in written:
+        db = dbs[index]
+        est = _estimates.get(id(db))
+        if est is None or est.sizes is None or est.writes is not written or est.data != id(db.data):
+            continue
+        old = est.sizes.pop(key, 0)
+        value = db.data.get(key)
+        new = 0 if value is None else key_memory(key, value)
+        if value is not None:
+            est.sizes[key] = new
+        est.total += new - old
+        est.keys = len(est.sizes)
+    written.clear()
+
+
 def _db_bytes(db: Database) -> int:
     n = len(db.data)
-    if not n:
-        return 0
     est = _estimates.setdefault(id(db), _Estimate())
+    if not n:
+        est.keys = est.total = 0
+        est.sizes = None
+        return 0
     now = time.monotonic()
-    if now - est.stamp > REFRESH_SECONDS or not est.avg:
-        order = db.scan_order()
-        total = count = 0
-        for _ in range(min(SAMPLE_SIZE, n)):
-            key = order.random_key()
-            if key is None:
-                break
-            total += key_memory(key, db.data[key])
-            count += 1
-        est.avg = total / count if count else 0.0
+    written = db.keyspace.written
+    if est.sizes is not None and est.writes is written and est.data == id(db.data):
+        stale = n != est.keys  # (a change that did not come through Keyspace.changed)
+    else:
+        # a small database is counted key by key at once when maxmemory starts watching writes
+        stale = (abs(n - est.keys) * RECOUNT_SHARE > est.keys or est.data != id(db.data)
+                 or (written is not None and est.writes is not written and n <= EXACT_KEYS))
+    if stale or now - est.stamp > REFRESH_SECONDS:
+        _count(db, est, n)
         est.stamp = now
-    return int(n * est.avg)
+    return est.total if n == est.keys else est.total * n // est.keys
+
+
+def _forget(db: Database, key: bytes, freed: int) -> None:
+    """An evicted key leaves its database's last count with its bytes."""
+    est = _estimates.get(id(db))
+    if est is None or not est.keys:
+        return
+    if est.sizes is not None:
+        freed = est.sizes.pop(key, 0)
+        est.keys = len(est.sizes)
+    else:
+        est.keys -= 1
+    est.total = max(0, est.total - freed)
 
 
 def estimate_used_memory(server: Server) -> int:
     """used_memory: the datasets, and the clients' buffers (as Redis's allocator counts them;
     summed by the cron, ``refresh_clients_memory``)."""
-    return STARTUP_BYTES + sum(_db_bytes(db) for db in server.keyspace.dbs) + server.clients_memory
+    keyspace = server.keyspace
+    if keyspace.written:
+        _resize_written(keyspace, keyspace.written)
+    return STARTUP_BYTES + sum(_db_bytes(db) for db in keyspace.dbs) + server.clients_memory
 
 
 def refresh_clients_memory(server: Server) -> None:
@@ -140,9 +215,7 @@ def perform_evictions(server: Server) -> bool:
         ks.stat_evicted += 1
         ks.changed(db, key, b"evicted", "e", dirty=0)  # (nor for an eviction)
         used -= freed
-        est = _estimates.get(id(db))
-        if est is not None:
-            est.stamp = 0.0
+        _forget(db, key, freed)
         if used <= limit:
             return True
     return estimate_used_memory(server) <= limit

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.servers import RawConnection, parse_reply, start_dumpling
+from tests.servers import RawConnection, parse_reply, start_dumpling, start_redis
 
 
 def used_memory(conn: RawConnection) -> int:
@@ -86,3 +86,57 @@ def test_volatile_policy_without_volatile_keys_is_oom(server):
         conn.call("CONFIG", "SET", "maxmemory", "1")
         conn.call("SET", "more", "1")  # may succeed after evicting the one volatile key
         assert conn.call("EXISTS", "v") == b":0\r\n"
+
+
+def _info_field(conn: RawConnection, field: str) -> int:
+    info = parse_reply(conn.call("INFO")).decode()
+    return int(info.split(f"\r\n{field}:", 1)[1].split("\r\n", 1)[0])
+
+
+def test_a_write_counts_at_the_next_command():
+    """The next command's eviction check sees what a write just stored, and used_memory does
+    not move between two looks with no write in between (unit/tracking 'invalidation message
+    of eviction keys should be before response': a 200 KB SETBIT then GETBIT evicts the tracked
+    volatile key first, its invalidation before GETBIT's reply; unit/maxmemory 'only allkeys-*
+    should remove non-volatile keys': keys added while used_memory + 4 KB stays under the limit
+    are never refused).  dumpling counted memory from a sample of keys taken at most every
+    100 ms, so neither held.  Same steps against Redis 7.0, compared outcome for outcome."""
+    outcomes = []
+    for start in (start_redis, start_dumpling):
+        s = start()
+        try:
+            with s.raw() as conn:
+                conn.call("HELLO", "3")
+                for i in range(40):  # a database with keys in it, as the suite's earlier tests leave
+                    conn.call("SET", f"old:{i}", "v" * (i * 10))
+                conn.call("CLIENT", "TRACKING", "on")
+                used = _info_field(conn, "used_memory") - _info_field(conn, "mem_not_counted_for_evict")
+                conn.call("CONFIG", "SET", "maxmemory", str(used + 100 * 1024), "maxmemory-policy", "volatile-random")
+                conn.call("SETEX", "volatile-key", "10000", "x")
+                conn.call("GET", "volatile-key")
+                conn.call("SETBIT", "big-key", "1600000", "0")
+                conn.send(b"*3\r\n$6\r\nGETBIT\r\n$7\r\nbig-key\r\n$1\r\n0\r\n")
+                first = conn.read_reply()
+                second = conn.read_reply() if first.startswith(b">") else b""
+                invalidation = (first, second) == (b">2\r\n$10\r\ninvalidate\r\n*1\r\n$12\r\nvolatile-key\r\n", b":0\r\n")
+
+                conn.call("CLIENT", "TRACKING", "off")
+                conn.call("FLUSHALL")
+                conn.call("CONFIG", "SET", "maxmemory", "0")
+                limit = _info_field(conn, "used_memory") + 100 * 1024
+                conn.call("CONFIG", "SET", "maxmemory", str(limit))
+                refused_early = steady = False
+                added = 0
+                while True:
+                    # keys of 1 to 256 bytes, as the suite's randomKey makes them
+                    reply = conn.call("SET", f"{added}:" + "k" * (added * 37 % 250), "x")
+                    refused_early |= reply != b"+OK\r\n"
+                    added += 1
+                    if _info_field(conn, "used_memory") + 4096 > limit or refused_early:
+                        break
+                steady = _info_field(conn, "used_memory") == _info_field(conn, "used_memory")
+                refused_later = any(conn.call("SET", f"more:{i}", "x").startswith(b"-OOM") for i in range(added))
+                outcomes.append((invalidation, refused_early, added > 10, refused_later, steady))
+        finally:
+            s.stop()
+    assert outcomes[0] == outcomes[1] == (True, False, True, True, True)
