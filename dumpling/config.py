@@ -107,7 +107,7 @@ SETTINGS: list[Setting] = [
        "template format is invalid or contains unknown variables"),
     # Redis calls setlocale(LC_COLLATE) with it; dumpling compares bytes (the C locale's order).
     _s("locale-collate", "string", "", inert=True),
-    # dumpling.oomscore; a background child keeps the parent's score (its class is not applied)
+    # dumpling.oomscore (master or replica class; a forked child takes the background child class)
     _s("oom-score-adj", "enum", "no", choices=("no", "yes", "relative", "absolute"), synonyms={"relative": "yes"}),
     _s("oom-score-adj-values", "oom", "0 200 800"),
     _s("disable-thp", "bool", True, immutable=True, inert=True),

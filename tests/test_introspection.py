@@ -5,6 +5,7 @@ Every case runs against real Redis too (the session servers of conftest)."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 import time
@@ -433,6 +434,41 @@ def test_oom_score_adj(own_servers: tuple[ServerProcess, ServerProcess]) -> None
         seen.append(steps)
     assert seen[0] == seen[1]
     assert seen[0][0][1] == 9 and seen[0][3][1] == 0
+
+
+@pytest.mark.skipif(not Path("/proc/self/oom_score_adj").exists(), reason="Linux only")
+def test_oom_score_adj_replica_and_child_classes(own_servers: tuple[ServerProcess, ServerProcess]) -> None:
+    """The replica class while REPLICAOF points somewhere, the master class again after
+    REPLICAOF NO ONE, and the background child class in a BGSAVE child (unit/oom-score-adj):
+    dumpling applied the class only on CONFIG SET, and its children kept the parent's score."""
+    seen = []
+    for server in own_servers:
+        base = _oom_score(server)
+        steps = []
+        with server.raw() as conn:
+            conn.call("CONFIG", "SET", "oom-score-adj-values", "15 20 30", "oom-score-adj", "yes")
+            conn.call("REPLICAOF", "localhost", "1")
+            steps.append(_oom_score(server) - base)
+            conn.call("REPLICAOF", "NO", "ONE")
+            steps.append(_oom_score(server) - base)
+            conn.call("SET", "key-a", "value-a")
+            conn.call("CONFIG", "SET", "rdb-key-save-delay", "1000000")
+            conn.call("BGSAVE")
+            children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children")
+            deadline = time.monotonic() + 5
+            child = -1
+            while time.monotonic() < deadline:
+                pids = children.read_text().split()
+                if pids and int(Path(f"/proc/{pids[0]}/oom_score_adj").read_text()) - base == 30:
+                    child = 30
+                    break
+                time.sleep(0.01)
+            steps.append(child)
+            conn.call("CONFIG", "SET", "rdb-key-save-delay", "0")
+            for pid in children.read_text().split():
+                os.kill(int(pid), signal.SIGKILL)
+        seen.append(steps)
+    assert seen[0] == seen[1] == [20, 15, 30]
 
 
 def _rbs(conn: RawConnection, name: bytes) -> tuple[int, int]:

@@ -146,12 +146,14 @@ def run_forked_child(server: Any, work: Callable[[], bool]) -> None:
     Redis's ``closeChildUnusedResourceAfterFork``: default signal handling, no wake-ups of the
     parent's event loop, no cyclic GC (a collection would touch, so copy, every page of the
     parent's objects), the listening sockets closed (the port must not outlive the parent
-    because of a child); then ``work()``.  Never returns: exit status 0 if ``work`` returned
-    True, else 1 (an exception's traceback goes to stderr)."""
+    because of a child), and as redisFork, the background child's class of oom-score-adj;
+    then ``work()``.  Never returns: exit status 0 if ``work`` returned True, else 1 (an
+    exception's traceback goes to stderr)."""
     code = 1
     try:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
             signal.signal(sig, signal.SIG_DFL)
+        server.apply_oom_score("bgchild")
         with contextlib.suppress(ValueError):  # raised only off the main thread: no wake-up fd there
             signal.set_wakeup_fd(-1)
         gc.disable()

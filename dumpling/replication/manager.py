@@ -161,6 +161,7 @@ class Replication:
                 stream_db = saved.get("repl-stream-db", "0")
         self.link = MasterLink(self, host, port, cached)
         server.config.values["replicaof"] = f"{host} {port}"  # CONFIG GET / REWRITE show the master
+        server.apply_oom_score()  # (the replica class of oom-score-adj-values)
         if from_config and cached is not None and stream_db.isdigit() and int(stream_db) < len(server.keyspace.dbs):
             master_client = self.link.new_client()  # its stream continues in the database it had selected
             master_client.db = server.keyspace.dbs[int(stream_db)]
@@ -178,6 +179,7 @@ class Replication:
             return
         link.stop()
         server.config.values["replicaof"] = ""
+        server.apply_oom_score()
         self.shift_replid()
         self.disconnect_replicas("the replication ID changed")
         self.selected = -1
