@@ -33,12 +33,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from dumpling.accel import PURE_PAYLOAD
+from dumpling.collector import stored
 from dumpling.commands.common import to_int
-from dumpling.commands.registry import command
+from dumpling.commands.registry import ORIGINAL, command
 from dumpling.errors import BUSYKEY, SYNTAX, CommandError
 from dumpling.keyspace import LRU_CLOCK_MAX, lfu_minutes, lru_clock
-from dumpling.payload import CodecOptions, DecodedPayload, PayloadError, encode_payload
-from dumpling.payload.decode import open_value
+from dumpling.payload import CodecOptions, DecodedPayload, PayloadError, bulk, encode_payload
+from dumpling.payload.decode import BLOB_MASK, body_value, open_value
 from dumpling.payload.envelope import FOOTER_SIZE, VALKEY_VERSION_MIN, footer_version
 from dumpling.persistence.propagation import deletion, propagate_as
 from dumpling.protocol import OK
@@ -344,6 +346,31 @@ restore_asking = command(
     complexity=_RESTORE_COMPLEXITY, doc_flags="syscmd", summary="An internal command for migrating keys in a cluster.",
     events="new restore del",
 )(restore_key)
+
+
+# ----------------------------------------------------------------------------- native handlers
+
+
+def _attach_native_handlers() -> None:
+    """RESTORE's, RESTORE-ASKING's and DUMP's C handlers (``payload/_speedups.c``,
+    ``Command.native``): the C request loop offers them a request first; they run the common
+    form with these handlers' effects (the codec's own readers and writers, ``Database.add``'s
+    steps) or decline it to them.  Attached once, at import (the loop reads ``Command.native``
+    when it caches a lookup); not at all when the payload codec runs pure."""
+    if PURE_PAYLOAD or bulk.speedups is None:
+        return
+    handlers = bulk.speedups.native_handlers(OK, body_value, stored, encode_payload, PayloadError, BLOB_MASK)
+    for name, handler in handlers.items():
+        ORIGINAL[name.encode()].native = handler
+
+
+def use_native_handlers(enabled: bool) -> None:
+    """Run the native RESTORE/DUMP, or have them decline every call (tests compare both)."""
+    if bulk.speedups is not None:
+        bulk.speedups.set_native_handlers(enabled)
+
+
+_attach_native_handlers()
 
 
 def setup(server: Server) -> None:

@@ -37,6 +37,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../_native.h"
+
 /* Python helpers this module defers to, looked up once at import. */
 static PyObject *bad_data_fn;      /* dumpling.payload.errors.bad_data(detail) */
 static PyObject *read_string_fn;   /* dumpling.payload.primitives.read_string(buf, pos, end) */
@@ -1088,6 +1090,519 @@ seal(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 }
 
 /* ------------------------------------------------------------------------- */
+/* native RESTORE and DUMP (dumpling/_native.h)
+ *
+ * The C request loop offers these a request before the Python handlers
+ * (dumpling.commands.dump.restore_key / dump), which stay the reference: each runs the
+ * common form with exactly their effects and reply, or declines before changing anything.
+ *
+ * RESTORE key ttl payload [REPLACE] [ABSTTL]: a footer every server reads (<= 12), a
+ * small payload (<= 64 KiB, as open_payload's), a key that is absent or REPLACEd, no client
+ * blocked on any key.  A string value is the body itself; any other comes from
+ * decode.body_value, which open_value uses too.  The key is stored as Database.add stores
+ * it (data, collector.stored, the LRU field, the SCAN order, the store hooks); a TTL as
+ * Database.set_expire.
+ * Declined: any other option, a bad TTL, an existing key without REPLACE (BUSYKEY), an
+ * expired one, a TTL already past on an existing key, an envelope or body the codec
+ * refuses (the Python handler words every error).
+ *
+ * DUMP key: the lookup's statistics and LRU touch as Database.lookup_read; a bytes value's
+ * payload written here (write_string, seal), any other through encode.encode_payload,
+ * both at the server's cached writer settings (DumpState.writer; declined until cached).
+ */
+
+static int native_on = 1;           /* set_native_handlers(False): every call declined (tests) */
+static PyObject *native_ok;         /* dumpling.protocol.OK */
+static PyObject *body_value_fn;     /* decode.body_value(buf, type, version, body, end, options) */
+static PyObject *stored_fn;         /* collector.stored(data, value) */
+static PyObject *encode_payload_fn; /* encode.encode_payload(value, version, options) */
+static PyObject *payload_error;     /* errors.PayloadError */
+static PyObject *blob_mask;         /* decode.BLOB_MASK */
+static PyObject *s_keyspace, *s_dbs, *s_data, *s_order, *s_expire_order, *s_added, *s_blocked_keys,
+    *s_store_hooks, *s_expiry_by_master, *s_skip_checksum, *s_dump_state, *s_known_options, *s_writer,
+    *s_stat_sanitizations, *s_rdbcompression;
+
+#define MAX_FOOTER_EVERYONE_READS 12 /* dump.REDIS_MAX_RDB_VERSION */
+
+static int
+arg_is(const NativeArg *a, const char *lower)
+{
+    size_t n = strlen(lower);
+    if ((size_t)a->len != n) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = a->p[i];
+        if (c >= 'A' && c <= 'Z') {
+            c = (char)(c - 'A' + 'a');
+        }
+        if (c != lower[i]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* getattr(obj, name) is None / truth: 1, 0, or -1 on an error. */
+static int
+attr_true(PyObject *obj, PyObject *name)
+{
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL) {
+        return -1;
+    }
+    int r = PyObject_IsTrue(v);
+    Py_DECREF(v);
+    return r;
+}
+
+/* The Database whose values dict is call->data (a new reference), or NULL (error set, or
+ * none: declined). */
+static PyObject *
+native_db(const NativeCall *call, PyObject **keyspace)
+{
+    *keyspace = PyObject_GetAttr(call->server, s_keyspace);
+    if (*keyspace == NULL) {
+        return NULL;
+    }
+    PyObject *dbs = PyObject_GetAttr(*keyspace, s_dbs);
+    if (dbs == NULL || !PyList_Check(dbs)) {
+        Py_XDECREF(dbs);
+        Py_CLEAR(*keyspace);
+        return NULL;
+    }
+    PyObject *found = NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(dbs) && found == NULL; i++) {
+        PyObject *db = PyList_GET_ITEM(dbs, i);
+        PyObject *data = PyObject_GetAttr(db, s_data);
+        if (data == NULL) {
+            break;
+        }
+        if (data == call->data) {
+            found = Py_NewRef(db);
+        }
+        Py_DECREF(data);
+    }
+    Py_DECREF(dbs);
+    if (found == NULL) {
+        Py_CLEAR(*keyspace);
+    }
+    return found;
+}
+
+/* ScanOrder.added(key) when the database keeps one (attr is _order or _expire_order). */
+static int
+order_added(PyObject *db, PyObject *attr, PyObject *key)
+{
+    PyObject *order = PyObject_GetAttr(db, attr);
+    if (order == NULL) {
+        return -1;
+    }
+    int rc = 0;
+    if (order != Py_None) {
+        PyObject *r = PyObject_CallMethodOneArg(order, s_added, key);
+        rc = r == NULL ? -1 : 0;
+        Py_XDECREF(r);
+    }
+    Py_DECREF(order);
+    return rc;
+}
+
+/* Database.add(key, value): the caller checked that no client is blocked on a key. */
+static int
+native_add(const NativeCall *call, PyObject *db, PyObject *keyspace, PyObject *key, PyObject *value)
+{
+    if (PyDict_SetItem(call->data, key, value) < 0) {
+        return -1;
+    }
+    int string = PyBytes_CheckExact(value) || PyByteArray_CheckExact(value);
+    if (!string) {
+        PyObject *r = PyObject_CallFunctionObjArgs(stored_fn, call->data, value, NULL);
+        if (r == NULL) {
+            return -1;
+        }
+        Py_DECREF(r);
+    }
+    if (PyDict_SetItem(call->meta, key, call->clock) < 0 || order_added(db, s_order, key) < 0) {
+        return -1;
+    }
+    if (string) {
+        return 0;
+    }
+    PyObject *hooks = PyObject_GetAttr(keyspace, s_store_hooks);
+    if (hooks == NULL) {
+        return -1;
+    }
+    PyObject *seq = PySequence_Fast(hooks, "store_hooks must be a sequence");
+    Py_DECREF(hooks);
+    if (seq == NULL) {
+        return -1;
+    }
+    int rc = 0;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq) && rc == 0; i++) {
+        PyObject *r = PyObject_CallFunctionObjArgs(PySequence_Fast_GET_ITEM(seq, i), db, key, value, NULL);
+        rc = r == NULL ? -1 : 0;
+        Py_XDECREF(r);
+    }
+    Py_DECREF(seq);
+    return rc;
+}
+
+/* The codec options a client's RESTORE of a footer <= 12 decodes with (DumpState.known_options
+ * for this skip_checksum), or NULL (not cached yet: declined, or an error). */
+static PyObject *
+known_options(PyObject *server, int *skip)
+{
+    if ((*skip = attr_true(server, s_skip_checksum)) < 0) {
+        return NULL;
+    }
+    PyObject *state = PyObject_GetAttr(server, s_dump_state);
+    PyObject *cached = state == NULL ? NULL : PyObject_GetAttr(state, s_known_options);
+    Py_XDECREF(state);
+    if (cached == NULL) {
+        return NULL;
+    }
+    PyObject *options = NULL;
+    if (PyList_Check(cached) && PyList_GET_SIZE(cached) == 2) {
+        options = PyList_GET_ITEM(cached, *skip ? 1 : 0);
+        options = options == Py_None ? NULL : Py_NewRef(options);
+    }
+    Py_DECREF(cached);
+    return options;
+}
+
+/* A refusal of the codec (PayloadError) becomes a decline: the Python handler refuses the
+ * payload again and words the error. 0 declined, -1 another error (it stays set). */
+static int
+declined_if_refused(void)
+{
+    if (PyErr_ExceptionMatches(payload_error)) {
+        PyErr_Clear();
+        return 0;
+    }
+    return -1;
+}
+
+/* Whether a payload is one the native RESTORE opens: small, and a footer every server reads. */
+static int
+small_known_payload(const NativeArg *a)
+{
+    const unsigned char *d = (const unsigned char *)a->p;
+    return a->len > FOOTER_SIZE && a->len <= SMALL_PAYLOAD_MAX && d[a->len - 9] == 0 &&
+           d[a->len - 10] <= MAX_FOOTER_EVERYONE_READS;
+}
+
+/* The value of a small_known_payload (new reference): open_value's steps for it (the CRC, the
+ * one rdbString of a blob type, the body through decode.body_value).  Py_None when the CRC
+ * does not match (the Python path words the refusal), NULL on a refusal of the codec
+ * (declined: no error set) or another error. */
+static PyObject *
+open_small_value(PyObject *payload, PyObject *options, int skip, long long *sanitizations)
+{
+    Py_ssize_t size = PyBytes_GET_SIZE(payload);
+    const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(payload);
+    if (!skip && crc64_update(0, d, (size_t)(size - 8)) != load_le(d + size - 8, 8)) {
+        return Py_NewRef(Py_None);
+    }
+    unsigned int type = d[0];
+    char kind = PyBytes_AS_STRING(blob_mask)[type];
+    Py_ssize_t pos = 0;
+    if (kind == 1) {
+        pos = 1; /* type byte, rdbString */
+    }
+    else if (kind == 2 && size - FOOTER_SIZE > 3 && d[1] == 1 && d[2] == 2) {
+        pos = 3; /* type byte, one PACKED quicklist node's rdbString */
+    }
+    PyObject *body = Py_None;
+    if (pos) {
+        Reader r = {payload, d, size - FOOTER_SIZE, 0};
+        body = read_string(&r, &pos);
+        if (body == NULL) {
+            declined_if_refused();
+            return NULL;
+        }
+        if (type == 0) {
+            return body; /* a string: the body is the value */
+        }
+    }
+    else {
+        Py_INCREF(body);
+    }
+    PyObject *args[6] = {payload, NULL, NULL, body, NULL, options};
+    args[1] = PyLong_FromLong((long)type);
+    args[2] = args[1] == NULL ? NULL : PyLong_FromLong((long)d[size - 10]);
+    args[4] = args[2] == NULL ? NULL : PyLong_FromSsize_t(pos);
+    PyObject *opened = args[4] == NULL ? NULL : PyObject_Vectorcall(body_value_fn, args, 6, NULL);
+    Py_XDECREF(args[1]);
+    Py_XDECREF(args[2]);
+    Py_XDECREF(args[4]);
+    Py_DECREF(body);
+    if (opened == NULL) {
+        declined_if_refused();
+        return NULL;
+    }
+    PyObject *value = NULL;
+    if (PyTuple_Check(opened) && PyTuple_GET_SIZE(opened) == 2) {
+        *sanitizations = PyLong_AsLongLong(PyTuple_GET_ITEM(opened, 1));
+        if (!(*sanitizations == -1 && PyErr_Occurred())) {
+            value = Py_NewRef(PyTuple_GET_ITEM(opened, 0));
+        }
+    }
+    else {
+        PyErr_SetString(PyExc_TypeError, "body_value must return (value, sanitizations)");
+    }
+    Py_DECREF(opened);
+    return value;
+}
+
+static int
+count_sanitizations(PyObject *server, long long n)
+{
+    PyObject *v = PyObject_GetAttr(server, s_stat_sanitizations);
+    PyObject *add = v == NULL ? NULL : PyLong_FromLongLong(n);
+    PyObject *sum = add == NULL ? NULL : PyNumber_Add(v, add);
+    int rc = sum == NULL ? -1 : PyObject_SetAttr(server, s_stat_sanitizations, sum);
+    Py_XDECREF(v);
+    Py_XDECREF(add);
+    Py_XDECREF(sum);
+    return rc;
+}
+
+static PyObject *
+native_restore(NativeCall *call, const NativeArg *args, int argc)
+{
+    if (!native_on || argc < 4) {
+        return NULL;
+    }
+    int replace = 0, absttl = 0;
+    for (int j = 4; j < argc; j++) {
+        if (arg_is(&args[j], "replace")) {
+            replace = 1;
+        }
+        else if (arg_is(&args[j], "absttl")) {
+            absttl = 1;
+        }
+        else {
+            return NULL; /* IDLETIME, FREQ, errors: the Python handler */
+        }
+    }
+    long long ttl;
+    if (!native_string2ll(args[2].p, args[2].len, &ttl) || ttl < 0 || !small_known_payload(&args[3])) {
+        return NULL;
+    }
+    long long when = ttl;
+    if (ttl && !absttl) { /* a huge relative TTL wraps into the past, as in Redis */
+        when = (long long)((unsigned long long)ttl + (unsigned long long)call->now_ms);
+    }
+    int past = ttl && when <= call->now_ms;
+    PyObject *key = PyBytes_FromStringAndSize(args[1].p, args[1].len);
+    if (key == NULL) {
+        return NULL;
+    }
+    PyObject *keyspace = NULL, *db = NULL, *options = NULL, *payload = NULL, *value = NULL, *reply = NULL;
+    PyObject *old = NULL;
+    int found = native_lookup(call, key, &old);
+    if (found < 0 || found == NATIVE_EXPIRED || (found == NATIVE_FOUND && (!replace || past))) {
+        goto done; /* BUSYKEY, an expired key to delete, a past TTL's del: the Python handler */
+    }
+    db = native_db(call, &keyspace);
+    if (db == NULL) {
+        goto done;
+    }
+    int r = attr_true(keyspace, s_blocked_keys); /* clients to wake: Database.add signals them */
+    if (r != 0) {
+        goto done;
+    }
+    if (ttl && !past && (r = attr_true(keyspace, s_expiry_by_master)) != 0) {
+        goto done; /* a writable replica tracks the keys it expires itself */
+    }
+    int skip;
+    options = known_options(call->server, &skip);
+    if (options == NULL) {
+        goto done;
+    }
+    payload = PyBytes_FromStringAndSize(args[3].p, args[3].len);
+    if (payload == NULL) {
+        goto done;
+    }
+    long long sanitizations = 0;
+    value = open_small_value(payload, options, skip, &sanitizations);
+    if (value == NULL || value == Py_None) {
+        goto done;
+    }
+    /* from here on the command runs: nothing declines */
+    if (sanitizations && count_sanitizations(call->server, sanitizations) < 0) {
+        goto done;
+    }
+    if (past) { /* +OK and no key (an absent one: nothing was deleted) */
+        reply = Py_NewRef(native_ok);
+        goto done;
+    }
+    if (found == NATIVE_FOUND) { /* REPLACE: Database.delete */
+        if (PyDict_DelItem(call->data, key) < 0 || PyDict_DelItem(call->meta, key) < 0) {
+            goto done;
+        }
+        if (PyDict_GET_SIZE(call->expires) && PyDict_Contains(call->expires, key) == 1 &&
+            PyDict_DelItem(call->expires, key) < 0) {
+            goto done;
+        }
+        if (PyErr_Occurred()) {
+            goto done;
+        }
+    }
+    if (native_add(call, db, keyspace, key, value) < 0) {
+        goto done;
+    }
+    if (ttl) { /* Database.set_expire */
+        int has = PyDict_Contains(call->expires, key);
+        if (has < 0 || (has == 0 && order_added(db, s_expire_order, key) < 0)) {
+            goto done;
+        }
+        PyObject *w = PyLong_FromLongLong(when);
+        int rc = w == NULL ? -1 : PyDict_SetItem(call->expires, key, w);
+        Py_XDECREF(w);
+        if (rc < 0) {
+            goto done;
+        }
+    }
+    call->dirty += 1; /* the restore event's change */
+    reply = Py_NewRef(native_ok);
+done:
+    Py_DECREF(key);
+    Py_XDECREF(keyspace);
+    Py_XDECREF(db);
+    Py_XDECREF(options);
+    Py_XDECREF(payload);
+    Py_XDECREF(value);
+    return reply;
+}
+
+static PyObject *
+native_dump(NativeCall *call, const NativeArg *args, int argc)
+{
+    if (!native_on || argc != 2) {
+        return NULL;
+    }
+    PyObject *state = PyObject_GetAttr(call->server, s_dump_state);
+    PyObject *writer = state == NULL ? NULL : PyObject_GetAttr(state, s_writer);
+    Py_XDECREF(state);
+    if (writer == NULL || !PyTuple_Check(writer) || PyTuple_GET_SIZE(writer) != 2) {
+        Py_XDECREF(writer);
+        return NULL; /* not cached yet: dump_value caches it */
+    }
+    PyObject *key = PyBytes_FromStringAndSize(args[1].p, args[1].len);
+    PyObject *value = NULL, *payload = NULL;
+    int found = key == NULL ? -1 : native_lookup(call, key, &value);
+    if (found == NATIVE_ABSENT) {
+        call->misses += 1;
+        payload = Py_NewRef(Py_None);
+        goto done;
+    }
+    if (found != NATIVE_FOUND) {
+        goto done; /* an expired key to delete: the Python handler */
+    }
+    Py_INCREF(value);
+    long version = PyLong_AsLong(PyTuple_GET_ITEM(writer, 0));
+    if (version == -1 && PyErr_Occurred()) {
+        goto done;
+    }
+    /* encode_payload's string case, for strings whose payload seal() takes (bigger ones: anycrc) */
+    if (PyBytes_CheckExact(value) && PyBytes_GET_SIZE(value) <= SMALL_PAYLOAD_MAX - 16 && version >= 6 &&
+        version <= 12) {
+        PyObject *compress = PyObject_GetAttr(PyTuple_GET_ITEM(writer, 1), s_rdbcompression);
+        Writer w;
+        if (compress == NULL || writer_init(&w, compress) < 0) {
+            Py_XDECREF(compress);
+            goto done;
+        }
+        Py_DECREF(compress);
+        int rc = writer_reserve(&w, 1 + 9 + PyBytes_GET_SIZE(value) + FOOTER_SIZE);
+        if (rc == 0) {
+            w.data[w.len++] = 0; /* the string type */
+            rc = write_string(&w, value);
+        }
+        if (rc == 0 && writer_reserve(&w, FOOTER_SIZE) == 0) {
+            unsigned char *o = (unsigned char *)w.data;
+            Py_ssize_t n = w.len;
+            o[n] = (unsigned char)(version & 0xFF);
+            o[n + 1] = (unsigned char)(version >> 8);
+            uint64_t crc = crc64_update(0, o, (size_t)n + 2);
+            for (int i = 0; i < 8; i++) {
+                o[n + 2 + i] = (unsigned char)(crc >> (8 * i));
+            }
+            payload = PyBytes_FromStringAndSize(w.data, n + FOOTER_SIZE);
+        }
+        writer_free(&w);
+    }
+    else {
+        payload = PyObject_CallFunctionObjArgs(encode_payload_fn, value, PyTuple_GET_ITEM(writer, 0),
+                                               PyTuple_GET_ITEM(writer, 1), NULL);
+        if (payload == NULL) { /* nothing changed yet: the Python handler meets the error again and
+                                * answers it as the general path answers a handler's exception */
+            PyErr_Clear();
+        }
+    }
+    if (payload == NULL) {
+        goto done;
+    }
+    call->hits += 1; /* Database.lookup_read's hit and LRU touch */
+    if (native_touch(call, key) < 0) {
+        Py_CLEAR(payload);
+    }
+done:
+    Py_XDECREF(key);
+    Py_XDECREF(value);
+    Py_DECREF(writer);
+    return payload;
+}
+
+PyDoc_STRVAR(native_handlers_doc,
+"native_handlers(ok, body_value, stored, encode_payload, payload_error, blob_mask) -> {name: capsule}\n\n"
+"RESTORE's, RESTORE-ASKING's and DUMP's handlers for the C request loop (dumpling/_native.h),\n"
+"given the Python pieces they share with the Python handlers.");
+
+static PyObject *
+native_handlers(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 6 || !PyBytes_Check(args[5]) || PyBytes_GET_SIZE(args[5]) != 256) {
+        PyErr_SetString(PyExc_TypeError,
+                        "native_handlers(ok, body_value, stored, encode_payload, payload_error, blob_mask[256])");
+        return NULL;
+    }
+    Py_XSETREF(native_ok, Py_NewRef(args[0]));
+    Py_XSETREF(body_value_fn, Py_NewRef(args[1]));
+    Py_XSETREF(stored_fn, Py_NewRef(args[2]));
+    Py_XSETREF(encode_payload_fn, Py_NewRef(args[3]));
+    Py_XSETREF(payload_error, Py_NewRef(args[4]));
+    Py_XSETREF(blob_mask, Py_NewRef(args[5]));
+    PyObject *restore = PyCapsule_New((void *)native_restore, NATIVE_CAPSULE, NULL);
+    PyObject *dump = PyCapsule_New((void *)native_dump, NATIVE_CAPSULE, NULL);
+    PyObject *out = restore && dump ? Py_BuildValue("{sOsOsO}", "restore", restore, "restore-asking", restore,
+                                                    "dump", dump)
+                                    : NULL;
+    Py_XDECREF(restore);
+    Py_XDECREF(dump);
+    return out;
+}
+
+PyDoc_STRVAR(set_native_handlers_doc,
+"set_native_handlers(on) -> None\n\n"
+"Run the native RESTORE/DUMP, or have them decline every call to the Python handlers (tests).");
+
+static PyObject *
+set_native_handlers(PyObject *module, PyObject *on)
+{
+    (void)module;
+    int truth = PyObject_IsTrue(on);
+    if (truth < 0) {
+        return NULL;
+    }
+    native_on = truth;
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------------- */
 /* module */
 
 static PyMethodDef speedups_methods[] = {
@@ -1099,6 +1614,8 @@ static PyMethodDef speedups_methods[] = {
     {"append_scored", (PyCFunction)(void (*)(void))append_scored, METH_FASTCALL, append_scored_doc},
     {"open_payload", (PyCFunction)(void (*)(void))open_payload, METH_FASTCALL, open_payload_doc},
     {"seal", (PyCFunction)(void (*)(void))seal, METH_FASTCALL, seal_doc},
+    {"native_handlers", (PyCFunction)(void (*)(void))native_handlers, METH_FASTCALL, native_handlers_doc},
+    {"set_native_handlers", (PyCFunction)set_native_handlers, METH_O, set_native_handlers_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1146,6 +1663,23 @@ PyInit__speedups(void)
         read_string_fn = read_str;
         append_string_fn = append_str;
         crc64_init();
+#define INTERN(var, text) if ((var = PyUnicode_InternFromString(text)) == NULL) return NULL
+        INTERN(s_keyspace, "keyspace");
+        INTERN(s_dbs, "dbs");
+        INTERN(s_data, "data");
+        INTERN(s_order, "_order");
+        INTERN(s_expire_order, "_expire_order");
+        INTERN(s_added, "added");
+        INTERN(s_blocked_keys, "blocked_keys");
+        INTERN(s_store_hooks, "store_hooks");
+        INTERN(s_expiry_by_master, "expiry_by_master");
+        INTERN(s_skip_checksum, "skip_checksum");
+        INTERN(s_dump_state, "dump_state");
+        INTERN(s_known_options, "known_options");
+        INTERN(s_writer, "writer");
+        INTERN(s_stat_sanitizations, "stat_sanitizations");
+        INTERN(s_rdbcompression, "rdbcompression");
+#undef INTERN
     }
     return PyModule_Create(&speedups_module);
 }

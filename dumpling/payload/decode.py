@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from dumpling.datatypes import HashValue, ListValue, SetValue, StreamValue, ZSetValue
 from dumpling.payload import bulk, intset, listpack, packedlist, quicklist, stream, ziplist, zipmap
-from dumpling.payload.envelope import VALKEY_VERSION_MIN, check_envelope, is_foreign_version
+from dumpling.payload.envelope import FOOTER_SIZE, VALKEY_VERSION_MIN, check_envelope, is_foreign_version
 from dumpling.payload.errors import FOREIGN_TYPE, PayloadError, bad_data
 from dumpling.payload.options import DEFAULT_OPTIONS, CodecOptions
 from dumpling.payload.primitives import (
@@ -136,7 +136,7 @@ def open_value(
     opened = None
     if speedups is not None and options.rdb_version_check == "redis":
         # A small payload's envelope (and its body, when that is one rdbString) in one C call.
-        opened = speedups.open_payload(payload, options.max_rdb_version, not options.skip_checksum, _BLOB_MASK)
+        opened = speedups.open_payload(payload, options.max_rdb_version, not options.skip_checksum, BLOB_MASK)
     if opened is None:
         check_envelope(payload, options)
         buf = payload if type(payload) is bytes else bytes(payload)
@@ -151,18 +151,29 @@ def open_value(
         type_byte, version, body, body_end = opened
     if type_byte == TYPE_STRING:  # the common small case, without the reader machinery
         return body, TYPE_STRING, version, 0
-    end = len(buf) - 10
     if options.rdb_version_check != "redis" and is_foreign_version(version) and type_byte >= TYPE_HASH_22:
         raise PayloadError(FOREIGN_TYPE.format(type_byte=type_byte), "foreign RDB version")
+    value, sanitizations = body_value(buf, type_byte, version, body, body_end, options)
+    # Like Redis, bytes left between the body and the footer are ignored.
+    return value, type_byte, version, sanitizations
+
+
+def body_value(
+    buf: bytes, type_byte: int, version: int, body: bytes | None, body_end: int, options: CodecOptions
+) -> tuple[Value, int]:
+    """The value of a payload whose envelope was verified (not a string), and how many
+    sanitizations it took.  ``body``: the one rdbString ``open_payload`` read (a ``_FROM_BLOB``
+    type; ``body_end``: where it ends in ``buf``), or None: the type's reader reads the body.
+    ``open_value`` and the native RESTORE (``_speedups``) share it."""
+    end = len(buf) - FOOTER_SIZE
     ctx = DecodeContext(buf, end, options, version, body_end)
     if body is not None:
         try:
-            value = _FROM_BLOB[type_byte](ctx, body, type_byte)
+            return _FROM_BLOB[type_byte](ctx, body, type_byte), ctx.sanitizations
         except PayloadError:
             raise
         except Exception as exc:  # a missed check must still surface as a clean refusal
             raise bad_data(f"internal: {exc!r}") from exc
-        return value, type_byte, version, ctx.sanitizations
     reader = _READERS.get(type_byte)
     if reader is None:
         raise bad_data(f"unknown object type {type_byte}")
@@ -180,8 +191,7 @@ def open_value(
     finally:
         if gc_was_enabled:
             gc.enable()
-    # Like Redis, bytes left between the body and the footer are ignored.
-    return value, type_byte, version, ctx.sanitizations
+    return value, ctx.sanitizations
 
 
 def decode_body(
@@ -714,7 +724,7 @@ _FROM_BLOB: dict[int, _BlobReader] = {
 }
 # open_payload's mask: the string type and the blob types (1), and type 18, whose body is one
 # rdbString after "01 02" when the list has one PACKED node (2)
-_BLOB_MASK = bytes(
+BLOB_MASK = bytes(
     2 if t == TYPE_LIST_QUICKLIST_2 else 1 if t == TYPE_STRING or t in _FROM_BLOB else 0 for t in range(256)
 )
 
