@@ -31,6 +31,8 @@
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "_native.h"
 
@@ -46,7 +48,7 @@ static PyObject *s_encoding, *s_appendleft,
     *s_append, *s_popleft, *s_pop, *s_fields, *s_field_expires, *s_scan, *s_members, *s_config, *s_values,
     *k_list_fill, *k_hash_entries, *k_hash_value, *k_set_intset, *k_set_lp_entries, *u_listpack, *u_quicklist,
     *u_hashtable, *u_intset, *s_keyspace, *s_blocked_keys, *s_last_id, *s_append_entry, *k_stream_bytes,
-    *k_stream_entries;
+    *k_stream_entries, *s_scores, *s_add_checked, *s_update, *k_zset_entries, *k_zset_value;
 
 static PyObject *g_list_type, *g_hash_type, *g_set_type, *g_stream_type, *g_zset_type; /* set by configure() */
 static long long g_packed_threshold = 0;                    /* lists.set_packed_threshold */
@@ -789,7 +791,10 @@ static int stream_append(PyObject *value, PyObject *id, PyObject *flat, long lon
     }
     size += lp_int_entry_size(lp_count);
 
-    /* from here on the value changes */
+    /* from here on the value changes.  The entry's list holds only bytes and its ID only ints:
+     * out of the collector's sight, as collector.stored puts a stored value's parts */
+    PyObject_GC_UnTrack(flat);
+    PyObject_GC_UnTrack(id);
     if (fresh && sorted_dict_append(nodes, id, node) < 0)
         goto done;
     if (slot_set_ll(node, g_node_offsets[SN_ENTRIES_BYTES], entries_bytes + size) < 0 ||
@@ -1157,9 +1162,9 @@ static PyObject *native_xadd(NativeCall *call, const NativeArg *args, int argc) 
         return NULL;
     PyObject *reply = NULL, *last = NULL, *flat = NULL, *id = NULL, *max_bytes = NULL, *max_entries = NULL;
     Py_INCREF(value);
-    last = PyObject_GetAttr(value, s_last_id);
+    last = g_stream_slots_ok ? Py_XNewRef(*slot_at(value, g_stream_offsets[SV_LAST_ID])) : PyObject_GetAttr(value, s_last_id);
     if (last == NULL)
-        goto done;
+        goto done; /* (an unset slot: declined) */
     unsigned long long ms, seq;
     if (id_parts(last, &ms, &seq) <= 0)
         goto done;
@@ -1220,6 +1225,110 @@ done:
     return reply;
 }
 
+/* A score in the plainest form, [-]digits[.digits] of at most 40 characters, read with the C
+ * library's strtod as Redis's string2d reads it (correctly rounded; this form can neither
+ * overflow nor underflow): 1 and *out, or 0 for anything else (the Python handler's
+ * parse_double then decides: exponents, inf, hex, spaces, errors). */
+static int plain_score(const char *p, Py_ssize_t n, double *out) {
+    if (n == 0 || n > 40)
+        return 0;
+    Py_ssize_t i = p[0] == '-', digits = 0, point = 0;
+    for (; i < n; i++) {
+        if (p[i] >= '0' && p[i] <= '9')
+            digits++;
+        else if (p[i] == '.' && !point && digits && i + 1 < n)
+            point = 1;
+        else
+            return 0;
+    }
+    if (!digits)
+        return 0;
+    char text[48];
+    memcpy(text, p, (size_t)n);
+    text[n] = '\0';
+    char *end;
+    *out = strtod(text, &end);
+    return end == text + n;
+}
+
+/* ZADD key score member: commands.zsets.zadd's one-member form on an existing zset, where it
+ * changes no encoding: the member at that score already (no change: 0), or a new member or a
+ * new score through the same ZSetValue.add_checked / update the Python handler calls (the
+ * SortedList index kept by that code).  Declined: other forms and scores, a new key, a
+ * listpack the add would convert (or that zset-max-listpack-entries 0 converts), clients
+ * blocked on some key (to be woken: Python's). */
+static PyObject *native_zadd(NativeCall *call, const NativeArg *args, int argc) {
+    double score;
+    if (!g_handlers_on || argc != 4 || g_zset_type == NULL || !plain_score(args[2].p, args[2].len, &score))
+        return NULL;
+    PyObject *keyspace = PyObject_GetAttr(call->server, s_keyspace);
+    if (keyspace == NULL)
+        return NULL;
+    int waiting = attr_empty(keyspace, s_blocked_keys);
+    Py_DECREF(keyspace);
+    if (waiting != 1)
+        return NULL; /* clients to wake (or an error) */
+    PyObject *key;
+    int absent;
+    PyObject *value = typed_value(call, &args[1], g_zset_type, &key, &absent);
+    if (value == NULL)
+        return NULL;
+    PyObject *reply = NULL, *scores = NULL, *encoding = NULL, *member = NULL, *r = NULL;
+    Py_INCREF(value);
+    if ((scores = PyObject_GetAttr(value, s_scores)) == NULL || (encoding = PyObject_GetAttr(value, s_encoding)) == NULL)
+        goto done;
+    int listpack = str_is(encoding, u_listpack);
+    if (listpack < 0 || !PyDict_CheckExact(scores))
+        goto done;
+    long long max_entries = 0, max_value = 0;
+    if (listpack && (setting_long(call, k_zset_entries, &max_entries) < 0 || setting_long(call, k_zset_value, &max_value) < 0 ||
+                     max_entries <= 0))
+        goto done;
+    if ((member = PyBytes_FromStringAndSize(args[3].p, args[3].len)) == NULL)
+        goto done;
+    PyObject *old = PyDict_GetItemWithError(scores, member);
+    if (old == NULL && PyErr_Occurred())
+        goto done;
+    if (old != NULL && !PyFloat_CheckExact(old))
+        goto done;
+    int fresh = old == NULL;
+    if (!fresh && PyFloat_AS_DOUBLE(old) == score) { /* zsetAdd's "nothing to do" */
+        if (native_touch(call, key) < 0)
+            goto done;
+        reply = PyLong_FromLong(0);
+        goto done;
+    }
+    if (fresh && listpack && (PyDict_GET_SIZE(scores) + 1 > max_entries || args[3].len > max_value))
+        goto done; /* add_checked would convert it: Python's */
+    PyObject *score_obj = PyFloat_FromDouble(score);
+    if (score_obj == NULL)
+        goto done;
+    if (fresh) {
+        PyObject *entries_obj = PyLong_FromLongLong(max_entries), *value_obj = PyLong_FromLongLong(max_value);
+        if (entries_obj != NULL && value_obj != NULL)
+            r = PyObject_CallMethodObjArgs(value, s_add_checked, member, score_obj, entries_obj, value_obj, NULL);
+        Py_XDECREF(entries_obj);
+        Py_XDECREF(value_obj);
+    } else {
+        Py_INCREF(old); /* (update replaces it in the dict) */
+        r = PyObject_CallMethodObjArgs(value, s_update, member, old, score_obj, NULL);
+        Py_DECREF(old);
+    }
+    Py_DECREF(score_obj);
+    if (r == NULL || native_touch(call, key) < 0)
+        goto done; /* (after a change: the loop stops with the error) */
+    call->dirty += 1;
+    reply = PyLong_FromLong(fresh);
+done:
+    Py_XDECREF(r);
+    Py_XDECREF(member);
+    Py_XDECREF(encoding);
+    Py_XDECREF(scores);
+    Py_DECREF(value);
+    Py_DECREF(key);
+    return reply;
+}
+
 /* configure(ListValue, HashValue, SetValue, StreamValue, StreamNode, ZSetValue): the value
  * classes the native handlers and the value helpers accept. */
 static PyObject *py_configure(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -1267,7 +1376,8 @@ static PyObject *py_native_handlers(PyObject *self, PyObject *unused) {
         NativeHandler handler;
     } table[] = {{"lpush", native_lpush}, {"rpush", native_rpush}, {"lpushx", native_lpushx},
                  {"rpushx", native_rpushx}, {"lpop", native_lpop}, {"rpop", native_rpop},
-                 {"hset", native_hset}, {"sadd", native_sadd}, {"xadd", native_xadd}};
+                 {"hset", native_hset}, {"sadd", native_sadd}, {"xadd", native_xadd},
+                 {"zadd", native_zadd}};
     PyObject *handlers = PyDict_New();
     if (handlers == NULL)
         return NULL;
@@ -1329,7 +1439,10 @@ PyMODINIT_FUNC PyInit__collections(void) {
                  {&s_list_attr, "_list"},    {&s_lists, "_lists"},
                  {&s_maxes, "_maxes"},       {&s_index, "_index"},
                  {&s_load, "_load"},         {&s_len, "_len"},
-                 {&s_offset, "_offset"}};
+                 {&s_offset, "_offset"},     {&s_scores, "scores"},
+                 {&s_add_checked, "add_checked"}, {&s_update, "update"},
+                 {&k_zset_entries, "zset-max-listpack-entries"},
+                 {&k_zset_value, "zset-max-listpack-value"}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if ((*names[i].slot = PyUnicode_InternFromString(names[i].text)) == NULL)
             return NULL;

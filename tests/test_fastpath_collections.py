@@ -1,5 +1,5 @@
 """``dumpling._collections``: a list's one-element push/pop bookkeeping in C and the native
-handlers of LPUSH/RPUSH/LPUSHX/RPUSHX/LPOP/RPOP/HSET/SADD.
+handlers of LPUSH/RPUSH/LPUSHX/RPUSHX/LPOP/RPOP/HSET/SADD/ZADD/XADD, and XADD's append in C.
 
 The Python code is the reference: the C helpers must leave a ``ListValue`` exactly as
 ``_push_one``/``pop`` do (elements, quicklist nodes, listpack bytes, encoding), and a request
@@ -90,15 +90,19 @@ def test_helpers_decline_what_is_not_their_case() -> None:
 CONFIGS = [
     [],
     [("list-max-listpack-size", "3"), ("hash-max-listpack-entries", "3"), ("set-max-listpack-entries", "3"),
-     ("set-max-intset-entries", "3"), ("hash-max-listpack-value", "8"), ("set-max-listpack-value", "8")],
+     ("set-max-intset-entries", "3"), ("hash-max-listpack-value", "8"), ("set-max-listpack-value", "8"),
+     ("zset-max-listpack-entries", "3"), ("zset-max-listpack-value", "8")],
+    [("zset-max-listpack-entries", "0")],
     [("list-max-listpack-size", "-1")],
 ]
 KEYS = [b"l", b"h", b"s", b"k"]
-VALUES = [b"a", b"1", b"-5", b"x" * 70, b"y" * 300, b"z" * 9000, b"12345678901", b"f", b"g", b""]
+VALUES = [b"a", b"1", b"-5", b"x" * 70, b"y" * 300, b"z" * 9000, b"12345678901", b"f", b"g", b"", b"2.5", b"-0",
+          b"1e3"]
 SHAPES = [(b"XADD", "kvvv"), (b"LPUSH", "kv"), (b"RPUSH", "kv"), (b"lpush", "kvv"), (b"LPUSHX", "kv"), (b"RPUSHX", "kv"),
           (b"LPOP", "k"), (b"RPOP", "k"), (b"rpop", "kv"), (b"HSET", "kvv"), (b"HSET", "kvvvv"), (b"hset", "kv"),
           (b"SADD", "kv"), (b"SADD", "kvvv"), (b"SET", "kv"), (b"DEL", "k"), (b"EXPIRE", "kv"), (b"OBJECT", "vk"),
-          (b"LLEN", "k"), (b"HEXPIRE", "kvvv"), (b"SSCAN", "kv"), (b"HSCAN", "kv")]
+          (b"LLEN", "k"), (b"HEXPIRE", "kvvv"), (b"SSCAN", "kv"), (b"HSCAN", "kv"), (b"ZADD", "kvv"), (b"ZADD", "kvv"),
+          (b"zadd", "kvv"), (b"ZADD", "kvvvv"), (b"ZSCAN", "kv"), (b"ZREM", "kv")]
 
 
 @st.composite
@@ -165,10 +169,12 @@ def test_replies_match_redis(pair) -> None:
     pair.same("HSET", "h", "f0", "v")
     pair.same("SADD", "s", "m0")
     pair.same("SADD", "i", "1")
+    pair.same("ZADD", "z", "1", "m0")
+    pair.same("ZADD", "zs", "1", "m0", "2", "x" * 70)
     pair.same("SET", "str", "x")
     for _ in range(400):
         element = rng.choice(["a", "1", "-7", "x" * 80, "y" * 9000, ""])
-        op = rng.randrange(12)
+        op = rng.randrange(14)
         if op < 4:
             pair.same(rng.choice(["LPUSH", "RPUSH", "LPUSHX", "RPUSHX"]), rng.choice(["l", "l", "missing", "str"]),
                       element)
@@ -177,13 +183,19 @@ def test_replies_match_redis(pair) -> None:
         elif op < 9:
             field = rng.choice(["f0", "f1", "f2", "big" * 30])
             pair.same("HSET", rng.choice(["h", "h", "str"]), field, element, *(["f3", "w"] if op == 8 else []))
-        else:
+        elif op < 12:
             pair.same("SADD", rng.choice(["s", "i", "str"]), rng.choice(["m0", "m1", "2", element]))
+        else:
+            score = rng.choice(["1", "-0", "0", "2.5", "-7", "0.5", "-1.25", "1e2", "x", "inf"])  # (7.0 prints 0.1 with 17 digits)
+            pair.same("ZADD", rng.choice(["z", "zs", "str", "z"]), score, rng.choice(["m0", "m1", "m2", "m3", element]))
     pair.same("LRANGE", "l", 0, -1)
     pair.same("LLEN", "l")
     pair.same_unordered("HGETALL", "h")
     pair.same_unordered("SMEMBERS", "s")
     pair.same_unordered("SMEMBERS", "i")
+    pair.same("ZRANGE", "z", 0, -1, "WITHSCORES")
+    pair.same("ZRANGE", "zs", 0, -1, "WITHSCORES")
+    pair.same("OBJECT", "ENCODING", "z")
 
 
 @pytest.mark.parametrize(("setup", "request_", "reply"), [
@@ -197,6 +209,9 @@ def test_replies_match_redis(pair) -> None:
     ([b"HSET", b"h", b"f", b"v"], [b"HSET", b"h", b"f", b"w", b"g", b"v"], b":1\r\n"),
     ([b"SADD", b"s", b"m", b"n"], [b"SADD", b"s", b"m"], b":0\r\n"),
     ([b"XADD", b"x", b"1-1", b"f", b"v"], [b"XADD", b"x", b"*", b"f", b"w"], b"-0\r\n"),
+    ([b"ZADD", b"z", b"1", b"a", b"5", b"c"], [b"ZADD", b"z", b"1", b"a"], b":0\r\n"),
+    ([b"ZADD", b"z", b"1", b"a", b"5", b"c"], [b"ZADD", b"z", b"-2.5", b"b"], b":1\r\n"),
+    ([b"ZADD", b"z", b"1", b"a", b"5", b"c"], [b"ZADD", b"z", b"-0", b"a"], b":0\r\n"),
 ])
 def test_native_handler_runs_the_common_forms(setup: list[bytes] | None, request_: list[bytes], reply: bytes,
                                               monkeypatch: pytest.MonkeyPatch) -> None:

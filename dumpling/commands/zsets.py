@@ -29,6 +29,7 @@ from dumpling.commands.common import (
     to_range_long,
 )
 from dumpling.commands.keys import parse_cursor, parse_scan_options
+from dumpling.commands.lists import attach_native_handlers
 from dumpling.commands.registry import command
 from dumpling.datatypes.sets import SetValue
 from dumpling.datatypes.zsets import MAX_LEX, MIN_LEX, ZSetValue, d2string, lex_gte_min, lex_lte_max
@@ -1242,3 +1243,6 @@ def zscan(c: Any, argv: list[bytes]) -> Any:
             # even in 7.4 (a listpack one is the stored d2string text): for a double %.17g.
             out.append(b"%.17g" % score)
     return [str(next_cursor).encode(), out]
+
+
+attach_native_handlers("zadd")  # the C handler of ZADD key score member (dumpling/_collections.c)
