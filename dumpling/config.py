@@ -199,6 +199,8 @@ SETTINGS: list[Setting] = [
     _s("replica-priority", "int", 100, aliases=("slave-priority",), max=INT_MAX),  # (INFO; no Sentinel here)
     _s("replica-announced", "bool", True),
     _s("replica-announce-ip", "string", "", aliases=("slave-announce-ip",)),
+    # the local address of this server's outgoing links: to its master and the cluster bus
+    _s("bind-source-addr", "string", ""),
     _s("replica-announce-port", "int", 0, aliases=("slave-announce-port",), max=65535),
     _s("repl-backlog-size", "memory", 1048576),
     _s("repl-backlog-ttl", "int", 3600, max=INT_MAX),

@@ -1215,3 +1215,20 @@ def test_client_pause_on_a_replica_holds_its_masters_writes() -> None:
     expected = _replica_paused("redis")
     assert expected == [True, None, b"bar2"], expected
     assert _replica_paused("dumpling") == expected
+
+
+def test_bind_source_addr() -> None:
+    """A replica's link to its master leaves from ``bind-source-addr`` (unit/networking
+    'CONFIG SET bind-source-addr'): the master lists it at that address.  dumpling master and
+    replica, compared with Redis master and replica."""
+    seen = []
+    for start in (start_redis, start_dumpling):
+        with servers(lambda s=start: s(*FAST_SYNC), lambda s=start: s(*FAST_SYNC)) as (master, replica):
+            client(master).config_set("protected-mode", "no")
+            r = client(replica)
+            r.config_set("bind-source-addr", "127.0.0.2")
+            seen.append(r.config_get("bind-source-addr"))
+            r.replicaof("127.0.0.1", master.port)
+            wait_until(lambda: link_up(replica), what="the link")
+            seen.append(client(master).info("replication")["slave0"]["ip"])
+    assert seen == [{"bind-source-addr": "127.0.0.2"}, "127.0.0.2"] * 2

@@ -241,7 +241,9 @@ class ClusterBus:
         try:
             timeout = max(self.node_timeout(), HANDSHAKE_MIN_MS) / 1000
             async with asyncio.timeout(timeout):
-                await loop.create_connection(lambda: link, node.ip, node.cport)
+                source = self.server.config["bind-source-addr"]
+                await loop.create_connection(lambda: link, node.ip, node.cport,
+                                             local_addr=(source, 0) if source else None)
         except (OSError, TimeoutError) as e:
             if node.ping_sent == 0:
                 node.ping_sent = now_ms()  # failure detection needs a pending ping

@@ -188,7 +188,9 @@ class MasterLink:
         self.timed_out = False
         self.last_io = time.time()
         server.log("notice", f"Connecting to MASTER {self.host}:{self.port}")
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), timeout)
+        source = cfg["bind-source-addr"]  # (the address this link leaves from, if set)
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(self.host, self.port, local_addr=(source, 0) if source else None), timeout)
         self.writer = writer
         sock = writer.get_extra_info("socket")
         if sock is not None and not cfg["repl-disable-tcp-nodelay"]:
