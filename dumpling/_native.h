@@ -43,6 +43,18 @@ typedef PyObject *(*NativeHandler)(NativeCall *call, const NativeArg *args, int 
 
 #define NATIVE_CAPSULE "dumpling._native.handler"
 
+/* dumpling._fastpath's twins (GET, SET, INCR, MSET, ...) for other extension modules (the Lua
+ * bridge's redis.call): the C function in the capsule _fastpath.twin_call (TWIN_CAPSULE).  In
+ * the state described above, it runs the request `args` on call's dicts and time snapshot, with
+ * `order` the database's SCAN order object (db._order, None while there is none), and returns
+ * the reply's RESP2 bytes (a new reference), *cmd the twin's Command (borrowed: the caller
+ * counts the call), and adds to call's hits/misses/dirty; or NULL with no exception set: not a
+ * twin, or a form its twin leaves to the Python handler (nothing changed); NULL with an
+ * exception set: a failure. */
+typedef PyObject *(*TwinCall)(NativeCall *call, PyObject *order, const NativeArg *args, int argc, PyObject **cmd);
+
+#define TWIN_CAPSULE "dumpling._fastpath.twin_call"
+
 /* Redis's string2ll (dumpling.numbers.parse_int64): 1 and *out set, or 0. */
 static inline int native_string2ll(const char *s, Py_ssize_t n, long long *out) {
     if (n == 0 || n > 20)
