@@ -97,13 +97,17 @@ class ZSetValue:
 
     @classmethod
     def from_pairs(cls, pairs: Iterable[tuple[bytes, float]], encoding: str = "listpack") -> ZSetValue:
-        z = cls(encoding)
-        z.scores = dict(pairs)
-        if encoding == "listpack":
-            for member, score in z.scores.items():
+        z = cls.__new__(cls)  # not __init__: its empty SortedList would be thrown away
+        z.encoding = encoding
+        z._scan = None
+        scores = z.scores = dict(pairs)
+        if encoding == "listpack" and 0 in scores.values():
+            for member, score in scores.items():
                 if score == 0:
-                    z.scores[member] = 0.0
-        z.index = SortedList((s, m) for m, s in z.scores.items())
+                    scores[member] = 0.0
+        # sorted, then laid out: members are unique, so this is SortedList's own order, and a
+        # small zset from a listpack (already in order) costs one pass (RESTORE of small keys)
+        z.index = ordered_sorted_list(sorted(zip(scores.values(), scores)))
         return z
 
     @classmethod
