@@ -81,3 +81,24 @@ def test_big_span_keeps_scan_order_on_the_new_scores() -> None:
     assert rest == set(z.scores)
     assert all(order.random_key() in z.scores for _ in range(50))
     assert isinstance(order, ScanOrder)
+
+
+def test_from_pairs_is_sortedlists_order() -> None:
+    """``from_pairs`` lays sorted items out itself: the same list as SortedList's constructor
+    (ties broken by member, -0.0 stored as 0.0 in a listpack, infinities), duplicates keep the last."""
+    import random
+
+    rng = random.Random(5)
+    for _ in range(300):
+        pairs = [(bytes([rng.randrange(5)]) * rng.randrange(1, 3),
+                  rng.choice([0.0, -0.0, 1.0, float("inf"), float("-inf"), rng.random(), 2.0]))
+                 for _ in range(rng.randrange(1, 40))]
+        for encoding in ("listpack", "skiplist"):
+            z = ZSetValue.from_pairs(pairs, encoding)
+            scores = dict(pairs)
+            if encoding == "listpack":
+                scores = {m: 0.0 if s == 0 else s for m, s in scores.items()}
+            assert list(z.index) == list(SortedList((s, m) for m, s in scores.items()))
+            assert [repr(s) for s in z.scores.values()] == [repr(s) for s in scores.values()]
+            z.index._check()
+            assert z.encoding == encoding and z._scan is None
