@@ -221,9 +221,13 @@ static Py_ssize_t parse_request(const char *buf, Py_ssize_t pos, Py_ssize_t end,
 }
 
 static int identify(const Arg *name) {
+    if (name->len < 3 || name->len > 6)
+        return -1; /* (every other command: no name compared) */
+    char first = (char)(name->p[0] | 0x20);
     for (int i = 0; i < N_COMMANDS; i++) {
-        size_t n = strlen(COMMAND_NAMES[i]);
-        if ((size_t)name->len == n && strncasecmp(name->p, COMMAND_NAMES[i], n) == 0)
+        const char *twin = COMMAND_NAMES[i];
+        if (twin[0] == first && strlen(twin) == (size_t)name->len &&
+            strncasecmp(name->p, twin, (size_t)name->len) == 0)
             return i;
     }
     return -1;
@@ -290,10 +294,15 @@ static int added(Batch *b, PyObject *key) {
 
 /* Store a string at a key that holds a string or nothing (no TTL involved): the
  * write lookup's touch, then setKey / dbAdd. */
+static int store_known(Batch *b, PyObject *key, PyObject *value, int exists);
+
 static int store(Batch *b, PyObject *key, PyObject *value) {
     int exists = PyDict_Contains(b->data, key);
-    if (exists < 0)
-        return -1;
+    return exists < 0 ? -1 : store_known(b, key, value, exists);
+}
+
+/* store() of a key whose presence the caller just read. */
+static int store_known(Batch *b, PyObject *key, PyObject *value, int exists) {
     if (exists && PyDict_SetItem(b->meta, key, b->clock) < 0)
         return -1;
     if (PyDict_SetItem(b->data, key, value) < 0)
@@ -397,10 +406,10 @@ static int cmd_incr(Batch *b, Arg *args, long long delta) {
         goto done;
     long long value = current + delta;
     char digits[24];
-    int n = snprintf(digits, sizeof digits, "%lld", value);
+    int n = native_ll_text(digits, value);
     result = FAIL;
     text = PyBytes_FromStringAndSize(digits, n);
-    if (text == NULL || store(b, key, text) < 0 || out_number(&b->out, ':', value) < 0)
+    if (text == NULL || store_known(b, key, text, old != NULL) < 0 || out_number(&b->out, ':', value) < 0)
         goto done;
     b->dirty++;
     result = DONE;
@@ -883,7 +892,31 @@ typedef struct {
     Tally tally[N_TALLY];
     int tallies, current_set;
     long long total;
+    PyObject *attrs_of;                   /* the command whose arity/handler these are (borrowed) */
+    long arity;
+    PyObject *handler;                    /* (owned) */
 } General;
+
+/* Command.arity and .handler, read once a batch per command run (tests wrap handlers between
+ * batches, never inside one): 0 with *handler borrowed from g, -1 on error. */
+static int command_attrs(General *g, PyObject *cmd, long *arity, PyObject **handler) {
+    if (g->attrs_of != cmd) {
+        PyObject *arity_obj = PyObject_GetAttr(cmd, s_arity);
+        long n = arity_obj == NULL ? -1 : PyLong_AsLong(arity_obj);
+        Py_XDECREF(arity_obj);
+        if (n == -1 && PyErr_Occurred())
+            return -1;
+        PyObject *h = PyObject_GetAttr(cmd, s_handler);
+        if (h == NULL)
+            return -1;
+        Py_XSETREF(g->handler, h);
+        g->arity = n;
+        g->attrs_of = cmd;
+    }
+    *arity = g->arity;
+    *handler = g->handler;
+    return 0;
+}
 
 static int flush_tallies(General *g) {
     int bad = 0;
@@ -1141,14 +1174,9 @@ static int run_general(General *g, Batch *b, Arg *args, int argc, PyObject **las
         return PyErr_Occurred() ? FAIL : STOP;
     PyObject *cmd = entry; /* its handler and arity are read at each call: tests wrap handlers */
     int result = FAIL;
-    PyObject *argv = NULL, *outcome = NULL, *handler = NULL;
-    PyObject *arity_obj = PyObject_GetAttr(cmd, s_arity);
-    long arity = arity_obj == NULL ? -1 : PyLong_AsLong(arity_obj);
-    Py_XDECREF(arity_obj);
-    if (arity == -1 && PyErr_Occurred())
-        goto done;
-    handler = PyObject_GetAttr(cmd, s_handler);
-    if (handler == NULL)
+    PyObject *argv = NULL, *outcome = NULL, *handler;
+    long arity;
+    if (command_attrs(g, cmd, &arity, &handler) < 0)
         goto done;
     if ((arity > 0 && argc != arity) || argc < -arity) {
         result = STOP; /* dispatch's error reply */
@@ -1281,7 +1309,6 @@ static int run_general(General *g, Batch *b, Arg *args, int argc, PyObject **las
     result = RECHECK;
 done:
     Py_XDECREF(name);
-    Py_XDECREF(handler);
     Py_XDECREF(argv);
     Py_XDECREF(outcome);
     Py_DECREF(entry);
@@ -1348,10 +1375,9 @@ static int run_native(General *g, Batch *b, Arg *args, int argc, int *stale, PyO
     PyObject *reply = NULL;
     if (handler == NULL)
         goto done;
-    PyObject *arity_obj = PyObject_GetAttr(cmd, s_arity);
-    long arity = arity_obj == NULL ? -1 : PyLong_AsLong(arity_obj);
-    Py_XDECREF(arity_obj);
-    if (arity == -1 && PyErr_Occurred()) {
+    long arity;
+    PyObject *python_handler;
+    if (command_attrs(g, cmd, &arity, &python_handler) < 0) {
         result = FAIL;
         goto done;
     }
@@ -1406,35 +1432,6 @@ done:
     Py_XDECREF(reply);
     Py_DECREF(cmd);
     return result;
-}
-
-/* ------------------------------------------------------------------ the twins for other modules */
-
-/* TwinCall (_native.h): one twin run on another module's behalf, as run() runs it. */
-static PyObject *twin_call(NativeCall *call, PyObject *order, const NativeArg *args, int argc, PyObject **cmd) {
-    int command = g_configured && argc > 0 ? identify(&args[0]) : -1;
-    if (command < 0)
-        return NULL;
-    Batch b;
-    memset(&b, 0, sizeof b);
-    b.data = call->data;
-    b.expires = call->expires;
-    b.meta = call->meta;
-    b.order = order;
-    b.resp3 = call->resp3;
-    b.now_ms = call->now_ms;
-    b.clock = Py_NewRef(call->clock);
-    PyObject *reply = NULL;
-    if (execute(&b, command, (Arg *)args, argc) == DONE &&
-        (reply = PyBytes_FromStringAndSize(b.out.buf, (Py_ssize_t)b.out.len)) != NULL) {
-        call->hits += b.hits;
-        call->misses += b.misses;
-        call->dirty += b.dirty;
-        *cmd = g_commands[command];
-    }
-    Py_DECREF(b.clock);
-    PyMem_Free(b.out.buf);
-    return reply;
 }
 
 /* ------------------------------------------------------------------ entry points */
@@ -1668,6 +1665,7 @@ cleanup:
     Py_XDECREF(gate_ref);
     Py_XDECREF(g.acl_free);
     Py_XDECREF(g.acl_keyed);
+    Py_XDECREF(g.handler);
     Py_XDECREF(last);
     Py_XDECREF(b.data);
     Py_XDECREF(b.expires);
@@ -2049,13 +2047,5 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     INTERN(s_acl_keyed, "acl_keyed");
     for (int i = 0; i < N_COMMANDS; i++)
         INTERN(s_twin_names[i], COMMAND_NAMES[i]);
-    PyObject *m = PyModule_Create(&module);
-    PyObject *twins = m == NULL ? NULL : PyCapsule_New((void *)twin_call, TWIN_CAPSULE, NULL);
-    if (twins == NULL || PyModule_AddObjectRef(m, "twin_call", twins) < 0) {
-        Py_XDECREF(twins);
-        Py_XDECREF(m);
-        return NULL;
-    }
-    Py_DECREF(twins);
-    return m;
+    return PyModule_Create(&module);
 }
