@@ -430,6 +430,15 @@ class DictStats:
             if db.slot_index is None:
                 self.synced(db, "expires")
 
+    def set_resizing(self, allowed: bool) -> None:
+        """DEBUG DICT-RESIZING: every table first catches up with its count under the setting in
+        force while those keys came and went (a slot's expires grown by its adds stays that big
+        when its keys are deleted with resizing off, as in Redis)."""
+        for db in self.server.keyspace.dbs:
+            self.synced(db, "keys")
+            self.synced(db, "expires")
+        self.resizing = allowed
+
     # -- the cron ---------------------------------------------------------------------------------
 
     def sparse_expires(self, db: Any, key: bytes | None) -> bool:

@@ -1141,7 +1141,7 @@ def debug(c: Any, argv: list[bytes]) -> Any:
         return _debug_htstats_key(c, argv[2], n >= 4 and argv[3].lower() == b"full")
     if sub == b"dict-resizing" and n == 3:
         number = re.match(rb"\s*[+-]?[0-9]+", argv[2])  # atoi
-        server.dictstats.resizing = number is not None and int(number.group()) != 0
+        server.dictstats.set_resizing(number is not None and int(number.group()) != 0)
         return OK
     if sub == b"listpack" and n == 3:
         return _debug_listpack(c, argv[2])
