@@ -250,3 +250,160 @@ def test_flushed_states_are_freed(bridge: bool) -> None:
         assert alive() <= before
     finally:
         engine.use_bridge(old)
+
+
+# --------------------------------------------------------------------------- the twins' route
+
+# redis.call of GET, SET, INCR, MSET... runs _fastpath's own C twin of the command when the run
+# and the server are in the plain state (_luabridge.c: twins_ready).  These streams go to a
+# server with the bridge and to one without, with a second client watching (MONITOR, pub/sub,
+# WATCH, tracking): every reply, every byte the watcher got, and the statistics a twin call
+# updates (commandstats, errorstats, hits/misses, dirty, commands processed, SLOWLOG, latency
+# histograms) must be the same.
+TWIN_SCRIPT = "redis.call('incr', KEYS[1]) return redis.call('get', KEYS[1])"
+TWIN_BODIES = [
+    "return {redis.call('set', 't1', 'v'), redis.call('get', 't1'), redis.call('get', 'nope')}",
+    "return {redis.call('mset', 'm1', 1, 'm2', 'two'), redis.call('mget', 'm1', 'm2', 'nope')}",
+    "return {redis.call('InCr', 'c'), redis.call('DECR', 'c'), redis.call('incrby', 'c', 10), "
+    "redis.call('decrby', 'c', '3'), redis.call('ping')}",
+    "return redis.call('incrby', 'c', 1.5)",  # a non-integral number: not the twin's
+    "return redis.call('get', 'l')",  # WRONGTYPE: the twin declines, Python replies
+    "return redis.pcall('incr', 't1')",  # not an integer
+    "return redis.call('set', 'c', 'x', 'px', 100000)",  # options: Python's
+    "redis.call('select', 1) redis.call('incr', 'c') return redis.call('get', 'c')",  # another database
+    "redis.call('incr', 'c') redis.call('swapdb', 0, 1) return redis.call('get', 'c')",
+    "redis.call('incr', 'c') local s = redis.call('info', 'stats') "
+    "return {string.match(s, 'keyspace_hits:%d+'), string.match(s, 'keyspace_misses:%d+')}",
+    "redis.call('set', 'gone', 'v', 'px', 1) return 1",
+    "redis.setresp(3) return {redis.call('get', 'nope') == nil, redis.call('mget', 'nope', 't1')}",
+    "redis.call('set', 'big', '9223372036854775807') return redis.pcall('incr', 'big')",
+]
+
+
+def observe(steps: list[tuple[int, list[bytes]]], bridge: bool) -> dict[str, Any]:
+    """Replies (client 0) and what client 1 received, per step, and the statistics after."""
+    import re
+    import time
+
+    from dumpling.dispatch import Server as ServerType
+
+    old = engine.use_bridge(bridge)
+    called: list[str] = []
+    plain_call = ServerType.call
+
+    def counting_call(self: Any, client: Any, cmd: Any, argv: list[bytes]) -> Any:
+        called.append(cmd.name)
+        return plain_call(self, client, cmd, argv)
+
+    ServerType.call = counting_call  # type: ignore[method-assign]
+    try:
+        server = Server(Config())
+        commands = {cmd.name: cmd for cmd in server.fast_table.values()}  # (shared by every server here)
+
+        def counts() -> dict[str, tuple[int, ...]]:
+            return {name: (c.calls, c.failed_calls, c.rejected_calls, c.latency.total if c.latency else 0)
+                    for name, c in commands.items()}
+
+        before = counts()
+        clients = []
+        for _ in range(2):
+            client = Client(server)
+            transport = Transport()
+            client.connection_made(transport)  # type: ignore[arg-type]
+            clients.append((client, transport))
+        seen = []
+        for who, request in steps:
+            if request == [b"SLEEP"]:
+                time.sleep(0.01)
+                continue
+            for _, transport in clients:
+                transport.data.clear()
+            clients[who][0].data_received(encode_command(*request))
+            # MONITOR lines carry the time and the client's port: not compared
+            seen.append([re.sub(rb"\+\d+\.\d+ \[\d+ [^\]]*\]", b"+T", bytes(t.data)) for _, t in clients])
+        after = counts()
+        ks = server.keyspace
+        return {
+            "seen": seen,
+            "stats": (ks.stat_hits, ks.stat_misses, ks.dirty, server.stat_commands, dict(server.errorstats)),
+            "commands": sorted((name, *(a - b for a, b in zip(after[name], before[name], strict=True)))
+                               for name in commands if after[name] != before[name]),
+            "slowlog": [entry[3] for entry in server.slowlog] if server.slowlog else [],
+            "script_client": server.scripting.eval_client.last_cmd,
+            "called": called,
+        }
+    finally:
+        ServerType.call = plain_call  # type: ignore[method-assign]
+        engine.use_bridge(old)
+
+
+def same_observed(steps: list[tuple[int, list[bytes]]], slowlog: bool = False) -> dict[str, Any]:
+    """(The SLOWLOG only when every call is logged: past its 10 ms default, what is logged
+    depends on the machine's load.)"""
+    bridged, plain = observe(steps, True), observe(steps, False)
+    requests = [step for step in steps if step[1] != [b"SLEEP"]]
+    for step, ours, reference in zip(requests, bridged["seen"], plain["seen"], strict=True):
+        assert ours == reference, step
+    for field in ("stats", "commands", "script_client", *(("slowlog",) if slowlog else ())):
+        assert bridged[field] == plain[field], field
+    return bridged
+
+
+def _twin_steps(setup: list[tuple[int, list[bytes]]]) -> list[tuple[int, list[bytes]]]:
+    return [*setup, (0, [b"RPUSH", b"l", b"a"]), (0, [b"SCRIPT", b"LOAD", TWIN_SCRIPT.encode()]),
+            *((0, _eval(body)) for body in TWIN_BODIES), (0, [b"SLEEP"]), (0, _eval("return redis.call('get', 'gone')")),
+            *((0, [b"EVALSHA", engine.sha1hex(TWIN_SCRIPT.encode()).encode(), b"1", b"k%d" % (i % 3)]) for i in range(6)),
+            (0, [b"EVAL_RO", b"return redis.call('get', 'c')", b"0"]),
+            (0, [b"EVAL_RO", b"return redis.pcall('incr', 'c')", b"0"]),
+            (0, [b"MULTI"]), (0, _eval(TWIN_SCRIPT, "k0", keys=1)), (0, [b"EXEC"])]
+
+
+def test_twins_route_plain() -> None:
+    observed = same_observed(_twin_steps([]))
+    # the route was taken: Server.call never saw the twins' commands run by the plain runs
+    assert "incr" in {name for name, *_ in observed["commands"]}
+    assert observed["called"].count("incr") < observe(_twin_steps([]), False)["called"].count("incr")
+
+
+def test_twins_route_slowlog_and_latency() -> None:
+    same_observed(_twin_steps([(0, [b"CONFIG", b"SET", b"slowlog-log-slower-than", b"0"]),
+                               (0, [b"CONFIG", b"SET", b"slowlog-max-len", b"1000"])]), slowlog=True)
+
+
+@pytest.mark.parametrize("setup", [
+    [(1, [b"MONITOR"])],
+    [(0, [b"CONFIG", b"SET", b"notify-keyspace-events", b"KEA"]), (1, [b"PSUBSCRIBE", b"__key*__:*"])],
+    [(1, [b"WATCH", b"k0"]), (1, [b"MULTI"])],
+    [(1, [b"HELLO", b"3"]), (1, [b"CLIENT", b"TRACKING", b"ON"]), (1, [b"GET", b"k0"])],
+    [(0, [b"CONFIG", b"SET", b"maxmemory", b"100mb"])],
+    [(0, [b"CONFIG", b"SET", b"maxmemory-policy", b"allkeys-lfu"])],
+    [(0, [b"ACL", b"SETUSER", b"u", b"on", b"nopass", b"+@all", b"-ping", b"~k*", b"~c", b"~t1"]),
+     (0, [b"AUTH", b"u", b"x"])],
+    [(0, [b"CLIENT", b"NO-TOUCH", b"ON"])],
+], ids=["monitor", "notifications", "watch", "tracking", "maxmemory", "lfu", "acl", "no-touch"])
+def test_twins_route_other_states(setup: list[tuple[int, list[bytes]]]) -> None:
+    steps = _twin_steps(setup)
+    if setup[0][1] == [b"WATCH", b"k0"]:
+        steps += [(1, [b"GET", b"k0"]), (1, [b"EXEC"])]  # the script's INCR made the EXEC fail
+    same_observed(steps)
+
+
+def test_twins_route_oom_at_start() -> None:
+    same_observed([(0, [b"SET", b"filler", b"x" * 1000]), (0, [b"CONFIG", b"SET", b"maxmemory", b"1"]),
+                   (0, _eval(TWIN_SCRIPT, "k0", keys=1)),
+                   (0, _eval("#!lua flags=allow-oom\n" + TWIN_SCRIPT, "k0", keys=1)),
+                   (0, [b"CONFIG", b"SET", b"maxmemory", b"0"]), (0, _eval(TWIN_SCRIPT, "k0", keys=1))])
+
+
+def test_twins_route_counters_live_in_instance_dicts() -> None:
+    """The bridge adds the twins' counts in the objects' __dict__ (_luabridge.c: add_to_counter):
+    nothing on their classes may stand between (a property, a slot, a __setattr__)."""
+    from dumpling.commands.registry import Command
+    from dumpling.keyspace import Keyspace
+
+    for cls, names in ((Command, ("calls", "usec")), (Server, ("stat_commands",)),
+                       (Keyspace, ("stat_hits", "stat_misses", "dirty"))):
+        assert cls.__setattr__ is object.__setattr__, cls
+        for name in names:
+            for klass in cls.__mro__:
+                assert not hasattr(klass.__dict__.get(name), "__set__"), (cls, name)

@@ -33,6 +33,9 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+
+#include "../_native.h"
 
 /* ------------------------------------------------------------------ the Lua 5.1 C API */
 
@@ -140,6 +143,29 @@ typedef struct {
     Bridge *owner;
 } Anchor;
 
+/* What a run whose commands may go to _fastpath's twins (run.twins) reads once: its client,
+ * the keyspace, the time snapshot and the statistics settings; and the selected database's
+ * dicts, read at the first twin call and again after any command that ran in Python (it may
+ * have selected, swapped or flushed a database).  The twins' calls are counted here and
+ * added to the Python counters (twins_flush) before anything else runs: a command that runs
+ * in Python (INFO commandstats in the script), the end of the run. */
+#define TWIN_TALLIES 4
+typedef struct {
+    int on;
+    struct {
+        PyObject *cmd; /* borrowed: a twin's Command lives as long as the module */
+        long long calls, usec;
+    } tally[TWIN_TALLIES];                  /* the calls not yet added to the commands' statistics */
+    int tallies;
+    long long total, hits, misses, dirty;   /* nor to the server's and the keyspace's */
+    PyObject *last;                         /* the Command of the last twin call (borrowed) */
+    PyObject *client, *keyspace;            /* borrowed: the Run holds them */
+    PyObject *clock;                        /* the LRU field of now_ms */
+    PyObject *data, *expires, *meta, *order; /* NULL: to be read (client.db) */
+    long long now_ms, threshold;
+    int ready, latency_tracking, wrote;
+} Twins;
+
 struct Bridge {
     PyObject_HEAD
     lua_State *L;
@@ -155,6 +181,7 @@ struct Bridge {
     PyObject *server_call;   /* server.call(client, cmd, argv) */
     PyObject *plain_reply;   /* Scripting._plain_reply(reply): Blocked's timeout reply, errors raised */
     PyObject *run;           /* the Run of the script running through run() (borrowed), else NULL */
+    Twins twins;             /* the run's C twin route (see twin_route), when run.twins */
     int resp3;               /* redis.setresp(3) in force (nil replies are nil, not false) */
     int runners;             /* registry refs: eval_with, function_with (0: not set) */
     int eval_ref, function_ref, stash_ref, handles_ref;
@@ -467,6 +494,395 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------------ the twins' route */
+
+/* redis.call of GET, SET, INCR, MSET, ... runs _fastpath's own C twin of the command (the
+ * capsule _fastpath.twin_call, _native.h's TwinCall: the request loop's code, not a copy) when
+ * Scripting.invoke found the run in the state where Server.call would run only the handler
+ * and its statistics (run.twins: see Scripting.twins_allowed).  What Server.call does around
+ * the handler is done here, in its order: the current client and its last command, the
+ * command's calls, time and latency histogram, the server's command count, SLOWLOG; and what
+ * the twin added to the keyspace's hits, misses and dirty counter.  A twin unsure of a request
+ * declines it before changing anything and redis.call goes on as without this route. */
+static TwinCall g_twin; /* NULL: no _fastpath (pure install, an old build) */
+static PyObject *s_keyspace, *s_now, *s_slowlog_threshold, *s_latency_tracking, *s_db, *s_data, *s_expires,
+    *s_meta, *s_order, *s_slot_index, *s_current_client, *s_last_cmd, *s_name, *s_calls, *s_usec, *s_latency,
+    *s_record, *s_stat_commands, *s_stat_hits, *s_stat_misses, *s_dirty, *s_twins, *s_slow_call, *s_call_hooks,
+    *s_monitors, *s_maxmemory, *s_renamed, *s_tracking, *s_watched, *s_notify_flags, *s_lfu, *s_loading, *s_no_touch;
+static PyObject *g_record_latency; /* dispatch.record_latency: a command's first histogram */
+
+#define MAX_TWIN_ARGS 16
+#define LRU_CLOCK_MAX ((1 << 24) - 1)
+
+static long long wall_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void twins_clear_db(Twins *t) {
+    Py_CLEAR(t->data);
+    Py_CLEAR(t->expires);
+    Py_CLEAR(t->meta);
+    Py_CLEAR(t->order);
+}
+
+static void twins_end(Twins *t) {
+    twins_clear_db(t);
+    Py_CLEAR(t->clock);
+    t->on = 0;
+}
+
+/* The run's twin state: on when Scripting.invoke set run.twins (the run is unchecked and
+ * ungated); the rest is read at its first redis.call (twins_ready). 0 fine, -1 error. */
+static int twins_begin(Bridge *b, PyObject *run, Twins *t) {
+    memset(t, 0, sizeof *t);
+    if (g_twin == NULL)
+        return 0;
+    int r = attr_true(run, s_twins);
+    if (r <= 0)
+        return r;
+    t->on = 1;
+    return 0;
+}
+
+/* getattr(obj, name) from `dict` (obj's __dict__) when it is there: a new reference. */
+static PyObject *attr_in(PyObject *obj, PyObject *dict, PyObject *name) {
+    PyObject *v = PyDict_GetItemWithError(dict, name);
+    if (v != NULL)
+        return Py_NewRef(v);
+    return PyErr_Occurred() ? NULL : PyObject_GetAttr(obj, name);
+}
+
+/* 1 if `dict`'s (obj's) attributes `names` are all false (None, 0, empty), 0 if not, -1 error. */
+static int all_false(PyObject *obj, PyObject *dict, PyObject *const *names, int n) {
+    for (int i = 0; i < n; i++) {
+        PyObject *v = attr_in(obj, dict, names[i]);
+        int r = v == NULL ? -1 : PyObject_IsTrue(v);
+        Py_XDECREF(v);
+        if (r != 0)
+            return r < 0 ? -1 : 0;
+    }
+    return 1;
+}
+
+/* At a run's first twin call: whether Server.call, for the script's client, would do nothing
+ * but run the handler and count the call (the state _native.h describes: no call hooks,
+ * MONITOR, maxmemory, WATCH, keyspace notifications, LFU, client tracking or NO-TOUCH), with
+ * the twins under their own names (no rename-command touched them).  A script cannot change
+ * any of that while it runs: the commands that do are `noscript`.  Then what the twins need:
+ * the time snapshot, the statistics settings.  0 fine (t->on tells), -1 error. */
+static int twins_ready(Bridge *b, Twins *t) {
+    PyObject *server_dict = NULL, *ks_dict = NULL, *client = NULL, *keyspace = NULL, *now = NULL, *threshold = NULL,
+             *tracking = NULL;
+    int result = -1;
+    t->on = 0;
+    if ((server_dict = PyObject_GenericGetDict(b->server, NULL)) == NULL ||
+        (client = PyObject_GetAttr(b->run, s_client)) == NULL ||
+        (keyspace = attr_in(b->server, server_dict, s_keyspace)) == NULL ||
+        (ks_dict = PyObject_GenericGetDict(keyspace, NULL)) == NULL)
+        goto done;
+    PyObject *server_names[] = {s_call_hooks, s_monitors, s_maxmemory, s_renamed};
+    PyObject *keyspace_names[] = {s_tracking, s_watched, s_notify_flags, s_lfu, s_loading};
+    int r = all_false(b->server, server_dict, server_names, 4);
+    if (r > 0)
+        r = all_false(keyspace, ks_dict, keyspace_names, 5);
+    if (r > 0 && (r = attr_true(client, s_no_touch)) >= 0)
+        r = !r;
+    if (r <= 0) {
+        result = r;
+        goto done;
+    }
+    if ((now = attr_in(keyspace, ks_dict, s_now)) == NULL ||
+        (threshold = attr_in(b->server, server_dict, s_slowlog_threshold)) == NULL ||
+        (tracking = attr_in(b->server, server_dict, s_latency_tracking)) == NULL)
+        goto done;
+    t->now_ms = PyLong_AsLongLong(now);
+    t->threshold = PyLong_AsLongLong(threshold);
+    if (PyErr_Occurred() || (t->latency_tracking = PyObject_IsTrue(tracking)) < 0)
+        goto done;
+    if ((t->clock = PyLong_FromLongLong((t->now_ms / 1000) & LRU_CLOCK_MAX)) == NULL)
+        goto done;
+    /* (the Run and the server hold the client and the keyspace until the run ends) */
+    t->client = client;
+    t->keyspace = keyspace;
+    t->on = t->ready = 1;
+    result = 0;
+done:
+    Py_XDECREF(server_dict);
+    Py_XDECREF(ks_dict);
+    Py_XDECREF(client);
+    Py_XDECREF(keyspace);
+    Py_XDECREF(now);
+    Py_XDECREF(threshold);
+    Py_XDECREF(tracking);
+    return result;
+}
+
+/* The selected database's dicts: 1 read, 0 a layout the twins do not know (no route for this
+ * run), -1 error. */
+static int twins_load_db(Twins *t) {
+    PyObject *db = PyObject_GetAttr(t->client, s_db);
+    if (db == NULL)
+        return -1;
+    PyObject *slot_index = PyObject_GetAttr(db, s_slot_index);
+    t->data = PyObject_GetAttr(db, s_data);
+    t->expires = PyObject_GetAttr(db, s_expires);
+    t->meta = PyObject_GetAttr(db, s_meta);
+    t->order = PyObject_GetAttr(db, s_order);
+    Py_DECREF(db);
+    int r = 1;
+    if (slot_index == NULL || t->data == NULL || t->expires == NULL || t->meta == NULL || t->order == NULL)
+        r = -1;
+    else if (slot_index != Py_None || !PyDict_CheckExact(t->data) || !PyDict_CheckExact(t->expires) ||
+             !PyDict_CheckExact(t->meta))
+        r = 0;
+    Py_XDECREF(slot_index);
+    if (r <= 0) {
+        twins_clear_db(t);
+        if (r == 0)
+            t->on = 0;
+    }
+    return r;
+}
+
+/* obj.name += amount, in obj's __dict__ (Command, Server and Keyspace keep their counters
+ * there: no descriptor or __setattr__ stands in between; tests/test_scripting_bridge.py checks
+ * that) or, if it is not there, through setattr. */
+static int add_to_attr(PyObject *obj, PyObject *name, long long amount);
+
+static int add_to_counter(PyObject *obj, PyObject *name, long long amount) {
+    PyObject *dict = PyObject_GenericGetDict(obj, NULL);
+    if (dict == NULL)
+        return -1;
+    PyObject *v = PyDict_GetItemWithError(dict, name);
+    int r;
+    if (v == NULL || !PyLong_CheckExact(v)) {
+        r = PyErr_Occurred() ? -1 : add_to_attr(obj, name, amount);
+    } else {
+        PyObject *n = PyLong_FromLongLong(amount);
+        PyObject *sum = n == NULL ? NULL : PyNumber_Add(v, n);
+        Py_XDECREF(n);
+        r = sum == NULL ? -1 : PyDict_SetItem(dict, name, sum);
+        Py_XDECREF(sum);
+    }
+    Py_DECREF(dict);
+    return r;
+}
+
+static int add_to_attr(PyObject *obj, PyObject *name, long long amount) {
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL)
+        return -1;
+    PyObject *n = PyLong_FromLongLong(amount);
+    PyObject *sum = n == NULL ? NULL : PyNumber_Add(v, n);
+    Py_DECREF(v);
+    Py_XDECREF(n);
+    if (sum == NULL)
+        return -1;
+    int r = PyObject_SetAttr(obj, name, sum);
+    Py_DECREF(sum);
+    return r;
+}
+
+/* Server.call's bookkeeping around the twin's run (Server.account; no MONITOR: run.twins says
+ * there is none): the latency histogram and SLOWLOG at once, the counters in the run's tally. */
+static int twins_flush(Bridge *b, Twins *t);
+
+static int twin_account(Bridge *b, Twins *t, PyObject *cmd, NativeCall *call, const NativeArg *args, int argc,
+                        long long elapsed_us) {
+    int i = 0;
+    while (i < t->tallies && t->tally[i].cmd != cmd)
+        i++;
+    if (i == TWIN_TALLIES) {
+        if (twins_flush(b, t) < 0)
+            return -1;
+        i = 0;
+    }
+    if (i == t->tallies) {
+        t->tally[i].cmd = cmd;
+        t->tally[i].calls = t->tally[i].usec = 0;
+        t->tallies++;
+    }
+    t->tally[i].calls++;
+    t->tally[i].usec += elapsed_us;
+    t->total++;
+    t->last = cmd;
+    t->hits += call->hits;
+    t->misses += call->misses;
+    t->dirty += call->dirty;
+    if (t->latency_tracking) {
+        PyObject *usec = PyLong_FromLongLong(elapsed_us);
+        PyObject *histogram = usec == NULL ? NULL : PyObject_GetAttr(cmd, s_latency);
+        PyObject *done = NULL;
+        if (histogram == Py_None) {
+            PyObject *record_args[2] = {cmd, usec};
+            done = PyObject_Vectorcall(g_record_latency, record_args, 2, NULL);
+        } else if (histogram != NULL) {
+            done = PyObject_CallMethodOneArg(histogram, s_record, usec);
+        }
+        Py_XDECREF(usec);
+        Py_XDECREF(histogram);
+        if (done == NULL)
+            return -1;
+        Py_DECREF(done);
+    }
+    if (t->threshold >= 0 && elapsed_us >= t->threshold) { /* Server.slow_call(client, cmd, argv, usec) */
+        PyObject *argv = PyList_New(argc);
+        if (argv == NULL)
+            return -1;
+        for (int j = 0; j < argc; j++) {
+            PyObject *arg = PyBytes_FromStringAndSize(args[j].p, args[j].len);
+            if (arg == NULL) {
+                Py_DECREF(argv);
+                return -1;
+            }
+            PyList_SET_ITEM(argv, j, arg);
+        }
+        PyObject *usec = PyLong_FromLongLong(elapsed_us);
+        PyObject *done = usec == NULL ? NULL : PyObject_CallMethodObjArgs(b->server, s_slow_call, t->client, cmd,
+                                                                          argv, usec, NULL);
+        Py_DECREF(argv);
+        Py_XDECREF(usec);
+        if (done == NULL)
+            return -1;
+        Py_DECREF(done);
+    }
+    return 0;
+}
+
+/* The tallied calls into the Python counters: each command's calls and time, the server's
+ * command count, the keyspace's hits, misses and dirty counter; and what Server.call leaves
+ * set: the client's last command (the server's current client is the script's caller again
+ * once the run ends, and is set by the next command that runs in Python). */
+static int twins_flush(Bridge *b, Twins *t) {
+    if (t->total == 0)
+        return 0;
+    int bad = 0;
+    for (int i = 0; i < t->tallies && !bad; i++)
+        bad = add_to_counter(t->tally[i].cmd, s_calls, t->tally[i].calls) < 0 ||
+              (t->tally[i].usec && add_to_counter(t->tally[i].cmd, s_usec, t->tally[i].usec) < 0);
+    if (!bad) {
+        PyObject *name = PyObject_GetAttr(t->last, s_name);
+        bad = name == NULL || PyObject_SetAttr(t->client, s_last_cmd, name) < 0;
+        Py_XDECREF(name);
+    }
+    bad = bad || add_to_counter(b->server, s_stat_commands, t->total) < 0 ||
+          (t->hits && add_to_counter(t->keyspace, s_stat_hits, t->hits) < 0) ||
+          (t->misses && add_to_counter(t->keyspace, s_stat_misses, t->misses) < 0) ||
+          (t->dirty && add_to_counter(t->keyspace, s_dirty, t->dirty) < 0);
+    t->tallies = 0;
+    t->total = t->hits = t->misses = t->dirty = 0;
+    return bad ? -1 : 0;
+}
+
+/* Push a twin's reply (RESP2: what _fastpath's twins write) as redis.call returns it; the
+ * position after it, or NULL for a form not expected of a twin (a SystemError set). */
+static const char *push_wire(Bridge *b, lua_State *L, const char *p, const char *end, int depth) {
+    const char *line_end = p < end ? memchr(p, '\r', (size_t)(end - p)) : NULL;
+    long long n;
+    if (line_end == NULL || line_end + 2 > end || depth > 2)
+        goto bad;
+    const char *next = line_end + 2;
+    switch (*p) {
+    case ':':
+        if (!native_string2ll(p + 1, line_end - p - 1, &n))
+            goto bad;
+        lua.pushnumber(L, (lua_Number)n);
+        return next;
+    case '+':
+        lua.createtable(L, 0, 1);
+        lua.pushstring(L, "ok");
+        lua.pushlstring(L, p + 1, (size_t)(line_end - p - 1));
+        lua.rawset(L, -3);
+        return next;
+    case '$':
+        if (line_end - p == 3 && p[1] == '-' && p[2] == '1') {
+            if (b->resp3)
+                lua.pushnil(L);
+            else
+                lua.pushboolean(L, 0);
+            return next;
+        }
+        if (!native_string2ll(p + 1, line_end - p - 1, &n) || n < 0 || n > end - next - 2)
+            goto bad;
+        lua.pushlstring(L, next, (size_t)n);
+        return next + n + 2;
+    case '*':
+        if (!native_string2ll(p + 1, line_end - p - 1, &n) || n < 0 || n > INT_MAX || !lua.checkstack(L, 4))
+            goto bad;
+        lua.createtable(L, (int)n, 0);
+        for (int i = 1; i <= n; i++) {
+            if ((next = push_wire(b, L, next, end, depth + 1)) == NULL)
+                return NULL;
+            lua.rawseti(L, -2, i);
+        }
+        return next;
+    }
+bad:
+    PyErr_SetString(PyExc_SystemError, "a twin's reply the Lua bridge does not read");
+    return NULL;
+}
+
+/* redis.call's twin route: 1 ran (the reply pushed on an emptied stack), 0 not taken (nothing
+ * changed), -1 Python error. */
+static int twin_route(Bridge *b, lua_State *L, int argc) {
+    Twins *t = &b->twins;
+    if (argc > MAX_TWIN_ARGS)
+        return 0;
+    NativeArg args[MAX_TWIN_ARGS];
+    char digits[MAX_TWIN_ARGS][24];
+    for (int i = 0; i < argc; i++) {
+        size_t n;
+        if (lua.type(L, i + 1) == LUA_TSTRING) {
+            args[i].p = lua.tolstring(L, i + 1, &n);
+            args[i].len = (Py_ssize_t)n;
+        } else if (lua.type(L, i + 1) == LUA_TNUMBER) { /* as arg_bytes; other numbers: Python */
+            double d = lua.tonumber(L, i + 1);
+            const double half = (double)(LLONG_MAX / 2);
+            if (!(d >= -half && d <= half) || (double)(long long)d != d)
+                return 0;
+            args[i].p = digits[i];
+            args[i].len = snprintf(digits[i], sizeof digits[i], "%lld", (long long)d);
+        } else {
+            return 0;
+        }
+    }
+    if (!t->ready && (twins_ready(b, t) < 0 || !t->on))
+        return t->on ? -1 : (PyErr_Occurred() ? -1 : 0);
+    if (t->data == NULL) {
+        int r = twins_load_db(t);
+        if (r <= 0)
+            return r;
+    }
+    NativeCall call = {.server = b->server, .data = t->data, .expires = t->expires, .meta = t->meta,
+                       .clock = t->clock, .now_ms = t->now_ms, .resp3 = 0};
+    PyObject *cmd = NULL;
+    long long start = wall_ns();
+    PyObject *wire = g_twin(&call, t->order, args, argc, &cmd);
+    if (wire == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    long long elapsed = wall_ns() - start;
+    int result = -1;
+    if (!t->wrote) { /* a write makes the script unkillable (run.write_dirty) */
+        int is_write = attr_true(cmd, s_is_write);
+        if (is_write < 0 || (is_write && PyObject_SetAttr(b->run, s_write_dirty, Py_True) < 0))
+            goto done;
+        t->wrote = is_write;
+    }
+    if (twin_account(b, t, cmd, &call, args, argc, elapsed > 0 ? elapsed / 1000 : 0) < 0)
+        goto done;
+    lua.settop(L, 0);
+    const char *p = PyBytes_AS_STRING(wire), *end = p + PyBytes_GET_SIZE(wire);
+    if (push_wire(b, L, p, end, 0) == end)
+        result = 1;
+    else if (!PyErr_Occurred())
+        PyErr_SetString(PyExc_SystemError, "a twin's reply the Lua bridge does not read");
+done:
+    Py_DECREF(wire);
+    return result;
+}
+
 static int call_generic(lua_State *L, int raise) {
     Anchor *anchor = lua.touserdata(L, UPVALUE(1));
     Bridge *b = anchor != NULL ? anchor->owner : NULL;
@@ -483,6 +899,20 @@ static int call_generic(lua_State *L, int raise) {
     if (args == NULL) {
         PyErr_NoMemory();
         goto failed;
+    }
+    if (b->twins.on && b->run != NULL && argc > 0) {
+        int ran = twin_route(b, L, argc);
+        if (ran < 0)
+            goto failed;
+        if (ran) {
+            PyGILState_Release(gil);
+            return 1;
+        }
+    }
+    if (b->twins.on) { /* Python runs this one: it sees the counters; the database may change */
+        twins_clear_db(&b->twins);
+        if (twins_flush(b, &b->twins) < 0)
+            goto failed;
     }
     int all_bytes = 1;
     for (; made < argc; made++) {
@@ -681,6 +1111,12 @@ static PyObject *bridge_run(Bridge *b, PyObject *const *args, Py_ssize_t nargs) 
     }
     b->resp3 = 0;
     PyObject *outer_run = b->run; /* (None: the bridge's redis.call goes through call_reply) */
+    Twins outer_twins = b->twins;
+    if (args[5] != Py_None && twins_begin(b, args[5], &b->twins) < 0) {
+        twins_end(&b->twins);
+        b->twins = outer_twins;
+        return NULL;
+    }
     b->run = args[5] == Py_None ? NULL : args[5];
     lua.rawgeti(L, LUA_REGISTRYINDEX, eval_mode ? b->eval_ref : b->function_ref);
     lua.rawgeti(L, LUA_REGISTRYINDEX, b->handles_ref);
@@ -693,6 +1129,13 @@ static PyObject *bridge_run(Bridge *b, PyObject *const *args, Py_ssize_t nargs) 
     push_strings(L, items + 3 + numkeys, total - 3 - numkeys);
     int status = lua.pcall(L, 4, 2, 0);
     b->run = outer_run;
+    int flushed = b->twins.on ? twins_flush(b, &b->twins) : 0;
+    twins_end(&b->twins);
+    b->twins = outer_twins;
+    if (flushed < 0) {
+        lua.settop(L, top);
+        return NULL;
+    }
     PyObject *result = NULL;
     if (status == 0) {
         int ok = lua.toboolean(L, top + 1);
@@ -777,8 +1220,24 @@ static PyTypeObject BridgeType = {
     .tp_new = bridge_new,
 };
 
+/* use_twins(capsule or None, record_latency): _fastpath's twins for redis.call (see twin_route) */
+static PyObject *bridge_use_twins(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "use_twins(twin_call capsule or None, record_latency)");
+        return NULL;
+    }
+    TwinCall twin = NULL;
+    if (args[0] != Py_None && (twin = (TwinCall)PyCapsule_GetPointer(args[0], TWIN_CAPSULE)) == NULL)
+        return NULL;
+    Py_XSETREF(g_record_latency, Py_NewRef(args[1]));
+    g_twin = twin;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"resolve", bridge_resolve, METH_O, "resolve(path of lupa.lua51) -> whether the Lua C API was found there"},
+    {"use_twins", (PyCFunction)(void (*)(void))bridge_use_twins, METH_FASTCALL,
+     "use_twins(_fastpath.twin_call or None, dispatch.record_latency): redis.call runs _fastpath's twins"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -800,6 +1259,41 @@ PyMODINIT_FUNC PyInit__luabridge(void) {
         (s_is_write = PyUnicode_InternFromString("is_write")) == NULL ||
         (s_arity = PyUnicode_InternFromString("arity")) == NULL)
         return NULL;
+#define INTERN(var, text) if ((var = PyUnicode_InternFromString(text)) == NULL) return NULL
+    INTERN(s_keyspace, "keyspace");
+    INTERN(s_now, "now");
+    INTERN(s_slowlog_threshold, "slowlog_threshold");
+    INTERN(s_latency_tracking, "latency_tracking");
+    INTERN(s_db, "db");
+    INTERN(s_data, "data");
+    INTERN(s_expires, "expires");
+    INTERN(s_meta, "meta");
+    INTERN(s_order, "_order");
+    INTERN(s_slot_index, "slot_index");
+    INTERN(s_current_client, "current_client");
+    INTERN(s_last_cmd, "last_cmd");
+    INTERN(s_name, "name");
+    INTERN(s_calls, "calls");
+    INTERN(s_usec, "usec");
+    INTERN(s_latency, "latency");
+    INTERN(s_record, "record");
+    INTERN(s_stat_commands, "stat_commands");
+    INTERN(s_stat_hits, "stat_hits");
+    INTERN(s_stat_misses, "stat_misses");
+    INTERN(s_dirty, "dirty");
+    INTERN(s_twins, "twins");
+    INTERN(s_slow_call, "slow_call");
+    INTERN(s_call_hooks, "call_hooks");
+    INTERN(s_monitors, "monitors");
+    INTERN(s_maxmemory, "maxmemory");
+    INTERN(s_renamed, "fastpath_off_for_renames");
+    INTERN(s_tracking, "tracking");
+    INTERN(s_watched, "watched");
+    INTERN(s_notify_flags, "notify_flags");
+    INTERN(s_lfu, "lfu");
+    INTERN(s_loading, "loading");
+    INTERN(s_no_touch, "no_touch");
+#undef INTERN
     if (PyType_Ready(&BridgeType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module);

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
@@ -71,6 +72,14 @@ def use_bridge(on: bool) -> bool:
 
 def bridge_available() -> bool:
     return _bridge_module is not None
+
+
+def use_twins(twin_call: Any, record_latency: Callable[[Any, int], None]) -> None:
+    """Give the bridge ``dumpling._fastpath``'s twins (its ``twin_call`` capsule; None: none),
+    which its redis.call runs for GET, SET, INCR, ... in a ``Run.twins`` run."""
+    if _bridge_module is not None:
+        _bridge_module.use_twins(twin_call, record_latency)
+
 
 _SANDBOX = resources.files("dumpling.scripting").joinpath("sandbox.lua").read_bytes()
 _LDB = resources.files("dumpling.scripting").joinpath("ldb.lua").read_bytes()

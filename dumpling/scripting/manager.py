@@ -19,9 +19,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from dumpling import accel
 from dumpling.commands.acl import refusal as acl_refusal
 from dumpling.commands.registry import TABLE, Command
-from dumpling.dispatch import Blocked
+from dumpling.dispatch import Blocked, record_latency
 from dumpling.errors import CommandError
 from dumpling.persistence.propagation import TO_ALL
 from dumpling.persistence.snapshots import exited_children
@@ -41,8 +42,12 @@ from dumpling.scripting.engine import (
     lua_tonumber,
     lua_type_name,
     sha1hex,
+    use_twins,
 )
 from dumpling.scripting.lib_common import MAX_DIRECT_ARGS
+
+# The bridge's redis.call runs _fastpath's own twins of GET, SET, INCR, ... in a Run.twins run.
+use_twins(getattr(accel.fastpath, "twin_call", None), record_latency)
 
 if TYPE_CHECKING:
     from dumpling.dispatch import Server
@@ -104,6 +109,9 @@ class Run:
     # than the command's own arity, noscript flag and a first write (see redis_call_raise).
     unchecked = False
     writes_admitted = False  # ...nor a write (see redis_call_raise)
+    # ...and no gate was up: the bridge's redis.call may run _fastpath's C twin of a command,
+    # where Server.call would run only its handler and statistics (_luabridge.c: twins_ready).
+    twins = False
     repl_changed = False  # redis.set_repl was called
     stale = False  # started on a replica serving no stale data, its link down
 
@@ -344,6 +352,8 @@ class Scripting:
         elif caller.unrestricted and not run.read_only and not run.oom_at_start and not stale and not debug:
             run.unchecked = True
             run.writes_admitted = not gated
+            if not gated and state.bridge is not None:
+                run.twins = True  # (the bridge checks the rest of what that needs at the first call)
         run.stale = stale
         was_in_exec = server.in_exec
         server.in_exec = True  # one time snapshot; blocking commands answer at once
