@@ -11,8 +11,10 @@ keeps, so replies and DUMP see the same sequence:
 * ``hashtable``: order unspecified; a ``ScanOrder`` serves HSCAN and random picks.
 
 ``field_expires`` maps field -> absolute Unix ms for fields that have a TTL (what
-RDB types 24/25 carry).  A lazily rebuilt min-heap answers "which fields are due"
-without scanning.  Encodings convert upward only (listpack -> listpackex ->
+RDB types 24/25 carry); a hash that never had one shares ``NO_FIELD_TTLS``, an empty
+dict that refuses writes, instead of holding an empty dict of its own (most hashes are
+small and have no TTLs: ~80 bytes each).  A min-heap, built on first need, answers
+"which fields are due" without scanning.  Encodings convert upward only (listpack -> listpackex ->
 hashtable), following ``t_hash.c``.
 
 Must not: know about commands, keys, notifications or the keyspace.
@@ -25,6 +27,7 @@ import random
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
+from dumpling.collector import hide
 from dumpling.datatypes.lists import LP_HEADER_BYTES, jemalloc_size, lp_entry_size, sds_alloc_size
 from dumpling.datatypes.sets import MemberScan
 from dumpling.scan import ScanOrder
@@ -42,6 +45,23 @@ PERSIST_OK = 1
 HFE_MAX_ABS_TIME_MS = ((1 << 48) - 1) >> 2
 
 
+class _NoFieldTTLs(dict):  # type: ignore[type-arg]
+    """The ``field_expires`` of every hash without field TTLs: empty, shared, read-only (a
+    hash gets a dict of its own with its first TTL).  Reading, ``pop(f, None)`` and ``del``
+    of an absent field work as on any empty dict; a write is a bug and raises."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: object, **kwargs: object) -> None:
+        raise TypeError("NO_FIELD_TTLS is shared: give the hash its own field_expires first")
+
+    __setitem__ = update = setdefault = __ior__ = _refuse  # type: ignore[assignment]
+
+
+NO_FIELD_TTLS: dict[bytes, int] = _NoFieldTTLs()
+hide(NO_FIELD_TTLS)  # shared by stored hashes: untracked, or none of them could be (dumpling.collector)
+
+
 class HashLimits(NamedTuple):
     """``hash-max-listpack-entries`` and ``hash-max-listpack-value``."""
 
@@ -56,7 +76,7 @@ class HashLimits(NamedTuple):
 
 class HashValue:
     TYPE = b"hash"
-    __slots__ = ("fields", "field_expires", "encoding", "_heap", "_heap_built", "_scan")
+    __slots__ = ("fields", "field_expires", "encoding", "_heap", "_scan")
 
     def __init__(
         self,
@@ -66,10 +86,9 @@ class HashValue:
     ) -> None:
         self.fields: dict[bytes, bytes] = dict(fields)
         # field -> absolute Unix ms; only fields that have a TTL appear here.
-        self.field_expires: dict[bytes, int] = field_expires or {}
+        self.field_expires: dict[bytes, int] = field_expires or NO_FIELD_TTLS
         self.encoding = encoding
-        self._heap: list[tuple[int, bytes]] = []
-        self._heap_built = False
+        self._heap: list[tuple[int, bytes]] | None = None  # (when, field); None until first needed
         self._scan: MemberScan | None = None
 
     def __len__(self) -> int:
@@ -79,7 +98,7 @@ class HashValue:
         return iter(self.fields)
 
     def copy(self) -> HashValue:
-        return HashValue(self.fields, dict(self.field_expires), self.encoding)
+        return HashValue(self.fields, dict(self.field_expires) if self.field_expires else None, self.encoding)
 
     # -- encoding ------------------------------------------------------------------------
 
@@ -151,30 +170,32 @@ class HashValue:
     # -- field TTLs ------------------------------------------------------------------------
 
     def _heap_push(self, when: int, field: bytes) -> None:
-        if self._heap_built:
-            heapq.heappush(self._heap, (when, field))
-            if len(self._heap) > 2 * len(self.field_expires) + 32:
+        heap = self._heap
+        if heap is not None:
+            heapq.heappush(heap, (when, field))
+            if len(heap) > 2 * len(self.field_expires) + 32:
                 self._rebuild_heap()
 
-    def _rebuild_heap(self) -> None:
-        self._heap = [(when, field) for field, when in self.field_expires.items()]
-        heapq.heapify(self._heap)
-        self._heap_built = True
+    def _rebuild_heap(self) -> list[tuple[int, bytes]]:
+        heap = self._heap = [(when, field) for field, when in self.field_expires.items()]
+        heapq.heapify(heap)
+        return heap
 
     def min_expire(self) -> int | None:
         """The earliest field expiry time, or None when no field has a TTL."""
-        if not self.field_expires:
+        expires = self.field_expires
+        if not expires:
             return None
-        if not self._heap_built:
-            self._rebuild_heap()
-        heap, expires = self._heap, self.field_expires
+        heap = self._heap
+        if heap is None:
+            heap = self._rebuild_heap()
         while heap:
             when, field = heap[0]
             if expires.get(field) == when:
                 return when
             heapq.heappop(heap)
-        self._rebuild_heap()
-        return self._heap[0][0] if self._heap else None
+        heap = self._rebuild_heap()
+        return heap[0][0] if heap else None
 
     def set_field_expire(self, field: bytes, when: int, condition: str | None, now: int) -> int:
         """``hashTypeSetEx``: one field's TTL under NX/XX/GT/LT; returns the reply code.
@@ -197,7 +218,10 @@ class HashValue:
         if when <= now:
             self.delete(field)
             return FIELD_DELETED
-        self.field_expires[field] = when
+        expires = self.field_expires
+        if expires is NO_FIELD_TTLS:
+            expires = self.field_expires = {}
+        expires[field] = when
         self._heap_push(when, field)
         if self.encoding == "listpackex":
             self._place(field, self.fields[field], when)
@@ -234,7 +258,8 @@ class HashValue:
         min_when = self.min_expire()
         if min_when is None or min_when >= now:
             return []
-        heap, expires, fields = self._heap, self.field_expires, self.fields
+        heap = self._heap if self._heap is not None else self._rebuild_heap()
+        expires, fields = self.field_expires, self.fields
         gone: list[bytes] = []
         while heap and (limit is None or len(gone) < limit):
             when, field = heap[0]
