@@ -8,9 +8,10 @@ Ratios are dumpling / Redis.  Every workload runs on freshly started servers.
 
 Workloads: ``same`` — every key holds ``xxx`` (redis-benchmark's 3-byte value);
 ``distinct`` — every key its own 3-byte value; ``populate`` — ``DEBUG POPULATE N``
-(``key:N`` -> ``value:N``, the server's own loop, no network).
+(``key:N`` -> ``value:N``, the server's own loop, no network); ``hash`` — every key a small
+hash of two fields (``HSET key name <3 bytes> age <3 bytes>``, a listpack in both servers).
 
-    python bench/memory_keys.py [--keys 1000000] [--batch 1000] [--workloads same,distinct,populate]
+    python bench/memory_keys.py [--keys 1000000] [--batch 1000] [--workloads same,distinct,populate,hash]
 """
 
 from __future__ import annotations
@@ -28,14 +29,18 @@ from measure import expect_replies, on_fresh_servers, rss_bytes, used_memory  # 
 from tests.servers import ServerProcess, encode_command, parse_reply  # noqa: E402
 
 
-def set_requests(n: int, batch: int, distinct: bool) -> Iterator[tuple[int, bytes]]:
-    """Pipelined SETs: (how many, their bytes), ``batch`` requests a chunk."""
+def set_requests(n: int, batch: int, workload: str) -> Iterator[tuple[int, bytes, bytes]]:
+    """Pipelined writes: (how many, their bytes, each one's reply), ``batch`` requests a chunk."""
     for first in range(0, n, batch):
         chunk = []
         for i in range(first, min(first + batch, n)):
-            value = i.to_bytes(3, "big") if distinct else b"xxx"  # distinct for n < 2**24
-            chunk.append(encode_command("SET", f"key:{i:012d}", value))
-        yield len(chunk), b"".join(chunk)
+            value = i.to_bytes(3, "big") if workload != "same" else b"xxx"  # distinct for n < 2**24
+            key = f"key:{i:012d}"
+            if workload == "hash":
+                chunk.append(encode_command("HSET", key, "name", value, "age", b"%03d" % (i % 100)))
+            else:
+                chunk.append(encode_command("SET", key, value))
+        yield len(chunk), b"".join(chunk), b":2\r\n" if workload == "hash" else b"+OK\r\n"
 
 
 def fill(server: ServerProcess, workload: str, n: int, batch: int) -> float:
@@ -46,9 +51,9 @@ def fill(server: ServerProcess, workload: str, n: int, batch: int) -> float:
             if reply != b"+OK\r\n":
                 raise RuntimeError(f"DEBUG POPULATE: {reply!r}")
         else:
-            for count, chunk in set_requests(n, batch, workload == "distinct"):
+            for count, chunk, reply in set_requests(n, batch, workload):
                 conn.send(chunk)
-                expect_replies(conn, b"+OK\r\n" * count, "filling")
+                expect_replies(conn, reply * count, "filling")
         size = parse_reply(conn.call("DBSIZE"))
         if size != n:
             raise RuntimeError(f"DBSIZE {size!r}, expected {n}")
