@@ -1329,6 +1329,29 @@ done:
     return reply;
 }
 
+/* SPOP key / ZPOPMIN key / ZPOPMAX key (no count) on a key that does not exist: the Python
+ * handlers' reply for it (null; an empty array), with their effects (none: a write lookup
+ * counts no miss).  Any existing or expired key is declined to them. */
+static PyObject *absent_key_reply(NativeCall *call, const NativeArg *args, int argc, int empty_array) {
+    if (!g_handlers_on || argc != 2)
+        return NULL;
+    PyObject *key = PyBytes_FromStringAndSize(args[1].p, args[1].len), *value;
+    if (key == NULL)
+        return NULL;
+    int found = native_lookup(call, key, &value);
+    Py_DECREF(key);
+    if (found != NATIVE_ABSENT)
+        return NULL;
+    return empty_array ? PyList_New(0) : Py_NewRef(Py_None);
+}
+
+static PyObject *native_spop(NativeCall *call, const NativeArg *args, int argc) {
+    return absent_key_reply(call, args, argc, 0);
+}
+static PyObject *native_zpop(NativeCall *call, const NativeArg *args, int argc) {
+    return absent_key_reply(call, args, argc, 1);
+}
+
 /* configure(ListValue, HashValue, SetValue, StreamValue, StreamNode, ZSetValue): the value
  * classes the native handlers and the value helpers accept. */
 static PyObject *py_configure(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -1377,7 +1400,8 @@ static PyObject *py_native_handlers(PyObject *self, PyObject *unused) {
     } table[] = {{"lpush", native_lpush}, {"rpush", native_rpush}, {"lpushx", native_lpushx},
                  {"rpushx", native_rpushx}, {"lpop", native_lpop}, {"rpop", native_rpop},
                  {"hset", native_hset}, {"sadd", native_sadd}, {"xadd", native_xadd},
-                 {"zadd", native_zadd}};
+                 {"zadd", native_zadd}, {"spop", native_spop}, {"zpopmin", native_zpop},
+                 {"zpopmax", native_zpop}};
     PyObject *handlers = PyDict_New();
     if (handlers == NULL)
         return NULL;

@@ -102,7 +102,8 @@ SHAPES = [(b"XADD", "kvvv"), (b"LPUSH", "kv"), (b"RPUSH", "kv"), (b"lpush", "kvv
           (b"LPOP", "k"), (b"RPOP", "k"), (b"rpop", "kv"), (b"HSET", "kvv"), (b"HSET", "kvvvv"), (b"hset", "kv"),
           (b"SADD", "kv"), (b"SADD", "kvvv"), (b"SET", "kv"), (b"DEL", "k"), (b"EXPIRE", "kv"), (b"OBJECT", "vk"),
           (b"LLEN", "k"), (b"HEXPIRE", "kvvv"), (b"SSCAN", "kv"), (b"HSCAN", "kv"), (b"ZADD", "kvv"), (b"ZADD", "kvv"),
-          (b"zadd", "kvv"), (b"ZADD", "kvvvv"), (b"ZSCAN", "kv"), (b"ZREM", "kv")]
+          (b"zadd", "kvv"), (b"ZADD", "kvvvv"), (b"ZSCAN", "kv"), (b"ZREM", "kv"), (b"ZPOPMIN", "k"), (b"zpopmax", "k"),
+          (b"ZPOPMAX", "kv"), (b"SPOP", "m"), (b"SPOP", "mv")]  # (m: never a set, SPOP's pick is random)
 
 
 @st.composite
@@ -111,7 +112,8 @@ def streams(draw: st.DrawFn) -> list[bytes]:
     out = [encode_command(b"CONFIG", b"SET", name, value) for name, value in config]
     for _ in range(draw(st.integers(1, 60))):
         name, pattern = draw(st.sampled_from(SHAPES))
-        args = [draw(st.sampled_from(KEYS if kind == "k" else VALUES)) for kind in pattern]
+        args = [draw(st.sampled_from(KEYS if kind == "k" else [b"nokey", b"l"] if kind == "m" else VALUES))
+                for kind in pattern]
         if name.upper() == b"OBJECT":
             args[0] = draw(st.sampled_from([b"ENCODING", b"FREQ"]))
         if name == b"HEXPIRE":  # a field with a TTL, at a fixed time (DUMP images carry it)
@@ -188,6 +190,7 @@ def test_replies_match_redis(pair) -> None:
         else:
             score = rng.choice(["1", "-0", "0", "2.5", "-7", "0.5", "-1.25", "1e2", "x", "inf"])  # (7.0 prints 0.1 with 17 digits)
             pair.same("ZADD", rng.choice(["z", "zs", "str", "z"]), score, rng.choice(["m0", "m1", "m2", "m3", element]))
+            pair.same(rng.choice(["ZPOPMIN", "ZPOPMAX", "SPOP"]), rng.choice(["missing", "str"]))
     pair.same("LRANGE", "l", 0, -1)
     pair.same("LLEN", "l")
     pair.same_unordered("HGETALL", "h")
@@ -212,6 +215,9 @@ def test_replies_match_redis(pair) -> None:
     ([b"ZADD", b"z", b"1", b"a", b"5", b"c"], [b"ZADD", b"z", b"1", b"a"], b":0\r\n"),
     ([b"ZADD", b"z", b"1", b"a", b"5", b"c"], [b"ZADD", b"z", b"-2.5", b"b"], b":1\r\n"),
     ([b"ZADD", b"z", b"1", b"a", b"5", b"c"], [b"ZADD", b"z", b"-0", b"a"], b":0\r\n"),
+    (None, [b"SPOP", b"s"], b"$-1\r\n"),
+    (None, [b"ZPOPMIN", b"z"], b"*0\r\n"),
+    (None, [b"ZPOPMAX", b"z"], b"*0\r\n"),
 ])
 def test_native_handler_runs_the_common_forms(setup: list[bytes] | None, request_: list[bytes], reply: bytes,
                                               monkeypatch: pytest.MonkeyPatch) -> None:

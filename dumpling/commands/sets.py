@@ -504,4 +504,4 @@ def sdiffstore(c: Any, argv: list[bytes]) -> Any:
     return _store(c, argv[1], result, b"sdiffstore")
 
 
-attach_native_handlers("sadd")  # the C handler of its common forms (dumpling/_collections.c)
+attach_native_handlers("sadd", "spop")  # C handlers of SADD's common forms and SPOP of a missing key (dumpling/_collections.c)

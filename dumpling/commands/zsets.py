@@ -1245,4 +1245,4 @@ def zscan(c: Any, argv: list[bytes]) -> Any:
     return [str(next_cursor).encode(), out]
 
 
-attach_native_handlers("zadd")  # the C handler of ZADD key score member (dumpling/_collections.c)
+attach_native_handlers("zadd", "zpopmin", "zpopmax")  # C handlers of ZADD key score member and a pop of a missing key (dumpling/_collections.c)
