@@ -1,12 +1,14 @@
 """``HashValue``'s per-hash and per-field memory without a server: a hash without field TTLs
 shares one read-only empty ``field_expires`` (``NO_FIELD_TTLS``) and builds its TTL heap only
-when asked, and a new field's name is a shared object when another hash has the same one."""
+when asked, and a new field's name is a shared object when another hash has the same one
+(``shared_name``, a bounded table)."""
 
 from __future__ import annotations
 
 import pytest
 
-from dumpling.datatypes.hashes import NO_FIELD_TTLS, HashLimits, HashValue
+from dumpling.datatypes import hashes
+from dumpling.datatypes.hashes import NO_FIELD_TTLS, SHARED_NAMES_MAX, HashLimits, HashValue, shared_name
 
 LIMITS = HashLimits(128, 64)
 
@@ -35,3 +37,23 @@ def test_first_field_ttl_gives_the_hash_its_own_dict() -> None:
     assert h.copy().field_expires == {b"a": 1500, b"b": 2000}
     assert h.expire_due(1800) == [b"a"] and h.min_expire() == 2000
     assert h.persist_field(b"b", 1800) == 1 and h.min_expire() is None
+
+
+def test_new_fields_share_one_name_object() -> None:
+    a, b = HashValue(), HashValue()
+    a.set(b"name", b"x", LIMITS)
+    b.set(bytes(bytearray(b"name")), b"y", LIMITS)  # an equal name in another object
+    (name_a,), (name_b,) = a.fields, b.fields
+    assert name_a is name_b and a.fields == {b"name": b"x"} and b.fields == {b"name": b"y"}
+    long_name = b"n" * 40
+    b.set(long_name, b"z", LIMITS)
+    assert any(f is long_name for f in b.fields)  # past SHARED_NAME_MAX_LEN: kept as it came
+    assert not b.set(b"name", b"w", LIMITS) and b.fields[b"name"] == b"w"
+
+
+def test_the_shared_name_table_stays_bounded() -> None:
+    names = [b"f%d" % i for i in range(SHARED_NAMES_MAX + 10)]
+    shared = [shared_name(n) for n in names]
+    assert shared == names
+    assert len(hashes._shared_names) <= SHARED_NAMES_MAX
+    assert shared_name(bytes(bytearray(names[-1]))) is shared[-1]  # shared since the table was emptied

@@ -62,6 +62,28 @@ NO_FIELD_TTLS: dict[bytes, int] = _NoFieldTTLs()
 hide(NO_FIELD_TTLS)  # shared by stored hashes: untracked, or none of them could be (dumpling.collector)
 
 
+SHARED_NAME_MAX_LEN = 32  # longer field names are kept as they came
+SHARED_NAMES_MAX = 4096  # names in the table before it is emptied
+
+_shared_names: dict[bytes, bytes] = {}
+
+
+def shared_name(field: bytes) -> bytes:
+    """The stored object for a new field's name: one object per short name for all hashes.
+    Hashes written from one record type repeat the same names in every key (Redis keeps
+    them inside each listpack; here each would be a 48-byte object per key).  The table
+    holds at most ``SHARED_NAMES_MAX`` names and is emptied when full (names shared so far
+    stay shared), so names that never repeat cost a dict lookup and nothing stays."""
+    if len(field) > SHARED_NAME_MAX_LEN:
+        return field
+    name = _shared_names.get(field)
+    if name is None:
+        if len(_shared_names) >= SHARED_NAMES_MAX:
+            _shared_names.clear()
+        name = _shared_names[field] = field
+    return name
+
+
 class HashLimits(NamedTuple):
     """``hash-max-listpack-entries`` and ``hash-max-listpack-value``."""
 
@@ -147,14 +169,16 @@ class HashValue:
             self.to_hashtable()
         fields = self.fields
         existed = field in fields
-        fields[field] = value
         if existed:
+            fields[field] = value
             if not keep_ttl and field in self.field_expires:
                 del self.field_expires[field]
                 if self.encoding == "listpackex":
                     self._place(field, value, None)
-        elif self._scan is not None:
-            self._scan.added(field)
+        else:
+            fields[shared_name(field)] = value
+            if self._scan is not None:
+                self._scan.added(field)
         if self.encoding != "hashtable" and len(fields) > limits.entries:
             self.to_hashtable()
         return not existed
