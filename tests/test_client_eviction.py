@@ -118,3 +118,35 @@ def test_qbuf_of_an_unfinished_request(servers, partial):
             line = next(x for x in conn.call("CLIENT", "LIST").split(b"\n") if b"name=partial" in x)
             seen.append(next(f for f in line.split() if f.startswith(b"qbuf=")))
     assert seen[0] == seen[1]
+
+
+def test_a_big_argument_counts_whole_once_its_length_is_read(servers):
+    """Redis makes room for an argument of 32 KB or more as soon as its $len line is read, so
+    a client's tot-mem is the same however much of it has arrived (unit/client-eviction 'evict
+    clients in right order' and 'evict clients only until below limit' read tot-mem while the
+    requests still arrive; dumpling counted the bytes arrived, so clients of one size differed
+    and the wrong ones were evicted)."""
+    seen = []
+    for server in servers:
+        totals = []
+        with server.raw() as conn:
+            socks = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(3)]
+            try:
+                for j, (sock, arrived) in enumerate(zip(socks, (0, 50_000, 199_000), strict=True)):
+                    sock.sendall(encode_command("CLIENT", "SETNAME", f"big{j}"))
+                    assert sock.recv(100) == b"+OK\r\n"
+                    sock.sendall(b"*2\r\n$200000\r\n" + b"v" * arrived)
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline:
+                    lines = [x for x in conn.call("CLIENT", "LIST").split(b"\n") if b"name=big" in x]
+                    qbufs = sorted(int(next(f for f in x.split() if f.startswith(b"qbuf="))[5:]) for x in lines)
+                    if qbufs == [0, 50_000, 199_000]:
+                        break
+                    time.sleep(0.02)
+                for line in lines:
+                    totals.append(int(next(f for f in line.split() if f.startswith(b"tot-mem="))[8:]))
+            finally:
+                for sock in socks:
+                    sock.close()
+        seen.append((len(totals), len(set(totals)), min(totals) > 200_000))
+    assert seen[0] == seen[1] == (3, 1, True)

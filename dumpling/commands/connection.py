@@ -10,6 +10,7 @@ from dumpling.commands.common import to_int
 from dumpling.commands.registry import command, container
 from dumpling.errors import DB_INDEX, NOT_INTEGER, SYNTAX, WRONGPASS, CommandError
 from dumpling.protocol import NO_REPLY, OK, PONG, Map, Status, Verbatim
+from dumpling.querybuf import BIG_ARG
 
 CONN = {"group": "connection"}
 _VALID_NAME = set(range(0x21, 0x7F))
@@ -298,11 +299,17 @@ def client_memory(c: Any) -> int:
     """CLIENT LIST ``tot-mem`` (Redis's getClientMemoryUsage): the connection itself, its query
     buffer, its output (``omem``), MULTI/WATCH state and its subscriptions' dicts."""
     argv_bytes, argc = c.pending_arguments()
+    query_buffer = c.query_buffer_size()
+    arriving = c.argument_arriving()
+    if arriving >= BIG_ARG:
+        # Redis makes room for a big argument once its $len is read: it counts whole at once,
+        # however much of it has arrived (processMultibulkBuffer)
+        query_buffer = max(query_buffer, arriving + 2)
     return (
         CLIENT_BASE_MEMORY
         + c.reply_buffer_size  # (dumpling.replybuffer)
         + argv_bytes + 8 * argc
-        + c.query_buffer_size()
+        + query_buffer
         + c.output_buffer_size()
         + multi_memory(c)
         + _dict_memory(len(c.channels))
