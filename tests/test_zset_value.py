@@ -102,3 +102,15 @@ def test_from_pairs_is_sortedlists_order() -> None:
             assert [repr(s) for s in z.scores.values()] == [repr(s) for s in scores.values()]
             z.index._check()
             assert z.encoding == encoding and z._scan is None
+
+
+@pytest.mark.parametrize("n", [0, 1, 10, 999, 1000, 1001, 2500])
+def test_ordered_sorted_list_at_the_load_edges(n: int) -> None:
+    items = [(float(i // 3), b"m:%05d" % i) for i in range(n)]
+    laid = ordered_sorted_list(items)
+    laid._check()
+    assert list(laid) == list(SortedList(items))
+    if n:
+        assert laid[n - 1] == items[-1] and laid.bisect_left(items[n // 2]) == n // 2
+        items.pop()  # the caller's list is not the sorted list's
+        assert len(laid) == n

@@ -65,9 +65,15 @@ def ordered_sorted_list(items: list[Any]) -> SortedList:
     load = getattr(out, "_load", 0)
     if type(lists) is not list or type(maxes) is not list or type(load) is not int or load <= 0:
         return SortedList(items)
-    lists.extend(items[pos:pos + load] for pos in range(0, len(items), load))
-    maxes.extend(sublist[-1] for sublist in lists)
-    out._len = len(items)
+    n = len(items)
+    if n <= load:  # one sublist (every small zset): no generators to set up
+        if n:
+            lists.append(items[:])
+            maxes.append(items[-1])
+    else:
+        lists.extend(items[pos:pos + load] for pos in range(0, n, load))
+        maxes.extend(sublist[-1] for sublist in lists)
+    out._len = n
     return out
 
 
@@ -107,7 +113,7 @@ class ZSetValue:
                     scores[member] = 0.0
         # sorted, then laid out: members are unique, so this is SortedList's own order, and a
         # small zset from a listpack (already in order) costs one pass (RESTORE of small keys)
-        z.index = ordered_sorted_list(sorted(zip(scores.values(), scores)))
+        z.index = ordered_sorted_list(sorted(zip(scores.values(), scores, strict=True)))
         return z
 
     @classmethod
