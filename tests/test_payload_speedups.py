@@ -724,6 +724,31 @@ def test_fuzz_small_payloads_both_ways(payload: bytes, options: CodecOptions) ->
 
 
 @needs_c
+def test_string_payload_matches_python() -> None:
+    """``string_payload`` (encode_payload's string case, and the native DUMP's) against the pure
+    path: int encodings, LZF tried or not, every length form, the versions it takes."""
+    rng = random.Random(RNG_SEED + 12)
+    values = [b"", b"0", b"-0", b"7", b"-128", b"128", b"32767", b"-32769", b"2147483647", b"2147483648",
+              b"-2147483648", b"01", b"+1", b"12345678901", b"a" * 20, b"a" * 21, b"ab" * 40, b"x" * 16380,
+              b"y" * 16384, bytes(rng.randrange(256) for _ in range(300)), b"z" * 65000]
+    values += [bytes(rng.choice(b"ab01-") for _ in range(rng.randrange(40))) for _ in range(200)]
+    was = bulk.ACCELERATED
+    try:
+        for value in values:
+            for compress in (True, False):
+                for version in (6, 10, 12):
+                    fast = C.string_payload(value, version, compress)
+                    bulk.use_speedups(False)
+                    pure = encode_payload(value, version, CodecOptions(rdbcompression=compress))
+                    bulk.use_speedups(True)
+                    assert fast == pure, (value[:20], compress, version)
+    finally:
+        bulk.use_speedups(was)
+    for value, version in ((bytearray(b"x"), 10), (b"x", 80), (b"x", 5), (b"x" * 70000, 10)):
+        assert C.string_payload(value, version, True) is None  # left to the Python path
+
+
+@needs_c
 def test_seal_matches_python() -> None:
     from dumpling.payload import envelope
 

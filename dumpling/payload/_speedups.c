@@ -43,6 +43,7 @@
 static PyObject *bad_data_fn;      /* dumpling.payload.errors.bad_data(detail) */
 static PyObject *read_string_fn;   /* dumpling.payload.primitives.read_string(buf, pos, end) */
 static PyObject *append_string_fn; /* dumpling.payload.primitives.append_string(out, s, compress) */
+static PyObject *compress_fn;      /* dumpling.payload.compression.compress_for_rdb(s) */
 
 #define MAX_SHAPE 8 /* longest record shape read_records accepts */
 
@@ -735,8 +736,31 @@ write_string(Writer *w, PyObject *item)
     }
     Py_ssize_t n = PyBytes_GET_SIZE(item);
     const char *s = PyBytes_AS_STRING(item);
-    if (w->compressing && n > 20) {
-        return write_string_slow(w, item); /* LZF is tried: Python decides */
+    if (w->compressing && n > 20) { /* LZF is tried, by compression.compress_for_rdb */
+        PyObject *packed = PyObject_CallOneArg(compress_fn, item);
+        if (packed == NULL) {
+            return -1;
+        }
+        if (packed != Py_None) {
+            if (!PyBytes_Check(packed)) {
+                Py_DECREF(packed);
+                PyErr_SetString(PyExc_TypeError, "compress_for_rdb must return bytes or None");
+                return -1;
+            }
+            Py_ssize_t clen = PyBytes_GET_SIZE(packed);
+            if (writer_reserve(w, 1 + 9 + 9 + clen) < 0) {
+                Py_DECREF(packed);
+                return -1;
+            }
+            w->data[w->len++] = (char)0xC3; /* ENC_LZF, then the compressed and the plain length */
+            put_len(w, (uint64_t)clen);
+            put_len(w, (uint64_t)n);
+            memcpy(w->data + w->len, PyBytes_AS_STRING(packed), (size_t)clen);
+            w->len += clen;
+            Py_DECREF(packed);
+            return 0;
+        }
+        Py_DECREF(packed); /* stored raw, below */
     }
     if (n >= 1 && n <= 11 && ((s[0] >= '0' && s[0] <= '9') || s[0] == '-')) {
         int32_t v;
@@ -1110,6 +1134,56 @@ seal(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
  * payload written here (write_string, seal), any other through encode.encode_payload,
  * both at the server's cached writer settings (DumpState.writer; declined until cached).
  */
+
+/* encode_payload's string case: the DUMP payload of a bytes value at footer ``version`` (6-12),
+ * its rdbString written as primitives.append_string writes it (write_string), sealed here.
+ * Py_None for what it does not take (not exact bytes, another version, over 64 KiB: seal's
+ * limit, beyond which anycrc is faster); NULL on an error. */
+static PyObject *
+string_payload_of(PyObject *value, long version, int compressing)
+{
+    if (!PyBytes_CheckExact(value) || PyBytes_GET_SIZE(value) > SMALL_PAYLOAD_MAX - 16 || version < 6 ||
+        version > 12) {
+        return Py_NewRef(Py_None);
+    }
+    Writer w = {NULL, 0, 0, NULL, compressing ? Py_True : Py_False, compressing};
+    PyObject *payload = NULL;
+    if (writer_reserve(&w, 1 + 9 + PyBytes_GET_SIZE(value) + FOOTER_SIZE) == 0) {
+        w.data[w.len++] = 0; /* the string type */
+        if (write_string(&w, value) == 0 && writer_reserve(&w, FOOTER_SIZE) == 0) {
+            unsigned char *o = (unsigned char *)w.data;
+            Py_ssize_t n = w.len;
+            o[n] = (unsigned char)(version & 0xFF);
+            o[n + 1] = (unsigned char)(version >> 8);
+            uint64_t crc = crc64_update(0, o, (size_t)n + 2);
+            for (int i = 0; i < 8; i++) {
+                o[n + 2 + i] = (unsigned char)(crc >> (8 * i));
+            }
+            payload = PyBytes_FromStringAndSize(w.data, n + FOOTER_SIZE);
+        }
+    }
+    writer_free(&w);
+    return payload;
+}
+
+PyDoc_STRVAR(string_payload_doc,
+"string_payload(value, version, compress) -> bytes | None\\n\\n"
+"encode.encode_payload's string case: the DUMP payload of ``value`` (bytes) at footer ``version``\\n"
+"(6-12), LZF tried as append_string tries it when ``compress``. None for anything else\\n"
+"(not exact bytes, another version, a value over 64 KiB).");
+
+static PyObject *
+string_payload(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "string_payload(value, version, compress)");
+        return NULL;
+    }
+    long version = PyLong_AsLong(args[1]);
+    int compressing = version == -1 && PyErr_Occurred() ? -1 : PyObject_IsTrue(args[2]);
+    return compressing < 0 ? NULL : string_payload_of(args[0], version, compressing);
+}
 
 static int native_on = 1;           /* set_native_handlers(False): every call declined (tests) */
 static PyObject *native_ok;         /* dumpling.protocol.OK */
@@ -1506,35 +1580,18 @@ native_dump(NativeCall *call, const NativeArg *args, int argc)
     if (version == -1 && PyErr_Occurred()) {
         goto done;
     }
-    /* encode_payload's string case, for strings whose payload seal() takes (bigger ones: anycrc) */
-    if (PyBytes_CheckExact(value) && PyBytes_GET_SIZE(value) <= SMALL_PAYLOAD_MAX - 16 && version >= 6 &&
-        version <= 12) {
-        PyObject *compress = PyObject_GetAttr(PyTuple_GET_ITEM(writer, 1), s_rdbcompression);
-        Writer w;
-        if (compress == NULL || writer_init(&w, compress) < 0) {
-            Py_XDECREF(compress);
-            goto done;
-        }
-        Py_DECREF(compress);
-        int rc = writer_reserve(&w, 1 + 9 + PyBytes_GET_SIZE(value) + FOOTER_SIZE);
-        if (rc == 0) {
-            w.data[w.len++] = 0; /* the string type */
-            rc = write_string(&w, value);
-        }
-        if (rc == 0 && writer_reserve(&w, FOOTER_SIZE) == 0) {
-            unsigned char *o = (unsigned char *)w.data;
-            Py_ssize_t n = w.len;
-            o[n] = (unsigned char)(version & 0xFF);
-            o[n + 1] = (unsigned char)(version >> 8);
-            uint64_t crc = crc64_update(0, o, (size_t)n + 2);
-            for (int i = 0; i < 8; i++) {
-                o[n + 2 + i] = (unsigned char)(crc >> (8 * i));
-            }
-            payload = PyBytes_FromStringAndSize(w.data, n + FOOTER_SIZE);
-        }
-        writer_free(&w);
+    PyObject *compress = PyObject_GetAttr(PyTuple_GET_ITEM(writer, 1), s_rdbcompression);
+    int compressing = compress == NULL ? -1 : PyObject_IsTrue(compress);
+    Py_XDECREF(compress);
+    if (compressing < 0) {
+        goto done;
     }
-    else {
+    payload = string_payload_of(value, version, compressing);
+    if (payload == NULL) {
+        goto done;
+    }
+    if (payload == Py_None) {
+        Py_DECREF(payload);
         payload = PyObject_CallFunctionObjArgs(encode_payload_fn, value, PyTuple_GET_ITEM(writer, 0),
                                                PyTuple_GET_ITEM(writer, 1), NULL);
         if (payload == NULL) { /* nothing changed yet: the Python handler meets the error again and
@@ -1614,6 +1671,7 @@ static PyMethodDef speedups_methods[] = {
     {"append_scored", (PyCFunction)(void (*)(void))append_scored, METH_FASTCALL, append_scored_doc},
     {"open_payload", (PyCFunction)(void (*)(void))open_payload, METH_FASTCALL, open_payload_doc},
     {"seal", (PyCFunction)(void (*)(void))seal, METH_FASTCALL, seal_doc},
+    {"string_payload", (PyCFunction)(void (*)(void))string_payload, METH_FASTCALL, string_payload_doc},
     {"native_handlers", (PyCFunction)(void (*)(void))native_handlers, METH_FASTCALL, native_handlers_doc},
     {"set_native_handlers", (PyCFunction)set_native_handlers, METH_O, set_native_handlers_doc},
     {NULL, NULL, 0, NULL},
@@ -1654,11 +1712,14 @@ PyInit__speedups(void)
         PyObject *bad_data = import_attr("dumpling.payload.errors", "bad_data");
         PyObject *read_str = bad_data ? import_attr("dumpling.payload.primitives", "read_string") : NULL;
         PyObject *append_str = read_str ? import_attr("dumpling.payload.primitives", "append_string") : NULL;
-        if (append_str == NULL) {
+        PyObject *compress = append_str ? import_attr("dumpling.payload.compression", "compress_for_rdb") : NULL;
+        if (compress == NULL) {
             Py_XDECREF(bad_data);
             Py_XDECREF(read_str);
+            Py_XDECREF(append_str);
             return NULL;
         }
+        compress_fn = compress;
         bad_data_fn = bad_data;
         read_string_fn = read_str;
         append_string_fn = append_str;
