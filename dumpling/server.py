@@ -23,6 +23,7 @@ from dumpling import REDIS_VERSION
 from dumpling.accel import fastpath
 from dumpling.config import Config, ConfigFileError, StartupError
 from dumpling.errors import ProtocolError
+from dumpling.memory import recount_client
 from dumpling.numbers import wrap_int64
 from dumpling.protocol import (
     NO_REPLY,
@@ -148,9 +149,11 @@ class Client(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         local = transport.get_extra_info("sockname")
         if sock is not None and sock.family == socket.AF_UNIX:
-            # Redis shows the socket's path as both ends of a unix connection.
+            # Redis shows the socket's path as both ends of a unix connection, in a buffer of
+            # NET_ADDR_STR_LEN (78) bytes: a long path loses its end, ":0" included.
             self.unix_socket = self.local = True
-            self.addr = self.laddr = f"{self.server.config['unixsocket']}:0"
+            path = os.fsencode(self.server.config["unixsocket"]) + b":0"
+            self.addr = self.laddr = os.fsdecode(path[:77])
         else:
             self.addr = _fmt_addr(peer)
             self.laddr = _fmt_addr(local)
@@ -191,6 +194,8 @@ class Client(asyncio.Protocol):
             pending = self._pending_len()
             query_buffer.settle(pending, self.argument_arriving() if query_buffer.bulk >= 0 else -1,
                                 query_buffer.big_argument_at_end(data) if size > BIG_ARG and not pending else -1)
+            if pending and server.maxmemory:
+                recount_client(server, self)  # (an unfinished request's bytes count for eviction at once)
 
     def _take(self, data: bytes) -> bool:
         """Hand bytes that start on a request boundary (or continue hiredis' pending
