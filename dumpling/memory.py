@@ -170,6 +170,19 @@ def refresh_clients_memory(server: Server) -> None:
     server.clients_memory = total
 
 
+def recount_client(server: Server, client: Any) -> None:
+    """One client's memory counted again now (a read left part of a request in its buffers):
+    Redis's allocator counts a query buffer as it grows, so the next command's eviction check
+    sees it, where ``refresh_clients_memory`` would only at the next cron tick."""
+    from dumpling.commands.connection import client_memory
+
+    if getattr(client, "repl_kind", None) == "replica":
+        return
+    counted = client_memory(client)
+    server.clients_memory = max(0, server.clients_memory + counted - client.counted_memory)
+    client.counted_memory = counted
+
+
 def _score(server: Server, db: Database, key: bytes, policy: str) -> float:
     ks = server.keyspace
     if policy.endswith("lru"):
