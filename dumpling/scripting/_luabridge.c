@@ -153,13 +153,16 @@ typedef struct {
 typedef struct {
     int on;
     struct {
-        PyObject *cmd; /* borrowed: a twin's Command lives as long as the module */
+        PyObject *cmd;    /* borrowed: a twin's Command lives as long as the module */
+        PyObject *dict;   /* its __dict__ (owned) */
+        PyObject *record; /* its latency histogram's record method (owned, NULL until needed) */
         long long calls, usec;
     } tally[TWIN_TALLIES];                  /* the calls not yet added to the commands' statistics */
     int tallies;
     long long total, hits, misses, dirty;   /* nor to the server's and the keyspace's */
     PyObject *last;                         /* the Command of the last twin call (borrowed) */
     PyObject *client, *keyspace;            /* borrowed: the Run holds them */
+    PyObject *server_dict, *keyspace_dict, *client_dict; /* their __dict__s (owned) */
     PyObject *clock;                        /* the LRU field of now_ms */
     PyObject *data, *expires, *meta, *order; /* NULL: to be read (client.db) */
     long long now_ms, threshold;
@@ -527,9 +530,22 @@ static void twins_clear_db(Twins *t) {
     Py_CLEAR(t->order);
 }
 
+static void twins_clear_tally(Twins *t) {
+    for (int i = 0; i < t->tallies; i++) {
+        Py_CLEAR(t->tally[i].dict);
+        Py_CLEAR(t->tally[i].record);
+    }
+    t->tallies = 0;
+    t->total = t->hits = t->misses = t->dirty = 0;
+}
+
 static void twins_end(Twins *t) {
     twins_clear_db(t);
+    twins_clear_tally(t);
     Py_CLEAR(t->clock);
+    Py_CLEAR(t->server_dict);
+    Py_CLEAR(t->keyspace_dict);
+    Py_CLEAR(t->client_dict);
     t->on = 0;
 }
 
@@ -603,9 +619,13 @@ static int twins_ready(Bridge *b, Twins *t) {
         goto done;
     if ((t->clock = PyLong_FromLongLong((t->now_ms / 1000) & LRU_CLOCK_MAX)) == NULL)
         goto done;
+    if ((t->client_dict = PyObject_GenericGetDict(client, NULL)) == NULL)
+        goto done;
     /* (the Run and the server hold the client and the keyspace until the run ends) */
     t->client = client;
     t->keyspace = keyspace;
+    t->server_dict = Py_NewRef(server_dict);
+    t->keyspace_dict = Py_NewRef(ks_dict);
     t->on = t->ready = 1;
     result = 0;
 done:
@@ -651,10 +671,8 @@ static int twins_load_db(Twins *t) {
  * that) or, if it is not there, through setattr. */
 static int add_to_attr(PyObject *obj, PyObject *name, long long amount);
 
-static int add_to_counter(PyObject *obj, PyObject *name, long long amount) {
-    PyObject *dict = PyObject_GenericGetDict(obj, NULL);
-    if (dict == NULL)
-        return -1;
+static int add_to_counter(PyObject *obj, PyObject *dict, PyObject *name, long long amount) {
+    Py_INCREF(dict);
     PyObject *v = PyDict_GetItemWithError(dict, name);
     int r;
     if (v == NULL || !PyLong_CheckExact(v)) {
@@ -700,7 +718,10 @@ static int twin_account(Bridge *b, Twins *t, PyObject *cmd, NativeCall *call, co
         i = 0;
     }
     if (i == t->tallies) {
+        if ((t->tally[i].dict = PyObject_GenericGetDict(cmd, NULL)) == NULL)
+            return -1;
         t->tally[i].cmd = cmd;
+        t->tally[i].record = NULL;
         t->tally[i].calls = t->tally[i].usec = 0;
         t->tallies++;
     }
@@ -711,18 +732,21 @@ static int twin_account(Bridge *b, Twins *t, PyObject *cmd, NativeCall *call, co
     t->hits += call->hits;
     t->misses += call->misses;
     t->dirty += call->dirty;
-    if (t->latency_tracking) {
-        PyObject *usec = PyLong_FromLongLong(elapsed_us);
-        PyObject *histogram = usec == NULL ? NULL : PyObject_GetAttr(cmd, s_latency);
-        PyObject *done = NULL;
-        if (histogram == Py_None) {
-            PyObject *record_args[2] = {cmd, usec};
-            done = PyObject_Vectorcall(g_record_latency, record_args, 2, NULL);
-        } else if (histogram != NULL) {
-            done = PyObject_CallMethodOneArg(histogram, s_record, usec);
+    if (t->latency_tracking) { /* dispatch.record_latency: the histogram made by the first call */
+        PyObject *usec = PyLong_FromLongLong(elapsed_us), *done = NULL;
+        if (usec != NULL && t->tally[i].record == NULL) {
+            PyObject *histogram = PyObject_GetAttr(cmd, s_latency);
+            if (histogram == Py_None) {
+                PyObject *record_args[2] = {cmd, usec};
+                done = PyObject_Vectorcall(g_record_latency, record_args, 2, NULL);
+            } else if (histogram != NULL) {
+                t->tally[i].record = PyObject_GetAttr(histogram, s_record);
+            }
+            Py_XDECREF(histogram);
         }
+        if (t->tally[i].record != NULL)
+            done = PyObject_CallOneArg(t->tally[i].record, usec);
         Py_XDECREF(usec);
-        Py_XDECREF(histogram);
         if (done == NULL)
             return -1;
         Py_DECREF(done);
@@ -760,19 +784,19 @@ static int twins_flush(Bridge *b, Twins *t) {
         return 0;
     int bad = 0;
     for (int i = 0; i < t->tallies && !bad; i++)
-        bad = add_to_counter(t->tally[i].cmd, s_calls, t->tally[i].calls) < 0 ||
-              (t->tally[i].usec && add_to_counter(t->tally[i].cmd, s_usec, t->tally[i].usec) < 0);
-    if (!bad) {
+        bad = add_to_counter(t->tally[i].cmd, t->tally[i].dict, s_calls, t->tally[i].calls) < 0 ||
+              (t->tally[i].usec && add_to_counter(t->tally[i].cmd, t->tally[i].dict, s_usec, t->tally[i].usec) < 0);
+    if (!bad) { /* client.last_cmd = the last command's name (set only when it changes) */
         PyObject *name = PyObject_GetAttr(t->last, s_name);
-        bad = name == NULL || PyObject_SetAttr(t->client, s_last_cmd, name) < 0;
+        PyObject *was = name == NULL ? NULL : PyDict_GetItemWithError(t->client_dict, s_last_cmd);
+        bad = name == NULL || (was != name && PyObject_SetAttr(t->client, s_last_cmd, name) < 0);
         Py_XDECREF(name);
     }
-    bad = bad || add_to_counter(b->server, s_stat_commands, t->total) < 0 ||
-          (t->hits && add_to_counter(t->keyspace, s_stat_hits, t->hits) < 0) ||
-          (t->misses && add_to_counter(t->keyspace, s_stat_misses, t->misses) < 0) ||
-          (t->dirty && add_to_counter(t->keyspace, s_dirty, t->dirty) < 0);
-    t->tallies = 0;
-    t->total = t->hits = t->misses = t->dirty = 0;
+    bad = bad || add_to_counter(b->server, t->server_dict, s_stat_commands, t->total) < 0 ||
+          (t->hits && add_to_counter(t->keyspace, t->keyspace_dict, s_stat_hits, t->hits) < 0) ||
+          (t->misses && add_to_counter(t->keyspace, t->keyspace_dict, s_stat_misses, t->misses) < 0) ||
+          (t->dirty && add_to_counter(t->keyspace, t->keyspace_dict, s_dirty, t->dirty) < 0);
+    twins_clear_tally(t);
     return bad ? -1 : 0;
 }
 
