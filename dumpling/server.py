@@ -194,7 +194,7 @@ class Client(asyncio.Protocol):
             pending = self._pending_len()
             query_buffer.settle(pending, self.argument_arriving() if query_buffer.bulk >= 0 else -1,
                                 query_buffer.big_argument_at_end(data) if size > BIG_ARG and not pending else -1)
-            if pending and server.maxmemory:
+            if pending and server.maxmemory and not self.closed:
                 recount_client(server, self)  # (an unfinished request's bytes count for eviction at once)
 
     def _take(self, data: bytes) -> bool:

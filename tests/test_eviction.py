@@ -140,3 +140,54 @@ def test_a_write_counts_at_the_next_command():
         finally:
             s.stop()
     assert outcomes[0] == outcomes[1] == (True, False, True, True, True)
+
+
+def _stat(conn: RawConnection, field: str) -> int:
+    info = parse_reply(conn.call("INFO", "stats")).decode()
+    return int(info.split(f"{field}:", 1)[1].split("\r\n", 1)[0])
+
+
+def _held_bytes(client_line: str) -> int:
+    """What a CLIENT LIST line's client holds of its unfinished request: parsed arguments and
+    the query buffer."""
+    fields = dict(field.split("=", 1) for field in client_line.split(" ") if "=" in field)
+    return int(fields["argv-mem"]) + int(fields["qbuf"])
+
+
+def test_unfinished_requests_count_at_once():
+    """Clients that send most of a big request and stop (unit/maxmemory 'eviction due to
+    input buffer of a dead client'): their query buffers count in used_memory as soon as
+    they arrive, so the next command evicts keys. dumpling summed client memory only at
+    cron ticks (hz 1 here: a second apart) and evicted nothing until then."""
+    import socket
+    import time
+
+    outcomes = []
+    for start in (start_redis, start_dumpling):
+        s = start("--hz", "1", "--maxmemory-policy", "allkeys-lru")
+        socks: list[socket.socket] = []
+        try:
+            with s.raw() as conn:
+                for j in range(20):
+                    conn.call("SETRANGE", str(j), "100000", "x")
+                conn.call("CONFIG", "SET", "maxmemory", str(used_memory(conn) + 1_000_000))
+                conn.call("CONFIG", "RESETSTAT")
+                part = b"*250\r\n" + b"$1000\r\n" + b"x" * 1000 + b"\r\n"
+                part += (b"$1000\r\n" + b"x" * 1000 + b"\r\n") * 248
+                for _ in range(10):
+                    sock = socket.create_connection(("127.0.0.1", s.port))
+                    sock.sendall(part)
+                    socks.append(sock)
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:  # until the server has read every byte
+                    lines = parse_reply(conn.call("CLIENT", "LIST")).decode().splitlines()
+                    if sum(_held_bytes(line) >= 249_000 for line in lines) == 10:
+                        break
+                evicted = _stat(conn, "evicted_keys")  # (INFO evicts first, as every command does)
+                dbsize = parse_reply(conn.call("DBSIZE"))
+                outcomes.append((evicted > 0, dbsize < 20, dbsize + evicted == 20))
+        finally:
+            for sock in socks:
+                sock.close()
+            s.stop()
+    assert outcomes[0] == outcomes[1] == (True, True, True)
