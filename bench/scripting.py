@@ -13,14 +13,26 @@ cost ratio Redis/dumpling of those is what the throughput ratio tends to when bo
 servers get a CPU of their own; it moves much less with the load than requests per
 second do.
 
-usage: python bench/scripting.py [--requests N] [--rounds R]
+``--callgrind`` counts instead the instructions per request in process (no sockets, no
+Redis: repeatable on a shared machine), as bench/request_instructions.py does: a fresh
+server and client per workload, 16-request pipelines fed to ``Client.data_received`` inside
+one ``eval`` that callgrind counts on its own (``--toggle-collect=builtin_eval``); RET1 is
+EVALSHA of ``return 1`` (the run without any redis.call).
+
+usage: python bench/scripting.py [--requests N] [--rounds R] | --callgrind [--batches N]
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
+import hashlib
+import os
+import re
 import statistics
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -42,11 +54,69 @@ def prepare(server: ServerProcess) -> str:
     return sha
 
 
+IN_PROCESS = {
+    "EVALSHA": [b"EVALSHA", hashlib.sha1(BODY.encode()).hexdigest().encode(), b"1", b"key:1"],
+    "FCALL": [b"FCALL", b"incr_get", b"1", b"key:1"],
+    "RET1": [b"EVALSHA", hashlib.sha1(b"return 1").hexdigest().encode(), b"0"],
+}
+
+
+def run_in_process(batches: int) -> None:
+    """Each workload's loop inside one eval() (what --callgrind counts)."""
+    from dumpling.config import Config
+    from dumpling.dispatch import Server
+    from dumpling.server import Client
+    from tests.servers import encode_command
+    from tests.test_fastpath_fuzz import Transport
+
+    for request in IN_PROCESS.values():
+        server = Server(Config())
+        client = Client(server)
+        transport = Transport()
+        client.connection_made(transport)  # type: ignore[arg-type]
+        for setup in ([b"SCRIPT", b"LOAD", BODY.encode()], [b"SCRIPT", b"LOAD", b"return 1"],
+                      [b"FUNCTION", b"LOAD", LIBRARY.encode()]):
+            client.data_received(encode_command(*setup))
+        data = encode_command(*request) * 16
+        for _ in range(50):  # warm: the key exists, the handles and histograms are made
+            client.data_received(data)
+        assert not transport.data.startswith(b"-"), bytes(transport.data[:200])
+        transport.data.clear()
+        loop = f"for _ in range({batches}):\n    client.data_received(data)\n    transport.data.clear()\n"
+        eval(compile(loop, "loop", "exec"), {"client": client, "data": data, "transport": transport})
+
+
+def under_callgrind(batches: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        prefix = os.path.join(tmp, "callgrind.out")
+        subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={prefix}", "--collect-atstart=no",
+                        "--toggle-collect=builtin_eval", "--dump-after=builtin_eval", sys.executable,
+                        os.path.abspath(__file__), "--in-process", "--batches", str(batches)],
+                       check=True, capture_output=True)
+        totals = []
+        for path in sorted(glob.glob(prefix + ".*"), key=lambda p: int(p.rsplit(".", 1)[1])):
+            m = re.search(r"^(?:summary|totals): (\d+)", Path(path).read_text(), re.M)
+            # (imports and set-ups eval small things too: a loop costs thousands per request)
+            if m and int(m.group(1)) > batches * 16 * 2000:
+                totals.append(int(m.group(1)))
+    for label, total in zip(IN_PROCESS, totals, strict=True):
+        print(f"{label:8} {total / (batches * 16):9,.0f} instructions per request")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--callgrind", action="store_true", help="instructions per request in process (valgrind)")
+    parser.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--batches", type=int, default=20)
     args = parser.parse_args()
+    if args.in_process:
+        run_in_process(args.batches)
+        return
+    if args.callgrind:
+        under_callgrind(args.batches)
+        return
     servers = {"redis": start_redis(), "dumpling": start_dumpling()}
     try:
         shas = {name: prepare(server) for name, server in servers.items()}
