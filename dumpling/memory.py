@@ -116,11 +116,11 @@ def _resize_written(keyspace: Keyspace, written: set[tuple[int, bytes]]) -> None
 
 def _db_bytes(db: Database) -> int:
     n = len(db.data)
-    est = _estimates.setdefault(id(db), _Estimate())
     if not n:
-        est.keys = est.total = 0
-        est.sizes = None
         return 0
+    est = _estimates.get(id(db))
+    if est is None:
+        est = _estimates[id(db)] = _Estimate()
     now = time.monotonic()
     written = db.keyspace.written
     if est.sizes is not None and est.writes is written and est.data == id(db.data):
