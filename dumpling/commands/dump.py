@@ -357,17 +357,19 @@ def _attach_native_handlers() -> None:
     form with these handlers' effects (the codec's own readers and writers, ``Database.add``'s
     steps) or decline it to them.  Attached once, at import (the loop reads ``Command.native``
     when it caches a lookup); not at all when the payload codec runs pure."""
-    if PURE_PAYLOAD or bulk.speedups is None:
+    attach = getattr(bulk.speedups, "native_handlers", None)  # (None: pure, or a build without them)
+    if PURE_PAYLOAD or attach is None:
         return
-    handlers = bulk.speedups.native_handlers(OK, body_value, stored, encode_payload, PayloadError, BLOB_MASK)
+    handlers = attach(OK, body_value, stored, encode_payload, PayloadError, BLOB_MASK)
     for name, handler in handlers.items():
         ORIGINAL[name.encode()].native = handler
 
 
 def use_native_handlers(enabled: bool) -> None:
     """Run the native RESTORE/DUMP, or have them decline every call (tests compare both)."""
-    if bulk.speedups is not None:
-        bulk.speedups.set_native_handlers(enabled)
+    switch = getattr(bulk.speedups, "set_native_handlers", None)
+    if switch is not None:
+        switch(enabled)
 
 
 _attach_native_handlers()

@@ -1429,6 +1429,14 @@ open_small_value(PyObject *payload, PyObject *options, int skip, long long *sani
     return value;
 }
 
+/* dict.pop(key, None): 0, or -1 on an error. */
+static int
+dict_discard(PyObject *dict, PyObject *key)
+{
+    int has = PyDict_Contains(dict, key);
+    return has <= 0 ? has : PyDict_DelItem(dict, key);
+}
+
 static int
 count_sanitizations(PyObject *server, long long n)
 {
@@ -1512,15 +1520,9 @@ native_restore(NativeCall *call, const NativeArg *args, int argc)
         reply = Py_NewRef(native_ok);
         goto done;
     }
-    if (found == NATIVE_FOUND) { /* REPLACE: Database.delete */
-        if (PyDict_DelItem(call->data, key) < 0 || PyDict_DelItem(call->meta, key) < 0) {
-            goto done;
-        }
-        if (PyDict_GET_SIZE(call->expires) && PyDict_Contains(call->expires, key) == 1 &&
-            PyDict_DelItem(call->expires, key) < 0) {
-            goto done;
-        }
-        if (PyErr_Occurred()) {
+    if (found == NATIVE_FOUND) { /* REPLACE: Database.delete (meta and expires popped if there) */
+        if (PyDict_DelItem(call->data, key) < 0 || dict_discard(call->meta, key) < 0 ||
+            dict_discard(call->expires, key) < 0) {
             goto done;
         }
     }
