@@ -8,7 +8,10 @@ included), and its loop runs inside one ``exec``, which callgrind counts on its 
 (``--toggle-collect=builtin_exec --dump-after=builtin_exec``).  Without ``--callgrind`` the
 same loops run plainly and print wall-clock microseconds per request (noisy).
 
-usage: python bench/request_instructions.py [--callgrind] [--batches N] [test ...]
+``--no-native`` has the native handlers decline, so their commands take the general path (the
+C loop calling the Python handler): SPOP there is the general path's floor.
+
+usage: python bench/request_instructions.py [--callgrind] [--no-native] [--batches N] [test ...]
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from dumpling.commands.lists import use_native_handlers  # noqa: E402
 from dumpling.config import Config  # noqa: E402
 from dumpling.dispatch import Server  # noqa: E402
 from dumpling.server import Client  # noqa: E402
@@ -83,13 +87,13 @@ def run(tests: list[str], batches: int) -> dict[str, float]:
     return out
 
 
-def under_callgrind(tests: list[str], batches: int) -> dict[str, float]:
+def under_callgrind(tests: list[str], batches: int, options: list[str]) -> dict[str, float]:
     """Instructions per request of each test's exec(), from callgrind's per-exec dumps."""
     with tempfile.TemporaryDirectory() as tmp:
         prefix = os.path.join(tmp, "callgrind.out")
         subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={prefix}", "--collect-atstart=no",
                         "--toggle-collect=builtin_exec", "--dump-after=builtin_exec", sys.executable,
-                        os.path.abspath(__file__), "--batches", str(batches), *tests],
+                        os.path.abspath(__file__), "--batches", str(batches), *options, *tests],
                        check=True, capture_output=True)
         totals = []
         for path in sorted(glob.glob(prefix + ".*"), key=lambda p: int(p.rsplit(".", 1)[1])):
@@ -103,10 +107,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--callgrind", action="store_true", help="count instructions (needs valgrind)")
     parser.add_argument("--batches", type=int, default=40)
+    parser.add_argument("--no-native", action="store_true", help="native handlers off: the general path")
     parser.add_argument("tests", nargs="*", default=[*REQUESTS, "ping_inline"])
     args = parser.parse_args()
+    if args.no_native:
+        use_native_handlers(False)
     if args.callgrind:
-        for test, count in under_callgrind(args.tests, args.batches).items():
+        for test, count in under_callgrind(args.tests, args.batches, ["--no-native"] if args.no_native else []).items():
             print(f"{test:12} {count:9,.0f} instructions per request")
     else:
         for test, us in run(args.tests, args.batches).items():
