@@ -680,6 +680,26 @@ def test_cluster_replies_in_resp3_match_redis(clusters) -> None:
         assert shards[0].count(b"%7\r\n") == shards[1].count(b"%7\r\n") == 2
 
 
+def test_scripts_keep_to_the_slot_of_their_declared_keys(cpair: ClusterPair) -> None:
+    """A script with a shebang, or a function, that declared keys may touch only keys of
+    their slot (Redis 7.0 and 7.4 agree; the 7.0 suite's unit/cluster-scripting).  On node 1:
+    '123456789' is slot 12739, 'foo' and '{foo}x' 12182."""
+    write_foo = "#!lua\nredis.call('set', 'foo', 'bar')\nreturn 'OK'"
+    cpair.same(1, "EVAL", write_foo, 1, "123456789")  # another slot than the declared key's
+    cpair.same(1, "EVAL", "#!lua\nreturn redis.call('get', 'foo')", 1, "123456789")
+    cpair.same(1, "EVAL", write_foo, 1, "{foo}x")  # the declared key's slot
+    cpair.same(1, "EVAL", "#!lua flags=allow-cross-slot-keys\nreturn redis.call('get', 'foo')", 1, "123456789")
+    cpair.same(1, "EVAL", "return redis.call('set', 'foo', 'baz')", 1, "123456789")  # no shebang: allowed
+    cpair.same(1, "EVAL", "#!lua\nreturn redis.call('get', '123456789')", 1, "123456789")
+    cpair.same(1, "FUNCTION", "LOAD", "REPLACE",
+               "#!lua name=slotlib\nredis.register_function('getfoo', function() return redis.call('get', 'foo') end)")
+    cpair.same(1, "FCALL", "getfoo", 1, "123456789")
+    cpair.same(1, "FCALL", "getfoo", 1, "{foo}y")
+    cpair.same(1, "FCALL", "getfoo", 0)
+    cpair.same(1, "GET", "foo")
+    cpair.same(1, "FUNCTION", "DELETE", "slotlib")
+
+
 def test_clusterdown_and_reads_when_down(cpair: ClusterPair) -> None:
     cpair.same(0, "SET", "bar", "1")
     cpair.same(0, "CLUSTER", "DELSLOTS", "100")

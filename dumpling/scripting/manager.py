@@ -348,7 +348,8 @@ class Scripting:
         if server.maxmemory:
             run.oom_at_start = not server.evict_if_needed()
         if server.cluster is not None:
-            run.slot = self._declared_slot(caller)
+            if getattr(caller, "repl_kind", None) != "master" and not server.keyspace.loading:
+                run.slot = _declared_slot(caller_argv, numkeys)  # (the master and the AOF are obeyed)
         elif caller.unrestricted and not run.read_only and not run.oom_at_start and not stale and not debug:
             run.unchecked = True
             run.writes_admitted = not gated
@@ -420,12 +421,6 @@ class Scripting:
             return ErrorReply(f"ERR Error running script {run.name}, execution failure")
         text = value.decode("utf-8", "replace") if type(value) is bytes else "execution failure"
         return ErrorReply(f"ERR Error running script {run.name}, {text[:100]}")
-
-    def _declared_slot(self, caller: Client) -> int:
-        cluster = self.server.cluster
-        if cluster is None:
-            return -1
-        return getattr(cluster, "last_slot", -1)
 
     # -- callbacks from the sandbox ------------------------------------------------------------
 
@@ -945,6 +940,16 @@ def _arg_bytes(value: Any) -> bytes:
     if t is int or t is float:
         return lua_number_arg(value)
     raise ScriptCallError(_ERR_ARGS)
+
+
+def _declared_slot(caller_argv: list[bytes], numkeys: int) -> int:
+    """The slot of the keys an EVAL or FCALL declared (Redis's ``caller->slot``, set by its
+    dispatch's cluster check, which refused declared keys in two slots with CROSSSLOT), or
+    -1 if it declared none: unless the script allows cross-slot keys, every key it then
+    touches must hash to that slot."""
+    from dumpling.cluster.slots import key_slot
+
+    return key_slot(caller_argv[3]) if numkeys > 0 else -1
 
 
 def _lookup(argv: list[bytes]) -> Command | None:
