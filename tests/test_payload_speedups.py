@@ -724,6 +724,21 @@ def test_fuzz_small_payloads_both_ways(payload: bytes, options: CodecOptions) ->
 
 
 @needs_c
+def test_append_string_matches_python() -> None:
+    """``append_string`` (bulk.append_blob: a container's blob) writes what primitives.append_string writes."""
+    rng = random.Random(RNG_SEED + 13)
+    values: list[Any] = [b"", b"5", b"-129", b"2147483648", b"a" * 21, b"ab" * 100, bytearray(b"12"),
+                         bytes(rng.randrange(256) for _ in range(70000)), b"q" * 16384]
+    values += [bytes(rng.choice(b"ab01-") for _ in range(rng.randrange(60))) for _ in range(200)]
+    for value in values:
+        for compress in (True, False):
+            fast, pure = bytearray(b"\x07"), bytearray(b"\x07")
+            C.append_string(fast, value, compress)
+            append_string(pure, value, compress)
+            assert fast == pure, (value[:20], compress)
+
+
+@needs_c
 def test_string_payload_matches_python() -> None:
     """``string_payload`` (encode_payload's string case, and the native DUMP's) against the pure
     path: int encodings, LZF tried or not, every length form, the versions it takes."""

@@ -10,6 +10,7 @@
  *   read_dict(buf, pos, end, count)            -> ({field: value}, pos)
  *   read_set(buf, pos, end, count)             -> ({member, ...}, pos)
  *   append_strings(out, items, compress)       -> None
+ *   append_string(out, s, compress)            -> None
  *   append_mapping(out, fields, compress)      -> None
  *   append_scored(out, pairs, compress)        -> None
  *   open_payload(payload, max_version, check_crc, blob_types) -> (type, version, body, end) | None
@@ -853,6 +854,29 @@ fail:
     return NULL;
 }
 
+PyDoc_STRVAR(append_string_doc,
+"append_string(out, s, compress) -> None\n\n"
+"primitives.append_string(out, s, compress): one string (a container's blob, say).");
+
+static PyObject *
+append_one_string(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    Writer w;
+    if (writer_args(args, nargs, "append_string", &w) < 0) {
+        return NULL;
+    }
+    int rc = write_string(&w, args[1]);
+    if (rc == 0) {
+        rc = writer_flush(&w, args[0]);
+    }
+    writer_free(&w);
+    if (rc < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(append_mapping_doc,
 "append_mapping(out, fields, compress) -> None\n\n"
 "For each (field, value) of the dict ``fields``: append_string of the field, then of the value.");
@@ -1669,6 +1693,7 @@ static PyMethodDef speedups_methods[] = {
     {"read_dict", (PyCFunction)(void (*)(void))read_dict, METH_FASTCALL, read_dict_doc},
     {"read_set", (PyCFunction)(void (*)(void))read_set, METH_FASTCALL, read_set_doc},
     {"append_strings", (PyCFunction)(void (*)(void))append_strings, METH_FASTCALL, append_strings_doc},
+    {"append_string", (PyCFunction)(void (*)(void))append_one_string, METH_FASTCALL, append_string_doc},
     {"append_mapping", (PyCFunction)(void (*)(void))append_mapping, METH_FASTCALL, append_mapping_doc},
     {"append_scored", (PyCFunction)(void (*)(void))append_scored, METH_FASTCALL, append_scored_doc},
     {"open_payload", (PyCFunction)(void (*)(void))open_payload, METH_FASTCALL, open_payload_doc},

@@ -21,7 +21,8 @@ C speedups: ``_speedups`` (``_speedups.c``, optional, built by setup.py) does th
 reading and writing a string at a time in C, and can also read straight into the
 dict or set of a hashtable-encoded hash or set.  When it imports, the public names
 here (``read_records``, ``read_strings``, ``read_dict``, ``read_set``,
-``append_strings``, ``append_mapping``, ``append_scored``) are its functions; the
+``append_strings``, ``append_mapping``, ``append_scored``, and ``append_blob``: one string,
+``primitives.append_string`` itself when pure) are its functions; the
 ``*_py`` functions are the pure-Python reference, used when it is missing or when
 ``DUMPLING_PURE_PAYLOAD=1`` (or ``DUMPLING_PURE=1``) is set at import.
 ``use_speedups(flag)`` switches at run time (tests compare both paths); ``speedups``
@@ -306,6 +307,7 @@ read_records = read_records_py
 read_dict = read_dict_py
 read_set = read_set_py
 append_strings = append_strings_py
+append_blob = append_string  # one string, a container's blob: primitives.append_string (C: no Python frame)
 append_mapping = append_mapping_py
 append_scored = append_scored_py
 ACCELERATED = False  # whether the names above are the C functions
@@ -316,6 +318,7 @@ def use_speedups(enabled: bool) -> bool:
     """Bind the public readers and writers to the C speedups (if they can be imported)
     or to the pure-Python functions; returns whether the C ones are now in use."""
     global ACCELERATED, speedups, read_records, read_dict, read_set, append_strings, append_mapping, append_scored
+    global append_blob
     speedups = None
     if enabled:
         try:
@@ -325,11 +328,13 @@ def use_speedups(enabled: bool) -> bool:
     if speedups is None:
         read_records, read_dict, read_set = read_records_py, read_dict_py, read_set_py
         append_strings, append_mapping, append_scored = append_strings_py, append_mapping_py, append_scored_py
+        append_blob = append_string
         ACCELERATED = False
     else:
         read_records, read_dict, read_set = speedups.read_records, speedups.read_dict, speedups.read_set
         append_strings, append_mapping = speedups.append_strings, speedups.append_mapping
         append_scored = speedups.append_scored
+        append_blob = speedups.append_string
         ACCELERATED = True
     return ACCELERATED
 

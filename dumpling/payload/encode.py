@@ -267,7 +267,7 @@ def _encode_set(value: SetValue, version: int, compress: bool) -> bytes:
         blob = intset_blob(members)
         if blob is not None:
             out = bytearray((TYPE_SET_INTSET,))
-            append_string(out, blob, compress)
+            bulk.append_blob(out, blob, compress)
             return bytes(out)
     if value.encoding == "listpack":
         # Redis's listpack order (insertion order, kept by SetValue), also for the
@@ -275,7 +275,7 @@ def _encode_set(value: SetValue, version: int, compress: bool) -> bytes:
         ordered = value.ordered()
         if version >= 11:
             out = bytearray((TYPE_SET_LISTPACK,))
-            append_string(out, listpack.encode(ordered), compress)
+            bulk.append_blob(out, listpack.encode(ordered), compress)
             return bytes(out)
     else:
         ordered = members
@@ -332,7 +332,7 @@ def _encode_zset(value: ZSetValue, version: int, compress: bool) -> bytes:
         elements: list[bytes | int] = []
         if version >= 10:
             out = bytearray((TYPE_ZSET_LISTPACK,))
-            append_string(out, listpack.encode_mixed(zset_entries(value, version)), compress)
+            bulk.append_blob(out, listpack.encode_mixed(zset_entries(value, version)), compress)
         else:
             for member, score in value.items_by_score():
                 elements.append(member)
@@ -398,7 +398,7 @@ def _encode_hash(value: HashValue, version: int, compress: bool) -> bytes:
     if value.encoding in ("listpack", "listpackex"):
         if version >= 10:
             out = bytearray((TYPE_HASH_LISTPACK,))
-            append_string(out, listpack.encode_dict(fields), compress)
+            bulk.append_blob(out, listpack.encode_dict(fields), compress)
         else:
             out = bytearray((TYPE_HASH_ZIPLIST,))
             append_string(out, ziplist.encode([x for pair in fields.items() for x in pair]), compress)
