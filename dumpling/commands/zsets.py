@@ -34,6 +34,7 @@ from dumpling.commands.registry import command
 from dumpling.datatypes.sets import SetValue
 from dumpling.datatypes.zsets import MAX_LEX, MIN_LEX, ZSetValue, d2string, lex_gte_min, lex_lte_max
 from dumpling.errors import NOT_FLOAT, SYNTAX, WRONGTYPE, CommandError
+from dumpling.lazyfree import release
 from dumpling.numbers import index_span
 from dumpling.persistence.propagation import propagate_as
 from dumpling.protocol import NULL_ARRAY, Double, ErrorReply
@@ -815,17 +816,19 @@ def pop_generic(c: Any, keys: list[bytes], where_max: bool, emit_key: bool, coun
     if emit_key:  # BZPOPMIN/MAX, ZMPOP, BZMPOP: propagated as the plain pop, with how many it took
         pop = [b"ZPOPMAX" if where_max else b"ZPOPMIN", key]
         propagate_as(c, pop if count == -1 else [*pop, b"%d" % len(popped)])
-    if nested and emit_key:
-        return [key, [[m, Double(s)] for s, m in popped]]
+    reply: list[Any]
     if nested:
-        return [[m, Double(s)] for s, m in popped]
-    if not c.resp3:
-        return [key, *_flat_pairs(popped)] if emit_key else _flat_pairs(popped)
-    flat: list[Any] = [key] if emit_key else []
-    for s, m in popped:
-        flat.append(m)
-        flat.append(Double(s))
-    return flat
+        pairs: list[Any] = [[m, Double(s)] for s, m in popped]
+        reply = [key, pairs] if emit_key else pairs
+    elif not c.resp3:
+        reply = [key, *_flat_pairs(popped)] if emit_key else _flat_pairs(popped)
+    else:
+        reply = [key] if emit_key else []
+        for s, m in popped:
+            reply.append(m)
+            reply.append(Double(s))
+    release(popped)  # the popped items' last references (beside the reply's): freed in slices
+    return reply
 
 
 def _zpop(c: Any, argv: list[bytes], where_max: bool) -> Any:

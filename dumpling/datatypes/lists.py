@@ -36,6 +36,7 @@ from typing import Any
 
 from dumpling import accel
 from dumpling.datatypes.sizes import listpack_int_entry_size, listpack_str_entry_size
+from dumpling.lazyfree import release
 from dumpling.numbers import index_span, parse_int64
 
 LP_HEADER_BYTES = 7  # 4-byte total size + 2-byte count + end byte
@@ -744,6 +745,7 @@ class ListValue:
             gone = count
         self.items = deque(islice(items, count, None)) if head else deque(islice(items, 0, n - count))
         self._shape_len = n - count
+        release(items)  # the dropped elements' last references: freed between event-loop iterations
 
     # -- reads ---------------------------------------------------------------------
 

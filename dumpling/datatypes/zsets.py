@@ -23,6 +23,7 @@ from sortedcontainers import SortedList
 
 from dumpling.datatypes.sizes import listpack_int_entry_size, listpack_str_entry_size
 from dumpling.fpconv import d2string  # the text a listpack holds for a non-integral score (7.2+)
+from dumpling.lazyfree import release
 from dumpling.scan import ScanOrder
 
 HALF_LLONG = float((1 << 63) - 1 >> 1)  # (double)(LLONG_MAX/2): the listpack integer limit
@@ -273,7 +274,9 @@ class ZSetValue:
 
     def remove_span(self, lo: int, hi: int) -> int:
         """Remove positions ``[lo, hi)``; returns how many were removed."""
-        return len(self._cut(lo, hi))
+        doomed = self._cut(lo, hi)
+        release(doomed)  # their last references: freed between event-loop iterations
+        return len(doomed)
 
     def _cut(self, lo: int, hi: int) -> list[tuple[float, bytes]]:
         """Remove positions ``[lo, hi)``; returns their items, in order."""
@@ -285,6 +288,9 @@ class ZSetValue:
             # SortedList deletes a slice item by item, or re-sorts what stays: a big span is
             # cheaper to cut out of the ordered items and the rest laid out as they are
             self.index = ordered_sorted_list([*index.islice(0, lo), *index.islice(hi, len(index))])
+            old_lists = getattr(index, "_lists", None)  # sortedcontainers 2.x's sublists, if that layout
+            if type(old_lists) is list:
+                release(old_lists, getattr(index, "_load", 1000))
         else:
             del index[lo:hi]
         if hi - lo > 64 and (hi - lo) * 4 > len(self.scores):
@@ -301,14 +307,16 @@ class ZSetValue:
         them in the order they were allocated (~0.1 s, kept or not)."""
         low, low_member = first
         high, high_member = last
+        scores = self.scores
         kept = {
-            member: score for member, score in self.scores.items()
+            member: score for member, score in scores.items()
             if score < low or score > high or (score == low and member < low_member)
             or (score == high and member > high_member)
         }
         self.scores = kept
         if self._scan is not None:
             self._scan.source = kept  # its order list keeps the dropped members as stale entries
+        release(scores)
 
     def add_checked(self, member: bytes, score: float, max_entries: int, max_value: int) -> None:
         """Insert a new member, converting to skiplist first when Redis would."""
