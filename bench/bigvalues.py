@@ -3,9 +3,11 @@ dumpling against real Redis in the same run.
 
 Both servers get the same values (a list, a set, a hash and a sorted set of ``--size``
 elements, plus a second set and sorted set that half overlap for the set algebra).
-For each command the client sends it on one connection and, 2 ms later, a PING on a
-second one; the time from sending the command until that PONG arrives is how long the
-event loop was held (the PING waits behind the command on both servers: each serves
+For each command the client sends it on one connection and, 2 ms later and once the server
+is seen at work on it (its CPU time grew by half a millisecond, or the reply is there), a
+PING on a second one; the time from sending the command until that PONG arrives is how long
+the event loop was held (on a loaded machine a PING sent before the server read the command
+could be served first and measure nothing) (the PING waits behind the command on both servers: each serves
 one request at a time).  The big reply is then read and dropped.  Destructive commands
 work on a fresh COPY made before the measurement.  Reported: the best of ``--rounds``
 runs per server (the machine is shared) and the ratio dumpling / Redis; the issue's
@@ -19,6 +21,7 @@ the other work on a shared machine disturbs far less than the wall time.
 from __future__ import annotations
 
 import argparse
+import select
 import socket
 import statistics
 import sys
@@ -139,6 +142,9 @@ def held_ms(server: ServerProcess, command: list[str], copy_of: str | None) -> t
         start = time.perf_counter()
         big.send(*command)
         time.sleep(0.002)
+        while (cpu_seconds(server.proc.pid) - cpu_before < 0.0005 and time.perf_counter() - start < 0.2
+               and not select.select([big.sock], [], [], 0.0002)[0]):
+            pass  # the server has not started on the command yet
         probe.send("PING")
         probe.reply()
         held = time.perf_counter() - start
