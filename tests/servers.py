@@ -25,10 +25,40 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _port_block() -> range:
+    """This test process's own block of listening ports, below the kernel's ephemeral range
+    (32768 and up), where client sockets take their local ports: servers 10000-19999, their
+    cluster buses (port + 10000) 20000-29999, split between pytest-xdist workers.  A port the
+    kernel picked (bind to 0) could be picked again by another worker in the second before a
+    server binds it, and a test would then talk to the other worker's server."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:]
+    index = int(worker) if worker.isdigit() else 0
+    size = 10000 // max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    return range(10000 + index * size, 10000 + (index + 1) * size)
+
+
+_PORTS = _port_block()
+_next_port = [_PORTS.start + os.getpid() % len(_PORTS)]
+
+
 def free_port() -> int:
+    """A port of this process's block that nothing listens on now, nor on its bus port, taken
+    in turn (a port just freed is reused last)."""
+    for _ in range(len(_PORTS)):
+        port = _next_port[0]
+        _next_port[0] = port + 1 if port + 1 < _PORTS.stop else _PORTS.start
+        if all(_bindable(p) for p in (port, port + 10000)):
+            return port
+    raise RuntimeError(f"no free port in {_PORTS}")
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 15.0) -> None:

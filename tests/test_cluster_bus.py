@@ -67,25 +67,10 @@ def cli() -> str:
     return path
 
 
-def free_cluster_port() -> int:
-    """A free port whose bus port (port + 10000) is free too: another test's server, or a
-    client's ephemeral port, may hold the bus port, and a node's bus must bind it."""
-    while True:
-        port = free_port()
-        if port > 55535:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 10000))
-            except OSError:
-                continue
-        return port
-
-
 def start_node(kind: str, *args: str) -> ServerProcess:
     start = start_dumpling if kind == "dumpling" else start_redis
     for attempt in range(3):
-        port = free_cluster_port()
+        port = free_port()  # (its bus port, port + 10000, is free too)
         try:
             node = start("--cluster-enabled", "yes", "--cluster-node-timeout", TIMEOUT, *args, port=port)
         except RuntimeError:  # the port was taken meanwhile, or a loaded machine was slow
