@@ -82,7 +82,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keys", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=1000)
-    parser.add_argument("--workloads", default="same,distinct,populate")
+    parser.add_argument("--workloads", default="same,distinct,populate,hash")
     args = parser.parse_args()
     names = [w for w in args.workloads.split(",") if w]
     results = on_fresh_servers(names, lambda server, name: measure(server, name, args.keys, args.batch))
