@@ -296,6 +296,23 @@ def test_other_writes_and_scripts(sides: tuple[Side, Side]) -> None:
     ])
 
 
+def test_flushall_with_save_points_is_propagated(sides: tuple[Side, Side]) -> None:
+    """With save points FLUSHALL saves the empty dataset at once, which zeroes the count of
+    changes; it still reaches replicas and the AOF (Redis 7.0 and 7.4 force its propagation),
+    also when nothing had changed since the last save (Side.run begins with a FLUSHALL)."""
+    for side in sides:
+        side.conn.call("CONFIG", "SET", "save", "3600 1")
+    try:
+        same_forms(sides, [("FLUSHALL",), ("FLUSHALL",), ("SET", "b", "1"), ("MULTI",), ("FLUSHALL",), ("EXEC",)])
+        same_forms(sides, [("SET", "a", "1"), ("FLUSHALL",)])
+        changes = [side.conn.call("INFO", "persistence").split(b"rdb_changes_since_last_save:")[1].split(b"\r\n")[0]
+                   for side in sides]
+        assert changes == [b"0", b"0"]
+    finally:
+        for side in sides:
+            side.conn.call("CONFIG", "SET", "save", "")
+
+
 # -- Redis 7.4's own forms (vectors recorded from a Redis 7.4.1 server) ----------------------------
 
 

@@ -13,7 +13,7 @@ from dumpling.commands.common import LLONG_MAX, LLONG_MIN, glob_match, to_int
 from dumpling.commands.registry import command, container
 from dumpling.errors import DB_INDEX, NO_SUCH_KEY, NOT_INTEGER, SYNTAX, CommandError
 from dumpling.keyspace import Database, lfu_decayed, lru_idle_ms, type_name
-from dumpling.persistence.propagation import deletion, propagate_as
+from dumpling.persistence.propagation import also_propagate, deletion, propagate_as
 from dumpling.protocol import OK, Status
 
 GEN = {"group": "generic"}
@@ -527,6 +527,7 @@ def flushdb(c: Any, argv: list[bytes]) -> Any:
 def flushall(c: Any, argv: list[bytes]) -> Any:
     _flush_option(argv)
     lazy = _flush_is_lazy(c, argv)
+    dirty_before = c.keyspace.dirty
     for db in c.keyspace.dbs:
         flush_db(c, db, lazy)
     c.keyspace.dirty += 1
@@ -535,6 +536,10 @@ def flushall(c: Any, argv: list[bytes]) -> Any:
     if c.server.cluster is not None:
         c.server.cluster.keys_flushed()
     c.server.snapshots.after_flushall()  # with save points: the empty dataset is saved at once
+    if c.keyspace.dirty == dirty_before:
+        # That save zeroed the count the call's propagation compares with: FLUSHALL is
+        # propagated all the same (Redis's forceCommandPropagation).
+        also_propagate(c.server, c.db.index, argv)
     return OK
 
 
