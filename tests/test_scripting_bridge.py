@@ -404,6 +404,7 @@ def test_twins_route_counters_live_in_instance_dicts() -> None:
     for cls, names in ((Command, ("calls", "usec")), (Server, ("stat_commands",)),
                        (Keyspace, ("stat_hits", "stat_misses", "dirty"))):
         assert cls.__setattr__ is object.__setattr__, cls
+        assert cls.__dictoffset__ != 0, cls  # instances have a __dict__
         for name in names:
             for klass in cls.__mro__:
                 assert not hasattr(klass.__dict__.get(name), "__set__"), (cls, name)

@@ -593,11 +593,18 @@ static int twins_ready(Bridge *b, Twins *t) {
              *tracking = NULL;
     int result = -1;
     t->on = 0;
-    if ((server_dict = PyObject_GenericGetDict(b->server, NULL)) == NULL ||
-        (client = PyObject_GetAttr(b->run, s_client)) == NULL ||
-        (keyspace = attr_in(b->server, server_dict, s_keyspace)) == NULL ||
-        (ks_dict = PyObject_GenericGetDict(keyspace, NULL)) == NULL)
+    if ((client = PyObject_GetAttr(b->run, s_client)) == NULL ||
+        (keyspace = PyObject_GetAttr(b->server, s_keyspace)) == NULL)
         goto done;
+    if ((server_dict = PyObject_GenericGetDict(b->server, NULL)) == NULL ||
+        (ks_dict = PyObject_GenericGetDict(keyspace, NULL)) == NULL ||
+        (t->client_dict = PyObject_GenericGetDict(client, NULL)) == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_AttributeError) || PyErr_ExceptionMatches(PyExc_TypeError)) {
+            PyErr_Clear(); /* an object without a __dict__ (slots): no route, redis.call as before */
+            result = 0;
+        }
+        goto done;
+    }
     PyObject *server_names[] = {s_call_hooks, s_monitors, s_maxmemory, s_renamed};
     PyObject *keyspace_names[] = {s_tracking, s_watched, s_notify_flags, s_lfu, s_loading};
     int r = all_false(b->server, server_dict, server_names, 4);
@@ -618,8 +625,6 @@ static int twins_ready(Bridge *b, Twins *t) {
     if (PyErr_Occurred() || (t->latency_tracking = PyObject_IsTrue(tracking)) < 0)
         goto done;
     if ((t->clock = PyLong_FromLongLong((t->now_ms / 1000) & LRU_CLOCK_MAX)) == NULL)
-        goto done;
-    if ((t->client_dict = PyObject_GenericGetDict(client, NULL)) == NULL)
         goto done;
     /* (the Run and the server hold the client and the keyspace until the run ends) */
     t->client = client;
