@@ -895,7 +895,37 @@ typedef struct {
     PyObject *attrs_of;                   /* the command whose arity/handler these are (borrowed) */
     long arity;
     PyObject *handler;                    /* (owned) */
+    PyObject *ready, *pushes;             /* keyspace.ready_keys, server.pending_pushes (owned; NULL: read
+                                             them at the next check) */
 } General;
+
+/* 1 when a call left clients to wake or pushes to send after its reply (Python delivers it),
+ * 0 if not, -1 on error.  The dict and the list are read once a batch and again after Python
+ * delivered a call: handlers only add to them, and only Python's delivery replaces the pushes'
+ * list (after sending what it held: a list it dropped is never left empty, so a stale one can
+ * only send a call to Python needlessly). */
+static int wake_or_push(General *g) {
+    if (g->ready == NULL || g->pushes == NULL) {
+        Py_CLEAR(g->ready);
+        Py_CLEAR(g->pushes);
+        PyObject *ready = PyObject_GetAttr(g->keyspace, s_ready_keys);
+        PyObject *pushes = ready == NULL ? NULL : PyObject_GetAttr(g->server, s_pending_pushes);
+        if (pushes == NULL) {
+            Py_XDECREF(ready);
+            return -1;
+        }
+        if (!PyDict_CheckExact(ready) || !PyList_CheckExact(pushes)) { /* not the layout known: ask each time */
+            int r = PyObject_IsTrue(ready);
+            int p = r != 0 ? r : PyObject_IsTrue(pushes);
+            Py_DECREF(ready);
+            Py_DECREF(pushes);
+            return p;
+        }
+        g->ready = ready;
+        g->pushes = pushes;
+    }
+    return PyDict_GET_SIZE(g->ready) != 0 || PyList_GET_SIZE(g->pushes) != 0;
+}
 
 /* Command.arity and .handler, read once a batch per command run (tests wrap handlers between
  * batches, never inside one): 0 with *handler borrowed from g, -1 on error. */
@@ -1283,7 +1313,7 @@ static int run_general(General *g, Batch *b, Arg *args, int argc, PyObject **las
         int r;
         if (g->threshold >= 0 && elapsed_us >= g->threshold)
             simple = 0; /* SLOWLOG: Python keeps it (redacted) */
-        else if ((r = attr_true(g->keyspace, s_ready_keys)) != 0 || (r = attr_true(g->server, s_pending_pushes)) != 0) {
+        else if ((r = wake_or_push(g)) != 0) {
             if (r < 0)
                 goto done;
             simple = 0; /* clients to wake, pushes to send after the reply */
@@ -1303,6 +1333,8 @@ static int run_general(General *g, Batch *b, Arg *args, int argc, PyObject **las
         goto done;
     PyObject *r = PyObject_CallMethodObjArgs(g->server, s_finish_plain, g->client, cmd, argv, outcome, us, NULL);
     Py_DECREF(us);
+    Py_CLEAR(g->ready); /* (its delivery may have replaced them) */
+    Py_CLEAR(g->pushes);
     if (r == NULL)
         goto done;
     Py_DECREF(r);
@@ -1627,6 +1659,8 @@ static PyObject *fast_run(PyObject *self, PyObject *const *fargs, Py_ssize_t nar
         pos = next;
         stale = 1;
         if (rc == RECHECK) { /* Python delivered it: the connection or the server may have changed */
+            Py_CLEAR(g.ready);
+            Py_CLEAR(g.pushes);
             g.now_set = -1;  /* and calls it made (blocked clients served) set their own time snapshot */
             int now_hooked = 0, now_gated = 0, now_restricted = 0;
             int e = eligible(server, keyspace, client, &b.resp3, &now_hooked, &now_gated, &now_restricted);
@@ -1695,6 +1729,8 @@ cleanup:
     Py_XDECREF(g.acl_free);
     Py_XDECREF(g.acl_keyed);
     Py_XDECREF(g.handler);
+    Py_XDECREF(g.ready);
+    Py_XDECREF(g.pushes);
     Py_XDECREF(last);
     Py_XDECREF(b.data);
     Py_XDECREF(b.expires);
