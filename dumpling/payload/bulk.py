@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from itertools import accumulate, compress, count, islice, repeat
 from operator import add, le
 from types import ModuleType
@@ -308,6 +308,7 @@ read_dict = read_dict_py
 read_set = read_set_py
 append_strings = append_strings_py
 append_blob = append_string  # one string, a container's blob: primitives.append_string (C: no Python frame)
+string_payload: Callable[[bytes, int, bool], bytes | None] | None = None  # encode_payload's string case in C
 append_mapping = append_mapping_py
 append_scored = append_scored_py
 ACCELERATED = False  # whether the names above are the C functions
@@ -318,7 +319,7 @@ def use_speedups(enabled: bool) -> bool:
     """Bind the public readers and writers to the C speedups (if they can be imported)
     or to the pure-Python functions; returns whether the C ones are now in use."""
     global ACCELERATED, speedups, read_records, read_dict, read_set, append_strings, append_mapping, append_scored
-    global append_blob
+    global append_blob, string_payload
     speedups = None
     if enabled:
         try:
@@ -329,12 +330,15 @@ def use_speedups(enabled: bool) -> bool:
         read_records, read_dict, read_set = read_records_py, read_dict_py, read_set_py
         append_strings, append_mapping, append_scored = append_strings_py, append_mapping_py, append_scored_py
         append_blob = append_string
+        string_payload = None
         ACCELERATED = False
     else:
         read_records, read_dict, read_set = speedups.read_records, speedups.read_dict, speedups.read_set
         append_strings, append_mapping = speedups.append_strings, speedups.append_mapping
         append_scored = speedups.append_scored
-        append_blob = speedups.append_string
+        # (getattr: a module built from an older _speedups.c imports, without these)
+        append_blob = getattr(speedups, "append_string", append_string)
+        string_payload = getattr(speedups, "string_payload", None)
         ACCELERATED = True
     return ACCELERATED
 

@@ -81,9 +81,9 @@ def payload_version_for(value: Value, rdb_version: int) -> int:
 def encode_payload(value: Value, rdb_version: int, options: CodecOptions = DEFAULT_OPTIONS) -> bytes:
     """The DUMP payload (type byte, body, footer) of ``value`` for a target RDB version (6-12 or 80)."""
     if type(value) is bytes and rdb_version in SUPPORTED_VERSIONS:  # the common small case
-        speedups = bulk.speedups
-        if speedups is not None:  # the same bytes in one C call (None: not a case it takes)
-            payload = speedups.string_payload(value, rdb_version, options.rdbcompression)
+        string_payload = bulk.string_payload
+        if string_payload is not None:  # the same bytes in one C call (None: not a case it takes)
+            payload = string_payload(value, rdb_version, options.rdbcompression)
             if payload is not None:
                 return payload
         out = bytearray(_STRING_TYPE)
