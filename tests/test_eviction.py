@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.servers import RawConnection, parse_reply, start_dumpling, start_redis
+from tests.servers import RawConnection, ServerProcess, parse_reply, start_dumpling, start_redis
 
 
 def used_memory(conn: RawConnection) -> int:
@@ -93,7 +93,7 @@ def _info_field(conn: RawConnection, field: str) -> int:
     return int(info.split(f"\r\n{field}:", 1)[1].split("\r\n", 1)[0])
 
 
-def test_a_write_counts_at_the_next_command():
+def test_a_write_counts_at_the_next_command(dumpling_server: ServerProcess, redis_server: ServerProcess) -> None:
     """The next command's eviction check sees what a write just stored, and used_memory does
     not move between two looks with no write in between (unit/tracking 'invalidation message
     of eviction keys should be before response': a 200 KB SETBIT then GETBIT evicts the tracked
@@ -102,10 +102,10 @@ def test_a_write_counts_at_the_next_command():
     are never refused).  dumpling counted memory from a sample of keys taken at most every
     100 ms, so neither held.  Same steps against Redis 7.0, compared outcome for outcome."""
     outcomes = []
-    for start in (start_redis, start_dumpling):
-        s = start()
+    for s in (redis_server, dumpling_server):
         try:
             with s.raw() as conn:
+                conn.call("FLUSHALL")
                 conn.call("HELLO", "3")
                 for i in range(40):  # a database with keys in it, as the suite's earlier tests leave
                     conn.call("SET", f"old:{i}", "v" * (i * 10))
@@ -138,7 +138,9 @@ def test_a_write_counts_at_the_next_command():
                 refused_later = any(conn.call("SET", f"more:{i}", "x").startswith(b"-OOM") for i in range(added))
                 outcomes.append((invalidation, refused_early, added > 10, refused_later, steady))
         finally:
-            s.stop()
+            with s.raw() as conn:
+                conn.call("CONFIG", "SET", "maxmemory", "0", "maxmemory-policy", "noeviction")
+                conn.call("FLUSHALL")
     assert outcomes[0] == outcomes[1] == (True, False, True, True, True)
 
 
