@@ -109,7 +109,8 @@ def lfu_log_incr(counter: int, log_factor: int, rng: Callable[[], float] = rando
 
 
 class Database:
-    __slots__ = ("keyspace", "index", "data", "expires", "meta", "_order", "_expire_order", "avg_ttl", "slot_index")
+    __slots__ = ("keyspace", "index", "data", "expires", "meta", "_order", "_expire_order", "avg_ttl", "slot_index",
+                 "memory_estimate")
 
     def __init__(self, keyspace: Keyspace, index: int) -> None:
         self.keyspace = keyspace
@@ -121,6 +122,7 @@ class Database:
         self._expire_order: ScanOrder | None = None
         self.avg_ttl = 0
         self.slot_index: Any = None  # cluster mode: keys per hash slot (dumpling.cluster.slotindex)
+        self.memory_estimate: Any = None  # its last memory count (dumpling.memory._Estimate)
 
     def __len__(self) -> int:
         return len(self.data)

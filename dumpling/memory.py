@@ -70,9 +70,6 @@ class _Estimate:
         self.writes: set[tuple[int, bytes]] | None = None
 
 
-_estimates: dict[int, _Estimate] = {}
-
-
 def _count(db: Database, est: _Estimate, n: int) -> None:
     data = db.data
     est.keys = n
@@ -101,7 +98,7 @@ def _resize_written(keyspace: Keyspace, written: set[tuple[int, bytes]]) -> None
     dbs = keyspace.dbs
     for index, key in written:
         db = dbs[index]
-        est = _estimates.get(id(db))
+        est = db.memory_estimate
         if est is None or est.sizes is None or est.writes is not written or est.data != id(db.data):
             continue
         old = est.sizes.pop(key, 0)
@@ -118,9 +115,9 @@ def _db_bytes(db: Database) -> int:
     n = len(db.data)
     if not n:
         return 0
-    est = _estimates.get(id(db))
+    est = db.memory_estimate
     if est is None:
-        est = _estimates[id(db)] = _Estimate()
+        est = db.memory_estimate = _Estimate()
     now = time.monotonic()
     written = db.keyspace.written
     if est.sizes is not None and est.writes is written and est.data == id(db.data):
@@ -137,7 +134,7 @@ def _db_bytes(db: Database) -> int:
 
 def _forget(db: Database, key: bytes, freed: int) -> None:
     """An evicted key leaves its database's last count with its bytes."""
-    est = _estimates.get(id(db))
+    est = db.memory_estimate
     if est is None or not est.keys:
         return
     if est.sizes is not None:
