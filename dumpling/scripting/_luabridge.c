@@ -155,7 +155,7 @@ typedef struct {
     struct {
         PyObject *cmd;    /* borrowed: a twin's Command lives as long as the module */
         PyObject *dict;   /* its __dict__ (owned) */
-        PyObject *record; /* its latency histogram's record method (owned, NULL until needed) */
+        PyObject *histogram; /* its latency histogram (owned, NULL until needed) */
         long long calls, usec;
     } tally[TWIN_TALLIES];                  /* the calls not yet added to the commands' statistics */
     int tallies;
@@ -533,7 +533,7 @@ static void twins_clear_db(Twins *t) {
 static void twins_clear_tally(Twins *t) {
     for (int i = 0; i < t->tallies; i++) {
         Py_CLEAR(t->tally[i].dict);
-        Py_CLEAR(t->tally[i].record);
+        Py_CLEAR(t->tally[i].histogram);
     }
     t->tallies = 0;
     t->total = t->hits = t->misses = t->dirty = 0;
@@ -734,7 +734,7 @@ static int twin_account(Bridge *b, Twins *t, PyObject *cmd, NativeCall *call, co
         if ((t->tally[i].dict = PyObject_GenericGetDict(cmd, NULL)) == NULL)
             return -1;
         t->tally[i].cmd = cmd;
-        t->tally[i].record = NULL;
+        t->tally[i].histogram = NULL;
         t->tally[i].calls = t->tally[i].usec = 0;
         t->tallies++;
     }
@@ -747,18 +747,20 @@ static int twin_account(Bridge *b, Twins *t, PyObject *cmd, NativeCall *call, co
     t->dirty += call->dirty;
     if (t->latency_tracking) { /* dispatch.record_latency: the histogram made by the first call */
         PyObject *usec = PyLong_FromLongLong(elapsed_us), *done = NULL;
-        if (usec != NULL && t->tally[i].record == NULL) {
-            PyObject *histogram = PyObject_GetAttr(cmd, s_latency);
+        if (usec != NULL && t->tally[i].histogram == NULL) {
+            PyObject *histogram = attr_in(cmd, t->tally[i].dict, s_latency);
             if (histogram == Py_None) {
                 PyObject *record_args[2] = {cmd, usec};
                 done = PyObject_Vectorcall(g_record_latency, record_args, 2, NULL);
-            } else if (histogram != NULL) {
-                t->tally[i].record = PyObject_GetAttr(histogram, s_record);
+                Py_DECREF(histogram);
+            } else {
+                t->tally[i].histogram = histogram; /* (NULL: the error returns below) */
             }
-            Py_XDECREF(histogram);
         }
-        if (t->tally[i].record != NULL)
-            done = PyObject_CallOneArg(t->tally[i].record, usec);
+        if (t->tally[i].histogram != NULL) { /* histogram.record(usec), without a bound method */
+            PyObject *record_args[2] = {t->tally[i].histogram, usec};
+            done = PyObject_VectorcallMethod(s_record, record_args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        }
         Py_XDECREF(usec);
         if (done == NULL)
             return -1;
