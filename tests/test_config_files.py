@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from dumpling import accel
 from tests.servers import ROOT, Pair, ServerProcess, free_port, parse_reply, redis_server_path, require_redis
 
 REDIS_74_CONF = ROOT.parent / "shared" / "data" / "redis-7.4.1.conf"
@@ -237,7 +238,8 @@ def test_rename_command_as_redis_does_it(tmp_path: Path) -> None:
             for typed in ("cmd", "xi", "xg", "mod", "slow", "Scr"):
                 ours_help, theirs_help = pair.both(typed, "help")
                 assert parse_reply(ours_help)[0] == parse_reply(theirs_help)[0], typed  # type: ignore[index]
-            assert ours.log().count("the fast path is off") == 1
+            # (a server without the C request loop has no fast path to turn off)
+            assert ours.log().count("the fast path is off") == (0 if accel.fastpath is None else 1)
         finally:
             pair.close()
 
