@@ -125,6 +125,22 @@ class Run:
     start: float  # time.monotonic() at the run's start
 
 
+class PlainRun(Run):
+    """The run of an unrestricted caller's script or function without flags (or an EVAL
+    script without a shebang) on an ungated, unclustered server under no memory limit:
+    nothing can refuse a command it calls but the command's arity and noscript flag
+    (what Scripting._checked_run would find for it, set once here)."""
+
+    unchecked = True
+    writes_admitted = True
+
+
+class PlainTwinsRun(PlainRun):
+    """...with the C bridge: its redis.call may take the twins' route."""
+
+    twins = True
+
+
 _new_run = object.__new__
 _monotonic = time.monotonic
 
@@ -334,14 +350,17 @@ class Scripting:
         of ``func``, made by its first run (a handle costs the Lua heap a table slot: only
         what runs gets one)."""
         server = self.server
-        # (Ungated, a function without flags or an EVAL script without a shebang has nothing to refuse.)
-        gated = server.command_gate is not None
-        stale = gated and self._running_stale()
-        if gated or (flags != EVAL_COMPAT_MODE and (flags or ro or server.maxmemory)):
-            self.admit(caller, flags, ro, stale)
         eval_mode = state is self.eval_state
         client = self.eval_client if eval_mode else self.function_client
-        run = _new_run(Run)
+        if ((flags == EVAL_COMPAT_MODE or not flags) and not ro and not debug and server.command_gate is None
+                and not server.maxmemory and server.cluster is None and caller.unrestricted):
+            # The plain run (most): nothing to refuse, no gate, no cluster, no OOM; what
+            # _checked_run would find, set by the class.
+            run = _new_run(PlainTwinsRun if state.bridge is not None else PlainRun)
+            if flags:  # an EVAL script without a shebang
+                run.allow_cross_slot = True
+        else:
+            run = self._checked_run(caller, caller_argv, numkeys, state, flags, ro, debug)
         run.caller = caller
         run.caller_argv = caller_argv
         run.client = client
@@ -350,23 +369,6 @@ class Scripting:
         run.start = _monotonic()
         client.db = caller.db
         client.resp3 = False
-        if ro or (flags & NO_WRITES and not flags & EVAL_COMPAT_MODE):
-            run.read_only = True
-        if flags & ALLOW_OOM and not flags & EVAL_COMPAT_MODE:
-            run.allow_oom = True
-        if flags & (EVAL_COMPAT_MODE | ALLOW_CROSS_SLOT):
-            run.allow_cross_slot = True
-        if server.maxmemory:
-            run.oom_at_start = not server.evict_if_needed()
-        if server.cluster is not None:
-            if getattr(caller, "repl_kind", None) != "master" and not server.keyspace.loading:
-                run.slot = _declared_slot(caller_argv, numkeys)  # (the master and the AOF are obeyed)
-        elif caller.unrestricted and not run.read_only and not run.oom_at_start and not stale and not debug:
-            run.unchecked = True
-            run.writes_admitted = not gated
-            if not gated and state.bridge is not None:
-                run.twins = True  # (the bridge checks the rest of what that needs at the first call)
-        run.stale = stale
         was_in_exec = server.in_exec
         server.in_exec = True  # one time snapshot; blocking commands answer at once
         self.run = run
@@ -408,6 +410,36 @@ class Scripting:
                 server.propagator.retarget(TO_ALL)  # type: ignore[attr-defined]
         self.last_error_counted = run.error_counted
         return reply
+
+    def _checked_run(self, caller: Client, caller_argv: list[bytes], numkeys: int, state: LuaState, flags: int,
+                     ro: bool, debug: bool) -> Run:
+        """invoke's Run when the plain one does not apply: ``scriptPrepareForRun``'s refusals
+        (raised) and the run's checks as the flags, the caller and the server want them."""
+        server = self.server
+        # (Ungated, a function without flags or an EVAL script without a shebang has nothing to refuse.)
+        gated = server.command_gate is not None
+        stale = gated and self._running_stale()
+        if gated or (flags != EVAL_COMPAT_MODE and (flags or ro or server.maxmemory)):
+            self.admit(caller, flags, ro, stale)
+        run = _new_run(Run)
+        if ro or (flags & NO_WRITES and not flags & EVAL_COMPAT_MODE):
+            run.read_only = True
+        if flags & ALLOW_OOM and not flags & EVAL_COMPAT_MODE:
+            run.allow_oom = True
+        if flags & (EVAL_COMPAT_MODE | ALLOW_CROSS_SLOT):
+            run.allow_cross_slot = True
+        if server.maxmemory:
+            run.oom_at_start = not server.evict_if_needed()
+        if server.cluster is not None:
+            if getattr(caller, "repl_kind", None) != "master" and not server.keyspace.loading:
+                run.slot = _declared_slot(caller_argv, numkeys)  # (the master and the AOF are obeyed)
+        elif caller.unrestricted and not run.read_only and not run.oom_at_start and not stale and not debug:
+            run.unchecked = True
+            run.writes_admitted = not gated
+            if not gated and state.bridge is not None:
+                run.twins = True  # (the bridge checks the rest of what that needs at the first call)
+        run.stale = stale
+        return run
 
     def raise_error(self, reply: ErrorReply) -> NoReturn:
         """A script's error reply as its command's error: counted like any command error,
