@@ -1349,28 +1349,14 @@ done:
 
 /* The database dicts the string commands work on (again after a Python handler ran: it may
  * have created the SCAN order object). 1 fine, 0 a layout this module does not know, -1 error. */
+static NativeDbNames g_db_names; /* (filled at module init) */
+
 static int load_db(Batch *b, PyObject *client) {
     Py_CLEAR(b->data);
     Py_CLEAR(b->expires);
     Py_CLEAR(b->meta);
     Py_CLEAR(b->order);
-    PyObject *db = PyObject_GetAttr(client, s_db);
-    if (db == NULL)
-        return -1;
-    PyObject *slot_index = PyObject_GetAttr(db, s_slot_index);
-    b->data = PyObject_GetAttr(db, s_data);
-    b->expires = PyObject_GetAttr(db, s_expires);
-    b->meta = PyObject_GetAttr(db, s_meta);
-    b->order = PyObject_GetAttr(db, s_order);
-    Py_DECREF(db);
-    int r = 1;
-    if (slot_index == NULL || b->data == NULL || b->expires == NULL || b->meta == NULL || b->order == NULL)
-        r = -1;
-    else if (slot_index != Py_None || !PyDict_CheckExact(b->data) || !PyDict_CheckExact(b->expires) ||
-             !PyDict_CheckExact(b->meta))
-        r = 0;
-    Py_XDECREF(slot_index);
-    return r;
+    return native_load_db(client, &g_db_names, &b->data, &b->expires, &b->meta, &b->order);
 }
 
 /* ------------------------------------------------------------------ native handlers */
@@ -2065,6 +2051,7 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     INTERN(s_meta, "meta");
     INTERN(s_order, "_order");
     INTERN(s_slot_index, "slot_index");
+    g_db_names = (NativeDbNames){s_db, s_slot_index, s_data, s_expires, s_meta, s_order};
     INTERN(s_out, "_out");
     INTERN(s_last_cmd, "last_cmd");
     INTERN(s_last_interaction, "last_interaction");

@@ -55,6 +55,36 @@ typedef PyObject *(*TwinCall)(NativeCall *call, PyObject *order, const NativeArg
 
 #define TWIN_CAPSULE "dumpling._fastpath.twin_call"
 
+/* The interned attribute names native_load_db reads (each module fills one at init). */
+typedef struct {
+    PyObject *db, *slot_index, *data, *expires, *meta, *order;
+} NativeDbNames;
+
+/* The dicts of the database `client` has selected (client.db's data, expires and meta) and its
+ * SCAN order object (db._order) as new references in *data, *expires, *meta, *order, which must
+ * be empty (NULL) on entry; the caller clears them whatever the result: 1 read, 0 a layout the C
+ * paths do not know (cluster mode's slot index, a dict subclass), -1 error. */
+static inline int native_load_db(PyObject *client, const NativeDbNames *n, PyObject **data, PyObject **expires,
+                                 PyObject **meta, PyObject **order) {
+    PyObject *db = PyObject_GetAttr(client, n->db);
+    if (db == NULL)
+        return -1;
+    PyObject *slot_index = PyObject_GetAttr(db, n->slot_index);
+    *data = PyObject_GetAttr(db, n->data);
+    *expires = PyObject_GetAttr(db, n->expires);
+    *meta = PyObject_GetAttr(db, n->meta);
+    *order = PyObject_GetAttr(db, n->order);
+    Py_DECREF(db);
+    int r = 1;
+    if (slot_index == NULL || *data == NULL || *expires == NULL || *meta == NULL || *order == NULL)
+        r = -1;
+    else if (slot_index != Py_None || !PyDict_CheckExact(*data) || !PyDict_CheckExact(*expires) ||
+             !PyDict_CheckExact(*meta))
+        r = 0;
+    Py_XDECREF(slot_index);
+    return r;
+}
+
 /* Redis's string2ll (dumpling.numbers.parse_int64): 1 and *out set, or 0. */
 static inline int native_string2ll(const char *s, Py_ssize_t n, long long *out) {
     if (n == 0 || n > 20)

@@ -646,23 +646,10 @@ done:
 
 /* The selected database's dicts: 1 read, 0 a layout the twins do not know (no route for this
  * run), -1 error. */
+static NativeDbNames g_db_names; /* (filled at module init) */
+
 static int twins_load_db(Twins *t) {
-    PyObject *db = PyObject_GetAttr(t->client, s_db);
-    if (db == NULL)
-        return -1;
-    PyObject *slot_index = PyObject_GetAttr(db, s_slot_index);
-    t->data = PyObject_GetAttr(db, s_data);
-    t->expires = PyObject_GetAttr(db, s_expires);
-    t->meta = PyObject_GetAttr(db, s_meta);
-    t->order = PyObject_GetAttr(db, s_order);
-    Py_DECREF(db);
-    int r = 1;
-    if (slot_index == NULL || t->data == NULL || t->expires == NULL || t->meta == NULL || t->order == NULL)
-        r = -1;
-    else if (slot_index != Py_None || !PyDict_CheckExact(t->data) || !PyDict_CheckExact(t->expires) ||
-             !PyDict_CheckExact(t->meta))
-        r = 0;
-    Py_XDECREF(slot_index);
+    int r = native_load_db(t->client, &g_db_names, &t->data, &t->expires, &t->meta, &t->order);
     if (r <= 0) {
         twins_clear_db(t);
         if (r == 0)
@@ -1309,6 +1296,7 @@ PyMODINIT_FUNC PyInit__luabridge(void) {
     INTERN(s_meta, "meta");
     INTERN(s_order, "_order");
     INTERN(s_slot_index, "slot_index");
+    g_db_names = (NativeDbNames){s_db, s_slot_index, s_data, s_expires, s_meta, s_order};
     INTERN(s_current_client, "current_client");
     INTERN(s_last_cmd, "last_cmd");
     INTERN(s_name, "name");
