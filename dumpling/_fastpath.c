@@ -1296,8 +1296,7 @@ static int run_general(General *g, Batch *b, Arg *args, int argc, PyObject **las
                 goto done;
             Py_DECREF(r);
         }
-        long long elapsed = wall_ns() - start;
-        elapsed_us = elapsed > 0 ? elapsed / 1000 : 0;
+        elapsed_us = native_elapsed_us(start, wall_ns());
     } else {
         if (g->hooks != NULL) {
             PyObject *r = PyObject_CallMethodObjArgs(g->hooks, s_end, g->client, cmd, argv, reply, NULL);
@@ -1308,8 +1307,7 @@ static int run_general(General *g, Batch *b, Arg *args, int argc, PyObject **las
             Py_DECREF(r);
         }
         outcome = reply;
-        long long elapsed = wall_ns() - start;
-        elapsed_us = elapsed > 0 ? elapsed / 1000 : 0;
+        elapsed_us = native_elapsed_us(start, wall_ns());
         int r;
         if (g->threshold >= 0 && elapsed_us >= g->threshold)
             simple = 0; /* SLOWLOG: Python keeps it (redacted) */
@@ -1434,8 +1432,7 @@ static int run_native(General *g, Batch *b, Arg *args, int argc, int *stale, PyO
     b->hits += call.hits;
     b->misses += call.misses;
     b->dirty += call.dirty;
-    long long elapsed = wall_ns() - start;
-    long long elapsed_us = elapsed > 0 ? elapsed / 1000 : 0;
+    long long elapsed_us = native_elapsed_us(start, wall_ns());
     result = FAIL;
     int encoded = encode_simple(&b->out, reply, b->resp3);
     if (encoded == 0)
@@ -1595,8 +1592,7 @@ static PyObject *fast_run(PyObject *self, PyObject *const *fargs, Py_ssize_t nar
                 break;
             }
             if (rc == DONE) {
-                long long elapsed = wall_ns() - start;
-                long long elapsed_us = elapsed > 0 ? elapsed / 1000 : 0;
+                long long elapsed_us = native_elapsed_us(start, wall_ns());
                 calls[command]++;
                 usec[command] += elapsed_us;
                 total++;

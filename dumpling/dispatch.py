@@ -538,7 +538,7 @@ class Server:
         if ks.tracking is not None and cmd.is_readonly:
             ks.tracking.remember(client, cmd, argv)  # client-side caching: the keys it read
         ks.no_touch = False
-        self.account(client, cmd, argv, reply, max(time.time_ns() - start, 0) // 1000)
+        self.account(client, cmd, argv, reply, max(time.time_ns() // 1000 - start // 1000, 0))  # (elapsedUs)
         return reply
 
     def handler_error(self, cmd: Command, e: Exception) -> ErrorReply:

@@ -888,7 +888,7 @@ static int twin_route(Bridge *b, lua_State *L, int argc) {
     PyObject *wire = g_twin(&call, t->order, args, argc, &cmd);
     if (wire == NULL)
         return PyErr_Occurred() ? -1 : 0;
-    long long elapsed = wall_ns() - start;
+    long long elapsed_us = native_elapsed_us(start, wall_ns());
     int result = -1;
     if (!t->wrote) { /* a write makes the script unkillable (run.write_dirty) */
         int is_write = attr_true(cmd, s_is_write);
@@ -896,7 +896,7 @@ static int twin_route(Bridge *b, lua_State *L, int argc) {
             goto done;
         t->wrote = is_write;
     }
-    if (twin_account(b, t, cmd, &call, args, argc, elapsed > 0 ? elapsed / 1000 : 0) < 0)
+    if (twin_account(b, t, cmd, &call, args, argc, elapsed_us) < 0)
         goto done;
     lua.settop(L, 0);
     const char *p = PyBytes_AS_STRING(wire), *end = p + PyBytes_GET_SIZE(wire);
