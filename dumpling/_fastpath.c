@@ -662,17 +662,9 @@ static long long wall_ns(void) {
 
 /* SLOWLOG: Server.slowlog_push(client, argv, elapsed_us). */
 static int slowlog(PyObject *server, PyObject *client, Arg *args, int argc, long long elapsed_us) {
-    PyObject *argv = PyList_New(argc);
+    PyObject *argv = native_argv(args, argc);
     if (argv == NULL)
         return -1;
-    for (int i = 0; i < argc; i++) {
-        PyObject *a = PyBytes_FromStringAndSize(args[i].p, args[i].len);
-        if (a == NULL) {
-            Py_DECREF(argv);
-            return -1;
-        }
-        PyList_SET_ITEM(argv, i, a);
-    }
     PyObject *us = PyLong_FromLongLong(elapsed_us);
     PyObject *r = us == NULL ? NULL : PyObject_CallMethodObjArgs(server, s_slowlog_push, client, argv, us, NULL);
     Py_DECREF(argv);

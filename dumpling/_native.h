@@ -64,6 +64,23 @@ static inline long long native_elapsed_us(long long start_ns, long long end_ns) 
     return us > 0 ? us : 0;
 }
 
+/* The request's arguments as a new list of bytes (what SLOWLOG and Python handlers take), or
+ * NULL with an exception set. */
+static inline PyObject *native_argv(const NativeArg *args, int argc) {
+    PyObject *argv = PyList_New(argc);
+    if (argv == NULL)
+        return NULL;
+    for (int i = 0; i < argc; i++) {
+        PyObject *a = PyBytes_FromStringAndSize(args[i].p, args[i].len);
+        if (a == NULL) {
+            Py_DECREF(argv);
+            return NULL;
+        }
+        PyList_SET_ITEM(argv, i, a);
+    }
+    return argv;
+}
+
 /* The interned attribute names native_load_db reads (each module fills one at init). */
 typedef struct {
     PyObject *db, *slot_index, *data, *expires, *meta, *order;

@@ -754,17 +754,9 @@ static int twin_account(Bridge *b, Twins *t, PyObject *cmd, NativeCall *call, co
         Py_DECREF(done);
     }
     if (t->threshold >= 0 && elapsed_us >= t->threshold) { /* Server.slow_call(client, cmd, argv, usec) */
-        PyObject *argv = PyList_New(argc);
+        PyObject *argv = native_argv(args, argc);
         if (argv == NULL)
             return -1;
-        for (int j = 0; j < argc; j++) {
-            PyObject *arg = PyBytes_FromStringAndSize(args[j].p, args[j].len);
-            if (arg == NULL) {
-                Py_DECREF(argv);
-                return -1;
-            }
-            PyList_SET_ITEM(argv, j, arg);
-        }
         PyObject *usec = PyLong_FromLongLong(elapsed_us);
         PyObject *done = usec == NULL ? NULL : PyObject_CallMethodObjArgs(b->server, s_slow_call, t->client, cmd,
                                                                           argv, usec, NULL);
