@@ -3,8 +3,12 @@ one redis-benchmark workload's rate (with the server's CPU per request)."""
 
 from __future__ import annotations
 
+import glob
+import os
 import re
 import subprocess
+import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -85,3 +89,22 @@ def benchmark(server: ServerProcess, requests: int, pipeline: int, command: list
         if m and m.group(1).startswith(row):
             return float(m.group(2)), cpu_us
     raise RuntimeError(f"no result from redis-benchmark: {out!r}")
+
+
+def callgrind_totals(script: str, args: list[str], builtin: str = "builtin_exec", floor: int = 0) -> list[int]:
+    """Run ``python script args`` under callgrind, counting only inside each call of ``builtin``
+    (the script's measured loops are ``exec``/``eval`` of compiled text), and return the
+    instruction total of each such call in order; calls of ``floor`` instructions or fewer
+    (imports and set-ups run small ones too) are left out."""
+    with tempfile.TemporaryDirectory() as tmp:
+        prefix = os.path.join(tmp, "callgrind.out")
+        subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={prefix}", "--collect-atstart=no",
+                        f"--toggle-collect={builtin}", f"--dump-after={builtin}", sys.executable,
+                        os.path.abspath(script), *args],
+                       check=True, capture_output=True)
+        totals = []
+        for path in sorted(glob.glob(prefix + ".*"), key=lambda p: int(p.rsplit(".", 1)[1])):
+            m = re.search(r"^(?:summary|totals): (\d+)", Path(path).read_text(), re.M)
+            if m and int(m.group(1)) > floor:
+                totals.append(int(m.group(1)))
+    return totals

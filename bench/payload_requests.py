@@ -14,12 +14,7 @@ usage: python bench/payload_requests.py [--callgrind] [--batches N] [kind ...]
 from __future__ import annotations
 
 import argparse
-import glob
-import os
-import re
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from measure import callgrind_totals  # noqa: E402
 from payload_server import SMALL_KINDS, encode, small_setup, start  # noqa: E402
 
 from dumpling.config import Config  # noqa: E402
@@ -81,17 +77,7 @@ def run(payloads: dict[str, list[bytes]], batches: int) -> dict[str, float]:
 
 def under_callgrind(kinds: list[str], batches: int) -> dict[str, float]:
     """Instructions per request of each case's exec(), from callgrind's per-exec dumps."""
-    with tempfile.TemporaryDirectory() as tmp:
-        prefix = os.path.join(tmp, "callgrind.out")
-        subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={prefix}", "--collect-atstart=no",
-                        "--toggle-collect=builtin_exec", "--dump-after=builtin_exec", sys.executable,
-                        os.path.abspath(__file__), "--batches", str(batches), *kinds],
-                       check=True, capture_output=True)
-        totals = []
-        for path in sorted(glob.glob(prefix + ".*"), key=lambda p: int(p.rsplit(".", 1)[1])):
-            m = re.search(r"^(?:summary|totals): (\d+)", Path(path).read_text(), re.M)
-            if m and int(m.group(1)):
-                totals.append(int(m.group(1)))
+    totals = callgrind_totals(__file__, ["--batches", str(batches), *kinds])
     cases = [f"{name} {kind}" for kind in kinds for name in ("restore", "dump")]
     return {case: total / (batches * BATCH) for case, total in zip(cases, totals[-len(cases):], strict=True)}
 

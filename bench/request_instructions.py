@@ -17,16 +17,13 @@ usage: python bench/request_instructions.py [--callgrind] [--no-native] [--batch
 from __future__ import annotations
 
 import argparse
-import glob
-import os
-import re
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from measure import callgrind_totals  # noqa: E402
 
 from dumpling.commands.lists import use_native_handlers  # noqa: E402
 from dumpling.config import Config  # noqa: E402
@@ -90,17 +87,7 @@ def run(tests: list[str], batches: int) -> dict[str, float]:
 
 def under_callgrind(tests: list[str], batches: int, options: list[str]) -> dict[str, float]:
     """Instructions per request of each test's exec(), from callgrind's per-exec dumps."""
-    with tempfile.TemporaryDirectory() as tmp:
-        prefix = os.path.join(tmp, "callgrind.out")
-        subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={prefix}", "--collect-atstart=no",
-                        "--toggle-collect=builtin_exec", "--dump-after=builtin_exec", sys.executable,
-                        os.path.abspath(__file__), "--batches", str(batches), *options, *tests],
-                       check=True, capture_output=True)
-        totals = []
-        for path in sorted(glob.glob(prefix + ".*"), key=lambda p: int(p.rsplit(".", 1)[1])):
-            m = re.search(r"^(?:summary|totals): (\d+)", Path(path).read_text(), re.M)
-            if m and int(m.group(1)):
-                totals.append(int(m.group(1)))
+    totals = callgrind_totals(__file__, ["--batches", str(batches), *options, *tests])
     return {test: total / (batches * PIPELINE) for test, total in zip(tests, totals[-len(tests):], strict=True)}
 
 

@@ -25,19 +25,14 @@ usage: python bench/scripting.py [--requests N] [--rounds R] | --callgrind [--ba
 from __future__ import annotations
 
 import argparse
-import glob
 import hashlib
-import os
-import re
 import statistics
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from measure import benchmark  # noqa: E402
+from measure import benchmark, callgrind_totals  # noqa: E402
 
 from tests.servers import ServerProcess, start_dumpling, start_redis  # noqa: E402
 
@@ -87,18 +82,9 @@ def run_in_process(batches: int) -> None:
 
 
 def under_callgrind(batches: int) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        prefix = os.path.join(tmp, "callgrind.out")
-        subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={prefix}", "--collect-atstart=no",
-                        "--toggle-collect=builtin_eval", "--dump-after=builtin_eval", sys.executable,
-                        os.path.abspath(__file__), "--in-process", "--batches", str(batches)],
-                       check=True, capture_output=True)
-        totals = []
-        for path in sorted(glob.glob(prefix + ".*"), key=lambda p: int(p.rsplit(".", 1)[1])):
-            m = re.search(r"^(?:summary|totals): (\d+)", Path(path).read_text(), re.M)
-            # (imports and set-ups eval small things too: a loop costs thousands per request)
-            if m and int(m.group(1)) > batches * 16 * 2000:
-                totals.append(int(m.group(1)))
+    # (imports and set-ups eval small things too: a loop costs thousands per request)
+    totals = callgrind_totals(__file__, ["--in-process", "--batches", str(batches)], "builtin_eval",
+                              floor=batches * 16 * 2000)
     for label, total in zip(IN_PROCESS, totals, strict=True):
         print(f"{label:8} {total / (batches * 16):9,.0f} instructions per request")
 
