@@ -44,11 +44,9 @@
 
 static const uint64_t NEG_FILL_LIMITS[5] = {4096, 8192, 16384, 32768, 65536};
 
-static PyObject *s_encoding, *s_appendleft,
-    *s_append, *s_popleft, *s_pop, *s_fields, *s_field_expires, *s_scan, *s_members, *s_config, *s_values,
-    *k_list_fill, *k_hash_entries, *k_hash_value, *k_set_intset, *k_set_lp_entries, *u_listpack, *u_quicklist,
-    *u_hashtable, *u_intset, *s_keyspace, *s_blocked_keys, *s_last_id, *s_append_entry, *k_stream_bytes,
-    *k_stream_entries, *s_scores, *s_add_checked, *s_update, *k_zset_entries, *k_zset_value;
+static PyObject *s_encoding, *s_appendleft, *s_append, *s_popleft, *s_pop, *s_fields, *s_field_expires, *s_scan,
+    *s_members, *s_config, *s_values, *u_listpack, *u_quicklist, *u_hashtable, *u_intset, *s_keyspace, *s_blocked_keys,
+    *s_append_entry, *s_scores, *s_add_checked, *s_update;
 
 static PyObject *g_list_type, *g_hash_type, *g_set_type, *g_stream_type, *g_zset_type; /* set by configure() */
 static long long g_packed_threshold = 0;                    /* lists.set_packed_threshold */
@@ -518,152 +516,17 @@ static int slot_set_ll(PyObject *obj, Py_ssize_t offset, long long n) {
 }
 
 enum { SV_ENTRIES, SV_LAST_ID, SV_FIRST_ID, SV_ADDED, SV_NODES, SV_COUNT };
-static const char *const STREAM_SLOTS[SV_COUNT] = {"entries", "last_id", "first_id", "entries_added", "_nodes"};
+static const char *const STREAM_SLOTS[SV_COUNT] = {"_entries", "last_id", "first_id", "entries_added", "_nodes"};
 enum { SN_MASTER_FIELDS, SN_IDS, SN_LIVE, SN_DELETED, SN_ENTRIES_BYTES, SN_FIELDS_BYTES, SN_COUNT };
 static const char *const NODE_SLOTS[SN_COUNT] = {"master_fields", "ids", "live", "deleted", "entries_bytes", "fields_bytes"};
-static Py_ssize_t g_stream_offsets[SV_COUNT], g_node_offsets[SN_COUNT];
-static PyObject *g_node_type, *g_sorted_dict_type, *g_sorted_list_type; /* configure() */
+enum { IM_MAP, IM_KEYS, IM_VALS, IM_MAXES, IM_COUNT };
+static const char *const IDMAP_SLOTS[IM_COUNT] = {"_map", "_keys", "_vals", "_maxes"};
+static Py_ssize_t g_stream_offsets[SV_COUNT], g_node_offsets[SN_COUNT], g_idmap_offsets[IM_COUNT];
+static PyObject *g_node_type, *g_idmap_type; /* configure() */
+static Py_ssize_t g_idmap_chunk;             /* streams.CHUNK */
 static int g_stream_slots_ok = 0;
-static PyObject *s_list_attr, *s_lists, *s_maxes, *s_index, *s_load, *s_len, *s_offset;
 
 #define STREAM_LISTPACK_MAX_SIZE (1LL << 30)
-
-/* An instance attribute read from the object's __dict__ (borrowed), or NULL (an exception
- * only on error): sortedcontainers' objects are plain instances, and their attributes are
- * looked up here without the type's attribute protocol. */
-static PyObject *inst_attr(PyObject *dict, PyObject *name) {
-    return PyDict_GetItemWithError(dict, name);
-}
-
-/* An instance attribute that must be an exact list (borrowed), or NULL. */
-static PyObject *inst_list(PyObject *dict, PyObject *name) {
-    PyObject *v = inst_attr(dict, name);
-    return v != NULL && PyList_CheckExact(v) ? v : NULL;
-}
-
-/* A sorted container's __dict__ (a new reference) if it is of `type`, else NULL (an
- * exception only on error). */
-static PyObject *inst_dict(PyObject *obj, PyObject *type) {
-    if (type == NULL || (PyObject *)Py_TYPE(obj) != type)
-        return NULL;
-    PyObject *dict = PyObject_GenericGetDict(obj, NULL);
-    if (dict != NULL && !PyDict_CheckExact(dict))
-        Py_CLEAR(dict);
-    return dict;
-}
-
-/* A SortedDict's keys in sortedcontainers 2.x's layout: sublists `_lists`, their last keys
- * `_maxes`, the positional `_index` (empty until a positional lookup builds it), `_load`.
- * SortedList.add of a key greater than every key, without the sublist split (_expand): 1 done,
- * 0 not that case (nothing changed), -1 error. */
-static int sorted_list_append(PyObject *sl, PyObject *key) {
-    PyObject *attrs = inst_dict(sl, g_sorted_list_type);
-    if (attrs == NULL)
-        return PyErr_Occurred() ? -1 : 0;
-    int result = 0;
-    PyObject *lists = inst_list(attrs, s_lists), *maxes = inst_list(attrs, s_maxes), *index = inst_list(attrs, s_index);
-    PyObject *load = inst_attr(attrs, s_load), *size = inst_attr(attrs, s_len);
-    if (lists == NULL || maxes == NULL || index == NULL || load == NULL || size == NULL || !PyLong_CheckExact(load) ||
-        !PyLong_CheckExact(size))
-        goto done; /* (or an error) */
-    long long n_load = PyLong_AsLongLong(load), n_size = PyLong_AsLongLong(size);
-    if ((n_load == -1 || n_size == -1) && PyErr_Occurred())
-        goto done;
-    Py_ssize_t pos = PyList_GET_SIZE(maxes) - 1;
-    if (pos < 0 || PyList_GET_SIZE(lists) != pos + 1 || n_load <= 0)
-        goto done; /* empty: the first sublist is Python's */
-    PyObject *last = PyList_GET_ITEM(lists, pos);
-    if (!PyList_CheckExact(last) || PyList_GET_SIZE(last) >= 2 * n_load)
-        goto done; /* the append would split it */
-    int after = PyObject_RichCompareBool(key, PyList_GET_ITEM(maxes, pos), Py_GT);
-    if (after <= 0) {
-        result = after;
-        goto done;
-    }
-    Py_ssize_t n_index = PyList_GET_SIZE(index), child = 0;
-    if (n_index) { /* _expand's index walk from the leaf of `pos` to the root, checked first */
-        PyObject *offset = inst_attr(attrs, s_offset);
-        if (offset == NULL || !PyLong_CheckExact(offset))
-            goto done;
-        child = PyLong_AsSsize_t(offset);
-        if (child == -1 && PyErr_Occurred())
-            goto done;
-        child += pos;
-        if (child < 0 || child >= n_index)
-            goto done;
-        for (Py_ssize_t c = child; c; c = (c - 1) >> 1)
-            if (!PyLong_CheckExact(PyList_GET_ITEM(index, c)))
-                goto done;
-        if (!PyLong_CheckExact(PyList_GET_ITEM(index, 0)))
-            goto done;
-    }
-    result = -1;
-    if (PyList_Append(last, key) < 0)
-        goto done;
-    Py_INCREF(key);
-    PyList_SetItem(maxes, pos, key); /* steals key */
-    if (n_index) {
-        for (Py_ssize_t c = child;; c = (c - 1) >> 1) {
-            Py_ssize_t v = PyLong_AsSsize_t(PyList_GET_ITEM(index, c));
-            PyObject *bumped = v == -1 && PyErr_Occurred() ? NULL : PyLong_FromSsize_t(v + 1);
-            if (bumped == NULL || PyList_SetItem(index, c, bumped) < 0)
-                goto done;
-            if (c == 0)
-                break;
-        }
-    }
-    PyObject *grown = PyLong_FromLongLong(n_size + 1);
-    if (grown == NULL || PyDict_SetItem(attrs, s_len, grown) < 0) {
-        Py_XDECREF(grown);
-        goto done;
-    }
-    Py_DECREF(grown);
-    result = 1;
-done:
-    Py_DECREF(attrs);
-    return result < 0 || PyErr_Occurred() ? -1 : result;
-}
-
-/* A SortedDict's SortedList (borrowed from its __dict__), or NULL (an exception only on error). */
-static PyObject *sorted_dict_keys(PyObject *sd) {
-    PyObject *attrs = inst_dict(sd, g_sorted_dict_type);
-    if (attrs == NULL)
-        return NULL;
-    PyObject *sl = inst_attr(attrs, s_list_attr);
-    Py_DECREF(attrs); /* (the SortedDict keeps it, and sl) */
-    return sl;
-}
-
-/* sd[key] = value for a key greater than every key of the SortedDict `sd` (which it is
- * not in): the append above, or SortedDict.__setitem__ itself for any other case. */
-static int sorted_dict_append(PyObject *sd, PyObject *key, PyObject *value) {
-    PyObject *sl = sorted_dict_keys(sd);
-    int r = sl == NULL ? 0 : sorted_list_append(sl, key);
-    if (r < 0 || PyErr_Occurred())
-        return -1;
-    return r ? PyDict_SetItem(sd, key, value) : PyObject_SetItem(sd, key, value);
-}
-
-/* The last key of a non-empty SortedDict (its `_list[-1]`, borrowed), or NULL (no exception:
- * a layout not known). */
-static PyObject *sorted_dict_last_key(PyObject *sd) {
-    PyObject *sl = sorted_dict_keys(sd), *key = NULL;
-    PyObject *attrs = sl == NULL ? NULL : inst_dict(sl, g_sorted_list_type);
-    PyObject *lists = attrs == NULL ? NULL : inst_list(attrs, s_lists);
-    if (lists != NULL && PyList_GET_SIZE(lists)) {
-        PyObject *last = PyList_GET_ITEM(lists, PyList_GET_SIZE(lists) - 1);
-        if (PyList_CheckExact(last) && PyList_GET_SIZE(last))
-            key = PyList_GET_ITEM(last, PyList_GET_SIZE(last) - 1); /* (the SortedDict holds it too) */
-    }
-    Py_XDECREF(attrs);
-    PyErr_Clear();
-    return key;
-}
-
-/* ID delta as streams.StreamNode.entry_size computes it: uint64 difference read as int64. */
-static long long id_delta(unsigned long long a, unsigned long long b) {
-    return (long long)(a - b);
-}
 
 /* A stream ID (ms, seq): 1, or 0 (not one), -1 on error. */
 static int id_parts(PyObject *id, unsigned long long *ms, unsigned long long *seq) {
@@ -673,34 +536,99 @@ static int id_parts(PyObject *id, unsigned long long *ms, unsigned long long *se
     return r <= 0 ? r : native_u64_of(PyTuple_GET_ITEM(id, 1), seq);
 }
 
-static PyObject *new_id(unsigned long long ms, unsigned long long seq) {
-    PyObject *a = PyLong_FromUnsignedLongLong(ms), *b = a == NULL ? NULL : PyLong_FromUnsignedLongLong(seq);
-    PyObject *id = b == NULL ? NULL : PyTuple_Pack(2, a, b);
-    Py_XDECREF(a);
-    Py_XDECREF(b);
-    return id;
+/* streams.IdMap's slots, checked to be its layout: 1 (parts set, borrowed), 0 not one. */
+typedef struct {
+    PyObject *map, *keys, *vals, *maxes;
+} IdMapParts;
+
+static int idmap_parts(PyObject *m, IdMapParts *parts) {
+    if (g_idmap_type == NULL || (PyObject *)Py_TYPE(m) != g_idmap_type)
+        return 0;
+    parts->map = *slot_at(m, g_idmap_offsets[IM_MAP]);
+    parts->keys = *slot_at(m, g_idmap_offsets[IM_KEYS]);
+    parts->vals = *slot_at(m, g_idmap_offsets[IM_VALS]);
+    parts->maxes = *slot_at(m, g_idmap_offsets[IM_MAXES]);
+    if (parts->map == NULL || parts->keys == NULL || parts->vals == NULL || parts->maxes == NULL ||
+        !PyDict_CheckExact(parts->map) || !PyList_CheckExact(parts->keys) || !PyList_CheckExact(parts->vals) ||
+        !PyList_CheckExact(parts->maxes))
+        return 0;
+    Py_ssize_t n = PyList_GET_SIZE(parts->maxes);
+    if (PyList_GET_SIZE(parts->keys) != n || PyList_GET_SIZE(parts->vals) != n)
+        return 0;
+    if (n && (!PyList_CheckExact(PyList_GET_ITEM(parts->keys, n - 1)) ||
+              !PyList_CheckExact(PyList_GET_ITEM(parts->vals, n - 1))))
+        return 0;
+    return 1;
+}
+
+/* The map's last key as (ms, seq): 1, 0 when it is empty, -1 a key that is not an ID (no
+ * exception: not a layout this code writes to). */
+static int idmap_last_key(const IdMapParts *parts, unsigned long long *ms, unsigned long long *seq) {
+    Py_ssize_t n = PyList_GET_SIZE(parts->maxes);
+    if (n == 0)
+        return 0;
+    int r = id_parts(PyList_GET_ITEM(parts->maxes, n - 1), ms, seq);
+    if (r <= 0) {
+        PyErr_Clear();
+        return -1;
+    }
+    return 1;
+}
+
+/* IdMap.__setitem__ of a key past every key (the caller checked): into the last chunk, or a
+ * new one when that holds CHUNK keys.  0, or -1 on error (an allocation: the map may then be
+ * left with the key in its chunks but not its dict, and the loop stops with the error). */
+static int idmap_append(const IdMapParts *parts, PyObject *key, PyObject *value) {
+    Py_ssize_t n = PyList_GET_SIZE(parts->maxes);
+    PyObject *last_keys = n ? PyList_GET_ITEM(parts->keys, n - 1) : NULL;
+    if (last_keys != NULL && PyList_GET_SIZE(last_keys) < g_idmap_chunk) {
+        if (PyList_Append(last_keys, key) < 0 || PyList_Append(PyList_GET_ITEM(parts->vals, n - 1), value) < 0)
+            return -1;
+        Py_INCREF(key);
+        PyList_SetItem(parts->maxes, n - 1, key); /* steals key */
+    } else {
+        PyObject *keys = PyList_New(1), *vals = PyList_New(1);
+        if (keys == NULL || vals == NULL) {
+            Py_XDECREF(keys);
+            Py_XDECREF(vals);
+            return -1;
+        }
+        PyList_SET_ITEM(keys, 0, Py_NewRef(key));
+        PyList_SET_ITEM(vals, 0, Py_NewRef(value));
+        int bad = PyList_Append(parts->keys, keys) < 0 || PyList_Append(parts->vals, vals) < 0 ||
+                  PyList_Append(parts->maxes, key) < 0;
+        Py_DECREF(keys);
+        Py_DECREF(vals);
+        if (bad)
+            return -1;
+    }
+    return PyDict_SetItem(parts->map, key, value);
+}
+
+/* ID delta as streams.StreamNode.entry_size computes it: uint64 difference read as int64. */
+static long long id_delta(unsigned long long a, unsigned long long b) {
+    return (long long)(a - b);
 }
 
 /* StreamValue.append (streamAppendItem after the ID was validated) on a stream whose node
- * layout is built: the entry goes into the last node, or a new one when that is full by
- * stream-node-max-bytes/-entries, with the node's listpack bytes counted as
+ * layout is built, `id` being (ms, seq): the entry goes into the last node, or a new one when
+ * that is full by stream-node-max-bytes/-entries, with the node's listpack bytes counted as
  * StreamNode.entry_size counts them (master-field compression: an entry with the master's
  * fields stores only its values), then the length, last/first ID and entries-added counter.
+ * The entries and the nodes are IdMaps: the entry is appended to them (an ID past their last
+ * keys; anything else is the Python reference's).
  * 1 done, 0 not its case (nothing changed: the Python reference runs), -1 error. */
-static int stream_append(PyObject *value, PyObject *id, PyObject *flat, long long max_bytes, long long max_entries) {
-    if (!g_stream_slots_ok || g_stream_type == NULL || (PyObject *)Py_TYPE(value) != g_stream_type ||
-        g_sorted_dict_type == NULL)
+static int stream_append_id(PyObject *value, PyObject *id, unsigned long long ms, unsigned long long seq, PyObject *flat,
+                            long long max_bytes, long long max_entries) {
+    if (!g_stream_slots_ok || g_stream_type == NULL || (PyObject *)Py_TYPE(value) != g_stream_type)
         return 0;
     PyObject *entries = *slot_at(value, g_stream_offsets[SV_ENTRIES]);
     PyObject *nodes = *slot_at(value, g_stream_offsets[SV_NODES]);
     PyObject *added_obj = *slot_at(value, g_stream_offsets[SV_ADDED]);
-    if (entries == NULL || nodes == NULL || added_obj == NULL || (PyObject *)Py_TYPE(entries) != g_sorted_dict_type ||
-        (PyObject *)Py_TYPE(nodes) != g_sorted_dict_type || !PyLong_CheckExact(added_obj))
+    IdMapParts ep, np;
+    if (entries == NULL || nodes == NULL || added_obj == NULL || !PyLong_CheckExact(added_obj) ||
+        !idmap_parts(entries, &ep) || !idmap_parts(nodes, &np))
         return 0; /* (_nodes None: the layout is built from the entries first, in Python) */
-    unsigned long long ms, seq;
-    int ok = id_parts(id, &ms, &seq);
-    if (ok <= 0)
-        return ok;
     if (!PyList_CheckExact(flat) || PyList_GET_SIZE(flat) < 2 || PyList_GET_SIZE(flat) % 2)
         return 0;
     Py_ssize_t n_flat = PyList_GET_SIZE(flat), nfields = n_flat / 2;
@@ -711,20 +639,31 @@ static int stream_append(PyObject *value, PyObject *id, PyObject *flat, long lon
             return 0;
         total += PyBytes_GET_SIZE(item);
     }
-    unsigned long long added;
+    unsigned long long added, last_ms, last_seq;
+    int ok;
     if ((ok = native_u64_of(added_obj, &added)) <= 0)
         return ok;
+    /* past the last entry (an IdMap append), and the nodes' keys are entries' IDs */
+    if ((ok = idmap_last_key(&ep, &last_ms, &last_seq)) < 0 || (ok && (ms < last_ms || (ms == last_ms && seq <= last_seq))))
+        return 0;
     if (max_bytes <= 0 || max_bytes > STREAM_LISTPACK_MAX_SIZE)
         max_bytes = STREAM_LISTPACK_MAX_SIZE;
 
     /* the last node, unless it is full (StreamValue._place) */
-    PyObject *node = NULL, *master_id = NULL;
+    PyObject *node = NULL;
+    unsigned long long master_ms = ms, master_seq = seq;
     long long live = 0, deleted = 0, entries_bytes = 0, fields_bytes = 0;
-    if (PyDict_GET_SIZE(nodes)) {
-        master_id = sorted_dict_last_key(nodes);
-        node = master_id == NULL ? NULL : PyDict_GetItemWithError(nodes, master_id);
-        if (node == NULL || (PyObject *)Py_TYPE(node) != g_node_type)
-            return PyErr_Occurred() ? -1 : 0;
+    Py_ssize_t n_nodes = PyList_GET_SIZE(np.maxes);
+    if (n_nodes) {
+        if (idmap_last_key(&np, &master_ms, &master_seq) <= 0 ||
+            (master_ms > ms || (master_ms == ms && master_seq >= seq)))
+            return 0;
+        PyObject *last_vals = PyList_GET_ITEM(np.vals, n_nodes - 1);
+        if (PyList_GET_SIZE(last_vals) == 0)
+            return 0;
+        node = PyList_GET_ITEM(last_vals, PyList_GET_SIZE(last_vals) - 1);
+        if ((PyObject *)Py_TYPE(node) != g_node_type)
+            return 0;
         PyObject *fields = *slot_at(node, g_node_offsets[SN_MASTER_FIELDS]);
         if (fields == NULL || !PyList_CheckExact(fields) || *slot_at(node, g_node_offsets[SN_IDS]) == NULL ||
             !PyList_CheckExact(*slot_at(node, g_node_offsets[SN_IDS])) ||
@@ -757,19 +696,14 @@ static int stream_append(PyObject *value, PyObject *id, PyObject *flat, long lon
                 PyErr_SetString(PyExc_TypeError, "StreamNode() made a node without its counters");
             return -1;
         }
-        master_id = id;
+        master_ms = ms;
+        master_seq = seq;
     } else {
         Py_INCREF(node);
     }
 
     /* the entry's listpack bytes (StreamNode.entry_size) */
     int result = -1;
-    unsigned long long master_ms, master_seq;
-    if (id_parts(master_id, &master_ms, &master_seq) <= 0) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_TypeError, "a stream node's master ID is not (ms, seq)");
-        goto done;
-    }
     PyObject *master_fields = *slot_at(node, g_node_offsets[SN_MASTER_FIELDS]);
     int same = PyList_GET_SIZE(master_fields) == nfields;
     for (Py_ssize_t i = 0; same && i < nfields; i++) {
@@ -795,18 +729,18 @@ static int stream_append(PyObject *value, PyObject *id, PyObject *flat, long lon
      * out of the collector's sight, as collector.stored puts a stored value's parts */
     PyObject_GC_UnTrack(flat);
     PyObject_GC_UnTrack(id);
-    if (fresh && sorted_dict_append(nodes, id, node) < 0)
+    if (fresh && idmap_append(&np, id, node) < 0)
         goto done;
     if (slot_set_ll(node, g_node_offsets[SN_ENTRIES_BYTES], entries_bytes + size) < 0 ||
         PyList_Append(*slot_at(node, g_node_offsets[SN_IDS]), id) < 0 ||
-        slot_set_ll(node, g_node_offsets[SN_LIVE], live + 1) < 0 || sorted_dict_append(entries, id, flat) < 0)
+        slot_set_ll(node, g_node_offsets[SN_LIVE], live + 1) < 0 || idmap_append(&ep, id, flat) < 0)
         goto done;
     PyObject *counter = PyLong_FromUnsignedLongLong(added + 1); /* a uint64_t: wraps to 0 */
     if (counter == NULL)
         goto done;
     Py_XSETREF(*slot_at(value, g_stream_offsets[SV_ADDED]), counter);
     Py_XSETREF(*slot_at(value, g_stream_offsets[SV_LAST_ID]), Py_NewRef(id));
-    if (PyDict_GET_SIZE(entries) == 1)
+    if (PyDict_GET_SIZE(ep.map) == 1)
         Py_XSETREF(*slot_at(value, g_stream_offsets[SV_FIRST_ID]), Py_NewRef(id));
     result = 1;
 done:
@@ -824,7 +758,10 @@ static PyObject *py_stream_append(PyObject *self, PyObject *const *args, Py_ssiz
     long long max_bytes = PyLong_AsLongLong(args[3]), max_entries = PyLong_AsLongLong(args[4]);
     if ((max_bytes == -1 || max_entries == -1) && PyErr_Occurred())
         return NULL;
-    int r = stream_append(args[0], args[1], args[2], max_bytes, max_entries);
+    unsigned long long ms, seq;
+    int r = id_parts(args[1], &ms, &seq);
+    if (r > 0)
+        r = stream_append_id(args[0], args[1], ms, seq, args[2], max_bytes, max_entries);
     if (r < 0)
         return NULL;
     return PyBool_FromLong(r);
@@ -832,39 +769,81 @@ static PyObject *py_stream_append(PyObject *self, PyObject *const *args, Py_ssiz
 
 /* ------------------------------------------------------------------ native handlers */
 
-/* The last server's config.values (a Server's Config and its values dict are made once and
- * only mutated after: dispatch.Server, config.Config), kept with the server it belongs to. */
-static PyObject *g_settings_server, *g_settings;
+/* What the handlers read from the server, kept for the last server seen (a strong reference):
+ * the settings below from server.config.values, read again after any CONFIG SET (commands.lists
+ * registers settings_changed as a config listener) and for another server; and
+ * server.keyspace.blocked_keys (both made once with the server and only mutated after). */
+enum {
+    CFG_LIST_FILL, CFG_HASH_ENTRIES, CFG_HASH_VALUE, CFG_SET_INTSET, CFG_SET_LP_ENTRIES, CFG_STREAM_BYTES,
+    CFG_STREAM_ENTRIES, CFG_ZSET_ENTRIES, CFG_ZSET_VALUE, CFG_COUNT
+};
+static PyObject *k_settings[CFG_COUNT]; /* their names, interned at init */
+static PyObject *g_cache_server, *g_blocked_keys;
+static long long g_settings[CFG_COUNT];
+static int g_settings_ok = 0;
 
-/* A setting from server.config.values (a new reference). */
-static PyObject *setting(NativeCall *call, PyObject *name) {
-    if (call->server != g_settings_server || g_settings == NULL) {
+/* Point the cache at call->server: 0, or -1 on error (nothing cached then). */
+static int load_server(NativeCall *call) {
+    Py_CLEAR(g_cache_server);
+    Py_CLEAR(g_blocked_keys);
+    g_settings_ok = 0;
+    PyObject *keyspace = PyObject_GetAttr(call->server, s_keyspace);
+    PyObject *blocked = keyspace == NULL ? NULL : PyObject_GetAttr(keyspace, s_blocked_keys);
+    Py_XDECREF(keyspace);
+    if (blocked == NULL)
+        return -1;
+    if (!PyDict_CheckExact(blocked)) {
+        Py_DECREF(blocked);
+        PyErr_SetString(PyExc_TypeError, "keyspace.blocked_keys is not a dict");
+        return -1;
+    }
+    g_blocked_keys = blocked;
+    g_cache_server = Py_NewRef(call->server);
+    return 0;
+}
+
+/* 1 when a client is blocked on some key (its wake-up is Python's), 0 if not, -1 on error. */
+static int clients_blocked(NativeCall *call) {
+    if (call->server != g_cache_server && load_server(call) < 0)
+        return -1;
+    return PyDict_GET_SIZE(g_blocked_keys) != 0;
+}
+
+/* A setting (CFG_*) as a long long: 0 and *out, or -1 on error. */
+static int setting_long(NativeCall *call, int which, long long *out) {
+    if (call->server != g_cache_server && load_server(call) < 0)
+        return -1;
+    if (!g_settings_ok) {
         PyObject *config = PyObject_GetAttr(call->server, s_config);
         PyObject *values = config == NULL ? NULL : PyObject_GetAttr(config, s_values);
         Py_XDECREF(config);
         if (values == NULL)
-            return NULL;
-        if (!PyDict_CheckExact(values)) {
-            Py_DECREF(values);
-            PyErr_SetString(PyExc_TypeError, "server.config.values is not a dict");
-            return NULL;
+            return -1;
+        for (int i = 0; i < CFG_COUNT; i++) {
+            PyObject *v = PyDict_GetItemWithError(values, k_settings[i]);
+            if (v == NULL) {
+                if (!PyErr_Occurred())
+                    PyErr_SetObject(PyExc_KeyError, k_settings[i]);
+                Py_DECREF(values);
+                return -1;
+            }
+            g_settings[i] = PyLong_AsLongLong(v);
+            if (g_settings[i] == -1 && PyErr_Occurred()) {
+                Py_DECREF(values);
+                return -1;
+            }
         }
-        Py_XSETREF(g_settings, values);
-        Py_XSETREF(g_settings_server, Py_NewRef(call->server));
+        Py_DECREF(values);
+        g_settings_ok = 1;
     }
-    PyObject *v = PyDict_GetItemWithError(g_settings, name);
-    if (v == NULL && !PyErr_Occurred())
-        PyErr_SetObject(PyExc_KeyError, name);
-    return Py_XNewRef(v);
+    *out = g_settings[which];
+    return 0;
 }
 
-static int setting_long(NativeCall *call, PyObject *name, long long *out) {
-    PyObject *v = setting(call, name);
-    if (v == NULL)
-        return -1;
-    *out = PyLong_AsLongLong(v);
-    Py_DECREF(v);
-    return *out == -1 && PyErr_Occurred() ? -1 : 0;
+/* settings_changed(name): a config listener; the settings are read again on next use. */
+static PyObject *py_settings_changed(PyObject *self, PyObject *name) {
+    g_settings_ok = 0;
+    Py_RETURN_NONE;
 }
 
 /* The key (a new reference) and its value (borrowed) when it holds a value of `type`;
@@ -898,7 +877,7 @@ static PyObject *native_push(NativeCall *call, const NativeArg *args, int argc, 
     PyObject *reply = NULL, *element = NULL;
     long long fill;
     Py_INCREF(value);
-    if (setting_long(call, k_list_fill, &fill) < 0)
+    if (setting_long(call, CFG_LIST_FILL, &fill) < 0)
         goto done;
     element = PyBytes_FromStringAndSize(args[2].p, args[2].len);
     if (element == NULL)
@@ -944,7 +923,7 @@ static PyObject *native_pop(NativeCall *call, const NativeArg *args, int argc, i
     PyObject *element = NULL;
     long long fill;
     Py_INCREF(value);
-    if (setting_long(call, k_list_fill, &fill) < 0)
+    if (setting_long(call, CFG_LIST_FILL, &fill) < 0)
         goto done;
     element = pop_one(value, head, (long)fill, 1, 2); /* (the last element's pop deletes the key) */
     if (element == NULL)
@@ -1004,7 +983,7 @@ static PyObject *native_hset(NativeCall *call, const NativeArg *args, int argc) 
     Py_ssize_t pairs = (argc - 2) / 2, fresh = 0;
     if (!hashtable) {
         long long max_entries, max_value;
-        if (setting_long(call, k_hash_entries, &max_entries) < 0 || setting_long(call, k_hash_value, &max_value) < 0)
+        if (setting_long(call, CFG_HASH_ENTRIES, &max_entries) < 0 || setting_long(call, CFG_HASH_VALUE, &max_value) < 0)
             goto done;
         if (pairs > max_entries)
             goto done; /* try_conversion */
@@ -1091,7 +1070,7 @@ static PyObject *native_sadd(NativeCall *call, const NativeArg *args, int argc) 
         if (listpack < 0 || (!listpack && (intset = str_is(encoding, u_intset)) <= 0))
             goto done;
         long long limit;
-        if (setting_long(call, listpack ? k_set_lp_entries : k_set_intset, &limit) < 0 || argc - 2 > limit)
+        if (setting_long(call, listpack ? CFG_SET_LP_ENTRIES : CFG_SET_INTSET, &limit) < 0 || argc - 2 > limit)
             goto done;
     }
     fresh = PyList_New(0);
@@ -1135,39 +1114,31 @@ done:
  * StreamValue.append (Python: the radix tree's listpack accounting) the Python handler calls.
  * Declined: other forms, a new key, an ID space at its end, elements over 1 GiB. */
 static PyObject *native_xadd(NativeCall *call, const NativeArg *args, int argc) {
-    if (!g_handlers_on || g_stream_type == NULL || argc < 5 || (argc - 3) % 2 != 0 || args[2].len != 1 ||
-        args[2].p[0] != '*')
+    if (!g_handlers_on || g_stream_type == NULL || !g_stream_slots_ok || argc < 5 || (argc - 3) % 2 != 0 ||
+        args[2].len != 1 || args[2].p[0] != '*')
         return NULL;
     long long total = 0;
     for (int i = 3; i < argc; i++)
         total += args[i].len;
     if (total > (1LL << 30))
         return NULL;
-    PyObject *keyspace = PyObject_GetAttr(call->server, s_keyspace);
-    if (keyspace == NULL)
-        return NULL;
-    int waiting = -1;
-    PyObject *blocked = PyObject_GetAttr(keyspace, s_blocked_keys);
-    Py_DECREF(keyspace);
-    if (blocked != NULL) {
-        waiting = PyObject_IsTrue(blocked);
-        Py_DECREF(blocked);
-    }
+    int waiting = clients_blocked(call);
     if (waiting != 0)
         return NULL; /* clients to wake (or an error) */
+    long long n_bytes, n_entries;
+    if (setting_long(call, CFG_STREAM_BYTES, &n_bytes) < 0 || setting_long(call, CFG_STREAM_ENTRIES, &n_entries) < 0)
+        return NULL;
     PyObject *key;
     int absent;
     PyObject *value = typed_value(call, &args[1], g_stream_type, &key, &absent);
     if (value == NULL)
         return NULL;
-    PyObject *reply = NULL, *last = NULL, *flat = NULL, *id = NULL, *max_bytes = NULL, *max_entries = NULL;
+    PyObject *reply = NULL, *flat = NULL, *id = NULL;
     Py_INCREF(value);
-    last = g_stream_slots_ok ? Py_XNewRef(*slot_at(value, g_stream_offsets[SV_LAST_ID])) : PyObject_GetAttr(value, s_last_id);
-    if (last == NULL)
-        goto done; /* (an unset slot: declined) */
+    PyObject *last = *slot_at(value, g_stream_offsets[SV_LAST_ID]);
     unsigned long long ms, seq;
-    if (id_parts(last, &ms, &seq) <= 0)
-        goto done;
+    if (last == NULL || id_parts(last, &ms, &seq) <= 0)
+        goto done; /* (an unset slot: declined) */
     unsigned long long now = (unsigned long long)call->now_ms, new_ms, new_seq;
     if (call->now_ms >= 0 && now > ms) {
         new_ms = now;
@@ -1178,10 +1149,6 @@ static PyObject *native_xadd(NativeCall *call, const NativeArg *args, int argc) 
     } else {
         goto done; /* the next millisecond, or the ID space's end: Python's */
     }
-    max_bytes = setting(call, k_stream_bytes);
-    max_entries = max_bytes == NULL ? NULL : setting(call, k_stream_entries);
-    if (max_entries == NULL)
-        goto done;
     flat = PyList_New(argc - 3);
     if (flat == NULL)
         goto done;
@@ -1191,17 +1158,26 @@ static PyObject *native_xadd(NativeCall *call, const NativeArg *args, int argc) 
             goto done;
         PyList_SET_ITEM(flat, i - 3, a);
     }
-    id = new_id(new_ms, new_seq);
-    if (id == NULL)
+    /* the ID: the last one's ms int again while the millisecond lasts (sequence numbers up
+     * to 256 are CPython's shared small ints) */
+    PyObject *ms_obj = new_ms == ms ? Py_NewRef(PyTuple_GET_ITEM(last, 0)) : PyLong_FromUnsignedLongLong(new_ms);
+    PyObject *seq_obj = ms_obj == NULL ? NULL : PyLong_FromUnsignedLongLong(new_seq);
+    if (seq_obj == NULL || (id = PyTuple_New(2)) == NULL) {
+        Py_XDECREF(ms_obj);
+        Py_XDECREF(seq_obj);
         goto done;
-    long long n_bytes = PyLong_AsLongLong(max_bytes), n_entries = PyLong_AsLongLong(max_entries);
-    if ((n_bytes == -1 || n_entries == -1) && PyErr_Occurred())
-        goto done;
-    int appended = stream_append(value, id, flat, n_bytes, n_entries);
+    }
+    PyTuple_SET_ITEM(id, 0, ms_obj);
+    PyTuple_SET_ITEM(id, 1, seq_obj);
+    int appended = stream_append_id(value, id, new_ms, new_seq, flat, n_bytes, n_entries);
     if (appended < 0)
         goto done; /* (after a change: the loop stops with the error) */
     if (!appended) { /* the layout to build first, or an unusual one: the Python reference */
-        PyObject *r = PyObject_CallMethodObjArgs(value, s_append_entry, id, flat, max_bytes, max_entries, NULL);
+        PyObject *limits = Py_BuildValue("(LL)", n_bytes, n_entries);
+        PyObject *r = limits == NULL ? NULL
+                                     : PyObject_CallMethodObjArgs(value, s_append_entry, id, flat, PyTuple_GET_ITEM(limits, 0),
+                                                                  PyTuple_GET_ITEM(limits, 1), NULL);
+        Py_XDECREF(limits);
         if (r == NULL)
             goto done;
         Py_DECREF(r);
@@ -1215,11 +1191,8 @@ static PyObject *native_xadd(NativeCall *call, const NativeArg *args, int argc) 
     n += native_u64_text(text + n, new_seq);
     reply = PyBytes_FromStringAndSize(text, n);
 done:
-    Py_XDECREF(max_entries);
-    Py_XDECREF(max_bytes);
     Py_XDECREF(id);
     Py_XDECREF(flat);
-    Py_XDECREF(last);
     Py_DECREF(value);
     Py_DECREF(key);
     return reply;
@@ -1281,7 +1254,7 @@ static PyObject *native_zadd(NativeCall *call, const NativeArg *args, int argc) 
     if (listpack < 0 || !PyDict_CheckExact(scores))
         goto done;
     long long max_entries = 0, max_value = 0;
-    if (listpack && (setting_long(call, k_zset_entries, &max_entries) < 0 || setting_long(call, k_zset_value, &max_value) < 0 ||
+    if (listpack && (setting_long(call, CFG_ZSET_ENTRIES, &max_entries) < 0 || setting_long(call, CFG_ZSET_VALUE, &max_value) < 0 ||
                      max_entries <= 0))
         goto done;
     if ((member = PyBytes_FromStringAndSize(args[3].p, args[3].len)) == NULL)
@@ -1359,18 +1332,20 @@ static PyObject *py_configure(PyObject *self, PyObject *const *args, Py_ssize_t 
         PyErr_SetString(PyExc_TypeError, "configure(ListValue, HashValue, SetValue, StreamValue, StreamNode, ZSetValue)");
         return NULL;
     }
-    PyObject *sorted = PyImport_ImportModule("sortedcontainers");
-    if (sorted == NULL)
+    PyObject *streams = PyImport_ImportModule("dumpling.datatypes.streams");
+    if (streams == NULL)
         return NULL;
-    PyObject *sd = PyObject_GetAttrString(sorted, "SortedDict");
-    PyObject *sl = sd == NULL ? NULL : PyObject_GetAttrString(sorted, "SortedList");
-    Py_DECREF(sorted);
-    if (sl == NULL) {
-        Py_XDECREF(sd);
+    PyObject *idmap = PyObject_GetAttrString(streams, "IdMap");
+    PyObject *chunk = idmap == NULL ? NULL : PyObject_GetAttrString(streams, "CHUNK");
+    Py_DECREF(streams);
+    Py_ssize_t n_chunk = chunk == NULL ? -1 : PyLong_AsSsize_t(chunk);
+    Py_XDECREF(chunk);
+    if (n_chunk == -1 && PyErr_Occurred()) {
+        Py_XDECREF(idmap);
         return NULL;
     }
-    Py_XSETREF(g_sorted_dict_type, sd);
-    Py_XSETREF(g_sorted_list_type, sl);
+    g_idmap_chunk = n_chunk;
+    Py_XSETREF(g_idmap_type, idmap);
     Py_XSETREF(g_list_type, Py_NewRef(args[0]));
     find_list_slots(args[0]);
     Py_XSETREF(g_hash_type, Py_NewRef(args[1]));
@@ -1378,7 +1353,8 @@ static PyObject *py_configure(PyObject *self, PyObject *const *args, Py_ssize_t 
     Py_XSETREF(g_stream_type, Py_NewRef(args[3]));
     Py_XSETREF(g_node_type, Py_NewRef(args[4]));
     g_stream_slots_ok = find_slots(args[3], STREAM_SLOTS, SV_COUNT, g_stream_offsets) &&
-                        find_slots(args[4], NODE_SLOTS, SN_COUNT, g_node_offsets);
+                        find_slots(args[4], NODE_SLOTS, SN_COUNT, g_node_offsets) &&
+                        find_slots(g_idmap_type, IDMAP_SLOTS, IM_COUNT, g_idmap_offsets) && g_idmap_chunk > 0;
     Py_XSETREF(g_zset_type, Py_NewRef(args[5]));
     Py_RETURN_NONE;
 }
@@ -1430,6 +1406,8 @@ static PyMethodDef methods[] = {
      "configure(ListValue, HashValue, SetValue, StreamValue, StreamNode, ZSetValue): the value classes the native handlers accept."},
     {"native_handlers", py_native_handlers, METH_NOARGS,
      "native_handlers() -> {name: capsule}: the list/hash/set handlers for the C request loop."},
+    {"settings_changed", py_settings_changed, METH_O,
+     "settings_changed(name): a config listener; the handlers read their settings again on next use."},
     {"set_native_handlers", py_set_native_handlers, METH_O,
      "set_native_handlers(on): run the handlers, or decline every call to the Python handlers (tests)."},
     {NULL, NULL, 0, NULL},
@@ -1449,24 +1427,21 @@ PyMODINIT_FUNC PyInit__collections(void) {
                  {&s_fields, "fields"},      {&s_field_expires, "field_expires"},
                  {&s_scan, "_scan"},         {&s_members, "members"},
                  {&s_config, "config"},      {&s_values, "values"},
-                 {&k_list_fill, "list-max-listpack-size"},
-                 {&k_hash_entries, "hash-max-listpack-entries"},
-                 {&k_hash_value, "hash-max-listpack-value"},
-                 {&k_set_intset, "set-max-intset-entries"},
-                 {&k_set_lp_entries, "set-max-listpack-entries"},
+                 {&k_settings[CFG_LIST_FILL], "list-max-listpack-size"},
+                 {&k_settings[CFG_HASH_ENTRIES], "hash-max-listpack-entries"},
+                 {&k_settings[CFG_HASH_VALUE], "hash-max-listpack-value"},
+                 {&k_settings[CFG_SET_INTSET], "set-max-intset-entries"},
+                 {&k_settings[CFG_SET_LP_ENTRIES], "set-max-listpack-entries"},
                  {&u_listpack, "listpack"},  {&u_quicklist, "quicklist"},
                  {&u_hashtable, "hashtable"}, {&u_intset, "intset"},
                  {&s_keyspace, "keyspace"},  {&s_blocked_keys, "blocked_keys"},
-                 {&s_last_id, "last_id"},    {&s_append_entry, "append"},
-                 {&k_stream_bytes, "stream-node-max-bytes"},
-                 {&k_stream_entries, "stream-node-max-entries"},
-                 {&s_list_attr, "_list"},    {&s_lists, "_lists"},
-                 {&s_maxes, "_maxes"},       {&s_index, "_index"},
-                 {&s_load, "_load"},         {&s_len, "_len"},
-                 {&s_offset, "_offset"},     {&s_scores, "scores"},
+                 {&s_append_entry, "append"},
+                 {&k_settings[CFG_STREAM_BYTES], "stream-node-max-bytes"},
+                 {&k_settings[CFG_STREAM_ENTRIES], "stream-node-max-entries"},
+                 {&s_scores, "scores"},
                  {&s_add_checked, "add_checked"}, {&s_update, "update"},
-                 {&k_zset_entries, "zset-max-listpack-entries"},
-                 {&k_zset_value, "zset-max-listpack-value"}};
+                 {&k_settings[CFG_ZSET_ENTRIES], "zset-max-listpack-entries"},
+                 {&k_settings[CFG_ZSET_VALUE], "zset-max-listpack-value"}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if ((*names[i].slot = PyUnicode_InternFromString(names[i].text)) == NULL)
             return NULL;

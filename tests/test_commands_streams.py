@@ -834,3 +834,45 @@ def test_client_libraries_read_the_counters(r: Any) -> None:
     r.restore("s", 0, crafted)
     assert r.xinfo_stream("s")["entries-added"] == -16777217
     assert r.ping()
+
+
+# ----------------------------------------------------------------------------- native appends
+
+def test_native_appends_read_as_redis_stream(pair: Pair) -> None:
+    """A stream grown by ``XADD key * ...`` (dumpling's native handler and C append: IDs from
+    its clock) reads, trims and DUMPs as the Redis stream given the same IDs explicitly: over
+    1000 entries (the ID index's chunks) in nodes of 7, then XDEL, the trimming forms of XADD and
+    XTRIM with explicit IDs, and automatic IDs again after them under a new node limit."""
+    p = pair
+    p.same("CONFIG", "SET", "stream-node-max-entries", "7")
+    try:
+        p.same("XADD", "s", "1-1", "f", "v")
+        ids = []
+        for i in range(1100):
+            fields = ["f", str(i)] if i % 3 else ["g", "x" * (i % 50), "h", "-7"]
+            entry_id = p.ours.call("XADD", "s", "*", *fields).split(b"\r\n")[1]
+            assert p.theirs.call("XADD", "s", entry_id, *fields).split(b"\r\n")[1] == entry_id
+            ids.append(entry_id)
+        def reads() -> None:
+            for cmd in (("XLEN", "s"), ("XRANGE", "s", "-", "+"), ("XRANGE", "s", ids[500], ids[520]),
+                        ("XREVRANGE", "s", "+", "-", "COUNT", "5"), ("XREVRANGE", "s", ids[1005], ids[990]),
+                        ("XREAD", "COUNT", "3", "STREAMS", "s", ids[998]), ("XINFO", "STREAM", "s"),
+                        ("XINFO", "STREAM", "s", "FULL", "COUNT", "0"), ("DUMP", "s")):
+                p.same(*cmd)
+        reads()
+        for victim in (ids[0], ids[999], ids[1000], ids[1099], ids[3], b"1-1"):
+            p.same("XDEL", "s", victim)
+        reads()
+        ms = int(ids[-1].split(b"-")[0]) + 10
+        p.same("XADD", "s", "MAXLEN", "~", "900", f"{ms}-0", "f", "v")
+        p.same("XADD", "s", "MINID", "~", ids[300], "LIMIT", "20", f"{ms}-1", "f", "v")
+        p.same("XTRIM", "s", "MINID", ids[400])
+        p.same("XTRIM", "s", "MAXLEN", "=", "650")
+        reads()
+        p.same("CONFIG", "SET", "stream-node-max-entries", "3")  # (the C handler reads it again)
+        for _ in range(20):  # past the explicit IDs' millisecond: the next sequence numbers
+            entry_id = p.ours.call("XADD", "s", "*", "f", "v").split(b"\r\n")[1]
+            assert p.theirs.call("XADD", "s", entry_id, "f", "v").split(b"\r\n")[1] == entry_id
+        reads()
+    finally:
+        p.both("CONFIG", "SET", "stream-node-max-entries", "100")

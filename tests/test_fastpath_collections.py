@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sortedcontainers import SortedDict
 
 from dumpling import accel
 from dumpling.commands import lists as list_commands
@@ -299,6 +300,56 @@ def test_stream_append_matches_python(max_bytes: int, max_entries: int, monkeypa
             assert fast.node_of(probe).master_id == slow.node_of(probe).master_id  # type: ignore[union-attr]
         assert _stream_shape(fast) == _stream_shape(slow), (step, op)
     assert slow._nodes is not None and list(fast._nodes.keys()) == list(slow._nodes.keys())  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("chunk", [3, 1000])
+def test_id_map_is_a_sorted_dict(chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``IdMap`` (a stream's entries and nodes) against ``SortedDict`` under random sets, pops,
+    deletions, ranges, positional reads and floor lookups, its chunk layout checked after each."""
+    monkeypatch.setattr(stream_values, "CHUNK", chunk)
+    rng = random.Random(chunk)
+    for _ in range(40):
+        ours, reference = stream_values.IdMap(), SortedDict()
+        for step in range(150):
+            key = (rng.randrange(40), rng.randrange(3))
+            op = rng.random()
+            if op < 0.55:
+                ours[key] = reference[key] = step
+            elif op < 0.75:
+                assert ours.pop(key, None) == reference.pop(key, None)
+            elif op < 0.85 and reference:
+                victim = rng.choice(list(reference))
+                del ours[victim], reference[victim]
+            low = (rng.randrange(42), rng.randrange(3)) if rng.random() < 0.8 else None
+            high = (rng.randrange(42), rng.randrange(3)) if rng.random() < 0.8 else None
+            rev = rng.random() < 0.5
+            assert list(ours.irange(low, high, reverse=rev)) == list(reference.irange(low, high, reverse=rev))
+            assert list(ours.items()) == list(reference.items()) and len(ours) == len(reference)
+            if reference:
+                i = rng.randrange(-len(reference), len(reference))
+                assert ours.keys()[i] == reference.keys()[i] and ours.peekitem(i) == reference.peekitem(i)
+                pos = reference.bisect_right(key) - 1
+                assert ours.floor_item(key) == (None if pos < 0 else reference.peekitem(pos))
+            assert all(ours._keys) and [c[-1] for c in ours._keys] == ours._maxes
+            assert all(len(c) <= chunk for c in ours._keys) and set(ours._map) == set(reference)
+        assert list(stream_values.IdMap(reference.items()).items()) == list(reference.items())
+
+
+def test_stream_append_across_chunks_matches_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    """2,500 C appends (three chunks of the ID index), deletions at chunk edges between them:
+    the same value as the Python reference's."""
+    fast, slow = StreamValue(), StreamValue()
+    for i in range(2500):
+        entry_id = (1000 + i // 7, i % 7)
+        fast.append(entry_id, [b"f", b"%d" % i], 4096, 100)
+        with monkeypatch.context() as patch:
+            patch.setattr(stream_values, "_native_append", None)
+            slow.append(entry_id, [b"f", b"%d" % i], 4096, 100)
+        if i in (999, 1000, 1998, 2001):
+            for s in (fast, slow):
+                s.delete(s.entries.keys()[-1 if i % 2 else 0])
+                s.refresh_first_id()
+    assert _stream_shape(fast) == _stream_shape(slow) and len(fast.entries._keys) == 3
 
 
 def test_stream_append_declines_what_is_not_its_case() -> None:

@@ -611,6 +611,13 @@ def attach_native_handlers(*names: str) -> None:
             ORIGINAL[name.encode()].native = handlers[name]
 
 
+def setup(server: Any) -> None:
+    """The C handlers keep the settings they read (``dumpling._collections``): a CONFIG SET has
+    them read those again."""
+    if accel.collections is not None:
+        server.config.listeners.append(accel.collections.settings_changed)
+
+
 def use_native_handlers(enabled: bool) -> None:
     """Run the C handlers of the list/hash/set writes, or have them decline every call so the
     Python handlers run (tests compare both)."""

@@ -19,8 +19,10 @@ Owns the data structure only: no argument parsing, no replies.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from sortedcontainers import SortedDict
 
@@ -63,6 +65,213 @@ class ConsumerGroup:
     entries_read: int = -1  # -1: unknown (SCG_INVALID_ENTRIES_READ)
     pending: SortedDict = field(default_factory=SortedDict)  # StreamID -> PendingEntry
     consumers: dict[bytes, Consumer] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- ID-ordered maps
+
+CHUNK = 1000  # keys per chunk: appends start a new one past this
+
+
+class IdMap:
+    """A mapping from stream IDs to values, kept in ID order (a stream's entries, its radix
+    tree's nodes).  Streams only ever append past their last ID, so the common write is an
+    O(1) append: a dict entry for lookups and the key and value at the end of the last chunk
+    (``_keys``/``_vals`` are lists of chunks of at most ``CHUNK`` keys, ``_maxes`` each chunk's
+    last key, for the bisections of ranges and deletions).  The C ``stream_append``
+    (``dumpling._collections``) appends through these slots: keep that layout (no empty chunk,
+    ``_maxes[i] == _keys[i][-1]``, ``_map`` holding exactly the chunks' keys)."""
+
+    __slots__ = ("_map", "_keys", "_vals", "_maxes")
+
+    def __init__(self, items: Iterable[tuple[StreamID, Any]] = ()) -> None:
+        pairs = sorted(dict(items).items())
+        self._map: dict[StreamID, Any] = dict(pairs)
+        self._keys: list[list[StreamID]] = []
+        self._vals: list[list[Any]] = []
+        self._maxes: list[StreamID] = []
+        for i in range(0, len(pairs), CHUNK):
+            part = pairs[i:i + CHUNK]
+            self._keys.append([k for k, _ in part])
+            self._vals.append([v for _, v in part])
+            self._maxes.append(part[-1][0])
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._map
+
+    def __getitem__(self, key: StreamID) -> Any:
+        return self._map[key]
+
+    def get(self, key: StreamID, default: Any = None) -> Any:
+        return self._map.get(key, default)
+
+    def __iter__(self) -> Iterator[StreamID]:
+        for chunk in self._keys:
+            yield from chunk
+
+    def __repr__(self) -> str:
+        return f"IdMap({list(self.items())!r})"
+
+    def keys(self) -> IdKeys:
+        return IdKeys(self)
+
+    def values(self) -> Iterator[Any]:
+        for chunk in self._vals:
+            yield from chunk
+
+    def items(self) -> Iterator[tuple[StreamID, Any]]:
+        for keys, vals in zip(self._keys, self._vals, strict=True):
+            yield from zip(keys, vals, strict=True)
+
+    def _locate(self, index: int) -> tuple[int, int]:
+        """The chunk and place of the index-th key (negative: from the end)."""
+        n = len(self._map)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError("IdMap index out of range")
+        last = len(self._keys) - 1
+        tail = n - len(self._keys[last])
+        if index >= tail:
+            return last, index - tail
+        for i, chunk in enumerate(self._keys):
+            if index < len(chunk):
+                return i, index
+            index -= len(chunk)
+        raise IndexError("IdMap index out of range")  # (unreachable with the layout kept)
+
+    def key_at(self, index: int) -> StreamID:
+        i, j = self._locate(index)
+        return self._keys[i][j]
+
+    def peekitem(self, index: int = -1) -> tuple[StreamID, Any]:
+        i, j = self._locate(index)
+        return self._keys[i][j], self._vals[i][j]
+
+    def __setitem__(self, key: StreamID, value: Any) -> None:
+        maxes = self._maxes
+        if key in self._map:
+            i = bisect_left(maxes, key)
+            self._vals[i][bisect_left(self._keys[i], key)] = value
+        elif not maxes or key > maxes[-1]:
+            if maxes and len(self._keys[-1]) < CHUNK:
+                self._keys[-1].append(key)
+                self._vals[-1].append(value)
+                maxes[-1] = key
+            else:
+                self._keys.append([key])
+                self._vals.append([value])
+                maxes.append(key)
+        else:  # (only a value assembled out of order: streams append)
+            i = bisect_left(maxes, key)
+            keys, vals = self._keys[i], self._vals[i]
+            j = bisect_left(keys, key)
+            keys.insert(j, key)
+            vals.insert(j, value)
+            if len(keys) > CHUNK:  # split in two
+                half = len(keys) // 2
+                self._keys.insert(i + 1, keys[half:])
+                self._vals.insert(i + 1, vals[half:])
+                maxes.insert(i, keys[half - 1])
+                del keys[half:], vals[half:]
+        self._map[key] = value
+
+    def __delitem__(self, key: StreamID) -> None:
+        del self._map[key]
+        i = bisect_left(self._maxes, key)
+        keys = self._keys[i]
+        j = bisect_left(keys, key)
+        del keys[j]
+        del self._vals[i][j]
+        if not keys:
+            del self._keys[i], self._vals[i], self._maxes[i]
+        elif j == len(keys):
+            self._maxes[i] = keys[-1]
+
+    _MISSING: Any = object()
+
+    def pop(self, key: StreamID, default: Any = _MISSING) -> Any:
+        if key not in self._map:
+            if default is IdMap._MISSING:
+                raise KeyError(key)
+            return default
+        value = self._map[key]
+        del self[key]
+        return value
+
+    def floor_item(self, key: StreamID) -> tuple[StreamID, Any] | None:
+        """The item with the greatest key not above ``key``, or None."""
+        i = bisect_right(self._maxes, key)
+        if i < len(self._maxes):
+            j = bisect_right(self._keys[i], key) - 1
+            if j >= 0:
+                return self._keys[i][j], self._vals[i][j]
+        if i == 0:
+            return None
+        return self._keys[i - 1][-1], self._vals[i - 1][-1]
+
+    def irange(self, minimum: StreamID | None = None, maximum: StreamID | None = None,
+               reverse: bool = False) -> Iterator[StreamID]:
+        """Keys from ``minimum`` to ``maximum`` (both included; None: no bound), in order or
+        reversed (SortedDict.irange's use here)."""
+        keys, maxes = self._keys, self._maxes
+        if not maxes:
+            return iter(())
+        if minimum is None:
+            ci, pi = 0, 0
+        else:
+            ci = bisect_left(maxes, minimum)
+            if ci == len(maxes):
+                return iter(())
+            pi = bisect_left(keys[ci], minimum)
+        if maximum is None:
+            ce, pe = len(keys) - 1, len(keys[-1])
+        else:
+            ce = bisect_right(maxes, maximum)
+            if ce == len(maxes):
+                ce, pe = ce - 1, len(keys[-1])
+            else:
+                pe = bisect_right(keys[ce], maximum)
+        if (ci, pi) >= (ce, pe):
+            return iter(())
+        return _span_backward(keys, ci, pi, ce, pe) if reverse else _span_forward(keys, ci, pi, ce, pe)
+
+
+def _span_forward(keys: list[list[StreamID]], ci: int, pi: int, ce: int, pe: int) -> Iterator[StreamID]:
+    """Keys from chunk ci place pi up to (not including) chunk ce place pe."""
+    for i in range(ci, ce + 1):
+        chunk = keys[i]
+        yield from chunk[pi if i == ci else 0:pe if i == ce else len(chunk)]
+
+
+def _span_backward(keys: list[list[StreamID]], ci: int, pi: int, ce: int, pe: int) -> Iterator[StreamID]:
+    for i in range(ce, ci - 1, -1):
+        chunk = keys[i]
+        yield from reversed(chunk[pi if i == ci else 0:pe if i == ce else len(chunk)])
+
+
+class IdKeys:
+    """``IdMap.keys()``: iteration, ``len`` and positional access (``keys()[0]``, ``[-1]``)."""
+
+    __slots__ = ("_owner",)
+
+    def __init__(self, owner: IdMap) -> None:
+        self._owner = owner
+
+    def __len__(self) -> int:
+        return len(self._owner)
+
+    def __iter__(self) -> Iterator[StreamID]:
+        return iter(self._owner)
+
+    def __reversed__(self) -> Iterator[StreamID]:
+        for chunk in reversed(self._owner._keys):
+            yield from reversed(chunk)
+
+    def __getitem__(self, index: int) -> StreamID:
+        return self._owner.key_at(index)
 
 
 # ----------------------------------------------------------------------------- listpack sizes
@@ -158,27 +367,36 @@ class StreamNode:
 
 class StreamValue:
     TYPE = b"stream"
-    __slots__ = ("entries", "last_id", "first_id", "entries_added", "max_deleted_id", "groups", "encoding", "_nodes")
+    __slots__ = ("_entries", "last_id", "first_id", "entries_added", "max_deleted_id", "groups", "encoding", "_nodes")
 
     def __init__(self) -> None:
-        self.entries: SortedDict = SortedDict()  # StreamID -> list[bytes] (flat field/value)
+        self._entries = IdMap()  # StreamID -> list[bytes] (flat field/value)
         self.last_id: StreamID = (0, 0)
         self.first_id: StreamID = (0, 0)
         self.entries_added: int = 0
         self.max_deleted_id: StreamID = (0, 0)
         self.groups: dict[bytes, ConsumerGroup] = {}
         self.encoding = "stream"
-        self._nodes: SortedDict | None = None  # master ID -> StreamNode, built on demand
+        self._nodes: IdMap | None = None  # master ID -> StreamNode, built on demand
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self._entries)
+
+    @property
+    def entries(self) -> IdMap:
+        return self._entries
+
+    @entries.setter
+    def entries(self, mapping: Any) -> None:
+        """Any mapping of ID -> flat list (the payload codec builds a SortedDict)."""
+        self._entries = mapping if type(mapping) is IdMap else IdMap(mapping.items())
 
     # -- node layout ------------------------------------------------------------------
 
-    def nodes(self, max_bytes: int = 4096, max_entries: int = 100) -> SortedDict:
+    def nodes(self, max_bytes: int = 4096, max_entries: int = 100) -> IdMap:
         """The radix tree of listpacks (rebuilt from ``entries`` if never built)."""
         if self._nodes is None:
-            self._nodes = SortedDict()
+            self._nodes = IdMap()
             for entry_id, flat in self.entries.items():
                 self._place(entry_id, flat, max_bytes, max_entries)
         return self._nodes
@@ -190,7 +408,7 @@ class StreamValue:
     def adopt_nodes(self, nodes: list[StreamNode]) -> None:
         """Take the radix tree as loaded (RESTORE keeps the payload's nodes and tombstones);
         the payload codec passes only layouts consistent with ``entries``."""
-        self._nodes = SortedDict((node.master_id, node) for node in nodes)
+        self._nodes = IdMap((node.master_id, node) for node in nodes)
 
     def _place(self, entry_id: StreamID, flat: list[bytes], max_bytes: int, max_entries: int) -> None:
         nodes = self._nodes
@@ -214,11 +432,8 @@ class StreamValue:
         node.live += 1
 
     def node_of(self, entry_id: StreamID) -> StreamNode | None:
-        nodes = self.nodes()
-        pos = nodes.bisect_right(entry_id) - 1
-        if pos < 0:
-            return None
-        return nodes.peekitem(pos)[1]
+        item = self.nodes().floor_item(entry_id)
+        return None if item is None else item[1]
 
     def radix_tree_nodes(self) -> int:
         """``rax->numnodes`` of the node keys (16-byte big-endian IDs) in a compressed radix tree."""
@@ -360,13 +575,13 @@ class StreamValue:
 
     def copy(self) -> StreamValue:
         s = StreamValue()
-        s.entries = SortedDict((k, list(v)) for k, v in self.entries.items())
+        s._entries = IdMap((k, list(v)) for k, v in self.entries.items())
         s.last_id = self.last_id
         s.first_id = self.first_id
         s.entries_added = self.entries_added
         s.max_deleted_id = self.max_deleted_id
         if self._nodes is not None:
-            s._nodes = SortedDict((k, n.copy()) for k, n in self._nodes.items())
+            s._nodes = IdMap((k, n.copy()) for k, n in self._nodes.items())
         for name, group in self.groups.items():
             g = ConsumerGroup(name, group.last_id, group.entries_read)
             for entry_id, nack in group.pending.items():
