@@ -408,3 +408,177 @@ def test_twins_route_counters_live_in_instance_dicts() -> None:
         for name in names:
             for klass in cls.__mro__:
                 assert not hasattr(klass.__dict__.get(name), "__set__"), (cls, name)
+
+
+# --------------------------------------------------------------------------- EVALSHA / FCALL in C
+
+# With the bridge built, EVALSHA's and FCALL's handlers are _luabridge.ScriptCommand objects:
+# the plain run (a script or function without flags, run before, on a plain server) is set up,
+# run and taken down in C, everything else goes to the Python handler (the reference).  These
+# streams go both ways and must agree in every reply, statistic and piece of run state.
+LIBRARY = (b"#!lua name=plainlib\n"
+           b"redis.register_function('incr_get', function(keys, args) redis.call('incr', keys[1]) "
+           b"return redis.call('get', keys[1]) end)\n"
+           b"redis.register_function('shapes', function(keys, args) return {keys[1], args[1], #keys, #args} end)\n"
+           b"redis.register_function('fails', function(keys, args) return redis.call('incr', 'text') end)\n"
+           b"redis.register_function('errs', function() return {err='MINE own error'} end)\n"
+           b"redis.register_function{function_name='ro', callback=function(keys) return redis.call('get', keys[1]) end, "
+           b"flags={'no-writes'}}\n"
+           b"redis.register_function('repl', function() redis.set_repl(redis.REPL_NONE) return redis.call('incr', 'r') end)")
+PLAIN_BODIES = [TWIN_SCRIPT, "return {KEYS[1], ARGV[1], #KEYS, #ARGV}", "return redis.call('incr', 'text')",
+                "return {err='MINE own error'}", "return redis.error_reply('by reply')", "return 3.7", "return nil",
+                "redis.set_repl(redis.REPL_NONE) return redis.call('incr', 'r')", "#!lua flags=no-writes\nreturn 1",
+                "#!lua\nreturn redis.call('incr', KEYS[1])"]
+
+
+def _sha(body: str) -> bytes:
+    return engine.sha1hex(body.encode()).encode()
+
+
+def _plain_steps() -> list[tuple[int, list[bytes]]]:
+    steps: list[tuple[int, list[bytes]]] = [(0, [b"SET", b"text", b"abc"]), (0, [b"FUNCTION", b"LOAD", LIBRARY])]
+    steps += [(0, [b"SCRIPT", b"LOAD", body.encode()]) for body in PLAIN_BODIES]
+    for _ in range(2):  # the first run makes the handle (Python), the second is C's
+        steps += [(0, [b"EVALSHA", _sha(body), b"2", b"k1", b"k2", b"a1"]) for body in PLAIN_BODIES]
+        steps += [(0, [b"FCALL", name, b"1", b"k1", b"a1", b"a2"])
+                  for name in (b"incr_get", b"shapes", b"fails", b"errs", b"ro", b"repl")]
+    steps += [  # the forms the Python handler words: numkeys, names, cases
+        (0, [b"EVALSHA", _sha(TWIN_SCRIPT), b"01", b"k1"]), (0, [b"EVALSHA", _sha(TWIN_SCRIPT), b"-1", b"k1"]),
+        (0, [b"EVALSHA", _sha(TWIN_SCRIPT), b"+1", b"k1"]), (0, [b"EVALSHA", _sha(TWIN_SCRIPT), b"2", b"k1"]),
+        (0, [b"EVALSHA", _sha(TWIN_SCRIPT), b"99999999999999999999", b"k1"]),
+        (0, [b"EVALSHA", _sha(TWIN_SCRIPT).upper(), b"1", b"k1"]), (0, [b"EVALSHA", b"f" * 40, b"0"]),
+        (0, [b"EVALSHA", b"abc", b"0"]), (0, [b"FCALL", b"INCR_GET", b"1", b"k1"]), (0, [b"FCALL", b"nope", b"0"]),
+        (0, [b"FCALL", b"incr_get", b"x", b"k1"]), (0, [b"FCALL_RO", b"ro", b"1", b"k1"]),
+        (0, [b"EVALSHA_RO", _sha(PLAIN_BODIES[8]), b"0"]),
+        (0, [b"MULTI"]), (0, [b"EVALSHA", _sha(TWIN_SCRIPT), b"1", b"k1"]), (0, [b"FCALL", b"incr_get", b"1", b"k1"]),
+        (0, [b"EXEC"]),
+    ]
+    steps += [(0, [b"EVALSHA", _sha(TWIN_SCRIPT), b"1", b"k%d" % (i % 5)]) for i in range(60)]  # GC steps
+    steps += [(0, [b"FCALL", b"incr_get", b"1", b"k%d" % (i % 5)]) for i in range(60)]
+    return steps
+
+
+def _run_state(bridge: bool, steps: list[tuple[int, list[bytes]]]) -> tuple[Any, ...]:
+    """What a run leaves behind besides replies: the GC counters, the last error's counting."""
+    old = engine.use_bridge(bridge)
+    try:
+        server = Server(Config())
+        client = Client(server)
+        transport = Transport()
+        client.connection_made(transport)  # type: ignore[arg-type]
+        for _, request in steps:
+            client.data_received(encode_command(*request))
+        scripting = server.scripting
+        return (scripting.eval_state.gc_count, scripting.function_state.gc_count, scripting.last_error_counted,
+                scripting.run, server.in_exec, server.current_client is client, scripting.eval_client.db.index,
+                list(scripting.scripts))
+    finally:
+        engine.use_bridge(old)
+
+
+def test_script_command_plain_runs() -> None:
+    from dumpling.scripting.manager import Scripting
+
+    table = Server(Config()).fast_table
+    assert type(table[b"evalsha"].handler).__name__ == "ScriptCommand"
+    assert type(table[b"fcall"].handler).__name__ == "ScriptCommand"
+    steps = _plain_steps()
+    same_observed(steps)
+    assert _run_state(True, steps) == _run_state(False, steps)
+    # the plain runs did not go through Scripting.invoke (the first run of each did, for its handle)
+    invoked = []
+    plain_invoke = Scripting.invoke
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
+        invoked.append(args[1][0])
+        return plain_invoke(self, *args, **kwargs)
+
+    Scripting.invoke = counting  # type: ignore[method-assign]
+    try:
+        old = engine.use_bridge(True)
+        try:
+            server = Server(Config())
+            client = Client(server)
+            client.connection_made(Transport())  # type: ignore[arg-type]
+            client.data_received(encode_command(b"SCRIPT", b"LOAD", TWIN_SCRIPT.encode()))
+            client.data_received(encode_command(b"FUNCTION", b"LOAD", LIBRARY))
+            for _ in range(5):
+                client.data_received(encode_command(b"EVALSHA", _sha(TWIN_SCRIPT), b"1", b"k"))
+                client.data_received(encode_command(b"FCALL", b"incr_get", b"1", b"k"))
+        finally:
+            engine.use_bridge(old)
+    finally:
+        Scripting.invoke = plain_invoke  # type: ignore[method-assign]
+    assert invoked == [b"EVALSHA", b"FCALL"]
+
+
+@pytest.mark.parametrize("setup", [
+    [(1, [b"MONITOR"])],
+    [(0, [b"CONFIG", b"SET", b"maxmemory", b"100mb"])],
+    [(0, [b"ACL", b"SETUSER", b"u", b"on", b"nopass", b"+@all", b"~*"]), (0, [b"AUTH", b"u", b"x"])],
+    [(0, [b"CONFIG", b"SET", b"busy-reply-threshold", b"0"])],
+    [(0, [b"CONFIG", b"SET", b"slowlog-log-slower-than", b"0"])],
+], ids=["monitor", "maxmemory", "acl", "no-hook", "slowlog"])
+def test_script_command_other_states(setup: list[tuple[int, list[bytes]]]) -> None:
+    steps = setup + _plain_steps()
+    same_observed(steps)
+    assert _run_state(True, steps) == _run_state(False, steps)
+
+
+def test_script_command_keeps_the_eval_lru() -> None:
+    """EVALSHA of an EVAL-created script moves it to the young end of the cache, as the
+    Python handler does (the 500 limit then evicts another)."""
+    requests = [_eval(f"return {i}") for i in range(500)]
+    requests += [[b"EVALSHA", _sha("return 0"), b"0"]] * 2 + [_eval("return 'one more'")]
+    requests += [[b"SCRIPT", b"EXISTS", _sha("return 0"), _sha("return 1")]]
+    replies = same(requests)
+    assert replies[-1] == b"*2\r\n:1\r\n:0\r\n"
+    steps = [(0, r) for r in requests]
+    assert _run_state(True, steps) == _run_state(False, steps)
+
+
+def test_run_state_lives_in_instance_dicts() -> None:
+    """ScriptCommand reads and writes these objects' attributes in their __dict__ (and Run's,
+    Script's and Function's slots): nothing on their classes may stand between."""
+    from dumpling.scripting.engine import LuaState
+    from dumpling.scripting.functions import Function
+    from dumpling.scripting.manager import PlainEvalTwinsRun, PlainTwinsRun, Run, Script, Scripting
+
+    for cls, names in (
+        (Server, ("in_exec", "current_client", "monitors", "command_gate", "maxmemory", "cluster", "scripting",
+                  "config")),
+        (Client, ("server", "lua_debug", "unrestricted", "db", "resp3")),
+        (Scripting, ("run", "last_error_counted", "scripts_by_sha", "libraries", "eval_state", "_function_state",
+                     "eval_client", "function_client")),
+        (LuaState, ("bridge", "gc_count")),
+    ):
+        assert cls.__setattr__ is object.__setattr__, cls
+        assert cls.__dictoffset__ != 0, cls
+        for name in names:
+            for klass in cls.__mro__:
+                assert not hasattr(klass.__dict__.get(name), "__set__"), (cls, name)
+    for cls in (PlainTwinsRun, PlainEvalTwinsRun):  # what a run without a __dict__ reads as false
+        assert not cls.timed_out and not cls.repl_changed and not cls.error_counted
+        assert cls.__slots__ == () and Run.__setattr__ is object.__setattr__
+    assert {"flags", "handle", "sha", "from_eval"} <= set(Script.__slots__)
+    assert {"flags", "handle", "label"} <= set(Function.__slots__)
+
+
+def test_script_command_busy_run_ends() -> None:
+    """A plain run that went busy is taken down as invoke does (Scripting.run_ended)."""
+    body = "local i = 0 while i < 1000000 do i = i + 1 end return i"
+    library = (b"#!lua name=busylib\nredis.register_function('spin', function() " + body.encode() + b" end)")
+    steps = [(0, [b"CONFIG", b"SET", b"busy-reply-threshold", b"1"]), (0, [b"SCRIPT", b"LOAD", body.encode()]),
+             (0, [b"FUNCTION", b"LOAD", library])]
+    steps += [(0, [b"EVALSHA", _sha(body), b"0"]), (0, [b"FCALL", b"spin", b"0"])] * 2
+    assert same([request for _, request in steps])[-1] == b":1000000\r\n"
+    old = engine.use_bridge(True)
+    try:
+        server = Server(Config())
+        client = Client(server)
+        client.connection_made(Transport())  # type: ignore[arg-type]
+        for _, request in steps:
+            client.data_received(encode_command(*request))
+        assert server.scripting._busy is None and server.scripting.run is None and not server.in_exec
+    finally:
+        engine.use_bridge(old)

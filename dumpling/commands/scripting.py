@@ -16,7 +16,7 @@ from dumpling.commands.registry import command, container
 from dumpling.errors import CommandError
 from dumpling.numbers import parse_int64
 from dumpling.protocol import OK, ErrorReply, Map, SetReply, Status
-from dumpling.scripting.manager import FLAG_NAMES, Scripting
+from dumpling.scripting.manager import FLAG_NAMES, Scripting, script_command
 
 SC = {"group": "scripting"}
 NOSCRIPT_ERR = "-NOSCRIPT No matching script. Please use EVAL."
@@ -110,7 +110,8 @@ eval_ = command("eval", -3, _EVAL_FLAGS, **SC, since="2.6.0", summary="Executes 
 evalsha = command("evalsha", -3, _EVAL_FLAGS, **SC, since="2.6.0",
                   summary="Executes a server-side Lua script by SHA1 digest.",
                   complexity="Depends on the script that is executed.", args="sha1 numkeys:integer [key...] [arg...]",
-                  key_specs=_rw_spec(False, False), getkeys=_numkeys_keys)(_eval_handler(evalsha=True, ro=False))
+                  key_specs=_rw_spec(False, False),
+                  getkeys=_numkeys_keys)(script_command("evalsha", _eval_handler(evalsha=True, ro=False)))
 eval_ro = command("eval_ro", -3, _EVAL_RO_FLAGS, **SC, since="7.0.0",
                   summary="Executes a read-only server-side Lua script.",
                   complexity="Depends on the script that is executed.", args="script numkeys:integer [key...] [arg...]",
@@ -226,11 +227,13 @@ def _fcall(c: Any, argv: list[bytes], ro: bool) -> Any:
     return reply
 
 
-@command("fcall", -3, _EVAL_FLAGS, **SC, since="7.0.0", summary="Invokes a function.",
-         complexity="Depends on the function that is executed.",
-         args="function numkeys:integer [key...] [arg...]", key_specs=_rw_spec(False, True), getkeys=_numkeys_keys)
 def fcall(c: Any, argv: list[bytes]) -> Any:
     return _fcall(c, argv, ro=False)
+
+
+command("fcall", -3, _EVAL_FLAGS, **SC, since="7.0.0", summary="Invokes a function.",
+        complexity="Depends on the function that is executed.", args="function numkeys:integer [key...] [arg...]",
+        key_specs=_rw_spec(False, True), getkeys=_numkeys_keys)(script_command("fcall", fcall))
 
 
 @command("fcall_ro", -3, _EVAL_RO_FLAGS, **SC, since="7.0.0", summary="Invokes a read-only function.",

@@ -549,19 +549,6 @@ static void twins_end(Twins *t) {
     t->on = 0;
 }
 
-/* The run's twin state: on when Scripting.invoke set run.twins (the run is unchecked and
- * ungated); the rest is read at its first redis.call (twins_ready). 0 fine, -1 error. */
-static int twins_begin(Bridge *b, PyObject *run, Twins *t) {
-    memset(t, 0, sizeof *t);
-    if (g_twin == NULL)
-        return 0;
-    int r = attr_true(run, s_twins);
-    if (r <= 0)
-        return r;
-    t->on = 1;
-    return 0;
-}
-
 /* getattr(obj, name) from `dict` (obj's __dict__) when it is there: a new reference. */
 static PyObject *attr_in(PyObject *obj, PyObject *dict, PyObject *name) {
     PyObject *v = PyDict_GetItemWithError(dict, name);
@@ -1096,12 +1083,19 @@ static void push_strings(lua_State *L, PyObject *const *items, Py_ssize_t n) {
  * its arguments.  Returns the reply when the script returned a string (bytes), a number (an
  * int, as C's (long long) cast gives it) or nil (None); otherwise (an error, a table, a
  * boolean) the `stashed` marker, and take() gives (ok, value) to the Python conversion. */
+static int bridge_ready(Bridge *b) {
+    return b->L != NULL && b->runners && b->anchor != NULL && b->anchor->owner == b && b->call_reply != NULL;
+}
+
+static PyObject *run_script(Bridge *b, long handle, int eval_mode, int hook, Py_ssize_t numkeys, PyObject *argv,
+                            PyObject *run, int twins);
+
 static PyObject *bridge_run(Bridge *b, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 6 || !PyList_CheckExact(args[4])) {
         PyErr_SetString(PyExc_TypeError, "run(handle, eval_mode, hook, numkeys, argv: list, run)");
         return NULL;
     }
-    if (b->L == NULL || !b->runners || b->anchor == NULL || b->anchor->owner != b || b->call_reply == NULL) {
+    if (!bridge_ready(b)) {
         PyErr_SetString(PyExc_RuntimeError, "bridge not attached");
         return NULL;
     }
@@ -1110,7 +1104,17 @@ static PyObject *bridge_run(Bridge *b, PyObject *const *args, Py_ssize_t nargs) 
     Py_ssize_t numkeys = PyLong_AsSsize_t(args[3]);
     if (PyErr_Occurred())
         return NULL;
-    PyObject *argv = args[4];
+    PyObject *run = args[5] == Py_None ? NULL : args[5];
+    int twins = 0;
+    if (run != NULL && g_twin != NULL && (twins = attr_true(run, s_twins)) < 0)
+        return NULL;
+    return run_script(b, handle, eval_mode, hook, numkeys, args[4], run, twins);
+}
+
+/* The run itself (Bridge.run's, and the plain run of ScriptCommand): `run` the Run (NULL: none,
+ * redis.call goes through call_reply), `twins` whether it is a Run.twins run. */
+static PyObject *run_script(Bridge *b, long handle, int eval_mode, int hook, Py_ssize_t numkeys, PyObject *argv,
+                            PyObject *run, int twins) {
     Py_ssize_t total = PyList_GET_SIZE(argv);
     if (numkeys < 0 || 3 + numkeys > total || total - 3 > INT_MAX) {
         PyErr_SetString(PyExc_ValueError, "bad numkeys");
@@ -1128,14 +1132,11 @@ static PyObject *bridge_run(Bridge *b, PyObject *const *args, Py_ssize_t nargs) 
         return NULL;
     }
     b->resp3 = 0;
-    PyObject *outer_run = b->run; /* (None: the bridge's redis.call goes through call_reply) */
+    PyObject *outer_run = b->run; /* (NULL: the bridge's redis.call goes through call_reply) */
     Twins outer_twins = b->twins;
-    if (args[5] != Py_None && twins_begin(b, args[5], &b->twins) < 0) {
-        twins_end(&b->twins);
-        b->twins = outer_twins;
-        return NULL;
-    }
-    b->run = args[5] == Py_None ? NULL : args[5];
+    memset(&b->twins, 0, sizeof b->twins);
+    b->twins.on = twins; /* (the rest is read at the run's first twin call: twins_ready) */
+    b->run = run;
     lua.rawgeti(L, LUA_REGISTRYINDEX, eval_mode ? b->eval_ref : b->function_ref);
     lua.rawgeti(L, LUA_REGISTRYINDEX, b->handles_ref);
     lua.rawgeti(L, -1, (int)handle);
@@ -1238,6 +1239,447 @@ static PyTypeObject BridgeType = {
     .tp_new = bridge_new,
 };
 
+/* ------------------------------------------------------------------ EVALSHA / FCALL's plain run */
+
+/* ScriptCommand(kind, reference, run_class, eval_run_class, owner_class, ErrorReply, compat_flag,
+ * gc_period): the handler of EVALSHA (kind 0) or FCALL (kind 1) that commands/scripting.py
+ * registers when this module is built (manager.script_command).  The common run -- what
+ * Scripting.invoke calls the plain run: an unrestricted caller's script or function without
+ * flags (or an EVAL script without a shebang), found by its exact name and run before (its
+ * handle made), on a server without MONITOR, command gate, maxmemory or cluster, its Lua state
+ * attached to this module -- is set up, run and taken down here, step for step as the Python
+ * handler and invoke do it; anything else, and every error this side does not word itself,
+ * goes to `reference`, the Python handler, which stays the reference: tests/test_scripting_bridge.py
+ * runs the same streams through both and compares every byte and counter.  **A change to the
+ * handler's or invoke's plain path must be made here too.**
+ *
+ * Attribute access through the C API costs ~200 instructions (more than the specialized
+ * bytecode it replaces), so this side reads and writes the objects' __dict__s (Server, Client,
+ * Scripting, LuaState: the test checks that no descriptor stands in between) and the slots of
+ * Run, Script and Function at their offsets (found from the classes' member descriptors). */
+enum { RUN_CALLER, RUN_CALLER_ARGV, RUN_CLIENT, RUN_NAME, RUN_EVAL_MODE, RUN_START, RUN_WRITE_DIRTY, RUN_SLOTS };
+static const char *const g_run_slots[RUN_SLOTS] = {"caller", "caller_argv", "client", "name", "eval_mode", "start",
+                                                   "write_dirty"};
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    int kind;                     /* 0 EVALSHA, 1 FCALL */
+    long compat_flag;             /* manager.EVAL_COMPAT_MODE */
+    long gc_period;               /* engine.GC_CYCLE_PERIOD */
+    PyObject *reference;          /* the Python handler */
+    PyObject *run_class;          /* manager.PlainTwinsRun */
+    PyObject *eval_run_class;     /* manager.PlainEvalTwinsRun (an EVAL script without a shebang) */
+    PyObject *owner_class;        /* manager.Script / functions.Function */
+    PyObject *error_type;         /* protocol.ErrorReply */
+    Py_ssize_t run_slot[RUN_SLOTS];
+    Py_ssize_t owner_flags, owner_handle, owner_name, owner_from_eval; /* (from_eval: -1 for Function) */
+} ScriptCommand;
+
+static PyObject *s_server, *s_scripting, *s_lua_debug, *s_scripts_by_sha, *s_eval_state, *s_libraries, *s_functions,
+    *s_function_state, *s_command_gate, *s_cluster, *s_unrestricted, *s_bridge, *s_eval_client, *s_function_client,
+    *s_run, *s_resp3, *s_in_exec, *s_config, *s_values, *s_busy_threshold, *s_gc_count, *s_timed_out,
+    *s_repl_changed, *s_error_counted, *s_last_error_counted, *s_stashed_outcome, *s_run_ended, *s_touch,
+    *s_raise_error, *g_empty_tuple;
+
+static inline PyObject *slot_get(PyObject *obj, Py_ssize_t offset) { /* borrowed; NULL: unset */
+    return *(PyObject **)((char *)obj + offset);
+}
+
+static inline void slot_put(PyObject *obj, Py_ssize_t offset, PyObject *value) {
+    PyObject **slot = (PyObject **)((char *)obj + offset);
+    PyObject *old = *slot;
+    *slot = Py_NewRef(value);
+    Py_XDECREF(old);
+}
+
+/* The offset of the __slots__ member `name` of class `cls`, or -1 (an exception set). */
+static Py_ssize_t slot_offset(PyObject *cls, const char *name) {
+    PyObject *descr = PyObject_GetAttrString(cls, name);
+    if (descr == NULL)
+        return -1;
+    Py_ssize_t offset = -1;
+    if (Py_IS_TYPE(descr, &PyMemberDescr_Type) && ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX)
+        offset = ((PyMemberDescrObject *)descr)->d_member->offset;
+    else
+        PyErr_Format(PyExc_TypeError, "%R.%s is not a slot", cls, name);
+    Py_DECREF(descr);
+    return offset;
+}
+
+/* What a plain run needs, found by plain_find (new references). */
+typedef struct {
+    PyObject *server, *server_dict, *caller_dict, *scripting, *scripting_dict, *owner, *state, *state_dict, *client,
+        *client_dict;
+    Bridge *bridge;
+    long handle;
+    Py_ssize_t numkeys;
+    int compat, from_eval;
+} PlainCall;
+
+static void plain_clear(PlainCall *p) {
+    Py_CLEAR(p->server);
+    Py_CLEAR(p->server_dict);
+    Py_CLEAR(p->caller_dict);
+    Py_CLEAR(p->scripting);
+    Py_CLEAR(p->scripting_dict);
+    Py_CLEAR(p->owner);
+    Py_CLEAR(p->state);
+    Py_CLEAR(p->state_dict);
+    Py_CLEAR(p->client);
+    Py_CLEAR(p->client_dict);
+    Py_CLEAR(p->bridge);
+}
+
+/* obj's __dict__ into *dict (a new reference): 1, 0 if it has none (slots), -1 error. */
+static int dict_of(PyObject *obj, PyObject **dict) {
+    if ((*dict = PyObject_GenericGetDict(obj, NULL)) != NULL) {
+        if (PyDict_CheckExact(*dict))
+            return 1;
+        Py_CLEAR(*dict);
+        return 0;
+    }
+    if (PyErr_ExceptionMatches(PyExc_AttributeError) || PyErr_ExceptionMatches(PyExc_TypeError)) {
+        PyErr_Clear();
+        return 0;
+    }
+    return -1;
+}
+
+/* Compare getattr(obj, name) (read from obj's `dict` when there) with None / truth: the
+ * condition's result 1 or 0, -1 error. */
+enum { IS_NONE, IS_TRUE, IS_FALSE };
+static int attr_test(PyObject *obj, PyObject *dict, PyObject *name, int test) {
+    PyObject *v = attr_in(obj, dict, name);
+    if (v == NULL)
+        return -1;
+    int r = test == IS_NONE ? v == Py_None : PyObject_IsTrue(v);
+    Py_DECREF(v);
+    return r < 0 ? -1 : test == IS_FALSE ? !r : r;
+}
+
+/* Whether the request is a plain run (the Python handler's and invoke's conditions for it): 1
+ * (p filled), 0 not (the Python handler takes it), -1 error. */
+static int plain_find(ScriptCommand *self, PyObject *caller, PyObject *argv, PlainCall *p) {
+    Py_ssize_t argc = PyList_GET_SIZE(argv);
+    PyObject *target = PyList_GET_ITEM(argv, 1), *count = PyList_GET_ITEM(argv, 2), *table = NULL, *v = NULL;
+    if (!PyBytes_CheckExact(target) || !PyBytes_CheckExact(count))
+        return 0;
+    /* numkeys in its canonical form (anything else: the handler's parser and its errors) */
+    const char *digits = PyBytes_AS_STRING(count);
+    Py_ssize_t len = PyBytes_GET_SIZE(count);
+    if (len < 1 || len > 9 || (digits[0] == '0' && len > 1))
+        return 0;
+    Py_ssize_t numkeys = 0;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        if (digits[i] < '0' || digits[i] > '9')
+            return 0;
+        numkeys = numkeys * 10 + (digits[i] - '0');
+    }
+    if (numkeys > argc - 3 || (self->kind == 0 && PyBytes_GET_SIZE(target) != 40))
+        return 0;
+    p->numkeys = numkeys;
+    int r;
+    if ((r = dict_of(caller, &p->caller_dict)) <= 0 || (p->server = attr_in(caller, p->caller_dict, s_server)) == NULL ||
+        (r = dict_of(p->server, &p->server_dict)) <= 0)
+        return p->server == NULL && r > 0 ? -1 : r;
+    /* the server: no MONITOR (the handler feeds it), gate, maxmemory, cluster; the caller
+     * unrestricted and not debugging */
+    if ((r = attr_test(p->server, p->server_dict, s_monitors, IS_FALSE)) != 1 ||
+        (r = attr_test(p->server, p->server_dict, s_command_gate, IS_NONE)) != 1 ||
+        (r = attr_test(p->server, p->server_dict, s_maxmemory, IS_FALSE)) != 1 ||
+        (r = attr_test(p->server, p->server_dict, s_cluster, IS_NONE)) != 1 ||
+        (r = attr_test(caller, p->caller_dict, s_lua_debug, IS_NONE)) != 1 ||
+        (r = attr_test(caller, p->caller_dict, s_unrestricted, IS_TRUE)) != 1)
+        return r;
+    if ((p->scripting = attr_in(p->server, p->server_dict, s_scripting)) == NULL)
+        return -1;
+    if ((r = dict_of(p->scripting, &p->scripting_dict)) <= 0)
+        return r;
+    if (self->kind == 0) { /* EVALSHA: the cached script of that exact SHA */
+        table = attr_in(p->scripting, p->scripting_dict, s_scripts_by_sha);
+    } else { /* FCALL: the function of that exact (lower-case) name */
+        v = attr_in(p->scripting, p->scripting_dict, s_libraries);
+        table = v == NULL ? NULL : PyObject_GetAttr(v, s_functions);
+        Py_CLEAR(v);
+    }
+    if (table == NULL)
+        return -1;
+    if (PyDict_CheckExact(table))
+        p->owner = Py_XNewRef(PyDict_GetItemWithError(table, target));
+    Py_DECREF(table);
+    if (p->owner == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (!Py_IS_TYPE(p->owner, (PyTypeObject *)self->owner_class))
+        return 0;
+    /* its flags: none (or an EVAL script without a shebang); its handle made by a first run */
+    PyObject *flags_obj = slot_get(p->owner, self->owner_flags), *handle = slot_get(p->owner, self->owner_handle);
+    if (flags_obj == NULL || !PyLong_CheckExact(flags_obj) || handle == NULL || !PyLong_CheckExact(handle) ||
+        slot_get(p->owner, self->owner_name) == NULL)
+        return 0;
+    long flags = PyLong_AsLong(flags_obj);
+    p->handle = PyLong_AsLong(handle);
+    if (PyErr_Occurred())
+        return -1;
+    if (flags != 0 && flags != self->compat_flag)
+        return 0;
+    p->compat = flags != 0;
+    p->from_eval = self->owner_from_eval >= 0 && slot_get(p->owner, self->owner_from_eval) == Py_True;
+    if ((p->state = attr_in(p->scripting, p->scripting_dict, self->kind == 0 ? s_eval_state : s_function_state)) == NULL ||
+        (p->client = attr_in(p->scripting, p->scripting_dict, self->kind == 0 ? s_eval_client : s_function_client)) == NULL)
+        return -1;
+    if (p->state == Py_None || (r = dict_of(p->state, &p->state_dict)) <= 0 || (r = dict_of(p->client, &p->client_dict)) <= 0)
+        return p->state == Py_None ? 0 : r;
+    /* the Lua state runs through a bridge of this module, attached */
+    if ((v = attr_in(p->state, p->state_dict, s_bridge)) == NULL)
+        return -1;
+    if (!Py_IS_TYPE(v, &BridgeType) || !bridge_ready((Bridge *)v)) {
+        Py_DECREF(v);
+        return 0;
+    }
+    p->bridge = (Bridge *)v;
+    return 1;
+}
+
+static double monotonic_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Scripting.invoke's plain run and the handler's end, for a request plain_find took: the reply,
+ * or NULL with the exception (the script's error reply raised as the command's error). */
+static PyObject *plain_invoke(ScriptCommand *self, PyObject *caller, PyObject *argv, PlainCall *p) {
+    PyObject *run_class = p->compat ? self->eval_run_class : self->run_class;
+    PyObject *run = PyBaseObject_Type.tp_new((PyTypeObject *)run_class, g_empty_tuple, NULL);
+    if (run == NULL)
+        return NULL;
+    PyObject *was_in_exec = NULL, *db = NULL, *start = NULL, *reply = NULL, *v = NULL;
+    int eval_mode = self->kind == 0;
+    if ((start = PyFloat_FromDouble(monotonic_seconds())) == NULL) {
+        Py_DECREF(run);
+        return NULL;
+    }
+    slot_put(run, self->run_slot[RUN_WRITE_DIRTY], Py_False);
+    slot_put(run, self->run_slot[RUN_CALLER], caller);
+    slot_put(run, self->run_slot[RUN_CALLER_ARGV], argv);
+    slot_put(run, self->run_slot[RUN_CLIENT], p->client);
+    slot_put(run, self->run_slot[RUN_NAME], slot_get(p->owner, self->owner_name));
+    slot_put(run, self->run_slot[RUN_EVAL_MODE], eval_mode ? Py_True : Py_False);
+    slot_put(run, self->run_slot[RUN_START], start);
+    Py_DECREF(start);
+    if ((db = attr_in(caller, p->caller_dict, s_db)) == NULL || PyDict_SetItem(p->client_dict, s_db, db) < 0 ||
+        PyDict_SetItem(p->client_dict, s_resp3, Py_False) < 0 ||
+        (was_in_exec = attr_in(p->server, p->server_dict, s_in_exec)) == NULL) {
+        Py_XDECREF(db);
+        Py_DECREF(run);
+        return NULL;
+    }
+    Py_DECREF(db);
+    /* from here on, the run is taken down whatever happens */
+    if (PyDict_SetItem(p->server_dict, s_in_exec, Py_True) < 0 || PyDict_SetItem(p->scripting_dict, s_run, run) < 0)
+        goto teardown;
+    PyObject *config = attr_in(p->server, p->server_dict, s_config);
+    PyObject *values = config == NULL ? NULL : PyObject_GetAttr(config, s_values);
+    Py_XDECREF(config);
+    PyObject *threshold = values == NULL ? NULL : PyObject_GetItem(values, s_busy_threshold);
+    Py_XDECREF(values);
+    int hook = -1; /* the count hook if busy-reply-threshold > 0 */
+    if (threshold != NULL) {
+        long long ms = PyLong_AsLongLong(threshold);
+        hook = ms == -1 && PyErr_Occurred() ? -1 : ms > 0;
+        Py_DECREF(threshold);
+    }
+    if (hook < 0)
+        goto teardown;
+    reply = run_script(p->bridge, p->handle, eval_mode, hook, p->numkeys, argv, run, g_twin != NULL);
+    if (reply == p->bridge->stashed) /* not a string, a number or nil: converted in Python */
+        Py_SETREF(reply, PyObject_CallMethodObjArgs(p->scripting, s_stashed_outcome, run, p->state, NULL));
+teardown:;
+    /* invoke's `finally` (an error in it replaces the run's, as in Python) */
+    PyObject *type = NULL, *value = NULL, *tb = NULL;
+    PyErr_Fetch(&type, &value, &tb);
+    int bad = PyDict_SetItem(p->scripting_dict, s_run, Py_None) < 0 ||
+              PyDict_SetItem(p->server_dict, s_in_exec, was_in_exec) < 0 ||
+              PyDict_SetItem(p->server_dict, s_current_client, caller) < 0;
+    if (!bad) { /* Redis's luaGC: a collector step every gc_period runs (LuaState.gc_step) */
+        long count = -1;
+        if ((v = attr_in(p->state, p->state_dict, s_gc_count)) != NULL) {
+            count = PyLong_AsLong(v);
+            Py_CLEAR(v);
+        }
+        if (count == -1 && PyErr_Occurred()) {
+            bad = 1;
+        } else {
+            count = count + 1 >= self->gc_period ? 0 : count + 1;
+            bad = (v = PyLong_FromLong(count)) == NULL || PyDict_SetItem(p->state_dict, s_gc_count, v) < 0;
+            Py_CLEAR(v);
+            if (!bad && count == 0)
+                lua.gc(p->bridge->L, LUA_GCSTEP, 50);
+        }
+    }
+    /* the fields a run sets in its __dict__ (none: the class's, all false) */
+    PyObject **run_dict = _PyObject_GetDictPtr(run);
+    int rare = run_dict != NULL && *run_dict != NULL;
+    if (!bad && rare) { /* a busy script's end, redis.set_repl's end (Scripting.run_ended) */
+        int timed_out = attr_true(run, s_timed_out), repl_changed = timed_out < 0 ? -1 : attr_true(run, s_repl_changed);
+        bad = repl_changed < 0;
+        if (!bad && (timed_out || repl_changed)) {
+            v = PyObject_CallMethodObjArgs(p->scripting, s_run_ended, run, NULL);
+            bad = v == NULL;
+            Py_CLEAR(v);
+        }
+    }
+    if (bad) {
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
+        Py_CLEAR(reply);
+    } else {
+        PyErr_Restore(type, value, tb);
+    }
+    if (reply != NULL) { /* scripting.last_error_counted = run.error_counted */
+        v = rare ? PyObject_GetAttr(run, s_error_counted) : Py_NewRef(Py_False);
+        if (v == NULL || PyDict_SetItem(p->scripting_dict, s_last_error_counted, v) < 0)
+            Py_CLEAR(reply);
+        Py_XDECREF(v);
+    }
+    /* the handler's end: an EVAL-created script's place in the LRU list; an error reply raised */
+    if (reply != NULL && p->from_eval) {
+        if ((v = PyObject_CallMethodObjArgs(p->scripting, s_touch, p->owner, NULL)) == NULL)
+            Py_CLEAR(reply);
+        Py_XDECREF(v);
+    }
+    if (reply != NULL && Py_IS_TYPE(reply, (PyTypeObject *)self->error_type)) {
+        v = PyObject_CallMethodObjArgs(p->scripting, s_raise_error, reply, NULL);
+        Py_CLEAR(reply);
+        if (v != NULL) {
+            Py_DECREF(v);
+            PyErr_SetString(PyExc_SystemError, "Scripting.raise_error returned");
+        }
+    }
+    Py_DECREF(was_in_exec);
+    Py_DECREF(run);
+    return reply;
+}
+
+static PyObject *script_command_vectorcall(ScriptCommand *self, PyObject *const *args, size_t nargsf,
+                                           PyObject *kwnames) {
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs == 2 && kwnames == NULL && PyList_CheckExact(args[1]) && PyList_GET_SIZE(args[1]) >= 3) {
+        PlainCall p;
+        memset(&p, 0, sizeof p);
+        int r = plain_find(self, args[0], args[1], &p);
+        PyObject *reply = r > 0 ? plain_invoke(self, args[0], args[1], &p) : NULL;
+        plain_clear(&p);
+        if (r != 0)
+            return reply;
+    }
+    return PyObject_Vectorcall(self->reference, args, nargsf, kwnames);
+}
+
+static PyObject *script_command_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    int kind;
+    long compat_flag, gc_period;
+    PyObject *reference, *run_class, *eval_run_class, *owner_class, *error_type;
+    if (!PyArg_ParseTuple(args, "iOOOOOll", &kind, &reference, &run_class, &eval_run_class, &owner_class, &error_type,
+                          &compat_flag, &gc_period))
+        return NULL;
+    if ((kind != 0 && kind != 1) || !PyType_Check(run_class) || !PyType_Check(eval_run_class) ||
+        !PyType_Check(owner_class) || !PyType_Check(error_type) || gc_period < 1) {
+        PyErr_SetString(PyExc_ValueError, "ScriptCommand(0 EVALSHA | 1 FCALL, reference, run class, EVAL run class, "
+                                          "Script | Function, ErrorReply, compat flag, gc period)");
+        return NULL;
+    }
+    ScriptCommand *self = (ScriptCommand *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->vectorcall = (vectorcallfunc)script_command_vectorcall;
+    self->kind = kind;
+    self->compat_flag = compat_flag;
+    self->gc_period = gc_period;
+    self->reference = Py_NewRef(reference);
+    self->run_class = Py_NewRef(run_class);
+    self->eval_run_class = Py_NewRef(eval_run_class);
+    self->owner_class = Py_NewRef(owner_class);
+    self->error_type = Py_NewRef(error_type);
+    for (int i = 0; i < RUN_SLOTS; i++) { /* both run classes: one layout */
+        Py_ssize_t offset = slot_offset(run_class, g_run_slots[i]);
+        if (offset < 0 || slot_offset(eval_run_class, g_run_slots[i]) != offset) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "the run classes' slots differ");
+            goto failed;
+        }
+        self->run_slot[i] = offset;
+    }
+    /* the rare fields plain_invoke reads as false while a run has no __dict__ */
+    PyObject *const rare[] = {s_timed_out, s_repl_changed, s_error_counted};
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 2; j++) {
+            int r = attr_true(j ? eval_run_class : run_class, rare[i]);
+            if (r != 0) {
+                if (r > 0)
+                    PyErr_Format(PyExc_ValueError, "%R: the run classes' %R must be false", run_class, rare[i]);
+                goto failed;
+            }
+        }
+    if ((self->owner_flags = slot_offset(owner_class, "flags")) < 0 ||
+        (self->owner_handle = slot_offset(owner_class, "handle")) < 0 ||
+        (self->owner_name = slot_offset(owner_class, kind == 0 ? "sha" : "label")) < 0)
+        goto failed;
+    self->owner_from_eval = kind == 0 ? slot_offset(owner_class, "from_eval") : -1;
+    if (PyErr_Occurred())
+        goto failed;
+    return (PyObject *)self;
+failed:
+    Py_DECREF(self);
+    return NULL;
+}
+
+static int script_command_traverse(ScriptCommand *self, visitproc visit, void *arg) {
+    Py_VISIT(self->reference);
+    Py_VISIT(self->run_class);
+    Py_VISIT(self->eval_run_class);
+    Py_VISIT(self->owner_class);
+    Py_VISIT(self->error_type);
+    return 0;
+}
+
+static int script_command_clear(ScriptCommand *self) {
+    Py_CLEAR(self->reference);
+    Py_CLEAR(self->run_class);
+    Py_CLEAR(self->eval_run_class);
+    Py_CLEAR(self->owner_class);
+    Py_CLEAR(self->error_type);
+    return 0;
+}
+
+static void script_command_dealloc(ScriptCommand *self) {
+    PyObject_GC_UnTrack(self);
+    script_command_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMemberDef script_command_members[] = {
+    {"reference", T_OBJECT, offsetof(ScriptCommand, reference), READONLY, "the Python handler"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject ScriptCommandType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "dumpling.scripting._luabridge.ScriptCommand",
+    .tp_basicsize = sizeof(ScriptCommand),
+    .tp_dealloc = (destructor)script_command_dealloc,
+    .tp_vectorcall_offset = offsetof(ScriptCommand, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "EVALSHA's or FCALL's handler: the plain run in C, anything else through the Python handler",
+    .tp_traverse = (traverseproc)script_command_traverse,
+    .tp_clear = (inquiry)script_command_clear,
+    .tp_members = script_command_members,
+    .tp_new = script_command_new,
+};
+
 /* use_twins(capsule or None, record_latency): _fastpath's twins for redis.call (see twin_route) */
 static PyObject *bridge_use_twins(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2) {
@@ -1312,13 +1754,45 @@ PyMODINIT_FUNC PyInit__luabridge(void) {
     INTERN(s_lfu, "lfu");
     INTERN(s_loading, "loading");
     INTERN(s_no_touch, "no_touch");
+    INTERN(s_server, "server");
+    INTERN(s_scripting, "scripting");
+    INTERN(s_lua_debug, "lua_debug");
+    INTERN(s_scripts_by_sha, "scripts_by_sha");
+    INTERN(s_eval_state, "eval_state");
+    INTERN(s_libraries, "libraries");
+    INTERN(s_functions, "functions");
+    INTERN(s_function_state, "_function_state");
+    INTERN(s_command_gate, "command_gate");
+    INTERN(s_cluster, "cluster");
+    INTERN(s_unrestricted, "unrestricted");
+    INTERN(s_bridge, "bridge");
+    INTERN(s_eval_client, "eval_client");
+    INTERN(s_function_client, "function_client");
+    INTERN(s_run, "run");
+    INTERN(s_resp3, "resp3");
+    INTERN(s_in_exec, "in_exec");
+    INTERN(s_config, "config");
+    INTERN(s_values, "values");
+    INTERN(s_busy_threshold, "busy-reply-threshold");
+    INTERN(s_gc_count, "gc_count");
+    INTERN(s_timed_out, "timed_out");
+    INTERN(s_repl_changed, "repl_changed");
+    INTERN(s_error_counted, "error_counted");
+    INTERN(s_last_error_counted, "last_error_counted");
+    INTERN(s_stashed_outcome, "stashed_outcome");
+    INTERN(s_run_ended, "run_ended");
+    INTERN(s_touch, "touch");
+    INTERN(s_raise_error, "raise_error");
 #undef INTERN
-    if (PyType_Ready(&BridgeType) < 0)
+    if ((g_empty_tuple = PyTuple_New(0)) == NULL)
+        return NULL;
+    if (PyType_Ready(&BridgeType) < 0 || PyType_Ready(&ScriptCommandType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;
-    if (PyModule_AddObjectRef(m, "Bridge", (PyObject *)&BridgeType) < 0) {
+    if (PyModule_AddObjectRef(m, "Bridge", (PyObject *)&BridgeType) < 0 ||
+        PyModule_AddObjectRef(m, "ScriptCommand", (PyObject *)&ScriptCommandType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

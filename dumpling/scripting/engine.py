@@ -74,6 +74,11 @@ def bridge_available() -> bool:
     return _bridge_module is not None
 
 
+def engine_bridge_module() -> Any:
+    """The C bridge module (None: not built, or DUMPLING_PURE=1)."""
+    return _bridge_module
+
+
 def use_twins(twin_call: Any, record_latency: Callable[[Any, int], None]) -> None:
     """Give the bridge ``dumpling._fastpath``'s twins (its ``twin_call`` capsule; None: none),
     which its redis.call runs for GET, SET, INCR, ... in a ``Run.twins`` run."""

@@ -36,6 +36,7 @@ from dumpling.scripting.engine import (
     LuaState,
     ScriptCallError,
     ScriptFailure,
+    engine_bridge_module,
     error_from_table,
     lua_number_arg,
     lua_number_to_int,
@@ -91,13 +92,25 @@ class Script:
 
 
 class Run:
-    """The state of the script being run (Redis's ``scriptRunCtx``).  The rarely changed
-    fields are class attributes: a run sets only what differs (a run is made per call)."""
+    """The state of the script being run (Redis's ``scriptRunCtx``).  The fields every run
+    sets are slots (the C bridge's ScriptCommand stores them directly); the rarely changed
+    ones are class attributes, which a run overrides in its ``__dict__`` only when they
+    differ (a run is made per call)."""
+
+    # Set on each run by Scripting.invoke (made with object.__new__ and these stores, not an
+    # __init__: a call through type() costs a run ~700 instructions more) or ScriptCommand.
+    __slots__ = ("caller", "caller_argv", "client", "name", "eval_mode", "start", "write_dirty", "__dict__")
+    caller: Client
+    caller_argv: list[bytes]
+    client: Client
+    name: str
+    eval_mode: bool
+    start: float  # time.monotonic() at the run's start
+    write_dirty: bool  # the script wrote (False at the start)
 
     read_only = False
     allow_oom = False
     allow_cross_slot = False
-    write_dirty = False
     error_counted = False
     kill_logged = False
     killed = False
@@ -115,15 +128,6 @@ class Run:
     repl_changed = False  # redis.set_repl was called
     stale = False  # started on a replica serving no stale data, its link down
 
-    # Set by Scripting.invoke on each run (made with object.__new__ and these stores, not an
-    # __init__: a call through type() costs a run ~700 instructions more).
-    caller: Client
-    caller_argv: list[bytes]
-    client: Client
-    name: str
-    eval_mode: bool
-    start: float  # time.monotonic() at the run's start
-
 
 class PlainRun(Run):
     """The run of an unrestricted caller's script or function without flags (or an EVAL
@@ -131,6 +135,7 @@ class PlainRun(Run):
     nothing can refuse a command it calls but the command's arity and noscript flag
     (what Scripting._checked_run would find for it, set once here)."""
 
+    __slots__ = ()
     unchecked = True
     writes_admitted = True
 
@@ -138,11 +143,42 @@ class PlainRun(Run):
 class PlainTwinsRun(PlainRun):
     """...with the C bridge: its redis.call may take the twins' route."""
 
+    __slots__ = ()
     twins = True
 
 
+class PlainEvalRun(PlainRun):
+    """...of an EVAL script without a shebang (its keys may hash to any slot)."""
+
+    __slots__ = ()
+    allow_cross_slot = True
+
+
+class PlainEvalTwinsRun(PlainTwinsRun):
+    __slots__ = ()
+    allow_cross_slot = True
+
+
+# invoke's plain runs by (C bridge, EVAL script without a shebang)
+_PLAIN_RUNS = {(False, False): PlainRun, (False, True): PlainEvalRun,
+               (True, False): PlainTwinsRun, (True, True): PlainEvalTwinsRun}
 _new_run = object.__new__
 _monotonic = time.monotonic
+
+
+def script_command(kind: str, reference: Callable[[Any, list[bytes]], Any]) -> Callable[[Any, list[bytes]], Any]:
+    """The handler of EVALSHA or FCALL (``kind``): with the C bridge built, its
+    ``ScriptCommand``, which runs the plain run (``invoke``'s, for a script or function run
+    before) itself and hands every other request to ``reference``, the Python handler; without
+    it, the Python handler."""
+    bridge = engine_bridge_module()
+    if bridge is None:
+        return reference
+    from dumpling.scripting.functions import Function
+
+    owner = Script if kind == "evalsha" else Function
+    return bridge.ScriptCommand({"evalsha": 0, "fcall": 1}[kind], reference, PlainTwinsRun, PlainEvalTwinsRun, owner,
+                                ErrorReply, EVAL_COMPAT_MODE, GC_CYCLE_PERIOD)
 
 
 def parse_shebang(body: bytes) -> tuple[int, int]:
@@ -356,11 +392,10 @@ class Scripting:
                 and not server.maxmemory and server.cluster is None and caller.unrestricted):
             # The plain run (most): nothing to refuse, no gate, no cluster, no OOM; what
             # _checked_run would find, set by the class.
-            run = _new_run(PlainTwinsRun if state.bridge is not None else PlainRun)
-            if flags:  # an EVAL script without a shebang
-                run.allow_cross_slot = True
+            run = _new_run(_PLAIN_RUNS[state.bridge is not None, flags != 0])
         else:
             run = self._checked_run(caller, caller_argv, numkeys, state, flags, ro, debug)
+        run.write_dirty = False
         run.caller = caller
         run.caller_argv = caller_argv
         run.client = client
@@ -380,8 +415,7 @@ class Scripting:
                     handle = owner.handle = state.handle(func)
                 reply = state.bridge.run(handle, eval_mode, hook, numkeys, caller_argv, run)
                 if reply is STASHED:  # not a string, a number or nil: converted here
-                    ok, value = state.take()
-                    reply = self._outcome(run, state, ok, value)
+                    reply = self.stashed_outcome(run, state)
             else:
                 if debug:  # under the Lua debugger's line hook (debug_eval)
                     if state.bridge is not None:
@@ -404,12 +438,22 @@ class Scripting:
             state.gc_count += 1
             if state.gc_count >= GC_CYCLE_PERIOD:  # Redis's luaGC (LuaState.gc_tick, inlined)
                 state.gc_step()
-            if run.timed_out:
-                self.end_busy(run)
-            if run.repl_changed:  # redis.set_repl lasts for the run
-                server.propagator.retarget(TO_ALL)  # type: ignore[attr-defined]
+            if run.timed_out or run.repl_changed:
+                self.run_ended(run)
         self.last_error_counted = run.error_counted
         return reply
+
+    def stashed_outcome(self, run: Run, state: LuaState) -> Any:
+        """The reply of a bridge run whose outcome waits in the bridge's stash."""
+        ok, value = state.take()
+        return self._outcome(run, state, ok, value)
+
+    def run_ended(self, run: Run) -> None:
+        """The end of a run that went busy or called redis.set_repl (whose choice lasts for the run)."""
+        if run.timed_out:
+            self.end_busy(run)
+        if run.repl_changed:
+            self.server.propagator.retarget(TO_ALL)  # type: ignore[attr-defined]
 
     def _checked_run(self, caller: Client, caller_argv: list[bytes], numkeys: int, state: LuaState, flags: int,
                      ro: bool, debug: bool) -> Run:
