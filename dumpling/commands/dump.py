@@ -39,8 +39,8 @@ from dumpling.commands.common import to_int
 from dumpling.commands.registry import ORIGINAL, command
 from dumpling.errors import BUSYKEY, SYNTAX, CommandError
 from dumpling.keyspace import LRU_CLOCK_MAX, lfu_minutes, lru_clock
-from dumpling.payload import CodecOptions, DecodedPayload, PayloadError, bulk, encode_payload
-from dumpling.payload.decode import BLOB_MASK, body_value, open_value
+from dumpling.payload import CodecOptions, DecodedPayload, PayloadError, bulk, encode_payload, listpack
+from dumpling.payload.decode import BLOB_MASK, body_value, open_value, values_built
 from dumpling.payload.envelope import FOOTER_SIZE, VALKEY_VERSION_MIN, footer_version
 from dumpling.persistence.propagation import deletion, propagate_as
 from dumpling.protocol import OK
@@ -360,7 +360,11 @@ def _attach_native_handlers() -> None:
     attach = getattr(bulk.speedups, "native_handlers", None)  # (None: pure, or a build without them)
     if PURE_PAYLOAD or attach is None:
         return
-    handlers = attach(OK, body_value, stored, encode_payload, PayloadError, BLOB_MASK)
+    builders = listpack.native if values_built else None  # small values built and dumped in C
+    handlers = attach(
+        OK, body_value, stored, encode_payload, PayloadError, BLOB_MASK,
+        getattr(builders, "small_value", None), getattr(builders, "dump_parts", None),
+    )
     for name, handler in handlers.items():
         ORIGINAL[name.encode()].native = handler
 

@@ -44,6 +44,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 
 #include <math.h>
 #include <stddef.h>
@@ -2367,6 +2368,800 @@ lp_quicklist_body(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 }
 
 /* ------------------------------------------------------------------------- */
+/* values: small restored values built here, and their DUMP parts read back
+ *
+ * decode.py's blob readers (_zset_from_listpack, _set_from_listpack, _set_from_intset,
+ * _hash_from_listpack, _list_from_one_node) stay the reference: small_value builds the
+ * same object they build - the same classes, every slot holding an equal value (the
+ * SortedList's attributes too), the same encodings - or declines (None) and they run.
+ * It declines whatever it is unsure of: deep sanitization, a blob the walk refuses, an
+ * empty value, duplicate members or fields, a zset longer than one SortedList sublist.
+ * The datatypes' classes are given once by register_values (decode.py), which checks
+ * their __slots__ against the names filled here; a class whose slots differ stays
+ * unregistered and its values are declined.
+ *
+ * dump_parts(value, version) is the other way: encode.py's listpack/intset cases of a
+ * small value (see there) as (head, kind, obj) for _speedups' native DUMP to seal:
+ * kind 0 obj is a blob written as one rdbString; kind 1 obj a list of strings written as
+ * a length and one rdbString each; kind 2 obj raw bytes copied as they are.  None for
+ * anything else (encode_payload writes it). */
+
+
+enum { ZSET_SCORES, ZSET_INDEX, ZSET_ENCODING, ZSET_SCAN, ZSET_SLOTS };
+enum { SET_MEMBERS, SET_ENCODING, SET_ORDER, SET_SCAN, SET_SLOTS };
+enum { HASH_FIELDS, HASH_EXPIRES, HASH_ENCODING, HASH_HEAP, HASH_SCAN, HASH_SLOTS };
+enum { LIST_ITEMS, LIST_PACKED, LIST_ENCODING, LIST_LP_BYTES, LIST_NODES, LIST_SHAPE_LEN, LIST_SLOTS };
+enum { PACKED_BUF, PACKED_NODES, PACKED_LENGTH, PACKED_SLOTS };
+#define MAX_SLOTS 8
+
+static const char *const zset_slot_names[] = {"scores", "index", "encoding", "_scan", NULL};
+static const char *const set_slot_names[] = {"members", "encoding", "_order", "_scan", NULL};
+static const char *const hash_slot_names[] = {"fields", "field_expires", "encoding", "_heap", "_scan", NULL};
+static const char *const list_slot_names[] = {"_items", "_packed", "encoding", "_lp_bytes", "_nodes", "_shape_len",
+                                              NULL};
+static const char *const packed_slot_names[] = {"buf", "nodes", "length", NULL};
+
+/* A datatype class whose instances are made here: where each of its slots lies. */
+typedef struct {
+    PyTypeObject *type; /* NULL: not registered (its values are declined) */
+    Py_ssize_t offsets[MAX_SLOTS];
+    int count;
+} ValueClass;
+
+static ValueClass zset_class, set_class, hash_class, list_class, packed_class;
+static PyTypeObject *sorted_list_type; /* NULL: zsets declined */
+static PyObject *sorted_list_load;     /* SortedList.DEFAULT_LOAD_FACTOR */
+static Py_ssize_t sorted_list_max;     /* its value: a longer zset is declined */
+static PyObject *no_field_ttls;        /* hashes.NO_FIELD_TTLS */
+static PyObject *empty_tuple;
+static PyObject *s_listpack, *s_skiplist, *s_intset, *s_hashtable, *s_quicklist, *s_small_limits;
+static PyObject *s_sl_len, *s_sl_load, *s_sl_lists, *s_sl_maxes, *s_sl_index, *s_sl_offset;
+
+#define RDB_TYPE_SET 2
+#define RDB_TYPE_SET_INTSET 11
+#define RDB_TYPE_ZSET_LISTPACK 17
+#define RDB_TYPE_HASH_LISTPACK 16
+#define RDB_TYPE_LIST_QUICKLIST_2 18
+#define RDB_TYPE_SET_LISTPACK 20
+#define RDB_ENC_LZF 0xC3
+#define CONTAINER_PACKED 2
+
+/* Fill ``c`` from ``type``: its __slots__ must be exactly ``names`` (any order), each an
+ * object member.  0 if it is not such a class (c->type stays NULL), -1 on an error. */
+static int
+value_class(ValueClass *c, PyObject *type, const char *const *names)
+{
+    c->type = NULL;
+    if (!PyType_Check(type)) {
+        return 0;
+    }
+    PyTypeObject *t = (PyTypeObject *)type;
+    PyObject *slots = PyObject_GetAttrString(type, "__slots__");
+    if (slots == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    PyObject *seq = PySequence_Fast(slots, "__slots__");
+    Py_DECREF(slots);
+    if (seq == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int count = 0;
+    while (names[count] != NULL) {
+        count++;
+    }
+    int ok = PySequence_Fast_GET_SIZE(seq) == count && t->tp_dictoffset == 0 && t->tp_itemsize == 0;
+    for (int i = 0; ok && i < count; i++) {
+        PyObject *descr = PyDict_GetItemString(t->tp_dict, names[i]); /* borrowed */
+        ok = descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type);
+        if (ok) {
+            PyMemberDef *m = ((PyMemberDescrObject *)descr)->d_member;
+            ok = m->type == T_OBJECT_EX && !(m->flags & READONLY);
+            c->offsets[i] = m->offset;
+        }
+    }
+    Py_DECREF(seq);
+    if (ok) {
+        c->type = t;
+        c->count = count;
+        Py_INCREF(type);
+    }
+    return 0;
+}
+
+/* An instance of ``c`` with its slots set to ``values`` (references stolen, also on an error). */
+static PyObject *
+new_value(const ValueClass *c, PyObject **values)
+{
+    PyObject *obj = NULL;
+    for (int i = 0; i < c->count; i++) {
+        if (values[i] == NULL) {
+            goto fail;
+        }
+    }
+    obj = c->type->tp_alloc(c->type, 0);
+    if (obj == NULL) {
+        goto fail;
+    }
+    for (int i = 0; i < c->count; i++) {
+        *(PyObject **)((char *)obj + c->offsets[i]) = values[i];
+    }
+    return obj;
+fail:
+    for (int i = 0; i < c->count; i++) {
+        Py_XDECREF(values[i]);
+    }
+    return NULL;
+}
+
+/* zsets.ordered_sorted_list(index) for a list that fits one sublist (index stolen). */
+static PyObject *
+sorted_list_of(PyObject *index)
+{
+    PyObject *sl = PyBaseObject_Type.tp_new(sorted_list_type, empty_tuple, NULL);
+    if (sl == NULL) {
+        Py_DECREF(index);
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(index);
+    PyObject *len = PyLong_FromSsize_t(n);
+    PyObject *lists = PyList_New(n ? 1 : 0);
+    PyObject *maxes = PyList_New(n ? 1 : 0);
+    PyObject *positions = PyList_New(0);
+    PyObject *zero = PyLong_FromLong(0);
+    int rc = -1;
+    if (len != NULL && lists != NULL && maxes != NULL && positions != NULL && zero != NULL) {
+        if (n) {
+            PyList_SET_ITEM(maxes, 0, Py_NewRef(PyList_GET_ITEM(index, n - 1)));
+            PyList_SET_ITEM(lists, 0, Py_NewRef(index));
+        }
+        /* SortedList.__init__'s order, so the instance dict shares the class's keys */
+        rc = PyObject_SetAttr(sl, s_sl_len, len) < 0 || PyObject_SetAttr(sl, s_sl_load, sorted_list_load) < 0 ||
+                     PyObject_SetAttr(sl, s_sl_lists, lists) < 0 || PyObject_SetAttr(sl, s_sl_maxes, maxes) < 0 ||
+                     PyObject_SetAttr(sl, s_sl_index, positions) < 0 ||
+                     PyObject_SetAttr(sl, s_sl_offset, zero) < 0
+                 ? -1
+                 : 0;
+    }
+    Py_DECREF(index);
+    Py_XDECREF(len);
+    Py_XDECREF(lists);
+    Py_XDECREF(maxes);
+    Py_XDECREF(positions);
+    Py_XDECREF(zero);
+    if (rc < 0) {
+        Py_CLEAR(sl);
+    }
+    return sl;
+}
+
+/* Byte order of two bytes objects (memcmp, then length): -1, 0, 1. */
+static int
+bytes_order(PyObject *a, PyObject *b)
+{
+    Py_ssize_t na = PyBytes_GET_SIZE(a), nb = PyBytes_GET_SIZE(b);
+    int c = memcmp(PyBytes_AS_STRING(a), PyBytes_AS_STRING(b), (size_t)(na < nb ? na : nb));
+    return c ? (c < 0 ? -1 : 1) : (na > nb) - (na < nb);
+}
+
+/* The walk of a listpack (header checks included) into ``sink``: 0, or 1 when the blob is
+ * refused (nothing kept, no error set: the caller declines), -1 on another error. */
+static int
+walk_small(const unsigned char *blob, Py_ssize_t size, int ints_as_bytes, int build, Sink *sink)
+{
+    unsigned int bad_byte = 0;
+    long numele = check_header(blob, size);
+    if (numele < 0) {
+        PyErr_Clear();
+        return 1;
+    }
+    sink_init(sink, blob, build, ints_as_bytes);
+    enum walk_error err = walk(blob, size, numele, 0, 1, sink, &bad_byte);
+    if (err != WALK_OK) {
+        sink_clear(sink);
+        return err == ERR_PYTHON ? -1 : 1;
+    }
+    return 0;
+}
+
+/* _zset_from_listpack (type 17, not deep). */
+static PyObject *
+zset_value(const unsigned char *blob, Py_ssize_t size, long max_entries)
+{
+    Sink sink;
+    int rc = walk_small(blob, size, 0, 1, &sink);
+    if (rc) {
+        return rc < 0 ? NULL : Py_NewRef(Py_None);
+    }
+    Py_ssize_t n = sink.count / 2;
+    if (sink.count % 2 || n == 0 || n > sorted_list_max) {
+        sink_clear(&sink);
+        Py_RETURN_NONE;
+    }
+    PyObject *scores = PyDict_New();
+    PyObject *index = PyList_New(n);
+    PyObject *result = NULL;
+    int sorted = 1, declined = 0;
+    for (Py_ssize_t i = 0; scores != NULL && index != NULL && i < n; i++) {
+        PyObject *member = sink.items[2 * i], *entry = sink.items[2 * i + 1];
+        double d = PyLong_CheckExact(entry) ? (double)PyLong_AsLongLong(entry)
+                                            : score_strtod(PyBytes_AS_STRING(entry), PyBytes_GET_SIZE(entry));
+        if (d != d) {
+            declined = 1; /* NaN: refused by the reader */
+            break;
+        }
+        member = PyLong_CheckExact(member) ? int_text((int64_t)PyLong_AsLongLong(member)) : Py_NewRef(member);
+        PyObject *score = member == NULL ? NULL : PyFloat_FromDouble(d);
+        PyObject *pair = score == NULL ? NULL : PyTuple_Pack(2, score, member);
+        if (pair == NULL || PyDict_SetItem(scores, member, score) < 0) {
+            Py_XDECREF(member);
+            Py_XDECREF(score);
+            Py_XDECREF(pair);
+            Py_CLEAR(scores);
+            break;
+        }
+        Py_DECREF(member);
+        Py_DECREF(score);
+        PyList_SET_ITEM(index, i, pair);
+        if (i && sorted) {
+            PyObject *prev = PyList_GET_ITEM(index, i - 1);
+            double p = PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(prev, 0));
+            sorted = p < d || (p == d && bytes_order(PyTuple_GET_ITEM(prev, 1), member) < 0);
+        }
+    }
+    sink_clear(&sink);
+    if (scores == NULL || index == NULL) {
+        goto done;
+    }
+    if (declined || PyDict_GET_SIZE(scores) != n) { /* NaN, duplicates: the reader decides */
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    if (!sorted && PyList_Sort(index) < 0) {
+        goto done;
+    }
+    PyObject *slots[ZSET_SLOTS];
+    slots[ZSET_SCORES] = Py_NewRef(scores);
+    slots[ZSET_INDEX] = sorted_list_of(Py_NewRef(index));
+    slots[ZSET_ENCODING] = Py_NewRef(n > max_entries ? s_skiplist : s_listpack);
+    slots[ZSET_SCAN] = Py_NewRef(Py_None);
+    result = new_value(&zset_class, slots);
+done:
+    Py_XDECREF(scores);
+    Py_XDECREF(index);
+    return result;
+}
+
+/* SetValue(members, encoding) of a list of members (stolen): the set readers' value.  Py_None
+ * when ``members`` holds duplicates and the order list is kept (the reader dedups it) or
+ * ``strict`` (the reader refuses them). */
+static PyObject *
+set_value(PyObject *members, PyObject *encoding, int keep_order, int strict)
+{
+    PyObject *unique = PySet_New(members);
+    if (unique == NULL) {
+        Py_DECREF(members);
+        return NULL;
+    }
+    if ((keep_order || strict) && PySet_GET_SIZE(unique) != PyList_GET_SIZE(members)) {
+        Py_DECREF(unique);
+        Py_DECREF(members);
+        Py_RETURN_NONE;
+    }
+    PyObject *slots[SET_SLOTS];
+    slots[SET_MEMBERS] = unique;
+    slots[SET_ENCODING] = Py_NewRef(encoding);
+    slots[SET_ORDER] = keep_order ? members : Py_NewRef(Py_None);
+    slots[SET_SCAN] = Py_NewRef(Py_None);
+    if (!keep_order) {
+        Py_DECREF(members);
+    }
+    return new_value(&set_class, slots);
+}
+
+/* The walk's values as a list (the sink emptied into it). */
+static PyObject *
+sink_list(Sink *sink)
+{
+    PyObject *out = PyList_New(sink->count);
+    if (out == NULL) {
+        sink_clear(sink);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < sink->count; i++) {
+        PyList_SET_ITEM(out, i, sink->items[i]);
+    }
+    if (sink->items != sink->local) {
+        PyMem_Free(sink->items);
+    }
+    sink->items = sink->local;
+    sink->count = 0;
+    return out;
+}
+
+/* _set_from_listpack (type 20, not deep). */
+static PyObject *
+set_listpack_value(const unsigned char *blob, Py_ssize_t size, long max_entries)
+{
+    Sink sink;
+    int rc = walk_small(blob, size, 1, 1, &sink);
+    if (rc) {
+        return rc < 0 ? NULL : Py_NewRef(Py_None);
+    }
+    if (sink.count == 0) {
+        Py_RETURN_NONE;
+    }
+    int listpack = sink.count <= max_entries;
+    PyObject *members = sink_list(&sink);
+    return members == NULL ? NULL : set_value(members, listpack ? s_listpack : s_hashtable, listpack, 0);
+}
+
+/* _set_from_intset (type 11, not deep). */
+static PyObject *
+set_intset_value(PyObject *blob, long max_entries)
+{
+    PyObject *args[2] = {blob, Py_False};
+    PyObject *members = lp_intset_members(NULL, args, 2);
+    if (members == NULL) {
+        PyErr_Clear(); /* a refusal: the reader words it */
+        Py_RETURN_NONE;
+    }
+    return set_value(members, PyList_GET_SIZE(members) > max_entries ? s_hashtable : s_intset, 0, 0);
+}
+
+/* _read_set (type 2) of its members, already read (a list of bytes), not deep: the
+ * encoding the member-by-member conversion ends in (intset while every member spells a
+ * canonical integer, else listpack within the limits, else hashtable).  Declined: more
+ * members than an intset takes (the reader reads those into a set at once). */
+static PyObject *
+set_strings_value(PyObject *members, long intset_max, long listpack_max, long value_max)
+{
+    Py_ssize_t n = PyList_GET_SIZE(members);
+    if (n == 0 || n > intset_max || n > (1L << 30)) {
+        Py_RETURN_NONE;
+    }
+    int ints = 1;
+    Py_ssize_t longest = 0, total = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *m = PyList_GET_ITEM(members, i);
+        if (!PyBytes_CheckExact(m)) {
+            Py_RETURN_NONE;
+        }
+        Py_ssize_t len = PyBytes_GET_SIZE(m);
+        int64_t v;
+        ints = ints && canonical_int((const unsigned char *)PyBytes_AS_STRING(m), len, &v);
+        longest = len > longest ? len : longest;
+        total += len;
+    }
+    PyObject *encoding = s_intset;
+    if (!ints) {
+        int small = n <= listpack_max && longest <= value_max && total <= (1L << 30); /* LISTPACK_MAX_SAFETY_SIZE */
+        encoding = small ? s_listpack : s_hashtable;
+    }
+    return set_value(Py_NewRef(members), encoding, encoding == s_listpack, 1);
+}
+
+/* _hash_from_listpack (type 16, not deep). */
+static PyObject *
+hash_value(PyObject *blob, long max_entries)
+{
+    PyObject *args[2] = {blob, Py_False};
+    PyObject *fields = lp_decode_hash(NULL, args, 2, NULL);
+    if (fields == NULL) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    if (PyDict_GET_SIZE(fields) == 0) {
+        Py_DECREF(fields);
+        Py_RETURN_NONE;
+    }
+    PyObject *slots[HASH_SLOTS];
+    slots[HASH_ENCODING] = Py_NewRef(PyDict_GET_SIZE(fields) > max_entries ? s_hashtable : s_listpack);
+    slots[HASH_FIELDS] = fields;
+    slots[HASH_EXPIRES] = Py_NewRef(no_field_ttls);
+    slots[HASH_HEAP] = Py_NewRef(Py_None);
+    slots[HASH_SCAN] = Py_NewRef(Py_None);
+    return new_value(&hash_class, slots);
+}
+
+/* _list_from_one_node (type 18 of one PACKED node whose rdbString is buf[3:stop]), not deep. */
+static PyObject *
+list_value(const unsigned char *blob, Py_ssize_t size, PyObject *buf, PyObject *stop, long fill)
+{
+    Sink sink;
+    int rc = walk_small(blob, size, 1, 0, &sink);
+    if (rc) {
+        return rc < 0 ? NULL : Py_NewRef(Py_None);
+    }
+    Py_ssize_t count = sink.count;
+    if (count == 0) {
+        Py_RETURN_NONE;
+    }
+    static const long levels[5] = {4096, 8192, 16384, 32768, 65536}; /* quicklist.OPTIMIZATION_LEVEL */
+    int quick = fill < 0 ? size > levels[-fill - 1 < 4 ? -fill - 1 : 4] : count > (fill == 0 ? 1 : fill);
+    PyObject *n = PyLong_FromSsize_t(count);
+    PyObject *bytes = PyLong_FromSsize_t(size);
+    PyObject *node = n && bytes ? Py_BuildValue("(iiOOO)", CONTAINER_PACKED, 3, stop, n, bytes) : NULL;
+    PyObject *nodes = node ? PyTuple_Pack(1, node) : NULL;
+    PyObject *packed_slots[PACKED_SLOTS] = {Py_NewRef(buf), nodes, Py_XNewRef(n)};
+    PyObject *packed = new_value(&packed_class, packed_slots);
+    PyObject *slots[LIST_SLOTS];
+    slots[LIST_ITEMS] = Py_NewRef(Py_None);
+    slots[LIST_PACKED] = packed;
+    slots[LIST_ENCODING] = Py_NewRef(quick ? s_quicklist : s_listpack);
+    slots[LIST_LP_BYTES] = quick ? PyLong_FromLong(0) : Py_XNewRef(bytes);
+    slots[LIST_NODES] = quick ? Py_BuildValue("[[OOO]]", n, bytes, Py_False) : PyList_New(0);
+    slots[LIST_SHAPE_LEN] = Py_XNewRef(n);
+    Py_XDECREF(node);
+    Py_XDECREF(n);
+    Py_XDECREF(bytes);
+    return new_value(&list_class, slots);
+}
+
+PyDoc_STRVAR(small_value_doc,
+"small_value(type_byte, blob, options, buf, blob_end) -> value | None\n\n"
+"The value decode.body_value's blob reader makes of ``blob`` (the body's one rdbString,\n"
+"ending at ``blob_end`` in the payload ``buf``) for ``options`` (a CodecOptions: its\n"
+"small_limits), built here; for type 2 ``blob`` is the list of members _read_set reads.\n"
+"None to leave it to the reader (see the section comment).");
+
+static PyObject *
+small_value(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 5 || !PyLong_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "small_value(type_byte, blob, options, buf, blob_end)");
+        return NULL;
+    }
+    long type = PyLong_AsLong(args[0]);
+    PyObject *blob = args[1];
+    if (!PyBytes_CheckExact(blob) && !(type == RDB_TYPE_SET && PyList_CheckExact(blob))) {
+        Py_RETURN_NONE;
+    }
+    PyObject *limits = PyObject_GetAttr(args[2], s_small_limits);
+    if (limits == NULL) {
+        return NULL;
+    }
+    /* deep, zset entries, intset entries, set listpack entries, hash entries, list fill, set listpack value */
+    long lim[7] = {1, 0, 0, 0, 0, 0, 0};
+    if (PyTuple_Check(limits) && PyTuple_GET_SIZE(limits) == 7) {
+        for (int i = 0; i < 7; i++) {
+            lim[i] = PyLong_AsLong(PyTuple_GET_ITEM(limits, i));
+        }
+    }
+    Py_DECREF(limits);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    if (lim[0]) { /* deep sanitization: the readers */
+        Py_RETURN_NONE;
+    }
+    if (type == RDB_TYPE_SET) {
+        return set_class.type == NULL ? Py_NewRef(Py_None) : set_strings_value(blob, lim[2], lim[3], lim[6]);
+    }
+    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(blob);
+    Py_ssize_t size = PyBytes_GET_SIZE(blob);
+    switch (type) {
+    case RDB_TYPE_ZSET_LISTPACK:
+        if (zset_class.type != NULL && sorted_list_type != NULL) {
+            return zset_value(data, size, lim[1]);
+        }
+        break;
+    case RDB_TYPE_SET_INTSET:
+        if (set_class.type != NULL) {
+            return set_intset_value(blob, lim[2]);
+        }
+        break;
+    case RDB_TYPE_SET_LISTPACK:
+        if (set_class.type != NULL) {
+            return set_listpack_value(data, size, lim[3]);
+        }
+        break;
+    case RDB_TYPE_HASH_LISTPACK:
+        if (hash_class.type != NULL) {
+            return hash_value(blob, lim[4]);
+        }
+        break;
+    case RDB_TYPE_LIST_QUICKLIST_2:
+        if (list_class.type != NULL && packed_class.type != NULL && PyBytes_CheckExact(args[3]) &&
+            PyLong_CheckExact(args[4])) {
+            return list_value(data, size, args[3], args[4], lim[5]);
+        }
+        break;
+    default:
+        break;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *score_text_fn; /* encode's score text for targets >= 11 (fpconv) */
+
+#define SLOT(obj, cls, i) (*(PyObject **)((char *)(obj) + (cls).offsets[i]))
+
+/* An encoding slot that reads ``name`` (interned; the classes store interned literals, but a
+ * str made elsewhere compares by value too). */
+static int
+encoding_is(PyObject *encoding, PyObject *name)
+{
+    return encoding == name || (encoding != NULL && PyUnicode_CheckExact(encoding) &&
+                                PyUnicode_Compare(encoding, name) == 0);
+}
+
+static PyObject *
+parts(const char *head, Py_ssize_t head_len, int kind, PyObject *obj)
+{
+    if (obj == NULL) {
+        return NULL;
+    }
+    if (obj == Py_None) {
+        return obj; /* the encoder declined: so do we */
+    }
+    PyObject *out = Py_BuildValue("(y#iO)", head, head_len, kind, obj);
+    Py_DECREF(obj);
+    return out;
+}
+
+/* The rdbString at buf[start:stop] when it is a plain length and the bytes (a listpack
+ * node as the payload held it): a new bytes object, or Py_None for any other form. */
+static PyObject *
+plain_rdb_string(PyObject *buf, Py_ssize_t start, Py_ssize_t stop)
+{
+    const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(buf);
+    if (start < 0 || stop > PyBytes_GET_SIZE(buf) || start >= stop) {
+        Py_RETURN_NONE;
+    }
+    unsigned int b = d[start];
+    uint64_t n;
+    Py_ssize_t head;
+    if (b < 0x40) {
+        n = b;
+        head = 1;
+    }
+    else if (b < 0x80) {
+        if (stop - start < 2) {
+            Py_RETURN_NONE;
+        }
+        n = ((uint64_t)(b & 0x3F) << 8) | d[start + 1];
+        head = 2;
+    }
+    else if (b == 0x80) {
+        if (stop - start < 5) {
+            Py_RETURN_NONE;
+        }
+        n = ((uint64_t)d[start + 1] << 24) | ((uint64_t)d[start + 2] << 16) | ((uint64_t)d[start + 3] << 8) |
+            d[start + 4];
+        head = 5;
+    }
+    else {
+        Py_RETURN_NONE; /* LZF, an integer, a 64-bit length: encode.py's path */
+    }
+    if ((uint64_t)(stop - start - head) != n) {
+        Py_RETURN_NONE;
+    }
+    return PyBytes_FromStringAndSize((const char *)d + start + head, (Py_ssize_t)n);
+}
+
+/* _encode_list's case of a restored list not written since, of one PACKED node. */
+static PyObject *
+list_parts(PyObject *value, int compress)
+{
+    PyObject *packed = SLOT(value, list_class, LIST_PACKED);
+    if (SLOT(value, list_class, LIST_ITEMS) != Py_None || packed == NULL || !Py_IS_TYPE(packed, packed_class.type)) {
+        Py_RETURN_NONE;
+    }
+    PyObject *buf = SLOT(packed, packed_class, PACKED_BUF);
+    PyObject *nodes = SLOT(packed, packed_class, PACKED_NODES);
+    if (buf == NULL || nodes == NULL || !PyBytes_CheckExact(buf) || !PyTuple_CheckExact(nodes) ||
+        PyTuple_GET_SIZE(nodes) != 1) {
+        Py_RETURN_NONE;
+    }
+    PyObject *node = PyTuple_GET_ITEM(nodes, 0);
+    if (!PyTuple_CheckExact(node) || PyTuple_GET_SIZE(node) != 5) {
+        Py_RETURN_NONE;
+    }
+    long container = PyLong_AsLong(PyTuple_GET_ITEM(node, 0));
+    Py_ssize_t start = PyLong_AsSsize_t(PyTuple_GET_ITEM(node, 1));
+    Py_ssize_t stop = PyLong_AsSsize_t(PyTuple_GET_ITEM(node, 2));
+    Py_ssize_t size = PyLong_AsSsize_t(PyTuple_GET_ITEM(node, 4));
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    if (container != CONTAINER_PACKED || start < 0 || stop > PyBytes_GET_SIZE(buf) || start >= stop) {
+        Py_RETURN_NONE;
+    }
+    static const char head[3] = {RDB_TYPE_LIST_QUICKLIST_2, 1, CONTAINER_PACKED};
+    if (compress && size > 20 && (unsigned char)PyBytes_AS_STRING(buf)[start] == RDB_ENC_LZF) {
+        /* PackedList.write_body: the node's LZF string copied as it came */
+        return parts(head, 3, 2, PyBytes_FromStringAndSize(PyBytes_AS_STRING(buf) + start, stop - start));
+    }
+    return parts(head, 3, 0, plain_rdb_string(buf, start, stop));
+}
+
+/* _encode_zset's listpack case (version >= 10). */
+static PyObject *
+zset_parts(PyObject *value, long version)
+{
+    PyObject *index = SLOT(value, zset_class, ZSET_INDEX);
+    if (!encoding_is(SLOT(value, zset_class, ZSET_ENCODING), s_listpack) || index == NULL ||
+        !Py_IS_TYPE(index, sorted_list_type)) {
+        Py_RETURN_NONE;
+    }
+    PyObject *lists = PyObject_GetAttr(index, s_sl_lists);
+    if (lists == NULL) {
+        return NULL;
+    }
+    if (!PyList_CheckExact(lists) || PyList_GET_SIZE(lists) != 1 || !PyList_CheckExact(PyList_GET_ITEM(lists, 0))) {
+        Py_DECREF(lists);
+        Py_RETURN_NONE; /* an empty zset is never stored; a longer one: encode.py */
+    }
+    PyObject *args[2] = {PyList_GET_ITEM(lists, 0), version <= 10 ? Py_None : score_text_fn};
+    PyObject *entries = args[1] == NULL ? Py_NewRef(Py_None) : lp_zset_entries(NULL, args, 2);
+    Py_DECREF(lists);
+    if (entries == NULL || entries == Py_None) {
+        return entries;
+    }
+    PyObject *blob = lp_encode_mixed(NULL, entries);
+    Py_DECREF(entries);
+    static const char head[1] = {RDB_TYPE_ZSET_LISTPACK};
+    return parts(head, 1, 0, blob);
+}
+
+/* _encode_set's intset and listpack cases. */
+static PyObject *
+set_parts(PyObject *value, long version)
+{
+    PyObject *members = SLOT(value, set_class, SET_MEMBERS);
+    PyObject *encoding = SLOT(value, set_class, SET_ENCODING);
+    if (members == NULL || !PySet_CheckExact(members) || PySet_GET_SIZE(members) == 0) {
+        Py_RETURN_NONE;
+    }
+    if (encoding_is(encoding, s_intset)) {
+        static const char head[1] = {RDB_TYPE_SET_INTSET};
+        return parts(head, 1, 0, lp_intset_blob(NULL, members));
+    }
+    PyObject *order = SLOT(value, set_class, SET_ORDER);
+    if (!encoding_is(encoding, s_listpack) || order == NULL || !PyList_CheckExact(order) ||
+        PyList_GET_SIZE(order) != PySet_GET_SIZE(members)) {
+        Py_RETURN_NONE; /* SetValue.ordered() resyncs it: encode.py */
+    }
+    if (version >= 11) {
+        static const char head[1] = {RDB_TYPE_SET_LISTPACK};
+        return parts(head, 1, 0, lp_encode(NULL, order));
+    }
+    static const char head[1] = {RDB_TYPE_SET};
+    return parts(head, 1, 1, Py_NewRef(order));
+}
+
+/* _encode_hash's listpack case without field TTLs (version >= 10). */
+static PyObject *
+hash_parts(PyObject *value)
+{
+    PyObject *fields = SLOT(value, hash_class, HASH_FIELDS);
+    PyObject *expires = SLOT(value, hash_class, HASH_EXPIRES);
+    if (!encoding_is(SLOT(value, hash_class, HASH_ENCODING), s_listpack) || fields == NULL ||
+        !PyDict_CheckExact(fields) || PyDict_GET_SIZE(fields) == 0 || expires == NULL || !PyDict_Check(expires) ||
+        PyDict_GET_SIZE(expires) != 0) {
+        Py_RETURN_NONE;
+    }
+    static const char head[1] = {RDB_TYPE_HASH_LISTPACK};
+    return parts(head, 1, 0, lp_encode_dict(NULL, fields));
+}
+
+PyDoc_STRVAR(dump_parts_doc,
+"dump_parts(value, version, compress) -> (head, kind, obj) | None\n\n"
+"encode_payload's body of a small listpack/intset value, or of a restored one-node list, for\n"
+"a footer ``version`` of 10-12 (see the section comment); None: encode.py writes it.");
+
+static PyObject *
+dump_parts(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "dump_parts(value, version, compress)");
+        return NULL;
+    }
+    PyObject *value = args[0];
+    long version = PyLong_AsLong(args[1]);
+    int compress = PyObject_IsTrue(args[2]);
+    if ((version == -1 || compress < 0) && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (version < 10 || version > 12) {
+        Py_RETURN_NONE;
+    }
+    PyTypeObject *type = Py_TYPE(value);
+    if (type == hash_class.type) {
+        return hash_parts(value);
+    }
+    if (type == zset_class.type && sorted_list_type != NULL) {
+        return zset_parts(value, version);
+    }
+    if (type == set_class.type) {
+        return set_parts(value, version);
+    }
+    if (type == list_class.type && packed_class.type != NULL) {
+        return list_parts(value, compress);
+    }
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(register_values_doc,
+"register_values(zset, set, hash, list, packed_list, sorted_list, no_field_ttls, score_text) -> list[str]\n\n"
+"The datatype classes small_value builds and dump_parts reads (sorted_list: SortedList, or\n"
+"None when its instances are not laid out as sorted_list_of lays them out; score_text: a\n"
+"zset score's listpack text for targets >= 11).  Returns the names of the classes taken.");
+
+static PyObject *
+register_values(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "register_values() takes 8 arguments");
+        return NULL;
+    }
+    if (s_listpack == NULL) {
+#define INTERN(var, text) if ((var = PyUnicode_InternFromString(text)) == NULL) return NULL
+        INTERN(s_listpack, "listpack");
+        INTERN(s_skiplist, "skiplist");
+        INTERN(s_intset, "intset");
+        INTERN(s_hashtable, "hashtable");
+        INTERN(s_quicklist, "quicklist");
+        INTERN(s_small_limits, "small_limits");
+        INTERN(s_sl_len, "_len");
+        INTERN(s_sl_load, "_load");
+        INTERN(s_sl_lists, "_lists");
+        INTERN(s_sl_maxes, "_maxes");
+        INTERN(s_sl_index, "_index");
+        INTERN(s_sl_offset, "_offset");
+#undef INTERN
+        if ((empty_tuple = PyTuple_New(0)) == NULL) {
+            return NULL;
+        }
+    }
+    value_class(&zset_class, args[0], zset_slot_names);
+    value_class(&set_class, args[1], set_slot_names);
+    value_class(&hash_class, args[2], hash_slot_names);
+    value_class(&list_class, args[3], list_slot_names);
+    value_class(&packed_class, args[4], packed_slot_names);
+    if (PyType_Check(args[5])) {
+        PyObject *load = PyObject_GetAttrString(args[5], "DEFAULT_LOAD_FACTOR");
+        if (load == NULL) {
+            return NULL;
+        }
+        Py_ssize_t n = PyLong_Check(load) ? PyLong_AsSsize_t(load) : -1;
+        if (n > 0) {
+            sorted_list_type = (PyTypeObject *)Py_NewRef(args[5]);
+            sorted_list_load = load;
+            sorted_list_max = n;
+        }
+        else {
+            Py_DECREF(load);
+            PyErr_Clear();
+        }
+    }
+    if (PyDict_Check(args[6])) {
+        no_field_ttls = Py_NewRef(args[6]);
+    }
+    else {
+        Py_CLEAR(hash_class.type);
+    }
+    score_text_fn = PyCallable_Check(args[7]) ? Py_NewRef(args[7]) : NULL;
+    PyObject *taken = PyList_New(0);
+    const ValueClass *classes[5] = {&zset_class, &set_class, &hash_class, &list_class, &packed_class};
+    for (int i = 0; taken != NULL && i < 5; i++) {
+        if (classes[i]->type != NULL && (i != 0 || sorted_list_type != NULL)) {
+            PyObject *name = PyUnicode_FromString(classes[i]->type->tp_name);
+            if (name == NULL || PyList_Append(taken, name) < 0) {
+                Py_CLEAR(taken);
+            }
+            Py_XDECREF(name);
+        }
+    }
+    return taken;
+}
+
+/* ------------------------------------------------------------------------- */
 /* module */
 
 static PyMethodDef methods[] = {
@@ -2384,6 +3179,9 @@ static PyMethodDef methods[] = {
     {"entry_sizes", (PyCFunction)lp_entry_sizes, METH_O, entry_sizes_doc},
     {"pack_by_size", (PyCFunction)(void (*)(void))lp_pack_by_size, METH_FASTCALL, pack_by_size_doc},
     {"quicklist_body", (PyCFunction)(void (*)(void))lp_quicklist_body, METH_FASTCALL, quicklist_body_doc},
+    {"small_value", (PyCFunction)(void (*)(void))small_value, METH_FASTCALL, small_value_doc},
+    {"dump_parts", (PyCFunction)(void (*)(void))dump_parts, METH_FASTCALL, dump_parts_doc},
+    {"register_values", (PyCFunction)(void (*)(void))register_values, METH_FASTCALL, register_values_doc},
     {NULL, NULL, 0, NULL},
 };
 

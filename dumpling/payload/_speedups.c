@@ -45,6 +45,7 @@ static PyObject *bad_data_fn;      /* dumpling.payload.errors.bad_data(detail) *
 static PyObject *read_string_fn;   /* dumpling.payload.primitives.read_string(buf, pos, end) */
 static PyObject *append_string_fn; /* dumpling.payload.primitives.append_string(out, s, compress) */
 static PyObject *compress_fn;      /* dumpling.payload.compression.compress_for_rdb(s) */
+static PyObject *lzf_compress_fn;  /* python-lzf's compress(s, room), which compress_for_rdb calls, or NULL */
 
 #define MAX_SHAPE 8 /* longest record shape read_records accepts */
 
@@ -737,8 +738,17 @@ write_string(Writer *w, PyObject *item)
     }
     Py_ssize_t n = PyBytes_GET_SIZE(item);
     const char *s = PyBytes_AS_STRING(item);
-    if (w->compressing && n > 20) { /* LZF is tried, by compression.compress_for_rdb */
-        PyObject *packed = PyObject_CallOneArg(compress_fn, item);
+    if (w->compressing && n > 20) { /* LZF is tried, as compression.compress_for_rdb tries it */
+        PyObject *packed;
+        if (lzf_compress_fn != NULL) { /* its call of python-lzf, without its frame */
+            PyObject *room = PyLong_FromSsize_t(n - 5);
+            PyObject *lzf_args[2] = {item, room};
+            packed = room == NULL ? NULL : PyObject_Vectorcall(lzf_compress_fn, lzf_args, 2, NULL);
+            Py_XDECREF(room);
+        }
+        else {
+            packed = PyObject_CallOneArg(compress_fn, item);
+        }
         if (packed == NULL) {
             return -1;
         }
@@ -1159,6 +1169,22 @@ seal(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
  * both at the server's cached writer settings (DumpState.writer; declined until cached).
  */
 
+/* The bytes written so far with the DUMP footer after them (room for it reserved): the
+ * version (u16 LE) and the CRC-64 of everything before the CRC (u64 LE). */
+static PyObject *
+sealed(Writer *w, long version)
+{
+    unsigned char *o = (unsigned char *)w->data;
+    Py_ssize_t n = w->len;
+    o[n] = (unsigned char)(version & 0xFF);
+    o[n + 1] = (unsigned char)(version >> 8);
+    uint64_t crc = crc64_update(0, o, (size_t)n + 2);
+    for (int i = 0; i < 8; i++) {
+        o[n + 2 + i] = (unsigned char)(crc >> (8 * i));
+    }
+    return PyBytes_FromStringAndSize(w->data, n + FOOTER_SIZE);
+}
+
 /* encode_payload's string case: the DUMP payload of a bytes value at footer ``version`` (6-12),
  * its rdbString written as primitives.append_string writes it (write_string), sealed here.
  * Py_None for what it does not take (not exact bytes, another version, over 64 KiB: seal's
@@ -1175,16 +1201,56 @@ string_payload_of(PyObject *value, long version, int compressing)
     if (writer_reserve(&w, 1 + 9 + PyBytes_GET_SIZE(value) + FOOTER_SIZE) == 0) {
         w.data[w.len++] = 0; /* the string type */
         if (write_string(&w, value) == 0 && writer_reserve(&w, FOOTER_SIZE) == 0) {
-            unsigned char *o = (unsigned char *)w.data;
-            Py_ssize_t n = w.len;
-            o[n] = (unsigned char)(version & 0xFF);
-            o[n + 1] = (unsigned char)(version >> 8);
-            uint64_t crc = crc64_update(0, o, (size_t)n + 2);
-            for (int i = 0; i < 8; i++) {
-                o[n + 2 + i] = (unsigned char)(crc >> (8 * i));
-            }
-            payload = PyBytes_FromStringAndSize(w.data, n + FOOTER_SIZE);
+            payload = sealed(&w, version);
         }
+    }
+    writer_free(&w);
+    return payload;
+}
+
+/* A payload from _listpack.dump_parts' (head, kind, obj) at footer ``version``: the head, then
+ * obj as one rdbString (kind 0), as a length and an rdbString per item of a list (kind 1) or
+ * copied as it is (kind 2), written as encode.py's bulk.append_blob / append_len +
+ * append_strings / PackedList.write_body write them, and sealed.  Py_None for anything else. */
+static PyObject *
+parts_payload(PyObject *parts, long version, int compressing)
+{
+    if (!PyTuple_CheckExact(parts) || PyTuple_GET_SIZE(parts) != 3 || !PyBytes_CheckExact(PyTuple_GET_ITEM(parts, 0))) {
+        return Py_NewRef(Py_None);
+    }
+    PyObject *head = PyTuple_GET_ITEM(parts, 0), *obj = PyTuple_GET_ITEM(parts, 2);
+    long kind = PyLong_AsLong(PyTuple_GET_ITEM(parts, 1));
+    if (kind == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if ((kind == 0 || kind == 2) ? !PyBytes_CheckExact(obj) : kind != 1 || !PyList_CheckExact(obj)) {
+        return Py_NewRef(Py_None);
+    }
+    Writer w = {NULL, 0, 0, NULL, compressing ? Py_True : Py_False, compressing};
+    PyObject *payload = NULL;
+    Py_ssize_t head_len = PyBytes_GET_SIZE(head);
+    int rc = writer_reserve(&w, head_len + 9 + (kind == 2 ? PyBytes_GET_SIZE(obj) : 0));
+    if (rc == 0) {
+        memcpy(w.data, PyBytes_AS_STRING(head), (size_t)head_len);
+        w.len = head_len;
+        if (kind == 0) {
+            rc = write_string(&w, obj);
+        }
+        else if (kind == 2) {
+            memcpy(w.data + w.len, PyBytes_AS_STRING(obj), (size_t)PyBytes_GET_SIZE(obj));
+            w.len += PyBytes_GET_SIZE(obj);
+        }
+        else {
+            put_len(&w, (uint64_t)PyList_GET_SIZE(obj));
+            for (Py_ssize_t i = 0; rc == 0 && i < PyList_GET_SIZE(obj); i++) {
+                PyObject *item = Py_NewRef(PyList_GET_ITEM(obj, i)); /* held: write_string may call Python */
+                rc = PyList_GET_SIZE(obj) > i ? write_string(&w, item) : -1;
+                Py_DECREF(item);
+            }
+        }
+    }
+    if (rc == 0 && writer_reserve(&w, FOOTER_SIZE) == 0) {
+        payload = sealed(&w, version);
     }
     writer_free(&w);
     return payload;
@@ -1216,6 +1282,8 @@ static PyObject *stored_fn;         /* collector.stored(data, value) */
 static PyObject *encode_payload_fn; /* encode.encode_payload(value, version, options) */
 static PyObject *payload_error;     /* errors.PayloadError */
 static PyObject *blob_mask;         /* decode.BLOB_MASK */
+static PyObject *small_value_fn;    /* _listpack.small_value (or NULL): small values built in C */
+static PyObject *dump_parts_fn;     /* _listpack.dump_parts (or NULL): their DUMP bodies */
 static PyObject *s_keyspace, *s_dbs, *s_data, *s_order, *s_expire_order, *s_added, *s_blocked_keys,
     *s_store_hooks, *s_expiry_by_master, *s_skip_checksum, *s_dump_state, *s_known_options, *s_writer,
     *s_stat_sanitizations, *s_rdbcompression;
@@ -1390,6 +1458,38 @@ small_known_payload(const NativeArg *a)
            d[a->len - 10] <= MAX_FOOTER_EVERYONE_READS;
 }
 
+/* A type-2 set's members (count, then that many rdbStrings) as a list, *pos set past them;
+ * NULL with *pos 0 when the body is not that (no error set: body_value reads it), or on an
+ * error (set). */
+static PyObject *
+set_members(PyObject *payload, Py_ssize_t *pos)
+{
+    Py_ssize_t size = PyBytes_GET_SIZE(payload);
+    Reader r = {payload, (const unsigned char *)PyBytes_AS_STRING(payload), size - FOOTER_SIZE, 0};
+    Py_ssize_t p = 1;
+    uint64_t count;
+    *pos = 0;
+    if (plain_length(r.data, &p, r.end, &count) < 0 || count == 0 || count > (uint64_t)(r.end - p)) {
+        return NULL;
+    }
+    PyObject *members = PyList_New((Py_ssize_t)count);
+    for (Py_ssize_t i = 0; members != NULL && i < (Py_ssize_t)count; i++) {
+        PyObject *member = read_string(&r, &p);
+        if (member == NULL) {
+            Py_CLEAR(members);
+            if (PyErr_ExceptionMatches(payload_error)) {
+                PyErr_Clear();
+            }
+            return NULL;
+        }
+        PyList_SET_ITEM(members, i, member);
+    }
+    if (members != NULL) {
+        *pos = p;
+    }
+    return members;
+}
+
 /* The value of a small_known_payload (new reference): open_value's steps for it (the CRC, the
  * one rdbString of a blob type, the body through decode.body_value).  Py_None when the CRC
  * does not match (the Python path words the refusal), NULL on a refusal of the codec
@@ -1428,6 +1528,29 @@ open_small_value(PyObject *payload, PyObject *options, int skip, long long *sani
     }
     PyObject *args[6] = {payload, NULL, NULL, body, NULL, options};
     args[1] = PyLong_FromLong((long)type);
+    if (args[1] != NULL && small_value_fn != NULL && (pos || type == 2)) { /* the small values C builds */
+        PyObject *members = NULL, *built = Py_NewRef(Py_None);
+        if (type == 2 && (members = set_members(payload, &pos)) == NULL && PyErr_Occurred()) {
+            Py_SETREF(built, NULL);
+        }
+        else if (pos) {
+            Py_DECREF(built);
+            PyObject *end = PyLong_FromSsize_t(pos);
+            PyObject *small_args[5] = {args[1], members != NULL ? members : body, options, payload, end};
+            built = end == NULL ? NULL : PyObject_Vectorcall(small_value_fn, small_args, 5, NULL);
+            Py_XDECREF(end);
+        }
+        Py_XDECREF(members);
+        if (built != Py_None) { /* a value, or an error */
+            Py_DECREF(args[1]);
+            Py_DECREF(body);
+            return built;
+        }
+        Py_DECREF(built);
+        if (type == 2) {
+            pos = 0; /* body_value reads the body */
+        }
+    }
     args[2] = args[1] == NULL ? NULL : PyLong_FromLong((long)d[size - 10]);
     args[4] = args[2] == NULL ? NULL : PyLong_FromSsize_t(pos);
     PyObject *opened = args[4] == NULL ? NULL : PyObject_Vectorcall(body_value_fn, args, 6, NULL);
@@ -1577,6 +1700,26 @@ done:
     return reply;
 }
 
+/* The payload of ``value`` when it is one written here (a string's, or a small collection's from
+ * _listpack.dump_parts): bytes, Py_None for the rest (encode_payload's), NULL on an error. */
+static PyObject *
+payload_written_here(PyObject *value, PyObject *version_obj, long version, int compressing)
+{
+    PyObject *payload = string_payload_of(value, version, compressing);
+    if (payload != Py_None || dump_parts_fn == NULL) {
+        return payload;
+    }
+    Py_DECREF(payload);
+    PyObject *parts_args[3] = {value, version_obj, compressing ? Py_True : Py_False};
+    PyObject *parts = PyObject_Vectorcall(dump_parts_fn, parts_args, 3, NULL);
+    if (parts == NULL || parts == Py_None) {
+        return parts;
+    }
+    payload = parts_payload(parts, version, compressing);
+    Py_DECREF(parts);
+    return payload;
+}
+
 static PyObject *
 native_dump(NativeCall *call, const NativeArg *args, int argc)
 {
@@ -1612,8 +1755,9 @@ native_dump(NativeCall *call, const NativeArg *args, int argc)
     if (compressing < 0) {
         goto done;
     }
-    payload = string_payload_of(value, version, compressing);
-    if (payload == NULL) {
+    payload = payload_written_here(value, PyTuple_GET_ITEM(writer, 0), version, compressing);
+    if (payload == NULL) { /* nothing changed yet: the Python handler meets the error again */
+        PyErr_Clear();
         goto done;
     }
     if (payload == Py_None) {
@@ -1639,20 +1783,46 @@ done:
     return payload;
 }
 
+PyDoc_STRVAR(small_payload_doc,
+"small_payload(value, version, compress) -> bytes | None\n\n"
+"What the native DUMP writes itself for ``value`` at footer ``version``: a string's payload,\n"
+"or a small collection's from _listpack.dump_parts (once native_handlers gave it); None for\n"
+"anything encode.encode_payload writes (tests compare both).");
+
+static PyObject *
+small_payload(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "small_payload(value, version, compress)");
+        return NULL;
+    }
+    long version = PyLong_AsLong(args[1]);
+    int compressing = PyObject_IsTrue(args[2]);
+    if ((version == -1 && PyErr_Occurred()) || compressing < 0) {
+        return NULL;
+    }
+    return payload_written_here(args[0], args[1], version, compressing);
+}
+
 PyDoc_STRVAR(native_handlers_doc,
-"native_handlers(ok, body_value, stored, encode_payload, payload_error, blob_mask) -> {name: capsule}\n\n"
+"native_handlers(ok, body_value, stored, encode_payload, payload_error, blob_mask, small_value,\n"
+"                dump_parts) -> {name: capsule}\n\n"
 "RESTORE's, RESTORE-ASKING's and DUMP's handlers for the C request loop (dumpling/_native.h),\n"
-"given the Python pieces they share with the Python handlers.");
+"given the Python pieces they share with the Python handlers (small_value, dump_parts:\n"
+"_listpack's builders of small values and their DUMP bodies, or None).");
 
 static PyObject *
 native_handlers(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 6 || !PyBytes_Check(args[5]) || PyBytes_GET_SIZE(args[5]) != 256) {
-        PyErr_SetString(PyExc_TypeError,
-                        "native_handlers(ok, body_value, stored, encode_payload, payload_error, blob_mask[256])");
+    if (nargs != 8 || !PyBytes_Check(args[5]) || PyBytes_GET_SIZE(args[5]) != 256) {
+        PyErr_SetString(PyExc_TypeError, "native_handlers(ok, body_value, stored, encode_payload, payload_error, "
+                                         "blob_mask[256], small_value, dump_parts)");
         return NULL;
     }
+    Py_XSETREF(small_value_fn, args[6] == Py_None ? NULL : Py_NewRef(args[6]));
+    Py_XSETREF(dump_parts_fn, args[7] == Py_None ? NULL : Py_NewRef(args[7]));
     Py_XSETREF(native_ok, Py_NewRef(args[0]));
     Py_XSETREF(body_value_fn, Py_NewRef(args[1]));
     Py_XSETREF(stored_fn, Py_NewRef(args[2]));
@@ -1699,6 +1869,7 @@ static PyMethodDef speedups_methods[] = {
     {"open_payload", (PyCFunction)(void (*)(void))open_payload, METH_FASTCALL, open_payload_doc},
     {"seal", (PyCFunction)(void (*)(void))seal, METH_FASTCALL, seal_doc},
     {"string_payload", (PyCFunction)(void (*)(void))string_payload, METH_FASTCALL, string_payload_doc},
+    {"small_payload", (PyCFunction)(void (*)(void))small_payload, METH_FASTCALL, small_payload_doc},
     {"native_handlers", (PyCFunction)(void (*)(void))native_handlers, METH_FASTCALL, native_handlers_doc},
     {"set_native_handlers", (PyCFunction)set_native_handlers, METH_O, set_native_handlers_doc},
     {NULL, NULL, 0, NULL},
@@ -1747,6 +1918,17 @@ PyInit__speedups(void)
             return NULL;
         }
         compress_fn = compress;
+        PyObject *compression = PyImport_ImportModule("dumpling.payload.compression");
+        PyObject *lzf = compression == NULL ? NULL : PyObject_GetAttrString(compression, "_lzf");
+        Py_XDECREF(compression);
+        if (lzf == NULL) {
+            return NULL;
+        }
+        if (lzf != Py_None && (lzf_compress_fn = PyObject_GetAttrString(lzf, "compress")) == NULL) {
+            Py_DECREF(lzf);
+            return NULL;
+        }
+        Py_DECREF(lzf);
         bad_data_fn = bad_data;
         read_string_fn = read_str;
         append_string_fn = append_str;

@@ -309,6 +309,8 @@ read_set = read_set_py
 append_strings = append_strings_py
 append_blob = append_string  # one string, a container's blob: primitives.append_string (C: no Python frame)
 string_payload: Callable[[bytes, int, bool], bytes | None] | None = None  # encode_payload's string case in C
+# encode_payload's small listpack/intset values and restored one-node lists in C (_listpack.dump_parts)
+small_payload: Callable[[object, int, bool], bytes | None] | None = None
 append_mapping = append_mapping_py
 append_scored = append_scored_py
 ACCELERATED = False  # whether the names above are the C functions
@@ -319,7 +321,7 @@ def use_speedups(enabled: bool) -> bool:
     """Bind the public readers and writers to the C speedups (if they can be imported)
     or to the pure-Python functions; returns whether the C ones are now in use."""
     global ACCELERATED, speedups, read_records, read_dict, read_set, append_strings, append_mapping, append_scored
-    global append_blob, string_payload
+    global append_blob, string_payload, small_payload
     speedups = None
     if enabled:
         try:
@@ -330,7 +332,7 @@ def use_speedups(enabled: bool) -> bool:
         read_records, read_dict, read_set = read_records_py, read_dict_py, read_set_py
         append_strings, append_mapping, append_scored = append_strings_py, append_mapping_py, append_scored_py
         append_blob = append_string
-        string_payload = None
+        string_payload = small_payload = None
         ACCELERATED = False
     else:
         read_records, read_dict, read_set = speedups.read_records, speedups.read_dict, speedups.read_set
@@ -339,6 +341,7 @@ def use_speedups(enabled: bool) -> bool:
         # (getattr: a module built from an older _speedups.c imports, without these)
         append_blob = getattr(speedups, "append_string", append_string)
         string_payload = getattr(speedups, "string_payload", None)
+        small_payload = getattr(speedups, "small_payload", None)
         ACCELERATED = True
     return ACCELERATED
 

@@ -18,8 +18,13 @@ import math
 import struct
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 
+from sortedcontainers import SortedList
+
+from dumpling.accel import PURE_PAYLOAD
 from dumpling.datatypes import HashValue, ListValue, SetValue, StreamValue, ZSetValue
+from dumpling.datatypes.hashes import NO_FIELD_TTLS
 from dumpling.payload import bulk, intset, listpack, packedlist, quicklist, stream, ziplist, zipmap
 from dumpling.payload.envelope import FOOTER_SIZE, VALKEY_VERSION_MIN, check_envelope, is_foreign_version
 from dumpling.payload.errors import FOREIGN_TYPE, PayloadError, bad_data
@@ -32,6 +37,7 @@ from dumpling.payload.primitives import (
     read_millis,
     read_string,
     read_string_double,
+    score_text,
 )
 
 Value = bytes | ListValue | SetValue | HashValue | ZSetValue | StreamValue
@@ -165,6 +171,11 @@ def body_value(
     sanitizations it took.  ``body``: the one rdbString ``open_payload`` read (a ``_FROM_BLOB``
     type; ``body_end``: where it ends in ``buf``), or None: the type's reader reads the body.
     ``open_value`` and the native RESTORE (``_speedups``) share it."""
+    if body is not None and values_built and listpack.native is not None:
+        # The small listpack/intset values built in C (the readers below stay the reference).
+        value = listpack.native.small_value(type_byte, body, options, buf, body_end)
+        if value is not None:
+            return value, 0
     end = len(buf) - FOOTER_SIZE
     ctx = DecodeContext(buf, end, options, version, body_end)
     if body is not None:
@@ -755,3 +766,29 @@ _READERS: dict[int, _Reader] = {
     TYPE_HASH_METADATA: _read_hash_metadata,
     TYPE_HASH_LISTPACK_EX: _read_hash_listpack_ex,
 }
+
+
+# The SortedList attributes, in its constructor's order, that the C builder sets.
+SORTED_LIST_LAYOUT = ["_len", "_load", "_lists", "_maxes", "_index", "_offset"]
+
+
+def _register_values() -> bool:
+    """Hand the datatype classes to the C builder of small values (``_listpack.small_value``,
+    ``dump_parts``): False when there is none (pure, or a build without it).  A SortedList
+    laid out otherwise than ``SORTED_LIST_LAYOUT`` is not given: zsets then take the readers."""
+    try:
+        from dumpling.payload import _listpack
+    except ImportError:
+        return False
+    register = getattr(_listpack, "register_values", None)
+    if PURE_PAYLOAD or register is None:
+        return False
+    sorted_list = SortedList if list(vars(SortedList())) == SORTED_LIST_LAYOUT else None
+    register(
+        ZSetValue, SetValue, HashValue, ListValue, packedlist.PackedList, sorted_list, NO_FIELD_TTLS,
+        partial(score_text, rdb_version=11),
+    )
+    return True
+
+
+values_built = _register_values()

@@ -89,6 +89,12 @@ def encode_payload(value: Value, rdb_version: int, options: CodecOptions = DEFAU
         out = bytearray(_STRING_TYPE)
         append_string(out, value, options.rdbcompression)
         return seal(out, rdb_version)
+    small_payload = bulk.small_payload
+    if small_payload is not None and rdb_version in SUPPORTED_VERSIONS:
+        # a small listpack/intset value or a restored one-node list, written in C (None: below)
+        payload = small_payload(value, rdb_version, options.rdbcompression)
+        if payload is not None:
+            return payload
     kind = type(value)
     if rdb_version in SUPPORTED_VERSIONS and (kind in _ANY_VERSION or (kind is HashValue and not value.field_expires)):
         version = rdb_version  # payload_version_for's answer for these, without its checks

@@ -42,10 +42,24 @@ class CodecOptions:
     # Whether RESTORE runs Redis's deep integrity validation for this caller (derived, not
     # an argument: computed once here, read on every RESTORE).
     deep_sanitize: bool = field(init=False, repr=False, compare=False)
+    # What the C builder of small values reads (``_listpack.small_value``), in one tuple:
+    # (deep_sanitize, zset entries, intset entries, set listpack entries, hash entries, list fill,
+    # set listpack value).
+    small_limits: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         deep = self.sanitize_payload == "yes" or (self.sanitize_payload == "clients" and self.caller_is_client)
         object.__setattr__(self, "deep_sanitize", deep)
+        limits = (
+            int(deep),
+            self.zset_max_listpack_entries,
+            self.set_max_intset_entries,
+            self.set_max_listpack_entries,
+            self.hash_max_listpack_entries,
+            self.list_max_listpack_size,
+            self.set_max_listpack_value,
+        )
+        object.__setattr__(self, "small_limits", limits)
 
 
 DEFAULT_OPTIONS = CodecOptions()
