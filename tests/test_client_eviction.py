@@ -150,3 +150,62 @@ def test_a_big_argument_counts_whole_once_its_length_is_read(servers):
                     sock.close()
         seen.append((len(totals), len(set(totals)), min(totals) > 200_000))
     assert seen[0] == seen[1] == (3, 1, True)
+
+
+def _client_fields(conn: RawConnection, name: str) -> dict[str, int] | None:
+    """qbuf and tot-mem of the client named ``name`` in CLIENT LIST, or None if it is gone."""
+    for line in conn.call("CLIENT", "LIST").decode().splitlines():
+        if f" name={name} " in line:
+            fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+            return {"qbuf": int(fields["qbuf"]), "tot-mem": int(fields["tot-mem"])}
+    return None
+
+
+def _half_then_whole(server: ServerProcess, limit: int) -> tuple[dict[str, int] | None, bool, int]:
+    """unit/client-eviction 'client evicted due to percentage of maxmemory': a client sends half
+    of a ``limit``-byte argument and another connection reads its CLIENT LIST line once the
+    server has read it all (7.4.1's version of the test waits so; 7.0.15's raced); then a
+    client sends a whole ``limit``-byte argument.  Returns (the first client's qbuf and tot-mem,
+    whether the second was disconnected before its argument was read whole, evicted_clients
+    added)."""
+    half = limit // 2
+    with server.raw() as conn:
+        before = _evicted_clients(conn)
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall(encode_command("CLIENT", "SETNAME", "half"))
+            assert sock.recv(100) == b"+OK\r\n"
+            sock.sendall(b"*1\r\n$%d\r\n" % half + b"v" * half)
+            deadline = time.monotonic() + 5
+            while (seen := _client_fields(conn, "half")) and seen["qbuf"] < half and time.monotonic() < deadline:
+                time.sleep(0.01)
+        with RawConnection(server.port) as whole:
+            whole.call("CLIENT", "SETNAME", "whole")
+            try:
+                whole.send(b"*1\r\n$%d\r\n" % limit + b"v" * limit)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # evicted while sending
+            deadline = time.monotonic() + 5  # until it is gone or the server has read it all
+            while (listed := _client_fields(conn, "whole")) and listed["qbuf"] < limit and time.monotonic() < deadline:
+                time.sleep(0.01)
+            gone = listed is None and whole.is_closed()
+        return seen, gone, _evicted_clients(conn) - before
+
+
+@pytest.mark.parametrize("clients_limit", ["7%", "0"], ids=["maxmemory-clients", "no-limit"])
+def test_an_unfinished_request_counts_at_once(servers, clients_limit):
+    """tot-mem counts half of a big argument as soon as it is read, with maxmemory-clients set
+    or not; with the limit (7% of a 6 MB maxmemory), a client whose unfinished argument alone
+    reaches it is evicted, without one it is not."""
+    maxmemory = 6 * 1024 * 1024
+    limit = maxmemory * 7 // 100
+    try:
+        _both(servers, "CONFIG", "SET", "maxmemory", str(maxmemory), "maxmemory-clients", clients_limit)
+        outcomes = []
+        for server in servers:
+            seen, closed, evicted = _half_then_whole(server, limit)
+            assert seen is not None, server.name
+            outcomes.append((seen["qbuf"], limit // 2 <= seen["tot-mem"] < limit, closed, evicted))
+        evicts = clients_limit != "0"
+        assert outcomes[0] == outcomes[1] == (limit // 2, True, evicts, int(evicts))
+    finally:
+        _both(servers, "CONFIG", "SET", "maxmemory-clients", "0", "maxmemory", "0")

@@ -156,17 +156,19 @@ def _held_bytes(client_line: str) -> int:
     return int(fields["argv-mem"]) + int(fields["qbuf"])
 
 
-def test_unfinished_requests_count_at_once():
+@pytest.mark.parametrize("clients_limit", ["0", "100mb"], ids=["no-client-eviction", "maxmemory-clients"])
+def test_unfinished_requests_count_at_once(clients_limit):
     """Clients that send most of a big request and stop (unit/maxmemory 'eviction due to
     input buffer of a dead client'): their query buffers count in used_memory as soon as
     they arrive, so the next command evicts keys. dumpling summed client memory only at
-    cron ticks (hz 1 here: a second apart) and evicted nothing until then."""
+    cron ticks (hz 1 here: a second apart) and evicted nothing until then; and while
+    maxmemory-clients was set (a limit these clients stay under), still only at cron ticks."""
     import socket
     import time
 
     outcomes = []
     for start in (start_redis, start_dumpling):
-        s = start("--hz", "1", "--maxmemory-policy", "allkeys-lru")
+        s = start("--hz", "1", "--maxmemory-policy", "allkeys-lru", "--maxmemory-clients", clients_limit)
         socks: list[socket.socket] = []
         try:
             with s.raw() as conn:
