@@ -18,6 +18,7 @@ SOURCES = {
     "dumpling.persistence._snapshot": "dumpling/persistence/_snapshot.c",
     "dumpling._hllgeo": "dumpling/_hllgeo.c",
     "dumpling._collections": "dumpling/_collections.c",
+    "dumpling._bigops": "dumpling/_bigops.c",
     "dumpling.scripting._luabridge": "dumpling/scripting/_luabridge.c",
 }
 # Floating point that must match Python's step for step: no fused multiply-add (which some

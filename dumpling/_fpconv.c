@@ -576,9 +576,22 @@ static struct PyModuleDef fpconv_module = {
     fpconv_methods,
 };
 
+/* d2string_text for other extension modules (dumpling._bigops writes score replies with it):
+ * a capsule holding int (*)(double value, char out[96]) that returns the text's length. */
+#define D2STRING_CAPSULE "dumpling._fpconv.d2string_capi"
+
 PyMODINIT_FUNC
 PyInit__fpconv(void)
 {
     init_powers();
-    return PyModule_Create(&fpconv_module);
+    PyObject *module = PyModule_Create(&fpconv_module);
+    if (module == NULL)
+        return NULL;
+    PyObject *capsule = PyCapsule_New((void *)d2string_text, D2STRING_CAPSULE, NULL);
+    if (capsule == NULL || PyModule_AddObject(module, "d2string_capi", capsule) < 0) {
+        Py_XDECREF(capsule);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
 }

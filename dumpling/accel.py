@@ -5,7 +5,8 @@ runs the data commands' Python handlers from there, the hot string commands enti
 (``Client.data_received`` offers it each read first); ``dumpling._fpconv`` prints doubles
 (``dumpling.fpconv``); ``dumpling._hllgeo`` runs the HyperLogLog and GEO inner loops
 (``dumpling.hyperloglog``, ``dumpling.geohash``); ``dumpling._collections`` a list's node
-bookkeeping and the native handlers of the hot list/hash/set writes; ``dumpling.payload._speedups``
+bookkeeping and the native handlers of the hot list/hash/set writes; ``dumpling._bigops`` the
+per-element steps of commands on big spans (``dumpling.bigops``); ``dumpling.payload._speedups``
 reads and writes the bodies of big collections and ``dumpling.payload._listpack``
 listpack blobs.  All are built by ``setup.py`` when a compiler is present; without them
 dumpling runs the same code paths in Python.  ``DUMPLING_PURE=1`` in the environment
@@ -41,6 +42,7 @@ fastpath = _load("dumpling._fastpath")
 fpconv = _load("dumpling._fpconv")  # dumpling.fpconv in C: the text of double replies
 hllgeo = _load("dumpling._hllgeo")  # HLL registers and GEO scans in C
 collections = _load("dumpling._collections")  # list/hash/set internals and native handlers in C
+bigops = _load("dumpling._bigops")  # the per-element steps of big spans (dumpling.bigops)
 
 
 def loaded() -> list[str]:
@@ -58,6 +60,8 @@ def loaded() -> list[str]:
         names.append("hllgeo")
     if collections is not None:
         names.append("collections")
+    if bigops is not None:
+        names.append("bigops")
     if collector.ACCELERATED:
         names.append("untrack")
     if engine.bridge_available():

@@ -20,12 +20,14 @@ import asyncio
 import threading
 import time
 from collections import deque
+from itertools import repeat, starmap
 from typing import Any
 
 SLICE_SECONDS = 0.001  # one slice's budget; the loop serves its clients between slices
 SMALL = 4096  # containers with fewer items are dropped at once
 ITEM_BUDGET = 256  # objects freed between two looks at the clock
 
+_drain = deque(maxlen=0).extend  # consumes an iterator, keeping nothing
 
 
 class _Queue(threading.local):
@@ -43,7 +45,7 @@ def release(container: list[Any] | deque[Any] | dict[Any, Any], objects_per_item
     """Hand over ``container`` (the caller's reference is its last use) to be emptied in slices.
     ``objects_per_item``: about how many objects each item frees (a sorted list's sublist holds
     up to ~2,000), which sizes the steps between the clock checks."""
-    if len(container) < SMALL:
+    if len(container) * objects_per_item < SMALL:
         return
     try:
         loop = asyncio.get_running_loop()
@@ -53,7 +55,9 @@ def release(container: list[Any] | deque[Any] | dict[Any, Any], objects_per_item
     queue.pending.append((container, max(1, ITEM_BUDGET // max(1, objects_per_item))))
     if queue.loop is not loop:  # nothing scheduled, or on a loop of this thread that has ended
         queue.loop = loop
-        loop.call_soon(_free_slice, loop)
+        # the first slice waits for one look at the sockets: requests that arrived while the
+        # command ran are served before the freeing starts
+        loop.call_soon(loop.call_soon, _free_slice, loop)
 
 
 def pending() -> int:
@@ -69,18 +73,19 @@ def _free_slice(loop: asyncio.AbstractEventLoop) -> None:
     pending = queue.pending
     while pending:
         container, step = pending[0]
-        kind = type(container)
         while container:
-            if kind is list:
-                del container[-step:]
-            elif kind is dict:
-                for _ in range(min(step, len(container))):
-                    container.popitem()
-            else:
-                for _ in range(min(step, len(container))):
-                    container.pop()
+            _free_step(container, step)
             if time.perf_counter() >= deadline:
                 loop.call_soon(_free_slice, loop)
                 return
         pending.popleft()
     queue.loop = None
+
+
+def _free_step(container: list[Any] | deque[Any] | dict[Any, Any], step: int) -> None:
+    """Drop up to ``step`` items from the end of ``container``."""
+    if type(container) is list:
+        del container[-step:]
+    else:  # a dict or a deque: `step` pops called from C, each result dropped at once
+        take = container.popitem if type(container) is dict else container.pop  # type: ignore[union-attr]
+        _drain(starmap(take, repeat((), min(step, len(container)))))

@@ -14,8 +14,10 @@ import math
 import random
 import re
 from collections.abc import Callable, Iterable
+from itertools import chain
 from typing import Any
 
+from dumpling.bigops import flat_pairs, flat_pairs_of_chunks
 from dumpling.commands.common import (
     LLONG_MAX,
     check_type,
@@ -72,13 +74,8 @@ def with_scores(c: Any, items: Iterable[tuple[float, bytes]], scores: bool) -> l
 def _flat_pairs(items: Iterable[tuple[float, bytes]]) -> list[Any]:
     """RESP2's member, score, member, score ... with each score already as its reply text
     (what a Double encodes to in RESP2): a flat list of bytes the C encoder writes in one
-    pass, and no object per score for a reply of a million pairs."""
-    out: list[Any] = []
-    append = out.append
-    for score, member in items:
-        append(member)
-        append(d2string(score))
-    return out
+    pass, and no object per score for a reply of a million pairs (``bigops.flat_pairs``)."""
+    return flat_pairs(items)
 
 
 _STRTOD_DEC = re.compile(rb"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
@@ -810,24 +807,28 @@ def pop_generic(c: Any, keys: list[bytes], where_max: bool, emit_key: bool, coun
         return NULL_ARRAY if nil_when_empty else []
     if count == 0:
         return []
-    popped = z.pop_many(min(1 if count == -1 else count, len(z)), where_max)
-    c.keyspace.changed(db, key, b"zpopmax" if where_max else b"zpopmin", "z", dirty=len(popped))
+    taken = min(1 if count == -1 else count, len(z))
+    chunks = z.pop_chunks(taken, where_max)  # ascending; the pop's order is the reverse for a max
+    c.keyspace.changed(db, key, b"zpopmax" if where_max else b"zpopmin", "z", dirty=taken)
     _delete_emptied(c, db, key, z)
     if emit_key:  # BZPOPMIN/MAX, ZMPOP, BZMPOP: propagated as the plain pop, with how many it took
         pop = [b"ZPOPMAX" if where_max else b"ZPOPMIN", key]
-        propagate_as(c, pop if count == -1 else [*pop, b"%d" % len(popped)])
+        propagate_as(c, pop if count == -1 else [*pop, b"%d" % taken])
     reply: list[Any]
-    if nested:
-        pairs: list[Any] = [[m, Double(s)] for s, m in popped]
-        reply = [key, pairs] if emit_key else pairs
-    elif not c.resp3:
-        reply = [key, *_flat_pairs(popped)] if emit_key else _flat_pairs(popped)
+    if not nested and not c.resp3:
+        pairs = flat_pairs_of_chunks(chunks, where_max)
+        reply = [key, *pairs] if emit_key else pairs
     else:
-        reply = [key] if emit_key else []
-        for s, m in popped:
-            reply.append(m)
-            reply.append(Double(s))
-    release(popped)  # the popped items' last references (beside the reply's): freed in slices
+        popped = chain.from_iterable(map(reversed, reversed(chunks)) if where_max else chunks)
+        if nested:
+            nested_pairs: list[Any] = [[m, Double(s)] for s, m in popped]
+            reply = [key, nested_pairs] if emit_key else nested_pairs
+        else:
+            reply = [key] if emit_key else []
+            for s, m in popped:
+                reply.append(m)
+                reply.append(Double(s))
+    release(chunks, 1000)  # the popped items' last references (beside the reply's): freed in slices
     return reply
 
 

@@ -35,6 +35,7 @@ from itertools import islice
 from typing import Any
 
 from dumpling import accel
+from dumpling.bigops import pop_many
 from dumpling.datatypes.sizes import listpack_int_entry_size, listpack_str_entry_size
 from dumpling.lazyfree import release
 from dumpling.numbers import index_span, parse_int64
@@ -150,6 +151,9 @@ def exceeds_limit(fill: int, new_bytes: int, new_count: int) -> bool:
 
 # LTRIM drops this many elements or more a node at a time (fewer: one by one, as pops)
 _DROP_MIN = 256
+# LTRIM pops the dropped elements off the deque (a pointer move each) unless the kept ones are
+# fewer than this fraction of them: copying an element touches it (a cache miss in a big list).
+_COPY_OVER_POP = 8
 
 # DEBUG QUICKLIST-PACKED-THRESHOLD (quicklist.c's ``packed_threshold``): when set, an element
 # of at least this many bytes gets a PLAIN node whatever the fill; 0 = Redis's size rules.
@@ -598,8 +602,7 @@ class ListValue:
         self._written()
         self._sync(fill)
         items = self.items
-        take = items.popleft if head else items.pop
-        out = [take() for _ in range(min(count, len(items)))]
+        out = pop_many(items, count, head)
         if self.encoding == "listpack":
             self._lp_bytes -= sum(lp_entry_sizes(out))
         else:
@@ -721,13 +724,20 @@ class ListValue:
 
     def _drop(self, count: int, head: bool, fill: int) -> None:
         """``pop`` of ``count`` elements nobody reads (LTRIM): whole quicklist nodes go by their
-        counts, only the node cut in the middle needs its removed elements' sizes, and the rest of
-        the deque is copied once instead of popped element by element."""
+        counts, only the node cut in the middle needs its removed elements' sizes.  The dropped
+        elements are popped off the deque (``bigops.pop_many``: references moved, no element
+        touched) unless few stay, which are then copied into a new deque; either way what goes
+        is handed to ``lazyfree``."""
         items = self.items
         n = len(items)
         if count < _DROP_MIN or count >= n or self.encoding == "listpack":
             self.pop(count, head, fill)
             return
+        dropped: list[bytes] | None = None
+        if n - count < count // _COPY_OVER_POP:  # few stay: copy them, hand the old deque over
+            self.items = deque(islice(items, count, None)) if head else deque(islice(items, 0, n - count))
+        else:
+            dropped = pop_many(items, count, head)
         nodes = self._nodes
         end = 0 if head else -1
         gone = 0
@@ -738,14 +748,17 @@ class ListValue:
                 gone += size
                 del nodes[end]
                 continue
-            cut = count - gone  # the first `cut` elements of this node (from this end) go
-            side = items if head else reversed(items)
-            node[0] -= cut
-            node[1] -= sum(lp_entry_sizes(list(islice(side, gone, count))))
+            # the elements gone..count (from this end) leave this node: their sizes, read from
+            # the popped list, or from the old deque's kept side (few to step over)
+            if dropped is not None:
+                leaving = dropped[gone:count]
+            else:
+                leaving = list(islice(reversed(items) if head else items, n - count, n - gone))
+            node[0] -= count - gone
+            node[1] -= sum(lp_entry_sizes(leaving))
             gone = count
-        self.items = deque(islice(items, count, None)) if head else deque(islice(items, 0, n - count))
+        release(items if dropped is None else dropped)  # the last references: freed in slices
         self._shape_len = n - count
-        release(items)  # the dropped elements' last references: freed between event-loop iterations
 
     # -- reads ---------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ import random
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
+from dumpling.bigops import sample_prefix
 from dumpling.datatypes.lists import jemalloc_size, lp_bytes_of, lp_int_value, sds_alloc_size
 from dumpling.scan import ScanOrder
 
@@ -84,6 +85,10 @@ class MemberScan:
     def discarded(self, member: bytes) -> None:
         self._sync()
         self.removed.add(member)
+
+    def discarded_many(self, members: list[bytes]) -> None:
+        self._sync()
+        self.removed.update(members)
 
 
 class SetValue:
@@ -265,7 +270,9 @@ class SetValue:
         """SPOP with ``0 < count < len``: the popped members, in reply order.
 
         Follows ``spopWithCountCommand``'s strategies, including the one that
-        rebuilds the survivors as a fresh (possibly smaller-encoded) set.
+        rebuilds the survivors as a fresh (possibly smaller-encoded) set.  An intset or
+        hashtable draws its sample in one pass (``bigops.sample_prefix`` over a list of the
+        members) instead of a random pick and a removal per member.
         """
         size = len(self.members)
         remaining = size - count
@@ -280,29 +287,47 @@ class SetValue:
                     for member in popped:
                         self._scan.discarded(member)
                 return popped
-            return [self.pop_random(rng) for _ in range(count)]
+            pool = list(self.members)
+            sample_prefix(pool, count, rng.getrandbits(64))
+            popped = pool[:count]
+            self._remove_many(popped, pool[count:])
+            return popped
         if self.encoding == "listpack":
             order = self.ordered()
             keep_at = set(rng.sample(range(size), remaining))
             kept = [m for i, m in enumerate(order) if i in keep_at]
             popped = [m for i, m in enumerate(order) if i not in keep_at]
             fresh = SetValue((), "listpack")
-            for member in kept:
-                fresh.add(member, limits)
         else:
-            fresh = None
-            for _ in range(remaining):
-                member = self.pop_random(rng)
-                if fresh is None:
-                    fresh = SetValue((), "intset" if self.encoding == "intset" else "listpack")
-                fresh.add(member, limits)
-            popped = self.ordered()
-        assert fresh is not None
+            pool = list(self.members)
+            sample_prefix(pool, remaining, rng.getrandbits(64))
+            kept, popped = pool[:remaining], pool[remaining:]
+            fresh = SetValue((), "intset" if self.encoding == "intset" else "listpack")
+        for pos, member in enumerate(kept):
+            if fresh.encoding == "hashtable":  # no conversion left to happen: the rest in one step
+                fresh.members.update(kept[pos:])
+                break
+            fresh.add(member, limits)
         self.members = fresh.members
         self.encoding = fresh.encoding
         self._order = fresh._order
         self._scan = None
         return popped
+
+    def _remove_many(self, doomed: list[bytes], kept: list[bytes]) -> None:
+        """Remove ``doomed`` from an intset or hashtable whose other members are ``kept``: by
+        deleting them, or, when fewer stay, by keeping those in a new set that an SSCAN in
+        progress reads from then on."""
+        if len(doomed) <= len(kept):
+            self.members.difference_update(doomed)
+        else:
+            self.members = set(kept)
+        if self.encoding == "intset":
+            self._order = None
+        scan = self._scan
+        if scan is not None:
+            scan.order.source = self.members
+            scan.discarded_many(doomed)
 
     def memory_usage(self, samples: int = 5) -> int:
         """``objectComputeSize`` for a set, without the 16-byte object header (the caller

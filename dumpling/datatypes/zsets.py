@@ -16,11 +16,13 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterable, Iterator
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
 from sortedcontainers import SortedList
 
+from dumpling.bigops import keep_outside
 from dumpling.datatypes.sizes import listpack_int_entry_size, listpack_str_entry_size
 from dumpling.fpconv import d2string  # the text a listpack holds for a non-integral score (7.2+)
 from dumpling.lazyfree import release
@@ -76,6 +78,51 @@ def ordered_sorted_list(items: list[Any]) -> SortedList:
         maxes.extend(sublist[-1] for sublist in lists)
     out._len = n
     return out
+
+
+def cut_sublists(index: SortedList, lo: int, hi: int) -> list[list[Any]] | None:
+    """Remove positions ``[lo, hi)`` (0 <= lo < hi <= len) of ``index`` a sublist at a time: the
+    sublists wholly inside go as they are, the two at the edges are cut, the maxes follow and
+    the positional index is rebuilt on its next use.  Returns the removed items as chunks in
+    order; nothing is compared or re-sorted.  None if ``index`` is not laid out as
+    sortedcontainers 2.x lays it out (``_lists``, ``_maxes``, ``_index``, ``_len``, ``_load``):
+    the caller deletes the slice the ordinary way."""
+    lists, maxes, positional = getattr(index, "_lists", None), getattr(index, "_maxes", None), getattr(index, "_index", None)
+    if type(lists) is not list or type(maxes) is not list or type(positional) is not list \
+            or type(getattr(index, "_len", None)) is not int or type(getattr(index, "_load", None)) is not int:
+        return None
+    i = before = 0  # the sublist holding position lo, and how many items come before it
+    while before + len(lists[i]) <= lo:
+        before += len(lists[i])
+        i += 1
+    j, before_j = i, before  # the sublist holding position hi - 1
+    while before_j + len(lists[j]) < hi:
+        before_j += len(lists[j])
+        j += 1
+    start, stop = lo - before, hi - before_j  # lists[i][start:] ... lists[j][:stop]
+    first, last = lists[i], lists[j]
+    if i == j:
+        chunks = [first[start:stop]]
+        del first[start:stop]
+    else:
+        chunks = [first[start:], *lists[i + 1:j], last[:stop]]
+        del first[start:], last[:stop]
+        del lists[i + 1:j], maxes[i + 1:j]
+        j = i + 1
+    # The cut sublists and their neighbours laid out again: every sublist but the last keeps at
+    # least half the load, as SortedList requires (a few thousand items at most).
+    load = index._load
+    around = slice(max(0, i - 1), min(len(lists), j + 2))
+    ends_list = around.stop == len(lists)
+    items = list(chain.from_iterable(lists[around]))
+    parts = [items[pos:pos + load] for pos in range(0, len(items), load)]
+    if len(parts) > 1 and len(parts[-1]) < load >> 1 and not ends_list:
+        parts[-2].extend(parts.pop())
+    lists[around] = parts
+    maxes[around] = [part[-1] for part in parts]
+    index._len -= hi - lo
+    del positional[:]
+    return chunks
 
 
 def alloc_size(n: int) -> int:
@@ -265,54 +312,55 @@ class ZSetValue:
 
     def pop_many(self, count: int, from_max: bool) -> list[tuple[float, bytes]]:
         """The ``count`` lowest (highest if ``from_max``, highest first) items, removed."""
-        n = len(self.index)
+        chunks = self.pop_chunks(count, from_max)
+        popped = chunks[0] if len(chunks) == 1 else list(chain.from_iterable(chunks))
         if from_max:
-            popped = self._cut(n - count, n)
             popped.reverse()
-            return popped
-        return self._cut(0, count)
+        return popped
+
+    def pop_chunks(self, count: int, from_max: bool) -> list[list[tuple[float, bytes]]]:
+        """``pop_many``'s items as ``_cut`` gives them: chunks in ascending order (the pop's
+        order is their reverse if ``from_max``), not joined into one list."""
+        n = len(self.index)
+        return self._cut(n - count, n) if from_max else self._cut(0, count)
 
     def remove_span(self, lo: int, hi: int) -> int:
         """Remove positions ``[lo, hi)``; returns how many were removed."""
-        doomed = self._cut(lo, hi)
-        release(doomed)  # their last references: freed between event-loop iterations
-        return len(doomed)
+        chunks = self._cut(lo, hi)
+        release(chunks, getattr(self.index, "_load", 1000))  # their last references: freed in slices
+        return hi - lo if hi > lo else 0
 
-    def _cut(self, lo: int, hi: int) -> list[tuple[float, bytes]]:
-        """Remove positions ``[lo, hi)``; returns their items, in order."""
+    def _cut(self, lo: int, hi: int) -> list[list[tuple[float, bytes]]]:
+        """Remove positions ``[lo, hi)``; returns their items in order, as consecutive chunks
+        (each a list of its own, which nothing else refers to)."""
         if hi <= lo:
             return []
         index = self.index
-        doomed = list(index.islice(lo, hi))
-        if hi - lo > 64 and (hi - lo) * 8 > len(index):
-            # SortedList deletes a slice item by item, or re-sorts what stays: a big span is
-            # cheaper to cut out of the ordered items and the rest laid out as they are
-            self.index = ordered_sorted_list([*index.islice(0, lo), *index.islice(hi, len(index))])
-            old_lists = getattr(index, "_lists", None)  # sortedcontainers 2.x's sublists, if that layout
-            if type(old_lists) is list:
-                release(old_lists, getattr(index, "_load", 1000))
-        else:
+        if hi - lo <= 32 or (chunks := cut_sublists(index, lo, hi)) is None:
+            chunks = [list(index.islice(lo, hi))]
             del index[lo:hi]
-        if hi - lo > 64 and (hi - lo) * 4 > len(self.scores):
-            self._keep_scores_outside(doomed[0], doomed[-1])
+        scores = self.scores
+        if not index:
+            self.scores = {}
+            if self._scan is not None:
+                self._scan.source = self.scores
+            release(scores)
+        elif hi - lo > 64 and (hi - lo) * 4 > len(scores):
+            self._keep_scores_outside(chunks[0][0], chunks[-1][-1])
         else:
-            deque(map(self.scores.__delitem__, map(itemgetter(1), doomed)), maxlen=0)  # a C loop
-        return doomed
+            delete = scores.__delitem__
+            for chunk in chunks:
+                deque(map(delete, map(itemgetter(1), chunk)), maxlen=0)  # a C loop
+        return chunks
 
     def _keep_scores_outside(self, first: tuple[float, bytes], last: tuple[float, bytes]) -> None:
         """Drop from ``scores`` every member whose (score, member) lies in ``[first, last]``, by
-        keeping the others in a new dict.  Deleting a big span member by member visits the
-        dict in score order, a random walk over its table and the members' objects (a cache
-        miss or more each: ~0.45 s for 500k of 1M); one pass in the dict's own order reads
-        them in the order they were allocated (~0.1 s, kept or not)."""
-        low, low_member = first
-        high, high_member = last
+        keeping the others in a new dict (``bigops.keep_outside``).  Deleting a big span member
+        by member visits the dict in score order, a random walk over its table and the members'
+        objects (a cache miss or more each: ~0.45 s for 500k of 1M); one pass in the dict's own
+        order reads them in the order they were allocated."""
         scores = self.scores
-        kept = {
-            member: score for member, score in scores.items()
-            if score < low or score > high or (score == low and member < low_member)
-            or (score == high and member > high_member)
-        }
+        kept = keep_outside(scores, first, last)
         self.scores = kept
         if self._scan is not None:
             self._scan.source = kept  # its order list keeps the dropped members as stale entries

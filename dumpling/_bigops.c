@@ -1,0 +1,337 @@
+/* Big spans of collection values, each in one C pass (dumpling.bigops picks these or its
+ * Python references, which stay the definition: tests/test_bigops.py compares both).
+ *
+ * A command on a million-element value spends its time in per-element Python steps; these
+ * are the steps the big-span commands share:
+ *
+ * flat_pairs(chunks, reverse) -> list | None: RESP2's member, score, member, score ... of the
+ *     (score, member) tuples in the lists `chunks` (a span cut out of a zset comes as its
+ *     sublists), in order or all reversed, each score as the text Redis replies with (d2string,
+ *     the one in _fpconv.c, reached through its capsule). None when an item is not a
+ *     (float, bytes) pair or _fpconv is absent: the caller runs the reference.
+ * keep_outside(scores, first, last) -> dict | None: the member -> score dict without the members
+ *     whose (score, member) lies in [first, last], built in the dict's own order (a pass in
+ *     allocation order, not a random walk over the table). None on anything but float scores and
+ *     bytes members.
+ * pop_many(items, count, head) -> list | None: `count` elements popped off one end of a deque,
+ *     in the order they leave (None for anything but a plain deque). The references move from
+ *     the deque into the list (the deque's own pop/popleft, called straight through its method
+ *     table): no element object is touched, so dropping half of a big list costs pointer moves,
+ *     not a cache miss per element.
+ * sample_prefix(pool, k, seed): a partial Fisher-Yates shuffle of the list `pool` in place:
+ *     its first k items become a uniform random sample, drawn from a splitmix64 stream seeded
+ *     with `seed` (the same draws as the reference, so both give the same sample).
+ *
+ * Must not: know about commands, keys or replies beyond these shapes.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define SCORE_TEXT 96 /* _fpconv.c's TEXT_SIZE: room for any d2string text */
+
+typedef int (*d2string_fn)(double value, char *out);
+
+static d2string_fn g_d2string = NULL;      /* from _fpconv's capsule; NULL: flat_pairs declines */
+static PyTypeObject *g_deque_type = NULL;  /* collections.deque */
+static PyCFunction g_deque_pop = NULL;     /* its METH_NOARGS pop and popleft */
+static PyCFunction g_deque_popleft = NULL;
+
+/* ------------------------------------------------------------------ flat_pairs */
+
+/* How far ahead the loops ask for memory: the items of a big span lie in score order, far from
+ * their allocation order, so each tuple, score and member is a cache miss unless asked early. */
+#ifndef AHEAD
+#define AHEAD 8
+#endif
+
+/* Puts member and score text of one (score, member) tuple at out[at], out[at + 1].
+ * 1 done, 0 not a (float, bytes) pair, -1 error. */
+static int put_pair(PyObject *out, Py_ssize_t at, PyObject *item) {
+    if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2)
+        return 0;
+    PyObject *score = PyTuple_GET_ITEM(item, 0), *member = PyTuple_GET_ITEM(item, 1);
+    if (!PyFloat_CheckExact(score) || !PyBytes_CheckExact(member))
+        return 0;
+    char text[SCORE_TEXT];
+    int length = g_d2string(PyFloat_AS_DOUBLE(score), text);
+    PyObject *score_text = PyBytes_FromStringAndSize(text, length);
+    if (score_text == NULL)
+        return -1;
+    Py_INCREF(member);
+    PyList_SET_ITEM(out, at, member);
+    PyList_SET_ITEM(out, at + 1, score_text);
+    return 1;
+}
+
+/* Asks for the tuple `ahead` and for the score and member of the tuple `near` (asked for
+ * earlier, so its fields can be read now). */
+static inline void prefetch_pair(PyObject *ahead, PyObject *near) {
+    if (ahead != NULL)
+        __builtin_prefetch(ahead);
+    if (near != NULL && PyTuple_CheckExact(near) && PyTuple_GET_SIZE(near) == 2) {
+        __builtin_prefetch(PyTuple_GET_ITEM(near, 0));
+        __builtin_prefetch(PyTuple_GET_ITEM(near, 1));
+    }
+}
+
+/* flat_pairs(chunks, reverse): the pairs of every list in `chunks`, in order (or all in
+ * reverse order). */
+static PyObject *flat_pairs(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyList_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "flat_pairs(chunks: list[list], reverse: bool)");
+        return NULL;
+    }
+    if (g_d2string == NULL)
+        Py_RETURN_NONE;
+    PyObject *chunks = args[0];
+    int reverse = PyObject_IsTrue(args[1]);
+    if (reverse < 0)
+        return NULL;
+    Py_ssize_t nchunks = PyList_GET_SIZE(chunks), total = 0;
+    for (Py_ssize_t c = 0; c < nchunks; c++) {
+        PyObject *chunk = PyList_GET_ITEM(chunks, c);
+        if (!PyList_CheckExact(chunk))
+            Py_RETURN_NONE;
+        total += PyList_GET_SIZE(chunk);
+    }
+    PyObject *out = PyList_New(2 * total);
+    if (out == NULL)
+        return NULL;
+    Py_ssize_t done = 0;
+    for (Py_ssize_t c = 0; c < nchunks; c++) {
+        PyObject *chunk = PyList_GET_ITEM(chunks, reverse ? nchunks - 1 - c : c);
+        Py_ssize_t n = PyList_GET_SIZE(chunk);
+        PyObject **at = ((PyListObject *)chunk)->ob_item;
+        for (Py_ssize_t k = 0; k < n; k++) {
+            Py_ssize_t i = reverse ? n - 1 - k : k, step = reverse ? -1 : 1;
+            Py_ssize_t far = i + 2 * AHEAD * step, near = i + AHEAD * step;
+            prefetch_pair(far >= 0 && far < n ? at[far] : NULL, near >= 0 && near < n ? at[near] : NULL);
+            int r = put_pair(out, 2 * done, at[i]);
+            if (r <= 0) {
+                /* the slots not yet filled are NULL, which the list's deallocation skips */
+                Py_DECREF(out);
+                if (r < 0)
+                    return NULL;
+                Py_RETURN_NONE;
+            }
+            done++;
+        }
+    }
+    return out;
+}
+
+/* ------------------------------------------------------------------ keep_outside */
+
+/* Python's bytes ordering: memcmp of the common prefix, then the shorter first. */
+static int bytes_cmp(PyObject *a, PyObject *b) {
+    Py_ssize_t la = PyBytes_GET_SIZE(a), lb = PyBytes_GET_SIZE(b);
+    int c = memcmp(PyBytes_AS_STRING(a), PyBytes_AS_STRING(b), (size_t)(la < lb ? la : lb));
+    if (c)
+        return c;
+    return la < lb ? -1 : la > lb;
+}
+
+static int bound_of(PyObject *bound, double *score, PyObject **member) {
+    if (!PyTuple_CheckExact(bound) || PyTuple_GET_SIZE(bound) != 2)
+        return 0;
+    PyObject *s = PyTuple_GET_ITEM(bound, 0), *m = PyTuple_GET_ITEM(bound, 1);
+    if (!PyFloat_CheckExact(s) || !PyBytes_CheckExact(m))
+        return 0;
+    *score = PyFloat_AS_DOUBLE(s);
+    *member = m;
+    return 1;
+}
+
+static PyObject *keep_outside(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyDict_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "keep_outside(scores: dict, first, last)");
+        return NULL;
+    }
+    PyObject *scores = args[0];
+    double low, high;
+    PyObject *low_member, *high_member;
+    if (!bound_of(args[1], &low, &low_member) || !bound_of(args[2], &high, &high_member))
+        Py_RETURN_NONE;
+    Py_ssize_t n = PyDict_GET_SIZE(scores);
+    /* The entries first (borrowed: nothing runs Python code until the end), so that the loop
+     * below can ask for the members and scores ahead of their turn. */
+    PyObject **entries = PyMem_Malloc(sizeof(PyObject *) * 2 * (size_t)(n ? n : 1));
+    if (entries == NULL)
+        return PyErr_NoMemory();
+    Py_ssize_t pos = 0, count = 0;
+    PyObject *member, *value;
+    while (count < n && PyDict_Next(scores, &pos, &member, &value)) {
+        entries[2 * count] = member;
+        entries[2 * count + 1] = value;
+        count++;
+    }
+#if PY_VERSION_HEX < 0x030D0000
+    PyObject *kept = _PyDict_NewPresized(count); /* no resizes on the way */
+#else
+    PyObject *kept = PyDict_New();
+#endif
+    if (kept == NULL) {
+        PyMem_Free(entries);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (i + AHEAD < count) {
+            __builtin_prefetch(entries[2 * (i + AHEAD)]);
+            __builtin_prefetch(entries[2 * (i + AHEAD) + 1]);
+        }
+        member = entries[2 * i];
+        value = entries[2 * i + 1];
+        if (!PyFloat_CheckExact(value) || !PyBytes_CheckExact(member)) {
+            Py_DECREF(kept);
+            PyMem_Free(entries);
+            Py_RETURN_NONE;
+        }
+        double score = PyFloat_AS_DOUBLE(value);
+        int outside = score < low || score > high
+                      || (score == low && bytes_cmp(member, low_member) < 0)
+                      || (score == high && bytes_cmp(member, high_member) > 0);
+        if (outside && PyDict_SetItem(kept, member, value) < 0) {
+            Py_DECREF(kept);
+            PyMem_Free(entries);
+            return NULL;
+        }
+    }
+    PyMem_Free(entries);
+    return kept;
+}
+
+/* ------------------------------------------------------------------ pop_many */
+
+static PyObject *pop_many(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "pop_many(items: deque, count: int, head: bool)");
+        return NULL;
+    }
+    PyObject *items = args[0];
+    Py_ssize_t count = PyLong_AsSsize_t(args[1]);
+    if (count == -1 && PyErr_Occurred())
+        return NULL;
+    int head = PyObject_IsTrue(args[2]);
+    if (head < 0)
+        return NULL;
+    PyCFunction pop = head ? g_deque_popleft : g_deque_pop;
+    if (pop == NULL || Py_TYPE(items) != g_deque_type)
+        Py_RETURN_NONE; /* a deque subclass or anything else: the reference pops it */
+    Py_ssize_t size = PyObject_Size(items);
+    if (size < 0)
+        return NULL;
+    if (count > size)
+        count = size;
+    if (count < 0)
+        count = 0;
+    PyObject *out = PyList_New(count);
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = pop(items, NULL);
+        if (item == NULL) { /* not for count <= len(items); kept for safety */
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, i, item); /* the deque's reference, moved */
+    }
+    return out;
+}
+
+/* ------------------------------------------------------------------ sample_prefix */
+
+static inline uint64_t splitmix64(uint64_t *state) {
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static PyObject *sample_prefix(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyList_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "sample_prefix(pool: list, k: int, seed: int)");
+        return NULL;
+    }
+    PyObject *pool = args[0];
+    Py_ssize_t k = PyLong_AsSsize_t(args[1]);
+    if (k == -1 && PyErr_Occurred())
+        return NULL;
+    uint64_t state = PyLong_AsUnsignedLongLongMask(args[2]);
+    if (state == (uint64_t)-1 && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(pool);
+    if (k > n)
+        k = n;
+    PyObject **slot = ((PyListObject *)pool)->ob_item;
+    for (Py_ssize_t i = 0; i < k; i++) {
+        uint64_t r = splitmix64(&state);
+        /* i + floor(r * (n - i) / 2^64): the reference's ((r * (n - i)) >> 64) */
+        Py_ssize_t j = i + (Py_ssize_t)(((unsigned __int128)r * (uint64_t)(n - i)) >> 64);
+        PyObject *t = slot[i];
+        slot[i] = slot[j];
+        slot[j] = t;
+    }
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------ module */
+
+static PyMethodDef bigops_methods[] = {
+    {"flat_pairs", (PyCFunction)(void (*)(void))flat_pairs, METH_FASTCALL,
+     "flat_pairs(chunks, reverse) -> list | None: member, score text, ... of (score, member) tuples."},
+    {"keep_outside", (PyCFunction)(void (*)(void))keep_outside, METH_FASTCALL,
+     "keep_outside(scores, first, last) -> dict | None: scores without [first, last]."},
+    {"pop_many", (PyCFunction)(void (*)(void))pop_many, METH_FASTCALL,
+     "pop_many(items, count, head) -> list | None: count elements off one end of a deque."},
+    {"sample_prefix", (PyCFunction)(void (*)(void))sample_prefix, METH_FASTCALL,
+     "sample_prefix(pool, k, seed): the first k items of pool become a random sample."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef bigops_module = {
+    PyModuleDef_HEAD_INIT, "dumpling._bigops",
+    "Big spans of collection values in one C pass each (see dumpling.bigops).", -1, bigops_methods,
+    NULL, NULL, NULL, NULL,
+};
+
+/* The deque's pop and popleft as its method table holds them, if they take no arguments. */
+static int find_deque_pops(void) {
+    PyObject *collections = PyImport_ImportModule("collections");
+    if (collections == NULL)
+        return -1;
+    PyObject *deque = PyObject_GetAttrString(collections, "deque");
+    Py_DECREF(collections);
+    if (deque == NULL)
+        return -1;
+    if (!PyType_Check(deque)) {
+        Py_DECREF(deque);
+        return 0;
+    }
+    g_deque_type = (PyTypeObject *)deque; /* kept for the module's life */
+    for (PyMethodDef *def = g_deque_type->tp_methods; def != NULL && def->ml_name != NULL; def++) {
+        if ((def->ml_flags & (METH_VARARGS | METH_KEYWORDS | METH_O | METH_NOARGS | METH_FASTCALL))
+            != METH_NOARGS)
+            continue;
+        if (strcmp(def->ml_name, "pop") == 0)
+            g_deque_pop = def->ml_meth;
+        else if (strcmp(def->ml_name, "popleft") == 0)
+            g_deque_popleft = def->ml_meth;
+    }
+    return 0;
+}
+
+PyMODINIT_FUNC PyInit__bigops(void) {
+    if (find_deque_pops() < 0)
+        return NULL;
+    /* PyCapsule_Import reads attributes from the package down: the submodule is imported first */
+    PyObject *fpconv = PyImport_ImportModule("dumpling._fpconv");
+    if (fpconv != NULL) {
+        g_d2string = (d2string_fn)PyCapsule_Import("dumpling._fpconv.d2string_capi", 0);
+        Py_DECREF(fpconv);
+    }
+    if (g_d2string == NULL)
+        PyErr_Clear(); /* no _fpconv: flat_pairs declines and the reference runs */
+    return PyModule_Create(&bigops_module);
+}
