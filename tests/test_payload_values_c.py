@@ -14,12 +14,14 @@ tests/test_dump_native.py.
 
 from __future__ import annotations
 
+import gc
 import random
 from typing import Any
 
 import pytest
 from sortedcontainers import SortedList
 
+from dumpling import collector
 from dumpling.commands import dump as dump_commands
 from dumpling.config import Config
 from dumpling.datatypes.sets import SetLimits
@@ -247,3 +249,22 @@ def test_a_written_value_is_dumped_from_its_new_state(monkeypatch: pytest.Monkey
             reference = encode_payload(value, 10)
         assert reference != payload
         assert written == (None if key == b"l" else reference)
+
+
+@pytest.mark.skipif(not collector.ACCELERATED, reason="untracking needs dumpling._untrack")
+def test_stored_small_values_leave_the_collectors_sight() -> None:
+    """A zset built in C holds its (score, member) tuples untracked from the start, so
+    collector.stored can untrack the whole value (a tracked tuple shared by the SortedList's
+    sublist and _maxes kept every restored zset, its SortedList and lists tracked: each young
+    and full collection walked them)."""
+    server = Server(Config())
+    client = Client(server)
+    transport = Transport()
+    client.connection_made(transport)  # type: ignore[arg-type]
+    payloads = [p for p in _made_by_commands() if p[0] in (2, 11, 16, 17, 18, 20)][:40]
+    for n, payload in enumerate(payloads):
+        client.data_received(encode_command("RESTORE", f"k{n}", 0, payload))
+    assert transport.data.count(b"+OK") == len(payloads)
+    values = list(server.keyspace.dbs[0].data.values())
+    assert {type(v).__name__ for v in values} == {"HashValue", "ZSetValue", "ListValue", "SetValue"}
+    assert [v for v in values if gc.is_tracked(v)] == []

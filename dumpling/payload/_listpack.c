@@ -2603,6 +2603,10 @@ zset_value(const unsigned char *blob, Py_ssize_t size, long max_entries)
         }
         Py_DECREF(member);
         Py_DECREF(score);
+        /* a float and bytes: untracked now, as the collector would untrack it at its first look
+         * (the tuple is shared with _maxes, which would keep collector.stored from untracking
+         * the zset at all) */
+        PyObject_GC_UnTrack(pair);
         PyList_SET_ITEM(index, i, pair);
         if (i && sorted) {
             PyObject *prev = PyList_GET_ITEM(index, i - 1);
