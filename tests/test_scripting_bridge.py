@@ -557,9 +557,10 @@ def test_run_state_lives_in_instance_dicts() -> None:
         for name in names:
             for klass in cls.__mro__:
                 assert not hasattr(klass.__dict__.get(name), "__set__"), (cls, name)
-    for cls in (PlainTwinsRun, PlainEvalTwinsRun):  # what a run without a __dict__ reads as false
-        assert not cls.timed_out and not cls.repl_changed and not cls.error_counted
-        assert cls.__slots__ == () and Run.__setattr__ is object.__setattr__
+    for cls in (PlainTwinsRun, PlainEvalTwinsRun):  # one layout: Run's slots
+        assert cls.__slots__ == () and cls.__setattr__ is object.__setattr__
+    assert {"caller", "caller_argv", "client", "name", "eval_mode", "start", "write_dirty", "error_counted",
+            "timed_out", "repl_changed"} <= set(Run.__slots__)
     assert {"flags", "handle", "sha", "from_eval"} <= set(Script.__slots__)
     assert {"flags", "handle", "label"} <= set(Function.__slots__)
 

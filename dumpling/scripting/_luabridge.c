@@ -167,6 +167,8 @@ typedef struct {
     PyObject *data, *expires, *meta, *order; /* NULL: to be read (client.db) */
     long long now_ms, threshold;
     int ready, latency_tracking, wrote;
+    PyObject *given_client; /* (borrowed) the run's client, when its starter knows it (ScriptCommand) */
+    int server_checked;     /* ...and found no MONITOR and no maxmemory */
 } Twins;
 
 struct Bridge {
@@ -580,10 +582,9 @@ static int twins_ready(Bridge *b, Twins *t) {
              *tracking = NULL;
     int result = -1;
     t->on = 0;
-    if ((client = PyObject_GetAttr(b->run, s_client)) == NULL ||
-        (keyspace = PyObject_GetAttr(b->server, s_keyspace)) == NULL)
-        goto done;
-    if ((server_dict = PyObject_GenericGetDict(b->server, NULL)) == NULL ||
+    client = t->given_client != NULL ? Py_NewRef(t->given_client) : PyObject_GetAttr(b->run, s_client);
+    if (client == NULL || (server_dict = PyObject_GenericGetDict(b->server, NULL)) == NULL ||
+        (keyspace = attr_in(b->server, server_dict, s_keyspace)) == NULL ||
         (ks_dict = PyObject_GenericGetDict(keyspace, NULL)) == NULL ||
         (t->client_dict = PyObject_GenericGetDict(client, NULL)) == NULL) {
         if (PyErr_ExceptionMatches(PyExc_AttributeError) || PyErr_ExceptionMatches(PyExc_TypeError)) {
@@ -592,13 +593,18 @@ static int twins_ready(Bridge *b, Twins *t) {
         }
         goto done;
     }
-    PyObject *server_names[] = {s_call_hooks, s_monitors, s_maxmemory, s_renamed};
+    PyObject *server_names[] = {s_call_hooks, s_renamed, s_monitors, s_maxmemory};
     PyObject *keyspace_names[] = {s_tracking, s_watched, s_notify_flags, s_lfu, s_loading};
-    int r = all_false(b->server, server_dict, server_names, 4);
+    int r = all_false(b->server, server_dict, server_names, t->server_checked ? 2 : 4);
     if (r > 0)
         r = all_false(keyspace, ks_dict, keyspace_names, 5);
-    if (r > 0 && (r = attr_true(client, s_no_touch)) >= 0)
-        r = !r;
+    if (r > 0) {
+        PyObject *no_touch = attr_in(client, t->client_dict, s_no_touch);
+        r = no_touch == NULL ? -1 : PyObject_IsTrue(no_touch);
+        Py_XDECREF(no_touch);
+        if (r >= 0)
+            r = !r;
+    }
     if (r <= 0) {
         result = r;
         goto done;
@@ -768,7 +774,11 @@ static int twins_flush(Bridge *b, Twins *t) {
         bad = add_to_counter(t->tally[i].cmd, t->tally[i].dict, s_calls, t->tally[i].calls) < 0 ||
               (t->tally[i].usec && add_to_counter(t->tally[i].cmd, t->tally[i].dict, s_usec, t->tally[i].usec) < 0);
     if (!bad) { /* client.last_cmd = the last command's name (set only when it changes) */
-        PyObject *name = PyObject_GetAttr(t->last, s_name);
+        PyObject *last_dict = NULL;
+        for (int i = 0; i < t->tallies; i++)
+            if (t->tally[i].cmd == t->last)
+                last_dict = t->tally[i].dict;
+        PyObject *name = last_dict != NULL ? attr_in(t->last, last_dict, s_name) : PyObject_GetAttr(t->last, s_name);
         PyObject *was = name == NULL ? NULL : PyDict_GetItemWithError(t->client_dict, s_last_cmd);
         bad = name == NULL || (was != name && PyObject_SetAttr(t->client, s_last_cmd, name) < 0);
         Py_XDECREF(name);
@@ -1088,7 +1098,7 @@ static int bridge_ready(Bridge *b) {
 }
 
 static PyObject *run_script(Bridge *b, long handle, int eval_mode, int hook, Py_ssize_t numkeys, PyObject *argv,
-                            PyObject *run, int twins);
+                            PyObject *run, int twins, PyObject *client);
 
 static PyObject *bridge_run(Bridge *b, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 6 || !PyList_CheckExact(args[4])) {
@@ -1108,13 +1118,14 @@ static PyObject *bridge_run(Bridge *b, PyObject *const *args, Py_ssize_t nargs) 
     int twins = 0;
     if (run != NULL && g_twin != NULL && (twins = attr_true(run, s_twins)) < 0)
         return NULL;
-    return run_script(b, handle, eval_mode, hook, numkeys, args[4], run, twins);
+    return run_script(b, handle, eval_mode, hook, numkeys, args[4], run, twins, NULL);
 }
 
 /* The run itself (Bridge.run's, and the plain run of ScriptCommand): `run` the Run (NULL: none,
- * redis.call goes through call_reply), `twins` whether it is a Run.twins run. */
+ * redis.call goes through call_reply), `twins` whether it is a Run.twins run; `client` the run's
+ * client when ScriptCommand starts it (it checked MONITOR and maxmemory), else NULL. */
 static PyObject *run_script(Bridge *b, long handle, int eval_mode, int hook, Py_ssize_t numkeys, PyObject *argv,
-                            PyObject *run, int twins) {
+                            PyObject *run, int twins, PyObject *client) {
     Py_ssize_t total = PyList_GET_SIZE(argv);
     if (numkeys < 0 || 3 + numkeys > total || total - 3 > INT_MAX) {
         PyErr_SetString(PyExc_ValueError, "bad numkeys");
@@ -1136,6 +1147,8 @@ static PyObject *run_script(Bridge *b, long handle, int eval_mode, int hook, Py_
     Twins outer_twins = b->twins;
     memset(&b->twins, 0, sizeof b->twins);
     b->twins.on = twins; /* (the rest is read at the run's first twin call: twins_ready) */
+    b->twins.given_client = client;
+    b->twins.server_checked = client != NULL;
     b->run = run;
     lua.rawgeti(L, LUA_REGISTRYINDEX, eval_mode ? b->eval_ref : b->function_ref);
     lua.rawgeti(L, LUA_REGISTRYINDEX, b->handles_ref);
@@ -1257,9 +1270,12 @@ static PyTypeObject BridgeType = {
  * bytecode it replaces), so this side reads and writes the objects' __dict__s (Server, Client,
  * Scripting, LuaState: the test checks that no descriptor stands in between) and the slots of
  * Run, Script and Function at their offsets (found from the classes' member descriptors). */
-enum { RUN_CALLER, RUN_CALLER_ARGV, RUN_CLIENT, RUN_NAME, RUN_EVAL_MODE, RUN_START, RUN_WRITE_DIRTY, RUN_SLOTS };
+enum {
+    RUN_CALLER, RUN_CALLER_ARGV, RUN_CLIENT, RUN_NAME, RUN_EVAL_MODE, RUN_START, RUN_WRITE_DIRTY, RUN_ERROR_COUNTED,
+    RUN_TIMED_OUT, RUN_REPL_CHANGED, RUN_SLOTS
+};
 static const char *const g_run_slots[RUN_SLOTS] = {"caller", "caller_argv", "client", "name", "eval_mode", "start",
-                                                   "write_dirty"};
+                                                   "write_dirty", "error_counted", "timed_out", "repl_changed"};
 
 typedef struct {
     PyObject_HEAD
@@ -1278,8 +1294,8 @@ typedef struct {
 
 static PyObject *s_server, *s_scripting, *s_lua_debug, *s_scripts_by_sha, *s_eval_state, *s_libraries, *s_functions,
     *s_function_state, *s_command_gate, *s_cluster, *s_unrestricted, *s_bridge, *s_eval_client, *s_function_client,
-    *s_run, *s_resp3, *s_in_exec, *s_config, *s_values, *s_busy_threshold, *s_gc_count, *s_timed_out,
-    *s_repl_changed, *s_error_counted, *s_last_error_counted, *s_stashed_outcome, *s_run_ended, *s_touch,
+    *s_run, *s_resp3, *s_in_exec, *s_config, *s_values, *s_busy_threshold, *s_gc_count,
+    *s_last_error_counted, *s_stashed_outcome, *s_run_ended, *s_touch,
     *s_raise_error, *g_empty_tuple;
 
 static inline PyObject *slot_get(PyObject *obj, Py_ssize_t offset) { /* borrowed; NULL: unset */
@@ -1461,6 +1477,9 @@ static PyObject *plain_invoke(ScriptCommand *self, PyObject *caller, PyObject *a
         return NULL;
     }
     slot_put(run, self->run_slot[RUN_WRITE_DIRTY], Py_False);
+    slot_put(run, self->run_slot[RUN_ERROR_COUNTED], Py_False);
+    slot_put(run, self->run_slot[RUN_TIMED_OUT], Py_False);
+    slot_put(run, self->run_slot[RUN_REPL_CHANGED], Py_False);
     slot_put(run, self->run_slot[RUN_CALLER], caller);
     slot_put(run, self->run_slot[RUN_CALLER_ARGV], argv);
     slot_put(run, self->run_slot[RUN_CLIENT], p->client);
@@ -1479,8 +1498,10 @@ static PyObject *plain_invoke(ScriptCommand *self, PyObject *caller, PyObject *a
     /* from here on, the run is taken down whatever happens */
     if (PyDict_SetItem(p->server_dict, s_in_exec, Py_True) < 0 || PyDict_SetItem(p->scripting_dict, s_run, run) < 0)
         goto teardown;
-    PyObject *config = attr_in(p->server, p->server_dict, s_config);
-    PyObject *values = config == NULL ? NULL : PyObject_GetAttr(config, s_values);
+    PyObject *config = attr_in(p->server, p->server_dict, s_config), *config_dict = NULL;
+    PyObject *values = config == NULL || dict_of(config, &config_dict) < 0 ? NULL
+                     : config_dict != NULL ? attr_in(config, config_dict, s_values) : PyObject_GetAttr(config, s_values);
+    Py_XDECREF(config_dict);
     Py_XDECREF(config);
     PyObject *threshold = values == NULL ? NULL : PyObject_GetItem(values, s_busy_threshold);
     Py_XDECREF(values);
@@ -1492,7 +1513,7 @@ static PyObject *plain_invoke(ScriptCommand *self, PyObject *caller, PyObject *a
     }
     if (hook < 0)
         goto teardown;
-    reply = run_script(p->bridge, p->handle, eval_mode, hook, p->numkeys, argv, run, g_twin != NULL);
+    reply = run_script(p->bridge, p->handle, eval_mode, hook, p->numkeys, argv, run, g_twin != NULL, p->client);
     if (reply == p->bridge->stashed) /* not a string, a number or nil: converted in Python */
         Py_SETREF(reply, PyObject_CallMethodObjArgs(p->scripting, s_stashed_outcome, run, p->state, NULL));
 teardown:;
@@ -1518,17 +1539,12 @@ teardown:;
                 lua.gc(p->bridge->L, LUA_GCSTEP, 50);
         }
     }
-    /* the fields a run sets in its __dict__ (none: the class's, all false) */
-    PyObject **run_dict = _PyObject_GetDictPtr(run);
-    int rare = run_dict != NULL && *run_dict != NULL;
-    if (!bad && rare) { /* a busy script's end, redis.set_repl's end (Scripting.run_ended) */
-        int timed_out = attr_true(run, s_timed_out), repl_changed = timed_out < 0 ? -1 : attr_true(run, s_repl_changed);
-        bad = repl_changed < 0;
-        if (!bad && (timed_out || repl_changed)) {
-            v = PyObject_CallMethodObjArgs(p->scripting, s_run_ended, run, NULL);
-            bad = v == NULL;
-            Py_CLEAR(v);
-        }
+    /* a busy script's end, redis.set_repl's end (Scripting.run_ended) */
+    if (!bad && (slot_get(run, self->run_slot[RUN_TIMED_OUT]) != Py_False ||
+                 slot_get(run, self->run_slot[RUN_REPL_CHANGED]) != Py_False)) {
+        v = PyObject_CallMethodObjArgs(p->scripting, s_run_ended, run, NULL);
+        bad = v == NULL;
+        Py_CLEAR(v);
     }
     if (bad) {
         Py_XDECREF(type);
@@ -1539,10 +1555,12 @@ teardown:;
         PyErr_Restore(type, value, tb);
     }
     if (reply != NULL) { /* scripting.last_error_counted = run.error_counted */
-        v = rare ? PyObject_GetAttr(run, s_error_counted) : Py_NewRef(Py_False);
-        if (v == NULL || PyDict_SetItem(p->scripting_dict, s_last_error_counted, v) < 0)
+        v = slot_get(run, self->run_slot[RUN_ERROR_COUNTED]);
+        if (v == NULL || PyDict_SetItem(p->scripting_dict, s_last_error_counted, v) < 0) {
+            if (v == NULL)
+                PyErr_SetString(PyExc_AttributeError, "error_counted");
             Py_CLEAR(reply);
-        Py_XDECREF(v);
+        }
     }
     /* the handler's end: an EVAL-created script's place in the LRU list; an error reply raised */
     if (reply != NULL && p->from_eval) {
@@ -1612,17 +1630,6 @@ static PyObject *script_command_new(PyTypeObject *type, PyObject *args, PyObject
         }
         self->run_slot[i] = offset;
     }
-    /* the rare fields plain_invoke reads as false while a run has no __dict__ */
-    PyObject *const rare[] = {s_timed_out, s_repl_changed, s_error_counted};
-    for (int i = 0; i < 3; i++)
-        for (int j = 0; j < 2; j++) {
-            int r = attr_true(j ? eval_run_class : run_class, rare[i]);
-            if (r != 0) {
-                if (r > 0)
-                    PyErr_Format(PyExc_ValueError, "%R: the run classes' %R must be false", run_class, rare[i]);
-                goto failed;
-            }
-        }
     if ((self->owner_flags = slot_offset(owner_class, "flags")) < 0 ||
         (self->owner_handle = slot_offset(owner_class, "handle")) < 0 ||
         (self->owner_name = slot_offset(owner_class, kind == 0 ? "sha" : "label")) < 0)
@@ -1775,9 +1782,6 @@ PyMODINIT_FUNC PyInit__luabridge(void) {
     INTERN(s_values, "values");
     INTERN(s_busy_threshold, "busy-reply-threshold");
     INTERN(s_gc_count, "gc_count");
-    INTERN(s_timed_out, "timed_out");
-    INTERN(s_repl_changed, "repl_changed");
-    INTERN(s_error_counted, "error_counted");
     INTERN(s_last_error_counted, "last_error_counted");
     INTERN(s_stashed_outcome, "stashed_outcome");
     INTERN(s_run_ended, "run_ended");

@@ -99,22 +99,25 @@ class Run:
 
     # Set on each run by Scripting.invoke (made with object.__new__ and these stores, not an
     # __init__: a call through type() costs a run ~700 instructions more) or ScriptCommand.
-    __slots__ = ("caller", "caller_argv", "client", "name", "eval_mode", "start", "write_dirty", "__dict__")
+    __slots__ = ("caller", "caller_argv", "client", "name", "eval_mode", "start", "write_dirty", "error_counted",
+                 "timed_out", "repl_changed", "__dict__")
     caller: Client
     caller_argv: list[bytes]
     client: Client
     name: str
     eval_mode: bool
     start: float  # time.monotonic() at the run's start
-    write_dirty: bool  # the script wrote (False at the start)
+    # (False at the start)
+    write_dirty: bool  # the script wrote
+    error_counted: bool  # its error reply was counted by redis.call
+    timed_out: bool  # it went busy (BusyResponder)
+    repl_changed: bool  # redis.set_repl was called
 
     read_only = False
     allow_oom = False
     allow_cross_slot = False
-    error_counted = False
     kill_logged = False
     killed = False
-    timed_out = False
     slot = -1
     next_check = 0.0
     oom_at_start = False
@@ -125,7 +128,6 @@ class Run:
     # ...and no gate was up: the bridge's redis.call may run _fastpath's C twin of a command,
     # where Server.call would run only its handler and statistics (_luabridge.c: twins_ready).
     twins = False
-    repl_changed = False  # redis.set_repl was called
     stale = False  # started on a replica serving no stale data, its link down
 
 
@@ -395,7 +397,7 @@ class Scripting:
             run = _new_run(_PLAIN_RUNS[state.bridge is not None, flags != 0])
         else:
             run = self._checked_run(caller, caller_argv, numkeys, state, flags, ro, debug)
-        run.write_dirty = False
+        run.write_dirty = run.error_counted = run.timed_out = run.repl_changed = False
         run.caller = caller
         run.caller_argv = caller_argv
         run.client = client
