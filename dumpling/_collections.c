@@ -575,6 +575,20 @@ static int idmap_last_key(const IdMapParts *parts, unsigned long long *ms, unsig
     return 1;
 }
 
+/* collector.untrack(obj) for a part a stored value grows (a chunk of an IdMap, a stream node):
+ * the same hiding Database.add gives the parts it finds, where everything obj refers to is
+ * atomic or hidden (a stored stream's entries are; a full collection would otherwise visit
+ * every entry of every chunk made since the value was stored).  0, or -1 on error. */
+static PyObject *g_untrack; /* configure() */
+
+static int untrack_new(PyObject *obj) {
+    if (g_untrack == NULL)
+        return 0;
+    PyObject *r = PyObject_CallOneArg(g_untrack, obj);
+    Py_XDECREF(r);
+    return r == NULL ? -1 : 0;
+}
+
 /* IdMap.__setitem__ of a key past every key (the caller checked): into the last chunk, or a
  * new one when that holds CHUNK keys.  0, or -1 on error (an allocation: the map may then be
  * left with the key in its chunks but not its dict, and the loop stops with the error). */
@@ -595,14 +609,31 @@ static int idmap_append(const IdMapParts *parts, PyObject *key, PyObject *value)
         }
         PyList_SET_ITEM(keys, 0, Py_NewRef(key));
         PyList_SET_ITEM(vals, 0, Py_NewRef(value));
-        int bad = PyList_Append(parts->keys, keys) < 0 || PyList_Append(parts->vals, vals) < 0 ||
-                  PyList_Append(parts->maxes, key) < 0;
+        int bad = untrack_new(keys) < 0 || untrack_new(vals) < 0 || PyList_Append(parts->keys, keys) < 0 ||
+                  PyList_Append(parts->vals, vals) < 0 || PyList_Append(parts->maxes, key) < 0;
         Py_DECREF(keys);
         Py_DECREF(vals);
         if (bad)
             return -1;
     }
     return PyDict_SetItem(parts->map, key, value);
+}
+
+/* The master fields of a stream's last node (borrowed), or NULL (no node, or a layout not
+ * known). */
+static PyObject *last_master_fields(PyObject *value) {
+    PyObject *nodes = *slot_at(value, g_stream_offsets[SV_NODES]);
+    IdMapParts np;
+    if (nodes == NULL || !idmap_parts(nodes, &np) || PyList_GET_SIZE(np.vals) == 0)
+        return NULL;
+    PyObject *last = PyList_GET_ITEM(np.vals, PyList_GET_SIZE(np.vals) - 1);
+    if (PyList_GET_SIZE(last) == 0)
+        return NULL;
+    PyObject *node = PyList_GET_ITEM(last, PyList_GET_SIZE(last) - 1);
+    if ((PyObject *)Py_TYPE(node) != g_node_type)
+        return NULL;
+    PyObject *fields = *slot_at(node, g_node_offsets[SN_MASTER_FIELDS]);
+    return fields != NULL && PyList_CheckExact(fields) ? fields : NULL;
 }
 
 /* ID delta as streams.StreamNode.entry_size computes it: uint64 difference read as int64. */
@@ -619,7 +650,7 @@ static long long id_delta(unsigned long long a, unsigned long long b) {
  * keys; anything else is the Python reference's).
  * 1 done, 0 not its case (nothing changed: the Python reference runs), -1 error. */
 static int stream_append_id(PyObject *value, PyObject *id, unsigned long long ms, unsigned long long seq, PyObject *flat,
-                            long long max_bytes, long long max_entries) {
+                            long long max_bytes, long long max_entries, PyObject *before) {
     if (!g_stream_slots_ok || g_stream_type == NULL || (PyObject *)Py_TYPE(value) != g_stream_type)
         return 0;
     PyObject *entries = *slot_at(value, g_stream_offsets[SV_ENTRIES]);
@@ -643,9 +674,14 @@ static int stream_append_id(PyObject *value, PyObject *id, unsigned long long ms
     int ok;
     if ((ok = native_u64_of(added_obj, &added)) <= 0)
         return ok;
-    /* past the last entry (an IdMap append), and the nodes' keys are entries' IDs */
-    if ((ok = idmap_last_key(&ep, &last_ms, &last_seq)) < 0 || (ok && (ms < last_ms || (ms == last_ms && seq <= last_seq))))
-        return 0;
+    /* past the last entry (an IdMap append; `before`, when not NULL, an ID the caller knows
+     * `id` comes after), and the nodes' keys are entries' IDs */
+    Py_ssize_t n_entries = PyList_GET_SIZE(ep.maxes);
+    if (before == NULL || n_entries == 0 || PyList_GET_ITEM(ep.maxes, n_entries - 1) != before) {
+        if ((ok = idmap_last_key(&ep, &last_ms, &last_seq)) < 0 ||
+            (ok && (ms < last_ms || (ms == last_ms && seq <= last_seq))))
+            return 0;
+    }
     if (max_bytes <= 0 || max_bytes > STREAM_LISTPACK_MAX_SIZE)
         max_bytes = STREAM_LISTPACK_MAX_SIZE;
 
@@ -678,6 +714,10 @@ static int stream_append_id(PyObject *value, PyObject *id, unsigned long long ms
         if (bytes + total >= max_bytes || (max_entries && live + deleted >= max_entries))
             node = NULL;
     }
+    /* nothing declines from here.  The entry's list holds only bytes and its ID only ints: out
+     * of the collector's sight, as collector.stored puts a stored value's parts */
+    PyObject_GC_UnTrack(flat);
+    PyObject_GC_UnTrack(id);
     int fresh = node == NULL;
     if (fresh) { /* StreamNode(entry_id, fields): its constructor counts the master fields */
         PyObject *fields = PyList_New(nfields);
@@ -689,6 +729,10 @@ static int stream_append_id(PyObject *value, PyObject *id, unsigned long long ms
         Py_DECREF(fields);
         if (node == NULL)
             return -1;
+        if (untrack_new(node) < 0) {
+            Py_DECREF(node);
+            return -1;
+        }
         if (slot_ll(node, g_node_offsets[SN_LIVE], &live) < 0 || slot_ll(node, g_node_offsets[SN_DELETED], &deleted) < 0 ||
             slot_ll(node, g_node_offsets[SN_ENTRIES_BYTES], &entries_bytes) < 0) {
             Py_DECREF(node);
@@ -707,7 +751,12 @@ static int stream_append_id(PyObject *value, PyObject *id, unsigned long long ms
     PyObject *master_fields = *slot_at(node, g_node_offsets[SN_MASTER_FIELDS]);
     int same = PyList_GET_SIZE(master_fields) == nfields;
     for (Py_ssize_t i = 0; same && i < nfields; i++) {
-        same = PyObject_RichCompareBool(PyList_GET_ITEM(flat, 2 * i), PyList_GET_ITEM(master_fields, i), Py_EQ);
+        PyObject *f = PyList_GET_ITEM(flat, 2 * i), *m = PyList_GET_ITEM(master_fields, i);
+        if (f == m)
+            continue; /* (native XADD passes the master's own field objects) */
+        same = PyBytes_CheckExact(m) ? PyBytes_GET_SIZE(f) == PyBytes_GET_SIZE(m) &&
+                                           memcmp(PyBytes_AS_STRING(f), PyBytes_AS_STRING(m), PyBytes_GET_SIZE(f)) == 0
+                                     : PyObject_RichCompareBool(f, m, Py_EQ);
         if (same < 0)
             goto done;
     }
@@ -725,10 +774,7 @@ static int stream_append_id(PyObject *value, PyObject *id, unsigned long long ms
     }
     size += lp_int_entry_size(lp_count);
 
-    /* from here on the value changes.  The entry's list holds only bytes and its ID only ints:
-     * out of the collector's sight, as collector.stored puts a stored value's parts */
-    PyObject_GC_UnTrack(flat);
-    PyObject_GC_UnTrack(id);
+    /* from here on the value changes */
     if (fresh && idmap_append(&np, id, node) < 0)
         goto done;
     if (slot_set_ll(node, g_node_offsets[SN_ENTRIES_BYTES], entries_bytes + size) < 0 ||
@@ -761,7 +807,7 @@ static PyObject *py_stream_append(PyObject *self, PyObject *const *args, Py_ssiz
     unsigned long long ms, seq;
     int r = id_parts(args[1], &ms, &seq);
     if (r > 0)
-        r = stream_append_id(args[0], args[1], ms, seq, args[2], max_bytes, max_entries);
+        r = stream_append_id(args[0], args[1], ms, seq, args[2], max_bytes, max_entries, NULL);
     if (r < 0)
         return NULL;
     return PyBool_FromLong(r);
@@ -1152,9 +1198,16 @@ static PyObject *native_xadd(NativeCall *call, const NativeArg *args, int argc) 
     flat = PyList_New(argc - 3);
     if (flat == NULL)
         goto done;
+    /* a field the last node's master entry has is that node's bytes object again (one per
+     * node, as Redis stores it once per listpack) */
+    PyObject *master = last_master_fields(value);
+    Py_ssize_t n_master = master == NULL ? 0 : PyList_GET_SIZE(master);
     for (int i = 3; i < argc; i++) {
-        PyObject *a = PyBytes_FromStringAndSize(args[i].p, args[i].len);
-        if (a == NULL)
+        PyObject *a = NULL, *m = (i - 3) % 2 == 0 && (i - 3) / 2 < n_master ? PyList_GET_ITEM(master, (i - 3) / 2) : NULL;
+        if (m != NULL && PyBytes_CheckExact(m) && PyBytes_GET_SIZE(m) == args[i].len &&
+            memcmp(PyBytes_AS_STRING(m), args[i].p, args[i].len) == 0)
+            a = Py_NewRef(m);
+        else if ((a = PyBytes_FromStringAndSize(args[i].p, args[i].len)) == NULL)
             goto done;
         PyList_SET_ITEM(flat, i - 3, a);
     }
@@ -1169,7 +1222,7 @@ static PyObject *native_xadd(NativeCall *call, const NativeArg *args, int argc) 
     }
     PyTuple_SET_ITEM(id, 0, ms_obj);
     PyTuple_SET_ITEM(id, 1, seq_obj);
-    int appended = stream_append_id(value, id, new_ms, new_seq, flat, n_bytes, n_entries);
+    int appended = stream_append_id(value, id, new_ms, new_seq, flat, n_bytes, n_entries, last);
     if (appended < 0)
         goto done; /* (after a change: the loop stops with the error) */
     if (!appended) { /* the layout to build first, or an unusual one: the Python reference */
@@ -1346,6 +1399,12 @@ static PyObject *py_configure(PyObject *self, PyObject *const *args, Py_ssize_t 
     }
     g_idmap_chunk = n_chunk;
     Py_XSETREF(g_idmap_type, idmap);
+    PyObject *collector = PyImport_ImportModule("dumpling.collector");
+    PyObject *untrack = collector == NULL ? NULL : PyObject_GetAttrString(collector, "untrack");
+    Py_XDECREF(collector);
+    if (untrack == NULL)
+        return NULL;
+    Py_XSETREF(g_untrack, untrack);
     Py_XSETREF(g_list_type, Py_NewRef(args[0]));
     find_list_slots(args[0]);
     Py_XSETREF(g_hash_type, Py_NewRef(args[1]));
