@@ -33,8 +33,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from dumpling import collector
 from dumpling.accel import PURE_PAYLOAD
-from dumpling.collector import stored
 from dumpling.commands.common import to_int
 from dumpling.commands.registry import ORIGINAL, command
 from dumpling.errors import BUSYKEY, SYNTAX, CommandError
@@ -362,7 +362,7 @@ def _attach_native_handlers() -> None:
         return
     builders = listpack.native if values_built else None  # small values built and dumped in C
     handlers = attach(
-        OK, body_value, stored, encode_payload, PayloadError, BLOB_MASK,
+        OK, body_value, (collector.untrack, collector.hide), encode_payload, PayloadError, BLOB_MASK,
         getattr(builders, "small_value", None), getattr(builders, "dump_parts", None),
     )
     for name, handler in handlers.items():

@@ -1318,7 +1318,19 @@ lp_intset_blob(PyObject *module, PyObject *members)
     if (i != count) {
         goto done;
     }
-    qsort(values, (size_t)count, sizeof(int64_t), compare_int64);
+    if (count <= 16) { /* a small set (every intset of the small keys): no qsort callbacks */
+        for (Py_ssize_t k = 1; k < count; k++) {
+            int64_t v = values[k];
+            Py_ssize_t j = k;
+            for (; j > 0 && values[j - 1] > v; j--) {
+                values[j] = values[j - 1];
+            }
+            values[j] = v;
+        }
+    }
+    else {
+        qsort(values, (size_t)count, sizeof(int64_t), compare_int64);
+    }
     width = 2;
     if (count && (values[0] < -32768 || values[count - 1] > 32767)) {
         width = values[0] < INT32_MIN || values[count - 1] > INT32_MAX ? 8 : 4;
@@ -2892,8 +2904,14 @@ encoding_is(PyObject *encoding, PyObject *name)
                                 PyUnicode_Compare(encoding, name) == 0);
 }
 
+/* The heads dump_parts hands out, made once: type bytes (and a one-node list's node count and
+ * container), and the kinds as ints. */
+enum { HEAD_SET, HEAD_INTSET, HEAD_HASH, HEAD_ZSET, HEAD_LIST, HEAD_SET_LISTPACK, HEADS };
+static PyObject *heads[HEADS];
+static PyObject *kinds[3];
+
 static PyObject *
-parts(const char *head, Py_ssize_t head_len, int kind, PyObject *obj)
+parts(int head, int kind, PyObject *obj)
 {
     if (obj == NULL) {
         return NULL;
@@ -2901,7 +2919,7 @@ parts(const char *head, Py_ssize_t head_len, int kind, PyObject *obj)
     if (obj == Py_None) {
         return obj; /* the encoder declined: so do we */
     }
-    PyObject *out = Py_BuildValue("(y#iO)", head, head_len, kind, obj);
+    PyObject *out = PyTuple_Pack(3, heads[head], kinds[kind], obj);
     Py_DECREF(obj);
     return out;
 }
@@ -2974,12 +2992,11 @@ list_parts(PyObject *value, int compress)
     if (container != CONTAINER_PACKED || start < 0 || stop > PyBytes_GET_SIZE(buf) || start >= stop) {
         Py_RETURN_NONE;
     }
-    static const char head[3] = {RDB_TYPE_LIST_QUICKLIST_2, 1, CONTAINER_PACKED};
     if (compress && size > 20 && (unsigned char)PyBytes_AS_STRING(buf)[start] == RDB_ENC_LZF) {
         /* PackedList.write_body: the node's LZF string copied as it came */
-        return parts(head, 3, 2, PyBytes_FromStringAndSize(PyBytes_AS_STRING(buf) + start, stop - start));
+        return parts(HEAD_LIST, 2, PyBytes_FromStringAndSize(PyBytes_AS_STRING(buf) + start, stop - start));
     }
-    return parts(head, 3, 0, plain_rdb_string(buf, start, stop));
+    return parts(HEAD_LIST, 0, plain_rdb_string(buf, start, stop));
 }
 
 /* _encode_zset's listpack case (version >= 10). */
@@ -3007,8 +3024,7 @@ zset_parts(PyObject *value, long version)
     }
     PyObject *blob = lp_encode_mixed(NULL, entries);
     Py_DECREF(entries);
-    static const char head[1] = {RDB_TYPE_ZSET_LISTPACK};
-    return parts(head, 1, 0, blob);
+    return parts(HEAD_ZSET, 0, blob);
 }
 
 /* _encode_set's intset and listpack cases. */
@@ -3021,8 +3037,7 @@ set_parts(PyObject *value, long version)
         Py_RETURN_NONE;
     }
     if (encoding_is(encoding, s_intset)) {
-        static const char head[1] = {RDB_TYPE_SET_INTSET};
-        return parts(head, 1, 0, lp_intset_blob(NULL, members));
+        return parts(HEAD_INTSET, 0, lp_intset_blob(NULL, members));
     }
     PyObject *order = SLOT(value, set_class, SET_ORDER);
     if (!encoding_is(encoding, s_listpack) || order == NULL || !PyList_CheckExact(order) ||
@@ -3030,11 +3045,9 @@ set_parts(PyObject *value, long version)
         Py_RETURN_NONE; /* SetValue.ordered() resyncs it: encode.py */
     }
     if (version >= 11) {
-        static const char head[1] = {RDB_TYPE_SET_LISTPACK};
-        return parts(head, 1, 0, lp_encode(NULL, order));
+        return parts(HEAD_SET_LISTPACK, 0, lp_encode(NULL, order));
     }
-    static const char head[1] = {RDB_TYPE_SET};
-    return parts(head, 1, 1, Py_NewRef(order));
+    return parts(HEAD_SET, 1, Py_NewRef(order));
 }
 
 /* _encode_hash's listpack case without field TTLs (version >= 10). */
@@ -3048,8 +3061,7 @@ hash_parts(PyObject *value)
         PyDict_GET_SIZE(expires) != 0) {
         Py_RETURN_NONE;
     }
-    static const char head[1] = {RDB_TYPE_HASH_LISTPACK};
-    return parts(head, 1, 0, lp_encode_dict(NULL, fields));
+    return parts(HEAD_HASH, 0, lp_encode_dict(NULL, fields));
 }
 
 PyDoc_STRVAR(dump_parts_doc,
@@ -3121,6 +3133,20 @@ register_values(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 #undef INTERN
         if ((empty_tuple = PyTuple_New(0)) == NULL) {
             return NULL;
+        }
+        static const char head_bytes[HEADS][3] = {{RDB_TYPE_SET}, {RDB_TYPE_SET_INTSET}, {RDB_TYPE_HASH_LISTPACK},
+                                                  {RDB_TYPE_ZSET_LISTPACK},
+                                                  {RDB_TYPE_LIST_QUICKLIST_2, 1, CONTAINER_PACKED},
+                                                  {RDB_TYPE_SET_LISTPACK}};
+        for (int i = 0; i < HEADS; i++) {
+            if ((heads[i] = PyBytes_FromStringAndSize(head_bytes[i], i == HEAD_LIST ? 3 : 1)) == NULL) {
+                return NULL;
+            }
+        }
+        for (int i = 0; i < 3; i++) {
+            if ((kinds[i] = PyLong_FromLong(i)) == NULL) {
+                return NULL;
+            }
         }
     }
     value_class(&zset_class, args[0], zset_slot_names);

@@ -1278,7 +1278,8 @@ string_payload(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 static int native_on = 1;           /* set_native_handlers(False): every call declined (tests) */
 static PyObject *native_ok;         /* dumpling.protocol.OK */
 static PyObject *body_value_fn;     /* decode.body_value(buf, type, version, body, end, options) */
-static PyObject *stored_fn;         /* collector.stored(data, value) */
+static PyObject *untrack_fn;        /* collector.untrack(value) and collector.hide(data): */
+static PyObject *hide_fn;           /* collector.stored's two steps, without its frame */
 static PyObject *encode_payload_fn; /* encode.encode_payload(value, version, options) */
 static PyObject *payload_error;     /* errors.PayloadError */
 static PyObject *blob_mask;         /* decode.BLOB_MASK */
@@ -1382,8 +1383,9 @@ native_add(const NativeCall *call, PyObject *db, PyObject *keyspace, PyObject *k
         return -1;
     }
     int string = PyBytes_CheckExact(value) || PyByteArray_CheckExact(value);
-    if (!string) {
-        PyObject *r = PyObject_CallFunctionObjArgs(stored_fn, call->data, value, NULL);
+    if (!string) { /* collector.stored(data, value) */
+        PyObject *r = PyObject_Vectorcall(untrack_fn, &value, 1, NULL);
+        Py_XSETREF(r, r == NULL ? NULL : PyObject_Vectorcall(hide_fn, &call->data, 1, NULL));
         if (r == NULL) {
             return -1;
         }
@@ -1806,8 +1808,8 @@ small_payload(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 }
 
 PyDoc_STRVAR(native_handlers_doc,
-"native_handlers(ok, body_value, stored, encode_payload, payload_error, blob_mask, small_value,\n"
-"                dump_parts) -> {name: capsule}\n\n"
+"native_handlers(ok, body_value, (untrack, hide), encode_payload, payload_error, blob_mask,\n"
+"                small_value, dump_parts) -> {name: capsule}\n\n"
 "RESTORE's, RESTORE-ASKING's and DUMP's handlers for the C request loop (dumpling/_native.h),\n"
 "given the Python pieces they share with the Python handlers (small_value, dump_parts:\n"
 "_listpack's builders of small values and their DUMP bodies, or None).");
@@ -1825,7 +1827,12 @@ native_handlers(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_XSETREF(dump_parts_fn, args[7] == Py_None ? NULL : Py_NewRef(args[7]));
     Py_XSETREF(native_ok, Py_NewRef(args[0]));
     Py_XSETREF(body_value_fn, Py_NewRef(args[1]));
-    Py_XSETREF(stored_fn, Py_NewRef(args[2]));
+    if (!PyTuple_Check(args[2]) || PyTuple_GET_SIZE(args[2]) != 2) {
+        PyErr_SetString(PyExc_TypeError, "native_handlers: stored must be (untrack, hide)");
+        return NULL;
+    }
+    Py_XSETREF(untrack_fn, Py_NewRef(PyTuple_GET_ITEM(args[2], 0)));
+    Py_XSETREF(hide_fn, Py_NewRef(PyTuple_GET_ITEM(args[2], 1)));
     Py_XSETREF(encode_payload_fn, Py_NewRef(args[3]));
     Py_XSETREF(payload_error, Py_NewRef(args[4]));
     Py_XSETREF(blob_mask, Py_NewRef(args[5]));
