@@ -583,3 +583,62 @@ def test_script_command_busy_run_ends() -> None:
         assert server.scripting._busy is None and server.scripting.run is None and not server.in_exec
     finally:
         engine.use_bridge(old)
+
+
+# The twins' counts of script runs reach the Python counters when Python could next read them
+# (_luabridge.c: g_counts, a pending call in the main thread): pipelined runs add them once.
+def _counters_after(bridge: bool, requests: list[list[bytes]], thread: bool = False) -> tuple[Any, ...]:
+    import re
+    import threading
+
+    old = engine.use_bridge(bridge)
+    try:
+        result: list[Any] = []
+
+        def work() -> None:
+            server = Server(Config())
+            commands = [server.fast_table[name] for name in (b"get", b"incr", b"evalsha")]  # (shared by servers)
+            before = [cmd.calls for cmd in commands]
+            client = Client(server)
+            transport = Transport()
+            client.connection_made(transport)  # type: ignore[arg-type]
+            client.data_received(b"".join(encode_command(*r) for r in requests))
+            ks = server.keyspace  # (read at once: no Python function runs in between)
+            read = (ks.dirty, ks.stat_hits, ks.stat_misses, server.stat_commands)
+            reset = [b"CONFIG", b"RESETSTAT"] in requests  # (the Commands are shared by the servers)
+            calls = [cmd.calls - (0 if reset else was) for cmd, was in zip(commands, before, strict=True)]
+            # what INFO showed (commandstats: after a RESETSTAT)
+            shown = re.findall(rb"(total_commands_processed|keyspace_hits|keyspace_misses|rdb_changes_since_last_save"
+                               rb"|cmdstat_(?:get|incr|evalsha)):(\w+=)?(\d+)", bytes(transport.data))
+            if not reset:
+                shown = [field for field in shown if not field[0].startswith(b"cmdstat")]
+            replies = bytes(transport.data).split(b"\r\n")[:16]  # (the runs' replies)
+            result.append((read, calls, shown, replies, server.scripting.eval_client.last_cmd))
+
+        if thread:
+            worker = threading.Thread(target=work)
+            worker.start()
+            worker.join()
+        else:
+            work()
+        return result[0]
+    finally:
+        engine.use_bridge(old)
+
+
+def test_twin_counts_reach_python_before_it_reads_them() -> None:
+    sha = _sha(TWIN_SCRIPT)
+    load = [[b"SCRIPT", b"LOAD", TWIN_SCRIPT.encode()]]
+    runs = [[b"EVALSHA", sha, b"1", b"k%d" % (i % 3)] for i in range(7)]
+    streams = [
+        load + runs,
+        load + runs + [[b"INFO", b"commandstats"], [b"INFO", b"stats"], [b"INFO", b"persistence"]],
+        load + runs + [[b"CONFIG", b"RESETSTAT"]] + runs[:2] + [[b"INFO", b"commandstats"], [b"INFO", b"stats"]],
+        load + runs + [[b"GET", b"k0"], [b"SET", b"x", b"y"]] + runs[:3] + [[b"INFO", b"keyspace"]],
+        load + runs + [[b"EVAL", b"return redis.call('info', 'stats')", b"0"]],
+    ]
+    for requests in streams:
+        for thread in (False, True):
+            ours, reference = _counters_after(True, requests, thread), _counters_after(False, requests, thread)
+            assert ours == reference, (requests[-1], thread)
+    assert _counters_after(True, streams[0])[0][0] == 7  # seven INCRs

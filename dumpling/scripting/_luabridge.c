@@ -146,21 +146,10 @@ typedef struct {
 /* What a run whose commands may go to _fastpath's twins (run.twins) reads once: its client,
  * the keyspace, the time snapshot and the statistics settings; and the selected database's
  * dicts, read at the first twin call and again after any command that ran in Python (it may
- * have selected, swapped or flushed a database).  The twins' calls are counted here and
- * added to the Python counters (twins_flush) before anything else runs: a command that runs
- * in Python (INFO commandstats in the script), the end of the run. */
-#define TWIN_TALLIES 4
+ * have selected, swapped or flushed a database).  The twins' calls are counted in g_counts
+ * (below), not here. */
 typedef struct {
     int on;
-    struct {
-        PyObject *cmd;    /* borrowed: a twin's Command lives as long as the module */
-        PyObject *dict;   /* its __dict__ (owned) */
-        PyObject *histogram; /* its latency histogram (owned, NULL until needed) */
-        long long calls, usec;
-    } tally[TWIN_TALLIES];                  /* the calls not yet added to the commands' statistics */
-    int tallies;
-    long long total, hits, misses, dirty;   /* nor to the server's and the keyspace's */
-    PyObject *last;                         /* the Command of the last twin call (borrowed) */
     PyObject *client, *keyspace;            /* borrowed: the Run holds them */
     PyObject *server_dict, *keyspace_dict, *client_dict; /* their __dict__s (owned) */
     PyObject *clock;                        /* the LRU field of now_ms */
@@ -532,18 +521,8 @@ static void twins_clear_db(Twins *t) {
     Py_CLEAR(t->order);
 }
 
-static void twins_clear_tally(Twins *t) {
-    for (int i = 0; i < t->tallies; i++) {
-        Py_CLEAR(t->tally[i].dict);
-        Py_CLEAR(t->tally[i].histogram);
-    }
-    t->tallies = 0;
-    t->total = t->hits = t->misses = t->dirty = 0;
-}
-
 static void twins_end(Twins *t) {
     twins_clear_db(t);
-    twins_clear_tally(t);
     Py_CLEAR(t->clock);
     Py_CLEAR(t->server_dict);
     Py_CLEAR(t->keyspace_dict);
@@ -696,51 +675,175 @@ static int add_to_attr(PyObject *obj, PyObject *name, long long amount) {
     return r;
 }
 
-/* Server.call's bookkeeping around the twin's run (Server.account; no MONITOR: run.twins says
- * there is none): the latency histogram and SLOWLOG at once, the counters in the run's tally. */
-static int twins_flush(Bridge *b, Twins *t);
+/* The twins' calls not yet added to the Python counters: each command's calls and time, the
+ * server's command count, the keyspace's hits, misses and dirty counter, and the script client's
+ * last command (what Server.call leaves set).  As the request loop adds its own twins' counts at
+ * the end of its batch, the bridge adds these when Python code could next look at them: before
+ * a command of a script runs in Python (call_generic), when another server's, keyspace's or
+ * client's calls are counted, at the end of a run outside the main thread, and otherwise in a
+ * pending call (Py_AddPendingCall), which the interpreter runs in the main thread at its next
+ * check of the eval breaker -- the entry of the next Python function (RESUME), or a backward
+ * jump or a builtin's call -- so before any Python code reads or sets a counter (INFO,
+ * CONFIG RESETSTAT, SAVE, the cron's samples, propagation's dirty mark).  A run of pipelined
+ * EVALSHAs thus writes them once.  (Nothing in C reads these counters; the request loop only
+ * adds to them, which commutes.)  Between its finding a tally and updating it, C calls no
+ * Python code, so a pending flush inside a Python call of a run (the count hook, SLOWLOG) finds
+ * the counts whole. */
+#define TWIN_TALLIES 4
+static struct {
+    struct {
+        PyObject *cmd;  /* borrowed: a twin's Command lives as long as the module */
+        PyObject *dict; /* its __dict__ (owned) */
+        long long calls, usec;
+    } tally[TWIN_TALLIES];
+    int tallies;
+    long long total, hits, misses, dirty;
+    PyObject *last; /* the Command of the last call (borrowed) */
+    /* (owned) whose counters: the server's, the keyspace's, the script client's */
+    PyObject *server, *server_dict, *keyspace, *keyspace_dict, *client, *client_dict;
+    int scheduled, flushing;
+} g_counts;
+static unsigned long g_main_thread; /* the thread that runs pending calls */
 
-static int twin_account(Bridge *b, Twins *t, PyObject *cmd, NativeCall *call, const NativeArg *args, int argc,
-                        long long elapsed_us) {
+static void counts_release(void) {
+    for (int i = 0; i < g_counts.tallies; i++)
+        Py_CLEAR(g_counts.tally[i].dict);
+    g_counts.tallies = 0;
+    g_counts.total = g_counts.hits = g_counts.misses = g_counts.dirty = 0;
+    g_counts.last = NULL;
+    Py_CLEAR(g_counts.server);
+    Py_CLEAR(g_counts.server_dict);
+    Py_CLEAR(g_counts.keyspace);
+    Py_CLEAR(g_counts.keyspace_dict);
+    Py_CLEAR(g_counts.client);
+    Py_CLEAR(g_counts.client_dict);
+}
+
+/* The counts into the Python counters (and released): 0, or -1 error. */
+static int counts_flush(void) {
+    if (g_counts.flushing)
+        return 0;
+    if (g_counts.total == 0) {
+        counts_release();
+        return 0;
+    }
+    g_counts.flushing = 1;
+    int bad = 0;
+    for (int i = 0; i < g_counts.tallies && !bad; i++) {
+        PyObject *cmd = g_counts.tally[i].cmd, *dict = g_counts.tally[i].dict;
+        bad = add_to_counter(cmd, dict, s_calls, g_counts.tally[i].calls) < 0 ||
+              (g_counts.tally[i].usec && add_to_counter(cmd, dict, s_usec, g_counts.tally[i].usec) < 0);
+    }
+    if (!bad) { /* client.last_cmd = the last command's name (set only when it changes) */
+        PyObject *last_dict = NULL;
+        for (int i = 0; i < g_counts.tallies; i++)
+            if (g_counts.tally[i].cmd == g_counts.last)
+                last_dict = g_counts.tally[i].dict;
+        PyObject *name = last_dict != NULL ? attr_in(g_counts.last, last_dict, s_name)
+                                           : PyObject_GetAttr(g_counts.last, s_name);
+        PyObject *was = name == NULL ? NULL : PyDict_GetItemWithError(g_counts.client_dict, s_last_cmd);
+        bad = name == NULL || (was != name && PyObject_SetAttr(g_counts.client, s_last_cmd, name) < 0);
+        Py_XDECREF(name);
+    }
+    bad = bad || add_to_counter(g_counts.server, g_counts.server_dict, s_stat_commands, g_counts.total) < 0 ||
+          (g_counts.hits && add_to_counter(g_counts.keyspace, g_counts.keyspace_dict, s_stat_hits, g_counts.hits) < 0) ||
+          (g_counts.misses &&
+           add_to_counter(g_counts.keyspace, g_counts.keyspace_dict, s_stat_misses, g_counts.misses) < 0) ||
+          (g_counts.dirty && add_to_counter(g_counts.keyspace, g_counts.keyspace_dict, s_dirty, g_counts.dirty) < 0);
+    counts_release();
+    g_counts.flushing = 0;
+    return bad ? -1 : 0;
+}
+
+/* Whose calls the next counts are (a run's twins_ready): the pending counts of others first. */
+static int counts_bind(PyObject *server, PyObject *server_dict, PyObject *keyspace, PyObject *keyspace_dict,
+                       PyObject *client, PyObject *client_dict) {
+    if (g_counts.server == server && g_counts.keyspace == keyspace && g_counts.client == client)
+        return 0;
+    if (counts_flush() < 0)
+        return -1;
+    g_counts.server = Py_NewRef(server);
+    g_counts.server_dict = Py_NewRef(server_dict);
+    g_counts.keyspace = Py_NewRef(keyspace);
+    g_counts.keyspace_dict = Py_NewRef(keyspace_dict);
+    g_counts.client = Py_NewRef(client);
+    g_counts.client_dict = Py_NewRef(client_dict);
+    return 0;
+}
+
+static int counts_pending(void *unused) {
+    g_counts.scheduled = 0;
+    if (counts_flush() < 0) /* (a pending call's error would surface in whatever code runs next) */
+        PyErr_WriteUnraisable(NULL);
+    return 0;
+}
+
+/* The end of a run: the counts flushed now, or by a pending call in the main thread. */
+static int counts_settle(void) {
+    if (g_counts.total == 0) {
+        counts_release();
+        return 0;
+    }
+    if (g_counts.scheduled)
+        return 0;
+    if (PyThread_get_thread_ident() == g_main_thread && Py_AddPendingCall(counts_pending, NULL) == 0) {
+        g_counts.scheduled = 1;
+        return 0;
+    }
+    return counts_flush();
+}
+
+/* One twin call of run `t` in the counts (C only: no Python runs in here but flushes). */
+static int counts_add(Bridge *b, Twins *t, PyObject *cmd, const NativeCall *call, long long elapsed_us) {
+    /* (whose counts: the run's; bound again after a flush, which releases them) */
+    if (counts_bind(b->server, t->server_dict, t->keyspace, t->keyspace_dict, t->client, t->client_dict) < 0)
+        return -1;
     int i = 0;
-    while (i < t->tallies && t->tally[i].cmd != cmd)
+    while (i < g_counts.tallies && g_counts.tally[i].cmd != cmd)
         i++;
     if (i == TWIN_TALLIES) {
-        if (twins_flush(b, t) < 0)
+        if (counts_flush() < 0 ||
+            counts_bind(b->server, t->server_dict, t->keyspace, t->keyspace_dict, t->client, t->client_dict) < 0)
             return -1;
         i = 0;
     }
-    if (i == t->tallies) {
-        if ((t->tally[i].dict = PyObject_GenericGetDict(cmd, NULL)) == NULL)
+    if (i == g_counts.tallies) {
+        if ((g_counts.tally[i].dict = PyObject_GenericGetDict(cmd, NULL)) == NULL)
             return -1;
-        t->tally[i].cmd = cmd;
-        t->tally[i].histogram = NULL;
-        t->tally[i].calls = t->tally[i].usec = 0;
-        t->tallies++;
+        g_counts.tally[i].cmd = cmd;
+        g_counts.tally[i].calls = g_counts.tally[i].usec = 0;
+        g_counts.tallies++;
     }
-    t->tally[i].calls++;
-    t->tally[i].usec += elapsed_us;
-    t->total++;
-    t->last = cmd;
-    t->hits += call->hits;
-    t->misses += call->misses;
-    t->dirty += call->dirty;
-    if (t->latency_tracking) { /* dispatch.record_latency: the histogram made by the first call */
+    g_counts.tally[i].calls++;
+    g_counts.tally[i].usec += elapsed_us;
+    g_counts.total++;
+    g_counts.last = cmd;
+    g_counts.hits += call->hits;
+    g_counts.misses += call->misses;
+    g_counts.dirty += call->dirty;
+    return 0;
+}
+
+/* Server.call's bookkeeping around the twin's run (Server.account; no MONITOR: run.twins says
+ * there is none): the latency histogram and SLOWLOG at once (the Python calls first), then the
+ * counts. */
+static int twin_account(Bridge *b, Twins *t, PyObject *cmd, NativeCall *call, const NativeArg *args, int argc,
+                        long long elapsed_us) {
+    if (t->latency_tracking) { /* dispatch.record_latency makes a command's first histogram */
+        PyObject *dict = PyObject_GenericGetDict(cmd, NULL);
+        PyObject *histogram = dict == NULL ? NULL : attr_in(cmd, dict, s_latency);
+        Py_XDECREF(dict);
+        if (histogram == NULL)
+            return -1;
         PyObject *usec = PyLong_FromLongLong(elapsed_us), *done = NULL;
-        if (usec != NULL && t->tally[i].histogram == NULL) {
-            PyObject *histogram = attr_in(cmd, t->tally[i].dict, s_latency);
-            if (histogram == Py_None) {
-                PyObject *record_args[2] = {cmd, usec};
-                done = PyObject_Vectorcall(g_record_latency, record_args, 2, NULL);
-                Py_DECREF(histogram);
-            } else {
-                t->tally[i].histogram = histogram; /* (NULL: the error returns below) */
-            }
-        }
-        if (t->tally[i].histogram != NULL) { /* histogram.record(usec), without a bound method */
-            PyObject *record_args[2] = {t->tally[i].histogram, usec};
+        if (usec != NULL && histogram == Py_None) {
+            PyObject *record_args[2] = {cmd, usec};
+            done = PyObject_Vectorcall(g_record_latency, record_args, 2, NULL);
+        } else if (usec != NULL) { /* histogram.record(usec), without a bound method */
+            PyObject *record_args[2] = {histogram, usec};
             done = PyObject_VectorcallMethod(s_record, record_args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
         }
+        Py_DECREF(histogram);
         Py_XDECREF(usec);
         if (done == NULL)
             return -1;
@@ -759,36 +862,7 @@ static int twin_account(Bridge *b, Twins *t, PyObject *cmd, NativeCall *call, co
             return -1;
         Py_DECREF(done);
     }
-    return 0;
-}
-
-/* The tallied calls into the Python counters: each command's calls and time, the server's
- * command count, the keyspace's hits, misses and dirty counter; and what Server.call leaves
- * set: the client's last command (the server's current client is the script's caller again
- * once the run ends, and is set by the next command that runs in Python). */
-static int twins_flush(Bridge *b, Twins *t) {
-    if (t->total == 0)
-        return 0;
-    int bad = 0;
-    for (int i = 0; i < t->tallies && !bad; i++)
-        bad = add_to_counter(t->tally[i].cmd, t->tally[i].dict, s_calls, t->tally[i].calls) < 0 ||
-              (t->tally[i].usec && add_to_counter(t->tally[i].cmd, t->tally[i].dict, s_usec, t->tally[i].usec) < 0);
-    if (!bad) { /* client.last_cmd = the last command's name (set only when it changes) */
-        PyObject *last_dict = NULL;
-        for (int i = 0; i < t->tallies; i++)
-            if (t->tally[i].cmd == t->last)
-                last_dict = t->tally[i].dict;
-        PyObject *name = last_dict != NULL ? attr_in(t->last, last_dict, s_name) : PyObject_GetAttr(t->last, s_name);
-        PyObject *was = name == NULL ? NULL : PyDict_GetItemWithError(t->client_dict, s_last_cmd);
-        bad = name == NULL || (was != name && PyObject_SetAttr(t->client, s_last_cmd, name) < 0);
-        Py_XDECREF(name);
-    }
-    bad = bad || add_to_counter(b->server, t->server_dict, s_stat_commands, t->total) < 0 ||
-          (t->hits && add_to_counter(t->keyspace, t->keyspace_dict, s_stat_hits, t->hits) < 0) ||
-          (t->misses && add_to_counter(t->keyspace, t->keyspace_dict, s_stat_misses, t->misses) < 0) ||
-          (t->dirty && add_to_counter(t->keyspace, t->keyspace_dict, s_dirty, t->dirty) < 0);
-    twins_clear_tally(t);
-    return bad ? -1 : 0;
+    return counts_add(b, t, cmd, call, elapsed_us);
 }
 
 /* Push a twin's reply (RESP2: what _fastpath's twins write) as redis.call returns it; the
@@ -926,7 +1000,7 @@ static int call_generic(lua_State *L, int raise) {
     }
     if (b->twins.on) { /* Python runs this one: it sees the counters; the database may change */
         twins_clear_db(&b->twins);
-        if (twins_flush(b, &b->twins) < 0)
+        if (counts_flush() < 0)
             goto failed;
     }
     int all_bytes = 1;
@@ -1161,7 +1235,7 @@ static PyObject *run_script(Bridge *b, long handle, int eval_mode, int hook, Py_
     push_strings(L, items + 3 + numkeys, total - 3 - numkeys);
     int status = lua.pcall(L, 4, 2, 0);
     b->run = outer_run;
-    int flushed = b->twins.on ? twins_flush(b, &b->twins) : 0;
+    int flushed = counts_settle();
     twins_end(&b->twins);
     b->twins = outer_twins;
     if (flushed < 0) {
@@ -1789,6 +1863,17 @@ PyMODINIT_FUNC PyInit__luabridge(void) {
     INTERN(s_raise_error, "raise_error");
 #undef INTERN
     if ((g_empty_tuple = PyTuple_New(0)) == NULL)
+        return NULL;
+    PyObject *threading = PyImport_ImportModule("threading"); /* threading.main_thread().ident */
+    PyObject *main_thread = threading == NULL ? NULL : PyObject_CallMethod(threading, "main_thread", NULL);
+    PyObject *ident = main_thread == NULL ? NULL : PyObject_GetAttrString(main_thread, "ident");
+    Py_XDECREF(threading);
+    Py_XDECREF(main_thread);
+    if (ident == NULL)
+        return NULL;
+    g_main_thread = PyLong_AsUnsignedLong(ident);
+    Py_DECREF(ident);
+    if (PyErr_Occurred())
         return NULL;
     if (PyType_Ready(&BridgeType) < 0 || PyType_Ready(&ScriptCommandType) < 0)
         return NULL;
