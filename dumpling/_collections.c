@@ -52,6 +52,17 @@ static PyObject *g_list_type, *g_hash_type, *g_set_type, *g_stream_type, *g_zset
 static long long g_packed_threshold = 0;                    /* lists.set_packed_threshold */
 static int g_handlers_on = 1;
 
+/* HashValue's __slots__, read at their offsets (find_slots below; 1: all found) */
+enum { HV_FIELDS, HV_FIELD_EXPIRES, HV_ENCODING, HV_SCAN, HV_COUNT };
+static const char *const HASH_SLOTS[HV_COUNT] = {"fields", "field_expires", "encoding", "_scan"};
+static Py_ssize_t g_hash_offsets[HV_COUNT];
+static int g_hash_slots_ok = 0;
+/* SetValue's */
+enum { SETV_MEMBERS, SETV_ENCODING, SETV_COUNT };
+static const char *const SET_SLOTS[SETV_COUNT] = {"members", "encoding"};
+static Py_ssize_t g_set_offsets[SETV_COUNT];
+static int g_set_slots_ok = 0;
+
 /* ------------------------------------------------------------------ listpack sizes */
 
 /* sizes.listpack_int_entry_size */
@@ -1007,26 +1018,30 @@ static int attr_empty(PyObject *obj, PyObject *name) {
  * hash-max-listpack-entries, or already a hashtable), no field has a TTL and no HSCAN cursor
  * state is kept.  The reply is the number of new fields. */
 static PyObject *native_hset(NativeCall *call, const NativeArg *args, int argc) {
-    if (!g_handlers_on || argc < 4 || argc % 2 != 0 || g_hash_type == NULL)
+    if (!g_handlers_on || argc < 4 || argc % 2 != 0 || g_hash_type == NULL || !g_hash_slots_ok)
         return NULL;
     PyObject *key;
     int absent;
     PyObject *value = typed_value(call, &args[1], g_hash_type, &key, &absent);
     if (value == NULL)
         return NULL;
-    PyObject *reply = NULL, *fields = NULL, *encoding = NULL;
+    PyObject *reply = NULL, *first = NULL;
     Py_INCREF(value);
-    int r;
-    if ((r = attr_empty(value, s_field_expires)) <= 0 || (r = attr_empty(value, s_scan)) <= 0)
-        goto done; /* field TTLs (listpackex placement) or HSCAN state: Python's */
-    if ((fields = PyObject_GetAttr(value, s_fields)) == NULL || (encoding = PyObject_GetAttr(value, s_encoding)) == NULL)
+    PyObject *fields = *slot_at(value, g_hash_offsets[HV_FIELDS]);
+    PyObject *encoding = *slot_at(value, g_hash_offsets[HV_ENCODING]);
+    PyObject *expires = *slot_at(value, g_hash_offsets[HV_FIELD_EXPIRES]);
+    PyObject *scan = *slot_at(value, g_hash_offsets[HV_SCAN]);
+    if (fields == NULL || encoding == NULL || expires == NULL || scan == NULL || !PyDict_CheckExact(fields))
         goto done;
-    if (!PyDict_CheckExact(fields))
+    /* field TTLs (listpackex placement) or HSCAN state: Python's (NO_FIELD_TTLS is an empty dict
+     * subclass, shared) */
+    int r = PyDict_Check(expires) ? PyDict_GET_SIZE(expires) != 0 : PyObject_IsTrue(expires);
+    if (r != 0 || (scan != Py_None && (r = PyObject_IsTrue(scan)) != 0))
         goto done;
-    int hashtable = str_is(encoding, u_hashtable);
+    int hashtable = encoding == u_listpack ? 0 : str_is(encoding, u_hashtable);
     if (hashtable < 0)
         goto done;
-    Py_ssize_t pairs = (argc - 2) / 2, fresh = 0;
+    Py_ssize_t pairs = (argc - 2) / 2;
     if (!hashtable) {
         long long max_entries, max_value;
         if (setting_long(call, CFG_HASH_ENTRIES, &max_entries) < 0 || setting_long(call, CFG_HASH_VALUE, &max_value) < 0)
@@ -1037,10 +1052,9 @@ static PyObject *native_hset(NativeCall *call, const NativeArg *args, int argc) 
             if (args[i].len > max_value)
                 goto done;
         /* the fields it would add (counting repeats once) must keep it within the entries */
-        if (pairs == 1) { /* (the common case: no set of the new fields) */
-            PyObject *f = PyBytes_FromStringAndSize(args[2].p, args[2].len);
-            int in = f == NULL ? -1 : PyDict_Contains(fields, f);
-            Py_XDECREF(f);
+        if (pairs == 1) { /* (the common case: no set of the new fields; the field made here is written below) */
+            first = PyBytes_FromStringAndSize(args[2].p, args[2].len);
+            int in = first == NULL ? -1 : PyDict_Contains(fields, first);
             if (in < 0)
                 goto done;
             if (PyDict_GET_SIZE(fields) + !in > max_entries)
@@ -1061,7 +1075,7 @@ static PyObject *native_hset(NativeCall *call, const NativeArg *args, int argc) 
                 goto done;
             }
         }
-        fresh = PySet_GET_SIZE(seen);
+        Py_ssize_t fresh = PySet_GET_SIZE(seen);
         Py_DECREF(seen);
         if (PyDict_GET_SIZE(fields) + fresh > max_entries)
             goto done; /* set() converts on the way: Python's */
@@ -1069,23 +1083,22 @@ static PyObject *native_hset(NativeCall *call, const NativeArg *args, int argc) 
 write:;
     long created = 0;
     for (int i = 2; i < argc; i += 2) {
-        PyObject *f = PyBytes_FromStringAndSize(args[i].p, args[i].len);
+        PyObject *f = i == 2 && first != NULL ? Py_NewRef(first) : PyBytes_FromStringAndSize(args[i].p, args[i].len);
         PyObject *v = f == NULL ? NULL : PyBytes_FromStringAndSize(args[i + 1].p, args[i + 1].len);
-        int in = v == NULL ? -1 : PyDict_Contains(fields, f);
-        int bad = in < 0 || PyDict_SetItem(fields, f, v) < 0;
+        Py_ssize_t before = PyDict_GET_SIZE(fields);
+        int bad = v == NULL || PyDict_SetItem(fields, f, v) < 0;
         Py_XDECREF(f);
         Py_XDECREF(v);
         if (bad)
             goto done; /* (a failed allocation: the loop stops with the error) */
-        created += !in;
+        created += PyDict_GET_SIZE(fields) > before; /* a new field (a present one keeps the size) */
     }
     if (native_touch(call, key) < 0)
         goto done;
     call->dirty += pairs;
     reply = PyLong_FromLong(created);
 done:
-    Py_XDECREF(encoding);
-    Py_XDECREF(fields);
+    Py_XDECREF(first);
     Py_DECREF(value);
     Py_DECREF(key);
     return reply;
@@ -1104,11 +1117,16 @@ static PyObject *native_sadd(NativeCall *call, const NativeArg *args, int argc) 
         return NULL;
     PyObject *reply = NULL, *members = NULL, *encoding = NULL, *fresh = NULL;
     Py_INCREF(value);
-    if ((members = PyObject_GetAttr(value, s_members)) == NULL || (encoding = PyObject_GetAttr(value, s_encoding)) == NULL)
-        goto done;
-    if (!PySet_CheckExact(members))
-        goto done;
-    int hashtable = str_is(encoding, u_hashtable);
+    if (g_set_slots_ok) {
+        members = Py_XNewRef(*slot_at(value, g_set_offsets[SETV_MEMBERS]));
+        encoding = Py_XNewRef(*slot_at(value, g_set_offsets[SETV_ENCODING]));
+    } else {
+        members = PyObject_GetAttr(value, s_members);
+        encoding = members == NULL ? NULL : PyObject_GetAttr(value, s_encoding);
+    }
+    if (members == NULL || encoding == NULL || !PySet_CheckExact(members))
+        goto done; /* (an unset slot, or an error) */
+    int hashtable = encoding == u_listpack || encoding == u_intset ? 0 : str_is(encoding, u_hashtable);
     if (hashtable < 0)
         goto done;
     if (!hashtable) { /* maybe_convert's size hint */
@@ -1408,7 +1426,9 @@ static PyObject *py_configure(PyObject *self, PyObject *const *args, Py_ssize_t 
     Py_XSETREF(g_list_type, Py_NewRef(args[0]));
     find_list_slots(args[0]);
     Py_XSETREF(g_hash_type, Py_NewRef(args[1]));
+    g_hash_slots_ok = find_slots(args[1], HASH_SLOTS, HV_COUNT, g_hash_offsets);
     Py_XSETREF(g_set_type, Py_NewRef(args[2]));
+    g_set_slots_ok = find_slots(args[2], SET_SLOTS, SETV_COUNT, g_set_offsets);
     Py_XSETREF(g_stream_type, Py_NewRef(args[3]));
     Py_XSETREF(g_node_type, Py_NewRef(args[4]));
     g_stream_slots_ok = find_slots(args[3], STREAM_SLOTS, SV_COUNT, g_stream_offsets) &&
