@@ -13,6 +13,8 @@
  *     whose (score, member) lies in [first, last], built in the dict's own order (a pass in
  *     allocation order, not a random walk over the table). None on anything but float scores and
  *     bytes members.
+ * drop_inside(scores, first, last) -> int | None: the same members deleted from `scores` in
+ *     place, in the dict's order; how many.
  * pop_many(items, count, head) -> list | None: `count` elements popped off one end of a deque,
  *     in the order they leave (None for anything but a plain deque). The references move from
  *     the deque into the list (the deque's own pop/popleft, called straight through its method
@@ -202,6 +204,62 @@ static PyObject *keep_outside(PyObject *module, PyObject *const *args, Py_ssize_
     return kept;
 }
 
+/* drop_inside(scores, first, last) -> int | None: keep_outside's result made in place: the
+ * members inside [first, last] are found in one pass in the dict's order and deleted in that
+ * order (no new table, and the old one is not freed). How many were deleted. */
+static PyObject *drop_inside(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyDict_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "drop_inside(scores: dict, first, last)");
+        return NULL;
+    }
+    PyObject *scores = args[0];
+    double low, high;
+    PyObject *low_member, *high_member;
+    if (!bound_of(args[1], &low, &low_member) || !bound_of(args[2], &high, &high_member))
+        Py_RETURN_NONE;
+    Py_ssize_t n = PyDict_GET_SIZE(scores);
+    PyObject **entries = PyMem_Malloc(sizeof(PyObject *) * 2 * (size_t)(n ? n : 1));
+    if (entries == NULL)
+        return PyErr_NoMemory();
+    Py_ssize_t pos = 0, count = 0, doomed = 0;
+    PyObject *member, *value;
+    while (count < n && PyDict_Next(scores, &pos, &member, &value)) {
+        entries[2 * count] = member;
+        entries[2 * count + 1] = value;
+        count++;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (i + AHEAD < count) {
+            __builtin_prefetch(entries[2 * (i + AHEAD)]);
+            __builtin_prefetch(entries[2 * (i + AHEAD) + 1]);
+        }
+        member = entries[2 * i];
+        value = entries[2 * i + 1];
+        if (!PyFloat_CheckExact(value) || !PyBytes_CheckExact(member)) {
+            PyMem_Free(entries);
+            Py_RETURN_NONE;
+        }
+        double score = PyFloat_AS_DOUBLE(value);
+        int outside = score < low || score > high
+                      || (score == low && bytes_cmp(member, low_member) < 0)
+                      || (score == high && bytes_cmp(member, high_member) > 0);
+        if (!outside)
+            entries[doomed++] = member; /* the members to delete, packed at the front */
+    }
+    /* Each member is still referenced by the caller's cut span: deleting drops only the dict's
+     * references, nothing is freed here. */
+    for (Py_ssize_t i = 0; i < doomed; i++) {
+        if (i + AHEAD < doomed)
+            __builtin_prefetch(entries[i + AHEAD]);
+        if (PyDict_DelItem(scores, entries[i]) < 0) {
+            PyMem_Free(entries);
+            return NULL;
+        }
+    }
+    PyMem_Free(entries);
+    return PyLong_FromSsize_t(doomed);
+}
+
 /* ------------------------------------------------------------------ pop_many */
 
 static PyObject *pop_many(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
@@ -283,6 +341,8 @@ static PyMethodDef bigops_methods[] = {
      "flat_pairs(chunks, reverse) -> list | None: member, score text, ... of (score, member) tuples."},
     {"keep_outside", (PyCFunction)(void (*)(void))keep_outside, METH_FASTCALL,
      "keep_outside(scores, first, last) -> dict | None: scores without [first, last]."},
+    {"drop_inside", (PyCFunction)(void (*)(void))drop_inside, METH_FASTCALL,
+     "drop_inside(scores, first, last) -> int | None: keep_outside made in place."},
     {"pop_many", (PyCFunction)(void (*)(void))pop_many, METH_FASTCALL,
      "pop_many(items, count, head) -> list | None: count elements off one end of a deque."},
     {"sample_prefix", (PyCFunction)(void (*)(void))sample_prefix, METH_FASTCALL,

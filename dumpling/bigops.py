@@ -1,8 +1,8 @@
 """The per-element steps of commands on big spans of a value, shared by every such command.
 
 A command that touches half a million elements of a list, set or sorted set spends its time in
-a few loops: writing the RESP2 pairs of a zset range, rebuilding a zset's member -> score dict
-without a cut span, popping elements off a list's deque, drawing a random sample. Each is
+a few loops: writing the RESP2 pairs of a zset range, taking a cut span out of a zset's
+member -> score dict (a new dict of the rest, or deletions in the dict's order), popping elements off a list's deque, drawing a random sample. Each is
 written here once, in Python (the reference), and ``dumpling/_bigops.c`` runs the same step in
 one C pass when it is built (``DUMPLING_PURE=1`` or ``use_native(False)`` runs the Python;
 ``tests/test_bigops.py`` compares both). The C functions decline (None) what they do not
@@ -62,6 +62,21 @@ def py_keep_outside(scores: dict[bytes, float], first: tuple[float, bytes],
     }
 
 
+def py_drop_inside(scores: dict[bytes, float], first: tuple[float, bytes], last: tuple[float, bytes]) -> int:
+    """``py_keep_outside``'s result made in place: the members inside ``[first, last]`` deleted in
+    the dict's order; how many."""
+    low, low_member = first
+    high, high_member = last
+    doomed = [
+        member for member, score in scores.items()
+        if not (score < low or score > high or (score == low and member < low_member)
+                or (score == high and member > high_member))
+    ]
+    for member in doomed:
+        del scores[member]
+    return len(doomed)
+
+
 def py_pop_many(items: deque[Any], count: int, head: bool) -> list[Any]:
     """``count`` elements (at most all) off one end of ``items``, in the order they leave."""
     return list(starmap(items.popleft if head else items.pop, repeat((), min(max(count, 0), len(items)))))
@@ -119,6 +134,15 @@ def keep_outside(scores: dict[bytes, float], first: tuple[float, bytes],
         if kept is not None:
             return kept  # type: ignore[no-any-return]
     return py_keep_outside(scores, first, last)
+
+
+def drop_inside(scores: dict[bytes, float], first: tuple[float, bytes], last: tuple[float, bytes]) -> int:
+    native = _native
+    if native is not None:
+        dropped = native.drop_inside(scores, first, last)
+        if dropped is not None:
+            return dropped  # type: ignore[no-any-return]
+    return py_drop_inside(scores, first, last)
 
 
 def pop_many(items: deque[Any], count: int, head: bool) -> list[Any]:

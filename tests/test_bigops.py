@@ -82,6 +82,24 @@ def test_keep_outside_c_matches_reference(seed: int) -> None:
     assert list(native.keep_outside(ties, (1.0, b"ab"), (1.0, b"b"))) == [b"a", b"", b"c"]
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_drop_inside_is_keep_outside_in_place(seed: int) -> None:
+    rng = random.Random(seed)
+    scores = {member: score for score, member in _items(rng, 2000) if score == score}
+    ordered = sorted((s, m) for m, s in scores.items())
+    for _ in range(10):
+        lo = rng.randrange(len(ordered))
+        hi = rng.randrange(lo, min(len(ordered), lo + 400))
+        kept = bigops.py_keep_outside(scores, ordered[lo], ordered[hi])
+        for drop in (bigops.py_drop_inside, bigops.drop_inside, *([native.drop_inside] if native else [])):
+            mine = dict(scores)
+            assert drop(mine, ordered[lo], ordered[hi]) == hi - lo + 1
+            assert list(mine.items()) == list(kept.items())
+    if native is not None:
+        assert native.drop_inside({b"a": 1}, (0.0, b""), (2.0, b"z")) is None
+        assert native.drop_inside({b"a": 1.0}, (0, b""), (2.0, b"z")) is None
+
+
 @needs_c
 def test_keep_outside_declines_other_shapes() -> None:
     assert native.keep_outside({b"a": 1}, (0.0, b""), (2.0, b"z")) is None

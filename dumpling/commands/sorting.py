@@ -231,7 +231,10 @@ def _sort(c: Any, argv: list[bytes], readonly: bool) -> Any:
                     raise CommandError("One or more scores can't be converted into double")
                 elements = _by_score(scores, elements, desc, end + 1)  # type: ignore[arg-type]
 
-    selected = elements[start:end + 1] if end >= start else []
+    if start == 0 and end == count - 1:
+        selected = elements  # all of it: no copy of a million references
+    else:
+        selected = elements[start:end + 1] if end >= start else []
     if store is None:
         if not gets:
             return selected

@@ -22,7 +22,7 @@ from typing import Any
 
 from sortedcontainers import SortedList
 
-from dumpling.bigops import keep_outside
+from dumpling.bigops import drop_inside, keep_outside
 from dumpling.datatypes.sizes import listpack_int_entry_size, listpack_str_entry_size
 from dumpling.fpconv import d2string  # the text a listpack holds for a non-integral score (7.2+)
 from dumpling.lazyfree import release
@@ -345,8 +345,10 @@ class ZSetValue:
             if self._scan is not None:
                 self._scan.source = self.scores
             release(scores)
-        elif hi - lo > 64 and (hi - lo) * 4 > len(scores):
+        elif hi - lo > 64 and (hi - lo) * 2 > len(scores):  # most go: a new dict of the rest
             self._keep_scores_outside(chunks[0][0], chunks[-1][-1])
+        elif hi - lo > 64 and (hi - lo) * 16 > len(scores):  # many: deleted in the dict's order
+            drop_inside(scores, chunks[0][0], chunks[-1][-1])
         else:
             delete = scores.__delitem__
             for chunk in chunks:
@@ -355,10 +357,12 @@ class ZSetValue:
 
     def _keep_scores_outside(self, first: tuple[float, bytes], last: tuple[float, bytes]) -> None:
         """Drop from ``scores`` every member whose (score, member) lies in ``[first, last]``, by
-        keeping the others in a new dict (``bigops.keep_outside``).  Deleting a big span member
-        by member visits the dict in score order, a random walk over its table and the members'
-        objects (a cache miss or more each: ~0.45 s for 500k of 1M); one pass in the dict's own
-        order reads them in the order they were allocated."""
+        keeping the others in a new dict (``bigops.keep_outside``): for a span of more than half
+        (the smaller table then replaces the big one, which goes to ``lazyfree``).  Deleting a
+        big span member by member visits the dict in score order, a random walk over its table
+        and the members' objects (a cache miss or more each: ~0.45 s for 500k of 1M); one pass
+        in the dict's own order reads them in the order they were allocated, and a span of up
+        to half is deleted in that order (``bigops.drop_inside``: no table built or freed)."""
         scores = self.scores
         kept = keep_outside(scores, first, last)
         self.scores = kept
