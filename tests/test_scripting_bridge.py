@@ -440,6 +440,7 @@ def _plain_steps() -> list[tuple[int, list[bytes]]]:
     steps += [(0, [b"SCRIPT", b"LOAD", body.encode()]) for body in PLAIN_BODIES]
     for _ in range(2):  # the first run makes the handle (Python), the second is C's
         steps += [(0, [b"EVALSHA", _sha(body), b"2", b"k1", b"k2", b"a1"]) for body in PLAIN_BODIES]
+        steps += [(0, [b"EVAL", body.encode(), b"1", b"k1", b"a1"]) for body in PLAIN_BODIES]
         steps += [(0, [b"FCALL", name, b"1", b"k1", b"a1", b"a2"])
                   for name in (b"incr_get", b"shapes", b"fails", b"errs", b"ro", b"repl")]
     steps += [  # the forms the Python handler words: numkeys, names, cases
@@ -482,6 +483,7 @@ def test_script_command_plain_runs() -> None:
     table = Server(Config()).fast_table
     assert type(table[b"evalsha"].handler).__name__ == "ScriptCommand"
     assert type(table[b"fcall"].handler).__name__ == "ScriptCommand"
+    assert type(table[b"eval"].handler).__name__ == "ScriptCommand"
     steps = _plain_steps()
     same_observed(steps)
     assert _run_state(True, steps) == _run_state(False, steps)
@@ -505,11 +507,12 @@ def test_script_command_plain_runs() -> None:
             for _ in range(5):
                 client.data_received(encode_command(b"EVALSHA", _sha(TWIN_SCRIPT), b"1", b"k"))
                 client.data_received(encode_command(b"FCALL", b"incr_get", b"1", b"k"))
+                client.data_received(encode_command(b"EVAL", b"return 1", b"0"))
         finally:
             engine.use_bridge(old)
     finally:
         Scripting.invoke = plain_invoke  # type: ignore[method-assign]
-    assert invoked == [b"EVALSHA", b"FCALL"]
+    assert invoked == [b"EVALSHA", b"FCALL", b"EVAL"]
 
 
 @pytest.mark.parametrize("setup", [
@@ -526,13 +529,13 @@ def test_script_command_other_states(setup: list[tuple[int, list[bytes]]]) -> No
 
 
 def test_script_command_keeps_the_eval_lru() -> None:
-    """EVALSHA of an EVAL-created script moves it to the young end of the cache, as the
-    Python handler does (the 500 limit then evicts another)."""
+    """EVALSHA or EVAL of an EVAL-created script moves it to the young end of the cache, as the
+    Python handler does (the 500 limit then evicts others)."""
     requests = [_eval(f"return {i}") for i in range(500)]
-    requests += [[b"EVALSHA", _sha("return 0"), b"0"]] * 2 + [_eval("return 'one more'")]
-    requests += [[b"SCRIPT", b"EXISTS", _sha("return 0"), _sha("return 1")]]
+    requests += [[b"EVALSHA", _sha("return 0"), b"0"]] * 2 + [_eval("return 1")] * 2 + [_eval("return 'one more'")]
+    requests += [_eval("return 'and more'"), [b"SCRIPT", b"EXISTS", _sha("return 0"), _sha("return 1"), _sha("return 2")]]
     replies = same(requests)
-    assert replies[-1] == b"*2\r\n:1\r\n:0\r\n"
+    assert replies[-1] == b"*3\r\n:1\r\n:1\r\n:0\r\n"
     steps = [(0, r) for r in requests]
     assert _run_state(True, steps) == _run_state(False, steps)
 

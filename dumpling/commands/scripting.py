@@ -106,7 +106,8 @@ def _eval_handler(evalsha: bool, ro: bool) -> Callable[[Any, list[bytes]], Any]:
 
 eval_ = command("eval", -3, _EVAL_FLAGS, **SC, since="2.6.0", summary="Executes a server-side Lua script.",
                 complexity="Depends on the script that is executed.", args="script numkeys:integer [key...] [arg...]",
-                key_specs=_rw_spec(False, True), getkeys=_numkeys_keys)(_eval_handler(evalsha=False, ro=False))
+                key_specs=_rw_spec(False, True),
+                getkeys=_numkeys_keys)(script_command("eval", _eval_handler(evalsha=False, ro=False)))
 evalsha = command("evalsha", -3, _EVAL_FLAGS, **SC, since="2.6.0",
                   summary="Executes a server-side Lua script by SHA1 digest.",
                   complexity="Depends on the script that is executed.", args="sha1 numkeys:integer [key...] [arg...]",

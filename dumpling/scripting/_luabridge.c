@@ -1329,10 +1329,10 @@ static PyTypeObject BridgeType = {
 /* ------------------------------------------------------------------ EVALSHA / FCALL's plain run */
 
 /* ScriptCommand(kind, reference, run_class, eval_run_class, owner_class, ErrorReply, compat_flag,
- * gc_period): the handler of EVALSHA (kind 0) or FCALL (kind 1) that commands/scripting.py
+ * gc_period): the handler of EVALSHA (kind 0), FCALL (1) or EVAL (2) that commands/scripting.py
  * registers when this module is built (manager.script_command).  The common run -- what
  * Scripting.invoke calls the plain run: an unrestricted caller's script or function without
- * flags (or an EVAL script without a shebang), found by its exact name and run before (its
+ * flags (or an EVAL script without a shebang), found by its exact name (SHA, body) and run before (its
  * handle made), on a server without MONITOR, command gate, maxmemory or cluster, its Lua state
  * attached to this module -- is set up, run and taken down here, step for step as the Python
  * handler and invoke do it; anything else, and every error this side does not word itself,
@@ -1351,10 +1351,12 @@ enum {
 static const char *const g_run_slots[RUN_SLOTS] = {"caller", "caller_argv", "client", "name", "eval_mode", "start",
                                                    "write_dirty", "error_counted", "timed_out", "repl_changed"};
 
+enum { KIND_EVALSHA, KIND_FCALL, KIND_EVAL };
+
 typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
-    int kind;                     /* 0 EVALSHA, 1 FCALL */
+    int kind;                     /* KIND_EVALSHA, KIND_FCALL, KIND_EVAL */
     long compat_flag;             /* manager.EVAL_COMPAT_MODE */
     long gc_period;               /* engine.GC_CYCLE_PERIOD */
     PyObject *reference;          /* the Python handler */
@@ -1366,7 +1368,7 @@ typedef struct {
     Py_ssize_t owner_flags, owner_handle, owner_name, owner_from_eval; /* (from_eval: -1 for Function) */
 } ScriptCommand;
 
-static PyObject *s_server, *s_scripting, *s_lua_debug, *s_scripts_by_sha, *s_eval_state, *s_libraries, *s_functions,
+static PyObject *s_server, *s_scripting, *s_lua_debug, *s_scripts_by_sha, *s_scripts_by_body, *s_eval_state, *s_libraries, *s_functions,
     *s_function_state, *s_command_gate, *s_cluster, *s_unrestricted, *s_bridge, *s_eval_client, *s_function_client,
     *s_run, *s_resp3, *s_in_exec, *s_config, *s_values, *s_busy_threshold, *s_gc_count,
     *s_last_error_counted, *s_stashed_outcome, *s_run_ended, *s_touch,
@@ -1466,7 +1468,7 @@ static int plain_find(ScriptCommand *self, PyObject *caller, PyObject *argv, Pla
             return 0;
         numkeys = numkeys * 10 + (digits[i] - '0');
     }
-    if (numkeys > argc - 3 || (self->kind == 0 && PyBytes_GET_SIZE(target) != 40))
+    if (numkeys > argc - 3 || (self->kind == KIND_EVALSHA && PyBytes_GET_SIZE(target) != 40))
         return 0;
     p->numkeys = numkeys;
     int r;
@@ -1486,8 +1488,8 @@ static int plain_find(ScriptCommand *self, PyObject *caller, PyObject *argv, Pla
         return -1;
     if ((r = dict_of(p->scripting, &p->scripting_dict)) <= 0)
         return r;
-    if (self->kind == 0) { /* EVALSHA: the cached script of that exact SHA */
-        table = attr_in(p->scripting, p->scripting_dict, s_scripts_by_sha);
+    if (self->kind != KIND_FCALL) { /* EVALSHA, EVAL: the cached script of that exact SHA, or body */
+        table = attr_in(p->scripting, p->scripting_dict, self->kind == KIND_EVAL ? s_scripts_by_body : s_scripts_by_sha);
     } else { /* FCALL: the function of that exact (lower-case) name */
         v = attr_in(p->scripting, p->scripting_dict, s_libraries);
         table = v == NULL ? NULL : PyObject_GetAttr(v, s_functions);
@@ -1515,8 +1517,9 @@ static int plain_find(ScriptCommand *self, PyObject *caller, PyObject *argv, Pla
         return 0;
     p->compat = flags != 0;
     p->from_eval = self->owner_from_eval >= 0 && slot_get(p->owner, self->owner_from_eval) == Py_True;
-    if ((p->state = attr_in(p->scripting, p->scripting_dict, self->kind == 0 ? s_eval_state : s_function_state)) == NULL ||
-        (p->client = attr_in(p->scripting, p->scripting_dict, self->kind == 0 ? s_eval_client : s_function_client)) == NULL)
+    int eval_mode = self->kind != KIND_FCALL;
+    if ((p->state = attr_in(p->scripting, p->scripting_dict, eval_mode ? s_eval_state : s_function_state)) == NULL ||
+        (p->client = attr_in(p->scripting, p->scripting_dict, eval_mode ? s_eval_client : s_function_client)) == NULL)
         return -1;
     if (p->state == Py_None || (r = dict_of(p->state, &p->state_dict)) <= 0 || (r = dict_of(p->client, &p->client_dict)) <= 0)
         return p->state == Py_None ? 0 : r;
@@ -1545,7 +1548,7 @@ static PyObject *plain_invoke(ScriptCommand *self, PyObject *caller, PyObject *a
     if (run == NULL)
         return NULL;
     PyObject *was_in_exec = NULL, *db = NULL, *start = NULL, *reply = NULL, *v = NULL;
-    int eval_mode = self->kind == 0;
+    int eval_mode = self->kind != KIND_FCALL;
     if ((start = PyFloat_FromDouble(monotonic_seconds())) == NULL) {
         Py_DECREF(run);
         return NULL;
@@ -1677,9 +1680,9 @@ static PyObject *script_command_new(PyTypeObject *type, PyObject *args, PyObject
     if (!PyArg_ParseTuple(args, "iOOOOOll", &kind, &reference, &run_class, &eval_run_class, &owner_class, &error_type,
                           &compat_flag, &gc_period))
         return NULL;
-    if ((kind != 0 && kind != 1) || !PyType_Check(run_class) || !PyType_Check(eval_run_class) ||
+    if ((kind != KIND_EVALSHA && kind != KIND_FCALL && kind != KIND_EVAL) || !PyType_Check(run_class) || !PyType_Check(eval_run_class) ||
         !PyType_Check(owner_class) || !PyType_Check(error_type) || gc_period < 1) {
-        PyErr_SetString(PyExc_ValueError, "ScriptCommand(0 EVALSHA | 1 FCALL, reference, run class, EVAL run class, "
+        PyErr_SetString(PyExc_ValueError, "ScriptCommand(0 EVALSHA | 1 FCALL | 2 EVAL, reference, run class, EVAL run class, "
                                           "Script | Function, ErrorReply, compat flag, gc period)");
         return NULL;
     }
@@ -1706,9 +1709,9 @@ static PyObject *script_command_new(PyTypeObject *type, PyObject *args, PyObject
     }
     if ((self->owner_flags = slot_offset(owner_class, "flags")) < 0 ||
         (self->owner_handle = slot_offset(owner_class, "handle")) < 0 ||
-        (self->owner_name = slot_offset(owner_class, kind == 0 ? "sha" : "label")) < 0)
+        (self->owner_name = slot_offset(owner_class, kind == KIND_FCALL ? "label" : "sha")) < 0)
         goto failed;
-    self->owner_from_eval = kind == 0 ? slot_offset(owner_class, "from_eval") : -1;
+    self->owner_from_eval = kind != KIND_FCALL ? slot_offset(owner_class, "from_eval") : -1;
     if (PyErr_Occurred())
         goto failed;
     return (PyObject *)self;
@@ -1839,6 +1842,7 @@ PyMODINIT_FUNC PyInit__luabridge(void) {
     INTERN(s_scripting, "scripting");
     INTERN(s_lua_debug, "lua_debug");
     INTERN(s_scripts_by_sha, "scripts_by_sha");
+    INTERN(s_scripts_by_body, "scripts_by_body");
     INTERN(s_eval_state, "eval_state");
     INTERN(s_libraries, "libraries");
     INTERN(s_functions, "functions");

@@ -169,7 +169,7 @@ _monotonic = time.monotonic
 
 
 def script_command(kind: str, reference: Callable[[Any, list[bytes]], Any]) -> Callable[[Any, list[bytes]], Any]:
-    """The handler of EVALSHA or FCALL (``kind``): with the C bridge built, its
+    """The handler of EVALSHA, FCALL or EVAL (``kind``): with the C bridge built, its
     ``ScriptCommand``, which runs the plain run (``invoke``'s, for a script or function run
     before) itself and hands every other request to ``reference``, the Python handler; without
     it, the Python handler."""
@@ -178,9 +178,9 @@ def script_command(kind: str, reference: Callable[[Any, list[bytes]], Any]) -> C
         return reference
     from dumpling.scripting.functions import Function
 
-    owner = Script if kind == "evalsha" else Function
-    return bridge.ScriptCommand({"evalsha": 0, "fcall": 1}[kind], reference, PlainTwinsRun, PlainEvalTwinsRun, owner,
-                                ErrorReply, EVAL_COMPAT_MODE, GC_CYCLE_PERIOD)
+    owner = Function if kind == "fcall" else Script
+    return bridge.ScriptCommand({"evalsha": 0, "fcall": 1, "eval": 2}[kind], reference, PlainTwinsRun,
+                                PlainEvalTwinsRun, owner, ErrorReply, EVAL_COMPAT_MODE, GC_CYCLE_PERIOD)
 
 
 def parse_shebang(body: bytes) -> tuple[int, int]:
