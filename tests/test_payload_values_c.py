@@ -292,3 +292,19 @@ def test_damaged_payloads_are_refused_alike() -> None:
         elif value is not None:
             assert state(value) == state(reference), damaged.hex()
         assert _outcome(_opened(damaged, options, True)) == _outcome(reference)
+
+
+def test_score_text_for_footer_10_is_printf_17g() -> None:
+    """A listpack score's text for footers <= 10 (%.17g) made in C without PyOS_double_to_string
+    for 1e-4 <= |score| < 1e16: the same bytes on random doubles, halves and binary fractions."""
+    rng = random.Random(17)
+    scores = [1e-4, 9.999999999999999e15, 0.1, 0.67, 2.669, 1e15 + 0.5, 1234567890123456.25, 5e-324, 1e300]
+    for _ in range(scaled(40_000)):
+        scores.append(rng.uniform(-1, 1) * 10 ** rng.uniform(-6, 17))
+        scores.append(rng.randrange(1, 10**12) + rng.randrange(1, 1 << 20) / (1 << 20))
+        scores.append(float(f"{rng.randrange(1, 10**6)}e{rng.randrange(-9, 12)}"))
+    for score in scores:
+        for value in (score, -score):
+            got = listpack.native.zset_entries([(value, b"m")], None)  # type: ignore[union-attr]
+            if not isinstance(got[1], int):
+                assert got[1] == b"%.17g" % value, repr(value)

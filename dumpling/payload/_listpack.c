@@ -1216,6 +1216,106 @@ PyDoc_STRVAR(zset_entries_doc,
 "the score is integral and within +-2^62, else its text: ``text(score)``, or %.17g when\n"
 "``text`` is None).  None for an index entry that is not a (float, bytes) tuple.");
 
+/* printf's "%.17g" of ``d`` into ``out`` (at least 32 bytes) when 1e-4 <= |d| < 1e16, the
+ * plain-decimal range where %g prints no exponent: the 17 significant digits are the exact
+ * value m * 2^e * 10^p (m < 2^53, p <= 20: under 2^120) rounded half to even in 128-bit
+ * integers, as glibc rounds the exact binary value.  The length, or 0 for any other value
+ * (the caller then asks PyOS_double_to_string).  Tests compare both on random doubles. */
+static int
+g17_text(double d, char *out)
+{
+    static const uint64_t pow10[20] = {1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL,
+                                       100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL,
+                                       1000000000000ULL, 10000000000000ULL, 100000000000000ULL,
+                                       1000000000000000ULL, 10000000000000000ULL, 100000000000000000ULL,
+                                       1000000000000000000ULL, 10000000000000000000ULL};
+    double a = fabs(d);
+    if (!(a >= 1e-4 && a < 1e16)) {
+        return 0;
+    }
+    int exp2;
+    double f = frexp(a, &exp2); /* a = f * 2^exp2, 0.5 <= f < 1 */
+    uint64_t m = (uint64_t)ldexp(f, 53);
+    int e = exp2 - 53;
+    int k = (int)floor(log10(a));
+    uint64_t n = 0;
+    for (int tries = 0; tries < 3; tries++) {
+        if (k < -4 || k > 15) {
+            return 0;
+        }
+        int p = 16 - k; /* 1 .. 20 */
+        unsigned __int128 scale = p == 20 ? (unsigned __int128)pow10[19] * 10u : (unsigned __int128)pow10[p];
+        unsigned __int128 t = (unsigned __int128)m * scale;
+        if (e >= 0) {
+            t <<= e; /* a >= 2^53: an integer, k == 15, p == 1: under 2^58 */
+            n = (uint64_t)t;
+        }
+        else {
+            int sh = -e; /* 1 .. 66 + 14 */
+            if (sh >= 127) {
+                return 0;
+            }
+            unsigned __int128 q = t >> sh;
+            unsigned __int128 r = t - (q << sh);
+            unsigned __int128 half = (unsigned __int128)1 << (sh - 1);
+            if (r > half || (r == half && (q & 1))) {
+                q += 1;
+            }
+            n = (uint64_t)q;
+        }
+        if (n >= pow10[17]) {
+            k += 1;
+        }
+        else if (n < pow10[16]) {
+            k -= 1;
+        }
+        else {
+            break;
+        }
+        if (tries == 2) {
+            return 0;
+        }
+    }
+    if (k < -4 || k > 15) {
+        return 0;
+    }
+    char digits[17];
+    for (int i = 16; i >= 0; i--) {
+        digits[i] = (char)('0' + (int)(n % 10u));
+        n /= 10u;
+    }
+    int len = 0;
+    if (d < 0) {
+        out[len++] = '-';
+    }
+    int last = 16; /* the last digit kept: trailing zeros of the fraction go */
+    while (last > (k >= 0 ? k : -1) && digits[last] == '0') {
+        last--;
+    }
+    if (k >= 0) {
+        for (int i = 0; i <= k; i++) {
+            out[len++] = digits[i];
+        }
+        if (last > k) {
+            out[len++] = '.';
+            for (int i = k + 1; i <= last; i++) {
+                out[len++] = digits[i];
+            }
+        }
+    }
+    else {
+        out[len++] = '0';
+        out[len++] = '.';
+        for (int i = 0; i < -k - 1; i++) {
+            out[len++] = '0';
+        }
+        for (int i = 0; i <= last; i++) {
+            out[len++] = digits[i];
+        }
+    }
+    return len;
+}
+
 static PyObject *
 lp_zset_entries(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -1252,9 +1352,16 @@ lp_zset_entries(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             score_entry = PyLong_FromLongLong((long long)d);
         }
         else if (text_fn == Py_None) {
-            char *text = PyOS_double_to_string(d, 'g', 17, 0, NULL);
-            score_entry = text == NULL ? NULL : PyBytes_FromString(text);
-            PyMem_Free(text);
+            char fast[32];
+            int n = g17_text(d, fast);
+            if (n > 0) {
+                score_entry = PyBytes_FromStringAndSize(fast, n);
+            }
+            else {
+                char *text = PyOS_double_to_string(d, 'g', 17, 0, NULL);
+                score_entry = text == NULL ? NULL : PyBytes_FromString(text);
+                PyMem_Free(text);
+            }
         }
         else {
             score_entry = PyObject_CallOneArg(text_fn, PyTuple_GET_ITEM(item, 0));
