@@ -5,7 +5,9 @@ rates).
 Each test gets a fresh in-process server and a client (no sockets: ``Client.data_received`` is
 fed 16-request pipelines of the exact requests redis-benchmark sends, literal ``__rand_int__``
 included), and its loop runs inside one ``exec``, which callgrind counts on its own
-(``--toggle-collect=builtin_exec --dump-after=builtin_exec``).  Without ``--callgrind`` the
+(``--toggle-collect=builtin_exec --dump-after=builtin_exec``).  Start-up's objects are frozen
+first (``collector.settle``, as the server does once ready), so the cyclic collector's passes
+cost what they cost in the server.  Without ``--callgrind`` the
 same loops run plainly and print wall-clock microseconds per request (noisy).
 
 ``--no-native`` has the native handlers decline, so their commands take the general path (the
@@ -25,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from measure import callgrind_totals  # noqa: E402
 
+from dumpling import collector  # noqa: E402
 from dumpling.commands.lists import use_native_handlers  # noqa: E402
 from dumpling.config import Config  # noqa: E402
 from dumpling.dispatch import Server  # noqa: E402
@@ -46,7 +49,10 @@ REQUESTS = {
     "incr": [b"INCR", b"counter:__rand_int__"],
     "scard": [b"SCARD", b"myset"],  # no native handler: the general path's floor (lookup, type check)
     "ping": [b"PING"],
+    # a new small hash per request (bench/latency.py --grow's load): every batch names new keys
+    "hset_new": [b"HSET", b"grow:%d", b"f", b"v"],
 }
+FRESH_KEYS = {"hset_new"}
 # What the keyspace holds when redis-benchmark's test runs (its earlier tests made it).
 SETUP = {
     "lpush": [[b"RPUSH", b"mylist", *[b"xxx"] * 1000]],
@@ -58,9 +64,12 @@ SETUP = {
 PIPELINE = 16
 
 
-def pipeline_of(test: str) -> bytes:
+def pipeline_of(test: str, batch: int = 0) -> bytes:
     if test == "ping_inline":
         return b"PING\r\n" * PIPELINE
+    if test in FRESH_KEYS:
+        name, key, *rest = REQUESTS[test]
+        return b"".join(encode_command(name, key % (batch * PIPELINE + i), *rest) for i in range(PIPELINE))
     return encode_command(*REQUESTS[test]) * PIPELINE
 
 
@@ -74,11 +83,13 @@ def run(tests: list[str], batches: int) -> dict[str, float]:
         client.connection_made(transport)  # type: ignore[arg-type]
         for request in SETUP.get(test, []):
             client.data_received(encode_command(*request))
+        collector.settle()  # as the server does once it is ready: start-up's objects frozen
         data = pipeline_of(test)
         client.data_received(data)  # the key exists from here on, as after redis-benchmark's first requests
         transport.data.clear()
-        scope = {"client": client, "data": data, "transport": transport}
-        loop = f"for _ in range({batches}):\n    client.data_received(data)\n    transport.data.clear()\n"
+        datas = [pipeline_of(test, 1 + i) if test in FRESH_KEYS else data for i in range(batches)]
+        scope = {"client": client, "datas": datas, "transport": transport}
+        loop = "for data in datas:\n    client.data_received(data)\n    transport.data.clear()\n"
         started = time.perf_counter()
         exec(compile(loop, test, "exec"), scope)
         out[test] = (time.perf_counter() - started) / (batches * PIPELINE) * 1e6

@@ -46,7 +46,7 @@ static const uint64_t NEG_FILL_LIMITS[5] = {4096, 8192, 16384, 32768, 65536};
 
 static PyObject *s_encoding, *s_appendleft, *s_append, *s_popleft, *s_pop, *s_fields, *s_field_expires, *s_scan,
     *s_members, *s_config, *s_values, *u_listpack, *u_quicklist, *u_hashtable, *u_intset, *s_keyspace, *s_blocked_keys,
-    *s_append_entry, *s_scores, *s_add_checked, *s_update;
+    *s_append_entry, *s_scores, *s_add_checked, *s_update, *s_add, *s_dbs, *s_data;
 
 static PyObject *g_list_type, *g_hash_type, *g_set_type, *g_stream_type, *g_zset_type; /* set by configure() */
 static long long g_packed_threshold = 0;                    /* lists.set_packed_threshold */
@@ -1017,6 +1017,103 @@ static int attr_empty(PyObject *obj, PyObject *name) {
  * encoding changes (every argument within hash-max-listpack-value and the fields within
  * hash-max-listpack-entries, or already a hashtable), no field has a TTL and no HSCAN cursor
  * state is kept.  The reply is the number of new fields. */
+/* HSET's writes into the hash's `fields` dict (`first`, when not NULL, the first field's bytes
+ * made already), the touch and the dirty count: the reply, the number of new fields. */
+static PyObject *hset_write(NativeCall *call, PyObject *key, PyObject *fields, const NativeArg *args, int argc,
+                            PyObject *first) {
+    long created = 0;
+    for (int i = 2; i < argc; i += 2) {
+        PyObject *f = i == 2 && first != NULL ? Py_NewRef(first) : PyBytes_FromStringAndSize(args[i].p, args[i].len);
+        PyObject *v = f == NULL ? NULL : PyBytes_FromStringAndSize(args[i + 1].p, args[i + 1].len);
+        Py_ssize_t before = PyDict_GET_SIZE(fields);
+        int bad = v == NULL || PyDict_SetItem(fields, f, v) < 0;
+        Py_XDECREF(f);
+        Py_XDECREF(v);
+        if (bad)
+            return NULL; /* (a failed allocation: the loop stops with the error) */
+        created += PyDict_GET_SIZE(fields) > before; /* a new field (a present one keeps the size) */
+    }
+    if (native_touch(call, key) < 0)
+        return NULL;
+    call->dirty += (argc - 2) / 2;
+    return PyLong_FromLong(created);
+}
+
+/* The Database whose data dict is call->data (borrowed; the last one found is kept), or NULL
+ * (not found: no exception; or an error). */
+static PyObject *g_database;
+
+static PyObject *database_of(NativeCall *call) {
+    if (g_database != NULL) {
+        PyObject *data = PyObject_GetAttr(g_database, s_data);
+        Py_XDECREF(data); /* (only compared) */
+        if (data == call->data)
+            return g_database;
+        if (data == NULL)
+            return NULL;
+    }
+    PyObject *keyspace = PyObject_GetAttr(call->server, s_keyspace);
+    PyObject *dbs = keyspace == NULL ? NULL : PyObject_GetAttr(keyspace, s_dbs);
+    Py_XDECREF(keyspace);
+    if (dbs == NULL || !PyList_CheckExact(dbs)) {
+        Py_XDECREF(dbs);
+        return NULL;
+    }
+    PyObject *found = NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(dbs) && found == NULL; i++) {
+        PyObject *db = PyList_GET_ITEM(dbs, i), *data = PyObject_GetAttr(db, s_data);
+        if (data == NULL)
+            break;
+        if (data == call->data)
+            found = db;
+        Py_DECREF(data);
+    }
+    if (found != NULL)
+        Py_XSETREF(g_database, Py_NewRef(found));
+    Py_DECREF(dbs);
+    return found;
+}
+
+/* HSET of a key that does not exist: commands.hashes._create (Database.add itself, called) and
+ * the fields written as below, when the new hash stays a listpack (the fields within
+ * hash-max-listpack-entries and every argument within -value; else it converts on the way:
+ * Python's) and no client is blocked on a key (Database.add would signal them). */
+static PyObject *hset_new_key(NativeCall *call, const NativeArg *args, int argc) {
+    long long max_entries, max_value;
+    if (setting_long(call, CFG_HASH_ENTRIES, &max_entries) < 0 || setting_long(call, CFG_HASH_VALUE, &max_value) < 0 ||
+        (argc - 2) / 2 > max_entries)
+        return NULL; /* (repeated fields count once: there are no more than the pairs) */
+    for (int i = 2; i < argc; i++)
+        if (args[i].len > max_value)
+            return NULL;
+    if (clients_blocked(call) != 0)
+        return NULL;
+    PyObject *db = database_of(call);
+    if (db == NULL)
+        return NULL;
+    PyObject *key = PyBytes_FromStringAndSize(args[1].p, args[1].len);
+    PyObject *value = key == NULL ? NULL : PyObject_CallNoArgs(g_hash_type);
+    PyObject *reply = NULL;
+    if (value == NULL || (PyObject *)Py_TYPE(value) != g_hash_type)
+        goto done; /* (an error) */
+    PyObject *fields = *slot_at(value, g_hash_offsets[HV_FIELDS]);
+    if (fields == NULL || !PyDict_CheckExact(fields) || PyDict_GET_SIZE(fields) != 0) {
+        PyErr_SetString(PyExc_TypeError, "HashValue() did not make an empty dict of fields");
+        goto done;
+    }
+    Py_INCREF(fields);
+    PyObject *added = PyObject_CallMethodObjArgs(db, s_add, key, value, NULL);
+    if (added != NULL) {
+        Py_DECREF(added);
+        reply = hset_write(call, key, fields, args, argc, NULL);
+    }
+    Py_DECREF(fields);
+done:
+    Py_XDECREF(value);
+    Py_XDECREF(key);
+    return reply;
+}
+
 static PyObject *native_hset(NativeCall *call, const NativeArg *args, int argc) {
     if (!g_handlers_on || argc < 4 || argc % 2 != 0 || g_hash_type == NULL || !g_hash_slots_ok)
         return NULL;
@@ -1024,7 +1121,7 @@ static PyObject *native_hset(NativeCall *call, const NativeArg *args, int argc) 
     int absent;
     PyObject *value = typed_value(call, &args[1], g_hash_type, &key, &absent);
     if (value == NULL)
-        return NULL;
+        return absent && !PyErr_Occurred() ? hset_new_key(call, args, argc) : NULL;
     PyObject *reply = NULL, *first = NULL;
     Py_INCREF(value);
     PyObject *fields = *slot_at(value, g_hash_offsets[HV_FIELDS]);
@@ -1080,23 +1177,8 @@ static PyObject *native_hset(NativeCall *call, const NativeArg *args, int argc) 
         if (PyDict_GET_SIZE(fields) + fresh > max_entries)
             goto done; /* set() converts on the way: Python's */
     }
-write:;
-    long created = 0;
-    for (int i = 2; i < argc; i += 2) {
-        PyObject *f = i == 2 && first != NULL ? Py_NewRef(first) : PyBytes_FromStringAndSize(args[i].p, args[i].len);
-        PyObject *v = f == NULL ? NULL : PyBytes_FromStringAndSize(args[i + 1].p, args[i + 1].len);
-        Py_ssize_t before = PyDict_GET_SIZE(fields);
-        int bad = v == NULL || PyDict_SetItem(fields, f, v) < 0;
-        Py_XDECREF(f);
-        Py_XDECREF(v);
-        if (bad)
-            goto done; /* (a failed allocation: the loop stops with the error) */
-        created += PyDict_GET_SIZE(fields) > before; /* a new field (a present one keeps the size) */
-    }
-    if (native_touch(call, key) < 0)
-        goto done;
-    call->dirty += pairs;
-    reply = PyLong_FromLong(created);
+write:
+    reply = hset_write(call, key, fields, args, argc, first);
 done:
     Py_XDECREF(first);
     Py_DECREF(value);
@@ -1519,6 +1601,7 @@ PyMODINIT_FUNC PyInit__collections(void) {
                  {&k_settings[CFG_STREAM_ENTRIES], "stream-node-max-entries"},
                  {&s_scores, "scores"},
                  {&s_add_checked, "add_checked"}, {&s_update, "update"},
+                 {&s_add, "add"}, {&s_dbs, "dbs"}, {&s_data, "data"},
                  {&k_settings[CFG_ZSET_ENTRIES], "zset-max-listpack-entries"},
                  {&k_settings[CFG_ZSET_VALUE], "zset-max-listpack-value"}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)

@@ -12,7 +12,8 @@
  * A handler either runs the whole command, with exactly the effects and reply of the
  * command's Python handler (which stays the reference), or declines before changing anything
  * and the Python handler runs as usual.  It declines whatever it is unsure of: errors (the
- * Python handler words them), keys to create or expire, values to convert.
+ * Python handler words them), keys to expire, values to convert, keys to create (unless it
+ * stores them through Database.add itself, as native HSET does).
  *
  * Returns: a new reference to the reply (an int, bytes or None, encoded as the Python
  * handler's reply would be), or NULL with no exception set (declined), or NULL with an

@@ -25,7 +25,7 @@ from dumpling.datatypes import streams as stream_values
 from dumpling.datatypes.lists import ListValue, lp_entry_size
 from dumpling.datatypes.streams import StreamValue
 from tests.fuzzing import examples
-from tests.servers import encode_command
+from tests.servers import encode_command, parse_reply
 from tests.test_fastpath_fuzz import run_stream
 
 native = accel.collections
@@ -176,7 +176,7 @@ def test_replies_match_redis(pair) -> None:
     pair.same("ZADD", "z", "1", "m0")
     pair.same("ZADD", "zs", "1", "m0", "2", "x" * 70)
     pair.same("SET", "str", "x")
-    for _ in range(400):
+    for step in range(400):
         element = rng.choice(["a", "1", "-7", "x" * 80, "y" * 9000, ""])
         op = rng.randrange(14)
         if op < 4:
@@ -186,7 +186,7 @@ def test_replies_match_redis(pair) -> None:
             pair.same(rng.choice(["LPOP", "RPOP"]), rng.choice(["l", "l", "missing", "str"]))
         elif op < 9:
             field = rng.choice(["f0", "f1", "f2", "big" * 30])
-            pair.same("HSET", rng.choice(["h", "h", "str"]), field, element, *(["f3", "w"] if op == 8 else []))
+            pair.same("HSET", rng.choice(["h", "h", "str", f"new{step}"]), field, element, *(["f3", "w"] if op == 8 else []))
         elif op < 12:
             pair.same("SADD", rng.choice(["s", "i", "str"]), rng.choice(["m0", "m1", "2", element]))
         else:
@@ -201,6 +201,15 @@ def test_replies_match_redis(pair) -> None:
     pair.same("ZRANGE", "z", 0, -1, "WITHSCORES")
     pair.same("ZRANGE", "zs", 0, -1, "WITHSCORES")
     pair.same("OBJECT", "ENCODING", "z")
+    pair.same("DBSIZE")
+    keys = parse_reply(pair.both("KEYS", "new*")[0])
+    pair.same_unordered("KEYS", "new*")
+    assert isinstance(keys, list)
+    for key in keys:  # hashes HSET created (in C while they stay listpacks)
+        pair.same("OBJECT", "ENCODING", key)
+        pair.same_unordered("HGETALL", key)
+    ours, theirs = (parse_reply(r) for r in pair.both("SCAN", "0", "COUNT", "10000"))
+    assert sorted(ours[1]) == sorted(theirs[1])  # type: ignore[index]
 
 
 @pytest.mark.parametrize(("setup", "request_", "reply"), [
@@ -212,6 +221,7 @@ def test_replies_match_redis(pair) -> None:
     ([b"RPUSH", b"l", b"a", b"b"], [b"RPOP", b"l"], b"$1\r\nb\r\n"),
     (None, [b"LPOP", b"l"], b"$-1\r\n"),
     ([b"HSET", b"h", b"f", b"v"], [b"HSET", b"h", b"f", b"w", b"g", b"v"], b":1\r\n"),
+    (None, [b"HSET", b"h", b"f", b"v", b"g", b"w", b"f", b"x"], b":2\r\n"),  # a new key
     ([b"SADD", b"s", b"m", b"n"], [b"SADD", b"s", b"m"], b":0\r\n"),
     ([b"XADD", b"x", b"1-1", b"f", b"v"], [b"XADD", b"x", b"*", b"f", b"w"], b"-0\r\n"),
     ([b"ZADD", b"z", b"1", b"a", b"5", b"c"], [b"ZADD", b"z", b"1", b"a"], b":0\r\n"),
