@@ -4,9 +4,16 @@ While the normal and pub/sub clients together use ``maxmemory-clients`` or more 
 CLIENT LIST ``tot-mem``: ``connection.client_memory``), clients are freed from the biggest
 first, their unsent output dropped.  Redis sorts clients into power-of-two memory buckets
 (32 KB and up) as it updates them after every command, and frees from the top bucket down, in
-the order clients entered it; here the same order is worked out when it matters: after a write
-that leaves a client holding ``CHECK_FROM`` bytes or more of output (``Client.flush``, through
-``Server.output_limit_exceeded``), and from cron for the rest (query buffers, many small clients).
+the order clients entered it; here the same order is worked out when it matters.
+
+The clients' total is kept as Redis keeps its per-type sums (``updateClientMemUsageAndBucket``):
+``note`` counts one client again when its buffers changed (its read, before and after the
+requests run; each write to it, ``Client.flush``), ``forget`` takes a gone client out, and the
+cron counts everyone again (``memory.refresh_clients_memory``: output the transport sent since).
+A check against the limit then costs nothing per client; only a total at or over it (or a
+limit just changed) counts every client exactly and evicts.  Checks: after each read and after
+its batch (``Client.process_input``), after a write that leaves a client holding
+``CHECK_FROM`` bytes or more of output (``Server.output_limit_exceeded``), and from cron.
 
 Never evicted (``clientEvictionAllowed``): CLIENT NO-EVICT clients, replicas, the master link, and
 clients without a connection (scripts').  Must not: apply output-buffer limits (dispatch's).
@@ -49,20 +56,46 @@ def _evictable(client: Any) -> bool:
     return not client.no_evict and client.transport is not None and not client.closed
 
 
+def note(server: Server, client: Any) -> None:
+    """This client's memory counted again into the clients' total (masters and replicas are not
+    counted)."""
+    if getattr(client, "repl_kind", None) is not None:
+        return
+    memory = client_memory(client)
+    server.clients_eviction_memory += memory - client.eviction_memory
+    client.eviction_memory = memory
+
+
+def forget(server: Server, client: Any) -> None:
+    """A gone client leaves the clients' total."""
+    server.clients_eviction_memory -= client.eviction_memory
+    client.eviction_memory = 0
+
+
 def evict_clients(server: Server, writing: Any = None, extra: int = 0) -> None:
     """Free clients, biggest bucket first, until the clients' memory is under the limit.
     ``extra``: bytes ``writing`` is about to have written (not in its buffers yet)."""
     limit = eviction_limit(server.config)
+    kept = limit == server.clients_eviction_limit  # (else eviction just turned on, or a new limit)
+    server.clients_eviction_limit = limit
     if not limit:
         return
+    if kept:
+        if writing is not None:
+            note(server, writing)
+        if server.clients_eviction_memory + extra < limit:
+            return
     counted: list[tuple[int, Any]] = []
     total = 0
     for client in server.clients.values():
         if getattr(client, "repl_kind", None) is not None:  # masters and replicas are not counted
             continue
-        memory = client_memory(client) + (extra if client is writing else 0)
+        client.eviction_memory = memory = client_memory(client)
+        if client is writing:
+            memory += extra
         counted.append((memory, client))
         total += memory
+    server.clients_eviction_memory = sum(c.eviction_memory for _, c in counted)
     if total < limit:
         return
     # Top bucket first; within a bucket, the client that has been there longest (Redis's list
@@ -71,7 +104,7 @@ def evict_clients(server: Server, writing: Any = None, extra: int = 0) -> None:
     for memory, client in candidates:
         server.log("notice", f"Evicting client: {client_info_line(client)[:-1]}")
         transport = client.transport
-        client.close()
+        client.close()  # (Server.client_disconnected forgets it)
         if transport is not None:
             transport.abort()  # freeClient: what it has not read is dropped
         server.stat_evicted_clients += 1

@@ -24,6 +24,7 @@ from typing import Any
 
 from dumpling import REDIS_VERSION, accel, collector, commands, replybuffer
 from dumpling.clienteviction import CHECK_FROM, evict_clients, eviction_limit
+from dumpling.clienteviction import forget as forget_client_memory
 from dumpling.commands.acl import check_command as acl_check
 from dumpling.commands.acl import guard_blocked as acl_guard_blocked
 from dumpling.commands.acl import redacted as redacted_args
@@ -166,6 +167,10 @@ class Server:
         self.loop_stats = LoopStats()  # INFO eventloop_* and instantaneous rates, sampled by the cron
         self._busy_base_ns = time.thread_time_ns()
         self.clients_memory = 0  # the clients' buffers in used_memory (memory.refresh_clients_memory, each cron tick)
+        # maxmemory-clients: the normal and pub/sub clients' memory as last counted, and the limit
+        # it was kept for (dumpling.clienteviction.note)
+        self.clients_eviction_memory = 0
+        self.clients_eviction_limit = 0
         # reply buffer sizes (dumpling.replybuffer; DEBUG REPLYBUFFER)
         self.reply_buffer_resizing = True
         self.reply_buffer_peak_reset_ms = replybuffer.DEFAULT_PEAK_RESET_MS
@@ -227,6 +232,7 @@ class Server:
             return
         # its buffers leave used_memory now, not at the next cron tick (memory.refresh_clients_memory)
         self.clients_memory = max(0, self.clients_memory - client.counted_memory)
+        forget_client_memory(self, client)  # (and maxmemory-clients' total)
         if client.blocked is not None:
             self.unblock(client, None)
         self.unwatch_all(client)

@@ -156,15 +156,21 @@ def estimate_used_memory(server: Server) -> int:
 
 def refresh_clients_memory(server: Server) -> None:
     """The memory of the normal and pub/sub clients (query buffers, arguments, output) for
-    used_memory, which maxmemory compares; replicas' buffers are not counted for eviction."""
+    used_memory, which maxmemory compares; replicas' buffers are not counted for eviction.  The
+    same count (without the master link) is maxmemory-clients' total, which ``clienteviction.note``
+    keeps between two ticks: output the transports sent since is seen here."""
     from dumpling.commands.connection import client_memory
 
-    total = 0
+    total = normal = 0
     for client in server.clients.values():
-        if getattr(client, "repl_kind", None) != "replica":
+        kind = getattr(client, "repl_kind", None)
+        if kind != "replica":
             client.counted_memory = client_memory(client)
             total += client.counted_memory
+        client.eviction_memory = client.counted_memory if kind is None else 0  # (nor the master link)
+        normal += client.eviction_memory
     server.clients_memory = total
+    server.clients_eviction_memory = normal
 
 
 def recount_client(server: Server, client: Any) -> None:

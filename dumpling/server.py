@@ -125,6 +125,7 @@ class Client(asyncio.Protocol):
         self.reply_buffer_peak = 0
         self.reply_peak_reset_at = int(self.created * 1000)
         self.counted_memory = 0  # its part of Server.clients_memory (used_memory), as last summed
+        self.eviction_memory = 0  # its part of Server.clients_eviction_memory (dumpling.clienteviction)
         # Redis's query buffer: its capacity and recent peak (dumpling.querybuf; CLIENT LIST qbuf-free)
         self.query_buffer = QueryBuffer()
         self._queued: tuple[Any, int, int] = (None, 0, 0)  # queued_bytes' cache: (multi list, entries, bytes)
@@ -250,7 +251,7 @@ class Client(asyncio.Protocol):
             return
         if server.client_eviction:
             # maxmemory-clients counts what was read before it runs (Redis: argv, query buffer).
-            evict_clients(server)
+            evict_clients(server, self)
             if self.closed:
                 return
         self._in_batch = True
@@ -309,10 +310,10 @@ class Client(asyncio.Protocol):
             self._in_batch = False
             server.loop_stats.measured((time.perf_counter_ns() - started) // 1000, server.stat_commands - commands_before)
         self.flush()
-        if server.client_eviction:
+        if server.client_eviction and not self.closed:
             # ...and what the batch left (MULTI commands, WATCHed keys, subscriptions, output),
             # once flush applied the output-buffer limits, which take precedence.
-            evict_clients(server)
+            evict_clients(server, self)
 
     def _over_query_limit(self) -> bool:
         """client-query-buffer-limit as Redis 7.4 applies it: the commands queued in MULTI count as
@@ -438,6 +439,9 @@ class Client(asyncio.Protocol):
         Redis writes in beforeSleep): a burst of messages costs one write(), and a reply
         queued later in the same pass still follows the message."""
         self._out.append(encode(value, self.resp3))
+        if self.server.client_eviction:
+            # maxmemory-clients: counted at once, as Redis's pubsub/tracking update the receiver
+            note_client_memory(self.server, self)
         if not self._in_batch and not self._flush_scheduled:
             loop = self.server.loop
             if loop is None:
@@ -450,6 +454,10 @@ class Client(asyncio.Protocol):
         self._flush_scheduled = False
         if not self._in_batch:
             self.flush()
+            if self.server.client_eviction and not self.closed:
+                # maxmemory-clients: what was pushed to it outside its own batch (pub/sub,
+                # invalidations, MONITOR), once the output-buffer limits had their say
+                evict_clients(self.server, self)
 
     def write_raw(self, data: bytes) -> None:
         self._out.append(data)
@@ -600,11 +608,19 @@ def _header_int(buf: bytes | bytearray, start: int, end: int) -> int | None:
     return int(digits) if digits.isdigit() else None
 
 
-def evict_clients(server: Server) -> None:
-    """maxmemory-clients (dumpling.clienteviction, imported when eviction is first on)."""
+def evict_clients(server: Server, client: Client) -> None:
+    """maxmemory-clients, after ``client``'s buffers changed (dumpling.clienteviction, imported
+    when eviction is first on)."""
     from dumpling.clienteviction import evict_clients as evict
 
-    evict(server)
+    evict(server, client)
+
+
+def note_client_memory(server: Server, client: Client) -> None:
+    """maxmemory-clients: ``client``'s memory counted again (dumpling.clienteviction.note)."""
+    from dumpling.clienteviction import note
+
+    note(server, client)
 
 
 def disable_fastpath() -> None:

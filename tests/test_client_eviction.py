@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.servers import RawConnection, ServerProcess, encode_command, start_dumpling, start_redis
+from tests.servers import RawConnection, ServerProcess, encode_command, parse_reply, start_dumpling, start_redis
 
 
 @pytest.fixture(scope="module")
@@ -209,3 +209,79 @@ def test_an_unfinished_request_counts_at_once(servers, clients_limit):
         assert outcomes[0] == outcomes[1] == (limit // 2, True, evicts, int(evicts))
     finally:
         _both(servers, "CONFIG", "SET", "maxmemory-clients", "0", "maxmemory", "0")
+
+
+def _listed_memory(conn: RawConnection, name: str) -> int | None:
+    seen = _client_fields(conn, name)
+    return None if seen is None else seen["tot-mem"]
+
+
+def _invalidated_over_the_limit(server: ServerProcess, limit: int) -> tuple[bool, bool, int]:
+    """unit/client-eviction 'client evicted due to tracking redirection': a client that reads
+    nothing receives the BCAST invalidations of a 200 KB key another client keeps changing, with
+    the cron paused; after each change, is it either gone or under the limit when a third client
+    looks (CLIENT LIST)?  Returns (that, whether it went, evicted_clients added)."""
+    with server.raw() as conn, server.raw() as writer:
+        before = _evicted_clients(conn)
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", server.port))
+        try:
+            sock.sendall(encode_command("CLIENT", "SETNAME", "redirected") + encode_command("CLIENT", "ID"))
+            deadline = time.monotonic() + 5
+            while (replies := sock.recv(100)).count(b"\r\n") < 2 and time.monotonic() < deadline:
+                pass
+            redirect = int(replies.split(b"\r\n")[1][1:])
+            sock.sendall(encode_command("SUBSCRIBE", "__redis__:invalidate"))
+            assert writer.call("CLIENT", "TRACKING", "on", "REDIRECT", redirect, "BCAST") == b"+OK\r\n"
+            sha = parse_reply(writer.call("SCRIPT", "LOAD", f"redis.call('incr', '{'k' * 200_000}')")).decode()
+            conn.call("DEBUG", "PAUSE-CRON", "1")
+            under = True
+            for _ in range(100):  # (the kernel's socket buffers take the first few MB)
+                writer.call("EVALSHA", sha, "0")
+                memory = _listed_memory(conn, "redirected")
+                if memory is None:
+                    break
+                under = under and memory < limit
+            conn.call("DEBUG", "PAUSE-CRON", "0")
+            return under, _listed_memory(conn, "redirected") is None, _evicted_clients(conn) - before
+        finally:
+            sock.close()
+            conn.call("DEL", "k" * 200_000)
+
+
+def test_pushed_output_counts_at_once(servers):
+    """Output pushed to a client outside its own requests (here tracking invalidations, sent
+    once per event-loop pass) counts in its memory as it is queued, as Redis updates the
+    receiver when it sends them: no other client sees it over maxmemory-clients before it is
+    evicted.  (dumpling's running total first counted such a client only when its output was
+    written, a loop pass later, after a CLIENT LIST had seen it over.)"""
+    limit = 1_000_000
+    try:
+        _both(servers, "CONFIG", "SET", "maxmemory-clients", str(limit))
+        outcomes = [_invalidated_over_the_limit(server, limit) for server in servers]
+        assert outcomes[0] == outcomes[1] == (True, True, 1)
+    finally:
+        _both(servers, "CONFIG", "SET", "maxmemory-clients", "0")
+
+
+def test_lowering_the_limit_evicts_at_once(servers):
+    """CONFIG SET maxmemory-clients below what a client holds (an unfinished 300 KB argument)
+    evicts it before the next command (dumpling then counts every client again: the total it
+    keeps was not kept while eviction was off)."""
+    outcomes = []
+    for server in servers:
+        with server.raw() as conn, socket.create_connection(("127.0.0.1", server.port)) as sock:
+            before = _evicted_clients(conn)
+            sock.sendall(encode_command("CLIENT", "SETNAME", "holder"))
+            assert sock.recv(100) == b"+OK\r\n"
+            sock.sendall(b"*2\r\n$3\r\nGET\r\n$300000\r\n" + b"v" * 200_000)
+            deadline = time.monotonic() + 5
+            while (seen := _client_fields(conn, "holder")) and seen["qbuf"] < 200_000 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            try:
+                conn.call("CONFIG", "SET", "maxmemory-clients", "128kb")
+                outcomes.append((_client_fields(conn, "holder") is None, _evicted_clients(conn) - before))
+            finally:
+                conn.call("CONFIG", "SET", "maxmemory-clients", "0")
+    assert outcomes[0] == outcomes[1] == (True, 1)
