@@ -233,7 +233,7 @@ def python_values() -> dict[str, object]:
     s.last_id, s.first_id, s.entries_added = s.entries.keys()[-1], s.entries.keys()[0], 130
     group = ConsumerGroup(b"g", s.entries.keys()[4], 5)
     consumer = Consumer(b"c", 1700000000000, 1700000000000)
-    for entry_id in s.entries.keys()[2:5]:
+    for entry_id in list(s.entries.keys())[2:5]:
         nack = PendingEntry(b"c", 1700000000111, 3)
         group.pending[entry_id] = nack
         consumer.pending[entry_id] = nack
