@@ -96,9 +96,12 @@ def test_zscan_goes_on_across_a_cut(pair: Pair) -> None:
         cursor, batch = parse_reply(pair.ours.call("ZSCAN", "z", cursor, "COUNT", 100))  # type: ignore[misc]
         seen.update(batch[::2])
     assert kept <= seen  # every member present throughout is returned
-    usage = int(pair.ours.call("MEMORY", "USAGE", "z")[1:-2])
-    theirs = int(pair.theirs.call("MEMORY", "USAGE", "z")[1:-2])
-    assert theirs / 2 < usage < theirs * 2  # sized for what is left
+    _similar_memory(pair, "z")  # sized for what is left
+
+
+def _similar_memory(p: Pair, key: str) -> None:
+    ours, theirs = (int(reply[1:-2]) for reply in p.both("MEMORY", "USAGE", key))
+    assert theirs / 2 < ours < theirs * 2, (ours, theirs)
 
 
 def test_zset_span_notifications(pair: Pair, dumpling_server: ServerProcess, redis_server: ServerProcess) -> None:
@@ -132,6 +135,8 @@ def test_ltrim_spans(pairs: Pair, span: tuple[int, int]) -> None:
     assert pairs.ours.call("OBJECT", "ENCODING", "l") == encoding
     pairs.same("LINDEX", "l", 1)
     pairs.same("LRANGE", "l", 0, 3)
+    if LTRIM_ENCODING_74[span] == b"quicklist":  # both servers' nodes: sized alike
+        _similar_memory(pairs, "l")
 
 
 @pytest.mark.parametrize("count", [6000, 9999, 300])
@@ -194,6 +199,8 @@ def test_spop_counts(pairs: Pair, kind: str, count: int) -> None:
         pairs.same("SADD", "s", "again")  # a working set afterwards
         pairs.same("SCARD", "s")
         assert _encoding(pairs, "s") == after_add
+        if after_add == b"hashtable":
+            _similar_memory(pairs, "s")
     finally:
         pairs.both("CONFIG", "SET", "set-max-intset-entries", 512)
 
