@@ -339,6 +339,7 @@ def test_id_map_is_a_sorted_dict(chunk: int, monkeypatch: pytest.MonkeyPatch) ->
             if reference:
                 i = rng.randrange(-len(reference), len(reference))
                 assert ours.keys()[i] == reference.keys()[i] and ours.peekitem(i) == reference.peekitem(i)
+                assert ours.keys()[i:i + 3] == list(reference.keys()[i:i + 3])
                 pos = reference.bisect_right(key) - 1
                 assert ours.floor_item(key) == (None if pos < 0 else reference.peekitem(pos))
             assert all(ours._keys) and [c[-1] for c in ours._keys] == ours._maxes

@@ -22,7 +22,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from sortedcontainers import SortedDict
 
@@ -270,7 +270,15 @@ class IdKeys:
         for chunk in reversed(self._owner._keys):
             yield from reversed(chunk)
 
-    def __getitem__(self, index: int) -> StreamID:
+    @overload
+    def __getitem__(self, index: int) -> StreamID: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[StreamID]: ...
+
+    def __getitem__(self, index: int | slice) -> StreamID | list[StreamID]:
+        if isinstance(index, slice):  # (a copy of the keys: tests and tools, not the commands)
+            return list(self._owner)[index]
         return self._owner.key_at(index)
 
 
