@@ -112,6 +112,12 @@ def _stream() -> list[list]:
         ["SCAN", 0, "COUNT", 1], _restore("scanned", PAYLOADS["set"]), ["SCAN", 0, "COUNT", 1000],
         ["SELECT", 3], _restore("db3", PAYLOADS["intset"]), ["DUMP", "db3"], ["DUMP", "k:string"],
         ["SELECT", 0],
+        # the natives remember the database they last stored into: SWAPDB moves the dicts
+        # between databases, FLUSHDB gives one a new dict
+        ["SWAPDB", 0, 3], _restore("swapped", PAYLOADS["hash"]), ["DUMP", "db3"], ["SELECT", 3],
+        _restore("swapped3", PAYLOADS["zset"]), ["SWAPDB", 3, 0], _restore("back", PAYLOADS["list"]),
+        ["SELECT", 0], _restore("back0", PAYLOADS["set"]), ["FLUSHDB"], _restore("flushed", PAYLOADS["hash"]),
+        ["DBSIZE"], ["SELECT", 3], ["DBSIZE"], ["SELECT", 0],
         # the codec's settings: sanitization counted, checksums skipped
         ["CONFIG", "SET", "sanitize-dump-payload", "yes"], _restore("san", PAYLOADS["hash"]),
         _restore("san2", PAYLOADS["zset"]), _restore("bad", BAD_BODY),
@@ -207,3 +213,14 @@ def test_natives_run_the_common_forms_and_decline_the_rest(monkeypatch: pytest.M
                 _restore("bad", BAD_CRC), _restore("bad", FOOTER_13)]
     client.data_received(b"".join(encode_command(*argv) for argv in declined))
     assert len(opened) == len(declined)
+
+
+def test_natives_of_two_servers_taking_turns() -> None:
+    """Each server's keys land in its own databases when two servers' RESTOREs alternate."""
+    servers = [_client(), _client()]
+    for n in range(6):
+        server, client, transport = servers[n % 2]
+        client.data_received(encode_command(*_restore(f"k{n}", PAYLOADS["hash" if n % 3 else "zset"])))
+        assert transport.data.endswith(b"+OK\r\n")
+    for n, (server, _, _) in enumerate(servers):
+        assert sorted(server.keyspace.dbs[0].data) == [b"k%d" % i for i in range(n, 6, 2)]

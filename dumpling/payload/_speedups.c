@@ -1323,14 +1323,54 @@ attr_true(PyObject *obj, PyObject *name)
     return r;
 }
 
+/* What a Server keeps for its life, read once per server: server.keyspace (made by its
+ * constructor), keyspace.store_hooks (a list hooks are appended to) and server.dump_state (made
+ * by commands.dump.setup); and the Database the last RESTORE stored into, checked by its data
+ * dict every time (FLUSHDB gives a database a new dict, SWAPDB moves dicts between them).
+ * Strong references: the last server stays alive until another one runs these handlers. */
+static struct {
+    PyObject *server, *keyspace, *hooks, *state, *db;
+} fixed;
+
+/* Load ``fixed`` for ``server``: 0, or -1 with an error set. */
+static int
+fixed_for(PyObject *server)
+{
+    if (fixed.server == server) {
+        return 0;
+    }
+    PyObject *keyspace = PyObject_GetAttr(server, s_keyspace);
+    PyObject *hooks = keyspace == NULL ? NULL : PyObject_GetAttr(keyspace, s_store_hooks);
+    PyObject *state = hooks == NULL ? NULL : PyObject_GetAttr(server, s_dump_state);
+    if (state == NULL) {
+        Py_XDECREF(keyspace);
+        Py_XDECREF(hooks);
+        return -1;
+    }
+    Py_XSETREF(fixed.server, Py_NewRef(server));
+    Py_XSETREF(fixed.keyspace, keyspace);
+    Py_XSETREF(fixed.hooks, hooks);
+    Py_XSETREF(fixed.state, state);
+    Py_CLEAR(fixed.db);
+    return 0;
+}
+
 /* The Database whose values dict is call->data (a new reference), or NULL (error set, or
- * none: declined). */
+ * none: declined); *keyspace its Keyspace (a new reference).  fixed_for(call->server) ran. */
 static PyObject *
 native_db(const NativeCall *call, PyObject **keyspace)
 {
-    *keyspace = PyObject_GetAttr(call->server, s_keyspace);
-    if (*keyspace == NULL) {
-        return NULL;
+    *keyspace = Py_NewRef(fixed.keyspace);
+    if (fixed.db != NULL) {
+        PyObject *data = PyObject_GetAttr(fixed.db, s_data);
+        if (data == NULL) {
+            Py_CLEAR(*keyspace);
+            return NULL;
+        }
+        Py_DECREF(data);
+        if (data == call->data) { /* (only compared) */
+            return Py_NewRef(fixed.db);
+        }
     }
     PyObject *dbs = PyObject_GetAttr(*keyspace, s_dbs);
     if (dbs == NULL || !PyList_Check(dbs)) {
@@ -1353,6 +1393,9 @@ native_db(const NativeCall *call, PyObject **keyspace)
     Py_DECREF(dbs);
     if (found == NULL) {
         Py_CLEAR(*keyspace);
+    }
+    else {
+        Py_XSETREF(fixed.db, Py_NewRef(found));
     }
     return found;
 }
@@ -1377,7 +1420,7 @@ order_added(PyObject *db, PyObject *attr, PyObject *key)
 
 /* Database.add(key, value): the caller checked that no client is blocked on a key. */
 static int
-native_add(const NativeCall *call, PyObject *db, PyObject *keyspace, PyObject *key, PyObject *value)
+native_add(const NativeCall *call, PyObject *db, PyObject *key, PyObject *value)
 {
     if (PyDict_SetItem(call->data, key, value) < 0) {
         return -1;
@@ -1397,12 +1440,7 @@ native_add(const NativeCall *call, PyObject *db, PyObject *keyspace, PyObject *k
     if (string) {
         return 0;
     }
-    PyObject *hooks = PyObject_GetAttr(keyspace, s_store_hooks);
-    if (hooks == NULL) {
-        return -1;
-    }
-    PyObject *seq = PySequence_Fast(hooks, "store_hooks must be a sequence");
-    Py_DECREF(hooks);
+    PyObject *seq = PySequence_Fast(fixed.hooks, "store_hooks must be a sequence");
     if (seq == NULL) {
         return -1;
     }
@@ -1424,9 +1462,7 @@ known_options(PyObject *server, int *skip)
     if ((*skip = attr_true(server, s_skip_checksum)) < 0) {
         return NULL;
     }
-    PyObject *state = PyObject_GetAttr(server, s_dump_state);
-    PyObject *cached = state == NULL ? NULL : PyObject_GetAttr(state, s_known_options);
-    Py_XDECREF(state);
+    PyObject *cached = PyObject_GetAttr(fixed.state, s_known_options);
     if (cached == NULL) {
         return NULL;
     }
@@ -1636,6 +1672,9 @@ native_restore(NativeCall *call, const NativeArg *args, int argc)
     if (found < 0 || found == NATIVE_EXPIRED || (found == NATIVE_FOUND && (!replace || past))) {
         goto done; /* BUSYKEY, an expired key to delete, a past TTL's del: the Python handler */
     }
+    if (fixed_for(call->server) < 0) {
+        goto done;
+    }
     db = native_db(call, &keyspace);
     if (db == NULL) {
         goto done;
@@ -1675,7 +1714,7 @@ native_restore(NativeCall *call, const NativeArg *args, int argc)
             goto done;
         }
     }
-    if (native_add(call, db, keyspace, key, value) < 0) {
+    if (native_add(call, db, key, value) < 0) {
         goto done;
     }
     if (ttl) { /* Database.set_expire */
@@ -1728,9 +1767,7 @@ native_dump(NativeCall *call, const NativeArg *args, int argc)
     if (!native_on || argc != 2) {
         return NULL;
     }
-    PyObject *state = PyObject_GetAttr(call->server, s_dump_state);
-    PyObject *writer = state == NULL ? NULL : PyObject_GetAttr(state, s_writer);
-    Py_XDECREF(state);
+    PyObject *writer = fixed_for(call->server) < 0 ? NULL : PyObject_GetAttr(fixed.state, s_writer);
     if (writer == NULL || !PyTuple_Check(writer) || PyTuple_GET_SIZE(writer) != 2) {
         Py_XDECREF(writer);
         return NULL; /* not cached yet: dump_value caches it */
