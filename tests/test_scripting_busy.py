@@ -194,3 +194,27 @@ def test_replica_leaving_during_a_busy_script(kind: str) -> None:
     finally:
         master.stop()
         replica.stop()
+
+
+def test_second_runs_are_killed_and_unkillable_alike(busy_server: ServerProcess) -> None:
+    """A script or function that ran before (dumpling: its next runs are set up in C by the
+    commands' ScriptCommand handlers) goes busy, is killed, or is unkillable after a write."""
+    port = busy_server.port
+    spin_lib = ("#!lua name=spinlib\nredis.register_function('maybe', function(keys, args) "
+                "if args[1] == 'spin' then while true do end end return 1 end)")
+    writer = "redis.call('set', 'x', 'y') if ARGV[1] == 'spin' then while true do end end return 1"
+    with RawConnection(port) as runner, RawConnection(port) as other:
+        assert other.call("FUNCTION", "LOAD", spin_lib) == b"$7\r\nspinlib\r\n"
+        sha = other.call("SCRIPT", "LOAD", writer).split(b"\r\n")[1].decode()
+        assert runner.call("FCALL", "maybe", 0, "no") == b":1\r\n"
+        _send(runner, "FCALL", "maybe", 0, "spin")
+        _wait_busy(port)
+        assert other.call("FUNCTION", "KILL") == b"+OK\r\n"
+        assert runner.read_reply().startswith(b"-ERR Script killed by user with SCRIPT KILL... script: maybe")
+        assert runner.call("EVALSHA", sha, 0, "no") == b":1\r\n"
+        _send(runner, "EVALSHA", sha, 0, "spin")
+        _wait_busy(port)
+        assert other.call("SCRIPT", "KILL").startswith(b"-UNKILLABLE Sorry the script already executed write")
+        other.send(b"*2\r\n$8\r\nSHUTDOWN\r\n$6\r\nNOSAVE\r\n")
+        assert other.is_closed(wait=10)
+    busy_server.proc.wait(timeout=10)
