@@ -248,3 +248,33 @@ def test_spop_notifications(pair: Pair, dumpling_server: ServerProcess, redis_se
         pair.both("SPOP", "s", 1000)
         pair.both("SPOP", "s", 999)
         pair.both("SPOP", "s", 5)  # emptied: the whole set, then del
+
+
+@pytest.mark.parametrize("args", [(0, -1), (5, 1500, "REV"), ("(100", 600, "BYSCORE"), (600, "-inf", "BYSCORE", "REV"),
+                                  ("-inf", "+inf", "BYSCORE", "LIMIT", 10, 50), (0, 100), (3, 3)])
+def test_zrangestore_builds_the_same_set(pairs: Pair, args: tuple[Any, ...]) -> None:
+    _zfill(pairs)
+    pairs.same("ZADD", "z", "-0", "neg-zero", 0, "zero", 1, "x" * 80)  # a -0 score and a long member
+    pairs.same("ZRANGESTORE", "out", "z", *args)
+    _zsame(pairs, "out")
+    pairs.same("ZSCORE", "out", "neg-zero")
+    pairs.same("ZADD", "out", 7, "later")
+    _zsame(pairs, "out")
+
+
+def test_zrangestore_converts_where_redis_does(pair: Pair) -> None:
+    pair.same("ZADD", "z", "-0", "a", "-0", "b", 0, "c", 1, "x" * 70, "-0", "y", 2, "d")
+    for stop in (1, 3, 5):
+        pair.same("ZRANGESTORE", "out", "z", 0, stop)  # rank: the hint decides the start encoding
+        _zsame(pair, "out")
+        pair.same("ZRANGE", "out", 0, -1, "WITHSCORES")
+    pair.same("ZRANGESTORE", "out", "z", "-inf", "+inf", "BYSCORE")  # no hint: converts at the long one
+    _zsame(pair, "out")
+    pair.same("CONFIG", "SET", "zset-max-listpack-entries", 2)
+    try:
+        pair.same("ZRANGESTORE", "out", "z", "-inf", "+inf", "BYSCORE")  # converts at the third
+        _zsame(pair, "out")
+        pair.same("ZRANGESTORE", "out", "z", "(0", "+inf", "BYSCORE", "LIMIT", 0, 2)
+        _zsame(pair, "out")
+    finally:
+        pair.same("CONFIG", "SET", "zset-max-listpack-entries", 128)

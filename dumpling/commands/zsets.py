@@ -633,20 +633,18 @@ def zrange_generic(c: Any, argv: list[bytes], start_at: int, store: bool, ranget
         items, hint = _range_items(z, rangetype, reverse, bounds, offset, limit)
     if not store:
         return with_scores(c, items, withscores)
-    return _store_range(c, argv[1], items, hint)
+    return _store_range(c, argv[1], items, hint, reverse)
 
 
-def _store_range(c: Any, dst: bytes, items: list[tuple[float, bytes]], hint: int) -> int:
+def _store_range(c: Any, dst: bytes, items: list[tuple[float, bytes]], hint: int, descending: bool) -> int:
+    """ZRANGESTORE's write of ``items`` (in the reply's order: descending for REV)."""
     db = c.db
     if not items:
         if db.lookup_write(dst) is not None:
             db.delete(dst)
             c.keyspace.changed(db, dst, b"del", "g")
         return 0
-    lim = limits(c)
-    out = ZSetValue.create(max(hint, 0), 0, *lim)
-    for score, member in items:
-        out.add_checked(member, score, *lim)
+    out = ZSetValue.create(max(hint, 0), 0, *limits(c)).added_in_order(items, descending, *limits(c))
     existed = db.lookup_write(dst) is not None
     db.set(dst, out)
     if not existed:

@@ -376,6 +376,31 @@ class ZSetValue:
             self.convert("skiplist")
         self.insert(member, score)
 
+    def added_in_order(self, items: list[tuple[float, bytes]], descending: bool, max_entries: int,
+                       max_value: int) -> ZSetValue:
+        """An empty zset filled with ``items`` (members unique, ascending by (score, member), or
+        descending if ``descending``) as ``add_checked`` of each in that order would leave it:
+        a listpack converts at the first item past the limits, and the items added before that
+        are listpack entries (a ``-0`` score becomes ``0``).  Laid out at once
+        (``ordered_sorted_list``), not inserted one by one."""
+        assert not self.scores
+        n = len(items)
+        if self.encoding == "listpack":
+            convert_at = min(n, max(max_entries, 0))
+            for pos in range(convert_at):
+                if len(items[pos][1]) > max_value:
+                    convert_at = pos
+                    break
+            head = [(0.0, member) if score == 0 else (score, member) for score, member in items[:convert_at]]
+            items = head + items[convert_at:] if convert_at < n else head
+            if convert_at < n:
+                self.convert("skiplist")
+        if descending:
+            items = items[::-1]
+        self.scores = {member: score for score, member in items}
+        self.index = ordered_sorted_list(items)
+        return self
+
     def maybe_grow(self, size_hint: int, max_entries: int) -> None:
         """``zsetTypeMaybeConvert``: a listpack about to receive too many elements."""
         if self.encoding == "listpack" and size_hint > max_entries:
