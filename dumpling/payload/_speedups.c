@@ -196,8 +196,13 @@ lzf_expand(const unsigned char *in, size_t n, unsigned char *out, size_t ulen)
         if (back > o || len > ulen - o) {
             return -1;
         }
+        if (back >= len) { /* the source ends before what is written begins */
+            memcpy(out + o, out + o - back, len);
+            o += len;
+            continue;
+        }
         for (size_t k = 0; k < len; k++, o++) {
-            out[o] = out[o - back]; /* byte by byte: the source may overlap what is written */
+            out[o] = out[o - back]; /* byte by byte: the source overlaps what is written */
         }
     }
     return o == ulen ? 0 : -1;
