@@ -58,8 +58,8 @@ def _evictable(client: Any) -> bool:
 
 def note(server: Server, client: Any) -> None:
     """This client's memory counted again into the clients' total (masters and replicas are not
-    counted)."""
-    if getattr(client, "repl_kind", None) is not None:
+    counted, nor a client already gone: ``forget`` took it out)."""
+    if client.closed or getattr(client, "repl_kind", None) is not None:
         return
     memory = client_memory(client)
     server.clients_eviction_memory += memory - client.eviction_memory
