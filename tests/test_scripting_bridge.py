@@ -388,6 +388,36 @@ def test_twins_route_other_states(setup: list[tuple[int, list[bytes]]]) -> None:
     same_observed(steps)
 
 
+def _pipelined(requests: list[list[bytes]], bridge: bool) -> bytes:
+    """The replies of one client's requests sent in one read (one batch of the request loop)."""
+    old = engine.use_bridge(bridge)
+    try:
+        server = Server(Config())
+        client = Client(server)
+        transport = Transport()
+        client.connection_made(transport)  # type: ignore[arg-type]
+        client.data_received(encode_command(b"SCRIPT", b"LOAD", TWIN_SCRIPT.encode()))
+        transport.data.clear()
+        client.data_received(b"".join(encode_command(*request) for request in requests))
+        return bytes(transport.data)
+    finally:
+        engine.use_bridge(old)
+
+
+def test_twins_route_pipelined_state_changes() -> None:
+    """Runs in one batch, with the keyspace's settings changed between them in place (WATCH fills
+    a dict the keyspace holds) and the database swapped under the script's client: the bridge
+    remembers the keyspace's settings while its __dict__ is unchanged and reads a database's
+    dicts from its slots, and must still see each change (the EXEC fails: a run touched k0)."""
+    evalsha = [b"EVALSHA", engine.sha1hex(TWIN_SCRIPT.encode()).encode(), b"1", b"k0"]
+    requests = [evalsha, evalsha, [b"WATCH", b"k0"], evalsha, [b"MULTI"], [b"GET", b"k0"], [b"EXEC"],
+                evalsha, [b"SWAPDB", b"0", b"1"], evalsha, [b"SELECT", b"1"], evalsha, [b"SELECT", b"0"], evalsha]
+    replies = _pipelined(requests, True)
+    assert replies == _pipelined(requests, False)
+    assert b"*-1\r\n" in replies
+    assert replies.endswith(b"$1\r\n2\r\n")  # db 0 after the swap held what db 1 had: one INCR
+
+
 def test_twins_route_oom_at_start() -> None:
     same_observed([(0, [b"SET", b"filler", b"x" * 1000]), (0, [b"CONFIG", b"SET", b"maxmemory", b"1"]),
                    (0, _eval(TWIN_SCRIPT, "k0", keys=1)),

@@ -550,6 +550,64 @@ static int all_false(PyObject *obj, PyObject *dict, PyObject *const *names, int 
     return 1;
 }
 
+/* The keyspace's settings twins_ready reads (tracking, watched, notify_flags, lfu, loading) and
+ * its time snapshot `now`, remembered with the version tag of the keyspace's __dict__ (CPython
+ * 3.11's ma_version_tag, which every change of the dict renews): while the dict is unchanged,
+ * so are the objects it holds (held here too), and only their truth is tested again (`watched`
+ * is a dict that WATCH fills in place).  Within a pipelined batch the dict stays as it is
+ * (the counters and `now` are written between batches), so a run reads one attribute fewer
+ * than six of them.  Only values found in the dict itself are remembered. */
+enum { KS_TRACKING, KS_WATCHED, KS_NOTIFY, KS_LFU, KS_LOADING, KS_NOW, KS_SEEN };
+static struct {
+    PyObject *dict; /* (owned) NULL: nothing remembered */
+    uint64_t version;
+    PyObject *value[KS_SEEN]; /* (owned) */
+} g_ks_seen;
+
+static void ks_seen_clear(void) {
+    Py_CLEAR(g_ks_seen.dict);
+    for (int i = 0; i < KS_SEEN; i++)
+        Py_CLEAR(g_ks_seen.value[i]);
+}
+
+/* 1 if the keyspace's settings are all false (*now: its `now`, a new reference), 0 if not,
+ * -1 error. */
+static int keyspace_plain(PyObject *keyspace, PyObject *ks_dict, PyObject **now) {
+    PyObject *const names[KS_SEEN] = {s_tracking, s_watched, s_notify_flags, s_lfu, s_loading, s_now};
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+    uint64_t version = ((PyDictObject *)ks_dict)->ma_version_tag;
+    if (g_ks_seen.dict != ks_dict || g_ks_seen.version != version) {
+        ks_seen_clear();
+        PyObject *value[KS_SEEN];
+        int found = 0;
+        for (; found < KS_SEEN; found++)
+            if ((value[found] = PyDict_GetItemWithError(ks_dict, names[found])) == NULL)
+                break;
+        if (found < KS_SEEN && PyErr_Occurred())
+            return -1;
+        if (found == KS_SEEN) {
+            for (int i = 0; i < KS_SEEN; i++)
+                g_ks_seen.value[i] = Py_NewRef(value[i]);
+            g_ks_seen.dict = Py_NewRef(ks_dict);
+            g_ks_seen.version = version;
+        }
+    }
+    if (g_ks_seen.dict != NULL) {
+        for (int i = 0; i < KS_NOW; i++) {
+            int r = PyObject_IsTrue(g_ks_seen.value[i]);
+            if (r != 0)
+                return r < 0 ? -1 : 0;
+        }
+        *now = Py_NewRef(g_ks_seen.value[KS_NOW]);
+        return 1;
+    }
+#endif
+    int r = all_false(keyspace, ks_dict, names, KS_NOW);
+    if (r > 0 && (*now = attr_in(keyspace, ks_dict, s_now)) == NULL)
+        r = -1;
+    return r;
+}
+
 /* At a run's first twin call: whether Server.call, for the script's client, would do nothing
  * but run the handler and count the call (the state _native.h describes: no call hooks,
  * MONITOR, maxmemory, WATCH, keyspace notifications, LFU, client tracking or NO-TOUCH), with
@@ -573,10 +631,9 @@ static int twins_ready(Bridge *b, Twins *t) {
         goto done;
     }
     PyObject *server_names[] = {s_call_hooks, s_renamed, s_monitors, s_maxmemory};
-    PyObject *keyspace_names[] = {s_tracking, s_watched, s_notify_flags, s_lfu, s_loading};
     int r = all_false(b->server, server_dict, server_names, t->server_checked ? 2 : 4);
     if (r > 0)
-        r = all_false(keyspace, ks_dict, keyspace_names, 5);
+        r = keyspace_plain(keyspace, ks_dict, &now);
     if (r > 0) {
         PyObject *no_touch = attr_in(client, t->client_dict, s_no_touch);
         r = no_touch == NULL ? -1 : PyObject_IsTrue(no_touch);
@@ -588,8 +645,7 @@ static int twins_ready(Bridge *b, Twins *t) {
         result = r;
         goto done;
     }
-    if ((now = attr_in(keyspace, ks_dict, s_now)) == NULL ||
-        (threshold = attr_in(b->server, server_dict, s_slowlog_threshold)) == NULL ||
+    if ((threshold = attr_in(b->server, server_dict, s_slowlog_threshold)) == NULL ||
         (tracking = attr_in(b->server, server_dict, s_latency_tracking)) == NULL)
         goto done;
     t->now_ms = PyLong_AsLongLong(now);
@@ -620,8 +676,38 @@ done:
  * run), -1 error. */
 static NativeDbNames g_db_names; /* (filled at module init) */
 
+/* keyspace.Database (use_twins): its slots' offsets, read as ScriptCommand reads a Run's (a
+ * getattr of a slot costs ~200 instructions, six of them a run); NULL: through native_load_db */
+enum { DB_DATA, DB_EXPIRES, DB_META, DB_ORDER, DB_SLOT_INDEX, DB_SLOTS };
+static PyTypeObject *g_db_type;
+static Py_ssize_t g_db_slot[DB_SLOTS];
+
+/* client.db's dicts and SCAN order from its slots (client.db read from the client's __dict__,
+ * the Database of exactly that class): as native_load_db answers (1, 0, -1; the caller clears
+ * what it got whatever the result), or 2: not such a Database (native_load_db's turn). */
+static Py_ssize_t slot_offset(PyObject *cls, const char *name);
+static int load_db_slots(Twins *t) {
+    PyObject *db = g_db_type != NULL ? PyDict_GetItemWithError(t->client_dict, s_db) : NULL;
+    if (db == NULL)
+        return PyErr_Occurred() ? -1 : 2;
+    if (!Py_IS_TYPE(db, g_db_type))
+        return 2;
+    PyObject *v[DB_SLOTS];
+    for (int i = 0; i < DB_SLOTS; i++)
+        if ((v[i] = *(PyObject **)((char *)db + g_db_slot[i])) == NULL)
+            return 2; /* (an unset slot: the getattr path words the error) */
+    t->data = Py_NewRef(v[DB_DATA]);
+    t->expires = Py_NewRef(v[DB_EXPIRES]);
+    t->meta = Py_NewRef(v[DB_META]);
+    t->order = Py_NewRef(v[DB_ORDER]);
+    return v[DB_SLOT_INDEX] == Py_None && PyDict_CheckExact(t->data) && PyDict_CheckExact(t->expires) &&
+           PyDict_CheckExact(t->meta);
+}
+
 static int twins_load_db(Twins *t) {
-    int r = native_load_db(t->client, &g_db_names, &t->data, &t->expires, &t->meta, &t->order);
+    int r = load_db_slots(t);
+    if (r == 2)
+        r = native_load_db(t->client, &g_db_names, &t->data, &t->expires, &t->meta, &t->order);
     if (r <= 0) {
         twins_clear_db(t);
         if (r == 0)
@@ -1764,15 +1850,27 @@ static PyTypeObject ScriptCommandType = {
     .tp_new = script_command_new,
 };
 
-/* use_twins(capsule or None, record_latency): _fastpath's twins for redis.call (see twin_route) */
+/* use_twins(capsule or None, record_latency, Database): _fastpath's twins for redis.call (see
+ * twin_route), and the class whose slots hold a database's dicts (load_db_slots) */
 static PyObject *bridge_use_twins(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "use_twins(twin_call capsule or None, record_latency)");
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "use_twins(twin_call capsule or None, record_latency, Database)");
         return NULL;
     }
     TwinCall twin = NULL;
     if (args[0] != Py_None && (twin = (TwinCall)PyCapsule_GetPointer(args[0], TWIN_CAPSULE)) == NULL)
         return NULL;
+    if (!PyType_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "use_twins: the Database class");
+        return NULL;
+    }
+    static const char *const names[DB_SLOTS] = {"data", "expires", "meta", "_order", "slot_index"};
+    Py_ssize_t offsets[DB_SLOTS];
+    for (int i = 0; i < DB_SLOTS; i++)
+        if ((offsets[i] = slot_offset(args[2], names[i])) < 0)
+            return NULL;
+    memcpy(g_db_slot, offsets, sizeof offsets);
+    Py_XSETREF(g_db_type, (PyTypeObject *)Py_NewRef(args[2]));
     Py_XSETREF(g_record_latency, Py_NewRef(args[1]));
     g_twin = twin;
     Py_RETURN_NONE;
@@ -1781,7 +1879,8 @@ static PyObject *bridge_use_twins(PyObject *self, PyObject *const *args, Py_ssiz
 static PyMethodDef methods[] = {
     {"resolve", bridge_resolve, METH_O, "resolve(path of lupa.lua51) -> whether the Lua C API was found there"},
     {"use_twins", (PyCFunction)(void (*)(void))bridge_use_twins, METH_FASTCALL,
-     "use_twins(_fastpath.twin_call or None, dispatch.record_latency): redis.call runs _fastpath's twins"},
+     "use_twins(_fastpath.twin_call or None, dispatch.record_latency, keyspace.Database): redis.call runs "
+     "_fastpath's twins"},
     {NULL, NULL, 0, NULL},
 };
 

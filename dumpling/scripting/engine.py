@@ -79,11 +79,12 @@ def engine_bridge_module() -> Any:
     return _bridge_module
 
 
-def use_twins(twin_call: Any, record_latency: Callable[[Any, int], None]) -> None:
+def use_twins(twin_call: Any, record_latency: Callable[[Any, int], None], database: type) -> None:
     """Give the bridge ``dumpling._fastpath``'s twins (its ``twin_call`` capsule; None: none),
-    which its redis.call runs for GET, SET, INCR, ... in a ``Run.twins`` run."""
+    which its redis.call runs for GET, SET, INCR, ... in a ``Run.twins`` run, on the dicts it
+    reads from the slots of ``database`` (``keyspace.Database``)."""
     if _bridge_module is not None:
-        _bridge_module.use_twins(twin_call, record_latency)
+        _bridge_module.use_twins(twin_call, record_latency, database)
 
 
 _SANDBOX = resources.files("dumpling.scripting").joinpath("sandbox.lua").read_bytes()

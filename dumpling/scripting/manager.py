@@ -24,6 +24,7 @@ from dumpling.commands.acl import refusal as acl_refusal
 from dumpling.commands.registry import TABLE, Command
 from dumpling.dispatch import Blocked, record_latency
 from dumpling.errors import CommandError
+from dumpling.keyspace import Database
 from dumpling.persistence.propagation import TO_ALL
 from dumpling.persistence.snapshots import exited_children
 from dumpling.protocol import NO_REPLY, ErrorReply, encode
@@ -48,7 +49,7 @@ from dumpling.scripting.engine import (
 from dumpling.scripting.lib_common import MAX_DIRECT_ARGS
 
 # The bridge's redis.call runs _fastpath's own twins of GET, SET, INCR, ... in a Run.twins run.
-use_twins(getattr(accel.fastpath, "twin_call", None), record_latency)
+use_twins(getattr(accel.fastpath, "twin_call", None), record_latency, Database)
 
 if TYPE_CHECKING:
     from dumpling.dispatch import Server
