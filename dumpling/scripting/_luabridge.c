@@ -158,6 +158,7 @@ typedef struct {
     int ready, latency_tracking, wrote;
     PyObject *given_client; /* (borrowed) the run's client, when its starter knows it (ScriptCommand) */
     int server_checked;     /* ...and found no MONITOR and no maxmemory */
+    Py_ssize_t write_dirty_slot; /* ...and the offset of its Run's write_dirty slot (0: unknown) */
 } Twins;
 
 struct Bridge {
@@ -1040,9 +1041,19 @@ static int twin_route(Bridge *b, lua_State *L, int argc) {
     long long elapsed_us = native_elapsed_us(start, wall_ns());
     int result = -1;
     if (!t->wrote) { /* a write makes the script unkillable (run.write_dirty) */
-        int is_write = attr_true(cmd, s_is_write);
-        if (is_write < 0 || (is_write && PyObject_SetAttr(b->run, s_write_dirty, Py_True) < 0))
+        PyObject *cmd_dict = PyObject_GenericGetDict(cmd, NULL); /* (Command keeps is_write there) */
+        PyObject *flag = cmd_dict == NULL ? NULL : attr_in(cmd, cmd_dict, s_is_write);
+        Py_XDECREF(cmd_dict);
+        int is_write = flag == NULL ? -1 : PyObject_IsTrue(flag);
+        Py_XDECREF(flag);
+        if (is_write < 0)
             goto done;
+        if (is_write && t->write_dirty_slot > 0) { /* ScriptCommand's Run: the slot itself */
+            PyObject **slot = (PyObject **)((char *)b->run + t->write_dirty_slot);
+            Py_XSETREF(*slot, Py_NewRef(Py_True));
+        } else if (is_write && PyObject_SetAttr(b->run, s_write_dirty, Py_True) < 0) {
+            goto done;
+        }
         t->wrote = is_write;
     }
     if (twin_account(b, t, cmd, &call, args, argc, elapsed_us) < 0)
@@ -1258,7 +1269,7 @@ static int bridge_ready(Bridge *b) {
 }
 
 static PyObject *run_script(Bridge *b, long handle, int eval_mode, int hook, Py_ssize_t numkeys, PyObject *argv,
-                            PyObject *run, int twins, PyObject *client);
+                            PyObject *run, int twins, PyObject *client, Py_ssize_t write_dirty_slot);
 
 static PyObject *bridge_run(Bridge *b, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 6 || !PyList_CheckExact(args[4])) {
@@ -1278,14 +1289,15 @@ static PyObject *bridge_run(Bridge *b, PyObject *const *args, Py_ssize_t nargs) 
     int twins = 0;
     if (run != NULL && g_twin != NULL && (twins = attr_true(run, s_twins)) < 0)
         return NULL;
-    return run_script(b, handle, eval_mode, hook, numkeys, args[4], run, twins, NULL);
+    return run_script(b, handle, eval_mode, hook, numkeys, args[4], run, twins, NULL, 0);
 }
 
 /* The run itself (Bridge.run's, and the plain run of ScriptCommand): `run` the Run (NULL: none,
  * redis.call goes through call_reply), `twins` whether it is a Run.twins run; `client` the run's
- * client when ScriptCommand starts it (it checked MONITOR and maxmemory), else NULL. */
+ * client when ScriptCommand starts it (it checked MONITOR and maxmemory), else NULL, and then
+ * `write_dirty_slot` the offset of the Run's write_dirty slot (else 0). */
 static PyObject *run_script(Bridge *b, long handle, int eval_mode, int hook, Py_ssize_t numkeys, PyObject *argv,
-                            PyObject *run, int twins, PyObject *client) {
+                            PyObject *run, int twins, PyObject *client, Py_ssize_t write_dirty_slot) {
     Py_ssize_t total = PyList_GET_SIZE(argv);
     if (numkeys < 0 || 3 + numkeys > total || total - 3 > INT_MAX) {
         PyErr_SetString(PyExc_ValueError, "bad numkeys");
@@ -1309,6 +1321,7 @@ static PyObject *run_script(Bridge *b, long handle, int eval_mode, int hook, Py_
     b->twins.on = twins; /* (the rest is read at the run's first twin call: twins_ready) */
     b->twins.given_client = client;
     b->twins.server_checked = client != NULL;
+    b->twins.write_dirty_slot = client != NULL ? write_dirty_slot : 0;
     b->run = run;
     lua.rawgeti(L, LUA_REGISTRYINDEX, eval_mode ? b->eval_ref : b->function_ref);
     lua.rawgeti(L, LUA_REGISTRYINDEX, b->handles_ref);
@@ -1676,7 +1689,8 @@ static PyObject *plain_invoke(ScriptCommand *self, PyObject *caller, PyObject *a
     }
     if (hook < 0)
         goto teardown;
-    reply = run_script(p->bridge, p->handle, eval_mode, hook, p->numkeys, argv, run, g_twin != NULL, p->client);
+    reply = run_script(p->bridge, p->handle, eval_mode, hook, p->numkeys, argv, run, g_twin != NULL, p->client,
+                       self->run_slot[RUN_WRITE_DIRTY]);
     if (reply == p->bridge->stashed) /* not a string, a number or nil: converted in Python */
         Py_SETREF(reply, PyObject_CallMethodObjArgs(p->scripting, s_stashed_outcome, run, p->state, NULL));
 teardown:;
