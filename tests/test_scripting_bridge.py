@@ -418,6 +418,23 @@ def test_twins_route_pipelined_state_changes() -> None:
     assert replies.endswith(b"$1\r\n2\r\n")  # db 0 after the swap held what db 1 had: one INCR
 
 
+def test_script_command_pipelined_server_changes() -> None:
+    """Runs in one batch with the server's settings changed between them: ScriptCommand remembers
+    the server's attributes while its __dict__ is as the last run left it, and must see each
+    change (SLOWLOG logs the runs after the threshold went to 0; maxmemory sends the run to the
+    Python handler; latency tracking off leaves the histograms alone)."""
+    evalsha = [b"EVALSHA", engine.sha1hex(TWIN_SCRIPT.encode()).encode(), b"1", b"k0"]
+    requests = [evalsha, evalsha, [b"CONFIG", b"SET", b"slowlog-log-slower-than", b"0"], evalsha, evalsha,
+                [b"SLOWLOG", b"LEN"], [b"CONFIG", b"SET", b"maxmemory", b"100mb"], evalsha,
+                [b"CONFIG", b"SET", b"maxmemory", b"0"], [b"CONFIG", b"SET", b"latency-tracking", b"no"], evalsha,
+                [b"SLOWLOG", b"LEN"], [b"CONFIG", b"SET", b"busy-reply-threshold", b"0"], evalsha, [b"SLOWLOG", b"LEN"]]
+    replies = _pipelined(requests, True)
+    assert replies == _pipelined(requests, False)
+    # every call logged from the first CONFIG SET on: the runs' INCR and GET too (the twins read the
+    # new threshold), 7 = CONFIG SET + 2 x (INCR, GET, EVALSHA)
+    assert replies.count(b"\r\n:") == 3 and b":7\r\n" in replies and replies.endswith(b":22\r\n")
+
+
 def test_twins_route_oom_at_start() -> None:
     same_observed([(0, [b"SET", b"filler", b"x" * 1000]), (0, [b"CONFIG", b"SET", b"maxmemory", b"1"]),
                    (0, _eval(TWIN_SCRIPT, "k0", keys=1)),

@@ -159,6 +159,8 @@ typedef struct {
     PyObject *given_client; /* (borrowed) the run's client, when its starter knows it (ScriptCommand) */
     int server_checked;     /* ...and found no MONITOR and no maxmemory */
     Py_ssize_t write_dirty_slot; /* ...and the offset of its Run's write_dirty slot (0: unknown) */
+    PyObject *const *given_server; /* ...and the server's attributes it read (SV_*, borrowed), */
+    uint64_t given_version;        /* valid while the server's __dict__ has this version tag */
 } Twins;
 
 struct Bridge {
@@ -609,6 +611,43 @@ static int keyspace_plain(PyObject *keyspace, PyObject *ks_dict, PyObject **now)
     return r;
 }
 
+/* The Server's attributes a plain run reads (ScriptCommand's checks, then twins_ready's),
+ * remembered as keyspace_plain remembers the keyspace's: while the server's __dict__ keeps the
+ * version tag they were read at, so do its values (held here; mutable ones such as `monitors`
+ * have their truth tested again).  A run writes that dict itself (in_exec on and back, the
+ * current client), so ScriptCommand stamps the version again after its own writes when nothing
+ * else wrote the dict during the run (the version then is the one it made), which keeps the
+ * values valid from run to run of a batch. */
+enum { SV_MONITORS, SV_GATE, SV_MAXMEMORY, SV_CLUSTER, SV_SCRIPTING, SV_IN_EXEC, SV_CONFIG, SV_CALL_HOOKS,
+       SV_RENAMED, SV_KEYSPACE, SV_SLOWLOG, SV_LATENCY, SV_SEEN };
+static struct {
+    PyObject *dict; /* (owned) NULL: nothing remembered */
+    uint64_t version;
+    PyObject *value[SV_SEEN]; /* (owned) */
+} g_sv_seen;
+
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+#define SEEN_VERSIONS 1
+static inline uint64_t dict_version(PyObject *dict) { return ((PyDictObject *)dict)->ma_version_tag; }
+#else
+#define SEEN_VERSIONS 0 /* (no version tags: every run reads the values) */
+static inline uint64_t dict_version(PyObject *dict) { (void)dict; return 0; }
+#endif
+
+static void sv_seen_clear(void) {
+    Py_CLEAR(g_sv_seen.dict);
+    for (int i = 0; i < SV_SEEN; i++)
+        Py_CLEAR(g_sv_seen.value[i]);
+}
+
+/* A server attribute for twins_ready: from ScriptCommand's snapshot while the server's
+ * __dict__ is as the run began (a new reference). */
+static PyObject *server_attr(Twins *t, PyObject *server, PyObject *server_dict, int which, PyObject *name) {
+    if (t->given_server != NULL && SEEN_VERSIONS && dict_version(server_dict) == t->given_version)
+        return Py_NewRef(t->given_server[which]);
+    return attr_in(server, server_dict, name);
+}
+
 /* At a run's first twin call: whether Server.call, for the script's client, would do nothing
  * but run the handler and count the call (the state _native.h describes: no call hooks,
  * MONITOR, maxmemory, WATCH, keyspace notifications, LFU, client tracking or NO-TOUCH), with
@@ -622,7 +661,7 @@ static int twins_ready(Bridge *b, Twins *t) {
     t->on = 0;
     client = t->given_client != NULL ? Py_NewRef(t->given_client) : PyObject_GetAttr(b->run, s_client);
     if (client == NULL || (server_dict = PyObject_GenericGetDict(b->server, NULL)) == NULL ||
-        (keyspace = attr_in(b->server, server_dict, s_keyspace)) == NULL ||
+        (keyspace = server_attr(t, b->server, server_dict, SV_KEYSPACE, s_keyspace)) == NULL ||
         (ks_dict = PyObject_GenericGetDict(keyspace, NULL)) == NULL ||
         (t->client_dict = PyObject_GenericGetDict(client, NULL)) == NULL) {
         if (PyErr_ExceptionMatches(PyExc_AttributeError) || PyErr_ExceptionMatches(PyExc_TypeError)) {
@@ -631,8 +670,14 @@ static int twins_ready(Bridge *b, Twins *t) {
         }
         goto done;
     }
-    PyObject *server_names[] = {s_call_hooks, s_renamed, s_monitors, s_maxmemory};
-    int r = all_false(b->server, server_dict, server_names, t->server_checked ? 2 : 4);
+    int r = 1;
+    PyObject *const server_names[] = {s_call_hooks, s_renamed, s_monitors, s_maxmemory};
+    const int server_which[] = {SV_CALL_HOOKS, SV_RENAMED, SV_MONITORS, SV_MAXMEMORY};
+    for (int i = 0; i < (t->server_checked ? 2 : 4) && r > 0; i++) {
+        PyObject *v = server_attr(t, b->server, server_dict, server_which[i], server_names[i]);
+        r = v == NULL ? -1 : PyObject_Not(v);
+        Py_XDECREF(v);
+    }
     if (r > 0)
         r = keyspace_plain(keyspace, ks_dict, &now);
     if (r > 0) {
@@ -646,8 +691,8 @@ static int twins_ready(Bridge *b, Twins *t) {
         result = r;
         goto done;
     }
-    if ((threshold = attr_in(b->server, server_dict, s_slowlog_threshold)) == NULL ||
-        (tracking = attr_in(b->server, server_dict, s_latency_tracking)) == NULL)
+    if ((threshold = server_attr(t, b->server, server_dict, SV_SLOWLOG, s_slowlog_threshold)) == NULL ||
+        (tracking = server_attr(t, b->server, server_dict, SV_LATENCY, s_latency_tracking)) == NULL)
         goto done;
     t->now_ms = PyLong_AsLongLong(now);
     t->threshold = PyLong_AsLongLong(threshold);
@@ -1269,7 +1314,8 @@ static int bridge_ready(Bridge *b) {
 }
 
 static PyObject *run_script(Bridge *b, long handle, int eval_mode, int hook, Py_ssize_t numkeys, PyObject *argv,
-                            PyObject *run, int twins, PyObject *client, Py_ssize_t write_dirty_slot);
+                            PyObject *run, int twins, PyObject *client, Py_ssize_t write_dirty_slot,
+                            PyObject *const *server_values, uint64_t server_version);
 
 static PyObject *bridge_run(Bridge *b, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 6 || !PyList_CheckExact(args[4])) {
@@ -1289,15 +1335,18 @@ static PyObject *bridge_run(Bridge *b, PyObject *const *args, Py_ssize_t nargs) 
     int twins = 0;
     if (run != NULL && g_twin != NULL && (twins = attr_true(run, s_twins)) < 0)
         return NULL;
-    return run_script(b, handle, eval_mode, hook, numkeys, args[4], run, twins, NULL, 0);
+    return run_script(b, handle, eval_mode, hook, numkeys, args[4], run, twins, NULL, 0, NULL, 0);
 }
 
 /* The run itself (Bridge.run's, and the plain run of ScriptCommand): `run` the Run (NULL: none,
  * redis.call goes through call_reply), `twins` whether it is a Run.twins run; `client` the run's
  * client when ScriptCommand starts it (it checked MONITOR and maxmemory), else NULL, and then
- * `write_dirty_slot` the offset of the Run's write_dirty slot (else 0). */
+ * `write_dirty_slot` the offset of the Run's write_dirty slot (else 0) and `server_values` the
+ * server's attributes it read (SV_*; NULL: none), valid while the server's __dict__ has the
+ * version tag `server_version`. */
 static PyObject *run_script(Bridge *b, long handle, int eval_mode, int hook, Py_ssize_t numkeys, PyObject *argv,
-                            PyObject *run, int twins, PyObject *client, Py_ssize_t write_dirty_slot) {
+                            PyObject *run, int twins, PyObject *client, Py_ssize_t write_dirty_slot,
+                            PyObject *const *server_values, uint64_t server_version) {
     Py_ssize_t total = PyList_GET_SIZE(argv);
     if (numkeys < 0 || 3 + numkeys > total || total - 3 > INT_MAX) {
         PyErr_SetString(PyExc_ValueError, "bad numkeys");
@@ -1322,6 +1371,8 @@ static PyObject *run_script(Bridge *b, long handle, int eval_mode, int hook, Py_
     b->twins.given_client = client;
     b->twins.server_checked = client != NULL;
     b->twins.write_dirty_slot = client != NULL ? write_dirty_slot : 0;
+    b->twins.given_server = client != NULL ? server_values : NULL;
+    b->twins.given_version = server_version;
     b->run = run;
     lua.rawgeti(L, LUA_REGISTRYINDEX, eval_mode ? b->eval_ref : b->function_ref);
     lua.rawgeti(L, LUA_REGISTRYINDEX, b->handles_ref);
@@ -1506,6 +1557,7 @@ typedef struct {
     long handle;
     Py_ssize_t numkeys;
     int compat, from_eval;
+    PyObject *sv[SV_SEEN]; /* the server's attributes (server_values) */
 } PlainCall;
 
 static void plain_clear(PlainCall *p) {
@@ -1520,6 +1572,8 @@ static void plain_clear(PlainCall *p) {
     Py_CLEAR(p->client);
     Py_CLEAR(p->client_dict);
     Py_CLEAR(p->bridge);
+    for (int i = 0; i < SV_SEEN; i++)
+        Py_CLEAR(p->sv[i]);
 }
 
 /* obj's __dict__ into *dict (a new reference): 1, 0 if it has none (slots), -1 error. */
@@ -1549,6 +1603,28 @@ static int attr_test(PyObject *obj, PyObject *dict, PyObject *name, int test) {
     return r < 0 ? -1 : test == IS_FALSE ? !r : r;
 }
 
+/* The server's attributes into value[] (new references) from its __dict__, remembered: 1, 0
+ * if one is not in the dict itself (the Python handler's turn), -1 error. */
+static int server_values(PyObject *server_dict, PyObject **value) {
+    static PyObject *const *names[SV_SEEN] = {&s_monitors, &s_command_gate, &s_maxmemory, &s_cluster, &s_scripting,
+                                              &s_in_exec, &s_config, &s_call_hooks, &s_renamed, &s_keyspace,
+                                              &s_slowlog_threshold, &s_latency_tracking};
+    if (!SEEN_VERSIONS || g_sv_seen.dict != server_dict || g_sv_seen.version != dict_version(server_dict)) {
+        sv_seen_clear();
+        PyObject *v[SV_SEEN];
+        for (int i = 0; i < SV_SEEN; i++)
+            if ((v[i] = PyDict_GetItemWithError(server_dict, *names[i])) == NULL)
+                return PyErr_Occurred() ? -1 : 0;
+        for (int i = 0; i < SV_SEEN; i++)
+            g_sv_seen.value[i] = Py_NewRef(v[i]);
+        g_sv_seen.dict = Py_NewRef(server_dict);
+        g_sv_seen.version = dict_version(server_dict);
+    }
+    for (int i = 0; i < SV_SEEN; i++)
+        value[i] = Py_NewRef(g_sv_seen.value[i]);
+    return 1;
+}
+
 /* Whether the request is a plain run (the Python handler's and invoke's conditions for it): 1
  * (p filled), 0 not (the Python handler takes it), -1 error. */
 static int plain_find(ScriptCommand *self, PyObject *caller, PyObject *argv, PlainCall *p) {
@@ -1576,15 +1652,14 @@ static int plain_find(ScriptCommand *self, PyObject *caller, PyObject *argv, Pla
         return p->server == NULL && r > 0 ? -1 : r;
     /* the server: no MONITOR (the handler feeds it), gate, maxmemory, cluster; the caller
      * unrestricted and not debugging */
-    if ((r = attr_test(p->server, p->server_dict, s_monitors, IS_FALSE)) != 1 ||
-        (r = attr_test(p->server, p->server_dict, s_command_gate, IS_NONE)) != 1 ||
-        (r = attr_test(p->server, p->server_dict, s_maxmemory, IS_FALSE)) != 1 ||
-        (r = attr_test(p->server, p->server_dict, s_cluster, IS_NONE)) != 1 ||
+    if ((r = server_values(p->server_dict, p->sv)) <= 0)
+        return r;
+    if ((r = PyObject_Not(p->sv[SV_MONITORS])) != 1 || (r = p->sv[SV_GATE] == Py_None) != 1 ||
+        (r = PyObject_Not(p->sv[SV_MAXMEMORY])) != 1 || (r = p->sv[SV_CLUSTER] == Py_None) != 1 ||
         (r = attr_test(caller, p->caller_dict, s_lua_debug, IS_NONE)) != 1 ||
         (r = attr_test(caller, p->caller_dict, s_unrestricted, IS_TRUE)) != 1)
         return r;
-    if ((p->scripting = attr_in(p->server, p->server_dict, s_scripting)) == NULL)
-        return -1;
+    p->scripting = Py_NewRef(p->sv[SV_SCRIPTING]);
     if ((r = dict_of(p->scripting, &p->scripting_dict)) <= 0)
         return r;
     if (self->kind != KIND_FCALL) { /* EVALSHA, EVAL: the cached script of that exact SHA, or body */
@@ -1664,17 +1739,24 @@ static PyObject *plain_invoke(ScriptCommand *self, PyObject *caller, PyObject *a
     slot_put(run, self->run_slot[RUN_START], start);
     Py_DECREF(start);
     if ((db = attr_in(caller, p->caller_dict, s_db)) == NULL || PyDict_SetItem(p->client_dict, s_db, db) < 0 ||
-        PyDict_SetItem(p->client_dict, s_resp3, Py_False) < 0 ||
-        (was_in_exec = attr_in(p->server, p->server_dict, s_in_exec)) == NULL) {
+        PyDict_SetItem(p->client_dict, s_resp3, Py_False) < 0) {
         Py_XDECREF(db);
         Py_DECREF(run);
         return NULL;
     }
     Py_DECREF(db);
+    was_in_exec = Py_NewRef(p->sv[SV_IN_EXEC]);
+    /* the server's values stay valid for twins_ready and the next run while nothing but this
+     * run writes its dict: `stamp` is the version this run's own write gives it (0: not so) */
+    int seen = g_sv_seen.dict == p->server_dict && g_sv_seen.version == dict_version(p->server_dict);
+    uint64_t stamp = 0;
     /* from here on, the run is taken down whatever happens */
-    if (PyDict_SetItem(p->server_dict, s_in_exec, Py_True) < 0 || PyDict_SetItem(p->scripting_dict, s_run, run) < 0)
+    if (PyDict_SetItem(p->server_dict, s_in_exec, Py_True) < 0)
         goto teardown;
-    PyObject *config = attr_in(p->server, p->server_dict, s_config), *config_dict = NULL;
+    stamp = seen ? dict_version(p->server_dict) : 0;
+    if (PyDict_SetItem(p->scripting_dict, s_run, run) < 0)
+        goto teardown;
+    PyObject *config = Py_NewRef(p->sv[SV_CONFIG]), *config_dict = NULL;
     PyObject *values = config == NULL || dict_of(config, &config_dict) < 0 ? NULL
                      : config_dict != NULL ? attr_in(config, config_dict, s_values) : PyObject_GetAttr(config, s_values);
     Py_XDECREF(config_dict);
@@ -1690,16 +1772,22 @@ static PyObject *plain_invoke(ScriptCommand *self, PyObject *caller, PyObject *a
     if (hook < 0)
         goto teardown;
     reply = run_script(p->bridge, p->handle, eval_mode, hook, p->numkeys, argv, run, g_twin != NULL, p->client,
-                       self->run_slot[RUN_WRITE_DIRTY]);
+                       self->run_slot[RUN_WRITE_DIRTY], stamp != 0 ? p->sv : NULL, stamp);
     if (reply == p->bridge->stashed) /* not a string, a number or nil: converted in Python */
         Py_SETREF(reply, PyObject_CallMethodObjArgs(p->scripting, s_stashed_outcome, run, p->state, NULL));
 teardown:;
     /* invoke's `finally` (an error in it replaces the run's, as in Python) */
     PyObject *type = NULL, *value = NULL, *tb = NULL;
     PyErr_Fetch(&type, &value, &tb);
+    int unchanged = stamp != 0 && dict_version(p->server_dict) == stamp; /* (only this run wrote it) */
     int bad = PyDict_SetItem(p->scripting_dict, s_run, Py_None) < 0 ||
               PyDict_SetItem(p->server_dict, s_in_exec, was_in_exec) < 0 ||
               PyDict_SetItem(p->server_dict, s_current_client, caller) < 0;
+    /* in_exec is back to what it was (the value remembered), current_client is not remembered */
+    if (unchanged && !bad && g_sv_seen.dict == p->server_dict)
+        g_sv_seen.version = dict_version(p->server_dict);
+    else
+        sv_seen_clear();
     if (!bad) { /* Redis's luaGC: a collector step every gc_period runs (LuaState.gc_step) */
         long count = -1;
         if ((v = attr_in(p->state, p->state_dict, s_gc_count)) != NULL) {
