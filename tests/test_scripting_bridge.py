@@ -435,6 +435,21 @@ def test_script_command_pipelined_server_changes() -> None:
     assert replies.count(b"\r\n:") == 3 and b":7\r\n" in replies and replies.endswith(b":22\r\n")
 
 
+def test_script_command_pipelined_script_changes() -> None:
+    """Runs in one batch with the scripts and functions changed between them: ScriptCommand
+    remembers the Scripting object's tables and Lua states while its __dict__ is as the last run
+    left it, and must see SCRIPT FLUSH and FUNCTION FLUSH replace them."""
+    evalsha = [b"EVALSHA", engine.sha1hex(TWIN_SCRIPT.encode()).encode(), b"1", b"k0"]
+    fcall = [b"FCALL", b"incr_get", b"1", b"k0"]
+    requests = [evalsha, evalsha, [b"SCRIPT", b"FLUSH"], evalsha, [b"SCRIPT", b"LOAD", TWIN_SCRIPT.encode()],
+                evalsha, evalsha, [b"FUNCTION", b"LOAD", LIBRARY], fcall, fcall, [b"FUNCTION", b"FLUSH"], fcall,
+                [b"FUNCTION", b"LOAD", LIBRARY], fcall, fcall, evalsha, [b"SCRIPT", b"FLUSH", b"SYNC"], evalsha]
+    replies = _pipelined(requests, True)
+    assert replies == _pipelined(requests, False)
+    assert replies.count(b"-NOSCRIPT") == 2 and replies.count(b"-ERR Function not found") == 1
+    assert replies.endswith(b"-NOSCRIPT No matching script. Please use EVAL.\r\n")
+
+
 def test_twins_route_oom_at_start() -> None:
     same_observed([(0, [b"SET", b"filler", b"x" * 1000]), (0, [b"CONFIG", b"SET", b"maxmemory", b"1"]),
                    (0, _eval(TWIN_SCRIPT, "k0", keys=1)),

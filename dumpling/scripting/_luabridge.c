@@ -611,20 +611,26 @@ static int keyspace_plain(PyObject *keyspace, PyObject *ks_dict, PyObject **now)
     return r;
 }
 
-/* The Server's attributes a plain run reads (ScriptCommand's checks, then twins_ready's),
- * remembered as keyspace_plain remembers the keyspace's: while the server's __dict__ keeps the
- * version tag they were read at, so do its values (held here; mutable ones such as `monitors`
- * have their truth tested again).  A run writes that dict itself (in_exec on and back, the
- * current client), so ScriptCommand stamps the version again after its own writes when nothing
- * else wrote the dict during the run (the version then is the one it made), which keeps the
- * values valid from run to run of a batch. */
+/* The Server's attributes a plain run reads (ScriptCommand's checks, then twins_ready's) and the
+ * Scripting object's (the script tables, the Lua states and their clients), remembered as
+ * keyspace_plain remembers the keyspace's: while an object's __dict__ keeps the version tag
+ * they were read at, so do its values (held here; mutable ones such as `monitors` have their
+ * truth tested again, the script tables are looked up every run).  A run writes those dicts
+ * itself (in_exec on and back, the current client; scripting.run, last_error_counted), so
+ * ScriptCommand stamps the version again after its own writes when nothing else wrote the dict
+ * during the run (the version then is the one it made), which keeps the values valid from run
+ * to run of a batch. */
 enum { SV_MONITORS, SV_GATE, SV_MAXMEMORY, SV_CLUSTER, SV_SCRIPTING, SV_IN_EXEC, SV_CONFIG, SV_CALL_HOOKS,
        SV_RENAMED, SV_KEYSPACE, SV_SLOWLOG, SV_LATENCY, SV_SEEN };
-static struct {
+enum { SC_BY_SHA, SC_BY_BODY, SC_EVAL_STATE, SC_EVAL_CLIENT, SC_LIBRARIES, SC_FUNCTION_STATE, SC_FUNCTION_CLIENT,
+       SC_SEEN };
+#define SEEN_MAX SV_SEEN
+typedef struct {
     PyObject *dict; /* (owned) NULL: nothing remembered */
     uint64_t version;
-    PyObject *value[SV_SEEN]; /* (owned) */
-} g_sv_seen;
+    PyObject *value[SEEN_MAX]; /* (owned) */
+} Seen;
+static Seen g_sv_seen, g_sc_seen;
 
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
 #define SEEN_VERSIONS 1
@@ -634,10 +640,35 @@ static inline uint64_t dict_version(PyObject *dict) { return ((PyDictObject *)di
 static inline uint64_t dict_version(PyObject *dict) { (void)dict; return 0; }
 #endif
 
-static void sv_seen_clear(void) {
-    Py_CLEAR(g_sv_seen.dict);
-    for (int i = 0; i < SV_SEEN; i++)
-        Py_CLEAR(g_sv_seen.value[i]);
+static void seen_clear(Seen *seen) {
+    Py_CLEAR(seen->dict);
+    for (int i = 0; i < SEEN_MAX; i++)
+        Py_CLEAR(seen->value[i]);
+}
+
+/* Before and after a write of the run to a remembered dict: `*stamp` the version the run's last
+ * write gave it, 0 once anything else wrote it (or nothing was remembered). */
+static inline void seen_before_write(uint64_t *stamp, PyObject *dict) {
+    if (*stamp != 0 && dict_version(dict) != *stamp)
+        *stamp = 0;
+}
+static inline void seen_after_write(uint64_t *stamp, PyObject *dict) {
+    if (*stamp != 0)
+        *stamp = dict_version(dict);
+}
+
+/* The run's writes done: the values stay remembered (under the version the run left) if only
+ * the run wrote the dict, else they are read again next time. */
+static void seen_restamp(Seen *seen, uint64_t stamp, PyObject *dict) {
+    if (stamp != 0 && seen->dict == dict && dict_version(dict) == stamp)
+        seen->version = stamp;
+    else
+        seen_clear(seen);
+}
+
+/* 1 if `seen` holds dict's values as the dict is now. */
+static inline int seen_valid(const Seen *seen, PyObject *dict) {
+    return SEEN_VERSIONS && seen->dict == dict && seen->version == dict_version(dict);
 }
 
 /* A server attribute for twins_ready: from ScriptCommand's snapshot while the server's
@@ -1557,7 +1588,8 @@ typedef struct {
     long handle;
     Py_ssize_t numkeys;
     int compat, from_eval;
-    PyObject *sv[SV_SEEN]; /* the server's attributes (server_values) */
+    PyObject *sv[SV_SEEN]; /* the server's attributes (seen_values) */
+    PyObject *sc[SC_SEEN]; /* the Scripting object's */
 } PlainCall;
 
 static void plain_clear(PlainCall *p) {
@@ -1574,6 +1606,8 @@ static void plain_clear(PlainCall *p) {
     Py_CLEAR(p->bridge);
     for (int i = 0; i < SV_SEEN; i++)
         Py_CLEAR(p->sv[i]);
+    for (int i = 0; i < SC_SEEN; i++)
+        Py_CLEAR(p->sc[i]);
 }
 
 /* obj's __dict__ into *dict (a new reference): 1, 0 if it has none (slots), -1 error. */
@@ -1603,27 +1637,31 @@ static int attr_test(PyObject *obj, PyObject *dict, PyObject *name, int test) {
     return r < 0 ? -1 : test == IS_FALSE ? !r : r;
 }
 
-/* The server's attributes into value[] (new references) from its __dict__, remembered: 1, 0
- * if one is not in the dict itself (the Python handler's turn), -1 error. */
-static int server_values(PyObject *server_dict, PyObject **value) {
-    static PyObject *const *names[SV_SEEN] = {&s_monitors, &s_command_gate, &s_maxmemory, &s_cluster, &s_scripting,
-                                              &s_in_exec, &s_config, &s_call_hooks, &s_renamed, &s_keyspace,
-                                              &s_slowlog_threshold, &s_latency_tracking};
-    if (!SEEN_VERSIONS || g_sv_seen.dict != server_dict || g_sv_seen.version != dict_version(server_dict)) {
-        sv_seen_clear();
-        PyObject *v[SV_SEEN];
-        for (int i = 0; i < SV_SEEN; i++)
-            if ((v[i] = PyDict_GetItemWithError(server_dict, *names[i])) == NULL)
+/* The attributes `names` of an object into value[] (new references) from its __dict__,
+ * remembered in `seen`: 1, 0 if one is not in the dict itself (the Python handler's turn), -1
+ * error. */
+static int seen_values(Seen *seen, PyObject *dict, PyObject **const *names, int n, PyObject **value) {
+    if (!seen_valid(seen, dict)) {
+        seen_clear(seen);
+        PyObject *v[SEEN_MAX];
+        for (int i = 0; i < n; i++)
+            if ((v[i] = PyDict_GetItemWithError(dict, *names[i])) == NULL)
                 return PyErr_Occurred() ? -1 : 0;
-        for (int i = 0; i < SV_SEEN; i++)
-            g_sv_seen.value[i] = Py_NewRef(v[i]);
-        g_sv_seen.dict = Py_NewRef(server_dict);
-        g_sv_seen.version = dict_version(server_dict);
+        for (int i = 0; i < n; i++)
+            seen->value[i] = Py_NewRef(v[i]);
+        seen->dict = Py_NewRef(dict);
+        seen->version = dict_version(dict);
     }
-    for (int i = 0; i < SV_SEEN; i++)
-        value[i] = Py_NewRef(g_sv_seen.value[i]);
+    for (int i = 0; i < n; i++)
+        value[i] = Py_NewRef(seen->value[i]);
     return 1;
 }
+
+static PyObject **const g_sv_names[SV_SEEN] = {&s_monitors, &s_command_gate, &s_maxmemory, &s_cluster, &s_scripting,
+                                               &s_in_exec, &s_config, &s_call_hooks, &s_renamed, &s_keyspace,
+                                               &s_slowlog_threshold, &s_latency_tracking};
+static PyObject **const g_sc_names[SC_SEEN] = {&s_scripts_by_sha, &s_scripts_by_body, &s_eval_state, &s_eval_client,
+                                               &s_libraries, &s_function_state, &s_function_client};
 
 /* Whether the request is a plain run (the Python handler's and invoke's conditions for it): 1
  * (p filled), 0 not (the Python handler takes it), -1 error. */
@@ -1652,7 +1690,7 @@ static int plain_find(ScriptCommand *self, PyObject *caller, PyObject *argv, Pla
         return p->server == NULL && r > 0 ? -1 : r;
     /* the server: no MONITOR (the handler feeds it), gate, maxmemory, cluster; the caller
      * unrestricted and not debugging */
-    if ((r = server_values(p->server_dict, p->sv)) <= 0)
+    if ((r = seen_values(&g_sv_seen, p->server_dict, g_sv_names, SV_SEEN, p->sv)) <= 0)
         return r;
     if ((r = PyObject_Not(p->sv[SV_MONITORS])) != 1 || (r = p->sv[SV_GATE] == Py_None) != 1 ||
         (r = PyObject_Not(p->sv[SV_MAXMEMORY])) != 1 || (r = p->sv[SV_CLUSTER] == Py_None) != 1 ||
@@ -1660,15 +1698,13 @@ static int plain_find(ScriptCommand *self, PyObject *caller, PyObject *argv, Pla
         (r = attr_test(caller, p->caller_dict, s_unrestricted, IS_TRUE)) != 1)
         return r;
     p->scripting = Py_NewRef(p->sv[SV_SCRIPTING]);
-    if ((r = dict_of(p->scripting, &p->scripting_dict)) <= 0)
+    if ((r = dict_of(p->scripting, &p->scripting_dict)) <= 0 ||
+        (r = seen_values(&g_sc_seen, p->scripting_dict, g_sc_names, SC_SEEN, p->sc)) <= 0)
         return r;
-    if (self->kind != KIND_FCALL) { /* EVALSHA, EVAL: the cached script of that exact SHA, or body */
-        table = attr_in(p->scripting, p->scripting_dict, self->kind == KIND_EVAL ? s_scripts_by_body : s_scripts_by_sha);
-    } else { /* FCALL: the function of that exact (lower-case) name */
-        v = attr_in(p->scripting, p->scripting_dict, s_libraries);
-        table = v == NULL ? NULL : PyObject_GetAttr(v, s_functions);
-        Py_CLEAR(v);
-    }
+    if (self->kind != KIND_FCALL) /* EVALSHA, EVAL: the cached script of that exact SHA, or body */
+        table = Py_NewRef(p->sc[self->kind == KIND_EVAL ? SC_BY_BODY : SC_BY_SHA]);
+    else /* FCALL: the function of that exact (lower-case) name */
+        table = PyObject_GetAttr(p->sc[SC_LIBRARIES], s_functions);
     if (table == NULL)
         return -1;
     if (PyDict_CheckExact(table))
@@ -1692,9 +1728,8 @@ static int plain_find(ScriptCommand *self, PyObject *caller, PyObject *argv, Pla
     p->compat = flags != 0;
     p->from_eval = self->owner_from_eval >= 0 && slot_get(p->owner, self->owner_from_eval) == Py_True;
     int eval_mode = self->kind != KIND_FCALL;
-    if ((p->state = attr_in(p->scripting, p->scripting_dict, eval_mode ? s_eval_state : s_function_state)) == NULL ||
-        (p->client = attr_in(p->scripting, p->scripting_dict, eval_mode ? s_eval_client : s_function_client)) == NULL)
-        return -1;
+    p->state = Py_NewRef(p->sc[eval_mode ? SC_EVAL_STATE : SC_FUNCTION_STATE]);
+    p->client = Py_NewRef(p->sc[eval_mode ? SC_EVAL_CLIENT : SC_FUNCTION_CLIENT]);
     if (p->state == Py_None || (r = dict_of(p->state, &p->state_dict)) <= 0 || (r = dict_of(p->client, &p->client_dict)) <= 0)
         return p->state == Py_None ? 0 : r;
     /* the Lua state runs through a bridge of this module, attached */
@@ -1748,13 +1783,17 @@ static PyObject *plain_invoke(ScriptCommand *self, PyObject *caller, PyObject *a
     was_in_exec = Py_NewRef(p->sv[SV_IN_EXEC]);
     /* the server's values stay valid for twins_ready and the next run while nothing but this
      * run writes its dict: `stamp` is the version this run's own write gives it (0: not so) */
-    int seen = g_sv_seen.dict == p->server_dict && g_sv_seen.version == dict_version(p->server_dict);
-    uint64_t stamp = 0;
+    uint64_t stamp = seen_valid(&g_sv_seen, p->server_dict) ? dict_version(p->server_dict) : 0;
+    uint64_t sc_stamp = seen_valid(&g_sc_seen, p->scripting_dict) ? dict_version(p->scripting_dict) : 0;
     /* from here on, the run is taken down whatever happens */
-    if (PyDict_SetItem(p->server_dict, s_in_exec, Py_True) < 0)
+    if (PyDict_SetItem(p->server_dict, s_in_exec, Py_True) < 0) {
+        stamp = 0;
         goto teardown;
-    stamp = seen ? dict_version(p->server_dict) : 0;
-    if (PyDict_SetItem(p->scripting_dict, s_run, run) < 0)
+    }
+    seen_after_write(&stamp, p->server_dict);
+    int run_set = PyDict_SetItem(p->scripting_dict, s_run, run);
+    seen_after_write(&sc_stamp, p->scripting_dict);
+    if (run_set < 0)
         goto teardown;
     PyObject *config = Py_NewRef(p->sv[SV_CONFIG]), *config_dict = NULL;
     PyObject *values = config == NULL || dict_of(config, &config_dict) < 0 ? NULL
@@ -1779,15 +1818,17 @@ teardown:;
     /* invoke's `finally` (an error in it replaces the run's, as in Python) */
     PyObject *type = NULL, *value = NULL, *tb = NULL;
     PyErr_Fetch(&type, &value, &tb);
-    int unchanged = stamp != 0 && dict_version(p->server_dict) == stamp; /* (only this run wrote it) */
+    seen_before_write(&stamp, p->server_dict); /* (only this run wrote them so far?) */
+    seen_before_write(&sc_stamp, p->scripting_dict);
     int bad = PyDict_SetItem(p->scripting_dict, s_run, Py_None) < 0 ||
               PyDict_SetItem(p->server_dict, s_in_exec, was_in_exec) < 0 ||
               PyDict_SetItem(p->server_dict, s_current_client, caller) < 0;
     /* in_exec is back to what it was (the value remembered), current_client is not remembered */
-    if (unchanged && !bad && g_sv_seen.dict == p->server_dict)
-        g_sv_seen.version = dict_version(p->server_dict);
-    else
-        sv_seen_clear();
+    seen_after_write(&stamp, p->server_dict);
+    seen_restamp(&g_sv_seen, bad ? 0 : stamp, p->server_dict);
+    seen_after_write(&sc_stamp, p->scripting_dict);
+    if (bad)
+        sc_stamp = 0;
     if (!bad) { /* Redis's luaGC: a collector step every gc_period runs (LuaState.gc_step) */
         long count = -1;
         if ((v = attr_in(p->state, p->state_dict, s_gc_count)) != NULL) {
@@ -1819,14 +1860,18 @@ teardown:;
     } else {
         PyErr_Restore(type, value, tb);
     }
+    seen_before_write(&sc_stamp, p->scripting_dict);
     if (reply != NULL) { /* scripting.last_error_counted = run.error_counted */
         v = slot_get(run, self->run_slot[RUN_ERROR_COUNTED]);
         if (v == NULL || PyDict_SetItem(p->scripting_dict, s_last_error_counted, v) < 0) {
             if (v == NULL)
                 PyErr_SetString(PyExc_AttributeError, "error_counted");
             Py_CLEAR(reply);
+            sc_stamp = 0;
         }
     }
+    seen_after_write(&sc_stamp, p->scripting_dict);
+    seen_restamp(&g_sc_seen, sc_stamp, p->scripting_dict);
     /* the handler's end: an EVAL-created script's place in the LRU list; an error reply raised */
     if (reply != NULL && p->from_eval) {
         if ((v = PyObject_CallMethodObjArgs(p->scripting, s_touch, p->owner, NULL)) == NULL)
