@@ -450,6 +450,29 @@ def test_script_command_pipelined_script_changes() -> None:
     assert replies.endswith(b"-NOSCRIPT No matching script. Please use EVAL.\r\n")
 
 
+def test_script_command_follows_the_busy_threshold() -> None:
+    """ScriptCommand remembers whether runs take the count hook while the config's values are
+    unchanged: CONFIG SET busy-reply-threshold (a change in place) between runs of one batch turns
+    the hook off and on again for the next run, as the Python handler does."""
+    evalsha = [b"EVALSHA", engine.sha1hex(TWIN_SCRIPT.encode()).encode(), b"1", b"k0"]
+    for bridge in (True, False):
+        old = engine.use_bridge(bridge)
+        try:
+            server = Server(Config())
+            client = Client(server)
+            client.connection_made(Transport())  # type: ignore[arg-type]
+            client.data_received(encode_command(b"SCRIPT", b"LOAD", TWIN_SCRIPT.encode()))
+            hooked = server.scripting.eval_state.lua.eval("function() return debug.gethook() ~= nil end")
+            hooks = []
+            for threshold in (b"5000", b"0", b"0", b"100", b"0"):
+                client.data_received(encode_command(*evalsha) * 2 + encode_command(b"CONFIG", b"SET",
+                                     b"busy-reply-threshold", threshold) + encode_command(*evalsha))
+                hooks.append(hooked())
+            assert hooks == [True, False, False, True, False], bridge
+        finally:
+            engine.use_bridge(old)
+
+
 def test_twins_route_oom_at_start() -> None:
     same_observed([(0, [b"SET", b"filler", b"x" * 1000]), (0, [b"CONFIG", b"SET", b"maxmemory", b"1"]),
                    (0, _eval(TWIN_SCRIPT, "k0", keys=1)),

@@ -556,22 +556,20 @@ static int all_false(PyObject *obj, PyObject *dict, PyObject *const *names, int 
 /* The keyspace's settings twins_ready reads (tracking, watched, notify_flags, lfu, loading) and
  * its time snapshot `now`, remembered with the version tag of the keyspace's __dict__ (CPython
  * 3.11's ma_version_tag, which every change of the dict renews): while the dict is unchanged,
- * so are the objects it holds (held here too), and only their truth is tested again (`watched`
- * is a dict that WATCH fills in place).  Within a pipelined batch the dict stays as it is
- * (the counters and `now` are written between batches), so a run reads one attribute fewer
- * than six of them.  Only values found in the dict itself are remembered. */
+ * so are the objects it holds, and only their truth is tested again (`watched` is a dict that
+ * WATCH fills in place).  Within a pipelined batch the dict stays as it is (the counters and
+ * `now` are written between batches), so a run reads one attribute fewer than six of them.
+ * Only values found in the dict itself are remembered, and they are borrowed: no reference here
+ * may keep an old server's objects (its Lua states) alive.  A borrowed pointer is used only when
+ * the dict it came from is the one at hand with the same version: a dict's version tags are
+ * unique across all dicts, so a new dict at a freed one's address never matches, and an
+ * unchanged dict still holds the values. */
 enum { KS_TRACKING, KS_WATCHED, KS_NOTIFY, KS_LFU, KS_LOADING, KS_NOW, KS_SEEN };
 static struct {
-    PyObject *dict; /* (owned) NULL: nothing remembered */
+    PyObject *dict; /* (borrowed) NULL: nothing remembered */
     uint64_t version;
-    PyObject *value[KS_SEEN]; /* (owned) */
+    PyObject *value[KS_SEEN]; /* (borrowed) */
 } g_ks_seen;
-
-static void ks_seen_clear(void) {
-    Py_CLEAR(g_ks_seen.dict);
-    for (int i = 0; i < KS_SEEN; i++)
-        Py_CLEAR(g_ks_seen.value[i]);
-}
 
 /* 1 if the keyspace's settings are all false (*now: its `now`, a new reference), 0 if not,
  * -1 error. */
@@ -580,7 +578,7 @@ static int keyspace_plain(PyObject *keyspace, PyObject *ks_dict, PyObject **now)
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
     uint64_t version = ((PyDictObject *)ks_dict)->ma_version_tag;
     if (g_ks_seen.dict != ks_dict || g_ks_seen.version != version) {
-        ks_seen_clear();
+        g_ks_seen.dict = NULL;
         PyObject *value[KS_SEEN];
         int found = 0;
         for (; found < KS_SEEN; found++)
@@ -589,20 +587,23 @@ static int keyspace_plain(PyObject *keyspace, PyObject *ks_dict, PyObject **now)
         if (found < KS_SEEN && PyErr_Occurred())
             return -1;
         if (found == KS_SEEN) {
-            for (int i = 0; i < KS_SEEN; i++)
-                g_ks_seen.value[i] = Py_NewRef(value[i]);
-            g_ks_seen.dict = Py_NewRef(ks_dict);
+            memcpy(g_ks_seen.value, value, sizeof value);
+            g_ks_seen.dict = ks_dict;
             g_ks_seen.version = version;
         }
     }
-    if (g_ks_seen.dict != NULL) {
-        for (int i = 0; i < KS_NOW; i++) {
-            int r = PyObject_IsTrue(g_ks_seen.value[i]);
-            if (r != 0)
-                return r < 0 ? -1 : 0;
-        }
-        *now = Py_NewRef(g_ks_seen.value[KS_NOW]);
-        return 1;
+    if (g_ks_seen.dict != NULL) { /* (held while tested: a __bool__ could change the dict) */
+        PyObject *value[KS_SEEN];
+        for (int i = 0; i < KS_SEEN; i++)
+            value[i] = Py_NewRef(g_ks_seen.value[i]);
+        int r = 0;
+        for (int i = 0; i < KS_NOW && r == 0; i++)
+            r = PyObject_IsTrue(value[i]);
+        if (r == 0)
+            *now = Py_NewRef(value[KS_NOW]);
+        for (int i = 0; i < KS_SEEN; i++)
+            Py_DECREF(value[i]);
+        return r == 0 ? 1 : r < 0 ? -1 : 0;
     }
 #endif
     int r = all_false(keyspace, ks_dict, names, KS_NOW);
@@ -613,8 +614,8 @@ static int keyspace_plain(PyObject *keyspace, PyObject *ks_dict, PyObject **now)
 
 /* The Server's attributes a plain run reads (ScriptCommand's checks, then twins_ready's) and the
  * Scripting object's (the script tables, the Lua states and their clients), remembered as
- * keyspace_plain remembers the keyspace's: while an object's __dict__ keeps the version tag
- * they were read at, so do its values (held here; mutable ones such as `monitors` have their
+ * keyspace_plain remembers the keyspace's (borrowed): while an object's __dict__ keeps the
+ * version tag they were read at, so do its values (mutable ones such as `monitors` have their
  * truth tested again, the script tables are looked up every run).  A run writes those dicts
  * itself (in_exec on and back, the current client; scripting.run, last_error_counted), so
  * ScriptCommand stamps the version again after its own writes when nothing else wrote the dict
@@ -626,9 +627,9 @@ enum { SC_BY_SHA, SC_BY_BODY, SC_EVAL_STATE, SC_EVAL_CLIENT, SC_LIBRARIES, SC_FU
        SC_SEEN };
 #define SEEN_MAX SV_SEEN
 typedef struct {
-    PyObject *dict; /* (owned) NULL: nothing remembered */
+    PyObject *dict; /* (borrowed, as keyspace_plain's) NULL: nothing remembered */
     uint64_t version;
-    PyObject *value[SEEN_MAX]; /* (owned) */
+    PyObject *value[SEEN_MAX]; /* (borrowed) */
 } Seen;
 static Seen g_sv_seen, g_sc_seen;
 
@@ -641,9 +642,7 @@ static inline uint64_t dict_version(PyObject *dict) { (void)dict; return 0; }
 #endif
 
 static void seen_clear(Seen *seen) {
-    Py_CLEAR(seen->dict);
-    for (int i = 0; i < SEEN_MAX; i++)
-        Py_CLEAR(seen->value[i]);
+    seen->dict = NULL;
 }
 
 /* Before and after a write of the run to a remembered dict: `*stamp` the version the run's last
@@ -1647,9 +1646,8 @@ static int seen_values(Seen *seen, PyObject *dict, PyObject **const *names, int 
         for (int i = 0; i < n; i++)
             if ((v[i] = PyDict_GetItemWithError(dict, *names[i])) == NULL)
                 return PyErr_Occurred() ? -1 : 0;
-        for (int i = 0; i < n; i++)
-            seen->value[i] = Py_NewRef(v[i]);
-        seen->dict = Py_NewRef(dict);
+        memcpy(seen->value, v, sizeof(PyObject *) * (size_t)n);
+        seen->dict = dict;
         seen->version = dict_version(dict);
     }
     for (int i = 0; i < n; i++)
@@ -1749,6 +1747,49 @@ static double monotonic_seconds(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* Whether a run takes the count hook: config.values["busy-reply-threshold"] > 0 (1, 0, or -1
+ * error).  The answer is remembered while the config's __dict__ and its values dict (which
+ * CONFIG SET changes in place) keep their version tags. */
+static struct {
+    PyObject *config_dict, *values; /* (borrowed, as keyspace_plain's) NULL: nothing remembered */
+    uint64_t config_version, values_version;
+    int hook;
+} g_hook_seen;
+
+static int busy_hook(PyObject *config) {
+    PyObject *config_dict = NULL, *values = NULL;
+    if (dict_of(config, &config_dict) < 0)
+        return -1;
+    if (SEEN_VERSIONS && config_dict != NULL && g_hook_seen.config_dict == config_dict &&
+        g_hook_seen.config_version == dict_version(config_dict) &&
+        g_hook_seen.values_version == dict_version(g_hook_seen.values)) { /* (values: in config_dict) */
+        Py_DECREF(config_dict);
+        return g_hook_seen.hook;
+    }
+    values = config_dict != NULL ? attr_in(config, config_dict, s_values) : PyObject_GetAttr(config, s_values);
+    PyObject *threshold = values == NULL ? NULL : PyObject_GetItem(values, s_busy_threshold);
+    int hook = -1;
+    if (threshold != NULL) {
+        long long ms = PyLong_AsLongLong(threshold);
+        hook = ms == -1 && PyErr_Occurred() ? -1 : ms > 0;
+        Py_DECREF(threshold);
+    }
+    g_hook_seen.config_dict = g_hook_seen.values = NULL;
+    PyObject *in_dict = hook >= 0 && config_dict != NULL ? PyDict_GetItemWithError(config_dict, s_values) : NULL;
+    if (in_dict == NULL && PyErr_Occurred())
+        hook = -1;
+    if (in_dict != NULL && in_dict == values && PyDict_CheckExact(values)) { /* (values in the dict itself) */
+        g_hook_seen.config_dict = config_dict;
+        g_hook_seen.values = values;
+        g_hook_seen.config_version = dict_version(config_dict);
+        g_hook_seen.values_version = dict_version(values);
+        g_hook_seen.hook = hook;
+    }
+    Py_XDECREF(config_dict);
+    Py_XDECREF(values);
+    return hook;
+}
+
 /* Scripting.invoke's plain run and the handler's end, for a request plain_find took: the reply,
  * or NULL with the exception (the script's error reply raised as the command's error). */
 static PyObject *plain_invoke(ScriptCommand *self, PyObject *caller, PyObject *argv, PlainCall *p) {
@@ -1795,19 +1836,7 @@ static PyObject *plain_invoke(ScriptCommand *self, PyObject *caller, PyObject *a
     seen_after_write(&sc_stamp, p->scripting_dict);
     if (run_set < 0)
         goto teardown;
-    PyObject *config = Py_NewRef(p->sv[SV_CONFIG]), *config_dict = NULL;
-    PyObject *values = config == NULL || dict_of(config, &config_dict) < 0 ? NULL
-                     : config_dict != NULL ? attr_in(config, config_dict, s_values) : PyObject_GetAttr(config, s_values);
-    Py_XDECREF(config_dict);
-    Py_XDECREF(config);
-    PyObject *threshold = values == NULL ? NULL : PyObject_GetItem(values, s_busy_threshold);
-    Py_XDECREF(values);
-    int hook = -1; /* the count hook if busy-reply-threshold > 0 */
-    if (threshold != NULL) {
-        long long ms = PyLong_AsLongLong(threshold);
-        hook = ms == -1 && PyErr_Occurred() ? -1 : ms > 0;
-        Py_DECREF(threshold);
-    }
+    int hook = busy_hook(p->sv[SV_CONFIG]); /* the count hook if busy-reply-threshold > 0 */
     if (hook < 0)
         goto teardown;
     reply = run_script(p->bridge, p->handle, eval_mode, hook, p->numkeys, argv, run, g_twin != NULL, p->client,
