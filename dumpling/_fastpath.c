@@ -1946,6 +1946,10 @@ static PyObject *fast_encode_flat(PyObject *self, PyObject *const *args, Py_ssiz
     if (out_reserve(&o, guess) < 0 || out_number(&o, '*', (long long)n) < 0)
         goto fail;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++) {
+        /* A big reply's elements lie all over the heap (a sorted or random order): fetching
+         * the one 8 ahead while this one is written hides most of a cache miss each. */
+        if (i + 8 < PyList_GET_SIZE(list))
+            __builtin_prefetch(PyList_GET_ITEM(list, i + 8));
         int r = encode_scalar(&o, PyList_GET_ITEM(list, i), resp3);
         if (r < 0)
             goto fail;
