@@ -146,61 +146,84 @@ static int bound_of(PyObject *bound, double *score, PyObject **member) {
     return 1;
 }
 
-static PyObject *keep_outside(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3 || !PyDict_CheckExact(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "keep_outside(scores: dict, first, last)");
-        return NULL;
-    }
-    PyObject *scores = args[0];
+/* A span [first, last] of a zset's member -> score dict, and a snapshot of the dict's entries
+ * in its own order (borrowed: no Python code runs while it is used), so that the loops can ask
+ * for the members and scores ahead of their turn. */
+typedef struct {
     double low, high;
     PyObject *low_member, *high_member;
-    if (!bound_of(args[1], &low, &low_member) || !bound_of(args[2], &high, &high_member))
-        Py_RETURN_NONE;
+    PyObject **entries; /* member, score, member, score, ... */
+    Py_ssize_t count;
+} Span;
+
+/* The span of `fn(scores, first, last)`'s arguments: 1 taken, 0 bounds this module leaves to the
+ * reference (the caller returns None), -1 error. */
+static int span_open(Span *span, const char *usage, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyDict_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, usage);
+        return -1;
+    }
+    if (!bound_of(args[1], &span->low, &span->low_member) || !bound_of(args[2], &span->high, &span->high_member))
+        return 0;
+    PyObject *scores = args[0];
     Py_ssize_t n = PyDict_GET_SIZE(scores);
-    /* The entries first (borrowed: nothing runs Python code until the end), so that the loop
-     * below can ask for the members and scores ahead of their turn. */
-    PyObject **entries = PyMem_Malloc(sizeof(PyObject *) * 2 * (size_t)(n ? n : 1));
-    if (entries == NULL)
-        return PyErr_NoMemory();
+    span->entries = PyMem_Malloc(sizeof(PyObject *) * 2 * (size_t)(n ? n : 1));
+    if (span->entries == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
     Py_ssize_t pos = 0, count = 0;
     PyObject *member, *value;
     while (count < n && PyDict_Next(scores, &pos, &member, &value)) {
-        entries[2 * count] = member;
-        entries[2 * count + 1] = value;
+        span->entries[2 * count] = member;
+        span->entries[2 * count + 1] = value;
         count++;
     }
+    span->count = count;
+    return 1;
+}
+
+/* Whether entry i lies inside the span: 1 inside, 0 outside, -1 not a bytes member with a float
+ * score (the reference handles that dict). */
+static int span_holds(const Span *span, Py_ssize_t i) {
+    PyObject **entries = span->entries;
+    if (i + AHEAD < span->count) {
+        __builtin_prefetch(entries[2 * (i + AHEAD)]);
+        __builtin_prefetch(entries[2 * (i + AHEAD) + 1]);
+    }
+    PyObject *member = entries[2 * i], *value = entries[2 * i + 1];
+    if (!PyFloat_CheckExact(value) || !PyBytes_CheckExact(member))
+        return -1;
+    double score = PyFloat_AS_DOUBLE(value);
+    return !(score < span->low || score > span->high
+             || (score == span->low && bytes_cmp(member, span->low_member) < 0)
+             || (score == span->high && bytes_cmp(member, span->high_member) > 0));
+}
+
+static PyObject *keep_outside(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    Span span;
+    int taken = span_open(&span, "keep_outside(scores: dict, first, last)", args, nargs);
+    if (taken <= 0) {
+        if (taken < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
 #if PY_VERSION_HEX < 0x030D0000
-    PyObject *kept = _PyDict_NewPresized(count); /* no resizes on the way */
+    PyObject *kept = _PyDict_NewPresized(span.count); /* no resizes on the way */
 #else
     PyObject *kept = PyDict_New();
 #endif
-    if (kept == NULL) {
-        PyMem_Free(entries);
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < count; i++) {
-        if (i + AHEAD < count) {
-            __builtin_prefetch(entries[2 * (i + AHEAD)]);
-            __builtin_prefetch(entries[2 * (i + AHEAD) + 1]);
-        }
-        member = entries[2 * i];
-        value = entries[2 * i + 1];
-        if (!PyFloat_CheckExact(value) || !PyBytes_CheckExact(member)) {
+    for (Py_ssize_t i = 0; kept != NULL && i < span.count; i++) {
+        int inside = span_holds(&span, i);
+        if (inside < 0) {
             Py_DECREF(kept);
-            PyMem_Free(entries);
+            PyMem_Free(span.entries);
             Py_RETURN_NONE;
         }
-        double score = PyFloat_AS_DOUBLE(value);
-        int outside = score < low || score > high
-                      || (score == low && bytes_cmp(member, low_member) < 0)
-                      || (score == high && bytes_cmp(member, high_member) > 0);
-        if (outside && PyDict_SetItem(kept, member, value) < 0) {
-            Py_DECREF(kept);
-            PyMem_Free(entries);
-            return NULL;
-        }
+        if (!inside && PyDict_SetItem(kept, span.entries[2 * i], span.entries[2 * i + 1]) < 0)
+            Py_CLEAR(kept);
     }
-    PyMem_Free(entries);
+    PyMem_Free(span.entries);
     return kept;
 }
 
@@ -208,50 +231,30 @@ static PyObject *keep_outside(PyObject *module, PyObject *const *args, Py_ssize_
  * members inside [first, last] are found in one pass in the dict's order and deleted in that
  * order (no new table, and the old one is not freed). How many were deleted. */
 static PyObject *drop_inside(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3 || !PyDict_CheckExact(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "drop_inside(scores: dict, first, last)");
-        return NULL;
-    }
-    PyObject *scores = args[0];
-    double low, high;
-    PyObject *low_member, *high_member;
-    if (!bound_of(args[1], &low, &low_member) || !bound_of(args[2], &high, &high_member))
+    Span span;
+    int taken = span_open(&span, "drop_inside(scores: dict, first, last)", args, nargs);
+    if (taken <= 0) {
+        if (taken < 0)
+            return NULL;
         Py_RETURN_NONE;
-    Py_ssize_t n = PyDict_GET_SIZE(scores);
-    PyObject **entries = PyMem_Malloc(sizeof(PyObject *) * 2 * (size_t)(n ? n : 1));
-    if (entries == NULL)
-        return PyErr_NoMemory();
-    Py_ssize_t pos = 0, count = 0, doomed = 0;
-    PyObject *member, *value;
-    while (count < n && PyDict_Next(scores, &pos, &member, &value)) {
-        entries[2 * count] = member;
-        entries[2 * count + 1] = value;
-        count++;
     }
-    for (Py_ssize_t i = 0; i < count; i++) {
-        if (i + AHEAD < count) {
-            __builtin_prefetch(entries[2 * (i + AHEAD)]);
-            __builtin_prefetch(entries[2 * (i + AHEAD) + 1]);
-        }
-        member = entries[2 * i];
-        value = entries[2 * i + 1];
-        if (!PyFloat_CheckExact(value) || !PyBytes_CheckExact(member)) {
+    PyObject **entries = span.entries;
+    Py_ssize_t doomed = 0;
+    for (Py_ssize_t i = 0; i < span.count; i++) {
+        int inside = span_holds(&span, i);
+        if (inside < 0) {
             PyMem_Free(entries);
             Py_RETURN_NONE;
         }
-        double score = PyFloat_AS_DOUBLE(value);
-        int outside = score < low || score > high
-                      || (score == low && bytes_cmp(member, low_member) < 0)
-                      || (score == high && bytes_cmp(member, high_member) > 0);
-        if (!outside)
-            entries[doomed++] = member; /* the members to delete, packed at the front */
+        if (inside)
+            entries[doomed++] = entries[2 * i]; /* the members to delete, packed at the front */
     }
     /* Each member is still referenced by the caller's cut span: deleting drops only the dict's
      * references, nothing is freed here. */
     for (Py_ssize_t i = 0; i < doomed; i++) {
         if (i + AHEAD < doomed)
             __builtin_prefetch(entries[i + AHEAD]);
-        if (PyDict_DelItem(scores, entries[i]) < 0) {
+        if (PyDict_DelItem(args[0], entries[i]) < 0) {
             PyMem_Free(entries);
             return NULL;
         }

@@ -10,6 +10,8 @@ error positions.  (``tests/test_scripting*.py`` compare both paths with real Red
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -20,6 +22,25 @@ from dumpling.scripting import engine
 from dumpling.server import Client
 from tests.servers import encode_command
 from tests.test_fastpath_fuzz import Transport  # (a loopback peer, the written bytes)
+
+
+@contextmanager
+def bridge_on(bridge: bool) -> Iterator[None]:
+    """Scripts run through the C bridge (True) or lupa's Python path (False) inside the block."""
+    old = engine.use_bridge(bridge)
+    try:
+        yield
+    finally:
+        engine.use_bridge(old)
+
+
+def fresh_client() -> tuple[Server, Client, Transport]:
+    """A new server and one in-process client connected to it."""
+    server = Server(Config())
+    client = Client(server)
+    transport = Transport()
+    client.connection_made(transport)  # type: ignore[arg-type]
+    return server, client, transport
 
 pytestmark = pytest.mark.skipif(not engine.bridge_available(), reason="the C Lua bridge is not built")
 
@@ -390,18 +411,12 @@ def test_twins_route_other_states(setup: list[tuple[int, list[bytes]]]) -> None:
 
 def _pipelined(requests: list[list[bytes]], bridge: bool) -> bytes:
     """The replies of one client's requests sent in one read (one batch of the request loop)."""
-    old = engine.use_bridge(bridge)
-    try:
-        server = Server(Config())
-        client = Client(server)
-        transport = Transport()
-        client.connection_made(transport)  # type: ignore[arg-type]
+    with bridge_on(bridge):
+        _, client, transport = fresh_client()
         client.data_received(encode_command(b"SCRIPT", b"LOAD", TWIN_SCRIPT.encode()))
         transport.data.clear()
         client.data_received(b"".join(encode_command(*request) for request in requests))
         return bytes(transport.data)
-    finally:
-        engine.use_bridge(old)
 
 
 def test_twins_route_pipelined_state_changes() -> None:
@@ -546,20 +561,14 @@ def _plain_steps() -> list[tuple[int, list[bytes]]]:
 
 def _run_state(bridge: bool, steps: list[tuple[int, list[bytes]]]) -> tuple[Any, ...]:
     """What a run leaves behind besides replies: the GC counters, the last error's counting."""
-    old = engine.use_bridge(bridge)
-    try:
-        server = Server(Config())
-        client = Client(server)
-        transport = Transport()
-        client.connection_made(transport)  # type: ignore[arg-type]
+    with bridge_on(bridge):
+        server, client, _ = fresh_client()
         for _, request in steps:
             client.data_received(encode_command(*request))
         scripting = server.scripting
         return (scripting.eval_state.gc_count, scripting.function_state.gc_count, scripting.last_error_counted,
                 scripting.run, server.in_exec, server.current_client is client, scripting.eval_client.db.index,
                 list(scripting.scripts))
-    finally:
-        engine.use_bridge(old)
 
 
 def test_script_command_plain_runs() -> None:
@@ -661,16 +670,11 @@ def test_script_command_busy_run_ends() -> None:
              (0, [b"FUNCTION", b"LOAD", library])]
     steps += [(0, [b"EVALSHA", _sha(body), b"0"]), (0, [b"FCALL", b"spin", b"0"])] * 2
     assert same([request for _, request in steps])[-1] == b":1000000\r\n"
-    old = engine.use_bridge(True)
-    try:
-        server = Server(Config())
-        client = Client(server)
-        client.connection_made(Transport())  # type: ignore[arg-type]
+    with bridge_on(True):
+        server, client, _ = fresh_client()
         for _, request in steps:
             client.data_received(encode_command(*request))
         assert server.scripting._busy is None and server.scripting.run is None and not server.in_exec
-    finally:
-        engine.use_bridge(old)
 
 
 # The twins' counts of script runs reach the Python counters when Python could next read them
