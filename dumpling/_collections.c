@@ -28,6 +28,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include "_slots.h"
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -166,23 +167,6 @@ enum { L_ITEMS, L_PACKED, L_ENCODING, L_LP_BYTES, L_NODES, L_SHAPE_LEN, L_COUNT 
 static const char *const LIST_SLOTS[L_COUNT] = {"_items", "_packed", "encoding", "_lp_bytes", "_nodes", "_shape_len"};
 static Py_ssize_t g_list_offsets[L_COUNT];
 static int g_list_slots_ok = 0;
-
-static int find_list_slots(PyObject *type) {
-    g_list_slots_ok = 0;
-    if (!PyType_Check(type))
-        return 0;
-    for (int i = 0; i < L_COUNT; i++) {
-        PyObject *descr = PyDict_GetItemString(((PyTypeObject *)type)->tp_dict, LIST_SLOTS[i]);
-        if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type))
-            return 0; /* not plain slots: the attribute path below is not used, values are declined */
-        PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
-        if (member->type != T_OBJECT_EX)
-            return 0;
-        g_list_offsets[i] = member->offset;
-    }
-    g_list_slots_ok = 1;
-    return 0;
-}
 
 static inline PyObject **list_slot(PyObject *value, int which) {
     return (PyObject **)((char *)value + g_list_offsets[which]);
@@ -489,22 +473,7 @@ static PyObject *py_set_packed_threshold(PyObject *self, PyObject *arg) {
 
 /* ------------------------------------------------------------------ stream append */
 
-/* __slots__ read and written at their offsets, as for ListValue above (1: all found). */
-static int find_slots(PyObject *type, const char *const *names, int n, Py_ssize_t *offsets) {
-    if (!PyType_Check(type))
-        return 0;
-    for (int i = 0; i < n; i++) {
-        PyObject *descr = PyDict_GetItemString(((PyTypeObject *)type)->tp_dict, names[i]);
-        if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type))
-            return 0;
-        PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
-        if (member->type != T_OBJECT_EX)
-            return 0;
-        offsets[i] = member->offset;
-    }
-    return 1;
-}
-
+/* A __slots__ field at its offset (found by _native.h's native_slot_offsets), as for ListValue. */
 static inline PyObject **slot_at(PyObject *obj, Py_ssize_t offset) {
     return (PyObject **)((char *)obj + offset);
 }
@@ -1506,17 +1475,21 @@ static PyObject *py_configure(PyObject *self, PyObject *const *args, Py_ssize_t 
         return NULL;
     Py_XSETREF(g_untrack, untrack);
     Py_XSETREF(g_list_type, Py_NewRef(args[0]));
-    find_list_slots(args[0]);
+    /* (a value whose fields are not plain slots is declined: its Python handler runs) */
+    g_list_slots_ok = native_slot_offsets(args[0], LIST_SLOTS, L_COUNT, g_list_offsets) > 0;
     Py_XSETREF(g_hash_type, Py_NewRef(args[1]));
-    g_hash_slots_ok = find_slots(args[1], HASH_SLOTS, HV_COUNT, g_hash_offsets);
+    g_hash_slots_ok = native_slot_offsets(args[1], HASH_SLOTS, HV_COUNT, g_hash_offsets) > 0;
     Py_XSETREF(g_set_type, Py_NewRef(args[2]));
-    g_set_slots_ok = find_slots(args[2], SET_SLOTS, SETV_COUNT, g_set_offsets);
+    g_set_slots_ok = native_slot_offsets(args[2], SET_SLOTS, SETV_COUNT, g_set_offsets) > 0;
     Py_XSETREF(g_stream_type, Py_NewRef(args[3]));
     Py_XSETREF(g_node_type, Py_NewRef(args[4]));
-    g_stream_slots_ok = find_slots(args[3], STREAM_SLOTS, SV_COUNT, g_stream_offsets) &&
-                        find_slots(args[4], NODE_SLOTS, SN_COUNT, g_node_offsets) &&
-                        find_slots(g_idmap_type, IDMAP_SLOTS, IM_COUNT, g_idmap_offsets) && g_idmap_chunk > 0;
+    g_stream_slots_ok = native_slot_offsets(args[3], STREAM_SLOTS, SV_COUNT, g_stream_offsets) > 0 &&
+                        native_slot_offsets(args[4], NODE_SLOTS, SN_COUNT, g_node_offsets) > 0 &&
+                        native_slot_offsets(g_idmap_type, IDMAP_SLOTS, IM_COUNT, g_idmap_offsets) > 0 &&
+                        g_idmap_chunk > 0;
     Py_XSETREF(g_zset_type, Py_NewRef(args[5]));
+    if (PyErr_Occurred())
+        return NULL;
     Py_RETURN_NONE;
 }
 

@@ -52,6 +52,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../_slots.h"
+
 #define LP_HEADER_SIZE 6
 #define LP_EOF 0xFF
 #define LP_NUMELE_UNKNOWN 65535
@@ -2571,16 +2573,11 @@ value_class(ValueClass *c, PyObject *type, const char *const *names)
         count++;
     }
     int ok = PySequence_Fast_GET_SIZE(seq) == count && t->tp_dictoffset == 0 && t->tp_itemsize == 0;
-    for (int i = 0; ok && i < count; i++) {
-        PyObject *descr = PyDict_GetItemString(t->tp_dict, names[i]); /* borrowed */
-        ok = descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type);
-        if (ok) {
-            PyMemberDef *m = ((PyMemberDescrObject *)descr)->d_member;
-            ok = m->type == T_OBJECT_EX && !(m->flags & READONLY);
-            c->offsets[i] = m->offset;
-        }
-    }
+    if (ok)
+        ok = native_slot_offsets(type, names, count, c->offsets);
     Py_DECREF(seq);
+    if (ok < 0)
+        return -1;
     if (ok) {
         c->type = t;
         c->count = count;

@@ -28,6 +28,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include "../_slots.h"
 #include <dlfcn.h>
 #include <limits.h>
 #include <math.h>
@@ -761,7 +762,6 @@ static Py_ssize_t g_db_slot[DB_SLOTS];
 /* client.db's dicts and SCAN order from its slots (client.db read from the client's __dict__,
  * the Database of exactly that class): as native_load_db answers (1, 0, -1; the caller clears
  * what it got whatever the result), or 2: not such a Database (native_load_db's turn). */
-static Py_ssize_t slot_offset(PyObject *cls, const char *name);
 static int load_db_slots(Twins *t) {
     PyObject *db = g_db_type != NULL ? PyDict_GetItemWithError(t->client_dict, s_db) : NULL;
     if (db == NULL)
@@ -1565,20 +1565,6 @@ static inline void slot_put(PyObject *obj, Py_ssize_t offset, PyObject *value) {
     Py_XDECREF(old);
 }
 
-/* The offset of the __slots__ member `name` of class `cls`, or -1 (an exception set). */
-static Py_ssize_t slot_offset(PyObject *cls, const char *name) {
-    PyObject *descr = PyObject_GetAttrString(cls, name);
-    if (descr == NULL)
-        return -1;
-    Py_ssize_t offset = -1;
-    if (Py_IS_TYPE(descr, &PyMemberDescr_Type) && ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX)
-        offset = ((PyMemberDescrObject *)descr)->d_member->offset;
-    else
-        PyErr_Format(PyExc_TypeError, "%R.%s is not a slot", cls, name);
-    Py_DECREF(descr);
-    return offset;
-}
-
 /* What a plain run needs, found by plain_find (new references). */
 typedef struct {
     PyObject *server, *server_dict, *caller_dict, *scripting, *scripting_dict, *owner, *state, *state_dict, *client,
@@ -1961,19 +1947,19 @@ static PyObject *script_command_new(PyTypeObject *type, PyObject *args, PyObject
     self->owner_class = Py_NewRef(owner_class);
     self->error_type = Py_NewRef(error_type);
     for (int i = 0; i < RUN_SLOTS; i++) { /* both run classes: one layout */
-        Py_ssize_t offset = slot_offset(run_class, g_run_slots[i]);
-        if (offset < 0 || slot_offset(eval_run_class, g_run_slots[i]) != offset) {
+        Py_ssize_t offset = native_slot_offset(run_class, g_run_slots[i]);
+        if (offset < 0 || native_slot_offset(eval_run_class, g_run_slots[i]) != offset) {
             if (!PyErr_Occurred())
                 PyErr_SetString(PyExc_TypeError, "the run classes' slots differ");
             goto failed;
         }
         self->run_slot[i] = offset;
     }
-    if ((self->owner_flags = slot_offset(owner_class, "flags")) < 0 ||
-        (self->owner_handle = slot_offset(owner_class, "handle")) < 0 ||
-        (self->owner_name = slot_offset(owner_class, kind == KIND_FCALL ? "label" : "sha")) < 0)
+    if ((self->owner_flags = native_slot_offset(owner_class, "flags")) < 0 ||
+        (self->owner_handle = native_slot_offset(owner_class, "handle")) < 0 ||
+        (self->owner_name = native_slot_offset(owner_class, kind == KIND_FCALL ? "label" : "sha")) < 0)
         goto failed;
-    self->owner_from_eval = kind != KIND_FCALL ? slot_offset(owner_class, "from_eval") : -1;
+    self->owner_from_eval = kind != KIND_FCALL ? native_slot_offset(owner_class, "from_eval") : -1;
     if (PyErr_Occurred())
         goto failed;
     return (PyObject *)self;
@@ -2043,7 +2029,7 @@ static PyObject *bridge_use_twins(PyObject *self, PyObject *const *args, Py_ssiz
     static const char *const names[DB_SLOTS] = {"data", "expires", "meta", "_order", "slot_index"};
     Py_ssize_t offsets[DB_SLOTS];
     for (int i = 0; i < DB_SLOTS; i++)
-        if ((offsets[i] = slot_offset(args[2], names[i])) < 0)
+        if ((offsets[i] = native_slot_offset(args[2], names[i])) < 0)
             return NULL;
     memcpy(g_db_slot, offsets, sizeof offsets);
     Py_XSETREF(g_db_type, (PyTypeObject *)Py_NewRef(args[2]));
