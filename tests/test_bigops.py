@@ -4,6 +4,7 @@ random and edge inputs, and a decline (the reference runs) for what C does not h
 from __future__ import annotations
 
 import math
+import os
 import random
 from collections import deque
 from typing import Any
@@ -18,6 +19,16 @@ needs_c = pytest.mark.skipif(native is None, reason="dumpling._bigops not built 
 
 SCORES = [0.0, -0.0, 1.0, -1.0, 0.5, 1e300, -1e-300, math.inf, -math.inf, math.nan, 2.0**62, 2.0**63,
           -(2.0**62), 123456789.125, 0.1, 1 / 3]
+
+
+def test_the_extension_is_built_in_ci() -> None:
+    """Every test below needing C would skip silently if _bigops failed to compile (it is an
+    optional extension): CI must have built it, as it must the other accelerators."""
+    if os.environ.get("CI") == "true" and os.environ.get("DUMPLING_PURE") != "1":
+        assert native is not None, "dumpling._bigops did not build: setup.py / compiler problem"
+    if native is None:
+        pytest.skip("dumpling._bigops not built (pure Python)")
+    assert callable(native.keep_outside) and callable(native.pop_many)
 
 
 def _items(rng: random.Random, n: int) -> list[tuple[float, bytes]]:
