@@ -53,9 +53,10 @@ static PyObject *g_list_type, *g_hash_type, *g_set_type, *g_stream_type, *g_zset
 static long long g_packed_threshold = 0;                    /* lists.set_packed_threshold */
 static int g_handlers_on = 1;
 
-/* HashValue's __slots__, read at their offsets (find_slots below; 1: all found) */
+/* HashValue's __slots__, read at their offsets (find_slots below; 1: all found); _fields holds the
+ * restored listpack (bytes) while the hash is packed: not a dict, so HSET declines it */
 enum { HV_FIELDS, HV_FIELD_EXPIRES, HV_ENCODING, HV_SCAN, HV_COUNT };
-static const char *const HASH_SLOTS[HV_COUNT] = {"fields", "field_expires", "encoding", "_scan"};
+static const char *const HASH_SLOTS[HV_COUNT] = {"_fields", "field_expires", "encoding", "_scan"};
 static Py_ssize_t g_hash_offsets[HV_COUNT];
 static int g_hash_slots_ok = 0;
 /* SetValue's */

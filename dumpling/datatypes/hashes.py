@@ -17,6 +17,14 @@ small and have no TTLs: ~80 bytes each).  A min-heap, built on first need, answe
 "which fields are due" without scanning.  Encodings convert upward only (listpack -> listpackex ->
 hashtable), following ``t_hash.c``.
 
+A restored listpack hash may start *packed* (``HashValue.packed``): the payload's listpack
+bytes are kept as they came, in the ``_fields`` slot, and the dict is built by the first
+access to ``fields`` (``unpack_listpack``, which the payload codec installs).  Until then
+``len()``, ``OBJECT ENCODING``, ``MEMORY USAGE`` and ``copy()`` answer from the bytes, and
+``packed_listpack()`` hands them to DUMP, which writes them back unchanged.  C code that reads
+the ``_fields`` slot at its offset must treat anything but a dict as "not built" (decline, or
+build through the ``fields`` attribute first).
+
 Must not: know about commands, keys, notifications or the keyspace.
 """
 
@@ -24,7 +32,7 @@ from __future__ import annotations
 
 import heapq
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
 from dumpling.collector import hide
@@ -96,9 +104,18 @@ class HashLimits(NamedTuple):
         return cls(get("hash-max-listpack-entries"), get("hash-max-listpack-value"))
 
 
+def _no_listpack_reader(blob: bytes) -> dict[bytes, bytes]:
+    raise RuntimeError("a packed hash needs the payload codec's listpack reader")
+
+
+# A packed hash's listpack -> its fields (``listpack.decode_hash`` without deep checks; the
+# payload codec sets it when it is imported, before it can make a packed hash).
+unpack_listpack: Callable[[bytes], dict[bytes, bytes]] = _no_listpack_reader
+
+
 class HashValue:
     TYPE = b"hash"
-    __slots__ = ("fields", "field_expires", "encoding", "_heap", "_scan")
+    __slots__ = ("_fields", "field_expires", "encoding", "_heap", "_scan")
 
     def __init__(
         self,
@@ -106,21 +123,56 @@ class HashValue:
         field_expires: dict[bytes, int] | None = None,
         encoding: str = "listpack",
     ) -> None:
-        self.fields: dict[bytes, bytes] = dict(fields)
+        # The fields, or while the hash is packed the restored listpack (bytes) they come from.
+        self._fields: dict[bytes, bytes] | bytes = dict(fields)
         # field -> absolute Unix ms; only fields that have a TTL appear here.
         self.field_expires: dict[bytes, int] = field_expires or NO_FIELD_TTLS
         self.encoding = encoding
         self._heap: list[tuple[int, bytes]] | None = None  # (when, field); None until first needed
         self._scan: MemberScan | None = None
 
+    @classmethod
+    def packed(cls, listpack: bytes) -> HashValue:
+        """A listpack-encoded hash without field TTLs whose fields stay in ``listpack`` (a
+        checked hash listpack: distinct fields, its header's count exact) until first used."""
+        value = cls.__new__(cls)
+        value._fields = listpack
+        value.field_expires = NO_FIELD_TTLS
+        value.encoding = "listpack"
+        value._heap = None
+        value._scan = None
+        return value
+
+    @property
+    def fields(self) -> dict[bytes, bytes]:
+        fields = self._fields
+        if type(fields) is not dict:
+            fields = self._fields = unpack_listpack(fields)  # type: ignore[arg-type]
+        return fields  # type: ignore[return-value]
+
+    @fields.setter
+    def fields(self, fields: dict[bytes, bytes]) -> None:
+        self._fields = fields
+
+    def packed_listpack(self) -> bytes | None:
+        """The restored listpack while the hash was not used since RESTORE (for DUMP), else None."""
+        fields = self._fields
+        return None if type(fields) is dict else fields  # type: ignore[return-value]
+
     def __len__(self) -> int:
-        return len(self.fields)
+        fields = self._fields
+        if type(fields) is dict:
+            return len(fields)
+        return (fields[4] | fields[5] << 8) >> 1  # type: ignore[index]  # the listpack header's count
 
     def __iter__(self) -> Iterator[bytes]:
         return iter(self.fields)
 
     def copy(self) -> HashValue:
-        return HashValue(self.fields, dict(self.field_expires) if self.field_expires else None, self.encoding)
+        fields = self._fields
+        if type(fields) is not dict:
+            return HashValue.packed(fields)  # type: ignore[arg-type]  # bytes: shared as they are
+        return HashValue(fields, dict(self.field_expires) if self.field_expires else None, self.encoding)
 
     # -- encoding ------------------------------------------------------------------------
 
@@ -132,11 +184,13 @@ class HashValue:
             self.to_hashtable()
 
     def to_hashtable(self) -> None:
+        self.fields  # noqa: B018  # a packed hash is built first: only a listpack stays packed
         self.encoding = "hashtable"
 
     def enable_field_ttls(self) -> None:
         """``hashTypeSetExInit``: a listpack hash becomes listpackex before any TTL is set."""
         if self.encoding == "listpack":
+            self.fields  # noqa: B018  # a packed hash is built first: only a listpack stays packed
             self.encoding = "listpackex"
 
     def _place(self, field: bytes, value: bytes, when: int | None) -> None:
@@ -331,6 +385,9 @@ class HashValue:
     def memory_usage(self, samples: int = 5) -> int:
         """``objectComputeSize`` for a hash, without the 16-byte object header (the caller
         adds it with the key and its dict entry)."""
+        packed = self._fields
+        if type(packed) is not dict:
+            return jemalloc_size(len(packed))  # lpBytes of the listpack Redis would hold too
         fields = self.fields
         if self.encoding in ("listpack", "listpackex"):
             lp = LP_HEADER_BYTES

@@ -2517,7 +2517,7 @@ enum { PACKED_BUF, PACKED_NODES, PACKED_LENGTH, PACKED_SLOTS };
 
 static const char *const zset_slot_names[] = {"scores", "index", "encoding", "_scan", NULL};
 static const char *const set_slot_names[] = {"members", "encoding", "_order", "_scan", NULL};
-static const char *const hash_slot_names[] = {"fields", "field_expires", "encoding", "_heap", "_scan", NULL};
+static const char *const hash_slot_names[] = {"_fields", "field_expires", "encoding", "_heap", "_scan", NULL};
 static const char *const list_slot_names[] = {"_items", "_packed", "encoding", "_lp_bytes", "_nodes", "_shape_len",
                                               NULL};
 static const char *const packed_slot_names[] = {"buf", "nodes", "length", NULL};
@@ -2862,10 +2862,114 @@ set_strings_value(PyObject *members, long intset_max, long listpack_max, long va
     return set_value(Py_NewRef(members), encoding, encoding == s_listpack, 1);
 }
 
+/* A field's text for the duplicate check: where it lies (in the blob, or for an integer entry
+ * in ``digits``) and its hash (FNV-1a). */
+typedef struct {
+    const char *p;
+    uint32_t len;
+    uint32_t hash;
+} FieldText;
+
+/* Whether _hash_from_listpack keeps the hash listpack ``blob`` packed (HashValue.packed): the
+ * walk accepts it, its header counts its entries exactly, they are field/value pairs, at most
+ * ``max_entries`` of them (else a hashtable) and the fields are distinct (compared as the texts
+ * the reader makes of them).  1 yes, 0 no (build it: the reader's value), -1 on an error. */
+static int
+hash_packable(const unsigned char *blob, Py_ssize_t size, long max_entries)
+{
+    Sink sink;
+    if (walk_small(blob, size, 1, 0, &sink) != 0) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    long numele = (long)((unsigned int)blob[4] | ((unsigned int)blob[5] << 8));
+    if (numele == LP_NUMELE_UNKNOWN || numele == 0 || numele % 2 || sink.count != numele || numele / 2 > max_entries) {
+        return 0;
+    }
+    Py_ssize_t n = numele / 2, cap = 16;
+    while (cap < 2 * n) {
+        cap <<= 1;
+    }
+    FieldText local_table[512];
+    char local_digits[256][24];
+    FieldText *table = local_table;
+    char(*digits)[24] = local_digits;
+    if (cap > 512) {
+        table = PyMem_Calloc((size_t)cap, sizeof(FieldText));
+        digits = PyMem_Malloc((size_t)n * sizeof(*digits));
+        if (table == NULL || digits == NULL) {
+            PyMem_Free(table);
+            PyMem_Free(digits);
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    else {
+        memset(table, 0, (size_t)cap * sizeof(FieldText));
+    }
+    int distinct = 1;
+    int64_t pos = LP_HEADER_SIZE;
+    for (Py_ssize_t i = 0; distinct && i < numele; i++) {
+        Entry e;
+        int64_t next = 0;
+        if (read_entry(blob, pos, blob[pos], size - 1, 0, &e, &next) != WALK_OK) {
+            distinct = 0; /* (the walk above accepted it: not reached) */
+            break;
+        }
+        pos = next;
+        if (i % 2) {
+            continue;
+        }
+        FieldText f;
+        if (e.is_int) {
+            char *d = digits[i / 2];
+            f.p = d;
+            f.len = (uint32_t)snprintf(d, sizeof(digits[0]), "%lld", (long long)e.value);
+        }
+        else {
+            f.p = (const char *)blob + e.start;
+            f.len = (uint32_t)e.len;
+        }
+        uint32_t h = 2166136261u;
+        for (uint32_t k = 0; k < f.len; k++) {
+            h = (h ^ (unsigned char)f.p[k]) * 16777619u;
+        }
+        f.hash = h;
+        for (Py_ssize_t at = (Py_ssize_t)(h & (uint32_t)(cap - 1));; at = (at + 1) & (cap - 1)) {
+            FieldText *slot = &table[at];
+            if (slot->p == NULL) {
+                *slot = f;
+                break;
+            }
+            if (slot->hash == f.hash && slot->len == f.len && memcmp(slot->p, f.p, f.len) == 0) {
+                distinct = 0;
+                break;
+            }
+        }
+    }
+    if (table != local_table) {
+        PyMem_Free(table);
+        PyMem_Free(digits);
+    }
+    return distinct;
+}
+
 /* _hash_from_listpack (type 16, not deep). */
 static PyObject *
 hash_value(PyObject *blob, long max_entries)
 {
+    int packable = hash_packable((const unsigned char *)PyBytes_AS_STRING(blob), PyBytes_GET_SIZE(blob), max_entries);
+    if (packable < 0) {
+        return NULL;
+    }
+    if (packable) {
+        PyObject *slots[HASH_SLOTS];
+        slots[HASH_ENCODING] = Py_NewRef(s_listpack);
+        slots[HASH_FIELDS] = Py_NewRef(blob);
+        slots[HASH_EXPIRES] = Py_NewRef(no_field_ttls);
+        slots[HASH_HEAP] = Py_NewRef(Py_None);
+        slots[HASH_SCAN] = Py_NewRef(Py_None);
+        return new_value(&hash_class, slots);
+    }
     PyObject *args[2] = {blob, Py_False};
     PyObject *fields = lp_decode_hash(NULL, args, 2, NULL);
     if (fields == NULL) {
@@ -3160,6 +3264,14 @@ hash_parts(PyObject *value)
 {
     PyObject *fields = SLOT(value, hash_class, HASH_FIELDS);
     PyObject *expires = SLOT(value, hash_class, HASH_EXPIRES);
+    if (fields != NULL && PyBytes_CheckExact(fields)) {
+        /* packed since RESTORE (HashValue.packed): its listpack as it came */
+        if (!encoding_is(SLOT(value, hash_class, HASH_ENCODING), s_listpack) || expires == NULL ||
+            !PyDict_Check(expires) || PyDict_GET_SIZE(expires) != 0) {
+            Py_RETURN_NONE;
+        }
+        return parts(HEAD_HASH, 0, Py_NewRef(fields));
+    }
     if (!encoding_is(SLOT(value, hash_class, HASH_ENCODING), s_listpack) || fields == NULL ||
         !PyDict_CheckExact(fields) || PyDict_GET_SIZE(fields) == 0 || expires == NULL || !PyDict_Check(expires) ||
         PyDict_GET_SIZE(expires) != 0) {

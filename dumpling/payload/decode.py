@@ -23,7 +23,7 @@ from functools import partial
 from sortedcontainers import SortedList
 
 from dumpling.accel import PURE_PAYLOAD
-from dumpling.datatypes import HashValue, ListValue, SetValue, StreamValue, ZSetValue
+from dumpling.datatypes import HashValue, ListValue, SetValue, StreamValue, ZSetValue, hashes
 from dumpling.datatypes.hashes import NO_FIELD_TTLS
 from dumpling.payload import bulk, intset, listpack, packedlist, quicklist, stream, ziplist, zipmap
 from dumpling.payload.envelope import FOOTER_SIZE, VALKEY_VERSION_MIN, check_envelope, is_foreign_version
@@ -563,17 +563,35 @@ def _read_hash_listpack(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[H
 
 
 def _hash_from_listpack(ctx: DecodeContext, blob: bytes, type_byte: int) -> HashValue:
+    entries = -1
     if type_byte == TYPE_HASH_LISTPACK:
         if ctx.deep:
             ctx.sanitizations += 1
-        fields = listpack.decode_hash(blob, ctx.deep)
+        elements = listpack.decode(blob, ctx.deep)
+        entries = len(elements)
+        fields = listpack.hash_from_elements(elements, ctx.deep)
     else:
         fields = listpack.hash_from_elements(ziplist.decode(blob), True)
     if not fields:
         raise bad_data("empty hash")
-    value = HashValue((), None, "hashtable" if len(fields) > ctx.options.hash_max_listpack_entries else "listpack")
+    if len(fields) > ctx.options.hash_max_listpack_entries:
+        value = HashValue((), None, "hashtable")
+    elif entries == 2 * len(fields) == blob[4] | blob[5] << 8 and type(blob) is bytes:
+        # A listpack hash of distinct fields whose header counts them: kept as it came until
+        # first used (HashValue.packed), so DUMP writes these bytes back.
+        return HashValue.packed(blob)
+    else:
+        value = HashValue((), None, "listpack")
     value.fields = fields
     return value
+
+
+def _unpack_hash_listpack(blob: bytes) -> dict[bytes, bytes]:
+    """A packed hash's fields (``HashValue.fields`` of a hash ``_hash_from_listpack`` packed)."""
+    return listpack.decode_hash(blob, False)
+
+
+hashes.unpack_listpack = _unpack_hash_listpack
 
 
 def _read_hash_listpack_ex(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[HashValue, int]:

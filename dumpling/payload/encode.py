@@ -367,6 +367,12 @@ def _encode_zset(value: ZSetValue, version: int, compress: bool) -> bytes:
 
 def _encode_hash(value: HashValue, version: int, compress: bool) -> bytes:
     _require_nonempty(value)
+    packed = value.packed_listpack()
+    if packed is not None and version >= 10:
+        # Restored and not used since: the payload's listpack, written back as it came.
+        out = bytearray((TYPE_HASH_LISTPACK,))
+        bulk.append_blob(out, packed, compress)
+        return bytes(out)
     fields = value.fields
     expires = {f: at for f, at in value.field_expires.items() if f in fields} if value.field_expires else {}
     if expires and version >= VALKEY_VERSION_MIN:

@@ -1,0 +1,292 @@
+"""Restored listpack hashes stay packed (``HashValue.packed``) until a command uses them.
+
+RESTORE of a type-16 payload whose listpack holds distinct fields within
+``hash-max-listpack-entries`` keeps the listpack bytes instead of building a dict; the first
+command that reads or writes the hash builds it.  Checked here: the codec packs exactly those
+(C builder and Python reader alike), refuses what the eager reader refused, answers ``len``,
+encoding and memory without building, and DUMPs an untouched hash as its input bytes; on live
+servers, every hash command's first use of a hash RESTOREd from a Redis-made payload answers
+byte for byte as Redis 7.0 does (encodings, DUMP, COPY, RENAME, scripts, sanitization), also with
+``DUMPLING_PURE=1``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+import pytest
+
+from dumpling.datatypes import HashValue
+from dumpling.payload import CodecOptions, PayloadError, decode_payload, encode_payload, listpack
+from dumpling.payload import decode as decode_module
+from dumpling.payload.envelope import seal
+from dumpling.payload.primitives import append_string
+from tests.servers import Pair, ServerProcess, parse_reply, start_dumpling
+
+NO = CodecOptions(sanitize_payload="no")
+YES = CodecOptions(sanitize_payload="yes")
+
+# Hash shapes Redis makes as listpacks: every entry kind (7-bit, 13-bit, 16/24/32/64-bit ints,
+# 6-bit, 12-bit strings), non-canonical numbers, empty and binary fields.
+SHAPES: dict[str, list[tuple[bytes, bytes]]] = {
+    "two": [(b"name", b"dumpling"), (b"age", b"7")],
+    "sixteen": [(b"field:%02d" % i, b"value-%d" % (i * 7919)) for i in range(16)],
+    "ints": [(b"%d" % n, b"%d" % -n) for n in (0, 1, 127, 128, 4095, -4096, 32767, 8388608, 2**31, 2**63 - 1)],
+    "odd": [(b"", b""), (b"007", b"-0"), (b"1e3", b" 1"), (b"\x00\xff", b"x" * 63), (b"y" * 64, b"z" * 64)],
+    "full": [(b"f%d" % i, b"v%d" % i) for i in range(128)],
+}
+
+
+def hash_payload(pairs: list[tuple[bytes, bytes]], version: int = 10, header: int | None = None) -> bytes:
+    """A type-16 payload of ``pairs`` (repeats kept), its listpack's count optionally forged."""
+    blob = bytearray(listpack.encode([x for pair in pairs for x in pair]))
+    if header is not None:
+        blob[4:6] = header.to_bytes(2, "little")
+    out = bytearray(b"\x10")
+    append_string(out, bytes(blob), True)
+    return seal(bytes(out), version)
+
+
+def eager_fields(payload: bytes, options: CodecOptions) -> dict[bytes, bytes] | str:
+    """What the reader made of a payload before hashes were kept packed (or its refusal)."""
+    try:
+        value = decode_payload(payload, options).value
+    except PayloadError as exc:
+        return f"refused: {exc}"
+    assert isinstance(value, HashValue)
+    return dict(value.fields)
+
+
+def codec_modes() -> Iterator[None]:
+    """The C value builder, then the Python readers alone."""
+    yield
+    built = decode_module.values_built
+    decode_module.values_built = False
+    try:
+        yield
+    finally:
+        decode_module.values_built = built
+
+
+# ----------------------------------------------------------------------------- the codec
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_untouched_hash_is_packed_and_dumps_as_its_input(shape: str) -> None:
+    pairs = SHAPES[shape]
+    for _ in codec_modes():
+        for version in (10, 11, 12):
+            payload = hash_payload(pairs, version)
+            value = decode_payload(payload, NO).value
+            assert isinstance(value, HashValue)
+            assert value.packed_listpack() is not None, "the hash was built at RESTORE"
+            assert len(value) == len(pairs) and value.encoding == "listpack"
+            memory = value.memory_usage()
+            assert encode_payload(value, version) == payload
+            copy = value.copy()
+            assert value.packed_listpack() is not None and copy.packed_listpack() is value.packed_listpack()
+            assert value.fields == dict(pairs)  # the first use builds it
+            assert value.packed_listpack() is None and len(value) == len(pairs)
+            assert value.memory_usage() == memory
+            assert encode_payload(value, version) == payload  # rebuilt the same from the dict
+            assert copy.fields == dict(pairs)
+
+
+def test_what_is_not_kept_packed_is_built_as_before() -> None:
+    """Duplicate fields, a forged count, over the entries limit, or a ziplist: the eager value."""
+    cases = [
+        (hash_payload([(b"a", b"1"), (b"b", b"2"), (b"a", b"3")]), NO),
+        (hash_payload([(b"1", b"x"), (b"1", b"y")]), NO),  # an int entry twice
+        (hash_payload([(b"a", b"1"), (b"b", b"2")], header=65535), NO),
+        (hash_payload([(b"a", b"1"), (b"b", b"2")], header=2), NO),
+        (hash_payload([(b"f%d" % i, b"v") for i in range(129)]), CodecOptions(hash_max_listpack_entries=128)),
+        (hash_payload([(b"a", b"1"), (b"b", b"2")]), CodecOptions(sanitize_payload="no", hash_max_listpack_entries=1)),
+    ]
+    for payload, options in cases:
+        for _ in codec_modes():
+            value = decode_payload(payload, options).value
+            assert isinstance(value, HashValue) and value.packed_listpack() is None
+    # deep sanitization checks the listpack and keeps it packed; duplicates are refused there
+    for _ in codec_modes():
+        assert decode_payload(hash_payload(SHAPES["sixteen"]), YES).value.packed_listpack() is not None
+        with pytest.raises(PayloadError):
+            decode_payload(cases[0][0], YES)
+
+
+def _mangled(payload: bytes, rng: random.Random) -> bytes:
+    blob = bytearray(listpack.encode([x for pair in SHAPES[rng.choice(sorted(SHAPES))] for x in pair]))
+    how = rng.randrange(4)
+    if how == 0:
+        blob[rng.randrange(6, len(blob) - 1)] = rng.randrange(256)
+    elif how == 1:
+        blob[4:6] = rng.randrange(300).to_bytes(2, "little")
+    elif how == 2:
+        blob[rng.randrange(6, len(blob) - 1)] = 0xFF
+    else:
+        del blob[rng.randrange(6, len(blob) - 1)]
+        blob[0:4] = len(blob).to_bytes(4, "little")
+    out = bytearray(b"\x10")
+    append_string(out, bytes(blob), False)
+    return seal(bytes(out), 10)
+
+
+def test_damaged_listpacks_are_refused_or_built_exactly_as_the_eager_reader_did() -> None:
+    """Whatever is accepted packed builds to the fields the eager reader made, and the rest is
+    refused with the eager reader's error (the comparison's reference is ``listpack.decode_hash``,
+    the reader of every hash listpack before this change)."""
+    rng = random.Random(20261207)
+    for _ in range(400):
+        payload = _mangled(b"", rng)
+        blob = payload[2:-10] if payload[1] < 0x40 else payload[3:-10]
+        try:
+            reference: dict[bytes, bytes] | str = listpack.decode_hash(blob, False)
+            if not reference:
+                reference = "refused"
+        except PayloadError:
+            reference = "refused"
+        for _ in codec_modes():
+            got = eager_fields(payload, NO)
+            if reference == "refused":
+                assert isinstance(got, str)
+            else:
+                assert got == reference
+
+
+# ----------------------------------------------------------------------------- live servers
+
+# One command per line: its first use of a freshly restored hash ``h``, compared with Redis.
+FIRST_USES: list[tuple[str, ...]] = [
+    ("HGETALL", "h"), ("HGET", "h", "age"), ("HGET", "h", "field:03"), ("HMGET", "h", "name", "nope", "field:15"),
+    ("HKEYS", "h"), ("HVALS", "h"), ("HLEN", "h"), ("HEXISTS", "h", "name"), ("HSTRLEN", "h", "name"),
+    ("HSCAN", "h", "0"), ("HSCAN", "h", "0", "MATCH", "f*", "COUNT", "2"), ("HRANDFIELD", "h", "-3"),
+    ("HSET", "h", "name", "other"), ("HSET", "h", "new", "1"), ("HSETNX", "h", "name", "x"), ("HSETNX", "h", "n2", "x"),
+    ("HDEL", "h", "name", "age"), ("HINCRBY", "h", "age", "5"), ("HINCRBYFLOAT", "h", "age", "0.5"),
+    ("HINCRBY", "h", "name", "1"), ("HSET", "h", "long", "x" * 65), ("HMSET", "h", "a", "1", "b", "2"),
+    ("TYPE", "h"), ("OBJECT", "ENCODING", "h"), ("EXISTS", "h"), ("DUMP", "h"), ("EXPIRE", "h", "100"),
+    ("PERSIST", "h"), ("LPUSH", "h", "x"), ("GET", "h"), ("DEL", "h"), ("UNLINK", "h"),
+    ("EVAL", "return redis.call('HGETALL', KEYS[1])", "1", "h"),
+    ("EVAL", "return redis.call('HSET', KEYS[1], 'lua', 'v')", "1", "h"),
+]
+# Then everything a client could look at afterwards.
+AFTER = [("HGETALL", "h"), ("OBJECT", "ENCODING", "h"), ("HLEN", "h"), ("DUMP", "h"), ("TYPE", "h")]
+
+LIVE_SHAPES = ["two", "sixteen", "ints", "odd"]
+
+
+def redis_payload(pair: Pair, pairs: list[tuple[bytes, bytes]]) -> bytes:
+    """Redis 7.0's DUMP of a hash HSET with ``pairs`` (then deleted there)."""
+    pair.theirs.call("DEL", "src")
+    pair.theirs.call("HSET", "src", *[x for p in pairs for x in p])
+    payload = parse_reply(pair.theirs.call("DUMP", "src"))
+    pair.theirs.call("DEL", "src")
+    assert isinstance(payload, bytes) and payload[0] == 16
+    return payload
+
+
+def restore_both(pair: Pair, payload: bytes, key: str = "h") -> None:
+    pair.both("DEL", key)
+    assert pair.same("RESTORE", key, 0, payload) == b"+OK\r\n"
+
+
+def check_first_uses(pair: Pair, shape: str) -> None:
+    extended = [*SHAPES["sixteen"], (b"name", b"n"), (b"age", b"41")] if shape == "sixteen" else SHAPES[shape]
+    payload = redis_payload(pair, extended)
+    for command in FIRST_USES:
+        restore_both(pair, payload)
+        if command[0] == "HRANDFIELD":  # random picks: the same count of known fields
+            ours, theirs = (parse_reply(reply) for reply in pair.both(*command))
+            assert isinstance(ours, list) and isinstance(theirs, list) and len(ours) == len(theirs) == 3
+            assert set(ours) <= {f for f, _ in extended}
+        elif command[0] == "HSCAN" and "MATCH" in command:
+            pair.same_unordered(*command)
+        else:
+            pair.same(*command)
+        hashtable = pair.same("OBJECT", "ENCODING", "h") == b"$9\r\nhashtable\r\n"
+        for after in AFTER:
+            if hashtable and after[0] in ("HGETALL", "DUMP"):  # Redis's order is its dict's
+                if after[0] == "HGETALL":
+                    pair.same_unordered(*after)
+            else:
+                pair.same(*after)
+
+
+@pytest.mark.parametrize("shape", LIVE_SHAPES)
+def test_first_use_of_a_restored_hash_answers_as_redis(pair: Pair, shape: str) -> None:
+    check_first_uses(pair, shape)
+
+
+def test_untouched_restored_hash_dumps_the_input_and_restores_into_redis(pair: Pair) -> None:
+    for shape in ("two", "sixteen", "ints", "odd", "full"):
+        payload = redis_payload(pair, SHAPES[shape])
+        restore_both(pair, payload)
+        assert parse_reply(pair.ours.call("DUMP", "h")) == payload
+        # MEMORY USAGE: what the same hash made by HSET answers (Redis 7.0's differs from 7.4's)
+        packed_memory = pair.ours.call("MEMORY", "USAGE", "h")
+        pair.ours.call("HSET", "made", *[x for p in SHAPES[shape] for x in p])
+        assert packed_memory == pair.ours.call("MEMORY", "USAGE", "made")
+        pair.ours.call("DEL", "made")
+        pair.same("OBJECT", "ENCODING", "h")
+        pair.same("COPY", "h", "c")
+        pair.same("RENAME", "h", "r")
+        assert parse_reply(pair.ours.call("DUMP", "r")) == payload == parse_reply(pair.ours.call("DUMP", "c"))
+        ours = parse_reply(pair.ours.call("DUMP", "c"))
+        pair.theirs.call("DEL", "back")
+        assert pair.theirs.call("RESTORE", "back", 0, ours) == b"+OK\r\n"
+        pair.same("HGETALL", "c")
+        assert pair.theirs.call("HGETALL", "back") == pair.ours.call("HGETALL", "r")
+        assert pair.ours.call("MEMORY", "USAGE", "c") == packed_memory  # built now
+        pair.both("DEL", "c", "r", "back")
+
+
+def test_restored_hash_under_deep_sanitization_and_with_duplicates(pair: Pair) -> None:
+    dups = hash_payload([(b"a", b"1"), (b"b", b"2"), (b"a", b"3")])
+    try:
+        pair.both("CONFIG", "SET", "sanitize-dump-payload", "yes")
+        payload = redis_payload(pair, SHAPES["sixteen"])
+        restore_both(pair, payload)
+        pair.same("HGETALL", "h")
+        pair.same("DUMP", "h")
+        pair.same("RESTORE", "d", 0, dups)
+        pair.both("CONFIG", "SET", "sanitize-dump-payload", "no")
+        # unsanitized, Redis keeps the repeat in its listpack; dumpling keeps the first value
+        assert pair.ours.call("RESTORE", "d", 0, dups) == b"+OK\r\n"
+        assert parse_reply(pair.ours.call("HGETALL", "d")) == [b"a", b"1", b"b", b"2"]
+        assert pair.ours.call("HLEN", "d") == b":2\r\n"
+    finally:
+        pair.both("CONFIG", "SET", "sanitize-dump-payload", "no")
+
+
+def test_restored_hashes_watch_and_notifications(pair: Pair) -> None:
+    """WATCH sees no change from reading a packed hash (building it is not a write)."""
+    payload = redis_payload(pair, SHAPES["two"])
+    restore_both(pair, payload)
+    pair.same("WATCH", "h")
+    pair.same("HGET", "h", "name")
+    pair.same("MULTI")
+    pair.same("HLEN", "h")
+    pair.same("EXEC")
+
+
+@pytest.fixture(scope="module")
+def pure_dumpling() -> Iterator[ServerProcess]:
+    server = start_dumpling(env={"DUMPLING_PURE": "1"})
+    yield server
+    server.stop()
+
+
+def test_first_uses_in_the_pure_python_server(pure_dumpling: ServerProcess, redis_server: ServerProcess) -> None:
+    pure_dumpling.raw().call("FLUSHALL")
+    redis_server.raw().call("FLUSHALL")
+    pair = Pair(pure_dumpling, redis_server)
+    try:
+        check_first_uses(pair, "sixteen")
+        payload = redis_payload(pair, SHAPES["odd"])
+        restore_both(pair, payload)
+        assert parse_reply(pair.ours.call("DUMP", "h")) == payload
+        packed_memory = pair.ours.call("MEMORY", "USAGE", "h")
+        pair.same("HGETALL", "h")
+        assert pair.ours.call("MEMORY", "USAGE", "h") == packed_memory
+    finally:
+        pair.close()
+
