@@ -1,13 +1,14 @@
-"""Restored listpack hashes stay packed (``HashValue.packed``) until a command uses them.
+"""Restored listpack hashes and zsets stay packed (``HashValue.packed``, ``ZSetValue.packed``)
+until a command uses them.
 
-RESTORE of a type-16 payload whose listpack holds distinct fields within
-``hash-max-listpack-entries`` keeps the listpack bytes instead of building a dict; the first
-command that reads or writes the hash builds it.  Checked here: the codec packs exactly those
-(C builder and Python reader alike), refuses what the eager reader refused, answers ``len``,
-encoding and memory without building, and DUMPs an untouched hash as its input bytes; on live
-servers, every hash command's first use of a hash RESTOREd from a Redis-made payload answers
-byte for byte as Redis 7.0 does (encodings, DUMP, COPY, RENAME, scripts, sanitization), also with
-``DUMPLING_PURE=1``.
+RESTORE of a type-16 (hash) or type-17 (zset) payload whose listpack holds distinct fields or
+members within the listpack limits (and no NaN score) keeps the listpack bytes instead of building
+a dict (and a SortedList); the first command that reads or writes the value builds it.  Checked
+here: the codec packs exactly those (C builder and Python reader alike), refuses what the eager
+reader refused, answers ``len``, encoding and memory without building, and DUMPs an untouched
+value as its input bytes; on live servers, every hash and zset command's first use of a value
+RESTOREd from a Redis-made payload answers byte for byte as Redis 7.0 does (encodings, DUMP,
+COPY, RENAME, scripts, sanitization), also with ``DUMPLING_PURE=1``.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from dumpling.datatypes import HashValue
-from dumpling.payload import CodecOptions, PayloadError, decode_payload, encode_payload, listpack
+from dumpling.datatypes import HashValue, ZSetValue
+from dumpling.payload import CodecOptions, PayloadError, decode_payload, encode, encode_payload, listpack
 from dumpling.payload import decode as decode_module
 from dumpling.payload.envelope import seal
 from dumpling.payload.primitives import append_string
@@ -290,3 +291,149 @@ def test_first_uses_in_the_pure_python_server(pure_dumpling: ServerProcess, redi
     finally:
         pair.close()
 
+
+
+# ----------------------------------------------------------------------------- zsets
+
+ZSHAPES: dict[str, list[tuple[bytes, float]]] = {
+    "ten": [(b"%d" % (100 + j), j / 3 if j % 2 else float(j)) for j in range(10)],
+    "ints": [(b"m%d" % j, float(n)) for j, n in enumerate((0, 1, -1, 127, 4096, -32769, 2**31, 2**52))],
+    "odd": [(b"", 1.5), (b"007", 1e-300), (b"x" * 64, float("inf")), (b"y", float("-inf")), (b"-0", 2.0)],
+    "full": [(b"m%03d" % j, j * 0.5) for j in range(128)],
+}
+
+
+def zset_payload(pairs: list[tuple[bytes, float]], version: int = 10, header: int | None = None,
+                 texts: list[bytes] | None = None, sort: bool = True) -> bytes:
+    """A type-17 payload of ``pairs`` sorted as Redis keeps them (or as given; repeats kept), scores as the writer for
+    ``version`` writes them (or the given ``texts``), its listpack's count optionally forged."""
+    if texts is None:
+        pairs = sorted(pairs, key=lambda p: (p[1], p[0])) if sort else pairs
+        entries = [x for m, sc in pairs for x in (m, encode._listpack_score(sc, version))]
+    else:
+        entries = [x for (m, _), t in zip(pairs, texts, strict=True) for x in (m, t)]
+    blob = bytearray(listpack.encode_mixed(entries))
+    if header is not None:
+        blob[4:6] = header.to_bytes(2, "little")
+    out = bytearray(b"\x11")
+    append_string(out, bytes(blob), True)
+    return seal(bytes(out), version)
+
+
+@pytest.mark.parametrize("shape", sorted(ZSHAPES))
+def test_untouched_zset_is_packed_and_dumps_as_its_input(shape: str) -> None:
+    pairs = sorted(ZSHAPES[shape], key=lambda p: (p[1], p[0]))
+    reference = ZSetValue.from_pairs(pairs)
+    for _ in codec_modes():
+        for version in (10, 11, 12):
+            payload = zset_payload(pairs, version)
+            value = decode_payload(payload, NO).value
+            assert isinstance(value, ZSetValue)
+            assert value.packed_listpack(version) is not None, "the zset was built at RESTORE"
+            assert len(value) == len(pairs) and value.encoding == "listpack"
+            assert encode_payload(value, version) == payload
+            for other in (10, 11, 12):  # another era's score texts: written as the built value
+                assert encode_payload(value.copy(), other) == encode_payload(reference, other)
+            assert value.packed_listpack(version) is not None
+            copy = value.copy()
+            assert copy.packed_listpack(version) is value.packed_listpack(version)
+            assert value.memory_usage() == reference.memory_usage()
+            assert value.scores == reference.scores and list(value.index) == list(reference.index)
+            assert value.packed_listpack(version) is None and len(value) == len(pairs)
+            assert encode_payload(value, version) == payload
+            assert list(copy.index) == list(reference.index)
+
+
+def test_zsets_not_kept_packed_are_built_as_before() -> None:
+    nan = [b"a", b"1", b"b", b"nan"]
+    cases = [
+        (zset_payload([(b"a", 1.0), (b"b", 2.0), (b"a", 3.0)]), NO),
+        (zset_payload([(b"1", 1.0), (b"1", 2.0)]), NO),
+        (zset_payload([(b"a", 1.0), (b"b", 2.0)], header=65535), NO),
+        (zset_payload([(b"a", 1.0), (b"b", 2.0)], header=2), NO),
+        (zset_payload([(b"b", 1.0), (b"a", 1.0)], sort=False), NO),
+        (zset_payload([(b"a", 2.0), (b"b", 1.0)], sort=False), NO),
+        (zset_payload(ZSHAPES["full"] + [(b"z", 1.0)]), CodecOptions(zset_max_listpack_entries=128)),
+    ]
+    for payload, options in cases:
+        for _ in codec_modes():
+            value = decode_payload(payload, options).value
+            assert isinstance(value, ZSetValue) and value.packed_listpack(10) is None
+    nan_payload = zset_payload([(b"a", 1.0), (b"b", 2.0)], texts=[nan[1], nan[3]])
+    for _ in codec_modes():
+        with pytest.raises(PayloadError):
+            decode_payload(nan_payload, NO)
+        assert decode_payload(zset_payload(ZSHAPES["ten"]), YES).value.packed_listpack(10) is not None
+        with pytest.raises(PayloadError):
+            decode_payload(cases[0][0], YES)
+
+
+ZSET_FIRST_USES: list[tuple[str, ...]] = [
+    ("ZRANGE", "z", "0", "-1", "WITHSCORES"), ("ZSCORE", "z", "103"), ("ZMSCORE", "z", "100", "nope", "109"),
+    ("ZRANK", "z", "105"), ("ZREVRANK", "z", "105"), ("ZCARD", "z"), ("ZCOUNT", "z", "1", "(5"),
+    ("ZRANGEBYSCORE", "z", "-inf", "+inf", "WITHSCORES", "LIMIT", "1", "3"), ("ZREVRANGE", "z", "0", "2"),
+    ("ZRANGEBYLEX", "z", "-", "+"), ("ZLEXCOUNT", "z", "[101", "+"), ("ZSCAN", "z", "0"),
+    ("ZADD", "z", "7", "new"), ("ZADD", "z", "0.5", "103"), ("ZADD", "z", "XX", "CH", "9", "100"),
+    ("ZINCRBY", "z", "2.5", "101"), ("ZREM", "z", "100", "101"), ("ZPOPMIN", "z"), ("ZPOPMAX", "z", "2"),
+    ("ZREMRANGEBYRANK", "z", "0", "1"), ("ZREMRANGEBYSCORE", "z", "1", "4"), ("ZADD", "z", "1", "x" * 65),
+    ("ZUNIONSTORE", "out", "1", "z"), ("ZRANGESTORE", "out", "z", "0", "-1"), ("ZINTERCARD", "1", "z"),
+    ("TYPE", "z"), ("OBJECT", "ENCODING", "z"), ("DUMP", "z"), ("EXPIRE", "z", "100"), ("DEL", "z"),
+    ("SORT", "z"), ("EVAL", "return redis.call('ZRANGE', KEYS[1], 0, -1)", "1", "z"),
+]
+ZSET_AFTER = [("ZRANGE", "z", "0", "-1", "WITHSCORES"), ("OBJECT", "ENCODING", "z"), ("ZCARD", "z"), ("DUMP", "z")]
+
+
+def redis_zset_payload(pair: Pair, pairs: list[tuple[bytes, float]]) -> bytes:
+    pair.theirs.call("DEL", "src")
+    pair.theirs.call("ZADD", "src", *[x for m, sc in pairs for x in (repr(sc), m)])
+    payload = parse_reply(pair.theirs.call("DUMP", "src"))
+    pair.theirs.call("DEL", "src")
+    assert isinstance(payload, bytes) and payload[0] == 17
+    return payload
+
+
+def check_zset_first_uses(pair: Pair, shape: str) -> None:
+    payload = redis_zset_payload(pair, ZSHAPES[shape])
+    for command in ZSET_FIRST_USES:
+        pair.both("DEL", "z", "out")
+        assert pair.same("RESTORE", "z", 0, payload) == b"+OK\r\n"
+        pair.same_doubles(*command)
+        for after in ZSET_AFTER:
+            pair.same_doubles(*after)
+        pair.same_doubles("ZRANGE", "out", "0", "-1", "WITHSCORES")
+
+
+@pytest.mark.parametrize("shape", ["ten", "ints", "odd"])
+def test_first_use_of_a_restored_zset_answers_as_redis(pair: Pair, shape: str) -> None:
+    check_zset_first_uses(pair, shape)
+
+
+def test_untouched_restored_zset_dumps_the_input_and_restores_into_redis(pair: Pair) -> None:
+    for shape in ZSHAPES:
+        payload = redis_zset_payload(pair, ZSHAPES[shape])
+        pair.both("DEL", "z", "c", "r", "back")
+        assert pair.same("RESTORE", "z", 0, payload) == b"+OK\r\n"
+        assert parse_reply(pair.ours.call("DUMP", "z")) == payload
+        packed_memory = pair.ours.call("MEMORY", "USAGE", "z")
+        pair.same("OBJECT", "ENCODING", "z")
+        pair.same("COPY", "z", "c")
+        pair.same("RENAME", "z", "r")
+        assert parse_reply(pair.ours.call("DUMP", "r")) == payload == parse_reply(pair.ours.call("DUMP", "c"))
+        assert pair.theirs.call("RESTORE", "back", 0, parse_reply(pair.ours.call("DUMP", "c"))) == b"+OK\r\n"
+        assert pair.theirs.call("ZRANGE", "back", 0, -1, "WITHSCORES") == pair.theirs.call("ZRANGE", "c", 0, -1, "WITHSCORES")
+        pair.same_doubles("ZRANGE", "c", 0, -1, "WITHSCORES")
+        assert pair.ours.call("MEMORY", "USAGE", "c") == packed_memory  # built now
+
+
+def test_zset_first_uses_in_the_pure_python_server(pure_dumpling: ServerProcess, redis_server: ServerProcess) -> None:
+    pure_dumpling.raw().call("FLUSHALL")
+    redis_server.raw().call("FLUSHALL")
+    pair = Pair(pure_dumpling, redis_server)
+    try:
+        check_zset_first_uses(pair, "ten")
+        payload = redis_zset_payload(pair, ZSHAPES["odd"])
+        pair.both("DEL", "z")
+        pair.same("RESTORE", "z", 0, payload)
+        assert parse_reply(pair.ours.call("DUMP", "z")) == payload
+    finally:
+        pair.close()

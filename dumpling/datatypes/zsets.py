@@ -8,6 +8,14 @@ conversion rules when given the ``zset-max-listpack-*`` limits, and the payload 
 reads it to pick the RDB type.  A listpack stores an integral score as an integer,
 so a ``-0`` score becomes ``0`` there (as in Redis); the skiplist keeps ``-0``.
 
+A restored listpack zset may start *packed* (``ZSetValue.packed``): the payload's listpack bytes
+are kept in the ``_scores`` slot (the payload's footer version in ``_index``) and the dict and
+index are built by the first access to ``scores`` or ``index`` (``unpack_listpack``, which the
+payload codec installs).  Until then ``len()``, ``OBJECT ENCODING`` and ``copy()`` answer from
+the bytes, and ``packed_listpack(version)`` hands them to DUMP when the target writes scores as
+the payload did (``%.17g`` up to RDB 10, Redis 7.2+'s shortest text from 11).  C code that reads
+those slots at their offsets must treat a ``_scores`` that is not a dict as "not built".
+
 Owns the data structure only: no argument parsing, no replies.
 """
 
@@ -15,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
 from operator import itemgetter
 from typing import Any
@@ -23,6 +31,7 @@ from typing import Any
 from sortedcontainers import SortedList
 
 from dumpling.bigops import drop_inside, keep_outside
+from dumpling.datatypes.lists import lp_entry_size
 from dumpling.datatypes.sizes import listpack_int_entry_size, listpack_str_entry_size
 from dumpling.fpconv import d2string  # the text a listpack holds for a non-integral score (7.2+)
 from dumpling.lazyfree import release
@@ -139,15 +148,73 @@ def alloc_size(n: int) -> int:
 
 
 
+def _no_listpack_reader(blob: bytes) -> tuple[dict[bytes, float], SortedList]:
+    raise RuntimeError("a packed zset needs the payload codec's listpack reader")
+
+
+# A packed zset's listpack -> its scores and index (the payload reader's, without deep checks;
+# the payload codec sets it when it is imported, before it can make a packed zset).
+unpack_listpack: Callable[[bytes], tuple[dict[bytes, float], SortedList]] = _no_listpack_reader
+
+
 class ZSetValue:
     TYPE = b"zset"
-    __slots__ = ("scores", "index", "encoding", "_scan")
+    __slots__ = ("_scores", "_index", "encoding", "_scan")
 
     def __init__(self, encoding: str = "listpack") -> None:
-        self.scores: dict[bytes, float] = {}
-        self.index: SortedList = SortedList()  # of (score, member)
+        # member -> score, or while the zset is packed the restored listpack (bytes)
+        self._scores: dict[bytes, float] | bytes = {}
+        # of (score, member), or while packed the payload's footer version (int)
+        self._index: SortedList | int = SortedList()
         self.encoding = encoding
         self._scan: ScanOrder | None = None  # ZSCAN cursor order, built on first use
+
+    @classmethod
+    def packed(cls, listpack: bytes, version: int) -> ZSetValue:
+        """A listpack-encoded zset whose entries stay in ``listpack`` (a checked zset listpack:
+        distinct members, no NaN score, its header's count exact) until first used; ``version``
+        is the footer version of the payload it came in."""
+        z = cls.__new__(cls)
+        z._scores = listpack
+        z._index = version
+        z.encoding = "listpack"
+        z._scan = None
+        return z
+
+    def _unpack(self) -> None:
+        self._scores, self._index = unpack_listpack(self._scores)  # type: ignore[arg-type]
+
+    @property
+    def scores(self) -> dict[bytes, float]:
+        scores = self._scores
+        if type(scores) is not dict:
+            self._unpack()
+            scores = self._scores
+        return scores  # type: ignore[return-value]
+
+    @scores.setter
+    def scores(self, scores: dict[bytes, float]) -> None:
+        self._scores = scores
+
+    @property
+    def index(self) -> SortedList:
+        index = self._index
+        if type(index) is int:
+            self._unpack()
+            index = self._index
+        return index
+
+    @index.setter
+    def index(self, index: SortedList) -> None:
+        self._index = index
+
+    def packed_listpack(self, version: int) -> bytes | None:
+        """The restored listpack while the zset was not used since RESTORE, when a DUMP for
+        ``version`` writes its scores' texts as the payload did; else None."""
+        scores, since = self._scores, self._index
+        if type(scores) is dict or self.encoding != "listpack" or (version >= 11) != (since >= 11):  # type: ignore[operator]
+            return None
+        return scores  # type: ignore[return-value]
 
     @classmethod
     def from_pairs(cls, pairs: Iterable[tuple[bytes, float]], encoding: str = "listpack") -> ZSetValue:
@@ -171,13 +238,18 @@ class ZSetValue:
         return cls("listpack" if small else "skiplist")
 
     def __len__(self) -> int:
-        return len(self.scores)
+        scores = self._scores
+        if type(scores) is dict:
+            return len(scores)
+        return (scores[4] | scores[5] << 8) >> 1  # type: ignore[index]  # the listpack header's count
 
     def items_by_score(self) -> Iterator[tuple[bytes, float]]:
         for score, member in self.index:
             yield member, score
 
     def copy(self) -> ZSetValue:
+        if type(self._scores) is not dict:
+            return ZSetValue.packed(self._scores, self._index)  # type: ignore[arg-type]  # bytes: shared
         z = ZSetValue(self.encoding)
         z.scores = dict(self.scores)
         z.index = self.index.copy()
@@ -185,6 +257,9 @@ class ZSetValue:
 
     def memory_usage(self) -> int:
         """Bytes Redis would use for the value (object header excluded)."""
+        packed = self._scores
+        if type(packed) is not dict and self.encoding == "listpack" and self._index >= 11:  # type: ignore[operator]
+            return alloc_size(len(packed))  # its score texts are the ones listpack_bytes counts
         if self.encoding == "listpack":
             return alloc_size(self.listpack_bytes())
         n = len(self.scores)
@@ -195,7 +270,7 @@ class ZSetValue:
     def listpack_bytes(self) -> int:
         total = 7
         for score, member in self.index:
-            total += listpack_str_entry_size(len(member))
+            total += lp_entry_size(member)  # an integer-like member is an integer entry
             if listpack_score_is_integer(score):
                 total += listpack_int_entry_size(int(score))
             else:
@@ -409,6 +484,7 @@ class ZSetValue:
     def convert(self, encoding: str) -> None:
         if encoding == self.encoding:
             return
+        self.scores  # noqa: B018  # a packed zset is built first: only a listpack stays packed
         self.encoding = encoding
         self._scan = None
         if encoding == "listpack" and any(s == 0 for s in self.scores.values()):

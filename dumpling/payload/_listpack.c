@@ -2515,7 +2515,7 @@ enum { LIST_ITEMS, LIST_PACKED, LIST_ENCODING, LIST_LP_BYTES, LIST_NODES, LIST_S
 enum { PACKED_BUF, PACKED_NODES, PACKED_LENGTH, PACKED_SLOTS };
 #define MAX_SLOTS 8
 
-static const char *const zset_slot_names[] = {"scores", "index", "encoding", "_scan", NULL};
+static const char *const zset_slot_names[] = {"_scores", "_index", "encoding", "_scan", NULL};
 static const char *const set_slot_names[] = {"members", "encoding", "_order", "_scan", NULL};
 static const char *const hash_slot_names[] = {"_fields", "field_expires", "encoding", "_heap", "_scan", NULL};
 static const char *const list_slot_names[] = {"_items", "_packed", "encoding", "_lp_bytes", "_nodes", "_shape_len",
@@ -2681,9 +2681,32 @@ walk_small(const unsigned char *blob, Py_ssize_t size, int ints_as_bytes, int bu
     return 0;
 }
 
-/* _zset_from_listpack (type 17, not deep). */
+static int fields_distinct(const unsigned char *blob, Py_ssize_t size, long numele, int check_scores);
+
+/* Whether _zset_from_listpack keeps the zset listpack ``blob`` packed (ZSetValue.packed): the
+ * walk accepts it, its header counts its entries exactly, they are member/score pairs, at most
+ * ``max_entries`` of them (else a skiplist) and at most one SortedList sublist (zset_built makes
+ * it), the members are distinct, no score is NaN and the pairs are in order.  1 yes, 0 no (build
+ * it), -1 on an error. */
+static int
+zset_packable(const unsigned char *blob, Py_ssize_t size, long max_entries)
+{
+    Sink sink;
+    if (walk_small(blob, size, 1, 0, &sink) != 0) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    long numele = (long)((unsigned int)blob[4] | ((unsigned int)blob[5] << 8));
+    if (numele == LP_NUMELE_UNKNOWN || numele == 0 || numele % 2 || sink.count != numele || numele / 2 > max_entries ||
+        numele / 2 > sorted_list_max) {
+        return 0;
+    }
+    return fields_distinct(blob, size, numele, 1);
+}
+
+/* _zset_from_listpack's value (type 17, not deep), built: None when the walk refuses the blob,
+ * a score is NaN, members repeat or there are more than one sublist's worth. */
 static PyObject *
-zset_value(const unsigned char *blob, Py_ssize_t size, long max_entries)
+zset_built(const unsigned char *blob, Py_ssize_t size, long max_entries)
 {
     Sink sink;
     int rc = walk_small(blob, size, 0, 1, &sink);
@@ -2751,6 +2774,28 @@ done:
     Py_XDECREF(scores);
     Py_XDECREF(index);
     return result;
+}
+
+/* _zset_from_listpack (type 17, not deep) of a payload with footer ``version``: packed when it
+ * can be (zset_packable), else built. */
+static PyObject *
+zset_value(PyObject *blob, long max_entries, long version)
+{
+    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(blob);
+    Py_ssize_t size = PyBytes_GET_SIZE(blob);
+    int packable = version < 0 ? 0 : zset_packable(data, size, max_entries);
+    if (packable < 0) {
+        return NULL;
+    }
+    if (packable) {
+        PyObject *slots[ZSET_SLOTS];
+        slots[ZSET_SCORES] = Py_NewRef(blob);
+        slots[ZSET_INDEX] = PyLong_FromLong(version);
+        slots[ZSET_ENCODING] = Py_NewRef(s_listpack);
+        slots[ZSET_SCAN] = Py_NewRef(Py_None);
+        return new_value(&zset_class, slots);
+    }
+    return zset_built(data, size, max_entries);
 }
 
 /* SetValue(members, encoding) of a list of members (stolen): the set readers' value.  Py_None
@@ -2885,6 +2930,17 @@ hash_packable(const unsigned char *blob, Py_ssize_t size, long max_entries)
     if (numele == LP_NUMELE_UNKNOWN || numele == 0 || numele % 2 || sink.count != numele || numele / 2 > max_entries) {
         return 0;
     }
+    return fields_distinct(blob, size, numele, 0);
+}
+
+/* Whether the first entry of each pair in ``blob`` (a listpack the walk accepted, of ``numele``
+ * entries) is distinct from the others, compared as the texts the readers make of them (an
+ * integer entry as its decimal text), and with ``check_scores`` no second entry is a text that
+ * reads as NaN (zzlGetScore's strtod) and the pairs are in (score, member bytes) order, as the
+ * reader sorts them.  1 yes, 0 no, -1 on an error. */
+static int
+fields_distinct(const unsigned char *blob, Py_ssize_t size, long numele, int check_scores)
+{
     Py_ssize_t n = numele / 2, cap = 16;
     while (cap < 2 * n) {
         cap <<= 1;
@@ -2908,6 +2964,8 @@ hash_packable(const unsigned char *blob, Py_ssize_t size, long max_entries)
     }
     int distinct = 1;
     int64_t pos = LP_HEADER_SIZE;
+    FieldText member = {NULL, 0, 0}, before = {NULL, 0, 0}; /* with check_scores: the pair's member, the last one's */
+    double last = 0;
     for (Py_ssize_t i = 0; distinct && i < numele; i++) {
         Entry e;
         int64_t next = 0;
@@ -2917,6 +2975,21 @@ hash_packable(const unsigned char *blob, Py_ssize_t size, long max_entries)
         }
         pos = next;
         if (i % 2) {
+            if (check_scores) { /* no NaN, and the pairs in (score, member) order as the reader sorts them */
+                double d = e.is_int ? (double)e.value : score_strtod((const char *)blob + e.start, (Py_ssize_t)e.len);
+                if (d != d) {
+                    distinct = 0;
+                }
+                else if (i > 1) {
+                    size_t common = before.len < member.len ? before.len : member.len;
+                    int c = common ? memcmp(before.p, member.p, common) : 0;
+                    if (!(last < d || (last == d && (c < 0 || (c == 0 && before.len < member.len))))) {
+                        distinct = 0;
+                    }
+                }
+                last = d;
+                before = member;
+            }
             continue;
         }
         FieldText f;
@@ -2934,6 +3007,7 @@ hash_packable(const unsigned char *blob, Py_ssize_t size, long max_entries)
             h = (h ^ (unsigned char)f.p[k]) * 16777619u;
         }
         f.hash = h;
+        member = f;
         for (Py_ssize_t at = (Py_ssize_t)(h & (uint32_t)(cap - 1));; at = (at + 1) & (cap - 1)) {
             FieldText *slot = &table[at];
             if (slot->p == NULL) {
@@ -3023,6 +3097,21 @@ list_value(const unsigned char *blob, Py_ssize_t size, PyObject *buf, PyObject *
     return new_value(&list_class, slots);
 }
 
+PyDoc_STRVAR(zset_built_doc,
+"zset_built(blob) -> ZSetValue | None\n\n"
+"The built listpack zset of a packed zset's ``blob`` (_zset_from_listpack's value, not deep),\n"
+"or None to leave it to the reader.");
+
+static PyObject *
+lp_zset_built(PyObject *module, PyObject *blob)
+{
+    (void)module;
+    if (!PyBytes_CheckExact(blob) || zset_class.type == NULL || sorted_list_type == NULL) {
+        Py_RETURN_NONE;
+    }
+    return zset_built((const unsigned char *)PyBytes_AS_STRING(blob), PyBytes_GET_SIZE(blob), LONG_MAX);
+}
+
 PyDoc_STRVAR(small_value_doc,
 "small_value(type_byte, blob, options, buf, blob_end) -> value | None\n\n"
 "The value decode.body_value's blob reader makes of ``blob`` (the body's one rdbString,\n"
@@ -3069,7 +3158,13 @@ small_value(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     switch (type) {
     case RDB_TYPE_ZSET_LISTPACK:
         if (zset_class.type != NULL && sorted_list_type != NULL) {
-            return zset_value(data, size, lim[1]);
+            long version = -1; /* the payload's footer version: unknown, not packed */
+            if (PyBytes_CheckExact(args[3]) && PyBytes_GET_SIZE(args[3]) >= 11) {
+                const unsigned char *footer =
+                    (const unsigned char *)PyBytes_AS_STRING(args[3]) + PyBytes_GET_SIZE(args[3]) - 10;
+                version = (long)(footer[0] | (footer[1] << 8));
+            }
+            return zset_value(blob, lim[1], version);
         }
         break;
     case RDB_TYPE_SET_INTSET:
@@ -3211,6 +3306,18 @@ list_parts(PyObject *value, int compress)
 static PyObject *
 zset_parts(PyObject *value, long version)
 {
+    PyObject *packed = SLOT(value, zset_class, ZSET_SCORES);
+    if (packed != NULL && PyBytes_CheckExact(packed)) {
+        /* packed since RESTORE (ZSetValue.packed_listpack): its listpack as it came when this
+         * target writes scores as the payload's version did, else encode.py builds it */
+        PyObject *since = SLOT(value, zset_class, ZSET_INDEX);
+        long from = since != NULL && PyLong_CheckExact(since) ? PyLong_AsLong(since) : -1;
+        if (from < 0 || (from >= 11) != (version >= 11) || !encoding_is(SLOT(value, zset_class, ZSET_ENCODING), s_listpack)) {
+            PyErr_Clear();
+            Py_RETURN_NONE;
+        }
+        return parts(HEAD_ZSET, 0, Py_NewRef(packed));
+    }
     PyObject *index = SLOT(value, zset_class, ZSET_INDEX);
     if (!encoding_is(SLOT(value, zset_class, ZSET_ENCODING), s_listpack) || index == NULL ||
         !Py_IS_TYPE(index, sorted_list_type)) {
@@ -3417,6 +3524,7 @@ static PyMethodDef methods[] = {
     {"encode_mixed", (PyCFunction)lp_encode_mixed, METH_O, encode_mixed_doc},
     {"encode_dict", (PyCFunction)lp_encode_dict, METH_O, encode_dict_doc},
     {"decode_hash", (PyCFunction)(void (*)(void))lp_decode_hash, METH_FASTCALL | METH_KEYWORDS, decode_hash_doc},
+    {"zset_built", (PyCFunction)lp_zset_built, METH_O, zset_built_doc},
     {"zset_pairs", (PyCFunction)(void (*)(void))lp_zset_pairs, METH_FASTCALL | METH_KEYWORDS, zset_pairs_doc},
     {"zset_entries", (PyCFunction)(void (*)(void))lp_zset_entries, METH_FASTCALL, zset_entries_doc},
     {"intset_blob", (PyCFunction)lp_intset_blob, METH_O, intset_blob_doc},

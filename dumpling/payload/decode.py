@@ -23,7 +23,7 @@ from functools import partial
 from sortedcontainers import SortedList
 
 from dumpling.accel import PURE_PAYLOAD
-from dumpling.datatypes import HashValue, ListValue, SetValue, StreamValue, ZSetValue, hashes
+from dumpling.datatypes import HashValue, ListValue, SetValue, StreamValue, ZSetValue, hashes, zsets
 from dumpling.datatypes.hashes import NO_FIELD_TTLS
 from dumpling.payload import bulk, intset, listpack, packedlist, quicklist, stream, ziplist, zipmap
 from dumpling.payload.envelope import FOOTER_SIZE, VALKEY_VERSION_MIN, check_envelope, is_foreign_version
@@ -497,7 +497,26 @@ def _zset_from_listpack(ctx: DecodeContext, blob: bytes, type_byte: int) -> ZSet
     if not pairs:
         raise bad_data("empty sorted set")
     encoding = "skiplist" if len(pairs) > ctx.options.zset_max_listpack_entries else "listpack"
-    return _zset_from_pairs(pairs, encoding, deep_dups)
+    zset = _zset_from_pairs(pairs, encoding, deep_dups)
+    if (type_byte == TYPE_ZSET_LISTPACK and encoding == "listpack" and type(blob) is bytes
+            and 2 * len(pairs) == 2 * len(zset) == blob[4] | blob[5] << 8
+            and list(zset.index) == [(score, member) for member, score in pairs]):
+        # distinct members in order, the header's count exact: kept as it came until first
+        # used (ZSetValue.packed), so DUMP writes these bytes back
+        return ZSetValue.packed(blob, ctx.rdb_version)
+    return zset
+
+
+def _unpack_zset_listpack(blob: bytes) -> tuple[dict[bytes, float], SortedList]:
+    """A packed zset's scores and index (``_zset_from_listpack``'s value, built)."""
+    native = listpack.native
+    built = native.zset_built(blob) if values_built and native is not None else None
+    if built is None:
+        built = _zset_from_pairs(listpack.zset_pairs(blob, False), "listpack", False)
+    return built.scores, built.index
+
+
+zsets.unpack_listpack = _unpack_zset_listpack
 
 
 # ---------------------------------------------------------------------------

@@ -334,6 +334,12 @@ def zset_entries_py(value: ZSetValue, version: int) -> list[bytes | int]:
 
 def _encode_zset(value: ZSetValue, version: int, compress: bool) -> bytes:
     _require_nonempty(value)
+    packed = value.packed_listpack(version) if version >= 10 else None
+    if packed is not None:
+        # Restored and not used since: the payload's listpack, written back as it came.
+        out = bytearray((TYPE_ZSET_LISTPACK,))
+        bulk.append_blob(out, packed, compress)
+        return bytes(out)
     if value.encoding == "listpack":
         elements: list[bytes | int] = []
         if version >= 10:
