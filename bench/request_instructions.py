@@ -13,12 +13,17 @@ same loops run plainly and print wall-clock microseconds per request (noisy).
 ``--no-native`` has the native handlers decline, so their commands take the general path (the
 C loop calling the Python handler): SPOP there is the general path's floor.
 
-usage: python bench/request_instructions.py [--callgrind] [--no-native] [--batches N] [test ...]
+``--general`` runs the set issue 12 names for the general path (commands with neither a C twin nor
+a native handler: HINCRBY, ZSCORE, EXPIRE, GETRANGE, EVALSHA of bench/scripting.py's script, and
+SCARD of a missing key, the floor).
+
+usage: python bench/request_instructions.py [--callgrind] [--no-native] [--general] [--batches N] [test ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 import time
 from pathlib import Path
@@ -35,6 +40,7 @@ from dumpling.server import Client  # noqa: E402
 from tests.servers import encode_command  # noqa: E402
 from tests.test_fastpath_fuzz import Transport  # noqa: E402
 
+SCRIPT = b"redis.call('incr', KEYS[1]) return redis.call('get', KEYS[1])"  # bench/scripting.py's
 REQUESTS = {
     "lpush": [b"LPUSH", b"mylist", b"xxx"],
     "rpush": [b"RPUSH", b"mylist", b"xxx"],
@@ -51,7 +57,14 @@ REQUESTS = {
     "ping": [b"PING"],
     # a new small hash per request (bench/latency.py --grow's load): every batch names new keys
     "hset_new": [b"HSET", b"grow:%d", b"f", b"v"],
+    # ordinary commands without a native handler or twin: the general path (issue 12)
+    "hincrby": [b"HINCRBY", b"myhash", b"counter", b"1"],
+    "zscore": [b"ZSCORE", b"myzset", b"member"],
+    "expire": [b"EXPIRE", b"mykey", b"100"],
+    "getrange": [b"GETRANGE", b"mykey", b"0", b"3"],
+    "evalsha": [b"EVALSHA", hashlib.sha1(SCRIPT).hexdigest().encode(), b"1", b"key:1"],
 }
+GENERAL = ["hincrby", "zscore", "expire", "getrange", "evalsha", "scard"]
 FRESH_KEYS = {"hset_new"}
 # What the keyspace holds when redis-benchmark's test runs (its earlier tests made it).
 SETUP = {
@@ -60,6 +73,11 @@ SETUP = {
     "lpop": [[b"RPUSH", b"mylist", *[b"xxx"] * 1000]] * 5,
     "rpop": [[b"RPUSH", b"mylist", *[b"xxx"] * 1000]] * 5,
     "spop": [[b"SADD", b"myset", b"element:__rand_int__"]],
+    "hincrby": [[b"HSET", b"myhash", b"counter", b"1"]],
+    "zscore": [[b"ZADD", b"myzset", b"1.5", b"member"]],
+    "expire": [[b"SET", b"mykey", b"value"]],
+    "getrange": [[b"SET", b"mykey", b"value"]],
+    "evalsha": [[b"SCRIPT", b"LOAD", SCRIPT]],
 }
 PIPELINE = 16
 
@@ -107,8 +125,11 @@ def main() -> None:
     parser.add_argument("--callgrind", action="store_true", help="count instructions (needs valgrind)")
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--no-native", action="store_true", help="native handlers off: the general path")
+    parser.add_argument("--general", action="store_true", help="the general-path set: " + " ".join(GENERAL))
     parser.add_argument("tests", nargs="*", default=[*REQUESTS, "ping_inline"])
     args = parser.parse_args()
+    if args.general:
+        args.tests = GENERAL
     if args.no_native:
         use_native_handlers(False)
     if args.callgrind:

@@ -1025,36 +1025,133 @@ static int encode_scalar(Out *o, PyObject *v, int resp3) {
     return 0;
 }
 
-/* A whole reply: 1 encoded, 0 left to Python (nothing written), -1 error. */
-static int encode_simple(Out *o, PyObject *v, int resp3) {
-    if (v == g_no_reply)
-        return 1;
-    if (Py_IS_TYPE(v, (PyTypeObject *)g_status_type) || (g_raw_type != NULL && Py_IS_TYPE(v, (PyTypeObject *)g_raw_type))) {
+/* The reply types besides the builtins that encode_simple writes (configure_general; NULL:
+ * left to Python).  Their fields are read by name: they are __slots__ classes of protocol.py. */
+static PyObject *g_double_type, *g_map_type, *g_set_type;
+static PyObject *s_value, *s_pairs, *s_items;
+
+typedef int (*d2string_fn)(double value, char *out);
+static d2string_fn g_d2string; /* _fpconv's d2string (its capsule); NULL: doubles go to Python */
+#define DOUBLE_TEXT 96         /* _fpconv.c's TEXT_SIZE: room for any d2string text */
+#define REPLY_DEPTH 8          /* deeper replies go to Python */
+
+/* addReplyDouble: RESP3 ",<text>", RESP2 the text as a bulk string. */
+static int encode_double(Out *o, double value, int resp3) {
+    char text[DOUBLE_TEXT];
+    int n = g_d2string(value, text);
+    if (n < 0)
+        return 0;
+    if (!resp3)
+        return out_bulk(o, text, n) < 0 ? -1 : 1;
+    if (out_reserve(o, (size_t)n + 3) < 0)
+        return -1;
+    o->buf[o->len++] = ',';
+    memcpy(o->buf + o->len, text, (size_t)n);
+    o->len += (size_t)n;
+    o->buf[o->len++] = '\r';
+    o->buf[o->len++] = '\n';
+    return 1;
+}
+
+static int encode_value(Out *o, PyObject *v, int resp3, int depth, size_t limit);
+
+/* An aggregate's items after its header: 1, 0 (something not simple, or over `limit`), -1. */
+static int encode_items(Out *o, PyObject *seq, char prefix, int resp3, int depth, size_t limit) {
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n >= SIMPLE_REPLY_MAX)
+        return 0;
+    if (out_number(o, prefix, (long long)n) < 0)
+        return -1;
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int r = encode_value(o, items[i], resp3, depth + 1, limit);
+        if (r <= 0)
+            return r;
+        if (o->len > limit)
+            return 0;
+    }
+    return 1;
+}
+
+/* protocol._encode_into for the shapes commands commonly return: bulk, integer, null, bool,
+ * status, Raw, Double (and float), arrays (list, tuple), Map and SetReply of those, nested up to
+ * REPLY_DEPTH.  1 encoded, 0 not one of those (the caller drops what was written), -1 error. */
+static int encode_value(Out *o, PyObject *v, int resp3, int depth, size_t limit) {
+    if (PyList_CheckExact(v) || PyTuple_CheckExact(v))
+        return depth < REPLY_DEPTH ? encode_items(o, v, '*', resp3, depth, limit) : 0;
+    int r = encode_scalar(o, v, resp3);
+    if (r != 0)
+        return r;
+    PyTypeObject *type = Py_TYPE(v);
+    if (type == (PyTypeObject *)g_status_type || type == (PyTypeObject *)g_raw_type) {
         /* a status, or pre-encoded reply bytes (GEOPOS, GEOSEARCH WITH*...): `wire` is the reply */
         PyObject *wire = PyObject_GetAttr(v, s_wire);
         if (wire == NULL)
             return -1;
-        int r = PyBytes_CheckExact(wire) && PyBytes_GET_SIZE(wire) < SIMPLE_REPLY_MAX
+        r = PyBytes_CheckExact(wire) && PyBytes_GET_SIZE(wire) < SIMPLE_REPLY_MAX
             ? (out_put(o, PyBytes_AS_STRING(wire), (size_t)PyBytes_GET_SIZE(wire)) < 0 ? -1 : 1) : 0;
         Py_DECREF(wire);
         return r;
     }
-    if (!PyList_CheckExact(v))
-        return encode_scalar(o, v, resp3);
-    size_t mark = o->len;
-    Py_ssize_t n = PyList_GET_SIZE(v);
-    if (n >= SIMPLE_REPLY_MAX)
+    if (g_d2string != NULL && (type == (PyTypeObject *)g_double_type || type == &PyFloat_Type)) {
+        if (type == &PyFloat_Type)
+            return encode_double(o, PyFloat_AS_DOUBLE(v), resp3);
+        PyObject *value = PyObject_GetAttr(v, s_value);
+        if (value == NULL)
+            return -1;
+        r = PyFloat_CheckExact(value) ? encode_double(o, PyFloat_AS_DOUBLE(value), resp3) : 0;
+        Py_DECREF(value);
+        return r;
+    }
+    if (type == &PyBool_Type) {
+        int flag = v == Py_True;
+        return (resp3 ? out_put(o, flag ? "#t\r\n" : "#f\r\n", 4) : out_put(o, flag ? ":1\r\n" : ":0\r\n", 4)) < 0 ? -1 : 1;
+    }
+    if (depth >= REPLY_DEPTH || (type != (PyTypeObject *)g_map_type && type != (PyTypeObject *)g_set_type))
         return 0;
-    if (out_number(o, '*', (long long)n) < 0)
+    if (type == (PyTypeObject *)g_set_type) {
+        PyObject *items = PyObject_GetAttr(v, s_items);
+        if (items == NULL)
+            return -1;
+        r = PyList_CheckExact(items) ? encode_items(o, items, resp3 ? '~' : '*', resp3, depth, limit) : 0;
+        Py_DECREF(items);
+        return r;
+    }
+    PyObject *pairs = PyObject_GetAttr(v, s_pairs); /* a Map: RESP3 %N, RESP2 a flat array of 2N */
+    if (pairs == NULL)
         return -1;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(v); i++) {
-        int r = encode_scalar(o, PyList_GET_ITEM(v, i), resp3);
-        if (r <= 0 || o->len - mark > SIMPLE_REPLY_MAX) {
-            o->len = mark;
-            return r < 0 ? -1 : 0;
+    r = 0;
+    Py_ssize_t n = PyList_CheckExact(pairs) ? PyList_GET_SIZE(pairs) : SIMPLE_REPLY_MAX;
+    if (n < SIMPLE_REPLY_MAX / 2) {
+        r = out_number(o, resp3 ? '%' : '*', resp3 ? (long long)n : 2 * (long long)n) < 0 ? -1 : 1;
+        for (Py_ssize_t i = 0; i < n && r > 0; i++) {
+            PyObject *pair = PyList_GET_ITEM(pairs, i);
+            if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2) {
+                r = 0;
+                break;
+            }
+            r = encode_value(o, PyTuple_GET_ITEM(pair, 0), resp3, depth + 1, limit);
+            if (r > 0)
+                r = encode_value(o, PyTuple_GET_ITEM(pair, 1), resp3, depth + 1, limit);
+            if (r > 0 && o->len > limit)
+                r = 0;
         }
     }
-    return 1;
+    Py_DECREF(pairs);
+    return r;
+}
+
+/* A whole reply: 1 encoded, 0 left to Python (nothing written), -1 error.  Replies of
+ * SIMPLE_REPLY_MAX bytes or more go to Python, whose encoder applies the client's output limit
+ * (dumpling.replybudget). */
+static int encode_simple(Out *o, PyObject *v, int resp3) {
+    if (v == g_no_reply)
+        return 1;
+    size_t mark = o->len;
+    int r = encode_value(o, v, resp3, 0, mark + SIMPLE_REPLY_MAX);
+    if (r <= 0)
+        o->len = mark;
+    return r;
 }
 
 /* Appends what `out` holds to client._out (before Python queues anything after it). */
@@ -1967,12 +2064,15 @@ fail:
 }
 
 static PyObject *fast_configure_general(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 5 || !PyDict_Check(args[0]) || !PyType_Check(args[1]) || !PyCallable_Check(args[3]) ||
-        !PyType_Check(args[4])) {
-        PyErr_SetString(PyExc_TypeError,
-                        "configure_general(table: dict[bytes, Command], Status, NO_REPLY, acl_check, Raw)");
+    if (nargs != 8 || !PyDict_Check(args[0]) || !PyType_Check(args[1]) || !PyCallable_Check(args[3]) ||
+        !PyType_Check(args[4]) || !PyType_Check(args[5]) || !PyType_Check(args[6]) || !PyType_Check(args[7])) {
+        PyErr_SetString(PyExc_TypeError, "configure_general(table: dict[bytes, Command], Status, NO_REPLY, "
+                                         "acl_check, Raw, Double, Map, SetReply)");
         return NULL;
     }
+    Py_XSETREF(g_double_type, Py_NewRef(args[5]));
+    Py_XSETREF(g_map_type, Py_NewRef(args[6]));
+    Py_XSETREF(g_set_type, Py_NewRef(args[7]));
     Py_XSETREF(g_raw_type, Py_NewRef(args[4]));
     Py_XSETREF(g_acl_check, Py_NewRef(args[3]));
     Py_XSETREF(g_general, Py_NewRef(args[0]));
@@ -2118,6 +2218,9 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     INTERN(s_twins_ok, "twins_ok");
     INTERN(s_acl_free, "acl_free");
     INTERN(s_acl_keyed, "acl_keyed");
+    INTERN(s_value, "value");
+    INTERN(s_pairs, "pairs");
+    INTERN(s_items, "items");
     for (int i = 0; i < N_COMMANDS; i++)
         INTERN(s_twin_names[i], COMMAND_NAMES[i]);
     PyObject *m = PyModule_Create(&module);
@@ -2128,5 +2231,13 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
         return NULL;
     }
     Py_DECREF(twins);
+    /* PyCapsule_Import reads attributes from the package down: the submodule is imported first */
+    PyObject *fpconv = PyImport_ImportModule("dumpling._fpconv");
+    if (fpconv != NULL) {
+        g_d2string = (d2string_fn)PyCapsule_Import("dumpling._fpconv.d2string_capi", 0);
+        Py_DECREF(fpconv);
+    }
+    if (g_d2string == NULL)
+        PyErr_Clear(); /* no _fpconv: Double replies go to Python */
     return m;
 }

@@ -38,7 +38,7 @@ from dumpling.listeners import ListenError, open_tcp
 from dumpling.loopstats import LoopStats
 from dumpling.memory import refresh_clients_memory
 from dumpling.oomscore import OomScore
-from dumpling.protocol import NO_REPLY, NULL_ARRAY, QUEUED, ErrorReply, Raw, Status, repr_bytes
+from dumpling.protocol import NO_REPLY, NULL_ARRAY, QUEUED, Double, ErrorReply, Map, Raw, SetReply, Status, repr_bytes
 from dumpling.server import Client, disable_fastpath, install_signal_handlers
 
 MULTI_PASSTHROUGH = {b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"}
@@ -847,7 +847,7 @@ class Server:
             accel.fastpath.configure({name: ORIGINAL[name.encode()] for name in accel.fastpath.commands()})
             # The C general path runs the plain commands through these same handlers.
             plain = {name: cmd for name, cmd in self.fast_table.items() if cmd.plain}
-            accel.fastpath.configure_general(plain, Status, NO_REPLY, acl_check, Raw)
+            accel.fastpath.configure_general(plain, Status, NO_REPLY, acl_check, Raw, Double, Map, SetReply)
 
     async def serve_forever(self) -> int:
         loop = asyncio.get_running_loop()

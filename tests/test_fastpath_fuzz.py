@@ -96,7 +96,11 @@ SHAPES = [(b"GET", "k"), (b"get", "k"), (b"SET", "kv"), (b"sEt", "kv"), (b"INCR"
           (b"SMEMBERS", "k"), (b"SREM", "k*v"), (b"ZADD", "k*vv"), (b"ZRANGE", "kvv"), (b"ZSCORE", "kv"),
           (b"ZPOPMIN", "k"), (b"EXISTS", "*k"), (b"TYPE", "k"), (b"TTL", "k"), (b"OBJECT", "vk"),
           (b"GETDEL", "k"), (b"STRLEN", "k"), (b"INCRBYFLOAT", "kv"), (b"SELECT", "v"), (b"ECHO", "v"),
-          (b"MULTI", ""), (b"EXEC", ""), (b"XADD", "kvvv"), (b"XLEN", "k"), (b"SETRANGE", "kvv")]
+          (b"MULTI", ""), (b"EXEC", ""), (b"XADD", "kvvv"), (b"XLEN", "k"), (b"SETRANGE", "kvv"),
+          # nested replies, doubles, booleans (w: WITHSCORES, r: a range end)
+          (b"ZRANGE", "kvvw"), (b"ZMSCORE", "k*v"), (b"XRANGE", "krr"),
+          (b"SMISMEMBER", "k*v"), (b"ZINCRBY", "kvv")]
+TOKENS = {"k": KEYS, "v": VALUES, "w": [b"WITHSCORES"], "r": [b"-", b"+"]}
 
 
 @st.composite
@@ -108,7 +112,7 @@ def requests(draw: st.DrawFn) -> bytes:
     if "*" in pattern:
         head, tail = pattern.split("*")
         pattern = head + tail * draw(st.integers(1, 3))
-    args = [draw(st.sampled_from(KEYS if kind == "k" else VALUES)) for kind in pattern]
+    args = [draw(st.sampled_from(TOKENS[kind])) for kind in pattern]
     if draw(st.integers(0, 3)) == 0:  # inline, as typed into telnet: odd spacing, quotes, bare LF
         gap = draw(st.sampled_from([b" ", b"  ", b"\t", b" \t "]))
         word = draw(st.sampled_from([b"", b"'q'", b'"a b"', b"\x01"]))
@@ -137,6 +141,26 @@ def streams(draw: st.DrawFn) -> list[bytes]:
 @given(reads=streams())
 def test_fast_and_pure_agree_on_any_stream(reads: list[bytes], monkeypatch: pytest.MonkeyPatch) -> None:
     assert run_stream(reads, True, monkeypatch) == run_stream(reads, False, monkeypatch)
+
+
+@pytest.mark.parametrize("resp3", [False, True])
+def test_nested_double_and_map_replies_are_encoded_in_c(resp3: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Doubles, maps, sets and nested arrays leave the C general path as the Python encoder
+    writes them, without ending the call in Python (Server.finish_plain)."""
+    setup = (encode_command("HELLO", "3" if resp3 else "2") + encode_command("ZADD", "z", "1.5", "a", "-0.1", "b")
+             + encode_command("HSET", "h", "f", "v", "g", "1") + encode_command("SADD", "s", "m")
+             + encode_command("XADD", "x", "1-1", "f", "v"))
+    requests = [("ZSCORE", "z", "a"), ("ZSCORE", "z", "b"), ("ZINCRBY", "z", "0.25", "a"), ("ZMSCORE", "z", "a", "no"),
+                ("ZRANGE", "z", "0", "-1", "WITHSCORES"), ("HGETALL", "h"), ("SMEMBERS", "s"), ("XRANGE", "x", "-", "+"),
+                ("SMISMEMBER", "s", "m", "n"), ("INCRBYFLOAT", "f", "1.5")]
+    data = b"".join(encode_command(*request) for request in requests)
+    fast, pure = run_stream([setup, data], True, monkeypatch), run_stream([setup, data], False, monkeypatch)
+    assert fast == pure
+    ended: list[Any] = []
+    with monkeypatch.context() as patch:
+        patch.setattr(Server, "finish_plain", lambda self, *args: ended.append(args[1].name))
+        assert run_stream([setup, data], True, monkeypatch)[0] == pure[0]
+    assert ended == []
 
 
 def test_the_fast_path_really_ran(monkeypatch: pytest.MonkeyPatch) -> None:
