@@ -465,6 +465,61 @@ def test_script_command_pipelined_script_changes() -> None:
     assert replies.endswith(b"-NOSCRIPT No matching script. Please use EVAL.\r\n")
 
 
+def test_script_command_finds_each_name_again() -> None:
+    """ScriptCommand remembers the last script or function it found while its table is unchanged:
+    runs of other names, a library replaced or deleted, and the same names again, in one batch."""
+    other = "return 'other'"
+    evalsha = [b"EVALSHA", engine.sha1hex(TWIN_SCRIPT.encode()).encode(), b"1", b"k0"]
+    evalsha_other = [b"EVALSHA", engine.sha1hex(other.encode()).encode(), b"0"]
+    fcall = [b"FCALL", b"incr_get", b"1", b"k0"]
+    replaced = LIBRARY.replace(b"return redis.call('get', keys[1]) end)", b"return 'replaced' end)", 1)
+    requests = [[b"SCRIPT", b"LOAD", other.encode()], evalsha, evalsha_other, evalsha_other, evalsha, evalsha,
+                [b"FUNCTION", b"LOAD", LIBRARY], fcall, fcall, [b"FCALL", b"shapes", b"1", b"k", b"a"], fcall,
+                [b"FUNCTION", b"LOAD", b"REPLACE", replaced], fcall, fcall, [b"FUNCTION", b"DELETE", b"plainlib"],
+                fcall, [b"FUNCTION", b"LOAD", LIBRARY], fcall, fcall]
+    replies = _pipelined(requests, True)
+    assert replies == _pipelined(requests, False)
+    assert replies.count(b"$8\r\nreplaced\r\n") == 2 and replies.count(b"-ERR Function not found") == 1
+    assert replies.count(b"$5\r\nother\r\n") == 2
+
+
+def test_script_command_takes_a_fresh_run_when_the_last_is_held() -> None:
+    """ScriptCommand makes a run's Run again for the next only when nothing else holds it and
+    nothing was set in its __dict__: a Run kept by Python code, or one whose rare fields a run
+    changed, is not seen again by a later run."""
+    from dumpling.scripting.manager import Scripting
+
+    seen: list[tuple[int, bool]] = []
+    held: list[Any] = []
+    log = Scripting.log
+
+    def spying(self: Any, *args: Any) -> Any:
+        run = self.run
+        seen.append((id(run), run.kill_logged))
+        run.kill_logged = True  # (a rare field: it goes to the Run's __dict__)
+        if len(seen) <= 2:
+            held.append(run)
+        return log(self, *args)
+
+    body = "redis.log(redis.LOG_DEBUG, 'x') return redis.call('incr', KEYS[1])"
+    Scripting.log = spying  # type: ignore[method-assign]  (redis.log is bound when the state is made)
+    try:
+        with bridge_on(True):
+            _, client, transport = fresh_client()
+            client.data_received(encode_command(b"SCRIPT", b"LOAD", body.encode()))
+            evalsha = encode_command(b"EVALSHA", engine.sha1hex(body.encode()).encode(), b"1", b"k")
+            client.data_received(evalsha)  # (the first run, in Python, makes the handle)
+            seen.clear()
+            held.clear()
+            client.data_received(evalsha * 6)
+    finally:
+        Scripting.log = log  # type: ignore[method-assign]
+    assert transport.data.endswith(b":7\r\n")
+    assert [kill_logged for _, kill_logged in seen] == [False] * 6
+    assert len({ident for ident, _ in seen[:3]}) == 3  # (the first two held, alive)
+    assert all(run.client is not None for run in held)
+
+
 def test_script_command_follows_the_busy_threshold() -> None:
     """ScriptCommand remembers whether runs take the count hook while the config's values are
     unchanged: CONFIG SET busy-reply-threshold (a change in place) between runs of one batch turns
@@ -566,7 +621,8 @@ def _run_state(bridge: bool, steps: list[tuple[int, list[bytes]]]) -> tuple[Any,
         for _, request in steps:
             client.data_received(encode_command(*request))
         scripting = server.scripting
-        return (scripting.eval_state.gc_count, scripting.function_state.gc_count, scripting.last_error_counted,
+        return (scripting.eval_state.runs_since_gc(), scripting.function_state.runs_since_gc(),
+                scripting.last_error_counted,
                 scripting.run, server.in_exec, server.current_client is client, scripting.eval_client.db.index,
                 list(scripting.scripts))
 
@@ -647,7 +703,7 @@ def test_run_state_lives_in_instance_dicts() -> None:
         (Client, ("server", "lua_debug", "unrestricted", "db", "resp3")),
         (Scripting, ("run", "last_error_counted", "scripts_by_sha", "libraries", "eval_state", "_function_state",
                      "eval_client", "function_client")),
-        (LuaState, ("bridge", "gc_count")),
+        (LuaState, ("bridge",)),
     ):
         assert cls.__setattr__ is object.__setattr__, cls
         assert cls.__dictoffset__ != 0, cls

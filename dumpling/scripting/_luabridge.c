@@ -184,6 +184,8 @@ struct Bridge {
     int runners;             /* registry refs: eval_with, function_with (0: not set) */
     int eval_ref, function_ref, stash_ref, handles_ref;
     int next_handle;
+    long gc_count;           /* runs since Redis's last luaGC step (engine.LuaState.gc_tick) */
+    long gc_period;          /* engine.GC_CYCLE_PERIOD: a step every that many runs */
 };
 
 static PyTypeObject BridgeType;
@@ -260,6 +262,7 @@ static PyObject *bridge_new(PyTypeObject *type, PyObject *args, PyObject *kwds) 
     b->status_type = Py_NewRef(status_type);
     b->null_array = Py_NewRef(null_array);
     b->stashed = Py_NewRef(stashed);
+    b->gc_period = 50; /* (LuaState sets engine.GC_CYCLE_PERIOD) */
     return (PyObject *)b;
 }
 
@@ -725,7 +728,12 @@ static int twins_ready(Bridge *b, Twins *t) {
     if ((threshold = server_attr(t, b->server, server_dict, SV_SLOWLOG, s_slowlog_threshold)) == NULL ||
         (tracking = server_attr(t, b->server, server_dict, SV_LATENCY, s_latency_tracking)) == NULL)
         goto done;
-    t->now_ms = PyLong_AsLongLong(now);
+    /* (AndOverflow: PyLong_AsLongLong converts a many-digit int through a byte array, ~200
+     * instructions for a millisecond timestamp) */
+    int overflow = 0;
+    t->now_ms = PyLong_AsLongLongAndOverflow(now, &overflow);
+    if (overflow && !PyErr_Occurred())
+        PyErr_SetString(PyExc_OverflowError, "the keyspace's time snapshot does not fit a long long");
     t->threshold = PyLong_AsLongLong(threshold);
     if (PyErr_Occurred() || (t->latency_tracking = PyObject_IsTrue(tracking)) < 0)
         goto done;
@@ -986,6 +994,29 @@ static int counts_add(Bridge *b, Twins *t, PyObject *cmd, const NativeCall *call
     return 0;
 }
 
+/* histogram.record(usec).  _fastpath's histograms are a static C type whose record is a METH_O
+ * C method: its C function is called directly (found once per type; a static type without
+ * instance dicts cannot change it), ~250 instructions less than a method call by name; any
+ * other histogram (latencyhist's Python one) by the method call. */
+static PyTypeObject *g_hist_type;
+static PyCFunction g_hist_record;
+
+static PyObject *histogram_record(PyObject *histogram, PyObject *usec) {
+    PyTypeObject *type = Py_TYPE(histogram);
+    if (type != g_hist_type && !(type->tp_flags & Py_TPFLAGS_HEAPTYPE) && type->tp_dictoffset == 0) {
+        PyObject *method = _PyType_Lookup(type, s_record); /* (borrowed) */
+        if (method != NULL && Py_IS_TYPE(method, &PyMethodDescr_Type) &&
+            ((PyMethodDescrObject *)method)->d_method->ml_flags == METH_O) {
+            g_hist_type = type;
+            g_hist_record = ((PyMethodDescrObject *)method)->d_method->ml_meth;
+        }
+    }
+    if (type == g_hist_type)
+        return g_hist_record(histogram, usec);
+    PyObject *record_args[2] = {histogram, usec};
+    return PyObject_VectorcallMethod(s_record, record_args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+}
+
 /* Server.call's bookkeeping around the twin's run (Server.account; no MONITOR: run.twins says
  * there is none): the latency histogram and SLOWLOG at once (the Python calls first), then the
  * counts. */
@@ -1001,9 +1032,8 @@ static int twin_account(Bridge *b, Twins *t, PyObject *cmd, NativeCall *call, co
         if (usec != NULL && histogram == Py_None) {
             PyObject *record_args[2] = {cmd, usec};
             done = PyObject_Vectorcall(g_record_latency, record_args, 2, NULL);
-        } else if (usec != NULL) { /* histogram.record(usec), without a bound method */
-            PyObject *record_args[2] = {histogram, usec};
-            done = PyObject_VectorcallMethod(s_record, record_args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        } else if (usec != NULL) {
+            done = histogram_record(histogram, usec);
         }
         Py_DECREF(histogram);
         Py_XDECREF(usec);
@@ -1465,10 +1495,26 @@ static PyObject *run_script(Bridge *b, long handle, int eval_mode, int hook, Py_
     return Py_NewRef(b->stashed);
 }
 
-/* gc_step(): Redis's luaGC step (lua_gc(LUA_GCSTEP, 50)) */
+/* gc_step(): Redis's luaGC step (lua_gc(LUA_GCSTEP, 50)); the count starts again */
 static PyObject *bridge_gc_step(Bridge *b, PyObject *unused) {
+    b->gc_count = 0;
     if (b->L != NULL && b->anchor != NULL)
         lua.gc(b->L, LUA_GCSTEP, 50);
+    Py_RETURN_NONE;
+}
+
+/* One run or compilation counted (luaGC's gc_count): the step when gc_period of them are due.
+ * ScriptCommand's plain runs count here in C (no dict write a run), Python's through gc_tick(). */
+static void bridge_count_run(Bridge *b) {
+    if (++b->gc_count >= b->gc_period) {
+        b->gc_count = 0;
+        if (b->L != NULL && b->anchor != NULL)
+            lua.gc(b->L, LUA_GCSTEP, 50);
+    }
+}
+
+static PyObject *bridge_gc_tick(Bridge *b, PyObject *unused) {
+    bridge_count_run(b);
     Py_RETURN_NONE;
 }
 
@@ -1478,11 +1524,15 @@ static PyMethodDef bridge_methods[] = {
     {"run", (PyCFunction)(void (*)(void))bridge_run, METH_FASTCALL,
      "run(handle, eval_mode, hook, numkeys, argv, run) -> the reply, or the stashed marker (see take())"},
     {"gc_step", (PyCFunction)bridge_gc_step, METH_NOARGS, "gc_step(): one step of the Lua collector"},
+    {"gc_tick", (PyCFunction)bridge_gc_tick, METH_NOARGS,
+     "gc_tick(): one run counted; the collector's step when gc_period runs are due"},
     {NULL, NULL, 0, NULL},
 };
 
 static PyMemberDef bridge_members[] = {
     {"resp3", T_INT, offsetof(Bridge, resp3), 0, "redis.setresp(3) in force in the running script"},
+    {"gc_count", T_LONG, offsetof(Bridge, gc_count), READONLY, "runs counted since the last collector step"},
+    {"gc_period", T_LONG, offsetof(Bridge, gc_period), 0, "a collector step every that many runs"},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -1508,8 +1558,8 @@ static PyTypeObject BridgeType = {
 
 /* ------------------------------------------------------------------ EVALSHA / FCALL's plain run */
 
-/* ScriptCommand(kind, reference, run_class, eval_run_class, owner_class, ErrorReply, compat_flag,
- * gc_period): the handler of EVALSHA (kind 0), FCALL (1) or EVAL (2) that commands/scripting.py
+/* ScriptCommand(kind, reference, run_class, eval_run_class, owner_class, ErrorReply, compat_flag):
+ * the handler of EVALSHA (kind 0), FCALL (1) or EVAL (2) that commands/scripting.py
  * registers when this module is built (manager.script_command).  The common run -- what
  * Scripting.invoke calls the plain run: an unrestricted caller's script or function without
  * flags (or an EVAL script without a shebang), found by its exact name (SHA, body) and run before (its
@@ -1538,7 +1588,6 @@ typedef struct {
     vectorcallfunc vectorcall;
     int kind;                     /* KIND_EVALSHA, KIND_FCALL, KIND_EVAL */
     long compat_flag;             /* manager.EVAL_COMPAT_MODE */
-    long gc_period;               /* engine.GC_CYCLE_PERIOD */
     PyObject *reference;          /* the Python handler */
     PyObject *run_class;          /* manager.PlainTwinsRun */
     PyObject *eval_run_class;     /* manager.PlainEvalTwinsRun (an EVAL script without a shebang) */
@@ -1546,11 +1595,21 @@ typedef struct {
     PyObject *error_type;         /* protocol.ErrorReply */
     Py_ssize_t run_slot[RUN_SLOTS];
     Py_ssize_t owner_flags, owner_handle, owner_name, owner_from_eval; /* (from_eval: -1 for Function) */
+    /* The last script or function plain_find found (find_owner): `found_owner` (borrowed) is
+     * `found_table`'s entry for `found_key` while that dict keeps the version tag
+     * `found_version` (as Seen's values: a request's name is a new bytes object each time,
+     * whose hash and comparison cost a dict lookup ~500 instructions a run). */
+    PyObject *found_table, *found_owner, *found_key; /* (found_key owned) */
+    uint64_t found_version;
+    /* FCALL's table, libraries.functions (borrowed), while the libraries' __dict__ keeps its tag */
+    PyObject *functions_holder, *functions_table;
+    uint64_t functions_version;
+    PyObject *spare_run; /* the last run's Run (owned), made again by the next (plain_run_object) */
 } ScriptCommand;
 
 static PyObject *s_server, *s_scripting, *s_lua_debug, *s_scripts_by_sha, *s_scripts_by_body, *s_eval_state, *s_libraries, *s_functions,
     *s_function_state, *s_command_gate, *s_cluster, *s_unrestricted, *s_bridge, *s_eval_client, *s_function_client,
-    *s_run, *s_resp3, *s_in_exec, *s_config, *s_values, *s_busy_threshold, *s_gc_count,
+    *s_run, *s_resp3, *s_in_exec, *s_config, *s_values, *s_busy_threshold,
     *s_last_error_counted, *s_stashed_outcome, *s_run_ended, *s_touch,
     *s_raise_error, *g_empty_tuple;
 
@@ -1647,6 +1706,50 @@ static PyObject **const g_sv_names[SV_SEEN] = {&s_monitors, &s_command_gate, &s_
 static PyObject **const g_sc_names[SC_SEEN] = {&s_scripts_by_sha, &s_scripts_by_body, &s_eval_state, &s_eval_client,
                                                &s_libraries, &s_function_state, &s_function_client};
 
+/* table[name] (borrowed; NULL: not there, or an error), remembered for the next run's name. */
+static PyObject *find_owner(ScriptCommand *self, PyObject *table, PyObject *name) {
+    Py_ssize_t n = PyBytes_GET_SIZE(name);
+    if (SEEN_VERSIONS && self->found_table == table && self->found_version == dict_version(table) &&
+        PyBytes_GET_SIZE(self->found_key) == n && memcmp(PyBytes_AS_STRING(self->found_key), PyBytes_AS_STRING(name),
+                                                         (size_t)n) == 0)
+        return self->found_owner;
+    PyObject *owner = PyDict_GetItemWithError(table, name);
+    if (owner != NULL) {
+        Py_XSETREF(self->found_key, Py_NewRef(name));
+        self->found_table = table;
+        self->found_version = dict_version(table);
+        self->found_owner = owner;
+    }
+    return owner;
+}
+
+/* libraries.functions (a new reference), read from the libraries' __dict__ and remembered with
+ * its version tag. */
+static PyObject *functions_of(ScriptCommand *self, PyObject *libraries) {
+    PyObject *dict = NULL, *table;
+    int r = dict_of(libraries, &dict);
+    if (r < 0)
+        return NULL;
+    if (r == 0)
+        return PyObject_GetAttr(libraries, s_functions);
+    if (SEEN_VERSIONS && self->functions_holder == dict && self->functions_version == dict_version(dict)) {
+        table = Py_NewRef(self->functions_table);
+    } else {
+        self->functions_holder = NULL;
+        table = PyDict_GetItemWithError(dict, s_functions);
+        if (table != NULL) {
+            self->functions_holder = dict;
+            self->functions_version = dict_version(dict);
+            self->functions_table = table;
+            Py_INCREF(table);
+        } else if (!PyErr_Occurred()) {
+            table = PyObject_GetAttr(libraries, s_functions);
+        }
+    }
+    Py_DECREF(dict);
+    return table;
+}
+
 /* Whether the request is a plain run (the Python handler's and invoke's conditions for it): 1
  * (p filled), 0 not (the Python handler takes it), -1 error. */
 static int plain_find(ScriptCommand *self, PyObject *caller, PyObject *argv, PlainCall *p) {
@@ -1688,11 +1791,11 @@ static int plain_find(ScriptCommand *self, PyObject *caller, PyObject *argv, Pla
     if (self->kind != KIND_FCALL) /* EVALSHA, EVAL: the cached script of that exact SHA, or body */
         table = Py_NewRef(p->sc[self->kind == KIND_EVAL ? SC_BY_BODY : SC_BY_SHA]);
     else /* FCALL: the function of that exact (lower-case) name */
-        table = PyObject_GetAttr(p->sc[SC_LIBRARIES], s_functions);
+        table = functions_of(self, p->sc[SC_LIBRARIES]);
     if (table == NULL)
         return -1;
     if (PyDict_CheckExact(table))
-        p->owner = Py_XNewRef(PyDict_GetItemWithError(table, target));
+        p->owner = Py_XNewRef(find_owner(self, table, target));
     Py_DECREF(table);
     if (p->owner == NULL)
         return PyErr_Occurred() ? -1 : 0;
@@ -1776,11 +1879,44 @@ static int busy_hook(PyObject *config) {
     return hook;
 }
 
+/* The Run of a plain run: the last one again when nothing else holds it and nothing was set in
+ * its __dict__ (the rare fields stay their class's defaults; the slots are all stored anew), else
+ * a new one (which the next run may take again).  Making and freeing one cost ~550 instructions. */
+static PyObject *plain_run_object(ScriptCommand *self, PyObject *run_class) {
+    PyObject *run = self->spare_run;
+    if (run != NULL && Py_REFCNT(run) == 1 && Py_IS_TYPE(run, (PyTypeObject *)run_class)) {
+        PyObject *dict = PyObject_GenericGetDict(run, NULL); /* (made once, empty, then kept) */
+        if (dict == NULL)
+            return NULL;
+        int empty = PyDict_CheckExact(dict) && PyDict_GET_SIZE(dict) == 0;
+        Py_DECREF(dict);
+        if (empty)
+            return Py_NewRef(run);
+    }
+    run = PyBaseObject_Type.tp_new((PyTypeObject *)run_class, g_empty_tuple, NULL);
+    if (run != NULL)
+        Py_XSETREF(self->spare_run, Py_NewRef(run));
+    return run;
+}
+
+/* The run's end for its Run kept for the next: the references to the caller, its request and
+ * the script client dropped (the spare must keep no client or server alive: a ScriptCommand
+ * serves every Server of the process). */
+static void plain_run_done(ScriptCommand *self, PyObject *run) {
+    if (run != self->spare_run || Py_REFCNT(run) != 2)
+        return;
+    const int drop[] = {RUN_CALLER, RUN_CALLER_ARGV, RUN_CLIENT};
+    for (int i = 0; i < 3; i++) {
+        PyObject **slot = (PyObject **)((char *)run + self->run_slot[drop[i]]);
+        Py_CLEAR(*slot);
+    }
+}
+
 /* Scripting.invoke's plain run and the handler's end, for a request plain_find took: the reply,
  * or NULL with the exception (the script's error reply raised as the command's error). */
 static PyObject *plain_invoke(ScriptCommand *self, PyObject *caller, PyObject *argv, PlainCall *p) {
     PyObject *run_class = p->compat ? self->eval_run_class : self->run_class;
-    PyObject *run = PyBaseObject_Type.tp_new((PyTypeObject *)run_class, g_empty_tuple, NULL);
+    PyObject *run = plain_run_object(self, run_class);
     if (run == NULL)
         return NULL;
     PyObject *was_in_exec = NULL, *db = NULL, *start = NULL, *reply = NULL, *v = NULL;
@@ -1844,22 +1980,8 @@ teardown:;
     seen_after_write(&sc_stamp, p->scripting_dict);
     if (bad)
         sc_stamp = 0;
-    if (!bad) { /* Redis's luaGC: a collector step every gc_period runs (LuaState.gc_step) */
-        long count = -1;
-        if ((v = attr_in(p->state, p->state_dict, s_gc_count)) != NULL) {
-            count = PyLong_AsLong(v);
-            Py_CLEAR(v);
-        }
-        if (count == -1 && PyErr_Occurred()) {
-            bad = 1;
-        } else {
-            count = count + 1 >= self->gc_period ? 0 : count + 1;
-            bad = (v = PyLong_FromLong(count)) == NULL || PyDict_SetItem(p->state_dict, s_gc_count, v) < 0;
-            Py_CLEAR(v);
-            if (!bad && count == 0)
-                lua.gc(p->bridge->L, LUA_GCSTEP, 50);
-        }
-    }
+    if (!bad) /* Redis's luaGC: a collector step every gc_period runs (LuaState.gc_tick) */
+        bridge_count_run(p->bridge);
     /* a busy script's end, redis.set_repl's end (Scripting.run_ended) */
     if (!bad && (slot_get(run, self->run_slot[RUN_TIMED_OUT]) != Py_False ||
                  slot_get(run, self->run_slot[RUN_REPL_CHANGED]) != Py_False)) {
@@ -1902,6 +2024,7 @@ teardown:;
         }
     }
     Py_DECREF(was_in_exec);
+    plain_run_done(self, run);
     Py_DECREF(run);
     return reply;
 }
@@ -1923,15 +2046,15 @@ static PyObject *script_command_vectorcall(ScriptCommand *self, PyObject *const 
 
 static PyObject *script_command_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     int kind;
-    long compat_flag, gc_period;
+    long compat_flag;
     PyObject *reference, *run_class, *eval_run_class, *owner_class, *error_type;
-    if (!PyArg_ParseTuple(args, "iOOOOOll", &kind, &reference, &run_class, &eval_run_class, &owner_class, &error_type,
-                          &compat_flag, &gc_period))
+    if (!PyArg_ParseTuple(args, "iOOOOOl", &kind, &reference, &run_class, &eval_run_class, &owner_class, &error_type,
+                          &compat_flag))
         return NULL;
     if ((kind != KIND_EVALSHA && kind != KIND_FCALL && kind != KIND_EVAL) || !PyType_Check(run_class) || !PyType_Check(eval_run_class) ||
-        !PyType_Check(owner_class) || !PyType_Check(error_type) || gc_period < 1) {
+        !PyType_Check(owner_class) || !PyType_Check(error_type)) {
         PyErr_SetString(PyExc_ValueError, "ScriptCommand(0 EVALSHA | 1 FCALL | 2 EVAL, reference, run class, EVAL run class, "
-                                          "Script | Function, ErrorReply, compat flag, gc period)");
+                                          "Script | Function, ErrorReply, compat flag)");
         return NULL;
     }
     ScriptCommand *self = (ScriptCommand *)type->tp_alloc(type, 0);
@@ -1940,7 +2063,6 @@ static PyObject *script_command_new(PyTypeObject *type, PyObject *args, PyObject
     self->vectorcall = (vectorcallfunc)script_command_vectorcall;
     self->kind = kind;
     self->compat_flag = compat_flag;
-    self->gc_period = gc_period;
     self->reference = Py_NewRef(reference);
     self->run_class = Py_NewRef(run_class);
     self->eval_run_class = Py_NewRef(eval_run_class);
@@ -1974,10 +2096,14 @@ static int script_command_traverse(ScriptCommand *self, visitproc visit, void *a
     Py_VISIT(self->eval_run_class);
     Py_VISIT(self->owner_class);
     Py_VISIT(self->error_type);
+    Py_VISIT(self->spare_run);
     return 0;
 }
 
 static int script_command_clear(ScriptCommand *self) {
+    self->found_table = self->functions_holder = NULL;
+    Py_CLEAR(self->found_key);
+    Py_CLEAR(self->spare_run);
     Py_CLEAR(self->reference);
     Py_CLEAR(self->run_class);
     Py_CLEAR(self->eval_run_class);
@@ -2120,7 +2246,6 @@ PyMODINIT_FUNC PyInit__luabridge(void) {
     INTERN(s_config, "config");
     INTERN(s_values, "values");
     INTERN(s_busy_threshold, "busy-reply-threshold");
-    INTERN(s_gc_count, "gc_count");
     INTERN(s_last_error_counted, "last_error_counted");
     INTERN(s_stashed_outcome, "stashed_outcome");
     INTERN(s_run_ended, "run_ended");

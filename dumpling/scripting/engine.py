@@ -233,7 +233,9 @@ class LuaState:
         self.type_of = helpers[b"type"]
         self._table_from = self.lua.table_from
         self.error_counted = False  # the last error table converted by to_reply had been counted
-        self.gc_count = 0
+        self.gc_count = 0  # (with the bridge, the bridge counts: ``runs_since_gc``)
+        if self.bridge is not None:
+            self.bridge.gc_period = GC_CYCLE_PERIOD
         self._gc_step = self.lua.eval("function() collectgarbage('step', %d) end" % GC_CYCLE_PERIOD)
         self.library_api = None
         if library_api:
@@ -374,7 +376,11 @@ class LuaState:
         """Redis's ``luaGC``: every 50 script runs or compilations, 50 steps of the Lua
         collector, so garbage (a compiled chunk's, a run's tables) never piles up between
         Lua's own cycles and no single call pays for a full one.  (A run counts itself in
-        ``gc_count`` and calls ``gc_step`` when it is due.)"""
+        ``gc_count`` and calls ``gc_step`` when it is due; with the C bridge the bridge counts,
+        so that ScriptCommand's runs write no Python attribute.)"""
+        if self.bridge is not None:
+            self.bridge.gc_tick()
+            return
         self.gc_count += 1
         if self.gc_count >= GC_CYCLE_PERIOD:
             self.gc_step()
@@ -385,6 +391,10 @@ class LuaState:
             self.bridge.gc_step()
         else:
             self._gc_step()
+
+    def runs_since_gc(self) -> int:
+        """Runs and compilations counted since the last collector step."""
+        return self.gc_count if self.bridge is None else int(self.bridge.gc_count)
 
     def memory(self) -> int:
         """The Lua heap as Redis reports it: ``lua_gc(LUA_GCCOUNT) * 1024`` (whole KB)."""

@@ -181,7 +181,7 @@ def script_command(kind: str, reference: Callable[[Any, list[bytes]], Any]) -> C
 
     owner = Function if kind == "fcall" else Script
     return bridge.ScriptCommand({"evalsha": 0, "fcall": 1, "eval": 2}[kind], reference, PlainTwinsRun,
-                                PlainEvalTwinsRun, owner, ErrorReply, EVAL_COMPAT_MODE, GC_CYCLE_PERIOD)
+                                PlainEvalTwinsRun, owner, ErrorReply, EVAL_COMPAT_MODE)
 
 
 def parse_shebang(body: bytes) -> tuple[int, int]:
@@ -438,9 +438,12 @@ class Scripting:
             self.run = None
             server.in_exec = was_in_exec
             server.current_client = caller
-            state.gc_count += 1
-            if state.gc_count >= GC_CYCLE_PERIOD:  # Redis's luaGC (LuaState.gc_tick, inlined)
-                state.gc_step()
+            if state.bridge is not None:  # Redis's luaGC (LuaState.gc_tick, inlined): counted in C
+                state.bridge.gc_tick()
+            else:
+                state.gc_count += 1
+                if state.gc_count >= GC_CYCLE_PERIOD:
+                    state.gc_step()
             if run.timed_out or run.repl_changed:
                 self.run_ended(run)
         self.last_error_counted = run.error_counted
