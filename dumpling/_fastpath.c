@@ -2063,6 +2063,105 @@ fail:
     return NULL;
 }
 
+/* ------------------------------------------------------------------ argument integers */
+
+/* string2ll: 1 with *out when p[0..n) is a canonical int64 (no '+', no leading zeros, no
+ * spaces, "-0" refused), 0 if not.  numbers.parse_int64 is the reference. */
+static int strict_ll(const char *p, Py_ssize_t n, long long *out) {
+    if (n <= 0 || n > 20)
+        return 0;
+    if (n == 1 && p[0] == '0') {
+        *out = 0;
+        return 1;
+    }
+    int negative = p[0] == '-';
+    Py_ssize_t i = negative;
+    if (i >= n || p[i] < '1' || p[i] > '9')
+        return 0;
+    unsigned long long v = 0;
+    for (; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return 0;
+        unsigned long long d = (unsigned long long)(p[i] - '0');
+        if (v > (ULLONG_MAX - d) / 10)
+            return 0;
+        v = v * 10 + d;
+    }
+    if (negative) {
+        if (v > (unsigned long long)LLONG_MAX + 1)
+            return 0;
+        *out = v == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN : -(long long)v;
+    } else {
+        if (v > (unsigned long long)LLONG_MAX)
+            return 0;
+        *out = (long long)v;
+    }
+    return 1;
+}
+
+/* 1 with the text of a bytes/bytearray argument, 0 (TypeError set) for anything else. */
+static int argument_text(PyObject *arg, const char **p, Py_ssize_t *n) {
+    if (PyBytes_Check(arg)) {
+        *p = PyBytes_AS_STRING(arg);
+        *n = PyBytes_GET_SIZE(arg);
+        return 1;
+    }
+    if (PyByteArray_Check(arg)) {
+        *p = PyByteArray_AS_STRING(arg);
+        *n = PyByteArray_GET_SIZE(arg);
+        return 1;
+    }
+    PyErr_Format(PyExc_TypeError, "a bytes-like argument is required, not %.100s", Py_TYPE(arg)->tp_name);
+    return 0;
+}
+
+/* parse_int64(text) -> int | None: numbers.parse_int64 (string2ll) in C. */
+static PyObject *fast_parse_int64(PyObject *self, PyObject *arg) {
+    const char *p;
+    Py_ssize_t n;
+    long long v;
+    if (!argument_text(arg, &p, &n))
+        return NULL;
+    if (!strict_ll(p, n, &v))
+        Py_RETURN_NONE;
+    return PyLong_FromLongLong(v);
+}
+
+static PyObject *g_int_error;   /* errors.CommandError (configure_ints) */
+static PyObject *g_not_integer; /* errors.NOT_INTEGER, to_int's default message */
+
+/* to_int(arg, error=NOT_INTEGER) -> int: commands.common.to_int in C (one call where the
+ * Python one made two), raising CommandError(error) for anything but a canonical int64. */
+static PyObject *fast_to_int(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs < 1 || nargs > 2 || g_int_error == NULL) {
+        PyErr_SetString(PyExc_TypeError, "to_int(arg, error=NOT_INTEGER) after configure_ints()");
+        return NULL;
+    }
+    const char *p;
+    Py_ssize_t n;
+    long long v;
+    if (!argument_text(args[0], &p, &n))
+        return NULL;
+    if (strict_ll(p, n, &v))
+        return PyLong_FromLongLong(v);
+    PyObject *error = PyObject_CallOneArg(g_int_error, nargs == 2 ? args[1] : g_not_integer);
+    if (error != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(error), error);
+        Py_DECREF(error);
+    }
+    return NULL;
+}
+
+static PyObject *fast_configure_ints(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyType_Check(args[0]) || !PyUnicode_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "configure_ints(CommandError, NOT_INTEGER)");
+        return NULL;
+    }
+    Py_XSETREF(g_int_error, Py_NewRef(args[0]));
+    Py_XSETREF(g_not_integer, Py_NewRef(args[1]));
+    Py_RETURN_NONE;
+}
+
 static PyObject *fast_configure_general(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 8 || !PyDict_Check(args[0]) || !PyType_Check(args[1]) || !PyCallable_Check(args[3]) ||
         !PyType_Check(args[4]) || !PyType_Check(args[5]) || !PyType_Check(args[6]) || !PyType_Check(args[7])) {
@@ -2131,7 +2230,13 @@ static PyMethodDef methods[] = {
     {"configure", (PyCFunction)(void (*)(void))fast_configure, METH_FASTCALL,
      "configure(commands): the Command objects whose statistics run() updates"},
     {"configure_general", (PyCFunction)(void (*)(void))fast_configure_general, METH_FASTCALL,
-     "configure_general(table, Status, NO_REPLY, acl_check, Raw): the plain commands run through their Python handlers"},
+     "configure_general(table, Status, NO_REPLY, acl_check, Raw, Double, Map, SetReply): the plain commands run "
+     "through their Python handlers"},
+    {"parse_int64", fast_parse_int64, METH_O, "parse_int64(text) -> int or None: numbers.parse_int64 (string2ll)"},
+    {"to_int", (PyCFunction)(void (*)(void))fast_to_int, METH_FASTCALL,
+     "to_int(arg, error=NOT_INTEGER) -> int: commands.common.to_int"},
+    {"configure_ints", (PyCFunction)(void (*)(void))fast_configure_ints, METH_FASTCALL,
+     "configure_ints(CommandError, NOT_INTEGER): to_int's error"},
     {"encode_flat", (PyCFunction)(void (*)(void))fast_encode_flat, METH_FASTCALL,
      "encode_flat(value, resp3) -> the RESP encoding of a flat array, or None for another shape"},
     {"sort_weighted", (PyCFunction)(void (*)(void))fast_sort_weighted, METH_FASTCALL,

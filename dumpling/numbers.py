@@ -22,6 +22,8 @@ import math
 import re
 from fractions import Fraction
 
+from dumpling import accel as _accel
+
 LLONG_MIN = -(1 << 63)
 LLONG_MAX = (1 << 63) - 1
 
@@ -82,6 +84,13 @@ def parse_int64(text: bytes | bytearray) -> int | None:
     if first == 48 and n == 1:
         return 0
     return None
+
+
+# The C twin (dumpling._fastpath's, string2ll over the bytes) that every argument parser shares;
+# the function above is the reference (py_parse_int64, and what DUMPLING_PURE=1 runs).
+py_parse_int64 = parse_int64
+if _accel.fastpath is not None and hasattr(_accel.fastpath, "parse_int64"):
+    parse_int64 = _accel.fastpath.parse_int64  # noqa: F811
 
 
 def index_span(start: int, end: int, n: int) -> tuple[int, int] | None:

@@ -177,3 +177,33 @@ def test_the_fast_path_really_ran(monkeypatch: pytest.MonkeyPatch) -> None:
     client.data_received(encode_command("SET", "k", "v") + encode_command("SET", "k", "v", "XX"))
     assert bytes(transport.data) == b"+OK\r\n+OK\r\n"
     assert calls == [b"SET"]  # only the form with an option reached Python
+
+
+INT_TEXTS = st.one_of(
+    st.binary(max_size=22),
+    st.integers(-(1 << 64), 1 << 64).map(lambda n: b"%d" % n),
+    st.sampled_from([b"0", b"-0", b"00", b"+1", b" 1", b"1 ", b"9223372036854775807", b"9223372036854775808",
+                     b"-9223372036854775808", b"-9223372036854775809", b"99999999999999999999", b"-"]),
+)
+
+
+@settings(max_examples=examples(500), deadline=None)
+@given(text=INT_TEXTS, mutable=st.booleans())
+def test_argument_integers_parse_as_the_reference(text: bytes, mutable: bool) -> None:
+    """The C string2ll every argument parser uses (numbers.parse_int64, common.to_int) answers as
+    the Python reference, for bytes and bytearray, and raises the same CommandError."""
+    from dumpling import numbers
+    from dumpling.commands import common
+    from dumpling.errors import CommandError
+
+    arg = bytearray(text) if mutable else text
+    expected = numbers.py_parse_int64(arg)
+    assert numbers.parse_int64 is accel.fastpath.parse_int64
+    assert numbers.parse_int64(arg) == expected
+    if expected is not None:
+        assert common.to_int(arg) == expected
+        return
+    for error in ([], ["custom message"]):
+        with pytest.raises(CommandError) as raised:
+            common.to_int(arg, *error)
+        assert raised.value.message == "ERR " + (error[0] if error else "value is not an integer or out of range")
