@@ -59,9 +59,9 @@ enum { HV_FIELDS, HV_FIELD_EXPIRES, HV_ENCODING, HV_SCAN, HV_COUNT };
 static const char *const HASH_SLOTS[HV_COUNT] = {"_fields", "field_expires", "encoding", "_scan"};
 static Py_ssize_t g_hash_offsets[HV_COUNT];
 static int g_hash_slots_ok = 0;
-/* SetValue's */
+/* SetValue's (_members: the restored intset or listpack (bytes) while the set is packed: SADD declines it) */
 enum { SETV_MEMBERS, SETV_ENCODING, SETV_COUNT };
-static const char *const SET_SLOTS[SETV_COUNT] = {"members", "encoding"};
+static const char *const SET_SLOTS[SETV_COUNT] = {"_members", "encoding"};
 static Py_ssize_t g_set_offsets[SETV_COUNT];
 static int g_set_slots_ok = 0;
 

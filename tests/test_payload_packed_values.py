@@ -1,9 +1,10 @@
-"""Restored listpack hashes and zsets stay packed (``HashValue.packed``, ``ZSetValue.packed``)
-until a command uses them.
+"""Restored listpack hashes, zsets and sets and intsets stay packed (``HashValue.packed``,
+``ZSetValue.packed``, ``SetValue.packed``) until a command uses them.
 
-RESTORE of a type-16 (hash) or type-17 (zset) payload whose listpack holds distinct fields or
-members within the listpack limits (and no NaN score) keeps the listpack bytes instead of building
-a dict (and a SortedList); the first command that reads or writes the value builds it.  Checked
+RESTORE of a type-16 (hash), type-17 (zset), type-20 (set) or type-11 (intset) payload whose
+blob holds distinct fields or members within the encoding's limits (a zset in order without NaN
+scores, an intset ascending at its narrowest width) keeps the blob instead of building a dict or
+set (and a SortedList); the first command that reads or writes the value builds it.  Checked
 here: the codec packs exactly those (C builder and Python reader alike), refuses what the eager
 reader refused, answers ``len``, encoding and memory without building, and DUMPs an untouched
 value as its input bytes; on live servers, every hash and zset command's first use of a value
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from dumpling.datatypes import HashValue, ZSetValue
+from dumpling.datatypes import HashValue, SetValue, ZSetValue
 from dumpling.payload import CodecOptions, PayloadError, decode_payload, encode, encode_payload, listpack
 from dumpling.payload import decode as decode_module
 from dumpling.payload.envelope import seal
@@ -435,5 +436,161 @@ def test_zset_first_uses_in_the_pure_python_server(pure_dumpling: ServerProcess,
         pair.both("DEL", "z")
         pair.same("RESTORE", "z", 0, payload)
         assert parse_reply(pair.ours.call("DUMP", "z")) == payload
+    finally:
+        pair.close()
+
+
+# ----------------------------------------------------------------------------- sets
+
+INTSETS: dict[str, list[int]] = {
+    "small": [1, 2, 3, 10, 200],
+    "wide": [-(2**40), 5, 2**40],
+    "mid": list(range(-70000, 70000, 9999)),
+    "full": list(range(0, 512 * 3, 3)),
+}
+LISTPACK_SETS: dict[str, list[bytes]] = {
+    "words": [b"apple", b"pear", b"fig", b"kiwi"],
+    "mixed": [b"a", b"1", b"-5", b"007", b"", b"x" * 64, b"4096"],
+}
+
+
+def intset_payload(values: list[int], width: int | None = None, version: int = 10) -> bytes:
+    if width is None:
+        low, high = min(values), max(values)
+        width = 2 if -32768 <= low and high <= 32767 else 4 if -(2**31) <= low and high < 2**31 else 8
+    blob = width.to_bytes(4, "little") + len(values).to_bytes(4, "little")
+    blob += b"".join(v.to_bytes(width, "little", signed=True) for v in values)
+    out = bytearray(b"\x0b")
+    append_string(out, blob, True)
+    return seal(bytes(out), version)
+
+
+def set_listpack_payload(members: list[bytes], version: int = 11, header: int | None = None) -> bytes:
+    blob = bytearray(listpack.encode(members))
+    if header is not None:
+        blob[4:6] = header.to_bytes(2, "little")
+    out = bytearray(b"\x14")
+    append_string(out, bytes(blob), True)
+    return seal(bytes(out), version)
+
+
+@pytest.mark.parametrize("shape", sorted(INTSETS) + sorted(LISTPACK_SETS))
+def test_untouched_set_is_packed_and_dumps_as_its_input(shape: str) -> None:
+    intset = shape in INTSETS
+    members = [b"%d" % v for v in INTSETS[shape]] if intset else LISTPACK_SETS[shape]
+    reference = SetValue(members, "intset" if intset else "listpack")
+    for _ in codec_modes():
+        for version in (10, 11, 12) if intset else (11, 12):
+            payload = intset_payload(INTSETS[shape], version=version) if intset else set_listpack_payload(members, version)
+            value = decode_payload(payload, CodecOptions(set_max_intset_entries=512)).value
+            assert isinstance(value, SetValue)
+            assert value.packed_blob(version) is not None, "the set was built at RESTORE"
+            assert len(value) == len(members) and value.encoding == reference.encoding
+            assert value.memory_usage() == reference.memory_usage()
+            assert encode_payload(value, version) == payload
+            for other in (10, 11, 12):
+                assert encode_payload(value.copy(), other) == encode_payload(reference, other)
+            copy = value.copy()
+            assert value.packed_blob(version) is not None and copy.packed_blob(version) is value.packed_blob(version)
+            assert list(value) == list(reference) and value.members == set(members)
+            assert value.packed_blob(version) is None and len(value) == len(members)
+            assert encode_payload(value, version) == payload
+            assert list(copy) == list(reference)
+
+
+def test_sets_not_kept_packed_are_built_as_before() -> None:
+    cases = [
+        intset_payload([3, 1, 2]),  # not ascending: a built intset DUMPs it sorted
+        intset_payload([1, 1, 2]),
+        intset_payload([1, 2, 3], width=4),  # wider than needed
+        set_listpack_payload([b"a", b"b", b"a"]),
+        set_listpack_payload([b"a", b"b"], header=65535),
+        set_listpack_payload([b"a", b"b"], header=1),
+    ]
+    for payload in cases:
+        for _ in codec_modes():
+            value = decode_payload(payload, NO).value
+            assert isinstance(value, SetValue) and value.packed_blob(11) is None
+    too_many = intset_payload(list(range(600)))  # over set-max-intset-entries: a hashtable
+    for _ in codec_modes():
+        assert decode_payload(too_many, CodecOptions(set_max_intset_entries=512)).value.encoding == "hashtable"
+
+
+SET_FIRST_USES: list[tuple[str, ...]] = [
+    ("SMEMBERS", "s"), ("SISMEMBER", "s", "3"), ("SMISMEMBER", "s", "1", "4", "apple"), ("SCARD", "s"),
+    ("SSCAN", "s", "0"), ("SADD", "s", "3"), ("SADD", "s", "7"), ("SREM", "s", "1", "2"),
+    ("SMOVE", "s", "t", "10"), ("SINTERCARD", "1", "s"), ("SINTER", "s", "s"), ("SDIFF", "s", "t"),
+    ("SUNIONSTORE", "u", "s"), ("TYPE", "s"), ("OBJECT", "ENCODING", "s"), ("DUMP", "s"), ("SORT", "s"),
+    ("EXPIRE", "s", "100"), ("DEL", "s"), ("EVAL", "return redis.call('SMEMBERS', KEYS[1])", "1", "s"),
+]
+SET_AFTER = [("SMEMBERS", "s"), ("OBJECT", "ENCODING", "s"), ("SCARD", "s"), ("DUMP", "s"), ("SMEMBERS", "t")]
+
+
+def check_set_first_uses(pair: Pair) -> None:
+    for shape in ("small", "wide"):
+        pair.theirs.call("DEL", "src")
+        pair.theirs.call("SADD", "src", *INTSETS[shape])
+        payload = parse_reply(pair.theirs.call("DUMP", "src"))
+        assert isinstance(payload, bytes) and payload[0] == 11
+        for command in SET_FIRST_USES:
+            pair.both("DEL", "s", "t", "u")
+            assert pair.same("RESTORE", "s", 0, payload) == b"+OK\r\n"
+            pair.same(*command)
+            for after in SET_AFTER:
+                pair.same(*after)
+        pair.both("DEL", "s")
+        pair.same("RESTORE", "s", 0, payload)
+        assert parse_reply(pair.ours.call("DUMP", "s")) == payload
+        assert pair.ours.call("SPOP", "s") in {b"$%d\r\n%d\r\n" % (len(b"%d" % v), v) for v in INTSETS[shape]}
+
+
+def test_first_use_of_a_restored_intset_answers_as_redis(pair: Pair) -> None:
+    check_set_first_uses(pair)
+
+
+def outcome(r: object, command: tuple[str, ...]) -> object:
+    """A command's reply through redis-py, or its error's text."""
+    import redis
+
+    assert isinstance(r, redis.Redis)
+    try:
+        return r.execute_command(*command)
+    except redis.ResponseError as exc:
+        return str(exc)
+
+
+def test_first_use_of_a_restored_listpack_set_answers_as_a_built_one(r: object) -> None:
+    """Redis 7.0 has no listpack sets (7.2+, and an intset taking a word becomes one): a
+    restored set against the same set made by SADD."""
+    import redis
+
+    assert isinstance(r, redis.Redis)
+    shapes = [(m, set_listpack_payload(m, version=11)) for m in LISTPACK_SETS.values()]
+    shapes += [([b"%d" % v for v in INTSETS[name]], intset_payload(INTSETS[name])) for name in ("small", "wide")]
+    for members, payload in shapes:
+        for command in [*SET_FIRST_USES, ("SADD", "s", "word"), ("SADD", "s", "x" * 65)]:
+            r.delete("s", "m", "t", "u")
+            r.config_set("dump-rdb-version", 11)
+            try:
+                assert r.restore("s", 0, payload) == b"OK"
+                r.sadd("m", *members)
+                assert r.object("encoding", "s") == r.object("encoding", "m")
+                ours = outcome(r, command)
+                r.delete("t", "u")
+                theirs = outcome(r, tuple(a if a != "s" else "m" for a in command))
+                assert ours == theirs, command
+                assert r.smembers("s") == r.smembers("m") and r.object("encoding", "s") == r.object("encoding", "m")
+                if r.exists("s"):
+                    assert r.dump("s") == r.dump("m")
+            finally:
+                r.config_set("dump-rdb-version", 10)
+
+
+def test_set_first_uses_in_the_pure_python_server(pure_dumpling: ServerProcess, redis_server: ServerProcess) -> None:
+    pure_dumpling.raw().call("FLUSHALL")
+    redis_server.raw().call("FLUSHALL")
+    pair = Pair(pure_dumpling, redis_server)
+    try:
+        check_set_first_uses(pair)
     finally:
         pair.close()

@@ -13,13 +13,21 @@ Encodings only ever convert upward (intset -> listpack -> hashtable) following
 ``SetLimits``.  The one exception, as in Redis, is SPOP's "keep the rest in a
 new set" strategy, which rebuilds the survivors from scratch.
 
+A restored intset (type 11) or set listpack (type 20) may start *packed* (``SetValue.packed``):
+the payload's blob is kept in the ``_members`` slot and the set is built by the first access to
+``members`` (``unpack_blob``, which the payload codec installs; an intset's blob starts with its
+width 2, 4 or 8, a listpack's with its total size, never one of those).  Until then ``len()``,
+``OBJECT ENCODING``, ``MEMORY USAGE`` and ``copy()`` answer from the blob, and ``packed_blob``
+hands it to DUMP.  C code that reads ``_members`` at its offset must treat anything but a set
+as "not built".
+
 Must not: know about commands, keys or the keyspace.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
 from dumpling.bigops import sample_prefix
@@ -91,23 +99,71 @@ class MemberScan:
         self.removed.update(members)
 
 
+def _no_blob_reader(blob: bytes) -> tuple[set[bytes], list[bytes] | None]:
+    raise RuntimeError("a packed set needs the payload codec's blob reader")
+
+
+# A packed set's blob -> its members and listpack order (the payload readers' value, not deep;
+# the payload codec sets it when it is imported, before it can make a packed set).
+unpack_blob: Callable[[bytes], tuple[set[bytes], list[bytes] | None]] = _no_blob_reader
+
+
 class SetValue:
     TYPE = b"set"
-    __slots__ = ("members", "encoding", "_order", "_scan")
+    __slots__ = ("_members", "encoding", "_order", "_scan")
 
     def __init__(self, members: Iterable[bytes] = (), encoding: str = "hashtable") -> None:
+        # The members, or while the set is packed the restored intset or listpack (bytes).
+        self._members: set[bytes] | bytes
         if encoding == "listpack":
             order = list(dict.fromkeys(members))
-            self.members: set[bytes] = set(order)
+            self._members = set(order)
             self._order: list[bytes] | None = order
         else:
-            self.members = set(members)
+            self._members = set(members)
             self._order = None
         self.encoding = encoding
         self._scan: MemberScan | None = None
 
+    @classmethod
+    def packed(cls, blob: bytes, encoding: str) -> SetValue:
+        """An ``intset`` or ``listpack`` set whose members stay in ``blob`` (a checked intset:
+        ascending, its narrowest width; or a listpack of distinct members, its header's count
+        exact) until first used."""
+        value = cls.__new__(cls)
+        value._members = blob
+        value.encoding = encoding
+        value._order = None
+        value._scan = None
+        return value
+
+    @property
+    def members(self) -> set[bytes]:
+        members = self._members
+        if type(members) is not set:
+            members, self._order = unpack_blob(members)  # type: ignore[arg-type]
+            self._members = members
+        return members  # type: ignore[return-value]
+
+    @members.setter
+    def members(self, members: set[bytes]) -> None:
+        self._members = members
+
+    def packed_blob(self, version: int) -> bytes | None:
+        """The restored blob while the set was not used since RESTORE, when a DUMP for
+        ``version`` writes that form (an intset always, a listpack from RDB 11); else None."""
+        blob = self._members
+        if type(blob) is set or (self.encoding != "intset" and (self.encoding != "listpack" or version < 11)):
+            return None
+        return blob  # type: ignore[return-value]
+
     def __len__(self) -> int:
-        return len(self.members)
+        members = self._members
+        if type(members) is set:
+            return len(members)
+        if self.encoding == "intset":  # the header's count
+            return int.from_bytes(members[4:8], "little")  # type: ignore[index]
+        return members[4] | members[5] << 8  # type: ignore[index]
 
     def __iter__(self) -> Iterator[bytes]:
         """Members in the order Redis's encoding holds them (what DUMP writes)."""
@@ -117,6 +173,8 @@ class SetValue:
         return member in self.members
 
     def copy(self) -> SetValue:
+        if type(self._members) is not set:
+            return SetValue.packed(self._members, self.encoding)  # type: ignore[arg-type]  # bytes: shared
         dup = SetValue((), self.encoding)
         dup.members = set(self.members)
         if self._order is not None:
@@ -142,6 +200,7 @@ class SetValue:
             self._to_hashtable()
 
     def _to_hashtable(self) -> None:
+        self.members  # noqa: B018  # a packed set is built first: it unpacks by its encoding's blob
         self.encoding = "hashtable"
         self._order = None
 
@@ -158,6 +217,7 @@ class SetValue:
     # -- membership ----------------------------------------------------------------------
 
     def ordered(self) -> list[bytes]:
+        self.members  # noqa: B018  # a packed set is built first (that sets its listpack order)
         if self.encoding == "listpack":
             order = self._order
             if order is None or len(order) != len(self.members):
@@ -332,6 +392,9 @@ class SetValue:
     def memory_usage(self, samples: int = 5) -> int:
         """``objectComputeSize`` for a set, without the 16-byte object header (the caller
         adds it with the key and its dict entry)."""
+        packed = self._members
+        if type(packed) is not set:
+            return jemalloc_size(len(packed))  # the intset's or listpack's bytes, as Redis holds them
         n = len(self.members)
         if self.encoding == "intset":
             if not n:

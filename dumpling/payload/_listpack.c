@@ -2516,7 +2516,7 @@ enum { PACKED_BUF, PACKED_NODES, PACKED_LENGTH, PACKED_SLOTS };
 #define MAX_SLOTS 8
 
 static const char *const zset_slot_names[] = {"_scores", "_index", "encoding", "_scan", NULL};
-static const char *const set_slot_names[] = {"members", "encoding", "_order", "_scan", NULL};
+static const char *const set_slot_names[] = {"_members", "encoding", "_order", "_scan", NULL};
 static const char *const hash_slot_names[] = {"_fields", "field_expires", "encoding", "_heap", "_scan", NULL};
 static const char *const list_slot_names[] = {"_items", "_packed", "encoding", "_lp_bytes", "_nodes", "_shape_len",
                                               NULL};
@@ -2681,7 +2681,7 @@ walk_small(const unsigned char *blob, Py_ssize_t size, int ints_as_bytes, int bu
     return 0;
 }
 
-static int fields_distinct(const unsigned char *blob, Py_ssize_t size, long numele, int check_scores);
+static int fields_distinct(const unsigned char *blob, Py_ssize_t size, long numele, int pairs, int check_scores);
 
 /* Whether _zset_from_listpack keeps the zset listpack ``blob`` packed (ZSetValue.packed): the
  * walk accepts it, its header counts its entries exactly, they are member/score pairs, at most
@@ -2700,7 +2700,7 @@ zset_packable(const unsigned char *blob, Py_ssize_t size, long max_entries)
         numele / 2 > sorted_list_max) {
         return 0;
     }
-    return fields_distinct(blob, size, numele, 1);
+    return fields_distinct(blob, size, numele, 1, 1);
 }
 
 /* _zset_from_listpack's value (type 17, not deep), built: None when the walk refuses the blob,
@@ -2845,11 +2845,43 @@ sink_list(Sink *sink)
     return out;
 }
 
-/* _set_from_listpack (type 20, not deep). */
+/* A SetValue.packed of ``blob`` (a new reference taken) with ``encoding``. */
 static PyObject *
-set_listpack_value(const unsigned char *blob, Py_ssize_t size, long max_entries)
+packed_set(PyObject *blob, PyObject *encoding)
 {
+    PyObject *slots[SET_SLOTS];
+    slots[SET_MEMBERS] = Py_NewRef(blob);
+    slots[SET_ENCODING] = Py_NewRef(encoding);
+    slots[SET_ORDER] = Py_NewRef(Py_None);
+    slots[SET_SCAN] = Py_NewRef(Py_None);
+    return new_value(&set_class, slots);
+}
+
+/* _set_from_listpack (type 20, not deep): packed when the walk accepts it, its header counts
+ * its entries exactly, at most ``max_entries`` of them and distinct (else built). */
+static PyObject *
+set_listpack_value(PyObject *blob_obj, long max_entries)
+{
+    const unsigned char *blob = (const unsigned char *)PyBytes_AS_STRING(blob_obj);
+    Py_ssize_t size = PyBytes_GET_SIZE(blob_obj);
     Sink sink;
+    if (walk_small(blob, size, 1, 0, &sink) != 0) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    else {
+        long numele = (long)((unsigned int)blob[4] | ((unsigned int)blob[5] << 8));
+        if (numele != LP_NUMELE_UNKNOWN && numele > 0 && sink.count == numele && numele <= max_entries) {
+            int distinct = fields_distinct(blob, size, numele, 0, 0);
+            if (distinct < 0) {
+                return NULL;
+            }
+            if (distinct) {
+                return packed_set(blob_obj, s_listpack);
+            }
+        }
+    }
     int rc = walk_small(blob, size, 1, 1, &sink);
     if (rc) {
         return rc < 0 ? NULL : Py_NewRef(Py_None);
@@ -2862,10 +2894,31 @@ set_listpack_value(const unsigned char *blob, Py_ssize_t size, long max_entries)
     return members == NULL ? NULL : set_value(members, listpack ? s_listpack : s_hashtable, listpack, 0);
 }
 
-/* _set_from_intset (type 11, not deep). */
+/* _set_from_intset (type 11, not deep): packed when the intset is well formed, within
+ * ``max_entries``, strictly ascending and at the narrowest width for its values (else built). */
 static PyObject *
 set_intset_value(PyObject *blob, long max_entries)
 {
+    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(blob);
+    Py_ssize_t size = PyBytes_GET_SIZE(blob);
+    if (size >= 10) {
+        uint32_t width = (uint32_t)data[0] | ((uint32_t)data[1] << 8) | ((uint32_t)data[2] << 16) | ((uint32_t)data[3] << 24);
+        uint32_t count = (uint32_t)data[4] | ((uint32_t)data[5] << 8) | ((uint32_t)data[6] << 16) | ((uint32_t)data[7] << 24);
+        if ((width == 2 || width == 4 || width == 8) && count > 0 && (uint64_t)count <= (uint64_t)max_entries &&
+            8u + (uint64_t)count * width == (uint64_t)size) {
+            int ascending = 1;
+            int64_t prev = read_signed_le(data + 8, (int)width), low = prev;
+            for (uint32_t i = 1; ascending && i < count; i++) {
+                int64_t v = read_signed_le(data + 8 + (size_t)i * width, (int)width);
+                ascending = v > prev;
+                prev = v;
+            }
+            uint32_t narrowest = low >= -32768 && prev <= 32767 ? 2 : low >= INT32_MIN && prev <= INT32_MAX ? 4 : 8;
+            if (ascending && narrowest == width) {
+                return packed_set(blob, s_intset);
+            }
+        }
+    }
     PyObject *args[2] = {blob, Py_False};
     PyObject *members = lp_intset_members(NULL, args, 2);
     if (members == NULL) {
@@ -2930,18 +2983,18 @@ hash_packable(const unsigned char *blob, Py_ssize_t size, long max_entries)
     if (numele == LP_NUMELE_UNKNOWN || numele == 0 || numele % 2 || sink.count != numele || numele / 2 > max_entries) {
         return 0;
     }
-    return fields_distinct(blob, size, numele, 0);
+    return fields_distinct(blob, size, numele, 1, 0);
 }
 
 /* Whether the first entry of each pair in ``blob`` (a listpack the walk accepted, of ``numele``
- * entries) is distinct from the others, compared as the texts the readers make of them (an
+ * entries; with ``pairs`` 0 every entry) is distinct from the others, compared as the texts the readers make of them (an
  * integer entry as its decimal text), and with ``check_scores`` no second entry is a text that
  * reads as NaN (zzlGetScore's strtod) and the pairs are in (score, member bytes) order, as the
  * reader sorts them.  1 yes, 0 no, -1 on an error. */
 static int
-fields_distinct(const unsigned char *blob, Py_ssize_t size, long numele, int check_scores)
+fields_distinct(const unsigned char *blob, Py_ssize_t size, long numele, int pairs, int check_scores)
 {
-    Py_ssize_t n = numele / 2, cap = 16;
+    Py_ssize_t n = pairs ? numele / 2 : numele, cap = 16;
     while (cap < 2 * n) {
         cap <<= 1;
     }
@@ -2974,7 +3027,7 @@ fields_distinct(const unsigned char *blob, Py_ssize_t size, long numele, int che
             break;
         }
         pos = next;
-        if (i % 2) {
+        if (pairs && i % 2) {
             if (check_scores) { /* no NaN, and the pairs in (score, member) order as the reader sorts them */
                 double d = e.is_int ? (double)e.value : score_strtod((const char *)blob + e.start, (Py_ssize_t)e.len);
                 if (d != d) {
@@ -2994,7 +3047,7 @@ fields_distinct(const unsigned char *blob, Py_ssize_t size, long numele, int che
         }
         FieldText f;
         if (e.is_int) {
-            char *d = digits[i / 2];
+            char *d = digits[pairs ? i / 2 : i];
             f.p = d;
             f.len = (uint32_t)snprintf(d, sizeof(digits[0]), "%lld", (long long)e.value);
         }
@@ -3174,7 +3227,7 @@ small_value(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         break;
     case RDB_TYPE_SET_LISTPACK:
         if (set_class.type != NULL) {
-            return set_listpack_value(data, size, lim[3]);
+            return set_listpack_value(blob, lim[3]);
         }
         break;
     case RDB_TYPE_HASH_LISTPACK:
@@ -3348,6 +3401,17 @@ set_parts(PyObject *value, long version)
 {
     PyObject *members = SLOT(value, set_class, SET_MEMBERS);
     PyObject *encoding = SLOT(value, set_class, SET_ENCODING);
+    if (members != NULL && PyBytes_CheckExact(members)) {
+        /* packed since RESTORE (SetValue.packed_blob): its intset, or from RDB 11 its listpack,
+         * as it came; else encode.py builds it */
+        if (encoding_is(encoding, s_intset)) {
+            return parts(HEAD_INTSET, 0, Py_NewRef(members));
+        }
+        if (version >= 11 && encoding_is(encoding, s_listpack)) {
+            return parts(HEAD_SET_LISTPACK, 0, Py_NewRef(members));
+        }
+        Py_RETURN_NONE;
+    }
     if (members == NULL || !PySet_CheckExact(members) || PySet_GET_SIZE(members) == 0) {
         Py_RETURN_NONE;
     }

@@ -23,7 +23,7 @@ from functools import partial
 from sortedcontainers import SortedList
 
 from dumpling.accel import PURE_PAYLOAD
-from dumpling.datatypes import HashValue, ListValue, SetValue, StreamValue, ZSetValue, hashes, zsets
+from dumpling.datatypes import HashValue, ListValue, SetValue, StreamValue, ZSetValue, hashes, sets, zsets
 from dumpling.datatypes.hashes import NO_FIELD_TTLS
 from dumpling.payload import bulk, intset, listpack, packedlist, quicklist, stream, ziplist, zipmap
 from dumpling.payload.envelope import FOOTER_SIZE, VALKEY_VERSION_MIN, check_envelope, is_foreign_version
@@ -392,7 +392,21 @@ def _set_from_intset(ctx: DecodeContext, blob: bytes, type_byte: int) -> SetValu
         ctx.sanitizations += 1
     members = intset_members(blob, ctx.deep)
     encoding = "hashtable" if len(members) > ctx.options.set_max_intset_entries else "intset"
+    if encoding == "intset" and type(blob) is bytes and _intset_packable(blob, members):
+        # ascending at its narrowest width: kept as it came until first used (SetValue.packed)
+        return SetValue.packed(blob, "intset")
     return SetValue(members, encoding)
+
+
+def _intset_packable(blob: bytes, members: list[bytes]) -> bool:
+    """The intset's values strictly ascend and its width is the narrowest that holds them (what
+    Redis writes; what a built intset set DUMPs and sizes)."""
+    values = list(map(int, members))
+    if any(a >= b for a, b in zip(values, values[1:], strict=False)):
+        return False
+    low, high = values[0], values[-1]
+    width = 2 if -32768 <= low and high <= 32767 else 4 if -(1 << 31) <= low and high < (1 << 31) else 8
+    return blob[0] == width
 
 
 def intset_members(blob: bytes, deep: bool) -> list[bytes]:
@@ -422,7 +436,25 @@ def _set_from_listpack(ctx: DecodeContext, blob: bytes, type_byte: int) -> SetVa
     value = SetValue(members, "hashtable" if len(members) > ctx.options.set_max_listpack_entries else "listpack")
     if ctx.deep and len(value.members) != len(members):
         raise bad_data("duplicate set listpack members")
+    if (value.encoding == "listpack" and type(blob) is bytes
+            and len(value.members) == len(members) == blob[4] | blob[5] << 8):
+        # distinct members, the header's count exact: kept as it came until first used
+        return SetValue.packed(blob, "listpack")
     return value
+
+
+def _unpack_set_blob(blob: bytes) -> tuple[set[bytes], list[bytes] | None]:
+    """A packed set's members and listpack order (``_set_from_intset``/``_set_from_listpack``'s
+    value, built): an intset's blob starts with its width (2, 4 or 8), a listpack's with its
+    total size (at least 9 bytes when it holds a member)."""
+    if blob[0] in (2, 4, 8) and blob[1:4] == b"\0\0\0":
+        value = SetValue(intset_members(blob, False), "intset")
+    else:
+        value = SetValue(listpack.decode(blob, False), "listpack")
+    return value.members, value._order
+
+
+sets.unpack_blob = _unpack_set_blob
 
 
 # ---------------------------------------------------------------------------

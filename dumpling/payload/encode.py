@@ -268,6 +268,12 @@ def intset_blob_py(members: set[bytes]) -> bytes | None:
 
 def _encode_set(value: SetValue, version: int, compress: bool) -> bytes:
     _require_nonempty(value)
+    packed = value.packed_blob(version)
+    if packed is not None:
+        # Restored and not used since: the payload's intset or listpack, written back as it came.
+        out = bytearray((TYPE_SET_INTSET if value.encoding == "intset" else TYPE_SET_LISTPACK,))
+        bulk.append_blob(out, packed, compress)
+        return bytes(out)
     members = value.members
     if value.encoding == "intset":
         blob = intset_blob(members)
