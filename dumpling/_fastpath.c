@@ -2065,40 +2065,6 @@ fail:
 
 /* ------------------------------------------------------------------ argument integers */
 
-/* string2ll: 1 with *out when p[0..n) is a canonical int64 (no '+', no leading zeros, no
- * spaces, "-0" refused), 0 if not.  numbers.parse_int64 is the reference. */
-static int strict_ll(const char *p, Py_ssize_t n, long long *out) {
-    if (n <= 0 || n > 20)
-        return 0;
-    if (n == 1 && p[0] == '0') {
-        *out = 0;
-        return 1;
-    }
-    int negative = p[0] == '-';
-    Py_ssize_t i = negative;
-    if (i >= n || p[i] < '1' || p[i] > '9')
-        return 0;
-    unsigned long long v = 0;
-    for (; i < n; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            return 0;
-        unsigned long long d = (unsigned long long)(p[i] - '0');
-        if (v > (ULLONG_MAX - d) / 10)
-            return 0;
-        v = v * 10 + d;
-    }
-    if (negative) {
-        if (v > (unsigned long long)LLONG_MAX + 1)
-            return 0;
-        *out = v == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN : -(long long)v;
-    } else {
-        if (v > (unsigned long long)LLONG_MAX)
-            return 0;
-        *out = (long long)v;
-    }
-    return 1;
-}
-
 /* 1 with the text of a bytes/bytearray argument, 0 (TypeError set) for anything else. */
 static int argument_text(PyObject *arg, const char **p, Py_ssize_t *n) {
     if (PyBytes_Check(arg)) {
@@ -2115,14 +2081,14 @@ static int argument_text(PyObject *arg, const char **p, Py_ssize_t *n) {
     return 0;
 }
 
-/* parse_int64(text) -> int | None: numbers.parse_int64 (string2ll) in C. */
+/* parse_int64(text) -> int | None: numbers.parse_int64 in C (_native.h's string2ll). */
 static PyObject *fast_parse_int64(PyObject *self, PyObject *arg) {
     const char *p;
     Py_ssize_t n;
     long long v;
     if (!argument_text(arg, &p, &n))
         return NULL;
-    if (!strict_ll(p, n, &v))
+    if (!native_string2ll(p, n, &v))
         Py_RETURN_NONE;
     return PyLong_FromLongLong(v);
 }
@@ -2142,7 +2108,7 @@ static PyObject *fast_to_int(PyObject *self, PyObject *const *args, Py_ssize_t n
     long long v;
     if (!argument_text(args[0], &p, &n))
         return NULL;
-    if (strict_ll(p, n, &v))
+    if (native_string2ll(p, n, &v))
         return PyLong_FromLongLong(v);
     PyObject *error = PyObject_CallOneArg(g_int_error, nargs == 2 ? args[1] : g_not_integer);
     if (error != NULL) {
