@@ -9,7 +9,9 @@ Ratios are dumpling / Redis.  Every workload runs on freshly started servers.
 Workloads: ``same`` — every key holds ``xxx`` (redis-benchmark's 3-byte value);
 ``distinct`` — every key its own 3-byte value; ``populate`` — ``DEBUG POPULATE N``
 (``key:N`` -> ``value:N``, the server's own loop, no network); ``hash`` — every key a small
-hash of two fields (``HSET key name <3 bytes> age <3 bytes>``, a listpack in both servers).
+hash of two fields (``HSET key name <3 bytes> age <3 bytes>``, a listpack in both servers);
+``restored-hash`` — the same hashes RESTOREd from their DUMP payloads (dumpling keeps a restored
+listpack hash packed until first use).
 
     python bench/memory_keys.py [--keys 1000000] [--batch 1000] [--workloads same,distinct,populate,hash]
 """
@@ -26,6 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from measure import expect_replies, on_fresh_servers, rss_bytes, used_memory  # noqa: E402
 
+from dumpling.datatypes import HashValue  # noqa: E402
+from dumpling.payload import encode_payload  # noqa: E402
 from tests.servers import ServerProcess, encode_command, parse_reply  # noqa: E402
 
 
@@ -38,6 +42,9 @@ def set_requests(n: int, batch: int, workload: str) -> Iterator[tuple[int, bytes
             key = f"key:{i:012d}"
             if workload == "hash":
                 chunk.append(encode_command("HSET", key, "name", value, "age", b"%03d" % (i % 100)))
+            elif workload == "restored-hash":  # the payload Redis DUMPs for that hash (byte-identical)
+                payload = encode_payload(HashValue({b"name": value, b"age": b"%03d" % (i % 100)}), 10)
+                chunk.append(encode_command("RESTORE", key, 0, payload))
             else:
                 chunk.append(encode_command("SET", key, value))
         yield len(chunk), b"".join(chunk), b":2\r\n" if workload == "hash" else b"+OK\r\n"
