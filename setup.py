@@ -19,6 +19,7 @@ SOURCES = {
     "dumpling._hllgeo": "dumpling/_hllgeo.c",
     "dumpling._collections": "dumpling/_collections.c",
     "dumpling._bigops": "dumpling/_bigops.c",
+    "dumpling._elementlist": "dumpling/_elementlist.c",
     "dumpling.scripting._luabridge": "dumpling/scripting/_luabridge.c",
 }
 # Floating point that must match Python's step for step: no fused multiply-add (which some
@@ -27,6 +28,7 @@ EXTRA_FLAGS = {"dumpling._hllgeo": ["-ffp-contract=off"]}
 # Headers shared between extensions (rebuilt when they change, shipped in the sdist).
 DEPENDS = {"dumpling._fastpath": ["dumpling/_native.h"], "dumpling._hllgeo": ["dumpling/_native.h"],
            "dumpling._collections": ["dumpling/_native.h", "dumpling/_slots.h"],
+           "dumpling._elementlist": ["dumpling/_lpentry.h"],
            "dumpling.payload._speedups": ["dumpling/_native.h"], "dumpling.payload._listpack": ["dumpling/_slots.h"],
            "dumpling.scripting._luabridge": ["dumpling/_native.h", "dumpling/_slots.h"]}
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import random
 import struct
-from collections import deque
 
 import pytest
 
 from dumpling.datatypes import ListValue
+from dumpling.datatypes.listelements import ElementList
 from dumpling.payload import CodecOptions, PayloadError, bulk, compression, decode_payload, encode_payload, listpack
 from dumpling.payload import quicklist as ql
 from dumpling.payload.envelope import seal
@@ -414,6 +414,6 @@ def test_lzf_bound_is_redis_s_exactly() -> None:
     assert near > 100  # the bound itself was exercised
 
 
-def test_elements_of_a_packed_list_are_a_deque() -> None:
+def test_elements_of_a_packed_list_are_an_element_list() -> None:
     value = decode_payload(encode_payload(pushed([b"a", b"b"]), 10)).value
-    assert isinstance(value.items, deque)
+    assert isinstance(value.items, ElementList) and list(value.items) == [b"a", b"b"]

@@ -1,7 +1,9 @@
 """List values: the elements, plus the listpack/quicklist shape Redis 7.4 would have.
 
-``items`` is a ``deque``: O(1) push and pop at both ends and indexing that walks
-from the nearer end in 64-element blocks.  Next to it the value keeps just enough
+``items`` is an ``ElementList`` (``dumpling.datatypes.listelements``): in C, every element
+kept as one listpack entry in chunks of a few KB, not as a Python object (the reference
+without C is a deque).  Push and pop at both ends are O(1), indexing walks chunks from the
+nearer end, LTRIM frees whole chunks.  Next to it the value keeps just enough
 of Redis's memory layout to report the same ``OBJECT ENCODING`` and to let DUMP
 write the same quicklist nodes:
 
@@ -13,7 +15,7 @@ write the same quicklist nodes:
   shrinking list turns back into a listpack exactly when Redis's would.
 
 ``fill`` is the ``list-max-listpack-size`` setting; every mutator takes it.  Sizes
-are recomputed from ``items`` if something changed the deque behind our back (for
+are recomputed from ``items`` if something changed the elements behind our back (for
 instance the payload codec building a value), so the shape is never stale.
 
 A restored list may start *packed* (``from_packed``): the payload's quicklist nodes
@@ -29,15 +31,12 @@ types share.  It must not know about commands, keys or the keyspace.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable, Iterator
-from itertools import islice
 from typing import Any
 
 from dumpling import accel
-from dumpling.bigops import pop_many
+from dumpling.datatypes.listelements import ElementList, elements_of
 from dumpling.datatypes.sizes import listpack_int_entry_size, listpack_str_entry_size
-from dumpling.lazyfree import release
 from dumpling.numbers import index_span, parse_int64
 
 LP_HEADER_BYTES = 7  # 4-byte total size + 2-byte count + end byte
@@ -151,9 +150,6 @@ def exceeds_limit(fill: int, new_bytes: int, new_count: int) -> bool:
 
 # LTRIM drops this many elements or more a node at a time (fewer: one by one, as pops)
 _DROP_MIN = 256
-# LTRIM pops the dropped elements off the deque (a pointer move each) unless the kept ones are
-# fewer than this fraction of them: copying an element touches it (a cache miss in a big list).
-_COPY_OVER_POP = 8
 
 # DEBUG QUICKLIST-PACKED-THRESHOLD (quicklist.c's ``packed_threshold``): when set, an element
 # of at least this many bytes gets a PLAIN node whatever the fill; 0 = Redis's size rules.
@@ -211,7 +207,7 @@ class ListValue:
     __slots__ = ("_items", "_packed", "encoding", "_lp_bytes", "_nodes", "_shape_len")
 
     def __init__(self, items: Iterable[bytes] = (), encoding: str = "listpack") -> None:
-        self._items: deque[bytes] | None = deque(items)
+        self._items: Any = ElementList(items)
         # The restored nodes while no write happened (see ``from_packed``); else None.
         self._packed: Any = None
         self.encoding = encoding
@@ -229,15 +225,16 @@ class ListValue:
         return value
 
     @property
-    def items(self) -> deque[bytes]:
+    def items(self) -> Any:
+        """The elements (an ``ElementList``), unpacked from the restored nodes on first use."""
         items = self._items
         if items is None:
-            items = self._items = self._packed.elements()
+            items = self._items = elements_of(self._packed.elements())
         return items
 
     @items.setter
-    def items(self, items: deque[bytes]) -> None:
-        self._items = items
+    def items(self, items: Iterable[bytes]) -> None:
+        self._items = elements_of(items)
         self._packed = None
 
     def packed_source(self) -> Any:
@@ -251,7 +248,7 @@ class ListValue:
         """Every mutator calls this first: the restored nodes no longer describe the list."""
         if self._packed is not None:
             if self._items is None:
-                self._items = self._packed.elements()
+                self._items = elements_of(self._packed.elements())
             self._packed = None
 
     def __len__(self) -> int:
@@ -265,7 +262,8 @@ class ListValue:
         if self._items is None:
             dup = ListValue.from_packed(self._packed, self.encoding)
         else:
-            dup = ListValue(self._items, self.encoding)
+            dup = ListValue((), self.encoding)
+            dup._items = self._items.copy()
             dup._packed = self.packed_source()
         if self._shape_len == len(self):
             dup._lp_bytes = self._lp_bytes
@@ -281,7 +279,7 @@ class ListValue:
         if self._shape_len == (self._packed.length if items is None else len(items)):
             return
         if self.encoding == "listpack":
-            self._lp_bytes = lp_bytes_of(self.items)
+            self._lp_bytes = LP_HEADER_BYTES + self.items.entry_bytes(0, len(self.items))
         else:
             self._nodes = []
             self._ql_push_many(list(self.items), False, fill)
@@ -415,14 +413,11 @@ class ListValue:
         """
         node = self._nodes[pos]
         start = self._node_start(pos)
-        if after:
-            moved = list(islice(self.items, start + offset + 1, start + node[0]))
-        else:
-            moved = list(islice(self.items, start, start + offset))
-        moved_bytes = sum(lp_entry_sizes(moved))
-        node[0] -= len(moved)
+        first, stop = (start + offset + 1, start + node[0]) if after else (start, start + offset)
+        moved_bytes = self.items.entry_bytes(first, stop)
+        node[0] -= stop - first
         node[1] -= moved_bytes
-        return [len(moved), LP_HEADER_BYTES + moved_bytes, False]
+        return [stop - first, LP_HEADER_BYTES + moved_bytes, False]
 
     def _merge(self, left_pos: int) -> int:
         """Merge node ``left_pos`` with the one after it; returns the merged position."""
@@ -537,7 +532,7 @@ class ListValue:
             self.items.extend(elements)
         self._shape_len = len(self.items)
 
-    def _push_one(self, element: bytes, head: bool, fill: int, items: deque[bytes]) -> None:
+    def _push_one(self, element: bytes, head: bool, fill: int, items: Any) -> None:
         """``push`` of one element onto a list whose shape is up to date (same rules)."""
         size = len(element)
         entry = size + 2 if size < 64 and not (element and element[0] in _INT_START) else lp_entry_size(element)
@@ -602,7 +597,7 @@ class ListValue:
         self._written()
         self._sync(fill)
         items = self.items
-        out = pop_many(items, count, head)
+        out = items.pop_many(count, head)
         if self.encoding == "listpack":
             self._lp_bytes -= sum(lp_entry_sizes(out))
         else:
@@ -707,7 +702,7 @@ class ListValue:
             for index in reversed(positions):
                 self._ql_delete_at(index, element)
         drop = set(positions)
-        self.items = deque(value for i, value in enumerate(items) if i not in drop)
+        self.items = ElementList(value for i, value in enumerate(items) if i not in drop)
         self._shape_len = len(self.items)
         return len(positions)
 
@@ -724,40 +719,32 @@ class ListValue:
 
     def _drop(self, count: int, head: bool, fill: int) -> None:
         """``pop`` of ``count`` elements nobody reads (LTRIM): whole quicklist nodes go by their
-        counts, only the node cut in the middle needs its removed elements' sizes.  The dropped
-        elements are popped off the deque (``bigops.pop_many``: references moved, no element
-        touched) unless few stay, which are then copied into a new deque; either way what goes
-        is handed to ``lazyfree``."""
+        counts, only the node cut in the middle needs its removed elements' entry sizes, and the
+        elements go without being read (``ElementList.drop`` frees whole chunks)."""
         items = self.items
         n = len(items)
-        if count < _DROP_MIN or count >= n or self.encoding == "listpack":
+        if count < _DROP_MIN or self.encoding == "listpack":
             self.pop(count, head, fill)
             return
-        dropped: list[bytes] | None = None
-        if n - count < count // _COPY_OVER_POP:  # few stay: copy them, hand the old deque over
-            self.items = deque(islice(items, count, None)) if head else deque(islice(items, 0, n - count))
-        else:
-            dropped = pop_many(items, count, head)
+        count = min(count, n)
         nodes = self._nodes
-        end = 0 if head else -1
-        gone = 0
-        while gone < count:
-            node = nodes[end]
+        whole = gone = 0  # nodes that go entirely from this end, and their elements
+        for node in nodes if head else reversed(nodes):
             size = 1 if node[2] else node[0]
-            if size <= count - gone:
-                gone += size
-                del nodes[end]
-                continue
-            # the elements gone..count (from this end) leave this node: their sizes, read from
-            # the popped list, or from the old deque's kept side (few to step over)
-            if dropped is not None:
-                leaving = dropped[gone:count]
-            else:
-                leaving = list(islice(reversed(items) if head else items, n - count, n - gone))
+            if gone + size > count:
+                break
+            gone += size
+            whole += 1
+        if gone < count:  # the next node loses its elements gone..count from this end
+            node = nodes[whole] if head else nodes[-1 - whole]
+            span = (gone, count) if head else (n - count, n - gone)
             node[0] -= count - gone
-            node[1] -= sum(lp_entry_sizes(leaving))
-            gone = count
-        release(items if dropped is None else dropped)  # the last references: freed in slices
+            node[1] -= items.entry_bytes(*span)
+        if whole and head:
+            del nodes[:whole]
+        elif whole:
+            del nodes[len(nodes) - whole:]
+        items.drop(count, head)
         self._shape_len = n - count
 
     # -- reads ---------------------------------------------------------------------
@@ -769,12 +756,7 @@ class ListValue:
         span = index_span(start, end, n)
         if span is None:
             return []
-        start, end = span
-        if start > n - 1 - end:
-            out = list(islice(reversed(items), n - 1 - end, n - start))
-            out.reverse()
-            return out
-        return list(islice(items, start, end + 1))
+        return items.slice(span[0], span[1] + 1)  # type: ignore[no-any-return]
 
     def index(self, index: int) -> bytes | None:
         n = len(self.items)

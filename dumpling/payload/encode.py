@@ -15,7 +15,7 @@ import math
 from functools import partial
 from itertools import islice
 
-from dumpling.datatypes import HashValue, ListValue, SetValue, StreamValue, ZSetValue
+from dumpling.datatypes import HashValue, ListValue, SetValue, StreamValue, ZSetValue, listelements
 from dumpling.payload import bulk, intset, listpack, quicklist, stream, ziplist
 from dumpling.payload.decode import (
     TYPE_HASH,
@@ -190,10 +190,11 @@ def _write_nodes_native(value: ListValue, version: int, options: CodecOptions) -
     items = value.items
     compress = options.rdbcompression
     if value.encoding == "listpack":
-        return quicklist.write_body(
-            _QUICKLIST_2_TYPE, items, compress, [(len(items), quicklist.CONTAINER_PACKED)], None
-        )
-    containers = _layout_containers(value, version, options.list_max_listpack_size)
+        containers: list[tuple[int, int]] | None = [(len(items), quicklist.CONTAINER_PACKED)]
+    else:
+        containers = _layout_containers(value, version, options.list_max_listpack_size)
+    if containers is not None and listelements.PACKED:  # the nodes' entries copied as they lie
+        return quicklist.write_node_blobs(_QUICKLIST_2_TYPE, items, compress, containers)
     if containers is not None:
         return quicklist.write_body(_QUICKLIST_2_TYPE, items, compress, containers, None)
     fill = options.list_max_listpack_size

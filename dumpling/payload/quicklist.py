@@ -15,8 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from dumpling.payload import bulk, compression, listpack, ziplist
+from dumpling.payload.primitives import append_len, append_string
 
 CONTAINER_PLAIN = 1
 CONTAINER_PACKED = 2
@@ -180,6 +182,23 @@ def write_body(
     compressor = compression.compress_for_rdb if compress else None
     body: bytes | None = native.quicklist_body(head, items, compressor, shape, limit, large, phase)
     return body
+
+
+def write_node_blobs(head: bytes, items: Any, compress: bool, shape: list[tuple[int, int]]) -> bytes:
+    """``head`` + a LIST_QUICKLIST_2 body of the nodes ``shape`` gives ((element count,
+    container) each), when ``items`` keeps its elements as listpack entries
+    (``ElementList.node_blobs``): a packed node's listpack is its entries copied as they lie,
+    not re-encoded; the bytes are those ``write_body`` writes for the same shape."""
+    if all(container == CONTAINER_PACKED for _, container in shape):  # (every list but giant elements')
+        compressor = compression.compress_for_rdb if compress else None
+        return items.quicklist_body(head, [count for count, _ in shape], compressor)  # type: ignore[no-any-return]
+    blobs = items.node_blobs([(count, container == CONTAINER_PLAIN) for count, container in shape])
+    out = bytearray(head)
+    append_len(out, len(shape))
+    for (_, container), blob in zip(shape, blobs, strict=True):
+        out.append(container)
+        append_string(out, blob, compress)
+    return bytes(out)
 
 
 def _pack_by_size(items: list[bytes], limit: int, large: int, listpack_phase: bool) -> list[Node]:

@@ -1,0 +1,234 @@
+/*
+ * dumpling/_lpentry.h: one listpack entry, written and read (Redis 7.4's listpack.c layout).
+ *
+ * An entry is an encoding byte (with the length or the integer in it or after it), the data,
+ * and a back-length (1-5 bytes, the encoding and data length, written so it can be read
+ * from its last byte backwards).  An element that is a canonical int64 (Redis's string2ll)
+ * is stored as an integer entry, anything else as a string entry; so two elements are equal
+ * exactly when their entries are byte for byte.
+ *
+ * Pure functions over bytes: no Python objects, no allocation.  Used by dumpling._elementlist
+ * (a list value's elements kept as entries); the entries it writes are those a listpack of
+ * the same elements holds, so a node's listpack is a header, entries copied as they lie, and
+ * the end byte.
+ */
+#ifndef DUMPLING_LPENTRY_H
+#define DUMPLING_LPENTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define LPE_INT_TEXT_MAX 21 /* "-9223372036854775808" and a spare byte */
+
+/* string2ll: 1 and *out set when s[0:n] is a canonical int64, else 0. */
+static inline int lpe_string_to_int64(const unsigned char *s, size_t n, int64_t *out) {
+    if (n == 0 || n > 20)
+        return 0;
+    if (n == 1 && s[0] == '0') {
+        *out = 0;
+        return 1;
+    }
+    int negative = s[0] == '-';
+    size_t i = (size_t)negative;
+    if (i >= n || s[i] < '1' || s[i] > '9')
+        return 0;
+    uint64_t v = 0;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return 0;
+        v = v * 10 + d;
+    }
+    if (negative) {
+        if (v > (uint64_t)INT64_MAX + 1)
+            return 0;
+        *out = (int64_t)(0 - v);
+    } else {
+        if (v > (uint64_t)INT64_MAX)
+            return 0;
+        *out = (int64_t)v;
+    }
+    return 1;
+}
+
+/* Bytes of the back-length that follows an encoding+data of `l` bytes. */
+static inline size_t lpe_backlen_size(uint64_t l) {
+    return l <= 127 ? 1 : l < 16383 ? 2 : l < 2097151 ? 3 : l < 268435455 ? 4 : 5;
+}
+
+static inline void lpe_backlen_write(unsigned char *p, uint64_t l) {
+    size_t n = lpe_backlen_size(l);
+    /* the first byte holds the highest bits; every later one has its top bit set */
+    for (size_t i = n; i-- > 0;) {
+        p[i] = (unsigned char)((l & 127) | (i > 0 ? 128 : 0));
+        l >>= 7;
+    }
+}
+
+/* The encoding+data length whose back-length ends at `last` (its last byte). */
+static inline uint64_t lpe_backlen_read(const unsigned char *last) {
+    uint64_t val = 0;
+    unsigned shift = 0;
+    for (;;) {
+        val |= (uint64_t)(last[0] & 127) << shift;
+        if (!(last[0] & 128) || shift >= 28)
+            return val;
+        shift += 7;
+        last--;
+    }
+}
+
+/* How an element will be written: as an integer (is_int, value) or a string; the encoding
+ * + data length and the whole entry's size. */
+typedef struct {
+    int is_int;
+    int64_t value;
+    size_t enclen;
+    size_t size;
+} LpePlan;
+
+static inline void lpe_plan(const unsigned char *s, size_t n, LpePlan *plan) {
+    int64_t v;
+    if (n > 0 && ((s[0] >= '0' && s[0] <= '9') || s[0] == '-') && lpe_string_to_int64(s, n, &v)) {
+        plan->is_int = 1;
+        plan->value = v;
+        plan->enclen = v >= 0 && v <= 127               ? 1
+                       : v >= -4096 && v <= 4095        ? 2
+                       : v >= -32768 && v <= 32767      ? 3
+                       : v >= -8388608 && v <= 8388607  ? 4
+                       : v >= -2147483648LL && v <= 2147483647LL ? 5
+                                                        : 9;
+    } else {
+        plan->is_int = 0;
+        plan->value = 0;
+        plan->enclen = n + (n < 64 ? 1 : n < 4096 ? 2 : 5);
+    }
+    plan->size = plan->enclen + lpe_backlen_size(plan->enclen);
+}
+
+/* Write the planned entry of s[0:n] at dst (plan->size bytes). */
+static inline void lpe_write(unsigned char *dst, const unsigned char *s, size_t n, const LpePlan *plan) {
+    if (plan->is_int) {
+        int64_t v = plan->value;
+        uint64_t u;
+        switch (plan->enclen) {
+        case 1:
+            dst[0] = (unsigned char)v;
+            break;
+        case 2:
+            u = (uint64_t)(v < 0 ? (1 << 13) + v : v);
+            dst[0] = (unsigned char)((u >> 8) | 0xC0);
+            dst[1] = (unsigned char)(u & 0xff);
+            break;
+        default: {
+            size_t width = plan->enclen - 1; /* 2, 3, 4 or 8 bytes, little-endian */
+            u = (uint64_t)v;
+            dst[0] = width == 2 ? 0xF1 : width == 3 ? 0xF2 : width == 4 ? 0xF3 : 0xF4;
+            for (size_t i = 0; i < width; i++)
+                dst[1 + i] = (unsigned char)((u >> (8 * i)) & 0xff);
+        }
+        }
+    } else if (n < 64) {
+        dst[0] = (unsigned char)(n | 0x80);
+        memcpy(dst + 1, s, n);
+    } else if (n < 4096) {
+        dst[0] = (unsigned char)((n >> 8) | 0xE0);
+        dst[1] = (unsigned char)(n & 0xff);
+        memcpy(dst + 2, s, n);
+    } else {
+        dst[0] = 0xF0;
+        for (size_t i = 0; i < 4; i++)
+            dst[1 + i] = (unsigned char)((n >> (8 * i)) & 0xff);
+        memcpy(dst + 5, s, n);
+    }
+    lpe_backlen_write(dst + plan->enclen, plan->enclen);
+}
+
+/* The encoding+data length of the entry at p. */
+static inline size_t lpe_enclen(const unsigned char *p) {
+    unsigned char b = p[0];
+    if (b < 0x80)
+        return 1;
+    if ((b & 0xC0) == 0x80)
+        return 1 + (size_t)(b & 0x3F);
+    if ((b & 0xE0) == 0xC0)
+        return 2;
+    if ((b & 0xF0) == 0xE0)
+        return 2 + (((size_t)(b & 0x0F) << 8) | p[1]);
+    switch (b) {
+    case 0xF0:
+        return 5 + ((size_t)p[1] | (size_t)p[2] << 8 | (size_t)p[3] << 16 | (size_t)p[4] << 24);
+    case 0xF1:
+        return 3;
+    case 0xF2:
+        return 4;
+    case 0xF3:
+        return 5;
+    default: /* 0xF4 */
+        return 9;
+    }
+}
+
+/* The whole entry's size (encoding, data, back-length). */
+static inline size_t lpe_size(const unsigned char *p) {
+    size_t l = lpe_enclen(p);
+    return l + lpe_backlen_size(l);
+}
+
+/* The size of the entry that ends just before `end`. */
+static inline size_t lpe_size_before(const unsigned char *end) {
+    uint64_t l = lpe_backlen_read(end - 1);
+    return (size_t)l + lpe_backlen_size(l);
+}
+
+/* The element of the entry at p as text: *s and *n point into the entry for a string, or
+ * into `digits` (LPE_INT_TEXT_MAX bytes) where an integer's decimal text is written. */
+static inline void lpe_text(const unsigned char *p, unsigned char *digits, const unsigned char **s, size_t *n) {
+    unsigned char b = p[0];
+    int64_t v;
+    if ((b & 0xC0) == 0x80) {
+        *s = p + 1;
+        *n = b & 0x3F;
+        return;
+    }
+    if ((b & 0xF0) == 0xE0) {
+        *s = p + 2;
+        *n = ((size_t)(b & 0x0F) << 8) | p[1];
+        return;
+    }
+    if (b == 0xF0) {
+        *s = p + 5;
+        *n = (size_t)p[1] | (size_t)p[2] << 8 | (size_t)p[3] << 16 | (size_t)p[4] << 24;
+        return;
+    }
+    if (b < 0x80) {
+        v = b;
+    } else if ((b & 0xE0) == 0xC0) {
+        uint64_t u = ((uint64_t)(b & 0x1F) << 8) | p[1];
+        v = u >= (1 << 12) ? (int64_t)u - (1 << 13) : (int64_t)u;
+    } else {
+        size_t width = b == 0xF1 ? 2 : b == 0xF2 ? 3 : b == 0xF3 ? 4 : 8;
+        uint64_t u = 0;
+        for (size_t i = 0; i < width; i++)
+            u |= (uint64_t)p[1 + i] << (8 * i);
+        if (width < 8 && (u >> (8 * width - 1)))
+            u |= ~(uint64_t)0 << (8 * width); /* sign-extend */
+        v = (int64_t)u;
+    }
+    /* the decimal text, written backwards from the buffer's end */
+    unsigned char *end = digits + LPE_INT_TEXT_MAX, *q = end;
+    uint64_t mag = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--q = (unsigned char)('0' + mag % 10);
+        mag /= 10;
+    } while (mag);
+    if (v < 0)
+        *--q = '-';
+    *s = q;
+    *n = (size_t)(end - q);
+}
+
+#endif

@@ -1,0 +1,110 @@
+"""A list value's elements: ``ElementList``, packed in C when ``dumpling._elementlist`` is built.
+
+The C type keeps each element as one listpack entry in chunks of a few KB (about 2 bytes of
+framing an element instead of a 33-byte ``bytes`` header and a deque slot); elements become
+``bytes`` only when read.  ``PyElementList`` is the reference with the same interface: a
+``deque`` (what lists were before) plus the span operations ``ListValue`` uses.  Which one
+``ElementList`` names follows ``dumpling.accel`` (``DUMPLING_PURE=1``: the reference).
+
+The interface: what a deque offers that lists.py uses (``len``, iteration both ways,
+indexing and item assignment, ``append``/``appendleft``/``pop``/``popleft``,
+``extend``/``extendleft``, ``insert``, ``index``, ``in``, ``copy``, ``==`` between two of
+the same kind) and
+
+* ``slice(start, stop)``: the elements [start, stop) as a list (bounds clamped);
+* ``pop_many(count, head)``: up to ``count`` elements off one end, in the order they leave;
+* ``drop(count, head)``: the same without reading them (LTRIM: whole chunks freed);
+* ``entry_bytes(start, stop)``: the listpack bytes of those elements' entries (the node
+  sizes ``ListValue`` models);
+* ``node_blobs(shape)``: per ``(count, plain)`` node, head first, the listpack of the next
+  ``count`` elements, or a plain node's one element (DUMP writes them as they come);
+* ``quicklist_body(head, counts, compress)``: ``head`` and a LIST_QUICKLIST_2 body of packed
+  nodes of those counts (DUMP of a list without plain nodes, in one call).
+
+This module must not know about commands, keys or the quicklist node rules.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from itertools import islice
+from typing import Any
+
+from dumpling import accel
+from dumpling.bigops import pop_many as _pop_many
+
+
+class PyElementList(deque):  # type: ignore[type-arg]
+    """The reference ``ElementList``: a deque of bytes with the span operations."""
+
+    __slots__ = ()
+
+    def copy(self) -> PyElementList:
+        return PyElementList(self)
+
+    def slice(self, start: int, stop: int) -> list[bytes]:
+        n = len(self)
+        start, stop = max(start, 0), min(stop, n)
+        if stop <= start:
+            return []
+        if start > n - stop:  # nearer the tail: walk from there
+            out = list(islice(reversed(self), n - stop, n - start))
+            out.reverse()
+            return out
+        return list(islice(self, start, stop))
+
+    def pop_many(self, count: int, head: bool) -> list[bytes]:
+        return _pop_many(self, max(count, 0), head)
+
+    def drop(self, count: int, head: bool) -> None:
+        count = min(max(count, 0), len(self))
+        if count == len(self):
+            self.clear()
+        else:
+            _pop_many(self, count, head)
+
+    def entry_bytes(self, start: int, stop: int) -> int:
+        from dumpling.datatypes.lists import lp_entry_sizes
+
+        return sum(lp_entry_sizes(self.slice(start, stop)))
+
+    def node_blobs(self, shape: Iterable[tuple[int, bool]]) -> list[bytes]:
+        from dumpling.payload import listpack
+
+        out = []
+        it = iter(self)
+        for count, plain in shape:
+            run = list(islice(it, count))
+            if len(run) != count or (plain and count != 1):
+                raise ValueError("node_blobs: counts beyond the list, or a plain node not of one")
+            out.append(run[0] if plain else listpack.encode(run))
+        return out
+
+    def quicklist_body(self, head: bytes, counts: list[int], compress: Any) -> bytes:
+        from dumpling.payload.primitives import append_len, append_string
+
+        if sum(counts) != len(self) or any(count <= 0 for count in counts):
+            raise ValueError("quicklist_body: node counts do not fit the list")
+        out = bytearray(head)
+        append_len(out, len(counts))
+        for blob in self.node_blobs([(count, False) for count in counts]):
+            out.append(2)  # a packed node
+            append_string(out, blob, compress is not None)
+        return bytes(out)
+
+
+_native: Any = None
+if not accel.PURE:
+    try:
+        from dumpling._elementlist import ElementList as _native
+    except ImportError:  # built without a compiler: the reference
+        _native = None
+
+ElementList: Any = PyElementList if _native is None else _native
+PACKED = _native is not None  # the elements are listpack entries (node_blobs copies them)
+
+
+def elements_of(items: Iterable[bytes]) -> Any:
+    """``items`` as an ``ElementList`` (itself when it already is one)."""
+    return items if type(items) is ElementList else ElementList(items)

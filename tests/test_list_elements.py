@@ -1,0 +1,204 @@
+"""ElementList (dumpling._elementlist, a list value's elements packed as listpack entries)
+against its reference PyElementList (a deque): random operation sequences on both, the same
+contents and answers after every step; its entries against the payload codec's listpacks."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from dumpling.datatypes.listelements import PyElementList
+from dumpling.datatypes.lists import lp_entry_size
+from dumpling.payload import listpack
+from tests.fuzzing import scaled
+
+try:
+    from dumpling._elementlist import ElementList as Native
+except ImportError:  # built without a compiler
+    Native = None
+
+needs_c = pytest.mark.skipif(Native is None, reason="dumpling._elementlist not built")
+
+# integers at every listpack width and its edges, near-integers that stay strings, strings
+# at the 6/12/32-bit length edges
+INTS = [0, 1, 127, 128, -1, -4096, 4095, 4096, -4097, 32767, -32768, 32768, 8388607, -8388608,
+        8388608, 2**31 - 1, -(2**31), 2**31, 2**63 - 1, -(2**63)]
+ODD = [b"", b"-", b"-0", b"007", b"+1", b" 1", b"1 ", b"9223372036854775808", b"-9223372036854775809", b"1.5"]
+
+
+def random_element(rng: random.Random) -> bytes:
+    roll = rng.random()
+    if roll < 0.3:
+        return b"%d" % rng.choice(INTS)
+    if roll < 0.4:
+        return b"%d" % rng.randint(-(2**40), 2**40)
+    if roll < 0.5:
+        return rng.choice(ODD)
+    if roll < 0.55:
+        return b"x" * rng.choice([63, 64, 4095, 4096, 5000, 9000])
+    return bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40)))
+
+
+def test_the_extension_is_built_in_ci() -> None:
+    """Every comparison below would skip silently if _elementlist failed to compile."""
+    if os.environ.get("CI") == "true" and os.environ.get("DUMPLING_PURE") != "1":
+        assert Native is not None, "dumpling._elementlist did not build: setup.py / compiler problem"
+    if Native is None:
+        pytest.skip("dumpling._elementlist not built (pure Python)")
+
+
+Op = Callable[[Any, random.Random, int], Any]
+
+
+def _ops(rng: random.Random, n: int) -> tuple[str, tuple[Any, ...]]:
+    """One random operation and its arguments for a list of n elements."""
+    names = ["append", "appendleft", "pop", "popleft", "extend", "extendleft", "insert", "index", "contains",
+             "getitem", "setitem", "delitem", "slice", "pop_many", "drop", "entry_bytes", "node_blobs", "copy",
+             "reversed"]
+    name = rng.choice(names)
+    index = rng.randrange(-n - 2, n + 2) if n else rng.randrange(-2, 3)
+    if name in ("append", "appendleft", "contains", "index"):
+        return name, (random_element(rng),)
+    if name in ("extend", "extendleft"):
+        return name, ([random_element(rng) for _ in range(rng.choice([1, 5, 300]))],)
+    if name in ("insert", "setitem"):
+        return name, (index, random_element(rng))
+    if name in ("getitem", "delitem"):
+        return name, (index,)
+    if name in ("slice", "entry_bytes"):
+        return name, (rng.randrange(-3, n + 3), rng.randrange(-3, n + 3))
+    if name in ("pop_many", "drop"):
+        return name, (rng.choice([0, 1, 2, 300, n // 2, n, n + 5]), rng.random() < 0.5)
+    if name == "node_blobs":
+        shape = []
+        left = n
+        while left and rng.random() < 0.8:
+            count = rng.randint(0, left)
+            shape.append((count, count == 1 and rng.random() < 0.5))
+            left -= count
+        return name, (shape,)
+    return name, ()
+
+
+def apply(items: Any, name: str, args: tuple[Any, ...]) -> Any:
+    """Run one operation; (result) or ("raised", exception type)."""
+    try:
+        if name == "contains":
+            return args[0] in items
+        if name == "getitem":
+            return items[args[0]]
+        if name == "setitem":
+            items[args[0]] = args[1]
+            return None
+        if name == "delitem":
+            del items[args[0]]
+            return None
+        if name == "copy":
+            dup = items.copy()
+            return list(dup), type(dup) is type(items)
+        if name == "reversed":
+            return list(reversed(items))
+        return getattr(items, name)(*args)
+    except (IndexError, ValueError) as e:
+        return ("raised", type(e))
+
+
+@needs_c
+@pytest.mark.parametrize("seed", range(4))
+def test_random_operations_match_the_reference(seed: int) -> None:
+    rng = random.Random(seed)
+    native, reference = Native(), PyElementList()
+    for _ in range(scaled(600)):
+        name, args = _ops(rng, len(reference))
+        got, want = apply(native, name, args), apply(reference, name, args)
+        assert got == want, (name, args)
+        assert len(native) == len(reference)
+        if rng.random() < 0.2 or name in ("drop", "pop_many", "insert", "setitem", "delitem"):
+            assert list(native) == list(reference), (name, args)
+    assert list(native) == list(reference)
+    assert native == Native(reference) and native != Native([b"other"])
+
+
+@needs_c
+def test_big_lists_across_many_chunks() -> None:
+    """Thousands of chunks: both ends, the middle, trims of whole chunks and part of one."""
+    rng = random.Random(7)
+    elements = [b"element:%07d" % i if i % 3 else b"%d" % (i * 7919) for i in range(60_000)]
+    native, reference = Native(elements), PyElementList(elements)
+    for index in (0, 1, 29_999, 30_000, -1, -2, 59_999):
+        assert native[index] == reference[index]
+    native.drop(20_011, True)
+    reference.drop(20_011, True)
+    native.drop(10_007, False)
+    reference.drop(10_007, False)
+    assert list(native) == list(reference)
+    for _ in range(200):
+        at = rng.randrange(len(reference))
+        element = random_element(rng)
+        native.insert(at, element)
+        reference.insert(at, element)
+    assert list(native) == list(reference) and list(reversed(native)) == list(reversed(reference))
+    assert native.entry_bytes(0, len(native)) == sum(map(lp_entry_size, reference))
+    assert native.slice(1000, 1500) == reference.slice(1000, 1500)
+
+
+@needs_c
+def test_entries_are_the_listpack_codec_s() -> None:
+    """A run's listpack is byte for byte the payload codec's listpack of the same elements."""
+    rng = random.Random(3)
+    elements = [random_element(rng) for _ in range(3000)] + [b"%d" % v for v in INTS] + ODD
+    native = Native(elements)
+    counts = [1, 2, 500, 2000, len(elements) - 2503]
+    blobs = native.node_blobs([(count, False) for count in counts])
+    start = 0
+    for count, blob in zip(counts, blobs, strict=True):
+        assert blob == listpack.encode(elements[start:start + count])
+        assert native.entry_bytes(start, start + count) == sum(map(lp_entry_size, elements[start:start + count]))
+        start += count
+    assert listpack.decode(blobs[2], False) == elements[3:503]
+    assert native.node_blobs([(1, True), (1, True)]) == elements[:2]
+    with pytest.raises(ValueError):
+        native.node_blobs([(len(elements) + 1, False)])
+    with pytest.raises(ValueError):
+        native.node_blobs([(2, True)])
+
+
+@needs_c
+def test_iteration_stops_on_a_change() -> None:
+    native = Native([b"a", b"b", b"c"])
+    it = iter(native)
+    assert next(it) == b"a"
+    native.append(b"d")
+    with pytest.raises(RuntimeError):
+        next(it)
+    with pytest.raises(TypeError):
+        native.append("text")  # type: ignore[arg-type]
+    assert list(native) == [b"a", b"b", b"c", b"d"]
+
+
+@needs_c
+def test_small_lists_are_small() -> None:
+    """A two-element list: the object and one small chunk, not a deque's 1 KB block."""
+    native = Native([b"one", b"two"])
+    assert native.__sizeof__() < 200
+
+
+@needs_c
+@pytest.mark.parametrize("compress", [False, True])
+def test_quicklist_body_is_the_reference_s(compress: bool) -> None:
+    """The DUMP body written from the entries equals the one written from the elements."""
+    from dumpling.payload import compression
+
+    rng = random.Random(11)
+    elements = [random_element(rng) for _ in range(5000)] + [b"same"] * 3000
+    counts = [1, 100, 2000, 2899, 3000]
+    compressor = compression.compress_for_rdb if compress else None
+    got = Native(elements).quicklist_body(b"\x12", counts, compressor)
+    assert got == PyElementList(elements).quicklist_body(b"\x12", counts, compressor)
+    for bad in ([len(elements) + 1], [0, len(elements)], [1]):
+        with pytest.raises(ValueError):
+            Native(elements).quicklist_body(b"\x12", bad, None)
