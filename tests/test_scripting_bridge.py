@@ -520,6 +520,41 @@ def test_script_command_takes_a_fresh_run_when_the_last_is_held() -> None:
     assert all(run.client is not None for run in held)
 
 
+def test_script_command_writes_what_runs_changed() -> None:
+    """A plain run skips writing the script client's db and resp3, the server's current_client and
+    scripting.last_error_counted when the last run left them so and nothing else wrote their dicts:
+    runs that SELECT, call redis.setresp(3), run a command in Python or fail with a counted error,
+    then plain runs, leave after each request what the Python handler leaves."""
+    scripts = ["redis.call('select', 1) redis.call('set', KEYS[1], 'one') return redis.call('get', KEYS[1])",
+               "redis.setresp(3) return redis.call('get', 'missing')",
+               "redis.call('lpush', 'list', 'x') return redis.call('llen', 'list')",
+               "return redis.pcall('incr', 'list')", "return redis.call('incr', 'list')",
+               "return redis.call('get', KEYS[1])"]
+    shas = [engine.sha1hex(body.encode()).encode() for body in [TWIN_SCRIPT, *scripts]]
+    order = [0, 0, 1, 0, 6, 2, 6, 0, 3, 0, 0, 4, 0, 5, 0, 0, 6, 1, 1, 6]
+    requests = [[b"EVALSHA", shas[i], b"1", b"k"] for i in order]
+
+    def states(bridge: bool) -> list[Any]:
+        with bridge_on(bridge):
+            server, client, transport = fresh_client()
+            for body in [TWIN_SCRIPT, *scripts]:
+                client.data_received(encode_command(b"SCRIPT", b"LOAD", body.encode()))
+            for request in requests[:len(scripts) + 1]:  # (first runs make the handles)
+                client.data_received(encode_command(*request))
+            transport.data.clear()
+            scripting, seen = server.scripting, []
+            for request in requests:
+                client.data_received(encode_command(*request))
+                seen.append((bytes(transport.data), scripting.last_error_counted, server.current_client is client,
+                             scripting.eval_client.db.index, scripting.eval_client.resp3))
+                transport.data.clear()
+            return seen
+
+    bridged, plain = states(True), states(False)
+    assert bridged == plain
+    assert {db for *_, db, _ in bridged} == {0, 1} and any(counted for _, counted, *_ in bridged)
+
+
 def test_script_command_follows_the_busy_threshold() -> None:
     """ScriptCommand remembers whether runs take the count hook while the config's values are
     unchanged: CONFIG SET busy-reply-threshold (a change in place) between runs of one batch turns

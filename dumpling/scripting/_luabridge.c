@@ -158,6 +158,7 @@ typedef struct {
     long long now_ms, threshold;
     int ready, latency_tracking, wrote;
     PyObject *given_client; /* (borrowed) the run's client, when its starter knows it (ScriptCommand) */
+    PyObject *given_db;     /* ...and the Database it gave the client (borrowed; NULL once Python ran a command) */
     int server_checked;     /* ...and found no MONITOR and no maxmemory */
     Py_ssize_t write_dirty_slot; /* ...and the offset of its Run's write_dirty slot (0: unknown) */
     PyObject *const *given_server; /* ...and the server's attributes it read (SV_*, borrowed), */
@@ -771,7 +772,8 @@ static Py_ssize_t g_db_slot[DB_SLOTS];
  * the Database of exactly that class): as native_load_db answers (1, 0, -1; the caller clears
  * what it got whatever the result), or 2: not such a Database (native_load_db's turn). */
 static int load_db_slots(Twins *t) {
-    PyObject *db = g_db_type != NULL ? PyDict_GetItemWithError(t->client_dict, s_db) : NULL;
+    PyObject *db = g_db_type == NULL ? NULL
+                   : t->given_db != NULL ? t->given_db : PyDict_GetItemWithError(t->client_dict, s_db);
     if (db == NULL)
         return PyErr_Occurred() ? -1 : 2;
     if (!Py_IS_TYPE(db, g_db_type))
@@ -1202,6 +1204,7 @@ static int call_generic(lua_State *L, int raise) {
     }
     if (b->twins.on) { /* Python runs this one: it sees the counters; the database may change */
         twins_clear_db(&b->twins);
+        b->twins.given_db = NULL;
         if (counts_flush() < 0)
             goto failed;
     }
@@ -1374,7 +1377,7 @@ static int bridge_ready(Bridge *b) {
 }
 
 static PyObject *run_script(Bridge *b, long handle, int eval_mode, int hook, Py_ssize_t numkeys, PyObject *argv,
-                            PyObject *run, int twins, PyObject *client, Py_ssize_t write_dirty_slot,
+                            PyObject *run, int twins, PyObject *client, PyObject *db, Py_ssize_t write_dirty_slot,
                             PyObject *const *server_values, uint64_t server_version);
 
 static PyObject *bridge_run(Bridge *b, PyObject *const *args, Py_ssize_t nargs) {
@@ -1395,17 +1398,18 @@ static PyObject *bridge_run(Bridge *b, PyObject *const *args, Py_ssize_t nargs) 
     int twins = 0;
     if (run != NULL && g_twin != NULL && (twins = attr_true(run, s_twins)) < 0)
         return NULL;
-    return run_script(b, handle, eval_mode, hook, numkeys, args[4], run, twins, NULL, 0, NULL, 0);
+    return run_script(b, handle, eval_mode, hook, numkeys, args[4], run, twins, NULL, NULL, 0, NULL, 0);
 }
 
 /* The run itself (Bridge.run's, and the plain run of ScriptCommand): `run` the Run (NULL: none,
  * redis.call goes through call_reply), `twins` whether it is a Run.twins run; `client` the run's
  * client when ScriptCommand starts it (it checked MONITOR and maxmemory), else NULL, and then
+ * `db` the Database it gave the client,
  * `write_dirty_slot` the offset of the Run's write_dirty slot (else 0) and `server_values` the
  * server's attributes it read (SV_*; NULL: none), valid while the server's __dict__ has the
  * version tag `server_version`. */
 static PyObject *run_script(Bridge *b, long handle, int eval_mode, int hook, Py_ssize_t numkeys, PyObject *argv,
-                            PyObject *run, int twins, PyObject *client, Py_ssize_t write_dirty_slot,
+                            PyObject *run, int twins, PyObject *client, PyObject *db, Py_ssize_t write_dirty_slot,
                             PyObject *const *server_values, uint64_t server_version) {
     Py_ssize_t total = PyList_GET_SIZE(argv);
     if (numkeys < 0 || 3 + numkeys > total || total - 3 > INT_MAX) {
@@ -1429,6 +1433,7 @@ static PyObject *run_script(Bridge *b, long handle, int eval_mode, int hook, Py_
     memset(&b->twins, 0, sizeof b->twins);
     b->twins.on = twins; /* (the rest is read at the run's first twin call: twins_ready) */
     b->twins.given_client = client;
+    b->twins.given_db = client != NULL ? db : NULL;
     b->twins.server_checked = client != NULL;
     b->twins.write_dirty_slot = client != NULL ? write_dirty_slot : 0;
     b->twins.given_server = client != NULL ? server_values : NULL;
@@ -1879,6 +1884,21 @@ static int busy_hook(PyObject *config) {
     return hook;
 }
 
+/* What plain runs last wrote (borrowed, as Seen's values), so that a run skips writing the same
+ * again (~170 instructions a dict write): the script client's db (and resp3 False) while its
+ * __dict__ keeps `client_version`; the server's current_client while the server's __dict__ keeps
+ * `server_version`; scripting's last_error_counted while its __dict__ keeps `scripting_version`.
+ * A run knows a value is still there when the dict is as the last run left it at its start and
+ * nothing but the run itself wrote the dict since (its stamps, as seen_before_write keeps them). */
+static struct {
+    PyObject *client_dict, *db;
+    uint64_t client_version;
+    PyObject *server_dict, *current;
+    uint64_t server_version;
+    PyObject *scripting_dict, *error_counted;
+    uint64_t scripting_version;
+} g_written;
+
 /* The Run of a plain run: the last one again when nothing else holds it and nothing was set in
  * its __dict__ (the rare fields stay their class's defaults; the slots are all stored anew), else
  * a new one (which the next run may take again).  Making and freeing one cost ~550 instructions. */
@@ -1936,32 +1956,55 @@ static PyObject *plain_invoke(ScriptCommand *self, PyObject *caller, PyObject *a
     slot_put(run, self->run_slot[RUN_EVAL_MODE], eval_mode ? Py_True : Py_False);
     slot_put(run, self->run_slot[RUN_START], start);
     Py_DECREF(start);
-    if ((db = attr_in(caller, p->caller_dict, s_db)) == NULL || PyDict_SetItem(p->client_dict, s_db, db) < 0 ||
-        PyDict_SetItem(p->client_dict, s_resp3, Py_False) < 0) {
-        Py_XDECREF(db);
+    if ((db = attr_in(caller, p->caller_dict, s_db)) == NULL) {
+        plain_run_done(self, run);
         Py_DECREF(run);
         return NULL;
     }
-    Py_DECREF(db);
+    /* client.db = caller.db; client.resp3 = False (unless the last run left them so) */
+    if (!(SEEN_VERSIONS && g_written.client_dict == p->client_dict && g_written.db == db &&
+          g_written.client_version == dict_version(p->client_dict))) {
+        g_written.client_dict = NULL;
+        if (PyDict_SetItem(p->client_dict, s_db, db) < 0 || PyDict_SetItem(p->client_dict, s_resp3, Py_False) < 0) {
+            Py_DECREF(db);
+            plain_run_done(self, run);
+            Py_DECREF(run);
+            return NULL;
+        }
+        g_written.client_dict = p->client_dict;
+        g_written.client_version = dict_version(p->client_dict);
+        g_written.db = db;
+    }
     was_in_exec = Py_NewRef(p->sv[SV_IN_EXEC]);
+    /* current_client and last_error_counted as the last run left them, if their dicts are so */
+    uint64_t current_stamp = SEEN_VERSIONS && g_written.server_dict == p->server_dict && g_written.current == caller &&
+                                     g_written.server_version == dict_version(p->server_dict)
+                                 ? g_written.server_version
+                                 : 0;
+    uint64_t counted_stamp = SEEN_VERSIONS && g_written.scripting_dict == p->scripting_dict &&
+                                     g_written.scripting_version == dict_version(p->scripting_dict)
+                                 ? g_written.scripting_version
+                                 : 0;
     /* the server's values stay valid for twins_ready and the next run while nothing but this
      * run writes its dict: `stamp` is the version this run's own write gives it (0: not so) */
     uint64_t stamp = seen_valid(&g_sv_seen, p->server_dict) ? dict_version(p->server_dict) : 0;
     uint64_t sc_stamp = seen_valid(&g_sc_seen, p->scripting_dict) ? dict_version(p->scripting_dict) : 0;
     /* from here on, the run is taken down whatever happens */
     if (PyDict_SetItem(p->server_dict, s_in_exec, Py_True) < 0) {
-        stamp = 0;
+        stamp = current_stamp = 0;
         goto teardown;
     }
     seen_after_write(&stamp, p->server_dict);
+    seen_after_write(&current_stamp, p->server_dict);
     int run_set = PyDict_SetItem(p->scripting_dict, s_run, run);
     seen_after_write(&sc_stamp, p->scripting_dict);
+    seen_after_write(&counted_stamp, p->scripting_dict);
     if (run_set < 0)
         goto teardown;
     int hook = busy_hook(p->sv[SV_CONFIG]); /* the count hook if busy-reply-threshold > 0 */
     if (hook < 0)
         goto teardown;
-    reply = run_script(p->bridge, p->handle, eval_mode, hook, p->numkeys, argv, run, g_twin != NULL, p->client,
+    reply = run_script(p->bridge, p->handle, eval_mode, hook, p->numkeys, argv, run, g_twin != NULL, p->client, db,
                        self->run_slot[RUN_WRITE_DIRTY], stamp != 0 ? p->sv : NULL, stamp);
     if (reply == p->bridge->stashed) /* not a string, a number or nil: converted in Python */
         Py_SETREF(reply, PyObject_CallMethodObjArgs(p->scripting, s_stashed_outcome, run, p->state, NULL));
@@ -1970,16 +2013,29 @@ teardown:;
     PyObject *type = NULL, *value = NULL, *tb = NULL;
     PyErr_Fetch(&type, &value, &tb);
     seen_before_write(&stamp, p->server_dict); /* (only this run wrote them so far?) */
+    seen_before_write(&current_stamp, p->server_dict);
     seen_before_write(&sc_stamp, p->scripting_dict);
+    seen_before_write(&counted_stamp, p->scripting_dict);
+    g_written.server_dict = NULL;
     int bad = PyDict_SetItem(p->scripting_dict, s_run, Py_None) < 0 ||
-              PyDict_SetItem(p->server_dict, s_in_exec, was_in_exec) < 0 ||
-              PyDict_SetItem(p->server_dict, s_current_client, caller) < 0;
-    /* in_exec is back to what it was (the value remembered), current_client is not remembered */
+              PyDict_SetItem(p->server_dict, s_in_exec, was_in_exec) < 0;
+    seen_after_write(&current_stamp, p->server_dict);
+    /* current_client = caller, unless the dict still holds it from the last run */
+    if (!bad && current_stamp == 0) {
+        bad = PyDict_SetItem(p->server_dict, s_current_client, caller) < 0;
+    }
+    if (!bad) {
+        g_written.server_dict = p->server_dict;
+        g_written.server_version = dict_version(p->server_dict);
+        g_written.current = caller;
+    }
+    /* in_exec is back to what it was (the value remembered; current_client is in g_written) */
     seen_after_write(&stamp, p->server_dict);
     seen_restamp(&g_sv_seen, bad ? 0 : stamp, p->server_dict);
     seen_after_write(&sc_stamp, p->scripting_dict);
+    seen_after_write(&counted_stamp, p->scripting_dict);
     if (bad)
-        sc_stamp = 0;
+        sc_stamp = counted_stamp = 0;
     if (!bad) /* Redis's luaGC: a collector step every gc_period runs (LuaState.gc_tick) */
         bridge_count_run(p->bridge);
     /* a busy script's end, redis.set_repl's end (Scripting.run_ended) */
@@ -1998,16 +2054,26 @@ teardown:;
         PyErr_Restore(type, value, tb);
     }
     seen_before_write(&sc_stamp, p->scripting_dict);
-    if (reply != NULL) { /* scripting.last_error_counted = run.error_counted */
+    seen_before_write(&counted_stamp, p->scripting_dict);
+    g_written.scripting_dict = NULL;
+    if (reply != NULL) { /* scripting.last_error_counted = run.error_counted (unless it is so still) */
         v = slot_get(run, self->run_slot[RUN_ERROR_COUNTED]);
-        if (v == NULL || PyDict_SetItem(p->scripting_dict, s_last_error_counted, v) < 0) {
+        if (v != NULL && counted_stamp != 0 && v == g_written.error_counted) {
+            /* (the dict as the last run left it, written since only by this run) */
+        } else if (v == NULL || PyDict_SetItem(p->scripting_dict, s_last_error_counted, v) < 0) {
             if (v == NULL)
                 PyErr_SetString(PyExc_AttributeError, "error_counted");
             Py_CLEAR(reply);
             sc_stamp = 0;
         }
+        if (reply != NULL) {
+            g_written.scripting_dict = p->scripting_dict;
+            g_written.error_counted = v;
+        }
     }
     seen_after_write(&sc_stamp, p->scripting_dict);
+    if (g_written.scripting_dict != NULL)
+        g_written.scripting_version = dict_version(p->scripting_dict);
     seen_restamp(&g_sc_seen, sc_stamp, p->scripting_dict);
     /* the handler's end: an EVAL-created script's place in the LRU list; an error reply raised */
     if (reply != NULL && p->from_eval) {
@@ -2024,6 +2090,7 @@ teardown:;
         }
     }
     Py_DECREF(was_in_exec);
+    Py_DECREF(db);
     plain_run_done(self, run);
     Py_DECREF(run);
     return reply;
