@@ -34,6 +34,7 @@
 #include <time.h>
 
 #include "_native.h"
+#include "_slots.h"
 
 #define MAX_ARGS 1024          /* requests with more arguments go to Python */
 #define MAX_BULK (1 << 20)     /* < the smallest proto-max-bulk-len Redis accepts (1mb) */
@@ -586,7 +587,7 @@ static int attr_is_none(PyObject *obj, PyObject *name) {
     return r;
 }
 
-enum { RESTRICTED_TWINS_OK = 1, RESTRICTED = 2 }; /* eligible()'s *restricted, besides 0 */
+enum { ACL_TWINS_OK = 1, ACL_RESTRICTED = 2 }; /* eligible()'s *restricted, besides 0 */
 
 /* 1 when the connection and the server are in the plain state the fast path assumes. */
 static int eligible(PyObject *server, PyObject *keyspace, PyObject *client, int *resp3, int *hooked, int *gated,
@@ -601,7 +602,7 @@ static int eligible(PyObject *server, PyObject *keyspace, PyObject *client, int 
     REQUIRE_TRUE(client, s_logged_in);
     /* a user short of some permission: the general path asks the ACL first unless acl_unasked()
      * says it need not, and so do the twins, unless the user may run them all on every key
-     * (RESTRICTED_TWINS_OK) */
+     * (ACL_TWINS_OK) */
     if ((r = attr_true(client, s_authenticated)) < 0) /* the "unrestricted" attribute */
         return -1;
     if (r)
@@ -609,7 +610,7 @@ static int eligible(PyObject *server, PyObject *keyspace, PyObject *client, int 
     else if ((r = attr_true(client, s_twins_ok)) < 0)
         return -1;
     else
-        *restricted = r ? RESTRICTED_TWINS_OK : RESTRICTED;
+        *restricted = r ? ACL_TWINS_OK : ACL_RESTRICTED;
     REQUIRE_NONE(client, s_blocked);
     REQUIRE_FALSE(client, s_closed);
     REQUIRE_FALSE(client, s_close_after);
@@ -1680,7 +1681,7 @@ static PyObject *fast_run(PyObject *self, PyObject *const *fargs, Py_ssize_t nar
             break;
         /* hooks or a gate: every call through the general path, which honours them */
         int command = g.hooks == NULL && g.gate == NULL ? identify(&args[0]) : -1;
-        if (command >= 0 && g.restricted == RESTRICTED) { /* the twin runs if the ACL needs no asking */
+        if (command >= 0 && g.restricted == ACL_RESTRICTED) { /* the twin runs if the ACL needs no asking */
             int unasked = acl_unasked(&g, s_twin_names[command], args, argc);
             if (unasked < 0) {
                 failed = 1;
@@ -2063,6 +2064,231 @@ fail:
     return NULL;
 }
 
+/* ------------------------------------------------------------------ the keyspace's lookups */
+
+/* Database.lookup_read / lookup_write and Keyspace.changed in C, for every command's handler
+ * (install_keyspace puts them on the classes as method descriptors; keyspace.py's methods stay
+ * the reference, and what runs for anything but the common case: a key whose TTL has passed,
+ * LFU, keyspace notifications, CLIENT NO-TOUCH, WATCH, hooks, tracking, maxmemory's written
+ * keys).  A Database's dicts are read at its slots' offsets, the Keyspace's settings and
+ * counters in its instance dict. */
+static PyObject *g_ref_lookup_read, *g_ref_lookup_write, *g_ref_changed; /* the Python reference methods */
+static Py_ssize_t g_db_offsets[4];                                      /* keyspace, data, expires, meta */
+static PyObject *s_lru_shared, *s_written, *s_change_hook;
+
+/* The Keyspace's instance dict (borrowed), or NULL without an exception when it has none. */
+static PyObject *keyspace_dict(PyObject *ks) {
+    PyObject **dict = _PyObject_GetDictPtr(ks);
+    return dict != NULL && *dict != NULL && PyDict_CheckExact(*dict) ? *dict : NULL;
+}
+
+/* dict[name] as a borrowed reference; NULL (no exception) when absent. */
+static inline PyObject *dict_item(PyObject *dict, PyObject *name) {
+    return PyDict_GetItemWithError(dict, name);
+}
+
+/* The database's dicts and keyspace dict when the C lookup can run: 1, 0 (use the reference),
+ * -1 error.  The key's TTL, if any, must be still to come at the command time snapshot. */
+static int lookup_state(PyObject *db, PyObject *key, PyObject **data, PyObject **meta, PyObject **ksdict) {
+    char *base = (char *)db;
+    PyObject *ks = *(PyObject **)(base + g_db_offsets[0]);
+    *data = *(PyObject **)(base + g_db_offsets[1]);
+    PyObject *expires = *(PyObject **)(base + g_db_offsets[2]);
+    *meta = *(PyObject **)(base + g_db_offsets[3]);
+    if (ks == NULL || *data == NULL || expires == NULL || *meta == NULL || !PyDict_CheckExact(*data) ||
+        !PyDict_CheckExact(expires) || !PyDict_CheckExact(*meta) || (*ksdict = keyspace_dict(ks)) == NULL)
+        return 0;
+    PyObject *v = dict_item(*ksdict, s_lfu); /* LFU's touch, CLIENT NO-TOUCH: the reference */
+    if (v != Py_False)
+        return v == NULL && PyErr_Occurred() ? -1 : 0;
+    v = dict_item(*ksdict, s_no_touch);
+    if (v != Py_False)
+        return v == NULL && PyErr_Occurred() ? -1 : 0;
+    if (PyDict_GET_SIZE(expires) != 0) {
+        PyObject *when = PyDict_GetItemWithError(expires, key);
+        if (when != NULL) { /* expire_if_needed: still to come (ks.now <= when) reads as no TTL */
+            PyObject *now = dict_item(*ksdict, s_now);
+            if (now == NULL || !PyLong_CheckExact(now) || !PyLong_CheckExact(when))
+                return PyErr_Occurred() ? -1 : 0;
+            int passed = PyObject_RichCompareBool(now, when, Py_GT);
+            if (passed != 0)
+                return passed < 0 ? -1 : 0;
+        } else if (PyErr_Occurred()) {
+            return -1;
+        }
+    }
+    return 1;
+}
+
+/* Keyspace.lru_field's object into meta[key] (the touch with an LRU policy). */
+static int lru_touch(PyObject *ksdict, PyObject *meta, PyObject *key) {
+    PyObject *now = dict_item(ksdict, s_now);
+    if (now == NULL || !PyLong_CheckExact(now)) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "keyspace.now is not an int");
+        return -1;
+    }
+    long long ms = PyLong_AsLongLong(now);
+    if (ms == -1 && PyErr_Occurred())
+        return -1;
+    long long field = (ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000)) & LRU_CLOCK_MAX; /* (floor division) */
+    PyObject *shared = dict_item(ksdict, s_lru_shared);
+    if (shared != NULL && PyLong_CheckExact(shared) && PyLong_AsLongLong(shared) == field)
+        return PyDict_SetItem(meta, key, shared);
+    if (PyErr_Occurred())
+        return -1;
+    PyObject *made = PyLong_FromLongLong(field);
+    int bad = made == NULL || PyDict_SetItem(ksdict, s_lru_shared, made) < 0 || PyDict_SetItem(meta, key, made) < 0;
+    Py_XDECREF(made);
+    return bad ? -1 : 0;
+}
+
+/* ksdict[name] += 1 (an int counter). */
+static int count_in(PyObject *ksdict, PyObject *name, PyObject *amount) {
+    PyObject *v = dict_item(ksdict, name);
+    if (v == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetObject(PyExc_AttributeError, name);
+        return -1;
+    }
+    PyObject *sum = PyNumber_Add(v, amount);
+    int bad = sum == NULL || PyDict_SetItem(ksdict, name, sum) < 0;
+    Py_XDECREF(sum);
+    return bad ? -1 : 0;
+}
+
+static PyObject *g_one; /* the int 1 */
+
+static PyObject *reference(PyObject *ref, PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    PyObject *stack[8];
+    Py_ssize_t n = nargs + (kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0);
+    if (n >= 8) {
+        PyErr_SetString(PyExc_TypeError, "too many arguments");
+        return NULL;
+    }
+    stack[0] = self;
+    for (Py_ssize_t i = 0; i < n; i++)
+        stack[i + 1] = args[i];
+    return PyObject_Vectorcall(ref, stack, (size_t)(nargs + 1), kwnames);
+}
+
+static PyObject *db_lookup_read(PyObject *db, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 1)
+        return reference(g_ref_lookup_read, db, args, nargs, NULL);
+    PyObject *data, *meta, *ksdict;
+    int r = lookup_state(db, args[0], &data, &meta, &ksdict);
+    if (r < 0)
+        return NULL;
+    PyObject *flags = r ? dict_item(ksdict, s_notify_flags) : NULL; /* a keymiss event: the reference */
+    if (r == 0 || flags == NULL || !PyUnicode_CheckExact(flags) || PyUnicode_GET_LENGTH(flags) != 0)
+        return PyErr_Occurred() ? NULL : reference(g_ref_lookup_read, db, args, nargs, NULL);
+    PyObject *value = PyDict_GetItemWithError(data, args[0]);
+    if (value == NULL) {
+        if (PyErr_Occurred() || count_in(ksdict, s_stat_misses, g_one) < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    Py_INCREF(value);
+    if (count_in(ksdict, s_stat_hits, g_one) < 0 || lru_touch(ksdict, meta, args[0]) < 0) {
+        Py_DECREF(value);
+        return NULL;
+    }
+    return value;
+}
+
+static PyObject *db_lookup_write(PyObject *db, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 1)
+        return reference(g_ref_lookup_write, db, args, nargs, NULL);
+    PyObject *data, *meta, *ksdict;
+    int r = lookup_state(db, args[0], &data, &meta, &ksdict);
+    if (r <= 0)
+        return r < 0 ? NULL : reference(g_ref_lookup_write, db, args, nargs, NULL);
+    PyObject *value = PyDict_GetItemWithError(data, args[0]);
+    if (value == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    Py_INCREF(value);
+    if (lru_touch(ksdict, meta, args[0]) < 0) {
+        Py_DECREF(value);
+        return NULL;
+    }
+    return value;
+}
+
+/* Keyspace.changed(db, key, event=None, cls="g", dirty=1) when nothing but the counter needs
+ * it: no maxmemory (written), WATCH, change hook (AOF, replication), tracking, or an event with
+ * notifications on. */
+static PyObject *ks_changed(PyObject *ks, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    PyObject *ksdict = kwnames == NULL && nargs >= 2 && nargs <= 5 ? keyspace_dict(ks) : NULL;
+    if (ksdict == NULL)
+        return reference(g_ref_changed, ks, args, nargs, kwnames);
+    PyObject *v;
+    if ((v = dict_item(ksdict, s_written)) != Py_None || (v = dict_item(ksdict, s_change_hook)) != Py_None ||
+        (v = dict_item(ksdict, s_tracking)) != Py_None)
+        return v == NULL && PyErr_Occurred() ? NULL : reference(g_ref_changed, ks, args, nargs, kwnames);
+    v = dict_item(ksdict, s_watched);
+    if (v == NULL || !PyDict_CheckExact(v) || PyDict_GET_SIZE(v) != 0)
+        return PyErr_Occurred() ? NULL : reference(g_ref_changed, ks, args, nargs, kwnames);
+    if (nargs >= 3 && args[2] != Py_None) {
+        v = dict_item(ksdict, s_notify_flags);
+        if (v == NULL || !PyUnicode_CheckExact(v) || PyUnicode_GET_LENGTH(v) != 0)
+            return PyErr_Occurred() ? NULL : reference(g_ref_changed, ks, args, nargs, kwnames);
+    }
+    if (count_in(ksdict, s_dirty, nargs == 5 ? args[4] : g_one) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef db_lookup_read_def = {"lookup_read", (PyCFunction)(void (*)(void))db_lookup_read, METH_FASTCALL,
+                                         "GET-style lookup: lazy expiry, access tracking, hit/miss statistics."};
+static PyMethodDef db_lookup_write_def = {"lookup_write", (PyCFunction)(void (*)(void))db_lookup_write, METH_FASTCALL,
+                                          "A write's lookup: lazy expiry, access tracking."};
+static PyMethodDef ks_changed_def = {"changed", (PyCFunction)(void (*)(void))ks_changed, METH_FASTCALL | METH_KEYWORDS,
+                                     "A write modified key: invalidate WATCHes and client caches, count it, notify."};
+
+/* Puts a C method on `cls` in place of the Python function there, which *ref keeps (1), or
+ * leaves the class alone (0: already installed). */
+static int put_method(PyObject *cls, PyMethodDef *def, PyObject **ref) {
+    PyObject *current = PyObject_GetAttrString(cls, def->ml_name);
+    if (current == NULL)
+        return -1;
+    if (!PyFunction_Check(current)) { /* ours already (a second Server in the process) */
+        Py_DECREF(current);
+        return 0;
+    }
+    PyObject *descr = PyDescr_NewMethod((PyTypeObject *)cls, def);
+    int bad = descr == NULL || PyObject_SetAttrString(cls, def->ml_name, descr) < 0;
+    Py_XDECREF(descr);
+    if (bad) {
+        Py_DECREF(current);
+        return -1;
+    }
+    Py_XSETREF(*ref, current);
+    return 1;
+}
+
+/* install_keyspace(Database, Keyspace) -> bool: the C lookups and changed() in place (False:
+ * the Database's slots are not the layout this code reads; nothing changed). */
+static PyObject *fast_install_keyspace(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyType_Check(args[0]) || !PyType_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "install_keyspace(Database, Keyspace)");
+        return NULL;
+    }
+    static const char *const names[4] = {"keyspace", "data", "expires", "meta"};
+    int r = native_slot_offsets(args[0], names, 4, g_db_offsets);
+    if (r <= 0)
+        return r < 0 ? NULL : Py_NewRef(Py_False);
+    if (g_one == NULL && (g_one = PyLong_FromLong(1)) == NULL)
+        return NULL;
+    if (put_method(args[0], &db_lookup_read_def, &g_ref_lookup_read) < 0 ||
+        put_method(args[0], &db_lookup_write_def, &g_ref_lookup_write) < 0 ||
+        put_method(args[1], &ks_changed_def, &g_ref_changed) < 0)
+        return NULL;
+    Py_RETURN_TRUE;
+}
+
 /* ------------------------------------------------------------------ argument integers */
 
 /* 1 with the text of a bytes/bytearray argument, 0 (TypeError set) for anything else. */
@@ -2198,6 +2424,8 @@ static PyMethodDef methods[] = {
     {"configure_general", (PyCFunction)(void (*)(void))fast_configure_general, METH_FASTCALL,
      "configure_general(table, Status, NO_REPLY, acl_check, Raw, Double, Map, SetReply): the plain commands run "
      "through their Python handlers"},
+    {"install_keyspace", (PyCFunction)(void (*)(void))fast_install_keyspace, METH_FASTCALL,
+     "install_keyspace(Database, Keyspace) -> bool: Database.lookup_read/lookup_write and Keyspace.changed in C"},
     {"parse_int64", fast_parse_int64, METH_O, "parse_int64(text) -> int or None: numbers.parse_int64 (string2ll)"},
     {"to_int", (PyCFunction)(void (*)(void))fast_to_int, METH_FASTCALL,
      "to_int(arg, error=NOT_INTEGER) -> int: commands.common.to_int"},
@@ -2290,6 +2518,9 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     INTERN(s_acl_free, "acl_free");
     INTERN(s_acl_keyed, "acl_keyed");
     INTERN(s_value, "value");
+    INTERN(s_lru_shared, "_lru_shared");
+    INTERN(s_written, "written");
+    INTERN(s_change_hook, "change_hook");
     INTERN(s_pairs, "pairs");
     INTERN(s_items, "items");
     for (int i = 0; i < N_COMMANDS; i++)

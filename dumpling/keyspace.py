@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from dumpling import accel
 from dumpling.collector import stored
 from dumpling.scan import ScanOrder
 
@@ -565,3 +566,11 @@ class Keyspace:
                     break
             order.cycle_cursor = cursor
         return False
+
+
+# Database.lookup_read/lookup_write and Keyspace.changed in C (dumpling._fastpath), for every
+# handler's lookups: the methods above are the reference, which the C ones call for anything but
+# the common case (a passed TTL, LFU, NO-TOUCH, notifications, WATCH, hooks, tracking, maxmemory).
+REFERENCE = {"lookup_read": Database.lookup_read, "lookup_write": Database.lookup_write, "changed": Keyspace.changed}
+NATIVE_LOOKUPS = accel.fastpath is not None and hasattr(accel.fastpath, "install_keyspace") and \
+    accel.fastpath.install_keyspace(Database, Keyspace)
