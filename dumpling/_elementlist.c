@@ -903,8 +903,11 @@ static PyObject *el_quicklist_body(ElementList *self, PyObject *const *args, Py_
     Py_ssize_t nodes = PySequence_Fast_GET_SIZE(seq), total_count = 0;
     Out o = {NULL, 0, 0};
     PyObject *result = NULL;
-    size_t head_len = (size_t)PyBytes_GET_SIZE(args[0]);
-    unsigned char *w = out_room(&o, head_len + 9 + (size_t)self->len * 2 + 64);
+    size_t head_len = (size_t)PyBytes_GET_SIZE(args[0]), entries = 0;
+    for (Py_ssize_t ci = 0; ci < self->nchunks; ci++)
+        entries += chunk_used(chunk_at(self, ci));
+    /* room for everything uncompressed: head, node count, per node container, length, header, end */
+    unsigned char *w = out_room(&o, head_len + 9 + entries + (size_t)nodes * (1 + 5 + 7) + 16);
     if (w == NULL)
         goto done;
     memcpy(w, PyBytes_AS_STRING(args[0]), head_len);
@@ -921,26 +924,22 @@ static PyObject *el_quicklist_body(ElementList *self, PyObject *const *args, Py_
             goto done;
         }
         total_count += count;
-        Py_ssize_t walk_ci = ci;
-        const unsigned char *walk_p = p;
-        size_t lp_len = 6 + take_entries(self, &walk_ci, &walk_p, count, NULL) + 1;
+        /* one pass: the listpack written 5 bytes on (the longest length a node can need), then
+         * moved up against its length once that is known */
+        w = o.data + o.len;
+        unsigned char *lp = w + 1 + 5;
+        size_t lp_len = 6 + take_entries(self, &ci, &p, count, lp + 6) + 1;
         if (lp_len > UINT32_MAX) {
             PyErr_SetString(PyExc_OverflowError, "listpack too large");
             goto done;
         }
-        /* the listpack, written where a raw rdbString would put it (the length goes first) */
-        if ((w = out_room(&o, 1 + 9 + lp_len)) == NULL)
-            goto done;
-        w[0] = 2; /* QUICKLIST_NODE_CONTAINER_PACKED */
-        size_t len_bytes = put_rdb_len(w + 1, lp_len);
-        unsigned char *lp = w + 1 + len_bytes;
-        uint16_t n16 = count < 65535 ? (uint16_t)count : 65535;
+        uint16_t n16 = count < 65535 ? (uint16_t)count : 65535; /* 65535: count unknown */
         for (int k = 0; k < 4; k++)
             lp[k] = (unsigned char)((lp_len >> (8 * k)) & 0xff);
         lp[4] = n16 & 0xff;
         lp[5] = n16 >> 8;
-        take_entries(self, &ci, &p, count, lp + 6);
         lp[lp_len - 1] = 0xFF;
+        w[0] = 2; /* QUICKLIST_NODE_CONTAINER_PACKED */
         if (compress != NULL && lp_len > 20) {
             PyObject *raw = PyBytes_FromStringAndSize((const char *)lp, (Py_ssize_t)lp_len);
             PyObject *packed = raw == NULL ? NULL : PyObject_CallOneArg(compress, raw);
@@ -953,19 +952,23 @@ static PyObject *el_quicklist_body(ElementList *self, PyObject *const *args, Py_
                     PyErr_SetString(PyExc_TypeError, "compress must return bytes or None");
                     goto done;
                 }
+                /* (shorter than the listpack by 4 or more: it fits the room the listpack took,
+                 * but for 2 bytes when both lengths take 5: the allocation's spare 16) */
                 size_t clen = (size_t)PyBytes_GET_SIZE(packed);
-                /* (the compressed form is shorter than the listpack: it fits the room taken) */
-                unsigned char *c = o.data + o.len + 1;
-                c[0] = 0xC3; /* RDB_ENC_LZF */
-                size_t at = 1 + put_rdb_len(c + 1, clen);
-                at += put_rdb_len(c + at, lp_len);
-                memcpy(c + at, PyBytes_AS_STRING(packed), clen);
+                size_t at = 1;
+                w[at++] = 0xC3; /* RDB_ENC_LZF */
+                at += put_rdb_len(w + at, clen);
+                at += put_rdb_len(w + at, lp_len);
+                memcpy(w + at, PyBytes_AS_STRING(packed), clen);
                 Py_DECREF(packed);
-                o.len += 1 + at + clen;
+                o.len += at + clen;
                 continue;
             }
             Py_DECREF(packed);
         }
+        size_t len_bytes = put_rdb_len(w + 1, lp_len);
+        if (len_bytes != 5)
+            memmove(w + 1 + len_bytes, lp, lp_len);
         o.len += 1 + len_bytes + lp_len;
     }
     if (total_count != self->len) {
@@ -977,6 +980,77 @@ done:
     PyMem_Free(o.data);
     Py_DECREF(seq);
     return result;
+}
+
+static int append_node(PyObject *out, Py_ssize_t count, int plain) {
+    PyObject *node = Py_BuildValue("(nO)", count, plain ? Py_True : Py_False);
+    if (node == NULL)
+        return -1;
+    int r = PyList_Append(out, node);
+    Py_DECREF(node);
+    return r;
+}
+
+/* cut_nodes(limit, large, listpack_phase) -> [(count, plain)]: the quicklist nodes the list
+ * gets when RPUSHed element by element under a size-limited fill (quicklist._pack_by_size's
+ * decisions, which stay the reference): an element longer than `large` in a plain node of its
+ * own, else into the open node while its bytes + the element's length + 8 stay within `limit`
+ * (the list first one listpack while its bytes + the length stay within it, if
+ * `listpack_phase`). */
+static PyObject *el_cut_nodes(ElementList *self, PyObject *const *args, Py_ssize_t nargs) {
+    long long limit, large;
+    int phase;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "cut_nodes(limit, large, listpack_phase)");
+        return NULL;
+    }
+    limit = PyLong_AsLongLong(args[0]);
+    large = PyLong_AsLongLong(args[1]);
+    if (((limit == -1 || large == -1) && PyErr_Occurred()) || (phase = PyObject_IsTrue(args[2])) < 0)
+        return NULL;
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    long long node_size = 0; /* lpBytes of the open packed node; 0: none open */
+    Py_ssize_t index = 0, start = 0;
+    unsigned char digits[LPE_INT_TEXT_MAX];
+    for (Py_ssize_t ci = 0; ci < self->nchunks; ci++) {
+        Chunk *c = chunk_at(self, ci);
+        for (const unsigned char *p = c->data + c->lo; p < c->data + c->hi; index++) {
+            const unsigned char *text;
+            size_t n;
+            lpe_text(p, digits, &text, &n);
+            long long size = (long long)n, grow = (long long)lpe_size(p);
+            p += grow;
+            if (phase) {
+                long long base = node_size ? node_size : 7;
+                if (base + size <= limit) {
+                    node_size = base + grow;
+                    continue;
+                }
+                phase = 0;
+            }
+            if (size > large) {
+                if ((node_size && append_node(out, index - start, 0) < 0) || append_node(out, 1, 1) < 0)
+                    goto fail;
+                start = index + 1;
+                node_size = 0;
+            } else if (node_size && node_size + size + 8 <= limit) {
+                node_size += grow;
+            } else {
+                if (node_size && append_node(out, index - start, 0) < 0)
+                    goto fail;
+                start = index;
+                node_size = 7 + grow;
+            }
+        }
+    }
+    if (node_size && append_node(out, index - start, 0) < 0)
+        goto fail;
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
 }
 
 static PyObject *el_sizeof(ElementList *self, PyObject *unused) {
@@ -1137,6 +1211,8 @@ static PyMethodDef el_methods[] = {
      "node_blobs(shape) -> list of bytes: per (count, plain), that many elements' listpack (or the element)."},
     {"quicklist_body", (PyCFunction)(void (*)(void))el_quicklist_body, METH_FASTCALL,
      "quicklist_body(head, counts, compress) -> bytes: head + a LIST_QUICKLIST_2 body of packed nodes."},
+    {"cut_nodes", (PyCFunction)(void (*)(void))el_cut_nodes, METH_FASTCALL,
+     "cut_nodes(limit, large, listpack_phase) -> [(count, plain)]: quicklist._pack_by_size's cut."},
     {"__reversed__", (PyCFunction)el_reversed, METH_NOARGS, NULL},
     {"__sizeof__", (PyCFunction)el_sizeof, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},

@@ -202,3 +202,14 @@ def test_quicklist_body_is_the_reference_s(compress: bool) -> None:
     for bad in ([len(elements) + 1], [0, len(elements)], [1]):
         with pytest.raises(ValueError):
             Native(elements).quicklist_body(b"\x12", bad, None)
+
+
+@needs_c
+@pytest.mark.parametrize("rule", [(8192, 8192, True), (8192, 2**30 - 1, False), (4096, 4096, False),
+                                  (65536, 65536, True)])
+def test_cut_nodes_is_pack_by_size_s(rule: tuple[int, int, bool]) -> None:
+    """The node cut DUMP takes for older targets, from the entries: quicklist._pack_by_size's."""
+    rng = random.Random(rule[0] + rule[2])
+    for size in (0, 1, 40, 3000):
+        elements = [random_element(rng) for _ in range(size)]
+        assert Native(elements).cut_nodes(*rule) == PyElementList(elements).cut_nodes(*rule)

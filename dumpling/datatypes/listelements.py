@@ -18,6 +18,8 @@ the same kind) and
   sizes ``ListValue`` models);
 * ``node_blobs(shape)``: per ``(count, plain)`` node, head first, the listpack of the next
   ``count`` elements, or a plain node's one element (DUMP writes them as they come);
+* ``cut_nodes(limit, large, listpack_phase)``: ``(count, plain)`` per node of the list as
+  RPUSHes under a size-limited fill would cut it (``quicklist.size_rule``'s parameters);
 * ``quicklist_body(head, counts, compress)``: ``head`` and a LIST_QUICKLIST_2 body of packed
   nodes of those counts (DUMP of a list without plain nodes, in one call).
 
@@ -92,6 +94,12 @@ class PyElementList(deque):  # type: ignore[type-arg]
             out.append(2)  # a packed node
             append_string(out, blob, compress is not None)
         return bytes(out)
+
+    def cut_nodes(self, limit: int, large: int, listpack_phase: bool) -> list[tuple[int, bool]]:
+        from dumpling.payload import quicklist
+
+        nodes = quicklist._pack_by_size(list(self), limit, large, listpack_phase)
+        return [(len(node.items), node.container == quicklist.CONTAINER_PLAIN) for node in nodes]
 
 
 _native: Any = None

@@ -199,6 +199,10 @@ def _write_nodes_native(value: ListValue, version: int, options: CodecOptions) -
         return quicklist.write_body(_QUICKLIST_2_TYPE, items, compress, containers, None)
     fill = options.list_max_listpack_size
     rule = quicklist.size_rule(quicklist.profile_for_version(version), fill)
+    if rule is not None and listelements.PACKED:  # cut from the entries' sizes, then copied
+        plain, packed = quicklist.CONTAINER_PLAIN, quicklist.CONTAINER_PACKED
+        containers = [(count, plain if is_plain else packed) for count, is_plain in items.cut_nodes(*rule)]
+        return quicklist.write_node_blobs(_QUICKLIST_2_TYPE, items, compress, containers)
     return None if rule is None else quicklist.write_body(_QUICKLIST_2_TYPE, items, compress, None, rule)
 
 
