@@ -184,6 +184,7 @@ struct Bridge {
     int resp3;               /* redis.setresp(3) in force (nil replies are nil, not false) */
     int runners;             /* registry refs: eval_with, function_with (0: not set) */
     int eval_ref, function_ref, stash_ref, handles_ref;
+    int env_ref, keys_name_ref, argv_name_ref; /* the script globals E, the strings "KEYS" and "ARGV" */
     int next_handle;
     long gc_count;           /* runs since Redis's last luaGC step (engine.LuaState.gc_tick) */
     long gc_period;          /* engine.GC_CYCLE_PERIOD: a step every that many runs */
@@ -1311,18 +1312,24 @@ static int lua_handle(lua_State *L) {
     return 1;
 }
 
-/* set_runners(eval_with, function_with, handles): the sandbox's runners and the weak table */
+/* set_runners(eval_bridged, function_with, handles, E): the sandbox's runners, the weak table and
+ * the script globals (where run_script stores KEYS and ARGV of an EVAL script) */
 static int lua_set_runners(lua_State *L) {
     Anchor *anchor = lua.touserdata(L, UPVALUE(1));
     if (anchor == NULL || anchor->owner == NULL)
         return 0;
     Bridge *b = anchor->owner;
-    lua.settop(L, 3);
-    b->handles_ref = lua.ref(L, LUA_REGISTRYINDEX); /* pops the table */
+    lua.settop(L, 4);
+    b->env_ref = lua.ref(L, LUA_REGISTRYINDEX); /* (each ref pops its value) */
+    b->handles_ref = lua.ref(L, LUA_REGISTRYINDEX);
     b->function_ref = lua.ref(L, LUA_REGISTRYINDEX);
     b->eval_ref = lua.ref(L, LUA_REGISTRYINDEX);
     lua.pushboolean(L, 0);
     b->stash_ref = lua.ref(L, LUA_REGISTRYINDEX);
+    lua.pushstring(L, "KEYS");
+    b->keys_name_ref = lua.ref(L, LUA_REGISTRYINDEX);
+    lua.pushstring(L, "ARGV");
+    b->argv_name_ref = lua.ref(L, LUA_REGISTRYINDEX);
     b->runners = 1;
     return 0;
 }
@@ -1367,9 +1374,9 @@ static void push_strings(lua_State *L, PyObject *const *items, Py_ssize_t n) {
 }
 
 /* run(handle, eval_mode, hook, numkeys, argv, run): run the script or function `handle` (see
- * handle()) under the sandbox's runner (eval_with / function_with: KEYS and ARGV, the count
- * hook, xpcall with the error handler), with argv[3:3+numkeys] as its keys and the rest as
- * its arguments.  Returns the reply when the script returned a string (bytes), a number (an
+ * handle()) under the sandbox's runner (eval_bridged / function_with: the count hook, xpcall
+ * with the error handler; an EVAL script's KEYS and ARGV stored in the globals from here first,
+ * a function's passed), with argv[3:3+numkeys] as its keys and the rest as its arguments.  Returns the reply when the script returned a string (bytes), a number (an
  * int, as C's (long long) cast gives it) or nil (None); otherwise (an error, a table, a
  * boolean) the `stashed` marker, and take() gives (ok, value) to the Python conversion. */
 static int bridge_ready(Bridge *b) {
@@ -1439,16 +1446,28 @@ static PyObject *run_script(Bridge *b, long handle, int eval_mode, int hook, Py_
     b->twins.given_server = client != NULL ? server_values : NULL;
     b->twins.given_version = server_version;
     b->run = run;
+    PyObject **items = ((PyListObject *)argv)->ob_item;
+    if (eval_mode) { /* E.KEYS, E.ARGV = keys, argv (eval_with's raw sets, without two calls from Lua) */
+        lua.rawgeti(L, LUA_REGISTRYINDEX, b->env_ref);
+        lua.rawgeti(L, LUA_REGISTRYINDEX, b->keys_name_ref);
+        push_strings(L, items + 3, numkeys);
+        lua.rawset(L, -3);
+        lua.rawgeti(L, LUA_REGISTRYINDEX, b->argv_name_ref);
+        push_strings(L, items + 3 + numkeys, total - 3 - numkeys);
+        lua.rawset(L, -3);
+        lua.settop(L, top);
+    }
     lua.rawgeti(L, LUA_REGISTRYINDEX, eval_mode ? b->eval_ref : b->function_ref);
     lua.rawgeti(L, LUA_REGISTRYINDEX, b->handles_ref);
     lua.rawgeti(L, -1, (int)handle);
     lua.insert(L, -2);
     lua.settop(L, -2); /* [runner, f] */
     lua.pushboolean(L, hook);
-    PyObject **items = ((PyListObject *)argv)->ob_item;
-    push_strings(L, items + 3, numkeys);
-    push_strings(L, items + 3 + numkeys, total - 3 - numkeys);
-    int status = lua.pcall(L, 4, 2, 0);
+    if (!eval_mode) {
+        push_strings(L, items + 3, numkeys);
+        push_strings(L, items + 3 + numkeys, total - 3 - numkeys);
+    }
+    int status = lua.pcall(L, eval_mode ? 2 : 4, 2, 0);
     b->run = outer_run;
     int flushed = counts_settle();
     twins_end(&b->twins);
@@ -1755,6 +1774,13 @@ static PyObject *functions_of(ScriptCommand *self, PyObject *libraries) {
     return table;
 }
 
+/* A caller found unrestricted and not debugging, while its __dict__ keeps this version tag (the
+ * two attribute tests cost ~300 instructions a run). */
+static struct {
+    PyObject *dict; /* (borrowed) */
+    uint64_t version;
+} g_caller_plain;
+
 /* Whether the request is a plain run (the Python handler's and invoke's conditions for it): 1
  * (p filled), 0 not (the Python handler takes it), -1 error. */
 static int plain_find(ScriptCommand *self, PyObject *caller, PyObject *argv, PlainCall *p) {
@@ -1785,10 +1811,17 @@ static int plain_find(ScriptCommand *self, PyObject *caller, PyObject *argv, Pla
     if ((r = seen_values(&g_sv_seen, p->server_dict, g_sv_names, SV_SEEN, p->sv)) <= 0)
         return r;
     if ((r = PyObject_Not(p->sv[SV_MONITORS])) != 1 || (r = p->sv[SV_GATE] == Py_None) != 1 ||
-        (r = PyObject_Not(p->sv[SV_MAXMEMORY])) != 1 || (r = p->sv[SV_CLUSTER] == Py_None) != 1 ||
-        (r = attr_test(caller, p->caller_dict, s_lua_debug, IS_NONE)) != 1 ||
-        (r = attr_test(caller, p->caller_dict, s_unrestricted, IS_TRUE)) != 1)
+        (r = PyObject_Not(p->sv[SV_MAXMEMORY])) != 1 || (r = p->sv[SV_CLUSTER] == Py_None) != 1)
         return r;
+    if (!(SEEN_VERSIONS && g_caller_plain.dict == p->caller_dict &&
+          g_caller_plain.version == dict_version(p->caller_dict))) {
+        g_caller_plain.dict = NULL;
+        if ((r = attr_test(caller, p->caller_dict, s_lua_debug, IS_NONE)) != 1 ||
+            (r = attr_test(caller, p->caller_dict, s_unrestricted, IS_TRUE)) != 1)
+            return r;
+        g_caller_plain.dict = p->caller_dict;
+        g_caller_plain.version = dict_version(p->caller_dict);
+    }
     p->scripting = Py_NewRef(p->sv[SV_SCRIPTING]);
     if ((r = dict_of(p->scripting, &p->scripting_dict)) <= 0 ||
         (r = seen_values(&g_sc_seen, p->scripting_dict, g_sc_names, SC_SEEN, p->sc)) <= 0)

@@ -202,8 +202,8 @@ class LuaState:
         helpers = chunk(callbacks)
         self.helpers = helpers
         if bridge_api is not None:
-            bridge_api[b"set_runners"](helpers[b"eval_with"], helpers[b"function_with"],
-                                       self.lua.eval("setmetatable({}, {__mode = 'v'})"))
+            bridge_api[b"set_runners"](helpers[b"eval_bridged"], helpers[b"function_with"],
+                                       self.lua.eval("setmetatable({}, {__mode = 'v'})"), helpers[b"env"])
             self._handle = bridge_api[b"handle"]
             self._stash = bridge_api[b"stash"]
             self.take = bridge_api[b"take"]

@@ -415,6 +415,13 @@ local function eval_with(f, hook, keys, argv)
     local ok, value = raw_xpcall(f, error_handler) if killed_line_hook then killed_line_hook = false raw_sethook(kill_hook, "", 100000) end
     return ok, value
 end
+-- The C bridge's runner of an EVAL script (dumpling/scripting/_luabridge.c: run_script): as
+-- eval_with, KEYS and ARGV already stored in E from C (two calls from Lua fewer a run).
+local function eval_bridged(f, hook)
+    if hook ~= count_hook_on then set_count_hook(hook) end
+    local ok, value = raw_xpcall(f, error_handler) if killed_line_hook then killed_line_hook = false raw_sethook(kill_hook, "", 100000) end
+    return ok, value
+end
 local function run_eval(f, hook, nkeys, ...)  -- (eval_with and split_args inlined: the common run)
     local keys, argv = {...}, {}
     for i = nkeys + 1, select("#", ...) do
@@ -572,7 +579,8 @@ return {
     run_eval = run_eval,
     run_function = run_function,
     run_eval_table = run_eval_table,
-    eval_with = eval_with,
+    eval_bridged = eval_bridged,
+    env = E,
     function_with = function_with,
     ldb_internals = ldb_internals,
     run_function_table = run_function_table,
