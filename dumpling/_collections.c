@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "_elementlist.h"
 #include "_native.h"
 
 #define LP_HEADER_BYTES 7
@@ -50,6 +51,9 @@ static PyObject *s_encoding, *s_appendleft, *s_append, *s_popleft, *s_pop, *s_fi
     *s_append_entry, *s_scores, *s_add_checked, *s_update, *s_add, *s_dbs, *s_data;
 
 static PyObject *g_list_type, *g_hash_type, *g_set_type, *g_stream_type, *g_zset_type; /* set by configure() */
+/* dumpling._elementlist's push and pop (a list value's packed elements), or NULL when it is not
+ * built: then the elements' Python methods are called (configure() looks it up). */
+static const ElementListApi *g_elements = NULL;
 static long long g_packed_threshold = 0;                    /* lists.set_packed_threshold */
 static int g_handlers_on = 1;
 
@@ -321,10 +325,15 @@ static int push_one(PyObject *value, PyObject *element, int head, long fill, Py_
         if (ql_push(nodes, size, entry, head, fill) < 0)
             goto done;
     }
-    PyObject *r = PyObject_CallMethodOneArg(items, head ? s_appendleft : s_append, element);
-    if (r == NULL)
-        goto done;
-    Py_DECREF(r);
+    if (g_elements != NULL && Py_IS_TYPE(items, g_elements->type)) { /* packed: straight in */
+        if (g_elements->push(items, PyBytes_AS_STRING(element), PyBytes_GET_SIZE(element), head) < 0)
+            goto done;
+    } else {
+        PyObject *r = PyObject_CallMethodOneArg(items, head ? s_appendleft : s_append, element);
+        if (r == NULL)
+            goto done;
+        Py_DECREF(r);
+    }
     result = lset_ll(value, L_SHAPE_LEN, (long long)len + 1) < 0 ? -1 : 1;
     *new_len = len + 1;
 done:
@@ -359,17 +368,26 @@ static PyObject *pop_one(PyObject *value, int head, long fill, int shrink, Py_ss
         if (!PyList_CheckExact(nodes) || PyList_GET_SIZE(nodes) == 0)
             goto done; /* not a shape this code knows: Python's */
     }
-    PyObject *end = PySequence_GetItem(items, head ? 0 : len - 1);
-    if (end == NULL)
-        goto done;
-    int is_bytes = PyBytes_Check(end);
-    Py_DECREF(end);
-    if (!is_bytes)
-        goto done; /* (an element kept as another type: Python's lp_entry_size reads it) */
-    element = PyObject_CallMethodNoArgs(items, head ? s_popleft : s_pop);
-    if (element == NULL)
-        goto done;
-    long long entry = lp_entry_size(PyBytes_AS_STRING(element), PyBytes_GET_SIZE(element));
+    long long entry;
+    if (g_elements != NULL && Py_IS_TYPE(items, g_elements->type)) { /* packed: every element bytes */
+        Py_ssize_t entry_size;
+        element = g_elements->pop(items, head, &entry_size);
+        if (element == NULL)
+            goto done;
+        entry = entry_size;
+    } else {
+        PyObject *end = PySequence_GetItem(items, head ? 0 : len - 1);
+        if (end == NULL)
+            goto done;
+        int is_bytes = PyBytes_Check(end);
+        Py_DECREF(end);
+        if (!is_bytes)
+            goto done; /* (an element kept as another type: Python's lp_entry_size reads it) */
+        element = PyObject_CallMethodNoArgs(items, head ? s_popleft : s_pop);
+        if (element == NULL)
+            goto done;
+        entry = lp_entry_size(PyBytes_AS_STRING(element), PyBytes_GET_SIZE(element));
+    }
     if (listpack) {
         long long lp_bytes;
         if (lget_ll(value, L_LP_BYTES, &lp_bytes) < 0 || lset_ll(value, L_LP_BYTES, lp_bytes - entry) < 0)
@@ -1476,6 +1494,11 @@ static PyObject *py_configure(PyObject *self, PyObject *const *args, Py_ssize_t 
         return NULL;
     Py_XSETREF(g_untrack, untrack);
     Py_XSETREF(g_list_type, Py_NewRef(args[0]));
+    if (g_elements == NULL) {
+        g_elements = PyCapsule_Import(ELEMENTLIST_CAPSULE, 0);
+        if (g_elements == NULL)
+            PyErr_Clear(); /* not built: the elements' Python methods serve */
+    }
     /* (a value whose fields are not plain slots is declined: its Python handler runs) */
     g_list_slots_ok = native_slot_offsets(args[0], LIST_SLOTS, L_COUNT, g_list_offsets) > 0;
     Py_XSETREF(g_hash_type, Py_NewRef(args[1]));

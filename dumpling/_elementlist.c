@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_elementlist.h"
 #include "_lpentry.h"
 
 #define CHUNK_MAX 4096 /* entry bytes an end chunk grows to before a new one is started */
@@ -238,10 +239,9 @@ static unsigned char *chunk_entry(Chunk *c, Py_ssize_t k) {
 
 /* ------------------------------------------------------------------ changes */
 
-/* Push one element at the head or the tail. */
-static int push(ElementList *self, const unsigned char *s, size_t n, int front) {
-    LpePlan plan;
-    lpe_plan(s, n, &plan);
+/* Push one element, its entry planned, at the head or the tail. */
+static int push_planned(ElementList *self, const unsigned char *s, size_t n, const LpePlan *planned, int front) {
+    const LpePlan plan = *planned;
     Chunk *c = self->nchunks ? chunk_at(self, front ? 0 : self->nchunks - 1) : NULL;
     if (c == NULL || chunk_used(c) + plan.size > CHUNK_MAX) {
         size_t cap = plan.size > CHUNK_MAX ? plan.size : plan.size < CHUNK_MIN / 2 ? CHUNK_MIN : plan.size * 2;
@@ -273,6 +273,12 @@ static int push(ElementList *self, const unsigned char *s, size_t n, int front) 
     self->len++;
     self->version++;
     return 0;
+}
+
+static int push(ElementList *self, const unsigned char *s, size_t n, int front) {
+    LpePlan plan;
+    lpe_plan(s, n, &plan);
+    return push_planned(self, s, n, &plan, front);
 }
 
 /* Remove `count` (<= len) elements from one end; whole chunks are freed as they are. */
@@ -1146,6 +1152,37 @@ static PyTypeObject ElementIterType = {
     .tp_methods = iter_methods,
 };
 
+/* ------------------------------------------------------------------ C API (_elementlist.h) */
+
+static Py_ssize_t api_push(PyObject *list, const char *s, Py_ssize_t n, int front) {
+    LpePlan plan;
+    if ((size_t)n > ENTRY_MAX - 16) {
+        PyErr_SetString(PyExc_OverflowError, "element too large");
+        return -1;
+    }
+    lpe_plan((const unsigned char *)s, (size_t)n, &plan);
+    return push_planned((ElementList *)list, (const unsigned char *)s, (size_t)n, &plan, front) < 0
+               ? -1
+               : (Py_ssize_t)plan.size;
+}
+
+static PyObject *api_pop(PyObject *list, int head, Py_ssize_t *entry_size) {
+    ElementList *self = (ElementList *)list;
+    if (self->len == 0) {
+        PyErr_SetString(PyExc_IndexError, "pop from an empty ElementList");
+        return NULL;
+    }
+    Chunk *c = chunk_at(self, head ? 0 : self->nchunks - 1);
+    const unsigned char *p = head ? c->data + c->lo : c->data + c->hi - lpe_size_before(c->data + c->hi);
+    *entry_size = (Py_ssize_t)lpe_size(p);
+    PyObject *out = entry_bytes_object(p);
+    if (out != NULL)
+        drop_end(self, 1, head);
+    return out;
+}
+
+static ElementListApi api = {&ElementListType, api_push, api_pop};
+
 /* ------------------------------------------------------------------ module */
 
 static PyObject *el_repr(ElementList *self) {
@@ -1244,7 +1281,10 @@ PyMODINIT_FUNC PyInit__elementlist(void) {
     PyObject *m = PyModule_Create(&module_def);
     if (m == NULL)
         return NULL;
-    if (PyModule_AddObjectRef(m, "ElementList", (PyObject *)&ElementListType) < 0) {
+    PyObject *capsule = PyCapsule_New(&api, ELEMENTLIST_CAPSULE, NULL);
+    if (capsule == NULL || PyModule_AddObjectRef(m, "ElementList", (PyObject *)&ElementListType) < 0 ||
+        PyModule_AddObject(m, "_api", capsule) < 0) {
+        Py_XDECREF(capsule);
         Py_DECREF(m);
         return NULL;
     }
