@@ -10,6 +10,7 @@ Workloads: ``same`` — every key holds ``xxx`` (redis-benchmark's 3-byte value)
 ``distinct`` — every key its own 3-byte value; ``populate`` — ``DEBUG POPULATE N``
 (``key:N`` -> ``value:N``, the server's own loop, no network); ``hash`` — every key a small
 hash of two fields (``HSET key name <3 bytes> age <3 bytes>``, a listpack in both servers);
+``list`` — every key a list of two elements (``RPUSH key <3 bytes> <3 digits>``, a listpack);
 ``restored-hash`` — the same hashes RESTOREd from their DUMP payloads (dumpling keeps a restored
 listpack hash packed until first use).
 
@@ -42,12 +43,14 @@ def set_requests(n: int, batch: int, workload: str) -> Iterator[tuple[int, bytes
             key = f"key:{i:012d}"
             if workload == "hash":
                 chunk.append(encode_command("HSET", key, "name", value, "age", b"%03d" % (i % 100)))
+            elif workload == "list":
+                chunk.append(encode_command("RPUSH", key, value, b"%03d" % (i % 100)))
             elif workload == "restored-hash":  # the payload Redis DUMPs for that hash (byte-identical)
                 payload = encode_payload(HashValue({b"name": value, b"age": b"%03d" % (i % 100)}), 10)
                 chunk.append(encode_command("RESTORE", key, 0, payload))
             else:
                 chunk.append(encode_command("SET", key, value))
-        yield len(chunk), b"".join(chunk), b":2\r\n" if workload == "hash" else b"+OK\r\n"
+        yield len(chunk), b"".join(chunk), b":2\r\n" if workload in ("hash", "list") else b"+OK\r\n"
 
 
 def fill(server: ServerProcess, workload: str, n: int, batch: int) -> float:

@@ -416,7 +416,7 @@ static PyObject *pop_one(PyObject *value, int head, long fill, int shrink, Py_ss
         uint64_t size_limit, count_limit;
         node_limits(fill, &size_limit, &count_limit);
         if (!plain && (uint64_t)bytes <= size_limit / 2 && (uint64_t)count <= count_limit / 2) {
-            PyObject *empty = PyList_New(0);
+            PyObject *empty = PyTuple_New(0); /* lists.NO_NODES */
             if (empty == NULL || lset_ll(value, L_LP_BYTES, bytes) < 0) {
                 Py_XDECREF(empty);
                 goto fail;

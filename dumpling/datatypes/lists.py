@@ -187,6 +187,9 @@ def is_large_element(size: int, fill: int) -> bool:
 # A quicklist node: [count, bytes, plain].  ``bytes`` is lpBytes of the node's
 # listpack, or the element length for a plain node.
 Node = list
+# ``_nodes`` of a listpack-encoded list (no nodes): one shared empty tuple, not an empty list
+# per value (72 bytes of every small list).  A quicklist-encoded list always has a list.
+NO_NODES: tuple[()] = ()
 
 
 def _allow_insert(node: Node | None, fill: int, size: int) -> bool:
@@ -212,7 +215,7 @@ class ListValue:
         self._packed: Any = None
         self.encoding = encoding
         self._lp_bytes = 0
-        self._nodes: list[Node] = []
+        self._nodes: list[Node] | tuple[()] = NO_NODES
         self._shape_len = -1  # len(items) when the shape was last known; -1 = unknown
 
     @classmethod
@@ -267,7 +270,7 @@ class ListValue:
             dup._packed = self.packed_source()
         if self._shape_len == len(self):
             dup._lp_bytes = self._lp_bytes
-            dup._nodes = [list(node) for node in self._nodes]
+            dup._nodes = [list(node) for node in self._nodes] if self._nodes else NO_NODES
             dup._shape_len = self._shape_len
         return dup
 
@@ -350,7 +353,7 @@ class ListValue:
         if node[1] > size_limit or node[0] > count_limit:
             return
         self._lp_bytes = node[1]
-        self._nodes = []
+        self._nodes = NO_NODES
         self.encoding = "listpack"
 
     # -- quicklist node operations --------------------------------------------------

@@ -3142,7 +3142,7 @@ list_value(const unsigned char *blob, Py_ssize_t size, PyObject *buf, PyObject *
     slots[LIST_PACKED] = packed;
     slots[LIST_ENCODING] = Py_NewRef(quick ? s_quicklist : s_listpack);
     slots[LIST_LP_BYTES] = quick ? PyLong_FromLong(0) : Py_XNewRef(bytes);
-    slots[LIST_NODES] = quick ? Py_BuildValue("[[OOO]]", n, bytes, Py_False) : PyList_New(0);
+    slots[LIST_NODES] = quick ? Py_BuildValue("[[OOO]]", n, bytes, Py_False) : PyTuple_New(0); /* lists.NO_NODES */
     slots[LIST_SHAPE_LEN] = Py_XNewRef(n);
     Py_XDECREF(node);
     Py_XDECREF(n);
