@@ -2072,9 +2072,10 @@ fail:
  * LFU, keyspace notifications, CLIENT NO-TOUCH, WATCH, hooks, tracking, maxmemory's written
  * keys).  A Database's dicts are read at its slots' offsets, the Keyspace's settings and
  * counters in its instance dict. */
-static PyObject *g_ref_lookup_read, *g_ref_lookup_write, *g_ref_changed; /* the Python reference methods */
-static Py_ssize_t g_db_offsets[4];                                      /* keyspace, data, expires, meta */
-static PyObject *s_lru_shared, *s_written, *s_change_hook;
+static PyObject *g_ref_lookup_read, *g_ref_lookup_write, *g_ref_changed, *g_ref_add; /* the Python references */
+static Py_ssize_t g_db_offsets[6]; /* keyspace, data, expires, meta, _order, slot_index */
+static PyObject *g_untrack, *g_hide; /* collector.untrack / hide: what collector.stored calls */
+static PyObject *s_lru_shared, *s_written, *s_change_hook, *s_blocked_keys, *s_store_hooks;
 
 /* The Keyspace's instance dict (borrowed), or NULL without an exception when it has none. */
 static PyObject *keyspace_dict(PyObject *ks) {
@@ -2217,6 +2218,59 @@ static PyObject *db_lookup_write(PyObject *db, PyObject *const *args, Py_ssize_t
     return value;
 }
 
+/* Database.add(key, value) (dbAdd) on a database without a SCAN order or slot index, under an
+ * LRU policy, when no client is blocked on a key; a collection is handed to the store hooks. */
+static PyObject *db_add(PyObject *db, PyObject *const *args, Py_ssize_t nargs) {
+    char *base = (char *)db;
+    PyObject *ks = *(PyObject **)(base + g_db_offsets[0]);
+    PyObject *data = *(PyObject **)(base + g_db_offsets[1]);
+    PyObject *meta = *(PyObject **)(base + g_db_offsets[3]);
+    PyObject *ksdict = nargs == 2 && ks != NULL ? keyspace_dict(ks) : NULL;
+    if (ksdict == NULL || data == NULL || meta == NULL || !PyDict_CheckExact(data) || !PyDict_CheckExact(meta) ||
+        *(PyObject **)(base + g_db_offsets[4]) != Py_None || *(PyObject **)(base + g_db_offsets[5]) != Py_None)
+        return reference(g_ref_add, db, args, nargs, NULL);
+    PyObject *key = args[0], *value = args[1];
+    int string = PyBytes_CheckExact(value) || PyByteArray_CheckExact(value);
+    PyObject *v;
+    if ((v = dict_item(ksdict, s_lfu)) != Py_False)
+        return v == NULL && PyErr_Occurred() ? NULL : reference(g_ref_add, db, args, nargs, NULL);
+    PyObject *hooks = NULL;
+    if (!string) {
+        PyObject *blocked = dict_item(ksdict, s_blocked_keys);
+        hooks = blocked == NULL ? NULL : dict_item(ksdict, s_store_hooks);
+        if (hooks == NULL || !PyDict_CheckExact(blocked) || PyDict_GET_SIZE(blocked) != 0 || !PyList_CheckExact(hooks))
+            return PyErr_Occurred() ? NULL : reference(g_ref_add, db, args, nargs, NULL);
+    }
+    if (PyDict_SetItem(data, key, value) < 0)
+        return NULL;
+    if (!string) { /* collector.stored: out of the cyclic GC's full collections */
+        PyObject *r = PyObject_CallOneArg(g_untrack, value);
+        Py_XDECREF(r);
+        r = r == NULL ? NULL : PyObject_CallOneArg(g_hide, data);
+        if (r == NULL)
+            return NULL;
+        Py_DECREF(r);
+    }
+    if (lru_touch(ksdict, meta, key) < 0)
+        return NULL;
+    if (hooks != NULL && PyList_GET_SIZE(hooks) != 0) { /* hook(db, key, value), each */
+        PyObject *held = PySequence_List(hooks); /* (a hook may change the list) */
+        if (held == NULL)
+            return NULL;
+        PyObject *call[3] = {db, key, value};
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(held); i++) {
+            PyObject *r = PyObject_Vectorcall(PyList_GET_ITEM(held, i), call, 3, NULL);
+            if (r == NULL) {
+                Py_DECREF(held);
+                return NULL;
+            }
+            Py_DECREF(r);
+        }
+        Py_DECREF(held);
+    }
+    Py_RETURN_NONE;
+}
+
 /* Keyspace.changed(db, key, event=None, cls="g", dirty=1) when nothing but the counter needs
  * it: no maxmemory (written), WATCH, change hook (AOF, replication), tracking, or an event with
  * notifications on. */
@@ -2245,6 +2299,8 @@ static PyMethodDef db_lookup_read_def = {"lookup_read", (PyCFunction)(void (*)(v
                                          "GET-style lookup: lazy expiry, access tracking, hit/miss statistics."};
 static PyMethodDef db_lookup_write_def = {"lookup_write", (PyCFunction)(void (*)(void))db_lookup_write, METH_FASTCALL,
                                           "A write's lookup: lazy expiry, access tracking."};
+static PyMethodDef db_add_def = {"add", (PyCFunction)(void (*)(void))db_add, METH_FASTCALL,
+                                 "Store a key that does not exist (dbAdd)."};
 static PyMethodDef ks_changed_def = {"changed", (PyCFunction)(void (*)(void))ks_changed, METH_FASTCALL | METH_KEYWORDS,
                                      "A write modified key: invalidate WATCHes and client caches, count it, notify."};
 
@@ -2269,20 +2325,24 @@ static int put_method(PyObject *cls, PyMethodDef *def, PyObject **ref) {
     return 1;
 }
 
-/* install_keyspace(Database, Keyspace) -> bool: the C lookups and changed() in place (False:
- * the Database's slots are not the layout this code reads; nothing changed). */
+/* install_keyspace(Database, Keyspace, untrack, hide) -> bool: the C lookups, add() and changed()
+ * in place (False: the Database's slots are not the layout this code reads; nothing changed). */
 static PyObject *fast_install_keyspace(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 2 || !PyType_Check(args[0]) || !PyType_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "install_keyspace(Database, Keyspace)");
+    if (nargs != 4 || !PyType_Check(args[0]) || !PyType_Check(args[1]) || !PyCallable_Check(args[2]) ||
+        !PyCallable_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "install_keyspace(Database, Keyspace, untrack, hide)");
         return NULL;
     }
-    static const char *const names[4] = {"keyspace", "data", "expires", "meta"};
-    int r = native_slot_offsets(args[0], names, 4, g_db_offsets);
+    static const char *const names[6] = {"keyspace", "data", "expires", "meta", "_order", "slot_index"};
+    int r = native_slot_offsets(args[0], names, 6, g_db_offsets);
     if (r <= 0)
         return r < 0 ? NULL : Py_NewRef(Py_False);
     if (g_one == NULL && (g_one = PyLong_FromLong(1)) == NULL)
         return NULL;
+    Py_XSETREF(g_untrack, Py_NewRef(args[2]));
+    Py_XSETREF(g_hide, Py_NewRef(args[3]));
     if (put_method(args[0], &db_lookup_read_def, &g_ref_lookup_read) < 0 ||
+        put_method(args[0], &db_add_def, &g_ref_add) < 0 ||
         put_method(args[0], &db_lookup_write_def, &g_ref_lookup_write) < 0 ||
         put_method(args[1], &ks_changed_def, &g_ref_changed) < 0)
         return NULL;
@@ -2425,7 +2485,8 @@ static PyMethodDef methods[] = {
      "configure_general(table, Status, NO_REPLY, acl_check, Raw, Double, Map, SetReply): the plain commands run "
      "through their Python handlers"},
     {"install_keyspace", (PyCFunction)(void (*)(void))fast_install_keyspace, METH_FASTCALL,
-     "install_keyspace(Database, Keyspace) -> bool: Database.lookup_read/lookup_write and Keyspace.changed in C"},
+     "install_keyspace(Database, Keyspace, untrack, hide) -> bool: Database.lookup_read/lookup_write/add and "
+     "Keyspace.changed in C"},
     {"parse_int64", fast_parse_int64, METH_O, "parse_int64(text) -> int or None: numbers.parse_int64 (string2ll)"},
     {"to_int", (PyCFunction)(void (*)(void))fast_to_int, METH_FASTCALL,
      "to_int(arg, error=NOT_INTEGER) -> int: commands.common.to_int"},
@@ -2521,6 +2582,8 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     INTERN(s_lru_shared, "_lru_shared");
     INTERN(s_written, "written");
     INTERN(s_change_hook, "change_hook");
+    INTERN(s_blocked_keys, "blocked_keys");
+    INTERN(s_store_hooks, "store_hooks");
     INTERN(s_pairs, "pairs");
     INTERN(s_items, "items");
     for (int i = 0; i < N_COMMANDS; i++)

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from dumpling import accel
+from dumpling import accel, collector
 from dumpling.collector import stored
 from dumpling.scan import ScanOrder
 
@@ -568,9 +568,11 @@ class Keyspace:
         return False
 
 
-# Database.lookup_read/lookup_write and Keyspace.changed in C (dumpling._fastpath), for every
-# handler's lookups: the methods above are the reference, which the C ones call for anything but
-# the common case (a passed TTL, LFU, NO-TOUCH, notifications, WATCH, hooks, tracking, maxmemory).
-REFERENCE = {"lookup_read": Database.lookup_read, "lookup_write": Database.lookup_write, "changed": Keyspace.changed}
+# Database.lookup_read/lookup_write/add and Keyspace.changed in C (dumpling._fastpath), for every
+# handler's lookups and new keys: the methods above are the reference, which the C ones call for
+# anything but the common case (a passed TTL, LFU, NO-TOUCH, notifications, WATCH, hooks, tracking,
+# maxmemory, a SCAN order or slot index to keep, blocked clients, store hooks).
+REFERENCE = {"lookup_read": Database.lookup_read, "lookup_write": Database.lookup_write, "add": Database.add,
+             "changed": Keyspace.changed}
 NATIVE_LOOKUPS = accel.fastpath is not None and hasattr(accel.fastpath, "install_keyspace") and \
-    accel.fastpath.install_keyspace(Database, Keyspace)
+    accel.fastpath.install_keyspace(Database, Keyspace, collector.untrack, collector.hide)
