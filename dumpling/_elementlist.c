@@ -422,6 +422,118 @@ static int extend_from(ElementList *self, PyObject *iterable, int front) {
     return PyErr_Occurred() ? -1 : 0;
 }
 
+/* The size of the entry at p (which must end by `end`) if it is one ElementList would write
+ * for its element - a known encoding, the shortest one for an integer, no integer text kept
+ * as a string, a matching back-length - else 0. */
+static size_t canonical_entry_size(const unsigned char *p, const unsigned char *end) {
+    size_t avail = (size_t)(end - p), enclen;
+    unsigned char b = p[0];
+    if (b < 0x80 || (b & 0xE0) == 0xC0 || (b >= 0xF1 && b <= 0xF4)) { /* an integer */
+        size_t need = b < 0x80 ? 1 : (b & 0xE0) == 0xC0 ? 2 : b == 0xF1 ? 3 : b == 0xF2 ? 4 : b == 0xF3 ? 5 : 9;
+        if (avail < need + 1)
+            return 0;
+        unsigned char digits[LPE_INT_TEXT_MAX];
+        const unsigned char *text;
+        size_t n;
+        LpePlan plan;
+        lpe_text(p, digits, &text, &n);
+        lpe_plan(text, n, &plan);
+        if (!plan.is_int || plan.enclen != need)
+            return 0; /* not the shortest encoding of its value */
+        enclen = need;
+    } else {
+        size_t header, n;
+        if ((b & 0xC0) == 0x80) {
+            header = 1;
+            n = b & 0x3F;
+        } else if ((b & 0xF0) == 0xE0) {
+            if (avail < 2)
+                return 0;
+            header = 2;
+            n = ((size_t)(b & 0x0F) << 8) | p[1];
+            if (n < 64)
+                return 0;
+        } else if (b == 0xF0) {
+            if (avail < 5)
+                return 0;
+            header = 5;
+            n = (size_t)p[1] | (size_t)p[2] << 8 | (size_t)p[3] << 16 | (size_t)p[4] << 24;
+            if (n < 4096)
+                return 0;
+        } else {
+            return 0; /* 0xF5-0xFF: no element */
+        }
+        if (n > avail || header + n >= avail)
+            return 0;
+        int64_t v;
+        if (lpe_string_to_int64(p + header, n, &v))
+            return 0; /* integer text: kept as an integer */
+        enclen = header + n;
+    }
+    size_t back = lpe_backlen_size(enclen);
+    if (enclen + back > avail)
+        return 0;
+    unsigned char expect[5];
+    lpe_backlen_write(expect, enclen);
+    return memcmp(p + enclen, expect, back) == 0 ? enclen + back : 0;
+}
+
+/* Append the entries [p, end) (canonical, sizes checked) in chunks of up to CHUNK_MAX bytes. */
+static int append_entries(ElementList *self, const unsigned char *p, const unsigned char *end) {
+    while (p < end) {
+        const unsigned char *run = p;
+        uint32_t count = 0;
+        while (p < end) {
+            size_t here = lpe_size(p);
+            if (count && (size_t)(p - run) + here > CHUNK_MAX)
+                break;
+            p += here;
+            count++;
+        }
+        size_t used = (size_t)(p - run);
+        Chunk *c = chunk_new(used, 0);
+        if (c == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        if (link_chunk(self, self->nchunks, c) < 0) {
+            PyMem_Free(c);
+            return -1;
+        }
+        memcpy(c->data, run, used);
+        c->hi = (uint32_t)used;
+        c->count = count;
+        self->len += count;
+        self->version++;
+    }
+    return 0;
+}
+
+/* extend_listpack(blob) -> bool: append the elements of the listpack `blob` by copying its
+ * entries (a restored quicklist node adopted as it is), if every one is an entry this type
+ * would have written (see canonical_entry_size); False and nothing appended otherwise (the
+ * caller then decodes the elements and extends with them). */
+static PyObject *el_extend_listpack(ElementList *self, PyObject *blob) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(blob, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    const unsigned char *lp = view.buf;
+    size_t len = (size_t)view.len;
+    int ok = len >= 7 && lp[len - 1] == 0xFF &&
+             ((size_t)lp[0] | (size_t)lp[1] << 8 | (size_t)lp[2] << 16 | (size_t)lp[3] << 24) == len;
+    const unsigned char *p = lp + 6, *end = lp + len - 1;
+    while (ok && p < end) {
+        size_t size = canonical_entry_size(p, end);
+        ok = size != 0 && size <= ENTRY_MAX;
+        p += size;
+    }
+    int r = ok ? append_entries(self, lp + 6, end) : 0;
+    PyBuffer_Release(&view);
+    if (r < 0)
+        return NULL;
+    return PyBool_FromLong(ok);
+}
+
 /* ------------------------------------------------------------------ type */
 
 static PyObject *el_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
@@ -1250,6 +1362,8 @@ static PyMethodDef el_methods[] = {
      "quicklist_body(head, counts, compress) -> bytes: head + a LIST_QUICKLIST_2 body of packed nodes."},
     {"cut_nodes", (PyCFunction)(void (*)(void))el_cut_nodes, METH_FASTCALL,
      "cut_nodes(limit, large, listpack_phase) -> [(count, plain)]: quicklist._pack_by_size's cut."},
+    {"extend_listpack", (PyCFunction)el_extend_listpack, METH_O,
+     "extend_listpack(blob) -> bool: append a listpack's elements by copying its entries (False: not taken)."},
     {"__reversed__", (PyCFunction)el_reversed, METH_NOARGS, NULL},
     {"__sizeof__", (PyCFunction)el_sizeof, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},

@@ -213,3 +213,47 @@ def test_cut_nodes_is_pack_by_size_s(rule: tuple[int, int, bool]) -> None:
     for size in (0, 1, 40, 3000):
         elements = [random_element(rng) for _ in range(size)]
         assert Native(elements).cut_nodes(*rule) == PyElementList(elements).cut_nodes(*rule)
+
+
+def _adopt(items: Any, blob: bytes) -> None:
+    if not items.extend_listpack(blob):
+        items.extend(listpack.decode(blob, False))
+
+
+@needs_c
+def test_adopted_listpacks_match_the_reference() -> None:
+    """A restored node's listpack copied entry by entry; one this type would not have written
+    (an integer in a wider encoding than needed, integer text as a string, a bad back-length,
+    an unknown encoding) is declined whole, then decoded."""
+    rng = random.Random(5)
+    elements = [random_element(rng) for _ in range(2000)]
+    blob = listpack.encode(elements)
+    native, reference = Native([b"before"]), PyElementList([b"before"])
+    assert native.extend_listpack(blob) is True
+    _adopt(reference, blob)
+    assert list(native) == list(reference) and list(reversed(native)) == list(reversed(reference))
+    assert native.node_blobs([(1, False), (2000, False)])[1] == blob
+    # hand-made entries: 5 as a 16-bit integer, "12" as a string, a wrong back-length, 0xF5
+    odd = [b"\xf1\x05\x00\x03", b"\x8212\x03", b"\x81a\x07", b"\xf5\x01"]
+    for entry in odd:
+        body = b"\x81z\x02" + entry
+        bad = (len(body) + 7).to_bytes(4, "little") + b"\x02\x00" + body + b"\xff"
+        before = list(native)
+        assert native.extend_listpack(bad) is False and list(native) == before
+    assert native.extend_listpack(b"\x07\x00\x00\x00\x00\x00\xff") is True  # an empty listpack
+    assert native.extend_listpack(b"\x08\x00\x00\x00\x00\x00\xff") is False  # a wrong total
+
+
+@needs_c
+def test_damaged_listpacks_are_declined_or_read_as_the_codec_reads_them() -> None:
+    rng = random.Random(9)
+    good = listpack.encode([random_element(rng) for _ in range(30)])
+    for _ in range(scaled(2000)):
+        bad = bytearray(good)
+        for _ in range(rng.randint(1, 3)):
+            bad[rng.randrange(6, len(bad))] = rng.randrange(256)
+        native = Native()
+        if native.extend_listpack(bytes(bad)):
+            assert list(native) == listpack.decode(bytes(bad), True)
+        else:
+            assert len(native) == 0

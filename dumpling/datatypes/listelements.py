@@ -20,6 +20,8 @@ the same kind) and
   ``count`` elements, or a plain node's one element (DUMP writes them as they come);
 * ``cut_nodes(limit, large, listpack_phase)``: ``(count, plain)`` per node of the list as
   RPUSHes under a size-limited fill would cut it (``quicklist.size_rule``'s parameters);
+* ``extend_listpack(blob)``: append a listpack's elements (C: its entries copied when each is
+  one C would write, else False and nothing appended);
 * ``quicklist_body(head, counts, compress)``: ``head`` and a LIST_QUICKLIST_2 body of packed
   nodes of those counts (DUMP of a list without plain nodes, in one call).
 
@@ -101,6 +103,12 @@ class PyElementList(deque):  # type: ignore[type-arg]
         nodes = quicklist._pack_by_size(list(self), limit, large, listpack_phase)
         return [(len(node.items), node.container == quicklist.CONTAINER_PLAIN) for node in nodes]
 
+    def extend_listpack(self, blob: bytes) -> bool:
+        from dumpling.payload import listpack
+
+        self.extend(listpack.decode(blob, False))
+        return True
+
 
 _native: Any = None
 if not accel.PURE:
@@ -116,3 +124,20 @@ PACKED = _native is not None  # the elements are listpack entries (node_blobs co
 def elements_of(items: Iterable[bytes]) -> Any:
     """``items`` as an ``ElementList`` (itself when it already is one)."""
     return items if type(items) is ElementList else ElementList(items)
+
+
+def elements_of_nodes(packed: Any) -> Any:
+    """The ``ElementList`` of a restored list's nodes (``PackedList``): each packed node's
+    listpack adopted entry by entry (``extend_listpack``), decoded only when C declines it."""
+    from dumpling.payload import listpack
+
+    node_data = getattr(packed, "node_data", None)
+    if node_data is None:  # (nodes of another kind: only their elements)
+        return elements_of(packed.elements())
+    out = ElementList()
+    for plain, data in node_data():
+        if plain:
+            out.append(data)
+        elif not out.extend_listpack(data):
+            out.extend(listpack.decode(data, False))
+    return out

@@ -20,8 +20,8 @@ instance the payload codec building a value), so the shape is never stale.
 
 A restored list may start *packed* (``from_packed``): the payload's quicklist nodes
 are kept as they came (a ``PackedList`` from the payload codec; this module only
-uses its ``length``, ``layout()`` and ``elements()``) and ``items`` is built on first
-access.  Until then ``len()``, the node layout, ``OBJECT ENCODING`` and
+uses its ``length``, ``layout()`` and ``node_data()``/``elements()``) and ``items`` is
+built on first access, each packed node's entries copied as they lie.  Until then ``len()``, the node layout, ``OBJECT ENCODING`` and
 ``MEMORY USAGE`` answer from the nodes, and until the first write ``packed_source()``
 hands the nodes to DUMP, which re-emits them instead of re-encoding every element.
 
@@ -35,7 +35,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from dumpling import accel
-from dumpling.datatypes.listelements import ElementList, elements_of
+from dumpling.datatypes.listelements import ElementList, elements_of, elements_of_nodes
 from dumpling.datatypes.sizes import listpack_int_entry_size, listpack_str_entry_size
 from dumpling.numbers import index_span, parse_int64
 
@@ -232,7 +232,7 @@ class ListValue:
         """The elements (an ``ElementList``), unpacked from the restored nodes on first use."""
         items = self._items
         if items is None:
-            items = self._items = elements_of(self._packed.elements())
+            items = self._items = elements_of_nodes(self._packed)
         return items
 
     @items.setter
@@ -251,7 +251,7 @@ class ListValue:
         """Every mutator calls this first: the restored nodes no longer describe the list."""
         if self._packed is not None:
             if self._items is None:
-                self._items = elements_of(self._packed.elements())
+                self._items = elements_of_nodes(self._packed)
             self._packed = None
 
     def __len__(self) -> int:

@@ -19,6 +19,7 @@ Must not: import ``dumpling.datatypes`` (``ListValue`` only sees the duck-typed
 from __future__ import annotations
 
 from collections import Counter, deque
+from collections.abc import Iterator
 
 from dumpling.payload import listpack
 from dumpling.payload.errors import bad_data
@@ -62,6 +63,13 @@ class PackedList:
             else:
                 out.extend(listpack.decode(data, False))
         return out
+
+    def node_data(self) -> Iterator[tuple[bool, bytes]]:
+        """``(plain, data)`` per node, head first: a plain node's element, else its listpack
+        (what ``ListValue`` adopts as its elements' entries without decoding them)."""
+        buf = self.buf
+        for container, start, end, _, _ in self.nodes:
+            yield container == CONTAINER_PLAIN, read_string(buf, start, end)[0]
 
     def write_body(self, out: bytearray, version: int, compress: bool) -> None:
         """Append node count and nodes of a type-18 body for target ``version`` (>= 10)."""
