@@ -189,7 +189,10 @@ def _sort(c: Any, argv: list[bytes], readonly: bool) -> Any:
     if source is None:
         elements: list[bytes] = []
     elif type(source) is ListValue:
-        elements = list(reversed(source.items)) if dontsort and desc else list(source.items)
+        items = source.items
+        elements = items.slice(0, len(items))  # one C pass over the packed elements
+        if dontsort and desc:
+            elements.reverse()
     elif type(source) is SetValue:
         elements = list(source.ordered())
     elif dontsort:
