@@ -17,7 +17,10 @@ second do.
 Redis: repeatable on a shared machine), as bench/request_instructions.py does: a fresh
 server and client per workload, 16-request pipelines fed to ``Client.data_received`` inside
 one ``eval`` that callgrind counts on its own (``--toggle-collect=builtin_eval``); RET1 is
-EVALSHA of ``return 1`` (the run without any redis.call).
+EVALSHA of ``return 1`` (the run without any redis.call).  The batches are a multiple of 25
+(``--batches``, default 50): 16 x 25 runs hold exactly 8 of Redis's GC steps (one every 50
+runs, ~150k instructions each) wherever the count stood, so the figure does not move by
+~500 with the steps' phase.
 
 usage: python bench/scripting.py [--requests N] [--rounds R] | --callgrind [--batches N]
 """
@@ -95,12 +98,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--callgrind", action="store_true", help="instructions per request in process (valgrind)")
     parser.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--batches", type=int, default=50, help="16-request batches counted (a multiple of 25)")
     args = parser.parse_args()
     if args.in_process:
         run_in_process(args.batches)
         return
     if args.callgrind:
+        if args.batches % 25:
+            parser.error("--batches must be a multiple of 25 (whole GC periods)")
         under_callgrind(args.batches)
         return
     servers = {"redis": start_redis(), "dumpling": start_dumpling()}

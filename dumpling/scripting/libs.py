@@ -8,7 +8,8 @@ would cost ~120 KB per Lua state up front).  cjson, cmsgpack and bit are Lua sou
 is Python behind Lua wrappers that hold the Python callables in upvalues.  Everything a script
 can reach is a Lua table, a Lua function, or ``cjson.null`` (a userdata without a visible
 metatable).  The libraries capture what they use when they are compiled, from the runtime's
-own globals (which the sandbox leaves alone; scripts see another table).  Their chunks are
+own globals (scripts see another table; the sandbox removes from these only what no library
+uses: io, os, package, print and the file loaders).  Their chunks are
 named ``@dumpling``, which the sandbox's error handler skips.  This module must not touch
 anything else in the runtime.
 """
