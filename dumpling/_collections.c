@@ -63,6 +63,13 @@ enum { HV_FIELDS, HV_FIELD_EXPIRES, HV_ENCODING, HV_SCAN, HV_COUNT };
 static const char *const HASH_SLOTS[HV_COUNT] = {"_fields", "field_expires", "encoding", "_scan"};
 static Py_ssize_t g_hash_offsets[HV_COUNT];
 static int g_hash_slots_ok = 0;
+/* A new empty hash without HashValue()'s Python __init__: a copy of an empty one made once
+ * (configure) with its own dict of fields; only when the class's __slots__ are exactly these
+ * (hash_blank_ok), so every slot is written. */
+static const char *const HASH_ALL_SLOTS[] = {"_fields", "field_expires", "encoding", "_heap", "_scan"};
+#define HASH_ALL_COUNT 5
+static Py_ssize_t g_hash_all_offsets[HASH_ALL_COUNT];
+static PyObject *g_hash_template; /* HashValue() (its field_expires the shared empty NO_FIELD_TTLS) */
 /* SetValue's (_members: the restored intset or listpack (bytes) while the set is packed: SADD declines it) */
 enum { SETV_MEMBERS, SETV_ENCODING, SETV_COUNT };
 static const char *const SET_SLOTS[SETV_COUNT] = {"_members", "encoding"};
@@ -1062,6 +1069,37 @@ static PyObject *database_of(NativeCall *call) {
     return found;
 }
 
+/* 1 when `cls.__slots__` is exactly HASH_ALL_SLOTS (their offsets found), 0 if not, -1 error. */
+static int hash_blank_ok(PyObject *cls) {
+    PyObject *names = PyObject_GetAttrString(cls, "__slots__");
+    if (names == NULL)
+        return -1;
+    int ok = PyTuple_CheckExact(names) && PyTuple_GET_SIZE(names) == HASH_ALL_COUNT;
+    for (Py_ssize_t i = 0; ok && i < HASH_ALL_COUNT; i++) {
+        PyObject *name = PyTuple_GET_ITEM(names, i);
+        ok = PyUnicode_Check(name) && PyUnicode_CompareWithASCIIString(name, HASH_ALL_SLOTS[i]) == 0;
+    }
+    Py_DECREF(names);
+    return ok ? native_slot_offsets(cls, HASH_ALL_SLOTS, HASH_ALL_COUNT, g_hash_all_offsets) : 0;
+}
+
+/* A new empty HashValue: the template's slots shared, except a dict of fields of its own. */
+static PyObject *hash_blank(void) {
+    if (g_hash_template == NULL || Py_TYPE(g_hash_template) != (PyTypeObject *)g_hash_type)
+        return PyObject_CallNoArgs(g_hash_type);
+    PyTypeObject *type = (PyTypeObject *)g_hash_type;
+    PyObject *fields = PyDict_New();
+    PyObject *value = fields == NULL ? NULL : type->tp_alloc(type, 0);
+    if (value == NULL) {
+        Py_XDECREF(fields);
+        return NULL;
+    }
+    *slot_at(value, g_hash_all_offsets[0]) = fields;
+    for (int i = 1; i < HASH_ALL_COUNT; i++)
+        *slot_at(value, g_hash_all_offsets[i]) = Py_XNewRef(*slot_at(g_hash_template, g_hash_all_offsets[i]));
+    return value;
+}
+
 /* HSET of a key that does not exist: commands.hashes._create (Database.add itself, called) and
  * the fields written as below, when the new hash stays a listpack (the fields within
  * hash-max-listpack-entries and every argument within -value; else it converts on the way:
@@ -1080,7 +1118,7 @@ static PyObject *hset_new_key(NativeCall *call, const NativeArg *args, int argc)
     if (db == NULL)
         return NULL;
     PyObject *key = PyBytes_FromStringAndSize(args[1].p, args[1].len);
-    PyObject *value = key == NULL ? NULL : PyObject_CallNoArgs(g_hash_type);
+    PyObject *value = key == NULL ? NULL : hash_blank();
     PyObject *reply = NULL;
     if (value == NULL || (PyObject *)Py_TYPE(value) != g_hash_type)
         goto done; /* (an error) */
@@ -1503,6 +1541,9 @@ static PyObject *py_configure(PyObject *self, PyObject *const *args, Py_ssize_t 
     g_list_slots_ok = native_slot_offsets(args[0], LIST_SLOTS, L_COUNT, g_list_offsets) > 0;
     Py_XSETREF(g_hash_type, Py_NewRef(args[1]));
     g_hash_slots_ok = native_slot_offsets(args[1], HASH_SLOTS, HV_COUNT, g_hash_offsets) > 0;
+    Py_CLEAR(g_hash_template);
+    if (g_hash_slots_ok && hash_blank_ok(args[1]) > 0)
+        g_hash_template = PyObject_CallNoArgs(args[1]);
     Py_XSETREF(g_set_type, Py_NewRef(args[2]));
     g_set_slots_ok = native_slot_offsets(args[2], SET_SLOTS, SETV_COUNT, g_set_offsets) > 0;
     Py_XSETREF(g_stream_type, Py_NewRef(args[3]));

@@ -269,6 +269,31 @@ def test_xadd_auto_ids_build_the_python_stream(monkeypatch: pytest.MonkeyPatch) 
     assert out2 == out and state2 == state and counters2[1] == counters[1]  # replies, DUMP image, dirty
 
 
+def test_hset_of_a_new_key_builds_the_python_hash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Native HSET of a new key makes its HashValue without the Python __init__ (a copy of an
+    empty one with a dict of its own): every slot as HashValue() leaves it, no dict shared."""
+    from dumpling.config import Config
+    from dumpling.datatypes.hashes import NO_FIELD_TTLS, HashValue
+    from dumpling.dispatch import Server
+    from dumpling.server import Client
+    from tests.test_fastpath_fuzz import Transport
+
+    server = Server(Config())
+    client = Client(server)
+    transport = Transport()
+    client.connection_made(transport)  # type: ignore[arg-type]
+    client.data_received(encode_command(b"HSET", b"h1", b"f", b"v") + encode_command(b"HSET", b"h2", b"g", b"w", b"f", b"x"))
+    assert bytes(transport.data) == b":1\r\n:2\r\n"
+    made = [server.keyspace.dbs[0].data[key] for key in (b"h1", b"h2")]
+    reference = HashValue()
+    for value, fields in zip(made, [{b"f": b"v"}, {b"g": b"w", b"f": b"x"}], strict=True):
+        assert type(value) is HashValue and value.fields == fields
+        assert [getattr(value, name) for name in HashValue.__slots__[1:]] == \
+            [getattr(reference, name) for name in HashValue.__slots__[1:]]
+        assert value.field_expires is NO_FIELD_TTLS and not gc.is_tracked(value)
+    assert made[0]._fields is not made[1]._fields
+
+
 # ----------------------------------------------------------------------------- stream append
 
 def _stream_shape(s: StreamValue) -> tuple[Any, ...]:
