@@ -534,6 +534,134 @@ static PyObject *el_extend_listpack(ElementList *self, PyObject *blob) {
     return PyBool_FromLong(ok);
 }
 
+static unsigned char *needle_entry(PyObject *element, unsigned char *small, size_t small_size, size_t *size);
+
+/* find(element, from_tail, skip, limit, maxlen) -> list[int]: the positions (counted from the
+ * head) of elements equal to `element`, scanning from the head or the tail: the first `skip`
+ * matches passed over, at most `limit` collected (0: all), at most `maxlen` elements looked at
+ * (0: all).  In scan order.  (LPOS's RANK/COUNT/MAXLEN; LREM's count.) */
+static PyObject *el_find(ElementList *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "find(element, from_tail, skip, limit, maxlen)");
+        return NULL;
+    }
+    int from_tail = PyObject_IsTrue(args[1]);
+    Py_ssize_t skip = PyNumber_AsSsize_t(args[2], PyExc_OverflowError);
+    Py_ssize_t limit = PyNumber_AsSsize_t(args[3], PyExc_OverflowError);
+    Py_ssize_t maxlen = PyNumber_AsSsize_t(args[4], PyExc_OverflowError);
+    if (from_tail < 0 || PyErr_Occurred())
+        return NULL;
+    PyObject *out = PyList_New(0);
+    if (out == NULL || !(PyBytes_Check(args[0]) || PyByteArray_Check(args[0])))
+        return out;
+    unsigned char small[128];
+    size_t size;
+    unsigned char *needle = needle_entry(args[0], small, sizeof small, &size);
+    if (needle == NULL) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    Py_ssize_t looked = 0, matches = 0;
+    int done = 0;
+    for (Py_ssize_t k = 0; k < self->nchunks && !done; k++) {
+        Py_ssize_t ci = from_tail ? self->nchunks - 1 - k : k;
+        Chunk *c = chunk_at(self, ci);
+        const unsigned char *p = from_tail ? c->data + c->hi : c->data + c->lo;
+        for (uint32_t e = 0; e < c->count; e++, looked++) {
+            if (maxlen && looked >= maxlen) {
+                done = 1;
+                break;
+            }
+            size_t here;
+            const unsigned char *entry;
+            if (from_tail) {
+                here = lpe_size_before(p);
+                entry = p -= here;
+            } else {
+                entry = p;
+                here = lpe_size(p);
+                p += here;
+            }
+            if (here != size || entry[0] != needle[0] || memcmp(entry, needle, size) != 0)
+                continue;
+            if (matches++ < skip)
+                continue;
+            PyObject *at = PyLong_FromSsize_t(from_tail ? self->len - 1 - looked : looked);
+            if (at == NULL || PyList_Append(out, at) < 0) {
+                Py_XDECREF(at);
+                Py_CLEAR(out);
+                done = 1;
+                break;
+            }
+            Py_DECREF(at);
+            if (limit && PyList_GET_SIZE(out) >= limit) {
+                done = 1;
+                break;
+            }
+        }
+    }
+    if (needle != small)
+        PyMem_Free(needle);
+    return out;
+}
+
+/* remove_positions(positions): remove the elements at those positions (ascending, distinct,
+ * within the list), each chunk compacted once. */
+static PyObject *el_remove_positions(ElementList *self, PyObject *positions) {
+    PyObject *seq = PySequence_Fast(positions, "remove_positions(positions: list of int)");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), previous = -1;
+    for (Py_ssize_t i = 0; i < n; i++) { /* all checked before anything changes */
+        Py_ssize_t at = PyNumber_AsSsize_t(PySequence_Fast_GET_ITEM(seq, i), PyExc_OverflowError);
+        if (at == -1 && PyErr_Occurred())
+            goto fail;
+        if (at <= previous || at >= self->len) {
+            PyErr_SetString(PyExc_ValueError, "remove_positions: positions must ascend within the list");
+            goto fail;
+        }
+        previous = at;
+    }
+    Py_ssize_t i = 0, start = 0, ci = 0;
+    while (i < n && ci < self->nchunks) {
+        Chunk *c = chunk_at(self, ci);
+        Py_ssize_t stop = start + c->count;
+        if (PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(seq, i)) >= stop) {
+            start = stop;
+            ci++;
+            continue;
+        }
+        unsigned char *read = c->data + c->lo, *write = read;
+        uint32_t kept = 0;
+        for (Py_ssize_t index = start; index < stop; index++) {
+            size_t here = lpe_size(read);
+            if (i < n && PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(seq, i)) == index) {
+                i++;
+            } else {
+                if (write != read)
+                    memmove(write, read, here);
+                write += here;
+                kept++;
+            }
+            read += here;
+        }
+        self->len -= (Py_ssize_t)(c->count - kept);
+        c->count = kept;
+        c->hi = (uint32_t)(write - c->data);
+        start = stop;
+        if (kept == 0)
+            unlink_chunks(self, ci, 1);
+        else
+            ci++;
+    }
+    self->version++;
+    Py_DECREF(seq);
+    Py_RETURN_NONE;
+fail:
+    Py_DECREF(seq);
+    return NULL;
+}
+
 /* ------------------------------------------------------------------ type */
 
 static PyObject *el_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
@@ -1364,6 +1492,10 @@ static PyMethodDef el_methods[] = {
      "cut_nodes(limit, large, listpack_phase) -> [(count, plain)]: quicklist._pack_by_size's cut."},
     {"extend_listpack", (PyCFunction)el_extend_listpack, METH_O,
      "extend_listpack(blob) -> bool: append a listpack's elements by copying its entries (False: not taken)."},
+    {"find", (PyCFunction)(void (*)(void))el_find, METH_FASTCALL,
+     "find(element, from_tail, skip, limit, maxlen) -> list[int]: positions of equal elements."},
+    {"remove_positions", (PyCFunction)el_remove_positions, METH_O,
+     "remove_positions(positions): remove the elements at those ascending positions."},
     {"__reversed__", (PyCFunction)el_reversed, METH_NOARGS, NULL},
     {"__sizeof__", (PyCFunction)el_sizeof, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},

@@ -58,7 +58,7 @@ def _ops(rng: random.Random, n: int) -> tuple[str, tuple[Any, ...]]:
     """One random operation and its arguments for a list of n elements."""
     names = ["append", "appendleft", "pop", "popleft", "extend", "extendleft", "insert", "index", "contains",
              "getitem", "setitem", "delitem", "slice", "pop_many", "drop", "entry_bytes", "node_blobs", "copy",
-             "reversed"]
+             "reversed", "find", "remove_positions"]
     name = rng.choice(names)
     index = rng.randrange(-n - 2, n + 2) if n else rng.randrange(-2, 3)
     if name in ("append", "appendleft", "contains", "index"):
@@ -73,6 +73,12 @@ def _ops(rng: random.Random, n: int) -> tuple[str, tuple[Any, ...]]:
         return name, (rng.randrange(-3, n + 3), rng.randrange(-3, n + 3))
     if name in ("pop_many", "drop"):
         return name, (rng.choice([0, 1, 2, 300, n // 2, n, n + 5]), rng.random() < 0.5)
+    if name == "find":
+        pick = rng.choice([b"%d" % rng.choice(INTS), rng.choice(ODD), b"x" * 64])
+        return name, (pick, rng.random() < 0.5, rng.choice([0, 0, 1, 3]), rng.choice([0, 1, 2, 50]),
+                      rng.choice([0, 0, 1, n // 2]))
+    if name == "remove_positions":
+        return name, (sorted(rng.sample(range(n), min(n, rng.choice([0, 1, 3, 40])))),)
     if name == "node_blobs":
         shape = []
         left = n

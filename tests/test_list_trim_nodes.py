@@ -1,7 +1,8 @@
 """LTRIM drops big spans a quicklist node at a time (``ListValue._drop``): the elements left
 and the node shapes (what DEBUG OBJECT/LISTPACK and DUMP see) must be exactly those that
 popping the same elements one by one gives.  Redis's own LTRIM is compared in
-tests/test_commands_lists.py; this pins the shortcut to the element-by-element reference."""
+tests/test_commands_lists.py; this pins the shortcut to the element-by-element reference.  LREM's one-pass node update
+likewise against deleting each match."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import random
 
 import pytest
 
-from dumpling.datatypes.lists import ListValue
+from dumpling.datatypes.lists import ListValue, lp_entry_size
 from dumpling.numbers import index_span
 
 
@@ -39,3 +40,39 @@ def test_trim_by_nodes_is_trim_by_pops(fill: int) -> None:
         assert list(fast.items) == list(slow.items) == keep
         assert fast._nodes == slow._nodes, (fill, start, end)
         assert fast.encoding == slow.encoding and len(fast) == len(slow)
+
+
+def _delete_one_by_one(nodes: list[list[int]], positions: list[int], entry: int) -> list[list[int]]:
+    """quicklistDelIndex for each position, highest first: the node holding it loses one
+    element and its entry's bytes, or goes when it held only that one (or is plain)."""
+    nodes = [list(node) for node in nodes]
+    for index in reversed(positions):
+        for pos, node in enumerate(nodes):
+            if index < node[0]:
+                if node[2] or node[0] == 1:
+                    del nodes[pos]
+                else:
+                    node[0] -= 1
+                    node[1] -= entry
+                break
+            index -= node[0]
+    return nodes
+
+
+@pytest.mark.parametrize("count", [0, 3, -3, 1000, -1])
+@pytest.mark.parametrize("fill", [-2, 4])
+def test_lrem_nodes_are_deletions_one_by_one(count: int, fill: int) -> None:
+    """LREM updates the node shapes in one pass: the same shapes as deleting each match."""
+    rng = random.Random(count * 7 + fill)
+    items = [rng.choice([b"x", b"y" * 70, b"12", b"z" * 9000]) if rng.random() < 0.1 else b"e%d" % i
+             for i in range(3000)]
+    for element in (b"x", b"12", b"z" * 9000):
+        value = _list(items, fill)
+        before = [list(node) for node in value._nodes]
+        elements = list(value.items)
+        matches = [i for i, e in enumerate(elements) if e == element]
+        chosen = matches if count == 0 else matches[:count] if count > 0 else matches[count:]
+        removed = value.remove(count, element, fill)
+        assert removed == len(chosen)
+        assert list(value.items) == [e for i, e in enumerate(elements) if i not in set(chosen)]
+        assert value._nodes == _delete_one_by_one(before, chosen, lp_entry_size(element))

@@ -281,22 +281,8 @@ def lpos(c: Any, argv: list[bytes]) -> Any:
     value = check_type(c.db.lookup_read(argv[1]), ListValue)
     if value is None:
         return [] if count != -1 else None
-    items = value.items
-    if element not in items:  # one C scan: an absent element costs no loop here
-        return [] if count != -1 else None
-    n = len(items)
-    scan = reversed(items) if from_tail else iter(items)
-    matches = 0
-    found: list[int] = []
-    for index, candidate in enumerate(scan):
-        if maxlen and index >= maxlen:
-            break
-        if candidate == element:
-            matches += 1
-            if matches >= rank:
-                found.append(n - index - 1 if from_tail else index)
-                if count == -1 or (count and matches - rank + 1 >= count):
-                    break
+    # one scan over the packed entries, no element read back (RANK r: r - 1 matches skipped)
+    found: list[int] = value.items.find(element, from_tail, rank - 1, 1 if count == -1 else count, maxlen)
     if count != -1:
         return found
     return found[0] if found else None

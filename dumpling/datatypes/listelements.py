@@ -20,6 +20,8 @@ the same kind) and
   ``count`` elements, or a plain node's one element (DUMP writes them as they come);
 * ``cut_nodes(limit, large, listpack_phase)``: ``(count, plain)`` per node of the list as
   RPUSHes under a size-limited fill would cut it (``quicklist.size_rule``'s parameters);
+* ``find(element, from_tail, skip, limit, maxlen)``: positions of equal elements (LPOS, LREM);
+* ``remove_positions(positions)``: remove the elements at those ascending positions (LREM);
 * ``extend_listpack(blob)``: append a listpack's elements (C: its entries copied when each is
   one C would write, else False and nothing appended);
 * ``quicklist_body(head, counts, compress)``: ``head`` and a LIST_QUICKLIST_2 body of packed
@@ -108,6 +110,30 @@ class PyElementList(deque):  # type: ignore[type-arg]
 
         self.extend(listpack.decode(blob, False))
         return True
+
+    def find(self, element: bytes, from_tail: bool, skip: int, limit: int, maxlen: int) -> list[int]:
+        n = len(self)
+        out: list[int] = []
+        matches = 0
+        for looked, candidate in enumerate(reversed(self) if from_tail else iter(self)):
+            if maxlen and looked >= maxlen:
+                break
+            if candidate == element:
+                matches += 1
+                if matches > skip:
+                    out.append(n - 1 - looked if from_tail else looked)
+                    if limit and len(out) >= limit:
+                        break
+        return out
+
+    def remove_positions(self, positions: list[int]) -> None:
+        if any(b <= a for a, b in zip(positions, positions[1:], strict=False)) or (
+                positions and not 0 <= positions[0] <= positions[-1] < len(self)):
+            raise ValueError("remove_positions: positions must ascend within the list")
+        drop = set(positions)
+        kept = [value for i, value in enumerate(self) if i not in drop]
+        self.clear()
+        self.extend(kept)
 
 
 _native: Any = None

@@ -501,16 +501,6 @@ class ListValue:
             nodes.insert(pos + 1 if after else pos, rest)
             self._merge_around(node, fill)
 
-    def _ql_delete_at(self, index: int, element: bytes) -> None:
-        """``quicklistDelIndex``: remove one element; an emptied node disappears."""
-        pos, _ = self._locate(index, forward=True)
-        node = self._nodes[pos]
-        if node[2] or node[0] == 1:
-            del self._nodes[pos]
-        else:
-            node[0] -= 1
-            node[1] -= lp_entry_size(element)
-
     # -- mutators (fill = list-max-listpack-size) -------------------------------------
 
     def push(self, elements: list[bytes], head: bool, fill: int, counted_bytes: int | None = None) -> None:
@@ -682,31 +672,33 @@ class ListValue:
         self._written()
         self._sync(fill)
         items = self.items
-        n = len(items)
-        limit = abs(count)
-        if count >= 0:
-            positions = [i for i, value in enumerate(items) if value == element]
-            if limit:
-                positions = positions[:limit]
-        else:
-            positions = []
-            for back, value in enumerate(reversed(items)):
-                if value == element:
-                    positions.append(n - 1 - back)
-                    if len(positions) == limit:
-                        break
+        positions = items.find(element, count < 0, 0, abs(count), 0)
+        if count < 0:
             positions.reverse()
         if not positions:
             return 0
+        entry = lp_entry_size(element)
         if self.encoding == "listpack":
-            self._lp_bytes -= lp_entry_size(element) * len(positions)
+            self._lp_bytes -= entry * len(positions)
         else:
-            # delete from the highest index down so earlier positions stay valid
-            for index in reversed(positions):
-                self._ql_delete_at(index, element)
-        drop = set(positions)
-        self.items = ElementList(value for i, value in enumerate(items) if i not in drop)
-        self._shape_len = len(self.items)
+            # quicklistDelIndex for each, in one pass: a node loses its hits, an emptied one goes
+            kept: list[Node] = []
+            start = k = 0
+            for node in self._nodes:
+                stop = start + node[0]
+                hits = 0
+                while k < len(positions) and positions[k] < stop:
+                    hits += 1
+                    k += 1
+                start = stop
+                if hits == node[0]:
+                    continue
+                node[0] -= hits
+                node[1] -= entry * hits
+                kept.append(node)
+            self._nodes = kept
+        items.remove_positions(positions)
+        self._shape_len = len(items)
         return len(positions)
 
     def trim(self, start: int, end: int, fill: int) -> int:
