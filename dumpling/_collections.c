@@ -1431,7 +1431,7 @@ static PyObject *native_zadd(NativeCall *call, const NativeArg *args, int argc) 
         goto done;
     int listpack = str_is(encoding, u_listpack);
     if (listpack < 0 || !PyDict_CheckExact(scores))
-        goto done;
+        goto done; /* (a packed zset's _scores is its restored listpack: Python builds it) */
     long long max_entries = 0, max_value = 0;
     if (listpack && (setting_long(call, CFG_ZSET_ENTRIES, &max_entries) < 0 || setting_long(call, CFG_ZSET_VALUE, &max_value) < 0 ||
                      max_entries <= 0))
@@ -1637,7 +1637,7 @@ PyMODINIT_FUNC PyInit__collections(void) {
                  {&s_append_entry, "append"},
                  {&k_settings[CFG_STREAM_BYTES], "stream-node-max-bytes"},
                  {&k_settings[CFG_STREAM_ENTRIES], "stream-node-max-entries"},
-                 {&s_scores, "scores"},
+                 {&s_scores, "_scores"},
                  {&s_add_checked, "add_checked"}, {&s_update, "update"},
                  {&s_add, "add"}, {&s_dbs, "dbs"}, {&s_data, "data"},
                  {&k_settings[CFG_ZSET_ENTRIES], "zset-max-listpack-entries"},

@@ -357,27 +357,37 @@ class ZSetValue:
 
     # -- mutation ---------------------------------------------------------------------
 
+    # (The mutators ZADD/ZREM run read the slots themselves once the zset is built: the
+    # properties cost a Python call each.)
+
     def insert(self, member: bytes, score: float) -> None:
         """Add a member that is not present (encoding already decided by the caller)."""
+        if type(self._scores) is not dict:
+            self._unpack()
         if score == 0 and self.encoding == "listpack":
             score = 0.0
-        self.scores[member] = score
-        self.index.add((score, member))
+        self._scores[member] = score  # type: ignore[index]
+        self._index.add((score, member))  # type: ignore[union-attr]
         if self._scan is not None:
             self._scan.added(member)
 
     def update(self, member: bytes, old: float, new: float) -> None:
+        if type(self._scores) is not dict:
+            self._unpack()
         if new == 0 and self.encoding == "listpack":
             new = 0.0
-        self.index.remove((old, member))
-        self.index.add((new, member))
-        self.scores[member] = new
+        index = self._index
+        index.remove((old, member))  # type: ignore[union-attr]
+        index.add((new, member))  # type: ignore[union-attr]
+        self._scores[member] = new  # type: ignore[index]
 
     def remove(self, member: bytes) -> bool:
-        score = self.scores.pop(member, None)
+        if type(self._scores) is not dict:
+            self._unpack()
+        score = self._scores.pop(member, None)  # type: ignore[union-attr]
         if score is None:
             return False
-        self.index.remove((score, member))
+        self._index.remove((score, member))  # type: ignore[union-attr]
         return True
 
     def pop_at(self, pos: int) -> tuple[float, bytes]:
@@ -447,7 +457,7 @@ class ZSetValue:
 
     def add_checked(self, member: bytes, score: float, max_entries: int, max_value: int) -> None:
         """Insert a new member, converting to skiplist first when Redis would."""
-        if self.encoding == "listpack" and (len(self.scores) + 1 > max_entries or len(member) > max_value):
+        if self.encoding == "listpack" and (len(self) + 1 > max_entries or len(member) > max_value):
             self.convert("skiplist")
         self.insert(member, score)
 
