@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
 from dumpling.bigops import sample_prefix
+from dumpling.collector import untrack
 from dumpling.datatypes.lists import jemalloc_size, lp_bytes_of, lp_int_value, sds_alloc_size
 from dumpling.scan import ScanOrder
 
@@ -141,8 +142,11 @@ class SetValue:
     def members(self) -> set[bytes]:
         members = self._members
         if type(members) is not set:
-            members, self._order = unpack_blob(members)  # type: ignore[arg-type]
-            self._members = members
+            members, order = unpack_blob(members)  # type: ignore[arg-type]
+            untrack(members)  # as collector.stored would have, had the set been built when stored
+            if order is not None:
+                untrack(order)
+            self._members, self._order = members, order
         return members  # type: ignore[return-value]
 
     @members.setter

@@ -31,6 +31,7 @@ from typing import Any
 from sortedcontainers import SortedList
 
 from dumpling.bigops import drop_inside, keep_outside
+from dumpling.collector import untrack
 from dumpling.datatypes.lists import lp_entry_size
 from dumpling.datatypes.sizes import listpack_int_entry_size, listpack_str_entry_size
 from dumpling.fpconv import d2string  # the text a listpack holds for a non-integral score (7.2+)
@@ -182,7 +183,9 @@ class ZSetValue:
         return z
 
     def _unpack(self) -> None:
-        self._scores, self._index = unpack_listpack(self._scores)  # type: ignore[arg-type]
+        self._scores, index = unpack_listpack(self._scores)  # type: ignore[arg-type]
+        untrack(index)  # as collector.stored would have, had it been built when stored
+        self._index = index
 
     @property
     def scores(self) -> dict[bytes, float]:
