@@ -555,6 +555,25 @@ def test_script_command_writes_what_runs_changed() -> None:
     assert {db for *_, db, _ in bridged} == {0, 1} and any(counted for _, counted, *_ in bridged)
 
 
+def test_twins_histograms_follow_resetstat() -> None:
+    """The bridge keeps a twin command's latency histogram while its counts are pending: CONFIG
+    RESETSTAT (which drops the histograms) between pipelined runs leaves the runs after it in the
+    new histograms only, as the Python handler does."""
+    evalsha = [b"EVALSHA", engine.sha1hex(TWIN_SCRIPT.encode()).encode(), b"1", b"k0"]
+    requests = [evalsha, evalsha, evalsha, [b"CONFIG", b"RESETSTAT"], evalsha, evalsha]
+
+    def after(bridge: bool) -> list[tuple[int, int]]:
+        with bridge_on(bridge):
+            server, client, _ = fresh_client()
+            client.data_received(encode_command(b"SCRIPT", b"LOAD", TWIN_SCRIPT.encode()))
+            client.data_received(encode_command(*evalsha))  # (the first run makes the handle)
+            client.data_received(b"".join(encode_command(*request) for request in requests))
+            commands = [server.fast_table[name] for name in (b"incr", b"get", b"evalsha")]
+            return [(cmd.calls, cmd.latency.total if cmd.latency else 0) for cmd in commands]
+
+    assert after(True) == after(False) == [(2, 2), (2, 2), (2, 2)]
+
+
 def test_script_command_follows_the_busy_threshold() -> None:
     """ScriptCommand remembers whether runs take the count hook while the config's values are
     unchanged: CONFIG SET busy-reply-threshold (a change in place) between runs of one batch turns

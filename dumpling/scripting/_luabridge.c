@@ -867,6 +867,8 @@ static struct {
     struct {
         PyObject *cmd;  /* borrowed: a twin's Command lives as long as the module */
         PyObject *dict; /* its __dict__ (owned) */
+        PyObject *hist; /* its latency histogram (owned; NULL: not read yet, or None) */
+        int is_write;   /* its is_write (-1: not read yet) */
         long long calls, usec;
     } tally[TWIN_TALLIES];
     int tallies;
@@ -879,8 +881,10 @@ static struct {
 static unsigned long g_main_thread; /* the thread that runs pending calls */
 
 static void counts_release(void) {
-    for (int i = 0; i < g_counts.tallies; i++)
+    for (int i = 0; i < g_counts.tallies; i++) {
         Py_CLEAR(g_counts.tally[i].dict);
+        Py_CLEAR(g_counts.tally[i].hist);
+    }
     g_counts.tallies = 0;
     g_counts.total = g_counts.hits = g_counts.misses = g_counts.dirty = 0;
     g_counts.last = NULL;
@@ -967,8 +971,9 @@ static int counts_settle(void) {
 }
 
 /* One twin call of run `t` in the counts (C only: no Python runs in here but flushes). */
-static int counts_add(Bridge *b, Twins *t, PyObject *cmd, const NativeCall *call, long long elapsed_us) {
-    /* (whose counts: the run's; bound again after a flush, which releases them) */
+/* The tally of cmd's calls in run `t`'s counts (bound to them first: a flush releases them),
+ * found or made: its index, or -1 error.  Valid until Python code runs (a pending flush). */
+static int tally_of(Bridge *b, Twins *t, PyObject *cmd) {
     if (counts_bind(b->server, t->server_dict, t->keyspace, t->keyspace_dict, t->client, t->client_dict) < 0)
         return -1;
     int i = 0;
@@ -984,9 +989,18 @@ static int counts_add(Bridge *b, Twins *t, PyObject *cmd, const NativeCall *call
         if ((g_counts.tally[i].dict = PyObject_GenericGetDict(cmd, NULL)) == NULL)
             return -1;
         g_counts.tally[i].cmd = cmd;
+        g_counts.tally[i].hist = NULL;
+        g_counts.tally[i].is_write = -1;
         g_counts.tally[i].calls = g_counts.tally[i].usec = 0;
         g_counts.tallies++;
     }
+    return i;
+}
+
+static int counts_add(Bridge *b, Twins *t, PyObject *cmd, const NativeCall *call, long long elapsed_us) {
+    int i = tally_of(b, t, cmd);
+    if (i < 0)
+        return -1;
     g_counts.tally[i].calls++;
     g_counts.tally[i].usec += elapsed_us;
     g_counts.total++;
@@ -1026,19 +1040,27 @@ static PyObject *histogram_record(PyObject *histogram, PyObject *usec) {
 static int twin_account(Bridge *b, Twins *t, PyObject *cmd, NativeCall *call, const NativeArg *args, int argc,
                         long long elapsed_us) {
     if (t->latency_tracking) { /* dispatch.record_latency makes a command's first histogram */
-        PyObject *dict = PyObject_GenericGetDict(cmd, NULL);
-        PyObject *histogram = dict == NULL ? NULL : attr_in(cmd, dict, s_latency);
-        Py_XDECREF(dict);
-        if (histogram == NULL)
+        int i = tally_of(b, t, cmd); /* (the histogram kept in the tally: only Python replaces it) */
+        if (i < 0)
             return -1;
+        if (g_counts.tally[i].hist == NULL) {
+            PyObject *h = attr_in(cmd, g_counts.tally[i].dict, s_latency);
+            if (h == NULL)
+                return -1;
+            if (h == Py_None)
+                Py_DECREF(h);
+            else
+                g_counts.tally[i].hist = h;
+        }
+        PyObject *histogram = Py_XNewRef(g_counts.tally[i].hist); /* (the tally is gone once Python runs) */
         PyObject *usec = PyLong_FromLongLong(elapsed_us), *done = NULL;
-        if (usec != NULL && histogram == Py_None) {
+        if (usec != NULL && histogram == NULL) {
             PyObject *record_args[2] = {cmd, usec};
             done = PyObject_Vectorcall(g_record_latency, record_args, 2, NULL);
         } else if (usec != NULL) {
             done = histogram_record(histogram, usec);
         }
-        Py_DECREF(histogram);
+        Py_XDECREF(histogram);
         Py_XDECREF(usec);
         if (done == NULL)
             return -1;
@@ -1149,11 +1171,14 @@ static int twin_route(Bridge *b, lua_State *L, int argc) {
     long long elapsed_us = native_elapsed_us(start, wall_ns());
     int result = -1;
     if (!t->wrote) { /* a write makes the script unkillable (run.write_dirty) */
-        PyObject *cmd_dict = PyObject_GenericGetDict(cmd, NULL); /* (Command keeps is_write there) */
-        PyObject *flag = cmd_dict == NULL ? NULL : attr_in(cmd, cmd_dict, s_is_write);
-        Py_XDECREF(cmd_dict);
-        int is_write = flag == NULL ? -1 : PyObject_IsTrue(flag);
-        Py_XDECREF(flag);
+        int i = tally_of(b, t, cmd), is_write = i < 0 ? -1 : g_counts.tally[i].is_write;
+        if (i >= 0 && is_write < 0) { /* (Command keeps is_write in its __dict__; read once a tally) */
+            PyObject *flag = attr_in(cmd, g_counts.tally[i].dict, s_is_write);
+            is_write = flag == NULL ? -1 : PyObject_IsTrue(flag);
+            Py_XDECREF(flag);
+            if (is_write >= 0 && i < g_counts.tallies && g_counts.tally[i].cmd == cmd)
+                g_counts.tally[i].is_write = is_write;
+        }
         if (is_write < 0)
             goto done;
         if (is_write && t->write_dirty_slot > 0) { /* ScriptCommand's Run: the slot itself */
@@ -1184,7 +1209,10 @@ static int call_generic(lua_State *L, int raise) {
         lua.pushstring(L, "ERR the script engine is gone");
         return lua.error(L);
     }
-    PyGILState_STATE gil = PyGILState_Ensure();
+    /* (a bridge run holds the GIL: lupa releases it around the runs it starts; Check costs less
+     * than an Ensure and a Release) */
+    int own_gil = !PyGILState_Check();
+    PyGILState_STATE gil = own_gil ? PyGILState_Ensure() : PyGILState_UNLOCKED;
     int argc = lua.gettop(L);
     PyObject *stack_args[MAX_STACK_ARGS];
     PyObject **args = argc <= MAX_STACK_ARGS ? stack_args : PyMem_Malloc(sizeof(PyObject *) * (size_t)argc);
@@ -1199,7 +1227,8 @@ static int call_generic(lua_State *L, int raise) {
         if (ran < 0)
             goto failed;
         if (ran) {
-            PyGILState_Release(gil);
+            if (own_gil)
+                PyGILState_Release(gil);
             return 1;
         }
     }
@@ -1243,7 +1272,8 @@ static int call_generic(lua_State *L, int raise) {
         Py_DECREF(args[i]);
     if (args != stack_args)
         PyMem_Free(args);
-    PyGILState_Release(gil);
+    if (own_gil)
+        PyGILState_Release(gil);
     return 1;
 failed:
     message = take_error(b, &counted);
@@ -1260,7 +1290,8 @@ failed:
         PyErr_Clear();
         push_error_table(L, "ERR internal error in script call", 33, 0);
     }
-    PyGILState_Release(gil);
+    if (own_gil)
+        PyGILState_Release(gil);
     if (raise)
         return lua.error(L); /* nothing of Python's is held past this point */
     return 1;
@@ -1656,8 +1687,11 @@ typedef struct {
     long handle;
     Py_ssize_t numkeys;
     int compat, from_eval;
-    PyObject *sv[SV_SEEN]; /* the server's attributes (seen_values) */
-    PyObject *sc[SC_SEEN]; /* the Scripting object's */
+    /* the server's and the Scripting object's attributes (seen_values: borrowed, valid while
+     * those dicts keep their versions), and the two of the server's that plain_invoke reads
+     * (owned) */
+    PyObject *sv[SV_SEEN], *sc[SC_SEEN];
+    PyObject *in_exec, *config;
 } PlainCall;
 
 static void plain_clear(PlainCall *p) {
@@ -1672,10 +1706,8 @@ static void plain_clear(PlainCall *p) {
     Py_CLEAR(p->client);
     Py_CLEAR(p->client_dict);
     Py_CLEAR(p->bridge);
-    for (int i = 0; i < SV_SEEN; i++)
-        Py_CLEAR(p->sv[i]);
-    for (int i = 0; i < SC_SEEN; i++)
-        Py_CLEAR(p->sc[i]);
+    Py_CLEAR(p->in_exec);
+    Py_CLEAR(p->config);
 }
 
 /* obj's __dict__ into *dict (a new reference): 1, 0 if it has none (slots), -1 error. */
@@ -1705,9 +1737,10 @@ static int attr_test(PyObject *obj, PyObject *dict, PyObject *name, int test) {
     return r < 0 ? -1 : test == IS_FALSE ? !r : r;
 }
 
-/* The attributes `names` of an object into value[] (new references) from its __dict__,
- * remembered in `seen`: 1, 0 if one is not in the dict itself (the Python handler's turn), -1
- * error. */
+/* The attributes `names` of an object into value[] from its __dict__, remembered in `seen`
+ * (borrowed: valid while the dict keeps seen's version; the run's own references to nineteen
+ * values were ~250 instructions a run): 1, 0 if one is not in the dict itself (the Python
+ * handler's turn), -1 error. */
 static int seen_values(Seen *seen, PyObject *dict, PyObject **const *names, int n, PyObject **value) {
     if (!seen_valid(seen, dict)) {
         seen_clear(seen);
@@ -1719,9 +1752,23 @@ static int seen_values(Seen *seen, PyObject *dict, PyObject **const *names, int 
         seen->dict = dict;
         seen->version = dict_version(dict);
     }
-    for (int i = 0; i < n; i++)
-        value[i] = Py_NewRef(seen->value[i]);
+    memcpy(value, seen->value, sizeof(PyObject *) * (size_t)n);
     return 1;
+}
+
+/* 1 if v is false (None, 0, an empty list: what the server's monitors and maxmemory hold, tested
+ * without running any code), 0 if not, -1 error. */
+static int falsy(PyObject *v) {
+    if (v == Py_None)
+        return 1;
+    if (PyList_CheckExact(v))
+        return PyList_GET_SIZE(v) == 0;
+    if (PyLong_CheckExact(v))
+        return Py_SIZE(v) == 0;
+    Py_INCREF(v); /* (held while tested: a __bool__ could change the dict) */
+    int r = PyObject_Not(v);
+    Py_DECREF(v);
+    return r;
 }
 
 static PyObject **const g_sv_names[SV_SEEN] = {&s_monitors, &s_command_gate, &s_maxmemory, &s_cluster, &s_scripting,
@@ -1810,9 +1857,11 @@ static int plain_find(ScriptCommand *self, PyObject *caller, PyObject *argv, Pla
      * unrestricted and not debugging */
     if ((r = seen_values(&g_sv_seen, p->server_dict, g_sv_names, SV_SEEN, p->sv)) <= 0)
         return r;
-    if ((r = PyObject_Not(p->sv[SV_MONITORS])) != 1 || (r = p->sv[SV_GATE] == Py_None) != 1 ||
-        (r = PyObject_Not(p->sv[SV_MAXMEMORY])) != 1 || (r = p->sv[SV_CLUSTER] == Py_None) != 1)
+    if ((r = falsy(p->sv[SV_MONITORS])) != 1 || (r = p->sv[SV_GATE] == Py_None) != 1 ||
+        (r = falsy(p->sv[SV_MAXMEMORY])) != 1 || (r = p->sv[SV_CLUSTER] == Py_None) != 1)
         return r;
+    p->in_exec = Py_NewRef(p->sv[SV_IN_EXEC]);
+    p->config = Py_NewRef(p->sv[SV_CONFIG]);
     if (!(SEEN_VERSIONS && g_caller_plain.dict == p->caller_dict &&
           g_caller_plain.version == dict_version(p->caller_dict))) {
         g_caller_plain.dict = NULL;
@@ -1826,10 +1875,17 @@ static int plain_find(ScriptCommand *self, PyObject *caller, PyObject *argv, Pla
     if ((r = dict_of(p->scripting, &p->scripting_dict)) <= 0 ||
         (r = seen_values(&g_sc_seen, p->scripting_dict, g_sc_names, SC_SEEN, p->sc)) <= 0)
         return r;
-    if (self->kind != KIND_FCALL) /* EVALSHA, EVAL: the cached script of that exact SHA, or body */
+    /* (owned from here: the state and client, the table, the libraries while they are read) */
+    int eval_mode = self->kind != KIND_FCALL;
+    p->state = Py_NewRef(p->sc[eval_mode ? SC_EVAL_STATE : SC_FUNCTION_STATE]);
+    p->client = Py_NewRef(p->sc[eval_mode ? SC_EVAL_CLIENT : SC_FUNCTION_CLIENT]);
+    if (self->kind != KIND_FCALL) { /* EVALSHA, EVAL: the cached script of that exact SHA, or body */
         table = Py_NewRef(p->sc[self->kind == KIND_EVAL ? SC_BY_BODY : SC_BY_SHA]);
-    else /* FCALL: the function of that exact (lower-case) name */
-        table = functions_of(self, p->sc[SC_LIBRARIES]);
+    } else { /* FCALL: the function of that exact (lower-case) name */
+        PyObject *libraries = Py_NewRef(p->sc[SC_LIBRARIES]);
+        table = functions_of(self, libraries);
+        Py_DECREF(libraries);
+    }
     if (table == NULL)
         return -1;
     if (PyDict_CheckExact(table))
@@ -1852,9 +1908,6 @@ static int plain_find(ScriptCommand *self, PyObject *caller, PyObject *argv, Pla
         return 0;
     p->compat = flags != 0;
     p->from_eval = self->owner_from_eval >= 0 && slot_get(p->owner, self->owner_from_eval) == Py_True;
-    int eval_mode = self->kind != KIND_FCALL;
-    p->state = Py_NewRef(p->sc[eval_mode ? SC_EVAL_STATE : SC_FUNCTION_STATE]);
-    p->client = Py_NewRef(p->sc[eval_mode ? SC_EVAL_CLIENT : SC_FUNCTION_CLIENT]);
     if (p->state == Py_None || (r = dict_of(p->state, &p->state_dict)) <= 0 || (r = dict_of(p->client, &p->client_dict)) <= 0)
         return p->state == Py_None ? 0 : r;
     /* the Lua state runs through a bridge of this module, attached */
@@ -2008,7 +2061,7 @@ static PyObject *plain_invoke(ScriptCommand *self, PyObject *caller, PyObject *a
         g_written.client_version = dict_version(p->client_dict);
         g_written.db = db;
     }
-    was_in_exec = Py_NewRef(p->sv[SV_IN_EXEC]);
+    was_in_exec = Py_NewRef(p->in_exec);
     /* current_client and last_error_counted as the last run left them, if their dicts are so */
     uint64_t current_stamp = SEEN_VERSIONS && g_written.server_dict == p->server_dict && g_written.current == caller &&
                                      g_written.server_version == dict_version(p->server_dict)
@@ -2034,7 +2087,7 @@ static PyObject *plain_invoke(ScriptCommand *self, PyObject *caller, PyObject *a
     seen_after_write(&counted_stamp, p->scripting_dict);
     if (run_set < 0)
         goto teardown;
-    int hook = busy_hook(p->sv[SV_CONFIG]); /* the count hook if busy-reply-threshold > 0 */
+    int hook = busy_hook(p->config); /* the count hook if busy-reply-threshold > 0 */
     if (hook < 0)
         goto teardown;
     reply = run_script(p->bridge, p->handle, eval_mode, hook, p->numkeys, argv, run, g_twin != NULL, p->client, db,
