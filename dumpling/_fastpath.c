@@ -546,29 +546,69 @@ static int execute(Batch *b, int command, Arg *args, int argc) {
  * keys), and PyObject_GetAttr's own path cost ~280 instructions a read (the loop's largest share
  * at pipeline 16, and most of an unpipelined request's).  Private 3.11 API; other versions take
  * PyObject_GetAttr. */
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+/* The names the plain-state check reads (instance_attr's callers), and the types known to hold
+ * no data descriptor (property, slot) under any of them: checked once per type version
+ * (tp_version_tag; a class attribute set anew changes it), so a read of an instance of such a
+ * type skips the class lookup and takes its __dict__'s entry at once. */
+static PyObject **const PLAIN_NAMES[] = {
+    &s_authenticated, &s_blocked, &s_call_hooks, &s_channels, &s_close_after, &s_closed, &s_cluster,
+    &s_command_gate, &s_in_exec, &s_key_gate, &s_lfu, &s_loading, &s_logged_in,
+    &s_maxmemory, &s_monitors, &s_multi, &s_no_touch, &s_notify_flags, &s_patterns, &s_pause_gate,
+    &s_reply_mode, &s_resp3, &s_shard_channels, &s_skip_this, &s_strict, &s_tracking, &s_tracking_caching,
+    &s_twins_ok, &s_watched,
+};
+#define PLAIN_TYPES 8
+static struct {
+    PyTypeObject *type; /* (borrowed: compared, never used; a freed type's version cannot recur) */
+    unsigned int version;
+} g_plain_types[PLAIN_TYPES];
+static int g_plain_next;
+
+static int plain_type(PyTypeObject *type) {
+    unsigned int version = type->tp_version_tag;
+    if (version != 0 && (type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) {
+        for (int i = 0; i < PLAIN_TYPES; i++)
+            if (g_plain_types[i].type == type && g_plain_types[i].version == version)
+                return 1;
+    }
+    if (type->tp_getattro != PyObject_GenericGetAttr)
+        return 0;
+    for (size_t i = 0; i < sizeof PLAIN_NAMES / sizeof PLAIN_NAMES[0]; i++) {
+        PyObject *descr = _PyType_Lookup(type, *PLAIN_NAMES[i]);
+        if (descr != NULL && Py_TYPE(descr)->tp_descr_set != NULL)
+            return 0;
+    }
+    version = type->tp_version_tag; /* (the lookups assign one if it had none) */
+    if (version == 0 || !(type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG))
+        return 0;
+    g_plain_types[g_plain_next].type = type;
+    g_plain_types[g_plain_next].version = version;
+    g_plain_next = (g_plain_next + 1) % PLAIN_TYPES;
+    return 1;
+}
+#endif
+
+/* One of PLAIN_NAMES: its entry in the instance dict when the type cannot shadow it, else (a
+ * class attribute's default, a descriptor) the whole lookup. */
 static PyObject *instance_attr(PyObject *obj, PyObject *name) {
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
-    PyTypeObject *type = Py_TYPE(obj);
-    if (type->tp_getattro == PyObject_GenericGetAttr && PyUnicode_CheckExact(name)) {
-        PyObject *descr = _PyType_Lookup(type, name); /* (borrowed; the type's attribute cache) */
-        if (descr == NULL || Py_TYPE(descr)->tp_descr_set == NULL) {
-            PyObject **dict = _PyObject_GetDictPtr(obj);
-            if (dict != NULL && *dict != NULL) {
-                PyObject *v = PyDict_GetItemWithError(*dict, name);
-                if (v != NULL)
-                    return Py_NewRef(v);
-                if (PyErr_Occurred())
-                    return NULL;
-            } else if (PyErr_Occurred()) {
+    if (plain_type(Py_TYPE(obj))) {
+        PyObject **dict = _PyObject_GetDictPtr(obj);
+        if (dict != NULL && *dict != NULL) {
+            PyObject *v = PyDict_GetItemWithError(*dict, name);
+            if (v != NULL)
+                return Py_NewRef(v);
+            if (PyErr_Occurred())
                 return NULL;
-            }
+        } else if (PyErr_Occurred()) {
+            return NULL;
         }
     }
 #endif
     return PyObject_GetAttr(obj, name);
 }
 
-/* 1 if getattr(obj, name) is true, 0 if false, -1 on error. */
 static int attr_true(PyObject *obj, PyObject *name) {
     PyObject *v = instance_attr(obj, name);
     if (v == NULL)
@@ -1670,7 +1710,10 @@ static PyObject *fast_run(PyObject *self, PyObject *const *fargs, Py_ssize_t nar
     Py_CLEAR(r);
     if (g.threshold == -1 && PyErr_Occurred())
         goto fail;
-    if ((g.tracking = attr_true(server, s_latency_tracking)) < 0)
+    r = PyObject_GetAttr(server, s_latency_tracking); /* (not one of PLAIN_NAMES) */
+    g.tracking = r == NULL ? -1 : PyObject_IsTrue(r);
+    Py_CLEAR(r);
+    if (g.tracking < 0)
         goto fail;
 
     Arg args[MAX_ARGS];
