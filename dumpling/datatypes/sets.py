@@ -100,13 +100,13 @@ class MemberScan:
         self.removed.update(members)
 
 
-def _no_blob_reader(blob: bytes) -> tuple[set[bytes], list[bytes] | None]:
+def _no_blob_reader(blob: bytes) -> SetValue:
     raise RuntimeError("a packed set needs the payload codec's blob reader")
 
 
-# A packed set's blob -> its members and listpack order (the payload readers' value, not deep;
-# the payload codec sets it when it is imported, before it can make a packed set).
-unpack_blob: Callable[[bytes], tuple[set[bytes], list[bytes] | None]] = _no_blob_reader
+# A packed set's blob -> the set built (the payload readers' value, not deep; the payload codec
+# sets it when it is imported, before it can make a packed set).
+unpack_blob: Callable[[bytes], SetValue] = _no_blob_reader
 
 
 class SetValue:
@@ -142,7 +142,8 @@ class SetValue:
     def members(self) -> set[bytes]:
         members = self._members
         if type(members) is not set:
-            members, order = unpack_blob(members)  # type: ignore[arg-type]
+            built = unpack_blob(members)  # type: ignore[arg-type]
+            members, order = built._members, built._order
             untrack(members)  # as collector.stored would have, had the set been built when stored
             if order is not None:
                 untrack(order)

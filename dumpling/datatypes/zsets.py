@@ -149,13 +149,13 @@ def alloc_size(n: int) -> int:
 
 
 
-def _no_listpack_reader(blob: bytes) -> tuple[dict[bytes, float], SortedList]:
+def _no_listpack_reader(blob: bytes) -> ZSetValue:
     raise RuntimeError("a packed zset needs the payload codec's listpack reader")
 
 
-# A packed zset's listpack -> its scores and index (the payload reader's, without deep checks;
-# the payload codec sets it when it is imported, before it can make a packed zset).
-unpack_listpack: Callable[[bytes], tuple[dict[bytes, float], SortedList]] = _no_listpack_reader
+# A packed zset's listpack -> the zset built (the payload reader's, without deep checks; the
+# payload codec sets it when it is imported, before it can make a packed zset).
+unpack_listpack: Callable[[bytes], ZSetValue] = _no_listpack_reader
 
 
 class ZSetValue:
@@ -183,9 +183,10 @@ class ZSetValue:
         return z
 
     def _unpack(self) -> None:
-        self._scores, index = unpack_listpack(self._scores)  # type: ignore[arg-type]
+        built = unpack_listpack(self._scores)  # type: ignore[arg-type]
+        index = built._index
         untrack(index)  # as collector.stored would have, had it been built when stored
-        self._index = index
+        self._scores, self._index = built._scores, index
 
     @property
     def scores(self) -> dict[bytes, float]:

@@ -3150,6 +3150,48 @@ list_value(const unsigned char *blob, Py_ssize_t size, PyObject *buf, PyObject *
     return new_value(&list_class, slots);
 }
 
+PyDoc_STRVAR(hash_fields_doc,
+"hash_fields(blob) -> dict\n\n"
+"decode_hash(blob, False): the fields of a packed hash's listpack, for its first use.");
+
+static PyObject *
+lp_hash_fields(PyObject *module, PyObject *blob)
+{
+    PyObject *args[2] = {blob, Py_False};
+    return lp_decode_hash(module, args, 2, NULL);
+}
+
+PyDoc_STRVAR(set_built_doc,
+"set_built(blob) -> SetValue | None\n\n"
+"The built set of a packed set's ``blob`` (an intset: _set_from_intset's value; else a\n"
+"listpack: _set_from_listpack's), not deep, or None to leave it to the readers.");
+
+static PyObject *
+lp_set_built(PyObject *module, PyObject *blob)
+{
+    (void)module;
+    if (!PyBytes_CheckExact(blob) || set_class.type == NULL || PyBytes_GET_SIZE(blob) < 8) {
+        Py_RETURN_NONE;
+    }
+    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(blob);
+    if ((data[0] == 2 || data[0] == 4 || data[0] == 8) && data[1] == 0 && data[2] == 0 && data[3] == 0) {
+        PyObject *args[2] = {blob, Py_False};
+        PyObject *members = lp_intset_members(NULL, args, 2);
+        if (members == NULL) {
+            PyErr_Clear();
+            Py_RETURN_NONE;
+        }
+        return set_value(members, s_intset, 0, 0);
+    }
+    Sink sink;
+    int rc = walk_small(data, PyBytes_GET_SIZE(blob), 1, 1, &sink);
+    if (rc) {
+        return rc < 0 ? NULL : Py_NewRef(Py_None);
+    }
+    PyObject *members = sink_list(&sink);
+    return members == NULL ? NULL : set_value(members, s_listpack, 1, 0);
+}
+
 PyDoc_STRVAR(zset_built_doc,
 "zset_built(blob) -> ZSetValue | None\n\n"
 "The built listpack zset of a packed zset's ``blob`` (_zset_from_listpack's value, not deep),\n"
@@ -3589,6 +3631,8 @@ static PyMethodDef methods[] = {
     {"encode_dict", (PyCFunction)lp_encode_dict, METH_O, encode_dict_doc},
     {"decode_hash", (PyCFunction)(void (*)(void))lp_decode_hash, METH_FASTCALL | METH_KEYWORDS, decode_hash_doc},
     {"zset_built", (PyCFunction)lp_zset_built, METH_O, zset_built_doc},
+    {"hash_fields", (PyCFunction)lp_hash_fields, METH_O, hash_fields_doc},
+    {"set_built", (PyCFunction)lp_set_built, METH_O, set_built_doc},
     {"zset_pairs", (PyCFunction)(void (*)(void))lp_zset_pairs, METH_FASTCALL | METH_KEYWORDS, zset_pairs_doc},
     {"zset_entries", (PyCFunction)(void (*)(void))lp_zset_entries, METH_FASTCALL, zset_entries_doc},
     {"intset_blob", (PyCFunction)lp_intset_blob, METH_O, intset_blob_doc},

@@ -443,15 +443,17 @@ def _set_from_listpack(ctx: DecodeContext, blob: bytes, type_byte: int) -> SetVa
     return value
 
 
-def _unpack_set_blob(blob: bytes) -> tuple[set[bytes], list[bytes] | None]:
-    """A packed set's members and listpack order (``_set_from_intset``/``_set_from_listpack``'s
-    value, built): an intset's blob starts with its width (2, 4 or 8), a listpack's with its
-    total size (at least 9 bytes when it holds a member)."""
+def _unpack_set_blob(blob: bytes) -> SetValue:
+    """A packed set's value, built (``_set_from_intset``'s or ``_set_from_listpack``'s, not
+    deep): an intset's blob starts with its width (2, 4 or 8), a listpack's with its total size
+    (at least 9 bytes when it holds a member)."""
+    native = listpack.native
+    built = native.set_built(blob) if values_built and native is not None else None
+    if built is not None:
+        return built  # type: ignore[no-any-return]
     if blob[0] in (2, 4, 8) and blob[1:4] == b"\0\0\0":
-        value = SetValue(intset_members(blob, False), "intset")
-    else:
-        value = SetValue(listpack.decode(blob, False), "listpack")
-    return value.members, value._order
+        return SetValue(intset_members(blob, False), "intset")
+    return SetValue(listpack.decode(blob, False), "listpack")
 
 
 sets.unpack_blob = _unpack_set_blob
@@ -539,13 +541,13 @@ def _zset_from_listpack(ctx: DecodeContext, blob: bytes, type_byte: int) -> ZSet
     return zset
 
 
-def _unpack_zset_listpack(blob: bytes) -> tuple[dict[bytes, float], SortedList]:
-    """A packed zset's scores and index (``_zset_from_listpack``'s value, built)."""
+def _unpack_zset_listpack(blob: bytes) -> ZSetValue:
+    """A packed zset's value, built (``_zset_from_listpack``'s, not deep)."""
     native = listpack.native
     built = native.zset_built(blob) if values_built and native is not None else None
     if built is None:
         built = _zset_from_pairs(listpack.zset_pairs(blob, False), "listpack", False)
-    return built.scores, built.index
+    return built  # type: ignore[no-any-return]
 
 
 zsets.unpack_listpack = _unpack_zset_listpack
@@ -861,3 +863,6 @@ def _register_values() -> bool:
 
 
 values_built = _register_values()
+if values_built and listpack.native is not None:
+    # a packed hash's first use straight into C (the same dict decode_hash makes)
+    hashes.unpack_listpack = listpack.native.hash_fields
