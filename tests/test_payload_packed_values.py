@@ -454,14 +454,17 @@ LISTPACK_SETS: dict[str, list[bytes]] = {
 }
 
 
-def intset_payload(values: list[int], width: int | None = None, version: int = 10) -> bytes:
+def intset_blob(values: list[int], width: int | None = None) -> bytes:
     if width is None:
         low, high = min(values), max(values)
         width = 2 if -32768 <= low and high <= 32767 else 4 if -(2**31) <= low and high < 2**31 else 8
     blob = width.to_bytes(4, "little") + len(values).to_bytes(4, "little")
-    blob += b"".join(v.to_bytes(width, "little", signed=True) for v in values)
+    return blob + b"".join(v.to_bytes(width, "little", signed=True) for v in values)
+
+
+def intset_payload(values: list[int], width: int | None = None, version: int = 10) -> bytes:
     out = bytearray(b"\x0b")
-    append_string(out, blob, True)
+    append_string(out, intset_blob(values, width), True)
     return seal(bytes(out), version)
 
 
@@ -615,3 +618,57 @@ def test_what_a_first_use_builds_is_hidden_from_the_collector() -> None:
     assert not gc.is_tracked(zset.index) and not gc.is_tracked(zset.scores)
     assert not gc.is_tracked(intset.members) and not gc.is_tracked(members.members)
     assert not gc.is_tracked(members.ordered()) and not gc.is_tracked(hashed.fields)
+
+
+def _damaged(blob: bytes, rng: random.Random) -> bytes:
+    data = bytearray(blob)
+    how = rng.randrange(5)
+    if how == 0:
+        data[rng.randrange(6, len(data) - 1)] = rng.randrange(256)
+    elif how == 1:
+        data[4:6] = rng.randrange(40).to_bytes(2, "little")
+    elif how == 2:  # two entries' bytes swapped: order, duplicates
+        i, j = sorted(rng.sample(range(6, len(data) - 1), 2))
+        data[i], data[j] = data[j], data[i]
+    elif how == 3:
+        del data[rng.randrange(6, len(data) - 1)]
+        data[0:4] = len(data).to_bytes(4, "little")
+    return bytes(data)
+
+
+def test_damaged_zset_and_set_blobs_build_what_the_eager_readers_built() -> None:
+    """Zset listpacks, set listpacks and intsets, mangled: each payload is refused exactly when
+    the eager reader's steps refuse it, and what is accepted (packed or not) builds to the
+    eager value: the same scores and order, the same members and listpack order."""
+    rng = random.Random(20261207)
+    zblobs = [listpack.encode_mixed([x for m, sc in sorted(p, key=lambda q: (q[1], q[0]))
+                                     for x in (m, encode._listpack_score(sc, 11))]) for p in ZSHAPES.values()]
+    sblobs = [listpack.encode(m) for m in LISTPACK_SETS.values()]
+    iblobs = [intset_blob(v) for v in (INTSETS["small"], INTSETS["wide"], INTSETS["mid"])]
+    for _ in range(300):
+        kind = rng.choice(["zset", "set", "intset"])
+        blob = _damaged(rng.choice({"zset": zblobs, "set": sblobs, "intset": iblobs}[kind]), rng)
+        head = {"zset": b"\x11", "set": b"\x14", "intset": b"\x0b"}[kind]
+        out = bytearray(head)
+        append_string(out, blob, False)
+        payload = seal(bytes(out), 11)
+        try:
+            if kind == "zset":
+                pairs = listpack.zset_pairs(blob, False)
+                expected: object = list(decode_module._zset_from_pairs(pairs, "listpack", False).index) if pairs else None
+            elif kind == "set":
+                members = listpack.decode(blob, False)
+                expected = SetValue(members, "listpack").ordered() if members else None
+            else:
+                expected = SetValue(decode_module.intset_members(blob, False), "intset").ordered()
+        except PayloadError:
+            expected = None
+        for _ in codec_modes():
+            try:
+                value = decode_payload(payload, CodecOptions(max_rdb_version=11)).value
+            except PayloadError:
+                assert expected is None, (kind, blob)
+                continue
+            assert expected is not None, (kind, blob)
+            got = list(value.index) if isinstance(value, ZSetValue) else value.ordered()  # type: ignore[union-attr]
+            assert got == expected, (kind, blob)
