@@ -939,6 +939,81 @@ static int count_head(PyObject *const *args, Py_ssize_t nargs, const char *usage
     return *head < 0 ? -1 : 0;
 }
 
+/* resp_range(start, stop) -> bytes: the elements [start, stop) (clamped) as a RESP array
+ * reply, each a bulk string written straight from its entry (no bytes object per element). */
+static PyObject *el_resp_range(ElementList *self, PyObject *const *args, Py_ssize_t nargs) {
+    Py_ssize_t start, stop;
+    if (two_ssize(args, nargs, "resp_range(start, stop)", &start, &stop) < 0)
+        return NULL;
+    if (start < 0)
+        start = 0;
+    if (stop > self->len)
+        stop = self->len;
+    Py_ssize_t n = stop > start ? stop - start : 0;
+    char head[32];
+    int head_len = snprintf(head, sizeof head, "*%zd\r\n", n);
+    if (n == 0)
+        return PyBytes_FromStringAndSize(head, head_len);
+    Py_ssize_t ci;
+    const unsigned char *first = locate(self, start, &ci), *p = first;
+    Py_ssize_t first_ci = ci;
+    Chunk *c = chunk_at(self, ci);
+    /* the size first: per element "$<len>\r\n" + text + "\r\n" */
+    size_t total = (size_t)head_len;
+    unsigned char digits[LPE_INT_TEXT_MAX];
+    for (Py_ssize_t i = 0; i < n; i++) {
+        while (p == c->data + c->hi) {
+            c = chunk_at(self, ++ci);
+            p = c->data + c->lo;
+        }
+        const unsigned char *text;
+        size_t len;
+        lpe_text(p, digits, &text, &len);
+        size_t len_digits = 1;
+        for (size_t v = len; v >= 10; v /= 10)
+            len_digits++;
+        total += 1 + len_digits + 2 + len + 2;
+        p += lpe_size(p);
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
+    if (out == NULL)
+        return NULL;
+    char *w = PyBytes_AS_STRING(out);
+    memcpy(w, head, (size_t)head_len);
+    w += head_len;
+    ci = first_ci;
+    c = chunk_at(self, ci);
+    p = first;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        while (p == c->data + c->hi) {
+            c = chunk_at(self, ++ci);
+            p = c->data + c->lo;
+        }
+        const unsigned char *text;
+        size_t len;
+        lpe_text(p, digits, &text, &len);
+        *w++ = '$';
+        /* the length's digits, by hand (snprintf's parsing costs more than the copy) */
+        char num[24];
+        int k = 0;
+        size_t v = len;
+        do {
+            num[k++] = (char)('0' + v % 10);
+            v /= 10;
+        } while (v);
+        while (k)
+            *w++ = num[--k];
+        *w++ = '\r';
+        *w++ = '\n';
+        memcpy(w, text, len);
+        w += len;
+        *w++ = '\r';
+        *w++ = '\n';
+        p += lpe_size(p);
+    }
+    return out;
+}
+
 /* pop_many(count, head): up to `count` elements off one end, in the order they leave. */
 static PyObject *el_pop_many(ElementList *self, PyObject *const *args, Py_ssize_t nargs) {
     Py_ssize_t count;
@@ -1496,6 +1571,8 @@ static PyMethodDef el_methods[] = {
      "find(element, from_tail, skip, limit, maxlen) -> list[int]: positions of equal elements."},
     {"remove_positions", (PyCFunction)el_remove_positions, METH_O,
      "remove_positions(positions): remove the elements at those ascending positions."},
+    {"resp_range", (PyCFunction)(void (*)(void))el_resp_range, METH_FASTCALL,
+     "resp_range(start, stop) -> bytes: those elements as a RESP array reply."},
     {"__reversed__", (PyCFunction)el_reversed, METH_NOARGS, NULL},
     {"__sizeof__", (PyCFunction)el_sizeof, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},

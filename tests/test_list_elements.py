@@ -263,3 +263,16 @@ def test_damaged_listpacks_are_declined_or_read_as_the_codec_reads_them() -> Non
             assert list(native) == listpack.decode(bytes(bad), True)
         else:
             assert len(native) == 0
+
+
+@needs_c
+def test_resp_range_is_the_encoder_s() -> None:
+    """LRANGE's reply written from the entries: what the reply encoder writes for the slice."""
+    from dumpling.protocol import encode
+
+    rng = random.Random(13)
+    elements = [random_element(rng) for _ in range(3000)] + [b"%d" % v for v in INTS] + ODD
+    native = Native(elements)
+    for start, stop in ((0, len(elements)), (5, 6), (100, 90), (-5, 10), (2990, 99999), (0, 0)):
+        want = encode(PyElementList(elements).slice(start, stop), False)
+        assert native.resp_range(start, stop) == want == PyElementList(elements).resp_range(start, stop)

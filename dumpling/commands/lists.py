@@ -33,7 +33,7 @@ from dumpling.datatypes.lists import ListValue, lp_int_value
 from dumpling.dispatch import Blocked
 from dumpling.errors import SYNTAX, WRONGTYPE, CommandError
 from dumpling.persistence.propagation import propagate_as
-from dumpling.protocol import NULL_ARRAY, OK, ErrorReply
+from dumpling.protocol import NULL_ARRAY, OK, ErrorReply, Raw
 
 LIST = {"group": "list"}
 
@@ -233,7 +233,14 @@ def lrange(c: Any, argv: list[bytes]) -> Any:
     value = check_type(c.db.lookup_read(argv[1]), ListValue)
     if value is None:
         return []
-    return value.range(start, end)
+    if not c.from_script:  # the reply written from the packed entries (a script wants values)
+        wire = value.range_reply(start, end, _WIRE_MOST)
+        if wire is not None:
+            return Raw(wire)
+    return value.range(start, end)  # a big one: encoded against the reply budget (replybudget)
+
+
+_WIRE_MOST = 4096  # LRANGE replies of more elements go as a list, encoded within the reply budget
 
 
 @command("lindex", 3, "readonly", (1, 1, 1), **LIST, since="1.0.0", summary="Returns an element from a list by its index.",

@@ -12,6 +12,7 @@ indexing and item assignment, ``append``/``appendleft``/``pop``/``popleft``,
 the same kind) and
 
 * ``slice(start, stop)``: the elements [start, stop) as a list (bounds clamped);
+* ``resp_range(start, stop)``: those elements as a RESP array reply (LRANGE, from the entries);
 * ``pop_many(count, head)``: up to ``count`` elements off one end, in the order they leave;
 * ``drop(count, head)``: the same without reading them (LTRIM: whole chunks freed);
 * ``entry_bytes(start, stop)``: the listpack bytes of those elements' entries (the node
@@ -134,6 +135,10 @@ class PyElementList(deque):  # type: ignore[type-arg]
         kept = [value for i, value in enumerate(self) if i not in drop]
         self.clear()
         self.extend(kept)
+
+    def resp_range(self, start: int, stop: int) -> bytes:
+        items = self.slice(start, stop)
+        return b"*%d\r\n" % len(items) + b"".join([b"$%d\r\n%s\r\n" % (len(x), x) for x in items])
 
 
 _native: Any = None

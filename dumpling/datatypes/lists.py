@@ -753,6 +753,17 @@ class ListValue:
             return []
         return items.slice(span[0], span[1] + 1)  # type: ignore[no-any-return]
 
+    def range_reply(self, start: int, end: int, most: int) -> bytes | None:
+        """``range``'s reply as RESP bytes (written from the packed entries, no ``bytes`` per
+        element), or None when it would hold more than ``most`` elements."""
+        items = self.items
+        span = index_span(start, end, len(items))
+        if span is None:
+            return b"*0\r\n"
+        if span[1] - span[0] + 1 > most:
+            return None
+        return items.resp_range(span[0], span[1] + 1)  # type: ignore[no-any-return]
+
     def index(self, index: int) -> bytes | None:
         n = len(self.items)
         if index < 0:
