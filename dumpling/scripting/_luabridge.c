@@ -52,8 +52,20 @@ typedef int (*lua_CFunction)(lua_State *L);
 #define LUA_TNUMBER 3
 #define LUA_TSTRING 4
 #define LUA_TTABLE 5
+#define LUA_TFUNCTION 6
+#define LUA_TNONE (-1)
+#define LUA_MULTRET (-1)
 #define LUA_GCSTEP 5
 #define LUA_GCCOUNT 3
+#define LUA_IDSIZE 60
+/* Lua 5.1's lua_Debug (luaconf.h's default LUA_IDSIZE) */
+struct lua_Debug {
+    int event;
+    const char *name, *namewhat, *what, *source;
+    int currentline, nups, linedefined, lastlinedefined;
+    char short_src[LUA_IDSIZE];
+    int i_ci;
+};
 
 static struct {
     int (*gettop)(lua_State *);
@@ -82,6 +94,15 @@ static struct {
     int (*checkstack)(lua_State *, int);
     void (*insert)(lua_State *, int);
     int (*ref)(lua_State *, int);
+    lua_CFunction (*tocfunction)(lua_State *, int);
+    int (*getstack)(lua_State *, int, struct lua_Debug *);
+    int (*getinfo)(lua_State *, const char *, struct lua_Debug *);
+    int (*rawequal)(lua_State *, int, int);
+    void (*replace)(lua_State *, int);
+    void (*call)(lua_State *, int, int);
+    int (*argerror)(lua_State *, int, const char *);
+    int (*typerror)(lua_State *, int, const char *);
+    int (*isnumber)(lua_State *, int);
     void (*unref)(lua_State *, int, int);
 } lua;
 
@@ -125,6 +146,15 @@ static PyObject *bridge_resolve(PyObject *self, PyObject *arg) {
     RESOLVE(checkstack, "lua_checkstack");
     RESOLVE(insert, "lua_insert");
     RESOLVE(ref, "luaL_ref");
+    RESOLVE(tocfunction, "lua_tocfunction");
+    RESOLVE(getstack, "lua_getstack");
+    RESOLVE(getinfo, "lua_getinfo");
+    RESOLVE(rawequal, "lua_rawequal");
+    RESOLVE(replace, "lua_replace");
+    RESOLVE(call, "lua_call");
+    RESOLVE(argerror, "luaL_argerror");
+    RESOLVE(typerror, "luaL_typerror");
+    RESOLVE(isnumber, "lua_isnumber");
     RESOLVE(unref, "luaL_unref");
 #undef RESOLVE
     g_resolved = 1;
@@ -1365,6 +1395,252 @@ static int lua_set_runners(lua_State *L) {
     return 0;
 }
 
+
+/* ------------------------------------------------------------------ the sandbox's guards */
+
+/* The sandbox protects its read-only tables (empty proxies whose metatable reads through) from
+ * the built-ins that bypass metatables.  A guard is a C closure in front of such a built-in
+ * (upvalue 1, a C function): it does its check, then runs the built-in's own C function in its
+ * own frame (`orig(L)`), so that Lua's argument errors name it as the script called it
+ * ('rawset', 'insert', a local's name) and place it at the script's line, exactly as Redis's
+ * plain built-ins do (a guard written in Lua would show its own chunk, line and names, and a
+ * script's `return rawset(...)` would tail-call it out of sight).  None of the guarded
+ * built-ins reads upvalues of its own (pairs, which does, is written here).
+ * Upvalues: 1 the built-in, 2 the kind, 3 real_of (proxy -> real table), 4 to 6 per kind. */
+enum {
+    GUARD_WRITE,    /* rawset, setmetatable: refuse a proxy */
+    GUARD_READ,     /* rawget, next: a proxy reads its real table (4: fill, for a library not loaded yet) */
+    GUARD_PAIRS,    /* pairs: (4: the guarded next) */
+    GUARD_TYPE,     /* type: a Python builtin (4: the set of them) is a "function" */
+    GUARD_TOSTRING, /* tostring: ... and shows as "function: builtin" */
+    GUARD_META,     /* getmetatable: (4: globals proxies, 5: what they show) a proxy has none */
+    GUARD_ENV,      /* getfenv: (4: the thread's globals G, 5: the proxy P shown for them, 6: the runners) */
+    GUARD_SETENV,   /* setfenv: as getfenv; level 0 (the running thread's globals) refused */
+    /* Built-ins the sandbox rewrites in Lua (4: that function): the guard checks the arguments as
+     * the built-in would, then calls it. */
+    GUARD_XPCALL,     /* xpcall(f, handler) */
+    GUARD_LOADSTRING, /* loadstring(chunk [, name]) */
+    GUARD_LOAD,       /* load(reader [, name]) */
+    GUARD_PCALL,      /* pcall: Redis's (4: what an error becomes: an error table its message) */
+    GUARD_INSERT,     /* table.insert: refuse a proxy where it would write (table.remove and sort
+                       * write nothing to an empty proxy, like Redis to a table without an array
+                       * part, as all its read-only tables are; setn writes nothing) */
+};
+
+static int guard_readonly(lua_State *L) {
+    lua.pushstring(L, "Attempt to modify a readonly table");
+    return lua.error(L);
+}
+
+/* The frame (as lua_getstack counts from the guard) of level `level` (>= 1) as Redis counts it
+ * from the guard's caller, or 0 when there is none.  For Redis the script is the outermost frame:
+ * the runner (upvalue 6's keys; the xpcall that runs the script, a tail call's trace left by the
+ * trampoline in front of a function, and below) is not counted, nor are the sandbox's Lua
+ * wrappers ("@dumpling" frames) and the guard (or a tail call's trace) right after one, which
+ * Redis's C built-ins do not have (xpcall: its guard, the Lua wrapper, then Lua's xpcall: one
+ * frame for Redis). */
+static int guard_level(lua_State *L, int level) {
+    struct lua_Debug ar;
+    int last = 0; /* the last frame of the script's */
+    for (int i = 1;; i++) {
+        if (!lua.getstack(L, i, &ar)) {
+            last = i - 1;
+            break;
+        }
+        lua.getinfo(L, "f", &ar);
+        lua.rawget(L, UPVALUE(6));
+        int runner = lua.toboolean(L, -1);
+        lua.settop(L, -2);
+        if (runner) {
+            last = i - 2; /* (i-1: the runner's xpcall) */
+            if (last >= 1 && lua.getstack(L, last, &ar) && lua.getinfo(L, "S", &ar) && strcmp(ar.what, "tail") == 0)
+                last--;
+            break;
+        }
+    }
+    int counted = 0, skipped = 0;
+    for (int i = 1; i <= last; i++) {
+        if (!lua.getstack(L, i, &ar) || !lua.getinfo(L, "S", &ar))
+            return 0;
+        int wrapper = strcmp(ar.source, "@dumpling") == 0;
+        int skip = wrapper || (skipped && (strcmp(ar.what, "C") == 0 || strcmp(ar.what, "tail") == 0));
+        skipped = wrapper;
+        if (!skip && ++counted == level)
+            return i;
+    }
+    return 0;
+}
+
+static int guard_optstring(lua_State *L, int narg) {
+    int t = lua.type(L, narg);
+    if (t != LUA_TNONE && t != LUA_TNIL && t != LUA_TSTRING && t != LUA_TNUMBER)
+        return lua.typerror(L, narg, "string");
+    return 0;
+}
+
+/* The sandbox's Lua version of the built-in (upvalue 4) with this call's arguments. */
+static int guard_delegate(lua_State *L) {
+    lua.pushvalue(L, UPVALUE(4));
+    lua.insert(L, 1);
+    lua.call(L, lua.gettop(L) - 1, LUA_MULTRET);
+    return lua.gettop(L);
+}
+
+static int lua_guard(lua_State *L) {
+    lua_CFunction orig = lua.tocfunction(L, UPVALUE(1));
+    int kind = (int)lua.tonumber(L, UPVALUE(2));
+    switch (kind) {
+    case GUARD_WRITE:
+        if (lua.type(L, 1) == LUA_TTABLE) {
+            lua.pushvalue(L, 1);
+            lua.rawget(L, UPVALUE(3));
+            if (lua.type(L, -1) != LUA_TNIL)
+                return guard_readonly(L);
+            lua.settop(L, -2);
+        }
+        return orig(L);
+    case GUARD_READ:
+        if (lua.type(L, 1) == LUA_TTABLE) {
+            lua.pushvalue(L, 1);
+            lua.rawget(L, UPVALUE(3));
+            if (lua.type(L, -1) == LUA_TTABLE && !lua.rawequal(L, -1, 1)) {
+                lua.pushvalue(L, UPVALUE(4)); /* fill(real): a library's contents, once */
+                lua.pushvalue(L, -2);
+                lua.call(L, 1, 0);
+                lua.replace(L, 1);
+            } else {
+                lua.settop(L, -2);
+            }
+        }
+        return orig(L);
+    case GUARD_PAIRS:
+        if (lua.type(L, 1) != LUA_TTABLE)
+            return orig(L); /* its own check raises the error */
+        lua.pushvalue(L, UPVALUE(4));
+        lua.pushvalue(L, 1);
+        lua.pushnil(L);
+        return 3;
+    case GUARD_TYPE:
+    case GUARD_TOSTRING:
+        if (lua.gettop(L) >= 1) {
+            lua.pushvalue(L, 1);
+            lua.rawget(L, UPVALUE(4));
+            if (lua.toboolean(L, -1)) {
+                lua.pushstring(L, kind == GUARD_TYPE ? "function" : "function: builtin");
+                return 1;
+            }
+            lua.settop(L, -2);
+        }
+        return orig(L);
+    case GUARD_META:
+        if (lua.type(L, 1) == LUA_TTABLE) {
+            lua.pushvalue(L, 1);
+            lua.rawget(L, UPVALUE(4));
+            if (lua.toboolean(L, -1)) {
+                lua.pushvalue(L, UPVALUE(5));
+                return 1;
+            }
+            lua.pushvalue(L, 1);
+            lua.rawget(L, UPVALUE(3));
+            if (lua.type(L, -1) != LUA_TNIL) {
+                lua.pushnil(L);
+                return 1;
+            }
+            lua.settop(L, -3);
+        }
+        return orig(L);
+    case GUARD_SETENV:
+        if (lua.type(L, 2) != LUA_TTABLE)
+            return orig(L); /* its own check raises the error */
+        if (lua.type(L, 1) == LUA_TNUMBER && lua.tonumber(L, 1) == 0) {
+            lua.pushstring(L, "'setfenv' cannot change the environment of the running thread");
+            return lua.error(L);
+        }
+        /* fall through */
+    case GUARD_ENV: {
+        if (lua.type(L, 1) == LUA_TNUMBER) {
+            int level = (int)lua.tonumber(L, 1);
+            if (level >= 1) {
+                int frame = guard_level(L, level);
+                if (frame == 0)
+                    return lua.argerror(L, 1, "invalid level");
+                lua.pushnumber(L, frame);
+                lua.replace(L, 1);
+            }
+        }
+        int n = orig(L);
+        if (n >= 1 && lua.rawequal(L, -1, UPVALUE(4))) {
+            lua.settop(L, -2);
+            lua.pushvalue(L, UPVALUE(5));
+        }
+        return n;
+    }
+    case GUARD_XPCALL:
+        if (lua.type(L, 2) == LUA_TNONE)
+            return lua.argerror(L, 2, "value expected");
+        return guard_delegate(L);
+    case GUARD_LOADSTRING: {
+        int t = lua.type(L, 1);
+        if (t != LUA_TSTRING && t != LUA_TNUMBER)
+            return lua.typerror(L, 1, "string");
+        guard_optstring(L, 2);
+        return guard_delegate(L);
+    }
+    case GUARD_LOAD:
+        if (lua.type(L, 1) != LUA_TFUNCTION)
+            return lua.typerror(L, 1, "function");
+        guard_optstring(L, 2);
+        return guard_delegate(L);
+    case GUARD_INSERT:
+        if (lua.type(L, 1) == LUA_TTABLE) {
+            int top = lua.gettop(L);
+            lua.pushvalue(L, 1);
+            lua.rawget(L, UPVALUE(3));
+            int proxy = lua.type(L, -1) != LUA_TNIL;
+            lua.settop(L, -2);
+            if (proxy && (top == 2 || (top == 3 && lua.isnumber(L, 2))))
+                return guard_readonly(L);
+        }
+        return orig(L);
+    case GUARD_PCALL:
+        if (lua.type(L, 1) == LUA_TNONE) {
+            /* Redis's pcall (luaRedisPcall) then calls its own placeholder, the boolean true */
+            lua.pushboolean(L, 0);
+            lua.pushstring(L, "attempt to call a boolean value");
+            return 2;
+        }
+        if (lua.pcall(L, lua.gettop(L) - 1, LUA_MULTRET, 0) != 0) {
+            lua.pushvalue(L, UPVALUE(4));
+            lua.insert(L, -2);
+            lua.call(L, 1, 1);
+            lua.pushboolean(L, 0);
+            lua.insert(L, -2);
+            return 2;
+        }
+        lua.pushboolean(L, 1);
+        lua.insert(L, 1);
+        return lua.gettop(L);
+    }
+    return orig(L);
+}
+
+/* guard(kind, builtin, real_of [, extra...]): a guard (above), with only the upvalues its kind
+ * reads (an upvalue past a closure's last reads as nil) */
+static int lua_make_guard(lua_State *L) {
+    int n = lua.gettop(L);
+    if (n < 3)
+        n = 3;
+    if (n > 6)
+        n = 6;
+    lua.settop(L, n);
+    lua.pushvalue(L, 1);
+    lua.pushvalue(L, 2);
+    lua.replace(L, 1);
+    lua.replace(L, 2);
+    lua.pushcclosure(L, lua_guard, n);
+    return 1;
+}
+
 static void push_function(lua_State *L, lua_CFunction f, const char *name) {
     lua.pushstring(L, name);
     lua.pushvalue(L, -3); /* the anchor, below the table */
@@ -1391,6 +1667,7 @@ __attribute__((visibility("default"))) int dumpling_luabridge_open(lua_State *L)
     push_function(L, lua_take, "take");
     push_function(L, lua_handle, "handle");
     push_function(L, lua_set_runners, "set_runners");
+    push_function(L, lua_make_guard, "guard");
     return 1;
 }
 

@@ -197,6 +197,7 @@ class LuaState:
                 b"ldb_breakpoint": host.ldb_breakpoint,
                 b"version": REDIS_VERSION.encode(),
                 b"version_num": _VERSION_NUM,
+                b"functions": library_api,
             }
         )
         helpers = chunk(callbacks)
@@ -256,7 +257,10 @@ class LuaState:
             self.library_api = self._make_library_api()
             self.function_env, self._loading_mode = helpers[b"function_env"](self.library_api)
         self._collect = self.lua.eval("function() collectgarbage('collect') end")
-        self._collect()  # the setup's garbage (compiling the sandbox)
+        # the setup's garbage (compiling the sandbox): its chunk too, and with it the code of
+        # what the bridge's guards replaced
+        del chunk, callbacks
+        self._collect()
 
     def _attach_bridge(self, host: Any) -> Any:
         """The C functions of ``_luabridge`` on this state (see its header): Lua's own

@@ -101,11 +101,70 @@ local function is_protected(t)
     return real_of[t] ~= nil
 end
 
-E.rawset = function(t, k, v)
-    if real_of[t] then error("Attempt to modify a readonly table", 0) end
-    return raw_rawset(t, k, v)
+-- The pure path's wrappers are Lua functions: they check their arguments first and raise
+-- as Lua's own luaL_argerror would for the built-in they stand for (named as their caller
+-- named them, at their caller's line); what the built-in itself raises after that is moved
+-- to their caller's line too (``relay``).  The C bridge replaces them with guards (below)
+-- that run the built-ins' own C functions in their frame: those need none of this.
+-- (``up``: how many helper frames lie between argerror and the wrapper)
+local function argerror(narg, extramsg, up)
+    up = up or 0
+    local i = dbg.getinfo(2 + up, "n")   -- the wrapper, as its caller named it
+    local name = i and i.name
+    if i and i.namewhat == "method" then
+        narg = narg - 1
+        if narg == 0 then error("calling '" .. name .. "' on bad self (" .. extramsg .. ")", 3 + up) end
+    end
+    error("bad argument #" .. narg .. " to '" .. (name or "?") .. "' (" .. extramsg .. ")", 3 + up)
 end
-E.rawget = function(t, k)
+local function typeerror(n, expected, up, ...)
+    local got = select("#", ...) < n and "no value" or type((select(n, ...)))
+    argerror(n, expected .. " expected, got " .. got, (up or 0) + 1)
+end
+local function check_table(n, ...)
+    if type((select(n, ...))) ~= "table" then typeerror(n, "table", 1, ...) end
+end
+local function check_any(n, ...)
+    if select("#", ...) < n then argerror(n, "value expected", 1) end
+end
+local function check_optstring(n, ...)
+    local v = select(n, ...)
+    if v ~= nil and type(v) ~= "string" and type(v) ~= "number" then typeerror(n, "string", 1, ...) end
+end
+-- What the built-in raised, at the wrapper's caller's line (called as ``local r = relay(...)``
+-- by the wrapper: a tail call would leave no wrapper frame to count from).
+local raw_pcall = pcall
+-- f(...) from a frame of this chunk (not a tail call), so that the position luaL_error gives a
+-- built-in's own errors is one relay recognises (under pcall directly it would be none)
+local function direct(f, ...)
+    local a, b = f(...)
+    return a, b
+end
+local function relay(ok, ...)
+    if ok then return ... end
+    local e = ...
+    if type(e) == "string" then
+        local bare = e:match("^dumpling:%d+: (.*)$")
+        if bare then
+            -- (direct's call names the built-in 'f'; its caller named the wrapper)
+            local i = dbg.getinfo(2, "n")
+            bare = bare:gsub("^(bad argument #%d+ to ')f(')", "%1" .. (i and i.name or "?") .. "%2")
+            error(bare, 3)
+        end
+    end
+    error(e, 0)
+end
+
+E.rawset = function(...)
+    check_table(1, ...) check_any(2, ...) check_any(3, ...)
+    local t, k, v = ...
+    if real_of[t] then error("Attempt to modify a readonly table", 0) end
+    local r = relay(raw_pcall(raw_rawset, t, k, v))
+    return r
+end
+E.rawget = function(...)
+    check_table(1, ...) check_any(2, ...)
+    local t, k = ...
     local real = real_of[t]
     if real and real ~= t then
         if unloaded[real] then fill(real) end
@@ -113,62 +172,126 @@ E.rawget = function(t, k)
     end
     return raw_rawget(t, k)
 end
-local function next_(t, k)
+local function next_(...)
+    check_table(1, ...)
+    local t, k = ...
     local real = real_of[t]
     if real and real ~= t then
         if unloaded[real] then fill(real) end
-        return raw_next(real, k)
+        t = real
     end
-    return raw_next(t, k)
+    local nk, nv = relay(raw_pcall(raw_next, t, k))
+    return nk, nv
 end
 E.next = next_
-E.pairs = function(t)
-    if type(t) ~= "table" then
-        error("bad argument #1 to 'pairs' (table expected, got " .. (t == nil and "no value" or type(t)) .. ")", 0)
-    end
-    return next_, t, nil
+E.pairs = function(...)
+    check_table(1, ...)
+    return next_, (...), nil
 end
 local globals_meta_view   -- what getmetatable(_G) shows: a read-only metatable
 local globals_proxies = {}   -- P and the functions' environment
-E.getmetatable = function(t)
+E.getmetatable = function(...)
+    check_any(1, ...)
+    local t = ...
     if globals_proxies[t] then return globals_meta_view end
     if real_of[t] then return nil end
     return getmetatable(t)
 end
-E.setmetatable = function(t, m)
+E.setmetatable = function(...)
+    check_table(1, ...)
+    local t, m = ...
+    if select("#", ...) < 2 or (m ~= nil and type(m) ~= "table") then argerror(2, "nil or table expected") end
     if real_of[t] then error("Attempt to modify a readonly table", 0) end
-    return setmetatable(t, m)
+    local r = relay(raw_pcall(setmetatable, t, m))
+    return r
 end
+-- table.insert is the one table function that writes to an empty proxy (remove and sort write
+-- nothing to a table without an array part, as all the read-only tables are, nor does setn).
 local user_table = {}
 for k, v in raw_next, table do user_table[k] = v end
-for _, name in ipairs({"insert", "remove", "sort", "setn"}) do
-    local f = table[name]
-    if f then
-        user_table[name] = function(t, ...)
-            if real_of[t] then error("Attempt to modify a readonly table", 0) end
-            return f(t, ...)
-        end
+local raw_insert = table.insert
+user_table.insert = function(...)
+    check_table(1, ...)
+    local n = select("#", ...)
+    if real_of[(...)] and (n == 2 or (n == 3 and tonumber((select(2, ...))))) then
+        error("Attempt to modify a readonly table", 0)
     end
+    relay(raw_pcall(direct, raw_insert, ...))
 end
 E.table = user_table
 
 -- getfenv/setfenv/loadstring/load: a script never reaches the thread's globals G.
 local P   -- the globals proxy, made by seal()
 local raw_getfenv, raw_setfenv, raw_loadstring, raw_load = getfenv, setfenv, loadstring, load
-local function shift(f)
-    if f == nil then return 2 end
-    if type(f) == "number" and f > 0 then return f + 1 end
-    return f
+local runners = {}   -- the sandbox's functions that run a script (filled below)
+-- The frame ``level`` names as Redis counts it from the wrapper's caller, as dbg.getinfo counts
+-- from the wrapper (called from the wrapper itself); nil when it is beyond the script.  For
+-- Redis a script is the outermost frame: the runner (the xpcall that runs the script, a tail
+-- call's trace left by the trampoline in front of a function, and below) is not counted, nor
+-- are this chunk's own Lua wrappers (pcall's, here) and the C function or tail call's trace
+-- right after one, which Redis's C built-ins do not have.
+-- (The C guards' guard_level, where pcall is C.)
+local function level_frame(level)
+    local frames = {}
+    local i = 3   -- past level_frame and the wrapper
+    while true do
+        local info = dbg.getinfo(i, "Sf")
+        if not info then return frames[level] end
+        if runners[info.func] then break end
+        frames[#frames + 1] = {i, info.source == "@dumpling", info.what == "tail", info.what == "C"}
+        i = i + 1
+    end
+    frames[#frames] = nil   -- the runner's xpcall
+    if #frames > 0 and frames[#frames][3] then frames[#frames] = nil end
+    local n, skipped = 0, false
+    for _, frame in ipairs(frames) do
+        local skip = frame[2] or (skipped and (frame[4] or frame[3]))
+        skipped = frame[2]
+        if not skip then
+            n = n + 1
+            if n == level then return frame[1] - 2 end
+        end
+    end
+    return nil
 end
-E.getfenv = function(f)
-    local env = raw_getfenv(shift(f))
+-- getfenv/setfenv's level argument (luaL_optint / luaL_checkint): a number, or nil when a
+-- function was given (or, optional, nothing)
+local function env_level(optional, ...)
+    local f = ...
+    if type(f) == "function" then return nil end
+    if optional and f == nil then return 1 end
+    local n = tonumber(f)
+    if type(f) ~= "number" and (type(f) ~= "string" or n == nil) then typeerror(1, "number", 1, ...) end
+    n = n >= 0 and math.floor(n) or math.ceil(n)
+    if n < 0 then argerror(1, "level must be non-negative", 1) end
+    return n
+end
+E.getfenv = function(...)
+    local level = env_level(true, ...)
+    local env
+    if level == nil then
+        env = raw_getfenv((...))
+    elseif level == 0 then
+        env = raw_getfenv(0)
+    else
+        local frame = level_frame(level)
+        if frame == nil then argerror(1, "invalid level") end
+        env = raw_getfenv(frame + 1)
+    end
     if env == G then return P end
     return env
 end
-E.setfenv = function(f, env)
-    if f == 0 then error("'setfenv' cannot change the environment of the running thread", 0) end
-    if type(f) == "number" then f = f + 1 end
-    local result = raw_setfenv(f, env)
+E.setfenv = function(...)
+    check_table(2, ...)
+    local level = env_level(false, ...)
+    local f, env = ...
+    if level == 0 then error("'setfenv' cannot change the environment of the running thread", 0) end
+    if level ~= nil then
+        local frame = level_frame(level)
+        if frame == nil then argerror(1, "invalid level") end
+        f = frame + 3   -- (direct's, raw_pcall's and this one's frames)
+    end
+    local result = relay(raw_pcall(direct, raw_setfenv, f, env))
     if result == G then return P end
     return result
 end
@@ -177,26 +300,35 @@ local function refuse_binary(chunk)
         return nil, "attempt to load a binary chunk"
     end
 end
-E.loadstring = function(chunk, name)
+-- loadstring and load as scripts get them, once their arguments are checked (by the C guards
+-- with the bridge, by the wrappers after these without)
+local function loadstring_checked(chunk, name)
     local _, err = refuse_binary(chunk)
     if err then return nil, err end
     local f, e = raw_loadstring(chunk, name)
     if f then raw_setfenv(f, P) end
     return f, e
 end
-E.load = function(reader, name)
+local function load_checked(reader, name)
     local pieces = {}
-    if type(reader) == "function" then
-        while true do
-            local piece = reader()
-            if piece == nil or piece == "" then break end
-            if type(piece) ~= "string" then return nil, "reader function must return a string" end
-            pieces[#pieces + 1] = piece
-        end
-    else
-        error("bad argument #1 to 'load' (function expected, got " .. type(reader) .. ")", 0)
+    while true do
+        local piece = reader()
+        if piece == nil or piece == "" then break end
+        if type(piece) ~= "string" then return nil, "reader function must return a string" end
+        pieces[#pieces + 1] = piece
     end
-    return E.loadstring(table.concat(pieces), name or "=(load)")
+    return loadstring_checked(table.concat(pieces), name or "=(load)")
+end
+E.loadstring = function(...)
+    local chunk = ...
+    if type(chunk) ~= "string" and type(chunk) ~= "number" then typeerror(1, "string", 0, ...) end
+    check_optstring(2, ...)
+    return loadstring_checked(...)
+end
+E.load = function(...)
+    if type((...)) ~= "function" then typeerror(1, "function", 0, ...) end
+    check_optstring(2, ...)
+    return load_checked(...)
 end
 
 -- ---------------------------------------------------------------- math.random as Redis
@@ -274,11 +406,15 @@ for _, f in ipairs({redis.call, redis.sha1hex, redis.log, redis.setresp, redis.s
     builtin[f] = true
 end
 local raw_type, raw_tostring = type, tostring
-E.type = function(v)
+E.type = function(...)
+    check_any(1, ...)
+    local v = ...
     if builtin[v] then return "function" end
     return raw_type(v)
 end
-E.tostring = function(v)
+E.tostring = function(...)
+    check_any(1, ...)
+    local v = ...
     if builtin[v] then return "function: builtin" end
     return raw_tostring(v)
 end
@@ -321,20 +457,29 @@ end
 -- Redis's pcall: an error table becomes its message (scripts written for Redis < 7
 -- expect a string); a redis.call error is such a table.
 local raw_pcall, raw_xpcall, unpack_ = pcall, xpcall, unpack
-local function pcall_result(ok, ...)
-    if ok then return ok, ... end
-    local e = as_error_table((...))
+local function pcall_error(e)
+    e = as_error_table(e)
     if type(e) == "table" and not real_of[e] then
         local m = raw_rawget(e, "err")
         if type(m) == "string" then e = m end
     end
-    return false, e
+    return e
 end
-E.pcall = function(f, ...)
-    return pcall_result(raw_pcall(f, ...))
+local function pcall_result(ok, ...)
+    if ok then return ok, ... end
+    return false, pcall_error((...))
 end
-E.xpcall = function(f, handler)
+E.pcall = function(...)
+    -- Redis's pcall with nothing to call calls its own placeholder, the boolean true
+    if select("#", ...) == 0 then return false, "attempt to call a boolean value" end
+    return pcall_result(raw_pcall(...))
+end
+local function xpcall_checked(f, handler)
     return raw_xpcall(f, function(e) return handler(as_error_table(e)) end)
+end
+E.xpcall = function(...)
+    check_any(2, ...)
+    return xpcall_checked(...)
 end
 
 -- Redis's __redis__err__handler: the error as a table with the script position.  The
@@ -362,6 +507,15 @@ local function error_handler(err)
         err.line = i.currentline
     end
     return err
+end
+
+-- Redis keeps its handler in the scripts' globals (scripts see it); its functions' Lua
+-- state has none, nor the redis API's debugger and effects-replication entries (functions have
+-- no debugger and always replicate effects).
+if py.functions then
+    redis.breakpoint, redis.debug, redis.replicate_commands = nil, nil, nil
+else
+    E.__redis__err__handler = error_handler
 end
 
 -- ---------------------------------------------------------------- count hook (busy scripts)
@@ -528,6 +682,7 @@ local function run_debug(f, on, debug)
     local ok, value = raw_xpcall(f, error_handler) raw_sethook() ldb_on = false
     return ok, value
 end
+for _, f in ipairs({eval_with, eval_bridged, run_eval, function_with, run_debug}) do runners[f] = true end
 local ldb_internals = {
     E = function() return E end, P = function() return P end, real_of = real_of, redis = redis, dbg = dbg,
     split_table = split_table, as_error_table = as_error_table, run_debug = run_debug,
@@ -563,6 +718,30 @@ local function seal()
     raw_rawset(E, "_G", P)
     setmetatable(E, {__index = missing_global, __newindex = readonly_error})
     globals_meta_view = protect({__index = missing_global})
+    if py.bridge then
+        -- The C bridge's guards (dumpling/scripting/_luabridge.c: lua_guard) replace the Lua
+        -- wrappers above: the built-ins' own C functions run in the guard's frame, so their
+        -- errors read exactly as Redis's.  (Kinds as the C enum.)
+        local guard = py.bridge.guard
+        local WRITE, READ, PAIRS, TYPE, TOSTRING, META, ENV, SETENV = 0, 1, 2, 3, 4, 5, 6, 7
+        local XPCALL, LOADSTRING, LOAD, PCALL, INSERT = 8, 9, 10, 11, 12
+        local next_guard = guard(READ, raw_next, real_of, fill)
+        raw_rawset(E, "rawset", guard(WRITE, raw_rawset, real_of))
+        raw_rawset(E, "setmetatable", guard(WRITE, setmetatable, real_of))
+        raw_rawset(E, "rawget", guard(READ, raw_rawget, real_of, fill))
+        raw_rawset(E, "next", next_guard)
+        raw_rawset(E, "pairs", guard(PAIRS, pairs, real_of, next_guard))
+        raw_rawset(E, "type", guard(TYPE, raw_type, real_of, builtin))
+        raw_rawset(E, "tostring", guard(TOSTRING, raw_tostring, real_of, builtin))
+        raw_rawset(E, "getmetatable", guard(META, getmetatable, real_of, globals_proxies, globals_meta_view))
+        raw_rawset(E, "getfenv", guard(ENV, raw_getfenv, real_of, G, P, runners))
+        raw_rawset(E, "setfenv", guard(SETENV, raw_setfenv, real_of, G, P, runners))
+        raw_rawset(E, "pcall", guard(PCALL, raw_pcall, real_of, pcall_error))
+        raw_rawset(E, "xpcall", guard(XPCALL, raw_xpcall, real_of, xpcall_checked))
+        raw_rawset(E, "loadstring", guard(LOADSTRING, raw_loadstring, real_of, loadstring_checked))
+        raw_rawset(E, "load", guard(LOAD, raw_load, real_of, load_checked))
+        raw_rawset(user_table, "insert", guard(INSERT, raw_insert, real_of))
+    end
     return P
 end
 
