@@ -1508,11 +1508,34 @@ done:
  * have created the SCAN order object). 1 fine, 0 a layout this module does not know, -1 error. */
 static NativeDbNames g_db_names; /* (filled at module init) */
 
+static Py_ssize_t g_db_offsets[6]; /* keyspace, data, expires, meta, _order, slot_index (install_keyspace) */
+static PyTypeObject *g_database_type; /* the Database class those offsets are of (owned; NULL: not installed) */
+
 static int load_db(Batch *b, PyObject *client) {
     Py_CLEAR(b->data);
     Py_CLEAR(b->expires);
     Py_CLEAR(b->meta);
     Py_CLEAR(b->order);
+    PyObject *db = g_database_type != NULL ? PyObject_GetAttr(client, s_db) : NULL;
+    if (db != NULL && Py_TYPE(db) == g_database_type) { /* its slots at their offsets: no getattr each */
+        PyObject **slot[6];
+        int set = 1;
+        for (int i = 1; i < 6; i++)
+            set = set && *(slot[i] = (PyObject **)((char *)db + g_db_offsets[i])) != NULL;
+        if (set) {
+            b->data = Py_NewRef(*slot[1]);
+            b->expires = Py_NewRef(*slot[2]);
+            b->meta = Py_NewRef(*slot[3]);
+            b->order = Py_NewRef(*slot[4]);
+            int r = *slot[5] == Py_None && PyDict_CheckExact(b->data) && PyDict_CheckExact(b->expires) &&
+                    PyDict_CheckExact(b->meta);
+            Py_DECREF(db);
+            return r;
+        }
+    }
+    if (db == NULL && PyErr_Occurred())
+        return -1;
+    Py_XDECREF(db);
     return native_load_db(client, &g_db_names, &b->data, &b->expires, &b->meta, &b->order);
 }
 
@@ -2116,7 +2139,6 @@ fail:
  * keys).  A Database's dicts are read at its slots' offsets, the Keyspace's settings and
  * counters in its instance dict. */
 static PyObject *g_ref_lookup_read, *g_ref_lookup_write, *g_ref_changed, *g_ref_add; /* the Python references */
-static Py_ssize_t g_db_offsets[6]; /* keyspace, data, expires, meta, _order, slot_index */
 static PyObject *g_untrack, *g_hide; /* collector.untrack / hide: what collector.stored calls */
 static PyObject *s_lru_shared, *s_written, *s_change_hook, *s_blocked_keys, *s_store_hooks;
 
@@ -2382,6 +2404,7 @@ static PyObject *fast_install_keyspace(PyObject *self, PyObject *const *args, Py
         return r < 0 ? NULL : Py_NewRef(Py_False);
     if (g_one == NULL && (g_one = PyLong_FromLong(1)) == NULL)
         return NULL;
+    Py_XSETREF(g_database_type, (PyTypeObject *)Py_NewRef(args[0]));
     Py_XSETREF(g_untrack, Py_NewRef(args[2]));
     Py_XSETREF(g_hide, Py_NewRef(args[3]));
     if (put_method(args[0], &db_lookup_read_def, &g_ref_lookup_read) < 0 ||
