@@ -194,34 +194,6 @@ static PyObject *entry_bytes_object(const unsigned char *p) {
     return PyBytes_FromStringAndSize((const char *)s, (Py_ssize_t)n);
 }
 
-/* Chunk position and entry of element `index` (0 <= index < len), walking from the nearer end. */
-static unsigned char *locate(ElementList *self, Py_ssize_t index, Py_ssize_t *chunk_pos) {
-    Py_ssize_t ci, off;
-    if (index < self->len / 2) {
-        for (ci = 0; index >= (Py_ssize_t)chunk_at(self, ci)->count; ci++)
-            index -= chunk_at(self, ci)->count;
-        off = index;
-    } else {
-        Py_ssize_t back = self->len - 1 - index;
-        for (ci = self->nchunks - 1; back >= (Py_ssize_t)chunk_at(self, ci)->count; ci--)
-            back -= chunk_at(self, ci)->count;
-        off = chunk_at(self, ci)->count - 1 - back;
-    }
-    Chunk *c = chunk_at(self, ci);
-    *chunk_pos = ci;
-    unsigned char *p;
-    if (off <= (Py_ssize_t)c->count / 2) {
-        p = c->data + c->lo;
-        while (off-- > 0)
-            p += lpe_size(p);
-    } else {
-        p = c->data + c->hi;
-        for (Py_ssize_t k = c->count - off; k > 0; k--)
-            p -= lpe_size_before(p);
-    }
-    return p;
-}
-
 /* Entry `k` of chunk c counted from its head (k <= count: count = its end). */
 static unsigned char *chunk_entry(Chunk *c, Py_ssize_t k) {
     unsigned char *p;
@@ -235,6 +207,23 @@ static unsigned char *chunk_entry(Chunk *c, Py_ssize_t k) {
             p -= lpe_size_before(p);
     }
     return p;
+}
+
+/* Chunk position and entry of element `index` (0 <= index < len), walking from the nearer end. */
+static unsigned char *locate(ElementList *self, Py_ssize_t index, Py_ssize_t *chunk_pos) {
+    Py_ssize_t ci, off;
+    if (index < self->len / 2) {
+        for (ci = 0; index >= (Py_ssize_t)chunk_at(self, ci)->count; ci++)
+            index -= chunk_at(self, ci)->count;
+        off = index;
+    } else {
+        Py_ssize_t back = self->len - 1 - index;
+        for (ci = self->nchunks - 1; back >= (Py_ssize_t)chunk_at(self, ci)->count; ci--)
+            back -= chunk_at(self, ci)->count;
+        off = chunk_at(self, ci)->count - 1 - back;
+    }
+    *chunk_pos = ci;
+    return chunk_entry(chunk_at(self, ci), off);
 }
 
 /* ------------------------------------------------------------------ changes */
