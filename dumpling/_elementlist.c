@@ -796,17 +796,24 @@ static PyObject *el_append_side(ElementList *self, PyObject *element, int front)
 static PyObject *el_append(ElementList *self, PyObject *element) { return el_append_side(self, element, 0); }
 static PyObject *el_appendleft(ElementList *self, PyObject *element) { return el_append_side(self, element, 1); }
 
-static PyObject *el_pop_side(ElementList *self, int head) {
+/* Pop the head or tail element as bytes; its entry's size in *entry_size. */
+static PyObject *pop_end(ElementList *self, int head, Py_ssize_t *entry_size) {
     if (self->len == 0) {
         PyErr_SetString(PyExc_IndexError, "pop from an empty ElementList");
         return NULL;
     }
     Chunk *c = chunk_at(self, head ? 0 : self->nchunks - 1);
     const unsigned char *p = head ? c->data + c->lo : c->data + c->hi - lpe_size_before(c->data + c->hi);
+    *entry_size = (Py_ssize_t)lpe_size(p);
     PyObject *out = entry_bytes_object(p);
     if (out != NULL)
         drop_end(self, 1, head);
     return out;
+}
+
+static PyObject *el_pop_side(ElementList *self, int head) {
+    Py_ssize_t entry_size;
+    return pop_end(self, head, &entry_size);
 }
 
 static PyObject *el_pop(ElementList *self, PyObject *unused) { return el_pop_side(self, 0); }
@@ -1471,18 +1478,7 @@ static Py_ssize_t api_push(PyObject *list, const char *s, Py_ssize_t n, int fron
 }
 
 static PyObject *api_pop(PyObject *list, int head, Py_ssize_t *entry_size) {
-    ElementList *self = (ElementList *)list;
-    if (self->len == 0) {
-        PyErr_SetString(PyExc_IndexError, "pop from an empty ElementList");
-        return NULL;
-    }
-    Chunk *c = chunk_at(self, head ? 0 : self->nchunks - 1);
-    const unsigned char *p = head ? c->data + c->lo : c->data + c->hi - lpe_size_before(c->data + c->hi);
-    *entry_size = (Py_ssize_t)lpe_size(p);
-    PyObject *out = entry_bytes_object(p);
-    if (out != NULL)
-        drop_end(self, 1, head);
-    return out;
+    return pop_end((ElementList *)list, head, entry_size);
 }
 
 static ElementListApi api = {&ElementListType, api_push, api_pop};
