@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "_elementlist.h"
+#include "_native.h"
 #include "_lpentry.h"
 
 #define CHUNK_MAX 4096 /* entry bytes an end chunk grows to before a new one is started */
@@ -989,16 +990,7 @@ static PyObject *el_resp_range(ElementList *self, PyObject *const *args, Py_ssiz
         size_t len;
         lpe_text(p, digits, &text, &len);
         *w++ = '$';
-        /* the length's digits, by hand (snprintf's parsing costs more than the copy) */
-        char num[24];
-        int k = 0;
-        size_t v = len;
-        do {
-            num[k++] = (char)('0' + v % 10);
-            v /= 10;
-        } while (v);
-        while (k)
-            *w++ = num[--k];
+        w += native_u64_text(w, (unsigned long long)len);
         *w++ = '\r';
         *w++ = '\n';
         memcpy(w, text, len);
