@@ -94,6 +94,8 @@ GETFENV_74 = {
     "return setfenv(100, {})": "bad argument #1 to 'setfenv' (invalid level)",
     "return setfenv()": "bad argument #2 to 'setfenv' (table expected, got no value)",
     "return setfenv(2, {})": "bad argument #1 to 'setfenv' (invalid level)",
+    "return getfenv('2')": "bad argument #1 to 'getfenv' (invalid level)",
+    "return setfenv('2', {})": "bad argument #1 to 'setfenv' (invalid level)",
 }
 # ... and what they give back inside pcall/xpcall (EVAL; RESP2 bytes from Redis 7.4.1)
 GETFENV_74_PROTECTED = {
@@ -108,6 +110,8 @@ GETFENV_74_PROTECTED = {
     "return {xpcall(function() return getfenv(4) end, function(e) return e end)}":
         b"*2\r\n$-1\r\n$59\r\nuser_script:1: bad argument #1 to 'getfenv' (invalid level)\r\n",
     "return setfenv(1, {})": b"$-1\r\n",
+    "return type(getfenv('1'))": b"$5\r\ntable\r\n",
+    "return getfenv(1.5) == _G": b":1\r\n",
 }
 
 

@@ -1552,13 +1552,13 @@ static int lua_guard(lua_State *L) {
     case GUARD_SETENV:
         if (lua.type(L, 2) != LUA_TTABLE)
             return orig(L); /* its own check raises the error */
-        if (lua.type(L, 1) == LUA_TNUMBER && lua.tonumber(L, 1) == 0) {
+        if (lua.type(L, 1) != LUA_TFUNCTION && lua.isnumber(L, 1) && (int)lua.tonumber(L, 1) == 0) {
             lua.pushstring(L, "'setfenv' cannot change the environment of the running thread");
             return lua.error(L);
         }
         /* fall through */
     case GUARD_ENV: {
-        if (lua.type(L, 1) == LUA_TNUMBER) {
+        if (lua.type(L, 1) != LUA_TFUNCTION && lua.isnumber(L, 1)) { /* (a number, or a string of one) */
             int level = (int)lua.tonumber(L, 1);
             if (level >= 1) {
                 int frame = guard_level(L, level);
