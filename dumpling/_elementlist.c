@@ -455,8 +455,8 @@ static size_t canonical_entry_size(const unsigned char *p, const unsigned char *
         }
         if (n > avail || header + n >= avail)
             return 0;
-        int64_t v;
-        if (lpe_string_to_int64(p + header, n, &v))
+        long long v;
+        if (native_string2ll((const char *)p + header, (Py_ssize_t)n, &v))
             return 0; /* integer text: kept as an integer */
         enclen = header + n;
     }

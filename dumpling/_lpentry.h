@@ -7,7 +7,8 @@
  * is stored as an integer entry, anything else as a string entry; so two elements are equal
  * exactly when their entries are byte for byte.
  *
- * Pure functions over bytes: no Python objects, no allocation.  Used by dumpling._elementlist
+ * Pure functions over bytes: no Python objects, no allocation (the integer test and the
+ * decimal text are _native.h's native_string2ll and native_ll_text).  Used by dumpling._elementlist
  * (a list value's elements kept as entries); the entries it writes are those a listpack of
  * the same elements holds, so a node's listpack is a header, entries copied as they lie, and
  * the end byte.
@@ -19,40 +20,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#define LPE_INT_TEXT_MAX 21 /* "-9223372036854775808" and a spare byte */
+#include "_native.h"
 
-/* string2ll: 1 and *out set when s[0:n] is a canonical int64, else 0. */
-static inline int lpe_string_to_int64(const unsigned char *s, size_t n, int64_t *out) {
-    if (n == 0 || n > 20)
-        return 0;
-    if (n == 1 && s[0] == '0') {
-        *out = 0;
-        return 1;
-    }
-    int negative = s[0] == '-';
-    size_t i = (size_t)negative;
-    if (i >= n || s[i] < '1' || s[i] > '9')
-        return 0;
-    uint64_t v = 0;
-    for (; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return 0;
-        uint64_t d = (uint64_t)(s[i] - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return 0;
-        v = v * 10 + d;
-    }
-    if (negative) {
-        if (v > (uint64_t)INT64_MAX + 1)
-            return 0;
-        *out = (int64_t)(0 - v);
-    } else {
-        if (v > (uint64_t)INT64_MAX)
-            return 0;
-        *out = (int64_t)v;
-    }
-    return 1;
-}
+#define LPE_INT_TEXT_MAX 21 /* "-9223372036854775808" and a spare byte */
 
 /* Bytes of the back-length that follows an encoding+data of `l` bytes. */
 static inline size_t lpe_backlen_size(uint64_t l) {
@@ -91,8 +61,8 @@ typedef struct {
 } LpePlan;
 
 static inline void lpe_plan(const unsigned char *s, size_t n, LpePlan *plan) {
-    int64_t v;
-    if (n > 0 && ((s[0] >= '0' && s[0] <= '9') || s[0] == '-') && lpe_string_to_int64(s, n, &v)) {
+    long long v;
+    if (n > 0 && ((s[0] >= '0' && s[0] <= '9') || s[0] == '-') && native_string2ll((const char *)s, (Py_ssize_t)n, &v)) {
         plan->is_int = 1;
         plan->value = v;
         plan->enclen = v >= 0 && v <= 127               ? 1
@@ -218,17 +188,8 @@ static inline void lpe_text(const unsigned char *p, unsigned char *digits, const
             u |= ~(uint64_t)0 << (8 * width); /* sign-extend */
         v = (int64_t)u;
     }
-    /* the decimal text, written backwards from the buffer's end */
-    unsigned char *end = digits + LPE_INT_TEXT_MAX, *q = end;
-    uint64_t mag = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-    do {
-        *--q = (unsigned char)('0' + mag % 10);
-        mag /= 10;
-    } while (mag);
-    if (v < 0)
-        *--q = '-';
-    *s = q;
-    *n = (size_t)(end - q);
+    *s = digits;
+    *n = (size_t)native_ll_text((char *)digits, v);
 }
 
 #endif
