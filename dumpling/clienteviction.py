@@ -86,16 +86,17 @@ def evict_clients(server: Server, writing: Any = None, extra: int = 0) -> None:
         if server.clients_eviction_memory + extra < limit:
             return
     counted: list[tuple[int, Any]] = []
-    total = 0
+    total = counted_memory = 0  # (the latter without ``extra``: the clients' total to keep)
     for client in server.clients.values():
         if getattr(client, "repl_kind", None) is not None:  # masters and replicas are not counted
             continue
         client.eviction_memory = memory = client_memory(client)
+        counted_memory += memory
         if client is writing:
             memory += extra
         counted.append((memory, client))
         total += memory
-    server.clients_eviction_memory = sum(c.eviction_memory for _, c in counted)
+    server.clients_eviction_memory = counted_memory
     if total < limit:
         return
     # Top bucket first; within a bucket, the client that has been there longest (Redis's list
