@@ -589,65 +589,6 @@ static int all_false(PyObject *obj, PyObject *dict, PyObject *const *names, int 
     return 1;
 }
 
-/* The keyspace's settings twins_ready reads (tracking, watched, notify_flags, lfu, loading) and
- * its time snapshot `now`, remembered with the version tag of the keyspace's __dict__ (CPython
- * 3.11's ma_version_tag, which every change of the dict renews): while the dict is unchanged,
- * so are the objects it holds, and only their truth is tested again (`watched` is a dict that
- * WATCH fills in place).  Within a pipelined batch the dict stays as it is (the counters and
- * `now` are written between batches), so a run reads one attribute fewer than six of them.
- * Only values found in the dict itself are remembered, and they are borrowed: no reference here
- * may keep an old server's objects (its Lua states) alive.  A borrowed pointer is used only when
- * the dict it came from is the one at hand with the same version: a dict's version tags are
- * unique across all dicts, so a new dict at a freed one's address never matches, and an
- * unchanged dict still holds the values. */
-enum { KS_TRACKING, KS_WATCHED, KS_NOTIFY, KS_LFU, KS_LOADING, KS_NOW, KS_SEEN };
-static struct {
-    PyObject *dict; /* (borrowed) NULL: nothing remembered */
-    uint64_t version;
-    PyObject *value[KS_SEEN]; /* (borrowed) */
-} g_ks_seen;
-
-/* 1 if the keyspace's settings are all false (*now: its `now`, a new reference), 0 if not,
- * -1 error. */
-static int keyspace_plain(PyObject *keyspace, PyObject *ks_dict, PyObject **now) {
-    PyObject *const names[KS_SEEN] = {s_tracking, s_watched, s_notify_flags, s_lfu, s_loading, s_now};
-#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
-    uint64_t version = ((PyDictObject *)ks_dict)->ma_version_tag;
-    if (g_ks_seen.dict != ks_dict || g_ks_seen.version != version) {
-        g_ks_seen.dict = NULL;
-        PyObject *value[KS_SEEN];
-        int found = 0;
-        for (; found < KS_SEEN; found++)
-            if ((value[found] = PyDict_GetItemWithError(ks_dict, names[found])) == NULL)
-                break;
-        if (found < KS_SEEN && PyErr_Occurred())
-            return -1;
-        if (found == KS_SEEN) {
-            memcpy(g_ks_seen.value, value, sizeof value);
-            g_ks_seen.dict = ks_dict;
-            g_ks_seen.version = version;
-        }
-    }
-    if (g_ks_seen.dict != NULL) { /* (held while tested: a __bool__ could change the dict) */
-        PyObject *value[KS_SEEN];
-        for (int i = 0; i < KS_SEEN; i++)
-            value[i] = Py_NewRef(g_ks_seen.value[i]);
-        int r = 0;
-        for (int i = 0; i < KS_NOW && r == 0; i++)
-            r = PyObject_IsTrue(value[i]);
-        if (r == 0)
-            *now = Py_NewRef(value[KS_NOW]);
-        for (int i = 0; i < KS_SEEN; i++)
-            Py_DECREF(value[i]);
-        return r == 0 ? 1 : r < 0 ? -1 : 0;
-    }
-#endif
-    int r = all_false(keyspace, ks_dict, names, KS_NOW);
-    if (r > 0 && (*now = attr_in(keyspace, ks_dict, s_now)) == NULL)
-        r = -1;
-    return r;
-}
-
 /* The Server's attributes a plain run reads (ScriptCommand's checks, then twins_ready's) and the
  * Scripting object's (the script tables, the Lua states and their clients), remembered as
  * keyspace_plain remembers the keyspace's (borrowed): while an object's __dict__ keeps the
@@ -704,6 +645,68 @@ static void seen_restamp(Seen *seen, uint64_t stamp, PyObject *dict) {
 /* 1 if `seen` holds dict's values as the dict is now. */
 static inline int seen_valid(const Seen *seen, PyObject *dict) {
     return SEEN_VERSIONS && seen->dict == dict && seen->version == dict_version(dict);
+}
+
+/* The attributes `names` of an object into value[] from its __dict__, remembered in `seen`
+ * (borrowed: valid while the dict keeps seen's version; the run's own references to nineteen
+ * values were ~250 instructions a run): 1, 0 if one is not in the dict itself (the Python
+ * handler's turn), -1 error. */
+static int seen_values(Seen *seen, PyObject *dict, PyObject **const *names, int n, PyObject **value) {
+    if (!seen_valid(seen, dict)) {
+        seen_clear(seen);
+        PyObject *v[SEEN_MAX];
+        for (int i = 0; i < n; i++)
+            if ((v[i] = PyDict_GetItemWithError(dict, *names[i])) == NULL)
+                return PyErr_Occurred() ? -1 : 0;
+        memcpy(seen->value, v, sizeof(PyObject *) * (size_t)n);
+        seen->dict = dict;
+        seen->version = dict_version(dict);
+    }
+    memcpy(value, seen->value, sizeof(PyObject *) * (size_t)n);
+    return 1;
+}
+
+/* The keyspace's settings twins_ready reads (tracking, watched, notify_flags, lfu, loading) and
+ * its time snapshot `now`, remembered in a Seen as the Server's attributes are: while the
+ * keyspace's __dict__ is unchanged, so are the objects it holds, and only their truth is tested
+ * again (`watched` is a dict that WATCH fills in place).  Within a pipelined batch the dict stays
+ * as it is (the counters and `now` are written between batches), so a run reads one attribute
+ * fewer than six of them.  Only values found in the dict itself are remembered, and they are
+ * borrowed: no reference here may keep an old server's objects (its Lua states) alive.  A
+ * borrowed pointer is used only when the dict it came from is the one at hand with the same
+ * version: a dict's version tags are unique across all dicts, so a new dict at a freed one's
+ * address never matches, and an unchanged dict still holds the values. */
+enum { KS_TRACKING, KS_WATCHED, KS_NOTIFY, KS_LFU, KS_LOADING, KS_NOW, KS_SEEN };
+_Static_assert((int)KS_SEEN <= (int)SEEN_MAX, "a Seen holds the keyspace's values");
+static Seen g_ks_seen;
+static PyObject **const g_ks_names[KS_SEEN] = {&s_tracking, &s_watched, &s_notify_flags, &s_lfu, &s_loading, &s_now};
+
+/* 1 if the keyspace's settings are all false (*now: its `now`, a new reference), 0 if not,
+ * -1 error. */
+static int keyspace_plain(PyObject *keyspace, PyObject *ks_dict, PyObject **now) {
+    PyObject *value[KS_SEEN];
+    int r = seen_values(&g_ks_seen, ks_dict, g_ks_names, KS_SEEN, value);
+    if (r > 0) { /* (held while tested: a __bool__ could change the dict) */
+        for (int i = 0; i < KS_SEEN; i++)
+            Py_INCREF(value[i]);
+        r = 0;
+        for (int i = 0; i < KS_NOW && r == 0; i++)
+            r = PyObject_IsTrue(value[i]);
+        if (r == 0)
+            *now = Py_NewRef(value[KS_NOW]);
+        for (int i = 0; i < KS_SEEN; i++)
+            Py_DECREF(value[i]);
+        return r == 0 ? 1 : r < 0 ? -1 : 0;
+    }
+    if (r < 0)
+        return -1;
+    PyObject *names[KS_NOW]; /* (not all in the dict itself: through getattr) */
+    for (int i = 0; i < KS_NOW; i++)
+        names[i] = *g_ks_names[i];
+    r = all_false(keyspace, ks_dict, names, KS_NOW);
+    if (r > 0 && (*now = attr_in(keyspace, ks_dict, s_now)) == NULL)
+        r = -1;
+    return r;
 }
 
 /* A server attribute for twins_ready: from ScriptCommand's snapshot while the server's
@@ -2012,25 +2015,6 @@ static int attr_test(PyObject *obj, PyObject *dict, PyObject *name, int test) {
     int r = test == IS_NONE ? v == Py_None : PyObject_IsTrue(v);
     Py_DECREF(v);
     return r < 0 ? -1 : test == IS_FALSE ? !r : r;
-}
-
-/* The attributes `names` of an object into value[] from its __dict__, remembered in `seen`
- * (borrowed: valid while the dict keeps seen's version; the run's own references to nineteen
- * values were ~250 instructions a run): 1, 0 if one is not in the dict itself (the Python
- * handler's turn), -1 error. */
-static int seen_values(Seen *seen, PyObject *dict, PyObject **const *names, int n, PyObject **value) {
-    if (!seen_valid(seen, dict)) {
-        seen_clear(seen);
-        PyObject *v[SEEN_MAX];
-        for (int i = 0; i < n; i++)
-            if ((v[i] = PyDict_GetItemWithError(dict, *names[i])) == NULL)
-                return PyErr_Occurred() ? -1 : 0;
-        memcpy(seen->value, v, sizeof(PyObject *) * (size_t)n);
-        seen->dict = dict;
-        seen->version = dict_version(dict);
-    }
-    memcpy(value, seen->value, sizeof(PyObject *) * (size_t)n);
-    return 1;
 }
 
 /* 1 if v is false (None, 0, an empty list: what the server's monitors and maxmemory hold, tested
