@@ -52,6 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../_native.h"
 #include "../_slots.h"
 
 #define LP_HEADER_SIZE 6
@@ -3049,7 +3050,7 @@ fields_distinct(const unsigned char *blob, Py_ssize_t size, long numele, int pai
         if (e.is_int) {
             char *d = digits[pairs ? i / 2 : i];
             f.p = d;
-            f.len = (uint32_t)snprintf(d, sizeof(digits[0]), "%lld", (long long)e.value);
+            f.len = (uint32_t)native_ll_text(d, (long long)e.value);
         }
         else {
             f.p = (const char *)blob + e.start;
