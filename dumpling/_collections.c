@@ -1034,40 +1034,8 @@ static PyObject *hset_write(NativeCall *call, PyObject *key, PyObject *fields, c
     return PyLong_FromLong(created);
 }
 
-/* The Database whose data dict is call->data (borrowed; the last one found is kept), or NULL
- * (not found: no exception; or an error). */
+/* The Database the last native HSET of a new key stored into (native_database_of's *last). */
 static PyObject *g_database;
-
-static PyObject *database_of(NativeCall *call) {
-    if (g_database != NULL) {
-        PyObject *data = PyObject_GetAttr(g_database, s_data);
-        Py_XDECREF(data); /* (only compared) */
-        if (data == call->data)
-            return g_database;
-        if (data == NULL)
-            return NULL;
-    }
-    PyObject *keyspace = PyObject_GetAttr(call->server, s_keyspace);
-    PyObject *dbs = keyspace == NULL ? NULL : PyObject_GetAttr(keyspace, s_dbs);
-    Py_XDECREF(keyspace);
-    if (dbs == NULL || !PyList_CheckExact(dbs)) {
-        Py_XDECREF(dbs);
-        return NULL;
-    }
-    PyObject *found = NULL;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(dbs) && found == NULL; i++) {
-        PyObject *db = PyList_GET_ITEM(dbs, i), *data = PyObject_GetAttr(db, s_data);
-        if (data == NULL)
-            break;
-        if (data == call->data)
-            found = db;
-        Py_DECREF(data);
-    }
-    if (found != NULL)
-        Py_XSETREF(g_database, Py_NewRef(found));
-    Py_DECREF(dbs);
-    return found;
-}
 
 /* 1 when `cls.__slots__` is exactly HASH_ALL_SLOTS (their offsets found), 0 if not, -1 error. */
 static int hash_blank_ok(PyObject *cls) {
@@ -1114,7 +1082,7 @@ static PyObject *hset_new_key(NativeCall *call, const NativeArg *args, int argc)
             return NULL;
     if (clients_blocked(call) != 0)
         return NULL;
-    PyObject *db = database_of(call);
+    PyObject *db = native_database_of(call, s_keyspace, s_dbs, s_data, &g_database);
     if (db == NULL)
         return NULL;
     PyObject *key = PyBytes_FromStringAndSize(args[1].p, args[1].len);

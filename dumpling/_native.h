@@ -112,6 +112,43 @@ static inline int native_load_db(PyObject *client, const NativeDbNames *n, PyObj
     return r;
 }
 
+/* The Database whose data dict is call->data (borrowed: *last holds it), searched in
+ * server.keyspace.dbs (n_keyspace, n_dbs, n_data the interned names) and kept in *last (a strong
+ * reference, the caller's) so that the next call confirms it with one attribute read (FLUSHDB
+ * gives a database a new dict, SWAPDB moves dicts between them); NULL when none is (no exception)
+ * or on an error. */
+static inline PyObject *native_database_of(const NativeCall *call, PyObject *n_keyspace, PyObject *n_dbs,
+                                           PyObject *n_data, PyObject **last) {
+    if (*last != NULL) {
+        PyObject *data = PyObject_GetAttr(*last, n_data);
+        Py_XDECREF(data); /* (only compared) */
+        if (data == call->data)
+            return *last;
+        if (data == NULL)
+            return NULL;
+    }
+    PyObject *keyspace = PyObject_GetAttr(call->server, n_keyspace);
+    PyObject *dbs = keyspace == NULL ? NULL : PyObject_GetAttr(keyspace, n_dbs);
+    Py_XDECREF(keyspace);
+    if (dbs == NULL || !PyList_Check(dbs)) {
+        Py_XDECREF(dbs);
+        return NULL;
+    }
+    PyObject *found = NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(dbs) && found == NULL; i++) {
+        PyObject *db = PyList_GET_ITEM(dbs, i), *data = PyObject_GetAttr(db, n_data);
+        if (data == NULL)
+            break;
+        if (data == call->data)
+            found = db;
+        Py_DECREF(data);
+    }
+    if (found != NULL)
+        Py_XSETREF(*last, Py_NewRef(found));
+    Py_DECREF(dbs);
+    return found;
+}
+
 /* Redis's string2ll (dumpling.numbers.parse_int64): 1 and *out set, or 0. */
 static inline int native_string2ll(const char *s, Py_ssize_t n, long long *out) {
     if (n == 0 || n > 20)
@@ -221,6 +258,26 @@ static inline int native_lookup(const NativeCall *call, PyObject *key, PyObject 
 /* The lookup's touch (Database.touch with an LRU policy). */
 static inline int native_touch(const NativeCall *call, PyObject *key) {
     return PyDict_SetItem(call->meta, key, call->clock);
+}
+
+/* _fpconv's d2string (the text of Redis's addReplyDouble), which _fpconv exports in a capsule:
+ * writes at most NATIVE_DOUBLE_TEXT bytes (_fpconv.c's TEXT_SIZE) at `out`, returns their count. */
+typedef int (*native_d2string_fn)(double value, char *out);
+#define NATIVE_DOUBLE_TEXT 96
+
+/* The d2string of _fpconv's capsule, or NULL without an exception (no _fpconv: the caller leaves
+ * doubles to its Python reference).  For a module's init. */
+static inline native_d2string_fn native_import_d2string(void) {
+    native_d2string_fn d2string = NULL;
+    /* PyCapsule_Import reads attributes from the package down: the submodule is imported first */
+    PyObject *fpconv = PyImport_ImportModule("dumpling._fpconv");
+    if (fpconv != NULL) {
+        d2string = (native_d2string_fn)PyCapsule_Import("dumpling._fpconv.d2string_capi", 0);
+        Py_DECREF(fpconv);
+    }
+    if (d2string == NULL)
+        PyErr_Clear();
+    return d2string;
 }
 
 #endif

@@ -1365,44 +1365,13 @@ fixed_for(PyObject *server)
 static PyObject *
 native_db(const NativeCall *call, PyObject **keyspace)
 {
-    *keyspace = Py_NewRef(fixed.keyspace);
-    if (fixed.db != NULL) {
-        PyObject *data = PyObject_GetAttr(fixed.db, s_data);
-        if (data == NULL) {
-            Py_CLEAR(*keyspace);
-            return NULL;
-        }
-        Py_DECREF(data);
-        if (data == call->data) { /* (only compared) */
-            return Py_NewRef(fixed.db);
-        }
-    }
-    PyObject *dbs = PyObject_GetAttr(*keyspace, s_dbs);
-    if (dbs == NULL || !PyList_Check(dbs)) {
-        Py_XDECREF(dbs);
-        Py_CLEAR(*keyspace);
+    PyObject *db = native_database_of(call, s_keyspace, s_dbs, s_data, &fixed.db);
+    if (db == NULL) {
+        *keyspace = NULL;
         return NULL;
     }
-    PyObject *found = NULL;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(dbs) && found == NULL; i++) {
-        PyObject *db = PyList_GET_ITEM(dbs, i);
-        PyObject *data = PyObject_GetAttr(db, s_data);
-        if (data == NULL) {
-            break;
-        }
-        if (data == call->data) {
-            found = Py_NewRef(db);
-        }
-        Py_DECREF(data);
-    }
-    Py_DECREF(dbs);
-    if (found == NULL) {
-        Py_CLEAR(*keyspace);
-    }
-    else {
-        Py_XSETREF(fixed.db, Py_NewRef(found));
-    }
-    return found;
+    *keyspace = Py_NewRef(fixed.keyspace);
+    return Py_NewRef(db);
 }
 
 /* ScanOrder.added(key) when the database keeps one (attr is _order or _expire_order). */
