@@ -734,56 +734,45 @@ static unsigned char *needle_entry(PyObject *element, unsigned char *small, size
     return buf;
 }
 
-/* Position of the first element equal to the needle entry at or after `start`, or -1. */
-static Py_ssize_t find_entry(ElementList *self, const unsigned char *needle, size_t size) {
-    Py_ssize_t index = 0;
-    for (Py_ssize_t ci = 0; ci < self->nchunks; ci++) {
+/* Position of the first element equal to `element` (bytes or bytearray: anything else is in
+ * no list), -1 when there is none, -2 with an error set.  (`in` and index().) */
+static Py_ssize_t position_of(ElementList *self, PyObject *element) {
+    if (!PyBytes_Check(element) && !PyByteArray_Check(element))
+        return -1;
+    unsigned char small[128];
+    size_t size;
+    unsigned char *needle = needle_entry(element, small, sizeof small, &size);
+    if (needle == NULL)
+        return -2;
+    Py_ssize_t index = 0, at = -1;
+    for (Py_ssize_t ci = 0; ci < self->nchunks && at < 0; ci++) {
         Chunk *c = chunk_at(self, ci);
         const unsigned char *p = c->data + c->lo, *end = c->data + c->hi;
         while (p < end) {
             size_t here = lpe_size(p);
-            if (here == size && p[0] == needle[0] && memcmp(p, needle, size) == 0)
-                return index;
+            if (here == size && p[0] == needle[0] && memcmp(p, needle, size) == 0) {
+                at = index;
+                break;
+            }
             p += here;
             index++;
         }
     }
-    return -1;
+    if (needle != small)
+        PyMem_Free(needle);
+    return at;
 }
 
 static int el_contains(ElementList *self, PyObject *element) {
-    unsigned char small[128];
-    size_t size;
-    if (!PyBytes_Check(element) && !PyByteArray_Check(element))
-        return 0;
-    unsigned char *needle = needle_entry(element, small, sizeof small, &size);
-    if (needle == NULL)
-        return -1;
-    Py_ssize_t at = find_entry(self, needle, size);
-    if (needle != small)
-        PyMem_Free(needle);
-    return at >= 0;
+    Py_ssize_t at = position_of(self, element);
+    return at == -2 ? -1 : at >= 0;
 }
 
 static PyObject *el_index(ElementList *self, PyObject *element) {
-    int found = 0;
-    Py_ssize_t at = -1;
-    if (PyBytes_Check(element) || PyByteArray_Check(element)) {
-        unsigned char small[128];
-        size_t size;
-        unsigned char *needle = needle_entry(element, small, sizeof small, &size);
-        if (needle == NULL)
-            return NULL;
-        at = find_entry(self, needle, size);
-        if (needle != small)
-            PyMem_Free(needle);
-        found = at >= 0;
-    }
-    if (!found) {
+    Py_ssize_t at = position_of(self, element);
+    if (at == -1)
         PyErr_SetString(PyExc_ValueError, "element is not in the ElementList");
-        return NULL;
-    }
-    return PyLong_FromSsize_t(at);
+    return at < 0 ? NULL : PyLong_FromSsize_t(at);
 }
 
 static PyObject *el_append_side(ElementList *self, PyObject *element, int front) {
