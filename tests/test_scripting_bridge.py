@@ -580,11 +580,8 @@ def test_script_command_follows_the_busy_threshold() -> None:
     the hook off and on again for the next run, as the Python handler does."""
     evalsha = [b"EVALSHA", engine.sha1hex(TWIN_SCRIPT.encode()).encode(), b"1", b"k0"]
     for bridge in (True, False):
-        old = engine.use_bridge(bridge)
-        try:
-            server = Server(Config())
-            client = Client(server)
-            client.connection_made(Transport())  # type: ignore[arg-type]
+        with bridge_on(bridge):
+            server, client, _ = fresh_client()
             client.data_received(encode_command(b"SCRIPT", b"LOAD", TWIN_SCRIPT.encode()))
             hooked = server.scripting.eval_state.lua.eval("function() return debug.gethook() ~= nil end")
             hooks = []
@@ -593,8 +590,6 @@ def test_script_command_follows_the_busy_threshold() -> None:
                                      b"busy-reply-threshold", threshold) + encode_command(*evalsha))
                 hooks.append(hooked())
             assert hooks == [True, False, False, True, False], bridge
-        finally:
-            engine.use_bridge(old)
 
 
 def test_twins_route_oom_at_start() -> None:
@@ -701,19 +696,14 @@ def test_script_command_plain_runs() -> None:
 
     Scripting.invoke = counting  # type: ignore[method-assign]
     try:
-        old = engine.use_bridge(True)
-        try:
-            server = Server(Config())
-            client = Client(server)
-            client.connection_made(Transport())  # type: ignore[arg-type]
+        with bridge_on(True):
+            _, client, _ = fresh_client()
             client.data_received(encode_command(b"SCRIPT", b"LOAD", TWIN_SCRIPT.encode()))
             client.data_received(encode_command(b"FUNCTION", b"LOAD", LIBRARY))
             for _ in range(5):
                 client.data_received(encode_command(b"EVALSHA", _sha(TWIN_SCRIPT), b"1", b"k"))
                 client.data_received(encode_command(b"FCALL", b"incr_get", b"1", b"k"))
                 client.data_received(encode_command(b"EVAL", b"return 1", b"0"))
-        finally:
-            engine.use_bridge(old)
     finally:
         Scripting.invoke = plain_invoke  # type: ignore[method-assign]
     assert invoked == [b"EVALSHA", b"FCALL", b"EVAL"]
