@@ -644,7 +644,8 @@ def _store_range(c: Any, dst: bytes, items: list[tuple[float, bytes]], hint: int
             db.delete(dst)
             c.keyspace.changed(db, dst, b"del", "g")
         return 0
-    out = ZSetValue.create(max(hint, 0), 0, *limits(c)).added_in_order(items, descending, *limits(c))
+    lim = limits(c)
+    out = ZSetValue.create(max(hint, 0), 0, *lim).added_in_order(items, descending, *lim)
     existed = db.lookup_write(dst) is not None
     db.set(dst, out)
     if not existed:
