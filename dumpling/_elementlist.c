@@ -229,9 +229,10 @@ static unsigned char *locate(ElementList *self, Py_ssize_t index, Py_ssize_t *ch
 
 /* ------------------------------------------------------------------ changes */
 
-/* Push one element, its entry planned, at the head or the tail. */
-static int push_planned(ElementList *self, const unsigned char *s, size_t n, const LpePlan *planned, int front) {
-    const LpePlan plan = *planned;
+/* Push one element at the head or the tail: its entry's size, or -1 with an error set. */
+static Py_ssize_t push(ElementList *self, const unsigned char *s, size_t n, int front) {
+    LpePlan plan;
+    lpe_plan(s, n, &plan);
     Chunk *c = self->nchunks ? chunk_at(self, front ? 0 : self->nchunks - 1) : NULL;
     if (c == NULL || chunk_used(c) + plan.size > CHUNK_MAX) {
         size_t cap = plan.size > CHUNK_MAX ? plan.size : plan.size < CHUNK_MIN / 2 ? CHUNK_MIN : plan.size * 2;
@@ -262,13 +263,7 @@ static int push_planned(ElementList *self, const unsigned char *s, size_t n, con
     c->count++;
     self->len++;
     self->version++;
-    return 0;
-}
-
-static int push(ElementList *self, const unsigned char *s, size_t n, int front) {
-    LpePlan plan;
-    lpe_plan(s, n, &plan);
-    return push_planned(self, s, n, &plan, front);
+    return (Py_ssize_t)plan.size;
 }
 
 /* Remove `count` (<= len) elements from one end; whole chunks are freed as they are. */
@@ -327,7 +322,7 @@ static int split_chunk(ElementList *self, Py_ssize_t ci) {
 /* Insert an element before element `index` (0 <= index <= len). */
 static int insert_at(ElementList *self, Py_ssize_t index, const unsigned char *s, size_t n) {
     if (index == 0 || index == self->len)
-        return push(self, s, n, index == 0 && self->len > 0);
+        return push(self, s, n, index == 0 && self->len > 0) < 0 ? -1 : 0;
     LpePlan plan;
     lpe_plan(s, n, &plan);
     Py_ssize_t ci;
@@ -401,7 +396,7 @@ static int extend_from(ElementList *self, PyObject *iterable, int front) {
     while ((item = PyIter_Next(it)) != NULL) {
         const unsigned char *s;
         size_t n;
-        int r = element_of(item, &s, &n) ? push(self, s, n, front) : -1;
+        int r = element_of(item, &s, &n) && push(self, s, n, front) >= 0 ? 0 : -1;
         Py_DECREF(item);
         if (r < 0) {
             Py_DECREF(it);
@@ -1447,15 +1442,11 @@ static PyTypeObject ElementIterType = {
 /* ------------------------------------------------------------------ C API (_elementlist.h) */
 
 static Py_ssize_t api_push(PyObject *list, const char *s, Py_ssize_t n, int front) {
-    LpePlan plan;
     if ((size_t)n > ENTRY_MAX - 16) {
         PyErr_SetString(PyExc_OverflowError, "element too large");
         return -1;
     }
-    lpe_plan((const unsigned char *)s, (size_t)n, &plan);
-    return push_planned((ElementList *)list, (const unsigned char *)s, (size_t)n, &plan, front) < 0
-               ? -1
-               : (Py_ssize_t)plan.size;
+    return push((ElementList *)list, (const unsigned char *)s, (size_t)n, front);
 }
 
 static PyObject *api_pop(PyObject *list, int head, Py_ssize_t *entry_size) {
