@@ -26,7 +26,8 @@ SOURCES = {
 # targets, aarch64 for one, would otherwise use).
 EXTRA_FLAGS = {"dumpling._hllgeo": ["-ffp-contract=off"]}
 # Headers shared between extensions (rebuilt when they change, shipped in the sdist).
-DEPENDS = {"dumpling._fastpath": ["dumpling/_native.h"], "dumpling._hllgeo": ["dumpling/_native.h"],
+DEPENDS = {"dumpling._fastpath": ["dumpling/_native.h", "dumpling/_slots.h"],
+           "dumpling._hllgeo": ["dumpling/_native.h"],
            "dumpling._collections": ["dumpling/_native.h", "dumpling/_slots.h", "dumpling/_elementlist.h"],
            "dumpling._elementlist": ["dumpling/_lpentry.h", "dumpling/_elementlist.h", "dumpling/_native.h"],
            "dumpling.payload._speedups": ["dumpling/_native.h"], "dumpling.payload._listpack": ["dumpling/_slots.h"],
