@@ -27,6 +27,7 @@ SOURCES = {
 EXTRA_FLAGS = {"dumpling._hllgeo": ["-ffp-contract=off"]}
 # Headers shared between extensions (rebuilt when they change, shipped in the sdist).
 DEPENDS = {"dumpling._fastpath": ["dumpling/_native.h", "dumpling/_slots.h"],
+           "dumpling._bigops": ["dumpling/_native.h"],
            "dumpling._hllgeo": ["dumpling/_native.h"],
            "dumpling._collections": ["dumpling/_native.h", "dumpling/_slots.h", "dumpling/_elementlist.h"],
            "dumpling._elementlist": ["dumpling/_lpentry.h", "dumpling/_elementlist.h", "dumpling/_native.h"],

@@ -31,11 +31,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#define SCORE_TEXT 96 /* _fpconv.c's TEXT_SIZE: room for any d2string text */
+#include "_native.h"
 
-typedef int (*d2string_fn)(double value, char *out);
-
-static d2string_fn g_d2string = NULL;      /* from _fpconv's capsule; NULL: flat_pairs declines */
+static native_d2string_fn g_d2string = NULL; /* from _fpconv's capsule; NULL: flat_pairs declines */
 static PyTypeObject *g_deque_type = NULL;  /* collections.deque */
 static PyCFunction g_deque_pop = NULL;     /* its METH_NOARGS pop and popleft */
 static PyCFunction g_deque_popleft = NULL;
@@ -56,7 +54,7 @@ static int put_pair(PyObject *out, Py_ssize_t at, PyObject *item) {
     PyObject *score = PyTuple_GET_ITEM(item, 0), *member = PyTuple_GET_ITEM(item, 1);
     if (!PyFloat_CheckExact(score) || !PyBytes_CheckExact(member))
         return 0;
-    char text[SCORE_TEXT];
+    char text[NATIVE_DOUBLE_TEXT];
     int length = g_d2string(PyFloat_AS_DOUBLE(score), text);
     PyObject *score_text = PyBytes_FromStringAndSize(text, length);
     if (score_text == NULL)
@@ -388,13 +386,6 @@ static int find_deque_pops(void) {
 PyMODINIT_FUNC PyInit__bigops(void) {
     if (find_deque_pops() < 0)
         return NULL;
-    /* PyCapsule_Import reads attributes from the package down: the submodule is imported first */
-    PyObject *fpconv = PyImport_ImportModule("dumpling._fpconv");
-    if (fpconv != NULL) {
-        g_d2string = (d2string_fn)PyCapsule_Import("dumpling._fpconv.d2string_capi", 0);
-        Py_DECREF(fpconv);
-    }
-    if (g_d2string == NULL)
-        PyErr_Clear(); /* no _fpconv: flat_pairs declines and the reference runs */
+    g_d2string = native_import_d2string(); /* (NULL: no _fpconv; flat_pairs declines and the reference runs) */
     return PyModule_Create(&bigops_module);
 }

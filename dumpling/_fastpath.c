@@ -1071,14 +1071,12 @@ static int encode_scalar(Out *o, PyObject *v, int resp3) {
 static PyObject *g_double_type, *g_map_type, *g_set_type;
 static PyObject *s_value, *s_pairs, *s_items;
 
-typedef int (*d2string_fn)(double value, char *out);
-static d2string_fn g_d2string; /* _fpconv's d2string (its capsule); NULL: doubles go to Python */
-#define DOUBLE_TEXT 96         /* _fpconv.c's TEXT_SIZE: room for any d2string text */
-#define REPLY_DEPTH 8          /* deeper replies go to Python */
+static native_d2string_fn g_d2string; /* _fpconv's d2string (its capsule); NULL: doubles go to Python */
+#define REPLY_DEPTH 8                   /* deeper replies go to Python */
 
 /* addReplyDouble: RESP3 ",<text>", RESP2 the text as a bulk string. */
 static int encode_double(Out *o, double value, int resp3) {
-    char text[DOUBLE_TEXT];
+    char text[NATIVE_DOUBLE_TEXT];
     int n = g_d2string(value, text);
     if (n < 0)
         return 0;
@@ -2662,13 +2660,6 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
         return NULL;
     }
     Py_DECREF(twins);
-    /* PyCapsule_Import reads attributes from the package down: the submodule is imported first */
-    PyObject *fpconv = PyImport_ImportModule("dumpling._fpconv");
-    if (fpconv != NULL) {
-        g_d2string = (d2string_fn)PyCapsule_Import("dumpling._fpconv.d2string_capi", 0);
-        Py_DECREF(fpconv);
-    }
-    if (g_d2string == NULL)
-        PyErr_Clear(); /* no _fpconv: Double replies go to Python */
+    g_d2string = native_import_d2string(); /* (NULL: no _fpconv; Double replies go to Python) */
     return m;
 }

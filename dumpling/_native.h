@@ -260,4 +260,24 @@ static inline int native_touch(const NativeCall *call, PyObject *key) {
     return PyDict_SetItem(call->meta, key, call->clock);
 }
 
+/* _fpconv's d2string (the text of Redis's addReplyDouble), which _fpconv exports in a capsule:
+ * writes at most NATIVE_DOUBLE_TEXT bytes (_fpconv.c's TEXT_SIZE) at `out`, returns their count. */
+typedef int (*native_d2string_fn)(double value, char *out);
+#define NATIVE_DOUBLE_TEXT 96
+
+/* The d2string of _fpconv's capsule, or NULL without an exception (no _fpconv: the caller leaves
+ * doubles to its Python reference).  For a module's init. */
+static inline native_d2string_fn native_import_d2string(void) {
+    native_d2string_fn d2string = NULL;
+    /* PyCapsule_Import reads attributes from the package down: the submodule is imported first */
+    PyObject *fpconv = PyImport_ImportModule("dumpling._fpconv");
+    if (fpconv != NULL) {
+        d2string = (native_d2string_fn)PyCapsule_Import("dumpling._fpconv.d2string_capi", 0);
+        Py_DECREF(fpconv);
+    }
+    if (d2string == NULL)
+        PyErr_Clear();
+    return d2string;
+}
+
 #endif
