@@ -2684,6 +2684,20 @@ walk_small(const unsigned char *blob, Py_ssize_t size, int ints_as_bytes, int bu
 
 static int fields_distinct(const unsigned char *blob, Py_ssize_t size, long numele, int pairs, int check_scores);
 
+/* The number of entries of the listpack ``blob`` when the walk accepts it and its header counts
+ * them exactly (not LP_NUMELE_UNKNOWN, not 0): what a value kept packed takes its length from;
+ * 0 when not, -1 on an error. */
+static long
+counted_entries(const unsigned char *blob, Py_ssize_t size)
+{
+    Sink sink;
+    if (walk_small(blob, size, 1, 0, &sink) != 0) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    long numele = (long)((unsigned int)blob[4] | ((unsigned int)blob[5] << 8));
+    return numele != LP_NUMELE_UNKNOWN && sink.count == numele ? numele : 0;
+}
+
 /* Whether _zset_from_listpack keeps the zset listpack ``blob`` packed (ZSetValue.packed): the
  * walk accepts it, its header counts its entries exactly, they are member/score pairs, at most
  * ``max_entries`` of them (else a skiplist) and at most one SortedList sublist (zset_built makes
@@ -2692,14 +2706,9 @@ static int fields_distinct(const unsigned char *blob, Py_ssize_t size, long nume
 static int
 zset_packable(const unsigned char *blob, Py_ssize_t size, long max_entries)
 {
-    Sink sink;
-    if (walk_small(blob, size, 1, 0, &sink) != 0) {
-        return PyErr_Occurred() ? -1 : 0;
-    }
-    long numele = (long)((unsigned int)blob[4] | ((unsigned int)blob[5] << 8));
-    if (numele == LP_NUMELE_UNKNOWN || numele == 0 || numele % 2 || sink.count != numele || numele / 2 > max_entries ||
-        numele / 2 > sorted_list_max) {
-        return 0;
+    long numele = counted_entries(blob, size);
+    if (numele <= 0 || numele % 2 || numele / 2 > max_entries || numele / 2 > sorted_list_max) {
+        return numele < 0 ? -1 : 0;
     }
     return fields_distinct(blob, size, numele, 1, 1);
 }
@@ -2865,24 +2874,20 @@ set_listpack_value(PyObject *blob_obj, long max_entries)
 {
     const unsigned char *blob = (const unsigned char *)PyBytes_AS_STRING(blob_obj);
     Py_ssize_t size = PyBytes_GET_SIZE(blob_obj);
-    Sink sink;
-    if (walk_small(blob, size, 1, 0, &sink) != 0) {
-        if (PyErr_Occurred()) {
+    long numele = counted_entries(blob, size);
+    if (numele < 0) {
+        return NULL;
+    }
+    if (numele > 0 && numele <= max_entries) {
+        int distinct = fields_distinct(blob, size, numele, 0, 0);
+        if (distinct < 0) {
             return NULL;
         }
-    }
-    else {
-        long numele = (long)((unsigned int)blob[4] | ((unsigned int)blob[5] << 8));
-        if (numele != LP_NUMELE_UNKNOWN && numele > 0 && sink.count == numele && numele <= max_entries) {
-            int distinct = fields_distinct(blob, size, numele, 0, 0);
-            if (distinct < 0) {
-                return NULL;
-            }
-            if (distinct) {
-                return packed_set(blob_obj, s_listpack);
-            }
+        if (distinct) {
+            return packed_set(blob_obj, s_listpack);
         }
     }
+    Sink sink;
     int rc = walk_small(blob, size, 1, 1, &sink);
     if (rc) {
         return rc < 0 ? NULL : Py_NewRef(Py_None);
@@ -2976,13 +2981,9 @@ typedef struct {
 static int
 hash_packable(const unsigned char *blob, Py_ssize_t size, long max_entries)
 {
-    Sink sink;
-    if (walk_small(blob, size, 1, 0, &sink) != 0) {
-        return PyErr_Occurred() ? -1 : 0;
-    }
-    long numele = (long)((unsigned int)blob[4] | ((unsigned int)blob[5] << 8));
-    if (numele == LP_NUMELE_UNKNOWN || numele == 0 || numele % 2 || sink.count != numele || numele / 2 > max_entries) {
-        return 0;
+    long numele = counted_entries(blob, size);
+    if (numele <= 0 || numele % 2 || numele / 2 > max_entries) {
+        return numele < 0 ? -1 : 0;
     }
     return fields_distinct(blob, size, numele, 1, 0);
 }
