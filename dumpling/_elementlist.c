@@ -1068,6 +1068,17 @@ static size_t take_entries(ElementList *self, Py_ssize_t *ci, const unsigned cha
     return size;
 }
 
+/* A listpack's header (total bytes, element count: 65535 when unknown) and end byte around the
+ * `count` entries written at lp + 6; `total` bytes in all. */
+static void frame_listpack(unsigned char *lp, size_t total, Py_ssize_t count) {
+    uint16_t n16 = count < 65535 ? (uint16_t)count : 65535;
+    for (int k = 0; k < 4; k++)
+        lp[k] = (unsigned char)((total >> (8 * k)) & 0xff);
+    lp[4] = n16 & 0xff;
+    lp[5] = n16 >> 8;
+    lp[total - 1] = 0xFF;
+}
+
 /* node_blobs(shape): for each (count, plain) of `shape`, head first, the next `count` elements
  * as one node: their listpack (header, entries as they lie, end byte), or for a plain node its
  * one element.  The counts must add up to at most len. */
@@ -1119,13 +1130,8 @@ static PyObject *el_node_blobs(ElementList *self, PyObject *shape) {
             blob = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
             if (blob != NULL) {
                 unsigned char *w = (unsigned char *)PyBytes_AS_STRING(blob);
-                uint16_t n16 = count < 65535 ? (uint16_t)count : 65535; /* 65535: count unknown */
-                for (int k = 0; k < 4; k++)
-                    w[k] = (unsigned char)((total >> (8 * k)) & 0xff);
-                w[4] = n16 & 0xff;
-                w[5] = n16 >> 8;
                 take_entries(self, &ci, &p, count, w + 6);
-                w[total - 1] = 0xFF;
+                frame_listpack(w, total, count);
             }
         }
         if (blob == NULL)
@@ -1226,12 +1232,7 @@ static PyObject *el_quicklist_body(ElementList *self, PyObject *const *args, Py_
             PyErr_SetString(PyExc_OverflowError, "listpack too large");
             goto done;
         }
-        uint16_t n16 = count < 65535 ? (uint16_t)count : 65535; /* 65535: count unknown */
-        for (int k = 0; k < 4; k++)
-            lp[k] = (unsigned char)((lp_len >> (8 * k)) & 0xff);
-        lp[4] = n16 & 0xff;
-        lp[5] = n16 >> 8;
-        lp[lp_len - 1] = 0xFF;
+        frame_listpack(lp, lp_len, count);
         w[0] = 2; /* QUICKLIST_NODE_CONTAINER_PACKED */
         if (compress != NULL && lp_len > 20) {
             PyObject *raw = PyBytes_FromStringAndSize((const char *)lp, (Py_ssize_t)lp_len);
