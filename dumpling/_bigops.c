@@ -15,11 +15,6 @@
  *     bytes members.
  * drop_inside(scores, first, last) -> int | None: the same members deleted from `scores` in
  *     place, in the dict's order; how many.
- * pop_many(items, count, head) -> list | None: `count` elements popped off one end of a deque,
- *     in the order they leave (None for anything but a plain deque). The references move from
- *     the deque into the list (the deque's own pop/popleft, called straight through its method
- *     table): no element object is touched, so dropping half of a big list costs pointer moves,
- *     not a cache miss per element.
  * sample_prefix(pool, k, seed): a partial Fisher-Yates shuffle of the list `pool` in place:
  *     its first k items become a uniform random sample, drawn from a splitmix64 stream seeded
  *     with `seed` (the same draws as the reference, so both give the same sample).
@@ -34,9 +29,6 @@
 #include "_native.h"
 
 static native_d2string_fn g_d2string = NULL; /* from _fpconv's capsule; NULL: flat_pairs declines */
-static PyTypeObject *g_deque_type = NULL;  /* collections.deque */
-static PyCFunction g_deque_pop = NULL;     /* its METH_NOARGS pop and popleft */
-static PyCFunction g_deque_popleft = NULL;
 
 /* ------------------------------------------------------------------ flat_pairs */
 
@@ -261,44 +253,6 @@ static PyObject *drop_inside(PyObject *module, PyObject *const *args, Py_ssize_t
     return PyLong_FromSsize_t(doomed);
 }
 
-/* ------------------------------------------------------------------ pop_many */
-
-static PyObject *pop_many(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "pop_many(items: deque, count: int, head: bool)");
-        return NULL;
-    }
-    PyObject *items = args[0];
-    Py_ssize_t count = PyLong_AsSsize_t(args[1]);
-    if (count == -1 && PyErr_Occurred())
-        return NULL;
-    int head = PyObject_IsTrue(args[2]);
-    if (head < 0)
-        return NULL;
-    PyCFunction pop = head ? g_deque_popleft : g_deque_pop;
-    if (pop == NULL || Py_TYPE(items) != g_deque_type)
-        Py_RETURN_NONE; /* a deque subclass or anything else: the reference pops it */
-    Py_ssize_t size = PyObject_Size(items);
-    if (size < 0)
-        return NULL;
-    if (count > size)
-        count = size;
-    if (count < 0)
-        count = 0;
-    PyObject *out = PyList_New(count);
-    if (out == NULL)
-        return NULL;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *item = pop(items, NULL);
-        if (item == NULL) { /* not for count <= len(items); kept for safety */
-            Py_DECREF(out);
-            return NULL;
-        }
-        PyList_SET_ITEM(out, i, item); /* the deque's reference, moved */
-    }
-    return out;
-}
-
 /* ------------------------------------------------------------------ sample_prefix */
 
 static inline uint64_t splitmix64(uint64_t *state) {
@@ -344,8 +298,6 @@ static PyMethodDef bigops_methods[] = {
      "keep_outside(scores, first, last) -> dict | None: scores without [first, last]."},
     {"drop_inside", (PyCFunction)(void (*)(void))drop_inside, METH_FASTCALL,
      "drop_inside(scores, first, last) -> int | None: keep_outside made in place."},
-    {"pop_many", (PyCFunction)(void (*)(void))pop_many, METH_FASTCALL,
-     "pop_many(items, count, head) -> list | None: count elements off one end of a deque."},
     {"sample_prefix", (PyCFunction)(void (*)(void))sample_prefix, METH_FASTCALL,
      "sample_prefix(pool, k, seed): the first k items of pool become a random sample."},
     {NULL, NULL, 0, NULL},
@@ -357,35 +309,7 @@ static struct PyModuleDef bigops_module = {
     NULL, NULL, NULL, NULL,
 };
 
-/* The deque's pop and popleft as its method table holds them, if they take no arguments. */
-static int find_deque_pops(void) {
-    PyObject *collections = PyImport_ImportModule("collections");
-    if (collections == NULL)
-        return -1;
-    PyObject *deque = PyObject_GetAttrString(collections, "deque");
-    Py_DECREF(collections);
-    if (deque == NULL)
-        return -1;
-    if (!PyType_Check(deque)) {
-        Py_DECREF(deque);
-        return 0;
-    }
-    g_deque_type = (PyTypeObject *)deque; /* kept for the module's life */
-    for (PyMethodDef *def = g_deque_type->tp_methods; def != NULL && def->ml_name != NULL; def++) {
-        if ((def->ml_flags & (METH_VARARGS | METH_KEYWORDS | METH_O | METH_NOARGS | METH_FASTCALL))
-            != METH_NOARGS)
-            continue;
-        if (strcmp(def->ml_name, "pop") == 0)
-            g_deque_pop = def->ml_meth;
-        else if (strcmp(def->ml_name, "popleft") == 0)
-            g_deque_popleft = def->ml_meth;
-    }
-    return 0;
-}
-
 PyMODINIT_FUNC PyInit__bigops(void) {
-    if (find_deque_pops() < 0)
-        return NULL;
     g_d2string = native_import_d2string(); /* (NULL: no _fpconv; flat_pairs declines and the reference runs) */
     return PyModule_Create(&bigops_module);
 }

@@ -2,11 +2,12 @@
 
 A command that touches half a million elements of a list, set or sorted set spends its time in
 a few loops: writing the RESP2 pairs of a zset range, taking a cut span out of a zset's
-member -> score dict (a new dict of the rest, or deletions in the dict's order), popping elements off a list's deque, drawing a random sample. Each is
-written here once, in Python (the reference), and ``dumpling/_bigops.c`` runs the same step in
-one C pass when it is built (``DUMPLING_PURE=1`` or ``use_native(False)`` runs the Python;
-``tests/test_bigops.py`` compares both). The C functions decline (None) what they do not
-handle, and the reference runs.
+member -> score dict (a new dict of the rest, or deletions in the dict's order), drawing a random
+sample. Each is written here once, in Python (the reference), and ``dumpling/_bigops.c`` runs the
+same step in one C pass when it is built (``DUMPLING_PURE=1`` or ``use_native(False)`` runs the
+Python; ``tests/test_bigops.py`` compares both). The C functions decline (None) what they do not
+handle, and the reference runs. ``pop_many`` (the pure list's pops) has no C twin: the C list,
+``dumpling._elementlist``, pops its own entries.
 
 Must not: know about commands, keys, clients or the keyspace.
 """
@@ -77,8 +78,9 @@ def py_drop_inside(scores: dict[bytes, float], first: tuple[float, bytes], last:
     return len(doomed)
 
 
-def py_pop_many(items: deque[Any], count: int, head: bool) -> list[Any]:
-    """``count`` elements (at most all) off one end of ``items``, in the order they leave."""
+def pop_many(items: deque[Any], count: int, head: bool) -> list[Any]:
+    """``count`` elements (at most all) off one end of ``items``, in the order they leave (the
+    pure list's pops, ``PyElementList``; the C list has its own)."""
     return list(starmap(items.popleft if head else items.pop, repeat((), min(max(count, 0), len(items)))))
 
 
@@ -143,15 +145,6 @@ def drop_inside(scores: dict[bytes, float], first: tuple[float, bytes], last: tu
         if dropped is not None:
             return dropped  # type: ignore[no-any-return]
     return py_drop_inside(scores, first, last)
-
-
-def pop_many(items: deque[Any], count: int, head: bool) -> list[Any]:
-    native = _native
-    if native is not None:
-        out = native.pop_many(items, count, head)
-        if out is not None:
-            return out  # type: ignore[no-any-return]
-    return py_pop_many(items, count, head)
 
 
 def sample_prefix(pool: list[Any], k: int, seed: int) -> None:

@@ -1,7 +1,7 @@
 """Commands that cut a big span out of a value, against real Redis: ZPOP*/ZMPOP with a count and
 ZREMRANGEBY* (a zset's sublists dropped whole, its dict rebuilt, the reply written from the
 chunks: ``zsets.cut_sublists``, ``dumpling.bigops``), LTRIM and LPOP/RPOP with a count (elements
-popped off the deque: ``bigops.pop_many``), SPOP with a count (one sample drawn:
+popped off the packed list: ``ElementList.pop_many``), SPOP with a count (one sample drawn:
 ``bigops.sample_prefix``).  Replies byte for byte (SPOP's random ones by what they must hold),
 the values afterwards, OBJECT ENCODING, keyspace notifications, and a ZSCAN/SSCAN started before
 the cut continuing after it.  2,000-element values: every span here takes the big-span paths."""
