@@ -65,7 +65,7 @@ static Py_ssize_t g_hash_offsets[HV_COUNT];
 static int g_hash_slots_ok = 0;
 /* A new empty hash without HashValue()'s Python __init__: a copy of an empty one made once
  * (configure) with its own dict of fields; only when the class's __slots__ are exactly these
- * (hash_blank_ok), so every slot is written. */
+ * (native_exact_slots), so every slot is written. */
 static const char *const HASH_ALL_SLOTS[] = {"_fields", "field_expires", "encoding", "_heap", "_scan"};
 #define HASH_ALL_COUNT 5
 static Py_ssize_t g_hash_all_offsets[HASH_ALL_COUNT];
@@ -1037,20 +1037,6 @@ static PyObject *hset_write(NativeCall *call, PyObject *key, PyObject *fields, c
 /* The Database the last native HSET of a new key stored into (native_database_of's *last). */
 static PyObject *g_database;
 
-/* 1 when `cls.__slots__` is exactly HASH_ALL_SLOTS (their offsets found), 0 if not, -1 error. */
-static int hash_blank_ok(PyObject *cls) {
-    PyObject *names = PyObject_GetAttrString(cls, "__slots__");
-    if (names == NULL)
-        return -1;
-    int ok = PyTuple_CheckExact(names) && PyTuple_GET_SIZE(names) == HASH_ALL_COUNT;
-    for (Py_ssize_t i = 0; ok && i < HASH_ALL_COUNT; i++) {
-        PyObject *name = PyTuple_GET_ITEM(names, i);
-        ok = PyUnicode_Check(name) && PyUnicode_CompareWithASCIIString(name, HASH_ALL_SLOTS[i]) == 0;
-    }
-    Py_DECREF(names);
-    return ok ? native_slot_offsets(cls, HASH_ALL_SLOTS, HASH_ALL_COUNT, g_hash_all_offsets) : 0;
-}
-
 /* A new empty HashValue: the template's slots shared, except a dict of fields of its own. */
 static PyObject *hash_blank(void) {
     if (g_hash_template == NULL || Py_TYPE(g_hash_template) != (PyTypeObject *)g_hash_type)
@@ -1510,7 +1496,7 @@ static PyObject *py_configure(PyObject *self, PyObject *const *args, Py_ssize_t 
     Py_XSETREF(g_hash_type, Py_NewRef(args[1]));
     g_hash_slots_ok = native_slot_offsets(args[1], HASH_SLOTS, HV_COUNT, g_hash_offsets) > 0;
     Py_CLEAR(g_hash_template);
-    if (g_hash_slots_ok && hash_blank_ok(args[1]) > 0)
+    if (g_hash_slots_ok && native_exact_slots(args[1], HASH_ALL_SLOTS, HASH_ALL_COUNT, g_hash_all_offsets) > 0)
         g_hash_template = PyObject_CallNoArgs(args[1]);
     Py_XSETREF(g_set_type, Py_NewRef(args[2]));
     g_set_slots_ok = native_slot_offsets(args[2], SET_SLOTS, SETV_COUNT, g_set_offsets) > 0;

@@ -46,4 +46,20 @@ static inline int native_slot_offsets(PyObject *cls, const char *const *names, i
     return 1;
 }
 
+/* native_slot_offsets of `names` when they are all of `cls`'s __slots__ (as many of them; no
+ * __dict__, no items), so that code making an instance itself writes every field: 1, or 0 not
+ * (no exception left), -1 on another error. */
+static inline int native_exact_slots(PyObject *cls, const char *const *names, int n, Py_ssize_t *offsets) {
+    if (!PyType_Check(cls) || ((PyTypeObject *)cls)->tp_dictoffset != 0 || ((PyTypeObject *)cls)->tp_itemsize != 0)
+        return 0;
+    PyObject *slots = PyObject_GetAttrString(cls, "__slots__");
+    Py_ssize_t count = slots == NULL ? -1 : PyObject_Length(slots);
+    Py_XDECREF(slots);
+    if (count < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    return count == n ? native_slot_offsets(cls, names, n, offsets) : 0;
+}
+
 #endif

@@ -2554,33 +2554,15 @@ static int
 value_class(ValueClass *c, PyObject *type, const char *const *names)
 {
     c->type = NULL;
-    if (!PyType_Check(type)) {
-        return 0;
-    }
-    PyTypeObject *t = (PyTypeObject *)type;
-    PyObject *slots = PyObject_GetAttrString(type, "__slots__");
-    if (slots == NULL) {
-        PyErr_Clear();
-        return 0;
-    }
-    PyObject *seq = PySequence_Fast(slots, "__slots__");
-    Py_DECREF(slots);
-    if (seq == NULL) {
-        PyErr_Clear();
-        return 0;
-    }
     int count = 0;
     while (names[count] != NULL) {
         count++;
     }
-    int ok = PySequence_Fast_GET_SIZE(seq) == count && t->tp_dictoffset == 0 && t->tp_itemsize == 0;
-    if (ok)
-        ok = native_slot_offsets(type, names, count, c->offsets);
-    Py_DECREF(seq);
+    int ok = native_exact_slots(type, names, count, c->offsets);
     if (ok < 0)
         return -1;
     if (ok) {
-        c->type = t;
+        c->type = (PyTypeObject *)type;
         c->count = count;
         Py_INCREF(type);
     }
