@@ -282,6 +282,7 @@ _LAZY_VECTORS_74 = [
 def test_lazy_field_expiry_matches_redis_74(dumpling_server):
     with dumpling_server.raw() as conn:
         conn.call("DEBUG", "SET-ACTIVE-EXPIRE", "0")
+        conn.call("FLUSHALL")  # the session's shared server: no fields left by an earlier test
         conn.call("CONFIG", "RESETSTAT")
         try:
             for cmd in _LAZY_SETUP:
