@@ -96,6 +96,16 @@ class ServerProcess:
     def log(self) -> str:
         return Path(self.log_path).read_text(errors="replace")
 
+    def wait_log(self, text: str, timeout: float = 10.0) -> str:
+        """The log once it holds ``text``: the port answers as soon as it is bound, before
+        the server has written what follows the bind (the banner, "Ready to accept")."""
+        deadline = time.monotonic() + timeout
+        while True:
+            log = self.log()
+            if text in log or time.monotonic() > deadline:
+                return log
+            time.sleep(0.02)
+
     def stop(self) -> None:
         self.stop_process()
         self._log.close()

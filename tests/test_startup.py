@@ -149,7 +149,7 @@ def test_logo_carries_pid_and_port_for_log_watchers() -> None:
     " PID: <pid>" and "Port:" lines before "Server initialized", as Redis's logo has."""
     server = start_dumpling("--always-show-logo", "yes")
     try:
-        log = server.log()
+        log = server.wait_log("Ready to accept connections")
         pid = server.proc.pid
         assert f" PID: {pid}\n" in log and f"Port: {server.port}\n" in log
         assert log.index(" PID: ") < log.index("Server initialized")
@@ -157,7 +157,7 @@ def test_logo_carries_pid_and_port_for_log_watchers() -> None:
         server.stop()
     plain = start_dumpling()
     try:
-        assert f"Running mode=standalone, port={plain.port}." in plain.log()
+        assert f"Running mode=standalone, port={plain.port}." in plain.wait_log("Ready to accept connections")
     finally:
         plain.stop()
 
