@@ -6,7 +6,8 @@ runs the data commands' Python handlers from there, the hot string commands enti
 (``dumpling.fpconv``); ``dumpling._hllgeo`` runs the HyperLogLog and GEO inner loops
 (``dumpling.hyperloglog``, ``dumpling.geohash``); ``dumpling._collections`` a list's node
 bookkeeping and the native handlers of the hot list/hash/set writes; ``dumpling._bigops`` the
-per-element steps of commands on big spans (``dumpling.bigops``); ``dumpling.payload._speedups``
+per-element steps of commands on big spans (``dumpling.bigops``); ``dumpling._keytable``
+a database's keys, values and LRU/LFU fields (``dumpling.keytable``); ``dumpling.payload._speedups``
 reads and writes the bodies of big collections and ``dumpling.payload._listpack``
 listpack blobs.  All are built by ``setup.py`` when a compiler is present; without them
 dumpling runs the same code paths in Python.  ``DUMPLING_PURE=1`` in the environment
@@ -47,7 +48,7 @@ bigops = _load("dumpling._bigops")  # the per-element steps of big spans (dumpli
 
 def loaded() -> list[str]:
     """Names of the accelerators in use (for the startup log)."""
-    from dumpling import collector
+    from dumpling import collector, keytable
     from dumpling.payload import bulk, compression, listpack  # the payload codec decides (DUMPLING_PURE_PAYLOAD too)
     from dumpling.scripting import engine
 
@@ -64,6 +65,8 @@ def loaded() -> list[str]:
         names.append("bigops")
     if collector.ACCELERATED:
         names.append("untrack")
+    if keytable.NATIVE is not None:
+        names.append("keytable")
     if engine.bridge_available():
         names.append("luabridge")
     if bulk.ACCELERATED:

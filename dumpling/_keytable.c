@@ -1,0 +1,620 @@
+/*
+ * dumpling._keytable: KeyTable, a database's keys, values and LRU/LFU fields in one C hash
+ * table (the layout and the C API are in _keytable.h; dumpling/keytable.py has PyKeyTable,
+ * the pure-Python reference with the same interface).
+ *
+ * Why: a Database kept two dicts (values, and a field per key), two entries and ~84 bytes a
+ * key, and a dict resizes whole inside the insert that fills it (~0.3 s at 3M keys, both
+ * dicts at the same insert).  Here one 32-byte entry holds the key, value, hash and field,
+ * and a resize is spread over the operations that follow (and the cron), as Redis does.
+ *
+ * Python side: a mapping of bytes keys (len, in, [], get, pop, setdefault-free assignment,
+ * del, iteration over keys/values/items with dict's "changed size during iteration" error),
+ * plus get_field/set_field, rehash_steps/rehash_for (the cron's share) and stats().
+ *
+ * GC: not a GC type.  A KeyTable is never reachable from what it holds (a value never refers
+ * to its database's table), so it cannot be on a cycle; a value that is on a cycle of its own
+ * stays tracked (collector.stored decides) and the table's reference only keeps it alive, as
+ * any untracked holder's would, until the key is deleted.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+#include "_keytable.h"
+
+#define INITIAL_SIZE 4
+#define FORCE_RATIO 4 /* grow while iterators hold rehashing back only past this fill (chains) */
+
+static PyTypeObject KeyTableType;
+static PyTypeObject KtIterType;
+
+/* ------------------------------------------------------------------ the table */
+
+static inline uint32_t key_hash(PyObject *key) {
+    Py_hash_t h = PyObject_Hash(key); /* (bytes: cached after the first call; never fails) */
+    return (uint32_t)(size_t)h;
+}
+
+static inline int same_key(const KtEntry *e, PyObject *key, uint32_t h) {
+    if (e->key == key)
+        return 1;
+    if (e->hash != h)
+        return 0;
+    Py_ssize_t n = PyBytes_GET_SIZE(key);
+    return PyBytes_GET_SIZE(e->key) == n && memcmp(PyBytes_AS_STRING(e->key), PyBytes_AS_STRING(key), (size_t)n) == 0;
+}
+
+static inline int rehashing(const KeyTableObject *kt) {
+    return kt->rehashidx >= 0;
+}
+
+/* Move up to n buckets of ht[0] into ht[1], visiting at most 10n empty ones (dictRehash):
+ * 1 while more remain. */
+static int rehash(KeyTableObject *kt, Py_ssize_t n) {
+    if (!rehashing(kt) || kt->iterators > 0)
+        return rehashing(kt);
+    Py_ssize_t empty_visits = n * 10;
+    KtTable *from = &kt->ht[0], *to = &kt->ht[1];
+    size_t mask = to->size - 1;
+    while (n-- && from->used != 0) {
+        while (from->buckets[kt->rehashidx] == NULL) {
+            kt->rehashidx++;
+            if (--empty_visits == 0)
+                return 1;
+        }
+        KtEntry *e = from->buckets[kt->rehashidx];
+        while (e != NULL) {
+            KtEntry *next = e->next;
+            size_t i = e->hash & mask;
+            e->next = to->buckets[i];
+            to->buckets[i] = e;
+            from->used--;
+            to->used++;
+            e = next;
+        }
+        from->buckets[kt->rehashidx] = NULL;
+        kt->rehashidx++;
+    }
+    if (from->used != 0)
+        return 1;
+    PyMem_Free(from->buckets);
+    *from = *to;
+    to->buckets = NULL;
+    to->size = to->used = 0;
+    kt->rehashidx = -1;
+    return 0;
+}
+
+static inline void rehash_step(KeyTableObject *kt) {
+    if (rehashing(kt) && kt->iterators == 0)
+        rehash(kt, 1);
+}
+
+static size_t size_for(size_t used) {
+    size_t size = INITIAL_SIZE;
+    while (size < used && size < ((size_t)1 << 62))
+        size <<= 1;
+    return size;
+}
+
+/* Start moving everything to a table of `size` buckets (or make the first table). */
+static int resize_to(KeyTableObject *kt, size_t size) {
+    if (size > ((size_t)1 << 32)) /* (the hash kept is 32 bits) */
+        size = (size_t)1 << 32;
+    if (size == kt->ht[0].size)
+        return 0;
+    KtEntry **buckets = PyMem_Calloc(size, sizeof(KtEntry *));
+    if (buckets == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (kt->ht[0].buckets == NULL) {
+        kt->ht[0].buckets = buckets;
+        kt->ht[0].size = size;
+        return 0;
+    }
+    kt->ht[1].buckets = buckets;
+    kt->ht[1].size = size;
+    kt->ht[1].used = 0;
+    kt->rehashidx = 0;
+    return 0;
+}
+
+/* Before an insert: the first table, or an expansion once the table is full (fill 1, as
+ * Redis's dict; while iterators hold rehashing back a table may fill up to FORCE_RATIO). */
+static int expand_if_needed(KeyTableObject *kt) {
+    if (rehashing(kt))
+        return 0;
+    KtTable *t = &kt->ht[0];
+    if (t->size == 0)
+        return resize_to(kt, INITIAL_SIZE);
+    if (t->used >= t->size && (kt->iterators == 0 || t->used >= t->size * FORCE_RATIO))
+        return resize_to(kt, size_for(t->used + 1));
+    return 0;
+}
+
+/* After a delete: below 1/8 full, start shrinking to the smallest table that holds what is
+ * left (Redis 7.4's HASHTABLE_MIN_FILL). */
+static void shrink_if_needed(KeyTableObject *kt) {
+    KtTable *t = &kt->ht[0];
+    if (rehashing(kt) || kt->iterators > 0 || t->size <= INITIAL_SIZE || t->used * 8 >= t->size)
+        return;
+    if (resize_to(kt, size_for(t->used)) < 0)
+        PyErr_Clear(); /* (no memory for a smaller table: keep the big one) */
+}
+
+/* The link that points at key's entry (in whichever table holds it), or NULL. */
+static KtEntry **find_link(KeyTableObject *kt, PyObject *key, uint32_t h) {
+    for (int t = 0; t <= 1; t++) {
+        KtTable *table = &kt->ht[t];
+        if (table->size == 0)
+            break;
+        KtEntry **link = &table->buckets[h & (table->size - 1)];
+        for (; *link != NULL; link = &(*link)->next)
+            if (same_key(*link, key, h))
+                return link;
+        if (!rehashing(kt))
+            break;
+    }
+    return NULL;
+}
+
+static KtEntry *kt_find(PyObject *self, PyObject *key) {
+    KeyTableObject *kt = (KeyTableObject *)self;
+    if (!PyBytes_CheckExact(key) || kt->ht[0].used + kt->ht[1].used == 0)
+        return NULL;
+    rehash_step(kt);
+    KtEntry **link = find_link(kt, key, key_hash(key));
+    return link == NULL ? NULL : *link;
+}
+
+static int kt_store(PyObject *self, PyObject *key, PyObject *value, uint32_t field, KtEntry **out) {
+    KeyTableObject *kt = (KeyTableObject *)self;
+    if (!PyBytes_CheckExact(key)) {
+        PyErr_Format(PyExc_TypeError, "KeyTable keys are bytes, not %.100s", Py_TYPE(key)->tp_name);
+        return -1;
+    }
+    rehash_step(kt);
+    uint32_t h = key_hash(key);
+    KtEntry **link = kt->ht[0].size != 0 ? find_link(kt, key, h) : NULL;
+    if (link != NULL) {
+        KtEntry *e = *link;
+        PyObject *old = e->value;
+        e->value = Py_NewRef(value);
+        if (out != NULL)
+            *out = e;
+        Py_DECREF(old); /* (last: its deallocation may run code) */
+        return 0;
+    }
+    if (expand_if_needed(kt) < 0)
+        return -1;
+    KtEntry *e = PyMem_Malloc(sizeof(KtEntry));
+    if (e == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    KtTable *t = &kt->ht[rehashing(kt) ? 1 : 0];
+    size_t i = h & (t->size - 1);
+    e->key = Py_NewRef(key);
+    e->value = Py_NewRef(value);
+    e->hash = h;
+    e->field = field;
+    e->next = t->buckets[i];
+    t->buckets[i] = e;
+    t->used++;
+    kt->version++;
+    if (out != NULL)
+        *out = e;
+    return 1;
+}
+
+static int kt_remove(PyObject *self, PyObject *key, PyObject **old) {
+    KeyTableObject *kt = (KeyTableObject *)self;
+    if (!PyBytes_CheckExact(key) || kt->ht[0].used + kt->ht[1].used == 0)
+        return 0;
+    rehash_step(kt);
+    uint32_t h = key_hash(key);
+    for (int t = 0; t <= 1; t++) {
+        KtTable *table = &kt->ht[t];
+        if (table->size == 0)
+            break;
+        KtEntry **link = &table->buckets[h & (table->size - 1)];
+        for (; *link != NULL; link = &(*link)->next) {
+            if (!same_key(*link, key, h))
+                continue;
+            KtEntry *e = *link;
+            *link = e->next;
+            table->used--;
+            kt->version++;
+            shrink_if_needed(kt);
+            PyObject *k = e->key, *v = e->value;
+            PyMem_Free(e);
+            Py_DECREF(k);
+            if (old != NULL)
+                *old = v;
+            else
+                Py_DECREF(v);
+            return 1;
+        }
+        if (!rehashing(kt))
+            break;
+    }
+    return 0;
+}
+
+static void kt_cursor_start(PyObject *self, KtCursor *c) {
+    KeyTableObject *kt = (KeyTableObject *)self;
+    kt->iterators++;
+    c->kt = (KeyTableObject *)Py_NewRef(self);
+    c->table = 0;
+    c->bucket = 0;
+    c->entry = NULL;
+}
+
+static KtEntry *kt_cursor_next(KtCursor *c) {
+    KeyTableObject *kt = c->kt;
+    for (;;) {
+        if (c->entry != NULL) {
+            KtEntry *e = c->entry;
+            c->entry = e->next;
+            return e;
+        }
+        KtTable *t = &kt->ht[c->table];
+        if (c->bucket < t->size) {
+            c->entry = t->buckets[c->bucket++];
+            continue;
+        }
+        if (c->table == 0 && rehashing(kt)) {
+            c->table = 1;
+            c->bucket = 0;
+            continue;
+        }
+        return NULL;
+    }
+}
+
+static void kt_cursor_end(KtCursor *c) {
+    if (c->kt == NULL)
+        return;
+    c->kt->iterators--;
+    Py_CLEAR(c->kt);
+}
+
+/* Drop every entry (the tables emptied to none). */
+static void clear_all(KeyTableObject *kt) {
+    KtTable tables[2] = {kt->ht[0], kt->ht[1]};
+    memset(kt->ht, 0, sizeof(kt->ht));
+    kt->rehashidx = -1;
+    kt->version++;
+    for (int t = 0; t <= 1; t++) {
+        for (size_t i = 0; i < tables[t].size; i++) {
+            KtEntry *e = tables[t].buckets[i];
+            while (e != NULL) {
+                KtEntry *next = e->next;
+                Py_DECREF(e->key);
+                Py_DECREF(e->value);
+                PyMem_Free(e);
+                e = next;
+            }
+        }
+        PyMem_Free(tables[t].buckets);
+    }
+}
+
+/* ------------------------------------------------------------------ the Python type */
+
+static PyObject *kt_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    if (PyTuple_GET_SIZE(args) != 0 || (kwds != NULL && PyDict_GET_SIZE(kwds) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "KeyTable() takes no arguments");
+        return NULL;
+    }
+    KeyTableObject *kt = (KeyTableObject *)type->tp_alloc(type, 0);
+    if (kt == NULL)
+        return NULL;
+    kt->rehashidx = -1;
+    return (PyObject *)kt;
+}
+
+static void kt_dealloc(PyObject *self) {
+    clear_all((KeyTableObject *)self);
+    Py_TYPE(self)->tp_free(self);
+}
+
+static Py_ssize_t kt_length(PyObject *self) {
+    return keytable_len(self);
+}
+
+static int kt_contains(PyObject *self, PyObject *key) {
+    return kt_find(self, key) != NULL;
+}
+
+static PyObject *kt_subscript(PyObject *self, PyObject *key) {
+    KtEntry *e = kt_find(self, key);
+    if (e == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetObject(PyExc_KeyError, key);
+        return NULL;
+    }
+    return Py_NewRef(e->value);
+}
+
+static int kt_ass_subscript(PyObject *self, PyObject *key, PyObject *value) {
+    if (value != NULL)
+        return kt_store(self, key, value, 0, NULL) < 0 ? -1 : 0;
+    if (kt_remove(self, key, NULL))
+        return 0;
+    PyErr_SetObject(PyExc_KeyError, key);
+    return -1;
+}
+
+static PyObject *kt_get(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "get(key, default=None)");
+        return NULL;
+    }
+    KtEntry *e = kt_find(self, args[0]);
+    return Py_NewRef(e != NULL ? e->value : nargs == 2 ? args[1] : Py_None);
+}
+
+static PyObject *kt_pop(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "pop(key[, default])");
+        return NULL;
+    }
+    PyObject *old;
+    if (kt_remove(self, args[0], &old))
+        return old;
+    if (nargs == 2)
+        return Py_NewRef(args[1]);
+    PyErr_SetObject(PyExc_KeyError, args[0]);
+    return NULL;
+}
+
+static PyObject *kt_clear(PyObject *self, PyObject *unused) {
+    clear_all((KeyTableObject *)self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *kt_get_field(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "get_field(key, default=None)");
+        return NULL;
+    }
+    KtEntry *e = kt_find(self, args[0]);
+    if (e == NULL)
+        return Py_NewRef(nargs == 2 ? args[1] : Py_None);
+    return PyLong_FromUnsignedLong(e->field);
+}
+
+static PyObject *kt_set_field(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "set_field(key, field)");
+        return NULL;
+    }
+    unsigned long field = PyLong_AsUnsignedLong(args[1]);
+    if (field == (unsigned long)-1 && PyErr_Occurred())
+        return NULL;
+    if (field > 0xFFFFFFFFUL) {
+        PyErr_SetString(PyExc_OverflowError, "a field is at most 32 bits");
+        return NULL;
+    }
+    KtEntry *e = kt_find(self, args[0]);
+    if (e == NULL)
+        Py_RETURN_FALSE;
+    e->field = (uint32_t)field;
+    Py_RETURN_TRUE;
+}
+
+static PyObject *kt_rehash_steps(PyObject *self, PyObject *arg) {
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    return PyBool_FromLong(n > 0 ? rehash((KeyTableObject *)self, n) : rehashing((KeyTableObject *)self));
+}
+
+static long long monotonic_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* rehash_for(us) -> bool: the cron's share (databasesCron): a shrink started if the table is
+ * under 1/8 full (deletes start one too, but not while another rehash runs), then 100 buckets
+ * at a time until `us` microseconds have passed or the rehash is done
+ * (dictRehashMicroseconds); True while more remain. */
+static PyObject *kt_rehash_for(PyObject *self, PyObject *arg) {
+    long long budget = PyLong_AsLongLong(arg);
+    if (budget == -1 && PyErr_Occurred())
+        return NULL;
+    KeyTableObject *kt = (KeyTableObject *)self;
+    long long start = monotonic_us();
+    for (;;) {
+        shrink_if_needed(kt); /* (again once a rehash ends: deletes during it started none) */
+        if (!rehashing(kt) || kt->iterators > 0)
+            break;
+        while (rehash(kt, 100))
+            if (monotonic_us() - start >= budget)
+                return PyBool_FromLong(1);
+    }
+    return PyBool_FromLong(rehashing(kt));
+}
+
+/* stats() -> (size0, used0, size1, used1, rehashidx): the tables as they are (tests, DEBUG). */
+static PyObject *kt_stats(PyObject *self, PyObject *unused) {
+    KeyTableObject *kt = (KeyTableObject *)self;
+    return Py_BuildValue("(nnnnn)", (Py_ssize_t)kt->ht[0].size, (Py_ssize_t)kt->ht[0].used,
+                         (Py_ssize_t)kt->ht[1].size, (Py_ssize_t)kt->ht[1].used, kt->rehashidx);
+}
+
+static PyObject *kt_sizeof(PyObject *self, PyObject *unused) {
+    KeyTableObject *kt = (KeyTableObject *)self;
+    size_t n = sizeof(KeyTableObject) + (kt->ht[0].size + kt->ht[1].size) * sizeof(KtEntry *) +
+               (kt->ht[0].used + kt->ht[1].used) * sizeof(KtEntry);
+    return PyLong_FromSize_t(n);
+}
+
+/* ------------------------------------------------------------------ iterators */
+
+enum { IT_KEYS, IT_VALUES, IT_ITEMS };
+
+typedef struct {
+    PyObject_HEAD
+    KtCursor cursor; /* cursor.kt NULL once finished */
+    uint64_t version;
+    int kind;
+} KtIterObject;
+
+static PyObject *make_iter(PyObject *self, int kind) {
+    KtIterObject *it = PyObject_New(KtIterObject, &KtIterType);
+    if (it == NULL)
+        return NULL;
+    kt_cursor_start(self, &it->cursor);
+    it->version = ((KeyTableObject *)self)->version;
+    it->kind = kind;
+    return (PyObject *)it;
+}
+
+static PyObject *kt_iter(PyObject *self) {
+    return make_iter(self, IT_KEYS);
+}
+
+static PyObject *kt_keys(PyObject *self, PyObject *unused) {
+    return make_iter(self, IT_KEYS);
+}
+
+static PyObject *kt_values(PyObject *self, PyObject *unused) {
+    return make_iter(self, IT_VALUES);
+}
+
+static PyObject *kt_items(PyObject *self, PyObject *unused) {
+    return make_iter(self, IT_ITEMS);
+}
+
+static void ktiter_dealloc(PyObject *self) {
+    kt_cursor_end(&((KtIterObject *)self)->cursor);
+    PyObject_Free(self);
+}
+
+static PyObject *ktiter_next(PyObject *self) {
+    KtIterObject *it = (KtIterObject *)self;
+    if (it->cursor.kt == NULL)
+        return NULL;
+    if (it->cursor.kt->version != it->version) {
+        kt_cursor_end(&it->cursor);
+        PyErr_SetString(PyExc_RuntimeError, "dictionary changed size during iteration");
+        return NULL;
+    }
+    KtEntry *e = kt_cursor_next(&it->cursor);
+    if (e == NULL) {
+        kt_cursor_end(&it->cursor); /* rehashing may go on */
+        return NULL;
+    }
+    if (it->kind == IT_KEYS)
+        return Py_NewRef(e->key);
+    if (it->kind == IT_VALUES)
+        return Py_NewRef(e->value);
+    return PyTuple_Pack(2, e->key, e->value);
+}
+
+static PyObject *ktiter_length_hint(PyObject *self, PyObject *unused) {
+    KtIterObject *it = (KtIterObject *)self;
+    return PyLong_FromSsize_t(it->cursor.kt == NULL ? 0 : keytable_len((PyObject *)it->cursor.kt));
+}
+
+static PyMethodDef ktiter_methods[] = {
+    {"__length_hint__", ktiter_length_hint, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject KtIterType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "dumpling._keytable.KeyTableIterator",
+    .tp_basicsize = sizeof(KtIterObject),
+    .tp_dealloc = ktiter_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = ktiter_next,
+    .tp_methods = ktiter_methods,
+};
+
+/* ------------------------------------------------------------------ the type and module */
+
+static PyObject *kt_repr(PyObject *self) {
+    return PyUnicode_FromFormat("<KeyTable of %zd keys>", keytable_len(self));
+}
+
+static PyMappingMethods kt_as_mapping = {
+    .mp_length = kt_length,
+    .mp_subscript = kt_subscript,
+    .mp_ass_subscript = kt_ass_subscript,
+};
+
+static PySequenceMethods kt_as_sequence = {
+    .sq_contains = kt_contains,
+};
+
+static PyMethodDef kt_methods[] = {
+    {"get", (PyCFunction)(void (*)(void))kt_get, METH_FASTCALL, "get(key, default=None): the value at key"},
+    {"pop", (PyCFunction)(void (*)(void))kt_pop, METH_FASTCALL, "pop(key[, default]): remove key, return its value"},
+    {"clear", kt_clear, METH_NOARGS, "clear(): remove every key"},
+    {"keys", kt_keys, METH_NOARGS, "an iterator over the keys"},
+    {"values", kt_values, METH_NOARGS, "an iterator over the values"},
+    {"items", kt_items, METH_NOARGS, "an iterator over (key, value) pairs"},
+    {"get_field", (PyCFunction)(void (*)(void))kt_get_field, METH_FASTCALL,
+     "get_field(key, default=None): the key's LRU/LFU field (0 until set), default if absent"},
+    {"set_field", (PyCFunction)(void (*)(void))kt_set_field, METH_FASTCALL,
+     "set_field(key, field) -> bool: set the key's LRU/LFU field; False (nothing set) if absent"},
+    {"rehash_steps", kt_rehash_steps, METH_O, "rehash_steps(n) -> bool: move n buckets; True while rehashing"},
+    {"rehash_for", kt_rehash_for, METH_O,
+     "rehash_for(us) -> bool: rehash for up to us microseconds; True while rehashing"},
+    {"stats", kt_stats, METH_NOARGS, "stats() -> (size0, used0, size1, used1, rehashidx)"},
+    {"__sizeof__", kt_sizeof, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject KeyTableType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "dumpling._keytable.KeyTable",
+    .tp_doc = "A database's keys, values and LRU/LFU fields: a hash table rehashed incrementally.",
+    .tp_basicsize = sizeof(KeyTableObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = kt_new,
+    .tp_dealloc = kt_dealloc,
+    .tp_repr = kt_repr,
+    .tp_as_mapping = &kt_as_mapping,
+    .tp_as_sequence = &kt_as_sequence,
+    .tp_iter = kt_iter,
+    .tp_methods = kt_methods,
+    .tp_hash = PyObject_HashNotImplemented,
+};
+
+static KeyTableApi api = {
+    &KeyTableType, kt_find, kt_store, kt_remove, kt_cursor_start, kt_cursor_next, kt_cursor_end,
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "dumpling._keytable", "A database's keys, values and LRU/LFU fields in one table.", -1,
+    NULL,
+};
+
+PyMODINIT_FUNC PyInit__keytable(void) {
+    if (PyType_Ready(&KeyTableType) < 0 || PyType_Ready(&KtIterType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module_def);
+    if (m == NULL)
+        return NULL;
+    PyObject *capsule = PyCapsule_New(&api, KEYTABLE_CAPSULE, NULL);
+    if (capsule == NULL || PyModule_AddObject(m, "_api", capsule) < 0) {
+        Py_XDECREF(capsule);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&KeyTableType);
+    if (PyModule_AddObject(m, "KeyTable", (PyObject *)&KeyTableType) < 0) {
+        Py_DECREF(&KeyTableType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,76 @@
+/*
+ * dumpling/_keytable.h: a database's keys, values and LRU/LFU fields in one C hash table
+ * (dumpling._keytable's KeyTable), and the C entry points it lends other extensions.
+ *
+ * One entry per key: the key (bytes), the value, the low 32 bits of the key's hash and the
+ * 24-bit LRU/LFU field as a C integer (no Python int per key, no second dict).  Chained
+ * buckets in two tables, rehashed incrementally as Redis's dict.c does: an expansion or a
+ * shrink allocates the new table and each operation then moves a bucket (the server's cron
+ * moves more), so no single command pays for a whole-table resize.  An entry is never
+ * reallocated by a rehash (only relinked), so a KtEntry pointer stays valid until its key
+ * is deleted.
+ *
+ * Found through a capsule, KEYTABLE_CAPSULE, holding a KeyTableApi (native_keytable() in
+ * _native.h imports it); `type` tells which objects the functions take.  Keys are exact
+ * bytes objects: find() of anything else finds nothing, store() refuses it.
+ */
+#ifndef DUMPLING_KEYTABLE_H
+#define DUMPLING_KEYTABLE_H
+
+#include <Python.h>
+#include <stdint.h>
+
+#define KEYTABLE_CAPSULE "dumpling._keytable._api"
+
+typedef struct KtEntry {
+    struct KtEntry *next; /* the bucket's chain */
+    PyObject *key;        /* bytes (a strong reference) */
+    PyObject *value;      /* a strong reference */
+    uint32_t hash;        /* the low 32 bits of the key's hash */
+    uint32_t field;       /* the 24-bit LRU/LFU field */
+} KtEntry;
+
+typedef struct {
+    KtEntry **buckets; /* NULL while size is 0 */
+    size_t size;       /* 0 or a power of two */
+    size_t used;
+} KtTable;
+
+typedef struct {
+    PyObject_HEAD
+    KtTable ht[2];        /* ht[1] only while rehashing, into it */
+    Py_ssize_t rehashidx; /* the next bucket of ht[0] to move; -1 when not rehashing */
+    Py_ssize_t iterators; /* live iterators: rehashing waits while there are any */
+    uint64_t version;     /* bumped by every insert and delete (iterators check it) */
+} KeyTableObject;
+
+/* A walk over every entry, for C code that does not change the table while it walks (the
+ * snapshot writer).  Rehashing waits from start to end. */
+typedef struct {
+    KeyTableObject *kt;
+    int table;
+    size_t bucket;
+    KtEntry *entry; /* the next one to hand out */
+} KtCursor;
+
+typedef struct {
+    PyTypeObject *type;
+    /* The entry of `key` (borrowed, valid until the key is deleted), or NULL: absent. Never
+     * raises. */
+    KtEntry *(*find)(PyObject *kt, PyObject *key);
+    /* Store value at key: 1 added (with `field`), 0 replaced (the entry keeps its field), -1
+     * with an exception (a key that is not bytes, no memory).  *entry (if given) the entry. */
+    int (*store)(PyObject *kt, PyObject *key, PyObject *value, uint32_t field, KtEntry **entry);
+    /* Delete key: 1 deleted (*old, if given, receives the value's reference, else it is
+     * released), 0 absent. */
+    int (*remove)(PyObject *kt, PyObject *key, PyObject **old);
+    void (*cursor_start)(PyObject *kt, KtCursor *cursor);
+    KtEntry *(*cursor_next)(KtCursor *cursor); /* NULL at the end */
+    void (*cursor_end)(KtCursor *cursor);      /* (once, whether or not the walk finished) */
+} KeyTableApi;
+
+static inline Py_ssize_t keytable_len(PyObject *kt) {
+    return (Py_ssize_t)(((KeyTableObject *)kt)->ht[0].used + ((KeyTableObject *)kt)->ht[1].used);
+}
+
+#endif

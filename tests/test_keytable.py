@@ -1,0 +1,189 @@
+"""KeyTable (dumpling._keytable, a database's keys, values and LRU/LFU fields in one C hash
+table rehashed incrementally) against its reference PyKeyTable (a dict plus a dict of fields):
+random operation sequences on both, the same answers and contents after every step, through
+expansions, shrinks and rehashes left half done."""
+
+from __future__ import annotations
+
+import gc
+import random
+import sys
+import weakref
+from typing import Any
+
+import pytest
+
+from dumpling.keytable import PyKeyTable
+from tests.fuzzing import scaled
+
+try:
+    from dumpling._keytable import KeyTable as Native
+except ImportError:  # built without a compiler
+    Native = None
+
+needs_c = pytest.mark.skipif(Native is None, reason="dumpling._keytable not built")
+
+MISSING = object()
+
+
+def outcome(call: Any) -> Any:
+    """What a call returned, or the type and text of what it raised."""
+    try:
+        return ("ok", call())
+    except Exception as e:  # compared between the two tables, not swallowed
+        return ("raised", type(e).__name__, str(e))
+
+
+def contents(table: Any) -> list[tuple[bytes, Any, Any]]:
+    return sorted((key, value, table.get_field(key)) for key, value in table.items())
+
+
+def random_step(rng: random.Random, keys: list[bytes], tables: list[Any]) -> list[Any]:
+    """One random operation applied to every table: what each answered."""
+    key = rng.choice(keys)
+    roll = rng.random()
+    if roll < 0.30:
+        value = rng.choice([b"v", b"%d" % rng.randrange(1000), [1, 2], None, 3.5])
+        if value is None:
+            value = b""
+        return [outcome(lambda t=t: t.__setitem__(key, value)) for t in tables]
+    if roll < 0.45:
+        return [outcome(lambda t=t: t.__delitem__(key)) for t in tables]
+    if roll < 0.55:
+        default = rng.choice([(), (None,), (b"d",)])
+        return [outcome(lambda t=t: t.pop(key, *default)) for t in tables]
+    if roll < 0.62:
+        return [outcome(lambda t=t: (t.get(key), t.get(key, MISSING) is MISSING, key in t, len(t))) for t in tables]
+    if roll < 0.67:
+        return [outcome(lambda t=t: t[key]) for t in tables]
+    if roll < 0.77:
+        field = rng.randrange(1 << 24)
+        return [outcome(lambda t=t: t.set_field(key, field)) for t in tables]
+    if roll < 0.84:
+        return [outcome(lambda t=t: (t.get_field(key), t.get_field(key, -1))) for t in tables]
+    if roll < 0.88:
+        n = rng.randrange(0, 20)
+        for t in tables:
+            t.rehash_steps(n)  # (the reference has nothing to move)
+        return [None]
+    if roll < 0.90:
+        return [outcome(lambda t=t: sorted(t)) for t in tables]
+    if roll < 0.92:
+        return [outcome(lambda t=t: sorted(t.values(), key=repr)) for t in tables]
+    if roll < 0.95:  # a change of size while iterating: dict's error, in both
+        def changed_while_iterating(t: Any) -> Any:
+            it = iter(t)
+            first = next(it, None)
+            t[b"new:" + key] = b"x"
+            return first is None or sorted(it)
+        answers = [outcome(lambda t=t: changed_while_iterating(t)) for t in tables]
+        return [a if a[0] == "raised" else ("ok", "no error") for a in answers]
+    if roll < 0.96:
+        for t in tables:
+            t.clear()
+        return [None]
+    return [outcome(lambda t=t: (len(t), bool(t))) for t in tables]
+
+
+@needs_c
+@pytest.mark.parametrize("seed", range(6))
+def test_random_sequences_match_the_reference(seed: int) -> None:
+    rng = random.Random(seed)
+    # a small key space keeps keys colliding and coming back; a big one drives resizes
+    keys = [b"k%d" % i for i in range(rng.choice([8, 300, 3000]))]
+    native, reference = Native(), PyKeyTable()
+    for step in range(scaled(40000, 4000)):
+        answers = random_step(rng, keys, [native, reference])
+        assert answers[0] == answers[-1], (seed, step)
+        if step % 500 == 0:
+            assert contents(native) == contents(reference), (seed, step)
+    assert contents(native) == contents(reference)
+
+
+@needs_c
+def test_growth_and_shrink_are_incremental() -> None:
+    table = Native()
+    for i in range(5000):
+        table[b"key:%d" % i] = i
+        size0, used0, size1, used1, rehashidx = table.stats()
+        assert used0 + used1 == i + 1
+        # never a whole-table move inside one insert: an expansion starts a rehash that
+        # later operations carry on (one bucket each)
+        if size1:
+            assert rehashidx >= 0
+    size0, used0, size1, used1, _ = table.stats()
+    while table.rehash_steps(100):
+        pass
+    size0, used0, size1, used1, rehashidx = table.stats()
+    assert (used0, size1, rehashidx) == (5000, 0, -1) and size0 >= 5000
+    for i in range(4990):
+        del table[b"key:%d" % i]
+    assert table.rehash_for(100000) is False
+    size0, used0, _, _, _ = table.stats()
+    assert used0 == 10 and size0 <= 16  # shrunk once under 1/8 full
+    assert sorted(table) == [b"key:%d" % i for i in range(4990, 5000)]
+
+
+@needs_c
+def test_iterators_hold_rehashing_back_and_see_every_key_once() -> None:
+    table = Native()
+    for i in range(1000):
+        table[b"%d" % i] = i
+    assert table.stats()[4] >= 0 or table.stats()[2] == 0
+    it = iter(table)
+    seen = [next(it) for _ in range(10)]
+    before = table.stats()
+    for i in range(1000):  # lookups step the rehash, but not while an iterator is live
+        assert table.get(b"%d" % i) == i
+        table.set_field(b"%d" % i, i)
+    assert table.stats() == before
+    seen += list(it)
+    assert sorted(seen) == sorted(table) and len(seen) == 1000
+    del it
+    table.rehash_for(100000)
+    assert table.stats()[2] == 0  # (rehashing went on once the iterator finished)
+
+
+@needs_c
+def test_non_bytes_keys() -> None:
+    table = Native()
+    with pytest.raises(TypeError):
+        table["text"] = 1
+    assert "text" not in table and table.get("text", 5) == 5 and table.pop(1, None) is None
+    with pytest.raises(KeyError):
+        table[b"absent"]
+    with pytest.raises(KeyError):
+        del table[b"absent"]
+    assert table.set_field(b"absent", 3) is False and table.get_field(b"absent") is None
+
+
+@needs_c
+def test_references_are_released() -> None:
+    class Value:
+        pass
+
+    table = Native()
+    value = Value()
+    ref = weakref.ref(value)
+    table[b"a"] = value
+    base = sys.getrefcount(value)
+    table[b"a"] = value  # (a replacement keeps one reference)
+    assert sys.getrefcount(value) == base
+    del value
+    assert ref() is not None
+    assert table.pop(b"a") is ref()
+    assert ref() is None
+    # a value on a cycle of its own: the table holds it alive, and once deleted the cyclic
+    # GC frees it (the table is no GC container, and nothing can refer back to it)
+    cyclic = Value()
+    cyclic.me = cyclic  # type: ignore[attr-defined]
+    ref = weakref.ref(cyclic)
+    table[b"c"] = cyclic
+    del cyclic
+    gc.collect()
+    assert ref() is not None
+    del table[b"c"]
+    gc.collect()
+    assert ref() is None
+    table[b"d"] = Value()
+    del table  # dealloc releases what it holds
