@@ -27,14 +27,15 @@ SOURCES = {
 # targets, aarch64 for one, would otherwise use).
 EXTRA_FLAGS = {"dumpling._hllgeo": ["-ffp-contract=off"]}
 # Headers shared between extensions (rebuilt when they change, shipped in the sdist).
-DEPENDS = {"dumpling._fastpath": ["dumpling/_native.h", "dumpling/_slots.h"],
-           "dumpling._bigops": ["dumpling/_native.h"],
-           "dumpling._hllgeo": ["dumpling/_native.h"],
-           "dumpling._collections": ["dumpling/_native.h", "dumpling/_slots.h", "dumpling/_elementlist.h"],
-           "dumpling._elementlist": ["dumpling/_lpentry.h", "dumpling/_elementlist.h", "dumpling/_native.h"],
+DEPENDS = {"dumpling._fastpath": ["dumpling/_native.h", "dumpling/_keytable.h", "dumpling/_slots.h"],
+           "dumpling._bigops": ["dumpling/_native.h", "dumpling/_keytable.h"],
+           "dumpling._hllgeo": ["dumpling/_native.h", "dumpling/_keytable.h"],
+           "dumpling._collections": ["dumpling/_native.h", "dumpling/_keytable.h", "dumpling/_slots.h", "dumpling/_elementlist.h"],
+           "dumpling._elementlist": ["dumpling/_lpentry.h", "dumpling/_elementlist.h", "dumpling/_native.h", "dumpling/_keytable.h"],
            "dumpling._keytable": ["dumpling/_keytable.h"],
-           "dumpling.payload._speedups": ["dumpling/_native.h"], "dumpling.payload._listpack": ["dumpling/_slots.h"],
-           "dumpling.scripting._luabridge": ["dumpling/_native.h", "dumpling/_slots.h"]}
+           "dumpling.persistence._snapshot": ["dumpling/_keytable.h"],
+           "dumpling.payload._speedups": ["dumpling/_native.h", "dumpling/_keytable.h"], "dumpling.payload._listpack": ["dumpling/_slots.h"],
+           "dumpling.scripting._luabridge": ["dumpling/_native.h", "dumpling/_keytable.h", "dumpling/_slots.h"]}
 
 setup(
     ext_modules=[

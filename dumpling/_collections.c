@@ -1599,5 +1599,6 @@ PyMODINIT_FUNC PyInit__collections(void) {
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if ((*names[i].slot = PyUnicode_InternFromString(names[i].text)) == NULL)
             return NULL;
+    native_import_keytable(); /* (the keyspace lookups of the native handlers) */
     return PyModule_Create(&module);
 }

@@ -11,7 +11,7 @@
  *   Server.call gives it; simple replies are encoded here, everything else is finished
  *   by Server.finish_plain (see "the general path" below);
  * - the twins: GET / SET / INCR / MSET / ... are also written in C directly on the
- *   database dicts the Python code uses (`db.data`, `db.expires`, `db.meta`), with
+ *   database's KeyTable and expiry dict the Python code uses (`db.data`, `db.expires`), with
  *   exactly the effects the Python handlers have: the same stored values, LRU fields,
  *   hit/miss and command statistics, dirty counter, SCAN order bookkeeping and SLOWLOG
  *   entries.  A twin unsure about a request hands it to the general path.
@@ -62,7 +62,7 @@ static int g_configured = 0;
 /* Interned attribute names. */
 static PyObject *s_reply_mode, *s_multi, *s_authenticated, *s_blocked, *s_closed, *s_close_after,
     *s_no_touch, *s_skip_this, *s_resp3, *s_channels, *s_patterns, *s_shard_channels, *s_strict, *s_db,
-    *s_data, *s_expires, *s_meta, *s_order, *s_slot_index, *s_out, *s_last_cmd, *s_last_interaction,
+    *s_data, *s_expires, *s_order, *s_slot_index, *s_out, *s_last_cmd, *s_last_interaction,
     *s_cluster, *s_key_gate, *s_command_gate, *s_maxmemory, *s_monitors, *s_in_exec, *s_slowlog_threshold, *s_watched,
     *s_notify_flags, *s_lfu, *s_loading, *s_now, *s_stat_hits, *s_stat_misses, *s_dirty, *s_stat_commands,
     *s_current_client, *s_server, *s_keyspace, *s_calls, *s_usec, *s_name, *s_added, *s_slowlog_push, *s_tracking, *s_pause_gate,
@@ -237,11 +237,10 @@ static int identify(const Arg *name) {
 /* ------------------------------------------------------------------ execution */
 
 typedef struct {
-    PyObject *data, *expires, *meta, *order; /* borrowed from the db for the batch */
+    PyObject *data, *expires, *order; /* the db's KeyTable, expiry dict and SCAN order, for the batch */
     int resp3;
     long long now_ms;
-    PyObject *clock; /* the LRU field for now_ms (owned) */
-    long long clock_value;
+    uint32_t clock; /* the LRU field for now_ms */
     long long hits, misses, dirty;
     Out out;
 } Batch;
@@ -249,14 +248,7 @@ typedef struct {
 enum { DONE = 1, STOP = 0, FAIL = -1 };
 
 static int set_clock(Batch *b) {
-    long long value = (b->now_ms / 1000) & LRU_CLOCK_MAX;
-    if (b->clock != NULL && value == b->clock_value)
-        return 0;
-    PyObject *clock = PyLong_FromLongLong(value);
-    if (clock == NULL)
-        return -1;
-    Py_XSETREF(b->clock, clock);
-    b->clock_value = value;
+    b->clock = native_lru_clock(b->now_ms);
     return 0;
 }
 
@@ -280,10 +272,8 @@ static int has_ttl(Batch *b, PyObject *key) {
     return PyDict_Contains(b->expires, key);
 }
 
-/* dbAdd's bookkeeping for a new key whose value is already in `data`. */
+/* dbAdd's bookkeeping for a new key whose value (and field) is already in `data`. */
 static int added(Batch *b, PyObject *key) {
-    if (PyDict_SetItem(b->meta, key, b->clock) < 0)
-        return -1;
     if (b->order != Py_None) {
         PyObject *r = PyObject_CallMethodOneArg(b->order, s_added, key);
         if (r == NULL)
@@ -294,21 +284,17 @@ static int added(Batch *b, PyObject *key) {
 }
 
 /* Store a string at a key that holds a string or nothing (no TTL involved): the
- * write lookup's touch, then setKey / dbAdd. */
-static int store_known(Batch *b, PyObject *key, PyObject *value, int exists);
-
+ * write lookup's touch, then setKey / dbAdd (a new key's field is the clock too). */
 static int store(Batch *b, PyObject *key, PyObject *value) {
-    int exists = PyDict_Contains(b->data, key);
-    return exists < 0 ? -1 : store_known(b, key, value, exists);
-}
-
-/* store() of a key whose presence the caller just read. */
-static int store_known(Batch *b, PyObject *key, PyObject *value, int exists) {
-    if (exists && PyDict_SetItem(b->meta, key, b->clock) < 0)
+    KtEntry *e;
+    int r = native_kt->store(b->data, key, value, b->clock, &e);
+    if (r < 0)
         return -1;
-    if (PyDict_SetItem(b->data, key, value) < 0)
-        return -1;
-    return exists ? 0 : added(b, key);
+    if (r == 0) {
+        e->field = b->clock;
+        return 0;
+    }
+    return added(b, key);
 }
 
 static int cmd_get(Batch *b, Arg *args) {
@@ -321,14 +307,13 @@ static int cmd_get(Batch *b, Arg *args) {
         result = expired < 0 ? FAIL : STOP;
         goto done;
     }
-    PyObject *value = PyDict_GetItemWithError(b->data, key);
-    if (value == NULL) {
-        if (PyErr_Occurred())
-            goto done;
+    KtEntry *e = native_kt->find(b->data, key);
+    if (e == NULL) {
         b->misses++;
         result = out_null(&b->out, b->resp3) < 0 ? FAIL : DONE;
         goto done;
     }
+    PyObject *value = e->value;
     const char *s;
     Py_ssize_t n;
     if (PyBytes_CheckExact(value)) {
@@ -341,8 +326,9 @@ static int cmd_get(Batch *b, Arg *args) {
         result = STOP; /* WRONGTYPE: Python's reply */
         goto done;
     }
-    if (out_bulk(&b->out, s, n) < 0 || PyDict_SetItem(b->meta, key, b->clock) < 0)
+    if (out_bulk(&b->out, s, n) < 0)
         goto done;
+    e->field = b->clock;
     b->hits++;
     result = DONE;
 done:
@@ -352,9 +338,10 @@ done:
 
 /* The value at `key` if it is a string or absent (NULL, no error); STOP otherwise. */
 static int string_or_absent(Batch *b, PyObject *key, PyObject **value) {
-    *value = PyDict_GetItemWithError(b->data, key);
+    KtEntry *e = native_kt->find(b->data, key);
+    *value = e != NULL ? e->value : NULL;
     if (*value == NULL)
-        return PyErr_Occurred() ? FAIL : DONE;
+        return DONE;
     return PyBytes_CheckExact(*value) || PyByteArray_CheckExact(*value) ? DONE : STOP;
 }
 
@@ -410,7 +397,7 @@ static int cmd_incr(Batch *b, Arg *args, long long delta) {
     int n = native_ll_text(digits, value);
     result = FAIL;
     text = PyBytes_FromStringAndSize(digits, n);
-    if (text == NULL || store_known(b, key, text, old != NULL) < 0 || out_number(&b->out, ':', value) < 0)
+    if (text == NULL || store(b, key, text) < 0 || out_number(&b->out, ':', value) < 0)
         goto done;
     b->dirty++;
     result = DONE;
@@ -476,24 +463,21 @@ static int cmd_mget(Batch *b, Arg *args, int argc) {
     if (out_number(&b->out, '*', keys) < 0)
         goto done;
     for (int i = 0; i < keys; i++) {
-        PyObject *value = PyDict_GetItemWithError(b->data, objects[i]);
+        KtEntry *e = native_kt->find(b->data, objects[i]);
         int rc;
-        if (value == NULL) {
-            if (PyErr_Occurred())
-                goto done;
+        if (e == NULL) {
             b->misses++;
             rc = out_null(&b->out, b->resp3);
         } else {
             b->hits++;
+            PyObject *value = e->value;
             if (PyBytes_CheckExact(value))
                 rc = out_bulk(&b->out, PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value));
             else if (PyByteArray_CheckExact(value))
                 rc = out_bulk(&b->out, PyByteArray_AS_STRING(value), PyByteArray_GET_SIZE(value));
             else
                 rc = out_null(&b->out, b->resp3); /* another type: a nil, still a hit */
-            /* The touch after the copy: the borrowed value is not used past a dict write. */
-            if (rc == 0 && PyDict_SetItem(b->meta, objects[i], b->clock) < 0)
-                goto done;
+            e->field = b->clock; /* (no code ran since the find: the entry is still there) */
         }
         if (rc < 0)
             goto done;
@@ -1506,27 +1490,24 @@ done:
  * have created the SCAN order object). 1 fine, 0 a layout this module does not know, -1 error. */
 static NativeDbNames g_db_names; /* (filled at module init) */
 
-static Py_ssize_t g_db_offsets[6]; /* keyspace, data, expires, meta, _order, slot_index (install_keyspace) */
+static Py_ssize_t g_db_offsets[5]; /* keyspace, data, expires, _order, slot_index (install_keyspace) */
 static PyTypeObject *g_database_type; /* the Database class those offsets are of (owned; NULL: not installed) */
 
 static int load_db(Batch *b, PyObject *client) {
     Py_CLEAR(b->data);
     Py_CLEAR(b->expires);
-    Py_CLEAR(b->meta);
     Py_CLEAR(b->order);
     PyObject *db = g_database_type != NULL ? PyObject_GetAttr(client, s_db) : NULL;
     if (db != NULL && Py_TYPE(db) == g_database_type) { /* its slots at their offsets: no getattr each */
-        PyObject **slot[6];
+        PyObject **slot[5];
         int set = 1;
-        for (int i = 1; i < 6; i++)
+        for (int i = 1; i < 5; i++)
             set = set && *(slot[i] = (PyObject **)((char *)db + g_db_offsets[i])) != NULL;
         if (set) {
             b->data = Py_NewRef(*slot[1]);
             b->expires = Py_NewRef(*slot[2]);
-            b->meta = Py_NewRef(*slot[3]);
-            b->order = Py_NewRef(*slot[4]);
-            int r = *slot[5] == Py_None && PyDict_CheckExact(b->data) && PyDict_CheckExact(b->expires) &&
-                    PyDict_CheckExact(b->meta);
+            b->order = Py_NewRef(*slot[3]);
+            int r = *slot[4] == Py_None && native_is_keytable(b->data) && PyDict_CheckExact(b->expires);
             Py_DECREF(db);
             return r;
         }
@@ -1534,7 +1515,7 @@ static int load_db(Batch *b, PyObject *client) {
     if (db == NULL && PyErr_Occurred())
         return -1;
     Py_XDECREF(db);
-    return native_load_db(client, &g_db_names, &b->data, &b->expires, &b->meta, &b->order);
+    return native_load_db(client, &g_db_names, &b->data, &b->expires, &b->order);
 }
 
 /* ------------------------------------------------------------------ native handlers */
@@ -1602,8 +1583,8 @@ static int run_native(General *g, Batch *b, Arg *args, int argc, int *stale, PyO
         result = FAIL;
         goto done;
     }
-    NativeCall call = {.server = g->server, .data = b->data, .expires = b->expires, .meta = b->meta,
-                       .clock = b->clock, .now_ms = b->now_ms, .resp3 = b->resp3};
+    NativeCall call = {.server = g->server, .data = b->data, .expires = b->expires, .clock = b->clock,
+                       .now_ms = b->now_ms, .resp3 = b->resp3};
     reply = handler(&call, args, argc);
     if (reply == NULL) {
         result = PyErr_Occurred() ? FAIL : STOP; /* declined: the Python handler runs */
@@ -1640,11 +1621,10 @@ static PyObject *twin_call(NativeCall *call, PyObject *order, const NativeArg *a
     memset(&b, 0, sizeof b);
     b.data = call->data;
     b.expires = call->expires;
-    b.meta = call->meta;
     b.order = order;
     b.resp3 = call->resp3;
     b.now_ms = call->now_ms;
-    b.clock = Py_NewRef(call->clock);
+    b.clock = call->clock;
     PyObject *reply = NULL;
     if (execute(&b, command, (Arg *)args, argc) == DONE &&
         (reply = PyBytes_FromStringAndSize(b.out.buf, (Py_ssize_t)b.out.len)) != NULL) {
@@ -1653,7 +1633,6 @@ static PyObject *twin_call(NativeCall *call, PyObject *order, const NativeArg *a
         call->dirty += b.dirty;
         *cmd = g_commands[command];
     }
-    Py_DECREF(b.clock);
     PyMem_Free(b.out.buf);
     return reply;
 }
@@ -1899,9 +1878,7 @@ cleanup:
     Py_XDECREF(last);
     Py_XDECREF(b.data);
     Py_XDECREF(b.expires);
-    Py_XDECREF(b.meta);
     Py_XDECREF(b.order);
-    Py_XDECREF(b.clock);
     PyMem_Free(b.out.buf);
     return r;
 }
@@ -2134,11 +2111,11 @@ fail:
  * (install_keyspace puts them on the classes as method descriptors; keyspace.py's methods stay
  * the reference, and what runs for anything but the common case: a key whose TTL has passed,
  * LFU, keyspace notifications, CLIENT NO-TOUCH, WATCH, hooks, tracking, maxmemory's written
- * keys).  A Database's dicts are read at its slots' offsets, the Keyspace's settings and
- * counters in its instance dict. */
+ * keys).  A Database's KeyTable and expiry dict are read at its slots' offsets, the Keyspace's
+ * settings and counters in its instance dict. */
 static PyObject *g_ref_lookup_read, *g_ref_lookup_write, *g_ref_changed, *g_ref_add; /* the Python references */
 static PyObject *g_untrack, *g_hide; /* collector.untrack / hide: what collector.stored calls */
-static PyObject *s_lru_shared, *s_written, *s_change_hook, *s_blocked_keys, *s_store_hooks;
+static PyObject *s_written, *s_change_hook, *s_blocked_keys, *s_store_hooks;
 
 /* The Keyspace's instance dict (borrowed), or NULL without an exception when it has none. */
 static PyObject *keyspace_dict(PyObject *ks) {
@@ -2151,16 +2128,16 @@ static inline PyObject *dict_item(PyObject *dict, PyObject *name) {
     return PyDict_GetItemWithError(dict, name);
 }
 
-/* The database's dicts and keyspace dict when the C lookup can run: 1, 0 (use the reference),
- * -1 error.  The key's TTL, if any, must be still to come at the command time snapshot. */
-static int lookup_state(PyObject *db, PyObject *key, PyObject **data, PyObject **meta, PyObject **ksdict) {
+/* The database's KeyTable and keyspace dict when the C lookup can run: 1, 0 (use the
+ * reference), -1 error.  The key's TTL, if any, must be still to come at the command time
+ * snapshot. */
+static int lookup_state(PyObject *db, PyObject *key, PyObject **data, PyObject **ksdict) {
     char *base = (char *)db;
     PyObject *ks = *(PyObject **)(base + g_db_offsets[0]);
     *data = *(PyObject **)(base + g_db_offsets[1]);
     PyObject *expires = *(PyObject **)(base + g_db_offsets[2]);
-    *meta = *(PyObject **)(base + g_db_offsets[3]);
-    if (ks == NULL || *data == NULL || expires == NULL || *meta == NULL || !PyDict_CheckExact(*data) ||
-        !PyDict_CheckExact(expires) || !PyDict_CheckExact(*meta) || (*ksdict = keyspace_dict(ks)) == NULL)
+    if (ks == NULL || *data == NULL || expires == NULL || !native_is_keytable(*data) ||
+        !PyDict_CheckExact(expires) || (*ksdict = keyspace_dict(ks)) == NULL)
         return 0;
     PyObject *v = dict_item(*ksdict, s_lfu); /* LFU's touch, CLIENT NO-TOUCH: the reference */
     if (v != Py_False)
@@ -2184,8 +2161,8 @@ static int lookup_state(PyObject *db, PyObject *key, PyObject **data, PyObject *
     return 1;
 }
 
-/* Keyspace.lru_field's object into meta[key] (the touch with an LRU policy). */
-static int lru_touch(PyObject *ksdict, PyObject *meta, PyObject *key) {
+/* lru_clock(keyspace.now) in *field (the touch with an LRU policy): 0, or -1 on an error. */
+static int lru_field(PyObject *ksdict, uint32_t *field) {
     PyObject *now = dict_item(ksdict, s_now);
     if (now == NULL || !PyLong_CheckExact(now)) {
         if (!PyErr_Occurred())
@@ -2195,16 +2172,8 @@ static int lru_touch(PyObject *ksdict, PyObject *meta, PyObject *key) {
     long long ms = PyLong_AsLongLong(now);
     if (ms == -1 && PyErr_Occurred())
         return -1;
-    long long field = (ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000)) & LRU_CLOCK_MAX; /* (floor division) */
-    PyObject *shared = dict_item(ksdict, s_lru_shared);
-    if (shared != NULL && PyLong_CheckExact(shared) && PyLong_AsLongLong(shared) == field)
-        return PyDict_SetItem(meta, key, shared);
-    if (PyErr_Occurred())
-        return -1;
-    PyObject *made = PyLong_FromLongLong(field);
-    int bad = made == NULL || PyDict_SetItem(ksdict, s_lru_shared, made) < 0 || PyDict_SetItem(meta, key, made) < 0;
-    Py_XDECREF(made);
-    return bad ? -1 : 0;
+    *field = native_lru_clock(ms);
+    return 0;
 }
 
 /* ksdict[name] += 1 (an int counter). */
@@ -2239,21 +2208,25 @@ static PyObject *reference(PyObject *ref, PyObject *self, PyObject *const *args,
 static PyObject *db_lookup_read(PyObject *db, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 1)
         return reference(g_ref_lookup_read, db, args, nargs, NULL);
-    PyObject *data, *meta, *ksdict;
-    int r = lookup_state(db, args[0], &data, &meta, &ksdict);
+    PyObject *data, *ksdict;
+    int r = lookup_state(db, args[0], &data, &ksdict);
     if (r < 0)
         return NULL;
     PyObject *flags = r ? dict_item(ksdict, s_notify_flags) : NULL; /* a keymiss event: the reference */
     if (r == 0 || flags == NULL || !PyUnicode_CheckExact(flags) || PyUnicode_GET_LENGTH(flags) != 0)
         return PyErr_Occurred() ? NULL : reference(g_ref_lookup_read, db, args, nargs, NULL);
-    PyObject *value = PyDict_GetItemWithError(data, args[0]);
-    if (value == NULL) {
-        if (PyErr_Occurred() || count_in(ksdict, s_stat_misses, g_one) < 0)
+    uint32_t field;
+    if (lru_field(ksdict, &field) < 0)
+        return NULL;
+    KtEntry *e = native_kt->find(data, args[0]);
+    if (e == NULL) {
+        if (count_in(ksdict, s_stat_misses, g_one) < 0)
             return NULL;
         Py_RETURN_NONE;
     }
-    Py_INCREF(value);
-    if (count_in(ksdict, s_stat_hits, g_one) < 0 || lru_touch(ksdict, meta, args[0]) < 0) {
+    e->field = field;
+    PyObject *value = Py_NewRef(e->value); /* (before count_in, which runs code) */
+    if (count_in(ksdict, s_stat_hits, g_one) < 0) {
         Py_DECREF(value);
         return NULL;
     }
@@ -2263,22 +2236,18 @@ static PyObject *db_lookup_read(PyObject *db, PyObject *const *args, Py_ssize_t 
 static PyObject *db_lookup_write(PyObject *db, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 1)
         return reference(g_ref_lookup_write, db, args, nargs, NULL);
-    PyObject *data, *meta, *ksdict;
-    int r = lookup_state(db, args[0], &data, &meta, &ksdict);
+    PyObject *data, *ksdict;
+    int r = lookup_state(db, args[0], &data, &ksdict);
     if (r <= 0)
         return r < 0 ? NULL : reference(g_ref_lookup_write, db, args, nargs, NULL);
-    PyObject *value = PyDict_GetItemWithError(data, args[0]);
-    if (value == NULL) {
-        if (PyErr_Occurred())
-            return NULL;
-        Py_RETURN_NONE;
-    }
-    Py_INCREF(value);
-    if (lru_touch(ksdict, meta, args[0]) < 0) {
-        Py_DECREF(value);
+    uint32_t field;
+    if (lru_field(ksdict, &field) < 0)
         return NULL;
-    }
-    return value;
+    KtEntry *e = native_kt->find(data, args[0]);
+    if (e == NULL)
+        Py_RETURN_NONE;
+    e->field = field;
+    return Py_NewRef(e->value);
 }
 
 /* Database.add(key, value) (dbAdd) on a database without a SCAN order or slot index, under an
@@ -2287,10 +2256,9 @@ static PyObject *db_add(PyObject *db, PyObject *const *args, Py_ssize_t nargs) {
     char *base = (char *)db;
     PyObject *ks = *(PyObject **)(base + g_db_offsets[0]);
     PyObject *data = *(PyObject **)(base + g_db_offsets[1]);
-    PyObject *meta = *(PyObject **)(base + g_db_offsets[3]);
     PyObject *ksdict = nargs == 2 && ks != NULL ? keyspace_dict(ks) : NULL;
-    if (ksdict == NULL || data == NULL || meta == NULL || !PyDict_CheckExact(data) || !PyDict_CheckExact(meta) ||
-        *(PyObject **)(base + g_db_offsets[4]) != Py_None || *(PyObject **)(base + g_db_offsets[5]) != Py_None)
+    if (ksdict == NULL || data == NULL || !native_is_keytable(data) ||
+        *(PyObject **)(base + g_db_offsets[3]) != Py_None || *(PyObject **)(base + g_db_offsets[4]) != Py_None)
         return reference(g_ref_add, db, args, nargs, NULL);
     PyObject *key = args[0], *value = args[1];
     int string = PyBytes_CheckExact(value) || PyByteArray_CheckExact(value);
@@ -2304,8 +2272,11 @@ static PyObject *db_add(PyObject *db, PyObject *const *args, Py_ssize_t nargs) {
         if (hooks == NULL || !PyDict_CheckExact(blocked) || PyDict_GET_SIZE(blocked) != 0 || !PyList_CheckExact(hooks))
             return PyErr_Occurred() ? NULL : reference(g_ref_add, db, args, nargs, NULL);
     }
-    if (PyDict_SetItem(data, key, value) < 0)
+    uint32_t field;
+    KtEntry *e;
+    if (lru_field(ksdict, &field) < 0 || native_kt->store(data, key, value, field, &e) < 0)
         return NULL;
+    e->field = field; /* (a key that was there after all gets the new key's field, as the reference) */
     if (!string) { /* collector.stored: out of the cyclic GC's full collections */
         PyObject *r = PyObject_CallOneArg(g_untrack, value);
         Py_XDECREF(r);
@@ -2314,8 +2285,6 @@ static PyObject *db_add(PyObject *db, PyObject *const *args, Py_ssize_t nargs) {
             return NULL;
         Py_DECREF(r);
     }
-    if (lru_touch(ksdict, meta, key) < 0)
-        return NULL;
     if (hooks != NULL && PyList_GET_SIZE(hooks) != 0) { /* hook(db, key, value), each */
         PyObject *held = PySequence_List(hooks); /* (a hook may change the list) */
         if (held == NULL)
@@ -2396,8 +2365,8 @@ static PyObject *fast_install_keyspace(PyObject *self, PyObject *const *args, Py
         PyErr_SetString(PyExc_TypeError, "install_keyspace(Database, Keyspace, untrack, hide)");
         return NULL;
     }
-    static const char *const names[6] = {"keyspace", "data", "expires", "meta", "_order", "slot_index"};
-    int r = native_slot_offsets(args[0], names, 6, g_db_offsets);
+    static const char *const names[5] = {"keyspace", "data", "expires", "_order", "slot_index"};
+    int r = native_slot_offsets(args[0], names, 5, g_db_offsets);
     if (r <= 0)
         return r < 0 ? NULL : Py_NewRef(Py_False);
     if (g_one == NULL && (g_one = PyLong_FromLong(1)) == NULL)
@@ -2593,10 +2562,9 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     INTERN(s_db, "db");
     INTERN(s_data, "data");
     INTERN(s_expires, "expires");
-    INTERN(s_meta, "meta");
     INTERN(s_order, "_order");
     INTERN(s_slot_index, "slot_index");
-    g_db_names = (NativeDbNames){s_db, s_slot_index, s_data, s_expires, s_meta, s_order};
+    g_db_names = (NativeDbNames){s_db, s_slot_index, s_data, s_expires, s_order};
     INTERN(s_out, "_out");
     INTERN(s_last_cmd, "last_cmd");
     INTERN(s_last_interaction, "last_interaction");
@@ -2643,7 +2611,6 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     INTERN(s_acl_free, "acl_free");
     INTERN(s_acl_keyed, "acl_keyed");
     INTERN(s_value, "value");
-    INTERN(s_lru_shared, "_lru_shared");
     INTERN(s_written, "written");
     INTERN(s_change_hook, "change_hook");
     INTERN(s_blocked_keys, "blocked_keys");
@@ -2652,6 +2619,7 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     INTERN(s_items, "items");
     for (int i = 0; i < N_COMMANDS; i++)
         INTERN(s_twin_names[i], COMMAND_NAMES[i]);
+    native_import_keytable(); /* (none: the twins and C lookups step aside) */
     PyObject *m = PyModule_Create(&module);
     PyObject *twins = m == NULL ? NULL : PyCapsule_New((void *)twin_call, TWIN_CAPSULE, NULL);
     if (twins == NULL || PyModule_AddObjectRef(m, "twin_call", twins) < 0) {

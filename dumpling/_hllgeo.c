@@ -1638,5 +1638,6 @@ static struct PyModuleDef hllgeo_module = {
 
 PyMODINIT_FUNC PyInit__hllgeo(void) {
     D_R = M_PI / 180.0;
+    native_import_keytable(); /* (the keyspace lookups of the native handlers) */
     return PyModule_Create(&hllgeo_module);
 }

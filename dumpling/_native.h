@@ -25,6 +25,8 @@
 #include <Python.h>
 #include <limits.h>
 
+#include "_keytable.h"
+
 /* One argument of the request, pointing into the read buffer. */
 typedef struct {
     const char *p;
@@ -32,10 +34,10 @@ typedef struct {
 } NativeArg;
 
 typedef struct {
-    PyObject *server;                /* the Server (settings: server.config.values) */
-    PyObject *data, *expires, *meta; /* the selected Database's dicts */
-    PyObject *clock;                 /* the LRU field of now_ms: what a lookup stores in meta */
-    long long now_ms;                /* the command's time snapshot */
+    PyObject *server;         /* the Server (settings: server.config.values) */
+    PyObject *data, *expires; /* the selected Database's KeyTable (_keytable.h) and expiry dict */
+    uint32_t clock;           /* the LRU field of now_ms: what a lookup's touch sets */
+    long long now_ms;         /* the command's time snapshot */
     int resp3;
     long long hits, misses, dirty;   /* what the command adds to the keyspace's counters */
 } NativeCall;
@@ -82,37 +84,62 @@ static inline PyObject *native_argv(const NativeArg *args, int argc) {
     return argv;
 }
 
+/* dumpling._keytable's C API (the databases' key tables), for each module that includes this
+ * header: native_import_keytable() at module init; NULL when _keytable is not built (the C
+ * paths then step aside: native_is_keytable is false for every object). */
+static const KeyTableApi *native_kt;
+
+static inline void native_import_keytable(void) {
+    /* PyCapsule_Import reads attributes from the package down: the submodule is imported first */
+    PyObject *module = PyImport_ImportModule("dumpling._keytable");
+    if (module != NULL) {
+        native_kt = (const KeyTableApi *)PyCapsule_Import(KEYTABLE_CAPSULE, 0);
+        Py_DECREF(module);
+    }
+    if (native_kt == NULL)
+        PyErr_Clear();
+}
+
+/* 1 if `data` is a C KeyTable this module can work on. */
+static inline int native_is_keytable(PyObject *data) {
+    return native_kt != NULL && Py_TYPE(data) == native_kt->type;
+}
+
+/* The LRU field of a time in ms (keyspace.lru_clock). */
+static inline uint32_t native_lru_clock(long long ms) {
+    return (uint32_t)((ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000)) & ((1LL << 24) - 1));
+}
+
 /* The interned attribute names native_load_db reads (each module fills one at init). */
 typedef struct {
-    PyObject *db, *slot_index, *data, *expires, *meta, *order;
+    PyObject *db, *slot_index, *data, *expires, *order;
 } NativeDbNames;
 
-/* The dicts of the database `client` has selected (client.db's data, expires and meta) and its
- * SCAN order object (db._order) as new references in *data, *expires, *meta, *order, which must
- * be empty (NULL) on entry; the caller clears them whatever the result: 1 read, 0 a layout the C
- * paths do not know (cluster mode's slot index, a dict subclass), -1 error. */
+/* The KeyTable and expiry dict of the database `client` has selected (client.db's data and
+ * expires) and its SCAN order object (db._order) as new references in *data, *expires, *order,
+ * which must be empty (NULL) on entry; the caller clears them whatever the result: 1 read, 0 a
+ * layout the C paths do not know (cluster mode's slot index, a dict subclass, the pure
+ * PyKeyTable), -1 error. */
 static inline int native_load_db(PyObject *client, const NativeDbNames *n, PyObject **data, PyObject **expires,
-                                 PyObject **meta, PyObject **order) {
+                                 PyObject **order) {
     PyObject *db = PyObject_GetAttr(client, n->db);
     if (db == NULL)
         return -1;
     PyObject *slot_index = PyObject_GetAttr(db, n->slot_index);
     *data = PyObject_GetAttr(db, n->data);
     *expires = PyObject_GetAttr(db, n->expires);
-    *meta = PyObject_GetAttr(db, n->meta);
     *order = PyObject_GetAttr(db, n->order);
     Py_DECREF(db);
     int r = 1;
-    if (slot_index == NULL || *data == NULL || *expires == NULL || *meta == NULL || *order == NULL)
+    if (slot_index == NULL || *data == NULL || *expires == NULL || *order == NULL)
         r = -1;
-    else if (slot_index != Py_None || !PyDict_CheckExact(*data) || !PyDict_CheckExact(*expires) ||
-             !PyDict_CheckExact(*meta))
+    else if (slot_index != Py_None || !native_is_keytable(*data) || !PyDict_CheckExact(*expires))
         r = 0;
     Py_XDECREF(slot_index);
     return r;
 }
 
-/* The Database whose data dict is call->data (borrowed: *last holds it), searched in
+/* The Database whose KeyTable is call->data (borrowed: *last holds it), searched in
  * server.keyspace.dbs (n_keyspace, n_dbs, n_data the interned names) and kept in *last (a strong
  * reference, the caller's) so that the next call confirms it with one attribute read (FLUSHDB
  * gives a database a new dict, SWAPDB moves dicts between them); NULL when none is (no exception)
@@ -249,15 +276,19 @@ static inline int native_lookup(const NativeCall *call, PyObject *key, PyObject 
             return -1;
         }
     }
-    *value = PyDict_GetItemWithError(call->data, key);
-    if (*value == NULL)
-        return PyErr_Occurred() ? -1 : NATIVE_ABSENT;
+    KtEntry *e = native_kt->find(call->data, key);
+    if (e == NULL)
+        return NATIVE_ABSENT;
+    *value = e->value;
     return NATIVE_FOUND;
 }
 
-/* The lookup's touch (Database.touch with an LRU policy). */
+/* The lookup's touch (Database.touch with an LRU policy); 0 (it cannot fail). */
 static inline int native_touch(const NativeCall *call, PyObject *key) {
-    return PyDict_SetItem(call->meta, key, call->clock);
+    KtEntry *e = native_kt->find(call->data, key);
+    if (e != NULL)
+        e->field = call->clock;
+    return 0;
 }
 
 /* _fpconv's d2string (the text of Redis's addReplyDouble), which _fpconv exports in a capsule:

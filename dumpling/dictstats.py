@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import weakref
 from collections.abc import Iterable
 from typing import Any
@@ -43,7 +42,12 @@ CRON_DBS_PER_CALL = 16
 CRON_DICTS_PER_DB = 16
 CRON_REHASH_BUCKETS = 20_000  # about what dictRehashMicroseconds moves in its 1 ms
 STATS_VECTLEN = 50  # DICT_STATS_VECTLEN
-_EMPTY_DICT = sys.getsizeof({})  # the size of a dict that never held a key
+def _never_held_keys(source: Any) -> bool:
+    """Whether a database's table of keys (a KeyTable: it has no buckets until its first key)
+    or expires dict (a dict keeps its table after deletes) never held a key."""
+    if isinstance(source, dict):  # (the pure PyKeyTable too: a dict subclass, with a slot)
+        return dict.__sizeof__(source) <= dict.__sizeof__(type(source)())
+    return source.stats()[0] == 0
 
 
 def next_exp(size: int) -> int:
@@ -395,7 +399,7 @@ class DictStats:
         if model is None:
             if not count:
                 source = db.data if which == "keys" else db.expires
-                if store.cluster or sys.getsizeof(source) <= _EMPTY_DICT:
+                if store.cluster or _never_held_keys(source):
                     return None
                 # Emptied since the last look: a Python dict keeps its table after deletes,
                 # so it did hold keys, and Redis's dict was made (and shrank back to 4 buckets).

@@ -178,7 +178,7 @@ class Server:
         self.stat_reply_buffer_shrinks = self.stat_reply_buffer_expands = 0
         self.cron_hooks: list[Callable[[], None]] = [
             self.check_soft_output_limits, lambda: evict_clients(self), lambda: refresh_clients_memory(self),
-            lambda: replybuffer.cron(self, int(time.time() * 1000)),
+            lambda: replybuffer.cron(self, int(time.time() * 1000)), self.keyspace.rehash_cron,
         ]
         self.stat_evicted_clients = 0  # INFO evicted_clients (maxmemory-clients)
         # Set while whole classes of commands are refused (persistence: -LOADING while the

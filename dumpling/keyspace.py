@@ -1,8 +1,9 @@
 """The in-memory keyspace: databases, expiry, and LRU/LFU metadata.
 
-A ``Database`` keeps three dicts keyed by key: the values, the absolute expiry
-times in Unix ms (only for keys that have one) and the 24-bit LRU/LFU field Redis
-keeps in every object.  All lookups go through ``lookup_read``/``lookup_write``/
+A ``Database`` keeps its keys in a ``KeyTable`` (``dumpling.keytable``: each key's value
+and the 24-bit LRU/LFU field Redis keeps in every object, in one C hash table rehashed
+incrementally) and the absolute expiry times in Unix ms in a dict (only for keys that
+have one).  All lookups go through ``lookup_read``/``lookup_write``/
 ``peek`` so lazy expiry, access tracking and hit/miss statistics happen in one
 place.  Writers report what they did with ``Keyspace.changed`` (WATCH invalidation,
 keyspace notifications, the dirty counter, waking blocked clients) so nothing is
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from dumpling import accel, collector
 from dumpling.collector import stored
+from dumpling.keytable import KeyTable
 from dumpling.scan import ScanOrder
 
 if TYPE_CHECKING:
@@ -110,15 +112,14 @@ def lfu_log_incr(counter: int, log_factor: int, rng: Callable[[], float] = rando
 
 
 class Database:
-    __slots__ = ("keyspace", "index", "data", "expires", "meta", "_order", "_expire_order", "avg_ttl", "slot_index",
+    __slots__ = ("keyspace", "index", "data", "expires", "_order", "_expire_order", "avg_ttl", "slot_index",
                  "memory_estimate")
 
     def __init__(self, keyspace: Keyspace, index: int) -> None:
         self.keyspace = keyspace
         self.index = index
-        self.data: dict[bytes, Any] = {}
+        self.data: Any = KeyTable()  # key -> value, and each key's LRU/LFU field
         self.expires: dict[bytes, int] = {}
-        self.meta: dict[bytes, int] = {}
         self._order: ScanOrder | None = None
         self._expire_order: ScanOrder | None = None
         self.avg_ttl = 0
@@ -183,25 +184,34 @@ class Database:
     def touch(self, key: bytes) -> None:
         ks = self.keyspace
         if ks.lfu:
-            field = self.meta.get(key, LFU_INIT_VAL)
+            field = self.data.get_field(key, LFU_INIT_VAL)
             counter = lfu_decayed(field, ks.now, ks.lfu_decay_time)
             counter = lfu_log_incr(counter, ks.lfu_log_factor)
-            self.meta[key] = ks.shared_field((lfu_minutes(ks.now) << 8) | counter)
+            self.data.set_field(key, (lfu_minutes(ks.now) << 8) | counter)
         else:
-            self.meta[key] = ks.lru_field()
+            self.data.set_field(key, lru_clock(ks.now))
 
-    def fresh_meta(self) -> int:
+    def field(self, key: bytes, default: Any = None) -> Any:
+        """The key's LRU/LFU field (Redis's ``robj.lru``), ``default`` if the key is absent."""
+        return self.data.get_field(key, default)
+
+    def set_field(self, key: bytes, field: int) -> None:
+        """Set a stored key's LRU/LFU field (RESTORE's IDLETIME/FREQ, a loaded record's)."""
+        self.data.set_field(key, field)
+
+    def fresh_field(self) -> int:
         ks = self.keyspace
-        return ks.shared_field((lfu_minutes(ks.now) << 8) | LFU_INIT_VAL) if ks.lfu else ks.lru_field()
+        return (lfu_minutes(ks.now) << 8) | LFU_INIT_VAL if ks.lfu else lru_clock(ks.now)
 
     # -- writes -------------------------------------------------------------------
 
     def add(self, key: bytes, value: Any) -> None:
         """Store a key that does not exist (dbAdd)."""
-        self.data[key] = value
+        data = self.data
+        data[key] = value
         if type(value) not in STRING_TYPES:
-            stored(self.data, value)  # out of the cyclic GC's full collections (dumpling.collector)
-        self.meta[key] = self.fresh_meta()
+            stored(data, value)  # out of the cyclic GC's full collections (dumpling.collector)
+        data.set_field(key, self.fresh_field())
         if self._order is not None:
             self._order.added(key)
         if self.slot_index is not None:
@@ -239,7 +249,6 @@ class Database:
         value = self.data.pop(key, None)
         if value is None:
             return False
-        self.meta.pop(key, None)
         if key in self.expires:
             self._remove_expire(key)
         if self.slot_index is not None:
@@ -279,9 +288,8 @@ class Database:
             for index, key in list(ks.blocked_keys):
                 if index == self.index and key in self.data and type(self.data[key]) not in STRING_TYPES:
                     ks.signal_ready(self, key)
-        self.data = {}
+        self.data = KeyTable()
         self.expires = {}
-        self.meta = {}
         self._order = None
         self._expire_order = None
         self.avg_ttl = 0
@@ -302,7 +310,7 @@ class Database:
                     if (before is None) != (after is None) or (
                             before is not None and type_name(before) != type_name(after)):
                         ks.signal_ready(emptied, key)
-        for name in ("data", "expires", "meta", "_order", "_expire_order", "avg_ttl"):
+        for name in ("data", "expires", "_order", "_expire_order", "avg_ttl"):
             mine, theirs = getattr(self, name), getattr(other, name)
             setattr(self, name, theirs)
             setattr(other, name, mine)
@@ -395,8 +403,6 @@ class Keyspace:
         # (db index, key) of every write since memory last looked, kept while maxmemory is set
         # (dumpling.memory sizes those keys again, so the next eviction check sees them)
         self.written: set[tuple[int, bytes]] | None = None
-        self._lru_shared = -1
-        self._fields_shared: dict[int, int] = {}
         self.refresh_config()
 
     def refresh_config(self) -> None:
@@ -411,27 +417,6 @@ class Keyspace:
     def tick(self) -> None:
         """Start a new command time snapshot."""
         self.now = time.time_ns() // 1_000_000
-
-    # -- shared LRU/LFU field objects ------------------------------------------------
-    # Every key has a field in ``Database.meta``. Python caches no int past 256, so a field
-    # computed per store would be an object of its own for each key (32 bytes a key); the
-    # fields of one second (LRU) or minute (LFU) are few, so stores share one object per value.
-
-    def lru_field(self) -> int:
-        """``lru_clock(now)``, as the object every key stored in this second shares."""
-        field = (self.now // 1000) & LRU_CLOCK_MAX
-        if field == self._lru_shared:
-            return self._lru_shared
-        self._lru_shared = field
-        return field
-
-    def shared_field(self, field: int) -> int:
-        """``field`` as an object shared with the keys that hold the same value (LFU fields:
-        one minute's worth of counters at most, so the table stays small)."""
-        shared = self._fields_shared
-        if len(shared) > 1024:
-            shared.clear()
-        return shared.setdefault(field, field)
 
     # -- change reporting ----------------------------------------------------------
 
@@ -518,6 +503,16 @@ class Keyspace:
         db.delete(key)
         self.stat_expired += 1
         self.changed(db, key, b"expired", "x", dirty=0)  # (Redis counts no change for an expiry)
+
+    # -- incremental rehashing ----------------------------------------------------------
+
+    def rehash_cron(self, budget_us: int = 1000) -> None:
+        """``databasesCron``'s share of the key tables: a table under 1/8 full starts shrinking,
+        and a rehash left half done by a resize moves on for up to ``budget_us`` (one database
+        a tick that uses it all, as ``incrementallyRehash``)."""
+        for db in self.dbs:
+            if db.data.rehash_for(budget_us):
+                break
 
     # -- active expiry ------------------------------------------------------------------
 

@@ -189,9 +189,9 @@ def recount_client(server: Server, client: Any) -> None:
 def _score(server: Server, db: Database, key: bytes, policy: str) -> float:
     ks = server.keyspace
     if policy.endswith("lru"):
-        return lru_idle_ms(db.meta.get(key, 0), ks.now)
+        return lru_idle_ms(db.field(key, 0), ks.now)
     if policy.endswith("lfu"):
-        return 255 - lfu_decayed(db.meta.get(key, 0), ks.now, ks.lfu_decay_time)
+        return 255 - lfu_decayed(db.field(key, 0), ks.now, ks.lfu_decay_time)
     if policy == "volatile-ttl":
         return -db.expires.get(key, 0)
     return random.random()

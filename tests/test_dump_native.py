@@ -155,7 +155,7 @@ def _run(reqs: list[list], fast: bool, monkeypatch: pytest.MonkeyPatch) -> tuple
                 image = bytes(value) if isinstance(value, bytes | bytearray) else dump_commands.dump_value(server, value)
                 ttl = db.expires.get(key)
                 state.append((db.index, key, image, ttl if key.startswith(b"abs:") else ttl is not None,
-                              key in db.meta))
+                              db.field(key) is not None))
         # INFO's text holds times and memory figures: compare the counters that matter
         info = replies[-1].split(b"\r\n")
         counters = (server.stat_commands, ks.dirty, ks.stat_hits, ks.stat_misses, ks.stat_expired,

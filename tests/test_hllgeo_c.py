@@ -236,7 +236,7 @@ def _run_loop(native: bool, resp: int) -> tuple:
                 continue
             client.data_received(b"".join(encode_command(*cmd) for cmd in read))
         state = sorted((key, bytes(value) if isinstance(value, bytes | bytearray) else type(value).__name__,
-                        type(value).__name__, db.expires.get(key), key in db.meta) for key, value in db.data.items())
+                        type(value).__name__, db.expires.get(key), db.field(key) is not None) for key, value in db.data.items())
         calls = {name: ORIGINAL[name].calls - before[name] for name in handled}
         counters = (server.stat_commands, server.keyspace.dirty, server.keyspace.stat_hits,
                     server.keyspace.stat_misses, dict(server.errorstats), calls)

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from dumpling import keyspace as keyspace_module
 from dumpling.config import Config
 from dumpling.datatypes.hashes import HashValue
-from dumpling.keyspace import REFERENCE, Keyspace
+from dumpling.keyspace import REFERENCE, Keyspace, lru_clock
 from tests.fuzzing import examples
 
 pytestmark = pytest.mark.skipif(not keyspace_module.NATIVE_LOOKUPS, reason="C fast path not built")
@@ -97,7 +97,7 @@ class Twin:
 
     def state(self) -> Any:
         ks, db = self.ks, self.db
-        lfu_free = {key: field for key, field in db.meta.items()} if not ks.lfu else sorted(db.meta)  # (LFU is random)
+        lfu_free = {key: db.field(key) for key in db.data} if not ks.lfu else sorted(db.data)  # (LFU is random)
         data = {key: comparable(value) for key, value in db.data.items()}
         return (data, dict(db.expires), lfu_free, ks.stat_hits, ks.stat_misses, ks.stat_expired, ks.dirty,
                 sorted(ks.written) if ks.written is not None else None, list(self.seen), dict(ks.ready_keys),
@@ -118,8 +118,8 @@ def test_native_lookups_agree_with_the_reference(ops: list[tuple]) -> None:
 
 
 def test_the_native_methods_are_installed() -> None:
-    """The classes hold the C methods (a guard for the test above), and an LRU touch shares the
-    keyspace's one field object per second, as Keyspace.lru_field does."""
+    """The classes hold the C methods (a guard for the test above), and an LRU touch sets the
+    second's clock as the key's field."""
     assert type(Keyspace.changed).__name__ == "method_descriptor"
     twin = Twin(True)
     for key in KEYS:
@@ -127,5 +127,4 @@ def test_the_native_methods_are_installed() -> None:
     twin.ks.now += 5000
     for key in KEYS:
         assert twin.db.lookup_read(key) == b"v"
-    assert len({id(field) for field in twin.db.meta.values()}) == 1
-    assert twin.db.meta[b"a"] is twin.ks.lru_field()
+    assert {twin.db.field(key) for key in KEYS} == {lru_clock(twin.ks.now)}

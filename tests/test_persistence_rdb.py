@@ -18,11 +18,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
 from dumpling.datatypes import HashValue, ListValue, SetValue, ZSetValue
+from dumpling.keytable import KeyTable
 from dumpling.payload import DEFAULT_OPTIONS
 from dumpling.persistence.rdb import (
     Aux,
@@ -58,6 +60,16 @@ REDIS_70_FILE = base64.b64decode(
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def key_table(data: dict[bytes, object], fields: dict[bytes, int] | None = None) -> Any:
+    """A database's KeyTable (the C one when built) holding ``data`` and the LRU/LFU fields given."""
+    table = KeyTable()
+    for key, value in data.items():
+        table[key] = value
+    for key, field in (fields or {}).items():
+        table.set_field(key, field)
+    return table
 
 
 def client(server: ServerProcess) -> redis.Redis:
@@ -226,8 +238,8 @@ def test_writer_round_trip_and_exact_framing() -> None:
     writer = RdbWriter(out, version, DEFAULT_OPTIONS)
     writer.aux(b"redis-bits", b"64")
     writer.function(b"#!lua name=x\nredis.register_function('f', function() return 1 end)")
-    count = write_databases(writer, [DatabaseSnapshot(0, data, expires, {}), DatabaseSnapshot(2, {}, {}, {})],
-                            "", 0, 1)
+    count = write_databases(writer, [DatabaseSnapshot(0, key_table(data), expires),
+                                     DatabaseSnapshot(2, key_table({}), {})], "", 0, 1)
     writer.finish()
     blob = out.getvalue()
     assert count == len(data)
@@ -649,7 +661,8 @@ def test_c_string_loop_matches_the_python_writer(policy: str, compress: bool) ->
         try:
             out = io.BytesIO()
             writer = RdbWriter(out, 10, options)
-            write_databases(writer, [DatabaseSnapshot(0, data, expires, meta)], policy, 1_800_000_000_123, 1)
+            write_databases(writer, [DatabaseSnapshot(0, key_table(data, meta), expires)], policy, 1_800_000_000_123,
+                            1)
             writer.finish()
             outputs.append(out.getvalue())
         finally:
@@ -684,7 +697,7 @@ def test_c_string_loader_matches_the_python_loader(tmp_path: Path) -> None:
                          if roll < 0.95 else ListValue([b"x"], "listpack"))
             if rng.random() < 0.2:
                 expires[key] = now + rng.choice([-60_000, 3_600_000])
-        databases.append(DatabaseSnapshot(index, data, expires, {}))
+        databases.append(DatabaseSnapshot(index, key_table(data), expires))
     with open(tmp_path / "dump.rdb", "wb") as f:
         writer = RdbWriter(f, 10, DEFAULT_OPTIONS)
         write_databases(writer, databases, "", now, 1)
@@ -701,7 +714,7 @@ def test_c_string_loader_matches_the_python_loader(tmp_path: Path) -> None:
             assert snapshots.load()
             dbs = server.keyspace.dbs
             results.append(([(len(db.data), {k: v for k, v in db.data.items() if isinstance(v, bytes)}, db.expires,
-                              set(db.meta)) for db in dbs],
+                              {k: db.field(k) for k in db.data}) for db in dbs],
                             snapshots.last_load_keys_loaded, snapshots.last_load_keys_expired))
         finally:
             rdb.use_native = rdb.native is not None

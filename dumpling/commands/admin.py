@@ -1211,7 +1211,7 @@ def _debug_object(c: Any, key: bytes) -> Any:
 
     encoding = encoding_of(value).decode()
     shared = shares_integer(c, value)
-    field = 0 if shared else db.meta.get(key, 0)  # (the shared object's LRU field is never touched)
+    field = 0 if shared else db.field(key, 0)  # (the shared object's LRU field is never touched)
     length = len(value) if isinstance(value, (bytes, bytearray)) else len(value)
     idle = lru_idle_ms(field, c.keyspace.now) // 1000
     return Status(

@@ -324,9 +324,9 @@ def restore_key(c: Any, argv: list[bytes]) -> Any:
         db.set_expire(key, when)
     if ks.lfu:
         if opts.freq >= 0:
-            db.meta[key] = (lfu_minutes(now) << 8) | opts.freq
+            db.set_field(key, (lfu_minutes(now) << 8) | opts.freq)
     elif opts.idle_seconds >= 0:
-        db.meta[key] = lru_field_for_idle(opts.idle_seconds, opts.lru_clock)
+        db.set_field(key, lru_field_for_idle(opts.idle_seconds, opts.lru_clock))
     ks.changed(db, key, b"restore", "g")
     if ttl and not opts.absttl:  # a relative TTL propagates as its absolute time
         propagate_as(c, [*argv[:2], b"%d" % when, *argv[3:], b"ABSTTL"])

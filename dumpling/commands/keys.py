@@ -348,11 +348,11 @@ def _rename(c: Any, argv: list[bytes], nx: bool) -> Any:
         if nx:
             return 0
         db.delete(dst)
-    meta = db.meta.get(src)
+    field = db.field(src)
     db.delete(src)
     db.add(dst, value)
-    if meta is not None:
-        db.meta[dst] = meta  # Redis 7.0 keeps the object (and its LRU/LFU field) on RENAME
+    if field is not None:
+        db.set_field(dst, field)  # Redis 7.0 keeps the object (and its LRU/LFU field) on RENAME
     if expire_at != -1:
         db.set_expire(dst, expire_at)
     ks.notify(db.index, "n", b"new", dst)
@@ -456,11 +456,11 @@ def move(c: Any, argv: list[bytes]) -> Any:
     expire_at = db.get_expire(key)
     if target.lookup_write(key) is not None:
         return 0
-    meta = db.meta.get(key)
+    field = db.field(key)
     db.delete(key)
     target.add(key, value)
-    if meta is not None:
-        target.meta[key] = meta
+    if field is not None:
+        target.set_field(key, field)
     if expire_at != -1:
         target.set_expire(key, expire_at)
     ks.notify(target.index, "n", b"new", key)
@@ -592,7 +592,7 @@ def object_idletime(c: Any, argv: list[bytes]) -> Any:
         return None
     if c.keyspace.lfu:
         raise CommandError(_IDLE_ERR)
-    return lru_idle_ms(db.meta.get(argv[2], 0), c.keyspace.now) // 1000
+    return lru_idle_ms(db.field(argv[2], 0), c.keyspace.now) // 1000
 
 
 @command("object|freq", 3, "readonly", (2, 2, 1), **GEN, key_flags="RO", since="4.0.0", args="key",
@@ -607,7 +607,7 @@ def object_freq(c: Any, argv: list[bytes]) -> Any:
         raise CommandError(_FREQ_ERR)
     if shares_integer(c, value):
         return 0  # the shared object's field is never touched
-    return lfu_decayed(db.meta.get(argv[2], 0), ks.now, ks.lfu_decay_time)
+    return lfu_decayed(db.field(argv[2], 0), ks.now, ks.lfu_decay_time)
 
 
 @command("object|help", 2, "loading stale", **GEN, since="6.2.0", summary="Returns helpful text about the different subcommands.")

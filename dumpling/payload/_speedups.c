@@ -1360,7 +1360,7 @@ fixed_for(PyObject *server)
     return 0;
 }
 
-/* The Database whose values dict is call->data (a new reference), or NULL (error set, or
+/* The Database whose KeyTable is call->data (a new reference), or NULL (error set, or
  * none: declined); *keyspace its Keyspace (a new reference).  fixed_for(call->server) ran. */
 static PyObject *
 native_db(const NativeCall *call, PyObject **keyspace)
@@ -1396,9 +1396,11 @@ order_added(PyObject *db, PyObject *attr, PyObject *key)
 static int
 native_add(const NativeCall *call, PyObject *db, PyObject *key, PyObject *value)
 {
-    if (PyDict_SetItem(call->data, key, value) < 0) {
+    KtEntry *e;
+    if (native_kt->store(call->data, key, value, call->clock, &e) < 0) {
         return -1;
     }
+    e->field = call->clock; /* (Database.add sets it whatever was there) */
     int string = PyBytes_CheckExact(value) || PyByteArray_CheckExact(value);
     if (!string) { /* collector.stored(data, value) */
         PyObject *r = PyObject_Vectorcall(untrack_fn, &value, 1, NULL);
@@ -1408,7 +1410,7 @@ native_add(const NativeCall *call, PyObject *db, PyObject *key, PyObject *value)
         }
         Py_DECREF(r);
     }
-    if (PyDict_SetItem(call->meta, key, call->clock) < 0 || order_added(db, s_order, key) < 0) {
+    if (order_added(db, s_order, key) < 0) {
         return -1;
     }
     if (string) {
@@ -1682,9 +1684,9 @@ native_restore(NativeCall *call, const NativeArg *args, int argc)
         reply = Py_NewRef(native_ok);
         goto done;
     }
-    if (found == NATIVE_FOUND) { /* REPLACE: Database.delete (meta and expires popped if there) */
-        if (PyDict_DelItem(call->data, key) < 0 || dict_discard(call->meta, key) < 0 ||
-            dict_discard(call->expires, key) < 0) {
+    if (found == NATIVE_FOUND) { /* REPLACE: Database.delete (its expire popped if there) */
+        native_kt->remove(call->data, key, NULL);
+        if (dict_discard(call->expires, key) < 0) {
             goto done;
         }
     }
@@ -1969,5 +1971,6 @@ PyInit__speedups(void)
         INTERN(s_rdbcompression, "rdbcompression");
 #undef INTERN
     }
+    native_import_keytable(); /* (none: native RESTORE/DUMP decline, see native_load_db) */
     return PyModule_Create(&speedups_module);
 }

@@ -4,12 +4,13 @@
  * Why: a BGSAVE child is a fork of the server.  Iterating a dict from Python takes a new
  * reference to every key and value, i.e. writes the reference count in every object
  * header, and each of those writes copies a 4 KB page the child shares with its parent:
- * a million keys cost a hundred megabytes of copy-on-write.  PyDict_Next hands out
- * borrowed references and PyBytes_AS_STRING only reads, so this loop leaves the
- * parent's pages shared, as Redis's own child does.
+ * a million keys cost a hundred megabytes of copy-on-write.  A KeyTable cursor (_keytable.h)
+ * hands out its entries and PyBytes_AS_STRING only reads, so this loop leaves the parent's
+ * pages shared, as Redis's own child does.  ``data`` is a database's C KeyTable (values and
+ * LRU/LFU fields); the module does not load without dumpling._keytable.
  *
- * write_strings(data, expires, meta, policy, now_ms, decay_time, compress, sink, other) -> int
- *   For every (key, value) of ``data`` in dict order, the record rdb.RdbWriter.key() would
+ * write_strings(data, expires, policy, now_ms, decay_time, compress, sink, other) -> int
+ *   For every (key, value) of ``data`` in table order, the record rdb.RdbWriter.key() would
  *   write: [EXPIRETIME_MS] [IDLE | FREQ] type 0, key, value.  Bytes are collected in a
  *   buffer handed to ``sink(bytes)`` every 64 KB and before each call of
  *   ``other(key, value, expire_ms, idle_s, freq)``, which writes the records this loop does
@@ -27,6 +28,10 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "../_keytable.h"
+
+static const KeyTableApi *kt_api; /* dumpling._keytable's (module init) */
 
 #define LRU_CLOCK_MAX ((1LL << 24) - 1)
 #define FLUSH_AT (64 * 1024)
@@ -167,30 +172,21 @@ static int string_view(PyObject *o, const char **s, Py_ssize_t *n) {
     return 0;
 }
 
-/* meta.get(key, 0) as a C integer, without a new reference to the key. */
-static int meta_field(PyObject *meta, PyObject *key, long long *out) {
-    PyObject *v = PyDict_GetItemWithError(meta, key);
-    if (v == NULL) {
-        if (PyErr_Occurred())
-            return -1;
-        *out = 0;
-        return 0;
-    }
-    *out = PyLong_AsLongLong(v);
-    return *out == -1 && PyErr_Occurred() ? -1 : 0;
+static int is_keytable(PyObject *o) {
+    return Py_IS_TYPE(o, kt_api->type);
 }
 
 static PyObject *write_strings(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 9 || !PyDict_Check(args[0]) || !PyDict_Check(args[1]) || !PyDict_Check(args[2])) {
+    if (nargs != 8 || !is_keytable(args[0]) || !PyDict_Check(args[1])) {
         PyErr_SetString(PyExc_TypeError,
-                        "write_strings(data, expires, meta, policy, now_ms, decay_time, compress, sink, other)");
+                        "write_strings(data: KeyTable, expires, policy, now_ms, decay_time, compress, sink, other)");
         return NULL;
     }
-    PyObject *data = args[0], *expires = args[1], *meta = args[2], *sink = args[7], *other = args[8];
-    long policy = PyLong_AsLong(args[3]);
-    long long now_ms = PyLong_AsLongLong(args[4]);
-    long long decay = PyLong_AsLongLong(args[5]);
-    int compress = PyObject_IsTrue(args[6]);
+    PyObject *data = args[0], *expires = args[1], *sink = args[6], *other = args[7];
+    long policy = PyLong_AsLong(args[2]);
+    long long now_ms = PyLong_AsLongLong(args[3]);
+    long long decay = PyLong_AsLongLong(args[4]);
+    int compress = PyObject_IsTrue(args[5]);
     if (PyErr_Occurred() || compress < 0)
         return NULL;
     long long clock = (now_ms / 1000) & LRU_CLOCK_MAX;
@@ -198,9 +194,12 @@ static PyObject *write_strings(PyObject *self, PyObject *const *args, Py_ssize_t
     int has_expires = PyDict_GET_SIZE(expires) > 0;
 
     Buf b = {NULL, 0, 0};
-    Py_ssize_t pos = 0, done = 0;
-    PyObject *key, *value;
-    while (PyDict_Next(data, &pos, &key, &value)) {
+    Py_ssize_t done = 0;
+    KtCursor cursor;
+    KtEntry *entry;
+    kt_api->cursor_start(data, &cursor);
+    while ((entry = kt_api->cursor_next(&cursor)) != NULL) {
+        PyObject *key = entry->key, *value = entry->value;
         long long expire = -1, idle = -1, freq = -1;
         if (has_expires) {
             PyObject *when = PyDict_GetItemWithError(expires, key);
@@ -213,9 +212,7 @@ static PyObject *write_strings(PyObject *self, PyObject *const *args, Py_ssize_t
             }
         }
         if (policy == 1 || policy == 2) {
-            long long field;
-            if (meta_field(meta, key, &field) < 0)
-                goto error;
+            long long field = entry->field;
             if (policy == 1) { /* keyspace.lru_idle_ms, in seconds */
                 idle = clock >= field ? clock - field : clock + (LRU_CLOCK_MAX - field);
             } else { /* keyspace.lfu_decayed */
@@ -266,11 +263,14 @@ static PyObject *write_strings(PyObject *self, PyObject *const *args, Py_ssize_t
         if (b.len >= FLUSH_AT && flush(&b, sink) < 0)
             goto error;
     }
+    kt_api->cursor_end(&cursor);
     if (flush(&b, sink) < 0)
-        goto error;
+        goto error_ended;
     PyMem_Free(b.buf);
     return PyLong_FromSsize_t(done);
 error:
+    kt_api->cursor_end(&cursor);
+error_ended:
     PyMem_Free(b.buf);
     return NULL;
 }
@@ -278,21 +278,24 @@ error:
 /* non_strings(data) -> list: the values of ``data`` that are not plain strings, found
  * without touching the others (the file's RDB version depends only on these). */
 static PyObject *non_strings(PyObject *self, PyObject *data) {
-    if (!PyDict_Check(data)) {
-        PyErr_SetString(PyExc_TypeError, "non_strings(data: dict)");
+    if (!is_keytable(data)) {
+        PyErr_SetString(PyExc_TypeError, "non_strings(data: KeyTable)");
         return NULL;
     }
     PyObject *out = PyList_New(0);
     if (out == NULL)
         return NULL;
-    Py_ssize_t pos = 0;
-    PyObject *key, *value;
-    while (PyDict_Next(data, &pos, &key, &value)) {
+    KtCursor cursor;
+    KtEntry *entry;
+    kt_api->cursor_start(data, &cursor);
+    while ((entry = kt_api->cursor_next(&cursor)) != NULL) {
+        PyObject *value = entry->value;
         if (!PyBytes_CheckExact(value) && !PyByteArray_CheckExact(value) && PyList_Append(out, value) < 0) {
-            Py_DECREF(out);
-            return NULL;
+            Py_CLEAR(out);
+            break;
         }
     }
+    kt_api->cursor_end(&cursor);
     return out;
 }
 
@@ -348,7 +351,7 @@ static PyObject *take_string(const unsigned char *buf, Py_ssize_t end, Py_ssize_
     return PyBytes_FromStringAndSize((const char *)buf + p, n);
 }
 
-/* load_strings(buf, pos, limit, data, expires, meta, meta_value, now_ms) -> (pos, loaded, expired)
+/* load_strings(buf, pos, limit, data, expires, field, now_ms) -> (pos, loaded, expired)
  *
  * The loading side's twin of write_strings: consumes up to ``limit`` records of the form
  * [EXPIRETIME_MS] type-0 key value starting at ``pos`` straight into the database dicts
@@ -357,10 +360,13 @@ static PyObject *take_string(const unsigned char *buf, Py_ssize_t end, Py_ssize_
  * damaged or short data - leaving it to the Python reader (rdb.RdbParser), which raises
  * the right error.  The caller uses it only when nothing else watches the dicts. */
 static PyObject *load_strings(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 8 || !PyDict_Check(args[3]) || !PyDict_Check(args[4]) || !PyDict_Check(args[5])) {
-        PyErr_SetString(PyExc_TypeError, "load_strings(buf, pos, limit, data, expires, meta, meta_value, now_ms)");
+    if (nargs != 7 || !is_keytable(args[3]) || !PyDict_Check(args[4])) {
+        PyErr_SetString(PyExc_TypeError, "load_strings(buf, pos, limit, data: KeyTable, expires, field, now_ms)");
         return NULL;
     }
+    unsigned long field = PyLong_AsUnsignedLong(args[5]);
+    if (field == (unsigned long)-1 && PyErr_Occurred())
+        return NULL;
     Py_buffer view;
     if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
         return NULL;
@@ -368,8 +374,8 @@ static PyObject *load_strings(PyObject *self, PyObject *const *args, Py_ssize_t 
     Py_ssize_t end = view.len;
     Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
     Py_ssize_t limit = PyLong_AsSsize_t(args[2]);
-    long long now_ms = PyLong_AsLongLong(args[7]);
-    PyObject *data = args[3], *expires = args[4], *meta = args[5], *meta_value = args[6];
+    long long now_ms = PyLong_AsLongLong(args[6]);
+    PyObject *data = args[3], *expires = args[4];
     Py_ssize_t loaded = 0, expired = 0;
     if (PyErr_Occurred())
         goto error;
@@ -401,18 +407,15 @@ static PyObject *load_strings(PyObject *self, PyObject *const *args, Py_ssize_t 
                 goto error;
             break;
         }
-        int present = PyDict_Contains(data, key);
-        if (present != 0) {
+        if (kt_api->find(data, key) != NULL) {
             Py_DECREF(key);
             Py_DECREF(value);
-            if (present < 0)
-                goto error;
             break;
         }
         if (expire != -1 && expire < now_ms) {
             expired++;
         } else {
-            int failed = PyDict_SetItem(data, key, value) < 0 || PyDict_SetItem(meta, key, meta_value) < 0;
+            int failed = kt_api->store(data, key, value, (uint32_t)field, NULL) < 0;
             if (!failed && expire != -1) {
                 PyObject *when = PyLong_FromLongLong(expire);
                 failed = when == NULL || PyDict_SetItem(expires, key, when) < 0;
@@ -438,10 +441,10 @@ error:
 
 static PyMethodDef methods[] = {
     {"load_strings", (PyCFunction)(void (*)(void))load_strings, METH_FASTCALL,
-     "load_strings(buf, pos, limit, data, expires, meta, meta_value, now_ms) -> (pos, loaded, expired)"},
+     "load_strings(buf, pos, limit, data, expires, field, now_ms) -> (pos, loaded, expired)"},
     {"non_strings", non_strings, METH_O, "non_strings(data) -> the values that are not plain strings"},
     {"write_strings", (PyCFunction)(void (*)(void))write_strings, METH_FASTCALL,
-     "write_strings(data, expires, meta, policy, now_ms, decay_time, compress, sink, other) -> keys written"},
+     "write_strings(data, expires, policy, now_ms, decay_time, compress, sink, other) -> keys written"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -449,4 +452,12 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_snapshot",
                                     "RDB key records of plain string keys, without touching the objects.", -1,
                                     methods};
 
-PyMODINIT_FUNC PyInit__snapshot(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__snapshot(void) {
+    /* PyCapsule_Import reads attributes from the package down: the submodule is imported first */
+    PyObject *keytable = PyImport_ImportModule("dumpling._keytable");
+    if (keytable == NULL)
+        return NULL; /* (ImportError: rdb.py writes and loads in Python) */
+    kt_api = (const KeyTableApi *)PyCapsule_Import(KEYTABLE_CAPSULE, 0);
+    Py_DECREF(keytable);
+    return kt_api == NULL ? NULL : PyModule_Create(&module);
+}

@@ -21,11 +21,12 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from dumpling import accel
 from dumpling.datatypes import HashValue, StreamValue
 from dumpling.keyspace import lfu_decayed, lru_idle_ms
+from dumpling.keytable import NATIVE as NATIVE_KEYTABLE
 from dumpling.payload import CodecOptions, PayloadError, min_rdb_version_for
 from dumpling.payload.crc64 import crc64
 from dumpling.payload.decode import (
@@ -117,7 +118,7 @@ def file_version_for(databases: Iterable[Mapping[bytes, Value]], wanted: int) ->
         return wanted
     version = wanted
     for data in databases:
-        values = native.non_strings(data) if use_native and type(data) is dict else data.values()
+        values = native.non_strings(data) if use_native and type(data) is NATIVE_KEYTABLE else data.values()
         for value in values:
             if type(value) is bytes or type(value) is bytearray:
                 continue
@@ -209,12 +210,12 @@ class RdbWriter:
 
 @dataclass
 class DatabaseSnapshot:
-    """What the writer needs of one database: its dicts (read only) and its number."""
+    """What the writer needs of one database (read only): its number, its KeyTable (values and
+    LRU/LFU fields, ``dumpling.keytable``) and expiry dict."""
 
     index: int
-    data: Mapping[bytes, Value]
+    data: Any
     expires: Mapping[bytes, int]
-    meta: Mapping[bytes, int]
 
 
 def write_databases(
@@ -238,11 +239,11 @@ def write_databases(
         data = db.data
         if not data:
             continue
-        expires, meta = db.expires, db.meta
+        expires = db.expires
         writer.select_db(db.index, len(data), len(expires))
         key_record = writer.key
-        if use_native and every == 1024 and type(data) is dict and type(expires) is dict and type(meta) is dict:
-            done += native.write_strings(data, expires, meta, policy_code, now_ms, lfu_decay_time, writer.compress,
+        if use_native and every == 1024 and type(data) is NATIVE_KEYTABLE and type(expires) is dict:
+            done += native.write_strings(data, expires, policy_code, now_ms, lfu_decay_time, writer.compress,
                                          writer.append_raw, key_record)
             if progress is not None:
                 progress(done)
@@ -251,9 +252,9 @@ def write_databases(
             when = expires.get(key, -1) if expires else -1
             idle = freq = -1
             if policy == "lru":
-                idle = lru_idle_ms(meta.get(key, 0), now_ms) // 1000
+                idle = lru_idle_ms(data.get_field(key, 0), now_ms) // 1000
             elif policy == "lfu":
-                freq = lfu_decayed(meta.get(key, 0), now_ms, lfu_decay_time)
+                freq = lfu_decayed(data.get_field(key, 0), now_ms, lfu_decay_time)
             key_record(key, value, when, idle, freq)
             done += 1
             if progress is not None and not done & mask:
@@ -329,10 +330,10 @@ class RdbParser:
         self.version = read_version(buf)
         self.pos = 9
         self.checksum_disabled = False  # a stored CRC of 0: "saved with checksum disabled"
-        # (data, expires, meta, meta value, now ms) of the current database when the caller
-        # lets plain string records skip the record objects (see _snapshot.load_strings):
-        # they arrive as ``Loaded`` counts.  Set it again after each ``SelectDb``.
-        self.fast: tuple[dict, dict, dict, int, int] | None = None
+        # (data, expires, a new key's LRU/LFU field, now ms) of the current database when the
+        # caller lets plain string records skip the record objects (see _snapshot.load_strings;
+        # data a C KeyTable): they arrive as ``Loaded`` counts.  Set it again after each ``SelectDb``.
+        self.fast: tuple[Any, dict, int, int] | None = None
 
     def _short(self) -> RdbError:
         return RdbError("Short read or OOM loading DB. Unrecoverable error, aborting now.", self.pos,
@@ -352,8 +353,8 @@ class RdbParser:
                 fast = self.fast
                 if (fast is not None and use_native and (op == 0 or op == OP_EXPIRETIME_MS)
                         and expire == -1 and idle == -1 and freq == -1):
-                    data, expires, meta, meta_value, now = fast
-                    taken, loaded, expired = native.load_strings(buf, pos, 1024, data, expires, meta, meta_value, now)
+                    data, expires, field, now = fast
+                    taken, loaded, expired = native.load_strings(buf, pos, 1024, data, expires, field, now)
                     if taken != pos:
                         pos = self.pos = taken
                         yield Loaded(loaded, expired)

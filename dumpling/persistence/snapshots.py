@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from dumpling import REDIS_VERSION
 from dumpling.keyspace import LFU_INIT_VAL, lfu_minutes, lru_clock
+from dumpling.keytable import NATIVE as NATIVE_KEYTABLE
 from dumpling.persistence.rdb import (
     Aux,
     DatabaseSnapshot,
@@ -326,7 +327,7 @@ class Snapshots:
                 if user_progress is not None and not done & 1023:
                     user_progress(done)
 
-        snapshots = [DatabaseSnapshot(db.index, db.data, db.expires, db.meta) for db in ks.dbs]
+        snapshots = [DatabaseSnapshot(db.index, db.data, db.expires) for db in ks.dbs]
         write_databases(writer, snapshots, kind, ks.now if ks.now else int(time.time() * 1000),
                         ks.lfu_decay_time, progress, every=1 if delay > 0 else 1024)
         writer.finish()
@@ -621,9 +622,9 @@ class Snapshots:
             db.set_expire(key, record.expire_ms)
         if ks.lfu:
             if record.freq >= 0:
-                db.meta[key] = (lfu_minutes(now) << 8) | record.freq
+                db.set_field(key, (lfu_minutes(now) << 8) | record.freq)
         elif record.idle_s >= 0:
-            db.meta[key] = lru_field_for_idle(record.idle_s, state["lru_clock"])
+            db.set_field(key, lru_field_for_idle(record.idle_s, state["lru_clock"]))
 
     def _aux(self, record: Aux) -> None:
         server = self.server
@@ -657,8 +658,9 @@ class Snapshots:
         slot map or order tracking must see each key (Database.add's bookkeeping)."""
         db = (self.target_dbs or self.server.keyspace.dbs)[index]
         collecting = self.expired_on_load is not None and "repl-id" in self.loaded_repl_info  # (names needed)
-        if db._order is None and db._expire_order is None and db.slot_index is None and not collecting:
-            parser.fast = (db.data, db.expires, db.meta, state["meta"], state["cut"])
+        if (db._order is None and db._expire_order is None and db.slot_index is None and not collecting
+                and type(db.data) is NATIVE_KEYTABLE):
+            parser.fast = (db.data, db.expires, state["field"], state["cut"])
         else:
             parser.fast = None
 
@@ -686,9 +688,9 @@ class Snapshots:
         self.refresh_gate()
         now = int(time.time() * 1000)
         ks = self.server.keyspace
-        meta = (lfu_minutes(now) << 8) | LFU_INIT_VAL if ks.lfu else lru_clock(now)  # Database.fresh_meta
+        field = (lfu_minutes(now) << 8) | LFU_INIT_VAL if ks.lfu else lru_clock(now)  # Database.fresh_field
         cut = -(1 << 63) if keep_expired else now
-        return {"empty": 0, "now": now, "lru_clock": lru_clock(now), "meta": meta, "cut": cut}
+        return {"empty": 0, "now": now, "lru_clock": lru_clock(now), "field": field, "cut": cut}
 
     def _end_load(self, state: dict[str, int]) -> None:
         self.loading = False

@@ -183,8 +183,8 @@ typedef struct {
     int on;
     PyObject *client, *keyspace;            /* borrowed: the Run holds them */
     PyObject *server_dict, *keyspace_dict, *client_dict; /* their __dict__s (owned) */
-    PyObject *clock;                        /* the LRU field of now_ms */
-    PyObject *data, *expires, *meta, *order; /* NULL: to be read (client.db) */
+    uint32_t clock;                         /* the LRU field of now_ms */
+    PyObject *data, *expires, *order;       /* NULL: to be read (client.db; data its KeyTable) */
     long long now_ms, threshold;
     int ready, latency_tracking, wrote;
     PyObject *given_client; /* (borrowed) the run's client, when its starter knows it (ScriptCommand) */
@@ -539,13 +539,12 @@ done:
  * declines it before changing anything and redis.call goes on as without this route. */
 static TwinCall g_twin; /* NULL: no _fastpath (pure install, an old build) */
 static PyObject *s_keyspace, *s_now, *s_slowlog_threshold, *s_latency_tracking, *s_db, *s_data, *s_expires,
-    *s_meta, *s_order, *s_slot_index, *s_current_client, *s_last_cmd, *s_name, *s_calls, *s_usec, *s_latency,
+    *s_order, *s_slot_index, *s_current_client, *s_last_cmd, *s_name, *s_calls, *s_usec, *s_latency,
     *s_record, *s_stat_commands, *s_stat_hits, *s_stat_misses, *s_dirty, *s_twins, *s_slow_call, *s_call_hooks,
     *s_monitors, *s_maxmemory, *s_renamed, *s_tracking, *s_watched, *s_notify_flags, *s_lfu, *s_loading, *s_no_touch;
 static PyObject *g_record_latency; /* dispatch.record_latency: a command's first histogram */
 
 #define MAX_TWIN_ARGS 16
-#define LRU_CLOCK_MAX ((1 << 24) - 1)
 
 static long long wall_ns(void) {
     struct timespec ts;
@@ -556,13 +555,11 @@ static long long wall_ns(void) {
 static void twins_clear_db(Twins *t) {
     Py_CLEAR(t->data);
     Py_CLEAR(t->expires);
-    Py_CLEAR(t->meta);
     Py_CLEAR(t->order);
 }
 
 static void twins_end(Twins *t) {
     twins_clear_db(t);
-    Py_CLEAR(t->clock);
     Py_CLEAR(t->server_dict);
     Py_CLEAR(t->keyspace_dict);
     Py_CLEAR(t->client_dict);
@@ -772,8 +769,7 @@ static int twins_ready(Bridge *b, Twins *t) {
     t->threshold = PyLong_AsLongLong(threshold);
     if (PyErr_Occurred() || (t->latency_tracking = PyObject_IsTrue(tracking)) < 0)
         goto done;
-    if ((t->clock = PyLong_FromLongLong((t->now_ms / 1000) & LRU_CLOCK_MAX)) == NULL)
-        goto done;
+    t->clock = native_lru_clock(t->now_ms);
     /* (the Run and the server hold the client and the keyspace until the run ends) */
     t->client = client;
     t->keyspace = keyspace;
@@ -792,13 +788,13 @@ done:
     return result;
 }
 
-/* The selected database's dicts: 1 read, 0 a layout the twins do not know (no route for this
+/* The selected database's KeyTable and expiry dict: 1 read, 0 a layout the twins do not know (no route for this
  * run), -1 error. */
 static NativeDbNames g_db_names; /* (filled at module init) */
 
 /* keyspace.Database (use_twins): its slots' offsets, read as ScriptCommand reads a Run's (a
  * getattr of a slot costs ~200 instructions, six of them a run); NULL: through native_load_db */
-enum { DB_DATA, DB_EXPIRES, DB_META, DB_ORDER, DB_SLOT_INDEX, DB_SLOTS };
+enum { DB_DATA, DB_EXPIRES, DB_ORDER, DB_SLOT_INDEX, DB_SLOTS };
 static PyTypeObject *g_db_type;
 static Py_ssize_t g_db_slot[DB_SLOTS];
 
@@ -818,16 +814,14 @@ static int load_db_slots(Twins *t) {
             return 2; /* (an unset slot: the getattr path words the error) */
     t->data = Py_NewRef(v[DB_DATA]);
     t->expires = Py_NewRef(v[DB_EXPIRES]);
-    t->meta = Py_NewRef(v[DB_META]);
     t->order = Py_NewRef(v[DB_ORDER]);
-    return v[DB_SLOT_INDEX] == Py_None && PyDict_CheckExact(t->data) && PyDict_CheckExact(t->expires) &&
-           PyDict_CheckExact(t->meta);
+    return v[DB_SLOT_INDEX] == Py_None && native_is_keytable(t->data) && PyDict_CheckExact(t->expires);
 }
 
 static int twins_load_db(Twins *t) {
     int r = load_db_slots(t);
     if (r == 2)
-        r = native_load_db(t->client, &g_db_names, &t->data, &t->expires, &t->meta, &t->order);
+        r = native_load_db(t->client, &g_db_names, &t->data, &t->expires, &t->order);
     if (r <= 0) {
         twins_clear_db(t);
         if (r == 0)
@@ -1194,8 +1188,8 @@ static int twin_route(Bridge *b, lua_State *L, int argc) {
         if (r <= 0)
             return r;
     }
-    NativeCall call = {.server = b->server, .data = t->data, .expires = t->expires, .meta = t->meta,
-                       .clock = t->clock, .now_ms = t->now_ms, .resp3 = 0};
+    NativeCall call = {.server = b->server, .data = t->data, .expires = t->expires, .clock = t->clock,
+                       .now_ms = t->now_ms, .resp3 = 0};
     PyObject *cmd = NULL;
     long long start = wall_ns();
     PyObject *wire = g_twin(&call, t->order, args, argc, &cmd);
@@ -2566,7 +2560,7 @@ static PyObject *bridge_use_twins(PyObject *self, PyObject *const *args, Py_ssiz
         PyErr_SetString(PyExc_TypeError, "use_twins: the Database class");
         return NULL;
     }
-    static const char *const names[DB_SLOTS] = {"data", "expires", "meta", "_order", "slot_index"};
+    static const char *const names[DB_SLOTS] = {"data", "expires", "_order", "slot_index"};
     Py_ssize_t offsets[DB_SLOTS];
     for (int i = 0; i < DB_SLOTS; i++)
         if ((offsets[i] = native_slot_offset(args[2], names[i])) < 0)
@@ -2612,10 +2606,10 @@ PyMODINIT_FUNC PyInit__luabridge(void) {
     INTERN(s_db, "db");
     INTERN(s_data, "data");
     INTERN(s_expires, "expires");
-    INTERN(s_meta, "meta");
     INTERN(s_order, "_order");
     INTERN(s_slot_index, "slot_index");
-    g_db_names = (NativeDbNames){s_db, s_slot_index, s_data, s_expires, s_meta, s_order};
+    g_db_names = (NativeDbNames){s_db, s_slot_index, s_data, s_expires, s_order};
+    native_import_keytable(); /* (none: the twins' route stays off, see native_load_db) */
     INTERN(s_current_client, "current_client");
     INTERN(s_last_cmd, "last_cmd");
     INTERN(s_name, "name");
