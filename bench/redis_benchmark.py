@@ -9,13 +9,17 @@ servers are single-threaded (one core).
 With ``--pure`` a third server, dumpling with ``DUMPLING_PURE=1`` (no C accelerators),
 runs in the same rounds and gets its own ratio column.
 
+With ``--against DIR`` another dumpling, started from the checkout DIR (its C extensions built
+in place, e.g. ``git worktree add DIR HEAD~1`` then ``python setup.py build_ext --inplace``),
+runs in the same rounds and gets its own columns: a before/after comparison under one load.
+
 With ``--cpu`` each test runs on its own and the servers' CPU time per request is measured
 too (``/proc/<pid>/task/*/schedstat``, bench/measure.py): the "cost" column is Redis's CPU per
 request over dumpling's, which a machine shared with other work disturbs far less than the
 rates (the load generator competes for the same two cores).
 
-usage: python bench/redis_benchmark.py [--requests N] [--rounds R] [--pure] [--cpu] [--pipelines 1,16]
-                                       [--tests a,b,...]
+usage: python bench/redis_benchmark.py [--requests N] [--rounds R] [--pure] [--against DIR] [--cpu]
+                                       [--pipelines 1,16] [--tests a,b,...]
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.measure import cpu_seconds  # noqa: E402
-from tests.servers import ServerProcess, start_dumpling, start_redis  # noqa: E402
+from tests.servers import ServerProcess, free_port, start_dumpling, start_redis  # noqa: E402
 
 # redis-benchmark's default set (what it runs without -t), in its order.
 TESTS = "ping_inline,ping_mbulk,set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange,mset,xadd"
@@ -67,6 +71,14 @@ def run_with_cpu(server: ServerProcess, requests: int, pipeline: int, tests: str
     return results
 
 
+def start_checkout(checkout: str) -> ServerProcess:
+    """A dumpling run from another checkout (its own package ahead of this one on sys.path)."""
+    port = free_port()
+    boot = f"import runpy, sys; sys.path.insert(0, {str(Path(checkout).resolve())!r}); " \
+           "runpy.run_module('dumpling', run_name='__main__')"
+    return ServerProcess([sys.executable, "-c", boot, "--port", str(port), "--save", ""], port, "against")
+
+
 def _collect(csv: str, results: dict[str, float]) -> None:
     for line in csv.splitlines():
         m = re.match(r'"([^"]+)","([0-9.]+)"', line)
@@ -80,6 +92,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--pure", action="store_true", help="also measure dumpling without its C accelerators")
+    parser.add_argument("--against", metavar="DIR", help="also measure a dumpling from the checkout DIR")
     parser.add_argument("--cpu", action="store_true", help="run the tests one by one and compare CPU per request")
     parser.add_argument("--pipelines", default="1,16", help="the -P values to run (default: 1,16)")
     parser.add_argument("--tests", default=TESTS, help="redis-benchmark -t list (default: its whole default set)")
@@ -87,12 +100,17 @@ def main() -> None:
     servers = {"redis": start_redis(), "dumpling": start_dumpling()}
     if args.pure:
         servers["pure"] = start_dumpling(env={"DUMPLING_PURE": "1"})
+    if args.against:
+        servers["against"] = start_checkout(args.against)
     try:
         print(f"redis-benchmark -c 50 -n {args.requests}, median of {args.rounds} alternating rounds")
         header = f"{'test':11} {'pipeline':>8} {'redis rps':>12} {'dumpling rps':>13} {'ratio':>7}"
         if args.cpu:
             header += f" {'redis us':>9} {'ours us':>8} {'cost':>6}"
-        print(header + (f" {'pure rps':>12} {'ratio':>7}" if args.pure else ""))
+        for name in servers:
+            if name not in ("redis", "dumpling"):
+                header += f" {name + ' rps':>12} {'ratio':>7}" + (f" {name[:5] + ' us':>9}" if args.cpu else "")
+        print(header)
         for pipeline in map(int, args.pipelines.split(",")):
             rps: dict[str, dict[str, list[float]]] = {name: {} for name in servers}
             cpu: dict[str, dict[str, list[float]]] = {name: {} for name in servers}
@@ -125,6 +143,8 @@ def main() -> None:
                             row += f" {redis_us:>9.2f} {ours_us:>8.2f} {redis_us / ours_us:>6.2f}"
                     else:
                         row += f" {ours:>12,.0f} {ours / theirs:>7.2f}"
+                        if args.cpu:
+                            row += f" {statistics.median(cpu[name].get(test, [math.nan])):>9.2f}"
                 print(row, flush=True)
             for name, values in ratios.items():
                 print(f"-P {pipeline} {name}: min ratio {min(values):.2f}, median {statistics.median(values):.2f} "

@@ -13,11 +13,22 @@ same loops run plainly and print wall-clock microseconds per request (noisy).
 ``--no-native`` has the native handlers decline, so their commands take the general path (the
 C loop calling the Python handler): SPOP there is the general path's floor.
 
+``--pipeline N`` sends N requests a read instead of 16: ``--pipeline 1`` counts what an
+unpipelined request costs (redis-benchmark's ``-P 1``), the per-read work (``Client.data_received``,
+the C loop's set-up and accounting, the flush) included once per request.  The fake transport's
+``write``/``get_write_buffer_size`` are Python methods (uvloop's are C): a few hundred instructions
+of each read are theirs.
+
+``--python-reads`` has every read take ``Client.received`` (the Python read path, the C loop
+inside it) instead of ``_fastpath.ClientBase.data_received``: the difference is what the C read
+path saves a read.
+
 ``--general`` runs the set issue 12 names for the general path (commands with neither a C twin nor
 a native handler: HINCRBY, ZSCORE, EXPIRE, GETRANGE, EVALSHA of bench/scripting.py's script, and
 SCARD of a missing key, the floor).
 
-usage: python bench/request_instructions.py [--callgrind] [--no-native] [--general] [--batches N] [test ...]
+usage: python bench/request_instructions.py [--callgrind] [--no-native] [--python-reads] [--general] [--pipeline N]
+                                           [--batches N] [test ...]
 """
 
 from __future__ import annotations
@@ -42,6 +53,10 @@ from tests.test_fastpath_fuzz import Transport  # noqa: E402
 
 SCRIPT = b"redis.call('incr', KEYS[1]) return redis.call('get', KEYS[1])"  # bench/scripting.py's
 REQUESTS = {
+    "set": [b"SET", b"key:__rand_int__", b"xxx"],
+    "get": [b"GET", b"key:__rand_int__"],
+    "mset": [b"MSET", *[b"key:__rand_int__", b"xxx"] * 10],
+    "lrange_100": [b"LRANGE", b"mylist", b"0", b"99"],
     "lpush": [b"LPUSH", b"mylist", b"xxx"],
     "rpush": [b"RPUSH", b"mylist", b"xxx"],
     "lpop": [b"LPOP", b"mylist"],
@@ -68,6 +83,8 @@ GENERAL = ["hincrby", "zscore", "expire", "getrange", "evalsha", "scard"]
 FRESH_KEYS = {"hset_new"}
 # What the keyspace holds when redis-benchmark's test runs (its earlier tests made it).
 SETUP = {
+    "get": [[b"SET", b"key:__rand_int__", b"xxx"]],
+    "lrange_100": [[b"RPUSH", b"mylist", *[b"xxx"] * 1000]],
     "lpush": [[b"RPUSH", b"mylist", *[b"xxx"] * 1000]],
     "rpush": [[b"RPUSH", b"mylist", *[b"xxx"] * 1000]],
     "lpop": [[b"RPUSH", b"mylist", *[b"xxx"] * 1000]] * 5,
@@ -82,16 +99,16 @@ SETUP = {
 PIPELINE = 16
 
 
-def pipeline_of(test: str, batch: int = 0) -> bytes:
+def pipeline_of(test: str, batch: int = 0, pipeline: int = PIPELINE) -> bytes:
     if test == "ping_inline":
-        return b"PING\r\n" * PIPELINE
+        return b"PING\r\n" * pipeline
     if test in FRESH_KEYS:
         name, key, *rest = REQUESTS[test]
-        return b"".join(encode_command(name, key % (batch * PIPELINE + i), *rest) for i in range(PIPELINE))
-    return encode_command(*REQUESTS[test]) * PIPELINE
+        return b"".join(encode_command(name, key % (batch * pipeline + i), *rest) for i in range(pipeline))
+    return encode_command(*REQUESTS[test]) * pipeline
 
 
-def run(tests: list[str], batches: int) -> dict[str, float]:
+def run(tests: list[str], batches: int, pipeline: int = PIPELINE) -> dict[str, float]:
     """Each test's loop inside one exec(); wall-clock microseconds per request."""
     out = {}
     for test in tests:
@@ -102,28 +119,30 @@ def run(tests: list[str], batches: int) -> dict[str, float]:
         for request in SETUP.get(test, []):
             client.data_received(encode_command(*request))
         collector.settle()  # as the server does once it is ready: start-up's objects frozen
-        data = pipeline_of(test)
+        data = pipeline_of(test, 0, pipeline)
         client.data_received(data)  # the key exists from here on, as after redis-benchmark's first requests
         transport.data.clear()
-        datas = [pipeline_of(test, 1 + i) if test in FRESH_KEYS else data for i in range(batches)]
+        datas = [pipeline_of(test, 1 + i, pipeline) if test in FRESH_KEYS else data for i in range(batches)]
         scope = {"client": client, "datas": datas, "transport": transport}
         loop = "for data in datas:\n    client.data_received(data)\n    transport.data.clear()\n"
         started = time.perf_counter()
         exec(compile(loop, test, "exec"), scope)
-        out[test] = (time.perf_counter() - started) / (batches * PIPELINE) * 1e6
+        out[test] = (time.perf_counter() - started) / (batches * pipeline) * 1e6
     return out
 
 
-def under_callgrind(tests: list[str], batches: int, options: list[str]) -> dict[str, float]:
+def under_callgrind(tests: list[str], batches: int, options: list[str], pipeline: int = PIPELINE) -> dict[str, float]:
     """Instructions per request of each test's exec(), from callgrind's per-exec dumps."""
-    totals = callgrind_totals(__file__, ["--batches", str(batches), *options, *tests])
-    return {test: total / (batches * PIPELINE) for test, total in zip(tests, totals[-len(tests):], strict=True)}
+    totals = callgrind_totals(__file__, ["--batches", str(batches), "--pipeline", str(pipeline), *options, *tests])
+    return {test: total / (batches * pipeline) for test, total in zip(tests, totals[-len(tests):], strict=True)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--callgrind", action="store_true", help="count instructions (needs valgrind)")
     parser.add_argument("--batches", type=int, default=40)
+    parser.add_argument("--pipeline", type=int, default=PIPELINE, help="requests a read (1: unpipelined)")
+    parser.add_argument("--python-reads", action="store_true", help="reads through Client.received (Python)")
     parser.add_argument("--no-native", action="store_true", help="native handlers off: the general path")
     parser.add_argument("--general", action="store_true", help="the general-path set: " + " ".join(GENERAL))
     parser.add_argument("tests", nargs="*", default=[*REQUESTS, "ping_inline"])
@@ -132,11 +151,15 @@ def main() -> None:
         args.tests = GENERAL
     if args.no_native:
         use_native_handlers(False)
+    if args.python_reads:
+        Client.data_received = Client.received  # type: ignore[method-assign]
     if args.callgrind:
-        for test, count in under_callgrind(args.tests, args.batches, ["--no-native"] if args.no_native else []).items():
+        options = ["--no-native"] if args.no_native else []
+        options += ["--python-reads"] if args.python_reads else []
+        for test, count in under_callgrind(args.tests, args.batches, options, args.pipeline).items():
             print(f"{test:12} {count:9,.0f} instructions per request")
     else:
-        for test, us in run(args.tests, args.batches).items():
+        for test, us in run(args.tests, args.batches, args.pipeline).items():
             print(f"{test:12} {us:7.2f} us per request")
 
 

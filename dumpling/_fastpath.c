@@ -68,6 +68,11 @@ static PyObject *s_reply_mode, *s_multi, *s_authenticated, *s_blocked, *s_closed
     *s_current_client, *s_server, *s_keyspace, *s_calls, *s_usec, *s_name, *s_added, *s_slowlog_push, *s_tracking, *s_pause_gate,
     *s_wire, *s_ready_keys, *s_pending_pushes, *s_finish_plain, *s_call_hooks, *s_tracking_caching, *s_arity, *s_handler,
     *s_begin, *s_end, *s_handler_error, *s_reject, *s_logged_in, *s_twins_ok, *s_acl_free, *s_acl_keyed;
+/* ...and the read path's (ClientBase, below) */
+static PyObject *s_received, *s_read_rest, *s_flush, *s_close, *s_fast_run, *s_carry, *s_held, *s_retained,
+    *s_query_buffer, *s_quiet, *s_transport, *s_batch_ran, *s_stat_net_input, *s_stat_reads, *s_stat_net_output,
+    *s_stat_writes, *s_output_check_from, *s_obuf_soft, *s_reply_buffer_peak, *s_reply_buffer_size,
+    *s_get_write_buffer_size, *s_write;
 
 /* ------------------------------------------------------------------ output buffer */
 
@@ -541,6 +546,13 @@ static PyObject **const PLAIN_NAMES[] = {
     &s_maxmemory, &s_monitors, &s_multi, &s_no_touch, &s_notify_flags, &s_patterns, &s_pause_gate,
     &s_reply_mode, &s_resp3, &s_shard_channels, &s_skip_this, &s_strict, &s_tracking, &s_tracking_caching,
     &s_twins_ok, &s_watched,
+    /* the read path's (ClientBase.data_received) */
+    &s_server, &s_keyspace, &s_out, &s_carry, &s_held, &s_retained, &s_query_buffer, &s_transport, &s_batch_ran,
+    &s_obuf_soft, &s_reply_buffer_peak, &s_reply_buffer_size, &s_stat_net_input, &s_stat_reads, &s_stat_net_output,
+    &s_stat_writes, &s_output_check_from,
+    /* what a batch counts and sets (add_to_attr, set_attr) */
+    &s_calls, &s_usec, &s_name, &s_stat_commands, &s_stat_hits, &s_stat_misses, &s_dirty, &s_now, &s_current_client,
+    &s_last_cmd, &s_last_interaction, &s_slowlog_threshold,
 };
 #define PLAIN_TYPES 8
 static struct {
@@ -556,7 +568,7 @@ static int plain_type(PyTypeObject *type) {
             if (g_plain_types[i].type == type && g_plain_types[i].version == version)
                 return 1;
     }
-    if (type->tp_getattro != PyObject_GenericGetAttr)
+    if (type->tp_getattro != PyObject_GenericGetAttr || type->tp_setattro != PyObject_GenericSetAttr)
         return 0;
     for (size_t i = 0; i < sizeof PLAIN_NAMES / sizeof PLAIN_NAMES[0]; i++) {
         PyObject *descr = _PyType_Lookup(type, *PLAIN_NAMES[i]);
@@ -573,28 +585,128 @@ static int plain_type(PyTypeObject *type) {
 }
 #endif
 
-/* One of PLAIN_NAMES: its entry in the instance dict when the type cannot shadow it, else (a
- * class attribute's default, a descriptor) the whole lookup. */
-static PyObject *instance_attr(PyObject *obj, PyObject *name) {
+/* obj's instance dict (borrowed) when the PLAIN_NAMES may be read from it and written to it
+ * directly (no data descriptor of its type under those names, no __setattr__ of its own), else
+ * NULL (no exception). */
+static PyObject *plain_dict(PyObject *obj) {
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
     if (plain_type(Py_TYPE(obj))) {
         PyObject **dict = _PyObject_GetDictPtr(obj);
-        if (dict != NULL && *dict != NULL) {
-            PyObject *v = PyDict_GetItemWithError(*dict, name);
-            if (v != NULL)
-                return Py_NewRef(v);
-            if (PyErr_Occurred())
-                return NULL;
-        } else if (PyErr_Occurred()) {
-            return NULL;
+        if (dict != NULL && *dict != NULL && PyDict_CheckExact(*dict))
+            return *dict;
+    }
+#endif
+    return NULL;
+}
+
+/* dict[name] (borrowed); NULL when absent (no exception) or on error.  A read costs ~60 lookups in
+ * plain_dicts of ~30-100 attributes, and PyDict_GetItemWithError's ~130 instructions each were
+ * most of its C work; this is the same probe of the dict's index table written for the one case
+ * that occurs (CPython 3.11's layout, Include/internal/pycore_dict.h, read only: a combined table
+ * of str keys, the name interned with its hash cached), matching by identity (the dict's own
+ * first test).  Anything else, and a probe that ends without the very object (an equal str that
+ * is another object), is PyDict_GetItemWithError. */
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+typedef struct {
+    Py_ssize_t dk_refcnt;
+    uint8_t dk_log2_size, dk_log2_index_bytes, dk_kind;
+    uint32_t dk_version;
+    Py_ssize_t dk_usable, dk_nentries;
+    char dk_indices[];
+} DictKeys311;
+typedef struct {
+    PyObject *me_key, *me_value;
+} DictEntry311;
+#define DICT_KEYS_UNICODE_311 1
+
+static inline Py_ssize_t index_311(const DictKeys311 *dk, size_t i) {
+    int log2 = dk->dk_log2_size;
+    if (log2 < 8)
+        return ((const int8_t *)dk->dk_indices)[i];
+    if (log2 < 16)
+        return ((const int16_t *)dk->dk_indices)[i];
+    if (log2 < 32)
+        return ((const int32_t *)dk->dk_indices)[i];
+    return (Py_ssize_t)((const int64_t *)dk->dk_indices)[i];
+}
+#endif
+
+static PyObject *entry(PyObject *dict, PyObject *name) {
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+    PyDictObject *mp = (PyDictObject *)dict;
+    const DictKeys311 *dk = (const DictKeys311 *)mp->ma_keys;
+    Py_hash_t hash = PyUnicode_CheckExact(name) ? ((PyASCIIObject *)name)->hash : -1;
+    if (mp->ma_values == NULL && dk->dk_kind == DICT_KEYS_UNICODE_311 && hash != -1) {
+        const DictEntry311 *entries = (const DictEntry311 *)(dk->dk_indices + ((size_t)1 << dk->dk_log2_index_bytes));
+        size_t mask = ((size_t)1 << dk->dk_log2_size) - 1, perturb = (size_t)hash, i = (size_t)hash & mask;
+        for (size_t probes = 0; probes <= mask; probes++) {
+            Py_ssize_t ix = index_311(dk, i);
+            if (ix >= 0 && ix < dk->dk_nentries && entries[ix].me_key == name && entries[ix].me_value != NULL)
+                return entries[ix].me_value;
+            if (ix == -1) /* DKIX_EMPTY: the probe ends */
+                break;
+            perturb >>= 5; /* PERTURB_SHIFT */
+            i = (i * 5 + perturb + 1) & mask;
         }
     }
 #endif
+    return PyDict_GetItemWithError(dict, name);
+}
+
+/* An int entry as a long long: 1, 0 when absent or not a C-sized int (no exception), -1 on error. */
+static int entry_ll(PyObject *dict, PyObject *name, long long *value) {
+    PyObject *v = entry(dict, name);
+    if (v == NULL || !PyLong_CheckExact(v))
+        return PyErr_Occurred() ? -1 : 0;
+    int overflow;
+    *value = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (*value == -1 && PyErr_Occurred())
+        return -1;
+    return !overflow;
+}
+
+/* dict[name] += amount, as Python's `+=` on the int there. */
+static int entry_add(PyObject *dict, PyObject *name, long long amount) {
+    PyObject *v = entry(dict, name);
+    if (v == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetObject(PyExc_AttributeError, name);
+        return -1;
+    }
+    PyObject *sum = NULL;
+    int overflow;
+    long long now = PyLong_CheckExact(v) ? PyLong_AsLongLongAndOverflow(v, &overflow) : 0;
+    if (PyLong_CheckExact(v) && !overflow && now >= 0 && now <= LLONG_MAX - amount) {
+        sum = PyLong_FromLongLong(now + amount);
+    } else {
+        PyObject *n = PyLong_FromLongLong(amount);
+        sum = n == NULL ? NULL : PyNumber_Add(v, n);
+        Py_XDECREF(n);
+    }
+    if (sum == NULL)
+        return -1;
+    int r = PyDict_SetItem(dict, name, sum);
+    Py_DECREF(sum);
+    return r;
+}
+
+/* One of PLAIN_NAMES of obj: its entry in `dict` (obj's plain_dict) when it has one, else (NULL,
+ * or a class attribute's default, a descriptor) the whole lookup; a new reference. */
+static PyObject *attr_in(PyObject *dict, PyObject *obj, PyObject *name) {
+    if (dict != NULL) {
+        PyObject *v = entry(dict, name);
+        if (v != NULL)
+            return Py_NewRef(v);
+        if (PyErr_Occurred())
+            return NULL;
+    }
     return PyObject_GetAttr(obj, name);
 }
 
-static int attr_true(PyObject *obj, PyObject *name) {
-    PyObject *v = instance_attr(obj, name);
+static PyObject *instance_attr(PyObject *obj, PyObject *name) { return attr_in(plain_dict(obj), obj, name); }
+
+static int attr_true_in(PyObject *dict, PyObject *obj, PyObject *name) {
+    PyObject *v = attr_in(dict, obj, name);
     if (v == NULL)
         return -1;
     int r = PyObject_IsTrue(v);
@@ -602,13 +714,27 @@ static int attr_true(PyObject *obj, PyObject *name) {
     return r;
 }
 
-static int attr_is_none(PyObject *obj, PyObject *name) {
-    PyObject *v = instance_attr(obj, name);
+static int attr_is_none_in(PyObject *dict, PyObject *obj, PyObject *name) {
+    PyObject *v = attr_in(dict, obj, name);
     if (v == NULL)
         return -1;
     int r = v == Py_None;
     Py_DECREF(v);
     return r;
+}
+
+static int attr_true(PyObject *obj, PyObject *name) { return attr_true_in(plain_dict(obj), obj, name); }
+
+/* obj.name = value: straight into obj's plain_dict when the attribute is there, else setattr. */
+static int set_attr(PyObject *obj, PyObject *name, PyObject *value) {
+    PyObject *dict = plain_dict(obj);
+    if (dict != NULL) {
+        if (entry(dict, name) != NULL)
+            return PyDict_SetItem(dict, name, value);
+        if (PyErr_Occurred())
+            return -1;
+    }
+    return PyObject_SetAttr(obj, name, value);
 }
 
 enum { ACL_TWINS_OK = 1, ACL_RESTRICTED = 2 }; /* eligible()'s *restricted, besides 0 */
@@ -617,9 +743,12 @@ enum { ACL_TWINS_OK = 1, ACL_RESTRICTED = 2 }; /* eligible()'s *restricted, besi
 static int eligible(PyObject *server, PyObject *keyspace, PyObject *client, int *resp3, int *hooked, int *gated,
                     int *restricted) {
     int r;
-#define REQUIRE_FALSE(obj, name) if ((r = attr_true(obj, name)) != 0) return r < 0 ? -1 : 0
-#define REQUIRE_TRUE(obj, name) if ((r = attr_true(obj, name)) != 1) return r < 0 ? -1 : 0
-#define REQUIRE_NONE(obj, name) if ((r = attr_is_none(obj, name)) != 1) return r < 0 ? -1 : 0
+    /* (each object's dict found once: ~30 reads of them) */
+    PyObject *cd = plain_dict(client), *sd = plain_dict(server), *kd = plain_dict(keyspace);
+#define DICT_OF(obj) (obj == client ? cd : obj == server ? sd : kd)
+#define REQUIRE_FALSE(obj, name) if ((r = attr_true_in(DICT_OF(obj), obj, name)) != 0) return r < 0 ? -1 : 0
+#define REQUIRE_TRUE(obj, name) if ((r = attr_true_in(DICT_OF(obj), obj, name)) != 1) return r < 0 ? -1 : 0
+#define REQUIRE_NONE(obj, name) if ((r = attr_is_none_in(DICT_OF(obj), obj, name)) != 1) return r < 0 ? -1 : 0
     REQUIRE_FALSE(client, s_reply_mode);
     REQUIRE_FALSE(client, s_skip_this);
     REQUIRE_NONE(client, s_multi);
@@ -627,11 +756,11 @@ static int eligible(PyObject *server, PyObject *keyspace, PyObject *client, int 
     /* a user short of some permission: the general path asks the ACL first unless acl_unasked()
      * says it need not, and so do the twins, unless the user may run them all on every key
      * (ACL_TWINS_OK) */
-    if ((r = attr_true(client, s_authenticated)) < 0) /* the "unrestricted" attribute */
+    if ((r = attr_true_in(cd, client, s_authenticated)) < 0) /* the "unrestricted" attribute */
         return -1;
     if (r)
         *restricted = 0;
-    else if ((r = attr_true(client, s_twins_ok)) < 0)
+    else if ((r = attr_true_in(cd, client, s_twins_ok)) < 0)
         return -1;
     else
         *restricted = r ? ACL_TWINS_OK : ACL_RESTRICTED;
@@ -641,7 +770,7 @@ static int eligible(PyObject *server, PyObject *keyspace, PyObject *client, int 
     REQUIRE_FALSE(client, s_no_touch);
     REQUIRE_FALSE(client, s_strict);
     REQUIRE_FALSE(client, s_tracking_caching);
-    if ((r = attr_true(client, s_resp3)) < 0)
+    if ((r = attr_true_in(cd, client, s_resp3)) < 0)
         return -1;
     *resp3 = r;
     if (!r) { /* RESP2 subscribers may only run (P|S)(UN)SUBSCRIBE / PING / QUIT / RESET */
@@ -654,12 +783,12 @@ static int eligible(PyObject *server, PyObject *keyspace, PyObject *client, int 
     REQUIRE_NONE(server, s_pause_gate); /* CLIENT PAUSE in force */
     /* persistence and replication gates (-LOADING, -MISCONF, -READONLY, -NOREPLICAS...): only the
      * general path runs then, asking the gate first as Server.execute does */
-    if ((r = attr_is_none(server, s_command_gate)) < 0)
+    if ((r = attr_is_none_in(sd, server, s_command_gate)) < 0)
         return -1;
     *gated = !r;
     /* the append-only file brackets every call (call_hooks): only the general path, which
      * calls them, runs then (the twins would write behind its back) */
-    if ((r = attr_is_none(server, s_call_hooks)) < 0)
+    if ((r = attr_is_none_in(sd, server, s_call_hooks)) < 0)
         return -1;
     *hooked = !r;
     REQUIRE_FALSE(server, s_maxmemory);
@@ -673,6 +802,7 @@ static int eligible(PyObject *server, PyObject *keyspace, PyObject *client, int 
 #undef REQUIRE_FALSE
 #undef REQUIRE_TRUE
 #undef REQUIRE_NONE
+#undef DICT_OF
     return 1;
 }
 
@@ -681,6 +811,13 @@ static int eligible(PyObject *server, PyObject *keyspace, PyObject *client, int 
 static int add_to_attr(PyObject *obj, PyObject *name, long long amount) {
     if (amount == 0)
         return 0;
+    PyObject *dict = plain_dict(obj); /* (one of PLAIN_NAMES: the dict's entry in place) */
+    if (dict != NULL) {
+        if (entry(dict, name) != NULL)
+            return entry_add(dict, name, amount);
+        if (PyErr_Occurred())
+            return -1;
+    }
     PyObject *v = PyObject_GetAttr(obj, name);
     if (v == NULL)
         return -1;
@@ -703,7 +840,7 @@ static int set_long_attr(PyObject *obj, PyObject *name, long long value) {
     PyObject *v = PyLong_FromLongLong(value);
     if (v == NULL)
         return -1;
-    int r = PyObject_SetAttr(obj, name, v);
+    int r = set_attr(obj, name, v);
     Py_DECREF(v);
     return r;
 }
@@ -1181,13 +1318,31 @@ static int encode_simple(Out *o, PyObject *v, int resp3) {
 static int spill(Out *o, PyObject *client) {
     if (o->len == 0)
         return 0;
-    PyObject *queue = PyObject_GetAttr(client, s_out);
+    PyObject *queue = instance_attr(client, s_out);
     PyObject *reply = queue == NULL ? NULL : PyBytes_FromStringAndSize(o->buf, (Py_ssize_t)o->len);
     int bad = reply == NULL || PyList_Append(queue, reply) < 0;
     Py_XDECREF(queue);
     Py_XDECREF(reply);
     o->len = 0;
     return bad ? -1 : 0;
+}
+
+/* run_reads' end with a caller that writes the replies itself: `out`'s replies move to *reply when
+ * client._out is empty (nothing queued before them), else they are spilled after what it holds. */
+static int hand_over(Out *o, PyObject *client, Out *reply) {
+    if (o->len == 0)
+        return 0;
+    PyObject *queue = instance_attr(client, s_out);
+    if (queue == NULL)
+        return -1;
+    int empty = PyList_CheckExact(queue) && PyList_GET_SIZE(queue) == 0;
+    Py_DECREF(queue);
+    if (!empty)
+        return spill(o, client);
+    PyMem_Free(reply->buf);
+    *reply = *o;
+    memset(o, 0, sizeof *o);
+    return 0;
 }
 
 enum { RAN = 2, RECHECK = 3 }; /* besides DONE/STOP/FAIL: ran and replied / ran, state may have changed */
@@ -1639,34 +1794,23 @@ static PyObject *twin_call(NativeCall *call, PyObject *order, const NativeArg *a
 
 /* ------------------------------------------------------------------ entry points */
 
-static PyObject *fast_run(PyObject *self, PyObject *const *fargs, Py_ssize_t nargs) {
-    if (nargs != 2 || !PyBytes_Check(fargs[1])) {
-        PyErr_SetString(PyExc_TypeError, "run(client, data: bytes)");
-        return NULL;
-    }
-    if (!g_configured) {
-        PyErr_SetString(PyExc_RuntimeError, "dumpling._fastpath is not configured");
-        return NULL;
-    }
-    PyObject *client = fargs[0];
-    const char *buf = PyBytes_AS_STRING(fargs[1]);
-    Py_ssize_t end = PyBytes_GET_SIZE(fargs[1]);
+static int hand_over(Out *o, PyObject *client, Out *reply);
+
+/* run()'s body: the leading requests of buf[0:end] that run here, run; the bytes they took, or -1
+ * on error.  `server` and `keyspace` are the client's (borrowed).  With `reply` NULL the replies
+ * go to client._out; else, when client._out is empty at the end, they stay in *reply for the
+ * caller to write (its buffer then the caller's to free). */
+static Py_ssize_t run_reads(PyObject *client, PyObject *server, PyObject *keyspace, const char *buf, Py_ssize_t end,
+                            Out *reply) {
     if (end < 4)
-        return PyLong_FromLong(0);
+        return 0;
 
     Batch b;
     memset(&b, 0, sizeof b);
     General g;
     memset(&g, 0, sizeof g);
     g.now_set = -1;
-    PyObject *server = PyObject_GetAttr(client, s_server);
-    if (server == NULL)
-        return NULL;
-    PyObject *keyspace = PyObject_GetAttr(client, s_keyspace);
-    if (keyspace == NULL) {
-        Py_DECREF(server);
-        return NULL;
-    }
+    Py_ssize_t consumed = -1;
     g.server = server;
     g.keyspace = keyspace;
     g.client = client;
@@ -1703,7 +1847,7 @@ static PyObject *fast_run(PyObject *self, PyObject *const *fargs, Py_ssize_t nar
             goto fail;
         g.gate = gate_ref;
     }
-    r = PyObject_GetAttr(server, s_slowlog_threshold);
+    r = instance_attr(server, s_slowlog_threshold);
     if (r == NULL)
         goto fail;
     g.threshold = PyLong_AsLongLong(r);
@@ -1787,7 +1931,7 @@ static PyObject *fast_run(PyObject *self, PyObject *const *fargs, Py_ssize_t nar
             }
         }
         if (!g.current_set) {
-            if (PyObject_SetAttr(server, s_current_client, client) < 0) {
+            if (set_attr(server, s_current_client, client) < 0) {
                 failed = 1;
                 break;
             }
@@ -1833,19 +1977,19 @@ finish:
               add_to_attr(keyspace, s_stat_hits, b.hits) < 0 || add_to_attr(keyspace, s_stat_misses, b.misses) < 0 ||
               add_to_attr(keyspace, s_dirty, b.dirty) < 0 ||
               (b.now_ms && set_long_attr(keyspace, s_now, b.now_ms) < 0) ||
-              PyObject_SetAttr(server, s_current_client, client) < 0;
+              set_attr(server, s_current_client, client) < 0;
         if (!bad) {
-            PyObject *name = PyObject_GetAttr(last, s_name);
-            bad = name == NULL || PyObject_SetAttr(client, s_last_cmd, name) < 0;
+            PyObject *name = instance_attr(last, s_name);
+            bad = name == NULL || set_attr(client, s_last_cmd, name) < 0;
             Py_XDECREF(name);
         }
         if (!bad) {
             PyObject *t = PyFloat_FromDouble((double)started / 1e9);
-            bad = t == NULL || PyObject_SetAttr(client, s_last_interaction, t) < 0;
+            bad = t == NULL || set_attr(client, s_last_interaction, t) < 0;
             Py_XDECREF(t);
         }
         if (!bad)
-            bad = spill(&b.out, client) < 0;
+            bad = (reply != NULL && !failed ? hand_over(&b.out, client, reply) : spill(&b.out, client)) < 0;
         if (failed) {
             if (bad) { /* keep the newer error */
                 Py_XDECREF(etype);
@@ -1859,15 +2003,10 @@ finish:
     }
     if (failed)
         goto fail;
-    r = PyLong_FromSsize_t(pos);
-    goto cleanup;
+    consumed = pos;
 fail:
-    r = NULL;
-cleanup:
     for (int i = 0; i < N_COMMANDS; i++)
         Py_XDECREF(twin_hist[i]);
-    Py_DECREF(server);
-    Py_DECREF(keyspace);
     Py_XDECREF(hooks_ref);
     Py_XDECREF(gate_ref);
     Py_XDECREF(g.acl_free);
@@ -1880,7 +2019,222 @@ cleanup:
     Py_XDECREF(b.expires);
     Py_XDECREF(b.order);
     PyMem_Free(b.out.buf);
-    return r;
+    return consumed;
+}
+
+static PyObject *fast_run(PyObject *self, PyObject *const *fargs, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyBytes_Check(fargs[1])) {
+        PyErr_SetString(PyExc_TypeError, "run(client, data: bytes)");
+        return NULL;
+    }
+    if (!g_configured) {
+        PyErr_SetString(PyExc_RuntimeError, "dumpling._fastpath is not configured");
+        return NULL;
+    }
+    PyObject *client = fargs[0];
+    PyObject *server = PyObject_GetAttr(client, s_server);
+    if (server == NULL)
+        return NULL;
+    PyObject *keyspace = PyObject_GetAttr(client, s_keyspace);
+    if (keyspace == NULL) {
+        Py_DECREF(server);
+        return NULL;
+    }
+    Py_ssize_t consumed = run_reads(client, server, keyspace, PyBytes_AS_STRING(fargs[1]), PyBytes_GET_SIZE(fargs[1]),
+                                    NULL);
+    Py_DECREF(server);
+    Py_DECREF(keyspace);
+    return consumed < 0 ? NULL : PyLong_FromSsize_t(consumed);
+}
+
+/* ------------------------------------------------------------------ the read path */
+
+/* ClientBase: the C base class of server.Client.  Its data_received is Client.data_received for
+ * the common read, all in C (uvloop calls it with no Python frame): a read that starts on a
+ * request boundary (no request pending, the fast readers' turn) and leaves the query buffer's model
+ * as it is (querybuf.QueryBuffer.quiet) counts the read (total_net_input_bytes, total_reads),
+ * runs what run_reads takes and, when it took the whole read, writes the replies as Client.flush
+ * does (client-output-buffer-limit and maxmemory-clients from server.output_check_from on, net
+ * output and writes counted, the reply buffer's peak, then `flags_close_after_reply`).  Anything
+ * else goes to Python at the step where it differs from that case: a read of another kind to
+ * Client.received (the whole Python path, the reference), the rest of a read run_reads stopped
+ * in to Client._read_rest, an unusual flush (output queued before, a limit to check, closed) to
+ * Client.flush.  Subclasses (MasterClient's own flush) and `_fast_run` None in server.py (the
+ * fast path off) always take Client.received. */
+
+static PyTypeObject *g_client_type; /* server.Client (owned; NULL: configure_reads not called) */
+static PyObject *g_read_switch;     /* server.py's globals: its `_fast_run` None turns this path off (owned) */
+static PyObject *g_zero;            /* the int 0 */
+
+/* An entry that must be an empty bytes/bytearray (the buffers of a connection with nothing
+ * pending): 1 empty, 0 not (or not known), -1 on error. */
+static int entry_empty(PyObject *dict, PyObject *name) {
+    PyObject *v = entry(dict, name);
+    if (v == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    return (PyBytes_CheckExact(v) || PyByteArray_CheckExact(v)) && Py_SIZE(v) == 0;
+}
+
+/* Client.flush for replies run_reads left in *reply: 1 written, 0 the case is Python's (nothing
+ * done), -1 on error. */
+static int write_replies(PyObject *client, PyObject *d, PyObject *server, Out *reply) {
+    PyObject *sd = plain_dict(server);
+    if (sd == NULL || reply->len == 0)
+        return 0;
+    PyObject *out = entry(d, s_out), *transport = entry(d, s_transport), *closed = entry(d, s_closed);
+    PyObject *soft = entry(d, s_obuf_soft);
+    if (out == NULL || transport == NULL || closed == NULL || soft == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (!PyList_CheckExact(out) || PyList_GET_SIZE(out) != 0 || transport == Py_None || closed != Py_False)
+        return 0;
+    int r = PyObject_IsTrue(soft); /* a soft-limit timer runs: Python checks it */
+    if (r != 0)
+        return r;
+    long long check_from, peak, buffer_size, size = (long long)reply->len;
+    if ((r = entry_ll(sd, s_output_check_from, &check_from)) <= 0)
+        return r;
+    if (check_from > 0) {
+        PyObject *backlog = PyObject_CallMethodNoArgs(transport, s_get_write_buffer_size);
+        if (backlog == NULL)
+            return -1;
+        long long pending = PyLong_AsLongLong(backlog);
+        Py_DECREF(backlog);
+        if (pending == -1 && PyErr_Occurred())
+            return -1;
+        if (size + pending >= check_from)
+            return 0; /* the output-buffer limits have their say: Python's */
+    }
+    if ((r = entry_ll(d, s_reply_buffer_peak, &peak)) <= 0 || (r = entry_ll(d, s_reply_buffer_size, &buffer_size)) <= 0)
+        return r;
+    if (entry_add(sd, s_stat_net_output, size) < 0 || entry_add(sd, s_stat_writes, 1) < 0)
+        return -1;
+    if (size > peak && set_long_attr(client, s_reply_buffer_peak, size < buffer_size ? size : buffer_size) < 0)
+        return -1;
+    PyObject *data = PyBytes_FromStringAndSize(reply->buf, (Py_ssize_t)reply->len);
+    reply->len = 0;
+    if (data == NULL)
+        return -1;
+    Py_INCREF(transport);
+    PyObject *done = PyObject_CallMethodOneArg(transport, s_write, data);
+    Py_DECREF(transport);
+    Py_DECREF(data);
+    if (done == NULL)
+        return -1;
+    Py_DECREF(done);
+    if ((r = attr_true(client, s_close_after)) > 0 && (r = attr_true(client, s_closed)) == 0) {
+        done = PyObject_CallMethodNoArgs(client, s_close);
+        if (done == NULL)
+            return -1;
+        Py_DECREF(done);
+    }
+    return r < 0 ? -1 : 1;
+}
+
+static PyObject *client_data_received(PyObject *self, PyObject *data) {
+    PyObject *d = NULL, *fast = NULL;
+    if (Py_TYPE(self) == g_client_type && PyBytes_CheckExact(data) && g_configured) {
+        fast = PyDict_GetItemWithError(g_read_switch, s_fast_run);
+        if (fast == NULL && PyErr_Occurred())
+            return NULL;
+        d = plain_dict(self);
+    }
+    if (d == NULL || fast == NULL || fast == Py_None)
+        return PyObject_CallMethodOneArg(self, s_received, data);
+    /* a read on a request boundary, for the fast readers, that the query buffer's model ignores */
+    PyObject *strict = entry(d, s_strict), *query_buffer = entry(d, s_query_buffer);
+    PyObject *server = entry(d, s_server), *keyspace = entry(d, s_keyspace);
+    if (strict == NULL || query_buffer == NULL || server == NULL || keyspace == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        return PyObject_CallMethodOneArg(self, s_received, data);
+    }
+    int r = strict == Py_False;
+    if (r == 1)
+        r = entry_empty(d, s_carry);
+    if (r == 1)
+        r = entry_empty(d, s_held);
+    if (r == 1)
+        r = entry_empty(d, s_retained);
+    Py_ssize_t size = PyBytes_GET_SIZE(data);
+    if (r == 1) {
+        PyObject *quiet_obj = PyObject_GetAttr(query_buffer, s_quiet);
+        long long quiet = quiet_obj == NULL ? -1 : PyLong_AsLongLong(quiet_obj);
+        Py_XDECREF(quiet_obj);
+        if (quiet == -1 && PyErr_Occurred())
+            return NULL;
+        r = size <= quiet;
+    }
+    PyObject *sd = r == 1 ? plain_dict(server) : NULL;
+    if (r < 0)
+        return NULL;
+    if (sd == NULL)
+        return PyObject_CallMethodOneArg(self, s_received, data);
+
+    Py_INCREF(server);
+    Py_INCREF(keyspace);
+    PyObject *result = NULL;
+    Out reply = {NULL, 0, 0};
+    if (entry_add(sd, s_stat_net_input, size) < 0 || entry_add(sd, s_stat_reads, 1) < 0)
+        goto done;
+    PyObject *ran = entry(d, s_batch_ran);
+    if (ran != g_zero && PyDict_SetItem(d, s_batch_ran, g_zero) < 0)
+        goto done;
+    Py_ssize_t consumed = run_reads(self, server, keyspace, PyBytes_AS_STRING(data), size, &reply);
+    if (consumed < 0)
+        goto done;
+    if (consumed < size) { /* Python takes the rest of the read */
+        if (spill(&reply, self) < 0)
+            goto done;
+        PyObject *at = PyLong_FromSsize_t(consumed);
+        result = at == NULL ? NULL : PyObject_CallMethodObjArgs(self, s_read_rest, data, at, NULL);
+        Py_XDECREF(at);
+        goto done;
+    }
+    d = plain_dict(self);
+    r = d == NULL ? 0 : write_replies(self, d, server, &reply);
+    if (r < 0)
+        goto done;
+    if (r == 0) {
+        if (spill(&reply, self) < 0)
+            goto done;
+        result = PyObject_CallMethodNoArgs(self, s_flush);
+        goto done;
+    }
+    result = Py_NewRef(Py_None);
+done:
+    PyMem_Free(reply.buf);
+    Py_DECREF(server);
+    Py_DECREF(keyspace);
+    return result;
+}
+
+static PyMethodDef client_base_methods[] = {
+    {"data_received", client_data_received, METH_O,
+     "data_received(data): a read of the connection (the common case in C, the rest Client.received's)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ClientBaseType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "dumpling._fastpath.ClientBase",
+    .tp_basicsize = sizeof(PyObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "server.Client's base: data_received's common case in C",
+    .tp_methods = client_base_methods,
+    .tp_new = PyType_GenericNew,
+};
+
+/* configure_reads(Client, namespace): the class whose reads ClientBase.data_received serves, and
+ * the module dict whose `_fast_run` switches it (None: off). */
+static PyObject *fast_configure_reads(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyType_Check(args[0]) || !PyDict_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "configure_reads(Client: type, namespace: dict)");
+        return NULL;
+    }
+    if (g_zero == NULL && (g_zero = PyLong_FromLong(0)) == NULL)
+        return NULL;
+    Py_XSETREF(g_client_type, (PyTypeObject *)Py_NewRef(args[0]));
+    Py_XSETREF(g_read_switch, Py_NewRef(args[1]));
+    Py_RETURN_NONE;
 }
 
 /* find_big_header(data, start) -> int: protocol.find_big_header in C (the reference):
@@ -2512,6 +2866,8 @@ static PyMethodDef methods[] = {
      "keys_allowed(rule, argv) -> whether the C loop runs the request unasked (an acl_keyed entry)"},
     {"run", (PyCFunction)(void (*)(void))fast_run, METH_FASTCALL,
      "run(client, data) -> bytes of data consumed by the requests executed here"},
+    {"configure_reads", (PyCFunction)(void (*)(void))fast_configure_reads, METH_FASTCALL,
+     "configure_reads(Client, namespace): the class ClientBase.data_received serves, and the dict of its `_fast_run`"},
     {"configure", (PyCFunction)(void (*)(void))fast_configure, METH_FASTCALL,
      "configure(commands): the Command objects whose statistics run() updates"},
     {"configure_general", (PyCFunction)(void (*)(void))fast_configure_general, METH_FASTCALL,
@@ -2617,8 +2973,32 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     INTERN(s_store_hooks, "store_hooks");
     INTERN(s_pairs, "pairs");
     INTERN(s_items, "items");
+    INTERN(s_received, "received");
+    INTERN(s_read_rest, "_read_rest");
+    INTERN(s_flush, "flush");
+    INTERN(s_close, "close");
+    INTERN(s_fast_run, "_fast_run");
+    INTERN(s_carry, "_carry");
+    INTERN(s_held, "_held");
+    INTERN(s_retained, "_retained");
+    INTERN(s_query_buffer, "query_buffer");
+    INTERN(s_quiet, "quiet");
+    INTERN(s_transport, "transport");
+    INTERN(s_batch_ran, "_batch_ran");
+    INTERN(s_stat_net_input, "stat_net_input");
+    INTERN(s_stat_reads, "stat_reads");
+    INTERN(s_stat_net_output, "stat_net_output");
+    INTERN(s_stat_writes, "stat_writes");
+    INTERN(s_output_check_from, "output_check_from");
+    INTERN(s_obuf_soft, "obuf_soft_limit_since");
+    INTERN(s_reply_buffer_peak, "reply_buffer_peak");
+    INTERN(s_reply_buffer_size, "reply_buffer_size");
+    INTERN(s_get_write_buffer_size, "get_write_buffer_size");
+    INTERN(s_write, "write");
     for (int i = 0; i < N_COMMANDS; i++)
         INTERN(s_twin_names[i], COMMAND_NAMES[i]);
+    if (PyType_Ready(&ClientBaseType) < 0)
+        return NULL;
     native_import_keytable(); /* (none: the twins and C lookups step aside) */
     PyObject *m = PyModule_Create(&module);
     PyObject *twins = m == NULL ? NULL : PyCapsule_New((void *)twin_call, TWIN_CAPSULE, NULL);
@@ -2628,6 +3008,10 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
         return NULL;
     }
     Py_DECREF(twins);
+    if (PyModule_AddObjectRef(m, "ClientBase", (PyObject *)&ClientBaseType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
     g_d2string = native_import_d2string(); /* (NULL: no _fpconv; Double replies go to Python) */
     return m;
 }

@@ -50,7 +50,17 @@ _NOT_FETCHED = object()
 _PROTOCOL_ERROR = object()
 
 
-class Client(asyncio.Protocol):
+class _PyReads:
+    """Client's first base without the C accelerators (pure mode): data_received is ``Client.received``."""
+
+    __slots__ = ()
+
+
+# The C base class whose data_received runs a read's common case (see Client.received)
+_ReadBase: Any = fastpath.ClientBase if fastpath is not None else _PyReads
+
+
+class Client(_ReadBase, asyncio.Protocol):
     """One connection: framing state, per-connection settings and its reply buffer."""
 
     def __init__(self, server: Server) -> None:
@@ -172,7 +182,13 @@ class Client(asyncio.Protocol):
         self.closed = True
         self.server.client_disconnected(self)
 
-    def data_received(self, data: bytes) -> None:
+    def received(self, data: bytes) -> None:
+        """A read of the connection, all of it through Python: ``data_received`` in pure mode, and
+        the reference for ``_fastpath.ClientBase.data_received``, which does this read's work in C
+        when it starts on a request boundary for the fast readers, changes nothing in the query
+        buffer's model (``sized`` False) and the C loop runs all of it (the replies written as
+        ``flush`` writes them); it hands the rest of a read the loop stopped in to ``_read_rest``
+        and any other read to this method."""
         server = self.server
         server.stat_net_input += len(data)
         server.stat_reads += 1  # (and a cycle of the event loop: Server.loop_cycles)
@@ -190,6 +206,25 @@ class Client(asyncio.Protocol):
             if sized:
                 query_buffer.settle(0, -1, query_buffer.big_argument_at_end(data) if size > BIG_ARG else -1)
             return
+        self._after_read(data, sized)
+
+    if fastpath is None:
+        data_received = received
+
+    def _read_rest(self, data: bytes, done: int) -> None:
+        """The rest of a read ClientBase.data_received began (``received``'s work up to the C loop
+        done: the read counted, the loop ran its first ``done`` bytes): hiredis and
+        ``process_input`` take what follows."""
+        if done:
+            self._batch_ran += done
+        self._feed(data[done:] if done else data)
+        self._after_read(data, False)
+
+    def _after_read(self, data: bytes, sized: bool) -> None:
+        """The requests of a read the fast readers hold run, then the query buffer's model settled."""
+        server = self.server
+        query_buffer = self.query_buffer
+        size = len(data)
         self.process_input()
         if sized or self._retained or self._held or self._carry or self._buf:
             pending = self._pending_len()
@@ -223,11 +258,17 @@ class Client(asyncio.Protocol):
                     return False
                 self._batch_ran += done
                 data = data[done:]
+        self._feed(data)
+        return True
+
+    def _feed(self, data: bytes) -> None:
+        """Bytes on a request boundary (or continuing hiredis' pending request) to hiredis, and from
+        a big aggregate header on to the reference parser (``_held``)."""
         cut = _find_big_header(data, 0)
         if cut >= 0:
             self._held = bytearray(data[cut:])
             if not cut:
-                return True
+                return
             data = data[:cut]
         self._reader.feed(data)
         if not self._retained:
@@ -236,7 +277,6 @@ class Client(asyncio.Protocol):
             if type(self._retained) is bytes:
                 self._retained = bytearray(self._retained)
             self._retained += data
-        return True
 
     # -- input ------------------------------------------------------------------------
 
@@ -621,6 +661,10 @@ def note_client_memory(server: Server, client: Client) -> None:
     from dumpling.clienteviction import note
 
     note(server, client)
+
+
+if fastpath is not None:
+    fastpath.configure_reads(Client, globals())
 
 
 def disable_fastpath() -> None:

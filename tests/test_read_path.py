@@ -1,0 +1,180 @@
+"""The read path: ``Client.data_received`` (``_fastpath.ClientBase``'s C method when built) against
+``Client.received``, the Python path it stands for, and the statistics it keeps against Redis.
+
+The C method does a common read's whole work (the read counted, the C loop, the replies written as
+``Client.flush`` writes them) and hands every other case to Python; what a read leaves behind
+(replies, INFO's byte/read/write counters, the reply buffer's peak, the query buffer's model,
+CLIENT LIST's fields, a close after QUIT, an output-buffer limit's drop) must be the same both ways.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import dumpling.server as server_module
+from dumpling.accel import fastpath
+from dumpling.commands.connection import client_info_line
+from dumpling.config import Config
+from dumpling.dispatch import Server
+from dumpling.server import Client
+from tests.servers import RawConnection, ServerProcess, encode_command, parse_reply
+from tests.test_fastpath_fuzz import Transport
+
+BIG = b"v" * 40_000
+
+
+class BackloggedTransport(Transport):
+    """A transport whose socket has not taken ``backlog`` bytes yet."""
+
+    def __init__(self, backlog: int = 0) -> None:
+        super().__init__()
+        self.backlog = backlog
+
+    def get_write_buffer_size(self) -> int:
+        return self.backlog
+
+    def abort(self) -> None:
+        self.closed = True
+
+
+def _cmd(*args: bytes | str | int) -> bytes:
+    return encode_command(*args)
+
+
+# Each a list of reads (one data_received each), on one fresh connection.
+STREAMS: dict[str, list[bytes]] = {
+    "one request a read": [_cmd("SET", "k", "v"), _cmd("GET", "k"), _cmd("PING"), _cmd("INCR", "n")] * 3,
+    "pipelines": [_cmd("SET", "a", "1") + _cmd("INCR", "a") * 5 + _cmd("MGET", "a", "b"), _cmd("LPUSH", "l", "x") * 4],
+    "general path and replies of every size": [
+        _cmd("HSET", "h", "f", "v"), _cmd("HGETALL", "h"), _cmd("SET", "big", BIG), _cmd("GET", "big"),
+        _cmd("GET", "big") * 3, _cmd("STRLEN", "big"), _cmd("PING"),
+    ],
+    "requests split across reads": [
+        _cmd("SET", "k", "v")[:5], _cmd("SET", "k", "v")[5:] + _cmd("GET", "k")[:9], _cmd("GET", "k")[9:],
+        _cmd("PING"), _cmd("SET", "big", BIG)[:20_000], _cmd("SET", "big", BIG)[20_000:], _cmd("GET", "k"),
+    ],
+    "inline and non-plain commands": [
+        b"PING\r\n", b"SET k v\r\n", _cmd("CLIENT", "SETNAME", "x"), _cmd("GET", "k"),
+        _cmd("MULTI"), _cmd("INCR", "n"), _cmd("EXEC"), _cmd("GET", "n"), _cmd("SELECT", "1"), _cmd("GET", "k"),
+    ],
+    "a plain run stopped by another command": [_cmd("INCR", "n") * 3 + _cmd("CLIENT", "GETNAME") + _cmd("INCR", "n")],
+    "errors": [_cmd("GET"), _cmd("NOSUCH", "x"), _cmd("INCR", "k") + _cmd("SET", "k", "v") + _cmd("INCR", "k")],
+    "quit": [_cmd("PING"), _cmd("QUIT"), _cmd("PING")],
+    "quit inside a read": [_cmd("PING") + _cmd("QUIT") + _cmd("PING")],
+    "protocol error": [_cmd("PING"), b"*1\r\n$x\r\n", _cmd("PING")],
+    "output-buffer limit": [
+        _cmd("CONFIG", "SET", "client-output-buffer-limit", "normal 20000 0 0"), _cmd("SET", "big", BIG),
+        _cmd("GET", "k"), _cmd("GET", "big"), _cmd("PING"),
+    ],
+}
+
+
+def _run(reads: list[bytes], through_c: bool, monkeypatch: pytest.MonkeyPatch,
+         transport: BackloggedTransport | None = None) -> dict[str, Any]:
+    """Feed ``reads`` to a fresh in-process server; everything a read leaves behind."""
+    with monkeypatch.context() as patch:
+        if not through_c:
+            patch.setattr(Client, "data_received", Client.received)
+        server = Server(Config())
+        client = Client(server)
+        transport = transport if transport is not None else BackloggedTransport()
+        client.connection_made(transport)  # type: ignore[arg-type]
+        for data in reads:
+            if transport.closed:
+                break
+            client.data_received(data)
+        qb = client.query_buffer
+        listing = [field for field in client_info_line(client).split(" ")
+                   if field.split("=")[0] not in ("age", "idle", "id")]
+        return {
+            "replies": bytes(transport.data), "closed": transport.closed,
+            "stats": (server.stat_net_input, server.stat_net_output, server.stat_reads, server.stat_writes,
+                      server.stat_commands),
+            "reply buffer peak": client.reply_buffer_peak, "last command": client.last_cmd,
+            "query buffer": (qb.alloc, qb.kind, qb.peak, qb.bulk, qb.quiet), "client list": listing,
+            "pending": client._pending_len(), "queued replies": list(client._out),
+        }
+
+
+@pytest.mark.skipif(fastpath is None, reason="the C read path is not built (pure mode)")
+@pytest.mark.parametrize("name", list(STREAMS))
+def test_c_read_path_leaves_what_the_python_path_leaves(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Client.data_received is fastpath.ClientBase.data_received
+    reads = STREAMS[name]
+    theirs = _run(reads, False, monkeypatch)
+    ours = _run(reads, True, monkeypatch)
+    assert ours == theirs
+    assert ours["replies"]  # (the stream did something)
+
+
+@pytest.mark.skipif(fastpath is None, reason="the C read path is not built (pure mode)")
+def test_backlog_takes_the_python_flush(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unsent bytes waiting in the transport count towards the output-buffer limit (Client.flush)."""
+    reads = [_cmd("CONFIG", "SET", "client-output-buffer-limit", "normal 30000 0 0"), _cmd("PING"), _cmd("PING")]
+    theirs = _run(reads, False, monkeypatch, BackloggedTransport(60_000))
+    ours = _run(reads, True, monkeypatch, BackloggedTransport(60_000))
+    assert ours == theirs
+    assert ours["closed"]
+
+
+def test_pure_data_received_is_received() -> None:
+    if fastpath is None:
+        assert Client.data_received is Client.received
+    else:
+        assert Client.data_received is fastpath.ClientBase.data_received
+
+
+@pytest.mark.skipif(fastpath is None, reason="the C read path is not built (pure mode)")
+def test_fast_path_switched_off_reads_through_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``_fast_run`` None in dumpling.server (disable_fastpath, renamed commands) sends every read to
+    ``Client.received``, which then runs no C loop either."""
+    calls: list[bytes] = []
+    received = Client.received
+
+    def counting(self: Client, data: bytes) -> None:
+        calls.append(data)
+        received(self, data)
+
+    monkeypatch.setattr(Client, "received", counting)
+    monkeypatch.setattr(server_module, "_fast_run", None)
+    out = _run([_cmd("PING")] * 3, True, monkeypatch)
+    assert out["replies"] == b"+PONG\r\n" * 3
+    assert len(calls) == 3
+
+
+def _stats(conn: RawConnection) -> tuple[dict[bytes, int], int]:
+    """INFO's traffic counters, and the size of the reply that told them."""
+    reply = conn.call("INFO", "stats")
+    text = parse_reply(reply)
+    assert isinstance(text, bytes)
+    names = (b"total_net_input_bytes", b"total_net_output_bytes", b"total_reads_processed", b"total_writes_processed")
+    lines = (line.split(b":", 1) for line in text.split(b"\r\n") if b":" in line)
+    return {k: int(v) for k, v in lines if k in names}, len(reply)
+
+
+def _traffic_counters(server: ServerProcess) -> dict[bytes, int]:
+    """INFO's counters over known traffic on one connection, INFO's own reply bytes taken out."""
+    with RawConnection(server.port) as conn:
+        conn.call("SET", "rp:big", b"x" * 20_000)
+        before, first_info = _stats(conn)  # (its reply is counted as output by the INFO after it)
+        for request in ([b"SET", b"rp:k", b"v"], [b"GET", b"rp:k"], [b"INCR", b"rp:n"], [b"GET", b"rp:big"],
+                        [b"HSET", b"rp:h", b"f", b"v"], [b"PING"], [b"GET", b"rp:missing"], [b"NOSUCHCOMMAND"]):
+            conn.call(*request)
+        conn.send(encode_command("PING") * 5)  # one read of five requests, one write
+        while conn.read_reply() != b"+PONG\r\n":
+            pass
+        for _ in range(4):
+            conn.read_reply()
+        after = _stats(conn)[0]
+        conn.call("DEL", "rp:big", "rp:k", "rp:n", "rp:h")
+    delta = {k: after[k] - before[k] for k in after}
+    delta[b"total_net_output_bytes"] -= first_info
+    return delta
+
+
+def test_info_traffic_counters_match_redis(dumpling_server: ServerProcess, redis_server: ServerProcess) -> None:
+    """total_net_input/output_bytes and the reads and writes counted for the same traffic (the C read
+    path counts them for the reads it answers whole)."""
+    assert _traffic_counters(dumpling_server) == _traffic_counters(redis_server)
