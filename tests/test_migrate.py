@@ -292,6 +292,55 @@ def test_dead_cached_connection_is_retried_once(d: RawConnection, target) -> Non
     assert fake.commands()[-2:] == [[b"SELECT", b"0"], fake.commands()[-1]]  # fresh connection: SELECT again
 
 
+def test_batch_on_an_idle_cached_connection_is_written_from_the_handler(d: RawConnection, target) -> None:
+    """With an idle cached connection the handler writes the requests itself (the task
+    takes over from there): the target sees every key's RESTORE once, in order, each with the
+    payload DUMP gives and its TTL, after the AUTH the call asked for."""
+    fake = target()
+    d.call("SET", "first", "1")
+    assert d.call("MIGRATE", "127.0.0.1", fake.port, "first", "0", "1000") == b"+OK\r\n"  # caches it
+    keys = [f"k{i}" for i in range(130)]
+    for i, key in enumerate(keys):
+        if i % 3:
+            d.call("HSET", key, *[f"f{j}-{i}" for j in range(2 * (i % 7 + 1))])
+        else:
+            d.call("SET", key, f"value-{i}" * (i % 5 + 1), "PX", 100_000 + i)
+    dumps = {key.encode(): call(d, "DUMP", key) for key in keys}
+    assert d.call("MIGRATE", "127.0.0.1", fake.port, "", "0", "1000", "REPLACE", "AUTH", "pw", "KEYS", *keys) == \
+        b"+OK\r\n"
+    assert fake.connections == 1
+    sent = fake.commands()[2:]
+    assert sent[0] == [b"AUTH", b"pw"]
+    restores = sent[1:]
+    assert [argv[1] for argv in restores] == [key.encode() for key in keys]
+    for i, argv in enumerate(restores):
+        assert argv[0] == b"RESTORE" and argv[3] == dumps[argv[1]] and argv[4:] == [b"REPLACE"]
+        assert (99_000 < int(argv[2]) <= 100_000 + i) if i % 3 == 0 else argv[2] == b"0"
+    assert call(d, "DBSIZE") == 0
+
+
+def test_batch_written_into_a_dead_cached_connection_is_retried_whole(d: RawConnection, target) -> None:
+    closed = {"done": False}
+
+    def behaviour(conn: int, argv: list[bytes]) -> bytes | str:
+        if conn == 1 and argv[1:2] == [b"k0"] and not closed["done"]:
+            closed["done"] = True
+            return "close"  # the cached connection dies under the second MIGRATE, written by its handler
+        return b"+OK\r\n"
+
+    fake = target(behaviour)
+    d.call("SET", "first", "1")
+    assert d.call("MIGRATE", "127.0.0.1", fake.port, "first", "0", "1000") == b"+OK\r\n"
+    keys = [f"k{i}" for i in range(100)]
+    for key in keys:
+        d.call("SET", key, key * 50)
+    assert d.call("MIGRATE", "127.0.0.1", fake.port, "", "0", "1000", "KEYS", *keys) == b"+OK\r\n"
+    assert fake.connections == 2 and call(d, "DBSIZE") == 0
+    fresh = [argv for conn, argv in fake.requests if conn == 2]
+    assert fresh[0] == [b"SELECT", b"0"]
+    assert [argv[1] for argv in fresh[1:]] == [key.encode() for key in keys]
+
+
 def test_connection_closed_every_time_is_ioerr_reading(d: RawConnection, target) -> None:
     fake = target(lambda conn, argv: "close")
     d.call("SET", "a", "1")
@@ -496,3 +545,55 @@ def test_every_type_between_two_dumpling_nodes(d: RawConnection) -> None:
             assert call(conn, "PTTL", "s") == -1
     finally:
         dest.stop()
+
+
+# ----------------------------------------------------------------------------- the requests' bytes
+
+
+def test_batch_of_restore_requests_matches_the_reference() -> None:
+    """``_speedups.restore_requests`` (the whole batch in one C pass) writes exactly what the
+    reference writes with ``encode_request`` and DUMP's encoder: every type and size (the
+    payloads C writes itself and those it hands to encode_payload), TTLs, REPLACE, RESTORE-ASKING."""
+    from dumpling.commands.dump import dump_value, dump_writer
+    from dumpling.commands.migrate import restore_requests_py
+    from dumpling.config import Config
+    from dumpling.dispatch import Server
+    from dumpling.payload import bulk, encode_payload
+    from dumpling.server import Client
+    from tests.test_fastpath_fuzz import Transport
+
+    speedups = bulk.speedups
+    if speedups is None:
+        pytest.skip("payload speedups not built (pure mode)")
+    server = Server(Config())
+    client = Client(server)
+    transport = Transport()
+    client.connection_made(transport)  # type: ignore[arg-type]
+    setup = [
+        ("SET", "s:small", "v"), ("SET", "s:int", "12345"), ("SET", "s:long", "x" * 5000),
+        ("SET", "s:lzf", "ab" * 300), ("RPUSH", "l:small", "a", "1", "b"), ("RPUSH", "l:big", *[f"e{i}" * 9 for i in range(900)]),
+        ("HSET", "h:small", *[f"f{i}" for i in range(32)]), ("HSET", "h:big", *[f"field{i}" for i in range(600)]),
+        ("SADD", "set:int", 1, 2, 3), ("SADD", "set:text", "a", "b"), ("SADD", "set:big", *range(700)),
+        ("ZADD", "z:small", 1, "a", "2.5", "b"), ("ZADD", "z:big", *[x for i in range(200) for x in (str(i / 3), f"m{i}")]),
+        ("XADD", "x", "*", "f", "v"), ("PFADD", "hll", "a", "b"),
+    ]
+    for request in setup:
+        client.data_received(encode_command(*request))
+    db = server.keyspace.dbs[0]
+    keys = sorted(db.data)
+    values = [db.data[key] for key in keys]
+    assert len(keys) == len(setup)
+    version, options = dump_writer(server)
+    for command in (b"RESTORE", b"RESTORE-ASKING"):
+        for replace in (False, True):
+            for ttls in (None, [i * 977 + 1 for i in range(len(keys))]):
+                fast = speedups.restore_requests(command, keys, values, ttls, replace, version, options,
+                                                 options.rdbcompression, encode_payload)
+                reference = restore_requests_py(command, keys, values, ttls, replace,
+                                                lambda value: dump_value(server, value))
+                assert fast == reference
+    # what it leaves to the reference: a key that is not bytes, a footer it does not write
+    assert speedups.restore_requests(b"RESTORE", [bytearray(b"k")], [b"v"], None, False, version, options,
+                                     False, encode_payload) is None
+    assert speedups.restore_requests(b"RESTORE", [b"k"], [b"v"], None, False, 80, options, False,
+                                     encode_payload) is None

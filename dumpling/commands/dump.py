@@ -168,11 +168,17 @@ def dump_value(server: Server, value: Any) -> bytes:
     """The DUMP payload of ``value`` as this server writes it: footer ``dump-rdb-version``
     (raised to the lowest version that holds the value, see the module docstring),
     LZF per ``rdbcompression``.  ``value`` must be a stored (non-empty) value."""
+    return encode_payload(value, *dump_writer(server))
+
+
+def dump_writer(server: Server) -> tuple[int, CodecOptions]:
+    """What DUMP writes with: (``dump-rdb-version``, the codec options), cached until the
+    config changes."""
     state = getattr(server, "dump_state", None) or _state(server)
     writer = state.writer
     if writer is None:
         writer = state.writer = (server.config["dump-rdb-version"], codec_options(server))
-    return encode_payload(value, *writer)
+    return writer
 
 
 @command("dump", 2, "readonly", (1, 1, 1), group="generic", since="2.6.0", args="key", key_flags="RO access",

@@ -44,18 +44,20 @@ import random
 import socket
 import time
 from collections import deque
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 import hiredis
 
 from dumpling.commands.common import to_int
-from dumpling.commands.dump import dump_value
+from dumpling.commands.dump import dump_writer
 from dumpling.commands.registry import command
 from dumpling.dispatch import Blocked
 from dumpling.errors import NOT_INTEGER, SYNTAX, CommandError
+from dumpling.payload import bulk, encode_payload
 from dumpling.persistence.propagation import also_propagate
 from dumpling.protocol import OK, ErrorReply, Status, encode_request
 
@@ -192,8 +194,11 @@ class MigrateCache:
         self.conns: dict[str, MigrateConnection] = {}
         self.busy: set[str] = set()  # targets with an exchange in flight
         self.turns: dict[str, deque[asyncio.Future[None]]] = {}
-        self.locked: dict[tuple[int, bytes], int] = {}
+        # the keys of each migration in flight, with their db index (a set each: made and
+        # dropped whole, where a count per key cost a tuple and two dict updates a key)
+        self.locks: list[tuple[int, set[bytes]]] = []
         self.waiters: list[tuple[Any, list[bytes], Blocked]] = []
+        self.retired: list[list[Any]] = []  # values of finished migrations, not yet freed
         self._last_cron = 0.0
 
     def size(self) -> int:
@@ -238,8 +243,20 @@ class MigrateCache:
         self.turns.pop(name, None)
         self.busy.discard(name)
 
+    def retire(self, values: list[Any]) -> None:
+        """Hold a finished migration's values (the moved keys' last references) until
+        ``free_retired``: the next exchange calls it once its requests are sent, so the
+        deallocations run while the target works rather than before this MIGRATE's reply;
+        the cron frees what no later exchange did."""
+        self.retired.append(values)
+
+    def free_retired(self) -> None:
+        if self.retired:
+            self.retired = []
+
     def cron(self) -> None:
-        """migrateCloseTimedoutSockets, once a second."""
+        """Free retired values; migrateCloseTimedoutSockets, once a second."""
+        self.free_retired()
         now = time.monotonic()
         if now - self._last_cron < 1:
             return
@@ -250,21 +267,20 @@ class MigrateCache:
 
     # -- key locks ----------------------------------------------------------------------
 
-    def lock(self, db_index: int, keys: list[bytes]) -> None:
-        for key in keys:
-            item = (db_index, key)
-            self.locked[item] = self.locked.get(item, 0) + 1
+    def lock(self, db_index: int, keys: list[bytes]) -> tuple[int, set[bytes]]:
+        """Lock ``keys`` of database ``db_index``; the token ``unlock`` takes."""
+        token = (db_index, set(keys))
+        self.locks.append(token)
         self.server.key_gate = self.gate
+        return token
 
-    def unlock(self, db_index: int, keys: list[bytes]) -> None:
-        for key in keys:
-            item = (db_index, key)
-            count = self.locked.get(item, 0) - 1
-            if count > 0:
-                self.locked[item] = count
-            else:
-                self.locked.pop(item, None)
-        if not self.locked:
+    def unlock(self, token: tuple[int, set[bytes]]) -> None:
+        locks = self.locks
+        for i, held in enumerate(locks):
+            if held is token:
+                del locks[i]
+                break
+        if not locks:
             self.server.key_gate = None
 
     def gate(self, client: Any, cmd: Any, argv: list[bytes]) -> bool:
@@ -273,7 +289,7 @@ class MigrateCache:
             return False
         queued = client.multi if cmd.name == "exec" and client.multi else ((cmd, argv),)
         db_index = client.db.index
-        locked = self.locked
+        locked = [keys for index, keys in self.locks if index == db_index]
         for qcmd, qargv in queued:
             if qcmd.name == "swapdb":  # the migration deletes acknowledged keys from its Database object
                 self._suspend(client, cmd, argv)
@@ -285,7 +301,7 @@ class MigrateCache:
             except ValueError:
                 continue
             for pos in positions:
-                if pos < len(qargv) and (db_index, qargv[pos]) in locked:
+                if pos < len(qargv) and any(qargv[pos] in keys for keys in locked):
                     self._suspend(client, cmd, argv)
                     return True
         return False
@@ -353,7 +369,7 @@ class AsyncIO:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
 
-    async def send(self, sock: socket.socket, data: bytes, timeout: float) -> None:
+    async def send(self, sock: socket.socket, data: bytes | memoryview, timeout: float) -> None:
         view = memoryview(data)
         try:
             sent = sock.send(view)  # usually the whole batch fits in the socket buffer: no waiting
@@ -391,7 +407,7 @@ class BlockingIO:
         sock.setblocking(False)
         return sock
 
-    async def send(self, sock: socket.socket, data: bytes, timeout: float) -> None:
+    async def send(self, sock: socket.socket, data: bytes | memoryview, timeout: float) -> None:
         view = memoryview(data)
         sock.settimeout(timeout)
         try:
@@ -429,32 +445,94 @@ def run_to_completion(coro: Coroutine[Any, Any, Any]) -> Any:
 # ----------------------------------------------------------------------------- one MIGRATE
 
 
+def restore_requests_py(command: bytes, keys: list[bytes], values: list[Any], ttls: list[int] | None,
+                        replace: bool, dump: Callable[[Any], bytes]) -> bytes:
+    """The reference of ``_speedups.restore_requests``: ``command key ttl payload [REPLACE]``
+    for every key, one RESP request each, ``dump(value)`` the payload, ``ttls`` None for all 0."""
+    suffix = [b"REPLACE"] if replace else []
+    return b"".join(encode_request([command, key, b"%d" % ttl, dump(value), *suffix])
+                    for key, value, ttl in zip(keys, values, repeat(0) if ttls is None else ttls, strict=False))
+
+
+def restore_requests(server: Server, command: bytes, keys: list[bytes], values: list[Any], ttls: list[int] | None,
+                     replace: bool) -> bytes:
+    """MIGRATE's RESTORE requests, the payloads DUMP's: written in one C pass when the payload
+    speedups are in use (no request or argument list per key), else by the reference."""
+    version, options = dump_writer(server)
+    speedups = bulk.speedups
+    if speedups is not None:
+        body = speedups.restore_requests(command, keys, values, ttls, replace, version, options,
+                                         options.rdbcompression, encode_payload)
+        if body is not None:
+            return body
+    return restore_requests_py(command, keys, values, ttls, replace,
+                               lambda value: encode_payload(value, version, options))
+
+
 class Migration:
     """One MIGRATE call: the payloads built at call time, then the exchange with the target."""
 
-    def __init__(self, c: Any, args: MigrateArgs, entries: list[tuple[bytes, Any]]) -> None:
+    def __init__(self, c: Any, args: MigrateArgs, keys: list[bytes], values: list[Any]) -> None:
         self.client = c
         self.server: Server = c.server
         self.cache: MigrateCache = c.server.migrate_cache
-        self.db = c.db
+        self.db = db = c.db
         self.args = args
-        self.now = c.keyspace.now  # the command time snapshot: TTLs are relative to it
+        self.now = now = c.keyspace.now  # the command time snapshot: TTLs are relative to it
         self.blocked: Blocked | None = None
+        ttls: list[int] | None = None
+        expires = db.expires
+        if expires and not expires.keys().isdisjoint(keys):
+            ttls = []
+            kept_keys, kept_values = [], []
+            for key, value in zip(keys, values, strict=True):
+                ttl = 0
+                when = expires.get(key)
+                if when is not None:
+                    ttl = when - now
+                    if ttl < 0:
+                        continue  # expired since the lookup: skipped
+                    ttl = max(ttl, 1)
+                ttls.append(ttl)
+                kept_keys.append(key)
+                kept_values.append(value)
+            keys, values = kept_keys, kept_values
+        self.keys = keys
+        # The moved values are held until the next exchange has sent its requests (or the cron):
+        # their deallocation (a built hash is dozens of objects) then overlaps the target's work
+        # instead of delaying this reply (MigrateCache.retire).
+        self.values = values
         command_name = b"RESTORE-ASKING" if self.server.cluster is not None else b"RESTORE"
-        suffix = [b"REPLACE"] if args.replace else []
-        parts: list[bytes] = []
-        self.keys: list[bytes] = []
-        for key, value in entries:
-            ttl = 0
-            when = self.db.expires.get(key)
-            if when is not None:
-                ttl = when - self.now
-                if ttl < 0:
-                    continue  # expired since the lookup: skipped
-                ttl = max(ttl, 1)
-            parts.append(encode_request([command_name, key, b"%d" % ttl, dump_value(self.server, value), *suffix]))
-            self.keys.append(key)
-        self.body = b"".join(parts)
+        self.body = restore_requests(self.server, command_name, keys, values, ttls, args.replace)
+        self.owned = False  # start() took the target's turn for the task
+        # start()'s write: (connection, head + body, bytes of it written, the error that stopped it)
+        self.written: tuple[MigrateConnection, bytes, int, OSError | None] | None = None
+
+    def _head(self, conn: MigrateConnection) -> bytes:
+        """AUTH (every time) and SELECT (when the connection's db differs) before the requests."""
+        args = self.args
+        head = b""
+        if args.auth is not None:
+            head += encode_request([b"AUTH", *args.auth])
+        if conn.last_db != args.db:
+            head += encode_request([b"SELECT", b"%d" % args.db])
+        return head
+
+    def _write_now(self, conn: MigrateConnection) -> None:
+        """Write the requests to the idle cached connection from the handler, as much as the
+        socket takes (``_talk`` writes the rest, or reports the error): the target starts on
+        them an event-loop pass earlier.  Then free the values earlier migrations moved,
+        while the target works."""
+        wire = self._head(conn) + self.body
+        error: OSError | None = None
+        try:
+            written = conn.sock.send(wire)
+        except (BlockingIOError, InterruptedError):
+            written = 0
+        except OSError as e:  # _talk reports it (and retries) as a failed write
+            written, error = 0, e
+        self.written = (conn, wire, written, error)
+        self.cache.free_retired()
 
     # -- modes ----------------------------------------------------------------------------
 
@@ -462,24 +540,35 @@ class Migration:
         """Inside MULTI/EXEC: the whole exchange now, with blocking I/O; errors raised as errors."""
         temporary = self.args.name in self.cache.busy  # an asynchronous MIGRATE owns the cached socket
         reply = run_to_completion(self.exchange(BlockingIO(), use_cache=not temporary))
+        self.cache.retire(self.values)
         if isinstance(reply, ErrorReply):
             raise CommandError("-" + reply.message)
         return reply
 
     def start(self) -> Blocked:
-        """Lock the keys, start the exchange as a task, and suspend the client until it ends."""
-        self.cache.lock(self.db.index, self.keys)
+        """Lock the keys, start the exchange as a task, and suspend the client until it ends.
+        With an idle cached connection to the target, the requests are written here
+        (``_write_now``) and the task takes over from there."""
+        cache = self.cache
+        lock = cache.lock(self.db.index, self.keys)
         self.blocked = Blocked([], 0, _never, IOERR_READ)
+        name = self.args.name
+        conn = None if name in cache.busy else cache.take(name)
+        if conn is not None:
+            cache.busy.add(name)  # this migration's turn from now: its task does not queue for it
+            self.owned = True
+            self._write_now(conn)
         loop = self.server.loop
         assert loop is not None
-        loop.create_task(self._run())
+        loop.create_task(self._run(lock))
         return self.blocked
 
-    async def _run(self) -> None:
+    async def _run(self, lock: tuple[int, set[bytes]]) -> None:
         cache = self.cache
         name = self.args.name
         try:
-            await cache.acquire(name)
+            if not self.owned:
+                await cache.acquire(name)
             try:
                 reply = await self.exchange(AsyncIO(), use_cache=True)
             finally:
@@ -488,7 +577,8 @@ class Migration:
             self.server.log("warning", f"MIGRATE to {name} failed unexpectedly: {type(e).__name__}: {e}")
             reply = ErrorReply(f"ERR internal error in 'migrate': {type(e).__name__}")
         finally:
-            cache.unlock(self.db.index, self.keys)
+            cache.unlock(lock)
+            cache.retire(self.values)
         server = self.server
         client = self.client
         if isinstance(reply, ErrorReply):
@@ -536,15 +626,17 @@ class Migration:
         args = self.args
         timeout = args.timeout
         select = conn.last_db != args.db
-        head = b""
-        if args.auth is not None:
-            head += encode_request([b"AUTH", *args.auth])
-        if select:
-            head += encode_request([b"SELECT", b"%d" % args.db])
+        written, self.written = self.written, None  # a retry writes everything again
         try:
-            await io.send(conn.sock, head + self.body, timeout)
+            if written is None or written[0] is not conn:
+                await io.send(conn.sock, self._head(conn) + self.body, timeout)
+            elif written[3] is not None:
+                raise written[3]
+            elif written[2] < len(written[1]):
+                await io.send(conn.sock, memoryview(written[1])[written[2]:], timeout)
         except (OSError, TimeoutError) as e:
             return self._socket_error(conn, may_retry, timed_out=isinstance(e, TimeoutError), writing=True)
+        self.cache.free_retired()  # while the target restores
 
         async def read() -> Any:
             return await _read_reply(io, conn, timeout)
@@ -563,33 +655,28 @@ class Migration:
             return self._socket_error(conn, may_retry, timed_out=isinstance(e, TimeoutError), writing=False)
         error_from_target: str | None = errors[0] if errors else None
         socket_error = timed_out = False
-        failed_at = -1
-        db, ks = self.db, self.client.keyspace
-        moved: list[bytes] = []
+        # Every reply first (those a read brought are taken without a round through the event
+        # loop), then the deletions in one pass.
+        keys = self.keys
+        replies: list[Any] = []
         gets = conn.reader.gets
-        for index, key in enumerate(self.keys):
-            try:
-                # the replies a read brought are taken without a round through the event loop
+        try:
+            while len(replies) < len(keys):
                 reply = gets()
-                if reply is False:
-                    reply = await read()
-            except (OSError, TimeoutError, hiredis.ProtocolError) as e:
-                socket_error = True
-                timed_out = isinstance(e, TimeoutError)
-                failed_at = index
-                break
-            if error_from_target is None and isinstance(reply, hiredis.ReplyError):
-                error_from_target = str(reply)
-            if errors or isinstance(reply, hiredis.ReplyError):
-                continue
-            if not args.copy and db.delete(key):
-                ks.changed(db, key, b"del", "g")
-                moved.append(key)
-        if moved:  # one DEL of the keys the target acknowledged, as Redis rewrites MIGRATE
-            also_propagate(self.client.server, db.index, [b"DEL", *moved], covers=moved)
+                replies.append(await read() if reply is False else reply)
+        except (OSError, TimeoutError, hiredis.ProtocolError) as e:
+            socket_error = True
+            timed_out = isinstance(e, TimeoutError)
+        failed = [reply for reply in replies if isinstance(reply, hiredis.ReplyError)]
+        if error_from_target is None and failed:
+            error_from_target = str(failed[0])
+        if not errors and not args.copy:
+            acked = keys if len(replies) == len(keys) and not failed else [
+                key for key, reply in zip(keys, replies, strict=False) if not isinstance(reply, hiredis.ReplyError)]
+            self._delete(acked)
         if error_from_target is not None:
             conn.last_db = -1
-        if error_from_target is None and socket_error and failed_at == 0 and may_retry and not timed_out:
+        if error_from_target is None and socket_error and not replies and may_retry and not timed_out:
             self._close(conn)
             return _RETRY
         if socket_error:
@@ -600,6 +687,19 @@ class Migration:
             return IOERR_READ
         conn.last_db = args.db
         return OK
+
+    def _delete(self, keys: list[bytes]) -> None:
+        """Delete the keys the target acknowledged: a ``del`` event each, one DEL of them all
+        propagated, as Redis rewrites MIGRATE."""
+        db, ks = self.db, self.client.keyspace
+        delete, changed = db.delete, ks.changed
+        moved = []
+        for key in keys:
+            if delete(key):
+                changed(db, key, b"del", "g")
+                moved.append(key)
+        if moved:
+            also_propagate(self.server, db.index, [b"DEL", *moved], covers=moved)
 
     def _close(self, conn: MigrateConnection) -> None:
         if conn is self.cache.conns.get(self.args.name):
@@ -656,15 +756,16 @@ _MIGRATE_ARGS = (
          summary="Atomically transfers a key from one Redis instance to another.")
 def migrate(c: Any, argv: list[bytes]) -> Any:
     args = parse_args(argv)
-    db = c.db
-    entries = []
+    lookup = c.db.lookup_read
+    keys, values = [], []
     for key in args.keys:
-        value = db.lookup_read(key)
+        value = lookup(key)
         if value is not None:
-            entries.append((key, value))
-    if not entries:
+            keys.append(key)
+            values.append(value)
+    if not keys:
         return NOKEY
-    migration = Migration(c, args, entries)
+    migration = Migration(c, args, keys, values)
     server = c.server
     if server.in_exec or server.loop is None:
         return migration.run_sync()

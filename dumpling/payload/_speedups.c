@@ -1876,6 +1876,134 @@ set_native_handlers(PyObject *module, PyObject *on)
 }
 
 /* ------------------------------------------------------------------------- */
+/* MIGRATE's requests
+ *
+ * restore_requests: the RESTORE (or RESTORE-ASKING) request of every key a MIGRATE moves,
+ * ``command key ttl payload [REPLACE]``, as dumpling.commands.migrate.restore_requests_py
+ * (the reference) writes them with encode_request, each payload the one DUMP writes
+ * (payload_written_here, or encode.encode_payload for the rest), into one buffer: no
+ * request or argument list per key. */
+
+/* "$<n>\r\n", n bytes, "\r\n". */
+static int
+put_bulk(Writer *w, const char *s, Py_ssize_t n)
+{
+    if (writer_reserve(w, n + 26) < 0) { /* '$', 20 digits, two CRLFs */
+        return -1;
+    }
+    char *p = w->data + w->len;
+    *p++ = '$';
+    p += native_ll_text(p, (long long)n);
+    *p++ = '\r';
+    *p++ = '\n';
+    memcpy(p, s, (size_t)n);
+    p += n;
+    *p++ = '\r';
+    *p++ = '\n';
+    w->len = p - w->data;
+    return 0;
+}
+
+/* One key's request; 0, or -1 with an exception set. */
+static int
+put_restore(Writer *w, PyObject *command, PyObject *key, long long ttl, PyObject *payload, int replace)
+{
+    char ttl_text[24];
+    int ttl_len = native_ll_text(ttl_text, ttl);
+    if (writer_reserve(w, 4) < 0) {
+        return -1;
+    }
+    memcpy(w->data + w->len, replace ? "*5\r\n" : "*4\r\n", 4);
+    w->len += 4;
+    if (put_bulk(w, PyBytes_AS_STRING(command), PyBytes_GET_SIZE(command)) < 0 ||
+        put_bulk(w, PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key)) < 0 || put_bulk(w, ttl_text, ttl_len) < 0 ||
+        put_bulk(w, PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload)) < 0) {
+        return -1;
+    }
+    return replace ? put_bulk(w, "REPLACE", 7) : 0;
+}
+
+PyDoc_STRVAR(restore_requests_doc,
+"restore_requests(command, keys, values, ttls, replace, version, options, compress, encode_payload)\n"
+"    -> bytes | None\n\n"
+"MIGRATE's requests: for each key ``command key ttl payload`` (and REPLACE), the payload\n"
+"DUMP's at footer ``version`` (written here, or encode_payload(value, version, options)),\n"
+"``ttls`` a list of ints or None (all 0). None for what it does not take (a footer outside\n"
+"6-12, a key that is not bytes): migrate.restore_requests_py writes those.");
+
+static PyObject *
+restore_requests(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 9) {
+        PyErr_SetString(PyExc_TypeError, "restore_requests(command, keys, values, ttls, replace, version, options, "
+                                         "compress, encode_payload)");
+        return NULL;
+    }
+    PyObject *command = args[0], *keys = args[1], *values = args[2], *ttls = args[3];
+    PyObject *version_obj = args[5], *options = args[6], *encode = args[8];
+    if (!PyBytes_CheckExact(command) || !PyList_CheckExact(keys) || !PyList_CheckExact(values) ||
+        PyList_GET_SIZE(values) != PyList_GET_SIZE(keys) ||
+        (ttls != Py_None && (!PyList_CheckExact(ttls) || PyList_GET_SIZE(ttls) != PyList_GET_SIZE(keys)))) {
+        Py_RETURN_NONE;
+    }
+    int replace = PyObject_IsTrue(args[4]);
+    long version = PyLong_AsLong(version_obj);
+    int compressing = PyObject_IsTrue(args[7]);
+    if (replace < 0 || (version == -1 && PyErr_Occurred()) || compressing < 0) {
+        return NULL;
+    }
+    if (version < 6 || version > 12) {
+        Py_RETURN_NONE;
+    }
+    Writer w = {NULL, 0, 0, NULL, compressing ? Py_True : Py_False, compressing};
+    PyObject *out = NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys); i++) {
+        /* encode_payload runs Python: the lists are read again at every step */
+        if (i >= PyList_GET_SIZE(values) || (ttls != Py_None && i >= PyList_GET_SIZE(ttls))) {
+            PyErr_SetString(PyExc_RuntimeError, "restore_requests: a list changed size");
+            goto done;
+        }
+        PyObject *key = PyList_GET_ITEM(keys, i);
+        if (!PyBytes_CheckExact(key)) {
+            out = Py_NewRef(Py_None);
+            goto done;
+        }
+        long long ttl = 0;
+        if (ttls != Py_None) {
+            ttl = PyLong_AsLongLong(PyList_GET_ITEM(ttls, i));
+            if (ttl == -1 && PyErr_Occurred()) {
+                goto done;
+            }
+        }
+        Py_INCREF(key);
+        PyObject *value = Py_NewRef(PyList_GET_ITEM(values, i));
+        PyObject *payload = payload_written_here(value, version_obj, version, compressing);
+        if (payload == Py_None) {
+            Py_DECREF(payload);
+            payload = PyObject_CallFunctionObjArgs(encode, value, version_obj, options, NULL);
+        }
+        int rc = -1;
+        if (payload != NULL && !PyBytes_Check(payload)) {
+            PyErr_SetString(PyExc_TypeError, "restore_requests: a payload that is not bytes");
+        }
+        else if (payload != NULL) {
+            rc = put_restore(&w, command, key, ttl, payload, replace);
+        }
+        Py_XDECREF(payload);
+        Py_DECREF(value);
+        Py_DECREF(key);
+        if (rc < 0) {
+            goto done;
+        }
+    }
+    out = PyBytes_FromStringAndSize(w.data, w.len);
+done:
+    writer_free(&w);
+    return out;
+}
+
+/* ------------------------------------------------------------------------- */
 /* module */
 
 static PyMethodDef speedups_methods[] = {
@@ -1892,6 +2020,7 @@ static PyMethodDef speedups_methods[] = {
     {"small_payload", (PyCFunction)(void (*)(void))small_payload, METH_FASTCALL, small_payload_doc},
     {"native_handlers", (PyCFunction)(void (*)(void))native_handlers, METH_FASTCALL, native_handlers_doc},
     {"set_native_handlers", (PyCFunction)set_native_handlers, METH_O, set_native_handlers_doc},
+    {"restore_requests", (PyCFunction)(void (*)(void))restore_requests, METH_FASTCALL, restore_requests_doc},
     {NULL, NULL, 0, NULL},
 };
 
