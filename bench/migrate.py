@@ -8,11 +8,16 @@ For every (source, target) pair among real redis-server and dumpling - Redis->Re
 is filled with ``--keys`` keys of one workload (100-byte strings; 16-field hashes), then
 everything is moved with ``MIGRATE host port "" 0 5000 KEYS k1 .. kB`` calls of B keys
 each, issued back to back by one client exactly as ``redis-cli --cluster reshard``
-does (its default pipeline is 10).  Reported: keys/s (best of ``--repeat`` runs, the
-machine being shared) and the ratio to Redis->Redis, and the CPU time per key the source and
-the target spent (``/proc/<pid>/task/*/schedstat``) with Redis->Redis's total over the pair's
-(keys per CPU-second relative to Redis->Redis; it moves less than the wall rate when the
-machine is busy).
+does (its default pipeline is 10).
+
+The machine is shared, and its load moves a pair's rate by 2x between runs a minute apart,
+so the pairs take turns: each of ``--repeat`` rounds runs every pair once, and a pair's
+ratio to Redis->Redis is taken within each round (runs seconds apart, under the same load)
+and reported as the median over the rounds, with the lowest and highest.  Also reported:
+the median keys/s, and the CPU time per key the source and the target spent
+(``/proc/<pid>/task/*/schedstat``) with Redis->Redis's total over the pair's, per round,
+median (keys per CPU-second relative to Redis->Redis; it moves less than the wall rate when
+the machine is busy).  The load average is printed at the start and the end.
 All servers run on loopback and are stopped at the end.
 """
 
@@ -22,6 +27,7 @@ import argparse
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -110,7 +116,7 @@ def main() -> int:
     parser.add_argument("--keys", type=int, default=50000)
     parser.add_argument("--batches", default="1,10,100", help="keys per MIGRATE call, comma-separated")
     parser.add_argument("--workloads", default="string,hash")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the best one counts")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds (every pair once each); medians are reported")
     parser.add_argument("--redis-server", default=shutil.which("redis-server") or "redis-server")
     args = parser.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
@@ -121,30 +127,37 @@ def main() -> int:
         version = servers["redis-a"].client.info("server")["redis_version"]
         pairs = [("redis-a", "redis-b"), ("dumpling-a", "dumpling-b"), ("dumpling-a", "redis-b"),
                  ("redis-a", "dumpling-b")]
-        print(f"MIGRATE throughput, {args.keys} keys per run, Redis {version} as the reference")
-        print(f"{'workload':9} {'keys/call':>9}  {'source -> target':22} {'keys/s':>10}  {'vs Redis->Redis':>15}"
+        print(f"MIGRATE throughput, {args.keys} keys per run, {args.repeat} rounds, Redis {version} as the "
+              f"reference; load average {os.getloadavg()[0]:.1f}")
+        print(f"{'workload':9} {'keys/call':>9}  {'source -> target':22} {'keys/s':>10}  {'vs Redis->Redis':>22}"
               f"  {'CPU us/key source + target':>27}  {'CPU vs Redis->Redis':>19}")
         for workload in args.workloads.split(","):
             for batch in batches:
                 keys = args.keys if batch > 1 else min(args.keys, 20000)
-                reference = cpu_reference = None
-                for src_name, dst_name in pairs:
-                    src, dst = servers[src_name], servers[dst_name]
-                    best = (float("inf"), 0.0, 0.0)
-                    for _ in range(args.repeat):
+                # runs[pair] = [(wall s, source CPU s, target CPU s) per round]; the pairs take turns
+                runs: dict[tuple[str, str], list[tuple[float, float, float]]] = {pair: [] for pair in pairs}
+                for _ in range(args.repeat):
+                    for src_name, dst_name in pairs:
+                        src, dst = servers[src_name], servers[dst_name]
                         for s in servers.values():
                             s.client.flushall()
                         names = fill(src, keys, workload)
-                        best = min(best, migrate_all(src, dst, names, batch))
-                    rate = keys / best[0]
-                    # CPU per key of both ends: on a shared machine this moves less than the wall rate
-                    cpu_src, cpu_dst = best[1] * 1e6 / keys, best[2] * 1e6 / keys
-                    reference = reference or rate
-                    cpu_reference = cpu_reference or cpu_src + cpu_dst
-                    label = f"{src.kind} -> {dst.kind}"
-                    print(f"{workload:9} {batch:>9}  {label:22} {rate:>10.0f}  {rate / reference:>14.2f}x"
-                          f"  {cpu_src:>12.1f} + {cpu_dst:>12.1f}  {cpu_reference / (cpu_src + cpu_dst):>18.2f}x",
-                          flush=True)
+                        runs[(src_name, dst_name)].append(migrate_all(src, dst, names, batch))
+                reference = runs[pairs[0]]
+                for pair in pairs:
+                    mine = runs[pair]
+                    # within a round: Redis->Redis's time over the pair's, CPU and wall
+                    ratios = [ref[0] / run[0] for ref, run in zip(reference, mine, strict=True)]
+                    cpu_ratios = [(ref[1] + ref[2]) / (run[1] + run[2]) for ref, run in zip(reference, mine, strict=True)]
+                    rate = statistics.median(keys / run[0] for run in mine)
+                    cpu_src = statistics.median(run[1] for run in mine) * 1e6 / keys
+                    cpu_dst = statistics.median(run[2] for run in mine) * 1e6 / keys
+                    spread = f"({min(ratios):.2f}-{max(ratios):.2f})"
+                    label = f"{servers[pair[0]].kind} -> {servers[pair[1]].kind}"
+                    print(f"{workload:9} {batch:>9}  {label:22} {rate:>10.0f}  {statistics.median(ratios):>8.2f}x "
+                          f"{spread:>12}  {cpu_src:>12.1f} + {cpu_dst:>12.1f}  "
+                          f"{statistics.median(cpu_ratios):>18.2f}x", flush=True)
+        print(f"load average at the end {os.getloadavg()[0]:.1f}")
     finally:
         for server in servers.values():
             server.stop()
