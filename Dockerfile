@@ -8,7 +8,7 @@ COPY dumpling ./dumpling
 # The accelerators are optional for `pip install`, not for the image: fail if one did not build.
 # python-lzf (the `lzf` extra) is optional too, and wanted here: C LZF for RDB/DUMP strings.
 RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[lzf]' \
-    && for ext in _fastpath _fpconv _hllgeo _untrack _collections _luabridge _speedups _listpack _snapshot _bigops _elementlist _keytable; do \
+    && for ext in _fastpath _fpconv _hllgeo _untrack _collections _luabridge _speedups _listpack _snapshot _bigops _elementlist _keytable _zsetindex; do \
         python -m zipfile -l /wheels/dumpling-*.whl | grep -q "$ext\..*\.so" || { echo "missing $ext"; exit 1; }; \
     done \
     && ls /wheels/python_lzf-*.whl

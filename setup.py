@@ -20,6 +20,7 @@ SOURCES = {
     "dumpling._collections": "dumpling/_collections.c",
     "dumpling._bigops": "dumpling/_bigops.c",
     "dumpling._elementlist": "dumpling/_elementlist.c",
+    "dumpling._zsetindex": "dumpling/_zsetindex.c",
     "dumpling._keytable": "dumpling/_keytable.c",
     "dumpling.scripting._luabridge": "dumpling/scripting/_luabridge.c",
 }
@@ -33,6 +34,7 @@ DEPENDS = {"dumpling._fastpath": ["dumpling/_native.h", "dumpling/_keytable.h", 
            "dumpling._collections": ["dumpling/_native.h", "dumpling/_keytable.h", "dumpling/_slots.h", "dumpling/_elementlist.h"],
            "dumpling._elementlist": ["dumpling/_lpentry.h", "dumpling/_elementlist.h", "dumpling/_native.h", "dumpling/_keytable.h"],
            "dumpling._keytable": ["dumpling/_keytable.h"],
+           "dumpling._zsetindex": ["dumpling/_native.h", "dumpling/_keytable.h"],
            "dumpling.persistence._snapshot": ["dumpling/_keytable.h"],
            "dumpling.payload._speedups": ["dumpling/_native.h", "dumpling/_keytable.h"], "dumpling.payload._listpack": ["dumpling/_slots.h"],
            "dumpling.scripting._luabridge": ["dumpling/_native.h", "dumpling/_keytable.h", "dumpling/_slots.h"]}

@@ -1360,7 +1360,7 @@ static int plain_score(const char *p, Py_ssize_t n, double *out) {
 /* ZADD key score member: commands.zsets.zadd's one-member form on an existing zset, where it
  * changes no encoding: the member at that score already (no change: 0), or a new member or a
  * new score through the same ZSetValue.add_checked / update the Python handler calls (the
- * SortedList index kept by that code).  Declined: other forms and scores, a new key, a
+ * ScoreIndex kept by that code).  Declined: other forms and scores, a new key, a
  * listpack the add would convert (or that zset-max-listpack-entries 0 converts), clients
  * blocked on some key (to be woken: Python's). */
 static PyObject *native_zadd(NativeCall *call, const NativeArg *args, int argc) {

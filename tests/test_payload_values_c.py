@@ -24,6 +24,7 @@ from sortedcontainers import SortedList
 from dumpling import collector
 from dumpling.commands import dump as dump_commands
 from dumpling.config import Config
+from dumpling.datatypes import scoreindex
 from dumpling.datatypes.sets import SetLimits
 from dumpling.dispatch import Server
 from dumpling.payload import PayloadError, bulk, decode, encode_payload, listpack
@@ -53,6 +54,9 @@ def _plain(x: Any) -> Any:
     """A comparable picture of ``x``: types, order, float signs and nested attributes included."""
     if isinstance(x, SortedList):
         return ("SortedList", type(x), [(k, _plain(v)) for k, v in vars(x).items()])
+    if type(x) is scoreindex.ScoreIndex:  # the C index: its entries in order (no Python attributes)
+        x._check()
+        return ("ScoreIndex", [_plain(item) for item in x])
     if isinstance(x, PackedList):
         return ("PackedList", [(name, _plain(getattr(x, name))) for name in PackedList.__slots__])
     if isinstance(x, dict):

@@ -1,6 +1,7 @@
 """``ZSetValue``'s span removal without a server: a big span is cut out of the ordered items
-and the rest laid out as a ``SortedList`` directly (``ordered_sorted_list``); what stays must
-be the same list, with the same invariants, as deleting item by item leaves.  The scores of a
+(``ScoreIndex.cut``; the reference lays the rest out as a ``SortedList`` directly) and ordered
+items are laid out at once (``from_sorted``, both index classes); what stays must be the same
+list, with the same invariants, as deleting item by item leaves.  The scores of a
 big span go by rebuilding the dict from what stays (``_keep_scores_outside``): the same dict,
 and ZSCAN's order sees the new one."""
 
@@ -9,8 +10,12 @@ from __future__ import annotations
 import pytest
 from sortedcontainers import SortedList
 
-from dumpling.datatypes.zsets import ZSetValue, ordered_sorted_list
+from dumpling.datatypes import scoreindex
+from dumpling.datatypes.scoreindex import PyScoreIndex
+from dumpling.datatypes.zsets import ZSetValue
 from dumpling.scan import ScanOrder
+
+INDEX_CLASSES = [PyScoreIndex] + ([scoreindex._native] if scoreindex._native is not None else [])
 
 
 def _zset(n: int) -> ZSetValue:
@@ -24,7 +29,7 @@ def test_remove_span_keeps_order_and_invariants(lo: int, hi: int) -> None:
     assert z.remove_span(lo, hi) == hi - lo
     expected = items[:lo] + items[hi:]
     assert list(z.index) == expected
-    z.index._check()  # sortedcontainers' own invariants: sublists, maxes, length, positional index
+    z.index._check()  # the index's own invariants: sublists/chunks, maxes, length, positions
     assert z.scores == {m: s for s, m in expected}
     if expected:  # the positional index answers after the cut
         assert z.rank(expected[-1][1]) == len(expected) - 1
@@ -39,14 +44,15 @@ def test_pop_many_of_a_big_span(from_max: bool) -> None:
     assert popped == (items[-2000:][::-1] if from_max else items[:2000])
     assert list(z.index) == (items[:1000] if from_max else items[2000:])
     z.index._check()
-    z.insert(b"new", -1.0)  # still a working SortedList
+    z.insert(b"new", -1.0)  # still a working index
     assert z.index[0] == (-1.0, b"new")
 
 
+@pytest.mark.parametrize("cls", INDEX_CLASSES)
 @pytest.mark.parametrize("n", [0, 1, 999, 1000, 1001, 2500])
-def test_ordered_sorted_list_is_a_sorted_list(n: int) -> None:
+def test_from_sorted_is_a_sorted_list(n: int, cls: type) -> None:
     items = [(float(i // 2), b"%06d" % i) for i in range(n)]
-    got = ordered_sorted_list(items)
+    got = cls.from_sorted(items)
     got._check()
     assert list(got) == items == list(SortedList(items))
     got.add((0.5, b"x"))
@@ -104,10 +110,11 @@ def test_from_pairs_is_sortedlists_order() -> None:
             assert z.encoding == encoding and z._scan is None
 
 
-@pytest.mark.parametrize("n", [0, 1, 10, 999, 1000, 1001, 2500])
-def test_ordered_sorted_list_at_the_load_edges(n: int) -> None:
+@pytest.mark.parametrize("cls", INDEX_CLASSES)
+@pytest.mark.parametrize("n", [0, 1, 10, 511, 512, 513, 999, 1000, 1001, 2500])
+def test_from_sorted_at_the_load_edges(n: int, cls: type) -> None:
     items = [(float(i // 3), b"m:%05d" % i) for i in range(n)]
-    laid = ordered_sorted_list(items)
+    laid = cls.from_sorted(items)
     laid._check()
     assert list(laid) == list(SortedList(items))
     if n:

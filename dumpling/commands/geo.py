@@ -9,7 +9,7 @@ decimals, coordinates as Redis's "human" long doubles (bulk strings in RESP2,
 doubles in RESP3).
 
 Must not: reach into the zset structure beyond ``ZSetValue``'s documented methods and its
-``index`` (a ``SortedList`` of ``(score, member)``, read with ``irange``).
+``index`` (a ``ScoreIndex`` read as ``(score, member)`` items with ``irange``).
 """
 
 from __future__ import annotations

@@ -527,60 +527,67 @@ def zlexcount(c: Any, argv: list[bytes]) -> Any:
 RANK, SCORE, LEX = 1, 2, 3
 
 
-def _range_items(z: ZSetValue, rangetype: int, reverse: bool, bounds: tuple[Any, ...],
-                 offset: int, limit: int) -> tuple[list[tuple[float, bytes]], int]:
-    """The selected (score, member) items and the length hint ZRANGESTORE starts with."""
+def _range_span(z: ZSetValue, rangetype: int, reverse: bool, bounds: tuple[Any, ...],
+                offset: int, limit: int) -> tuple[int, int, int]:
+    """The selected elements as positions ``[lo, hi)`` (every range is one run of positions;
+    the reply reads it from ``hi - 1`` down for REV), and the length hint ZRANGESTORE starts
+    with."""
     n = len(z)
     if rangetype == RANK:
         span = index_span(*bounds, n)
         if span is None:
-            return [], 0
+            return 0, 0, 0
         start, end = span
-        return list(z.range_by_rank(start, end, reverse)), end - start + 1
+        if reverse:
+            return n - 1 - end, n - start, end - start + 1
+        return start, end + 1, end - start + 1
     if offset > 0 and offset >= n:
-        return [], -1
+        return 0, 0, -1
     if offset < 0:
-        return [], -1
+        return 0, 0, -1
     if rangetype == SCORE:
         lo, hi = z.score_span(*bounds)
         if reverse:
             first = hi - 1 - offset
             last = lo if limit < 0 else max(lo, first - limit + 1)
-            items = [z.index[p] for p in range(first, last - 1, -1)] if first >= lo else []
-        else:
-            first = lo + offset
-            last = hi if limit < 0 else min(hi, first + limit)
-            items = list(z.index.islice(first, last)) if first < last else []
-        return items, -1
+            return (last, first + 1, -1) if first >= lo else (0, 0, -1)
+        first = lo + offset
+        last = hi if limit < 0 else min(hi, first + limit)
+        return (first, last, -1) if first < last else (0, 0, -1)
     lo_v, lo_ex, hi_v, hi_ex = bounds
-    out: list[tuple[float, bytes]] = []
     if not lex_range_possible(z, lo_v, lo_ex, hi_v, hi_ex):
-        return [], -1
+        return 0, 0, -1
+    index = z.index
     if reverse:
         pos = z.lex_last(hi_v, hi_ex)
-        if pos < 0 or not lex_gte_min(z.index[pos][1], lo_v, lo_ex):
-            return [], -1
-        pos -= offset
-        while pos >= 0 and limit != 0:
-            item = z.index[pos]
-            if not lex_gte_min(item[1], lo_v, lo_ex):
-                break
-            out.append(item)
+        if pos < 0 or not lex_gte_min(index[pos][1], lo_v, lo_ex):
+            return 0, 0, -1
+        top = pos = pos - offset
+        while pos >= 0 and limit != 0 and lex_gte_min(index[pos][1], lo_v, lo_ex):
             limit -= 1
             pos -= 1
-    else:
-        pos = z.lex_first(lo_v, lo_ex)
-        if pos >= n or not lex_lte_max(z.index[pos][1], hi_v, hi_ex):
-            return [], -1
-        pos += offset
-        while pos < n and limit != 0:
-            item = z.index[pos]
-            if not lex_lte_max(item[1], hi_v, hi_ex):
-                break
-            out.append(item)
-            limit -= 1
-            pos += 1
-    return out, -1
+        return (pos + 1, top + 1, -1) if top > pos else (0, 0, -1)
+    pos = z.lex_first(lo_v, lo_ex)
+    if pos >= n or not lex_lte_max(index[pos][1], hi_v, hi_ex):
+        return 0, 0, -1
+    bottom = pos = pos + offset
+    while pos < n and limit != 0 and lex_lte_max(index[pos][1], hi_v, hi_ex):
+        limit -= 1
+        pos += 1
+    return (bottom, pos, -1) if pos > bottom else (0, 0, -1)
+
+
+def span_reply(c: Any, z: ZSetValue, lo: int, hi: int, reverse: bool, scores: bool) -> list[Any]:
+    """``with_scores`` of positions ``[lo, hi)`` (descending if ``reverse``), read off the index
+    without a (score, member) item each where the reply needs none (members; RESP2 pairs)."""
+    index = z.index
+    if not scores:
+        return index.members(lo, hi, reverse)  # type: ignore[no-any-return]
+    if not c.resp3:
+        pairs = index.flat_pairs(lo, hi, reverse)
+        if pairs is not None:
+            return pairs  # type: ignore[no-any-return]
+    return with_scores(c, index.islice(lo, hi, reverse=reverse), scores)
 
 
 def zrange_generic(c: Any, argv: list[bytes], start_at: int, store: bool, rangetype: int, direction: int) -> Any:
@@ -627,12 +634,11 @@ def zrange_generic(c: Any, argv: list[bytes], start_at: int, store: bool, ranget
     db = c.db
     z = zset_of(db.lookup_read(key))
     if z is None:
-        items: list[tuple[float, bytes]] = []
-        hint = -1
-    else:
-        items, hint = _range_items(z, rangetype, reverse, bounds, offset, limit)
+        return [] if not store else _store_range(c, argv[1], [], -1, reverse)
+    lo, hi, hint = _range_span(z, rangetype, reverse, bounds, offset, limit)
     if not store:
-        return with_scores(c, items, withscores)
+        return span_reply(c, z, lo, hi, reverse, withscores)
+    items = list(z.index.islice(lo, hi, reverse=reverse)) if hi > lo else []
     return _store_range(c, argv[1], items, hint, reverse)
 
 
@@ -807,7 +813,16 @@ def pop_generic(c: Any, keys: list[bytes], where_max: bool, emit_key: bool, coun
     if count == 0:
         return []
     taken = min(1 if count == -1 else count, len(z))
-    chunks = z.pop_chunks(taken, where_max)  # ascending; the pop's order is the reverse for a max
+    pairs = None
+    if taken > 1 and not nested and not c.resp3:  # RESP2 pairs read straight off the index
+        n = len(z)
+        lo, hi = (n - taken, n) if where_max else (0, taken)
+        pairs = z.index.flat_pairs(lo, hi, where_max)
+    if pairs is not None:
+        z.remove_span(lo, hi)
+        chunks = []
+    else:
+        chunks = z.pop_chunks(taken, where_max)  # ascending; the pop's order is the reverse for a max
     c.keyspace.changed(db, key, b"zpopmax" if where_max else b"zpopmin", "z", dirty=taken)
     _delete_emptied(c, db, key, z)
     if emit_key:  # BZPOPMIN/MAX, ZMPOP, BZMPOP: propagated as the plain pop, with how many it took
@@ -815,7 +830,8 @@ def pop_generic(c: Any, keys: list[bytes], where_max: bool, emit_key: bool, coun
         propagate_as(c, pop if count == -1 else [*pop, b"%d" % taken])
     reply: list[Any]
     if not nested and not c.resp3:
-        pairs = flat_pairs_of_chunks(chunks, where_max)
+        if pairs is None:
+            pairs = flat_pairs_of_chunks(chunks, where_max)
         reply = [key, *pairs] if emit_key else pairs
     else:
         popped = chain.from_iterable(map(reversed, reversed(chunks)) if where_max else chunks)
@@ -988,7 +1004,7 @@ def zrandmember(c: Any, argv: list[bytes]) -> Any:
                 return []
             picks = picked
         elif count >= n:
-            picks = list(reversed(index))  # zsets are iterated from the tail (zuiInitIterator)
+            return span_reply(c, z, 0, n, True, withscores)  # zsets are iterated from the tail (zuiInitIterator)
         elif z.encoding == "listpack":
             picks = [index[p] for p in sorted(random.sample(range(n), count))]
         else:
@@ -1138,7 +1154,7 @@ def algebra(c: Any, argv: list[bytes], dst: bytes | None, numkeys_at: int, op: i
                 result[member] = s
     out = ZSetValue.from_pairs(result.items(), "skiplist")
     if dst is None:
-        return with_scores(c, out.index, withscores)
+        return span_reply(c, out, 0, len(out), False, withscores)
     if out.scores:
         out.shrink_if_small(*limits(c))
         existed = db.lookup_write(dst) is not None

@@ -1,8 +1,9 @@
 """Sorted-set values: member -> score plus an ordered index on (score, member).
 
-``scores`` answers ZSCORE in O(1); ``index`` is a ``SortedList`` of ``(score, member)``
-tuples, the same order Redis's skiplist keeps (score, then member bytes as memcmp),
-giving O(log n) insert, delete, rank and range lookups.  ``encoding`` is the name
+``scores`` answers ZSCORE in O(1); ``index`` is a ``ScoreIndex`` (``datatypes/scoreindex.py``:
+unboxed (double, member) entries in C, or the reference ``SortedList`` of ``(score, member)``
+tuples) in the order Redis's skiplist keeps (score, then member bytes as memcmp), giving
+O(log n) insert, delete, rank and range lookups; reading it gives ``(score, member)`` tuples.  ``encoding`` is the name
 Redis would report (``listpack`` or ``skiplist``); the mutators here apply Redis's
 conversion rules when given the ``zset-max-listpack-*`` limits, and the payload codec
 reads it to pick the RDB type.  A listpack stores an integral score as an integer,
@@ -28,11 +29,10 @@ from itertools import chain
 from operator import itemgetter
 from typing import Any
 
-from sortedcontainers import SortedList
-
 from dumpling.bigops import drop_inside, keep_outside
 from dumpling.collector import untrack
 from dumpling.datatypes.lists import lp_entry_size
+from dumpling.datatypes.scoreindex import ScoreIndex
 from dumpling.datatypes.sizes import listpack_int_entry_size, listpack_str_entry_size
 from dumpling.fpconv import d2string  # the text a listpack holds for a non-integral score (7.2+)
 from dumpling.lazyfree import release
@@ -67,74 +67,6 @@ def listpack_score_is_integer(score: float) -> bool:
     return -HALF_LLONG <= score <= HALF_LLONG and score == int(score)
 
 
-def ordered_sorted_list(items: list[Any]) -> SortedList:
-    """A ``SortedList`` of ``items``, which are already in order: laid out in sublists of the
-    list's load as its constructor would after sorting, without the sort's million
-    comparisons of (score, member) tuples.  (Relies on sortedcontainers 2.x's layout:
-    ``_lists``, ``_maxes``, ``_len``, the positional ``_index`` rebuilt on first use; any
-    other layout takes the constructor.)"""
-    out = SortedList()
-    lists, maxes = getattr(out, "_lists", None), getattr(out, "_maxes", None)
-    load = getattr(out, "_load", 0)
-    if type(lists) is not list or type(maxes) is not list or type(load) is not int or load <= 0:
-        return SortedList(items)
-    n = len(items)
-    if n <= load:  # one sublist (every small zset): no generators to set up
-        if n:
-            lists.append(items[:])
-            maxes.append(items[-1])
-    else:
-        lists.extend(items[pos:pos + load] for pos in range(0, n, load))
-        maxes.extend(sublist[-1] for sublist in lists)
-    out._len = n
-    return out
-
-
-def cut_sublists(index: SortedList, lo: int, hi: int) -> list[list[Any]] | None:
-    """Remove positions ``[lo, hi)`` (0 <= lo < hi <= len) of ``index`` a sublist at a time: the
-    sublists wholly inside go as they are, the two at the edges are cut, the maxes follow and
-    the positional index is rebuilt on its next use.  Returns the removed items as chunks in
-    order; nothing is compared or re-sorted.  None if ``index`` is not laid out as
-    sortedcontainers 2.x lays it out (``_lists``, ``_maxes``, ``_index``, ``_len``, ``_load``):
-    the caller deletes the slice the ordinary way."""
-    lists, maxes, positional = getattr(index, "_lists", None), getattr(index, "_maxes", None), getattr(index, "_index", None)
-    if type(lists) is not list or type(maxes) is not list or type(positional) is not list \
-            or type(getattr(index, "_len", None)) is not int or type(getattr(index, "_load", None)) is not int:
-        return None
-    i = before = 0  # the sublist holding position lo, and how many items come before it
-    while before + len(lists[i]) <= lo:
-        before += len(lists[i])
-        i += 1
-    j, before_j = i, before  # the sublist holding position hi - 1
-    while before_j + len(lists[j]) < hi:
-        before_j += len(lists[j])
-        j += 1
-    start, stop = lo - before, hi - before_j  # lists[i][start:] ... lists[j][:stop]
-    first, last = lists[i], lists[j]
-    if i == j:
-        chunks = [first[start:stop]]
-        del first[start:stop]
-    else:
-        chunks = [first[start:], *lists[i + 1:j], last[:stop]]
-        del first[start:], last[:stop]
-        del lists[i + 1:j], maxes[i + 1:j]
-        j = i + 1
-    # The cut sublists and their neighbours laid out again: every sublist but the last keeps at
-    # least half the load, as SortedList requires (a few thousand items at most).
-    load = index._load
-    around = slice(max(0, i - 1), min(len(lists), j + 2))
-    ends_list = around.stop == len(lists)
-    items = list(chain.from_iterable(lists[around]))
-    parts = [items[pos:pos + load] for pos in range(0, len(items), load)]
-    if len(parts) > 1 and len(parts[-1]) < load >> 1 and not ends_list:
-        parts[-2].extend(parts.pop())
-    lists[around] = parts
-    maxes[around] = [part[-1] for part in parts]
-    index._len -= hi - lo
-    del positional[:]
-    return chunks
-
-
 def alloc_size(n: int) -> int:
     """jemalloc's size class for an allocation of ``n`` bytes (what ``zmalloc_size`` reports)."""
     if n <= 8:
@@ -166,7 +98,7 @@ class ZSetValue:
         # member -> score, or while the zset is packed the restored listpack (bytes)
         self._scores: dict[bytes, float] | bytes = {}
         # of (score, member), or while packed the payload's footer version (int)
-        self._index: SortedList | int = SortedList()
+        self._index: Any = ScoreIndex()
         self.encoding = encoding
         self._scan: ScanOrder | None = None  # ZSCAN cursor order, built on first use
 
@@ -201,7 +133,7 @@ class ZSetValue:
         self._scores = scores
 
     @property
-    def index(self) -> SortedList:
+    def index(self) -> Any:
         index = self._index
         if type(index) is int:
             self._unpack()
@@ -209,7 +141,7 @@ class ZSetValue:
         return index
 
     @index.setter
-    def index(self, index: SortedList) -> None:
+    def index(self, index: Any) -> None:
         self._index = index
 
     def packed_listpack(self, version: int) -> bytes | None:
@@ -222,7 +154,7 @@ class ZSetValue:
 
     @classmethod
     def from_pairs(cls, pairs: Iterable[tuple[bytes, float]], encoding: str = "listpack") -> ZSetValue:
-        z = cls.__new__(cls)  # not __init__: its empty SortedList would be thrown away
+        z = cls.__new__(cls)  # not __init__: its empty index would be thrown away
         z.encoding = encoding
         z._scan = None
         scores = z.scores = dict(pairs)
@@ -230,9 +162,9 @@ class ZSetValue:
             for member, score in scores.items():
                 if score == 0:
                     scores[member] = 0.0
-        # sorted, then laid out: members are unique, so this is SortedList's own order, and a
-        # small zset from a listpack (already in order) costs one pass (RESTORE of small keys)
-        z.index = ordered_sorted_list(sorted(zip(scores.values(), scores, strict=True)))
+        # sorted once, then laid out (members are unique: no ties); a zset from a listpack
+        # (already in order) costs one pass (RESTORE of small keys)
+        z.index = ScoreIndex(zip(scores.values(), scores, strict=True))
         return z
 
     @classmethod
@@ -414,35 +346,42 @@ class ZSetValue:
         return self._cut(n - count, n) if from_max else self._cut(0, count)
 
     def remove_span(self, lo: int, hi: int) -> int:
-        """Remove positions ``[lo, hi)``; returns how many were removed."""
-        chunks = self._cut(lo, hi)
-        release(chunks, getattr(self.index, "_load", 1000))  # their last references: freed in slices
-        return hi - lo if hi > lo else 0
+        """Remove positions ``[lo, hi)``; returns how many were removed.  The index gives the
+        members only (``drop``): no (score, member) item is made for them."""
+        if hi <= lo:
+            return 0
+        index = self.index
+        first, last = index[lo], index[hi - 1]
+        members = index.drop(lo, hi)
+        self._forget_scores(hi - lo, first, last, members)
+        release(members)  # their last references: freed in slices
+        return hi - lo
 
     def _cut(self, lo: int, hi: int) -> list[list[tuple[float, bytes]]]:
         """Remove positions ``[lo, hi)``; returns their items in order, as consecutive chunks
         (each a list of its own, which nothing else refers to)."""
         if hi <= lo:
             return []
-        index = self.index
-        if hi - lo <= 32 or (chunks := cut_sublists(index, lo, hi)) is None:
-            chunks = [list(index.islice(lo, hi))]
-            del index[lo:hi]
+        chunks = self.index.cut(lo, hi)
+        self._forget_scores(hi - lo, chunks[0][0], chunks[-1][-1], map(itemgetter(1), chain.from_iterable(chunks)))
+        return chunks
+
+    def _forget_scores(self, count: int, first: tuple[float, bytes], last: tuple[float, bytes],
+                       members: Iterable[bytes]) -> None:
+        """The index has just lost ``count`` items, ``first`` to ``last`` (``members``, in
+        order): the scores dict loses them too."""
         scores = self.scores
-        if not index:
+        if not self.index:
             self.scores = {}
             if self._scan is not None:
                 self._scan.source = self.scores
             release(scores)
-        elif hi - lo > 64 and (hi - lo) * 2 > len(scores):  # most go: a new dict of the rest
-            self._keep_scores_outside(chunks[0][0], chunks[-1][-1])
-        elif hi - lo > 64 and (hi - lo) * 16 > len(scores):  # many: deleted in the dict's order
-            drop_inside(scores, chunks[0][0], chunks[-1][-1])
+        elif count > 64 and count * 2 > len(scores):  # most go: a new dict of the rest
+            self._keep_scores_outside(first, last)
+        elif count > 64 and count * 16 > len(scores):  # many: deleted in the dict's order
+            drop_inside(scores, first, last)
         else:
-            delete = scores.__delitem__
-            for chunk in chunks:
-                deque(map(delete, map(itemgetter(1), chunk)), maxlen=0)  # a C loop
-        return chunks
+            deque(map(scores.__delitem__, members), maxlen=0)  # a C loop
 
     def _keep_scores_outside(self, first: tuple[float, bytes], last: tuple[float, bytes]) -> None:
         """Drop from ``scores`` every member whose (score, member) lies in ``[first, last]``, by
@@ -471,7 +410,7 @@ class ZSetValue:
         descending if ``descending``) as ``add_checked`` of each in that order would leave it:
         a listpack converts at the first item past the limits, and the items added before that
         are listpack entries (a ``-0`` score becomes ``0``).  Laid out at once
-        (``ordered_sorted_list``), not inserted one by one."""
+        (``ScoreIndex.from_sorted``), not inserted one by one."""
         assert not self.scores
         n = len(items)
         if self.encoding == "listpack":
@@ -487,7 +426,7 @@ class ZSetValue:
         if descending:
             items = items[::-1]
         self.scores = {member: score for score, member in items}
-        self.index = ordered_sorted_list(items)
+        self.index = ScoreIndex.from_sorted(items)
         return self
 
     def maybe_grow(self, size_hint: int, max_entries: int) -> None:

@@ -2494,10 +2494,10 @@ lp_quicklist_body(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
  *
  * decode.py's blob readers (_zset_from_listpack, _set_from_listpack, _set_from_intset,
  * _hash_from_listpack, _list_from_one_node) stay the reference: small_value builds the
- * same object they build - the same classes, every slot holding an equal value (the
- * SortedList's attributes too), the same encodings - or declines (None) and they run.
+ * same object they build - the same classes, every slot holding an equal value (a zset's
+ * ScoreIndex made by its from_sorted), the same encodings - or declines (None) and they run.
  * It declines whatever it is unsure of: deep sanitization, a blob the walk refuses, an
- * empty value, duplicate members or fields, a zset longer than one SortedList sublist.
+ * empty value, duplicate members or fields.
  * The datatypes' classes are given once by register_values (decode.py), which checks
  * their __slots__ against the names filled here; a class whose slots differ stays
  * unregistered and its values are declined.
@@ -2531,13 +2531,10 @@ typedef struct {
 } ValueClass;
 
 static ValueClass zset_class, set_class, hash_class, list_class, packed_class;
-static PyTypeObject *sorted_list_type; /* NULL: zsets declined */
-static PyObject *sorted_list_load;     /* SortedList.DEFAULT_LOAD_FACTOR */
-static Py_ssize_t sorted_list_max;     /* its value: a longer zset is declined */
+static PyTypeObject *score_index_type; /* datatypes.scoreindex.ScoreIndex; NULL: zsets declined */
+static PyObject *s_from_sorted;         /* "from_sorted" */
 static PyObject *no_field_ttls;        /* hashes.NO_FIELD_TTLS */
-static PyObject *empty_tuple;
 static PyObject *s_listpack, *s_skiplist, *s_intset, *s_hashtable, *s_quicklist, *s_small_limits;
-static PyObject *s_sl_len, *s_sl_load, *s_sl_lists, *s_sl_maxes, *s_sl_index, *s_sl_offset;
 
 #define RDB_TYPE_SET 2
 #define RDB_TYPE_SET_INTSET 11
@@ -2594,45 +2591,14 @@ fail:
     return NULL;
 }
 
-/* zsets.ordered_sorted_list(index) for a list that fits one sublist (index stolen). */
+/* ScoreIndex.from_sorted(items): the index of (score, member) tuples already in order (items
+ * stolen). */
 static PyObject *
-sorted_list_of(PyObject *index)
+score_index_of(PyObject *items)
 {
-    PyObject *sl = PyBaseObject_Type.tp_new(sorted_list_type, empty_tuple, NULL);
-    if (sl == NULL) {
-        Py_DECREF(index);
-        return NULL;
-    }
-    Py_ssize_t n = PyList_GET_SIZE(index);
-    PyObject *len = PyLong_FromSsize_t(n);
-    PyObject *lists = PyList_New(n ? 1 : 0);
-    PyObject *maxes = PyList_New(n ? 1 : 0);
-    PyObject *positions = PyList_New(0);
-    PyObject *zero = PyLong_FromLong(0);
-    int rc = -1;
-    if (len != NULL && lists != NULL && maxes != NULL && positions != NULL && zero != NULL) {
-        if (n) {
-            PyList_SET_ITEM(maxes, 0, Py_NewRef(PyList_GET_ITEM(index, n - 1)));
-            PyList_SET_ITEM(lists, 0, Py_NewRef(index));
-        }
-        /* SortedList.__init__'s order, so the instance dict shares the class's keys */
-        rc = PyObject_SetAttr(sl, s_sl_len, len) < 0 || PyObject_SetAttr(sl, s_sl_load, sorted_list_load) < 0 ||
-                     PyObject_SetAttr(sl, s_sl_lists, lists) < 0 || PyObject_SetAttr(sl, s_sl_maxes, maxes) < 0 ||
-                     PyObject_SetAttr(sl, s_sl_index, positions) < 0 ||
-                     PyObject_SetAttr(sl, s_sl_offset, zero) < 0
-                 ? -1
-                 : 0;
-    }
-    Py_DECREF(index);
-    Py_XDECREF(len);
-    Py_XDECREF(lists);
-    Py_XDECREF(maxes);
-    Py_XDECREF(positions);
-    Py_XDECREF(zero);
-    if (rc < 0) {
-        Py_CLEAR(sl);
-    }
-    return sl;
+    PyObject *index = PyObject_CallMethodOneArg((PyObject *)score_index_type, s_from_sorted, items);
+    Py_DECREF(items);
+    return index;
 }
 
 /* Byte order of two bytes objects (memcmp, then length): -1, 0, 1. */
@@ -2682,21 +2648,21 @@ counted_entries(const unsigned char *blob, Py_ssize_t size)
 
 /* Whether _zset_from_listpack keeps the zset listpack ``blob`` packed (ZSetValue.packed): the
  * walk accepts it, its header counts its entries exactly, they are member/score pairs, at most
- * ``max_entries`` of them (else a skiplist) and at most one SortedList sublist (zset_built makes
- * it), the members are distinct, no score is NaN and the pairs are in order.  1 yes, 0 no (build
+ * ``max_entries`` of them (else a skiplist), the members are distinct, no score is NaN and the
+ * pairs are in order.  1 yes, 0 no (build
  * it), -1 on an error. */
 static int
 zset_packable(const unsigned char *blob, Py_ssize_t size, long max_entries)
 {
     long numele = counted_entries(blob, size);
-    if (numele <= 0 || numele % 2 || numele / 2 > max_entries || numele / 2 > sorted_list_max) {
+    if (numele <= 0 || numele % 2 || numele / 2 > max_entries) {
         return numele < 0 ? -1 : 0;
     }
     return fields_distinct(blob, size, numele, 1, 1);
 }
 
 /* _zset_from_listpack's value (type 17, not deep), built: None when the walk refuses the blob,
- * a score is NaN, members repeat or there are more than one sublist's worth. */
+ * a score is NaN or members repeat. */
 static PyObject *
 zset_built(const unsigned char *blob, Py_ssize_t size, long max_entries)
 {
@@ -2706,7 +2672,7 @@ zset_built(const unsigned char *blob, Py_ssize_t size, long max_entries)
         return rc < 0 ? NULL : Py_NewRef(Py_None);
     }
     Py_ssize_t n = sink.count / 2;
-    if (sink.count % 2 || n == 0 || n > sorted_list_max) {
+    if (sink.count % 2 || n == 0) {
         sink_clear(&sink);
         Py_RETURN_NONE;
     }
@@ -2758,7 +2724,7 @@ zset_built(const unsigned char *blob, Py_ssize_t size, long max_entries)
     }
     PyObject *slots[ZSET_SLOTS];
     slots[ZSET_SCORES] = Py_NewRef(scores);
-    slots[ZSET_INDEX] = sorted_list_of(Py_NewRef(index));
+    slots[ZSET_INDEX] = score_index_of(Py_NewRef(index));
     slots[ZSET_ENCODING] = Py_NewRef(n > max_entries ? s_skiplist : s_listpack);
     slots[ZSET_SCAN] = Py_NewRef(Py_None);
     result = new_value(&zset_class, slots);
@@ -3185,7 +3151,7 @@ static PyObject *
 lp_zset_built(PyObject *module, PyObject *blob)
 {
     (void)module;
-    if (!PyBytes_CheckExact(blob) || zset_class.type == NULL || sorted_list_type == NULL) {
+    if (!PyBytes_CheckExact(blob) || zset_class.type == NULL || score_index_type == NULL) {
         Py_RETURN_NONE;
     }
     return zset_built((const unsigned char *)PyBytes_AS_STRING(blob), PyBytes_GET_SIZE(blob), LONG_MAX);
@@ -3236,7 +3202,7 @@ small_value(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t size = PyBytes_GET_SIZE(blob);
     switch (type) {
     case RDB_TYPE_ZSET_LISTPACK:
-        if (zset_class.type != NULL && sorted_list_type != NULL) {
+        if (zset_class.type != NULL && score_index_type != NULL) {
             long version = -1; /* the payload's footer version: unknown, not packed */
             if (PyBytes_CheckExact(args[3]) && PyBytes_GET_SIZE(args[3]) >= 11) {
                 const unsigned char *footer =
@@ -3399,20 +3365,12 @@ zset_parts(PyObject *value, long version)
     }
     PyObject *index = SLOT(value, zset_class, ZSET_INDEX);
     if (!encoding_is(SLOT(value, zset_class, ZSET_ENCODING), s_listpack) || index == NULL ||
-        !Py_IS_TYPE(index, sorted_list_type)) {
-        Py_RETURN_NONE;
+        !Py_IS_TYPE(index, score_index_type) || PyObject_Length(index) <= 0) {
+        PyErr_Clear();
+        Py_RETURN_NONE; /* (an empty zset is never stored) */
     }
-    PyObject *lists = PyObject_GetAttr(index, s_sl_lists);
-    if (lists == NULL) {
-        return NULL;
-    }
-    if (!PyList_CheckExact(lists) || PyList_GET_SIZE(lists) != 1 || !PyList_CheckExact(PyList_GET_ITEM(lists, 0))) {
-        Py_DECREF(lists);
-        Py_RETURN_NONE; /* an empty zset is never stored; a longer one: encode.py */
-    }
-    PyObject *args[2] = {PyList_GET_ITEM(lists, 0), version <= 10 ? Py_None : score_text_fn};
+    PyObject *args[2] = {index, version <= 10 ? Py_None : score_text_fn};
     PyObject *entries = args[1] == NULL ? Py_NewRef(Py_None) : lp_zset_entries(NULL, args, 2);
-    Py_DECREF(lists);
     if (entries == NULL || entries == Py_None) {
         return entries;
     }
@@ -3503,7 +3461,7 @@ dump_parts(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (type == hash_class.type) {
         return hash_parts(value);
     }
-    if (type == zset_class.type && sorted_list_type != NULL) {
+    if (type == zset_class.type && score_index_type != NULL) {
         return zset_parts(value, version);
     }
     if (type == set_class.type) {
@@ -3516,9 +3474,9 @@ dump_parts(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 }
 
 PyDoc_STRVAR(register_values_doc,
-"register_values(zset, set, hash, list, packed_list, sorted_list, no_field_ttls, score_text) -> list[str]\n\n"
-"The datatype classes small_value builds and dump_parts reads (sorted_list: SortedList, or\n"
-"None when its instances are not laid out as sorted_list_of lays them out; score_text: a\n"
+"register_values(zset, set, hash, list, packed_list, score_index, no_field_ttls, score_text) -> list[str]\n\n"
+"The datatype classes small_value builds and dump_parts reads (score_index: a zset's index\n"
+"class, made with its from_sorted, or None: zsets declined; score_text: a\n"
 "zset score's listpack text for targets >= 11).  Returns the names of the classes taken.");
 
 static PyObject *
@@ -3537,16 +3495,8 @@ register_values(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         INTERN(s_hashtable, "hashtable");
         INTERN(s_quicklist, "quicklist");
         INTERN(s_small_limits, "small_limits");
-        INTERN(s_sl_len, "_len");
-        INTERN(s_sl_load, "_load");
-        INTERN(s_sl_lists, "_lists");
-        INTERN(s_sl_maxes, "_maxes");
-        INTERN(s_sl_index, "_index");
-        INTERN(s_sl_offset, "_offset");
+        INTERN(s_from_sorted, "from_sorted");
 #undef INTERN
-        if ((empty_tuple = PyTuple_New(0)) == NULL) {
-            return NULL;
-        }
         static const char head_bytes[HEADS][3] = {{RDB_TYPE_SET}, {RDB_TYPE_SET_INTSET}, {RDB_TYPE_HASH_LISTPACK},
                                                   {RDB_TYPE_ZSET_LISTPACK},
                                                   {RDB_TYPE_LIST_QUICKLIST_2, 1, CONTAINER_PACKED},
@@ -3567,21 +3517,8 @@ register_values(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     value_class(&hash_class, args[2], hash_slot_names);
     value_class(&list_class, args[3], list_slot_names);
     value_class(&packed_class, args[4], packed_slot_names);
-    if (PyType_Check(args[5])) {
-        PyObject *load = PyObject_GetAttrString(args[5], "DEFAULT_LOAD_FACTOR");
-        if (load == NULL) {
-            return NULL;
-        }
-        Py_ssize_t n = PyLong_Check(load) ? PyLong_AsSsize_t(load) : -1;
-        if (n > 0) {
-            sorted_list_type = (PyTypeObject *)Py_NewRef(args[5]);
-            sorted_list_load = load;
-            sorted_list_max = n;
-        }
-        else {
-            Py_DECREF(load);
-            PyErr_Clear();
-        }
+    if (PyType_Check(args[5]) && PyObject_HasAttr(args[5], s_from_sorted)) {
+        Py_XSETREF(score_index_type, (PyTypeObject *)Py_NewRef(args[5]));
     }
     if (PyDict_Check(args[6])) {
         no_field_ttls = Py_NewRef(args[6]);
@@ -3593,7 +3530,7 @@ register_values(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *taken = PyList_New(0);
     const ValueClass *classes[5] = {&zset_class, &set_class, &hash_class, &list_class, &packed_class};
     for (int i = 0; taken != NULL && i < 5; i++) {
-        if (classes[i]->type != NULL && (i != 0 || sorted_list_type != NULL)) {
+        if (classes[i]->type != NULL && (i != 0 || score_index_type != NULL)) {
             PyObject *name = PyUnicode_FromString(classes[i]->type->tp_name);
             if (name == NULL || PyList_Append(taken, name) < 0) {
                 Py_CLEAR(taken);

@@ -20,11 +20,10 @@ from collections import deque
 from collections.abc import Callable
 from functools import partial
 
-from sortedcontainers import SortedList
-
 from dumpling.accel import PURE_PAYLOAD
 from dumpling.datatypes import HashValue, ListValue, SetValue, StreamValue, ZSetValue, hashes, sets, zsets
 from dumpling.datatypes.hashes import NO_FIELD_TTLS
+from dumpling.datatypes.scoreindex import ScoreIndex
 from dumpling.payload import bulk, intset, listpack, packedlist, quicklist, stream, ziplist, zipmap
 from dumpling.payload.envelope import FOOTER_SIZE, VALKEY_VERSION_MIN, check_envelope, is_foreign_version
 from dumpling.payload.errors import FOREIGN_TYPE, PayloadError, bad_data
@@ -839,14 +838,10 @@ _READERS: dict[int, _Reader] = {
 }
 
 
-# The SortedList attributes, in its constructor's order, that the C builder sets.
-SORTED_LIST_LAYOUT = ["_len", "_load", "_lists", "_maxes", "_index", "_offset"]
-
-
 def _register_values() -> bool:
     """Hand the datatype classes to the C builder of small values (``_listpack.small_value``,
-    ``dump_parts``): False when there is none (pure, or a build without it).  A SortedList
-    laid out otherwise than ``SORTED_LIST_LAYOUT`` is not given: zsets then take the readers."""
+    ``dump_parts``): False when there is none (pure, or a build without it).  A zset's index is
+    made with ``ScoreIndex.from_sorted``, whichever index class is in use."""
     try:
         from dumpling.payload import _listpack
     except ImportError:
@@ -854,9 +849,8 @@ def _register_values() -> bool:
     register = getattr(_listpack, "register_values", None)
     if PURE_PAYLOAD or register is None:
         return False
-    sorted_list = SortedList if list(vars(SortedList())) == SORTED_LIST_LAYOUT else None
     register(
-        ZSetValue, SetValue, HashValue, ListValue, packedlist.PackedList, sorted_list, NO_FIELD_TTLS,
+        ZSetValue, SetValue, HashValue, ListValue, packedlist.PackedList, ScoreIndex, NO_FIELD_TTLS,
         partial(score_text, rdb_version=11),
     )
     return True

@@ -1,0 +1,169 @@
+"""``ScoreIndex`` (``dumpling._zsetindex``, unboxed entries in C) against its reference
+``PyScoreIndex`` (a ``SortedList`` of ``(score, member)`` tuples): random sequences of every
+operation the zset code uses, on indexes big enough to split and merge many chunks; the same
+items, positions, refusals and float signs after each step, and the C invariants checked."""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+import pytest
+
+from dumpling.datatypes import scoreindex
+from dumpling.datatypes.scoreindex import PyScoreIndex
+from dumpling.datatypes.zsets import TOP
+from tests.fuzzing import scaled
+
+CIndex: Any = scoreindex._native
+pytestmark = pytest.mark.skipif(CIndex is None, reason="needs dumpling._zsetindex")
+
+SCORES = [0.0, -0.0, 1.0, -1.0, 2.5, math.inf, -math.inf, 1e300, 5e-324]
+
+
+def _signed(items: Any) -> list[tuple[str, bytes]]:
+    return [(repr(s), m) for s, m in items]
+
+
+def _key(rng: random.Random) -> tuple[float, Any]:
+    score = rng.choice(SCORES) if rng.random() < 0.5 else float(rng.randrange(-50, 50))
+    member = rng.choice([b"", TOP, b"m:%03d" % rng.randrange(200)])
+    return score, member
+
+
+def _entry(rng: random.Random) -> tuple[float, bytes]:
+    score = rng.choice(SCORES) if rng.random() < 0.3 else float(rng.randrange(-50, 50))
+    return score, b"m:%05d" % rng.randrange(20000)
+
+
+def _same(c: Any, py: Any) -> None:
+    c._check()
+    assert len(c) == len(py)
+    assert _signed(c) == _signed(py)
+
+
+def _outcome(fn: Any, *args: Any) -> Any:
+    try:
+        return ("ok", fn(*args))
+    except (ValueError, IndexError, TypeError) as e:
+        return ("error", type(e))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_operations_match_the_reference(seed: int) -> None:
+    rng = random.Random(seed)
+    start = sorted({m: (s, m) for s, m in (_entry(rng) for _ in range(rng.choice([0, 10, 600, 3000])))}.values())
+    c, py = CIndex.from_sorted(start), PyScoreIndex.from_sorted(start)
+    _same(c, py)
+    for _ in range(scaled(1500)):
+        op = rng.randrange(16)
+        n = len(py)
+        if op <= 3:  # adds dominate: the index grows past many chunk splits
+            for _ in range(rng.randrange(1, 60)):
+                item = _entry(rng)
+                if item not in py:
+                    c.add(item)
+                    py.add(item)
+        elif op == 4 and n:
+            item = py[rng.randrange(n)]
+            if rng.random() < 0.5:
+                c.remove(item)
+                py.remove(item)
+            else:
+                c.discard(item)
+                py.discard(item)
+            missing = (1.5, b"absent")
+            assert _outcome(c.remove, missing)[0] == _outcome(py.remove, missing)[0] == "error"
+        elif op == 5:
+            key = _key(rng)
+            assert c.bisect_left(key) == py.bisect_left(key)
+            assert c.bisect_right(key) == py.bisect_right(key)
+            assert (key in c) == (key in py)
+        elif op == 6 and n:
+            pos = rng.randrange(-n, n)
+            assert _signed([c[pos]]) == _signed([py[pos]])
+            assert _outcome(c.__getitem__, n) == _outcome(py.__getitem__, n)
+        elif op == 7:
+            a, b = rng.randrange(-n - 2, n + 2), rng.randrange(-n - 2, n + 2)
+            step_ = rng.choice([None, 1, 2, -1, -3])
+            assert _signed(c[a:b:step_]) == _signed(py[a:b:step_])
+        elif op == 8 and n:
+            a = rng.randrange(n)
+            b = min(n, a + rng.choice([1, 5, 40, 300, 2000]))
+            roll = rng.random()
+            if roll < 0.3:
+                del c[a:b]
+                del py[a:b]
+            elif roll < 0.6:
+                assert c.drop(a, b) == py.drop(a, b)
+            else:
+                got, want = c.cut(a, b), py.cut(a, b)
+                assert _signed(x for chunk in got for x in chunk) == _signed(x for chunk in want for x in chunk)
+        elif op == 9 and n:
+            pos = rng.choice([0, -1, n // 2, rng.randrange(n)])
+            assert _signed([c.pop(pos)]) == _signed([py.pop(pos)])
+        elif op == 10:
+            a = rng.choice([None, rng.randrange(-n - 2, n + 2)])
+            b = rng.choice([None, rng.randrange(-n - 2, n + 2)])
+            rev = rng.random() < 0.5
+            assert _signed(c.islice(a, b, reverse=rev)) == _signed(py.islice(a, b, reverse=rev))
+            lo, hi = sorted((rng.randrange(n + 1), rng.randrange(n + 1)))
+            assert c.members(lo, hi, rev) == py.members(lo, hi, rev)
+            assert c.flat_pairs(lo, hi, rev) == py.flat_pairs(lo, hi, rev)
+        elif op == 11:
+            lo, hi = rng.choice([None, _key(rng)]), rng.choice([None, _key(rng)])
+            inclusive = (rng.random() < 0.5, rng.random() < 0.5)
+            rev = rng.random() < 0.5
+            assert _signed(c.irange(lo, hi, inclusive=inclusive, reverse=rev)) == \
+                _signed(py.irange(lo, hi, inclusive=inclusive, reverse=rev))
+        elif op == 12:
+            assert _signed(reversed(c)) == _signed(reversed(py))
+            copied = c.copy()
+            assert type(copied) is CIndex and _signed(copied) == _signed(py)
+        elif op == 13 and n:
+            pos = rng.randrange(n)
+            del c[pos]
+            del py[pos]
+        elif op == 14 and n > 100:  # most of it goes at once: the chunks around the cut are merged
+            a, b = rng.randrange(10), n - rng.randrange(10)
+            del c[a:b]
+            del py[a:b]
+        elif op == 15:
+            assert _outcome(c.pop, n) == _outcome(py.pop, n) == ("error", IndexError)
+            if n:
+                pos = rng.randrange(n)
+                assert c.bisect_left(py[pos]) == pos and c.bisect_right(py[pos]) == pos + 1
+        _same(c, py)
+
+
+def test_from_sorted_sorts_what_is_not_in_order() -> None:
+    rng = random.Random(9)
+    items = list({m: (s, m) for s, m in (_entry(rng) for _ in range(2000))}.values())
+    assert _signed(CIndex.from_sorted(items)) == _signed(sorted(items))
+    assert _signed(CIndex(items)) == _signed(PyScoreIndex(items))
+
+
+def test_refusals() -> None:
+    c = CIndex()
+    for bad in [(1.0, "text"), (1.0,), "x", (None, b"a"), (1.0, bytearray(b"a"))]:
+        with pytest.raises(TypeError):
+            c.add(bad)
+    assert len(c) == 0
+    with pytest.raises(IndexError):
+        c.pop()
+    with pytest.raises(IndexError):
+        c[0]
+    with pytest.raises(ValueError):
+        c.remove((1.0, b"a"))
+    c.add((1, b"a"))  # an int score is its double
+    assert c[0] == (1.0, b"a") and type(c[0][0]) is float
+
+
+def test_iteration_stops_on_a_change() -> None:
+    c = CIndex.from_sorted([(float(i), b"%04d" % i) for i in range(1000)])
+    it = iter(c)
+    next(it)
+    c.add((0.5, b"x"))
+    with pytest.raises(RuntimeError):
+        next(it)
