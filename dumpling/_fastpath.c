@@ -629,6 +629,12 @@ static inline Py_ssize_t index_311(const DictKeys311 *dk, size_t i) {
         return ((const int32_t *)dk->dk_indices)[i];
     return (Py_ssize_t)((const int64_t *)dk->dk_indices)[i];
 }
+
+/* Where a name's entry was found last, by its hash: an instance dict's entries lie in the order its
+ * attributes were first set, the same for every Client (or Server) one __init__ made, so the probe
+ * is mostly skipped.  A remembered position is used only if that entry holds that very name. */
+#define ENTRY_HINTS 1024
+static Py_ssize_t g_entry_hint[ENTRY_HINTS];
 #endif
 
 static PyObject *entry(PyObject *dict, PyObject *name) {
@@ -638,11 +644,16 @@ static PyObject *entry(PyObject *dict, PyObject *name) {
     Py_hash_t hash = PyUnicode_CheckExact(name) ? ((PyASCIIObject *)name)->hash : -1;
     if (mp->ma_values == NULL && dk->dk_kind == DICT_KEYS_UNICODE_311 && hash != -1) {
         const DictEntry311 *entries = (const DictEntry311 *)(dk->dk_indices + ((size_t)1 << dk->dk_log2_index_bytes));
+        Py_ssize_t *hint = &g_entry_hint[(size_t)hash & (ENTRY_HINTS - 1)];
+        if (*hint < dk->dk_nentries && entries[*hint].me_key == name && entries[*hint].me_value != NULL)
+            return entries[*hint].me_value;
         size_t mask = ((size_t)1 << dk->dk_log2_size) - 1, perturb = (size_t)hash, i = (size_t)hash & mask;
         for (size_t probes = 0; probes <= mask; probes++) {
             Py_ssize_t ix = index_311(dk, i);
-            if (ix >= 0 && ix < dk->dk_nentries && entries[ix].me_key == name && entries[ix].me_value != NULL)
+            if (ix >= 0 && ix < dk->dk_nentries && entries[ix].me_key == name && entries[ix].me_value != NULL) {
+                *hint = ix;
                 return entries[ix].me_value;
+            }
             if (ix == -1) /* DKIX_EMPTY: the probe ends */
                 break;
             perturb >>= 5; /* PERTURB_SHIFT */
@@ -729,7 +740,10 @@ static int attr_true(PyObject *obj, PyObject *name) { return attr_true_in(plain_
 static int set_attr(PyObject *obj, PyObject *name, PyObject *value) {
     PyObject *dict = plain_dict(obj);
     if (dict != NULL) {
-        if (entry(dict, name) != NULL)
+        PyObject *was = entry(dict, name);
+        if (was == value) /* (the server's current client, a client's last command: mostly unchanged) */
+            return 0;
+        if (was != NULL)
             return PyDict_SetItem(dict, name, value);
         if (PyErr_Occurred())
             return -1;
@@ -837,6 +851,15 @@ static int add_to_attr(PyObject *obj, PyObject *name, long long amount) {
 }
 
 static int set_long_attr(PyObject *obj, PyObject *name, long long value) {
+    PyObject *dict = plain_dict(obj), *was = dict != NULL ? entry(dict, name) : NULL;
+    if (was != NULL && PyLong_CheckExact(was)) { /* (keyspace.now: the same millisecond) */
+        int overflow;
+        long long now = PyLong_AsLongLongAndOverflow(was, &overflow);
+        if (now == value && !overflow)
+            return 0;
+    }
+    if (PyErr_Occurred())
+        return -1;
     PyObject *v = PyLong_FromLongLong(value);
     if (v == NULL)
         return -1;
