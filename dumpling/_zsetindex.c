@@ -28,6 +28,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -89,7 +90,10 @@ entry_order(const Entry *e, const Key *k)
     return member_order(e->member, k->member);
 }
 
-/* A (score, member) tuple as a key; ``need_bytes``: the member must be bytes (an entry to add). */
+/* A (score, member) tuple as a key; ``need_bytes``: the member must be bytes and the score not
+ * NaN (an entry to add: a NaN has no place in the order).  The score is a float or an int (of
+ * any subclass), read without running Python code: a __float__ could change the list or index
+ * a caller is in the middle of reading (entries_of reads a list's items by position). */
 static int
 parse_key(PyObject *item, Key *k, int need_bytes)
 {
@@ -98,9 +102,22 @@ parse_key(PyObject *item, Key *k, int need_bytes)
         return -1;
     }
     PyObject *score = PyTuple_GET_ITEM(item, 0), *member = PyTuple_GET_ITEM(item, 1);
-    k->score = PyFloat_CheckExact(score) ? PyFloat_AS_DOUBLE(score) : PyFloat_AsDouble(score);
-    if (k->score == -1.0 && PyErr_Occurred())
+    if (PyFloat_Check(score)) {
+        k->score = PyFloat_AS_DOUBLE(score);
+    }
+    else if (PyLong_Check(score)) {
+        k->score = PyLong_AsDouble(score); /* (OverflowError past a double's range) */
+        if (k->score == -1.0 && PyErr_Occurred())
+            return -1;
+    }
+    else {
+        PyErr_Format(PyExc_TypeError, "a ScoreIndex score is a float or an int, not %.100s", Py_TYPE(score)->tp_name);
         return -1;
+    }
+    if (need_bytes && isnan(k->score)) {
+        PyErr_SetString(PyExc_ValueError, "a ScoreIndex score is not NaN");
+        return -1;
+    }
     if (PyBytes_CheckExact(member)) {
         k->member = member;
     }
@@ -1024,21 +1041,21 @@ si_cut(ScoreIndex *self, PyObject *const *args, Py_ssize_t nargs)
     return chunks;
 }
 
-/* The (lo, hi, reverse) arguments of the span readers: 0 <= lo <= hi <= len. */
+/* The (lo, hi, reverse) arguments of the span readers: 0 <= lo <= hi <= len (reverse NULL: the
+ * reader takes none). */
 static int
 span_args(ScoreIndex *self, PyObject *const *args, Py_ssize_t nargs, const char *name, Py_ssize_t *lo,
           Py_ssize_t *hi, int *reverse)
 {
-    if (nargs < 2 || nargs > 3) {
-        PyErr_Format(PyExc_TypeError, "%s(lo, hi, reverse=False)", name);
+    if (nargs < 2 || nargs > (reverse != NULL ? 3 : 2)) {
+        PyErr_Format(PyExc_TypeError, reverse != NULL ? "%s(lo, hi, reverse=False)" : "%s(lo, hi)", name);
         return -1;
     }
     *lo = PyLong_AsSsize_t(args[0]);
     *hi = PyLong_AsSsize_t(args[1]);
     if ((*lo == -1 || *hi == -1) && PyErr_Occurred())
         return -1;
-    *reverse = nargs == 3 ? PyObject_IsTrue(args[2]) : 0;
-    if (*reverse < 0)
+    if (reverse != NULL && (*reverse = nargs == 3 ? PyObject_IsTrue(args[2]) : 0) < 0)
         return -1;
     if (*lo < 0 || *hi > self->len || *lo > *hi) {
         PyErr_Format(PyExc_IndexError, "%s(lo, hi): 0 <= lo <= hi <= len", name);
@@ -1123,12 +1140,8 @@ si_flat_pairs(ScoreIndex *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     if (g_d2string == NULL)
         Py_RETURN_NONE;
-    PyObject *out = PyList_New(2 * (hi - lo));
-    if (out == NULL)
-        return NULL;
-    for (Py_ssize_t i = 0; i < 2 * (hi - lo); i++) /* (a failed walk frees a list of Nones) */
-        PyList_SET_ITEM(out, i, Py_NewRef(Py_None));
-    if (walk_span(self, lo, hi, reverse, visit_pair, out) < 0)
+    PyObject *out = PyList_New(2 * (hi - lo)); /* (NULL slots: a failed walk frees what it set) */
+    if (out != NULL && walk_span(self, lo, hi, reverse, visit_pair, out) < 0)
         Py_CLEAR(out);
     return out;
 }
@@ -1138,12 +1151,11 @@ static PyObject *
 si_drop(ScoreIndex *self, PyObject *const *args, Py_ssize_t nargs)
 {
     Py_ssize_t lo, hi;
-    int reverse;
-    if (span_args(self, args, nargs, "drop", &lo, &hi, &reverse) < 0)
+    if (span_args(self, args, nargs, "drop", &lo, &hi, NULL) < 0)
         return NULL;
     PyObject *out = PyList_New(hi - lo);
     if (out != NULL && cut_span(self, lo, hi, NULL, out) < 0)
-        Py_CLEAR(out); /* (cut_span fails before it moves anything) */
+        Py_CLEAR(out); /* (the references it moved into ``out`` go with it) */
     return out;
 }
 
@@ -1153,6 +1165,7 @@ si_copy(ScoreIndex *self, PyObject *unused)
     ScoreIndex *out = (ScoreIndex *)PyObject_CallNoArgs((PyObject *)Py_TYPE(self));
     if (out == NULL)
         return NULL;
+    clear_all(out); /* (a subclass's __init__ may have given it entries) */
     if (reserve_slots(out, self->nchunks) < 0) {
         Py_DECREF(out);
         return NULL;

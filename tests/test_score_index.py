@@ -28,17 +28,25 @@ def _signed(items: Any) -> list[tuple[str, bytes]]:
 
 def _key(rng: random.Random) -> tuple[float, Any]:
     score = rng.choice(SCORES) if rng.random() < 0.5 else float(rng.randrange(-50, 50))
-    member = rng.choice([b"", TOP, b"m:%03d" % rng.randrange(200)])
+    member = rng.choice([b"", TOP, b"m:%03d" % rng.randrange(200), rng.choice(ODD_MEMBERS)])
     return score, member
+
+
+# Members that differ only past a NUL byte, or where one is a prefix of another: the order is
+# memcmp then length, as bytes compare.
+ODD_MEMBERS = [b"", b"\x00", b"\x00\x00", b"a", b"a\x00", b"a\x00b", b"ab", b"\xff", b"\xff\x00", b"m:0"]
 
 
 def _entry(rng: random.Random) -> tuple[float, bytes]:
     score = rng.choice(SCORES) if rng.random() < 0.3 else float(rng.randrange(-50, 50))
+    if rng.random() < 0.05:
+        return score, rng.choice(ODD_MEMBERS) + b"%d" % rng.randrange(3) * rng.randrange(2)
     return score, b"m:%05d" % rng.randrange(20000)
 
 
 def _same(c: Any, py: Any) -> None:
     c._check()
+    py._check()  # SortedList's own invariants: cut_sublists lays its sublists out by hand
     assert len(c) == len(py)
     assert _signed(c) == _signed(py)
 
@@ -57,7 +65,7 @@ def test_random_operations_match_the_reference(seed: int) -> None:
     c, py = CIndex.from_sorted(start), PyScoreIndex.from_sorted(start)
     _same(c, py)
     for _ in range(scaled(1500)):
-        op = rng.randrange(16)
+        op = rng.randrange(18)
         n = len(py)
         if op <= 3:  # adds dominate: the index grows past many chunk splits
             for _ in range(rng.randrange(1, 60)):
@@ -134,6 +142,19 @@ def test_random_operations_match_the_reference(seed: int) -> None:
             if n:
                 pos = rng.randrange(n)
                 assert c.bisect_left(py[pos]) == pos and c.bisect_right(py[pos]) == pos + 1
+        elif op == 16:  # a slice with a step deleted: each position of it, from any end
+            a, b = rng.randrange(-n - 2, n + 2), rng.randrange(-n - 2, n + 2)
+            step_ = rng.choice([2, 3, 50, -1, -2, -7])
+            del c[a:b:step_]
+            del py[a:b:step_]
+        elif op == 17:  # whole-index reads and refusals, also of an empty index
+            lo = rng.randrange(n + 2)
+            assert _outcome(c.members, lo, n + 1) == _outcome(py.members, lo, n + 1) == ("error", IndexError)
+            assert _outcome(c.cut, n, n) == ("ok", [])
+            assert c.members(n, n) == c.drop(0, 0) == []
+            assert _signed(c.islice(n, 0)) == _signed(c.irange((1.0, TOP), (0.0, b""))) == []
+            if n:
+                assert _signed(c.irange(py[0], py[-1], inclusive=(False, False))) == _signed(py[1:-1])
         _same(c, py)
 
 
@@ -167,3 +188,56 @@ def test_iteration_stops_on_a_change() -> None:
     c.add((0.5, b"x"))
     with pytest.raises(RuntimeError):
         next(it)
+
+
+def test_a_score_runs_no_python_code() -> None:
+    """A score is a float or an int, read without running Python code: a ``__float__`` that
+    empties the list being read would leave the C loop reading freed items."""
+    class Emptying:
+        def __float__(self) -> float:
+            items.clear()
+            return 1.0
+
+    items: list[Any] = [(0.0, b"a"), (Emptying(), b"b"), *[(float(i), b"%04d" % i) for i in range(2, 50)]]
+    with pytest.raises(TypeError):
+        CIndex.from_sorted(items)
+    assert len(items) == 50
+    c = CIndex.from_sorted([(1.0, b"a")])
+    for bad in [(Emptying(), b"x"), ("1", b"x"), (None, b"x")]:
+        with pytest.raises(TypeError):
+            c.add(bad)
+        with pytest.raises(TypeError):
+            c.bisect_left(bad)
+        assert bad not in c
+    assert list(c) == [(1.0, b"a")]
+    class Score(float):
+        pass
+
+    c.add((Score(2.0), b"b"))
+    c.add((True, b"c"))  # an int subclass: its double
+    assert _signed(c) == [("1.0", b"a"), ("1.0", b"c"), ("2.0", b"b")]
+
+
+def test_nan_is_refused() -> None:
+    """A NaN has no place in the order (a zset never holds one: every parser refuses it)."""
+    c = CIndex.from_sorted([(1.0, b"a")])
+    for bad in [lambda: c.add((math.nan, b"x")), lambda: c.update([(2.0, b"y"), (math.nan, b"x")]),
+                lambda: CIndex.from_sorted([(math.nan, b"x")]), lambda: CIndex([(0.0, b"y"), (-math.nan, b"x")])]:
+        with pytest.raises(ValueError):
+            bad()
+    assert list(c) == [(1.0, b"a")]
+    c._check()
+
+
+def test_span_readers_take_their_arguments() -> None:
+    c = CIndex.from_sorted([(float(i), b"%d" % i) for i in range(10)])
+    py = PyScoreIndex.from_sorted(list(c))
+    for index in (c, py):
+        with pytest.raises(TypeError):
+            index.drop(0, 3, True)
+        with pytest.raises(IndexError):
+            index.drop(3, 2)
+        with pytest.raises(IndexError):
+            index.cut(-1, 2)
+    assert c.flat_pairs(7, 10, True) == py.flat_pairs(7, 10, True) == [b"9", b"9", b"8", b"8", b"7", b"7"]
+    assert len(c) == len(py) == 10

@@ -61,7 +61,8 @@ class PyScoreIndex(SortedList):  # type: ignore[misc]
     def cut(self, lo: int, hi: int) -> list[list[tuple[float, bytes]]]:
         """Remove positions ``[lo, hi)`` (0 <= lo <= hi <= len); their items as chunks in order
         (whole sublists where the span covers them, nothing re-sorted)."""
-        if hi <= lo:
+        self._span("cut", lo, hi)
+        if hi == lo:
             return []
         if hi - lo <= 32 or (chunks := cut_sublists(self, lo, hi)) is None:
             chunks = [list(self.islice(lo, hi))]
@@ -69,13 +70,21 @@ class PyScoreIndex(SortedList):  # type: ignore[misc]
         return chunks
 
 
+    def _span(self, name: str, lo: int, hi: int) -> None:
+        """The span readers take ``0 <= lo <= hi <= len`` and refuse any other, as the C ones do."""
+        if not 0 <= lo <= hi <= self._len:
+            raise IndexError(f"{name}(lo, hi): 0 <= lo <= hi <= len")
+
     def members(self, lo: int, hi: int, reverse: bool = False) -> list[bytes]:
+        self._span("members", lo, hi)
         return list(map(itemgetter(1), self.islice(lo, hi, reverse=reverse)))
 
     def flat_pairs(self, lo: int, hi: int, reverse: bool = False) -> list[Any]:
+        self._span("flat_pairs", lo, hi)
         return flat_pairs(list(self.islice(lo, hi, reverse=reverse)))
 
     def drop(self, lo: int, hi: int) -> list[bytes]:
+        self._span("drop", lo, hi)
         return [member for chunk in self.cut(lo, hi) for _, member in chunk]
 
 
