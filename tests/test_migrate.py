@@ -597,3 +597,32 @@ def test_batch_of_restore_requests_matches_the_reference() -> None:
                                      False, encode_payload) is None
     assert speedups.restore_requests(b"RESTORE", [b"k"], [b"v"], None, False, 80, options, False,
                                      encode_payload) is None
+
+
+def test_moved_values_are_freed_by_the_next_exchange_or_the_cron(node: ServerProcess) -> None:
+    """MigrateCache.retire: a migration's values (their keys deleted) are held until the next
+    exchange has written its requests, or the cron; nothing else keeps them."""
+    from dumpling.config import Config
+    from dumpling.dispatch import Server
+    from dumpling.server import Client
+    from tests.test_fastpath_fuzz import Transport
+
+    server = Server(Config())  # no event loop: MIGRATE runs synchronously, as inside MULTI
+    client = Client(server)
+    transport = Transport()
+    client.connection_made(transport)  # type: ignore[arg-type]
+    cache = server.migrate_cache  # type: ignore[attr-defined]
+    with node.raw() as conn:
+        conn.call("FLUSHALL")
+    for batch in ("a", "b"):
+        client.data_received(encode_command("HSET", f"{batch}1", "f", "v") + encode_command("SET", f"{batch}2", "v"))
+        client.data_received(encode_command("MIGRATE", "127.0.0.1", node.port, "", 0, 1000, "KEYS", f"{batch}1",
+                                            f"{batch}2"))
+        # this migration's values are held; the previous one's were freed once its requests were written
+        assert [[type(value).__name__ for value in values] for values in cache.retired] == [["HashValue", "bytes"]]
+    assert bytes(transport.data) == b":1\r\n+OK\r\n+OK\r\n" * 2
+    assert server.keyspace.dbs[0].data.get(b"a1") is None
+    cache.cron()
+    assert cache.retired == []
+    with node.raw() as conn:
+        assert parse_reply(conn.call("DBSIZE")) == 4
