@@ -400,14 +400,14 @@ locate(ScoreIndex *self, Py_ssize_t pos, Py_ssize_t *ci, Py_ssize_t *off)
     return 0;
 }
 
-/* The first chunk whose last entry is >= key (right: > key); nchunks if none. */
+/* The first of the ``n`` sorted entries ``e`` that is >= key (right: > key); n if none. */
 static Py_ssize_t
-chunk_for(ScoreIndex *self, const Key *k, int right)
+bisect_entries(const Entry *e, Py_ssize_t n, const Key *k, int right)
 {
-    Py_ssize_t lo = 0, hi = self->nchunks;
+    Py_ssize_t lo = 0, hi = n;
     while (lo < hi) {
         Py_ssize_t mid = (lo + hi) / 2;
-        int c = entry_order(&self->maxes[mid], k);
+        int c = entry_order(&e[mid], k);
         if (c < 0 || (right && c == 0))
             lo = mid + 1;
         else
@@ -416,19 +416,34 @@ chunk_for(ScoreIndex *self, const Key *k, int right)
     return lo;
 }
 
-static Py_ssize_t
+/* The first chunk whose last entry is >= key (right: > key); nchunks if none. */
+static inline Py_ssize_t
+chunk_for(ScoreIndex *self, const Key *k, int right)
+{
+    return bisect_entries(self->maxes, self->nchunks, k, right);
+}
+
+static inline Py_ssize_t
 offset_in(const Chunk *ch, const Key *k, int right)
 {
-    Py_ssize_t lo = 0, hi = ch->n;
-    while (lo < hi) {
-        Py_ssize_t mid = (lo + hi) / 2;
-        int c = entry_order(&ch->e[mid], k);
-        if (c < 0 || (right && c == 0))
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    return bisect_entries(ch->e, ch->n, k, right);
+}
+
+/* Where the entry equal to ``k`` is: 1 (at chunks[*ci]->e[*off]), or 0 when there is none. */
+static int
+find_entry(ScoreIndex *self, const Key *k, Py_ssize_t *ci, Py_ssize_t *off)
+{
+    if (k->member == NULL) /* (above every member: never an entry) */
+        return 0;
+    Py_ssize_t i = chunk_for(self, k, 0);
+    if (i == self->nchunks)
+        return 0;
+    Py_ssize_t j = offset_in(self->chunks[i], k, 0);
+    if (j == self->chunks[i]->n || entry_order(&self->chunks[i]->e[j], k) != 0)
+        return 0;
+    *ci = i;
+    *off = j;
+    return 1;
 }
 
 /* bisect_left (right: bisect_right) of ``k``; -1 on an error. */
@@ -440,6 +455,57 @@ position_of(ScoreIndex *self, const Key *k, int right)
         return self->len;
     Py_ssize_t before = before_chunk(self, i);
     return before < 0 ? -1 : before + offset_in(self->chunks[i], k, right);
+}
+
+/* The entries of positions [lo, hi), ascending or descending, one call of ``visit`` each (with
+ * the entry a few places ahead prefetched: members lie wherever they were allocated). */
+typedef int (*visit_fn)(const Entry *e, PyObject *out, Py_ssize_t at);
+
+static int
+walk_span(ScoreIndex *self, Py_ssize_t lo, Py_ssize_t hi, int reverse, visit_fn visit, PyObject *out)
+{
+    Py_ssize_t n = hi - lo, ci, off;
+    if (n <= 0)
+        return 0;
+    if (locate(self, reverse ? hi - 1 : lo, &ci, &off) < 0)
+        return -1;
+    for (Py_ssize_t p = 0; p < n; p++) {
+        Chunk *c = self->chunks[ci];
+        Py_ssize_t ahead = reverse ? off - 8 : off + 8;
+        if (ahead >= 0 && ahead < c->n)
+            __builtin_prefetch(c->e[ahead].member);
+        if (visit(&c->e[off], out, p) < 0)
+            return -1;
+        if (reverse) {
+            if (--off < 0 && --ci >= 0)
+                off = self->chunks[ci]->n - 1;
+        }
+        else if (++off == c->n) {
+            ci++;
+            off = 0;
+        }
+    }
+    return 0;
+}
+
+static int
+visit_tuple(const Entry *e, PyObject *out, Py_ssize_t at)
+{
+    PyObject *t = entry_tuple(e);
+    if (t == NULL)
+        return -1;
+    PyList_SET_ITEM(out, at, t);
+    return 0;
+}
+
+/* Positions [start, stop) as a new list of (score, member) tuples. */
+static PyObject *
+span_list(ScoreIndex *self, Py_ssize_t start, Py_ssize_t stop)
+{
+    PyObject *out = PyList_New(stop > start ? stop - start : 0);
+    if (out != NULL && walk_span(self, start, stop, 0, visit_tuple, out) < 0)
+        Py_CLEAR(out);
+    return out;
 }
 
 /* ------------------------------------------------------------------ changes */
@@ -511,32 +577,14 @@ static int
 cut_span(ScoreIndex *self, Py_ssize_t lo, Py_ssize_t hi, PyObject **items, PyObject *moved)
 {
     Py_ssize_t count = hi - lo, ci, off;
-    if (items != NULL) {
-        *items = PyList_New(count);
-        if (*items == NULL)
-            return -1;
-    }
+    if (items != NULL && (*items = span_list(self, lo, hi)) == NULL)
+        return -1;
     if (count <= 0)
         return 0;
     if (locate(self, lo, &ci, &off) < 0) {
         if (items != NULL)
             Py_CLEAR(*items);
         return -1;
-    }
-    if (items != NULL) {
-        Py_ssize_t i = ci, o = off;
-        for (Py_ssize_t p = 0; p < count; p++) {
-            PyObject *t = entry_tuple(&self->chunks[i]->e[o]);
-            if (t == NULL) {
-                Py_CLEAR(*items);
-                return -1;
-            }
-            PyList_SET_ITEM(*items, p, t);
-            if (++o == self->chunks[i]->n) {
-                i++;
-                o = 0;
-            }
-        }
     }
     Py_ssize_t kept_before = off ? ci : ci - 1; /* the chunk left holding entries before lo */
     Py_ssize_t left = count;
@@ -777,15 +825,10 @@ static int
 remove_item(ScoreIndex *self, PyObject *item)
 {
     Key k;
+    Py_ssize_t i, j;
     if (parse_key(item, &k, 0) < 0)
         return -1;
-    if (k.member == NULL)
-        return 0;
-    Py_ssize_t i = chunk_for(self, &k, 0);
-    if (i == self->nchunks)
-        return 0;
-    Py_ssize_t j = offset_in(self->chunks[i], &k, 0);
-    if (j == self->chunks[i]->n || entry_order(&self->chunks[i]->e[j], &k) != 0)
+    if (!find_entry(self, &k, &i, &j))
         return 0;
     PyObject *member;
     int rc = delete_at(self, i, j, &member);
@@ -840,17 +883,12 @@ static int
 si_contains(ScoreIndex *self, PyObject *item)
 {
     Key k;
+    Py_ssize_t i, j;
     if (parse_key(item, &k, 0) < 0) {
         PyErr_Clear();
         return 0;
     }
-    if (k.member == NULL)
-        return 0;
-    Py_ssize_t i = chunk_for(self, &k, 0);
-    if (i == self->nchunks)
-        return 0;
-    Py_ssize_t j = offset_in(self->chunks[i], &k, 0);
-    return j < self->chunks[i]->n && entry_order(&self->chunks[i]->e[j], &k) == 0;
+    return find_entry(self, &k, &i, &j);
 }
 
 static PyObject *
@@ -870,33 +908,6 @@ si_item(ScoreIndex *self, Py_ssize_t pos)
         return NULL;
     }
     return item_at(self, pos);
-}
-
-/* Positions [start, stop) as a new list of tuples. */
-static PyObject *
-span_list(ScoreIndex *self, Py_ssize_t start, Py_ssize_t stop)
-{
-    Py_ssize_t n = stop > start ? stop - start : 0, ci, off;
-    PyObject *out = PyList_New(n);
-    if (out == NULL || n == 0)
-        return out;
-    if (locate(self, start, &ci, &off) < 0) {
-        Py_DECREF(out);
-        return NULL;
-    }
-    for (Py_ssize_t p = 0; p < n; p++) {
-        PyObject *t = entry_tuple(&self->chunks[ci]->e[off]);
-        if (t == NULL) {
-            Py_DECREF(out);
-            return NULL;
-        }
-        PyList_SET_ITEM(out, p, t);
-        if (++off == self->chunks[ci]->n) {
-            ci++;
-            off = 0;
-        }
-    }
-    return out;
 }
 
 static PyObject *
@@ -1060,37 +1071,6 @@ span_args(ScoreIndex *self, PyObject *const *args, Py_ssize_t nargs, const char 
     if (*lo < 0 || *hi > self->len || *lo > *hi) {
         PyErr_Format(PyExc_IndexError, "%s(lo, hi): 0 <= lo <= hi <= len", name);
         return -1;
-    }
-    return 0;
-}
-
-/* The entries of positions [lo, hi), ascending or descending, one call of ``visit`` each (with
- * the entry a few places ahead prefetched: members lie wherever they were allocated). */
-typedef int (*visit_fn)(const Entry *e, PyObject *out, Py_ssize_t at);
-
-static int
-walk_span(ScoreIndex *self, Py_ssize_t lo, Py_ssize_t hi, int reverse, visit_fn visit, PyObject *out)
-{
-    Py_ssize_t n = hi - lo, ci, off;
-    if (n <= 0)
-        return 0;
-    if (locate(self, reverse ? hi - 1 : lo, &ci, &off) < 0)
-        return -1;
-    for (Py_ssize_t p = 0; p < n; p++) {
-        Chunk *c = self->chunks[ci];
-        Py_ssize_t ahead = reverse ? off - 8 : off + 8;
-        if (ahead >= 0 && ahead < c->n)
-            __builtin_prefetch(c->e[ahead].member);
-        if (visit(&c->e[off], out, p) < 0)
-            return -1;
-        if (reverse) {
-            if (--off < 0 && --ci >= 0)
-                off = self->chunks[ci]->n - 1;
-        }
-        else if (++off == c->n) {
-            ci++;
-            off = 0;
-        }
     }
     return 0;
 }
