@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 from typing import Any
 
 import pytest
@@ -241,3 +242,51 @@ def test_span_readers_take_their_arguments() -> None:
             index.cut(-1, 2)
     assert c.flat_pairs(7, 10, True) == py.flat_pairs(7, 10, True) == [b"9", b"9", b"8", b"8", b"7", b"7"]
     assert len(c) == len(py) == 10
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_references_balance(seed: int) -> None:
+    """Every operation, refused ones included, leaves each member with exactly one reference
+    per entry holding it, and an emptied index holds none."""
+    rng = random.Random(seed)
+    pool = [b"r:%06d:%d" % (i, seed) for i in range(2000)]  # objects of their own, not interned
+    base = [sys.getrefcount(m) for m in pool]
+    c = CIndex()
+    _exercise(c, rng, pool)  # (in a function of its own: no local of it holds a member after)
+    c._check()
+    held = [0] * len(pool)
+    at = {id(m): i for i, m in enumerate(pool)}
+    for entry in c:
+        held[at[id(entry[1])]] += 1
+    entry = None
+    assert [sys.getrefcount(m) for m in pool] == [b + h for b, h in zip(base, held, strict=True)]
+    c.__init__()  # emptied
+    assert [sys.getrefcount(m) for m in pool] == base
+
+
+def _exercise(c: Any, rng: random.Random, pool: list[bytes]) -> None:
+    for _ in range(scaled(800)):
+        n = len(c)
+        op = rng.randrange(10)
+        try:
+            if op <= 3:
+                batch = {(float(rng.randrange(-30, 30)), rng.choice(pool)) for _ in range(rng.randrange(1, 80))}
+                c.update([item for item in batch if item not in c])
+            elif op == 4 and n:
+                c.pop(rng.randrange(-n, n))
+            elif op == 5 and n:
+                a = rng.randrange(n)
+                c.drop(a, min(n, a + rng.randrange(1, 600)))
+            elif op == 6 and n:
+                a = rng.randrange(n)
+                c.cut(a, min(n, a + rng.randrange(1, 3000)))
+            elif op == 7:
+                del c[rng.randrange(-n - 2, n + 2):rng.randrange(-n - 2, n + 2):rng.choice([1, 2, -3])]
+            elif op == 8:
+                lo, hi = sorted((rng.randrange(n + 1), rng.randrange(n + 1)))
+                c.members(lo, hi, True), c.flat_pairs(lo, hi), c[lo:hi:rng.choice([1, -2])], c.copy()
+                list(c.irange((0.0, TOP), (5.0, b"r"))), c.members(lo, n + 1)
+            elif op == 9:
+                c.update([(1.0, rng.choice(pool)), (rng.choice([math.nan, "1"]), rng.choice(pool))])
+        except (ValueError, IndexError, TypeError):
+            pass
