@@ -116,12 +116,17 @@ def main() -> None:
             cpu: dict[str, dict[str, list[float]]] = {name: {} for name in servers}
             for _ in range(args.rounds):
                 for name, server in servers.items():
-                    if args.cpu:
-                        measured = run_with_cpu(server, args.requests, pipeline, args.tests)
-                    else:
-                        measured = {test: (rate, 0.0)
-                                    for test, rate in run_benchmark(server.port, args.requests, pipeline,
-                                                                    args.tests).items()}
+                    try:
+                        if args.cpu:
+                            measured = run_with_cpu(server, args.requests, pipeline, args.tests)
+                        else:
+                            measured = {test: (rate, 0.0)
+                                        for test, rate in run_benchmark(server.port, args.requests, pipeline,
+                                                                        args.tests).items()}
+                    except subprocess.CalledProcessError as e:  # say which server and why
+                        print(f"redis-benchmark failed against {name}: {e.stdout[-500:]}{e.stderr[-500:]}\n"
+                              f"its log ends:\n{server.log()[-2000:]}", flush=True)
+                        raise
                     for test, (rate, cpu_us) in measured.items():
                         rps[name].setdefault(test, []).append(rate)
                         cpu[name].setdefault(test, []).append(cpu_us)
