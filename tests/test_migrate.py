@@ -186,6 +186,39 @@ def test_connection_failures_match_redis(pair) -> None:
     pair.same("GET", "k")
 
 
+def _lazyfreed(conn: RawConnection) -> int:
+    """INFO's lazyfreed_objects once nothing is pending (Redis's lazyfree thread counts a
+    value when it has freed it)."""
+    deadline = time.monotonic() + 10
+    while True:
+        info = conn.call("INFO", "memory").decode()
+        fields = dict(line.split(":", 1) for line in info.split("\r\n") if ":" in line)
+        if fields["lazyfree_pending_objects"] == "0" or time.monotonic() > deadline:
+            return int(fields["lazyfreed_objects"])
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("lazy", ["yes", "no"])
+def test_moved_keys_are_deleted_as_server_deletions_like_redis(pair, target, lazy: str) -> None:
+    """Redis deletes a moved key with dbDelete, which follows lazyfree-lazy-server-del: a big
+    value is handed to the lazyfree thread and counted in INFO's lazyfreed_objects."""
+    fake = target()
+    fields = [item for i in range(600) for item in (f"f{i}", "v")]  # a hashtable: 600 frees
+    before = {}
+    try:
+        pair.same("CONFIG", "SET", "lazyfree-lazy-server-del", lazy)
+        for conn in (pair.ours, pair.theirs):
+            before[conn] = _lazyfreed(conn)
+        pair.same("HSET", "big", *fields)
+        pair.same("SET", "small", "v")
+        pair.same("MIGRATE", "127.0.0.1", fake.port, "", "0", "1000", "KEYS", "big", "small")
+        pair.same("EXISTS", "big", "small")
+        ours, theirs = (_lazyfreed(conn) - before[conn] for conn in (pair.ours, pair.theirs))
+        assert ours == theirs == (1 if lazy == "yes" else 0)
+    finally:
+        pair.both("CONFIG", "SET", "lazyfree-lazy-server-del", "no")
+
+
 # ----------------------------------------------------------------------------- on the wire
 
 

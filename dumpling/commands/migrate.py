@@ -690,12 +690,17 @@ class Migration:
 
     def _delete(self, keys: list[bytes]) -> None:
         """Delete the keys the target acknowledged: a ``del`` event each, one DEL of them all
-        propagated, as Redis rewrites MIGRATE."""
+        propagated, as Redis rewrites MIGRATE.  A server deletion (``dbDelete``): with
+        lazyfree-lazy-server-del a big value counts as freed lazily, as Redis's would."""
         db, ks = self.db, self.client.keyspace
         delete, changed = db.delete, ks.changed
+        lazy = self.server.config["lazyfree-lazy-server-del"]
         moved = []
         for key in keys:
+            value = db.data.get(key) if lazy else None
             if delete(key):
+                if value is not None:
+                    ks.freed_lazily(value)
                 changed(db, key, b"del", "g")
                 moved.append(key)
         if moved:
