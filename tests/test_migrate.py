@@ -632,6 +632,47 @@ def test_batch_of_restore_requests_matches_the_reference() -> None:
                                      encode_payload) is None
 
 
+_LISTS_EMPTIED_BY_A_TTL = """
+from dumpling.payload import bulk, encode_payload
+from dumpling.commands.dump import dump_writer
+from dumpling.config import Config
+from dumpling.dispatch import Server
+
+version, options = dump_writer(Server(Config()))
+keys, values = [b"k" * (1 << 21)], [b"v" * (1 << 21)]  # freed memory goes back to the system
+
+
+class Ttl:
+    def __index__(self) -> int:
+        keys.clear()
+        values.clear()
+        return 5
+
+
+try:
+    bulk.speedups.restore_requests(b"RESTORE", keys, values, [Ttl()], False, version, options, False,
+                                   encode_payload)
+except RuntimeError as e:
+    print("refused:", e)
+"""
+
+
+def test_batch_of_restore_requests_survives_a_ttl_that_runs_python() -> None:
+    """A TTL's __index__ is Python that may change the lists: the C pass holds what it reads
+    and refuses lists that changed size, never reading a freed key or value."""
+    import subprocess
+    import sys
+
+    from dumpling.payload import bulk
+
+    if bulk.speedups is None:
+        pytest.skip("payload speedups not built (pure mode)")
+    run = subprocess.run([sys.executable, "-c", _LISTS_EMPTIED_BY_A_TTL], capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == "refused: restore_requests: a list changed size\n"
+
+
 def test_moved_values_are_freed_by_the_next_exchange_or_the_cron(node: ServerProcess) -> None:
     """MigrateCache.retire: a migration's values (their keys deleted) are held until the next
     exchange has written its requests, or the cron; nothing else keeps them."""

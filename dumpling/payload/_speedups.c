@@ -1959,22 +1959,28 @@ restore_requests(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Writer w = {NULL, 0, 0, NULL, compressing ? Py_True : Py_False, compressing};
     PyObject *out = NULL;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys); i++) {
-        /* encode_payload runs Python: the lists are read again at every step */
+        /* encode_payload and a TTL's __index__ run Python: the lists are read again after each */
         if (i >= PyList_GET_SIZE(values) || (ttls != Py_None && i >= PyList_GET_SIZE(ttls))) {
             PyErr_SetString(PyExc_RuntimeError, "restore_requests: a list changed size");
             goto done;
+        }
+        long long ttl = 0;
+        if (ttls != Py_None) {
+            PyObject *ttl_obj = Py_NewRef(PyList_GET_ITEM(ttls, i));
+            ttl = PyLong_AsLongLong(ttl_obj);
+            Py_DECREF(ttl_obj);
+            if (ttl == -1 && PyErr_Occurred()) {
+                goto done;
+            }
+            if (i >= PyList_GET_SIZE(keys) || i >= PyList_GET_SIZE(values)) {
+                PyErr_SetString(PyExc_RuntimeError, "restore_requests: a list changed size");
+                goto done;
+            }
         }
         PyObject *key = PyList_GET_ITEM(keys, i);
         if (!PyBytes_CheckExact(key)) {
             out = Py_NewRef(Py_None);
             goto done;
-        }
-        long long ttl = 0;
-        if (ttls != Py_None) {
-            ttl = PyLong_AsLongLong(PyList_GET_ITEM(ttls, i));
-            if (ttl == -1 && PyErr_Occurred()) {
-                goto done;
-            }
         }
         Py_INCREF(key);
         PyObject *value = Py_NewRef(PyList_GET_ITEM(values, i));
