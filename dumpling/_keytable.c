@@ -456,6 +456,204 @@ static PyObject *kt_sizeof(PyObject *self, PyObject *unused) {
     return PyLong_FromSize_t(n);
 }
 
+/* ------------------------------------------------------------------ SCAN and random keys */
+
+/* SCAN over the table itself (dict.c's dictScan idea): the cursor counts buckets with its
+ * bits reversed, so the buckets a grown or shrunk table splits a visited bucket into, or merges
+ * it into, come after it in that order; while a rehash runs, the smaller table's bucket and
+ * every bucket of the bigger one that expands it are visited together.  Every key present for
+ * the whole scan is returned at least once (some may repeat); nothing here changes the table. */
+
+static inline uint64_t reverse_bits(uint64_t v) {
+    v = ((v >> 1) & 0x5555555555555555ULL) | ((v & 0x5555555555555555ULL) << 1);
+    v = ((v >> 2) & 0x3333333333333333ULL) | ((v & 0x3333333333333333ULL) << 2);
+    v = ((v >> 4) & 0x0F0F0F0F0F0F0F0FULL) | ((v & 0x0F0F0F0F0F0F0F0FULL) << 4);
+    v = ((v >> 8) & 0x00FF00FF00FF00FFULL) | ((v & 0x00FF00FF00FF00FFULL) << 8);
+    v = ((v >> 16) & 0x0000FFFF0000FFFFULL) | ((v & 0x0000FFFF0000FFFFULL) << 16);
+    return (v >> 32) | (v << 32);
+}
+
+/* The cursor after the bucket `v & mask`: the next one in reversed-bit order. */
+static inline uint64_t next_cursor(uint64_t v, uint64_t mask) {
+    v |= ~mask; /* (the bits above the mask carry the increment out) */
+    return reverse_bits(reverse_bits(v) + 1);
+}
+
+/* Append the bucket's keys (and values) to out: 0, or -1 with an exception. */
+static int emit_bucket(const KtEntry *e, PyObject *out, int values) {
+    for (; e != NULL; e = e->next) {
+        if (PyList_Append(out, e->key) < 0 || (values && PyList_Append(out, e->value) < 0))
+            return -1;
+    }
+    return 0;
+}
+
+/* One dictScan step from cursor *v: its buckets emitted, *v the next cursor. */
+static int scan_step(KeyTableObject *kt, uint64_t *v, PyObject *out, int values) {
+    uint64_t c = *v;
+    if (!rehashing(kt)) {
+        uint64_t m = kt->ht[0].size - 1;
+        if (emit_bucket(kt->ht[0].buckets[c & m], out, values) < 0)
+            return -1;
+        *v = next_cursor(c, m);
+        return 0;
+    }
+    KtTable *small = &kt->ht[0], *big = &kt->ht[1];
+    if (small->size > big->size) {
+        KtTable *t = small;
+        small = big;
+        big = t;
+    }
+    uint64_t m0 = small->size - 1, m1 = big->size - 1;
+    if (emit_bucket(small->buckets[c & m0], out, values) < 0)
+        return -1;
+    do { /* the bigger table's buckets that expand the smaller one's */
+        if (emit_bucket(big->buckets[c & m1], out, values) < 0)
+            return -1;
+        c = next_cursor(c, m1);
+    } while (c & (m0 ^ m1));
+    *v = c;
+    return 0;
+}
+
+/* scan(cursor, count=10, values=False) -> (next_cursor, [key, ...] or [key, value, ...]):
+ * buckets from cursor until about count keys are gathered or count*10 buckets were visited
+ * (SCAN's loop); next_cursor 0 when the table has been walked. */
+static PyObject *kt_scan(PyObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"cursor", "count", "values", NULL};
+    PyObject *cursor_obj;
+    Py_ssize_t count = 10;
+    int values = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|np:scan", kwlist, &cursor_obj, &count, &values))
+        return NULL;
+    uint64_t v = PyLong_AsUnsignedLongLong(cursor_obj);
+    if (v == (uint64_t)-1 && PyErr_Occurred())
+        return NULL;
+    if (count < 1) {
+        PyErr_SetString(PyExc_ValueError, "count must be at least 1");
+        return NULL;
+    }
+    KeyTableObject *kt = (KeyTableObject *)self;
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    if (keytable_len(self) == 0) {
+        v = 0;
+    } else {
+        Py_ssize_t budget = count > PY_SSIZE_T_MAX / 10 ? PY_SSIZE_T_MAX : count * 10;
+        Py_ssize_t want = values ? (count > PY_SSIZE_T_MAX / 2 ? PY_SSIZE_T_MAX : count * 2) : count;
+        do {
+            if (scan_step(kt, &v, out, values) < 0) {
+                Py_DECREF(out);
+                return NULL;
+            }
+        } while (v != 0 && --budget > 0 && PyList_GET_SIZE(out) < want);
+    }
+    PyObject *next = PyLong_FromUnsignedLongLong(v);
+    if (next == NULL) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    PyObject *r = PyTuple_Pack(2, next, out);
+    Py_DECREF(next);
+    Py_DECREF(out);
+    return r;
+}
+
+/* splitmix64: the random bucket picks (seeded at module init). */
+static uint64_t rng_state;
+
+static inline uint64_t rng_next(void) {
+    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+#define FAIR_SAMPLE 20
+
+/* Up to `count` entries from consecutive buckets at a random place (dictGetSomeKeys): a run of
+ * empty buckets longer than count (at least 5) jumps elsewhere; at most count*10 steps.  The
+ * number found (0 is possible, rarely, in a sparse table). */
+static size_t some_entries(KeyTableObject *kt, KtEntry **out, size_t count) {
+    size_t used = kt->ht[0].used + kt->ht[1].used;
+    if (used < count)
+        count = used;
+    if (count == 0)
+        return 0;
+    int tables = rehashing(kt) ? 2 : 1;
+    size_t mask = kt->ht[0].size - 1;
+    if (tables == 2 && kt->ht[1].size - 1 > mask)
+        mask = kt->ht[1].size - 1;
+    size_t i = (size_t)rng_next() & mask, stored = 0, empty_run = 0, steps = count * 10;
+    while (stored < count && steps--) {
+        for (int t = 0; t < tables; t++) {
+            if (tables == 2 && t == 0 && i < (size_t)kt->rehashidx) {
+                /* ht[0] is empty below rehashidx: skip it there, or jump to rehashidx when i is
+                 * past the end of ht[1] too (a shrink) */
+                if (i >= kt->ht[1].size)
+                    i = (size_t)kt->rehashidx;
+                else
+                    continue;
+            }
+            if (i >= kt->ht[t].size)
+                continue;
+            KtEntry *e = kt->ht[t].buckets[i];
+            if (e == NULL) {
+                if (++empty_run >= 5 && empty_run > count) {
+                    i = (size_t)rng_next() & mask;
+                    empty_run = 0;
+                }
+                continue;
+            }
+            empty_run = 0;
+            for (; e != NULL && stored < count; e = e->next)
+                out[stored++] = e;
+            if (stored == count)
+                return stored;
+        }
+        i = (i + 1) & mask;
+    }
+    return stored;
+}
+
+/* A random entry (dictGetFairRandomKey): one of up to FAIR_SAMPLE entries found together, so a
+ * key in a long chain is not less likely than one alone; failing that, a random non-empty bucket
+ * and a random entry of its chain.  NULL when the table is empty. */
+static KtEntry *random_entry(KeyTableObject *kt) {
+    if (kt->ht[0].used + kt->ht[1].used == 0)
+        return NULL;
+    rehash_step(kt);
+    KtEntry *found[FAIR_SAMPLE];
+    size_t n = some_entries(kt, found, FAIR_SAMPLE);
+    if (n > 0)
+        return found[rng_next() % n];
+    KtEntry *e = NULL;
+    while (e == NULL) {
+        if (rehashing(kt)) { /* a bucket of ht[0] from rehashidx on, or of ht[1] */
+            size_t from = (size_t)kt->rehashidx, span = kt->ht[0].size - from + kt->ht[1].size;
+            size_t i = from + (size_t)(rng_next() % span);
+            e = i >= kt->ht[0].size ? kt->ht[1].buckets[i - kt->ht[0].size] : kt->ht[0].buckets[i];
+        } else {
+            e = kt->ht[0].buckets[rng_next() & (kt->ht[0].size - 1)];
+        }
+    }
+    size_t len = 0;
+    for (KtEntry *x = e; x != NULL; x = x->next)
+        len++;
+    for (size_t k = (size_t)(rng_next() % len); k > 0; k--)
+        e = e->next;
+    return e;
+}
+
+/* random_key() -> a random key, or None when the table is empty. */
+static PyObject *kt_random_key(PyObject *self, PyObject *unused) {
+    KtEntry *e = random_entry((KeyTableObject *)self);
+    if (e == NULL)
+        Py_RETURN_NONE;
+    return Py_NewRef(e->key);
+}
+
 /* ------------------------------------------------------------------ iterators */
 
 enum { IT_KEYS, IT_VALUES, IT_ITEMS };
@@ -570,6 +768,9 @@ static PyMethodDef kt_methods[] = {
     {"rehash_for", kt_rehash_for, METH_O,
      "rehash_for(us) -> bool: rehash for up to us microseconds; True while rehashing"},
     {"stats", kt_stats, METH_NOARGS, "stats() -> (size0, used0, size1, used1, rehashidx)"},
+    {"scan", (PyCFunction)(void (*)(void))kt_scan, METH_VARARGS | METH_KEYWORDS,
+     "scan(cursor, count=10, values=False) -> (next_cursor, keys, or [key, value, ...] with values)"},
+    {"random_key", kt_random_key, METH_NOARGS, "random_key() -> a random key, None if empty"},
     {"__sizeof__", kt_sizeof, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
@@ -599,6 +800,7 @@ static struct PyModuleDef module_def = {
 };
 
 PyMODINIT_FUNC PyInit__keytable(void) {
+    rng_state = (uint64_t)monotonic_us() ^ ((uint64_t)time(NULL) << 20) ^ (uint64_t)(uintptr_t)&rng_state;
     if (PyType_Ready(&KeyTableType) < 0 || PyType_Ready(&KtIterType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module_def);

@@ -9,6 +9,13 @@ one, ``default`` for a missing key) and ``set_field(key, field)`` (False, nothin
 missing key).  A new key starts with field 0; replacing a value keeps the field.
 ``rehash_steps(n)`` / ``rehash_for(us)`` let the cron move the C table's buckets after a
 resize (the reference has nothing to move: a Python dict resizes whole).
+``scan(cursor, count=10, values=False)`` -> ``(next_cursor, keys)`` (with ``values``, a flat
+``[key, value, ...]``) is SCAN's walk: every key present from the first call (cursor 0) to the
+last (next cursor 0) is returned at least once, some may repeat, and about ``count`` keys come
+back a call; the C table walks its buckets with Redis's reverse-binary cursor, the reference a
+``ScanOrder`` (its cursors mean something else: never hand one table's cursor to the other).
+``random_key()`` is a random key (None if empty), what RANDOMKEY, eviction and memory sampling
+take, without a list of every key.
 
 Must not: know about expiry, databases or commands (``dumpling.keyspace`` does).
 """
@@ -18,16 +25,27 @@ from __future__ import annotations
 from typing import Any
 
 from dumpling import accel
+from dumpling.scan import ScanOrder
 
 
 class PyKeyTable(dict):  # type: ignore[type-arg]
-    """The reference: a dict of values plus a dict of the fields set."""
+    """The reference: a dict of values plus a dict of the fields set, and the ``ScanOrder``
+    that serves ``scan``/``random_key`` once one is asked for (every new key then recorded)."""
 
-    __slots__ = ("fields",)
+    __slots__ = ("fields", "order")
 
     def __init__(self) -> None:
         super().__init__()
         self.fields: dict[bytes, int] = {}
+        self.order: ScanOrder | None = None
+
+    def __setitem__(self, key: bytes, value: Any) -> None:
+        order = self.order
+        if order is None or key in self:
+            dict.__setitem__(self, key, value)
+            return
+        dict.__setitem__(self, key, value)
+        order.added(key)  # (after: a compaction keeps what the dict holds)
 
     def __delitem__(self, key: bytes) -> None:
         dict.__delitem__(self, key)
@@ -44,6 +62,26 @@ class PyKeyTable(dict):  # type: ignore[type-arg]
     def clear(self) -> None:
         dict.clear(self)
         self.fields.clear()
+        self.order = None
+
+    def scan(self, cursor: int, count: int = 10, values: bool = False) -> tuple[int, list[Any]]:
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        if self.order is None:
+            self.order = ScanOrder(self)
+        next_cursor, keys = self.order.scan(cursor, count)
+        if not values:
+            return next_cursor, keys
+        flat: list[Any] = []
+        for key in keys:
+            flat += (key, dict.__getitem__(self, key))
+        return next_cursor, flat
+
+    def random_key(self) -> bytes | None:
+        if self.order is None:
+            self.order = ScanOrder(self)
+        key: bytes | None = self.order.random_key()
+        return key
 
     def get_field(self, key: bytes, default: Any = None) -> Any:
         return self.fields.get(key, 0) if key in self else default

@@ -38,6 +38,12 @@ def contents(table: Any) -> list[tuple[bytes, Any, Any]]:
     return sorted((key, value, table.get_field(key)) for key, value in table.items())
 
 
+def picked(table: Any) -> Any:
+    """random_key's answer as comparable across tables: None when empty, else it is a key."""
+    key = table.random_key()
+    return None if key is None else (type(key) is bytes and key in table)
+
+
 def random_step(rng: random.Random, keys: list[bytes], tables: list[Any]) -> list[Any]:
     """One random operation applied to every table: what each answered."""
     key = rng.choice(keys)
@@ -82,7 +88,27 @@ def random_step(rng: random.Random, keys: list[bytes], tables: list[Any]) -> lis
         for t in tables:
             t.clear()
         return [None]
+    if roll < 0.975:  # a whole SCAN with nothing changing: every key, pairs that match
+        count, values = rng.choice([1, 3, 10, 100]), rng.random() < 0.5
+        return [outcome(lambda t=t: full_scan(t, count, values)) for t in tables]
+    if roll < 0.99:
+        return [outcome(lambda t=t: picked(t)) for t in tables]
     return [outcome(lambda t=t: (len(t), bool(t))) for t in tables]
+
+
+def full_scan(table: Any, count: int, values: bool) -> tuple[list[bytes], bool]:
+    """The distinct keys a SCAN from 0 to 0 returned, and whether every pair held the value."""
+    cursor, keys, pairs_right = 0, set(), True
+    while True:
+        cursor, found = table.scan(cursor, count, values)
+        if values:
+            pairs = list(zip(found[::2], found[1::2], strict=True))
+            pairs_right = pairs_right and all(table[k] is v for k, v in pairs)
+            found = [k for k, _ in pairs]
+        assert all(type(k) is bytes for k in found)
+        keys.update(found)
+        if cursor == 0:
+            return sorted(keys), pairs_right
 
 
 @needs_c
@@ -187,3 +213,67 @@ def test_references_are_released() -> None:
     assert ref() is None
     table[b"d"] = Value()
     del table  # dealloc releases what it holds
+
+
+TABLES = [pytest.param(PyKeyTable, id="reference"),
+          pytest.param(Native, id="C", marks=needs_c)]
+
+
+@pytest.mark.parametrize("make", TABLES)
+@pytest.mark.parametrize("seed", range(4))
+def test_scan_returns_every_key_present_throughout(make: Any, seed: int) -> None:
+    """SCAN's guarantee under inserts, deletes, growth, shrinks and rehashes left half done
+    between the calls: every key there from the first call to the last is returned at least
+    once, and the scan ends (the cursor never goes back, however fast keys are added)."""
+    rng = random.Random(seed)
+    table = make()
+    stable = [b"stable:%d" % i for i in range(rng.choice([5, 200, 2000]))]
+    for key in stable:
+        table[key] = key
+    churn = [b"churn:%d" % i for i in range(4000)]
+    for run in range(6):
+        cursor, seen, calls = 0, set(), 0
+        growing = run % 2 == 0
+        while True:
+            cursor, found = table.scan(cursor, rng.choice([1, 5, 10, 50]), run % 3 == 0)
+            if run % 3 == 0:
+                assert all(table[k] is v for k, v in zip(found[::2], found[1::2], strict=True))
+                found = found[::2]
+            seen.update(found)
+            calls += 1
+            assert calls < 20000, "the scan did not end"
+            if cursor == 0:
+                break
+            for _ in range(rng.randrange(0, 30)):  # the table grows or shrinks meanwhile
+                key = rng.choice(churn)
+                if growing or rng.random() < 0.2:
+                    table[key] = b"c"
+                else:
+                    table.pop(key, None)
+            table.rehash_steps(rng.randrange(0, 3))
+        missing = set(stable) - seen
+        assert not missing, (run, sorted(missing)[:5])
+        assert seen <= set(stable) | set(churn)
+
+
+@pytest.mark.parametrize("make", TABLES)
+def test_random_key_reaches_every_key(make: Any) -> None:
+    rng = random.Random(7)
+    table = make()
+    assert table.random_key() is None
+    keys = [b"r:%d" % i for i in range(50)]
+    for key in keys:
+        table[key] = 1
+    for key in keys[10:]:  # sparse, and (C) shrinking while picked from
+        del table[key]
+    table.rehash_steps(rng.randrange(3))
+    picks = [table.random_key() for _ in range(2000)]
+    assert set(picks) == set(keys[:10])  # all of them, nothing deleted
+    counts = sorted(picks.count(k) for k in keys[:10])
+    assert counts[0] > 2000 / 10 / 4  # roughly fair: none starved
+
+
+def test_scan_refuses_a_count_below_one() -> None:
+    for make in [PyKeyTable] + ([Native] if Native is not None else []):
+        with pytest.raises(ValueError):
+            make().scan(0, 0)
