@@ -13,7 +13,7 @@
  * - the twins: GET / SET / INCR / MSET / ... are also written in C directly on the
  *   database's KeyTable and expiry dict the Python code uses (`db.data`, `db.expires`), with
  *   exactly the effects the Python handlers have: the same stored values, LRU fields,
- *   hit/miss and command statistics, dirty counter, SCAN order bookkeeping and SLOWLOG
+ *   hit/miss and command statistics, dirty counter and SLOWLOG
  *   entries.  A twin unsure about a request hands it to the general path.
  *
  * It stops, before touching anything, at the first request it cannot take: an
@@ -62,10 +62,10 @@ static int g_configured = 0;
 /* Interned attribute names. */
 static PyObject *s_reply_mode, *s_multi, *s_authenticated, *s_blocked, *s_closed, *s_close_after,
     *s_no_touch, *s_skip_this, *s_resp3, *s_channels, *s_patterns, *s_shard_channels, *s_strict, *s_db,
-    *s_data, *s_expires, *s_order, *s_slot_index, *s_out, *s_last_cmd, *s_last_interaction,
+    *s_data, *s_expires, *s_slot_index, *s_out, *s_last_cmd, *s_last_interaction,
     *s_cluster, *s_key_gate, *s_command_gate, *s_maxmemory, *s_monitors, *s_in_exec, *s_slowlog_threshold, *s_watched,
     *s_notify_flags, *s_lfu, *s_loading, *s_now, *s_stat_hits, *s_stat_misses, *s_dirty, *s_stat_commands,
-    *s_current_client, *s_server, *s_keyspace, *s_calls, *s_usec, *s_name, *s_added, *s_slowlog_push, *s_tracking, *s_pause_gate,
+    *s_current_client, *s_server, *s_keyspace, *s_calls, *s_usec, *s_name, *s_slowlog_push, *s_tracking, *s_pause_gate,
     *s_wire, *s_ready_keys, *s_pending_pushes, *s_finish_plain, *s_call_hooks, *s_tracking_caching, *s_arity, *s_handler,
     *s_begin, *s_end, *s_handler_error, *s_reject, *s_logged_in, *s_twins_ok, *s_acl_free, *s_acl_keyed;
 /* ...and the read path's (ClientBase, below) */
@@ -242,7 +242,7 @@ static int identify(const Arg *name) {
 /* ------------------------------------------------------------------ execution */
 
 typedef struct {
-    PyObject *data, *expires, *order; /* the db's KeyTable, expiry dict and SCAN order, for the batch */
+    PyObject *data, *expires; /* the db's KeyTable and expiry dict, for the batch */
     int resp3;
     long long now_ms;
     uint32_t clock; /* the LRU field for now_ms */
@@ -277,17 +277,6 @@ static int has_ttl(Batch *b, PyObject *key) {
     return PyDict_Contains(b->expires, key);
 }
 
-/* dbAdd's bookkeeping for a new key whose value (and field) is already in `data`. */
-static int added(Batch *b, PyObject *key) {
-    if (b->order != Py_None) {
-        PyObject *r = PyObject_CallMethodOneArg(b->order, s_added, key);
-        if (r == NULL)
-            return -1;
-        Py_DECREF(r);
-    }
-    return 0;
-}
-
 /* Store a string at a key that holds a string or nothing (no TTL involved): the
  * write lookup's touch, then setKey / dbAdd (a new key's field is the clock too). */
 static int store(Batch *b, PyObject *key, PyObject *value) {
@@ -295,11 +284,9 @@ static int store(Batch *b, PyObject *key, PyObject *value) {
     int r = native_kt->store(b->data, key, value, b->clock, &e);
     if (r < 0)
         return -1;
-    if (r == 0) {
+    if (r == 0)
         e->field = b->clock;
-        return 0;
-    }
-    return added(b, key);
+    return 0; /* (a new key needs no bookkeeping here: SCAN walks the table itself) */
 }
 
 static int cmd_get(Batch *b, Arg *args) {
@@ -1665,27 +1652,25 @@ done:
 }
 
 /* The database dicts the string commands work on (again after a Python handler ran: it may
- * have created the SCAN order object). 1 fine, 0 a layout this module does not know, -1 error. */
+ * have replaced them, FLUSHDB or SWAPDB). 1 fine, 0 a layout this module does not know, -1 error. */
 static NativeDbNames g_db_names; /* (filled at module init) */
 
-static Py_ssize_t g_db_offsets[5]; /* keyspace, data, expires, _order, slot_index (install_keyspace) */
+static Py_ssize_t g_db_offsets[4]; /* keyspace, data, expires, slot_index (install_keyspace) */
 static PyTypeObject *g_database_type; /* the Database class those offsets are of (owned; NULL: not installed) */
 
 static int load_db(Batch *b, PyObject *client) {
     Py_CLEAR(b->data);
     Py_CLEAR(b->expires);
-    Py_CLEAR(b->order);
     PyObject *db = g_database_type != NULL ? PyObject_GetAttr(client, s_db) : NULL;
     if (db != NULL && Py_TYPE(db) == g_database_type) { /* its slots at their offsets: no getattr each */
-        PyObject **slot[5];
+        PyObject **slot[4];
         int set = 1;
-        for (int i = 1; i < 5; i++)
+        for (int i = 1; i < 4; i++)
             set = set && *(slot[i] = (PyObject **)((char *)db + g_db_offsets[i])) != NULL;
         if (set) {
             b->data = Py_NewRef(*slot[1]);
             b->expires = Py_NewRef(*slot[2]);
-            b->order = Py_NewRef(*slot[3]);
-            int r = *slot[4] == Py_None && native_is_keytable(b->data) && PyDict_CheckExact(b->expires);
+            int r = *slot[3] == Py_None && native_is_keytable(b->data) && PyDict_CheckExact(b->expires);
             Py_DECREF(db);
             return r;
         }
@@ -1693,7 +1678,7 @@ static int load_db(Batch *b, PyObject *client) {
     if (db == NULL && PyErr_Occurred())
         return -1;
     Py_XDECREF(db);
-    return native_load_db(client, &g_db_names, &b->data, &b->expires, &b->order);
+    return native_load_db(client, &g_db_names, &b->data, &b->expires);
 }
 
 /* ------------------------------------------------------------------ native handlers */
@@ -1791,7 +1776,7 @@ done:
 /* ------------------------------------------------------------------ the twins for other modules */
 
 /* TwinCall (_native.h): one twin run on another module's behalf, as run() runs it. */
-static PyObject *twin_call(NativeCall *call, PyObject *order, const NativeArg *args, int argc, PyObject **cmd) {
+static PyObject *twin_call(NativeCall *call, const NativeArg *args, int argc, PyObject **cmd) {
     int command = g_configured && argc > 0 ? identify(&args[0]) : -1;
     if (command < 0)
         return NULL;
@@ -1799,7 +1784,6 @@ static PyObject *twin_call(NativeCall *call, PyObject *order, const NativeArg *a
     memset(&b, 0, sizeof b);
     b.data = call->data;
     b.expires = call->expires;
-    b.order = order;
     b.resp3 = call->resp3;
     b.now_ms = call->now_ms;
     b.clock = call->clock;
@@ -2040,7 +2024,6 @@ fail:
     Py_XDECREF(last);
     Py_XDECREF(b.data);
     Py_XDECREF(b.expires);
-    Py_XDECREF(b.order);
     PyMem_Free(b.out.buf);
     return consumed;
 }
@@ -2627,7 +2610,7 @@ static PyObject *db_lookup_write(PyObject *db, PyObject *const *args, Py_ssize_t
     return Py_NewRef(e->value);
 }
 
-/* Database.add(key, value) (dbAdd) on a database without a SCAN order or slot index, under an
+/* Database.add(key, value) (dbAdd) on a database without a slot index, under an
  * LRU policy, when no client is blocked on a key; a collection is handed to the store hooks. */
 static PyObject *db_add(PyObject *db, PyObject *const *args, Py_ssize_t nargs) {
     char *base = (char *)db;
@@ -2635,7 +2618,7 @@ static PyObject *db_add(PyObject *db, PyObject *const *args, Py_ssize_t nargs) {
     PyObject *data = *(PyObject **)(base + g_db_offsets[1]);
     PyObject *ksdict = nargs == 2 && ks != NULL ? keyspace_dict(ks) : NULL;
     if (ksdict == NULL || data == NULL || !native_is_keytable(data) ||
-        *(PyObject **)(base + g_db_offsets[3]) != Py_None || *(PyObject **)(base + g_db_offsets[4]) != Py_None)
+        *(PyObject **)(base + g_db_offsets[3]) != Py_None)
         return reference(g_ref_add, db, args, nargs, NULL);
     PyObject *key = args[0], *value = args[1];
     int string = PyBytes_CheckExact(value) || PyByteArray_CheckExact(value);
@@ -2742,8 +2725,8 @@ static PyObject *fast_install_keyspace(PyObject *self, PyObject *const *args, Py
         PyErr_SetString(PyExc_TypeError, "install_keyspace(Database, Keyspace, untrack, hide)");
         return NULL;
     }
-    static const char *const names[5] = {"keyspace", "data", "expires", "_order", "slot_index"};
-    int r = native_slot_offsets(args[0], names, 5, g_db_offsets);
+    static const char *const names[4] = {"keyspace", "data", "expires", "slot_index"};
+    int r = native_slot_offsets(args[0], names, 4, g_db_offsets);
     if (r <= 0)
         return r < 0 ? NULL : Py_NewRef(Py_False);
     if (g_one == NULL && (g_one = PyLong_FromLong(1)) == NULL)
@@ -2941,9 +2924,8 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     INTERN(s_db, "db");
     INTERN(s_data, "data");
     INTERN(s_expires, "expires");
-    INTERN(s_order, "_order");
     INTERN(s_slot_index, "slot_index");
-    g_db_names = (NativeDbNames){s_db, s_slot_index, s_data, s_expires, s_order};
+    g_db_names = (NativeDbNames){s_db, s_slot_index, s_data, s_expires};
     INTERN(s_out, "_out");
     INTERN(s_last_cmd, "last_cmd");
     INTERN(s_last_interaction, "last_interaction");
@@ -2971,7 +2953,6 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     INTERN(s_calls, "calls");
     INTERN(s_usec, "usec");
     INTERN(s_name, "name");
-    INTERN(s_added, "added");
     INTERN(s_slowlog_push, "slowlog_push");
     INTERN(s_wire, "wire");
     INTERN(s_ready_keys, "ready_keys");

@@ -48,13 +48,12 @@ typedef PyObject *(*NativeHandler)(NativeCall *call, const NativeArg *args, int 
 
 /* dumpling._fastpath's twins (GET, SET, INCR, MSET, ...) for other extension modules (the Lua
  * bridge's redis.call): the C function in the capsule _fastpath.twin_call (TWIN_CAPSULE).  In
- * the state described above, it runs the request `args` on call's dicts and time snapshot, with
- * `order` the database's SCAN order object (db._order, None while there is none), and returns
+ * the state described above, it runs the request `args` on call's dicts and time snapshot and returns
  * the reply's RESP2 bytes (a new reference), *cmd the twin's Command (borrowed: the caller
  * counts the call), and adds to call's hits/misses/dirty; or NULL with no exception set: not a
  * twin, or a form its twin leaves to the Python handler (nothing changed); NULL with an
  * exception set: a failure. */
-typedef PyObject *(*TwinCall)(NativeCall *call, PyObject *order, const NativeArg *args, int argc, PyObject **cmd);
+typedef PyObject *(*TwinCall)(NativeCall *call, const NativeArg *args, int argc, PyObject **cmd);
 
 #define TWIN_CAPSULE "dumpling._fastpath.twin_call"
 
@@ -112,26 +111,24 @@ static inline uint32_t native_lru_clock(long long ms) {
 
 /* The interned attribute names native_load_db reads (each module fills one at init). */
 typedef struct {
-    PyObject *db, *slot_index, *data, *expires, *order;
+    PyObject *db, *slot_index, *data, *expires;
 } NativeDbNames;
 
 /* The KeyTable and expiry dict of the database `client` has selected (client.db's data and
- * expires) and its SCAN order object (db._order) as new references in *data, *expires, *order,
+ * expires) as new references in *data and *expires,
  * which must be empty (NULL) on entry; the caller clears them whatever the result: 1 read, 0 a
  * layout the C paths do not know (cluster mode's slot index, a dict subclass, the pure
  * PyKeyTable), -1 error. */
-static inline int native_load_db(PyObject *client, const NativeDbNames *n, PyObject **data, PyObject **expires,
-                                 PyObject **order) {
+static inline int native_load_db(PyObject *client, const NativeDbNames *n, PyObject **data, PyObject **expires) {
     PyObject *db = PyObject_GetAttr(client, n->db);
     if (db == NULL)
         return -1;
     PyObject *slot_index = PyObject_GetAttr(db, n->slot_index);
     *data = PyObject_GetAttr(db, n->data);
     *expires = PyObject_GetAttr(db, n->expires);
-    *order = PyObject_GetAttr(db, n->order);
     Py_DECREF(db);
     int r = 1;
-    if (slot_index == NULL || *data == NULL || *expires == NULL || *order == NULL)
+    if (slot_index == NULL || *data == NULL || *expires == NULL)
         r = -1;
     else if (slot_index != Py_None || !native_is_keytable(*data) || !PyDict_CheckExact(*expires))
         r = 0;

@@ -112,7 +112,7 @@ def lfu_log_incr(counter: int, log_factor: int, rng: Callable[[], float] = rando
 
 
 class Database:
-    __slots__ = ("keyspace", "index", "data", "expires", "_order", "_expire_order", "avg_ttl", "slot_index",
+    __slots__ = ("keyspace", "index", "data", "expires", "_expire_order", "avg_ttl", "slot_index",
                  "memory_estimate")
 
     def __init__(self, keyspace: Keyspace, index: int) -> None:
@@ -120,7 +120,6 @@ class Database:
         self.index = index
         self.data: Any = KeyTable()  # key -> value, and each key's LRU/LFU field
         self.expires: dict[bytes, int] = {}
-        self._order: ScanOrder | None = None
         self._expire_order: ScanOrder | None = None
         self.avg_ttl = 0
         self.slot_index: Any = None  # cluster mode: keys per hash slot (dumpling.cluster.slotindex)
@@ -212,8 +211,6 @@ class Database:
         if type(value) not in STRING_TYPES:
             stored(data, value)  # out of the cyclic GC's full collections (dumpling.collector)
         data.set_field(key, self.fresh_field())
-        if self._order is not None:
-            self._order.added(key)
         if self.slot_index is not None:
             self.slot_index.added(key)
         ks = self.keyspace
@@ -290,7 +287,6 @@ class Database:
                     ks.signal_ready(self, key)
         self.data = KeyTable()
         self.expires = {}
-        self._order = None
         self._expire_order = None
         self.avg_ttl = 0
         if self.slot_index is not None:
@@ -310,21 +306,15 @@ class Database:
                     if (before is None) != (after is None) or (
                             before is not None and type_name(before) != type_name(after)):
                         ks.signal_ready(emptied, key)
-        for name in ("data", "expires", "_order", "_expire_order", "avg_ttl"):
+        for name in ("data", "expires", "_expire_order", "avg_ttl"):
             mine, theirs = getattr(self, name), getattr(other, name)
             setattr(self, name, theirs)
             setattr(other, name, mine)
         for db in (self, other):
-            for holder in (db._order, db._expire_order):
-                if holder is not None:
-                    holder.source = db.data if holder is db._order else db.expires
+            if db._expire_order is not None:
+                db._expire_order.source = db.expires
 
     # -- iteration -------------------------------------------------------------------
-
-    def scan_order(self) -> ScanOrder:
-        if self._order is None:
-            self._order = ScanOrder(self.data)
-        return self._order
 
     def expire_order(self) -> ScanOrder:
         if self._expire_order is None:
@@ -334,7 +324,7 @@ class Database:
     def random_key(self) -> bytes | None:
         """A random key that is not expired (expired ones met on the way are deleted)."""
         for _ in range(100):
-            key = self.scan_order().random_key()
+            key = self.data.random_key()
             if key is None:
                 return None
             if not self.expire_if_needed(key):

@@ -81,10 +81,9 @@ def _count(db: Database, est: _Estimate, n: int) -> None:
         est.sizes = sizes if est.writes is not None else None
         return
     est.sizes = None
-    order = db.scan_order()
     total = count = 0
     for _ in range(SAMPLE_SIZE):
-        key = order.random_key()
+        key = data.random_key()
         if key is None:
             break
         total += key_memory(key, data[key])
@@ -216,9 +215,9 @@ def perform_evictions(server: Server) -> bool:
             source = db.expires if volatile else db.data
             if not source:
                 continue
-            order = db.expire_order() if volatile else db.scan_order()
+            pick = db.expire_order().random_key if volatile else db.data.random_key
             for _ in range(samples):
-                key = order.random_key()
+                key = pick()
                 if key is None or key not in db.data:
                     continue
                 pool.append((_score(server, db, key, policy), db, key))

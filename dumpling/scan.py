@@ -11,8 +11,9 @@ element it stopped at: nothing present throughout is skipped, some may repeat.
 The cursor packs ``end << 35 | position << 6 | epoch``: where to resume, and where the
 list ended when the iteration began (keys appended later need not be returned, and
 bounding the walk there guarantees termination however fast keys are added).  0 means
-start (and, returned, done).  Used by the keyspace (SCAN, RANDOMKEY, eviction and active-expiry sampling)
-and by big collections (SSCAN, HSCAN, ZSCAN).
+start (and, returned, done).  Used by the expiry dicts (volatile eviction and active-expiry
+sampling), by big collections (SSCAN, HSCAN, ZSCAN) and by the pure ``PyKeyTable``; the C
+``KeyTable`` walks its own buckets instead (no list of its keys).
 """
 
 from __future__ import annotations

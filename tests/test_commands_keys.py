@@ -154,6 +154,46 @@ def test_scan_match_and_type(pairs):
     assert keys == []
 
 
+def _scan_all(conn, *options: str) -> tuple[set[bytes], int]:
+    """The keys a whole SCAN returned, as a set, and how many calls it took."""
+    seen: set[bytes] = set()
+    cursor, calls = b"0", 0
+    while True:
+        cursor, keys = parse_reply(conn.call("SCAN", cursor, *options))
+        seen.update(keys)
+        calls += 1
+        if cursor == b"0":
+            return seen, calls
+
+
+def test_scan_keys_randomkey_match_redis_as_sets(pairs):
+    """The same keyspace on both servers, grown through resizes and thinned out by deletes
+    (a shrink): whole SCANs (COUNT, MATCH, TYPE), KEYS and RANDOMKEY give the same sets."""
+    for start in range(0, 2000, 100):
+        pairs.both("MSET", *[part for i in range(start, start + 100) for part in (f"key:{i}", "v")])
+        pairs.both("RPUSH", f"list:{start}", "x")
+    for start in range(0, 2000, 300):
+        pairs.both("DEL", *[f"key:{i}" for i in range(start, start + 300, 3)])
+    for options in [(), ("COUNT", "1"), ("COUNT", "50"), ("MATCH", "key:1*", "COUNT", "30"),
+                    ("TYPE", "list", "COUNT", "100")]:
+        ours, calls = _scan_all(pairs.ours, *options)
+        theirs, _ = _scan_all(pairs.theirs, *options)
+        assert ours == theirs, options
+        if options == ("COUNT", "50"):
+            assert calls < len(ours) // 10  # about COUNT keys a call, not one bucket a call
+    assert set(parse_reply(pairs.ours.call("KEYS", "*"))) == set(parse_reply(pairs.theirs.call("KEYS", "*")))
+    keys = set(parse_reply(pairs.ours.call("KEYS", "*")))
+    picks = {parse_reply(pairs.ours.call("RANDOMKEY")) for _ in range(300)}
+    assert picks <= keys and len(picks) > 200  # (each of ~1600 keys: nearly every pick new)
+
+
+def test_scan_and_randomkey_follow_flushdb_and_swapdb(pairs):
+    pairs.run([("SET", "a", "1"), ("SELECT", "1"), ("SET", "b", "2"), ("SWAPDB", "0", "1"), ("SELECT", "0"),
+               ("RANDOMKEY",)])
+    assert _scan_all(pairs.ours) == ({b"b"}, 1) and _scan_all(pairs.theirs)[0] == {b"b"}
+    pairs.run([("FLUSHDB",), ("RANDOMKEY",), ("SCAN", "0")])
+
+
 def test_randomkey(pairs):
     pairs.same("RANDOMKEY")
     pairs.same("SET", "only", "1")

@@ -311,7 +311,7 @@ def scan(c: Any, argv: list[bytes]) -> Any:
     cursor = parse_cursor(argv[1])
     pattern, count, type_filter = parse_scan_options(argv, 2, True)
     db: Database = c.db
-    next_cursor, found = db.scan_order().scan(cursor, count)
+    next_cursor, found = db.data.scan(cursor, count)
     out = []
     for key in found:
         if db.expire_if_needed(key):

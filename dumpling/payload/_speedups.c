@@ -1163,7 +1163,7 @@ seal(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
  * small payload (<= 64 KiB, as open_payload's), a key that is absent or REPLACEd, no client
  * blocked on any key.  A string value is the body itself; any other comes from
  * decode.body_value, which open_value uses too.  The key is stored as Database.add stores
- * it (data, collector.stored, the LRU field, the SCAN order, the store hooks); a TTL as
+ * it (data, collector.stored, the LRU field, the store hooks); a TTL as
  * Database.set_expire.
  * Declined: any other option, a bad TTL, an existing key without REPLACE (BUSYKEY), an
  * expired one, a TTL already past on an existing key, an envelope or body the codec
@@ -1290,7 +1290,7 @@ static PyObject *payload_error;     /* errors.PayloadError */
 static PyObject *blob_mask;         /* decode.BLOB_MASK */
 static PyObject *small_value_fn;    /* _listpack.small_value (or NULL): small values built in C */
 static PyObject *dump_parts_fn;     /* _listpack.dump_parts (or NULL): their DUMP bodies */
-static PyObject *s_keyspace, *s_dbs, *s_data, *s_order, *s_expire_order, *s_added, *s_blocked_keys,
+static PyObject *s_keyspace, *s_dbs, *s_data, *s_expire_order, *s_added, *s_blocked_keys,
     *s_store_hooks, *s_expiry_by_master, *s_skip_checksum, *s_dump_state, *s_known_options, *s_writer,
     *s_stat_sanitizations, *s_rdbcompression;
 
@@ -1374,7 +1374,7 @@ native_db(const NativeCall *call, PyObject **keyspace)
     return Py_NewRef(db);
 }
 
-/* ScanOrder.added(key) when the database keeps one (attr is _order or _expire_order). */
+/* ScanOrder.added(key) when the database keeps one (attr is _expire_order). */
 static int
 order_added(PyObject *db, PyObject *attr, PyObject *key)
 {
@@ -1409,9 +1409,6 @@ native_add(const NativeCall *call, PyObject *db, PyObject *key, PyObject *value)
             return -1;
         }
         Py_DECREF(r);
-    }
-    if (order_added(db, s_order, key) < 0) {
-        return -1;
     }
     if (string) {
         return 0;
@@ -2092,7 +2089,6 @@ PyInit__speedups(void)
         INTERN(s_keyspace, "keyspace");
         INTERN(s_dbs, "dbs");
         INTERN(s_data, "data");
-        INTERN(s_order, "_order");
         INTERN(s_expire_order, "_expire_order");
         INTERN(s_added, "added");
         INTERN(s_blocked_keys, "blocked_keys");

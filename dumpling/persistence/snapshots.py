@@ -658,7 +658,7 @@ class Snapshots:
         slot map or order tracking must see each key (Database.add's bookkeeping)."""
         db = (self.target_dbs or self.server.keyspace.dbs)[index]
         collecting = self.expired_on_load is not None and "repl-id" in self.loaded_repl_info  # (names needed)
-        if (db._order is None and db._expire_order is None and db.slot_index is None and not collecting
+        if (db._expire_order is None and db.slot_index is None and not collecting
                 and type(db.data) is NATIVE_KEYTABLE):
             parser.fast = (db.data, db.expires, state["field"], state["cut"])
         else:

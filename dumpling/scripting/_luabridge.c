@@ -184,7 +184,7 @@ typedef struct {
     PyObject *client, *keyspace;            /* borrowed: the Run holds them */
     PyObject *server_dict, *keyspace_dict, *client_dict; /* their __dict__s (owned) */
     uint32_t clock;                         /* the LRU field of now_ms */
-    PyObject *data, *expires, *order;       /* NULL: to be read (client.db; data its KeyTable) */
+    PyObject *data, *expires;               /* NULL: to be read (client.db; data its KeyTable) */
     long long now_ms, threshold;
     int ready, latency_tracking, wrote;
     PyObject *given_client; /* (borrowed) the run's client, when its starter knows it (ScriptCommand) */
@@ -539,7 +539,7 @@ done:
  * declines it before changing anything and redis.call goes on as without this route. */
 static TwinCall g_twin; /* NULL: no _fastpath (pure install, an old build) */
 static PyObject *s_keyspace, *s_now, *s_slowlog_threshold, *s_latency_tracking, *s_db, *s_data, *s_expires,
-    *s_order, *s_slot_index, *s_current_client, *s_last_cmd, *s_name, *s_calls, *s_usec, *s_latency,
+    *s_slot_index, *s_current_client, *s_last_cmd, *s_name, *s_calls, *s_usec, *s_latency,
     *s_record, *s_stat_commands, *s_stat_hits, *s_stat_misses, *s_dirty, *s_twins, *s_slow_call, *s_call_hooks,
     *s_monitors, *s_maxmemory, *s_renamed, *s_tracking, *s_watched, *s_notify_flags, *s_lfu, *s_loading, *s_no_touch;
 static PyObject *g_record_latency; /* dispatch.record_latency: a command's first histogram */
@@ -555,7 +555,6 @@ static long long wall_ns(void) {
 static void twins_clear_db(Twins *t) {
     Py_CLEAR(t->data);
     Py_CLEAR(t->expires);
-    Py_CLEAR(t->order);
 }
 
 static void twins_end(Twins *t) {
@@ -794,11 +793,11 @@ static NativeDbNames g_db_names; /* (filled at module init) */
 
 /* keyspace.Database (use_twins): its slots' offsets, read as ScriptCommand reads a Run's (a
  * getattr of a slot costs ~200 instructions, six of them a run); NULL: through native_load_db */
-enum { DB_DATA, DB_EXPIRES, DB_ORDER, DB_SLOT_INDEX, DB_SLOTS };
+enum { DB_DATA, DB_EXPIRES, DB_SLOT_INDEX, DB_SLOTS };
 static PyTypeObject *g_db_type;
 static Py_ssize_t g_db_slot[DB_SLOTS];
 
-/* client.db's dicts and SCAN order from its slots (client.db read from the client's __dict__,
+/* client.db's dicts from its slots (client.db read from the client's __dict__,
  * the Database of exactly that class): as native_load_db answers (1, 0, -1; the caller clears
  * what it got whatever the result), or 2: not such a Database (native_load_db's turn). */
 static int load_db_slots(Twins *t) {
@@ -814,14 +813,13 @@ static int load_db_slots(Twins *t) {
             return 2; /* (an unset slot: the getattr path words the error) */
     t->data = Py_NewRef(v[DB_DATA]);
     t->expires = Py_NewRef(v[DB_EXPIRES]);
-    t->order = Py_NewRef(v[DB_ORDER]);
     return v[DB_SLOT_INDEX] == Py_None && native_is_keytable(t->data) && PyDict_CheckExact(t->expires);
 }
 
 static int twins_load_db(Twins *t) {
     int r = load_db_slots(t);
     if (r == 2)
-        r = native_load_db(t->client, &g_db_names, &t->data, &t->expires, &t->order);
+        r = native_load_db(t->client, &g_db_names, &t->data, &t->expires);
     if (r <= 0) {
         twins_clear_db(t);
         if (r == 0)
@@ -1192,7 +1190,7 @@ static int twin_route(Bridge *b, lua_State *L, int argc) {
                        .now_ms = t->now_ms, .resp3 = 0};
     PyObject *cmd = NULL;
     long long start = wall_ns();
-    PyObject *wire = g_twin(&call, t->order, args, argc, &cmd);
+    PyObject *wire = g_twin(&call, args, argc, &cmd);
     if (wire == NULL)
         return PyErr_Occurred() ? -1 : 0;
     long long elapsed_us = native_elapsed_us(start, wall_ns());
@@ -2560,7 +2558,7 @@ static PyObject *bridge_use_twins(PyObject *self, PyObject *const *args, Py_ssiz
         PyErr_SetString(PyExc_TypeError, "use_twins: the Database class");
         return NULL;
     }
-    static const char *const names[DB_SLOTS] = {"data", "expires", "_order", "slot_index"};
+    static const char *const names[DB_SLOTS] = {"data", "expires", "slot_index"};
     Py_ssize_t offsets[DB_SLOTS];
     for (int i = 0; i < DB_SLOTS; i++)
         if ((offsets[i] = native_slot_offset(args[2], names[i])) < 0)
@@ -2606,9 +2604,8 @@ PyMODINIT_FUNC PyInit__luabridge(void) {
     INTERN(s_db, "db");
     INTERN(s_data, "data");
     INTERN(s_expires, "expires");
-    INTERN(s_order, "_order");
     INTERN(s_slot_index, "slot_index");
-    g_db_names = (NativeDbNames){s_db, s_slot_index, s_data, s_expires, s_order};
+    g_db_names = (NativeDbNames){s_db, s_slot_index, s_data, s_expires};
     native_import_keytable(); /* (none: the twins' route stays off, see native_load_db) */
     INTERN(s_current_client, "current_client");
     INTERN(s_last_cmd, "last_cmd");
