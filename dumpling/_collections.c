@@ -1012,21 +1012,31 @@ static int attr_empty(PyObject *obj, PyObject *name) {
  * encoding changes (every argument within hash-max-listpack-value and the fields within
  * hash-max-listpack-entries, or already a hashtable), no field has a TTL and no HSCAN cursor
  * state is kept.  The reply is the number of new fields. */
-/* HSET's writes into the hash's `fields` dict (`first`, when not NULL, the first field's bytes
- * made already), the touch and the dirty count: the reply, the number of new fields. */
+/* HSET's writes into the hash's fields, a dict or (hashtable encoding) a KeyTable (`first`, when
+ * not NULL, the first field's bytes made already), the touch and the dirty count: the reply, the
+ * number of new fields. */
 static PyObject *hset_write(NativeCall *call, PyObject *key, PyObject *fields, const NativeArg *args, int argc,
                             PyObject *first) {
     long created = 0;
+    int table = native_is_keytable(fields);
     for (int i = 2; i < argc; i += 2) {
         PyObject *f = i == 2 && first != NULL ? Py_NewRef(first) : PyBytes_FromStringAndSize(args[i].p, args[i].len);
         PyObject *v = f == NULL ? NULL : PyBytes_FromStringAndSize(args[i + 1].p, args[i + 1].len);
-        Py_ssize_t before = PyDict_GET_SIZE(fields);
-        int bad = v == NULL || PyDict_SetItem(fields, f, v) < 0;
+        int bad = v == NULL;
+        if (!bad && table) {
+            int r = native_kt->store(fields, f, v, 0, NULL);
+            bad = r < 0;
+            created += r == 1; /* (1: added, 0: a present field's value replaced) */
+        }
+        else if (!bad) {
+            Py_ssize_t before = PyDict_GET_SIZE(fields);
+            bad = PyDict_SetItem(fields, f, v) < 0;
+            created += PyDict_GET_SIZE(fields) > before; /* a new field (a present one keeps the size) */
+        }
         Py_XDECREF(f);
         Py_XDECREF(v);
         if (bad)
             return NULL; /* (a failed allocation: the loop stops with the error) */
-        created += PyDict_GET_SIZE(fields) > before; /* a new field (a present one keeps the size) */
     }
     if (native_touch(call, key) < 0)
         return NULL;
@@ -1108,7 +1118,9 @@ static PyObject *native_hset(NativeCall *call, const NativeArg *args, int argc) 
     PyObject *encoding = *slot_at(value, g_hash_offsets[HV_ENCODING]);
     PyObject *expires = *slot_at(value, g_hash_offsets[HV_FIELD_EXPIRES]);
     PyObject *scan = *slot_at(value, g_hash_offsets[HV_SCAN]);
-    if (fields == NULL || encoding == NULL || expires == NULL || scan == NULL || !PyDict_CheckExact(fields))
+    /* (the fields: a dict, a hashtable's KeyTable, or bytes while packed: declined) */
+    if (fields == NULL || encoding == NULL || expires == NULL || scan == NULL ||
+        !(PyDict_CheckExact(fields) || native_is_keytable(fields)))
         goto done;
     /* field TTLs (listpackex placement) or HSCAN state: Python's (NO_FIELD_TTLS is an empty dict
      * subclass, shared) */

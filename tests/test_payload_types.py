@@ -369,7 +369,7 @@ def test_valkey_hash2_type_22_footer_80() -> None:
     body += rdb_string(b"a") + rdb_string(b"1") + struct.pack("<q", 1700000000000)
     body += rdb_string(b"b") + rdb_string(b"2") + struct.pack("<q", -1)
     value = decode(body, 80, max_rdb_version=80)
-    assert value.fields == {b"a": b"1", b"b": b"2"}  # type: ignore[attr-defined]
+    assert dict(value.fields) == {b"a": b"1", b"b": b"2"}  # type: ignore[attr-defined]
     assert value.field_expires == {b"a": 1700000000000} and value.encoding == "hashtable"  # type: ignore[attr-defined]
     bad = b"\x16" + rdb_len(1) + rdb_string(b"a") + rdb_string(b"1") + struct.pack("<q", -2)
     refuses(bad, 80, max_rdb_version=80)
@@ -391,7 +391,7 @@ def test_redis_pre_ga_types_22_23() -> None:
     assert value.field_expires == {b"a": 1700000000000} and value.encoding == "listpackex"  # type: ignore[attr-defined]
     lp = listpack.encode_mixed([b"a", b"1", 1700000000000, b"b", b"2", 0])
     value = decode(b"\x17" + rdb_string(lp), 12)
-    assert value.fields == {b"a": b"1", b"b": b"2"} and value.field_expires == {b"a": 1700000000000}  # type: ignore[attr-defined]
+    assert dict(value.fields) == {b"a": b"1", b"b": b"2"} and value.field_expires == {b"a": 1700000000000}  # type: ignore[attr-defined]
     refuses(b"\x17" + rdb_string(lp), 81, max_rdb_version=81)  # Valkey's 23 is PATH_HASH
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from sortedcontainers import SortedList
 
-from dumpling import collector
+from dumpling import collector, keytable
 from dumpling.commands import dump as dump_commands
 from dumpling.config import Config
 from dumpling.datatypes import scoreindex
@@ -59,6 +59,8 @@ def _plain(x: Any) -> Any:
         return ("ScoreIndex", [_plain(item) for item in x])
     if isinstance(x, PackedList):
         return ("PackedList", [(name, _plain(getattr(x, name))) for name in PackedList.__slots__])
+    if type(x) is keytable.KeyTable:  # a hashtable hash's fields: no defined order
+        return (type(x), sorted((k, _plain(v)) for k, v in x.items()))
     if isinstance(x, dict):
         return (type(x), [(_plain(k), _plain(v)) for k, v in x.items()])
     if isinstance(x, set | frozenset):

@@ -8,7 +8,12 @@ keeps, so replies and DUMP see the same sequence:
   TTL first, ascending by expiry time (a field whose TTL is set goes before
   others expiring at the same millisecond), then fields without TTL in
   insertion order; setting, changing or removing a field's TTL moves it;
-* ``hashtable``: order unspecified; a ``ScanOrder`` serves HSCAN and random picks.
+* ``hashtable``: order unspecified; the fields are not a dict but a ``KeyTable``
+  (``dumpling.keytable``: the keyspace's own C hash table, field -> value, rehashed
+  incrementally; ``PyKeyTable``, a dict subclass, in pure mode), a mapping with the
+  dict methods the hash code uses (``len``, ``in``, ``[]``, ``get``, ``pop``, assignment,
+  ``del``, iteration, ``values()``/``items()`` iterators); a ``ScanOrder`` serves HSCAN and
+  random picks.  ``encoding == "hashtable"`` exactly when ``_fields`` is a table.
 
 ``field_expires`` maps field -> absolute Unix ms for fields that have a TTL (what
 RDB types 24/25 carry); a hash that never had one shares ``NO_FIELD_TTLS``, an empty
@@ -22,8 +27,8 @@ bytes are kept as they came, in the ``_fields`` slot, and the dict is built by t
 access to ``fields`` (``unpack_listpack``, which the payload codec installs).  Until then
 ``len()``, ``OBJECT ENCODING``, ``MEMORY USAGE`` and ``copy()`` answer from the bytes, and
 ``packed_listpack()`` hands them to DUMP, which writes them back unchanged.  C code that reads
-the ``_fields`` slot at its offset must treat anything but a dict as "not built" (decline, or
-build through the ``fields`` attribute first).
+the ``_fields`` slot at its offset must treat bytes as "not built" (decline, or build through
+the ``fields`` attribute first), and a table (not a dict) through ``_keytable.h``'s API.
 
 Must not: know about commands, keys, notifications or the keyspace.
 """
@@ -32,12 +37,13 @@ from __future__ import annotations
 
 import heapq
 import random
-from collections.abc import Callable, Iterable, Iterator
-from typing import NamedTuple
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, NamedTuple
 
 from dumpling.collector import hide
 from dumpling.datatypes.lists import LP_HEADER_BYTES, jemalloc_size, lp_entry_size, sds_alloc_size
 from dumpling.datatypes.sets import MemberScan
+from dumpling.keytable import KeyTable
 from dumpling.scan import ScanOrder
 
 # HEXPIRE family result codes (and HGETEX/HSETEX internals).
@@ -92,6 +98,16 @@ def shared_name(field: bytes) -> bytes:
     return name
 
 
+def new_table(pairs: Iterable[tuple[bytes, bytes]] | Mapping[bytes, bytes] = ()) -> Any:
+    """A hashtable-encoded hash's fields: a ``KeyTable`` holding ``pairs`` (a mapping's items,
+    or (field, value) pairs; a repeated field keeps its last value, as a dict's)."""
+    table = KeyTable()
+    items = pairs.items() if isinstance(pairs, Mapping) or type(pairs) is KeyTable else pairs
+    for field, value in items:  # type: ignore[union-attr]
+        table[field] = value
+    return table
+
+
 class HashLimits(NamedTuple):
     """``hash-max-listpack-entries`` and ``hash-max-listpack-value``."""
 
@@ -123,8 +139,9 @@ class HashValue:
         field_expires: dict[bytes, int] | None = None,
         encoding: str = "listpack",
     ) -> None:
-        # The fields, or while the hash is packed the restored listpack (bytes) they come from.
-        self._fields: dict[bytes, bytes] | bytes = dict(fields)
+        # The fields (a dict, a table when hashtable-encoded), or while the hash is packed the
+        # restored listpack (bytes) they come from.
+        self._fields: Any = new_table(fields) if encoding == "hashtable" else dict(fields)
         # field -> absolute Unix ms; only fields that have a TTL appear here.
         self.field_expires: dict[bytes, int] = field_expires or NO_FIELD_TTLS
         self.encoding = encoding
@@ -144,34 +161,36 @@ class HashValue:
         return value
 
     @property
-    def fields(self) -> dict[bytes, bytes]:
+    def fields(self) -> Any:
+        """field -> value: a dict (listpack, listpackex) or a ``KeyTable`` (hashtable)."""
         fields = self._fields
-        if type(fields) is not dict:
-            fields = self._fields = unpack_listpack(fields)  # type: ignore[arg-type]
-        return fields  # type: ignore[return-value]
+        if type(fields) is bytes:
+            fields = self._fields = unpack_listpack(fields)
+        return fields
 
     @fields.setter
-    def fields(self, fields: dict[bytes, bytes]) -> None:
-        self._fields = fields
+    def fields(self, fields: Any) -> None:
+        """(A dict given to a hashtable-encoded hash becomes its table.)"""
+        self._fields = new_table(fields) if self.encoding == "hashtable" and type(fields) is not KeyTable else fields
 
     def packed_listpack(self) -> bytes | None:
         """The restored listpack while the hash was not used since RESTORE (for DUMP), else None."""
         fields = self._fields
-        return None if type(fields) is dict else fields  # type: ignore[return-value]
+        return fields if type(fields) is bytes else None
 
     def __len__(self) -> int:
         fields = self._fields
-        if type(fields) is dict:
+        if type(fields) is not bytes:
             return len(fields)
-        return (fields[4] | fields[5] << 8) >> 1  # type: ignore[index]  # the listpack header's count
+        return (fields[4] | fields[5] << 8) >> 1  # the listpack header's count
 
     def __iter__(self) -> Iterator[bytes]:
         return iter(self.fields)
 
     def copy(self) -> HashValue:
         fields = self._fields
-        if type(fields) is not dict:
-            return HashValue.packed(fields)  # type: ignore[arg-type]  # bytes: shared as they are
+        if type(fields) is bytes:
+            return HashValue.packed(fields)  # shared as they are
         return HashValue(fields, dict(self.field_expires) if self.field_expires else None, self.encoding)
 
     # -- encoding ------------------------------------------------------------------------
@@ -184,8 +203,9 @@ class HashValue:
             self.to_hashtable()
 
     def to_hashtable(self) -> None:
-        self.fields  # noqa: B018  # a packed hash is built first: only a listpack stays packed
-        self.encoding = "hashtable"
+        if self.encoding != "hashtable":
+            self._fields = new_table(self.fields)  # (a packed hash is built first)
+            self.encoding = "hashtable"
 
     def enable_field_ttls(self) -> None:
         """``hashTypeSetExInit``: a listpack hash becomes listpackex before any TTL is set."""
@@ -386,7 +406,7 @@ class HashValue:
         """``objectComputeSize`` for a hash, without the 16-byte object header (the caller
         adds it with the key and its dict entry)."""
         packed = self._fields
-        if type(packed) is not dict:
+        if type(packed) is bytes:
             return jemalloc_size(len(packed))  # lpBytes of the listpack Redis would hold too
         fields = self.fields
         if self.encoding in ("listpack", "listpackex"):

@@ -3053,12 +3053,13 @@ hash_value(PyObject *blob, long max_entries)
         PyErr_Clear();
         Py_RETURN_NONE;
     }
-    if (PyDict_GET_SIZE(fields) == 0) {
+    if (PyDict_GET_SIZE(fields) == 0 || PyDict_GET_SIZE(fields) > max_entries) {
+        /* (past the entries a hashtable, whose fields are a KeyTable, not this dict: the reader's) */
         Py_DECREF(fields);
         Py_RETURN_NONE;
     }
     PyObject *slots[HASH_SLOTS];
-    slots[HASH_ENCODING] = Py_NewRef(PyDict_GET_SIZE(fields) > max_entries ? s_hashtable : s_listpack);
+    slots[HASH_ENCODING] = Py_NewRef(s_listpack);
     slots[HASH_FIELDS] = fields;
     slots[HASH_EXPIRES] = Py_NewRef(no_field_ttls);
     slots[HASH_HEAP] = Py_NewRef(Py_None);

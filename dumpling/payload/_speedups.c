@@ -894,7 +894,8 @@ append_one_string(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 PyDoc_STRVAR(append_mapping_doc,
 "append_mapping(out, fields, compress) -> None\n\n"
-"For each (field, value) of the dict ``fields``: append_string of the field, then of the value.");
+"For each (field, value) of ``fields`` (a dict, or a hash's KeyTable): append_string of the field, then\n"
+"of the value.");
 
 static PyObject *
 append_mapping(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
@@ -905,8 +906,36 @@ append_mapping(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *fields = args[1];
+    if (native_is_keytable(fields)) {
+        /* a hashtable-encoded hash's fields (datatypes/hashes.py): the table in its own order */
+        Py_ssize_t size = keytable_len(fields);
+        KtCursor cursor;
+        native_kt->cursor_start(fields, &cursor);
+        KtEntry *e;
+        int rc = 0;
+        while (rc == 0 && (e = native_kt->cursor_next(&cursor)) != NULL) {
+            PyObject *key = Py_NewRef(e->key), *value = Py_NewRef(e->value);
+            rc = write_string(&w, key);
+            if (rc == 0) {
+                rc = write_string(&w, value);
+            }
+            Py_DECREF(key);
+            Py_DECREF(value);
+        }
+        native_kt->cursor_end(&cursor);
+        if (rc == 0 && keytable_len(fields) != size) {
+            PyErr_SetString(PyExc_RuntimeError, "dictionary changed size during iteration");
+            rc = -1;
+        }
+        if (rc < 0 || writer_flush(&w, args[0]) < 0) {
+            goto fail;
+        }
+        writer_free(&w);
+        Py_RETURN_NONE;
+    }
     if (!PyDict_Check(fields)) {
-        PyErr_Format(PyExc_TypeError, "fields must be a dict, not %.100s", Py_TYPE(fields)->tp_name);
+        PyErr_Format(PyExc_TypeError, "fields must be a dict or a KeyTable, not %.100s", Py_TYPE(fields)->tp_name);
+        writer_free(&w);
         return NULL;
     }
     Py_ssize_t size = PyDict_GET_SIZE(fields);
