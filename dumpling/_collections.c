@@ -57,17 +57,18 @@ static const ElementListApi *g_elements = NULL;
 static long long g_packed_threshold = 0;                    /* lists.set_packed_threshold */
 static int g_handlers_on = 1;
 
-/* HashValue's __slots__, read at their offsets (find_slots below; 1: all found); _fields holds the
- * restored listpack (bytes) while the hash is packed: not a dict, so HSET declines it */
-enum { HV_FIELDS, HV_FIELD_EXPIRES, HV_ENCODING, HV_SCAN, HV_COUNT };
-static const char *const HASH_SLOTS[HV_COUNT] = {"_fields", "field_expires", "encoding", "_scan"};
+/* HashValue's __slots__, read at their offsets (find_slots below; 1: all found); _fields holds a
+ * dict (listpack encodings), a KeyTable (hashtable) or, while the hash is packed, the restored
+ * listpack (bytes), which HSET declines */
+enum { HV_FIELDS, HV_FIELD_EXPIRES, HV_ENCODING, HV_COUNT };
+static const char *const HASH_SLOTS[HV_COUNT] = {"_fields", "field_expires", "encoding"};
 static Py_ssize_t g_hash_offsets[HV_COUNT];
 static int g_hash_slots_ok = 0;
 /* A new empty hash without HashValue()'s Python __init__: a copy of an empty one made once
  * (configure) with its own dict of fields; only when the class's __slots__ are exactly these
  * (native_exact_slots), so every slot is written. */
-static const char *const HASH_ALL_SLOTS[] = {"_fields", "field_expires", "encoding", "_heap", "_scan"};
-#define HASH_ALL_COUNT 5
+static const char *const HASH_ALL_SLOTS[] = {"_fields", "field_expires", "encoding", "_heap"};
+#define HASH_ALL_COUNT 4
 static Py_ssize_t g_hash_all_offsets[HASH_ALL_COUNT];
 static PyObject *g_hash_template; /* HashValue() (its field_expires the shared empty NO_FIELD_TTLS) */
 /* SetValue's (_members: the restored intset or listpack (bytes) while the set is packed: SADD declines it) */
@@ -1010,8 +1011,8 @@ static int attr_empty(PyObject *obj, PyObject *name) {
 
 /* HSET key field value [field value ...]: commands.hashes._hset on an existing hash where no
  * encoding changes (every argument within hash-max-listpack-value and the fields within
- * hash-max-listpack-entries, or already a hashtable), no field has a TTL and no HSCAN cursor
- * state is kept.  The reply is the number of new fields. */
+ * hash-max-listpack-entries, or already a hashtable) and no field has a TTL.  The reply is the
+ * number of new fields. */
 /* HSET's writes into the hash's fields, a dict or (hashtable encoding) a KeyTable (`first`, when
  * not NULL, the first field's bytes made already), the touch and the dirty count: the reply, the
  * number of new fields. */
@@ -1117,15 +1118,12 @@ static PyObject *native_hset(NativeCall *call, const NativeArg *args, int argc) 
     PyObject *fields = *slot_at(value, g_hash_offsets[HV_FIELDS]);
     PyObject *encoding = *slot_at(value, g_hash_offsets[HV_ENCODING]);
     PyObject *expires = *slot_at(value, g_hash_offsets[HV_FIELD_EXPIRES]);
-    PyObject *scan = *slot_at(value, g_hash_offsets[HV_SCAN]);
     /* (the fields: a dict, a hashtable's KeyTable, or bytes while packed: declined) */
-    if (fields == NULL || encoding == NULL || expires == NULL || scan == NULL ||
-        !(PyDict_CheckExact(fields) || native_is_keytable(fields)))
+    if (fields == NULL || encoding == NULL || expires == NULL || !(PyDict_CheckExact(fields) || native_is_keytable(fields)))
         goto done;
-    /* field TTLs (listpackex placement) or HSCAN state: Python's (NO_FIELD_TTLS is an empty dict
-     * subclass, shared) */
+    /* field TTLs (listpackex placement): Python's (NO_FIELD_TTLS is an empty dict subclass, shared) */
     int r = PyDict_Check(expires) ? PyDict_GET_SIZE(expires) != 0 : PyObject_IsTrue(expires);
-    if (r != 0 || (scan != Py_None && (r = PyObject_IsTrue(scan)) != 0))
+    if (r != 0)
         goto done;
     int hashtable = encoding == u_listpack ? 0 : str_is(encoding, u_hashtable);
     if (hashtable < 0)

@@ -567,9 +567,11 @@ def hscan(c: Any, argv: list[bytes]) -> Any:
     if value.encoding != "hashtable":
         names = [f for f in fields if pattern is None or glob_match(pattern, f)]
         next_cursor = 0
-    else:
-        accept = None if pattern is None else (lambda f: glob_match(pattern, f))
-        next_cursor, names = value.scan_order().scan(cursor, count, accept)
+    else:  # the table's own walk (KeyTable.scan: Redis's reverse-binary cursor over its buckets)
+        next_cursor, flat = fields.scan(cursor, count, True)
+        if pattern is None and not value.field_expires:
+            return scan_reply(next_cursor, flat[0::2] if novalues else flat)
+        names = [f for f in flat[0::2] if pattern is None or glob_match(pattern, f)]
     if value.field_expires:  # expired fields are visited but not reported
         now = c.keyspace.now
         names = [f for f in names if not value.is_expired(f, now)]

@@ -12,8 +12,9 @@ keeps, so replies and DUMP see the same sequence:
   (``dumpling.keytable``: the keyspace's own C hash table, field -> value, rehashed
   incrementally; ``PyKeyTable``, a dict subclass, in pure mode), a mapping with the
   dict methods the hash code uses (``len``, ``in``, ``[]``, ``get``, ``pop``, assignment,
-  ``del``, iteration, ``values()``/``items()`` iterators); a ``ScanOrder`` serves HSCAN and
-  random picks.  ``encoding == "hashtable"`` exactly when ``_fields`` is a table.
+  ``del``, iteration, ``values()``/``items()`` iterators), whose ``scan`` (Redis's
+  reverse-binary cursor over its buckets) serves HSCAN and ``random_key`` HRANDFIELD.
+  ``encoding == "hashtable"`` exactly when ``_fields`` is a table.
 
 ``field_expires`` maps field -> absolute Unix ms for fields that have a TTL (what
 RDB types 24/25 carry); a hash that never had one shares ``NO_FIELD_TTLS``, an empty
@@ -42,9 +43,7 @@ from typing import Any, NamedTuple
 
 from dumpling.collector import hide
 from dumpling.datatypes.lists import LP_HEADER_BYTES, jemalloc_size, lp_entry_size, sds_alloc_size
-from dumpling.datatypes.sets import MemberScan
 from dumpling.keytable import KeyTable
-from dumpling.scan import ScanOrder
 
 # HEXPIRE family result codes (and HGETEX/HSETEX internals).
 NO_FIELD = -2
@@ -131,7 +130,7 @@ unpack_listpack: Callable[[bytes], dict[bytes, bytes]] = _no_listpack_reader
 
 class HashValue:
     TYPE = b"hash"
-    __slots__ = ("_fields", "field_expires", "encoding", "_heap", "_scan")
+    __slots__ = ("_fields", "field_expires", "encoding", "_heap")
 
     def __init__(
         self,
@@ -146,7 +145,6 @@ class HashValue:
         self.field_expires: dict[bytes, int] = field_expires or NO_FIELD_TTLS
         self.encoding = encoding
         self._heap: list[tuple[int, bytes]] | None = None  # (when, field); None until first needed
-        self._scan: MemberScan | None = None
 
     @classmethod
     def packed(cls, listpack: bytes) -> HashValue:
@@ -157,7 +155,6 @@ class HashValue:
         value.field_expires = NO_FIELD_TTLS
         value.encoding = "listpack"
         value._heap = None
-        value._scan = None
         return value
 
     @property
@@ -251,8 +248,6 @@ class HashValue:
                     self._place(field, value, None)
         else:
             fields[shared_name(field)] = value
-            if self._scan is not None:
-                self._scan.added(field)
         if self.encoding != "hashtable" and len(fields) > limits.entries:
             self.to_hashtable()
         return not existed
@@ -261,8 +256,6 @@ class HashValue:
         if self.fields.pop(field, None) is None:
             return False
         self.field_expires.pop(field, None)
-        if self._scan is not None:
-            self._scan.discarded(field)
         return True
 
     # -- field TTLs ------------------------------------------------------------------------
@@ -368,23 +361,18 @@ class HashValue:
                 del expires[field]
                 fields.pop(field, None)
                 gone.append(field)
-                if self._scan is not None:
-                    self._scan.discarded(field)
         return gone
 
     # -- iteration and randomness -------------------------------------------------------
 
-    def scan_order(self) -> ScanOrder:
-        scan = self._scan
-        if scan is None or scan.order.source is not self.fields:
-            scan = self._scan = MemberScan(self.fields)
-        return scan.order
-
     def random_field(self, rng: random.Random) -> bytes:
+        """A random field (HRANDFIELD): a hashtable's from its table (``random_key``, fair
+        over chains as Redis's ``dictGetFairRandomKey``), a listpack's by position."""
+        fields = self.fields
         if self.encoding != "hashtable":
-            fields = list(self.fields)
-            return fields[rng.randrange(len(fields))]
-        field = self.scan_order().random_key(rng)
+            names = list(fields)
+            return names[rng.randrange(len(names))]
+        field: bytes | None = fields.random_key()
         assert field is not None
         return field
 

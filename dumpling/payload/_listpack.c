@@ -2511,14 +2511,14 @@ lp_quicklist_body(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 enum { ZSET_SCORES, ZSET_INDEX, ZSET_ENCODING, ZSET_SCAN, ZSET_SLOTS };
 enum { SET_MEMBERS, SET_ENCODING, SET_ORDER, SET_SCAN, SET_SLOTS };
-enum { HASH_FIELDS, HASH_EXPIRES, HASH_ENCODING, HASH_HEAP, HASH_SCAN, HASH_SLOTS };
+enum { HASH_FIELDS, HASH_EXPIRES, HASH_ENCODING, HASH_HEAP, HASH_SLOTS };
 enum { LIST_ITEMS, LIST_PACKED, LIST_ENCODING, LIST_LP_BYTES, LIST_NODES, LIST_SHAPE_LEN, LIST_SLOTS };
 enum { PACKED_BUF, PACKED_NODES, PACKED_LENGTH, PACKED_SLOTS };
 #define MAX_SLOTS 8
 
 static const char *const zset_slot_names[] = {"_scores", "_index", "encoding", "_scan", NULL};
 static const char *const set_slot_names[] = {"_members", "encoding", "_order", "_scan", NULL};
-static const char *const hash_slot_names[] = {"_fields", "field_expires", "encoding", "_heap", "_scan", NULL};
+static const char *const hash_slot_names[] = {"_fields", "field_expires", "encoding", "_heap", NULL};
 static const char *const list_slot_names[] = {"_items", "_packed", "encoding", "_lp_bytes", "_nodes", "_shape_len",
                                               NULL};
 static const char *const packed_slot_names[] = {"buf", "nodes", "length", NULL};
@@ -3044,7 +3044,6 @@ hash_value(PyObject *blob, long max_entries)
         slots[HASH_FIELDS] = Py_NewRef(blob);
         slots[HASH_EXPIRES] = Py_NewRef(no_field_ttls);
         slots[HASH_HEAP] = Py_NewRef(Py_None);
-        slots[HASH_SCAN] = Py_NewRef(Py_None);
         return new_value(&hash_class, slots);
     }
     PyObject *args[2] = {blob, Py_False};
@@ -3063,7 +3062,6 @@ hash_value(PyObject *blob, long max_entries)
     slots[HASH_FIELDS] = fields;
     slots[HASH_EXPIRES] = Py_NewRef(no_field_ttls);
     slots[HASH_HEAP] = Py_NewRef(Py_None);
-    slots[HASH_SCAN] = Py_NewRef(Py_None);
     return new_value(&hash_class, slots);
 }
 
