@@ -41,10 +41,13 @@ class ScanOrder:
         self.cycle_cursor = 0  # where the active expire cycle left off
 
     def added(self, key: Hashable) -> None:
-        """Record a key that was not in ``source`` before."""
-        self.order.append(key)
-        if len(self.order) > 2 * len(self.source) + 64:
+        """Record a key that was not in ``source`` before, whether or not it is there yet
+        (``Database.set_expire`` records it first).  A compaction runs before the append: run
+        after it, it would drop a key not yet in ``source`` as stale, and no scan (nor the
+        active expiry cycle) would ever see that key."""
+        if len(self.order) >= 2 * len(self.source) + 64:
             self.compact()
+        self.order.append(key)
 
     def compact(self) -> None:
         source = self.source
