@@ -5,12 +5,15 @@
  *
  * Why: a Database kept two dicts (values, and a field per key), two entries and ~84 bytes a
  * key, and a dict resizes whole inside the insert that fills it (~0.3 s at 3M keys, both
- * dicts at the same insert).  Here one 32-byte entry holds the key, value, hash and field,
- * and a resize is spread over the operations that follow (and the cron), as Redis does.
+ * dicts at the same insert).  Here one allocation per key holds the value, hash, field and
+ * the key's bytes (41 bytes for a 13-byte key; a bytes object per key took 48 more), and a
+ * resize is spread over the operations that follow (and the cron), as Redis does.
  *
  * Python side: a mapping of bytes keys (len, in, [], get, pop, setdefault-free assignment,
  * del, iteration over keys/values/items with dict's "changed size during iteration" error),
- * plus get_field/set_field, rehash_steps/rehash_for (the cron's share) and stats().
+ * plus get_field/set_field, rehash_steps/rehash_for (the cron's share), stats(), and
+ * scan(cursor, count, values) / random_key() over the buckets themselves (SCAN, RANDOMKEY,
+ * sampling).  A key handed to Python is a new bytes object made from the entry.
  *
  * GC: not a GC type.  A KeyTable is never reachable from what it holds (a value never refers
  * to its database's table), so it cannot be on a cycle; a value that is on a cycle of its own
@@ -39,12 +42,10 @@ static inline uint32_t key_hash(PyObject *key) {
 }
 
 static inline int same_key(const KtEntry *e, PyObject *key, uint32_t h) {
-    if (e->key == key)
-        return 1;
     if (e->hash != h)
         return 0;
     Py_ssize_t n = PyBytes_GET_SIZE(key);
-    return PyBytes_GET_SIZE(e->key) == n && memcmp(PyBytes_AS_STRING(e->key), PyBytes_AS_STRING(key), (size_t)n) == 0;
+    return (Py_ssize_t)e->len == n && memcmp(e->key, PyBytes_AS_STRING(key), (size_t)n) == 0;
 }
 
 static inline int rehashing(const KeyTableObject *kt) {
@@ -189,19 +190,26 @@ static int kt_store(PyObject *self, PyObject *key, PyObject *value, uint32_t fie
         Py_DECREF(old); /* (last: its deallocation may run code) */
         return 0;
     }
+    Py_ssize_t len = PyBytes_GET_SIZE(key);
+    if ((uint64_t)len > UINT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "a KeyTable key is at most 4 GiB");
+        return -1;
+    }
     if (expand_if_needed(kt) < 0)
         return -1;
-    KtEntry *e = PyMem_Malloc(sizeof(KtEntry));
+    KtEntry *e = PyMem_Malloc(KT_ENTRY_SIZE(len));
     if (e == NULL) {
         PyErr_NoMemory();
         return -1;
     }
     KtTable *t = &kt->ht[rehashing(kt) ? 1 : 0];
     size_t i = h & (t->size - 1);
-    e->key = Py_NewRef(key);
     e->value = Py_NewRef(value);
     e->hash = h;
     e->field = field;
+    e->len = (uint32_t)len;
+    memcpy(e->key, PyBytes_AS_STRING(key), (size_t)len);
+    kt->key_bytes += (size_t)len;
     e->next = t->buckets[i];
     t->buckets[i] = e;
     t->used++;
@@ -230,9 +238,9 @@ static int kt_remove(PyObject *self, PyObject *key, PyObject **old) {
             table->used--;
             kt->version++;
             shrink_if_needed(kt);
-            PyObject *k = e->key, *v = e->value;
+            PyObject *v = e->value;
+            kt->key_bytes -= e->len;
             PyMem_Free(e);
-            Py_DECREF(k);
             if (old != NULL)
                 *old = v;
             else
@@ -287,6 +295,7 @@ static void kt_cursor_end(KtCursor *c) {
 static void clear_all(KeyTableObject *kt) {
     KtTable tables[2] = {kt->ht[0], kt->ht[1]};
     memset(kt->ht, 0, sizeof(kt->ht));
+    kt->key_bytes = 0;
     kt->rehashidx = -1;
     kt->version++;
     for (int t = 0; t <= 1; t++) {
@@ -294,9 +303,9 @@ static void clear_all(KeyTableObject *kt) {
             KtEntry *e = tables[t].buckets[i];
             while (e != NULL) {
                 KtEntry *next = e->next;
-                Py_DECREF(e->key);
-                Py_DECREF(e->value);
+                PyObject *v = e->value;
                 PyMem_Free(e);
+                Py_DECREF(v);
                 e = next;
             }
         }
@@ -452,7 +461,7 @@ static PyObject *kt_stats(PyObject *self, PyObject *unused) {
 static PyObject *kt_sizeof(PyObject *self, PyObject *unused) {
     KeyTableObject *kt = (KeyTableObject *)self;
     size_t n = sizeof(KeyTableObject) + (kt->ht[0].size + kt->ht[1].size) * sizeof(KtEntry *) +
-               (kt->ht[0].used + kt->ht[1].used) * sizeof(KtEntry);
+               (kt->ht[0].used + kt->ht[1].used) * offsetof(KtEntry, key) + kt->key_bytes;
     return PyLong_FromSize_t(n);
 }
 
@@ -482,7 +491,10 @@ static inline uint64_t next_cursor(uint64_t v, uint64_t mask) {
 /* Append the bucket's keys (and values) to out: 0, or -1 with an exception. */
 static int emit_bucket(const KtEntry *e, PyObject *out, int values) {
     for (; e != NULL; e = e->next) {
-        if (PyList_Append(out, e->key) < 0 || (values && PyList_Append(out, e->value) < 0))
+        PyObject *key = kt_entry_key_object(e);
+        int failed = key == NULL || PyList_Append(out, key) < 0;
+        Py_XDECREF(key);
+        if (failed || (values && PyList_Append(out, e->value) < 0))
             return -1;
     }
     return 0;
@@ -651,7 +663,7 @@ static PyObject *kt_random_key(PyObject *self, PyObject *unused) {
     KtEntry *e = random_entry((KeyTableObject *)self);
     if (e == NULL)
         Py_RETURN_NONE;
-    return Py_NewRef(e->key);
+    return kt_entry_key_object(e);
 }
 
 /* ------------------------------------------------------------------ iterators */
@@ -710,11 +722,14 @@ static PyObject *ktiter_next(PyObject *self) {
         kt_cursor_end(&it->cursor); /* rehashing may go on */
         return NULL;
     }
-    if (it->kind == IT_KEYS)
-        return Py_NewRef(e->key);
     if (it->kind == IT_VALUES)
         return Py_NewRef(e->value);
-    return PyTuple_Pack(2, e->key, e->value);
+    PyObject *key = kt_entry_key_object(e);
+    if (key == NULL || it->kind == IT_KEYS)
+        return key;
+    PyObject *pair = PyTuple_Pack(2, key, e->value);
+    Py_DECREF(key);
+    return pair;
 }
 
 static PyObject *ktiter_length_hint(PyObject *self, PyObject *unused) {

@@ -2,8 +2,13 @@
  * dumpling/_keytable.h: a database's keys, values and LRU/LFU fields in one C hash table
  * (dumpling._keytable's KeyTable), and the C entry points it lends other extensions.
  *
- * One entry per key: the key (bytes), the value, the low 32 bits of the key's hash and the
- * 24-bit LRU/LFU field as a C integer (no Python int per key, no second dict).  Chained
+ * One allocation per key, the entry: the value, the low 32 bits of the key's hash, the 24-bit
+ * LRU/LFU field as a C integer and the key's bytes themselves (no bytes object, no Python int,
+ * no second dict).  An entry is sized exactly, KT_ENTRY_SIZE(len): 28 bytes and the key's
+ * length, so a 13-byte key's entry takes 41 bytes (pymalloc's 48-byte class; up to 20-byte
+ * keys share it), where a bytes object (33 + 13 bytes, 48) beside a 32-byte entry took 80.
+ * A key is made a bytes object only when Python asks for one (iteration, scan, random_key;
+ * kt_entry_key_object).  Chained
  * buckets in two tables, rehashed incrementally as Redis's dict.c does: an expansion or a
  * shrink allocates the new table and each operation then moves a bucket (the server's cron
  * moves more), so no single command pays for a whole-table resize.  An entry is never
@@ -11,24 +16,40 @@
  * is deleted.
  *
  * Found through a capsule, KEYTABLE_CAPSULE, holding a KeyTableApi (native_keytable() in
- * _native.h imports it); `type` tells which objects the functions take.  Keys are exact
- * bytes objects: find() of anything else finds nothing, store() refuses it.
+ * _native.h imports it); `type` tells which objects the functions take.  Keys are passed as
+ * exact bytes objects (their cached hash is used): find() of anything else finds nothing,
+ * store() refuses it (and a key over 4 GiB).
  */
 #ifndef DUMPLING_KEYTABLE_H
 #define DUMPLING_KEYTABLE_H
 
 #include <Python.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define KEYTABLE_CAPSULE "dumpling._keytable._api"
 
 typedef struct KtEntry {
     struct KtEntry *next; /* the bucket's chain */
-    PyObject *key;        /* bytes (a strong reference) */
     PyObject *value;      /* a strong reference */
-    uint32_t hash;        /* the low 32 bits of the key's hash */
+    uint32_t hash;        /* the low 32 bits of the key's hash (Python's, of its bytes) */
     uint32_t field;       /* the 24-bit LRU/LFU field */
+    uint32_t len;         /* the key's length */
+    char key[];           /* the key's bytes (not NUL-terminated) */
 } KtEntry;
+
+#define KT_ENTRY_SIZE(len) (offsetof(KtEntry, key) + (size_t)(len))
+
+/* The key's bytes (borrowed from the entry: valid until its key is deleted) and length. */
+static inline const char *kt_entry_key(const KtEntry *e, Py_ssize_t *len) {
+    *len = (Py_ssize_t)e->len;
+    return e->key;
+}
+
+/* The key as a new bytes object, or NULL with an exception (no memory). */
+static inline PyObject *kt_entry_key_object(const KtEntry *e) {
+    return PyBytes_FromStringAndSize(e->key, (Py_ssize_t)e->len);
+}
 
 typedef struct {
     KtEntry **buckets; /* NULL while size is 0 */
@@ -42,6 +63,7 @@ typedef struct {
     Py_ssize_t rehashidx; /* the next bucket of ht[0] to move; -1 when not rehashing */
     Py_ssize_t iterators; /* live iterators: rehashing waits while there are any */
     uint64_t version;     /* bumped by every insert and delete (iterators check it) */
+    size_t key_bytes;     /* the keys' lengths summed (__sizeof__) */
 } KeyTableObject;
 
 /* A walk over every entry, for C code that does not change the table while it walks (the

@@ -277,3 +277,29 @@ def test_scan_refuses_a_count_below_one() -> None:
     for make in [PyKeyTable] + ([Native] if Native is not None else []):
         with pytest.raises(ValueError):
             make().scan(0, 0)
+
+
+@needs_c
+def test_keys_are_stored_inline_not_held() -> None:
+    """A key's bytes live in its entry: the table holds no reference to the key passed in,
+    hands out equal new bytes objects, and keeps any bytes (empty, NULs, long) exactly."""
+    table = Native()
+    key = b"held?" * 3
+    base = sys.getrefcount(key)
+    table[key] = 1
+    table.set_field(key, 5)
+    assert sys.getrefcount(key) == base
+    odd = [b"", b"\x00", b"a\x00b", b"\xff" * 300, b"k" * (1 << 20)]
+    for i, k in enumerate(odd):
+        table[k] = i
+    assert sorted(table) == sorted([key, *odd])
+    assert all(table[k] == i for i, k in enumerate(odd)) and b"a\x00" not in table and b"a\x00c" not in table
+    out = next(k for k in table if k == key)
+    assert out == key and out is not key and type(out) is bytes
+    assert dict(table.items())[b"\x00"] == 1
+    before = table.__sizeof__()
+    table[b"x" * 1000] = 0
+    assert table.__sizeof__() - before >= 1000  # the key's bytes are counted in the entry
+    del table[b"x" * 1000]
+    assert table.__sizeof__() == before
+    assert table.pop(b"k" * (1 << 20)) == 4 and len(table) == len(odd)

@@ -199,10 +199,14 @@ static PyObject *write_strings(PyObject *self, PyObject *const *args, Py_ssize_t
     KtEntry *entry;
     kt_api->cursor_start(data, &cursor);
     while ((entry = kt_api->cursor_next(&cursor)) != NULL) {
-        PyObject *key = entry->key, *value = entry->value;
+        PyObject *value = entry->value;
+        Py_ssize_t kn;
+        const char *ks = kt_entry_key(entry, &kn);
         long long expire = -1, idle = -1, freq = -1;
-        if (has_expires) {
-            PyObject *when = PyDict_GetItemWithError(expires, key);
+        if (has_expires) { /* (the key as an object only for this lookup) */
+            PyObject *key = kt_entry_key_object(entry);
+            PyObject *when = key == NULL ? NULL : PyDict_GetItemWithError(expires, key);
+            Py_XDECREF(key);
             if (when == NULL && PyErr_Occurred())
                 goto error;
             if (when != NULL) {
@@ -225,21 +229,21 @@ static PyObject *write_strings(PyObject *self, PyObject *const *args, Py_ssize_t
                 freq = counter;
             }
         }
-        const char *ks, *vs;
-        Py_ssize_t kn, vn;
-        if (!PyBytes_CheckExact(key) || !string_view(value, &vs, &vn) || (compress && (vn > 20 || PyBytes_GET_SIZE(key) > 20))) {
+        const char *vs;
+        Py_ssize_t vn;
+        if (!string_view(value, &vs, &vn) || (compress && (vn > 20 || kn > 20))) {
             /* Not ours: keep the order by handing over what is buffered first. */
             if (flush(&b, sink) < 0)
                 goto error;
-            PyObject *r = PyObject_CallFunction(other, "OOLLL", key, value, expire, idle, freq);
+            PyObject *key = kt_entry_key_object(entry);
+            PyObject *r = key == NULL ? NULL : PyObject_CallFunction(other, "OOLLL", key, value, expire, idle, freq);
+            Py_XDECREF(key);
             if (r == NULL)
                 goto error;
             Py_DECREF(r);
             done++;
             continue;
         }
-        ks = PyBytes_AS_STRING(key);
-        kn = PyBytes_GET_SIZE(key);
         if (reserve(&b, (size_t)(kn + vn) + 40) < 0)
             goto error;
         unsigned char *p = (unsigned char *)b.buf + b.len;
