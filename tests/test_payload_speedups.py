@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dumpling import accel
+from dumpling import accel, keytable
 from dumpling.datatypes import HashValue, ListValue, SetValue, ZSetValue
 from dumpling.payload import CodecOptions, PayloadError, bulk, decode_payload, encode_payload
 from dumpling.payload.envelope import reseal
@@ -158,6 +158,13 @@ def test_read_records_match_python(compress: bool) -> None:
             ref_table, ref_at = bulk.read_dict_py(buf, pos, end, pairs)
             assert at == ref_at == end
             assert list(table.items()) == list(ref_table.items())  # same values, same order
+            # into a big hash's table (both tables, both readers): the same pairs
+            for make in (keytable.KeyTable, keytable.PyKeyTable):
+                for read in (C.read_dict, bulk.read_dict_py):
+                    into = make()
+                    filled, at = read(buf, pos, end, pairs, into)
+                    assert filled is into and at == end
+                    assert sorted(into.items()) == sorted(ref_table.items())
         members, at = C.read_set(buf, pos, end, len(items))
         assert (members, at) == bulk.read_set_py(buf, pos, end, len(items)) == (set(items), end)
 

@@ -491,28 +491,32 @@ done:
 }
 
 PyDoc_STRVAR(read_dict_doc,
-"read_dict(buf, pos, end, count) -> (dict, pos)\n\n"
-"``count`` (field, value) rdbString pairs straight into a dict; a repeated field\n"
-"keeps its last value (the caller compares the size with ``count``).");
+"read_dict(buf, pos, end, count, into=None) -> (mapping, pos)\n\n"
+"``count`` (field, value) rdbString pairs straight into a new dict, or into ``into`` (an empty\n"
+"mapping: a big hash's KeyTable); a repeated field keeps its last value (the caller compares\n"
+"the size with ``count``).");
 
-/* read_dict (``pairs``: field, value into a dict) and read_set (strings into a set). */
+/* read_dict (``pairs``: field, value into a dict, or into args[4]) and read_set (strings into a
+ * set). */
 static PyObject *
 read_collection(PyObject *const *args, Py_ssize_t nargs, int pairs)
 {
     Reader r;
     Py_ssize_t pos, count;
 
-    if (nargs != 4) {
+    if (nargs != 4 && !(pairs && nargs == 5)) {
         PyErr_Format(PyExc_TypeError, "%s expected 4 arguments, got %zd", pairs ? "read_dict" : "read_set", nargs);
         return NULL;
     }
+    PyObject *into = nargs == 5 && args[4] != Py_None ? args[4] : NULL;
+    int table = into != NULL && native_is_keytable(into);
     if (reader_args(args, &r, &pos, &count) < 0) {
         return NULL;
     }
     if (count > 0 && check_room(pos, r.end, count, pairs ? 2 : 1) < 0) {
         return NULL;
     }
-    PyObject *out = pairs ? PyDict_New() : PySet_New(NULL);
+    PyObject *out = into != NULL ? Py_NewRef(into) : pairs ? PyDict_New() : PySet_New(NULL);
     if (out == NULL) {
         return NULL;
     }
@@ -528,7 +532,9 @@ read_collection(PyObject *const *args, Py_ssize_t nargs, int pairs)
                 Py_DECREF(first);
                 goto fail;
             }
-            rc = PyDict_SetItem(out, first, value);
+            rc = table ? (native_kt->store(out, first, value, 0, NULL) < 0 ? -1 : 0)
+                 : into != NULL && !PyDict_CheckExact(into) ? PyObject_SetItem(out, first, value)
+                                                            : PyDict_SetItem(out, first, value);
             Py_DECREF(value);
         }
         else {

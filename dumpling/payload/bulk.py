@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterable
 from itertools import accumulate, compress, count, islice, repeat
 from operator import add, le
 from types import ModuleType
+from typing import Any
 
 from dumpling.accel import PURE_PAYLOAD
 from dumpling.payload.errors import bad_data
@@ -206,11 +207,16 @@ def read_strings(buf: bytes, pos: int, end: int, strings: int) -> tuple[list[byt
     return strings_read, pos
 
 
-def read_dict_py(buf: bytes, pos: int, end: int, pairs: int) -> tuple[dict[bytes, bytes], int]:
-    """``pairs`` (field, value) rdbStrings as a dict; a repeated field keeps its last value
-    (the caller compares the size with ``pairs``)."""
+def read_dict_py(buf: bytes, pos: int, end: int, pairs: int, into: Any = None) -> tuple[Any, int]:
+    """``pairs`` (field, value) rdbStrings as a dict, or into ``into`` (an empty mapping: a big
+    hash's ``KeyTable``); a repeated field keeps its last value (the caller compares the size
+    with ``pairs``)."""
     (fields, values), pos = read_records_py(buf, pos, end, pairs, "ss")
-    return dict(zip(fields, values, strict=True)), pos
+    if into is None:
+        return dict(zip(fields, values, strict=True)), pos
+    for field, value in zip(fields, values, strict=True):
+        into[field] = value
+    return into, pos
 
 
 def read_set_py(buf: bytes, pos: int, end: int, strings: int) -> tuple[set[bytes], int]:

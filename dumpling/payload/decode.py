@@ -561,12 +561,11 @@ def _read_hash(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[HashValue,
     if count == 0:
         raise bad_data("empty hash")
     opts = ctx.options
-    if count > opts.hash_max_listpack_entries:  # a hashtable from the start
-        table, pos = bulk.read_dict(ctx.buf, pos, ctx.end, count)
+    if count > opts.hash_max_listpack_entries:  # a hashtable from the start: read into its table
+        value = HashValue((), None, "hashtable")
+        table, pos = bulk.read_dict(ctx.buf, pos, ctx.end, count, value.fields)
         if len(table) != count:
             raise bad_data("duplicate hash fields")
-        value = HashValue((), None, "hashtable")
-        value.fields = table
         return value, pos
     keys, values, pos = _read_pairs(ctx, pos, count)
     limit = opts.hash_max_listpack_value
