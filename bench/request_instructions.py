@@ -72,6 +72,9 @@ REQUESTS = {
     "ping": [b"PING"],
     # a new small hash per request (bench/latency.py --grow's load): every batch names new keys
     "hset_new": [b"HSET", b"grow:%d", b"f", b"v"],
+    # a field of a big (hashtable-encoded) hash: its fields' table (datatypes/hashes.py)
+    "hset_big": [b"HSET", b"bighash", b"field:500", b"yyy"],
+    "hget_big": [b"HGET", b"bighash", b"field:500"],
     # ordinary commands without a native handler or twin: the general path (issue 12)
     "hincrby": [b"HINCRBY", b"myhash", b"counter", b"1"],
     "zscore": [b"ZSCORE", b"myzset", b"member"],
@@ -95,6 +98,8 @@ SETUP = {
     "expire": [[b"SET", b"mykey", b"value"]],
     "getrange": [[b"SET", b"mykey", b"value"]],
     "evalsha": [[b"SCRIPT", b"LOAD", SCRIPT]],
+    "hset_big": [[b"HSET", b"bighash", *[x for i in range(1000) for x in (b"field:%d" % i, b"xxx")]]],
+    "hget_big": [[b"HSET", b"bighash", *[x for i in range(1000) for x in (b"field:%d" % i, b"xxx")]]],
 }
 PIPELINE = 16
 
