@@ -920,16 +920,12 @@ append_mapping(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         KtEntry *e;
         int rc = 0;
         while (rc == 0 && (e = native_kt->cursor_next(&cursor)) != NULL) {
-#ifdef KT_ENTRY_SIZE /* (the key stored inline in its entry) */
-            PyObject *key = kt_entry_key_object(e), *value = Py_NewRef(e->value);
+            PyObject *key = kt_entry_key_object(e), *value = Py_NewRef(e->value); /* (the key is inline) */
             if (key == NULL) {
                 Py_DECREF(value);
                 rc = -1;
                 break;
             }
-#else
-            PyObject *key = Py_NewRef(e->key), *value = Py_NewRef(e->value);
-#endif
             rc = write_string(&w, key);
             if (rc == 0) {
                 rc = write_string(&w, value);
