@@ -26,6 +26,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
@@ -534,12 +535,13 @@ static PyObject **const PLAIN_NAMES[] = {
     &s_reply_mode, &s_resp3, &s_shard_channels, &s_skip_this, &s_strict, &s_tracking, &s_tracking_caching,
     &s_twins_ok, &s_watched,
     /* the read path's (ClientBase.data_received) */
-    &s_server, &s_keyspace, &s_out, &s_carry, &s_held, &s_retained, &s_query_buffer, &s_transport, &s_batch_ran,
-    &s_obuf_soft, &s_reply_buffer_peak, &s_reply_buffer_size, &s_stat_net_input, &s_stat_reads, &s_stat_net_output,
-    &s_stat_writes, &s_output_check_from,
-    /* what a batch counts and sets (add_to_attr, set_attr) */
-    &s_calls, &s_usec, &s_name, &s_stat_commands, &s_stat_hits, &s_stat_misses, &s_dirty, &s_now, &s_current_client,
-    &s_last_cmd, &s_last_interaction, &s_slowlog_threshold,
+    &s_server, &s_keyspace, &s_out, &s_carry, &s_held, &s_retained, &s_query_buffer, &s_transport,
+    &s_obuf_soft, &s_reply_buffer_size, &s_output_check_from,
+    /* what a batch counts and sets (add_to_attr, set_attr; the server's read and command counters and
+     * the client's last_interaction, reply_buffer_peak and _batch_ran are C members: ServerBase,
+     * ClientBase) */
+    &s_calls, &s_usec, &s_name, &s_stat_hits, &s_stat_misses, &s_dirty, &s_now, &s_current_client,
+    &s_last_cmd, &s_slowlog_threshold,
 };
 #define PLAIN_TYPES 8
 static struct {
@@ -651,18 +653,6 @@ static PyObject *entry(PyObject *dict, PyObject *name) {
     return PyDict_GetItemWithError(dict, name);
 }
 
-/* An int entry as a long long: 1, 0 when absent or not a C-sized int (no exception), -1 on error. */
-static int entry_ll(PyObject *dict, PyObject *name, long long *value) {
-    PyObject *v = entry(dict, name);
-    if (v == NULL || !PyLong_CheckExact(v))
-        return PyErr_Occurred() ? -1 : 0;
-    int overflow;
-    *value = PyLong_AsLongLongAndOverflow(v, &overflow);
-    if (*value == -1 && PyErr_Occurred())
-        return -1;
-    return !overflow;
-}
-
 /* dict[name] += amount, as Python's `+=` on the int there. */
 static int entry_add(PyObject *dict, PyObject *name, long long amount) {
     PyObject *v = entry(dict, name);
@@ -740,10 +730,264 @@ static int set_attr(PyObject *obj, PyObject *name, PyObject *value) {
 
 enum { ACL_TWINS_OK = 1, ACL_RESTRICTED = 2 }; /* eligible()'s *restricted, besides 0 */
 
+/* ------------------------------------------------------------------ the plain state, remembered */
+
+/* A read in the plain state used to read ~40 attributes of the client, the server and the
+ * keyspace from their __dict__s (~2.6k instructions a read).  Their values are now remembered,
+ * per object, under the version tag of the __dict__ they came from (CPython 3.11's
+ * ma_version_tag: every change of a dict gives it a new tag, unique across all dicts), as the
+ * Lua bridge remembers the values it reads: while a client's or the server's __dict__ keeps the
+ * tag, every attribute holds the same object, so what follows from them (the plain state's
+ * verdict, RESP3, the ACL case, hooks, gate, slowlog threshold...) is read from the memo, and only
+ * what can change in place is looked at again: the sizes of the containers (a RESP2 client's
+ * subscriptions, the MONITOR list, the query buffers).  A value whose truth could change in place
+ * (any type other than None, bool, int, float, str, bytes and those containers) leaves the memo
+ * "unknown", and eligible() reads everything as before.  So no assignment anywhere can leave the
+ * memo out of step: it changes the tag.  For the tags to stay, a plain read writes nothing to
+ * those dicts: the per-read counters are C members (ServerBase's stat_*, ClientBase's
+ * last_interaction, reply_buffer_peak and _batch_ran), and the two attributes the loop writes
+ * there (the server's current_client, the client's last_cmd, both outside the memo's names) keep
+ * the memo's tag when it held just before the write (set_attr_kept).  The keyspace's five
+ * settings are read each time: its __dict__ changes with every hit, miss and dirty count. */
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+#define MEMO_VERSIONS 1
+static inline uint64_t dict_version(PyObject *dict) { return ((PyDictObject *)dict)->ma_version_tag; }
+#else
+#define MEMO_VERSIONS 0
+static inline uint64_t dict_version(PyObject *dict) { (void)dict; return 0; }
+#endif
+
+static PyObject *s_latency_tracking; /* (interned by hist_ready, at configure()) */
+
+#define MEMO_MAX 28
+typedef struct {
+    PyObject *dict;   /* the __dict__ the values came from (borrowed; NULL: nothing remembered) */
+    uint64_t version; /* its tag then */
+    int known;        /* the verdicts below hold (every truth tested is of a type that cannot change in place) */
+    int plain;        /* the object's part of the plain state holds (containers aside) */
+    int resp3, restricted, gated, hooked, tracking; /* (eligible's outputs, latency-tracking) */
+    long long threshold, check_from, buffer_size;
+    PyObject *value[MEMO_MAX]; /* borrowed: the dict holds them while it keeps the tag */
+} Memo;
+
+/* The client's values (ClientBase's memo): what data_received, eligible and write_replies read. */
+enum { CM_SERVER, CM_KEYSPACE, CM_STRICT, CM_QUERY_BUFFER, CM_CARRY, CM_HELD, CM_RETAINED, CM_OUT, CM_TRANSPORT,
+       CM_CLOSED, CM_OBUF_SOFT, CM_REPLY_BUFFER_SIZE, CM_CLOSE_AFTER, CM_REPLY_MODE, CM_SKIP_THIS, CM_MULTI,
+       CM_LOGGED_IN, CM_UNRESTRICTED, CM_TWINS_OK, CM_BLOCKED, CM_NO_TOUCH, CM_TRACKING_CACHING, CM_RESP3,
+       CM_CHANNELS, CM_PATTERNS, CM_SHARD_CHANNELS, CM_N };
+static PyObject **const CLIENT_MEMO_NAMES[CM_N] = {
+    &s_server, &s_keyspace, &s_strict, &s_query_buffer, &s_carry, &s_held, &s_retained, &s_out, &s_transport,
+    &s_closed, &s_obuf_soft, &s_reply_buffer_size, &s_close_after, &s_reply_mode, &s_skip_this, &s_multi,
+    &s_logged_in, &s_authenticated, &s_twins_ok, &s_blocked, &s_no_touch, &s_tracking_caching, &s_resp3,
+    &s_channels, &s_patterns, &s_shard_channels,
+};
+/* The server's: eligible's and run_reads' settings. */
+enum { SM_CLUSTER, SM_KEY_GATE, SM_PAUSE_GATE, SM_COMMAND_GATE, SM_CALL_HOOKS, SM_MAXMEMORY, SM_MONITORS, SM_IN_EXEC,
+       SM_THRESHOLD, SM_LATENCY_TRACKING, SM_CHECK_FROM, SM_N };
+static PyObject **const SERVER_MEMO_NAMES[SM_N] = {
+    &s_cluster, &s_key_gate, &s_pause_gate, &s_command_gate, &s_call_hooks, &s_maxmemory, &s_monitors, &s_in_exec,
+    &s_slowlog_threshold, &s_latency_tracking, &s_output_check_from,
+};
+_Static_assert(CM_N <= MEMO_MAX && SM_N <= MEMO_MAX, "a Memo holds the values");
+
+typedef struct {
+    PyObject_HEAD
+    double last_interaction;    /* Client.last_interaction (time.time() of its last command batch) */
+    long long reply_buffer_peak; /* Client.reply_buffer_peak */
+    Py_ssize_t batch_ran;       /* Client._batch_ran */
+    Memo memo;
+} ClientBaseObject;
+
+typedef struct {
+    PyObject_HEAD
+    long long stat_commands, stat_net_input, stat_net_output, stat_reads, stat_writes;
+} ServerBaseObject;
+
+static PyTypeObject ClientBaseType, ServerBaseType;
+static Memo g_server_memo; /* (one server's at a time: tests run several in one process) */
+static PyTypeObject *g_client_type; /* server.Client (owned; NULL: configure_reads not called) */
+static PyTypeObject *g_server_type; /* the last type found to be a ServerBase (owned) */
+
+/* Instances of ClientBase / ServerBase (server.Client and dispatch.Server at once, without
+ * PyType_IsSubtype's walk of the MRO). */
+static inline int is_client_base(PyObject *o) {
+    return Py_TYPE(o) == g_client_type || PyObject_TypeCheck(o, &ClientBaseType);
+}
+static inline int is_server_base(PyObject *o) {
+    PyTypeObject *type = Py_TYPE(o);
+    if (type == g_server_type)
+        return 1;
+    if (!PyObject_TypeCheck(o, &ServerBaseType))
+        return 0;
+    Py_INCREF(type);
+    Py_XSETREF(g_server_type, type);
+    return 1;
+}
+
+/* The truth of a value that cannot change in place: 0 or 1; 2 for any other value. */
+static inline int fixed_truth(PyObject *v) {
+    if (v == Py_None || v == Py_False)
+        return 0;
+    if (v == Py_True)
+        return 1;
+    if (PyLong_CheckExact(v) || PyFloat_CheckExact(v) || PyUnicode_CheckExact(v) || PyBytes_CheckExact(v))
+        return PyObject_IsTrue(v); /* (no Python code for these) */
+    return 2;
+}
+
+/* A value tested for emptiness at every read: a container filled in place, or a fixed value. */
+static inline int fillable(PyObject *v) {
+    return PyDict_CheckExact(v) || PyList_CheckExact(v) || PyAnySet_CheckExact(v) || PyByteArray_CheckExact(v) ||
+           fixed_truth(v) != 2;
+}
+static inline int filled(PyObject *v) {
+    if (PyDict_CheckExact(v))
+        return PyDict_GET_SIZE(v) != 0;
+    if (PyList_CheckExact(v))
+        return PyList_GET_SIZE(v) != 0;
+    if (PyAnySet_CheckExact(v))
+        return PySet_GET_SIZE(v) != 0;
+    if (PyByteArray_CheckExact(v))
+        return PyByteArray_GET_SIZE(v) != 0;
+    return fixed_truth(v);
+}
+
+/* m's values read from dict (obj's plain_dict) under `names`: 1, 0 if one is not in the dict
+ * itself (nothing remembered), -1 on error. */
+static int memo_read(Memo *m, PyObject *dict, PyObject **const *names, int n) {
+    m->dict = NULL;
+    for (int i = 0; i < n; i++) {
+        if (*names[i] == NULL)
+            return 0;
+        PyObject *v = entry(dict, *names[i]);
+        if (v == NULL)
+            return PyErr_Occurred() ? -1 : 0;
+        m->value[i] = v;
+    }
+    return 1;
+}
+
+/* The client's memo, valid for its __dict__ as it is now; NULL when there is none (with an
+ * exception set only on error). */
+static Memo *client_memo(PyObject *client) {
+    if (!MEMO_VERSIONS || !is_client_base(client))
+        return NULL;
+    Memo *m = &((ClientBaseObject *)client)->memo;
+    PyObject *d = plain_dict(client);
+    if (d == NULL)
+        return NULL;
+    if (m->dict == d && m->version == dict_version(d))
+        return m;
+    if (memo_read(m, d, CLIENT_MEMO_NAMES, CM_N) <= 0)
+        return NULL;
+    PyObject **v = m->value;
+    int t[CM_N], known = 1;
+    for (int i = CM_CLOSED; i <= CM_RESP3; i++) /* (the truths tested: those of eligible and write_replies) */
+        known &= (t[i] = fixed_truth(v[i])) != 2;
+    known &= (t[CM_STRICT] = fixed_truth(v[CM_STRICT])) != 2;
+    known &= fillable(v[CM_CARRY]) && fillable(v[CM_HELD]) && fillable(v[CM_RETAINED]);
+    m->known = 0;
+    if (known) { /* eligible()'s client part, in its order */
+        m->plain = !t[CM_REPLY_MODE] && !t[CM_SKIP_THIS] && v[CM_MULTI] == Py_None && t[CM_LOGGED_IN] &&
+                   v[CM_BLOCKED] == Py_None && !t[CM_CLOSED] && !t[CM_CLOSE_AFTER] && !t[CM_NO_TOUCH] &&
+                   !t[CM_STRICT] && !t[CM_TRACKING_CACHING];
+        m->restricted = t[CM_UNRESTRICTED] ? 0 : t[CM_TWINS_OK] ? ACL_TWINS_OK : ACL_RESTRICTED;
+        m->resp3 = t[CM_RESP3];
+        m->known = m->resp3 ||
+                   (fillable(v[CM_CHANNELS]) && fillable(v[CM_PATTERNS]) && fillable(v[CM_SHARD_CHANNELS]));
+    }
+    m->dict = d;
+    m->version = dict_version(d);
+    return m;
+}
+
+/* The server's memo (g_server_memo), likewise. */
+static Memo *server_memo(PyObject *server) {
+    if (!MEMO_VERSIONS)
+        return NULL;
+    Memo *m = &g_server_memo;
+    PyObject *d = plain_dict(server);
+    if (d == NULL)
+        return NULL;
+    if (m->dict == d && m->version == dict_version(d))
+        return m;
+    if (memo_read(m, d, SERVER_MEMO_NAMES, SM_N) <= 0)
+        return NULL;
+    PyObject **v = m->value;
+    int maxmemory = fixed_truth(v[SM_MAXMEMORY]), in_exec = fixed_truth(v[SM_IN_EXEC]);
+    int tracking = fixed_truth(v[SM_LATENCY_TRACKING]), overflow = 0, overflow2 = 0;
+    m->known = maxmemory != 2 && in_exec != 2 && tracking != 2 && fillable(v[SM_MONITORS]) &&
+               PyLong_CheckExact(v[SM_THRESHOLD]) && PyLong_CheckExact(v[SM_CHECK_FROM]);
+    if (m->known) {
+        m->plain = v[SM_CLUSTER] == Py_None && v[SM_KEY_GATE] == Py_None && v[SM_PAUSE_GATE] == Py_None &&
+                   !maxmemory && !in_exec;
+        m->gated = v[SM_COMMAND_GATE] != Py_None;
+        m->hooked = v[SM_CALL_HOOKS] != Py_None;
+        m->tracking = tracking;
+        m->threshold = PyLong_AsLongLongAndOverflow(v[SM_THRESHOLD], &overflow);
+        m->check_from = PyLong_AsLongLongAndOverflow(v[SM_CHECK_FROM], &overflow2);
+        m->known = !overflow && !overflow2;
+    }
+    m->dict = d;
+    m->version = dict_version(d);
+    return m;
+}
+
+/* obj.name = value (set_attr) for a name outside m's, keeping m valid if it was just before:
+ * the loop's own writes to a remembered __dict__ (current_client, last_cmd). */
+static int set_attr_kept(PyObject *obj, Memo *m, PyObject *name, PyObject *value) {
+    PyObject *d = m != NULL ? plain_dict(obj) : NULL;
+    if (d == NULL || m->dict != d || m->version != dict_version(d))
+        return set_attr(obj, name, value);
+    PyObject *was = entry(d, name);
+    if (was == value)
+        return 0;
+    Py_XINCREF(was); /* (freed after the tag is taken: a finalizer could write the dict) */
+    int r = set_attr(obj, name, value);
+    if (r == 0 && m->dict == d)
+        m->version = dict_version(d);
+    Py_XDECREF(was);
+    return r;
+}
+
+/* server.<counter> += amount: ServerBase's member, or (another server type) the attribute. */
+static int add_to_attr(PyObject *obj, PyObject *name, long long amount);
+static inline int add_server_stat(PyObject *server, size_t offset, PyObject *name, long long amount) {
+    if (is_server_base(server)) {
+        *(long long *)((char *)server + offset) += amount;
+        return 0;
+    }
+    return add_to_attr(server, name, amount);
+}
+#define SERVER_STAT(field) offsetof(ServerBaseObject, field)
+
+
 /* 1 when the connection and the server are in the plain state the fast path assumes. */
 static int eligible(PyObject *server, PyObject *keyspace, PyObject *client, int *resp3, int *hooked, int *gated,
                     int *restricted) {
     int r;
+    Memo *cm = client_memo(client), *sm = cm != NULL && cm->known ? server_memo(server) : NULL;
+    if (sm != NULL && sm->known) { /* what the memos say, the containers looked at again */
+        PyObject **cv = cm->value;
+        if (!cm->plain || (!cm->resp3 && (filled(cv[CM_CHANNELS]) || filled(cv[CM_PATTERNS]) ||
+                                          filled(cv[CM_SHARD_CHANNELS]))))
+            return 0;
+        if (!sm->plain || filled(sm->value[SM_MONITORS]))
+            return 0;
+        *resp3 = cm->resp3;
+        *restricted = cm->restricted;
+        *gated = sm->gated;
+        *hooked = sm->hooked;
+        PyObject *kd = plain_dict(keyspace);
+        if ((r = attr_true_in(kd, keyspace, s_watched)) != 0 || (r = attr_true_in(kd, keyspace, s_notify_flags)) != 0 ||
+            (r = attr_true_in(kd, keyspace, s_lfu)) != 0 || (r = attr_true_in(kd, keyspace, s_loading)) != 0)
+            return r < 0 ? -1 : 0;
+        if ((r = attr_is_none_in(kd, keyspace, s_tracking)) != 1)
+            return r < 0 ? -1 : 0;
+        return 1;
+    }
+    if (PyErr_Occurred())
+        return -1;
     /* (each object's dict found once: ~30 reads of them) */
     PyObject *cd = plain_dict(client), *sd = plain_dict(server), *kd = plain_dict(keyspace);
 #define DICT_OF(obj) (obj == client ? cd : obj == server ? sd : kd)
@@ -1151,7 +1395,7 @@ static int flush_tallies(General *g) {
     }
     g->tallies = 0;
     if (!bad && g->total)
-        bad = add_to_attr(g->server, s_stat_commands, g->total) < 0;
+        bad = add_server_stat(g->server, SERVER_STAT(stat_commands), s_stat_commands, g->total) < 0;
     g->total = 0;
     return bad ? -1 : 0;
 }
@@ -1854,18 +2098,26 @@ static Py_ssize_t run_reads(PyObject *client, PyObject *server, PyObject *keyspa
             goto fail;
         g.gate = gate_ref;
     }
-    r = instance_attr(server, s_slowlog_threshold);
-    if (r == NULL)
-        goto fail;
-    g.threshold = PyLong_AsLongLong(r);
-    Py_CLEAR(r);
-    if (g.threshold == -1 && PyErr_Occurred())
-        goto fail;
-    r = PyObject_GetAttr(server, s_latency_tracking); /* (not one of PLAIN_NAMES) */
-    g.tracking = r == NULL ? -1 : PyObject_IsTrue(r);
-    Py_CLEAR(r);
-    if (g.tracking < 0)
-        goto fail;
+    Memo *sm = server_memo(server); /* (eligible's: the settings below as it found them) */
+    if (sm != NULL && sm->known) {
+        g.threshold = sm->threshold;
+        g.tracking = sm->tracking;
+    } else {
+        if (PyErr_Occurred())
+            goto fail;
+        r = instance_attr(server, s_slowlog_threshold);
+        if (r == NULL)
+            goto fail;
+        g.threshold = PyLong_AsLongLong(r);
+        Py_CLEAR(r);
+        if (g.threshold == -1 && PyErr_Occurred())
+            goto fail;
+        r = PyObject_GetAttr(server, s_latency_tracking); /* (not one of PLAIN_NAMES) */
+        g.tracking = r == NULL ? -1 : PyObject_IsTrue(r);
+        Py_CLEAR(r);
+        if (g.tracking < 0)
+            goto fail;
+    }
 
     Arg args[MAX_ARGS];
     while (pos < end) {
@@ -1938,7 +2190,7 @@ static Py_ssize_t run_reads(PyObject *client, PyObject *server, PyObject *keyspa
             }
         }
         if (!g.current_set) {
-            if (set_attr(server, s_current_client, client) < 0) {
+            if (set_attr_kept(server, &g_server_memo, s_current_client, client) < 0) {
                 failed = 1;
                 break;
             }
@@ -1980,20 +2232,25 @@ finish:
             if (calls[i])
                 bad = add_to_attr(g_commands[i], s_calls, calls[i]) < 0 || add_to_attr(g_commands[i], s_usec, usec[i]) < 0;
         }
-        bad = bad || add_to_attr(server, s_stat_commands, total) < 0 ||
+        bad = bad || (total && add_server_stat(server, SERVER_STAT(stat_commands), s_stat_commands, total) < 0) ||
               add_to_attr(keyspace, s_stat_hits, b.hits) < 0 || add_to_attr(keyspace, s_stat_misses, b.misses) < 0 ||
               add_to_attr(keyspace, s_dirty, b.dirty) < 0 ||
               (b.now_ms && set_long_attr(keyspace, s_now, b.now_ms) < 0) ||
-              set_attr(server, s_current_client, client) < 0;
+              set_attr_kept(server, &g_server_memo, s_current_client, client) < 0;
         if (!bad) {
             PyObject *name = instance_attr(last, s_name);
-            bad = name == NULL || set_attr(client, s_last_cmd, name) < 0;
+            Memo *cm = is_client_base(client) ? &((ClientBaseObject *)client)->memo : NULL;
+            bad = name == NULL || set_attr_kept(client, cm, s_last_cmd, name) < 0;
             Py_XDECREF(name);
         }
         if (!bad) {
-            PyObject *t = PyFloat_FromDouble((double)started / 1e9);
-            bad = t == NULL || set_attr(client, s_last_interaction, t) < 0;
-            Py_XDECREF(t);
+            if (is_client_base(client)) {
+                ((ClientBaseObject *)client)->last_interaction = (double)started / 1e9;
+            } else {
+                PyObject *t = PyFloat_FromDouble((double)started / 1e9);
+                bad = t == NULL || PyObject_SetAttr(client, s_last_interaction, t) < 0;
+                Py_XDECREF(t);
+            }
         }
         if (!bad)
             bad = (reply != NULL && !failed ? hand_over(&b.out, client, reply) : spill(&b.out, client)) < 0;
@@ -2068,123 +2325,151 @@ static PyObject *fast_run(PyObject *self, PyObject *const *fargs, Py_ssize_t nar
  * Client.flush.  Subclasses (MasterClient's own flush) and `_fast_run` None in server.py (the
  * fast path off) always take Client.received. */
 
-static PyTypeObject *g_client_type; /* server.Client (owned; NULL: configure_reads not called) */
 static PyObject *g_read_switch;     /* server.py's globals: its `_fast_run` None turns this path off (owned) */
-static PyObject *g_zero;            /* the int 0 */
 
-/* An entry that must be an empty bytes/bytearray (the buffers of a connection with nothing
- * pending): 1 empty, 0 not (or not known), -1 on error. */
-static int entry_empty(PyObject *dict, PyObject *name) {
-    PyObject *v = entry(dict, name);
-    if (v == NULL)
-        return PyErr_Occurred() ? -1 : 0;
+/* An empty bytes/bytearray (the buffers of a connection with nothing pending): 1, else 0. */
+static inline int empty_buffer(PyObject *v) {
     return (PyBytes_CheckExact(v) || PyByteArray_CheckExact(v)) && Py_SIZE(v) == 0;
 }
 
-/* Client.flush for replies run_reads left in *reply: 1 written, 0 the case is Python's (nothing
- * done), -1 on error. */
-static int write_replies(PyObject *client, PyObject *d, PyObject *server, Out *reply) {
-    PyObject *sd = plain_dict(server);
-    if (sd == NULL || reply->len == 0)
-        return 0;
-    PyObject *out = entry(d, s_out), *transport = entry(d, s_transport), *closed = entry(d, s_closed);
-    PyObject *soft = entry(d, s_obuf_soft);
-    if (out == NULL || transport == NULL || closed == NULL || soft == NULL)
-        return PyErr_Occurred() ? -1 : 0;
-    if (!PyList_CheckExact(out) || PyList_GET_SIZE(out) != 0 || transport == Py_None || closed != Py_False)
-        return 0;
-    int r = PyObject_IsTrue(soft); /* a soft-limit timer runs: Python checks it */
-    if (r != 0)
-        return r;
-    long long check_from, peak, buffer_size, size = (long long)reply->len;
-    if ((r = entry_ll(sd, s_output_check_from, &check_from)) <= 0)
-        return r;
-    if (check_from > 0) {
-        PyObject *backlog = PyObject_CallMethodNoArgs(transport, s_get_write_buffer_size);
-        if (backlog == NULL)
-            return -1;
-        long long pending = PyLong_AsLongLong(backlog);
-        Py_DECREF(backlog);
-        if (pending == -1 && PyErr_Occurred())
-            return -1;
-        if (size + pending >= check_from)
-            return 0; /* the output-buffer limits have their say: Python's */
+/* query_buffer.quiet (querybuf.QueryBuffer: a __slots__ member, read at its offset): 1 read, 0 not
+ * an int of C size (nothing set), -1 on error. */
+static PyTypeObject *g_quiet_type; /* the type whose member `quiet` is at g_quiet_offset (borrowed) */
+static unsigned int g_quiet_version;
+static Py_ssize_t g_quiet_offset;
+
+static int read_quiet(PyObject *query_buffer, long long *quiet) {
+    PyTypeObject *type = Py_TYPE(query_buffer);
+    PyObject *v;
+    if (type != g_quiet_type || type->tp_version_tag != g_quiet_version ||
+        !(type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) {
+        g_quiet_type = NULL;
+        PyObject *descr = _PyType_Lookup(type, s_quiet);
+        if (descr != NULL && Py_TYPE(descr) == &PyMemberDescr_Type &&
+            ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX &&
+            (type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) && type->tp_version_tag != 0) {
+            g_quiet_type = type;
+            g_quiet_version = type->tp_version_tag;
+            g_quiet_offset = ((PyMemberDescrObject *)descr)->d_member->offset;
+        }
     }
-    if ((r = entry_ll(d, s_reply_buffer_peak, &peak)) <= 0 || (r = entry_ll(d, s_reply_buffer_size, &buffer_size)) <= 0)
-        return r;
-    if (entry_add(sd, s_stat_net_output, size) < 0 || entry_add(sd, s_stat_writes, 1) < 0)
+    if (g_quiet_type == type) {
+        v = Py_XNewRef(*(PyObject **)((char *)query_buffer + g_quiet_offset));
+        if (v == NULL)
+            return 0; /* (unset: Python's AttributeError) */
+    } else if ((v = PyObject_GetAttr(query_buffer, s_quiet)) == NULL) {
         return -1;
-    if (size > peak && set_long_attr(client, s_reply_buffer_peak, size < buffer_size ? size : buffer_size) < 0)
+    }
+    int overflow = 0;
+    *quiet = PyLong_CheckExact(v) ? PyLong_AsLongLongAndOverflow(v, &overflow) : 0;
+    int r = PyLong_CheckExact(v) && !overflow;
+    Py_DECREF(v);
+    return r;
+}
+
+/* Client.flush for replies run_reads left in *reply: 1 written, 0 the case is Python's (nothing
+ * done), -1 on error.  Reads the memos (a plain read leaves them valid). */
+static int write_replies(PyObject *client, PyObject *server, Out *reply) {
+    Memo *cm = client_memo(client), *sm = cm != NULL && cm->known ? server_memo(server) : NULL;
+    if (sm == NULL || !sm->known || reply->len == 0)
+        return PyErr_Occurred() ? -1 : 0;
+    PyObject **v = cm->value;
+    PyObject *out = v[CM_OUT], *transport = v[CM_TRANSPORT];
+    if (!PyList_CheckExact(out) || PyList_GET_SIZE(out) != 0 || transport == Py_None || v[CM_CLOSED] != Py_False)
+        return 0;
+    if (fixed_truth(v[CM_OBUF_SOFT]) != 0) /* a soft-limit timer runs: Python checks it */
+        return 0;
+    long long buffer_size, size = (long long)reply->len;
+    int overflow = 0;
+    if (!PyLong_CheckExact(v[CM_REPLY_BUFFER_SIZE]))
+        return 0;
+    buffer_size = PyLong_AsLongLongAndOverflow(v[CM_REPLY_BUFFER_SIZE], &overflow);
+    if (overflow)
+        return 0;
+    Py_INCREF(transport);
+    int r = 0;
+    if (sm->check_from > 0) {
+        PyObject *backlog = PyObject_CallMethodNoArgs(transport, s_get_write_buffer_size);
+        long long pending = backlog == NULL ? -1 : PyLong_AsLongLong(backlog);
+        Py_XDECREF(backlog);
+        if (pending == -1 && PyErr_Occurred())
+            r = -1;
+        else if (size + pending >= sm->check_from)
+            r = 0; /* the output-buffer limits have their say: Python's */
+        else
+            r = 1;
+        if (r <= 0) {
+            Py_DECREF(transport);
+            return r;
+        }
+    }
+    if (add_server_stat(server, SERVER_STAT(stat_net_output), s_stat_net_output, size) < 0 ||
+        add_server_stat(server, SERVER_STAT(stat_writes), s_stat_writes, 1) < 0) {
+        Py_DECREF(transport);
         return -1;
+    }
+    ClientBaseObject *c = (ClientBaseObject *)client;
+    if (size > c->reply_buffer_peak)
+        c->reply_buffer_peak = size < buffer_size ? size : buffer_size;
     PyObject *data = PyBytes_FromStringAndSize(reply->buf, (Py_ssize_t)reply->len);
     reply->len = 0;
-    if (data == NULL)
-        return -1;
-    Py_INCREF(transport);
-    PyObject *done = PyObject_CallMethodOneArg(transport, s_write, data);
+    PyObject *done = data == NULL ? NULL : PyObject_CallMethodOneArg(transport, s_write, data);
     Py_DECREF(transport);
-    Py_DECREF(data);
+    Py_XDECREF(data);
     if (done == NULL)
         return -1;
     Py_DECREF(done);
-    if ((r = attr_true(client, s_close_after)) > 0 && (r = attr_true(client, s_closed)) == 0) {
+    /* then flags_close_after_reply (the write ran code: the memo is checked again) */
+    cm = client_memo(client);
+    if (cm != NULL && cm->known) {
+        r = fixed_truth(cm->value[CM_CLOSE_AFTER]) && !fixed_truth(cm->value[CM_CLOSED]);
+    } else {
+        if (PyErr_Occurred())
+            return -1;
+        if ((r = attr_true(client, s_close_after)) > 0)
+            r = (r = attr_true(client, s_closed)) < 0 ? -1 : !r;
+        if (r < 0)
+            return -1;
+    }
+    if (r) {
         done = PyObject_CallMethodNoArgs(client, s_close);
         if (done == NULL)
             return -1;
         Py_DECREF(done);
     }
-    return r < 0 ? -1 : 1;
+    return 1;
 }
 
 static PyObject *client_data_received(PyObject *self, PyObject *data) {
-    PyObject *d = NULL, *fast = NULL;
+    Memo *cm = NULL;
     if (Py_TYPE(self) == g_client_type && PyBytes_CheckExact(data) && g_configured) {
-        fast = PyDict_GetItemWithError(g_read_switch, s_fast_run);
+        PyObject *fast = entry(g_read_switch, s_fast_run);
         if (fast == NULL && PyErr_Occurred())
             return NULL;
-        d = plain_dict(self);
+        if (fast != NULL && fast != Py_None && (cm = client_memo(self)) == NULL && PyErr_Occurred())
+            return NULL;
     }
-    if (d == NULL || fast == NULL || fast == Py_None)
-        return PyObject_CallMethodOneArg(self, s_received, data);
     /* a read on a request boundary, for the fast readers, that the query buffer's model ignores */
-    PyObject *strict = entry(d, s_strict), *query_buffer = entry(d, s_query_buffer);
-    PyObject *server = entry(d, s_server), *keyspace = entry(d, s_keyspace);
-    if (strict == NULL || query_buffer == NULL || server == NULL || keyspace == NULL) {
-        if (PyErr_Occurred())
-            return NULL;
+    if (cm == NULL || !cm->known || cm->value[CM_STRICT] != Py_False || !empty_buffer(cm->value[CM_CARRY]) ||
+        !empty_buffer(cm->value[CM_HELD]) || !empty_buffer(cm->value[CM_RETAINED]))
         return PyObject_CallMethodOneArg(self, s_received, data);
-    }
-    int r = strict == Py_False;
-    if (r == 1)
-        r = entry_empty(d, s_carry);
-    if (r == 1)
-        r = entry_empty(d, s_held);
-    if (r == 1)
-        r = entry_empty(d, s_retained);
+    PyObject *server = cm->value[CM_SERVER], *keyspace = cm->value[CM_KEYSPACE];
     Py_ssize_t size = PyBytes_GET_SIZE(data);
-    if (r == 1) {
-        PyObject *quiet_obj = PyObject_GetAttr(query_buffer, s_quiet);
-        long long quiet = quiet_obj == NULL ? -1 : PyLong_AsLongLong(quiet_obj);
-        Py_XDECREF(quiet_obj);
-        if (quiet == -1 && PyErr_Occurred())
-            return NULL;
-        r = size <= quiet;
-    }
-    PyObject *sd = r == 1 ? plain_dict(server) : NULL;
+    long long quiet;
+    int r = read_quiet(cm->value[CM_QUERY_BUFFER], &quiet);
     if (r < 0)
         return NULL;
-    if (sd == NULL)
+    if (r == 0 || size > quiet)
         return PyObject_CallMethodOneArg(self, s_received, data);
 
     Py_INCREF(server);
     Py_INCREF(keyspace);
     PyObject *result = NULL;
     Out reply = {NULL, 0, 0};
-    if (entry_add(sd, s_stat_net_input, size) < 0 || entry_add(sd, s_stat_reads, 1) < 0)
+    if (add_server_stat(server, SERVER_STAT(stat_net_input), s_stat_net_input, size) < 0 ||
+        add_server_stat(server, SERVER_STAT(stat_reads), s_stat_reads, 1) < 0)
         goto done;
-    PyObject *ran = entry(d, s_batch_ran);
-    if (ran != g_zero && PyDict_SetItem(d, s_batch_ran, g_zero) < 0)
-        goto done;
+    ((ClientBaseObject *)self)->batch_ran = 0;
     Py_ssize_t consumed = run_reads(self, server, keyspace, PyBytes_AS_STRING(data), size, &reply);
     if (consumed < 0)
         goto done;
@@ -2196,8 +2481,7 @@ static PyObject *client_data_received(PyObject *self, PyObject *data) {
         Py_XDECREF(at);
         goto done;
     }
-    d = plain_dict(self);
-    r = d == NULL ? 0 : write_replies(self, d, server, &reply);
+    r = write_replies(self, server, &reply);
     if (r < 0)
         goto done;
     if (r == 0) {
@@ -2220,12 +2504,44 @@ static PyMethodDef client_base_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* The per-read values as Python sees them (server.Client's attributes of these names). */
+static PyMemberDef client_base_members[] = {
+    {"last_interaction", T_DOUBLE, offsetof(ClientBaseObject, last_interaction), 0,
+     "time.time() of the client's last command batch (CLIENT LIST idle)"},
+    {"reply_buffer_peak", T_LONGLONG, offsetof(ClientBaseObject, reply_buffer_peak), 0,
+     "the most the reply buffer held this period (CLIENT LIST rbp)"},
+    {"_batch_ran", T_PYSSIZET, offsetof(ClientBaseObject, batch_ran), 0,
+     "bytes of this read already run and gone from the buffers (query_buffer_size)"},
+    {NULL, 0, 0, 0, NULL},
+};
+
 static PyTypeObject ClientBaseType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "dumpling._fastpath.ClientBase",
-    .tp_basicsize = sizeof(PyObject),
+    .tp_basicsize = sizeof(ClientBaseObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
-    .tp_doc = "server.Client's base: data_received's common case in C",
+    .tp_doc = "server.Client's base: data_received's common case in C, and the per-read values it writes",
     .tp_methods = client_base_methods,
+    .tp_members = client_base_members,
+    .tp_new = PyType_GenericNew,
+};
+
+/* ServerBase: dispatch.Server's C base, holding the counters every read and command adds to (a
+ * plain read then writes nothing to the server's __dict__: see Memo). */
+static PyMemberDef server_base_members[] = {
+    {"stat_commands", T_LONGLONG, offsetof(ServerBaseObject, stat_commands), 0, "INFO total_commands_processed"},
+    {"stat_net_input", T_LONGLONG, offsetof(ServerBaseObject, stat_net_input), 0, "INFO total_net_input_bytes"},
+    {"stat_net_output", T_LONGLONG, offsetof(ServerBaseObject, stat_net_output), 0, "INFO total_net_output_bytes"},
+    {"stat_reads", T_LONGLONG, offsetof(ServerBaseObject, stat_reads), 0, "INFO total_reads_processed's reads"},
+    {"stat_writes", T_LONGLONG, offsetof(ServerBaseObject, stat_writes), 0, "INFO total_writes_processed"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject ServerBaseType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "dumpling._fastpath.ServerBase",
+    .tp_basicsize = sizeof(ServerBaseObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "dispatch.Server's base: the read and command counters in C",
+    .tp_members = server_base_members,
     .tp_new = PyType_GenericNew,
 };
 
@@ -2236,8 +2552,6 @@ static PyObject *fast_configure_reads(PyObject *self, PyObject *const *args, Py_
         PyErr_SetString(PyExc_TypeError, "configure_reads(Client: type, namespace: dict)");
         return NULL;
     }
-    if (g_zero == NULL && (g_zero = PyLong_FromLong(0)) == NULL)
-        return NULL;
     Py_XSETREF(g_client_type, (PyTypeObject *)Py_NewRef(args[0]));
     Py_XSETREF(g_read_switch, Py_NewRef(args[1]));
     Py_RETURN_NONE;
@@ -3001,7 +3315,7 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     INTERN(s_write, "write");
     for (int i = 0; i < N_COMMANDS; i++)
         INTERN(s_twin_names[i], COMMAND_NAMES[i]);
-    if (PyType_Ready(&ClientBaseType) < 0)
+    if (PyType_Ready(&ClientBaseType) < 0 || PyType_Ready(&ServerBaseType) < 0)
         return NULL;
     native_import_keytable(); /* (none: the twins and C lookups step aside) */
     PyObject *m = PyModule_Create(&module);
@@ -3012,7 +3326,8 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
         return NULL;
     }
     Py_DECREF(twins);
-    if (PyModule_AddObjectRef(m, "ClientBase", (PyObject *)&ClientBaseType) < 0) {
+    if (PyModule_AddObjectRef(m, "ClientBase", (PyObject *)&ClientBaseType) < 0 ||
+        PyModule_AddObjectRef(m, "ServerBase", (PyObject *)&ServerBaseType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

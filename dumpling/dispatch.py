@@ -94,7 +94,19 @@ class Blocked:
         self.rejected = False  # refused when reprocessed (ACL): a rejected call, not a call
 
 
-class Server:
+class _PyServerCounters:
+    """Server's first base without the C accelerators (pure mode): its counters are plain attributes."""
+
+    __slots__ = ()
+
+
+# The C base whose members hold the counters every read and command adds to (stat_commands,
+# stat_net_input/output, stat_reads/writes): the C read path adds to them without writing the
+# server's __dict__, which its plain-state memo keeps by version (see _fastpath.c's Memo).
+_ServerBase: Any = accel.fastpath.ServerBase if accel.fastpath is not None else _PyServerCounters
+
+
+class Server(_ServerBase):
     def __init__(self, config: Config, argv0: str = "dumpling-server", had_config: bool = True) -> None:
         self.config = config
         self.keyspace = Keyspace(config)
