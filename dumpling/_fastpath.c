@@ -291,16 +291,22 @@ static int store(Batch *b, PyObject *key, PyObject *value) {
 }
 
 static int cmd_get(Batch *b, Arg *args) {
-    PyObject *key = PyBytes_FromStringAndSize(args[1].p, args[1].len);
-    if (key == NULL)
-        return FAIL;
+    PyObject *key = NULL;
     int result = FAIL;
-    int expired = is_expired(b, key);
-    if (expired != 0) {
-        result = expired < 0 ? FAIL : STOP;
-        goto done;
+    KtEntry *e;
+    if (PyDict_GET_SIZE(b->expires) == 0) { /* no TTL to look up: the key needs no object */
+        e = native_kt->find_chars(b->data, args[1].p, args[1].len);
+    } else {
+        key = PyBytes_FromStringAndSize(args[1].p, args[1].len);
+        if (key == NULL)
+            return FAIL;
+        int expired = is_expired(b, key);
+        if (expired != 0) {
+            result = expired < 0 ? FAIL : STOP;
+            goto done;
+        }
+        e = native_kt->find(b->data, key);
     }
-    KtEntry *e = native_kt->find(b->data, key);
     if (e == NULL) {
         b->misses++;
         result = out_null(&b->out, b->resp3) < 0 ? FAIL : DONE;
@@ -325,7 +331,7 @@ static int cmd_get(Batch *b, Arg *args) {
     b->hits++;
     result = DONE;
 done:
-    Py_DECREF(key);
+    Py_XDECREF(key);
     return result;
 }
 
@@ -440,12 +446,13 @@ done:
 static int cmd_mget(Batch *b, Arg *args, int argc) {
     int keys = argc - 1, made = 0, result = FAIL;
     PyObject *objects[MAX_ARGS];
-    for (; made < keys; made++) {
+    int by_chars = PyDict_GET_SIZE(b->expires) == 0; /* no TTL to look up: the keys need no objects */
+    for (; made < keys && !by_chars; made++) {
         objects[made] = PyBytes_FromStringAndSize(args[made + 1].p, args[made + 1].len);
         if (objects[made] == NULL)
             goto done;
     }
-    for (int i = 0; i < keys; i++) { /* an expiry to carry out first: Python */
+    for (int i = 0; i < made; i++) { /* an expiry to carry out first: Python */
         result = is_expired(b, objects[i]);
         if (result != 0) {
             result = result < 0 ? FAIL : STOP;
@@ -456,7 +463,8 @@ static int cmd_mget(Batch *b, Arg *args, int argc) {
     if (out_number(&b->out, '*', keys) < 0)
         goto done;
     for (int i = 0; i < keys; i++) {
-        KtEntry *e = native_kt->find(b->data, objects[i]);
+        KtEntry *e = by_chars ? native_kt->find_chars(b->data, args[i + 1].p, args[i + 1].len)
+                              : native_kt->find(b->data, objects[i]);
         int rc;
         if (e == NULL) {
             b->misses++;

@@ -41,11 +41,12 @@ static inline uint32_t key_hash(PyObject *key) {
     return (uint32_t)(size_t)h;
 }
 
+static inline int same_chars(const KtEntry *e, const char *key, Py_ssize_t n, uint32_t h) {
+    return e->hash == h && (Py_ssize_t)e->len == n && memcmp(e->key, key, (size_t)n) == 0;
+}
+
 static inline int same_key(const KtEntry *e, PyObject *key, uint32_t h) {
-    if (e->hash != h)
-        return 0;
-    Py_ssize_t n = PyBytes_GET_SIZE(key);
-    return (Py_ssize_t)e->len == n && memcmp(e->key, PyBytes_AS_STRING(key), (size_t)n) == 0;
+    return same_chars(e, PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key), h);
 }
 
 static inline int rehashing(const KeyTableObject *kt) {
@@ -147,20 +148,25 @@ static void shrink_if_needed(KeyTableObject *kt) {
         PyErr_Clear(); /* (no memory for a smaller table: keep the big one) */
 }
 
-/* The link that points at key's entry (in whichever table holds it), or NULL. */
-static KtEntry **find_link(KeyTableObject *kt, PyObject *key, uint32_t h) {
+/* The link that points at the entry of the key with these bytes (in whichever table holds
+ * it), or NULL. */
+static KtEntry **find_link_chars(KeyTableObject *kt, const char *key, Py_ssize_t n, uint32_t h) {
     for (int t = 0; t <= 1; t++) {
         KtTable *table = &kt->ht[t];
         if (table->size == 0)
             break;
         KtEntry **link = &table->buckets[h & (table->size - 1)];
         for (; *link != NULL; link = &(*link)->next)
-            if (same_key(*link, key, h))
+            if (same_chars(*link, key, n, h))
                 return link;
         if (!rehashing(kt))
             break;
     }
     return NULL;
+}
+
+static inline KtEntry **find_link(KeyTableObject *kt, PyObject *key, uint32_t h) {
+    return find_link_chars(kt, PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key), h);
 }
 
 static KtEntry *kt_find(PyObject *self, PyObject *key) {
@@ -169,6 +175,16 @@ static KtEntry *kt_find(PyObject *self, PyObject *key) {
         return NULL;
     rehash_step(kt);
     KtEntry **link = find_link(kt, key, key_hash(key));
+    return link == NULL ? NULL : *link;
+}
+
+static KtEntry *kt_find_chars(PyObject *self, const char *key, Py_ssize_t len) {
+    KeyTableObject *kt = (KeyTableObject *)self;
+    if (kt->ht[0].used + kt->ht[1].used == 0)
+        return NULL;
+    rehash_step(kt);
+    /* (bytes' hash: _Py_HashBytes is what bytes.__hash__ computes and caches) */
+    KtEntry **link = find_link_chars(kt, key, len, (uint32_t)(size_t)_Py_HashBytes(key, len));
     return link == NULL ? NULL : *link;
 }
 
@@ -806,7 +822,7 @@ static PyTypeObject KeyTableType = {
 };
 
 static KeyTableApi api = {
-    &KeyTableType, kt_find, kt_store, kt_remove, kt_cursor_start, kt_cursor_next, kt_cursor_end,
+    &KeyTableType, kt_find, kt_store, kt_remove, kt_cursor_start, kt_cursor_next, kt_cursor_end, kt_find_chars,
 };
 
 static struct PyModuleDef module_def = {

@@ -89,6 +89,9 @@ typedef struct {
     void (*cursor_start)(PyObject *kt, KtCursor *cursor);
     KtEntry *(*cursor_next)(KtCursor *cursor); /* NULL at the end */
     void (*cursor_end)(KtCursor *cursor);      /* (once, whether or not the walk finished) */
+    /* find() by the key's bytes, with no object for it (a request's argument): the same entry
+     * find() of an equal bytes object gives (its hash is the bytes' Python hash). */
+    KtEntry *(*find_chars)(PyObject *kt, const char *key, Py_ssize_t len);
 } KeyTableApi;
 
 static inline Py_ssize_t keytable_len(PyObject *kt) {

@@ -177,6 +177,28 @@ def test_pipelined_stream_matches_redis_and_pure(three, seed: int, reads: str) -
     assert counted[2] == counted[0]
 
 
+def test_reads_by_the_requests_bytes_match_redis_and_pure(three) -> None:
+    """GET and MGET find a key by the request's bytes, without a bytes object, while the
+    database has no TTL at all: keys with NULs, empty, long, missing, just overwritten; then
+    the same once a TTL exists (the object path)."""
+    redis_srv, fast, pure = three
+    keys = [b"", b"\x00", b"a\x00b", b"k" * 300, b"plain", b"\xff\xfe"]
+    rng = random.Random(5)
+    stream = []
+    for _ in range(300):
+        key, other = rng.choice(keys + [b"missing"]), rng.choice(keys)
+        stream.append(rng.choice([("SET", key, b"v%d" % rng.randrange(9)), ("GET", key), ("MGET", key, other, b"no"),
+                                  ("INCR", key), ("GET", other)]))
+    for with_ttl in (False, True):
+        reset(redis_srv, fast, pure, setup=[("SET", b"ttl:far", b"1", b"EX", b"1000")] if with_ttl else [])
+        data = b"".join(encode_command(*cmd) for cmd in stream)
+        replies = [send_in_reads(s.port, data, []) for s in (redis_srv, fast, pure)]
+        assert replies[1] == replies[0] and replies[2] == replies[0], with_ttl
+        with redis_srv.raw() as a, fast.raw() as b, pure.raw() as c:
+            counted = [stats(x) for x in (a, b, c)]
+        assert counted[1] == counted[0] and counted[2] == counted[0], with_ttl
+
+
 def test_inline_requests_match_redis(three) -> None:
     """Lines typed into telnet (and redis-benchmark's PING_INLINE): plain words run in C,
     quotes and odd bytes in Python; both as Redis answers them."""
