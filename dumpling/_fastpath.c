@@ -524,6 +524,8 @@ static int execute(Batch *b, int command, Arg *args, int argc) {
 
 /* ------------------------------------------------------------------ eligibility */
 
+static PyObject *s_latency, *s_latency_tracking; /* (a Command's histogram, the server's setting) */
+
 /* getattr(obj, name) (a new reference) by PyObject_GenericGetAttr's own steps for an attribute
  * an instance keeps in its __dict__: a data descriptor of the class wins, else the dict's entry,
  * else the whole lookup.  The plain-state check reads ~30 attributes of the Client, the Server
@@ -545,10 +547,12 @@ static PyObject **const PLAIN_NAMES[] = {
     /* the read path's (ClientBase.data_received) */
     &s_server, &s_keyspace, &s_out, &s_carry, &s_held, &s_retained, &s_query_buffer, &s_transport,
     &s_obuf_soft, &s_reply_buffer_size, &s_output_check_from,
-    /* what a batch counts and sets (add_to_attr, set_attr; the server's read and command counters and
-     * the client's last_interaction, reply_buffer_peak and _batch_ran are C members: ServerBase,
-     * ClientBase) */
-    &s_calls, &s_usec, &s_name, &s_stat_hits, &s_stat_misses, &s_dirty, &s_now, &s_current_client,
+    /* what a batch counts and sets (add_to_attr, set_attr; the server's read and command counters,
+     * the client's last_interaction, reply_buffer_peak and _batch_ran and each command's calls and
+     * usec are C members: ServerBase, ClientBase, CommandBase) */
+    /* a Command's, read from its memo (command_memo) */
+    &s_arity, &s_handler, &s_latency,
+    &s_name, &s_stat_hits, &s_stat_misses, &s_dirty, &s_now, &s_current_client,
     &s_last_cmd, &s_slowlog_threshold,
 };
 #define PLAIN_TYPES 8
@@ -765,7 +769,6 @@ static inline uint64_t dict_version(PyObject *dict) { return ((PyDictObject *)di
 static inline uint64_t dict_version(PyObject *dict) { (void)dict; return 0; }
 #endif
 
-static PyObject *s_latency_tracking; /* (interned by hist_ready, at configure()) */
 
 #define MEMO_MAX 28
 typedef struct {
@@ -774,7 +777,7 @@ typedef struct {
     int known;        /* the verdicts below hold (every truth tested is of a type that cannot change in place) */
     int plain;        /* the object's part of the plain state holds (containers aside) */
     int resp3, restricted, gated, hooked, tracking; /* (eligible's outputs, latency-tracking) */
-    long long threshold, check_from, buffer_size;
+    long long threshold, check_from, buffer_size, arity;
     PyObject *value[MEMO_MAX]; /* borrowed: the dict holds them while it keeps the tag */
 } Memo;
 
@@ -782,12 +785,12 @@ typedef struct {
 enum { CM_SERVER, CM_KEYSPACE, CM_STRICT, CM_QUERY_BUFFER, CM_CARRY, CM_HELD, CM_RETAINED, CM_OUT, CM_TRANSPORT,
        CM_CLOSED, CM_OBUF_SOFT, CM_REPLY_BUFFER_SIZE, CM_CLOSE_AFTER, CM_REPLY_MODE, CM_SKIP_THIS, CM_MULTI,
        CM_LOGGED_IN, CM_UNRESTRICTED, CM_TWINS_OK, CM_BLOCKED, CM_NO_TOUCH, CM_TRACKING_CACHING, CM_RESP3,
-       CM_CHANNELS, CM_PATTERNS, CM_SHARD_CHANNELS, CM_N };
+       CM_CHANNELS, CM_PATTERNS, CM_SHARD_CHANNELS, CM_DB, CM_N };
 static PyObject **const CLIENT_MEMO_NAMES[CM_N] = {
     &s_server, &s_keyspace, &s_strict, &s_query_buffer, &s_carry, &s_held, &s_retained, &s_out, &s_transport,
     &s_closed, &s_obuf_soft, &s_reply_buffer_size, &s_close_after, &s_reply_mode, &s_skip_this, &s_multi,
     &s_logged_in, &s_authenticated, &s_twins_ok, &s_blocked, &s_no_touch, &s_tracking_caching, &s_resp3,
-    &s_channels, &s_patterns, &s_shard_channels,
+    &s_channels, &s_patterns, &s_shard_channels, &s_db,
 };
 /* The server's: eligible's and run_reads' settings. */
 enum { SM_CLUSTER, SM_KEY_GATE, SM_PAUSE_GATE, SM_COMMAND_GATE, SM_CALL_HOOKS, SM_MAXMEMORY, SM_MONITORS, SM_IN_EXEC,
@@ -811,7 +814,12 @@ typedef struct {
     long long stat_commands, stat_net_input, stat_net_output, stat_reads, stat_writes;
 } ServerBaseObject;
 
-static PyTypeObject ClientBaseType, ServerBaseType;
+typedef struct {
+    PyObject_HEAD
+    long long calls, usec;
+} CommandBaseObject;
+
+static PyTypeObject ClientBaseType, ServerBaseType, CommandBaseType;
 static Memo g_server_memo; /* (one server's at a time: tests run several in one process) */
 static PyTypeObject *g_client_type; /* server.Client (owned; NULL: configure_reads not called) */
 static PyTypeObject *g_server_type; /* the last type found to be a ServerBase (owned) */
@@ -968,6 +976,57 @@ static inline int add_server_stat(PyObject *server, size_t offset, PyObject *nam
     return add_to_attr(server, name, amount);
 }
 #define SERVER_STAT(field) offsetof(ServerBaseObject, field)
+
+/* A Command's arity, handler and latency histogram (None until its first call is recorded),
+ * remembered as the client's and the server's values are: the loop read them with getattr once a
+ * batch, each unpipelined request.  Tests wrap a command's handler and CONFIG RESETSTAT drops the
+ * histograms, both assignments that change the tag.  A slot of the table serves one command at a
+ * time (by its address; an old command's freed address matches only with its dict's tag, which
+ * is unique). */
+enum { CMD_ARITY, CMD_HANDLER, CMD_LATENCY, CMD_N };
+static PyObject **const COMMAND_MEMO_NAMES[CMD_N] = {&s_arity, &s_handler, &s_latency};
+#define COMMAND_MEMOS 64
+static struct {
+    PyObject *cmd; /* (borrowed, compared only) */
+    Memo memo;
+} g_command_memos[COMMAND_MEMOS];
+
+/* cmd's memo, valid for its __dict__ as it is now; NULL when there is none (an exception set
+ * only on error). */
+static Memo *command_memo(PyObject *cmd) {
+    if (!MEMO_VERSIONS)
+        return NULL;
+    PyObject *d = plain_dict(cmd);
+    if (d == NULL)
+        return NULL;
+    size_t slot = ((uintptr_t)cmd >> 4) & (COMMAND_MEMOS - 1);
+    Memo *m = &g_command_memos[slot].memo;
+    if (g_command_memos[slot].cmd == cmd && m->dict == d && m->version == dict_version(d))
+        return m;
+    g_command_memos[slot].cmd = NULL;
+    if (memo_read(m, d, COMMAND_MEMO_NAMES, CMD_N) <= 0)
+        return NULL;
+    int overflow = 0;
+    if (!PyLong_CheckExact(m->value[CMD_ARITY]))
+        return NULL;
+    m->arity = PyLong_AsLongLongAndOverflow(m->value[CMD_ARITY], &overflow);
+    if (overflow || m->arity < INT_MIN || m->arity > INT_MAX)
+        return NULL;
+    g_command_memos[slot].cmd = cmd;
+    m->dict = d;
+    m->version = dict_version(d);
+    return m;
+}
+
+/* cmd.calls += calls; cmd.usec += usec: CommandBase's members, or (another type) the attributes. */
+static int count_calls(PyObject *cmd, long long calls, long long usec) {
+    if (PyObject_TypeCheck(cmd, &CommandBaseType)) {
+        ((CommandBaseObject *)cmd)->calls += calls;
+        ((CommandBaseObject *)cmd)->usec += usec;
+        return 0;
+    }
+    return add_to_attr(cmd, s_calls, calls) < 0 || add_to_attr(cmd, s_usec, usec) < 0 ? -1 : 0;
+}
 
 
 /* 1 when the connection and the server are in the plain state the fast path assumes. */
@@ -1149,7 +1208,7 @@ typedef struct {
     long long total;  /* calls recorded */
 } Histogram;
 
-static PyObject *s_latency, *s_record, *s_latency_tracking;
+static PyObject *s_record;
 
 #define HIST_SMALL 1024 /* calls under this many us find their slot in a table */
 static unsigned short hist_small_slot[HIST_SMALL];
@@ -1237,18 +1296,16 @@ static PyTypeObject HistogramType = {
 };
 
 static int hist_ready(void) {
-    if (s_latency == NULL && ((s_latency = PyUnicode_InternFromString("latency")) == NULL ||
-                              (s_record = PyUnicode_InternFromString("record")) == NULL ||
-                              (s_latency_tracking = PyUnicode_InternFromString("latency_tracking")) == NULL))
-        return -1;
     for (int usec = 0; usec < HIST_SMALL; usec++)
         hist_small_slot[usec] = (unsigned short)hist_slot(usec);
     return PyType_Ready(&HistogramType);
 }
 
 /* The histogram of a Command (new reference), made on its first call as Redis makes it. */
+static Memo *command_memo(PyObject *cmd);
 static PyObject *hist_of(PyObject *cmd) {
-    PyObject *h = PyObject_GetAttr(cmd, s_latency);
+    Memo *m = command_memo(cmd);
+    PyObject *h = m != NULL ? Py_NewRef(m->value[CMD_LATENCY]) : PyErr_Occurred() ? NULL : PyObject_GetAttr(cmd, s_latency);
     if (h == NULL)
         return NULL;
     if (h == Py_None) {
@@ -1376,14 +1433,23 @@ static int wake_or_push(General *g) {
  * batches, never inside one): 0 with *handler borrowed from g, -1 on error. */
 static int command_attrs(General *g, PyObject *cmd, long *arity, PyObject **handler) {
     if (g->attrs_of != cmd) {
-        PyObject *arity_obj = PyObject_GetAttr(cmd, s_arity);
-        long n = arity_obj == NULL ? -1 : PyLong_AsLong(arity_obj);
-        Py_XDECREF(arity_obj);
-        if (n == -1 && PyErr_Occurred())
-            return -1;
-        PyObject *h = PyObject_GetAttr(cmd, s_handler);
-        if (h == NULL)
-            return -1;
+        Memo *m = command_memo(cmd);
+        long n;
+        PyObject *h;
+        if (m != NULL) {
+            n = (long)m->arity;
+            h = Py_NewRef(m->value[CMD_HANDLER]);
+        } else {
+            if (PyErr_Occurred())
+                return -1;
+            PyObject *arity_obj = PyObject_GetAttr(cmd, s_arity);
+            n = arity_obj == NULL ? -1 : PyLong_AsLong(arity_obj);
+            Py_XDECREF(arity_obj);
+            if (n == -1 && PyErr_Occurred())
+                return -1;
+            if ((h = PyObject_GetAttr(cmd, s_handler)) == NULL)
+                return -1;
+        }
         Py_XSETREF(g->handler, h);
         g->arity = n;
         g->attrs_of = cmd;
@@ -1397,8 +1463,7 @@ static int flush_tallies(General *g) {
     int bad = 0;
     for (int i = 0; i < g->tallies; i++) {
         if (!bad)
-            bad = add_to_attr(g->tally[i].cmd, s_calls, g->tally[i].calls) < 0 ||
-                  add_to_attr(g->tally[i].cmd, s_usec, g->tally[i].usec) < 0;
+            bad = count_calls(g->tally[i].cmd, g->tally[i].calls, g->tally[i].usec) < 0;
         Py_CLEAR(g->tally[i].hist);
     }
     g->tallies = 0;
@@ -1913,7 +1978,10 @@ static PyTypeObject *g_database_type; /* the Database class those offsets are of
 static int load_db(Batch *b, PyObject *client) {
     Py_CLEAR(b->data);
     Py_CLEAR(b->expires);
-    PyObject *db = g_database_type != NULL ? PyObject_GetAttr(client, s_db) : NULL;
+    Memo *cm = g_database_type != NULL ? client_memo(client) : NULL; /* (checked against the dict's tag) */
+    PyObject *db = g_database_type == NULL ? NULL
+                   : cm != NULL ? Py_NewRef(cm->value[CM_DB])
+                   : PyErr_Occurred() ? NULL : PyObject_GetAttr(client, s_db);
     if (db != NULL && Py_TYPE(db) == g_database_type) { /* its slots at their offsets: no getattr each */
         PyObject **slot[4];
         int set = 1;
@@ -2238,7 +2306,7 @@ finish:
         int bad = flush_tallies(&g) < 0;
         for (int i = 0; i < N_COMMANDS && !bad; i++) {
             if (calls[i])
-                bad = add_to_attr(g_commands[i], s_calls, calls[i]) < 0 || add_to_attr(g_commands[i], s_usec, usec[i]) < 0;
+                bad = count_calls(g_commands[i], calls[i], usec[i]) < 0;
         }
         bad = bad || (total && add_server_stat(server, SERVER_STAT(stat_commands), s_stat_commands, total) < 0) ||
               add_to_attr(keyspace, s_stat_hits, b.hits) < 0 || add_to_attr(keyspace, s_stat_misses, b.misses) < 0 ||
@@ -2542,6 +2610,23 @@ static PyMemberDef server_base_members[] = {
     {"stat_reads", T_LONGLONG, offsetof(ServerBaseObject, stat_reads), 0, "INFO total_reads_processed's reads"},
     {"stat_writes", T_LONGLONG, offsetof(ServerBaseObject, stat_writes), 0, "INFO total_writes_processed"},
     {NULL, 0, 0, 0, NULL},
+};
+
+/* CommandBase: registry.Command's C base, holding its INFO commandstats counts (the loop adds a
+ * batch's calls without writing the command's __dict__). */
+static PyMemberDef command_base_members[] = {
+    {"calls", T_LONGLONG, offsetof(CommandBaseObject, calls), 0, "INFO commandstats calls"},
+    {"usec", T_LONGLONG, offsetof(CommandBaseObject, usec), 0, "INFO commandstats usec"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject CommandBaseType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "dumpling._fastpath.CommandBase",
+    .tp_basicsize = sizeof(CommandBaseObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "commands.registry.Command's base: its call counts in C",
+    .tp_members = command_base_members,
+    .tp_new = PyType_GenericNew,
 };
 
 static PyTypeObject ServerBaseType = {
@@ -3321,9 +3406,12 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     INTERN(s_reply_buffer_size, "reply_buffer_size");
     INTERN(s_get_write_buffer_size, "get_write_buffer_size");
     INTERN(s_write, "write");
+    INTERN(s_latency, "latency");
+    INTERN(s_record, "record");
+    INTERN(s_latency_tracking, "latency_tracking");
     for (int i = 0; i < N_COMMANDS; i++)
         INTERN(s_twin_names[i], COMMAND_NAMES[i]);
-    if (PyType_Ready(&ClientBaseType) < 0 || PyType_Ready(&ServerBaseType) < 0)
+    if (PyType_Ready(&ClientBaseType) < 0 || PyType_Ready(&ServerBaseType) < 0 || PyType_Ready(&CommandBaseType) < 0)
         return NULL;
     native_import_keytable(); /* (none: the twins and C lookups step aside) */
     PyObject *m = PyModule_Create(&module);
@@ -3335,7 +3423,8 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     }
     Py_DECREF(twins);
     if (PyModule_AddObjectRef(m, "ClientBase", (PyObject *)&ClientBaseType) < 0 ||
-        PyModule_AddObjectRef(m, "ServerBase", (PyObject *)&ServerBaseType) < 0) {
+        PyModule_AddObjectRef(m, "ServerBase", (PyObject *)&ServerBaseType) < 0 ||
+        PyModule_AddObjectRef(m, "CommandBase", (PyObject *)&CommandBaseType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

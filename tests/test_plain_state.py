@@ -248,3 +248,32 @@ def test_counters_read_as_attributes() -> None:
     assert server.stat_commands == 1 and server.stat_net_input == 0  # (RESETSTAT counted after, as in Redis)
     server.stat_commands += 5
     assert server.stat_commands == 6
+
+
+@needs_c
+def test_a_commands_handler_and_histogram_replaced_between_reads_are_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loop remembers a command's arity, handler and latency histogram under its __dict__'s tag:
+    a handler wrapped after a read is the one the next read calls, and CONFIG RESETSTAT's dropped
+    histogram is made anew at the next call."""
+    from dumpling.commands.registry import ORIGINAL
+
+    server, client, transport = _connected()
+    scard = ORIGINAL[b"scard"]
+    get = ORIGINAL[b"get"]
+    client.data_received(encode_command("SCARD", "s"))
+    client.data_received(encode_command("SCARD", "s"))
+    seen: list[list[bytes]] = []
+    handler = scard.handler
+
+    def wrapped(c: Client, argv: list[bytes]) -> Any:
+        seen.append(argv)
+        return handler(c, argv)  # type: ignore[misc]
+
+    monkeypatch.setattr(scard, "handler", wrapped)
+    client.data_received(encode_command("SCARD", "s"))
+    assert seen == [[b"SCARD", b"s"]]
+    client.data_received(encode_command("GET", "k"))
+    client.data_received(encode_command("CONFIG", "RESETSTAT"))
+    assert get.latency is None and get.calls == 0
+    client.data_received(encode_command("GET", "k"))
+    assert get.calls == 1 and get.latency is not None and get.latency.total == 1

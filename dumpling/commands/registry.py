@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from dumpling import accel
+
 Handler = Callable[[Any, list[bytes]], Any]
 
 # Order in which COMMAND INFO prints flags and ACL categories (fixed by Redis).
@@ -71,8 +73,21 @@ class Arg:
     multiple_token: bool = False
 
 
+class _PyCommandCounters:
+    """Command's first base without the C accelerators (pure mode): its call counts start at these
+    class defaults and become instance attributes at the first call."""
+
+    calls: int = 0
+    usec: int = 0
+
+
+# The C base whose members hold each command's INFO commandstats calls and usec: the C request
+# loop adds a batch's counts without writing the command's __dict__ (see _fastpath.c's Memo).
+_CommandBase: Any = getattr(accel.fastpath, "CommandBase", None) or _PyCommandCounters
+
+
 @dataclass
-class Command:
+class Command(_CommandBase):
     name: str  # full lower-case name: "get", "config|get"
     handler: Handler | None
     arity: int
@@ -113,9 +128,7 @@ class Command:
     # A C function the fast path may run instead of the handler (a capsule, dumpling/_native.h)
     # or None: set by the command's module when its extension provides one (hyperloglog).
     native: Any = None
-    # statistics (INFO commandstats)
-    calls: int = 0
-    usec: int = 0
+    # statistics (INFO commandstats; calls and usec are the base's: _CommandBase)
     rejected_calls: int = 0
     failed_calls: int = 0
     # INFO latencystats / LATENCY HISTOGRAM: the calls' durations (dumpling.latencyhist), made at
