@@ -267,8 +267,10 @@ def test_latency_monitor_events(dumpling_server: ServerProcess, redis_server: Se
         assert isinstance(latest, list) and isinstance(history, list) and isinstance(graph, bytes)
         assert isinstance(doctor, bytes)
         [[event, when, last, worst]] = latest
-        assert event == b"command" and when == history[-1][0] and 160 <= last == worst < 250
-        assert [ms // 50 for _, ms in history] == [1, 3]  # 60-99 ms, then 160-199 ms
+        # A loaded machine stretches a sleep (351 ms for 0.16 s once), so no upper bounds:
+        # the two samples, and the second second's worst of its two sleeps.
+        assert event == b"command" and when == history[-1][0] and 160 <= last == worst
+        assert len(history) == 2 and history[0][1] >= 60 and history[1][1] == last
         lines = graph.decode().split("\n")
         seen.append((no_spike, lines[1:6], lines[6].strip() == "", doctor.split(b"(average")[0],
                      doctor.split(b"\n\n", 2)[2], missing, resets))
