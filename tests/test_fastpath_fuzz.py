@@ -48,6 +48,15 @@ class Transport:
         return self.closed
 
 
+def connected_client() -> tuple[Server, Client, Transport]:
+    """A new in-process server and one client connected to it through a ``Transport``."""
+    server = Server(Config())
+    client = Client(server)
+    transport = Transport()
+    client.connection_made(transport)  # type: ignore[arg-type]
+    return server, client, transport
+
+
 def run_stream(reads: list[bytes], fast: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[bytes, bool, list]:
     """Feed ``reads`` to a fresh in-process server; its replies, whether it closed, its keyspace."""
     with monkeypatch.context() as patch:

@@ -17,22 +17,13 @@ from typing import Any
 import pytest
 
 from dumpling.accel import fastpath
-from dumpling.config import Config
 from dumpling.dispatch import Server
 from dumpling.server import Client
 from tests.servers import encode_command
-from tests.test_fastpath_fuzz import Transport
+from tests.test_fastpath_fuzz import connected_client as _connected
 
 needs_c = pytest.mark.skipif(fastpath is None, reason="the C loop is not built (pure mode)")
 PING = encode_command("PING")
-
-
-def _connected() -> tuple[Server, Client, Transport]:
-    server = Server(Config())
-    client = Client(server)
-    transport = Transport()
-    client.connection_made(transport)  # type: ignore[arg-type]
-    return server, client, transport
 
 
 def _assign(owner: str, name: str, value: Any) -> Callable[[Server, Client], Callable[[], None]]:

@@ -23,6 +23,7 @@ from dumpling.scripting import engine
 from dumpling.server import Client
 from tests.servers import encode_command
 from tests.test_fastpath_fuzz import Transport  # (a loopback peer, the written bytes)
+from tests.test_fastpath_fuzz import connected_client as fresh_client
 
 
 @contextmanager
@@ -34,14 +35,6 @@ def bridge_on(bridge: bool) -> Iterator[None]:
     finally:
         engine.use_bridge(old)
 
-
-def fresh_client() -> tuple[Server, Client, Transport]:
-    """A new server and one in-process client connected to it."""
-    server = Server(Config())
-    client = Client(server)
-    transport = Transport()
-    client.connection_made(transport)  # type: ignore[arg-type]
-    return server, client, transport
 
 pytestmark = pytest.mark.skipif(not engine.bridge_available(), reason="the C Lua bridge is not built")
 
