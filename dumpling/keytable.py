@@ -25,21 +25,20 @@ from __future__ import annotations
 from typing import Any
 
 from dumpling import accel
-from dumpling.scan import ScanOrder
+from dumpling.scan import MemberScan
 
 
 class PyKeyTable(dict):  # type: ignore[type-arg]
-    """The reference: a dict of values plus a dict of the fields set, and the ``ScanOrder``
-    that serves ``scan``/``random_key`` once one is asked for (every new key then recorded)."""
+    """The reference: a dict of values plus a dict of the fields set, and the order
+    (``MemberScan``: a deleted key added again reuses its slot) that serves
+    ``scan``/``random_key`` once one is asked for (every new key then recorded)."""
 
-    __slots__ = ("fields", "order", "removed", "epoch")
+    __slots__ = ("fields", "order")
 
     def __init__(self) -> None:
         super().__init__()
         self.fields: dict[bytes, int] = {}
-        self.order: ScanOrder | None = None
-        self.removed: set[bytes] = set()  # keys deleted since the order's last compaction
-        self.epoch = 0  # the order's epoch `removed` belongs to
+        self.order: MemberScan | None = None
 
     def __setitem__(self, key: bytes, value: Any) -> None:
         order = self.order
@@ -47,19 +46,19 @@ class PyKeyTable(dict):  # type: ignore[type-arg]
             dict.__setitem__(self, key, value)
             return
         dict.__setitem__(self, key, value)
-        self._order_added(key)
+        order.added(key)
 
     def __delitem__(self, key: bytes) -> None:
         dict.__delitem__(self, key)
         self.fields.pop(key, None)
         if self.order is not None:
-            self._order_removed(key)
+            self.order.discarded(key)
 
     def pop(self, key: bytes, *default: Any) -> Any:
         if key in self:
             self.fields.pop(key, None)
             if self.order is not None:
-                self._order_removed(key)
+                self.order.discarded(key)
             return dict.pop(self, key)
         if default:
             return default[0]
@@ -69,40 +68,13 @@ class PyKeyTable(dict):  # type: ignore[type-arg]
         dict.clear(self)
         self.fields.clear()
         self.order = None
-        self.removed.clear()
-
-    # -- the order's slots of deleted keys (as datatypes.sets.MemberScan): a key deleted and
-    # added again reuses its old slot until a compaction drops it, instead of a second slot
-    # (which a scan would return twice in one reply, a big hash's HSCAN included, and
-    # random_key would pick twice as often)
-
-    def _sync_removed(self, order: ScanOrder) -> None:
-        if order.epoch != self.epoch:  # compacted: the stale slots are gone
-            self.removed.clear()
-            self.epoch = order.epoch
-
-    def _order_added(self, key: bytes) -> None:
-        order = self.order
-        assert order is not None
-        self._sync_removed(order)
-        if key in self.removed:
-            self.removed.discard(key)  # its old slot is live again
-        else:
-            order.added(key)  # (after the store: a compaction keeps what the dict holds)
-            self._sync_removed(order)  # (a compaction there dropped the removed keys' slots)
-
-    def _order_removed(self, key: bytes) -> None:
-        order = self.order
-        assert order is not None
-        self._sync_removed(order)
-        self.removed.add(key)
 
     def scan(self, cursor: int, count: int = 10, values: bool = False) -> tuple[int, list[Any]]:
         if count < 1:
             raise ValueError("count must be at least 1")
         if self.order is None:
-            self.order = ScanOrder(self)
-        next_cursor, keys = self.order.scan(cursor, count)
+            self.order = MemberScan(self)
+        next_cursor, keys = self.order.order.scan(cursor, count)
         if not values:
             return next_cursor, keys
         flat: list[Any] = []
@@ -112,8 +84,8 @@ class PyKeyTable(dict):  # type: ignore[type-arg]
 
     def random_key(self) -> bytes | None:
         if self.order is None:
-            self.order = ScanOrder(self)
-        key: bytes | None = self.order.random_key()
+            self.order = MemberScan(self)
+        key: bytes | None = self.order.order.random_key()
         return key
 
     def get_field(self, key: bytes, default: Any = None) -> Any:

@@ -120,3 +120,37 @@ class ScanOrder:
             key = order[rng.randrange(len(order))]
             if key in source:
                 return key
+
+
+class MemberScan:
+    """A ``ScanOrder`` over a set's members or a table's keys that remembers removals until the
+    next compaction, so a member removed and added again reuses its old slot instead
+    of being listed twice (which would repeat it within one SSCAN/HSCAN reply and
+    double its weight in random picks)."""
+
+    __slots__ = ("order", "removed", "epoch")
+
+    def __init__(self, source: set[bytes] | dict[bytes, bytes]) -> None:
+        self.order = ScanOrder(source)
+        self.removed: set[bytes] = set()
+        self.epoch = self.order.epoch
+
+    def _sync(self) -> None:
+        if self.order.epoch != self.epoch:  # compacted: stale slots are gone
+            self.removed.clear()
+            self.epoch = self.order.epoch
+
+    def added(self, member: bytes) -> None:
+        self._sync()
+        if member in self.removed:
+            self.removed.discard(member)
+        else:
+            self.order.added(member)
+
+    def discarded(self, member: bytes) -> None:
+        self._sync()
+        self.removed.add(member)
+
+    def discarded_many(self, members: list[bytes]) -> None:
+        self._sync()
+        self.removed.update(members)

@@ -33,7 +33,7 @@ from typing import NamedTuple
 from dumpling.bigops import sample_prefix
 from dumpling.collector import untrack
 from dumpling.datatypes.lists import jemalloc_size, lp_bytes_of, lp_int_value, sds_alloc_size
-from dumpling.scan import ScanOrder
+from dumpling.scan import MemberScan, ScanOrder
 
 INTSET_HARD_LIMIT = 1 << 30
 SPOP_MOVE_STRATEGY_MUL = 5
@@ -64,40 +64,6 @@ def _intset_width(low: int, high: int) -> int:
     if -(1 << 31) <= low and high <= (1 << 31) - 1:
         return 4
     return 8
-
-
-class MemberScan:
-    """A ``ScanOrder`` over a set's or hash's members that remembers removals until the
-    next compaction, so a member removed and added again reuses its old slot instead
-    of being listed twice (which would repeat it within one SSCAN/HSCAN reply and
-    double its weight in random picks)."""
-
-    __slots__ = ("order", "removed", "epoch")
-
-    def __init__(self, source: set[bytes] | dict[bytes, bytes]) -> None:
-        self.order = ScanOrder(source)
-        self.removed: set[bytes] = set()
-        self.epoch = self.order.epoch
-
-    def _sync(self) -> None:
-        if self.order.epoch != self.epoch:  # compacted: stale slots are gone
-            self.removed.clear()
-            self.epoch = self.order.epoch
-
-    def added(self, member: bytes) -> None:
-        self._sync()
-        if member in self.removed:
-            self.removed.discard(member)
-        else:
-            self.order.added(member)
-
-    def discarded(self, member: bytes) -> None:
-        self._sync()
-        self.removed.add(member)
-
-    def discarded_many(self, members: list[bytes]) -> None:
-        self._sync()
-        self.removed.update(members)
 
 
 def _no_blob_reader(blob: bytes) -> SetValue:
