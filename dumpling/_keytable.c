@@ -682,6 +682,150 @@ static PyObject *kt_random_key(PyObject *self, PyObject *unused) {
     return kt_entry_key_object(e);
 }
 
+/* ------------------------------------------------------------------ replies written from the entries */
+
+/* HGETALL/HKEYS/HVALS of a big hash: the RESP reply written straight from the entries (the key's
+ * bytes inline, the value's bytes), with no bytes object per key, tuple per pair or list of them
+ * (list(items()) then the encoder made three objects a field and walked them twice).  The walk
+ * reads entries in bucket order, scattered in memory: each bucket's head is prefetched
+ * PREFETCH_BUCKETS buckets ahead, and the entries found wait in a ring of RING slots, their
+ * values prefetched, before they are written. */
+
+#define PREFETCH_BUCKETS 16
+#define RING 16 /* a power of two */
+
+enum { REPLY_KEYS, REPLY_VALUES, REPLY_ITEMS };
+
+typedef struct {
+    PyObject *bytes; /* the reply being written (resized as it grows; NULL once a resize failed) */
+    char *p, *end;   /* where the next byte goes; the end of the bytes' room */
+} Wire;
+
+static int wire_room(Wire *w, size_t n) {
+    if ((size_t)(w->end - w->p) >= n)
+        return 0;
+    Py_ssize_t used = w->p - PyBytes_AS_STRING(w->bytes), size = PyBytes_GET_SIZE(w->bytes);
+    size_t want = (size_t)used + n;
+    size_t grown = (size_t)size * 2 > want ? (size_t)size * 2 : want;
+    if (grown > (size_t)PY_SSIZE_T_MAX) {
+        Py_CLEAR(w->bytes);
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (_PyBytes_Resize(&w->bytes, (Py_ssize_t)grown) < 0)
+        return -1; /* (it released the bytes) */
+    w->p = PyBytes_AS_STRING(w->bytes) + used;
+    w->end = PyBytes_AS_STRING(w->bytes) + grown;
+    return 0;
+}
+
+/* The decimal digits of n at p (room for 20): their count. */
+static inline int put_digits(char *p, uint64_t n) {
+    char tmp[20];
+    int k = 0;
+    do {
+        tmp[k++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n != 0);
+    for (int i = 0; i < k; i++)
+        p[i] = tmp[k - 1 - i];
+    return k;
+}
+
+/* "<prefix><n>\r\n" */
+static int wire_header(Wire *w, char prefix, uint64_t n) {
+    if (wire_room(w, 23) < 0)
+        return -1;
+    *w->p++ = prefix;
+    w->p += put_digits(w->p, n);
+    *w->p++ = '\r';
+    *w->p++ = '\n';
+    return 0;
+}
+
+/* "$<len>\r\n<chars>\r\n" */
+static int wire_bulk(Wire *w, const char *chars, size_t len) {
+    if (wire_room(w, len + 25) < 0)
+        return -1;
+    *w->p++ = '$';
+    w->p += put_digits(w->p, len);
+    *w->p++ = '\r';
+    *w->p++ = '\n';
+    memcpy(w->p, chars, len);
+    w->p += len;
+    *w->p++ = '\r';
+    *w->p++ = '\n';
+    return 0;
+}
+
+/* One entry written: 0, 1 (its value is not a bytes object: nothing written), -1 (no memory). */
+static int wire_entry(Wire *w, const KtEntry *e, int kind) {
+    if (kind != REPLY_KEYS && !PyBytes_CheckExact(e->value))
+        return 1;
+    if (kind != REPLY_VALUES && wire_bulk(w, e->key, e->len) < 0)
+        return -1;
+    if (kind != REPLY_KEYS && wire_bulk(w, PyBytes_AS_STRING(e->value), (size_t)PyBytes_GET_SIZE(e->value)) < 0)
+        return -1;
+    return 0;
+}
+
+/* reply(kind, resp3) -> bytes | None: every entry as one RESP reply, kind 0 the keys (an array),
+ * 1 the values (an array), 2 both (RESP3 a map, RESP2 a flat array of key, value, ...), in the
+ * order iteration gives; None when a value is not a bytes object (the caller's encoder then). */
+static PyObject *kt_reply(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyLong_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "reply(kind, resp3)");
+        return NULL;
+    }
+    long kind = PyLong_AsLong(args[0]);
+    int resp3 = PyObject_IsTrue(args[1]);
+    if ((kind == -1 && PyErr_Occurred()) || resp3 < 0)
+        return NULL;
+    if (kind < REPLY_KEYS || kind > REPLY_ITEMS) {
+        PyErr_SetString(PyExc_ValueError, "kind is 0 (keys), 1 (values) or 2 (items)");
+        return NULL;
+    }
+    KeyTableObject *kt = (KeyTableObject *)self;
+    size_t n = kt->ht[0].used + kt->ht[1].used;
+    size_t guess = 32 + n * (kind == REPLY_ITEMS ? 40 : 20) + kt->key_bytes;
+    Wire w = {PyBytes_FromStringAndSize(NULL, (Py_ssize_t)guess), NULL, NULL};
+    if (w.bytes == NULL)
+        return NULL;
+    w.p = PyBytes_AS_STRING(w.bytes);
+    w.end = w.p + guess;
+    int pairs = kind == REPLY_ITEMS, r = 0;
+    if (wire_header(&w, pairs && resp3 ? '%' : '*', pairs && !resp3 ? 2 * (uint64_t)n : (uint64_t)n) < 0)
+        return NULL;
+    /* (no Python code runs from here to the end: the table cannot change under the walk) */
+    KtEntry *ring[RING];
+    size_t head = 0, tail = 0; /* ring[tail..head) wait, their values prefetched */
+    for (int t = 0; t <= 1 && r == 0; t++) {
+        KtTable *table = &kt->ht[t];
+        for (size_t i = 0; i < table->size && r == 0; i++) {
+            if (i + PREFETCH_BUCKETS < table->size)
+                __builtin_prefetch(table->buckets[i + PREFETCH_BUCKETS]); /* (NULL: harmless) */
+            for (KtEntry *e = table->buckets[i]; e != NULL && r == 0; e = e->next) {
+                if (head - tail == RING)
+                    r = wire_entry(&w, ring[tail++ % RING], (int)kind);
+                if (kind != REPLY_KEYS)
+                    __builtin_prefetch(e->value);
+                ring[head++ % RING] = e;
+            }
+        }
+    }
+    while (tail != head && r == 0)
+        r = wire_entry(&w, ring[tail++ % RING], (int)kind);
+    if (r < 0)
+        return NULL; /* (no memory: wire_room released the bytes) */
+    if (r > 0) {
+        Py_DECREF(w.bytes);
+        Py_RETURN_NONE;
+    }
+    if (_PyBytes_Resize(&w.bytes, w.p - PyBytes_AS_STRING(w.bytes)) < 0)
+        return NULL;
+    return w.bytes;
+}
+
 /* ------------------------------------------------------------------ iterators */
 
 enum { IT_KEYS, IT_VALUES, IT_ITEMS };
@@ -802,6 +946,8 @@ static PyMethodDef kt_methods[] = {
     {"scan", (PyCFunction)(void (*)(void))kt_scan, METH_VARARGS | METH_KEYWORDS,
      "scan(cursor, count=10, values=False) -> (next_cursor, keys, or [key, value, ...] with values)"},
     {"random_key", kt_random_key, METH_NOARGS, "random_key() -> a random key, None if empty"},
+    {"reply", (PyCFunction)(void (*)(void))kt_reply, METH_FASTCALL,
+     "reply(kind, resp3) -> the RESP reply of the keys (0), values (1) or both (2), None if a value is not bytes"},
     {"__sizeof__", kt_sizeof, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };

@@ -16,6 +16,10 @@ back a call; the C table walks its buckets with Redis's reverse-binary cursor, t
 ``ScanOrder`` (its cursors mean something else: never hand one table's cursor to the other).
 ``random_key()`` is a random key (None if empty), what RANDOMKEY, eviction and memory sampling
 take, without a list of every key.
+``reply(kind, resp3)`` is the RESP reply of the keys (kind 0, an array), the values (1) or both
+(2: a RESP3 map, a RESP2 flat array), in iteration order, or None when a value is not bytes:
+HGETALL/HKEYS/HVALS of a big hash, which the C table writes from its entries with no object
+per field.
 
 Must not: know about expiry, databases or commands (``dumpling.keyspace`` does).
 """
@@ -26,6 +30,8 @@ from typing import Any
 
 from dumpling import accel
 from dumpling.scan import MemberScan
+
+REPLY_KEYS, REPLY_VALUES, REPLY_ITEMS = range(3)  # reply()'s kinds
 
 
 class PyKeyTable(dict):  # type: ignore[type-arg]
@@ -96,6 +102,17 @@ class PyKeyTable(dict):  # type: ignore[type-arg]
             return False
         self.fields[key] = field
         return True
+
+    def reply(self, kind: int, resp3: bool) -> bytes | None:
+        if kind not in (REPLY_KEYS, REPLY_VALUES, REPLY_ITEMS):
+            raise ValueError("kind is 0 (keys), 1 (values) or 2 (items)")
+        if kind != REPLY_KEYS and any(type(v) is not bytes for v in self.values()):
+            return None
+        items = self.keys() if kind == REPLY_KEYS else self.values() if kind == REPLY_VALUES else \
+            (x for pair in self.items() for x in pair)
+        n = len(self)
+        head = b"%%%d\r\n" % n if kind == REPLY_ITEMS and resp3 else b"*%d\r\n" % (2 * n if kind == REPLY_ITEMS else n)
+        return head + b"".join([b"$%d\r\n%s\r\n" % (len(x), x) for x in items])
 
     def rehash_steps(self, n: int) -> bool:
         return False

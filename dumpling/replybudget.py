@@ -11,6 +11,7 @@ build big replies therefore spends a budget as it goes:
 - ``encode_reply`` (``Client.reply``'s encoder for aggregate replies) encodes chunk by
   chunk against it: LRANGE of a huge list, MGET naming one big key a million times, EXEC
   of many such, pipelined replies queued before them;
+- a ``Raw`` reply (bytes written whole, a big hash's HGETALL among them) spends its size at once;
 - ``repeat_within`` makes count-driven replies (HRANDFIELD / SRANDMEMBER / ZRANDMEMBER
   with a negative count: up to 2**63 picks) only as far as the budget goes.
 
@@ -28,7 +29,7 @@ from collections.abc import Callable
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from dumpling.protocol import Map, Push, SetReply, _encode_into, encode
+from dumpling.protocol import Map, Push, Raw, SetReply, _encode_into, encode
 
 CHUNK = 64  # elements encoded (or picked) between two looks at the budget
 SMALL_REPLY = 1 << 20  # a reply of fewer elements and bytes than this is not worth a look
@@ -99,6 +100,12 @@ def encode_reply(c: Any, value: Any) -> bytes | None:
         n = len(value.pairs)
     elif t is SetReply or t is Push:
         n = len(value.items)
+    elif t is Raw:  # written whole already (a big hash's HGETALL from its table): spent at once
+        data = value.wire
+        if len(data) < SMALL_REPLY:
+            return data
+        budget = reply_budget(c)
+        return data if budget is None or budget.spend(len(data)) else None
     else:
         return encode(value, c.resp3)
     if n < CHUNK:

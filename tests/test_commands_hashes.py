@@ -84,6 +84,37 @@ def test_hrandfield_and_hscan(pairs):
     ])
 
 
+def _fields_of(reply: object) -> object:
+    """A parsed HGETALL/HKEYS/HVALS reply with its order dropped (a RESP3 map's too)."""
+    if isinstance(reply, dict):
+        return sorted(reply.items())
+    return sorted(reply)  # type: ignore[call-overload]
+
+
+def test_hashtable_replies_written_by_the_table(pairs):
+    """HGETALL/HKEYS/HVALS of a hashtable-encoded hash come from its table's own writer
+    (KeyTable.reply): the same fields as Redis's in any order, alone, inside MULTI/EXEC and as a
+    script's values; a field with a TTL is left out once it expired (the other path)."""
+    fields = [x for i in range(700) for x in (b"f%d" % i, b"\x00\r\n%d" % i)] + [b"", b"", b"long", b"v" * 100]
+    pairs.same("HSET", "big", *fields)
+    pairs.same("OBJECT", "ENCODING", "big")
+    for command in ("HGETALL", "HKEYS", "HVALS"):
+        ours, theirs = (parse_reply(reply) for reply in pairs.both(command, "big"))
+        assert _fields_of(ours) == _fields_of(theirs), command
+        pairs.same("MULTI")
+        pairs.same(command, "big")
+        ours, theirs = (parse_reply(reply) for reply in pairs.both("EXEC"))
+        assert len(ours) == len(theirs) == 1 and _fields_of(ours[0]) == _fields_of(theirs[0]), command
+        script = f"return redis.call('{command}', KEYS[1])"
+        ours, theirs = (parse_reply(reply) for reply in pairs.both("EVAL", script, "1", "big"))
+        assert _fields_of(ours) == _fields_of(theirs), command
+    ttl = pairs.ours.call("HPEXPIRE", "big", "1", "FIELDS", "1", "f0")  # (7.4: Redis 7.0 has no field TTLs)
+    assert ttl == b"*1\r\n:1\r\n"
+    time.sleep(0.01)
+    got = parse_reply(pairs.ours.call("HKEYS", "big"))
+    assert len(got) == 701 and b"f0" not in got
+
+
 def test_hrandfield_rules_and_distribution(r):
     r.hset("h", mapping={f"f{i}": i for i in range(10)})
     r.hset("big", mapping={f"f{i}": i for i in range(1000)})

@@ -11,9 +11,10 @@ import sys
 import weakref
 from typing import Any
 
+import hiredis
 import pytest
 
-from dumpling.keytable import PyKeyTable
+from dumpling.keytable import REPLY_ITEMS, REPLY_KEYS, PyKeyTable
 from tests.fuzzing import scaled
 
 try:
@@ -91,9 +92,34 @@ def random_step(rng: random.Random, keys: list[bytes], tables: list[Any]) -> lis
     if roll < 0.975:  # a whole SCAN with nothing changing: every key, pairs that match
         count, values = rng.choice([1, 3, 10, 100]), rng.random() < 0.5
         return [outcome(lambda t=t: full_scan(t, count, values)) for t in tables]
+    if roll < 0.985:  # HGETALL/HKEYS/HVALS written by the table: its own order, the same contents
+        kind, resp3 = rng.randrange(3), rng.random() < 0.5
+        return [outcome(lambda t=t: replied(t, kind, resp3)) for t in tables]
     if roll < 0.99:
         return [outcome(lambda t=t: picked(t)) for t in tables]
     return [outcome(lambda t=t: (len(t), bool(t))) for t in tables]
+
+
+def replied(table: Any, kind: int, resp3: bool) -> Any:
+    """reply(kind, resp3) decoded: None (a value that is not bytes), or what it held sorted,
+    after checking it is the table's iteration, in that order, under the right header."""
+    wire = table.reply(kind, resp3)
+    if wire is None:
+        assert kind != REPLY_KEYS and any(type(v) is not bytes for v in table.values())
+        return None
+    reader = hiredis.Reader()
+    reader.feed(wire)
+    parsed = reader.gets()
+    assert reader.gets() is False  # one reply, nothing after it
+    if kind == REPLY_ITEMS:
+        expected = list(table.items())
+        got = list(parsed.items()) if resp3 else list(zip(parsed[::2], parsed[1::2], strict=True))
+        assert type(parsed) is (dict if resp3 else list) and len(parsed) == (1 if resp3 else 2) * len(expected)
+    else:
+        expected = list(table.keys() if kind == REPLY_KEYS else table.values())
+        got = parsed
+    assert got == expected
+    return sorted(got)
 
 
 def full_scan(table: Any, count: int, values: bool) -> tuple[list[bytes], bool]:
@@ -168,6 +194,24 @@ def test_iterators_hold_rehashing_back_and_see_every_key_once() -> None:
     del it
     table.rehash_for(100000)
     assert table.stats()[2] == 0  # (rehashing went on once the iterator finished)
+
+
+@pytest.mark.parametrize("make", [PyKeyTable, Native], ids=["reference", "native"])
+def test_reply_encodes_fields_of_any_bytes(make: Any) -> None:
+    if make is None:
+        pytest.skip("dumpling._keytable not built")
+    table = make()
+    fields = {b"": b"", b"\r\n": b"\x00" * 70000, b"x" * 1000: b"1", b"k": b"\xff"}
+    for field, value in fields.items():
+        table[field] = value
+    for kind in range(3):
+        for resp3 in (False, True):
+            assert replied(table, kind, resp3) is not None
+    empty = make()
+    assert [empty.reply(k, r) for k in range(3) for r in (False, True)] == [
+        b"*0\r\n", b"*0\r\n", b"*0\r\n", b"*0\r\n", b"*0\r\n", b"%0\r\n"]
+    with pytest.raises(ValueError):
+        table.reply(3, False)
 
 
 @needs_c

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.servers import RawConnection, ServerProcess, encode_command, start_dumpling, start_redis
+from tests.servers import RawConnection, ServerProcess, encode_command, parse_reply, start_dumpling, start_redis
 
 LIMIT = ("--client-output-buffer-limit", "normal 10mb 0 0")
 
@@ -110,6 +110,7 @@ def small_limit() -> Iterator[tuple[ServerProcess, ServerProcess]]:
                 conn.call("SET", "v10k", b"x" * 10_000)
                 conn.call("SET", "v1m", b"y" * 1_000_000)
                 conn.call("RPUSH", "l150k", *[b"z" * 1000] * 150)
+                conn.call("HSET", "h2m", *[x for i in range(2000) for x in (b"f%d" % i, b"w" * 1000)])
         yield ours, theirs
     finally:
         ours.stop()
@@ -146,6 +147,22 @@ def test_batch_of_small_replies_over_the_hard_limit_gets_nothing(small_limit):
         mine.send(under)
         real.send(under)
         assert [mine.read_reply() for _ in range(5)] == [real.read_reply() for _ in range(5)]
+
+
+def test_big_hash_replies_written_by_its_table_meet_the_limit(small_limit):
+    """HGETALL/HVALS of a hashtable hash are written whole by its table (KeyTable.reply): 2 MB,
+    over the hard limit, closes the client as Redis does; HKEYS (~20 KB) comes whole, in each
+    protocol."""
+    for command in (("HGETALL", "h2m"), ("HVALS", "h2m")):
+        assert _outcome(small_limit[0], encode_command(*command))[:2] == \
+            _outcome(small_limit[1], encode_command(*command))[:2] == (b"", True)
+    for resp in (2, 3):
+        with small_limit[0].raw() as mine, small_limit[1].raw() as real:
+            for conn in (mine, real):
+                conn.call("HELLO", str(resp))
+            ours, theirs = (parse_reply(conn.call("HKEYS", "h2m")) for conn in (mine, real))
+            assert len(ours) == 2000 and sorted(ours) == sorted(theirs)
+            assert not mine.is_closed(0.1)
 
 
 def test_transaction_runs_whole_when_its_reply_is_over_the_limit(small_limit):

@@ -42,9 +42,10 @@ from dumpling.datatypes.hashes import (
     HashValue,
 )
 from dumpling.errors import SYNTAX, CommandError
+from dumpling.keytable import REPLY_ITEMS, REPLY_KEYS, REPLY_VALUES
 from dumpling.numbers import NotFinite, format_long_double, long_double_sum, parse_long_double
 from dumpling.persistence.propagation import also_propagate, propagate_as
-from dumpling.protocol import OK, Map
+from dumpling.protocol import OK, Map, Raw
 from dumpling.replybudget import bulk_size, repeat_within
 
 HASH = {"group": "hash"}
@@ -423,7 +424,17 @@ _ALL_KS = [key_spec("RO ACCESS")]
          tips="nondeterministic_output_order")
 def hgetall(c: Any, argv: list[bytes]) -> Any:
     value = _read(c, argv[1])
-    return Map(value.live_items(c.keyspace.now) if value is not None else [])
+    if value is None:
+        return Map([])
+    return _table_reply(c, value, REPLY_ITEMS) or Map(value.live_items(c.keyspace.now))
+
+
+def _table_reply(c: Any, value: HashValue, kind: int) -> Raw | None:
+    """A hashtable's HGETALL/HKEYS/HVALS written from its entries (a script wants values)."""
+    if c.from_script:
+        return None
+    wire = value.table_reply(kind, c.resp3)
+    return None if wire is None else Raw(wire)
 
 
 @command("hkeys", 2, "readonly", (1, 1, 1), **HASH, since="2.0.0", summary="Returns all fields in a hash.",
@@ -433,7 +444,8 @@ def hkeys(c: Any, argv: list[bytes]) -> Any:
     value = _read(c, argv[1])
     if value is None:
         return []
-    return list(value.fields) if not value.field_expires else [f for f, _ in value.live_items(c.keyspace.now)]
+    return _table_reply(c, value, REPLY_KEYS) or (
+        list(value.fields) if not value.field_expires else [f for f, _ in value.live_items(c.keyspace.now)])
 
 
 @command("hvals", 2, "readonly", (1, 1, 1), **HASH, since="2.0.0", summary="Returns all values in a hash.",
@@ -443,7 +455,8 @@ def hvals(c: Any, argv: list[bytes]) -> Any:
     value = _read(c, argv[1])
     if value is None:
         return []
-    return list(value.fields.values()) if not value.field_expires else [v for _, v in value.live_items(c.keyspace.now)]
+    return _table_reply(c, value, REPLY_VALUES) or (
+        list(value.fields.values()) if not value.field_expires else [v for _, v in value.live_items(c.keyspace.now)])
 
 
 @command("hincrby", 4, "write denyoom fast", (1, 1, 1), **HASH, since="2.0.0",

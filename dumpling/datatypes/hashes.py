@@ -336,6 +336,15 @@ class HashValue:
         when = self.field_expires.get(field)
         return when is not None and when < now
 
+    def table_reply(self, kind: int, resp3: bool) -> bytes | None:
+        """HGETALL, HKEYS or HVALS (``kind``: ``keytable.REPLY_ITEMS``/``_KEYS``/``_VALUES``) as RESP
+        bytes written by the hashtable itself (``KeyTable.reply``: no object per field); None
+        for a listpack hash, or one with field TTLs (expired fields are left out)."""
+        if self.encoding != "hashtable" or self.field_expires:
+            return None
+        wire: bytes | None = self._fields.reply(kind, resp3)
+        return wire
+
     def live_items(self, now: int) -> list[tuple[bytes, bytes]]:
         """(field, value) pairs whose TTL has not passed, in storage order (``hashTypeNext``
         skipping expired fields); the expired ones stay until something deletes them."""
