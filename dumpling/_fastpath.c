@@ -3052,21 +3052,8 @@ static PyObject *db_add(PyObject *db, PyObject *const *args, Py_ssize_t nargs) {
             return NULL;
         Py_DECREF(r);
     }
-    if (hooks != NULL && PyList_GET_SIZE(hooks) != 0) { /* hook(db, key, value), each */
-        PyObject *held = PySequence_List(hooks); /* (a hook may change the list) */
-        if (held == NULL)
-            return NULL;
-        PyObject *call[3] = {db, key, value};
-        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(held); i++) {
-            PyObject *r = PyObject_Vectorcall(PyList_GET_ITEM(held, i), call, 3, NULL);
-            if (r == NULL) {
-                Py_DECREF(held);
-                return NULL;
-            }
-            Py_DECREF(r);
-        }
-        Py_DECREF(held);
-    }
+    if (hooks != NULL && native_store_hooks(hooks, db, key, value) < 0)
+        return NULL;
     Py_RETURN_NONE;
 }
 

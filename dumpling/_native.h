@@ -293,6 +293,40 @@ static inline int native_touch(const NativeCall *call, PyObject *key) {
 typedef int (*native_d2string_fn)(double value, char *out);
 #define NATIVE_DOUBLE_TEXT 96
 
+/* Database.add/set's store hooks (keyspace.StoreHook: value_type, gate, call) for a value just
+ * stored: call(db, key, value) for each hook whose type is the value's exact type and whose gate
+ * attribute of the value is truthy, walked as Python's `for hook in hooks` walks the list (a hook
+ * may change it).  0, or -1 with an exception. */
+static inline int native_store_hooks(PyObject *hooks, PyObject *db, PyObject *key, PyObject *value) {
+    if (!PyList_Check(hooks)) {
+        PyErr_SetString(PyExc_TypeError, "store_hooks must be a list");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(hooks); i++) {
+        PyObject *hook = PyList_GET_ITEM(hooks, i);
+        if (!PyTuple_Check(hook) || PyTuple_GET_SIZE(hook) != 3) {
+            PyErr_SetString(PyExc_TypeError, "a store hook is a StoreHook(value_type, gate, call)");
+            return -1;
+        }
+        if ((PyObject *)Py_TYPE(value) != PyTuple_GET_ITEM(hook, 0))
+            continue;
+        Py_INCREF(hook); /* (its call may drop it from the list) */
+        PyObject *gate = PyObject_GetAttr(value, PyTuple_GET_ITEM(hook, 1));
+        int open = gate == NULL ? -1 : PyObject_IsTrue(gate);
+        Py_XDECREF(gate);
+        PyObject *r = NULL;
+        if (open > 0) {
+            PyObject *call[3] = {db, key, value};
+            r = PyObject_Vectorcall(PyTuple_GET_ITEM(hook, 2), call, 3, NULL);
+            Py_XDECREF(r);
+        }
+        Py_DECREF(hook);
+        if (open < 0 || (open > 0 && r == NULL))
+            return -1;
+    }
+    return 0;
+}
+
 /* The d2string of _fpconv's capsule, or NULL without an exception (no _fpconv: the caller leaves
  * doubles to its Python reference).  For a module's init. */
 static inline native_d2string_fn native_import_d2string(void) {

@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from dumpling import accel, collector
 from dumpling.collector import stored
@@ -31,6 +31,17 @@ LRU_CLOCK_MAX = (1 << 24) - 1
 LFU_INIT_VAL = 5
 
 STRING_TYPES = (bytes, bytearray)
+
+
+class StoreHook(NamedTuple):
+    """``call(db, key, value)`` once ``Database.add``/``set`` stored a value of exactly
+    ``value_type`` whose attribute ``gate`` is truthy (a hash with field TTLs: ``field_expires``).
+    The gate keeps the call off every other store: a new small hash is not worth a Python call
+    (the C ``add`` reads the same three fields)."""
+
+    value_type: type
+    gate: str
+    call: Callable[[Database, bytes, Any], None]
 
 
 def now_ms() -> int:
@@ -218,7 +229,8 @@ class Database:
             ks.signal_ready(self, key)
         if ks.store_hooks and type(value) not in STRING_TYPES:
             for hook in ks.store_hooks:
-                hook(self, key, value)
+                if type(value) is hook.value_type and getattr(value, hook.gate):
+                    hook.call(self, key, value)
 
     def set(self, key: bytes, value: Any, keep_ttl: bool = False) -> None:
         """setKey: add or overwrite; the TTL is cleared unless ``keep_ttl``.
@@ -238,7 +250,8 @@ class Database:
                 ks.signal_ready(self, key)  # new data, or (signalDeletedKeyAsReady) a collection replaced
             if ks.store_hooks and type(value) not in STRING_TYPES:
                 for hook in ks.store_hooks:
-                    hook(self, key, value)
+                    if type(value) is hook.value_type and getattr(value, hook.gate):
+                        hook.call(self, key, value)
         else:
             self.add(key, value)
 
@@ -379,9 +392,9 @@ class Keyspace:
         # blocking: (db index, key) -> list of waiting clients, in arrival order
         self.blocked_keys: dict[tuple[int, bytes], list[Any]] = {}
         self.ready_keys: dict[tuple[int, bytes], None] = {}
-        # called as hook(db, key, value) when a non-string value is stored (e.g. the
-        # hash module tracks hashes with field TTLs that arrive by RENAME/MOVE/RESTORE)
-        self.store_hooks: list[Callable[[Database, bytes, Any], None]] = []
+        # StoreHooks: called when a value they name is stored (the hash module tracks hashes with
+        # field TTLs that arrive by RENAME/MOVE/RESTORE)
+        self.store_hooks: list[StoreHook] = []
         # keyspace notifications: set by the pub/sub module
         self.notify_flags = ""
         self.notify_hook: Callable[[int, str, bytes, bytes], None] | None = None

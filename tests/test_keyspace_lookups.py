@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from dumpling import keyspace as keyspace_module
 from dumpling.config import Config
 from dumpling.datatypes.hashes import HashValue
-from dumpling.keyspace import REFERENCE, Keyspace, lru_clock
+from dumpling.keyspace import REFERENCE, Keyspace, StoreHook, lru_clock
 from tests.fuzzing import examples
 
 pytestmark = pytest.mark.skipif(not keyspace_module.NATIVE_LOOKUPS, reason="C fast path not built")
@@ -90,7 +90,10 @@ class Twin:
         elif op[1] == "blocked":
             ks.blocked_keys = {} if ks.blocked_keys else {(0, b"a"): []}
         elif op[1] == "store_hook":
-            ks.store_hooks = [] if ks.store_hooks else [lambda db, key, value: self.seen.append(("stored", key))]
+            # one hook whose gate is open for every hash, one whose gate (no field TTLs) stays shut
+            ks.store_hooks = [] if ks.store_hooks else [
+                StoreHook(HashValue, "encoding", lambda db, key, value: self.seen.append(("stored", key))),
+                StoreHook(HashValue, "field_expires", lambda db, key, value: self.seen.append(("ttls", key)))]
         else:  # a SCAN walk between lookups (it changes nothing, but holds no iterator either)
             return db.data.scan(0, 10)[0] == 0
         return None

@@ -42,6 +42,7 @@ from dumpling.datatypes.hashes import (
     HashValue,
 )
 from dumpling.errors import SYNTAX, CommandError
+from dumpling.keyspace import StoreHook
 from dumpling.keytable import REPLY_ITEMS, REPLY_KEYS, REPLY_VALUES
 from dumpling.numbers import NotFinite, format_long_double, long_double_sum, parse_long_double
 from dumpling.persistence.propagation import also_propagate, propagate_as
@@ -107,10 +108,9 @@ class FieldExpiry:
         if value.field_expires:
             self.index(db).schedule(key, value)
 
-    def stored(self, db: Any, key: bytes, value: Any) -> None:
-        """Keyspace store hook: a value just landed at ``key``."""
-        if type(value) is HashValue and value.field_expires:
-            self.index(db).schedule(key, value)
+    def stored(self, db: Any, key: bytes, value: HashValue) -> None:
+        """Keyspace store hook: a hash with field TTLs just landed at ``key``."""
+        self.index(db).schedule(key, value)
 
     def count(self, db: Any) -> int:
         idx = self.by_data.get(id(db.data))
@@ -169,7 +169,7 @@ def hashes_with_field_ttls(db: Any) -> int:
 def setup(server: Any) -> None:
     index = FieldExpiry(server.keyspace, server)
     server.keyspace.hash_field_ttls = index
-    server.keyspace.store_hooks.append(index.stored)
+    server.keyspace.store_hooks.append(StoreHook(HashValue, "field_expires", index.stored))
     server.cron_hooks.append(index.cron)
     server.subexpiry_count = hashes_with_field_ttls
 

@@ -1453,18 +1453,7 @@ native_add(const NativeCall *call, PyObject *db, PyObject *key, PyObject *value)
     if (string) {
         return 0;
     }
-    PyObject *seq = PySequence_Fast(fixed.hooks, "store_hooks must be a sequence");
-    if (seq == NULL) {
-        return -1;
-    }
-    int rc = 0;
-    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq) && rc == 0; i++) {
-        PyObject *r = PyObject_CallFunctionObjArgs(PySequence_Fast_GET_ITEM(seq, i), db, key, value, NULL);
-        rc = r == NULL ? -1 : 0;
-        Py_XDECREF(r);
-    }
-    Py_DECREF(seq);
-    return rc;
+    return native_store_hooks(fixed.hooks, db, key, value);
 }
 
 /* The codec options a client's RESTORE of a footer <= 12 decodes with (DumpState.known_options
