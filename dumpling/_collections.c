@@ -1093,7 +1093,8 @@ static PyObject *hset_new_key(NativeCall *call, const NativeArg *args, int argc)
         goto done;
     }
     Py_INCREF(fields);
-    PyObject *added = PyObject_CallMethodObjArgs(db, s_add, key, value, NULL);
+    PyObject *add_args[3] = {db, key, value};
+    PyObject *added = PyObject_VectorcallMethod(s_add, add_args, 3, NULL);
     if (added != NULL) {
         Py_DECREF(added);
         reply = hset_write(call, key, fields, args, argc, NULL);

@@ -2936,9 +2936,14 @@ static int lru_field(PyObject *ksdict, uint32_t *field) {
             PyErr_SetString(PyExc_TypeError, "keyspace.now is not an int");
         return -1;
     }
-    long long ms = PyLong_AsLongLong(now);
-    if (ms == -1 && PyErr_Occurred())
+    int overflow;
+    long long ms = PyLong_AsLongLongAndOverflow(now, &overflow); /* (PyLong_AsLongLong of a two-digit int
+                                                                  * takes _PyLong_AsByteArray's slow path) */
+    if ((ms == -1 && PyErr_Occurred()) || overflow) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_OverflowError, "keyspace.now is out of range");
         return -1;
+    }
     *field = native_lru_clock(ms);
     return 0;
 }
@@ -3044,10 +3049,9 @@ static PyObject *db_add(PyObject *db, PyObject *const *args, Py_ssize_t nargs) {
     if (lru_field(ksdict, &field) < 0 || native_kt->store(data, key, value, field, &e) < 0)
         return NULL;
     e->field = field; /* (a key that was there after all gets the new key's field, as the reference) */
-    if (!string) { /* collector.stored: out of the cyclic GC's full collections */
+    if (!string) { /* collector.stored: out of the cyclic GC's full collections (its hide(data) is
+                    * nothing to do for a KeyTable, which is no GC type) */
         PyObject *r = PyObject_CallOneArg(g_untrack, value);
-        Py_XDECREF(r);
-        r = r == NULL ? NULL : PyObject_CallOneArg(g_hide, data);
         if (r == NULL)
             return NULL;
         Py_DECREF(r);
