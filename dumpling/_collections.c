@@ -1017,7 +1017,7 @@ static int attr_empty(PyObject *obj, PyObject *name) {
  * not NULL, the first field's bytes made already), the touch and the dirty count: the reply, the
  * number of new fields. */
 static PyObject *hset_write(NativeCall *call, PyObject *key, PyObject *fields, const NativeArg *args, int argc,
-                            PyObject *first) {
+                            PyObject *first, int created_key) {
     long created = 0;
     int table = native_is_keytable(fields);
     for (int i = 2; i < argc; i += 2) {
@@ -1039,7 +1039,7 @@ static PyObject *hset_write(NativeCall *call, PyObject *key, PyObject *fields, c
         if (bad)
             return NULL; /* (a failed allocation: the loop stops with the error) */
     }
-    if (native_touch(call, key) < 0)
+    if (!created_key && native_touch(call, key) < 0) /* (a new key's field is add()'s, as in Python) */
         return NULL;
     call->dirty += (argc - 2) / 2;
     return PyLong_FromLong(created);
@@ -1060,8 +1060,17 @@ static PyObject *hash_blank(void) {
         return NULL;
     }
     *slot_at(value, g_hash_all_offsets[0]) = fields;
-    for (int i = 1; i < HASH_ALL_COUNT; i++)
-        *slot_at(value, g_hash_all_offsets[i]) = Py_XNewRef(*slot_at(g_hash_template, g_hash_all_offsets[i]));
+    int atomic = !PyObject_GC_IsTracked(fields); /* (an empty dict is made untracked) */
+    for (int i = 1; i < HASH_ALL_COUNT; i++) {
+        PyObject *shared = *slot_at(g_hash_template, g_hash_all_offsets[i]);
+        *slot_at(value, g_hash_all_offsets[i]) = Py_XNewRef(shared);
+        if (shared != NULL && PyObject_IS_GC(shared) && PyObject_GC_IsTracked(shared))
+            atomic = 0;
+    }
+    /* Out of the cyclic GC from birth, as collector.stored leaves it (what it refers to is
+     * untracked: no cycle can pass through it), so the store's untrack has nothing to walk. */
+    if (atomic)
+        PyObject_GC_UnTrack(value);
     return value;
 }
 
@@ -1069,7 +1078,7 @@ static PyObject *hash_blank(void) {
  * the fields written as below, when the new hash stays a listpack (the fields within
  * hash-max-listpack-entries and every argument within -value; else it converts on the way:
  * Python's) and no client is blocked on a key (Database.add would signal them). */
-static PyObject *hset_new_key(NativeCall *call, const NativeArg *args, int argc) {
+static PyObject *hset_new_key(NativeCall *call, PyObject *key, const NativeArg *args, int argc) {
     long long max_entries, max_value;
     if (setting_long(call, CFG_HASH_ENTRIES, &max_entries) < 0 || setting_long(call, CFG_HASH_VALUE, &max_value) < 0 ||
         (argc - 2) / 2 > max_entries)
@@ -1082,8 +1091,7 @@ static PyObject *hset_new_key(NativeCall *call, const NativeArg *args, int argc)
     PyObject *db = native_database_of(call, s_keyspace, s_dbs, s_data, &g_database);
     if (db == NULL)
         return NULL;
-    PyObject *key = PyBytes_FromStringAndSize(args[1].p, args[1].len);
-    PyObject *value = key == NULL ? NULL : hash_blank();
+    PyObject *value = hash_blank();
     PyObject *reply = NULL;
     if (value == NULL || (PyObject *)Py_TYPE(value) != g_hash_type)
         goto done; /* (an error) */
@@ -1097,23 +1105,25 @@ static PyObject *hset_new_key(NativeCall *call, const NativeArg *args, int argc)
     PyObject *added = PyObject_VectorcallMethod(s_add, add_args, 3, NULL);
     if (added != NULL) {
         Py_DECREF(added);
-        reply = hset_write(call, key, fields, args, argc, NULL);
+        reply = hset_write(call, key, fields, args, argc, NULL, 1);
     }
     Py_DECREF(fields);
 done:
     Py_XDECREF(value);
-    Py_XDECREF(key);
     return reply;
 }
 
 static PyObject *native_hset(NativeCall *call, const NativeArg *args, int argc) {
     if (!g_handlers_on || argc < 4 || argc % 2 != 0 || g_hash_type == NULL || !g_hash_slots_ok)
         return NULL;
-    PyObject *key;
-    int absent;
-    PyObject *value = typed_value(call, &args[1], g_hash_type, &key, &absent);
-    if (value == NULL)
-        return absent && !PyErr_Occurred() ? hset_new_key(call, args, argc) : NULL;
+    PyObject *key = PyBytes_FromStringAndSize(args[1].p, args[1].len), *value;
+    int found = key == NULL ? -1 : native_lookup(call, key, &value); /* (typed_value, the key kept) */
+    if (found != NATIVE_FOUND || (PyObject *)Py_TYPE(value) != g_hash_type) {
+        /* a new key: its bytes (their hash cached by the lookup) are the stored key */
+        PyObject *made = found == NATIVE_ABSENT ? hset_new_key(call, key, args, argc) : NULL;
+        Py_XDECREF(key);
+        return made;
+    }
     PyObject *reply = NULL, *first = NULL;
     Py_INCREF(value);
     PyObject *fields = *slot_at(value, g_hash_offsets[HV_FIELDS]);
@@ -1169,7 +1179,7 @@ static PyObject *native_hset(NativeCall *call, const NativeArg *args, int argc) 
             goto done; /* set() converts on the way: Python's */
     }
 write:
-    reply = hset_write(call, key, fields, args, argc, first);
+    reply = hset_write(call, key, fields, args, argc, first, 0);
 done:
     Py_XDECREF(first);
     Py_DECREF(value);
