@@ -526,8 +526,8 @@ enum { SV_ENTRIES, SV_LAST_ID, SV_FIRST_ID, SV_ADDED, SV_NODES, SV_COUNT };
 static const char *const STREAM_SLOTS[SV_COUNT] = {"_entries", "last_id", "first_id", "entries_added", "_nodes"};
 enum { SN_MASTER_FIELDS, SN_IDS, SN_LIVE, SN_DELETED, SN_ENTRIES_BYTES, SN_FIELDS_BYTES, SN_COUNT };
 static const char *const NODE_SLOTS[SN_COUNT] = {"master_fields", "ids", "live", "deleted", "entries_bytes", "fields_bytes"};
-enum { IM_MAP, IM_KEYS, IM_VALS, IM_MAXES, IM_COUNT };
-static const char *const IDMAP_SLOTS[IM_COUNT] = {"_map", "_keys", "_vals", "_maxes"};
+enum { IM_LEN, IM_KEYS, IM_VALS, IM_MAXES, IM_COUNT };
+static const char *const IDMAP_SLOTS[IM_COUNT] = {"_len", "_keys", "_vals", "_maxes"};
 static Py_ssize_t g_stream_offsets[SV_COUNT], g_node_offsets[SN_COUNT], g_idmap_offsets[IM_COUNT];
 static PyObject *g_node_type, *g_idmap_type; /* configure() */
 static Py_ssize_t g_idmap_chunk;             /* streams.CHUNK */
@@ -545,20 +545,26 @@ static int id_parts(PyObject *id, unsigned long long *ms, unsigned long long *se
 
 /* streams.IdMap's slots, checked to be its layout: 1 (parts set, borrowed), 0 not one. */
 typedef struct {
-    PyObject *map, *keys, *vals, *maxes;
+    PyObject *owner, *keys, *vals, *maxes; /* (owner: the IdMap) */
+    Py_ssize_t len;                        /* its _len */
 } IdMapParts;
 
 static int idmap_parts(PyObject *m, IdMapParts *parts) {
     if (g_idmap_type == NULL || (PyObject *)Py_TYPE(m) != g_idmap_type)
         return 0;
-    parts->map = *slot_at(m, g_idmap_offsets[IM_MAP]);
+    parts->owner = m;
+    PyObject *len = *slot_at(m, g_idmap_offsets[IM_LEN]);
     parts->keys = *slot_at(m, g_idmap_offsets[IM_KEYS]);
     parts->vals = *slot_at(m, g_idmap_offsets[IM_VALS]);
     parts->maxes = *slot_at(m, g_idmap_offsets[IM_MAXES]);
-    if (parts->map == NULL || parts->keys == NULL || parts->vals == NULL || parts->maxes == NULL ||
-        !PyDict_CheckExact(parts->map) || !PyList_CheckExact(parts->keys) || !PyList_CheckExact(parts->vals) ||
-        !PyList_CheckExact(parts->maxes))
+    if (len == NULL || parts->keys == NULL || parts->vals == NULL || parts->maxes == NULL || !PyLong_CheckExact(len) ||
+        !PyList_CheckExact(parts->keys) || !PyList_CheckExact(parts->vals) || !PyList_CheckExact(parts->maxes))
         return 0;
+    parts->len = PyLong_AsSsize_t(len);
+    if (parts->len < 0) {
+        PyErr_Clear();
+        return 0;
+    }
     Py_ssize_t n = PyList_GET_SIZE(parts->maxes);
     if (PyList_GET_SIZE(parts->keys) != n || PyList_GET_SIZE(parts->vals) != n)
         return 0;
@@ -597,8 +603,9 @@ static int untrack_new(PyObject *obj) {
 }
 
 /* IdMap.__setitem__ of a key past every key (the caller checked): into the last chunk, or a
- * new one when that holds CHUNK keys.  0, or -1 on error (an allocation: the map may then be
- * left with the key in its chunks but not its dict, and the loop stops with the error). */
+ * new one when that holds CHUNK keys, and _len counts it.  0, or -1 on error (an allocation: the
+ * map may then be left with the key in its chunks but not in _len, and the loop stops with the
+ * error). */
 static int idmap_append(const IdMapParts *parts, PyObject *key, PyObject *value) {
     Py_ssize_t n = PyList_GET_SIZE(parts->maxes);
     PyObject *last_keys = n ? PyList_GET_ITEM(parts->keys, n - 1) : NULL;
@@ -623,7 +630,7 @@ static int idmap_append(const IdMapParts *parts, PyObject *key, PyObject *value)
         if (bad)
             return -1;
     }
-    return PyDict_SetItem(parts->map, key, value);
+    return slot_set_ll(parts->owner, g_idmap_offsets[IM_LEN], parts->len + 1);
 }
 
 /* The master fields of a stream's last node (borrowed), or NULL (no node, or a layout not
@@ -793,7 +800,7 @@ static int stream_append_id(PyObject *value, PyObject *id, unsigned long long ms
         goto done;
     Py_XSETREF(*slot_at(value, g_stream_offsets[SV_ADDED]), counter);
     Py_XSETREF(*slot_at(value, g_stream_offsets[SV_LAST_ID]), Py_NewRef(id));
-    if (PyDict_GET_SIZE(ep.map) == 1)
+    if (ep.len == 0) /* (its count before this entry) */
         Py_XSETREF(*slot_at(value, g_stream_offsets[SV_FIRST_ID]), Py_NewRef(id));
     result = 1;
 done:

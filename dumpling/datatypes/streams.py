@@ -75,17 +75,18 @@ CHUNK = 1000  # keys per chunk: appends start a new one past this
 class IdMap:
     """A mapping from stream IDs to values, kept in ID order (a stream's entries, its radix
     tree's nodes).  Streams only ever append past their last ID, so the common write is an
-    O(1) append: a dict entry for lookups and the key and value at the end of the last chunk
-    (``_keys``/``_vals`` are lists of chunks of at most ``CHUNK`` keys, ``_maxes`` each chunk's
-    last key, for the bisections of ranges and deletions).  The C ``stream_append``
-    (``dumpling._collections``) appends through these slots: keep that layout (no empty chunk,
-    ``_maxes[i] == _keys[i][-1]``, ``_map`` holding exactly the chunks' keys)."""
+    O(1) append of the key and value at the end of the last chunk (``_keys``/``_vals`` are lists
+    of chunks of at most ``CHUNK`` keys, ``_maxes`` each chunk's last key, ``_len`` the count).
+    A lookup bisects ``_maxes`` then a chunk: no per-key dict, whose entries cost a stream of
+    millions ~50 bytes each and whose resizes stalled the server for most of a second.  The C
+    ``stream_append`` (``dumpling._collections``) appends through these slots: keep that layout
+    (no empty chunk, ``_maxes[i] == _keys[i][-1]``, ``_len`` the sum of the chunks' lengths)."""
 
-    __slots__ = ("_map", "_keys", "_vals", "_maxes")
+    __slots__ = ("_len", "_keys", "_vals", "_maxes")
 
     def __init__(self, items: Iterable[tuple[StreamID, Any]] = ()) -> None:
         pairs = sorted(dict(items).items())
-        self._map: dict[StreamID, Any] = dict(pairs)
+        self._len = len(pairs)
         self._keys: list[list[StreamID]] = []
         self._vals: list[list[Any]] = []
         self._maxes: list[StreamID] = []
@@ -95,17 +96,33 @@ class IdMap:
             self._vals.append([v for _, v in part])
             self._maxes.append(part[-1][0])
 
+    def _find(self, key: object) -> tuple[int, int] | None:
+        """The chunk and place of ``key``, or None (absent, or not an ID)."""
+        if type(key) is not tuple:
+            return None
+        maxes = self._maxes
+        i = bisect_left(maxes, key)
+        if i == len(maxes):
+            return None
+        keys = self._keys[i]
+        j = bisect_left(keys, key)
+        return (i, j) if keys[j] == key else None
+
     def __len__(self) -> int:
-        return len(self._map)
+        return self._len
 
     def __contains__(self, key: object) -> bool:
-        return key in self._map
+        return self._find(key) is not None
 
     def __getitem__(self, key: StreamID) -> Any:
-        return self._map[key]
+        where = self._find(key)
+        if where is None:
+            raise KeyError(key)
+        return self._vals[where[0]][where[1]]
 
     def get(self, key: StreamID, default: Any = None) -> Any:
-        return self._map.get(key, default)
+        where = self._find(key)
+        return default if where is None else self._vals[where[0]][where[1]]
 
     def __iter__(self) -> Iterator[StreamID]:
         for chunk in self._keys:
@@ -127,7 +144,7 @@ class IdMap:
 
     def _locate(self, index: int) -> tuple[int, int]:
         """The chunk and place of the index-th key (negative: from the end)."""
-        n = len(self._map)
+        n = self._len
         if index < 0:
             index += n
         if not 0 <= index < n:
@@ -152,10 +169,7 @@ class IdMap:
 
     def __setitem__(self, key: StreamID, value: Any) -> None:
         maxes = self._maxes
-        if key in self._map:
-            i = bisect_left(maxes, key)
-            self._vals[i][bisect_left(self._keys[i], key)] = value
-        elif not maxes or key > maxes[-1]:
+        if not maxes or key > maxes[-1]:
             if maxes and len(self._keys[-1]) < CHUNK:
                 self._keys[-1].append(key)
                 self._vals[-1].append(value)
@@ -164,42 +178,51 @@ class IdMap:
                 self._keys.append([key])
                 self._vals.append([value])
                 maxes.append(key)
-        else:  # (only a value assembled out of order: streams append)
-            i = bisect_left(maxes, key)
-            keys, vals = self._keys[i], self._vals[i]
-            j = bisect_left(keys, key)
-            keys.insert(j, key)
-            vals.insert(j, value)
-            if len(keys) > CHUNK:  # split in two
-                half = len(keys) // 2
-                self._keys.insert(i + 1, keys[half:])
-                self._vals.insert(i + 1, vals[half:])
-                maxes.insert(i, keys[half - 1])
-                del keys[half:], vals[half:]
-        self._map[key] = value
-
-    def __delitem__(self, key: StreamID) -> None:
-        del self._map[key]
-        i = bisect_left(self._maxes, key)
-        keys = self._keys[i]
+            self._len += 1
+            return
+        i = bisect_left(maxes, key)
+        keys, vals = self._keys[i], self._vals[i]
         j = bisect_left(keys, key)
-        del keys[j]
-        del self._vals[i][j]
+        if keys[j] == key:
+            vals[j] = value
+            return
+        # (only a value assembled out of order: streams append)
+        keys.insert(j, key)
+        vals.insert(j, value)
+        self._len += 1
+        if len(keys) > CHUNK:  # split in two
+            half = len(keys) // 2
+            self._keys.insert(i + 1, keys[half:])
+            self._vals.insert(i + 1, vals[half:])
+            maxes.insert(i, keys[half - 1])
+            del keys[half:], vals[half:]
+
+    def _remove(self, i: int, j: int) -> Any:
+        keys, vals = self._keys[i], self._vals[i]
+        value = vals[j]
+        del keys[j], vals[j]
+        self._len -= 1
         if not keys:
             del self._keys[i], self._vals[i], self._maxes[i]
         elif j == len(keys):
             self._maxes[i] = keys[-1]
+        return value
+
+    def __delitem__(self, key: StreamID) -> None:
+        where = self._find(key)
+        if where is None:
+            raise KeyError(key)
+        self._remove(*where)
 
     _MISSING: Any = object()
 
     def pop(self, key: StreamID, default: Any = _MISSING) -> Any:
-        if key not in self._map:
+        where = self._find(key)
+        if where is None:
             if default is IdMap._MISSING:
                 raise KeyError(key)
             return default
-        value = self._map[key]
-        del self[key]
-        return value
+        return self._remove(*where)
 
     def floor_item(self, key: StreamID) -> tuple[StreamID, Any] | None:
         """The item with the greatest key not above ``key``, or None."""
