@@ -525,7 +525,7 @@ static int slot_set_ll(PyObject *obj, Py_ssize_t offset, long long n) {
 enum { SV_ENTRIES, SV_LAST_ID, SV_FIRST_ID, SV_ADDED, SV_NODES, SV_COUNT };
 static const char *const STREAM_SLOTS[SV_COUNT] = {"_entries", "last_id", "first_id", "entries_added", "_nodes"};
 enum { SN_MASTER_FIELDS, SN_IDS, SN_LIVE, SN_DELETED, SN_ENTRIES_BYTES, SN_FIELDS_BYTES, SN_COUNT };
-static const char *const NODE_SLOTS[SN_COUNT] = {"master_fields", "ids", "live", "deleted", "entries_bytes", "fields_bytes"};
+static const char *const NODE_SLOTS[SN_COUNT] = {"master_fields", "id_records", "live", "deleted", "entries_bytes", "fields_bytes"};
 enum { IM_LEN, IM_KEYS, IM_VALS, IM_MAXES, IM_COUNT };
 static const char *const IDMAP_SLOTS[IM_COUNT] = {"_len", "_keys", "_vals", "_maxes"};
 static Py_ssize_t g_stream_offsets[SV_COUNT], g_node_offsets[SN_COUNT], g_idmap_offsets[IM_COUNT];
@@ -543,6 +543,37 @@ static int id_parts(PyObject *id, unsigned long long *ms, unsigned long long *se
     return r <= 0 ? r : native_u64_of(PyTuple_GET_ITEM(id, 1), seq);
 }
 
+/* An ID as an IdMap record (streams.pack_id): ms then seq, 8 bytes each, big-endian. */
+#define ID_RECORD 16
+static inline uint64_t big_endian64(uint64_t v) {
+#if PY_BIG_ENDIAN
+    return v;
+#else
+    return __builtin_bswap64(v);
+#endif
+}
+
+static inline void id_record(unsigned char *out, unsigned long long ms, unsigned long long seq) {
+    uint64_t parts[2] = {big_endian64(ms), big_endian64(seq)};
+    memcpy(out, parts, ID_RECORD);
+}
+
+static inline void id_of_record(const unsigned char *in, unsigned long long *ms, unsigned long long *seq) {
+    uint64_t parts[2];
+    memcpy(parts, in, ID_RECORD);
+    *ms = big_endian64(parts[0]);
+    *seq = big_endian64(parts[1]);
+}
+
+/* records += record (a bytearray: amortized growth).  0, or -1 on error. */
+static int records_append(PyObject *records, const unsigned char *record) {
+    Py_ssize_t n = PyByteArray_GET_SIZE(records);
+    if (PyByteArray_Resize(records, n + ID_RECORD) < 0)
+        return -1;
+    memcpy(PyByteArray_AS_STRING(records) + n, record, ID_RECORD);
+    return 0;
+}
+
 /* streams.IdMap's slots, checked to be its layout: 1 (parts set, borrowed), 0 not one. */
 typedef struct {
     PyObject *owner, *keys, *vals, *maxes; /* (owner: the IdMap) */
@@ -558,33 +589,29 @@ static int idmap_parts(PyObject *m, IdMapParts *parts) {
     parts->vals = *slot_at(m, g_idmap_offsets[IM_VALS]);
     parts->maxes = *slot_at(m, g_idmap_offsets[IM_MAXES]);
     if (len == NULL || parts->keys == NULL || parts->vals == NULL || parts->maxes == NULL || !PyLong_CheckExact(len) ||
-        !PyList_CheckExact(parts->keys) || !PyList_CheckExact(parts->vals) || !PyList_CheckExact(parts->maxes))
+        !PyList_CheckExact(parts->keys) || !PyList_CheckExact(parts->vals) || !PyByteArray_CheckExact(parts->maxes))
         return 0;
     parts->len = PyLong_AsSsize_t(len);
     if (parts->len < 0) {
         PyErr_Clear();
         return 0;
     }
-    Py_ssize_t n = PyList_GET_SIZE(parts->maxes);
-    if (PyList_GET_SIZE(parts->keys) != n || PyList_GET_SIZE(parts->vals) != n)
+    Py_ssize_t n = PyList_GET_SIZE(parts->vals);
+    if (PyList_GET_SIZE(parts->keys) != n || PyByteArray_GET_SIZE(parts->maxes) != n * ID_RECORD)
         return 0;
-    if (n && (!PyList_CheckExact(PyList_GET_ITEM(parts->keys, n - 1)) ||
+    if (n && (!PyByteArray_CheckExact(PyList_GET_ITEM(parts->keys, n - 1)) ||
               !PyList_CheckExact(PyList_GET_ITEM(parts->vals, n - 1))))
         return 0;
     return 1;
 }
 
-/* The map's last key as (ms, seq): 1, 0 when it is empty, -1 a key that is not an ID (no
+/* The map's last key as (ms, seq): 1, 0 when it is empty, -1 a key that is not a record (no
  * exception: not a layout this code writes to). */
 static int idmap_last_key(const IdMapParts *parts, unsigned long long *ms, unsigned long long *seq) {
-    Py_ssize_t n = PyList_GET_SIZE(parts->maxes);
+    Py_ssize_t n = PyByteArray_GET_SIZE(parts->maxes);
     if (n == 0)
         return 0;
-    int r = id_parts(PyList_GET_ITEM(parts->maxes, n - 1), ms, seq);
-    if (r <= 0) {
-        PyErr_Clear();
-        return -1;
-    }
+    id_of_record((const unsigned char *)PyByteArray_AS_STRING(parts->maxes) + n - ID_RECORD, ms, seq);
     return 1;
 }
 
@@ -606,25 +633,23 @@ static int untrack_new(PyObject *obj) {
  * new one when that holds CHUNK keys, and _len counts it.  0, or -1 on error (an allocation: the
  * map may then be left with the key in its chunks but not in _len, and the loop stops with the
  * error). */
-static int idmap_append(const IdMapParts *parts, PyObject *key, PyObject *value) {
-    Py_ssize_t n = PyList_GET_SIZE(parts->maxes);
-    PyObject *last_keys = n ? PyList_GET_ITEM(parts->keys, n - 1) : NULL;
-    if (last_keys != NULL && PyList_GET_SIZE(last_keys) < g_idmap_chunk) {
-        if (PyList_Append(last_keys, key) < 0 || PyList_Append(PyList_GET_ITEM(parts->vals, n - 1), value) < 0)
+static int idmap_append(const IdMapParts *parts, const unsigned char *record, PyObject *value) {
+    Py_ssize_t n = PyList_GET_SIZE(parts->vals);
+    PyObject *last_vals = n ? PyList_GET_ITEM(parts->vals, n - 1) : NULL;
+    if (last_vals != NULL && PyList_GET_SIZE(last_vals) < g_idmap_chunk) {
+        if (records_append(PyList_GET_ITEM(parts->keys, n - 1), record) < 0 || PyList_Append(last_vals, value) < 0)
             return -1;
-        Py_INCREF(key);
-        PyList_SetItem(parts->maxes, n - 1, key); /* steals key */
+        memcpy(PyByteArray_AS_STRING(parts->maxes) + (n - 1) * ID_RECORD, record, ID_RECORD);
     } else {
-        PyObject *keys = PyList_New(1), *vals = PyList_New(1);
+        PyObject *keys = PyByteArray_FromStringAndSize((const char *)record, ID_RECORD), *vals = PyList_New(1);
         if (keys == NULL || vals == NULL) {
             Py_XDECREF(keys);
             Py_XDECREF(vals);
             return -1;
         }
-        PyList_SET_ITEM(keys, 0, Py_NewRef(key));
         PyList_SET_ITEM(vals, 0, Py_NewRef(value));
-        int bad = untrack_new(keys) < 0 || untrack_new(vals) < 0 || PyList_Append(parts->keys, keys) < 0 ||
-                  PyList_Append(parts->vals, vals) < 0 || PyList_Append(parts->maxes, key) < 0;
+        int bad = untrack_new(vals) < 0 || PyList_Append(parts->keys, keys) < 0 || PyList_Append(parts->vals, vals) < 0 ||
+                  records_append(parts->maxes, record) < 0;
         Py_DECREF(keys);
         Py_DECREF(vals);
         if (bad)
@@ -664,7 +689,7 @@ static long long id_delta(unsigned long long a, unsigned long long b) {
  * keys; anything else is the Python reference's).
  * 1 done, 0 not its case (nothing changed: the Python reference runs), -1 error. */
 static int stream_append_id(PyObject *value, PyObject *id, unsigned long long ms, unsigned long long seq, PyObject *flat,
-                            long long max_bytes, long long max_entries, PyObject *before) {
+                            long long max_bytes, long long max_entries) {
     if (!g_stream_slots_ok || g_stream_type == NULL || (PyObject *)Py_TYPE(value) != g_stream_type)
         return 0;
     PyObject *entries = *slot_at(value, g_stream_offsets[SV_ENTRIES]);
@@ -688,14 +713,9 @@ static int stream_append_id(PyObject *value, PyObject *id, unsigned long long ms
     int ok;
     if ((ok = native_u64_of(added_obj, &added)) <= 0)
         return ok;
-    /* past the last entry (an IdMap append; `before`, when not NULL, an ID the caller knows
-     * `id` comes after), and the nodes' keys are entries' IDs */
-    Py_ssize_t n_entries = PyList_GET_SIZE(ep.maxes);
-    if (before == NULL || n_entries == 0 || PyList_GET_ITEM(ep.maxes, n_entries - 1) != before) {
-        if ((ok = idmap_last_key(&ep, &last_ms, &last_seq)) < 0 ||
-            (ok && (ms < last_ms || (ms == last_ms && seq <= last_seq))))
-            return 0;
-    }
+    /* past the last entry (an IdMap append), and the nodes' keys are entries' IDs */
+    if ((ok = idmap_last_key(&ep, &last_ms, &last_seq)) < 0 || (ok && (ms < last_ms || (ms == last_ms && seq <= last_seq))))
+        return 0;
     if (max_bytes <= 0 || max_bytes > STREAM_LISTPACK_MAX_SIZE)
         max_bytes = STREAM_LISTPACK_MAX_SIZE;
 
@@ -703,7 +723,7 @@ static int stream_append_id(PyObject *value, PyObject *id, unsigned long long ms
     PyObject *node = NULL;
     unsigned long long master_ms = ms, master_seq = seq;
     long long live = 0, deleted = 0, entries_bytes = 0, fields_bytes = 0;
-    Py_ssize_t n_nodes = PyList_GET_SIZE(np.maxes);
+    Py_ssize_t n_nodes = PyList_GET_SIZE(np.vals);
     if (n_nodes) {
         if (idmap_last_key(&np, &master_ms, &master_seq) <= 0 ||
             (master_ms > ms || (master_ms == ms && master_seq >= seq)))
@@ -716,7 +736,7 @@ static int stream_append_id(PyObject *value, PyObject *id, unsigned long long ms
             return 0;
         PyObject *fields = *slot_at(node, g_node_offsets[SN_MASTER_FIELDS]);
         if (fields == NULL || !PyList_CheckExact(fields) || *slot_at(node, g_node_offsets[SN_IDS]) == NULL ||
-            !PyList_CheckExact(*slot_at(node, g_node_offsets[SN_IDS])) ||
+            !PyByteArray_CheckExact(*slot_at(node, g_node_offsets[SN_IDS])) ||
             slot_ll(node, g_node_offsets[SN_LIVE], &live) < 0 || slot_ll(node, g_node_offsets[SN_DELETED], &deleted) < 0 ||
             slot_ll(node, g_node_offsets[SN_ENTRIES_BYTES], &entries_bytes) < 0 ||
             slot_ll(node, g_node_offsets[SN_FIELDS_BYTES], &fields_bytes) < 0) {
@@ -789,11 +809,13 @@ static int stream_append_id(PyObject *value, PyObject *id, unsigned long long ms
     size += lp_int_entry_size(lp_count);
 
     /* from here on the value changes */
-    if (fresh && idmap_append(&np, id, node) < 0)
+    unsigned char record[ID_RECORD];
+    id_record(record, ms, seq);
+    if (fresh && idmap_append(&np, record, node) < 0)
         goto done;
     if (slot_set_ll(node, g_node_offsets[SN_ENTRIES_BYTES], entries_bytes + size) < 0 ||
-        PyList_Append(*slot_at(node, g_node_offsets[SN_IDS]), id) < 0 ||
-        slot_set_ll(node, g_node_offsets[SN_LIVE], live + 1) < 0 || idmap_append(&ep, id, flat) < 0)
+        records_append(*slot_at(node, g_node_offsets[SN_IDS]), record) < 0 ||
+        slot_set_ll(node, g_node_offsets[SN_LIVE], live + 1) < 0 || idmap_append(&ep, record, flat) < 0)
         goto done;
     PyObject *counter = PyLong_FromUnsignedLongLong(added + 1); /* a uint64_t: wraps to 0 */
     if (counter == NULL)
@@ -821,7 +843,7 @@ static PyObject *py_stream_append(PyObject *self, PyObject *const *args, Py_ssiz
     unsigned long long ms, seq;
     int r = id_parts(args[1], &ms, &seq);
     if (r > 0)
-        r = stream_append_id(args[0], args[1], ms, seq, args[2], max_bytes, max_entries, NULL);
+        r = stream_append_id(args[0], args[1], ms, seq, args[2], max_bytes, max_entries);
     if (r < 0)
         return NULL;
     return PyBool_FromLong(r);
@@ -1330,7 +1352,7 @@ static PyObject *native_xadd(NativeCall *call, const NativeArg *args, int argc) 
     }
     PyTuple_SET_ITEM(id, 0, ms_obj);
     PyTuple_SET_ITEM(id, 1, seq_obj);
-    int appended = stream_append_id(value, id, new_ms, new_seq, flat, n_bytes, n_entries, last);
+    int appended = stream_append_id(value, id, new_ms, new_seq, flat, n_bytes, n_entries);
     if (appended < 0)
         goto done; /* (after a change: the loop stops with the error) */
     if (!appended) { /* the layout to build first, or an unusual one: the Python reference */

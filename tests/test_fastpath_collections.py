@@ -367,8 +367,9 @@ def test_id_map_is_a_sorted_dict(chunk: int, monkeypatch: pytest.MonkeyPatch) ->
                 assert ours.keys()[i:i + 3] == list(reference.keys()[i:i + 3])
                 pos = reference.bisect_right(key) - 1
                 assert ours.floor_item(key) == (None if pos < 0 else reference.peekitem(pos))
-            assert all(ours._keys) and [c[-1] for c in ours._keys] == ours._maxes
-            assert all(len(c) <= chunk for c in ours._keys) and ours._len == sum(map(len, ours._keys))
+            assert all(ours._vals) and b"".join(c[-16:] for c in ours._keys) == ours._maxes
+            assert [len(c) for c in ours._keys] == [16 * len(v) for v in ours._vals]
+            assert all(len(v) <= chunk for v in ours._vals) and ours._len == sum(map(len, ours._vals))
         assert list(stream_values.IdMap(reference.items()).items()) == list(reference.items())
 
 

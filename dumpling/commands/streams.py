@@ -131,9 +131,8 @@ def range_reply(s: StreamValue, start: StreamID, end: StreamID, count: int, rev:
     out: list[Any] = []
     if start > end:
         return out
-    keys = s.entries.irange(start, end, reverse=rev)
-    for entry_id in keys:
-        out.append(entry_reply(entry_id, s.entries[entry_id]))
+    for entry_id, flat in s.entries.irange_items(start, end, reverse=rev):
+        out.append(entry_reply(entry_id, flat))
         if count and len(out) == count:
             break
     return out
@@ -489,7 +488,7 @@ def deliver_new(c: Any, s: StreamValue, start: StreamID, count: int, group: Cons
     now = c.keyspace.now
     out: list[Any] = []
     moved = False
-    for entry_id in s.entries.irange(start, None):
+    for entry_id, flat in s.entries.irange_items(start, None):
         if entry_id > group.last_id:
             if group.entries_read != INVALID_ENTRIES_READ and not s.range_has_tombstones(entry_id):
                 group.entries_read = wrap_int64(group.entries_read + 1)  # a long long in Redis
@@ -497,7 +496,7 @@ def deliver_new(c: Any, s: StreamValue, start: StreamID, count: int, group: Cons
                 group.entries_read = s.estimate_distance(entry_id)
             group.last_id = entry_id
             moved = True
-        out.append(entry_reply(entry_id, s.entries[entry_id]))
+        out.append(entry_reply(entry_id, flat))
         if not noack:
             nack = group.pending.get(entry_id)
             if nack is None:

@@ -19,6 +19,7 @@ Owns the data structure only: no argument parsing, no replies.
 
 from __future__ import annotations
 
+import struct
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -70,43 +71,65 @@ class ConsumerGroup:
 # ----------------------------------------------------------------------------- ID-ordered maps
 
 CHUNK = 1000  # keys per chunk: appends start a new one past this
+ID_BYTES = 16  # a key as a record: ms then seq, each 8 bytes big-endian (byte order is ID order)
+_ID_RECORD = struct.Struct(">QQ")
+pack_id = _ID_RECORD.pack
+unpack_id_from = _ID_RECORD.unpack_from
+
+
+def unpack_ids(records: bytes | bytearray) -> list[StreamID]:
+    """The IDs of consecutive records, in order."""
+    return list(_ID_RECORD.iter_unpack(records))
+
+
+def _bisect_records(records: bytearray, key: bytes, right: bool = False) -> int:
+    """The bisect_left (bisect_right) place of the record ``key`` among ``records``."""
+    bisect = bisect_right if right else bisect_left
+    return bisect(range(len(records) // ID_BYTES), key, key=lambda i: records[i * ID_BYTES:(i + 1) * ID_BYTES])
 
 
 class IdMap:
     """A mapping from stream IDs to values, kept in ID order (a stream's entries, its radix
     tree's nodes).  Streams only ever append past their last ID, so the common write is an
-    O(1) append of the key and value at the end of the last chunk (``_keys``/``_vals`` are lists
-    of chunks of at most ``CHUNK`` keys, ``_maxes`` each chunk's last key, ``_len`` the count).
-    A lookup bisects ``_maxes`` then a chunk: no per-key dict, whose entries cost a stream of
-    millions ~50 bytes each and whose resizes stalled the server for most of a second.  The C
-    ``stream_append`` (``dumpling._collections``) appends through these slots: keep that layout
-    (no empty chunk, ``_maxes[i] == _keys[i][-1]``, ``_len`` the sum of the chunks' lengths)."""
+    O(1) append of the key and value at the end of the last chunk: ``_keys`` is a list of
+    chunks, each a ``bytearray`` of at most ``CHUNK`` 16-byte ID records (``pack_id``), ``_vals``
+    the chunks' values (lists), ``_maxes`` each chunk's last record (one ``bytearray`` of
+    records), ``_len`` the count.  A key costs 16 bytes and no object (a tuple and its ints would be ~100 bytes and two
+    allocations an entry), and no per-key dict (~50 bytes an entry, and resizes that stalled a
+    stream of millions for most of a second): a lookup bisects ``_maxes`` then a chunk.  Keys
+    go in and come out as ``(ms, seq)`` tuples.  The C ``stream_append`` (``dumpling._collections``)
+    appends through these slots: keep that layout (no empty chunk, ``_maxes``'s i-th record the
+    last of ``_keys[i]``, ``_len`` the records' count)."""
 
     __slots__ = ("_len", "_keys", "_vals", "_maxes")
 
     def __init__(self, items: Iterable[tuple[StreamID, Any]] = ()) -> None:
         pairs = sorted(dict(items).items())
         self._len = len(pairs)
-        self._keys: list[list[StreamID]] = []
+        self._keys: list[bytearray] = []
         self._vals: list[list[Any]] = []
-        self._maxes: list[StreamID] = []
+        self._maxes = bytearray()
         for i in range(0, len(pairs), CHUNK):
             part = pairs[i:i + CHUNK]
-            self._keys.append([k for k, _ in part])
+            records = bytearray(b"".join(pack_id(*k) for k, _ in part))
+            self._keys.append(records)
             self._vals.append([v for _, v in part])
-            self._maxes.append(part[-1][0])
+            self._maxes += records[-ID_BYTES:]
 
     def _find(self, key: object) -> tuple[int, int] | None:
         """The chunk and place of ``key``, or None (absent, or not an ID)."""
-        if type(key) is not tuple:
+        if type(key) is not tuple or len(key) != 2:
             return None
-        maxes = self._maxes
-        i = bisect_left(maxes, key)
-        if i == len(maxes):
+        try:
+            record = pack_id(*key)
+        except struct.error:  # not a pair of uint64 (so not a key)
+            return None
+        i = _bisect_records(self._maxes, record)
+        if i == len(self._vals):
             return None
         keys = self._keys[i]
-        j = bisect_left(keys, key)
-        return (i, j) if keys[j] == key else None
+        j = _bisect_records(keys, record)
+        return (i, j) if keys[j * ID_BYTES:(j + 1) * ID_BYTES] == record else None
 
     def __len__(self) -> int:
         return self._len
@@ -126,7 +149,7 @@ class IdMap:
 
     def __iter__(self) -> Iterator[StreamID]:
         for chunk in self._keys:
-            yield from chunk
+            yield from unpack_ids(chunk)
 
     def __repr__(self) -> str:
         return f"IdMap({list(self.items())!r})"
@@ -140,7 +163,7 @@ class IdMap:
 
     def items(self) -> Iterator[tuple[StreamID, Any]]:
         for keys, vals in zip(self._keys, self._vals, strict=True):
-            yield from zip(keys, vals, strict=True)
+            yield from zip(unpack_ids(keys), vals, strict=True)
 
     def _locate(self, index: int) -> tuple[int, int]:
         """The chunk and place of the index-th key (negative: from the end)."""
@@ -149,11 +172,11 @@ class IdMap:
             index += n
         if not 0 <= index < n:
             raise IndexError("IdMap index out of range")
-        last = len(self._keys) - 1
-        tail = n - len(self._keys[last])
+        last = len(self._vals) - 1
+        tail = n - len(self._vals[last])
         if index >= tail:
             return last, index - tail
-        for i, chunk in enumerate(self._keys):
+        for i, chunk in enumerate(self._vals):
             if index < len(chunk):
                 return i, index
             index -= len(chunk)
@@ -161,51 +184,53 @@ class IdMap:
 
     def key_at(self, index: int) -> StreamID:
         i, j = self._locate(index)
-        return self._keys[i][j]
+        return unpack_id_from(self._keys[i], j * ID_BYTES)
 
     def peekitem(self, index: int = -1) -> tuple[StreamID, Any]:
         i, j = self._locate(index)
-        return self._keys[i][j], self._vals[i][j]
+        return unpack_id_from(self._keys[i], j * ID_BYTES), self._vals[i][j]
 
     def __setitem__(self, key: StreamID, value: Any) -> None:
+        record = pack_id(*key)
         maxes = self._maxes
-        if not maxes or key > maxes[-1]:
-            if maxes and len(self._keys[-1]) < CHUNK:
-                self._keys[-1].append(key)
+        if not maxes or record > maxes[-ID_BYTES:]:
+            if maxes and len(self._vals[-1]) < CHUNK:
+                self._keys[-1] += record
                 self._vals[-1].append(value)
-                maxes[-1] = key
+                maxes[-ID_BYTES:] = record
             else:
-                self._keys.append([key])
+                self._keys.append(bytearray(record))
                 self._vals.append([value])
-                maxes.append(key)
+                maxes += record
             self._len += 1
             return
-        i = bisect_left(maxes, key)
+        i = _bisect_records(maxes, record)
         keys, vals = self._keys[i], self._vals[i]
-        j = bisect_left(keys, key)
-        if keys[j] == key:
+        j = _bisect_records(keys, record)
+        at = j * ID_BYTES
+        if keys[at:at + ID_BYTES] == record:
             vals[j] = value
             return
         # (only a value assembled out of order: streams append)
-        keys.insert(j, key)
+        keys[at:at] = record
         vals.insert(j, value)
         self._len += 1
-        if len(keys) > CHUNK:  # split in two
-            half = len(keys) // 2
-            self._keys.insert(i + 1, keys[half:])
+        if len(vals) > CHUNK:  # split in two
+            half = len(vals) // 2
+            self._keys.insert(i + 1, keys[half * ID_BYTES:])
             self._vals.insert(i + 1, vals[half:])
-            maxes.insert(i, keys[half - 1])
-            del keys[half:], vals[half:]
+            maxes[i * ID_BYTES:i * ID_BYTES] = keys[(half - 1) * ID_BYTES:half * ID_BYTES]
+            del keys[half * ID_BYTES:], vals[half:]
 
     def _remove(self, i: int, j: int) -> Any:
         keys, vals = self._keys[i], self._vals[i]
         value = vals[j]
-        del keys[j], vals[j]
+        del keys[j * ID_BYTES:(j + 1) * ID_BYTES], vals[j]
         self._len -= 1
-        if not keys:
-            del self._keys[i], self._vals[i], self._maxes[i]
-        elif j == len(keys):
-            self._maxes[i] = keys[-1]
+        if not vals:
+            del self._keys[i], self._vals[i], self._maxes[i * ID_BYTES:(i + 1) * ID_BYTES]
+        elif j == len(vals):
+            self._maxes[i * ID_BYTES:(i + 1) * ID_BYTES] = keys[-ID_BYTES:]
         return value
 
     def __delitem__(self, key: StreamID) -> None:
@@ -226,53 +251,86 @@ class IdMap:
 
     def floor_item(self, key: StreamID) -> tuple[StreamID, Any] | None:
         """The item with the greatest key not above ``key``, or None."""
-        i = bisect_right(self._maxes, key)
-        if i < len(self._maxes):
-            j = bisect_right(self._keys[i], key) - 1
+        record = pack_id(*key)
+        i = _bisect_records(self._maxes, record, right=True)
+        if i < len(self._vals):
+            j = _bisect_records(self._keys[i], record, right=True) - 1
             if j >= 0:
-                return self._keys[i][j], self._vals[i][j]
+                return unpack_id_from(self._keys[i], j * ID_BYTES), self._vals[i][j]
         if i == 0:
             return None
-        return self._keys[i - 1][-1], self._vals[i - 1][-1]
+        return unpack_id_from(self._maxes, (i - 1) * ID_BYTES), self._vals[i - 1][-1]
 
     def irange(self, minimum: StreamID | None = None, maximum: StreamID | None = None,
                reverse: bool = False) -> Iterator[StreamID]:
         """Keys from ``minimum`` to ``maximum`` (both included; None: no bound), in order or
         reversed (SortedDict.irange's use here)."""
-        keys, maxes = self._keys, self._maxes
-        if not maxes:
+        return (key for key, _ in self.irange_items(minimum, maximum, reverse))
+
+    def irange_items(self, minimum: StreamID | None = None, maximum: StreamID | None = None,
+                     reverse: bool = False) -> Iterator[tuple[StreamID, Any]]:
+        """``irange``'s keys with their values (no lookup per key).  Each chunk's part is read
+        out as it is reached (a copy: the map may change between items)."""
+        span = self._span(minimum, maximum)
+        if span is None:
             return iter(())
+        return self._backward(*span) if reverse else self._forward(*span)
+
+    def _span(self, minimum: StreamID | None, maximum: StreamID | None) -> tuple[int, int, int, int] | None:
+        """Chunk ci place pi up to (not including) chunk ce place pe, or None (nothing)."""
+        keys, maxes, n = self._keys, self._maxes, len(self._vals)
+        if not n:
+            return None
         if minimum is None:
             ci, pi = 0, 0
         else:
-            ci = bisect_left(maxes, minimum)
-            if ci == len(maxes):
-                return iter(())
-            pi = bisect_left(keys[ci], minimum)
+            low = pack_id(*minimum)
+            ci = _bisect_records(maxes, low)
+            if ci == n:
+                return None
+            pi = _bisect_records(keys[ci], low)
         if maximum is None:
-            ce, pe = len(keys) - 1, len(keys[-1])
+            ce, pe = n - 1, len(self._vals[-1])
         else:
-            ce = bisect_right(maxes, maximum)
-            if ce == len(maxes):
-                ce, pe = ce - 1, len(keys[-1])
+            high = pack_id(*maximum)
+            ce = _bisect_records(maxes, high, right=True)
+            if ce == n:
+                ce, pe = ce - 1, len(self._vals[-1])
             else:
-                pe = bisect_right(keys[ce], maximum)
-        if (ci, pi) >= (ce, pe):
-            return iter(())
-        return _span_backward(keys, ci, pi, ce, pe) if reverse else _span_forward(keys, ci, pi, ce, pe)
+                pe = _bisect_records(keys[ce], high, right=True)
+        return None if (ci, pi) >= (ce, pe) else (ci, pi, ce, pe)
 
+    def _part(self, i: int, start: int, stop: int) -> list[tuple[StreamID, Any]]:
+        return list(zip(unpack_ids(self._keys[i][start * ID_BYTES:stop * ID_BYTES]), self._vals[i][start:stop],
+                        strict=True))
 
-def _span_forward(keys: list[list[StreamID]], ci: int, pi: int, ce: int, pe: int) -> Iterator[StreamID]:
-    """Keys from chunk ci place pi up to (not including) chunk ce place pe."""
-    for i in range(ci, ce + 1):
-        chunk = keys[i]
-        yield from chunk[pi if i == ci else 0:pe if i == ce else len(chunk)]
+    def _forward(self, ci: int, pi: int, ce: int, pe: int) -> Iterator[tuple[StreamID, Any]]:
+        for i in range(ci, ce + 1):
+            yield from self._part(i, pi if i == ci else 0, pe if i == ce else len(self._vals[i]))
 
+    def _backward(self, ci: int, pi: int, ce: int, pe: int) -> Iterator[tuple[StreamID, Any]]:
+        for i in range(ce, ci - 1, -1):
+            yield from reversed(self._part(i, pi if i == ci else 0, pe if i == ce else len(self._vals[i])))
 
-def _span_backward(keys: list[list[StreamID]], ci: int, pi: int, ce: int, pe: int) -> Iterator[StreamID]:
-    for i in range(ce, ci - 1, -1):
-        chunk = keys[i]
-        yield from reversed(chunk[pi if i == ci else 0:pe if i == ce else len(chunk)])
+    def delete_range(self, minimum: StreamID, maximum: StreamID) -> int:
+        """Remove every key from ``minimum`` to ``maximum`` (both included); how many."""
+        span = self._span(minimum, maximum)
+        if span is None:
+            return 0
+        ci, pi, ce, pe = span
+        removed = 0
+        for i in range(ce, ci - 1, -1):
+            keys, vals = self._keys[i], self._vals[i]
+            start, stop = (pi if i == ci else 0), (pe if i == ce else len(vals))
+            tail = stop == len(vals)
+            del keys[start * ID_BYTES:stop * ID_BYTES], vals[start:stop]
+            removed += stop - start
+            if not vals:
+                del self._keys[i], self._vals[i], self._maxes[i * ID_BYTES:(i + 1) * ID_BYTES]
+            elif tail:
+                self._maxes[i * ID_BYTES:(i + 1) * ID_BYTES] = keys[-ID_BYTES:]
+        self._len -= removed
+        return removed
 
 
 class IdKeys:
@@ -291,7 +349,7 @@ class IdKeys:
 
     def __reversed__(self) -> Iterator[StreamID]:
         for chunk in reversed(self._owner._keys):
-            yield from reversed(chunk)
+            yield from reversed(unpack_ids(chunk))
 
     @overload
     def __getitem__(self, index: int) -> StreamID: ...
@@ -336,12 +394,12 @@ def _signed64(v: int) -> int:
 class StreamNode:
     """One listpack of the radix tree: master ID/fields, every entry ever appended."""
 
-    __slots__ = ("master_id", "master_fields", "ids", "dead", "live", "deleted", "entries_bytes", "fields_bytes")
+    __slots__ = ("master_id", "master_fields", "id_records", "dead", "live", "deleted", "entries_bytes", "fields_bytes")
 
     def __init__(self, master_id: StreamID, master_fields: list[bytes]) -> None:
         self.master_id = master_id
         self.master_fields = master_fields
-        self.ids: list[StreamID] = []  # append order, tombstones included
+        self.id_records = bytearray()  # its IDs as IdMap records, append order, tombstones included
         self.dead: dict[StreamID, list[bytes]] = {}  # tombstoned entries (still in the listpack)
         self.live = 0
         self.deleted = 0
@@ -349,8 +407,16 @@ class StreamNode:
         self.fields_bytes = sum(map(_str_size, master_fields))
 
     @property
+    def ids(self) -> list[StreamID]:
+        """Every ID the listpack holds, in order (tombstones included)."""
+        return unpack_ids(self.id_records)
+
+    def add_id(self, entry_id: StreamID) -> None:
+        self.id_records += pack_id(*entry_id)
+
+    @property
     def last_id(self) -> StreamID:
-        return self.ids[-1]
+        return unpack_id_from(self.id_records, len(self.id_records) - ID_BYTES)
 
     def byte_size(self) -> int:
         """``lpBytes``: header, master entry, entries, terminator."""
@@ -384,7 +450,7 @@ class StreamNode:
         node = StreamNode.__new__(StreamNode)
         node.master_id = self.master_id
         node.master_fields = list(self.master_fields)
-        node.ids = list(self.ids)
+        node.id_records = bytearray(self.id_records)
         node.dead = {k: list(v) for k, v in self.dead.items()}
         node.live = self.live
         node.deleted = self.deleted
@@ -459,7 +525,7 @@ class StreamValue:
             nodes[entry_id] = node
         size, _ = node.entry_size(entry_id, flat)
         node.entries_bytes += size
-        node.ids.append(entry_id)
+        node.add_id(entry_id)
         node.live += 1
 
     def node_of(self, entry_id: StreamID) -> StreamNode | None:
@@ -528,8 +594,7 @@ class StreamValue:
                 assert minid is not None
                 remove_node = node.last_id < minid
             if remove_node:
-                for entry_id in node.ids:
-                    self.entries.pop(entry_id, None)
+                self.entries.delete_range(node.master_id, node.last_id)
                 del nodes[node.master_id]
                 deleted += live
                 continue

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from sortedcontainers import SortedDict
 
-from dumpling.datatypes.streams import Consumer, ConsumerGroup, PendingEntry, StreamID, StreamNode, StreamValue
+from dumpling.datatypes.streams import Consumer, ConsumerGroup, IdMap, PendingEntry, StreamID, StreamNode, StreamValue
 from dumpling.payload import listpack
 from dumpling.payload.errors import bad_data
 from dumpling.payload.primitives import (
@@ -136,7 +136,7 @@ def _loaded_nodes(layout: list[tuple[StreamID, list[bytes], _Walked]]) -> list[S
             if previous is not None and entry_id <= previous:
                 return None
             previous = entry_id
-            node.ids.append(entry_id)
+            node.add_id(entry_id)
             node.entries_bytes += node.entry_size(entry_id, flat)[0]
             if deleted:
                 node.dead[entry_id] = flat
@@ -295,7 +295,7 @@ def _decode_group(
 # writing
 
 
-def _node_listpack(node: StreamNode, entries: SortedDict) -> bytes:
+def _node_listpack(node: StreamNode, entries: IdMap) -> bytes:
     """The listpack of one radix-tree node as Redis holds it: master entry with the live
     and deleted counts, then every entry ever appended to it, tombstones flagged."""
     int_entry = listpack.int_entry_bytes
@@ -310,11 +310,12 @@ def _node_listpack(node: StreamNode, entries: SortedDict) -> bytes:
     body += int_entry(0)
     elements = 3 + len(fields) + 1
     dead = node.dead
+    live = entries.irange_items(node.master_id, node.last_id)  # the node's live entries, in order
     for entry_id in node.ids:
         flat = dead.get(entry_id)
         flags = FLAG_DELETED if flat is not None else 0
         if flat is None:
-            flat = entries[entry_id]
+            flat = next(live)[1]
         numfields = len(flat) // 2
         same = flat[0::2] == fields
         body += int_entry(flags | FLAG_SAMEFIELDS if same else flags)
