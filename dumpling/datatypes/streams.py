@@ -222,6 +222,12 @@ class IdMap:
             maxes[i * ID_BYTES:i * ID_BYTES] = keys[(half - 1) * ID_BYTES:half * ID_BYTES]
             del keys[half * ID_BYTES:], vals[half:]
 
+    def pop_first(self) -> Any:
+        """Remove the first key; its value."""
+        if not self._len:
+            raise KeyError("pop_first from an empty IdMap")
+        return self._remove(0, 0)
+
     def _remove(self, i: int, j: int) -> Any:
         keys, vals = self._keys[i], self._vals[i]
         value = vals[j]
@@ -607,9 +613,8 @@ class StreamValue:
                         break
                 elif entry_id >= minid:  # type: ignore[operator]
                     break
-                flat = self.entries.pop(entry_id, None)
-                if flat is not None:
-                    node.dead[entry_id] = flat
+                if entry_id not in node.dead:  # (a live entry of the first node: the first entry)
+                    node.dead[entry_id] = self.entries.pop_first()
                     removed += 1
             node.live -= removed
             node.deleted += removed

@@ -311,11 +311,14 @@ def _node_listpack(node: StreamNode, entries: IdMap) -> bytes:
     elements = 3 + len(fields) + 1
     dead = node.dead
     live = entries.irange_items(node.master_id, node.last_id)  # the node's live entries, in order
+    at: tuple[StreamID, list[bytes]] | None = next(live, None)
     for entry_id in node.ids:
         flat = dead.get(entry_id)
         flags = FLAG_DELETED if flat is not None else 0
         if flat is None:
-            flat = next(live)[1]
+            while at is not None and at[0] < entry_id:
+                at = next(live, None)
+            flat = at[1] if at is not None and at[0] == entry_id else entries[entry_id]
         numfields = len(flat) // 2
         same = flat[0::2] == fields
         body += int_entry(flags | FLAG_SAMEFIELDS if same else flags)
