@@ -849,6 +849,32 @@ static PyObject *py_stream_append(PyObject *self, PyObject *const *args, Py_ssiz
     return PyBool_FromLong(r);
 }
 
+/* bisect_records(records, key[, right]) -> int: streams._bisect_records_py (the bisect_left, or
+ * bisect_right, place of the 16-byte record key among a bytes or bytearray of sorted records). */
+static PyObject *py_bisect_records(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs < 2 || nargs > 3 || !(PyByteArray_CheckExact(args[0]) || PyBytes_CheckExact(args[0])) || !PyBytes_CheckExact(args[1]) ||
+        PyBytes_GET_SIZE(args[1]) != ID_RECORD) {
+        PyErr_SetString(PyExc_TypeError, "bisect_records(records, key, right): bytes or bytearray, a 16-byte record, bool");
+        return NULL;
+    }
+    int right = nargs == 3 ? PyObject_IsTrue(args[2]) : 0;
+    if (right < 0)
+        return NULL;
+    const char *base = PyByteArray_CheckExact(args[0]) ? PyByteArray_AS_STRING(args[0]) : PyBytes_AS_STRING(args[0]);
+    Py_ssize_t size = PyByteArray_CheckExact(args[0]) ? PyByteArray_GET_SIZE(args[0]) : PyBytes_GET_SIZE(args[0]);
+    const char *key = PyBytes_AS_STRING(args[1]);
+    Py_ssize_t lo = 0, hi = size / ID_RECORD;
+    while (lo < hi) {
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        int c = memcmp(base + mid * ID_RECORD, key, ID_RECORD);
+        if (c < 0 || (right && c == 0))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return PyLong_FromSsize_t(lo);
+}
+
 /* ------------------------------------------------------------------ native handlers */
 
 /* What the handlers read from the server, kept for the last server seen (a strong reference):
@@ -1603,6 +1629,8 @@ static PyMethodDef methods[] = {
      "list_pop_one(value, head, fill) -> element or None: ListValue.pop of one element, or None (not its case)."},
     {"stream_append", (PyCFunction)(void (*)(void))py_stream_append, METH_FASTCALL,
      "stream_append(value, entry_id, flat, max_bytes, max_entries) -> bool: StreamValue.append, or False (not its case)."},
+    {"bisect_records", (PyCFunction)(void (*)(void))py_bisect_records, METH_FASTCALL,
+     "bisect_records(records, key, right) -> the bisect place of a 16-byte stream ID record among sorted records."},
     {"lp_entry_size", py_lp_entry_size, METH_O, "lp_entry_size(element) -> bytes it takes inside a listpack."},
     {"set_packed_threshold", py_set_packed_threshold, METH_O, "set_packed_threshold(size) (DEBUG QUICKLIST-PACKED-THRESHOLD)."},
     {"configure", (PyCFunction)(void (*)(void))py_configure, METH_FASTCALL,

@@ -373,6 +373,22 @@ def test_id_map_is_a_sorted_dict(chunk: int, monkeypatch: pytest.MonkeyPatch) ->
         assert list(stream_values.IdMap(reference.items()).items()) == list(reference.items())
 
 
+def test_bisect_records_matches_python() -> None:
+    """The C binary search over a chunk's ID records against the Python reference: every
+    place, left and right, of present, absent and extreme keys (equal ms runs included)."""
+    rng = random.Random(5)
+    ids = sorted({(rng.choice([0, 7, 1 << 40, (1 << 64) - 1]), rng.randrange(4)) for _ in range(60)})
+    records = bytearray(b"".join(stream_values.pack_id(*i) for i in ids))
+    probes = ids + [(0, 0), (3, 9), (1 << 40, 5), ((1 << 64) - 1, (1 << 64) - 1)]
+    for chunk in (records, bytes(records), bytearray()):
+        for probe in probes:
+            key = stream_values.pack_id(*probe)
+            for right in (False, True):
+                assert native.bisect_records(chunk, key, right) == stream_values._bisect_records_py(chunk, key, right)
+    with pytest.raises(TypeError):
+        native.bisect_records(records, b"short")
+
+
 def test_stream_append_across_chunks_matches_python(monkeypatch: pytest.MonkeyPatch) -> None:
     """2,500 C appends (three chunks of the ID index), deletions at chunk edges between them:
     the same value as the Python reference's."""

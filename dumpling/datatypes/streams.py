@@ -82,7 +82,7 @@ def unpack_ids(records: bytes | bytearray) -> list[StreamID]:
     return list(_ID_RECORD.iter_unpack(records))
 
 
-def _bisect_records(records: bytearray, key: bytes, right: bool = False) -> int:
+def _bisect_records_py(records: bytearray, key: bytes, right: bool = False) -> int:
     """The bisect_left (bisect_right) place of the record ``key`` among ``records``."""
     bisect = bisect_right if right else bisect_left
     return bisect(range(len(records) // ID_BYTES), key, key=lambda i: records[i * ID_BYTES:(i + 1) * ID_BYTES])
@@ -258,9 +258,9 @@ class IdMap:
     def floor_item(self, key: StreamID) -> tuple[StreamID, Any] | None:
         """The item with the greatest key not above ``key``, or None."""
         record = pack_id(*key)
-        i = _bisect_records(self._maxes, record, right=True)
+        i = _bisect_records(self._maxes, record, True)
         if i < len(self._vals):
-            j = _bisect_records(self._keys[i], record, right=True) - 1
+            j = _bisect_records(self._keys[i], record, True) - 1
             if j >= 0:
                 return unpack_id_from(self._keys[i], j * ID_BYTES), self._vals[i][j]
         if i == 0:
@@ -299,11 +299,11 @@ class IdMap:
             ce, pe = n - 1, len(self._vals[-1])
         else:
             high = pack_id(*maximum)
-            ce = _bisect_records(maxes, high, right=True)
+            ce = _bisect_records(maxes, high, True)
             if ce == n:
                 ce, pe = ce - 1, len(self._vals[-1])
             else:
-                pe = _bisect_records(keys[ce], high, right=True)
+                pe = _bisect_records(keys[ce], high, True)
         return None if (ci, pi) >= (ce, pe) else (ci, pi, ce, pe)
 
     def _part(self, i: int, start: int, stop: int) -> list[tuple[StreamID, Any]]:
@@ -390,6 +390,8 @@ _entry_size = _str_size if accel.collections is None else accel.collections.lp_e
 _INT64_MIN, _INT64_END = -(1 << 63), 1 << 63
 # StreamValue.append in C (None: pure); tests set it to None to run the reference
 _native_append = None if accel.collections is None else accel.collections.stream_append
+# the place of a record among sorted records: C's binary search, or the Python reference
+_bisect_records = _bisect_records_py if accel.collections is None else accel.collections.bisect_records
 
 
 def _signed64(v: int) -> int:
