@@ -548,12 +548,12 @@ static PyObject **const PLAIN_NAMES[] = {
     &s_server, &s_keyspace, &s_out, &s_carry, &s_held, &s_retained, &s_query_buffer, &s_transport,
     &s_obuf_soft, &s_reply_buffer_size, &s_output_check_from,
     /* what a batch counts and sets (add_to_attr, set_attr; the server's read and command counters,
-     * the client's last_interaction, reply_buffer_peak and _batch_ran and each command's calls and
-     * usec are C members: ServerBase, ClientBase, CommandBase) */
+     * the client's last_interaction, reply_buffer_peak and _batch_ran, each command's calls and
+     * usec and the keyspace's hits, misses and dirty are C members: ServerBase, ClientBase,
+     * CommandBase, KeyspaceBase) */
     /* a Command's, read from its memo (command_memo) */
     &s_arity, &s_handler, &s_latency,
-    &s_name, &s_stat_hits, &s_stat_misses, &s_dirty, &s_now, &s_current_client,
-    &s_last_cmd, &s_slowlog_threshold,
+    &s_name, &s_now, &s_current_client, &s_last_cmd, &s_slowlog_threshold,
 };
 #define PLAIN_TYPES 8
 static struct {
@@ -819,7 +819,12 @@ typedef struct {
     long long calls, usec;
 } CommandBaseObject;
 
-static PyTypeObject ClientBaseType, ServerBaseType, CommandBaseType;
+typedef struct {
+    PyObject_HEAD
+    long long stat_hits, stat_misses, dirty;
+} KeyspaceBaseObject;
+
+static PyTypeObject ClientBaseType, ServerBaseType, CommandBaseType, KeyspaceBaseType;
 static Memo g_server_memo; /* (one server's at a time: tests run several in one process) */
 static PyTypeObject *g_client_type; /* server.Client (owned; NULL: configure_reads not called) */
 static PyTypeObject *g_server_type; /* the last type found to be a ServerBase (owned) */
@@ -837,6 +842,18 @@ static inline int is_server_base(PyObject *o) {
         return 0;
     Py_INCREF(type);
     Py_XSETREF(g_server_type, type);
+    return 1;
+}
+
+static PyTypeObject *g_keyspace_type; /* the last type found to be a KeyspaceBase (owned) */
+static inline int is_keyspace_base(PyObject *o) {
+    PyTypeObject *type = Py_TYPE(o);
+    if (type == g_keyspace_type)
+        return 1;
+    if (!PyObject_TypeCheck(o, &KeyspaceBaseType))
+        return 0;
+    Py_INCREF(type);
+    Py_XSETREF(g_keyspace_type, type);
     return 1;
 }
 
@@ -977,6 +994,53 @@ static inline int add_server_stat(PyObject *server, size_t offset, PyObject *nam
 }
 #define SERVER_STAT(field) offsetof(ServerBaseObject, field)
 
+/* keyspace.stat_hits/stat_misses/dirty += hits/misses/dirty: KeyspaceBase's members, or
+ * (another keyspace type) the attributes. */
+static int add_keyspace_stats(PyObject *keyspace, long long hits, long long misses, long long dirty) {
+    if (is_keyspace_base(keyspace)) {
+        KeyspaceBaseObject *k = (KeyspaceBaseObject *)keyspace;
+        k->stat_hits += hits;
+        k->stat_misses += misses;
+        k->dirty += dirty;
+        return 0;
+    }
+    return add_to_attr(keyspace, s_stat_hits, hits) < 0 || add_to_attr(keyspace, s_stat_misses, misses) < 0 ||
+                   add_to_attr(keyspace, s_dirty, dirty) < 0
+               ? -1
+               : 0;
+}
+
+/* The keyspace's settings eligible() reads, remembered as the client's and the server's are:
+ * its per-read counters are KeyspaceBase's members, so a plain read leaves its __dict__'s tag
+ * as it was, but for `now` (the command time snapshot, outside these names: a new millisecond's
+ * write keeps a memo that held, set_long_attr's).  `watched` is a dict WATCH fills in place:
+ * looked at each read. */
+enum { KM_WATCHED, KM_NOTIFY_FLAGS, KM_LFU, KM_LOADING, KM_TRACKING, KM_N };
+static PyObject **const KEYSPACE_MEMO_NAMES[KM_N] = {&s_watched, &s_notify_flags, &s_lfu, &s_loading, &s_tracking};
+_Static_assert(KM_N <= MEMO_MAX, "a Memo holds the values");
+static Memo g_keyspace_memo; /* (one keyspace's at a time) */
+
+static Memo *keyspace_memo(PyObject *keyspace) {
+    if (!MEMO_VERSIONS)
+        return NULL;
+    Memo *m = &g_keyspace_memo;
+    PyObject *d = plain_dict(keyspace);
+    if (d == NULL)
+        return NULL;
+    if (m->dict == d && m->version == dict_version(d))
+        return m;
+    if (memo_read(m, d, KEYSPACE_MEMO_NAMES, KM_N) <= 0)
+        return NULL;
+    PyObject **v = m->value;
+    int notify = fixed_truth(v[KM_NOTIFY_FLAGS]), lfu = fixed_truth(v[KM_LFU]), loading = fixed_truth(v[KM_LOADING]);
+    m->known = notify != 2 && lfu != 2 && loading != 2 && fillable(v[KM_WATCHED]);
+    if (m->known) /* (eligible()'s keyspace part, in its order) */
+        m->plain = !notify && !lfu && !loading && v[KM_TRACKING] == Py_None;
+    m->dict = d;
+    m->version = dict_version(d);
+    return m;
+}
+
 /* A Command's arity, handler and latency histogram (None until its first call is recorded),
  * remembered as the client's and the server's values are: the loop read them with getattr once a
  * batch, each unpipelined request.  Tests wrap a command's handler and CONFIG RESETSTAT drops the
@@ -1045,6 +1109,11 @@ static int eligible(PyObject *server, PyObject *keyspace, PyObject *client, int 
         *restricted = cm->restricted;
         *gated = sm->gated;
         *hooked = sm->hooked;
+        Memo *km = keyspace_memo(keyspace);
+        if (km != NULL && km->known)
+            return km->plain && !filled(km->value[KM_WATCHED]);
+        if (PyErr_Occurred())
+            return -1;
         PyObject *kd = plain_dict(keyspace);
         if ((r = attr_true_in(kd, keyspace, s_watched)) != 0 || (r = attr_true_in(kd, keyspace, s_notify_flags)) != 0 ||
             (r = attr_true_in(kd, keyspace, s_lfu)) != 0 || (r = attr_true_in(kd, keyspace, s_loading)) != 0)
@@ -1148,7 +1217,7 @@ static int add_to_attr(PyObject *obj, PyObject *name, long long amount) {
     return r;
 }
 
-static int set_long_attr(PyObject *obj, PyObject *name, long long value) {
+static int set_long_attr(PyObject *obj, Memo *m, PyObject *name, long long value) {
     PyObject *dict = plain_dict(obj), *was = dict != NULL ? entry(dict, name) : NULL;
     if (was != NULL && PyLong_CheckExact(was)) { /* (keyspace.now: the same millisecond) */
         int overflow;
@@ -1161,7 +1230,7 @@ static int set_long_attr(PyObject *obj, PyObject *name, long long value) {
     PyObject *v = PyLong_FromLongLong(value);
     if (v == NULL)
         return -1;
-    int r = set_attr(obj, name, v);
+    int r = m != NULL ? set_attr_kept(obj, m, name, v) : set_attr(obj, name, v);
     Py_DECREF(v);
     return r;
 }
@@ -1880,7 +1949,7 @@ static int run_general(General *g, Batch *b, Arg *args, int argc, PyObject **las
     long long start = wall_ns();
     long long now_ms = start / 1000000;
     if (now_ms != g->now_set) { /* the command time snapshot */
-        if (set_long_attr(g->keyspace, s_now, now_ms) < 0)
+        if (set_long_attr(g->keyspace, &g_keyspace_memo, s_now, now_ms) < 0)
             goto done;
         g->now_set = now_ms;
     }
@@ -2309,9 +2378,8 @@ finish:
                 bad = count_calls(g_commands[i], calls[i], usec[i]) < 0;
         }
         bad = bad || (total && add_server_stat(server, SERVER_STAT(stat_commands), s_stat_commands, total) < 0) ||
-              add_to_attr(keyspace, s_stat_hits, b.hits) < 0 || add_to_attr(keyspace, s_stat_misses, b.misses) < 0 ||
-              add_to_attr(keyspace, s_dirty, b.dirty) < 0 ||
-              (b.now_ms && set_long_attr(keyspace, s_now, b.now_ms) < 0) ||
+              add_keyspace_stats(keyspace, b.hits, b.misses, b.dirty) < 0 ||
+              (b.now_ms && set_long_attr(keyspace, &g_keyspace_memo, s_now, b.now_ms) < 0) ||
               set_attr_kept(server, &g_server_memo, s_current_client, client) < 0;
         if (!bad) {
             PyObject *name = instance_attr(last, s_name);
@@ -2638,6 +2706,25 @@ static PyTypeObject ServerBaseType = {
     .tp_new = PyType_GenericNew,
 };
 
+/* KeyspaceBase: keyspace.Keyspace's C base, holding the counters reads and writes add to (a
+ * plain read then writes nothing to the keyspace's __dict__ but a new millisecond's `now`: see
+ * keyspace_memo). */
+static PyMemberDef keyspace_base_members[] = {
+    {"stat_hits", T_LONGLONG, offsetof(KeyspaceBaseObject, stat_hits), 0, "INFO keyspace_hits"},
+    {"stat_misses", T_LONGLONG, offsetof(KeyspaceBaseObject, stat_misses), 0, "INFO keyspace_misses"},
+    {"dirty", T_LONGLONG, offsetof(KeyspaceBaseObject, dirty), 0, "changes since the last save (INFO rdb_changes_since_last_save)"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject KeyspaceBaseType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "dumpling._fastpath.KeyspaceBase",
+    .tp_basicsize = sizeof(KeyspaceBaseObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "keyspace.Keyspace's base: the hit, miss and change counters in C",
+    .tp_members = keyspace_base_members,
+    .tp_new = PyType_GenericNew,
+};
+
 /* configure_reads(Client, namespace): the class whose reads ClientBase.data_received serves, and
  * the module dict whose `_fast_run` switches it (None: off). */
 static PyObject *fast_configure_reads(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -2948,8 +3035,27 @@ static int lru_field(PyObject *ksdict, uint32_t *field) {
     return 0;
 }
 
-/* ksdict[name] += 1 (an int counter). */
-static int count_in(PyObject *ksdict, PyObject *name, PyObject *amount) {
+/* ks.<counter> += amount: KeyspaceBase's member at `offset` when ks is one and amount an int of
+ * C size, else ksdict[name] += amount (an int counter in the keyspace's dict). */
+#define KEYSPACE_STAT(field) offsetof(KeyspaceBaseObject, field)
+static int count_in(PyObject *ks, PyObject *ksdict, size_t offset, PyObject *name, PyObject *amount) {
+    if (is_keyspace_base(ks)) {
+        int overflow = 0;
+        long long n = PyLong_CheckExact(amount) ? PyLong_AsLongLongAndOverflow(amount, &overflow) : 0;
+        if (PyLong_CheckExact(amount) && !overflow) {
+            *(long long *)((char *)ks + offset) += n;
+            return 0;
+        }
+        if (overflow == 0 && PyErr_Occurred())
+            return -1;
+        /* (another amount: `ks.name += amount` as the reference does it, with its errors) */
+        PyObject *v = PyObject_GetAttr(ks, name);
+        PyObject *sum = v == NULL ? NULL : PyNumber_InPlaceAdd(v, amount);
+        Py_XDECREF(v);
+        int r = sum == NULL ? -1 : PyObject_SetAttr(ks, name, sum);
+        Py_XDECREF(sum);
+        return r;
+    }
     PyObject *v = dict_item(ksdict, name);
     if (v == NULL) {
         if (!PyErr_Occurred())
@@ -2990,15 +3096,16 @@ static PyObject *db_lookup_read(PyObject *db, PyObject *const *args, Py_ssize_t 
     uint32_t field;
     if (lru_field(ksdict, &field) < 0)
         return NULL;
+    PyObject *ks = *(PyObject **)((char *)db + g_db_offsets[0]); /* (lookup_state found it) */
     KtEntry *e = native_kt->find(data, args[0]);
     if (e == NULL) {
-        if (count_in(ksdict, s_stat_misses, g_one) < 0)
+        if (count_in(ks, ksdict, KEYSPACE_STAT(stat_misses), s_stat_misses, g_one) < 0)
             return NULL;
         Py_RETURN_NONE;
     }
     e->field = field;
     PyObject *value = Py_NewRef(e->value); /* (before count_in, which runs code) */
-    if (count_in(ksdict, s_stat_hits, g_one) < 0) {
+    if (count_in(ks, ksdict, KEYSPACE_STAT(stat_hits), s_stat_hits, g_one) < 0) {
         Py_DECREF(value);
         return NULL;
     }
@@ -3080,7 +3187,7 @@ static PyObject *ks_changed(PyObject *ks, PyObject *const *args, Py_ssize_t narg
         if (v == NULL || !PyUnicode_CheckExact(v) || PyUnicode_GET_LENGTH(v) != 0)
             return PyErr_Occurred() ? NULL : reference(g_ref_changed, ks, args, nargs, kwnames);
     }
-    if (count_in(ksdict, s_dirty, nargs == 5 ? args[4] : g_one) < 0)
+    if (count_in(ks, ksdict, KEYSPACE_STAT(dirty), s_dirty, nargs == 5 ? args[4] : g_one) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -3402,7 +3509,8 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     INTERN(s_latency_tracking, "latency_tracking");
     for (int i = 0; i < N_COMMANDS; i++)
         INTERN(s_twin_names[i], COMMAND_NAMES[i]);
-    if (PyType_Ready(&ClientBaseType) < 0 || PyType_Ready(&ServerBaseType) < 0 || PyType_Ready(&CommandBaseType) < 0)
+    if (PyType_Ready(&ClientBaseType) < 0 || PyType_Ready(&ServerBaseType) < 0 || PyType_Ready(&CommandBaseType) < 0 ||
+        PyType_Ready(&KeyspaceBaseType) < 0)
         return NULL;
     native_import_keytable(); /* (none: the twins and C lookups step aside) */
     PyObject *m = PyModule_Create(&module);
@@ -3415,7 +3523,8 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     Py_DECREF(twins);
     if (PyModule_AddObjectRef(m, "ClientBase", (PyObject *)&ClientBaseType) < 0 ||
         PyModule_AddObjectRef(m, "ServerBase", (PyObject *)&ServerBaseType) < 0 ||
-        PyModule_AddObjectRef(m, "CommandBase", (PyObject *)&CommandBaseType) < 0) {
+        PyModule_AddObjectRef(m, "CommandBase", (PyObject *)&CommandBaseType) < 0 ||
+        PyModule_AddObjectRef(m, "KeyspaceBase", (PyObject *)&KeyspaceBaseType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -356,7 +356,19 @@ class Database:
                 yield key
 
 
-class Keyspace:
+class _PyKeyspaceCounters:
+    """Keyspace's first base without the C accelerators (pure mode): its counters are plain attributes."""
+
+    __slots__ = ()
+
+
+# The C base whose members hold the counters reads and writes add to (stat_hits, stat_misses,
+# dirty): the C read path and lookups add to them without writing the keyspace's __dict__, which
+# its plain-state memo keeps by version (see _fastpath.c's keyspace_memo).
+_KeyspaceBase: Any = getattr(accel.fastpath, "KeyspaceBase", None) or _PyKeyspaceCounters
+
+
+class Keyspace(_KeyspaceBase):
     """All databases plus the hooks and counters shared by them."""
 
     def __init__(self, config: Config) -> None:

@@ -118,11 +118,12 @@ class Flag:
 
 @needs_c
 @pytest.mark.parametrize(("owner", "name"), [("client", "reply_mode"), ("client", "no_touch"),
-                                             ("server", "maxmemory"), ("server", "in_exec")])
+                                             ("server", "maxmemory"), ("server", "in_exec"),
+                                             ("keyspace", "loading"), ("keyspace", "notify_flags")])
 def test_a_truth_that_changes_in_place_is_tested_each_read(owner: str, name: str) -> None:
     server, client, transport = _connected()
     flag = Flag()
-    setattr(client if owner == "client" else server, name, flag)
+    setattr({"client": client, "server": server, "keyspace": server.keyspace}[owner], name, flag)
     assert fastpath.run(client, PING) == len(PING)
     flag.on = True
     assert fastpath.run(client, PING) == 0
@@ -239,6 +240,27 @@ def test_counters_read_as_attributes() -> None:
     assert server.stat_commands == 1 and server.stat_net_input == 0  # (RESETSTAT counted after, as in Redis)
     server.stat_commands += 5
     assert server.stat_commands == 6
+
+
+def test_keyspace_counters_read_as_attributes() -> None:
+    """The keyspace's hits, misses and dirty (KeyspaceBase's members with the accelerators, plain
+    attributes without) count the twins', the handlers' and the C lookups' work alike, and reset."""
+    server, client, transport = _connected()
+    ks = server.keyspace
+    for request in (("SET", "k", "1"), ("GET", "k"), ("GET", "nope"), ("INCR", "k"), ("LPUSH", "l", "a", "b"),
+                    ("LRANGE", "l", "0", "-1"), ("STRLEN", "nope"), ("HSET", "h", "f", "v")):
+        client.data_received(encode_command(*request))
+    # hits: GET k, INCR's lookup is a write lookup (none), LRANGE l; misses: GET nope, STRLEN nope
+    assert (ks.stat_hits, ks.stat_misses, ks.dirty) == (2, 2, 5)
+    for counter in ("stat_hits", "stat_misses", "dirty"):
+        assert counter not in vars(ks) or fastpath is None
+    ks.dirty += 3
+    assert ks.dirty == 8
+    client.data_received(encode_command("CONFIG", "RESETSTAT"))
+    assert (ks.stat_hits, ks.stat_misses) == (0, 0) and ks.dirty == 8
+    ks.dirty = 0
+    client.data_received(encode_command("DEL", "k"))
+    assert ks.dirty == 1
 
 
 @needs_c

@@ -596,10 +596,10 @@ def test_twins_route_oom_at_start() -> None:
 def test_twins_route_counters_live_in_instance_dicts() -> None:
     """The bridge adds the twins' counts in the objects' __dict__ (_luabridge.c: add_to_counter):
     nothing on their classes may stand between (a property, a slot, a __setattr__).  The server's
-    stat_commands and a command's calls and usec are the exception: with the accelerators they are
-    members of _fastpath.ServerBase and CommandBase (the C request loop adds to them without
-    writing the objects' __dict__s), which add_to_counter, finding no entry in the dict, adds to
-    as attributes."""
+    stat_commands, a command's calls and usec and the keyspace's hits, misses and dirty are the
+    exception: with the accelerators they are members of _fastpath.ServerBase, CommandBase and
+    KeyspaceBase (the C request loop adds to them without writing the objects' __dict__s), which
+    add_to_counter, finding no entry in the dict, adds to as attributes."""
     from dumpling.commands.registry import Command
     from dumpling.keyspace import Keyspace
 
@@ -609,7 +609,8 @@ def test_twins_route_counters_live_in_instance_dicts() -> None:
         assert cls.__dictoffset__ != 0, cls  # instances have a __dict__
         for name in names:
             for klass in cls.__mro__:
-                if klass in (getattr(accel.fastpath, "ServerBase", None), getattr(accel.fastpath, "CommandBase", None)):
+                if klass in (getattr(accel.fastpath, "ServerBase", None), getattr(accel.fastpath, "CommandBase", None),
+                             getattr(accel.fastpath, "KeyspaceBase", None)):
                     continue  # (C members: see above)
                 assert not hasattr(klass.__dict__.get(name), "__set__"), (cls, name)
 
