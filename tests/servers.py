@@ -191,6 +191,7 @@ class RawConnection:
     def __init__(self, port: int, timeout: float = 10.0) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.timeout = timeout  # what read_all/is_closed put back after their short waits
         self.buf = b""
 
     def close(self) -> None:
@@ -254,6 +255,8 @@ class RawConnection:
                 data += chunk
         except TimeoutError:
             pass
+        finally:  # a reply read later gets the full timeout again, not ``wait``
+            self.sock.settimeout(self.timeout)
         return data
 
     def is_closed(self, wait: float = 1.0) -> bool:
@@ -264,6 +267,8 @@ class RawConnection:
             return False
         except ConnectionResetError:
             return True
+        finally:
+            self.sock.settimeout(self.timeout)
 
 
 @contextmanager
