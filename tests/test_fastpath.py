@@ -71,7 +71,11 @@ def random_command(rng: random.Random) -> tuple[bytes, ...]:
     return (b"exists", key())
 
 
-SETUP = [(b"set", b"ttl:gone", b"1"), (b"pexpire", b"ttl:gone", b"1"), (b"set", b"ttl:live", b"5"),
+# ttl:gone is made by SET ... PX 1, not SET then PEXPIRE 1: Redis 7.0's PEXPIRE reads the clock
+# twice (the base, then checkAlreadyExpired), and when a loaded machine moved it 1 ms in between,
+# it deleted the key at once as a DEL (15 of 20,000 PEXPIREs under load): no expired_keys then,
+# while dumpling (7.4: one time snapshot) expires it in the workload.
+SETUP = [(b"set", b"ttl:gone", b"1", b"px", b"1"), (b"set", b"ttl:live", b"5"),
          (b"pexpire", b"ttl:live", b"100000"), (b"rpush", b"list", b"x")]
 
 
