@@ -74,6 +74,20 @@ class World:
         self.send(i, *args)
         return self.read(i)
 
+    def stat(self, side: int, name: bytes) -> int:
+        """An INFO field of one server, read through connection 0."""
+        info = self.conns[0][side].call("INFO", "everything")
+        return int(info.split(b"\r\n" + name + b":")[1].split(b"\r\n")[0])
+
+    def eventually(self, check: Callable[[int], bool], what: str) -> None:
+        """Poll until ``check(side)`` holds on both servers: what a timer or another
+        connection does happens when the loaded machine gets to it, not within a sleep."""
+        deadline = time.monotonic() + 20
+        for side in (0, 1):
+            while not check(side):
+                assert time.monotonic() < deadline, f"{what} ({('dumpling', 'redis')[side]})"
+                time.sleep(0.01)
+
     def pushes(self, i: int) -> list[bytes]:
         """Everything connection ``i`` received before the reply to a PING sent now."""
         token = b"sync-%d" % next(_tokens)
@@ -265,7 +279,8 @@ def test_redirect_to_resp3_client_and_broken_redirect(world: World) -> None:
     assert w.pushes(a) == []
     w.call(a, "GET", "k")
     w.call(t, "QUIT")
-    time.sleep(0.1)
+    w.eventually(lambda side: b"id=%d " % w.ids[t][side] not in w.conns[0][side].call("CLIENT", "LIST"),
+                 "the redirect client freed")
     w.call(0, "SET", "k", "2")
     for side, conn in enumerate(w.conns[a]):
         assert conn.call("PING") == b">2\r\n$21\r\ntracking-redir-broken\r\n:%d\r\n" % w.ids[t][side]
@@ -402,9 +417,10 @@ def test_expiry_and_lazy_expiry(world: World) -> None:
     w = world
     a = w.connect(3)
     w.call(a, "CLIENT", "TRACKING", "on")
-    w.call(0, "SET", "short", "v", "PX", "50")
+    expired = [w.stat(side, b"expired_keys") for side in (0, 1)]
+    w.call(0, "SET", "short", "v", "PX", "500")  # alive for the GET however slow the machine
     w.call(a, "GET", "short")
-    time.sleep(0.4)  # active expiry
+    w.eventually(lambda side: w.stat(side, b"expired_keys") > expired[side], "active expiry")
     assert w.pushes(a) == [inv3(b"short")]
     w.call(0, "DEBUG", "SET-ACTIVE-EXPIRE", "0")
     try:
@@ -426,9 +442,10 @@ def test_bcast_expired_key_not_filtered_by_noloop(world: World) -> None:
     a = w.connect()
     s = redirect_target(w)
     w.call(a, "CLIENT", "TRACKING", "on", "BCAST", "REDIRECT", Conn(s), "NOLOOP")
+    expired = [w.stat(side, b"expired_keys") for side in (0, 1)]
     w.call(a, "SET", "mykey", "v", "PX", "1")
     w.call(a, "SET", "mykeyother", "v")
-    time.sleep(0.3)
+    w.eventually(lambda side: w.stat(side, b"expired_keys") > expired[side], "active expiry")
     assert w.pushes(s) == [inv2(b"mykey")]
 
 
@@ -554,7 +571,7 @@ def test_unblocked_client_gets_invalidation_after_reply(world: World) -> None:
     w.call(a, "CLIENT", "TRACKING", "on")
     w.call(a, "LRANGE", "list2", "0", "-1")
     w.send(a, "BLMOVE", "list1", "list2", "LEFT", "LEFT", "0")
-    time.sleep(0.1)
+    w.eventually(lambda side: w.stat(side, b"blocked_clients") == 1, "BLMOVE blocked")
     w.call(0, "RPUSH", "list1", "foo")
     assert w.read(a) == b"$3\r\nfoo\r\n"
     assert w.pushes(a) == [inv3(b"list2")]
@@ -640,10 +657,9 @@ def test_active_expiry_while_the_client_is_blocked(world: World) -> None:
     w = world
     a = w.connect(3)
     w.call(a, "CLIENT", "TRACKING", "on", "NOLOOP")
-    w.call(0, "SET", "k", "v", "PX", "100")
+    w.call(0, "SET", "k", "v", "PX", "500")  # alive for the GET however slow the machine
     w.call(a, "GET", "k")
     w.send(a, "BLPOP", "nothing", "0")
-    time.sleep(0.5)
-    assert w.read(a) == inv3(b"k")  # while blocked
+    assert w.read(a) == inv3(b"k")  # while blocked (the read waits for the cron's expiry)
     w.call(0, "RPUSH", "nothing", "x")
     assert w.read(a) == b"*2\r\n$7\r\nnothing\r\n$1\r\nx\r\n"
