@@ -304,9 +304,17 @@ def test_info_stats_fields_and_debug_section(dumpling_server: ServerProcess, red
         assert names[at + 1 : at + 7] == [b"eventloop_cycles", b"eventloop_duration_sum", b"eventloop_duration_cmd_sum",
                                           b"instantaneous_eventloop_cycles_per_sec",
                                           b"instantaneous_eventloop_duration_usec", b"acl_access_denied_auth"]
-        time.sleep(0.25)  # two cron ticks at hz 10
-        second = stats()
-        assert int(second[b"eventloop_cycles"]) >= int(first[b"eventloop_cycles"]) + 2
+        # two cron ticks at hz 10 are cycles of their own: beyond one cycle for each INFO sent
+        # since ``first`` (polled: a loaded machine may run no tick within a fixed sleep)
+        deadline = time.monotonic() + 20
+        polls = 0
+        while True:
+            time.sleep(0.1)
+            second = stats()
+            polls += 1
+            if int(second[b"eventloop_cycles"]) >= int(first[b"eventloop_cycles"]) + polls + 2:
+                break
+            assert time.monotonic() < deadline, (first[b"eventloop_cycles"], second[b"eventloop_cycles"], polls)
         assert int(second[b"eventloop_duration_cmd_sum"]) > int(first[b"eventloop_duration_cmd_sum"])
         assert int(second[b"total_reads_processed"]) > int(first[b"total_reads_processed"])
         assert b"# Debug" not in parse_reply(conn.call("INFO", "everything"))  # type: ignore[operator]
@@ -371,6 +379,13 @@ def test_query_buffer_limit_disconnections(own_servers: tuple[ServerProcess, Ser
     assert "(qbuf initial bytes: \"*3\\r\\n$3\\r\\nSET\\r\\n$3\\r\\nkey\\r\\n$1100000\\r\\naaaa" in ours.log()
 
 
+def _net_input(conn: RawConnection) -> int:
+    """INFO stats total_net_input_bytes: every byte the server has read, this request's too."""
+    info = parse_reply(conn.call("INFO", "stats"))
+    assert isinstance(info, bytes)
+    return int(info.split(b"total_net_input_bytes:")[1].split(b"\r\n")[0])
+
+
 @pytest.mark.parametrize("partial", [
     b"*250\r\n" + b"$1000\r\n" + b"x" * 1000 + b"\r\n" + b"$5\r\nab",  # whole arguments, one arriving
     b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n",  # every argument but the last
@@ -384,8 +399,16 @@ def test_argv_mem_of_an_unfinished_request(dumpling_server: ServerProcess, redis
     for server in (dumpling_server, redis_server):
         with RawConnection(server.port) as conn, RawConnection(server.port) as writer:
             writer.call("CLIENT", "SETNAME", "partial")
+            read_before = _net_input(conn)
             writer.send(partial)
-            time.sleep(0.2)
+            # until the server has read all of it (each INFO here counts its own bytes too)
+            info_bytes = len(encode_command("INFO", "stats"))
+            deadline = time.monotonic() + 20
+            polls = 1
+            while _net_input(conn) < read_before + len(partial) + polls * info_bytes:
+                assert time.monotonic() < deadline, "the partial request was not read"
+                polls += 1
+                time.sleep(0.01)
             line = next(x for x in parse_reply(conn.call("CLIENT", "LIST")).split(b"\n")  # type: ignore[union-attr]
                         if b"name=partial" in x)
             seen.append(_fields(line, "qbuf", "argv-mem"))
