@@ -939,7 +939,8 @@ def _shutdown_waits_for_replica(master_kind: str, abort: bool) -> list[Any]:
                 waiting.send(encode_command("SHUTDOWN"))
                 wait_until(lambda: int(m.info("server").get("shutdown_in_milliseconds", 0)) > 0, what="waiting")
                 writer.send(encode_command("INCR", "k"))  # paused while the shutdown waits
-                time.sleep(0.2)
+                # once the server has read it (not a 0.2 s sleep): held, not answered
+                wait_until(lambda: m.info("clients")["blocked_clients"] >= 2, 20, what="INCR held")
                 seen.append(m.info("clients")["blocked_clients"])
                 if abort:
                     seen.append(m.execute_command("SHUTDOWN", "ABORT"))
