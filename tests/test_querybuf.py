@@ -163,3 +163,51 @@ def test_queued_commands_count_against_the_limit(dumpling_server: ServerProcess)
             assert count[1] == count[0] + 1
         finally:
             admin.call("CONFIG", "SET", "client-query-buffer-limit", "1gb")
+
+
+def test_unfinished_request_counts_resume_where_the_parser_stopped() -> None:
+    """qbuf, argv-mem and the arriving argument of an unfinished request, read from the reference
+    parser's progress (PartialRequest) plus the bytes it has not seen yet, equal a walk over the
+    whole request from its first byte, at every cut of random requests."""
+    import random
+
+    from dumpling.protocol import PartialRequest, parse_request
+    from dumpling.server import _parsed_request
+    from tests.servers import encode_command
+
+    rng = random.Random(12)
+    for _ in range(60):
+        args = [bytes(rng.randrange(256) for _ in range(rng.choice([0, 1, 3, 40]))) for _ in range(rng.randrange(1, 30))]
+        wire = b"xx" + encode_command(*args)  # the request starts at 2, as past one already run
+        cuts = sorted(rng.sample(range(3, len(wire)), min(6, len(wire) - 3)))
+        for seen_at, look_at in zip(cuts, cuts[1:] + [len(wire) - 1], strict=True):
+            partial = PartialRequest()
+            assert parse_request(wire[:seen_at], 2, 1 << 20, True, partial) == (None, 2)
+            assert _parsed_request(wire[:look_at], 2, partial) == _parsed_request(wire[:look_at], 2)
+
+
+def test_a_look_at_a_long_unfinished_request_walks_only_the_new_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CLIENT LIST (and the log line of a client closed for its query buffer) of a client whose
+    unfinished request holds 100k arguments: the header lines read are those past the parser's
+    progress, not 100k (a look walked the whole request: ~0.2 s of CPU per look at 150k
+    arguments, four looks in the close log line; the query-buffer-limit test went past its 10 s
+    on a loaded machine)."""
+    from dumpling import server as server_module
+    from dumpling.commands.connection import client_info_line
+    from tests.test_fastpath_fuzz import connected_client
+
+    _, client, _ = connected_client()
+    client.data_received(b"*2000000000\r\n" + b"$1\r\nx\r\n" * 100_000)
+    client.data_received(b"$1\r\nx\r\n" * 3 + b"$5\r\nab")
+    lines = 0
+    header_int = server_module._header_int
+
+    def counted(*args: object) -> int | None:
+        nonlocal lines
+        lines += 1
+        return header_int(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(server_module, "_header_int", counted)
+    line = client_info_line(client)
+    assert " argv-mem=100003 " in line and " qbuf=2 " in line  # "$5\r\n" taken; "ab" arriving
+    assert lines <= 8  # the arriving argument's line, for each of the line's few looks
