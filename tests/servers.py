@@ -271,6 +271,34 @@ class RawConnection:
             self.sock.settimeout(self.timeout)
 
 
+def info_int(conn: RawConnection, section: str, name: str) -> int:
+    """One integer field of an INFO section."""
+    info = conn.call("INFO", section)
+    return int(info.split(b"\r\n" + name.encode() + b":")[1].split(b"\r\n")[0])
+
+
+def wait_blocked(conn: RawConnection, count: int = 1, timeout: float = 20.0) -> None:
+    """Until the server shows ``count`` blocked clients: a blocking command sent on another
+    connection has been read and waits (a loaded machine may read it after a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while (blocked := info_int(conn, "clients", "blocked_clients")) < count:
+        assert time.monotonic() < deadline, f"{blocked} blocked clients, not {count}"
+        time.sleep(0.01)
+
+
+def wait_read(conn: RawConnection, before: int, sent: int, timeout: float = 20.0) -> None:
+    """Until the server has read ``sent`` bytes more than ``before`` (an ``info_int(conn, "stats",
+    "total_net_input_bytes")`` taken before they were sent) besides the INFO requests asking:
+    what another connection sent has been read and parsed (a sleep guesses)."""
+    asking = len(encode_command("INFO", "stats"))
+    deadline = time.monotonic() + timeout
+    polls = 1
+    while info_int(conn, "stats", "total_net_input_bytes") < before + sent + polls * asking:
+        assert time.monotonic() < deadline, f"the server has not read the {sent} bytes sent"
+        polls += 1
+        time.sleep(0.01)
+
+
 @contextmanager
 def same_keyspace_events(pair: Pair, ours: ServerProcess, theirs: ServerProcess, flags: str = "KEA") -> Iterator[None]:
     """Subscribe to every keyspace/keyevent channel on both servers for the block;

@@ -10,7 +10,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.servers import RawConnection, ServerProcess, encode_command, parse_reply, start_dumpling, start_redis
+from tests.servers import (
+    RawConnection,
+    ServerProcess,
+    encode_command,
+    info_int,
+    parse_reply,
+    start_dumpling,
+    start_redis,
+    wait_read,
+)
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +51,10 @@ def _evicted_clients(conn: RawConnection) -> int:
     raise AssertionError("no evicted_clients")
 
 
-def _stuck_client(server: ServerProcess, no_evict: bool) -> tuple[bool, int]:
-    """A client that asks for 8 MB and reads none of it: (still connected after a second,
-    evicted_clients added meanwhile)."""
+def _stuck_client(server: ServerProcess, no_evict: bool, wait: float = 1.0) -> tuple[bool, int]:
+    """A client that asks for 8 MB and reads none of it: (still connected after ``wait`` seconds
+    (it is left as soon as it is gone: a wait for an eviction may be long), evicted_clients added
+    meanwhile)."""
     with server.raw() as conn:
         # The observer is out of reach too: with the stuck client over the limit on its own, every
         # evictable client would go.
@@ -60,7 +70,7 @@ def _stuck_client(server: ServerProcess, no_evict: bool) -> tuple[bool, int]:
             sock.sendall(setup)
             time.sleep(0.2)
             sock.sendall(encode_command("GET", "v1m") * 8)
-            deadline = time.monotonic() + 1.0
+            deadline = time.monotonic() + wait
             while b"name=stuck" in conn.call("CLIENT", "LIST") and time.monotonic() < deadline:
                 time.sleep(0.05)
             connected = b"name=stuck" in conn.call("CLIENT", "LIST")
@@ -74,7 +84,7 @@ def _stuck_client(server: ServerProcess, no_evict: bool) -> tuple[bool, int]:
 def test_client_over_the_limit_is_evicted_unless_no_evict(servers, setting):
     try:
         _both(servers, "CONFIG", "SET", *setting)
-        outcomes = [_stuck_client(server, no_evict=False) for server in servers]
+        outcomes = [_stuck_client(server, no_evict=False, wait=20) for server in servers]
         assert outcomes[0] == outcomes[1] == (False, 1)
         outcomes = [_stuck_client(server, no_evict=True) for server in servers]
         assert outcomes[0] == outcomes[1] == (True, 0)
@@ -113,8 +123,9 @@ def test_qbuf_of_an_unfinished_request(servers, partial):
         with socket.create_connection(("127.0.0.1", server.port)) as sock, server.raw() as conn:
             sock.sendall(encode_command("CLIENT", "SETNAME", "partial"))
             assert sock.recv(100) == b"+OK\r\n"
+            read_before = info_int(conn, "stats", "total_net_input_bytes")
             sock.sendall(partial)
-            time.sleep(0.2)
+            wait_read(conn, read_before, len(partial))
             line = next(x for x in conn.call("CLIENT", "LIST").split(b"\n") if b"name=partial" in x)
             seen.append(next(f for f in line.split() if f.startswith(b"qbuf=")))
     assert seen[0] == seen[1]
@@ -136,7 +147,7 @@ def test_a_big_argument_counts_whole_once_its_length_is_read(servers):
                     sock.sendall(encode_command("CLIENT", "SETNAME", f"big{j}"))
                     assert sock.recv(100) == b"+OK\r\n"
                     sock.sendall(b"*2\r\n$200000\r\n" + b"v" * arrived)
-                deadline = time.monotonic() + 5
+                deadline = time.monotonic() + 20
                 while time.monotonic() < deadline:
                     lines = [x for x in conn.call("CLIENT", "LIST").split(b"\n") if b"name=big" in x]
                     qbufs = sorted(int(next(f for f in x.split() if f.startswith(b"qbuf="))[5:]) for x in lines)
@@ -175,7 +186,7 @@ def _half_then_whole(server: ServerProcess, limit: int) -> tuple[dict[str, int] 
             sock.sendall(encode_command("CLIENT", "SETNAME", "half"))
             assert sock.recv(100) == b"+OK\r\n"
             sock.sendall(b"*1\r\n$%d\r\n" % half + b"v" * half)
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + 20
             while (seen := _client_fields(conn, "half")) and seen["qbuf"] < half and time.monotonic() < deadline:
                 time.sleep(0.01)
         with RawConnection(server.port) as whole:
@@ -184,7 +195,7 @@ def _half_then_whole(server: ServerProcess, limit: int) -> tuple[dict[str, int] 
                 whole.send(b"*1\r\n$%d\r\n" % limit + b"v" * limit)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # evicted while sending
-            deadline = time.monotonic() + 5  # until it is gone or the server has read it all
+            deadline = time.monotonic() + 20  # until it is gone or the server has read it all
             while (listed := _client_fields(conn, "whole")) and listed["qbuf"] < limit and time.monotonic() < deadline:
                 time.sleep(0.01)
             gone = listed is None and whole.is_closed()

@@ -20,9 +20,11 @@ from tests.servers import (
     ServerProcess,
     encode_command,
     free_port,
+    info_int,
     parse_reply,
     start_dumpling,
     start_redis,
+    wait_read,
 )
 from tests.test_startup import run_dumpling, run_redis
 
@@ -379,13 +381,6 @@ def test_query_buffer_limit_disconnections(own_servers: tuple[ServerProcess, Ser
     assert "(qbuf initial bytes: \"*3\\r\\n$3\\r\\nSET\\r\\n$3\\r\\nkey\\r\\n$1100000\\r\\naaaa" in ours.log()
 
 
-def _net_input(conn: RawConnection) -> int:
-    """INFO stats total_net_input_bytes: every byte the server has read, this request's too."""
-    info = parse_reply(conn.call("INFO", "stats"))
-    assert isinstance(info, bytes)
-    return int(info.split(b"total_net_input_bytes:")[1].split(b"\r\n")[0])
-
-
 @pytest.mark.parametrize("partial", [
     b"*250\r\n" + b"$1000\r\n" + b"x" * 1000 + b"\r\n" + b"$5\r\nab",  # whole arguments, one arriving
     b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n",  # every argument but the last
@@ -399,16 +394,9 @@ def test_argv_mem_of_an_unfinished_request(dumpling_server: ServerProcess, redis
     for server in (dumpling_server, redis_server):
         with RawConnection(server.port) as conn, RawConnection(server.port) as writer:
             writer.call("CLIENT", "SETNAME", "partial")
-            read_before = _net_input(conn)
+            read_before = info_int(conn, "stats", "total_net_input_bytes")
             writer.send(partial)
-            # until the server has read all of it (each INFO here counts its own bytes too)
-            info_bytes = len(encode_command("INFO", "stats"))
-            deadline = time.monotonic() + 20
-            polls = 1
-            while _net_input(conn) < read_before + len(partial) + polls * info_bytes:
-                assert time.monotonic() < deadline, "the partial request was not read"
-                polls += 1
-                time.sleep(0.01)
+            wait_read(conn, read_before, len(partial))
             line = next(x for x in parse_reply(conn.call("CLIENT", "LIST")).split(b"\n")  # type: ignore[union-attr]
                         if b"name=partial" in x)
             seen.append(_fields(line, "qbuf", "argv-mem"))
