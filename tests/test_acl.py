@@ -28,6 +28,7 @@ from tests.servers import (
     parse_reply,
     start_dumpling,
     start_redis,
+    wait_blocked,
 )
 
 PW_HASH = "30c952fab122c3f9759f02a6d95c3758b246b4fee239957b2d4fee46e26170c4"  # sha256("pw")
@@ -372,7 +373,7 @@ def test_blocked_command_is_checked_again_when_served(ours: ServerProcess, conn:
     conn.call("ACL", "SETUSER", "bob", "on", ">pw", "+blpop", "~list*")
     with _as(ours, "bob") as bob:
         bob.send(b"BLPOP list1 0\r\n")
-        time.sleep(0.2)
+        wait_blocked(conn)
         conn.call("ACL", "SETUSER", "bob", "resetkeys", "~other*")
         conn.call("LPUSH", "list1", "foo")
         assert bob.read_reply() == b"-NOPERM No permissions to access a key\r\n"

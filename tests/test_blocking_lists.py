@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.servers import RawConnection, ServerProcess, encode_command, parse_reply
+from tests.servers import RawConnection, ServerProcess, encode_command, parse_reply, wait_blocked
 
 Connect = Callable[[], RawConnection]
 
@@ -52,15 +52,6 @@ def blocked_clients(conn: RawConnection) -> int:
         if line.startswith("blocked_clients:"):
             return int(line.split(":")[1])
     raise AssertionError("no blocked_clients in INFO")
-
-
-def wait_blocked(conn: RawConnection, n: int, timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if blocked_clients(conn) == n:
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"never saw {n} blocked clients")
 
 
 @pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
@@ -387,11 +378,11 @@ def test_blocked_command_counts_once_in_commandstats(dumpling_server, redis_serv
             control.call("DEL", "bl_stats")
             assert waiter.call("BLPOP", "bl_stats", "0.05") == b"*-1\r\n"  # timed out
             waiter.send(encode_command("BLPOP", "bl_stats", "5"))
-            time.sleep(0.2)
+            wait_blocked(control)
             control.call("RPUSH", "bl_stats", "x")  # served
             assert waiter.read_reply() == b"*2\r\n$8\r\nbl_stats\r\n$1\r\nx\r\n"
             waiter.send(encode_command("BLPOP", "bl_stats", "5"))
-            time.sleep(0.2)
+            wait_blocked(control)
             waiter_id = parse_reply(control.call("CLIENT", "LIST")).decode()  # type: ignore[union-attr]
             ids = re.findall(r"id=(\d+) .*cmd=blpop", waiter_id)
             control.call("CLIENT", "UNBLOCK", ids[0])  # unblocked by another client

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.servers import RawConnection, ServerProcess, encode_command, parse_reply
+from tests.servers import RawConnection, ServerProcess, encode_command, parse_reply, wait_blocked
 
 
 def on_both(dumpling_server: ServerProcess, redis_server: ServerProcess, resp: int,
@@ -42,19 +42,6 @@ def on_both(dumpling_server: ServerProcess, redis_server: ServerProcess, resp: i
 
 def send(conn: RawConnection, *args: object) -> None:
     conn.send(encode_command(*args))  # type: ignore[arg-type]
-
-
-def wait_blocked(conn: RawConnection, n: int, timeout: float = 3.0) -> None:
-    """Wait until the server reports ``n`` blocked clients."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        info = parse_reply(conn.call("INFO", "clients"))
-        text = info.decode() if isinstance(info, bytes) else str(info)
-        for line in text.splitlines():
-            if line.startswith("blocked_clients:") and int(line.split(":")[1]) == n:
-                return
-        time.sleep(0.01)
-    raise AssertionError(f"never saw {n} blocked clients")
 
 
 @pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
