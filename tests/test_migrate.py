@@ -451,12 +451,19 @@ class Gate:
 
     def __init__(self, make: Callable[..., FakeTarget]) -> None:
         self.event = threading.Event()
+        self.arrived = threading.Event()  # a RESTORE is held: the migration is under way
         self.fake = make(self.behaviour)
 
     def behaviour(self, conn: int, argv: list[bytes]) -> bytes:
         if argv[0] == b"RESTORE":
+            self.arrived.set()
             self.event.wait(10)
         return b"+OK\r\n"
+
+    def held(self) -> None:
+        """Until a migration's RESTORE is held here (a fixed sleep may end before a loaded
+        machine got the MIGRATE that far)."""
+        assert self.arrived.wait(20), "no RESTORE arrived"
 
 
 def test_loop_keeps_serving_and_writers_of_migrated_keys_wait(node: ServerProcess, d: RawConnection, target) -> None:
@@ -464,7 +471,7 @@ def test_loop_keeps_serving_and_writers_of_migrated_keys_wait(node: ServerProces
     d.call("SET", "k", "old")
     d.call("SET", "other", "1")
     d.send(encode_command("MIGRATE", "127.0.0.1", gate.fake.port, "k", "0", "5000"))
-    time.sleep(0.2)
+    gate.held()
     with node.raw() as reader, node.raw() as writer, node.raw() as tx:
         assert reader.call("PING") == b"+PONG\r\n"  # not stalled
         assert reader.call("GET", "k") == b"$3\r\nold\r\n"  # reads go on
@@ -490,7 +497,7 @@ def test_swapdb_waits_for_a_migration(node: ServerProcess, d: RawConnection, tar
     gate = Gate(target)
     d.call("SET", "k", "v")
     d.send(encode_command("MIGRATE", "127.0.0.1", gate.fake.port, "k", "0", "5000"))
-    time.sleep(0.2)
+    gate.held()
     with node.raw() as other:
         other.send(encode_command("SWAPDB", "0", "1"))
         other.sock.settimeout(0.2)
@@ -509,9 +516,9 @@ def test_client_disconnecting_mid_migration_still_completes(node: ServerProcess,
     d.call("SET", "k", "v")
     with node.raw() as gone:
         gone.send(encode_command("MIGRATE", "127.0.0.1", gate.fake.port, "k", "0", "5000"))
-        time.sleep(0.2)
+        gate.held()
     gate.event.set()
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 20
     while call(d, "EXISTS", "k"):
         assert time.monotonic() < deadline
         time.sleep(0.05)
@@ -524,7 +531,7 @@ def test_concurrent_migrations_to_one_target_take_turns(node: ServerProcess, d: 
     with node.raw() as other:
         d.send(encode_command("MIGRATE", "127.0.0.1", gate.fake.port, "a", "0", "5000"))
         other.send(encode_command("MIGRATE", "127.0.0.1", gate.fake.port, "b", "0", "5000"))
-        time.sleep(0.2)
+        gate.held()
         gate.event.set()
         assert d.read_reply() == b"+OK\r\n" and other.read_reply() == b"+OK\r\n"
     assert gate.fake.connections == 1  # the second waited for the cached connection

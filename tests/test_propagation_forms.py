@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.servers import RawConnection, ServerProcess, encode_command, start_dumpling, start_redis
+from tests.servers import RawConnection, ServerProcess, encode_command, start_dumpling, start_redis, wait_blocked
 
 Command = tuple[bytes | str | int, ...]
 OPTIONS = ("--repl-diskless-sync", "no", "--repl-ping-replica-period", "3600")
@@ -220,9 +220,7 @@ def _served_later(side: Side, blocking: Command, feed: list[Command]) -> list[st
     side.conn.call("FLUSHALL")
     with RawConnection(side.server.port) as waiter:
         waiter.send(encode_command(*blocking))
-        deadline = time.monotonic() + 5
-        while b"blocked_clients:1" not in side.conn.call("INFO", "clients") and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_blocked(side.conn)
         for command in feed:
             side.conn.call(*command)
         waiter.read_reply()
@@ -386,9 +384,7 @@ def _blocked_on_expired_key(side: Side) -> list[str]:
         waiter.send(encode_command("CLIENT", "ID"))
         client_id = waiter.read_reply()[1:-2]
         waiter.send(encode_command("BRPOP", "k", 0))
-        deadline = time.monotonic() + 5
-        while b"blocked_clients:1" not in side.conn.call("INFO", "clients") and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_blocked(side.conn)
         for command in [("MULTI",), ("RPUSH", "k", "v"), ("PEXPIRE", "k", 10), ("DEBUG", "SLEEP", "0.05"), ("EXEC",)]:
             side.conn.call(*command)
         assert b"flags=b" in side.conn.call("CLIENT", "LIST", "ID", client_id)
@@ -419,9 +415,7 @@ def _swapdb_onto_expired_key(side: Side) -> list[str]:
         waiter.call("SELECT", 9)
         client_id = waiter.call("CLIENT", "ID")[1:-2]
         waiter.send(encode_command("BRPOP", "k", 0))
-        deadline = time.monotonic() + 5
-        while b"blocked_clients:1" not in side.conn.call("INFO", "clients") and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_blocked(side.conn)
         time.sleep(0.05)
         side.conn.call("SWAPDB", 1, 9)
         assert b"flags=b" in side.conn.call("CLIENT", "LIST", "ID", client_id)
