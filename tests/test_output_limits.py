@@ -5,6 +5,7 @@ server answering everyone else meanwhile; what CLIENT LIST shows of a client's o
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Iterator
@@ -42,14 +43,22 @@ def _peak_rss_mb(server: ServerProcess) -> int:
     raise AssertionError("no VmHWM")
 
 
+def _cpu_seconds(server: ServerProcess) -> float:
+    """The server process's CPU time so far (user + system): unlike the wall clock, a loaded
+    machine does not stretch it (a PING took 7.5 s wall for 2.3 s of CPU under load 14)."""
+    with open(f"/proc/{server.proc.pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _outcome(server: ServerProcess, wire: bytes) -> tuple[bytes, bool, float]:
-    """What the client gets, whether it is closed, and how long a PING from another
-    client took meanwhile."""
-    with RawConnection(server.port, timeout=120) as victim, server.raw() as other:
+    """What the client gets, whether it is closed, and the CPU seconds the server spent
+    before it answered a PING from another client meanwhile."""
+    with RawConnection(server.port, timeout=120) as victim, RawConnection(server.port, timeout=120) as other:
+        started = _cpu_seconds(server)
         victim.send(wire)
-        started = time.monotonic()
         assert other.call("PING") == b"+PONG\r\n"
-        ping = time.monotonic() - started
+        ping = _cpu_seconds(server) - started
         received = victim.read_all(2.0)
         return received, victim.is_closed(2.0), ping
 
@@ -71,7 +80,7 @@ def test_huge_reply_closes_the_client_like_redis(limited, command):
     got_ours = _outcome(ours, encode_command(*command))
     got_theirs = _outcome(theirs, encode_command(*command))
     assert got_ours[:2] == got_theirs[:2] == (b"", True)
-    assert got_ours[2] < 10.0  # the others are served (Redis too is busy while it builds)
+    assert got_ours[2] < 10.0  # the others are served after seconds of work at most, not minutes
     assert _peak_rss_mb(ours) - before < 500  # it grew past 5 GB building the whole reply
 
 
@@ -221,15 +230,19 @@ def test_unread_output_is_omem_and_mem_clients_normal(small_limit):
                     time.sleep(0.05)
                 assert int(fields["omem"]) > 2_000_000 and int(fields["oll"]) > 0, (server.name, fields)
                 # (Redis adds a client's memory up in clientsCron, so give it a moment)
-                deadline = time.monotonic() + 3
+                deadline = time.monotonic() + 20
                 while _info_field(conn, "memory", "mem_clients_normal") - baseline <= 2_000_000:
                     assert time.monotonic() < deadline, server.name
                     time.sleep(0.05)
                 received = b""
                 while len(received) < 8 * 1_000_012 + 5:
                     received += slow.recv(1 << 20)
-                time.sleep(0.2)
-                line = [x for x in conn.call("CLIENT", "LIST").split(b"\n") if b"name=slow" in x]
+                deadline = time.monotonic() + 20  # once the server has seen the socket drained
+                while True:
+                    line = [x for x in conn.call("CLIENT", "LIST").split(b"\n") if b"name=slow" in x]
+                    if _client_fields(line[0])["omem"] == "0" or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.02)
                 assert _client_fields(line[0])["omem"] == "0"
             finally:
                 slow.close()
@@ -251,12 +264,14 @@ def test_soft_limit_drops_a_stuck_client_after_its_seconds_without_more_traffic(
                 started = time.monotonic()
                 time.sleep(1.0)
                 alive_at_1s = b"name=stuck" in conn.call("CLIENT", "LIST")
-                while b"name=stuck" in conn.call("CLIENT", "LIST") and time.monotonic() - started < 6:
+                # dropped once its 2 s are over: not before (a lower bound holds on any machine),
+                # and eventually (no upper bound: a loaded machine runs the cron late)
+                while (kept := b"name=stuck" in conn.call("CLIENT", "LIST")) and time.monotonic() - started < 30:
                     time.sleep(0.05)
                 gone_after = time.monotonic() - started
                 dropped = _info_field(conn, "stats", "client_output_buffer_limit_disconnections") - before \
                     if counted else 1
-                return alive_at_1s, 2.0 <= gone_after < 4.5, dropped
+                return alive_at_1s, not kept and 2.0 <= gone_after, dropped
             finally:
                 slow.close()
                 conn.call("CONFIG", "SET", *SMALL[1:])
