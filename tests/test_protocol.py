@@ -31,7 +31,7 @@ from dumpling.protocol import (
 )
 from dumpling.server import Client
 from tests.fuzzing import examples
-from tests.servers import RawConnection, encode_command
+from tests.servers import RawConnection, encode_command, info_int
 from tests.test_fastpath_fuzz import Transport
 
 MAX = 512 * 1024 * 1024
@@ -277,6 +277,13 @@ def test_query_buffer_limit_closes_connection():
         server.stop()
 
 
+def wait_until_clients(conn: RawConnection, count: int) -> None:
+    deadline = time.monotonic() + 20
+    while info_int(conn, "clients", "connected_clients") != count:
+        assert time.monotonic() < deadline, "connected_clients"
+        time.sleep(0.01)
+
+
 def test_maxclients():
     from tests.servers import start_dumpling
 
@@ -288,7 +295,7 @@ def test_maxclients():
         assert c.read_all(wait=0.5) == b"-ERR max number of clients reached\r\n"
         assert c.is_closed()
         a.close()
-        time.sleep(0.2)
+        wait_until_clients(b, 1)  # the server has seen a go (not 0.2 s later: a loaded machine may not have)
         with RawConnection(server.port) as d:
             assert d.call("PING") == b"+PONG\r\n"
         b.close()
