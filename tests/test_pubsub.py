@@ -63,7 +63,7 @@ def publisher(dumpling_server: ServerProcess, redis_server: ServerProcess) -> It
 
 def settle(pair: Pair) -> None:
     """Wait until earlier tests' subscribers are gone from both servers (closing is asynchronous)."""
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if all(conn.call("PUBSUB", "NUMPAT") == b":0\r\n" for conn in (pair.ours, pair.theirs)):
             return
@@ -208,7 +208,7 @@ def test_several_subscribers(dumpling_server, redis_server, publisher):
         for sub in subs:
             assert len(drained_same(sub)) == 1
         subs[1].close()
-        deadline = time.monotonic() + 2
+        deadline = time.monotonic() + 20
         while publisher.ours.call("PUBSUB", "NUMSUB", "fan") != b"*2\r\n$3\r\nfan\r\n:2\r\n":
             assert time.monotonic() < deadline, "closed subscriber still counted"
             time.sleep(0.01)
@@ -455,15 +455,17 @@ def test_slow_subscriber_soft_limit_needs_its_seconds(fresh_servers, server_inde
             lazy = _lazy_subscriber(server.port, "soft")
             try:
                 payload = b"y" * 65536
+                # over the limit at some moment after this: dropped 1 s after that moment at the
+                # earliest (asserting it is still there once the publishing is done raced with a
+                # loaded machine's slow PUBLISHes: the second could be over by then)
+                before_over = time.monotonic()
                 for _ in range(160):  # ~10 MB: well over socket buffers and the soft limit
                     pub.call("PUBLISH", "soft", payload)
-                over_at = time.monotonic()
-                assert _subscribers(pub, "soft") == 1  # over the soft limit, but not for a second yet
                 while _subscribers(pub, "soft") == 1:
-                    assert time.monotonic() - over_at < 4, "soft limit never enforced"
+                    assert time.monotonic() - before_over < 20, "soft limit never enforced"
                     pub.call("PUBLISH", "soft", "tick")
                     time.sleep(0.05)
-                assert time.monotonic() - over_at >= 0.9
+                assert time.monotonic() - before_over >= 1.0
             finally:
                 lazy.close()
         finally:
