@@ -36,6 +36,7 @@ from tests.servers import (
     parse_reply,
     start_dumpling,
     start_redis,
+    wait_blocked,
 )
 
 # ----------------------------------------------------------------------------- cluster helpers
@@ -726,7 +727,9 @@ def test_blocked_clients_follow_their_slot(clusters, cpair: ClusterPair) -> None
     try:
         for conn in waiting:
             conn.send(encode_command("BLPOP", "bar", "0"))
-        time.sleep(0.2)
+        for node in (clusters[0][0], clusters[1][0]):
+            with node.raw() as admin:
+                wait_blocked(admin)
         # The giver first: a real node that still claimed the slot with a newer epoch would
         # UPDATE the receiver back over the bus.
         cpair.same(0, "CLUSTER", "SETSLOT", "5061", "NODE", "ID1")
