@@ -63,7 +63,7 @@ def test_get_set_basic(pairs: Pair) -> None:
     "options",
     [
         ("NX",), ("XX",), ("nx",), ("GET",), ("get", "GET"), ("KEEPTTL",), ("EX", "10"), ("ex", "10", "EX", "20"),
-        ("PX", "100"), ("EXAT", "99999999999"), ("PXAT", "99999999999999"), ("NX", "XX"), ("XX", "NX"),
+        ("PX", "450"), ("EXAT", "99999999999"), ("PXAT", "99999999999999"), ("NX", "XX"), ("XX", "NX"),
         ("EX", "10", "PX", "10"), ("PX", "10", "EX", "10"), ("EX", "10", "KEEPTTL"), ("KEEPTTL", "EX", "10"),
         ("EXAT", "1", "PXAT", "1"), ("PXAT", "1", "EXAT", "1"), ("EX",), ("PX",), ("EXAT",), ("PXAT",),
         ("EX", "10", "EX"), ("FOO",), ("NX", "FOO"), ("PERSIST",), ("KEEPTTL", "KEEPTTL"), ("NX", "NX"),
@@ -890,7 +890,7 @@ KEYSPACE_STAT_CASES: list[list[Cmd]] = [
      ("MSET", "a", "1"), ("MSETNX", "b", "1")],
     [("GETRANGE", "x", "0", "1"), ("SET", "x", "abc"), ("GETRANGE", "x", "0", "1"), ("SUBSTR", "x", "0", "1"),
      ("LCS", "x", "y"), ("LCS", "x", "x", "LEN")],
-    [("SET", "k", "v", "EX", "100"), ("GETEX", "k", "PERSIST"), ("GETEX", "k", "PERSIST"), ("GETEX", "k", "PX", "9"),
+    [("SET", "k", "v", "EX", "100"), ("GETEX", "k", "PERSIST"), ("GETEX", "k", "PERSIST"), ("GETEX", "k", "PX", "900000"),
      ("SETRANGE", "k", "0", ""), ("APPEND", "k", ""), ("MSET", "a", "1", "b", "2", "a", "3"), ("GETDEL", "a"),
      ("GETDEL", "a"), ("INCRBYFLOAT", "f", "inf"), ("SET", "k", "v", "NX")],
 ]
