@@ -468,7 +468,7 @@ def test_oom_score_adj_replica_and_child_classes(own_servers: tuple[ServerProces
             conn.call("CONFIG", "SET", "rdb-key-save-delay", "1000000")
             conn.call("BGSAVE")
             children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children")
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + 20
             child = -1
             while time.monotonic() < deadline:
                 pids = children.read_text().split()
