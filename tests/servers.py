@@ -61,7 +61,9 @@ def _bindable(port: int) -> bool:
         return True
 
 
-def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 15.0) -> None:
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Until the port answers (a loaded machine can take many seconds to start a Python server:
+    the deadline only decides how long a failure takes)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -96,7 +98,7 @@ class ServerProcess:
     def log(self) -> str:
         return Path(self.log_path).read_text(errors="replace")
 
-    def wait_log(self, text: str, timeout: float = 10.0) -> str:
+    def wait_log(self, text: str, timeout: float = 30.0) -> str:
         """The log once it holds ``text``: the port answers as soon as it is bound, before
         the server has written what follows the bind (the banner, "Ready to accept")."""
         deadline = time.monotonic() + timeout
