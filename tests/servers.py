@@ -125,6 +125,13 @@ class ServerProcess:
     def raw(self) -> RawConnection:
         return RawConnection(self.port)
 
+    def cpu_seconds(self) -> float:
+        """The process's CPU time so far (user + system): what a stall costs the server
+        itself, which a loaded machine does not stretch as it stretches wall time."""
+        with open(f"/proc/{self.proc.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 
 def _start(make_argv, name: str, port: int | None, env: dict[str, str] | None = None) -> ServerProcess:
     """Start a server; a port picked free can be taken before the server binds it, so

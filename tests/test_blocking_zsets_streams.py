@@ -76,15 +76,16 @@ def test_bzpop_fairness_and_timeout(dumpling_server, redis_server, resp) -> None
     def scenario(connect: Callable[[], RawConnection]) -> list[bytes]:
         admin = connect()
         waiters = [connect() for _ in range(3)]
+        # the first two wait long enough for the ZADD however slow the machine; the third
+        # times out 0.4 s after it blocked, so no sooner than 0.4 s after it was sent
         for i, w in enumerate(waiters):
-            send(w, "BZPOPMIN", "z", "0.4")
+            sent = time.monotonic()
+            send(w, "BZPOPMIN", "z", "0.4" if i == 2 else "30")
             wait_blocked(admin, i + 1)
         out = [admin.call("ZADD", "z", "1", "a", "2", "b")]
         out += [waiters[0].read_reply(), waiters[1].read_reply()]
-        start = time.monotonic()
         out.append(waiters[2].read_reply())
-        elapsed = time.monotonic() - start
-        assert 0.1 < elapsed < 2.0
+        assert time.monotonic() - sent >= 0.39
         out.append(admin.call("EXISTS", "z"))
         return out
 
@@ -193,10 +194,10 @@ def test_server_keeps_serving_while_clients_block(dumpling_server) -> None:
         for conn in conns:
             send(conn, "BZPOPMIN", "never", "0")
         wait_blocked(admin, 20)
-        start = time.monotonic()
+        start = dumpling_server.cpu_seconds()
         for _ in range(200):
             assert admin.call("PING") == b"+PONG\r\n"
-        assert time.monotonic() - start < 2.0
+        assert dumpling_server.cpu_seconds() - start < 2.0  # CPU, not wall time: a loaded machine stretches that
         for i, conn in enumerate(conns):
             admin.call("ZADD", "never", str(i), f"m{i}")
             reply = parse_reply(conn.read_reply())

@@ -394,10 +394,10 @@ def test_hostile_keys_pattern_leaves_the_server_responsive(dumpling_server):
         for i in range(5):
             setup.call("SET", b"%d" % i + b"x" * 50000, "1")
     with dumpling_server.raw() as keys, dumpling_server.raw() as other:
+        started = dumpling_server.cpu_seconds()
         keys.send(b"*2\r\n$4\r\nKEYS\r\n$100000\r\n" + b"*?" * 50000 + b"\r\n")
-        started = time.monotonic()
         assert other.call("PING") == b"+PONG\r\n"
-        assert time.monotonic() - started < 5.0
+        assert dumpling_server.cpu_seconds() - started < 5.0  # CPU, not wall time: a loaded machine stretches that
         assert keys.read_reply() == b"*0\r\n"
         assert other.call("FLUSHALL") == b"+OK\r\n"
 

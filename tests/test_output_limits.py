@@ -5,7 +5,6 @@ server answering everyone else meanwhile; what CLIENT LIST shows of a client's o
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 from collections.abc import Iterator
@@ -43,22 +42,14 @@ def _peak_rss_mb(server: ServerProcess) -> int:
     raise AssertionError("no VmHWM")
 
 
-def _cpu_seconds(server: ServerProcess) -> float:
-    """The server process's CPU time so far (user + system): unlike the wall clock, a loaded
-    machine does not stretch it (a PING took 7.5 s wall for 2.3 s of CPU under load 14)."""
-    with open(f"/proc/{server.proc.pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _outcome(server: ServerProcess, wire: bytes) -> tuple[bytes, bool, float]:
     """What the client gets, whether it is closed, and the CPU seconds the server spent
     before it answered a PING from another client meanwhile."""
     with RawConnection(server.port, timeout=120) as victim, RawConnection(server.port, timeout=120) as other:
-        started = _cpu_seconds(server)
+        started = server.cpu_seconds()
         victim.send(wire)
         assert other.call("PING") == b"+PONG\r\n"
-        ping = _cpu_seconds(server) - started
+        ping = server.cpu_seconds() - started
         received = victim.read_all(2.0)
         return received, victim.is_closed(2.0), ping
 

@@ -383,7 +383,7 @@ def _payload_of(c: redis.Redis, value: bytes) -> bytes:
 
 
 def test_bgsave_snapshot_is_point_in_time_while_writes_continue(tmp_path: Path) -> None:
-    with dumpling(tmp_path, "--rdb-key-save-delay", "3000") as server:
+    with dumpling(tmp_path, "--rdb-key-save-delay", "10000") as server:  # 400 keys: 4 s of saving
         c = client(server)
         c.mset({f"k{i}": "old" for i in range(400)})
         with pytest.raises(redis.ResponseError, match="^syntax error$"):
@@ -397,13 +397,11 @@ def test_bgsave_snapshot_is_point_in_time_while_writes_continue(tmp_path: Path) 
             c.execute_command("BGSAVE")
         with pytest.raises(redis.ResponseError, match="^Background save already in progress$"):
             c.execute_command("SAVE")
-        started = time.monotonic()
-        for i in range(400):  # the server keeps serving while the child writes
+        for i in range(400):  # the server keeps serving while the child writes (still writing after)
             c.set(f"k{i}", "new")
         c.set("late", "1")
-        assert time.monotonic() - started < 1.0
         assert info(server)["rdb_bgsave_in_progress"] == "1"
-        wait_for(lambda: info(server)["rdb_bgsave_in_progress"] == "0", timeout=15)
+        wait_for(lambda: info(server)["rdb_bgsave_in_progress"] == "0", timeout=30)
         fields = info(server)
         assert fields["rdb_last_bgsave_status"] == "ok"
         assert fields["rdb_changes_since_last_save"] == "401"  # writes made during the save stay dirty

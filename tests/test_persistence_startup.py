@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import signal
-import time
 from pathlib import Path
 
 from tests.servers import start_dumpling
@@ -60,10 +59,9 @@ def test_sigterm_while_the_aof_loads_stops_without_touching_it(tmp_path: Path) -
     try:
         with server.raw() as conn:
             assert conn.call("PING") == LOADING
-        started = time.monotonic()
         server.proc.send_signal(signal.SIGTERM)
-        assert server.proc.wait(10) == 0
-        assert time.monotonic() - started < 3  # well before the ~4 s the whole load would take
+        assert server.proc.wait(30) == 0
+        assert "DB loaded from append only file:" not in server.log()  # stopped mid-load (not a time bound)
     finally:
         server.stop()
     assert {p.name: p.read_bytes() for p in (tmp_path / "appendonlydir").iterdir()} == before
