@@ -20,7 +20,7 @@ import hiredis
 import pytest
 
 from dumpling import accel
-from tests.servers import RawConnection, ServerProcess, encode_command, start_dumpling, start_redis
+from tests.servers import RawConnection, ServerProcess, encode_command, info_int, start_dumpling, start_redis
 
 KEYS = [b"k%d" % i for i in range(12)] + [b"", b"K\x00\xff", b"list", b"ttl:live", b"ttl:gone", b"big"]
 VALUES = [b"0", b"1", b"-1", b"007", b"-0", b" 1", b"1 ", b"+1", b"", b"abc", b"\x00\r\n$3\r\n", b"9223372036854775807",
@@ -371,9 +371,20 @@ def test_lfu_policy_counts_through_python(three) -> None:
 
 
 def exchange(port: int, data: bytes) -> bytes:
-    """Send ``data`` in one write; everything the server answers until it closes or goes quiet."""
-    with RawConnection(port) as conn:
+    """Send ``data`` in one write; everything the server answers until it closes or goes quiet,
+    once it has read those bytes (a loaded machine kept a server quiet for more than the 0.1 s
+    before it read them, and one side of the comparison came back empty)."""
+    with RawConnection(port) as admin, RawConnection(port) as conn:
+        before = info_int(admin, "stats", "total_net_input_bytes")
+        asking = len(encode_command("INFO", "stats"))
         conn.send(data)
+        deadline = time.monotonic() + 20  # (a server that closed before reading all of it: go on)
+        polls = 1
+        while info_int(admin, "stats", "total_net_input_bytes") < before + len(data) + polls * asking:
+            if time.monotonic() > deadline:
+                break
+            polls += 1
+            time.sleep(0.01)
         return conn.read_all(0.1)
 
 
