@@ -900,19 +900,39 @@ static int memo_read(Memo *m, PyObject *dict, PyObject **const *names, int n) {
     return 1;
 }
 
+/* Opening m for obj: MEMO_HELD when obj's __dict__ has kept its tag since m was sealed (m's
+ * verdicts stand); MEMO_READ when m's values were just read again from *dict (the caller works
+ * the verdicts out, then memo_seal); MEMO_NONE when there is no memo to be had (an exception set
+ * only on error). */
+enum { MEMO_NONE, MEMO_HELD, MEMO_READ };
+static int memo_open(Memo *m, PyObject *obj, PyObject **const *names, int n, PyObject **dict) {
+    if (!MEMO_VERSIONS)
+        return MEMO_NONE;
+    PyObject *d = *dict = plain_dict(obj);
+    if (d == NULL)
+        return MEMO_NONE;
+    if (m->dict == d && m->version == dict_version(d))
+        return MEMO_HELD;
+    return memo_read(m, d, names, n) > 0 ? MEMO_READ : MEMO_NONE;
+}
+
+/* m valid for dict as it is now. */
+static Memo *memo_seal(Memo *m, PyObject *dict) {
+    m->dict = dict;
+    m->version = dict_version(dict);
+    return m;
+}
+
 /* The client's memo, valid for its __dict__ as it is now; NULL when there is none (with an
  * exception set only on error). */
 static Memo *client_memo(PyObject *client) {
-    if (!MEMO_VERSIONS || !is_client_base(client))
+    if (!is_client_base(client))
         return NULL;
     Memo *m = &((ClientBaseObject *)client)->memo;
-    PyObject *d = plain_dict(client);
-    if (d == NULL)
-        return NULL;
-    if (m->dict == d && m->version == dict_version(d))
-        return m;
-    if (memo_read(m, d, CLIENT_MEMO_NAMES, CM_N) <= 0)
-        return NULL;
+    PyObject *d;
+    int state = memo_open(m, client, CLIENT_MEMO_NAMES, CM_N, &d);
+    if (state != MEMO_READ)
+        return state == MEMO_HELD ? m : NULL;
     PyObject **v = m->value;
     int t[CM_N], known = 1;
     for (int i = CM_CLOSED; i <= CM_RESP3; i++) /* (the truths tested: those of eligible and write_replies) */
@@ -929,23 +949,16 @@ static Memo *client_memo(PyObject *client) {
         m->known = m->resp3 ||
                    (fillable(v[CM_CHANNELS]) && fillable(v[CM_PATTERNS]) && fillable(v[CM_SHARD_CHANNELS]));
     }
-    m->dict = d;
-    m->version = dict_version(d);
-    return m;
+    return memo_seal(m, d);
 }
 
 /* The server's memo (g_server_memo), likewise. */
 static Memo *server_memo(PyObject *server) {
-    if (!MEMO_VERSIONS)
-        return NULL;
     Memo *m = &g_server_memo;
-    PyObject *d = plain_dict(server);
-    if (d == NULL)
-        return NULL;
-    if (m->dict == d && m->version == dict_version(d))
-        return m;
-    if (memo_read(m, d, SERVER_MEMO_NAMES, SM_N) <= 0)
-        return NULL;
+    PyObject *d;
+    int state = memo_open(m, server, SERVER_MEMO_NAMES, SM_N, &d);
+    if (state != MEMO_READ)
+        return state == MEMO_HELD ? m : NULL;
     PyObject **v = m->value;
     int maxmemory = fixed_truth(v[SM_MAXMEMORY]), in_exec = fixed_truth(v[SM_IN_EXEC]);
     int tracking = fixed_truth(v[SM_LATENCY_TRACKING]), overflow = 0, overflow2 = 0;
@@ -961,9 +974,7 @@ static Memo *server_memo(PyObject *server) {
         m->check_from = PyLong_AsLongLongAndOverflow(v[SM_CHECK_FROM], &overflow2);
         m->known = !overflow && !overflow2;
     }
-    m->dict = d;
-    m->version = dict_version(d);
-    return m;
+    return memo_seal(m, d);
 }
 
 /* obj.name = value (set_attr) for a name outside m's, keeping m valid if it was just before:
@@ -1021,24 +1032,17 @@ _Static_assert(KM_N <= MEMO_MAX, "a Memo holds the values");
 static Memo g_keyspace_memo; /* (one keyspace's at a time) */
 
 static Memo *keyspace_memo(PyObject *keyspace) {
-    if (!MEMO_VERSIONS)
-        return NULL;
     Memo *m = &g_keyspace_memo;
-    PyObject *d = plain_dict(keyspace);
-    if (d == NULL)
-        return NULL;
-    if (m->dict == d && m->version == dict_version(d))
-        return m;
-    if (memo_read(m, d, KEYSPACE_MEMO_NAMES, KM_N) <= 0)
-        return NULL;
+    PyObject *d;
+    int state = memo_open(m, keyspace, KEYSPACE_MEMO_NAMES, KM_N, &d);
+    if (state != MEMO_READ)
+        return state == MEMO_HELD ? m : NULL;
     PyObject **v = m->value;
     int notify = fixed_truth(v[KM_NOTIFY_FLAGS]), lfu = fixed_truth(v[KM_LFU]), loading = fixed_truth(v[KM_LOADING]);
     m->known = notify != 2 && lfu != 2 && loading != 2 && fillable(v[KM_WATCHED]);
     if (m->known) /* (eligible()'s keyspace part, in its order) */
         m->plain = !notify && !lfu && !loading && v[KM_TRACKING] == Py_None;
-    m->dict = d;
-    m->version = dict_version(d);
-    return m;
+    return memo_seal(m, d);
 }
 
 /* A Command's arity, handler and latency histogram (None until its first call is recorded),
@@ -1058,18 +1062,15 @@ static struct {
 /* cmd's memo, valid for its __dict__ as it is now; NULL when there is none (an exception set
  * only on error). */
 static Memo *command_memo(PyObject *cmd) {
-    if (!MEMO_VERSIONS)
-        return NULL;
-    PyObject *d = plain_dict(cmd);
-    if (d == NULL)
-        return NULL;
     size_t slot = ((uintptr_t)cmd >> 4) & (COMMAND_MEMOS - 1);
     Memo *m = &g_command_memos[slot].memo;
-    if (g_command_memos[slot].cmd == cmd && m->dict == d && m->version == dict_version(d))
-        return m;
+    if (g_command_memos[slot].cmd != cmd)
+        m->dict = NULL; /* (another command's: read this one's) */
+    PyObject *d;
+    int state = memo_open(m, cmd, COMMAND_MEMO_NAMES, CMD_N, &d);
+    if (state != MEMO_READ)
+        return state == MEMO_HELD ? m : NULL;
     g_command_memos[slot].cmd = NULL;
-    if (memo_read(m, d, COMMAND_MEMO_NAMES, CMD_N) <= 0)
-        return NULL;
     int overflow = 0;
     if (!PyLong_CheckExact(m->value[CMD_ARITY]))
         return NULL;
@@ -1077,9 +1078,7 @@ static Memo *command_memo(PyObject *cmd) {
     if (overflow || m->arity < INT_MIN || m->arity > INT_MAX)
         return NULL;
     g_command_memos[slot].cmd = cmd;
-    m->dict = d;
-    m->version = dict_version(d);
-    return m;
+    return memo_seal(m, d);
 }
 
 /* cmd.calls += calls; cmd.usec += usec: CommandBase's members, or (another type) the attributes. */
