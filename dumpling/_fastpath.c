@@ -834,27 +834,24 @@ static PyTypeObject *g_server_type; /* the last type found to be a ServerBase (o
 static inline int is_client_base(PyObject *o) {
     return Py_TYPE(o) == g_client_type || PyObject_TypeCheck(o, &ClientBaseType);
 }
-static inline int is_server_base(PyObject *o) {
+/* o's type is base or a subtype of it, *last caching the last such type found (owned). */
+static inline int is_of_base(PyObject *o, PyTypeObject *base, PyTypeObject **last) {
     PyTypeObject *type = Py_TYPE(o);
-    if (type == g_server_type)
+    if (type == *last)
         return 1;
-    if (!PyObject_TypeCheck(o, &ServerBaseType))
+    if (!PyObject_TypeCheck(o, base))
         return 0;
     Py_INCREF(type);
-    Py_XSETREF(g_server_type, type);
+    Py_XSETREF(*last, type);
     return 1;
+}
+static inline int is_server_base(PyObject *o) {
+    return is_of_base(o, &ServerBaseType, &g_server_type);
 }
 
 static PyTypeObject *g_keyspace_type; /* the last type found to be a KeyspaceBase (owned) */
 static inline int is_keyspace_base(PyObject *o) {
-    PyTypeObject *type = Py_TYPE(o);
-    if (type == g_keyspace_type)
-        return 1;
-    if (!PyObject_TypeCheck(o, &KeyspaceBaseType))
-        return 0;
-    Py_INCREF(type);
-    Py_XSETREF(g_keyspace_type, type);
-    return 1;
+    return is_of_base(o, &KeyspaceBaseType, &g_keyspace_type);
 }
 
 /* The truth of a value that cannot change in place: 0 or 1; 2 for any other value. */
@@ -2687,23 +2684,19 @@ static PyMemberDef command_base_members[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
-static PyTypeObject CommandBaseType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "dumpling._fastpath.CommandBase",
-    .tp_basicsize = sizeof(CommandBaseObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
-    .tp_doc = "commands.registry.Command's base: its call counts in C",
-    .tp_members = command_base_members,
-    .tp_new = PyType_GenericNew,
-};
+/* A base class that only holds counters as members: NAME's type object, NAMEType. */
+#define COUNTER_BASE(NAME, members_, doc_)                                                              \
+    static PyTypeObject NAME##Type = {                                                                \
+        PyVarObject_HEAD_INIT(NULL, 0).tp_name = "dumpling._fastpath." #NAME,                         \
+        .tp_basicsize = sizeof(NAME##Object),                                                         \
+        .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,                                         \
+        .tp_doc = doc_,                                                                               \
+        .tp_members = members_,                                                                       \
+        .tp_new = PyType_GenericNew,                                                                  \
+    }
 
-static PyTypeObject ServerBaseType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "dumpling._fastpath.ServerBase",
-    .tp_basicsize = sizeof(ServerBaseObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
-    .tp_doc = "dispatch.Server's base: the read and command counters in C",
-    .tp_members = server_base_members,
-    .tp_new = PyType_GenericNew,
-};
+COUNTER_BASE(CommandBase, command_base_members, "commands.registry.Command's base: its call counts in C");
+COUNTER_BASE(ServerBase, server_base_members, "dispatch.Server's base: the read and command counters in C");
 
 /* KeyspaceBase: keyspace.Keyspace's C base, holding the counters reads and writes add to (a
  * plain read then writes nothing to the keyspace's __dict__ but a new millisecond's `now`: see
@@ -2715,14 +2708,7 @@ static PyMemberDef keyspace_base_members[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
-static PyTypeObject KeyspaceBaseType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "dumpling._fastpath.KeyspaceBase",
-    .tp_basicsize = sizeof(KeyspaceBaseObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
-    .tp_doc = "keyspace.Keyspace's base: the hit, miss and change counters in C",
-    .tp_members = keyspace_base_members,
-    .tp_new = PyType_GenericNew,
-};
+COUNTER_BASE(KeyspaceBase, keyspace_base_members, "keyspace.Keyspace's base: the hit, miss and change counters in C");
 
 /* configure_reads(Client, namespace): the class whose reads ClientBase.data_received serves, and
  * the module dict whose `_fast_run` switches it (None: off). */
