@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "_keytable.h"
+#include "_native.h"
 
 #define INITIAL_SIZE 4
 #define FORCE_RATIO 4 /* grow while iterators hold rehashing back only past this fill (chains) */
@@ -719,25 +720,12 @@ static int wire_room(Wire *w, size_t n) {
     return 0;
 }
 
-/* The decimal digits of n at p (room for 20): their count. */
-static inline int put_digits(char *p, uint64_t n) {
-    char tmp[20];
-    int k = 0;
-    do {
-        tmp[k++] = (char)('0' + n % 10);
-        n /= 10;
-    } while (n != 0);
-    for (int i = 0; i < k; i++)
-        p[i] = tmp[k - 1 - i];
-    return k;
-}
-
 /* "<prefix><n>\r\n" */
 static int wire_header(Wire *w, char prefix, uint64_t n) {
     if (wire_room(w, 23) < 0)
         return -1;
     *w->p++ = prefix;
-    w->p += put_digits(w->p, n);
+    w->p += native_u64_text(w->p, n);
     *w->p++ = '\r';
     *w->p++ = '\n';
     return 0;
@@ -748,7 +736,7 @@ static int wire_bulk(Wire *w, const char *chars, size_t len) {
     if (wire_room(w, len + 25) < 0)
         return -1;
     *w->p++ = '$';
-    w->p += put_digits(w->p, len);
+    w->p += native_u64_text(w->p, len);
     *w->p++ = '\r';
     *w->p++ = '\n';
     memcpy(w->p, chars, len);
