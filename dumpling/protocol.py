@@ -151,6 +151,10 @@ def encode(value: Any, resp3: bool) -> bytes:
             data = _encode_flat(value, resp3)  # a flat array (LRANGE, SORT, MGET...) in one C pass
             if data is not None:
                 return data
+        elif t is SetReply and len(value.items) > 8:  # SPOP/SUNION...: RESP3 only changes "*" to "~"
+            data = _encode_flat(value.items, resp3)
+            if data is not None:
+                return b"~" + data[1:] if resp3 else data
         elif t is Map and len(value.pairs) > 8:
             # HGETALL, CONFIG GET...: the pairs flattened are the RESP2 array; RESP3 only
             # changes the header (%N instead of *2N)
