@@ -18,6 +18,12 @@
  * sample_prefix(pool, k, seed): a partial Fisher-Yates shuffle of the list `pool` in place:
  *     its first k items become a uniform random sample, drawn from a splitmix64 stream seeded
  *     with `seed` (the same draws as the reference, so both give the same sample).
+ * set_walk(source, others, keep, limit, form) -> int | list | bytes | None: the members of
+ *     `source` (a set, walked in its table's order, which is its iteration order; or a list)
+ *     that every set in `others` holds (keep true: SINTER) or none does (keep false: SDIFF), the
+ *     first `limit` of them (0: all), as their count, a list, or the RESP2 array / RESP3 set
+ *     reply of them (form 0, 1, 2, 3), written straight from the members (SMEMBERS: no others).
+ *     None when a member is not bytes or an other not a set.
  *
  * Must not: know about commands, keys or replies beyond these shapes.
  */
@@ -289,6 +295,212 @@ static PyObject *sample_prefix(PyObject *module, PyObject *const *args, Py_ssize
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------------------------ set_walk */
+
+enum { WALK_COUNT = 0, WALK_LIST = 1, WALK_RESP2 = 2, WALK_RESP3 = 3 };
+
+/* A member of the source and its hash (0 until read, for a list's member). */
+typedef struct {
+    PyObject *key;
+    Py_hash_t hash;
+} Member;
+
+/* The reply being written: the members from `start` on, the header put in front at the end. */
+typedef struct {
+    char *buf;
+    size_t len, cap;
+} Reply;
+
+#define REPLY_HEAD 24 /* room for "*<count>\r\n" before the first member */
+
+static int reply_room(Reply *r, size_t more) {
+    if (r->len + more <= r->cap)
+        return 0;
+    size_t cap = r->cap ? r->cap : 4096;
+    while (cap < r->len + more)
+        cap *= 2;
+    char *buf = PyMem_Realloc(r->buf, cap);
+    if (buf == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    r->buf = buf;
+    r->cap = cap;
+    return 0;
+}
+
+/* "$<len>\r\n<bytes>\r\n" */
+static int reply_bulk(Reply *r, PyObject *member) {
+    Py_ssize_t n = PyBytes_GET_SIZE(member);
+    if (reply_room(r, (size_t)n + 24) < 0)
+        return -1;
+    char *p = r->buf + r->len;
+    *p++ = '$';
+    p += native_u64_text(p, (unsigned long long)n);
+    *p++ = '\r';
+    *p++ = '\n';
+    memcpy(p, PyBytes_AS_STRING(member), (size_t)n);
+    p += n;
+    *p++ = '\r';
+    *p++ = '\n';
+    r->len = (size_t)(p - r->buf);
+    return 0;
+}
+
+/* The source's members in walk order (borrowed: nothing here runs Python code or changes a
+ * set). NULL with *count -1 on error, NULL with *count 0 when declined (not bytes). */
+static Member *walk_members(PyObject *source, Py_ssize_t *count) {
+    Py_ssize_t n = PySet_Check(source) ? PySet_GET_SIZE(source) : PyList_GET_SIZE(source);
+    Member *members = PyMem_Malloc(sizeof(Member) * (size_t)(n ? n : 1));
+    if (members == NULL) {
+        PyErr_NoMemory();
+        *count = -1;
+        return NULL;
+    }
+    Py_ssize_t got = 0;
+    if (PyList_CheckExact(source)) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            members[i].key = PyList_GET_ITEM(source, i);
+            members[i].hash = 0;
+        }
+        got = n;
+    } else { /* the table in index order: what iterating the set gives */
+        PySetObject *so = (PySetObject *)source;
+        for (Py_ssize_t i = 0; i <= so->mask && got < n; i++) {
+            setentry *entry = &so->table[i];
+            if (entry->key == NULL || entry->key == _PySet_Dummy)
+                continue;
+            members[got].key = entry->key;
+            members[got].hash = entry->hash;
+            got++;
+        }
+    }
+    *count = got;
+    return members;
+}
+
+/* Asks for what member `i` will need: its object (FAR ahead), the others' first bucket for its
+ * hash (NEAR ahead; the object, asked for earlier, gives a list member's hash) and the key in
+ * that bucket when the hashes agree (CLOSE ahead): the member compared with it. */
+#define WALK_FAR 16
+#define WALK_NEAR 8
+#define WALK_CLOSE 4
+
+static inline void walk_prefetch(Member *members, Py_ssize_t i, Py_ssize_t n, PySetObject **others,
+                                 Py_ssize_t nothers) {
+    if (i + WALK_FAR >= 0 && i + WALK_FAR < n)
+        __builtin_prefetch(members[i + WALK_FAR].key);
+    if (nothers == 0)
+        return;
+    if (i + WALK_NEAR >= 0 && i + WALK_NEAR < n) {
+        Member *m = &members[i + WALK_NEAR];
+        if (m->hash == 0 && PyBytes_CheckExact(m->key)) /* (anything else declines at its turn) */
+            m->hash = PyObject_Hash(m->key); /* bytes: no Python code, no failure */
+        for (Py_ssize_t k = 0; k < nothers; k++)
+            __builtin_prefetch(&others[k]->table[(size_t)m->hash & (size_t)others[k]->mask]);
+    }
+    if (i + WALK_CLOSE >= 0 && i + WALK_CLOSE < n) {
+        Member *m = &members[i + WALK_CLOSE];
+        for (Py_ssize_t k = 0; k < nothers; k++) {
+            setentry *entry = &others[k]->table[(size_t)m->hash & (size_t)others[k]->mask];
+            if (entry->hash == m->hash && entry->key != NULL)
+                __builtin_prefetch(entry->key);
+        }
+    }
+}
+
+static PyObject *set_walk(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5 || !(PySet_CheckExact(args[0]) || PyList_CheckExact(args[0])) || !PyList_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "set_walk(source: set | list, others: list[set], keep, limit, form)");
+        return NULL;
+    }
+    int keep = PyObject_IsTrue(args[2]);
+    if (keep < 0)
+        return NULL;
+    Py_ssize_t limit = PyLong_AsSsize_t(args[3]);
+    long form = PyLong_AsLong(args[4]);
+    if ((limit == -1 || form == -1) && PyErr_Occurred())
+        return NULL;
+    if (form < WALK_COUNT || form > WALK_RESP3 || limit < 0) {
+        PyErr_SetString(PyExc_ValueError, "set_walk: form 0-3, limit >= 0");
+        return NULL;
+    }
+    PyObject *others_list = args[1];
+    Py_ssize_t nothers = PyList_GET_SIZE(others_list);
+    for (Py_ssize_t k = 0; k < nothers; k++)
+        if (!PySet_CheckExact(PyList_GET_ITEM(others_list, k)))
+            Py_RETURN_NONE;
+    /* The others' items, borrowed from the caller's list (which nothing here changes). */
+    PySetObject **others = (PySetObject **)((PyListObject *)others_list)->ob_item;
+
+    Py_ssize_t n;
+    Member *members = walk_members(args[0], &n);
+    if (members == NULL) {
+        if (n < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    /* The first members' prefetches, which the loop asks for only from FAR/NEAR/CLOSE on. */
+    for (Py_ssize_t i = -WALK_FAR; i < 0; i++)
+        walk_prefetch(members, i, n, others, nothers);
+
+    PyObject *list = NULL;
+    Reply reply = {NULL, REPLY_HEAD, 0};
+    if (form == WALK_LIST && (list = PyList_New(0)) == NULL)
+        goto fail;
+    if (form >= WALK_RESP2 && reply_room(&reply, (size_t)(n < 65536 ? n : 65536) * 16) < 0)
+        goto fail;
+    Py_ssize_t taken = 0;
+    for (Py_ssize_t i = 0; i < n && (limit == 0 || taken < limit); i++) {
+        walk_prefetch(members, i, n, others, nothers);
+        PyObject *key = members[i].key;
+        if (!PyBytes_CheckExact(key)) { /* (a set's members are bytes; a list's may not be) */
+            PyMem_Free(members);
+            PyMem_Free(reply.buf);
+            Py_XDECREF(list);
+            Py_RETURN_NONE;
+        }
+        int hit = 1;
+        for (Py_ssize_t k = 0; k < nothers; k++) {
+            int in = PySet_Contains((PyObject *)others[k], key);
+            if (in < 0)
+                goto fail;
+            if (in != keep) {
+                hit = 0;
+                break;
+            }
+        }
+        if (!hit)
+            continue;
+        taken++;
+        if (form == WALK_LIST) {
+            if (PyList_Append(list, key) < 0)
+                goto fail;
+        } else if (form >= WALK_RESP2 && reply_bulk(&reply, key) < 0) {
+            goto fail;
+        }
+    }
+    PyMem_Free(members);
+    if (form == WALK_COUNT)
+        return PyLong_FromSsize_t(taken);
+    if (form == WALK_LIST)
+        return list;
+    char head[REPLY_HEAD];
+    head[0] = form == WALK_RESP3 ? '~' : '*';
+    int h = 1 + native_u64_text(head + 1, (unsigned long long)taken);
+    head[h++] = '\r';
+    head[h++] = '\n';
+    memcpy(reply.buf + REPLY_HEAD - h, head, (size_t)h);
+    PyObject *wire = PyBytes_FromStringAndSize(reply.buf + REPLY_HEAD - h, (Py_ssize_t)(reply.len - REPLY_HEAD + h));
+    PyMem_Free(reply.buf);
+    return wire;
+fail:
+    PyMem_Free(members);
+    PyMem_Free(reply.buf);
+    Py_XDECREF(list);
+    return NULL;
+}
+
 /* ------------------------------------------------------------------ module */
 
 static PyMethodDef bigops_methods[] = {
@@ -300,6 +512,8 @@ static PyMethodDef bigops_methods[] = {
      "drop_inside(scores, first, last) -> int | None: keep_outside made in place."},
     {"sample_prefix", (PyCFunction)(void (*)(void))sample_prefix, METH_FASTCALL,
      "sample_prefix(pool, k, seed): the first k items of pool become a random sample."},
+    {"set_walk", (PyCFunction)(void (*)(void))set_walk, METH_FASTCALL,
+     "set_walk(source, others, keep, limit, form) -> the members of source in all (or none) of others."},
     {NULL, NULL, 0, NULL},
 };
 

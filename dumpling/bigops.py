@@ -7,7 +7,9 @@ sample. Each is written here once, in Python (the reference), and ``dumpling/_bi
 same step in one C pass when it is built (``DUMPLING_PURE=1`` or ``use_native(False)`` runs the
 Python; ``tests/test_bigops.py`` compares both). The C functions decline (None) what they do not
 handle, and the reference runs. ``pop_many`` (the pure list's pops) has no C twin: the C list,
-``dumpling._elementlist``, pops its own entries.
+``dumpling._elementlist``, pops its own entries. ``set_walk`` is every set command's pass over a
+set's members (SMEMBERS, SINTER, SINTERCARD, SDIFF): the members in the other sets (or in none),
+as a count, a list or the RESP reply written straight from them.
 
 Must not: know about commands, keys, clients or the keyspace.
 """
@@ -21,6 +23,7 @@ from typing import Any
 
 from dumpling import accel
 from dumpling.fpconv import d2string
+from dumpling.protocol import SetReply, encode
 
 MASK64 = (1 << 64) - 1
 
@@ -104,6 +107,27 @@ def py_sample_prefix(pool: list[Any], k: int, seed: int) -> None:
         pool[i], pool[j] = pool[j], pool[i]
 
 
+# set_walk's forms: the members taken as their count, a list, or a RESP2 array / RESP3 set reply.
+WALK_COUNT, WALK_LIST, WALK_RESP2, WALK_RESP3 = 0, 1, 2, 3
+
+
+def py_set_walk(source: set[bytes] | list[bytes], others: list[set[bytes]], keep: bool, limit: int,
+                form: int) -> Any:
+    """The members of ``source`` (in its iteration order) that every set of ``others`` holds
+    (``keep``) or none does (not ``keep``), the first ``limit`` of them (0: all), in ``form``."""
+    taken: list[bytes] = []
+    for member in source:
+        if all((member in other) is keep for other in others):
+            taken.append(member)
+            if len(taken) == limit:
+                break
+    if form == WALK_COUNT:
+        return len(taken)
+    if form == WALK_LIST:
+        return taken
+    return encode(SetReply(taken), form == WALK_RESP3)
+
+
 # ----------------------------------------------------------------------------- entry points
 
 
@@ -153,3 +177,15 @@ def sample_prefix(pool: list[Any], k: int, seed: int) -> None:
         native.sample_prefix(pool, k, seed)
     else:
         py_sample_prefix(pool, k, seed)
+
+
+def set_walk(source: set[bytes] | list[bytes], others: list[set[bytes]], keep: bool = True, limit: int = 0,
+             form: int = WALK_LIST) -> Any:
+    """``py_set_walk`` in one C pass when built: the source's members read in order with the
+    others' buckets and the compared members asked for a few members ahead."""
+    native = _native
+    if native is not None:
+        out = native.set_walk(source, others, keep, limit, form)
+        if out is not None:
+            return out
+    return py_set_walk(source, others, keep, limit, form)

@@ -171,3 +171,65 @@ def test_use_native_switches(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bigops, "_native", None)
     assert not bigops.native_loaded()
     assert bigops.flat_pairs([(1.5, b"a")]) == [b"a", b"1.5"]
+
+
+# ----------------------------------------------------------------------------- set_walk
+
+WALK_FORMS = (bigops.WALK_COUNT, bigops.WALK_LIST, bigops.WALK_RESP2, bigops.WALK_RESP3)
+
+
+def _member_sets(rng: random.Random, nsets: int) -> list[set[bytes]]:
+    """Overlapping sets of bytes members: empty, short, long, integer-like, from 0 to a few
+    thousand members (a few table resizes and deletions, so the tables hold dummies)."""
+    pool = [b"", b"0", b"-1", b"x" * 300] + [b"m:%d" % i for i in range(3000)] + [b"%d" % i for i in range(500)]
+    sets = []
+    for _ in range(nsets):
+        members = set(rng.sample(pool, rng.choice([0, 1, 5, 200, 2500])))
+        for member in rng.sample(sorted(members), len(members) // 4):
+            members.discard(member)
+        sets.append(members)
+    return sets
+
+
+def test_set_walk_reference_is_the_replies_encoding() -> None:
+    assert bigops.py_set_walk({b"a"}, [], True, 0, bigops.WALK_RESP3) == b"~1\r\n$1\r\na\r\n"
+    assert bigops.py_set_walk([b"a", b"bc"], [{b"bc"}], True, 0, bigops.WALK_RESP2) == b"*1\r\n$2\r\nbc\r\n"
+    assert bigops.py_set_walk([b"a", b"bc"], [{b"bc"}], False, 0, bigops.WALK_LIST) == [b"a"]
+    assert bigops.py_set_walk([b"a", b"b", b"c"], [], True, 2, bigops.WALK_COUNT) == 2
+    assert bigops.py_set_walk(set(), [{b"a"}], True, 0, bigops.WALK_RESP2) == b"*0\r\n"
+
+
+@needs_c
+@pytest.mark.parametrize("seed", range(8))
+def test_set_walk_c_matches_reference(seed: int) -> None:
+    """Every form, kept or dropped, any limit, a set (its iteration order) or a list source."""
+    rng = random.Random(seed)
+    sets = _member_sets(rng, 4)
+    for _ in range(30):
+        source: set[bytes] | list[bytes] = rng.choice(sets)
+        if rng.random() < 0.3:
+            source = list(source)
+            rng.shuffle(source)
+        others = rng.sample(sets, rng.randint(0, 3))
+        keep = rng.random() < 0.5
+        limit = rng.choice([0, 0, 1, 7, 1000])
+        for form in WALK_FORMS:
+            want = bigops.py_set_walk(source, others, keep, limit, form)
+            assert native.set_walk(source, others, keep, limit, form) == want, (keep, limit, form)
+
+
+@needs_c
+def test_set_walk_declines_other_shapes() -> None:
+    for form in WALK_FORMS:
+        assert native.set_walk([b"a", "b"], [], True, 0, form) is None  # a str member
+        assert native.set_walk([b"a"], [{b"a"}, frozenset({b"a"})], True, 0, form) is None  # not a set
+        assert bigops.set_walk([b"a", "b"], [], True, 0, form) == bigops.py_set_walk([b"a", "b"], [], True, 0, form)
+    with pytest.raises(TypeError):
+        native.set_walk((b"a",), [], True, 0, bigops.WALK_LIST)
+    with pytest.raises(ValueError):
+        native.set_walk([b"a"], [], True, 0, 4)
+
+
+def test_set_walk_falls_back_to_the_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bigops, "_native", None)
+    assert bigops.set_walk({b"a", b"b"}, [{b"b"}], True, 0, bigops.WALK_LIST) == [b"b"]

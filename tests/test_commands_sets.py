@@ -10,12 +10,15 @@ bounds, uniqueness and distribution rather than bytes.
 from __future__ import annotations
 
 import collections
+import random
 
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
 
+from dumpling.commands.sets import _built, _diff, _union
+from dumpling.datatypes.sets import SetLimits, SetValue
 from tests.servers import Pair, parse_reply
 
 
@@ -159,6 +162,81 @@ def test_keyspace_events(pair, dumpling_server, redis_server):
         pair.same("CONFIG", "SET", "notify-keyspace-events", "")
         for conn in listeners:
             conn.close()
+
+
+# ----------------------------------------------------------------------------- big sets
+
+
+def test_big_sets_replies_match_redis(pairs):
+    """Hashtable sets: every reply written straight from the members (bigops.set_walk), the
+    results of both SDIFF algorithms, the STORE forms' results, a script's and EXEC's replies."""
+    names = [f"m:{i}" for i in range(3000)]
+    pairs.run([
+        ("SADD", "a", *names[:2000]), ("SADD", "b", *names[1000:]), ("SADD", "c", *names[::7]),
+        ("SADD", "n", *range(0, 3000, 3)), ("SADD", "small", "m:5", "m:1500", "zz"), ("SADD", "one", "m:7"),
+    ])
+    for cmd in [
+        ("SMEMBERS", "a"), ("SMEMBERS", "n"), ("SINTER", "a", "b"), ("SINTER", "b", "a", "c"), ("SINTER", "a", "small"),
+        ("SINTER", "a", "n"), ("SDIFF", "a", "b"), ("SDIFF", "a", "b", "c"), ("SDIFF", "small", "a"),
+        ("SDIFF", "a", "small", "c"), ("SDIFF", "a", "small", "one", "nokey"), ("SUNION", "a", "b", "c"),
+        ("SUNION", "a", "n"), ("SUNION", "small", "one"), ("SRANDMEMBER", "a", 5000),
+        ("EVAL", "return redis.call('SMEMBERS', KEYS[1])", 1, "b"),
+        ("EVAL", "return redis.call('SDIFF', KEYS[1], KEYS[2])", 2, "a", "c"),
+    ]:
+        same_members(pairs, *cmd)
+    pairs.run([
+        ("SINTERCARD", 2, "a", "b"), ("SINTERCARD", 3, "a", "b", "c", "LIMIT", 10), ("SINTERCARD", 2, "n", "c"),
+        ("SINTERSTORE", "d", "a", "b"), ("SCARD", "d"), ("OBJECT", "ENCODING", "d"),
+        ("SDIFFSTORE", "d", "a", "b", "c"), ("SCARD", "d"), ("OBJECT", "ENCODING", "d"),
+        ("SDIFFSTORE", "d", "a", "small", "c"), ("SCARD", "d"), ("OBJECT", "ENCODING", "d"),
+        ("SUNIONSTORE", "d", "a", "n"), ("SCARD", "d"), ("OBJECT", "ENCODING", "d"),
+        ("MULTI",), ("SMEMBERS", "one"), ("SINTER", "one", "a"), ("SDIFF", "one", "b"), ("SUNION", "one"), ("EXEC",),
+    ])
+    same_members(pairs, "SMEMBERS", "d")
+    same_members(pairs, "SPOP", "c", 1000)
+    pairs.same("EXISTS", "c")
+
+
+def _added(members: list[bytes], encoding: str, limits: SetLimits) -> SetValue:
+    result = SetValue((), encoding)
+    for member in members:
+        result.add(member, limits)
+    return result
+
+
+def _same_value(got: SetValue, want: SetValue) -> None:
+    assert got.encoding == want.encoding and got.members == want.members
+    if want.encoding != "hashtable":
+        assert got.ordered() == want.ordered()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_store_results_are_what_adds_build(seed):
+    """A result with more members than an intset or listpack holds is made a hashtable at once
+    (``_built``, ``_union``, ``_diff``): the encoding, members and order that adding them one by
+    one, as Redis's dstset does, gives."""
+    rng = random.Random(seed)
+    pool = [b"%d" % i for i in range(-40, 40)] + [b"s%d" % i for i in range(80)] + [b"w" * 70, b"9" * 30]
+    for _ in range(150):
+        limits = SetLimits(rng.choice([0, 2, 16, 100]), rng.choice([0, 3, 20, 128]), rng.choice([2, 64]))
+        members = rng.sample(pool, rng.randint(0, 130))
+        for encoding in ("intset", "listpack"):
+            _same_value(_built(members, encoding, limits), _added(members, encoding, limits))
+        sets = [SetValue(rng.sample(members, rng.randint(0, len(members))), "hashtable") for _ in range(3)]
+        union = _added([m for s in sets for m in s.ordered()], "intset", limits)
+        _same_value(_union([sets[0], None, *sets[1:]], limits), union)
+        first = sets[0]
+        want = _added(first.ordered(), "intset", limits)
+        for s in sets[1:]:
+            for member in s.ordered():
+                want.remove(member)
+        got = _diff(sets, limits, True)
+        assert isinstance(got, SetValue) and got.members == want.members
+        if sum(map(len, sets)) < len(first) * 3 // 2:  # SDIFF's second algorithm: all of first, then removals
+            _same_value(got, want)
+        else:  # the first: first's members that no other set holds, added in first's order
+            kept = [m for m in first.ordered() if not any(m in s for s in sets[1:])]
+            _same_value(got, _added(kept, "intset", limits))
 
 
 # ----------------------------------------------------------------------------- encodings (Redis 7.2+)

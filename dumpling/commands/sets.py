@@ -14,6 +14,7 @@ import random
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from dumpling.bigops import WALK_COUNT, WALK_LIST, WALK_RESP2, WALK_RESP3, set_walk
 from dumpling.commands.common import LONG_MAX, check_type, glob_match, to_int, to_positive_long, to_range_long
 from dumpling.commands.lists import attach_native_handlers, key_spec
 from dumpling.commands.registry import command
@@ -21,7 +22,7 @@ from dumpling.datatypes.lists import lp_int_value
 from dumpling.datatypes.sets import SetLimits, SetValue
 from dumpling.errors import SYNTAX, WRONGTYPE, CommandError
 from dumpling.persistence.propagation import deletion, propagate_as
-from dumpling.protocol import SetReply
+from dumpling.protocol import Raw, SetReply
 from dumpling.replybudget import bulk_size, repeat_within
 
 SET = {"group": "set"}
@@ -130,6 +131,29 @@ def _store(c: Any, dst_key: bytes, result: SetValue, event: bytes) -> int:
     return 0
 
 
+def _walk_reply(c: Any, source: set[bytes] | list[bytes], others: list[set[bytes]] | None = None,
+                keep: bool = True, as_set: bool = True) -> Any:
+    """The reply of the members of ``source`` (``SetValue.walk_source()``) that every set of
+    ``others`` holds (``keep``) or none does: a set (an array in RESP2, or with ``as_set`` false)
+    written as RESP straight from the members by ``bigops.set_walk``, no list of them between;
+    a script gets them as values."""
+    if c.from_script:
+        return SetReply(set_walk(source, others or [], keep, 0, WALK_LIST))
+    return Raw(set_walk(source, others or [], keep, 0, WALK_RESP3 if c.resp3 and as_set else WALK_RESP2))
+
+
+def _built(members: list[bytes], encoding: str, limits: SetLimits) -> SetValue:
+    """A result set as Redis's dstset gets it: ``members`` (distinct) added one by one to an
+    empty set of ``encoding``; when there are more than an intset or listpack holds, those adds
+    end in a hashtable, made at once."""
+    if len(members) > limits.small_most():
+        return SetValue.adopt(set(members))
+    result = SetValue((), encoding)
+    for member in members:
+        result.add(member, limits)
+    return result
+
+
 def _lookup_sets(c: Any, keys: Iterable[bytes]) -> list[SetValue | None]:
     """Read every source (WRONGTYPE on the first key of another type)."""
     out: list[SetValue | None] = []
@@ -202,7 +226,7 @@ def srem(c: Any, argv: list[bytes]) -> Any:
          tips="nondeterministic_output_order")
 def smembers(c: Any, argv: list[bytes]) -> Any:
     value = _read_set(c, argv[1])
-    return SetReply(value.ordered() if value is not None else [])
+    return SetReply([]) if value is None else _walk_reply(c, value.walk_source())
 
 
 @command("sismember", 3, "readonly fast", (1, 1, 1), **SET, since="1.0.0",
@@ -257,11 +281,11 @@ def spop(c: Any, argv: list[bytes]) -> Any:
         return SetReply([])
     ks.changed(db, key, b"spop", "s", dirty=min(count, len(value)))
     if count >= len(value):
-        popped = _union([value], _limits(c)).ordered()
+        whole = _union([value], _limits(c))
         db.delete(key)
         ks.changed(db, key, b"del", "g", dirty=0)
         propagate_as(c, deletion(c.server.config, key, "lazyfree-lazy-server-del"))
-        return SetReply(popped)
+        return _walk_reply(c, whole.walk_source())
     popped = value.pop_many(count, _limits(c), _rng)
     # as SREMs of what it popped, at most 1024 members each (spopWithCountCommand)
     propagate_as(c, *([b"SREM", key, *popped[i:i + 1024]] for i in range(0, len(popped), 1024)))
@@ -289,7 +313,7 @@ def srandmember(c: Any, argv: list[bytes]) -> Any:
         picked = repeat_within(c, abs(count), lambda: value.random_member(_rng), bulk_size)
         return [] if picked is None else picked  # None: the output-buffer limit closed the client
     if count >= size:
-        return list(value.ordered())
+        return _walk_reply(c, value.walk_source(), as_set=False)
     return value.sample_unique(count, _rng)
 
 
@@ -346,51 +370,49 @@ def sscan(c: Any, argv: list[bytes]) -> Any:
 # ----------------------------------------------------------------------------- algebra
 
 
-def _inter(c: Any, keys: list[bytes], limit: int = 0, store: bool = False,
-           cardinality_only: bool = False) -> SetValue | list[bytes] | int | None:
-    """``sinterGenericCommand``: None when a source is missing (empty result)."""
+def _inter(c: Any, keys: list[bytes], want: str, limit: int = 0) -> Any:
+    """``sinterGenericCommand``: the members of the smallest source the others all hold, walked
+    in its order, as SINTER's reply (``want`` "reply"), their count up to ``limit`` ("count") or
+    the result set SINTERSTORE stores ("store"); None when a source is missing (empty result)."""
     sets = _lookup_sets(c, keys)
     if any(s is None for s in sets):
         return None
     ordered = sorted(sets, key=len)  # stable, like glibc's merge-sort qsort
     first = ordered[0]
     assert first is not None
-    others = [s for s in ordered[1:] if s is not first]
-    members = first.ordered()
-    if cardinality_only:
-        found = 0
-        for member in members:
-            if all(member in s.members for s in others):  # type: ignore[union-attr]
-                found += 1
-                if limit and found >= limit:
-                    break
-        return found
-    hits = [m for m in members if all(m in s.members for s in others)]  # type: ignore[union-attr]
-    if not store:
-        return hits
-    limits = _limits(c)
-    result = SetValue((), "intset" if first.encoding == "intset" else "listpack")
-    only_integers = True
-    for member in hits:
-        if only_integers and lp_int_value(member) is None:
-            only_integers = False
-        result.add(member, limits)
-    if only_integers and result.members:
-        result.maybe_to_intset(limits)
-    return result
+    others = [s.members for s in ordered[1:] if s is not first]  # type: ignore[union-attr]
+    source = first.walk_source()
+    if want == "store":  # the result set, as Redis builds it
+        limits = _limits(c)
+        hits = set_walk(source, others, True, 0, WALK_LIST)
+        result = _built(hits, "intset" if first.encoding == "intset" else "listpack", limits)
+        if hits and len(hits) <= limits.small_most() and all(lp_int_value(m) is not None for m in hits):
+            result.maybe_to_intset(limits)
+        return result
+    if want == "reply":
+        return _walk_reply(c, source, others)
+    return set_walk(source, others, True, limit, WALK_COUNT)
 
 
 def _union(sets: list[SetValue | None], limits: SetLimits) -> SetValue:
+    """SUNION's result as Redis's dstset gets it: every member added to an empty intset."""
+    present = [s for s in sets if s is not None]
+    if sum(map(len, present)) > limits.small_most():
+        members = set(present[0].members)
+        members.update(*(s.members for s in present[1:]))
+        if len(members) > limits.small_most():  # the adds would end in a hashtable
+            return SetValue.adopt(members)
     result = SetValue((), "intset")
-    for s in sets:
-        if s is None:
-            continue
+    for s in present:
         for member in s.ordered():
             result.add(member, limits)
     return result
 
 
-def _diff(sets: list[SetValue | None], limits: SetLimits) -> SetValue:
+def _diff(sets: list[SetValue | None], limits: SetLimits, store: bool) -> SetValue | list[bytes]:
+    """SDIFF's result with Redis's choice of algorithm, as Redis's dstset gets it; for a reply
+    (not ``store``) a result too big for an intset or listpack may come as its members in
+    reply order instead."""
     result = SetValue((), "intset")
     first = sets[0]
     if first is None or any(s is first for s in sets[1:]):
@@ -399,19 +421,26 @@ def _diff(sets: list[SetValue | None], limits: SetLimits) -> SetValue:
     algo_one = sum(len(first) for _ in present) // 2
     algo_two = sum(len(s) for s in present)
     rest = [s for s in sets[1:] if s is not None]
-    if algo_one <= algo_two:
+    if algo_one <= algo_two:  # first's members that no other set holds, added in first's order
         rest.sort(key=len, reverse=True)
-        for member in first.ordered():
-            if not any(member in s.members for s in rest):
-                result.add(member, limits)
-    else:
-        for member in first.ordered():
-            result.add(member, limits)
+        hits = set_walk(first.walk_source(), [s.members for s in rest], False, 0, WALK_LIST)
+        if not store and len(hits) > limits.small_most():
+            return hits  # a hashtable's worth: its order is unspecified
+        return _built(hits, "intset", limits)
+    if len(first) > limits.small_most():  # all of first added (a hashtable), then the rest removed
+        members = set(first.members)
         for s in rest:
-            if not result.members:
+            if not members:
                 break
-            for member in s.ordered():
-                result.remove(member)
+            members.difference_update(s.members)
+        return SetValue.adopt(members)
+    for member in first.ordered():
+        result.add(member, limits)
+    for s in rest:
+        if not result.members:
+            break
+        for member in s.ordered():
+            result.remove(member)
     return result
 
 
@@ -426,8 +455,8 @@ _SINTERSTORE_KS = [key_spec("RW UPDATE"), key_spec("RO ACCESS", index=2, lastkey
          complexity="O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.",
          args="key...", key_specs=_ALGEBRA_KS, tips="nondeterministic_output_order")
 def sinter(c: Any, argv: list[bytes]) -> Any:
-    result = _inter(c, argv[1:])
-    return SetReply(result or [])  # type: ignore[arg-type]
+    result = _inter(c, argv[1:], "reply")
+    return SetReply([]) if result is None else result
 
 
 def _intercard_keys(argv: list[bytes]) -> list[int]:
@@ -456,7 +485,7 @@ def sintercard(c: Any, argv: list[bytes]) -> Any:
         else:
             raise CommandError(SYNTAX)
         j += 1
-    result = _inter(c, argv[2:2 + numkeys], limit=limit, cardinality_only=True)
+    result = _inter(c, argv[2:2 + numkeys], "count", limit)
     return result or 0
 
 
@@ -465,7 +494,7 @@ def sintercard(c: Any, argv: list[bytes]) -> Any:
          complexity="O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.",
          args="destination:key key...", key_specs=_SINTERSTORE_KS, events="sinterstore del")
 def sinterstore(c: Any, argv: list[bytes]) -> Any:
-    result = _inter(c, argv[2:], store=True)
+    result = _inter(c, argv[2:], "store")
     if result is None:
         result = SetValue((), "intset")
     assert isinstance(result, SetValue)
@@ -476,7 +505,7 @@ def sinterstore(c: Any, argv: list[bytes]) -> Any:
          complexity="O(N) where N is the total number of elements in all given sets.", args="key...",
          key_specs=_ALGEBRA_KS, tips="nondeterministic_output_order")
 def sunion(c: Any, argv: list[bytes]) -> Any:
-    return SetReply(_union(_lookup_sets(c, argv[1:]), _limits(c)).ordered())
+    return _walk_reply(c, _union(_lookup_sets(c, argv[1:]), _limits(c)).walk_source())
 
 
 @command("sunionstore", -3, "write denyoom", (1, -1, 1), **SET, since="1.0.0",
@@ -492,7 +521,8 @@ def sunionstore(c: Any, argv: list[bytes]) -> Any:
          complexity="O(N) where N is the total number of elements in all given sets.", args="key...",
          key_specs=_ALGEBRA_KS, tips="nondeterministic_output_order")
 def sdiff(c: Any, argv: list[bytes]) -> Any:
-    return SetReply(_diff(_lookup_sets(c, argv[1:]), _limits(c)).ordered())
+    result = _diff(_lookup_sets(c, argv[1:]), _limits(c), False)
+    return _walk_reply(c, result if type(result) is list else result.walk_source())  # type: ignore[union-attr]
 
 
 @command("sdiffstore", -3, "write denyoom", (1, -1, 1), **SET, since="1.0.0",
@@ -500,7 +530,8 @@ def sdiff(c: Any, argv: list[bytes]) -> Any:
          complexity="O(N) where N is the total number of elements in all given sets.", args="destination:key key...",
          key_specs=_STORE_KS, events="sdiffstore del")
 def sdiffstore(c: Any, argv: list[bytes]) -> Any:
-    result = _diff(_lookup_sets(c, argv[2:]), _limits(c))
+    result = _diff(_lookup_sets(c, argv[2:]), _limits(c), True)
+    assert isinstance(result, SetValue)
     return _store(c, argv[1], result, b"sdiffstore")
 
 

@@ -47,6 +47,11 @@ class SetLimits(NamedTuple):
     listpack_entries: int
     listpack_value: int
 
+    def small_most(self) -> int:
+        """The most members an intset or listpack holds: a set that grew past it one add at a
+        time is a hashtable (adds only convert upward), whatever it started as."""
+        return max(min(self.intset_entries, INTSET_HARD_LIMIT), self.listpack_entries)
+
     @classmethod
     def from_config(cls, config: object) -> SetLimits:
         get = config.__getitem__  # type: ignore[attr-defined]
@@ -91,6 +96,17 @@ class SetValue:
             self._order = None
         self.encoding = encoding
         self._scan: MemberScan | None = None
+
+    @classmethod
+    def adopt(cls, members: set[bytes]) -> SetValue:
+        """A ``hashtable`` set holding ``members`` itself (a set nobody else keeps): what adding
+        more members than any small encoding holds, one by one, ends in, without the adds."""
+        value = cls.__new__(cls)
+        value._members = members
+        value.encoding = "hashtable"
+        value._order = None
+        value._scan = None
+        return value
 
     @classmethod
     def packed(cls, blob: bytes, encoding: str) -> SetValue:
@@ -200,6 +216,13 @@ class SetValue:
                 order = self._order = sorted(self.members, key=int)
             return order
         return list(self.members)
+
+    def walk_source(self) -> set[bytes] | list[bytes]:
+        """The members in ``ordered()``'s order as cheaply as they are held: a hashtable's set
+        itself (what ``bigops.set_walk`` walks in its iteration order), else ``ordered()``."""
+        if self.encoding == "hashtable":
+            return self.members
+        return self.ordered()
 
     def _resync_order(self, order: list[bytes] | None) -> list[bytes]:
         """Somebody changed ``members`` directly: keep known order, append the rest."""
