@@ -18,6 +18,9 @@
  * sample_prefix(pool, k, seed): a partial Fisher-Yates shuffle of the list `pool` in place:
  *     its first k items become a uniform random sample, drawn from a splitmix64 stream seeded
  *     with `seed` (the same draws as the reference, so both give the same sample).
+ * draw_with_repeats(pool, k, seed) -> list: k uniform picks from the list `pool`, repetitions
+ *     allowed (SRANDMEMBER with a negative count), drawn as sample_prefix draws: pool[(r * n) >> 64]
+ *     for each output r of the splitmix64 stream seeded with `seed`.
  * set_walk(source, others, keep, limit, form) -> int | list | bytes | None: the members of
  *     `source` (a set, walked in its table's order, which is its iteration order; or a list)
  *     that every set in `others` holds (keep true: SINTER) or none does (keep false: SDIFF), the
@@ -295,6 +298,41 @@ static PyObject *sample_prefix(PyObject *module, PyObject *const *args, Py_ssize
     Py_RETURN_NONE;
 }
 
+/* draw_with_repeats(pool, k, seed): k picks from pool, each pool[(r * n) >> 64]; the picks' objects
+ * are asked for AHEAD picks before their references are counted. */
+static PyObject *draw_with_repeats(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyList_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "draw_with_repeats(pool: list, k: int, seed: int)");
+        return NULL;
+    }
+    PyObject *pool = args[0];
+    Py_ssize_t k = PyLong_AsSsize_t(args[1]);
+    if (k == -1 && PyErr_Occurred())
+        return NULL;
+    uint64_t state = PyLong_AsUnsignedLongLongMask(args[2]);
+    if (state == (uint64_t)-1 && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(pool);
+    if (k < 0 || (n == 0 && k > 0)) {
+        PyErr_SetString(PyExc_ValueError, "draw_with_repeats: k >= 0 picks from a non-empty pool");
+        return NULL;
+    }
+    PyObject *out = PyList_New(k);
+    if (out == NULL)
+        return NULL;
+    PyObject **slot = ((PyListObject *)pool)->ob_item, **picks = ((PyListObject *)out)->ob_item;
+    for (Py_ssize_t i = 0; i < k; i++) { /* the indexes first: the objects can then be asked for early */
+        uint64_t r = splitmix64(&state);
+        picks[i] = slot[(Py_ssize_t)(((unsigned __int128)r * (uint64_t)n) >> 64)];
+    }
+    for (Py_ssize_t i = 0; i < k; i++) {
+        if (i + AHEAD < k)
+            __builtin_prefetch(picks[i + AHEAD]);
+        Py_INCREF(picks[i]);
+    }
+    return out;
+}
+
 /* ------------------------------------------------------------------ set_walk */
 
 enum { WALK_COUNT = 0, WALK_LIST = 1, WALK_RESP2 = 2, WALK_RESP3 = 3 };
@@ -512,6 +550,8 @@ static PyMethodDef bigops_methods[] = {
      "drop_inside(scores, first, last) -> int | None: keep_outside made in place."},
     {"sample_prefix", (PyCFunction)(void (*)(void))sample_prefix, METH_FASTCALL,
      "sample_prefix(pool, k, seed): the first k items of pool become a random sample."},
+    {"draw_with_repeats", (PyCFunction)(void (*)(void))draw_with_repeats, METH_FASTCALL,
+     "draw_with_repeats(pool, k, seed) -> list: k uniform picks from pool, repetitions allowed."},
     {"set_walk", (PyCFunction)(void (*)(void))set_walk, METH_FASTCALL,
      "set_walk(source, others, keep, limit, form) -> the members of source in all (or none) of others."},
     {NULL, NULL, 0, NULL},

@@ -107,6 +107,18 @@ def py_sample_prefix(pool: list[Any], k: int, seed: int) -> None:
         pool[i], pool[j] = pool[j], pool[i]
 
 
+def py_draw_with_repeats(pool: list[Any], k: int, seed: int) -> list[Any]:
+    """``k`` uniform picks from the non-empty ``pool``, repetitions allowed: ``pool[(r * n) >> 64]``
+    for each output ``r`` of a splitmix64 stream seeded with ``seed``."""
+    n = len(pool)
+    state = seed & MASK64
+    out = []
+    for _ in range(k):
+        state, r = splitmix64(state)
+        out.append(pool[(r * n) >> 64])
+    return out
+
+
 # set_walk's forms: the members taken as their count, a list, or a RESP2 array / RESP3 set reply.
 WALK_COUNT, WALK_LIST, WALK_RESP2, WALK_RESP3 = 0, 1, 2, 3
 
@@ -177,6 +189,13 @@ def sample_prefix(pool: list[Any], k: int, seed: int) -> None:
         native.sample_prefix(pool, k, seed)
     else:
         py_sample_prefix(pool, k, seed)
+
+
+def draw_with_repeats(pool: list[Any], k: int, seed: int) -> list[Any]:
+    native = _native
+    if native is not None:
+        return native.draw_with_repeats(pool, k, seed)  # type: ignore[no-any-return]
+    return py_draw_with_repeats(pool, k, seed)
 
 
 def set_walk(source: set[bytes] | list[bytes], others: list[set[bytes]], keep: bool = True, limit: int = 0,

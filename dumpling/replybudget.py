@@ -165,16 +165,18 @@ def bulk_size(item: bytes) -> int:
     return n + 5 + (1 if n < 10 else 2 if n < 100 else len(str(n)))
 
 
-def repeat_within(c: Any, count: int, pick: Callable[[], Any], size: Callable[[Any], int]) -> list[Any] | None:
+def repeat_within(c: Any, count: int, pick: Callable[[], Any], size: Callable[[Any], int],
+                  pick_many: Callable[[int], list[Any]] | None = None) -> list[Any] | None:
     """``[pick() for _ in range(count)]``, made only as far as ``c``'s reply budget goes:
     None if the client's output-buffer limit closed it first.  ``size`` estimates an
-    element's wire bytes."""
+    element's wire bytes; ``pick_many(n)``, if given, makes ``n`` picks at once instead."""
+    many = pick_many if pick_many is not None else lambda n: [pick() for _ in range(n)]
     budget = reply_budget(c)
     if budget is None:
-        return [pick() for _ in range(count)]
+        return many(count)
     picks: list[Any] = []
     while len(picks) < count:
-        chunk = [pick() for _ in range(min(CHUNK * 16, count - len(picks)))]
+        chunk = many(min(CHUNK * 16, count - len(picks)))
         if not budget.spend(sum(map(size, chunk))):
             return None
         picks += chunk

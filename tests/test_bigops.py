@@ -3,6 +3,7 @@ random and edge inputs, and a decline (the reference runs) for what C does not h
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 import random
@@ -233,3 +234,27 @@ def test_set_walk_declines_other_shapes() -> None:
 def test_set_walk_falls_back_to_the_reference(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bigops, "_native", None)
     assert bigops.set_walk({b"a", b"b"}, [{b"b"}], True, 0, bigops.WALK_LIST) == [b"b"]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_draw_with_repeats_draws_as_the_reference(seed: int) -> None:
+    rng = random.Random(seed)
+    pool = [b"m:%d" % i for i in range(rng.choice([1, 2, 50, 3000]))]
+    k, draw_seed = rng.choice([0, 1, 100, 5000]), rng.getrandbits(64)
+    want = bigops.py_draw_with_repeats(pool, k, draw_seed)
+    assert len(want) == k and set(want) <= set(pool)
+    assert bigops.draw_with_repeats(pool, k, draw_seed) == want
+
+
+def test_draw_with_repeats_is_uniform_enough() -> None:
+    counts = collections.Counter(bigops.draw_with_repeats(list(range(10)), 20000, 99))
+    assert set(counts) == set(range(10)) and all(1750 < n < 2250 for n in counts.values())  # 2000 expected each
+
+
+@needs_c
+def test_draw_with_repeats_refuses_an_empty_pool() -> None:
+    assert native.draw_with_repeats([], 0, 1) == []
+    with pytest.raises(ValueError):
+        native.draw_with_repeats([], 1, 1)
+    with pytest.raises(ValueError):
+        native.draw_with_repeats([b"a"], -1, 1)

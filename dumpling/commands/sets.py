@@ -310,7 +310,8 @@ def srandmember(c: Any, argv: list[bytes]) -> Any:
     size = len(value)
     if count < 0 or count == 1:
         # With repetitions the reply is as long as asked: up to 2**63 members.
-        picked = repeat_within(c, abs(count), lambda: value.random_member(_rng), bulk_size)
+        picks = abs(count)
+        picked = repeat_within(c, picks, lambda: value.random_member(_rng), bulk_size, value.drawer(picks, _rng))
         return [] if picked is None else picked  # None: the output-buffer limit closed the client
     if count >= size:
         return _walk_reply(c, value.walk_source(), as_set=False)

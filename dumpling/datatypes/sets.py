@@ -30,7 +30,7 @@ import random
 from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
-from dumpling.bigops import sample_prefix
+from dumpling.bigops import draw_with_repeats, sample_prefix
 from dumpling.collector import untrack
 from dumpling.datatypes.lists import jemalloc_size, lp_bytes_of, lp_int_value, sds_alloc_size
 from dumpling.scan import MemberScan, ScanOrder
@@ -309,11 +309,23 @@ class SetValue:
             picks = sorted(rng.sample(range(len(order)), count))
             return [order[i] for i in picks]
         if count * SRANDMEMBER_SUB_STRATEGY_MUL > len(self.members):
-            return rng.sample(self.ordered(), count)
+            pool = list(self.members)  # the sample drawn in one pass, as SPOP's
+            sample_prefix(pool, count, rng.getrandbits(64))
+            del pool[count:]
+            return pool
         chosen: dict[bytes, None] = {}
         while len(chosen) < count:
             chosen[self.random_member(rng)] = None
         return list(chosen)
+
+    def drawer(self, count: int, rng: random.Random) -> Callable[[int], list[bytes]] | None:
+        """SRANDMEMBER's ``count`` picks with repetitions, in batches, when so many are worth a list
+        of the members: ``n -> n`` uniform picks from one list made now (``bigops.draw_with_repeats``);
+        None when one ``random_member`` at a time costs less."""
+        if count * 16 < len(self.members):
+            return None
+        pool = self.ordered()
+        return lambda n: draw_with_repeats(pool, n, rng.getrandbits(64))
 
     def pop_random(self, rng: random.Random) -> bytes:
         member = self.random_member(rng)
