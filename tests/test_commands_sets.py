@@ -182,6 +182,8 @@ def test_big_sets_replies_match_redis(pairs):
         ("SUNION", "a", "n"), ("SUNION", "small", "one"), ("SRANDMEMBER", "a", 5000),
         ("EVAL", "return redis.call('SMEMBERS', KEYS[1])", 1, "b"),
         ("EVAL", "return redis.call('SDIFF', KEYS[1], KEYS[2])", 2, "a", "c"),
+        ("EVAL", "redis.setresp(3); return redis.call('SRANDMEMBER', KEYS[1], 100)", 1, "small"),
+        ("EVAL", "redis.setresp(3); return redis.call('SINTER', KEYS[1], KEYS[2])", 2, "small", "a"),
     ]:
         same_members(pairs, *cmd)
     pairs.run([

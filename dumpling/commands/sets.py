@@ -138,7 +138,8 @@ def _walk_reply(c: Any, source: set[bytes] | list[bytes], others: list[set[bytes
     written as RESP straight from the members by ``bigops.set_walk``, no list of them between;
     a script gets them as values."""
     if c.from_script:
-        return SetReply(set_walk(source, others or [], keep, 0, WALK_LIST))
+        members = set_walk(source, others or [], keep, 0, WALK_LIST)
+        return SetReply(members) if as_set else members
     return Raw(set_walk(source, others or [], keep, 0, WALK_RESP3 if c.resp3 and as_set else WALK_RESP2))
 
 
