@@ -29,9 +29,10 @@ from collections.abc import Callable
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from dumpling.protocol import Map, Push, Raw, SetReply, _encode_into, encode
+from dumpling.protocol import Map, Push, Raw, SetReply, _encode_flat, _encode_into, encode
 
 CHUNK = 64  # elements encoded (or picked) between two looks at the budget
+FLAT_CHUNK = 1024  # elements of a flat array encoded in one C call (protocol's encode_flat) between two looks
 SMALL_REPLY = 1 << 20  # a reply of fewer elements and bytes than this is not worth a look
 
 # Per client: (items of _out already counted, their bytes, the last one counted), so that
@@ -143,20 +144,32 @@ def _encode_within(value: Any, resp3: bool, out: list[bytes], budget: ReplyBudge
         _encode_into(value, resp3, out)
         return budget.spend(sum(map(len, out[mark:])))
     out.append(head)
-    mark = len(out)
-    for n, item in enumerate(items, 1):
-        kind = type(item)
-        if kind is list or kind is tuple or kind is Map or kind is SetReply or kind is Push:
-            if not budget.spend(sum(map(len, out[mark:]))) or not _encode_within(item, resp3, out, budget):
+    flat = _encode_flat if type(items) is list else None
+    for start in range(0, len(items), FLAT_CHUNK):
+        chunk = items[start:start + FLAT_CHUNK]
+        data = None if flat is None else flat(chunk, resp3)  # None: not all bytes/int/None
+        if data is not None:  # (SPOP's, LRANGE's elements): in C, without the chunk's "*<n>" header
+            body = data[data.index(b"\r\n") + 2:]
+            out.append(body)
+            if not budget.spend(len(body)):
                 return False
-            mark = len(out)
-        else:
-            _encode_into(item, resp3, out)
-            if n % CHUNK == 0:
-                if not budget.spend(sum(map(len, out[mark:]))):
+            continue
+        mark = len(out)
+        for n, item in enumerate(chunk, 1):
+            kind = type(item)
+            if kind is list or kind is tuple or kind is Map or kind is SetReply or kind is Push:
+                if not budget.spend(sum(map(len, out[mark:]))) or not _encode_within(item, resp3, out, budget):
                     return False
                 mark = len(out)
-    return budget.spend(sum(map(len, out[mark:])) + len(head))
+            else:
+                _encode_into(item, resp3, out)
+                if n % CHUNK == 0:
+                    if not budget.spend(sum(map(len, out[mark:]))):
+                        return False
+                    mark = len(out)
+        if not budget.spend(sum(map(len, out[mark:]))):
+            return False
+    return budget.spend(len(head))
 
 
 def bulk_size(item: bytes) -> int:

@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from dumpling.protocol import Map, SetReply, encode
+from dumpling.replybudget import ReplyBudget, _encode_within
 from tests.servers import RawConnection, ServerProcess, encode_command, parse_reply, start_dumpling, start_redis
 
 LIMIT = ("--client-output-buffer-limit", "normal 10mb 0 0")
@@ -296,3 +298,39 @@ def test_pubsub_hard_limit_with_omem_growing_to_it(small_limit):
                 conn.call("CONFIG", "SET", "client-output-buffer-limit", "pubsub 32mb 8mb 60")
     for dropped_late, highest in seen:
         assert not dropped_late and 50_000 <= highest < 120_000, seen
+
+
+# -- the budgeted encoder in process ------------------------------------------------------------
+
+
+class _Closable:
+    closed = False
+
+
+class _Budget(ReplyBudget):
+    """A budget whose running out is only recorded (no server to close a client with)."""
+
+    def spend(self, nbytes: int) -> bool:
+        self.left -= nbytes
+        return self.left > 0
+
+
+@pytest.mark.parametrize("resp3", [False, True])
+def test_budgeted_encoding_is_the_plain_encoding(resp3):
+    """Encoded against a budget (flat chunks through the C encoder, nested items one by one), a
+    reply is byte for byte what ``protocol.encode`` writes, and spends exactly its size."""
+    flat = [b"m:%d" % i for i in range(5000)] + [7, None, -3, b""] * 300
+    mixed = flat[:2500] + [[b"a", 1.5], Map([(b"k", b"v")]), SetReply([b"x"])] + flat[2500:]
+    for value in (flat, SetReply(flat), mixed, SetReply(mixed), Map([(m, m) for m in flat[:3000]]), [mixed, flat]):
+        out: list[bytes] = []
+        budget = _Budget(_Closable(), 1 << 40)
+        assert _encode_within(value, resp3, out, budget)
+        wire = b"".join(out)
+        assert wire == encode(value, resp3)
+        assert (1 << 40) - budget.left == len(wire)
+
+
+def test_budgeted_encoding_stops_once_the_budget_is_spent():
+    out: list[bytes] = []
+    assert not _encode_within([b"x" * 100] * 100_000, False, out, _Budget(_Closable(), 50_000))
+    assert sum(map(len, out)) < 50_000 + 1024 * 110  # a chunk past the limit at most
