@@ -4,7 +4,9 @@ For real Redis and for dumpling, in the same run and alternating: redis-benchmar
 pipelined workload (`-c 50 -P 16`, the whole default set's write commands by default) in the
 background, and one extra connection sends PINGs one at a time, each waiting for its reply.
 Prints p50 / p99 / p99.9 / max of those round trips and dumpling's p99 over Redis's (issue 12's
-target: at most 2).  Both servers are single-threaded; the load generator shares the machine's
+target: at most 2), and each server's CPU time (user + system, /proc) per command it ran under
+that load, its keys and its RSS at the end: a PING waits behind the batches in progress, so its
+latency follows what they cost.  Both servers are single-threaded; the load generator shares the machine's
 cores.  ``--preload N`` first stores N small hashes and N small sets in each server: a keyspace
 of collections is what Python's cyclic GC used to stop the world for (dumpling.collector).
 
@@ -25,10 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from measure import expect_replies  # noqa: E402
+from measure import expect_replies, rss_bytes  # noqa: E402
 from redis_benchmark import EXPLICIT  # noqa: E402
 
-from tests.servers import ServerProcess, encode_command, start_dumpling, start_redis  # noqa: E402
+from tests.servers import ServerProcess, encode_command, info_int, start_dumpling, start_redis  # noqa: E402
 
 
 def preload(server: ServerProcess, keys: int, batch: int = 1000) -> None:
@@ -60,9 +62,9 @@ def load_commands(port: int, tests: str, grow: int) -> list[list[str]]:
             for c, w in zip(clients, workloads, strict=True)]
 
 
-def ping_latencies(server: ServerProcess, pings: int, tests: str, grow: int = 0) -> list[float]:
+def ping_latencies(server: ServerProcess, pings: int, tests: str, grow: int = 0) -> tuple[list[float], float, int]:
     """Round trips (ms) of ``pings`` PINGs sent one by one while redis-benchmark loads ``server``
-    (``load_commands``)."""
+    (``load_commands``), with the server's CPU seconds and commands over the same span."""
     loads = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
              for cmd in load_commands(server.port, tests, grow)]
     try:
@@ -71,6 +73,8 @@ def ping_latencies(server: ServerProcess, pings: int, tests: str, grow: int = 0)
             raise RuntimeError("a redis-benchmark load process exited early")
         out: list[float] = []
         with server.raw() as conn:
+            commands = info_int(conn, "stats", "total_commands_processed")
+            cpu = server.cpu_seconds()
             for _ in range(pings):
                 start = time.perf_counter()
                 reply = conn.call("PING")
@@ -78,7 +82,9 @@ def ping_latencies(server: ServerProcess, pings: int, tests: str, grow: int = 0)
                 if reply != b"+PONG\r\n":
                     raise RuntimeError(f"unexpected reply {reply!r}")
                 time.sleep(0.001)
-        return out
+            cpu = server.cpu_seconds() - cpu
+            commands = info_int(conn, "stats", "total_commands_processed") - commands
+        return out, cpu, commands
     finally:
         for load in loads:
             load.terminate()
@@ -103,16 +109,24 @@ def main() -> None:
         for server in servers.values():
             preload(server, args.preload)
         samples: dict[str, list[float]] = {name: [] for name in servers}
+        spent = {name: [0.0, 0] for name in servers}  # CPU seconds, commands
         for _ in range(args.rounds):
             for name, server in servers.items():
-                samples[name] += ping_latencies(server, args.pings, args.tests, args.grow)
+                pings, cpu, commands = ping_latencies(server, args.pings, args.tests, args.grow)
+                samples[name] += pings
+                spent[name][0] += cpu
+                spent[name][1] += commands
         load = f"HSET grow:<rand> among {args.grow:,} keys" if args.grow else f"-t {args.tests}"
         print(f"PING round trips (ms) under redis-benchmark -c 50 -P 16 {load}, "
               f"{args.rounds} alternating rounds of {args.pings}, {args.preload:,} hashes and sets preloaded")
-        print(f"{'server':10} {'p50':>8} {'p99':>8} {'p99.9':>8} {'max':>8}")
+        print(f"{'server':10} {'p50':>8} {'p99':>8} {'p99.9':>8} {'max':>8} {'cpu us/cmd':>11} {'keys':>10} {'rss MB':>8}")
         for name, values in samples.items():
+            with servers[name].raw() as conn:
+                keys = conn.call("DBSIZE")
+            cpu, commands = spent[name]
             print(f"{name:10} {statistics.median(values):8.3f} {percentile(values, 0.99):8.3f} "
-                  f"{percentile(values, 0.999):8.3f} {max(values):8.3f}")
+                  f"{percentile(values, 0.999):8.3f} {max(values):8.3f} {cpu / max(commands, 1) * 1e6:11.2f} "
+                  f"{int(keys[1:]):10,} {rss_bytes(servers[name].proc.pid) / 1e6:8.0f}")
         ratio = percentile(samples["dumpling"], 0.99) / percentile(samples["redis"], 0.99)
         print(f"p99 dumpling / redis: {ratio:.2f}")
     finally:

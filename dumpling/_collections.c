@@ -36,6 +36,7 @@
 #include <string.h>
 
 #include "_elementlist.h"
+#include "_lpentry.h"
 #include "_native.h"
 
 #define LP_HEADER_BYTES 7
@@ -1072,7 +1073,7 @@ static int attr_empty(PyObject *obj, PyObject *name) {
  * not NULL, the first field's bytes made already), the touch and the dirty count: the reply, the
  * number of new fields. */
 static PyObject *hset_write(NativeCall *call, PyObject *key, PyObject *fields, const NativeArg *args, int argc,
-                            PyObject *first, int created_key) {
+                            PyObject *first) {
     long created = 0;
     int table = native_is_keytable(fields);
     for (int i = 2; i < argc; i += 2) {
@@ -1094,7 +1095,7 @@ static PyObject *hset_write(NativeCall *call, PyObject *key, PyObject *fields, c
         if (bad)
             return NULL; /* (a failed allocation: the loop stops with the error) */
     }
-    if (!created_key && native_touch(call, key) < 0) /* (a new key's field is add()'s, as in Python) */
+    if (native_touch(call, key) < 0)
         return NULL;
     call->dirty += (argc - 2) / 2;
     return PyLong_FromLong(created);
@@ -1103,19 +1104,110 @@ static PyObject *hset_write(NativeCall *call, PyObject *key, PyObject *fields, c
 /* The Database the last native HSET of a new key stored into (native_database_of's *last). */
 static PyObject *g_database;
 
-/* A new empty HashValue: the template's slots shared, except a dict of fields of its own. */
-static PyObject *hash_blank(void) {
-    if (g_hash_template == NULL || Py_TYPE(g_hash_template) != (PyTypeObject *)g_hash_type)
-        return PyObject_CallNoArgs(g_hash_type);
-    PyTypeObject *type = (PyTypeObject *)g_hash_type;
-    PyObject *fields = PyDict_New();
-    PyObject *value = fields == NULL ? NULL : type->tp_alloc(type, 0);
-    if (value == NULL) {
-        Py_XDECREF(fields);
+/* ------------------------------------------------------------------ packed small hashes */
+
+/* A small hash HSET makes here is born packed (HashValue.packed: Redis's listpack bytes in the
+ * _fields slot, no dict, no object per field or value) and HSET edits that listpack: each write
+ * makes the new listpack as a new bytes (never changed in place: COPY shares them) with the
+ * value replaced where it lies or the pair appended, as Redis's hashTypeSet leaves its listpack.
+ * Any other command builds the dict through HashValue.fields (the first read of a restored
+ * packed hash does the same), and from then on the hash is an ordinary one.  A listpack over
+ * this size is left to Python (which builds it): each HSET copies the whole listpack. */
+#define PACKED_HASH_MAX_BYTES 16384
+#define LP_HEADER_SIZE 6 /* total bytes (4, little-endian) and the entry count (2) */
+
+/* HSET's field/value pairs args[2..argc) written into the hash listpack lp[0:lp_len] (NULL: a
+ * new hash's): the result as a new bytes and *created the number of fields it added; NULL
+ * without an exception when it would not stay a packed hash (more than max_entries fields, an
+ * entry count the header cannot hold, over PACKED_HASH_MAX_BYTES), with one on error.  The
+ * caller checked every argument against hash-max-listpack-value. */
+static PyObject *hash_listpack_set(const unsigned char *lp, size_t lp_len, const NativeArg *args, int argc,
+                                   long long max_entries, long *created) {
+    size_t cap = lp != NULL ? lp_len : LP_HEADER_SIZE + 1; /* (room for every pair appended) */
+    for (int i = 2; i < argc; i++)
+        cap += (size_t)args[i].len + 10; /* (an entry's encoding and back-length take at most 5 each) */
+    if (lp_len > PACKED_HASH_MAX_BYTES)
+        return NULL; /* (a restored one that big: built by Python) */
+    unsigned char small[1024];
+    unsigned char *buf = cap <= sizeof small ? small : PyMem_Malloc(cap);
+    if (buf == NULL) {
+        PyErr_NoMemory();
         return NULL;
     }
-    *slot_at(value, g_hash_all_offsets[0]) = fields;
-    int atomic = !PyObject_GC_IsTracked(fields); /* (an empty dict is made untracked) */
+    size_t end = LP_HEADER_SIZE, count = 0; /* the entries lie in [LP_HEADER_SIZE, end) */
+    if (lp != NULL) {
+        memcpy(buf, lp, lp_len - 1);
+        end = lp_len - 1;
+        count = (size_t)lp[4] | (size_t)lp[5] << 8;
+    }
+    long added = 0;
+    for (int i = 2; i < argc; i += 2) {
+        const unsigned char *f = (const unsigned char *)args[i].p, *v = (const unsigned char *)args[i + 1].p;
+        size_t fn = (size_t)args[i].len, vn = (size_t)args[i + 1].len;
+        LpePlan vplan;
+        lpe_plan(v, vn, &vplan);
+        /* the field among the fields (every other entry from the first), by its text: a
+         * restored listpack may hold an entry in a wider encoding than this one would write */
+        size_t p = LP_HEADER_SIZE;
+        int found = 0;
+        while (p < end) {
+            unsigned char digits[LPE_INT_TEXT_MAX];
+            const unsigned char *text;
+            size_t n;
+            lpe_text(buf + p, digits, &text, &n);
+            p += lpe_size(buf + p);
+            if (n == fn && memcmp(text, f, fn) == 0) {
+                found = 1;
+                break;
+            }
+            p += lpe_size(buf + p);
+        }
+        if (found) { /* the value at p replaced in place, the rest moved */
+            size_t old = lpe_size(buf + p);
+            memmove(buf + p + vplan.size, buf + p + old, end - (p + old));
+            end = end + vplan.size - old;
+            lpe_write(buf + p, v, vn, &vplan);
+        } else {
+            LpePlan fplan;
+            lpe_plan(f, fn, &fplan);
+            lpe_write(buf + end, f, fn, &fplan);
+            end += fplan.size;
+            lpe_write(buf + end, v, vn, &vplan);
+            end += vplan.size;
+            added++;
+        }
+    }
+    size_t fields = count / 2 + (size_t)added, total = end + 1;
+    PyObject *out = NULL;
+    if ((long long)fields <= max_entries && 2 * fields < 65535 && total <= PACKED_HASH_MAX_BYTES) {
+        buf[end] = 0xFF;
+        for (int i = 0; i < 4; i++)
+            buf[i] = (unsigned char)(total >> (8 * i));
+        buf[4] = (unsigned char)((2 * fields) & 0xff);
+        buf[5] = (unsigned char)((2 * fields) >> 8);
+        out = PyBytes_FromStringAndSize((const char *)buf, (Py_ssize_t)total);
+        *created = added;
+    }
+    if (buf != small)
+        PyMem_Free(buf);
+    return out;
+}
+
+/* A new HashValue holding the packed listpack `lp` (stolen), as HashValue.packed makes it: the
+ * template's other slots shared; NULL without an exception when the template is not there. */
+static PyObject *hash_packed_new(PyObject *lp) {
+    PyTypeObject *type = (PyTypeObject *)g_hash_type;
+    if (g_hash_template == NULL || Py_TYPE(g_hash_template) != type) {
+        Py_DECREF(lp);
+        return NULL;
+    }
+    PyObject *value = type->tp_alloc(type, 0);
+    if (value == NULL) {
+        Py_DECREF(lp);
+        return NULL;
+    }
+    *slot_at(value, g_hash_all_offsets[0]) = lp;
+    int atomic = 1;
     for (int i = 1; i < HASH_ALL_COUNT; i++) {
         PyObject *shared = *slot_at(g_hash_template, g_hash_all_offsets[i]);
         *slot_at(value, g_hash_all_offsets[i]) = Py_XNewRef(shared);
@@ -1129,43 +1221,64 @@ static PyObject *hash_blank(void) {
     return value;
 }
 
+/* 1 when every field and value argument is within hash-max-listpack-value (else HSET converts
+ * the hash: Python's), 0 if not, -1 on error; *max_entries read too. */
+static int hash_args_fit(NativeCall *call, const NativeArg *args, int argc, long long *max_entries) {
+    long long max_value;
+    if (setting_long(call, CFG_HASH_ENTRIES, max_entries) < 0 || setting_long(call, CFG_HASH_VALUE, &max_value) < 0)
+        return -1;
+    if ((argc - 2) / 2 > *max_entries)
+        return 0; /* (repeated fields count once: there are no more than the pairs) */
+    for (int i = 2; i < argc; i++)
+        if (args[i].len > max_value)
+            return 0;
+    return 1;
+}
+
 /* HSET of a key that does not exist: commands.hashes._create (Database.add itself, called) and
- * the fields written as below, when the new hash stays a listpack (the fields within
+ * the fields written, the hash born packed, when it stays a listpack (the fields within
  * hash-max-listpack-entries and every argument within -value; else it converts on the way:
  * Python's) and no client is blocked on a key (Database.add would signal them). */
 static PyObject *hset_new_key(NativeCall *call, PyObject *key, const NativeArg *args, int argc) {
-    long long max_entries, max_value;
-    if (setting_long(call, CFG_HASH_ENTRIES, &max_entries) < 0 || setting_long(call, CFG_HASH_VALUE, &max_value) < 0 ||
-        (argc - 2) / 2 > max_entries)
-        return NULL; /* (repeated fields count once: there are no more than the pairs) */
-    for (int i = 2; i < argc; i++)
-        if (args[i].len > max_value)
-            return NULL;
-    if (clients_blocked(call) != 0)
+    long long max_entries;
+    if (hash_args_fit(call, args, argc, &max_entries) <= 0 || clients_blocked(call) != 0)
         return NULL;
     PyObject *db = native_database_of(call, s_keyspace, s_dbs, s_data, &g_database);
     if (db == NULL)
         return NULL;
-    PyObject *value = hash_blank();
-    PyObject *reply = NULL;
-    if (value == NULL || (PyObject *)Py_TYPE(value) != g_hash_type)
-        goto done; /* (an error) */
-    PyObject *fields = *slot_at(value, g_hash_offsets[HV_FIELDS]);
-    if (fields == NULL || !PyDict_CheckExact(fields) || PyDict_GET_SIZE(fields) != 0) {
-        PyErr_SetString(PyExc_TypeError, "HashValue() did not make an empty dict of fields");
-        goto done;
-    }
-    Py_INCREF(fields);
+    long created = 0;
+    PyObject *lp = hash_listpack_set(NULL, 0, args, argc, max_entries, &created);
+    PyObject *value = lp == NULL ? NULL : hash_packed_new(lp);
+    if (value == NULL)
+        return NULL;
     PyObject *add_args[3] = {db, key, value};
     PyObject *added = PyObject_VectorcallMethod(s_add, add_args, 3, NULL);
-    if (added != NULL) {
-        Py_DECREF(added);
-        reply = hset_write(call, key, fields, args, argc, NULL, 1);
-    }
-    Py_DECREF(fields);
-done:
-    Py_XDECREF(value);
-    return reply;
+    Py_DECREF(value);
+    if (added == NULL)
+        return NULL;
+    Py_DECREF(added);
+    call->dirty += (argc - 2) / 2; /* (a new key's LRU field is add()'s, as in Python) */
+    return PyLong_FromLong(created);
+}
+
+/* HSET on a packed hash (no field TTLs: a packed one has none): its listpack edited, or NULL
+ * without an exception to leave it to Python (a conversion, a listpack grown too big). */
+static PyObject *hset_packed(NativeCall *call, PyObject *key, PyObject *value, PyObject *lp, const NativeArg *args,
+                             int argc) {
+    long long max_entries;
+    int fit = hash_args_fit(call, args, argc, &max_entries);
+    if (fit <= 0)
+        return NULL;
+    long created = 0;
+    PyObject *edited = hash_listpack_set((const unsigned char *)PyBytes_AS_STRING(lp), (size_t)PyBytes_GET_SIZE(lp),
+                                         args, argc, max_entries, &created);
+    if (edited == NULL)
+        return NULL;
+    Py_SETREF(*slot_at(value, g_hash_offsets[HV_FIELDS]), edited);
+    if (native_touch(call, key) < 0)
+        return NULL;
+    call->dirty += (argc - 2) / 2;
+    return PyLong_FromLong(created);
 }
 
 static PyObject *native_hset(NativeCall *call, const NativeArg *args, int argc) {
@@ -1184,7 +1297,13 @@ static PyObject *native_hset(NativeCall *call, const NativeArg *args, int argc) 
     PyObject *fields = *slot_at(value, g_hash_offsets[HV_FIELDS]);
     PyObject *encoding = *slot_at(value, g_hash_offsets[HV_ENCODING]);
     PyObject *expires = *slot_at(value, g_hash_offsets[HV_FIELD_EXPIRES]);
-    /* (the fields: a dict, a hashtable's KeyTable, or bytes while packed: declined) */
+    if (fields != NULL && PyBytes_CheckExact(fields) && encoding != NULL &&
+        (encoding == u_listpack || str_is(encoding, u_listpack) > 0) && expires != NULL &&
+        PyDict_Check(expires) && PyDict_GET_SIZE(expires) == 0) {
+        reply = hset_packed(call, key, value, fields, args, argc);
+        goto done;
+    }
+    /* (the fields: a dict or a hashtable's KeyTable; bytes while packed, other than above: declined) */
     if (fields == NULL || encoding == NULL || expires == NULL || !(PyDict_CheckExact(fields) || native_is_keytable(fields)))
         goto done;
     /* field TTLs (listpackex placement): Python's (NO_FIELD_TTLS is an empty dict subclass, shared) */
@@ -1234,7 +1353,7 @@ static PyObject *native_hset(NativeCall *call, const NativeArg *args, int argc) 
             goto done; /* set() converts on the way: Python's */
     }
 write:
-    reply = hset_write(call, key, fields, args, argc, first, 0);
+    reply = hset_write(call, key, fields, args, argc, first);
 done:
     Py_XDECREF(first);
     Py_DECREF(value);

@@ -270,11 +270,13 @@ def test_xadd_auto_ids_build_the_python_stream(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_hset_of_a_new_key_builds_the_python_hash(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Native HSET of a new key makes its HashValue without the Python __init__ (a copy of an
-    empty one with a dict of its own): every slot as HashValue() leaves it, no dict shared."""
+    """Native HSET of a new key makes its HashValue without the Python __init__, born packed
+    (HashValue.packed: the listpack of its fields in ``_fields``): every other slot as
+    HashValue() leaves it, untracked, and the fields those Python's HSET writes."""
     from dumpling.config import Config
     from dumpling.datatypes.hashes import NO_FIELD_TTLS, HashValue
     from dumpling.dispatch import Server
+    from dumpling.payload import listpack
     from dumpling.server import Client
     from tests.test_fastpath_fuzz import Transport
 
@@ -287,11 +289,11 @@ def test_hset_of_a_new_key_builds_the_python_hash(monkeypatch: pytest.MonkeyPatc
     made = [server.keyspace.dbs[0].data[key] for key in (b"h1", b"h2")]
     reference = HashValue()
     for value, fields in zip(made, [{b"f": b"v"}, {b"g": b"w", b"f": b"x"}], strict=True):
-        assert type(value) is HashValue and value.fields == fields
+        assert type(value) is HashValue and value.packed_listpack() == listpack.encode_dict_py(fields)
         assert [getattr(value, name) for name in HashValue.__slots__[1:]] == \
             [getattr(reference, name) for name in HashValue.__slots__[1:]]
         assert value.field_expires is NO_FIELD_TTLS and not gc.is_tracked(value)
-    assert made[0]._fields is not made[1]._fields
+        assert value.fields == fields
 
 
 # ----------------------------------------------------------------------------- stream append
