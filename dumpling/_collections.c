@@ -1235,6 +1235,32 @@ static int hash_args_fit(NativeCall *call, const NativeArg *args, int argc, long
     return 1;
 }
 
+/* Database.add(db, key, value) called through the function on db's type (the C one
+ * _fastpath.install_keyspace puts there, or the Python reference), looked up once per type
+ * version instead of per call: a Database has no instance dict, so its type's is the one. */
+static PyObject *g_add_type, *g_add_function;
+static unsigned int g_add_tag;
+
+static PyObject *database_add(PyObject *db, PyObject *key, PyObject *value) {
+    PyObject *args[3] = {db, key, value};
+    PyTypeObject *type = Py_TYPE(db);
+    if (type->tp_dictoffset != 0)
+        return PyObject_VectorcallMethod(s_add, args, 3, NULL);
+    if ((PyObject *)type != g_add_type || !(type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) ||
+        type->tp_version_tag != g_add_tag) {
+        PyObject *function = _PyType_Lookup(type, s_add); /* (borrowed; it gives the type a version tag) */
+        if (function == NULL || !(Py_IS_TYPE(function, &PyMethodDescr_Type) || PyFunction_Check(function)) ||
+            !(type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) {
+            Py_CLEAR(g_add_type);
+            return PyObject_VectorcallMethod(s_add, args, 3, NULL);
+        }
+        Py_XSETREF(g_add_function, Py_NewRef(function));
+        Py_XSETREF(g_add_type, Py_NewRef((PyObject *)type));
+        g_add_tag = type->tp_version_tag;
+    }
+    return PyObject_Vectorcall(g_add_function, args, 3, NULL);
+}
+
 /* HSET of a key that does not exist: commands.hashes._create (Database.add itself, called) and
  * the fields written, the hash born packed, when it stays a listpack (the fields within
  * hash-max-listpack-entries and every argument within -value; else it converts on the way:
@@ -1251,8 +1277,7 @@ static PyObject *hset_new_key(NativeCall *call, PyObject *key, const NativeArg *
     PyObject *value = lp == NULL ? NULL : hash_packed_new(lp);
     if (value == NULL)
         return NULL;
-    PyObject *add_args[3] = {db, key, value};
-    PyObject *added = PyObject_VectorcallMethod(s_add, add_args, 3, NULL);
+    PyObject *added = database_add(db, key, value);
     Py_DECREF(value);
     if (added == NULL)
         return NULL;

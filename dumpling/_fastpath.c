@@ -3141,8 +3141,10 @@ static PyObject *db_add(PyObject *db, PyObject *const *args, Py_ssize_t nargs) {
     if (lru_field(ksdict, &field) < 0 || native_kt->store(data, key, value, field, &e) < 0)
         return NULL;
     e->field = field; /* (a key that was there after all gets the new key's field, as the reference) */
-    if (!string) { /* collector.stored: out of the cyclic GC's full collections (its hide(data) is
-                    * nothing to do for a KeyTable, which is no GC type) */
+    if (!string && PyObject_IS_GC(value) && PyObject_GC_IsTracked(value)) {
+        /* collector.stored: out of the cyclic GC's full collections (its hide(data) is nothing to
+         * do for a KeyTable, which is no GC type; untrack returns at once for a value made
+         * untracked, as native HSET's new hashes are) */
         PyObject *r = PyObject_CallOneArg(g_untrack, value);
         if (r == NULL)
             return NULL;
