@@ -48,7 +48,7 @@
 static const uint64_t NEG_FILL_LIMITS[5] = {4096, 8192, 16384, 32768, 65536};
 
 static PyObject *s_encoding, *s_appendleft, *s_append, *s_popleft, *s_pop, *s_fields, *s_field_expires, *s_scan,
-    *s_members, *s_config, *s_values, *u_listpack, *u_quicklist, *u_hashtable, *u_intset, *s_keyspace, *s_blocked_keys,
+    *s_members, *s_config, *s_values, *u_listpack, *u_quicklist, *u_hashtable, *u_intset, *s_keyspace, *s_blocked_keys, *s_store_hooks,
     *s_append_entry, *s_scores, *s_add_checked, *s_update, *s_add, *s_dbs, *s_data;
 
 static PyObject *g_list_type, *g_hash_type, *g_set_type, *g_stream_type, *g_zset_type; /* set by configure() */
@@ -881,13 +881,14 @@ static PyObject *py_bisect_records(PyObject *self, PyObject *const *args, Py_ssi
 /* What the handlers read from the server, kept for the last server seen (a strong reference):
  * the settings below from server.config.values, read again after any CONFIG SET (commands.lists
  * registers settings_changed as a config listener) and for another server; and
- * server.keyspace.blocked_keys (both made once with the server and only mutated after). */
+ * server.keyspace.blocked_keys and store_hooks (made once with the server and only mutated after). */
 enum {
     CFG_LIST_FILL, CFG_HASH_ENTRIES, CFG_HASH_VALUE, CFG_SET_INTSET, CFG_SET_LP_ENTRIES, CFG_STREAM_BYTES,
     CFG_STREAM_ENTRIES, CFG_ZSET_ENTRIES, CFG_ZSET_VALUE, CFG_COUNT
 };
 static PyObject *k_settings[CFG_COUNT]; /* their names, interned at init */
-static PyObject *g_cache_server, *g_blocked_keys;
+static PyObject *g_cache_server, *g_blocked_keys, *g_store_hooks;
+static PyObject *g_untrack; /* collector.untrack (what Database.add hands a collection to) */
 static long long g_settings[CFG_COUNT];
 static int g_settings_ok = 0;
 
@@ -895,18 +896,31 @@ static int g_settings_ok = 0;
 static int load_server(NativeCall *call) {
     Py_CLEAR(g_cache_server);
     Py_CLEAR(g_blocked_keys);
+    Py_CLEAR(g_store_hooks);
     g_settings_ok = 0;
+    if (g_untrack == NULL) {
+        PyObject *collector = PyImport_ImportModule("dumpling.collector");
+        g_untrack = collector == NULL ? NULL : PyObject_GetAttrString(collector, "untrack");
+        Py_XDECREF(collector);
+        if (g_untrack == NULL)
+            return -1;
+    }
     PyObject *keyspace = PyObject_GetAttr(call->server, s_keyspace);
     PyObject *blocked = keyspace == NULL ? NULL : PyObject_GetAttr(keyspace, s_blocked_keys);
+    PyObject *hooks = blocked == NULL ? NULL : PyObject_GetAttr(keyspace, s_store_hooks);
     Py_XDECREF(keyspace);
-    if (blocked == NULL)
+    if (hooks == NULL) {
+        Py_XDECREF(blocked);
         return -1;
-    if (!PyDict_CheckExact(blocked)) {
+    }
+    if (!PyDict_CheckExact(blocked) || !PyList_CheckExact(hooks)) {
         Py_DECREF(blocked);
-        PyErr_SetString(PyExc_TypeError, "keyspace.blocked_keys is not a dict");
+        Py_DECREF(hooks);
+        PyErr_SetString(PyExc_TypeError, "keyspace.blocked_keys is not a dict or store_hooks not a list");
         return -1;
     }
     g_blocked_keys = blocked;
+    g_store_hooks = hooks;
     g_cache_server = Py_NewRef(call->server);
     return 0;
 }
@@ -1235,33 +1249,7 @@ static int hash_args_fit(NativeCall *call, const NativeArg *args, int argc, long
     return 1;
 }
 
-/* Database.add(db, key, value) called through the function on db's type (the C one
- * _fastpath.install_keyspace puts there, or the Python reference), looked up once per type
- * version instead of per call: a Database has no instance dict, so its type's is the one. */
-static PyObject *g_add_type, *g_add_function;
-static unsigned int g_add_tag;
-
-static PyObject *database_add(PyObject *db, PyObject *key, PyObject *value) {
-    PyObject *args[3] = {db, key, value};
-    PyTypeObject *type = Py_TYPE(db);
-    if (type->tp_dictoffset != 0)
-        return PyObject_VectorcallMethod(s_add, args, 3, NULL);
-    if ((PyObject *)type != g_add_type || !(type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) ||
-        type->tp_version_tag != g_add_tag) {
-        PyObject *function = _PyType_Lookup(type, s_add); /* (borrowed; it gives the type a version tag) */
-        if (function == NULL || !(Py_IS_TYPE(function, &PyMethodDescr_Type) || PyFunction_Check(function)) ||
-            !(type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) {
-            Py_CLEAR(g_add_type);
-            return PyObject_VectorcallMethod(s_add, args, 3, NULL);
-        }
-        Py_XSETREF(g_add_function, Py_NewRef(function));
-        Py_XSETREF(g_add_type, Py_NewRef((PyObject *)type));
-        g_add_tag = type->tp_version_tag;
-    }
-    return PyObject_Vectorcall(g_add_function, args, 3, NULL);
-}
-
-/* HSET of a key that does not exist: commands.hashes._create (Database.add itself, called) and
+/* HSET of a key that does not exist: commands.hashes._create (Database.add's steps: native_db_add) and
  * the fields written, the hash born packed, when it stays a listpack (the fields within
  * hash-max-listpack-entries and every argument within -value; else it converts on the way:
  * Python's) and no client is blocked on a key (Database.add would signal them). */
@@ -1277,11 +1265,10 @@ static PyObject *hset_new_key(NativeCall *call, PyObject *key, const NativeArg *
     PyObject *value = lp == NULL ? NULL : hash_packed_new(lp);
     if (value == NULL)
         return NULL;
-    PyObject *added = database_add(db, key, value);
+    int bad = native_db_add(call, db, g_store_hooks, g_untrack, key, value);
     Py_DECREF(value);
-    if (added == NULL)
+    if (bad)
         return NULL;
-    Py_DECREF(added);
     call->dirty += (argc - 2) / 2; /* (a new key's LRU field is add()'s, as in Python) */
     return PyLong_FromLong(created);
 }
@@ -1809,7 +1796,7 @@ PyMODINIT_FUNC PyInit__collections(void) {
                  {&k_settings[CFG_SET_LP_ENTRIES], "set-max-listpack-entries"},
                  {&u_listpack, "listpack"},  {&u_quicklist, "quicklist"},
                  {&u_hashtable, "hashtable"}, {&u_intset, "intset"},
-                 {&s_keyspace, "keyspace"},  {&s_blocked_keys, "blocked_keys"},
+                 {&s_keyspace, "keyspace"},  {&s_blocked_keys, "blocked_keys"}, {&s_store_hooks, "store_hooks"},
                  {&s_append_entry, "append"},
                  {&k_settings[CFG_STREAM_BYTES], "stream-node-max-bytes"},
                  {&k_settings[CFG_STREAM_ENTRIES], "stream-node-max-entries"},

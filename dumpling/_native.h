@@ -327,6 +327,31 @@ static inline int native_store_hooks(PyObject *hooks, PyObject *db, PyObject *ke
     return 0;
 }
 
+/* Database.add(key, value) (dbAdd) for a native handler, in the state it runs in: a KeyTable
+ * database without a slot index (native_load_db), an LRU policy (the plain state has no LFU) and
+ * no client blocked on a key (the caller checked).  The entry gets the command's LRU field; a
+ * collection leaves the cyclic GC's sight (collector.stored: `untrack`, whose walk ends at once
+ * for a value made untracked, so it is not called for one; a KeyTable is no GC type, so stored's
+ * hide has nothing to do) and goes to the store hooks (`hooks`: Keyspace.store_hooks).  The one
+ * C copy of keyspace.Database.add for the native handlers (native RESTORE, HSET of a new key);
+ * _fastpath's Database.add method is the other.  0, or -1 with an exception. */
+static inline int native_db_add(const NativeCall *call, PyObject *db, PyObject *hooks, PyObject *untrack,
+                                PyObject *key, PyObject *value) {
+    KtEntry *e;
+    if (native_kt->store(call->data, key, value, call->clock, &e) < 0)
+        return -1;
+    e->field = call->clock; /* (Database.add sets it whatever was there) */
+    if (PyBytes_CheckExact(value) || PyByteArray_CheckExact(value))
+        return 0;
+    if (PyObject_IS_GC(value) && PyObject_GC_IsTracked(value)) {
+        PyObject *r = PyObject_Vectorcall(untrack, &value, 1, NULL);
+        if (r == NULL)
+            return -1;
+        Py_DECREF(r);
+    }
+    return native_store_hooks(hooks, db, key, value);
+}
+
 /* The d2string of _fpconv's capsule, or NULL without an exception (no _fpconv: the caller leaves
  * doubles to its Python reference).  For a module's init. */
 static inline native_d2string_fn native_import_d2string(void) {

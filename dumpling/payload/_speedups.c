@@ -1324,7 +1324,8 @@ static int native_on = 1;           /* set_native_handlers(False): every call de
 static PyObject *native_ok;         /* dumpling.protocol.OK */
 static PyObject *body_value_fn;     /* decode.body_value(buf, type, version, body, end, options) */
 static PyObject *untrack_fn;        /* collector.untrack(value) and collector.hide(data): */
-static PyObject *hide_fn;           /* collector.stored's two steps, without its frame */
+static PyObject *hide_fn;           /* collector.stored's two steps, without its frame (hide: kept,
+                                     * but a KeyTable, what the natives store into, needs none) */
 static PyObject *encode_payload_fn; /* encode.encode_payload(value, version, options) */
 static PyObject *payload_error;     /* errors.PayloadError */
 static PyObject *blob_mask;         /* decode.BLOB_MASK */
@@ -1436,24 +1437,7 @@ order_added(PyObject *db, PyObject *attr, PyObject *key)
 static int
 native_add(const NativeCall *call, PyObject *db, PyObject *key, PyObject *value)
 {
-    KtEntry *e;
-    if (native_kt->store(call->data, key, value, call->clock, &e) < 0) {
-        return -1;
-    }
-    e->field = call->clock; /* (Database.add sets it whatever was there) */
-    int string = PyBytes_CheckExact(value) || PyByteArray_CheckExact(value);
-    if (!string) { /* collector.stored(data, value) */
-        PyObject *r = PyObject_Vectorcall(untrack_fn, &value, 1, NULL);
-        Py_XSETREF(r, r == NULL ? NULL : PyObject_Vectorcall(hide_fn, &call->data, 1, NULL));
-        if (r == NULL) {
-            return -1;
-        }
-        Py_DECREF(r);
-    }
-    if (string) {
-        return 0;
-    }
-    return native_store_hooks(fixed.hooks, db, key, value);
+    return native_db_add(call, db, fixed.hooks, untrack_fn, key, value);
 }
 
 /* The codec options a client's RESTORE of a footer <= 12 decodes with (DumpState.known_options
