@@ -19,9 +19,11 @@
  *   Redis's rate at pipeline 16, so a Python handler that also does the work cannot reach the
  *   targets whatever its value code costs.  The handlers are kept thin: the list ones are the
  *   lookup, the type check and the same list_push_one/list_pop_one the Python values call; HSET
- *   and SADD take only forms with no encoding change, no field TTLs and no SCAN cursor state,
- *   and decline everything else (new keys, errors, conversions, several list elements), before
- *   changing anything, to the Python handlers in dumpling/commands/{lists,hashes,sets}.py.
+ *   and SADD take only forms with no encoding change, no field TTLs and no SCAN cursor state
+ *   (HSET also a new key, whose small hash is born packed, and a packed hash's listpack, which
+ *   it edits: see "packed small hashes" below), and decline everything else (errors,
+ *   conversions, several list elements), before changing anything, to the Python handlers in
+ *   dumpling/commands/{lists,hashes,sets}.py.
  *   A change to what those commands do must be made here too: tests/test_fastpath_collections.py
  *   runs the same streams with the handlers on and off, and against Redis.
  */

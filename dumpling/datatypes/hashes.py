@@ -25,7 +25,9 @@ hashtable), following ``t_hash.c``.
 
 A restored listpack hash may start *packed* (``HashValue.packed``): the payload's listpack
 bytes are kept as they came, in the ``_fields`` slot, and the dict is built by the first
-access to ``fields`` (``unpack_listpack``, which the payload codec installs).  Until then
+access to ``fields`` (``unpack_listpack``, which the payload codec installs).  A small hash the
+native HSET creates is born packed the same way, and native HSET edits its listpack (a new
+``bytes`` per write) until a conversion or another command builds it.  Until then
 ``len()``, ``OBJECT ENCODING``, ``MEMORY USAGE`` and ``copy()`` answer from the bytes, and
 ``packed_listpack()`` hands them to DUMP, which writes them back unchanged.  C code that reads
 the ``_fields`` slot at its offset must treat bytes as "not built" (decline, or build through
