@@ -1142,7 +1142,7 @@ static PyObject *hash_listpack_set(const unsigned char *lp, size_t lp_len, const
     size_t cap = lp != NULL ? lp_len : LP_HEADER_SIZE + 1; /* (room for every pair appended) */
     for (int i = 2; i < argc; i++)
         cap += (size_t)args[i].len + 10; /* (an entry's encoding and back-length take at most 5 each) */
-    if (lp_len > PACKED_HASH_MAX_BYTES)
+    if (lp != NULL && (lp_len > PACKED_HASH_MAX_BYTES || lp_len < LP_HEADER_SIZE + 1))
         return NULL; /* (a restored one that big: built by Python) */
     unsigned char small[1024];
     unsigned char *buf = cap <= sizeof small ? small : PyMem_Malloc(cap);
