@@ -3,7 +3,8 @@ as its listpack bytes (``HashValue.packed``) and edits that listpack on later HS
 Python path (pure mode) builds a dict.  Random HSET-heavy sequences run on Redis, a compiled
 dumpling and a pure one: replies byte for byte (HGETALL too: a listpack's order is its
 insertion order), DUMP bodies byte for byte against Redis's (the listpack itself), and
-MEMORY USAGE compiled against pure.  Fields and values include canonical and non-canonical
+MEMORY USAGE compiled against pure.  Redis's DUMPs are RESTOREd on all three (a restored listpack
+hash is packed too, which HSET then edits).  Fields and values include canonical and non-canonical
 integers (stored as integer entries or strings), the empty string and lengths on both sides
 of ``hash-max-listpack-value``; the entry limit is low, so conversions come often.
 """
@@ -97,8 +98,12 @@ def test_packed_hset_sequences_against_redis(trio: list[ServerProcess], seed: in
                 assert compiled.call("MEMORY", "USAGE", key) == pure.call("MEMORY", "USAGE", key)
             elif op < 0.9:
                 _same(conns, "HDEL", key, _text(rng))
-            elif op < 0.94:
+            elif op < 0.92:
                 _same(conns, "COPY", key, rng.choice(keys), "REPLACE")
+            elif op < 0.94:  # Redis's DUMP restored everywhere: a packed hash (or built, in pure mode) to edit
+                payload = parse_reply(redis.call("DUMP", key))
+                if payload is not None:
+                    _same(conns, "RESTORE", rng.choice(keys), "0", payload, "REPLACE")  # type: ignore[arg-type]
             elif op < 0.96:
                 _same(conns, "HGET", key, _text(rng))
             else:
