@@ -2,13 +2,14 @@
 
 Starts one dumpling and one redis-server on loopback and, for each workload, fills
 one key with N elements in pipelined batches (``SADD big member:0000001 …``,
-``SADD ints 0 1 …``, ``HSET big field:0000001 value:0000001 …``, ``RPUSH big …``),
+``SADD ints 0 1 …``, ``HSET big field:0000001 value:0000001 …``, ``RPUSH big …``;
+a stream gets one ``XADD big * field:0000001 value:0000001`` per entry, 64 pipelined),
 then reports per element: the growth of the process RSS (both servers), Redis's
 ``used_memory`` growth and each server's ``MEMORY USAGE`` for the key (all
 elements sampled).  Ratios are dumpling / Redis.  Every workload runs on freshly
 started servers so memory freed by an earlier one is not reused.
 
-    python bench/memory_collections.py [--elements 1000000] [--batch 1000] [--workloads set,intset,hash,list]
+    python bench/memory_collections.py [--elements 1000000] [--batch 1000] [--workloads set,intset,hash,list,stream,stream-same]
 """
 
 from __future__ import annotations
@@ -53,26 +54,41 @@ def list_batches(n: int, batch: int) -> Iterator[list[str]]:
         yield ["RPUSH", "big", *(f"element:{i:07d}" for i in range(first, min(first + batch, n)))]
 
 
+def stream_batches(n: int, batch: int) -> Iterator[list[str]]:
+    """One XADD per entry (a stream has no multi-entry add): ``fill`` sends 64 together."""
+    for i in range(n):
+        yield ["XADD", "big", "*", f"field:{i:07d}", f"value:{i:07d}"]
+
+
+def stream_same_batches(n: int, batch: int) -> Iterator[list[str]]:
+    """Entries with the same field name (a node's master field: Redis stores only the value)."""
+    for i in range(n):
+        yield ["XADD", "big", "*", "field", f"value:{i:07d}"]
+
+
 WORKLOADS: dict[str, tuple[str, Batches, str]] = {
     "set": ("set of 'member:NNNNNNN' strings", set_batches, "SCARD"),
     "intset": ("set of integers", intset_batches, "SCARD"),
     "hash": ("hash 'field:NNNNNNN' -> 'value:NNNNNNN'", hash_batches, "HLEN"),
     "list": ("list of 'element:NNNNNNN' strings", list_batches, "LLEN"),
+    "stream": ("stream of XADD * 'field:NNNNNNN' 'value:NNNNNNN'", stream_batches, "XLEN"),
+    "stream-same": ("stream of XADD * 'field' 'value:NNNNNNN'", stream_same_batches, "XLEN"),
 }
 
 
 def fill(server: ServerProcess, batches: Iterator[list[str]], count_cmd: str, n: int) -> float:
     start = time.perf_counter()
     with server.raw() as conn:
-        pending = 0
+        pending: list[bytes] = []
         for args in batches:
-            conn.send(encode_command(*args))
-            pending += 1
-            if pending == 64:
-                for _ in range(pending):
+            pending.append(encode_command(*args))
+            if len(pending) == 64:  # one send of 64 requests, then their replies
+                conn.send(b"".join(pending))
+                for _ in range(len(pending)):
                     conn.read_reply()
-                pending = 0
-        for _ in range(pending):
+                pending = []
+        conn.send(b"".join(pending))
+        for _ in range(len(pending)):
             conn.read_reply()
         assert parse_reply(conn.call(count_cmd, "big")) == n
     return time.perf_counter() - start
