@@ -577,14 +577,282 @@ static int records_append(PyObject *records, const unsigned char *record) {
     return 0;
 }
 
-/* streams.IdMap's slots, checked to be its layout: 1 (parts set, borrowed), 0 not one. */
+/* ------------------------------------------------------------------ packed stream entries */
+
+/* streams.PackedFlats: a chunk of a stream's entries, each entry's flat field/value list packed
+ * as a LEB128 header (len(flat) << 1 | same) then each stored element, LEB128 length first;
+ * `same`: the fields are the chunk's master fields and only the values are stored.  `ends`
+ * holds each entry's native 4-byte end offset in `data`.  streams.pack_flat and
+ * _unpack_flats_py/_flats_append_py/_flats_delete_py are the Python reference. */
+enum { PF_MASTER, PF_DATA, PF_ENDS, PF_COUNT };
+static const char *const FLATS_SLOTS[PF_COUNT] = {"master", "data", "ends"};
+static Py_ssize_t g_flats_offsets[PF_COUNT];
+static PyObject *g_flats_type, *g_entrymap_type; /* configure() */
+static int g_flats_slots_ok = 0;
+#define FLATS_CHUNK_BYTES 0xFFFFFFFFLL /* streams.CHUNK_BYTES */
+
+static inline Py_ssize_t varint_size(unsigned long long n) {
+    Py_ssize_t size = 1;
+    while (n >= 0x80) {
+        n >>= 7;
+        size++;
+    }
+    return size;
+}
+
+static inline unsigned char *varint_put(unsigned char *p, unsigned long long n) {
+    while (n >= 0x80) {
+        *p++ = (unsigned char)((n & 0x7F) | 0x80);
+        n >>= 7;
+    }
+    *p++ = (unsigned char)n;
+    return p;
+}
+
+/* The LEB128 number at *p (advanced past it): 0, or -1 past `end` or over 63 bits. */
+static inline int varint_get(const unsigned char **p, const unsigned char *end, unsigned long long *n) {
+    unsigned long long v = 0;
+    for (int shift = 0; shift < 63; shift += 7) {
+        if (*p >= end)
+            return -1;
+        unsigned char b = *(*p)++;
+        v |= (unsigned long long)(b & 0x7F) << shift;
+        if (b < 0x80) {
+            *n = v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* An element's bytes (bytes or bytearray): 1, or 0 (another type). */
+static inline int elem_bytes(PyObject *o, const char **p, Py_ssize_t *n) {
+    if (PyBytes_CheckExact(o)) {
+        *p = PyBytes_AS_STRING(o);
+        *n = PyBytes_GET_SIZE(o);
+        return 1;
+    }
+    if (PyByteArray_CheckExact(o)) {
+        *p = PyByteArray_AS_STRING(o);
+        *n = PyByteArray_GET_SIZE(o);
+        return 1;
+    }
+    return 0;
+}
+
+/* A PackedFlats' parts (borrowed): 1, or 0 with TypeError (not one, or a layout not its own). */
+static int flats_parts(PyObject *chunk, PyObject **master, PyObject **data, PyObject **ends) {
+    if (!g_flats_slots_ok || (PyObject *)Py_TYPE(chunk) != g_flats_type)
+        goto bad;
+    *master = *slot_at(chunk, g_flats_offsets[PF_MASTER]);
+    *data = *slot_at(chunk, g_flats_offsets[PF_DATA]);
+    *ends = *slot_at(chunk, g_flats_offsets[PF_ENDS]);
+    if (*master == NULL || *data == NULL || *ends == NULL || !PyByteArray_CheckExact(*data) || !PyByteArray_CheckExact(*ends) ||
+        (*master != Py_None && !PyTuple_CheckExact(*master)) || PyByteArray_GET_SIZE(*ends) % 4)
+        goto bad;
+    return 1;
+bad:
+    PyErr_SetString(PyExc_TypeError, "not a streams.PackedFlats");
+    return 0;
+}
+
+static inline uint32_t flats_end(PyObject *ends, Py_ssize_t j) {
+    uint32_t end;
+    memcpy(&end, PyByteArray_AS_STRING(ends) + 4 * j, 4);
+    return end;
+}
+
+/* _flats_append_py: `flat` (a list of bytes/bytearray) packed at the end of `chunk`.  1 done,
+ * 0 its data would pass FLATS_CHUNK_BYTES (nothing changed), -1 error. */
+static int flats_append_c(PyObject *chunk, PyObject *flat) {
+    PyObject *master, *data, *ends;
+    if (!flats_parts(chunk, &master, &data, &ends))
+        return -1;
+    if (!PyList_CheckExact(flat)) {
+        PyErr_SetString(PyExc_TypeError, "a stream entry is a list of bytes");
+        return -1;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(flat);
+    const char *p = NULL;
+    Py_ssize_t len = 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (!elem_bytes(PyList_GET_ITEM(flat, i), &p, &len)) {
+            PyErr_SetString(PyExc_TypeError, "a stream entry is a list of bytes");
+            return -1;
+        }
+    if (master == Py_None && n % 2 == 0) { /* the chunk's first entry: its fields are the master's */
+        PyObject *fields = PyTuple_New(n / 2);
+        if (fields == NULL)
+            return -1;
+        for (Py_ssize_t i = 0; i < n / 2; i++) {
+            PyObject *f = PyList_GET_ITEM(flat, 2 * i);
+            if (PyBytes_CheckExact(f))
+                Py_INCREF(f);
+            else if ((f = PyBytes_FromStringAndSize(PyByteArray_AS_STRING(f), PyByteArray_GET_SIZE(f))) == NULL) {
+                Py_DECREF(fields);
+                return -1;
+            }
+            PyTuple_SET_ITEM(fields, i, f);
+        }
+        Py_XSETREF(*slot_at(chunk, g_flats_offsets[PF_MASTER]), fields);
+        master = fields;
+    }
+    int same = master != Py_None && n == 2 * PyTuple_GET_SIZE(master);
+    for (Py_ssize_t i = 0; same && i < n / 2; i++) {
+        PyObject *f = PyList_GET_ITEM(flat, 2 * i), *m = PyTuple_GET_ITEM(master, i);
+        if (f == m)
+            continue;
+        elem_bytes(f, &p, &len);
+        same = PyBytes_CheckExact(m) && len == PyBytes_GET_SIZE(m) && memcmp(p, PyBytes_AS_STRING(m), len) == 0;
+    }
+    long long size = varint_size(((unsigned long long)n << 1) | (unsigned)same);
+    for (Py_ssize_t i = same ? 1 : 0; i < n; i += same ? 2 : 1) {
+        elem_bytes(PyList_GET_ITEM(flat, i), &p, &len);
+        size += varint_size((unsigned long long)len) + len;
+    }
+    Py_ssize_t at = PyByteArray_GET_SIZE(data), n_ends = PyByteArray_GET_SIZE(ends);
+    if (at + size > FLATS_CHUNK_BYTES)
+        return 0;
+    if (PyByteArray_Resize(ends, n_ends + 4) < 0)
+        return -1;
+    if (PyByteArray_Resize(data, at + size) < 0) {
+        PyObject *type, *err, *tb;
+        PyErr_Fetch(&type, &err, &tb);
+        PyByteArray_Resize(ends, n_ends); /* (a shrink) */
+        PyErr_Restore(type, err, tb);
+        return -1;
+    }
+    unsigned char *w = (unsigned char *)PyByteArray_AS_STRING(data) + at;
+    w = varint_put(w, ((unsigned long long)n << 1) | (unsigned)same);
+    for (Py_ssize_t i = same ? 1 : 0; i < n; i += same ? 2 : 1) {
+        elem_bytes(PyList_GET_ITEM(flat, i), &p, &len);
+        w = varint_put(w, (unsigned long long)len);
+        memcpy(w, p, len);
+        w += len;
+    }
+    uint32_t end = (uint32_t)(at + size);
+    memcpy(PyByteArray_AS_STRING(ends) + n_ends, &end, 4);
+    return 1;
+}
+
+/* flats_append(chunk, flat) -> bool: _flats_append_py. */
+static PyObject *py_flats_append(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "flats_append(chunk, flat)");
+        return NULL;
+    }
+    int r = flats_append_c(args[0], args[1]);
+    return r < 0 ? NULL : PyBool_FromLong(r);
+}
+
+/* flats_unpack(data, ends, master, start, stop) -> [flat, ...]: _unpack_flats_py. */
+static PyObject *py_flats_unpack(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5 || !PyByteArray_CheckExact(args[0]) || !PyByteArray_CheckExact(args[1]) ||
+        (args[2] != Py_None && !PyTuple_CheckExact(args[2]))) {
+        PyErr_SetString(PyExc_TypeError, "flats_unpack(data: bytearray, ends: bytearray, master: tuple | None, start, stop)");
+        return NULL;
+    }
+    PyObject *data = args[0], *ends = args[1], *master = args[2];
+    Py_ssize_t start = PyLong_AsSsize_t(args[3]), stop = PyLong_AsSsize_t(args[4]);
+    if ((start == -1 || stop == -1) && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t count = PyByteArray_GET_SIZE(ends) / 4;
+    if (start < 0 || stop > count || start > stop) {
+        PyErr_SetString(PyExc_IndexError, "flats_unpack: entries out of range");
+        return NULL;
+    }
+    const unsigned char *base = (const unsigned char *)PyByteArray_AS_STRING(data);
+    const unsigned char *end = base + PyByteArray_GET_SIZE(data);
+    const unsigned char *p = base + (start ? flats_end(ends, start - 1) : 0);
+    PyObject *out = PyList_New(stop - start);
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t j = start; j < stop; j++) {
+        unsigned long long header, size;
+        if (p > end || varint_get(&p, end, &header) < 0)
+            goto corrupt;
+        int same = (int)(header & 1);
+        unsigned long long n = header >> 1;
+        if (n > (unsigned long long)(end - p) * 2 + 2 || (same && (master == Py_None || n != 2 * (unsigned long long)PyTuple_GET_SIZE(master))))
+            goto corrupt;
+        PyObject *flat = PyList_New((Py_ssize_t)n);
+        if (flat == NULL)
+            goto error;
+        PyList_SET_ITEM(out, j - start, flat);
+        for (Py_ssize_t i = 0; i < (Py_ssize_t)n; i++) {
+            PyObject *item;
+            if (same && i % 2 == 0) {
+                item = Py_NewRef(PyTuple_GET_ITEM(master, i / 2));
+            } else {
+                if (varint_get(&p, end, &size) < 0 || size > (unsigned long long)(end - p))
+                    goto corrupt;
+                if ((item = PyBytes_FromStringAndSize((const char *)p, (Py_ssize_t)size)) == NULL)
+                    goto error;
+                p += size;
+            }
+            PyList_SET_ITEM(flat, i, item);
+        }
+    }
+    return out;
+corrupt:
+    PyErr_SetString(PyExc_ValueError, "flats_unpack: not a packed stream chunk");
+error:
+    Py_DECREF(out); /* (unset items are NULL: list dealloc skips them) */
+    return NULL;
+}
+
+/* flats_delete(chunk, start, stop): _flats_delete_py (entries start to stop, not included). */
+static PyObject *py_flats_delete(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    PyObject *master, *data, *ends;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "flats_delete(chunk, start, stop)");
+        return NULL;
+    }
+    if (!flats_parts(args[0], &master, &data, &ends))
+        return NULL;
+    Py_ssize_t start = PyLong_AsSsize_t(args[1]), stop = PyLong_AsSsize_t(args[2]);
+    if ((start == -1 || stop == -1) && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t count = PyByteArray_GET_SIZE(ends) / 4;
+    if (start < 0 || stop > count || start > stop) {
+        PyErr_SetString(PyExc_IndexError, "flats_delete: entries out of range");
+        return NULL;
+    }
+    if (start == stop)
+        Py_RETURN_NONE;
+    uint32_t first = start ? flats_end(ends, start - 1) : 0, last = flats_end(ends, stop - 1);
+    Py_ssize_t size = PyByteArray_GET_SIZE(data);
+    if (first > last || last > size) {
+        PyErr_SetString(PyExc_ValueError, "flats_delete: not a packed stream chunk");
+        return NULL;
+    }
+    uint32_t shift = last - first;
+    char *d = PyByteArray_AS_STRING(data), *e = PyByteArray_AS_STRING(ends);
+    memmove(d + first, d + last, size - last);
+    for (Py_ssize_t j = stop; j < count; j++) {
+        uint32_t end;
+        memcpy(&end, e + 4 * j, 4);
+        end -= shift;
+        memcpy(e + 4 * (j - (stop - start)), &end, 4);
+    }
+    if (PyByteArray_Resize(data, size - shift) < 0 || PyByteArray_Resize(ends, 4 * (count - (stop - start))) < 0)
+        return NULL; /* (shrinks) */
+    Py_RETURN_NONE;
+}
+
+/* streams.IdMap's slots (or an EntryMap's, whose chunks are PackedFlats), checked to be its
+ * layout: 1 (parts set, borrowed), 0 not one. */
 typedef struct {
     PyObject *owner, *keys, *vals, *maxes; /* (owner: the IdMap) */
     Py_ssize_t len;                        /* its _len */
+    int packed;                            /* an EntryMap */
 } IdMapParts;
 
 static int idmap_parts(PyObject *m, IdMapParts *parts) {
-    if (g_idmap_type == NULL || (PyObject *)Py_TYPE(m) != g_idmap_type)
+    if (g_idmap_type == NULL || ((PyObject *)Py_TYPE(m) != g_idmap_type && (PyObject *)Py_TYPE(m) != g_entrymap_type))
+        return 0;
+    parts->packed = (PyObject *)Py_TYPE(m) == g_entrymap_type;
+    if (parts->packed && !g_flats_slots_ok)
         return 0;
     parts->owner = m;
     PyObject *len = *slot_at(m, g_idmap_offsets[IM_LEN]);
@@ -603,7 +871,8 @@ static int idmap_parts(PyObject *m, IdMapParts *parts) {
     if (PyList_GET_SIZE(parts->keys) != n || PyByteArray_GET_SIZE(parts->maxes) != n * ID_RECORD)
         return 0;
     if (n && (!PyByteArray_CheckExact(PyList_GET_ITEM(parts->keys, n - 1)) ||
-              !PyList_CheckExact(PyList_GET_ITEM(parts->vals, n - 1))))
+              !(parts->packed ? (PyObject *)Py_TYPE(PyList_GET_ITEM(parts->vals, n - 1)) == g_flats_type
+                              : PyList_CheckExact(PyList_GET_ITEM(parts->vals, n - 1)))))
         return 0;
     return 1;
 }
@@ -636,7 +905,11 @@ static int untrack_new(PyObject *obj) {
  * new one when that holds CHUNK keys, and _len counts it.  0, or -1 on error (an allocation: the
  * map may then be left with the key in its chunks but not in _len, and the loop stops with the
  * error). */
+static int idmap_append_packed(const IdMapParts *parts, const unsigned char *record, PyObject *value);
+
 static int idmap_append(const IdMapParts *parts, const unsigned char *record, PyObject *value) {
+    if (parts->packed)
+        return idmap_append_packed(parts, record, value);
     Py_ssize_t n = PyList_GET_SIZE(parts->vals);
     PyObject *last_vals = n ? PyList_GET_ITEM(parts->vals, n - 1) : NULL;
     if (last_vals != NULL && PyList_GET_SIZE(last_vals) < g_idmap_chunk) {
@@ -655,6 +928,41 @@ static int idmap_append(const IdMapParts *parts, const unsigned char *record, Py
                   records_append(parts->maxes, record) < 0;
         Py_DECREF(keys);
         Py_DECREF(vals);
+        if (bad)
+            return -1;
+    }
+    return slot_set_ll(parts->owner, g_idmap_offsets[IM_LEN], parts->len + 1);
+}
+
+/* idmap_append of an EntryMap (EntryMap._add_to_last): `value`, a flat list of bytes, packed
+ * into the last chunk while it has fewer than CHUNK entries and room for its bytes, else into a
+ * new PackedFlats. */
+static int idmap_append_packed(const IdMapParts *parts, const unsigned char *record, PyObject *value) {
+    Py_ssize_t n = PyList_GET_SIZE(parts->vals);
+    PyObject *last_vals = n ? PyList_GET_ITEM(parts->vals, n - 1) : NULL, *master, *data, *ends;
+    int added = 0;
+    if (last_vals != NULL) {
+        if (!flats_parts(last_vals, &master, &data, &ends))
+            return -1;
+        if (PyByteArray_GET_SIZE(ends) / 4 < g_idmap_chunk && (added = flats_append_c(last_vals, value)) < 0)
+            return -1;
+    }
+    if (added) {
+        if (records_append(PyList_GET_ITEM(parts->keys, n - 1), record) < 0)
+            return -1; /* (the value is in; the map is left as the error finds it) */
+        memcpy(PyByteArray_AS_STRING(parts->maxes) + (n - 1) * ID_RECORD, record, ID_RECORD);
+    } else {
+        PyObject *keys = PyByteArray_FromStringAndSize((const char *)record, ID_RECORD), *chunk = PyObject_CallNoArgs(g_flats_type);
+        int bad = keys == NULL || chunk == NULL;
+        if (!bad) {
+            int r = flats_append_c(chunk, value);
+            if (r == 0)
+                PyErr_SetString(PyExc_OverflowError, "a stream entry over 4 GiB");
+            bad = r <= 0 || untrack_new(chunk) < 0 || PyList_Append(parts->keys, keys) < 0 ||
+                  PyList_Append(parts->vals, chunk) < 0 || records_append(parts->maxes, record) < 0;
+        }
+        Py_XDECREF(keys);
+        Py_XDECREF(chunk);
         if (bad)
             return -1;
     }
@@ -1679,7 +1987,18 @@ static PyObject *py_configure(PyObject *self, PyObject *const *args, Py_ssize_t 
         return NULL;
     PyObject *idmap = PyObject_GetAttrString(streams, "IdMap");
     PyObject *chunk = idmap == NULL ? NULL : PyObject_GetAttrString(streams, "CHUNK");
+    PyObject *entrymap = chunk == NULL ? NULL : PyObject_GetAttrString(streams, "EntryMap");
+    PyObject *flats = entrymap == NULL ? NULL : PyObject_GetAttrString(streams, "PackedFlats");
     Py_DECREF(streams);
+    if (flats == NULL) {
+        Py_XDECREF(idmap);
+        Py_XDECREF(chunk);
+        Py_XDECREF(entrymap);
+        return NULL;
+    }
+    Py_XSETREF(g_entrymap_type, entrymap);
+    Py_XSETREF(g_flats_type, flats);
+    g_flats_slots_ok = native_slot_offsets(g_flats_type, FLATS_SLOTS, PF_COUNT, g_flats_offsets) > 0;
     Py_ssize_t n_chunk = chunk == NULL ? -1 : PyLong_AsSsize_t(chunk);
     Py_XDECREF(chunk);
     if (n_chunk == -1 && PyErr_Occurred()) {
@@ -1762,6 +2081,12 @@ static PyMethodDef methods[] = {
      "list_pop_one(value, head, fill) -> element or None: ListValue.pop of one element, or None (not its case)."},
     {"stream_append", (PyCFunction)(void (*)(void))py_stream_append, METH_FASTCALL,
      "stream_append(value, entry_id, flat, max_bytes, max_entries) -> bool: StreamValue.append, or False (not its case)."},
+    {"flats_append", (PyCFunction)(void (*)(void))py_flats_append, METH_FASTCALL,
+     "flats_append(chunk, flat) -> bool: a stream entry packed at the end of a PackedFlats, or False (past its size limit)."},
+    {"flats_unpack", (PyCFunction)(void (*)(void))py_flats_unpack, METH_FASTCALL,
+     "flats_unpack(data, ends, master, start, stop) -> the flat lists of a PackedFlats' entries start to stop."},
+    {"flats_delete", (PyCFunction)(void (*)(void))py_flats_delete, METH_FASTCALL,
+     "flats_delete(chunk, start, stop): remove a PackedFlats' entries start to stop."},
     {"bisect_records", (PyCFunction)(void (*)(void))py_bisect_records, METH_FASTCALL,
      "bisect_records(records, key, right) -> the bisect place of a 16-byte stream ID record among sorted records."},
     {"lp_entry_size", py_lp_entry_size, METH_O, "lp_entry_size(element) -> bytes it takes inside a listpack."},

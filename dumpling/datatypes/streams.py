@@ -104,17 +104,36 @@ class IdMap:
     __slots__ = ("_len", "_keys", "_vals", "_maxes")
 
     def __init__(self, items: Iterable[tuple[StreamID, Any]] = ()) -> None:
-        pairs = sorted(dict(items).items())
-        self._len = len(pairs)
+        self._len = 0
         self._keys: list[bytearray] = []
-        self._vals: list[list[Any]] = []
+        self._vals: list[Any] = []  # (lists here; PackedFlats in an EntryMap)
         self._maxes = bytearray()
-        for i in range(0, len(pairs), CHUNK):
-            part = pairs[i:i + CHUNK]
-            records = bytearray(b"".join(pack_id(*k) for k, _ in part))
-            self._keys.append(records)
-            self._vals.append([v for _, v in part])
-            self._maxes += records[-ID_BYTES:]
+        for key, value in sorted(dict(items).items()):
+            self._append(pack_id(*key), value)
+
+    def _chunk_of(self, values: list[Any]) -> Any:
+        """A chunk's container of values (a list; EntryMap packs them)."""
+        return values
+
+    def _add_to_last(self, value: Any) -> bool:
+        """Append ``value`` to the last chunk if it has room; whether it did."""
+        vals = self._vals[-1]
+        if len(vals) >= CHUNK:
+            return False
+        vals.append(value)
+        return True
+
+    def _append(self, record: bytes, value: Any) -> None:
+        """Add the key ``record``, past every key, with its value."""
+        maxes = self._maxes
+        if maxes and self._add_to_last(value):
+            self._keys[-1] += record
+            maxes[-ID_BYTES:] = record
+        else:
+            self._vals.append(self._chunk_of([value]))
+            self._keys.append(bytearray(record))
+            maxes += record
+        self._len += 1
 
     def _find(self, key: object) -> tuple[int, int] | None:
         """The chunk and place of ``key``, or None (absent, or not an ID)."""
@@ -152,7 +171,7 @@ class IdMap:
             yield from unpack_ids(chunk)
 
     def __repr__(self) -> str:
-        return f"IdMap({list(self.items())!r})"
+        return f"{type(self).__name__}({list(self.items())!r})"
 
     def keys(self) -> IdKeys:
         return IdKeys(self)
@@ -194,15 +213,7 @@ class IdMap:
         record = pack_id(*key)
         maxes = self._maxes
         if not maxes or record > maxes[-ID_BYTES:]:
-            if maxes and len(self._vals[-1]) < CHUNK:
-                self._keys[-1] += record
-                self._vals[-1].append(value)
-                maxes[-ID_BYTES:] = record
-            else:
-                self._keys.append(bytearray(record))
-                self._vals.append([value])
-                maxes += record
-            self._len += 1
+            self._append(record, value)
             return
         i = _bisect_records(maxes, record)
         keys, vals = self._keys[i], self._vals[i]
@@ -212,13 +223,13 @@ class IdMap:
             vals[j] = value
             return
         # (only a value assembled out of order: streams append)
+        vals.insert(j, value)  # (first: a packed chunk refuses a value past its size limit)
         keys[at:at] = record
-        vals.insert(j, value)
         self._len += 1
         if len(vals) > CHUNK:  # split in two
             half = len(vals) // 2
             self._keys.insert(i + 1, keys[half * ID_BYTES:])
-            self._vals.insert(i + 1, vals[half:])
+            self._vals.insert(i + 1, self._chunk_of(vals[half:]))
             maxes[i * ID_BYTES:i * ID_BYTES] = keys[(half - 1) * ID_BYTES:half * ID_BYTES]
             del keys[half * ID_BYTES:], vals[half:]
 
@@ -369,6 +380,211 @@ class IdKeys:
         return self._owner.key_at(index)
 
 
+# ----------------------------------------------------------------------------- packed entries
+
+CHUNK_BYTES = 0xFFFFFFFF  # a PackedFlats' data stays addressable by its 4-byte end offsets
+_END = struct.Struct("=I")
+
+
+def _varint(n: int) -> bytes:
+    """``n`` as LEB128: 7 bits a byte, low first, the high bit set on every byte but the last."""
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _read_varint(data: bytearray, p: int) -> tuple[int, int]:
+    """The LEB128 number at ``p`` and the place after it."""
+    b = data[p]
+    if b < 0x80:
+        return b, p + 1
+    n, shift = 0, 0
+    while True:
+        b = data[p]
+        p += 1
+        n |= (b & 0x7F) << shift
+        if b < 0x80:
+            return n, p
+        shift += 7
+
+
+def pack_flat(flat: list[bytes], master: tuple[bytes, ...] | None) -> bytes:
+    """One entry's bytes in a PackedFlats: a header ``len(flat) << 1 | same`` then each element
+    stored, length first (LEB128 both).  ``same``: the fields are ``master``'s, so only the
+    values are stored (Redis's master-entry compression)."""
+    n = len(flat)
+    same = master is not None and n == 2 * len(master) and tuple(flat[0::2]) == master
+    parts = [_varint(n << 1 | same)]
+    for item in flat[1::2] if same else flat:
+        parts.append(_varint(len(item)))
+        parts.append(item)
+    return b"".join(parts)
+
+
+def _unpack_flats_py(data: bytearray, ends: bytearray, master: tuple[bytes, ...] | None,
+                     start: int, stop: int) -> list[list[bytes]]:
+    """The entries ``start`` to ``stop`` (not included) of a PackedFlats' parts, as flat lists
+    (a field shared with ``master`` is ``master``'s bytes object)."""
+    p = _END.unpack_from(ends, (start - 1) * 4)[0] if start else 0
+    out = []
+    for _ in range(start, stop):
+        header, p = _read_varint(data, p)
+        n = header >> 1
+        flat: list[bytes] = []
+        if header & 1:
+            assert master is not None
+            for name in master:
+                size, p = _read_varint(data, p)
+                flat.append(name)
+                flat.append(bytes(data[p:p + size]))
+                p += size
+        else:
+            for _ in range(n):
+                size, p = _read_varint(data, p)
+                flat.append(bytes(data[p:p + size]))
+                p += size
+        out.append(flat)
+    return out
+
+
+def _flats_append_py(chunk: PackedFlats, flat: list[bytes]) -> bool:
+    """Append ``flat`` to ``chunk`` unless its data would pass CHUNK_BYTES; whether it did."""
+    if chunk.master is None and len(flat) % 2 == 0:
+        chunk.master = tuple(map(bytes, flat[0::2]))
+    packed = pack_flat(flat, chunk.master)
+    end = len(chunk.data) + len(packed)
+    if end > CHUNK_BYTES:
+        return False
+    chunk.data += packed
+    chunk.ends += _END.pack(end)
+    return True
+
+
+def _flats_delete_py(chunk: PackedFlats, start: int, stop: int) -> None:
+    """Remove the entries ``start`` to ``stop`` (not included) of ``chunk``."""
+    ends = chunk.ends
+    first = _END.unpack_from(ends, (start - 1) * 4)[0] if start else 0
+    last = _END.unpack_from(ends, (stop - 1) * 4)[0]
+    shift = last - first
+    del chunk.data[first:last]
+    tail = [end - shift for (end,) in _END.iter_unpack(ends[stop * 4:])]
+    ends[start * 4:] = struct.pack(f"={len(tail)}I", *tail)
+
+
+class PackedFlats:
+    """The values of one chunk of an ``EntryMap``: each entry's flat field/value list packed
+    (``pack_flat``) one after another in ``data``, ``ends`` the 4-byte native end offset of each
+    (so the j-th entry is found without reading the ones before it), ``master`` the fields of
+    the first entry the chunk took, which an entry with the same fields does not store again.
+    No Python object per entry: a list and its bytes objects were ~120-165 bytes an entry, this
+    is the entry's bytes plus ~6.  Reads make new lists (and bytes, but for master fields).
+    It behaves as the list IdMap keeps per chunk (len, indexing and slices of step 1, append,
+    insert, deletion); ``dumpling._collections`` packs, unpacks and deletes in C
+    (``flats_append``/``flats_unpack``/``flats_delete``, also its ``stream_append``'s path)."""
+
+    __slots__ = ("master", "data", "ends")
+
+    def __init__(self, flats: Iterable[list[bytes]] = ()) -> None:
+        self.master: tuple[bytes, ...] | None = None
+        self.data = bytearray()
+        self.ends = bytearray()
+        for flat in flats:
+            if not self.append_if_fits(flat):
+                raise OverflowError("a stream chunk of more than 4 GiB")
+
+    def __len__(self) -> int:
+        return len(self.ends) >> 2
+
+    def __repr__(self) -> str:
+        return f"PackedFlats({list(self)!r})"
+
+    def append_if_fits(self, flat: list[bytes]) -> bool:
+        return _flats_append(self, flat)
+
+    def append(self, flat: list[bytes]) -> None:
+        if not _flats_append(self, flat):
+            raise OverflowError("a stream chunk of more than 4 GiB")
+
+    def _index(self, index: int) -> int:
+        n = len(self.ends) >> 2
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError("PackedFlats index out of range")
+        return index
+
+    @overload
+    def __getitem__(self, index: int) -> list[bytes]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[list[bytes]]: ...
+
+    def __getitem__(self, index: int | slice) -> list[bytes] | list[list[bytes]]:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                return list(self)[index]
+            return _unpack_flats(self.data, self.ends, self.master, start, stop) if start < stop else []
+        j = self._index(index)
+        return _unpack_flats(self.data, self.ends, self.master, j, j + 1)[0]
+
+    def __iter__(self) -> Iterator[list[bytes]]:
+        return iter(_unpack_flats(self.data, self.ends, self.master, 0, len(self)))
+
+    def __delitem__(self, index: int | slice) -> None:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                raise ValueError("PackedFlats deletes ranges of step 1")
+        else:
+            start = self._index(index)
+            stop = start + 1
+        if start < stop:
+            _flats_delete(self, start, stop)
+
+    def insert(self, index: int, flat: list[bytes]) -> None:
+        """``list.insert`` (only a value assembled out of ID order: streams append)."""
+        index = max(0, min(len(self), index + len(self) if index < 0 else index))
+        tail = self[index:]
+        if index < len(self):
+            _flats_delete(self, index, len(self))
+        for i, item in enumerate([flat, *tail]):
+            if not _flats_append(self, item):  # put back what was there: nothing changed
+                if i:
+                    _flats_delete(self, index, len(self))
+                for back in tail:
+                    _flats_append(self, back)
+                raise OverflowError("a stream chunk of more than 4 GiB")
+
+    def __setitem__(self, index: int, flat: list[bytes]) -> None:
+        j = self._index(index)
+        old = self[j]
+        del self[j]
+        try:
+            self.insert(j, flat)
+        except OverflowError:
+            self.insert(j, old)
+            raise
+
+
+class EntryMap(IdMap):
+    """A stream's entries: an ``IdMap`` from ID to flat field/value list whose chunks keep the
+    values packed (``PackedFlats``), with no object per entry.  A chunk also ends when its data
+    would pass CHUNK_BYTES (4 GiB: no stream entry is over 1 GiB)."""
+
+    __slots__ = ()
+
+    def _chunk_of(self, values: list[Any]) -> PackedFlats:
+        return PackedFlats(values)
+
+    def _add_to_last(self, value: Any) -> bool:
+        vals = self._vals[-1]
+        return len(vals) < CHUNK and vals.append_if_fits(value)
+
+
 # ----------------------------------------------------------------------------- listpack sizes
 
 
@@ -392,6 +608,10 @@ _INT64_MIN, _INT64_END = -(1 << 63), 1 << 63
 _native_append = None if accel.collections is None else accel.collections.stream_append
 # the place of a record among sorted records: C's binary search, or the Python reference
 _bisect_records = _bisect_records_py if accel.collections is None else accel.collections.bisect_records
+# PackedFlats' packing, reading and deletion: C, or the Python reference
+_flats_append = _flats_append_py if accel.collections is None else accel.collections.flats_append
+_unpack_flats = _unpack_flats_py if accel.collections is None else accel.collections.flats_unpack
+_flats_delete = _flats_delete_py if accel.collections is None else accel.collections.flats_delete
 
 
 def _signed64(v: int) -> int:
@@ -475,7 +695,7 @@ class StreamValue:
     __slots__ = ("_entries", "last_id", "first_id", "entries_added", "max_deleted_id", "groups", "encoding", "_nodes")
 
     def __init__(self) -> None:
-        self._entries = IdMap()  # StreamID -> list[bytes] (flat field/value)
+        self._entries = EntryMap()  # StreamID -> list[bytes] (flat field/value), packed
         self.last_id: StreamID = (0, 0)
         self.first_id: StreamID = (0, 0)
         self.entries_added: int = 0
@@ -494,7 +714,7 @@ class StreamValue:
     @entries.setter
     def entries(self, mapping: Any) -> None:
         """Any mapping of ID -> flat list (the payload codec builds a SortedDict)."""
-        self._entries = mapping if type(mapping) is IdMap else IdMap(mapping.items())
+        self._entries = mapping if type(mapping) is EntryMap else EntryMap(mapping.items())
 
     # -- node layout ------------------------------------------------------------------
 
@@ -678,7 +898,7 @@ class StreamValue:
 
     def copy(self) -> StreamValue:
         s = StreamValue()
-        s._entries = IdMap((k, list(v)) for k, v in self.entries.items())
+        s._entries = EntryMap(self.entries.items())
         s.last_id = self.last_id
         s.first_id = self.first_id
         s.entries_added = self.entries_added
