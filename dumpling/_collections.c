@@ -662,33 +662,47 @@ static inline uint32_t flats_end(PyObject *ends, Py_ssize_t j) {
     return end;
 }
 
-/* _flats_append_py: `flat` (a list of bytes/bytearray) packed at the end of `chunk`.  1 done,
- * 0 its data would pass FLATS_CHUNK_BYTES (nothing changed), -1 error. */
-static int flats_append_c(PyObject *chunk, PyObject *flat) {
+/* An entry's element as the packing reads it: its bytes, and its bytes object when it has one
+ * (borrowed; NULL: native XADD's request bytes, made an object only where one is kept). */
+typedef struct {
+    const char *p;
+    Py_ssize_t len;
+    PyObject *obj;
+} FlatElem;
+
+/* The elements of `flat`, a list, into elems (room for all): 1, or 0 (an item not bytes, or
+ * with bytearrays allowed, not bytearray either). */
+static int flat_elems(PyObject *flat, FlatElem *elems, int bytearrays) {
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(flat); i++) {
+        PyObject *o = PyList_GET_ITEM(flat, i);
+        if (PyBytes_CheckExact(o))
+            elems[i].obj = o;
+        else if (bytearrays && PyByteArray_CheckExact(o))
+            elems[i].obj = NULL;
+        else
+            return 0;
+        elem_bytes(o, &elems[i].p, &elems[i].len);
+    }
+    return 1;
+}
+
+static inline PyObject *elem_object(const FlatElem *e) {
+    return e->obj != NULL ? Py_NewRef(e->obj) : PyBytes_FromStringAndSize(e->p, e->len);
+}
+
+/* _flats_append_py: the entry e[0..n) packed at the end of `chunk`.  1 done, 0 its data would
+ * pass FLATS_CHUNK_BYTES (nothing changed), -1 error. */
+static int flats_append_elems(PyObject *chunk, const FlatElem *e, Py_ssize_t n) {
     PyObject *master, *data, *ends;
     if (!flats_parts(chunk, &master, &data, &ends))
         return -1;
-    if (!PyList_CheckExact(flat)) {
-        PyErr_SetString(PyExc_TypeError, "a stream entry is a list of bytes");
-        return -1;
-    }
-    Py_ssize_t n = PyList_GET_SIZE(flat);
-    const char *p = NULL;
-    Py_ssize_t len = 0;
-    for (Py_ssize_t i = 0; i < n; i++)
-        if (!elem_bytes(PyList_GET_ITEM(flat, i), &p, &len)) {
-            PyErr_SetString(PyExc_TypeError, "a stream entry is a list of bytes");
-            return -1;
-        }
     if (master == Py_None && n % 2 == 0) { /* the chunk's first entry: its fields are the master's */
         PyObject *fields = PyTuple_New(n / 2);
         if (fields == NULL)
             return -1;
         for (Py_ssize_t i = 0; i < n / 2; i++) {
-            PyObject *f = PyList_GET_ITEM(flat, 2 * i);
-            if (PyBytes_CheckExact(f))
-                Py_INCREF(f);
-            else if ((f = PyBytes_FromStringAndSize(PyByteArray_AS_STRING(f), PyByteArray_GET_SIZE(f))) == NULL) {
+            PyObject *f = elem_object(&e[2 * i]);
+            if (f == NULL) {
                 Py_DECREF(fields);
                 return -1;
             }
@@ -699,17 +713,15 @@ static int flats_append_c(PyObject *chunk, PyObject *flat) {
     }
     int same = master != Py_None && n == 2 * PyTuple_GET_SIZE(master);
     for (Py_ssize_t i = 0; same && i < n / 2; i++) {
-        PyObject *f = PyList_GET_ITEM(flat, 2 * i), *m = PyTuple_GET_ITEM(master, i);
-        if (f == m)
+        PyObject *m = PyTuple_GET_ITEM(master, i);
+        if (e[2 * i].obj == m)
             continue;
-        elem_bytes(f, &p, &len);
-        same = PyBytes_CheckExact(m) && len == PyBytes_GET_SIZE(m) && memcmp(p, PyBytes_AS_STRING(m), len) == 0;
+        same = PyBytes_CheckExact(m) && e[2 * i].len == PyBytes_GET_SIZE(m) && memcmp(e[2 * i].p, PyBytes_AS_STRING(m), e[2 * i].len) == 0;
     }
+    Py_ssize_t first = same ? 1 : 0, step = same ? 2 : 1;
     long long size = varint_size(((unsigned long long)n << 1) | (unsigned)same);
-    for (Py_ssize_t i = same ? 1 : 0; i < n; i += same ? 2 : 1) {
-        elem_bytes(PyList_GET_ITEM(flat, i), &p, &len);
-        size += varint_size((unsigned long long)len) + len;
-    }
+    for (Py_ssize_t i = first; i < n; i += step)
+        size += varint_size((unsigned long long)e[i].len) + e[i].len;
     Py_ssize_t at = PyByteArray_GET_SIZE(data), n_ends = PyByteArray_GET_SIZE(ends);
     if (at + size > FLATS_CHUNK_BYTES)
         return 0;
@@ -724,15 +736,49 @@ static int flats_append_c(PyObject *chunk, PyObject *flat) {
     }
     unsigned char *w = (unsigned char *)PyByteArray_AS_STRING(data) + at;
     w = varint_put(w, ((unsigned long long)n << 1) | (unsigned)same);
-    for (Py_ssize_t i = same ? 1 : 0; i < n; i += same ? 2 : 1) {
-        elem_bytes(PyList_GET_ITEM(flat, i), &p, &len);
-        w = varint_put(w, (unsigned long long)len);
-        memcpy(w, p, len);
-        w += len;
+    for (Py_ssize_t i = first; i < n; i += step) {
+        w = varint_put(w, (unsigned long long)e[i].len);
+        memcpy(w, e[i].p, e[i].len);
+        w += e[i].len;
     }
     uint32_t end = (uint32_t)(at + size);
     memcpy(PyByteArray_AS_STRING(ends) + n_ends, &end, 4);
     return 1;
+}
+
+/* A list's elements for the packing: elems (on the stack up to FLAT_STACK, else *heap, to
+ * PyMem_Free), or NULL: an error (TypeError/MemoryError) when `strict`, else none (not a
+ * list of bytes; no exception). */
+#define FLAT_STACK 16
+static FlatElem *flat_elems_of(PyObject *flat, FlatElem *stack, FlatElem **heap, int bytearrays, int strict) {
+    *heap = NULL;
+    if (!PyList_CheckExact(flat))
+        goto not_one;
+    Py_ssize_t n = PyList_GET_SIZE(flat);
+    FlatElem *elems = stack;
+    if (n > FLAT_STACK && (elems = *heap = PyMem_New(FlatElem, n)) == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    if (flat_elems(flat, elems, bytearrays))
+        return elems;
+    PyMem_Free(*heap);
+    *heap = NULL;
+not_one:
+    if (strict)
+        PyErr_SetString(PyExc_TypeError, "a stream entry is a list of bytes");
+    return NULL;
+}
+
+/* flats_append_elems of a list of bytes/bytearray (TypeError for anything else). */
+static int flats_append_c(PyObject *chunk, PyObject *flat) {
+    FlatElem stack[FLAT_STACK], *heap;
+    FlatElem *elems = flat_elems_of(flat, stack, &heap, 1, 1);
+    if (elems == NULL)
+        return -1;
+    int r = flats_append_elems(chunk, elems, PyList_GET_SIZE(flat));
+    PyMem_Free(heap);
+    return r;
 }
 
 /* flats_append(chunk, flat) -> bool: _flats_append_py. */
@@ -905,11 +951,7 @@ static int untrack_new(PyObject *obj) {
  * new one when that holds CHUNK keys, and _len counts it.  0, or -1 on error (an allocation: the
  * map may then be left with the key in its chunks but not in _len, and the loop stops with the
  * error). */
-static int idmap_append_packed(const IdMapParts *parts, const unsigned char *record, PyObject *value);
-
 static int idmap_append(const IdMapParts *parts, const unsigned char *record, PyObject *value) {
-    if (parts->packed)
-        return idmap_append_packed(parts, record, value);
     Py_ssize_t n = PyList_GET_SIZE(parts->vals);
     PyObject *last_vals = n ? PyList_GET_ITEM(parts->vals, n - 1) : NULL;
     if (last_vals != NULL && PyList_GET_SIZE(last_vals) < g_idmap_chunk) {
@@ -934,17 +976,17 @@ static int idmap_append(const IdMapParts *parts, const unsigned char *record, Py
     return slot_set_ll(parts->owner, g_idmap_offsets[IM_LEN], parts->len + 1);
 }
 
-/* idmap_append of an EntryMap (EntryMap._add_to_last): `value`, a flat list of bytes, packed
- * into the last chunk while it has fewer than CHUNK entries and room for its bytes, else into a
- * new PackedFlats. */
-static int idmap_append_packed(const IdMapParts *parts, const unsigned char *record, PyObject *value) {
+/* idmap_append of an EntryMap (EntryMap._add_to_last): the entry e[0..n_elems) packed into the
+ * last chunk while it has fewer than CHUNK entries and room for its bytes, else into a new
+ * PackedFlats. */
+static int idmap_append_packed(const IdMapParts *parts, const unsigned char *record, const FlatElem *e, Py_ssize_t n_elems) {
     Py_ssize_t n = PyList_GET_SIZE(parts->vals);
     PyObject *last_vals = n ? PyList_GET_ITEM(parts->vals, n - 1) : NULL, *master, *data, *ends;
     int added = 0;
     if (last_vals != NULL) {
         if (!flats_parts(last_vals, &master, &data, &ends))
             return -1;
-        if (PyByteArray_GET_SIZE(ends) / 4 < g_idmap_chunk && (added = flats_append_c(last_vals, value)) < 0)
+        if (PyByteArray_GET_SIZE(ends) / 4 < g_idmap_chunk && (added = flats_append_elems(last_vals, e, n_elems)) < 0)
             return -1;
     }
     if (added) {
@@ -955,7 +997,7 @@ static int idmap_append_packed(const IdMapParts *parts, const unsigned char *rec
         PyObject *keys = PyByteArray_FromStringAndSize((const char *)record, ID_RECORD), *chunk = PyObject_CallNoArgs(g_flats_type);
         int bad = keys == NULL || chunk == NULL;
         if (!bad) {
-            int r = flats_append_c(chunk, value);
+            int r = flats_append_elems(chunk, e, n_elems);
             if (r == 0)
                 PyErr_SetString(PyExc_OverflowError, "a stream entry over 4 GiB");
             bad = r <= 0 || untrack_new(chunk) < 0 || PyList_Append(parts->keys, keys) < 0 ||
@@ -999,8 +1041,8 @@ static long long id_delta(unsigned long long a, unsigned long long b) {
  * The entries and the nodes are IdMaps: the entry is appended to them (an ID past their last
  * keys; anything else is the Python reference's).
  * 1 done, 0 not its case (nothing changed: the Python reference runs), -1 error. */
-static int stream_append_id(PyObject *value, PyObject *id, unsigned long long ms, unsigned long long seq, PyObject *flat,
-                            long long max_bytes, long long max_entries) {
+static int stream_append_id(PyObject *value, PyObject *id, unsigned long long ms, unsigned long long seq, const FlatElem *flat,
+                            Py_ssize_t n_flat, long long max_bytes, long long max_entries) {
     if (!g_stream_slots_ok || g_stream_type == NULL || (PyObject *)Py_TYPE(value) != g_stream_type)
         return 0;
     PyObject *entries = *slot_at(value, g_stream_offsets[SV_ENTRIES]);
@@ -1008,18 +1050,14 @@ static int stream_append_id(PyObject *value, PyObject *id, unsigned long long ms
     PyObject *added_obj = *slot_at(value, g_stream_offsets[SV_ADDED]);
     IdMapParts ep, np;
     if (entries == NULL || nodes == NULL || added_obj == NULL || !PyLong_CheckExact(added_obj) ||
-        !idmap_parts(entries, &ep) || !idmap_parts(nodes, &np))
+        !idmap_parts(entries, &ep) || !idmap_parts(nodes, &np) || !ep.packed || np.packed)
         return 0; /* (_nodes None: the layout is built from the entries first, in Python) */
-    if (!PyList_CheckExact(flat) || PyList_GET_SIZE(flat) < 2 || PyList_GET_SIZE(flat) % 2)
+    if (n_flat < 2 || n_flat % 2)
         return 0;
-    Py_ssize_t n_flat = PyList_GET_SIZE(flat), nfields = n_flat / 2;
+    Py_ssize_t nfields = n_flat / 2;
     long long total = 0;
-    for (Py_ssize_t i = 0; i < n_flat; i++) {
-        PyObject *item = PyList_GET_ITEM(flat, i);
-        if (!PyBytes_CheckExact(item))
-            return 0;
-        total += PyBytes_GET_SIZE(item);
-    }
+    for (Py_ssize_t i = 0; i < n_flat; i++)
+        total += flat[i].len;
     unsigned long long added, last_ms, last_seq;
     int ok;
     if ((ok = native_u64_of(added_obj, &added)) <= 0)
@@ -1059,17 +1097,22 @@ static int stream_append_id(PyObject *value, PyObject *id, unsigned long long ms
         if (bytes + total >= max_bytes || (max_entries && live + deleted >= max_entries))
             node = NULL;
     }
-    /* nothing declines from here.  The entry's list holds only bytes and its ID only ints: out
-     * of the collector's sight, as collector.stored puts a stored value's parts */
-    PyObject_GC_UnTrack(flat);
+    /* nothing declines from here.  The ID holds only ints: out of the collector's sight, as
+     * collector.stored puts a stored value's parts */
     PyObject_GC_UnTrack(id);
     int fresh = node == NULL;
     if (fresh) { /* StreamNode(entry_id, fields): its constructor counts the master fields */
         PyObject *fields = PyList_New(nfields);
         if (fields == NULL)
             return -1;
-        for (Py_ssize_t i = 0; i < nfields; i++)
-            PyList_SET_ITEM(fields, i, Py_NewRef(PyList_GET_ITEM(flat, 2 * i)));
+        for (Py_ssize_t i = 0; i < nfields; i++) {
+            PyObject *f = elem_object(&flat[2 * i]);
+            if (f == NULL) {
+                Py_DECREF(fields);
+                return -1;
+            }
+            PyList_SET_ITEM(fields, i, f);
+        }
         node = PyObject_CallFunctionObjArgs(g_node_type, id, fields, NULL);
         Py_DECREF(fields);
         if (node == NULL)
@@ -1096,12 +1139,16 @@ static int stream_append_id(PyObject *value, PyObject *id, unsigned long long ms
     PyObject *master_fields = *slot_at(node, g_node_offsets[SN_MASTER_FIELDS]);
     int same = PyList_GET_SIZE(master_fields) == nfields;
     for (Py_ssize_t i = 0; same && i < nfields; i++) {
-        PyObject *f = PyList_GET_ITEM(flat, 2 * i), *m = PyList_GET_ITEM(master_fields, i);
-        if (f == m)
-            continue; /* (native XADD passes the master's own field objects) */
-        same = PyBytes_CheckExact(m) ? PyBytes_GET_SIZE(f) == PyBytes_GET_SIZE(m) &&
-                                           memcmp(PyBytes_AS_STRING(f), PyBytes_AS_STRING(m), PyBytes_GET_SIZE(f)) == 0
-                                     : PyObject_RichCompareBool(f, m, Py_EQ);
+        PyObject *m = PyList_GET_ITEM(master_fields, i);
+        if (flat[2 * i].obj == m)
+            continue;
+        if (PyBytes_CheckExact(m)) {
+            same = flat[2 * i].len == PyBytes_GET_SIZE(m) && memcmp(flat[2 * i].p, PyBytes_AS_STRING(m), flat[2 * i].len) == 0;
+        } else { /* (a master field of another type: compared as Python compares it) */
+            PyObject *f = elem_object(&flat[2 * i]);
+            same = f == NULL ? -1 : PyObject_RichCompareBool(f, m, Py_EQ);
+            Py_XDECREF(f);
+        }
         if (same < 0)
             goto done;
     }
@@ -1109,12 +1156,12 @@ static int stream_append_id(PyObject *value, PyObject *id, unsigned long long ms
     long long lp_count;
     if (same) {
         for (Py_ssize_t i = 1; i < n_flat; i += 2)
-            size += lp_entry_size(PyBytes_AS_STRING(PyList_GET_ITEM(flat, i)), PyBytes_GET_SIZE(PyList_GET_ITEM(flat, i)));
+            size += lp_entry_size(flat[i].p, flat[i].len);
         lp_count = nfields + 3;
     } else {
         size += lp_int_entry_size(nfields);
         for (Py_ssize_t i = 0; i < n_flat; i++)
-            size += lp_entry_size(PyBytes_AS_STRING(PyList_GET_ITEM(flat, i)), PyBytes_GET_SIZE(PyList_GET_ITEM(flat, i)));
+            size += lp_entry_size(flat[i].p, flat[i].len);
         lp_count = 2 * nfields + 4;
     }
     size += lp_int_entry_size(lp_count);
@@ -1126,7 +1173,7 @@ static int stream_append_id(PyObject *value, PyObject *id, unsigned long long ms
         goto done;
     if (slot_set_ll(node, g_node_offsets[SN_ENTRIES_BYTES], entries_bytes + size) < 0 ||
         records_append(*slot_at(node, g_node_offsets[SN_IDS]), record) < 0 ||
-        slot_set_ll(node, g_node_offsets[SN_LIVE], live + 1) < 0 || idmap_append(&ep, record, flat) < 0)
+        slot_set_ll(node, g_node_offsets[SN_LIVE], live + 1) < 0 || idmap_append_packed(&ep, record, flat, n_flat) < 0)
         goto done;
     PyObject *counter = PyLong_FromUnsignedLongLong(added + 1); /* a uint64_t: wraps to 0 */
     if (counter == NULL)
@@ -1153,8 +1200,15 @@ static PyObject *py_stream_append(PyObject *self, PyObject *const *args, Py_ssiz
         return NULL;
     unsigned long long ms, seq;
     int r = id_parts(args[1], &ms, &seq);
-    if (r > 0)
-        r = stream_append_id(args[0], args[1], ms, seq, args[2], max_bytes, max_entries);
+    FlatElem stack[FLAT_STACK], *heap = NULL;
+    FlatElem *elems = r > 0 ? flat_elems_of(args[2], stack, &heap, 0, 0) : NULL;
+    if (elems == NULL && PyErr_Occurred())
+        return NULL;
+    if (elems != NULL) /* (not a list of bytes: the Python reference's) */
+        r = stream_append_id(args[0], args[1], ms, seq, elems, PyList_GET_SIZE(args[2]), max_bytes, max_entries);
+    else if (r > 0)
+        r = 0;
+    PyMem_Free(heap);
     if (r < 0)
         return NULL;
     return PyBool_FromLong(r);
@@ -1777,6 +1831,7 @@ static PyObject *native_xadd(NativeCall *call, const NativeArg *args, int argc) 
     if (value == NULL)
         return NULL;
     PyObject *reply = NULL, *flat = NULL, *id = NULL;
+    FlatElem stack[FLAT_STACK], *heap = NULL, *elems = stack;
     Py_INCREF(value);
     PyObject *last = *slot_at(value, g_stream_offsets[SV_LAST_ID]);
     unsigned long long ms, seq;
@@ -1792,21 +1847,22 @@ static PyObject *native_xadd(NativeCall *call, const NativeArg *args, int argc) 
     } else {
         goto done; /* the next millisecond, or the ID space's end: Python's */
     }
-    flat = PyList_New(argc - 3);
-    if (flat == NULL)
+    /* the entry is packed from the request's bytes (no object per element); a field the last
+     * node's master entry has is that node's bytes object (a new node keeps it, and the
+     * comparison with the master is a pointer's) */
+    Py_ssize_t n_flat = argc - 3;
+    if (n_flat > FLAT_STACK && (elems = heap = PyMem_New(FlatElem, n_flat)) == NULL) {
+        PyErr_NoMemory();
         goto done;
-    /* a field the last node's master entry has is that node's bytes object again (one per
-     * node, as Redis stores it once per listpack) */
+    }
     PyObject *master = last_master_fields(value);
     Py_ssize_t n_master = master == NULL ? 0 : PyList_GET_SIZE(master);
     for (int i = 3; i < argc; i++) {
-        PyObject *a = NULL, *m = (i - 3) % 2 == 0 && (i - 3) / 2 < n_master ? PyList_GET_ITEM(master, (i - 3) / 2) : NULL;
+        PyObject *m = (i - 3) % 2 == 0 && (i - 3) / 2 < n_master ? PyList_GET_ITEM(master, (i - 3) / 2) : NULL;
+        elems[i - 3] = (FlatElem){args[i].p, args[i].len, NULL};
         if (m != NULL && PyBytes_CheckExact(m) && PyBytes_GET_SIZE(m) == args[i].len &&
             memcmp(PyBytes_AS_STRING(m), args[i].p, args[i].len) == 0)
-            a = Py_NewRef(m);
-        else if ((a = PyBytes_FromStringAndSize(args[i].p, args[i].len)) == NULL)
-            goto done;
-        PyList_SET_ITEM(flat, i - 3, a);
+            elems[i - 3].obj = m;
     }
     /* the ID: the last one's ms int again while the millisecond lasts (sequence numbers up
      * to 256 are CPython's shared small ints) */
@@ -1819,10 +1875,18 @@ static PyObject *native_xadd(NativeCall *call, const NativeArg *args, int argc) 
     }
     PyTuple_SET_ITEM(id, 0, ms_obj);
     PyTuple_SET_ITEM(id, 1, seq_obj);
-    int appended = stream_append_id(value, id, new_ms, new_seq, flat, n_bytes, n_entries);
+    int appended = stream_append_id(value, id, new_ms, new_seq, elems, n_flat, n_bytes, n_entries);
     if (appended < 0)
         goto done; /* (after a change: the loop stops with the error) */
     if (!appended) { /* the layout to build first, or an unusual one: the Python reference */
+        if ((flat = PyList_New(n_flat)) == NULL)
+            goto done;
+        for (Py_ssize_t i = 0; i < n_flat; i++) {
+            PyObject *a = elem_object(&elems[i]);
+            if (a == NULL)
+                goto done;
+            PyList_SET_ITEM(flat, i, a);
+        }
         PyObject *limits = Py_BuildValue("(LL)", n_bytes, n_entries);
         PyObject *r = limits == NULL ? NULL
                                      : PyObject_CallMethodObjArgs(value, s_append_entry, id, flat, PyTuple_GET_ITEM(limits, 0),
@@ -1841,6 +1905,7 @@ static PyObject *native_xadd(NativeCall *call, const NativeArg *args, int argc) 
     n += native_u64_text(text + n, new_seq);
     reply = PyBytes_FromStringAndSize(text, n);
 done:
+    PyMem_Free(heap);
     Py_XDECREF(id);
     Py_XDECREF(flat);
     Py_DECREF(value);
