@@ -527,8 +527,8 @@ static int slot_set_ll(PyObject *obj, Py_ssize_t offset, long long n) {
 
 enum { SV_ENTRIES, SV_LAST_ID, SV_FIRST_ID, SV_ADDED, SV_NODES, SV_COUNT };
 static const char *const STREAM_SLOTS[SV_COUNT] = {"_entries", "last_id", "first_id", "entries_added", "_nodes"};
-enum { SN_MASTER_FIELDS, SN_IDS, SN_LIVE, SN_DELETED, SN_ENTRIES_BYTES, SN_FIELDS_BYTES, SN_COUNT };
-static const char *const NODE_SLOTS[SN_COUNT] = {"master_fields", "id_records", "live", "deleted", "entries_bytes", "fields_bytes"};
+enum { SN_MASTER_FIELDS, SN_LAST_ID, SN_LIVE, SN_DELETED, SN_ENTRIES_BYTES, SN_FIELDS_BYTES, SN_COUNT };
+static const char *const NODE_SLOTS[SN_COUNT] = {"master_fields", "last_id", "live", "deleted", "entries_bytes", "fields_bytes"};
 enum { IM_LEN, IM_KEYS, IM_VALS, IM_MAXES, IM_COUNT };
 static const char *const IDMAP_SLOTS[IM_COUNT] = {"_len", "_keys", "_vals", "_maxes"};
 static Py_ssize_t g_stream_offsets[SV_COUNT], g_node_offsets[SN_COUNT], g_idmap_offsets[IM_COUNT];
@@ -1084,8 +1084,7 @@ static int stream_append_id(PyObject *value, PyObject *id, unsigned long long ms
         if ((PyObject *)Py_TYPE(node) != g_node_type)
             return 0;
         PyObject *fields = *slot_at(node, g_node_offsets[SN_MASTER_FIELDS]);
-        if (fields == NULL || !PyList_CheckExact(fields) || *slot_at(node, g_node_offsets[SN_IDS]) == NULL ||
-            !PyByteArray_CheckExact(*slot_at(node, g_node_offsets[SN_IDS])) ||
+        if (fields == NULL || !PyList_CheckExact(fields) ||
             slot_ll(node, g_node_offsets[SN_LIVE], &live) < 0 || slot_ll(node, g_node_offsets[SN_DELETED], &deleted) < 0 ||
             slot_ll(node, g_node_offsets[SN_ENTRIES_BYTES], &entries_bytes) < 0 ||
             slot_ll(node, g_node_offsets[SN_FIELDS_BYTES], &fields_bytes) < 0) {
@@ -1172,9 +1171,9 @@ static int stream_append_id(PyObject *value, PyObject *id, unsigned long long ms
     if (fresh && idmap_append(&np, record, node) < 0)
         goto done;
     if (slot_set_ll(node, g_node_offsets[SN_ENTRIES_BYTES], entries_bytes + size) < 0 ||
-        records_append(*slot_at(node, g_node_offsets[SN_IDS]), record) < 0 ||
         slot_set_ll(node, g_node_offsets[SN_LIVE], live + 1) < 0 || idmap_append_packed(&ep, record, flat, n_flat) < 0)
         goto done;
+    Py_XSETREF(*slot_at(node, g_node_offsets[SN_LAST_ID]), Py_NewRef(id)); /* (StreamNode.add_id) */
     PyObject *counter = PyLong_FromUnsignedLongLong(added + 1); /* a uint64_t: wraps to 0 */
     if (counter == NULL)
         goto done;

@@ -299,7 +299,8 @@ def test_hset_of_a_new_key_builds_the_python_hash(monkeypatch: pytest.MonkeyPatc
 # ----------------------------------------------------------------------------- stream append
 
 def _stream_shape(s: StreamValue) -> tuple[Any, ...]:
-    nodes = [(n.master_id, n.master_fields, n.ids, n.dead, n.live, n.deleted, n.entries_bytes, n.fields_bytes)
+    nodes = [(n.master_id, n.master_fields, n.last_id, n.ids(s.entries), n.dead, n.live, n.deleted, n.entries_bytes,
+              n.fields_bytes)
              for n in (s._nodes or {}).values()]
     return list(s.entries.items()), s.last_id, s.first_id, s.entries_added, nodes
 

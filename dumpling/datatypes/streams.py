@@ -281,8 +281,19 @@ class IdMap:
     def irange(self, minimum: StreamID | None = None, maximum: StreamID | None = None,
                reverse: bool = False) -> Iterator[StreamID]:
         """Keys from ``minimum`` to ``maximum`` (both included; None: no bound), in order or
-        reversed (SortedDict.irange's use here)."""
-        return (key for key, _ in self.irange_items(minimum, maximum, reverse))
+        reversed (SortedDict.irange's use here).  Reads no value."""
+        span = self._span(minimum, maximum)
+        if span is None:
+            return iter(())
+        ci, pi, ce, pe = span
+        chunks = range(ce, ci - 1, -1) if reverse else range(ci, ce + 1)
+        return self._key_parts(chunks, ci, pi, ce, pe, reverse)
+
+    def _key_parts(self, chunks: range, ci: int, pi: int, ce: int, pe: int, reverse: bool) -> Iterator[StreamID]:
+        for i in chunks:
+            start, stop = pi if i == ci else 0, pe if i == ce else len(self._vals[i])
+            part = unpack_ids(self._keys[i][start * ID_BYTES:stop * ID_BYTES])
+            yield from reversed(part) if reverse else part
 
     def irange_items(self, minimum: StreamID | None = None, maximum: StreamID | None = None,
                      reverse: bool = False) -> Iterator[tuple[StreamID, Any]]:
@@ -620,31 +631,31 @@ def _signed64(v: int) -> int:
 
 
 class StreamNode:
-    """One listpack of the radix tree: master ID/fields, every entry ever appended."""
+    """One listpack of the radix tree: master ID/fields, the last ID appended (its entries are
+    the stream's live entries from ``master_id`` to ``last_id`` and its tombstones, ``dead``:
+    nodes hold consecutive ID ranges), the counts and listpack bytes Redis's node has."""
 
-    __slots__ = ("master_id", "master_fields", "id_records", "dead", "live", "deleted", "entries_bytes", "fields_bytes")
+    __slots__ = ("master_id", "master_fields", "last_id", "dead", "live", "deleted", "entries_bytes", "fields_bytes")
 
     def __init__(self, master_id: StreamID, master_fields: list[bytes]) -> None:
         self.master_id = master_id
         self.master_fields = master_fields
-        self.id_records = bytearray()  # its IDs as IdMap records, append order, tombstones included
+        self.last_id = master_id  # the greatest ID the listpack holds, tombstones included
         self.dead: dict[StreamID, list[bytes]] = {}  # tombstoned entries (still in the listpack)
         self.live = 0
         self.deleted = 0
         self.entries_bytes = 0
         self.fields_bytes = sum(map(_str_size, master_fields))
 
-    @property
-    def ids(self) -> list[StreamID]:
-        """Every ID the listpack holds, in order (tombstones included)."""
-        return unpack_ids(self.id_records)
+    def ids(self, entries: IdMap) -> list[StreamID]:
+        """Every ID the listpack holds, in order (tombstones included), ``entries`` being its
+        stream's (the node keeps no per-entry record of its own)."""
+        live = list(entries.irange(self.master_id, self.last_id))
+        return sorted(live + list(self.dead)) if self.dead else live
 
     def add_id(self, entry_id: StreamID) -> None:
-        self.id_records += pack_id(*entry_id)
-
-    @property
-    def last_id(self) -> StreamID:
-        return unpack_id_from(self.id_records, len(self.id_records) - ID_BYTES)
+        """An entry appended (past every ID the node holds)."""
+        self.last_id = entry_id
 
     def byte_size(self) -> int:
         """``lpBytes``: header, master entry, entries, terminator."""
@@ -678,7 +689,7 @@ class StreamNode:
         node = StreamNode.__new__(StreamNode)
         node.master_id = self.master_id
         node.master_fields = list(self.master_fields)
-        node.id_records = bytearray(self.id_records)
+        node.last_id = self.last_id
         node.dead = {k: list(v) for k, v in self.dead.items()}
         node.live = self.live
         node.deleted = self.deleted
@@ -829,7 +840,7 @@ class StreamValue:
             if approx:
                 break
             removed = 0
-            for entry_id in node.ids:
+            for entry_id in node.ids(self.entries):
                 if maxlen is not None:
                     if len(self.entries) <= maxlen:
                         break

@@ -312,7 +312,7 @@ def _node_listpack(node: StreamNode, entries: IdMap) -> bytes:
     dead = node.dead
     live = entries.irange_items(node.master_id, node.last_id)  # the node's live entries, in order
     at: tuple[StreamID, list[bytes]] | None = next(live, None)
-    for entry_id in node.ids:
+    for entry_id in node.ids(entries):
         flat = dead.get(entry_id)
         flags = FLAG_DELETED if flat is not None else 0
         if flat is None:
