@@ -1,8 +1,8 @@
 """How long one command on a 1M-element value keeps the server from serving anyone else,
 dumpling against real Redis in the same run.
 
-Both servers get the same values (a list, a set, a hash and a sorted set of ``--size``
-elements, plus a second set and sorted set that half overlap for the set algebra).
+Both servers get the same values (a list, a set, a hash, a sorted set and a stream of
+``--size`` elements, plus a second set and sorted set that half overlap for the set algebra).
 For each command the client sends it on one connection and, 2 ms later and once the server
 is seen at work on it (its CPU time grew by half a millisecond, or the reply is there), a
 PING on a second one; the time from sending the command until that PONG arrives is how long
@@ -78,6 +78,9 @@ CASES: list[tuple[str, list[str], str | None]] = [
     ("COPY zset", ["COPY", "zset", "out", "REPLACE"], None),
     ("DEL hash copy", ["DEL", "copy"], "hash"),
     ("DEL zset copy", ["DEL", "copy"], "zset"),
+    ("XRANGE - +", ["XRANGE", "stream", "-", "+"], None),
+    ("XREVRANGE + - COUNT 1000", ["XREVRANGE", "stream", "+", "-", "COUNT", "1000"], None),
+    ("DUMP stream", ["DUMP", "stream"], None),
 ]
 
 
@@ -123,6 +126,7 @@ def fill(server: ServerProcess, size: int) -> None:
             request("HSET", "hash", *(x for i in ids for x in (b"field:%d" % i, b"value:%d" % i))),
             request("ZADD", "zset", *(x for i in ids for x in (b"%d" % ((i * 7919) % size), b"m:%d" % i))),
             request("ZADD", "zset2", *(x for i in ids for x in (b"%d" % i, b"m:%d" % (i + size // 2)))),
+            *(request("XADD", "stream", "*", b"field:%d" % i, b"value:%d" % i) for i in ids),
         ]
         conn.sock.sendall(b"".join(pipeline))
         for _ in pipeline:

@@ -196,3 +196,21 @@ def test_entries_cost_no_object_each() -> None:
     blocks = sum(stat.count_diff for stat in after.compare_to(before, "filename"))
     assert blocks < 20_000 // 10
     assert s.entries[(1001, 0)] == [b"field", b"value:5000"] and len(s) == 20_001
+
+
+def test_an_append_below_the_entries_lays_the_nodes_out_again(mode: str) -> None:
+    """A restored stream whose last ID is below one of its entries (Redis does not check) takes
+    an XADD below that entry: its nodes, which hold ID ranges, are laid out again, and DUMP
+    writes a payload that restores to the same entries."""
+    from dumpling.payload.decode import decode_payload
+    from dumpling.payload.encode import encode_payload
+
+    s = StreamValue()
+    s.entries = SortedDict({(50, 0): [b"a", b"1"], (60, 0): [b"a", b"2"]})
+    s.last_id, s.first_id, s.entries_added = (9, 9), (50, 0), 2
+    s.append((55, 0), [b"f", b"v"], 4096, 100)
+    s.append((70, 0), [b"f", b"w"], 4096, 100)
+    assert list(s.entries) == [(50, 0), (55, 0), (60, 0), (70, 0)]
+    assert [i for node in s.iter_nodes() for i in node.ids(s.entries)] == list(s.entries)
+    again = decode_payload(encode_payload(s, 11)).value
+    assert list(again.entries.items()) == list(s.entries.items())  # type: ignore[union-attr]

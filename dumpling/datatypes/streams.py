@@ -786,10 +786,18 @@ class StreamValue:
         is its reference and runs when it declines (or under ``DUMPLING_PURE``)."""
         if _native_append is not None and _native_append(self, entry_id, flat, max_bytes, max_entries):
             return
-        if self._nodes is None:
+        entries = self.entries
+        if entries and entry_id < entries.key_at(-1):
+            # (only a restored value whose last ID is below its entries': a node holds a range
+            # of IDs, so the layout is laid out again, as consecutive XADDs in ID order would)
+            entries[entry_id] = flat
+            self._nodes = None
             self.nodes(max_bytes, max_entries)
-        self._place(entry_id, flat, max_bytes, max_entries)
-        self.entries[entry_id] = flat
+        else:
+            if self._nodes is None:
+                self.nodes(max_bytes, max_entries)
+            self._place(entry_id, flat, max_bytes, max_entries)
+            entries[entry_id] = flat
         self.entries_added = (self.entries_added + 1) & MASK64  # a uint64_t in Redis
         self.last_id = entry_id
         if len(self.entries) == 1:
