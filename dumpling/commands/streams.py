@@ -124,7 +124,8 @@ def node_limits(c: Any) -> tuple[int, int]:
 
 
 def entry_reply(entry_id: StreamID, flat: list[bytes]) -> list[Any]:
-    return [fmt_id(entry_id), list(flat)]
+    """``flat`` as read from the entries: a list of its own (they are stored packed), not copied."""
+    return [fmt_id(entry_id), flat]
 
 
 def range_reply(s: StreamValue, start: StreamID, end: StreamID, count: int, rev: bool) -> list[Any]:

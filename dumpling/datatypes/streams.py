@@ -332,13 +332,27 @@ class IdMap:
         return list(zip(unpack_ids(self._keys[i][start * ID_BYTES:stop * ID_BYTES]), self._vals[i][start:stop],
                         strict=True))
 
+    # Items are read out in pieces of FIRST_PIECE, doubling: a read of a few (XRANGE ... COUNT
+    # 10) unpacks a few packed entries, not the rest of their chunk.
+    FIRST_PIECE = 16
+
     def _forward(self, ci: int, pi: int, ce: int, pe: int) -> Iterator[tuple[StreamID, Any]]:
+        piece = self.FIRST_PIECE
         for i in range(ci, ce + 1):
-            yield from self._part(i, pi if i == ci else 0, pe if i == ce else len(self._vals[i]))
+            at, stop = pi if i == ci else 0, pe if i == ce else len(self._vals[i])
+            while at < stop:
+                end = min(stop, at + piece)
+                yield from self._part(i, at, end)
+                at, piece = end, piece * 2
 
     def _backward(self, ci: int, pi: int, ce: int, pe: int) -> Iterator[tuple[StreamID, Any]]:
+        piece = self.FIRST_PIECE
         for i in range(ce, ci - 1, -1):
-            yield from reversed(self._part(i, pi if i == ci else 0, pe if i == ce else len(self._vals[i])))
+            start, at = pi if i == ci else 0, pe if i == ce else len(self._vals[i])
+            while at > start:
+                begin = max(start, at - piece)
+                yield from reversed(self._part(i, begin, at))
+                at, piece = begin, piece * 2
 
     def delete_range(self, minimum: StreamID, maximum: StreamID) -> int:
         """Remove every key from ``minimum`` to ``maximum`` (both included); how many."""
