@@ -861,16 +861,21 @@ class StreamValue:
                 continue
             if approx:
                 break
+            # the node's live entries in order, which are the stream's first ones (a tombstone
+            # at or past MINID has only live entries past it after it: no need to visit them)
             removed = 0
-            for entry_id in node.ids(self.entries):
+            entries = self.entries
+            while entries:
+                entry_id = entries.key_at(0)
+                if entry_id > node.last_id:
+                    break
                 if maxlen is not None:
-                    if len(self.entries) <= maxlen:
+                    if len(entries) <= maxlen:
                         break
                 elif entry_id >= minid:  # type: ignore[operator]
                     break
-                if entry_id not in node.dead:  # (a live entry of the first node: the first entry)
-                    node.dead[entry_id] = self.entries.pop_first()
-                    removed += 1
+                node.dead[entry_id] = entries.pop_first()
+                removed += 1
             node.live -= removed
             node.deleted += removed
             deleted += removed
