@@ -976,6 +976,15 @@ static int idmap_append(const IdMapParts *parts, const unsigned char *record, Py
     return slot_set_ll(parts->owner, g_idmap_offsets[IM_LEN], parts->len + 1);
 }
 
+/* The slot of `owner` holding the bytearray `old` set to a copy of it of its exact size. */
+static int exact_copy(PyObject *owner, Py_ssize_t offset, PyObject *old) {
+    PyObject *copy = PyByteArray_FromStringAndSize(PyByteArray_AS_STRING(old), PyByteArray_GET_SIZE(old));
+    if (copy == NULL)
+        return -1;
+    Py_XSETREF(*slot_at(owner, offset), copy);
+    return 0;
+}
+
 /* idmap_append of an EntryMap (EntryMap._add_to_last): the entry e[0..n_elems) packed into the
  * last chunk while it has fewer than CHUNK entries and room for its bytes, else into a new
  * PackedFlats. */
@@ -994,6 +1003,16 @@ static int idmap_append_packed(const IdMapParts *parts, const unsigned char *rec
             return -1; /* (the value is in; the map is left as the error finds it) */
         memcpy(PyByteArray_AS_STRING(parts->maxes) + (n - 1) * ID_RECORD, record, ID_RECORD);
     } else {
+        /* EntryMap._seal_last: the full chunk's bytearrays at their exact size */
+        if (last_vals != NULL && (exact_copy(last_vals, g_flats_offsets[PF_DATA], data) < 0 ||
+                                  exact_copy(last_vals, g_flats_offsets[PF_ENDS], ends) < 0))
+            return -1;
+        if (last_vals != NULL) {
+            PyObject *keys = PyList_GET_ITEM(parts->keys, n - 1);
+            PyObject *sealed = PyByteArray_FromStringAndSize(PyByteArray_AS_STRING(keys), PyByteArray_GET_SIZE(keys));
+            if (sealed == NULL || PyList_SetItem(parts->keys, n - 1, sealed) < 0)
+                return -1;
+        }
         PyObject *keys = PyByteArray_FromStringAndSize((const char *)record, ID_RECORD), *chunk = PyObject_CallNoArgs(g_flats_type);
         int bad = keys == NULL || chunk == NULL;
         if (!bad) {

@@ -123,6 +123,9 @@ class IdMap:
         vals.append(value)
         return True
 
+    def _seal_last(self) -> None:
+        """The last chunk is full: appends go to a new one from now on."""
+
     def _append(self, record: bytes, value: Any) -> None:
         """Add the key ``record``, past every key, with its value."""
         maxes = self._maxes
@@ -130,6 +133,8 @@ class IdMap:
             self._keys[-1] += record
             maxes[-ID_BYTES:] = record
         else:
+            if maxes:
+                self._seal_last()
             self._vals.append(self._chunk_of([value]))
             self._keys.append(bytearray(record))
             maxes += record
@@ -608,6 +613,13 @@ class EntryMap(IdMap):
     def _add_to_last(self, value: Any) -> bool:
         vals = self._vals[-1]
         return len(vals) < CHUNK and vals.append_if_fits(value)
+
+    def _seal_last(self) -> None:
+        """A full chunk's bytearrays copied to their exact size (appends left them up to 1/8
+        larger)."""
+        vals = self._vals[-1]
+        vals.data, vals.ends = bytearray(vals.data), bytearray(vals.ends)
+        self._keys[-1] = bytearray(self._keys[-1])
 
 
 # ----------------------------------------------------------------------------- listpack sizes
