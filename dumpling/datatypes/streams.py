@@ -93,7 +93,7 @@ class IdMap:
     tree's nodes).  Streams only ever append past their last ID, so the common write is an
     O(1) append of the key and value at the end of the last chunk: ``_keys`` is a list of
     chunks, each a ``bytearray`` of at most ``CHUNK`` 16-byte ID records (``pack_id``), ``_vals``
-    the chunks' values (lists), ``_maxes`` each chunk's last record (one ``bytearray`` of
+    the chunks' values (lists; ``PackedFlats`` in an ``EntryMap``), ``_maxes`` each chunk's last record (one ``bytearray`` of
     records), ``_len`` the count.  A key costs 16 bytes and no object (a tuple and its ints would be ~100 bytes and two
     allocations an entry), and no per-key dict (~50 bytes an entry, and resizes that stalled a
     stream of millions for most of a second): a lookup bisects ``_maxes`` then a chunk.  Keys
