@@ -11,6 +11,7 @@ XDELs is written as if the deleted entries had never been added.
 from __future__ import annotations
 
 import struct
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from sortedcontainers import SortedDict
@@ -295,6 +296,9 @@ def _decode_group(
 # writing
 
 
+_first = itemgetter(0)
+
+
 def _node_listpack(node: StreamNode, entries: IdMap) -> bytes:
     """The listpack of one radix-tree node as Redis holds it: master entry with the live
     and deleted counts, then every entry ever appended to it, tombstones flagged."""
@@ -309,16 +313,12 @@ def _node_listpack(node: StreamNode, entries: IdMap) -> bytes:
         body += entry_bytes(name)
     body += int_entry(0)
     elements = 3 + len(fields) + 1
-    dead = node.dead
-    live = entries.irange_items(node.master_id, node.last_id)  # the node's live entries, in order
-    at: tuple[StreamID, list[bytes]] | None = next(live, None)
-    for entry_id in node.ids(entries):
-        flat = dead.get(entry_id)
-        flags = FLAG_DELETED if flat is not None else 0
-        if flat is None:
-            while at is not None and at[0] < entry_id:
-                at = next(live, None)
-            flat = at[1] if at is not None and at[0] == entry_id else entries[entry_id]
+    # the node's live entries (the stream's from its master ID to its last), tombstones among them
+    walked = [(entry_id, flat, 0) for entry_id, flat in entries.irange_items(node.master_id, node.last_id)]
+    if node.dead:
+        walked += [(entry_id, flat, FLAG_DELETED) for entry_id, flat in node.dead.items()]
+        walked.sort(key=_first)
+    for entry_id, flat, flags in walked:
         numfields = len(flat) // 2
         same = flat[0::2] == fields
         body += int_entry(flags | FLAG_SAMEFIELDS if same else flags)
