@@ -602,10 +602,10 @@ static PyObject *plain_dict(PyObject *obj) {
 
 /* dict[name] (borrowed); NULL when absent (no exception) or on error.  A read costs ~60 lookups in
  * plain_dicts of ~30-100 attributes, and PyDict_GetItemWithError's ~130 instructions each were
- * most of its C work; this is the same probe of the dict's index table written for the one case
- * that occurs (CPython 3.11's layout, Include/internal/pycore_dict.h, read only: a combined table
- * of str keys, the name interned with its hash cached), matching by identity (the dict's own
- * first test).  Anything else, and a probe that ends without the very object (an equal str that
+ * most of its C work; this is the same probe of the dict's index table written for the cases
+ * that occur (CPython 3.11's layout, Include/internal/pycore_dict.h, read only: a combined table
+ * of str keys or a split one, the name interned with its hash cached), matching by identity (the
+ * dict's own first test).  Anything else, and a probe that ends without the very object (an equal str that
  * is another object), is PyDict_GetItemWithError. */
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
 typedef struct {
@@ -619,6 +619,7 @@ typedef struct {
     PyObject *me_key, *me_value;
 } DictEntry311;
 #define DICT_KEYS_UNICODE_311 1
+#define DICT_KEYS_SPLIT_311 2
 
 static inline Py_ssize_t index_311(const DictKeys311 *dk, size_t i) {
     int log2 = dk->dk_log2_size;
@@ -643,23 +644,30 @@ static PyObject *entry(PyObject *dict, PyObject *name) {
     PyDictObject *mp = (PyDictObject *)dict;
     const DictKeys311 *dk = (const DictKeys311 *)mp->ma_keys;
     Py_hash_t hash = PyUnicode_CheckExact(name) ? ((PyASCIIObject *)name)->hash : -1;
-    if (mp->ma_values == NULL && dk->dk_kind == DICT_KEYS_UNICODE_311 && hash != -1) {
+    /* A combined table holds its values in its entries; a split one (the instance dict of a class
+     * with under 30 attributes: the Keyspace, a Command) shares the entries' keys with its class
+     * and holds the values in ma_values, by the same index. */
+    PyObject **values = (PyObject **)mp->ma_values;
+    int kind = dk->dk_kind;
+    if ((values == NULL ? kind == DICT_KEYS_UNICODE_311 : kind == DICT_KEYS_SPLIT_311) && hash != -1) {
         const DictEntry311 *entries = (const DictEntry311 *)(dk->dk_indices + ((size_t)1 << dk->dk_log2_index_bytes));
+#define VALUE_AT(ix) (values == NULL ? entries[ix].me_value : values[ix])
         Py_ssize_t *hint = &g_entry_hint[(size_t)hash & (ENTRY_HINTS - 1)];
-        if (*hint < dk->dk_nentries && entries[*hint].me_key == name && entries[*hint].me_value != NULL)
-            return entries[*hint].me_value;
+        if (*hint < dk->dk_nentries && entries[*hint].me_key == name && VALUE_AT(*hint) != NULL)
+            return VALUE_AT(*hint);
         size_t mask = ((size_t)1 << dk->dk_log2_size) - 1, perturb = (size_t)hash, i = (size_t)hash & mask;
         for (size_t probes = 0; probes <= mask; probes++) {
             Py_ssize_t ix = index_311(dk, i);
-            if (ix >= 0 && ix < dk->dk_nentries && entries[ix].me_key == name && entries[ix].me_value != NULL) {
+            if (ix >= 0 && ix < dk->dk_nentries && entries[ix].me_key == name && VALUE_AT(ix) != NULL) {
                 *hint = ix;
-                return entries[ix].me_value;
+                return VALUE_AT(ix);
             }
             if (ix == -1) /* DKIX_EMPTY: the probe ends */
                 break;
             perturb >>= 5; /* PERTURB_SHIFT */
             i = (i * 5 + perturb + 1) & mask;
         }
+#undef VALUE_AT
     }
 #endif
     return PyDict_GetItemWithError(dict, name);
@@ -774,6 +782,14 @@ static inline uint64_t dict_version(PyObject *dict) { (void)dict; return 0; }
 typedef struct {
     PyObject *dict;   /* the __dict__ the values came from (borrowed; NULL: nothing remembered) */
     uint64_t version; /* its tag then */
+    /* Where that dict was found, so that a memo that holds is known without plain_dict's search
+     * (memo_holds): the object (borrowed, compared only), the place of its __dict__ pointer
+     * (_PyObject_GetDictPtr's: fixed for the object's life), and its type with the version tag
+     * plain_type accepted (a class change gives the type a new tag, unique like the dicts'). */
+    PyObject *owner;
+    PyObject **slot;
+    PyTypeObject *type;
+    unsigned int type_version;
     int known;        /* the verdicts below hold (every truth tested is of a type that cannot change in place) */
     int plain;        /* the object's part of the plain state holds (containers aside) */
     int resp3, restricted, gated, hooked, tracking; /* (eligible's outputs, latency-tracking) */
@@ -902,27 +918,56 @@ static int memo_read(Memo *m, PyObject *dict, PyObject **const *names, int n) {
  * the verdicts out, then memo_seal); MEMO_NONE when there is no memo to be had (an exception set
  * only on error). */
 enum { MEMO_NONE, MEMO_HELD, MEMO_READ };
+
+/* 1 when m, sealed for obj, holds: obj is the object it was sealed for, of the same type under
+ * the same version tag (so still plain_type's), with the same __dict__ under the same tag.  A
+ * dozen loads and compares: the read path opens each memo several times a read, and plain_dict's
+ * search (the type cache, _PyObject_GetDictPtr) was most of what that cost.  The owner compare
+ * comes first, so the slot is read only while obj (alive: the caller's) is the owner or another
+ * object of its type at its address, whose __dict__ pointer lies at the same place. */
+static inline int memo_holds(const Memo *m, PyObject *obj) {
+#if MEMO_VERSIONS
+    return m->dict != NULL && m->owner == obj && Py_TYPE(obj) == m->type && m->type->tp_version_tag == m->type_version &&
+           (m->type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) && *m->slot == m->dict &&
+           dict_version(m->dict) == m->version;
+#else
+    (void)m;
+    (void)obj;
+    return 0;
+#endif
+}
+
 static int memo_open(Memo *m, PyObject *obj, PyObject **const *names, int n, PyObject **dict) {
     if (!MEMO_VERSIONS)
         return MEMO_NONE;
+    if (memo_holds(m, obj)) {
+        *dict = m->dict;
+        return MEMO_HELD;
+    }
     PyObject *d = *dict = plain_dict(obj);
     if (d == NULL)
         return MEMO_NONE;
-    if (m->dict == d && m->version == dict_version(d))
+    if (m->dict == d && m->version == dict_version(d) && m->owner == obj)
         return MEMO_HELD;
     return memo_read(m, d, names, n) > 0 ? MEMO_READ : MEMO_NONE;
 }
 
-/* m valid for dict as it is now. */
-static Memo *memo_seal(Memo *m, PyObject *dict) {
+/* m valid for dict (obj's plain_dict, just found) as it is now. */
+static Memo *memo_seal(Memo *m, PyObject *obj, PyObject *dict) {
     m->dict = dict;
     m->version = dict_version(dict);
+    m->owner = obj;
+    m->slot = _PyObject_GetDictPtr(obj);
+    m->type = Py_TYPE(obj);
+    m->type_version = Py_TYPE(obj)->tp_version_tag;
+    if (m->slot == NULL || *m->slot != dict) /* (cannot be: plain_dict found it there) */
+        m->owner = NULL;
     return m;
 }
 
 /* The client's memo, valid for its __dict__ as it is now; NULL when there is none (with an
  * exception set only on error). */
-static Memo *client_memo(PyObject *client) {
+static Memo *client_memo_open(PyObject *client) {
     if (!is_client_base(client))
         return NULL;
     Memo *m = &((ClientBaseObject *)client)->memo;
@@ -946,11 +991,18 @@ static Memo *client_memo(PyObject *client) {
         m->known = m->resp3 ||
                    (fillable(v[CM_CHANNELS]) && fillable(v[CM_PATTERNS]) && fillable(v[CM_SHARD_CHANNELS]));
     }
-    return memo_seal(m, d);
+    return memo_seal(m, client, d);
+}
+
+/* (The common case first: a memo that holds, with no call.) */
+static inline Memo *client_memo(PyObject *client) {
+    if (Py_TYPE(client) == g_client_type && memo_holds(&((ClientBaseObject *)client)->memo, client))
+        return &((ClientBaseObject *)client)->memo;
+    return client_memo_open(client);
 }
 
 /* The server's memo (g_server_memo), likewise. */
-static Memo *server_memo(PyObject *server) {
+static Memo *server_memo_open(PyObject *server) {
     Memo *m = &g_server_memo;
     PyObject *d;
     int state = memo_open(m, server, SERVER_MEMO_NAMES, SM_N, &d);
@@ -971,20 +1023,24 @@ static Memo *server_memo(PyObject *server) {
         m->check_from = PyLong_AsLongLongAndOverflow(v[SM_CHECK_FROM], &overflow2);
         m->known = !overflow && !overflow2;
     }
-    return memo_seal(m, d);
+    return memo_seal(m, server, d);
+}
+static inline Memo *server_memo(PyObject *server) {
+    return memo_holds(&g_server_memo, server) ? &g_server_memo : server_memo_open(server);
 }
 
 /* obj.name = value (set_attr) for a name outside m's, keeping m valid if it was just before:
  * the loop's own writes to a remembered __dict__ (current_client, last_cmd). */
 static int set_attr_kept(PyObject *obj, Memo *m, PyObject *name, PyObject *value) {
-    PyObject *d = m != NULL ? plain_dict(obj) : NULL;
-    if (d == NULL || m->dict != d || m->version != dict_version(d))
+    if (m == NULL || !memo_holds(m, obj))
         return set_attr(obj, name, value);
-    PyObject *was = entry(d, name);
+    PyObject *d = m->dict, *was = entry(d, name);
     if (was == value)
         return 0;
+    if (was == NULL && PyErr_Occurred())
+        return -1;
     Py_XINCREF(was); /* (freed after the tag is taken: a finalizer could write the dict) */
-    int r = set_attr(obj, name, value);
+    int r = was != NULL ? PyDict_SetItem(d, name, value) : set_attr(obj, name, value);
     if (r == 0 && m->dict == d)
         m->version = dict_version(d);
     Py_XDECREF(was);
@@ -1028,7 +1084,7 @@ static PyObject **const KEYSPACE_MEMO_NAMES[KM_N] = {&s_watched, &s_notify_flags
 _Static_assert(KM_N <= MEMO_MAX, "a Memo holds the values");
 static Memo g_keyspace_memo; /* (one keyspace's at a time) */
 
-static Memo *keyspace_memo(PyObject *keyspace) {
+static Memo *keyspace_memo_open(PyObject *keyspace) {
     Memo *m = &g_keyspace_memo;
     PyObject *d;
     int state = memo_open(m, keyspace, KEYSPACE_MEMO_NAMES, KM_N, &d);
@@ -1039,17 +1095,20 @@ static Memo *keyspace_memo(PyObject *keyspace) {
     m->known = notify != 2 && lfu != 2 && loading != 2 && fillable(v[KM_WATCHED]);
     if (m->known) /* (eligible()'s keyspace part, in its order) */
         m->plain = !notify && !lfu && !loading && v[KM_TRACKING] == Py_None;
-    return memo_seal(m, d);
+    return memo_seal(m, keyspace, d);
+}
+static inline Memo *keyspace_memo(PyObject *keyspace) {
+    return memo_holds(&g_keyspace_memo, keyspace) ? &g_keyspace_memo : keyspace_memo_open(keyspace);
 }
 
-/* A Command's arity, handler and latency histogram (None until its first call is recorded),
+/* A Command's arity, handler, latency histogram (None until its first call is recorded) and name,
  * remembered as the client's and the server's values are: the loop read them with getattr once a
  * batch, each unpipelined request.  Tests wrap a command's handler and CONFIG RESETSTAT drops the
  * histograms, both assignments that change the tag.  A slot of the table serves one command at a
  * time (by its address; an old command's freed address matches only with its dict's tag, which
  * is unique). */
-enum { CMD_ARITY, CMD_HANDLER, CMD_LATENCY, CMD_N };
-static PyObject **const COMMAND_MEMO_NAMES[CMD_N] = {&s_arity, &s_handler, &s_latency};
+enum { CMD_ARITY, CMD_HANDLER, CMD_LATENCY, CMD_NAME, CMD_N };
+static PyObject **const COMMAND_MEMO_NAMES[CMD_N] = {&s_arity, &s_handler, &s_latency, &s_name};
 #define COMMAND_MEMOS 64
 static struct {
     PyObject *cmd; /* (borrowed, compared only) */
@@ -1058,7 +1117,7 @@ static struct {
 
 /* cmd's memo, valid for its __dict__ as it is now; NULL when there is none (an exception set
  * only on error). */
-static Memo *command_memo(PyObject *cmd) {
+static Memo *command_memo_open(PyObject *cmd) {
     size_t slot = ((uintptr_t)cmd >> 4) & (COMMAND_MEMOS - 1);
     Memo *m = &g_command_memos[slot].memo;
     if (g_command_memos[slot].cmd != cmd)
@@ -1075,7 +1134,11 @@ static Memo *command_memo(PyObject *cmd) {
     if (overflow || m->arity < INT_MIN || m->arity > INT_MAX)
         return NULL;
     g_command_memos[slot].cmd = cmd;
-    return memo_seal(m, d);
+    return memo_seal(m, cmd, d);
+}
+static inline Memo *command_memo(PyObject *cmd) {
+    Memo *m = &g_command_memos[((uintptr_t)cmd >> 4) & (COMMAND_MEMOS - 1)].memo;
+    return memo_holds(m, cmd) ? m : command_memo_open(cmd); /* (the owner compare: this command's) */
 }
 
 /* cmd.calls += calls; cmd.usec += usec: CommandBase's members, or (another type) the attributes. */
@@ -1214,7 +1277,8 @@ static int add_to_attr(PyObject *obj, PyObject *name, long long amount) {
 }
 
 static int set_long_attr(PyObject *obj, Memo *m, PyObject *name, long long value) {
-    PyObject *dict = plain_dict(obj), *was = dict != NULL ? entry(dict, name) : NULL;
+    PyObject *dict = m != NULL && memo_holds(m, obj) ? m->dict : plain_dict(obj);
+    PyObject *was = dict != NULL ? entry(dict, name) : NULL;
     if (was != NULL && PyLong_CheckExact(was)) { /* (keyspace.now: the same millisecond) */
         int overflow;
         long long now = PyLong_AsLongLongAndOverflow(was, &overflow);
@@ -1367,7 +1431,6 @@ static int hist_ready(void) {
 }
 
 /* The histogram of a Command (new reference), made on its first call as Redis makes it. */
-static Memo *command_memo(PyObject *cmd);
 static PyObject *hist_of(PyObject *cmd) {
     Memo *m = command_memo(cmd);
     PyObject *h = m != NULL ? Py_NewRef(m->value[CMD_LATENCY]) : PyErr_Occurred() ? NULL : PyObject_GetAttr(cmd, s_latency);
@@ -2378,7 +2441,10 @@ finish:
               (b.now_ms && set_long_attr(keyspace, &g_keyspace_memo, s_now, b.now_ms) < 0) ||
               set_attr_kept(server, &g_server_memo, s_current_client, client) < 0;
         if (!bad) {
-            PyObject *name = instance_attr(last, s_name);
+            Memo *lm = command_memo(last);
+            PyObject *name = lm != NULL         ? Py_NewRef(lm->value[CMD_NAME])
+                             : PyErr_Occurred() ? NULL
+                                                : instance_attr(last, s_name);
             Memo *cm = is_client_base(client) ? &((ClientBaseObject *)client)->memo : NULL;
             bad = name == NULL || set_attr_kept(client, cm, s_last_cmd, name) < 0;
             Py_XDECREF(name);
