@@ -72,6 +72,14 @@ def cpu_seconds(pid: int) -> float:
     return total / 1e9
 
 
+def user_seconds(pid: int) -> float:
+    """User-mode CPU time of ``pid`` (all its threads) so far: ``/proc/<pid>/stat``'s utime, in clock
+    ticks (10 ms: measure a run of a second or more).  With the kernel's share of a -P 1 request
+    at ~2/3 of its CPU (two system calls), this is where a server's own work shows."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) / os.sysconf("SC_CLK_TCK")  # (field 14 of the whole line: utime)
+
+
 def benchmark(server: ServerProcess, requests: int, pipeline: int, command: list[str],
               keyspace: int = 10000, row: str = "") -> tuple[float, float]:
     """One redis-benchmark workload (50 clients, ``-r keyspace``): (requests per second, the

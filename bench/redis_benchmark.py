@@ -16,7 +16,9 @@ runs in the same rounds and gets its own columns: a before/after comparison unde
 With ``--cpu`` each test runs on its own and the servers' CPU time per request is measured
 too (``/proc/<pid>/task/*/schedstat``, bench/measure.py): the "cost" column is Redis's CPU per
 request over dumpling's, which a machine shared with other work disturbs far less than the
-rates (the load generator competes for the same two cores).
+rates (the load generator competes for the same two cores).  The "usr" columns are the user-mode
+part of it (``/proc/<pid>/stat``'s utime): at -P 1 the kernel's two system calls a request are
+most of the CPU and much of its noise, and the user part is where the servers differ.
 
 usage: python bench/redis_benchmark.py [--requests N] [--rounds R] [--pure] [--against DIR] [--cpu]
                                        [--pipelines 1,16] [--tests a,b,...]
@@ -34,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.measure import cpu_seconds  # noqa: E402
+from bench.measure import cpu_seconds, user_seconds  # noqa: E402
 from tests.servers import ServerProcess, free_port, start_dumpling, start_redis  # noqa: E402
 
 # redis-benchmark's default set (what it runs without -t), in its order.
@@ -57,17 +59,22 @@ def run_benchmark(port: int, requests: int, pipeline: int, tests: str) -> dict[s
     return results
 
 
-def run_with_cpu(server: ServerProcess, requests: int, pipeline: int, tests: str) -> dict[str, tuple[float, float]]:
-    """Each test on its own: (requests per second, the server's CPU microseconds per request)."""
-    results: dict[str, tuple[float, float]] = {}
+def run_with_cpu(server: ServerProcess, requests: int, pipeline: int,
+                 tests: str) -> dict[str, tuple[float, float, float]]:
+    """Each test on its own: (requests per second, the server's CPU microseconds per request, the
+    user-mode part of them)."""
+    results: dict[str, tuple[float, float, float]] = {}
     for test in tests.split(","):
-        before = cpu_seconds(server.proc.pid)
+        before, user_before = cpu_seconds(server.proc.pid), user_seconds(server.proc.pid)
         rates = run_benchmark(server.port, requests, pipeline, test)
         cpu_us = (cpu_seconds(server.proc.pid) - before) * 1e6
+        user_us = (user_seconds(server.proc.pid) - user_before) * 1e6
         for name, rate in rates.items():
             # one run of several rows (-t lrange: the LPUSH filling the list, LRANGE_100...600) has
             # no CPU per row; a row met before (that LPUSH) keeps its own test's figures
-            results.setdefault(name, (rate, cpu_us / requests if len(rates) == 1 else math.nan))
+            one = len(rates) == 1
+            results.setdefault(name, (rate, cpu_us / requests if one else math.nan,
+                                      user_us / requests if one else math.nan))
     return results
 
 
@@ -106,30 +113,33 @@ def main() -> None:
         print(f"redis-benchmark -c 50 -n {args.requests}, median of {args.rounds} alternating rounds")
         header = f"{'test':11} {'pipeline':>8} {'redis rps':>12} {'dumpling rps':>13} {'ratio':>7}"
         if args.cpu:
-            header += f" {'redis us':>9} {'ours us':>8} {'cost':>6}"
+            header += f" {'redis us':>9} {'ours us':>8} {'cost':>6} {'redis usr':>9} {'ours usr':>8}"
         for name in servers:
             if name not in ("redis", "dumpling"):
-                header += f" {name + ' rps':>12} {'ratio':>7}" + (f" {name[:5] + ' us':>9}" if args.cpu else "")
+                header += f" {name + ' rps':>12} {'ratio':>7}" + (f" {name[:5] + ' us':>9} {name[:5] + ' usr':>9}"
+                                                                  if args.cpu else "")
         print(header)
         for pipeline in map(int, args.pipelines.split(",")):
             rps: dict[str, dict[str, list[float]]] = {name: {} for name in servers}
             cpu: dict[str, dict[str, list[float]]] = {name: {} for name in servers}
+            user: dict[str, dict[str, list[float]]] = {name: {} for name in servers}
             for _ in range(args.rounds):
                 for name, server in servers.items():
                     try:
                         if args.cpu:
                             measured = run_with_cpu(server, args.requests, pipeline, args.tests)
                         else:
-                            measured = {test: (rate, 0.0)
+                            measured = {test: (rate, 0.0, 0.0)
                                         for test, rate in run_benchmark(server.port, args.requests, pipeline,
                                                                         args.tests).items()}
                     except subprocess.CalledProcessError as e:  # say which server and why
                         print(f"redis-benchmark failed against {name}: {e.stdout[-500:]}{e.stderr[-500:]}\n"
                               f"its log ends:\n{server.log()[-2000:]}", flush=True)
                         raise
-                    for test, (rate, cpu_us) in measured.items():
+                    for test, (rate, cpu_us, user_us) in measured.items():
                         rps[name].setdefault(test, []).append(rate)
                         cpu[name].setdefault(test, []).append(cpu_us)
+                        user[name].setdefault(test, []).append(user_us)
             ratios: dict[str, list[float]] = {name: [] for name in servers if name != "redis"}
             costs: list[float] = []
             for test in rps["redis"]:
@@ -146,10 +156,13 @@ def main() -> None:
                             if not math.isnan(redis_us / ours_us):
                                 costs.append(redis_us / ours_us)
                             row += f" {redis_us:>9.2f} {ours_us:>8.2f} {redis_us / ours_us:>6.2f}"
+                            row += f" {statistics.median(user['redis'][test]):>9.2f}"
+                            row += f" {statistics.median(user['dumpling'].get(test, [math.nan])):>8.2f}"
                     else:
                         row += f" {ours:>12,.0f} {ours / theirs:>7.2f}"
                         if args.cpu:
                             row += f" {statistics.median(cpu[name].get(test, [math.nan])):>9.2f}"
+                            row += f" {statistics.median(user[name].get(test, [math.nan])):>9.2f}"
                 print(row, flush=True)
             for name, values in ratios.items():
                 print(f"-P {pipeline} {name}: min ratio {min(values):.2f}, median {statistics.median(values):.2f} "
