@@ -233,8 +233,13 @@ static int identify(const Arg *name) {
     char first = (char)(name->p[0] | 0x20);
     for (int i = 0; i < N_COMMANDS; i++) {
         const char *twin = COMMAND_NAMES[i];
-        if (twin[0] == first && strlen(twin) == (size_t)name->len &&
-            strncasecmp(name->p, twin, (size_t)name->len) == 0)
+        if (twin[0] != first)
+            continue;
+        /* the names are lower-case letters: c | 0x20 is one of them only for it or its capital */
+        Py_ssize_t k = 1;
+        while (k < name->len && twin[k] != '\0' && (char)(name->p[k] | 0x20) == twin[k])
+            k++;
+        if (k == name->len && twin[k] == '\0')
             return i;
     }
     return -1;
@@ -1276,14 +1281,30 @@ static int add_to_attr(PyObject *obj, PyObject *name, long long amount) {
     return r;
 }
 
+/* What set_long_attr last found or wrote: `name` held `value` in the dict whose version tag was
+ * `version` (unique to that dict and that state of it), so while the tag holds nothing is read:
+ * keyspace.now, set by every read, changes once a millisecond. */
+static struct {
+    uint64_t version;
+    PyObject *name; /* (borrowed, compared only: an interned name) */
+    long long value;
+} g_long_attr_seen;
+
 static int set_long_attr(PyObject *obj, Memo *m, PyObject *name, long long value) {
     PyObject *dict = m != NULL && memo_holds(m, obj) ? m->dict : plain_dict(obj);
+    if (MEMO_VERSIONS && dict != NULL && g_long_attr_seen.version == dict_version(dict) &&
+        g_long_attr_seen.name == name && g_long_attr_seen.value == value)
+        return 0;
     PyObject *was = dict != NULL ? entry(dict, name) : NULL;
     if (was != NULL && PyLong_CheckExact(was)) { /* (keyspace.now: the same millisecond) */
         int overflow;
         long long now = PyLong_AsLongLongAndOverflow(was, &overflow);
-        if (now == value && !overflow)
+        if (now == value && !overflow) {
+            g_long_attr_seen.version = dict_version(dict);
+            g_long_attr_seen.name = name;
+            g_long_attr_seen.value = value;
             return 0;
+        }
     }
     if (PyErr_Occurred())
         return -1;
@@ -1291,6 +1312,11 @@ static int set_long_attr(PyObject *obj, Memo *m, PyObject *name, long long value
     if (v == NULL)
         return -1;
     int r = m != NULL ? set_attr_kept(obj, m, name, v) : set_attr(obj, name, v);
+    if (r == 0 && dict != NULL && plain_dict(obj) == dict && entry(dict, name) == v) {
+        g_long_attr_seen.version = dict_version(dict);
+        g_long_attr_seen.name = name;
+        g_long_attr_seen.value = value;
+    }
     Py_DECREF(v);
     return r;
 }
@@ -2573,6 +2599,39 @@ static int read_quiet(PyObject *query_buffer, long long *quiet) {
     return r;
 }
 
+/* A transport's method, found once per type version: PyObject_CallMethod's lookup
+ * (_PyObject_GetMethod) was ~100 instructions of each of the two calls a read's write makes.
+ * Only an attribute of the type that binds as a method (Py_TPFLAGS_METHOD_DESCRIPTOR: uvloop's,
+ * asyncio's) of a type whose instances have no __dict__ to shadow it; anything else is looked
+ * up each call. */
+typedef struct {
+    PyTypeObject *type; /* (borrowed, compared only; NULL: nothing cached) */
+    unsigned int version;
+    PyObject *func; /* the type's attribute (owned) */
+} MethodCache;
+static MethodCache g_write_method, g_backlog_method;
+
+static PyObject *call_method(MethodCache *c, PyObject *self, PyObject *name, PyObject *arg) {
+    PyTypeObject *type = Py_TYPE(self);
+    if (type != c->type || type->tp_version_tag != c->version || !(type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) {
+        c->type = NULL;
+        Py_CLEAR(c->func);
+        PyObject *f = type->tp_dictoffset == 0 ? _PyType_Lookup(type, name) : NULL;
+        if (f != NULL && PyType_HasFeature(Py_TYPE(f), Py_TPFLAGS_METHOD_DESCRIPTOR) && type->tp_version_tag != 0 &&
+            (type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) {
+            c->func = Py_NewRef(f);
+            c->type = type;
+            c->version = type->tp_version_tag;
+        }
+    }
+    if (c->type == NULL)
+        return arg != NULL ? PyObject_CallMethodOneArg(self, name, arg) : PyObject_CallMethodNoArgs(self, name);
+    PyObject *func = Py_NewRef(c->func), *args[2] = {self, arg};
+    PyObject *r = PyObject_Vectorcall(func, args, arg != NULL ? 2 : 1, NULL);
+    Py_DECREF(func);
+    return r;
+}
+
 /* Client.flush for replies run_reads left in *reply: 1 written, 0 the case is Python's (nothing
  * done), -1 on error.  Reads the memos (a plain read leaves them valid). */
 static int write_replies(PyObject *client, PyObject *server, Out *reply) {
@@ -2595,7 +2654,7 @@ static int write_replies(PyObject *client, PyObject *server, Out *reply) {
     Py_INCREF(transport);
     int r = 0;
     if (sm->check_from > 0) {
-        PyObject *backlog = PyObject_CallMethodNoArgs(transport, s_get_write_buffer_size);
+        PyObject *backlog = call_method(&g_backlog_method, transport, s_get_write_buffer_size, NULL);
         long long pending = backlog == NULL ? -1 : PyLong_AsLongLong(backlog);
         Py_XDECREF(backlog);
         if (pending == -1 && PyErr_Occurred())
@@ -2619,7 +2678,7 @@ static int write_replies(PyObject *client, PyObject *server, Out *reply) {
         c->reply_buffer_peak = size < buffer_size ? size : buffer_size;
     PyObject *data = PyBytes_FromStringAndSize(reply->buf, (Py_ssize_t)reply->len);
     reply->len = 0;
-    PyObject *done = data == NULL ? NULL : PyObject_CallMethodOneArg(transport, s_write, data);
+    PyObject *done = data == NULL ? NULL : call_method(&g_write_method, transport, s_write, data);
     Py_DECREF(transport);
     Py_XDECREF(data);
     if (done == NULL)
