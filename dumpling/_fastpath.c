@@ -2714,27 +2714,39 @@ static PyObject *client_data_received(PyObject *self, PyObject *data) {
         if (fast != NULL && fast != Py_None && (cm = client_memo(self)) == NULL && PyErr_Occurred())
             return NULL;
     }
-    /* a read on a request boundary, for the fast readers, that the query buffer's model ignores */
+    /* a read on a request boundary, for the fast readers */
     if (cm == NULL || !cm->known || cm->value[CM_STRICT] != Py_False || !empty_buffer(cm->value[CM_CARRY]) ||
         !empty_buffer(cm->value[CM_HELD]) || !empty_buffer(cm->value[CM_RETAINED]))
         return PyObject_CallMethodOneArg(self, s_received, data);
-    PyObject *server = cm->value[CM_SERVER], *keyspace = cm->value[CM_KEYSPACE];
+    PyObject *server = cm->value[CM_SERVER], *keyspace = cm->value[CM_KEYSPACE], *query_buffer = cm->value[CM_QUERY_BUFFER];
     Py_ssize_t size = PyBytes_GET_SIZE(data);
     long long quiet;
-    int r = read_quiet(cm->value[CM_QUERY_BUFFER], &quiet);
+    int r = read_quiet(query_buffer, &quiet);
     if (r < 0)
         return NULL;
-    if (r == 0 || size > quiet)
+    if (r == 0)
         return PyObject_CallMethodOneArg(self, s_received, data);
+    /* A read the query buffer's model does not ignore (one larger than its recent peak: the first
+     * after the client's turn in the clients cron, which restarts the peak) has the model's own
+     * steps run around it, as Client.received runs them: `read` before the requests run,
+     * `settle` after (nothing is pending here: no carry, held or retained bytes). */
+    int sized = size > quiet;
 
     Py_INCREF(server);
     Py_INCREF(keyspace);
+    Py_INCREF(query_buffer);
     PyObject *result = NULL;
     Out reply = {NULL, 0, 0};
     if (add_server_stat(server, SERVER_STAT(stat_net_input), s_stat_net_input, size) < 0 ||
         add_server_stat(server, SERVER_STAT(stat_reads), s_stat_reads, 1) < 0)
         goto done;
     ((ClientBaseObject *)self)->batch_ran = 0;
+    if (sized) {
+        PyObject *called = PyObject_CallMethod(query_buffer, "read", "in", 0, size);
+        if (called == NULL)
+            goto done;
+        Py_DECREF(called);
+    }
     Py_ssize_t consumed = run_reads(self, server, keyspace, PyBytes_AS_STRING(data), size, &reply);
     if (consumed < 0)
         goto done;
@@ -2742,7 +2754,7 @@ static PyObject *client_data_received(PyObject *self, PyObject *data) {
         if (spill(&reply, self) < 0)
             goto done;
         PyObject *at = PyLong_FromSsize_t(consumed);
-        result = at == NULL ? NULL : PyObject_CallMethodObjArgs(self, s_read_rest, data, at, NULL);
+        result = at == NULL ? NULL : PyObject_CallMethodObjArgs(self, s_read_rest, data, at, sized ? Py_True : Py_False, NULL);
         Py_XDECREF(at);
         goto done;
     }
@@ -2752,14 +2764,25 @@ static PyObject *client_data_received(PyObject *self, PyObject *data) {
     if (r == 0) {
         if (spill(&reply, self) < 0)
             goto done;
-        result = PyObject_CallMethodNoArgs(self, s_flush);
-        goto done;
+        PyObject *flushed = PyObject_CallMethodNoArgs(self, s_flush);
+        if (flushed == NULL)
+            goto done;
+        Py_DECREF(flushed);
+    }
+    if (sized) {
+        PyObject *last = PyObject_CallMethod(query_buffer, "big_argument_at_end", "O", data);
+        PyObject *called = last == NULL ? NULL : PyObject_CallMethod(query_buffer, "settle", "iiO", 0, -1, last);
+        Py_XDECREF(last);
+        if (called == NULL)
+            goto done;
+        Py_DECREF(called);
     }
     result = Py_NewRef(Py_None);
 done:
     PyMem_Free(reply.buf);
     Py_DECREF(server);
     Py_DECREF(keyspace);
+    Py_DECREF(query_buffer);
     return result;
 }
 

@@ -185,10 +185,10 @@ class Client(_ReadBase, asyncio.Protocol):
     def received(self, data: bytes) -> None:
         """A read of the connection, all of it through Python: ``data_received`` in pure mode, and
         the reference for ``_fastpath.ClientBase.data_received``, which does this read's work in C
-        when it starts on a request boundary for the fast readers, changes nothing in the query
-        buffer's model (``sized`` False) and the C loop runs all of it (the replies written as
-        ``flush`` writes them); it hands the rest of a read the loop stopped in to ``_read_rest``
-        and any other read to this method."""
+        when it starts on a request boundary for the fast readers and the C loop runs all of it
+        (the replies written as ``flush`` writes them; when ``sized``, the query buffer model's
+        ``read`` and ``settle`` called around it as here); it hands the rest of a read the loop
+        stopped in to ``_read_rest`` and any other read to this method."""
         server = self.server
         server.stat_net_input += len(data)
         server.stat_reads += 1  # (and a cycle of the event loop: Server.loop_cycles)
@@ -211,14 +211,14 @@ class Client(_ReadBase, asyncio.Protocol):
     if fastpath is None:
         data_received = received
 
-    def _read_rest(self, data: bytes, done: int) -> None:
+    def _read_rest(self, data: bytes, done: int, sized: bool = False) -> None:
         """The rest of a read ClientBase.data_received began (``received``'s work up to the C loop
-        done: the read counted, the loop ran its first ``done`` bytes): hiredis and
-        ``process_input`` take what follows."""
+        done: the read counted, the query buffer's model told of it when ``sized``, the loop ran
+        its first ``done`` bytes): hiredis and ``process_input`` take what follows."""
         if done:
             self._batch_ran += done
         self._feed(data[done:] if done else data)
-        self._after_read(data, False)
+        self._after_read(data, sized)
 
     def _after_read(self, data: bytes, sized: bool) -> None:
         """The requests of a read the fast readers hold run, then the query buffer's model settled."""

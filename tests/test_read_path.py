@@ -9,11 +9,13 @@ CLIENT LIST's fields, a close after QUIT, an output-buffer limit's drop) must be
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 
 import dumpling.server as server_module
+from dumpling import replybuffer
 from dumpling.accel import fastpath
 from dumpling.commands.connection import client_info_line
 from dumpling.config import Config
@@ -43,8 +45,10 @@ def _cmd(*args: bytes | str | int) -> bytes:
     return encode_command(*args)
 
 
-# Each a list of reads (one data_received each), on one fresh connection.
-STREAMS: dict[str, list[bytes]] = {
+# Each a list of reads (one data_received each), on one fresh connection; CRON: the clients cron's
+# turn (it restarts the query buffer's peak, so the next read is one its model does not ignore).
+CRON = None
+STREAMS: dict[str, list[bytes | None]] = {
     "one request a read": [_cmd("SET", "k", "v"), _cmd("GET", "k"), _cmd("PING"), _cmd("INCR", "n")] * 3,
     "pipelines": [_cmd("SET", "a", "1") + _cmd("INCR", "a") * 5 + _cmd("MGET", "a", "b"), _cmd("LPUSH", "l", "x") * 4],
     "general path and replies of every size": [
@@ -64,6 +68,11 @@ STREAMS: dict[str, list[bytes]] = {
     "quit": [_cmd("PING"), _cmd("QUIT"), _cmd("PING")],
     "quit inside a read": [_cmd("PING") + _cmd("QUIT") + _cmd("PING")],
     "protocol error": [_cmd("PING"), b"*1\r\n$x\r\n", _cmd("PING")],
+    "reads after the clients cron's turn": [
+        _cmd("PING"), CRON, _cmd("GET", "k"), CRON, _cmd("INCR", "n") * 3 + _cmd("CLIENT", "GETNAME") + _cmd("INCR", "n"),
+        CRON, _cmd("SET", "k", "v") * 40, _cmd("GET", "k"), CRON, _cmd("SET", "big", BIG), CRON, _cmd("GET", "big"),
+        CRON, CRON, _cmd("MULTI"), _cmd("PING"), _cmd("EXEC"),
+    ],
     "output-buffer limit": [
         _cmd("CONFIG", "SET", "client-output-buffer-limit", "normal 20000 0 0"), _cmd("SET", "big", BIG),
         _cmd("GET", "k"), _cmd("GET", "big"), _cmd("PING"),
@@ -71,9 +80,10 @@ STREAMS: dict[str, list[bytes]] = {
 }
 
 
-def _run(reads: list[bytes], through_c: bool, monkeypatch: pytest.MonkeyPatch,
+def _run(reads: list[bytes | None], through_c: bool, monkeypatch: pytest.MonkeyPatch,
          transport: BackloggedTransport | None = None) -> dict[str, Any]:
-    """Feed ``reads`` to a fresh in-process server; everything a read leaves behind."""
+    """Feed ``reads`` to a fresh in-process server (CRON: the client's turn in the clients cron);
+    everything a read leaves behind."""
     with monkeypatch.context() as patch:
         if not through_c:
             patch.setattr(Client, "data_received", Client.received)
@@ -84,7 +94,11 @@ def _run(reads: list[bytes], through_c: bool, monkeypatch: pytest.MonkeyPatch,
         for data in reads:
             if transport.closed:
                 break
-            client.data_received(data)
+            if data is CRON:
+                assert list(server.clients.values()) == [client]
+                replybuffer.cron(server, time.time_ns() // 1_000_000)
+            else:
+                client.data_received(data)
         qb = client.query_buffer
         listing = [field for field in client_info_line(client).split(" ")
                    if field.split("=")[0] not in ("age", "idle", "id")]
