@@ -828,6 +828,12 @@ typedef struct {
     long long reply_buffer_peak; /* Client.reply_buffer_peak */
     Py_ssize_t batch_ran;       /* Client._batch_ran */
     Memo memo;
+    /* Client.last_cmd as the loop last left it: that object (borrowed, compared only) while the
+     * client's __dict__ keeps the tag it had then (no write since: it is still there).  A read
+     * then writes nothing and probes nothing of the client's __dict__, whose keys table is a cold
+     * cache line or two with 50 clients taking turns. */
+    PyObject *last_cmd_left;
+    uint64_t last_cmd_version;
 } ClientBaseObject;
 
 typedef struct {
@@ -2471,8 +2477,18 @@ finish:
             PyObject *name = lm != NULL         ? Py_NewRef(lm->value[CMD_NAME])
                              : PyErr_Occurred() ? NULL
                                                 : instance_attr(last, s_name);
-            Memo *cm = is_client_base(client) ? &((ClientBaseObject *)client)->memo : NULL;
-            bad = name == NULL || set_attr_kept(client, cm, s_last_cmd, name) < 0;
+            ClientBaseObject *cb = is_client_base(client) ? (ClientBaseObject *)client : NULL;
+            Memo *cm = cb != NULL ? &cb->memo : NULL;
+            if (name == NULL) {
+                bad = 1;
+            } else if (cb == NULL || name != cb->last_cmd_left || !memo_holds(cm, client) ||
+                       cm->version != cb->last_cmd_version) {
+                bad = set_attr_kept(client, cm, s_last_cmd, name) < 0;
+                if (!bad && cb != NULL && memo_holds(cm, client)) {
+                    cb->last_cmd_left = name;
+                    cb->last_cmd_version = cm->version;
+                }
+            }
             Py_XDECREF(name);
         }
         if (!bad) {
