@@ -610,8 +610,8 @@ static PyObject *plain_dict(PyObject *obj) {
  * most of its C work; this is the same probe of the dict's index table written for the cases
  * that occur (CPython 3.11's layout, Include/internal/pycore_dict.h, read only: a combined table
  * of str keys or a split one, the name interned with its hash cached), matching by identity (the
- * dict's own first test).  Anything else, and a probe that ends without the very object (an equal str that
- * is another object), is PyDict_GetItemWithError. */
+ * dict's own first test).  Anything else, and a probe that ends without the very object (an
+ * equal str that is another object), is PyDict_GetItemWithError. */
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
 typedef struct {
     Py_ssize_t dk_refcnt;
@@ -938,9 +938,9 @@ enum { MEMO_NONE, MEMO_HELD, MEMO_READ };
  * object of its type at its address, whose __dict__ pointer lies at the same place. */
 static inline int memo_holds(const Memo *m, PyObject *obj) {
 #if MEMO_VERSIONS
-    return m->dict != NULL && m->owner == obj && Py_TYPE(obj) == m->type && m->type->tp_version_tag == m->type_version &&
-           (m->type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) && *m->slot == m->dict &&
-           dict_version(m->dict) == m->version;
+    return m->dict != NULL && m->owner == obj && Py_TYPE(obj) == m->type &&
+           m->type->tp_version_tag == m->type_version && (m->type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) &&
+           *m->slot == m->dict && dict_version(m->dict) == m->version;
 #else
     (void)m;
     (void)obj;
@@ -2734,7 +2734,8 @@ static PyObject *client_data_received(PyObject *self, PyObject *data) {
     if (cm == NULL || !cm->known || cm->value[CM_STRICT] != Py_False || !empty_buffer(cm->value[CM_CARRY]) ||
         !empty_buffer(cm->value[CM_HELD]) || !empty_buffer(cm->value[CM_RETAINED]))
         return PyObject_CallMethodOneArg(self, s_received, data);
-    PyObject *server = cm->value[CM_SERVER], *keyspace = cm->value[CM_KEYSPACE], *query_buffer = cm->value[CM_QUERY_BUFFER];
+    PyObject *server = cm->value[CM_SERVER], *keyspace = cm->value[CM_KEYSPACE];
+    PyObject *query_buffer = cm->value[CM_QUERY_BUFFER];
     Py_ssize_t size = PyBytes_GET_SIZE(data);
     long long quiet;
     int r = read_quiet(query_buffer, &quiet);
@@ -2770,7 +2771,8 @@ static PyObject *client_data_received(PyObject *self, PyObject *data) {
         if (spill(&reply, self) < 0)
             goto done;
         PyObject *at = PyLong_FromSsize_t(consumed);
-        result = at == NULL ? NULL : PyObject_CallMethodObjArgs(self, s_read_rest, data, at, sized ? Py_True : Py_False, NULL);
+        result = at == NULL ? NULL
+                            : PyObject_CallMethodObjArgs(self, s_read_rest, data, at, sized ? Py_True : Py_False, NULL);
         Py_XDECREF(at);
         goto done;
     }
