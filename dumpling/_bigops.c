@@ -344,27 +344,12 @@ typedef struct {
 } Member;
 
 /* The reply being written: the members from `start` on, the header put in front at the end. */
-typedef struct {
-    char *buf;
-    size_t len, cap;
-} Reply;
+typedef NativeBuf Reply;
 
 #define REPLY_HEAD 24 /* room for "*<count>\r\n" before the first member */
 
 static int reply_room(Reply *r, size_t more) {
-    if (r->len + more <= r->cap)
-        return 0;
-    size_t cap = r->cap ? r->cap : 4096;
-    while (cap < r->len + more)
-        cap *= 2;
-    char *buf = PyMem_Realloc(r->buf, cap);
-    if (buf == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    r->buf = buf;
-    r->cap = cap;
-    return 0;
+    return native_buf_reserve(r, more, 4096);
 }
 
 /* "$<len>\r\n<bytes>\r\n" */

@@ -49,10 +49,7 @@ static const char *const COMMAND_NAMES[N_COMMANDS] = {
 
 typedef NativeArg Arg; /* one argument of a request, pointing into the read buffer */
 
-typedef struct {
-    char *buf;
-    size_t len, cap;
-} Out;
+typedef NativeBuf Out;
 
 static PyObject *s_twin_names[N_COMMANDS]; /* COMMAND_NAMES as str: Command.name of each twin */
 
@@ -78,19 +75,7 @@ static PyObject *s_received, *s_read_rest, *s_flush, *s_close, *s_fast_run, *s_c
 /* ------------------------------------------------------------------ output buffer */
 
 static int out_reserve(Out *o, size_t extra) {
-    if (o->len + extra <= o->cap)
-        return 0;
-    size_t cap = o->cap ? o->cap : 256;
-    while (cap < o->len + extra)
-        cap *= 2;
-    char *buf = PyMem_Realloc(o->buf, cap);
-    if (buf == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    o->buf = buf;
-    o->cap = cap;
-    return 0;
+    return native_buf_reserve(o, extra, 256);
 }
 
 static int out_put(Out *o, const char *s, size_t n) {

@@ -1347,24 +1347,11 @@ done:
 
 /* ---------------------------------------------------------------- reply text */
 
-typedef struct {
-    char *buf;
-    size_t len, cap;
-} Buf;
+typedef NativeBuf Buf;
 
 static int buf_put(Buf *b, const char *s, size_t n) {
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n)
-            cap *= 2;
-        char *grown = PyMem_Realloc(b->buf, cap);
-        if (grown == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        b->buf = grown;
-        b->cap = cap;
-    }
+    if (native_buf_reserve(b, n, 256) < 0)
+        return -1;
     memcpy(b->buf + b->len, s, n);
     b->len += n;
     return 0;

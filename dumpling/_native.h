@@ -206,6 +206,30 @@ static inline int native_string2ll(const char *s, Py_ssize_t n, long long *out) 
     return 1;
 }
 
+/* A growable byte buffer (PyMem): what the C reply and payload writers write into. */
+typedef struct {
+    char *buf;
+    size_t len, cap;
+} NativeBuf;
+
+/* Room for `extra` more bytes after len (a first table of `first`, then doubling); -1 with
+ * MemoryError. */
+static inline int native_buf_reserve(NativeBuf *b, size_t extra, size_t first) {
+    if (b->len + extra <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : first;
+    while (cap < b->len + extra)
+        cap *= 2;
+    char *grown = PyMem_Realloc(b->buf, cap);
+    if (grown == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->buf = grown;
+    b->cap = cap;
+    return 0;
+}
+
 /* The decimal digits of u at p (room for 20), their count: by hand, as snprintf's format
  * parsing costs more than the rest of a small reply. */
 static inline int native_u64_text(char *p, unsigned long long u) {

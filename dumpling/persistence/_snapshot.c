@@ -29,32 +29,17 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../_keytable.h"
+#include "../_native.h"
 
 static const KeyTableApi *kt_api; /* dumpling._keytable's (module init) */
 
 #define LRU_CLOCK_MAX ((1LL << 24) - 1)
 #define FLUSH_AT (64 * 1024)
 
-typedef struct {
-    char *buf;
-    size_t len, cap;
-} Buf;
+typedef NativeBuf Buf;
 
 static int reserve(Buf *b, size_t extra) {
-    if (b->len + extra <= b->cap)
-        return 0;
-    size_t cap = b->cap ? b->cap : FLUSH_AT * 2;
-    while (cap < b->len + extra)
-        cap *= 2;
-    char *p = PyMem_Realloc(b->buf, cap);
-    if (p == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    b->buf = p;
-    b->cap = cap;
-    return 0;
+    return native_buf_reserve(b, extra, FLUSH_AT * 2);
 }
 
 /* rdbSaveLen: the shortest of the 6/14/32/64-bit forms. */
