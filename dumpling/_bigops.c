@@ -271,17 +271,29 @@ static inline uint64_t splitmix64(uint64_t *state) {
     return z ^ (z >> 31);
 }
 
-static PyObject *sample_prefix(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+/* The (pool: list, k: int, seed: int) arguments of sample_prefix and draw_with_repeats: 0, or -1
+ * with an exception (a TypeError naming `name`). */
+static int pool_args(PyObject *const *args, Py_ssize_t nargs, const char *name, PyObject **pool, Py_ssize_t *k,
+                     uint64_t *state) {
     if (nargs != 3 || !PyList_CheckExact(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "sample_prefix(pool: list, k: int, seed: int)");
-        return NULL;
+        PyErr_Format(PyExc_TypeError, "%s(pool: list, k: int, seed: int)", name);
+        return -1;
     }
-    PyObject *pool = args[0];
-    Py_ssize_t k = PyLong_AsSsize_t(args[1]);
-    if (k == -1 && PyErr_Occurred())
-        return NULL;
-    uint64_t state = PyLong_AsUnsignedLongLongMask(args[2]);
-    if (state == (uint64_t)-1 && PyErr_Occurred())
+    *pool = args[0];
+    *k = PyLong_AsSsize_t(args[1]);
+    if (*k == -1 && PyErr_Occurred())
+        return -1;
+    *state = PyLong_AsUnsignedLongLongMask(args[2]);
+    if (*state == (uint64_t)-1 && PyErr_Occurred())
+        return -1;
+    return 0;
+}
+
+static PyObject *sample_prefix(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    PyObject *pool;
+    Py_ssize_t k;
+    uint64_t state;
+    if (pool_args(args, nargs, "sample_prefix", &pool, &k, &state) < 0)
         return NULL;
     Py_ssize_t n = PyList_GET_SIZE(pool);
     if (k > n)
@@ -301,16 +313,10 @@ static PyObject *sample_prefix(PyObject *module, PyObject *const *args, Py_ssize
 /* draw_with_repeats(pool, k, seed): k picks from pool, each pool[(r * n) >> 64]; the picks' objects
  * are asked for AHEAD picks before their references are counted. */
 static PyObject *draw_with_repeats(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3 || !PyList_CheckExact(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "draw_with_repeats(pool: list, k: int, seed: int)");
-        return NULL;
-    }
-    PyObject *pool = args[0];
-    Py_ssize_t k = PyLong_AsSsize_t(args[1]);
-    if (k == -1 && PyErr_Occurred())
-        return NULL;
-    uint64_t state = PyLong_AsUnsignedLongLongMask(args[2]);
-    if (state == (uint64_t)-1 && PyErr_Occurred())
+    PyObject *pool;
+    Py_ssize_t k;
+    uint64_t state;
+    if (pool_args(args, nargs, "draw_with_repeats", &pool, &k, &state) < 0)
         return NULL;
     Py_ssize_t n = PyList_GET_SIZE(pool);
     if (k < 0 || (n == 0 && k > 0)) {
