@@ -211,6 +211,25 @@ def start_redis(*args: str, port: int | None = None) -> ServerProcess:
     )
 
 
+@contextmanager
+def oracle_trio(**config: str | int) -> Iterator[list[ServerProcess]]:
+    """Real Redis, dumpling and pure-Python dumpling (``DUMPLING_PURE=1``), each with the same
+    ``CONFIG SET``s (``hash_max_listpack_entries=6``: underscores for dashes): the three servers
+    a random sequence is replayed on, stopped at the end."""
+    require_redis()
+    servers = [start_redis(), start_dumpling(), start_dumpling(env={"DUMPLING_PURE": "1"})]
+    try:
+        for server in servers:
+            with server.raw() as conn:
+                for name, value in config.items():
+                    reply = conn.call("CONFIG", "SET", name.replace("_", "-"), str(value))
+                    assert reply == b"+OK\r\n", (server.name, name, reply)
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
 def encode_command(*args: bytes | str | int) -> bytes:
     parts = [b"*%d\r\n" % len(args)]
     for a in args:

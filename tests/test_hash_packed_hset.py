@@ -20,15 +20,7 @@ from dumpling import accel
 from dumpling.datatypes.hashes import HashValue
 from dumpling.payload import listpack
 from tests.fuzzing import scaled
-from tests.servers import (
-    RawConnection,
-    ServerProcess,
-    encode_command,
-    parse_reply,
-    require_redis,
-    start_dumpling,
-    start_redis,
-)
+from tests.servers import RawConnection, ServerProcess, encode_command, oracle_trio, parse_reply
 
 MAX_ENTRIES = 6
 MAX_VALUE = 16
@@ -39,15 +31,8 @@ TEXTS = ["f", "g", "h", "", "1", "0", "-1", "007", "-0", "127", "128", "-4096", 
 
 @pytest.fixture(scope="module")
 def trio() -> Iterator[list[ServerProcess]]:
-    require_redis()
-    servers = [start_redis(), start_dumpling(), start_dumpling(env={"DUMPLING_PURE": "1"})]
-    for server in servers:
-        with server.raw() as conn:
-            conn.call("CONFIG", "SET", "hash-max-listpack-entries", str(MAX_ENTRIES))
-            conn.call("CONFIG", "SET", "hash-max-listpack-value", str(MAX_VALUE))
-    yield servers
-    for server in servers:
-        server.stop()
+    with oracle_trio(hash_max_listpack_entries=MAX_ENTRIES, hash_max_listpack_value=MAX_VALUE) as servers:
+        yield servers
 
 
 def _text(rng: random.Random) -> str:

@@ -16,21 +16,15 @@ import pytest
 
 from dumpling import keytable
 from tests.fuzzing import scaled
-from tests.servers import RawConnection, ServerProcess, parse_reply, require_redis, start_dumpling, start_redis
+from tests.servers import RawConnection, ServerProcess, oracle_trio, parse_reply
 
 MAX_ENTRIES = 24  # hash-max-listpack-entries on all three servers: conversions come often
 
 
 @pytest.fixture(scope="module")
 def trio() -> Iterator[list[ServerProcess]]:
-    require_redis()
-    servers = [start_redis(), start_dumpling(), start_dumpling(env={"DUMPLING_PURE": "1"})]
-    for server in servers:
-        with server.raw() as conn:
-            conn.call("CONFIG", "SET", "hash-max-listpack-entries", str(MAX_ENTRIES))
-    yield servers
-    for server in servers:
-        server.stop()
+    with oracle_trio(hash_max_listpack_entries=MAX_ENTRIES) as servers:
+        yield servers
 
 
 def _value(reply: bytes) -> object:

@@ -17,7 +17,7 @@ import pytest
 from dumpling import accel
 from dumpling import geohash as gh
 from dumpling import hyperloglog as hll
-from tests.servers import ServerProcess, require_redis, start_dumpling, start_redis
+from tests.servers import ServerProcess, oracle_trio
 
 C = accel.hllgeo
 pytestmark = pytest.mark.skipif(C is None, reason="dumpling._hllgeo not built")
@@ -441,11 +441,8 @@ def test_text_and_reply_bytes_match() -> None:
 
 @pytest.fixture(scope="module")
 def trio() -> Iterator[list[ServerProcess]]:
-    require_redis()
-    servers = [start_redis(), start_dumpling(), start_dumpling(env={"DUMPLING_PURE": "1"})]
-    yield servers
-    for server in servers:
-        server.stop()
+    with oracle_trio() as servers:
+        yield servers
 
 
 def _commands(rng: random.Random) -> Iterator[tuple[bytes | str, ...]]:
