@@ -1232,6 +1232,20 @@ static PyObject *py_stream_append(PyObject *self, PyObject *const *args, Py_ssiz
     return PyBool_FromLong(r);
 }
 
+/* The bisect_left (right: bisect_right) place of the record `key` among `count` sorted records. */
+static Py_ssize_t records_bisect(const unsigned char *base, Py_ssize_t count, const unsigned char *key, int right) {
+    Py_ssize_t lo = 0, hi = count;
+    while (lo < hi) {
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        int c = memcmp(base + mid * ID_RECORD, key, ID_RECORD);
+        if (c < 0 || (right && c == 0))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 /* bisect_records(records, key[, right]) -> int: streams._bisect_records_py (the bisect_left, or
  * bisect_right, place of the 16-byte record key among a bytes or bytearray of sorted records). */
 static PyObject *py_bisect_records(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -1245,17 +1259,357 @@ static PyObject *py_bisect_records(PyObject *self, PyObject *const *args, Py_ssi
         return NULL;
     const char *base = PyByteArray_CheckExact(args[0]) ? PyByteArray_AS_STRING(args[0]) : PyBytes_AS_STRING(args[0]);
     Py_ssize_t size = PyByteArray_CheckExact(args[0]) ? PyByteArray_GET_SIZE(args[0]) : PyBytes_GET_SIZE(args[0]);
-    const char *key = PyBytes_AS_STRING(args[1]);
-    Py_ssize_t lo = 0, hi = size / ID_RECORD;
-    while (lo < hi) {
-        Py_ssize_t mid = lo + (hi - lo) / 2;
-        int c = memcmp(base + mid * ID_RECORD, key, ID_RECORD);
-        if (c < 0 || (right && c == 0))
-            lo = mid + 1;
-        else
-            hi = mid;
+    return PyLong_FromSsize_t(records_bisect((const unsigned char *)base, size / ID_RECORD,
+                                             (const unsigned char *)PyBytes_AS_STRING(args[1]), right));
+}
+
+/* ------------------------------------------------------------------ a stream node's listpack */
+
+/* payload/stream.py's _node_listpack (its reference, which runs under DUMPLING_PURE and for
+ * whatever this declines): the listpack of one radix-tree node written straight from the
+ * packed entries of the EntryMap's chunks over the node's ID range, its tombstones merged in ID
+ * order; every entry through _lpentry.h's encoder (the one lists use). */
+
+/* The listpack body being written: a growing buffer (PyMem; no Python code runs meanwhile, so
+ * the borrowed chunk and element pointers stay valid). */
+typedef struct {
+    unsigned char *p;
+    size_t len, cap;
+} LpBody;
+
+static int lpbody_reserve(LpBody *b, size_t extra) {
+    if (b->len + extra <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 1024;
+    while (cap < b->len + extra)
+        cap *= 2;
+    unsigned char *p = PyMem_Realloc(b->p, cap);
+    if (p == NULL) {
+        PyErr_NoMemory();
+        return -1;
     }
-    return PyLong_FromSsize_t(lo);
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+/* (room reserved: an integer entry is at most 10 bytes, an element's n + 10) */
+static inline void lpbody_int(LpBody *b, int64_t v) {
+    LpePlan plan;
+    lpe_plan_int(v, &plan);
+    lpe_write(b->p + b->len, NULL, 0, &plan);
+    b->len += plan.size;
+}
+
+static inline void lpbody_elem(LpBody *b, const unsigned char *s, size_t n) {
+    LpePlan plan;
+    lpe_plan(s, n, &plan);
+    lpe_write(b->p + b->len, s, n, &plan);
+    b->len += plan.size;
+}
+
+typedef struct {
+    const unsigned char *p;
+    size_t n;
+} ElemSpan;
+
+/* One entry (elements e[0..n), n even; flags 0 or FLAG_DELETED) as _node_listpack writes it:
+ * flags (SAMEFIELDS when its fields are the node's master fields m[0..nm)), the ID deltas,
+ * [numfields, fields,] values, lp-count.  *elements counts the listpack's entries. */
+static int node_entry_put(LpBody *b, int flags, int64_t ms_delta, int64_t seq_delta, const ElemSpan *e, size_t n,
+                          const ElemSpan *m, size_t nm, long long *elements) {
+    size_t k = n / 2, room = 40;
+    int same = k == nm;
+    for (size_t i = 0; same && i < k; i++)
+        same = e[2 * i].n == m[i].n && (e[2 * i].p == m[i].p || memcmp(e[2 * i].p, m[i].p, m[i].n) == 0);
+    for (size_t i = 0; i < n; i++)
+        room += e[i].n + 10;
+    if (lpbody_reserve(b, room) < 0)
+        return -1;
+    lpbody_int(b, flags | (same ? 2 : 0));
+    lpbody_int(b, ms_delta);
+    lpbody_int(b, seq_delta);
+    long long lp_count;
+    if (same) {
+        for (size_t i = 1; i < n; i += 2)
+            lpbody_elem(b, e[i].p, e[i].n);
+        lp_count = (long long)k + 3;
+    } else {
+        lpbody_int(b, (int64_t)k);
+        for (size_t i = 0; i < n; i++)
+            lpbody_elem(b, e[i].p, e[i].n);
+        lp_count = 2 * (long long)k + 4;
+    }
+    lpbody_int(b, lp_count);
+    *elements += lp_count + 1;
+    return 0;
+}
+
+/* Room for n element spans in *spans (of *cap). */
+static int spans_room(ElemSpan **spans, size_t *cap, size_t n) {
+    if (n <= *cap)
+        return 0;
+    ElemSpan *grown = PyMem_Realloc(*spans, (n + 16) * sizeof(ElemSpan));
+    if (grown == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *spans = grown;
+    *cap = n + 16;
+    return 0;
+}
+
+/* The spans of a list of bytes/bytearray with an even count: 1, or 0 (not one). */
+static int list_spans(PyObject *flat, ElemSpan **spans, size_t *cap, size_t *n) {
+    if (!PyList_CheckExact(flat) || PyList_GET_SIZE(flat) % 2)
+        return 0;
+    *n = (size_t)PyList_GET_SIZE(flat);
+    if (spans_room(spans, cap, *n) < 0)
+        return -1;
+    for (size_t i = 0; i < *n; i++) {
+        const char *p;
+        Py_ssize_t len;
+        if (!elem_bytes(PyList_GET_ITEM(flat, (Py_ssize_t)i), &p, &len))
+            return 0;
+        (*spans)[i].p = (const unsigned char *)p;
+        (*spans)[i].n = (size_t)len;
+    }
+    return 1;
+}
+
+static inline int id_before(unsigned long long ams, unsigned long long aseq, unsigned long long bms, unsigned long long bseq) {
+    return ams < bms || (ams == bms && aseq < bseq);
+}
+
+/* The packed entry at *p (advanced past it) of a chunk whose master fields are cm[0..ncm) (ncm
+ * -1: none), as spans: 1, or 0 (an odd count: not this code's case), -1 corrupt (ValueError). */
+static int packed_spans(const unsigned char **p, const unsigned char *end, const ElemSpan *cm, Py_ssize_t ncm, ElemSpan **spans,
+                        size_t *cap, size_t *n) {
+    unsigned long long header, size;
+    if (varint_get(p, end, &header) < 0)
+        goto corrupt;
+    int same = (int)(header & 1);
+    unsigned long long count = header >> 1;
+    if (count > (unsigned long long)(end - *p) * 2 + 2 || (same && (ncm < 0 || count != 2 * (unsigned long long)ncm)))
+        goto corrupt;
+    if (count % 2)
+        return 0;
+    *n = (size_t)count;
+    if (spans_room(spans, cap, *n) < 0)
+        return -1;
+    for (size_t i = 0; i < *n; i++) {
+        if (same && i % 2 == 0) {
+            (*spans)[i] = cm[i / 2];
+            continue;
+        }
+        if (varint_get(p, end, &size) < 0 || size > (unsigned long long)(end - *p))
+            goto corrupt;
+        (*spans)[i].p = *p;
+        (*spans)[i].n = (size_t)size;
+        *p += size;
+    }
+    return 1;
+corrupt:
+    PyErr_SetString(PyExc_ValueError, "stream_node_listpack: not a packed stream chunk");
+    return -1;
+}
+
+/* One node's listpack being written: the body, the master ID and fields, the elements counted,
+ * and the tombstones (a sorted list of (id, flat)) still to merge, the next one's ID and spans. */
+typedef struct {
+    LpBody body;
+    unsigned long long master_ms, master_seq;
+    ElemSpan *m; /* the master fields */
+    size_t nm, m_cap;
+    long long elements;
+    PyObject *dead; /* (a list, or NULL) */
+    Py_ssize_t nd, di;
+    int have_dead;
+    unsigned long long dms, dseq;
+    ElemSpan *dspans;
+    size_t dn, dcap;
+} NodeWriter;
+
+/* The tombstone di (if any) read into the writer: 1, 0 not one (an ID, a list of bytes in
+ * pairs), -1 error. */
+static int writer_load_dead(NodeWriter *w) {
+    w->have_dead = 0;
+    if (w->di >= w->nd)
+        return 1;
+    PyObject *item = PyList_GET_ITEM(w->dead, w->di);
+    if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2)
+        return 0;
+    int r = id_parts(PyTuple_GET_ITEM(item, 0), &w->dms, &w->dseq);
+    if (r > 0)
+        r = list_spans(PyTuple_GET_ITEM(item, 1), &w->dspans, &w->dcap, &w->dn);
+    w->have_dead = r > 0;
+    return r;
+}
+
+/* Write the tombstones before ID (ms, seq) (all of them: `all`).  1, 0 declined, -1 error. */
+static int writer_put_dead(NodeWriter *w, unsigned long long ms, unsigned long long seq, int all) {
+    while (w->have_dead && (all || id_before(w->dms, w->dseq, ms, seq))) {
+        if (node_entry_put(&w->body, 1, (int64_t)(w->dms - w->master_ms), (int64_t)(w->dseq - w->master_seq), w->dspans, w->dn,
+                           w->m, w->nm, &w->elements) < 0)
+            return -1;
+        w->di++;
+        int r = writer_load_dead(w);
+        if (r <= 0)
+            return r;
+    }
+    return 1;
+}
+
+/* Write the live entries of `entries` (an EntryMap's parts) from the master ID to (last_ms,
+ * last_seq), as IdMap.irange_items reads them, tombstones before each: 1, 0 declined, -1 error. */
+static int writer_put_live(NodeWriter *w, const IdMapParts *ep, unsigned long long last_ms, unsigned long long last_seq) {
+    Py_ssize_t n_chunks = PyList_GET_SIZE(ep->vals);
+    if (!n_chunks || id_before(last_ms, last_seq, w->master_ms, w->master_seq))
+        return 1;
+    unsigned char low[ID_RECORD], high[ID_RECORD];
+    id_record(low, w->master_ms, w->master_seq);
+    id_record(high, last_ms, last_seq);
+    const unsigned char *maxes = (const unsigned char *)PyByteArray_AS_STRING(ep->maxes);
+    Py_ssize_t ci = records_bisect(maxes, n_chunks, low, 0), ce = records_bisect(maxes, n_chunks, high, 1);
+    ElemSpan *cm = NULL, *spans = NULL;
+    size_t cm_cap = 0, cap = 0, n;
+    int r = 1;
+    for (Py_ssize_t i = ci; r > 0 && i < n_chunks && i <= ce; i++) {
+        PyObject *keys = PyList_GET_ITEM(ep->keys, i), *chunk = PyList_GET_ITEM(ep->vals, i), *cmaster, *data, *ends;
+        if (!PyByteArray_CheckExact(keys) || (PyObject *)Py_TYPE(chunk) != g_flats_type) {
+            r = 0;
+            break;
+        }
+        if (!flats_parts(chunk, &cmaster, &data, &ends)) {
+            r = -1;
+            break;
+        }
+        const unsigned char *krec = (const unsigned char *)PyByteArray_AS_STRING(keys);
+        Py_ssize_t count = PyByteArray_GET_SIZE(ends) / 4;
+        if (PyByteArray_GET_SIZE(keys) != count * ID_RECORD) {
+            r = 0;
+            break;
+        }
+        Py_ssize_t start = i == ci ? records_bisect(krec, count, low, 0) : 0;
+        Py_ssize_t stop = i == ce ? records_bisect(krec, count, high, 1) : count;
+        Py_ssize_t ncm = cmaster == Py_None ? -1 : PyTuple_GET_SIZE(cmaster);
+        if (ncm > 0 && spans_room(&cm, &cm_cap, (size_t)ncm) < 0) {
+            r = -1;
+            break;
+        }
+        for (Py_ssize_t f = 0; r > 0 && f < ncm; f++) {
+            const char *p;
+            Py_ssize_t len;
+            if ((r = elem_bytes(PyTuple_GET_ITEM(cmaster, f), &p, &len)) > 0) {
+                cm[f].p = (const unsigned char *)p;
+                cm[f].n = (size_t)len;
+            }
+        }
+        const unsigned char *base = (const unsigned char *)PyByteArray_AS_STRING(data);
+        const unsigned char *end = base + PyByteArray_GET_SIZE(data);
+        const unsigned char *p = base + (start ? flats_end(ends, start - 1) : 0);
+        if (r > 0 && p > end) {
+            PyErr_SetString(PyExc_ValueError, "stream_node_listpack: not a packed stream chunk");
+            r = -1;
+        }
+        for (Py_ssize_t j = start; r > 0 && j < stop; j++) {
+            unsigned long long ms, seq;
+            id_of_record(krec + j * ID_RECORD, &ms, &seq);
+            if ((r = writer_put_dead(w, ms, seq, 0)) <= 0 || (r = packed_spans(&p, end, cm, ncm, &spans, &cap, &n)) <= 0)
+                break;
+            if (node_entry_put(&w->body, 0, (int64_t)(ms - w->master_ms), (int64_t)(seq - w->master_seq), spans, n, w->m, w->nm,
+                               &w->elements) < 0)
+                r = -1;
+        }
+    }
+    PyMem_Free(cm);
+    PyMem_Free(spans);
+    return r;
+}
+
+/* The node's listpack: the master entry (live, deleted, the master fields, 0), then its entries.
+ * 1, 0 declined, -1 error. */
+static int writer_run(NodeWriter *w, const IdMapParts *ep, PyObject *fields, long long live, long long deleted,
+                      unsigned long long last_ms, unsigned long long last_seq) {
+    w->nm = (size_t)PyList_GET_SIZE(fields);
+    if (spans_room(&w->m, &w->m_cap, w->nm) < 0)
+        return -1;
+    size_t room = 40;
+    for (size_t i = 0; i < w->nm; i++) {
+        const char *p;
+        Py_ssize_t len;
+        if (!elem_bytes(PyList_GET_ITEM(fields, (Py_ssize_t)i), &p, &len))
+            return 0;
+        w->m[i].p = (const unsigned char *)p;
+        w->m[i].n = (size_t)len;
+        room += (size_t)len + 10;
+    }
+    if (lpbody_reserve(&w->body, room) < 0)
+        return -1;
+    lpbody_int(&w->body, live);
+    lpbody_int(&w->body, deleted);
+    lpbody_int(&w->body, (int64_t)w->nm);
+    for (size_t i = 0; i < w->nm; i++)
+        lpbody_elem(&w->body, w->m[i].p, w->m[i].n);
+    lpbody_int(&w->body, 0);
+    w->elements = 3 + (long long)w->nm + 1;
+    int r = writer_load_dead(w);
+    if (r > 0)
+        r = writer_put_live(w, ep, last_ms, last_seq);
+    if (r > 0)
+        r = writer_put_dead(w, 0, 0, 1);
+    return r;
+}
+
+/* stream_node_listpack(entries, master_id, last_id, master_fields, live, deleted, dead) -> bytes
+ * or None: _node_listpack of the node (master_id .. last_id, its master fields and counters)
+ * over the EntryMap `entries`, `dead` its tombstones as a sorted list of (id, flat) (or None).
+ * None: not this code's case (not an EntryMap, an element not bytes, an odd field/value count,
+ * a listpack past 4 GiB): the Python reference's. */
+static PyObject *py_stream_node_listpack(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "stream_node_listpack(entries, master_id, last_id, master_fields, live, deleted, dead)");
+        return NULL;
+    }
+    PyObject *fields = args[3], *dead = args[6];
+    IdMapParts ep;
+    unsigned long long last_ms, last_seq;
+    NodeWriter w;
+    memset(&w, 0, sizeof w);
+    if (!idmap_parts(args[0], &ep) || !ep.packed || !PyList_CheckExact(fields) || (dead != Py_None && !PyList_CheckExact(dead)))
+        Py_RETURN_NONE;
+    int r = id_parts(args[1], &w.master_ms, &w.master_seq);
+    if (r > 0)
+        r = id_parts(args[2], &last_ms, &last_seq);
+    if (r <= 0)
+        return r < 0 ? NULL : Py_NewRef(Py_None);
+    long long live = PyLong_AsLongLong(args[4]), deleted = PyLong_AsLongLong(args[5]);
+    if ((live == -1 || deleted == -1) && PyErr_Occurred())
+        return NULL;
+    if (dead != Py_None) {
+        w.dead = dead;
+        w.nd = PyList_GET_SIZE(dead);
+    }
+    PyObject *result = NULL;
+    r = writer_run(&w, &ep, fields, live, deleted, last_ms, last_seq);
+    uint64_t total = 6 + (uint64_t)w.body.len + 1;
+    if (r == 0 || (r > 0 && total > UINT32_MAX)) {
+        result = Py_NewRef(Py_None);
+    } else if (r > 0 && (result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total)) != NULL) {
+        /* header (total bytes, the element count as lpSetNumElements caps it), body, terminator */
+        unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
+        unsigned int numele = w.elements < 65535 ? (unsigned int)w.elements : 65535;
+        for (int i = 0; i < 4; i++)
+            out[i] = (unsigned char)((total >> (8 * i)) & 0xFF);
+        out[4] = (unsigned char)(numele & 0xFF);
+        out[5] = (unsigned char)(numele >> 8);
+        memcpy(out + 6, w.body.p, w.body.len);
+        out[total - 1] = 0xFF;
+    }
+    PyMem_Free(w.body.p);
+    PyMem_Free(w.m);
+    PyMem_Free(w.dspans);
+    return result;
 }
 
 /* ------------------------------------------------------------------ native handlers */
@@ -2170,6 +2524,9 @@ static PyMethodDef methods[] = {
      "flats_unpack(data, ends, master, start, stop) -> the flat lists of a PackedFlats' entries start to stop."},
     {"flats_delete", (PyCFunction)(void (*)(void))py_flats_delete, METH_FASTCALL,
      "flats_delete(chunk, start, stop): remove a PackedFlats' entries start to stop."},
+    {"stream_node_listpack", (PyCFunction)(void (*)(void))py_stream_node_listpack, METH_FASTCALL,
+     "stream_node_listpack(entries, master_id, last_id, master_fields, live, deleted, dead) -> one stream node's listpack, "
+     "or None (not its case)."},
     {"bisect_records", (PyCFunction)(void (*)(void))py_bisect_records, METH_FASTCALL,
      "bisect_records(records, key, right) -> the bisect place of a 16-byte stream ID record among sorted records."},
     {"lp_entry_size", py_lp_entry_size, METH_O, "lp_entry_size(element) -> bytes it takes inside a listpack."},

@@ -60,22 +60,28 @@ typedef struct {
     size_t size;
 } LpePlan;
 
+/* The plan of the integer entry of v (lpAppendInteger). */
+static inline void lpe_plan_int(int64_t v, LpePlan *plan) {
+    plan->is_int = 1;
+    plan->value = v;
+    plan->enclen = v >= 0 && v <= 127                        ? 1
+                   : v >= -4096 && v <= 4095                 ? 2
+                   : v >= -32768 && v <= 32767               ? 3
+                   : v >= -8388608 && v <= 8388607           ? 4
+                   : v >= -2147483648LL && v <= 2147483647LL ? 5
+                                                             : 9;
+    plan->size = plan->enclen + 1; /* (at most 9 bytes: a one-byte back-length) */
+}
+
 static inline void lpe_plan(const unsigned char *s, size_t n, LpePlan *plan) {
     long long v;
     if (n > 0 && ((s[0] >= '0' && s[0] <= '9') || s[0] == '-') && native_string2ll((const char *)s, (Py_ssize_t)n, &v)) {
-        plan->is_int = 1;
-        plan->value = v;
-        plan->enclen = v >= 0 && v <= 127               ? 1
-                       : v >= -4096 && v <= 4095        ? 2
-                       : v >= -32768 && v <= 32767      ? 3
-                       : v >= -8388608 && v <= 8388607  ? 4
-                       : v >= -2147483648LL && v <= 2147483647LL ? 5
-                                                        : 9;
-    } else {
-        plan->is_int = 0;
-        plan->value = 0;
-        plan->enclen = n + (n < 64 ? 1 : n < 4096 ? 2 : 5);
+        lpe_plan_int(v, plan);
+        return;
     }
+    plan->is_int = 0;
+    plan->value = 0;
+    plan->enclen = n + (n < 64 ? 1 : n < 4096 ? 2 : 5);
     plan->size = plan->enclen + lpe_backlen_size(plan->enclen);
 }
 

@@ -16,7 +16,17 @@ from typing import TYPE_CHECKING
 
 from sortedcontainers import SortedDict
 
-from dumpling.datatypes.streams import Consumer, ConsumerGroup, IdMap, PendingEntry, StreamID, StreamNode, StreamValue
+from dumpling import accel
+from dumpling.datatypes.streams import (
+    Consumer,
+    ConsumerGroup,
+    EntryMap,
+    IdMap,
+    PendingEntry,
+    StreamID,
+    StreamNode,
+    StreamValue,
+)
 from dumpling.payload import listpack
 from dumpling.payload.errors import bad_data
 from dumpling.payload.primitives import (
@@ -297,11 +307,25 @@ def _decode_group(
 
 
 _first = itemgetter(0)
+# a node's listpack in C (dumpling._collections), None: pure; tests set it to None to run the reference
+_native_node_listpack = None if accel.collections is None else accel.collections.stream_node_listpack
 
 
 def _node_listpack(node: StreamNode, entries: IdMap) -> bytes:
     """The listpack of one radix-tree node as Redis holds it: master entry with the live
-    and deleted counts, then every entry ever appended to it, tombstones flagged."""
+    and deleted counts, then every entry ever appended to it, tombstones flagged.  The C
+    ``stream_node_listpack`` writes it straight from an ``EntryMap``'s packed chunks; this
+    code is its reference and runs when it declines (or under ``DUMPLING_PURE``)."""
+    if _native_node_listpack is not None and type(entries) is EntryMap:
+        dead = sorted(node.dead.items(), key=_first) if node.dead else None
+        lp = _native_node_listpack(entries, node.master_id, node.last_id, node.master_fields, node.live, node.deleted, dead)
+        if lp is not None:
+            return lp
+    return _node_listpack_py(node, entries)
+
+
+def _node_listpack_py(node: StreamNode, entries: IdMap) -> bytes:
+    """``_node_listpack`` in Python."""
     int_entry = listpack.int_entry_bytes
     entry_bytes = listpack.entry_bytes
     fields = node.master_fields
