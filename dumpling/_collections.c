@@ -611,6 +611,10 @@ static inline unsigned char *varint_put(unsigned char *p, unsigned long long n) 
 
 /* The LEB128 number at *p (advanced past it): 0, or -1 past `end` or over 63 bits. */
 static inline int varint_get(const unsigned char **p, const unsigned char *end, unsigned long long *n) {
+    if (*p < end && **p < 0x80) { /* (one byte: the common case) */
+        *n = *(*p)++;
+        return 0;
+    }
     unsigned long long v = 0;
     for (int shift = 0; shift < 63; shift += 7) {
         if (*p >= end)
@@ -1280,7 +1284,7 @@ typedef struct {
 static int lpbody_reserve(LpBody *b, size_t extra) {
     if (b->len + extra <= b->cap)
         return 0;
-    size_t cap = b->cap ? b->cap : 1024;
+    size_t cap = b->cap ? b->cap : 8192; /* (a node is ~4 KB by default) */
     while (cap < b->len + extra)
         cap *= 2;
     unsigned char *p = PyMem_Realloc(b->p, cap);
@@ -1295,6 +1299,12 @@ static int lpbody_reserve(LpBody *b, size_t extra) {
 
 /* (room reserved: an integer entry is at most 10 bytes, an element's n + 10) */
 static inline void lpbody_int(LpBody *b, int64_t v) {
+    if (v >= 0 && v <= 127) { /* (flags, counts: the common one, a 7-bit integer and its back-length) */
+        b->p[b->len] = (unsigned char)v;
+        b->p[b->len + 1] = 1;
+        b->len += 2;
+        return;
+    }
     LpePlan plan;
     lpe_plan_int(v, &plan);
     lpe_write(b->p + b->len, NULL, 0, &plan);
@@ -1318,12 +1328,15 @@ typedef struct {
  * [numfields, fields,] values, lp-count.  *elements counts the listpack's entries. */
 static int node_entry_put(LpBody *b, int flags, int64_t ms_delta, int64_t seq_delta, const ElemSpan *e, size_t n,
                           const ElemSpan *m, size_t nm, long long *elements) {
-    size_t k = n / 2, room = 40;
+    size_t k = n / 2, room = 40 + 10 * n;
     int same = k == nm;
-    for (size_t i = 0; same && i < k; i++)
-        same = e[2 * i].n == m[i].n && (e[2 * i].p == m[i].p || memcmp(e[2 * i].p, m[i].p, m[i].n) == 0);
+    for (size_t i = 0; same && i < k; i++) {
+        const ElemSpan *f = &e[2 * i];
+        same = f->n == m[i].n && (f->p == m[i].p || f->n == 0 ||
+                                  (f->p[f->n - 1] == m[i].p[f->n - 1] && memcmp(f->p, m[i].p, f->n) == 0));
+    }
     for (size_t i = 0; i < n; i++)
-        room += e[i].n + 10;
+        room += e[i].n;
     if (lpbody_reserve(b, room) < 0)
         return -1;
     lpbody_int(b, flags | (same ? 2 : 0));
@@ -1515,7 +1528,8 @@ static int writer_put_live(NodeWriter *w, const IdMapParts *ep, unsigned long lo
         for (Py_ssize_t j = start; r > 0 && j < stop; j++) {
             unsigned long long ms, seq;
             id_of_record(krec + j * ID_RECORD, &ms, &seq);
-            if ((r = writer_put_dead(w, ms, seq, 0)) <= 0 || (r = packed_spans(&p, end, cm, ncm, &spans, &cap, &n)) <= 0)
+            if ((w->have_dead && (r = writer_put_dead(w, ms, seq, 0)) <= 0) ||
+                (r = packed_spans(&p, end, cm, ncm, &spans, &cap, &n)) <= 0)
                 break;
             if (node_entry_put(&w->body, 0, (int64_t)(ms - w->master_ms), (int64_t)(seq - w->master_seq), spans, n, w->m, w->nm,
                                &w->elements) < 0)

@@ -85,6 +85,29 @@ static inline void lpe_plan(const unsigned char *s, size_t n, LpePlan *plan) {
     plan->size = plan->enclen + lpe_backlen_size(plan->enclen);
 }
 
+/* memcpy of the short strings most elements are: two fixed-size (inlined) copies of the first
+ * and last bytes, overlapping in the middle; never reads or writes outside s[0:n] / dst[0:n]. */
+static inline void lpe_copy(unsigned char *dst, const unsigned char *s, size_t n) {
+    if (n >= 8 && n <= 16) {
+        uint64_t head, tail;
+        memcpy(&head, s, 8);
+        memcpy(&tail, s + n - 8, 8);
+        memcpy(dst, &head, 8);
+        memcpy(dst + n - 8, &tail, 8);
+    } else if (n >= 4 && n < 8) {
+        uint32_t head, tail;
+        memcpy(&head, s, 4);
+        memcpy(&tail, s + n - 4, 4);
+        memcpy(dst, &head, 4);
+        memcpy(dst + n - 4, &tail, 4);
+    } else if (n < 4) {
+        for (size_t i = 0; i < n; i++)
+            dst[i] = s[i];
+    } else {
+        memcpy(dst, s, n);
+    }
+}
+
 /* Write the planned entry of s[0:n] at dst (plan->size bytes). */
 static inline void lpe_write(unsigned char *dst, const unsigned char *s, size_t n, const LpePlan *plan) {
     if (plan->is_int) {
@@ -109,7 +132,7 @@ static inline void lpe_write(unsigned char *dst, const unsigned char *s, size_t 
         }
     } else if (n < 64) {
         dst[0] = (unsigned char)(n | 0x80);
-        memcpy(dst + 1, s, n);
+        lpe_copy(dst + 1, s, n);
     } else if (n < 4096) {
         dst[0] = (unsigned char)((n >> 8) | 0xE0);
         dst[1] = (unsigned char)(n & 0xff);

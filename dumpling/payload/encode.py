@@ -103,7 +103,7 @@ def encode_payload(value: Value, rdb_version: int, options: CodecOptions = DEFAU
     return seal(encode_body(value, version, options), version)
 
 
-def encode_body(value: Value, version: int, options: CodecOptions = DEFAULT_OPTIONS) -> bytes:
+def encode_body(value: Value, version: int, options: CodecOptions = DEFAULT_OPTIONS) -> bytes | bytearray:
     """Type byte + body, without the footer."""
     compress = options.rdbcompression
     if isinstance(value, (bytes, bytearray, memoryview)):
@@ -120,7 +120,7 @@ def encode_body(value: Value, version: int, options: CodecOptions = DEFAULT_OPTI
         return _encode_hash(value, version, compress)
     if isinstance(value, StreamValue):
         type_byte = stream.TYPE_STREAM_V3 if version >= 11 else stream.TYPE_STREAM_V2 if version == 10 else 15
-        return bytes((type_byte,)) + stream.encode_stream(value, type_byte, options)
+        return stream.encode_stream(value, type_byte, options, bytes((type_byte,)))
     raise TypeError(f"cannot DUMP a {type(value).__name__}")
 
 

@@ -362,23 +362,19 @@ def _node_listpack_py(node: StreamNode, entries: IdMap) -> bytes:
     return listpack.assemble(body, elements)
 
 
-def _node_listpacks(stream: StreamValue, options: CodecOptions) -> list[tuple[StreamID, bytes]]:
-    """The radix tree's nodes: the value's own layout (built as consecutive XADDs would
-    have built it when the value has none yet), XDEL/XTRIM tombstones included."""
-    stream.nodes(options.stream_node_max_bytes, options.stream_node_max_entries)
-    entries = stream.entries
-    return [(node.master_id, _node_listpack(node, entries)) for node in stream.iter_nodes()]
-
-
-def encode_stream(stream: StreamValue, type_byte: int, options: CodecOptions) -> bytes:
-    """Body (without the type byte) of a type 15, 19 or 21 stream."""
+def encode_stream(stream: StreamValue, type_byte: int, options: CodecOptions, head: bytes = b"") -> bytearray:
+    """``head`` (encode_body's type byte: no copy of a big body to put it first) then the body
+    of a type 15, 19 or 21 stream.  The radix tree's nodes are the value's own layout (built as
+    consecutive XADDs would have built it when the value has none yet), XDEL/XTRIM tombstones
+    included."""
     compress = options.rdbcompression
-    out = bytearray()
-    nodes = _node_listpacks(stream, options)
+    out = bytearray(head)
+    nodes = stream.nodes(options.stream_node_max_bytes, options.stream_node_max_entries)
+    entries = stream.entries
     append_len(out, len(nodes))
-    for master_id, lp in nodes:
-        append_string(out, _ID.pack(*master_id), compress)
-        append_string(out, lp, compress)
+    for node in nodes.values():
+        append_string(out, _ID.pack(*node.master_id), compress)
+        append_string(out, _node_listpack(node, entries), compress)
     append_len(out, len(stream.entries))
     append_len(out, stream.last_id[0])
     append_len(out, stream.last_id[1])
@@ -411,7 +407,7 @@ def encode_stream(stream: StreamValue, type_byte: int, options: CodecOptions) ->
             append_len(out, len(consumer.pending))
             for entry_id in consumer.pending:
                 out += _ID.pack(*entry_id)
-    return bytes(out)
+    return out
 
 
 def min_stream_version(stream: StreamValue) -> int:
