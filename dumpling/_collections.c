@@ -1274,47 +1274,28 @@ static PyObject *py_bisect_records(PyObject *self, PyObject *const *args, Py_ssi
  * packed entries of the EntryMap's chunks over the node's ID range, its tombstones merged in ID
  * order; every entry through _lpentry.h's encoder (the one lists use). */
 
-/* The listpack body being written: a growing buffer (PyMem; no Python code runs meanwhile, so
- * the borrowed chunk and element pointers stay valid). */
-typedef struct {
-    unsigned char *p;
-    size_t len, cap;
-} LpBody;
-
-static int lpbody_reserve(LpBody *b, size_t extra) {
-    if (b->len + extra <= b->cap)
-        return 0;
-    size_t cap = b->cap ? b->cap : 8192; /* (a node is ~4 KB by default) */
-    while (cap < b->len + extra)
-        cap *= 2;
-    unsigned char *p = PyMem_Realloc(b->p, cap);
-    if (p == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    b->p = p;
-    b->cap = cap;
-    return 0;
-}
+/* The listpack body is written into a NativeBuf (_native.h; no Python code runs meanwhile, so
+ * the borrowed chunk and element pointers stay valid); a node is ~4 KB by default. */
+#define LPBODY_FIRST 8192
 
 /* (room reserved: an integer entry is at most 10 bytes, an element's n + 10) */
-static inline void lpbody_int(LpBody *b, int64_t v) {
+static inline void lpbody_int(NativeBuf *b, int64_t v) {
     if (v >= 0 && v <= 127) { /* (flags, counts: the common one, a 7-bit integer and its back-length) */
-        b->p[b->len] = (unsigned char)v;
-        b->p[b->len + 1] = 1;
+        b->buf[b->len] = (char)v;
+        b->buf[b->len + 1] = 1;
         b->len += 2;
         return;
     }
     LpePlan plan;
     lpe_plan_int(v, &plan);
-    lpe_write(b->p + b->len, NULL, 0, &plan);
+    lpe_write((unsigned char *)b->buf + b->len, NULL, 0, &plan);
     b->len += plan.size;
 }
 
-static inline void lpbody_elem(LpBody *b, const unsigned char *s, size_t n) {
+static inline void lpbody_elem(NativeBuf *b, const unsigned char *s, size_t n) {
     LpePlan plan;
     lpe_plan(s, n, &plan);
-    lpe_write(b->p + b->len, s, n, &plan);
+    lpe_write((unsigned char *)b->buf + b->len, s, n, &plan);
     b->len += plan.size;
 }
 
@@ -1326,7 +1307,7 @@ typedef struct {
 /* One entry (elements e[0..n), n even; flags 0 or FLAG_DELETED) as _node_listpack writes it:
  * flags (SAMEFIELDS when its fields are the node's master fields m[0..nm)), the ID deltas,
  * [numfields, fields,] values, lp-count.  *elements counts the listpack's entries. */
-static int node_entry_put(LpBody *b, int flags, int64_t ms_delta, int64_t seq_delta, const ElemSpan *e, size_t n,
+static int node_entry_put(NativeBuf *b, int flags, int64_t ms_delta, int64_t seq_delta, const ElemSpan *e, size_t n,
                           const ElemSpan *m, size_t nm, long long *elements) {
     size_t k = n / 2, room = 40 + 10 * n;
     int same = k == nm;
@@ -1337,7 +1318,7 @@ static int node_entry_put(LpBody *b, int flags, int64_t ms_delta, int64_t seq_de
     }
     for (size_t i = 0; i < n; i++)
         room += e[i].n;
-    if (lpbody_reserve(b, room) < 0)
+    if (native_buf_reserve(b, room, LPBODY_FIRST) < 0)
         return -1;
     lpbody_int(b, flags | (same ? 2 : 0));
     lpbody_int(b, ms_delta);
@@ -1430,7 +1411,7 @@ corrupt:
 /* One node's listpack being written: the body, the master ID and fields, the elements counted,
  * and the tombstones (a sorted list of (id, flat)) still to merge, the next one's ID and spans. */
 typedef struct {
-    LpBody body;
+    NativeBuf body;
     unsigned long long master_ms, master_seq;
     ElemSpan *m; /* the master fields */
     size_t nm, m_cap;
@@ -1558,7 +1539,7 @@ static int writer_run(NodeWriter *w, const IdMapParts *ep, PyObject *fields, lon
         w->m[i].n = (size_t)len;
         room += (size_t)len + 10;
     }
-    if (lpbody_reserve(&w->body, room) < 0)
+    if (native_buf_reserve(&w->body, room, LPBODY_FIRST) < 0)
         return -1;
     lpbody_int(&w->body, live);
     lpbody_int(&w->body, deleted);
@@ -1617,10 +1598,10 @@ static PyObject *py_stream_node_listpack(PyObject *self, PyObject *const *args, 
             out[i] = (unsigned char)((total >> (8 * i)) & 0xFF);
         out[4] = (unsigned char)(numele & 0xFF);
         out[5] = (unsigned char)(numele >> 8);
-        memcpy(out + 6, w.body.p, w.body.len);
+        memcpy(out + 6, w.body.buf, w.body.len);
         out[total - 1] = 0xFF;
     }
-    PyMem_Free(w.body.p);
+    PyMem_Free(w.body.buf);
     PyMem_Free(w.m);
     PyMem_Free(w.dspans);
     return result;
