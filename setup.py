@@ -37,7 +37,7 @@ DEPENDS = {"dumpling._fastpath": ["dumpling/_native.h", "dumpling/_keytable.h", 
            "dumpling._keytable": ["dumpling/_keytable.h", "dumpling/_native.h"],
            "dumpling._zsetindex": ["dumpling/_native.h", "dumpling/_keytable.h"],
            "dumpling.persistence._snapshot": ["dumpling/_native.h", "dumpling/_keytable.h"],
-           "dumpling.payload._speedups": ["dumpling/_native.h", "dumpling/_keytable.h"], "dumpling.payload._listpack": ["dumpling/_slots.h"],
+           "dumpling.payload._speedups": ["dumpling/_native.h", "dumpling/_keytable.h"], "dumpling.payload._listpack": ["dumpling/_slots.h", "dumpling/_lpentry.h", "dumpling/_native.h", "dumpling/_keytable.h"],
            "dumpling.scripting._luabridge": ["dumpling/_native.h", "dumpling/_keytable.h", "dumpling/_slots.h"]}
 
 setup(

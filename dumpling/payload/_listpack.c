@@ -52,6 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../_lpentry.h"
 #include "../_native.h"
 #include "../_slots.h"
 
@@ -1018,36 +1019,6 @@ put_int_entry(unsigned char *out, int64_t v)
     return out + 2 + width;
 }
 
-/* memcpy for the short strings most elements are: fixed-size (inlined) copies of the
- * first and last bytes, overlapping in the middle; never reads or writes outside
- * s[0:n] / out[0:n]. */
-static inline void
-copy_short(unsigned char *out, const unsigned char *s, size_t n)
-{
-    if (n >= 8 && n <= 16) {
-        uint64_t head, tail;
-        memcpy(&head, s, 8);
-        memcpy(&tail, s + n - 8, 8);
-        memcpy(out, &head, 8);
-        memcpy(out + n - 8, &tail, 8);
-    }
-    else if (n >= 4 && n < 8) {
-        uint32_t head, tail;
-        memcpy(&head, s, 4);
-        memcpy(&tail, s + n - 4, 4);
-        memcpy(out, &head, 4);
-        memcpy(out + n - 4, &tail, 4);
-    }
-    else if (n < 4) {
-        for (size_t i = 0; i < n; i++) {
-            out[i] = s[i];
-        }
-    }
-    else {
-        memcpy(out, s, n);
-    }
-}
-
 /* entry_bytes of a string element of ``n`` bytes (n < 2**32) into ``out``. */
 static unsigned char *
 put_string_entry(unsigned char *out, const unsigned char *s, Py_ssize_t n)
@@ -1055,7 +1026,7 @@ put_string_entry(unsigned char *out, const unsigned char *s, Py_ssize_t n)
     uint64_t un = (uint64_t)n;
     if (n < 64) {
         *out++ = (unsigned char)(0x80u | (unsigned int)n);
-        copy_short(out, s, (size_t)n);
+        lpe_copy(out, s, (size_t)n);
         out += n;
         *out++ = (unsigned char)(n + 1);
         return out;
