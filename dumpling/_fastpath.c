@@ -3058,15 +3058,18 @@ static PyObject *fast_sort_weighted(PyObject *self, PyObject *const *args, Py_ss
     return sort_numeric(args, nargs, 1);
 }
 
-/* encode_flat(value: list, resp3: bool) -> bytes | None: protocol.encode of a flat array
- * (elements bytes, bytearray, int64 or None), any size; None for any other shape. */
+/* encode_flat(value: list, resp3: bool, nested: bool = True) -> bytes | None: protocol.encode
+ * of an array of any size whose elements are scalars (bytes, bytearray, int64, None) or, with
+ * `nested`, what the read loop's encode_value writes (nested arrays such as XRANGE's entries,
+ * Map, SetReply, Double...); None for any other shape (Python encodes it then). */
 static PyObject *fast_encode_flat(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 2 || !PyList_CheckExact(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "encode_flat(value: list, resp3: bool)");
+    if (nargs < 2 || nargs > 3 || !PyList_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "encode_flat(value: list, resp3: bool, nested: bool = True)");
         return NULL;
     }
     int resp3 = PyObject_IsTrue(args[1]);
-    if (resp3 < 0)
+    int nested = nargs == 3 ? PyObject_IsTrue(args[2]) : 1;
+    if (resp3 < 0 || nested < 0)
         return NULL;
     PyObject *list = args[0];
     Py_ssize_t n = PyList_GET_SIZE(list);
@@ -3080,6 +3083,8 @@ static PyObject *fast_encode_flat(PyObject *self, PyObject *const *args, Py_ssiz
         if (i + 8 < PyList_GET_SIZE(list))
             __builtin_prefetch(PyList_GET_ITEM(list, i + 8));
         int r = encode_scalar(&o, PyList_GET_ITEM(list, i), resp3);
+        if (r == 0 && nested)
+            r = encode_value(&o, PyList_GET_ITEM(list, i), resp3, 1, SIZE_MAX);
         if (r < 0)
             goto fail;
         if (r == 0) {

@@ -147,7 +147,8 @@ def _encode_within(value: Any, resp3: bool, out: list[bytes], budget: ReplyBudge
     flat = _encode_flat if type(items) is list else None
     for start in range(0, len(items), FLAT_CHUNK):
         chunk = items[start:start + FLAT_CHUNK]
-        data = None if flat is None else flat(chunk, resp3)  # None: not all bytes/int/None
+        # None: not all bytes/int/None (a nested aggregate is walked below, its size spent as it goes)
+        data = None if flat is None else flat(chunk, resp3, False)
         if data is not None:  # (SPOP's, LRANGE's elements): in C, without the chunk's "*<n>" header
             body = data[data.index(b"\r\n") + 2:]
             out.append(body)

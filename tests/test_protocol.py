@@ -461,10 +461,48 @@ def test_flat_arrays_encode_the_same_in_c_and_python() -> None:
             protocol._encode_into(value, resp3, out)
             assert flat(value, resp3) == b"".join(out)
         for odd in ([1 << 64], [b"a", [b"nested"]], [b"a", protocol.Double(1.5)], [True], ["text"]):
-            assert flat(odd, resp3) is None
+            assert flat(odd, resp3, False) is None  # scalars only (replybudget walks the rest)
             out = []
             protocol._encode_into(odd, resp3, out)
+            assert flat(odd, resp3) in (None, b"".join(out))  # nested: the read loop's encoder, or Python's turn
             assert protocol.encode(odd * 5, resp3) == (b"*%d\r\n" % (len(odd) * 5)) + b"".join(out[1:]) * 5
+
+
+@pytest.mark.parametrize("resp3", [False, True])
+def test_nested_arrays_encode_the_same_in_c_and_python(resp3: bool) -> None:
+    """``encode_flat`` writes nested elements (XRANGE's entries, Maps, sets, doubles, deep
+    arrays) with the read loop's encoder: byte for byte the Python encoder's output, or None."""
+    from dumpling import protocol
+
+    flat = protocol._encode_flat
+    if flat is None:
+        pytest.skip("C fast path not built")
+    rng = random.Random(11)
+    scalars = [b"", b"id-1", b"y" * 70, 7, -(1 << 63), None, protocol.Double(0.1), 1.5, True, protocol.OK]
+
+    def value(depth: int) -> object:
+        kind = rng.random()
+        if depth > 8 or kind < 0.5:
+            return rng.choice(scalars)
+        items = [value(depth + 1) for _ in range(rng.randrange(0, 4))]
+        if kind < 0.8:
+            return items
+        if kind < 0.9:
+            return protocol.SetReply(items)
+        return protocol.Map([(b"k%d" % i, item) for i, item in enumerate(items)])
+
+    for _ in range(400):  # (Status, Double, Map, SetReply are the C encoder's once a server configures it)
+        reply = [value(0) for _ in range(rng.randrange(9, 30))]
+        out: list[bytes] = []
+        protocol._encode_into(reply, resp3, out)
+        assert flat(reply, resp3) in (None, b"".join(out))
+        assert protocol.encode(reply, resp3) == b"".join(out)
+    scalars[:] = [b"", b"id-1", b"y" * 70, 7, -(1 << 63), None]  # what it writes unconfigured
+    for _ in range(200):
+        reply = [[value(7), [value(7), value(7)]] for _ in range(rng.randrange(9, 30))]  # XRANGE's shape
+        out = []
+        protocol._encode_into(reply, resp3, out)
+        assert flat(reply, resp3) == b"".join(out)
 
 
 @pytest.mark.parametrize("resp3", [False, True])
