@@ -32,6 +32,7 @@ class FakeTarget:
         self.requests: list[tuple[int, list[bytes]]] = []
         self.connections = 0
         self.open: list[socket.socket] = []
+        self.trickle: tuple[int, float] | None = None  # answer in (bytes, pause) pieces
         self._stop = False
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -66,7 +67,12 @@ class FakeTarget:
                         return
                     if isinstance(answer, bytes):
                         out += answer
-                if out:
+                if out and self.trickle is not None:
+                    size, pause = self.trickle
+                    for start in range(0, len(out), size):
+                        time.sleep(pause)
+                        sock.sendall(out[start : start + size])
+                elif out:
                     sock.sendall(out)
 
     def commands(self) -> list[list[bytes]]:
@@ -350,6 +356,23 @@ def test_batch_on_an_idle_cached_connection_is_written_from_the_handler(d: RawCo
         assert argv[0] == b"RESTORE" and argv[3] == dumps[argv[1]] and argv[4:] == [b"REPLACE"]
         assert (99_000 < int(argv[2]) <= 100_000 + i) if i % 3 == 0 else argv[2] == b"0"
     assert call(d, "DBSIZE") == 0
+
+
+def test_replies_in_many_reads_each_within_the_timeout(d: RawConnection, target) -> None:
+    """The timeout bounds each read, as Redis's per-reply reads: replies trickling in over more
+    than the timeout, never pausing that long, complete the MIGRATE (the batch written from the
+    handler, its replies read by the event loop's reader callback)."""
+    fake = target()
+    d.call("SET", "first", "1")
+    assert d.call("MIGRATE", "127.0.0.1", fake.port, "first", "0", "300") == b"+OK\r\n"  # caches it
+    keys = [f"k{i}" for i in range(20)]
+    for key in keys:
+        d.call("SET", key, key)
+    fake.trickle = (3, 0.012)  # 100 bytes of replies in 34 pieces: ~0.4 s, pauses of 12 ms
+    start = time.monotonic()
+    assert d.call("MIGRATE", "127.0.0.1", fake.port, "", "0", "300", "KEYS", *keys) == b"+OK\r\n"
+    assert time.monotonic() - start > 0.3  # longer than the timeout in all
+    assert call(d, "DBSIZE") == 0 and fake.connections == 1
 
 
 def test_batch_written_into_a_dead_cached_connection_is_retried_whole(d: RawConnection, target) -> None:

@@ -4,9 +4,11 @@ AUTH / SELECT / RESTORE (RESTORE-ASKING in cluster mode), Redis's ``migrateComma
 
 Flow: options and numbers are parsed, the keys looked up (none: ``+NOKEY``), every
 payload built with DUMP's encoder (``dump_value``: ``dump-rdb-version``, raised when a
-value needs a newer version), then the exchange with the target runs as an asyncio
-task while the client waits (``dispatch.Blocked`` with no keys): the event loop keeps
-serving everyone else.  Meanwhile the migrated keys are *locked*: a command of another
+value needs a newer version), then the exchange with the target runs on the event loop
+while the client waits (``dispatch.Blocked`` with no keys): with an idle cached
+connection the handler writes the batch and a reader callback collects the replies
+(``ReplyWatch``), otherwise an asyncio task does both; the loop keeps serving everyone
+else.  Meanwhile the migrated keys are *locked*: a command of another
 client that would write one of them is suspended by ``server.key_gate`` and re-run
 from the top when the migration ends (so it sees the key gone, or gets its ASK), as
 if MIGRATE had been atomic the way it is in Redis; reads go on.
@@ -554,31 +556,42 @@ class Migration:
         self.blocked = Blocked([], 0, _never, IOERR_READ)
         name = self.args.name
         conn = None if name in cache.busy else cache.take(name)
+        loop = self.server.loop
+        assert loop is not None
         if conn is not None:
             cache.busy.add(name)  # this migration's turn from now: its task does not queue for it
             self.owned = True
             self._write_now(conn)
-        loop = self.server.loop
-        assert loop is not None
+            assert self.written is not None
+            if self.written[3] is None and self.written[2] == len(self.written[1]):
+                ReplyWatch(self, conn, lock, loop)
+                return self.blocked
         loop.create_task(self._run(lock))
         return self.blocked
 
-    async def _run(self, lock: tuple[int, set[bytes]]) -> None:
+    async def _run(self, lock: tuple[int, set[bytes]], may_retry: bool = True) -> None:
         cache = self.cache
         name = self.args.name
         try:
             if not self.owned:
                 await cache.acquire(name)
             try:
-                reply = await self.exchange(AsyncIO(), use_cache=True)
+                reply = await self.exchange(AsyncIO(), use_cache=True, may_retry=may_retry)
             finally:
                 cache.release(name)
         except Exception as e:  # a bug must cost this MIGRATE its reply, never the server
-            self.server.log("warning", f"MIGRATE to {name} failed unexpectedly: {type(e).__name__}: {e}")
-            reply = ErrorReply(f"ERR internal error in 'migrate': {type(e).__name__}")
+            reply = self._internal_error(e)
         finally:
             cache.unlock(lock)
             cache.retire(self.values)
+        self._answer(reply)
+
+    def _internal_error(self, e: Exception) -> ErrorReply:
+        self.server.log("warning", f"MIGRATE to {self.args.name} failed unexpectedly: {type(e).__name__}: {e}")
+        return ErrorReply(f"ERR internal error in 'migrate': {type(e).__name__}")
+
+    def _answer(self, reply: Any) -> None:
+        """The exchange is over (the keys unlocked): answer the client and wake what waited."""
         server = self.server
         client = self.client
         if isinstance(reply, ErrorReply):
@@ -589,15 +602,14 @@ class Migration:
             server.unblock(client, reply)
         if server.keyspace.ready_keys:
             server.serve_ready_keys()  # deleted collections wake XREADGROUP waiters, as after any command
-        cache.resume_waiters()
+        self.cache.resume_waiters()
 
     # -- the exchange (Redis's migrateCommand from try_again on) ---------------------------
 
-    async def exchange(self, io: AsyncIO | BlockingIO, use_cache: bool) -> Any:
+    async def exchange(self, io: AsyncIO | BlockingIO, use_cache: bool, may_retry: bool = True) -> Any:
         args = self.args
         cache = self.cache
         timeout = args.timeout
-        may_retry = True
         while True:
             conn = cache.take(args.name) if use_cache else None
             if conn is None:
@@ -641,32 +653,33 @@ class Migration:
         async def read() -> Any:
             return await _read_reply(io, conn, timeout)
 
-        errors: list[str] = []
-        try:
-            if args.auth is not None:
-                auth_reply = await read()
-                if isinstance(auth_reply, hiredis.ReplyError):
-                    errors.append(str(auth_reply))
-            if select:
-                select_reply = await read()
-                if isinstance(select_reply, hiredis.ReplyError):
-                    errors.append(str(select_reply))
-        except (OSError, TimeoutError, hiredis.ProtocolError) as e:
-            return self._socket_error(conn, may_retry, timed_out=isinstance(e, TimeoutError), writing=False)
-        error_from_target: str | None = errors[0] if errors else None
-        socket_error = timed_out = False
         # Every reply first (those a read brought are taken without a round through the event
         # loop), then the deletions in one pass.
-        keys = self.keys
-        replies: list[Any] = []
+        got: list[Any] = []
+        wanted = (args.auth is not None) + select + len(self.keys)
         gets = conn.reader.gets
+        socket_error = timed_out = False
         try:
-            while len(replies) < len(keys):
+            while len(got) < wanted:
                 reply = gets()
-                replies.append(await read() if reply is False else reply)
+                got.append(await read() if reply is False else reply)
         except (OSError, TimeoutError, hiredis.ProtocolError) as e:
             socket_error = True
             timed_out = isinstance(e, TimeoutError)
+        return self._conclude(conn, select, got, socket_error, timed_out, may_retry)
+
+    def _conclude(self, conn: MigrateConnection, select: bool, got: list[Any], socket_error: bool,
+                  timed_out: bool, may_retry: bool) -> Any:
+        """The replies read (AUTH's, SELECT's, then one a key; fewer after a socket error):
+        delete the acknowledged keys and pick MIGRATE's reply, or ``_RETRY``."""
+        args = self.args
+        heads = (args.auth is not None) + select
+        if len(got) < heads:
+            return self._socket_error(conn, may_retry, timed_out=timed_out, writing=False)
+        errors = [str(reply) for reply in got[:heads] if isinstance(reply, hiredis.ReplyError)]
+        error_from_target: str | None = errors[0] if errors else None
+        keys = self.keys
+        replies = got[heads:]
         failed = [reply for reply in replies if isinstance(reply, hiredis.ReplyError)]
         if error_from_target is None and failed:
             error_from_target = str(failed[0])
@@ -721,6 +734,81 @@ class Migration:
 
 
 _RETRY = object()
+
+
+class ReplyWatch:
+    """The replies to a batch the handler wrote whole into an idle cached connection, read by
+    a reader callback on the event loop: no task, no future or timeout scope a read, the
+    socket polled only while the replies are due (the common MIGRATE is one read, one call).
+    Redis's read timeout applies to each read, as in ``_talk``; what is not the happy end (a
+    socket error, end of file, a timeout) is concluded by ``Migration._conclude`` as there,
+    and the one retry (nothing read, no timeout) runs as ``_talk``'s task on a new connection."""
+
+    __slots__ = ("migration", "conn", "lock", "loop", "fd", "select", "wanted", "got", "timer")
+
+    def __init__(self, migration: Migration, conn: MigrateConnection, lock: tuple[int, set[bytes]],
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self.migration = migration
+        self.conn = conn
+        self.lock = lock
+        self.loop = loop
+        migration.written = None  # a retry writes everything again
+        args = migration.args
+        self.select = conn.last_db != args.db  # what _head wrote
+        self.wanted = (args.auth is not None) + self.select + len(migration.keys)
+        self.got: list[Any] = []
+        self.fd = conn.sock.fileno()
+        loop.add_reader(self.fd, self.readable)
+        self.timer = loop.call_later(args.timeout, self.timed_out)
+
+    def readable(self) -> None:
+        try:
+            data = self.conn.sock.recv(READ_CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.end(socket_error=True)
+            return
+        if not data:  # the target closed the connection
+            self.end(socket_error=True)
+            return
+        reader = self.conn.reader
+        reader.feed(data)
+        got, wanted = self.got, self.wanted
+        try:
+            while len(got) < wanted:
+                item = reader.gets()
+                if item is False:
+                    break
+                got.append(item)
+        except hiredis.ProtocolError:
+            self.end(socket_error=True)
+            return
+        if len(got) == wanted:
+            self.end()
+        else:  # more to come: the timeout runs from this read
+            self.timer.cancel()
+            self.timer = self.loop.call_later(self.migration.args.timeout, self.timed_out)
+
+    def timed_out(self) -> None:
+        self.end(socket_error=True, timed_out=True)
+
+    def end(self, socket_error: bool = False, timed_out: bool = False) -> None:
+        self.loop.remove_reader(self.fd)
+        self.timer.cancel()
+        migration = self.migration
+        cache = migration.cache
+        try:
+            reply = migration._conclude(self.conn, self.select, self.got, socket_error, timed_out, True)
+        except Exception as e:  # a bug must cost this MIGRATE its reply, never the server
+            reply = migration._internal_error(e)
+        if reply is _RETRY:  # the turn stays ours: the task retries on a fresh connection
+            self.loop.create_task(migration._run(self.lock, may_retry=False))
+            return
+        cache.release(migration.args.name)
+        cache.unlock(self.lock)
+        cache.retire(migration.values)
+        migration._answer(reply)
 
 
 async def _read_reply(io: AsyncIO | BlockingIO, conn: MigrateConnection, timeout: float) -> Any:
