@@ -2506,6 +2506,256 @@ static PyObject *py_native_handlers(PyObject *self, PyObject *unused) {
     return handlers;
 }
 
+/* ------------------------------------------------------------------ a stream range's reply */
+
+/* XRANGE/XREVRANGE's (and XREAD's per stream) entries as RESP, written straight from the packed
+ * chunks of an EntryMap: "*N" then each entry "*2", "$<id text>", "*<2k>" and its fields and
+ * values as bulks (the same bytes in RESP2 and RESP3), with no object per entry.  The ID text
+ * is ms-seq in decimal.  streams._range_wire_py is the reference (pure mode, and whatever this
+ * declines).  The reply is written into a bytes object that grows by doubling (a big one's
+ * realloc moves pages, not bytes) and is cut to size at the end; no Python code runs while it
+ * is written, so the chunks' borrowed pointers stay valid. */
+
+typedef struct {
+    PyObject *bytes; /* the reply being written (NULL once a resize failed: it was released) */
+    char *p, *end;   /* the next byte's place, the end of the room */
+} RangeWire;
+
+static int range_room(RangeWire *w, size_t n) {
+    if ((size_t)(w->end - w->p) >= n)
+        return 0;
+    size_t used = (size_t)(w->p - PyBytes_AS_STRING(w->bytes)), size = (size_t)PyBytes_GET_SIZE(w->bytes);
+    size_t grown = size * 2 > used + n ? size * 2 : used + n;
+    if (grown > (size_t)PY_SSIZE_T_MAX) {
+        Py_CLEAR(w->bytes);
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (_PyBytes_Resize(&w->bytes, (Py_ssize_t)grown) < 0)
+        return -1;
+    w->p = PyBytes_AS_STRING(w->bytes) + used;
+    w->end = PyBytes_AS_STRING(w->bytes) + grown;
+    return 0;
+}
+
+/* "<prefix><n>\r\n" at p (room for 23 reserved). */
+static inline char *range_head(char *p, char prefix, unsigned long long n) {
+    *p++ = prefix;
+    if (n < 10) {
+        *p++ = (char)('0' + n);
+    } else {
+        p += native_u64_text(p, n);
+    }
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
+}
+
+/* "$<len>\r\n<bytes>\r\n": 0, or -1 (no memory). */
+static inline int range_bulk(RangeWire *w, const unsigned char *s, size_t n) {
+    if (range_room(w, n + 25) < 0)
+        return -1;
+    w->p = range_head(w->p, '$', n);
+    memcpy(w->p, s, n);
+    w->p += n;
+    *w->p++ = '\r';
+    *w->p++ = '\n';
+    return 0;
+}
+
+/* One chunk's part being written: its ID records, packed data, end offsets and master fields. */
+typedef struct {
+    const unsigned char *keys, *data;
+    PyObject *ends;
+    Py_ssize_t data_len;
+    ElemSpan *master; /* the master fields' spans (nm of them; nm -1: the chunk has none) */
+    size_t m_cap;
+    Py_ssize_t nm;
+} RangeChunk;
+
+/* The chunk i of the map: 1, 0 not the layout this code reads (declined), -1 error. */
+static int range_chunk(const IdMapParts *ep, Py_ssize_t i, RangeChunk *c, Py_ssize_t *count) {
+    PyObject *keys = PyList_GET_ITEM(ep->keys, i), *chunk = PyList_GET_ITEM(ep->vals, i), *master, *data, *ends;
+    if (!PyByteArray_CheckExact(keys) || (PyObject *)Py_TYPE(chunk) != g_flats_type || !flats_parts(chunk, &master, &data, &ends))
+        return 0;
+    *count = PyByteArray_GET_SIZE(ends) / 4;
+    if (PyByteArray_GET_SIZE(keys) != *count * ID_RECORD)
+        return 0;
+    c->keys = (const unsigned char *)PyByteArray_AS_STRING(keys);
+    c->data = (const unsigned char *)PyByteArray_AS_STRING(data);
+    c->data_len = PyByteArray_GET_SIZE(data);
+    c->ends = ends;
+    c->nm = master == Py_None ? -1 : PyTuple_GET_SIZE(master);
+    if (c->nm > 0 && spans_room(&c->master, &c->m_cap, (size_t)c->nm) < 0)
+        return -1;
+    for (Py_ssize_t f = 0; f < c->nm; f++) {
+        const char *p;
+        Py_ssize_t len;
+        if (!elem_bytes(PyTuple_GET_ITEM(master, f), &p, &len))
+            return 0;
+        c->master[f].p = (const unsigned char *)p;
+        c->master[f].n = (size_t)len;
+    }
+    return 1;
+}
+
+/* The entry j of the chunk written: 0, or -1 (no memory, or a corrupt chunk: ValueError). */
+static int range_entry(RangeWire *w, const RangeChunk *c, Py_ssize_t j) {
+    uint32_t from = j ? flats_end(c->ends, j - 1) : 0, to = flats_end(c->ends, j);
+    if (from > to || (Py_ssize_t)to > c->data_len)
+        goto corrupt;
+    const unsigned char *p = c->data + from, *end = c->data + to;
+    unsigned long long header, size, ms, seq;
+    if (varint_get(&p, end, &header) < 0)
+        goto corrupt;
+    int same = (int)(header & 1);
+    unsigned long long n = header >> 1;
+    if (n > (unsigned long long)(end - p) * 2 + 2 || (same && (c->nm < 0 || n != 2 * (unsigned long long)c->nm)))
+        goto corrupt;
+    id_of_record(c->keys + j * ID_RECORD, &ms, &seq);
+    char id[42];
+    int id_len = native_u64_text(id, ms);
+    id[id_len++] = '-';
+    id_len += native_u64_text(id + id_len, seq);
+    if (range_room(w, 4 + 25 + 42 + 23) < 0)
+        return -1;
+    memcpy(w->p, "*2\r\n", 4);
+    w->p = range_head(w->p + 4, '$', (unsigned long long)id_len);
+    memcpy(w->p, id, (size_t)id_len);
+    w->p += id_len;
+    *w->p++ = '\r';
+    *w->p++ = '\n';
+    w->p = range_head(w->p, '*', n);
+    for (unsigned long long i = 0; i < n; i++) {
+        if (same && i % 2 == 0) {
+            const ElemSpan *f = &c->master[i / 2];
+            if (range_bulk(w, f->p, f->n) < 0)
+                return -1;
+            continue;
+        }
+        if (varint_get(&p, end, &size) < 0 || size > (unsigned long long)(end - p))
+            goto corrupt;
+        if (range_bulk(w, p, (size_t)size) < 0)
+            return -1;
+        p += size;
+    }
+    return 0;
+corrupt:
+    PyErr_SetString(PyExc_ValueError, "stream_range_reply: not a packed stream chunk");
+    return -1;
+}
+
+/* stream_range_reply(entries, start_id, end_id, count, reverse, most) -> bytes, False or None:
+ * streams._range_wire_py.  The entries from start_id to end_id (both included; none when start
+ * is past end), at most `count` of them (0: all), from the end when `reverse`; False once the
+ * reply passes `most` bytes (-1: no limit), as soon as it does (what is left is not written);
+ * None: not this code's case (not an EntryMap, a chunk or master field not of its layout). */
+static PyObject *py_stream_range_reply(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "stream_range_reply(entries, start_id, end_id, count, reverse, most)");
+        return NULL;
+    }
+    IdMapParts ep;
+    unsigned long long sms, sseq, ems, eseq;
+    if (!idmap_parts(args[0], &ep) || !ep.packed)
+        Py_RETURN_NONE;
+    int r = id_parts(args[1], &sms, &sseq);
+    if (r > 0)
+        r = id_parts(args[2], &ems, &eseq);
+    if (r <= 0)
+        return r < 0 ? NULL : Py_NewRef(Py_None);
+    Py_ssize_t count = PyLong_AsSsize_t(args[3]);
+    long long most = PyLong_AsLongLong(args[5]);
+    int reverse = PyObject_IsTrue(args[4]);
+    if ((count == -1 || most == -1) && PyErr_Occurred())
+        return NULL;
+    if (reverse < 0)
+        return NULL;
+    if (count < 0) {
+        PyErr_SetString(PyExc_ValueError, "stream_range_reply: count is 0 (all) or more");
+        return NULL;
+    }
+    /* The span: chunk ci place pi up to (not including) chunk ce place pe, as IdMap._span. */
+    Py_ssize_t n_chunks = PyList_GET_SIZE(ep.vals), ci = 0, pi = 0, ce = 0, pe = 0, total = 0;
+    size_t data_bytes = 0;
+    RangeChunk chunk;
+    memset(&chunk, 0, sizeof chunk);
+    PyObject *result = NULL;
+    if (n_chunks && !id_before(ems, eseq, sms, sseq)) {
+        unsigned char low[ID_RECORD], high[ID_RECORD];
+        id_record(low, sms, sseq);
+        id_record(high, ems, eseq);
+        const unsigned char *maxes = (const unsigned char *)PyByteArray_AS_STRING(ep.maxes);
+        ci = records_bisect(maxes, n_chunks, low, 0);
+        ce = records_bisect(maxes, n_chunks, high, 1);
+        if (ci < n_chunks) {
+            for (Py_ssize_t i = ci; i <= ce && i < n_chunks; i++) {
+                Py_ssize_t in_chunk;
+                if ((r = range_chunk(&ep, i, &chunk, &in_chunk)) <= 0)
+                    goto declined;
+                Py_ssize_t start = i == ci ? records_bisect(chunk.keys, in_chunk, low, 0) : 0;
+                Py_ssize_t stop = i == ce ? records_bisect(chunk.keys, in_chunk, high, 1) : in_chunk;
+                if (i == ci)
+                    pi = start;
+                if (i == ce || i == n_chunks - 1)
+                    pe = stop;
+                if (stop > start) {
+                    total += stop - start;
+                    data_bytes += flats_end(chunk.ends, stop - 1) - (start ? flats_end(chunk.ends, start - 1) : 0);
+                }
+            }
+            if (ce == n_chunks)
+                ce = n_chunks - 1;
+        }
+    }
+    Py_ssize_t n = count && count < total ? count : total;
+    /* a first room of the packed bytes (of the part read) and some 50 bytes an entry */
+    size_t guess = 16 + (total ? (size_t)((double)data_bytes * ((double)n / (double)total)) : 0) + 50 * (size_t)n;
+    if (most >= 0 && guess > (size_t)most + 64)
+        guess = (size_t)most + 64;
+    RangeWire w = {PyBytes_FromStringAndSize(NULL, (Py_ssize_t)guess), NULL, NULL};
+    if (w.bytes == NULL)
+        goto done;
+    w.p = PyBytes_AS_STRING(w.bytes);
+    w.end = w.p + guess;
+    w.p = range_head(w.p, '*', (unsigned long long)n);
+    Py_ssize_t left = n;
+    for (Py_ssize_t k = 0; left > 0 && k <= ce - ci; k++) {
+        Py_ssize_t i = reverse ? ce - k : ci + k, in_chunk;
+        if ((r = range_chunk(&ep, i, &chunk, &in_chunk)) <= 0)
+            goto failed; /* (-1; 0 cannot be: the same chunks were read above) */
+        Py_ssize_t start = i == ci ? pi : 0, stop = i == ce ? pe : in_chunk;
+        for (Py_ssize_t m = 0; left > 0 && m < stop - start; m++, left--) {
+            if (range_entry(&w, &chunk, reverse ? stop - 1 - m : start + m) < 0)
+                goto failed;
+            if (most >= 0 && w.p - PyBytes_AS_STRING(w.bytes) > most) {
+                Py_DECREF(w.bytes);
+                result = Py_NewRef(Py_False);
+                goto done;
+            }
+        }
+    }
+    if (most >= 0 && w.p - PyBytes_AS_STRING(w.bytes) > most) {
+        Py_DECREF(w.bytes);
+        result = Py_NewRef(Py_False);
+        goto done;
+    }
+    if (_PyBytes_Resize(&w.bytes, w.p - PyBytes_AS_STRING(w.bytes)) == 0)
+        result = w.bytes;
+    goto done;
+failed:
+    Py_XDECREF(w.bytes);
+    if (r == 0)
+        PyErr_SetString(PyExc_RuntimeError, "stream_range_reply: the entries changed while written");
+    goto done;
+declined:
+    if (r == 0)
+        result = Py_NewRef(Py_None);
+done:
+    PyMem_Free(chunk.master);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"list_push_one", (PyCFunction)(void (*)(void))py_list_push_one, METH_FASTCALL,
      "list_push_one(value, element, head, fill) -> bool: ListValue._push_one, or False (not its case)."},
@@ -2522,6 +2772,9 @@ static PyMethodDef methods[] = {
     {"stream_node_listpack", (PyCFunction)(void (*)(void))py_stream_node_listpack, METH_FASTCALL,
      "stream_node_listpack(entries, master_id, last_id, master_fields, live, deleted, dead) -> one stream node's listpack, "
      "or None (not its case)."},
+    {"stream_range_reply", (PyCFunction)(void (*)(void))py_stream_range_reply, METH_FASTCALL,
+     "stream_range_reply(entries, start_id, end_id, count, reverse, most) -> the RESP reply of a stream range's entries, "
+     "False (past most bytes) or None (not its case)."},
     {"bisect_records", (PyCFunction)(void (*)(void))py_bisect_records, METH_FASTCALL,
      "bisect_records(records, key, right) -> the bisect place of a 16-byte stream ID record among sorted records."},
     {"lp_entry_size", py_lp_entry_size, METH_O, "lp_entry_size(element) -> bytes it takes inside a listpack."},

@@ -24,11 +24,13 @@ from dumpling.datatypes.streams import (
     PendingEntry,
     StreamID,
     StreamValue,
+    range_wire,
 )
 from dumpling.errors import SYNTAX, CommandError
 from dumpling.numbers import wrap_int64
 from dumpling.persistence.propagation import propagate_as
-from dumpling.protocol import NULL_ARRAY, OK, ErrorReply, Map, Status, parse_strict_int
+from dumpling.protocol import NULL_ARRAY, OK, ErrorReply, Map, Raw, Status, parse_strict_int
+from dumpling.replybudget import SMALL_REPLY, reply_budget
 
 ST: dict[str, Any] = {"group": "stream"}
 INVALID_ID = "Invalid stream ID specified as stream command argument"
@@ -137,6 +139,25 @@ def range_reply(s: StreamValue, start: StreamID, end: StreamID, count: int, rev:
         if count and len(out) == count:
             break
     return out
+
+
+def range_items(c: Any, s: StreamValue, start: StreamID, end: StreamID, count: int, rev: bool, spent: int = 0) -> Any:
+    """``range_reply``'s entries as the reply carries them: for a client, their RESP written
+    straight from the packed chunks (``streams.range_wire``: a ``Raw``, no object per entry);
+    a big one only as far as the client's output-buffer hard limit lets it, less ``spent``
+    bytes of the same reply already written (XREAD's other streams).  None: the limit closed
+    the client (what is past it was never written).  A script gets values."""
+    if c.from_script:
+        return range_reply(s, start, end, count, rev)
+    wire = range_wire(s.entries, start, end, count, rev, SMALL_REPLY)
+    if wire is None:  # over SMALL_REPLY: written again, against the budget when there is one
+        budget = reply_budget(c)
+        wire = range_wire(s.entries, start, end, count, rev, -1 if budget is None else max(budget.left - spent, 0))
+        if wire is None:
+            assert budget is not None
+            budget.spend(budget.left + 1)  # (past the limit: the client is closed as the limit closes it)
+            return None
+    return Raw(wire)
 
 
 def subcommand_syntax_error(argv: list[bytes]) -> CommandError:
@@ -440,7 +461,8 @@ def _xrange(c: Any, argv: list[bytes], rev: bool) -> Any:
         return []
     if count == 0:
         return NULL_ARRAY
-    return range_reply(s, start, end, 0 if count == -1 else count, rev)
+    items = range_items(c, s, start, end, 0 if count == -1 else count, rev)
+    return [] if items is None else items  # (None: the client was closed)
 
 
 _RANGE_COMPLEXITY = ("O(N) with N being the number of elements being returned. If N is constant (e.g. always asking "
@@ -654,6 +676,7 @@ def serve_read(c: Any, req: ReadRequest, ids: list[StreamID]) -> Any:
     db = c.db
     served: list[tuple[bytes, list[Any]]] = []
     records: list[list[bytes]] = []  # XREADGROUP's effects, as Redis propagates them
+    spent = 0  # bytes of the entries written for the streams before (XREAD's budget)
     for key, gt in zip(req.keys, ids, strict=True):
         s = stream_of(db.lookup_read(key))
         if s is None:
@@ -690,7 +713,11 @@ def serve_read(c: Any, req: ReadRequest, ids: list[StreamID]) -> Any:
                 if items:
                     c.keyspace.dirty += 1
         else:
-            items = range_reply(s, start, MAX_ID, req.count, False)
+            items = range_items(c, s, start, MAX_ID, req.count, False, spent)
+            if items is None:  # the client's output-buffer limit closed it
+                return []
+            if type(items) is Raw:
+                spent += len(items.wire)
         served.append((key, items))
     if req.group is not None:
         propagate_as(c, *records)

@@ -23,6 +23,7 @@ import struct
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, overload
 
 from sortedcontainers import SortedDict
@@ -333,6 +334,15 @@ class IdMap:
                 pe = _bisect_records(keys[ce], high, True)
         return None if (ci, pi) >= (ce, pe) else (ci, pi, ce, pe)
 
+    def count_range(self, minimum: StreamID, maximum: StreamID) -> int:
+        """How many keys lie from ``minimum`` to ``maximum`` (both included), from the chunks'
+        lengths (no key read)."""
+        span = self._span(minimum, maximum)
+        if span is None:
+            return 0
+        ci, pi, ce, pe = span
+        return sum(len(self._vals[i]) for i in range(ci, ce)) - pi + pe
+
     def _part(self, i: int, start: int, stop: int) -> list[tuple[StreamID, Any]]:
         return list(zip(unpack_ids(self._keys[i][start * ID_BYTES:stop * ID_BYTES]), self._vals[i][start:stop],
                         strict=True))
@@ -622,6 +632,46 @@ class EntryMap(IdMap):
         self._keys[-1] = bytearray(self._keys[-1])
 
 
+# ----------------------------------------------------------------------------- a range's reply
+
+
+def _range_wire_py(entries: IdMap, start: StreamID, end: StreamID, count: int, reverse: bool,
+                   most: int) -> bytes | bool:
+    """The RESP reply of the entries from ``start`` to ``end`` (both included; none when start
+    is past end), at most ``count`` (0: all), from the end when ``reverse``: ``*N``, then each
+    entry as ``*2``, its ID's text ``ms-seq`` as a bulk, ``*2k`` and its fields and values as
+    bulks (the same bytes in RESP2 and RESP3); False once the reply passes ``most`` bytes (-1:
+    no limit), nothing more written.  The C ``stream_range_reply`` writes the same bytes
+    straight from the packed chunks; this is its reference."""
+    total = entries.count_range(start, end) if start <= end else 0
+    n = min(count, total) if count else total
+    head = b"*%d\r\n" % n
+    out = [head]
+    size = len(head)
+    if n:
+        for (ms, seq), flat in islice(entries.irange_items(start, end, reverse), n):
+            text = b"%d-%d" % (ms, seq)
+            part = b"*2\r\n$%d\r\n%s\r\n*%d\r\n%s" % (
+                len(text), text, len(flat), b"".join([b"$%d\r\n%s\r\n" % (len(x), x) for x in flat]))
+            size += len(part)
+            if 0 <= most < size:
+                return False
+            out.append(part)
+    if 0 <= most < size:
+        return False
+    return b"".join(out)
+
+
+def range_wire(entries: IdMap, start: StreamID, end: StreamID, count: int, reverse: bool, most: int) -> bytes | None:
+    """``_range_wire_py``'s reply (C's when built), or None when it would pass ``most`` bytes."""
+    if _native_range is not None:
+        wire = _native_range(entries, start, end, count, reverse, most)
+        if wire is not None:
+            return None if wire is False else wire  # type: ignore[no-any-return]
+    wire = _range_wire_py(entries, start, end, count, reverse, most)
+    return None if wire is False else wire  # type: ignore[return-value]
+
+
 # ----------------------------------------------------------------------------- listpack sizes
 
 
@@ -649,6 +699,8 @@ _bisect_records = _bisect_records_py if accel.collections is None else accel.col
 _flats_append = _flats_append_py if accel.collections is None else accel.collections.flats_append
 _unpack_flats = _unpack_flats_py if accel.collections is None else accel.collections.flats_unpack
 _flats_delete = _flats_delete_py if accel.collections is None else accel.collections.flats_delete
+# a range's RESP reply written from the packed chunks in C (None: the Python reference's only)
+_native_range = None if accel.collections is None else accel.collections.stream_range_reply
 
 
 def _signed64(v: int) -> int:
