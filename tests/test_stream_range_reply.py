@@ -23,7 +23,7 @@ from dumpling.datatypes import streams as stream_values
 from dumpling.datatypes.streams import MASK64, MAX_ID, EntryMap, IdMap, StreamID, StreamValue, range_wire
 from dumpling.payload.decode import decode_payload
 from dumpling.protocol import encode
-from tests.servers import Pair, ServerProcess, encode_command, start_dumpling, start_redis
+from tests.servers import Pair, ServerProcess, encode_command, parse_reply, start_dumpling, start_redis
 
 native = pytest.mark.skipif(accel.collections is None, reason="dumpling._collections not built")
 MODES = ["python"] + (["c"] if accel.collections is not None else [])
@@ -260,8 +260,9 @@ def test_ranges_like_redis(pairs: Pair) -> None:
 
 
 def test_big_replies_like_redis(pairs: Pair) -> None:
-    """Replies over a megabyte (written again without a limit: none is set) and XREAD of several
-    streams, one of them big, with and without COUNT."""
+    """Replies over a megabyte (written again without a limit: none is set) and XREAD /
+    XREADGROUP of several streams, one of them big, with and without COUNT or NOACK, and the
+    PELs and groups they leave."""
     rng = random.Random(37)
     blob = b"".join(bytes([rng.randrange(256)]) for _ in range(1000))
     for i in range(3000):
@@ -274,6 +275,19 @@ def test_big_replies_like_redis(pairs: Pair) -> None:
     pairs.same("XREAD", "COUNT", "10", "STREAMS", "big", "small", "1500-0", "3-1")
     pairs.same("EVAL", "return redis.call('XREAD', 'COUNT', 2, 'STREAMS', KEYS[1], KEYS[2], '0', '0')", "2", "small",
                "big")
+    for key in ("big", "small"):
+        pairs.same("XGROUP", "CREATE", key, "g", "0")
+        pairs.same("XGROUP", "CREATE", key, "quiet", "0")
+    pairs.same("XREADGROUP", "GROUP", "g", "c1", "COUNT", "5", "STREAMS", "big", "small", ">", ">")
+    pairs.same("XREADGROUP", "GROUP", "g", "c2", "STREAMS", "big", "small", ">", ">")
+    pairs.same("XREADGROUP", "GROUP", "g", "c2", "STREAMS", "big", "small", ">", ">")
+    pairs.same("XREADGROUP", "GROUP", "quiet", "c", "NOACK", "COUNT", "2000", "STREAMS", "small", "big", ">", ">")
+    pairs.same("XREADGROUP", "GROUP", "g", "c1", "STREAMS", "big", "small", "0", "0")
+    for key in ("big", "small"):
+        pairs.same("XPENDING", key, "g")
+        ours, theirs = (parse_reply(reply) for reply in pairs.both("XPENDING", key, "g", "-", "+", "3", "c2"))
+        assert [entry[:2] + entry[3:] for entry in ours] == [entry[:2] + entry[3:] for entry in theirs]  # (not idle)
+        pairs.same("XINFO", "GROUPS", key)
 
 
 def test_restored_redis_stream_like_redis(pair: Pair) -> None:
@@ -305,8 +319,8 @@ def _peak_rss_mb(server: ServerProcess) -> int:
 
 
 def test_a_limited_client_is_closed_without_the_whole_reply_built() -> None:
-    """XRANGE / XREAD of a ~40 MB stream by a client whose hard limit is 4 MB: closed with
-    nothing sent, as Redis does, after the server wrote about the limit's worth (its peak RSS
+    """XRANGE / XREAD / XREADGROUP of a ~40 MB stream by a client whose hard limit is 4 MB:
+    closed with nothing sent (XREADGROUP's deliveries made all the same), as Redis does, after the server wrote about the limit's worth (its peak RSS
     grows by far less than the reply), while a client under the limit gets the whole reply."""
     value = b"w" * 1000
     ours, theirs = start_dumpling(*LIMIT), start_redis(*LIMIT)
@@ -318,18 +332,26 @@ def test_a_limited_client_is_closed_without_the_whole_reply_built() -> None:
                                        for i in range(1000)))
                     for _ in range(1000):
                         conn.read_reply()
+        for server in (ours, theirs):
+            with server.raw() as conn:
+                assert conn.call("XGROUP", "CREATE", "s", "g", "0") == b"+OK\r\n"
         before = _peak_rss_mb(ours)
-        for command in (("XRANGE", "s", "-", "+"), ("XREVRANGE", "s", "+", "-"), ("XREAD", "STREAMS", "s", "0")):
+        for command in (("XRANGE", "s", "-", "+"), ("XREVRANGE", "s", "+", "-"), ("XREAD", "STREAMS", "s", "0"),
+                        ("XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">")):
             for server in (ours, theirs):
                 with server.raw() as victim, server.raw() as other:
                     victim.send(encode_command(*command))
                     assert other.call("PING") == b"+PONG\r\n"
                     assert victim.read_all(2.0) == b""
                     assert victim.is_closed(2.0)
-        assert _peak_rss_mb(ours) - before < 20
+            if command[0] == "XREAD":  # (XREADGROUP's PEL of 40k entries is memory of its own)
+                assert _peak_rss_mb(ours) - before < 20
         for server in (ours, theirs):
             with server.raw() as conn:
                 assert conn.call("XRANGE", "s", "-", "+", "COUNT", "3000").startswith(b"*3000\r\n")
+        with ours.raw() as mine, theirs.raw() as real:  # (the closed reader's entries were delivered)
+            assert mine.call("XPENDING", "s", "g") == real.call("XPENDING", "s", "g")
+            assert mine.call("XINFO", "GROUPS", "s") == real.call("XINFO", "GROUPS", "s")
     finally:
         ours.stop()
         theirs.stop()

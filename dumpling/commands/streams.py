@@ -503,15 +503,16 @@ def _elapsed(now: int, since: int) -> int:
 
 
 def deliver_new(c: Any, s: StreamValue, start: StreamID, count: int, group: ConsumerGroup,
-                consumer: Consumer, noack: bool, key: bytes, records: list[list[bytes]]) -> list[Any]:
-    """``streamReplyWithRange`` with a group: move last_id, entries_read and the PELs along.
-    What it changed is added to ``records`` as Redis propagates it: an XCLAIM ... JUSTID
-    LASTID for each entry it put in the PEL, then XGROUP SETID ... ENTRIESREAD if the
-    group's last ID moved."""
+                consumer: Consumer, noack: bool, key: bytes, records: list[list[bytes]]) -> int:
+    """``streamReplyWithRange`` with a group: move last_id, entries_read and the PELs along
+    over the entries from ``start`` (at most ``count``; 0: all), reading their IDs only; how
+    many.  Their reply is ``range_items``'s over the same span.  What it changed is added to
+    ``records`` as Redis propagates it: an XCLAIM ... JUSTID LASTID for each entry it put in
+    the PEL, then XGROUP SETID ... ENTRIESREAD if the group's last ID moved."""
     now = c.keyspace.now
-    out: list[Any] = []
+    delivered = 0
     moved = False
-    for entry_id, flat in s.entries.irange_items(start, None):
+    for entry_id in s.entries.irange(start, None):
         if entry_id > group.last_id:
             if group.entries_read != INVALID_ENTRIES_READ and not s.range_has_tombstones(entry_id):
                 group.entries_read = wrap_int64(group.entries_read + 1)  # a long long in Redis
@@ -519,7 +520,7 @@ def deliver_new(c: Any, s: StreamValue, start: StreamID, count: int, group: Cons
                 group.entries_read = s.estimate_distance(entry_id)
             group.last_id = entry_id
             moved = True
-        out.append(entry_reply(entry_id, flat))
+        delivered += 1
         if not noack:
             nack = group.pending.get(entry_id)
             if nack is None:
@@ -535,11 +536,11 @@ def deliver_new(c: Any, s: StreamValue, start: StreamID, count: int, group: Cons
             consumer.pending[entry_id] = nack
             consumer.active_time_ms = now
             records.append(xclaim_record(key, group, fmt_id(entry_id), nack))
-        if count and len(out) == count:
+        if count and delivered == count:
             break
     if moved:
         records.append(setid_record(key, group))
-    return out
+    return delivered
 
 
 def xclaim_record(key: bytes, group: ConsumerGroup, entry_id: bytes, nack: PendingEntry) -> list[bytes]:
@@ -676,7 +677,8 @@ def serve_read(c: Any, req: ReadRequest, ids: list[StreamID]) -> Any:
     db = c.db
     served: list[tuple[bytes, list[Any]]] = []
     records: list[list[bytes]] = []  # XREADGROUP's effects, as Redis propagates them
-    spent = 0  # bytes of the entries written for the streams before (XREAD's budget)
+    spent = 0  # bytes of the entries written for the streams before (the reply's budget)
+    closed = False
     for key, gt in zip(req.keys, ids, strict=True):
         s = stream_of(db.lookup_read(key))
         if s is None:
@@ -705,22 +707,22 @@ def serve_read(c: Any, req: ReadRequest, ids: list[StreamID]) -> Any:
         if not serve:
             continue
         start = incr_id(gt) or (0, 0)
-        if group is not None and consumer is not None:
-            if history:
-                items = deliver_history(c, s, start, req.count, consumer)
-            else:
-                items = deliver_new(c, s, start, req.count, group, consumer, req.noack, key, records)
-                if items:
-                    c.keyspace.dirty += 1
+        if history and consumer is not None:
+            items = deliver_history(c, s, start, req.count, consumer)
         else:
-            items = range_items(c, s, start, MAX_ID, req.count, False, spent)
-            if items is None:  # the client's output-buffer limit closed it
-                return []
-            if type(items) is Raw:
+            if group is not None and consumer is not None and \
+                    deliver_new(c, s, start, req.count, group, consumer, req.noack, key, records):
+                c.keyspace.dirty += 1
+            items = [] if closed else range_items(c, s, start, MAX_ID, req.count, False, spent)
+            if items is None:  # the client's output-buffer limit closed it: nothing more is written
+                closed, items = True, []
+            elif type(items) is Raw:
                 spent += len(items.wire)
         served.append((key, items))
     if req.group is not None:
         propagate_as(c, *records)
+    if closed:
+        return []
     if not served:
         return None
     if c.resp3:
