@@ -81,6 +81,8 @@ REQUESTS = {
     "expire": [b"EXPIRE", b"mykey", b"100"],
     "getrange": [b"GETRANGE", b"mykey", b"0", b"3"],
     "evalsha": [b"EVALSHA", hashlib.sha1(SCRIPT).hexdigest().encode(), b"1", b"key:1"],
+    # a few entries of a stream: the range read written from its packed chunks
+    "xrange_10": [b"XRANGE", b"mystream", b"-", b"+", b"COUNT", b"10"],
 }
 GENERAL = ["hincrby", "zscore", "expire", "getrange", "evalsha", "scard"]
 FRESH_KEYS = {"hset_new"}
@@ -98,6 +100,7 @@ SETUP = {
     "expire": [[b"SET", b"mykey", b"value"]],
     "getrange": [[b"SET", b"mykey", b"value"]],
     "evalsha": [[b"SCRIPT", b"LOAD", SCRIPT]],
+    "xrange_10": [[b"XADD", b"mystream", b"*", b"myfield", b"myvalue"]] * 100,
     "hset_big": [[b"HSET", b"bighash", *[x for i in range(1000) for x in (b"field:%d" % i, b"xxx")]]],
     "hget_big": [[b"HSET", b"bighash", *[x for i in range(1000) for x in (b"field:%d" % i, b"xxx")]]],
 }
