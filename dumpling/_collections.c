@@ -2675,8 +2675,10 @@ static PyObject *py_stream_range_reply(PyObject *self, PyObject *const *args, Py
         PyErr_SetString(PyExc_ValueError, "stream_range_reply: count is 0 (all) or more");
         return NULL;
     }
-    /* The span: chunk ci place pi up to (not including) chunk ce place pe, as IdMap._span. */
-    Py_ssize_t n_chunks = PyList_GET_SIZE(ep.vals), ci = 0, pi = 0, ce = 0, pe = 0, total = 0;
+    /* The span: chunk ci place pi up to (not including) chunk ce place pe, as IdMap._span; its
+     * chunks counted from the reading end only until they hold `count` (COUNT 10 of a big stream
+     * looks at one or two chunks). */
+    Py_ssize_t n_chunks = PyList_GET_SIZE(ep.vals), ci = 0, pi = 0, ce = -1, pe = 0, n = 0;
     size_t data_bytes = 0;
     RangeChunk chunk;
     memset(&chunk, 0, sizeof chunk);
@@ -2688,29 +2690,33 @@ static PyObject *py_stream_range_reply(PyObject *self, PyObject *const *args, Py
         const unsigned char *maxes = (const unsigned char *)PyByteArray_AS_STRING(ep.maxes);
         ci = records_bisect(maxes, n_chunks, low, 0);
         ce = records_bisect(maxes, n_chunks, high, 1);
-        if (ci < n_chunks) {
-            for (Py_ssize_t i = ci; i <= ce && i < n_chunks; i++) {
-                Py_ssize_t in_chunk;
-                if ((r = range_chunk(&ep, i, &chunk, &in_chunk)) <= 0)
-                    goto declined;
-                Py_ssize_t start = i == ci ? records_bisect(chunk.keys, in_chunk, low, 0) : 0;
-                Py_ssize_t stop = i == ce ? records_bisect(chunk.keys, in_chunk, high, 1) : in_chunk;
-                if (i == ci)
-                    pi = start;
-                if (i == ce || i == n_chunks - 1)
-                    pe = stop;
-                if (stop > start) {
-                    total += stop - start;
-                    data_bytes += flats_end(chunk.ends, stop - 1) - (start ? flats_end(chunk.ends, start - 1) : 0);
-                }
+        int ce_whole = ce == n_chunks; /* (past the last chunk's last key: all of it) */
+        if (ce_whole)
+            ce = n_chunks - 1;
+        if (ci == n_chunks)
+            ce = -1; /* (nothing) */
+        for (Py_ssize_t k = 0; k <= ce - ci && (!count || n < count); k++) {
+            Py_ssize_t i = reverse ? ce - k : ci + k, in_chunk;
+            if ((r = range_chunk(&ep, i, &chunk, &in_chunk)) <= 0)
+                goto declined;
+            Py_ssize_t start = i == ci ? records_bisect(chunk.keys, in_chunk, low, 0) : 0;
+            Py_ssize_t stop = i == ce && !ce_whole ? records_bisect(chunk.keys, in_chunk, high, 1) : in_chunk;
+            if (i == ci)
+                pi = start;
+            if (i == ce)
+                pe = stop;
+            Py_ssize_t take = stop > start ? stop - start : 0;
+            if (count && take > count - n)
+                take = count - n;
+            if (take) {
+                Py_ssize_t a = reverse ? stop - take : start, b = reverse ? stop : start + take;
+                data_bytes += flats_end(chunk.ends, b - 1) - (a ? flats_end(chunk.ends, a - 1) : 0);
+                n += take;
             }
-            if (ce == n_chunks)
-                ce = n_chunks - 1;
         }
     }
-    Py_ssize_t n = count && count < total ? count : total;
-    /* a first room of the packed bytes (of the part read) and some 50 bytes an entry */
-    size_t guess = 16 + (total ? (size_t)((double)data_bytes * ((double)n / (double)total)) : 0) + 50 * (size_t)n;
+    /* a first room of the packed bytes read and some 50 bytes an entry */
+    size_t guess = 16 + data_bytes + 50 * (size_t)n;
     if (most >= 0 && guess > (size_t)most + 64)
         guess = (size_t)most + 64;
     RangeWire w = {PyBytes_FromStringAndSize(NULL, (Py_ssize_t)guess), NULL, NULL};

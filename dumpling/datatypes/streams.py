@@ -334,14 +334,20 @@ class IdMap:
                 pe = _bisect_records(keys[ce], high, True)
         return None if (ci, pi) >= (ce, pe) else (ci, pi, ce, pe)
 
-    def count_range(self, minimum: StreamID, maximum: StreamID) -> int:
+    def count_range(self, minimum: StreamID, maximum: StreamID, most: int = 0, reverse: bool = False) -> int:
         """How many keys lie from ``minimum`` to ``maximum`` (both included), from the chunks'
-        lengths (no key read)."""
+        lengths (no key read); with ``most``, at most that many, the chunks counted from the
+        range's start (``reverse``: its end) only until they hold that many."""
         span = self._span(minimum, maximum)
         if span is None:
             return 0
         ci, pi, ce, pe = span
-        return sum(len(self._vals[i]) for i in range(ci, ce)) - pi + pe
+        n = 0
+        for i in range(ce, ci - 1, -1) if reverse else range(ci, ce + 1):
+            n += (pe if i == ce else len(self._vals[i])) - (pi if i == ci else 0)
+            if most and n >= most:
+                return most
+        return n
 
     def _part(self, i: int, start: int, stop: int) -> list[tuple[StreamID, Any]]:
         return list(zip(unpack_ids(self._keys[i][start * ID_BYTES:stop * ID_BYTES]), self._vals[i][start:stop],
@@ -643,8 +649,7 @@ def _range_wire_py(entries: IdMap, start: StreamID, end: StreamID, count: int, r
     bulks (the same bytes in RESP2 and RESP3); False once the reply passes ``most`` bytes (-1:
     no limit), nothing more written.  The C ``stream_range_reply`` writes the same bytes
     straight from the packed chunks; this is its reference."""
-    total = entries.count_range(start, end) if start <= end else 0
-    n = min(count, total) if count else total
+    n = entries.count_range(start, end, count, reverse) if start <= end else 0
     head = b"*%d\r\n" % n
     out = [head]
     size = len(head)
