@@ -675,7 +675,7 @@ def _resolve_ids(c: Any, req: ReadRequest, readgroup: bool) -> list[StreamID]:
 def serve_read(c: Any, req: ReadRequest, ids: list[StreamID]) -> Any:
     """Serve what is available now; None when nothing could be served."""
     db = c.db
-    served: list[tuple[bytes, list[Any]]] = []
+    served: list[tuple[bytes, Any]] = []  # (entries as values or written: Raw)
     records: list[list[bytes]] = []  # XREADGROUP's effects, as Redis propagates them
     spent = 0  # bytes of the entries written for the streams before (the reply's budget)
     closed = False
