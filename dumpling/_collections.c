@@ -527,8 +527,9 @@ static int slot_set_ll(PyObject *obj, Py_ssize_t offset, long long n) {
 
 enum { SV_ENTRIES, SV_LAST_ID, SV_FIRST_ID, SV_ADDED, SV_NODES, SV_COUNT };
 static const char *const STREAM_SLOTS[SV_COUNT] = {"_entries", "last_id", "first_id", "entries_added", "_nodes"};
-enum { SN_MASTER_FIELDS, SN_LAST_ID, SN_LIVE, SN_DELETED, SN_ENTRIES_BYTES, SN_FIELDS_BYTES, SN_COUNT };
-static const char *const NODE_SLOTS[SN_COUNT] = {"master_fields", "last_id", "live", "deleted", "entries_bytes", "fields_bytes"};
+enum { SN_MASTER_FIELDS, SN_LAST_ID, SN_LIVE, SN_DELETED, SN_ENTRIES_BYTES, SN_FIELDS_BYTES, SN_MASTER_ID, SN_DEAD, SN_COUNT };
+static const char *const NODE_SLOTS[SN_COUNT] = {"master_fields", "last_id",      "live",      "deleted",
+                                                 "entries_bytes", "fields_bytes", "master_id", "dead"};
 enum { IM_LEN, IM_KEYS, IM_VALS, IM_MAXES, IM_COUNT };
 static const char *const IDMAP_SLOTS[IM_COUNT] = {"_len", "_keys", "_vals", "_maxes"};
 static Py_ssize_t g_stream_offsets[SV_COUNT], g_node_offsets[SN_COUNT], g_idmap_offsets[IM_COUNT];
@@ -1272,69 +1273,58 @@ static PyObject *py_bisect_records(PyObject *self, PyObject *const *args, Py_ssi
 /* payload/stream.py's _node_listpack (its reference, which runs under DUMPLING_PURE and for
  * whatever this declines): the listpack of one radix-tree node written straight from the
  * packed entries of the EntryMap's chunks over the node's ID range, its tombstones merged in ID
- * order; every entry through _lpentry.h's encoder (the one lists use). */
+ * order; every entry through _lpentry.h's encoder (the one lists use).  stream_node_listpack
+ * writes one node; stream_nodes_body every node of a stream's DUMP/RDB body, framed. */
 
-/* The listpack body is written into a NativeBuf (_native.h; no Python code runs meanwhile, so
- * the borrowed chunk and element pointers stay valid); a node is ~4 KB by default. */
+/* The listpack is written into a NativeBuf (_native.h; no Python code runs meanwhile, so the
+ * borrowed chunk and element pointers stay valid), header room first; a node is ~4 KB by
+ * default. */
 #define LPBODY_FIRST 8192
-
-/* (room reserved: an integer entry is at most 10 bytes, an element's n + 10) */
-static inline void lpbody_int(NativeBuf *b, int64_t v) {
-    if (v >= 0 && v <= 127) { /* (flags, counts: the common one, a 7-bit integer and its back-length) */
-        b->buf[b->len] = (char)v;
-        b->buf[b->len + 1] = 1;
-        b->len += 2;
-        return;
-    }
-    LpePlan plan;
-    lpe_plan_int(v, &plan);
-    lpe_write((unsigned char *)b->buf + b->len, NULL, 0, &plan);
-    b->len += plan.size;
-}
-
-static inline void lpbody_elem(NativeBuf *b, const unsigned char *s, size_t n) {
-    LpePlan plan;
-    lpe_plan(s, n, &plan);
-    lpe_write((unsigned char *)b->buf + b->len, s, n, &plan);
-    b->len += plan.size;
-}
+#define LP_HEADER 6
 
 typedef struct {
     const unsigned char *p;
     size_t n;
 } ElemSpan;
 
+static inline int span_equal(const ElemSpan *a, const ElemSpan *b) {
+    return a->n == b->n && (a->p == b->p || a->n == 0 || (a->p[a->n - 1] == b->p[a->n - 1] && memcmp(a->p, b->p, a->n) == 0));
+}
+
 /* One entry (elements e[0..n), n even; flags 0 or FLAG_DELETED) as _node_listpack writes it:
- * flags (SAMEFIELDS when its fields are the node's master fields m[0..nm)), the ID deltas,
- * [numfields, fields,] values, lp-count.  *elements counts the listpack's entries. */
-static int node_entry_put(NativeBuf *b, int flags, int64_t ms_delta, int64_t seq_delta, const ElemSpan *e, size_t n,
-                          const ElemSpan *m, size_t nm, long long *elements) {
+ * flags (SAMEFIELDS when its fields are the node's master fields m[0..nm): `same` 1 or 0 when
+ * the caller knows, -1 to compare them), the ID deltas, [numfields, fields,] values, lp-count.
+ * *elements counts the listpack's entries.  Written through a local pointer: stores through
+ * b->buf would make the compiler read b->len again after each byte. */
+static inline int node_entry_put(NativeBuf *b, int flags, int64_t ms_delta, int64_t seq_delta, const ElemSpan *e, size_t n,
+                          const ElemSpan *m, size_t nm, int same, long long *elements) {
     size_t k = n / 2, room = 40 + 10 * n;
-    int same = k == nm;
-    for (size_t i = 0; same && i < k; i++) {
-        const ElemSpan *f = &e[2 * i];
-        same = f->n == m[i].n && (f->p == m[i].p || f->n == 0 ||
-                                  (f->p[f->n - 1] == m[i].p[f->n - 1] && memcmp(f->p, m[i].p, f->n) == 0));
+    if (same < 0) {
+        same = k == nm;
+        for (size_t i = 0; same && i < k; i++)
+            same = span_equal(&e[2 * i], &m[i]);
     }
     for (size_t i = 0; i < n; i++)
         room += e[i].n;
     if (native_buf_reserve(b, room, LPBODY_FIRST) < 0)
         return -1;
-    lpbody_int(b, flags | (same ? 2 : 0));
-    lpbody_int(b, ms_delta);
-    lpbody_int(b, seq_delta);
+    unsigned char *w = (unsigned char *)b->buf + b->len;
+    w = lpe_put_int(w, flags | (same ? 2 : 0));
+    w = lpe_put_int(w, ms_delta);
+    w = lpe_put_int(w, seq_delta);
     long long lp_count;
     if (same) {
         for (size_t i = 1; i < n; i += 2)
-            lpbody_elem(b, e[i].p, e[i].n);
+            w = lpe_put(w, e[i].p, e[i].n);
         lp_count = (long long)k + 3;
     } else {
-        lpbody_int(b, (int64_t)k);
+        w = lpe_put_int(w, (int64_t)k);
         for (size_t i = 0; i < n; i++)
-            lpbody_elem(b, e[i].p, e[i].n);
+            w = lpe_put(w, e[i].p, e[i].n);
         lp_count = 2 * (long long)k + 4;
     }
-    lpbody_int(b, lp_count);
+    w = lpe_put_int(w, lp_count);
+    b->len = (size_t)(w - (unsigned char *)b->buf);
     *elements += lp_count + 1;
     return 0;
 }
@@ -1376,40 +1366,125 @@ static inline int id_before(unsigned long long ams, unsigned long long aseq, uns
 }
 
 /* The packed entry at *p (advanced past it) of a chunk whose master fields are cm[0..ncm) (ncm
- * -1: none), as spans: 1, or 0 (an odd count: not this code's case), -1 corrupt (ValueError). */
-static int packed_spans(const unsigned char **p, const unsigned char *end, const ElemSpan *cm, Py_ssize_t ncm, ElemSpan **spans,
-                        size_t *cap, size_t *n) {
+ * -1: none), as spans: in `local` (room for SPANS_LOCAL) when they fit, else in *spans (of
+ * *cap); *e the spans used, *same its packed `same` bit (its fields are the chunk's master
+ * fields): 1, or 0 (an odd count: not this code's case), -1 corrupt (ValueError). */
+#define SPANS_LOCAL 16
+static inline int packed_spans(const unsigned char **p, const unsigned char *end, const ElemSpan *cm, Py_ssize_t ncm,
+                               ElemSpan *local, ElemSpan **spans, size_t *cap, ElemSpan **e, size_t *n, int *same) {
     unsigned long long header, size;
-    if (varint_get(p, end, &header) < 0)
+    const unsigned char *q = *p;
+    if (q < end && *q < 0x80) { /* (a one-byte number: varint_get's common case, inline) */
+        header = *q++;
+    } else if (varint_get(&q, end, &header) < 0) {
         goto corrupt;
-    int same = (int)(header & 1);
+    }
+    *same = (int)(header & 1);
     unsigned long long count = header >> 1;
-    if (count > (unsigned long long)(end - *p) * 2 + 2 || (same && (ncm < 0 || count != 2 * (unsigned long long)ncm)))
+    if (count > (unsigned long long)(end - q) * 2 + 2 || (*same && (ncm < 0 || count != 2 * (unsigned long long)ncm)))
         goto corrupt;
     if (count % 2)
         return 0;
-    *n = (size_t)count;
-    if (spans_room(spans, cap, *n) < 0)
-        return -1;
-    for (size_t i = 0; i < *n; i++) {
-        if (same && i % 2 == 0) {
-            (*spans)[i] = cm[i / 2];
+    ElemSpan *s = local;
+    if (count > SPANS_LOCAL) {
+        if (spans_room(spans, cap, (size_t)count) < 0)
+            return -1;
+        s = *spans;
+    }
+    for (size_t i = 0; i < (size_t)count; i++) {
+        if (*same && i % 2 == 0) {
+            s[i] = cm[i / 2];
             continue;
         }
-        if (varint_get(p, end, &size) < 0 || size > (unsigned long long)(end - *p))
+        if (q < end && *q < 0x80) {
+            size = *q++;
+        } else if (varint_get(&q, end, &size) < 0) {
             goto corrupt;
-        (*spans)[i].p = *p;
-        (*spans)[i].n = (size_t)size;
-        *p += size;
+        }
+        if (size > (unsigned long long)(end - q))
+            goto corrupt;
+        s[i].p = q;
+        s[i].n = (size_t)size;
+        q += size;
     }
+    *p = q;
+    *e = s;
+    *n = (size_t)count;
     return 1;
 corrupt:
     PyErr_SetString(PyExc_ValueError, "stream_node_listpack: not a packed stream chunk");
     return -1;
 }
 
-/* One node's listpack being written: the body, the master ID and fields, the elements counted,
- * and the tombstones (a sorted list of (id, flat)) still to merge, the next one's ID and spans. */
+/* The common entry straight from its packed bytes at *p (advanced past it; it ends at
+ * entry_end, the chunk's `ends` record), in one pass with no spans: node_entry_put's bytes for a
+ * live entry (`cm_same`: the chunk's master fields cm[0..ncm) are the node's, m[0..nm)).  An
+ * entry with other fields is written as such while its fields are compared with the node's;
+ * should they all match, nothing is kept.  1 written, 0 the general path's (fields equal to the
+ * node's, anything unusual, corrupt bytes: packed_spans words the error), -1 error. */
+static inline int entry_put_packed(NativeBuf *b, const unsigned char **p, const unsigned char *entry_end, const ElemSpan *cm,
+                                   Py_ssize_t ncm, int cm_same, int64_t ms_delta, int64_t seq_delta, const ElemSpan *m, size_t nm,
+                                   long long *elements) {
+    const unsigned char *q = *p;
+    if (entry_end <= q || *q >= 0x80)
+        return 0;
+    int same = *q & 1;
+    size_t count = (size_t)(*q++ >> 1), k = count / 2;
+    if (count % 2 || count > SPANS_LOCAL || (same && (size_t)ncm != k))
+        return 0;
+    size_t room = (size_t)(entry_end - q) + 10 * count + 60;
+    for (size_t i = 0; same && !cm_same && i < k; i++)
+        room += cm[i].n;
+    if (native_buf_reserve(b, room, LPBODY_FIRST) < 0)
+        return -1;
+    unsigned char *w = (unsigned char *)b->buf + b->len;
+    long long lp_count;
+    if (same && cm_same) {
+        w = lpe_put_int(w, 2);
+        w = lpe_put_int(w, ms_delta);
+        w = lpe_put_int(w, seq_delta);
+        for (size_t i = 0; i < k; i++) {
+            size_t n;
+            if (q >= entry_end || (n = *q++) >= 0x80 || n > (size_t)(entry_end - q))
+                return 0;
+            w = lpe_put(w, q, n);
+            q += n;
+        }
+        lp_count = (long long)k + 3;
+    } else {
+        int equal = !same && k == nm; /* (so far: the fields compared are the node's) */
+        w = lpe_put_int(w, 0);
+        w = lpe_put_int(w, ms_delta);
+        w = lpe_put_int(w, seq_delta);
+        w = lpe_put_int(w, (int64_t)k);
+        for (size_t i = 0; i < count; i++) {
+            ElemSpan e;
+            if (same && i % 2 == 0) {
+                e = cm[i / 2];
+            } else {
+                if (q >= entry_end || (e.n = *q++) >= 0x80 || e.n > (size_t)(entry_end - q))
+                    return 0;
+                e.p = q;
+                q += e.n;
+                if (equal && i % 2 == 0)
+                    equal = span_equal(&e, &m[i / 2]);
+            }
+            w = lpe_put(w, e.p, e.n);
+        }
+        if (equal)
+            return 0;
+        lp_count = 2 * (long long)k + 4;
+    }
+    w = lpe_put_int(w, lp_count);
+    b->len = (size_t)(w - (unsigned char *)b->buf);
+    *elements += lp_count + 1;
+    *p = q;
+    return 1;
+}
+
+/* One node's listpack being written: the listpack (header room, then entries), the master ID
+ * and fields, the elements counted, and the tombstones (a sorted list of (id, flat)) still to
+ * merge, the next one's ID and spans.  Its buffers are kept from node to node. */
 typedef struct {
     NativeBuf body;
     unsigned long long master_ms, master_seq;
@@ -1420,9 +1495,17 @@ typedef struct {
     Py_ssize_t nd, di;
     int have_dead;
     unsigned long long dms, dseq;
-    ElemSpan *dspans;
-    size_t dn, dcap;
+    ElemSpan *dspans, *cm, *spans; /* a tombstone's elements; a chunk's master fields; an entry's */
+    size_t dn, dcap, cm_cap, cap;
 } NodeWriter;
+
+static void writer_free(NodeWriter *w) {
+    PyMem_Free(w->body.buf);
+    PyMem_Free(w->m);
+    PyMem_Free(w->dspans);
+    PyMem_Free(w->cm);
+    PyMem_Free(w->spans);
+}
 
 /* The tombstone di (if any) read into the writer: 1, 0 not one (an ID, a list of bytes in
  * pairs), -1 error. */
@@ -1444,7 +1527,7 @@ static int writer_load_dead(NodeWriter *w) {
 static int writer_put_dead(NodeWriter *w, unsigned long long ms, unsigned long long seq, int all) {
     while (w->have_dead && (all || id_before(w->dms, w->dseq, ms, seq))) {
         if (node_entry_put(&w->body, 1, (int64_t)(w->dms - w->master_ms), (int64_t)(w->dseq - w->master_seq), w->dspans, w->dn,
-                           w->m, w->nm, &w->elements) < 0)
+                           w->m, w->nm, -1, &w->elements) < 0)
             return -1;
         w->di++;
         int r = writer_load_dead(w);
@@ -1455,7 +1538,9 @@ static int writer_put_dead(NodeWriter *w, unsigned long long ms, unsigned long l
 }
 
 /* Write the live entries of `entries` (an EntryMap's parts) from the master ID to (last_ms,
- * last_seq), as IdMap.irange_items reads them, tombstones before each: 1, 0 declined, -1 error. */
+ * last_seq), as IdMap.irange_items reads them, tombstones before each: 1, 0 declined, -1 error.
+ * A chunk's master fields are compared with the node's once: an entry packed as having them
+ * then has the node's too, or not, without a compare of its own. */
 static int writer_put_live(NodeWriter *w, const IdMapParts *ep, unsigned long long last_ms, unsigned long long last_seq) {
     Py_ssize_t n_chunks = PyList_GET_SIZE(ep->vals);
     if (!n_chunks || id_before(last_ms, last_seq, w->master_ms, w->master_seq))
@@ -1465,71 +1550,78 @@ static int writer_put_live(NodeWriter *w, const IdMapParts *ep, unsigned long lo
     id_record(high, last_ms, last_seq);
     const unsigned char *maxes = (const unsigned char *)PyByteArray_AS_STRING(ep->maxes);
     Py_ssize_t ci = records_bisect(maxes, n_chunks, low, 0), ce = records_bisect(maxes, n_chunks, high, 1);
-    ElemSpan *cm = NULL, *spans = NULL;
-    size_t cm_cap = 0, cap = 0, n;
-    int r = 1;
+    size_t n;
+    int r = 1, same;
     for (Py_ssize_t i = ci; r > 0 && i < n_chunks && i <= ce; i++) {
         PyObject *keys = PyList_GET_ITEM(ep->keys, i), *chunk = PyList_GET_ITEM(ep->vals, i), *cmaster, *data, *ends;
-        if (!PyByteArray_CheckExact(keys) || (PyObject *)Py_TYPE(chunk) != g_flats_type) {
-            r = 0;
-            break;
-        }
-        if (!flats_parts(chunk, &cmaster, &data, &ends)) {
-            r = -1;
-            break;
-        }
+        if (!PyByteArray_CheckExact(keys) || (PyObject *)Py_TYPE(chunk) != g_flats_type)
+            return 0;
+        if (!flats_parts(chunk, &cmaster, &data, &ends))
+            return -1;
         const unsigned char *krec = (const unsigned char *)PyByteArray_AS_STRING(keys);
         Py_ssize_t count = PyByteArray_GET_SIZE(ends) / 4;
-        if (PyByteArray_GET_SIZE(keys) != count * ID_RECORD) {
-            r = 0;
-            break;
-        }
+        if (PyByteArray_GET_SIZE(keys) != count * ID_RECORD)
+            return 0;
         Py_ssize_t start = i == ci ? records_bisect(krec, count, low, 0) : 0;
         Py_ssize_t stop = i == ce ? records_bisect(krec, count, high, 1) : count;
         Py_ssize_t ncm = cmaster == Py_None ? -1 : PyTuple_GET_SIZE(cmaster);
-        if (ncm > 0 && spans_room(&cm, &cm_cap, (size_t)ncm) < 0) {
-            r = -1;
-            break;
-        }
-        for (Py_ssize_t f = 0; r > 0 && f < ncm; f++) {
+        if (ncm > 0 && spans_room(&w->cm, &w->cm_cap, (size_t)ncm) < 0)
+            return -1;
+        int cm_same = ncm >= 0 && (size_t)ncm == w->nm; /* the chunk's master fields are the node's */
+        for (Py_ssize_t f = 0; f < ncm; f++) {
             const char *p;
             Py_ssize_t len;
-            if ((r = elem_bytes(PyTuple_GET_ITEM(cmaster, f), &p, &len)) > 0) {
-                cm[f].p = (const unsigned char *)p;
-                cm[f].n = (size_t)len;
-            }
+            if (!elem_bytes(PyTuple_GET_ITEM(cmaster, f), &p, &len))
+                return 0;
+            w->cm[f].p = (const unsigned char *)p;
+            w->cm[f].n = (size_t)len;
+            cm_same = cm_same && span_equal(&w->cm[f], &w->m[f]);
         }
         const unsigned char *base = (const unsigned char *)PyByteArray_AS_STRING(data);
         const unsigned char *end = base + PyByteArray_GET_SIZE(data);
         const unsigned char *p = base + (start ? flats_end(ends, start - 1) : 0);
-        if (r > 0 && p > end) {
+        if (p > end) {
             PyErr_SetString(PyExc_ValueError, "stream_node_listpack: not a packed stream chunk");
-            r = -1;
+            return -1;
         }
+        ElemSpan local[SPANS_LOCAL], *e;
         for (Py_ssize_t j = start; r > 0 && j < stop; j++) {
             unsigned long long ms, seq;
             id_of_record(krec + j * ID_RECORD, &ms, &seq);
-            if ((w->have_dead && (r = writer_put_dead(w, ms, seq, 0)) <= 0) ||
-                (r = packed_spans(&p, end, cm, ncm, &spans, &cap, &n)) <= 0)
+            if (w->have_dead && (r = writer_put_dead(w, ms, seq, 0)) <= 0)
                 break;
-            if (node_entry_put(&w->body, 0, (int64_t)(ms - w->master_ms), (int64_t)(seq - w->master_seq), spans, n, w->m, w->nm,
-                               &w->elements) < 0)
+            uint32_t entry_end = flats_end(ends, j);
+            if (entry_end <= (size_t)(end - base) &&
+                (r = entry_put_packed(&w->body, &p, base + entry_end, w->cm, ncm, cm_same, (int64_t)(ms - w->master_ms),
+                                      (int64_t)(seq - w->master_seq), w->m, w->nm, &w->elements)) != 0) {
+                if (r < 0)
+                    break;
+                continue;
+            }
+            if ((r = packed_spans(&p, end, w->cm, ncm, local, &w->spans, &w->cap, &e, &n, &same)) <= 0)
+                break;
+            if (node_entry_put(&w->body, 0, (int64_t)(ms - w->master_ms), (int64_t)(seq - w->master_seq), e, n, w->m, w->nm,
+                               same ? cm_same : -1, &w->elements) < 0)
                 r = -1;
         }
     }
-    PyMem_Free(cm);
-    PyMem_Free(spans);
     return r;
 }
 
-/* The node's listpack: the master entry (live, deleted, the master fields, 0), then its entries.
- * 1, 0 declined, -1 error. */
-static int writer_run(NodeWriter *w, const IdMapParts *ep, PyObject *fields, long long live, long long deleted,
-                      unsigned long long last_ms, unsigned long long last_seq) {
+/* The node's whole listpack into w->body (from its start): the header, the master entry (live,
+ * deleted, the master fields, 0), its entries and tombstones, the terminator.  `dead` its
+ * tombstones, a sorted list of (id, flat), or NULL.  1, 0 declined (an element not bytes, an
+ * odd field/value count, a listpack past 4 GiB), -1 error. */
+static int writer_node(NodeWriter *w, const IdMapParts *ep, PyObject *fields, long long live, long long deleted,
+                       unsigned long long last_ms, unsigned long long last_seq, PyObject *dead) {
+    w->dead = dead;
+    w->nd = dead == NULL ? 0 : PyList_GET_SIZE(dead);
+    w->di = 0;
+    w->body.len = 0;
     w->nm = (size_t)PyList_GET_SIZE(fields);
     if (spans_room(&w->m, &w->m_cap, w->nm) < 0)
         return -1;
-    size_t room = 40;
+    size_t room = LP_HEADER + 40;
     for (size_t i = 0; i < w->nm; i++) {
         const char *p;
         Py_ssize_t len;
@@ -1541,19 +1633,37 @@ static int writer_run(NodeWriter *w, const IdMapParts *ep, PyObject *fields, lon
     }
     if (native_buf_reserve(&w->body, room, LPBODY_FIRST) < 0)
         return -1;
-    lpbody_int(&w->body, live);
-    lpbody_int(&w->body, deleted);
-    lpbody_int(&w->body, (int64_t)w->nm);
+    unsigned char *b = (unsigned char *)w->body.buf + LP_HEADER;
+    b = lpe_put_int(b, live);
+    b = lpe_put_int(b, deleted);
+    b = lpe_put_int(b, (int64_t)w->nm);
     for (size_t i = 0; i < w->nm; i++)
-        lpbody_elem(&w->body, w->m[i].p, w->m[i].n);
-    lpbody_int(&w->body, 0);
+        b = lpe_put(b, w->m[i].p, w->m[i].n);
+    b = lpe_put_int(b, 0);
+    w->body.len = (size_t)(b - (unsigned char *)w->body.buf);
     w->elements = 3 + (long long)w->nm + 1;
     int r = writer_load_dead(w);
     if (r > 0)
         r = writer_put_live(w, ep, last_ms, last_seq);
     if (r > 0)
         r = writer_put_dead(w, 0, 0, 1);
-    return r;
+    if (r <= 0)
+        return r;
+    uint64_t total = (uint64_t)w->body.len + 1;
+    if (total > UINT32_MAX)
+        return 0;
+    if (native_buf_reserve(&w->body, 1, LPBODY_FIRST) < 0)
+        return -1;
+    /* the header (total bytes, the element count as lpSetNumElements caps it), the terminator */
+    unsigned char *out = (unsigned char *)w->body.buf;
+    unsigned int numele = w->elements < 65535 ? (unsigned int)w->elements : 65535;
+    for (int i = 0; i < 4; i++)
+        out[i] = (unsigned char)((total >> (8 * i)) & 0xFF);
+    out[4] = (unsigned char)(numele & 0xFF);
+    out[5] = (unsigned char)(numele >> 8);
+    out[total - 1] = 0xFF;
+    w->body.len = (size_t)total;
+    return 1;
 }
 
 /* stream_node_listpack(entries, master_id, last_id, master_fields, live, deleted, dead) -> bytes
@@ -1581,30 +1691,162 @@ static PyObject *py_stream_node_listpack(PyObject *self, PyObject *const *args, 
     long long live = PyLong_AsLongLong(args[4]), deleted = PyLong_AsLongLong(args[5]);
     if ((live == -1 || deleted == -1) && PyErr_Occurred())
         return NULL;
-    if (dead != Py_None) {
-        w.dead = dead;
-        w.nd = PyList_GET_SIZE(dead);
-    }
     PyObject *result = NULL;
-    r = writer_run(&w, &ep, fields, live, deleted, last_ms, last_seq);
-    uint64_t total = 6 + (uint64_t)w.body.len + 1;
-    if (r == 0 || (r > 0 && total > UINT32_MAX)) {
+    r = writer_node(&w, &ep, fields, live, deleted, last_ms, last_seq, dead == Py_None ? NULL : dead);
+    if (r == 0)
         result = Py_NewRef(Py_None);
-    } else if (r > 0 && (result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total)) != NULL) {
-        /* header (total bytes, the element count as lpSetNumElements caps it), body, terminator */
-        unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
-        unsigned int numele = w.elements < 65535 ? (unsigned int)w.elements : 65535;
-        for (int i = 0; i < 4; i++)
-            out[i] = (unsigned char)((total >> (8 * i)) & 0xFF);
-        out[4] = (unsigned char)(numele & 0xFF);
-        out[5] = (unsigned char)(numele >> 8);
-        memcpy(out + 6, w.body.buf, w.body.len);
-        out[total - 1] = 0xFF;
-    }
-    PyMem_Free(w.body.buf);
-    PyMem_Free(w.m);
-    PyMem_Free(w.dspans);
+    else if (r > 0)
+        result = PyBytes_FromStringAndSize(w.body.buf, (Py_ssize_t)w.body.len);
+    writer_free(&w);
     return result;
+}
+
+/* An rdb length (rdbSaveLen, primitives.append_len) at w (room for 9 bytes); the end. */
+static inline unsigned char *rdb_len_put(unsigned char *w, uint64_t n) {
+    if (n < 0x40) {
+        *w++ = (unsigned char)n;
+    } else if (n < 0x4000) {
+        *w++ = (unsigned char)(0x40 | (n >> 8));
+        *w++ = (unsigned char)(n & 0xFF);
+    } else {
+        int size = n <= UINT32_MAX ? 4 : 8;
+        *w++ = size == 4 ? 0x80 : 0x81;
+        for (int i = size - 1; i >= 0; i--)
+            *w++ = (unsigned char)((n >> (8 * i)) & 0xFF);
+    }
+    return w;
+}
+
+/* Room for `need` more bytes in the bytearray `out` past *used (its size doubling, cut back to
+ * *used at the end): the place to write, or NULL on error. */
+static unsigned char *bytearray_room(PyObject *out, Py_ssize_t used, size_t need) {
+    Py_ssize_t size = PyByteArray_GET_SIZE(out);
+    if ((size_t)(size - used) < need) {
+        if (need > (size_t)(PY_SSIZE_T_MAX / 2 - used)) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        Py_ssize_t grown = size * 2 > used + (Py_ssize_t)need ? size * 2 : used + (Py_ssize_t)need;
+        if (PyByteArray_Resize(out, grown < 65536 ? 65536 : grown) < 0)
+            return NULL;
+    }
+    return (unsigned char *)PyByteArray_AS_STRING(out) + used;
+}
+
+/* Node i of `nodes` (a StreamNode) written as encode_stream's loop writes it, appended to `out`
+ * at *used: its master ID as a raw rdbString of 16 bytes, then its listpack as
+ * primitives.append_string frames it: LZF'd by `lzf` (compression.rdb_lzf: (data, len - 5) ->
+ * bytes, or None to store it raw) when given, else raw (a listpack is never integer text).
+ * 1, 0 declined (nothing written), -1 error. */
+static int nodes_body_one(NodeWriter *w, PyObject *out, Py_ssize_t *used, PyObject *entries, PyObject *node, PyObject *lzf) {
+    IdMapParts ep;
+    if ((PyObject *)Py_TYPE(node) != g_node_type || !idmap_parts(entries, &ep) || !ep.packed)
+        return 0;
+    PyObject *master_id = *slot_at(node, g_node_offsets[SN_MASTER_ID]), *last_id = *slot_at(node, g_node_offsets[SN_LAST_ID]);
+    PyObject *fields = *slot_at(node, g_node_offsets[SN_MASTER_FIELDS]), *dead = *slot_at(node, g_node_offsets[SN_DEAD]);
+    long long live, deleted;
+    unsigned long long last_ms, last_seq;
+    if (master_id == NULL || last_id == NULL || fields == NULL || !PyList_CheckExact(fields) || dead == NULL ||
+        !PyDict_CheckExact(dead) || slot_ll(node, g_node_offsets[SN_LIVE], &live) < 0 ||
+        slot_ll(node, g_node_offsets[SN_DELETED], &deleted) < 0)
+        return PyErr_Occurred() ? -1 : 0;
+    int r = id_parts(master_id, &w->master_ms, &w->master_seq);
+    if (r > 0)
+        r = id_parts(last_id, &last_ms, &last_seq);
+    if (r <= 0)
+        return r;
+    PyObject *dead_items = NULL; /* sorted(node.dead.items()): made before any pointer is borrowed */
+    if (PyDict_GET_SIZE(dead)) {
+        if ((dead_items = PyDict_Items(dead)) == NULL || PyList_Sort(dead_items) < 0) {
+            Py_XDECREF(dead_items);
+            return -1;
+        }
+        if (!idmap_parts(entries, &ep) || !ep.packed || *slot_at(node, g_node_offsets[SN_MASTER_FIELDS]) != fields) {
+            Py_DECREF(dead_items); /* (changed by what the allocations ran: the reference's) */
+            return 0;
+        }
+    }
+    r = writer_node(w, &ep, fields, live, deleted, last_ms, last_seq, dead_items);
+    Py_XDECREF(dead_items);
+    if (r <= 0)
+        return r;
+    size_t lp_len = w->body.len;
+    PyObject *packed = NULL;
+    if (lzf != NULL && lp_len > 20) {
+        PyObject *raw = PyBytes_FromStringAndSize(w->body.buf, (Py_ssize_t)lp_len);
+        PyObject *room = raw == NULL ? NULL : PyLong_FromSize_t(lp_len - 5);
+        PyObject *call_args[2] = {raw, room};
+        packed = room == NULL ? NULL : PyObject_Vectorcall(lzf, call_args, 2, NULL);
+        Py_XDECREF(raw);
+        Py_XDECREF(room);
+        if (packed == NULL)
+            return -1;
+        if (packed != Py_None && !PyBytes_CheckExact(packed)) {
+            Py_DECREF(packed);
+            PyErr_SetString(PyExc_TypeError, "stream_nodes_body: the compressor returned neither bytes nor None");
+            return -1;
+        }
+    }
+    size_t data_len = packed != NULL && packed != Py_None ? (size_t)PyBytes_GET_SIZE(packed) : lp_len;
+    unsigned char *p = bytearray_room(out, *used, 1 + ID_RECORD + 1 + 9 + 9 + data_len), *start = p;
+    if (p == NULL) {
+        Py_XDECREF(packed);
+        return -1;
+    }
+    *p++ = ID_RECORD;
+    id_record(p, w->master_ms, w->master_seq);
+    p += ID_RECORD;
+    if (packed != NULL && packed != Py_None) {
+        *p++ = 0xC3; /* ENC_LZF, the compressed and the plain length */
+        p = rdb_len_put(p, data_len);
+        p = rdb_len_put(p, lp_len);
+        memcpy(p, PyBytes_AS_STRING(packed), data_len);
+    } else {
+        p = rdb_len_put(p, lp_len);
+        memcpy(p, w->body.buf, lp_len);
+    }
+    *used += (Py_ssize_t)(p - start) + (Py_ssize_t)data_len;
+    Py_XDECREF(packed);
+    return 1;
+}
+
+/* stream_nodes_body(out, entries, nodes, start, lzf) -> int: encode_stream's node loop from
+ * nodes[start] on (a list of StreamNodes over the EntryMap `entries`), each node's key and
+ * listpack appended to the bytearray `out` (nodes_body_one); the index of the first node not
+ * written: len(nodes), or one this code declines (the Python loop writes it, then calls again). */
+static PyObject *py_stream_nodes_body(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5 || !PyByteArray_CheckExact(args[0]) || !PyList_CheckExact(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "stream_nodes_body(out: bytearray, entries, nodes: list, start, lzf)");
+        return NULL;
+    }
+    PyObject *out = args[0], *entries = args[1], *nodes = args[2], *lzf = args[4] == Py_None ? NULL : args[4];
+    Py_ssize_t i = PyLong_AsSsize_t(args[3]);
+    if (i == -1 && PyErr_Occurred())
+        return NULL;
+    if (i < 0)
+        i = 0;
+    if (!g_stream_slots_ok)
+        return PyLong_FromSsize_t(i);
+    NodeWriter w;
+    memset(&w, 0, sizeof w);
+    Py_ssize_t used = PyByteArray_GET_SIZE(out);
+    int r = 1;
+    Py_INCREF(entries);
+    Py_INCREF(nodes);
+    for (; i < PyList_GET_SIZE(nodes); i++) {
+        PyObject *node = Py_NewRef(PyList_GET_ITEM(nodes, i));
+        r = nodes_body_one(&w, out, &used, entries, node, lzf);
+        Py_DECREF(node);
+        if (r <= 0)
+            break;
+    }
+    writer_free(&w);
+    Py_DECREF(entries);
+    Py_DECREF(nodes);
+    /* (a cut: the bytes written stay) */
+    if (PyByteArray_GET_SIZE(out) != used && PyByteArray_Resize(out, used) < 0)
+        return NULL;
+    return r < 0 ? NULL : PyLong_FromSsize_t(i);
 }
 
 /* ------------------------------------------------------------------ native handlers */
@@ -2781,6 +3023,9 @@ static PyMethodDef methods[] = {
     {"stream_range_reply", (PyCFunction)(void (*)(void))py_stream_range_reply, METH_FASTCALL,
      "stream_range_reply(entries, start_id, end_id, count, reverse, most) -> the RESP reply of a stream range's entries, "
      "False (past most bytes) or None (not its case)."},
+    {"stream_nodes_body", (PyCFunction)(void (*)(void))py_stream_nodes_body, METH_FASTCALL,
+     "stream_nodes_body(out, entries, nodes, start, lzf) -> the index of the first node not appended to out (each node's "
+     "key and listpack as encode_stream frames them)."},
     {"bisect_records", (PyCFunction)(void (*)(void))py_bisect_records, METH_FASTCALL,
      "bisect_records(records, key, right) -> the bisect place of a 16-byte stream ID record among sorted records."},
     {"lp_entry_size", py_lp_entry_size, METH_O, "lp_entry_size(element) -> bytes it takes inside a listpack."},

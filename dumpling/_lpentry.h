@@ -146,6 +146,54 @@ static inline void lpe_write(unsigned char *dst, const unsigned char *s, size_t 
     lpe_backlen_write(dst + plan->enclen, plan->enclen);
 }
 
+/* lpe_put_int's and lpe_put's other cases, out of line: their hot loops stay small. */
+#if defined(__GNUC__)
+#define LPE_COLD __attribute__((noinline, cold))
+#else
+#define LPE_COLD
+#endif
+static LPE_COLD unsigned char *lpe_put_planned(unsigned char *dst, const unsigned char *s, size_t n, int is_int, int64_t v) {
+    LpePlan plan;
+    if (is_int)
+        lpe_plan_int(v, &plan);
+    else
+        lpe_plan(s, n, &plan);
+    lpe_write(dst, s, n, &plan);
+    return dst + plan.size;
+}
+
+/* The integer entry of v at dst (room for 10 bytes); the end.  A 7-bit value (a stream's
+ * flags, counts and most ID deltas) is its byte and a back-length of 1, a 13-bit one two
+ * bytes and a back-length of 2. */
+static inline unsigned char *lpe_put_int(unsigned char *dst, int64_t v) {
+    if ((uint64_t)v <= 127) {
+        dst[0] = (unsigned char)v;
+        dst[1] = 1;
+        return dst + 2;
+    }
+    if (v >= -4096 && v <= 4095) { /* (13 bits: lpe_write's second form, inline too) */
+        uint64_t u = (uint64_t)(v < 0 ? (1 << 13) + v : v);
+        dst[0] = (unsigned char)((u >> 8) | 0xC0);
+        dst[1] = (unsigned char)(u & 0xff);
+        dst[2] = 2;
+        return dst + 3;
+    }
+    return lpe_put_planned(dst, NULL, 0, 1, v);
+}
+
+/* The entry of s[0:n] at dst (room for n + 10 bytes); the end.  The common element, under 64
+ * bytes and not starting as an integer's text does, needs no plan: its header byte, its bytes
+ * and a one-byte back-length (its encoding+data length, n + 1). */
+static inline unsigned char *lpe_put(unsigned char *dst, const unsigned char *s, size_t n) {
+    if (n < 64 && (n == 0 || (unsigned char)(s[0] - '0') > 9) && (n == 0 || s[0] != '-')) {
+        dst[0] = (unsigned char)(n | 0x80);
+        lpe_copy(dst + 1, s, n);
+        dst[n + 1] = (unsigned char)(n + 1);
+        return dst + n + 2;
+    }
+    return lpe_put_planned(dst, s, n, 0, 0);
+}
+
 /* The encoding+data length of the entry at p. */
 static inline size_t lpe_enclen(const unsigned char *p) {
     unsigned char b = p[0];

@@ -3,7 +3,10 @@ against its Python reference (``payload.stream._node_listpack_py``): the same by
 node of random streams - XADDs with the master's fields, other fields and many fields, int-like,
 empty and long values, IDs whose deltas wrap, XDEL and XTRIM tombstones, nodes spanning several
 packed chunks, restored streams - and the same whole payloads; what the C code declines (a
-list that is not field/value pairs) is still written, by the reference."""
+list that is not field/value pairs) is still written, by the reference.  The node loop
+(``stream_nodes_body``: every node's key and listpack, LZF'd and framed, in one C call) against
+``encode_stream``'s Python loop: the same payloads, compressed or not, with python-lzf or the
+pure LZF, consumer groups and PELs after the nodes, a declined node in the middle."""
 
 from __future__ import annotations
 
@@ -13,11 +16,12 @@ from collections.abc import Iterator
 import pytest
 
 from dumpling import accel
-from dumpling.datatypes.streams import MASK64, EntryMap, StreamValue
-from dumpling.payload import listpack
+from dumpling.datatypes.streams import MASK64, Consumer, ConsumerGroup, EntryMap, PendingEntry, StreamValue
+from dumpling.payload import compression, listpack
 from dumpling.payload import stream as stream_payload
 from dumpling.payload.decode import decode_payload
 from dumpling.payload.encode import encode_payload
+from dumpling.payload.options import CodecOptions
 
 
 def encode(value: StreamValue) -> bytes:
@@ -179,3 +183,119 @@ def test_a_node_with_no_live_entries_in_range() -> None:
     elements = listpack.decode(lp, True)
     assert elements[:5] == [b"0", b"2", b"1", b"a", b"0"]
     assert len(elements) == 5 + 5 + 7
+
+
+# ----------------------------------------------------------------------------- the node loop
+
+
+def _with_groups(rng: random.Random, s: StreamValue) -> StreamValue:
+    """Two consumer groups, one with a PEL shared among consumers (what follows the nodes)."""
+    ids = list(s.entries.keys())
+    for name in (b"g1", b"g0"):
+        group = ConsumerGroup(name, ids[len(ids) // 2] if ids else (0, 0), len(ids) // 2)
+        for cname in (b"bob", b"alice"):
+            consumer = Consumer(cname, 1700000000000 + rng.randrange(1000), 1700000000000)
+            for entry_id in rng.sample(ids, min(len(ids), 5)):
+                if entry_id not in group.pending:
+                    nack = PendingEntry(cname, 1700000000000 + rng.randrange(1000), rng.randrange(1, 4))
+                    group.pending[entry_id] = nack
+                    consumer.pending[entry_id] = nack
+            group.consumers[cname] = consumer
+        s.groups[name] = group
+    return s
+
+
+def _payloads(streams: list[StreamValue], version: int, options: CodecOptions) -> list[bytes]:
+    return [encode_payload(s, version, options) for s in streams]
+
+
+def _python_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """encode_stream with no C at all: its own loop and the reference node writer."""
+    monkeypatch.setattr(stream_payload, "_native_nodes_body", None)
+    monkeypatch.setattr(stream_payload, "_native_node_listpack", None)
+
+
+@native
+@pytest.mark.parametrize("compress", [True, False])
+def test_node_loop_writes_the_python_loop_bytes(monkeypatch: pytest.MonkeyPatch, compress: bool) -> None:
+    """Whole payloads (types 15, 19, 21) of random streams - tombstones, trims, wrapping ID
+    deltas, several node layouts, restored streams, groups with PELs - from the C node loop and
+    from the Python loop and writer."""
+    rng = random.Random(21 + compress)
+    streams = []
+    for count, max_bytes, max_entries in [(400, 4096, 100), (300, 300, 5), (1200, 1 << 30, 0)]:
+        for r in range(2):
+            streams.append(_with_groups(rng, _stream(rng, count, max_bytes, max_entries, big_ids=r == 1)))
+    streams.append(decode_payload(encode(streams[0])).value)  # restored: its nodes and tombstones kept
+    streams.append(StreamValue())  # no node at all
+    options = CodecOptions(rdbcompression=compress)
+    ours = {version: _payloads(streams, version, options) for version in (9, 10, 11)}
+    _python_loop(monkeypatch)
+    for version, payloads in ours.items():
+        assert _payloads(streams, version, options) == payloads
+
+
+@native
+def test_node_loop_with_the_pure_lzf(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without python-lzf the loop calls the pure compressor, as append_string does."""
+    monkeypatch.setattr(compression, "rdb_lzf", compression._rdb_lzf_pure)
+    rng = random.Random(4)
+    streams = [_stream(rng, 250, 4096, 100) for _ in range(2)]
+    ours = [encode(s) for s in streams]
+    _python_loop(monkeypatch)
+    assert [encode(s) for s in streams] == ours
+
+
+@native
+def test_a_declined_node_is_written_by_python_and_the_loop_goes_on() -> None:
+    """A node in the middle whose entry is not field/value pairs: the C loop stops before it
+    (writing nothing of it), the Python loop writes it, the C loop writes the rest."""
+    flats = [[b"f", b"%d" % i] for i in range(30)]
+    flats[14] = [b"f", b"x", b"odd"]
+    s = StreamValue()
+    s.entries = EntryMap([((i + 1, 0), flat) for i, flat in enumerate(flats)])
+    s.last_id = (30, 0)
+    nodes = list(s.nodes(4096, 10).values())
+    assert len(nodes) == 3
+    out = bytearray(b"head")
+    assert accel.collections.stream_nodes_body(out, s.entries, nodes, 0, compression.rdb_lzf) == 1
+    assert accel.collections.stream_nodes_body(out, s.entries, nodes, 2, compression.rdb_lzf) == 3
+    reference = bytearray(b"head")
+    for node in (nodes[0], nodes[2]):
+        stream_payload.append_string(reference, stream_payload._ID.pack(*node.master_id))
+        stream_payload.append_string(reference, stream_payload._node_listpack_py(node, s.entries))
+    assert out == reference
+    assert accel.collections.stream_nodes_body(out, s.entries, nodes, 1, None) == 1  # (nothing written)
+    assert out == reference
+    whole = encode(s)
+    s.entries = EntryMap(list(s.entries.items()))
+    assert stream_payload._native_nodes_body is not None
+    assert whole == encode(s)
+
+
+@native
+def test_node_loop_refusals() -> None:
+    """Arguments of the wrong kind are TypeErrors; a compressor that returns anything but bytes
+    or None is one too, and the bytes written before it stay whole."""
+    s = _stream(random.Random(2), 300, 4096, 100, trims=False)
+    nodes = list(s.nodes(4096, 100).values())
+    loop = accel.collections.stream_nodes_body
+    with pytest.raises(TypeError):
+        loop(b"", s.entries, nodes, 0, None)
+    with pytest.raises(TypeError):
+        loop(bytearray(), s.entries, tuple(nodes), 0, None)
+    out = bytearray()
+    calls = []
+
+    def bad(data: bytes, room: int) -> object:
+        calls.append(room)
+        return None if len(calls) < 2 else "text"
+
+    with pytest.raises(TypeError):
+        loop(out, s.entries, nodes, 0, bad)
+    reference = bytearray()
+    stream_payload.append_string(reference, stream_payload._ID.pack(*nodes[0].master_id), False)
+    stream_payload.append_string(reference, stream_payload._node_listpack_py(nodes[0], s.entries), False)
+    assert out == reference
+    assert loop(bytearray(), [], nodes, 0, None) == 0  # not an EntryMap: the Python loop's
+    assert loop(bytearray(), s.entries, [object()], 0, None) == 0

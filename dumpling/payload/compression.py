@@ -92,15 +92,21 @@ def decompress_pure(data: bytes, ulen: int) -> bytes:
     return bytes(out)
 
 
+def _rdb_lzf_pure(data: bytes, room: int) -> bytes | None:
+    return compress_pure(data, room + 1)
+
+
+# compress_for_rdb's call, ``rdb_lzf(data, len(data) - 5)``, for the C writers that call it
+# themselves: python-lzf passes ``max_len + 1`` to lzf_compress, so this is lzf_compress(.., n - 4).
+rdb_lzf = _lzf.compress if _lzf is not None else _rdb_lzf_pure
+
+
 def compress_for_rdb(data: bytes) -> bytes | None:
     """What Redis's rdbSaveLzfStringObject stores for ``data``: the LZF bytes, or None for "store raw"."""
     n = len(data)
     if n <= 5:
         return None  # lzf_compress cannot produce a single byte of output for these
-    if _lzf is None:
-        return compress_pure(data, n - 4)
-    # python-lzf passes ``max_len + 1`` to lzf_compress: this is lzf_compress(.., n - 4).
-    return _lzf.compress(data, n - 5)
+    return rdb_lzf(data, n - 5)
 
 
 def compress_pure(data: bytes, out_len: int) -> bytes | None:

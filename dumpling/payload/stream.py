@@ -27,7 +27,7 @@ from dumpling.datatypes.streams import (
     StreamNode,
     StreamValue,
 )
-from dumpling.payload import listpack
+from dumpling.payload import compression, listpack
 from dumpling.payload.errors import bad_data
 from dumpling.payload.primitives import (
     MASK64,
@@ -362,6 +362,30 @@ def _node_listpack_py(node: StreamNode, entries: IdMap) -> bytes:
     return listpack.assemble(body, elements)
 
 
+# every node's key and listpack in one C pass (dumpling._collections), None: pure; tests set it
+# to None to run the loop below
+_native_nodes_body = None if accel.collections is None else accel.collections.stream_nodes_body
+
+
+def _write_nodes(out: bytearray, nodes: list[StreamNode], entries: IdMap, compress: bool) -> None:
+    """Each radix-tree node's master ID and listpack as rdbStrings.  The C
+    ``stream_nodes_body`` writes them (LZF through the same ``compression.rdb_lzf`` call
+    ``append_string`` makes) up to a node it declines; this loop writes that one and hands
+    the rest back to it."""
+    i, count = 0, len(nodes)
+    native = _native_nodes_body if type(entries) is EntryMap else None
+    lzf = compression.rdb_lzf if compress else None
+    while i < count:
+        if native is not None:
+            i = native(out, entries, nodes, i, lzf)
+            if i >= count:
+                break
+        node = nodes[i]
+        append_string(out, _ID.pack(*node.master_id), compress)
+        append_string(out, _node_listpack(node, entries), compress)
+        i += 1
+
+
 def encode_stream(stream: StreamValue, type_byte: int, options: CodecOptions, head: bytes = b"") -> bytearray:
     """``head`` (encode_body's type byte: no copy of a big body to put it first) then the body
     of a type 15, 19 or 21 stream.  The radix tree's nodes are the value's own layout (built as
@@ -370,11 +394,8 @@ def encode_stream(stream: StreamValue, type_byte: int, options: CodecOptions, he
     compress = options.rdbcompression
     out = bytearray(head)
     nodes = stream.nodes(options.stream_node_max_bytes, options.stream_node_max_entries)
-    entries = stream.entries
     append_len(out, len(nodes))
-    for node in nodes.values():
-        append_string(out, _ID.pack(*node.master_id), compress)
-        append_string(out, _node_listpack(node, entries), compress)
+    _write_nodes(out, list(nodes.values()), stream.entries, compress)
     append_len(out, len(stream.entries))
     append_len(out, stream.last_id[0])
     append_len(out, stream.last_id[1])
