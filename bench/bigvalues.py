@@ -36,8 +36,12 @@ from measure import cpu_seconds  # noqa: E402
 
 from tests.servers import ServerProcess, start_dumpling, start_redis  # noqa: E402
 
+# An argument naming a key's DUMP payload (taken from the server measured, before the clock
+# starts: RESTORE is DUMP's twin; the key it restores is deleted first, outside the measurement)
+DUMP_OF = "<dump of>"
+
 # (label, command, the key a destructive command needs a fresh copy of, or None)
-CASES: list[tuple[str, list[str], str | None]] = [
+CASES: list[tuple[str, list[str | bytes], str | None]] = [
     ("LRANGE 0 -1", ["LRANGE", "list", "0", "-1"], None),
     ("LINDEX middle", ["LINDEX", "list", "-500000"], None),
     ("LPOS absent", ["LPOS", "list", "absent"], None),
@@ -81,6 +85,7 @@ CASES: list[tuple[str, list[str], str | None]] = [
     ("XRANGE - +", ["XRANGE", "stream", "-", "+"], None),
     ("XREVRANGE + - COUNT 1000", ["XREVRANGE", "stream", "+", "-", "COUNT", "1000"], None),
     ("DUMP stream", ["DUMP", "stream"], None),
+    ("RESTORE stream", ["RESTORE", "restored", "0", DUMP_OF + "stream"], None),
 ]
 
 
@@ -134,13 +139,18 @@ def fill(server: ServerProcess, size: int) -> None:
     conn.sock.close()
 
 
-def held_ms(server: ServerProcess, command: list[str], copy_of: str | None) -> tuple[float, float]:
+def held_ms(server: ServerProcess, command: list[str | bytes], copy_of: str | None) -> tuple[float, float]:
     """Milliseconds from sending ``command`` until a PING sent 2 ms later is answered, and the
     server's CPU milliseconds from sending it until its reply has been read."""
     big, probe = Conn(server.port), Conn(server.port)
     try:
         if copy_of is not None:
             big.call("COPY", copy_of, "copy", "REPLACE")
+        if any(isinstance(arg, str) and arg.startswith(DUMP_OF) for arg in command):
+            command = [big.call("DUMP", arg[len(DUMP_OF):]) if isinstance(arg, str) and arg.startswith(DUMP_OF) else arg
+                       for arg in command]
+            if command[0] == "RESTORE":
+                big.call("DEL", command[1])
         probe.call("PING")
         cpu_before = cpu_seconds(server.proc.pid)
         start = time.perf_counter()

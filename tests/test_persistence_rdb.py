@@ -323,6 +323,39 @@ def test_dumpling_file_loads_into_redis_and_passes_redis_check_rdb(tmp_path: Pat
         theirs.stop()
 
 
+def test_a_big_stream_saved_loads_into_redis(tmp_path: Path) -> None:
+    """A stream of many radix nodes (tombstones, a trim, a group with a PEL) that SAVE writes
+    through the C node loop: real Redis loads the same entries and groups, and DUMPs it with
+    the bytes dumpling's DUMP gave."""
+    require_redis()
+
+    def pending(c: redis.Redis) -> list[tuple[bytes, bytes, int]]:  # (not the time since delivery)
+        return [(p["message_id"], p["consumer"], p["times_delivered"]) for p in c.xpending_range("s", "g", "-", "+", 100)]
+
+    with dumpling(tmp_path, "--rdbcompression", "yes") as ours:
+        c = client(ours)
+        pipe = c.pipeline(transaction=False)
+        for i in range(6000):
+            fields = {f"f{i % 3}": f"value-{i}"} if i % 5 else {"a": i, "b": "x" * (i % 70)}
+            pipe.xadd("s", fields, id=f"{1000 + i // 4}-{i % 4}")
+        pipe.execute()
+        c.xdel("s", *[f"{1000 + i // 4}-{i % 4}" for i in range(7, 6000, 11)])
+        c.xtrim("s", minid="1100-0")
+        c.xgroup_create("s", "g", id="0")
+        c.xreadgroup("g", "alice", {"s": ">"}, count=40)
+        c.xreadgroup("g", "bob", {"s": ">"}, count=25)
+        expected = (c.xrange("s"), c.xinfo_groups("s"), pending(c))
+        dump = c.dump("s")
+        c.save()
+    theirs = start_redis("--dir", str(tmp_path), "--dbfilename", "dump.rdb")
+    try:
+        r = client(theirs)
+        assert (r.xrange("s"), r.xinfo_groups("s"), pending(r)) == expected
+        assert r.dump("s") == dump
+    finally:
+        theirs.stop()
+
+
 def test_redis_file_loads_into_dumpling(tmp_path: Path) -> None:
     require_redis()
     theirs = start_redis("--dir", str(tmp_path))
