@@ -1482,6 +1482,22 @@ static inline int entry_put_packed(NativeBuf *b, const unsigned char **p, const 
     return 1;
 }
 
+/* A packed element (a one-byte length and its bytes, before `qe`) written at *w as a
+ * listpack entry (room reserved): 1, or 0 (another form: the caller's slower path). */
+static inline int packed_elem_put(unsigned char **w, const unsigned char **q, const unsigned char *qe, ElemSpan *e) {
+    const unsigned char *s = *q;
+    if (s >= qe)
+        return 0;
+    size_t n = *s++;
+    if (n >= 0x80 || n > (size_t)(qe - s))
+        return 0;
+    e->p = s;
+    e->n = n;
+    *w = lpe_put(*w, s, n);
+    *q = s + n;
+    return 1;
+}
+
 /* One node's listpack being written: the listpack (header room, then entries), the master ID
  * and fields, the elements counted, and the tombstones (a sorted list of (id, flat)) still to
  * merge, the next one's ID and spans.  Its buffers are kept from node to node. */
@@ -1537,6 +1553,81 @@ static int writer_put_dead(NodeWriter *w, unsigned long long ms, unsigned long l
     return 1;
 }
 
+/* entry_put_packed over a run of a chunk's entries j.. (stop excluded) with no tombstone to merge
+ * among them: the write position, the buffer's end, the element count and the master ID in
+ * locals from entry to entry.  It stops at an entry the general path must write (or whose
+ * fields are the node's when the chunk's are not); the index of the first entry not written,
+ * *p past the last written, or -1 (MemoryError). */
+static Py_ssize_t entries_run(NodeWriter *nw, const unsigned char *krec, PyObject *ends, const unsigned char *base, size_t data_len,
+                              const unsigned char **p, Py_ssize_t j, Py_ssize_t stop, int cm_same) {
+    NativeBuf *b = &nw->body;
+    unsigned char *w = (unsigned char *)b->buf + b->len, *lim = (unsigned char *)b->buf + b->cap;
+    const unsigned char *q = *p, *ends_raw = (const unsigned char *)PyByteArray_AS_STRING(ends);
+    const unsigned long long master_ms = nw->master_ms, master_seq = nw->master_seq;
+    const ElemSpan *m = nw->m;
+    const size_t nm = nw->nm;
+    long long elements = nw->elements;
+    for (; j < stop; j++) {
+        uint32_t e_end;
+        memcpy(&e_end, ends_raw + 4 * j, 4);
+        const unsigned char *qe = base + e_end, *r = q;
+        if (e_end > data_len || qe <= r || *r >= 0x80)
+            break;
+        size_t count = (size_t)(*r >> 1), k = count / 2;
+        int same = *r++ & 1;
+        if (count % 2 || (same && (!cm_same || nm != k)))
+            break;
+        size_t room = (size_t)(qe - r) + 10 * count + 60;
+        if ((size_t)(lim - w) < room) {
+            b->len = (size_t)(w - (unsigned char *)b->buf);
+            if (native_buf_reserve(b, room, LPBODY_FIRST) < 0)
+                return -1;
+            w = (unsigned char *)b->buf + b->len;
+            lim = (unsigned char *)b->buf + b->cap;
+        }
+        unsigned long long ms, seq;
+        id_of_record(krec + j * ID_RECORD, &ms, &seq);
+        unsigned char *start = w;
+        ElemSpan e;
+        w = lpe_put_int(w, same ? 2 : 0);
+        w = lpe_put_int(w, (int64_t)(ms - master_ms));
+        w = lpe_put_int(w, (int64_t)(seq - master_seq));
+        long long lp_count;
+        if (same) {
+            size_t i = 0;
+            while (i < k && packed_elem_put(&w, &r, qe, &e))
+                i++;
+            if (i < k) {
+                w = start;
+                break;
+            }
+            lp_count = (long long)k + 3;
+        } else {
+            int equal = k == nm; /* (so far: the fields read are the node's) */
+            w = lpe_put_int(w, (int64_t)k);
+            size_t i = 0;
+            for (; i < count; i++) {
+                if (!packed_elem_put(&w, &r, qe, &e))
+                    break;
+                if (equal && i % 2 == 0)
+                    equal = span_equal(&e, &m[i / 2]);
+            }
+            if (i < count || equal) {
+                w = start;
+                break;
+            }
+            lp_count = 2 * (long long)k + 4;
+        }
+        w = lpe_put_int(w, lp_count);
+        elements += lp_count + 1;
+        q = r;
+    }
+    b->len = (size_t)(w - (unsigned char *)b->buf);
+    nw->elements = elements;
+    *p = q;
+    return j;
+}
+
 /* Write the live entries of `entries` (an EntryMap's parts) from the master ID to (last_ms,
  * last_seq), as IdMap.irange_items reads them, tombstones before each: 1, 0 declined, -1 error.
  * A chunk's master fields are compared with the node's once: an entry packed as having them
@@ -1586,6 +1677,14 @@ static int writer_put_live(NodeWriter *w, const IdMapParts *ep, unsigned long lo
         }
         ElemSpan local[SPANS_LOCAL], *e;
         for (Py_ssize_t j = start; r > 0 && j < stop; j++) {
+            if (!w->have_dead) {
+                if ((j = entries_run(w, krec, ends, base, (size_t)(end - base), &p, j, stop, cm_same)) < 0) {
+                    r = -1;
+                    break;
+                }
+                if (j >= stop)
+                    break;
+            }
             unsigned long long ms, seq;
             id_of_record(krec + j * ID_RECORD, &ms, &seq);
             if (w->have_dead && (r = writer_put_dead(w, ms, seq, 0)) <= 0)
