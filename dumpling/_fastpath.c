@@ -69,7 +69,7 @@ static PyObject *s_reply_mode, *s_multi, *s_authenticated, *s_blocked, *s_closed
 /* ...and the read path's (ClientBase, below) */
 static PyObject *s_received, *s_read_rest, *s_flush, *s_close, *s_fast_run, *s_carry, *s_held, *s_retained,
     *s_query_buffer, *s_quiet, *s_transport, *s_batch_ran, *s_stat_net_input, *s_stat_reads, *s_stat_net_output,
-    *s_stat_writes, *s_output_check_from, *s_obuf_soft, *s_reply_buffer_peak, *s_reply_buffer_size,
+    *s_stat_writes, *s_output_check_from, *s_output_check_from_normal, *s_pubsub_clients, *s_obuf_soft, *s_reply_buffer_peak, *s_reply_buffer_size,
     *s_get_write_buffer_size, *s_write;
 
 /* ------------------------------------------------------------------ output buffer */
@@ -238,10 +238,24 @@ typedef struct {
     long long now_ms;
     uint32_t clock; /* the LRU field for now_ms */
     long long hits, misses, dirty;
+    /* A clock reading (wall_ns) that still serves as the next call's start, 0: none.  Set where only
+     * this loop's own C ran since it was read (the batch's start, a call's end, a twin or native
+     * handler that declined): a read's one call then reads the clock twice, its start (which is the
+     * batch's time too: last_interaction) and its end, and a pipeline once a call and once more. */
+    long long fresh_ns;
     Out out;
 } Batch;
 
 enum { DONE = 1, STOP = 0, FAIL = -1 };
+
+static long long wall_ns(void);
+
+/* The start of a call: the fresh reading if there is one (then used up), else the clock's. */
+static inline long long call_start(Batch *b) {
+    long long t = b->fresh_ns;
+    b->fresh_ns = 0;
+    return t != 0 ? t : wall_ns();
+}
 
 static int set_clock(Batch *b) {
     b->clock = native_lru_clock(b->now_ms);
@@ -536,14 +550,14 @@ static PyObject **const PLAIN_NAMES[] = {
     &s_twins_ok, &s_watched,
     /* the read path's (ClientBase.data_received) */
     &s_server, &s_keyspace, &s_out, &s_carry, &s_held, &s_retained, &s_query_buffer, &s_transport,
-    &s_obuf_soft, &s_reply_buffer_size, &s_output_check_from,
+    &s_obuf_soft, &s_reply_buffer_size, &s_output_check_from, &s_output_check_from_normal, &s_pubsub_clients,
     /* what a batch counts and sets (add_to_attr, set_attr; the server's read and command counters,
      * the client's last_interaction, reply_buffer_peak and _batch_ran, each command's calls and
      * usec and the keyspace's hits, misses and dirty are C members: ServerBase, ClientBase,
      * CommandBase, KeyspaceBase) */
     /* a Command's, read from its memo (command_memo) */
     &s_arity, &s_handler, &s_latency,
-    &s_name, &s_now, &s_current_client, &s_last_cmd, &s_slowlog_threshold,
+    &s_name, &s_now, &s_last_cmd, &s_slowlog_threshold,
 };
 #define PLAIN_TYPES 8
 static struct {
@@ -755,9 +769,10 @@ enum { ACL_TWINS_OK = 1, ACL_RESTRICTED = 2 }; /* eligible()'s *restricted, besi
  * "unknown", and eligible() reads everything as before.  So no assignment anywhere can leave the
  * memo out of step: it changes the tag.  For the tags to stay, a plain read writes nothing to
  * those dicts: the per-read counters are C members (ServerBase's stat_*, ClientBase's
- * last_interaction, reply_buffer_peak and _batch_ran), and the two attributes the loop writes
- * there (the server's current_client, the client's last_cmd, both outside the memo's names) keep
- * the memo's tag when it held just before the write (set_attr_kept).  The keyspace's five
+ * last_interaction, reply_buffer_peak and _batch_ran; ServerBase's current_client), and the
+ * attribute the loop writes there (the client's last_cmd, outside the memo's names; and the
+ * server's current_client when the server is not a ServerBase) keeps the memo's tag when it held
+ * just before the write (set_attr_kept).  The keyspace's five
  * settings are read each time: its __dict__ changes with every hit, miss and dirty count. */
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
 #define MEMO_VERSIONS 1
@@ -783,7 +798,7 @@ typedef struct {
     int known;        /* the verdicts below hold (every truth tested is of a type that cannot change in place) */
     int plain;        /* the object's part of the plain state holds (containers aside) */
     int resp3, restricted, gated, hooked, tracking; /* (eligible's outputs, latency-tracking) */
-    long long threshold, check_from, buffer_size, arity;
+    long long threshold, check_from, check_from_normal, buffer_size, arity;
     PyObject *value[MEMO_MAX]; /* borrowed: the dict holds them while it keeps the tag */
 } Memo;
 
@@ -800,10 +815,10 @@ static PyObject **const CLIENT_MEMO_NAMES[CM_N] = {
 };
 /* The server's: eligible's and run_reads' settings. */
 enum { SM_CLUSTER, SM_KEY_GATE, SM_PAUSE_GATE, SM_COMMAND_GATE, SM_CALL_HOOKS, SM_MAXMEMORY, SM_MONITORS, SM_IN_EXEC,
-       SM_THRESHOLD, SM_LATENCY_TRACKING, SM_CHECK_FROM, SM_N };
+       SM_THRESHOLD, SM_LATENCY_TRACKING, SM_CHECK_FROM, SM_CHECK_FROM_NORMAL, SM_PUBSUB_CLIENTS, SM_N };
 static PyObject **const SERVER_MEMO_NAMES[SM_N] = {
     &s_cluster, &s_key_gate, &s_pause_gate, &s_command_gate, &s_call_hooks, &s_maxmemory, &s_monitors, &s_in_exec,
-    &s_slowlog_threshold, &s_latency_tracking, &s_output_check_from,
+    &s_slowlog_threshold, &s_latency_tracking, &s_output_check_from, &s_output_check_from_normal, &s_pubsub_clients,
 };
 _Static_assert(CM_N <= MEMO_MAX && SM_N <= MEMO_MAX, "a Memo holds the values");
 
@@ -824,6 +839,10 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     long long stat_commands, stat_net_input, stat_net_output, stat_reads, stat_writes;
+    /* Server.current_client (NULL reads as None): the loop sets it on every read, and with 50
+     * clients taking turns a write to the server's __dict__ (a store, the old client's release and
+     * the memo's tag taken again) was most of what a read's accounting cost */
+    PyObject *current_client;
 } ServerBaseObject;
 
 typedef struct {
@@ -1008,7 +1027,8 @@ static Memo *server_memo_open(PyObject *server) {
     int maxmemory = fixed_truth(v[SM_MAXMEMORY]), in_exec = fixed_truth(v[SM_IN_EXEC]);
     int tracking = fixed_truth(v[SM_LATENCY_TRACKING]), overflow = 0, overflow2 = 0;
     m->known = maxmemory != 2 && in_exec != 2 && tracking != 2 && fillable(v[SM_MONITORS]) &&
-               PyLong_CheckExact(v[SM_THRESHOLD]) && PyLong_CheckExact(v[SM_CHECK_FROM]);
+               PyLong_CheckExact(v[SM_THRESHOLD]) && PyLong_CheckExact(v[SM_CHECK_FROM]) &&
+               PyLong_CheckExact(v[SM_CHECK_FROM_NORMAL]) && PyDict_CheckExact(v[SM_PUBSUB_CLIENTS]);
     if (m->known) {
         m->plain = v[SM_CLUSTER] == Py_None && v[SM_KEY_GATE] == Py_None && v[SM_PAUSE_GATE] == Py_None &&
                    !maxmemory && !in_exec;
@@ -1018,6 +1038,8 @@ static Memo *server_memo_open(PyObject *server) {
         m->threshold = PyLong_AsLongLongAndOverflow(v[SM_THRESHOLD], &overflow);
         m->check_from = PyLong_AsLongLongAndOverflow(v[SM_CHECK_FROM], &overflow2);
         m->known = !overflow && !overflow2;
+        m->check_from_normal = PyLong_AsLongLongAndOverflow(v[SM_CHECK_FROM_NORMAL], &overflow);
+        m->known = m->known && !overflow;
     }
     return memo_seal(m, server, d);
 }
@@ -1026,7 +1048,7 @@ static inline Memo *server_memo(PyObject *server) {
 }
 
 /* obj.name = value (set_attr) for a name outside m's, keeping m valid if it was just before:
- * the loop's own writes to a remembered __dict__ (current_client, last_cmd). */
+ * the loop's own writes to a remembered __dict__ (last_cmd; current_client of another server type). */
 static int set_attr_kept(PyObject *obj, Memo *m, PyObject *name, PyObject *value) {
     if (m == NULL || !memo_holds(m, obj))
         return set_attr(obj, name, value);
@@ -1053,6 +1075,17 @@ static inline int add_server_stat(PyObject *server, size_t offset, PyObject *nam
     return add_to_attr(server, name, amount);
 }
 #define SERVER_STAT(field) offsetof(ServerBaseObject, field)
+
+/* server.current_client = client: ServerBase's member, or (another server type) the attribute. */
+static inline int set_current_client(PyObject *server, PyObject *client) {
+    if (is_server_base(server)) {
+        ServerBaseObject *s = (ServerBaseObject *)server;
+        if (s->current_client != client)
+            Py_XSETREF(s->current_client, Py_NewRef(client));
+        return 0;
+    }
+    return set_attr_kept(server, &g_server_memo, s_current_client, client);
+}
 
 /* keyspace.stat_hits/stat_misses/dirty += hits/misses/dirty: KeyspaceBase's members, or
  * (another keyspace type) the attributes. */
@@ -1155,8 +1188,10 @@ static int eligible(PyObject *server, PyObject *keyspace, PyObject *client, int 
     Memo *cm = client_memo(client), *sm = cm != NULL && cm->known ? server_memo(server) : NULL;
     if (sm != NULL && sm->known) { /* what the memos say, the containers looked at again */
         PyObject **cv = cm->value;
-        if (!cm->plain || (!cm->resp3 && (filled(cv[CM_CHANNELS]) || filled(cv[CM_PATTERNS]) ||
-                                          filled(cv[CM_SHARD_CHANNELS]))))
+        /* (a client's own subscriptions are looked at only while some client has one: while
+         * server.pubsub_clients, one dict every read touches, is empty, none has) */
+        if (!cm->plain || (!cm->resp3 && PyDict_GET_SIZE(sm->value[SM_PUBSUB_CLIENTS]) != 0 &&
+                           (filled(cv[CM_CHANNELS]) || filled(cv[CM_PATTERNS]) || filled(cv[CM_SHARD_CHANNELS]))))
             return 0;
         if (!sm->plain || filled(sm->value[SM_MONITORS]))
             return 0;
@@ -1536,7 +1571,6 @@ typedef struct {
     long long threshold;                  /* slowlog-log-slower-than */
     int tracking;                         /* latency-tracking: record each call's duration */
     long long now_set;                    /* the keyspace.now last stored (ms) */
-    Tally tally[N_TALLY];
     int tallies, current_set;
     long long total;
     PyObject *attrs_of;                   /* the command whose arity/handler these are (borrowed) */
@@ -1544,6 +1578,7 @@ typedef struct {
     PyObject *handler;                    /* (owned) */
     PyObject *ready, *pushes;             /* keyspace.ready_keys, server.pending_pushes (owned; NULL: read
                                              them at the next check) */
+    Tally tally[N_TALLY];                 /* (last: the first `tallies` are set, the rest never read) */
 } General;
 
 /* 1 when a call left clients to wake or pushes to send after its reply (Python delivers it),
@@ -1804,7 +1839,8 @@ static int spill(Out *o, PyObject *client) {
 static int hand_over(Out *o, PyObject *client, Out *reply) {
     if (o->len == 0)
         return 0;
-    PyObject *queue = instance_attr(client, s_out);
+    Memo *cm = client_memo(client); /* (its __dict__'s tag holds: no probe of that cold table) */
+    PyObject *queue = cm != NULL ? Py_NewRef(cm->value[CM_OUT]) : PyErr_Occurred() ? NULL : instance_attr(client, s_out);
     if (queue == NULL)
         return -1;
     int empty = PyList_CheckExact(queue) && PyList_GET_SIZE(queue) == 0;
@@ -1996,6 +2032,7 @@ static int run_general(General *g, Batch *b, Arg *args, int argc, PyObject **las
         PyObject *check = step == 0 ? (g->restricted ? g_acl_check : NULL) : g->gate;
         if (check == NULL)
             continue;
+        b->fresh_ns = 0; /* (Python code runs before the call) */
         if (step == 0) { /* a command the user may run with any arguments, or on these keys, needs no asking */
             PyObject *cmd_name = PyObject_GetAttr(cmd, s_name);
             int unasked = cmd_name == NULL ? -1 : acl_unasked(g, cmd_name, args, argc);
@@ -2022,7 +2059,7 @@ static int run_general(General *g, Batch *b, Arg *args, int argc, PyObject **las
         }
         Py_DECREF(refusal);
     }
-    long long start = wall_ns();
+    long long start = call_start(b);
     long long now_ms = start / 1000000;
     if (now_ms != g->now_set) { /* the command time snapshot */
         if (set_long_attr(g->keyspace, &g_keyspace_memo, s_now, now_ms) < 0)
@@ -2075,7 +2112,9 @@ static int run_general(General *g, Batch *b, Arg *args, int argc, PyObject **las
             Py_DECREF(r);
         }
         outcome = reply;
-        elapsed_us = native_elapsed_us(start, wall_ns());
+        long long end = wall_ns();
+        elapsed_us = native_elapsed_us(start, end);
+        b->fresh_ns = end; /* (the next call's start, if this one ends here in C) */
         int r;
         if (g->threshold >= 0 && elapsed_us >= g->threshold)
             simple = 0; /* SLOWLOG: Python keeps it (redacted) */
@@ -2092,6 +2131,7 @@ static int run_general(General *g, Batch *b, Arg *args, int argc, PyObject **las
         result = RAN;
         goto done;
     }
+    b->fresh_ns = 0; /* Python ends the call */
     if (spill(&b->out, g->client) < 0)
         goto done;
     PyObject *us = PyLong_FromLongLong(elapsed_us);
@@ -2205,7 +2245,7 @@ static int run_native(General *g, Batch *b, Arg *args, int argc, int *stale, PyO
         }
         *stale = 0;
     }
-    long long start = wall_ns();
+    long long start = call_start(b);
     b->now_ms = start / 1000000;
     if (set_clock(b) < 0) {
         result = FAIL;
@@ -2216,12 +2256,15 @@ static int run_native(General *g, Batch *b, Arg *args, int argc, int *stale, PyO
     reply = handler(&call, args, argc);
     if (reply == NULL) {
         result = PyErr_Occurred() ? FAIL : STOP; /* declined: the Python handler runs */
+        b->fresh_ns = start;
         goto done;
     }
     b->hits += call.hits;
     b->misses += call.misses;
     b->dirty += call.dirty;
-    long long elapsed_us = native_elapsed_us(start, wall_ns());
+    long long end = wall_ns();
+    long long elapsed_us = native_elapsed_us(start, end);
+    b->fresh_ns = end;
     result = FAIL;
     int encoded = encode_simple(&b->out, reply, b->resp3);
     if (encoded == 0)
@@ -2229,7 +2272,8 @@ static int run_native(General *g, Batch *b, Arg *args, int argc, int *stale, PyO
     if (encoded <= 0 || count_call(g, cmd, elapsed_us) < 0)
         goto done;
     Py_XSETREF(*last, Py_NewRef(cmd));
-    if (g->threshold >= 0 && elapsed_us >= g->threshold && slowlog(g->server, g->client, args, argc, elapsed_us) < 0)
+    if (g->threshold >= 0 && elapsed_us >= g->threshold &&
+        (b->fresh_ns = 0, slowlog(g->server, g->client, args, argc, elapsed_us) < 0))
         goto done;
     result = DONE;
 done:
@@ -2280,16 +2324,14 @@ static Py_ssize_t run_reads(PyObject *client, PyObject *server, PyObject *keyspa
     Batch b;
     memset(&b, 0, sizeof b);
     General g;
-    memset(&g, 0, sizeof g);
+    memset(&g, 0, offsetof(General, tally)); /* (not the tallies: ~9 stores a read instead of ~40) */
     g.now_set = -1;
     Py_ssize_t consumed = -1;
     g.server = server;
     g.keyspace = keyspace;
     g.client = client;
 
-    long long calls[N_COMMANDS] = {0}, usec[N_COMMANDS] = {0};
-    PyObject *twin_hist[N_COMMANDS] = {NULL}; /* the twins' latency histograms, fetched on first use */
-    long long started = wall_ns(), total = 0;
+    long long started = 0; /* (the clock when the loop begins) */
     int failed = 0, stale = 0, ok;
     Py_ssize_t pos = 0;
     PyObject *r = NULL, *last = NULL; /* the Command of the last request run */
@@ -2341,6 +2383,7 @@ static Py_ssize_t run_reads(PyObject *client, PyObject *server, PyObject *keyspa
     }
 
     Arg args[MAX_ARGS];
+    b.fresh_ns = started = wall_ns();
     while (pos < end) {
         int argc;
         Py_ssize_t next = parse_request(buf, pos, end, args, &argc);
@@ -2366,7 +2409,7 @@ static Py_ssize_t run_reads(PyObject *client, PyObject *server, PyObject *keyspa
                 }
                 stale = 0;
             }
-            long long start = wall_ns();
+            long long start = call_start(&b);
             b.now_ms = start / 1000000;
             if (set_clock(&b) < 0) {
                 failed = 1;
@@ -2378,24 +2421,24 @@ static Py_ssize_t run_reads(PyObject *client, PyObject *server, PyObject *keyspa
                 break;
             }
             if (rc == DONE) {
-                long long elapsed_us = native_elapsed_us(start, wall_ns());
-                calls[command]++;
-                usec[command] += elapsed_us;
-                total++;
-                if (g.tracking && hist_add(&twin_hist[command], g_commands[command], elapsed_us) < 0) {
+                long long end_ns = wall_ns();
+                long long elapsed_us = native_elapsed_us(start, end_ns);
+                b.fresh_ns = end_ns;
+                if (count_call(&g, g_commands[command], elapsed_us) < 0) { /* (as the general path's calls) */
                     failed = 1;
                     break;
                 }
                 Py_XSETREF(last, Py_NewRef(g_commands[command]));
                 pos = next;
                 if (g.threshold >= 0 && elapsed_us >= g.threshold &&
-                    slowlog(server, client, args, argc, elapsed_us) < 0) {
+                    (b.fresh_ns = 0, slowlog(server, client, args, argc, elapsed_us) < 0)) {
                     failed = 1;
                     break;
                 }
                 continue;
             }
             /* STOP: a form the C twin is unsure about; its Python handler decides */
+            b.fresh_ns = start;
         }
         if (g_general == NULL)
             break;
@@ -2411,7 +2454,7 @@ static Py_ssize_t run_reads(PyObject *client, PyObject *server, PyObject *keyspa
             }
         }
         if (!g.current_set) {
-            if (set_attr_kept(server, &g_server_memo, s_current_client, client) < 0) {
+            if (set_current_client(server, client) < 0) {
                 failed = 1;
                 break;
             }
@@ -2449,14 +2492,9 @@ finish:
         if (failed)
             PyErr_Fetch(&etype, &evalue, &etb);
         int bad = flush_tallies(&g) < 0;
-        for (int i = 0; i < N_COMMANDS && !bad; i++) {
-            if (calls[i])
-                bad = count_calls(g_commands[i], calls[i], usec[i]) < 0;
-        }
-        bad = bad || (total && add_server_stat(server, SERVER_STAT(stat_commands), s_stat_commands, total) < 0) ||
-              add_keyspace_stats(keyspace, b.hits, b.misses, b.dirty) < 0 ||
+        bad = bad || add_keyspace_stats(keyspace, b.hits, b.misses, b.dirty) < 0 ||
               (b.now_ms && set_long_attr(keyspace, &g_keyspace_memo, s_now, b.now_ms) < 0) ||
-              set_attr_kept(server, &g_server_memo, s_current_client, client) < 0;
+              set_current_client(server, client) < 0;
         if (!bad) {
             Memo *lm = command_memo(last);
             PyObject *name = lm != NULL         ? Py_NewRef(lm->value[CMD_NAME])
@@ -2502,8 +2540,8 @@ finish:
         goto fail;
     consumed = pos;
 fail:
-    for (int i = 0; i < N_COMMANDS; i++)
-        Py_XDECREF(twin_hist[i]);
+    for (int i = 0; i < g.tallies; i++) /* (flush_tallies ran unless an error came first) */
+        Py_XDECREF(g.tally[i].hist);
     Py_XDECREF(hooks_ref);
     Py_XDECREF(gate_ref);
     Py_XDECREF(g.acl_free);
@@ -2654,13 +2692,17 @@ static int write_replies(PyObject *client, PyObject *server, Out *reply) {
         return 0;
     Py_INCREF(transport);
     int r = 0;
-    if (sm->check_from > 0) {
+    /* the output limits of the client's class (Server.output_limit_exceeded's): while no client has
+     * a subscription this one is a normal client, whose limits are mostly none at all, so the
+     * transport is not asked for its backlog on every write */
+    long long check_from = PyDict_GET_SIZE(sm->value[SM_PUBSUB_CLIENTS]) == 0 ? sm->check_from_normal : sm->check_from;
+    if (check_from > 0) {
         PyObject *backlog = call_method(&g_backlog_method, transport, s_get_write_buffer_size, NULL);
         long long pending = backlog == NULL ? -1 : PyLong_AsLongLong(backlog);
         Py_XDECREF(backlog);
         if (pending == -1 && PyErr_Occurred())
             r = -1;
-        else if (size + pending >= sm->check_from)
+        else if (size + pending >= check_from)
             r = 0; /* the output-buffer limits have their say: Python's */
         else
             r = 1;
@@ -2824,6 +2866,8 @@ static PyMemberDef server_base_members[] = {
     {"stat_net_output", T_LONGLONG, offsetof(ServerBaseObject, stat_net_output), 0, "INFO total_net_output_bytes"},
     {"stat_reads", T_LONGLONG, offsetof(ServerBaseObject, stat_reads), 0, "INFO total_reads_processed's reads"},
     {"stat_writes", T_LONGLONG, offsetof(ServerBaseObject, stat_writes), 0, "INFO total_writes_processed"},
+    {"current_client", T_OBJECT, offsetof(ServerBaseObject, current_client), 0,
+     "the client whose command runs or ran last (None: none yet)"},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -2847,7 +2891,35 @@ static PyMemberDef command_base_members[] = {
     }
 
 COUNTER_BASE(CommandBase, command_base_members, "commands.registry.Command's base: its call counts in C");
-COUNTER_BASE(ServerBase, server_base_members, "dispatch.Server's base: the read and command counters in C");
+/* ServerBase holds a reference (current_client), so it takes part in the cyclic collector (a client
+ * refers to its server). */
+static int server_base_traverse(ServerBaseObject *self, visitproc visit, void *arg) {
+    Py_VISIT(self->current_client);
+    return 0;
+}
+
+static int server_base_clear(ServerBaseObject *self) {
+    Py_CLEAR(self->current_client);
+    return 0;
+}
+
+static void server_base_dealloc(ServerBaseObject *self) {
+    PyObject_GC_UnTrack(self);
+    Py_CLEAR(self->current_client);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject ServerBaseType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "dumpling._fastpath.ServerBase",
+    .tp_basicsize = sizeof(ServerBaseObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "dispatch.Server's base: the read and command counters and current_client in C",
+    .tp_members = server_base_members,
+    .tp_traverse = (traverseproc)server_base_traverse,
+    .tp_clear = (inquiry)server_base_clear,
+    .tp_dealloc = (destructor)server_base_dealloc,
+    .tp_new = PyType_GenericNew,
+};
 
 /* KeyspaceBase: keyspace.Keyspace's C base, holding the counters reads and writes add to (a
  * plain read then writes nothing to the keyspace's __dict__ but a new millisecond's `now`: see
@@ -3642,6 +3714,8 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     INTERN(s_stat_net_output, "stat_net_output");
     INTERN(s_stat_writes, "stat_writes");
     INTERN(s_output_check_from, "output_check_from");
+    INTERN(s_output_check_from_normal, "output_check_from_normal");
+    INTERN(s_pubsub_clients, "pubsub_clients");
     INTERN(s_obuf_soft, "obuf_soft_limit_since");
     INTERN(s_reply_buffer_peak, "reply_buffer_peak");
     INTERN(s_reply_buffer_size, "reply_buffer_size");

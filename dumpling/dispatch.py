@@ -166,6 +166,11 @@ class Server(_ServerBase):
         self.client_pause: Any = None
         self.cron_paused = False  # DEBUG PAUSE-CRON: serverCron does nothing
         self.pubsub: Any = None  # set by the pub/sub module
+        # The clients with a subscription of any kind (Redis's pubsub clients), kept by dumpling.
+        # commands.pubsub's registry: while it is empty no client is in the RESP2 subscribed
+        # context or the pubsub output-limit class, which the C read path learns from this one
+        # shared dict instead of three of each client's.
+        self.pubsub_clients: dict[Client, None] = {}
         self.acl: Any = None  # users and the ACL LOG (dumpling.acl.Acl), set by dumpling.commands.acl
         self.tracking: Any = None  # client-side caching (dumpling.tracking), set by its command module
         # Pushes for the client whose command is running; sent after its reply (Redis 7.2+ order).
@@ -844,9 +849,14 @@ class Server(_ServerBase):
         limits = self.output_buffer_limits()
         self.client_eviction = bool(eviction_limit(self.config))
         lowest = min((n for kind in ("normal", "pubsub") for n in limits[kind][:2] if n), default=0)
+        normal = min((n for n in limits["normal"][:2] if n), default=0)
         if self.client_eviction:
             lowest = min(lowest, CHECK_FROM) if lowest else CHECK_FROM
+            normal = min(normal, CHECK_FROM) if normal else CHECK_FROM
         self.output_check_from = lowest
+        # the same for a client of the normal class, which every client is while pubsub_clients is
+        # empty (the C read path's write then asks the transport nothing under Redis's defaults)
+        self.output_check_from_normal = normal
 
     def build_fast_table(self) -> None:
         """Exact-case names (lower and upper) of plain commands, for one dict lookup per request."""

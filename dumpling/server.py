@@ -123,7 +123,10 @@ class Client(_ReadBase, asyncio.Protocol):
         # read is pending (no copy), a bytearray once reads accumulate.
         self._retained: bytes | bytearray = b""
         self._consumed = 0  # wire bytes of those requests (hiredis may hold a partial one)
-        self._held = bytearray()  # bytes from a big aggregate header on: not for hiredis (see protocol)
+        # Bytes from a big aggregate header on: not for hiredis (see protocol).  Empty, it is the
+        # shared b"" (as _carry and _retained are): the C read path tests all three on every read,
+        # and a per-client object would be one more cold cache line a read.
+        self._held: bytes | bytearray = b""
         self._strict = not self.authenticated
         self._carry = b""  # bytes after a request the reference parser finished, not yet taken
         self._buf = bytearray()  # strict-mode buffer
@@ -422,7 +425,7 @@ class Client(_ReadBase, asyncio.Protocol):
         self._batch_ran += self._consumed
         self._buf = bytearray(self._retained[self._consumed :])
         self._buf += self._held
-        self._held = bytearray()
+        self._held = b""
         self._partial.argv = None
         self._pos = 0
         self._retained = b""

@@ -53,6 +53,18 @@ def _fill(owner: str, name: str) -> Callable[[Server, Client], Callable[[], None
     return flip
 
 
+def _subscribe(kind: str) -> Callable[[Server, Client], Callable[[], None]]:
+    """Subscribes the client through the server's registry (``pubsub.subscribe`` and its kin: the
+    client's own dict filled in place, and ``server.pubsub_clients``)."""
+
+    def flip(server: Server, client: Client) -> Callable[[], None]:
+        getattr(server.pubsub, kind)(client, b"item")
+        undo = {"subscribe": "unsubscribe", "psubscribe": "punsubscribe", "ssubscribe": "sunsubscribe"}[kind]
+        return lambda: getattr(server.pubsub, undo)(client, b"item")
+
+    return flip
+
+
 # Every state the check covers that makes the loop leave a read to Python.
 FLIPS: dict[str, Callable[[Server, Client], Callable[[], None]]] = {
     "CLIENT REPLY OFF": _assign("client", "reply_mode", 1),
@@ -65,9 +77,9 @@ FLIPS: dict[str, Callable[[Server, Client], Callable[[], None]]] = {
     "CLIENT NO-TOUCH": _assign("client", "no_touch", True),
     "the reference parser's turn": _assign("client", "_strict", True),
     "CLIENT CACHING": _assign("client", "tracking_caching", True),
-    "SUBSCRIBE (RESP2)": _fill("client", "channels"),
-    "PSUBSCRIBE (RESP2)": _fill("client", "patterns"),
-    "SSUBSCRIBE (RESP2)": _fill("client", "shard_channels"),
+    "SUBSCRIBE (RESP2)": _subscribe("subscribe"),
+    "PSUBSCRIBE (RESP2)": _subscribe("psubscribe"),
+    "SSUBSCRIBE (RESP2)": _subscribe("ssubscribe"),
     "cluster": _assign("server", "cluster", object()),
     "key gate": _assign("server", "key_gate", lambda *args: False),
     "CLIENT PAUSE": _assign("server", "pause_gate", lambda *args: False),
@@ -100,10 +112,32 @@ def test_resp3_subscribers_stay_plain() -> None:
     server, client, transport = _connected()
     client.resp3 = True
     assert fastpath.run(client, PING) == len(PING)
-    client.channels[b"news"] = None
+    server.pubsub.subscribe(client, b"news")
     assert fastpath.run(client, PING) == len(PING)
     client.resp3 = False
     assert fastpath.run(client, PING) == 0
+
+
+@needs_c
+def test_another_clients_subscription_leaves_this_one_plain() -> None:
+    """The loop looks at a client's own subscriptions only while some client has one
+    (``server.pubsub_clients``): another client's SUBSCRIBE does not stop it, this one's does, and
+    the last UNSUBSCRIBE empties the registry again."""
+    server, client, transport = _connected()
+    other = Client(server)
+    assert fastpath.run(client, PING) == len(PING)
+    server.pubsub.subscribe(other, b"news")
+    server.pubsub.psubscribe(other, b"n*")
+    assert list(server.pubsub_clients) == [other]
+    assert fastpath.run(client, PING) == len(PING)
+    server.pubsub.ssubscribe(client, b"shard")
+    assert fastpath.run(client, PING) == 0
+    server.pubsub.sunsubscribe(client, b"shard")
+    assert fastpath.run(client, PING) == len(PING)
+    server.pubsub.unsubscribe(other, b"news")
+    assert list(server.pubsub_clients) == [other]  # (a pattern left)
+    server.pubsub.client_gone(other)
+    assert server.pubsub_clients == {}
 
 
 class Flag:
@@ -290,3 +324,20 @@ def test_a_commands_handler_and_histogram_replaced_between_reads_are_used(monkey
     assert get.latency is None and get.calls == 0
     client.data_received(encode_command("GET", "k"))
     assert get.calls == 1 and get.latency is not None and get.latency.total == 1
+
+
+@needs_c
+def test_current_client_is_the_last_reader() -> None:
+    """server.current_client (ServerBase's member with the C loop, a plain attribute in pure mode)
+    names the client whose read the loop ran last, as Server.call leaves it."""
+    server, client, transport = _connected()
+    other = Client(server)
+    other.connection_made(type(transport)())  # type: ignore[arg-type]
+    assert fastpath.run(client, PING) == len(PING)
+    assert server.current_client is client
+    assert fastpath.run(other, PING) == len(PING)
+    assert server.current_client is other
+    server.current_client = None
+    assert server.current_client is None
+    client.data_received(encode_command("GET", "k"))
+    assert server.current_client is client

@@ -133,22 +133,23 @@ class PubSub:
 
     # -- subscriptions ------------------------------------------------------------------
 
-    @staticmethod
-    def _add(registry: dict[bytes, Subscribers], mine: dict[bytes, None], name: bytes, c: Any) -> None:
+    def _add(self, registry: dict[bytes, Subscribers], mine: dict[bytes, None], name: bytes, c: Any) -> None:
         if name in mine:
             return
         mine[name] = None
+        self.server.pubsub_clients[c] = None  # (Server.pubsub_clients: every client with a subscription)
         clients = registry.get(name)
         if clients is None:
             registry[name] = {c: None}
         else:
             clients[c] = None
 
-    @staticmethod
-    def _remove(registry: dict[bytes, Subscribers], mine: dict[bytes, None], name: bytes, c: Any) -> bool:
+    def _remove(self, registry: dict[bytes, Subscribers], mine: dict[bytes, None], name: bytes, c: Any) -> bool:
         if name not in mine:
             return False
         del mine[name]
+        if not (c.channels or c.patterns or c.shard_channels):
+            self.server.pubsub_clients.pop(c, None)
         clients = registry.get(name)
         if clients is not None:
             clients.pop(c, None)

@@ -2359,10 +2359,10 @@ teardown:;
     int bad = PyDict_SetItem(p->scripting_dict, s_run, Py_None) < 0 ||
               PyDict_SetItem(p->server_dict, s_in_exec, was_in_exec) < 0;
     seen_after_write(&current_stamp, p->server_dict);
-    /* current_client = caller, unless the dict still holds it from the last run */
-    if (!bad && current_stamp == 0) {
-        bad = PyDict_SetItem(p->server_dict, s_current_client, caller) < 0;
-    }
+    /* current_client = caller: always (with _fastpath built it is ServerBase's member, outside the
+     * dict, which the C read loop sets without touching the dict's version) */
+    if (!bad)
+        bad = PyObject_SetAttr(p->server, s_current_client, caller) < 0;
     if (!bad) {
         g_written.server_dict = p->server_dict;
         g_written.server_version = dict_version(p->server_dict);
