@@ -84,6 +84,9 @@ class TableModel:
     def rehashing(self) -> bool:
         return self.rehashidx != -1
 
+    def state(self) -> tuple[int, int, int, int, int]:
+        return self.exp0, self.used0, self.exp1, self.used1, self.rehashidx
+
     def buckets(self) -> int:
         return self.size0 + self.size1
 
@@ -311,7 +314,7 @@ def table_stats(models: list[tuple[TableModel, list[bytes] | None]]) -> str:
 class KvStore:
     """One database's keys or expires: one dict, or one per hash slot in cluster mode."""
 
-    __slots__ = ("dicts", "rehashing", "source_id", "resize_cursor", "cluster")
+    __slots__ = ("dicts", "rehashing", "source_id", "resize_cursor", "cluster", "settled")
 
     def __init__(self, cluster: bool) -> None:
         self.dicts: dict[int, TableModel] = {}
@@ -319,6 +322,10 @@ class KvStore:
         self.source_id = 0  # id() of the Python dict it models; another one means a flush or swap
         self.resize_cursor = 0
         self.cluster = cluster
+        # (count, resizing, the model's state) with which the cron's resize step last changed
+        # nothing in the one dict of a database outside cluster mode: while they hold, it would
+        # change nothing again, and is skipped
+        self.settled: tuple[int, bool, tuple[int, int, int, int, int] | None] | None = None
 
     def memory(self, with_objects: bool) -> int:
         """``kvstoreMemUsage`` (plus a robj per key for the main dict's overhead)."""
@@ -348,6 +355,11 @@ class DictStats:
         self._resize_db = 0
         self._rehash_db = 0
         self._sparse: dict[tuple[int, int], bool] = {}  # this tick's answers of sparse_expires
+        # The models' changes outside the cron's own steps (counts synced, stores made), and what
+        # the cron saw when its last pass changed nothing (``_quiet_since``): no pass is needed
+        # while nothing moved since.
+        self.changes = 0
+        self._quiet: tuple[Any, ...] | None = None
         server.keyspace.sparse_expires = self.sparse_expires
         ref = weakref.ref(self)
 
@@ -389,6 +401,7 @@ class DictStats:
         if store is None or store.source_id != source_id or store.cluster != cluster:
             store = self.stores[key] = KvStore(cluster)
             store.source_id = source_id
+            self.changes += 1
         return store
 
     def sync_dict(self, db: Any, store: KvStore, which: str, index: int) -> TableModel | None:
@@ -407,7 +420,10 @@ class DictStats:
                 model.add(1, ENABLE, True)
             else:
                 model = store.dicts[index] = TableModel()  # createDictIfNeeded
-        model.sync(count, self.policy(), self.resizing)
+            self.changes += 1
+        if count != model.used:
+            self.changes += 1
+            model.sync(count, self.policy(), self.resizing)
         if not count and store.cluster:
             del store.dicts[index]  # KVSTORE_FREE_EMPTY_DICTS
             store.rehashing.discard(index)
@@ -466,18 +482,26 @@ class DictStats:
     def cron(self) -> None:
         """``databasesCron``'s part: try resizing (16 dicts per kvstore from a cursor), then
         rehash incrementally, for 16 databases a call; nothing while a child runs."""
-        self._sparse.clear()
+        if self._sparse:
+            self._sparse.clear()
         if self.policy() != ENABLE:
             return
         dbs = self.server.keyspace.dbs
         per_call = min(CRON_DBS_PER_CALL, len(dbs))
         allowed = self.resizing
+        quiet = self._quiet_since(dbs, allowed)
+        if quiet is not None and quiet == self._quiet:
+            return  # (the same counts and models as a pass that changed nothing: nor would this one)
+        self._quiet = None
         for _ in range(per_call):
             db = dbs[self._resize_db % len(dbs)]
             self._resize_db += 1
             for which in ("keys", "expires"):
                 store = self.store(db, which)
-                slots = 16384 if store.cluster else 1
+                if not store.cluster:
+                    self._resize_one(db, store, which, allowed)
+                    continue
+                slots = 16384
                 for _ in range(min(CRON_DICTS_PER_DB, slots)):
                     model = self.sync_dict(db, store, which, store.resize_cursor)
                     if model is not None:
@@ -487,6 +511,10 @@ class DictStats:
                     store.resize_cursor = (store.resize_cursor + 1) % slots
         if not self.server.config["activerehashing"]:
             return
+        if not any(store.rehashing for store in self.stores.values()):
+            if quiet is not None and all(store.settled is not None for store in self.stores.values()):
+                self._quiet = self._quiet_since(dbs, allowed)
+            return  # (the rehash cursor would go round all the databases, back where it is)
         budget = CRON_REHASH_BUCKETS
         for _ in range(per_call):
             db = dbs[self._rehash_db % len(dbs)]
@@ -502,6 +530,40 @@ class DictStats:
             if budget <= 0:
                 return
             self._rehash_db += 1
+
+    def _quiet_since(self, dbs: list[Any], allowed: bool) -> tuple[Any, ...] | None:
+        """What a pass over every database depends on, when one pass covers them all outside
+        cluster mode: the dicts' identities and counts, the models' changes, the setting."""
+        if len(dbs) > CRON_DBS_PER_CALL:
+            return None
+        shape = []
+        for db in dbs:
+            if db.slot_index is not None:
+                return None
+            data, expires = db.data, db.expires
+            shape.append((id(data), len(data), id(expires), len(expires)))
+        return self.changes, allowed, shape
+
+    def _resize_one(self, db: Any, store: KvStore, which: str, allowed: bool) -> None:
+        """The cron's resize step for the one dict of a database outside cluster mode: nothing
+        when it changed nothing last time under the same count and settings."""
+        count = len(db.data if which == "keys" else db.expires)
+        settled = store.settled
+        if settled is not None and settled[0] == count and settled[1] == allowed:
+            model = store.dicts.get(0)
+            if settled[2] == (None if model is None else model.state()):
+                return
+        store.settled = None
+        model = self.sync_dict(db, store, which, 0)
+        if model is None:
+            store.settled = (count, allowed, None)  # (an empty dict that never held a key)
+            return
+        before = model.state()
+        if not model.shrink_if_needed(ENABLE, allowed):
+            model.expand_if_needed(ENABLE, allowed)
+        store.note(0, model)
+        if model.state() == before and not model.rehashing():
+            store.settled = (count, allowed, before)
 
     # -- what the commands read -------------------------------------------------------------------
 
