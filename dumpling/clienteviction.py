@@ -9,7 +9,8 @@ the order clients entered it; here the same order is worked out when it matters.
 The clients' total is kept as Redis keeps its per-type sums (``updateClientMemUsageAndBucket``):
 ``note`` counts one client again when its buffers changed (its read, before and after the
 requests run; each write to it, ``Client.flush``), ``forget`` takes a gone client out, and the
-cron counts everyone again (``memory.refresh_clients_memory``: output the transport sent since).
+clients cron counts a client again at its turn and while its buffers move
+(``memory.update_client_memory``, ``dumpling.clientscron``: output the transport sent since).
 A check against the limit then costs nothing per client; only a total at or over it (or a
 limit just changed) counts every client exactly and evicts.  Checks: after each read and after
 its batch (``Client.process_input``), after a write that leaves a client holding

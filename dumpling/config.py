@@ -451,6 +451,17 @@ def parse_events(text: str) -> str | None:
     return "".join(sorted(flags))
 
 
+HZ_RANGE = (1, 500)  # CONFIG_MIN_HZ, CONFIG_MAX_HZ
+
+
+def _adjusted(s: Setting, value: Any) -> Any:
+    """A valid value as Redis stores it: ``hz`` is a hint, kept within 1..500 (updateHZ), so
+    CONFIG GET and INFO's configured_hz show what is in force."""
+    if s.name == "hz":
+        return min(max(value, HZ_RANGE[0]), HZ_RANGE[1])
+    return value
+
+
 class Config:
     """Current values, keyed by canonical name."""
 
@@ -608,7 +619,7 @@ class Config:
 
     def apply(self, name: str, value: Any) -> None:
         s = self.by_name[name]
-        self.values[s.name] = value
+        self.values[s.name] = _adjusted(s, value)
         for listener in self.listeners:
             listener(s.name)
 
@@ -678,7 +689,7 @@ class Config:
                 if value and self.save_line_seen:
                     value = f"{self.values[s.name]} {value}".strip()
                 self.save_line_seen = True
-            self.values[s.name] = value
+            self.values[s.name] = _adjusted(s, value)
             self.directives_seen[s.name] = None
 
     def _rename_command(self, old: str, new: str) -> str | None:

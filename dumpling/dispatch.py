@@ -22,21 +22,20 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from dumpling import REDIS_VERSION, accel, collector, commands, replybuffer
+from dumpling import REDIS_VERSION, accel, clientscron, collector, commands, replybuffer
 from dumpling.clienteviction import CHECK_FROM, evict_clients, eviction_limit
 from dumpling.clienteviction import forget as forget_client_memory
 from dumpling.commands.acl import check_command as acl_check
 from dumpling.commands.acl import guard_blocked as acl_guard_blocked
 from dumpling.commands.acl import redacted as redacted_args
 from dumpling.commands.registry import ORIGINAL, TABLE, Command, rename
-from dumpling.config import Config
+from dumpling.config import HZ_RANGE, Config
 from dumpling.errors import NOAUTH, PROTECTED_MODE_DENIED, CommandError
 from dumpling.keyspace import Keyspace
 from dumpling.latency import LatencyMonitor
 from dumpling.latencyhist import Histogram
 from dumpling.listeners import ListenError, open_tcp
 from dumpling.loopstats import LoopStats
-from dumpling.memory import refresh_clients_memory
 from dumpling.oomscore import OomScore
 from dumpling.protocol import NO_REPLY, NULL_ARRAY, QUEUED, Double, ErrorReply, Map, Raw, SetReply, Status, repr_bytes
 from dumpling.server import Client, disable_fastpath, install_signal_handlers
@@ -55,6 +54,8 @@ SUBSCRIBED_ALLOWED = {
 }
 ERROR_STATS_NUMBER = 128  # distinct error codes INFO errorstats counts before it turns itself off
 DEFAULT_PID_FILE = "/var/run/redis.pid"  # Redis's CONFIG_DEFAULT_PID_FILE, used when daemonized without one
+MIN_HZ, MAX_HZ = HZ_RANGE  # CONFIG_MIN_HZ, CONFIG_MAX_HZ
+MAX_CLIENTS_PER_TICK = 200  # MAX_CLIENTS_PER_CLOCK_TICK: dynamic-hz raises the rate beyond
 LOG_LEVELS = {"debug": 0, "verbose": 1, "notice": 2, "warning": 3, "nothing": 4}
 LOG_MARKS = {"debug": ".", "verbose": "-", "notice": "*", "warning": "#"}
 
@@ -183,7 +184,7 @@ class Server(_ServerBase):
         self.stat_writes = 0  # writes to clients' transports (total_writes_processed)
         self.loop_stats = LoopStats()  # INFO eventloop_* and instantaneous rates, sampled by the cron
         self._busy_base_ns = time.thread_time_ns()
-        self.clients_memory = 0  # the clients' buffers in used_memory (memory.refresh_clients_memory, each cron tick)
+        self.clients_memory = 0  # the clients' buffers in used_memory (memory.update_client_memory)
         # maxmemory-clients: the normal and pub/sub clients' memory as last counted, and the limit
         # it was kept for (dumpling.clienteviction.note)
         self.clients_eviction_memory = 0
@@ -191,11 +192,16 @@ class Server(_ServerBase):
         # reply buffer sizes (dumpling.replybuffer; DEBUG REPLYBUFFER)
         self.reply_buffer_resizing = True
         self.reply_buffer_peak_reset_ms = replybuffer.DEFAULT_PEAK_RESET_MS
-        self.reply_buffer_cursor = 0
         self.stat_reply_buffer_shrinks = self.stat_reply_buffer_expands = 0
+        # the clients cron (dumpling.clientscron): the round of turns it is in, and the clients
+        # whose memory it counts again every tick (their buffers moved since their turn)
+        self.cron_round: list[Client] = []
+        self.cron_cursor = 0
+        self.clients_in_flux: set[Client] = set()
+        self.hz = min(max(config["hz"], MIN_HZ), MAX_HZ)  # the tick rate in force (tick_rate, each tick)
         self.cron_hooks: list[Callable[[], None]] = [
-            self.check_soft_output_limits, lambda: evict_clients(self), lambda: refresh_clients_memory(self),
-            lambda: replybuffer.cron(self, int(time.time() * 1000)), self.keyspace.rehash_cron,
+            self.check_soft_output_limits, lambda: clientscron.cron(self), lambda: evict_clients(self),
+            self.keyspace.rehash_cron,
         ]
         self.stat_evicted_clients = 0  # INFO evicted_clients (maxmemory-clients)
         # Set while whole classes of commands are refused (persistence: -LOADING while the
@@ -247,9 +253,11 @@ class Server(_ServerBase):
     def client_disconnected(self, client: Client) -> None:
         if self.clients.pop(client.id, None) is None:
             return
-        # its buffers leave used_memory now, not at the next cron tick (memory.refresh_clients_memory)
+        # its buffers leave used_memory now, not at its next turn in the clients cron
         self.clients_memory = max(0, self.clients_memory - client.counted_memory)
+        client.counted_memory = 0
         forget_client_memory(self, client)  # (and maxmemory-clients' total)
+        self.clients_in_flux.discard(client)
         if client.blocked is not None:
             self.unblock(client, None)
         self.unwatch_all(client)
@@ -814,6 +822,8 @@ class Server(_ServerBase):
     def _config_changed(self, name: str) -> None:
         self.keyspace.refresh_config()
         self._cache_config()
+        if name == "hz":
+            self.hz = min(max(self.config["hz"], MIN_HZ), MAX_HZ)  # (updateHZ: INFO shows it at once)
         if name == "maxmemory" and self.maxmemory:
             used = self.used_memory()
             if self.maxmemory < used:
@@ -1182,7 +1192,9 @@ class Server(_ServerBase):
         """serverCron: active expiry, stats sampling, idle timeouts, migrate socket cleanup."""
         ks = self.keyspace
         while True:
-            hz = min(max(self.config["hz"], 1), 500)
+            hz = self.tick_rate()
+            if hz != self.hz:
+                self.hz = hz  # (written only when it changes: the C read path's memo of the server holds)
             await asyncio.sleep(1.0 / hz)
             if self.cron_paused:
                 continue  # DEBUG PAUSE-CRON
@@ -1200,15 +1212,7 @@ class Server(_ServerBase):
                     if spent_ms >= self.latency_threshold_ms:
                         self.latency.add("expire-cycle", spent_ms, int(time.time()))
                 self.ops_samples.append((time.monotonic(), self.stat_commands))
-                timeout = self.config["timeout"]
-                if timeout:
-                    now = time.time()
-                    for client in list(self.clients.values()):
-                        if client.blocked is None and now - client.last_interaction > timeout and not (
-                            client.channels or client.patterns or client.shard_channels or client.monitor
-                        ):
-                            client.close()
-                for hook in self.cron_hooks:
+                for hook in self.cron_hooks:  # (the clients cron's turns apply ``timeout``)
                     hook()
                 self.shutdown_cron()
                 stats = self.loop_stats
@@ -1220,6 +1224,16 @@ class Server(_ServerBase):
             self.loop_stats.ticks += 1
             self.loop_stats.cron_us += spent_us
             self.loop_stats.measured(spent_us, 0)
+
+    def tick_rate(self) -> int:
+        """server.hz: the configured ``hz`` (within 1..500) and, with ``dynamic-hz``, doubled while
+        there are more than 200 clients a tick to visit (MAX_CLIENTS_PER_CLOCK_TICK), up to 500."""
+        hz = min(max(self.config["hz"], MIN_HZ), MAX_HZ)
+        if self.config["dynamic-hz"]:
+            clients = len(self.clients)
+            while clients // hz > MAX_CLIENTS_PER_TICK and hz < MAX_HZ:
+                hz = min(hz * 2, MAX_HZ)
+        return hz
 
     def busy_us(self) -> int:
         """eventloop_duration_sum: the CPU time of the event loop's thread since the start (or

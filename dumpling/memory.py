@@ -22,6 +22,7 @@ import random
 import time
 from typing import TYPE_CHECKING, Any
 
+from dumpling.commands.connection import client_memory
 from dumpling.keyspace import Database, Keyspace, lfu_decayed, lru_idle_ms
 
 if TYPE_CHECKING:
@@ -146,43 +147,35 @@ def _forget(db: Database, key: bytes, freed: int) -> None:
 
 def estimate_used_memory(server: Server) -> int:
     """used_memory: the datasets, and the clients' buffers (as Redis's allocator counts them;
-    summed by the cron, ``refresh_clients_memory``)."""
+    kept per client by ``update_client_memory``)."""
     keyspace = server.keyspace
     if keyspace.written:
         _resize_written(keyspace, keyspace.written)
     return STARTUP_BYTES + sum(_db_bytes(db) for db in keyspace.dbs) + server.clients_memory
 
 
-def refresh_clients_memory(server: Server) -> None:
-    """The memory of the normal and pub/sub clients (query buffers, arguments, output) for
-    used_memory, which maxmemory compares; replicas' buffers are not counted for eviction.  The
-    same count (without the master link) is maxmemory-clients' total, which ``clienteviction.note``
-    keeps between two ticks: output the transports sent since is seen here."""
-    from dumpling.commands.connection import client_memory
-
-    total = normal = 0
-    for client in server.clients.values():
-        kind = getattr(client, "repl_kind", None)
-        if kind != "replica":
-            client.counted_memory = client_memory(client)
-            total += client.counted_memory
-        client.eviction_memory = client.counted_memory if kind is None else 0  # (nor the master link)
-        normal += client.eviction_memory
-    server.clients_memory = total
-    server.clients_eviction_memory = normal
-
-
-def recount_client(server: Server, client: Any) -> None:
-    """One client's memory counted again now (a read left part of a request in its buffers):
-    Redis's allocator counts a query buffer as it grows, so the next command's eviction check
-    sees it, where ``refresh_clients_memory`` would only at the next cron tick."""
-    from dumpling.commands.connection import client_memory
-
-    if getattr(client, "repl_kind", None) == "replica":
-        return
-    counted = client_memory(client)
-    server.clients_memory = max(0, server.clients_memory + counted - client.counted_memory)
-    client.counted_memory = counted
+def update_client_memory(server: Server, client: Any) -> None:
+    """updateClientMemUsage: one client's memory (CLIENT LIST ``tot-mem``) counted again into the
+    totals that hold what each client had when last counted: ``Server.clients_memory`` (used_memory,
+    which maxmemory compares: normal, pub/sub and master clients; replicas' buffers are not
+    counted for eviction) and ``Server.clients_eviction_memory`` (maxmemory-clients' total: normal
+    and pub/sub; ``clienteviction.note`` keeps it too).  A total moves by the client's change, so
+    keeping them costs a client, never a pass over all of them; the clients cron
+    (``dumpling.clientscron``) calls this for the clients whose memory can have moved.  Values
+    are only written when they changed (a write changes the dict's version: the C read path's
+    memos of the client and the server would be read again)."""
+    if client.closed:
+        return  # (Server.client_disconnected took it out of both)
+    kind = getattr(client, "repl_kind", None)
+    memory = 0 if kind == "replica" else client_memory(client)
+    if memory != client.counted_memory:
+        server.clients_memory = max(0, server.clients_memory + memory - client.counted_memory)
+        client.counted_memory = memory
+    if kind is not None:
+        memory = 0  # (nor the master link)
+    if memory != client.eviction_memory:
+        server.clients_eviction_memory += memory - client.eviction_memory
+        client.eviction_memory = memory
 
 
 def _score(server: Server, db: Database, key: bytes, policy: str) -> float:

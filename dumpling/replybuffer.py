@@ -18,11 +18,10 @@ if TYPE_CHECKING:
 MIN_BYTES = 1024  # PROTO_REPLY_MIN_BYTES
 CHUNK_BYTES = 16 * 1024  # PROTO_REPLY_CHUNK_BYTES: the initial size and the most it grows to
 DEFAULT_PEAK_RESET_MS = 5000  # REPLY_BUFFER_DEFAULT_PEAK_RESET_TIME
-CRON_MIN_CLIENTS = 5  # CLIENTS_CRON_MIN_ITERATIONS (7.0 and 7.4: 5)
 
 
 def resize(client: Any, server: Server, now_ms: int) -> None:
-    """One client's turn in the cron."""
+    """One client's turn in the clients cron (dumpling.clientscron)."""
     size = client.reply_buffer_size
     peak = client.reply_buffer_peak
     new_size = 0
@@ -39,21 +38,3 @@ def resize(client: Any, server: Server, now_ms: int) -> None:
         client.reply_peak_reset_at = now_ms
     if new_size:
         client.reply_buffer_size = new_size
-
-
-def cron(server: Server, now_ms: int) -> None:
-    """clientsCron's share of a tick: every client about once a second (at least 5 a tick, as Redis: a
-    turn restarts the query buffer's peak, so the client's next read takes the Python read path)."""
-    clients = list(server.clients.values())
-    if not clients:
-        return
-    count = min(len(clients), max(CRON_MIN_CLIENTS, len(clients) // max(server.config["hz"], 1)))
-    start = server.reply_buffer_cursor % len(clients)
-    now_s = now_ms // 1000
-    for i in range(count):
-        client = clients[(start + i) % len(clients)]
-        # clientsCronResizeQueryBuffer, then clientsCronResizeOutputBuffer (dumpling.querybuf)
-        client.query_buffer.cron(client.query_buffer_size(), now_s - int(client.last_interaction),
-                                 client.argument_arriving())
-        resize(client, server, now_ms)
-    server.reply_buffer_cursor = start + count

@@ -23,7 +23,7 @@ from dumpling import REDIS_VERSION
 from dumpling.accel import fastpath
 from dumpling.config import Config, ConfigFileError, StartupError
 from dumpling.errors import ProtocolError
-from dumpling.memory import recount_client
+from dumpling.memory import update_client_memory
 from dumpling.numbers import wrap_int64
 from dumpling.protocol import (
     NO_REPLY,
@@ -62,6 +62,8 @@ _ReadBase: Any = fastpath.ClientBase if fastpath is not None else _PyReads
 
 class Client(_ReadBase, asyncio.Protocol):
     """One connection: framing state, per-connection settings and its reply buffer."""
+
+    repl_kind: str | None = None  # "replica" once it syncs, "master" for the master link (dumpling.replication)
 
     def __init__(self, server: Server) -> None:
         self.server = server
@@ -137,7 +139,7 @@ class Client(_ReadBase, asyncio.Protocol):
         self.reply_buffer_size = 16 * 1024
         self.reply_buffer_peak = 0
         self.reply_peak_reset_at = int(self.created * 1000)
-        self.counted_memory = 0  # its part of Server.clients_memory (used_memory), as last summed
+        self.counted_memory = 0  # its part of Server.clients_memory (used_memory), as last counted
         self.eviction_memory = 0  # its part of Server.clients_eviction_memory (dumpling.clienteviction)
         # Redis's query buffer: its capacity and recent peak (dumpling.querybuf; CLIENT LIST qbuf-free)
         self.query_buffer = QueryBuffer()
@@ -153,6 +155,9 @@ class Client(_ReadBase, asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        limits = getattr(transport, "set_write_buffer_limits", None)
+        if limits is not None:
+            limits(0)  # pause_writing at the first byte the socket does not take (below)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             try:
@@ -184,6 +189,18 @@ class Client(_ReadBase, asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.server.client_disconnected(self)
+
+    def pause_writing(self) -> None:
+        """The socket left output unsent: this client's memory moves with no read or write of ours
+        (the transport sends it later), so the clients cron counts it every tick until it is
+        sent (dumpling.clientscron)."""
+        if not self.closed:
+            self.server.clients_in_flux.add(self)
+
+    def resume_writing(self) -> None:
+        """All output sent: counted once more at the next tick."""
+        if not self.closed:
+            self.server.clients_in_flux.add(self)
 
     def received(self, data: bytes) -> None:
         """A read of the connection, all of it through Python: ``data_received`` in pure mode, and
@@ -229,6 +246,10 @@ class Client(_ReadBase, asyncio.Protocol):
         query_buffer = self.query_buffer
         size = len(data)
         self.process_input()
+        if not self.closed:
+            # what a read through Python may have changed (an unfinished request, MULTI, WATCH,
+            # subscriptions...) is counted into the clients' totals at the next tick
+            server.clients_in_flux.add(self)
         if sized or self._retained or self._held or self._carry or self._buf:
             pending = self._pending_len()
             query_buffer.settle(pending, self.argument_arriving() if query_buffer.bulk >= 0 else -1,
@@ -243,7 +264,7 @@ class Client(_ReadBase, asyncio.Protocol):
                 # kernel's level-triggered epoll reports the CLIENT LIST connection first when
                 # the server had not polled again since its last reply (it stays on the ready
                 # list once reported), whatever this line does.
-                recount_client(server, self)
+                update_client_memory(server, self)
 
     def _take(self, data: bytes) -> bool:
         """Hand bytes that start on a request boundary (or continue hiredis' pending
@@ -585,6 +606,11 @@ class Client(_ReadBase, asyncio.Protocol):
             return bytes(self._buf[self._pos : self._pos + size])
         pending = bytes(self._retained[self._consumed : self._consumed + size])
         return (pending + bytes(self._held[:size]) + self._carry[:size])[:size]
+
+    def input_at_rest(self) -> bool:
+        """Nothing read and not yet run, outside a batch: ``query_buffer_size`` is 0,
+        ``pending_arguments`` (0, 0) and ``argument_arriving`` -1 (the common case, cheaply)."""
+        return not (self._strict or self._retained or self._held or self._carry or self._in_batch)
 
     def query_buffer_size(self) -> int:
         """CLIENT LIST ``qbuf``: bytes read and not yet run, as Redis counts them: of an unfinished

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import dumpling.server as server_module
-from dumpling import replybuffer
+from dumpling import clientscron
 from dumpling.accel import fastpath
 from dumpling.commands.connection import client_info_line
 from dumpling.config import Config
@@ -96,7 +96,7 @@ def _run(reads: list[bytes | None], through_c: bool, monkeypatch: pytest.MonkeyP
                 break
             if data is CRON:
                 assert list(server.clients.values()) == [client]
-                replybuffer.cron(server, time.time_ns() // 1_000_000)
+                clientscron.cron(server, time.time_ns() // 1_000_000)
             else:
                 client.data_received(data)
         qb = client.query_buffer

@@ -72,7 +72,7 @@ def _section_server(server: Any) -> list[str]:
         f"server_time_usec:{time.time_ns() // 1000}",
         f"uptime_in_seconds:{uptime}",
         f"uptime_in_days:{uptime // 86400}",
-        f"hz:{min(max(server.config['hz'], 1), 500)}",
+        f"hz:{server.hz}",
         f"configured_hz:{server.config['hz']}",
         f"lru_clock:{lru_clock(time.time_ns() // 1_000_000)}",
         f"executable:{server.executable}",

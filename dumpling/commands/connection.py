@@ -298,13 +298,16 @@ def _dict_memory(size: int) -> int:
 def client_memory(c: Any) -> int:
     """CLIENT LIST ``tot-mem`` (Redis's getClientMemoryUsage): the connection itself, its query
     buffer, its output (``omem``), MULTI/WATCH state and its subscriptions' dicts."""
-    argv_bytes, argc = c.pending_arguments()
-    query_buffer = c.query_buffer_size()
-    arriving = c.argument_arriving()
-    if arriving >= BIG_ARG:
-        # Redis makes room for a big argument once its $len is read: it counts whole at once,
-        # however much of it has arrived (processMultibulkBuffer)
-        query_buffer = max(query_buffer, arriving + 2)
+    if c.input_at_rest():
+        argv_bytes = argc = query_buffer = 0
+    else:
+        argv_bytes, argc = c.pending_arguments()
+        query_buffer = c.query_buffer_size()
+        arriving = c.argument_arriving()
+        if arriving >= BIG_ARG:
+            # Redis makes room for a big argument once its $len is read: it counts whole at once,
+            # however much of it has arrived (processMultibulkBuffer)
+            query_buffer = max(query_buffer, arriving + 2)
     return (
         CLIENT_BASE_MEMORY
         + c.reply_buffer_size  # (dumpling.replybuffer)
