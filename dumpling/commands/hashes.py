@@ -124,10 +124,12 @@ class FieldExpiry:
         ks = self.keyspace
         if not ks.active_expire_enabled or ks.loading or ks.expiry_by_master:  # (a replica: the master expires)
             return
+        ks.tick()
+        if not self.by_data:
+            return  # (no hash has had fields with a TTL in these databases)
         live = {id(db.data) for db in ks.dbs}
         for ident in [i for i in self.by_data if i not in live]:
             del self.by_data[ident]
-        ks.tick()
         budget = ACTIVE_EXPIRE_FIELDS_PER_CYCLE
         for db in ks.dbs:
             idx = self.by_data.get(id(db.data))

@@ -638,12 +638,14 @@ class Replication:
         server = self.server
         if self.failover_state == "waiting-for-sync":
             self.failover_check()
-        for pid in exited_children(list(self.to_reap)):
-            self.to_reap.remove(pid)
-        self._purge_replicas()
+        if self.to_reap:
+            for pid in exited_children(list(self.to_reap)):
+                self.to_reap.remove(pid)
+        if self.replicas:
+            self._purge_replicas()
         if self.full_sync is not None:
             self.full_sync.cron()
-        else:
+        elif self.replicas:
             self._maybe_start_full_sync()
         now = time.time()
         if now - self._last_second < 1:
