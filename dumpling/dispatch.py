@@ -184,7 +184,9 @@ class Server(_ServerBase):
         self.stat_writes = 0  # writes to clients' transports (total_writes_processed)
         self.loop_stats = LoopStats()  # INFO eventloop_* and instantaneous rates, sampled by the cron
         self._busy_base_ns = time.thread_time_ns()
-        self.clients_memory = 0  # the clients' buffers in used_memory (memory.update_client_memory)
+        # the normal, pub/sub and master clients' memory in used_memory and INFO mem_clients_normal,
+        # as last counted (memory.update_client_memory)
+        self.clients_memory = 0
         # maxmemory-clients: the normal and pub/sub clients' memory as last counted, and the limit
         # it was kept for (dumpling.clienteviction.note)
         self.clients_eviction_memory = 0
@@ -247,6 +249,7 @@ class Server(_ServerBase):
             self.stat_rejected += 1
             return PROTECTED_MODE_DENIED.encode()
         self.clients[client.id] = client
+        self.clients_in_flux.add(client)  # (counted into the clients' totals at the next tick)
         self.stat_connections += 1
         return None
 

@@ -157,7 +157,7 @@ def _section_memory(server: Any) -> list[str]:
         f"mem_replication_backlog:{server.replication.backlog_bytes()}",
         f"mem_total_replication_buffers:{server.replication.backlog_bytes() + server.replication.replica_buffer_bytes()}",
         f"mem_clients_slaves:{server.replication.replica_buffer_bytes()}",
-        f"mem_clients_normal:{_normal_clients_memory(server)}",
+        f"mem_clients_normal:{server.clients_memory}",
         "mem_cluster_links:0",
         "mem_aof_buffer:0",
         "mem_allocator:libc",
@@ -166,13 +166,6 @@ def _section_memory(server: Any) -> list[str]:
         "lazyfree_pending_objects:0",
         f"lazyfreed_objects:{server.keyspace.stat_lazyfreed_objects}",
     ]
-
-
-def _normal_clients_memory(server: Any) -> int:
-    """mem_clients_normal: the tot-mem of every client but replicas (normal, pub/sub, master)."""
-    from dumpling.commands.connection import client_memory
-
-    return sum(client_memory(c) for c in server.clients.values() if getattr(c, "repl_kind", None) != "replica")
 
 
 def _rss_bytes() -> int:

@@ -549,6 +549,7 @@ class MasterLink:
         sock = writer.get_extra_info("socket")
         client.fd = sock.fileno() if sock is not None else -1
         server.clients[client.id] = client
+        server.clients_in_flux.add(client)  # (counted into the clients' totals at the next tick)
         self.state = "connected"
         self.connected_since = time.time()
         self.replication.link_up()
