@@ -62,6 +62,10 @@ class _SocketTransport(asyncio.Transport):
     def get_write_buffer_size(self) -> int:
         return len(self.pending)
 
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        """No pause_writing/resume_writing from here: the clients cron counts such a client's
+        unsent output at its turns (dumpling.clientscron)."""
+
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         try:
             if name == "socket":
