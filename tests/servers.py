@@ -463,3 +463,12 @@ def _normalise(value: object) -> object:
     if isinstance(value, list):
         return sorted(repr(_normalise(v)) for v in value)
     return value
+
+
+def peak_rss_mb(server: ServerProcess) -> int:
+    """The server process's peak resident set (VmHWM), in MiB."""
+    with open(f"/proc/{server.proc.pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) // 1024
+    raise AssertionError("no VmHWM")

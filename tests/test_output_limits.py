@@ -14,7 +14,8 @@ import pytest
 
 from dumpling.protocol import Map, SetReply, encode
 from dumpling.replybudget import ReplyBudget, _encode_within
-from tests.servers import RawConnection, ServerProcess, encode_command, parse_reply, start_dumpling, start_redis
+from tests.servers import (RawConnection, ServerProcess, encode_command, parse_reply, peak_rss_mb,
+                           start_dumpling, start_redis)
 
 LIMIT = ("--client-output-buffer-limit", "normal 10mb 0 0")
 
@@ -34,14 +35,6 @@ def limited() -> Iterator[tuple[ServerProcess, ServerProcess]]:
     finally:
         ours.stop()
         theirs.stop()
-
-
-def _peak_rss_mb(server: ServerProcess) -> int:
-    with open(f"/proc/{server.proc.pid}/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) // 1024
-    raise AssertionError("no VmHWM")
 
 
 def _outcome(server: ServerProcess, wire: bytes) -> tuple[bytes, bool, float]:
@@ -69,12 +62,12 @@ HUGE = [
 @pytest.mark.parametrize("command", HUGE, ids=lambda c: " ".join(c)[:40])
 def test_huge_reply_closes_the_client_like_redis(limited, command):
     ours, theirs = limited
-    before = _peak_rss_mb(ours)
+    before = peak_rss_mb(ours)
     got_ours = _outcome(ours, encode_command(*command))
     got_theirs = _outcome(theirs, encode_command(*command))
     assert got_ours[:2] == got_theirs[:2] == (b"", True)
     assert got_ours[2] < 10.0  # the others are served after seconds of work at most, not minutes
-    assert _peak_rss_mb(ours) - before < 500  # it grew past 5 GB building the whole reply
+    assert peak_rss_mb(ours) - before < 500  # it grew past 5 GB building the whole reply
 
 
 def test_limit_reached_inside_exec_and_by_pipelined_replies(limited):

@@ -22,6 +22,7 @@ from dumpling.payload import stream as stream_payload
 from dumpling.payload.decode import decode_payload
 from dumpling.payload.encode import encode_payload
 from dumpling.payload.options import CodecOptions
+from tests.streamgen import random_fields
 
 
 def encode(value: StreamValue) -> bytes:
@@ -29,29 +30,6 @@ def encode(value: StreamValue) -> bytes:
 
 
 native = pytest.mark.skipif(accel.collections is None, reason="dumpling._collections not built")
-
-INT_LIKE = [b"0", b"-1", b"127", b"128", b"-4096", b"4095", b"-0", b"007", b"+5", b"1.5", b"9223372036854775807",
-            b"9223372036854775808", b"-9223372036854775808", b"-9223372036854775809", b"12345678901234567890", b" 1"]
-
-
-def _value(rng: random.Random) -> bytes:
-    pick = rng.random()
-    if pick < 0.3:
-        return rng.choice(INT_LIKE)
-    if pick < 0.4:
-        return b""
-    size = rng.choice([1, 5, 63, 64, 127, 128, 4095, 4096, 5000])
-    return bytes(rng.randrange(256) for _ in range(min(size, 37))) * (size // 37 + 1)
-
-
-def _flat(rng: random.Random) -> list[bytes]:
-    pick = rng.random()
-    if pick < 0.5:
-        return [b"name", _value(rng), b"data", _value(rng)]
-    if pick < 0.55:  # many fields (past the C code's stack room)
-        return [x for i in range(rng.randrange(17, 40)) for x in (b"f%d" % i, _value(rng))]
-    count = rng.randrange(1, 4)
-    return [x for _ in range(count) for x in (rng.choice([b"name", b"data", b"", b"7", b"other"]), _value(rng))]
 
 
 def _stream(rng: random.Random, count: int, max_bytes: int, max_entries: int, big_ids: bool = False,
@@ -71,7 +49,7 @@ def _stream(rng: random.Random, count: int, max_bytes: int, max_entries: int, bi
             ms, seq = ms + rng.randrange(1, 1000), rng.randrange(3)
         if ms >= MASK64:
             break
-        s.append((ms, seq), _flat(rng), max_bytes, max_entries)
+        s.append((ms, seq), random_fields(rng), max_bytes, max_entries)
         ids.append((ms, seq))
     for entry_id in rng.sample(ids, len(ids) // 5):
         s.delete(entry_id)

@@ -23,12 +23,12 @@ from dumpling.datatypes import streams as stream_values
 from dumpling.datatypes.streams import MASK64, MAX_ID, EntryMap, IdMap, StreamID, StreamValue, range_wire
 from dumpling.payload.decode import decode_payload
 from dumpling.protocol import encode
-from tests.servers import Pair, ServerProcess, encode_command, parse_reply, start_dumpling, start_redis
+from tests.servers import (Pair, ServerProcess, encode_command, parse_reply, peak_rss_mb, start_dumpling,
+                           start_redis)
+from tests.streamgen import random_fields
 
 native = pytest.mark.skipif(accel.collections is None, reason="dumpling._collections not built")
 MODES = ["python"] + (["c"] if accel.collections is not None else [])
-
-INT_LIKE = [b"0", b"-1", b"127", b"128", b"-4096", b"007", b"+5", b"1.5", b"9223372036854775808", b" 1"]
 
 
 @pytest.fixture(params=MODES)
@@ -37,26 +37,6 @@ def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Ite
     if request.param == "python":
         monkeypatch.setattr(stream_values, "_native_range", None)
     yield request.param
-
-
-def _value(rng: random.Random) -> bytes:
-    pick = rng.random()
-    if pick < 0.3:
-        return rng.choice(INT_LIKE)
-    if pick < 0.4:
-        return b""
-    size = rng.choice([1, 9, 10, 99, 100, 127, 128, 1000, 5000])
-    return bytes(rng.randrange(256) for _ in range(min(size, 37))) * (size // 37 + 1)
-
-
-def _flat(rng: random.Random) -> list[bytes]:
-    pick = rng.random()
-    if pick < 0.5:
-        return [b"name", _value(rng), b"data", _value(rng)]
-    if pick < 0.55:
-        return [x for i in range(rng.randrange(10, 40)) for x in (b"f%d" % i, _value(rng))]
-    count = rng.randrange(1, 4)
-    return [x for _ in range(count) for x in (rng.choice([b"name", b"data", b"", b"7"]), _value(rng))]
 
 
 def _stream(rng: random.Random, count: int, big_ids: bool = False) -> StreamValue:
@@ -73,7 +53,7 @@ def _stream(rng: random.Random, count: int, big_ids: bool = False) -> StreamValu
             ms, seq = ms + rng.randrange(1, 1000), rng.randrange(3)
         if ms >= MASK64:
             break
-        s.append((ms, seq), _flat(rng), 4096, rng.choice([5, 100]))
+        s.append((ms, seq), random_fields(rng), 4096, rng.choice([5, 100]))
         ids.append((ms, seq))
     for entry_id in rng.sample(ids, len(ids) // 5):
         s.delete(entry_id)
@@ -195,7 +175,7 @@ def redis_dumps() -> Iterator[list[bytes]]:
                 ids = []
                 for i in range(rng.choice([5, 300, 2500])):
                     entry_id = b"%d-%d" % (i // 3 + 1, i % 3)
-                    conn.call("XADD", key, entry_id, *_flat(rng))
+                    conn.call("XADD", key, entry_id, *random_fields(rng))
                     ids.append(entry_id)
                 for entry_id in rng.sample(ids, len(ids) // 4):
                     conn.call("XDEL", key, entry_id)
@@ -225,7 +205,7 @@ def _fill(pair: Pair, rng: random.Random, key: str, count: int) -> list[bytes]:
     ids = []
     for i in range(count):
         entry_id = b"%d-%d" % (i // 4 + 1, i % 4)
-        pair.same("XADD", key, entry_id, *_flat(rng))
+        pair.same("XADD", key, entry_id, *random_fields(rng))
         ids.append(entry_id)
     for entry_id in rng.sample(ids, len(ids) // 5):
         pair.same("XDEL", key, entry_id)
@@ -310,14 +290,6 @@ def test_restored_redis_stream_like_redis(pair: Pair) -> None:
 LIMIT = ("--client-output-buffer-limit", "normal 4mb 0 0")
 
 
-def _peak_rss_mb(server: ServerProcess) -> int:
-    with open(f"/proc/{server.proc.pid}/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) // 1024
-    raise AssertionError("no VmHWM")
-
-
 def test_a_limited_client_is_closed_without_the_whole_reply_built() -> None:
     """XRANGE / XREAD / XREADGROUP of a ~40 MB stream by a client whose hard limit is 4 MB:
     closed with nothing sent (XREADGROUP's deliveries made all the same), as Redis does, after the server wrote about the limit's worth (its peak RSS
@@ -335,7 +307,7 @@ def test_a_limited_client_is_closed_without_the_whole_reply_built() -> None:
         for server in (ours, theirs):
             with server.raw() as conn:
                 assert conn.call("XGROUP", "CREATE", "s", "g", "0") == b"+OK\r\n"
-        before = _peak_rss_mb(ours)
+        before = peak_rss_mb(ours)
         for command in (("XRANGE", "s", "-", "+"), ("XREVRANGE", "s", "+", "-"), ("XREAD", "STREAMS", "s", "0"),
                         ("XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">")):
             for server in (ours, theirs):
@@ -345,7 +317,7 @@ def test_a_limited_client_is_closed_without_the_whole_reply_built() -> None:
                     assert victim.read_all(2.0) == b""
                     assert victim.is_closed(2.0)
             if command[0] == "XREAD":  # (XREADGROUP's PEL of 40k entries is memory of its own)
-                assert _peak_rss_mb(ours) - before < 20
+                assert peak_rss_mb(ours) - before < 20
         for server in (ours, theirs):
             with server.raw() as conn:
                 assert conn.call("XRANGE", "s", "-", "+", "COUNT", "3000").startswith(b"*3000\r\n")
