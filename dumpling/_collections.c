@@ -2853,56 +2853,8 @@ static PyObject *py_native_handlers(PyObject *self, PyObject *unused) {
  * chunks of an EntryMap: "*N" then each entry "*2", "$<id text>", "*<2k>" and its fields and
  * values as bulks (the same bytes in RESP2 and RESP3), with no object per entry.  The ID text
  * is ms-seq in decimal.  streams._range_wire_py is the reference (pure mode, and whatever this
- * declines).  The reply is written into a bytes object that grows by doubling (a big one's
- * realloc moves pages, not bytes) and is cut to size at the end; no Python code runs while it
- * is written, so the chunks' borrowed pointers stay valid. */
-
-typedef struct {
-    PyObject *bytes; /* the reply being written (NULL once a resize failed: it was released) */
-    char *p, *end;   /* the next byte's place, the end of the room */
-} RangeWire;
-
-static int range_room(RangeWire *w, size_t n) {
-    if ((size_t)(w->end - w->p) >= n)
-        return 0;
-    size_t used = (size_t)(w->p - PyBytes_AS_STRING(w->bytes)), size = (size_t)PyBytes_GET_SIZE(w->bytes);
-    size_t grown = size * 2 > used + n ? size * 2 : used + n;
-    if (grown > (size_t)PY_SSIZE_T_MAX) {
-        Py_CLEAR(w->bytes);
-        PyErr_NoMemory();
-        return -1;
-    }
-    if (_PyBytes_Resize(&w->bytes, (Py_ssize_t)grown) < 0)
-        return -1;
-    w->p = PyBytes_AS_STRING(w->bytes) + used;
-    w->end = PyBytes_AS_STRING(w->bytes) + grown;
-    return 0;
-}
-
-/* "<prefix><n>\r\n" at p (room for 23 reserved). */
-static inline char *range_head(char *p, char prefix, unsigned long long n) {
-    *p++ = prefix;
-    if (n < 10) {
-        *p++ = (char)('0' + n);
-    } else {
-        p += native_u64_text(p, n);
-    }
-    *p++ = '\r';
-    *p++ = '\n';
-    return p;
-}
-
-/* "$<len>\r\n<bytes>\r\n": 0, or -1 (no memory). */
-static inline int range_bulk(RangeWire *w, const unsigned char *s, size_t n) {
-    if (range_room(w, n + 25) < 0)
-        return -1;
-    w->p = range_head(w->p, '$', n);
-    memcpy(w->p, s, n);
-    w->p += n;
-    *w->p++ = '\r';
-    *w->p++ = '\n';
-    return 0;
-}
+ * declines).  The reply is written into a BytesWire (_native.h) and cut to size at the end; no
+ * Python code runs while it is written, so the chunks' borrowed pointers stay valid. */
 
 /* One chunk's part being written: its ID records, packed data, end offsets and master fields. */
 typedef struct {
@@ -2941,7 +2893,7 @@ static int range_chunk(const IdMapParts *ep, Py_ssize_t i, RangeChunk *c, Py_ssi
 }
 
 /* The entry j of the chunk written: 0, or -1 (no memory, or a corrupt chunk: ValueError). */
-static int range_entry(RangeWire *w, const RangeChunk *c, Py_ssize_t j) {
+static int range_entry(BytesWire *w, const RangeChunk *c, Py_ssize_t j) {
     uint32_t from = j ? flats_end(c->ends, j - 1) : 0, to = flats_end(c->ends, j);
     if (from > to || (Py_ssize_t)to > c->data_len)
         goto corrupt;
@@ -2958,25 +2910,25 @@ static int range_entry(RangeWire *w, const RangeChunk *c, Py_ssize_t j) {
     int id_len = native_u64_text(id, ms);
     id[id_len++] = '-';
     id_len += native_u64_text(id + id_len, seq);
-    if (range_room(w, 4 + 25 + 42 + 23) < 0)
+    if (bytes_wire_room(w, 4 + 25 + 42 + 23) < 0)
         return -1;
     memcpy(w->p, "*2\r\n", 4);
-    w->p = range_head(w->p + 4, '$', (unsigned long long)id_len);
+    w->p = wire_head_at(w->p + 4, '$', (unsigned long long)id_len);
     memcpy(w->p, id, (size_t)id_len);
     w->p += id_len;
     *w->p++ = '\r';
     *w->p++ = '\n';
-    w->p = range_head(w->p, '*', n);
+    w->p = wire_head_at(w->p, '*', n);
     for (unsigned long long i = 0; i < n; i++) {
         if (same && i % 2 == 0) {
             const ElemSpan *f = &c->master[i / 2];
-            if (range_bulk(w, f->p, f->n) < 0)
+            if (bytes_wire_bulk(w, f->p, f->n) < 0)
                 return -1;
             continue;
         }
         if (varint_get(&p, end, &size) < 0 || size > (unsigned long long)(end - p))
             goto corrupt;
-        if (range_bulk(w, p, (size_t)size) < 0)
+        if (bytes_wire_bulk(w, p, (size_t)size) < 0)
             return -1;
         p += size;
     }
@@ -3060,12 +3012,12 @@ static PyObject *py_stream_range_reply(PyObject *self, PyObject *const *args, Py
     size_t guess = 16 + data_bytes + 50 * (size_t)n;
     if (most >= 0 && guess > (size_t)most + 64)
         guess = (size_t)most + 64;
-    RangeWire w = {PyBytes_FromStringAndSize(NULL, (Py_ssize_t)guess), NULL, NULL};
+    BytesWire w = {PyBytes_FromStringAndSize(NULL, (Py_ssize_t)guess), NULL, NULL};
     if (w.bytes == NULL)
         goto done;
     w.p = PyBytes_AS_STRING(w.bytes);
     w.end = w.p + guess;
-    w.p = range_head(w.p, '*', (unsigned long long)n);
+    w.p = wire_head_at(w.p, '*', (unsigned long long)n);
     Py_ssize_t left = n;
     for (Py_ssize_t k = 0; left > 0 && k <= ce - ci; k++) {
         Py_ssize_t i = reverse ? ce - k : ci + k, in_chunk;

@@ -697,62 +697,13 @@ static PyObject *kt_random_key(PyObject *self, PyObject *unused) {
 
 enum { REPLY_KEYS, REPLY_VALUES, REPLY_ITEMS };
 
-typedef struct {
-    PyObject *bytes; /* the reply being written (resized as it grows; NULL once a resize failed) */
-    char *p, *end;   /* where the next byte goes; the end of the bytes' room */
-} Wire;
-
-static int wire_room(Wire *w, size_t n) {
-    if ((size_t)(w->end - w->p) >= n)
-        return 0;
-    Py_ssize_t used = w->p - PyBytes_AS_STRING(w->bytes), size = PyBytes_GET_SIZE(w->bytes);
-    size_t want = (size_t)used + n;
-    size_t grown = (size_t)size * 2 > want ? (size_t)size * 2 : want;
-    if (grown > (size_t)PY_SSIZE_T_MAX) {
-        Py_CLEAR(w->bytes);
-        PyErr_NoMemory();
-        return -1;
-    }
-    if (_PyBytes_Resize(&w->bytes, (Py_ssize_t)grown) < 0)
-        return -1; /* (it released the bytes) */
-    w->p = PyBytes_AS_STRING(w->bytes) + used;
-    w->end = PyBytes_AS_STRING(w->bytes) + grown;
-    return 0;
-}
-
-/* "<prefix><n>\r\n" */
-static int wire_header(Wire *w, char prefix, uint64_t n) {
-    if (wire_room(w, 23) < 0)
-        return -1;
-    *w->p++ = prefix;
-    w->p += native_u64_text(w->p, n);
-    *w->p++ = '\r';
-    *w->p++ = '\n';
-    return 0;
-}
-
-/* "$<len>\r\n<chars>\r\n" */
-static int wire_bulk(Wire *w, const char *chars, size_t len) {
-    if (wire_room(w, len + 25) < 0)
-        return -1;
-    *w->p++ = '$';
-    w->p += native_u64_text(w->p, len);
-    *w->p++ = '\r';
-    *w->p++ = '\n';
-    memcpy(w->p, chars, len);
-    w->p += len;
-    *w->p++ = '\r';
-    *w->p++ = '\n';
-    return 0;
-}
-
 /* One entry written: 0, 1 (its value is not a bytes object: nothing written), -1 (no memory). */
-static int wire_entry(Wire *w, const KtEntry *e, int kind) {
+static int wire_entry(BytesWire *w, const KtEntry *e, int kind) {
     if (kind != REPLY_KEYS && !PyBytes_CheckExact(e->value))
         return 1;
-    if (kind != REPLY_VALUES && wire_bulk(w, e->key, e->len) < 0)
+    if (kind != REPLY_VALUES && bytes_wire_bulk(w, e->key, e->len) < 0)
         return -1;
-    if (kind != REPLY_KEYS && wire_bulk(w, PyBytes_AS_STRING(e->value), (size_t)PyBytes_GET_SIZE(e->value)) < 0)
+    if (kind != REPLY_KEYS && bytes_wire_bulk(w, PyBytes_AS_STRING(e->value), (size_t)PyBytes_GET_SIZE(e->value)) < 0)
         return -1;
     return 0;
 }
@@ -776,13 +727,13 @@ static PyObject *kt_reply(PyObject *self, PyObject *const *args, Py_ssize_t narg
     KeyTableObject *kt = (KeyTableObject *)self;
     size_t n = kt->ht[0].used + kt->ht[1].used;
     size_t guess = 32 + n * (kind == REPLY_ITEMS ? 40 : 20) + kt->key_bytes;
-    Wire w = {PyBytes_FromStringAndSize(NULL, (Py_ssize_t)guess), NULL, NULL};
+    BytesWire w = {PyBytes_FromStringAndSize(NULL, (Py_ssize_t)guess), NULL, NULL};
     if (w.bytes == NULL)
         return NULL;
     w.p = PyBytes_AS_STRING(w.bytes);
     w.end = w.p + guess;
     int pairs = kind == REPLY_ITEMS, r = 0;
-    if (wire_header(&w, pairs && resp3 ? '%' : '*', pairs && !resp3 ? 2 * (uint64_t)n : (uint64_t)n) < 0)
+    if (bytes_wire_header(&w, pairs && resp3 ? '%' : '*', pairs && !resp3 ? 2 * (uint64_t)n : (uint64_t)n) < 0)
         return NULL;
     /* (no Python code runs from here to the end: the table cannot change under the walk) */
     KtEntry *ring[RING];
@@ -804,7 +755,7 @@ static PyObject *kt_reply(PyObject *self, PyObject *const *args, Py_ssize_t narg
     while (tail != head && r == 0)
         r = wire_entry(&w, ring[tail++ % RING], (int)kind);
     if (r < 0)
-        return NULL; /* (no memory: wire_room released the bytes) */
+        return NULL; /* (no memory: bytes_wire_room released the bytes) */
     if (r > 0) {
         Py_DECREF(w.bytes);
         Py_RETURN_NONE;

@@ -244,6 +244,65 @@ static inline int native_u64_text(char *p, unsigned long long u) {
     return n;
 }
 
+/* A RESP reply written straight into a bytes object that grows by doubling (a big one's
+ * realloc moves pages, not bytes) and is cut to size by its writer at the end.  No Python
+ * code may run while it is written (the writers hold borrowed pointers into their values). */
+typedef struct {
+    PyObject *bytes; /* the reply being written (NULL once a resize failed: it was released) */
+    char *p, *end;   /* where the next byte goes; the end of the bytes' room */
+} BytesWire;
+
+/* Room for n more bytes: 0, or -1 (no memory; the bytes released). */
+static inline int bytes_wire_room(BytesWire *w, size_t n) {
+    if ((size_t)(w->end - w->p) >= n)
+        return 0;
+    size_t used = (size_t)(w->p - PyBytes_AS_STRING(w->bytes)), size = (size_t)PyBytes_GET_SIZE(w->bytes);
+    size_t grown = size * 2 > used + n ? size * 2 : used + n;
+    if (grown > (size_t)PY_SSIZE_T_MAX) {
+        Py_CLEAR(w->bytes);
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (_PyBytes_Resize(&w->bytes, (Py_ssize_t)grown) < 0)
+        return -1;
+    w->p = PyBytes_AS_STRING(w->bytes) + used;
+    w->end = PyBytes_AS_STRING(w->bytes) + grown;
+    return 0;
+}
+
+/* "<prefix><n>\r\n" at p (room for 23 reserved): the byte after it. */
+static inline char *wire_head_at(char *p, char prefix, unsigned long long n) {
+    *p++ = prefix;
+    if (n < 10) {
+        *p++ = (char)('0' + n);
+    } else {
+        p += native_u64_text(p, n);
+    }
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
+}
+
+/* "<prefix><n>\r\n": 0, or -1 (no memory). */
+static inline int bytes_wire_header(BytesWire *w, char prefix, unsigned long long n) {
+    if (bytes_wire_room(w, 23) < 0)
+        return -1;
+    w->p = wire_head_at(w->p, prefix, n);
+    return 0;
+}
+
+/* "$<len>\r\n<bytes>\r\n": 0, or -1 (no memory). */
+static inline int bytes_wire_bulk(BytesWire *w, const void *s, size_t n) {
+    if (bytes_wire_room(w, n + 25) < 0)
+        return -1;
+    w->p = wire_head_at(w->p, '$', n);
+    memcpy(w->p, s, n);
+    w->p += n;
+    *w->p++ = '\r';
+    *w->p++ = '\n';
+    return 0;
+}
+
 /* The same for a signed value (room for 20). */
 static inline int native_ll_text(char *p, long long v) {
     if (v >= 0)

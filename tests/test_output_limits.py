@@ -14,8 +14,15 @@ import pytest
 
 from dumpling.protocol import Map, SetReply, encode
 from dumpling.replybudget import ReplyBudget, _encode_within
-from tests.servers import (RawConnection, ServerProcess, encode_command, parse_reply, peak_rss_mb,
-                           start_dumpling, start_redis)
+from tests.servers import (
+    RawConnection,
+    ServerProcess,
+    encode_command,
+    parse_reply,
+    peak_rss_mb,
+    start_dumpling,
+    start_redis,
+)
 
 LIMIT = ("--client-output-buffer-limit", "normal 10mb 0 0")
 

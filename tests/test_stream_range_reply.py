@@ -23,8 +23,7 @@ from dumpling.datatypes import streams as stream_values
 from dumpling.datatypes.streams import MASK64, MAX_ID, EntryMap, IdMap, StreamID, StreamValue, range_wire
 from dumpling.payload.decode import decode_payload
 from dumpling.protocol import encode
-from tests.servers import (Pair, ServerProcess, encode_command, parse_reply, peak_rss_mb, start_dumpling,
-                           start_redis)
+from tests.servers import Pair, ServerProcess, encode_command, parse_reply, peak_rss_mb, start_dumpling, start_redis
 from tests.streamgen import random_fields
 
 native = pytest.mark.skipif(accel.collections is None, reason="dumpling._collections not built")
