@@ -1948,6 +1948,318 @@ static PyObject *py_stream_nodes_body(PyObject *self, PyObject *const *args, Py_
     return r < 0 ? NULL : PyLong_FromSsize_t(i);
 }
 
+/* ------------------------------------------------------------------ a stream node loaded (RESTORE) */
+
+/* payload/stream.py's _decode_node and _loaded_nodes for one node listpack whose walk
+ * listpack.count already checked (n_elems entries): the master entry, then each entry's
+ * flags, ID deltas, [numfields, fields,] values and lp-count, with the same checks and
+ * refusal texts; each live entry appended straight into the EntryMap's packed chunks (no
+ * Python object an entry), its node's listpack bytes counted as StreamNode.entry_size counts
+ * them.  Every read is still bounds-checked against the blob. */
+
+typedef struct {
+    int is_int;
+    int64_t v;
+    const unsigned char *s;
+    size_t n;
+} LoadElem;
+
+/* The entry at *p, advanced past it: 0, or -1 (it does not lie before `end`, the terminator). */
+static inline int load_elem(const unsigned char **pp, const unsigned char *end, LoadElem *e) {
+    const unsigned char *p = *pp;
+    if (p >= end)
+        return -1;
+    unsigned char b = p[0];
+    size_t head = (b & 0xC0) == 0x80 || b < 0x80 ? 1 : b == 0xF0 ? 5 : b > 0xF4 ? 0 : 2;
+    if (head == 0 || (size_t)(end - p) < head)
+        return -1;
+    size_t enclen = lpe_enclen(p);
+    size_t size = enclen + lpe_backlen_size(enclen);
+    if (size > (size_t)(end - p))
+        return -1;
+    e->is_int = lpe_read(p, &e->v, &e->s, &e->n);
+    *pp = p + size;
+    return 0;
+}
+
+/* listpack.as_int (lpGetIntegerIfValid): 1 with *v, or 0. */
+static inline int load_int(const LoadElem *e, long long *v) {
+    if (e->is_int) {
+        *v = e->v;
+        return 1;
+    }
+    return e->n > 0 && native_string2ll((const char *)e->s, (Py_ssize_t)e->n, v);
+}
+
+/* The element's text: its bytes, or an integer's decimal text written at *digits (advanced). */
+static inline void load_text(LoadElem *e, unsigned char **digits) {
+    if (e->is_int) {
+        e->s = *digits;
+        e->n = (size_t)native_ll_text((char *)*digits, e->v);
+        *digits += LPE_INT_TEXT_MAX;
+        e->is_int = 2; /* (text made: its size is the integer's) */
+    }
+}
+
+/* Bytes the element takes in a listpack written as Redis writes it (streams._str_size). */
+static inline long long load_size(const LoadElem *e) {
+    return e->is_int ? lp_int_entry_size(e->v) : lp_entry_size((const char *)e->s, (Py_ssize_t)e->n);
+}
+
+static PyObject *load_id(unsigned long long ms, unsigned long long seq) {
+    return Py_BuildValue("(KK)", ms, seq);
+}
+
+/* stream_load_node(entries, blob, n_elems, master_ms, master_seq, previous, deep) ->
+ *   (master_fields, live, deleted, entries_bytes, first_id, last_id, dead)
+ *   | str (the refusal's text) | False (an ID not past `previous`: the caller runs the
+ *   Python decoder) | None (not its case). */
+static PyObject *py_stream_load_node(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 7 || !PyBytes_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "stream_load_node(entries, blob: bytes, n_elems, master_ms, master_seq, previous, deep)");
+        return NULL;
+    }
+    IdMapParts parts;
+    if (!g_flats_slots_ok || !idmap_parts(args[0], &parts) || !parts.packed) {
+        if (PyErr_Occurred())
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t n = PyLong_AsSsize_t(args[2]);
+    unsigned long long master_ms, master_seq, prev_ms = 0, prev_seq = 0;
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (native_u64_of(args[3], &master_ms) <= 0 || native_u64_of(args[4], &master_seq) <= 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "stream_load_node: a master ID of two uint64");
+        return NULL;
+    }
+    int has_prev = args[5] != Py_None;
+    if (has_prev && id_parts(args[5], &prev_ms, &prev_seq) <= 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "stream_load_node: previous is an ID or None");
+        return NULL;
+    }
+    int deep = PyObject_IsTrue(args[6]);
+    if (deep < 0)
+        return NULL;
+    {
+        unsigned long long last_ms, last_seq;
+        if (idmap_last_key(&parts, &last_ms, &last_seq) > 0 &&
+            (!has_prev || id_before(prev_ms, prev_seq, last_ms, last_seq)))
+            Py_RETURN_NONE; /* (entries the caller did not walk: not its case) */
+    }
+    PyObject *blob = Py_NewRef(args[1]);
+    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(blob) + LP_HEADER;
+    const unsigned char *end = (const unsigned char *)PyBytes_AS_STRING(blob) + PyBytes_GET_SIZE(blob) - 1;
+    PyObject *result = NULL, *fields = NULL, *dead = NULL, *first = NULL, *last = NULL;
+    FlatElem *elems = NULL;
+    unsigned char *digits = NULL;
+    size_t room = 0;
+    const char *refusal = NULL;
+    LoadElem e;
+    long long count, deleted, nfields, v;
+    if (PyBytes_GET_SIZE(blob) <= LP_HEADER) {
+        refusal = "listpack smaller than its header";
+        goto done;
+    }
+    if (n < 4) {
+        refusal = "stream node without a complete master entry";
+        goto done;
+    }
+    LoadElem head[3];
+    for (int k = 0; k < 3; k++)
+        if (load_elem(&p, end, &head[k]) < 0)
+            goto truncated;
+    if (!load_int(&head[0], &count) || !load_int(&head[1], &deleted) || !load_int(&head[2], &nfields) || nfields < 0 ||
+        4 + nfields > n) {
+        refusal = "invalid stream master entry";
+        goto done;
+    }
+    /* the master fields, as bytes objects (shared by the entries that have them) */
+    if ((fields = PyList_New((Py_ssize_t)nfields)) == NULL)
+        goto done;
+    for (Py_ssize_t k = 0; k < nfields; k++) {
+        unsigned char text[LPE_INT_TEXT_MAX], *t = text;
+        if (load_elem(&p, end, &e) < 0)
+            goto truncated;
+        load_text(&e, &t);
+        PyObject *f = PyBytes_FromStringAndSize((const char *)e.s, (Py_ssize_t)e.n);
+        if (f == NULL)
+            goto done;
+        PyList_SET_ITEM(fields, k, f);
+    }
+    if (load_elem(&p, end, &e) < 0)
+        goto truncated;
+    if (deep && (!load_int(&e, &v) || v != 0)) {
+        refusal = "stream master entry not zero-terminated";
+        goto done;
+    }
+    Py_ssize_t i = 4 + (Py_ssize_t)nfields;
+    long long live = 0, tombstones = 0, walked = 0, entries_bytes = 0;
+    while (i < n) {
+        if (i + 3 > n) {
+            refusal = "truncated stream entry";
+            goto done;
+        }
+        long long flags, ms_delta, seq_delta, k;
+        for (int h = 0; h < 3; h++)
+            if (load_elem(&p, end, &head[h]) < 0)
+                goto truncated;
+        if (!load_int(&head[0], &flags) || !load_int(&head[1], &ms_delta) || !load_int(&head[2], &seq_delta)) {
+            refusal = "stream entry header not integer";
+            goto done;
+        }
+        i += 3;
+        int samefields = (flags & 2) != 0;
+        long long expected;
+        if (samefields) {
+            k = nfields;
+            if (i + k + 1 > n) {
+                refusal = "truncated stream entry";
+                goto done;
+            }
+            expected = k + 3;
+        } else {
+            int ok = i < n && load_elem(&p, end, &e) == 0 && load_int(&e, &k);
+            i += 1;
+            if (!ok || k < 0 || i + 2 * k + 1 > n) {
+                refusal = "invalid stream entry field count";
+                goto done;
+            }
+            expected = 2 * k + 4;
+        }
+        /* the entry's elements, fields then values */
+        size_t n_elems = 2 * (size_t)k;
+        if (n_elems > room) {
+            size_t want = n_elems < 16 ? 16 : n_elems;
+            PyMem_Free(elems);
+            PyMem_Free(digits);
+            elems = PyMem_New(FlatElem, want);
+            digits = PyMem_Malloc(want * LPE_INT_TEXT_MAX);
+            room = want;
+            if (elems == NULL || digits == NULL) {
+                PyErr_NoMemory();
+                room = 0;
+                goto done;
+            }
+        }
+        unsigned char *dg = digits;
+        long long size = 0;
+        int same = k == nfields;
+        for (size_t j = 0; j < n_elems; j++) {
+            if (samefields && j % 2 == 0) {
+                PyObject *f = PyList_GET_ITEM(fields, (Py_ssize_t)(j / 2));
+                elems[j].obj = f;
+                elems[j].p = PyBytes_AS_STRING(f);
+                elems[j].len = PyBytes_GET_SIZE(f);
+                continue;
+            }
+            if (load_elem(&p, end, &e) < 0)
+                goto truncated;
+            size += load_size(&e);
+            load_text(&e, &dg);
+            elems[j].obj = NULL;
+            elems[j].p = (const char *)e.s;
+            elems[j].len = (Py_ssize_t)e.n;
+            if (j % 2 == 0 && same) {
+                PyObject *f = PyList_GET_ITEM(fields, (Py_ssize_t)(j / 2));
+                same = elems[j].len == PyBytes_GET_SIZE(f) && memcmp(elems[j].p, PyBytes_AS_STRING(f), e.n) == 0;
+            }
+        }
+        i += samefields ? (Py_ssize_t)k : 2 * (Py_ssize_t)k;
+        if (samefields) { /* the master's field names */
+            for (Py_ssize_t f = 0; f < nfields; f++) {
+                PyObject *name = PyList_GET_ITEM(fields, f);
+                size += lp_entry_size(PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name));
+            }
+        }
+        if (same) { /* (entry_size: only the values are stored then) */
+            for (Py_ssize_t f = 0; f < nfields; f++) {
+                PyObject *name = PyList_GET_ITEM(fields, f);
+                size -= lp_entry_size(PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name));
+            }
+        } else {
+            size += lp_int_entry_size(k);
+        }
+        long long lp_count = same ? k + 3 : 2 * k + 4;
+        size += 2 + lp_int_entry_size(ms_delta) + lp_int_entry_size(seq_delta) + lp_int_entry_size(lp_count);
+        if (load_elem(&p, end, &e) < 0)
+            goto truncated;
+        i += 1;
+        if (deep && (!load_int(&e, &v) || v != expected)) {
+            refusal = "stream entry lp-count mismatch";
+            goto done;
+        }
+        walked++;
+        unsigned long long ms = master_ms + (unsigned long long)ms_delta, seq = master_seq + (unsigned long long)seq_delta;
+        if (has_prev && !id_before(prev_ms, prev_seq, ms, seq)) {
+            Py_CLEAR(fields);
+            result = Py_NewRef(Py_False);
+            goto done;
+        }
+        has_prev = 1;
+        prev_ms = ms;
+        prev_seq = seq;
+        if (walked == 1 && (first = load_id(ms, seq)) == NULL)
+            goto done;
+        entries_bytes += size;
+        if (flags & 1) { /* a tombstone: the node keeps its flat list */
+            tombstones++;
+            PyObject *flat = PyList_New((Py_ssize_t)n_elems), *id = NULL, *pair = NULL;
+            for (size_t j = 0; flat != NULL && j < n_elems; j++) {
+                PyObject *item = elem_object(&elems[j]);
+                if (item == NULL)
+                    Py_CLEAR(flat);
+                else
+                    PyList_SET_ITEM(flat, (Py_ssize_t)j, item);
+            }
+            if (flat != NULL && (id = load_id(ms, seq)) != NULL)
+                pair = PyTuple_Pack(2, id, flat);
+            Py_XDECREF(flat);
+            Py_XDECREF(id);
+            if (pair == NULL || (dead == NULL && (dead = PyList_New(0)) == NULL)) {
+                Py_XDECREF(pair);
+                goto done;
+            }
+            int bad = PyList_Append(dead, pair) < 0;
+            Py_DECREF(pair);
+            if (bad)
+                goto done;
+        } else {
+            live++;
+            unsigned char record[ID_RECORD];
+            id_record(record, ms, seq);
+            if (idmap_append_packed(&parts, record, elems, (Py_ssize_t)n_elems) < 0)
+                goto done;
+            parts.len++;
+        }
+    }
+    if (deep && (__int128)walked != (__int128)count + deleted) {
+        refusal = "stream node entry count mismatch";
+        goto done;
+    }
+    if (walked && (last = load_id(prev_ms, prev_seq)) == NULL)
+        goto done;
+    result = Py_BuildValue("(NLLLOOO)", fields, live, tombstones, entries_bytes, first ? first : Py_None,
+                           last ? last : Py_None, dead ? dead : Py_None);
+    fields = NULL;
+    goto done;
+truncated:
+    refusal = "listpack entry past end";
+done:
+    if (refusal != NULL && result == NULL && !PyErr_Occurred())
+        result = PyUnicode_FromString(refusal);
+    Py_XDECREF(fields);
+    Py_XDECREF(dead);
+    Py_XDECREF(first);
+    Py_XDECREF(last);
+    PyMem_Free(elems);
+    PyMem_Free(digits);
+    Py_DECREF(blob);
+    return result;
+}
+
 /* ------------------------------------------------------------------ native handlers */
 
 /* What the handlers read from the server, kept for the last server seen (a strong reference):
@@ -3077,6 +3389,9 @@ static PyMethodDef methods[] = {
     {"stream_nodes_body", (PyCFunction)(void (*)(void))py_stream_nodes_body, METH_FASTCALL,
      "stream_nodes_body(out, entries, nodes, start, lzf) -> the index of the first node not appended to out (each node's "
      "key and listpack as encode_stream frames them)."},
+    {"stream_load_node", (PyCFunction)(void (*)(void))py_stream_load_node, METH_FASTCALL,
+     "stream_load_node(entries, blob, n_elems, master_ms, master_seq, previous, deep) -> one node listpack's live entries "
+     "appended to an EntryMap and the node's facts, a refusal's text, False (IDs out of order) or None (not its case)."},
     {"bisect_records", (PyCFunction)(void (*)(void))py_bisect_records, METH_FASTCALL,
      "bisect_records(records, key, right) -> the bisect place of a 16-byte stream ID record among sorted records."},
     {"lp_entry_size", py_lp_entry_size, METH_O, "lp_entry_size(element) -> bytes it takes inside a listpack."},

@@ -231,31 +231,30 @@ static inline size_t lpe_size_before(const unsigned char *end) {
     return (size_t)l + lpe_backlen_size(l);
 }
 
-/* The element of the entry at p as text: *s and *n point into the entry for a string, or
- * into `digits` (LPE_INT_TEXT_MAX bytes) where an integer's decimal text is written. */
-static inline void lpe_text(const unsigned char *p, unsigned char *digits, const unsigned char **s, size_t *n) {
+/* The element of the entry at p (lpe_enclen's forms; the caller checked they lie in the
+ * listpack): an integer (1, *v) or a string (0, *s and *n pointing into the entry). */
+static inline int lpe_read(const unsigned char *p, int64_t *v, const unsigned char **s, size_t *n) {
     unsigned char b = p[0];
-    int64_t v;
     if ((b & 0xC0) == 0x80) {
         *s = p + 1;
         *n = b & 0x3F;
-        return;
+        return 0;
     }
     if ((b & 0xF0) == 0xE0) {
         *s = p + 2;
         *n = ((size_t)(b & 0x0F) << 8) | p[1];
-        return;
+        return 0;
     }
     if (b == 0xF0) {
         *s = p + 5;
         *n = (size_t)p[1] | (size_t)p[2] << 8 | (size_t)p[3] << 16 | (size_t)p[4] << 24;
-        return;
+        return 0;
     }
     if (b < 0x80) {
-        v = b;
+        *v = b;
     } else if ((b & 0xE0) == 0xC0) {
         uint64_t u = ((uint64_t)(b & 0x1F) << 8) | p[1];
-        v = u >= (1 << 12) ? (int64_t)u - (1 << 13) : (int64_t)u;
+        *v = u >= (1 << 12) ? (int64_t)u - (1 << 13) : (int64_t)u;
     } else {
         size_t width = b == 0xF1 ? 2 : b == 0xF2 ? 3 : b == 0xF3 ? 4 : 8;
         uint64_t u = 0;
@@ -263,10 +262,19 @@ static inline void lpe_text(const unsigned char *p, unsigned char *digits, const
             u |= (uint64_t)p[1 + i] << (8 * i);
         if (width < 8 && (u >> (8 * width - 1)))
             u |= ~(uint64_t)0 << (8 * width); /* sign-extend */
-        v = (int64_t)u;
+        *v = (int64_t)u;
     }
-    *s = digits;
-    *n = (size_t)native_ll_text((char *)digits, v);
+    return 1;
+}
+
+/* The element of the entry at p as text: *s and *n point into the entry for a string, or
+ * into `digits` (LPE_INT_TEXT_MAX bytes) where an integer's decimal text is written. */
+static inline void lpe_text(const unsigned char *p, unsigned char *digits, const unsigned char **s, size_t *n) {
+    int64_t v;
+    if (lpe_read(p, &v, s, n)) {
+        *s = digits;
+        *n = (size_t)native_ll_text((char *)digits, v);
+    }
 }
 
 #endif

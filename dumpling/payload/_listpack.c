@@ -7,7 +7,8 @@
  * section 3.1 (header, entry encodings, backlen, 0xFF terminator).
  *
  *   decode(blob, deep, ints_as_bytes=True, check_count=True) -> list
- *   count(blob, deep) -> int            len(decode(blob, deep)), nothing built
+ *   count(blob, deep, check_count=True) -> int
+ *                                       len(decode(blob, deep, ...)), nothing built
  *   encode(items) -> bytes | None       items: list/tuple of bytes or bytearray
  *   encode_mixed(items) -> bytes | None items: bytes, bytearray or int
  *   entry_size(s) -> int
@@ -739,25 +740,25 @@ lp_decode(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *k
 }
 
 PyDoc_STRVAR(count_doc,
-"count(blob, deep) -> int\n\n"
-"len(decode(blob, deep)) with the same checks and refusals, building no values.");
+"count(blob, deep, check_count=True) -> int\n\n"
+"len(decode(blob, deep, check_count=check_count)) with the same checks and refusals, building no values.");
 
 static PyObject *
 lp_count(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    static const char *const names[] = {"blob", "deep"};
-    PyObject *slots[2];
-    int deep;
+    static const char *const names[] = {"blob", "deep", "check_count"};
+    PyObject *slots[3];
+    int deep, check_count;
     Sink sink;
 
     (void)module;
-    if (parse_decode_args(args, nargs, kwnames, slots, 2, 2, names, "count") < 0) {
+    if (parse_decode_args(args, nargs, kwnames, slots, 2, 3, names, "count") < 0) {
         return NULL;
     }
-    if ((deep = flag(slots[1], 0)) < 0) {
+    if ((deep = flag(slots[1], 0)) < 0 || (check_count = flag(slots[2], 1)) < 0) {
         return NULL;
     }
-    if (walk_blob(slots[0], deep, 1, 0, 1, &sink) < 0) {
+    if (walk_blob(slots[0], deep, check_count, 0, 1, &sink) < 0) {
         return NULL;
     }
     return PyLong_FromSsize_t(sink.count);

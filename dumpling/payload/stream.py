@@ -184,10 +184,79 @@ def _read_id(buf: bytes, pos: int, end: int) -> tuple[StreamID, int]:
     return _ID.unpack_from(buf, pos), pos + 16
 
 
+# a node listpack's live entries appended to an EntryMap in C (dumpling._collections), None:
+# pure; tests set it to None to run the reference
+_native_load_node = None if accel.collections is None else accel.collections.stream_load_node
+
+
+def _decode_nodes_native(ctx: DecodeContext, pos: int, node_count: int) -> tuple[EntryMap, list[StreamNode] | None, int] | None:
+    """``decode_stream``'s node loop with each node listpack read by the C ``stream_load_node``:
+    its live entries go straight into the EntryMap's packed chunks and the node's counts and
+    listpack bytes come back with it (no Python object an entry).  The same checks and refusals
+    as ``_decode_node``/``_loaded_nodes``, which stay the reference; None (nothing kept) when
+    the payload's IDs are not strictly ascending across the tree (the reference then sorts,
+    refuses duplicates and lays the entries out again) or C is not in use."""
+    lp_native = listpack.native
+    if _native_load_node is None or lp_native is None:
+        return None
+    buf, end, deep = ctx.buf, ctx.end, ctx.deep
+    entries = EntryMap()
+    nodes: list[StreamNode] | None = []
+    node_keys: set[bytes] = set()
+    previous: StreamID | None = None
+    for _ in range(node_count):
+        key, pos = read_string(buf, pos, end)
+        if len(key) != 16:
+            raise bad_data("stream node key is not the size of a stream ID")
+        blob, pos = read_string(buf, pos, end)
+        if deep:
+            ctx.sanitizations += 1
+        if type(blob) is not bytes:
+            blob = bytes(blob)
+        n_elems = lp_native.count(blob, deep, False)
+        if not n_elems:
+            raise bad_data("empty listpack inside stream")
+        if key in node_keys:
+            raise bad_data("stream listpack re-added with existing key")
+        node_keys.add(key)
+        master = _ID.unpack(key)
+        got = _native_load_node(entries, blob, n_elems, master[0], master[1], previous, deep)
+        if got is None or got is False:
+            return None
+        if type(got) is str:
+            raise bad_data(got)
+        master_fields, live, deleted, entries_bytes, first_id, last_id, dead = got
+        if last_id is not None:
+            previous = last_id
+        if nodes is None:
+            continue
+        if first_id != master or not live:
+            nodes = None  # (_loaded_nodes: not a layout Redis can have)
+            continue
+        node = StreamNode(master, master_fields)
+        node.last_id = last_id
+        node.live = live
+        node.deleted = deleted
+        node.entries_bytes = entries_bytes
+        if dead:
+            node.dead = dict(dead)
+        nodes.append(node)
+    return entries, nodes, pos
+
+
 def decode_stream(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[StreamValue, int]:
     buf, end, deep = ctx.buf, ctx.end, ctx.deep
     stream = StreamValue()
     node_count, pos = read_count(buf, pos, end, 2)
+    sanitizations = ctx.sanitizations
+    loaded = _decode_nodes_native(ctx, pos, node_count)
+    if loaded is not None:
+        entries, nodes, pos = loaded
+        stream.entries = entries
+        if nodes is not None:
+            stream.adopt_nodes(nodes)
+        return _decode_stream_tail(ctx, pos, type_byte, stream, node_count)
+    ctx.sanitizations = sanitizations
     raw: list[tuple[StreamID, list[bytes]]] = []
     node_keys: set[bytes] = set()
     layout: list[tuple[StreamID, list[bytes], _Walked]] = []
@@ -215,7 +284,13 @@ def decode_stream(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[StreamV
     nodes = _loaded_nodes(layout)
     if nodes is not None:
         stream.adopt_nodes(nodes)
+    return _decode_stream_tail(ctx, pos, type_byte, stream, node_count)
 
+
+def _decode_stream_tail(ctx: DecodeContext, pos: int, type_byte: int, stream: StreamValue, node_count: int) -> tuple[StreamValue, int]:
+    """The rest of a stream body after its nodes: length, IDs, counters, consumer groups."""
+    buf, end = ctx.buf, ctx.end
+    entries = stream.entries
     stored_length, pos = read_len(buf, pos, end)
     last_ms, pos = read_len(buf, pos, end)
     last_seq, pos = read_len(buf, pos, end)
