@@ -1,0 +1,205 @@
+"""RESTORE (and RDB load) of a stream with each node listpack read in C
+(``dumpling._collections.stream_load_node`` through ``payload.stream._decode_nodes_native``)
+against the Python decoder it replaces (``_decode_node``/``_loaded_nodes``, the reference):
+the same value to the byte - entries, the EntryMap's packed chunks, the radix-tree nodes with
+their tombstones, counts and listpack sizes, consumer groups, DUMP bytes after - for random
+streams (master fields or others, int-like and long values, wrapping ID deltas, XDEL and XTRIM
+tombstones, groups), sanitized or not; the same refusals for corrupt node listpacks; the
+reference's answer when a payload's IDs are out of order; and real Redis's DUMPs of streams
+restored into us read back as Redis reads them."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+import redis
+
+from dumpling import accel
+from dumpling.datatypes.streams import EntryMap, StreamValue
+from dumpling.payload import stream as stream_payload
+from dumpling.payload.decode import decode_payload
+from dumpling.payload.encode import encode_payload
+from dumpling.payload.errors import PayloadError
+from dumpling.payload.options import CodecOptions
+from tests.test_stream_node_listpack import _stream, _with_groups
+
+native = pytest.mark.skipif(accel.collections is None, reason="dumpling._collections not built")
+
+PLAIN = CodecOptions()
+DEEP = CodecOptions(sanitize_payload="yes")
+
+
+def _snapshot(v: StreamValue) -> tuple[Any, ...]:
+    """Everything a restored stream holds, its packed layout included."""
+    e = v.entries
+    assert type(e) is EntryMap
+    chunks = [(bytes(k), bytes(c.data), bytes(c.ends), c.master) for k, c in zip(e._keys, e._vals, strict=True)]
+    nodes = None if v._nodes is None else [
+        (n.master_id, n.master_fields, n.last_id, n.dead, n.live, n.deleted, n.entries_bytes, n.fields_bytes)
+        for n in v._nodes.values()]
+    groups = [(g.name, g.last_id, g.entries_read, [(i, p.consumer, p.delivery_time_ms, p.delivery_count)
+                                                    for i, p in g.pending.items()],
+               [(c.name, c.seen_time_ms, c.active_time_ms, list(c.pending)) for c in g.consumers.values()])
+              for g in v.groups.values()]
+    return (list(e.items()), chunks, bytes(e._maxes), len(e), nodes, v.last_id, v.first_id, v.entries_added,
+            v.max_deleted_id, groups)
+
+
+def _outcome(payload: bytes, options: CodecOptions) -> tuple[Any, ...] | str:
+    try:
+        value = decode_payload(payload, options).value
+    except PayloadError:
+        return "refused"
+    return (_snapshot(value), encode_payload(value, 11))
+
+
+def _both(monkeypatch: pytest.MonkeyPatch, payload: bytes, options: CodecOptions) -> tuple[Any, Any]:
+    ours = _outcome(payload, options)
+    with monkeypatch.context() as m:
+        m.setattr(stream_payload, "_native_load_node", None)
+        reference = _outcome(payload, options)
+    return ours, reference
+
+
+def _streams(seed: int) -> list[StreamValue]:
+    rng = random.Random(seed)
+    out = []
+    for count, max_bytes, max_entries in [(400, 4096, 100), (300, 300, 5), (2600, 1 << 30, 0), (50, 4096, 100)]:
+        for r in range(3):
+            s = _stream(rng, count, max_bytes, max_entries, big_ids=r == 1)
+            out.append(_with_groups(rng, s) if s.entries and r != 2 else s)
+    return out
+
+
+@native
+@pytest.mark.parametrize("options", [PLAIN, DEEP], ids=["plain", "sanitized"])
+def test_c_loads_what_the_reference_loads(monkeypatch: pytest.MonkeyPatch, options: CodecOptions) -> None:
+    for s in _streams(3):
+        for version in (9, 11):
+            payload = encode_payload(s, version)
+            ours, reference = _both(monkeypatch, payload, options)
+            assert ours != "refused"
+            assert ours == reference
+
+
+@native
+def test_the_c_path_runs_and_keeps_the_payload_layout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A restored stream's nodes are the payload's (tombstones and all): DUMP gives the payload
+    back; every node went through C (no fallback to the reference)."""
+    s = _stream(random.Random(8), 3000, 4096, 100)
+    payload = encode_payload(s, 11)
+    answers: list[Any] = []
+    load_node = stream_payload._native_load_node
+
+    def spy(*args: Any) -> Any:
+        answers.append(load_node(*args))
+        return answers[-1]
+
+    monkeypatch.setattr(stream_payload, "_native_load_node", spy)
+    restored = decode_payload(payload).value
+    assert len(answers) == len(s.nodes()) and all(type(a) is tuple for a in answers)
+    assert restored._nodes is not None and any(n.dead for n in restored._nodes.values())
+    assert encode_payload(restored, 11) == payload
+
+
+@native
+def test_corrupt_node_listpacks_get_the_same_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every truncation point and random byte changes of small streams' bodies (uncompressed,
+    checksum skipped): C and the reference both refuse, or both load the same value."""
+    rng = random.Random(11)
+    options = [CodecOptions(skip_checksum=True), CodecOptions(skip_checksum=True, sanitize_payload="yes")]
+    raw = CodecOptions(rdbcompression=False)
+    refused = loaded = 0
+    for i in range(6):
+        s = _stream(rng, 12, 4096, 5 if i % 2 else 100)
+        if s.entries and i % 3 == 0:
+            s = _with_groups(rng, s)
+        payload = encode_payload(s, 11, raw)
+        body = len(payload) - 10
+        cases = [payload[:cut] + payload[body:] for cut in range(1, body, 3)]
+        for _ in range(150):
+            at = rng.randrange(1, body)
+            cases.append(payload[:at] + bytes([rng.randrange(256)]) + payload[at + 1:])
+        for case in cases:
+            for opts in options:
+                ours, reference = _both(monkeypatch, case, opts)
+                assert ours == reference
+                refused += ours == "refused"
+                loaded += ours != "refused"
+    assert refused and loaded
+
+
+@native
+def test_ids_out_of_order_are_the_references(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nodes in the wrong order (a payload no Redis writes): the C loop gives way and the
+    reference sorts the entries and lays them out again; a duplicate ID is refused."""
+    s = StreamValue()
+    for i in range(1, 301):
+        s.append((i, 0), [b"f", b"%d" % i], 4096, 100)
+    payload = encode_payload(s, 11, CodecOptions(rdbcompression=False))
+    nodes = list(s.nodes().values())
+    assert len(nodes) == 3
+    body = bytearray(payload[:-10])
+    # type byte, node count (1 byte), then each node: key rdbString (1 + 16), listpack rdbString
+    spans = []
+    at = 2
+    for _ in nodes:
+        start = at
+        at += 17
+        first = body[at]
+        assert first >> 6 == 1  # (a 14-bit length: the listpacks here are 256..16383 bytes)
+        at += 2 + (((first & 0x3F) << 8) | body[at + 1])
+        spans.append(bytes(body[start:at]))
+    tail = bytes(body[at:])
+    swapped = bytes([payload[0], 3]) + spans[1] + spans[0] + spans[2] + tail + payload[-10:]
+    repeated = bytes([payload[0], 3]) + spans[0] + spans[1] + spans[1][:1] + b"\xff" * 16 + spans[1][17:] + tail + payload[-10:]
+    for case in (swapped, repeated):
+        for opts in (CodecOptions(skip_checksum=True), CodecOptions(skip_checksum=True, sanitize_payload="yes")):
+            ours, reference = _both(monkeypatch, case, opts)
+            assert ours == reference
+    assert _both(monkeypatch, swapped, CodecOptions(skip_checksum=True))[0] != "refused"
+
+
+def _without_active_time(reply: Any) -> Any:
+    if not isinstance(reply, list):
+        return reply
+    out, i = [], 0
+    while i < len(reply):
+        if reply[i] == b"active-time":
+            i += 2
+            continue
+        out.append(_without_active_time(reply[i]))
+        i += 1
+    return out
+
+
+def test_redis_dumps_of_streams(monkeypatch: pytest.MonkeyPatch, real: redis.Redis, r: redis.Redis) -> None:
+    """Streams built in real Redis (master fields and others, int values, XDEL, XTRIM, groups with
+    a PEL): their DUMPs read the same through C and the reference, and once RESTOREd into us
+    XRANGE, XINFO STREAM FULL and DUMP answer as Redis does."""
+    rng = random.Random(4)
+    pipe = real.pipeline(transaction=False)
+    for i in range(1, 1500):
+        fields = {"name": "n%d" % i, "n": i} if rng.random() < 0.7 else {"other": rng.choice(["", "-5", "x" * 70]), "k%d" % (i % 3): i}
+        pipe.xadd("s", fields, id="%d-%d" % (1000 + i // 3, i % 3))
+    pipe.execute()
+    for i in rng.sample(range(1, 1500), 300):
+        real.xdel("s", "%d-%d" % (1000 + i // 3, i % 3))
+    real.xtrim("s", maxlen=1000, approximate=True)
+    real.xgroup_create("s", "g", id="0")
+    real.xreadgroup("g", "alice", {"s": ">"}, count=20)
+    real.xreadgroup("g", "bob", {"s": ">"}, count=7)
+    payload = real.dump("s")
+    for opts in (PLAIN, DEEP):
+        ours, reference = _both(monkeypatch, payload, opts)
+        assert ours != "refused"
+        assert ours == reference
+    r.delete("s")
+    r.restore("s", 0, payload)
+    assert r.xrange("s") == real.xrange("s")
+    # (Redis 7.0 has no consumer active-time; we answer as 7.2+ does)
+    assert _without_active_time(r.execute_command("XINFO", "STREAM", "s", "FULL")) == real.execute_command(
+        "XINFO", "STREAM", "s", "FULL")
+    assert r.dump("s") == payload
