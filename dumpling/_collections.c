@@ -2010,6 +2010,97 @@ static PyObject *load_id(unsigned long long ms, unsigned long long seq) {
     return Py_BuildValue("(KK)", ms, seq);
 }
 
+/* The EntryMap's last chunk filled entry after entry with its bytearrays' sizes kept in locals
+ * (grown geometrically, set to what was written when closed), and _len and the chunk's _maxes
+ * record set once when closed: idmap_append_packed's result, without its three resizes and
+ * an int object an entry.  No Python code runs while a fill is open. */
+typedef struct {
+    PyObject *master, *data, *ends, *keys; /* borrowed (the map holds them) */
+    Py_ssize_t used, n_ends, n_keys;      /* what is written of each */
+    int open;
+} ChunkFill;
+
+/* The last chunk opened for filling (none when the map is empty: f->open 0).  0, or -1. */
+static int fill_open(ChunkFill *f, const IdMapParts *parts) {
+    Py_ssize_t n = PyList_GET_SIZE(parts->vals);
+    f->open = 0;
+    if (n == 0)
+        return 0;
+    if (!flats_parts(PyList_GET_ITEM(parts->vals, n - 1), &f->master, &f->data, &f->ends))
+        return -1;
+    f->keys = PyList_GET_ITEM(parts->keys, n - 1);
+    if (!PyByteArray_CheckExact(f->keys)) {
+        PyErr_SetString(PyExc_TypeError, "not a streams.EntryMap");
+        return -1;
+    }
+    f->used = PyByteArray_GET_SIZE(f->data);
+    f->n_ends = PyByteArray_GET_SIZE(f->ends);
+    f->n_keys = PyByteArray_GET_SIZE(f->keys);
+    f->open = 1;
+    return 0;
+}
+
+static int fill_room(PyObject *ba, Py_ssize_t used, Py_ssize_t need) {
+    Py_ssize_t cap = PyByteArray_GET_SIZE(ba);
+    if (used + need <= cap)
+        return 0;
+    Py_ssize_t want = cap + cap / 2 + 64;
+    return PyByteArray_Resize(ba, want > used + need ? want : used + need);
+}
+
+/* The fill's sizes, the chunk's _maxes record and the map's _len set: 0, or -1. */
+static int fill_close(ChunkFill *f, const IdMapParts *parts) {
+    if (!f->open)
+        return 0;
+    f->open = 0;
+    if (PyByteArray_Resize(f->data, f->used) < 0 || PyByteArray_Resize(f->ends, f->n_ends) < 0 ||
+        PyByteArray_Resize(f->keys, f->n_keys) < 0)
+        return -1;
+    Py_ssize_t n = PyList_GET_SIZE(parts->vals);
+    if (n > 0 && f->n_keys >= ID_RECORD && PyByteArray_GET_SIZE(parts->maxes) == n * ID_RECORD)
+        memcpy(PyByteArray_AS_STRING(parts->maxes) + (n - 1) * ID_RECORD, PyByteArray_AS_STRING(f->keys) + f->n_keys - ID_RECORD,
+               ID_RECORD);
+    return slot_set_ll(parts->owner, g_idmap_offsets[IM_LEN], parts->len);
+}
+
+/* flats_append_elems into an open fill: 1 done, 0 not room (CHUNK entries, its byte limit, or
+ * a chunk with no master: idmap_append_packed's case), -1 error. */
+static int fill_put(ChunkFill *f, const unsigned char *record, const FlatElem *e, Py_ssize_t n) {
+    PyObject *master = f->master;
+    if (!f->open || f->n_ends / 4 >= g_idmap_chunk || master == Py_None)
+        return 0;
+    int same = n == 2 * PyTuple_GET_SIZE(master);
+    for (Py_ssize_t i = 0; same && i < n / 2; i++) {
+        PyObject *m = PyTuple_GET_ITEM(master, i);
+        if (e[2 * i].obj == m)
+            continue;
+        same = PyBytes_CheckExact(m) && e[2 * i].len == PyBytes_GET_SIZE(m) && memcmp(e[2 * i].p, PyBytes_AS_STRING(m), e[2 * i].len) == 0;
+    }
+    Py_ssize_t first = same ? 1 : 0, step = same ? 2 : 1;
+    long long size = varint_size(((unsigned long long)n << 1) | (unsigned)same);
+    for (Py_ssize_t i = first; i < n; i += step)
+        size += varint_size((unsigned long long)e[i].len) + e[i].len;
+    if (f->used + size > FLATS_CHUNK_BYTES)
+        return 0;
+    if (fill_room(f->data, f->used, (Py_ssize_t)size) < 0 || fill_room(f->ends, f->n_ends, 4) < 0 ||
+        fill_room(f->keys, f->n_keys, ID_RECORD) < 0)
+        return -1;
+    unsigned char *w = (unsigned char *)PyByteArray_AS_STRING(f->data) + f->used;
+    w = varint_put(w, ((unsigned long long)n << 1) | (unsigned)same);
+    for (Py_ssize_t i = first; i < n; i += step) {
+        w = varint_put(w, (unsigned long long)e[i].len);
+        memcpy(w, e[i].p, e[i].len);
+        w += e[i].len;
+    }
+    f->used += (Py_ssize_t)size;
+    uint32_t end = (uint32_t)f->used;
+    memcpy(PyByteArray_AS_STRING(f->ends) + f->n_ends, &end, 4);
+    f->n_ends += 4;
+    memcpy(PyByteArray_AS_STRING(f->keys) + f->n_keys, record, ID_RECORD);
+    f->n_keys += ID_RECORD;
+    return 1;
+}
+
 /* stream_load_node(entries, blob, n_elems, master_ms, master_seq, previous, deep) ->
  *   (master_fields, live, deleted, entries_bytes, first_id, last_id, dead)
  *   | str (the refusal's text) | False (an ID not past `previous`: the caller runs the
@@ -2049,6 +2140,9 @@ static PyObject *py_stream_load_node(PyObject *self, PyObject *const *args, Py_s
             (!has_prev || id_before(prev_ms, prev_seq, last_ms, last_seq)))
             Py_RETURN_NONE; /* (entries the caller did not walk: not its case) */
     }
+    ChunkFill fill;
+    if (fill_open(&fill, &parts) < 0)
+        return NULL;
     PyObject *blob = Py_NewRef(args[1]);
     const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(blob) + LP_HEADER;
     const unsigned char *end = (const unsigned char *)PyBytes_AS_STRING(blob) + PyBytes_GET_SIZE(blob) - 1;
@@ -2204,8 +2298,10 @@ static PyObject *py_stream_load_node(PyObject *self, PyObject *const *args, Py_s
         if (walked == 1 && (first = load_id(ms, seq)) == NULL)
             goto done;
         entries_bytes += size;
-        if (flags & 1) { /* a tombstone: the node keeps its flat list */
+        if (flags & 1) { /* a tombstone: the node keeps its flat list (made with the fill closed) */
             tombstones++;
+            if (fill_close(&fill, &parts) < 0)
+                goto done;
             PyObject *flat = PyList_New((Py_ssize_t)n_elems), *id = NULL, *pair = NULL;
             for (size_t j = 0; flat != NULL && j < n_elems; j++) {
                 PyObject *item = elem_object(&elems[j]);
@@ -2224,21 +2320,32 @@ static PyObject *py_stream_load_node(PyObject *self, PyObject *const *args, Py_s
             }
             int bad = PyList_Append(dead, pair) < 0;
             Py_DECREF(pair);
-            if (bad)
+            if (bad || fill_open(&fill, &parts) < 0)
                 goto done;
         } else {
             live++;
             unsigned char record[ID_RECORD];
             id_record(record, ms, seq);
-            if (idmap_append_packed(&parts, record, elems, (Py_ssize_t)n_elems) < 0)
+            int put = fill_put(&fill, record, elems, (Py_ssize_t)n_elems);
+            if (put < 0)
                 goto done;
-            parts.len++;
+            if (put == 0) { /* (a new chunk, or one with no master: as XADD appends) */
+                if (fill_close(&fill, &parts) < 0 || idmap_append_packed(&parts, record, elems, (Py_ssize_t)n_elems) < 0)
+                    goto done;
+                parts.len++;
+                if (fill_open(&fill, &parts) < 0)
+                    goto done;
+            } else {
+                parts.len++;
+            }
         }
     }
     if (deep && (__int128)walked != (__int128)count + deleted) {
         refusal = "stream node entry count mismatch";
         goto done;
     }
+    if (fill_close(&fill, &parts) < 0)
+        goto done;
     if (walked && (last = load_id(prev_ms, prev_seq)) == NULL)
         goto done;
     result = Py_BuildValue("(NLLLOOO)", fields, live, tombstones, entries_bytes, first ? first : Py_None,
@@ -2248,6 +2355,13 @@ static PyObject *py_stream_load_node(PyObject *self, PyObject *const *args, Py_s
 truncated:
     refusal = "listpack entry past end";
 done:
+    if (fill.open) { /* (an error or a refusal: the map is dropped, but left well formed) */
+        PyObject *type, *err, *tb;
+        PyErr_Fetch(&type, &err, &tb);
+        if (fill_close(&fill, &parts) < 0)
+            PyErr_Clear();
+        PyErr_Restore(type, err, tb);
+    }
     if (refusal != NULL && result == NULL && !PyErr_Occurred())
         result = PyUnicode_FromString(refusal);
     Py_XDECREF(fields);
