@@ -472,8 +472,6 @@ FUZZ_SEEDS = [
 ]
 
 
-@needs_c
-
 def _damaged(seed: bytes, edits: list[tuple[int, int]], cut: int, fix_header: bool) -> bytes:
     """``seed`` cut at ``cut``, bytes overwritten per ``edits``, and (``fix_header``) a
     header size and terminator that agree with the damage, so the walk is reached."""
@@ -486,6 +484,8 @@ def _damaged(seed: bytes, edits: list[tuple[int, int]], cut: int, fix_header: bo
         b[-1] = 0xFF
     return bytes(b)
 
+
+@needs_c
 @settings(max_examples=examples(3000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.sampled_from(FUZZ_SEEDS),
