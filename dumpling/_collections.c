@@ -675,6 +675,34 @@ typedef struct {
     PyObject *obj;
 } FlatElem;
 
+/* An entry packed into a chunk: a header varint (element count << 1 | same), then each element's
+ * length varint and bytes, or with `same` (its field names are the chunk's master fields, the
+ * tuple `master`) only the values'.  packed_entry_size sets *same and gives the packed size;
+ * packed_entry_put writes it at w (that much room there). */
+static inline long long packed_entry_size(PyObject *master, const FlatElem *e, Py_ssize_t n, int *same_out) {
+    int same = master != Py_None && n == 2 * PyTuple_GET_SIZE(master);
+    for (Py_ssize_t i = 0; same && i < n / 2; i++) {
+        PyObject *m = PyTuple_GET_ITEM(master, i);
+        if (e[2 * i].obj == m)
+            continue;
+        same = PyBytes_CheckExact(m) && e[2 * i].len == PyBytes_GET_SIZE(m) && memcmp(e[2 * i].p, PyBytes_AS_STRING(m), e[2 * i].len) == 0;
+    }
+    long long size = varint_size(((unsigned long long)n << 1) | (unsigned)same);
+    for (Py_ssize_t i = same ? 1 : 0; i < n; i += same ? 2 : 1)
+        size += varint_size((unsigned long long)e[i].len) + e[i].len;
+    *same_out = same;
+    return size;
+}
+
+static inline void packed_entry_put(unsigned char *w, const FlatElem *e, Py_ssize_t n, int same) {
+    w = varint_put(w, ((unsigned long long)n << 1) | (unsigned)same);
+    for (Py_ssize_t i = same ? 1 : 0; i < n; i += same ? 2 : 1) {
+        w = varint_put(w, (unsigned long long)e[i].len);
+        memcpy(w, e[i].p, e[i].len);
+        w += e[i].len;
+    }
+}
+
 /* The elements of `flat`, a list, into elems (room for all): 1, or 0 (an item not bytes, or
  * with bytearrays allowed, not bytearray either). */
 static int flat_elems(PyObject *flat, FlatElem *elems, int bytearrays) {
@@ -716,17 +744,8 @@ static int flats_append_elems(PyObject *chunk, const FlatElem *e, Py_ssize_t n) 
         Py_XSETREF(*slot_at(chunk, g_flats_offsets[PF_MASTER]), fields);
         master = fields;
     }
-    int same = master != Py_None && n == 2 * PyTuple_GET_SIZE(master);
-    for (Py_ssize_t i = 0; same && i < n / 2; i++) {
-        PyObject *m = PyTuple_GET_ITEM(master, i);
-        if (e[2 * i].obj == m)
-            continue;
-        same = PyBytes_CheckExact(m) && e[2 * i].len == PyBytes_GET_SIZE(m) && memcmp(e[2 * i].p, PyBytes_AS_STRING(m), e[2 * i].len) == 0;
-    }
-    Py_ssize_t first = same ? 1 : 0, step = same ? 2 : 1;
-    long long size = varint_size(((unsigned long long)n << 1) | (unsigned)same);
-    for (Py_ssize_t i = first; i < n; i += step)
-        size += varint_size((unsigned long long)e[i].len) + e[i].len;
+    int same;
+    long long size = packed_entry_size(master, e, n, &same);
     Py_ssize_t at = PyByteArray_GET_SIZE(data), n_ends = PyByteArray_GET_SIZE(ends);
     if (at + size > FLATS_CHUNK_BYTES)
         return 0;
@@ -739,13 +758,7 @@ static int flats_append_elems(PyObject *chunk, const FlatElem *e, Py_ssize_t n) 
         PyErr_Restore(type, err, tb);
         return -1;
     }
-    unsigned char *w = (unsigned char *)PyByteArray_AS_STRING(data) + at;
-    w = varint_put(w, ((unsigned long long)n << 1) | (unsigned)same);
-    for (Py_ssize_t i = first; i < n; i += step) {
-        w = varint_put(w, (unsigned long long)e[i].len);
-        memcpy(w, e[i].p, e[i].len);
-        w += e[i].len;
-    }
+    packed_entry_put((unsigned char *)PyByteArray_AS_STRING(data) + at, e, n, same);
     uint32_t end = (uint32_t)(at + size);
     memcpy(PyByteArray_AS_STRING(ends) + n_ends, &end, 4);
     return 1;
@@ -2069,29 +2082,14 @@ static int fill_put(ChunkFill *f, const unsigned char *record, const FlatElem *e
     PyObject *master = f->master;
     if (!f->open || f->n_ends / 4 >= g_idmap_chunk || master == Py_None)
         return 0;
-    int same = n == 2 * PyTuple_GET_SIZE(master);
-    for (Py_ssize_t i = 0; same && i < n / 2; i++) {
-        PyObject *m = PyTuple_GET_ITEM(master, i);
-        if (e[2 * i].obj == m)
-            continue;
-        same = PyBytes_CheckExact(m) && e[2 * i].len == PyBytes_GET_SIZE(m) && memcmp(e[2 * i].p, PyBytes_AS_STRING(m), e[2 * i].len) == 0;
-    }
-    Py_ssize_t first = same ? 1 : 0, step = same ? 2 : 1;
-    long long size = varint_size(((unsigned long long)n << 1) | (unsigned)same);
-    for (Py_ssize_t i = first; i < n; i += step)
-        size += varint_size((unsigned long long)e[i].len) + e[i].len;
+    int same;
+    long long size = packed_entry_size(master, e, n, &same);
     if (f->used + size > FLATS_CHUNK_BYTES)
         return 0;
     if (fill_room(f->data, f->used, (Py_ssize_t)size) < 0 || fill_room(f->ends, f->n_ends, 4) < 0 ||
         fill_room(f->keys, f->n_keys, ID_RECORD) < 0)
         return -1;
-    unsigned char *w = (unsigned char *)PyByteArray_AS_STRING(f->data) + f->used;
-    w = varint_put(w, ((unsigned long long)n << 1) | (unsigned)same);
-    for (Py_ssize_t i = first; i < n; i += step) {
-        w = varint_put(w, (unsigned long long)e[i].len);
-        memcpy(w, e[i].p, e[i].len);
-        w += e[i].len;
-    }
+    packed_entry_put((unsigned char *)PyByteArray_AS_STRING(f->data) + f->used, e, n, same);
     f->used += (Py_ssize_t)size;
     uint32_t end = (uint32_t)f->used;
     memcpy(PyByteArray_AS_STRING(f->ends) + f->n_ends, &end, 4);
