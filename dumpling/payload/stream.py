@@ -189,6 +189,18 @@ def _read_id(buf: bytes, pos: int, end: int) -> tuple[StreamID, int]:
 _native_load_node = None if accel.collections is None else accel.collections.stream_load_node
 
 
+def _read_node(ctx: DecodeContext, pos: int) -> tuple[bytes, bytes, int]:
+    """One radix node's key (its master ID, 16 bytes) and listpack string, counted as a
+    sanitization when the payload is deep-checked."""
+    key, pos = read_string(ctx.buf, pos, ctx.end)
+    if len(key) != 16:
+        raise bad_data("stream node key is not the size of a stream ID")
+    blob, pos = read_string(ctx.buf, pos, ctx.end)
+    if ctx.deep:
+        ctx.sanitizations += 1
+    return key, blob, pos
+
+
 def _decode_nodes_native(ctx: DecodeContext, pos: int, node_count: int) -> tuple[EntryMap, list[StreamNode] | None, int] | None:
     """``decode_stream``'s node loop with each node listpack read by the C ``stream_load_node``:
     its live entries go straight into the EntryMap's packed chunks and the node's counts and
@@ -199,18 +211,13 @@ def _decode_nodes_native(ctx: DecodeContext, pos: int, node_count: int) -> tuple
     lp_native = listpack.native
     if _native_load_node is None or lp_native is None:
         return None
-    buf, end, deep = ctx.buf, ctx.end, ctx.deep
+    deep = ctx.deep
     entries = EntryMap()
     nodes: list[StreamNode] | None = []
     node_keys: set[bytes] = set()
     previous: StreamID | None = None
     for _ in range(node_count):
-        key, pos = read_string(buf, pos, end)
-        if len(key) != 16:
-            raise bad_data("stream node key is not the size of a stream ID")
-        blob, pos = read_string(buf, pos, end)
-        if deep:
-            ctx.sanitizations += 1
+        key, blob, pos = _read_node(ctx, pos)
         if type(blob) is not bytes:
             blob = bytes(blob)
         n_elems = lp_native.count(blob, deep, False)
@@ -261,12 +268,7 @@ def decode_stream(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[StreamV
     node_keys: set[bytes] = set()
     layout: list[tuple[StreamID, list[bytes], _Walked]] = []
     for _ in range(node_count):
-        key, pos = read_string(buf, pos, end)
-        if len(key) != 16:
-            raise bad_data("stream node key is not the size of a stream ID")
-        blob, pos = read_string(buf, pos, end)
-        if deep:
-            ctx.sanitizations += 1
+        key, blob, pos = _read_node(ctx, pos)
         els = listpack.decode(blob, deep, ints_as_bytes=False, check_count=False)
         if not els:
             raise bad_data("empty listpack inside stream")
