@@ -16,13 +16,13 @@ from collections.abc import Iterator
 import pytest
 
 from dumpling import accel
-from dumpling.datatypes.streams import MASK64, Consumer, ConsumerGroup, EntryMap, PendingEntry, StreamValue
+from dumpling.datatypes.streams import Consumer, ConsumerGroup, EntryMap, PendingEntry, StreamValue
 from dumpling.payload import compression, listpack
 from dumpling.payload import stream as stream_payload
 from dumpling.payload.decode import decode_payload
 from dumpling.payload.encode import encode_payload
 from dumpling.payload.options import CodecOptions
-from tests.streamgen import random_fields
+from tests.streamgen import random_stream
 
 
 def encode(value: StreamValue) -> bytes:
@@ -34,32 +34,7 @@ native = pytest.mark.skipif(accel.collections is None, reason="dumpling._collect
 
 def _stream(rng: random.Random, count: int, max_bytes: int, max_entries: int, big_ids: bool = False,
             trims: bool = True) -> StreamValue:
-    """XADDs (IDs past the last; with big_ids, some past 2**63 so that deltas wrap), then XDELs
-    and (trims) XTRIMs, both ways (exact, approximate; MAXLEN, MINID)."""
-    s = StreamValue()
-    ms, seq = (1, 0)
-    ids = []
-    for _ in range(count):
-        if big_ids and rng.random() < 0.02:
-            ms = rng.randrange(ms + 1, MASK64)
-            seq = 0
-        elif rng.random() < 0.3:
-            seq += rng.randrange(1, 5)
-        else:
-            ms, seq = ms + rng.randrange(1, 1000), rng.randrange(3)
-        if ms >= MASK64:
-            break
-        s.append((ms, seq), random_fields(rng), max_bytes, max_entries)
-        ids.append((ms, seq))
-    for entry_id in rng.sample(ids, len(ids) // 5):
-        s.delete(entry_id)
-    if trims and s.entries and rng.random() < 0.7:
-        keep = rng.randrange(len(s.entries) + 1)
-        s.trim(keep, None, rng.random() < 0.3, 0, max_bytes, max_entries)
-    if trims and s.entries and rng.random() < 0.5:
-        minid = s.entries.key_at(rng.randrange(len(s.entries)))
-        s.trim(None, minid, rng.random() < 0.3, 0, max_bytes, max_entries)
-    return s
+    return random_stream(rng, count, max_bytes, (max_entries,), big_ids, trims)
 
 
 def _native_listpacks(s: StreamValue) -> Iterator[tuple[bytes | None, bytes]]:

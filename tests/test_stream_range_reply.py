@@ -24,7 +24,7 @@ from dumpling.datatypes.streams import MASK64, MAX_ID, EntryMap, IdMap, StreamID
 from dumpling.payload.decode import decode_payload
 from dumpling.protocol import encode
 from tests.servers import Pair, ServerProcess, encode_command, parse_reply, peak_rss_mb, start_dumpling, start_redis
-from tests.streamgen import random_fields
+from tests.streamgen import random_fields, random_stream
 
 native = pytest.mark.skipif(accel.collections is None, reason="dumpling._collections not built")
 MODES = ["python"] + (["c"] if accel.collections is not None else [])
@@ -39,28 +39,7 @@ def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Ite
 
 
 def _stream(rng: random.Random, count: int, big_ids: bool = False) -> StreamValue:
-    """XADDs (with big_ids, some IDs near 2**64), then XDELs and XTRIMs of either kind."""
-    s = StreamValue()
-    ms, seq = 1, 0
-    ids: list[StreamID] = []
-    for _ in range(count):
-        if big_ids and rng.random() < 0.02:
-            ms, seq = rng.randrange(ms + 1, MASK64), 0
-        elif rng.random() < 0.3:
-            seq += rng.randrange(1, 5)
-        else:
-            ms, seq = ms + rng.randrange(1, 1000), rng.randrange(3)
-        if ms >= MASK64:
-            break
-        s.append((ms, seq), random_fields(rng), 4096, rng.choice([5, 100]))
-        ids.append((ms, seq))
-    for entry_id in rng.sample(ids, len(ids) // 5):
-        s.delete(entry_id)
-    if s.entries and rng.random() < 0.5:
-        s.trim(rng.randrange(len(s.entries) + 1), None, rng.random() < 0.3, 0, 4096, 100)
-    if s.entries and rng.random() < 0.5:
-        s.trim(None, s.entries.key_at(rng.randrange(len(s.entries))), rng.random() < 0.3, 0, 4096, 100)
-    return s
+    return random_stream(rng, count, 4096, (5, 100), big_ids)
 
 
 def _bound(rng: random.Random, s: StreamValue) -> StreamID:
