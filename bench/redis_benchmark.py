@@ -1,10 +1,14 @@
 """Throughput of dumpling against real Redis, measured by redis-benchmark in one run.
 
-Starts a redis-server and a dumpling on loopback ports, runs redis-benchmark's whole
-default test set (PING_INLINE ... XADD; 50 clients; pipeline 1 and 16) against each,
-alternating so machine noise hits both, and prints requests per second, the
-dumpling/Redis ratio per test and the minimum and median ratio per pipeline.  Both
-servers are single-threaded (one core).
+Starts a redis-server and a dumpling on loopback ports and runs redis-benchmark's whole default
+test set (PING_INLINE ... XADD; 50 clients; pipeline 1 and 16) against each.  Every test runs on
+its own, against each server in turn, the order flipping from one test to the next (Redis then
+dumpling, dumpling then Redis, ...), so the two runs of a test are seconds apart and machine noise
+hits both alike.  It prints requests per second (the median over the rounds), the ratio per test
+(the median of the rounds' paired ratios, dumpling's rate over Redis's in the same round) and the
+minimum and median ratio per pipeline.  Before the rounds of each pipeline every server gets a short
+untimed pass of the whole set (a tenth of the requests), so no server's first test also pays for
+its first connections and first runs.  Both servers are single-threaded (one core).
 
 With ``--pure`` a third server, dumpling with ``DUMPLING_PURE=1`` (no C accelerators),
 runs in the same rounds and gets its own ratio column.
@@ -13,12 +17,12 @@ With ``--against DIR`` another dumpling, started from the checkout DIR (its C ex
 in place, e.g. ``git worktree add DIR HEAD~1`` then ``python setup.py build_ext --inplace``),
 runs in the same rounds and gets its own columns: a before/after comparison under one load.
 
-With ``--cpu`` each test runs on its own and the servers' CPU time per request is measured
-too (``/proc/<pid>/task/*/schedstat``, bench/measure.py): the "cost" column is Redis's CPU per
-request over dumpling's, which a machine shared with other work disturbs far less than the
-rates (the load generator competes for the same two cores).  The "usr" columns are the user-mode
-part of it (``/proc/<pid>/stat``'s utime): at -P 1 the kernel's two system calls a request are
-most of the CPU and much of its noise, and the user part is where the servers differ.
+With ``--cpu`` the servers' CPU time per request is printed too (``/proc/<pid>/task/*/schedstat``,
+bench/measure.py): the "cost" column is Redis's CPU per request over dumpling's, which a machine
+shared with other work disturbs far less than the rates (the load generator competes for the same
+two cores).  The "usr" columns are the user-mode part of it (``/proc/<pid>/stat``'s utime): at -P 1
+the kernel's two system calls a request are most of the CPU and much of its noise, and the user
+part is where the servers differ.
 
 usage: python bench/redis_benchmark.py [--requests N] [--rounds R] [--pure] [--against DIR] [--cpu]
                                        [--pipelines 1,16] [--tests a,b,...]
@@ -89,9 +93,8 @@ def start_checkout(checkout: str) -> ServerProcess:
 def _collect(csv: str, results: dict[str, float]) -> None:
     for line in csv.splitlines():
         m = re.match(r'"([^"]+)","([0-9.]+)"', line)
-        if m:
-            name = m.group(1).split(" ")[0]  # "LPUSH (needed to benchmark LRANGE)" is not a test of its own
-            results.setdefault(name, float(m.group(2)))
+        if m and "(needed" not in m.group(1):  # "LPUSH (needed to benchmark LRANGE)" is not a test of its own
+            results.setdefault(m.group(1).split(" ")[0], float(m.group(2)))
 
 
 def main() -> None:
@@ -110,7 +113,7 @@ def main() -> None:
     if args.against:
         servers["against"] = start_checkout(args.against)
     try:
-        print(f"redis-benchmark -c 50 -n {args.requests}, median of {args.rounds} alternating rounds")
+        print(f"redis-benchmark -c 50 -n {args.requests}, median of {args.rounds} rounds, each test paired")
         header = f"{'test':11} {'pipeline':>8} {'redis rps':>12} {'dumpling rps':>13} {'ratio':>7}"
         if args.cpu:
             header += f" {'redis us':>9} {'ours us':>8} {'cost':>6} {'redis usr':>9} {'ours usr':>8}"
@@ -123,23 +126,28 @@ def main() -> None:
             rps: dict[str, dict[str, list[float]]] = {name: {} for name in servers}
             cpu: dict[str, dict[str, list[float]]] = {name: {} for name in servers}
             user: dict[str, dict[str, list[float]]] = {name: {} for name in servers}
+            paired: dict[str, dict[str, list[float]]] = {name: {} for name in servers if name != "redis"}
+            order = list(servers.items())
+            for server in servers.values():  # a short untimed pass first: the first connections and code paths
+                run_benchmark(server.port, max(args.requests // 10, 1000), pipeline, args.tests)
             for _ in range(args.rounds):
-                for name, server in servers.items():
-                    try:
-                        if args.cpu:
-                            measured = run_with_cpu(server, args.requests, pipeline, args.tests)
-                        else:
-                            measured = {test: (rate, 0.0, 0.0)
-                                        for test, rate in run_benchmark(server.port, args.requests, pipeline,
-                                                                        args.tests).items()}
-                    except subprocess.CalledProcessError as e:  # say which server and why
-                        print(f"redis-benchmark failed against {name}: {e.stdout[-500:]}{e.stderr[-500:]}\n"
-                              f"its log ends:\n{server.log()[-2000:]}", flush=True)
-                        raise
-                    for test, (rate, cpu_us, user_us) in measured.items():
-                        rps[name].setdefault(test, []).append(rate)
-                        cpu[name].setdefault(test, []).append(cpu_us)
-                        user[name].setdefault(test, []).append(user_us)
+                for unit in args.tests.split(","):
+                    measured: dict[str, dict[str, tuple[float, float, float]]] = {}
+                    for name, server in order:
+                        try:
+                            measured[name] = run_with_cpu(server, args.requests, pipeline, unit)
+                        except subprocess.CalledProcessError as e:  # say which server and why
+                            print(f"redis-benchmark failed against {name}: {e.stdout[-500:]}{e.stderr[-500:]}\n"
+                                  f"its log ends:\n{server.log()[-2000:]}", flush=True)
+                            raise
+                    order.reverse()  # the next test starts with the server that ran this one last
+                    for name, results in measured.items():
+                        for test, (rate, cpu_us, user_us) in results.items():
+                            rps[name].setdefault(test, []).append(rate)
+                            cpu[name].setdefault(test, []).append(cpu_us)
+                            user[name].setdefault(test, []).append(user_us)
+                            if name in paired and test in measured["redis"]:
+                                paired[name].setdefault(test, []).append(rate / measured["redis"][test][0])
             ratios: dict[str, list[float]] = {name: [] for name in servers if name != "redis"}
             costs: list[float] = []
             for test in rps["redis"]:
@@ -147,9 +155,10 @@ def main() -> None:
                 row = f"{test:11} {pipeline:>8} {theirs:>12,.0f}"
                 for name in ratios:
                     ours = statistics.median(rps[name].get(test, [0.0]))
-                    ratios[name].append(ours / theirs)
+                    ratio = statistics.median(paired[name].get(test, [0.0]))
+                    ratios[name].append(ratio)
                     if name == "dumpling":
-                        row += f" {ours:>13,.0f} {ours / theirs:>7.2f}"
+                        row += f" {ours:>13,.0f} {ratio:>7.2f}"
                         if args.cpu:
                             redis_us = statistics.median(cpu["redis"][test])
                             ours_us = statistics.median(cpu["dumpling"].get(test, [float("inf")]))
@@ -159,7 +168,7 @@ def main() -> None:
                             row += f" {statistics.median(user['redis'][test]):>9.2f}"
                             row += f" {statistics.median(user['dumpling'].get(test, [math.nan])):>8.2f}"
                     else:
-                        row += f" {ours:>12,.0f} {ours / theirs:>7.2f}"
+                        row += f" {ours:>12,.0f} {ratio:>7.2f}"
                         if args.cpu:
                             row += f" {statistics.median(cpu[name].get(test, [math.nan])):>9.2f}"
                             row += f" {statistics.median(user[name].get(test, [math.nan])):>9.2f}"
