@@ -14,6 +14,12 @@ from pathlib import Path
 
 from tests.servers import RawConnection, ServerProcess, parse_reply, start_dumpling, start_redis
 
+# How long the memory benchmarks wait after filling before they read RSS: Redis's jemalloc hands
+# freed dirty pages (a rehashed table's old buckets, reallocated listpacks) back to the kernel over
+# its dirty_decay_ms, 10 s by default, so an RSS read 0.3 s after the fill still counts memory
+# Redis has freed (7 B a field of a 1M-field hash: 82 B then, 75 B settled).  Both servers wait.
+SETTLE_SECONDS = 11.0
+
 
 def rss_bytes(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from measure import on_fresh_servers, rss_bytes, used_memory  # noqa: E402
+from measure import SETTLE_SECONDS, on_fresh_servers, rss_bytes, used_memory  # noqa: E402
 
 from tests.servers import ServerProcess, encode_command, parse_reply  # noqa: E402
 
@@ -102,7 +102,7 @@ def measure(server: ServerProcess, workload: str, n: int, batch: int) -> dict[st
     before_rss = rss_bytes(server.proc.pid)
     before_used = used_memory(server)
     seconds = fill(server, batches(n, batch), count_cmd, n)
-    time.sleep(0.3)
+    time.sleep(SETTLE_SECONDS)
     with server.raw() as conn:
         usage = parse_reply(conn.call("MEMORY", "USAGE", "big", "SAMPLES", "0"))
         encoding = parse_reply(conn.call("OBJECT", "ENCODING", "big"))

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from measure import expect_replies, on_fresh_servers, rss_bytes, used_memory  # noqa: E402
+from measure import SETTLE_SECONDS, expect_replies, on_fresh_servers, rss_bytes, used_memory  # noqa: E402
 
 from dumpling.datatypes import HashValue  # noqa: E402
 from dumpling.payload import encode_payload  # noqa: E402
@@ -75,7 +75,7 @@ def measure(server: ServerProcess, workload: str, n: int, batch: int) -> dict[st
     before_rss = rss_bytes(server.proc.pid)
     before_used = used_memory(server)
     seconds = fill(server, workload, n, batch)
-    time.sleep(0.3)
+    time.sleep(SETTLE_SECONDS)
     with server.raw() as conn:
         usage = parse_reply(conn.call("MEMORY", "USAGE", "key:000000000001" if workload != "populate" else "key:1"))
         after_rss = rss_bytes(server.proc.pid)

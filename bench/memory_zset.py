@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from measure import rss_bytes, used_memory  # noqa: E402
+from measure import SETTLE_SECONDS, rss_bytes, used_memory  # noqa: E402
 
 from tests.servers import ServerProcess, encode_command, parse_reply, start_dumpling, start_redis  # noqa: E402
 
@@ -49,7 +49,7 @@ def measure(server: ServerProcess, members: int, batch: int) -> dict[str, float]
     before_rss = rss_bytes(server.proc.pid)
     before_used = used_memory(server)
     seconds = fill(server, members, batch, seed=42)
-    time.sleep(0.2)
+    time.sleep(SETTLE_SECONDS)
     with server.raw() as conn:
         usage = parse_reply(conn.call("MEMORY", "USAGE", "big", "SAMPLES", "0"))
         encoding = parse_reply(conn.call("OBJECT", "ENCODING", "big"))
