@@ -189,6 +189,39 @@ static KtEntry *kt_find_chars(PyObject *self, const char *key, Py_ssize_t len) {
     return link == NULL ? NULL : *link;
 }
 
+/* The length of `value` if this table keeps it inline (a bytes object of at most KT_INLINE_MAX
+ * bytes in an inline-values table), else -1. */
+static inline Py_ssize_t inline_length(const KeyTableObject *kt, PyObject *value) {
+    if (!kt->inline_values || !PyBytes_CheckExact(value) || PyBytes_GET_SIZE(value) > KT_INLINE_MAX)
+        return -1;
+    return PyBytes_GET_SIZE(value);
+}
+
+/* A new, unlinked entry for the key's bytes holding value (inline when inline_len >= 0, with that
+ * much room; else by reference, with `field`), counted in key_bytes; NULL with an exception. */
+static KtEntry *new_entry(KeyTableObject *kt, const char *key, uint32_t len, uint32_t h, PyObject *value,
+                          Py_ssize_t inline_len, uint32_t field) {
+    size_t room = inline_len < 0 ? 0 : (size_t)inline_len;
+    KtEntry *e = PyMem_Malloc(KT_ENTRY_SIZE((size_t)len + room));
+    if (e == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    e->hash = h;
+    e->len = len;
+    memcpy(e->key, key, len);
+    if (inline_len < 0) {
+        e->value = Py_NewRef(value);
+        e->field = kt->inline_values ? 0 : field;
+    } else {
+        memcpy(e->key + len, PyBytes_AS_STRING(value), room);
+        e->value = NULL;
+        e->field = (uint32_t)room << 16 | (uint32_t)room;
+    }
+    kt->key_bytes += len + room;
+    return e;
+}
+
 static int kt_store(PyObject *self, PyObject *key, PyObject *value, uint32_t field, KtEntry **out) {
     KeyTableObject *kt = (KeyTableObject *)self;
     if (!PyBytes_CheckExact(key)) {
@@ -197,14 +230,32 @@ static int kt_store(PyObject *self, PyObject *key, PyObject *value, uint32_t fie
     }
     rehash_step(kt);
     uint32_t h = key_hash(key);
+    Py_ssize_t inline_len = inline_length(kt, value);
     KtEntry **link = kt->ht[0].size != 0 ? find_link(kt, key, h) : NULL;
     if (link != NULL) {
         KtEntry *e = *link;
         PyObject *old = e->value;
-        e->value = Py_NewRef(value);
+        if (inline_len < 0) {
+            e->value = Py_NewRef(value);
+        } else if ((uint32_t)inline_len <= e->field >> 16) { /* (fits the room it has) */
+            memcpy(e->key + e->len, PyBytes_AS_STRING(value), (size_t)inline_len);
+            e->value = NULL;
+            e->field = (e->field & 0xFFFF0000u) | (uint32_t)inline_len;
+        } else if (kt->iterators == 0) { /* a new entry with the room, in the old one's place */
+            KtEntry *moved = new_entry(kt, e->key, e->len, e->hash, value, inline_len, 0);
+            if (moved == NULL)
+                return -1;
+            moved->next = e->next;
+            *link = moved;
+            kt->key_bytes -= e->len + (e->field >> 16);
+            PyMem_Free(e);
+            e = moved;
+        } else { /* (a cursor may hold the entry: it stays, the value by reference) */
+            e->value = Py_NewRef(value);
+        }
         if (out != NULL)
             *out = e;
-        Py_DECREF(old); /* (last: its deallocation may run code) */
+        Py_XDECREF(old); /* (last: its deallocation may run code) */
         return 0;
     }
     Py_ssize_t len = PyBytes_GET_SIZE(key);
@@ -214,19 +265,11 @@ static int kt_store(PyObject *self, PyObject *key, PyObject *value, uint32_t fie
     }
     if (expand_if_needed(kt) < 0)
         return -1;
-    KtEntry *e = PyMem_Malloc(KT_ENTRY_SIZE(len));
-    if (e == NULL) {
-        PyErr_NoMemory();
+    KtEntry *e = new_entry(kt, PyBytes_AS_STRING(key), (uint32_t)len, h, value, inline_len, field);
+    if (e == NULL)
         return -1;
-    }
     KtTable *t = &kt->ht[rehashing(kt) ? 1 : 0];
     size_t i = h & (t->size - 1);
-    e->value = Py_NewRef(value);
-    e->hash = h;
-    e->field = field;
-    e->len = (uint32_t)len;
-    memcpy(e->key, PyBytes_AS_STRING(key), (size_t)len);
-    kt->key_bytes += (size_t)len;
     e->next = t->buckets[i];
     t->buckets[i] = e;
     t->used++;
@@ -251,17 +294,22 @@ static int kt_remove(PyObject *self, PyObject *key, PyObject **old) {
             if (!same_key(*link, key, h))
                 continue;
             KtEntry *e = *link;
+            PyObject *v = e->value;
+            if (v == NULL && old != NULL) { /* (the inline value as an object, before anything moves) */
+                v = kt_entry_value(e);
+                if (v == NULL)
+                    return -1;
+            }
             *link = e->next;
             table->used--;
             kt->version++;
             shrink_if_needed(kt);
-            PyObject *v = e->value;
-            kt->key_bytes -= e->len;
+            kt->key_bytes -= e->len + (kt->inline_values ? e->field >> 16 : 0);
             PyMem_Free(e);
             if (old != NULL)
                 *old = v;
             else
-                Py_DECREF(v);
+                Py_XDECREF(v);
             return 1;
         }
         if (!rehashing(kt))
@@ -322,7 +370,7 @@ static void clear_all(KeyTableObject *kt) {
                 KtEntry *next = e->next;
                 PyObject *v = e->value;
                 PyMem_Free(e);
-                Py_DECREF(v);
+                Py_XDECREF(v);
                 e = next;
             }
         }
@@ -333,14 +381,15 @@ static void clear_all(KeyTableObject *kt) {
 /* ------------------------------------------------------------------ the Python type */
 
 static PyObject *kt_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
-    if (PyTuple_GET_SIZE(args) != 0 || (kwds != NULL && PyDict_GET_SIZE(kwds) != 0)) {
-        PyErr_SetString(PyExc_TypeError, "KeyTable() takes no arguments");
+    static char *kwlist[] = {"inline_values", NULL};
+    int inline_values = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$p:KeyTable", kwlist, &inline_values))
         return NULL;
-    }
     KeyTableObject *kt = (KeyTableObject *)type->tp_alloc(type, 0);
     if (kt == NULL)
         return NULL;
     kt->rehashidx = -1;
+    kt->inline_values = inline_values;
     return (PyObject *)kt;
 }
 
@@ -364,7 +413,7 @@ static PyObject *kt_subscript(PyObject *self, PyObject *key) {
             PyErr_SetObject(PyExc_KeyError, key);
         return NULL;
     }
-    return Py_NewRef(e->value);
+    return kt_entry_value(e);
 }
 
 static int kt_ass_subscript(PyObject *self, PyObject *key, PyObject *value) {
@@ -382,7 +431,7 @@ static PyObject *kt_get(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     KtEntry *e = kt_find(self, args[0]);
-    return Py_NewRef(e != NULL ? e->value : nargs == 2 ? args[1] : Py_None);
+    return e != NULL ? kt_entry_value(e) : Py_NewRef(nargs == 2 ? args[1] : Py_None);
 }
 
 static PyObject *kt_pop(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -409,6 +458,10 @@ static PyObject *kt_get_field(PyObject *self, PyObject *const *args, Py_ssize_t 
         PyErr_SetString(PyExc_TypeError, "get_field(key, default=None)");
         return NULL;
     }
+    if (((KeyTableObject *)self)->inline_values) {
+        PyErr_SetString(PyExc_TypeError, "an inline-values KeyTable has no fields");
+        return NULL;
+    }
     KtEntry *e = kt_find(self, args[0]);
     if (e == NULL)
         return Py_NewRef(nargs == 2 ? args[1] : Py_None);
@@ -418,6 +471,10 @@ static PyObject *kt_get_field(PyObject *self, PyObject *const *args, Py_ssize_t 
 static PyObject *kt_set_field(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2) {
         PyErr_SetString(PyExc_TypeError, "set_field(key, field)");
+        return NULL;
+    }
+    if (((KeyTableObject *)self)->inline_values) {
+        PyErr_SetString(PyExc_TypeError, "an inline-values KeyTable has no fields");
         return NULL;
     }
     unsigned long field = PyLong_AsUnsignedLong(args[1]);
@@ -511,8 +568,15 @@ static int emit_bucket(const KtEntry *e, PyObject *out, int values) {
         PyObject *key = kt_entry_key_object(e);
         int failed = key == NULL || PyList_Append(out, key) < 0;
         Py_XDECREF(key);
-        if (failed || (values && PyList_Append(out, e->value) < 0))
+        if (failed)
             return -1;
+        if (values) {
+            PyObject *value = kt_entry_value(e);
+            failed = value == NULL || PyList_Append(out, value) < 0;
+            Py_XDECREF(value);
+            if (failed)
+                return -1;
+        }
     }
     return 0;
 }
@@ -699,13 +763,15 @@ enum { REPLY_KEYS, REPLY_VALUES, REPLY_ITEMS };
 
 /* One entry written: 0, 1 (its value is not a bytes object: nothing written), -1 (no memory). */
 static int wire_entry(BytesWire *w, const KtEntry *e, int kind) {
-    if (kind != REPLY_KEYS && !PyBytes_CheckExact(e->value))
+    if (kind != REPLY_KEYS && e->value != NULL && !PyBytes_CheckExact(e->value))
         return 1;
     if (kind != REPLY_VALUES && bytes_wire_bulk(w, e->key, e->len) < 0)
         return -1;
-    if (kind != REPLY_KEYS && bytes_wire_bulk(w, PyBytes_AS_STRING(e->value), (size_t)PyBytes_GET_SIZE(e->value)) < 0)
-        return -1;
-    return 0;
+    if (kind == REPLY_KEYS)
+        return 0;
+    if (e->value == NULL)
+        return bytes_wire_bulk(w, e->key + e->len, e->field & 0xFFFF) < 0 ? -1 : 0;
+    return bytes_wire_bulk(w, PyBytes_AS_STRING(e->value), (size_t)PyBytes_GET_SIZE(e->value)) < 0 ? -1 : 0;
 }
 
 /* reply(kind, resp3) -> bytes | None: every entry as one RESP reply, kind 0 the keys (an array),
@@ -746,7 +812,7 @@ static PyObject *kt_reply(PyObject *self, PyObject *const *args, Py_ssize_t narg
             for (KtEntry *e = table->buckets[i]; e != NULL && r == 0; e = e->next) {
                 if (head - tail == RING)
                     r = wire_entry(&w, ring[tail++ % RING], (int)kind);
-                if (kind != REPLY_KEYS)
+                if (kind != REPLY_KEYS && e->value != NULL)
                     __builtin_prefetch(e->value);
                 ring[head++ % RING] = e;
             }
@@ -822,12 +888,14 @@ static PyObject *ktiter_next(PyObject *self) {
         return NULL;
     }
     if (it->kind == IT_VALUES)
-        return Py_NewRef(e->value);
+        return kt_entry_value(e);
     PyObject *key = kt_entry_key_object(e);
     if (key == NULL || it->kind == IT_KEYS)
         return key;
-    PyObject *pair = PyTuple_Pack(2, key, e->value);
+    PyObject *value = kt_entry_value(e);
+    PyObject *pair = value == NULL ? NULL : PyTuple_Pack(2, key, value);
     Py_DECREF(key);
+    Py_XDECREF(value);
     return pair;
 }
 

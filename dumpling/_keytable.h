@@ -15,6 +15,15 @@
  * reallocated by a rehash (only relinked), so a KtEntry pointer stays valid until its key
  * is deleted.
  *
+ * A hash's field table (KeyTable(inline_values=True)) keeps a bytes value of up to
+ * KT_INLINE_MAX bytes inline too, after the key, in the same entry: `value` is NULL and `field`
+ * holds the room after the key (high 16 bits) and the value's length (low 16 bits), so a 13-byte
+ * field with a 13-byte value takes one 56-byte allocation where the entry and a bytes object took
+ * 96.  Any other value is held by reference as in the keyspace's tables.  kt_entry_value() reads
+ * either kind; code that reads `value` directly must only meet the keyspace's tables.  In such a
+ * table a store to a present key may move its entry (a longer inline value, never while a cursor
+ * is live), and get_field/set_field do not apply.
+ *
  * Found through a capsule, KEYTABLE_CAPSULE, holding a KeyTableApi (native_keytable() in
  * _native.h imports it); `type` tells which objects the functions take.  Keys are passed as
  * exact bytes objects (their cached hash is used): find() of anything else finds nothing,
@@ -31,9 +40,9 @@
 
 typedef struct KtEntry {
     struct KtEntry *next; /* the bucket's chain */
-    PyObject *value;      /* a strong reference */
+    PyObject *value;      /* a strong reference; NULL: the value is inline, after the key */
     uint32_t hash;        /* the low 32 bits of the key's hash (Python's, of its bytes) */
-    uint32_t field;       /* the 24-bit LRU/LFU field */
+    uint32_t field;       /* the 24-bit LRU/LFU field; inline-values tables: room << 16 | length */
     uint32_t len;         /* the key's length */
     char key[];           /* the key's bytes (not NUL-terminated) */
 } KtEntry;
@@ -51,6 +60,16 @@ static inline PyObject *kt_entry_key_object(const KtEntry *e) {
     return PyBytes_FromStringAndSize(e->key, (Py_ssize_t)e->len);
 }
 
+#define KT_INLINE_MAX 512 /* the longest value an inline-values table keeps inline */
+
+/* The entry's value as a new reference (an inline one as a new bytes object), or NULL with an
+ * exception (no memory). */
+static inline PyObject *kt_entry_value(const KtEntry *e) {
+    if (e->value != NULL)
+        return Py_NewRef(e->value);
+    return PyBytes_FromStringAndSize(e->key + e->len, (Py_ssize_t)(e->field & 0xFFFF));
+}
+
 typedef struct {
     KtEntry **buckets; /* NULL while size is 0 */
     size_t size;       /* 0 or a power of two */
@@ -63,7 +82,8 @@ typedef struct {
     Py_ssize_t rehashidx; /* the next bucket of ht[0] to move; -1 when not rehashing */
     Py_ssize_t iterators; /* live iterators: rehashing waits while there are any */
     uint64_t version;     /* bumped by every insert and delete (iterators check it) */
-    size_t key_bytes;     /* the keys' lengths summed (__sizeof__) */
+    size_t key_bytes;     /* the keys' lengths summed, and the inline values' room (__sizeof__) */
+    int inline_values;    /* short bytes values kept in the entries (a hash's fields) */
 } KeyTableObject;
 
 /* A walk over every entry, for C code that does not change the table while it walks (the

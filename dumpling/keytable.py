@@ -41,7 +41,9 @@ class PyKeyTable(dict):  # type: ignore[type-arg]
 
     __slots__ = ("fields", "order")
 
-    def __init__(self) -> None:
+    def __init__(self, *, inline_values: bool = False) -> None:
+        """``inline_values``: the C table keeps short bytes values inside its entries (a hash's
+        fields, to save memory); a dict holds them as it holds anything, so here it changes nothing."""
         super().__init__()
         self.fields: dict[bytes, int] = {}
         self.order: MemberScan | None = None

@@ -45,14 +45,19 @@ def picked(table: Any) -> Any:
     return None if key is None else (type(key) is bytes and key in table)
 
 
-def random_step(rng: random.Random, keys: list[bytes], tables: list[Any]) -> list[Any]:
-    """One random operation applied to every table: what each answered."""
+def random_value(rng: random.Random) -> Any:
+    """bytes of every length around an inline-values table's limit (512), and other objects."""
+    return rng.choice([b"v", b"%d" % rng.randrange(1000), [1, 2], b"", 3.5, b"x" * rng.randrange(400, 700),
+                       rng.randbytes(rng.randrange(40))])
+
+
+def random_step(rng: random.Random, keys: list[bytes], tables: list[Any], inline: bool = False) -> list[Any]:
+    """One random operation applied to every table: what each answered.  ``inline``: the tables
+    are a hash's (inline values, no LRU/LFU fields), so values are stored where fields were set."""
     key = rng.choice(keys)
     roll = rng.random()
-    if roll < 0.30:
-        value = rng.choice([b"v", b"%d" % rng.randrange(1000), [1, 2], None, 3.5])
-        if value is None:
-            value = b""
+    if roll < 0.30 or (inline and 0.67 <= roll < 0.84):
+        value = random_value(rng)
         return [outcome(lambda t=t: t.__setitem__(key, value)) for t in tables]
     if roll < 0.45:
         return [outcome(lambda t=t: t.__delitem__(key)) for t in tables]
@@ -77,6 +82,16 @@ def random_step(rng: random.Random, keys: list[bytes], tables: list[Any]) -> lis
         return [outcome(lambda t=t: sorted(t)) for t in tables]
     if roll < 0.92:
         return [outcome(lambda t=t: sorted(t.values(), key=repr)) for t in tables]
+    if inline and roll < 0.93:  # values replaced while an iterator is live (no error in either)
+        values = [random_value(rng) for _ in range(5)]
+
+        def replaced_while_iterating(t: Any) -> Any:
+            seen = []
+            for k, v in t.items():
+                seen.append((k, v))
+                t[k] = values[k[-1] % 5]  # (by the key: the tables' orders differ)
+            return sorted(seen, key=repr)
+        return [outcome(lambda t=t: replaced_while_iterating(t)) for t in tables]
     if roll < 0.95:  # a change of size while iterating: dict's error, in both
         def changed_while_iterating(t: Any) -> Any:
             it = iter(t)
@@ -129,7 +144,7 @@ def full_scan(table: Any, count: int, values: bool) -> tuple[list[bytes], bool]:
         cursor, found = table.scan(cursor, count, values)
         if values:
             pairs = list(zip(found[::2], found[1::2], strict=True))
-            pairs_right = pairs_right and all(table[k] is v for k, v in pairs)
+            pairs_right = pairs_right and all(table[k] is v or (type(v) is bytes and table[k] == v) for k, v in pairs)
             found = [k for k, _ in pairs]
         assert all(type(k) is bytes for k in found)
         keys.update(found)
@@ -150,6 +165,46 @@ def test_random_sequences_match_the_reference(seed: int) -> None:
         if step % 500 == 0:
             assert contents(native) == contents(reference), (seed, step)
     assert contents(native) == contents(reference)
+
+
+@needs_c
+@pytest.mark.parametrize("seed", range(4))
+def test_inline_values_match_the_reference(seed: int) -> None:
+    """A hash's table (inline_values): short bytes values live in the entries, others by
+    reference, and an entry moves when its value outgrows it (not while a cursor is live); to
+    Python it is the same mapping as the reference."""
+    rng = random.Random(seed)
+    keys = [b"f%d" % i for i in range(rng.choice([8, 300, 3000]))]
+    native, reference = Native(inline_values=True), PyKeyTable(inline_values=True)
+    for step in range(scaled(30000, 3000)):
+        answers = random_step(rng, keys, [native, reference], inline=True)
+        assert answers[0] == answers[-1], (seed, step)
+        if step % 500 == 0:
+            assert sorted(native.items(), key=repr) == sorted(reference.items(), key=repr), (seed, step)
+    assert sorted(native.items(), key=repr) == sorted(reference.items(), key=repr)
+
+
+@needs_c
+def test_inline_values_are_copies_counted_in_the_entry() -> None:
+    table = Native(inline_values=True)
+    table[b"first"] = b""  # (the buckets made)
+    del table[b"first"]
+    value = b"value:0000001"
+    base, size = sys.getrefcount(value), table.__sizeof__()
+    table[b"field:0000001"] = value
+    assert sys.getrefcount(value) == base  # kept as bytes in the entry, no reference
+    got = table[b"field:0000001"]
+    assert got == value and got is not value
+    assert table.__sizeof__() - size >= 13 + 13
+    long_value = b"v" * 513  # over the inline limit: held
+    table[b"long"] = long_value
+    assert table[b"long"] is long_value
+    with pytest.raises(TypeError):
+        table.get_field(b"long")
+    with pytest.raises(TypeError):
+        table.set_field(b"long", 1)
+    del table[b"long"], table[b"field:0000001"]
+    assert table.__sizeof__() == size and sys.getrefcount(long_value) == base
 
 
 @needs_c

@@ -102,7 +102,7 @@ def shared_name(field: bytes) -> bytes:
 def new_table(pairs: Iterable[tuple[bytes, bytes]] | Mapping[bytes, bytes] = ()) -> Any:
     """A hashtable-encoded hash's fields: a ``KeyTable`` holding ``pairs`` (a mapping's items,
     or (field, value) pairs; a repeated field keeps its last value, as a dict's)."""
-    table = KeyTable()
+    table = KeyTable(inline_values=True)
     items = pairs.items() if isinstance(pairs, Mapping) or type(pairs) is KeyTable else pairs
     for field, value in items:  # type: ignore[union-attr]
         table[field] = value

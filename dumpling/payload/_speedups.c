@@ -920,9 +920,10 @@ append_mapping(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         KtEntry *e;
         int rc = 0;
         while (rc == 0 && (e = native_kt->cursor_next(&cursor)) != NULL) {
-            PyObject *key = kt_entry_key_object(e), *value = Py_NewRef(e->value); /* (the key is inline) */
-            if (key == NULL) {
-                Py_DECREF(value);
+            PyObject *key = kt_entry_key_object(e), *value = kt_entry_value(e); /* (the key, perhaps the value, inline) */
+            if (key == NULL || value == NULL) {
+                Py_XDECREF(key);
+                Py_XDECREF(value);
                 rc = -1;
                 break;
             }
