@@ -921,7 +921,10 @@ static int count_head(PyObject *const *args, Py_ssize_t nargs, const char *usage
 }
 
 /* resp_range(start, stop) -> bytes: the elements [start, stop) (clamped) as a RESP array
- * reply, each a bulk string written straight from its entry (no bytes object per element). */
+ * reply, each a bulk string written straight from its entry (no bytes object per element), in
+ * one pass into a BytesWire: a short string entry (header byte, up to 63 bytes, one-byte
+ * back-length: LRANGE's common element) is copied as it lies, any other goes through
+ * lpe_text. */
 static PyObject *el_resp_range(ElementList *self, PyObject *const *args, Py_ssize_t nargs) {
     Py_ssize_t start, stop;
     if (two_ssize(args, nargs, "resp_range(start, stop)", &start, &stop) < 0)
@@ -931,59 +934,60 @@ static PyObject *el_resp_range(ElementList *self, PyObject *const *args, Py_ssiz
     if (stop > self->len)
         stop = self->len;
     Py_ssize_t n = stop > start ? stop - start : 0;
-    char head[32];
-    int head_len = snprintf(head, sizeof head, "*%zd\r\n", n);
-    if (n == 0)
-        return PyBytes_FromStringAndSize(head, head_len);
-    Py_ssize_t ci;
-    const unsigned char *first = locate(self, start, &ci), *p = first;
-    Py_ssize_t first_ci = ci;
-    Chunk *c = chunk_at(self, ci);
-    /* the size first: per element "$<len>\r\n" + text + "\r\n" */
-    size_t total = (size_t)head_len;
-    unsigned char digits[LPE_INT_TEXT_MAX];
-    for (Py_ssize_t i = 0; i < n; i++) {
-        while (p == c->data + c->hi) {
-            c = chunk_at(self, ++ci);
-            p = c->data + c->lo;
-        }
-        const unsigned char *text;
-        size_t len;
-        lpe_text(p, digits, &text, &len);
-        size_t len_digits = 1;
-        for (size_t v = len; v >= 10; v /= 10)
-            len_digits++;
-        total += 1 + len_digits + 2 + len + 2;
-        p += lpe_size(p);
-    }
-    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
-    if (out == NULL)
+    size_t guess = 24 + (size_t)n * 12; /* "$3\r\nxxx\r\n" is 9: most small replies fit at once */
+    BytesWire w = {PyBytes_FromStringAndSize(NULL, (Py_ssize_t)guess), NULL, NULL};
+    if (w.bytes == NULL)
         return NULL;
-    char *w = PyBytes_AS_STRING(out);
-    memcpy(w, head, (size_t)head_len);
-    w += head_len;
-    ci = first_ci;
-    c = chunk_at(self, ci);
-    p = first;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        while (p == c->data + c->hi) {
-            c = chunk_at(self, ++ci);
-            p = c->data + c->lo;
+    w.p = PyBytes_AS_STRING(w.bytes);
+    w.end = w.p + guess;
+    w.p = wire_head_at(w.p, '*', (unsigned long long)n);
+    if (n > 0) {
+        Py_ssize_t ci;
+        const unsigned char *p = locate(self, start, &ci);
+        Chunk *c = chunk_at(self, ci);
+        const unsigned char *chunk_end = c->data + c->hi;
+        unsigned char digits[LPE_INT_TEXT_MAX];
+        for (Py_ssize_t i = 0; i < n; i++) {
+            while (p == chunk_end) {
+                c = chunk_at(self, ++ci);
+                p = c->data + c->lo;
+                chunk_end = c->data + c->hi;
+            }
+            unsigned char b = p[0];
+            if ((b & 0xC0) == 0x80) {
+                size_t len = b & 0x3F;
+                if (bytes_wire_room(&w, len + 7) < 0)
+                    return NULL; /* (no memory: bytes_wire_room released the bytes) */
+                char *o = w.p;
+                *o++ = '$';
+                if (len < 10) {
+                    *o++ = (char)('0' + len);
+                } else {
+                    *o++ = (char)('0' + len / 10);
+                    *o++ = (char)('0' + len % 10);
+                }
+                *o++ = '\r';
+                *o++ = '\n';
+                memcpy(o, p + 1, len);
+                o += len;
+                *o++ = '\r';
+                *o++ = '\n';
+                w.p = o;
+                p += len + 2;
+                continue;
+            }
+            const unsigned char *text;
+            size_t len;
+            lpe_text(p, digits, &text, &len);
+            if (bytes_wire_bulk(&w, text, len) < 0)
+                return NULL;
+            p += lpe_size(p);
         }
-        const unsigned char *text;
-        size_t len;
-        lpe_text(p, digits, &text, &len);
-        *w++ = '$';
-        w += native_u64_text(w, (unsigned long long)len);
-        *w++ = '\r';
-        *w++ = '\n';
-        memcpy(w, text, len);
-        w += len;
-        *w++ = '\r';
-        *w++ = '\n';
-        p += lpe_size(p);
     }
-    return out;
+    Py_ssize_t used = (Py_ssize_t)(w.p - PyBytes_AS_STRING(w.bytes));
+    if (used != PyBytes_GET_SIZE(w.bytes) && _PyBytes_Resize(&w.bytes, used) < 0)
+        return NULL;
+    return w.bytes;
 }
 
 /* pop_many(count, head): up to `count` elements off one end, in the order they leave. */

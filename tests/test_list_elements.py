@@ -276,3 +276,24 @@ def test_resp_range_is_the_encoder_s() -> None:
     for start, stop in ((0, len(elements)), (5, 6), (100, 90), (-5, 10), (2990, 99999), (0, 0)):
         want = encode(PyElementList(elements).slice(start, stop), False)
         assert native.resp_range(start, stop) == want == PyElementList(elements).resp_range(start, stop)
+
+
+@needs_c
+def test_resp_range_across_chunks_grown_at_both_ends() -> None:
+    """The one-pass writer over chunks made by pushes at either end: short strings (copied as
+    they lie), integers and long strings (through their text), replies past its first guess."""
+    from dumpling.protocol import encode
+
+    rng = random.Random(21)
+    native, elements = Native(), PyElementList([])
+    for _ in range(4000):
+        element = rng.choice([b"xxx", b"x" * rng.randrange(64), b"y" * rng.randrange(60, 300),
+                              b"%d" % rng.randrange(-10**12, 10**12)])
+        front = rng.random() < 0.5
+        (native.appendleft if front else native.append)(element)
+        (elements.appendleft if front else elements.append)(element)
+    n = len(elements)
+    for _ in range(200):
+        start, stop = rng.randrange(-3, n + 3), rng.randrange(-3, n + 3)
+        want = encode(elements.slice(start, stop), False)
+        assert native.resp_range(start, stop) == want
