@@ -22,6 +22,7 @@ SOURCES = {
     "dumpling._elementlist": "dumpling/_elementlist.c",
     "dumpling._zsetindex": "dumpling/_zsetindex.c",
     "dumpling._keytable": "dumpling/_keytable.c",
+    "dumpling._reply": "dumpling/_reply.c",
     "dumpling.scripting._luabridge": "dumpling/scripting/_luabridge.c",
 }
 # Floating point that must match Python's step for step: no fused multiply-add (which some

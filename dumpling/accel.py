@@ -7,7 +7,8 @@ runs the data commands' Python handlers from there, the hot string commands enti
 (``dumpling.hyperloglog``, ``dumpling.geohash``); ``dumpling._collections`` a list's node
 bookkeeping and the native handlers of the hot list/hash/set writes; ``dumpling._bigops`` the
 per-element steps of commands on big spans (``dumpling.bigops``); ``dumpling._keytable``
-a database's keys, values and LRU/LFU fields (``dumpling.keytable``); ``dumpling.payload._speedups``
+a database's keys, values and LRU/LFU fields (``dumpling.keytable``); ``dumpling._reply``
+``protocol.Raw`` (a pre-encoded reply); ``dumpling.payload._speedups``
 reads and writes the bodies of big collections and ``dumpling.payload._listpack``
 listpack blobs.  All are built by ``setup.py`` when a compiler is present; without them
 dumpling runs the same code paths in Python.  ``DUMPLING_PURE=1`` in the environment
@@ -44,6 +45,7 @@ fpconv = _load("dumpling._fpconv")  # dumpling.fpconv in C: the text of double r
 hllgeo = _load("dumpling._hllgeo")  # HLL registers and GEO scans in C
 collections = _load("dumpling._collections")  # list/hash/set internals and native handlers in C
 bigops = _load("dumpling._bigops")  # the per-element steps of big spans (dumpling.bigops)
+reply = _load("dumpling._reply")  # protocol.Raw as a C type
 
 
 def loaded() -> list[str]:
@@ -63,6 +65,8 @@ def loaded() -> list[str]:
         names.append("collections")
     if bigops is not None:
         names.append("bigops")
+    if reply is not None:
+        names.append("reply")
     if collector.ACCELERATED:
         names.append("untrack")
     if keytable.NATIVE is not None:

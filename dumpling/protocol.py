@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from dumpling.accel import fastpath as _fastpath
+from dumpling.accel import reply as _reply
 from dumpling.errors import ProtocolError
 from dumpling.fpconv import d2string
 from dumpling.numbers import LLONG_MAX, LLONG_MIN, parse_int64, wrap_int64
@@ -110,6 +111,10 @@ class Raw:
 
     def __init__(self, wire: bytes) -> None:
         self.wire = wire
+
+
+if _reply is not None:  # the same as a C type: made by one call, no __init__ frame (dumpling/_reply.c)
+    Raw = _reply.Raw  # type: ignore[misc]  # noqa: F811
 
 
 class _NullArray:
