@@ -55,6 +55,9 @@ class _PyReads:
 
     __slots__ = ()
 
+    def write_directly(self, transport: asyncio.BaseTransport | None, fd: int) -> None:
+        """Pure mode writes every reply through the transport (``Client.flush``)."""
+
 
 # The C base class whose data_received runs a read's common case (see Client.received)
 _ReadBase: Any = fastpath.ClientBase if fastpath is not None else _PyReads
@@ -165,6 +168,11 @@ class Client(_ReadBase, asyncio.Protocol):
             except OSError:
                 pass
             self.fd = sock.fileno()
+            if transport.get_extra_info("sslcontext") is None:
+                # the C read path may write a read's replies to this socket itself while nothing
+                # is queued in this transport (ClientBase.write_directly), until close or
+                # connection_lost; anything that gives the client another transport turns it off
+                self.write_directly(transport, self.fd)
         peer = transport.get_extra_info("peername")
         local = transport.get_extra_info("sockname")
         if sock is not None and sock.family == socket.AF_UNIX:
@@ -183,10 +191,12 @@ class Client(_ReadBase, asyncio.Protocol):
         refusal = self.server.client_connected(self)
         if refusal is not None:
             transport.write(refusal)
+            self.write_directly(None, -1)
             self.closed = True
             transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.write_directly(None, -1)
         self.closed = True
         self.server.client_disconnected(self)
 
@@ -556,6 +566,7 @@ class Client(_ReadBase, asyncio.Protocol):
 
     def close(self) -> None:
         if self.transport is not None and not self.closed:
+            self.write_directly(None, -1)
             self.closed = True
             self.transport.close()
             self.server.client_disconnected(self)

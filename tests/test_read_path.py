@@ -9,6 +9,7 @@ CLIENT LIST's fields, a close after QUIT, an output-buffer limit's drop) must be
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Any
 
@@ -192,3 +193,87 @@ def test_info_traffic_counters_match_redis(dumpling_server: ServerProcess, redis
     """total_net_input/output_bytes and the reads and writes counted for the same traffic (the C read
     path counts them for the reads it answers whole)."""
     assert _traffic_counters(dumpling_server) == _traffic_counters(redis_server)
+
+
+class SocketTransport(BackloggedTransport):
+    """A transport on one end of a socket pair: what it is given to write waits in ``data`` (its
+    queue, the backlog it reports) and is never sent, so the peer receives only what the C read
+    path wrote to the socket itself (``ClientBase.write_directly``)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__()
+        self.sock = sock
+
+    def get_write_buffer_size(self) -> int:
+        return len(self.data)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.sock if name == "socket" else super().get_extra_info(name, default)
+
+
+def _socket_replies(reads: list[bytes | None], monkeypatch: pytest.MonkeyPatch, send_buffer: int | None = None
+                    ) -> tuple[bytes, bytes, tuple[int, ...]]:
+    """``reads`` through the C read path on a socket pair: (what the peer received, what the transport
+    was left to send, INFO's traffic counters)."""
+    ours, peer = socket.socketpair()
+    with ours, peer:
+        ours.setblocking(False)
+        if send_buffer is not None:
+            ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+        transport = SocketTransport(ours)
+        with monkeypatch.context():
+            server = Server(Config())
+            client = Client(server)
+            client.connection_made(transport)  # type: ignore[arg-type]
+            received = bytearray()
+            for data in reads:
+                if transport.closed:
+                    break
+                assert data is not None
+                client.data_received(data)
+                if send_buffer is None:  # (a peer that reads as it goes; else one that reads at the end)
+                    received += _drain(peer)
+            received += _drain(peer)
+        stats = (server.stat_net_input, server.stat_net_output, server.stat_reads, server.stat_writes,
+                 server.stat_commands)
+        return bytes(received), bytes(transport.data), stats
+
+
+def _drain(peer: socket.socket) -> bytes:
+    peer.setblocking(False)
+    got = bytearray()
+    while True:
+        try:
+            chunk = peer.recv(1 << 20)
+        except BlockingIOError:
+            return bytes(got)
+        if not chunk:
+            return bytes(got)
+        got += chunk
+
+
+@pytest.mark.skipif(fastpath is None, reason="the C read path is not built (pure mode)")
+@pytest.mark.parametrize("name", ["one request a read", "general path and replies of every size", "quit", "errors"])
+def test_replies_written_to_the_socket_itself(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With nothing queued in the transport, the C path writes a read's replies to the socket: the
+    peer receives the Python path's replies, in order, and the counters are the same."""
+    reads = STREAMS[name]
+    theirs = _run(reads, False, monkeypatch)
+    received, queued, stats = _socket_replies(reads, monkeypatch)
+    assert received + queued == theirs["replies"]
+    assert stats == theirs["stats"]
+    assert received or name == "errors"  # (the C path wrote to the socket; error replies are Python's)
+    if name == "one request a read":
+        assert not queued
+
+
+@pytest.mark.skipif(fastpath is None, reason="the C read path is not built (pure mode)")
+def test_a_full_socket_leaves_the_rest_to_the_transport(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reply the socket takes only part of: the rest goes to transport.write, and while the
+    transport holds anything every later reply follows it there (nothing overtakes it)."""
+    reads: list[bytes | None] = [_cmd("SET", "big", BIG)] + [_cmd("GET", "big"), _cmd("PING"), _cmd("GET", "k")] * 20
+    theirs = _run(reads, False, monkeypatch)
+    received, queued, stats = _socket_replies(reads, monkeypatch, send_buffer=4096)
+    assert received and queued
+    assert received + queued == theirs["replies"]
+    assert stats == theirs["stats"]

@@ -95,6 +95,7 @@ class _Handover(asyncio.Protocol):
         self.client = client
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.client.write_directly(None, -1)  # (its socket was _SocketTransport's: every write through this one)
         self.client.transport = transport  # type: ignore[assignment]
         if self.client.closed:
             transport.close()
