@@ -79,6 +79,29 @@ static int out_reserve(Out *o, size_t extra) {
     return native_buf_reserve(o, extra, 256);
 }
 
+/* The buffer a read's replies are written into, kept between reads: a read's loop takes it (a read
+ * nested inside that one, from a script serving other clients, finds none and grows its own) and
+ * the read gives it back when its replies are gone, instead of a malloc and a free each read.
+ * One grown past SPARE_OUT_MAX is freed rather than kept. */
+static Out g_spare_out;
+#define SPARE_OUT_MAX 65536
+
+static inline void out_take_spare(Out *o) {
+    *o = g_spare_out;
+    o->len = 0;
+    memset(&g_spare_out, 0, sizeof g_spare_out);
+}
+
+static inline void out_give_back(Out *o) {
+    if (o->buf != NULL && g_spare_out.buf == NULL && o->cap <= SPARE_OUT_MAX) {
+        g_spare_out = *o;
+        g_spare_out.len = 0;
+    } else {
+        PyMem_Free(o->buf);
+    }
+    memset(o, 0, sizeof *o);
+}
+
 static int out_put(Out *o, const char *s, size_t n) {
     if (out_reserve(o, n) < 0)
         return -1;
@@ -2331,6 +2354,7 @@ static Py_ssize_t run_reads(PyObject *client, PyObject *server, PyObject *keyspa
 
     Batch b;
     memset(&b, 0, sizeof b);
+    out_take_spare(&b.out);
     General g;
     memset(&g, 0, offsetof(General, tally)); /* (not the tallies: ~9 stores a read instead of ~40) */
     g.now_set = -1;
@@ -2560,7 +2584,7 @@ fail:
     Py_XDECREF(last);
     Py_XDECREF(b.data);
     Py_XDECREF(b.expires);
-    PyMem_Free(b.out.buf);
+    out_give_back(&b.out);
     return consumed;
 }
 
@@ -2881,7 +2905,7 @@ static PyObject *client_data_received(PyObject *self, PyObject *data) {
     }
     result = Py_NewRef(Py_None);
 done:
-    PyMem_Free(reply.buf);
+    out_give_back(&reply);
     Py_DECREF(server);
     Py_DECREF(keyspace);
     Py_DECREF(query_buffer);
