@@ -1533,8 +1533,16 @@ static PyObject *hist_of(PyObject *cmd) {
 static int hist_add_slow(PyObject **slot, PyObject *cmd, long long usec) {
     if (*slot == NULL && (*slot = hist_of(cmd)) == NULL)
         return -1;
-    if (Py_IS_TYPE(*slot, &HistogramType))
-        return hist_record((Histogram *)*slot, usec);
+    if (Py_IS_TYPE(*slot, &HistogramType)) {
+        Histogram *h = (Histogram *)*slot;
+        int index = usec >= 0 && usec < HIST_SMALL ? hist_small_slot[usec] : INT_MAX;
+        if (index < h->len) { /* (a read's first call: hist_add's table, the histogram just fetched) */
+            h->counts[index]++;
+            h->total++;
+            return 0;
+        }
+        return hist_record(h, usec);
+    }
     PyObject *us = PyLong_FromLongLong(usec);
     PyObject *r = us == NULL ? NULL : PyObject_CallMethodObjArgs(*slot, s_record, us, NULL);
     Py_XDECREF(us);
@@ -2829,10 +2837,26 @@ static PyObject *client_write_directly(PyObject *self, PyObject *const *args, Py
     Py_RETURN_NONE;
 }
 
+/* server.py's `_fast_run` (borrowed): what the last probe found while its globals keep the tag they
+ * had then (any assignment there changes it), else a probe, a cold table each read otherwise. */
+static PyObject *g_fast_run_seen;
+static uint64_t g_fast_run_version;
+
+static inline PyObject *read_switch(void) {
+    if (MEMO_VERSIONS && g_fast_run_seen != NULL && dict_version(g_read_switch) == g_fast_run_version)
+        return g_fast_run_seen;
+    PyObject *fast = entry(g_read_switch, s_fast_run);
+    if (fast != NULL) {
+        g_fast_run_seen = fast;
+        g_fast_run_version = dict_version(g_read_switch);
+    }
+    return fast;
+}
+
 static PyObject *client_data_received(PyObject *self, PyObject *data) {
     Memo *cm = NULL;
     if (Py_TYPE(self) == g_client_type && PyBytes_CheckExact(data) && g_configured) {
-        PyObject *fast = entry(g_read_switch, s_fast_run);
+        PyObject *fast = read_switch();
         if (fast == NULL && PyErr_Occurred())
             return NULL;
         if (fast != NULL && fast != Py_None && (cm = client_memo(self)) == NULL && PyErr_Occurred())
@@ -3026,6 +3050,7 @@ static PyObject *fast_configure_reads(PyObject *self, PyObject *const *args, Py_
     }
     Py_XSETREF(g_client_type, (PyTypeObject *)Py_NewRef(args[0]));
     Py_XSETREF(g_read_switch, Py_NewRef(args[1]));
+    g_fast_run_seen = NULL;
     Py_RETURN_NONE;
 }
 
