@@ -33,6 +33,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "_native.h"
@@ -2722,7 +2723,7 @@ static int transport_write(PyObject *transport, const char *buf, Py_ssize_t len)
     return 0;
 }
 
-/* A reply written to the client's socket itself (ClientBase.write_directly), as the transport's
+/* A reply written to the client's socket itself (ClientBase.write_directly, send(2)), as the transport's
  * write would (uvloop's and asyncio's try the socket at once when nothing is queued; the caller
  * saw get_write_buffer_size() at 0): what the socket does not take now (a full send buffer,
  * EAGAIN) or an error goes to transport.write, which queues the rest or meets the error as it
@@ -2731,8 +2732,8 @@ static int transport_write(PyObject *transport, const char *buf, Py_ssize_t len)
  * error. */
 static int write_to_socket(ClientBaseObject *c, PyObject *transport, const char *buf, Py_ssize_t len) {
     ssize_t n;
-    do
-        n = write(c->write_fd, buf, (size_t)len);
+    do /* (MSG_NOSIGNAL: a closed peer is an EPIPE for the transport to meet, never a SIGPIPE) */
+        n = send(c->write_fd, buf, (size_t)len, MSG_NOSIGNAL);
     while (n < 0 && errno == EINTR);
     Py_ssize_t sent = n > 0 ? (Py_ssize_t)n : 0;
     return sent == len ? 0 : transport_write(transport, buf + sent, len - sent);
