@@ -1961,14 +1961,17 @@ static PyObject *py_stream_nodes_body(PyObject *self, PyObject *const *args, Py_
     return r < 0 ? NULL : PyLong_FromSsize_t(i);
 }
 
-/* ------------------------------------------------------------------ a stream node loaded (RESTORE) */
+/* ------------------------------------------------------------------ stream nodes loaded (RESTORE) */
 
-/* payload/stream.py's _decode_node and _loaded_nodes for one node listpack whose walk
- * listpack.count already checked (n_elems entries): the master entry, then each entry's
- * flags, ID deltas, [numfields, fields,] values and lp-count, with the same checks and
- * refusal texts; each live entry appended straight into the EntryMap's packed chunks (no
- * Python object an entry), its node's listpack bytes counted as StreamNode.entry_size counts
- * them.  Every read is still bounds-checked against the blob. */
+/* payload/stream.py's decode_stream node loop (_read_node, listpack.count, _decode_node and
+ * _loaded_nodes, the reference) in one pass over the payload: each node's key and listpack
+ * rdbStrings read here (an LZF one expanded by the caller's decompressor, compression.decompress),
+ * the listpack walked once with listpack.count's checks (header, every entry inside it, in deep
+ * mode the back-lengths and the terminator's place) and _decode_node's (the same refusal texts),
+ * each live entry appended straight into the EntryMap's packed chunks (no Python object an
+ * entry), its node's listpack bytes counted as StreamNode.entry_size counts them, and the
+ * StreamNodes built into their IdMap.  The payload is untrusted: every length, count and read is
+ * checked against the bytes it lies in. */
 
 typedef struct {
     int is_int;
@@ -1977,8 +1980,30 @@ typedef struct {
     size_t n;
 } LoadElem;
 
-/* The entry at *p, advanced past it: 0, or -1 (it does not lie before `end`, the terminator). */
-static inline int load_elem(const unsigned char **pp, const unsigned char *end, LoadElem *e) {
+/* _listpack.c's read_backlen: the back-length ending at `last`, or -1 (over 5 bytes, or off the
+ * start of the listpack at `start`). */
+static inline int64_t load_backlen(const unsigned char *start, const unsigned char *last) {
+    uint64_t value = 0;
+    int shift = 0;
+    for (;;) {
+        if (last < start)
+            return -1;
+        unsigned int b = *last;
+        value |= (uint64_t)(b & 127u) << shift;
+        if (!(b & 128u))
+            return (int64_t)value;
+        shift += 7;
+        last--;
+        if (shift > 28)
+            return -1;
+    }
+}
+
+/* The entry at *pp, advanced past it: 0, or -1 (not an entry lying before `end`, the
+ * terminator's place, or in deep mode a back-length not its size).  A 0xFF there is -1 too:
+ * an entry expected where the listpack ends. */
+static inline int load_elem(const unsigned char **pp, const unsigned char *start, const unsigned char *end, int deep,
+                            LoadElem *e) {
     const unsigned char *p = *pp;
     if (p >= end)
         return -1;
@@ -1989,6 +2014,8 @@ static inline int load_elem(const unsigned char **pp, const unsigned char *end, 
     size_t enclen = lpe_enclen(p);
     size_t size = enclen + lpe_backlen_size(enclen);
     if (size > (size_t)(end - p))
+        return -1;
+    if (deep && load_backlen(start, p + size - 1) != (int64_t)enclen)
         return -1;
     e->is_int = lpe_read(p, &e->v, &e->s, &e->n);
     *pp = p + size;
@@ -2053,11 +2080,16 @@ static int fill_open(ChunkFill *f, const IdMapParts *parts) {
     return 0;
 }
 
+/* Room for `need` more bytes past `used` in the bytearray: its size grown geometrically, up to
+ * what its buffer already holds first (a fill closed and opened again between nodes set its size
+ * down to what was written, which leaves the buffer: no copy to grow it back).  0, or -1. */
 static int fill_room(PyObject *ba, Py_ssize_t used, Py_ssize_t need) {
     Py_ssize_t cap = PyByteArray_GET_SIZE(ba);
     if (used + need <= cap)
         return 0;
-    Py_ssize_t want = cap + cap / 2 + 64;
+    Py_ssize_t held = ((PyByteArrayObject *)ba)->ob_alloc - 1, want = cap + cap / 2 + 64;
+    if (used + need <= held)
+        want = held;
     return PyByteArray_Resize(ba, want > used + need ? want : used + need);
 }
 
@@ -2099,276 +2131,461 @@ static int fill_put(ChunkFill *f, const unsigned char *record, const FlatElem *e
     return 1;
 }
 
-/* stream_load_node(entries, blob, n_elems, master_ms, master_seq, previous, deep) ->
- *   (master_fields, live, deleted, entries_bytes, first_id, last_id, dead)
- *   | str (the refusal's text) | False (an ID not past `previous`: the caller runs the
- *   Python decoder) | None (not its case). */
-static PyObject *py_stream_load_node(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 7 || !PyBytes_CheckExact(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "stream_load_node(entries, blob: bytes, n_elems, master_ms, master_seq, previous, deep)");
-        return NULL;
-    }
-    IdMapParts parts;
-    if (!g_flats_slots_ok || !idmap_parts(args[0], &parts) || !parts.packed) {
-        if (PyErr_Occurred())
-            return NULL;
-        Py_RETURN_NONE;
-    }
-    Py_ssize_t n = PyLong_AsSsize_t(args[2]);
-    unsigned long long master_ms, master_seq, prev_ms = 0, prev_seq = 0;
-    if (n == -1 && PyErr_Occurred())
-        return NULL;
-    if (native_u64_of(args[3], &master_ms) <= 0 || native_u64_of(args[4], &master_seq) <= 0) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_TypeError, "stream_load_node: a master ID of two uint64");
-        return NULL;
-    }
-    int has_prev = args[5] != Py_None;
-    if (has_prev && id_parts(args[5], &prev_ms, &prev_seq) <= 0) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_TypeError, "stream_load_node: previous is an ID or None");
-        return NULL;
-    }
-    int deep = PyObject_IsTrue(args[6]);
-    if (deep < 0)
-        return NULL;
-    {
-        unsigned long long last_ms, last_seq;
-        if (idmap_last_key(&parts, &last_ms, &last_seq) > 0 &&
-            (!has_prev || id_before(prev_ms, prev_seq, last_ms, last_seq)))
-            Py_RETURN_NONE; /* (entries the caller did not walk: not its case) */
-    }
+/* What the node loop carries from node to node, and what one node's walk leaves. */
+typedef struct {
+    IdMapParts parts; /* the EntryMap's */
     ChunkFill fill;
-    if (fill_open(&fill, &parts) < 0)
-        return NULL;
-    PyObject *blob = Py_NewRef(args[1]);
-    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(blob) + LP_HEADER;
-    const unsigned char *end = (const unsigned char *)PyBytes_AS_STRING(blob) + PyBytes_GET_SIZE(blob) - 1;
-    PyObject *result = NULL, *fields = NULL, *dead = NULL, *first = NULL, *last = NULL;
-    FlatElem *elems = NULL;
-    unsigned char *digits = NULL;
-    size_t room = 0;
-    const char *refusal = NULL;
-    LoadElem e;
+    int deep;
+    int has_prev; /* the last ID walked, across the tree */
+    unsigned long long prev_ms, prev_seq;
+    FlatElem *elems; /* one entry's elements, and room for its integers' text */
+    unsigned char *digits;
+    size_t room;
+    /* one node's */
+    PyObject *fields; /* its master fields: a list of bytes */
+    PyObject *dead;   /* its tombstones: a dict ID -> flat list, or NULL */
+    long long live, tombstones, entries_bytes;
+    unsigned long long first_ms, first_seq;
+} NodeLoad;
+
+/* A tombstone's flat list kept in L->dead under its ID (made with the fill closed). */
+static int load_tombstone(NodeLoad *L, size_t n_elems, unsigned long long ms, unsigned long long seq) {
+    if (fill_close(&L->fill, &L->parts) < 0)
+        return -1;
+    PyObject *flat = PyList_New((Py_ssize_t)n_elems), *id = NULL;
+    for (size_t j = 0; flat != NULL && j < n_elems; j++) {
+        PyObject *item = elem_object(&L->elems[j]);
+        if (item == NULL)
+            Py_CLEAR(flat);
+        else
+            PyList_SET_ITEM(flat, (Py_ssize_t)j, item);
+    }
+    int bad = flat == NULL || (id = load_id(ms, seq)) == NULL || (L->dead == NULL && (L->dead = PyDict_New()) == NULL) ||
+              PyDict_SetItem(L->dead, id, flat) < 0;
+    Py_XDECREF(flat);
+    Py_XDECREF(id);
+    return bad || fill_open(&L->fill, &L->parts) < 0 ? -1 : 0;
+}
+
+/* One node listpack (blob[0..size)) under the master ID (master_ms, master_seq) walked into
+ * the EntryMap: 1 done (L's node fields set), 0 refused (*refusal), 2 an ID not past the last
+ * one walked (the caller gives way to the reference), -1 error. */
+static int load_node(NodeLoad *L, const unsigned char *blob, size_t size, unsigned long long master_ms,
+                     unsigned long long master_seq, const char **refusal) {
+    const int deep = L->deep;
+    L->live = L->tombstones = L->entries_bytes = 0;
+    Py_CLEAR(L->fields);
+    Py_CLEAR(L->dead);
+    /* listpack.count's header checks */
+    if (size < LP_HEADER + 1) {
+        *refusal = "listpack smaller than its header";
+        return 0;
+    }
+    uint32_t total = (uint32_t)blob[0] | ((uint32_t)blob[1] << 8) | ((uint32_t)blob[2] << 16) | ((uint32_t)blob[3] << 24);
+    if ((uint64_t)total != (uint64_t)size) {
+        *refusal = "listpack header size mismatch";
+        return 0;
+    }
+    const unsigned char *p = blob + LP_HEADER, *end = blob + size - 1;
+    if (*end != 0xFF) {
+        *refusal = "listpack not terminated by 0xFF";
+        return 0;
+    }
+    if (*p == 0xFF) {
+        *refusal = "empty listpack inside stream";
+        return 0;
+    }
+    LoadElem e, head[3];
     long long count, deleted, nfields, v;
-    if (PyBytes_GET_SIZE(blob) <= LP_HEADER) {
-        refusal = "listpack smaller than its header";
-        goto done;
-    }
-    if (n < 4) {
-        refusal = "stream node without a complete master entry";
-        goto done;
-    }
-    LoadElem head[3];
     for (int k = 0; k < 3; k++)
-        if (load_elem(&p, end, &head[k]) < 0)
+        if (load_elem(&p, blob, end, deep, &head[k]) < 0)
             goto truncated;
+    /* (every element takes two bytes at least: a count past that is a lie) */
     if (!load_int(&head[0], &count) || !load_int(&head[1], &deleted) || !load_int(&head[2], &nfields) || nfields < 0 ||
-        4 + nfields > n) {
-        refusal = "invalid stream master entry";
-        goto done;
+        nfields > (end - p) / 2) {
+        *refusal = "invalid stream master entry";
+        return 0;
     }
     /* the master fields, as bytes objects (shared by the entries that have them) */
-    if ((fields = PyList_New((Py_ssize_t)nfields)) == NULL)
-        goto done;
+    if ((L->fields = PyList_New((Py_ssize_t)nfields)) == NULL)
+        return -1;
     for (Py_ssize_t k = 0; k < nfields; k++) {
         unsigned char text[LPE_INT_TEXT_MAX], *t = text;
-        if (load_elem(&p, end, &e) < 0)
+        if (load_elem(&p, blob, end, deep, &e) < 0)
             goto truncated;
         load_text(&e, &t);
         PyObject *f = PyBytes_FromStringAndSize((const char *)e.s, (Py_ssize_t)e.n);
         if (f == NULL)
-            goto done;
-        PyList_SET_ITEM(fields, k, f);
+            return -1;
+        PyList_SET_ITEM(L->fields, k, f);
     }
-    if (load_elem(&p, end, &e) < 0)
+    if (load_elem(&p, blob, end, deep, &e) < 0)
         goto truncated;
     if (deep && (!load_int(&e, &v) || v != 0)) {
-        refusal = "stream master entry not zero-terminated";
-        goto done;
+        *refusal = "stream master entry not zero-terminated";
+        return 0;
     }
-    Py_ssize_t i = 4 + (Py_ssize_t)nfields;
-    long long live = 0, tombstones = 0, walked = 0, entries_bytes = 0;
-    while (i < n) {
-        if (i + 3 > n) {
-            refusal = "truncated stream entry";
-            goto done;
-        }
+    /* the master fields' listpack sizes, counted once for the entries that share them */
+    long long fields_size = 0;
+    for (Py_ssize_t f = 0; f < nfields; f++) {
+        PyObject *name = PyList_GET_ITEM(L->fields, f);
+        fields_size += lp_entry_size(PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name));
+    }
+    long long walked = 0;
+    while (*p != 0xFF) { /* (p < end here: every element read ended at or before it) */
         long long flags, ms_delta, seq_delta, k;
         for (int h = 0; h < 3; h++)
-            if (load_elem(&p, end, &head[h]) < 0)
+            if (load_elem(&p, blob, end, deep, &head[h]) < 0)
                 goto truncated;
         if (!load_int(&head[0], &flags) || !load_int(&head[1], &ms_delta) || !load_int(&head[2], &seq_delta)) {
-            refusal = "stream entry header not integer";
-            goto done;
+            *refusal = "stream entry header not integer";
+            return 0;
         }
-        i += 3;
         int samefields = (flags & 2) != 0;
         long long expected;
         if (samefields) {
             k = nfields;
-            if (i + k + 1 > n) {
-                refusal = "truncated stream entry";
-                goto done;
-            }
             expected = k + 3;
         } else {
-            int ok = i < n && load_elem(&p, end, &e) == 0 && load_int(&e, &k);
-            i += 1;
-            if (!ok || k < 0 || i + 2 * k + 1 > n) {
-                refusal = "invalid stream entry field count";
-                goto done;
+            if (load_elem(&p, blob, end, deep, &e) < 0 || !load_int(&e, &k) || k < 0 || k > (end - p) / 4) {
+                *refusal = "invalid stream entry field count";
+                return 0;
             }
             expected = 2 * k + 4;
         }
         /* the entry's elements, fields then values */
         size_t n_elems = 2 * (size_t)k;
-        if (n_elems > room) {
+        if (n_elems > L->room) {
             size_t want = n_elems < 16 ? 16 : n_elems;
-            PyMem_Free(elems);
-            PyMem_Free(digits);
-            elems = PyMem_New(FlatElem, want);
-            digits = PyMem_Malloc(want * LPE_INT_TEXT_MAX);
-            room = want;
-            if (elems == NULL || digits == NULL) {
+            PyMem_Free(L->elems);
+            PyMem_Free(L->digits);
+            L->elems = PyMem_New(FlatElem, want);
+            L->digits = PyMem_Malloc(want * LPE_INT_TEXT_MAX);
+            L->room = want;
+            if (L->elems == NULL || L->digits == NULL) {
+                L->room = 0;
                 PyErr_NoMemory();
-                room = 0;
-                goto done;
+                return -1;
             }
         }
-        unsigned char *dg = digits;
-        long long size = 0;
+        FlatElem *elems = L->elems;
+        unsigned char *dg = L->digits;
+        long long size_of = 0;
         int same = k == nfields;
         for (size_t j = 0; j < n_elems; j++) {
             if (samefields && j % 2 == 0) {
-                PyObject *f = PyList_GET_ITEM(fields, (Py_ssize_t)(j / 2));
+                PyObject *f = PyList_GET_ITEM(L->fields, (Py_ssize_t)(j / 2));
                 elems[j].obj = f;
                 elems[j].p = PyBytes_AS_STRING(f);
                 elems[j].len = PyBytes_GET_SIZE(f);
                 continue;
             }
-            if (load_elem(&p, end, &e) < 0)
+            if (load_elem(&p, blob, end, deep, &e) < 0)
                 goto truncated;
-            size += load_size(&e);
+            size_of += load_size(&e);
             load_text(&e, &dg);
             elems[j].obj = NULL;
             elems[j].p = (const char *)e.s;
             elems[j].len = (Py_ssize_t)e.n;
             if (j % 2 == 0 && same) {
-                PyObject *f = PyList_GET_ITEM(fields, (Py_ssize_t)(j / 2));
+                PyObject *f = PyList_GET_ITEM(L->fields, (Py_ssize_t)(j / 2));
                 same = elems[j].len == PyBytes_GET_SIZE(f) && memcmp(elems[j].p, PyBytes_AS_STRING(f), e.n) == 0;
             }
         }
-        i += samefields ? (Py_ssize_t)k : 2 * (Py_ssize_t)k;
-        if (samefields) { /* the master's field names */
-            for (Py_ssize_t f = 0; f < nfields; f++) {
-                PyObject *name = PyList_GET_ITEM(fields, f);
-                size += lp_entry_size(PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name));
-            }
-        }
-        if (same) { /* (entry_size: only the values are stored then) */
-            for (Py_ssize_t f = 0; f < nfields; f++) {
-                PyObject *name = PyList_GET_ITEM(fields, f);
-                size -= lp_entry_size(PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name));
-            }
-        } else {
-            size += lp_int_entry_size(k);
-        }
+        if (samefields) /* the master's field names */
+            size_of += fields_size;
+        if (same) /* (entry_size: only the values are stored then) */
+            size_of -= fields_size;
+        else
+            size_of += lp_int_entry_size(k);
         long long lp_count = same ? k + 3 : 2 * k + 4;
-        size += 2 + lp_int_entry_size(ms_delta) + lp_int_entry_size(seq_delta) + lp_int_entry_size(lp_count);
-        if (load_elem(&p, end, &e) < 0)
+        size_of += 2 + lp_int_entry_size(ms_delta) + lp_int_entry_size(seq_delta) + lp_int_entry_size(lp_count);
+        if (load_elem(&p, blob, end, deep, &e) < 0)
             goto truncated;
-        i += 1;
         if (deep && (!load_int(&e, &v) || v != expected)) {
-            refusal = "stream entry lp-count mismatch";
-            goto done;
+            *refusal = "stream entry lp-count mismatch";
+            return 0;
         }
         walked++;
         unsigned long long ms = master_ms + (unsigned long long)ms_delta, seq = master_seq + (unsigned long long)seq_delta;
-        if (has_prev && !id_before(prev_ms, prev_seq, ms, seq)) {
-            Py_CLEAR(fields);
+        if (L->has_prev && !id_before(L->prev_ms, L->prev_seq, ms, seq))
+            return 2;
+        L->has_prev = 1;
+        L->prev_ms = ms;
+        L->prev_seq = seq;
+        if (walked == 1) {
+            L->first_ms = ms;
+            L->first_seq = seq;
+        }
+        L->entries_bytes += size_of;
+        if (flags & 1) { /* a tombstone: the node keeps its flat list */
+            L->tombstones++;
+            if (load_tombstone(L, n_elems, ms, seq) < 0)
+                return -1;
+        } else {
+            L->live++;
+            unsigned char record[ID_RECORD];
+            id_record(record, ms, seq);
+            int put = fill_put(&L->fill, record, elems, (Py_ssize_t)n_elems);
+            if (put < 0)
+                return -1;
+            if (put == 0) { /* (a new chunk, or one with no master: as XADD appends) */
+                if (fill_close(&L->fill, &L->parts) < 0 || idmap_append_packed(&L->parts, record, elems, (Py_ssize_t)n_elems) < 0)
+                    return -1;
+                L->parts.len++;
+                if (fill_open(&L->fill, &L->parts) < 0)
+                    return -1;
+            } else {
+                L->parts.len++;
+            }
+        }
+    }
+    if (deep && p != end) { /* (listpack.count, deep: the walk ends at the terminator) */
+        *refusal = "listpack terminator inside its entries";
+        return 0;
+    }
+    if (deep && (__int128)walked != (__int128)count + deleted) {
+        *refusal = "stream node entry count mismatch";
+        return 0;
+    }
+    return 1;
+truncated:
+    *refusal = "listpack entry past end";
+    return 0;
+}
+
+/* primitives.read_len (rdbLoadLen) at *pos before end: 1 with *n, or 0 (past the end, or an
+ * unknown form). */
+static int load_rdb_len(const unsigned char *buf, Py_ssize_t *pos, Py_ssize_t end, unsigned long long *n) {
+    Py_ssize_t at = *pos;
+    if (at >= end)
+        return 0;
+    unsigned char b = buf[at];
+    int kind = b >> 6;
+    if (kind == 0 || kind == 3) {
+        *n = b & 0x3F;
+        *pos = at + 1;
+        return 1;
+    }
+    if (kind == 1) {
+        if (at + 2 > end)
+            return 0;
+        *n = ((unsigned long long)(b & 0x3F) << 8) | buf[at + 1];
+        *pos = at + 2;
+        return 1;
+    }
+    int width = b == 0x80 ? 4 : b == 0x81 ? 8 : 0;
+    if (width == 0 || at + 1 + width > end)
+        return 0;
+    unsigned long long v = 0;
+    for (int i = 1; i <= width; i++)
+        v = (v << 8) | buf[at + i];
+    *n = v;
+    *pos = at + 1 + width;
+    return 1;
+}
+
+/* primitives.read_string (rdbGenericLoadStringObject) at *pos before end: 1 with *s, *n (in buf,
+ * or in *owner, the LZF expansion made by `lzf`), 0 refused (*refusal: past the end, an unknown
+ * form; an integer form too: its text is never a stream node's key nor a listpack), -1 error. */
+static int load_rdb_string(const unsigned char *buf, Py_ssize_t *pos, Py_ssize_t end, PyObject *lzf, const unsigned char **s,
+                           size_t *n, PyObject **owner, const char **refusal) {
+    Py_ssize_t at = *pos;
+    unsigned long long len, ulen;
+    *refusal = "string past end of payload";
+    if (at >= end)
+        return 0;
+    unsigned char b = buf[at];
+    if (b < 0xC0) {
+        if (!load_rdb_len(buf, &at, end, &len))
+            return 0;
+        if (len > (unsigned long long)(end - at))
+            return 0;
+        *s = buf + at;
+        *n = (size_t)len;
+        *pos = at + (Py_ssize_t)len;
+        return 1;
+    }
+    if (b != 0xC3) {
+        *refusal = b < 0xC3 ? "stream node string an integer" : "unknown RDB string encoding";
+        return 0;
+    }
+    at++;
+    if (!load_rdb_len(buf, &at, end, &len) || !load_rdb_len(buf, &at, end, &ulen) || len > (unsigned long long)(end - at))
+        return 0;
+    PyObject *data = PyBytes_FromStringAndSize((const char *)buf + at, (Py_ssize_t)len), *room = PyLong_FromUnsignedLongLong(ulen);
+    PyObject *call_args[2] = {data, room};
+    PyObject *out = data == NULL || room == NULL ? NULL : PyObject_Vectorcall(lzf, call_args, 2, NULL);
+    Py_XDECREF(data);
+    Py_XDECREF(room);
+    if (out == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_ValueError)) /* (compression.LzfError is one) */
+            return -1;
+        PyErr_Clear();
+        *refusal = "invalid LZF compressed string";
+        return 0;
+    }
+    if (!PyBytes_CheckExact(out) || (unsigned long long)PyBytes_GET_SIZE(out) != ulen) {
+        Py_DECREF(out);
+        PyErr_SetString(PyExc_TypeError, "stream_load_nodes: the decompressor returned not the bytes asked for");
+        return -1;
+    }
+    *owner = out;
+    *s = (const unsigned char *)PyBytes_AS_STRING(out);
+    *n = (size_t)ulen;
+    *pos = at + (Py_ssize_t)len;
+    return 1;
+}
+
+/* The StreamNode _loaded_nodes builds from L's node (its slots set here: StreamNode.__init__'s
+ * and what the walk found), appended to the IdMap `nodes` under its master ID.  0, or -1. */
+static int load_stream_node(NodeLoad *L, PyObject *nodes, unsigned long long master_ms, unsigned long long master_seq) {
+    IdMapParts np;
+    PyTypeObject *type = (PyTypeObject *)g_node_type;
+    if (!idmap_parts(nodes, &np) || np.packed) {
+        PyErr_SetString(PyExc_TypeError, "stream_load_nodes: not an IdMap");
+        return -1;
+    }
+    long long fields_bytes = 0;
+    for (Py_ssize_t f = 0; f < PyList_GET_SIZE(L->fields); f++) {
+        PyObject *name = PyList_GET_ITEM(L->fields, f);
+        fields_bytes += lp_entry_size(PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name));
+    }
+    PyObject *node = type->tp_alloc(type, 0);
+    if (node == NULL)
+        return -1;
+    PyObject *values[SN_COUNT];
+    values[SN_MASTER_FIELDS] = Py_NewRef(L->fields);
+    values[SN_LAST_ID] = load_id(L->prev_ms, L->prev_seq);
+    values[SN_LIVE] = PyLong_FromLongLong(L->live);
+    values[SN_DELETED] = PyLong_FromLongLong(L->tombstones);
+    values[SN_ENTRIES_BYTES] = PyLong_FromLongLong(L->entries_bytes);
+    values[SN_FIELDS_BYTES] = PyLong_FromLongLong(fields_bytes);
+    values[SN_MASTER_ID] = load_id(master_ms, master_seq);
+    values[SN_DEAD] = L->dead != NULL ? Py_NewRef(L->dead) : PyDict_New();
+    int bad = 0;
+    for (int i = 0; i < SN_COUNT; i++) {
+        bad |= values[i] == NULL;
+        Py_XSETREF(*slot_at(node, g_node_offsets[i]), values[i]);
+    }
+    unsigned char record[ID_RECORD];
+    id_record(record, master_ms, master_seq);
+    bad = bad || idmap_append(&np, record, node) < 0;
+    Py_DECREF(node);
+    return bad ? -1 : 0;
+}
+
+/* stream_load_nodes(entries, buf, pos, end, node_count, deep, lzf) ->
+ *   (pos after the nodes, the IdMap of StreamNodes or None: not a layout Redis can have)
+ *   | str (the refusal's text) | False (IDs not strictly ascending across the tree: the caller
+ *   runs the Python decoder) | None (not its case).  `entries`: an empty EntryMap the live
+ *   entries are appended to; buf[pos:end]: the payload bytes the nodes lie in; lzf:
+ *   compression.decompress. */
+static PyObject *py_stream_load_nodes(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 7 || !PyBytes_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "stream_load_nodes(entries, buf: bytes, pos, end, node_count, deep, lzf)");
+        return NULL;
+    }
+    NodeLoad L;
+    memset(&L, 0, sizeof L);
+    if (!g_flats_slots_ok || !g_stream_slots_ok || !idmap_parts(args[0], &L.parts) || !L.parts.packed || L.parts.len != 0) {
+        if (PyErr_Occurred())
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    PyObject *buf_obj = args[1];
+    Py_ssize_t pos = PyLong_AsSsize_t(args[2]), end = PyLong_AsSsize_t(args[3]), count = PyLong_AsSsize_t(args[4]);
+    if ((pos == -1 || end == -1 || count == -1) && PyErr_Occurred())
+        return NULL;
+    if (pos < 0 || end > PyBytes_GET_SIZE(buf_obj) || pos > end || count < 0) {
+        PyErr_SetString(PyExc_ValueError, "stream_load_nodes: positions outside the buffer");
+        return NULL;
+    }
+    if ((L.deep = PyObject_IsTrue(args[5])) < 0)
+        return NULL;
+    PyObject *lzf = args[6], *result = NULL, *nodes = NULL, *keys = NULL, *owner = NULL;
+    Py_INCREF(buf_obj);
+    const unsigned char *buf = (const unsigned char *)PyBytes_AS_STRING(buf_obj);
+    const char *refusal = NULL;
+    if ((keys = PySet_New(NULL)) == NULL || (nodes = PyObject_CallNoArgs(g_idmap_type)) == NULL || fill_open(&L.fill, &L.parts) < 0)
+        goto done;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        const unsigned char *key, *blob;
+        size_t key_len, blob_len;
+        int r;
+        /* (the fill is closed while the decompressor runs) */
+        if (fill_close(&L.fill, &L.parts) < 0)
+            goto done;
+        Py_CLEAR(owner);
+        r = load_rdb_string(buf, &pos, end, lzf, &key, &key_len, &owner, &refusal);
+        if (r <= 0)
+            goto refused_or_error;
+        if (key_len != ID_RECORD) {
+            refusal = "stream node key is not the size of a stream ID";
+            goto done;
+        }
+        unsigned long long master_ms, master_seq;
+        id_of_record(key, &master_ms, &master_seq);
+        Py_CLEAR(owner);
+        r = load_rdb_string(buf, &pos, end, lzf, &blob, &blob_len, &owner, &refusal);
+        if (r <= 0)
+            goto refused_or_error;
+        unsigned char record[ID_RECORD];
+        id_record(record, master_ms, master_seq);
+        PyObject *key_obj = PyBytes_FromStringAndSize((const char *)record, ID_RECORD);
+        int seen = key_obj == NULL ? -1 : PySet_Contains(keys, key_obj);
+        if (seen == 0)
+            seen = PySet_Add(keys, key_obj) < 0 ? -1 : 0;
+        Py_XDECREF(key_obj);
+        if (seen < 0)
+            goto done;
+        if (seen) {
+            refusal = "stream listpack re-added with existing key";
+            goto done;
+        }
+        if (fill_open(&L.fill, &L.parts) < 0)
+            goto done;
+        r = load_node(&L, blob, blob_len, master_ms, master_seq, &refusal);
+        if (r == 2) {
             result = Py_NewRef(Py_False);
             goto done;
         }
-        has_prev = 1;
-        prev_ms = ms;
-        prev_seq = seq;
-        if (walked == 1 && (first = load_id(ms, seq)) == NULL)
-            goto done;
-        entries_bytes += size;
-        if (flags & 1) { /* a tombstone: the node keeps its flat list (made with the fill closed) */
-            tombstones++;
-            if (fill_close(&fill, &parts) < 0)
-                goto done;
-            PyObject *flat = PyList_New((Py_ssize_t)n_elems), *id = NULL, *pair = NULL;
-            for (size_t j = 0; flat != NULL && j < n_elems; j++) {
-                PyObject *item = elem_object(&elems[j]);
-                if (item == NULL)
-                    Py_CLEAR(flat);
-                else
-                    PyList_SET_ITEM(flat, (Py_ssize_t)j, item);
-            }
-            if (flat != NULL && (id = load_id(ms, seq)) != NULL)
-                pair = PyTuple_Pack(2, id, flat);
-            Py_XDECREF(flat);
-            Py_XDECREF(id);
-            if (pair == NULL || (dead == NULL && (dead = PyList_New(0)) == NULL)) {
-                Py_XDECREF(pair);
-                goto done;
-            }
-            int bad = PyList_Append(dead, pair) < 0;
-            Py_DECREF(pair);
-            if (bad || fill_open(&fill, &parts) < 0)
-                goto done;
-        } else {
-            live++;
-            unsigned char record[ID_RECORD];
-            id_record(record, ms, seq);
-            int put = fill_put(&fill, record, elems, (Py_ssize_t)n_elems);
-            if (put < 0)
-                goto done;
-            if (put == 0) { /* (a new chunk, or one with no master: as XADD appends) */
-                if (fill_close(&fill, &parts) < 0 || idmap_append_packed(&parts, record, elems, (Py_ssize_t)n_elems) < 0)
-                    goto done;
-                parts.len++;
-                if (fill_open(&fill, &parts) < 0)
-                    goto done;
-            } else {
-                parts.len++;
-            }
+        if (r <= 0)
+            goto refused_or_error;
+        if (nodes == Py_None)
+            continue;
+        if (L.first_ms != master_ms || L.first_seq != master_seq || !L.live) {
+            Py_SETREF(nodes, Py_NewRef(Py_None)); /* (_loaded_nodes: not a layout Redis can have) */
+            continue;
         }
+        if (fill_close(&L.fill, &L.parts) < 0 || load_stream_node(&L, nodes, master_ms, master_seq) < 0)
+            goto done;
     }
-    if (deep && (__int128)walked != (__int128)count + deleted) {
-        refusal = "stream node entry count mismatch";
+    if (fill_close(&L.fill, &L.parts) < 0)
         goto done;
-    }
-    if (fill_close(&fill, &parts) < 0)
-        goto done;
-    if (walked && (last = load_id(prev_ms, prev_seq)) == NULL)
-        goto done;
-    result = Py_BuildValue("(NLLLOOO)", fields, live, tombstones, entries_bytes, first ? first : Py_None,
-                           last ? last : Py_None, dead ? dead : Py_None);
-    fields = NULL;
+    result = Py_BuildValue("(nO)", pos, nodes);
     goto done;
-truncated:
-    refusal = "listpack entry past end";
+refused_or_error:
+    if (PyErr_Occurred())
+        refusal = NULL;
 done:
-    if (fill.open) { /* (an error or a refusal: the map is dropped, but left well formed) */
+    if (L.fill.open) { /* (an error or a refusal: the map is dropped, but left well formed) */
         PyObject *type, *err, *tb;
         PyErr_Fetch(&type, &err, &tb);
-        if (fill_close(&fill, &parts) < 0)
+        if (fill_close(&L.fill, &L.parts) < 0)
             PyErr_Clear();
         PyErr_Restore(type, err, tb);
     }
     if (refusal != NULL && result == NULL && !PyErr_Occurred())
         result = PyUnicode_FromString(refusal);
-    Py_XDECREF(fields);
-    Py_XDECREF(dead);
-    Py_XDECREF(first);
-    Py_XDECREF(last);
-    PyMem_Free(elems);
-    PyMem_Free(digits);
-    Py_DECREF(blob);
+    Py_XDECREF(owner);
+    Py_XDECREF(keys);
+    Py_XDECREF(nodes);
+    Py_XDECREF(L.fields);
+    Py_XDECREF(L.dead);
+    PyMem_Free(L.elems);
+    PyMem_Free(L.digits);
+    Py_DECREF(buf_obj);
     return result;
 }
 
@@ -3501,9 +3718,10 @@ static PyMethodDef methods[] = {
     {"stream_nodes_body", (PyCFunction)(void (*)(void))py_stream_nodes_body, METH_FASTCALL,
      "stream_nodes_body(out, entries, nodes, start, lzf) -> the index of the first node not appended to out (each node's "
      "key and listpack as encode_stream frames them)."},
-    {"stream_load_node", (PyCFunction)(void (*)(void))py_stream_load_node, METH_FASTCALL,
-     "stream_load_node(entries, blob, n_elems, master_ms, master_seq, previous, deep) -> one node listpack's live entries "
-     "appended to an EntryMap and the node's facts, a refusal's text, False (IDs out of order) or None (not its case)."},
+    {"stream_load_nodes", (PyCFunction)(void (*)(void))py_stream_load_nodes, METH_FASTCALL,
+     "stream_load_nodes(entries, buf, pos, end, node_count, deep, lzf) -> a stream body's radix nodes read into an "
+     "EntryMap: (pos after them, their IdMap of StreamNodes or None), a refusal's text, False (IDs out of order) or "
+     "None (not its case)."},
     {"bisect_records", (PyCFunction)(void (*)(void))py_bisect_records, METH_FASTCALL,
      "bisect_records(records, key, right) -> the bisect place of a 16-byte stream ID record among sorted records."},
     {"lp_entry_size", py_lp_entry_size, METH_O, "lp_entry_size(element) -> bytes it takes inside a listpack."},

@@ -829,6 +829,10 @@ class StreamValue:
         the payload codec passes only layouts consistent with ``entries``."""
         self._nodes = IdMap((node.master_id, node) for node in nodes)
 
+    def adopt_node_map(self, nodes: IdMap) -> None:
+        """``adopt_nodes`` of a node map built already (the C loader's, in master-ID order)."""
+        self._nodes = nodes
+
     def _place(self, entry_id: StreamID, flat: list[bytes], max_bytes: int, max_entries: int) -> None:
         nodes = self._nodes
         assert nodes is not None

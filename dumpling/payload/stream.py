@@ -184,9 +184,9 @@ def _read_id(buf: bytes, pos: int, end: int) -> tuple[StreamID, int]:
     return _ID.unpack_from(buf, pos), pos + 16
 
 
-# a node listpack's live entries appended to an EntryMap in C (dumpling._collections), None:
-# pure; tests set it to None to run the reference
-_native_load_node = None if accel.collections is None else accel.collections.stream_load_node
+# a stream body's radix nodes read into an EntryMap in C (dumpling._collections), None: pure;
+# tests set it to None to run the reference
+_native_load_nodes = None if accel.collections is None else accel.collections.stream_load_nodes
 
 
 def _read_node(ctx: DecodeContext, pos: int) -> tuple[bytes, bytes, int]:
@@ -201,53 +201,26 @@ def _read_node(ctx: DecodeContext, pos: int) -> tuple[bytes, bytes, int]:
     return key, blob, pos
 
 
-def _decode_nodes_native(ctx: DecodeContext, pos: int, node_count: int) -> tuple[EntryMap, list[StreamNode] | None, int] | None:
-    """``decode_stream``'s node loop with each node listpack read by the C ``stream_load_node``:
-    its live entries go straight into the EntryMap's packed chunks and the node's counts and
-    listpack bytes come back with it (no Python object an entry).  The same checks and refusals
-    as ``_decode_node``/``_loaded_nodes``, which stay the reference; None (nothing kept) when
-    the payload's IDs are not strictly ascending across the tree (the reference then sorts,
-    refuses duplicates and lays the entries out again) or C is not in use."""
-    lp_native = listpack.native
-    if _native_load_node is None or lp_native is None:
+def _decode_nodes_native(ctx: DecodeContext, pos: int, node_count: int) -> tuple[EntryMap, IdMap | None, int] | None:
+    """``decode_stream``'s node loop in one C call, ``stream_load_nodes``: each node's key and
+    listpack rdbStrings read (LZF through ``compression.decompress``), the listpack walked once
+    with ``listpack.count``'s checks and ``_decode_node``'s, its live entries packed straight into
+    the EntryMap's chunks (no Python object an entry) and its ``StreamNode`` built into the node
+    map (None: not a layout Redis can have, as ``_loaded_nodes`` finds).  ``_read_node``,
+    ``_decode_node`` and ``_loaded_nodes`` stay the reference; None (nothing kept) when the
+    payload's IDs are not strictly ascending across the tree (the reference then sorts, refuses
+    duplicates and lays the entries out again) or C is not in use."""
+    if _native_load_nodes is None or type(ctx.buf) is not bytes:
         return None
-    deep = ctx.deep
     entries = EntryMap()
-    nodes: list[StreamNode] | None = []
-    node_keys: set[bytes] = set()
-    previous: StreamID | None = None
-    for _ in range(node_count):
-        key, blob, pos = _read_node(ctx, pos)
-        if type(blob) is not bytes:
-            blob = bytes(blob)
-        n_elems = lp_native.count(blob, deep, False)
-        if not n_elems:
-            raise bad_data("empty listpack inside stream")
-        if key in node_keys:
-            raise bad_data("stream listpack re-added with existing key")
-        node_keys.add(key)
-        master = _ID.unpack(key)
-        got = _native_load_node(entries, blob, n_elems, master[0], master[1], previous, deep)
-        if got is None or got is False:
-            return None
-        if type(got) is str:
-            raise bad_data(got)
-        master_fields, live, deleted, entries_bytes, first_id, last_id, dead = got
-        if last_id is not None:
-            previous = last_id
-        if nodes is None:
-            continue
-        if first_id != master or not live:
-            nodes = None  # (_loaded_nodes: not a layout Redis can have)
-            continue
-        node = StreamNode(master, master_fields)
-        node.last_id = last_id
-        node.live = live
-        node.deleted = deleted
-        node.entries_bytes = entries_bytes
-        if dead:
-            node.dead = dict(dead)
-        nodes.append(node)
+    got = _native_load_nodes(entries, ctx.buf, pos, ctx.end, node_count, ctx.deep, compression.decompress)
+    if got is None or got is False:
+        return None
+    if type(got) is str:
+        raise bad_data(got)
+    pos, nodes = got
+    if ctx.deep:
+        ctx.sanitizations += node_count
     return entries, nodes, pos
 
 
@@ -258,10 +231,10 @@ def decode_stream(ctx: DecodeContext, pos: int, type_byte: int) -> tuple[StreamV
     sanitizations = ctx.sanitizations
     loaded = _decode_nodes_native(ctx, pos, node_count)
     if loaded is not None:
-        entries, nodes, pos = loaded
+        entries, node_map, pos = loaded
         stream.entries = entries
-        if nodes is not None:
-            stream.adopt_nodes(nodes)
+        if node_map is not None:
+            stream.adopt_node_map(node_map)
         return _decode_stream_tail(ctx, pos, type_byte, stream, node_count)
     ctx.sanitizations = sanitizations
     raw: list[tuple[StreamID, list[bytes]]] = []
