@@ -83,7 +83,7 @@ static int g_set_slots_ok = 0;
 /* ------------------------------------------------------------------ listpack sizes */
 
 /* sizes.listpack_int_entry_size */
-static long long lp_int_entry_size(long long v) {
+static inline long long lp_int_entry_size(long long v) {
     if (v >= 0 && v <= 127)
         return 2;
     if (v >= -4096 && v <= 4095)
@@ -679,13 +679,18 @@ typedef struct {
  * length varint and bytes, or with `same` (its field names are the chunk's master fields, the
  * tuple `master`) only the values'.  packed_entry_size sets *same and gives the packed size;
  * packed_entry_put writes it at w (that much room there). */
+/* n bytes at a and b equal (the last byte tested first: names that differ mostly differ there). */
+static inline int bytes_equal(const char *a, const char *b, Py_ssize_t n) {
+    return n == 0 || (a[n - 1] == b[n - 1] && memcmp(a, b, (size_t)n) == 0);
+}
+
 static inline long long packed_entry_size(PyObject *master, const FlatElem *e, Py_ssize_t n, int *same_out) {
     int same = master != Py_None && n == 2 * PyTuple_GET_SIZE(master);
     for (Py_ssize_t i = 0; same && i < n / 2; i++) {
         PyObject *m = PyTuple_GET_ITEM(master, i);
         if (e[2 * i].obj == m)
             continue;
-        same = PyBytes_CheckExact(m) && e[2 * i].len == PyBytes_GET_SIZE(m) && memcmp(e[2 * i].p, PyBytes_AS_STRING(m), e[2 * i].len) == 0;
+        same = PyBytes_CheckExact(m) && e[2 * i].len == PyBytes_GET_SIZE(m) && bytes_equal(e[2 * i].p, PyBytes_AS_STRING(m), e[2 * i].len);
     }
     long long size = varint_size(((unsigned long long)n << 1) | (unsigned)same);
     for (Py_ssize_t i = same ? 1 : 0; i < n; i += same ? 2 : 1)
@@ -698,7 +703,7 @@ static inline void packed_entry_put(unsigned char *w, const FlatElem *e, Py_ssiz
     w = varint_put(w, ((unsigned long long)n << 1) | (unsigned)same);
     for (Py_ssize_t i = same ? 1 : 0; i < n; i += same ? 2 : 1) {
         w = varint_put(w, (unsigned long long)e[i].len);
-        memcpy(w, e[i].p, e[i].len);
+        lpe_copy(w, (const unsigned char *)e[i].p, (size_t)e[i].len); /* (most are short: no libc call) */
         w += e[i].len;
     }
 }
@@ -2001,23 +2006,63 @@ static inline int64_t load_backlen(const unsigned char *start, const unsigned ch
 
 /* The entry at *pp, advanced past it: 0, or -1 (not an entry lying before `end`, the
  * terminator's place, or in deep mode a back-length not its size).  A 0xFF there is -1 too:
- * an entry expected where the listpack ends. */
-static inline int load_elem(const unsigned char **pp, const unsigned char *start, const unsigned char *end, int deep,
-                            LoadElem *e) {
+ * an entry expected where the listpack ends.  (lpe_enclen and lpe_read's forms in one switch:
+ * this runs for every element of every entry.) */
+static inline __attribute__((always_inline)) int load_elem(const unsigned char **pp, const unsigned char *start,
+                                                           const unsigned char *end, int deep, LoadElem *e) {
     const unsigned char *p = *pp;
-    if (p >= end)
-        return -1;
+    size_t avail = (size_t)(end - p), enclen; /* (p <= end: every read so far ended there at most) */
     unsigned char b = p[0];
-    size_t head = (b & 0xC0) == 0x80 || b < 0x80 ? 1 : b == 0xF0 ? 5 : b > 0xF4 ? 0 : 2;
-    if (head == 0 || (size_t)(end - p) < head)
-        return -1;
-    size_t enclen = lpe_enclen(p);
-    size_t size = enclen + lpe_backlen_size(enclen);
-    if (size > (size_t)(end - p))
+    if (b < 0x80) { /* 7-bit unsigned */
+        e->is_int = 1;
+        e->v = b;
+        enclen = 1;
+    } else if (b < 0xC0) { /* string of up to 63 bytes */
+        e->is_int = 0;
+        e->s = p + 1;
+        e->n = b & 0x3F;
+        enclen = 1 + e->n;
+    } else if (b < 0xE0) { /* 13-bit signed */
+        if (avail < 2)
+            return -1;
+        uint64_t u = ((uint64_t)(b & 0x1F) << 8) | p[1];
+        e->is_int = 1;
+        e->v = u >= (1 << 12) ? (int64_t)u - (1 << 13) : (int64_t)u;
+        enclen = 2;
+    } else if (b < 0xF0) { /* string of up to 4095 bytes */
+        if (avail < 2)
+            return -1;
+        e->is_int = 0;
+        e->s = p + 2;
+        e->n = ((size_t)(b & 0x0F) << 8) | p[1];
+        enclen = 2 + e->n;
+    } else if (b == 0xF0) { /* string, 32-bit length */
+        if (avail < 5)
+            return -1;
+        e->is_int = 0;
+        e->s = p + 5;
+        e->n = (size_t)p[1] | (size_t)p[2] << 8 | (size_t)p[3] << 16 | (size_t)p[4] << 24;
+        enclen = 5 + e->n;
+    } else if (b <= 0xF4) { /* 16, 24, 32 or 64-bit signed */
+        size_t width = b == 0xF1 ? 2 : b == 0xF2 ? 3 : b == 0xF3 ? 4 : 8;
+        if (avail < 1 + width)
+            return -1;
+        uint64_t u = 0;
+        for (size_t i = 0; i < width; i++)
+            u |= (uint64_t)p[1 + i] << (8 * i);
+        if (width < 8 && (u >> (8 * width - 1)))
+            u |= ~(uint64_t)0 << (8 * width); /* sign-extend */
+        e->is_int = 1;
+        e->v = (int64_t)u;
+        enclen = 1 + width;
+    } else {
+        return -1; /* (an unknown encoding, or the terminator) */
+    }
+    size_t size = enclen + (enclen <= 127 ? 1 : lpe_backlen_size(enclen));
+    if (size > avail)
         return -1;
     if (deep && load_backlen(start, p + size - 1) != (int64_t)enclen)
         return -1;
-    e->is_int = lpe_read(p, &e->v, &e->s, &e->n);
     *pp = p + size;
     return 0;
 }
@@ -2043,98 +2088,126 @@ static inline void load_text(LoadElem *e, unsigned char **digits) {
 
 /* Bytes the element takes in a listpack written as Redis writes it (streams._str_size). */
 static inline long long load_size(const LoadElem *e) {
-    return e->is_int ? lp_int_entry_size(e->v) : lp_entry_size((const char *)e->s, (Py_ssize_t)e->n);
+    if (e->is_int)
+        return lp_int_entry_size(e->v);
+    unsigned char c = e->n ? e->s[0] : 0;
+    if (e->n < 64 && !((c >= '0' && c <= '9') || c == '-')) /* (not integer text: lp_entry_size's answer) */
+        return (long long)e->n + 2;
+    return lp_entry_size((const char *)e->s, (Py_ssize_t)e->n);
 }
 
 static PyObject *load_id(unsigned long long ms, unsigned long long seq) {
     return Py_BuildValue("(KK)", ms, seq);
 }
 
-/* The EntryMap's last chunk filled entry after entry with its bytearrays' sizes kept in locals
- * (grown geometrically, set to what was written when closed), and _len and the chunk's _maxes
- * record set once when closed: idmap_append_packed's result, without its three resizes and
- * an int object an entry.  No Python code runs while a fill is open. */
+/* The EntryMap's chunks built in private buffers (reused from chunk to chunk): a chunk's packed
+ * entries, their end offsets and ID records, and its master fields (the first entry's, as
+ * flats_append_elems sets them), made a PackedFlats of exact-size bytearrays once it holds
+ * CHUNK entries (or its byte limit, or the load's end): what appending entry after entry and
+ * EntryMap._seal_last leave, with one copy of each byte and no Python object an entry. */
 typedef struct {
-    PyObject *master, *data, *ends, *keys; /* borrowed (the map holds them) */
-    Py_ssize_t used, n_ends, n_keys;      /* what is written of each */
-    int open;
-} ChunkFill;
+    unsigned char *data, *ends, *keys;
+    size_t used, data_cap, n, n_cap; /* bytes of data written; entries in the chunk */
+    PyObject *master;                /* the chunk's master fields (a tuple), NULL: none begun */
+} ChunkBuild;
 
-/* The last chunk opened for filling (none when the map is empty: f->open 0).  0, or -1. */
-static int fill_open(ChunkFill *f, const IdMapParts *parts) {
-    Py_ssize_t n = PyList_GET_SIZE(parts->vals);
-    f->open = 0;
-    if (n == 0)
+static void build_free(ChunkBuild *B) {
+    PyMem_Free(B->data);
+    PyMem_Free(B->ends);
+    PyMem_Free(B->keys);
+    Py_CLEAR(B->master);
+    memset(B, 0, sizeof *B);
+}
+
+/* The chunk built so far appended to the map (parts): its PackedFlats, keys, _maxes record and
+ * _len.  0 (nothing to emit, or done), -1 error (the map holds the chunks before it). */
+static int build_emit(ChunkBuild *B, IdMapParts *parts) {
+    if (B->n == 0)
         return 0;
-    if (!flats_parts(PyList_GET_ITEM(parts->vals, n - 1), &f->master, &f->data, &f->ends))
-        return -1;
-    f->keys = PyList_GET_ITEM(parts->keys, n - 1);
-    if (!PyByteArray_CheckExact(f->keys)) {
-        PyErr_SetString(PyExc_TypeError, "not a streams.EntryMap");
-        return -1;
+    PyObject *chunk = PyObject_CallNoArgs(g_flats_type);
+    PyObject *data = PyByteArray_FromStringAndSize((const char *)B->data, (Py_ssize_t)B->used);
+    PyObject *ends = PyByteArray_FromStringAndSize((const char *)B->ends, (Py_ssize_t)(4 * B->n));
+    PyObject *keys = PyByteArray_FromStringAndSize((const char *)B->keys, (Py_ssize_t)(ID_RECORD * B->n));
+    int bad = chunk == NULL || data == NULL || ends == NULL || keys == NULL || (PyObject *)Py_TYPE(chunk) != g_flats_type;
+    if (!bad) {
+        Py_XSETREF(*slot_at(chunk, g_flats_offsets[PF_MASTER]), B->master);
+        Py_XSETREF(*slot_at(chunk, g_flats_offsets[PF_DATA]), data);
+        Py_XSETREF(*slot_at(chunk, g_flats_offsets[PF_ENDS]), ends);
+        B->master = NULL;
+        data = ends = NULL;
+        bad = untrack_new(chunk) < 0 || PyList_Append(parts->keys, keys) < 0 || PyList_Append(parts->vals, chunk) < 0 ||
+              records_append(parts->maxes, B->keys + ID_RECORD * (B->n - 1)) < 0;
     }
-    f->used = PyByteArray_GET_SIZE(f->data);
-    f->n_ends = PyByteArray_GET_SIZE(f->ends);
-    f->n_keys = PyByteArray_GET_SIZE(f->keys);
-    f->open = 1;
-    return 0;
-}
-
-/* Room for `need` more bytes past `used` in the bytearray: its size grown geometrically, up to
- * what its buffer already holds first (a fill closed and opened again between nodes set its size
- * down to what was written, which leaves the buffer: no copy to grow it back).  0, or -1. */
-static int fill_room(PyObject *ba, Py_ssize_t used, Py_ssize_t need) {
-    Py_ssize_t cap = PyByteArray_GET_SIZE(ba);
-    if (used + need <= cap)
-        return 0;
-    Py_ssize_t held = ((PyByteArrayObject *)ba)->ob_alloc - 1, want = cap + cap / 2 + 64;
-    if (used + need <= held)
-        want = held;
-    return PyByteArray_Resize(ba, want > used + need ? want : used + need);
-}
-
-/* The fill's sizes, the chunk's _maxes record and the map's _len set: 0, or -1. */
-static int fill_close(ChunkFill *f, const IdMapParts *parts) {
-    if (!f->open)
-        return 0;
-    f->open = 0;
-    if (PyByteArray_Resize(f->data, f->used) < 0 || PyByteArray_Resize(f->ends, f->n_ends) < 0 ||
-        PyByteArray_Resize(f->keys, f->n_keys) < 0)
+    Py_XDECREF(chunk);
+    Py_XDECREF(data);
+    Py_XDECREF(ends);
+    Py_XDECREF(keys);
+    if (bad)
         return -1;
-    Py_ssize_t n = PyList_GET_SIZE(parts->vals);
-    if (n > 0 && f->n_keys >= ID_RECORD && PyByteArray_GET_SIZE(parts->maxes) == n * ID_RECORD)
-        memcpy(PyByteArray_AS_STRING(parts->maxes) + (n - 1) * ID_RECORD, PyByteArray_AS_STRING(f->keys) + f->n_keys - ID_RECORD,
-               ID_RECORD);
+    parts->len += (Py_ssize_t)B->n;
+    B->n = B->used = 0;
+    Py_CLEAR(B->master);
     return slot_set_ll(parts->owner, g_idmap_offsets[IM_LEN], parts->len);
 }
 
-/* flats_append_elems into an open fill: 1 done, 0 not room (CHUNK entries, its byte limit, or
- * a chunk with no master: idmap_append_packed's case), -1 error. */
-static int fill_put(ChunkFill *f, const unsigned char *record, const FlatElem *e, Py_ssize_t n) {
-    PyObject *master = f->master;
-    if (!f->open || f->n_ends / 4 >= g_idmap_chunk || master == Py_None)
-        return 0;
+/* The entry e[0..n) with the ID record appended to the chunk being built (the chunk emitted
+ * first when it is full): 0, or -1 error. */
+static int build_put(ChunkBuild *B, IdMapParts *parts, const unsigned char *record, const FlatElem *e, Py_ssize_t n) {
     int same;
-    long long size = packed_entry_size(master, e, n, &same);
-    if (f->used + size > FLATS_CHUNK_BYTES)
-        return 0;
-    if (fill_room(f->data, f->used, (Py_ssize_t)size) < 0 || fill_room(f->ends, f->n_ends, 4) < 0 ||
-        fill_room(f->keys, f->n_keys, ID_RECORD) < 0)
+    long long size = B->master != NULL ? packed_entry_size(B->master, e, n, &same) : 0;
+    if (B->master != NULL && (B->n >= (size_t)g_idmap_chunk || (long long)B->used + size > FLATS_CHUNK_BYTES) &&
+        build_emit(B, parts) < 0)
         return -1;
-    packed_entry_put((unsigned char *)PyByteArray_AS_STRING(f->data) + f->used, e, n, same);
-    f->used += (Py_ssize_t)size;
-    uint32_t end = (uint32_t)f->used;
-    memcpy(PyByteArray_AS_STRING(f->ends) + f->n_ends, &end, 4);
-    f->n_ends += 4;
-    memcpy(PyByteArray_AS_STRING(f->keys) + f->n_keys, record, ID_RECORD);
-    f->n_keys += ID_RECORD;
-    return 1;
+    if (B->master == NULL) { /* a chunk begun: its first entry's fields are its master's */
+        if ((B->master = PyTuple_New(n / 2)) == NULL)
+            return -1;
+        for (Py_ssize_t i = 0; i < n / 2; i++) {
+            PyObject *f = elem_object(&e[2 * i]);
+            if (f == NULL)
+                return -1;
+            PyTuple_SET_ITEM(B->master, i, f);
+        }
+        size = packed_entry_size(B->master, e, n, &same);
+        if (size > FLATS_CHUNK_BYTES) {
+            PyErr_SetString(PyExc_OverflowError, "a stream entry over 4 GiB");
+            return -1;
+        }
+    }
+    if (B->n >= B->n_cap) {
+        size_t cap = B->n_cap ? 2 * B->n_cap : (size_t)g_idmap_chunk;
+        unsigned char *ends = PyMem_Realloc(B->ends, 4 * cap), *keys = ends == NULL ? NULL : PyMem_Realloc(B->keys, ID_RECORD * cap);
+        if (ends != NULL)
+            B->ends = ends;
+        if (keys == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        B->keys = keys;
+        B->n_cap = cap;
+    }
+    if (B->used + (size_t)size > B->data_cap) {
+        size_t cap = 2 * B->data_cap > B->used + (size_t)size ? 2 * B->data_cap : B->used + (size_t)size + 65536;
+        unsigned char *data = PyMem_Realloc(B->data, cap);
+        if (data == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        B->data = data;
+        B->data_cap = cap;
+    }
+    packed_entry_put(B->data + B->used, e, n, same);
+    B->used += (size_t)size;
+    uint32_t end = (uint32_t)B->used;
+    memcpy(B->ends + 4 * B->n, &end, 4);
+    memcpy(B->keys + ID_RECORD * B->n, record, ID_RECORD);
+    B->n++;
+    return 0;
 }
 
 /* What the node loop carries from node to node, and what one node's walk leaves. */
 typedef struct {
     IdMapParts parts; /* the EntryMap's */
-    ChunkFill fill;
+    ChunkBuild build;
     int deep;
     int has_prev; /* the last ID walked, across the tree */
     unsigned long long prev_ms, prev_seq;
@@ -2148,10 +2221,8 @@ typedef struct {
     unsigned long long first_ms, first_seq;
 } NodeLoad;
 
-/* A tombstone's flat list kept in L->dead under its ID (made with the fill closed). */
+/* A tombstone's flat list kept in L->dead under its ID. */
 static int load_tombstone(NodeLoad *L, size_t n_elems, unsigned long long ms, unsigned long long seq) {
-    if (fill_close(&L->fill, &L->parts) < 0)
-        return -1;
     PyObject *flat = PyList_New((Py_ssize_t)n_elems), *id = NULL;
     for (size_t j = 0; flat != NULL && j < n_elems; j++) {
         PyObject *item = elem_object(&L->elems[j]);
@@ -2164,7 +2235,7 @@ static int load_tombstone(NodeLoad *L, size_t n_elems, unsigned long long ms, un
               PyDict_SetItem(L->dead, id, flat) < 0;
     Py_XDECREF(flat);
     Py_XDECREF(id);
-    return bad || fill_open(&L->fill, &L->parts) < 0 ? -1 : 0;
+    return bad ? -1 : 0;
 }
 
 /* One node listpack (blob[0..size)) under the master ID (master_ms, master_seq) walked into
@@ -2289,7 +2360,7 @@ static int load_node(NodeLoad *L, const unsigned char *blob, size_t size, unsign
             elems[j].len = (Py_ssize_t)e.n;
             if (j % 2 == 0 && same) {
                 PyObject *f = PyList_GET_ITEM(L->fields, (Py_ssize_t)(j / 2));
-                same = elems[j].len == PyBytes_GET_SIZE(f) && memcmp(elems[j].p, PyBytes_AS_STRING(f), e.n) == 0;
+                same = elems[j].len == PyBytes_GET_SIZE(f) && bytes_equal(elems[j].p, PyBytes_AS_STRING(f), elems[j].len);
             }
         }
         if (samefields) /* the master's field names */
@@ -2326,18 +2397,8 @@ static int load_node(NodeLoad *L, const unsigned char *blob, size_t size, unsign
             L->live++;
             unsigned char record[ID_RECORD];
             id_record(record, ms, seq);
-            int put = fill_put(&L->fill, record, elems, (Py_ssize_t)n_elems);
-            if (put < 0)
+            if (build_put(&L->build, &L->parts, record, elems, (Py_ssize_t)n_elems) < 0)
                 return -1;
-            if (put == 0) { /* (a new chunk, or one with no master: as XADD appends) */
-                if (fill_close(&L->fill, &L->parts) < 0 || idmap_append_packed(&L->parts, record, elems, (Py_ssize_t)n_elems) < 0)
-                    return -1;
-                L->parts.len++;
-                if (fill_open(&L->fill, &L->parts) < 0)
-                    return -1;
-            } else {
-                L->parts.len++;
-            }
         }
     }
     if (deep && p != end) { /* (listpack.count, deep: the walk ends at the terminator) */
@@ -2503,19 +2564,17 @@ static PyObject *py_stream_load_nodes(PyObject *self, PyObject *const *args, Py_
     }
     if ((L.deep = PyObject_IsTrue(args[5])) < 0)
         return NULL;
-    PyObject *lzf = args[6], *result = NULL, *nodes = NULL, *keys = NULL, *owner = NULL;
+    PyObject *lzf = args[6], *result = NULL, *nodes = NULL, *owner = NULL;
+    unsigned long long prev_key_ms = 0, prev_key_seq = 0; /* the last node's key */
     Py_INCREF(buf_obj);
     const unsigned char *buf = (const unsigned char *)PyBytes_AS_STRING(buf_obj);
     const char *refusal = NULL;
-    if ((keys = PySet_New(NULL)) == NULL || (nodes = PyObject_CallNoArgs(g_idmap_type)) == NULL || fill_open(&L.fill, &L.parts) < 0)
+    if ((nodes = PyObject_CallNoArgs(g_idmap_type)) == NULL)
         goto done;
     for (Py_ssize_t i = 0; i < count; i++) {
         const unsigned char *key, *blob;
         size_t key_len, blob_len;
         int r;
-        /* (the fill is closed while the decompressor runs) */
-        if (fill_close(&L.fill, &L.parts) < 0)
-            goto done;
         Py_CLEAR(owner);
         r = load_rdb_string(buf, &pos, end, lzf, &key, &key_len, &owner, &refusal);
         if (r <= 0)
@@ -2530,21 +2589,14 @@ static PyObject *py_stream_load_nodes(PyObject *self, PyObject *const *args, Py_
         r = load_rdb_string(buf, &pos, end, lzf, &blob, &blob_len, &owner, &refusal);
         if (r <= 0)
             goto refused_or_error;
-        unsigned char record[ID_RECORD];
-        id_record(record, master_ms, master_seq);
-        PyObject *key_obj = PyBytes_FromStringAndSize((const char *)record, ID_RECORD);
-        int seen = key_obj == NULL ? -1 : PySet_Contains(keys, key_obj);
-        if (seen == 0)
-            seen = PySet_Add(keys, key_obj) < 0 ? -1 : 0;
-        Py_XDECREF(key_obj);
-        if (seen < 0)
-            goto done;
-        if (seen) {
-            refusal = "stream listpack re-added with existing key";
+        /* keys in ascending order (as Redis's radix tree writes them) cannot repeat; others
+         * give way to the reference, which refuses a repeated key */
+        if (i > 0 && !id_before(prev_key_ms, prev_key_seq, master_ms, master_seq)) {
+            result = Py_NewRef(Py_False);
             goto done;
         }
-        if (fill_open(&L.fill, &L.parts) < 0)
-            goto done;
+        prev_key_ms = master_ms;
+        prev_key_seq = master_seq;
         r = load_node(&L, blob, blob_len, master_ms, master_seq, &refusal);
         if (r == 2) {
             result = Py_NewRef(Py_False);
@@ -2558,28 +2610,21 @@ static PyObject *py_stream_load_nodes(PyObject *self, PyObject *const *args, Py_
             Py_SETREF(nodes, Py_NewRef(Py_None)); /* (_loaded_nodes: not a layout Redis can have) */
             continue;
         }
-        if (fill_close(&L.fill, &L.parts) < 0 || load_stream_node(&L, nodes, master_ms, master_seq) < 0)
+        if (load_stream_node(&L, nodes, master_ms, master_seq) < 0)
             goto done;
     }
-    if (fill_close(&L.fill, &L.parts) < 0)
+    if (build_emit(&L.build, &L.parts) < 0)
         goto done;
     result = Py_BuildValue("(nO)", pos, nodes);
     goto done;
 refused_or_error:
     if (PyErr_Occurred())
         refusal = NULL;
-done:
-    if (L.fill.open) { /* (an error or a refusal: the map is dropped, but left well formed) */
-        PyObject *type, *err, *tb;
-        PyErr_Fetch(&type, &err, &tb);
-        if (fill_close(&L.fill, &L.parts) < 0)
-            PyErr_Clear();
-        PyErr_Restore(type, err, tb);
-    }
+done: /* (an error or a refusal: the map, dropped, holds the chunks emitted) */
+    build_free(&L.build);
     if (refusal != NULL && result == NULL && !PyErr_Occurred())
         result = PyUnicode_FromString(refusal);
     Py_XDECREF(owner);
-    Py_XDECREF(keys);
     Py_XDECREF(nodes);
     Py_XDECREF(L.fields);
     Py_XDECREF(L.dead);
