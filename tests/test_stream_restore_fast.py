@@ -23,6 +23,7 @@ from dumpling.payload.decode import decode_payload
 from dumpling.payload.encode import encode_payload
 from dumpling.payload.errors import PayloadError
 from dumpling.payload.options import CodecOptions
+from tests.streamgen import random_stream
 from tests.test_stream_node_listpack import _stream, _with_groups
 
 native = pytest.mark.skipif(accel.collections is None, reason="dumpling._collections not built")
@@ -49,10 +50,11 @@ def _snapshot(v: StreamValue) -> tuple[Any, ...]:
 
 def _outcome(payload: bytes, options: CodecOptions) -> tuple[Any, ...] | str:
     try:
-        value = decode_payload(payload, options).value
+        decoded = decode_payload(payload, options)
     except PayloadError:
         return "refused"
-    return (_snapshot(value), encode_payload(value, 11))
+    value = decoded.value
+    return (_snapshot(value), encode_payload(value, 11), decoded.sanitizations)
 
 
 def _both(monkeypatch: pytest.MonkeyPatch, payload: bytes, options: CodecOptions) -> tuple[Any, Any]:
@@ -203,3 +205,153 @@ def test_redis_dumps_of_streams(monkeypatch: pytest.MonkeyPatch, real: redis.Red
     assert _without_active_time(r.execute_command("XINFO", "STREAM", "s", "FULL")) == real.execute_command(
         "XINFO", "STREAM", "s", "FULL")
     assert r.dump("s") == payload
+
+
+@native
+@pytest.mark.parametrize("options", [PLAIN, DEEP], ids=["plain", "sanitized"])
+def test_random_streams_whole_node_loop(monkeypatch: pytest.MonkeyPatch, options: CodecOptions) -> None:
+    """streamgen's random streams (nodes of mixed sizes, nodes over a chunk's 1000 entries,
+    wrapping IDs, XDEL/XTRIM tombstones, groups), LZF-compressed or not, RDB 9 and 11: the one C
+    call loads what the reference loads, sanitization counts included."""
+    rng = random.Random(21)
+    raw = CodecOptions(rdbcompression=False)
+    for i in range(8):
+        s = random_stream(rng, rng.choice([30, 700, 2500]), rng.choice([300, 4096, 1 << 30]),
+                          rng.choice([(5,), (100,), (0,), (3, 100, 2000)]), big_ids=i % 3 == 1)
+        if s.entries and i % 2 == 0:
+            s = _with_groups(rng, s)
+        for version in (9, 11):
+            for encode_options in (CodecOptions(), raw):
+                payload = encode_payload(s, version, encode_options)
+                ours, reference = _both(monkeypatch, payload, options)
+                assert ours != "refused"
+                assert ours == reference
+
+
+def _node_spans(payload: bytes) -> tuple[int, list[tuple[int, int, int]], int]:
+    """An uncompressed stream payload's node count position and each node's (start, key end,
+    listpack end), and where the nodes end (every rdbString here a 6- or 14-bit length)."""
+    at = 1
+    count = payload[at]
+    assert count < 0x40
+    at += 1
+    spans = []
+    for _ in range(count):
+        start = at
+        assert payload[at] == 16
+        at += 17
+        key_end = at
+        first = payload[at]
+        if first < 0x40:
+            at += 1 + first
+        else:
+            assert first >> 6 == 1
+            at += 2 + (((first & 0x3F) << 8) | payload[at + 1])
+        spans.append((start, key_end, at))
+    return 1, spans, at
+
+
+@native
+def test_node_strings_in_every_rdb_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node key or listpack stored LZF-compressed (a key Redis would store raw), as an
+    integer, with a 32-bit length, or in an unknown encoding: C and the reference give the same
+    answer (loaded, or refused) for each."""
+    s = StreamValue()
+    for i in range(1, 121):
+        s.append((1000 + i, 0), [b"f", b"%d" % i, b"name", b"x" * (i % 7)], 4096, 50)
+    payload = encode_payload(s, 11, CodecOptions(rdbcompression=False))
+    _, spans, _ = _node_spans(payload)
+    start, key_end, lp_end = spans[1]
+    key = payload[start + 1:key_end]
+    lp_head = payload[key_end]
+    lp = payload[key_end + (1 if lp_head < 0x40 else 2):lp_end]
+    lzf_key = bytes([0xC3, 17, 16, 15]) + key  # one literal run: 16 bytes from 17
+    cases = {
+        "lzf key": lzf_key,
+        "lzf key, wrong size": bytes([0xC3, 17, 15, 15]) + key,
+        "int8 key": b"\xc0\x05",
+        "int32 key": b"\xc2\x01\x02\x03\x04",
+        "unknown key form": b"\xc9" + key,
+        "32-bit length key": b"\x80\x00\x00\x00\x10" + key,
+        "64-bit length key": b"\x81" + (16).to_bytes(8, "big") + key,
+    }
+    for name, new_key in cases.items():
+        case = payload[:start] + new_key + payload[key_end:]
+        for opts in (CodecOptions(skip_checksum=True), CodecOptions(skip_checksum=True, sanitize_payload="yes")):
+            ours, reference = _both(monkeypatch, case, opts)
+            assert ours == reference, name
+            assert (ours == "refused") == ("int" in name or "unknown" in name or "wrong" in name), name
+    lzf_lp = bytes([0xC3]) + bytes([0x40 | ((len(lp) + 8) >> 8), (len(lp) + 8) & 0xFF]) + bytes([0x40 | (len(lp) >> 8), len(lp) & 0xFF])
+    literal = b"".join(bytes([min(32, len(lp) - i) - 1]) + lp[i:i + 32] for i in range(0, len(lp), 32))
+    lp_cases = {
+        "lzf listpack": bytes([0xC3]) + _len14(len(literal)) + _len14(len(lp)) + literal,
+        "lzf listpack, bad size": bytes([0xC3]) + _len14(len(literal)) + _len14(len(lp) + 1) + literal,
+        "int listpack": b"\xc1\x01\x02",
+        "32-bit length listpack": b"\x80" + len(lp).to_bytes(4, "big") + lp,
+    }
+    assert lzf_lp  # (the header form; the literal runs are the payload)
+    for name, new_lp in lp_cases.items():
+        case = payload[:key_end] + new_lp + payload[lp_end:]
+        for opts in (CodecOptions(skip_checksum=True), CodecOptions(skip_checksum=True, sanitize_payload="yes")):
+            ours, reference = _both(monkeypatch, case, opts)
+            assert ours == reference, name
+            assert (ours == "refused") == ("int" in name or "bad" in name), name
+
+
+def _len14(n: int) -> bytes:
+    assert n < 0x4000
+    return bytes([0x40 | (n >> 8), n & 0xFF])
+
+
+@native
+def test_listpack_checks_folded_into_the_walk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """listpack.count's checks, now made by the loader's one walk: a wrong total size, a
+    missing terminator, a terminator among the entries, a back-length that lies, an unknown
+    encoding byte, a count of fields past the listpack's end: the same answer both ways, deep
+    or not (a back-length is only looked at when sanitizing)."""
+    def node_listpack(count: int) -> tuple[bytes, int, int, bytearray]:
+        s = StreamValue()
+        for i in range(1, count + 1):
+            s.append((500 + i, 0), [b"field", b"v%d" % i] if i % 3 else [b"other", b"%d" % (i * 1000), b"k", b"v"], 4096, 100)
+        payload = encode_payload(s, 11, CodecOptions(rdbcompression=False))
+        _, spans, _ = _node_spans(payload)
+        _, key_end, lp_end = spans[0]
+        lp_start = key_end + (1 if payload[key_end] < 0x40 else 2)
+        return payload, key_end, lp_end, bytearray(payload[lp_start:lp_end])
+
+    payload, key_end, lp_end, lp = node_listpack(40)
+    one_less = node_listpack(39)[3]  # (the same bytes up to where the 40th entry starts)
+
+    def with_lp(new: bytes | bytearray) -> bytes:
+        head = bytes([len(new)]) if len(new) < 0x40 else _len14(len(new))
+        return payload[:key_end] + head + bytes(new) + payload[lp_end:]
+
+    cases: dict[str, bytes] = {}
+    bad_total = bytearray(lp)
+    bad_total[0] ^= 1
+    cases["total size"] = with_lp(bad_total)
+    no_end = bytearray(lp)
+    no_end[-1] = 0xFE
+    cases["no terminator"] = with_lp(no_end)
+    cut = len(one_less) - 1
+    cases["terminator inside"] = with_lp(lp[:cut] + b"\xff" * (len(lp) - cut))
+    # the last entry before the terminator is an lp-count, a small int (0x00-0x7f then backlen 1)
+    lied = bytearray(lp)
+    lied[-2] = 2
+    cases["back-length"] = with_lp(lied)
+    unknown = bytearray(lp)
+    unknown[-3] = 0xF7
+    cases["unknown encoding"] = with_lp(unknown)
+    short = bytearray(lp[:6]) + b"\x01\x01\x00\x01\x7f\x01\xff"  # count 0, deleted 0, 127 fields
+    short[0:4] = len(short).to_bytes(4, "little")
+    cases["fields past end"] = with_lp(short)
+    answers = {}
+    for name, case in cases.items():
+        for opts in (CodecOptions(skip_checksum=True), CodecOptions(skip_checksum=True, sanitize_payload="yes")):
+            ours, reference = _both(monkeypatch, case, opts)
+            assert ours == reference, name
+            answers[name, opts.sanitize_payload] = ours == "refused"
+    assert answers["back-length", "yes"] and not answers["back-length", "no"]
+    assert all(answers[name, mode] for name in ("total size", "no terminator", "unknown encoding", "fields past end")
+               for mode in ("yes", "no"))
+    assert answers["terminator inside", "yes"] and not answers["terminator inside", "no"]
