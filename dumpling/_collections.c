@@ -2538,8 +2538,8 @@ static int load_stream_node(NodeLoad *L, PyObject *nodes, unsigned long long mas
 
 /* stream_load_nodes(entries, buf, pos, end, node_count, deep, lzf) ->
  *   (pos after the nodes, the IdMap of StreamNodes or None: not a layout Redis can have)
- *   | str (the refusal's text) | False (IDs not strictly ascending across the tree: the caller
- *   runs the Python decoder) | None (not its case).  `entries`: an empty EntryMap the live
+ *   | str (the refusal's text) | False (node keys or IDs not strictly ascending across the tree:
+ *   the caller runs the Python decoder) | None (not its case).  `entries`: an empty EntryMap the live
  *   entries are appended to; buf[pos:end]: the payload bytes the nodes lie in; lzf:
  *   compression.decompress. */
 static PyObject *py_stream_load_nodes(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {

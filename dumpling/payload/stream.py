@@ -208,8 +208,9 @@ def _decode_nodes_native(ctx: DecodeContext, pos: int, node_count: int) -> tuple
     the EntryMap's chunks (no Python object an entry) and its ``StreamNode`` built into the node
     map (None: not a layout Redis can have, as ``_loaded_nodes`` finds).  ``_read_node``,
     ``_decode_node`` and ``_loaded_nodes`` stay the reference; None (nothing kept) when the
-    payload's IDs are not strictly ascending across the tree (the reference then sorts, refuses
-    duplicates and lays the entries out again) or C is not in use."""
+    payload's node keys or IDs are not strictly ascending across the tree (the reference then
+    refuses a repeated key, sorts, refuses duplicate IDs and lays the entries out again) or C is
+    not in use."""
     if _native_load_nodes is None or type(ctx.buf) is not bytes:
         return None
     entries = EntryMap()
