@@ -3145,9 +3145,62 @@ static int scored_cmp(const void *a, const void *b) {
 
 static int scored_cmp_desc(const void *a, const void *b) { return scored_cmp(b, a); }
 
-/* The elements of `items` in sortCompare's order, as a new list; frees `items`. */
-static PyObject *sorted_elements(Scored *items, Py_ssize_t n, int desc) {
-    qsort(items, (size_t)n, sizeof(Scored), desc ? scored_cmp_desc : scored_cmp);
+static inline void scored_swap(Scored *items, Py_ssize_t i, Py_ssize_t j) {
+    Scored t = items[i];
+    items[i] = items[j];
+    items[j] = t;
+}
+
+/* Rearrange items[0, n) so that its first k (0 < k < n) are the k first in cmp's order, in any
+ * order among themselves (what Redis's pqsort leaves sorted for a LIMIT): a quickselect, the
+ * pivot the median of three, each round a three-way partition (so equal elements, a list of one
+ * value repeated, take one round); after 64 rounds the rest of the range is sorted whole, so no
+ * input makes it quadratic. */
+static void select_first(Scored *items, Py_ssize_t n, Py_ssize_t k, int (*cmp)(const void *, const void *)) {
+    Py_ssize_t lo = 0, hi = n; /* the k-th lies in [lo, hi) */
+    for (int round = 0; hi - lo > 1; round++) {
+        if (round == 64) {
+            qsort(items + lo, (size_t)(hi - lo), sizeof(Scored), cmp);
+            return;
+        }
+        Py_ssize_t mid = lo + (hi - lo) / 2, last = hi - 1;
+        if (cmp(&items[mid], &items[lo]) < 0)
+            scored_swap(items, mid, lo);
+        if (cmp(&items[last], &items[lo]) < 0)
+            scored_swap(items, last, lo);
+        if (cmp(&items[last], &items[mid]) < 0)
+            scored_swap(items, last, mid);
+        Scored pivot = items[mid];
+        /* [lo, lt) before the pivot, [lt, i) equal to it, [gt, hi) after it */
+        Py_ssize_t lt = lo, i = lo, gt = hi;
+        while (i < gt) {
+            int c = cmp(&items[i], &pivot);
+            if (c < 0)
+                scored_swap(items, lt++, i++);
+            else if (c > 0)
+                scored_swap(items, i, --gt);
+            else
+                i++;
+        }
+        if (k <= lt)
+            hi = lt;
+        else if (k <= gt)
+            return; /* the k-th is among the pivot's equals: [0, k) holds the k first */
+        else
+            lo = gt;
+    }
+}
+
+/* The elements of `items` in sortCompare's order, as a new list, only the first `needed` when
+ * 0 <= needed < n / 8 (a small LIMIT: selected, then only those sorted); frees `items`. */
+static PyObject *sorted_elements(Scored *items, Py_ssize_t n, int desc, Py_ssize_t needed) {
+    int (*cmp)(const void *, const void *) = desc ? scored_cmp_desc : scored_cmp;
+    if (needed >= 0 && needed < n / 8) {
+        if (needed > 0)
+            select_first(items, n, needed, cmp);
+        n = needed;
+    }
+    qsort(items, (size_t)n, sizeof(Scored), cmp);
     PyObject *out = PyList_New(n);
     if (out != NULL) {
         for (Py_ssize_t i = 0; i < n; i++)
@@ -3203,11 +3256,14 @@ static int read_weight(PyObject *weight, int parse, double *out) {
 
 /* The body of sort_scored / sort_weighted: the elements in SORT's numeric order, or None. */
 static PyObject *sort_numeric(PyObject *const *args, Py_ssize_t nargs, int parse) {
-    if (nargs != 3 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[1]) ||
+    if (nargs < 3 || nargs > 4 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[1]) ||
         PyList_GET_SIZE(args[0]) != PyList_GET_SIZE(args[1]))
         Py_RETURN_NONE;
     int desc = PyObject_IsTrue(args[2]);
     if (desc < 0)
+        return NULL;
+    Py_ssize_t needed = -1;
+    if (nargs == 4 && (needed = PyLong_AsSsize_t(args[3])) == -1 && PyErr_Occurred())
         return NULL;
     Py_ssize_t n = PyList_GET_SIZE(args[1]);
     Scored *items = PyMem_Malloc(sizeof(Scored) * (size_t)(n ? n : 1));
@@ -3223,19 +3279,21 @@ static PyObject *sort_numeric(PyObject *const *args, Py_ssize_t nargs, int parse
         items[i].n = PyBytes_GET_SIZE(element);
         items[i].element = element;
     }
-    return sorted_elements(items, n, desc);
+    return sorted_elements(items, n, desc, needed);
 }
 
-/* sort_scored(scores: list[float], elements: list[bytes], desc: bool) -> list | None:
- * the elements in SORT's order for those weights; None if an argument is not of those
- * exact types (the caller's Python ordering applies then). */
+/* sort_scored(scores: list[float], elements: list[bytes], desc: bool, needed: int = -1) -> list |
+ * None: the elements in SORT's order for those weights (only the first `needed` when that is
+ * under an eighth of them: a small LIMIT); None if an argument is not of those exact types (the
+ * caller's Python ordering applies then). */
 static PyObject *fast_sort_scored(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     return sort_numeric(args, nargs, 0);
 }
 
-/* sort_weighted(weights: list[bytes | None], elements: list[bytes], desc) -> list | None: SORT's
- * numeric order with the weights read here (None weighs 0, as a missing BY key); None if a
- * weight is not a plain decimal or an argument not of those types (Python orders them then). */
+/* sort_weighted(weights: list[bytes | None], elements: list[bytes], desc, needed=-1) -> list |
+ * None: SORT's numeric order with the weights read here (None weighs 0, as a missing BY key), cut
+ * as sort_scored cuts it; None if a weight is not a plain decimal or an argument not of those
+ * types (Python orders them then). Every weight is read whatever `needed` is. */
 static PyObject *fast_sort_weighted(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     return sort_numeric(args, nargs, 1);
 }

@@ -64,3 +64,33 @@ def test_c_weights_are_read_as_python_reads_them(desc: bool) -> None:
         assert got == accel.fastpath.sort_scored(scores, elements, desc)
     for odd in (b"", b" 1", b"1 ", b"0x10", b"inf", b"nan", b"1e999", b"1e-400", b"1\x002", b"1-", b"e", b"--1", b"1.2.3"):
         assert accel.fastpath.sort_weighted([odd], [b"x"], False) is None, odd
+
+
+@needs_c
+@pytest.mark.parametrize("desc", [False, True])
+def test_a_small_limit_selects_the_same_first_elements(desc: bool) -> None:
+    """``needed`` under an eighth of the elements (a small LIMIT): only those first ones, the same
+    as the whole order's head, for inputs that strain a quickselect (sorted, reversed, one value
+    repeated, few distinct values, random), and the Python ordering's partial path agrees."""
+    rng = random.Random(5)
+    for size in (8, 9, 64, 1000, 20000):
+        shapes = {
+            "random": [float(rng.randrange(size)) for _ in range(size)],
+            "sorted": [float(i) for i in range(size)],
+            "reversed": [float(size - i) for i in range(size)],
+            "one value": [1.0] * size,
+            "few values": [float(rng.randrange(3)) for _ in range(size)],
+            "organ pipe": [float(min(i, size - i)) for i in range(size)],
+        }
+        for name, scores in shapes.items():
+            elements = [rng.choice([b"a", b"b", b"ab", b"%d" % rng.randrange(size)]) for _ in range(size)]
+            whole = _python_order(scores, elements, desc)
+            for needed in {0, 1, 2, size // 8 - 1, size // 8, size - 1}:
+                if needed < 0:
+                    continue
+                got = accel.fastpath.sort_scored(scores, elements, desc, needed)
+                want = whole[:needed] if needed < size // 8 else whole
+                assert got == want, (size, name, needed)
+                weights = [b"%d" % s for s in scores]
+                assert accel.fastpath.sort_weighted(weights, elements, desc, needed) == want, (size, name, needed)
+                assert sorting._by_score(list(scores), list(elements), desc, needed)[:needed] == whole[:needed]

@@ -67,7 +67,7 @@ def _by_score(scores: list[float], elements: list[bytes], desc: bool, needed: in
     ``sortCompare``), all reversed with DESC; only the first ``needed`` for a small LIMIT."""
     n = len(elements)
     if accel.fastpath is not None:
-        ordered = accel.fastpath.sort_scored(scores, elements, desc)  # the same order, in C
+        ordered = accel.fastpath.sort_scored(scores, elements, desc, needed)  # the same order, in C
         if ordered is not None:
             return ordered
     if 0 <= needed < n // 8:
@@ -222,7 +222,8 @@ def _sort(c: Any, argv: list[bytes], readonly: bool) -> Any:
                 elements = _ordered(elements, desc, end + 1)
         else:
             # plain decimal weights are read and ordered in C; anything else (and every error) here
-            ordered = accel.fastpath.sort_weighted(weights, elements, desc) if accel.fastpath is not None else None
+            ordered = (accel.fastpath.sort_weighted(weights, elements, desc, end + 1)
+                       if accel.fastpath is not None else None)
             if ordered is not None:
                 elements = ordered
             else:
