@@ -221,6 +221,48 @@ def test_cut_nodes_is_pack_by_size_s(rule: tuple[int, int, bool]) -> None:
         assert Native(elements).cut_nodes(*rule) == PyElementList(elements).cut_nodes(*rule)
 
 
+@needs_c
+@pytest.mark.parametrize("rule", [(8192, 2**30 - 1, False), (8192, 8192, True), (4096, 25, False), (4096, 19, False),
+                                  (512, 40, True), (64, 2**30 - 1, False)])
+def test_cut_nodes_skipping_is_pack_by_size_s(rule: tuple[int, int, bool]) -> None:
+    """cut_nodes adds entries far from the limit by their size alone (a whole chunk, or entry by
+    entry) without counting an integer's digits: the same cut as the reference on integer-heavy
+    lists (every listpack integer width, signs), long strings near `large`, and chunks laid out
+    by pushes at both ends and pops."""
+    rng = random.Random(rule[0] * 3 + rule[1])
+    for trial in range(4):
+        native, reference = Native(), PyElementList()
+        for _ in range(scaled(6000)):
+            roll = rng.random()
+            if roll < 0.6:
+                element = b"%d" % rng.choice([rng.randint(-128, 127), rng.randint(-(2**23), 2**23),
+                                              rng.randint(-(2**63), 2**63 - 1), rng.choice(INTS)])
+            elif roll < 0.9:
+                element = bytes(rng.randrange(97, 123) for _ in range(rng.choice([1, 18, 19, 20, 21, 24, 26, 60])))
+            else:
+                element = random_element(rng)
+            at_tail = trial == 0 or rng.random() < 0.7
+            for items in (native, reference):
+                items.append(element) if at_tail else items.appendleft(element)
+            if trial == 3 and rng.random() < 0.1:
+                native.popleft()
+                reference.popleft()
+        assert list(native) == list(reference)
+        assert native.cut_nodes(*rule) == PyElementList(list(reference)).cut_nodes(*rule)
+
+
+@needs_c
+def test_cut_nodes_chunk_skip_at_every_limit() -> None:
+    """Integers whose text (up to 20 bytes) is longer than their entry (10): a whole chunk is added
+    at once only if its last entry's text would fit too, at every limit around a chunk's size."""
+    rng = random.Random(12)
+    elements = [b"%d" % rng.choice([2**63 - 1, -(2**63), rng.randint(2**40, 2**62), rng.randint(0, 99)])
+                for _ in range(3000)]
+    native, reference = Native(elements), PyElementList(elements)
+    for limit in range(4090, 4400, 3):
+        assert native.cut_nodes(limit, 2**30 - 1, False) == reference.cut_nodes(limit, 2**30 - 1, False)
+
+
 def _adopt(items: Any, blob: bytes) -> None:
     if not items.extend_listpack(blob):
         items.extend(listpack.decode(blob, False))
