@@ -1169,72 +1169,71 @@ static size_t put_rdb_len(unsigned char *w, uint64_t len) {
     return 1 + n;
 }
 
-typedef struct {
-    unsigned char *data;
-    size_t len, cap;
-} Out;
-
-static unsigned char *out_room(Out *o, size_t more) {
-    if (o->cap - o->len < more) {
-        size_t cap = o->cap * 2 > o->len + more ? o->cap * 2 : o->len + more;
-        unsigned char *data = PyMem_Realloc(o->data, cap);
-        if (data == NULL) {
-            PyErr_NoMemory();
-            return NULL;
-        }
-        o->data = data;
-        o->cap = cap;
-    }
-    return o->data + o->len;
-}
-
-/* quicklist_body(head, counts, compress) -> bytes: `head`, then a LIST_QUICKLIST_2 body of
- * packed nodes holding counts[i] elements each (head first; they must add up to len): per
+/* quicklist_body(head, counts, compress[, footer]) -> bytes: `head`, then a LIST_QUICKLIST_2 body
+ * of packed nodes holding counts[i] elements each (head first; they must add up to len): per
  * node the container byte and its listpack as an rdbString, LZF-compressed when `compress`
  * (compression.compress_for_rdb: the LZF bytes or None) is given, the listpack is over 20
  * bytes and it returns bytes, else raw (rdbSaveRawString; a listpack is never integer text).
- * The bytes quicklist.write_body writes for the same nodes, from entries copied as they lie. */
+ * The bytes quicklist.write_body writes for the same nodes, from entries copied as they lie.
+ * `footer` (envelope.footer_parts: the version's bytes and crc64) makes it the whole DUMP
+ * payload: those bytes, then the CRC-64 of everything before it (little-endian).
+ * Everything is written into the result's own buffer, sized once for the uncompressed nodes and
+ * cut to length at the end: a big list's payload is neither copied out of a scratch buffer nor
+ * copied again to append its footer (each a fresh ~size buffer to fault in). */
 static PyObject *el_quicklist_body(ElementList *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3 || !PyBytes_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "quicklist_body(head: bytes, counts, compress)");
+    if ((nargs != 3 && nargs != 4) || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "quicklist_body(head: bytes, counts, compress[, footer])");
         return NULL;
     }
     PyObject *compress = args[2] == Py_None ? NULL : args[2];
+    PyObject *footer = nargs == 4 && args[3] != Py_None ? args[3] : NULL;
+    if (footer != NULL && (!PyTuple_Check(footer) || PyTuple_GET_SIZE(footer) != 2 ||
+                           !PyBytes_Check(PyTuple_GET_ITEM(footer, 0)))) {
+        PyErr_SetString(PyExc_TypeError, "quicklist_body: footer is (version bytes, crc64)");
+        return NULL;
+    }
+    size_t footer_len = footer == NULL ? 0 : (size_t)PyBytes_GET_SIZE(PyTuple_GET_ITEM(footer, 0)) + 8;
     PyObject *seq = PySequence_Fast(args[1], "quicklist_body: counts must be a sequence");
     if (seq == NULL)
         return NULL;
     Py_ssize_t nodes = PySequence_Fast_GET_SIZE(seq), total_count = 0;
-    Out o = {NULL, 0, 0};
     PyObject *result = NULL;
-    size_t head_len = (size_t)PyBytes_GET_SIZE(args[0]), entries = 0;
+    size_t head_len = (size_t)PyBytes_GET_SIZE(args[0]), entries = 0, len = 0;
     for (Py_ssize_t ci = 0; ci < self->nchunks; ci++)
         entries += chunk_used(chunk_at(self, ci));
-    /* room for everything uncompressed: head, node count, per node container, length, header, end */
-    unsigned char *w = out_room(&o, head_len + 9 + entries + (size_t)nodes * (1 + 5 + 7) + 16);
-    if (w == NULL)
+    /* room for everything uncompressed: head, node count, per node container, length, header,
+     * end; the footer */
+    size_t room = head_len + 9 + entries + (size_t)nodes * (1 + 5 + 7) + 16 + footer_len;
+    if (room > (size_t)PY_SSIZE_T_MAX) {
+        PyErr_NoMemory();
         goto done;
-    memcpy(w, PyBytes_AS_STRING(args[0]), head_len);
-    o.len = head_len;
-    o.len += put_rdb_len(o.data + o.len, (uint64_t)nodes);
+    }
+    result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)room);
+    if (result == NULL)
+        goto done;
+    unsigned char *data = (unsigned char *)PyBytes_AS_STRING(result), *w;
+    memcpy(data, PyBytes_AS_STRING(args[0]), head_len);
+    len = head_len;
+    len += put_rdb_len(data + len, (uint64_t)nodes);
     Py_ssize_t ci = 0;
     const unsigned char *p = self->nchunks ? chunk_at(self, 0)->data + chunk_at(self, 0)->lo : NULL;
     for (Py_ssize_t i = 0; i < nodes; i++) {
         Py_ssize_t count = PyNumber_AsSsize_t(PySequence_Fast_GET_ITEM(seq, i), PyExc_OverflowError);
         if (count == -1 && PyErr_Occurred())
-            goto done;
+            goto fail;
         if (count <= 0 || count > self->len - total_count) {
             PyErr_SetString(PyExc_ValueError, "quicklist_body: node counts do not fit the list");
-            goto done;
+            goto fail;
         }
         total_count += count;
         /* one pass: the listpack written 5 bytes on (the longest length a node can need), then
          * moved up against its length once that is known */
-        w = o.data + o.len;
+        w = data + len;
         unsigned char *lp = w + 1 + 5;
         size_t lp_len = 6 + take_entries(self, &ci, &p, count, lp + 6) + 1;
         if (lp_len > UINT32_MAX) {
             PyErr_SetString(PyExc_OverflowError, "listpack too large");
-            goto done;
+            goto fail;
         }
         frame_listpack(lp, lp_len, count);
         w[0] = 2; /* QUICKLIST_NODE_CONTAINER_PACKED */
@@ -1243,12 +1242,12 @@ static PyObject *el_quicklist_body(ElementList *self, PyObject *const *args, Py_
             PyObject *packed = raw == NULL ? NULL : PyObject_CallOneArg(compress, raw);
             Py_XDECREF(raw);
             if (packed == NULL)
-                goto done;
+                goto fail;
             if (packed != Py_None) {
                 if (!PyBytes_Check(packed)) {
                     Py_DECREF(packed);
                     PyErr_SetString(PyExc_TypeError, "compress must return bytes or None");
-                    goto done;
+                    goto fail;
                 }
                 /* (shorter than the listpack by 4 or more: it fits the room the listpack took,
                  * but for 2 bytes when both lengths take 5: the allocation's spare 16) */
@@ -1259,7 +1258,7 @@ static PyObject *el_quicklist_body(ElementList *self, PyObject *const *args, Py_
                 at += put_rdb_len(w + at, lp_len);
                 memcpy(w + at, PyBytes_AS_STRING(packed), clen);
                 Py_DECREF(packed);
-                o.len += at + clen;
+                len += at + clen;
                 continue;
             }
             Py_DECREF(packed);
@@ -1267,17 +1266,37 @@ static PyObject *el_quicklist_body(ElementList *self, PyObject *const *args, Py_
         size_t len_bytes = put_rdb_len(w + 1, lp_len);
         if (len_bytes != 5)
             memmove(w + 1 + len_bytes, lp, lp_len);
-        o.len += 1 + len_bytes + lp_len;
+        len += 1 + len_bytes + lp_len;
     }
     if (total_count != self->len) {
         PyErr_SetString(PyExc_ValueError, "quicklist_body: node counts do not fit the list");
-        goto done;
+        goto fail;
     }
-    result = PyBytes_FromStringAndSize((const char *)o.data, (Py_ssize_t)o.len);
+    if (footer != NULL) {
+        PyObject *version = PyTuple_GET_ITEM(footer, 0);
+        memcpy(data + len, PyBytes_AS_STRING(version), (size_t)PyBytes_GET_SIZE(version));
+        len += (size_t)PyBytes_GET_SIZE(version);
+        PyObject *view = PyMemoryView_FromMemory((char *)data, (Py_ssize_t)len, PyBUF_READ);
+        PyObject *crc_obj = view == NULL ? NULL : PyObject_CallOneArg(PyTuple_GET_ITEM(footer, 1), view);
+        Py_XDECREF(view);
+        if (crc_obj == NULL)
+            goto fail;
+        unsigned long long crc = PyLong_AsUnsignedLongLong(crc_obj);
+        Py_DECREF(crc_obj);
+        if (crc == (unsigned long long)-1 && PyErr_Occurred())
+            goto fail;
+        for (int k = 0; k < 8; k++)
+            data[len++] = (unsigned char)(crc >> (8 * k));
+    }
+    /* (shrinking a big buffer moves no bytes: realloc keeps it where it is) */
+    if (_PyBytes_Resize(&result, (Py_ssize_t)len) < 0)
+        result = NULL;
 done:
-    PyMem_Free(o.data);
     Py_DECREF(seq);
     return result;
+fail:
+    Py_CLEAR(result);
+    goto done;
 }
 
 static int append_node(PyObject *out, Py_ssize_t count, int plain) {
@@ -1542,7 +1561,8 @@ static PyMethodDef el_methods[] = {
     {"node_blobs", (PyCFunction)el_node_blobs, METH_O,
      "node_blobs(shape) -> list of bytes: per (count, plain), that many elements' listpack (or the element)."},
     {"quicklist_body", (PyCFunction)(void (*)(void))el_quicklist_body, METH_FASTCALL,
-     "quicklist_body(head, counts, compress) -> bytes: head + a LIST_QUICKLIST_2 body of packed nodes."},
+     "quicklist_body(head, counts, compress[, footer]) -> bytes: head + a LIST_QUICKLIST_2 body of packed "
+     "nodes (+ the DUMP footer)."},
     {"cut_nodes", (PyCFunction)(void (*)(void))el_cut_nodes, METH_FASTCALL,
      "cut_nodes(limit, large, listpack_phase) -> [(count, plain)]: quicklist._pack_by_size's cut."},
     {"extend_listpack", (PyCFunction)el_extend_listpack, METH_O,

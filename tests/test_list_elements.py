@@ -4,6 +4,7 @@ contents and answers after every step; its entries against the payload codec's l
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 from collections.abc import Callable
@@ -208,6 +209,35 @@ def test_quicklist_body_is_the_reference_s(compress: bool) -> None:
     for bad in ([len(elements) + 1], [0, len(elements)], [1]):
         with pytest.raises(ValueError):
             Native(elements).quicklist_body(b"\x12", bad, None)
+
+
+@needs_c
+@pytest.mark.parametrize("version", [10, 12, 80])
+@pytest.mark.parametrize("compress", [False, True])
+def test_quicklist_body_sealed_in_place_is_seal_s(version: int, compress: bool) -> None:
+    """With a footer the body is sealed in its own buffer: the payload ``envelope.seal`` makes of
+    the same body, and the reference's; encode_payload's list route (which asks for it) writes
+    the bytes encode_body + seal write."""
+    from dumpling.datatypes.lists import ListValue
+    from dumpling.payload import compression, encode_payload
+    from dumpling.payload.encode import encode_body
+    from dumpling.payload.envelope import footer_parts, seal
+    from dumpling.payload.options import DEFAULT_OPTIONS
+
+    rng = random.Random(version)
+    elements = [random_element(rng) for _ in range(4000)] + [b"%d" % i for i in range(20000)]
+    counts = [1, 3999, 10000, 10000]
+    compressor = compression.compress_for_rdb if compress else None
+    body = Native(elements).quicklist_body(b"\x12", counts, compressor)
+    sealed = Native(elements).quicklist_body(b"\x12", counts, compressor, footer_parts(version))
+    assert sealed == seal(body, version)
+    assert sealed == PyElementList(elements).quicklist_body(b"\x12", counts, compressor, footer_parts(version))
+    with pytest.raises(TypeError):
+        Native(elements).quicklist_body(b"\x12", counts, None, (b"\x0a\x00",))
+    value = ListValue()
+    value.push(elements, False, -2)
+    options = dataclasses.replace(DEFAULT_OPTIONS, rdbcompression=compress)
+    assert encode_payload(value, version, options) == seal(encode_body(value, version, options), version)
 
 
 @needs_c

@@ -25,8 +25,9 @@ the same kind) and
 * ``remove_positions(positions)``: remove the elements at those ascending positions (LREM);
 * ``extend_listpack(blob)``: append a listpack's elements (C: its entries copied when each is
   one C would write, else False and nothing appended);
-* ``quicklist_body(head, counts, compress)``: ``head`` and a LIST_QUICKLIST_2 body of packed
-  nodes of those counts (DUMP of a list without plain nodes, in one call).
+* ``quicklist_body(head, counts, compress, footer=None)``: ``head`` and a LIST_QUICKLIST_2 body
+  of packed nodes of those counts (DUMP of a list without plain nodes, in one call); with
+  ``footer`` (``envelope.footer_parts``) the DUMP footer too, written in the same buffer.
 
 This module must not know about commands, keys or the quicklist node rules.
 """
@@ -88,7 +89,7 @@ class PyElementList(deque):  # type: ignore[type-arg]
             out.append(run[0] if plain else listpack.encode(run))
         return out
 
-    def quicklist_body(self, head: bytes, counts: list[int], compress: Any) -> bytes:
+    def quicklist_body(self, head: bytes, counts: list[int], compress: Any, footer: Any = None) -> bytes:
         from dumpling.payload.primitives import append_len, append_string
 
         if sum(counts) != len(self) or any(count <= 0 for count in counts):
@@ -98,6 +99,9 @@ class PyElementList(deque):  # type: ignore[type-arg]
         for blob in self.node_blobs([(count, False) for count in counts]):
             out.append(2)  # a packed node
             append_string(out, blob, compress is not None)
+        if footer is not None:  # (version bytes, crc64): the whole DUMP payload
+            out += footer[0]
+            out += footer[1](out).to_bytes(8, "little")
         return bytes(out)
 
     def cut_nodes(self, limit: int, large: int, listpack_phase: bool) -> list[tuple[int, bool]]:

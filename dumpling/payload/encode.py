@@ -38,7 +38,7 @@ from dumpling.payload.decode import (
     TYPE_ZSET_ZIPLIST,
     Value,
 )
-from dumpling.payload.envelope import VALKEY_VERSION_MIN, seal
+from dumpling.payload.envelope import VALKEY_VERSION_MIN, Footer, footer_parts, seal
 from dumpling.payload.options import DEFAULT_OPTIONS, CodecOptions
 from dumpling.payload.primitives import (
     append_len,
@@ -100,6 +100,11 @@ def encode_payload(value: Value, rdb_version: int, options: CodecOptions = DEFAU
         version = rdb_version  # payload_version_for's answer for these, without its checks
     else:
         version = payload_version_for(value, rdb_version)
+    if kind is ListValue and version >= 10 and len(value) and value.packed_source() is None:
+        # a list whose nodes C writes: the body and its footer written in one buffer
+        payload = _write_nodes_native(value, version, options, footer_parts(version))
+        if payload is not None:
+            return payload
     return seal(encode_body(value, version, options), version)
 
 
@@ -181,10 +186,12 @@ def _encode_list(value: ListValue, version: int, options: CodecOptions) -> bytes
     return bytes(out)
 
 
-def _write_nodes_native(value: ListValue, version: int, options: CodecOptions) -> bytes | None:
+def _write_nodes_native(value: ListValue, version: int, options: CodecOptions,
+                        footer: Footer | None = None) -> bytes | None:
     """The type-18 type byte and body ``_encode_list`` writes, in C (``quicklist.write_body``):
-    the same nodes ``_quicklist_nodes`` picks, written in one pass over the elements.
-    None when C is off or does not take the list."""
+    the same nodes ``_quicklist_nodes`` picks, written in one pass over the elements; with
+    ``footer`` (``envelope.footer_parts``) the whole payload, sealed where it was written.
+    None when C is off or does not take the list (or, asked for a footer, does not write one)."""
     if listpack.native is None:
         return None
     items = value.items
@@ -194,16 +201,18 @@ def _write_nodes_native(value: ListValue, version: int, options: CodecOptions) -
     else:
         containers = _layout_containers(value, version, options.list_max_listpack_size)
     if containers is not None and listelements.PACKED:  # the nodes' entries copied as they lie
-        return quicklist.write_node_blobs(_QUICKLIST_2_TYPE, items, compress, containers)
+        return quicklist.write_node_blobs(_QUICKLIST_2_TYPE, items, compress, containers, footer)
     if containers is not None:
-        return quicklist.write_body(_QUICKLIST_2_TYPE, items, compress, containers, None)
+        return None if footer else quicklist.write_body(_QUICKLIST_2_TYPE, items, compress, containers, None)
     fill = options.list_max_listpack_size
     rule = quicklist.size_rule(quicklist.profile_for_version(version), fill)
     if rule is not None and listelements.PACKED:  # cut from the entries' sizes, then copied
         plain, packed = quicklist.CONTAINER_PLAIN, quicklist.CONTAINER_PACKED
         containers = [(count, plain if is_plain else packed) for count, is_plain in items.cut_nodes(*rule)]
-        return quicklist.write_node_blobs(_QUICKLIST_2_TYPE, items, compress, containers)
-    return None if rule is None else quicklist.write_body(_QUICKLIST_2_TYPE, items, compress, None, rule)
+        return quicklist.write_node_blobs(_QUICKLIST_2_TYPE, items, compress, containers, footer)
+    if rule is None or footer:
+        return None
+    return quicklist.write_body(_QUICKLIST_2_TYPE, items, compress, None, rule)
 
 
 def _layout_containers(value: ListValue, version: int, fill: int) -> list[tuple[int, int]] | None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
+from typing import Any
 
 from dumpling.payload import bulk
 from dumpling.payload.crc64 import crc64
@@ -79,6 +81,17 @@ def seal(body: bytes | bytearray, rdb_version: int) -> bytes:
     if type(head) is not bytes:
         head = bytes(head)
     return head + _FOOTER_CRC.pack(crc64(head))
+
+
+# A footer for a writer that seals its own buffer: the version's bytes, the CRC-64 function.
+Footer = tuple[bytes, Callable[[Any], int]]
+
+
+def footer_parts(rdb_version: int) -> Footer:
+    """``seal``'s footer for a writer that seals its own buffer (a big list's, written in C): the
+    version's bytes to append, then the CRC-64 (the function given) of everything before them."""
+    version = _VERSION_BYTES[rdb_version] if rdb_version < 256 else struct.pack("<H", rdb_version)
+    return version, crc64
 
 
 def reseal(payload: bytes | bytearray) -> bytes:

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dumpling.payload import bulk, compression, listpack, ziplist
 from dumpling.payload.primitives import append_len, append_string
+
+if TYPE_CHECKING:
+    from dumpling.payload.envelope import Footer
 
 CONTAINER_PLAIN = 1
 CONTAINER_PACKED = 2
@@ -184,20 +187,26 @@ def write_body(
     return body
 
 
-def write_node_blobs(head: bytes, items: Any, compress: bool, shape: list[tuple[int, int]]) -> bytes:
+def write_node_blobs(head: bytes, items: Any, compress: bool, shape: list[tuple[int, int]],
+                     footer: Footer | None = None) -> bytes:
     """``head`` + a LIST_QUICKLIST_2 body of the nodes ``shape`` gives ((element count,
     container) each), when ``items`` keeps its elements as listpack entries
     (``ElementList.node_blobs``): a packed node's listpack is its entries copied as they lie,
-    not re-encoded; the bytes are those ``write_body`` writes for the same shape."""
+    not re-encoded; the bytes are those ``write_body`` writes for the same shape.  With
+    ``footer`` (``envelope.footer_parts``) the whole DUMP payload, sealed in the same buffer."""
     if all(container == CONTAINER_PACKED for _, container in shape):  # (every list but giant elements')
         compressor = compression.compress_for_rdb if compress else None
-        return items.quicklist_body(head, [count for count, _ in shape], compressor)  # type: ignore[no-any-return]
+        counts = [count for count, _ in shape]
+        return items.quicklist_body(head, counts, compressor, footer)  # type: ignore[no-any-return]
     blobs = items.node_blobs([(count, container == CONTAINER_PLAIN) for count, container in shape])
     out = bytearray(head)
     append_len(out, len(shape))
     for (_, container), blob in zip(shape, blobs, strict=True):
         out.append(container)
         append_string(out, blob, compress)
+    if footer is not None:
+        out += footer[0]
+        out += footer[1](out).to_bytes(8, "little")
     return bytes(out)
 
 
