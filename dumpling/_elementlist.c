@@ -1338,14 +1338,16 @@ static PyObject *el_cut_nodes(ElementList *self, PyObject *const *args, Py_ssize
         /* Away from the limit an element's length as text decides nothing: it is at most
          * max(INT_TEXT_MAX, its entry's size) (a string's text is shorter than its entry), so
          * while that fits the open node (and is not `large`), the entry joins it with only its
-         * size read.  A whole chunk first, then entry by entry (1M integers' digits, formatted
-         * to be counted, were a third of a big list's DUMP). */
+         * size read.  A whole chunk first, then entry by entry, and a chunk's rest once a node
+         * opens in it (1M integers' digits, formatted to be counted, were a third of a big
+         * list's DUMP). */
         if (bounded && !phase && node_size && (long long)chunk_used(c) <= large &&
             node_size + (long long)chunk_used(c) + 8 + INT_TEXT_MAX <= limit) {
             node_size += (long long)chunk_used(c);
             index += (Py_ssize_t)c->count;
             continue;
         }
+        Py_ssize_t chunk_first = index;
         for (const unsigned char *p = c->data + c->lo; p < end; index++) {
             if (bounded && !phase && node_size) {
                 long long grow = (long long)lpe_size(p);
@@ -1377,6 +1379,13 @@ static PyObject *el_cut_nodes(ElementList *self, PyObject *const *args, Py_ssize
                     goto fail;
                 start = index;
                 node_size = 7 + grow;
+                /* a node opened: the rest of the chunk joins it at once if it fits as above */
+                long long rest = (long long)(end - p);
+                if (bounded && !phase && rest <= large && node_size + rest + 8 + INT_TEXT_MAX <= limit) {
+                    node_size += rest;
+                    index += (Py_ssize_t)c->count - (index - chunk_first + 1);
+                    p = end;
+                }
             }
         }
     }
