@@ -2446,11 +2446,102 @@ static int load_rdb_len(const unsigned char *buf, Py_ssize_t *pos, Py_ssize_t en
     return 1;
 }
 
+/* LZF (liblzf's format, Redis's rdbStrings) expanded here rather than through a Python call: a
+ * control byte under 32 starts a literal run of ctrl + 1 bytes; any other is a back-reference
+ * of (ctrl >> 5) + 2 bytes (a length of 7 reads one more byte, added) starting
+ * ((ctrl & 31) << 8 | next byte) + 1 bytes behind.  Written from the format; the same bytes and
+ * refusals as compression.decompress (tests/test_stream_restore_fast.py fuzzes the two).
+ * LZF_SLACK: room the output needs past its size (runs are copied in whole 8 and 16-byte words). */
+#define LZF_SLACK 32
+#define LZF_MAX_EXPANSION 88 /* (compression.MAX_EXPANSION: a 3-byte reference makes 264 at most) */
+
+/* in[0..n) expanded into out[0..ulen) (out has LZF_SLACK more bytes): 1 when it makes exactly
+ * ulen bytes, 0 when it is not LZF data of that size (a run past the input's end, a reference
+ * before the output's start or past its end, fewer bytes). */
+static int lzf_expand(const unsigned char *in, size_t n, unsigned char *out, size_t ulen) {
+    const unsigned char *ip = in, *const ie = in + n;
+    unsigned char *op = out, *const oe = out + ulen;
+    while (ip < ie) {
+        size_t ctrl = *ip++;
+        if (ctrl < 32) { /* literal run */
+            size_t run = ctrl + 1;
+            if ((size_t)(ie - ip) < run || (size_t)(oe - op) < run)
+                return 0;
+            if ((size_t)(ie - ip) >= 32) { /* (whole words, the tail landing in the slack) */
+                memcpy(op, ip, 16);
+                memcpy(op + 16, ip + 16, 16);
+            } else {
+                memcpy(op, ip, run);
+            }
+            op += run;
+            ip += run;
+            continue;
+        }
+        size_t len = ctrl >> 5;
+        if (len == 7) {
+            if (ip >= ie)
+                return 0;
+            len += *ip++;
+        }
+        if (ip >= ie)
+            return 0;
+        size_t back = ((ctrl & 31) << 8) + *ip++ + 1;
+        len += 2;
+        if ((size_t)(op - out) < back || (size_t)(oe - op) < len)
+            return 0;
+        const unsigned char *ref = op - back;
+        if (back >= 8) { /* (8 bytes a step: each step reads bytes already written) */
+            unsigned char *w = op;
+            for (size_t i = 0; i < len; i += 8, w += 8, ref += 8) {
+                uint64_t word;
+                memcpy(&word, ref, 8);
+                memcpy(w, &word, 8);
+            }
+        } else { /* (overlapping: the pattern repeats, byte by byte) */
+            for (size_t i = 0; i < len; i++)
+                op[i] = ref[i];
+        }
+        op += len;
+    }
+    return op == oe;
+}
+
+/* lzf_expand(data: bytes, ulen: int) -> bytes | None: the C expansion by itself, for tests
+ * (None where compression.decompress raises LzfError). */
+static PyObject *py_lzf_expand(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyBytes_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "lzf_expand(data: bytes, ulen: int)");
+        return NULL;
+    }
+    Py_ssize_t ulen = PyLong_AsSsize_t(args[1]), n = PyBytes_GET_SIZE(args[0]);
+    if (ulen < 0)
+        return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+    if (ulen == 0)
+        return PyBytes_FromStringAndSize(NULL, 0);
+    if ((unsigned long long)ulen > LZF_MAX_EXPANSION * (unsigned long long)n)
+        Py_RETURN_NONE;
+    unsigned char *out = PyMem_Malloc((size_t)ulen + LZF_SLACK);
+    if (out == NULL)
+        return PyErr_NoMemory();
+    PyObject *result = lzf_expand((const unsigned char *)PyBytes_AS_STRING(args[0]), (size_t)n, out, (size_t)ulen)
+                           ? PyBytes_FromStringAndSize((const char *)out, ulen)
+                           : Py_NewRef(Py_None);
+    PyMem_Free(out);
+    return result;
+}
+
+/* Room an LZF rdbString expands into, reused from string to string. */
+typedef struct {
+    unsigned char *bytes;
+    size_t cap;
+} LzfRoom;
+
 /* primitives.read_string (rdbGenericLoadStringObject) at *pos before end: 1 with *s, *n (in buf,
- * or in *owner, the LZF expansion made by `lzf`), 0 refused (*refusal: past the end, an unknown
- * form; an integer form too: its text is never a stream node's key nor a listpack), -1 error. */
-static int load_rdb_string(const unsigned char *buf, Py_ssize_t *pos, Py_ssize_t end, PyObject *lzf, const unsigned char **s,
-                           size_t *n, PyObject **owner, const char **refusal) {
+ * or in room, the LZF expansion: valid until the next string read), 0 refused (*refusal: past
+ * the end, an unknown form, LZF data not of its size; an integer form too: its text is never a
+ * stream node's key nor a listpack), -1 error. */
+static int load_rdb_string(const unsigned char *buf, Py_ssize_t *pos, Py_ssize_t end, LzfRoom *room, const unsigned char **s,
+                           size_t *n, const char **refusal) {
     Py_ssize_t at = *pos;
     unsigned long long len, ulen;
     *refusal = "string past end of payload";
@@ -2474,25 +2565,23 @@ static int load_rdb_string(const unsigned char *buf, Py_ssize_t *pos, Py_ssize_t
     at++;
     if (!load_rdb_len(buf, &at, end, &len) || !load_rdb_len(buf, &at, end, &ulen) || len > (unsigned long long)(end - at))
         return 0;
-    PyObject *data = PyBytes_FromStringAndSize((const char *)buf + at, (Py_ssize_t)len), *room = PyLong_FromUnsignedLongLong(ulen);
-    PyObject *call_args[2] = {data, room};
-    PyObject *out = data == NULL || room == NULL ? NULL : PyObject_Vectorcall(lzf, call_args, 2, NULL);
-    Py_XDECREF(data);
-    Py_XDECREF(room);
-    if (out == NULL) {
-        if (!PyErr_ExceptionMatches(PyExc_ValueError)) /* (compression.LzfError is one) */
-            return -1;
-        PyErr_Clear();
-        *refusal = "invalid LZF compressed string";
+    *refusal = "invalid LZF compressed string";
+    if (ulen > LZF_MAX_EXPANSION * len)
         return 0;
+    if (ulen + LZF_SLACK > room->cap) {
+        size_t cap = (size_t)ulen + LZF_SLACK > 2 * room->cap ? (size_t)ulen + LZF_SLACK : 2 * room->cap;
+        unsigned char *bytes = PyMem_Realloc(room->bytes, cap);
+        if (bytes == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        room->bytes = bytes;
+        room->cap = cap;
     }
-    if (!PyBytes_CheckExact(out) || (unsigned long long)PyBytes_GET_SIZE(out) != ulen) {
-        Py_DECREF(out);
-        PyErr_SetString(PyExc_TypeError, "stream_load_nodes: the decompressor returned not the bytes asked for");
-        return -1;
-    }
-    *owner = out;
-    *s = (const unsigned char *)PyBytes_AS_STRING(out);
+    /* (an empty expansion is empty whatever the data: lzf_decompress makes 0 bytes of 0 room) */
+    if (ulen != 0 && !lzf_expand(buf + at, (size_t)len, room->bytes, (size_t)ulen))
+        return 0;
+    *s = room->bytes;
     *n = (size_t)ulen;
     *pos = at + (Py_ssize_t)len;
     return 1;
@@ -2536,15 +2625,14 @@ static int load_stream_node(NodeLoad *L, PyObject *nodes, unsigned long long mas
     return bad ? -1 : 0;
 }
 
-/* stream_load_nodes(entries, buf, pos, end, node_count, deep, lzf) ->
+/* stream_load_nodes(entries, buf, pos, end, node_count, deep) ->
  *   (pos after the nodes, the IdMap of StreamNodes or None: not a layout Redis can have)
  *   | str (the refusal's text) | False (node keys or IDs not strictly ascending across the tree:
  *   the caller runs the Python decoder) | None (not its case).  `entries`: an empty EntryMap the live
- *   entries are appended to; buf[pos:end]: the payload bytes the nodes lie in; lzf:
- *   compression.decompress. */
+ *   entries are appended to; buf[pos:end]: the payload bytes the nodes lie in. */
 static PyObject *py_stream_load_nodes(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 7 || !PyBytes_CheckExact(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "stream_load_nodes(entries, buf: bytes, pos, end, node_count, deep, lzf)");
+    if (nargs != 6 || !PyBytes_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "stream_load_nodes(entries, buf: bytes, pos, end, node_count, deep)");
         return NULL;
     }
     NodeLoad L;
@@ -2564,7 +2652,8 @@ static PyObject *py_stream_load_nodes(PyObject *self, PyObject *const *args, Py_
     }
     if ((L.deep = PyObject_IsTrue(args[5])) < 0)
         return NULL;
-    PyObject *lzf = args[6], *result = NULL, *nodes = NULL, *owner = NULL;
+    PyObject *result = NULL, *nodes = NULL;
+    LzfRoom room = {NULL, 0};
     unsigned long long prev_key_ms = 0, prev_key_seq = 0; /* the last node's key */
     Py_INCREF(buf_obj);
     const unsigned char *buf = (const unsigned char *)PyBytes_AS_STRING(buf_obj);
@@ -2575,8 +2664,7 @@ static PyObject *py_stream_load_nodes(PyObject *self, PyObject *const *args, Py_
         const unsigned char *key, *blob;
         size_t key_len, blob_len;
         int r;
-        Py_CLEAR(owner);
-        r = load_rdb_string(buf, &pos, end, lzf, &key, &key_len, &owner, &refusal);
+        r = load_rdb_string(buf, &pos, end, &room, &key, &key_len, &refusal);
         if (r <= 0)
             goto refused_or_error;
         if (key_len != ID_RECORD) {
@@ -2585,8 +2673,7 @@ static PyObject *py_stream_load_nodes(PyObject *self, PyObject *const *args, Py_
         }
         unsigned long long master_ms, master_seq;
         id_of_record(key, &master_ms, &master_seq);
-        Py_CLEAR(owner);
-        r = load_rdb_string(buf, &pos, end, lzf, &blob, &blob_len, &owner, &refusal);
+        r = load_rdb_string(buf, &pos, end, &room, &blob, &blob_len, &refusal); /* (the key read: room reused) */
         if (r <= 0)
             goto refused_or_error;
         /* keys in ascending order (as Redis's radix tree writes them) cannot repeat; others
@@ -2624,7 +2711,7 @@ done: /* (an error or a refusal: the map, dropped, holds the chunks emitted) */
     build_free(&L.build);
     if (refusal != NULL && result == NULL && !PyErr_Occurred())
         result = PyUnicode_FromString(refusal);
-    Py_XDECREF(owner);
+    PyMem_Free(room.bytes);
     Py_XDECREF(nodes);
     Py_XDECREF(L.fields);
     Py_XDECREF(L.dead);
@@ -3763,8 +3850,10 @@ static PyMethodDef methods[] = {
     {"stream_nodes_body", (PyCFunction)(void (*)(void))py_stream_nodes_body, METH_FASTCALL,
      "stream_nodes_body(out, entries, nodes, start, lzf) -> the index of the first node not appended to out (each node's "
      "key and listpack as encode_stream frames them)."},
+    {"lzf_expand", (PyCFunction)(void (*)(void))py_lzf_expand, METH_FASTCALL,
+     "lzf_expand(data, ulen): stream_load_nodes' LZF expansion by itself (bytes, or None: not LZF data of that size)"},
     {"stream_load_nodes", (PyCFunction)(void (*)(void))py_stream_load_nodes, METH_FASTCALL,
-     "stream_load_nodes(entries, buf, pos, end, node_count, deep, lzf) -> a stream body's radix nodes read into an "
+     "stream_load_nodes(entries, buf, pos, end, node_count, deep) -> a stream body's radix nodes read into an "
      "EntryMap: (pos after them, their IdMap of StreamNodes or None), a refusal's text, False (IDs out of order) or "
      "None (not its case)."},
     {"bisect_records", (PyCFunction)(void (*)(void))py_bisect_records, METH_FASTCALL,

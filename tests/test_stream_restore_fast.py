@@ -18,6 +18,7 @@ import redis
 
 from dumpling import accel
 from dumpling.datatypes.streams import EntryMap, StreamValue
+from dumpling.payload import compression
 from dumpling.payload import stream as stream_payload
 from dumpling.payload.decode import decode_payload
 from dumpling.payload.encode import encode_payload
@@ -355,3 +356,59 @@ def test_listpack_checks_folded_into_the_walk(monkeypatch: pytest.MonkeyPatch) -
     assert all(answers[name, mode] for name in ("total size", "no terminator", "unknown encoding", "fields past end")
                for mode in ("yes", "no"))
     assert answers["terminator inside", "yes"] and not answers["terminator inside", "no"]
+
+
+@native
+def test_c_lzf_expansion_is_the_references() -> None:
+    """stream_load_nodes' own LZF expansion (``lzf_expand``) against ``compression.decompress``
+    (python-lzf, or the pure reader): the same bytes for liblzf's output of random, repetitive
+    and short inputs at their exact size, and the same refusal (None / LzfError) for a size one
+    off, truncations and random byte changes of those streams, and random bytes."""
+    expand = accel.collections.lzf_expand
+    rng = random.Random(12)
+
+    def reference(data: bytes, ulen: int) -> bytes | None:
+        try:
+            return compression.decompress(data, ulen)
+        except compression.LzfError:
+            return None
+
+    def same(data: bytes, ulen: int) -> None:
+        assert expand(data, ulen) == reference(data, ulen), (data.hex(), ulen)
+        if not compression.ACCELERATED:
+            return
+        try:
+            pure = compression.decompress_pure(data, ulen) if ulen <= compression.MAX_EXPANSION * len(data) else None
+        except compression.LzfError:
+            pure = None
+        if pure is not None and len(pure) != ulen:
+            pure = None  # (decompress_pure stops where the data does: decompress compares the size)
+        assert expand(data, ulen) == (pure if ulen else b""), (data.hex(), ulen)
+
+    originals = [b"", b"a", b"abc", b"ab" * 300, bytes(5000), rng.randbytes(3000)]
+    for _ in range(150):
+        unit = rng.randbytes(rng.randint(1, 12))
+        text = b"".join(unit if rng.random() < 0.6 else rng.randbytes(rng.randint(1, 40)) for _ in range(rng.randint(1, 200)))
+        originals.append(text)
+    originals.append(b"".join(b"field:%d value:%d " % (i, i) for i in range(2000)))
+    checked = 0
+    for raw in originals:
+        packed = compression.compress_pure(raw, len(raw) + 64) if raw else None
+        if packed is None:
+            continue
+        assert expand(packed, len(raw)) == raw
+        same(packed, len(raw))
+        same(packed, len(raw) - 1)
+        same(packed, len(raw) + 1)
+        same(packed, 0)
+        for cut in {1, len(packed) // 2, len(packed) - 1}:
+            same(packed[:cut], len(raw))
+        for _ in range(8):
+            bad = bytearray(packed)
+            bad[rng.randrange(len(bad))] = rng.randrange(256)
+            same(bytes(bad), len(raw))
+        checked += 1
+    for _ in range(300):
+        data = rng.randbytes(rng.randint(1, 60))
+        same(data, rng.randint(0, 400))
+    assert checked > 100

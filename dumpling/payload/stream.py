@@ -203,7 +203,8 @@ def _read_node(ctx: DecodeContext, pos: int) -> tuple[bytes, bytes, int]:
 
 def _decode_nodes_native(ctx: DecodeContext, pos: int, node_count: int) -> tuple[EntryMap, IdMap | None, int] | None:
     """``decode_stream``'s node loop in one C call, ``stream_load_nodes``: each node's key and
-    listpack rdbStrings read (LZF through ``compression.decompress``), the listpack walked once
+    listpack rdbStrings read (LZF expanded there, into one reused buffer: ``compression.decompress``
+    is its reference), the listpack walked once
     with ``listpack.count``'s checks and ``_decode_node``'s, its live entries packed straight into
     the EntryMap's chunks (no Python object an entry) and its ``StreamNode`` built into the node
     map (None: not a layout Redis can have, as ``_loaded_nodes`` finds).  ``_read_node``,
@@ -214,7 +215,7 @@ def _decode_nodes_native(ctx: DecodeContext, pos: int, node_count: int) -> tuple
     if _native_load_nodes is None or type(ctx.buf) is not bytes:
         return None
     entries = EntryMap()
-    got = _native_load_nodes(entries, ctx.buf, pos, ctx.end, node_count, ctx.deep, compression.decompress)
+    got = _native_load_nodes(entries, ctx.buf, pos, ctx.end, node_count, ctx.deep)
     if got is None or got is False:
         return None
     if type(got) is str:
