@@ -2097,7 +2097,20 @@ static inline long long load_size(const LoadElem *e) {
 }
 
 static PyObject *load_id(unsigned long long ms, unsigned long long seq) {
-    return Py_BuildValue("(KK)", ms, seq);
+    PyObject *a = PyLong_FromUnsignedLongLong(ms), *b = a == NULL ? NULL : PyLong_FromUnsignedLongLong(seq);
+    if (b == NULL) {
+        Py_XDECREF(a);
+        return NULL;
+    }
+    PyObject *id = PyTuple_New(2);
+    if (id == NULL) {
+        Py_DECREF(a);
+        Py_DECREF(b);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(id, 0, a); /* (no format string parsed: two of these a node) */
+    PyTuple_SET_ITEM(id, 1, b);
+    return id;
 }
 
 /* The EntryMap's chunks built in private buffers (reused from chunk to chunk): a chunk's packed
@@ -2239,11 +2252,12 @@ static int load_tombstone(NodeLoad *L, size_t n_elems, unsigned long long ms, un
 }
 
 /* One node listpack (blob[0..size)) under the master ID (master_ms, master_seq) walked into
- * the EntryMap: 1 done (L's node fields set), 0 refused (*refusal), 2 an ID not past the last
- * one walked (the caller gives way to the reference), -1 error. */
-static int load_node(NodeLoad *L, const unsigned char *blob, size_t size, unsigned long long master_ms,
-                     unsigned long long master_seq, const char **refusal) {
-    const int deep = L->deep;
+ * the EntryMap (`deep`: sanitizing, L->deep): 1 done (L's node fields set), 0 refused
+ * (*refusal), 2 an ID not past the last one walked (the caller gives way to the reference),
+ * -1 error. */
+static inline __attribute__((always_inline)) int load_node_body(NodeLoad *L, const unsigned char *blob, size_t size,
+                                                                unsigned long long master_ms, unsigned long long master_seq,
+                                                                const char **refusal, const int deep) {
     L->live = L->tombstones = L->entries_bytes = 0;
     Py_CLEAR(L->fields);
     Py_CLEAR(L->dead);
@@ -2413,6 +2427,18 @@ static int load_node(NodeLoad *L, const unsigned char *blob, size_t size, unsign
 truncated:
     *refusal = "listpack entry past end";
     return 0;
+}
+
+/* load_node_body made twice, `deep` a constant in each: the walk's per-element sanitize tests
+ * are compiled out of the common (not sanitizing) one. */
+static int load_node_plain(NodeLoad *L, const unsigned char *blob, size_t size, unsigned long long master_ms,
+                           unsigned long long master_seq, const char **refusal) {
+    return load_node_body(L, blob, size, master_ms, master_seq, refusal, 0);
+}
+
+static int load_node_deep(NodeLoad *L, const unsigned char *blob, size_t size, unsigned long long master_ms,
+                          unsigned long long master_seq, const char **refusal) {
+    return load_node_body(L, blob, size, master_ms, master_seq, refusal, 1);
 }
 
 /* primitives.read_len (rdbLoadLen) at *pos before end: 1 with *n, or 0 (past the end, or an
@@ -2684,7 +2710,7 @@ static PyObject *py_stream_load_nodes(PyObject *self, PyObject *const *args, Py_
         }
         prev_key_ms = master_ms;
         prev_key_seq = master_seq;
-        r = load_node(&L, blob, blob_len, master_ms, master_seq, &refusal);
+        r = (L.deep ? load_node_deep : load_node_plain)(&L, blob, blob_len, master_ms, master_seq, &refusal);
         if (r == 2) {
             result = Py_NewRef(Py_False);
             goto done;
