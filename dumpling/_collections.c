@@ -2163,14 +2163,35 @@ static int build_emit(ChunkBuild *B, IdMapParts *parts) {
     return slot_set_ll(parts->owner, g_idmap_offsets[IM_LEN], parts->len);
 }
 
+/* Whether the entry e[0..n)'s fields are the tuple `master`'s (packed_entry_size's `same`). */
+static inline __attribute__((always_inline)) int packed_entry_same(PyObject *master, const FlatElem *e, Py_ssize_t n) {
+    if (n != 2 * PyTuple_GET_SIZE(master))
+        return 0;
+    for (Py_ssize_t i = 0; i < n / 2; i++) {
+        PyObject *m = PyTuple_GET_ITEM(master, i);
+        if (e[2 * i].obj != m && !(PyBytes_CheckExact(m) && e[2 * i].len == PyBytes_GET_SIZE(m) &&
+                                   bytes_equal(e[2 * i].p, PyBytes_AS_STRING(m), e[2 * i].len)))
+            return 0;
+    }
+    return 1;
+}
+
 /* The entry e[0..n) with the ID record appended to the chunk being built (the chunk emitted
- * first when it is full): 0, or -1 error. */
-static int build_put(ChunkBuild *B, IdMapParts *parts, const unsigned char *record, const FlatElem *e, Py_ssize_t n) {
-    int same;
-    long long size = B->master != NULL ? packed_entry_size(B->master, e, n, &same) : 0;
-    if (B->master != NULL && (B->n >= (size_t)g_idmap_chunk || (long long)B->used + size > FLATS_CHUNK_BYTES) &&
-        build_emit(B, parts) < 0)
-        return -1;
+ * first when it is full): 0, or -1 error.  `text_bytes`: its elements' bytes together, so room
+ * is made once for the most it can pack into (a length varint is 10 bytes at most) and the entry
+ * is packed in one pass. */
+static inline __attribute__((always_inline)) int build_put(ChunkBuild *B, IdMapParts *parts, const unsigned char *record,
+                                                           const FlatElem *e, Py_ssize_t n, size_t text_bytes) {
+    int same = 0;
+    size_t most = 10 * ((size_t)n + 1) + text_bytes;
+    if (B->master != NULL) {
+        same = packed_entry_same(B->master, e, n);
+        if (B->n >= (size_t)g_idmap_chunk ||
+            ((long long)(B->used + most) > FLATS_CHUNK_BYTES && B->used + (size_t)packed_entry_size(B->master, e, n, &same) > FLATS_CHUNK_BYTES)) {
+            if (build_emit(B, parts) < 0)
+                return -1;
+        }
+    }
     if (B->master == NULL) { /* a chunk begun: its first entry's fields are its master's */
         if ((B->master = PyTuple_New(n / 2)) == NULL)
             return -1;
@@ -2180,8 +2201,7 @@ static int build_put(ChunkBuild *B, IdMapParts *parts, const unsigned char *reco
                 return -1;
             PyTuple_SET_ITEM(B->master, i, f);
         }
-        size = packed_entry_size(B->master, e, n, &same);
-        if (size > FLATS_CHUNK_BYTES) {
+        if (packed_entry_size(B->master, e, n, &same) > FLATS_CHUNK_BYTES) {
             PyErr_SetString(PyExc_OverflowError, "a stream entry over 4 GiB");
             return -1;
         }
@@ -2198,8 +2218,8 @@ static int build_put(ChunkBuild *B, IdMapParts *parts, const unsigned char *reco
         B->keys = keys;
         B->n_cap = cap;
     }
-    if (B->used + (size_t)size > B->data_cap) {
-        size_t cap = 2 * B->data_cap > B->used + (size_t)size ? 2 * B->data_cap : B->used + (size_t)size + 65536;
+    if (B->used + most > B->data_cap) {
+        size_t cap = 2 * B->data_cap > B->used + most ? 2 * B->data_cap : B->used + most + 65536;
         unsigned char *data = PyMem_Realloc(B->data, cap);
         if (data == NULL) {
             PyErr_NoMemory();
@@ -2208,8 +2228,18 @@ static int build_put(ChunkBuild *B, IdMapParts *parts, const unsigned char *reco
         B->data = data;
         B->data_cap = cap;
     }
-    packed_entry_put(B->data + B->used, e, n, same);
-    B->used += (size_t)size;
+    /* packed_entry_put's bytes, its end found as it goes */
+    unsigned char *w = varint_put(B->data + B->used, ((unsigned long long)n << 1) | (unsigned)same);
+    for (Py_ssize_t i = same ? 1 : 0; i < n; i += 1 + same) {
+        size_t len = (size_t)e[i].len;
+        if (len < 0x80)
+            *w++ = (unsigned char)len;
+        else
+            w = varint_put(w, len);
+        lpe_copy(w, (const unsigned char *)e[i].p, len);
+        w += len;
+    }
+    B->used = (size_t)(w - B->data);
     uint32_t end = (uint32_t)B->used;
     memcpy(B->ends + 4 * B->n, &end, 4);
     memcpy(B->keys + ID_RECORD * B->n, record, ID_RECORD);
@@ -2310,11 +2340,13 @@ static inline __attribute__((always_inline)) int load_node_body(NodeLoad *L, con
         *refusal = "stream master entry not zero-terminated";
         return 0;
     }
-    /* the master fields' listpack sizes, counted once for the entries that share them */
+    /* the master fields' listpack sizes and bytes, counted once for the entries that share them */
     long long fields_size = 0;
+    size_t fields_text = 0;
     for (Py_ssize_t f = 0; f < nfields; f++) {
         PyObject *name = PyList_GET_ITEM(L->fields, f);
         fields_size += lp_entry_size(PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name));
+        fields_text += (size_t)PyBytes_GET_SIZE(name);
     }
     long long walked = 0;
     while (*p != 0xFF) { /* (p < end here: every element read ended at or before it) */
@@ -2356,6 +2388,7 @@ static inline __attribute__((always_inline)) int load_node_body(NodeLoad *L, con
         FlatElem *elems = L->elems;
         unsigned char *dg = L->digits;
         long long size_of = 0;
+        size_t text_bytes = samefields ? fields_text : 0;
         int same = k == nfields;
         for (size_t j = 0; j < n_elems; j++) {
             if (samefields && j % 2 == 0) {
@@ -2369,6 +2402,7 @@ static inline __attribute__((always_inline)) int load_node_body(NodeLoad *L, con
                 goto truncated;
             size_of += load_size(&e);
             load_text(&e, &dg);
+            text_bytes += e.n;
             elems[j].obj = NULL;
             elems[j].p = (const char *)e.s;
             elems[j].len = (Py_ssize_t)e.n;
@@ -2411,7 +2445,7 @@ static inline __attribute__((always_inline)) int load_node_body(NodeLoad *L, con
             L->live++;
             unsigned char record[ID_RECORD];
             id_record(record, ms, seq);
-            if (build_put(&L->build, &L->parts, record, elems, (Py_ssize_t)n_elems) < 0)
+            if (build_put(&L->build, &L->parts, record, elems, (Py_ssize_t)n_elems, text_bytes) < 0)
                 return -1;
         }
     }
