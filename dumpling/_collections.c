@@ -2113,23 +2113,55 @@ static PyObject *load_id(unsigned long long ms, unsigned long long seq) {
     return id;
 }
 
-/* The EntryMap's chunks built in private buffers (reused from chunk to chunk): a chunk's packed
- * entries, their end offsets and ID records, and its master fields (the first entry's, as
- * flats_append_elems sets them), made a PackedFlats of exact-size bytearrays once it holds
- * CHUNK entries (or its byte limit, or the load's end): what appending entry after entry and
- * EntryMap._seal_last leave, with one copy of each byte and no Python object an entry. */
+/* The EntryMap's chunks built straight into the bytearrays they keep: a chunk's packed entries,
+ * their end offsets and ID records (a bytearray's size its room while it is built: CHUNK
+ * entries' ends and records, data twice the bytes written at least), and its master fields (the
+ * first entry's, as flats_append_elems sets them), made a PackedFlats once it holds CHUNK entries
+ * (or its byte limit, or the load's end), its bytearrays cut to their size (data's room given
+ * back where it lies, else copied: exact, as EntryMap._seal_last leaves a full chunk): what
+ * appending entry after entry leaves, with no Python object an entry. */
 typedef struct {
-    unsigned char *data, *ends, *keys;
-    size_t used, data_cap, n, n_cap; /* bytes of data written; entries in the chunk */
-    PyObject *master;                /* the chunk's master fields (a tuple), NULL: none begun */
+    PyObject *data_obj, *ends_obj, *keys_obj; /* the chunk's bytearrays, NULL: none begun */
+    unsigned char *data, *ends, *keys;        /* their bytes */
+    size_t used, data_cap, n, n_cap;          /* bytes of data written (and room); entries in the chunk (and room) */
+    size_t last_used;                         /* the previous chunk's data bytes (the next one's first room) */
+    PyObject *master;                         /* the chunk's master fields (a tuple), NULL: none begun */
 } ChunkBuild;
 
 static void build_free(ChunkBuild *B) {
-    PyMem_Free(B->data);
-    PyMem_Free(B->ends);
-    PyMem_Free(B->keys);
+    Py_CLEAR(B->data_obj);
+    Py_CLEAR(B->ends_obj);
+    Py_CLEAR(B->keys_obj);
     Py_CLEAR(B->master);
     memset(B, 0, sizeof *B);
+}
+
+/* The bytearray *obj cut to `size` bytes with no room left over (room given back in place, else
+ * a copy made): 0, or -1 error. */
+static int build_cut(PyObject **obj, size_t size) {
+    if (PyByteArray_Resize(*obj, (Py_ssize_t)size) < 0)
+        return -1;
+    if ((size_t)((PyByteArrayObject *)*obj)->ob_alloc == size + 1)
+        return 0;
+    PyObject *exact = PyByteArray_FromStringAndSize(PyByteArray_AS_STRING(*obj), (Py_ssize_t)size);
+    if (exact == NULL)
+        return -1;
+    Py_SETREF(*obj, exact);
+    return 0;
+}
+
+/* The data bytearray's room made `cap` (at least twice the bytes written: build_cut then gives
+ * the rest back in place).  0, or -1 error. */
+static int build_data_room(ChunkBuild *B, size_t cap) {
+    if (B->data_obj == NULL) {
+        if ((B->data_obj = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)cap)) == NULL)
+            return -1;
+    } else if (PyByteArray_Resize(B->data_obj, (Py_ssize_t)cap) < 0) {
+        return -1;
+    }
+    B->data = (unsigned char *)PyByteArray_AS_STRING(B->data_obj);
+    B->data_cap = cap;
+    return 0;
 }
 
 /* The chunk built so far appended to the map (parts): its PackedFlats, keys, _maxes record and
@@ -2137,11 +2169,15 @@ static void build_free(ChunkBuild *B) {
 static int build_emit(ChunkBuild *B, IdMapParts *parts) {
     if (B->n == 0)
         return 0;
+    if (build_cut(&B->data_obj, B->used) < 0 || build_cut(&B->ends_obj, 4 * B->n) < 0 || build_cut(&B->keys_obj, ID_RECORD * B->n) < 0)
+        return -1;
     PyObject *chunk = PyObject_CallNoArgs(g_flats_type);
-    PyObject *data = PyByteArray_FromStringAndSize((const char *)B->data, (Py_ssize_t)B->used);
-    PyObject *ends = PyByteArray_FromStringAndSize((const char *)B->ends, (Py_ssize_t)(4 * B->n));
-    PyObject *keys = PyByteArray_FromStringAndSize((const char *)B->keys, (Py_ssize_t)(ID_RECORD * B->n));
-    int bad = chunk == NULL || data == NULL || ends == NULL || keys == NULL || (PyObject *)Py_TYPE(chunk) != g_flats_type;
+    PyObject *data = B->data_obj, *ends = B->ends_obj, *keys = B->keys_obj;
+    B->data_obj = B->ends_obj = B->keys_obj = NULL; /* (the next chunk makes its own) */
+    B->data = B->ends = B->keys = NULL;
+    B->data_cap = B->n_cap = 0;
+    B->last_used = B->used;
+    int bad = chunk == NULL || (PyObject *)Py_TYPE(chunk) != g_flats_type;
     if (!bad) {
         Py_XSETREF(*slot_at(chunk, g_flats_offsets[PF_MASTER]), B->master);
         Py_XSETREF(*slot_at(chunk, g_flats_offsets[PF_DATA]), data);
@@ -2149,7 +2185,7 @@ static int build_emit(ChunkBuild *B, IdMapParts *parts) {
         B->master = NULL;
         data = ends = NULL;
         bad = untrack_new(chunk) < 0 || PyList_Append(parts->keys, keys) < 0 || PyList_Append(parts->vals, chunk) < 0 ||
-              records_append(parts->maxes, B->keys + ID_RECORD * (B->n - 1)) < 0;
+              records_append(parts->maxes, (const unsigned char *)PyByteArray_AS_STRING(keys) + ID_RECORD * (B->n - 1)) < 0;
     }
     Py_XDECREF(chunk);
     Py_XDECREF(data);
@@ -2206,28 +2242,22 @@ static inline __attribute__((always_inline)) int build_put(ChunkBuild *B, IdMapP
             return -1;
         }
     }
-    if (B->n >= B->n_cap) {
+    if (B->n >= B->n_cap) { /* (a chunk begun: room for CHUNK entries; more only past the byte limit's test) */
         size_t cap = B->n_cap ? 2 * B->n_cap : (size_t)g_idmap_chunk;
-        unsigned char *ends = PyMem_Realloc(B->ends, 4 * cap), *keys = ends == NULL ? NULL : PyMem_Realloc(B->keys, ID_RECORD * cap);
-        if (ends != NULL)
-            B->ends = ends;
-        if (keys == NULL) {
-            PyErr_NoMemory();
+        int fresh = B->ends_obj == NULL;
+        if (fresh ? (B->ends_obj = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)(4 * cap))) == NULL
+                  : PyByteArray_Resize(B->ends_obj, (Py_ssize_t)(4 * cap)) < 0)
             return -1;
-        }
-        B->keys = keys;
+        if (fresh ? (B->keys_obj = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)(ID_RECORD * cap))) == NULL
+                  : PyByteArray_Resize(B->keys_obj, (Py_ssize_t)(ID_RECORD * cap)) < 0)
+            return -1;
+        B->ends = (unsigned char *)PyByteArray_AS_STRING(B->ends_obj);
+        B->keys = (unsigned char *)PyByteArray_AS_STRING(B->keys_obj);
         B->n_cap = cap;
     }
-    if (B->used + most > B->data_cap) {
-        size_t cap = 2 * B->data_cap > B->used + most ? 2 * B->data_cap : B->used + most + 65536;
-        unsigned char *data = PyMem_Realloc(B->data, cap);
-        if (data == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        B->data = data;
-        B->data_cap = cap;
-    }
+    if (B->used + most > B->data_cap / 2 &&
+        build_data_room(B, 2 * (B->used + most) > 2 * B->last_used + 4096 ? 2 * (B->used + most) + 4096 : 2 * B->last_used + 4096) < 0)
+        return -1;
     /* packed_entry_put's bytes, its end found as it goes */
     unsigned char *w = varint_put(B->data + B->used, ((unsigned long long)n << 1) | (unsigned)same);
     for (Py_ssize_t i = same ? 1 : 0; i < n; i += 1 + same) {
@@ -2550,12 +2580,13 @@ static int lzf_expand(const unsigned char *in, size_t n, unsigned char *out, siz
         if ((size_t)(op - out) < back || (size_t)(oe - op) < len)
             return 0;
         const unsigned char *ref = op - back;
-        if (back >= 8) { /* (8 bytes a step: each step reads bytes already written) */
-            unsigned char *w = op;
-            for (size_t i = 0; i < len; i += 8, w += 8, ref += 8) {
-                uint64_t word;
-                memcpy(&word, ref, 8);
-                memcpy(w, &word, 8);
+        if (back >= 8) { /* (8 bytes a step, the first outside the loop: each reads bytes already written) */
+            uint64_t word;
+            memcpy(&word, ref, 8);
+            memcpy(op, &word, 8);
+            for (size_t i = 8; i < len; i += 8) {
+                memcpy(&word, ref + i, 8);
+                memcpy(op + i, &word, 8);
             }
         } else { /* (overlapping: the pattern repeats, byte by byte) */
             for (size_t i = 0; i < len; i++)
