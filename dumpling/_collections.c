@@ -2709,6 +2709,17 @@ static int load_stream_node(NodeLoad *L, PyObject *nodes, unsigned long long mas
         bad |= values[i] == NULL;
         Py_XSETREF(*slot_at(node, g_node_offsets[i]), values[i]);
     }
+    if (!bad) { /* (all it holds is bytes and ints, its tombstones' dict aside: hidden from the cyclic
+                 * collector here, as collector.untrack hides them when the value is stored, its walk
+                 * then stopping at the node) */
+        PyObject_GC_UnTrack(values[SN_MASTER_FIELDS]);
+        if (PyObject_GC_IsTracked(values[SN_LAST_ID]))
+            PyObject_GC_UnTrack(values[SN_LAST_ID]);
+        if (PyObject_GC_IsTracked(values[SN_MASTER_ID]))
+            PyObject_GC_UnTrack(values[SN_MASTER_ID]);
+        if (!PyObject_GC_IsTracked(values[SN_DEAD]) && PyObject_GC_IsTracked(node))
+            PyObject_GC_UnTrack(node);
+    }
     unsigned char record[ID_RECORD];
     id_record(record, master_ms, master_seq);
     bad = bad || idmap_append(&np, record, node) < 0;
