@@ -10,7 +10,9 @@ restored into us read back as Redis reads them."""
 
 from __future__ import annotations
 
+import gc
 import random
+import sys
 from typing import Any
 
 import pytest
@@ -104,6 +106,28 @@ def test_the_c_path_runs_and_keeps_the_payload_layout(monkeypatch: pytest.Monkey
     restored = decode_payload(payload).value
     assert len(answers) == 1 and type(answers[0]) is tuple and answers[0][1] is not None
     assert restored._nodes is not None and any(n.dead for n in restored._nodes.values())
+    assert encode_payload(restored, 11) == payload
+    assert all(gc.is_tracked(n) == bool(n.dead) for n in restored._nodes.values())
+
+
+@native
+def test_loaded_chunks_are_exact_size_and_nodes_untracked() -> None:
+    """The chunks' bytearrays, written in place while loading, are exact-size once full (as
+    EntryMap._seal_last leaves them), whatever the entries' sizes; nodes without tombstones
+    come out untracked by the cyclic GC, and what is loaded reads back as written."""
+    rng = random.Random(5)
+    s = StreamValue()
+    for i in range(1, 3501):
+        value = b"v" * rng.choice((1, 10, 70, 300)) if i % 500 else b"w" * 5000
+        s.append((1000 + i, 0), [b"f", value] if i % 4 else [b"g%d" % i, b"%d" % i], 4096, 100)
+    payload = encode_payload(s, 11)
+    restored = decode_payload(payload).value
+    e = restored.entries
+    assert len(e._vals) == 4 and list(e.items()) == list(s.entries.items())
+    for keys, chunk in list(zip(e._keys, e._vals, strict=True))[:-1]:
+        for buf in (keys, chunk.data, chunk.ends):
+            assert sys.getsizeof(buf) == sys.getsizeof(bytearray(buf))
+    assert restored._nodes is not None and not any(gc.is_tracked(n) for n in restored._nodes.values())
     assert encode_payload(restored, 11) == payload
 
 
