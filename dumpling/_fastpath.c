@@ -866,6 +866,13 @@ typedef struct {
      * take is the transport's. */
     PyObject *write_transport;
     int write_fd;
+    /* The transport tells the protocol when it holds bytes (write_directly's `signals`: asyncio's
+     * and uvloop's, whose pause_writing comes at the first byte the socket did not take once
+     * set_write_buffer_limits(0) ran and resume_writing when all left): `write_held`, which
+     * Client.pause_writing sets and resume_writing clears, then says whether a direct send must
+     * ask the transport's backlog first (a send past queued bytes would overtake them). */
+    int write_signals;
+    char write_held;
 } ClientBaseObject;
 
 typedef struct {
@@ -2767,7 +2774,9 @@ static int write_replies(PyObject *client, PyObject *server, Out *reply) {
      * must follow whatever the transport still holds) */
     long long check_from = PyDict_GET_SIZE(sm->value[SM_PUBSUB_CLIENTS]) == 0 ? sm->check_from_normal : sm->check_from;
     int direct = c->write_transport != NULL && c->write_transport == transport;
-    if (check_from > 0 || direct) {
+    /* (a transport that signals its backlog and holds nothing: no get_write_buffer_size, ~0.12k
+     * instructions a read) */
+    if (check_from > 0 || (direct && (!c->write_signals || c->write_held))) {
         PyObject *backlog = call_method(&g_backlog_method, transport, s_get_write_buffer_size, NULL);
         long long pending = backlog == NULL ? -1 : PyLong_AsLongLong(backlog);
         Py_XDECREF(backlog);
@@ -2818,13 +2827,19 @@ static int write_replies(PyObject *client, PyObject *server, Out *reply) {
     return 1;
 }
 
-/* write_directly(transport, fd): the connection's socket, which write_replies may write to itself
- * while `transport` is the client's; write_directly(None, -1): none (closing, closed). */
+/* write_directly(transport, fd, signals=False): the connection's socket, which write_replies may
+ * write to itself while `transport` is the client's and holds nothing: asked each write
+ * (get_write_buffer_size) unless `signals` (the transport calls pause_writing at its first held
+ * byte and resume_writing when it holds none: then `_write_held` says it); write_directly(None,
+ * -1): none (closing, closed). */
 static PyObject *client_write_directly(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "write_directly(transport, fd)");
+    if (nargs != 2 && nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "write_directly(transport, fd, signals=False)");
         return NULL;
     }
+    int signals = nargs == 3 ? PyObject_IsTrue(args[2]) : 0;
+    if (signals < 0)
+        return NULL;
     long fd = PyLong_AsLong(args[1]);
     if (fd == -1 && PyErr_Occurred())
         return NULL;
@@ -2835,6 +2850,7 @@ static PyObject *client_write_directly(PyObject *self, PyObject *const *args, Py
     ClientBaseObject *c = (ClientBaseObject *)self;
     c->write_transport = args[0] != Py_None && fd >= 0 ? args[0] : NULL;
     c->write_fd = (int)fd;
+    c->write_signals = c->write_transport != NULL && signals;
     Py_RETURN_NONE;
 }
 
@@ -2941,8 +2957,9 @@ static PyMethodDef client_base_methods[] = {
     {"data_received", client_data_received, METH_O,
      "data_received(data): a read of the connection (the common case in C, the rest Client.received's)"},
     {"write_directly", (PyCFunction)(void (*)(void))client_write_directly, METH_FASTCALL,
-     "write_directly(transport, fd): the socket a read's replies may be written to while transport is the "
-     "client's (None, -1: none)"},
+     "write_directly(transport, fd, signals=False): the socket a read's replies may be written to while "
+     "transport is the client's and holds nothing (signals: its pause_writing/resume_writing say when it "
+     "holds bytes, kept in _write_held; None, -1: none)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -2954,6 +2971,8 @@ static PyMemberDef client_base_members[] = {
      "the most the reply buffer held this period (CLIENT LIST rbp)"},
     {"_batch_ran", T_PYSSIZET, offsetof(ClientBaseObject, batch_ran), 0,
      "bytes of this read already run and gone from the buffers (query_buffer_size)"},
+    {"_write_held", T_BOOL, offsetof(ClientBaseObject, write_held), 0,
+     "the transport holds bytes the socket did not take (between its pause_writing and resume_writing)"},
     {NULL, 0, 0, 0, NULL},
 };
 

@@ -55,7 +55,7 @@ class _PyReads:
 
     __slots__ = ()
 
-    def write_directly(self, transport: asyncio.BaseTransport | None, fd: int) -> None:
+    def write_directly(self, transport: asyncio.BaseTransport | None, fd: int, signals: bool = False) -> None:
         """Pure mode writes every reply through the transport (``Client.flush``)."""
 
 
@@ -171,8 +171,12 @@ class Client(_ReadBase, asyncio.Protocol):
             if transport.get_extra_info("sslcontext") is None:
                 # the C read path may write a read's replies to this socket itself while nothing
                 # is queued in this transport (ClientBase.write_directly), until close or
-                # connection_lost; anything that gives the client another transport turns it off
-                self.write_directly(transport, self.fd)
+                # connection_lost; anything that gives the client another transport turns it off.
+                # Under limits(0) an asyncio transport calls pause_writing at its first held byte
+                # and resume_writing once it holds none, so _write_held says when it holds any
+                # (one that does not, signals_backlog False, is asked on every write)
+                signals = limits is not None and getattr(transport, "signals_backlog", True)
+                self.write_directly(transport, self.fd, signals)
         peer = transport.get_extra_info("peername")
         local = transport.get_extra_info("sockname")
         if sock is not None and sock.family == socket.AF_UNIX:
@@ -203,12 +207,15 @@ class Client(_ReadBase, asyncio.Protocol):
     def pause_writing(self) -> None:
         """The socket left output unsent: this client's memory moves with no read or write of ours
         (the transport sends it later), so the clients cron counts it every tick until it is
-        sent (dumpling.clientscron)."""
+        sent (dumpling.clientscron); and the C read path's replies follow it through the
+        transport (``_write_held``) until ``resume_writing``."""
+        self._write_held = True
         if not self.closed:
             self.server.clients_in_flux.add(self)
 
     def resume_writing(self) -> None:
         """All output sent: counted once more at the next tick."""
+        self._write_held = False
         if not self.closed:
             self.server.clients_in_flux.add(self)
 

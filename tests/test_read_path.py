@@ -197,12 +197,40 @@ def test_info_traffic_counters_match_redis(dumpling_server: ServerProcess, redis
 
 class SocketTransport(BackloggedTransport):
     """A transport on one end of a socket pair: what it is given to write waits in ``data`` (its
-    queue, the backlog it reports) and is never sent, so the peer receives only what the C read
-    path wrote to the socket itself (``ClientBase.write_directly``)."""
+    queue, the backlog it reports) until ``send_queued``, so the peer receives only what the C read
+    path wrote to the socket itself (``ClientBase.write_directly``) and what ``send_queued`` sent.
+    As asyncio's and uvloop's transports under ``set_write_buffer_limits(0)``, it calls the
+    protocol's ``pause_writing`` when it comes to hold bytes and ``resume_writing`` when it holds
+    none again (the C path then asks no backlog while it holds none); ``NonSignallingTransport``
+    does not (the C path asks it every write)."""
 
     def __init__(self, sock: socket.socket) -> None:
         super().__init__()
         self.sock = sock
+        self.protocol: Client | None = None
+        self.paused = False
+        self.high_water: int | None = None
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self.high_water = high
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        if self.protocol is not None and not self.paused and len(self.data) > (self.high_water or 0):
+            self.paused = True
+            self.protocol.pause_writing()
+
+    def send_queued(self) -> None:
+        """What the socket takes of the queue now; resume_writing once it is all sent."""
+        while self.data:
+            try:
+                sent = self.sock.send(self.data)
+            except BlockingIOError:
+                return
+            del self.data[:sent]
+        if self.paused and self.protocol is not None:
+            self.paused = False
+            self.protocol.resume_writing()
 
     def get_write_buffer_size(self) -> int:
         return len(self.data)
@@ -211,28 +239,43 @@ class SocketTransport(BackloggedTransport):
         return self.sock if name == "socket" else super().get_extra_info(name, default)
 
 
-def _socket_replies(reads: list[bytes | None], monkeypatch: pytest.MonkeyPatch, send_buffer: int | None = None
+class NonSignallingTransport(SocketTransport):
+    """One that calls neither pause_writing nor resume_writing (as the busy-script responder's)."""
+
+    signals_backlog = False
+
+
+def _socket_replies(reads: list[bytes | None], monkeypatch: pytest.MonkeyPatch, send_buffer: int | None = None,
+                    transport_type: type[SocketTransport] = SocketTransport, drain_every: int = 0,
                     ) -> tuple[bytes, bytes, tuple[int, ...]]:
     """``reads`` through the C read path on a socket pair: (what the peer received, what the transport
-    was left to send, INFO's traffic counters)."""
+    was left to send, INFO's traffic counters).  ``drain_every`` N: after every N reads the peer
+    reads all it can and the transport sends what it holds (resume_writing when all of it went)."""
     ours, peer = socket.socketpair()
     with ours, peer:
         ours.setblocking(False)
         if send_buffer is not None:
             ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
-        transport = SocketTransport(ours)
+        transport = transport_type(ours)
         with monkeypatch.context():
             server = Server(Config())
             client = Client(server)
+            transport.protocol = client
             client.connection_made(transport)  # type: ignore[arg-type]
             received = bytearray()
-            for data in reads:
+            for i, data in enumerate(reads):
                 if transport.closed:
                     break
                 assert data is not None
                 client.data_received(data)
                 if send_buffer is None:  # (a peer that reads as it goes; else one that reads at the end)
                     received += _drain(peer)
+                elif drain_every and (i + 1) % drain_every == 0:
+                    for _ in range(64):  # (the socket's buffer refills as the peer reads)
+                        received += _drain(peer)
+                        transport.send_queued()
+                        if not transport.data:
+                            break
             received += _drain(peer)
         stats = (server.stat_net_input, server.stat_net_output, server.stat_reads, server.stat_writes,
                  server.stat_commands)
@@ -268,12 +311,59 @@ def test_replies_written_to_the_socket_itself(name: str, monkeypatch: pytest.Mon
 
 
 @pytest.mark.skipif(fastpath is None, reason="the C read path is not built (pure mode)")
-def test_a_full_socket_leaves_the_rest_to_the_transport(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("transport_type", [SocketTransport, NonSignallingTransport])
+def test_a_full_socket_leaves_the_rest_to_the_transport(transport_type: type[SocketTransport],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """A reply the socket takes only part of: the rest goes to transport.write, and while the
-    transport holds anything every later reply follows it there (nothing overtakes it)."""
+    transport holds anything every later reply follows it there (nothing overtakes it), whether
+    the transport signals its backlog (pause_writing) or is asked for it."""
     reads: list[bytes | None] = [_cmd("SET", "big", BIG)] + [_cmd("GET", "big"), _cmd("PING"), _cmd("GET", "k")] * 20
     theirs = _run(reads, False, monkeypatch)
-    received, queued, stats = _socket_replies(reads, monkeypatch, send_buffer=4096)
+    received, queued, stats = _socket_replies(reads, monkeypatch, send_buffer=4096, transport_type=transport_type)
     assert received and queued
     assert received + queued == theirs["replies"]
     assert stats == theirs["stats"]
+
+
+@pytest.mark.skipif(fastpath is None, reason="the C read path is not built (pure mode)")
+@pytest.mark.parametrize("transport_type", [SocketTransport, NonSignallingTransport])
+def test_replies_go_back_to_the_socket_once_the_transport_drained(transport_type: type[SocketTransport],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The transport's backlog is sent now and then (resume_writing after the last byte): the peer
+    gets every reply in order, and the direct writes take up again once it held nothing."""
+    reads: list[bytes | None] = [_cmd("SET", "big", BIG)] + [_cmd("GET", "big"), _cmd("PING"), _cmd("GET", "k")] * 20
+    theirs = _run(reads, False, monkeypatch)
+    received, queued, stats = _socket_replies(reads, monkeypatch, send_buffer=4096, transport_type=transport_type,
+                                              drain_every=5)
+    assert received + queued == theirs["replies"]
+    assert stats == theirs["stats"]
+
+
+@pytest.mark.skipif(fastpath is None, reason="the C read path is not built (pure mode)")
+def test_write_held_follows_the_transports_signals(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``_write_held`` is set by pause_writing and cleared by resume_writing: a direct send waits for
+    the transport's queue while it is set."""
+    ours, peer = socket.socketpair()
+    with ours, peer:
+        ours.setblocking(False)
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        transport = SocketTransport(ours)
+        client = Client(Server(Config()))
+        transport.protocol = client
+        client.connection_made(transport)  # type: ignore[arg-type]
+        assert not client._write_held
+        client.data_received(_cmd("SET", "big", BIG))
+        client.data_received(_cmd("GET", "big"))
+        assert transport.data and client._write_held
+        client.data_received(_cmd("PING"))
+        assert transport.data.endswith(b"+PONG\r\n")  # (behind the queue, not on the socket)
+        received = bytearray()
+        while transport.data:
+            received += _drain(peer)
+            transport.send_queued()
+        assert not client._write_held
+        received += _drain(peer)  # (room in the socket's buffer again)
+        client.data_received(_cmd("PING"))
+        received += _drain(peer)
+        assert not transport.data
+        assert received == b"+OK\r\n$40000\r\n" + BIG + b"\r\n+PONG\r\n+PONG\r\n"

@@ -37,6 +37,8 @@ _READ_SIZE = 65536
 class _SocketTransport(asyncio.Transport):
     """Enough of a transport for a client accepted while the loop is blocked."""
 
+    signals_backlog = False  # (no pause_writing when it holds bytes: Client.connection_made)
+
     def __init__(self, sock: socket.socket) -> None:
         super().__init__()
         self.sock = sock
