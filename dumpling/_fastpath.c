@@ -237,23 +237,44 @@ static Py_ssize_t parse_request(const char *buf, Py_ssize_t pos, Py_ssize_t end,
     return pos;
 }
 
+/* The twin a request's name is (case-insensitively), or -1: the name's letters folded to lower
+ * case into one word and that word switched on (a loop comparing it with each name was ~0.12k
+ * instructions a request, every command paying it).  The names are lower-case letters: c | 0x20
+ * is one of them only for it or its capital, so no other name folds to one of theirs. */
+#define NAME_WORD(a, b, c, d, e, f)                                                                                   \
+    ((uint64_t)(a) | (uint64_t)(b) << 8 | (uint64_t)(c) << 16 | (uint64_t)(d) << 24 | (uint64_t)(e) << 32 |          \
+     (uint64_t)(f) << 40)
 static int identify(const Arg *name) {
-    if (name->len < 3 || name->len > 6)
-        return -1; /* (every other command: no name compared) */
-    char first = (char)(name->p[0] | 0x20);
-    for (int i = 0; i < N_COMMANDS; i++) {
-        const char *twin = COMMAND_NAMES[i];
-        if (twin[0] != first)
-            continue;
-        /* the names are lower-case letters: c | 0x20 is one of them only for it or its capital */
-        Py_ssize_t k = 1;
-        while (k < name->len && twin[k] != '\0' && (char)(name->p[k] | 0x20) == twin[k])
-            k++;
-        if (k == name->len && twin[k] == '\0')
-            return i;
+    Py_ssize_t n = name->len;
+    if (n < 3 || n > 6)
+        return -1; /* (every other command: no name folded) */
+    uint64_t word = 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        word |= (uint64_t)(unsigned char)(name->p[i] | 0x20) << (8 * i);
+    switch (word) {
+    case NAME_WORD('g', 'e', 't', 0, 0, 0):
+        return C_GET;
+    case NAME_WORD('s', 'e', 't', 0, 0, 0):
+        return C_SET;
+    case NAME_WORD('i', 'n', 'c', 'r', 0, 0):
+        return C_INCR;
+    case NAME_WORD('d', 'e', 'c', 'r', 0, 0):
+        return C_DECR;
+    case NAME_WORD('i', 'n', 'c', 'r', 'b', 'y'):
+        return C_INCRBY;
+    case NAME_WORD('d', 'e', 'c', 'r', 'b', 'y'):
+        return C_DECRBY;
+    case NAME_WORD('m', 's', 'e', 't', 0, 0):
+        return C_MSET;
+    case NAME_WORD('m', 'g', 'e', 't', 0, 0):
+        return C_MGET;
+    case NAME_WORD('p', 'i', 'n', 'g', 0, 0):
+        return C_PING;
+    default:
+        return -1;
     }
-    return -1;
 }
+#undef NAME_WORD
 
 /* ------------------------------------------------------------------ execution */
 
@@ -1595,6 +1616,7 @@ static PyObject *fast_histogram(PyObject *self, PyObject *unused) {
 static PyObject *g_general;     /* exact-case name -> Command, for the plain commands */
 static PyObject *g_status_type; /* dumpling.protocol.Status: its `wire` is the encoded reply */
 static PyObject *g_raw_type;    /* dumpling.protocol.Raw: likewise */
+static Py_ssize_t g_status_wire = -1, g_raw_wire = -1; /* their `wire` slots' offsets (-1: getattr) */
 static PyObject *g_no_reply;    /* dumpling.protocol.NO_REPLY */
 static PyObject *g_acl_check;   /* dumpling.commands.acl.check_command: -NOPERM text or None */
 
@@ -1799,9 +1821,10 @@ static int encode_value(Out *o, PyObject *v, int resp3, int depth, size_t limit)
     PyTypeObject *type = Py_TYPE(v);
     if (type == (PyTypeObject *)g_status_type || type == (PyTypeObject *)g_raw_type) {
         /* a status, or pre-encoded reply bytes (GEOPOS, GEOSEARCH WITH*...): `wire` is the reply */
-        PyObject *wire = PyObject_GetAttr(v, s_wire);
+        Py_ssize_t offset = type == (PyTypeObject *)g_status_type ? g_status_wire : g_raw_wire;
+        PyObject *wire = offset >= 0 ? Py_XNewRef(*(PyObject **)((char *)v + offset)) : PyObject_GetAttr(v, s_wire);
         if (wire == NULL)
-            return -1;
+            return offset >= 0 ? 0 : -1; /* (a slot not set: Python's encoder says so) */
         r = PyBytes_CheckExact(wire) && PyBytes_GET_SIZE(wire) < SIMPLE_REPLY_MAX
             ? (out_put(o, PyBytes_AS_STRING(wire), (size_t)PyBytes_GET_SIZE(wire)) < 0 ? -1 : 1) : 0;
         Py_DECREF(wire);
@@ -3731,6 +3754,16 @@ static PyObject *fast_configure_general(PyObject *self, PyObject *const *args, P
     Py_CLEAR(g_last_entry);
     Py_XSETREF(g_status_type, Py_NewRef(args[1]));
     Py_XSETREF(g_no_reply, Py_NewRef(args[2]));
+    /* (a type whose `wire` is no plain slot has it read by getattr) */
+    static const char *const wire[1] = {"wire"};
+    for (int i = 0; i < 2; i++) {
+        Py_ssize_t *offset = i == 0 ? &g_status_wire : &g_raw_wire;
+        int r = native_slot_offsets(i == 0 ? g_status_type : g_raw_type, wire, 1, offset);
+        if (r < 0)
+            return NULL;
+        if (r == 0)
+            *offset = -1;
+    }
     Py_RETURN_NONE;
 }
 

@@ -65,6 +65,12 @@ STREAMS: dict[str, list[bytes | None]] = {
         _cmd("MULTI"), _cmd("INCR", "n"), _cmd("EXEC"), _cmd("GET", "n"), _cmd("SELECT", "1"), _cmd("GET", "k"),
     ],
     "a plain run stopped by another command": [_cmd("INCR", "n") * 3 + _cmd("CLIENT", "GETNAME") + _cmd("INCR", "n")],
+    "twin names in any case, and names next to them": [
+        _cmd("sEt", "k", "5"), _cmd("gEt", "k"), _cmd("PiNg"), _cmd("iNcRbY", "k", "2"), _cmd("DeCr", "k"),
+        _cmd("mSeT", "a", "1", "b", "2"), _cmd("MgEt", "a", "b"), _cmd("InCr", "k"), _cmd("dEcRbY", "k", "3"),
+        _cmd("GETT", "k"), _cmd("GE", "k"), _cmd("PIN"), _cmd(b"G\xc5T", "k"), _cmd(b"GE\x14", "k"), _cmd("INCRBYX", "k", "1"),
+        _cmd("GETSET", "k", "1"), _cmd("SETNX", "n", "1"), _cmd("DECRBYY", "k", "1"),
+    ],
     "errors": [_cmd("GET"), _cmd("NOSUCH", "x"), _cmd("INCR", "k") + _cmd("SET", "k", "v") + _cmd("INCR", "k")],
     "quit": [_cmd("PING"), _cmd("QUIT"), _cmd("PING")],
     "quit inside a read": [_cmd("PING") + _cmd("QUIT") + _cmd("PING")],
