@@ -400,24 +400,38 @@ static int cmd_set(Batch *b, Arg *args, int argc) {
     PyObject *key = PyBytes_FromStringAndSize(args[1].p, args[1].len);
     if (key == NULL)
         return FAIL;
-    PyObject *value = NULL, *old;
+    PyObject *value = NULL, *old = NULL;
     int result = has_ttl(b, key);
     if (result != 0) { /* the TTL must go (and may have passed): Python */
         result = result < 0 ? FAIL : STOP;
         goto done;
     }
-    result = string_or_absent(b, key, &old);
-    if (result != DONE)
-        goto done;
     result = FAIL;
     value = PyBytes_FromStringAndSize(args[2].p, args[2].len);
-    if (value == NULL || store(b, key, value) < 0 || out_put(&b->out, "+OK\r\n", 5) < 0)
+    if (value == NULL)
+        goto done;
+    /* (made before the lookup: nothing runs between finding the entry and writing it) */
+    KtEntry *e = native_kt->find(b->data, key);
+    if (e != NULL && e->value != NULL) { /* overwritten where found: no second search by store */
+        if (!PyBytes_CheckExact(e->value) && !PyByteArray_CheckExact(e->value)) {
+            result = STOP; /* WRONGTYPE or a conversion: Python */
+            goto done;
+        }
+        old = e->value;
+        e->value = value;
+        value = NULL;
+        e->field = b->clock; /* (store's touch of an existing key) */
+    } else if (store(b, key, value) < 0) {
+        goto done;
+    }
+    if (out_put(&b->out, "+OK\r\n", 5) < 0)
         goto done;
     b->dirty++;
     result = DONE;
 done:
     Py_DECREF(key);
     Py_XDECREF(value);
+    Py_XDECREF(old); /* (last: a string's deallocation runs no code, but the entry is settled) */
     return result;
 }
 
