@@ -79,6 +79,11 @@ enum { SETV_MEMBERS, SETV_ENCODING, SETV_COUNT };
 static const char *const SET_SLOTS[SETV_COUNT] = {"_members", "encoding"};
 static Py_ssize_t g_set_offsets[SETV_COUNT];
 static int g_set_slots_ok = 0;
+/* ZSetValue's: ZADD reads them (three getattrs were ~0.8k instructions a ZADD) */
+enum { ZS_SCORES, ZS_ENCODING, ZS_COUNT };
+static const char *const ZSET_SLOTS[ZS_COUNT] = {"_scores", "encoding"};
+static Py_ssize_t g_zset_offsets[ZS_COUNT];
+static int g_zset_slots_ok = 0;
 
 /* ------------------------------------------------------------------ listpack sizes */
 
@@ -3529,23 +3534,9 @@ static int plain_score(const char *p, Py_ssize_t n, double *out) {
  * listpack the add would convert (or that zset-max-listpack-entries 0 converts), clients
  * blocked on some key (to be woken: Python's). */
 static PyObject *native_zadd(NativeCall *call, const NativeArg *args, int argc) {
-    /* ZSetValue's `_scores` and `encoding` slots at their offsets, found once per class
-     * (configure may name another): three getattrs were ~0.8k instructions a ZADD */
-    enum { ZS_SCORES, ZS_ENCODING, ZS_COUNT };
-    static const char *const zset_slots[ZS_COUNT] = {"_scores", "encoding"};
-    static PyObject *slots_of; /* the class the offsets are of (borrowed, compared only) */
-    static Py_ssize_t offsets[ZS_COUNT];
-    static int slots_ok;
     double score;
     if (!g_handlers_on || argc != 4 || g_zset_type == NULL || !plain_score(args[2].p, args[2].len, &score))
         return NULL;
-    if (slots_of != g_zset_type) {
-        int r = native_slot_offsets(g_zset_type, zset_slots, ZS_COUNT, offsets);
-        if (r < 0)
-            return NULL;
-        slots_ok = r;
-        slots_of = g_zset_type;
-    }
     int waiting = clients_blocked(call);
     if (waiting != 0)
         return NULL; /* clients to wake (or an error) */
@@ -3556,9 +3547,9 @@ static PyObject *native_zadd(NativeCall *call, const NativeArg *args, int argc) 
         return NULL;
     PyObject *reply = NULL, *scores = NULL, *encoding = NULL, *member = NULL, *r = NULL;
     Py_INCREF(value);
-    if (slots_ok) {
-        scores = Py_XNewRef(*slot_at(value, offsets[ZS_SCORES]));
-        encoding = Py_XNewRef(*slot_at(value, offsets[ZS_ENCODING]));
+    if (g_zset_slots_ok) {
+        scores = Py_XNewRef(*slot_at(value, g_zset_offsets[ZS_SCORES]));
+        encoding = Py_XNewRef(*slot_at(value, g_zset_offsets[ZS_ENCODING]));
         if (scores == NULL || encoding == NULL)
             goto done; /* (a slot not set: Python's) */
     } else if ((scores = PyObject_GetAttr(value, s_scores)) == NULL ||
@@ -3700,6 +3691,7 @@ static PyObject *py_configure(PyObject *self, PyObject *const *args, Py_ssize_t 
                         native_slot_offsets(g_idmap_type, IDMAP_SLOTS, IM_COUNT, g_idmap_offsets) > 0 &&
                         g_idmap_chunk > 0;
     Py_XSETREF(g_zset_type, Py_NewRef(args[5]));
+    g_zset_slots_ok = native_slot_offsets(args[5], ZSET_SLOTS, ZS_COUNT, g_zset_offsets) > 0;
     if (PyErr_Occurred())
         return NULL;
     Py_RETURN_NONE;
